@@ -1,0 +1,106 @@
+/**
+ * The local executor: runs argv arrays with child_process.spawn, never through a shell.
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { Readable, type Writable } from 'node:stream';
+import { InstanceImagesError } from '../../src/errors';
+import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/ports/executor';
+
+const DEFAULT_MAX_BUFFER = 16 * 1024 * 1024;
+
+/** Collects up to `max` bytes of a stream as utf8. */
+function collect(stream: Readable, max: number): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('data', (chunk: Buffer) => {
+      if (size < max) {
+        chunks.push(chunk.subarray(0, max - size));
+        size += chunk.length;
+      }
+    });
+    stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    stream.on('error', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+function start(argv: readonly string[], options: ExecOptions, pipeStdout: Writable | 'stream' | undefined): { stdout: Readable; done: Promise<ExecResult>; kill(): void } {
+  const [program, ...args] = argv;
+  if (program === undefined) throw new InstanceImagesError('VALIDATION_FAILED', 'A command needs a program name');
+  if (options.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Cancelled before running ${program}`);
+  const child = spawn(program, args, { shell: false, stdio: ['pipe', 'pipe', 'pipe'] });
+  const max = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
+  let ended: 'cancelled' | 'timeout' | null = null;
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  const onAbort = () => {
+    ended ??= 'cancelled';
+    kill();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = options.timeoutMs
+    ? setTimeout(() => {
+        ended ??= 'timeout';
+        kill();
+      }, options.timeoutMs)
+    : null;
+
+  // stdin: always closed so that programs waiting on it end.
+  child.stdin.on('error', () => undefined);
+  const { stdin } = options;
+  if (stdin === undefined) child.stdin.end();
+  else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) child.stdin.end(stdin);
+  else {
+    stdin.on('error', () => kill());
+    stdin.pipe(child.stdin);
+  }
+
+  let stdoutText: Promise<string> = Promise.resolve('');
+  if (pipeStdout === undefined) stdoutText = collect(child.stdout, max);
+  else if (pipeStdout !== 'stream') child.stdout.pipe(pipeStdout);
+  const stderrText = collect(child.stderr, max);
+
+  const done = new Promise<ExecResult>((resolve, reject) => {
+    child.on('error', (error) => {
+      if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      reject(new InstanceImagesError('COMMAND_FAILED', `Could not start ${program}`, { cause: error }));
+    });
+    child.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      void Promise.all([stdoutText, stderrText]).then(([stdout, stderr]) => {
+        if (ended === 'cancelled') reject(new InstanceImagesError('CANCELLED', `${program} was cancelled`));
+        else if (ended === 'timeout') reject(new InstanceImagesError('TIMEOUT', `${program} timed out after ${options.timeoutMs} ms`));
+        else resolve({ exitCode: code, stdout, stderr });
+      });
+    });
+  });
+  return { stdout: child.stdout, done, kill };
+}
+
+/** Options of {@link createLocalExecutor}. */
+export interface LocalExecutorOptions {
+  /** Label used in messages; default `local`. */
+  label?: string;
+}
+
+/** Creates an executor that runs commands on this machine (argv only, no shell). */
+export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor {
+  return {
+    label: options.label ?? 'local',
+    async run(argv, runOptions = {}) {
+      return start(argv, runOptions, runOptions.stdout).done;
+    },
+    async stream(argv, streamOptions = {}): Promise<ExecStream> {
+      const { stdout, done, kill } = start(argv, streamOptions, 'stream');
+      done.catch(() => undefined);
+      return { stdout, done, kill };
+    },
+    async close() {
+      // nothing pooled
+    },
+  };
+}

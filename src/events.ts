@@ -1,0 +1,66 @@
+/**
+ * The typed event map. Subscribe with `images.events.on('image.available', handler)` (mitt).
+ * Payloads never carry secrets.
+ * @module
+ */
+import mitt, { type Emitter } from 'mitt';
+import type { Image, ImageStatus } from './model/image';
+import type { Task } from './model/task';
+import type { UsageInterval } from './model/usage-interval';
+
+/** Who caused a change: a customer of an account, an admin, or the system itself. */
+export type EventActor = { kind: 'customer'; accountId: string; userId?: string } | { kind: 'admin'; userId?: string } | { kind: 'system' };
+
+/** One finding of the image browser / reconcile. */
+export interface ReconcileFinding {
+  /** The storage inspected. */
+  storageId: string;
+  /** For per-hypervisor storage: the hypervisor inspected. */
+  hypervisorId: string | null;
+  /** The classification. */
+  kind: 'ok' | 'orphan' | 'missing' | 'stale' | 'size-mismatch' | 'leftover';
+  /** The file key (for missing images: the key the record expects). */
+  key: string;
+  /** The matching image, if any. */
+  imageId: string | null;
+  /** Human-readable explanation. */
+  message: string;
+  /** For reconcile runs: the action taken, or that would be taken in a dry run. */
+  action?: 'deleted-file' | 'marked-error' | 'none';
+  /** Whether the action was only simulated. */
+  dryRun?: boolean;
+}
+
+/** Every event the SDK emits, by name. */
+export type InstanceImagesEvents = {
+  /** An image changed status (every transition, including to `deleted`). */
+  'image.status-changed': { image: Image; from: ImageStatus; to: ImageStatus; actor: EventActor; reason: string | null };
+  /** An image became available: its file is verified and billing has started. */
+  'image.available': { image: Image };
+  /** An image went to `error`; `code` and `message` say why. */
+  'image.failed': { image: Image; code: string; message: string };
+  /** An image's file was removed and the image is now `deleted`. */
+  'image.deleted': { image: Image };
+  /** A task reported progress (at most about once a second per task). */
+  'task.progress': { task: Task };
+  /** A task ended: completed, failed or cancelled. */
+  'task.finished': { task: Task };
+  /** Billing started for an image (a usage interval was opened). */
+  'usage.started': { interval: UsageInterval };
+  /** Billing stopped for an image (a usage interval was closed). */
+  'usage.stopped': { interval: UsageInterval };
+  /** An ISO was mounted to an instance. */
+  'iso.mounted': { isoId: string; instanceId: string; accountId: string };
+  /** An ISO was unmounted from an instance. */
+  'iso.unmounted': { isoId: string | null; instanceId: string; accountId: string };
+  /** The image browser or reconcile found (or fixed) something. */
+  'reconcile.finding': { finding: ReconcileFinding };
+};
+
+/** The SDK's typed event emitter. */
+export type InstanceImagesEmitter = Emitter<InstanceImagesEvents>;
+
+/** Creates a typed event emitter. */
+export function createEmitter(): InstanceImagesEmitter {
+  return mitt<InstanceImagesEvents>();
+}

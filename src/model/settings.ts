@@ -1,0 +1,27 @@
+import { z } from 'zod';
+import { DecimalStringSchema, IdSchema } from './common';
+
+/** Per-location settings of the image feature. */
+export const LocationSettingsSchema = z.object({
+  locationId: IdSchema,
+  /** Whether customers may create images from instances in this location. */
+  imagesEnabled: z.boolean().default(false),
+  /** Price per GB-month as a decimal string, e.g. "0.05". */
+  pricePerGbMonth: DecimalStringSchema.default('0'),
+  /** Currency code of the price (ISO 4217). */
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code').default('USD'),
+  /** Default per-account image cap; null means unlimited. */
+  defaultImageLimit: z.number().int().nonnegative().nullable().default(null),
+  updatedAt: z.date(),
+});
+/** Per-location settings. */
+export type LocationSettings = z.infer<typeof LocationSettingsSchema>;
+
+/** A per-account override of the image cap (beats the location default). */
+export const AccountLimitSchema = z.object({
+  accountId: IdSchema,
+  imageLimit: z.number().int().nonnegative(),
+  updatedAt: z.date(),
+});
+/** A per-account image cap override. */
+export type AccountLimit = z.infer<typeof AccountLimitSchema>;

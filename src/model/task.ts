@@ -1,0 +1,49 @@
+import { z } from 'zod';
+import { BytesSchema, IdSchema } from './common';
+
+/** Task types. */
+export const TaskTypeSchema = z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile']);
+/** A task type. */
+export type TaskType = z.infer<typeof TaskTypeSchema>;
+
+/** Task statuses. */
+export const TaskStatusSchema = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']);
+/** A task status. */
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+
+/** Progress of a task: the current step and bytes done of a known or unknown total. */
+export const TaskProgressSchema = z.object({
+  step: z.string().max(100),
+  bytesDone: BytesSchema.default(0),
+  bytesTotal: BytesSchema.nullable().default(null),
+});
+/** Progress of a task. */
+export type TaskProgress = z.infer<typeof TaskProgressSchema>;
+
+/** A background task (shown on the tasks page). */
+export const TaskSchema = z.object({
+  id: IdSchema,
+  type: TaskTypeSchema,
+  /** What the task works on, e.g. `{ kind: 'image', id }`. */
+  subjectKind: z.enum(['image', 'iso', 'storage', 'instance']),
+  subjectId: IdSchema,
+  /** The account the task belongs to (null for operator tasks). */
+  accountId: IdSchema.nullable().default(null),
+  /** The hypervisor the work runs on, for per-hypervisor concurrency. */
+  hypervisorId: IdSchema.nullable().default(null),
+  status: TaskStatusSchema,
+  progress: TaskProgressSchema.default({ step: 'queued', bytesDone: 0, bytesTotal: null }),
+  errorCode: z.string().nullable().default(null),
+  errorMessage: z.string().nullable().default(null),
+  attempts: z.number().int().nonnegative().default(0),
+  /** Last sign of life of the worker running the task; a lapsed heartbeat means the worker died. */
+  heartbeatAt: z.date().nullable().default(null),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  startedAt: z.date().nullable().default(null),
+  finishedAt: z.date().nullable().default(null),
+});
+/** A background task. */
+export type Task = z.infer<typeof TaskSchema>;
+/** Fields that may change on a task. */
+export type TaskPatch = Partial<Omit<Task, 'id' | 'type' | 'subjectKind' | 'subjectId' | 'accountId' | 'createdAt' | 'status'>>;

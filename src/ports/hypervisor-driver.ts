@@ -1,0 +1,126 @@
+/**
+ * The hypervisor driver contract: inspect a domain, capture its primary disk, materialise disks
+ * for new instances, mount ISOs. One instance acts on one hypervisor.
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import type { Consistency, DiskFormat } from '../model';
+import type { Executor } from './executor';
+import type { HostHypervisor } from './host-directory';
+
+/** A domain's power state. */
+export type DomainState = 'running' | 'paused' | 'shutoff' | 'other';
+
+/** The primary disk of a domain. */
+export interface PrimaryDisk {
+  /** Target device, e.g. `vda`. */
+  target: string;
+  path: string;
+  format: DiskFormat | string;
+  virtualSizeBytes: number;
+  allocationBytes: number;
+}
+
+/** What {@link HypervisorDriver.inspect} reports. */
+export interface DomainInfo {
+  name: string;
+  state: DomainState;
+  primaryDisk: PrimaryDisk;
+  hasGuestAgent: boolean;
+}
+
+/** Progress of a long operation. */
+export interface ByteProgress {
+  step: string;
+  bytesDone: number;
+  bytesTotal: number | null;
+}
+
+/** Where a capture writes: a path on that hypervisor, or a stream handed to a consumer (S3, another host). */
+export type CaptureOutput =
+  | { kind: 'path'; path: string }
+  | {
+      kind: 'stream';
+      /** Receives the image bytes; must consume the stream fully; its rejection aborts the capture. */
+      consume(stream: Readable, sizeBytes: number): Promise<void>;
+    };
+
+/** A capture request. */
+export interface CaptureRequest {
+  domainName: string;
+  output: CaptureOutput;
+  /** Default `qcow2`. */
+  format?: DiskFormat;
+  /** qcow2 only: compress (zstd where supported, else zlib). Default false. */
+  compress?: boolean;
+  /** Try a guest-agent filesystem freeze. Default true. */
+  freeze?: boolean;
+  signal?: AbortSignal;
+  onProgress?(progress: ByteProgress): void;
+}
+
+/** The outcome of a capture. */
+export interface CaptureResult {
+  format: DiskFormat;
+  sizeBytes: number;
+  virtualSizeBytes: number;
+  sha256: string;
+  consistency: Consistency;
+  method: 'pull-backup' | 'push-backup' | 'snapshot-commit' | 'cold-convert';
+}
+
+/** A request to materialise a standalone disk for a new instance. */
+export interface MaterializeRequest {
+  /** The image: a path on this hypervisor, or a stream of its bytes. */
+  source: { kind: 'path'; path: string } | { kind: 'stream'; stream: Readable };
+  sourceFormat: DiskFormat;
+  /** The expected sha256 of the source bytes; a mismatch fails with CHECKSUM_MISMATCH. */
+  sha256?: string | null;
+  /** Where the new disk goes on this hypervisor. */
+  targetPath: string;
+  targetFormat?: DiskFormat;
+  /** Grow the disk to this size; never smaller than the image's virtual size (VALIDATION_FAILED). */
+  sizeBytes?: number;
+  signal?: AbortSignal;
+  onProgress?(progress: ByteProgress): void;
+}
+
+/** The outcome of a materialisation. */
+export interface MaterializeResult {
+  path: string;
+  format: DiskFormat;
+  virtualSizeBytes: number;
+}
+
+/** What a recovery pass found and fixed. */
+export interface RecoveryAction {
+  domainName: string | null;
+  action: string;
+  detail: string;
+}
+
+/** Acts on one hypervisor. */
+export interface HypervisorDriver {
+  /** @throws NOT_FOUND when the domain does not exist; HYPERVISOR_UNREACHABLE. */
+  inspect(domainName: string): Promise<DomainInfo>;
+  /**
+   * Captures the primary disk. On any failure or abort nothing is left behind and the domain's
+   * disk chain is as before. @throws CAPTURE_FAILED, STORAGE_FULL, CANCELLED, NOT_FOUND.
+   */
+  capture(request: CaptureRequest): Promise<CaptureResult>;
+  /** @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL. */
+  materialize(request: MaterializeRequest): Promise<MaterializeResult>;
+  /** Attaches an ISO read-only as the cdrom and boots from it first (live and persistent). */
+  attachIso(domainName: string, isoPath: string): Promise<void>;
+  /** Detaches the cdrom media and restores disk-first boot; idempotent. */
+  detachIso(domainName: string): Promise<void>;
+  /** Free bytes of the filesystem holding `path`. */
+  freeSpace(path: string): Promise<number>;
+  /** Removes a file on the hypervisor; idempotent. */
+  removeFile(path: string): Promise<void>;
+  /** Finds and fixes leftovers of interrupted captures (jobs, overlays, scratch files). Idempotent. */
+  recover(domainName?: string): Promise<RecoveryAction[]>;
+}
+
+/** Creates the driver for a hypervisor. */
+export type HypervisorDriverFactory = (hypervisor: HostHypervisor, executor: Executor) => HypervisorDriver;

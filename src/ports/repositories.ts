@@ -1,0 +1,214 @@
+/**
+ * Repository ports. A host implements them over its own database, or uses the memory,
+ * SQLite or PostgreSQL implementations. Every implementation must pass the conformance
+ * suite exported from `instance-images/testing`.
+ *
+ * Conventions for every repository:
+ * - `get` returns `null` when nothing has the id; it never throws NOT_FOUND.
+ * - `insert` throws CONFLICT when the id exists.
+ * - `update` returns the updated record, or `null` when nothing has the id.
+ * - Records are returned as copies: mutating a returned object never changes the store.
+ * - Lists are paged with an opaque cursor (keyset); `limit` defaults to 50.
+ * @module
+ */
+import type { Page } from '../model/common';
+import type { Image, ImageKind, ImagePatch, ImageStatus } from '../model/image';
+import type { ImageStorage, StorageBinding } from '../model/image-storage';
+import type { Iso } from '../model/iso';
+import type { MediaGroup } from '../model/media-group';
+import type { AccountLimit, LocationSettings } from '../model/settings';
+import type { Task, TaskPatch, TaskStatus, TaskType } from '../model/task';
+import type { UsageInterval } from '../model/usage-interval';
+
+/** Paging options of a list call. */
+export interface ListPage {
+  /** The cursor from the previous page's `nextCursor`. */
+  cursor?: string | null;
+  /** Page size, 1–1000; default 50. */
+  limit?: number;
+}
+
+/** Filter of {@link ImageRepository.list}. All given fields must match. */
+export interface ImageFilter {
+  kind?: ImageKind;
+  accountId?: string;
+  statuses?: ImageStatus[];
+  /** Include `deleted` images (excluded by default, unless `statuses` names it). */
+  includeDeleted?: boolean;
+  storageId?: string;
+  sourceInstanceId?: string;
+  mediaGroupId?: string;
+}
+
+/** Sort order of image lists: newest first (default) or by name. */
+export interface ImageSort {
+  /** Sort key; default `createdAt`. */
+  by?: 'createdAt' | 'name';
+  /** Direction; default `desc` for createdAt and `asc` for name. */
+  direction?: 'asc' | 'desc';
+}
+
+/** The cap checked by {@link ImageRepository.insertIfUnderLimit}. */
+export interface ImageLimit {
+  /** The account whose images are counted. */
+  accountId: string;
+  /** The maximum number of the account's custom images that are not `deleted`. */
+  max: number;
+}
+
+/** Images: custom (My Images) and stock (OS templates). */
+export interface ImageRepository {
+  /** The image, or `null`. */
+  get(id: string): Promise<Image | null>;
+  /** A page of images matching the filter (without `deleted` unless asked for). */
+  list(filter?: ImageFilter, page?: ListPage, sort?: ImageSort): Promise<Page<Image>>;
+  /** Counts the account's custom images that are not `deleted`. */
+  countActive(accountId: string): Promise<number>;
+  /** Inserts an image. @throws CONFLICT when the id exists. */
+  insert(image: Image): Promise<void>;
+  /**
+   * Atomically: counts the account's custom images that are not `deleted` and inserts `image`
+   * only when that count is below `limit.max`. Must hold under any number of concurrent callers
+   * (N parallel calls against a cap of K leave exactly K).
+   * @returns `true` when inserted, `false` when the cap was reached.
+   * @throws CONFLICT when the id exists.
+   */
+  insertIfUnderLimit(image: Image, limit: ImageLimit): Promise<boolean>;
+  /**
+   * Compare-and-set of the status: atomically, when the image's current status is one of `from`,
+   * sets `status = to`, applies `patch` and `updatedAt = now`. Of two racing callers with the same
+   * `from`, exactly one succeeds. It does not check the lifecycle table (the service does).
+   * @returns the updated image, or `null` when the image is missing or its status is not in `from`.
+   */
+  transition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch: ImagePatch, now: Date): Promise<Image | null>;
+  /** Updates fields other than the status. @returns the updated image, or `null`. */
+  update(id: string, patch: ImagePatch, now: Date): Promise<Image | null>;
+}
+
+/** Image storages and their hypervisor bindings. */
+export interface StorageRepository {
+  /** The storage, or `null`. */
+  get(id: string): Promise<ImageStorage | null>;
+  /** All storages (an operator has few), ordered by name. */
+  list(filter?: { purpose?: ImageStorage['purpose'] }): Promise<ImageStorage[]>;
+  /** @throws CONFLICT when the id exists. */
+  insert(storage: ImageStorage): Promise<void>;
+  /** @returns the updated storage, or `null`. */
+  update(id: string, patch: Partial<Omit<ImageStorage, 'id' | 'createdAt'>>, now: Date): Promise<ImageStorage | null>;
+  /** Deletes the storage and its bindings. @returns whether it existed. */
+  delete(id: string): Promise<boolean>;
+  /** Binds a storage to a hypervisor; idempotent (re-binding keeps the first binding). */
+  bind(storageId: string, hypervisorId: string, now: Date): Promise<StorageBinding>;
+  /** Removes a binding. @returns whether it existed. */
+  unbind(storageId: string, hypervisorId: string): Promise<boolean>;
+  /** Bindings, filtered by storage or hypervisor, ordered by storageId then hypervisorId. */
+  listBindings(filter?: { storageId?: string; hypervisorId?: string }): Promise<StorageBinding[]>;
+}
+
+/** Media groups. */
+export interface MediaGroupRepository {
+  /** The group, or `null`. */
+  get(id: string): Promise<MediaGroup | null>;
+  /** All groups ordered by `order`, then name. */
+  list(filter?: { customerVisible?: boolean }): Promise<MediaGroup[]>;
+  /** @throws CONFLICT when the id exists. */
+  insert(group: MediaGroup): Promise<void>;
+  /** @returns the updated group, or `null`. */
+  update(id: string, patch: Partial<Omit<MediaGroup, 'id' | 'createdAt'>>, now: Date): Promise<MediaGroup | null>;
+  /** @returns whether it existed. */
+  delete(id: string): Promise<boolean>;
+}
+
+/** ISOs. */
+export interface IsoRepository {
+  /** The ISO, or `null`. */
+  get(id: string): Promise<Iso | null>;
+  /** A page of ISOs ordered by name, then id. */
+  list(filter?: { customerVisible?: boolean; storageId?: string; status?: Iso['status'] }, page?: ListPage): Promise<Page<Iso>>;
+  /** @throws CONFLICT when the id exists. */
+  insert(iso: Iso): Promise<void>;
+  /** @returns the updated ISO, or `null`. */
+  update(id: string, patch: Partial<Omit<Iso, 'id' | 'createdAt'>>, now: Date): Promise<Iso | null>;
+  /** @returns whether it existed. */
+  delete(id: string): Promise<boolean>;
+}
+
+/** Filter of {@link TaskRepository.list}. */
+export interface TaskFilter {
+  accountId?: string;
+  statuses?: TaskStatus[];
+  type?: TaskType;
+  subjectId?: string;
+}
+
+/** Background tasks. */
+export interface TaskRepository {
+  /** The task, or `null`. */
+  get(id: string): Promise<Task | null>;
+  /** A page of tasks, newest first. */
+  list(filter?: TaskFilter, page?: ListPage): Promise<Page<Task>>;
+  /** @throws CONFLICT when the id exists. */
+  insert(task: Task): Promise<void>;
+  /** Updates fields other than the status (progress, heartbeat). @returns the task, or `null`. */
+  update(id: string, patch: TaskPatch, now: Date): Promise<Task | null>;
+  /**
+   * Compare-and-set of the status, like {@link ImageRepository.transition}: exactly one of two
+   * racing callers succeeds. @returns the updated task, or `null`.
+   */
+  transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch, now: Date): Promise<Task | null>;
+  /** Running tasks whose heartbeat is older than `before` (or missing): their worker died. */
+  listStale(before: Date): Promise<Task[]>;
+}
+
+/** Filter of {@link UsageRepository.list}. */
+export interface UsageFilter {
+  accountId?: string;
+  imageId?: string;
+  locationId?: string;
+  /** Only intervals still open (`to === null`). */
+  openOnly?: boolean;
+  /** Only intervals overlapping [from, to): `interval.from < to` and (`interval.to` is null or `> from`). */
+  overlapping?: { from: Date; to: Date };
+}
+
+/** Usage intervals (the billing ledger). */
+export interface UsageRepository {
+  /** The interval, or `null`. */
+  get(id: string): Promise<UsageInterval | null>;
+  /** A page of intervals ordered by `from`, then id. */
+  list(filter?: UsageFilter, page?: ListPage): Promise<Page<UsageInterval>>;
+  /** @throws CONFLICT when the id exists. */
+  insert(interval: UsageInterval): Promise<void>;
+  /**
+   * Closes an open interval at `to`, atomically: only when it is still open.
+   * @returns the closed interval, or `null` when missing or already closed.
+   */
+  close(id: string, to: Date): Promise<UsageInterval | null>;
+}
+
+/** Per-location settings and per-account limits. */
+export interface SettingsRepository {
+  /** The location's settings, or `null` (the feature is then disabled). */
+  getLocation(locationId: string): Promise<LocationSettings | null>;
+  /** Creates or replaces a location's settings. */
+  putLocation(settings: LocationSettings): Promise<void>;
+  /** All location settings, ordered by locationId. */
+  listLocations(): Promise<LocationSettings[]>;
+  /** The account's cap override, or `null`. */
+  getAccountLimit(accountId: string): Promise<AccountLimit | null>;
+  /** Creates or replaces an override; `null` removes it. */
+  putAccountLimit(accountId: string, limit: AccountLimit | null): Promise<void>;
+}
+
+/** All repositories the SDK needs. */
+export interface Repositories {
+  images: ImageRepository;
+  storages: StorageRepository;
+  mediaGroups: MediaGroupRepository;
+  isos: IsoRepository;
+  tasks: TaskRepository;
+  usage: UsageRepository;
+  settings: SettingsRepository;
+  /** Releases connections (SQL adapters); optional. */
+  close?(): Promise<void>;
+}

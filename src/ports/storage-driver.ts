@@ -1,0 +1,104 @@
+/**
+ * The storage driver contract. Drivers implement raw primitives only; the core wrapper owns key
+ * safety, checksums, progress, retries and events. Keys given to a driver are already normalised.
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+import type { Executor } from './executor';
+import type { HostHypervisor } from './host-directory';
+
+/** Capability flags of a storage driver. */
+export interface StorageCapabilities {
+  /** The same bytes are visible from every bound hypervisor (NFS, S3). `false`: per-hypervisor (local). */
+  shared: boolean;
+  /** Files have a path on a hypervisor that qemu-img can read/write directly (local, NFS). */
+  pathAccess: boolean;
+}
+
+/** Metadata of a stored object. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  modifiedAt: Date;
+}
+
+/** An upload that never completed: a temp file or a multipart upload. */
+export interface IncompleteUpload {
+  /** The final key it was meant for (when known) or the temp key. */
+  key: string;
+  /** Driver-specific handle (temp file name, multipart upload id). */
+  id: string;
+  startedAt: Date | null;
+}
+
+/** Options of {@link StorageDriver.put}. */
+export interface PutOptions {
+  /** The total size when known (lets S3 pick its part size). */
+  size?: number;
+  signal?: AbortSignal;
+}
+
+/** One storage backend, bound (for per-hypervisor drivers) to one hypervisor. */
+export interface StorageDriver {
+  /** The driver name (`local`, `nfs`, `s3`). */
+  readonly name: string;
+  readonly capabilities: StorageCapabilities;
+  /**
+   * Writes `body` under `key` atomically: readers see the old object or the complete new one, never
+   * a partial one; on failure or abort nothing remains (temp file removed, multipart aborted).
+   * Overwrites an existing object.
+   * @throws STORAGE_FULL, STORAGE_UNAVAILABLE, CANCELLED.
+   */
+  put(key: string, body: Readable, options?: PutOptions): Promise<{ size: number }>;
+  /**
+   * Reads the object as a stream; `range` is inclusive of `start` and `end`.
+   * @throws NOT_FOUND when missing; STORAGE_UNAVAILABLE.
+   */
+  get(key: string, options?: { range?: { start: number; end?: number }; signal?: AbortSignal }): Promise<Readable>;
+  /** Metadata, or `null` when missing. */
+  stat(key: string): Promise<StoredObject | null>;
+  /**
+   * A page of objects under `prefix`, ordered by key. Temp files / incomplete uploads are not listed.
+   * Must not load a whole directory or bucket into memory.
+   */
+  list(options?: { prefix?: string; cursor?: string | null; limit?: number }): Promise<{ items: StoredObject[]; nextCursor: string | null }>;
+  /** Removes the object; idempotent (a missing key is not an error). */
+  delete(key: string): Promise<void>;
+  /** Free bytes, or `null` when unlimited/unknown (S3). */
+  freeSpace(): Promise<number | null>;
+  /** Checks the backend; never throws. */
+  health(): Promise<{ ok: boolean; message: string }>;
+  /** Temp files and multipart uploads left behind, optionally only those older than `olderThan`. */
+  listIncomplete(options?: { olderThan?: Date }): Promise<IncompleteUpload[]>;
+  /** Removes one incomplete upload; idempotent. */
+  abortIncomplete(upload: IncompleteUpload): Promise<void>;
+  /** For `pathAccess` drivers: the absolute path of `key` on the bound hypervisor. */
+  pathOf?(key: string): string;
+  /** Releases clients/connections. */
+  close?(): Promise<void>;
+}
+
+/** What a driver factory receives besides its options. */
+export interface StorageDriverContext {
+  /** For per-hypervisor or path-capable drivers: the hypervisor the driver acts on. */
+  hypervisor?: HostHypervisor;
+  /** That hypervisor's executor. */
+  executor?: Executor;
+}
+
+/** A registered storage driver: its name, config schema, secret fields and factory. */
+export interface StorageDriverFactory<Options = unknown> {
+  /** Registry name. */
+  readonly name: string;
+  /** Validates the storage's `config`; errors name the offending field. */
+  readonly optionsSchema: z.ZodType<Options>;
+  /** Config fields that are secrets: masked when a storage is returned and never logged. */
+  readonly secretFields: readonly string[];
+  /** Capabilities, known before creating an instance. */
+  readonly capabilities: StorageCapabilities;
+  /** Whether the driver needs a hypervisor context (local, NFS). */
+  readonly needsHypervisor: boolean;
+  /** Creates a driver instance. */
+  create(options: Options, context: StorageDriverContext): StorageDriver;
+}

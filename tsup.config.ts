@@ -1,0 +1,25 @@
+import { defineConfig } from 'tsup';
+
+/**
+ * Every public entry point: the root, `instance-images/testing`, and one subpath per
+ * driver and adapter. The key is the output path under dist/ (without extension);
+ * package.json's `exports` map must list the same subpaths (checked by `npm run check:package`).
+ */
+export const entries: Record<string, string> = {
+  index: 'src/index.ts',
+  'testing/index': 'src/testing/index.ts',
+};
+
+export default defineConfig({
+  entry: entries,
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+  platform: 'node',
+  splitting: true,
+  treeshake: true,
+  // Heavy SDKs stay external: they are optional peer dependencies, loaded only by the subpath that needs them.
+  external: ['ssh2', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'express', 'pg', 'better-sqlite3', 'vitest'],
+});
