@@ -128,7 +128,7 @@ export class MemoryStorageRepository implements StorageRepository {
   }
 
   async update(id: string, patch: Partial<Omit<ImageStorage, 'id' | 'createdAt'>>, now: Date) {
-    return updateIn(this.storages, id, patch, now);
+    return updateIn<ImageStorage>(this.storages, id, patch, now);
   }
 
   async delete(id: string) {
@@ -178,7 +178,7 @@ export class MemoryMediaGroupRepository implements MediaGroupRepository {
   }
 
   async update(id: string, patch: Partial<Omit<MediaGroup, 'id' | 'createdAt'>>, now: Date) {
-    return updateIn(this.groups, id, patch, now);
+    return updateIn<MediaGroup>(this.groups, id, patch, now);
   }
 
   async delete(id: string) {
@@ -211,7 +211,7 @@ export class MemoryIsoRepository implements IsoRepository {
   }
 
   async update(id: string, patch: Partial<Omit<Iso, 'id' | 'createdAt'>>, now: Date) {
-    return updateIn(this.isos, id, patch, now);
+    return updateIn<Iso>(this.isos, id, patch, now);
   }
 
   async delete(id: string) {

@@ -1,0 +1,15 @@
+/**
+ * instance-images: the framework-agnostic core. Drivers and adapters live in their own subpaths
+ * (`instance-images/drivers/*`, `instance-images/adapters/*`); test helpers in `instance-images/testing`.
+ * @module
+ */
+export * from './errors';
+export * from './model';
+export * from './lifecycle';
+export * from './events';
+export type * from './ports';
+export * from './memory';
+export { createTaskQueue, type TaskQueueOptions } from './tasks/queue';
+export { createInstanceImages, InstanceImagesOptionsSchema, silentLogger, type InstanceImages, type InstanceImagesOptions, type Logger } from './create-instance-images';
+export { encodeCursor, decodeCursor, type CursorKey } from './util/cursor';
+export { parseOrThrow, zodIssues } from './util/validate';

@@ -1,0 +1,109 @@
+/**
+ * The storage driver registry: drivers register by name with a zod schema for their config.
+ * Built-ins (`local`, `nfs`, `s3`) are registered by the drivers package; a host can register its own.
+ * @module
+ */
+import { InstanceImagesError, validationFailed } from '../errors';
+import type { StorageDriver, StorageDriverContext, StorageDriverFactory } from '../ports/storage-driver';
+
+/** What a masked secret is replaced with. */
+export const MASKED_SECRET = '********';
+
+const DRIVER_NAME = /^[a-z][a-z0-9-]{0,49}$/;
+
+/** Drivers by name. */
+export interface StorageRegistry {
+  /**
+   * Adds a driver factory.
+   * @throws VALIDATION_FAILED for a bad name; CONFLICT when the name is taken (unless `replace`).
+   */
+  register<Options>(factory: StorageDriverFactory<Options>, options?: { replace?: boolean }): void;
+  /** Whether a driver of that name is registered. */
+  has(name: string): boolean;
+  /**
+   * The factory registered under `name`.
+   * @throws VALIDATION_FAILED (field `driver`) when no such driver is registered.
+   */
+  get(name: string): StorageDriverFactory;
+  /** Names of all registered drivers, sorted. */
+  names(): string[];
+  /**
+   * Validates a storage's config with the driver's schema and returns the parsed options.
+   * @throws VALIDATION_FAILED naming each offending field as `config.<path>`; never echoes values.
+   */
+  validateConfig(name: string, config: unknown): unknown;
+  /** A copy of `config` with the driver's secret fields replaced by {@link MASKED_SECRET}. */
+  maskSecrets(name: string, config: Record<string, unknown>): Record<string, unknown>;
+  /** Validates `config` and creates a (raw, unwrapped) driver instance. */
+  createDriver(name: string, config: unknown, context?: StorageDriverContext): StorageDriver;
+}
+
+function maskPath(target: Record<string, unknown>, path: readonly string[]): void {
+  const [head, ...rest] = path;
+  if (head === undefined || !Object.prototype.hasOwnProperty.call(target, head)) return;
+  if (rest.length === 0) {
+    if (target[head] !== undefined && target[head] !== null && target[head] !== '') target[head] = MASKED_SECRET;
+    return;
+  }
+  const child = target[head];
+  if (child !== null && typeof child === 'object' && !Array.isArray(child)) {
+    const copy = { ...(child as Record<string, unknown>) };
+    target[head] = copy;
+    maskPath(copy, rest);
+  }
+}
+
+/** Creates an empty registry; register built-ins with the drivers' exported factories. */
+export function createStorageRegistry(): StorageRegistry {
+  const factories = new Map<string, StorageDriverFactory>();
+
+  const get = (name: string): StorageDriverFactory => {
+    const factory = factories.get(name);
+    if (!factory) {
+      const known = [...factories.keys()].sort().join(', ') || 'none';
+      throw validationFailed([{ path: 'driver', message: `unknown storage driver ${JSON.stringify(name)} (registered: ${known})` }], 'The storage');
+    }
+    return factory;
+  };
+
+  const validateConfig = (name: string, config: unknown): unknown => {
+    const factory = get(name);
+    const result = factory.optionsSchema.safeParse(config);
+    if (!result.success) {
+      // zod messages describe the expectation, never the received value, so secrets stay out.
+      const fields = result.error.issues.map((issue) => ({ path: ['config', ...issue.path.map(String)].join('.'), message: issue.message }));
+      throw validationFailed(fields, `The ${name} storage config`);
+    }
+    return result.data;
+  };
+
+  return {
+    register(factory, options = {}) {
+      if (!DRIVER_NAME.test(factory.name)) {
+        throw validationFailed([{ path: 'name', message: 'must be 1-50 lowercase letters, digits or dashes, starting with a letter' }], 'The storage driver');
+      }
+      if (factories.has(factory.name) && !options.replace) {
+        throw new InstanceImagesError('CONFLICT', `A storage driver named ${JSON.stringify(factory.name)} is already registered`, { details: { name: factory.name } });
+      }
+      factories.set(factory.name, factory as StorageDriverFactory);
+    },
+    has: (name) => factories.has(name),
+    get,
+    names: () => [...factories.keys()].sort(),
+    validateConfig,
+    maskSecrets(name, config) {
+      const factory = get(name);
+      const copy = { ...config };
+      for (const field of factory.secretFields) maskPath(copy, field.split('.'));
+      return copy;
+    },
+    createDriver(name, config, context = {}) {
+      const options = validateConfig(name, config);
+      const factory = get(name);
+      if (factory.needsHypervisor && (!context.hypervisor || !context.executor)) {
+        throw new InstanceImagesError('INVALID_STATE', `The ${name} storage driver acts on a hypervisor: give it the hypervisor and its executor`);
+      }
+      return factory.create(options, context);
+    },
+  };
+}

@@ -1,0 +1,7 @@
+/**
+ * Test helpers for hosts and adapters: the conformance suites and record fixtures.
+ * Import from `instance-images/testing`.
+ * @module
+ */
+export { testRepositories, repositoryCases, runRepositoryCase, type TestApi, type RepositorySuiteOptions, type RepositoryCase } from './repository-suite';
+export { makeImage, makeStorage, makeMediaGroup, makeIso, makeTask, makeUsageInterval, fixtureTime, FIXTURE_TIME } from './fixtures';

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryRepositories } from '../../../src/memory';
+import { runRepositoryCase } from '../../../src/testing';
+import type { Image, ImageStatus, Repositories } from '../../../src';
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A limit check that reads, then writes, in two steps: the classic race. */
+function withRacyLimit(repos: Repositories): Repositories {
+  const images = repos.images;
+  return {
+    ...repos,
+    images: {
+      ...images,
+      get: images.get.bind(images),
+      list: images.list.bind(images),
+      countActive: images.countActive.bind(images),
+      insert: images.insert.bind(images),
+      transition: images.transition.bind(images),
+      update: images.update.bind(images),
+      async insertIfUnderLimit(image: Image, limit) {
+        const count = await images.countActive(limit.accountId);
+        await tick();
+        if (count >= limit.max) return false;
+        await images.insert(image);
+        return true;
+      },
+    },
+  };
+}
+
+/** A compare-and-set that reads, then writes, in two steps. */
+function withRacyTransition(repos: Repositories): Repositories {
+  const images = repos.images;
+  return {
+    ...repos,
+    images: {
+      get: images.get.bind(images),
+      list: images.list.bind(images),
+      countActive: images.countActive.bind(images),
+      insert: images.insert.bind(images),
+      insertIfUnderLimit: images.insertIfUnderLimit.bind(images),
+      update: images.update.bind(images),
+      async transition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch, now: Date) {
+        const current = await images.get(id);
+        await tick();
+        if (!current || !from.includes(current.status)) return null;
+        return images.transition(id, [current.status], to, patch, now).then(() => images.get(id));
+      },
+    },
+  };
+}
+
+describe('the conformance suite catches broken implementations', () => {
+  it('a read-then-write limit check fails the 50-parallel cap case', async () => {
+    await expect(runRepositoryCase('images: 50 parallel insertIfUnderLimit calls against a cap of 5 leave exactly 5', withRacyLimit(createMemoryRepositories()))).rejects.toThrow();
+  });
+
+  it('a read-then-write compare-and-set fails the racing transition case', async () => {
+    await expect(runRepositoryCase('images: of two racing transitions exactly one wins (20 rounds)', withRacyTransition(createMemoryRepositories()))).rejects.toThrow();
+  });
+
+  it('the correct memory implementation passes both', async () => {
+    await runRepositoryCase('images: 50 parallel insertIfUnderLimit calls against a cap of 5 leave exactly 5', createMemoryRepositories());
+    await runRepositoryCase('images: of two racing transitions exactly one wins (20 rounds)', createMemoryRepositories());
+  });
+});
