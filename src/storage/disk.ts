@@ -1,0 +1,282 @@
+/**
+ * The core wrapper around a storage driver. Drivers implement raw primitives; this wrapper owns,
+ * once for all drivers: key normalisation (before any I/O), the sha256 and size of what is written,
+ * byte progress, retries of transient errors on idempotent operations, verification after put, and
+ * operation events.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError, type ErrorCode } from '../errors';
+import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../ports/storage-driver';
+import { pageSize } from '../util/cursor';
+import { normalizeStorageKey, normalizeStoragePrefix } from './keys';
+
+/** Byte progress of a put. */
+export interface StorageProgress {
+  /** The (normalised) key being written. */
+  key: string;
+  /** Bytes passed to the driver so far. */
+  bytesDone: number;
+  /** The announced total, when known. */
+  bytesTotal: number | null;
+}
+
+/** An operation event of a wrapped storage (no secrets, no file contents). */
+export type StorageOperationEvent =
+  | { type: 'put.completed'; driver: string; key: string; size: number; sha256: string }
+  | { type: 'put.failed'; driver: string; key: string; code: ErrorCode; message: string }
+  | { type: 'delete.completed'; driver: string; key: string }
+  | { type: 'retry'; driver: string; operation: string; key: string | null; attempt: number; code: ErrorCode; message: string };
+
+/** How transient errors (STORAGE_UNAVAILABLE) are retried on idempotent operations. */
+export interface StorageRetryPolicy {
+  /** Total attempts including the first (default 3; 1 disables retries). */
+  attempts: number;
+  /** Delay before the first retry in ms, doubled for each further one (default 200). */
+  baseDelayMs: number;
+}
+
+/** Options of {@link wrapStorageDriver}. */
+export interface StorageDiskOptions {
+  /** Receives operation events (completed/failed puts, deletes, retries). Must not throw. */
+  onEvent?(event: StorageOperationEvent): void;
+  /** Default progress listener for every put (a put's own `onProgress` wins). */
+  onProgress?(progress: StorageProgress): void;
+  /** Retry policy for idempotent operations. */
+  retries?: Partial<StorageRetryPolicy>;
+  /** Report progress at most once per this many bytes, plus the final count (default 1 MiB). */
+  progressIntervalBytes?: number;
+}
+
+/** Options of {@link StorageDisk.put}. */
+export interface DiskPutOptions extends PutOptions {
+  /** Progress listener for this put. */
+  onProgress?(progress: StorageProgress): void;
+  /** When given, the written bytes must hash to this (hex); otherwise the object is removed and CHECKSUM_MISMATCH thrown. */
+  expectedSha256?: string;
+}
+
+/** What a put wrote. */
+export interface DiskPutResult {
+  /** The normalised key. */
+  key: string;
+  /** Bytes written (verified against the stored object's size). */
+  size: number;
+  /** Hex sha256 of the bytes written. */
+  sha256: string;
+}
+
+/** A storage driver behind the core wrapper. Keys are validated and normalised before any I/O. */
+export interface StorageDisk {
+  /** The wrapped driver. */
+  readonly driver: StorageDriver;
+  /** The driver name. */
+  readonly name: string;
+  /** The driver's capabilities. */
+  readonly capabilities: StorageCapabilities;
+  /**
+   * Streams `body` to `key` atomically, hashing it on the way, then verifies the stored size.
+   * @throws VALIDATION_FAILED (bad key, or a body that does not match `size`), CANCELLED,
+   *   STORAGE_FULL, STORAGE_UNAVAILABLE, CHECKSUM_MISMATCH.
+   */
+  put(key: string, body: Readable, options?: DiskPutOptions): Promise<DiskPutResult>;
+  /** Opens a read stream (retried while opening). @throws NOT_FOUND, VALIDATION_FAILED, STORAGE_UNAVAILABLE. */
+  get(key: string, options?: { range?: { start: number; end?: number }; signal?: AbortSignal }): Promise<Readable>;
+  /** Metadata, or `null` when missing. */
+  stat(key: string): Promise<StoredObject | null>;
+  /** A page of objects under `prefix`, ordered by key. */
+  list(options?: { prefix?: string; cursor?: string | null; limit?: number }): Promise<{ items: StoredObject[]; nextCursor: string | null }>;
+  /** Removes `key`; idempotent. */
+  delete(key: string): Promise<void>;
+  /** Free bytes, or `null` when unlimited/unknown. */
+  freeSpace(): Promise<number | null>;
+  /** Never throws. */
+  health(): Promise<{ ok: boolean; message: string }>;
+  /** Leftover temp files / multipart uploads. */
+  listIncomplete(options?: { olderThan?: Date }): Promise<IncompleteUpload[]>;
+  /** Removes one leftover; idempotent. */
+  abortIncomplete(upload: IncompleteUpload): Promise<void>;
+  /** The path of `key` on the bound hypervisor. @throws INVALID_STATE when the driver has no path access. */
+  pathOf(key: string): string;
+  /** Releases the driver's clients/connections. */
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Hashes and counts bytes on their way to the driver. */
+class HashingCounter extends Transform {
+  readonly hash = createHash('sha256');
+  bytes = 0;
+  private reported = 0;
+
+  constructor(private readonly report: ((bytes: number) => void) | null, private readonly interval: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (this.report && this.bytes - this.reported >= this.interval) {
+      this.reported = this.bytes;
+      this.report(this.bytes);
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.report && this.reported !== this.bytes) this.report(this.bytes);
+    this.reported = this.bytes;
+    callback();
+  }
+}
+
+function checkRange(range: { start: number; end?: number } | undefined): void {
+  if (!range) return;
+  const fields = [];
+  if (!Number.isSafeInteger(range.start) || range.start < 0) fields.push({ path: 'range.start', message: 'must be a non-negative integer' });
+  if (range.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < range.start)) fields.push({ path: 'range.end', message: 'must be an integer not below range.start' });
+  if (fields.length > 0) throw new InstanceImagesError('VALIDATION_FAILED', `The byte range is not valid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`, { fields });
+}
+
+/** Wraps a driver with the core's key safety, checksums, progress, retries and events. */
+export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOptions = {}): StorageDisk {
+  const policy: StorageRetryPolicy = { attempts: options.retries?.attempts ?? 3, baseDelayMs: options.retries?.baseDelayMs ?? 200 };
+  const interval = options.progressIntervalBytes ?? 1024 * 1024;
+  const emit = (event: StorageOperationEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch {
+      // a listener's failure must not change the outcome of a storage operation
+    }
+  };
+  const unavailable = (error: unknown, what: string) => toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', `The ${driver.name} storage failed to ${what}`);
+
+  /** Runs an idempotent operation, retrying STORAGE_UNAVAILABLE with exponential backoff. */
+  async function withRetries<T>(operation: string, key: string | null, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (caught) {
+        const error = unavailable(caught, operation);
+        if (error.code !== 'STORAGE_UNAVAILABLE' || attempt >= policy.attempts) throw error;
+        emit({ type: 'retry', driver: driver.name, operation, key, attempt, code: error.code, message: error.message });
+        await sleep(policy.baseDelayMs * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  const disk: StorageDisk = {
+    driver,
+    name: driver.name,
+    capabilities: driver.capabilities,
+
+    async put(rawKey, body, putOptions = {}) {
+      const key = normalizeStorageKey(rawKey);
+      if (putOptions.size !== undefined && (!Number.isSafeInteger(putOptions.size) || putOptions.size < 0)) {
+        throw new InstanceImagesError('VALIDATION_FAILED', 'The announced size must be a non-negative integer', { fields: [{ path: 'size', message: 'must be a non-negative integer' }] });
+      }
+      if (putOptions.signal?.aborted) {
+        body.destroy();
+        throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled before it started`);
+      }
+      const listener = putOptions.onProgress ?? options.onProgress;
+      const total = putOptions.size ?? null;
+      const counter = new HashingCounter(listener ? (bytes) => listener({ key, bytesDone: bytes, bytesTotal: total }) : null, interval);
+      // Forward a failing body into the driver's input so that the driver aborts its write.
+      body.once('error', (error) => counter.destroy(error));
+      counter.once('error', () => body.destroy());
+      body.pipe(counter);
+      try {
+        const driverOptions: PutOptions = {};
+        if (putOptions.size !== undefined) driverOptions.size = putOptions.size;
+        if (putOptions.signal) driverOptions.signal = putOptions.signal;
+        let written: { size: number };
+        try {
+          written = await driver.put(key, counter, driverOptions);
+        } catch (caught) {
+          if (putOptions.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: caught });
+          throw unavailable(caught, `write ${key}`);
+        }
+        const sha256 = counter.hash.digest('hex');
+        const size = counter.bytes;
+        const discard = async (error: InstanceImagesError): Promise<never> => {
+          await driver.delete(key).catch(() => undefined);
+          throw error;
+        };
+        if (written.size !== size) {
+          await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The ${driver.name} storage reported ${written.size} bytes written for ${key}, but ${size} were sent`, { details: { key, sent: size, written: written.size } }));
+        }
+        if (putOptions.size !== undefined && putOptions.size !== size) {
+          await discard(new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${size} bytes, but ${putOptions.size} were announced`, { fields: [{ path: 'size', message: `announced ${putOptions.size}, received ${size}` }] }));
+        }
+        if (putOptions.expectedSha256 !== undefined && putOptions.expectedSha256.toLowerCase() !== sha256) {
+          await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The data written to ${key} does not match the expected sha256`, { details: { key, expected: putOptions.expectedSha256, actual: sha256 } }));
+        }
+        const stored = await withRetries('stat', key, () => driver.stat(key));
+        if (!stored || stored.size !== size) {
+          await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `Verification of ${key} failed: the ${driver.name} storage holds ${stored ? `${stored.size} bytes` : 'nothing'}, ${size} were written`, { details: { key, expected: size, stored: stored?.size ?? null } }));
+        }
+        emit({ type: 'put.completed', driver: driver.name, key, size, sha256 });
+        return { key, size, sha256 };
+      } catch (caught) {
+        const error = unavailable(caught, `write ${key}`);
+        if (!body.destroyed) body.destroy();
+        emit({ type: 'put.failed', driver: driver.name, key, code: error.code, message: error.message });
+        throw error;
+      }
+    },
+
+    async get(rawKey, getOptions = {}) {
+      const key = normalizeStorageKey(rawKey);
+      checkRange(getOptions.range);
+      return withRetries('read', key, () => driver.get(key, getOptions));
+    },
+
+    async stat(rawKey) {
+      const key = normalizeStorageKey(rawKey);
+      return withRetries('stat', key, () => driver.stat(key));
+    },
+
+    async list(listOptions = {}) {
+      const prefix = normalizeStoragePrefix(listOptions.prefix);
+      const limit = pageSize(listOptions.limit);
+      const cursor = listOptions.cursor ?? null;
+      return withRetries('list', prefix || null, () => driver.list({ prefix, cursor, limit }));
+    },
+
+    async delete(rawKey) {
+      const key = normalizeStorageKey(rawKey);
+      await withRetries('delete', key, () => driver.delete(key));
+      emit({ type: 'delete.completed', driver: driver.name, key });
+    },
+
+    freeSpace: () => withRetries('read free space', null, () => driver.freeSpace()),
+
+    async health() {
+      try {
+        return await driver.health();
+      } catch (error) {
+        return { ok: false, message: isInstanceImagesError(error) || error instanceof Error ? error.message : String(error) };
+      }
+    },
+
+    listIncomplete: (incompleteOptions = {}) => withRetries('list incomplete uploads', null, () => driver.listIncomplete(incompleteOptions)),
+
+    abortIncomplete: (upload) => withRetries('abort an incomplete upload', upload.key, () => driver.abortIncomplete(upload)),
+
+    pathOf(rawKey) {
+      const key = normalizeStorageKey(rawKey);
+      if (!driver.capabilities.pathAccess || !driver.pathOf) {
+        throw new InstanceImagesError('INVALID_STATE', `The ${driver.name} storage has no file paths; stream its objects instead`);
+      }
+      return driver.pathOf(key);
+    },
+
+    async close() {
+      await driver.close?.();
+    },
+  };
+  return disk;
+}
