@@ -3,7 +3,7 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { Readable, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../src/errors';
 import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/ports/executor';
 

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Readable, Writable } from 'node:stream';
+import type { HostHypervisor } from './host-directory';
 
 /** Options of {@link Executor.run}. */
 export interface ExecOptions {
@@ -56,4 +57,4 @@ export interface Executor {
 }
 
 /** Gives the executor for a hypervisor (connections are pooled by the provider). */
-export type ExecutorProvider = (hypervisor: import('./host-directory').HostHypervisor) => Executor;
+export type ExecutorProvider = (hypervisor: HostHypervisor) => Executor;

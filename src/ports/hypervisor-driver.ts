@@ -56,6 +56,7 @@ export interface CaptureRequest {
   /** Try a guest-agent filesystem freeze. Default true. */
   freeze?: boolean;
   signal?: AbortSignal;
+  /** Receives progress: bytes converted against the disk's allocation. */
   onProgress?(progress: ByteProgress): void;
 }
 
@@ -82,6 +83,7 @@ export interface MaterializeRequest {
   /** Grow the disk to this size; never smaller than the image's virtual size (VALIDATION_FAILED). */
   sizeBytes?: number;
   signal?: AbortSignal;
+  /** Receives progress of the conversion. */
   onProgress?(progress: ByteProgress): void;
 }
 

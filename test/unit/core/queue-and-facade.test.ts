@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createInstanceImages, createTaskQueue, InstanceImagesError, type HostDirectory } from '../../../src';
+import type { InstanceImagesError} from '../../../src';
+import { createInstanceImages, createTaskQueue, type HostDirectory } from '../../../src';
 
 const host: HostDirectory = { getInstance: async () => null, getHypervisor: async () => null };
 
