@@ -1,0 +1,88 @@
+/**
+ * The fixed shell scripts and error mapping of path-based storage (local and NFS). Scripts are
+ * constant strings; every variable part is passed as a positional argument or an environment
+ * variable, never spliced into the script. Over SSH the whole argv goes through `shellCommand`.
+ * @module
+ */
+import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
+import type { ExecResult } from '../../../src/ports/executor';
+
+/** Builds `sh -c SCRIPT sh ARGS...`: the arguments are `$1...` inside the script. */
+export function shArgv(script: string, ...args: string[]): string[] {
+  return ['sh', '-c', script, 'sh', ...args];
+}
+
+/**
+ * Temp files of in-flight writes: `.<base>.<start time, base36 ms>-<8 hex>.part` in the key's
+ * directory (same filesystem, so the final rename is atomic).
+ */
+export const TEMP_NAME = /^\.(.*)\.([0-9a-z]+)-([0-9a-f]{8})\.part$/;
+
+/** The same pattern as a `find -regextype posix-extended -regex` over whole paths. */
+export const TEMP_FIND_REGEX = '.*/\\.[^/]*\\.[0-9a-z]+-[0-9a-f]{8}\\.part';
+
+/**
+ * Lists regular files under `$1/$2` (root, start directory relative to it, always `./...`) in byte
+ * order of their key, skipping temp files and names with control characters, and prints at most
+ * `II_LIMIT + 1` lines `key<TAB>size<TAB>mtime` with keys starting with `II_PREFIX` and greater than
+ * `II_AFTER`. Sorting happens in `sort` (which spills to disk), so memory stays bounded.
+ */
+export const LIST_SCRIPT = [
+  'export LC_ALL=C',
+  'cd -- "$1" 2>/dev/null || exit 0',
+  '[ -d "$2" ] || exit 0',
+  'tab=$(printf "\\t")',
+  `find "$2" -regextype posix-extended -type f ! -regex '${TEMP_FIND_REGEX}' ! -name '*[[:cntrl:]]*' -printf '%p\\t%s\\t%T@\\n' | sort -t "$tab" -k1,1 | awk -F "$tab" '`,
+  '  BEGIN { p = "" ENVIRON["II_PREFIX"]; a = "" ENVIRON["II_AFTER"]; n = ENVIRON["II_LIMIT"] + 0; c = 0 }',
+  '  { k = "" $1; if (substr(k, 1, 2) == "./") k = substr(k, 3);',
+  '    if (substr(k, 1, length(p)) != p) next;',
+  '    if (a != "" && k <= a) next;',
+  '    print k "\\t" $2 "\\t" $3; c++; if (c > n) exit }',
+  "'",
+].join('\n');
+
+/** Prints `relative path<TAB>mtime` of every temp file under `$1`. */
+export const LIST_TEMP_SCRIPT = [
+  'export LC_ALL=C',
+  '[ -d "$1" ] || exit 0',
+  `find "$1" -regextype posix-extended -type f -regex '${TEMP_FIND_REGEX}' ! -name '*[[:cntrl:]]*' -printf '%P\\t%T@\\n'`,
+].join('\n');
+
+/** Prints `<writable 0|1> <free bytes>` for directory `$1`, or exits 3 when it is missing. */
+export const HEALTH_SCRIPT = [
+  '[ -d "$1" ] || { echo "the directory does not exist" >&2; exit 3; }',
+  'w=0; [ -w "$1" ] && w=1',
+  'avail=$(df -B1 --output=avail -- "$1" | tail -n 1) || exit 4',
+  'echo "$w $avail"',
+].join('\n');
+
+const FULL = /No space left on device|Disk quota exceeded|File too large/i;
+
+/** First lines of stderr for a message (bounded; stderr of file tools carries paths, never secrets). */
+export function stderrExcerpt(stderr: string): string {
+  const text = stderr.trim().split('\n').slice(0, 3).join(' / ');
+  return text.length > 400 ? `${text.slice(0, 400)}...` : text;
+}
+
+/** Maps a failed command (non-zero exit) to STORAGE_FULL or STORAGE_UNAVAILABLE. */
+export function commandFailure(result: ExecResult, what: string, where: string): InstanceImagesError {
+  const excerpt = stderrExcerpt(result.stderr);
+  if (FULL.test(result.stderr)) {
+    return new InstanceImagesError('STORAGE_FULL', `Not enough space to ${what} on ${where}: ${excerpt}`, { details: { exitCode: result.exitCode } });
+  }
+  return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where} (exit ${result.exitCode ?? 'by signal'})${excerpt ? `: ${excerpt}` : ''}`, { details: { exitCode: result.exitCode } });
+}
+
+/**
+ * Maps an executor error: an unreachable hypervisor or a timeout makes the storage unavailable
+ * (transient, retried by the core); CANCELLED, HOST_KEY_MISMATCH and others keep their code.
+ */
+export function executorFailure(error: unknown, what: string, where: string): InstanceImagesError {
+  if (isInstanceImagesError(error)) {
+    if (error.code === 'HYPERVISOR_UNREACHABLE' || error.code === 'TIMEOUT') {
+      return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}: ${error.message}`, { cause: error });
+    }
+    return error;
+  }
+  return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}`, { cause: error });
+}

@@ -1,0 +1,273 @@
+/**
+ * Path-based storage over an executor: every file operation is a command on the hypervisor
+ * (locally or over SSH). Used by the `local` driver directly and by `nfs` at its mount point.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { InstanceImagesError } from '../../../src/errors';
+import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
+import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../../../src/ports/storage-driver';
+import { HEALTH_SCRIPT, LIST_SCRIPT, LIST_TEMP_SCRIPT, TEMP_NAME, commandFailure, executorFailure, shArgv } from './commands';
+
+/** Settings of {@link createPathStorage}. */
+export interface PathStorageSettings {
+  /** Driver name reported (`local`, `nfs`). */
+  name: string;
+  /** The absolute, normalised root directory on the hypervisor. */
+  root: string;
+  /** Runs the file commands on the hypervisor. */
+  executor: Executor;
+  /** Capability flags reported. */
+  capabilities: StorageCapabilities;
+  /** Timeout of metadata commands (stat, list, df, rm, mv) in ms. Default 120 000. */
+  metadataTimeoutMs?: number;
+}
+
+/** Counts the bytes passing through. */
+class ByteCounter extends Transform {
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+/** Longest part of a key's base name kept in its temp file name (NAME_MAX is 255 bytes). */
+const TEMP_BASE_MAX_BYTES = 200;
+
+function truncateUtf8(text: string, maxBytes: number): string {
+  let out = text;
+  while (Buffer.byteLength(out, 'utf8') > maxBytes) out = out.slice(0, -1);
+  return out;
+}
+
+function parseMtime(value: string | undefined): Date {
+  const seconds = Number(value);
+  return new Date(Number.isFinite(seconds) ? Math.round(seconds * 1000) : 0);
+}
+
+function encodeListCursor(key: string): string {
+  return Buffer.from(key, 'utf8').toString('base64url');
+}
+
+function decodeListCursor(cursor: string): string {
+  const key = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (key === '' || encodeListCursor(key) !== cursor) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', { fields: [{ path: 'cursor', message: 'is not valid' }] });
+  }
+  return key;
+}
+
+/**
+ * Creates a storage driver over a directory reached through `executor`. Writes stream into a temp
+ * file next to the target (`dd conv=fsync`), which is renamed into place only when complete.
+ */
+export function createPathStorage(settings: PathStorageSettings): StorageDriver {
+  const { executor, root, name } = settings;
+  const where = `${name} storage ${root} (${executor.label})`;
+  const metadataTimeoutMs = settings.metadataTimeoutMs ?? 120_000;
+
+  const pathOf = (key: string): string => `${root}/${key}`;
+
+  /** Runs a command; executor errors are mapped, non-zero exits are returned. */
+  async function exec(argv: string[], what: string, options: ExecOptions = {}): Promise<ExecResult> {
+    try {
+      return await executor.run(argv, { timeoutMs: metadataTimeoutMs, ...options });
+    } catch (error) {
+      throw executorFailure(error, what, where);
+    }
+  }
+
+  /** Runs a command that must succeed. */
+  async function must(argv: string[], what: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const result = await exec(argv, what, options);
+    if (result.exitCode !== 0) throw commandFailure(result, what, where);
+    return result;
+  }
+
+  async function stat(key: string): Promise<StoredObject | null> {
+    const result = await exec(['find', pathOf(key), '-maxdepth', '0', '-type', 'f', '-printf', '%s\\t%T@\\n'], `stat ${key}`);
+    if (result.exitCode !== 0) {
+      if (/No such file or directory|Not a directory/.test(result.stderr)) return null;
+      throw commandFailure(result, `stat ${key}`, where);
+    }
+    const [size, mtime] = result.stdout.trim().split('\t');
+    if (size === undefined || size === '') return null;
+    return { key, size: Number(size), modifiedAt: parseMtime(mtime) };
+  }
+
+  async function removeQuietly(path: string): Promise<void> {
+    await executor.run(['rm', '-f', '--', path], { timeoutMs: metadataTimeoutMs }).catch(() => undefined);
+  }
+
+  async function put(key: string, body: Readable, options: PutOptions = {}): Promise<{ size: number }> {
+    const target = pathOf(key);
+    const dir = posix.dirname(target);
+    const base = posix.basename(target);
+    if (TEMP_NAME.test(base)) {
+      body.destroy();
+      throw new InstanceImagesError('VALIDATION_FAILED', `The key ${JSON.stringify(key)} looks like a temp file of this storage`, { fields: [{ path: 'key', message: 'must not look like a temp file (.NAME.STAMP-HEX.part)' }] });
+    }
+    const temp = `${dir}/.${truncateUtf8(base, TEMP_BASE_MAX_BYTES)}.${Date.now().toString(36)}-${randomBytes(4).toString('hex')}.part`;
+    try {
+      await must(['mkdir', '-p', '--', dir], `create the directory of ${key}`);
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
+
+    // Count through a transform (not a 'data' listener, which would start the flow before the
+    // executor is ready to take it).
+    let bodyError: Error | null = null;
+    let bodyEnded = false;
+    const counter = new ByteCounter();
+    body.once('error', (error) => {
+      bodyError = error;
+      counter.destroy(error);
+    });
+    counter.once('end', () => (bodyEnded = true));
+    body.pipe(counter);
+
+    try {
+      const runOptions: ExecOptions = { stdin: counter };
+      if (options.signal) runOptions.signal = options.signal;
+      // conv=fsync: the bytes are on disk before the rename makes them visible.
+      const written = await exec(['dd', `of=${temp}`, 'bs=1M', 'conv=fsync', 'status=none'], `write ${key}`, { ...runOptions, timeoutMs: undefined });
+      if (options.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`);
+      if (bodyError) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: bodyError });
+      if (written.exitCode !== 0) throw commandFailure(written, `write ${key}`, where);
+      if (!bodyEnded) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} ended before all data was sent`);
+      await must(['mv', '-f', '-T', '--', temp, target], `move ${key} into place`);
+      return { size: counter.bytes };
+    } catch (error) {
+      body.destroy();
+      counter.destroy();
+      await removeQuietly(temp);
+      throw error;
+    }
+  }
+
+  async function get(key: string, options: { range?: { start: number; end?: number }; signal?: AbortSignal } = {}): Promise<Readable> {
+    const object = await stat(key);
+    if (!object) throw new InstanceImagesError('NOT_FOUND', `${key} does not exist on the ${where}`, { details: { key } });
+    const path = pathOf(key);
+    let argv: string[] = ['cat', '--', path];
+    const { range } = options;
+    if (range) {
+      argv = ['dd', `if=${path}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${range.start}`, 'status=none'];
+      if (range.end !== undefined) argv.push(`count=${range.end - range.start + 1}`);
+    }
+    const streamOptions: Omit<ExecOptions, 'stdout'> = {};
+    if (options.signal) streamOptions.signal = options.signal;
+    let running;
+    try {
+      running = await executor.stream(argv, streamOptions);
+    } catch (error) {
+      throw executorFailure(error, `read ${key}`, where);
+    }
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    running.stdout.pipe(out, { end: false });
+    running.done.then(
+      (result) => {
+        if (result.exitCode === 0) out.end();
+        else if (/No such file or directory/.test(result.stderr)) out.destroy(new InstanceImagesError('NOT_FOUND', `${key} was removed while it was being read`));
+        else out.destroy(commandFailure(result, `read ${key}`, where));
+      },
+      (error: unknown) => out.destroy(executorFailure(error, `read ${key}`, where)),
+    );
+    // A consumer that stops early (destroys the stream) ends the remote command too.
+    out.once('close', () => {
+      if (!out.writableFinished) running.kill();
+    });
+    return out;
+  }
+
+  async function list(options: { prefix?: string; cursor?: string | null; limit?: number } = {}): Promise<{ items: StoredObject[]; nextCursor: string | null }> {
+    const prefix = options.prefix ?? '';
+    const limit = options.limit ?? 50;
+    const after = options.cursor ? decodeListCursor(options.cursor) : '';
+    const slash = prefix.lastIndexOf('/');
+    const start = slash < 0 ? '.' : `./${prefix.slice(0, slash)}`;
+    // The window variables travel as environment assignments of `env`, quoted like any argument.
+    const argv = ['env', `II_PREFIX=${prefix}`, `II_AFTER=${after}`, `II_LIMIT=${limit}`, ...shArgv(LIST_SCRIPT, root, start)];
+    const result = await must(argv, 'list files');
+    const items: StoredObject[] = [];
+    for (const line of result.stdout.split('\n')) {
+      if (line === '') continue;
+      const [key, size, mtime] = line.split('\t');
+      if (key === undefined || size === undefined) continue;
+      items.push({ key, size: Number(size), modifiedAt: parseMtime(mtime) });
+    }
+    const page = items.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page, nextCursor: items.length > limit && last ? encodeListCursor(last.key) : null };
+  }
+
+  async function remove(key: string): Promise<void> {
+    await must(['rm', '-f', '--', pathOf(key)], `delete ${key}`);
+  }
+
+  async function freeSpace(): Promise<number> {
+    const result = await must(['df', '-B1', '--output=avail', '--', root], 'read free space');
+    const value = Number(result.stdout.trim().split('\n').pop());
+    if (!Number.isSafeInteger(value)) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `df printed no free space for ${where}`);
+    return value;
+  }
+
+  async function health(): Promise<{ ok: boolean; message: string }> {
+    try {
+      const result = await exec(shArgv(HEALTH_SCRIPT, root), 'check the directory');
+      if (result.exitCode !== 0) return { ok: false, message: commandFailure(result, 'check the directory', where).message };
+      const [writable, avail] = result.stdout.trim().split(' ');
+      if (writable !== '1') return { ok: false, message: `${root} on ${executor.label} is not writable` };
+      return { ok: true, message: `${root} on ${executor.label} is writable, ${avail ?? '?'} bytes free` };
+    } catch (error) {
+      return { ok: false, message: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  async function listIncomplete(options: { olderThan?: Date } = {}): Promise<IncompleteUpload[]> {
+    const result = await must(shArgv(LIST_TEMP_SCRIPT, root), 'list temp files');
+    const uploads: IncompleteUpload[] = [];
+    for (const line of result.stdout.split('\n')) {
+      const [relative, mtime] = line.split('\t');
+      if (!relative) continue;
+      const base = posix.basename(relative);
+      const match = TEMP_NAME.exec(base);
+      if (!match) continue;
+      const stamp = parseInt(match[2] ?? '', 36);
+      const startedAt = Number.isFinite(stamp) ? new Date(stamp) : parseMtime(mtime);
+      if (options.olderThan && startedAt >= options.olderThan) continue;
+      const dir = posix.dirname(relative);
+      uploads.push({ key: dir === '.' ? (match[1] ?? '') : `${dir}/${match[1] ?? ''}`, id: relative, startedAt });
+    }
+    return uploads.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async function abortIncomplete(upload: IncompleteUpload): Promise<void> {
+    const segments = upload.id.split('/');
+    const base = segments[segments.length - 1] ?? '';
+    if (upload.id.startsWith('/') || segments.some((s) => s === '' || s === '.' || s === '..') || !TEMP_NAME.test(base)) {
+      throw new InstanceImagesError('VALIDATION_FAILED', 'This is not a temp file of this storage', { fields: [{ path: 'id', message: 'must be a temp file id returned by listIncomplete' }] });
+    }
+    await remove(upload.id);
+  }
+
+  return {
+    name,
+    capabilities: settings.capabilities,
+    put,
+    get,
+    stat,
+    list,
+    delete: remove,
+    freeSpace,
+    health,
+    listIncomplete,
+    abortIncomplete,
+    pathOf,
+  };
+}
