@@ -1,0 +1,410 @@
+/**
+ * The S3 storage driver on @aws-sdk/client-s3 and @aws-sdk/lib-storage. The SDK is imported lazily
+ * on the first operation, so importing this module (or the options) does not load it.
+ *
+ * Works with AWS S3 and with S3-compatible services that lack newer features (Ceph radosgw,
+ * MinIO): request checksums are only sent when an operation requires them, path-style
+ * addressing is available, and nothing depends on the ETag CompleteMultipartUpload returns
+ * (radosgw returns an empty one).
+ * @module
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type * as LibStorage from '@aws-sdk/lib-storage';
+import { InstanceImagesError } from '../../../src/errors';
+import type { IncompleteUpload, PutOptions, StorageDriver, StoredObject } from '../../../src/ports/storage-driver';
+import { pageSize } from '../../../src/util/cursor';
+import { isS3NoSuchUpload, isS3NotFound, redactSecrets, s3HttpStatus, toS3StorageError, type S3ErrorContext } from './errors';
+import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normaliseS3Prefix, s3DriverKey, s3KeyPrefix, s3ObjectKey, s3PartSize, type S3StorageOptions } from './options';
+
+/** Options of the S3 driver's `put`: the port's options plus per-part progress. */
+export interface S3PutOptions extends PutOptions {
+  /** Called after each part is stored with the total bytes stored so far. */
+  onProgress?: (uploadedBytes: number) => void;
+}
+
+/** The loaded SDK and the client built from the options. */
+interface S3Runtime {
+  sdk: typeof S3Sdk;
+  Upload: typeof LibStorage.Upload;
+  client: S3Sdk.S3Client;
+}
+
+/** What a tracked upload learned from the requests it sent. */
+interface UploadState {
+  uploadId: string | undefined;
+  completed: boolean;
+  abortedOnServer: boolean;
+  bytes: number;
+}
+
+/** A command as `S3Client.send` takes it, without the overload noise. */
+type AnyCommand = Parameters<S3Sdk.S3Client['send']>[0];
+
+/** How long to wait for a TCP connection to the endpoint. */
+const CONNECTION_TIMEOUT_MS = 10_000;
+/** How long a request may sit without any socket activity before it fails. */
+const SOCKET_IDLE_TIMEOUT_MS = 120_000;
+
+function abortError(): Error {
+  return Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+}
+
+function byteLengthOf(body: unknown): number {
+  if (body instanceof Uint8Array) return body.byteLength;
+  if (typeof body === 'string') return Buffer.byteLength(body);
+  return 0;
+}
+
+/** Creates an S3 driver instance from validated options. The SDK loads on the first call. */
+export function createS3StorageDriver(options: S3StorageOptions): StorageDriver {
+  const bucket = options.bucket;
+  const prefix = normaliseS3Prefix(options.prefix);
+  const basePartSize = options.partSizeBytes ?? S3_DEFAULT_PART_SIZE;
+  const queueSize = options.queueSize ?? S3_DEFAULT_QUEUE_SIZE;
+  const endpointLabel = options.endpoint === undefined ? `AWS S3 (${options.region})` : new URL(options.endpoint).origin;
+  const secrets = [options.secretAccessKey, options.sessionToken].filter((value): value is string => value !== undefined);
+  let runtime: Promise<S3Runtime> | undefined;
+  let closed = false;
+
+  const context = (action: string, signal?: AbortSignal): S3ErrorContext => ({ action, bucket, endpoint: endpointLabel, secrets, ...(signal ? { signal } : {}) });
+
+  const load = (errorContext: S3ErrorContext): Promise<S3Runtime> => {
+    if (closed) return Promise.reject(new InstanceImagesError('STORAGE_UNAVAILABLE', `The S3 storage driver for bucket "${bucket}" was closed`));
+    runtime ??= (async () => {
+      let sdk: typeof S3Sdk;
+      let lib: typeof LibStorage;
+      try {
+        [sdk, lib] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+      } catch (error) {
+        runtime = undefined;
+        throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The s3 storage driver needs the packages @aws-sdk/client-s3 and @aws-sdk/lib-storage: install them next to instance-images', { cause: error });
+      }
+      const client = new sdk.S3Client({
+        region: options.region,
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+        forcePathStyle: options.forcePathStyle,
+        ...(options.accessKeyId !== undefined && options.secretAccessKey !== undefined
+          ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey, ...(options.sessionToken === undefined ? {} : { sessionToken: options.sessionToken }) } }
+          : {}),
+        // radosgw (and other S3-compatible services) reject the SDK's default aws-chunked
+        // checksums on streamed bodies; send/validate checksums only where S3 requires them.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: SOCKET_IDLE_TIMEOUT_MS },
+      });
+      return { sdk, Upload: lib.Upload, client };
+    })();
+    return runtime.catch((error: unknown) => {
+      throw toS3StorageError(error, errorContext);
+    });
+  };
+
+  /** Runs one SDK call, mapping every failure. */
+  const call = async <T>(errorContext: S3ErrorContext, fn: (rt: S3Runtime) => Promise<T>): Promise<T> => {
+    const rt = await load(errorContext);
+    try {
+      return await fn(rt);
+    } catch (error) {
+      throw toS3StorageError(error, errorContext);
+    }
+  };
+
+  /**
+   * A view of the client for one lib-storage Upload: it records the multipart upload id and the
+   * bytes stored, passes the caller's AbortSignal to every data request (so a cancel stops the
+   * requests in flight), checks the byte count against the announced size before completing, and
+   * never lets a failed AbortMultipartUpload hide the error that caused it.
+   */
+  const trackingClient = (rt: S3Runtime, state: UploadState, put: { key: string; size?: number; signal?: AbortSignal; onProgress?: (bytes: number) => void }): S3Sdk.S3Client => {
+    const { sdk, client } = rt;
+    const send = (command: AnyCommand, abortSignal?: AbortSignal): Promise<unknown> => client.send(command, abortSignal ? { abortSignal } : {});
+    const checkSize = (bytes: number): void => {
+      if (put.size !== undefined && bytes !== put.size) {
+        throw new InstanceImagesError('VALIDATION_FAILED', `The data for "${put.key}" had ${bytes} bytes, but ${put.size} were announced; nothing was stored`, {
+          fields: [{ path: 'size', message: 'does not match the data' }],
+          details: { expected: put.size, received: bytes },
+        });
+      }
+    };
+    const trackedSend = async (command: AnyCommand): Promise<unknown> => {
+      if (command instanceof sdk.AbortMultipartUploadCommand) {
+        try {
+          const result = await send(command);
+          state.abortedOnServer = true;
+          return result;
+        } catch (error) {
+          if (isS3NoSuchUpload(error)) {
+            state.abortedOnServer = true;
+            return {};
+          }
+          // lib-storage would throw this instead of the real failure; the driver retries the abort itself.
+          return {};
+        }
+      }
+      if (command instanceof sdk.CreateMultipartUploadCommand) {
+        // No AbortSignal: the upload id must always be learned, so it can be aborted.
+        const result = (await send(command)) as S3Sdk.CreateMultipartUploadCommandOutput;
+        state.uploadId = result.UploadId;
+        if (put.signal?.aborted) throw abortError();
+        return result;
+      }
+      if (command instanceof sdk.UploadPartCommand) {
+        const length = byteLengthOf(command.input.Body);
+        const result = await send(command, put.signal);
+        state.bytes += length;
+        put.onProgress?.(state.bytes);
+        return result;
+      }
+      if (command instanceof sdk.PutObjectCommand) {
+        const length = byteLengthOf(command.input.Body);
+        checkSize(length);
+        const result = await send(command, put.signal);
+        state.bytes = length;
+        state.completed = true;
+        put.onProgress?.(state.bytes);
+        return result;
+      }
+      if (command instanceof sdk.CompleteMultipartUploadCommand) {
+        if (put.signal?.aborted) throw abortError();
+        checkSize(state.bytes);
+        // No AbortSignal: once completion is sent, its outcome must be known.
+        const result = await send(command);
+        state.completed = true;
+        return result;
+      }
+      return send(command, put.signal);
+    };
+    return Object.create(client, { send: { value: trackedSend } }) as S3Sdk.S3Client;
+  };
+
+  const driver: StorageDriver = {
+    name: 's3',
+    capabilities: { shared: true, pathAccess: false },
+
+    async put(key: string, body: Readable, putOptions: S3PutOptions = {}): Promise<{ size: number }> {
+      const { signal, size, onProgress } = putOptions;
+      const errorContext = context(`upload "${key}"`, signal);
+      const objectKey = s3ObjectKey(prefix, key);
+      const state: UploadState = { uploadId: undefined, completed: false, abortedOnServer: false, bytes: 0 };
+      // Cancelling destroys the body: lib-storage stops reading and fails the upload, which aborts it.
+      const onAbort = (): void => {
+        body.destroy(abortError());
+      };
+      let rt: S3Runtime | undefined;
+      try {
+        if (signal?.aborted) throw abortError();
+        rt = await load(errorContext);
+        if (signal?.aborted) throw abortError();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const upload = new rt.Upload({
+          client: trackingClient(rt, state, { key, ...(size === undefined ? {} : { size }), ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) }),
+          params: { Bucket: bucket, Key: objectKey, Body: body },
+          partSize: s3PartSize(size, basePartSize),
+          queueSize,
+          leavePartsOnError: false,
+        });
+        await upload.done();
+        return { size: state.bytes };
+      } catch (error) {
+        if (!body.destroyed) body.destroy();
+        const mapped = toS3StorageError(error, errorContext);
+        if (rt && state.uploadId !== undefined && !state.completed && !state.abortedOnServer) {
+          // lib-storage aborts on failure too; this covers a failed first attempt (e.g. the server was down).
+          try {
+            await rt.client.send(new rt.sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey, UploadId: state.uploadId }));
+          } catch (abortFailure) {
+            if (!isS3NoSuchUpload(abortFailure)) {
+              mapped.details.incompleteUpload = { key, id: state.uploadId };
+            }
+          }
+        }
+        throw mapped;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    },
+
+    async get(key, getOptions = {}) {
+      const { range, signal } = getOptions;
+      const errorContext = context(`read "${key}"`, signal);
+      if (range !== undefined && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start)))) {
+        throw new InstanceImagesError('VALIDATION_FAILED', 'The byte range is not valid: start must be an integer ≥ 0 and end an integer ≥ start', { fields: [{ path: 'range', message: 'is not valid' }] });
+      }
+      if (signal?.aborted) throw toS3StorageError(abortError(), errorContext);
+      const response = await call(errorContext, async ({ sdk, client }) => {
+        try {
+          return await client.send(
+            new sdk.GetObjectCommand({
+              Bucket: bucket,
+              Key: s3ObjectKey(prefix, key),
+              ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end ?? ''}` }),
+            }),
+            signal ? { abortSignal: signal } : {},
+          );
+        } catch (error) {
+          if (range !== undefined && (s3HttpStatus(error) === 416 || (error as { name?: unknown }).name === 'InvalidRange')) {
+            throw new InstanceImagesError('VALIDATION_FAILED', `The byte range starts at ${range.start}, beyond the end of "${key}"`, { cause: error, fields: [{ path: 'range.start', message: 'is beyond the end of the object' }] });
+          }
+          throw error;
+        }
+      });
+      const source = response.Body as Readable | undefined;
+      const output = new PassThrough();
+      if (source === undefined) {
+        output.end();
+        return output;
+      }
+      // Errors of the HTTP body (connection reset mid-read) surface as coded errors to the reader.
+      const onAbort = (): void => {
+        output.destroy(toS3StorageError(abortError(), errorContext));
+      };
+      source.on('error', (error) => output.destroy(toS3StorageError(error, errorContext)));
+      output.on('close', () => {
+        signal?.removeEventListener('abort', onAbort);
+        if (!source.destroyed) source.destroy();
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      source.pipe(output);
+      return output;
+    },
+
+    async stat(key) {
+      const errorContext = context(`read the metadata of "${key}"`);
+      return call(errorContext, async ({ sdk, client }) => {
+        try {
+          const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: s3ObjectKey(prefix, key) }));
+          return { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0) } satisfies StoredObject;
+        } catch (error) {
+          if (isS3NotFound(error)) return null;
+          throw error;
+        }
+      });
+    },
+
+    async list(listOptions = {}) {
+      const limit = pageSize(listOptions.limit);
+      const cursor = listOptions.cursor ?? undefined;
+      const errorContext = context('list objects');
+      return call(errorContext, async ({ sdk, client }) => {
+        let page: S3Sdk.ListObjectsV2CommandOutput;
+        try {
+          page = await client.send(
+            new sdk.ListObjectsV2Command({
+              Bucket: bucket,
+              Prefix: s3KeyPrefix(prefix) + (listOptions.prefix ?? ''),
+              MaxKeys: limit,
+              ...(cursor === undefined ? {} : { ContinuationToken: cursor }),
+            }),
+          );
+        } catch (error) {
+          if (cursor !== undefined && s3HttpStatus(error) === 400) {
+            throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', { cause: error, fields: [{ path: 'cursor', message: 'is not valid' }] });
+          }
+          throw error;
+        }
+        const items: StoredObject[] = [];
+        for (const object of page.Contents ?? []) {
+          const key = object.Key === undefined ? null : s3DriverKey(prefix, object.Key);
+          // Keys ending in "/" are folder markers made by other S3 tools, not objects of ours.
+          if (key === null || key.endsWith('/')) continue;
+          items.push({ key, size: object.Size ?? 0, modifiedAt: object.LastModified ?? new Date(0) });
+        }
+        const nextCursor = page.IsTruncated === true && page.NextContinuationToken ? page.NextContinuationToken : null;
+        return { items, nextCursor };
+      });
+    },
+
+    async delete(key) {
+      const errorContext = context(`delete "${key}"`);
+      await call(errorContext, async ({ sdk, client }) => {
+        try {
+          await client.send(new sdk.DeleteObjectCommand({ Bucket: bucket, Key: s3ObjectKey(prefix, key) }));
+        } catch (error) {
+          if (isS3NotFound(error)) return;
+          throw error;
+        }
+      });
+    },
+
+    async freeSpace() {
+      return null;
+    },
+
+    async health() {
+      const errorContext = context('check the bucket');
+      try {
+        await call(errorContext, async ({ sdk, client }) => {
+          try {
+            await client.send(new sdk.HeadBucketCommand({ Bucket: bucket }));
+          } catch (error) {
+            // HeadBucket answers a bare 404 (no error body) when the bucket is missing.
+            if (s3HttpStatus(error) === 404) throw Object.assign(error as object, { Code: 'NoSuchBucket' });
+            throw error;
+          }
+        });
+        return { ok: true, message: `S3 bucket "${bucket}" at ${endpointLabel} is reachable` };
+      } catch (error) {
+        const message = error instanceof InstanceImagesError ? error.message : `S3 bucket "${bucket}" at ${endpointLabel} could not be checked`;
+        return { ok: false, message: redactSecrets(message, secrets) };
+      }
+    },
+
+    async listIncomplete(incompleteOptions = {}) {
+      const { olderThan } = incompleteOptions;
+      const errorContext = context('list incomplete multipart uploads');
+      return call(errorContext, async ({ sdk, client }) => {
+        const found: IncompleteUpload[] = [];
+        let keyMarker: string | undefined;
+        let uploadIdMarker: string | undefined;
+        for (;;) {
+          const page = await client.send(
+            new sdk.ListMultipartUploadsCommand({
+              Bucket: bucket,
+              Prefix: s3KeyPrefix(prefix),
+              ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+              ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+            }),
+          );
+          for (const upload of page.Uploads ?? []) {
+            const key = upload.Key === undefined ? null : s3DriverKey(prefix, upload.Key);
+            if (key === null || upload.UploadId === undefined) continue;
+            const startedAt = upload.Initiated ?? null;
+            if (olderThan !== undefined && startedAt !== null && startedAt >= olderThan) continue;
+            found.push({ key, id: upload.UploadId, startedAt });
+          }
+          if (page.IsTruncated !== true || (page.NextKeyMarker === undefined && page.NextUploadIdMarker === undefined)) break;
+          keyMarker = page.NextKeyMarker;
+          uploadIdMarker = page.NextUploadIdMarker;
+        }
+        return found;
+      });
+    },
+
+    async abortIncomplete(upload) {
+      const errorContext = context(`abort the incomplete upload of "${upload.key}"`);
+      await call(errorContext, async ({ sdk, client }) => {
+        try {
+          await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: s3ObjectKey(prefix, upload.key), UploadId: upload.id }));
+        } catch (error) {
+          if (isS3NoSuchUpload(error) || isS3NotFound(error)) return;
+          throw error;
+        }
+      });
+    },
+
+    async close() {
+      closed = true;
+      const current = runtime;
+      runtime = undefined;
+      if (current) {
+        try {
+          (await current).client.destroy();
+        } catch {
+          // the SDK never loaded: nothing to release
+        }
+      }
+    },
+  };
+  return driver;
+}

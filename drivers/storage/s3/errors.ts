@@ -1,0 +1,167 @@
+/**
+ * Maps AWS SDK and network errors to {@link InstanceImagesError}s with stable codes and messages
+ * an operator can act on. Messages never contain credentials: they are built only from the error's
+ * code/status, the bucket, the endpoint origin and the key, and are redacted once more at the end.
+ * @module
+ */
+import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
+
+/** What was being done, for the message and the redaction of secrets. */
+export interface S3ErrorContext {
+  /** A short phrase, e.g. `upload "images/a.qcow2"`. */
+  action: string;
+  /** The bucket name. */
+  bucket: string;
+  /** A printable endpoint (origin only, never credentials), e.g. `http://127.0.0.1:7480` or `AWS S3 (eu-west-1)`. */
+  endpoint: string;
+  /** Values that must never appear in a message (secret key, session token). */
+  secrets: readonly string[];
+  /** When the operation was cancelled through this signal, the error is CANCELLED. */
+  signal?: AbortSignal;
+}
+
+/** Network error codes that mean "the endpoint is not reachable right now". */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EADDRNOTAVAIL',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+  'UND_ERR_SOCKET',
+]);
+
+/** S3 error names that mean the credentials or permissions are wrong. */
+const AUTH_NAMES = new Set([
+  'SignatureDoesNotMatch',
+  'InvalidAccessKeyId',
+  'AccessDenied',
+  'Forbidden',
+  'InvalidToken',
+  'ExpiredToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+]);
+
+/** S3 error names that mean "out of space/quota". */
+const FULL_NAMES = new Set(['QuotaExceeded', 'EntityTooLarge']);
+
+/** The fields of an AWS SDK service error (or a Node system error) that the mapping reads. */
+interface ErrorShape {
+  name?: unknown;
+  code?: unknown;
+  Code?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+  cause?: unknown;
+}
+
+function shapeOf(error: unknown): ErrorShape {
+  return typeof error === 'object' && error !== null ? (error as ErrorShape) : {};
+}
+
+/** The S3 error name (`NoSuchKey`, `SignatureDoesNotMatch`, ...) or `undefined`. */
+export function s3ErrorName(error: unknown): string | undefined {
+  const shape = shapeOf(error);
+  if (typeof shape.Code === 'string') return shape.Code;
+  if (typeof shape.name === 'string' && shape.name !== 'Error') return shape.name;
+  return undefined;
+}
+
+/** The HTTP status of an S3 service error, or `undefined` for network errors. */
+export function s3HttpStatus(error: unknown): number | undefined {
+  const status = shapeOf(error).$metadata?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** The Node/undici network error code of `error` or of one of its causes. */
+function networkCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth += 1) {
+    const shape = shapeOf(current);
+    if (typeof shape.code === 'string' && NETWORK_CODES.has(shape.code)) return shape.code;
+    if (current instanceof AggregateError) {
+      for (const inner of current.errors) {
+        const code = networkCode(inner);
+        if (code !== undefined) return code;
+      }
+    }
+    current = shape.cause;
+  }
+  return undefined;
+}
+
+/** True when the error (or a cause) says the request was aborted. */
+function isAbort(error: unknown): boolean {
+  const name = shapeOf(error).name;
+  return name === 'AbortError' || name === 'RequestAbortedError';
+}
+
+/** True when an S3 error means the object/upload is missing. */
+export function isS3NotFound(error: unknown): boolean {
+  const name = s3ErrorName(error);
+  return name === 'NoSuchKey' || name === 'NotFound' || (s3HttpStatus(error) === 404 && name !== 'NoSuchBucket' && name !== 'NoSuchUpload');
+}
+
+/** True when an S3 error means the multipart upload does not exist (already completed or aborted). */
+export function isS3NoSuchUpload(error: unknown): boolean {
+  return s3ErrorName(error) === 'NoSuchUpload';
+}
+
+/** Removes every secret from `text`. */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  let result = text;
+  for (const secret of secrets) {
+    if (secret.length > 0) result = result.split(secret).join('***');
+  }
+  return result;
+}
+
+function make(code: ErrorCode, message: string, context: S3ErrorContext, cause: unknown, details: Record<string, unknown>): InstanceImagesError {
+  return new InstanceImagesError(code, redactSecrets(message, context.secrets), { cause, details: { driver: 's3', bucket: context.bucket, ...details } });
+}
+
+/**
+ * Converts anything thrown by the SDK, the network or the body stream into an
+ * {@link InstanceImagesError}. An {@link InstanceImagesError} (e.g. from the body stream) passes
+ * through unchanged.
+ */
+export function toS3StorageError(error: unknown, context: S3ErrorContext): InstanceImagesError {
+  if (error instanceof InstanceImagesError) return error;
+  const where = `S3 bucket "${context.bucket}" at ${context.endpoint}`;
+  if (context.signal?.aborted || isAbort(error)) {
+    return make('CANCELLED', `Cancelled: ${context.action} in ${where}`, context, error, {});
+  }
+  const name = s3ErrorName(error);
+  const status = s3HttpStatus(error);
+  const details = { s3Error: name, httpStatus: status };
+  if (name === 'NoSuchKey' || (name === 'NotFound' && status === 404)) {
+    return make('NOT_FOUND', `Could not ${context.action}: the object does not exist in ${where}`, context, error, details);
+  }
+  if (name === 'NoSuchBucket') {
+    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: the bucket "${context.bucket}" does not exist at ${context.endpoint}. Create it, or fix the storage's bucket name.`, context, error, details);
+  }
+  if ((name !== undefined && AUTH_NAMES.has(name)) || status === 403) {
+    const reason = name === 'SignatureDoesNotMatch' ? 'the secret access key does not match the access key id' : name === 'InvalidAccessKeyId' ? 'the access key id is unknown' : `access was denied (${name ?? 'HTTP 403'})`;
+    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: ${where} rejected the credentials: ${reason}. Check the storage's accessKeyId and secretAccessKey and the bucket's permissions.`, context, error, details);
+  }
+  if (name !== undefined && FULL_NAMES.has(name)) {
+    return make('STORAGE_FULL', `Could not ${context.action}: ${where} refused the data (${name}). Raise the bucket/user quota or free space.`, context, error, details);
+  }
+  const network = networkCode(error);
+  if (network !== undefined || name === 'TimeoutError') {
+    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: ${context.endpoint} is not reachable (${network ?? name}). Check that the S3 service is running and the endpoint is right.`, context, error, { ...details, networkError: network ?? name });
+  }
+  if (status !== undefined && status >= 500) {
+    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: ${where} answered HTTP ${status}${name ? ` (${name})` : ''}. The S3 service is failing; try again later.`, context, error, details);
+  }
+  // Not an S3 answer: an SDK/lib-storage error whose message says what went wrong (these never hold credentials).
+  const text = error instanceof Error ? error.message.slice(0, 300) : String(error).slice(0, 300);
+  const what = name !== undefined || status !== undefined ? `${name ?? ''}${status !== undefined ? ` (HTTP ${status})` : ''}`.trim() : text;
+  return make('STORAGE_UNAVAILABLE', `Could not ${context.action} in ${where}: ${what}`, context, error, details);
+}

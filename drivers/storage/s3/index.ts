@@ -1,0 +1,41 @@
+/**
+ * The `s3` image storage driver (`instance-images/drivers/s3`): AWS S3 and S3-compatible services
+ * such as Ceph radosgw and MinIO. Needs the optional peer dependencies `@aws-sdk/client-s3` and
+ * `@aws-sdk/lib-storage`, which load only when the driver first talks to S3.
+ * @module
+ */
+import type { StorageDriverFactory } from '../../../src/ports/storage-driver';
+import { createS3StorageDriver } from './driver';
+import { S3StorageOptionsSchema, S3_SECRET_FIELDS, type S3StorageOptions } from './options';
+
+/**
+ * The `s3` storage driver factory: register it with the storage registry.
+ *
+ * Config: `endpoint` (omit for AWS), `region`, `bucket`, `prefix`, `accessKeyId`,
+ * `secretAccessKey` (secret), `sessionToken` (secret), `forcePathStyle`, `partSizeBytes`,
+ * `queueSize`. Objects are shared by every bound hypervisor and have no path on them.
+ */
+export const s3StorageDriver: StorageDriverFactory<S3StorageOptions> = {
+  name: 's3',
+  optionsSchema: S3StorageOptionsSchema,
+  secretFields: S3_SECRET_FIELDS,
+  capabilities: { shared: true, pathAccess: false },
+  needsHypervisor: false,
+  create: (options) => createS3StorageDriver(options),
+};
+
+export { createS3StorageDriver, type S3PutOptions } from './driver';
+export { toS3StorageError, type S3ErrorContext } from './errors';
+export {
+  S3StorageOptionsSchema,
+  S3_SECRET_FIELDS,
+  S3_DEFAULT_PART_SIZE,
+  S3_DEFAULT_QUEUE_SIZE,
+  S3_MIN_PART_SIZE,
+  S3_MAX_PART_SIZE,
+  S3_TARGET_MAX_PARTS,
+  normaliseS3Prefix,
+  s3PartSize,
+  type S3StorageOptions,
+  type S3StorageOptionsInput,
+} from './options';

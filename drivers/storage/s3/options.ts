@@ -1,0 +1,135 @@
+/**
+ * Options of the S3 storage driver: the zod schema, its type and the helpers that derive the
+ * object keys and multipart part sizes. Importable without loading the AWS SDK.
+ * @module
+ */
+import { z } from 'zod';
+
+/** 1 MiB. */
+const MiB = 1024 * 1024;
+
+/** S3's smallest allowed multipart part (except the last one). */
+export const S3_MIN_PART_SIZE = 5 * MiB;
+
+/** The part size used when the object size is unknown, and the floor for known sizes. */
+export const S3_DEFAULT_PART_SIZE = 8 * MiB;
+
+/** S3's largest allowed multipart part. */
+export const S3_MAX_PART_SIZE = 5 * 1024 * MiB;
+
+/** S3 allows 10,000 parts; sizing for 9,000 keeps a margin for a size that grows slightly. */
+export const S3_TARGET_MAX_PARTS = 9000;
+
+/** How many parts are uploaded at once by default. */
+export const S3_DEFAULT_QUEUE_SIZE = 4;
+
+/** Characters a prefix must not contain: C0 controls and DEL. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Normalises a key prefix: trims slashes at both ends and collapses repeated slashes, so
+ * `"/images//custom/"` becomes `"images/custom"`. An empty result means "the bucket root".
+ */
+export function normaliseS3Prefix(prefix: string | undefined): string {
+  if (prefix === undefined) return '';
+  return prefix
+    .split('/')
+    .filter((segment) => segment !== '')
+    .join('/');
+}
+
+const prefixSchema = z
+  .string()
+  .max(512, 'must be at most 512 characters')
+  .refine((value) => !CONTROL_CHARACTERS.test(value), 'must not contain control characters')
+  .refine((value) => !value.split('/').some((segment) => segment === '.' || segment === '..'), 'must not contain "." or ".." segments')
+  .transform(normaliseS3Prefix);
+
+/** The configuration of an `s3` image storage. */
+export const S3StorageOptionsSchema = z
+  .object({
+    /**
+     * The S3 endpoint URL, e.g. `http://127.0.0.1:7480` for Ceph radosgw or MinIO.
+     * Omit it for AWS S3 itself (the endpoint follows from `region`).
+     */
+    endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    /** The region used for signing. @default "us-east-1" */
+    region: z.string().min(1).max(64).default('us-east-1'),
+    /** The bucket that holds the images; it must already exist. */
+    bucket: z
+      .string()
+      .min(3, 'must be at least 3 characters')
+      .max(63, 'must be at most 63 characters')
+      .regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'must be a valid bucket name: lowercase letters, digits, dots and hyphens'),
+    /** Keys live under this prefix (normalised: no leading/trailing/double slashes). @default "" */
+    prefix: prefixSchema.optional().default(''),
+    /** The access key id. Omit both keys to use the SDK's default credential chain (IAM role, env). */
+    accessKeyId: z.string().min(1).max(256).optional(),
+    /** The secret access key (a secret: masked when the storage is returned, never logged). */
+    secretAccessKey: z.string().min(1).max(256).optional(),
+    /** A session token for temporary credentials (a secret). */
+    sessionToken: z.string().min(1).max(4096).optional(),
+    /** Path-style addressing (`endpoint/bucket/key`): needed by radosgw/MinIO on an IP or localhost. @default false */
+    forcePathStyle: z.boolean().default(false),
+    /**
+     * The multipart part size in bytes when the object size is unknown, and the minimum when it is
+     * known (larger objects get larger parts to stay under S3's 10,000-part limit). At most
+     * `queueSize` parts are held in memory at once. @default 8 MiB
+     */
+    partSizeBytes: z
+      .number()
+      .int()
+      .min(S3_MIN_PART_SIZE, `must be at least ${S3_MIN_PART_SIZE} bytes (5 MiB)`)
+      .max(S3_MAX_PART_SIZE, `must be at most ${S3_MAX_PART_SIZE} bytes (5 GiB)`)
+      .optional(),
+    /** How many parts are uploaded concurrently. @default 4 */
+    queueSize: z.number().int().min(1).max(32).optional(),
+  })
+  .superRefine((value, context) => {
+    if ((value.accessKeyId === undefined) !== (value.secretAccessKey === undefined)) {
+      const path = value.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey';
+      context.addIssue({ code: 'custom', path: [path], message: 'accessKeyId and secretAccessKey must be given together' });
+    }
+    if (value.sessionToken !== undefined && value.accessKeyId === undefined) {
+      context.addIssue({ code: 'custom', path: ['sessionToken'], message: 'needs accessKeyId and secretAccessKey' });
+    }
+  });
+
+/** The validated configuration of an `s3` image storage. */
+export type S3StorageOptions = z.output<typeof S3StorageOptionsSchema>;
+
+/** The configuration as a host writes it (defaults not yet applied). */
+export type S3StorageOptionsInput = z.input<typeof S3StorageOptionsSchema>;
+
+/** Config fields that are secrets. */
+export const S3_SECRET_FIELDS = ['secretAccessKey', 'sessionToken'] as const;
+
+/**
+ * The part size for an upload: `base` when the size is unknown; otherwise at least `base` and at
+ * least `size / 9000` rounded up to a whole MiB, so that an object of any size S3 accepts (5 TiB)
+ * stays under the 10,000-part limit.
+ */
+export function s3PartSize(size: number | undefined, base: number = S3_DEFAULT_PART_SIZE): number {
+  if (size === undefined || !Number.isFinite(size) || size <= 0) return base;
+  const needed = Math.ceil(Math.ceil(size / S3_TARGET_MAX_PARTS) / MiB) * MiB;
+  return Math.min(S3_MAX_PART_SIZE, Math.max(base, needed));
+}
+
+/** The full object key of a driver key under a normalised prefix. */
+export function s3ObjectKey(prefix: string, key: string): string {
+  return prefix === '' ? key : `${prefix}/${key}`;
+}
+
+/** The prefix under which every key of the storage lives (`""` or `"prefix/"`). */
+export function s3KeyPrefix(prefix: string): string {
+  return prefix === '' ? '' : `${prefix}/`;
+}
+
+/** The driver key of a full object key, or `null` when the object is not under the prefix. */
+export function s3DriverKey(prefix: string, objectKey: string): string | null {
+  const root = s3KeyPrefix(prefix);
+  if (!objectKey.startsWith(root)) return null;
+  const key = objectKey.slice(root.length);
+  return key === '' ? null : key;
+}
