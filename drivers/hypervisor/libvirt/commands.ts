@@ -1,0 +1,155 @@
+/**
+ * Runs virsh, qemu-img and file tools on the hypervisor through an {@link Executor}. Every
+ * argument is an argv element (quoted by the executor over SSH); nothing is ever a shell string.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
+import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
+import { lastProgressPercent, parseDfAvail, parseQemuImgInfo, type QemuImgInfo } from './parsers';
+
+/** Messages from virsh meaning "no such domain". */
+const DOMAIN_MISSING = /failed to get domain|Domain not found|no domain with matching/i;
+/** Messages meaning a filesystem is full. */
+const NO_SPACE = /No space left on device|ENOSPC|Disk quota exceeded/i;
+
+/** The last non-empty line(s) of stderr, shortened for an error message (never contains secrets: tool output only). */
+export function tail(text: string, max = 400): string {
+  const trimmed = text.trim();
+  return trimmed.length > max ? `…${trimmed.slice(-max)}` : trimmed;
+}
+
+/** A command that exited non-zero, as an error with the right code. */
+export function commandError(argv: readonly string[], result: ExecResult, fallback: ErrorCode = 'COMMAND_FAILED'): InstanceImagesError {
+  const output = `${result.stderr}\n${result.stdout}`;
+  // virsh argv is `virsh -q -c URI COMMAND ...`: name the subcommand, never the arguments (user strings).
+  const program = argv[0] === 'virsh' ? `virsh ${argv[4] ?? ''}`.trim() : `${argv[0] ?? ''} ${argv[0] === 'qemu-img' ? (argv[1] ?? '') : ''}`.trim();
+  let code: ErrorCode = fallback;
+  if (DOMAIN_MISSING.test(output)) code = 'NOT_FOUND';
+  else if (NO_SPACE.test(output)) code = 'STORAGE_FULL';
+  return new InstanceImagesError(code, `${program} failed (exit ${result.exitCode ?? 'signal'}): ${tail(result.stderr || result.stdout)}`, {
+    details: { exitCode: result.exitCode },
+  });
+}
+
+/** Thin helpers over an executor bound to one libvirt URI. */
+export class HostCommands {
+  constructor(
+    /** The executor of the hypervisor. */
+    readonly executor: Executor,
+    /** The libvirt URI on the hypervisor. */
+    readonly uri: string,
+  ) {}
+
+  /** Runs a command; a non-zero exit throws (NOT_FOUND / STORAGE_FULL / `fallback`). */
+  async run(argv: readonly string[], options: ExecOptions = {}, fallback: ErrorCode = 'COMMAND_FAILED'): Promise<ExecResult> {
+    const result = await this.executor.run(argv, options);
+    if (result.exitCode !== 0) throw commandError(argv, result, fallback);
+    return result;
+  }
+
+  /** Runs a command and returns its result whatever the exit code. */
+  tryRun(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.executor.run(argv, options);
+  }
+
+  /** The argv of `virsh -c URI ARGS...`. */
+  virshArgv(args: readonly string[]): string[] {
+    return ['virsh', '-q', '-c', this.uri, ...args];
+  }
+
+  /** Runs virsh; a non-zero exit throws. */
+  virsh(args: readonly string[], options: ExecOptions = {}, fallback: ErrorCode = 'COMMAND_FAILED'): Promise<ExecResult> {
+    return this.run(this.virshArgv(args), options, fallback);
+  }
+
+  /** Runs virsh and returns its result whatever the exit code. */
+  tryVirsh(args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return this.tryRun(this.virshArgv(args), options);
+  }
+
+  /** `qemu-img info --output=json [-U] [-f FMT] -- PATH`. */
+  async qemuImgInfo(path: string, options: { shared?: boolean; format?: string; signal?: AbortSignal } = {}): Promise<QemuImgInfo> {
+    const argv = ['qemu-img', 'info', '--output=json'];
+    if (options.shared) argv.push('-U');
+    if (options.format) argv.push('-f', options.format);
+    argv.push(path);
+    const result = await this.run(argv, { signal: options.signal });
+    return parseQemuImgInfo(result.stdout);
+  }
+
+  /**
+   * Runs a `qemu-img ... -p` command, reporting its percentage as it goes.
+   * @param onPercent - called with 0–100 as qemu-img prints progress.
+   */
+  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode } = {}): Promise<ExecResult> {
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        const percent = lastProgressPercent(chunk.toString('latin1'));
+        if (percent !== null) {
+          try {
+            onPercent(percent);
+          } catch {
+            // a failing progress listener must not break the copy
+          }
+        }
+        callback();
+      },
+    });
+    return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
+  }
+
+  /** Free bytes of the filesystem holding `path` (which must exist). */
+  async freeBytes(path: string): Promise<number> {
+    const result = await this.run(['df', '-B1', '--output=avail', '--', path]);
+    return parseDfAvail(result.stdout);
+  }
+
+  /** Size in bytes of a file. */
+  async fileSize(path: string): Promise<number> {
+    const result = await this.run(['stat', '-c', '%s', '--', path]);
+    const size = Number(result.stdout.trim());
+    if (!Number.isSafeInteger(size)) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected stat output');
+    return size;
+  }
+
+  /** Whether a path exists. */
+  async exists(path: string): Promise<boolean> {
+    return (await this.tryRun(['test', '-e', path])).exitCode === 0;
+  }
+
+  /** sha256 of a file with `openssl dgst` (hardware-accelerated, unlike coreutils sha256sum). */
+  async sha256(path: string, signal?: AbortSignal): Promise<string> {
+    const result = await this.run(['openssl', 'dgst', '-sha256', '-r', path], { signal });
+    const match = /^([0-9a-f]{64})\b/.exec(result.stdout.trim());
+    if (!match?.[1]) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected openssl dgst output');
+    return match[1];
+  }
+
+  /** fsyncs the given files or directories (`sync -- PATH...`). */
+  async fsync(...paths: string[]): Promise<void> {
+    await this.run(['sync', '--', ...paths]);
+  }
+
+  /**
+   * Writes `content` to a new file in `dir` (mode 600), runs `use(path)`, and always removes it.
+   * virsh reads XML from files; `/dev/stdin` is not openable when stdin is a socket.
+   */
+  async withTempFile<T>(dir: string, content: string, use: (path: string) => Promise<T>): Promise<T> {
+    const path = `${dir.replace(/\/+$/, '')}/ii-xml-00000000-${randomBytes(4).toString('hex')}.xml`;
+    try {
+      await this.run(['install', '-m', '600', '/dev/null', path]);
+      await this.run(['dd', `of=${path}`, 'conv=notrunc', 'status=none'], { stdin: content });
+      return await use(path);
+    } finally {
+      await this.remove(path).catch(() => undefined);
+    }
+  }
+
+  /** Removes files; missing ones are fine. */
+  async remove(...paths: string[]): Promise<void> {
+    if (paths.length === 0) return;
+    await this.run(['rm', '-f', '--', ...paths]);
+  }
+}

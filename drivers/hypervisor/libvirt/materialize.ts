@@ -1,0 +1,151 @@
+/**
+ * Materialisation of a standalone disk for a new instance from an image (a path on the hypervisor
+ * or a stream): checksum, convert, grow, prove it has no backing file, fsync, rename.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } from '../../../src/errors';
+import type { DiskFormat } from '../../../src/model';
+import type { MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
+import { assertAbsolutePath } from './capture';
+import type { HostCommands } from './commands';
+import { captureScratch, PART_SUFFIX } from './names';
+
+/** What materialisation needs from the driver. */
+export interface MaterializeContext {
+  cmd: HostCommands;
+  scratchDir: string;
+  verify: boolean;
+  spaceMarginBytes: number;
+  ensureScratchDir(): Promise<void>;
+}
+
+function dirname(path: string): string {
+  const index = path.lastIndexOf('/');
+  return index <= 0 ? '/' : path.slice(0, index);
+}
+
+function checkFormat(value: string, field: string): DiskFormat {
+  if (value !== 'qcow2' && value !== 'raw') {
+    throw new InstanceImagesError('VALIDATION_FAILED', `${field} must be qcow2 or raw`, { fields: [{ path: field, message: 'must be qcow2 or raw' }] });
+  }
+  return value;
+}
+
+/** Writes a stream into `file` on the hypervisor while hashing it in node; returns the sha256. */
+async function receiveStream(ctx: MaterializeContext, source: Readable, file: string, signal: AbortSignal | undefined): Promise<string> {
+  const hash = createHash('sha256');
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  source.on('error', (error) => hashing.destroy(error));
+  source.pipe(hashing);
+  const result = await ctx.cmd.tryRun(['dd', `of=${file}`, 'bs=4M', 'status=none'], { stdin: hashing, signal });
+  if (result.exitCode !== 0) {
+    throw new InstanceImagesError(/No space left/i.test(result.stderr) ? 'STORAGE_FULL' : 'DEPLOY_FAILED', `Receiving the image on the hypervisor failed: ${result.stderr.trim()}`);
+  }
+  if (hashing.destroyed && !hashing.writableFinished) throw new InstanceImagesError('DEPLOY_FAILED', 'The image stream failed before its end');
+  return hash.digest('hex');
+}
+
+/**
+ * Materialises a standalone disk at `request.targetPath`.
+ * @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL, CONFLICT, NOT_FOUND, CANCELLED.
+ */
+export async function materializeDisk(ctx: MaterializeContext, request: MaterializeRequest): Promise<MaterializeResult> {
+  const { cmd } = ctx;
+  const signal = request.signal;
+  assertAbsolutePath(request.targetPath, 'targetPath');
+  const sourceFormat = checkFormat(request.sourceFormat, 'sourceFormat');
+  const targetFormat = checkFormat(request.targetFormat ?? 'qcow2', 'targetFormat');
+  if (request.sizeBytes !== undefined && (!Number.isSafeInteger(request.sizeBytes) || request.sizeBytes <= 0)) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'sizeBytes must be a positive integer', { fields: [{ path: 'sizeBytes', message: 'must be a positive integer' }] });
+  }
+  if (request.sha256 && !/^[0-9a-f]{64}$/.test(request.sha256)) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'sha256 must be a lowercase hex digest', { fields: [{ path: 'sha256', message: 'must be a lowercase hex sha256 digest' }] });
+  }
+  if (await cmd.exists(request.targetPath)) {
+    throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', { details: { targetPath: request.targetPath } });
+  }
+  const part = `${request.targetPath}${PART_SUFFIX}`;
+  let received: string | null = null;
+  const progress = (step: string, done: number, total: number | null) => {
+    try {
+      request.onProgress?.({ step, bytesDone: done, bytesTotal: total });
+    } catch {
+      // a failing listener must not break the deploy
+    }
+  };
+  try {
+    let sourcePath: string;
+    let sourceSha: Promise<string | null>;
+    if (request.source.kind === 'path') {
+      assertAbsolutePath(request.source.path, 'source.path');
+      if (!(await cmd.exists(request.source.path))) throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
+      sourcePath = request.source.path;
+      sourceSha = request.sha256 ? cmd.sha256(sourcePath, signal) : Promise.resolve(null);
+    } else {
+      await ctx.ensureScratchDir();
+      received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
+      progress('receive', 0, null);
+      sourceSha = Promise.resolve(await receiveStream(ctx, request.source.stream, received, signal));
+      sourcePath = received;
+    }
+    const shaCheck = sourceSha.then((actual) => {
+      if (request.sha256 && actual !== request.sha256) {
+        throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', { details: { expected: request.sha256, actual } });
+      }
+    });
+    shaCheck.catch(() => undefined);
+
+    const info = await cmd.qemuImgInfo(sourcePath, { format: sourceFormat, signal });
+    if (info.backingFilename !== null || info.dataFile !== null) {
+      throw new InstanceImagesError('VALIDATION_FAILED', 'The image refers to another file (backing or data file); only standalone images can be deployed');
+    }
+    if (request.sizeBytes !== undefined && request.sizeBytes < info.virtualSizeBytes) {
+      throw new InstanceImagesError('VALIDATION_FAILED', `The disk size ${request.sizeBytes} is smaller than the image's virtual size ${info.virtualSizeBytes}`, {
+        fields: [{ path: 'sizeBytes', message: `must be at least ${info.virtualSizeBytes}` }],
+      });
+    }
+    const free = await cmd.freeBytes(dirname(request.targetPath));
+    const need = (info.actualSizeBytes ?? 0) + ctx.spaceMarginBytes;
+    if (free < need) {
+      throw new InstanceImagesError('STORAGE_FULL', `Not enough free space for the new disk: ${free} bytes free, ${need} needed`, { details: { freeBytes: free, neededBytes: need } });
+    }
+    await shaCheck;
+
+    await cmd.remove(part);
+    const total = info.actualSizeBytes ?? info.virtualSizeBytes;
+    progress('convert', 0, total);
+    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', '-f', sourceFormat, sourcePath, '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), { signal, fallback: 'DEPLOY_FAILED' });
+    if (request.sizeBytes !== undefined && request.sizeBytes > info.virtualSizeBytes) {
+      await cmd.run(['qemu-img', 'resize', '-q', '-f', targetFormat, part, String(request.sizeBytes)], { signal }, 'DEPLOY_FAILED');
+    }
+    const result = await cmd.qemuImgInfo(part, { format: targetFormat, signal });
+    if (result.backingFilename !== null || result.dataFile !== null) throw new InstanceImagesError('DEPLOY_FAILED', 'The new disk unexpectedly has a backing file');
+    progress('verify', 0, null);
+    await Promise.all([
+      ctx.verify
+        ? cmd.tryRun(['qemu-img', 'compare', '-f', sourceFormat, '-F', targetFormat, sourcePath, part], { signal }).then((r) => {
+            if (r.exitCode !== 0) throw new InstanceImagesError('DEPLOY_FAILED', `The new disk does not match the image: ${r.stdout.trim()} ${r.stderr.trim()}`.trim());
+          })
+        : Promise.resolve(),
+      cmd.fsync(part),
+    ]);
+    await cmd.run(['mv', '-f', '-T', '--', part, request.targetPath]);
+    await cmd.fsync(dirname(request.targetPath));
+    progress('done', result.virtualSizeBytes, result.virtualSizeBytes);
+    return { path: request.targetPath, format: targetFormat, virtualSizeBytes: result.virtualSizeBytes };
+  } catch (error) {
+    await cmd.remove(part).catch(() => undefined);
+    if (signal?.aborted) throw new InstanceImagesError('CANCELLED', 'The deploy was cancelled; nothing was kept', { cause: error });
+    if (isInstanceImagesError(error) && ['CANCELLED', 'STORAGE_FULL', 'NOT_FOUND', 'HYPERVISOR_UNREACHABLE', 'VALIDATION_FAILED', 'DEPLOY_FAILED', 'CHECKSUM_MISMATCH', 'CONFLICT'].includes(error.code)) throw error;
+    throw toInstanceImagesError(error, 'DEPLOY_FAILED', 'Deploying the image failed');
+  } finally {
+    if (received !== null) await cmd.remove(received).catch(() => undefined);
+  }
+}

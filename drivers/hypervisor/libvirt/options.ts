@@ -1,0 +1,36 @@
+/**
+ * Options of the libvirt driver (zod schema + type); importable without any I/O.
+ * @module
+ */
+import { z } from 'zod';
+
+/** How a running domain is captured. `auto` picks the best method the hypervisor supports. */
+export const CaptureMethodSchema = z.enum(['auto', 'pull-backup', 'push-backup', 'snapshot-commit']);
+/** How a running domain is captured. */
+export type CaptureMethod = z.infer<typeof CaptureMethodSchema>;
+
+/** Test and diagnostics hooks; called at fixed points of a capture. */
+export interface LibvirtDriverHooks {
+  /** Called right after the marker overlay of a snapshot-commit capture was created (crash tests). */
+  afterSnapshot?(info: { domainName: string; overlayPath: string }): void | Promise<void>;
+  /** Called when the live copy has started (the backup job or overlay exists). */
+  afterJobStart?(info: { domainName: string; method: string }): void | Promise<void>;
+}
+
+/** Options of {@link createLibvirtDriver}. */
+export const LibvirtDriverOptionsSchema = z.object({
+  /** Capture method for running domains. @default 'auto' */
+  method: CaptureMethodSchema.default('auto'),
+  /** Timeout of a guest-agent filesystem freeze, in ms. @default 10000 */
+  freezeTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** Prove a capture complete with `qemu-img compare` against its source. @default true */
+  verify: z.boolean().default(true),
+  /** Extra free bytes required beyond the disk's allocation before a capture starts. @default 16 MiB */
+  spaceMarginBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),
+});
+
+/** Options of {@link createLibvirtDriver} as accepted (defaults applied by the driver). */
+export type LibvirtDriverOptions = z.input<typeof LibvirtDriverOptionsSchema> & {
+  /** Test and diagnostics hooks. */
+  hooks?: LibvirtDriverHooks;
+};

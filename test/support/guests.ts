@@ -1,0 +1,137 @@
+/**
+ * Small TCG test guests on the real libvirt: an OS-less `<domain type='qemu'>` with a qcow2
+ * primary disk holding known patterns, an extra data disk and a cdrom (to prove only the primary
+ * disk is captured). Unique names; `remove()` destroys, undefines and deletes the files.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { escapeXml } from '../../drivers/hypervisor/libvirt/xml';
+
+/** The libvirt URI the tests use. */
+export const TEST_URI = 'qemu:///system';
+/** Where test guests keep their files. */
+export const GUEST_ROOT = '/var/tmp/instance-images-test/guests';
+
+/** Runs virsh locally (argv, no shell); throws with stderr on failure. */
+export function virsh(...args: string[]): string {
+  return execFileSync('virsh', ['-q', '-c', TEST_URI, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs a program locally; returns exit code and output. */
+export function sh(program: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(program, args, { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Null when libvirt answers, else the reason it does not. */
+export function libvirtUnavailableReason(): string | null {
+  const result = sh('virsh', '-c', TEST_URI, 'version');
+  if (result.code !== 0) return `libvirt is not answering on ${TEST_URI} (run scripts/setup-hypervisor.sh): ${result.stderr.trim()}`;
+  for (const tool of ['qemu-img', 'qemu-io', 'xorriso']) {
+    if (sh('which', tool).code !== 0) return `${tool} is not installed (run scripts/setup-hypervisor.sh)`;
+  }
+  return null;
+}
+
+/** A test guest and its files. */
+export interface TestGuest {
+  name: string;
+  dir: string;
+  primaryPath: string;
+  dataPath: string;
+  isoPath: string;
+  /** Destroys (if running) and undefines the domain, and deletes its directory. Idempotent. */
+  remove(): void;
+}
+
+/** Options of {@link createTestGuest}. */
+export interface TestGuestOptions {
+  /** Domain name; default `ii-test-<random>`. */
+  name?: string;
+  /** Start the domain. Default true. */
+  start?: boolean;
+  /** Primary disk virtual size in MiB (64–256). Default 64. */
+  diskMiB?: number;
+  /** Extra `qemu-io` write commands (default: 0xab at 0 and 0xcd at 32 MiB, 1 MiB each). */
+  writes?: string[];
+  /** Add a guest agent channel (never connected: the guest has no OS). Default true. */
+  agentChannel?: boolean;
+  /** Add a cdrom with a small ISO. Default true. */
+  cdrom?: boolean;
+}
+
+/** A short random suffix for unique names. */
+export function uniqueSuffix(): string {
+  return randomBytes(4).toString('hex');
+}
+
+/** Makes a small ISO file at `path` (xorriso). */
+export function makeIso(path: string, label = 'IITEST'): void {
+  const src = `${path}.d`;
+  mkdirSync(src, { recursive: true });
+  writeFileSync(join(src, 'README.TXT'), `instance-images test media ${label}\n`);
+  execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-V', label, '-o', path, src], { stdio: 'ignore' });
+  rmSync(src, { recursive: true, force: true });
+}
+
+/** Creates (and by default starts) a test guest. */
+export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
+  const suffix = uniqueSuffix();
+  const name = options.name ?? `ii-test-${suffix}`;
+  const dir = join(GUEST_ROOT, suffix);
+  mkdirSync(dir, { recursive: true });
+  const primaryPath = join(dir, 'primary.qcow2');
+  const dataPath = join(dir, 'data.qcow2');
+  const isoPath = join(dir, 'media.iso');
+  const remove = () => {
+    sh('virsh', '-c', TEST_URI, 'destroy', '--domain', name);
+    sh('virsh', '-c', TEST_URI, 'undefine', '--domain', name);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', primaryPath, `${options.diskMiB ?? 64}M`]);
+    const writes = options.writes ?? ['write -P 0xab 0 1M', 'write -P 0xcd 32M 1M'];
+    execFileSync('qemu-io', ['-f', 'qcow2', ...writes.flatMap((w) => ['-c', w]), primaryPath], { stdio: 'ignore' });
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', dataPath, '16M']);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 1M', dataPath], { stdio: 'ignore' });
+    if (options.cdrom !== false) makeIso(isoPath);
+    const x = escapeXml;
+    const xml = `<domain type='qemu'>
+  <name>${x(name)}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    ${options.cdrom !== false ? `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${x(isoPath)}'/><target dev='sda' bus='sata'/><readonly/></disk>` : ''}
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${x(dataPath)}'/><target dev='vdb' bus='virtio'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${x(primaryPath)}'/><target dev='vda' bus='virtio'/><boot order='1'/></disk>
+    ${options.agentChannel !== false ? `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>` : ''}
+    <memballoon model='none'/>
+  </devices>
+</domain>`;
+    const xmlPath = join(dir, 'domain.xml');
+    writeFileSync(xmlPath, xml);
+    virsh('define', '--file', xmlPath);
+    if (options.start !== false) virsh('start', '--domain', name);
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return { name, dir, primaryPath, dataPath, isoPath, remove };
+}
+
+/** The QEMU process id of a running test guest. */
+export function qemuPid(name: string): number {
+  return Number(execFileSync('cat', [`/run/libvirt/qemu/${name}.pid`], { encoding: 'utf8' }).trim());
+}
+
+/** What must be identical before and after a capture: block list and live + inactive XML. */
+export function diskChainSnapshot(name: string): { blklist: string; live: string; inactive: string } {
+  return {
+    blklist: virsh('domblklist', '--details', '--domain', name),
+    live: virsh('dumpxml', '--domain', name),
+    inactive: virsh('dumpxml', '--inactive', '--domain', name),
+  };
+}
