@@ -1,0 +1,371 @@
+/**
+ * The repository ports implemented once over SQL, for any {@link SqlDialect} and
+ * {@link SqlExecutor}. Semantics follow the memory repositories (the reference): copies,
+ * `null` for missing records, CONFLICT on duplicate ids, keyset pages, the same orderings.
+ * Each method is a single statement or a single transaction, so the atomic operations hold
+ * across connections and processes.
+ * @module
+ */
+import { InstanceImagesError } from '../../src/errors';
+import type { Page } from '../../src/model/common';
+import type { Image, ImagePatch, ImageStatus } from '../../src/model/image';
+import type { ImageStorage, StorageBinding } from '../../src/model/image-storage';
+import type { Iso } from '../../src/model/iso';
+import type { MediaGroup } from '../../src/model/media-group';
+import type { AccountLimit, LocationSettings } from '../../src/model/settings';
+import type { Task, TaskPatch, TaskStatus } from '../../src/model/task';
+import type { UsageInterval } from '../../src/model/usage-interval';
+import type {
+  ImageFilter,
+  ImageLimit,
+  ImageRepository,
+  ImageSort,
+  IsoRepository,
+  ListPage,
+  MediaGroupRepository,
+  Repositories,
+  SettingsRepository,
+  StorageRepository,
+  TaskFilter,
+  TaskRepository,
+  UsageFilter,
+  UsageRepository,
+} from '../../src/ports/repositories';
+import type { SqlDialect, SqlExecutor, SqlParams } from './dialect';
+import { SqlTable } from './sql-table';
+import { accountLimitsTable, bindingsTable, imagesTable, isosTable, locationSettingsTable, mediaGroupsTable, storagesTable, tasksTable, usageTable } from './tables';
+
+const IMAGE_IMMUTABLE = new Set(['id', 'kind', 'accountId', 'createdAt']);
+const TASK_IMMUTABLE = new Set(['id', 'type', 'subjectKind', 'subjectId', 'accountId', 'createdAt']);
+const RECORD_IMMUTABLE = new Set(['id', 'createdAt']);
+
+/** Adds `column = value` to `where` when `value` is defined. */
+function equals(where: string[], params: SqlParams, column: string, value: string | boolean | undefined): void {
+  if (value === undefined) return;
+  where.push(`${column} = ${params.add(value, typeof value === 'boolean' ? 'boolean' : 'text')}`);
+}
+
+/** The condition selecting an account's custom images that count against its cap. */
+function activeCustomImages(table: SqlTable<Image>, params: SqlParams, accountId: string): string {
+  return `kind = 'custom' AND ${table.col('accountId')} = ${params.add(accountId, 'text')} AND status <> 'deleted'`;
+}
+
+/** {@link ImageRepository} over SQL. */
+export class SqlImageRepository implements ImageRepository {
+  constructor(private readonly table: SqlTable<Image>) {}
+
+  async get(id: string): Promise<Image | null> {
+    return this.table.getBy('id', id);
+  }
+
+  async list(filter: ImageFilter = {}, page: ListPage = {}, sort: ImageSort = {}): Promise<Page<Image>> {
+    const { table } = this;
+    const params = table.params();
+    const where: string[] = [];
+    equals(where, params, 'kind', filter.kind);
+    equals(where, params, table.col('accountId'), filter.accountId);
+    equals(where, params, table.col('storageId'), filter.storageId);
+    equals(where, params, table.col('sourceInstanceId'), filter.sourceInstanceId);
+    equals(where, params, table.col('mediaGroupId'), filter.mediaGroupId);
+    if (filter.statuses !== undefined) where.push(params.inList('status', filter.statuses));
+    else if (filter.includeDeleted !== true) where.push(`status <> 'deleted'`);
+    const by = sort.by ?? 'createdAt';
+    const direction = sort.direction ?? (by === 'name' ? 'asc' : 'desc');
+    return table.page(params, where, { field: by, direction }, page);
+  }
+
+  async countActive(accountId: string): Promise<number> {
+    const params = this.table.params();
+    const [row] = await this.table.executor.query(params.statement(`SELECT count(*) AS n FROM ${this.table.ref} WHERE ${activeCustomImages(this.table, params, accountId)}`));
+    return Number(row?.['n'] ?? 0);
+  }
+
+  async insert(image: Image): Promise<void> {
+    await this.table.insert(image, image.id);
+  }
+
+  async insertIfUnderLimit(image: Image, limit: ImageLimit): Promise<boolean> {
+    const { table } = this;
+    if (!Number.isFinite(limit.max)) {
+      await table.insert(image, image.id);
+      return true;
+    }
+    const params = table.params();
+    const { columns, placeholders } = table.values(image, params);
+    // A duplicate id is attempted even at the cap, so it fails with CONFLICT like the reference.
+    const sql =
+      `INSERT INTO ${table.ref} (${columns}) SELECT ${placeholders}` +
+      ` WHERE (SELECT count(*) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)}) < ${params.add(limit.max, 'integer')}` +
+      ` OR EXISTS (SELECT 1 FROM ${table.ref} WHERE id = ${params.add(image.id, 'text')}) RETURNING id`;
+    const lock = table.dialect.imageLimitLock(limit.accountId);
+    const statements = lock ? [lock, params.statement(sql)] : [params.statement(sql)];
+    const results = await table.guard(table.executor.transaction(statements), image.id);
+    return (results[results.length - 1] ?? []).length > 0;
+  }
+
+  async transition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch: ImagePatch, now: Date): Promise<Image | null> {
+    return this.table.patch('id', id, patch, { immutable: IMAGE_IMMUTABLE, status: { from, to }, now });
+  }
+
+  async update(id: string, patch: ImagePatch, now: Date): Promise<Image | null> {
+    return this.table.patch('id', id, patch, { immutable: IMAGE_IMMUTABLE, now });
+  }
+}
+
+/** {@link StorageRepository} over SQL; bindings live in their own table. */
+export class SqlStorageRepository implements StorageRepository {
+  constructor(
+    private readonly table: SqlTable<ImageStorage>,
+    private readonly bindings: SqlTable<StorageBinding>,
+  ) {}
+
+  async get(id: string): Promise<ImageStorage | null> {
+    return this.table.getBy('id', id);
+  }
+
+  async list(filter: { purpose?: ImageStorage['purpose'] } = {}): Promise<ImageStorage[]> {
+    const params = this.table.params();
+    const where: string[] = [];
+    equals(where, params, 'purpose', filter.purpose);
+    return this.table.select(params, where, 'name ASC, id ASC');
+  }
+
+  async insert(storage: ImageStorage): Promise<void> {
+    await this.table.insert(storage, storage.id);
+  }
+
+  async update(id: string, patch: Partial<Omit<ImageStorage, 'id' | 'createdAt'>>, now: Date): Promise<ImageStorage | null> {
+    return this.table.patch('id', id, patch, { immutable: RECORD_IMMUTABLE, now });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const { table, bindings } = this;
+    // Bindings go first and in the same transaction, whether or not the database enforces the foreign key.
+    const unbindParams = bindings.params();
+    const unbind = unbindParams.statement(`DELETE FROM ${bindings.ref} WHERE ${bindings.col('storageId')} = ${unbindParams.add(id, 'text')}`);
+    const deleteParams = table.params();
+    const remove = deleteParams.statement(`DELETE FROM ${table.ref} WHERE id = ${deleteParams.add(id, 'text')} RETURNING id`);
+    const [, removed] = await table.executor.transaction([unbind, remove]);
+    return (removed ?? []).length > 0;
+  }
+
+  async bind(storageId: string, hypervisorId: string, now: Date): Promise<StorageBinding> {
+    const { bindings } = this;
+    const params = bindings.params();
+    const { columns, placeholders } = bindings.values({ storageId, hypervisorId, createdAt: now }, params);
+    const createdAt = bindings.col('createdAt');
+    // The no-op update makes RETURNING yield the existing binding, so re-binding keeps the first one.
+    const sql =
+      `INSERT INTO ${bindings.ref} (${columns}) VALUES (${placeholders})` +
+      ` ON CONFLICT (${bindings.col('storageId')}, ${bindings.col('hypervisorId')}) DO UPDATE SET ${createdAt} = ${bindings.ref}.${createdAt} RETURNING *`;
+    const [binding] = await bindings.guard(bindings.rows(params.statement(sql)), `${storageId}/${hypervisorId}`, { kind: 'Image storage', id: storageId });
+    if (!binding) throw new InstanceImagesError('CONFLICT', 'The storage binding changed concurrently; try again', { details: { storageId, hypervisorId } });
+    return binding;
+  }
+
+  async unbind(storageId: string, hypervisorId: string): Promise<boolean> {
+    const { bindings } = this;
+    const params = bindings.params();
+    const sql = `DELETE FROM ${bindings.ref} WHERE ${bindings.col('storageId')} = ${params.add(storageId, 'text')} AND ${bindings.col('hypervisorId')} = ${params.add(hypervisorId, 'text')} RETURNING ${bindings.col('storageId')}`;
+    return (await bindings.executor.query(params.statement(sql))).length > 0;
+  }
+
+  async listBindings(filter: { storageId?: string; hypervisorId?: string } = {}): Promise<StorageBinding[]> {
+    const { bindings } = this;
+    const params = bindings.params();
+    const where: string[] = [];
+    equals(where, params, bindings.col('storageId'), filter.storageId);
+    equals(where, params, bindings.col('hypervisorId'), filter.hypervisorId);
+    return bindings.select(params, where, `${bindings.col('storageId')} ASC, ${bindings.col('hypervisorId')} ASC`);
+  }
+}
+
+/** {@link MediaGroupRepository} over SQL. */
+export class SqlMediaGroupRepository implements MediaGroupRepository {
+  constructor(private readonly table: SqlTable<MediaGroup>) {}
+
+  async get(id: string): Promise<MediaGroup | null> {
+    return this.table.getBy('id', id);
+  }
+
+  async list(filter: { customerVisible?: boolean } = {}): Promise<MediaGroup[]> {
+    const params = this.table.params();
+    const where: string[] = [];
+    equals(where, params, this.table.col('customerVisible'), filter.customerVisible);
+    return this.table.select(params, where, `${this.table.col('order')} ASC, name ASC, id ASC`);
+  }
+
+  async insert(group: MediaGroup): Promise<void> {
+    await this.table.insert(group, group.id);
+  }
+
+  async update(id: string, patch: Partial<Omit<MediaGroup, 'id' | 'createdAt'>>, now: Date): Promise<MediaGroup | null> {
+    return this.table.patch('id', id, patch, { immutable: RECORD_IMMUTABLE, now });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.table.deleteBy('id', id);
+  }
+}
+
+/** {@link IsoRepository} over SQL. */
+export class SqlIsoRepository implements IsoRepository {
+  constructor(private readonly table: SqlTable<Iso>) {}
+
+  async get(id: string): Promise<Iso | null> {
+    return this.table.getBy('id', id);
+  }
+
+  async list(filter: { customerVisible?: boolean; storageId?: string; status?: Iso['status'] } = {}, page: ListPage = {}): Promise<Page<Iso>> {
+    const params = this.table.params();
+    const where: string[] = [];
+    equals(where, params, this.table.col('customerVisible'), filter.customerVisible);
+    equals(where, params, this.table.col('storageId'), filter.storageId);
+    equals(where, params, 'status', filter.status);
+    return this.table.page(params, where, { field: 'name', direction: 'asc' }, page);
+  }
+
+  async insert(iso: Iso): Promise<void> {
+    await this.table.insert(iso, iso.id);
+  }
+
+  async update(id: string, patch: Partial<Omit<Iso, 'id' | 'createdAt'>>, now: Date): Promise<Iso | null> {
+    return this.table.patch('id', id, patch, { immutable: RECORD_IMMUTABLE, now });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.table.deleteBy('id', id);
+  }
+}
+
+/** {@link TaskRepository} over SQL. */
+export class SqlTaskRepository implements TaskRepository {
+  constructor(private readonly table: SqlTable<Task>) {}
+
+  async get(id: string): Promise<Task | null> {
+    return this.table.getBy('id', id);
+  }
+
+  async list(filter: TaskFilter = {}, page: ListPage = {}): Promise<Page<Task>> {
+    const params = this.table.params();
+    const where: string[] = [];
+    equals(where, params, this.table.col('accountId'), filter.accountId);
+    if (filter.statuses !== undefined) where.push(params.inList('status', filter.statuses));
+    equals(where, params, 'type', filter.type);
+    equals(where, params, this.table.col('subjectId'), filter.subjectId);
+    return this.table.page(params, where, { field: 'createdAt', direction: 'desc' }, page);
+  }
+
+  async insert(task: Task): Promise<void> {
+    await this.table.insert(task, task.id);
+  }
+
+  async update(id: string, patch: TaskPatch, now: Date): Promise<Task | null> {
+    return this.table.patch('id', id, patch, { immutable: TASK_IMMUTABLE, now });
+  }
+
+  async transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch, now: Date): Promise<Task | null> {
+    return this.table.patch('id', id, patch, { immutable: TASK_IMMUTABLE, status: { from, to }, now });
+  }
+
+  async listStale(before: Date): Promise<Task[]> {
+    const params = this.table.params();
+    const heartbeat = this.table.col('heartbeatAt');
+    const where = [`status = 'running'`, `(${heartbeat} IS NULL OR ${heartbeat} < ${params.add(before, 'timestamp')})`];
+    return this.table.select(params, where, `${this.table.col('createdAt')} ASC, id ASC`);
+  }
+}
+
+/** {@link UsageRepository} over SQL. */
+export class SqlUsageRepository implements UsageRepository {
+  constructor(private readonly table: SqlTable<UsageInterval>) {}
+
+  async get(id: string): Promise<UsageInterval | null> {
+    return this.table.getBy('id', id);
+  }
+
+  async list(filter: UsageFilter = {}, page: ListPage = {}): Promise<Page<UsageInterval>> {
+    const { table } = this;
+    const params = table.params();
+    const where: string[] = [];
+    equals(where, params, table.col('accountId'), filter.accountId);
+    equals(where, params, table.col('imageId'), filter.imageId);
+    equals(where, params, table.col('locationId'), filter.locationId);
+    if (filter.openOnly) where.push(`${table.col('to')} IS NULL`);
+    if (filter.overlapping) {
+      where.push(`${table.col('from')} < ${params.add(filter.overlapping.to, 'timestamp')}`);
+      where.push(`(${table.col('to')} IS NULL OR ${table.col('to')} > ${params.add(filter.overlapping.from, 'timestamp')})`);
+    }
+    return table.page(params, where, { field: 'from', direction: 'asc' }, page);
+  }
+
+  async insert(interval: UsageInterval): Promise<void> {
+    await this.table.insert(interval, interval.id);
+  }
+
+  async close(id: string, to: Date): Promise<UsageInterval | null> {
+    const { table } = this;
+    const params = table.params();
+    const sql = `UPDATE ${table.ref} SET ${table.col('to')} = ${params.add(to, 'timestamp')} WHERE id = ${params.add(id, 'text')} AND ${table.col('to')} IS NULL RETURNING *`;
+    const [closed] = await table.rows(params.statement(sql));
+    return closed ?? null;
+  }
+}
+
+/** {@link SettingsRepository} over SQL. */
+export class SqlSettingsRepository implements SettingsRepository {
+  constructor(
+    private readonly locations: SqlTable<LocationSettings>,
+    private readonly limits: SqlTable<AccountLimit>,
+  ) {}
+
+  async getLocation(locationId: string): Promise<LocationSettings | null> {
+    return this.locations.getBy('locationId', locationId);
+  }
+
+  async putLocation(settings: LocationSettings): Promise<void> {
+    await this.locations.executor.query(upsert(this.locations, settings, 'locationId'));
+  }
+
+  async listLocations(): Promise<LocationSettings[]> {
+    return this.locations.select(this.locations.params(), [], `${this.locations.col('locationId')} ASC`);
+  }
+
+  async getAccountLimit(accountId: string): Promise<AccountLimit | null> {
+    return this.limits.getBy('accountId', accountId);
+  }
+
+  async putAccountLimit(accountId: string, limit: AccountLimit | null): Promise<void> {
+    if (limit === null) await this.limits.deleteBy('accountId', accountId);
+    else await this.limits.executor.query(upsert(this.limits, { ...limit, accountId }, 'accountId'));
+  }
+}
+
+/** An INSERT that replaces every column of the existing row with the same key. */
+function upsert<T extends object>(table: SqlTable<T>, record: T, keyField: keyof T & string) {
+  const params = table.params();
+  const { columns, placeholders } = table.values(record, params);
+  const key = table.col(keyField);
+  const updates = columns
+    .split(', ')
+    .filter((column) => column !== key)
+    .map((column) => `${column} = excluded.${column}`);
+  return params.statement(`INSERT INTO ${table.ref} (${columns}) VALUES (${placeholders}) ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`);
+}
+
+/**
+ * Builds every repository over one dialect and executor. The tables must exist (the adapters run
+ * their migrations first).
+ */
+export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor): Repositories {
+  return {
+    images: new SqlImageRepository(new SqlTable(imagesTable, dialect, executor, 'Image')),
+    storages: new SqlStorageRepository(new SqlTable(storagesTable, dialect, executor, 'Image storage'), new SqlTable(bindingsTable, dialect, executor, 'Storage binding')),
+    mediaGroups: new SqlMediaGroupRepository(new SqlTable(mediaGroupsTable, dialect, executor, 'Media group')),
+    isos: new SqlIsoRepository(new SqlTable(isosTable, dialect, executor, 'ISO')),
+    tasks: new SqlTaskRepository(new SqlTable(tasksTable, dialect, executor, 'Task')),
+    usage: new SqlUsageRepository(new SqlTable(usageTable, dialect, executor, 'Usage interval')),
+    settings: new SqlSettingsRepository(new SqlTable(locationSettingsTable, dialect, executor, 'Location settings'), new SqlTable(accountLimitsTable, dialect, executor, 'Account limit')),
+  };
+}
+

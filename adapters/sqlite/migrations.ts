@@ -1,0 +1,136 @@
+/**
+ * The SQLite schema, as versioned migrations. A released version's statements never change;
+ * a schema change is a new version appended to the list. Timestamps are integer milliseconds
+ * since the epoch, booleans 0/1, JSON as text; tables are STRICT.
+ * @module
+ */
+import type { Migration } from '../sql-common/migrations';
+
+/** Every SQLite migration, in order. */
+export const sqliteMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    statements: [
+      `CREATE TABLE ii_images (
+        id TEXT NOT NULL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        os_type TEXT,
+        cloud_init INTEGER NOT NULL CHECK (cloud_init IN (0, 1)),
+        media_group_id TEXT,
+        account_id TEXT,
+        source_instance_id TEXT,
+        source_instance_name TEXT,
+        location_id TEXT,
+        storage_id TEXT NOT NULL,
+        hypervisor_id TEXT,
+        file_key TEXT NOT NULL,
+        format TEXT NOT NULL,
+        size_bytes INTEGER,
+        virtual_size_bytes INTEGER,
+        sha256 TEXT,
+        consistency TEXT,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        available_at INTEGER,
+        deleted_at INTEGER
+      ) STRICT`,
+      `CREATE INDEX ii_images_account_created ON ii_images (account_id, created_at, id)`,
+      `CREATE INDEX ii_images_created ON ii_images (created_at, id)`,
+      `CREATE INDEX ii_images_storage ON ii_images (storage_id)`,
+      `CREATE INDEX ii_images_source_instance ON ii_images (source_instance_id)`,
+      `CREATE TABLE ii_storages (
+        id TEXT NOT NULL PRIMARY KEY,
+        name TEXT NOT NULL,
+        driver TEXT NOT NULL,
+        config TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT`,
+      `CREATE TABLE ii_storage_bindings (
+        storage_id TEXT NOT NULL REFERENCES ii_storages (id) ON DELETE CASCADE,
+        hypervisor_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (storage_id, hypervisor_id)
+      ) STRICT`,
+      `CREATE INDEX ii_storage_bindings_hypervisor ON ii_storage_bindings (hypervisor_id)`,
+      `CREATE TABLE ii_media_groups (
+        id TEXT NOT NULL PRIMARY KEY,
+        name TEXT NOT NULL,
+        customer_visible INTEGER NOT NULL CHECK (customer_visible IN (0, 1)),
+        sort_order INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT`,
+      `CREATE TABLE ii_isos (
+        id TEXT NOT NULL PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        storage_id TEXT NOT NULL,
+        file_key TEXT NOT NULL,
+        size_bytes INTEGER,
+        sha256 TEXT,
+        customer_visible INTEGER NOT NULL CHECK (customer_visible IN (0, 1)),
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT`,
+      `CREATE INDEX ii_isos_name ON ii_isos (name, id)`,
+      `CREATE TABLE ii_tasks (
+        id TEXT NOT NULL PRIMARY KEY,
+        type TEXT NOT NULL,
+        subject_kind TEXT NOT NULL,
+        subject_id TEXT NOT NULL,
+        account_id TEXT,
+        hypervisor_id TEXT,
+        status TEXT NOT NULL,
+        progress TEXT NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        attempts INTEGER NOT NULL,
+        heartbeat_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER
+      ) STRICT`,
+      `CREATE INDEX ii_tasks_created ON ii_tasks (created_at, id)`,
+      `CREATE INDEX ii_tasks_account_created ON ii_tasks (account_id, created_at, id)`,
+      `CREATE INDEX ii_tasks_subject ON ii_tasks (subject_id)`,
+      `CREATE INDEX ii_tasks_status ON ii_tasks (status, heartbeat_at)`,
+      `CREATE TABLE ii_usage_intervals (
+        id TEXT NOT NULL PRIMARY KEY,
+        image_id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        location_id TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        rate TEXT NOT NULL,
+        starts_at INTEGER NOT NULL,
+        ends_at INTEGER
+      ) STRICT`,
+      `CREATE INDEX ii_usage_intervals_start ON ii_usage_intervals (starts_at, id)`,
+      `CREATE INDEX ii_usage_intervals_account ON ii_usage_intervals (account_id, starts_at)`,
+      `CREATE INDEX ii_usage_intervals_image ON ii_usage_intervals (image_id)`,
+      `CREATE TABLE ii_location_settings (
+        location_id TEXT NOT NULL PRIMARY KEY,
+        images_enabled INTEGER NOT NULL CHECK (images_enabled IN (0, 1)),
+        price_per_gb_month TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        default_image_limit INTEGER,
+        updated_at INTEGER NOT NULL
+      ) STRICT`,
+      `CREATE TABLE ii_account_limits (
+        account_id TEXT NOT NULL PRIMARY KEY,
+        image_limit INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT`,
+    ],
+  },
+];
