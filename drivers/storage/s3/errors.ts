@@ -146,12 +146,13 @@ export function toS3StorageError(error: unknown, context: S3ErrorContext): Insta
   if (name === 'NoSuchBucket') {
     return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: the bucket "${context.bucket}" does not exist at ${context.endpoint}. Create it, or fix the storage's bucket name.`, context, error, details);
   }
+  // Before the 403 check: radosgw answers QuotaExceeded with HTTP 403.
+  if (name !== undefined && FULL_NAMES.has(name)) {
+    return make('STORAGE_FULL', `Could not ${context.action}: ${where} refused the data (${name}). Raise the bucket/user quota or free space.`, context, error, details);
+  }
   if ((name !== undefined && AUTH_NAMES.has(name)) || status === 403) {
     const reason = name === 'SignatureDoesNotMatch' ? 'the secret access key does not match the access key id' : name === 'InvalidAccessKeyId' ? 'the access key id is unknown' : `access was denied (${name ?? 'HTTP 403'})`;
     return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: ${where} rejected the credentials: ${reason}. Check the storage's accessKeyId and secretAccessKey and the bucket's permissions.`, context, error, details);
-  }
-  if (name !== undefined && FULL_NAMES.has(name)) {
-    return make('STORAGE_FULL', `Could not ${context.action}: ${where} refused the data (${name}). Raise the bucket/user quota or free space.`, context, error, details);
   }
   const network = networkCode(error);
   if (network !== undefined || name === 'TimeoutError') {
