@@ -1,10 +1,13 @@
 /**
- * The facade: `createInstanceImages(options)` validates its options and wires repositories,
- * the host directory, drivers, the event emitter and the task queue.
+ * The facade: `createInstanceImages(options)` validates its options and wires repositories, the
+ * host directory, storage and hypervisor drivers, the event emitter, the task queue and the
+ * services behind one object.
  * @module
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { builtinStorageDrivers } from '../drivers/storage/builtins';
+import { BillingPolicySchema, type BillingPolicyInput } from './billing';
 import { createEmitter, type InstanceImagesEmitter } from './events';
 import { createMemoryRepositories } from './memory/repositories';
 import type { ExecutorProvider } from './ports/executor';
@@ -12,21 +15,15 @@ import type { HostDirectory } from './ports/host-directory';
 import type { HypervisorDriverFactory } from './ports/hypervisor-driver';
 import type { Repositories } from './ports/repositories';
 import type { StorageDriverFactory } from './ports/storage-driver';
-import type { TaskQueue } from './ports/task-queue';
+import type { QueuedJob, TaskQueue } from './ports/task-queue';
+import { CatalogService } from './services/catalog';
+import { DriverCache, type Logger, type ServiceContext, type ServiceSettings } from './services/context';
+import { ImageService } from './services/images';
+import { SettingsService, type RecoveryReport } from './services/settings';
+import { StorageService } from './services/storages';
+import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { parseOrThrow } from './util/validate';
-
-/** A minimal logger (console fits). Messages never contain secrets. */
-export interface Logger {
-  /** Detail for debugging. */
-  debug(message: string, context?: Record<string, unknown>): void;
-  /** Normal operation. */
-  info(message: string, context?: Record<string, unknown>): void;
-  /** Something unexpected that the SDK handled. */
-  warn(message: string, context?: Record<string, unknown>): void;
-  /** A failure. */
-  error(message: string, context?: Record<string, unknown>): void;
-}
 
 /** A logger that drops everything (the default). */
 export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -45,9 +42,7 @@ const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
 };
 
 const RepositoriesSchema = z.object(
-  Object.fromEntries(
-    Object.entries(repositoryMethods).map(([key, methods]) => [key, z.custom((v) => hasMethods(...methods)(v), `must implement ${methods.join(', ')}`)]),
-  ),
+  Object.fromEntries(Object.entries(repositoryMethods).map(([key, methods]) => [key, z.custom((v) => hasMethods(...methods)(v), `must implement ${methods.join(', ')}`)])),
 );
 
 const QueueOptionsSchema = z.object({
@@ -55,73 +50,87 @@ const QueueOptionsSchema = z.object({
   perHypervisorConcurrency: z.number().int().min(1).max(64).optional(),
 });
 
-/** Options of {@link createInstanceImages}. */
+const fn = <T>() => z.custom<T>((v) => typeof v === 'function', 'must be a function');
+
+/** The zod schema of {@link InstanceImagesOptions}; errors name the bad option. */
 export const InstanceImagesOptionsSchema = z.object({
-  /** Repositories; default: fresh in-memory repositories (data is lost on exit). */
   repositories: RepositoriesSchema.optional(),
-  /** The host panel's directory of instances and hypervisors. Required. */
   hostDirectory: z.custom<HostDirectory>(hasMethods('getInstance', 'getHypervisor'), 'must implement getInstance and getHypervisor'),
-  /** Storage driver factories to register besides the built-ins. */
   storageDrivers: z.array(z.custom<StorageDriverFactory>(hasMethods('create'), 'must be a storage driver factory')).default([]),
-  /** Creates the hypervisor driver for a hypervisor (e.g. `createLibvirtDriver`). */
-  hypervisorDriver: z.custom<HypervisorDriverFactory>((v) => typeof v === 'function', 'must be a function').optional(),
-  /** Gives the executor of a hypervisor (e.g. `createExecutorPool()`). */
-  executors: z.custom<ExecutorProvider>((v) => typeof v === 'function', 'must be a function').optional(),
-  /** A task queue, or options for the default in-process one. */
+  hypervisorDriver: fn<HypervisorDriverFactory>().optional(),
+  executors: fn<ExecutorProvider>().optional(),
   queue: z.union([z.custom<TaskQueue>(hasMethods('enqueue', 'cancel', 'onIdle', 'close')), QueueOptionsSchema]).default({}),
-  /** The clock. @default () => new Date() */
-  clock: z.custom<() => Date>((v) => typeof v === 'function', 'must be a function').optional(),
-  /** The id generator. @default crypto.randomUUID */
-  generateId: z.custom<() => string>((v) => typeof v === 'function', 'must be a function').optional(),
-  /** A logger; default silent. */
+  clock: fn<() => Date>().optional(),
+  generateId: fn<() => string>().optional(),
   logger: z.custom<Logger>(hasMethods('debug', 'info', 'warn', 'error'), 'must have debug, info, warn and error').optional(),
+  billingPolicy: BillingPolicySchema.optional(),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code').default('USD'),
+  tasks: z
+    .object({
+      heartbeatIntervalMs: z.number().int().min(10).max(600_000).default(5_000),
+      heartbeatTimeoutMs: z.number().int().min(100).max(86_400_000).default(60_000),
+      progressIntervalMs: z.number().int().min(0).max(600_000).default(1_000),
+      leftoverAgeMs: z.number().int().min(0).default(3_600_000),
+    })
+    .default({ heartbeatIntervalMs: 5_000, heartbeatTimeoutMs: 60_000, progressIntervalMs: 1_000, leftoverAgeMs: 3_600_000 }),
+  capture: z.object({ format: z.enum(['qcow2', 'raw']).default('qcow2'), compress: z.boolean().default(false) }).default({ format: 'qcow2', compress: false }),
 });
 
-/** Options of {@link createInstanceImages} (see {@link InstanceImagesOptionsSchema} for each field). */
+/** Options of {@link createInstanceImages}. */
 export interface InstanceImagesOptions {
   /** Repositories; default: fresh in-memory repositories (data is lost on exit). */
   repositories?: Repositories;
-  /** The host panel's directory of instances and hypervisors. */
+  /** The host panel's directory of instances and hypervisors. Required. */
   hostDirectory: HostDirectory;
-  /** Storage driver factories to register besides the built-ins. */
+  /** Storage driver factories to register besides the built-ins (`local`, `s3`, ...); same name replaces. */
   storageDrivers?: StorageDriverFactory[];
-  /** Creates the hypervisor driver for a hypervisor. */
+  /** Creates the hypervisor driver of a hypervisor (e.g. `createLibvirtDriver` from `instance-images/drivers/libvirt`). */
   hypervisorDriver?: HypervisorDriverFactory;
-  /** Gives the executor of a hypervisor. */
+  /** Gives the executor of a hypervisor (e.g. `createExecutorPool()` from `instance-images/drivers/exec`). */
   executors?: ExecutorProvider;
   /** A task queue, or options for the default in-process one (concurrency 4, per hypervisor 1). */
   queue?: TaskQueue | { concurrency?: number; perHypervisorConcurrency?: number };
-  /** The clock. */
+  /** The clock. @default () => new Date() */
   clock?: () => Date;
-  /** The id generator. */
+  /** The id generator. @default crypto.randomUUID */
   generateId?: () => string;
   /** A logger; default silent. */
   logger?: Logger;
+  /** The billing policy of usage reports (GiB, 730 h, round up, monthly cap by default). */
+  billingPolicy?: BillingPolicyInput;
+  /** Currency of prices and reports. @default 'USD' */
+  currency?: string;
+  /** Task timing: heartbeat interval/timeout, progress interval, leftover age (ms). */
+  tasks?: { heartbeatIntervalMs?: number; heartbeatTimeoutMs?: number; progressIntervalMs?: number; leftoverAgeMs?: number };
+  /** Capture output: format and compression. @default { format: 'qcow2', compress: false } */
+  capture?: { format?: 'qcow2' | 'raw'; compress?: boolean };
 }
 
 /** The wired SDK. */
 export interface InstanceImages {
-  /** The repositories in use. */
-  readonly repositories: Repositories;
+  /** Custom images: create from an instance, retry, cancel, My Images, delete; the tasks page. */
+  readonly images: ImageService;
+  /** Stock OS images, media groups, ISOs, the OS picker, deploys and ISO mounting. */
+  readonly catalog: CatalogService;
+  /** Image storages, bindings, health, the image browser and reconcile. */
+  readonly storages: StorageService;
+  /** Location settings, account limits, the usage report, admin task tools. */
+  readonly settings: SettingsService;
   /** Typed events. */
   readonly events: InstanceImagesEmitter;
-  /** The task queue. */
-  readonly queue: TaskQueue;
-  /** The host directory. */
-  readonly hostDirectory: HostDirectory;
-  /** Registered storage driver factories by name. */
-  readonly storageDrivers: ReadonlyMap<string, StorageDriverFactory>;
-  /** The hypervisor driver factory, if configured. */
-  readonly hypervisorDriver: HypervisorDriverFactory | undefined;
-  /** The executor provider, if configured. */
-  readonly executors: ExecutorProvider | undefined;
-  /** The clock. */
-  now(): Date;
-  /** A new id. */
-  newId(): string;
-  /** The logger. */
-  readonly logger: Logger;
-  /** Stops the queue (aborting running tasks) and closes the repositories. */
+  /** The repositories in use. */
+  readonly repositories: Repositories;
+  /** The storage driver registry (register your own drivers here or via options). */
+  readonly storageDrivers: StorageRegistry;
+  /**
+   * Start-up recovery: fails tasks interrupted by a crash (and their images, with reason
+   * INTERRUPTED), removes their leftovers, and runs the hypervisor drivers' recovery.
+   * Call once after creating the SDK.
+   */
+  recover(): Promise<RecoveryReport>;
+  /** Resolves when no task is queued or running in this process. */
+  idle(): Promise<void>;
+  /** Stops the queue (aborting running tasks), closes storages and the repositories. */
   close(): Promise<void>;
 }
 
@@ -135,25 +144,62 @@ function isTaskQueue(value: unknown): value is TaskQueue {
  */
 export function createInstanceImages(options: InstanceImagesOptions): InstanceImages {
   const parsed = parseOrThrow(InstanceImagesOptionsSchema, options, 'createInstanceImages options');
+  const logger = options.logger ?? silentLogger;
   const repositories = options.repositories ?? createMemoryRepositories();
-  const queue = isTaskQueue(parsed.queue) ? parsed.queue : createTaskQueue(parsed.queue);
-  const storageDrivers = new Map<string, StorageDriverFactory>();
-  for (const factory of options.storageDrivers ?? []) storageDrivers.set(factory.name, factory);
-  const clock = options.clock ?? (() => new Date());
-  const generateId = options.generateId ?? randomUUID;
-  return {
-    repositories,
-    events: createEmitter(),
+  const inner = isTaskQueue(parsed.queue) ? parsed.queue : createTaskQueue({ ...parsed.queue, onJobError: (taskId, error) => logger.error('task crashed', { taskId, error: String(error) }) });
+  // Remember which tasks this process owns, so recovery never fails a live one.
+  const known = new Set<string>();
+  const queue: TaskQueue = {
+    enqueue(job: QueuedJob) {
+      known.add(job.taskId);
+      inner.enqueue({ ...job, run: (signal) => job.run(signal).finally(() => known.delete(job.taskId)) });
+    },
+    cancel: (taskId) => inner.cancel(taskId),
+    onIdle: () => inner.onIdle(),
+    close: () => inner.close(),
+  };
+  const registry = createStorageRegistry();
+  for (const factory of builtinStorageDrivers) registry.register(factory);
+  for (const factory of options.storageDrivers ?? []) registry.register(factory, { replace: true });
+  const settings: ServiceSettings = {
+    heartbeatIntervalMs: parsed.tasks.heartbeatIntervalMs,
+    heartbeatTimeoutMs: parsed.tasks.heartbeatTimeoutMs,
+    progressIntervalMs: parsed.tasks.progressIntervalMs,
+    leftoverAgeMs: parsed.tasks.leftoverAgeMs,
+    captureFormat: parsed.capture.format,
+    captureCompress: parsed.capture.compress,
+    billingPolicy: BillingPolicySchema.parse(options.billingPolicy ?? {}),
+  };
+  const events = createEmitter();
+  const ctx: ServiceContext = {
+    repos: repositories,
+    events,
     queue,
-    hostDirectory: options.hostDirectory,
-    storageDrivers,
+    host: options.hostDirectory,
+    registry,
     hypervisorDriver: options.hypervisorDriver,
     executors: options.executors,
-    now: clock,
-    newId: generateId,
-    logger: options.logger ?? silentLogger,
+    logger,
+    settings,
+    now: options.clock ?? (() => new Date()),
+    newId: options.generateId ?? randomUUID,
+  };
+  const drivers = new DriverCache(ctx);
+  const images = new ImageService(ctx, drivers);
+  const settingsService = new SettingsService(ctx, drivers, parsed.currency);
+  return {
+    images,
+    catalog: new CatalogService(ctx, drivers, images),
+    storages: new StorageService(ctx, drivers),
+    settings: settingsService,
+    events,
+    repositories,
+    storageDrivers: registry,
+    recover: () => settingsService.recover(known),
+    idle: () => queue.onIdle(),
     async close() {
       await queue.close();
+      await drivers.close();
       await repositories.close?.();
     },
   };

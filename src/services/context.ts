@@ -1,0 +1,123 @@
+/**
+ * What every service shares: repositories, events, queue, host directory, drivers, clock, ids,
+ * logger and options; plus the helpers that open storages and hypervisor drivers.
+ * @module
+ */
+import { InstanceImagesError, notFound } from '../errors';
+import type { InstanceImagesEmitter } from '../events';
+import type { BillingPolicy } from '../billing';
+import type { ImageStorage } from '../model/image-storage';
+import type { ExecutorProvider } from '../ports/executor';
+import type { HostDirectory, HostHypervisor } from '../ports/host-directory';
+import type { HypervisorDriver, HypervisorDriverFactory } from '../ports/hypervisor-driver';
+import type { Repositories } from '../ports/repositories';
+import type { TaskQueue } from '../ports/task-queue';
+import { wrapStorageDriver, type StorageDisk, type StorageRegistry } from '../storage';
+
+/** A minimal logger (console fits). Messages never contain secrets. */
+export interface Logger {
+  /** Detail for debugging. */
+  debug(message: string, context?: Record<string, unknown>): void;
+  /** Normal operation. */
+  info(message: string, context?: Record<string, unknown>): void;
+  /** Something unexpected that the SDK handled. */
+  warn(message: string, context?: Record<string, unknown>): void;
+  /** A failure. */
+  error(message: string, context?: Record<string, unknown>): void;
+}
+
+/** Tunables of the services (all have defaults). */
+export interface ServiceSettings {
+  /** How often a running task writes its heartbeat. @default 5000 */
+  heartbeatIntervalMs: number;
+  /** A running task whose heartbeat is older than this is considered dead at recovery. @default 60000 */
+  heartbeatTimeoutMs: number;
+  /** Progress is persisted and emitted at most this often per task. @default 1000 */
+  progressIntervalMs: number;
+  /** Temp files and incomplete uploads older than this are "leftovers" in the image browser. @default 3600000 */
+  leftoverAgeMs: number;
+  /** Format of captured images. @default 'qcow2' */
+  captureFormat: 'qcow2' | 'raw';
+  /** Compress captured qcow2 images. @default false */
+  captureCompress: boolean;
+  /** The billing policy of usage reports. */
+  billingPolicy: BillingPolicy;
+}
+
+/** The shared state of the services. */
+export interface ServiceContext {
+  readonly repos: Repositories;
+  readonly events: InstanceImagesEmitter;
+  readonly queue: TaskQueue;
+  readonly host: HostDirectory;
+  readonly registry: StorageRegistry;
+  readonly hypervisorDriver: HypervisorDriverFactory | undefined;
+  readonly executors: ExecutorProvider | undefined;
+  readonly logger: Logger;
+  readonly settings: ServiceSettings;
+  now(): Date;
+  newId(): string;
+}
+
+/** Caches opened storages and hypervisor drivers; closes them on shutdown. */
+export class DriverCache {
+  private readonly disks = new Map<string, StorageDisk>();
+  private readonly hypervisors = new Map<string, HypervisorDriver>();
+
+  constructor(private readonly ctx: ServiceContext) {}
+
+  /** The hypervisor, or NOT_FOUND. */
+  async hypervisor(hypervisorId: string): Promise<HostHypervisor> {
+    const hypervisor = await this.ctx.host.getHypervisor(hypervisorId);
+    if (!hypervisor) throw notFound('Hypervisor', hypervisorId);
+    return hypervisor;
+  }
+
+  /** The hypervisor driver of a hypervisor. @throws HYPERVISOR_UNREACHABLE when no driver is configured. */
+  async hypervisorDriver(hypervisorId: string): Promise<HypervisorDriver> {
+    const cached = this.hypervisors.get(hypervisorId);
+    if (cached) return cached;
+    const { hypervisorDriver, executors } = this.ctx;
+    if (!hypervisorDriver || !executors) {
+      throw new InstanceImagesError('HYPERVISOR_UNREACHABLE', 'No hypervisor driver is configured: pass `hypervisorDriver` and `executors` to createInstanceImages');
+    }
+    const hypervisor = await this.hypervisor(hypervisorId);
+    const driver = hypervisorDriver(hypervisor, executors(hypervisor));
+    this.hypervisors.set(hypervisorId, driver);
+    return driver;
+  }
+
+  /**
+   * Opens a storage, behind the core wrapper. Per-hypervisor and path drivers need the hypervisor
+   * they act on: `hypervisorId` (for shared path drivers any bound hypervisor will do).
+   */
+  async storage(storage: ImageStorage, hypervisorId: string | null): Promise<StorageDisk> {
+    const factory = this.ctx.registry.get(storage.driver);
+    const hv = factory.needsHypervisor ? hypervisorId : null;
+    if (factory.needsHypervisor && hv === null) {
+      throw new InstanceImagesError('VALIDATION_FAILED', `Storage ${JSON.stringify(storage.name)} needs a hypervisor to be reached through`, { fields: [{ path: 'hypervisorId', message: 'is required for this storage' }] });
+    }
+    const key = JSON.stringify([storage.id, storage.updatedAt.getTime(), hv]);
+    const cached = this.disks.get(key);
+    if (cached) return cached;
+    const context = hv === null ? {} : await this.hypervisorContext(hv);
+    const driver = this.ctx.registry.createDriver(storage.driver, storage.config, context);
+    const disk = wrapStorageDriver(driver);
+    this.disks.set(key, disk);
+    return disk;
+  }
+
+  private async hypervisorContext(hypervisorId: string) {
+    const hypervisor = await this.hypervisor(hypervisorId);
+    if (!this.ctx.executors) throw new InstanceImagesError('HYPERVISOR_UNREACHABLE', 'No executors are configured: pass `executors` to createInstanceImages');
+    return { hypervisor, executor: this.ctx.executors(hypervisor) };
+  }
+
+  /** Closes every opened storage. */
+  async close(): Promise<void> {
+    const disks = [...this.disks.values()];
+    this.disks.clear();
+    this.hypervisors.clear();
+    await Promise.allSettled(disks.map((disk) => disk.close()));
+  }
+}

@@ -1,0 +1,391 @@
+/**
+ * Customer workflows of custom images: create from an instance (the capture), retry, cancel,
+ * My Images, delete; and the tasks page.
+ * @module
+ */
+import { z } from 'zod';
+import { InstanceImagesError, isInstanceImagesError, notFound } from '../errors';
+import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } from '../model/common';
+import type { Image, ImageStatus } from '../model/image';
+import type { ImageStorage } from '../model/image-storage';
+import type { Task, TaskStatus, TaskType } from '../model/task';
+import type { HostInstance } from '../ports/host-directory';
+import type { ImageSort, ListPage } from '../ports/repositories';
+import { parseOrThrow } from '../util/validate';
+import { checkActor, ownsAccount, type Actor } from './actor';
+import type { DriverCache, ServiceContext } from './context';
+import { startBilling, stopBilling, transitionImage } from './image-state';
+import { cancelQueuedTask, createTask, runTask } from './task-runner';
+
+/** Input of {@link ImageService.createImage}. */
+export const CreateImageInputSchema = z.object({
+  instanceId: IdSchema,
+  name: NameSchema,
+  description: DescriptionSchema.optional(),
+  /** Output format; default from the service settings (qcow2). */
+  format: DiskFormatSchema.optional(),
+  /** Compress a qcow2 output. */
+  compress: z.boolean().optional(),
+});
+/** Input of {@link ImageService.createImage}. */
+export type CreateImageInput = z.input<typeof CreateImageInputSchema>;
+
+/** Query of {@link ImageService.listImages}. */
+export const ListImagesQuerySchema = z.object({
+  cursor: z.string().max(1000).nullish(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  sort: z.enum(['createdAt', 'name']).optional(),
+  direction: z.enum(['asc', 'desc']).optional(),
+  status: z.enum(['creating', 'available', 'error', 'deleting']).optional(),
+  /** Admins only: filter by account. */
+  accountId: IdSchema.optional(),
+});
+/** Query of {@link ImageService.listImages}. */
+export type ListImagesQuery = z.input<typeof ListImagesQuerySchema>;
+
+/** Query of {@link ImageService.listTasks}. */
+export const ListTasksQuerySchema = z.object({
+  cursor: z.string().max(1000).nullish(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  status: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']).optional(),
+  type: z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile']).optional(),
+  subjectId: IdSchema.optional(),
+  /** Admins only: filter by account. */
+  accountId: IdSchema.optional(),
+});
+/** Query of {@link ImageService.listTasks}. */
+export type ListTasksQuery = z.input<typeof ListTasksQuerySchema>;
+
+/** An image and the task working on it. */
+export interface ImageWithTask {
+  image: Image;
+  task: Task;
+}
+
+/** The default directory for scratch files on a hypervisor. */
+export const DEFAULT_SCRATCH_DIR = '/var/tmp/instance-images';
+
+const REASONS: Partial<Record<string, string>> = {
+  STORAGE_FULL: 'There was not enough free space on the image storage. Delete unused images, or ask your provider to add space, then retry.',
+  STORAGE_UNAVAILABLE: 'The image storage could not be reached. Retry later; contact support if it keeps failing.',
+  HYPERVISOR_UNREACHABLE: 'The server hosting your instance could not be reached. Retry later.',
+  NOT_FOUND: 'The instance no longer exists, so its disk cannot be captured.',
+  CHECKSUM_MISMATCH: 'The stored image did not match the captured disk. Retry the capture.',
+  CANCELLED: 'The capture was cancelled.',
+  INTERRUPTED: 'The capture was interrupted by a restart of the panel. Retry the capture.',
+};
+
+/** A customer-facing reason for a failed capture. */
+function captureReason(error: InstanceImagesError): { code: string; message: string } {
+  return { code: error.code, message: REASONS[error.code] ?? `${error.message}. Retry the capture; contact support if it fails again.` };
+}
+
+/** Makes one key segment safe: keeps letters, digits, dot, dash and underscore. */
+function keySegment(value: string): string {
+  const safe = value.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_');
+  return safe.slice(0, 120) || '_';
+}
+
+/** The storage key of a custom image. */
+export function customImageKey(accountId: string, imageId: string, format: 'qcow2' | 'raw'): string {
+  return `images/${keySegment(accountId)}/${keySegment(imageId)}.${format}`;
+}
+
+/** Customer workflows of custom images, and the tasks page. */
+export class ImageService {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly drivers: DriverCache,
+  ) {}
+
+  /** The instance, when the actor may use it; NOT_FOUND otherwise (foreign looks like missing). */
+  async instanceFor(actor: Actor, instanceId: string): Promise<HostInstance> {
+    const instance = await this.ctx.host.getInstance(instanceId);
+    if (!instance || !ownsAccount(actor, instance.accountId)) throw notFound('Instance', instanceId);
+    return instance;
+  }
+
+  /** The image, when the actor may see it (own custom image, or any image for an admin). */
+  async imageFor(actor: Actor, imageId: string, options: { includeDeleted?: boolean } = {}): Promise<Image> {
+    checkActor(actor);
+    const image = await this.ctx.repos.images.get(imageId);
+    if (!image || (image.status === 'deleted' && !options.includeDeleted) || (actor.kind === 'customer' && (image.kind !== 'custom' || image.accountId !== actor.accountId))) {
+      throw notFound('Image', imageId);
+    }
+    return image;
+  }
+
+  /** Storages with purpose custom-images, enabled and bound to the hypervisor. */
+  private async boundStorages(hypervisorId: string): Promise<ImageStorage[]> {
+    const bindings = await this.ctx.repos.storages.listBindings({ hypervisorId });
+    const storages = await Promise.all(bindings.map((b) => this.ctx.repos.storages.get(b.storageId)));
+    return storages.filter((s): s is ImageStorage => s !== null && s.enabled && s.purpose === 'custom-images');
+  }
+
+  /** Picks the bound storage with the most free space (unknown/unlimited counts as most). */
+  private async pickStorage(hypervisorId: string): Promise<{ storage: ImageStorage; free: number | null }> {
+    const candidates = await this.boundStorages(hypervisorId);
+    if (candidates.length === 0) throw new InstanceImagesError('NO_IMAGE_STORAGE', 'No image storage is bound to the hypervisor of this instance; ask your provider to configure one');
+    let best: { storage: ImageStorage; free: number | null } | null = null;
+    let lastError: unknown = null;
+    for (const storage of candidates) {
+      try {
+        const disk = await this.drivers.storage(storage, hypervisorId);
+        const free = await disk.freeSpace();
+        if (best === null || (best.free !== null && (free === null || free > best.free))) best = { storage, free };
+      } catch (error) {
+        lastError = error;
+        this.ctx.logger.warn('image storage not usable', { storageId: storage.id, error: String(error) });
+      }
+    }
+    if (!best) throw isInstanceImagesError(lastError) ? lastError : new InstanceImagesError('STORAGE_UNAVAILABLE', 'No bound image storage is reachable', { cause: lastError });
+    return best;
+  }
+
+  /**
+   * Creates an image from an instance. Checks, in order: input, ownership, the location's feature
+   * switch (FEATURE_DISABLED), the account's cap (IMAGE_LIMIT_REACHED), a storage bound to the
+   * instance's hypervisor (NO_IMAGE_STORAGE), free space against the disk's allocation
+   * (STORAGE_FULL). Returns the image in `creating` and its task at once; the capture runs in the
+   * background. The cap is held atomically.
+   */
+  async createImage(actor: Actor, input: CreateImageInput): Promise<ImageWithTask> {
+    checkActor(actor);
+    const data = parseOrThrow(CreateImageInputSchema, input, 'The image');
+    const instance = await this.instanceFor(actor, data.instanceId);
+    const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
+    if (!settings?.imagesEnabled) throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled', { details: { locationId: instance.locationId } });
+    const override = await this.ctx.repos.settings.getAccountLimit(instance.accountId);
+    const max = override ? override.imageLimit : settings.defaultImageLimit;
+    const limitReached = () => new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
+    if (max !== null && (await this.ctx.repos.images.countActive(instance.accountId)) >= max) throw limitReached();
+
+    const { storage, free } = await this.pickStorage(instance.hypervisorId);
+    const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
+    const domain = await hv.inspect(instance.domainName);
+    const needed = domain.primaryDisk.allocationBytes;
+    if (free !== null && free < needed) {
+      throw new InstanceImagesError('STORAGE_FULL', `Not enough free space on the image storage: the disk needs up to ${needed} bytes, ${free} are free`, { details: { needed, free } });
+    }
+    const disk = await this.drivers.storage(storage, instance.hypervisorId);
+    if (!disk.capabilities.pathAccess) {
+      const hypervisor = await this.drivers.hypervisor(instance.hypervisorId);
+      const scratchFree = await hv.freeSpace(hypervisor.scratchDir ?? DEFAULT_SCRATCH_DIR).catch(() => null);
+      if (scratchFree !== null && scratchFree < needed) {
+        throw new InstanceImagesError('STORAGE_FULL', `Not enough free space in the hypervisor's scratch directory: the disk needs up to ${needed} bytes, ${scratchFree} are free`, { details: { needed, free: scratchFree } });
+      }
+    }
+
+    const now = this.ctx.now();
+    const id = this.ctx.newId();
+    const format = data.format ?? this.ctx.settings.captureFormat;
+    const image: Image = {
+      id,
+      kind: 'custom',
+      name: data.name,
+      description: data.description ?? '',
+      osType: null,
+      cloudInit: false,
+      mediaGroupId: null,
+      accountId: instance.accountId,
+      sourceInstanceId: instance.id,
+      sourceInstanceName: instance.name,
+      locationId: instance.locationId,
+      storageId: storage.id,
+      hypervisorId: disk.capabilities.shared ? null : instance.hypervisorId,
+      fileKey: customImageKey(instance.accountId, id, format),
+      format,
+      sizeBytes: null,
+      virtualSizeBytes: domain.primaryDisk.virtualSizeBytes,
+      sha256: null,
+      consistency: null,
+      status: 'creating',
+      statusReason: null,
+      createdAt: now,
+      updatedAt: now,
+      availableAt: null,
+      deletedAt: null,
+    };
+    if (max === null) await this.ctx.repos.images.insert(image);
+    else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId: instance.accountId, max }))) throw limitReached();
+    const task = await this.startCapture(image, instance, data.compress ?? this.ctx.settings.captureCompress);
+    return { image, task };
+  }
+
+  private async startCapture(image: Image, instance: HostInstance, compress: boolean): Promise<Task> {
+    const task = await createTask(this.ctx, { type: 'capture', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: instance.hypervisorId });
+    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: instance.hypervisorId, run: (signal) => this.runCapture(task.id, image.id, compress, signal) });
+    return task;
+  }
+
+  /** The capture task: capture, store, verify, then available (billing starts) or error. */
+  private async runCapture(taskId: string, imageId: string, compress: boolean, signal: AbortSignal): Promise<void> {
+    let stored: { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null = null;
+    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+      const image = await this.ctx.repos.images.get(imageId);
+      if (!image || image.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The image is no longer being created');
+      const instance = await this.ctx.host.getInstance(image.sourceInstanceId ?? '');
+      if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The source instance no longer exists');
+      const storage = await this.ctx.repos.storages.get(image.storageId);
+      if (!storage) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The image storage was removed');
+      const disk = await this.drivers.storage(storage, instance.hypervisorId);
+      const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
+      stored = { key: image.fileKey, disk };
+      progress({ step: 'capturing' });
+      const onProgress = (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p);
+      let put: { size: number; sha256: string } | null = null;
+      const result = disk.capabilities.pathAccess
+        ? await hv.capture({ domainName: instance.domainName, output: { kind: 'path', path: disk.pathOf(image.fileKey) }, format: image.format, compress, signal, onProgress })
+        : await hv.capture({
+            domainName: instance.domainName,
+            output: {
+              kind: 'stream',
+              consume: async (stream, sizeBytes) => {
+                put = await disk.put(image.fileKey, stream, { size: sizeBytes, signal, onProgress: (p) => progress({ step: 'uploading', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }) });
+              },
+            },
+            format: image.format,
+            compress,
+            signal,
+            onProgress,
+          });
+      progress({ step: 'verifying' });
+      const stat = await disk.stat(image.fileKey);
+      if (!stat || stat.size <= 0 || stat.size !== result.sizeBytes) {
+        throw new InstanceImagesError('CHECKSUM_MISMATCH', `The stored image has ${stat?.size ?? 'no'} bytes, the capture produced ${result.sizeBytes}`);
+      }
+      const putResult = put as { size: number; sha256: string } | null;
+      if (putResult && putResult.sha256 !== result.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The uploaded bytes do not match the captured disk');
+      const now = this.ctx.now();
+      const available = await this.ctx.repos.images.transition(
+        image.id,
+        ['creating'],
+        'available',
+        { sizeBytes: stat.size, virtualSizeBytes: result.virtualSizeBytes, format: result.format, sha256: result.sha256, consistency: result.consistency, availableAt: now, statusReason: null },
+        now,
+      );
+      if (!available) throw new InstanceImagesError('CANCELLED', 'The image was cancelled while it was being stored');
+      this.ctx.events.emit('image.status-changed', { image: available, from: 'creating', to: 'available', actor: { kind: 'system' }, reason: null });
+      this.ctx.events.emit('image.available', { image: available });
+      await startBilling(this.ctx, available, now);
+    });
+    if (outcome.ok) return;
+    const target = stored as { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null;
+    if (target) await target.disk.delete(target.key).catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed capture failed', { imageId, error: String(error) }));
+    const image = await this.ctx.repos.images.get(imageId);
+    if (image?.status === 'creating') {
+      await transitionImage(this.ctx, image, 'error', {}, 'system', captureReason(outcome.error)).catch((error: unknown) => this.ctx.logger.warn('image error transition lost a race', { imageId, error: String(error) }));
+    }
+  }
+
+  /** Retries a failed capture: `error` → `creating` with a new task. */
+  async retryImage(actor: Actor, imageId: string): Promise<ImageWithTask> {
+    const image = await this.imageFor(actor, imageId);
+    if (image.status !== 'error') throw new InstanceImagesError('INVALID_STATE', `Only an image in error can be retried; this one is ${image.status}`);
+    if (image.kind !== 'custom' || image.statusReason?.code === 'DELETE_FAILED') throw new InstanceImagesError('INVALID_STATE', 'This image failed while being deleted; delete it again instead');
+    const instance = await this.ctx.host.getInstance(image.sourceInstanceId ?? '');
+    if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The source instance no longer exists, so the capture cannot be retried; delete this image');
+    const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
+    if (!settings?.imagesEnabled) throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled');
+    const retried = await transitionImage(this.ctx, image, 'creating', {}, actor);
+    const task = await this.startCapture(retried, instance, this.ctx.settings.captureCompress);
+    return { image: retried, task };
+  }
+
+  /** Cancels a capture in progress; the image ends in `error` with reason CANCELLED. */
+  async cancelCapture(actor: Actor, imageId: string): Promise<Image> {
+    const image = await this.imageFor(actor, imageId);
+    if (image.status !== 'creating') throw new InstanceImagesError('INVALID_STATE', `Only an image being created can be cancelled; this one is ${image.status}`);
+    const tasks = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'capture', statuses: ['queued', 'running'] });
+    for (const task of tasks.items) {
+      if (task.status === 'queued') await cancelQueuedTask(this.ctx, task.id);
+      this.ctx.queue.cancel(task.id);
+    }
+    const fresh = await this.ctx.repos.images.get(imageId);
+    if (fresh?.status === 'creating') {
+      return transitionImage(this.ctx, fresh, 'error', {}, actor, { code: 'CANCELLED', message: REASONS.CANCELLED ?? 'Cancelled' }).catch(async () => (await this.ctx.repos.images.get(imageId)) ?? fresh);
+    }
+    return fresh ?? image;
+  }
+
+  /** My Images: a page of images (an account's custom images for a customer; any for an admin), without deleted ones. */
+  async listImages(actor: Actor, query: ListImagesQuery = {}): Promise<Page<Image>> {
+    checkActor(actor);
+    const q = parseOrThrow(ListImagesQuerySchema, query, 'The query');
+    const statuses: ImageStatus[] | undefined = q.status ? [q.status] : undefined;
+    const filter = actor.kind === 'customer' ? { kind: 'custom' as const, accountId: actor.accountId, statuses } : { accountId: q.accountId, statuses };
+    const sort: ImageSort = { by: q.sort ?? 'createdAt', ...(q.direction ? { direction: q.direction } : {}) };
+    const page: ListPage = { cursor: q.cursor ?? null, limit: q.limit ?? 50 };
+    return this.ctx.repos.images.list(filter, page, sort);
+  }
+
+  /** One image (NOT_FOUND when missing, deleted, or another account's). */
+  async getImage(actor: Actor, imageId: string): Promise<Image> {
+    return this.imageFor(actor, imageId);
+  }
+
+  /**
+   * Deletes an image: `available`/`error` → `deleting` (billing stops at this request) → file
+   * removed → `deleted`. Idempotent: deleting a deleting or deleted image returns it. A failed
+   * removal puts the image in `error` (reason DELETE_FAILED); deleting again retries.
+   */
+  async deleteImage(actor: Actor, imageId: string): Promise<ImageWithTask | { image: Image; task: null }> {
+    const image = await this.imageFor(actor, imageId, { includeDeleted: true });
+    if (image.status === 'deleted' || image.status === 'deleting') return { image, task: null };
+    if (image.status === 'creating') throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
+    if (image.kind === 'stock') await this.assertNotDeploying(image.id);
+    const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
+    await stopBilling(this.ctx, image.id, deleting.updatedAt);
+    const task = await createTask(this.ctx, { type: 'delete', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: image.hypervisorId });
+    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: image.hypervisorId, run: (signal) => this.runDelete(task.id, image.id, signal) });
+    return { image: deleting, task };
+  }
+
+  private async assertNotDeploying(imageId: string): Promise<void> {
+    const deploys = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'deploy', statuses: ['queued', 'running'] }, { limit: 1 });
+    if (deploys.items.length > 0) throw new InstanceImagesError('IN_USE', 'The image is being deployed right now; try again when the deploy has finished');
+  }
+
+  private async runDelete(taskId: string, imageId: string, signal: AbortSignal): Promise<void> {
+    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+      const image = await this.ctx.repos.images.get(imageId);
+      if (!image || image.status !== 'deleting') return;
+      progress({ step: 'removing file' });
+      const storage = await this.ctx.repos.storages.get(image.storageId);
+      if (storage && image.kind === 'custom') {
+        const disk = await this.drivers.storage(storage, image.hypervisorId ?? (await this.anyBoundHypervisor(storage.id)));
+        await disk.delete(image.fileKey);
+      }
+      await transitionImage(this.ctx, image, 'deleted', { deletedAt: this.ctx.now() }, 'system');
+    });
+    if (outcome.ok) return;
+    const image = await this.ctx.repos.images.get(imageId);
+    if (image?.status === 'deleting') {
+      await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'DELETE_FAILED', message: `Removing the image file failed (${outcome.error.message}). Delete the image again to retry.` }).catch(() => undefined);
+    }
+  }
+
+  /** Some hypervisor bound to a storage (for shared path storages reached through any of them). */
+  async anyBoundHypervisor(storageId: string): Promise<string | null> {
+    const bindings = await this.ctx.repos.storages.listBindings({ storageId });
+    return bindings[0]?.hypervisorId ?? null;
+  }
+
+  /** The tasks page: a page of tasks (the account's for a customer), newest first. */
+  async listTasks(actor: Actor, query: ListTasksQuery = {}): Promise<Page<Task>> {
+    checkActor(actor);
+    const q = parseOrThrow(ListTasksQuerySchema, query, 'The query');
+    const statuses: TaskStatus[] | undefined = q.status ? [q.status] : undefined;
+    const type: TaskType | undefined = q.type;
+    const accountId = actor.kind === 'customer' ? actor.accountId : q.accountId;
+    return this.ctx.repos.tasks.list({ accountId, statuses, type, subjectId: q.subjectId }, { cursor: q.cursor ?? null, limit: q.limit ?? 50 });
+  }
+
+  /** One task (NOT_FOUND when missing or another account's). */
+  async getTask(actor: Actor, taskId: string): Promise<Task> {
+    checkActor(actor);
+    const task = await this.ctx.repos.tasks.get(taskId);
+    if (!task || (actor.kind === 'customer' && task.accountId !== actor.accountId)) throw notFound('Task', taskId);
+    return task;
+  }
+}

@@ -1,0 +1,7 @@
+export * from './actor';
+export * from './images';
+export * from './catalog';
+export * from './storages';
+export * from './settings';
+export type { Logger, ServiceSettings } from './context';
+export type { WorkProgress } from './task-runner';

@@ -1,0 +1,298 @@
+/**
+ * Operator workflows of Image Storages: create/update/delete with driver config validated by the
+ * driver's schema (secrets masked in every answer), bindings to hypervisors, health, the image
+ * browser and reconcile.
+ * @module
+ */
+import { z } from 'zod';
+import { InstanceImagesError, notFound } from '../errors';
+import type { ReconcileFinding } from '../events';
+import { IdSchema, NameSchema } from '../model/common';
+import type { Image } from '../model/image';
+import { StoragePurposeSchema, type ImageStorage, type StorageBinding } from '../model/image-storage';
+import type { StoredObject } from '../ports/storage-driver';
+import { parseOrThrow } from '../util/validate';
+import { requireAdmin, type Actor } from './actor';
+import type { DriverCache, ServiceContext } from './context';
+import { stopBilling, transitionImage } from './image-state';
+
+/** Input of {@link StorageService.createStorage}. */
+export const CreateStorageInputSchema = z.object({
+  name: NameSchema,
+  driver: z.string().min(1).max(50),
+  config: z.record(z.string(), z.unknown()),
+  purpose: StoragePurposeSchema.default('custom-images'),
+  enabled: z.boolean().default(true),
+});
+/** Input of {@link StorageService.createStorage}. */
+export type CreateStorageInput = z.input<typeof CreateStorageInputSchema>;
+
+/** Input of {@link StorageService.updateStorage}. A masked secret (`********`) keeps the stored value. */
+export const UpdateStorageInputSchema = z.object({
+  name: NameSchema.optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
+  enabled: z.boolean().optional(),
+});
+/** Input of {@link StorageService.updateStorage}. */
+export type UpdateStorageInput = z.input<typeof UpdateStorageInputSchema>;
+
+/** A storage as answered to callers: secrets masked, with its bindings. */
+export interface StorageView extends ImageStorage {
+  /** Hypervisors the storage is bound to. */
+  hypervisorIds: string[];
+}
+
+/** One file of the image browser, classified against the database. */
+export interface BrowsedFile {
+  key: string;
+  size: number;
+  modifiedAt: Date;
+  /** ok, orphan (no record), stale (its source instance is gone), size-mismatch. */
+  kind: 'ok' | 'orphan' | 'stale' | 'size-mismatch';
+  imageId: string | null;
+  message: string;
+}
+
+/** Options of {@link StorageService.reconcile}. */
+export const ReconcileOptionsSchema = z.object({
+  /** For per-hypervisor storages: the hypervisor whose directory is inspected. */
+  hypervisorId: IdSchema.nullish(),
+  /** Delete orphan files (no record). */
+  deleteOrphans: z.boolean().default(false),
+  /** Remove temp files and incomplete uploads older than the leftover age. */
+  deleteLeftovers: z.boolean().default(false),
+  /** Mark images whose file is missing as `error`. */
+  markMissing: z.boolean().default(false),
+  /** Only report what would be done. @default true */
+  dryRun: z.boolean().default(true),
+});
+/** Options of {@link StorageService.reconcile}. */
+export type ReconcileOptions = z.input<typeof ReconcileOptionsSchema>;
+
+const MASK = '********';
+
+function restoreMaskedSecrets(next: Record<string, unknown>, previous: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(next)) {
+    if (value === MASK && key in previous) out[key] = previous[key];
+    else if (value && typeof value === 'object' && !Array.isArray(value) && previous[key] && typeof previous[key] === 'object') out[key] = restoreMaskedSecrets(value as Record<string, unknown>, previous[key] as Record<string, unknown>);
+    else out[key] = value;
+  }
+  return out;
+}
+
+/** Image storages, bindings, health, browser and reconcile. */
+export class StorageService {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly drivers: DriverCache,
+  ) {}
+
+  private async view(storage: ImageStorage): Promise<StorageView> {
+    const bindings = await this.ctx.repos.storages.listBindings({ storageId: storage.id });
+    return { ...storage, config: this.ctx.registry.maskSecrets(storage.driver, storage.config), hypervisorIds: bindings.map((b) => b.hypervisorId) };
+  }
+
+  private async load(storageId: string): Promise<ImageStorage> {
+    const storage = await this.ctx.repos.storages.get(storageId);
+    if (!storage) throw notFound('Image storage', storageId);
+    return storage;
+  }
+
+  /** Lists storages (secrets masked). */
+  async listStorages(actor: Actor, filter: { purpose?: ImageStorage['purpose'] } = {}): Promise<StorageView[]> {
+    requireAdmin(actor);
+    return Promise.all((await this.ctx.repos.storages.list(filter)).map((s) => this.view(s)));
+  }
+
+  /** One storage (secrets masked). */
+  async getStorage(actor: Actor, storageId: string): Promise<StorageView> {
+    requireAdmin(actor);
+    return this.view(await this.load(storageId));
+  }
+
+  /** Creates a storage; the config is validated by the driver's schema (VALIDATION_FAILED names `config.<field>`). */
+  async createStorage(actor: Actor, input: CreateStorageInput): Promise<StorageView> {
+    requireAdmin(actor);
+    const data = parseOrThrow(CreateStorageInputSchema, input, 'The image storage');
+    this.ctx.registry.validateConfig(data.driver, data.config);
+    const now = this.ctx.now();
+    const storage: ImageStorage = { id: this.ctx.newId(), ...data, createdAt: now, updatedAt: now };
+    await this.ctx.repos.storages.insert(storage);
+    return this.view(storage);
+  }
+
+  /** Updates a storage (masked secrets keep their stored value). */
+  async updateStorage(actor: Actor, storageId: string, input: UpdateStorageInput): Promise<StorageView> {
+    requireAdmin(actor);
+    const data = parseOrThrow(UpdateStorageInputSchema, input, 'The image storage');
+    const storage = await this.load(storageId);
+    const config = data.config ? restoreMaskedSecrets(data.config, storage.config) : undefined;
+    if (config) this.ctx.registry.validateConfig(storage.driver, config);
+    const updated = await this.ctx.repos.storages.update(storageId, { ...(data.name ? { name: data.name } : {}), ...(data.enabled !== undefined ? { enabled: data.enabled } : {}), ...(config ? { config } : {}) }, this.ctx.now());
+    if (!updated) throw notFound('Image storage', storageId);
+    return this.view(updated);
+  }
+
+  private async imagesOn(storageId: string, hypervisorId?: string): Promise<Image[]> {
+    const page = await this.ctx.repos.images.list({ storageId }, { limit: 1000 });
+    return page.items.filter((i) => hypervisorId === undefined || i.hypervisorId === null || i.hypervisorId === hypervisorId);
+  }
+
+  /** Deletes a storage; IN_USE while images or ISOs still live on it. */
+  async deleteStorage(actor: Actor, storageId: string): Promise<void> {
+    requireAdmin(actor);
+    await this.load(storageId);
+    if ((await this.imagesOn(storageId)).length > 0) throw new InstanceImagesError('IN_USE', 'Images still live on this storage; delete them first');
+    if ((await this.ctx.repos.isos.list({ storageId }, { limit: 1 })).items.length > 0) throw new InstanceImagesError('IN_USE', 'ISOs still live on this storage; delete them first');
+    await this.ctx.repos.storages.delete(storageId);
+  }
+
+  /** Binds a storage to a hypervisor (idempotent). */
+  async bindHypervisor(actor: Actor, storageId: string, hypervisorId: string): Promise<StorageBinding> {
+    requireAdmin(actor);
+    parseOrThrow(IdSchema, hypervisorId, 'The hypervisor id');
+    await this.load(storageId);
+    if (!(await this.ctx.host.getHypervisor(hypervisorId))) throw notFound('Hypervisor', hypervisorId);
+    return this.ctx.repos.storages.bind(storageId, hypervisorId, this.ctx.now());
+  }
+
+  /** Unbinds; IN_USE while images on this storage live on that hypervisor (or it is a shared storage's last binding with images). */
+  async unbindHypervisor(actor: Actor, storageId: string, hypervisorId: string): Promise<void> {
+    requireAdmin(actor);
+    const storage = await this.load(storageId);
+    const shared = this.ctx.registry.get(storage.driver).capabilities.shared;
+    const images = await this.imagesOn(storageId);
+    const bindings = await this.ctx.repos.storages.listBindings({ storageId });
+    const blocking = shared ? (bindings.length <= 1 && images.length > 0) : images.some((i) => i.hypervisorId === hypervisorId);
+    if (blocking) throw new InstanceImagesError('IN_USE', 'Images on this storage are reached through this hypervisor; delete them first');
+    if (!(await this.ctx.repos.storages.unbind(storageId, hypervisorId))) throw notFound('Binding', `${storageId}/${hypervisorId}`);
+  }
+
+  private async hypervisorFor(storage: ImageStorage, hypervisorId: string | null | undefined): Promise<string | null> {
+    if (hypervisorId) return hypervisorId;
+    const bindings = await this.ctx.repos.storages.listBindings({ storageId: storage.id });
+    return bindings[0]?.hypervisorId ?? null;
+  }
+
+  /** Checks a storage (through a bound hypervisor for path drivers). Never throws for an unhealthy backend. */
+  async checkHealth(actor: Actor, storageId: string, hypervisorId?: string): Promise<{ ok: boolean; message: string; freeBytes: number | null }> {
+    requireAdmin(actor);
+    const storage = await this.load(storageId);
+    try {
+      const disk = await this.drivers.storage(storage, await this.hypervisorFor(storage, hypervisorId));
+      const health = await disk.health();
+      const freeBytes = health.ok ? await disk.freeSpace().catch(() => null) : null;
+      return { ...health, freeBytes };
+    } catch (error) {
+      return { ok: false, message: error instanceof Error ? error.message : 'The storage could not be checked', freeBytes: null };
+    }
+  }
+
+  /** Every record pointing into a storage, by file key (paged through once per browse/reconcile). */
+  private async recordsOf(storageId: string): Promise<{ images: Map<string, Image[]>; isos: Map<string, string> }> {
+    const images = new Map<string, Image[]>();
+    let cursor: string | null = null;
+    do {
+      const page = await this.ctx.repos.images.list({ storageId }, { cursor, limit: 1000 });
+      for (const image of page.items) images.set(image.fileKey, [...(images.get(image.fileKey) ?? []), image]);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    const isos = new Map<string, string>();
+    cursor = null;
+    do {
+      const page = await this.ctx.repos.isos.list({ storageId }, { cursor, limit: 1000 });
+      for (const iso of page.items) isos.set(iso.fileKey, iso.name);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return { images, isos };
+  }
+
+  private async classify(records: { images: Map<string, Image[]>; isos: Map<string, string> }, files: StoredObject[], hypervisorId: string | null): Promise<BrowsedFile[]> {
+    const out: BrowsedFile[] = [];
+    for (const file of files) {
+      const image = (records.images.get(file.key) ?? []).find((i) => i.hypervisorId === null || hypervisorId === null || i.hypervisorId === hypervisorId);
+      const isoName = image ? undefined : records.isos.get(file.key);
+      if (!image && isoName === undefined) {
+        out.push({ ...file, kind: 'orphan', imageId: null, message: 'No image or ISO record points at this file' });
+      } else if (image && image.kind === 'custom' && image.sourceInstanceId && !(await this.ctx.host.getInstance(image.sourceInstanceId))) {
+        out.push({ ...file, kind: 'stale', imageId: image.id, message: `The source instance ${image.sourceInstanceId} no longer exists` });
+      } else if (image && image.status === 'available' && image.sizeBytes !== null && image.sizeBytes !== file.size) {
+        out.push({ ...file, kind: 'size-mismatch', imageId: image.id, message: `The record says ${image.sizeBytes} bytes, the file has ${file.size}` });
+      } else {
+        out.push({ ...file, kind: 'ok', imageId: image?.id ?? null, message: image ? `Image ${image.name}` : `ISO ${isoName ?? ''}` });
+      }
+    }
+    return out;
+  }
+
+  /** The image browser: a page of the files really on a storage, each matched with its record and classified. */
+  async browse(actor: Actor, storageId: string, options: { hypervisorId?: string | null; prefix?: string; cursor?: string | null; limit?: number } = {}): Promise<{ items: BrowsedFile[]; nextCursor: string | null }> {
+    requireAdmin(actor);
+    const storage = await this.load(storageId);
+    const hv = await this.hypervisorFor(storage, options.hypervisorId);
+    const disk = await this.drivers.storage(storage, hv);
+    const page = await disk.list({ ...(options.prefix ? { prefix: options.prefix } : {}), cursor: options.cursor ?? null, limit: options.limit ?? 100 });
+    return { items: await this.classify(await this.recordsOf(storage.id), page.items, hv), nextCursor: page.nextCursor };
+  }
+
+  /**
+   * Scans a whole storage and reports every finding: orphans, stale, size mismatches, missing files
+   * (a record without its file) and leftovers (temp files/incomplete uploads older than the leftover
+   * age). With fixes chosen (and `dryRun: false`), applies them. Every finding is emitted as a
+   * `reconcile.finding` event. Dry run by default.
+   */
+  async reconcile(actor: Actor, storageId: string, options: ReconcileOptions = {}): Promise<ReconcileFinding[]> {
+    requireAdmin(actor);
+    const opts = parseOrThrow(ReconcileOptionsSchema, options, 'The reconcile options');
+    const storage = await this.load(storageId);
+    const hv = await this.hypervisorFor(storage, opts.hypervisorId);
+    const disk = await this.drivers.storage(storage, hv);
+    const findings: ReconcileFinding[] = [];
+    const seen = new Set<string>();
+    const records = await this.recordsOf(storage.id);
+    let cursor: string | null = null;
+    do {
+      const page = await disk.list({ cursor, limit: 500 });
+      for (const file of await this.classify(records, page.items, hv)) {
+        seen.add(file.key);
+        if (file.kind === 'ok') continue;
+        let action: ReconcileFinding['action'] = 'none';
+        if (file.kind === 'orphan' && opts.deleteOrphans) {
+          action = 'deleted-file';
+          if (!opts.dryRun) await disk.delete(file.key);
+        }
+        findings.push({ storageId, hypervisorId: hv, kind: file.kind, key: file.key, imageId: file.imageId, message: file.message, action, dryRun: opts.dryRun });
+      }
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+
+    const expected = [...records.images.values()].flat().filter((i) => (i.status === 'available' || i.status === 'error') && (i.hypervisorId === null || hv === null || i.hypervisorId === hv));
+    for (const image of expected) {
+      if (seen.has(image.fileKey) || (image.status === 'error' && image.sizeBytes === null)) continue;
+      let action: ReconcileFinding['action'] = 'none';
+      if (opts.markMissing && image.status === 'available') {
+        action = 'marked-error';
+        if (!opts.dryRun) {
+          // available -> deleting -> error: the lifecycle has no direct edge, and billing must stop for a file that is gone.
+          const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
+          await stopBilling(this.ctx, image.id, deleting.updatedAt);
+          await transitionImage(this.ctx, deleting, 'error', {}, actor, { code: 'MISSING_FILE', message: 'The image file is missing from the storage; delete the image' });
+        }
+      }
+      findings.push({ storageId, hypervisorId: hv, kind: 'missing', key: image.fileKey, imageId: image.id, message: `The file of image ${image.name} is missing`, action, dryRun: opts.dryRun });
+    }
+
+    const olderThan = new Date(this.ctx.now().getTime() - this.ctx.settings.leftoverAgeMs);
+    for (const upload of await disk.listIncomplete({ olderThan })) {
+      let action: ReconcileFinding['action'] = 'none';
+      if (opts.deleteLeftovers) {
+        action = 'deleted-file';
+        if (!opts.dryRun) await disk.abortIncomplete(upload);
+      }
+      findings.push({ storageId, hypervisorId: hv, kind: 'leftover', key: upload.key, imageId: null, message: `An incomplete upload or temp file (${upload.id}) was left behind`, action, dryRun: opts.dryRun });
+    }
+    for (const finding of findings) this.ctx.events.emit('reconcile.finding', { finding });
+    return findings;
+  }
+}
