@@ -1,0 +1,142 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  lastProgressPercent,
+  parseBackupXml,
+  parseDfAvail,
+  parseDomBlkInfo,
+  parseDomJobInfo,
+  parseDomState,
+  parseDomainDisks,
+  parseGuestAgentChannel,
+  parseQemuImgInfo,
+  parseVirshVersion,
+  selectPrimaryDisk,
+  versionAtLeast,
+} from '../../../drivers/hypervisor/libvirt/parsers';
+import { isMarkerOverlay, isScratchName, captureScratch } from '../../../drivers/hypervisor/libvirt/names';
+
+const fixture = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
+
+describe('virsh text outputs (recorded from libvirt 9.0.0)', () => {
+  it('maps domstate with and without --reason', () => {
+    expect(parseDomState(fixture('domstate-running.txt'))).toBe('running');
+    expect(parseDomState(fixture('domstate-reason-running.txt'))).toBe('running');
+    expect(parseDomState(fixture('domstate-shutoff.txt'))).toBe('shutoff');
+    expect(parseDomState(fixture('domstate-reason-shutoff.txt'))).toBe('shutoff');
+    expect(parseDomState('paused (user)\n')).toBe('paused');
+    expect(parseDomState('crashed\n')).toBe('other');
+  });
+
+  it('reads domblkinfo by label', () => {
+    expect(parseDomBlkInfo(fixture('domblkinfo.txt'))).toEqual({ capacityBytes: 67108864, allocationBytes: 2367488, physicalBytes: 2424832 });
+    expect(parseDomBlkInfo(fixture('domblkinfo-shutoff.txt')).allocationBytes).toBe(2363392);
+    expect(() => parseDomBlkInfo('Capacity: 64.000 MiB\n')).toThrow(/Capacity/);
+  });
+
+  it('reads versions and compares them', () => {
+    const v = parseVirshVersion(fixture('virsh-version.txt'));
+    expect(v.libvirt).toEqual({ major: 9, minor: 0, micro: 0 });
+    expect(v.qemu).toEqual({ major: 7, minor: 2, micro: 22 });
+    expect(versionAtLeast(v.libvirt, 7, 2)).toBe(true);
+    expect(versionAtLeast({ major: 7, minor: 1, micro: 9 }, 7, 2)).toBe(false);
+    expect(versionAtLeast(null, 1, 0)).toBe(false);
+  });
+
+  it('reads domjobinfo of a running pull backup and of no job', () => {
+    expect(parseDomJobInfo(fixture('domjobinfo-pull.txt'))).toMatchObject({ active: true, operation: 'Backup' });
+    expect(parseDomJobInfo('Job type:         None        \n').active).toBe(false);
+  });
+
+  it('reads df and qemu-img progress', () => {
+    expect(parseDfAvail('  Avail\n8388608\n')).toBe(8388608);
+    expect(() => parseDfAvail('df: /x: No such file or directory\n')).toThrow();
+    expect(lastProgressPercent(fixture('qemu-img-convert-progress.txt'))).toBe(100);
+    expect(lastProgressPercent('    (12.50/100%)\r    (37.25/100%)\r')).toBe(37.25);
+    expect(lastProgressPercent('nothing')).toBeNull();
+  });
+});
+
+describe('domain XML', () => {
+  it('picks the boot-order disk as primary, never the cdrom or the extra disk', () => {
+    const disks = parseDomainDisks(fixture('dumpxml-running.xml'));
+    expect(disks.map((d) => [d.device, d.target])).toEqual([
+      ['cdrom', 'sda'],
+      ['disk', 'vda'],
+      ['disk', 'vdb'],
+    ]);
+    const primary = selectPrimaryDisk(disks);
+    expect(primary).toMatchObject({ target: 'vda', source: '/var/tmp/iitest/d1.qcow2', driverType: 'qcow2', bootOrder: 1, backingChain: [] });
+    expect(selectPrimaryDisk(parseDomainDisks(fixture('dumpxml-inactive.xml')))?.target).toBe('vda');
+  });
+
+  it('falls back to the first disk device when no disk has a boot order', () => {
+    const xml = fixture('dumpxml-inactive.xml').replace(/<boot order='1'\/>/g, '');
+    const primary = selectPrimaryDisk(parseDomainDisks(xml));
+    expect(primary?.device).toBe('disk');
+    expect(primary?.target).toBe('vda');
+    const cdromOnly = `<domain><devices><disk type='file' device='cdrom'><source file='/x.iso'/><target dev='sda' bus='sata'/><boot order='1'/></disk></devices></domain>`;
+    expect(selectPrimaryDisk(parseDomainDisks(cdromOnly))).toBeNull();
+  });
+
+  it('sees a capture overlay with its backing chain, and an active-commit mirror', () => {
+    const overlay = selectPrimaryDisk(parseDomainDisks(fixture('dumpxml-overlay.xml')));
+    expect(overlay?.source).toBe('/var/tmp/iitest/ii-overlay-1.qcow2');
+    expect(overlay?.backingChain).toEqual(['/var/tmp/iitest/d1.qcow2']);
+    expect(isMarkerOverlay(overlay?.source ?? '')).toBe(true);
+    const mirror = selectPrimaryDisk(parseDomainDisks(fixture('dumpxml-active-commit-ready.xml')));
+    expect(mirror?.mirror).toEqual({ job: 'active-commit', ready: true });
+  });
+
+  it('finds the guest agent channel and its state', () => {
+    expect(parseGuestAgentChannel(fixture('dumpxml-running.xml'))).toEqual({ present: true, connected: false });
+    expect(parseGuestAgentChannel(fixture('dumpxml-running.xml').replace("state='disconnected'", "state='connected'"))).toEqual({ present: true, connected: true });
+    expect(parseGuestAgentChannel('<domain><devices/></domain>')).toEqual({ present: false, connected: false });
+  });
+
+  it('reads an empty cdrom as having no source', () => {
+    const xml = `<domain><devices>${fixture('cdrom-ejected-fragment.xml').replace(/^[\s\S]*?(<disk)/, '$1').replace(/<disk type='file' device='disk'>[\s\S]*$/, '')}</devices></domain>`;
+    const [cdrom] = parseDomainDisks(xml);
+    expect(cdrom).toMatchObject({ device: 'cdrom', source: null, readonly: true });
+  });
+});
+
+describe('qemu-img info JSON', () => {
+  it('reads format, sizes and the absence of a backing file', () => {
+    expect(parseQemuImgInfo(fixture('qemu-img-info-qcow2.json'))).toEqual({ format: 'qcow2', virtualSizeBytes: 67108864, actualSizeBytes: 2367488, backingFilename: null, dataFile: null });
+  });
+  it('reads a backing file and a data file', () => {
+    const json = JSON.stringify({ format: 'qcow2', 'virtual-size': 1, 'backing-filename': '/etc/shadow', 'format-specific': { type: 'qcow2', data: { 'data-file': '/dev/sda' } } });
+    expect(parseQemuImgInfo(json)).toMatchObject({ backingFilename: '/etc/shadow', dataFile: '/dev/sda' });
+    expect(() => parseQemuImgInfo('not json')).toThrow();
+  });
+});
+
+describe('backup-dumpxml and scratch names', () => {
+  it('reads the socket and scratch file of a pull backup', () => {
+    const xml = `<domainbackup mode='pull'>
+  <server transport='unix' socket='/var/tmp/iitest/nbd.sock'/>
+  <disks>
+    <disk name='vda' backup='yes' type='file' backupmode='full' exportname='vda' index='4'>
+      <driver type='qcow2'/>
+      <scratch file='/var/tmp/iitest/scratch.qcow2'/>
+    </disk>
+    <disk name='vdb' backup='no'/>
+  </disks>
+</domainbackup>`;
+    expect(parseBackupXml(xml)).toEqual({ mode: 'pull', socket: '/var/tmp/iitest/nbd.sock', files: ['/var/tmp/iitest/scratch.qcow2'] });
+  });
+
+  it('names temporary files by kind, domain tag and id; recognises only its own', () => {
+    const a = captureScratch('/var/tmp/instance-images/', "evil $(x);'name");
+    const name = a.socket.slice(a.socket.lastIndexOf('/') + 1);
+    expect(a.socket.length).toBeLessThan(108);
+    expect(name).not.toContain('evil');
+    expect(isScratchName(name)).toBe(true);
+    expect(isScratchName(name, a.tag)).toBe(true);
+    expect(isScratchName(name, '00000000')).toBe(false);
+    expect(isScratchName('ii-nbd-zz.sock')).toBe(false);
+    expect(isScratchName('important.qcow2')).toBe(false);
+  });
+});
