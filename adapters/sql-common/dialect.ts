@@ -30,6 +30,14 @@ export interface SqlDialect {
   placeholder(index: number, type?: ColumnType): string;
   /** Encodes a field value for a parameter or column of `type`; `null`/`undefined` become `null`. */
   encode(type: ColumnType, value: unknown): unknown;
+  /**
+   * The expression that selects `column` of `type` for {@link SqlDialect.decode} (the column itself,
+   * or a conversion that keeps results independent of the driver's type parsers), aliased to
+   * {@link SqlDialect.resultKey} when that differs from the column.
+   */
+  selectColumn(column: string, type: ColumnType): string;
+  /** The key of a row under which {@link SqlDialect.selectColumn}'s value arrives. */
+  resultKey(column: string, type: ColumnType): string;
   /** Decodes a column value of `type` read from a row; `null` stays `null`. */
   decode(type: ColumnType, raw: unknown): unknown;
   /** Encodes a list of strings as one parameter for {@link SqlDialect.inList}. */

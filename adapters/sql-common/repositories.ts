@@ -157,7 +157,7 @@ export class SqlStorageRepository implements StorageRepository {
     // The no-op update makes RETURNING yield the existing binding, so re-binding keeps the first one.
     const sql =
       `INSERT INTO ${bindings.ref} (${columns}) VALUES (${placeholders})` +
-      ` ON CONFLICT (${bindings.col('storageId')}, ${bindings.col('hypervisorId')}) DO UPDATE SET ${createdAt} = ${bindings.ref}.${createdAt} RETURNING *`;
+      ` ON CONFLICT (${bindings.col('storageId')}, ${bindings.col('hypervisorId')}) DO UPDATE SET ${createdAt} = ${bindings.ref}.${createdAt} RETURNING ${bindings.selectList}`;
     const [binding] = await bindings.guard(bindings.rows(params.statement(sql)), `${storageId}/${hypervisorId}`, { kind: 'Image storage', id: storageId });
     if (!binding) throw new InstanceImagesError('CONFLICT', 'The storage binding changed concurrently; try again', { details: { storageId, hypervisorId } });
     return binding;
@@ -306,7 +306,7 @@ export class SqlUsageRepository implements UsageRepository {
   async close(id: string, to: Date): Promise<UsageInterval | null> {
     const { table } = this;
     const params = table.params();
-    const sql = `UPDATE ${table.ref} SET ${table.col('to')} = ${params.add(to, 'timestamp')} WHERE id = ${params.add(id, 'text')} AND ${table.col('to')} IS NULL RETURNING *`;
+    const sql = `UPDATE ${table.ref} SET ${table.col('to')} = ${params.add(to, 'timestamp')} WHERE id = ${params.add(id, 'text')} AND ${table.col('to')} IS NULL RETURNING ${table.selectList}`;
     const [closed] = await table.rows(params.statement(sql));
     return closed ?? null;
   }

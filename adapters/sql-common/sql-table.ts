@@ -38,6 +38,8 @@ export interface PatchOptions {
 export class SqlTable<T extends object> {
   /** The qualified table name for SQL. */
   readonly ref: string;
+  /** The select list of every column, for SELECT and RETURNING. */
+  readonly selectList: string;
   private readonly fields: (keyof T & string)[];
 
   constructor(
@@ -52,6 +54,7 @@ export class SqlTable<T extends object> {
   ) {
     this.ref = dialect.table(spec.name);
     this.fields = fieldsOf(spec);
+    this.selectList = this.fields.map((field) => dialect.selectColumn(this.col(field), spec.columns[field])).join(', ');
   }
 
   /** The column of a field. */
@@ -67,7 +70,10 @@ export class SqlTable<T extends object> {
   /** Decodes a row into a new record. */
   decode(row: SqlRow): T {
     const record: Record<string, unknown> = {};
-    for (const field of this.fields) record[field] = this.dialect.decode(this.spec.columns[field], row[this.col(field)]);
+    for (const field of this.fields) {
+      const type = this.spec.columns[field];
+      record[field] = this.dialect.decode(type, row[this.dialect.resultKey(this.col(field), type)]);
+    }
     return record as T;
   }
 
@@ -86,13 +92,13 @@ export class SqlTable<T extends object> {
   /** The record whose `field` equals `value`, or `null`. */
   async getBy(field: keyof T & string, value: string): Promise<T | null> {
     const params = this.params();
-    const [found] = await this.rows(params.statement(`SELECT * FROM ${this.ref} WHERE ${this.col(field)} = ${params.add(value, 'text')}`));
+    const [found] = await this.rows(params.statement(`SELECT ${this.selectList} FROM ${this.ref} WHERE ${this.col(field)} = ${params.add(value, 'text')}`));
     return found ?? null;
   }
 
   /** Records matching `where` (conditions joined by AND), in `orderBy` order. */
   async select(params: SqlParams, where: readonly string[], orderBy: string): Promise<T[]> {
-    return this.rows(params.statement(`SELECT * FROM ${this.ref}${whereClause(where)} ORDER BY ${orderBy}`));
+    return this.rows(params.statement(`SELECT ${this.selectList} FROM ${this.ref}${whereClause(where)} ORDER BY ${orderBy}`));
   }
 
   /** Inserts a record. @throws CONFLICT when the key exists. */
@@ -120,7 +126,7 @@ export class SqlTable<T extends object> {
     if (sets.length === 0) sets.push(`${this.col(keyField)} = ${this.col(keyField)}`);
     const where = [`${this.col(keyField)} = ${params.add(key, 'text')}`];
     if (options.status) where.push(params.inList('status', options.status.from));
-    const [updated] = await this.rows(params.statement(`UPDATE ${this.ref} SET ${sets.join(', ')}${whereClause(where)} RETURNING *`));
+    const [updated] = await this.rows(params.statement(`UPDATE ${this.ref} SET ${sets.join(', ')}${whereClause(where)} RETURNING ${this.selectList}`));
     return updated ?? null;
   }
 
@@ -151,7 +157,7 @@ export class SqlTable<T extends object> {
       conditions.push(`(${sortColumn}, ${idColumn}) ${op} (${params.add(sortValue, sortType)}, ${params.add(id, 'text')})`);
     }
     const direction = order.direction === 'asc' ? 'ASC' : 'DESC';
-    const sql = `SELECT * FROM ${this.ref}${whereClause(conditions)} ORDER BY ${sortColumn} ${direction}, ${idColumn} ${direction} LIMIT ${params.add(size + 1)}`;
+    const sql = `SELECT ${this.selectList} FROM ${this.ref}${whereClause(conditions)} ORDER BY ${sortColumn} ${direction}, ${idColumn} ${direction} LIMIT ${params.add(size + 1)}`;
     const rows = await this.rows(params.statement(sql));
     const items = rows.slice(0, size);
     const last = items[items.length - 1];

@@ -30,6 +30,8 @@ export const sqliteDialect: SqlDialect = {
         return value;
     }
   },
+  selectColumn: (column) => column,
+  resultKey: (column) => column,
   decode(type: ColumnType, raw: unknown): unknown {
     if (raw === null || raw === undefined) return null;
     switch (type) {

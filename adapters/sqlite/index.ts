@@ -4,7 +4,7 @@
  * @module
  */
 export { createSqliteRepositories, type SqliteRepositories } from './repositories';
-export { SqliteRepositoriesOptionsSchema, type SqliteRepositoriesOptions } from './options';
+export { SqliteRepositoriesOptionsSchema, type SqliteRepositoriesOptions, type ParsedSqliteRepositoriesOptions } from './options';
 export { migrateSqlite, assertSqliteSchemaCurrent, type SqliteMigrationResult } from './migrate';
 export { sqliteMigrations } from './migrations';
 export type { Migration } from '../sql-common/migrations';

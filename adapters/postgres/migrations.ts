@@ -1,0 +1,138 @@
+/**
+ * The PostgreSQL schema, as versioned migrations. A released version's statements never change;
+ * a schema change is a new version appended to the list. Statements are unqualified: the runner
+ * sets the search path to the target schema for the migration's transaction. Timestamps are
+ * `timestamptz(3)` (exact to the millisecond), sizes `bigint`, JSON `jsonb`; text that is sorted
+ * or compared uses the "C" collation, so orderings and cursors do not depend on the server's locale.
+ * @module
+ */
+import type { Migration } from '../sql-common/migrations';
+
+/** Every PostgreSQL migration, in order. */
+export const postgresMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    statements: [
+      `CREATE TABLE ii_images (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        kind text NOT NULL,
+        name text COLLATE "C" NOT NULL,
+        description text NOT NULL,
+        os_type text,
+        cloud_init boolean NOT NULL,
+        media_group_id text COLLATE "C",
+        account_id text COLLATE "C",
+        source_instance_id text COLLATE "C",
+        source_instance_name text,
+        location_id text COLLATE "C",
+        storage_id text COLLATE "C" NOT NULL,
+        hypervisor_id text COLLATE "C",
+        file_key text NOT NULL,
+        format text NOT NULL,
+        size_bytes bigint,
+        virtual_size_bytes bigint,
+        sha256 text,
+        consistency text,
+        status text NOT NULL,
+        status_reason jsonb,
+        created_at timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL,
+        available_at timestamptz(3),
+        deleted_at timestamptz(3)
+      )`,
+      `CREATE INDEX ii_images_account_created ON ii_images (account_id, created_at, id)`,
+      `CREATE INDEX ii_images_created ON ii_images (created_at, id)`,
+      `CREATE INDEX ii_images_storage ON ii_images (storage_id)`,
+      `CREATE INDEX ii_images_source_instance ON ii_images (source_instance_id)`,
+      `CREATE TABLE ii_storages (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        name text COLLATE "C" NOT NULL,
+        driver text NOT NULL,
+        config jsonb NOT NULL,
+        purpose text NOT NULL,
+        enabled boolean NOT NULL,
+        created_at timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL
+      )`,
+      `CREATE TABLE ii_storage_bindings (
+        storage_id text COLLATE "C" NOT NULL REFERENCES ii_storages (id) ON DELETE CASCADE,
+        hypervisor_id text COLLATE "C" NOT NULL,
+        created_at timestamptz(3) NOT NULL,
+        PRIMARY KEY (storage_id, hypervisor_id)
+      )`,
+      `CREATE INDEX ii_storage_bindings_hypervisor ON ii_storage_bindings (hypervisor_id)`,
+      `CREATE TABLE ii_media_groups (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        name text COLLATE "C" NOT NULL,
+        customer_visible boolean NOT NULL,
+        sort_order integer NOT NULL,
+        created_at timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL
+      )`,
+      `CREATE TABLE ii_isos (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        name text COLLATE "C" NOT NULL,
+        description text NOT NULL,
+        storage_id text COLLATE "C" NOT NULL,
+        file_key text NOT NULL,
+        size_bytes bigint,
+        sha256 text,
+        customer_visible boolean NOT NULL,
+        status text NOT NULL,
+        status_reason jsonb,
+        created_at timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL
+      )`,
+      `CREATE INDEX ii_isos_name ON ii_isos (name, id)`,
+      `CREATE TABLE ii_tasks (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        type text NOT NULL,
+        subject_kind text NOT NULL,
+        subject_id text COLLATE "C" NOT NULL,
+        account_id text COLLATE "C",
+        hypervisor_id text COLLATE "C",
+        status text NOT NULL,
+        progress jsonb NOT NULL,
+        error_code text,
+        error_message text,
+        attempts integer NOT NULL,
+        heartbeat_at timestamptz(3),
+        created_at timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL,
+        started_at timestamptz(3),
+        finished_at timestamptz(3)
+      )`,
+      `CREATE INDEX ii_tasks_created ON ii_tasks (created_at, id)`,
+      `CREATE INDEX ii_tasks_account_created ON ii_tasks (account_id, created_at, id)`,
+      `CREATE INDEX ii_tasks_subject ON ii_tasks (subject_id)`,
+      `CREATE INDEX ii_tasks_running ON ii_tasks (heartbeat_at) WHERE status = 'running'`,
+      `CREATE TABLE ii_usage_intervals (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        image_id text COLLATE "C" NOT NULL,
+        account_id text COLLATE "C" NOT NULL,
+        location_id text COLLATE "C" NOT NULL,
+        size_bytes bigint NOT NULL,
+        rate text NOT NULL,
+        starts_at timestamptz(3) NOT NULL,
+        ends_at timestamptz(3)
+      )`,
+      `CREATE INDEX ii_usage_intervals_start ON ii_usage_intervals (starts_at, id)`,
+      `CREATE INDEX ii_usage_intervals_account ON ii_usage_intervals (account_id, starts_at)`,
+      `CREATE INDEX ii_usage_intervals_image ON ii_usage_intervals (image_id)`,
+      `CREATE TABLE ii_location_settings (
+        location_id text COLLATE "C" NOT NULL PRIMARY KEY,
+        images_enabled boolean NOT NULL,
+        price_per_gb_month text NOT NULL,
+        currency text NOT NULL,
+        default_image_limit integer,
+        updated_at timestamptz(3) NOT NULL
+      )`,
+      `CREATE TABLE ii_account_limits (
+        account_id text COLLATE "C" NOT NULL PRIMARY KEY,
+        image_limit integer NOT NULL,
+        updated_at timestamptz(3) NOT NULL
+      )`,
+    ],
+  },
+];
