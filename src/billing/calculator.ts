@@ -148,12 +148,14 @@ export class ChargeCalculator {
   private readonly images = new Map<string, ImageAccumulator>();
   private readonly rates = new Map<string, ParsedRate>();
   private readonly bytesPerGb: Rational;
+  private readonly minimumCharge: Rational;
 
   /** @throws VALIDATION_FAILED when the period or the policy is not valid. */
   constructor(period: BillingPeriod, policy: BillingPolicyInput = {}) {
     this.period = resolveBillingPeriod(period);
     this.policy = resolveBillingPolicy(policy);
     this.bytesPerGb = Rational.of(BYTES_PER_GB[this.policy.gb]);
+    this.minimumCharge = Rational.parse(this.policy.minimumCharge);
     const end = this.period.to.getTime();
     let start = this.period.from.getTime();
     while (start < end) {
@@ -267,9 +269,8 @@ export class ChargeCalculator {
     }
 
     // Every accumulated image had time in the period (zero-length parts are never added).
-    const minimum = Rational.parse(this.policy.minimumCharge);
-    const minimumChargeApplied = exact.compare(minimum) < 0;
-    if (minimumChargeApplied) exact = minimum;
+    const minimumChargeApplied = exact.compare(this.minimumCharge) < 0;
+    if (minimumChargeApplied) exact = this.minimumCharge;
 
     const segments = [...image.segments.entries()]
       .sort((a, b) => a[1].firstFrom - b[1].firstFrom || compareStrings(a[0], b[0]))
