@@ -1,0 +1,206 @@
+/**
+ * In-process fakes of OUR ports (storage driver, hypervisor driver, host directory) for unit tests
+ * of the services. They share one "world" so a capture into a path is visible to the storage.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { InstanceImagesError } from '../../src/errors';
+import type { HostDirectory, HostHypervisor, HostInstance } from '../../src/ports/host-directory';
+import type { CaptureRequest, CaptureResult, HypervisorDriver, HypervisorDriverFactory, MaterializeRequest } from '../../src/ports/hypervisor-driver';
+import type { StorageDriver, StorageDriverFactory, StoredObject } from '../../src/ports/storage-driver';
+import type { Executor, ExecutorProvider } from '../../src/ports/executor';
+
+export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks);
+}
+
+export interface FakeDomain {
+  state: 'running' | 'shutoff';
+  disk: Buffer;
+  virtualSize: number;
+}
+
+/** The shared state of the fakes. */
+export class FakeWorld {
+  /** Files by "bucket:key" (stream storages) or absolute path (path storages, hypervisor disks). */
+  readonly files = new Map<string, { bytes: Buffer; modifiedAt: Date }>();
+  readonly domains = new Map<string, FakeDomain>();
+  readonly instances = new Map<string, HostInstance>();
+  readonly hypervisors = new Map<string, HostHypervisor>();
+  readonly mounted = new Map<string, string>();
+  /** Free bytes reported by storages and hypervisors (null = unlimited for storages). */
+  storageFree: number | null = null;
+  scratchFree = 1e12;
+  /** Make the next capture fail with this code. */
+  failNextCapture: string | null = null;
+  /** Corrupt the bytes a stream capture reports (sha mismatch). */
+  corruptNextStream = false;
+  /** Make deletes fail with STORAGE_UNAVAILABLE. */
+  failDeletes = false;
+  /** When set, captures wait for this promise (to test cancel and races). */
+  captureGate: Promise<void> | null = null;
+  captures = 0;
+
+  addHypervisor(id: string, locationId = 'loc-1'): HostHypervisor {
+    const hv: HostHypervisor = { id, name: id, locationId, connection: { type: 'local' } };
+    this.hypervisors.set(id, hv);
+    return hv;
+  }
+
+  addInstance(id: string, accountId: string, options: { hypervisorId?: string; locationId?: string; state?: 'running' | 'shutoff'; disk?: Buffer } = {}): HostInstance {
+    const instance: HostInstance = { id, name: `vm-${id}`, accountId, locationId: options.locationId ?? 'loc-1', hypervisorId: options.hypervisorId ?? 'hv-1', domainName: `dom-${id}` };
+    this.instances.set(id, instance);
+    const disk = options.disk ?? Buffer.from(`disk of ${id} `.repeat(1000));
+    this.domains.set(instance.domainName, { state: options.state ?? 'running', disk, virtualSize: 1 << 30 });
+    return instance;
+  }
+
+  hostDirectory(): HostDirectory {
+    return {
+      getInstance: async (id) => this.instances.get(id) ?? null,
+      getHypervisor: async (id) => this.hypervisors.get(id) ?? null,
+    };
+  }
+
+  executors(): ExecutorProvider {
+    const executor: Executor = {
+      label: 'fake',
+      run: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+      stream: async () => {
+        throw new Error('not used by the fakes');
+      },
+      close: async () => undefined,
+    };
+    return () => executor;
+  }
+
+  /** A storage driver over the world's files. `path: true` makes it path-capable (paths are `/<root>/<key>`). */
+  storageFactory(name: string, capabilities: { shared: boolean; pathAccess: boolean }): StorageDriverFactory<{ root: string }> {
+    const world = this;
+    return {
+      name,
+      optionsSchema: z.object({ root: z.string().min(1), secret: z.string().optional() }),
+      secretFields: ['secret'],
+      capabilities,
+      needsHypervisor: capabilities.pathAccess,
+      create(options, context): StorageDriver {
+        const scope = capabilities.shared ? '' : `${context.hypervisor?.id ?? 'none'}`;
+        const full = (key: string) => (capabilities.pathAccess ? `/${scope}${options.root}/${key}` : `${options.root}:${key}`);
+        const prefixOf = capabilities.pathAccess ? `/${scope}${options.root}/` : `${options.root}:`;
+        return {
+          name,
+          capabilities,
+          async put(key, body, opts) {
+            const bytes = await readAll(body);
+            if (opts?.signal?.aborted) throw new InstanceImagesError('CANCELLED');
+            world.files.set(full(key), { bytes, modifiedAt: new Date() });
+            return { size: bytes.length };
+          },
+          async get(key) {
+            const file = world.files.get(full(key));
+            if (!file) throw new InstanceImagesError('NOT_FOUND', `no ${key}`);
+            return Readable.from([file.bytes]);
+          },
+          async stat(key) {
+            const file = world.files.get(full(key));
+            return file ? { key, size: file.bytes.length, modifiedAt: file.modifiedAt } : null;
+          },
+          async list(opts = {}) {
+            const items: StoredObject[] = [...world.files.entries()]
+              .filter(([k]) => k.startsWith(prefixOf))
+              .map(([k, f]) => ({ key: k.slice(prefixOf.length), size: f.bytes.length, modifiedAt: f.modifiedAt }))
+              .filter((o) => !o.key.endsWith('.part'))
+              .sort((a, b) => (a.key < b.key ? -1 : 1));
+            const start = opts.cursor ? Number(opts.cursor) : 0;
+            const limit = opts.limit ?? 50;
+            const page = items.slice(start, start + limit);
+            return { items: page, nextCursor: start + limit < items.length ? String(start + limit) : null };
+          },
+          async delete(key) {
+            if (world.failDeletes) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'fake outage');
+            world.files.delete(full(key));
+          },
+          async freeSpace() {
+            return world.storageFree;
+          },
+          async health() {
+            return { ok: true, message: 'fake ok' };
+          },
+          async listIncomplete() {
+            return [...world.files.keys()].filter((k) => k.startsWith(prefixOf) && k.endsWith('.part')).map((k) => ({ key: k.slice(prefixOf.length), id: k, startedAt: new Date(0) }));
+          },
+          async abortIncomplete(upload) {
+            world.files.delete(upload.id);
+          },
+          ...(capabilities.pathAccess ? { pathOf: (key: string) => full(key) } : {}),
+        };
+      },
+    };
+  }
+
+  hypervisorFactory(): HypervisorDriverFactory {
+    const world = this;
+    return (hypervisor): HypervisorDriver => ({
+      async inspect(domainName) {
+        const domain = world.domains.get(domainName);
+        if (!domain) throw new InstanceImagesError('NOT_FOUND', `Domain ${domainName} not found`);
+        return { name: domainName, state: domain.state, hasGuestAgent: false, primaryDisk: { target: 'vda', path: `/disks/${domainName}.qcow2`, format: 'qcow2', virtualSizeBytes: domain.virtualSize, allocationBytes: domain.disk.length } };
+      },
+      async capture(request: CaptureRequest): Promise<CaptureResult> {
+        world.captures++;
+        const domain = world.domains.get(request.domainName);
+        if (!domain) throw new InstanceImagesError('NOT_FOUND', 'Domain not found');
+        request.onProgress?.({ step: 'copying', bytesDone: 0, bytesTotal: domain.disk.length });
+        if (world.captureGate) {
+          const gate = world.captureGate;
+          await new Promise<void>((resolve, reject) => {
+            void gate.then(resolve);
+            request.signal?.addEventListener('abort', () => reject(new InstanceImagesError('CANCELLED', 'Capture cancelled')), { once: true });
+          });
+        }
+        if (world.failNextCapture) {
+          const code = world.failNextCapture;
+          world.failNextCapture = null;
+          throw new InstanceImagesError(code as 'CAPTURE_FAILED', 'injected failure');
+        }
+        const bytes = Buffer.from(domain.disk);
+        if (request.output.kind === 'path') {
+          world.files.set(request.output.path, { bytes, modifiedAt: new Date() });
+        } else {
+          const sent = world.corruptNextStream ? Buffer.concat([bytes.subarray(0, -1), Buffer.from('X')]) : bytes;
+          world.corruptNextStream = false;
+          await request.output.consume(Readable.from([sent]), sent.length);
+        }
+        request.onProgress?.({ step: 'copying', bytesDone: bytes.length, bytesTotal: bytes.length });
+        return { format: request.format ?? 'qcow2', sizeBytes: bytes.length, virtualSizeBytes: domain.virtualSize, sha256: sha256(bytes), consistency: domain.state === 'running' ? 'crash-consistent' : 'cold', method: domain.state === 'running' ? 'pull-backup' : 'cold-convert' };
+      },
+      async materialize(request: MaterializeRequest) {
+        const bytes = request.source.kind === 'path' ? world.files.get(request.source.path)?.bytes : await readAll(request.source.stream);
+        if (!bytes) throw new InstanceImagesError('DEPLOY_FAILED', 'source missing');
+        if (request.sha256 && sha256(bytes) !== request.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'source checksum mismatch');
+        world.files.set(`${hypervisor.id}:${request.targetPath}`, { bytes, modifiedAt: new Date() });
+        return { path: request.targetPath, format: request.targetFormat ?? 'qcow2', virtualSizeBytes: request.sizeBytes ?? 1 << 30 };
+      },
+      async attachIso(domainName, isoPath) {
+        world.mounted.set(domainName, isoPath);
+      },
+      async detachIso(domainName) {
+        world.mounted.delete(domainName);
+      },
+      async freeSpace() {
+        return world.scratchFree;
+      },
+      async removeFile(path) {
+        world.files.delete(path);
+      },
+      async recover() {
+        return [];
+      },
+    });
+  }
+}
