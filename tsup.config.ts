@@ -8,6 +8,12 @@ import { defineConfig } from 'tsup';
 export const entries: Record<string, string> = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
+  'drivers/exec/index': 'drivers/exec/index.ts',
+  'drivers/local/index': 'drivers/storage/local/index.ts',
+  'drivers/s3/index': 'drivers/storage/s3/index.ts',
+  'drivers/libvirt/index': 'drivers/hypervisor/libvirt/index.ts',
+  'adapters/sqlite/index': 'adapters/sqlite/index.ts',
+  'adapters/postgres/index': 'adapters/postgres/index.ts',
 };
 
 export default defineConfig({
