@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { escapeXml } from '../../drivers/hypervisor/libvirt/xml';
 
@@ -124,7 +124,10 @@ export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
 
 /** The QEMU process id of a running test guest. */
 export function qemuPid(name: string): number {
-  return Number(execFileSync('cat', [`/run/libvirt/qemu/${name}.pid`], { encoding: 'utf8' }).trim());
+  // libvirt 9 writes the pid file under the XML-escaped name (`&apos;` for a quote).
+  const file = [name, escapeXml(name)].map((n) => `/run/libvirt/qemu/${n}.pid`).find((f) => existsSync(f));
+  if (file === undefined) throw new Error(`no pid file for domain ${JSON.stringify(name)}`);
+  return Number(readFileSync(file, 'utf8').trim());
 }
 
 /** What must be identical before and after a capture: block list and live + inactive XML. */

@@ -16,6 +16,7 @@ import type { CaptureMethod, LibvirtDriverHooks } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
 import { overlaySnapshotXml, pullBackupXml, pushBackupXml } from './xml-builders';
 import { domainXml } from './inspect';
+import { escapeXml } from './xml';
 
 /** What the capture needs from the driver. */
 export interface CaptureContext {
@@ -230,26 +231,31 @@ async function capturePull(run: Run): Promise<{ sha256: string | null; frozen: b
 
 /** The QEMU process id of a running domain, from libvirt's pid file; null when unknown. */
 async function qemuPid(run: Run): Promise<number | null> {
-  const result = await run.ctx.cmd.tryRun(['cat', '--', `/run/libvirt/qemu/${run.domain.name}.pid`]);
-  const pid = Number(result.stdout.trim());
-  return result.exitCode === 0 && Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  // libvirt 9 names the pid file after the XML-escaped domain name; try both spellings.
+  for (const name of new Set([run.domain.name, escapeXml(run.domain.name)])) {
+    const result = await run.ctx.cmd.tryRun(['cat', '--', `/run/libvirt/qemu/${name}.pid`]);
+    const pid = Number(result.stdout.trim());
+    if (result.exitCode === 0 && Number.isSafeInteger(pid) && pid > 0) return pid;
+  }
+  return null;
 }
 
-/** Waits until QEMU no longer holds `path` open (it does for a few ms after a push job completes). */
+/**
+ * Waits until QEMU has released `path` (it still holds it for a few ms after a push job completes):
+ * the file is no longer among the QEMU process's open files, and a `qemu-img info` without `-U`
+ * gets its shared lock.
+ */
 async function waitReleased(run: Run, path: string, timeoutMs = 30_000): Promise<void> {
   const { cmd } = run.ctx;
   const pid = await qemuPid(run);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    let open = false;
     if (pid !== null) {
       const fds = await cmd.tryRun(['find', `/proc/${pid}/fd`, '-mindepth', '1', '-maxdepth', '1', '-type', 'l', '-printf', '%l\\0']);
-      if (fds.exitCode === 0 && !fds.stdout.split('\u0000').includes(path)) return;
-      if (fds.exitCode !== 0 && !(await cmd.exists(`/proc/${pid}`))) return;
-    } else {
-      // No pid file: a shared-lock probe fails while QEMU still holds the write lock.
-      const probe = await cmd.tryRun(['qemu-img', 'info', '--output=json', path]);
-      if (probe.exitCode === 0) return;
+      open = fds.exitCode === 0 && fds.stdout.split('\u0000').includes(path);
     }
+    if (!open && (await cmd.tryRun(['qemu-img', 'info', '--output=json', path])).exitCode === 0) return;
     await new Promise((r) => setTimeout(r, 5));
   }
   throw new InstanceImagesError('CAPTURE_FAILED', 'QEMU did not release the backup target in time');
