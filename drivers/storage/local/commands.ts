@@ -48,12 +48,38 @@ export const LIST_TEMP_SCRIPT = [
   `find "$1" -regextype posix-extended -type f -regex '${TEMP_FIND_REGEX}' ! -name '*[[:cntrl:]]*' -printf '%P\\t%T@\\n'`,
 ].join('\n');
 
-/** Prints `<writable 0|1> <free bytes>` for directory `$1`, or exits 3 when it is missing. */
+/** Exit status of the read scripts when the file does not exist. */
+export const MISSING_EXIT = 44;
+
+/** Creates directory `$1` and streams stdin into `$2` (fsynced before dd exits). */
+export const WRITE_SCRIPT = 'mkdir -p -- "$1" && exec dd of="$2" bs=1M conv=fsync status=none';
+
+/** Streams file `$1`, or exits {@link MISSING_EXIT} when it is not a regular file. */
+export const READ_SCRIPT = '[ -f "$1" ] || exit 44\nexec cat -- "$1"';
+
+/** Streams `$3` bytes (all when empty) of file `$1` from offset `$2`, or exits {@link MISSING_EXIT}. */
+export const READ_RANGE_SCRIPT = [
+  '[ -f "$1" ] || exit 44',
+  'if [ -n "$3" ]; then exec dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; fi',
+  'exec dd if="$1" bs=1M iflag=skip_bytes skip="$2" status=none',
+].join('\n');
+
+/** Sets `d` to the nearest existing directory at or above `$1` (the root is created on first write). */
+const NEAREST_DIRECTORY = 'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done';
+
+/** Prints the free bytes of the filesystem that holds (or will hold) directory `$1`. */
+export const FREE_SCRIPT = [NEAREST_DIRECTORY, 'df -B1 --output=avail -- "$d" | tail -n 1'].join('\n');
+
+/**
+ * Prints `<exists 0|1> <writable 0|1> <free bytes>` for directory `$1`; when it does not exist yet,
+ * writability is that of the nearest existing parent (where it would be created).
+ */
 export const HEALTH_SCRIPT = [
-  '[ -d "$1" ] || { echo "the directory does not exist" >&2; exit 3; }',
-  'w=0; [ -w "$1" ] && w=1',
-  'avail=$(df -B1 --output=avail -- "$1" | tail -n 1) || exit 4',
-  'echo "$w $avail"',
+  NEAREST_DIRECTORY,
+  'e=0; [ "$d" = "$1" ] && e=1',
+  'w=0; [ -w "$d" ] && w=1',
+  'avail=$(df -B1 --output=avail -- "$d" | tail -n 1) || exit 4',
+  'echo "$e $w $avail"',
 ].join('\n');
 
 const FULL = /No space left on device|Disk quota exceeded|File too large/i;

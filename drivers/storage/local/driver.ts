@@ -9,7 +9,7 @@ import { PassThrough, Transform, type Readable, type TransformCallback } from 'n
 import { InstanceImagesError } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
 import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../../../src/ports/storage-driver';
-import { HEALTH_SCRIPT, LIST_SCRIPT, LIST_TEMP_SCRIPT, TEMP_NAME, commandFailure, executorFailure, shArgv } from './commands';
+import { FREE_SCRIPT, HEALTH_SCRIPT, LIST_SCRIPT, LIST_TEMP_SCRIPT, MISSING_EXIT, READ_RANGE_SCRIPT, READ_SCRIPT, TEMP_NAME, WRITE_SCRIPT, commandFailure, executorFailure, shArgv } from './commands';
 
 /** Settings of {@link createPathStorage}. */
 export interface PathStorageSettings {
@@ -112,13 +112,6 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
       throw new InstanceImagesError('VALIDATION_FAILED', `The key ${JSON.stringify(key)} looks like a temp file of this storage`, { fields: [{ path: 'key', message: 'must not look like a temp file (.NAME.STAMP-HEX.part)' }] });
     }
     const temp = `${dir}/.${truncateUtf8(base, TEMP_BASE_MAX_BYTES)}.${Date.now().toString(36)}-${randomBytes(4).toString('hex')}.part`;
-    try {
-      await must(['mkdir', '-p', '--', dir], `create the directory of ${key}`);
-    } catch (error) {
-      body.destroy();
-      throw error;
-    }
-
     // Count through a transform (not a 'data' listener, which would start the flow before the
     // executor is ready to take it).
     let bodyError: Error | null = null;
@@ -135,7 +128,7 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
       const runOptions: ExecOptions = { stdin: counter };
       if (options.signal) runOptions.signal = options.signal;
       // conv=fsync: the bytes are on disk before the rename makes them visible.
-      const written = await exec(['dd', `of=${temp}`, 'bs=1M', 'conv=fsync', 'status=none'], `write ${key}`, { ...runOptions, timeoutMs: undefined });
+      const written = await exec(shArgv(WRITE_SCRIPT, dir, temp), `write ${key}`, { ...runOptions, timeoutMs: undefined });
       if (options.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`);
       if (bodyError) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: bodyError });
       if (written.exitCode !== 0) throw commandFailure(written, `write ${key}`, where);
@@ -151,15 +144,8 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
   }
 
   async function get(key: string, options: { range?: { start: number; end?: number }; signal?: AbortSignal } = {}): Promise<Readable> {
-    const object = await stat(key);
-    if (!object) throw new InstanceImagesError('NOT_FOUND', `${key} does not exist on the ${where}`, { details: { key } });
-    const path = pathOf(key);
-    let argv: string[] = ['cat', '--', path];
     const { range } = options;
-    if (range) {
-      argv = ['dd', `if=${path}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${range.start}`, 'status=none'];
-      if (range.end !== undefined) argv.push(`count=${range.end - range.start + 1}`);
-    }
+    const argv = range ? shArgv(READ_RANGE_SCRIPT, pathOf(key), String(range.start), range.end === undefined ? '' : String(range.end - range.start + 1)) : shArgv(READ_SCRIPT, pathOf(key));
     const streamOptions: Omit<ExecOptions, 'stdout'> = {};
     if (options.signal) streamOptions.signal = options.signal;
     let running;
@@ -170,11 +156,30 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     }
     const out = new PassThrough({ highWaterMark: 1024 * 1024 });
     running.stdout.pipe(out, { end: false });
+    const failure = (result: ExecResult) =>
+      result.exitCode === MISSING_EXIT ? new InstanceImagesError('NOT_FOUND', `${key} does not exist on the ${where}`, { details: { key } }) : commandFailure(result, `read ${key}`, where);
+    // Resolve once the command has produced data or ended, so that a missing file is NOT_FOUND here.
+    type Opening = { kind: 'data' } | { kind: 'ended'; result: ExecResult } | { kind: 'failed'; error: unknown };
+    const first = await Promise.race<Opening>([
+      new Promise((resolve) => out.once('readable', () => resolve({ kind: 'data' }))),
+      running.done.then(
+        (result): Opening => ({ kind: 'ended', result }),
+        (error: unknown): Opening => ({ kind: 'failed', error }),
+      ),
+    ]);
+    out.removeAllListeners('readable');
+    if (first.kind === 'failed') {
+      out.destroy();
+      throw executorFailure(first.error, `read ${key}`, where);
+    }
+    if (first.kind === 'ended' && first.result.exitCode !== 0) {
+      out.destroy();
+      throw failure(first.result);
+    }
     running.done.then(
       (result) => {
         if (result.exitCode === 0) out.end();
-        else if (/No such file or directory/.test(result.stderr)) out.destroy(new InstanceImagesError('NOT_FOUND', `${key} was removed while it was being read`));
-        else out.destroy(commandFailure(result, `read ${key}`, where));
+        else out.destroy(failure(result));
       },
       (error: unknown) => out.destroy(executorFailure(error, `read ${key}`, where)),
     );
@@ -211,7 +216,7 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
   }
 
   async function freeSpace(): Promise<number> {
-    const result = await must(['df', '-B1', '--output=avail', '--', root], 'read free space');
+    const result = await must(shArgv(FREE_SCRIPT, root), 'read free space');
     const value = Number(result.stdout.trim().split('\n').pop());
     if (!Number.isSafeInteger(value)) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `df printed no free space for ${where}`);
     return value;
@@ -221,9 +226,10 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     try {
       const result = await exec(shArgv(HEALTH_SCRIPT, root), 'check the directory');
       if (result.exitCode !== 0) return { ok: false, message: commandFailure(result, 'check the directory', where).message };
-      const [writable, avail] = result.stdout.trim().split(' ');
-      if (writable !== '1') return { ok: false, message: `${root} on ${executor.label} is not writable` };
-      return { ok: true, message: `${root} on ${executor.label} is writable, ${avail ?? '?'} bytes free` };
+      const [exists, writable, avail] = result.stdout.trim().split(' ');
+      if (writable !== '1') return { ok: false, message: `${root} on ${executor.label} is not writable${exists === '1' ? '' : ' (it does not exist, and its parent is not writable)'}` };
+      const state = exists === '1' ? 'is writable' : 'does not exist yet and will be created on the first write';
+      return { ok: true, message: `${root} on ${executor.label} ${state}; ${avail ?? '?'} bytes free` };
     } catch (error) {
       return { ok: false, message: error instanceof Error ? error.message : String(error) };
     }
