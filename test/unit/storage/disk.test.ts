@@ -1,0 +1,131 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { isInstanceImagesError } from '../../../src/errors';
+import { wrapStorageDriver, type StorageOperationEvent } from '../../../src/storage/disk';
+import { createMemoryStorageDriver } from './memory-driver';
+
+const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (error) {
+    return isInstanceImagesError(error) ? error.code : `raw: ${String(error)}`;
+  }
+}
+
+describe('wrapStorageDriver', () => {
+  it('returns size and sha256, reports progress in bounded steps and emits put.completed', async () => {
+    const driver = createMemoryStorageDriver();
+    const events: StorageOperationEvent[] = [];
+    const disk = wrapStorageDriver(driver, { onEvent: (e) => events.push(e), progressIntervalBytes: 1024 * 1024 });
+    const data = randomBytes(5 * 1024 * 1024 + 3);
+    const progress: number[] = [];
+    const result = await disk.put('a/b.qcow2', Readable.from([data.subarray(0, 100), data.subarray(100)]), { size: data.length, onProgress: (p) => progress.push(p.bytesDone) });
+    expect(result).toEqual({ key: 'a/b.qcow2', size: data.length, sha256: sha(data) });
+    expect(progress[progress.length - 1]).toBe(data.length);
+    expect(progress.length).toBeLessThanOrEqual(7);
+    expect(progress).toEqual([...progress].sort((x, y) => x - y));
+    expect(events).toEqual([{ type: 'put.completed', driver: 'memory', key: 'a/b.qcow2', size: data.length, sha256: sha(data) }]);
+  });
+
+  it('normalises keys (NFC) before the driver sees them', async () => {
+    const driver = createMemoryStorageDriver();
+    const disk = wrapStorageDriver(driver);
+    await disk.put('cafe\u0301', Readable.from([Buffer.from('x')]));
+    expect([...driver.objects.keys()]).toEqual(['caf\u00e9']);
+  });
+
+  it('removes the object and throws CHECKSUM_MISMATCH when the expected sha256 differs', async () => {
+    const driver = createMemoryStorageDriver();
+    const disk = wrapStorageDriver(driver);
+    expect(await codeOf(disk.put('x', Readable.from([Buffer.from('abc')]), { expectedSha256: sha(Buffer.from('abd')) }))).toBe('CHECKSUM_MISMATCH');
+    expect(driver.objects.size).toBe(0);
+    await disk.put('y', Readable.from([Buffer.from('abc')]), { expectedSha256: sha(Buffer.from('abc')).toUpperCase() });
+    expect(driver.objects.has('y')).toBe(true);
+  });
+
+  it('removes the object when the body does not have the announced size', async () => {
+    const driver = createMemoryStorageDriver();
+    const events: StorageOperationEvent[] = [];
+    const disk = wrapStorageDriver(driver, { onEvent: (e) => events.push(e) });
+    expect(await codeOf(disk.put('x', Readable.from([Buffer.from('abc')]), { size: 4 }))).toBe('VALIDATION_FAILED');
+    expect(driver.objects.size).toBe(0);
+    expect(events.map((e) => e.type)).toEqual(['put.failed']);
+  });
+
+  it('verifies the stored size after put', async () => {
+    const driver = createMemoryStorageDriver();
+    const lying = { ...driver, stat: async (key: string) => ({ key, size: 1, modifiedAt: new Date() }) };
+    const disk = wrapStorageDriver(lying);
+    expect(await codeOf(disk.put('x', Readable.from([Buffer.from('abc')])))).toBe('CHECKSUM_MISMATCH');
+    expect(driver.objects.size).toBe(0);
+  });
+
+  it('propagates a failing body into the driver and reports STORAGE_UNAVAILABLE', async () => {
+    const driver = createMemoryStorageDriver();
+    const disk = wrapStorageDriver(driver);
+    const body = new Readable({
+      read() {
+        this.destroy(new Error('source disk read error'));
+      },
+    });
+    expect(await codeOf(disk.put('x', body))).toBe('STORAGE_UNAVAILABLE');
+    expect(driver.objects.size).toBe(0);
+    expect(await driver.listIncomplete()).toEqual([]);
+  });
+
+  it('rejects an already-aborted put with CANCELLED without calling the driver', async () => {
+    const driver = createMemoryStorageDriver();
+    let calls = 0;
+    const disk = wrapStorageDriver({ ...driver, put: async (...args) => (calls++, driver.put(...args)) });
+    const controller = new AbortController();
+    controller.abort();
+    expect(await codeOf(disk.put('x', Readable.from([Buffer.from('a')]), { signal: controller.signal }))).toBe('CANCELLED');
+    expect(calls).toBe(0);
+  });
+
+  it('retries STORAGE_UNAVAILABLE on idempotent operations, with retry events, up to the policy', async () => {
+    const driver = createMemoryStorageDriver();
+    const events: StorageOperationEvent[] = [];
+    const disk = wrapStorageDriver(driver, { retries: { attempts: 3, baseDelayMs: 1 }, onEvent: (e) => events.push(e) });
+    await disk.put('k', Readable.from([Buffer.from('data')]));
+    driver.failNext = { operation: 'stat', times: 2 };
+    expect((await disk.stat('k'))?.size).toBe(4);
+    expect(events.filter((e) => e.type === 'retry').map((e) => (e.type === 'retry' ? e.attempt : 0))).toEqual([1, 2]);
+    driver.failNext = { operation: 'get', times: 3 };
+    expect(await codeOf(disk.get('k'))).toBe('STORAGE_UNAVAILABLE');
+    driver.failNext = { operation: 'list', times: 1 };
+    expect((await disk.list()).items.map((i) => i.key)).toEqual(['k']);
+    driver.failNext = { operation: 'delete', times: 1 };
+    await disk.delete('k');
+    expect(driver.objects.size).toBe(0);
+  });
+
+  it('does not retry NOT_FOUND, and validates ranges and page sizes before any I/O', async () => {
+    const driver = createMemoryStorageDriver();
+    const disk = wrapStorageDriver(driver, { retries: { attempts: 5, baseDelayMs: 1 } });
+    expect(await codeOf(disk.get('missing'))).toBe('NOT_FOUND');
+    expect(await codeOf(disk.get('k', { range: { start: -1 } }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(disk.get('k', { range: { start: 5, end: 4 } }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(disk.list({ limit: 0 }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(disk.list({ limit: 100_000 }))).toBe('VALIDATION_FAILED');
+  });
+
+  it('health never throws, and pathOf needs a path-capable driver', async () => {
+    const driver = createMemoryStorageDriver();
+    const disk = wrapStorageDriver({
+      ...driver,
+      health: async () => {
+        throw new Error('boom');
+      },
+    });
+    expect(await disk.health()).toEqual({ ok: false, message: 'boom' });
+    expect(() => disk.pathOf('x')).toThrow(/no file paths/);
+    const pathDisk = wrapStorageDriver({ ...driver, capabilities: { shared: false, pathAccess: true }, pathOf: (key: string) => `/srv/${key}` });
+    expect(pathDisk.pathOf('a/b')).toBe('/srv/a/b');
+    expect(() => pathDisk.pathOf('../b')).toThrow(/not valid/);
+  });
+});
