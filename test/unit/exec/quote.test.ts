@@ -39,7 +39,7 @@ describe('shellQuote', () => {
 
   it('round-trips arbitrary strings (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'binary' }).map((s) => s.replace(/\u0000/g, '')), { minLength: 1, maxLength: 4 }), (args) => {
+      fc.property(fc.array(fc.string({ unit: 'binary' }).map((s) => s.replaceAll('\u0000', '')), { minLength: 1, maxLength: 4 }), (args) => {
         // sh cannot carry invalid UTF-16 (lone surrogates) through argv: compare what node sends.
         const sendable = args.map((a) => Buffer.from(a, 'utf8').toString('utf8'));
         expect(shellWords(sendable.map(shellQuote).join(' '))).toEqual(sendable);
