@@ -1,0 +1,242 @@
+/**
+ * The OpenAPI 3.1 document of the images router, generated from the route table and the zod
+ * schemas with zod 4's own `z.toJSONSchema()` (JSON Schema 2020-12, which OpenAPI 3.1 uses as is).
+ * @module
+ */
+import { z } from 'zod';
+import { IdSchema } from '../../src/model/common';
+import { PROBLEM_CONTENT_TYPE } from './problem';
+import { pathParams, type RouteDefinition } from './route-types';
+import { IMAGES_ROUTES } from './routes';
+import * as schemas from './schemas';
+import { CreateOsImageInputSchema, DeployInputSchema, IsoInputSchema, MediaGroupInputSchema, UpdateIsoInputSchema, UpdateOsImageInputSchema } from '../../src/services/catalog';
+import { CreateImageInputSchema } from '../../src/services/images';
+import { LocationSettingsInputSchema } from '../../src/services/settings';
+import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
+
+/** A JSON Schema object (2020-12). */
+export type JsonSchema = Record<string, unknown>;
+
+/** The parts of an OpenAPI 3.1 document this module produces. */
+export interface OpenApiDocument {
+  /** The OpenAPI version, `3.1.0`. */
+  openapi: '3.1.0';
+  /** Title, version, description. */
+  info: { title: string; version: string; description: string };
+  /** Where the router is mounted. */
+  servers: { url: string }[];
+  /** The JSON Schema dialect of every schema. */
+  jsonSchemaDialect: string;
+  /** Operation tags. */
+  tags: { name: string }[];
+  /** Paths, by OpenAPI path template (`/images/{imageId}`). */
+  paths: Record<string, Record<string, OpenApiOperation>>;
+  /** Named schemas and shared responses. */
+  components: { schemas: Record<string, JsonSchema>; responses: Record<string, unknown> };
+}
+
+/** One operation. */
+export interface OpenApiOperation {
+  /** Stable id. */
+  operationId: string;
+  /** Summary. */
+  summary: string;
+  /** Tags. */
+  tags: string[];
+  /** Path and query parameters. */
+  parameters: { name: string; in: 'path' | 'query'; required: boolean; schema: JsonSchema; description?: string }[];
+  /** The request body. */
+  requestBody?: { required: boolean; content: Record<string, { schema: JsonSchema }> };
+  /** Responses by status. */
+  responses: Record<string, unknown>;
+  /** Security note: which actor the host must resolve. */
+  'x-actor': 'customer-or-admin' | 'admin';
+}
+
+/** Options of {@link createOpenApiDocument}. */
+export interface OpenApiOptions {
+  /** `servers[0].url`: where the host mounts the router. @default '/' */
+  serverUrl?: string;
+  /** `info.title`. @default 'Instance Images API' */
+  title?: string;
+  /** `info.version`. @default '0.1.0' */
+  version?: string;
+}
+
+const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
+const ref = (name: string) => `#/components/schemas/${name}`;
+
+/** Answers JSON carry dates as ISO 8601 strings. */
+function dateAsString(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: z.core.JSONSchema.BaseSchema }): void {
+  if (ctx.zodSchema._zod.def.type === 'date') {
+    ctx.jsonSchema.type = 'string';
+    ctx.jsonSchema.format = 'date-time';
+  }
+}
+
+/** Named response schemas (answers, serialised: `io: output`). */
+const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
+  Image: schemas.ImageSchema,
+  Task: schemas.TaskSchema,
+  Iso: schemas.IsoSchema,
+  MediaGroup: schemas.MediaGroupSchema,
+  StorageBinding: schemas.StorageBindingSchema,
+  LocationSettings: schemas.LocationSettingsSchema,
+  StorageView: schemas.StorageViewSchema,
+  ImageWithTask: schemas.ImageWithTaskSchema,
+  ImagePage: schemas.ImagePageSchema,
+  TaskPage: schemas.TaskPageSchema,
+  IsoPage: schemas.IsoPageSchema,
+  DeployableImages: schemas.DeployableImagesSchema,
+  DeployResult: schemas.DeployResultSchema,
+  StorageHealth: schemas.StorageHealthSchema,
+  BrowsePage: schemas.BrowsePageSchema,
+  ReconcileResult: schemas.ReconcileResultSchema,
+  MediaGroupList: schemas.MediaGroupListSchema,
+  StorageList: schemas.StorageListSchema,
+  LocationSettingsList: schemas.LocationSettingsListSchema,
+  AccountLimitResponse: schemas.AccountLimitResponseSchema,
+  ImageResponse: schemas.ImageResponseSchema,
+  RefreshSizeResponse: schemas.RefreshSizeResponseSchema,
+  RecoveryReport: schemas.RecoveryReportSchema,
+  UsageReport: schemas.UsageReportSchema,
+  Problem: schemas.ProblemSchema,
+};
+
+/** Named request body schemas (what a client sends: `io: input`, so defaulted fields are optional). */
+const REQUEST_COMPONENTS: Record<string, z.ZodType> = {
+  CreateImageInput: CreateImageInputSchema,
+  DeployInput: DeployInputSchema,
+  MountIsoInput: schemas.MountIsoBodySchema,
+  CreateStorageInput: CreateStorageInputSchema,
+  UpdateStorageInput: UpdateStorageInputSchema,
+  BindingInput: schemas.BindingBodySchema,
+  ReconcileOptions: ReconcileOptionsSchema,
+  CreateOsImageInput: CreateOsImageInputSchema,
+  UpdateOsImageInput: UpdateOsImageInputSchema,
+  MediaGroupInput: MediaGroupInputSchema,
+  IsoInput: IsoInputSchema,
+  UpdateIsoInput: UpdateIsoInputSchema,
+  LocationSettingsInput: LocationSettingsInputSchema,
+  AccountLimitInput: schemas.AccountLimitBodySchema,
+};
+
+function nameOf(table: Record<string, z.ZodType>, schema: z.ZodType): string | null {
+  for (const [name, candidate] of Object.entries(table)) if (candidate === schema) return name;
+  return null;
+}
+
+function strip(schema: Record<string, unknown>): JsonSchema {
+  const { $schema, $id, ...rest } = schema;
+  void $schema;
+  void $id;
+  return rest;
+}
+
+function componentSchemas(table: Record<string, z.ZodType>, io: 'input' | 'output'): Record<string, JsonSchema> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(table)) registry.add(schema, { id });
+  const converted = z.toJSONSchema(registry, { io, unrepresentable: 'any', uri: ref, override: dateAsString });
+  return Object.fromEntries(Object.entries(converted.schemas).map(([name, schema]) => [name, strip(schema as Record<string, unknown>)]));
+}
+
+function inlineSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  return strip(z.toJSONSchema(schema, { io, unrepresentable: 'any', override: dateAsString }) as Record<string, unknown>);
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'The input is not valid (`VALIDATION_FAILED` with `fields`, or `MALFORMED_JSON`)',
+  401: 'No actor: the caller is not signed in (`UNAUTHENTICATED`)',
+  403: 'Not allowed (`FORBIDDEN`; `FEATURE_DISABLED` when the location has the image feature off)',
+  404: 'Not found, or another account\'s (`NOT_FOUND`)',
+  409: 'Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`)',
+  413: 'The body is too large (`PAYLOAD_TOO_LARGE`)',
+  415: 'Wrong content type (`UNSUPPORTED_MEDIA_TYPE`)',
+  422: 'The data does not match its checksum (`CHECKSUM_MISMATCH`)',
+  500: 'Unexpected error (`INTERNAL`; details are logged, never sent)',
+  502: 'An upstream host misbehaved (`HOST_KEY_MISMATCH`, `COMMAND_FAILED`)',
+  503: 'A storage or hypervisor is not reachable (`STORAGE_UNAVAILABLE`, `HYPERVISOR_UNREACHABLE`)',
+  504: 'The operation timed out (`TIMEOUT`)',
+  507: 'No storage for the image (`NO_IMAGE_STORAGE`, `STORAGE_FULL`)',
+};
+
+function errorStatuses(route: RouteDefinition): number[] {
+  const statuses = new Set<number>([401, 500, ...(route.errors ?? [])]);
+  if (route.admin) statuses.add(403);
+  if (pathParams(route.path).length > 0) statuses.add(404).add(400);
+  if (route.query || route.body) statuses.add(400);
+  if (route.body) statuses.add(413).add(415);
+  if (route.rawBody) statuses.add(413).add(415);
+  return [...statuses].sort((a, b) => a - b);
+}
+
+function operationFor(route: RouteDefinition, idSchema: JsonSchema): OpenApiOperation {
+  const parameters: OpenApiOperation['parameters'] = pathParams(route.path).map((name) => ({ name, in: 'path', required: true, schema: idSchema }));
+  if (route.query) {
+    const query = inlineSchema(route.query, 'input') as { properties?: Record<string, JsonSchema>; required?: string[] };
+    for (const [name, schema] of Object.entries(query.properties ?? {})) {
+      parameters.push({ name, in: 'query', required: (query.required ?? []).includes(name), schema });
+    }
+  }
+  const operation: OpenApiOperation = { operationId: route.operationId, summary: route.summary, tags: [route.tag], parameters, responses: {}, 'x-actor': route.admin ? 'admin' : 'customer-or-admin' };
+  if (route.body) {
+    const name = nameOf(REQUEST_COMPONENTS, route.body);
+    operation.requestBody = { required: true, content: { 'application/json': { schema: name ? { $ref: ref(name) } : inlineSchema(route.body, 'input') } } };
+  }
+  if (route.rawBody) {
+    operation.requestBody = { required: true, content: Object.fromEntries(route.rawBody.contentTypes.map((type) => [type, { schema: { type: 'string', contentMediaType: type } }])) };
+  }
+  const success = route.success;
+  if (success.contentType === 'text/event-stream') {
+    operation.responses[String(success.status)] = { description: success.description, content: { 'text/event-stream': { schema: { type: 'string', description: 'Events `task` (the current state), `task.progress`, `task.finished` (then the stream ends); each `data` line is a Task (components/schemas/Task) as JSON' } } } };
+  } else if (success.schema) {
+    const name = nameOf(RESPONSE_COMPONENTS, success.schema);
+    if (!name) throw new Error(`The answer of ${route.operationId} has no component name`);
+    operation.responses[String(success.status)] = { description: success.description, content: { 'application/json': { schema: { $ref: ref(name) } } } };
+  } else {
+    operation.responses[String(success.status)] = { description: success.description };
+  }
+  for (const status of errorStatuses(route)) operation.responses[String(status)] = { $ref: `#/components/responses/Problem${status}` };
+  return operation;
+}
+
+/** The OpenAPI path template of an Express path (`/images/:imageId` → `/images/{imageId}`). */
+export function openApiPath(path: string): string {
+  return path.replace(/:([A-Za-z][A-Za-z0-9]*)/g, '{$1}');
+}
+
+/**
+ * Builds the OpenAPI 3.1 document of every route of the images router (including
+ * `GET /openapi.json` itself), with parameters, request bodies, answers and problem responses.
+ */
+export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocument {
+  const idSchema = inlineSchema(IdSchema, 'input');
+  const paths: OpenApiDocument['paths'] = {};
+  const tags = new Set<string>();
+  for (const route of IMAGES_ROUTES) {
+    const key = openApiPath(route.path);
+    paths[key] ??= {};
+    (paths[key] as Record<string, OpenApiOperation>)[route.method] = operationFor(route, idSchema);
+    tags.add(route.tag);
+  }
+  paths['/openapi.json'] = {
+    get: { operationId: 'getOpenApiDocument', summary: 'This document', tags: ['meta'], parameters: [], responses: { '200': { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } }, 'x-actor': 'customer-or-admin' },
+  };
+  const responses: Record<string, unknown> = {};
+  for (const [status, description] of Object.entries(STATUS_TEXT)) {
+    responses[`Problem${status}`] = { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: ref('Problem') } } } };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: options.title ?? 'Instance Images API',
+      version: options.version ?? '0.1.0',
+      description: 'Custom images, stock OS images, media groups, ISOs, image storages, settings and usage of the instance-images SDK. The host resolves the actor from its own session; `/admin` routes need an admin actor. Errors are application/problem+json with a stable `code`.',
+    },
+    servers: [{ url: options.serverUrl ?? '/' }],
+    jsonSchemaDialect: DIALECT,
+    tags: [...tags, 'meta'].map((name) => ({ name })),
+    paths,
+    components: { schemas: { ...componentSchemas(REQUEST_COMPONENTS, 'input'), ...componentSchemas(RESPONSE_COMPONENTS, 'output') }, responses },
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * Errors as `application/problem+json` (RFC 9457): the SDK's stable codes mapped to HTTP statuses,
+ * plus the codes the HTTP layer itself produces (401, 413, 415, malformed JSON, 500).
+ * @module
+ */
+import { ERROR_MESSAGES, InstanceImagesError, type ErrorCode, type FieldIssue } from '../../src/errors';
+
+/** Codes produced by the HTTP adapter itself (never by the core). */
+export const HTTP_ERROR_MESSAGES = {
+  UNAUTHENTICATED: 'Sign in to use this API',
+  PAYLOAD_TOO_LARGE: 'The request body is too large',
+  UNSUPPORTED_MEDIA_TYPE: 'The request body has an unsupported content type',
+  MALFORMED_JSON: 'The request body is not valid JSON',
+  INTERNAL: 'An unexpected error occurred; try again later or contact support',
+} as const;
+
+/** A code produced by the HTTP adapter itself. */
+export type HttpErrorCode = keyof typeof HTTP_ERROR_MESSAGES;
+
+/** Any code a problem response can carry. */
+export type ProblemCode = ErrorCode | HttpErrorCode;
+
+/** How one code is answered over HTTP. */
+export interface ProblemMapping {
+  /** The HTTP status. */
+  status: number;
+  /** The short, fixed title of the problem type. */
+  title: string;
+  /**
+   * Whether a customer (or an unauthenticated caller) sees the error's own message and details.
+   * When false, customers get the code's fixed default message: the error may come from a command
+   * on a hypervisor and name paths or hosts. Admin actors always see the full message (it never
+   * carries secrets).
+   */
+  exposeToCustomers: boolean;
+}
+
+/**
+ * Every problem code and its HTTP status.
+ *
+ * Choices worth knowing:
+ * - `FEATURE_DISABLED` is **403**: the operator's configuration of the location refuses the action;
+ *   retrying the same request cannot succeed until the operator changes it.
+ * - `NO_IMAGE_STORAGE` and `STORAGE_FULL` are **507 Insufficient Storage**: the provider cannot
+ *   store the image right now (no storage bound, or not enough space). Nothing about the request
+ *   itself is wrong, so neither is a 4xx; the message says what to do.
+ * - `CANCELLED` is 409 (the work was cancelled by another request), `TIMEOUT` 504,
+ *   `HOST_KEY_MISMATCH` and `COMMAND_FAILED` 502 (an upstream host misbehaved),
+ *   `STORAGE_UNAVAILABLE`, `HYPERVISOR_UNREACHABLE` and `INTERRUPTED` 503.
+ */
+export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
+  VALIDATION_FAILED: { status: 400, title: 'Validation failed', exposeToCustomers: true },
+  MALFORMED_JSON: { status: 400, title: 'Malformed JSON', exposeToCustomers: true },
+  UNAUTHENTICATED: { status: 401, title: 'Unauthenticated', exposeToCustomers: true },
+  FORBIDDEN: { status: 403, title: 'Forbidden', exposeToCustomers: true },
+  FEATURE_DISABLED: { status: 403, title: 'Feature disabled', exposeToCustomers: true },
+  NOT_FOUND: { status: 404, title: 'Not found', exposeToCustomers: true },
+  INVALID_STATE: { status: 409, title: 'Invalid state', exposeToCustomers: true },
+  IN_USE: { status: 409, title: 'In use', exposeToCustomers: true },
+  CONFLICT: { status: 409, title: 'Conflict', exposeToCustomers: true },
+  IMAGE_LIMIT_REACHED: { status: 409, title: 'Image limit reached', exposeToCustomers: true },
+  CANCELLED: { status: 409, title: 'Cancelled', exposeToCustomers: true },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large', exposeToCustomers: true },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', exposeToCustomers: true },
+  CHECKSUM_MISMATCH: { status: 422, title: 'Checksum mismatch', exposeToCustomers: true },
+  INTERNAL: { status: 500, title: 'Internal error', exposeToCustomers: false },
+  CAPTURE_FAILED: { status: 500, title: 'Capture failed', exposeToCustomers: false },
+  DEPLOY_FAILED: { status: 500, title: 'Deploy failed', exposeToCustomers: false },
+  HOST_KEY_MISMATCH: { status: 502, title: 'Host key mismatch', exposeToCustomers: false },
+  COMMAND_FAILED: { status: 502, title: 'Command failed', exposeToCustomers: false },
+  STORAGE_UNAVAILABLE: { status: 503, title: 'Storage unavailable', exposeToCustomers: false },
+  HYPERVISOR_UNREACHABLE: { status: 503, title: 'Hypervisor unreachable', exposeToCustomers: false },
+  INTERRUPTED: { status: 503, title: 'Interrupted', exposeToCustomers: false },
+  TIMEOUT: { status: 504, title: 'Timeout', exposeToCustomers: false },
+  NO_IMAGE_STORAGE: { status: 507, title: 'No image storage', exposeToCustomers: true },
+  STORAGE_FULL: { status: 507, title: 'Storage full', exposeToCustomers: true },
+};
+
+/** The media type of problem responses. */
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** The body of a problem response. */
+export interface ProblemBody {
+  /** A URI naming the problem type: `urn:instance-images:problem:<code>`. */
+  type: string;
+  /** The fixed title of the problem type. */
+  title: string;
+  /** The HTTP status. */
+  status: number;
+  /** What happened, for a person. */
+  detail: string;
+  /** The stable code to branch on. */
+  code: ProblemCode;
+  /** For VALIDATION_FAILED: the offending fields. */
+  fields?: FieldIssue[];
+  /** Extra machine-readable facts (never secrets). */
+  details?: Record<string, unknown>;
+}
+
+/** An error raised by the HTTP layer, answered as a problem with its own code. */
+export class HttpProblem extends Error {
+  /** The problem code. */
+  readonly code: ProblemCode;
+  /** Offending fields, when any. */
+  readonly fields: FieldIssue[];
+  /** Extra facts. */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ProblemCode, message?: string, options: { fields?: FieldIssue[]; details?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message ?? defaultMessage(code), options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HttpProblem';
+    this.code = code;
+    this.fields = options.fields ?? [];
+    this.details = options.details ?? {};
+  }
+}
+
+function defaultMessage(code: ProblemCode): string {
+  return code in HTTP_ERROR_MESSAGES ? HTTP_ERROR_MESSAGES[code as HttpErrorCode] : ERROR_MESSAGES[code as ErrorCode];
+}
+
+/** The problem type URI of a code. */
+export function problemType(code: ProblemCode): string {
+  return `urn:instance-images:problem:${code.toLowerCase().replace(/_/g, '-')}`;
+}
+
+/**
+ * Builds the problem body for any thrown value. Unknown errors become a 500 INTERNAL with a
+ * generic message (their text never reaches the client).
+ * @param audience - `admin` sees every InstanceImagesError's own message; others see it only
+ *   for codes whose mapping exposes it.
+ */
+export function problemFromError(error: unknown, audience: 'admin' | 'customer' = 'customer'): ProblemBody {
+  const known = error instanceof InstanceImagesError || error instanceof HttpProblem ? error : null;
+  const code: ProblemCode = known ? known.code : 'INTERNAL';
+  const mapping = PROBLEM_STATUS[code];
+  const expose = known !== null && (mapping.exposeToCustomers || audience === 'admin');
+  const body: ProblemBody = { type: problemType(code), title: mapping.title, status: mapping.status, detail: expose && known ? known.message : defaultMessage(code), code };
+  if (expose && known && known.fields.length > 0) body.fields = known.fields;
+  if (expose && known && Object.keys(known.details).length > 0) body.details = known.details;
+  return body;
+}

@@ -1,0 +1,161 @@
+/**
+ * `createImagesRouter`: an Express 5 router with the customer and operator HTTP API of the SDK.
+ * Each request goes: resolve the actor (401) → admin guard on `/admin` routes (403) → path ids,
+ * query and body validated with the core's zod schemas (400, 413, 415) → the service → JSON, or
+ * `application/problem+json` for every error.
+ * @module
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
+import { InstanceImagesError } from '../../src/errors';
+import { IdSchema } from '../../src/model/common';
+import { ActorSchema, type Actor } from '../../src/services/actor';
+import type { Logger } from '../../src/services/context';
+import { silentLogger } from '../../src/create-instance-images';
+import { parseOrThrow } from '../../src/util/validate';
+import { createOpenApiDocument, type OpenApiDocument } from './openapi';
+import { HttpProblem, PROBLEM_CONTENT_TYPE, problemFromError } from './problem';
+import { parseQuery } from './query';
+import { pathParams, type ImagesRouterService, type RouteDefinition, type RouteRuntime } from './route-types';
+import { IMAGES_ROUTES } from './routes';
+
+/** Decides who is calling, from the host's own session or auth; `null` means unauthenticated (401). */
+export type ResolveActor = (req: Request) => Actor | null | Promise<Actor | null>;
+
+/** Options of {@link createImagesRouter}. */
+export interface ImagesRouterOptions {
+  /** The SDK (the object `createInstanceImages` returns). */
+  service: ImagesRouterService;
+  /** Who the caller is. Return an admin actor only for operators: `/admin` routes refuse anyone else with 403. */
+  resolveActor: ResolveActor;
+  /** Largest ISO upload in bytes. @default 17179869184 (16 GiB) */
+  maxIsoUploadBytes?: number;
+  /** Largest JSON body in bytes. @default 65536 (64 KiB) */
+  maxJsonBytes?: number;
+  /** Interval of keep-alive comments on task event streams. @default 15000 */
+  sseHeartbeatMs?: number;
+  /** Where unexpected errors (500s and upstream failures) are logged with their cause. @default silent */
+  logger?: Logger;
+  /** Serve the OpenAPI document at `GET /openapi.json` (no actor needed). @default true */
+  serveOpenApi?: boolean;
+  /** `servers[0].url` of the served OpenAPI document. @default the router's mount path */
+  openApiServerUrl?: string;
+}
+
+const OptionsSchema = z.object({
+  service: z.custom<ImagesRouterService>((v) => typeof v === 'object' && v !== null && ['images', 'catalog', 'storages', 'settings', 'events'].every((k) => k in v), 'must be the object createInstanceImages returns'),
+  resolveActor: z.custom<ResolveActor>((v) => typeof v === 'function', 'must be a function'),
+  maxIsoUploadBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 ** 3),
+  maxJsonBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(64 * 1024),
+  sseHeartbeatMs: z.number().int().min(10).max(600_000).default(15_000),
+  serveOpenApi: z.boolean().default(true),
+  openApiServerUrl: z.string().min(1).optional(),
+});
+
+const ACTOR_KEY = 'instanceImagesActor';
+
+function sendProblem(req: Request, res: Response, error: unknown, logger: Logger): void {
+  const actor = res.locals[ACTOR_KEY] as Actor | undefined;
+  const problem = problemFromError(error, actor?.kind === 'admin' ? 'admin' : 'customer');
+  if (problem.status >= 500) logger.error('instance-images HTTP request failed', { method: req.method, path: req.originalUrl, code: problem.code, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error), cause: error instanceof Error && error.cause !== undefined ? String(error.cause) : undefined });
+  if (res.headersSent) {
+    // A streamed answer already started: all that is left is to end it.
+    res.end();
+    return;
+  }
+  res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+}
+
+/** Maps body-parser's errors to problems (its own messages never reach the client). */
+function bodyParserProblem(error: unknown): HttpProblem | null {
+  if (!error || typeof error !== 'object' || !('type' in error) || !('status' in error)) return null;
+  const { type, status } = error as { type: unknown; status: unknown };
+  if (typeof type !== 'string' || typeof status !== 'number') return null;
+  if (status === 413) return new HttpProblem('PAYLOAD_TOO_LARGE', 'The JSON body is too large', { details: { limitBytes: (error as { limit?: number }).limit ?? null } });
+  if (status === 415) return new HttpProblem('UNSUPPORTED_MEDIA_TYPE', 'The body\'s charset or encoding is not supported; send UTF-8 JSON');
+  if (type === 'entity.parse.failed') return new HttpProblem('MALFORMED_JSON', 'The request body is not valid JSON (an object is expected)');
+  if (status >= 400 && status < 500) return new HttpProblem('MALFORMED_JSON', 'The request body could not be read');
+  return null;
+}
+
+function hasBody(req: Request): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+async function resolveCaller(req: Request, resolveActor: ResolveActor): Promise<Actor> {
+  let actor: Actor | null;
+  try {
+    actor = await resolveActor(req);
+  } catch (error) {
+    if (error instanceof InstanceImagesError || error instanceof HttpProblem) throw error;
+    throw new Error('resolveActor failed', { cause: error });
+  }
+  if (actor === null || actor === undefined) throw new HttpProblem('UNAUTHENTICATED');
+  const checked = ActorSchema.safeParse(actor);
+  // A malformed actor is the host's bug, not the caller's: answer 500 and log it.
+  if (!checked.success) throw new Error(`resolveActor returned a malformed actor: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return checked.data;
+}
+
+/**
+ * Creates the images router. Mount it where the host wants the API (`app.use('/api', router)`).
+ * The router answers only its own routes; anything else falls through to the host.
+ * @throws InstanceImagesError VALIDATION_FAILED naming the bad option.
+ */
+export function createImagesRouter(options: ImagesRouterOptions): Router {
+  const parsed = parseOrThrow(OptionsSchema, options, 'createImagesRouter options');
+  const logger = options.logger ?? silentLogger;
+  const runtime: RouteRuntime = { service: options.service, maxIsoUploadBytes: parsed.maxIsoUploadBytes, sseHeartbeatMs: parsed.sseHeartbeatMs, logger };
+  const jsonParser = express.json({ limit: parsed.maxJsonBytes, strict: true, type: () => true });
+  const router = express.Router();
+
+  const readJson = (req: Request, res: Response): Promise<unknown> => {
+    if (!hasBody(req)) return Promise.resolve({});
+    if (!req.is(['application/json', 'application/*+json'])) {
+      return Promise.reject(new HttpProblem('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json'));
+    }
+    return new Promise((resolve, reject) => {
+      jsonParser(req, res, (error?: unknown) => {
+        if (error) reject(bodyParserProblem(error) ?? error);
+        else resolve(req.body as unknown);
+      });
+    });
+  };
+
+  const handle = async (route: RouteDefinition, req: Request, res: Response): Promise<void> => {
+    const actor = await resolveCaller(req, options.resolveActor);
+    res.locals[ACTOR_KEY] = actor;
+    if (route.admin && actor.kind !== 'admin') throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can do this');
+    const params: Record<string, string> = {};
+    for (const name of pathParams(route.path)) params[name] = parseOrThrow(IdSchema, req.params[name], `The path parameter ${name}`);
+    const query = route.query ? parseQuery(route.query, req.query) : {};
+    if (route.rawBody && !req.is(route.rawBody.contentTypes)) {
+      throw new HttpProblem('UNSUPPORTED_MEDIA_TYPE', `Send the file as ${route.rawBody.contentTypes.join(' or ')}`);
+    }
+    const body = route.body ? parseOrThrow(route.body, await readJson(req, res), 'The request body') : undefined;
+    const result = await route.handle({ actor, params, query, body, req, res, runtime });
+    if (result === 'handled') return;
+    if (result.location) res.setHeader('Location', result.location);
+    if (result.body === undefined) res.status(result.status).end();
+    else res.status(result.status).json(result.body);
+  };
+
+  if (parsed.serveOpenApi) {
+    let document: OpenApiDocument | null = null;
+    router.get('/openapi.json', (req, res) => {
+      document ??= createOpenApiDocument({ serverUrl: parsed.openApiServerUrl ?? (req.baseUrl || '/') });
+      res.json(document);
+    });
+  }
+  for (const route of IMAGES_ROUTES) {
+    router[route.method](route.path, (req: Request, res: Response, next: NextFunction) => {
+      handle(route, req, res).catch(next);
+    });
+  }
+  router.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+    void next;
+    sendProblem(req, res, error, logger);
+  });
+  return router;
+}

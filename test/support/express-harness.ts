@@ -1,0 +1,247 @@
+/**
+ * A real HTTP server (127.0.0.1, ephemeral port) running the images router on an SDK wired on
+ * in-memory repositories and the in-process fakes of our ports. The actor comes from a test
+ * header: `x-test-actor: admin` or `x-test-actor: customer:<accountId>`; no header means
+ * unauthenticated.
+ */
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { createImagesRouter, type ImagesRouterOptions } from '../../adapters/express';
+import { createInstanceImages, type Actor, type InstanceImages, type StorageDriverFactory } from '../../src';
+import { FakeWorld } from './fakes';
+
+export const ADMIN: Actor = { kind: 'admin', userId: 'op' };
+export const ALICE: Actor = { kind: 'customer', accountId: 'acct-alice' };
+export const BOB: Actor = { kind: 'customer', accountId: 'acct-bob' };
+
+/** The header value that makes the harness resolve `actor`. */
+export function actorHeader(actor: Actor): string {
+  return actor.kind === 'admin' ? 'admin' : `customer:${actor.accountId}`;
+}
+
+/** A storage driver that records when bytes of a put arrive (to prove uploads are streamed). */
+export interface StreamProbe {
+  /** Bytes received by puts so far. */
+  received: number;
+  /** Resolves when the first bytes of a put arrived at the driver. */
+  firstBytes: Promise<void>;
+}
+
+export interface ExpressHarness {
+  world: FakeWorld;
+  ii: InstanceImages;
+  baseUrl: string;
+  /** The SDK's default stream storage (custom images), bound to hv-1. */
+  storageId: string;
+  /** A template storage (stream) bound to hv-1 holding `os/debian-12.qcow2`. */
+  templatesId: string;
+  /** A template storage (path) bound to hv-1 for ISOs. */
+  isoStoreId: string;
+  /** A template storage on the probe driver, bound to hv-1. */
+  probeStoreId: string;
+  probe: StreamProbe;
+  /** `METHOD /route/path` of every request the router answered, with its status. */
+  hits: { route: string; status: number }[];
+  /** Errors the router logged. */
+  logged: { message: string; context?: Record<string, unknown> }[];
+  call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
+  close(): Promise<void>;
+}
+
+export interface CallOptions {
+  actor?: Actor | null;
+  /** A JSON body (sent as application/json). */
+  json?: unknown;
+  /** A raw body with explicit headers. */
+  body?: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+export interface CallResult {
+  status: number;
+  headers: Headers;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test assertions read arbitrary JSON
+  json: any;
+}
+
+function probeFactory(world: FakeWorld, probe: StreamProbe, markFirst: () => void): StorageDriverFactory<{ root: string }> {
+  const base = world.storageFactory('stream-probe', { shared: true, pathAccess: false });
+  return {
+    ...base,
+    create(options, context) {
+      const driver = base.create(options, context);
+      return {
+        ...driver,
+        async put(key, body) {
+          const chunks: Buffer[] = [];
+          for await (const chunk of body) {
+            chunks.push(Buffer.from(chunk as Buffer));
+            probe.received += (chunk as Buffer).length;
+            markFirst();
+          }
+          const bytes = Buffer.concat(chunks);
+          world.files.set(`${options.root}:${key}`, { bytes, modifiedAt: new Date() });
+          return { size: bytes.length };
+        },
+      };
+    },
+  };
+}
+
+export async function startExpressHarness(options: Partial<Pick<ImagesRouterOptions, 'maxIsoUploadBytes' | 'maxJsonBytes' | 'sseHeartbeatMs'>> & { resolveActor?: ImagesRouterOptions['resolveActor'] } = {}): Promise<ExpressHarness> {
+  const world = new FakeWorld();
+  world.addHypervisor('hv-1');
+  world.addHypervisor('hv-2');
+  let markFirst: () => void = () => undefined;
+  const probe: StreamProbe = { received: 0, firstBytes: new Promise<void>((resolve) => (markFirst = resolve)) };
+  const ii = createInstanceImages({
+    hostDirectory: world.hostDirectory(),
+    executors: world.executors(),
+    hypervisorDriver: world.hypervisorFactory(),
+    storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false }), world.storageFactory('fake-local', { shared: false, pathAccess: true }), probeFactory(world, probe, () => markFirst())],
+    tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50 },
+  });
+  await ii.settings.setLocationSettings(ADMIN, 'loc-1', { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
+  const storage = await ii.storages.createStorage(ADMIN, { name: 's3', driver: 'fake-s3', config: { root: 'bucket', secret: 'top-secret-key' } });
+  await ii.storages.bindHypervisor(ADMIN, storage.id, 'hv-1');
+  const templates = await ii.storages.createStorage(ADMIN, { name: 'templates', driver: 'fake-s3', purpose: 'templates', config: { root: 'tpl' } });
+  await ii.storages.bindHypervisor(ADMIN, templates.id, 'hv-1');
+  world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('debian 12 qcow2 bytes'), modifiedAt: new Date() });
+  const isoStore = await ii.storages.createStorage(ADMIN, { name: 'iso-store', driver: 'fake-local', purpose: 'templates', config: { root: '/isos' } });
+  await ii.storages.bindHypervisor(ADMIN, isoStore.id, 'hv-1');
+  const probeStore = await ii.storages.createStorage(ADMIN, { name: 'probe', driver: 'stream-probe', purpose: 'templates', config: { root: 'probe' } });
+  await ii.storages.bindHypervisor(ADMIN, probeStore.id, 'hv-1');
+  world.addInstance('web-1', 'acct-alice');
+  world.addInstance('db-1', 'acct-alice', { state: 'shutoff' });
+  world.addInstance('bob-1', 'acct-bob');
+
+  const hits: ExpressHarness['hits'] = [];
+  const logged: ExpressHarness['logged'] = [];
+  const app = express();
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    res.on('finish', () => {
+      const route = (req as Request & { route?: { path?: string } }).route?.path;
+      if (route) hits.push({ route: `${req.method} ${route}`, status: res.statusCode });
+    });
+    next();
+  });
+  const resolveActor =
+    options.resolveActor ??
+    ((req: Request): Actor | null => {
+      const header = req.header('x-test-actor');
+      if (!header) return null;
+      if (header === 'admin') return ADMIN;
+      const [kind, accountId] = header.split(':');
+      return kind === 'customer' && accountId ? { kind: 'customer', accountId } : null;
+    });
+  app.use(
+    '/api',
+    createImagesRouter({
+      service: ii,
+      resolveActor,
+      maxIsoUploadBytes: options.maxIsoUploadBytes ?? 64 * 1024,
+      ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
+      sseHeartbeatMs: options.sseHeartbeatMs ?? 60_000,
+      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (message, context) => logged.push({ message, ...(context ? { context } : {}) }) },
+    }),
+  );
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}/api`;
+
+  return {
+    world,
+    ii,
+    baseUrl,
+    storageId: storage.id,
+    templatesId: templates.id,
+    isoStoreId: isoStore.id,
+    probeStoreId: probeStore.id,
+    probe,
+    hits,
+    logged,
+    async call(method, path, callOptions = {}) {
+      const headers: Record<string, string> = { ...(callOptions.headers ?? {}) };
+      const actor = callOptions.actor === undefined ? ALICE : callOptions.actor;
+      if (actor) headers['x-test-actor'] = actorHeader(actor);
+      let body: string | Buffer | undefined = callOptions.body;
+      if (callOptions.json !== undefined) {
+        body = JSON.stringify(callOptions.json);
+        headers['content-type'] ??= 'application/json';
+      }
+      const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+      const text = await response.text();
+      let json: unknown = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch {
+        json = null;
+      }
+      return { status: response.status, headers: response.headers, text, json };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await ii.idle();
+      await ii.close();
+    },
+  };
+}
+
+/** Every route the router really registered, as `METHOD /path` (from Express's own route stack). */
+export function registeredRoutes(router: Router): string[] {
+  const out: string[] = [];
+  for (const layer of router.stack as { route?: { path: string; methods: Record<string, boolean> } }[]) {
+    if (!layer.route) continue;
+    for (const [method, on] of Object.entries(layer.route.methods)) if (on) out.push(`${method.toUpperCase()} ${layer.route.path}`);
+  }
+  return out;
+}
+
+/** Every route of a router built like the harness's one. */
+export function liveRoutes(ii: InstanceImages): string[] {
+  return registeredRoutes(createImagesRouter({ service: ii, resolveActor: () => null }));
+}
+
+/** Reads a Server-Sent Events response to its end (or until `until` says stop). */
+export async function readSse(response: globalThis.Response, until?: (events: SseEvent[]) => boolean): Promise<SseEvent[]> {
+  const events: SseEvent[] = [];
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event: SseEvent = { event: 'message', data: '', id: null };
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        const [field, ...rest] = line.split(': ');
+        const value = rest.join(': ');
+        if (field === 'event') event.event = value;
+        else if (field === 'data') event.data += value;
+        else if (field === 'id') event.id = value;
+      }
+      if (event.data || event.event !== 'message') events.push(event);
+    }
+    if (until?.(events)) {
+      await reader.cancel();
+      break;
+    }
+  }
+  return events;
+}
+
+/** One received Server-Sent Event. */
+export interface SseEvent {
+  event: string;
+  data: string;
+  id: string | null;
+}
