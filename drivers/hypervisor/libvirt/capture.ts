@@ -96,7 +96,11 @@ async function preflightSpace(run: Run): Promise<void> {
   const { ctx, request, domain } = run;
   const need = domain.primaryDisk.allocationBytes + ctx.spaceMarginBytes;
   const checks: Array<{ where: string; path: string; need: number }> = [];
-  if (request.output.kind === 'path') checks.push({ where: 'target', path: dirname(request.output.path), need });
+  if (request.output.kind === 'path') {
+    // The storage's key may name sub-directories that do not exist yet (images/<account>/...).
+    await ctx.cmd.run(['mkdir', '-p', '--', dirname(request.output.path)]);
+    checks.push({ where: 'target', path: dirname(request.output.path), need });
+  }
   // A stream output is converted into the scratch directory; live methods keep a small file there.
   const scratchNeed = request.output.kind === 'stream' ? need : domain.state === 'shutoff' ? 0 : ctx.spaceMarginBytes;
   if (scratchNeed > 0) checks.push({ where: 'scratch', path: ctx.scratchDir, need: scratchNeed });

@@ -176,10 +176,17 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
       out.destroy();
       throw failure(first.result);
     }
+    // The command can end while its stdout still holds data that `out` has not taken yet
+    // (backpressure from a slow consumer): end `out` only once that stdout is drained.
+    const drained = new Promise<void>((resolve) => {
+      running.stdout.once('end', resolve);
+      running.stdout.once('close', resolve);
+    });
     running.done.then(
-      (result) => {
-        if (result.exitCode === 0) out.end();
-        else out.destroy(failure(result));
+      async (result) => {
+        if (result.exitCode !== 0) return out.destroy(failure(result));
+        await drained;
+        out.end();
       },
       (error: unknown) => out.destroy(executorFailure(error, `read ${key}`, where)),
     );
