@@ -81,6 +81,7 @@ export class FakeWorld {
 
   /** A storage driver over the world's files. `path: true` makes it path-capable (paths are `/<root>/<key>`). */
   storageFactory(name: string, capabilities: { shared: boolean; pathAccess: boolean }): StorageDriverFactory<{ root: string }> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the fakes' nested objects share the world
     const world = this;
     return {
       name,
@@ -144,6 +145,7 @@ export class FakeWorld {
   }
 
   hypervisorFactory(): HypervisorDriverFactory {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the fakes' nested objects share the world
     const world = this;
     return (hypervisor): HypervisorDriver => ({
       async inspect(domainName) {

@@ -1,0 +1,102 @@
+/**
+ * A small host panel embedding instance-images: SQLite repositories, a local image storage, the
+ * libvirt driver on this machine (local executor), and the Express router, with a host directory of
+ * a few demo instances. The "session" is a header: `x-account: <accountId>` for a customer,
+ * `x-admin: yes` for an operator (a real panel resolves the actor from its own login session).
+ */
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import express from 'express';
+import { createImagesRouter } from '../../adapters/express';
+import { createSqliteRepositories } from '../../adapters/sqlite';
+import { createExecutorPool } from '../../drivers/exec';
+import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
+import { createInstanceImages, type Actor, type HostHypervisor, type HostInstance, type InstanceImages } from '../../src';
+import { myImagesPage } from './page';
+
+/** The panel's own record of a VM (its "database"). */
+export type DemoInstance = HostInstance;
+
+/** Options of {@link startPanel}. */
+export interface PanelOptions {
+  /** Where the panel keeps its SQLite file, image storage and scratch files. */
+  dataDir: string;
+  /** The panel's instances (all on this machine's libvirt). */
+  instances: DemoInstance[];
+  /** Port on 127.0.0.1; 0 picks a free one. */
+  port?: number;
+}
+
+/** A running panel. */
+export interface Panel {
+  url: string;
+  sdk: InstanceImages;
+  instances: Map<string, DemoInstance>;
+  storageId: string;
+  close(): Promise<void>;
+}
+
+export const DEMO_LOCATION = 'demo-location';
+export const DEMO_HYPERVISOR = 'hv-local';
+
+function actorOf(req: express.Request): Actor | null {
+  if (req.get('x-admin') === 'yes') return { kind: 'admin', userId: 'demo-operator' };
+  // EventSource cannot send headers, so the demo page passes its account as ?account= too.
+  const account = req.get('x-account') ?? (typeof req.query.account === 'string' ? req.query.account : undefined);
+  return account ? { kind: 'customer', accountId: account } : null;
+}
+
+/** Starts the example panel on 127.0.0.1. */
+export async function startPanel(options: PanelOptions): Promise<Panel> {
+  const imagesDir = join(options.dataDir, 'images');
+  mkdirSync(imagesDir, { recursive: true });
+  const instances = new Map(options.instances.map((i) => [i.id, i]));
+  const hypervisor: HostHypervisor = { id: DEMO_HYPERVISOR, name: 'this machine', locationId: DEMO_LOCATION, connection: { type: 'local' }, scratchDir: join(options.dataDir, 'scratch') };
+  const pool = createExecutorPool();
+  const sdk = createInstanceImages({
+    repositories: createSqliteRepositories({ filename: join(options.dataDir, 'panel.db') }),
+    hostDirectory: {
+      getInstance: async (id) => instances.get(id) ?? null,
+      getHypervisor: async (id) => (id === DEMO_HYPERVISOR ? hypervisor : null),
+    },
+    executors: pool.executorFor,
+    hypervisorDriver: createLibvirtDriver,
+    logger: { debug: () => undefined, info: () => undefined, warn: (m, c) => console.warn(`[panel] ${m}`, c ?? ''), error: (m, c) => console.error(`[panel] ${m}`, c ?? '') },
+  });
+  await sdk.recover();
+
+  // Operator setup, idempotent across restarts: one local storage bound to this machine, the feature on.
+  const admin: Actor = { kind: 'admin', userId: 'demo-operator' };
+  const existing = (await sdk.storages.listStorages(admin)).find((s) => s.name === 'Local images');
+  const storage = existing ?? (await sdk.storages.createStorage(admin, { name: 'Local images', driver: 'local', config: { path: imagesDir } }));
+  await sdk.storages.bindHypervisor(admin, storage.id, DEMO_HYPERVISOR);
+  await sdk.settings.setLocationSettings(admin, DEMO_LOCATION, { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
+
+  const app = express();
+  app.get('/', (_req, res) => {
+    res.type('html').send(myImagesPage());
+  });
+  app.get('/demo/instances', (req, res) => {
+    const actor = actorOf(req);
+    res.json([...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)));
+  });
+  app.use('/api', createImagesRouter({ service: sdk, resolveActor: actorOf }));
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(options.port ?? 0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    sdk,
+    instances,
+    storageId: storage.id,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await sdk.close();
+      await pool.close();
+    },
+  };
+}
