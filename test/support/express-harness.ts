@@ -174,7 +174,7 @@ export async function startExpressHarness(options: Partial<Pick<ImagesRouterOpti
       }
       const response = await fetch(`${baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
       const text = await response.text();
-      let json: unknown = null;
+      let json: unknown;
       try {
         json = text ? JSON.parse(text) : null;
       } catch {
