@@ -124,6 +124,32 @@ export function problemType(code: ProblemCode): string {
   return `urn:instance-images:problem:${code.toLowerCase().replace(/_/g, '-')}`;
 }
 
+/** The coded parts of an error the problem body is built from. */
+interface CodedError {
+  code: ProblemCode;
+  message: string;
+  fields: FieldIssue[];
+  details: Record<string, unknown>;
+}
+
+/**
+ * The coded view of `error`, or null for an unknown error. Besides `instanceof`, an error named
+ * `InstanceImagesError` with a known code counts: a CommonJS consumer may load the core and this
+ * adapter as separate bundles, each with its own copy of the class.
+ */
+export function codedError(error: unknown): CodedError | null {
+  if (error instanceof InstanceImagesError || error instanceof HttpProblem) return error;
+  if (!(error instanceof Error) || (error.name !== 'InstanceImagesError' && error.name !== 'HttpProblem')) return null;
+  const { code, fields, details } = error as Error & { code?: unknown; fields?: unknown; details?: unknown };
+  if (typeof code !== 'string' || !(code in PROBLEM_STATUS)) return null;
+  return {
+    code: code as ProblemCode,
+    message: error.message,
+    fields: Array.isArray(fields) ? (fields as FieldIssue[]) : [],
+    details: details && typeof details === 'object' ? (details as Record<string, unknown>) : {},
+  };
+}
+
 /**
  * Builds the problem body for any thrown value. Unknown errors become a 500 INTERNAL with a
  * generic message (their text never reaches the client).
@@ -131,7 +157,7 @@ export function problemType(code: ProblemCode): string {
  *   for codes whose mapping exposes it.
  */
 export function problemFromError(error: unknown, audience: 'admin' | 'customer' = 'customer'): ProblemBody {
-  const known = error instanceof InstanceImagesError || error instanceof HttpProblem ? error : null;
+  const known = codedError(error);
   const code: ProblemCode = known ? known.code : 'INTERNAL';
   const mapping = PROBLEM_STATUS[code];
   const expose = known !== null && (mapping.exposeToCustomers || audience === 'admin');

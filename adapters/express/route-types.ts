@@ -89,8 +89,10 @@ export interface RouteDefinition {
   handle(ctx: RouteContext<unknown, unknown>): Promise<RouteResult>;
 }
 
-type QueryOf<Q> = Q extends z.ZodObject ? z.output<Q> : Record<string, never>;
-type BodyOf<B> = B extends z.ZodType ? z.output<B> : undefined;
+/** The parsed query of a route with query schema `Q`. */
+export type QueryOf<Q> = Q extends z.ZodObject ? z.output<Q> : Record<string, never>;
+/** The parsed body of a route with body schema `B`. */
+export type BodyOf<B> = B extends z.ZodType ? z.output<B> : undefined;
 
 /** A route definition with typed query and body. */
 export interface TypedRouteDefinition<Q extends z.ZodObject | undefined, B extends z.ZodType | undefined> extends Omit<RouteDefinition, 'query' | 'body' | 'handle'> {

@@ -11,10 +11,9 @@ import { InstanceImagesError } from '../../src/errors';
 import { IdSchema } from '../../src/model/common';
 import { ActorSchema, type Actor } from '../../src/services/actor';
 import type { Logger } from '../../src/services/context';
-import { silentLogger } from '../../src/create-instance-images';
 import { parseOrThrow } from '../../src/util/validate';
 import { createOpenApiDocument, type OpenApiDocument } from './openapi';
-import { HttpProblem, PROBLEM_CONTENT_TYPE, problemFromError } from './problem';
+import { codedError, HttpProblem, PROBLEM_CONTENT_TYPE, problemFromError } from './problem';
 import { parseQuery } from './query';
 import { pathParams, type ImagesRouterService, type RouteDefinition, type RouteRuntime } from './route-types';
 import { IMAGES_ROUTES } from './routes';
@@ -54,6 +53,8 @@ const OptionsSchema = z.object({
 
 const ACTOR_KEY = 'instanceImagesActor';
 
+const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
 function sendProblem(req: Request, res: Response, error: unknown, logger: Logger): void {
   const actor = res.locals[ACTOR_KEY] as Actor | undefined;
   const problem = problemFromError(error, actor?.kind === 'admin' ? 'admin' : 'customer');
@@ -63,6 +64,9 @@ function sendProblem(req: Request, res: Response, error: unknown, logger: Logger
     res.end();
     return;
   }
+  // An unread body (refused for its size or type) is not drained: the connection closes instead.
+  if (!req.complete) res.setHeader('Connection', 'close');
+  res.setHeader('Cache-Control', 'no-store');
   res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
@@ -88,7 +92,7 @@ async function resolveCaller(req: Request, resolveActor: ResolveActor): Promise<
   try {
     actor = await resolveActor(req);
   } catch (error) {
-    if (error instanceof InstanceImagesError || error instanceof HttpProblem) throw error;
+    if (codedError(error)) throw error;
     throw new Error('resolveActor failed', { cause: error });
   }
   if (actor === null || actor === undefined) throw new HttpProblem('UNAUTHENTICATED');
@@ -137,6 +141,8 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
     const result = await route.handle({ actor, params, query, body, req, res, runtime });
     if (result === 'handled') return;
     if (result.location) res.setHeader('Location', result.location);
+    // Answers are per caller: never cache them in shared caches.
+    res.setHeader('Cache-Control', 'no-store');
     if (result.body === undefined) res.status(result.status).end();
     else res.status(result.status).json(result.body);
   };

@@ -73,6 +73,7 @@ describe('express router: hostile inputs', () => {
     const big = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'big', description: 'x'.repeat(70 * 1024) } });
     expect([big.status, big.json.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     expect(big.json.title).toBe('Payload too large');
+    expect(big.headers.get('cache-control')).toBe('no-store');
     const text = await t.call('POST', '/images', { body: 'instanceId=web-1&name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect([text.status, text.json.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
     const none = await t.call('POST', '/images', { body: '{"instanceId":"web-1","name":"x"}' , headers: { 'content-type': 'text/plain' } });

@@ -138,5 +138,15 @@ describe('problem mapping', () => {
     expect(problemFromError(new TypeError('x is undefined at /srv/app.js:10'), 'admin')).toEqual({ type: 'urn:instance-images:problem:internal', title: 'Internal error', status: 500, detail: 'An unexpected error occurred; try again later or contact support', code: 'INTERNAL' });
     expect(problemFromError(new HttpProblem('UNAUTHENTICATED'))).toMatchObject({ status: 401, code: 'UNAUTHENTICATED', detail: 'Sign in to use this API' });
     expect(problemFromError('a string')).toMatchObject({ status: 500 });
+    // An InstanceImagesError from another copy of the core (separate CommonJS bundles) still maps by its code.
+    class ForeignCopy extends Error {
+      override name = 'InstanceImagesError';
+      code = 'IN_USE';
+      fields = [];
+      details = { storageId: 's1' };
+    }
+    expect(problemFromError(new ForeignCopy('Images still live on this storage'))).toMatchObject({ status: 409, code: 'IN_USE', detail: 'Images still live on this storage', details: { storageId: 's1' } });
+    const unknownCode = Object.assign(new Error('x'), { name: 'InstanceImagesError', code: 'MADE_UP' });
+    expect(problemFromError(unknownCode)).toMatchObject({ status: 500, code: 'INTERNAL' });
   });
 });
