@@ -6,6 +6,7 @@
  * @module
  */
 import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { InstanceImagesError } from '../../src/errors';
 import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/ports/executor';
@@ -403,8 +404,14 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
       });
     });
     if (stdoutMode === 'stream') {
+      // The channel can close while its readable side still buffers data that `out` has not taken
+      // (a slow consumer): end `out` only once the channel's stdout is drained.
+      const drained = finished(active, { writable: false }).catch(() => undefined);
       done.then(
-        () => out.end(),
+        async () => {
+          await drained;
+          out.end();
+        },
         (error: unknown) => out.destroy(error instanceof Error ? error : new Error(String(error))),
       );
       out.once('close', () => {

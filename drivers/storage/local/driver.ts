@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { InstanceImagesError } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
 import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../../../src/ports/storage-driver';
@@ -178,10 +179,8 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     }
     // The command can end while its stdout still holds data that `out` has not taken yet
     // (backpressure from a slow consumer): end `out` only once that stdout is drained.
-    const drained = new Promise<void>((resolve) => {
-      running.stdout.once('end', resolve);
-      running.stdout.once('close', resolve);
-    });
+    // `finished` also settles for a stdout that has already ended (an empty file, a fast command).
+    const drained = finished(running.stdout).catch(() => undefined);
     running.done.then(
       async (result) => {
         if (result.exitCode !== 0) return out.destroy(failure(result));
