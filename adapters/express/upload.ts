@@ -46,6 +46,11 @@ export async function receiveIsoUpload(ctx: RouteContext<unknown, unknown>): Pro
   const input = ctx.query as IsoInput;
   // Reject a bad key before reading anything.
   normalizeStorageKey(input.fileKey, 'fileKey');
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    // The bytes are stored as sent: a compressed body would become a corrupt ISO.
+    throw new HttpProblem('UNSUPPORTED_MEDIA_TYPE', 'Send the ISO uncompressed (no Content-Encoding)');
+  }
   const header = req.headers['content-length'];
   const declared = header === undefined ? undefined : Number(header);
   if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0)) {

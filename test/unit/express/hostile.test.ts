@@ -88,6 +88,8 @@ describe('express router: hostile inputs', () => {
     // Upload route: JSON is not a file.
     const json = await t.call('PUT', `/admin/isos/upload?name=x&storageId=${t.isoStoreId}&fileKey=x.iso`, { actor: ADMIN, json: { a: 1 } });
     expect([json.status, json.json.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+    const gzip = await t.call('PUT', `/admin/isos/upload?name=x&storageId=${t.isoStoreId}&fileKey=x.iso`, { actor: ADMIN, body: Buffer.from('bytes'), headers: { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' } });
+    expect([gzip.status, gzip.json.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
     expect((await t.call('GET', '/images')).json.items).toEqual([]);
     expect((await t.ii.catalog.listIsos(ADMIN)).items).toEqual([]);
   });

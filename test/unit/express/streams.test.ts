@@ -206,6 +206,28 @@ describe('express router: streamed ISO upload', () => {
     expect((await t.call('GET', '/admin/isos', { actor: ADMIN })).status).toBe(200);
   });
 
+  it('a client that disconnects mid-upload leaves an ISO in error and no file; the server keeps serving', async () => {
+    const t = await harness({ maxIsoUploadBytes: 1024 * 1024 });
+    const req = httpRequest(`${t.baseUrl}/admin/isos/upload?name=Dropped&storageId=${t.probeStoreId}&fileKey=dropped.iso`, { method: 'PUT', headers: { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream', 'content-length': String(512 * 1024) } });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(16 * 1024, 3));
+    await orDeadlock(t.probe.firstBytes, 'the driver never received the first bytes');
+    req.destroy();
+    await orDeadlock(
+      (async () => {
+        for (;;) {
+          const isos = (await t.ii.catalog.listIsos(ADMIN)).items;
+          if (isos.some((iso) => iso.status === 'error')) return;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })(),
+      'the interrupted upload never ended in error',
+    );
+    expect((await t.ii.catalog.listIsos(ADMIN)).items.map((iso) => [iso.name, iso.status])).toEqual([['Dropped', 'error']]);
+    expect([...t.world.files.keys()].filter((k) => k.includes('dropped'))).toEqual([]);
+    expect((await t.call('GET', '/admin/isos', { actor: ADMIN })).status).toBe(200);
+  });
+
   it('an upload within the limit without Content-Length (chunked) succeeds', async () => {
     const t = await harness({ maxIsoUploadBytes: 64 * 1024 });
     const answer = await chunkedUpload(`${t.baseUrl}/admin/isos/upload?name=Small&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=small.iso`, 3, 16 * 1024, { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream' });
