@@ -14,6 +14,7 @@ export const entries: Record<string, string> = {
   'drivers/libvirt/index': 'drivers/hypervisor/libvirt/index.ts',
   'adapters/sqlite/index': 'adapters/sqlite/index.ts',
   'adapters/postgres/index': 'adapters/postgres/index.ts',
+  'adapters/express/index': 'adapters/express/index.ts',
 };
 
 export default defineConfig({
