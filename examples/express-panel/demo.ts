@@ -60,9 +60,11 @@ async function followTask(panel: Panel, taskId: string): Promise<TaskJson> {
   const decoder = new TextDecoder();
   let buffer = '';
   let last: TaskJson | null = null;
+  let pct = 0;
   const draw = (task: TaskJson) => {
     const total = task.progress.bytesTotal ?? 0;
-    const pct = total > 0 ? Math.min(100, Math.floor((100 * task.progress.bytesDone) / total)) : task.status === 'completed' ? 100 : 0;
+    if (total > 0) pct = Math.min(100, Math.floor((100 * task.progress.bytesDone) / total));
+    if (task.status === 'completed') pct = 100;
     const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.');
     process.stdout.write(`\r  [${bar}] ${String(pct).padStart(3)}%  ${task.progress.step.padEnd(20)}`);
   };
@@ -135,8 +137,8 @@ async function main(): Promise<void> {
     const now = new Date();
     const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
     const to = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString();
-    const report = await api<{ currency: string; images: { lines: { imageName: string; sizeGb: string; billedHours: string; rate: string; amount: string }[]; total: string } }>(panel, 'GET', `/usage?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
-    for (const line of report.images.lines) say(`  ${line.imageName.padEnd(28)} ${line.sizeGb} GB × ${line.rate}/GB-month, ${line.billedHours} h → ${line.amount} ${report.currency}`);
+    const report = await api<{ currency: string; images: { lines: { imageName: string; sizeBytes: number; billedHours: string; rate: string; amount: string }[]; total: string } }>(panel, 'GET', `/usage?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+    for (const line of report.images.lines) say(`  ${line.imageName.padEnd(28)} ${(line.sizeBytes / 2 ** 20).toFixed(1)} MiB at ${line.rate} ${report.currency}/GB-month, ${line.billedHours} h so far → ${line.amount} ${report.currency}`);
     say(`  Images total: ${report.images.total} ${report.currency}`);
 
     step('Deploy the image as the disk of a new instance, and boot it');

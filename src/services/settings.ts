@@ -116,12 +116,19 @@ export class SettingsService {
     return this.ctx.repos.settings.getAccountLimit(accountId);
   }
 
-  /** The usage report's Images section for a period: a customer's own, or (admins) one account's or all accounts'. */
+  /**
+   * The usage report's Images section for a period: a customer's own, or (admins) one account's or
+   * all accounts'. A period that reaches into the future is cut at the present moment (usage to date).
+   */
   async usageReport(actor: Actor, query: UsageReportQuery): Promise<UsageReport> {
     checkActor(actor);
     const q = parseOrThrow(UsageReportQuerySchema, query, 'The report query');
     const accountId = actor.kind === 'customer' ? actor.accountId : q.accountId;
-    return buildUsageReport({ usage: this.ctx.repos.usage, images: this.ctx.repos.images }, { ...(accountId ? { accountId } : {}), period: { from: q.from, to: q.to }, policy: this.ctx.settings.billingPolicy, currency: this.currency });
+    if (q.to.getTime() <= q.from.getTime()) throw new InstanceImagesError('VALIDATION_FAILED', 'The report period must end after it starts', { fields: [{ path: 'to', message: 'must be after from' }] });
+    // Usage is billed up to now: a period reaching into the future is cut at the present moment.
+    const now = this.ctx.now();
+    const to = q.to.getTime() > now.getTime() ? new Date(Math.max(now.getTime(), q.from.getTime() + 1)) : q.to;
+    return buildUsageReport({ usage: this.ctx.repos.usage, images: this.ctx.repos.images }, { ...(accountId ? { accountId } : {}), period: { from: q.from, to }, policy: this.ctx.settings.billingPolicy, currency: this.currency });
   }
 
   /** Re-stats an image on its backend and corrects its size (billing is split at the correction). */

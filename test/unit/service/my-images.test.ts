@@ -110,6 +110,16 @@ describe('My Images, tasks, delete and billing', () => {
     expect(report.currency).toBe('USD');
   });
 
+  it('a report over the current month bills open images up to now, not to the end of the month', async () => {
+    const h = await setup();
+    const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'x' });
+    await h.ii.idle();
+    h.clock.now = new Date(h.clock.now.getTime() + 2.5 * 3_600_000);
+    const report = await h.ii.settings.usageReport(alice, { from: '2026-11-01T00:00:00Z', to: '2026-12-01T00:00:00Z' });
+    expect(report.images.lines.find((l) => l.imageId === image.id)?.billedHours).toBe('3');
+    expect(await codeOf(h.ii.settings.usageReport(alice, { from: '2026-12-01T00:00:00Z', to: '2026-11-01T00:00:00Z' }))).toBe('VALIDATION_FAILED');
+  });
+
   it('only admins change settings, limits and see operator reports', async () => {
     const h = await setup();
     expect(await codeOf(h.ii.settings.setLocationSettings(alice, 'loc-1', { imagesEnabled: true }))).toBe('FORBIDDEN');
