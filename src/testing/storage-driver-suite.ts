@@ -351,6 +351,18 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       controller2.abort();
       expect(await codeOf(put2)).toBe('CANCELLED');
       expect(await disk.stat(`${prefix}fresh.qcow2`)).toBeNull();
+      // With the size announced: cancelled midway, and cancelled after every announced byte was
+      // sent but before the body ended.
+      for (const [sent, announced] of [[MiB, 2 * MiB], [MiB, MiB]] as const) {
+        const { body: body3, sent: sent3 } = stallingBody(randomBytes(sent));
+        const controller3 = new AbortController();
+        const put3 = disk.put(`${prefix}sized.qcow2`, body3, { signal: controller3.signal, size: announced });
+        await sent3;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        controller3.abort();
+        expect(await codeOf(put3)).toBe('CANCELLED');
+        expect(await disk.stat(`${prefix}sized.qcow2`)).toBeNull();
+      }
       expect((await disk.listIncomplete()).filter((u: IncompleteUpload) => u.key.startsWith(prefix))).toEqual([]);
       expect((await listAll(disk, prefix, 100)).keys).toEqual([]);
     });

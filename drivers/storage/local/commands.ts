@@ -51,8 +51,28 @@ export const LIST_TEMP_SCRIPT = [
 /** Exit status of the read scripts when the file does not exist. */
 export const MISSING_EXIT = 44;
 
-/** Creates directory `$1` and streams stdin into `$2` (fsynced before dd exits). */
-export const WRITE_SCRIPT = 'mkdir -p -- "$1" && exec dd of="$2" bs=1M conv=fsync status=none';
+/** Creates directory `$1` and streams stdin into `$2`, fsynced (`sync FILE`) before it exits. */
+export const WRITE_SCRIPT = 'mkdir -p -- "$1" && cat > "$2" && sync -- "$2"';
+
+/** Exit status of {@link WRITE_SIZED_SCRIPT} when fewer bytes than announced arrived. */
+export const SIZE_MISMATCH_EXIT = 45;
+/** Exit status of {@link WRITE_SIZED_SCRIPT} when the commit byte did not follow the data. */
+export const NOT_COMMITTED_EXIT = 46;
+/** The byte that follows exactly the announced number of bytes when the sender's data ended cleanly. */
+export const COMMIT_BYTE = Buffer.from('C');
+
+/**
+ * Creates directory `$1`, reads exactly `$4` bytes of stdin into temp file `$2`, then one more byte:
+ * only when that is the commit byte is the file fsynced and renamed to `$3`. A partial or
+ * uncommitted temp file is removed. (`dd iflag=fullblock,count_bytes` never reads past `$4`.)
+ */
+export const WRITE_SIZED_SCRIPT = [
+  'mkdir -p -- "$1" || exit 1',
+  'dd of="$2" bs=128K iflag=fullblock,count_bytes count="$4" status=none || exit 1',
+  '[ "$(stat -c %s -- "$2")" = "$4" ] || { rm -f -- "$2"; echo "fewer bytes than announced arrived" >&2; exit 45; }',
+  '[ "$(head -c 1)" = C ] || { rm -f -- "$2"; echo "the data was not committed" >&2; exit 46; }',
+  'sync -- "$2" && exec mv -f -T -- "$2" "$3"',
+].join('\n');
 
 /** Streams file `$1`, or exits {@link MISSING_EXIT} when it is not a regular file. */
 export const READ_SCRIPT = '[ -f "$1" ] || exit 44\nexec cat -- "$1"';

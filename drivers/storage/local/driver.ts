@@ -5,12 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { InstanceImagesError } from '../../../src/errors';
+import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
 import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../../../src/ports/storage-driver';
-import { FREE_SCRIPT, HEALTH_SCRIPT, LIST_SCRIPT, LIST_TEMP_SCRIPT, MISSING_EXIT, READ_RANGE_SCRIPT, READ_SCRIPT, TEMP_NAME, WRITE_SCRIPT, commandFailure, executorFailure, shArgv } from './commands';
+import { FREE_SCRIPT, HEALTH_SCRIPT, LIST_SCRIPT, LIST_TEMP_SCRIPT, COMMIT_BYTE, MISSING_EXIT, NOT_COMMITTED_EXIT, READ_RANGE_SCRIPT, READ_SCRIPT, SIZE_MISMATCH_EXIT, TEMP_NAME, WRITE_SCRIPT, WRITE_SIZED_SCRIPT, commandFailure, executorFailure, shArgv } from './commands';
 
 /** Settings of {@link createPathStorage}. */
 export interface PathStorageSettings {
@@ -125,22 +125,72 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     counter.once('end', () => (bodyEnded = true));
     body.pipe(counter);
 
-    try {
-      const runOptions: ExecOptions = { stdin: counter };
-      if (options.signal) runOptions.signal = options.signal;
-      // conv=fsync: the bytes are on disk before the rename makes them visible.
-      const written = await exec(shArgv(WRITE_SCRIPT, dir, temp), `write ${key}`, { ...runOptions, timeoutMs: undefined });
-      if (options.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`);
-      if (bodyError) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: bodyError });
-      if (written.exitCode !== 0) throw commandFailure(written, `write ${key}`, where);
-      if (!bodyEnded) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} ended before all data was sent`);
-      await must(['mv', '-f', '-T', '--', temp, target], `move ${key} into place`);
-      return { size: counter.bytes };
-    } catch (error) {
+    const cleanup = async (error: unknown): Promise<never> => {
       body.destroy();
       counter.destroy();
       await removeQuietly(temp);
       throw error;
+    };
+
+    if (options.size !== undefined) {
+      // One command: the remote side commits only after exactly `size` bytes and then the commit
+      // byte, which is sent only when the body ended cleanly; so no abort, kill or dropped
+      // connection can ever rename a partial file into place. A cancel that comes after the
+      // commit byte was handed over is too late, as with a completed multipart upload.
+      const size = options.size;
+      const commit = new AbortController();
+      let committing = false;
+      const onAbort = () => {
+        if (!committing) commit.abort();
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.signal?.aborted) onAbort();
+      async function* framed(): AsyncGenerator<Buffer> {
+        let sent = 0;
+        for await (const chunk of counter) {
+          const buffer = chunk as Buffer;
+          sent += buffer.length;
+          if (sent > size) throw new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} is longer than the announced ${size} bytes`, { fields: [{ path: 'size', message: `announced ${size}, got more` }] });
+          yield buffer;
+        }
+        if (sent !== size || commit.signal.aborted) return;
+        committing = true;
+        yield COMMIT_BYTE;
+      }
+      const stdin = Readable.from(framed(), { objectMode: false, highWaterMark: 1024 * 1024 });
+      let framingError: unknown = null;
+      stdin.once('error', (error) => (framingError = error));
+      try {
+        const written = await exec(shArgv(WRITE_SIZED_SCRIPT, dir, temp, target, String(size)), `write ${key}`, { stdin, signal: commit.signal, timeoutMs: undefined });
+        if (written.exitCode === 0 && committing) return { size: counter.bytes };
+        if (bodyError) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: bodyError });
+        if (framingError) throw framingError;
+        if (written.exitCode === SIZE_MISMATCH_EXIT || (written.exitCode === NOT_COMMITTED_EXIT && counter.bytes !== size)) {
+          throw new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${counter.bytes} bytes, but ${size} were announced`, { fields: [{ path: 'size', message: `announced ${size}, received ${counter.bytes}` }] });
+        }
+        if (written.exitCode !== 0) throw commandFailure(written, `write ${key}`, where);
+        throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} ended before all data was sent`);
+      } catch (error) {
+        if (isInstanceImagesError(error, 'CANCELLED') || options.signal?.aborted) return cleanup(new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: error }));
+        return cleanup(error);
+      } finally {
+        options.signal?.removeEventListener('abort', onAbort);
+      }
+    }
+
+    try {
+      const runOptions: ExecOptions = { stdin: counter, timeoutMs: undefined };
+      if (options.signal) runOptions.signal = options.signal;
+      const written = await exec(shArgv(WRITE_SCRIPT, dir, temp), `write ${key}`, runOptions);
+      if (options.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`);
+      if (bodyError) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: bodyError });
+      if (written.exitCode !== 0) throw commandFailure(written, `write ${key}`, where);
+      if (!bodyEnded) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} ended before all data was sent`);
+      // Only now is the body known to be complete: rename it into place.
+      await must(['mv', '-f', '-T', '--', temp, target], `move ${key} into place`);
+      return { size: counter.bytes };
+    } catch (error) {
+      return cleanup(error);
     }
   }
 

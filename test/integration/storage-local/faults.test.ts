@@ -48,6 +48,24 @@ async function waitUntil(check: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+describe('local storage: announced sizes', () => {
+  it('a body shorter or longer than announced fails with VALIDATION_FAILED and leaves nothing', async () => {
+    const root = mkdtempSync('/var/tmp/ii-sized-');
+    try {
+      const disk = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor: createLocalExecutor() }));
+      const data = randomBytes(MiB);
+      expect(await codeOf(disk.put('short', Readable.from([data]), { size: data.length + 1 }))).toBe('VALIDATION_FAILED');
+      expect(await codeOf(disk.put('long', Readable.from([data, data]), { size: data.length }))).toBe('VALIDATION_FAILED');
+      expect(filesUnder(root)).toEqual([]);
+      const exact = await disk.put('exact', Readable.from([data]), { size: data.length });
+      expect(exact.size).toBe(data.length);
+      expect(filesUnder(root)).toEqual(['exact']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('local storage faults: a full filesystem', () => {
   let mountPoint: string;
   beforeAll(() => {
@@ -70,10 +88,13 @@ describe('local storage faults: a full filesystem', () => {
         expect(free).toBeGreaterThan(0);
         expect(free ?? 0).toBeLessThanOrEqual(4 * MiB);
         const data = randomBytes(6 * MiB);
-        expect(await codeOf(disk.put('too-big.qcow2', Readable.from([data.subarray(0, 3 * MiB), data.subarray(3 * MiB)])))).toBe('STORAGE_FULL');
-        expect(await disk.stat('too-big.qcow2')).toBeNull();
-        expect(await disk.listIncomplete()).toEqual([]);
-        expect(filesUnder(mountPoint)).toEqual([]);
+        // with and without the size announced (one-command commit vs write-then-rename)
+        for (const size of [undefined, data.length]) {
+          expect(await codeOf(disk.put('too-big.qcow2', Readable.from([data.subarray(0, 3 * MiB), data.subarray(3 * MiB)]), { size }))).toBe('STORAGE_FULL');
+          expect(await disk.stat('too-big.qcow2')).toBeNull();
+          expect(await disk.listIncomplete()).toEqual([]);
+          expect(filesUnder(mountPoint)).toEqual([]);
+        }
         // what fits still works afterwards
         const fits = await disk.put('fits.qcow2', Readable.from([randomBytes(MiB)]));
         expect(fits.size).toBe(MiB);
@@ -103,13 +124,18 @@ sshSuite(`local storage faults: the SSH connection drops mid-put${'skip' in targ
     const executor = createSshExecutor({ ...target.connection, port: proxy.port });
     const disk = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor }), { retries: { attempts: 1 } });
     try {
-      const put = disk.put('dropped.qcow2', stallingBody(2 * MiB));
-      await waitUntil(() => filesUnder(root).length > 0);
-      expect(filesUnder(root)[0]).toMatch(/^\.dropped\.qcow2\..*\.part$/);
-      proxy.dropAll();
-      expect(await codeOf(put)).toBe('STORAGE_UNAVAILABLE');
-      expect(filesUnder(root)).toEqual([]);
-      expect(await disk.stat('dropped.qcow2')).toBeNull();
+      for (const size of [undefined, 2 * MiB]) {
+        // size announced: all of it is sent, but the body never ends, so no commit byte follows
+        const put = disk.put('dropped.qcow2', stallingBody(2 * MiB), { size });
+        await waitUntil(() => filesUnder(root).length > 0);
+        expect(filesUnder(root)[0]).toMatch(/^\.dropped\.qcow2\..*\.part$/);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        proxy.dropAll();
+        expect(await codeOf(put)).toBe('STORAGE_UNAVAILABLE');
+        await waitUntil(() => filesUnder(root).length === 0);
+        expect(filesUnder(root)).toEqual([]);
+        expect(await disk.stat('dropped.qcow2')).toBeNull();
+      }
     } finally {
       await executor.close();
     }
