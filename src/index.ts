@@ -14,5 +14,5 @@ export { createInstanceImages, InstanceImagesOptionsSchema, silentLogger, type I
 export * from './services';
 export * from './billing';
 export * from './storage';
-export { encodeCursor, decodeCursor, type CursorKey } from './util/cursor';
+export { encodeCursor, decodeCursor, pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type CursorKey } from './util/cursor';
 export { parseOrThrow, zodIssues } from './util/validate';
