@@ -10,6 +10,7 @@ export const entries: Record<string, string> = {
   'testing/index': 'src/testing/index.ts',
   'drivers/exec/index': 'drivers/exec/index.ts',
   'drivers/local/index': 'drivers/storage/local/index.ts',
+  'drivers/nfs/index': 'drivers/storage/nfs/index.ts',
   'drivers/s3/index': 'drivers/storage/s3/index.ts',
   'drivers/libvirt/index': 'drivers/hypervisor/libvirt/index.ts',
   'adapters/sqlite/index': 'adapters/sqlite/index.ts',

@@ -5,7 +5,8 @@
  */
 import type { StorageDriverFactory } from '../../src/ports/storage-driver';
 import { localStorageDriver } from './local';
+import { nfsStorageDriver } from './nfs';
 import { s3StorageDriver } from './s3';
 
 /** The built-in storage driver factories. */
-export const builtinStorageDrivers: readonly StorageDriverFactory[] = [localStorageDriver as StorageDriverFactory, s3StorageDriver as StorageDriverFactory];
+export const builtinStorageDrivers: readonly StorageDriverFactory[] = [localStorageDriver as StorageDriverFactory, nfsStorageDriver as StorageDriverFactory, s3StorageDriver as StorageDriverFactory];

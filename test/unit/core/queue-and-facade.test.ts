@@ -59,7 +59,7 @@ describe('createInstanceImages', () => {
     images.events.on('task.progress', () => seen++);
     images.events.emit('task.progress', { task: {} as never });
     expect(seen).toBe(1);
-    expect(images.storageDrivers.names()).toEqual(expect.arrayContaining(['local', 's3']));
+    expect(images.storageDrivers.names()).toEqual(expect.arrayContaining(['local', 'nfs', 's3']));
     await images.close();
   });
 
