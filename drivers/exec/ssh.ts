@@ -377,7 +377,7 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
 
     const max = execOptions.maxBuffer ?? DEFAULT_MAX_BUFFER;
     let stdoutText: Promise<string> = Promise.resolve('');
-    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const out = new PassThrough({ highWaterMark: 256 * 1024 });
     if (stdoutMode === 'collect') stdoutText = collect(active, max);
     else if (stdoutMode === 'stream') active.pipe(out, { end: false });
     else active.pipe(stdoutMode);

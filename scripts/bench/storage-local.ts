@@ -12,7 +12,7 @@
  *    run within 10 % of the 1 GiB run.
  * Every file is removed at the end.
  *
- * Run: node --import tsx scripts/bench/storage-local.ts [--runs N] [--size-mib N] [--rss-only] [--no-rss]
+ * Run: node --import tsx scripts/bench/storage-local.ts [--runs N] [--size-mib N] [--rss-only] [--no-rss] [--rss-default-gc]
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -36,6 +36,13 @@ function flag(name: string): string | undefined {
 }
 const RUNS = Number(flag('runs') ?? 3);
 const SIZE = Number(flag('size-mib') ?? 1024) * MiB;
+
+/**
+ * Node flags of the measuring children. `--max-semi-space-size` caps V8's young generation (default
+ * up to 3 x 16 MiB), which otherwise grows and shrinks with allocation rate and makes peak RSS
+ * wander by tens of MiB between identical runs; `--rss-default-gc` measures with V8's defaults.
+ */
+const CHILD_NODE_FLAGS = process.argv.includes('--rss-default-gc') ? [] : ['--max-semi-space-size=4'];
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const rate = (bytes: number, seconds: number) => `${(bytes / MiB / seconds).toFixed(0)} MiB/s`;
@@ -88,6 +95,7 @@ async function child(mode: string, root: string, key: string, size: number): Pro
   const executor = createSshExecutor(await connection());
   const disk = wrapStorageDriver(driverFor(executor, root));
   await executor.run(['true']); // connect outside the measurement
+  const idleRssBytes = process.memoryUsage().rss;
   const started = performance.now();
   if (mode === 'put') {
     const result = await disk.put(key, generated(size), { size });
@@ -103,18 +111,36 @@ async function child(mode: string, root: string, key: string, size: number): Pro
   }
   const seconds = (performance.now() - started) / 1000;
   await executor.close();
-  console.log(JSON.stringify({ seconds, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+  console.log(JSON.stringify({ seconds, idleRssBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
 }
 
-function runChild(mode: string, root: string, key: string, size: number): Promise<{ seconds: number; maxRssBytes: number }> {
+/**
+ * The child script as plain JavaScript: measured without tsx, whose loader thread alone costs tens
+ * of MiB (an application runs the built package, not TypeScript through a loader). Bundled with
+ * esbuild (tsup's and tsx's bundler); falls back to running the TypeScript through tsx.
+ */
+async function childCommand(): Promise<string[]> {
+  try {
+    const esbuild = (await import('esbuild')) as { build(options: Record<string, unknown>): Promise<unknown> };
+    // Inside the repository so that the external ssh2 resolves from its node_modules.
+    const outfile = fileURLToPath(new URL('../../node_modules/.cache/instance-images-bench/storage-local-bench.mjs', import.meta.url));
+    await esbuild.build({ entryPoints: [self], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, external: ['ssh2'], logLevel: 'error' });
+    return [...CHILD_NODE_FLAGS, outfile];
+  } catch (error) {
+    console.log(`  (esbuild unavailable, children run through tsx: ${error instanceof Error ? error.message : String(error)})`);
+    return [...CHILD_NODE_FLAGS, '--import', 'tsx', self];
+  }
+}
+
+function runChild(command: string[], mode: string, root: string, key: string, size: number): Promise<{ seconds: number; idleRssBytes: number; maxRssBytes: number }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', self, '--child', mode, root, key, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...command, '--child', mode, root, key, String(size)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: process.cwd() });
     let out = '';
     proc.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     proc.on('close', (code) => {
       if (code !== 0) return reject(new Error(`child ${mode} exited with ${code}`));
       try {
-        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as { seconds: number; maxRssBytes: number });
+        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as { seconds: number; idleRssBytes: number; maxRssBytes: number });
       } catch (error) {
         reject(error as Error);
       }
@@ -131,17 +157,22 @@ async function throughput(root: string, local: string): Promise<boolean> {
   const raw = driverFor(executor, root);
   const wrapped = wrapStorageDriver(raw);
   const times: Record<string, number[]> = { 'openssh cat (default cipher)': [], 'openssh cat (aes128-gcm)': [], 'openssh cat + sync (aes128-gcm)': [], 'driver put (raw)': [], 'driver put (wrapper: sha256 + verify)': [] };
+  const remove = (...paths: string[]) => executor.run(['rm', '-f', '--', ...paths]);
+  // Each measurement starts with no dirty data from the previous one (its writeback would compete).
+  const settle = () => executor.run(['sync']);
   for (let run = 0; run < RUNS; run++) {
-    times['openssh cat (default cipher)']?.push(await opensshPut(source, `${root}/baseline-default`, null, false));
-    times['openssh cat (aes128-gcm)']?.push(await opensshPut(source, `${root}/baseline-aes`, 'aes128-gcm@openssh.com', false));
-    times['openssh cat + sync (aes128-gcm)']?.push(await opensshPut(source, `${root}/baseline-sync`, 'aes128-gcm@openssh.com', true));
-    let started = performance.now();
-    await raw.put('driver-raw.bin', createReadStream(source, { highWaterMark: MiB }));
-    times['driver put (raw)']?.push((performance.now() - started) / 1000);
-    started = performance.now();
-    await wrapped.put('driver-wrapped.bin', createReadStream(source, { highWaterMark: MiB }));
-    times['driver put (wrapper: sha256 + verify)']?.push((performance.now() - started) / 1000);
-    await executor.run(['rm', '-f', '--', `${root}/baseline-default`, `${root}/baseline-aes`, `${root}/baseline-sync`, `${root}/driver-raw.bin`, `${root}/driver-wrapped.bin`]);
+    const timed = async (name: string, operation: () => Promise<unknown>, output: string) => {
+      await settle();
+      const started = performance.now();
+      await operation();
+      times[name]?.push((performance.now() - started) / 1000);
+      await remove(output);
+    };
+    await timed('openssh cat (default cipher)', () => opensshPut(source, `${root}/baseline`, null, false), `${root}/baseline`);
+    await timed('openssh cat (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', false), `${root}/baseline`);
+    await timed('openssh cat + sync (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', true), `${root}/baseline`);
+    await timed('driver put (raw)', () => raw.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`);
+    await timed('driver put (wrapper: sha256 + verify)', () => wrapped.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`);
   }
   await executor.close();
   const medians = Object.fromEntries(Object.entries(times).map(([name, values]) => [name, median(values)]));
@@ -160,13 +191,14 @@ async function throughput(root: string, local: string): Promise<boolean> {
 
 async function memory(root: string): Promise<boolean> {
   const results: Record<string, number> = {};
+  const command = await childCommand();
   for (const size of [GiB, 4 * GiB]) {
     const key = `rss-${size / GiB}g.bin`;
     try {
       for (const mode of ['put', 'get']) {
-        const { seconds, maxRssBytes } = await runChild(mode, root, key, size);
+        const { seconds, idleRssBytes, maxRssBytes } = await runChild(command, mode, root, key, size);
         results[`${mode} ${size / GiB} GiB`] = maxRssBytes;
-        console.log(`  ${mode} ${size / GiB} GiB: peak RSS ${(maxRssBytes / MiB).toFixed(0)} MiB, ${seconds.toFixed(1)} s (${rate(size, seconds)})`);
+        console.log(`  ${mode} ${size / GiB} GiB: peak RSS ${(maxRssBytes / MiB).toFixed(0)} MiB (${(maxRssBytes / 1e6).toFixed(0)} MB; ${(idleRssBytes / MiB).toFixed(0)} MiB before streaming), ${seconds.toFixed(1)} s (${rate(size, seconds)})`);
       }
     } finally {
       rmSync(`${root}/${key}`, { force: true });

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
@@ -33,6 +33,38 @@ class ByteCounter extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     callback(null, chunk);
+  }
+}
+
+/**
+ * Passes exactly `size` bytes and then, if the data ended cleanly with that many bytes and the
+ * write may still commit, the commit byte. More data than announced is an error.
+ */
+class CommitFramer extends Transform {
+  private bytes = 0;
+  /** Whether the commit byte has been handed on (from then on the write cannot be called back). */
+  committing = false;
+
+  constructor(private readonly size: number, private readonly key: string, private readonly mayCommit: () => boolean) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.size) {
+      callback(new InstanceImagesError('VALIDATION_FAILED', `The data for ${this.key} is longer than the announced ${this.size} bytes`, { fields: [{ path: 'size', message: `announced ${this.size}, got more` }] }));
+      return;
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.bytes === this.size && this.mayCommit()) {
+      this.committing = true;
+      callback(null, COMMIT_BYTE);
+      return;
+    }
+    callback();
   }
 }
 
@@ -139,30 +171,20 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
       // commit byte was handed over is too late, as with a completed multipart upload.
       const size = options.size;
       const commit = new AbortController();
-      let committing = false;
+      const framer = new CommitFramer(size, key, () => !commit.signal.aborted);
       const onAbort = () => {
-        if (!committing) commit.abort();
+        if (!framer.committing) commit.abort();
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.signal?.aborted) onAbort();
-      async function* framed(): AsyncGenerator<Buffer> {
-        let sent = 0;
-        for await (const chunk of counter) {
-          const buffer = chunk as Buffer;
-          sent += buffer.length;
-          if (sent > size) throw new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} is longer than the announced ${size} bytes`, { fields: [{ path: 'size', message: `announced ${size}, got more` }] });
-          yield buffer;
-        }
-        if (sent !== size || commit.signal.aborted) return;
-        committing = true;
-        yield COMMIT_BYTE;
-      }
-      const stdin = Readable.from(framed(), { objectMode: false, highWaterMark: 1024 * 1024 });
+      counter.once('error', (error) => framer.destroy(error));
+      counter.pipe(framer);
+      const stdin = framer;
       let framingError: unknown = null;
-      stdin.once('error', (error) => (framingError = error));
+      framer.once('error', (error) => (framingError = error));
       try {
         const written = await exec(shArgv(WRITE_SIZED_SCRIPT, dir, temp, target, String(size)), `write ${key}`, { stdin, signal: commit.signal, timeoutMs: undefined });
-        if (written.exitCode === 0 && committing) return { size: counter.bytes };
+        if (written.exitCode === 0 && framer.committing) return { size: counter.bytes };
         if (bodyError) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: bodyError });
         if (framingError) throw framingError;
         if (written.exitCode === SIZE_MISMATCH_EXIT || (written.exitCode === NOT_COMMITTED_EXIT && counter.bytes !== size)) {
@@ -205,7 +227,7 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     } catch (error) {
       throw executorFailure(error, `read ${key}`, where);
     }
-    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const out = new PassThrough({ highWaterMark: 256 * 1024 });
     running.stdout.pipe(out, { end: false });
     const failure = (result: ExecResult) =>
       result.exitCode === MISSING_EXIT ? new InstanceImagesError('NOT_FOUND', `${key} does not exist on the ${where}`, { details: { key } }) : commandFailure(result, `read ${key}`, where);
