@@ -12,7 +12,7 @@
  *    run within 10 % of the 1 GiB run.
  * Every file is removed at the end.
  *
- * Run: node --import tsx scripts/bench/storage-local.ts [--runs N] [--size-mib N] [--rss-only] [--no-rss] [--rss-default-gc]
+ * Run: node --import tsx scripts/bench/storage-local.ts [--runs N] [--size-mib N] [--rss-only] [--no-rss] [--cap-young-gen]
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -38,11 +38,11 @@ const RUNS = Number(flag('runs') ?? 3);
 const SIZE = Number(flag('size-mib') ?? 1024) * MiB;
 
 /**
- * Node flags of the measuring children. `--max-semi-space-size` caps V8's young generation (default
- * up to 3 x 16 MiB), which otherwise grows and shrinks with allocation rate and makes peak RSS
- * wander by tens of MiB between identical runs; `--rss-default-gc` measures with V8's defaults.
+ * Node flags of the measuring children: V8's defaults, unless `--cap-young-gen` caps the young
+ * generation (`--max-semi-space-size=4`), which otherwise grows and shrinks with the allocation
+ * rate and can make peak RSS wander by some MiB between identical runs.
  */
-const CHILD_NODE_FLAGS = process.argv.includes('--rss-default-gc') ? [] : ['--max-semi-space-size=4'];
+const CHILD_NODE_FLAGS = process.argv.includes('--cap-young-gen') ? ['--max-semi-space-size=4'] : [];
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const rate = (bytes: number, seconds: number) => `${(bytes / MiB / seconds).toFixed(0)} MiB/s`;
