@@ -19,26 +19,39 @@ import { wrapStorageDriver, type StorageDisk } from '../storage/disk';
 
 /** The assertions the suite uses (a subset of vitest's / jest's `expect`). */
 export interface SuiteAssertion {
+  /** Strict equality (`Object.is`). */
   toBe(expected: unknown): void;
+  /** Deep equality. */
   toEqual(expected: unknown): void;
+  /** The value is `null`. */
   toBeNull(): void;
+  /** A number greater than `expected`. */
   toBeGreaterThan(expected: number): void;
+  /** A number greater than or equal to `expected`. */
   toBeGreaterThanOrEqual(expected: number): void;
+  /** An object containing at least these properties. */
   toMatchObject(expected: object): void;
+  /** The negated assertions. */
   not: SuiteAssertion;
 }
 
 /** The test framework functions the suite needs (pass vitest's). */
 export interface SuiteFramework {
+  /** Groups tests. */
   describe(name: string, body: () => void): void;
+  /** Registers a test (with an optional timeout in ms). */
   it: {
     (name: string, body: () => Promise<void>, timeout?: number): void;
     /** When present, opted-out cases are registered as skipped with their reason. */
     skip?: (name: string, body: () => Promise<void>) => void;
   };
+  /** Starts an assertion. */
   expect(actual: unknown): SuiteAssertion;
+  /** Runs once before the tests (optional, unused by the suite itself). */
   beforeAll?(body: () => Promise<void> | void, timeout?: number): void;
+  /** Runs once after the tests (optional, unused by the suite itself). */
   afterAll?(body: () => Promise<void> | void, timeout?: number): void;
+  /** Runs before each test (optional, unused by the suite itself). */
   beforeEach?(body: () => Promise<void> | void): void;
 }
 

@@ -12,8 +12,11 @@ import type { NfsStorageOptions } from './options';
 export interface MountState {
   /** The mount point of the filesystem holding the path. */
   target: string;
+  /** What is mounted, e.g. `nas:/export/images` or `/dev/vda1`. */
   source: string;
+  /** The filesystem type, e.g. `nfs4`, `ext4`, `tmpfs`. */
   fstype: string;
+  /** The mount options as findmnt prints them. */
   options: string;
 }
 
