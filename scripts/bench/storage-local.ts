@@ -119,11 +119,13 @@ async function child(mode: string, root: string, key: string, size: number): Pro
  * of MiB (an application runs the built package, not TypeScript through a loader). Bundled with
  * esbuild (tsup's and tsx's bundler); falls back to running the TypeScript through tsx.
  */
+/** Where the bundled child goes: inside the repository, so that the external ssh2 resolves. */
+const BUNDLE = fileURLToPath(new URL('../../node_modules/.cache/instance-images-bench/storage-local-bench.mjs', import.meta.url));
+
 async function childCommand(): Promise<string[]> {
   try {
     const esbuild = (await import('esbuild')) as { build(options: Record<string, unknown>): Promise<unknown> };
-    // Inside the repository so that the external ssh2 resolves from its node_modules.
-    const outfile = fileURLToPath(new URL('../../node_modules/.cache/instance-images-bench/storage-local-bench.mjs', import.meta.url));
+    const outfile = BUNDLE;
     await esbuild.build({ entryPoints: [self], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, external: ['ssh2'], logLevel: 'error' });
     return [...CHILD_NODE_FLAGS, outfile];
   } catch (error) {
@@ -238,6 +240,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(root, { recursive: true, force: true });
     rmSync(local, { recursive: true, force: true });
+    rmSync(BUNDLE, { force: true });
   }
   process.exitCode = ok ? 0 : 1;
 }
