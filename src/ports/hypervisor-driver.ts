@@ -41,7 +41,11 @@ export type CaptureOutput =
   | { kind: 'path'; path: string }
   | {
       kind: 'stream';
-      /** Receives the image bytes; must consume the stream fully; its rejection aborts the capture. */
+      /**
+       * Receives the image bytes; must consume the stream fully; its rejection aborts the capture.
+       * The bytes may be streamed while the capture is still being verified: when the capture then
+       * rejects (even after `consume` resolved), the consumer must discard what it stored.
+       */
       consume(stream: Readable, sizeBytes: number): Promise<void>;
     };
 

@@ -5,3 +5,4 @@
  */
 export { testRepositories, repositoryCases, runRepositoryCase, type TestApi, type RepositorySuiteOptions, type RepositoryCase } from './repository-suite';
 export { makeImage, makeStorage, makeMediaGroup, makeIso, makeTask, makeUsageInterval, fixtureTime, FIXTURE_TIME } from './fixtures';
+export { testStorageDriver, type StorageSuiteOptions, type StorageSuiteFeature, type SuiteFramework, type SuiteAssertion } from './storage-driver-suite';

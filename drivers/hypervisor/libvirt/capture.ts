@@ -168,24 +168,43 @@ async function compare(run: Run, sourceArgs: string[]): Promise<void> {
   }
 }
 
-/** Finishes a path output's bytes while the source is still held: fsync and hash in parallel with the compare. */
-async function verifyAndSeal(run: Run, sourceArgs: string[]): Promise<{ sha256: string | null }> {
+/**
+ * Finishes the output while the source is still held. A path output is fsynced and hashed in
+ * parallel with the compare. A stream output (with `overlapStream`) is streamed to its consumer in
+ * parallel with the compare, so the proof costs no extra time; a failed compare stops the stream,
+ * which makes the consumer fail and discard what it received.
+ */
+async function verifyAndSeal(run: Run, sourceArgs: string[], overlapStream = false): Promise<{ sha256: string | null; streamed: boolean }> {
   run.progress('verify', 0, null);
-  const isPath = run.request.output.kind === 'path';
+  const output = run.request.output;
+  if (output.kind === 'stream' && overlapStream) {
+    const sizeBytes = await run.ctx.cmd.fileSize(run.outFile);
+    const stop = new AbortController();
+    const streaming = streamOut(run, sizeBytes, output.consume, stop.signal);
+    const comparing = compare(run, sourceArgs).catch((error: unknown) => {
+      stop.abort();
+      throw error;
+    });
+    const [compared, streamed] = await Promise.allSettled([comparing, streaming]);
+    if (compared.status === 'rejected') throw compared.reason;
+    if (streamed.status === 'rejected') throw streamed.reason;
+    return { sha256: streamed.value, streamed: true };
+  }
+  const isPath = output.kind === 'path';
   const [, , sha256] = await Promise.all([
     compare(run, sourceArgs),
     isPath ? run.ctx.cmd.fsync(run.outFile) : Promise.resolve(),
     isPath ? run.ctx.cmd.sha256(run.outFile, run.signal) : Promise.resolve(null),
   ]);
-  return { sha256 };
+  return { sha256, streamed: false };
 }
 
 /** Cold capture of a stopped domain. */
-async function captureCold(run: Run): Promise<{ sha256: string | null }> {
+async function captureCold(run: Run): Promise<{ sha256: string | null; streamed: boolean }> {
   const { path, format } = run.domain.primaryDisk;
   const source = ['-U', '-f', String(format), path];
   await convert(run, source, 'copy');
-  return verifyAndSeal(run, source);
+  return verifyAndSeal(run, source, true);
 }
 
 /** Waits until no block job (backup) is active on the domain. */
@@ -210,7 +229,7 @@ async function endBackupJob(run: Run, files: string[]): Promise<void> {
 }
 
 /** Live capture by a pull-mode backup exported over NBD on a unix socket. */
-async function capturePull(run: Run): Promise<{ sha256: string | null; frozen: boolean }> {
+async function capturePull(run: Run): Promise<{ sha256: string | null; frozen: boolean; streamed: boolean }> {
   const { cmd } = run.ctx;
   const { target } = run.domain.primaryDisk;
   const { socket, backupScratch } = run.scratch;
@@ -225,7 +244,8 @@ async function capturePull(run: Run): Promise<{ sha256: string | null; frozen: b
     throwIfAborted(run.signal);
     const source = ['-f', 'raw', `nbd+unix:///${target}?socket=${socket}`];
     await convert(run, source, 'copy');
-    const sealed = await verifyAndSeal(run, source);
+    // The backup job stays open while the stream goes out: only guest writes land in its scratch file.
+    const sealed = await verifyAndSeal(run, source, true);
     return { ...sealed, frozen };
   } finally {
     if (started || (await cmd.exists(socket))) await endBackupJob(run, [socket, backupScratch]);
@@ -370,7 +390,7 @@ function chooseLiveMethod(method: CaptureMethod, capabilities: HypervisorCapabil
 }
 
 /** Streams the finished scratch output to the consumer while hashing it; returns the sha256. */
-async function streamOut(run: Run, sizeBytes: number, consume: (stream: Transform, size: number) => Promise<void>): Promise<string> {
+async function streamOut(run: Run, sizeBytes: number, consume: (stream: Transform, size: number) => Promise<void>, stop?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   let sent = 0;
   const hashing = new Transform({
@@ -384,6 +404,7 @@ async function streamOut(run: Run, sizeBytes: number, consume: (stream: Transfor
   const abortCat = new AbortController();
   const onAbort = () => abortCat.abort();
   run.signal?.addEventListener('abort', onAbort, { once: true });
+  stop?.addEventListener('abort', onAbort, { once: true });
   try {
     const cat = await run.ctx.cmd.executor.stream(['cat', '--', run.outFile], { signal: abortCat.signal });
     cat.stdout.on('error', (error) => hashing.destroy(error));
@@ -404,7 +425,9 @@ async function streamOut(run: Run, sizeBytes: number, consume: (stream: Transfor
     }
   } finally {
     run.signal?.removeEventListener('abort', onAbort);
+    stop?.removeEventListener('abort', onAbort);
   }
+  if (stop?.aborted) throw new InstanceImagesError('CAPTURE_FAILED', 'The transfer was stopped because the image could not be verified');
   if (sent !== sizeBytes) throw new InstanceImagesError('CAPTURE_FAILED', `Streamed ${sent} bytes of a ${sizeBytes}-byte image`);
   return hash.digest('hex');
 }
@@ -452,7 +475,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   let published = false;
   try {
     await cmd.remove(outFile);
-    let outcome: { sha256: string | null; frozen?: boolean };
+    let outcome: { sha256: string | null; frozen?: boolean; streamed?: boolean };
     if (method === 'cold-convert') outcome = await captureCold(run);
     else if (method === 'pull-backup') outcome = await capturePull(run);
     else if (method === 'push-backup') outcome = await capturePush(run);
@@ -466,7 +489,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
       await cmd.run(['mv', '-f', '-T', '--', outFile, request.output.path]);
       published = true;
       await cmd.fsync(dirname(request.output.path));
-    } else {
+    } else if (!outcome.streamed) {
       sha256 = await streamOut(run, sizeBytes, request.output.consume);
     }
     if (sha256 === null) throw new InstanceImagesError('CAPTURE_FAILED', 'No checksum was computed');
