@@ -6,24 +6,7 @@ import { spawn } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../src/errors';
 import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/ports/executor';
-
-const DEFAULT_MAX_BUFFER = 16 * 1024 * 1024;
-
-/** Collects up to `max` bytes of a stream as utf8. */
-function collect(stream: Readable, max: number): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on('data', (chunk: Buffer) => {
-      if (size < max) {
-        chunks.push(chunk.subarray(0, max - size));
-        size += chunk.length;
-      }
-    });
-    stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    stream.on('error', () => resolve(Buffer.concat(chunks).toString('utf8')));
-  });
-}
+import { collect, DEFAULT_MAX_BUFFER } from './collect';
 
 function start(argv: readonly string[], options: ExecOptions, pipeStdout: Writable | 'stream' | undefined): { stdout: Readable; done: Promise<ExecResult>; kill(): void } {
   const [program, ...args] = argv;

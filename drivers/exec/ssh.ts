@@ -13,6 +13,7 @@ import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/po
 import type { HypervisorConnection } from '../../src/ports/host-directory';
 import { hostKeyFingerprint, hostKeyMatches, parseHostKeyPin } from './host-key';
 import { shellCommand } from './quote';
+import { collect, DEFAULT_MAX_BUFFER } from './collect';
 
 /** How to reach the host: the `ssh` variant of a hypervisor's connection. */
 export type SshConnection = Extract<HypervisorConnection, { type: 'ssh' }>;
@@ -41,8 +42,6 @@ export interface SshExecutor extends Executor {
   readonly connectionCount: number;
 }
 
-const DEFAULT_MAX_BUFFER = 16 * 1024 * 1024;
-
 interface PooledConnection {
   client: Client;
   ready: Promise<void>;
@@ -51,24 +50,6 @@ interface PooledConnection {
   idleTimer: NodeJS.Timeout | null;
   /** Called when the connection drops, for each command running on it. */
   onDrop: Set<(error: InstanceImagesError) => void>;
-}
-
-/** Collects up to `max` bytes of a stream as utf8. */
-function collect(stream: Readable, max: number): Promise<string> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on('data', (chunk: Buffer) => {
-      if (size < max) {
-        chunks.push(chunk.subarray(0, max - size));
-        size += chunk.length;
-      }
-    });
-    const finish = () => resolve(Buffer.concat(chunks).toString('utf8'));
-    stream.on('end', finish);
-    stream.on('close', finish);
-    stream.on('error', finish);
-  });
 }
 
 /** Reads the remote pid from the first stderr line and passes the rest of stderr through. */
