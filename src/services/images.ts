@@ -287,7 +287,9 @@ export class ImageService {
     if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The source instance no longer exists, so the capture cannot be retried; delete this image');
     const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
     if (!settings?.imagesEnabled) throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled');
-    const retried = await transitionImage(this.ctx, image, 'creating', {}, actor);
+    // A fresh file key: cleanup of the failed attempt can never touch the new attempt's file.
+    const fileKey = customImageKey(image.accountId ?? instance.accountId, `${image.id}-${this.ctx.newId().slice(0, 8)}`, image.format);
+    const retried = await transitionImage(this.ctx, image, 'creating', { fileKey }, actor);
     const task = await this.startCapture(retried, instance, this.ctx.settings.captureCompress);
     return { image: retried, task };
   }
@@ -333,7 +335,7 @@ export class ImageService {
     const image = await this.imageFor(actor, imageId, { includeDeleted: true });
     if (image.status === 'deleted' || image.status === 'deleting') return { image, task: null };
     if (image.status === 'creating') throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
-    if (image.kind === 'stock') await this.assertNotDeploying(image.id);
+    await this.assertNotDeploying(image.id);
     const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
     await stopBilling(this.ctx, image.id, deleting.updatedAt);
     const task = await createTask(this.ctx, { type: 'delete', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: image.hypervisorId });

@@ -44,6 +44,8 @@ export class FakeWorld {
   failDeletes = false;
   /** When set, captures wait for this promise (to test cancel and races). */
   captureGate: Promise<void> | null = null;
+  /** When set, deploys (materialize) wait for this promise. */
+  deployGate: Promise<void> | null = null;
   captures = 0;
 
   addHypervisor(id: string, locationId = 'loc-1'): HostHypervisor {
@@ -182,6 +184,7 @@ export class FakeWorld {
         return { format: request.format ?? 'qcow2', sizeBytes: bytes.length, virtualSizeBytes: domain.virtualSize, sha256: sha256(bytes), consistency: domain.state === 'running' ? 'crash-consistent' : 'cold', method: domain.state === 'running' ? 'pull-backup' : 'cold-convert' };
       },
       async materialize(request: MaterializeRequest) {
+        if (world.deployGate) await world.deployGate;
         const bytes = request.source.kind === 'path' ? world.files.get(request.source.path)?.bytes : await readAll(request.source.stream);
         if (!bytes) throw new InstanceImagesError('DEPLOY_FAILED', 'source missing');
         if (request.sha256 && sha256(bytes) !== request.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'source checksum mismatch');

@@ -98,6 +98,7 @@ describe('create image from an instance', () => {
     expect(h.events.some((e) => e.type === 'image.failed')).toBe(true);
     const retried = await h.ii.images.retryImage(alice, image.id);
     expect(retried.image.status).toBe('creating');
+    expect(retried.image.fileKey).not.toBe(image.fileKey);
     await h.ii.idle();
     expect((await h.ii.images.getImage(alice, image.id)).status).toBe('available');
     expect(await codeOf(h.ii.images.retryImage(alice, image.id))).toBe('INVALID_STATE');

@@ -64,6 +64,22 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     expect(h.world.files.has('hv-2:/var/lib/libvirt/images/new-1.qcow2')).toBe(true);
   });
 
+  it('an image cannot be deleted while a deploy from it runs', async () => {
+    const h = await setup();
+    const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
+    await h.ii.idle();
+    h.world.addInstance('new-2', 'acct-alice', { hypervisorId: 'hv-2' });
+    let open!: () => void;
+    h.world.deployGate = new Promise<void>((resolve) => (open = resolve));
+    const deploying = h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/new-2.qcow2' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await codeOf(h.ii.images.deleteImage(alice, image.id))).toBe('IN_USE');
+    open();
+    await deploying;
+    expect((await h.ii.images.deleteImage(alice, image.id)).image.status).toBe('deleting');
+    await h.ii.idle();
+  });
+
   it('ISOs: upload and register, customers see visible ones and mount them to own instances', async () => {
     const h = await setup();
     const { isoStore } = await withTemplates(h);
