@@ -60,7 +60,9 @@ export const InstanceImagesOptionsSchema = z.object({
   hypervisorDriver: fn<HypervisorDriverFactory>().optional(),
   executors: fn<ExecutorProvider>().optional(),
   queue: z.union([z.custom<TaskQueue>(hasMethods('enqueue', 'cancel', 'onIdle', 'close')), QueueOptionsSchema]).default({}),
+  /** The clock. */
   clock: fn<() => Date>().optional(),
+  /** The id generator. */
   generateId: fn<() => string>().optional(),
   logger: z.custom<Logger>(hasMethods('debug', 'info', 'warn', 'error'), 'must have debug, info, warn and error').optional(),
   billingPolicy: BillingPolicySchema.optional(),

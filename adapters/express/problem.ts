@@ -125,7 +125,7 @@ export function problemType(code: ProblemCode): string {
 }
 
 /** The coded parts of an error the problem body is built from. */
-interface CodedError {
+export interface CodedError {
   code: ProblemCode;
   message: string;
   fields: FieldIssue[];

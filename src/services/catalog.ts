@@ -118,6 +118,7 @@ async function hashStream(stream: Readable): Promise<{ size: number; sha256: str
 
 /** Stock OS images, media groups, ISOs, the OS picker, deploys and ISO mounting. */
 export class CatalogService {
+  /** @internal Services are created by `createInstanceImages`. */
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,

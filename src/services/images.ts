@@ -93,6 +93,7 @@ export function customImageKey(accountId: string, imageId: string, format: 'qcow
 
 /** Customer workflows of custom images, and the tasks page. */
 export class ImageService {
+  /** @internal Services are created by `createInstanceImages`. */
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,

@@ -50,6 +50,7 @@ export interface RecoveryReport {
 
 /** Settings, the usage report, admin task tools and recovery. */
 export class SettingsService {
+  /** @internal Services are created by `createInstanceImages`. */
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,

@@ -83,6 +83,7 @@ function restoreMaskedSecrets(next: Record<string, unknown>, previous: Record<st
 
 /** Image storages, bindings, health, browser and reconcile. */
 export class StorageService {
+  /** @internal Services are created by `createInstanceImages`. */
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,

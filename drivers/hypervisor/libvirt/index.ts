@@ -22,6 +22,7 @@ import { LibvirtDriverOptionsSchema, type LibvirtDriverOptions } from './options
 import { recoverLeftovers } from './recover';
 
 export type { HypervisorCapabilities, LibvirtDomainInfo } from './inspect';
+export type { DomainDisk } from './parsers';
 export { LibvirtDriverOptionsSchema, CaptureMethodSchema, type LibvirtDriverOptions, type CaptureMethod, type LibvirtDriverHooks } from './options';
 
 /** Default scratch directory on the hypervisor. */
