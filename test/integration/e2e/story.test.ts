@@ -187,6 +187,17 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     expect(byId.get(second.id)?.billedHours).toBe('662');
     expect(byId.get(first.id)?.rate).toBe('0.05');
     expect(byId.get(second.id)?.sizeBytes).toBe(second.sizeBytes);
+    // amount = size / 2^30 GiB × 0.05 per GB-month × hours / 730, checked as an exact fraction
+    for (const [image, hours] of [[first, 5n], [second, 662n]] as const) {
+      const line = byId.get(image.id)!;
+      const [num, den] = line.exactAmount.includes('/')
+        ? (line.exactAmount.split('/') as [string, string])
+        : [line.exactAmount.replace('.', ''), `1${'0'.repeat(line.exactAmount.split('.')[1]?.length ?? 0)}`];
+      const sizeBytes = BigInt(image.sizeBytes ?? 0);
+      expect(BigInt(num) * (2n ** 30n * 100n * 730n)).toBe(BigInt(den) * (sizeBytes * 5n * hours));
+      expect(line.amount).toMatch(/^\d+\.\d{2}$/);
+    }
+    expect(report.images.total).toMatch(/^\d+\.\d{2}$/);
   });
 
   it('the image browser finds a planted orphan and a stale image; reconcile removes the orphan', async () => {
