@@ -135,16 +135,22 @@ export class StorageService {
     return this.view(updated);
   }
 
-  private async imagesOn(storageId: string, hypervisorId?: string): Promise<Image[]> {
-    const page = await this.ctx.repos.images.list({ storageId }, { limit: 1000 });
-    return page.items.filter((i) => hypervisorId === undefined || i.hypervisorId === null || i.hypervisorId === hypervisorId);
+  /** Whether any image (not deleted) on the storage matches `predicate`; pages through all of them. */
+  private async anyImageOn(storageId: string, predicate: (image: Image) => boolean = () => true): Promise<boolean> {
+    let cursor: string | null = null;
+    do {
+      const page = await this.ctx.repos.images.list({ storageId }, { cursor, limit: 1000 });
+      if (page.items.some(predicate)) return true;
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return false;
   }
 
   /** Deletes a storage; IN_USE while images or ISOs still live on it. */
   async deleteStorage(actor: Actor, storageId: string): Promise<void> {
     requireAdmin(actor);
     await this.load(storageId);
-    if ((await this.imagesOn(storageId)).length > 0) throw new InstanceImagesError('IN_USE', 'Images still live on this storage; delete them first');
+    if (await this.anyImageOn(storageId)) throw new InstanceImagesError('IN_USE', 'Images still live on this storage; delete them first');
     if ((await this.ctx.repos.isos.list({ storageId }, { limit: 1 })).items.length > 0) throw new InstanceImagesError('IN_USE', 'ISOs still live on this storage; delete them first');
     await this.ctx.repos.storages.delete(storageId);
   }
@@ -163,9 +169,8 @@ export class StorageService {
     requireAdmin(actor);
     const storage = await this.load(storageId);
     const shared = this.ctx.registry.get(storage.driver).capabilities.shared;
-    const images = await this.imagesOn(storageId);
     const bindings = await this.ctx.repos.storages.listBindings({ storageId });
-    const blocking = shared ? (bindings.length <= 1 && images.length > 0) : images.some((i) => i.hypervisorId === hypervisorId);
+    const blocking = shared ? bindings.length <= 1 && (await this.anyImageOn(storageId)) : await this.anyImageOn(storageId, (i) => i.hypervisorId === hypervisorId);
     if (blocking) throw new InstanceImagesError('IN_USE', 'Images on this storage are reached through this hypervisor; delete them first');
     if (!(await this.ctx.repos.storages.unbind(storageId, hypervisorId))) throw notFound('Binding', `${storageId}/${hypervisorId}`);
   }
