@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { builtinStorageDrivers } from '../drivers/storage/builtins';
 import { BillingPolicySchema, type BillingPolicyInput } from './billing';
-import { createEmitter, type InstanceImagesEmitter } from './events';
+import { createEmitter, type InstanceImagesEmitter, type InstanceImagesEvents } from './events';
 import { createMemoryRepositories } from './memory/repositories';
 import type { ExecutorProvider } from './ports/executor';
 import type { HostDirectory } from './ports/host-directory';
@@ -136,6 +136,25 @@ export interface InstanceImages {
   close(): Promise<void>;
 }
 
+/**
+ * Makes `emit` call every listener on its own: a throwing listener is logged and never breaks the
+ * workflow that emitted (a status already changed must still get its billing and cleanup right).
+ */
+function isolateListeners(events: InstanceImagesEmitter, logger: Logger): InstanceImagesEmitter {
+  const call = (type: string, fn: () => void) => {
+    try {
+      fn();
+    } catch (error) {
+      logger.error('an event listener threw', { type, error: String(error) });
+    }
+  };
+  events.emit = ((type: keyof InstanceImagesEvents, payload: unknown) => {
+    for (const handler of [...(events.all.get(type) ?? [])]) call(type, () => (handler as (p: unknown) => void)(payload));
+    for (const handler of [...(events.all.get('*') ?? [])]) call(type, () => (handler as (t: unknown, p: unknown) => void)(type, payload));
+  }) as InstanceImagesEmitter['emit'];
+  return events;
+}
+
 function isTaskQueue(value: unknown): value is TaskQueue {
   return hasMethods('enqueue', 'cancel', 'onIdle', 'close')(value);
 }
@@ -172,7 +191,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     captureCompress: parsed.capture.compress,
     billingPolicy: BillingPolicySchema.parse(options.billingPolicy ?? {}),
   };
-  const events = createEmitter();
+  const events = isolateListeners(createEmitter(), logger);
   const ctx: ServiceContext = {
     repos: repositories,
     events,

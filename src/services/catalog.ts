@@ -359,6 +359,7 @@ export class CatalogService {
   /** One ISO the actor may see. */
   async getIso(actor: Actor, isoId: string): Promise<Iso> {
     checkActor(actor);
+    parseOrThrow(IdSchema, isoId, 'The ISO id');
     const iso = await this.ctx.repos.isos.get(isoId);
     if (!iso || (actor.kind === 'customer' && (!iso.customerVisible || iso.status !== 'available'))) throw notFound('ISO', isoId);
     return iso;

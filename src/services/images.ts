@@ -101,6 +101,8 @@ export class ImageService {
 
   /** The instance, when the actor may use it; NOT_FOUND otherwise (foreign looks like missing). */
   async instanceFor(actor: Actor, instanceId: string): Promise<HostInstance> {
+    checkActor(actor);
+    parseOrThrow(IdSchema, instanceId, 'The instance id');
     const instance = await this.ctx.host.getInstance(instanceId);
     if (!instance || !ownsAccount(actor, instance.accountId)) throw notFound('Instance', instanceId);
     return instance;
@@ -109,6 +111,7 @@ export class ImageService {
   /** The image, when the actor may see it (own custom image, or any image for an admin). */
   async imageFor(actor: Actor, imageId: string, options: { includeDeleted?: boolean } = {}): Promise<Image> {
     checkActor(actor);
+    parseOrThrow(IdSchema, imageId, 'The image id');
     const image = await this.ctx.repos.images.get(imageId);
     if (!image || (image.status === 'deleted' && !options.includeDeleted) || (actor.kind === 'customer' && (image.kind !== 'custom' || image.accountId !== actor.accountId))) {
       throw notFound('Image', imageId);
@@ -215,16 +218,19 @@ export class ImageService {
 
   private async startCapture(image: Image, instance: HostInstance, compress: boolean): Promise<Task> {
     const task = await createTask(this.ctx, { type: 'capture', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: instance.hypervisorId });
-    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: instance.hypervisorId, run: (signal) => this.runCapture(task.id, image.id, compress, signal) });
+    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: instance.hypervisorId, run: (signal) => this.runCapture(task.id, image.id, image.fileKey, compress, signal) });
     return task;
   }
 
-  /** The capture task: capture, store, verify, then available (billing starts) or error. */
-  private async runCapture(taskId: string, imageId: string, compress: boolean, signal: AbortSignal): Promise<void> {
+  /**
+   * The capture task: capture, store, verify, then available (billing starts) or error. `fileKey`
+   * identifies the attempt: a retry gets a fresh key, so a late attempt never touches a newer one.
+   */
+  private async runCapture(taskId: string, imageId: string, fileKey: string, compress: boolean, signal: AbortSignal): Promise<void> {
     let stored: { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
       const image = await this.ctx.repos.images.get(imageId);
-      if (!image || image.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The image is no longer being created');
+      if (!image || image.status !== 'creating' || image.fileKey !== fileKey) throw new InstanceImagesError('CANCELLED', 'The image is no longer being created');
       const instance = await this.ctx.host.getInstance(image.sourceInstanceId ?? '');
       if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The source instance no longer exists');
       const storage = await this.ctx.repos.storages.get(image.storageId);
@@ -250,6 +256,7 @@ export class ImageService {
             signal,
             onProgress,
           });
+      if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
       progress({ step: 'verifying' });
       const stat = await disk.stat(image.fileKey);
       if (!stat || stat.size <= 0 || stat.size !== result.sizeBytes) {
@@ -257,6 +264,8 @@ export class ImageService {
       }
       const putResult = put as { size: number; sha256: string } | null;
       if (putResult && putResult.sha256 !== result.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The uploaded bytes do not match the captured disk');
+      const current = await this.ctx.repos.images.get(image.id);
+      if (signal.aborted || current?.fileKey !== fileKey) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
       const now = this.ctx.now();
       const available = await this.ctx.repos.images.transition(
         image.id,
@@ -272,9 +281,14 @@ export class ImageService {
     });
     if (outcome.ok) return;
     const target = stored as { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null;
-    if (target) await target.disk.delete(target.key).catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed capture failed', { imageId, error: String(error) }));
     const image = await this.ctx.repos.images.get(imageId);
-    if (image?.status === 'creating') {
+    if (image?.status === 'available' && image.fileKey === fileKey) {
+      // This attempt made the image available and something failed afterwards: keep its file and its billing.
+      await startBilling(this.ctx, image, image.availableAt ?? this.ctx.now()).catch((error: unknown) => this.ctx.logger.error('billing could not be started', { imageId, error: String(error) }));
+      return;
+    }
+    if (target) await target.disk.delete(target.key).catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed capture failed', { imageId, error: String(error) }));
+    if (image?.status === 'creating' && image.fileKey === fileKey) {
       await transitionImage(this.ctx, image, 'error', {}, 'system', captureReason(outcome.error)).catch((error: unknown) => this.ctx.logger.warn('image error transition lost a race', { imageId, error: String(error) }));
     }
   }
@@ -387,6 +401,7 @@ export class ImageService {
   /** One task (NOT_FOUND when missing or another account's). */
   async getTask(actor: Actor, taskId: string): Promise<Task> {
     checkActor(actor);
+    parseOrThrow(IdSchema, taskId, 'The task id');
     const task = await this.ctx.repos.tasks.get(taskId);
     if (!task || (actor.kind === 'customer' && task.accountId !== actor.accountId)) throw notFound('Task', taskId);
     return task;
