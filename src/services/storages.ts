@@ -257,6 +257,7 @@ export class StorageService {
     const findings: ReconcileFinding[] = [];
     const seen = new Set<string>();
     const records = await this.recordsOf(storage.id);
+    const orphans: { file: BrowsedFile; finding: ReconcileFinding }[] = [];
     let cursor: string | null = null;
     do {
       const page = await disk.list({ cursor, limit: 500 });
@@ -264,14 +265,23 @@ export class StorageService {
         seen.add(file.key);
         if (file.kind === 'ok') continue;
         let action: ReconcileFinding['action'] = 'none';
-        if (file.kind === 'orphan' && opts.deleteOrphans) {
-          action = 'deleted-file';
-          if (!opts.dryRun) await disk.delete(file.key);
-        }
-        findings.push({ storageId, hypervisorId: hv, kind: file.kind, key: file.key, imageId: file.imageId, message: file.message, action, dryRun: opts.dryRun });
+        if (file.kind === 'orphan' && opts.deleteOrphans) action = 'deleted-file';
+        const finding: ReconcileFinding = { storageId, hypervisorId: hv, kind: file.kind, key: file.key, imageId: file.imageId, message: file.message, action, dryRun: opts.dryRun };
+        findings.push(finding);
+        if (action === 'deleted-file' && !opts.dryRun) orphans.push({ file, finding });
       }
       cursor = page.nextCursor;
     } while (cursor !== null);
+    if (orphans.length > 0) {
+      // Records are written before their files: re-read them after listing, so a file whose capture
+      // or upload started during the scan is never taken for an orphan.
+      const fresh = await this.recordsOf(storage.id);
+      for (const { file, finding } of orphans) {
+        const [now] = await this.classify(fresh, [file], hv);
+        if (now?.kind === 'orphan') await disk.delete(file.key);
+        else Object.assign(finding, { kind: now?.kind ?? finding.kind, imageId: now?.imageId ?? null, message: 'A record now points at this file; it was kept', action: 'none' });
+      }
+    }
 
     const expected = [...records.images.values()].flat().filter((i) => (i.status === 'available' || i.status === 'error') && (i.hypervisorId === null || hv === null || i.hypervisorId === hv));
     for (const image of expected) {

@@ -102,3 +102,39 @@ describe('review: ids are validated before they reach the host directory or repo
     expect(await codeOf(h.ii.catalog.unmountIso(alice, { instanceId: bad }))).toBe('VALIDATION_FAILED');
   });
 });
+
+describe('review: reconcile racing a capture', () => {
+  it('never deletes a file whose image record appeared while the storage was being listed', async () => {
+    const h = await setup();
+    const base = h.world.storageFactory('fake-hooked', { shared: true, pathAccess: false });
+    let hook: (() => Promise<void>) | null = null;
+    h.ii.storageDrivers.register({
+      ...base,
+      create(options, context) {
+        const driver = base.create(options, context);
+        return {
+          ...driver,
+          async list(opts) {
+            const run = hook;
+            hook = null;
+            if (run) await run();
+            return driver.list(opts);
+          },
+        };
+      },
+    });
+    const storage = await h.ii.storages.createStorage(admin, { name: 'hooked', driver: 'fake-hooked', config: { root: 'hooked' } });
+    await h.ii.storages.bindHypervisor(admin, storage.id, 'hv-1');
+    // A capture that starts while reconcile runs: its record is written first, then its file.
+    hook = async () => {
+      const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'racing' });
+      await h.ii.idle();
+      expect((await h.ii.images.getImage(alice, image.id)).storageId).toBe(storage.id);
+    };
+    await h.ii.storages.unbindHypervisor(admin, h.storageId, 'hv-1');
+    await h.ii.storages.reconcile(admin, storage.id, { deleteOrphans: true, dryRun: false });
+    const [image] = (await h.ii.images.listImages(alice)).items;
+    expect(image?.status).toBe('available');
+    expect(h.world.files.has(`hooked:${image?.fileKey ?? ''}`)).toBe(true);
+  });
+});
