@@ -114,6 +114,7 @@ export class SettingsService {
   /** An account's cap override, or null. */
   async getAccountLimit(actor: Actor, accountId: string): Promise<AccountLimit | null> {
     requireAdmin(actor);
+    parseOrThrow(IdSchema, accountId, 'The account id');
     return this.ctx.repos.settings.getAccountLimit(accountId);
   }
 

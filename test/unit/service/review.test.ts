@@ -100,6 +100,7 @@ describe('review: ids are validated before they reach the host directory or repo
     expect(await codeOf(h.ii.catalog.mountIso(alice, { instanceId: bad, isoId: 'iso' }))).toBe('VALIDATION_FAILED');
     expect(await codeOf(h.ii.catalog.getIso(alice, bad))).toBe('VALIDATION_FAILED');
     expect(await codeOf(h.ii.catalog.unmountIso(alice, { instanceId: bad }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(h.ii.settings.getAccountLimit(admin, bad))).toBe('VALIDATION_FAILED');
   });
 });
 
