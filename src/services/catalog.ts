@@ -326,6 +326,9 @@ export class CatalogService {
         run: async (signal) => {
           let result: MaterializeResult | null = null;
           const outcome = await runTask(this.ctx, task.id, signal, async ({ progress }) => {
+            // Checked while this task is running: a delete requested from now on waits for it.
+            const current = await this.ctx.repos.images.get(image.id);
+            if (current?.status !== 'available') throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
             const storage = await this.ctx.repos.storages.get(image.storageId);
             if (!storage) throw new InstanceImagesError('DEPLOY_FAILED', 'The image storage was removed');
             const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);

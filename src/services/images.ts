@@ -348,14 +348,34 @@ export class ImageService {
    */
   async deleteImage(actor: Actor, imageId: string): Promise<ImageWithTask | { image: Image; task: null }> {
     const image = await this.imageFor(actor, imageId, { includeDeleted: true });
-    if (image.status === 'deleted' || image.status === 'deleting') return { image, task: null };
+    if (image.status === 'deleted') return { image, task: null };
+    if (image.status === 'deleting') {
+      // Idempotent; and a delete whose task was lost (e.g. its creation failed) is started again.
+      const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type: 'delete', statuses: ['queued', 'running'] }, { limit: 1 });
+      return active.items.length > 0 ? { image, task: null } : { image, task: await this.startDelete(image) };
+    }
     if (image.status === 'creating') throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
-    await this.assertNotDeploying(image.id);
+    if (image.kind === 'stock') await this.assertNotDeploying(image.id);
     const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
-    await stopBilling(this.ctx, image.id, deleting.updatedAt);
+    // Billing stops at the request; the delete task stops it again (idempotently) should this fail.
+    await stopBilling(this.ctx, image.id, deleting.updatedAt).catch((error: unknown) => this.ctx.logger.warn('stopping billing failed; the delete task retries it', { imageId: image.id, error: String(error) }));
+    return { image: deleting, task: await this.startDelete(deleting) };
+  }
+
+  private async startDelete(image: Image): Promise<Task> {
     const task = await createTask(this.ctx, { type: 'delete', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: image.hypervisorId });
     this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: image.hypervisorId, run: (signal) => this.runDelete(task.id, image.id, signal) });
-    return { image: deleting, task };
+    return task;
+  }
+
+  /** Waits until no deploy from the image is running (deploys check the status once running). */
+  private async waitForDeploys(imageId: string, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const running = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'deploy', statuses: ['running'] }, { limit: 1 });
+      if (running.items.length === 0) return;
+      if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The delete was cancelled');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 
   private async assertNotDeploying(imageId: string): Promise<void> {
@@ -367,6 +387,9 @@ export class ImageService {
     const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
       const image = await this.ctx.repos.images.get(imageId);
       if (!image || image.status !== 'deleting') return;
+      await stopBilling(this.ctx, image.id, image.updatedAt);
+      progress({ step: 'waiting for deploys' });
+      await this.waitForDeploys(image.id, signal);
       progress({ step: 'removing file' });
       const storage = await this.ctx.repos.storages.get(image.storageId);
       if (storage && image.kind === 'custom') {

@@ -197,6 +197,24 @@ export class SettingsService {
         report.failedImages.push(image.id);
       }
     }
+    // Images left in a transient status without any live task (e.g. a crash between inserting the
+    // image and its task) would otherwise stay there forever.
+    for (const [status, type] of [['creating', 'capture'], ['deleting', 'delete']] as const) {
+      let cursor: string | null = null;
+      do {
+        const page = await this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 });
+        for (const image of page.items) {
+          const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type, statuses: ['queued', 'running'] }, { limit: 1 });
+          if (active.items.length > 0 || report.failedImages.includes(image.id)) continue;
+          const reason = status === 'creating'
+            ? { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }
+            : { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' };
+          const moved = await transitionImage(this.ctx, image, 'error', {}, 'system', reason).then(() => true, () => false);
+          if (moved) report.failedImages.push(image.id);
+        }
+        cursor = page.nextCursor;
+      } while (cursor !== null);
+    }
     for (const hypervisorId of hypervisors) {
       try {
         const actions = await (await this.drivers.hypervisorDriver(hypervisorId)).recover();

@@ -64,7 +64,7 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     expect(h.world.files.has('hv-2:/var/lib/libvirt/images/new-1.qcow2')).toBe(true);
   });
 
-  it('an image cannot be deleted while a deploy from it runs', async () => {
+  it('a delete requested during a deploy stops billing at once and removes the file only after the deploy', async () => {
     const h = await setup();
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
@@ -73,11 +73,18 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     h.world.deployGate = new Promise<void>((resolve) => (open = resolve));
     const deploying = h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/new-2.qcow2' });
     await new Promise((r) => setTimeout(r, 20));
-    expect(await codeOf(h.ii.images.deleteImage(alice, image.id))).toBe('IN_USE');
+    expect((await h.ii.images.deleteImage(alice, image.id)).image.status).toBe('deleting');
+    expect((await h.ii.repositories.usage.list({ imageId: image.id, openOnly: true })).items).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.world.files.has(`bucket:${image.fileKey}`)).toBe(true);
     open();
     await deploying;
-    expect((await h.ii.images.deleteImage(alice, image.id)).image.status).toBe('deleting');
     await h.ii.idle();
+    expect(h.world.files.get('hv-2:/disks/new-2.qcow2')?.bytes.equals(h.world.domains.get('dom-web-1')!.disk)).toBe(true);
+    expect(h.world.files.has(`bucket:${image.fileKey}`)).toBe(false);
+    expect((await h.ii.repositories.images.get(image.id))?.status).toBe('deleted');
+    // a deploy asked for after the delete request is refused
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/late.qcow2' }))).toBe('NOT_FOUND');
   });
 
   it('ISOs: upload and register, customers see visible ones and mount them to own instances', async () => {
@@ -185,6 +192,11 @@ describe('start-up recovery', () => {
     expect(after?.status).toBe('error');
     expect(after?.statusReason?.code).toBe('INTERRUPTED');
     expect(h.world.files.has('bucket:images/crashed.qcow2')).toBe(false);
+    // An image left in creating without any task (a crash between the two inserts) is recovered too.
+    const orphanImage = makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null });
+    await h.ii.repositories.images.insert(orphanImage);
+    expect((await h.ii.recover()).failedImages).toEqual([orphanImage.id]);
+    expect((await h.ii.repositories.images.get(orphanImage.id))?.statusReason?.code).toBe('INTERRUPTED');
     // A live capture of this process is never touched by recovery.
     let open!: () => void;
     h.world.captureGate = new Promise<void>((resolve) => (open = resolve));
