@@ -141,16 +141,18 @@ export interface InstanceImages {
  * workflow that emitted (a status already changed must still get its billing and cleanup right).
  */
 function isolateListeners(events: InstanceImagesEmitter, logger: Logger): InstanceImagesEmitter {
-  const call = (type: string, fn: () => void) => {
+  const call = (type: string, fn: () => unknown) => {
     try {
-      fn();
+      const returned = fn();
+      // an async listener's rejection is logged too, never left unhandled
+      if (returned instanceof Promise) returned.catch((error: unknown) => logger.error('an event listener failed', { type, error: String(error) }));
     } catch (error) {
       logger.error('an event listener threw', { type, error: String(error) });
     }
   };
   events.emit = ((type: keyof InstanceImagesEvents, payload: unknown) => {
-    for (const handler of [...(events.all.get(type) ?? [])]) call(type, () => (handler as (p: unknown) => void)(payload));
-    for (const handler of [...(events.all.get('*') ?? [])]) call(type, () => (handler as (t: unknown, p: unknown) => void)(type, payload));
+    for (const handler of [...(events.all.get(type) ?? [])]) call(type, () => (handler as (p: unknown) => unknown)(payload));
+    for (const handler of [...(events.all.get('*') ?? [])]) call(type, () => (handler as (t: unknown, p: unknown) => unknown)(type, payload));
   }) as InstanceImagesEmitter['emit'];
   return events;
 }

@@ -77,6 +77,26 @@ describe('review: a throwing event listener of the host', () => {
     expect(usage.items).toHaveLength(1);
   });
 
+  it('an async listener that rejects is logged, not left unhandled', async () => {
+    const h = await setup();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-misused-promises -- hosts do pass async listeners; that is the case under test
+      h.ii.events.on('image.available', async () => {
+        throw new Error('async host webhook bug');
+      });
+      const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'web' });
+      await h.ii.idle();
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await h.ii.images.getImage(alice, image.id)).status).toBe('available');
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('does not keep billing an image after its delete request', async () => {
     const h = await setup();
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'web' });
