@@ -82,7 +82,10 @@ export async function inspectDomain(cmd: HostCommands, domainName: string, capab
     throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domainName)} has no disk to capture`, { details: { domainName } });
   }
   const agent = parseGuestAgentChannel(root);
-  const info = await cmd.qemuImgInfo(primary.source, { shared: true });
+  // Never probe: a raw disk's bytes belong to the guest, which could write a qcow2 header naming a
+  // host file as its backing file. libvirt treats a disk without a driver type as raw; so do we.
+  const format = primary.driverType ?? 'raw';
+  const info = await cmd.qemuImgInfo(primary.source, { shared: true, format });
   let allocationBytes = info.actualSizeBytes ?? 0;
   const blk = await cmd.tryVirsh(['domblkinfo', '--domain', domainName, '--device', primary.target]);
   if (blk.exitCode === 0) allocationBytes = parseDomBlkInfo(blk.stdout).allocationBytes;
@@ -92,7 +95,7 @@ export async function inspectDomain(cmd: HostCommands, domainName: string, capab
     primaryDisk: {
       target: primary.target,
       path: primary.source,
-      format: primary.driverType ?? info.format,
+      format,
       virtualSizeBytes: info.virtualSizeBytes,
       allocationBytes,
     },

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { HostCommands } from '../../../drivers/hypervisor/libvirt/commands';
+import { inspectDomain, type HypervisorCapabilities } from '../../../drivers/hypervisor/libvirt/inspect';
+import type { ExecResult, Executor } from '../../../src/ports/executor';
+
+// A raw guest disk is fully controlled by the guest: it can write a qcow2 header naming a host
+// file as backing file. Probing its format (qemu-img without -f) would let a later convert with
+// that format copy the host file into the captured image.
+const DOMAIN_XML = `<domain type='qemu'><name>vm</name><devices>
+  <disk type='file' device='disk'><source file='/var/lib/libvirt/images/vm.img'/><target dev='vda' bus='virtio'/></disk>
+</devices></domain>`;
+
+const CAPS: HypervisorCapabilities = { libvirtVersion: '9.0.0', qemuVersion: '7.2.0', backup: true, zstd: true, liveMethods: ['pull-backup'] };
+
+function fakeExecutor(calls: string[][]): Executor {
+  const ok = (stdout: string): ExecResult => ({ exitCode: 0, stdout, stderr: '' });
+  return {
+    label: 'fake',
+    async run(argv) {
+      calls.push([...argv]);
+      if (argv[0] === 'virsh' && argv.includes('domstate')) return ok('shut off\n');
+      if (argv[0] === 'virsh' && argv.includes('dumpxml')) return ok(DOMAIN_XML);
+      if (argv[0] === 'virsh' && argv.includes('domblkinfo')) return { exitCode: 1, stdout: '', stderr: 'no' };
+      if (argv[0] === 'qemu-img' && argv[1] === 'info') {
+        // What qemu-img reports when it probes a guest-written qcow2 header.
+        const probed = !argv.includes('-f');
+        return ok(JSON.stringify({ format: probed ? 'qcow2' : argv[argv.indexOf('-f') + 1], 'virtual-size': 1048576, 'actual-size': 4096, ...(probed ? { 'backing-filename': '/etc/shadow' } : {}) }));
+      }
+      return { exitCode: 1, stdout: '', stderr: `unexpected ${argv.join(' ')}` };
+    },
+    async stream() {
+      throw new Error('not used');
+    },
+    async close() {},
+  };
+}
+
+describe('libvirt inspect never trusts a probed disk format', () => {
+  it('treats a disk without <driver type> as raw and never runs qemu-img info without -f', async () => {
+    const calls: string[][] = [];
+    const info = await inspectDomain(new HostCommands(fakeExecutor(calls), 'qemu:///system'), 'vm', CAPS);
+    expect(info.primaryDisk.format).toBe('raw');
+    const infos = calls.filter((argv) => argv[0] === 'qemu-img' && argv[1] === 'info');
+    expect(infos.length).toBeGreaterThan(0);
+    for (const argv of infos) expect(argv.slice(argv.indexOf('-f'), argv.indexOf('-f') + 2)).toEqual(['-f', 'raw']);
+  });
+});
