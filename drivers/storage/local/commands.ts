@@ -23,7 +23,8 @@ export const TEMP_FIND_REGEX = '.*/\\.[^/]*\\.[0-9a-z]+-[0-9a-f]{8}\\.part';
 
 /**
  * Lists regular files under `$1/$2` (root, start directory relative to it, always `./...`) in byte
- * order of their key, skipping temp files and names with control characters, and prints at most
+ * order of their key, skipping temp files and paths with control characters anywhere (a newline or
+ * tab in a directory name would otherwise forge lines), and prints at most
  * `II_LIMIT + 1` lines `key<TAB>size<TAB>mtime` with keys starting with `II_PREFIX` and greater than
  * `II_AFTER`. Sorting happens in `sort` (which spills to disk), so memory stays bounded.
  */
@@ -32,7 +33,7 @@ export const LIST_SCRIPT = [
   'cd -- "$1" 2>/dev/null || exit 0',
   '[ -d "$2" ] || exit 0',
   'tab=$(printf "\\t")',
-  `find "$2" -regextype posix-extended -type f ! -regex '${TEMP_FIND_REGEX}' ! -name '*[[:cntrl:]]*' -printf '%p\\t%s\\t%T@\\n' | sort -t "$tab" -k1,1 | awk -F "$tab" '`,
+  `find "$2" -regextype posix-extended -type f ! -regex '${TEMP_FIND_REGEX}' ! -path '*[[:cntrl:]]*' -printf '%p\\t%s\\t%T@\\n' | sort -t "$tab" -k1,1 | awk -F "$tab" '`,
   '  BEGIN { p = "" ENVIRON["II_PREFIX"]; a = "" ENVIRON["II_AFTER"]; n = ENVIRON["II_LIMIT"] + 0; c = 0 }',
   '  { k = "" $1; if (substr(k, 1, 2) == "./") k = substr(k, 3);',
   '    if (substr(k, 1, length(p)) != p) next;',
@@ -45,7 +46,7 @@ export const LIST_SCRIPT = [
 export const LIST_TEMP_SCRIPT = [
   'export LC_ALL=C',
   '[ -d "$1" ] || exit 0',
-  `find "$1" -regextype posix-extended -type f -regex '${TEMP_FIND_REGEX}' ! -name '*[[:cntrl:]]*' -printf '%P\\t%T@\\n'`,
+  `find "$1" -regextype posix-extended -type f -regex '${TEMP_FIND_REGEX}' ! -path '*[[:cntrl:]]*' -printf '%P\\t%T@\\n'`,
 ].join('\n');
 
 /** Exit status of the read scripts when the file does not exist. */

@@ -88,7 +88,8 @@ function encodeListCursor(key: string): string {
 
 function decodeListCursor(cursor: string): string {
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (key === '' || encodeListCursor(key) !== cursor) {
+  // eslint-disable-next-line no-control-regex -- a key never holds control characters; they would break the listing
+  if (key === '' || encodeListCursor(key) !== cursor || /[\u0000-\u001f\u007f]/.test(key)) {
     throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', { fields: [{ path: 'cursor', message: 'is not valid' }] });
   }
   return key;
