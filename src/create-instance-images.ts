@@ -88,7 +88,7 @@ export interface InstanceImagesOptions {
   storageDrivers?: StorageDriverFactory[];
   /** Creates the hypervisor driver of a hypervisor (e.g. `createLibvirtDriver` from `instance-images/drivers/libvirt`). */
   hypervisorDriver?: HypervisorDriverFactory;
-  /** Gives the executor of a hypervisor (e.g. `createExecutorPool()` from `instance-images/drivers/exec`). */
+  /** Gives the executor of a hypervisor (e.g. `createExecutorPool().executorFor` from `instance-images/drivers/exec`). */
   executors?: ExecutorProvider;
   /** A task queue, or options for the default in-process one (concurrency 4, per hypervisor 1). */
   queue?: TaskQueue | { concurrency?: number; perHypervisorConcurrency?: number };
