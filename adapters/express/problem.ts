@@ -166,3 +166,15 @@ export function problemFromError(error: unknown, audience: 'admin' | 'customer' 
   if (expose && known && Object.keys(known.details).length > 0) body.details = known.details;
   return body;
 }
+
+/**
+ * A task as `audience` may see it. A failed task's `errorMessage` is the raw message of the error
+ * (it may come from a command on a hypervisor and name paths or hosts): customers get the code's
+ * fixed default message instead when that code is not exposed to them, as in problem responses.
+ */
+export function taskForAudience<T extends { errorCode: string | null; errorMessage: string | null }>(task: T, audience: 'admin' | 'customer'): T {
+  if (audience === 'admin' || task.errorMessage === null) return task;
+  const code = task.errorCode !== null && task.errorCode in PROBLEM_STATUS ? (task.errorCode as ProblemCode) : 'INTERNAL';
+  if (PROBLEM_STATUS[code].exposeToCustomers) return task;
+  return { ...task, errorMessage: defaultMessage(code) };
+}

@@ -7,6 +7,8 @@ import { CreateOsImageInputSchema, DeployInputSchema, IsoInputSchema, MediaGroup
 import { CreateImageInputSchema, ListImagesQuerySchema, ListTasksQuerySchema } from '../../src/services/images';
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
+import type { Actor } from '../../src/services/actor';
+import { taskForAudience } from './problem';
 import { defineRoute, type RouteDefinition } from './route-types';
 import {
   AccountLimitBodySchema,
@@ -53,6 +55,7 @@ import { streamTaskEvents } from './sse';
 import { receiveIsoUpload } from './upload';
 
 const id = (params: Record<string, string>, name: string): string => params[name] as string;
+const audienceOf = (actor: Actor): 'admin' | 'customer' => (actor.kind === 'admin' ? 'admin' : 'customer');
 
 /** Customer routes (admins may call them too; the services scope every answer to the actor). */
 export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
@@ -99,12 +102,15 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
     method: 'get', path: '/tasks', operationId: 'listMyTasks', summary: 'The tasks page: the account\'s tasks, newest first', tag: 'tasks', admin: false,
     query: MyTasksQuerySchema,
     success: { status: 200, description: 'A page of tasks', schema: TaskPageSchema },
-    handle: async ({ actor, query, runtime }) => ({ status: 200, body: await runtime.service.images.listTasks(actor, query) }),
+    handle: async ({ actor, query, runtime }) => {
+      const page = await runtime.service.images.listTasks(actor, query);
+      return { status: 200, body: { ...page, items: page.items.map((task) => taskForAudience(task, audienceOf(actor))) } };
+    },
   }),
   defineRoute({
     method: 'get', path: '/tasks/:taskId', operationId: 'getTask', summary: 'One task with its progress', tag: 'tasks', admin: false,
     success: { status: 200, description: 'The task', schema: TaskSchema },
-    handle: async ({ actor, params, runtime }) => ({ status: 200, body: await runtime.service.images.getTask(actor, id(params, 'taskId')) }),
+    handle: async ({ actor, params, runtime }) => ({ status: 200, body: taskForAudience(await runtime.service.images.getTask(actor, id(params, 'taskId')), audienceOf(actor)) }),
   }),
   defineRoute({
     method: 'get', path: '/tasks/:taskId/events', operationId: 'streamTaskEvents', summary: 'Task progress as Server-Sent Events: `task` (the current state), then `task.progress`… and `task.finished`, then the stream ends', tag: 'tasks', admin: false,

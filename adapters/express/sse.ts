@@ -6,6 +6,7 @@
  * @module
  */
 import type { Task } from '../../src/model/task';
+import { taskForAudience } from './problem';
 import type { RouteContext, RouteResult } from './route-types';
 
 const TERMINAL: ReadonlySet<Task['status']> = new Set(['completed', 'failed', 'cancelled']);
@@ -61,7 +62,7 @@ export async function streamTaskEvents(ctx: RouteContext<unknown, unknown>, task
   let ended = false;
   const send = (event: TaskStreamEvent, task: Task) => {
     if (ended) return;
-    res.write(formatSseMessage(nextId++, event, task));
+    res.write(formatSseMessage(nextId++, event, taskForAudience(task, ctx.actor.kind === 'admin' ? 'admin' : 'customer')));
     if (event === 'task.finished') {
       ended = true;
       stop();

@@ -1,0 +1,38 @@
+/**
+ * A failed task's errorMessage is the raw error of a hypervisor command (paths, hosts, SSH users).
+ * Problem responses hide such messages from customers; task answers must do the same.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ERROR_MESSAGES } from '../../../src/errors';
+import { ADMIN, readSse, startExpressHarness, type ExpressHarness } from '../../support/express-harness';
+
+let h: ExpressHarness | null = null;
+afterEach(async () => {
+  await h?.close();
+  h = null;
+});
+
+describe('express router: task error messages and the customer audience', () => {
+  it('shows customers the fixed message of an internal failure, admins the real one', async () => {
+    const t = (h = await startExpressHarness());
+    t.world.failNextCapture = 'COMMAND_FAILED';
+    const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'doomed' } });
+    const taskId = created.json.task.id as string;
+    await t.ii.idle();
+
+    const admin = await t.call('GET', `/tasks/${taskId}`, { actor: ADMIN });
+    expect(admin.json).toMatchObject({ status: 'failed', errorCode: 'COMMAND_FAILED', errorMessage: 'injected failure' });
+
+    const one = await t.call('GET', `/tasks/${taskId}`);
+    expect(one.json).toMatchObject({ status: 'failed', errorCode: 'COMMAND_FAILED', errorMessage: ERROR_MESSAGES.COMMAND_FAILED });
+
+    const page = await t.call('GET', '/tasks');
+    const listed = (page.json.items as { id: string; errorMessage: string | null }[]).find((task) => task.id === taskId);
+    expect(listed?.errorMessage).toBe(ERROR_MESSAGES.COMMAND_FAILED);
+
+    const response = await fetch(`${t.baseUrl}/tasks/${taskId}/events`, { headers: { 'x-test-actor': 'customer:acct-alice' } });
+    const events = await readSse(response);
+    expect(events.length).toBeGreaterThan(0);
+    for (const event of events) expect(JSON.parse(event.data)).toMatchObject({ errorMessage: ERROR_MESSAGES.COMMAND_FAILED });
+  });
+});
