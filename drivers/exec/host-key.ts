@@ -23,17 +23,24 @@ const KEY_TYPE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-
 /**
  * Parses a pin: one or more lines, each a `SHA256:` fingerprint, a public key line
  * (`TYPE BASE64 [comment]`) or a known_hosts line (`HOSTS TYPE BASE64 [comment]`); any line may
- * match. Blank lines and `#` comments are ignored.
+ * match. Blank lines and `#` comments are ignored; keys of `@revoked` lines are never accepted and
+ * `@cert-authority` lines are skipped (a CA key is not a host key).
  * @throws VALIDATION_FAILED (field `connection.hostKey`) when no key can be read from it.
  */
 export function parseHostKeyPin(pin: string): HostKeyPin {
   const fingerprints = new Set<string>();
+  const revoked = new Set<string>();
   for (const rawLine of pin.split(/\r?\n/)) {
-    const line = rawLine.trim();
+    let line = rawLine.trim();
     if (line === '' || line.startsWith('#')) continue;
+    // known_hosts markers: a @revoked key must never be accepted, a @cert-authority key is not a host key.
+    const marker = /^@(\S+)\s+/.exec(line);
+    const into = marker?.[1] === 'revoked' ? revoked : marker ? null : fingerprints;
+    if (marker) line = line.slice(marker[0].length);
+    if (into === null) continue;
     const fingerprint = /^SHA256:([A-Za-z0-9+/]{43})=?$/.exec(line);
     if (fingerprint) {
-      fingerprints.add(`SHA256:${fingerprint[1]}`);
+      into.add(`SHA256:${fingerprint[1]}`);
       continue;
     }
     const tokens = line.split(/\s+/);
@@ -44,11 +51,12 @@ export function parseHostKeyPin(pin: string): HostKeyPin {
       // The blob starts with its own type name; a mismatch means a garbled line.
       const nameLength = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
       if (nameLength > 0 && blob.subarray(4, 4 + nameLength).toString('latin1') === tokens[typeIndex]) {
-        fingerprints.add(hostKeyFingerprint(blob));
+        into.add(hostKeyFingerprint(blob));
         continue;
       }
     }
   }
+  for (const fingerprint of revoked) fingerprints.delete(fingerprint);
   if (fingerprints.size === 0) {
     throw new InstanceImagesError('VALIDATION_FAILED', 'The pinned host key is not valid: give an OpenSSH fingerprint (SHA256:...) or a public key line (ssh-ed25519 AAAA...)', {
       fields: [{ path: 'connection.hostKey', message: 'must be a SHA256: fingerprint or an OpenSSH public key / known_hosts line' }],
