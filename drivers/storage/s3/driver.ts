@@ -2,6 +2,9 @@
  * The S3 storage driver on @aws-sdk/client-s3 and @aws-sdk/lib-storage. The SDK is imported lazily
  * on the first operation, so importing this module (or the options) does not load it.
  *
+ * A put of a known size runs the driver's own multipart loop ({@link putInParts}) with a fixed
+ * pool of reusable part buffers; lib-storage's Upload is used only when the size is unknown.
+ *
  * Works with AWS S3 and with S3-compatible services that lack newer features (Ceph radosgw,
  * MinIO): request checksums are only sent when an operation requires them, path-style
  * addressing is available, and nothing depends on the ETag CompleteMultipartUpload returns
@@ -16,6 +19,7 @@ import type { IncompleteUpload, PutOptions, StorageDriver, StoredObject } from '
 import { pageSize } from '../../../src/util/cursor';
 import { isS3NoSuchUpload, isS3NotFound, redactSecrets, s3HttpStatus, toS3StorageError, type S3ErrorContext } from './errors';
 import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normaliseS3Prefix, s3DriverKey, s3KeyPrefix, s3ObjectKey, s3PartSize, type S3StorageOptions } from './options';
+import { putInParts, type PartSink } from './parts';
 
 /** Options of the S3 driver's `put`: the port's options plus per-part progress. */
 export interface S3PutOptions extends PutOptions {
@@ -111,22 +115,14 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
   };
 
   /**
-   * A view of the client for one lib-storage Upload: it records the multipart upload id and the
-   * bytes stored, passes the caller's AbortSignal to every data request (so a cancel stops the
-   * requests in flight), checks the byte count against the announced size before completing, and
-   * never lets a failed AbortMultipartUpload hide the error that caused it.
+   * A view of the client for one lib-storage Upload (a put of unknown size): it records the
+   * multipart upload id and the bytes stored, passes the caller's AbortSignal to every data request
+   * (so a cancel stops the requests in flight), and never lets a failed AbortMultipartUpload hide
+   * the error that caused it.
    */
-  const trackingClient = (rt: S3Runtime, state: UploadState, put: { key: string; size?: number; signal?: AbortSignal; onProgress?: (bytes: number) => void }): S3Sdk.S3Client => {
+  const trackingClient = (rt: S3Runtime, state: UploadState, put: { signal?: AbortSignal; onProgress?: (bytes: number) => void }): S3Sdk.S3Client => {
     const { sdk, client } = rt;
     const send = (command: AnyCommand, abortSignal?: AbortSignal): Promise<unknown> => client.send(command, abortSignal ? { abortSignal } : {});
-    const checkSize = (bytes: number): void => {
-      if (put.size !== undefined && bytes !== put.size) {
-        throw new InstanceImagesError('VALIDATION_FAILED', `The data for "${put.key}" had ${bytes} bytes, but ${put.size} were announced; nothing was stored`, {
-          fields: [{ path: 'size', message: 'does not match the data' }],
-          details: { expected: put.size, received: bytes },
-        });
-      }
-    };
     const trackedSend = async (command: AnyCommand): Promise<unknown> => {
       if (command instanceof sdk.AbortMultipartUploadCommand) {
         try {
@@ -158,7 +154,6 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
       }
       if (command instanceof sdk.PutObjectCommand) {
         const length = byteLengthOf(command.input.Body);
-        checkSize(length);
         const result = await send(command, put.signal);
         state.bytes = length;
         state.completed = true;
@@ -167,7 +162,6 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
       }
       if (command instanceof sdk.CompleteMultipartUploadCommand) {
         if (put.signal?.aborted) throw abortError();
-        checkSize(state.bytes);
         // No AbortSignal: once completion is sent, its outcome must be known.
         const result = await send(command);
         state.completed = true;
@@ -178,6 +172,38 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
     return Object.create(client, { send: { value: trackedSend } }) as S3Sdk.S3Client;
   };
 
+  /** The requests of one known-size put of `objectKey`, for {@link putInParts}. */
+  const partSink = ({ sdk, client }: S3Runtime, objectKey: string): PartSink => {
+    const target = { Bucket: bucket, Key: objectKey };
+    return {
+      async create() {
+        const created = await client.send(new sdk.CreateMultipartUploadCommand(target));
+        if (created.UploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
+        return created.UploadId;
+      },
+      async uploadPart(uploadId, partNumber, body, abortSignal) {
+        const stored = await client.send(new sdk.UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }), { abortSignal });
+        // CompleteMultipartUpload needs the ETag of every part; some services omit it only on complete (radosgw).
+        if (stored.ETag === undefined || stored.ETag === '') throw new Error(`UploadPart returned no ETag for part ${partNumber}`);
+        return stored.ETag;
+      },
+      async complete(uploadId, parts) {
+        // The response's ETag is not used: radosgw returns an empty one.
+        await client.send(new sdk.CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      },
+      async abort(uploadId) {
+        try {
+          await client.send(new sdk.AbortMultipartUploadCommand({ ...target, UploadId: uploadId }));
+        } catch (error) {
+          if (!isS3NoSuchUpload(error)) throw error;
+        }
+      },
+      async putObject(body, abortSignal) {
+        await client.send(new sdk.PutObjectCommand({ ...target, Body: body, ContentLength: body.length }), { abortSignal });
+      },
+    };
+  };
+
   const driver: StorageDriver = {
     name: 's3',
     capabilities: { shared: true, pathAccess: false },
@@ -186,6 +212,25 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
       const { signal, size, onProgress } = putOptions;
       const errorContext = context(`upload "${key}"`, signal);
       const objectKey = s3ObjectKey(prefix, key);
+      if (size !== undefined) {
+        let loaded: S3Runtime;
+        try {
+          if (signal?.aborted) throw abortError();
+          loaded = await load(errorContext);
+        } catch (error) {
+          if (!body.destroyed) body.destroy();
+          throw toS3StorageError(error, errorContext);
+        }
+        return putInParts(body, partSink(loaded, objectKey), {
+          key,
+          size,
+          partSize: s3PartSize(size, basePartSize),
+          queueSize,
+          ...(signal ? { signal } : {}),
+          ...(onProgress ? { onProgress } : {}),
+          mapError: (error) => toS3StorageError(error, errorContext),
+        });
+      }
       const state: UploadState = { uploadId: undefined, completed: false, abortedOnServer: false, bytes: 0 };
       // Cancelling destroys the body: lib-storage stops reading and fails the upload, which aborts it.
       const onAbort = (): void => {
@@ -198,9 +243,9 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
         if (signal?.aborted) throw abortError();
         signal?.addEventListener('abort', onAbort, { once: true });
         const upload = new rt.Upload({
-          client: trackingClient(rt, state, { key, ...(size === undefined ? {} : { size }), ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) }),
+          client: trackingClient(rt, state, { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) }),
           params: { Bucket: bucket, Key: objectKey, Body: body },
-          partSize: s3PartSize(size, basePartSize),
+          partSize: basePartSize,
           queueSize,
           leavePartsOnError: false,
         });

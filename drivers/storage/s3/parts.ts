@@ -1,0 +1,287 @@
+/**
+ * The upload loop for objects of a known size: the body is copied into a small fixed pool of
+ * reusable part buffers (at most `queueSize`, each `partSize` bytes), each full buffer is sent as
+ * one part, and a buffer is refilled only after its part was stored. Memory stays
+ * `queueSize × partSize` whatever the object size, and no per-part garbage is made (a generic
+ * uploader that concatenates chunks into fresh buffers per part peaks far higher, because the
+ * old buffers are collected late).
+ *
+ * The loop talks to S3 through {@link PartSink}, so it is independent of the SDK.
+ * @module
+ */
+import type { Readable } from 'node:stream';
+import { InstanceImagesError } from '../../../src/errors';
+
+/** S3's part limit per multipart upload. */
+export const S3_MAX_PARTS = 10_000;
+
+/** One stored part, as CompleteMultipartUpload wants it. */
+export interface StoredPart {
+  /** 1-based part number. */
+  PartNumber: number;
+  /** The ETag UploadPart returned for it. */
+  ETag: string;
+}
+
+/** The S3 requests the loop needs, bound to one bucket and object key. */
+export interface PartSink {
+  /** Starts a multipart upload and returns its id. Never cancelled, so the id is always learned. */
+  create(): Promise<string>;
+  /**
+   * Stores one part and returns its ETag. `body` is only valid until the promise settles: the
+   * buffer behind it is reused afterwards.
+   */
+  uploadPart(uploadId: string, partNumber: number, body: Buffer, signal: AbortSignal): Promise<string>;
+  /** Completes the upload from the parts, sorted by number. Never cancelled, so its outcome is known. */
+  complete(uploadId: string, parts: StoredPart[]): Promise<void>;
+  /** Aborts the upload; resolves when it is already gone. */
+  abort(uploadId: string): Promise<void>;
+  /** Stores a whole (small) object in one request. */
+  putObject(body: Buffer, signal: AbortSignal): Promise<void>;
+}
+
+/** What {@link putInParts} needs besides the body and the sink. */
+export interface PartPutOptions {
+  /** The driver key, for messages and `details.incompleteUpload`. */
+  key: string;
+  /** The announced size: the body must have exactly this many bytes. */
+  size: number;
+  /** Bytes per part (the last part may be shorter). */
+  partSize: number;
+  /** Parts uploaded at once, and so the number of part buffers. */
+  queueSize: number;
+  /** Cancels the put: stops reading, aborts the requests in flight and the multipart upload. */
+  signal?: AbortSignal;
+  /** Called after each stored part with the total bytes stored so far. */
+  onProgress?: (storedBytes: number) => void;
+  /** Turns anything thrown into the coded error the put rejects with. */
+  mapError: (error: unknown) => InstanceImagesError;
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+}
+
+function sizeMismatch(key: string, expected: number, received: number, longer: boolean): InstanceImagesError {
+  const had = longer ? `more than ${expected} bytes` : `${received} bytes`;
+  return new InstanceImagesError('VALIDATION_FAILED', `The data for "${key}" had ${had}, but ${expected} were announced; nothing was stored`, {
+    fields: [{ path: 'size', message: 'does not match the data' }],
+    details: { expected, received },
+  });
+}
+
+function asBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (typeof chunk === 'string') return Buffer.from(chunk);
+  throw new TypeError('The body stream must yield bytes (Buffer, Uint8Array or string chunks)');
+}
+
+/**
+ * Reads a stream one chunk at a time, in flowing mode with a pause after every chunk. Unlike the
+ * async iterator (whose `read()` concatenates everything buffered into a new Buffer), it never
+ * copies: every chunk is the one the producer pushed, and the stream stays paused (backpressure)
+ * while the caller has no room for the next one.
+ */
+class ChunkReader {
+  readonly #body: Readable;
+  readonly #chunks: Buffer[] = [];
+  #ended = false;
+  #failure: { error: unknown } | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(body: Readable) {
+    this.#body = body;
+    body.pause();
+    body.on('data', (chunk: unknown) => {
+      body.pause();
+      try {
+        this.#chunks.push(asBuffer(chunk));
+      } catch (error) {
+        this.#failure ??= { error };
+      }
+      this.#notify();
+    });
+    body.once('end', () => {
+      this.#ended = true;
+      this.#notify();
+    });
+    body.once('error', (error: unknown) => {
+      this.#failure ??= { error };
+      this.#notify();
+    });
+    body.once('close', () => {
+      if (!this.#ended) this.#failure ??= { error: Object.assign(new Error('The body stream closed before it ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }) };
+      this.#notify();
+    });
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The next chunk, or `null` at the end of the stream; throws the stream's error. */
+  async next(): Promise<Buffer | null> {
+    for (;;) {
+      const chunk = this.#chunks.shift();
+      if (chunk !== undefined) return chunk;
+      if (this.#failure !== undefined) throw this.#failure.error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        this.#body.resume();
+      });
+    }
+  }
+}
+
+/**
+ * Uploads `body` (exactly `options.size` bytes) through `sink`: one PutObject when it fits in one
+ * part, else a multipart upload with at most `queueSize` parts in flight.
+ *
+ * Guarantees: nothing is stored unless the body has exactly the announced size (checked before
+ * completing); any failure or cancel destroys the body, aborts the requests in flight and then the
+ * multipart upload, and when even that abort fails the error's `details.incompleteUpload` names
+ * the upload left behind.
+ * @throws whatever `options.mapError` makes of the failure; VALIDATION_FAILED for a size mismatch
+ * or an object that would need more than 10,000 parts.
+ */
+export async function putInParts(body: Readable, sink: PartSink, options: PartPutOptions): Promise<{ size: number }> {
+  const { key, size, partSize, queueSize, signal, onProgress, mapError } = options;
+  const partCount = Math.ceil(size / partSize);
+  if (partCount > S3_MAX_PARTS) {
+    body.destroy();
+    throw new InstanceImagesError('VALIDATION_FAILED', `"${key}" would need ${partCount} parts of ${partSize} bytes; S3 allows at most ${S3_MAX_PARTS}`, {
+      fields: [{ path: 'size', message: 'is too large for S3' }],
+    });
+  }
+  if (signal?.aborted) {
+    body.destroy();
+    throw mapError(abortError());
+  }
+
+  // Aborted on the first failure or on cancel: stops every request in flight.
+  const controller = new AbortController();
+  let failure: unknown;
+  let hasFailed = false;
+  const fail = (error: unknown): void => {
+    if (!hasFailed) {
+      hasFailed = true;
+      failure = error;
+    }
+    controller.abort();
+    // Unblocks a read that waits for data; the loop then reports `failure`, not the close.
+    if (!body.destroyed) body.destroy();
+  };
+  const onAbort = (): void => fail(abortError());
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  const reader = new ChunkReader(body);
+  const inFlight = new Set<Promise<void>>();
+  let uploadId: string | undefined;
+  try {
+    if (size <= partSize) {
+      // One request with a Buffer body: cheaper than a multipart upload, and S3's minimum part size does not apply.
+      const whole = Buffer.allocUnsafe(size);
+      let filled = 0;
+      for (let data = await reader.next(); data !== null; data = await reader.next()) {
+        if (filled + data.length > size) throw sizeMismatch(key, size, filled + data.length, true);
+        filled += data.copy(whole, filled);
+      }
+      if (hasFailed) throw failure;
+      if (filled !== size) throw sizeMismatch(key, size, filled, false);
+      await sink.putObject(whole, controller.signal);
+      onProgress?.(size);
+      return { size };
+    }
+
+    uploadId = await sink.create();
+    if (hasFailed) throw failure;
+    const id = uploadId;
+
+    const buffers = Math.min(queueSize, partCount);
+    const free: Buffer[] = [];
+    let allocated = 0;
+    const parts: StoredPart[] = [];
+    let stored = 0;
+
+    /** A free buffer: a returned one, a new one while fewer than `buffers` exist, or the next one a part gives back. */
+    const acquire = async (): Promise<Buffer> => {
+      for (;;) {
+        if (hasFailed) throw failure;
+        const buffer = free.pop();
+        if (buffer !== undefined) return buffer;
+        if (allocated < buffers) {
+          allocated += 1;
+          return Buffer.allocUnsafe(partSize);
+        }
+        await Promise.race(inFlight);
+      }
+    };
+
+    let partNumber = 0;
+    const send = (buffer: Buffer, length: number): void => {
+      partNumber += 1;
+      const number = partNumber;
+      const task = (async () => {
+        try {
+          const etag = await sink.uploadPart(id, number, length === buffer.length ? buffer : buffer.subarray(0, length), controller.signal);
+          parts.push({ PartNumber: number, ETag: etag });
+          stored += length;
+          free.push(buffer);
+          onProgress?.(stored);
+        } catch (error) {
+          fail(error);
+        }
+      })();
+      inFlight.add(task);
+      void task.then(() => inFlight.delete(task));
+    };
+
+    let received = 0;
+    let current: Buffer | undefined;
+    let filled = 0;
+    for (let data = await reader.next(); data !== null; data = await reader.next()) {
+      received += data.length;
+      if (received > size) throw sizeMismatch(key, size, received, true);
+      let offset = 0;
+      while (offset < data.length) {
+        current ??= await acquire();
+        const copied = data.copy(current, filled, offset);
+        filled += copied;
+        offset += copied;
+        if (filled === partSize) {
+          send(current, filled);
+          current = undefined;
+          filled = 0;
+        }
+      }
+    }
+    if (hasFailed) throw failure;
+    if (received !== size) throw sizeMismatch(key, size, received, false);
+    if (current !== undefined && filled > 0) send(current, filled);
+    while (inFlight.size > 0) await Promise.race(inFlight);
+    if (hasFailed) throw failure;
+    parts.sort((a, b) => a.PartNumber - b.PartNumber);
+    await sink.complete(id, parts);
+    uploadId = undefined;
+    return { size };
+  } catch (error) {
+    fail(error);
+    // Parts still being sent could land after an abort and keep the upload alive: wait for them.
+    while (inFlight.size > 0) await Promise.race(inFlight);
+    const mapped = mapError(failure);
+    if (uploadId !== undefined) {
+      try {
+        await sink.abort(uploadId);
+      } catch {
+        mapped.details.incompleteUpload = { key, id: uploadId };
+      }
+    }
+    throw mapped;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
