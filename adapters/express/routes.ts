@@ -7,7 +7,6 @@ import { CreateOsImageInputSchema, DeployInputSchema, IsoInputSchema, MediaGroup
 import { CreateImageInputSchema, ListImagesQuerySchema, ListTasksQuerySchema } from '../../src/services/images';
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
-import { InstanceImagesError } from '../../src/errors';
 import type { Actor } from '../../src/services/actor';
 import { taskForAudience } from './problem';
 import { defineRoute, type RouteDefinition } from './route-types';
@@ -57,27 +56,6 @@ import { receiveIsoUpload } from './upload';
 
 const id = (params: Record<string, string>, name: string): string => params[name] as string;
 const audienceOf = (actor: Actor): 'admin' | 'customer' => (actor.kind === 'admin' ? 'admin' : 'customer');
-
-/** System directories a customer-chosen deploy target may never be in (the hypervisor writes it as root). */
-const SYSTEM_DIRECTORIES = ['/etc', '/root', '/boot', '/proc', '/sys', '/dev', '/run', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/run', '/var/spool', '/var/lib/dpkg', '/var/lib/apt'];
-
-/**
- * A customer calling `POST /deployments` chooses where the hypervisor writes a disk whose bytes
- * the customer controls: it must be a plain disk image file (`*.qcow2`, `*.raw`, `*.img`), no
- * hidden or `.`/`..` segments, outside the system directories. (A host calling with an admin actor
- * is trusted with any path.)
- * @throws VALIDATION_FAILED naming `targetPath`.
- */
-function checkCustomerTargetPath(targetPath: string): void {
-  const segments = targetPath.split('/').slice(1);
-  const plain = segments.every((segment) => /^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*$/.test(segment));
-  const diskFile = /\.(qcow2|raw|img)$/.test(segments[segments.length - 1] ?? '');
-  const system = SYSTEM_DIRECTORIES.some((dir) => targetPath === dir || targetPath.startsWith(`${dir}/`));
-  if (!targetPath.startsWith('/') || !plain || !diskFile || system) {
-    const message = 'must be a disk image file path (*.qcow2, *.raw or *.img; plain names, no hidden or ".." segments) outside system directories';
-    throw new InstanceImagesError('VALIDATION_FAILED', `targetPath ${message}`, { fields: [{ path: 'targetPath', message }] });
-  }
-}
 
 /** Customer routes (admins may call them too; the services scope every answer to the actor). */
 export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
@@ -146,14 +124,11 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
     handle: async ({ actor, query, runtime }) => ({ status: 200, body: await runtime.service.catalog.listDeployableImages(actor, query.accountId ? { accountId: query.accountId } : {}) }),
   }),
   defineRoute({
-    method: 'post', path: '/deployments', operationId: 'deployImage', summary: 'Materialise an image as the standalone disk of a new instance (usually called by the host\'s create-instance flow)', tag: 'deploy', admin: false,
+    method: 'post', path: '/admin/deployments', operationId: 'deployImage', summary: 'Materialise an image as the standalone disk of a new instance (the host\'s create-instance flow; the host chooses the disk path)', tag: 'deploy', admin: true,
     body: DeployInputSchema,
     success: { status: 200, description: 'The finished deploy task and the new disk', schema: DeployResultSchema },
     errors: [409, 422, 502, 503, 507],
-    handle: async ({ actor, body, runtime }) => {
-      if (actor.kind !== 'admin') checkCustomerTargetPath(body.targetPath);
-      return { status: 200, body: await runtime.service.catalog.deployImage(actor, body) };
-    },
+    handle: async ({ actor, body, runtime }) => ({ status: 200, body: await runtime.service.catalog.deployImage(actor, body) }),
   }),
   defineRoute({
     method: 'get', path: '/isos', operationId: 'listIsos', summary: 'ISOs the caller may mount', tag: 'isos', admin: false,

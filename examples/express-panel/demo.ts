@@ -38,8 +38,8 @@ function ensureLibvirt(): void {
   if (result.status !== 0 || !virshAnswers()) throw new Error('scripts/setup-hypervisor.sh failed; see its output above');
 }
 
-async function api<T>(panel: Panel, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${panel.url}/api${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+async function api<T>(panel: Panel, method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+  const res = await fetch(`${panel.url}/api${path}`, { method, headers: { ...headers, ...extraHeaders }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   const text = await res.text();
   const parsed = text ? (JSON.parse(text) as unknown) : null;
   if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${JSON.stringify(parsed)}`);
@@ -145,7 +145,8 @@ async function main(): Promise<void> {
     copyDomain = `ii-demo-copy-${suffix}`;
     panel.instances.set('vm-copy', { id: 'vm-copy', name: 'demo-web-2', accountId: account, locationId: DEMO_LOCATION, hypervisorId: DEMO_HYPERVISOR, domainName: copyDomain });
     const target = join(dataDir, 'vm-copy.qcow2');
-    await api(panel, 'POST', '/deployments', { imageId: created.image.id, instanceId: 'vm-copy', targetPath: target });
+    // The host's create-instance flow (not the customer) asks for the disk, at a path it chooses.
+    await api(panel, 'POST', '/admin/deployments', { imageId: created.image.id, instanceId: 'vm-copy', targetPath: target }, { 'x-admin': 'yes' });
     const xml = join(dataDir, 'vm-copy.xml');
     writeFileSync(xml, `<domain type='qemu'><name>${copyDomain}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${target}'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>`);
     for (const cmd of [['define', '--file', xml], ['start', '--domain', copyDomain]]) {

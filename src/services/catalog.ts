@@ -90,6 +90,27 @@ export const DeployInputSchema = z.object({
 /** Input of {@link CatalogService.deployImage}. */
 export type DeployInput = z.input<typeof DeployInputSchema>;
 
+/** System directories a customer-driven deploy may never write into (the hypervisor writes as root). */
+const SYSTEM_DIRECTORIES = ['/etc', '/root', '/boot', '/proc', '/sys', '/dev', '/run', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/run', '/var/spool', '/var/lib/dpkg', '/var/lib/apt'];
+
+/**
+ * A deploy made with a customer actor writes bytes the customer controls, as root, at `targetPath`:
+ * it must be a plain disk image file (`*.qcow2`, `*.raw`, `*.img`), without hidden or `.`/`..`
+ * segments, outside the system directories. (Hosts choose the path; an admin actor is trusted with
+ * any path, e.g. a block device.)
+ * @throws VALIDATION_FAILED naming `targetPath`.
+ */
+export function checkCustomerDiskPath(targetPath: string): void {
+  const segments = targetPath.split('/').slice(1);
+  const plain = segments.every((segment) => /^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*$/.test(segment));
+  const diskFile = /\.(qcow2|raw|img)$/.test(segments[segments.length - 1] ?? '');
+  const system = SYSTEM_DIRECTORIES.some((dir) => targetPath === dir || targetPath.startsWith(`${dir}/`));
+  if (!targetPath.startsWith('/') || !plain || !diskFile || system) {
+    const message = 'must be a disk image file path (*.qcow2, *.raw or *.img; plain names, no hidden or ".." segments) outside system directories';
+    throw new InstanceImagesError('VALIDATION_FAILED', `targetPath ${message}`, { fields: [{ path: 'targetPath', message }] });
+  }
+}
+
 /** The OS picker (also used for scaling groups): stock images by customer-visible media group, and My Images. */
 export interface DeployableImages {
   /** Visible media groups in order, each with its available stock images. */
@@ -313,8 +334,11 @@ export class CatalogService {
   async deployImage(actor: Actor, input: DeployInput): Promise<{ task: Task; result: MaterializeResult }> {
     checkActor(actor);
     const data = parseOrThrow(DeployInputSchema, input, 'The deploy request');
+    if (actor.kind === 'customer') checkCustomerDiskPath(data.targetPath);
     const image = await this.deployableImage(actor, data.imageId);
     const instance = await this.images.instanceFor(actor, data.instanceId);
+    // A custom image only ever becomes a disk of its own account's instances, whoever asks.
+    if (image.kind === 'custom' && image.accountId !== instance.accountId) throw notFound('Image', data.imageId);
     if (data.sizeBytes !== undefined && image.virtualSizeBytes !== null && data.sizeBytes < image.virtualSizeBytes) {
       throw new InstanceImagesError('VALIDATION_FAILED', `The disk must be at least the image's size (${image.virtualSizeBytes} bytes)`, { fields: [{ path: 'sizeBytes', message: 'is smaller than the image' }] });
     }

@@ -52,7 +52,6 @@ function sample(route: string): Sample | undefined {
     'GET /tasks/:taskId': { path: `/tasks/${ids.bobTask}` },
     'GET /tasks/:taskId/events': { path: `/tasks/${ids.bobTask}/events` },
     'GET /os-picker': { path: '/os-picker' },
-    'POST /deployments': { path: '/deployments', options: { json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/x.qcow2' } } },
     'GET /isos': { path: '/isos' },
     'POST /instances/:instanceId/iso': { path: '/instances/web-1/iso', options: { json: { isoId: ids.iso } } },
     'DELETE /instances/:instanceId/iso': { path: '/instances/web-1/iso' },
@@ -91,6 +90,7 @@ function sample(route: string): Sample | undefined {
     'DELETE /admin/images/:imageId': { path: `/admin/images/${ids.bobImage}` },
     'POST /admin/images/:imageId/refresh-size': { path: `/admin/images/${ids.aliceImage}/refresh-size` },
     'GET /admin/usage': { path: `/admin/usage?${period}` },
+    'POST /admin/deployments': { path: '/admin/deployments', options: { json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/x.qcow2' } } },
     'POST /admin/recover': { path: '/admin/recover' },
   };
   return table[route];
@@ -160,9 +160,12 @@ describe('express router: the auth boundary', () => {
   it('answers 404 for another account\'s ids inside bodies (capture, deploy) and for hidden ISOs', async () => {
     const capture = await h.call('POST', '/images', { actor: ALICE, json: { instanceId: 'bob-1', name: 'steal' } });
     expect([capture.status, capture.json.code]).toEqual([404, 'NOT_FOUND']);
-    const deployForeignImage = await h.call('POST', '/deployments', { actor: ALICE, json: { imageId: ids.bobImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' } });
+    // deploys are the host's (admin) call; even then a custom image never lands on another account's instance
+    const deployAsCustomer = await h.call('POST', '/admin/deployments', { actor: ALICE, json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' } });
+    expect([deployAsCustomer.status, deployAsCustomer.json.code]).toEqual([403, 'FORBIDDEN']);
+    const deployForeignImage = await h.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: ids.bobImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' } });
     expect([deployForeignImage.status, deployForeignImage.json.code]).toEqual([404, 'NOT_FOUND']);
-    const deployOntoForeign = await h.call('POST', '/deployments', { actor: ALICE, json: { imageId: ids.aliceImage, instanceId: 'bob-1', targetPath: '/disks/a.qcow2' } });
+    const deployOntoForeign = await h.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: ids.aliceImage, instanceId: 'bob-1', targetPath: '/disks/a.qcow2' } });
     expect([deployOntoForeign.status, deployOntoForeign.json.code]).toEqual([404, 'NOT_FOUND']);
     const hidden = await h.call('POST', '/instances/web-1/iso', { actor: ALICE, json: { isoId: ids.hiddenIso } });
     expect([hidden.status, hidden.json.code]).toEqual([404, 'NOT_FOUND']);

@@ -161,7 +161,7 @@ describe('express router: error mapping over HTTP', () => {
 
     const os = await t.call('POST', '/admin/os-images', { actor: ADMIN, json: { name: 'Debian', osType: 'linux', storageId: t.templatesId, fileKey: 'os/debian-12.qcow2' } });
     t.world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('tampered'), modifiedAt: new Date() });
-    const deploy = await t.call('POST', '/deployments', { json: { imageId: os.json.id, instanceId: 'web-2', targetPath: '/disks/n.qcow2' } });
+    const deploy = await t.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: os.json.id, instanceId: 'web-2', targetPath: '/disks/n.qcow2' } });
     expect([deploy.status, deploy.json.code]).toEqual([422, 'CHECKSUM_MISMATCH']);
 
     await t.call('PUT', '/admin/locations/loc-1/settings', { actor: ADMIN, json: { imagesEnabled: false } });

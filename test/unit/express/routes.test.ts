@@ -108,7 +108,7 @@ describe('express router: every route\'s happy path', () => {
     expect(picker.json.myImages.map((i: { id: string }) => i.id)).toEqual([created.json.image.id]);
 
     t.world.addInstance('new-1', 'acct-alice', { hypervisorId: 'hv-2' });
-    const deploy = await t.call('POST', '/deployments', { json: { imageId: created.json.image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' } });
+    const deploy = await t.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: created.json.image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' } });
     expect(deploy.status).toBe(200);
     expect(deploy.json.task).toMatchObject({ type: 'deploy', status: 'completed' });
     expect(deploy.json.result.path).toBe('/var/lib/libvirt/images/new-1.qcow2');

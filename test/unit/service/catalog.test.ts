@@ -51,13 +51,15 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     expect(h.world.files.get('hv-2:/var/lib/libvirt/images/new-1.qcow2')?.bytes.equals(h.world.domains.get('dom-web-1')!.disk)).toBe(true);
     await h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/stock.qcow2' });
     expect(h.world.files.get('hv-2:/disks/stock.qcow2')?.bytes.equals(debian)).toBe(true);
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: secret.id, instanceId: 'new-1', targetPath: '/disks/x' }))).toBe('NOT_FOUND');
-    expect(await codeOf(h.ii.catalog.deployImage(bob, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x' }))).toBe('NOT_FOUND');
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: secret.id, instanceId: 'new-1', targetPath: '/disks/x.qcow2' }))).toBe('NOT_FOUND');
+    expect(await codeOf(h.ii.catalog.deployImage(bob, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe('NOT_FOUND');
+    // even an admin (the host) never puts a custom image on another account's instance
+    expect(await codeOf(h.ii.catalog.deployImage(admin, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe('NOT_FOUND');
     expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: 'relative' }))).toBe('VALIDATION_FAILED');
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/d', sizeBytes: 1024 }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/d.qcow2', sizeBytes: 1024 }))).toBe('VALIDATION_FAILED');
     // a corrupted stored file is caught by the checksum
     h.world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('tampered'), modifiedAt: new Date() });
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/y' }))).toBe('CHECKSUM_MISMATCH');
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/y.qcow2' }))).toBe('CHECKSUM_MISMATCH');
     // deleting the image leaves the deployed disk alone
     await h.ii.images.deleteImage(alice, image.id);
     await h.ii.idle();
