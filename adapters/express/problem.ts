@@ -169,12 +169,14 @@ export function problemFromError(error: unknown, audience: 'admin' | 'customer' 
 
 /**
  * A task as `audience` may see it. A failed task's `errorMessage` is the raw message of the error
- * (it may come from a command on a hypervisor and name paths or hosts): customers get the code's
- * fixed default message instead when that code is not exposed to them, as in problem responses.
+ * (it may come from a command on a hypervisor and name paths or hosts): admins see it, customers
+ * always get the code's fixed default message.
  */
 export function taskForAudience<T extends { errorCode: string | null; errorMessage: string | null }>(task: T, audience: 'admin' | 'customer'): T {
   if (audience === 'admin' || task.errorMessage === null) return task;
+  // A task's message comes from whatever failed (often a driver: it can name hosts, users and
+  // paths even for codes whose problem responses are shown as they are), so customers always get
+  // the code's fixed message. The image's own status reason carries the customer-facing advice.
   const code = task.errorCode !== null && task.errorCode in PROBLEM_STATUS ? (task.errorCode as ProblemCode) : 'INTERNAL';
-  if (PROBLEM_STATUS[code].exposeToCustomers) return task;
   return { ...task, errorMessage: defaultMessage(code) };
 }

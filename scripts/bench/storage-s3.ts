@@ -1,11 +1,13 @@
 /**
  * Benchmark of the S3 storage driver against the real radosgw (scripts/start-services.sh).
  *
- * 1. Throughput: put of a 1 GiB file through the driver vs a plain lib-storage Upload of the same
- *    file with the same part size and concurrency, alternating, in the same run (goal ≥ 0.9×).
+ * 1. Throughput: put of a 1 GiB file through the driver (a known size: its own multipart loop over
+ *    a fixed pool of reused part buffers) vs a plain lib-storage Upload of the same file with the
+ *    same part size and concurrency, alternating, in the same run (goal ≥ 0.9×).
  *    Also shown: the same put through the core wrapper (sha256 + verify).
  * 2. Peak RSS streaming 1 GiB and 4 GiB through put and through get, each in a fresh child process
  *    (peak RSS never goes down within a process); goal < 150 MB and 4 GiB within 10 % of 1 GiB.
+ *    Each line also shows the peak V8 heap and the peak Buffer memory of that child.
  * Every object is deleted and radosgw's garbage collection runs at the end.
  *
  * Run: node --import tsx scripts/bench/storage-s3.ts [--runs N] [--rss-only] [--queue N] [--part-mib N]
@@ -71,6 +73,13 @@ async function loadEnv(): Promise<S3TestEnv> {
 async function child(mode: string, bucket: string, key: string, size: number): Promise<void> {
   const env = await loadEnv();
   const driver = s3StorageDriver.create(driverOptions(env, bucket, tuning), {});
+  // Where the memory is: the V8 heap (grows with the allocation rate) vs Buffers (the part buffers).
+  const peak = { heapTotal: 0, arrayBuffers: 0 };
+  const sampler = setInterval(() => {
+    const usage = process.memoryUsage();
+    peak.heapTotal = Math.max(peak.heapTotal, usage.heapTotal);
+    peak.arrayBuffers = Math.max(peak.arrayBuffers, usage.arrayBuffers);
+  }, 20);
   const started = performance.now();
   if (mode === 'put') {
     await driver.put(key, generated(size), { size });
@@ -93,8 +102,9 @@ async function child(mode: string, bucket: string, key: string, size: number): P
     await driver.stat(key);
   }
   const seconds = (performance.now() - started) / 1000;
+  clearInterval(sampler);
   await driver.close?.();
-  process.stdout.write(`${JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024, seconds })}\n`);
+  process.stdout.write(`${JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024, seconds, peakHeapTotal: peak.heapTotal, peakArrayBuffers: peak.arrayBuffers })}\n`);
 }
 
 /**
@@ -118,7 +128,20 @@ async function childCommand(dir: string): Promise<{ args: string[]; how: string 
 const bundles: string[] = [];
 let childArgs: string[] = ['--import', 'tsx', self];
 
-async function runChild(mode: string, bucket: string, key: string, size: number): Promise<{ maxRssBytes: number; seconds: number }> {
+/** What a child measured. */
+interface ChildResult {
+  maxRssBytes: number;
+  seconds: number;
+  peakHeapTotal: number;
+  peakArrayBuffers: number;
+}
+
+/** The peak RSS with its V8 heap and Buffer parts. */
+function memory(result: ChildResult): string {
+  return `${mib(result.maxRssBytes)} (V8 heap ≤ ${mib(result.peakHeapTotal)}, Buffers ≤ ${mib(result.peakArrayBuffers)})`;
+}
+
+async function runChild(mode: string, bucket: string, key: string, size: number): Promise<ChildResult> {
   const output = await new Promise<string>((resolve, reject) => {
     const proc = spawn(process.execPath, [...childArgs, '--child', mode, bucket, key, String(size), '--queue', String(QUEUE_SIZE), '--part-mib', String(BASE_PART_SIZE / MiB)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
@@ -127,7 +150,7 @@ async function runChild(mode: string, bucket: string, key: string, size: number)
     proc.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`child ${mode} exited with ${code}`))));
   });
   const line = output.trim().split('\n').at(-1) ?? '';
-  return JSON.parse(line) as { maxRssBytes: number; seconds: number };
+  return JSON.parse(line) as ChildResult;
 }
 
 async function gc(): Promise<void> {
@@ -200,14 +223,14 @@ async function main(): Promise<void> {
     for (const [label, size] of [['1 GiB', GiB], ['4 GiB', 4 * GiB]] as const) {
       const key = `bench/rss-${size}.bin`;
       const plain = await runChild('baseline-put', bucket, key, size);
-      console.log(`  plain lib-storage Upload ${label} (same part size and queue): ${mib(plain.maxRssBytes)}`);
+      console.log(`  plain lib-storage Upload ${label} (same part size and queue): ${memory(plain)} (${(size / MiB / plain.seconds).toFixed(0)} MiB/s)`);
       const put = await runChild('put', bucket, key, size);
       const plainGet = await runChild('baseline-get', bucket, key, size);
-      console.log(`  plain SDK GetObject ${label}: ${mib(plainGet.maxRssBytes)}`);
+      console.log(`  plain SDK GetObject ${label}: ${memory(plainGet)}`);
       const get = await runChild('get', bucket, key, size);
       rss[`put ${label}`] = put.maxRssBytes;
       rss[`get ${label}`] = get.maxRssBytes;
-      console.log(`  put ${label}: ${mib(put.maxRssBytes)} (${(size / MiB / put.seconds).toFixed(0)} MiB/s)   get ${label}: ${mib(get.maxRssBytes)} (${(size / MiB / get.seconds).toFixed(0)} MiB/s)`);
+      console.log(`  put ${label}: ${memory(put)} (${(size / MiB / put.seconds).toFixed(0)} MiB/s)   get ${label}: ${memory(get)} (${(size / MiB / get.seconds).toFixed(0)} MiB/s)`);
       await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
       await gc();
     }

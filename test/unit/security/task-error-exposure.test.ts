@@ -35,4 +35,15 @@ describe('express router: task error messages and the customer audience', () => 
     expect(events.length).toBeGreaterThan(0);
     for (const event of events) expect(JSON.parse(event.data)).toMatchObject({ errorMessage: ERROR_MESSAGES.COMMAND_FAILED });
   });
+
+  it('also for codes whose problem responses customers see (a driver message names hosts)', async () => {
+    const t = (h = await startExpressHarness());
+    t.world.failNextCapture = 'STORAGE_FULL';
+    const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'full' } });
+    await t.ii.idle();
+    const one = await t.call('GET', `/tasks/${created.json.task.id as string}`);
+    expect(one.json).toMatchObject({ status: 'failed', errorCode: 'STORAGE_FULL', errorMessage: ERROR_MESSAGES.STORAGE_FULL });
+    const image = await t.call('GET', `/images/${created.json.image.id as string}`);
+    expect(image.json.statusReason.message).toMatch(/free space/);
+  });
 });
