@@ -129,7 +129,18 @@ export class StorageService {
     const data = parseOrThrow(UpdateStorageInputSchema, input, 'The image storage');
     const storage = await this.load(storageId);
     const config = data.config ? restoreMaskedSecrets(data.config, storage.config) : undefined;
-    if (config) this.ctx.registry.validateConfig(storage.driver, config);
+    if (config && data.config) {
+      // A kept (masked) secret is only reused for the same destination: changing any other setting
+      // (endpoint, bucket, server...) requires entering the secret again, so a stored secret is
+      // never sent somewhere new.
+      const maskedKept = JSON.stringify(data.config).includes(JSON.stringify(MASK));
+      const others = (c: Record<string, unknown>) => JSON.stringify(this.ctx.registry.maskSecrets(storage.driver, c), Object.keys(c).sort());
+      if (maskedKept && others(config) !== others(storage.config)) {
+        const secrets = this.ctx.registry.get(storage.driver).secretFields;
+        throw new InstanceImagesError('VALIDATION_FAILED', 'Enter the secret again when changing the other connection settings', { fields: secrets.map((path) => ({ path: `config.${path}`, message: 'must be entered again when other settings change' })) });
+      }
+      this.ctx.registry.validateConfig(storage.driver, config);
+    }
     const updated = await this.ctx.repos.storages.update(storageId, { ...(data.name ? { name: data.name } : {}), ...(data.enabled !== undefined ? { enabled: data.enabled } : {}), ...(config ? { config } : {}) }, this.ctx.now());
     if (!updated) throw notFound('Image storage', storageId);
     return this.view(updated);

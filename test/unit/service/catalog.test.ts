@@ -123,6 +123,11 @@ describe('image storages: config, bindings, browser, reconcile', () => {
     expect(JSON.stringify(await h.ii.storages.listStorages(admin))).not.toContain('top-secret-key');
     await h.ii.storages.updateStorage(admin, h.storageId, { name: 'renamed', config: { ...view.config } });
     expect((await h.ii.repositories.storages.get(h.storageId))?.config.secret).toBe('top-secret-key');
+    // a kept secret is never sent to a new destination
+    expect(await codeOf(h.ii.storages.updateStorage(admin, h.storageId, { config: { ...view.config, root: 'elsewhere' } }))).toBe('VALIDATION_FAILED');
+    expect((await h.ii.repositories.storages.get(h.storageId))?.config.root).toBe('bucket');
+    await h.ii.storages.updateStorage(admin, h.storageId, { config: { root: 'elsewhere', secret: 'new-secret' } });
+    expect((await h.ii.repositories.storages.get(h.storageId))?.config).toEqual({ root: 'elsewhere', secret: 'new-secret' });
     expect(await codeOf(h.ii.storages.listStorages(alice))).toBe('FORBIDDEN');
     expect((await h.ii.storages.checkHealth(admin, h.storageId)).ok).toBe(true);
   });
