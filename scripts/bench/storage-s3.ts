@@ -10,7 +10,7 @@
  *    Each line also shows the peak V8 heap and the peak Buffer memory of that child.
  * Every object is deleted and radosgw's garbage collection runs at the end.
  *
- * Run: node --import tsx scripts/bench/storage-s3.ts [--runs N] [--rss-only] [--queue N] [--part-mib N]
+ * Run: node --import tsx scripts/bench/storage-s3.ts [--runs N] [--rss-only] [--no-rss] [--queue N] [--part-mib N]
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -215,6 +215,7 @@ async function main(): Promise<void> {
     await gc();
 
     // 2. Peak RSS, each measurement in a fresh process.
+    if (process.argv.includes('--no-rss')) return;
     const command = await childCommand(dir);
     childArgs = command.args;
     const idle = await runChild('idle', bucket, 'none', 0);

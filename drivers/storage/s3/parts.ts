@@ -77,15 +77,20 @@ function asBuffer(chunk: unknown): Buffer {
   throw new TypeError('The body stream must yield bytes (Buffer, Uint8Array or string chunks)');
 }
 
+/** How many bytes the reader takes from the stream ahead of the loop before it pauses the stream. */
+const READ_AHEAD_BYTES = 1024 * 1024;
+
 /**
- * Reads a stream one chunk at a time, in flowing mode with a pause after every chunk. Unlike the
- * async iterator (whose `read()` concatenates everything buffered into a new Buffer), it never
- * copies: every chunk is the one the producer pushed, and the stream stays paused (backpressure)
- * while the caller has no room for the next one.
+ * Reads a stream chunk by chunk in flowing mode. Unlike the async iterator (whose `read()`
+ * concatenates everything buffered into a new Buffer), it never copies: every chunk is the one the
+ * producer pushed. Up to {@link READ_AHEAD_BYTES} are queued ahead of the consumer (so a fast
+ * source is never paused and resumed per chunk); beyond that the stream is paused (backpressure)
+ * until the consumer catches up.
  */
 class ChunkReader {
   readonly #body: Readable;
   readonly #chunks: Buffer[] = [];
+  #queuedBytes = 0;
   #ended = false;
   #failure: { error: unknown } | undefined;
   #wake: (() => void) | undefined;
@@ -94,11 +99,14 @@ class ChunkReader {
     this.#body = body;
     body.pause();
     body.on('data', (chunk: unknown) => {
-      body.pause();
       try {
-        this.#chunks.push(asBuffer(chunk));
+        const data = asBuffer(chunk);
+        this.#chunks.push(data);
+        this.#queuedBytes += data.length;
+        if (this.#queuedBytes >= READ_AHEAD_BYTES) body.pause();
       } catch (error) {
         this.#failure ??= { error };
+        body.pause();
       }
       this.#notify();
     });
@@ -126,7 +134,11 @@ class ChunkReader {
   async next(): Promise<Buffer | null> {
     for (;;) {
       const chunk = this.#chunks.shift();
-      if (chunk !== undefined) return chunk;
+      if (chunk !== undefined) {
+        this.#queuedBytes -= chunk.length;
+        if (this.#queuedBytes < READ_AHEAD_BYTES && this.#failure === undefined && this.#body.isPaused()) this.#body.resume();
+        return chunk;
+      }
       if (this.#failure !== undefined) throw this.#failure.error;
       if (this.#ended) return null;
       await new Promise<void>((resolve) => {
