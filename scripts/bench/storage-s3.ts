@@ -10,7 +10,7 @@
  *    Each line also shows the peak V8 heap and the peak Buffer memory of that child.
  * Every object is deleted and radosgw's garbage collection runs at the end.
  *
- * Run: node --import tsx scripts/bench/storage-s3.ts [--runs N] [--rss-only] [--no-rss] [--queue N] [--part-mib N]
+ * Run: node --import tsx scripts/bench/storage-s3.ts [--runs N] [--rss-only] [--no-rss] [--cap-young-gen] [--queue N] [--part-mib N]
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +40,12 @@ function flag(name: string): string | undefined {
 const QUEUE_SIZE = Number(flag('queue') ?? S3_DEFAULT_QUEUE_SIZE);
 const BASE_PART_SIZE = Number(flag('part-mib') ?? S3_DEFAULT_PART_SIZE / (1024 * 1024)) * 1024 * 1024;
 const tuning = { queueSize: QUEUE_SIZE, partSizeBytes: BASE_PART_SIZE };
+/**
+ * Node flags of the measuring children: V8's defaults, unless `--cap-young-gen` caps the young
+ * generation (`--max-semi-space-size=4`), which otherwise grows with the allocation rate of a long
+ * upload (the SDK allocates per request) and accounts for most of the RSS above idle + part buffers.
+ */
+const CHILD_NODE_FLAGS = process.argv.includes('--cap-young-gen') ? ['--max-semi-space-size=4'] : [];
 
 function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
@@ -143,7 +149,7 @@ function memory(result: ChildResult): string {
 
 async function runChild(mode: string, bucket: string, key: string, size: number): Promise<ChildResult> {
   const output = await new Promise<string>((resolve, reject) => {
-    const proc = spawn(process.execPath, [...childArgs, '--child', mode, bucket, key, String(size), '--queue', String(QUEUE_SIZE), '--part-mib', String(BASE_PART_SIZE / MiB)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [...CHILD_NODE_FLAGS, ...childArgs, '--child', mode, bucket, key, String(size), '--queue', String(QUEUE_SIZE), '--part-mib', String(BASE_PART_SIZE / MiB)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
     proc.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
     proc.on('error', reject);
@@ -219,7 +225,7 @@ async function main(): Promise<void> {
     const command = await childCommand(dir);
     childArgs = command.args;
     const idle = await runChild('idle', bucket, 'none', 0);
-    console.log(`\npeak RSS (a fresh process each, ${command.how}; idle with the SDK loaded after one HeadObject: ${mib(idle.maxRssBytes)})`);
+    console.log(`\npeak RSS (a fresh process each, ${command.how}${CHILD_NODE_FLAGS.length > 0 ? ` with ${CHILD_NODE_FLAGS.join(' ')}` : ', V8 defaults'}; idle with the SDK loaded after one HeadObject: ${mib(idle.maxRssBytes)})`);
     const rss: Record<string, number> = {};
     for (const [label, size] of [['1 GiB', GiB], ['4 GiB', 4 * GiB]] as const) {
       const key = `bench/rss-${size}.bin`;
