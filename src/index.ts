@@ -8,6 +8,7 @@ export * from './model';
 export * from './lifecycle';
 export * from './events';
 export type * from './ports';
+export { DEFAULT_SCRATCH_DIR } from './ports/host-directory';
 export * from './memory';
 export { createTaskQueue, type TaskQueueOptions } from './tasks/queue';
 export { createInstanceImages, InstanceImagesOptionsSchema, silentLogger, type InstanceImages, type InstanceImagesOptions } from './create-instance-images';

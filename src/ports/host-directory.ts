@@ -35,6 +35,9 @@ export type HypervisorConnection =
       hostKey: string;
     };
 
+/** The scratch directory on a hypervisor when {@link HostHypervisor.scratchDir} is not set. */
+export const DEFAULT_SCRATCH_DIR = '/var/tmp/instance-images';
+
 /** A hypervisor as the host panel knows it. */
 export interface HostHypervisor {
   id: string;

@@ -153,10 +153,6 @@ export class CatalogService {
     return storage;
   }
 
-  private async openFor(storage: ImageStorage, hypervisorId: string | null | undefined): Promise<StorageDisk> {
-    return this.drivers.storage(storage, hypervisorId ?? (await this.images.anyBoundHypervisor(storage.id)));
-  }
-
   /** Verifies a template file exists and measures it (size, sha256 by streaming it once). */
   private async measure(disk: StorageDisk, key: string): Promise<{ size: number; sha256: string }> {
     const stat = await disk.stat(key);
@@ -175,7 +171,7 @@ export class CatalogService {
     const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
     const storage = await this.templateStorage(data.storageId);
     if (data.mediaGroupId && !(await this.ctx.repos.mediaGroups.get(data.mediaGroupId))) throw notFound('Media group', data.mediaGroupId);
-    const disk = await this.openFor(storage, data.hypervisorId);
+    const disk = await this.drivers.storage(storage, data.hypervisorId);
     const { size, sha256 } = await this.measure(disk, fileKey);
     if (size <= 0) throw new InstanceImagesError('VALIDATION_FAILED', 'The source file is empty', { fields: [{ path: 'fileKey', message: 'is empty' }] });
     const now = this.ctx.now();
@@ -364,7 +360,7 @@ export class CatalogService {
               const disk = await this.drivers.storage(storage, instance.hypervisorId);
               result = await hv.materialize({ source: { kind: 'path', path: disk.pathOf(image.fileKey) }, ...common });
             } else {
-              const disk = await this.drivers.storage(storage, image.hypervisorId ?? (await this.images.anyBoundHypervisor(storage.id)));
+              const disk = await this.drivers.storage(storage, image.hypervisorId);
               result = await hv.materialize({ source: { kind: 'stream', stream: await disk.get(image.fileKey, { signal }) }, ...common });
             }
           });
@@ -398,7 +394,7 @@ export class CatalogService {
     const data = parseOrThrow(IsoInputSchema, input, 'The ISO');
     const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
     const storage = await this.templateStorage(data.storageId);
-    const disk = await this.openFor(storage, data.hypervisorId);
+    const disk = await this.drivers.storage(storage, data.hypervisorId);
     const { size, sha256 } = await this.measure(disk, fileKey);
     const now = this.ctx.now();
     const iso: Iso = { id: this.ctx.newId(), name: data.name, description: data.description ?? '', storageId: storage.id, fileKey, sizeBytes: size, sha256, customerVisible: data.customerVisible, status: 'available', statusReason: null, createdAt: now, updatedAt: now };
@@ -412,7 +408,7 @@ export class CatalogService {
     const data = parseOrThrow(IsoInputSchema, input, 'The ISO');
     const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
     const storage = await this.templateStorage(data.storageId);
-    const disk = await this.openFor(storage, data.hypervisorId);
+    const disk = await this.drivers.storage(storage, data.hypervisorId);
     const now = this.ctx.now();
     const iso: Iso = { id: this.ctx.newId(), name: data.name, description: data.description ?? '', storageId: storage.id, fileKey, sizeBytes: null, sha256: null, customerVisible: data.customerVisible, status: 'uploading', statusReason: null, createdAt: now, updatedAt: now };
     await this.ctx.repos.isos.insert(iso);
@@ -451,7 +447,7 @@ export class CatalogService {
     if (!iso) throw notFound('ISO', isoId);
     if (options.deleteFile) {
       const storage = await this.ctx.repos.storages.get(iso.storageId);
-      if (storage) await (await this.openFor(storage, options.hypervisorId)).delete(iso.fileKey);
+      if (storage) await (await this.drivers.storage(storage, options.hypervisorId)).delete(iso.fileKey);
     }
     await this.ctx.repos.isos.delete(isoId);
   }

@@ -88,14 +88,14 @@ export class DriverCache {
   }
 
   /**
-   * Opens a storage, behind the core wrapper. Per-hypervisor and path drivers need the hypervisor
-   * they act on: `hypervisorId` (for shared path drivers any bound hypervisor will do).
+   * Opens a storage, behind the core wrapper. Drivers that act through a hypervisor (local, NFS)
+   * use `hypervisorId`, else the first hypervisor bound to the storage (see {@link viaHypervisor}).
    */
-  async storage(storage: ImageStorage, hypervisorId: string | null): Promise<StorageDisk> {
+  async storage(storage: ImageStorage, hypervisorId?: string | null): Promise<StorageDisk> {
     const factory = this.ctx.registry.get(storage.driver);
-    const hv = factory.needsHypervisor ? hypervisorId : null;
+    const hv = factory.needsHypervisor ? await this.viaHypervisor(storage, hypervisorId) : null;
     if (factory.needsHypervisor && hv === null) {
-      throw new InstanceImagesError('VALIDATION_FAILED', `Storage ${JSON.stringify(storage.name)} needs a hypervisor to be reached through`, { fields: [{ path: 'hypervisorId', message: 'is required for this storage' }] });
+      throw new InstanceImagesError('VALIDATION_FAILED', `Storage ${JSON.stringify(storage.name)} is reached through a hypervisor, and none is bound to it`, { fields: [{ path: 'hypervisorId', message: 'is required for this storage' }] });
     }
     const key = JSON.stringify([storage.id, storage.updatedAt.getTime(), hv]);
     const cached = this.disks.get(key);
@@ -105,6 +105,13 @@ export class DriverCache {
     const disk = wrapStorageDriver(driver);
     this.disks.set(key, disk);
     return disk;
+  }
+
+  /** The hypervisor a storage is reached through: the given one, else the first one bound to it (null when none). */
+  async viaHypervisor(storage: ImageStorage, hypervisorId?: string | null): Promise<string | null> {
+    if (hypervisorId) return hypervisorId;
+    const bindings = await this.ctx.repos.storages.listBindings({ storageId: storage.id });
+    return bindings[0]?.hypervisorId ?? null;
   }
 
   private async hypervisorContext(hypervisorId: string) {

@@ -9,7 +9,7 @@ import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } 
 import type { Image, ImageStatus } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
 import type { Task, TaskStatus, TaskType } from '../model/task';
-import type { HostInstance } from '../ports/host-directory';
+import { DEFAULT_SCRATCH_DIR, type HostInstance } from '../ports/host-directory';
 import type { ImageSort, ListPage } from '../ports/repositories';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, ownsAccount, type Actor } from './actor';
@@ -62,8 +62,6 @@ export interface ImageWithTask {
   task: Task;
 }
 
-/** The default directory for scratch files on a hypervisor. */
-export const DEFAULT_SCRATCH_DIR = '/var/tmp/instance-images';
 
 const REASONS: Partial<Record<string, string>> = {
   STORAGE_FULL: 'There was not enough free space on the image storage. Delete unused images, or ask your provider to add space, then retry.',
@@ -393,7 +391,7 @@ export class ImageService {
       progress({ step: 'removing file' });
       const storage = await this.ctx.repos.storages.get(image.storageId);
       if (storage && image.kind === 'custom') {
-        const disk = await this.drivers.storage(storage, image.hypervisorId ?? (await this.anyBoundHypervisor(storage.id)));
+        const disk = await this.drivers.storage(storage, image.hypervisorId);
         await disk.delete(image.fileKey);
       }
       await transitionImage(this.ctx, image, 'deleted', { deletedAt: this.ctx.now() }, 'system');
@@ -403,12 +401,6 @@ export class ImageService {
     if (image?.status === 'deleting') {
       await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'DELETE_FAILED', message: `Removing the image file failed (${outcome.error.message}). Delete the image again to retry.` }).catch(() => undefined);
     }
-  }
-
-  /** Some hypervisor bound to a storage (for shared path storages reached through any of them). */
-  async anyBoundHypervisor(storageId: string): Promise<string | null> {
-    const bindings = await this.ctx.repos.storages.listBindings({ storageId });
-    return bindings[0]?.hypervisorId ?? null;
   }
 
   /** The tasks page: a page of tasks (the account's for a customer), newest first. */

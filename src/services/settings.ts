@@ -143,8 +143,7 @@ export class SettingsService {
     const outcome = await runTask(this.ctx, task.id, new AbortController().signal, async () => {
       const storage = await this.ctx.repos.storages.get(image.storageId);
       if (!storage) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The image storage was removed');
-      const binding = image.hypervisorId ?? (await this.ctx.repos.storages.listBindings({ storageId: storage.id }))[0]?.hypervisorId ?? null;
-      const stat = await (await this.drivers.storage(storage, binding)).stat(image.fileKey);
+      const stat = await (await this.drivers.storage(storage, image.hypervisorId)).stat(image.fileKey);
       if (!stat) throw new InstanceImagesError('NOT_FOUND', 'The image file is missing from the storage');
       if (stat.size === image.sizeBytes) return;
       const now = this.ctx.now();

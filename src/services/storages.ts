@@ -12,6 +12,7 @@ import type { Image } from '../model/image';
 import { StoragePurposeSchema, type ImageStorage, type StorageBinding } from '../model/image-storage';
 import type { StoredObject } from '../ports/storage-driver';
 import { parseOrThrow } from '../util/validate';
+import { MASKED_SECRET } from '../storage';
 import { requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import { stopBilling, transitionImage } from './image-state';
@@ -69,12 +70,10 @@ export const ReconcileOptionsSchema = z.object({
 /** Options of {@link StorageService.reconcile}. */
 export type ReconcileOptions = z.input<typeof ReconcileOptionsSchema>;
 
-const MASK = '********';
-
 function restoreMaskedSecrets(next: Record<string, unknown>, previous: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(next)) {
-    if (value === MASK && key in previous) out[key] = previous[key];
+    if (value === MASKED_SECRET && key in previous) out[key] = previous[key];
     else if (value && typeof value === 'object' && !Array.isArray(value) && previous[key] && typeof previous[key] === 'object') out[key] = restoreMaskedSecrets(value as Record<string, unknown>, previous[key] as Record<string, unknown>);
     else out[key] = value;
   }
@@ -133,7 +132,7 @@ export class StorageService {
       // A kept (masked) secret is only reused for the same destination: changing any other setting
       // (endpoint, bucket, server...) requires entering the secret again, so a stored secret is
       // never sent somewhere new.
-      const maskedKept = JSON.stringify(data.config).includes(JSON.stringify(MASK));
+      const maskedKept = JSON.stringify(data.config).includes(JSON.stringify(MASKED_SECRET));
       const others = (c: Record<string, unknown>) => JSON.stringify(this.ctx.registry.maskSecrets(storage.driver, c), Object.keys(c).sort());
       if (maskedKept && others(config) !== others(storage.config)) {
         const secrets = this.ctx.registry.get(storage.driver).secretFields;
@@ -186,18 +185,12 @@ export class StorageService {
     if (!(await this.ctx.repos.storages.unbind(storageId, hypervisorId))) throw notFound('Binding', `${storageId}/${hypervisorId}`);
   }
 
-  private async hypervisorFor(storage: ImageStorage, hypervisorId: string | null | undefined): Promise<string | null> {
-    if (hypervisorId) return hypervisorId;
-    const bindings = await this.ctx.repos.storages.listBindings({ storageId: storage.id });
-    return bindings[0]?.hypervisorId ?? null;
-  }
-
   /** Checks a storage (through a bound hypervisor for path drivers). Never throws for an unhealthy backend. */
   async checkHealth(actor: Actor, storageId: string, hypervisorId?: string): Promise<{ ok: boolean; message: string; freeBytes: number | null }> {
     requireAdmin(actor);
     const storage = await this.load(storageId);
     try {
-      const disk = await this.drivers.storage(storage, await this.hypervisorFor(storage, hypervisorId));
+      const disk = await this.drivers.storage(storage, hypervisorId);
       const health = await disk.health();
       const freeBytes = health.ok ? await disk.freeSpace().catch(() => null) : null;
       return { ...health, freeBytes };
@@ -247,7 +240,7 @@ export class StorageService {
   async browse(actor: Actor, storageId: string, options: { hypervisorId?: string | null; prefix?: string; cursor?: string | null; limit?: number } = {}): Promise<{ items: BrowsedFile[]; nextCursor: string | null }> {
     requireAdmin(actor);
     const storage = await this.load(storageId);
-    const hv = await this.hypervisorFor(storage, options.hypervisorId);
+    const hv = await this.drivers.viaHypervisor(storage, options.hypervisorId);
     const disk = await this.drivers.storage(storage, hv);
     const page = await disk.list({ ...(options.prefix ? { prefix: options.prefix } : {}), cursor: options.cursor ?? null, limit: options.limit ?? 100 });
     return { items: await this.classify(await this.recordsOf(storage.id), page.items, hv), nextCursor: page.nextCursor };
@@ -263,7 +256,7 @@ export class StorageService {
     requireAdmin(actor);
     const opts = parseOrThrow(ReconcileOptionsSchema, options, 'The reconcile options');
     const storage = await this.load(storageId);
-    const hv = await this.hypervisorFor(storage, opts.hypervisorId);
+    const hv = await this.drivers.viaHypervisor(storage, opts.hypervisorId);
     const disk = await this.drivers.storage(storage, hv);
     const findings: ReconcileFinding[] = [];
     const seen = new Set<string>();

@@ -10,7 +10,7 @@
  */
 import { InstanceImagesError } from '../../../src/errors';
 import type { Executor } from '../../../src/ports/executor';
-import type { HostHypervisor } from '../../../src/ports/host-directory';
+import { DEFAULT_SCRATCH_DIR, type HostHypervisor } from '../../../src/ports/host-directory';
 import type { HypervisorDriver } from '../../../src/ports/hypervisor-driver';
 import { parseOrThrow } from '../../../src/util/validate';
 import { assertAbsolutePath, captureDomain, type CaptureContext } from './capture';
@@ -25,8 +25,7 @@ export type { HypervisorCapabilities, LibvirtDomainInfo } from './inspect';
 export type { DomainDisk } from './parsers';
 export { LibvirtDriverOptionsSchema, CaptureMethodSchema, type LibvirtDriverOptions, type CaptureMethod, type LibvirtDriverHooks } from './options';
 
-/** Default scratch directory on the hypervisor. */
-export const DEFAULT_SCRATCH_DIR = '/var/tmp/instance-images';
+export { DEFAULT_SCRATCH_DIR };
 /** Default libvirt URI on the hypervisor. */
 export const DEFAULT_LIBVIRT_URI = 'qemu:///system';
 
