@@ -19,6 +19,7 @@ import type { MaterializeResult } from '../ports/hypervisor-driver';
 import type { StorageDisk } from '../storage';
 import { normalizeStorageKey } from '../storage';
 import { parseOrThrow } from '../util/validate';
+import { collectPages } from '../util/pages';
 import { checkActor, ownsAccount, requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import type { ImageService } from './images';
@@ -288,24 +289,13 @@ export class CatalogService {
     checkActor(actor);
     const accountId = actor.kind === 'customer' ? actor.accountId : (options.accountId ?? null);
     const groups = await this.ctx.repos.mediaGroups.list(actor.kind === 'customer' ? { customerVisible: true } : {});
-    const stock = await this.collect((cursor) => this.ctx.repos.images.list({ kind: 'stock', statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' }));
+    const stock = await collectPages((cursor) => this.ctx.repos.images.list({ kind: 'stock', statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' }));
     const result: DeployableImages = {
       groups: groups.map((group) => ({ group, images: stock.filter((i) => i.mediaGroupId === group.id) })),
       ungrouped: stock.filter((i) => i.mediaGroupId === null),
-      myImages: accountId === null ? [] : await this.collect((cursor) => this.ctx.repos.images.list({ kind: 'custom', accountId, statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' })),
+      myImages: accountId === null ? [] : await collectPages((cursor) => this.ctx.repos.images.list({ kind: 'custom', accountId, statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' })),
     };
     return result;
-  }
-
-  private async collect<T>(fetch: (cursor: string | null) => Promise<Page<T>>): Promise<T[]> {
-    const all: T[] = [];
-    let cursor: string | null = null;
-    do {
-      const page = await fetch(cursor);
-      all.push(...page.items);
-      cursor = page.nextCursor;
-    } while (cursor !== null);
-    return all;
   }
 
   /** An image the actor may deploy: available, and own custom or stock in a visible group (or ungrouped). */

@@ -11,6 +11,7 @@ import type { Image } from '../model/image';
 import type { AccountLimit, LocationSettings } from '../model/settings';
 import type { Task } from '../model/task';
 import { parseOrThrow } from '../util/validate';
+import { eachPage } from '../util/pages';
 import { checkActor, requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
@@ -85,14 +86,12 @@ export class SettingsService {
     };
     await this.ctx.repos.settings.putLocation(next);
     if (data.pricePerGbMonth !== undefined && data.pricePerGbMonth !== current.pricePerGbMonth) {
-      let cursor: string | null = null;
-      do {
-        const page = await this.ctx.repos.usage.list({ locationId, openOnly: true }, { cursor, limit: 500 });
-        const applied = await applyUsageChanges(this.ctx.repos.usage, applyPriceChange({ locationId, rate: data.pricePerGbMonth, at: now, openIntervals: page.items }, this.ctx.newId));
+      // Intervals opened at the new rate show up in later pages; applyPriceChange leaves them alone.
+      for await (const open of eachPage((cursor) => this.ctx.repos.usage.list({ locationId, openOnly: true }, { cursor, limit: 500 }))) {
+        const applied = await applyUsageChanges(this.ctx.repos.usage, applyPriceChange({ locationId, rate: data.pricePerGbMonth, at: now, openIntervals: open }, this.ctx.newId));
         for (const interval of applied.closed) this.ctx.events.emit('usage.stopped', { interval });
         for (const interval of applied.opened) this.ctx.events.emit('usage.started', { interval });
-        cursor = page.nextCursor;
-      } while (cursor !== null);
+      }
     }
     return next;
   }
@@ -199,10 +198,8 @@ export class SettingsService {
     // Images left in a transient status without any live task (e.g. a crash between inserting the
     // image and its task) would otherwise stay there forever.
     for (const [status, type] of [['creating', 'capture'], ['deleting', 'delete']] as const) {
-      let cursor: string | null = null;
-      do {
-        const page = await this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 });
-        for (const image of page.items) {
+      for await (const images of eachPage((cursor) => this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 }))) {
+        for (const image of images) {
           const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type, statuses: ['queued', 'running'] }, { limit: 1 });
           if (active.items.length > 0 || report.failedImages.includes(image.id)) continue;
           const reason = status === 'creating'
@@ -211,8 +208,7 @@ export class SettingsService {
           const moved = await transitionImage(this.ctx, image, 'error', {}, 'system', reason).then(() => true, () => false);
           if (moved) report.failedImages.push(image.id);
         }
-        cursor = page.nextCursor;
-      } while (cursor !== null);
+      }
     }
     for (const hypervisorId of hypervisors) {
       try {

@@ -12,6 +12,7 @@ import type { Image } from '../model/image';
 import { StoragePurposeSchema, type ImageStorage, type StorageBinding } from '../model/image-storage';
 import type { StoredObject } from '../ports/storage-driver';
 import { parseOrThrow } from '../util/validate';
+import { eachPage } from '../util/pages';
 import { MASKED_SECRET } from '../storage';
 import { requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
@@ -147,12 +148,9 @@ export class StorageService {
 
   /** Whether any image (not deleted) on the storage matches `predicate`; pages through all of them. */
   private async anyImageOn(storageId: string, predicate: (image: Image) => boolean = () => true): Promise<boolean> {
-    let cursor: string | null = null;
-    do {
-      const page = await this.ctx.repos.images.list({ storageId }, { cursor, limit: 1000 });
-      if (page.items.some(predicate)) return true;
-      cursor = page.nextCursor;
-    } while (cursor !== null);
+    for await (const images of eachPage((cursor) => this.ctx.repos.images.list({ storageId }, { cursor, limit: 1000 }))) {
+      if (images.some(predicate)) return true;
+    }
     return false;
   }
 
@@ -202,19 +200,13 @@ export class StorageService {
   /** Every record pointing into a storage, by file key (paged through once per browse/reconcile). */
   private async recordsOf(storageId: string): Promise<{ images: Map<string, Image[]>; isos: Map<string, string> }> {
     const images = new Map<string, Image[]>();
-    let cursor: string | null = null;
-    do {
-      const page = await this.ctx.repos.images.list({ storageId }, { cursor, limit: 1000 });
-      for (const image of page.items) images.set(image.fileKey, [...(images.get(image.fileKey) ?? []), image]);
-      cursor = page.nextCursor;
-    } while (cursor !== null);
+    for await (const page of eachPage((cursor) => this.ctx.repos.images.list({ storageId }, { cursor, limit: 1000 }))) {
+      for (const image of page) images.set(image.fileKey, [...(images.get(image.fileKey) ?? []), image]);
+    }
     const isos = new Map<string, string>();
-    cursor = null;
-    do {
-      const page = await this.ctx.repos.isos.list({ storageId }, { cursor, limit: 1000 });
-      for (const iso of page.items) isos.set(iso.fileKey, iso.name);
-      cursor = page.nextCursor;
-    } while (cursor !== null);
+    for await (const page of eachPage((cursor) => this.ctx.repos.isos.list({ storageId }, { cursor, limit: 1000 }))) {
+      for (const iso of page) isos.set(iso.fileKey, iso.name);
+    }
     return { images, isos };
   }
 
@@ -262,10 +254,8 @@ export class StorageService {
     const seen = new Set<string>();
     const records = await this.recordsOf(storage.id);
     const orphans: { file: BrowsedFile; finding: ReconcileFinding }[] = [];
-    let cursor: string | null = null;
-    do {
-      const page = await disk.list({ cursor, limit: 500 });
-      for (const file of await this.classify(records, page.items, hv)) {
+    for await (const files of eachPage((cursor) => disk.list({ cursor, limit: 500 }))) {
+      for (const file of await this.classify(records, files, hv)) {
         seen.add(file.key);
         if (file.kind === 'ok') continue;
         let action: ReconcileFinding['action'] = 'none';
@@ -274,8 +264,7 @@ export class StorageService {
         findings.push(finding);
         if (action === 'deleted-file' && !opts.dryRun) orphans.push({ file, finding });
       }
-      cursor = page.nextCursor;
-    } while (cursor !== null);
+    }
     if (orphans.length > 0) {
       // Records are written before their files: re-read them after listing, so a file whose capture
       // or upload started during the scan is never taken for an orphan.
