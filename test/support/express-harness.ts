@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { createImagesRouter, type ImagesRouterOptions } from '../../adapters/express';
 import { createInstanceImages, type Actor, type InstanceImages, type StorageDriverFactory } from '../../src';
+import { afterEach } from 'vitest';
 import { FakeWorld } from './fakes';
 
 export const ADMIN: Actor = { kind: 'admin', userId: 'op' };
@@ -244,4 +245,17 @@ export interface SseEvent {
   event: string;
   data: string;
   id: string | null;
+}
+
+/**
+ * For a test file: returns a function that starts a harness; the one started last is closed after
+ * each test.
+ */
+export function useExpressHarness(): (options?: Parameters<typeof startExpressHarness>[0]) => Promise<ExpressHarness> {
+  let current: ExpressHarness | null = null;
+  afterEach(async () => {
+    await current?.close();
+    current = null;
+  });
+  return async (options = {}) => (current = await startExpressHarness(options));
 }

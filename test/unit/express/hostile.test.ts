@@ -5,19 +5,11 @@
  */
 import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InstanceImagesError } from '../../../src';
-import { ADMIN, ALICE, startExpressHarness, type ExpressHarness } from '../../support/express-harness';
+import { ADMIN, ALICE, useExpressHarness } from '../../support/express-harness';
 
-let h: ExpressHarness | null = null;
-async function harness(options: Parameters<typeof startExpressHarness>[0] = {}): Promise<ExpressHarness> {
-  h = await startExpressHarness(options);
-  return h;
-}
-afterEach(async () => {
-  await h?.close();
-  h = null;
-});
+const harness = useExpressHarness();
 
 const paths = (json: { fields?: { path: string }[] }) => (json.fields ?? []).map((f) => f.path).sort();
 

@@ -3,19 +3,11 @@
  * streamed to the storage driver with its size limit.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../support/fakes';
-import { ADMIN, readSse, startExpressHarness, type ExpressHarness } from '../../support/express-harness';
+import { ADMIN, readSse, useExpressHarness } from '../../support/express-harness';
 
-let h: ExpressHarness | null = null;
-async function harness(options: Parameters<typeof startExpressHarness>[0] = {}): Promise<ExpressHarness> {
-  h = await startExpressHarness(options);
-  return h;
-}
-afterEach(async () => {
-  await h?.close();
-  h = null;
-});
+const harness = useExpressHarness();
 
 /** Fails with `message` if `promise` does not settle first (a deadlock guard, not a timing assertion). */
 function orDeadlock<T>(promise: Promise<T>, message: string): Promise<T> {

@@ -4,15 +4,11 @@
  * over HTTP the deploy is an operator/host route, and in-process a customer actor may only name a
  * plain disk image path outside system directories.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { ADMIN, startExpressHarness, type ExpressHarness } from '../../support/express-harness';
+import { describe, expect, it } from 'vitest';
+import { ADMIN, useExpressHarness } from '../../support/express-harness';
 import { alice, codeOf, setup } from '../service/setup';
 
-let h: ExpressHarness | null = null;
-afterEach(async () => {
-  await h?.close();
-  h = null;
-});
+const harness = useExpressHarness();
 
 const hostile = [
   '/root/.ssh/authorized_keys2',
@@ -28,7 +24,7 @@ const hostile = [
 
 describe('deploy target paths', () => {
   it('customers cannot call the deploy route at all', async () => {
-    const t = (h = await startExpressHarness());
+    const t = await harness();
     const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'mine' } });
     await t.ii.idle();
     const res = await t.call('POST', '/admin/deployments', { json: { imageId: created.json.image.id, instanceId: 'web-1', targetPath: '/root/.ssh/authorized_keys2', targetFormat: 'raw' } });

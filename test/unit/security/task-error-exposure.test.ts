@@ -2,19 +2,15 @@
  * A failed task's errorMessage is the raw error of a hypervisor command (paths, hosts, SSH users).
  * Problem responses hide such messages from customers; task answers must do the same.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_MESSAGES } from '../../../src/errors';
-import { ADMIN, readSse, startExpressHarness, type ExpressHarness } from '../../support/express-harness';
+import { ADMIN, readSse, useExpressHarness } from '../../support/express-harness';
 
-let h: ExpressHarness | null = null;
-afterEach(async () => {
-  await h?.close();
-  h = null;
-});
+const harness = useExpressHarness();
 
 describe('express router: task error messages and the customer audience', () => {
   it('shows customers the fixed message of an internal failure, admins the real one', async () => {
-    const t = (h = await startExpressHarness());
+    const t = await harness();
     t.world.failNextCapture = 'COMMAND_FAILED';
     const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'doomed' } });
     const taskId = created.json.task.id as string;
@@ -37,7 +33,7 @@ describe('express router: task error messages and the customer audience', () => 
   });
 
   it('also for codes whose problem responses customers see (a driver message names hosts)', async () => {
-    const t = (h = await startExpressHarness());
+    const t = await harness();
     t.world.failNextCapture = 'STORAGE_FULL';
     const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'full' } });
     await t.ii.idle();
