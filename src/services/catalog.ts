@@ -154,6 +154,13 @@ export class CatalogService {
     return storage;
   }
 
+  /** Where a template file (OS image source or ISO) lives: its normalised key, its template storage, opened. */
+  private async templateFile(data: { storageId: string; hypervisorId?: string | null | undefined; fileKey: string }): Promise<{ storage: ImageStorage; disk: StorageDisk; fileKey: string }> {
+    const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
+    const storage = await this.templateStorage(data.storageId);
+    return { storage, disk: await this.drivers.storage(storage, data.hypervisorId), fileKey };
+  }
+
   /** Verifies a template file exists and measures it (size, sha256 by streaming it once). */
   private async measure(disk: StorageDisk, key: string): Promise<{ size: number; sha256: string }> {
     const stat = await disk.stat(key);
@@ -169,10 +176,8 @@ export class CatalogService {
   async createOsImage(actor: Actor, input: CreateOsImageInput): Promise<Image> {
     requireAdmin(actor);
     const data = parseOrThrow(CreateOsImageInputSchema, input, 'The OS image');
-    const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
-    const storage = await this.templateStorage(data.storageId);
     if (data.mediaGroupId && !(await this.ctx.repos.mediaGroups.get(data.mediaGroupId))) throw notFound('Media group', data.mediaGroupId);
-    const disk = await this.drivers.storage(storage, data.hypervisorId);
+    const { storage, disk, fileKey } = await this.templateFile(data);
     const { size, sha256 } = await this.measure(disk, fileKey);
     if (size <= 0) throw new InstanceImagesError('VALIDATION_FAILED', 'The source file is empty', { fields: [{ path: 'fileKey', message: 'is empty' }] });
     const now = this.ctx.now();
@@ -382,9 +387,7 @@ export class CatalogService {
   async registerIso(actor: Actor, input: IsoInput): Promise<Iso> {
     requireAdmin(actor);
     const data = parseOrThrow(IsoInputSchema, input, 'The ISO');
-    const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
-    const storage = await this.templateStorage(data.storageId);
-    const disk = await this.drivers.storage(storage, data.hypervisorId);
+    const { storage, disk, fileKey } = await this.templateFile(data);
     const { size, sha256 } = await this.measure(disk, fileKey);
     const now = this.ctx.now();
     const iso: Iso = { id: this.ctx.newId(), name: data.name, description: data.description ?? '', storageId: storage.id, fileKey, sizeBytes: size, sha256, customerVisible: data.customerVisible, status: 'available', statusReason: null, createdAt: now, updatedAt: now };
@@ -396,9 +399,7 @@ export class CatalogService {
   async uploadIso(actor: Actor, input: IsoInput, body: Readable, options: { sizeBytes?: number; signal?: AbortSignal } = {}): Promise<Iso> {
     requireAdmin(actor);
     const data = parseOrThrow(IsoInputSchema, input, 'The ISO');
-    const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
-    const storage = await this.templateStorage(data.storageId);
-    const disk = await this.drivers.storage(storage, data.hypervisorId);
+    const { storage, disk, fileKey } = await this.templateFile(data);
     const now = this.ctx.now();
     const iso: Iso = { id: this.ctx.newId(), name: data.name, description: data.description ?? '', storageId: storage.id, fileKey, sizeBytes: null, sha256: null, customerVisible: data.customerVisible, status: 'uploading', statusReason: null, createdAt: now, updatedAt: now };
     await this.ctx.repos.isos.insert(iso);
