@@ -21,24 +21,15 @@ import { s3StorageDriver } from '../../drivers/storage/s3';
 import { wrapStorageDriver } from '../../src/storage';
 import { sshTarget, SSH_DIR, SSH_PORT } from '../../test/integration/exec/ssh-target';
 import { adminClient, createBucket, deleteBucket, driverOptions, freshBucketName, loadS3TestEnv } from '../../test/integration/storage-s3/s3-env';
-import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
+import type { TestGuest } from '../../test/support/guests';
+import { guestWithRandomData, median } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 2);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
 const scratch = '/var/tmp/ii-bench-s3';
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
-function makeGuest(dataMiB: number): TestGuest {
-  const guest = createTestGuest({ start: false, diskMiB: 2048, writes: [], cdrom: false, agentChannel: false });
-  const random = `${guest.dir}/random.raw`;
-  execFileSync('dd', ['if=/dev/urandom', `of=${random}`, 'bs=4M', `count=${dataMiB / 4}`, 'status=none']);
-  execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'qcow2', random, guest.primaryPath]);
-  rmSync(random);
-  virsh('start', '--domain', guest.name);
-  return guest;
-}
 
 /** Peak RSS of this process while `fn` runs (sampled every 20 ms). */
 async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
@@ -69,9 +60,9 @@ async function main(): Promise<void> {
   const guests: TestGuest[] = [];
   try {
     process.stdout.write(`preparing guests (${DATA_MIB} MiB and ${DATA_MIB / 4} MiB of random data on 2 GiB disks)... `);
-    const large = makeGuest(DATA_MIB);
+    const large = guestWithRandomData(DATA_MIB);
     guests.push(large);
-    const small = makeGuest(DATA_MIB / 4);
+    const small = guestWithRandomData(DATA_MIB / 4);
     guests.push(small);
     console.log('done');
 

@@ -11,16 +11,12 @@ import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createLocalExecutor } from '../../drivers/exec/local';
 import { createLibvirtDriver, type CaptureMethod } from '../../drivers/hypervisor/libvirt';
-import { createTestGuest, virsh } from '../../test/support/guests';
+
+import { guestWithRandomData, median } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const scratchDir = '/var/tmp/ii-bench-scratch';
 const outDir = '/var/tmp/ii-bench-out';
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
@@ -36,15 +32,9 @@ async function main(): Promise<void> {
   rmSync(scratchDir, { recursive: true, force: true });
   rmSync(outDir, { recursive: true, force: true });
   execFileSync('mkdir', ['-p', scratchDir, outDir]);
-  const guest = createTestGuest({ start: false, diskMiB: 2048, writes: [], cdrom: false });
+  process.stdout.write('preparing 1 GiB of random data on a 2 GiB disk... ');
+  const guest = guestWithRandomData(1024);
   try {
-    const random = `${guest.dir}/random.raw`;
-    process.stdout.write('preparing 1 GiB of random data on a 2 GiB disk... ');
-    execFileSync('dd', ['if=/dev/urandom', `of=${random}`, 'bs=4M', 'count=256', 'status=none']);
-    execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'qcow2', random, guest.primaryPath]);
-    rmSync(random);
-    execFileSync('sync');
-    virsh('start', '--domain', guest.name);
     console.log('done');
 
     const out = `${outDir}/image.qcow2`;

@@ -15,55 +15,25 @@
  * Run: node --import tsx scripts/bench/storage-local.ts [--runs N] [--size-mib N] [--rss-only] [--no-rss] [--cap-young-gen]
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { CHILD_NODE_FLAGS, flag, generated, GiB, median, MiB } from '../lib/bench';
 import { createSshExecutor } from '../../drivers/exec/ssh';
 import { localStorageDriver } from '../../drivers/storage/local';
 import type { StorageDriver } from '../../src/ports/storage-driver';
 import { wrapStorageDriver } from '../../src/storage/disk';
 import { SSH_DIR, SSH_HOST, SSH_PORT, sshTarget } from '../../test/integration/exec/ssh-target';
 
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
 const self = fileURLToPath(import.meta.url);
 
-function flag(name: string): string | undefined {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? process.argv[index + 1] : undefined;
-}
 const RUNS = Number(flag('runs') ?? 3);
 const SIZE = Number(flag('size-mib') ?? 1024) * MiB;
 
-/**
- * Node flags of the measuring children: V8's defaults, unless `--cap-young-gen` caps the young
- * generation (`--max-semi-space-size=4`), which otherwise grows and shrinks with the allocation
- * rate and can make peak RSS wander by some MiB between identical runs.
- */
-const CHILD_NODE_FLAGS = process.argv.includes('--cap-young-gen') ? ['--max-semi-space-size=4'] : [];
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const rate = (bytes: number, seconds: number) => `${(bytes / MiB / seconds).toFixed(0)} MiB/s`;
 
-/** A stream of `size` bytes made of one repeated 1 MiB random block (no disk, constant memory). */
-function generated(size: number): Readable {
-  const block = randomBytes(MiB);
-  let sent = 0;
-  return new Readable({
-    highWaterMark: MiB,
-    read() {
-      if (sent >= size) {
-        this.push(null);
-        return;
-      }
-      const chunk = block.subarray(0, Math.min(block.length, size - sent));
-      sent += chunk.length;
-      this.push(chunk);
-    },
-  });
-}
 
 async function connection() {
   const target = await sshTarget();

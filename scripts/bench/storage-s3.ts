@@ -18,6 +18,7 @@ import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:f
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { CHILD_NODE_FLAGS, flag, generated, GiB, MiB } from '../lib/bench';
 import { promisify } from 'node:util';
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -27,47 +28,17 @@ import { wrapStorageDriver } from '../../src/storage/disk';
 import { adminClient, createBucket, deleteBucket, driverOptions, loadS3TestEnv, SERVICES_DIR, type S3TestEnv } from '../../test/integration/storage-s3/s3-env';
 
 const execFileAsync = promisify(execFile);
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
 const self = fileURLToPath(import.meta.url);
 
-/** `--name value` from the command line (children get the same flags). */
-function flag(name: string): string | undefined {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? process.argv[index + 1] : undefined;
-}
 /** Upload tuning under test: `--queue N` and `--part-mib N` (defaults: the driver's). */
 const QUEUE_SIZE = Number(flag('queue') ?? S3_DEFAULT_QUEUE_SIZE);
 const BASE_PART_SIZE = Number(flag('part-mib') ?? S3_DEFAULT_PART_SIZE / (1024 * 1024)) * 1024 * 1024;
 const tuning = { queueSize: QUEUE_SIZE, partSizeBytes: BASE_PART_SIZE };
-/**
- * Node flags of the measuring children: V8's defaults, unless `--cap-young-gen` caps the young
- * generation (`--max-semi-space-size=4`), which otherwise grows with the allocation rate of a long
- * upload (the SDK allocates per request) and accounts for most of the RSS above idle + part buffers.
- */
-const CHILD_NODE_FLAGS = process.argv.includes('--cap-young-gen') ? ['--max-semi-space-size=4'] : [];
 
 function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
 }
 
-/** A stream of `size` bytes made of one repeated 1 MiB random block (no disk, constant memory). */
-function generated(size: number): Readable {
-  const block = randomBytes(MiB);
-  let sent = 0;
-  return new Readable({
-    highWaterMark: MiB,
-    read() {
-      if (sent >= size) {
-        this.push(null);
-        return;
-      }
-      const chunk = block.subarray(0, Math.min(block.length, size - sent));
-      sent += chunk.length;
-      this.push(chunk);
-    },
-  });
-}
 
 async function loadEnv(): Promise<S3TestEnv> {
   const loaded = await loadS3TestEnv();

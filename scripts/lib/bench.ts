@@ -1,0 +1,61 @@
+/**
+ * Helpers shared by the benchmarks in scripts/bench/ (this folder is not run as a bench).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
+
+/** Bytes in a MiB. */
+export const MiB = 1024 * 1024;
+/** Bytes in a GiB. */
+export const GiB = 1024 * MiB;
+
+/** `--name value` from the command line (children get the same flags). */
+export function flag(name: string): string | undefined {
+  const index = process.argv.indexOf(`--${name}`);
+  return index > 0 ? process.argv[index + 1] : undefined;
+}
+
+/** The median of some measurements. */
+export function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+}
+
+/**
+ * Node flags of the measuring child processes: V8's defaults, unless `--cap-young-gen` caps the
+ * young generation (`--max-semi-space-size=4`), which otherwise grows with the allocation rate and
+ * makes peak RSS wander between identical runs.
+ */
+export const CHILD_NODE_FLAGS: string[] = process.argv.includes('--cap-young-gen') ? ['--max-semi-space-size=4'] : [];
+
+/** A stream of `size` bytes made of one repeated 1 MiB random block (no disk, constant memory). */
+export function generated(size: number): Readable {
+  const block = randomBytes(MiB);
+  let sent = 0;
+  return new Readable({
+    highWaterMark: MiB,
+    read() {
+      if (sent >= size) {
+        this.push(null);
+        return;
+      }
+      const chunk = block.subarray(0, Math.min(block.length, size - sent));
+      sent += chunk.length;
+      this.push(chunk);
+    },
+  });
+}
+
+/** A TCG test guest with a 2 GiB disk holding `dataMiB` of random data (started unless `start: false`). */
+export function guestWithRandomData(dataMiB: number, options: { start?: boolean } = {}): TestGuest {
+  const guest = createTestGuest({ start: false, diskMiB: 2048, writes: [], cdrom: false, agentChannel: false });
+  const random = `${guest.dir}/random.raw`;
+  execFileSync('dd', ['if=/dev/urandom', `of=${random}`, 'bs=4M', `count=${Math.ceil(dataMiB / 4)}`, 'status=none']);
+  execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'qcow2', random, guest.primaryPath]);
+  rmSync(random);
+  execFileSync('sync');
+  if (options.start !== false) virsh('start', '--domain', guest.name);
+  return guest;
+}
