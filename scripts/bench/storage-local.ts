@@ -12,7 +12,7 @@
  *    run within 10 % of the 1 GiB run.
  * Every file is removed at the end.
  *
- * Run: node --import tsx scripts/bench/storage-local.ts [--runs N] [--size-mib N] [--rss-only] [--no-rss] [--cap-young-gen]
+ * Run: node --import tsx scripts/bench/storage-local.ts [--runs N] [--size-mib N] [--rss-only] [--no-rss] [--cap-young-gen] [--only TEXT]
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -28,8 +28,10 @@ import { SSH_DIR, SSH_HOST, SSH_PORT, sshTarget } from '../../test/integration/e
 
 const self = fileURLToPath(import.meta.url);
 
-const RUNS = Number(flag('runs') ?? 3);
+const RUNS = Number(flag('runs') ?? 5);
 const SIZE = Number(flag('size-mib') ?? 1024) * MiB;
+/** `--only TEXT`: measure only the cases whose name contains TEXT (and the baseline). */
+const ONLY = flag('only');
 
 
 const rate = (bytes: number, seconds: number) => `${(bytes / MiB / seconds).toFixed(0)} MiB/s`;
@@ -122,7 +124,7 @@ function runChild(command: string[], mode: string, root: string, key: string, si
 
 async function throughput(root: string, local: string): Promise<boolean> {
   const source = `${local}/source.bin`;
-  await pipeline(generated(SIZE), createWriteStream(source));
+  await pipeline(generated(SIZE, true), createWriteStream(source));
   console.log(`source: ${(statSync(source).size / MiB).toFixed(0)} MiB; ${RUNS} alternating runs, medians`);
   const executor = createSshExecutor(await connection());
   await executor.run(['true']);
@@ -140,15 +142,22 @@ async function throughput(root: string, local: string): Promise<boolean> {
       times[name]?.push((performance.now() - started) / 1000);
       await remove(output);
     };
-    await timed('openssh cat (default cipher)', () => opensshPut(source, `${root}/baseline`, null, false), `${root}/baseline`);
-    await timed('openssh cat (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', false), `${root}/baseline`);
-    await timed('openssh cat + sync (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', true), `${root}/baseline`);
-    await timed('driver put (raw)', () => raw.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`);
-    await timed('driver put (wrapper: sha256 + verify)', () => wrapped.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`);
+    const cases: [string, () => Promise<unknown>, string][] = [
+      ['openssh cat (default cipher)', () => opensshPut(source, `${root}/baseline`, null, false), `${root}/baseline`],
+      ['openssh cat (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', false), `${root}/baseline`],
+      ['openssh cat + sync (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', true), `${root}/baseline`],
+      ['driver put (raw)', () => raw.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
+      ['driver put (wrapper: sha256 + verify)', () => wrapped.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
+    ];
+    // The order rotates from run to run, so that no case always follows the same neighbour.
+    for (let i = 0; i < cases.length; i++) {
+      const [name, operation, output] = cases[(i + run) % cases.length]!;
+      if (!ONLY || name.includes(ONLY) || name === 'openssh cat (aes128-gcm)') await timed(name, operation, output);
+    }
   }
   await executor.close();
   const medians = Object.fromEntries(Object.entries(times).map(([name, values]) => [name, median(values)]));
-  for (const [name, seconds] of Object.entries(medians)) console.log(`  ${name.padEnd(40)} ${seconds.toFixed(2)} s  ${rate(SIZE, seconds)}`);
+  for (const [name, seconds] of Object.entries(medians)) console.log(`  ${name.padEnd(40)} ${seconds.toFixed(2)} s  ${rate(SIZE, seconds)}  (runs: ${(times[name] ?? []).map((value) => value.toFixed(2)).join(' ')})`);
   const baseline = medians['openssh cat (aes128-gcm)'] ?? NaN;
   const baselineSync = medians['openssh cat + sync (aes128-gcm)'] ?? NaN;
   const driverRaw = medians['driver put (raw)'] ?? NaN;

@@ -52,8 +52,25 @@ export const LIST_TEMP_SCRIPT = [
 /** Exit status of the read scripts when the file does not exist. */
 export const MISSING_EXIT = 44;
 
+/**
+ * Shell lines that start a background flusher of file `$2` (pid in `w`): it fdatasyncs the file
+ * every 100 ms (`sync -d`), so the kernel writes the data back while it arrives instead of all at
+ * the final fsync. Measured here (1 GiB over SSH): the durable put went from 0.95× to 1.11× an
+ * unsynced `ssh … cat > file`. It holds none of the channel's descriptors, and ends when killed
+ * (`kill $w`) or by itself once the script's shell is gone (`kill -0 $$`).
+ */
+const START_FLUSHER = [
+  ': > "$2" || exit 1',
+  '(while kill -0 $$ 2>/dev/null && sleep 0.1; do sync -d -- "$2"; done) </dev/null >/dev/null 2>&1 & w=$!',
+];
+
 /** Creates directory `$1` and streams stdin into `$2`, fsynced (`sync FILE`) before it exits. */
-export const WRITE_SCRIPT = 'mkdir -p -- "$1" && cat > "$2" && sync -- "$2"';
+export const WRITE_SCRIPT = [
+  'mkdir -p -- "$1" || exit 1',
+  ...START_FLUSHER,
+  'cat > "$2"; s=$?; kill $w 2>/dev/null; [ $s = 0 ] || exit 1',
+  'exec sync -- "$2"',
+].join('\n');
 
 /** Exit status of {@link WRITE_SIZED_SCRIPT} when fewer bytes than announced arrived. */
 export const SIZE_MISMATCH_EXIT = 45;
@@ -66,10 +83,12 @@ export const COMMIT_BYTE = Buffer.from('C');
  * Creates directory `$1`, reads exactly `$4` bytes of stdin into temp file `$2`, then one more byte:
  * only when that is the commit byte is the file fsynced and renamed to `$3`. A partial or
  * uncommitted temp file is removed. (`dd iflag=fullblock,count_bytes` never reads past `$4`.)
+ * While `dd` writes, the data is flushed in the background (`START_FLUSHER`).
  */
 export const WRITE_SIZED_SCRIPT = [
   'mkdir -p -- "$1" || exit 1',
-  'dd of="$2" bs=128K iflag=fullblock,count_bytes count="$4" status=none || exit 1',
+  ...START_FLUSHER,
+  'dd of="$2" bs=128K iflag=fullblock,count_bytes count="$4" status=none; s=$?; kill $w 2>/dev/null; [ $s = 0 ] || exit 1',
   '[ "$(stat -c %s -- "$2")" = "$4" ] || { rm -f -- "$2"; echo "fewer bytes than announced arrived" >&2; exit 45; }',
   '[ "$(head -c 1)" = C ] || { rm -f -- "$2"; echo "the data was not committed" >&2; exit 46; }',
   'sync -- "$2" && exec mv -f -T -- "$2" "$3"',
