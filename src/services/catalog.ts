@@ -77,6 +77,13 @@ export const UpdateIsoInputSchema = z.object({ name: NameSchema.optional(), desc
 /** Input of {@link CatalogService.updateIso}. */
 export type UpdateIsoInput = z.input<typeof UpdateIsoInputSchema>;
 
+/**
+ * The largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real instance
+ * disk, yet keeps a mistyped or hostile size from reaching `qemu-img resize` (which would create a
+ * sparse disk of any size the filesystem allows) and stays a safe integer.
+ */
+export const MAX_DEPLOY_DISK_BYTES = 64 * 2 ** 40;
+
 /** Input of {@link CatalogService.deployImage}. */
 export const DeployInputSchema = z.object({
   imageId: IdSchema,
@@ -85,8 +92,11 @@ export const DeployInputSchema = z.object({
   /** Absolute path of the new disk on the instance's hypervisor. */
   targetPath: z.string().min(2).max(4096).startsWith('/', 'must be an absolute path'),
   targetFormat: DiskFormatSchema.optional(),
-  /** Grow the disk to this size (never smaller than the image's virtual size). */
-  sizeBytes: z.number().int().positive().optional(),
+  /**
+   * Grow the disk to this size: a safe integer, never smaller than the image's virtual size, at
+   * most {@link MAX_DEPLOY_DISK_BYTES}.
+   */
+  sizeBytes: z.number().int('must be a whole number of bytes (a safe integer)').positive().max(MAX_DEPLOY_DISK_BYTES, `must be at most ${MAX_DEPLOY_DISK_BYTES} bytes (64 TiB)`).optional(),
 });
 /** Input of {@link CatalogService.deployImage}. */
 export type DeployInput = z.input<typeof DeployInputSchema>;
