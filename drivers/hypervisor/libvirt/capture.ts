@@ -45,7 +45,21 @@ interface Run {
   /** Where the converted image is written before it is published or streamed. */
   outFile: string;
   signal: AbortSignal | undefined;
+  /** Set once `outFile` is known to be gone (published or removed), so it is not removed again. */
+  outFileGone: boolean;
   progress(step: string, done: number, total: number | null): void;
+}
+
+/** The finished output's size and `qemu-img info`. */
+type OutputFacts = Awaited<ReturnType<HostCommands['fileSizeAndInfo']>>;
+
+/** What a capture method hands back to {@link captureDomain}. */
+interface Sealed {
+  sha256: string | null;
+  /** Whether the stream output was already sent to its consumer. */
+  streamed: boolean;
+  /** The output's size and info, when the method already read them. */
+  facts?: OutputFacts;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
@@ -91,29 +105,32 @@ function outputArgs(run: Run): string[] {
   return args;
 }
 
-/** Checks that the scratch directory and the output location can hold the disk. */
+/** Checks that the scratch directory and the output location can hold the disk (one remote command). */
 async function preflightSpace(run: Run): Promise<void> {
   const { ctx, request, domain } = run;
   const need = domain.primaryDisk.allocationBytes + ctx.spaceMarginBytes;
   const checks: Array<{ where: string; path: string; need: number }> = [];
-  if (request.output.kind === 'path') {
-    // The storage's key may name sub-directories that do not exist yet (images/<account>/...).
-    await ctx.cmd.run(['mkdir', '-p', '--', dirname(request.output.path)]);
-    checks.push({ where: 'target', path: dirname(request.output.path), need });
-  }
+  // The storage's key may name sub-directories that do not exist yet (images/<account>/...).
+  const create = request.output.kind === 'path' ? dirname(request.output.path) : undefined;
+  if (create !== undefined) checks.push({ where: 'target', path: create, need });
   // A stream output is converted into the scratch directory; live methods keep a small file there.
   const scratchNeed = request.output.kind === 'stream' ? need : domain.state === 'shutoff' ? 0 : ctx.spaceMarginBytes;
   if (scratchNeed > 0) checks.push({ where: 'scratch', path: ctx.scratchDir, need: scratchNeed });
-  for (const check of checks) {
-    const free = await ctx.cmd.freeBytes(check.path);
-    if (free < check.need) {
+  if (checks.length === 0) return;
+  const free = await ctx.cmd.freeBytesOf(
+    checks.map((check) => check.path),
+    create,
+  );
+  checks.forEach((check, index) => {
+    const available = free[index] ?? 0;
+    if (available < check.need) {
       throw new InstanceImagesError(
         'STORAGE_FULL',
-        `Not enough free space in the ${check.where} directory on the hypervisor: ${free} bytes free, ${check.need} needed for a disk holding ${domain.primaryDisk.allocationBytes} bytes`,
-        { details: { where: check.where, freeBytes: free, neededBytes: check.need } },
+        `Not enough free space in the ${check.where} directory on the hypervisor: ${available} bytes free, ${check.need} needed for a disk holding ${domain.primaryDisk.allocationBytes} bytes`,
+        { details: { where: check.where, freeBytes: available, neededBytes: check.need } },
       );
     }
-  }
+  });
 }
 
 /** Tries a guest-agent filesystem freeze; returns whether it took effect. */
@@ -155,6 +172,8 @@ async function convert(run: Run, sourceArgs: string[], step: string): Promise<vo
   await run.ctx.cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...sourceArgs, ...outputArgs(run), run.outFile], (percent) => run.progress(step, Math.round((percent / 100) * total), total), {
     signal: run.signal,
     fallback: 'CAPTURE_FAILED',
+    // A path output is fsynced before it is published: write it back while it is being made.
+    ...(run.request.output.kind === 'path' ? { flush: run.outFile } : {}),
   });
 }
 
@@ -174,13 +193,14 @@ async function compare(run: Run, sourceArgs: string[]): Promise<void> {
  * parallel with the compare, so the proof costs no extra time; a failed compare stops the stream,
  * which makes the consumer fail and discard what it received.
  */
-async function verifyAndSeal(run: Run, sourceArgs: string[], overlapStream = false): Promise<{ sha256: string | null; streamed: boolean }> {
+async function verifyAndSeal(run: Run, sourceArgs: string[], overlapStream = false): Promise<Sealed> {
   run.progress('verify', 0, null);
   const output = run.request.output;
+  const { cmd } = run.ctx;
   if (output.kind === 'stream' && overlapStream) {
-    const sizeBytes = await run.ctx.cmd.fileSize(run.outFile);
+    const facts = await cmd.fileSizeAndInfo(run.outFile, run.format);
     const stop = new AbortController();
-    const streaming = streamOut(run, sizeBytes, output.consume, stop.signal);
+    const streaming = streamOut(run, facts.sizeBytes, output.consume, stop.signal);
     const comparing = compare(run, sourceArgs).catch((error: unknown) => {
       stop.abort();
       throw error;
@@ -188,19 +208,20 @@ async function verifyAndSeal(run: Run, sourceArgs: string[], overlapStream = fal
     const [compared, streamed] = await Promise.allSettled([comparing, streaming]);
     if (compared.status === 'rejected') throw compared.reason;
     if (streamed.status === 'rejected') throw streamed.reason;
-    return { sha256: streamed.value, streamed: true };
+    return { sha256: streamed.value, streamed: true, facts };
   }
   const isPath = output.kind === 'path';
-  const [, , sha256] = await Promise.all([
+  const [, , sha256, facts] = await Promise.all([
     compare(run, sourceArgs),
-    isPath ? run.ctx.cmd.fsync(run.outFile) : Promise.resolve(),
-    isPath ? run.ctx.cmd.sha256(run.outFile, run.signal) : Promise.resolve(null),
+    isPath ? cmd.fsync(run.outFile) : Promise.resolve(),
+    isPath ? cmd.sha256(run.outFile, run.signal) : Promise.resolve(null),
+    cmd.fileSizeAndInfo(run.outFile, run.format),
   ]);
-  return { sha256, streamed: false };
+  return { sha256, streamed: false, facts };
 }
 
 /** Cold capture of a stopped domain. */
-async function captureCold(run: Run): Promise<{ sha256: string | null; streamed: boolean }> {
+async function captureCold(run: Run): Promise<Sealed> {
   const { path, format } = run.domain.primaryDisk;
   const source = ['-U', '-f', String(format), path];
   await convert(run, source, 'copy');
@@ -217,19 +238,29 @@ async function waitJobGone(run: Run, timeoutMs = 30_000): Promise<void> {
   }
 }
 
-/** Ends a backup job and removes its socket and scratch file. Safe to call when no job runs. */
-async function endBackupJob(run: Run, files: string[]): Promise<void> {
+/** Whether a job (ours: a domain runs one at a time) is active on the domain. */
+async function jobActive(run: Run): Promise<boolean> {
+  const info = await run.ctx.cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
+  return info.exitCode === 0 && parseDomJobInfo(info.stdout).active;
+}
+
+/**
+ * Ends a backup job and removes its files. Safe to call when no job runs; `running` says the
+ * caller started the job and it was not seen to end (no need to ask libvirt first).
+ */
+async function endBackupJob(run: Run, files: string[], running: boolean): Promise<void> {
   const { cmd } = run.ctx;
-  const info = await cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
-  if (info.exitCode === 0 && parseDomJobInfo(info.stdout).active) {
+  if (running || (await jobActive(run))) {
     await cmd.tryVirsh(['domjobabort', '--domain', run.domain.name]);
-    await waitJobGone(run);
+    // QEMU may still hold the scratch file for a moment: unlinking it meanwhile is harmless.
+    await Promise.all([waitJobGone(run), cmd.remove(...files)]);
+  } else {
+    await cmd.remove(...files);
   }
-  await cmd.remove(...files);
 }
 
 /** Live capture by a pull-mode backup exported over NBD on a unix socket. */
-async function capturePull(run: Run): Promise<{ sha256: string | null; frozen: boolean; streamed: boolean }> {
+async function capturePull(run: Run): Promise<Sealed & { frozen: boolean }> {
   const { cmd } = run.ctx;
   const { target } = run.domain.primaryDisk;
   const { socket, backupScratch } = run.scratch;
@@ -237,7 +268,7 @@ async function capturePull(run: Run): Promise<{ sha256: string | null; frozen: b
   let started = false;
   try {
     const frozen = await withFreeze(run, async () => {
-      await cmd.withTempFile(run.ctx.scratchDir, xml, (file) => cmd.virsh(['backup-begin', '--domain', run.domain.name, '--backupxml', file], {}, 'CAPTURE_FAILED'));
+      await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
       started = true;
     });
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'pull-backup' });
@@ -248,8 +279,11 @@ async function capturePull(run: Run): Promise<{ sha256: string | null; frozen: b
     const sealed = await verifyAndSeal(run, source, true);
     return { ...sealed, frozen };
   } finally {
-    if (started || (await cmd.exists(socket))) await endBackupJob(run, [socket, backupScratch]);
-    else await cmd.remove(socket, backupScratch);
+    // A stream output has been sent (or has failed) by now: its scratch file goes with the job's.
+    const files = run.request.output.kind === 'stream' ? [socket, backupScratch, run.outFile] : [socket, backupScratch];
+    if (started || (await cmd.exists(socket))) await endBackupJob(run, files, started);
+    else await cmd.remove(...files);
+    if (files.includes(run.outFile)) run.outFileGone = true;
   }
 }
 
@@ -286,7 +320,7 @@ async function waitReleased(run: Run, path: string, timeoutMs = 30_000): Promise
 }
 
 /** Live capture by a push-mode backup into a qcow2 file, converted again only when needed. */
-async function capturePush(run: Run): Promise<{ sha256: string | null; frozen: boolean }> {
+async function capturePush(run: Run): Promise<Sealed & { frozen: boolean }> {
   const { cmd } = run.ctx;
   const direct = run.format === 'qcow2' && !run.compress;
   const target = direct ? run.outFile : run.scratch.pushTarget;
@@ -295,7 +329,7 @@ async function capturePush(run: Run): Promise<{ sha256: string | null; frozen: b
   let started = false;
   try {
     const frozen = await withFreeze(run, async () => {
-      await cmd.withTempFile(run.ctx.scratchDir, xml, (file) => cmd.virsh(['backup-begin', '--domain', run.domain.name, '--backupxml', file], {}, 'CAPTURE_FAILED'));
+      await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
       started = true;
     });
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'push-backup' });
@@ -323,13 +357,13 @@ async function capturePush(run: Run): Promise<{ sha256: string | null; frozen: b
       run.progress('verify', 0, null);
       const isPath = run.request.output.kind === 'path';
       const [, sha256] = await Promise.all([isPath ? cmd.fsync(run.outFile) : Promise.resolve(), isPath ? cmd.sha256(run.outFile, run.signal) : Promise.resolve(null)]);
-      return { sha256, frozen };
+      return { sha256, frozen, streamed: false };
     }
     const source = ['-f', 'qcow2', target];
     await convert(run, source, 'convert');
     return { ...(await verifyAndSeal(run, source)), frozen };
   } finally {
-    if (started) await endBackupJob(run, []);
+    if (started) await endBackupJob(run, [], true);
     await cmd.remove(run.scratch.pushTarget);
   }
 }
@@ -347,7 +381,7 @@ export async function commitOverlay(cmd: HostCommands, domainName: string, targe
 }
 
 /** Live capture by an external snapshot (marker overlay), copy of the frozen base, blockcommit. */
-async function captureSnapshot(run: Run): Promise<{ sha256: string | null; frozen: boolean }> {
+async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> {
   const { cmd } = run.ctx;
   const disk = run.domain.primaryDisk;
   const name = `ii-snap-${run.scratch.tag}-${run.scratch.id}`;
@@ -355,9 +389,7 @@ async function captureSnapshot(run: Run): Promise<{ sha256: string | null; froze
   let overlaid = false;
   try {
     const frozen = await withFreeze(run, async () => {
-      await cmd.withTempFile(run.ctx.scratchDir, xml, (file) =>
-        cmd.virsh(['snapshot-create', '--domain', run.domain.name, '--xmlfile', file, '--disk-only', '--atomic', '--no-metadata'], {}, 'CAPTURE_FAILED'),
-      );
+      await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['snapshot-create', '--domain', run.domain.name, '--xmlfile', file, '--disk-only', '--atomic', '--no-metadata'], 'CAPTURE_FAILED');
       overlaid = true;
     });
     await run.ctx.hooks.afterSnapshot?.({ domainName: run.domain.name, overlayPath: run.scratch.overlay });
@@ -456,6 +488,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
     scratch,
     outFile,
     signal,
+    outFileGone: false,
     progress(step, done, total) {
       const event: ByteProgress = { step, bytesDone: done, bytesTotal: total };
       try {
@@ -470,25 +503,25 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
   else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
 
-  await preflightSpace(run);
   const { cmd } = ctx;
+  // libvirt creates a push-mode target itself and refuses an existing file; qemu-img convert replaces it.
+  await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
   let published = false;
   try {
-    await cmd.remove(outFile);
-    let outcome: { sha256: string | null; frozen?: boolean; streamed?: boolean };
+    let outcome: Sealed & { frozen?: boolean };
     if (method === 'cold-convert') outcome = await captureCold(run);
     else if (method === 'pull-backup') outcome = await capturePull(run);
     else if (method === 'push-backup') outcome = await capturePush(run);
     else outcome = await captureSnapshot(run);
     throwIfAborted(signal);
 
-    const sizeBytes = await cmd.fileSize(outFile);
-    const info = await cmd.qemuImgInfo(outFile, { format });
+    const { sizeBytes, info } = outcome.facts ?? (await cmd.fileSizeAndInfo(outFile, format));
     let sha256 = outcome.sha256;
     if (request.output.kind === 'path') {
-      await cmd.run(['mv', '-f', '-T', '--', outFile, request.output.path]);
+      // From here a failure removes the published file too: it belongs to this capture only.
       published = true;
-      await cmd.fsync(dirname(request.output.path));
+      await cmd.publish(outFile, request.output.path, dirname(request.output.path));
+      run.outFileGone = true;
     } else if (!outcome.streamed) {
       sha256 = await streamOut(run, sizeBytes, request.output.consume);
     }
@@ -502,6 +535,6 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
     if (isInstanceImagesError(error) && ['CANCELLED', 'STORAGE_FULL', 'NOT_FOUND', 'HYPERVISOR_UNREACHABLE', 'VALIDATION_FAILED', 'CAPTURE_FAILED', 'INVALID_STATE'].includes(error.code)) throw error;
     throw toInstanceImagesError(error, 'CAPTURE_FAILED', `Capturing the disk of ${JSON.stringify(domain.name)} failed`);
   } finally {
-    await cmd.remove(outFile).catch(() => undefined);
+    if (!run.outFileGone) await cmd.remove(outFile).catch(() => undefined);
   }
 }

@@ -7,7 +7,23 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
-import { lastProgressPercent, parseDfAvail, parseQemuImgInfo, type QemuImgInfo } from './parsers';
+import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgInfo, type QemuImgInfo } from './parsers';
+
+/** `sh -c` script: writes stdin to file `$1` (mode 600), runs the rest of the arguments, removes `$1`, exits with the command's status. */
+const WITH_FILE_SCRIPT = 'umask 077; f=$1; shift; cat > "$f" || { rm -f -- "$f"; exit 125; }; "$@"; s=$?; rm -f -- "$f"; exit $s';
+/**
+ * `sh -c` script: runs the arguments after `$1` while a background loop fdatasyncs file `$1` (once
+ * it exists) every 100 ms; the loop ends with the command, or by itself once the shell is gone.
+ */
+const FLUSH_WHILE_SCRIPT = [
+  'f=$1; shift',
+  '(while kill -0 $$ 2>/dev/null && sleep 0.1; do [ ! -f "$f" ] || sync -d -- "$f"; done) </dev/null >/dev/null 2>&1 & w=$!',
+  '"$@"; s=$?; kill $w 2>/dev/null; exit $s',
+].join('\n');
+/** `sh -c` script: the size of file `$1` on one line, then `qemu-img info` of it read as format `$2`. */
+const SIZE_AND_INFO_SCRIPT = 'stat -c %s -- "$1" && exec qemu-img info --output=json -f "$2" "$1"';
+/** `sh -c` script: creates directory `$1` unless empty, then prints the free bytes of each further path. */
+const FREE_SCRIPT = '[ -z "$1" ] || mkdir -p -- "$1" || exit 1; shift; exec df -B1 --output=avail -- "$@"';
 
 /** Messages from virsh meaning "no such domain". */
 const DOMAIN_MISSING = /failed to get domain|Domain not found|no domain with matching/i;
@@ -82,8 +98,10 @@ export class HostCommands {
   /**
    * Runs a `qemu-img ... -p` command, reporting its percentage as it goes.
    * @param onPercent - called with 0–100 as qemu-img prints progress.
+   * @param options.flush - a file the command writes: while it runs, that file's data is written
+   * back in the background every 100 ms (`sync -d`), so that a final fsync of it waits for little.
    */
-  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode } = {}): Promise<ExecResult> {
+  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string } = {}): Promise<ExecResult> {
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
         const percent = lastProgressPercent(chunk.toString('latin1'));
@@ -97,7 +115,10 @@ export class HostCommands {
         callback();
       },
     });
-    return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
+    if (options.flush === undefined) return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
+    const result = await this.executor.run(['sh', '-c', FLUSH_WHILE_SCRIPT, 'sh', options.flush, ...argv], { stdout: sink, signal: options.signal });
+    if (result.exitCode !== 0) throw commandError(argv, result, options.fallback);
+    return result;
   }
 
   /** Free bytes of the filesystem holding `path` (which must exist). */
@@ -133,18 +154,52 @@ export class HostCommands {
   }
 
   /**
-   * Writes `content` to a new file in `dir` (mode 600), runs `use(path)`, and always removes it.
-   * virsh reads XML from files; `/dev/stdin` is not openable when stdin is a socket.
+   * Runs `virsh ARGS...` with `content` in a new file in `dir` (mode 600) whose path `args` names,
+   * in ONE remote command: the file is written from stdin, virsh runs, the file is removed
+   * (virsh reads XML from files; `/dev/stdin` is not openable when stdin is a socket). When the
+   * command itself is interrupted (abort, dropped connection), the file is removed afterwards.
+   * @throws like {@link virsh}.
    */
-  async withTempFile<T>(dir: string, content: string, use: (path: string) => Promise<T>): Promise<T> {
+  async virshWithFile(dir: string, content: string, args: (path: string) => readonly string[], fallback: ErrorCode = 'COMMAND_FAILED'): Promise<ExecResult> {
     const path = `${dir.replace(/\/+$/, '')}/ii-xml-00000000-${randomBytes(4).toString('hex')}.xml`;
+    const virsh = this.virshArgv(args(path));
+    let result: ExecResult;
     try {
-      await this.run(['install', '-m', '600', '/dev/null', path]);
-      await this.run(['dd', `of=${path}`, 'conv=notrunc', 'status=none'], { stdin: content });
-      return await use(path);
-    } finally {
+      result = await this.executor.run(['sh', '-c', WITH_FILE_SCRIPT, 'sh', path, ...virsh], { stdin: content });
+    } catch (error) {
       await this.remove(path).catch(() => undefined);
+      throw error;
     }
+    if (result.exitCode !== 0) throw commandError(virsh, result, fallback);
+    return result;
+  }
+
+  /**
+   * Size in bytes and `qemu-img info` of an image file, in one remote command.
+   * @throws COMMAND_FAILED when the file is missing or not an image of `format`.
+   */
+  async fileSizeAndInfo(path: string, format: string): Promise<{ sizeBytes: number; info: QemuImgInfo }> {
+    const result = await this.run(['sh', '-c', SIZE_AND_INFO_SCRIPT, 'sh', path, format]);
+    const newline = result.stdout.indexOf('\n');
+    const sizeBytes = Number(result.stdout.slice(0, newline).trim());
+    if (newline < 0 || !Number.isSafeInteger(sizeBytes)) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected stat output');
+    return { sizeBytes, info: parseQemuImgInfo(result.stdout.slice(newline + 1)) };
+  }
+
+  /**
+   * Free bytes of the filesystems holding each of `paths` (which must exist, except `create`,
+   * which is created first with `mkdir -p`), in one remote command.
+   */
+  async freeBytesOf(paths: readonly string[], create?: string): Promise<number[]> {
+    const result = await this.run(['sh', '-c', FREE_SCRIPT, 'sh', create ?? '', ...paths]);
+    const values = parseDfAvailList(result.stdout);
+    if (values.length !== paths.length) throw new InstanceImagesError('COMMAND_FAILED', `Unexpected df output: ${values.length} values for ${paths.length} paths`);
+    return values;
+  }
+
+  /** Renames `from` to `to` (replacing it) and fsyncs `to`'s directory, in one remote command. */
+  async publish(from: string, to: string, directory: string): Promise<void> {
+    await this.run(['sh', '-c', 'mv -f -T -- "$1" "$2" && exec sync -- "$3"', 'sh', from, to, directory]);
   }
 
   /** Removes files; missing ones are fine. */

@@ -73,9 +73,9 @@ export async function domainXml(cmd: HostCommands, domainName: string, inactive 
 
 /** Inspects a domain. @throws NOT_FOUND when it does not exist; INVALID_STATE when it has no disk. */
 export async function inspectDomain(cmd: HostCommands, domainName: string, capabilities: HypervisorCapabilities): Promise<LibvirtDomainInfo> {
-  const stateResult = await cmd.virsh(['domstate', '--domain', domainName]);
+  // Two rounds of two commands in parallel: the state and the XML, then the disk's info and allocation.
+  const [stateResult, { root }] = await Promise.all([cmd.virsh(['domstate', '--domain', domainName]), domainXml(cmd, domainName)]);
   const state = parseDomState(stateResult.stdout);
-  const { root } = await domainXml(cmd, domainName);
   const disks = parseDomainDisks(root);
   const primary = selectPrimaryDisk(disks);
   if (!primary || primary.source === null) {
@@ -85,9 +85,11 @@ export async function inspectDomain(cmd: HostCommands, domainName: string, capab
   // Never probe: a raw disk's bytes belong to the guest, which could write a qcow2 header naming a
   // host file as its backing file. libvirt treats a disk without a driver type as raw; so do we.
   const format = primary.driverType ?? 'raw';
-  const info = await cmd.qemuImgInfo(primary.source, { shared: true, format });
+  const [info, blk] = await Promise.all([
+    cmd.qemuImgInfo(primary.source, { shared: true, format }),
+    cmd.tryVirsh(['domblkinfo', '--domain', domainName, '--device', primary.target]),
+  ]);
   let allocationBytes = info.actualSizeBytes ?? 0;
-  const blk = await cmd.tryVirsh(['domblkinfo', '--domain', domainName, '--device', primary.target]);
   if (blk.exitCode === 0) allocationBytes = parseDomBlkInfo(blk.stdout).allocationBytes;
   return {
     name: domainName,

@@ -76,7 +76,7 @@ export interface MediaContext {
 
 async function defineFrom(ctx: MediaContext, root: XmlElement): Promise<void> {
   await ctx.ensureScratchDir();
-  await ctx.cmd.withTempFile(ctx.scratchDir, serializeXml(root), (file) => ctx.cmd.virsh(['define', '--file', file]));
+  await ctx.cmd.virshWithFile(ctx.scratchDir, serializeXml(root), (file) => ['define', '--file', file]);
 }
 
 async function isRunning(cmd: HostCommands, domainName: string): Promise<boolean> {

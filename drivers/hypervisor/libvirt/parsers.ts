@@ -227,13 +227,18 @@ export function lastProgressPercent(chunk: string): number | null {
 
 /** Parses `df -B1 --output=avail PATH` (a header line, then the number). */
 export function parseDfAvail(output: string): number {
-  const numbers = output
+  const value = parseDfAvailList(output).at(-1);
+  if (value === undefined) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected df output: no available byte count');
+  return value;
+}
+
+/** Every available byte count of `df -B1 --output=avail PATH...` output, in the order of the paths. */
+export function parseDfAvailList(output: string): number[] {
+  return output
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => /^\d+$/.test(l));
-  const value = numbers[numbers.length - 1];
-  if (value === undefined) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected df output: no available byte count');
-  return Number(value);
+    .filter((l) => /^\d+$/.test(l))
+    .map(Number);
 }
 
 /** A running libvirt backup job as `virsh backup-dumpxml` describes it. */
