@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from 'zod';
-import { InstanceImagesError, isInstanceImagesError, notFound } from '../errors';
+import { ERROR_MESSAGES, InstanceImagesError, isInstanceImagesError, notFound } from '../errors';
 import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } from '../model/common';
 import type { Image, ImageStatus } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
@@ -73,9 +73,12 @@ const REASONS: Partial<Record<string, string>> = {
   INTERRUPTED: 'The capture was interrupted by a restart of the panel. Retry the capture.',
 };
 
-/** A customer-facing reason for a failed capture. */
+/**
+ * A customer-facing reason for a failed capture. Built from the code only: the error's message may
+ * come from a driver and name hypervisors, SSH users and paths (admins see it on the failed task).
+ */
 function captureReason(error: InstanceImagesError): { code: string; message: string } {
-  return { code: error.code, message: REASONS[error.code] ?? `${error.message}. Retry the capture; contact support if it fails again.` };
+  return { code: error.code, message: REASONS[error.code] ?? `${ERROR_MESSAGES[error.code]}. Retry the capture; contact support if it fails again.` };
 }
 
 /** Makes one key segment safe: keeps letters, digits, dot, dash and underscore. */
@@ -399,7 +402,7 @@ export class ImageService {
     if (outcome.ok) return;
     const image = await this.ctx.repos.images.get(imageId);
     if (image?.status === 'deleting') {
-      await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'DELETE_FAILED', message: `Removing the image file failed (${outcome.error.message}). Delete the image again to retry.` }).catch(() => undefined);
+      await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'DELETE_FAILED', message: `Removing the image file failed (${ERROR_MESSAGES[outcome.error.code]}). Delete the image again to retry.` }).catch(() => undefined);
     }
   }
 

@@ -130,25 +130,37 @@ export function stderrExcerpt(stderr: string): string {
   return text.length > 400 ? `${text.slice(0, 400)}...` : text;
 }
 
-/** Maps a failed command (non-zero exit) to STORAGE_FULL or STORAGE_UNAVAILABLE. */
+/**
+ * Maps a failed command (non-zero exit) to STORAGE_FULL or STORAGE_UNAVAILABLE.
+ *
+ * Customers see the message and details of STORAGE_FULL (as of NOT_FOUND and CANCELLED), so it
+ * names only what was being done ("write KEY") and "the image storage": never `where` (the root
+ * and the executor's label, i.e. SSH user, host and hypervisor name) nor stderr (which carries
+ * paths). Those go into the cause, an `Error` the HTTP adapter logs and never sends.
+ * STORAGE_UNAVAILABLE is shown to operators only, so its message keeps `where`.
+ */
 export function commandFailure(result: ExecResult, what: string, where: string): InstanceImagesError {
   const excerpt = stderrExcerpt(result.stderr);
   if (FULL.test(result.stderr)) {
-    return new InstanceImagesError('STORAGE_FULL', `Not enough space to ${what} on ${where}: ${excerpt}`, { details: { exitCode: result.exitCode } });
+    return new InstanceImagesError('STORAGE_FULL', `Not enough space on the image storage to ${what}`, {
+      cause: new Error(`Not enough space to ${what} on ${where}: ${excerpt}`),
+      details: { exitCode: result.exitCode },
+    });
   }
   return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where} (exit ${result.exitCode ?? 'by signal'})${excerpt ? `: ${excerpt}` : ''}`, { details: { exitCode: result.exitCode } });
 }
 
 /**
- * Maps an executor error: an unreachable hypervisor or a timeout makes the storage unavailable
- * (transient, retried by the core); CANCELLED, HOST_KEY_MISMATCH and others keep their code.
+ * Maps an executor error. CANCELLED stays CANCELLED, with a message naming only the operation
+ * (the executor's own names the host; it is kept as the cause). HOST_KEY_MISMATCH keeps its code
+ * (operators must see it as such). Everything else (an unreachable hypervisor, a timeout, an SSH
+ * key that cannot be used, which the executor reports as VALIDATION_FAILED naming the host) makes
+ * the storage unavailable: transient ones are retried by the core, and none is a customer's
+ * input error.
  */
 export function executorFailure(error: unknown, what: string, where: string): InstanceImagesError {
-  if (isInstanceImagesError(error)) {
-    if (error.code === 'HYPERVISOR_UNREACHABLE' || error.code === 'TIMEOUT') {
-      return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}: ${error.message}`, { cause: error });
-    }
-    return error;
-  }
+  if (isInstanceImagesError(error, 'CANCELLED')) return new InstanceImagesError('CANCELLED', `Cancelled while trying to ${what}`, { cause: error });
+  if (isInstanceImagesError(error, 'HOST_KEY_MISMATCH')) return error;
+  if (isInstanceImagesError(error)) return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}: ${error.message}`, { cause: error });
   return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}`, { cause: error });
 }

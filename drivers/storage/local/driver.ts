@@ -106,6 +106,13 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
 
   const pathOf = (key: string): string => `${root}/${key}`;
 
+  /**
+   * NOT_FOUND for a key. Customers see its message and details: they name the key and "the image
+   * storage", never the root or the hypervisor (`where` is in the cause, for operators).
+   */
+  const missing = (key: string): InstanceImagesError =>
+    new InstanceImagesError('NOT_FOUND', `The file ${key} does not exist on the image storage`, { details: { key }, cause: new Error(`${key} does not exist on the ${where}`) });
+
   /** Runs a command; executor errors are mapped, non-zero exits are returned. */
   async function exec(argv: string[], what: string, options: ExecOptions = {}): Promise<ExecResult> {
     try {
@@ -231,7 +238,7 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     const out = new PassThrough({ highWaterMark: 256 * 1024 });
     running.stdout.pipe(out, { end: false });
     const failure = (result: ExecResult) =>
-      result.exitCode === MISSING_EXIT ? new InstanceImagesError('NOT_FOUND', `${key} does not exist on the ${where}`, { details: { key } }) : commandFailure(result, `read ${key}`, where);
+      result.exitCode === MISSING_EXIT ? missing(key) : commandFailure(result, `read ${key}`, where);
     // Resolve once the command has produced data or ended, so that a missing file is NOT_FOUND here.
     type Opening = { kind: 'data' } | { kind: 'ended'; result: ExecResult } | { kind: 'failed'; error: unknown };
     const first = await Promise.race<Opening>([
