@@ -22,15 +22,42 @@ export const TEMP_NAME = /^\.(.*)\.([0-9a-z]+)-([0-9a-f]{8})\.part$/;
 export const TEMP_FIND_REGEX = '.*/\\.[^/]*\\.[0-9a-z]+-[0-9a-f]{8}\\.part';
 
 /**
+ * A shell function: `no_symlink ROOT REL` fails when a component of REL below ROOT (the last one
+ * included) is a symbolic link, so that no key ever reaches outside the storage root (a link to
+ * `/etc/passwd`, or a linked directory). It walks down from ROOT and tests each component with
+ * `[ -L ]` (lstat) before going through it, so it never follows a link itself, and stops at the
+ * first component that does not exist (nothing below it can be followed): the command that runs
+ * next reports a missing file as usual. ROOT itself may be a link (an operator's choice).
+ * A link swapped in between this check and the command is not caught: that needs write access to
+ * the root, which only the operator (or the share's other clients) has.
+ */
+const NO_SYMLINK_FUNCTION = [
+  'no_symlink() {',
+  '  p=$1; rest=$2',
+  '  while [ -n "$rest" ]; do',
+  '    case $rest in */*) c=${rest%%/*}; rest=${rest#*/} ;; *) c=$rest; rest= ;; esac',
+  '    p=$p/$c',
+  '    [ -L "$p" ] && return 1',
+  '    [ -e "$p" ] || return 0',
+  '  done',
+  '  return 0',
+  '}',
+].join('\n');
+
+/**
  * Lists regular files under `$1/$2` (root, start directory relative to it, always `./...`) in byte
  * order of their key, skipping temp files and paths with control characters anywhere (a newline or
- * tab in a directory name would otherwise forge lines), and prints at most
+ * tab in a directory name would otherwise forge lines), and symbolic links: `find` lists no link
+ * (`-type f`) and enters no linked directory, and a start directory reached through a link lists
+ * nothing. It prints at most
  * `II_LIMIT + 1` lines `key<TAB>size<TAB>mtime` with keys starting with `II_PREFIX` and greater than
  * `II_AFTER`. Sorting happens in `sort` (which spills to disk), so memory stays bounded.
  */
 export const LIST_SCRIPT = [
   'export LC_ALL=C',
+  NO_SYMLINK_FUNCTION,
   'cd -- "$1" 2>/dev/null || exit 0',
+  '[ "$2" = . ] || no_symlink . "${2#./}" || exit 0',
   '[ -d "$2" ] || exit 0',
   'tab=$(printf "\\t")',
   `find "$2" -regextype posix-extended -type f ! -regex '${TEMP_FIND_REGEX}' ! -path '*[[:cntrl:]]*' -printf '%p\\t%s\\t%T@\\n' | sort -t "$tab" -k1,1 | awk -F "$tab" '`,
@@ -94,15 +121,38 @@ export const WRITE_SIZED_SCRIPT = [
   'sync -- "$2" && exec mv -f -T -- "$2" "$3"',
 ].join('\n');
 
-/** Streams file `$1`, or exits {@link MISSING_EXIT} when it is not a regular file. */
-export const READ_SCRIPT = '[ -f "$1" ] || exit 44\nexec cat -- "$1"';
+/** Exit status of {@link WRITE_GUARD_SCRIPT} when the key is or passes through a symbolic link. */
+export const SYMLINK_EXIT = 47;
 
-/** Streams `$3` bytes (all when empty) of file `$1` from offset `$2`, or exits {@link MISSING_EXIT}. */
+/**
+ * Streams file `$2` under root `$1`, or exits {@link MISSING_EXIT} when it is not a regular file or
+ * is (or passes through) a symbolic link.
+ */
+export const READ_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 44', '[ -f "$1/$2" ] || exit 44', 'exec cat -- "$1/$2"'].join('\n');
+
+/** Streams `$4` bytes (all when empty) of file `$2` under root `$1` from offset `$3`, or exits {@link MISSING_EXIT} as {@link READ_SCRIPT} does. */
 export const READ_RANGE_SCRIPT = [
-  '[ -f "$1" ] || exit 44',
-  'if [ -n "$3" ]; then exec dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; fi',
-  'exec dd if="$1" bs=1M iflag=skip_bytes skip="$2" status=none',
+  NO_SYMLINK_FUNCTION,
+  'no_symlink "$1" "$2" || exit 44',
+  '[ -f "$1/$2" ] || exit 44',
+  'if [ -n "$4" ]; then exec dd if="$1/$2" bs=1M iflag=skip_bytes,count_bytes skip="$3" count="$4" status=none; fi',
+  'exec dd if="$1/$2" bs=1M iflag=skip_bytes skip="$3" status=none',
 ].join('\n');
+
+/**
+ * Prints `size<TAB>mtime` of regular file `$2` under root `$1`; prints nothing when it is (or passes
+ * through) a symbolic link, and fails with find's "No such file or directory" when it is missing.
+ */
+export const STAT_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 0', "exec find \"$1/$2\" -maxdepth 0 -type f -printf '%s\\t%T@\\n'"].join('\n');
+
+/** Removes file `$2` under root `$1`; does nothing when it is (or passes through) a symbolic link. */
+export const DELETE_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 0', 'exec rm -f -- "$1/$2"'].join('\n');
+
+/**
+ * Exits {@link SYMLINK_EXIT} when key `$2` under root `$1` is (or passes through) a symbolic link;
+ * run before a write, which would otherwise create directories and files wherever the link points.
+ */
+export const WRITE_GUARD_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 47'].join('\n');
 
 /** Sets `d` to the nearest existing directory at or above `$1` (the root is created on first write). */
 const NEAREST_DIRECTORY = 'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done';

@@ -10,7 +10,28 @@ import { finished } from 'node:stream/promises';
 import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
 import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../../../src/ports/storage-driver';
-import { FREE_SCRIPT, HEALTH_SCRIPT, LIST_SCRIPT, LIST_TEMP_SCRIPT, COMMIT_BYTE, MISSING_EXIT, NOT_COMMITTED_EXIT, READ_RANGE_SCRIPT, READ_SCRIPT, SIZE_MISMATCH_EXIT, TEMP_NAME, WRITE_SCRIPT, WRITE_SIZED_SCRIPT, commandFailure, executorFailure, shArgv } from './commands';
+import {
+  COMMIT_BYTE,
+  DELETE_SCRIPT,
+  FREE_SCRIPT,
+  HEALTH_SCRIPT,
+  LIST_SCRIPT,
+  LIST_TEMP_SCRIPT,
+  MISSING_EXIT,
+  NOT_COMMITTED_EXIT,
+  READ_RANGE_SCRIPT,
+  READ_SCRIPT,
+  SIZE_MISMATCH_EXIT,
+  STAT_SCRIPT,
+  SYMLINK_EXIT,
+  TEMP_NAME,
+  WRITE_GUARD_SCRIPT,
+  WRITE_SCRIPT,
+  WRITE_SIZED_SCRIPT,
+  commandFailure,
+  executorFailure,
+  shArgv,
+} from './commands';
 
 /** Settings of {@link createPathStorage}. */
 export interface PathStorageSettings {
@@ -98,6 +119,13 @@ function decodeListCursor(cursor: string): string {
 /**
  * Creates a storage driver over a directory reached through `executor`. Writes stream into a temp
  * file next to the target (`dd conv=fsync`), which is renamed into place only when complete.
+ *
+ * Symbolic links inside the root are never followed (the root itself may be one): a key that is a
+ * link, or that passes through a linked directory, counts as absent (`get` NOT_FOUND, `stat` null,
+ * `list` and `listIncomplete` skip it, `delete` and `abortIncomplete` do nothing) and is never
+ * written (`put` STORAGE_UNAVAILABLE, for the operator to remove the link). NOT_FOUND rather than
+ * VALIDATION_FAILED: the key itself is valid, there just is no file of this storage under it.
+ * `pathOf` only names the path; a hypervisor writing there directly does its own checks.
  */
 export function createPathStorage(settings: PathStorageSettings): StorageDriver {
   const { executor, root, name } = settings;
@@ -130,7 +158,7 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
   }
 
   async function stat(key: string): Promise<StoredObject | null> {
-    const result = await exec(['find', pathOf(key), '-maxdepth', '0', '-type', 'f', '-printf', '%s\\t%T@\\n'], `stat ${key}`);
+    const result = await exec(shArgv(STAT_SCRIPT, root, key), `stat ${key}`);
     if (result.exitCode !== 0) {
       if (/No such file or directory|Not a directory/.test(result.stderr)) return null;
       throw commandFailure(result, `stat ${key}`, where);
@@ -151,6 +179,18 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     if (TEMP_NAME.test(base)) {
       body.destroy();
       throw new InstanceImagesError('VALIDATION_FAILED', `The key ${JSON.stringify(key)} looks like a temp file of this storage`, { fields: [{ path: 'key', message: 'must not look like a temp file (.NAME.STAMP-HEX.part)' }] });
+    }
+    // The write scripts create directories and files wherever a symlinked directory points: refuse
+    // a key that is, or passes through, a symbolic link before anything is written.
+    try {
+      const guard = await exec(shArgv(WRITE_GUARD_SCRIPT, root, key), `write ${key}`);
+      if (guard.exitCode === SYMLINK_EXIT) {
+        throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Refusing to write ${key} on ${where}: the key is, or passes through, a symbolic link (symbolic links inside the root are never followed; remove it)`, { details: { key } });
+      }
+      if (guard.exitCode !== 0) throw commandFailure(guard, `write ${key}`, where);
+    } catch (error) {
+      body.destroy();
+      throw error;
     }
     const temp = `${dir}/.${truncateUtf8(base, TEMP_BASE_MAX_BYTES)}.${Date.now().toString(36)}-${randomBytes(4).toString('hex')}.part`;
     // Count through a transform (not a 'data' listener, which would start the flow before the
@@ -226,7 +266,7 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
 
   async function get(key: string, options: { range?: { start: number; end?: number }; signal?: AbortSignal } = {}): Promise<Readable> {
     const { range } = options;
-    const argv = range ? shArgv(READ_RANGE_SCRIPT, pathOf(key), String(range.start), range.end === undefined ? '' : String(range.end - range.start + 1)) : shArgv(READ_SCRIPT, pathOf(key));
+    const argv = range ? shArgv(READ_RANGE_SCRIPT, root, key, String(range.start), range.end === undefined ? '' : String(range.end - range.start + 1)) : shArgv(READ_SCRIPT, root, key);
     const streamOptions: Omit<ExecOptions, 'stdout'> = {};
     if (options.signal) streamOptions.signal = options.signal;
     let running;
@@ -298,7 +338,7 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
   }
 
   async function remove(key: string): Promise<void> {
-    await must(['rm', '-f', '--', pathOf(key)], `delete ${key}`);
+    await must(shArgv(DELETE_SCRIPT, root, key), `delete ${key}`);
   }
 
   async function freeSpace(): Promise<number> {

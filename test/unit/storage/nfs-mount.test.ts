@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DELETE_SCRIPT } from '../../../drivers/storage/local/commands';
 import { createNfsStorage } from '../../../drivers/storage/nfs/driver';
 import { judgeMount, parseNfsSource } from '../../../drivers/storage/nfs/mount';
 import { NfsStorageOptionsSchema } from '../../../drivers/storage/nfs/options';
@@ -47,13 +48,16 @@ describe('NFS mount judgement', () => {
 });
 
 /** A fake executor: findmnt reports what `mounted` says; `mount` flips it to mounted. */
-function fakeHypervisor(): Executor & { commands: string[]; mounted: boolean } {
+function fakeHypervisor(): Executor & { commands: string[]; deleted: string[]; mounted: boolean } {
   const fake = {
     label: 'fake',
     commands: [] as string[],
+    /** Paths removed by the delete script (`sh -c DELETE_SCRIPT sh ROOT KEY`). */
+    deleted: [] as string[],
     mounted: false,
     async run(argv: readonly string[]): Promise<ExecResult> {
       fake.commands.push(argv.join(' '));
+      if (argv[2] === DELETE_SCRIPT) fake.deleted.push(`${argv[4]}/${argv[5]}`);
       if (argv[0] === 'findmnt') {
         const fs = fake.mounted ? { target: '/mnt/images', source: 'nas.example:/export/images', fstype: 'nfs4', options: 'rw,vers=4.2' } : { target: '/', source: '/dev/vda', fstype: 'ext4', options: 'rw' };
         return { exitCode: 0, stdout: JSON.stringify({ filesystems: [fs] }), stderr: '' };
@@ -79,7 +83,7 @@ describe('nfs driver mount handling', () => {
     expect(executor.mounted).toBe(true);
     expect(executor.commands.filter((c) => c.startsWith('findmnt'))).toHaveLength(2);
     expect(executor.commands.filter((c) => c.includes('mount -t nfs -o vers=4.2 nas.example:/export/images /mnt/images'))).toHaveLength(1);
-    expect(executor.commands.filter((c) => c.startsWith('rm -f'))).toEqual(['rm -f -- /mnt/images/a', 'rm -f -- /mnt/images/b']);
+    expect(executor.deleted).toEqual(['/mnt/images/a', '/mnt/images/b']);
   });
 
   it('checks again after the trust period, so an unmounted share is noticed', async () => {
@@ -89,6 +93,6 @@ describe('nfs driver mount handling', () => {
     await driver.delete('a');
     executor.mounted = false;
     await expect(driver.delete('b')).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
-    expect(executor.commands.filter((c) => c.startsWith('rm -f'))).toEqual(['rm -f -- /mnt/images/a']);
+    expect(executor.deleted).toEqual(['/mnt/images/a']);
   });
 });
