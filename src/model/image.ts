@@ -52,6 +52,12 @@ export const ImageSchema = z.object({
   virtualSizeBytes: BytesSchema.nullable().default(null),
   sha256: Sha256Schema.nullable().default(null),
   consistency: ConsistencySchema.nullable().default(null),
+  /**
+   * Custom images: whether the capture compresses its qcow2 output, as the create request chose
+   * (or the service default at that time); a retry captures the same way. Absent or null on images
+   * recorded before it was kept: a retry then uses the current default.
+   */
+  compressed: z.boolean().nullish(),
   status: ImageStatusSchema,
   statusReason: StatusReasonSchema.nullable().default(null),
   createdAt: z.date(),

@@ -184,6 +184,7 @@ export class ImageService {
     const now = this.ctx.now();
     const id = this.ctx.newId();
     const format = data.format ?? this.ctx.settings.captureFormat;
+    const compressed = data.compress ?? this.ctx.settings.captureCompress;
     const image: Image = {
       id,
       kind: 'custom',
@@ -204,6 +205,7 @@ export class ImageService {
       virtualSizeBytes: domain.primaryDisk.virtualSizeBytes,
       sha256: null,
       consistency: null,
+      compressed,
       status: 'creating',
       statusReason: null,
       createdAt: now,
@@ -213,11 +215,13 @@ export class ImageService {
     };
     if (max === null) await this.ctx.repos.images.insert(image);
     else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId: instance.accountId, max }))) throw limitReached();
-    const task = await this.startCapture(image, instance, data.compress ?? this.ctx.settings.captureCompress);
+    const task = await this.startCapture(image, instance);
     return { image, task };
   }
 
-  private async startCapture(image: Image, instance: HostInstance, compress: boolean): Promise<Task> {
+  /** Starts a capture of `image`, compressed as its request chose (the current default for images recorded without that choice). */
+  private async startCapture(image: Image, instance: HostInstance): Promise<Task> {
+    const compress = image.compressed ?? this.ctx.settings.captureCompress;
     const task = await createTask(this.ctx, { type: 'capture', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: instance.hypervisorId });
     this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: instance.hypervisorId, run: (signal) => this.runCapture(task.id, image.id, image.fileKey, compress, signal) });
     return task;
@@ -306,7 +310,7 @@ export class ImageService {
     // A fresh file key: cleanup of the failed attempt can never touch the new attempt's file.
     const fileKey = customImageKey(image.accountId ?? instance.accountId, `${image.id}-${this.ctx.newId().slice(0, 8)}`, image.format);
     const retried = await transitionImage(this.ctx, image, 'creating', { fileKey }, actor);
-    const task = await this.startCapture(retried, instance, this.ctx.settings.captureCompress);
+    const task = await this.startCapture(retried, instance);
     return { image: retried, task };
   }
 
