@@ -135,4 +135,9 @@ export const postgresMigrations: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    name: 'images keep the compress choice of their capture',
+    statements: [`ALTER TABLE ii_images ADD COLUMN compressed boolean`],
+  },
 ];

@@ -72,7 +72,9 @@ export class SqlTable<T extends object> {
     const record: Record<string, unknown> = {};
     for (const field of this.fields) {
       const type = this.spec.columns[field];
-      record[field] = this.dialect.decode(type, row[this.dialect.resultKey(this.col(field), type)]);
+      const value = this.dialect.decode(type, row[this.dialect.resultKey(this.col(field), type)]);
+      if (value === null && this.spec.optional?.includes(field)) continue;
+      record[field] = value;
     }
     return record as T;
   }

@@ -15,6 +15,11 @@ export interface TableSpec<T> {
   readonly columns: { readonly [K in keyof T]-?: ColumnType };
   /** Column names that differ from the snake_case of the field name. */
   readonly renamed?: { readonly [K in keyof T]?: string };
+  /**
+   * Fields that are optional in the model (added after its first release): a NULL column reads back
+   * as an absent field, as the record was written, not as `null`.
+   */
+  readonly optional?: readonly (keyof T & string)[];
 }
 
 /** The snake_case column name of a camelCase field. */

@@ -35,6 +35,7 @@ export const imagesTable: TableSpec<Image> = {
     virtualSizeBytes: 'bigint',
     sha256: 'text',
     consistency: 'text',
+    compressed: 'boolean',
     status: 'text',
     statusReason: 'json',
     createdAt: 'timestamp',
@@ -42,6 +43,7 @@ export const imagesTable: TableSpec<Image> = {
     availableAt: 'timestamp',
     deletedAt: 'timestamp',
   },
+  optional: ['compressed'],
 };
 
 /** `ii_storages`: image storages. */

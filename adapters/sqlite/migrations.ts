@@ -133,4 +133,9 @@ export const sqliteMigrations: readonly Migration[] = [
       ) STRICT`,
     ],
   },
+  {
+    version: 2,
+    name: 'images keep the compress choice of their capture',
+    statements: [`ALTER TABLE ii_images ADD COLUMN compressed INTEGER CHECK (compressed IN (0, 1))`],
+  },
 ];
