@@ -170,16 +170,29 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const logger = options.logger ?? silentLogger;
   const repositories = options.repositories ?? createMemoryRepositories();
   const inner = isTaskQueue(parsed.queue) ? parsed.queue : createTaskQueue({ ...parsed.queue, onJobError: (taskId, error) => logger.error('task crashed', { taskId, error: String(error) }) });
-  // Remember which tasks this process owns, so recovery never fails a live one.
+  // Remember which tasks this process owns, so recovery never fails a live one; the queued ones
+  // are heartbeated below, so that the recovery of another process sharing the repositories
+  // leaves them alone too (a running task heartbeats itself).
   const known = new Set<string>();
+  const waiting = new Set<string>();
   const queue: TaskQueue = {
     enqueue(job: QueuedJob) {
       known.add(job.taskId);
-      inner.enqueue({ ...job, run: (signal) => job.run(signal).finally(() => known.delete(job.taskId)) });
+      waiting.add(job.taskId);
+      inner.enqueue({
+        ...job,
+        run: (signal) => {
+          waiting.delete(job.taskId);
+          return job.run(signal).finally(() => known.delete(job.taskId));
+        },
+      });
     },
     cancel: (taskId) => inner.cancel(taskId),
     onIdle: () => inner.onIdle(),
-    close: () => inner.close(),
+    close: () => {
+      clearInterval(queueHeartbeat);
+      return inner.close();
+    },
   };
   const registry = createStorageRegistry();
   for (const factory of builtinStorageDrivers) registry.register(factory);
@@ -194,6 +207,14 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     billingPolicy: BillingPolicySchema.parse(options.billingPolicy ?? {}),
   };
   const events = isolateListeners(createEmitter(), logger);
+  const now = options.clock ?? (() => new Date());
+  const queueHeartbeat = setInterval(() => {
+    const at = now();
+    for (const taskId of waiting) {
+      repositories.tasks.update(taskId, { heartbeatAt: at }, at).catch((error: unknown) => logger.warn('queued task heartbeat failed', { taskId, error: String(error) }));
+    }
+  }, settings.heartbeatIntervalMs);
+  queueHeartbeat.unref?.();
   const ctx: ServiceContext = {
     repos: repositories,
     events,
@@ -204,7 +225,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     executors: options.executors,
     logger,
     settings,
-    now: options.clock ?? (() => new Date()),
+    now,
     newId: options.generateId ?? randomUUID,
   };
   const drivers = new DriverCache(ctx);

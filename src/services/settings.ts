@@ -11,7 +11,7 @@ import type { Image } from '../model/image';
 import type { AccountLimit, LocationSettings } from '../model/settings';
 import type { Task } from '../model/task';
 import { parseOrThrow } from '../util/validate';
-import { eachPage } from '../util/pages';
+import { collectPages, eachPage } from '../util/pages';
 import { checkActor, requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
@@ -159,16 +159,22 @@ export class SettingsService {
   }
 
   /**
-   * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks this process does not
-   * know are failed as interrupted; their images go to `error` (reason INTERRUPTED) and their
-   * leftovers are removed; each hypervisor of those tasks runs its driver's recovery.
+   * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks no process keeps alive
+   * (neither known to this one nor heartbeated by another within the timeout) are failed as
+   * interrupted; their images go to `error` (reason INTERRUPTED) and their leftovers are removed;
+   * each hypervisor of those tasks runs its driver's recovery, unless a live task (another panel
+   * process sharing the repositories) is running there. Safe to call from every process.
    */
   async recover(knownTaskIds: ReadonlySet<string> = new Set()): Promise<RecoveryReport> {
     const report: RecoveryReport = { interruptedTasks: [], failedImages: [], removedFiles: [], hypervisorActions: [] };
     const now = this.ctx.now();
-    const stale = await this.ctx.repos.tasks.listStale(new Date(now.getTime() - this.ctx.settings.heartbeatTimeoutMs));
-    const queued = (await this.ctx.repos.tasks.list({ statuses: ['queued'] }, { limit: 1000 })).items.filter((t) => !knownTaskIds.has(t.id));
+    const cutoff = now.getTime() - this.ctx.settings.heartbeatTimeoutMs;
+    const lapsed = (task: Task): boolean => (task.heartbeatAt ?? task.createdAt).getTime() < cutoff;
+    const stale = await this.ctx.repos.tasks.listStale(new Date(cutoff));
+    const queued = (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['queued'] }, { cursor, limit: 500 }))).filter((t) => !knownTaskIds.has(t.id) && lapsed(t));
     const hypervisors = new Set<string>();
+    /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
+    const domains = new Map<string, Set<string>>();
     for (const task of [...stale, ...queued]) {
       const ended = await this.ctx.repos.tasks.transition(task.id, ['running', 'queued'], 'failed', { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: 'The task was interrupted by a restart of the panel' }, now);
       if (!ended) continue;
@@ -178,6 +184,10 @@ export class SettingsService {
       if (task.subjectKind !== 'image') continue;
       const image = await this.ctx.repos.images.get(task.subjectId);
       if (!image) continue;
+      if (task.type === 'capture' && task.hypervisorId && image.sourceInstanceId) {
+        const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
+        if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));
+      }
       if (task.type === 'capture' && image.status === 'creating') {
         const storage = await this.ctx.repos.storages.get(image.storageId);
         if (storage) {
@@ -201,7 +211,8 @@ export class SettingsService {
       for await (const images of eachPage((cursor) => this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 }))) {
         for (const image of images) {
           const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type, statuses: ['queued', 'running'] }, { limit: 1 });
-          if (active.items.length > 0 || report.failedImages.includes(image.id)) continue;
+          // A very recent image may be another process's, between inserting it and its task.
+          if (active.items.length > 0 || report.failedImages.includes(image.id) || image.updatedAt.getTime() >= cutoff) continue;
           const reason = status === 'creating'
             ? { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }
             : { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' };
@@ -210,10 +221,18 @@ export class SettingsService {
         }
       }
     }
+    // Another live process capturing there would lose its backup job and scratch files.
+    const busy = new Set((await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }))).filter((t) => !lapsed(t)).map((t) => t.hypervisorId));
     for (const hypervisorId of hypervisors) {
+      // With a live task there, only the interrupted captures' own domains are recovered.
+      const scope = busy.has(hypervisorId) ? [...(domains.get(hypervisorId) ?? [])] : [undefined];
+      if (scope.length === 0) report.hypervisorActions.push(`${hypervisorId}: skipped (a live task of another process runs there and the interrupted domain is unknown)`);
       try {
-        const actions = await (await this.drivers.hypervisorDriver(hypervisorId)).recover();
-        report.hypervisorActions.push(...actions.map((a) => `${hypervisorId}: ${a.action} ${a.detail}`));
+        const driver = await this.drivers.hypervisorDriver(hypervisorId);
+        for (const domainName of scope) {
+          const actions = await driver.recover(domainName);
+          report.hypervisorActions.push(...actions.map((a) => `${hypervisorId}: ${a.action} ${a.detail}`));
+        }
       } catch (error) {
         this.ctx.logger.warn('hypervisor recovery failed', { hypervisorId, error: String(error) });
       }

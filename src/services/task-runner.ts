@@ -35,7 +35,8 @@ export async function createTask(ctx: ServiceContext, input: { type: TaskType; s
     errorCode: null,
     errorMessage: null,
     attempts: 0,
-    heartbeatAt: null,
+    // A queued task is kept alive by the process that holds it in its queue (see recover()).
+    heartbeatAt: now,
     createdAt: now,
     updatedAt: now,
     startedAt: null,

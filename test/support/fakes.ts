@@ -47,6 +47,8 @@ export class FakeWorld {
   /** When set, deploys (materialize) wait for this promise. */
   deployGate: Promise<void> | null = null;
   captures = 0;
+  /** Every hypervisor recovery asked for (domainName null = the whole hypervisor). */
+  readonly recoveries: Array<{ hypervisorId: string; domainName: string | null }> = [];
 
   addHypervisor(id: string, locationId = 'loc-1'): HostHypervisor {
     const hv: HostHypervisor = { id, name: id, locationId, connection: { type: 'local' } };
@@ -203,7 +205,8 @@ export class FakeWorld {
       async removeFile(path) {
         world.files.delete(path);
       },
-      async recover() {
+      async recover(domainName?: string) {
+        world.recoveries.push({ hypervisorId: hypervisor.id, domainName: domainName ?? null });
         return [];
       },
     });
