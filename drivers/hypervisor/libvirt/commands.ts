@@ -12,11 +12,15 @@ import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgInfo, 
 /** `sh -c` script: writes stdin to file `$1` (mode 600), runs the rest of the arguments, removes `$1`, exits with the command's status. */
 const WITH_FILE_SCRIPT = 'umask 077; f=$1; shift; cat > "$f" || { rm -f -- "$f"; exit 125; }; "$@"; s=$?; rm -f -- "$f"; exit $s';
 /**
- * `sh -c` script: runs the arguments after `$1` while a background loop fdatasyncs file `$1` (once
- * it exists) every 100 ms; the loop ends with the command, or by itself once the shell is gone.
+ * `sh -c` script for a command that writes file `$1`: first removes whatever is there (a stale
+ * part file, or a symbolic link someone with access to a shared storage planted so that a root
+ * process would overwrite its target) and creates `$1` exclusively (`set -C`: fails on any
+ * existing name, links included); then runs the arguments after `$1` while a background loop
+ * fdatasyncs `$1` every 100 ms. The loop ends with the command, or by itself once the shell is gone.
  */
 const FLUSH_WHILE_SCRIPT = [
   'f=$1; shift',
+  'rm -f -- "$f" && (set -C && : > "$f") || exit 1',
   '(while kill -0 $$ 2>/dev/null && sleep 0.1; do [ ! -f "$f" ] || sync -d -- "$f"; done) </dev/null >/dev/null 2>&1 & w=$!',
   '"$@"; s=$?; kill $w 2>/dev/null; exit $s',
 ].join('\n');
@@ -98,8 +102,9 @@ export class HostCommands {
   /**
    * Runs a `qemu-img ... -p` command, reporting its percentage as it goes.
    * @param onPercent - called with 0–100 as qemu-img prints progress.
-   * @param options.flush - a file the command writes: while it runs, that file's data is written
-   * back in the background every 100 ms (`sync -d`), so that a final fsync of it waits for little.
+   * @param options.flush - a file the command writes: it is replaced by a new empty file first
+   * (never following a link), and while the command runs its data is written back in the
+   * background every 100 ms (`sync -d`), so that a final fsync of it waits for little.
    */
   async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string } = {}): Promise<ExecResult> {
     const sink = new Writable({

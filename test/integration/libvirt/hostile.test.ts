@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../../drivers/exec/local';
@@ -71,4 +71,19 @@ describe.skipIf(skip !== null)(`libvirt driver: hostile domain names and paths${
       }
     });
   }
+
+  it('a symbolic link planted as the part file is replaced, never written through', async () => {
+    // Someone with write access to a shared storage plants `<image>.part` -> a file of the host:
+    // the root-run qemu-img must not overwrite that file.
+    const victim = join(outDir, 'victim.txt');
+    writeFileSync(victim, 'precious');
+    const out = `${outDir}/planted.qcow2`;
+    symlinkSync(victim, `${out}.part`);
+    const result = await makeDriver(scratch).capture({ domainName: guest.name, output: { kind: 'path', path: out } });
+    expect(result.format).toBe('qcow2');
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(lstatSync(out).isSymbolicLink()).toBe(false);
+    expect(imagesIdentical(guest.primaryPath, out)).toBe(true);
+    expect(existsSync(`${out}.part`)).toBe(false);
+  });
 });
