@@ -118,10 +118,10 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     }
     await shaCheck;
 
-    await cmd.remove(part);
     const total = info.actualSizeBytes ?? info.virtualSizeBytes;
     progress('convert', 0, total);
-    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', '-f', sourceFormat, sourcePath, '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), { signal, fallback: 'DEPLOY_FAILED' });
+    // `flush`: the part file is made anew (never through a link) and written back while it grows.
+    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', '-f', sourceFormat, sourcePath, '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), { signal, fallback: 'DEPLOY_FAILED', flush: part });
     if (request.sizeBytes !== undefined && request.sizeBytes > info.virtualSizeBytes) {
       await cmd.run(['qemu-img', 'resize', '-q', '-f', targetFormat, part, String(request.sizeBytes)], { signal }, 'DEPLOY_FAILED');
     }
@@ -136,8 +136,7 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
         : Promise.resolve(),
       cmd.fsync(part),
     ]);
-    await cmd.run(['mv', '-f', '-T', '--', part, request.targetPath]);
-    await cmd.fsync(dirname(request.targetPath));
+    await cmd.publish(part, request.targetPath, dirname(request.targetPath));
     progress('done', result.virtualSizeBytes, result.virtualSizeBytes);
     return { path: request.targetPath, format: targetFormat, virtualSizeBytes: result.virtualSizeBytes };
   } catch (error) {
