@@ -8,9 +8,10 @@
  * 2. Peak RSS streaming 1 GiB and 4 GiB through put and through get, each in a fresh child process
  *    (peak RSS never goes down within a process); goal < 150 MB and 4 GiB within 10 % of 1 GiB.
  *    Each line also shows the peak V8 heap and the peak Buffer memory of that child.
+ *    `--put-only` measures only the peak RSS of the driver's put (no throughput, no baselines, no get).
  * Every object is deleted and radosgw's garbage collection runs at the end.
  *
- * Run: node --import tsx scripts/bench/storage-s3.ts [--runs N] [--rss-only] [--no-rss] [--cap-young-gen] [--queue N] [--part-mib N]
+ * Run: node --import tsx scripts/bench/storage-s3.ts [--runs N] [--rss-only] [--no-rss] [--put-only] [--cap-young-gen] [--queue N] [--part-mib N]
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
       await run();
       return (performance.now() - started) / 1000;
     };
-    for (let run = 0; run < runs && !process.argv.includes('--rss-only'); run += 1) {
+    for (let run = 0; run < runs && !process.argv.includes('--rss-only') && !process.argv.includes('--put-only'); run += 1) {
       times.baseline.push(
         await time(() =>
           new Upload({ client: admin, params: { Bucket: bucket, Key: 'bench/baseline.bin', Body: createReadStream(file) }, partSize, queueSize: QUEUE_SIZE, leavePartsOnError: false }).done(),
@@ -198,8 +199,17 @@ async function main(): Promise<void> {
     const idle = await runChild('idle', bucket, 'none', 0);
     console.log(`\npeak RSS (a fresh process each, ${command.how}${CHILD_NODE_FLAGS.length > 0 ? ` with ${CHILD_NODE_FLAGS.join(' ')}` : ', V8 defaults'}; idle with the SDK loaded after one HeadObject: ${mib(idle.maxRssBytes)})`);
     const rss: Record<string, number> = {};
+    const putOnly = process.argv.includes('--put-only');
     for (const [label, size] of [['1 GiB', GiB], ['4 GiB', 4 * GiB]] as const) {
       const key = `bench/rss-${size}.bin`;
+      if (putOnly) {
+        const put = await runChild('put', bucket, key, size);
+        rss[`put ${label}`] = put.maxRssBytes;
+        console.log(`  put ${label}: ${memory(put)} (${(size / MiB / put.seconds).toFixed(0)} MiB/s)`);
+        await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+        await gc();
+        continue;
+      }
       const plain = await runChild('baseline-put', bucket, key, size);
       console.log(`  plain lib-storage Upload ${label} (same part size and queue): ${memory(plain)} (${(size / MiB / plain.seconds).toFixed(0)} MiB/s)`);
       const put = await runChild('put', bucket, key, size);
@@ -212,7 +222,7 @@ async function main(): Promise<void> {
       await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
       await gc();
     }
-    for (const op of ['put', 'get']) {
+    for (const op of putOnly ? ['put'] : ['put', 'get']) {
       const small = rss[`${op} 1 GiB`]!;
       const large = rss[`${op} 4 GiB`]!;
       console.log(`  ${op}: 4 GiB / 1 GiB peak RSS = ${(large / small).toFixed(3)} (goal <= 1.10), max ${mib(Math.max(small, large))} (goal < 150 MB = ${mib(150e6)})`);

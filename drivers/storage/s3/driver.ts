@@ -3,7 +3,11 @@
  * on the first operation, so importing this module (or the options) does not load it.
  *
  * A put of a known size runs the driver's own multipart loop ({@link putInParts}) with a fixed
- * pool of reusable part buffers; lib-storage's Upload is used only when the size is unknown.
+ * pool of reusable part buffers, and sends its parts as plain keep-alive requests signed by the
+ * client's signer ({@link createS3PartUploader}: the SDK's per-request machinery, kept alive for
+ * every part in flight, was promoted to the old generation and made peak RSS grow with the object
+ * size); everything else goes through the SDK client. lib-storage's Upload is used only when the
+ * size is unknown.
  *
  * Works with AWS S3 and with S3-compatible services that lack newer features (Ceph radosgw,
  * MinIO): request checksums are only sent when an operation requires them, path-style
@@ -19,6 +23,7 @@ import type { IncompleteUpload, PutOptions, StorageDriver, StoredObject } from '
 import { pageSize } from '../../../src/util/cursor';
 import { isS3NoSuchUpload, isS3NotFound, redactSecrets, s3HttpStatus, toS3StorageError, type S3ErrorContext } from './errors';
 import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normaliseS3Prefix, s3DriverKey, s3KeyPrefix, s3ObjectKey, s3PartSize, type S3StorageOptions } from './options';
+import { createS3PartUploader, type S3PartTarget, type S3PartUploader, type SignableRequest } from './part-request';
 import { putInParts, type PartSink } from './parts';
 
 /** Options of the S3 driver's `put`: the port's options plus per-part progress. */
@@ -32,6 +37,22 @@ interface S3Runtime {
   sdk: typeof S3Sdk;
   Upload: typeof LibStorage.Upload;
   client: S3Sdk.S3Client;
+  /** Sends the parts of known-size puts (signed by the client's signer). */
+  parts: S3PartUploader;
+}
+
+/** The fields of the request a build-step middleware sees that give the part URL. */
+interface BuiltRequest {
+  protocol?: unknown;
+  hostname?: unknown;
+  port?: unknown;
+  path?: unknown;
+}
+
+/** The signing scheme the endpoint rules chose (in the handler context's `endpointV2`). */
+interface EndpointAuthScheme {
+  signingRegion?: unknown;
+  signingName?: unknown;
 }
 
 /** What a tracked upload learned from the requests it sent. */
@@ -58,6 +79,24 @@ function byteLengthOf(body: unknown): number {
   if (body instanceof Uint8Array) return body.byteLength;
   if (typeof body === 'string') return Buffer.byteLength(body);
   return 0;
+}
+
+/**
+ * The part URL and signing scope from a CreateMultipartUpload request at the build step (after
+ * the endpoint rules ran, before signing).
+ */
+function s3PartTargetOf(request: BuiltRequest, handlerContext: { endpointV2?: { properties?: { authSchemes?: EndpointAuthScheme[] } } }, region: string): S3PartTarget | undefined {
+  const { protocol, hostname, port, path } = request;
+  if (typeof protocol !== 'string' || typeof hostname !== 'string' || typeof path !== 'string') return undefined;
+  const scheme = handlerContext.endpointV2?.properties?.authSchemes?.[0];
+  return {
+    protocol,
+    hostname,
+    port: typeof port === 'number' ? port : undefined,
+    path,
+    signingRegion: typeof scheme?.signingRegion === 'string' ? scheme.signingRegion : region,
+    signingName: typeof scheme?.signingName === 'string' ? scheme.signingName : 's3',
+  };
 }
 
 /** Creates an S3 driver instance from validated options. The SDK loads on the first call. */
@@ -97,7 +136,25 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
         responseChecksumValidation: 'WHEN_REQUIRED',
         requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: SOCKET_IDLE_TIMEOUT_MS },
       });
-      return { sdk, Upload: lib.Upload, client };
+      const config = client.config;
+      let signer: ReturnType<typeof config.signer> | undefined;
+      const parts = createS3PartUploader({
+        // The client's own signer (its credentials, session token, escaping rules), made once.
+        signer: async (request: SignableRequest, signing) => {
+          signer ??= config.signer({ name: 'sigv4', signingName: signing.signingService, signingRegion: signing.signingRegion, properties: {} });
+          const signed = await (await signer).sign(request as Parameters<Awaited<typeof signer>['sign']>[0], signing);
+          return { headers: signed.headers };
+        },
+        clock: {
+          offset: () => config.systemClockOffset,
+          setOffset: (offsetMs) => {
+            config.systemClockOffset = offsetMs;
+          },
+        },
+        connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+        socketIdleTimeoutMs: SOCKET_IDLE_TIMEOUT_MS,
+      });
+      return { sdk, Upload: lib.Upload, client, parts };
     })();
     return runtime.catch((error: unknown) => {
       throw toS3StorageError(error, errorContext);
@@ -173,19 +230,30 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
   };
 
   /** The requests of one known-size put of `objectKey`, for {@link putInParts}. */
-  const partSink = ({ sdk, client }: S3Runtime, objectKey: string): PartSink => {
+  const partSink = ({ sdk, client, parts }: S3Runtime, objectKey: string): PartSink => {
     const target = { Bucket: bucket, Key: objectKey };
+    let partTarget: S3PartTarget | undefined;
     return {
       async create() {
-        const created = await client.send(new sdk.CreateMultipartUploadCommand(target));
+        const command = new sdk.CreateMultipartUploadCommand(target);
+        // The parts go to the URL the client built for this request (its addressing and endpoint rules).
+        command.middlewareStack.add(
+          (next, handlerContext) => async (args) => {
+            partTarget = s3PartTargetOf(args.request as BuiltRequest, handlerContext as { endpointV2?: { properties?: { authSchemes?: EndpointAuthScheme[] } } }, options.region);
+            return next(args);
+          },
+          { step: 'build', name: 'instanceImagesPartTarget' },
+        );
+        const created = await client.send(command);
         if (created.UploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
         return created.UploadId;
       },
       async uploadPart(uploadId, partNumber, body, abortSignal) {
-        const stored = await client.send(new sdk.UploadPartCommand({ ...target, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }), { abortSignal });
+        if (partTarget === undefined) throw new Error('The URL of the multipart upload is not known');
+        const etag = await parts.uploadPart(partTarget, uploadId, partNumber, body, abortSignal);
         // CompleteMultipartUpload needs the ETag of every part; some services omit it only on complete (radosgw).
-        if (stored.ETag === undefined || stored.ETag === '') throw new Error(`UploadPart returned no ETag for part ${partNumber}`);
-        return stored.ETag;
+        if (etag === '') throw new Error(`UploadPart returned no ETag for part ${partNumber}`);
+        return etag;
       },
       async complete(uploadId, parts) {
         // The response's ETag is not used: radosgw returns an empty one.
@@ -444,7 +512,9 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
       runtime = undefined;
       if (current) {
         try {
-          (await current).client.destroy();
+          const loaded = await current;
+          loaded.parts.close();
+          loaded.client.destroy();
         } catch {
           // the SDK never loaded: nothing to release
         }

@@ -1,0 +1,345 @@
+/**
+ * UploadPart as one plain keep-alive HTTP request, signed by the S3 client's own SigV4 signer.
+ *
+ * Why: a part sent through `S3Client.send` builds a fresh middleware stack, resolves the endpoint
+ * rules, serialises through the schema and signs through several layers, and all of that stays
+ * referenced while the part's 8 MiB travel (a few hundred ms). Young-generation collections during
+ * that time promote it to the old generation, which then fills with dead request machinery
+ * (≈ 60–80 KB per part measured) until V8 decides on a full collection: peak RSS grew with the object
+ * size. This path keeps a few small objects per part.
+ *
+ * What it keeps from the SDK: the URL (protocol, host, port and escaped path) is the one the client
+ * used for the upload's CreateMultipartUpload, so addressing (path-style or virtual-hosted, custom
+ * endpoint, FIPS/dual-stack) is exactly the client's; the signer, credentials (static, session token
+ * or the default chain) and clock offset are the client's; the payload is signed with its sha256 as
+ * the SDK does for a Buffer body; errors have the SDK's shape (`name`/`Code`, `$metadata.httpStatusCode`),
+ * so the driver maps them with the same code ({@link toS3StorageError}); transient failures are
+ * retried like the SDK's standard strategy (3 attempts, exponential backoff with jitter).
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+/** Where the parts of one multipart upload go: the URL of its CreateMultipartUpload without the query. */
+export interface S3PartTarget {
+  /** `http:` or `https:`. */
+  protocol: string;
+  /** The host as the SDK built it (an IPv6 address in brackets). */
+  hostname: string;
+  /** The port, when not the protocol's default. */
+  port: number | undefined;
+  /** The escaped object path (`/bucket/key` or `/key`), exactly as signed. */
+  path: string;
+  /** The region the request is signed for. */
+  signingRegion: string;
+  /** The signing service name (`s3`). */
+  signingName: string;
+}
+
+/** A request as the SDK's signer takes it (the `HttpRequest` fields it reads). */
+export interface SignableRequest {
+  method: string;
+  protocol: string;
+  hostname: string;
+  port?: number;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+}
+
+/** Signs a request (the S3 client's SigV4 signer, bound to its credentials). */
+export type S3RequestSigner = (request: SignableRequest, options: { signingDate: Date; signingRegion: string; signingService: string }) => Promise<{ headers: Record<string, string> }>;
+
+/** One HTTP request as the transport sends it. */
+export interface PartHttpRequest {
+  protocol: string;
+  /** The host to connect to (no brackets). */
+  host: string;
+  port: number | undefined;
+  /** Path and query. */
+  path: string;
+  headers: Record<string, string>;
+}
+
+/** An HTTP answer: the status, the headers and (for an error status) the body's text. */
+export interface PartHttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** Sends one PUT with `body`; rejects on network failure, timeout or abort. */
+export type PartTransport = (request: PartHttpRequest, body: Buffer, signal: AbortSignal) => Promise<PartHttpResponse>;
+
+/** The client's clock offset (ms added to the local clock when signing), shared with the SDK. */
+export interface S3Clock {
+  offset(): number;
+  setOffset(offsetMs: number): void;
+}
+
+/** What {@link createS3PartUploader} needs. */
+export interface S3PartUploaderOptions {
+  signer: S3RequestSigner;
+  clock: S3Clock;
+  /** Sends the requests; defaults to node:http(s) keep-alive agents ({@link createNodePartTransport}). */
+  transport?: PartTransport;
+  /** Attempts per part, the first included (the SDK's default is 3). */
+  maxAttempts?: number;
+  /** Waits before a retry; defaults to a timer that an abort cuts short. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** Sends parts of multipart uploads. */
+export interface S3PartUploader {
+  /** Stores `body` as part `partNumber` of `uploadId` at `target` and returns its ETag (may be empty). */
+  uploadPart(target: S3PartTarget, uploadId: string, partNumber: number, body: Buffer, signal: AbortSignal): Promise<string>;
+  /** Closes the kept-alive connections. */
+  close(): void;
+}
+
+/** The shape of an SDK service error, so that the driver's error mapping reads both alike. */
+export interface S3ServiceErrorShape extends Error {
+  Code?: string;
+  $fault: 'client' | 'server';
+  $metadata: { httpStatusCode: number; requestId?: string };
+  /** The server's clock from the `Date` header, when it sent one (for clock-skew correction). */
+  $serverTime?: number;
+}
+
+/** The SDK's default number of attempts. */
+export const S3_PART_MAX_ATTEMPTS = 3;
+/** Error bodies are read up to this many bytes (S3 error documents are well under 1 KiB). */
+const MAX_ERROR_BODY = 64 * 1024;
+/** Network error codes the SDK treats as transient. */
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'UND_ERR_SOCKET']);
+/** Status codes the SDK treats as transient server errors. */
+const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
+/** S3 error codes that mean "slow down". */
+const THROTTLING_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled', 'RequestThrottledException', 'TooManyRequestsException', 'RequestLimitExceeded', 'BandwidthLimitExceeded', 'ProvisionedThroughputExceededException', 'TransactionInProgressException', 'EC2ThrottledException']);
+/** S3 error codes that may mean the local clock is off. */
+const CLOCK_SKEW_NAMES = new Set(['RequestTimeTooSkewed', 'RequestExpired', 'RequestInTheFuture', 'AuthFailure', 'InvalidSignatureException', 'SignatureDoesNotMatch']);
+/** How far the clocks may differ before a signature is re-made with the server's time (AWS allows 15 min). */
+const CLOCK_SKEW_TOLERANCE_MS = 5 * 60 * 1000;
+
+function abortError(): Error {
+  return Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+}
+
+/** Query escaping as SigV4 canonicalises it (RFC 3986: `encodeURIComponent` plus `!'()*`). */
+export function escapeS3QueryValue(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function xmlText(text: string): string {
+  return text.replace(/&(lt|gt|quot|apos|amp);/g, (_, entity: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[entity] ?? '');
+}
+
+function xmlElement(body: string, name: string): string | undefined {
+  const match = new RegExp(`<${name}>([^<]*)</${name}>`).exec(body);
+  return match?.[1] === undefined ? undefined : xmlText(match[1]);
+}
+
+/**
+ * The error the SDK would throw for an S3 error answer: named after the XML `Code` (or `NotFound`
+ * for a bare 404, `Unknown` otherwise), with `Code`, `$fault` and `$metadata.httpStatusCode`.
+ */
+export function s3ErrorFromResponse(status: number, body: string, headers: IncomingHttpHeaders = {}): S3ServiceErrorShape {
+  const code = xmlElement(body, 'Code');
+  const message = xmlElement(body, 'Message');
+  const requestId = xmlElement(body, 'RequestId') ?? (typeof headers['x-amz-request-id'] === 'string' ? headers['x-amz-request-id'] : undefined);
+  const error = new Error(message !== undefined && message !== '' ? message : 'UnknownError') as S3ServiceErrorShape;
+  error.name = code ?? (status === 404 ? 'NotFound' : 'Unknown');
+  if (code !== undefined) error.Code = code;
+  error.$fault = status >= 500 ? 'server' : 'client';
+  error.$metadata = { httpStatusCode: status, ...(requestId === undefined ? {} : { requestId }) };
+  const serverTime = typeof headers.date === 'string' ? Date.parse(headers.date) : Number.NaN;
+  if (Number.isFinite(serverTime)) error.$serverTime = serverTime;
+  return error;
+}
+
+/** How a failed attempt is retried: not at all, after a backoff, or at once with a corrected clock. */
+export type RetryDecision = { retry: false } | { retry: true; baseMs: number; clockOffsetMs?: number };
+
+/**
+ * The SDK standard strategy's classification of a failed attempt: network failures and timeouts,
+ * HTTP 500/502/503/504 and throttling are retried (throttling after a longer backoff); a clock-skew
+ * error is retried once the server's clock says the local one is off; anything else is final.
+ */
+export function retryDecision(error: unknown, localNowMs: number, currentOffsetMs: number): RetryDecision {
+  const shape = (typeof error === 'object' && error !== null ? error : {}) as Partial<S3ServiceErrorShape> & { code?: unknown };
+  const status = shape.$metadata?.httpStatusCode;
+  const name = typeof shape.name === 'string' ? shape.name : undefined;
+  if (name === 'AbortError') return { retry: false };
+  if (status === 429 || (name !== undefined && THROTTLING_NAMES.has(name))) return { retry: true, baseMs: 500 };
+  if (status !== undefined && TRANSIENT_STATUS.has(status)) return { retry: true, baseMs: 100 };
+  if (name !== undefined && CLOCK_SKEW_NAMES.has(name) && shape.$serverTime !== undefined) {
+    const skew = shape.$serverTime - (localNowMs + currentOffsetMs);
+    if (Math.abs(skew) > CLOCK_SKEW_TOLERANCE_MS) return { retry: true, baseMs: 0, clockOffsetMs: shape.$serverTime - localNowMs };
+    return { retry: false };
+  }
+  if (status !== undefined) return { retry: false };
+  if (name === 'TimeoutError' || (typeof shape.code === 'string' && TRANSIENT_CODES.has(shape.code))) return { retry: true, baseMs: 100 };
+  return { retry: false };
+}
+
+/** The SDK's backoff: a random delay up to `base × 2^(attempt−1)`, at most 20 s. */
+export function retryDelayMs(baseMs: number, attempt: number, random: () => number = Math.random): number {
+  return Math.floor(random() * Math.min(20_000, baseMs * 2 ** (attempt - 1)));
+}
+
+function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(abortError());
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortError());
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Timeouts of {@link createNodePartTransport}. */
+export interface NodePartTransportOptions {
+  /** How long to wait for a TCP (and TLS) connection. */
+  connectionTimeoutMs: number;
+  /** How long a request may sit without socket activity. */
+  socketIdleTimeoutMs: number;
+}
+
+/** A {@link PartTransport} over node:http(s) with one keep-alive agent per protocol, and its `close`. */
+export function createNodePartTransport(options: NodePartTransportOptions): { transport: PartTransport; close(): void } {
+  let http: HttpAgent | undefined;
+  let https: HttpsAgent | undefined;
+  const transport: PartTransport = (request, body, signal) =>
+    new Promise<PartHttpResponse>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(abortError());
+        return;
+      }
+      const secure = request.protocol === 'https:';
+      const agent = secure ? (https ??= new HttpsAgent({ keepAlive: true, maxSockets: 50 })) : (http ??= new HttpAgent({ keepAlive: true, maxSockets: 50 }));
+      const req = (secure ? httpsRequest : httpRequest)({ agent, host: request.host, port: request.port, method: 'PUT', path: request.path, headers: request.headers });
+      let settled = false;
+      const settle = (error: unknown, response?: PartHttpResponse): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(connectTimer);
+        signal.removeEventListener('abort', onAbort);
+        if (response !== undefined && error === undefined) resolve(response);
+        else reject(error);
+      };
+      const onAbort = (): void => {
+        const error = abortError();
+        settle(error);
+        req.destroy(error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const connectTimer = setTimeout(() => {
+        req.destroy(Object.assign(new Error(`No connection to ${request.host} within ${options.connectionTimeoutMs} ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' }));
+      }, options.connectionTimeoutMs);
+      req.once('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', () => clearTimeout(connectTimer));
+        else clearTimeout(connectTimer);
+      });
+      req.setTimeout(options.socketIdleTimeoutMs, () => {
+        req.destroy(Object.assign(new Error(`No activity on the connection to ${request.host} for ${options.socketIdleTimeoutMs} ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' }));
+      });
+      let answered = false;
+      // Every later 'error' lands here too (an unhandled one would crash the process). Once an answer
+      // has begun (e.g. a 403 before the whole body was sent), a failed write (EPIPE) is not the
+      // outcome: the answer is.
+      req.on('error', (error) => {
+        if (!answered) settle(error);
+      });
+      req.once('response', (response: IncomingMessage) => {
+        answered = true;
+        const status = response.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let length = 0;
+        response.on('data', (chunk: Buffer) => {
+          // A success answer's body is drained (UploadPart sends none); an error's is kept, bounded.
+          if (status >= 300 && length < MAX_ERROR_BODY) {
+            chunks.push(chunk);
+            length += chunk.length;
+          }
+        });
+        response.on('error', (error) => settle(error));
+        response.once('end', () => settle(undefined, { status, headers: response.headers, body: chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8', 0, MAX_ERROR_BODY) }));
+        response.once('close', () => {
+          if (!response.complete) settle(Object.assign(new Error(`The connection to ${request.host} closed before the answer ended`), { code: 'ECONNRESET' }));
+        });
+      });
+      req.end(body);
+    });
+  return {
+    transport,
+    close() {
+      http?.destroy();
+      https?.destroy();
+      http = undefined;
+      https = undefined;
+    },
+  };
+}
+
+/**
+ * An {@link S3PartUploader}: per part one sha256 of the body, one signature and one request, retried
+ * on transient failures. The caller's signal aborts the request in flight and any wait for a retry.
+ */
+export function createS3PartUploader(options: S3PartUploaderOptions & Partial<NodePartTransportOptions>): S3PartUploader {
+  const maxAttempts = options.maxAttempts ?? S3_PART_MAX_ATTEMPTS;
+  const sleep = options.sleep ?? defaultSleep;
+  const owned = options.transport === undefined ? createNodePartTransport({ connectionTimeoutMs: options.connectionTimeoutMs ?? 10_000, socketIdleTimeoutMs: options.socketIdleTimeoutMs ?? 120_000 }) : undefined;
+  const transport = options.transport ?? owned!.transport;
+  const { signer, clock } = options;
+
+  return {
+    async uploadPart(target, uploadId, partNumber, body, signal) {
+      const payloadHash = createHash('sha256').update(body).digest('hex');
+      const host = target.port === undefined ? target.hostname : `${target.hostname}:${target.port}`;
+      const connectHost = target.hostname.startsWith('[') && target.hostname.endsWith(']') ? target.hostname.slice(1, -1) : target.hostname;
+      const path = `${target.path}?partNumber=${partNumber}&uploadId=${escapeS3QueryValue(uploadId)}`;
+      for (let attempt = 1; ; attempt += 1) {
+        if (signal.aborted) throw abortError();
+        const signed = await signer(
+          {
+            method: 'PUT',
+            protocol: target.protocol,
+            hostname: target.hostname,
+            ...(target.port === undefined ? {} : { port: target.port }),
+            path: target.path,
+            query: { partNumber: String(partNumber), uploadId },
+            headers: { host, 'content-length': String(body.length), 'x-amz-content-sha256': payloadHash },
+          },
+          { signingDate: new Date(Date.now() + clock.offset()), signingRegion: target.signingRegion, signingService: target.signingName },
+        );
+        try {
+          const response = await transport({ protocol: target.protocol, host: connectHost, port: target.port, path, headers: signed.headers }, body, signal);
+          if (response.status >= 200 && response.status < 300) {
+            const etag = response.headers.etag;
+            return typeof etag === 'string' ? etag : '';
+          }
+          throw s3ErrorFromResponse(response.status, response.body, response.headers);
+        } catch (error) {
+          if (signal.aborted) throw abortError();
+          const decision = attempt < maxAttempts ? retryDecision(error, Date.now(), clock.offset()) : ({ retry: false } as const);
+          if (!decision.retry) throw error;
+          if (decision.clockOffsetMs !== undefined) clock.setOffset(decision.clockOffsetMs);
+          const delay = retryDelayMs(decision.baseMs, attempt);
+          if (delay > 0) await sleep(delay, signal);
+        }
+      }
+    },
+    close() {
+      owned?.close();
+    },
+  };
+}
