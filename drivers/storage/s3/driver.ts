@@ -23,7 +23,7 @@ import type { IncompleteUpload, PutOptions, StorageDriver, StoredObject } from '
 import { pageSize } from '../../../src/util/cursor';
 import { isS3NoSuchUpload, isS3NotFound, redactSecrets, s3HttpStatus, toS3StorageError, type S3ErrorContext } from './errors';
 import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normaliseS3Prefix, s3DriverKey, s3KeyPrefix, s3ObjectKey, s3PartSize, type S3StorageOptions } from './options';
-import { createS3PartUploader, type S3PartTarget, type S3PartUploader, type SignableRequest } from './part-request';
+import { createS3PartUploader, s3ClientClock, s3ClientSigner, trackS3PartTarget, type S3PartTarget, type S3PartUploader } from './part-request';
 import { putInParts, type PartSink } from './parts';
 
 /** Options of the S3 driver's `put`: the port's options plus per-part progress. */
@@ -41,19 +41,6 @@ interface S3Runtime {
   parts: S3PartUploader;
 }
 
-/** The fields of the request a build-step middleware sees that give the part URL. */
-interface BuiltRequest {
-  protocol?: unknown;
-  hostname?: unknown;
-  port?: unknown;
-  path?: unknown;
-}
-
-/** The signing scheme the endpoint rules chose (in the handler context's `endpointV2`). */
-interface EndpointAuthScheme {
-  signingRegion?: unknown;
-  signingName?: unknown;
-}
 
 /** What a tracked upload learned from the requests it sent. */
 interface UploadState {
@@ -79,24 +66,6 @@ function byteLengthOf(body: unknown): number {
   if (body instanceof Uint8Array) return body.byteLength;
   if (typeof body === 'string') return Buffer.byteLength(body);
   return 0;
-}
-
-/**
- * The part URL and signing scope from a CreateMultipartUpload request at the build step (after
- * the endpoint rules ran, before signing).
- */
-function s3PartTargetOf(request: BuiltRequest, handlerContext: { endpointV2?: { properties?: { authSchemes?: EndpointAuthScheme[] } } }, region: string): S3PartTarget | undefined {
-  const { protocol, hostname, port, path } = request;
-  if (typeof protocol !== 'string' || typeof hostname !== 'string' || typeof path !== 'string') return undefined;
-  const scheme = handlerContext.endpointV2?.properties?.authSchemes?.[0];
-  return {
-    protocol,
-    hostname,
-    port: typeof port === 'number' ? port : undefined,
-    path,
-    signingRegion: typeof scheme?.signingRegion === 'string' ? scheme.signingRegion : region,
-    signingName: typeof scheme?.signingName === 'string' ? scheme.signingName : 's3',
-  };
 }
 
 /** Creates an S3 driver instance from validated options. The SDK loads on the first call. */
@@ -136,21 +105,9 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
         responseChecksumValidation: 'WHEN_REQUIRED',
         requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: SOCKET_IDLE_TIMEOUT_MS },
       });
-      const config = client.config;
-      let signer: ReturnType<typeof config.signer> | undefined;
       const parts = createS3PartUploader({
-        // The client's own signer (its credentials, session token, escaping rules), made once.
-        signer: async (request: SignableRequest, signing) => {
-          signer ??= config.signer({ name: 'sigv4', signingName: signing.signingService, signingRegion: signing.signingRegion, properties: {} });
-          const signed = await (await signer).sign(request as Parameters<Awaited<typeof signer>['sign']>[0], signing);
-          return { headers: signed.headers };
-        },
-        clock: {
-          offset: () => config.systemClockOffset,
-          setOffset: (offsetMs) => {
-            config.systemClockOffset = offsetMs;
-          },
-        },
+        signer: s3ClientSigner(client),
+        clock: s3ClientClock(client),
         connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
         socketIdleTimeoutMs: SOCKET_IDLE_TIMEOUT_MS,
       });
@@ -232,25 +189,19 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
   /** The requests of one known-size put of `objectKey`, for {@link putInParts}. */
   const partSink = ({ sdk, client, parts }: S3Runtime, objectKey: string): PartSink => {
     const target = { Bucket: bucket, Key: objectKey };
-    let partTarget: S3PartTarget | undefined;
+    let partTarget: (() => S3PartTarget | undefined) | undefined;
     return {
       async create() {
         const command = new sdk.CreateMultipartUploadCommand(target);
-        // The parts go to the URL the client built for this request (its addressing and endpoint rules).
-        command.middlewareStack.add(
-          (next, handlerContext) => async (args) => {
-            partTarget = s3PartTargetOf(args.request as BuiltRequest, handlerContext as { endpointV2?: { properties?: { authSchemes?: EndpointAuthScheme[] } } }, options.region);
-            return next(args);
-          },
-          { step: 'build', name: 'instanceImagesPartTarget' },
-        );
+        partTarget = trackS3PartTarget(command, options.region);
         const created = await client.send(command);
         if (created.UploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
         return created.UploadId;
       },
       async uploadPart(uploadId, partNumber, body, abortSignal) {
-        if (partTarget === undefined) throw new Error('The URL of the multipart upload is not known');
-        const etag = await parts.uploadPart(partTarget, uploadId, partNumber, body, abortSignal);
+        const url = partTarget?.();
+        if (url === undefined) throw new Error('The URL of the multipart upload is not known');
+        const etag = await parts.uploadPart(url, uploadId, partNumber, body, abortSignal);
         // CompleteMultipartUpload needs the ETag of every part; some services omit it only on complete (radosgw).
         if (etag === '') throw new Error(`UploadPart returned no ETag for part ${partNumber}`);
         return etag;

@@ -20,6 +20,7 @@
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { CreateMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
 
 /** Where the parts of one multipart upload go: the URL of its CreateMultipartUpload without the query. */
 export interface S3PartTarget {
@@ -188,7 +189,8 @@ export function retryDelayMs(baseMs: number, attempt: number, random: () => numb
   return Math.floor(random() * Math.min(20_000, baseMs * 2 ** (attempt - 1)));
 }
 
-function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`; an abort of `signal` ends the wait with an AbortError. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(abortError());
@@ -296,7 +298,7 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
  */
 export function createS3PartUploader(options: S3PartUploaderOptions & Partial<NodePartTransportOptions>): S3PartUploader {
   const maxAttempts = options.maxAttempts ?? S3_PART_MAX_ATTEMPTS;
-  const sleep = options.sleep ?? defaultSleep;
+  const sleep = options.sleep ?? abortableSleep;
   const owned = options.transport === undefined ? createNodePartTransport({ connectionTimeoutMs: options.connectionTimeoutMs ?? 10_000, socketIdleTimeoutMs: options.socketIdleTimeoutMs ?? 120_000 }) : undefined;
   const transport = options.transport ?? owned!.transport;
   const { signer, clock } = options;
@@ -340,6 +342,72 @@ export function createS3PartUploader(options: S3PartUploaderOptions & Partial<No
     },
     close() {
       owned?.close();
+    },
+  };
+}
+
+/** The fields of the request a build-step middleware sees that give the part URL. */
+interface BuiltRequest {
+  protocol?: unknown;
+  hostname?: unknown;
+  port?: unknown;
+  path?: unknown;
+}
+
+/** The handler context fields with the signing scheme the endpoint rules chose. */
+interface EndpointContext {
+  endpointV2?: { properties?: { authSchemes?: { signingRegion?: unknown; signingName?: unknown }[] } };
+}
+
+/**
+ * Records the URL `command` is sent to, at the build step (after the endpoint rules ran, before
+ * signing), and the signing scope the rules chose (`region` and `s3` when they name none). The
+ * returned function gives it once the command was sent.
+ */
+export function trackS3PartTarget(command: CreateMultipartUploadCommand, region: string): () => S3PartTarget | undefined {
+  let target: S3PartTarget | undefined;
+  command.middlewareStack.add(
+    (next, handlerContext) => async (args) => {
+      const { protocol, hostname, port, path } = args.request as BuiltRequest;
+      const scheme = (handlerContext as EndpointContext).endpointV2?.properties?.authSchemes?.[0];
+      if (typeof protocol === 'string' && typeof hostname === 'string' && typeof path === 'string') {
+        target = {
+          protocol,
+          hostname,
+          port: typeof port === 'number' ? port : undefined,
+          path,
+          signingRegion: typeof scheme?.signingRegion === 'string' ? scheme.signingRegion : region,
+          signingName: typeof scheme?.signingName === 'string' ? scheme.signingName : 's3',
+        };
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'instanceImagesPartTarget' },
+  );
+  return () => target;
+}
+
+/** The client's own SigV4 signer (its credentials, session token and S3 escaping rules), made once. */
+export function s3ClientSigner(client: S3Client): S3RequestSigner {
+  const config = client.config;
+  let signer: ReturnType<typeof config.signer> | undefined;
+  return async (request, signing) => {
+    signer ??= config.signer({ name: 'sigv4', signingName: signing.signingService, signingRegion: signing.signingRegion, properties: {} }).catch((error: unknown) => {
+      signer = undefined;
+      throw error;
+    });
+    const signed = await (await signer).sign(request as Parameters<Awaited<typeof signer>['sign']>[0], signing);
+    return { headers: signed.headers };
+  };
+}
+
+/** The client's clock offset, shared: a correction by either path serves both. */
+export function s3ClientClock(client: S3Client): S3Clock {
+  const config = client.config;
+  return {
+    offset: () => config.systemClockOffset,
+    setOffset: (offsetMs) => {
+      config.systemClockOffset = offsetMs;
     },
   };
 }
