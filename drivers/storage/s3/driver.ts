@@ -41,7 +41,6 @@ interface S3Runtime {
   parts: S3PartUploader;
 }
 
-
 /** What a tracked upload learned from the requests it sent. */
 interface UploadState {
   uploadId: string | undefined;
@@ -187,7 +186,7 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
   };
 
   /** The requests of one known-size put of `objectKey`, for {@link putInParts}. */
-  const partSink = ({ sdk, client, parts }: S3Runtime, objectKey: string): PartSink => {
+  const partSink = ({ sdk, client, parts: partUploader }: S3Runtime, objectKey: string): PartSink => {
     const target = { Bucket: bucket, Key: objectKey };
     let partTarget: (() => S3PartTarget | undefined) | undefined;
     return {
@@ -201,7 +200,7 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
       async uploadPart(uploadId, partNumber, body, abortSignal) {
         const url = partTarget?.();
         if (url === undefined) throw new Error('The URL of the multipart upload is not known');
-        const etag = await parts.uploadPart(url, uploadId, partNumber, body, abortSignal);
+        const etag = await partUploader.uploadPart(url, uploadId, partNumber, body, abortSignal);
         // CompleteMultipartUpload needs the ETag of every part; some services omit it only on complete (radosgw).
         if (etag === '') throw new Error(`UploadPart returned no ETag for part ${partNumber}`);
         return etag;
