@@ -2,7 +2,8 @@
  * Benchmark of the S3 storage driver against the real radosgw (scripts/start-services.sh).
  *
  * 1. Throughput: put of a 1 GiB file through the driver (a known size: its own multipart loop over
- *    a fixed pool of reused part buffers) vs a plain lib-storage Upload of the same file with the
+ *    a fixed pool of reused part buffers, each part one plain keep-alive request signed by the
+ *    client's signer) vs a plain lib-storage Upload of the same file with the
  *    same part size and concurrency, alternating, in the same run (goal ≥ 0.9×).
  *    Also shown: the same put through the core wrapper (sha256 + verify).
  * 2. Peak RSS streaming 1 GiB and 4 GiB through put and through get, each in a fresh child process
