@@ -3,13 +3,13 @@
  * prefix, cancel and failure cleanup, incomplete uploads, and errors that name the problem
  * without leaking the secret key.
  */
-import { CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3StorageDriver } from '../../../drivers/storage/s3';
 import { InstanceImagesError } from '../../../src/errors';
 import type { StorageDriver } from '../../../src/ports/storage-driver';
 import { digestStream, randomData, readAll, stallingStream, streamOf } from './data';
-import { adminClient, allObjectKeys, createBucket, deleteBucket, driverOptions, freshBucketName, loadS3TestEnv, openMultipartUploads } from './s3-env';
+import { allObjectKeys, driverOptions, loadS3TestEnv, openMultipartUploads, useTestBucket } from './s3-env';
 
 const MiB = 1024 * 1024;
 const loaded = await loadS3TestEnv();
@@ -35,8 +35,8 @@ function expectNoSecret(error: InstanceImagesError, secret: string): void {
 
 describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (skipped: ${loaded.missing})` : ''}`, () => {
   const env = loaded.env!;
-  const bucket = freshBucketName('s3drv');
-  let admin: S3Client;
+  const s3 = useTestBucket(env, 's3drv');
+  const { bucket } = s3;
   let driver: StorageDriver;
   const drivers: StorageDriver[] = [];
 
@@ -48,15 +48,11 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
   };
 
   beforeAll(async () => {
-    admin = adminClient(env);
-    await createBucket(admin, bucket);
     driver = makeDriver({ prefix: '/images//custom/', partSizeBytes: 5 * MiB });
   });
 
   afterAll(async () => {
     for (const created of drivers) await created.close?.();
-    await deleteBucket(admin, bucket);
-    admin.destroy();
   });
 
   it('declares a shared backend without path access and unknown free space', async () => {
@@ -74,12 +70,12 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
     expect(result).toEqual({ size: data.length });
     expect(progress.length).toBe(3);
     expect(progress.at(-1)).toBe(data.length);
-    expect(await allObjectKeys(admin, bucket)).toContain('images/custom/vm-1/disk.qcow2');
+    expect(await allObjectKeys(s3.admin, bucket)).toContain('images/custom/vm-1/disk.qcow2');
     const stat = await driver.stat('vm-1/disk.qcow2');
     expect(stat).toMatchObject({ key: 'vm-1/disk.qcow2', size: data.length });
     expect(stat?.modifiedAt).toBeInstanceOf(Date);
     expect(await digestStream(await driver.get('vm-1/disk.qcow2'))).toEqual({ sha256, size: data.length });
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('stores objects of unknown size and empty objects', async () => {
@@ -114,8 +110,8 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
 
   it('pages through a listing with continuation cursors, only under its prefix', async () => {
     const lister = makeDriver({ prefix: 'paging' });
-    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'paging-not-mine.bin', Body: Buffer.from('x') }));
-    await admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'paging/folder/', Body: Buffer.alloc(0) }));
+    await s3.admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'paging-not-mine.bin', Body: Buffer.from('x') }));
+    await s3.admin.send(new PutObjectCommand({ Bucket: bucket, Key: 'paging/folder/', Body: Buffer.alloc(0) }));
     const keys = Array.from({ length: 7 }, (_, index) => `set/item-${index}.bin`);
     for (const key of keys) await lister.put(key, streamOf(Buffer.from(key)));
     await lister.put('other/outside-list-prefix.bin', streamOf(Buffer.from('o')));
@@ -150,7 +146,7 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
     expect(error.code).toBe('CANCELLED');
     expect(body.destroyed).toBe(true);
     expect(await driver.stat('cancelled.qcow2')).toBeNull();
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('an already-aborted signal sends nothing', async () => {
@@ -169,7 +165,7 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
     expect(small.code).toBe('VALIDATION_FAILED');
     expect(await driver.stat('short.qcow2')).toBeNull();
     expect(await driver.stat('short-small.bin')).toBeNull();
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('a failing body stream aborts the multipart upload and surfaces the stream error', async () => {
@@ -179,13 +175,13 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
     const error = await failure(driver.put('broken-source.qcow2', body, { size: 64 * MiB }));
     expect(error).toBe(sourceError);
     expect(await driver.stat('broken-source.qcow2')).toBeNull();
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('lists incomplete multipart uploads under its prefix only and aborts them idempotently', async () => {
-    const mine = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'images/custom/left/behind.qcow2' }));
-    await admin.send(new UploadPartCommand({ Bucket: bucket, Key: 'images/custom/left/behind.qcow2', UploadId: mine.UploadId, PartNumber: 1, Body: Buffer.alloc(1024) }));
-    const foreign = await admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'elsewhere/other.qcow2' }));
+    const mine = await s3.admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'images/custom/left/behind.qcow2' }));
+    await s3.admin.send(new UploadPartCommand({ Bucket: bucket, Key: 'images/custom/left/behind.qcow2', UploadId: mine.UploadId, PartNumber: 1, Body: Buffer.alloc(1024) }));
+    const foreign = await s3.admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'elsewhere/other.qcow2' }));
 
     const listed = await driver.listIncomplete();
     expect(listed).toEqual([{ key: 'left/behind.qcow2', id: mine.UploadId, startedAt: expect.any(Date) }]);
@@ -196,10 +192,10 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
     await driver.abortIncomplete(upload);
     await driver.abortIncomplete(upload);
     expect(await driver.listIncomplete()).toEqual([]);
-    expect(await openMultipartUploads(admin, bucket)).toEqual([{ key: 'elsewhere/other.qcow2', id: foreign.UploadId }]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([{ key: 'elsewhere/other.qcow2', id: foreign.UploadId }]);
     const elsewhere = makeDriver({ prefix: 'elsewhere' });
     await elsewhere.abortIncomplete({ key: 'other.qcow2', id: foreign.UploadId!, startedAt: null });
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('concurrent puts of different keys all land intact', async () => {

@@ -2,6 +2,7 @@
  * The real Ceph radosgw the S3 integration tests run against: its endpoint and keys (from the env
  * file scripts/start-services.sh writes), a fresh bucket per test file, and cleanup.
  */
+import { afterAll, beforeAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -31,6 +32,32 @@ export interface S3TestEnv {
   region: string;
   accessKeyId: string;
   secretAccessKey: string;
+}
+
+/**
+ * A fresh bucket for one test file: created before its tests with an admin client, deleted (with
+ * everything in it) after them. Register it inside the `describe`; the file's own `afterAll`
+ * hooks, registered later, run before the bucket is deleted.
+ */
+export function useTestBucket(env: S3TestEnv, label: string): { readonly bucket: string; readonly admin: S3Client } {
+  const bucket = freshBucketName(label);
+  let admin: S3Client | undefined;
+  beforeAll(async () => {
+    admin = adminClient(env);
+    await createBucket(admin, bucket);
+  });
+  afterAll(async () => {
+    if (admin === undefined) return;
+    await deleteBucket(admin, bucket);
+    admin.destroy();
+  });
+  return {
+    bucket,
+    get admin(): S3Client {
+      if (admin === undefined) throw new Error('the test bucket is not ready yet (use it inside a test or hook)');
+      return admin;
+    },
+  };
 }
 
 /** Reads `export NAME=value` lines of the services env file. */

@@ -3,26 +3,23 @@
  * with STORAGE_UNAVAILABLE, and once radosgw is back the incomplete upload it could not abort is
  * found by listIncomplete and removed by abortIncomplete, leaving nothing behind.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3StorageDriver } from '../../../drivers/storage/s3';
 import { InstanceImagesError } from '../../../src/errors';
 import type { StorageDriver } from '../../../src/ports/storage-driver';
 import { randomData, streamOf } from './data';
-import { adminClient, createBucket, deleteBucket, driverOptions, ensureRadosgwUp, freshBucketName, killRadosgw, loadS3TestEnv, openMultipartUploads, radosgwPid } from './s3-env';
+import { driverOptions, ensureRadosgwUp, killRadosgw, loadS3TestEnv, openMultipartUploads, radosgwPid, useTestBucket } from './s3-env';
 
 const MiB = 1024 * 1024;
 const loaded = await loadS3TestEnv();
 
 describe.skipIf(loaded.env === null)(`s3 driver when radosgw crashes mid-upload${loaded.missing ? ` (skipped: ${loaded.missing})` : ''}`, () => {
   const env = loaded.env!;
-  const bucket = freshBucketName('s3fault');
-  let admin: S3Client;
+  const s3 = useTestBucket(env, 's3fault');
+  const { bucket } = s3;
   let driver: StorageDriver;
 
   beforeAll(async () => {
-    admin = adminClient(env);
-    await createBucket(admin, bucket);
     driver = s3StorageDriver.create(driverOptions(env, bucket, { prefix: 'fault', partSizeBytes: 5 * MiB, queueSize: 2 }), {});
   });
 
@@ -30,8 +27,6 @@ describe.skipIf(loaded.env === null)(`s3 driver when radosgw crashes mid-upload$
     // Whatever happened above, radosgw must be running again for everyone else.
     await ensureRadosgwUp(env.endpoint);
     await driver.close?.();
-    await deleteBucket(admin, bucket);
-    admin.destroy();
   });
 
   it('fails the put with STORAGE_UNAVAILABLE and cleans the incomplete upload up after the restart', async () => {
@@ -70,7 +65,7 @@ describe.skipIf(loaded.env === null)(`s3 driver when radosgw crashes mid-upload$
     expect(incomplete.map((upload) => ({ key: upload.key, id: upload.id }))).toEqual([error.details.incompleteUpload]);
     for (const upload of incomplete) await driver.abortIncomplete(upload);
     expect(await driver.listIncomplete()).toEqual([]);
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
     expect(await driver.stat('crash/disk.qcow2')).toBeNull();
 
     // The driver works normally again after the restart.

@@ -7,13 +7,13 @@
 import { execFile } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { ListPartsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ListPartsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3StorageDriver } from '../../../drivers/storage/s3';
 import { InstanceImagesError } from '../../../src/errors';
 import type { StorageDriver } from '../../../src/ports/storage-driver';
 import { digestStream, randomData, streamOf } from './data';
-import { adminClient, createBucket, deleteBucket, driverOptions, freshBucketName, loadS3TestEnv, openMultipartUploads, SERVICES_DIR } from './s3-env';
+import { driverOptions, loadS3TestEnv, openMultipartUploads, SERVICES_DIR, useTestBucket } from './s3-env';
 
 const execFileAsync = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -30,20 +30,16 @@ async function failure(promise: Promise<unknown>): Promise<InstanceImagesError> 
 
 describe.skipIf(loaded.env === null)(`s3 known-size multipart loop on radosgw${loaded.missing ? ` (skipped: ${loaded.missing})` : ''}`, () => {
   const env = loaded.env!;
-  const bucket = freshBucketName('s3parts');
-  let admin: S3Client;
+  const s3 = useTestBucket(env, 's3parts');
+  const { bucket } = s3;
   let driver: StorageDriver;
 
   beforeAll(async () => {
-    admin = adminClient(env);
-    await createBucket(admin, bucket);
     driver = s3StorageDriver.create(driverOptions(env, bucket, { prefix: 'parts', partSizeBytes: 5 * MiB, queueSize: 4 }), {});
   });
 
   afterAll(async () => {
     await driver.close?.();
-    await deleteBucket(admin, bucket);
-    admin.destroy();
     await execFileAsync('radosgw-admin', ['gc', 'process', '--include-all'], { env: { ...process.env, CEPH_CONF: `${SERVICES_DIR}/ceph/ceph.conf` }, timeout: 300_000 });
   });
 
@@ -67,7 +63,7 @@ describe.skipIf(loaded.env === null)(`s3 known-size multipart loop on radosgw${l
       const slice = await digestStream(await driver.get('many/parts.raw', { range: { start, end } }));
       expect(slice).toEqual(await digestStream(streamOf(data.subarray(start, end + 1))));
     }
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
     await driver.delete('many/parts.raw');
     expect(await driver.stat('many/parts.raw')).toBeNull();
   });
@@ -92,7 +88,7 @@ describe.skipIf(loaded.env === null)(`s3 known-size multipart loop on radosgw${l
     );
     const onProgress = (): void => {
       // After the first stored part: learn the upload id from the server, then cancel while more parts are in flight.
-      learning ??= openMultipartUploads(admin, bucket).then((uploads) => {
+      learning ??= openMultipartUploads(s3.admin, bucket).then((uploads) => {
         uploadId = uploads.find((upload) => upload.key === 'parts/cancel/mid-loop.raw')?.id;
         controller.abort();
       });
@@ -104,11 +100,11 @@ describe.skipIf(loaded.env === null)(`s3 known-size multipart loop on radosgw${l
     expect(body.destroyed).toBe(true);
     expect(await driver.stat('cancel/mid-loop.raw')).toBeNull();
     expect(await driver.listIncomplete()).toEqual([]);
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
     await learning;
     expect(uploadId).toEqual(expect.any(String));
     {
-      const parts = await admin.send(new ListPartsCommand({ Bucket: bucket, Key: 'parts/cancel/mid-loop.raw', UploadId: uploadId })).then(
+      const parts = await s3.admin.send(new ListPartsCommand({ Bucket: bucket, Key: 'parts/cancel/mid-loop.raw', UploadId: uploadId })).then(
         () => 'still there',
         (caught: unknown) => (caught as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode,
       );
@@ -126,7 +122,7 @@ describe.skipIf(loaded.env === null)(`s3 known-size multipart loop on radosgw${l
     expect(small.code).toBe('VALIDATION_FAILED');
     expect(await driver.stat('long/multipart.raw')).toBeNull();
     expect(await driver.stat('long/single.raw')).toBeNull();
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('an object of exactly one part is stored with one request and reads back intact', async () => {

@@ -4,44 +4,36 @@
  * are signed right, and radosgw's error answers (NoSuchUpload after an abort, a wrong secret) map
  * to exactly the codes the SDK's UploadPart errors map to.
  */
-import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, ListPartsCommand, S3Client, UploadPartCommand, type S3Client as S3ClientType } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, ListPartsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { s3StorageDriver } from '../../../drivers/storage/s3';
 import { toS3StorageError, type S3ErrorContext } from '../../../drivers/storage/s3/errors';
 import { createS3PartUploader, s3ClientClock, s3ClientSigner, trackS3PartTarget, type S3PartTarget } from '../../../drivers/storage/s3/part-request';
 import { InstanceImagesError } from '../../../src/errors';
 import { digestStream, randomData, streamOf } from './data';
-import { adminClient, createBucket, deleteBucket, driverOptions, freshBucketName, loadS3TestEnv, openMultipartUploads } from './s3-env';
+import { driverOptions, loadS3TestEnv, openMultipartUploads, useTestBucket } from './s3-env';
 
 const MiB = 1024 * 1024;
 const loaded = await loadS3TestEnv();
 
 describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded.missing ? ` (skipped: ${loaded.missing})` : ''}`, () => {
   const env = loaded.env!;
-  const bucket = freshBucketName('s3lean');
+  const s3 = useTestBucket(env, 's3lean');
+  const { bucket } = s3;
   const context = (): S3ErrorContext => ({ action: 'upload "lean"', bucket, endpoint: new URL(env.endpoint).origin, secrets: [env.secretAccessKey, 'wrong-secret-value-123'] });
-  let admin: S3ClientType;
 
   /** Starts a multipart upload with the admin client and returns its id and the URL its parts go to. */
   async function startUpload(key: string): Promise<{ uploadId: string; target: S3PartTarget }> {
     const command = new CreateMultipartUploadCommand({ Bucket: bucket, Key: key });
     const target = trackS3PartTarget(command, env.region);
-    const created = await admin.send(command);
+    const created = await s3.admin.send(command);
     const url = target();
     expect(url).toBeDefined();
     return { uploadId: created.UploadId!, target: url! };
   }
 
-  beforeAll(async () => {
-    admin = adminClient(env);
-    await createBucket(admin, bucket);
-  });
 
-  afterAll(async () => {
-    await deleteBucket(admin, bucket);
-    admin.destroy();
-  });
 
   it('stores objects byte for byte through the driver, with keys that need escaping, path-style or not', async () => {
     for (const forcePathStyle of [true, false]) {
@@ -55,7 +47,7 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
         expect(await driver.put(key, streamOf(data, 77_777), { size: data.length, onProgress } as never)).toEqual({ size: data.length });
         expect(progress).toHaveLength(4);
         expect(progress.at(-1)).toBe(data.length);
-        const object = await admin.send(new GetObjectCommand({ Bucket: bucket, Key: `lean dir/${key}` }));
+        const object = await s3.admin.send(new GetObjectCommand({ Bucket: bucket, Key: `lean dir/${key}` }));
         expect(await digestStream(object.Body as Readable)).toEqual({ sha256, size: data.length });
         expect(await digestStream(await driver.get(key))).toEqual({ sha256, size: data.length });
         await driver.delete(key);
@@ -63,23 +55,23 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
         await driver.close?.();
       }
     }
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('sends parts whose ETags radosgw lists, and maps NoSuchUpload after an abort exactly like the SDK', async () => {
     const key = 'lean/aborted.bin';
     const { uploadId, target } = await startUpload(key);
-    const uploader = createS3PartUploader({ signer: s3ClientSigner(admin), clock: s3ClientClock(admin) });
+    const uploader = createS3PartUploader({ signer: s3ClientSigner(s3.admin), clock: s3ClientClock(s3.admin) });
     try {
       const { data } = randomData(5 * MiB);
       const etag = await uploader.uploadPart(target, uploadId, 1, data, new AbortController().signal);
       expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
-      const listed = await admin.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+      const listed = await s3.admin.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
       expect(listed.Parts?.map((part) => [part.PartNumber, part.ETag, part.Size])).toEqual([[1, etag, data.length]]);
 
-      await admin.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+      await s3.admin.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
       const lean = await uploader.uploadPart(target, uploadId, 2, data, new AbortController().signal).catch((error: unknown) => error);
-      const sdk = await admin.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 2, Body: data, ContentLength: data.length })).catch((error: unknown) => error);
+      const sdk = await s3.admin.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 2, Body: data, ContentLength: data.length })).catch((error: unknown) => error);
       expect(lean).toMatchObject({ name: 'NoSuchUpload', $metadata: { httpStatusCode: 404 } });
       const mappedLean = toS3StorageError(lean, context());
       const mappedSdk = toS3StorageError(sdk, context());
@@ -90,7 +82,7 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
     } finally {
       uploader.close();
     }
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('maps a wrong secret (radosgw verifies the signature) like the SDK, without the secret anywhere', async () => {
@@ -122,8 +114,8 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
     } finally {
       uploader.close();
       wrong.destroy();
-      await admin.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+      await s3.admin.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
     }
-    expect(await openMultipartUploads(admin, bucket)).toEqual([]);
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 });
