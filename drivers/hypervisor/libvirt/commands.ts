@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
+import { backgroundFlusher } from '../../exec/scripts';
 import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgInfo, type QemuImgInfo } from './parsers';
 
 /** `sh -c` script: writes stdin to file `$1` (mode 600), runs the rest of the arguments, removes `$1`, exits with the command's status. */
@@ -15,13 +16,13 @@ const WITH_FILE_SCRIPT = 'umask 077; f=$1; shift; cat > "$f" || { rm -f -- "$f";
  * `sh -c` script for a command that writes file `$1`: first removes whatever is there (a stale
  * part file, or a symbolic link someone with access to a shared storage planted so that a root
  * process would overwrite its target) and creates `$1` exclusively (`set -C`: fails on any
- * existing name, links included); then runs the arguments after `$1` while a background loop
- * fdatasyncs `$1` every 100 ms. The loop ends with the command, or by itself once the shell is gone.
+ * existing name, links included); then runs the arguments after `$1` while `$1` is written back
+ * in the background ({@link backgroundFlusher}).
  */
 const FLUSH_WHILE_SCRIPT = [
   'f=$1; shift',
   'rm -f -- "$f" && (set -C && : > "$f") || exit 1',
-  '(while kill -0 $$ 2>/dev/null && sleep 0.1; do [ ! -f "$f" ] || sync -d -- "$f"; done) </dev/null >/dev/null 2>&1 & w=$!',
+  backgroundFlusher('f'),
   '"$@"; s=$?; kill $w 2>/dev/null; exit $s',
 ].join('\n');
 /** `sh -c` script: the size of file `$1` on one line, then `qemu-img info` of it read as format `$2`. */

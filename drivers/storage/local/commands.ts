@@ -6,6 +6,7 @@
  */
 import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
 import type { ExecResult } from '../../../src/ports/executor';
+import { backgroundFlusher } from '../../exec/scripts';
 
 /** Builds `sh -c SCRIPT sh ARGS...`: the arguments are `$1...` inside the script. */
 export function shArgv(script: string, ...args: string[]): string[] {
@@ -79,16 +80,10 @@ export const LIST_TEMP_SCRIPT = [
 /** Exit status of the read scripts when the file does not exist. */
 export const MISSING_EXIT = 44;
 
-/**
- * Shell lines that start a background flusher of file `$2` (pid in `w`): it fdatasyncs the file
- * every 100 ms (`sync -d`), so the kernel writes the data back while it arrives instead of all at
- * the final fsync. Measured here (1 GiB over SSH): the durable put went from 0.95× to 1.11× an
- * unsynced `ssh … cat > file`. It holds none of the channel's descriptors, and ends when killed
- * (`kill $w`) or by itself once the script's shell is gone (`kill -0 $$`).
- */
+/** Shell lines that create file `$2` and start its background write-back (pid in `w`; see {@link backgroundFlusher}). */
 const START_FLUSHER = [
   ': > "$2" || exit 1',
-  '(while kill -0 $$ 2>/dev/null && sleep 0.1; do sync -d -- "$2"; done) </dev/null >/dev/null 2>&1 & w=$!',
+  backgroundFlusher('2'),
 ];
 
 /** Creates directory `$1` and streams stdin into `$2`, fsynced (`sync FILE`) before it exits. */
