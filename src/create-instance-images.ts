@@ -16,7 +16,7 @@ import type { HypervisorDriverFactory } from './ports/hypervisor-driver';
 import type { Repositories } from './ports/repositories';
 import type { StorageDriverFactory } from './ports/storage-driver';
 import type { QueuedJob, TaskQueue } from './ports/task-queue';
-import { CatalogService } from './services/catalog';
+import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import { DriverCache, type Logger, type ServiceContext, type ServiceSettings } from './services/context';
 import { ImageService } from './services/images';
 import { SettingsService, type RecoveryReport } from './services/settings';
@@ -24,6 +24,8 @@ import { StorageService } from './services/storages';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { parseOrThrow } from './util/validate';
+
+const MiB = 2 ** 20;
 
 /** A logger that drops everything (the default). */
 export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -76,6 +78,9 @@ export const InstanceImagesOptionsSchema = z.object({
     })
     .default({ heartbeatIntervalMs: 5_000, heartbeatTimeoutMs: 60_000, progressIntervalMs: 1_000, leftoverAgeMs: 3_600_000 }),
   capture: z.object({ format: z.enum(['qcow2', 'raw']).default('qcow2'), compress: z.boolean().default(false) }).default({ format: 'qcow2', compress: false }),
+  deploy: z
+    .object({ maxDiskBytes: z.number().int('must be a whole number of bytes (a safe integer)').min(MiB, 'must be at least 1 MiB').default(MAX_DEPLOY_DISK_BYTES) })
+    .default({ maxDiskBytes: MAX_DEPLOY_DISK_BYTES }),
 });
 
 /** Options of {@link createInstanceImages}. */
@@ -106,6 +111,11 @@ export interface InstanceImagesOptions {
   tasks?: { heartbeatIntervalMs?: number; heartbeatTimeoutMs?: number; progressIntervalMs?: number; leftoverAgeMs?: number };
   /** Capture output: format and compression. @default { format: 'qcow2', compress: false } */
   capture?: { format?: 'qcow2' | 'raw'; compress?: boolean };
+  /**
+   * Deploys: `maxDiskBytes` is the largest disk a deploy may ask for (`sizeBytes`); larger
+   * requests fail with VALIDATION_FAILED naming `sizeBytes`. @default { maxDiskBytes: 64 TiB }
+   */
+  deploy?: { maxDiskBytes?: number };
 }
 
 /** The wired SDK. */
@@ -205,6 +215,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     captureFormat: parsed.capture.format,
     captureCompress: parsed.capture.compress,
     billingPolicy: BillingPolicySchema.parse(options.billingPolicy ?? {}),
+    deployMaxDiskBytes: parsed.deploy.maxDiskBytes,
   };
   const events = isolateListeners(createEmitter(), logger);
   const now = options.clock ?? (() => new Date());

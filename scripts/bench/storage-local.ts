@@ -5,8 +5,8 @@
  * 1. Throughput: put of a 1 GiB file through the driver over SSH vs the OpenSSH client doing
  *    `ssh ... 'cat > file'` with the same file, alternating, in the same run (goal ≥ 0.9×). The
  *    driver's put also fsyncs the file before renaming it into place, which `cat > file` does not,
- *    so a second baseline `cat > file && sync file` is shown too. Shown for the raw driver and
- *    through the core wrapper (sha256 + size verification).
+ *    so a second baseline `cat > file && sync file` is shown too. Shown for the raw driver (direct
+ *    I/O, the default, and buffered writes) and through the core wrapper (sha256 + size verification).
  * 2. Peak RSS streaming 1 GiB and 4 GiB of generated data through put and through get, each in a
  *    fresh child process (peak RSS never goes down within a process); goal < 150 MB and the 4 GiB
  *    run within 10 % of the 1 GiB run.
@@ -43,8 +43,8 @@ async function connection() {
   return target.connection;
 }
 
-function driverFor(executor: ReturnType<typeof createSshExecutor>, root: string): StorageDriver {
-  return localStorageDriver.create({ path: root }, { executor });
+function driverFor(executor: ReturnType<typeof createSshExecutor>, root: string, directIo = true): StorageDriver {
+  return localStorageDriver.create({ path: root, directIo }, { executor });
 }
 
 /** The OpenSSH client writing `file` to `remotePath` with `cat` (optionally fsyncing it). */
@@ -129,8 +129,9 @@ async function throughput(root: string, local: string): Promise<boolean> {
   const executor = createSshExecutor(await connection());
   await executor.run(['true']);
   const raw = driverFor(executor, root);
+  const buffered = driverFor(executor, root, false);
   const wrapped = wrapStorageDriver(raw);
-  const times: Record<string, number[]> = { 'openssh cat (default cipher)': [], 'openssh cat (aes128-gcm)': [], 'openssh cat + sync (aes128-gcm)': [], 'driver put (raw)': [], 'driver put (wrapper: sha256 + verify)': [] };
+  const times: Record<string, number[]> = { 'openssh cat (default cipher)': [], 'openssh cat (aes128-gcm)': [], 'openssh cat + sync (aes128-gcm)': [], 'driver put (raw)': [], 'driver put (raw, directIo false)': [], 'driver put (wrapper: sha256 + verify)': [] };
   const remove = (...paths: string[]) => executor.run(['rm', '-f', '--', ...paths]);
   // Each measurement starts with no dirty data from the previous one (its writeback would compete).
   const settle = () => executor.run(['sync']);
@@ -147,6 +148,7 @@ async function throughput(root: string, local: string): Promise<boolean> {
       ['openssh cat (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', false), `${root}/baseline`],
       ['openssh cat + sync (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', true), `${root}/baseline`],
       ['driver put (raw)', () => raw.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
+      ['driver put (raw, directIo false)', () => buffered.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
       ['driver put (wrapper: sha256 + verify)', () => wrapped.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
     ];
     // The order rotates from run to run, so that no case always follows the same neighbour.
@@ -165,6 +167,7 @@ async function throughput(root: string, local: string): Promise<boolean> {
   const ratio = baseline / driverRaw;
   console.log(`ratio driver put (raw) / openssh cat (aes128-gcm): ${ratio.toFixed(2)}x (goal >= 0.90)`);
   console.log(`ratio driver put (raw) / openssh cat + sync:      ${(baselineSync / driverRaw).toFixed(2)}x`);
+  console.log(`ratio buffered put / openssh cat (aes128-gcm):    ${(baseline / (medians['driver put (raw, directIo false)'] ?? NaN)).toFixed(2)}x`);
   console.log(`ratio wrapped put / openssh cat (aes128-gcm):     ${(baseline / driverWrapped).toFixed(2)}x`);
   console.log(`ratio wrapped put / openssh cat (default cipher): ${((medians['openssh cat (default cipher)'] ?? NaN) / driverWrapped).toFixed(2)}x`);
   return ratio >= 0.9;

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
-import { InstanceImagesError, notFound } from '../errors';
+import { InstanceImagesError, notFound, validationFailed } from '../errors';
 import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } from '../model/common';
 import { OsTypeSchema, type Image } from '../model/image';
 import type { Iso } from '../model/iso';
@@ -78,11 +78,20 @@ export const UpdateIsoInputSchema = z.object({ name: NameSchema.optional(), desc
 export type UpdateIsoInput = z.input<typeof UpdateIsoInputSchema>;
 
 /**
- * The largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real instance
- * disk, yet keeps a mistyped or hostile size from reaching `qemu-img resize` (which would create a
- * sparse disk of any size the filesystem allows) and stays a safe integer.
+ * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
+ * instance disk, yet keeps a mistyped or hostile size from reaching `qemu-img resize` (which would
+ * create a sparse disk of any size the filesystem allows). Operators set their own with
+ * `createInstanceImages({ deploy: { maxDiskBytes } })`.
  */
 export const MAX_DEPLOY_DISK_BYTES = 64 * 2 ** 40;
+
+/** `N bytes`, with the size in the largest binary unit that divides it exactly (`64 TiB`), if any. */
+function describeBytes(bytes: number): string {
+  for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20]] as const) {
+    if (bytes % size === 0) return `${bytes} bytes (${bytes / size} ${unit})`;
+  }
+  return `${bytes} bytes`;
+}
 
 /** Input of {@link CatalogService.deployImage}. */
 export const DeployInputSchema = z.object({
@@ -94,9 +103,9 @@ export const DeployInputSchema = z.object({
   targetFormat: DiskFormatSchema.optional(),
   /**
    * Grow the disk to this size: a safe integer, never smaller than the image's virtual size, at
-   * most {@link MAX_DEPLOY_DISK_BYTES}.
+   * most the operator's maximum (`deploy.maxDiskBytes`, by default {@link MAX_DEPLOY_DISK_BYTES}).
    */
-  sizeBytes: z.number().int('must be a whole number of bytes (a safe integer)').positive().max(MAX_DEPLOY_DISK_BYTES, `must be at most ${MAX_DEPLOY_DISK_BYTES} bytes (64 TiB)`).optional(),
+  sizeBytes: z.number().int('must be a whole number of bytes (a safe integer)').positive().optional(),
 });
 /** Input of {@link CatalogService.deployImage}. */
 export type DeployInput = z.input<typeof DeployInputSchema>;
@@ -340,6 +349,10 @@ export class CatalogService {
     const instance = await this.images.instanceFor(actor, data.instanceId);
     // A custom image only ever becomes a disk of its own account's instances, whoever asks.
     if (image.kind === 'custom' && image.accountId !== instance.accountId) throw notFound('Image', data.imageId);
+    const maxDiskBytes = this.ctx.settings.deployMaxDiskBytes;
+    if (data.sizeBytes !== undefined && data.sizeBytes > maxDiskBytes) {
+      throw validationFailed([{ path: 'sizeBytes', message: `must be at most ${describeBytes(maxDiskBytes)}, the largest disk a deploy may create here` }], 'The deploy request');
+    }
     if (data.sizeBytes !== undefined && image.virtualSizeBytes !== null && data.sizeBytes < image.virtualSizeBytes) {
       throw new InstanceImagesError('VALIDATION_FAILED', `The disk must be at least the image's size (${image.virtualSizeBytes} bytes)`, { fields: [{ path: 'sizeBytes', message: 'is smaller than the image' }] });
     }

@@ -42,6 +42,8 @@ export interface ServiceSettings {
   captureCompress: boolean;
   /** The billing policy of usage reports. */
   billingPolicy: BillingPolicy;
+  /** The largest disk (bytes) a deploy may ask for. @default MAX_DEPLOY_DISK_BYTES (64 TiB) */
+  deployMaxDiskBytes: number;
 }
 
 /** The shared state of the services. */

@@ -25,6 +25,6 @@ export const localStorageDriver: StorageDriverFactory<LocalStorageOptions> = {
     if (!context.executor) {
       throw new InstanceImagesError('INVALID_STATE', 'The local storage driver needs the executor of the hypervisor it is bound to');
     }
-    return createPathStorage({ name: 'local', root: options.path, executor: context.executor, capabilities: LOCAL_CAPABILITIES });
+    return createPathStorage({ name: 'local', root: options.path, executor: context.executor, capabilities: LOCAL_CAPABILITIES, directIo: options.directIo ?? true });
   },
 };

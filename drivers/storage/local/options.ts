@@ -21,6 +21,13 @@ export const AbsoluteDirectorySchema = z
 export const LocalStorageOptionsSchema = z.strictObject({
   /** The directory holding the images, e.g. `/var/lib/instance-images`. Created on first write. */
   path: AbsoluteDirectorySchema,
+  /**
+   * Write image files with direct I/O (O_DIRECT) where the filesystem supports it (default true):
+   * an image passing through does not evict the guests' cached data from the hypervisor's page
+   * cache, and nothing is left to write back at the final fsync. Set false for buffered writes
+   * with a background write-back. Files are fsynced before they are renamed into place either way.
+   */
+  directIo: z.boolean().optional(),
 });
 
 /** Config of a `local` image storage. */

@@ -23,7 +23,7 @@ export interface NfsStorageSettings {
 
 /** Creates an `nfs` driver acting through `executor` on one hypervisor. */
 export function createNfsStorage(options: NfsStorageOptions, executor: Executor, settings: NfsStorageSettings = {}): StorageDriver {
-  const files = createPathStorage({ name: 'nfs', root: options.mountPoint, executor, capabilities: NFS_CAPABILITIES });
+  const files = createPathStorage({ name: 'nfs', root: options.mountPoint, executor, capabilities: NFS_CAPABILITIES, directIo: options.directIo ?? false });
   const verifiedForMs = settings.verifiedForMs ?? 5_000;
   const exportName = `${options.server}:${options.exportPath}`;
   let verifiedAt = -Infinity;

@@ -34,6 +34,12 @@ export const NfsStorageOptionsSchema = z.strictObject({
   mountOptions: MountOptionsSchema.optional(),
   /** Mount the export when it is not mounted (needs root on the hypervisor). Default false: report it instead. */
   autoMount: z.boolean().default(false),
+  /**
+   * Write image files with direct I/O (O_DIRECT) instead of buffered writes with a background
+   * write-back. Default false: each direct write waits for the server, and it has not been
+   * measured against a real NFS server; the local driver's default is true.
+   */
+  directIo: z.boolean().optional(),
 });
 
 /** Config of an `nfs` image storage. */

@@ -12,3 +12,10 @@ testStorageDriver({ describe, it, expect }, {
   name: 'local (local executor)',
   create: () => localStorageDriver.create({ path: root }, { executor: createLocalExecutor() }),
 });
+
+// The same with buffered writes and the background write-back (`directIo: false`, the path a
+// filesystem without O_DIRECT support takes too).
+testStorageDriver({ describe, it, expect }, {
+  name: 'local (local executor, buffered writes)',
+  create: () => localStorageDriver.create({ path: root, directIo: false }, { executor: createLocalExecutor() }),
+});

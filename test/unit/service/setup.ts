@@ -14,7 +14,7 @@ export interface Harness {
 }
 
 /** An SDK on fakes of our own ports: one stream storage (or a path storage) bound to hv-1, location enabled. */
-export async function setup(options: { storage?: 'stream' | 'path'; limit?: number | null; price?: string } = {}): Promise<Harness> {
+export async function setup(options: { storage?: 'stream' | 'path'; limit?: number | null; price?: string; deploy?: { maxDiskBytes?: number } } = {}): Promise<Harness> {
   const world = new FakeWorld();
   world.addHypervisor('hv-1');
   world.addHypervisor('hv-2');
@@ -26,6 +26,7 @@ export async function setup(options: { storage?: 'stream' | 'path'; limit?: numb
     storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false }), world.storageFactory('fake-local', { shared: false, pathAccess: true })],
     tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50 },
     clock: () => new Date(clock.now.getTime()),
+    ...(options.deploy ? { deploy: options.deploy } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));
