@@ -20,3 +20,27 @@ export function backgroundFlusher(file: string): string {
   const ref = `"\${${file}}"`;
   return `(while kill -0 $$ 2>/dev/null && sleep 0.1; do [ ! -f ${ref} ] || sync -d -- ${ref}; done) </dev/null >/dev/null 2>&1 & w=$!`;
 }
+
+/**
+ * A shell function: `no_symlink ROOT REL` fails when a component of REL below ROOT (the last one
+ * included) is a symbolic link, so that no key ever reaches outside the storage root (a link to
+ * `/etc/passwd`, or a linked directory). It walks down from ROOT and tests each component with
+ * `[ -L ]` (lstat) before going through it, so it never follows a link itself, and stops at the
+ * first component that does not exist (nothing below it can be followed): the command that runs
+ * next reports a missing file as usual. ROOT itself may be a link (an operator's choice).
+ * A link swapped in between this check and the command is not caught: that needs write access to
+ * the root, which only the operator (or the share's other clients) has.
+ * It sets the shell variables `p`, `rest` and `c`: scripts using it must not use those names.
+ */
+export const NO_SYMLINK_FUNCTION = [
+  'no_symlink() {',
+  '  p=$1; rest=$2',
+  '  while [ -n "$rest" ]; do',
+  '    case $rest in */*) c=${rest%%/*}; rest=${rest#*/} ;; *) c=$rest; rest= ;; esac',
+  '    p=$p/$c',
+  '    [ -L "$p" ] && return 1',
+  '    [ -e "$p" ] || return 0',
+  '  done',
+  '  return 0',
+  '}',
+].join('\n');

@@ -36,9 +36,22 @@ export interface ByteProgress {
   bytesTotal: number | null;
 }
 
+/**
+ * A file of a path storage on the hypervisor. `root` is the storage's root directory: below it no
+ * component of `path` may be a symbolic link (someone with write access to a shared storage could
+ * otherwise point a root-run tool at any file of the host); the driver refuses such a path.
+ */
+export interface StoragePath {
+  kind: 'path';
+  /** Absolute path of the file. */
+  path: string;
+  /** The storage root `path` lies below; without it, links are not checked. */
+  root?: string;
+}
+
 /** Where a capture writes: a path on that hypervisor, or a stream handed to a consumer (S3, another host). */
 export type CaptureOutput =
-  | { kind: 'path'; path: string }
+  | StoragePath
   | {
       kind: 'stream';
       /**
@@ -77,7 +90,7 @@ export interface CaptureResult {
 /** A request to materialise a standalone disk for a new instance. */
 export interface MaterializeRequest {
   /** The image: a path on this hypervisor, or a stream of its bytes. */
-  source: { kind: 'path'; path: string } | { kind: 'stream'; stream: Readable };
+  source: StoragePath | { kind: 'stream'; stream: Readable };
   sourceFormat: DiskFormat;
   /** The expected sha256 of the source bytes; a mismatch fails with CHECKSUM_MISMATCH. */
   sha256?: string | null;
@@ -111,13 +124,18 @@ export interface HypervisorDriver {
   inspect(domainName: string): Promise<DomainInfo>;
   /**
    * Captures the primary disk. On any failure or abort nothing is left behind and the domain's
-   * disk chain is as before. @throws CAPTURE_FAILED, STORAGE_FULL, CANCELLED, NOT_FOUND.
+   * disk chain is as before. @throws CAPTURE_FAILED, STORAGE_FULL, CANCELLED, NOT_FOUND,
+   * VALIDATION_FAILED (an output path through a link below its root).
    */
   capture(request: CaptureRequest): Promise<CaptureResult>;
-  /** @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL. */
+  /** @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL, NOT_FOUND. */
   materialize(request: MaterializeRequest): Promise<MaterializeResult>;
-  /** Attaches an ISO read-only as the cdrom and boots from it first (live and persistent). */
-  attachIso(domainName: string, isoPath: string): Promise<void>;
+  /**
+   * Attaches an ISO read-only as the cdrom and boots from it first (live and persistent).
+   * @param options.root - the storage root of `isoPath`: a path that is, or passes through, a
+   *   symbolic link below it is refused.
+   */
+  attachIso(domainName: string, isoPath: string, options?: { root?: string }): Promise<void>;
   /** Detaches the cdrom media and restores disk-first boot; idempotent. */
   detachIso(domainName: string): Promise<void>;
   /** Free bytes of the filesystem holding `path`. */

@@ -75,6 +75,12 @@ export interface StorageDriver {
   abortIncomplete(upload: IncompleteUpload): Promise<void>;
   /** For `pathAccess` drivers: the absolute path of `key` on the bound hypervisor. */
   pathOf?(key: string): string;
+  /**
+   * For `pathAccess` drivers: the root directory every {@link StorageDriver.pathOf} path lies
+   * below. Hypervisor drivers refuse a path that is, or passes through, a symbolic link below it,
+   * as the driver itself never follows one.
+   */
+  pathRoot?(): string;
   /** Releases clients/connections. */
   close?(): Promise<void>;
 }

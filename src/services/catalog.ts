@@ -376,7 +376,7 @@ export class CatalogService {
             const common = { sourceFormat: image.format, sha256: image.sha256, targetPath: data.targetPath, ...(data.targetFormat ? { targetFormat: data.targetFormat } : {}), ...(data.sizeBytes ? { sizeBytes: data.sizeBytes } : {}), signal, onProgress: (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p) };
             if (direct) {
               const disk = await this.drivers.storage(storage, instance.hypervisorId);
-              result = await hv.materialize({ source: { kind: 'path', path: disk.pathOf(image.fileKey) }, ...common });
+              result = await hv.materialize({ source: disk.storagePath(image.fileKey), ...common });
             } else {
               const disk = await this.drivers.storage(storage, image.hypervisorId);
               result = await hv.materialize({ source: { kind: 'stream', stream: await disk.get(image.fileKey, { signal }) }, ...common });
@@ -476,7 +476,8 @@ export class CatalogService {
     const disk = await this.drivers.storage(storage, instance.hypervisorId);
     if (!disk.capabilities.pathAccess) throw new InstanceImagesError('VALIDATION_FAILED', 'This ISO lives on a storage the hypervisor cannot read directly; ask your provider to keep ISOs on local or NFS storage');
     const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
-    await hv.attachIso(instance.domainName, disk.pathOf(iso.fileKey));
+    const isoFile = disk.storagePath(iso.fileKey);
+    await hv.attachIso(instance.domainName, isoFile.path, isoFile.root === undefined ? {} : { root: isoFile.root });
     this.ctx.events.emit('iso.mounted', { isoId: iso.id, instanceId: instance.id, accountId: instance.accountId });
   }
 

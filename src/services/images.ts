@@ -247,7 +247,7 @@ export class ImageService {
       const onProgress = (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p);
       let put: { size: number; sha256: string } | null = null;
       const result = disk.capabilities.pathAccess
-        ? await hv.capture({ domainName: instance.domainName, output: { kind: 'path', path: disk.pathOf(image.fileKey) }, format: image.format, compress, signal, onProgress })
+        ? await hv.capture({ domainName: instance.domainName, output: disk.storagePath(image.fileKey), format: image.format, compress, signal, onProgress })
         : await hv.capture({
             domainName: instance.domainName,
             output: {

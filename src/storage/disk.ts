@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError, type ErrorCode } from '../errors';
 import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../ports/storage-driver';
+import type { StoragePath } from '../ports/hypervisor-driver';
 import { pageSize } from '../util/cursor';
 import { normalizeStorageKey, normalizeStoragePrefix } from './keys';
 
@@ -99,6 +100,11 @@ export interface StorageDisk {
   abortIncomplete(upload: IncompleteUpload): Promise<void>;
   /** The path of `key` on the bound hypervisor. @throws INVALID_STATE when the driver has no path access. */
   pathOf(key: string): string;
+  /**
+   * The path of `key` on the bound hypervisor with the storage root below which no symbolic link
+   * may be followed, as hypervisor drivers take it. @throws INVALID_STATE like {@link StorageDisk.pathOf}.
+   */
+  storagePath(key: string): StoragePath;
   /** Releases the driver's clients/connections. */
   close(): Promise<void>;
 }
@@ -272,6 +278,12 @@ export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOpt
         throw new InstanceImagesError('INVALID_STATE', `The ${driver.name} storage has no file paths; stream its objects instead`);
       }
       return driver.pathOf(key);
+    },
+
+    storagePath(key) {
+      const path = disk.pathOf(key);
+      const root = driver.pathRoot?.();
+      return root === undefined ? { kind: 'path', path } : { kind: 'path', path, root };
     },
 
     async close() {

@@ -33,6 +33,8 @@ export class FakeWorld {
   readonly instances = new Map<string, HostInstance>();
   readonly hypervisors = new Map<string, HostHypervisor>();
   readonly mounted = new Map<string, string>();
+  /** The storage root each path a hypervisor driver was given came with (`null`: none), in order. */
+  readonly pathRoots: Array<{ operation: string; path: string; root: string | null }> = [];
   /** Free bytes reported by storages and hypervisors (null = unlimited for storages). */
   storageFree: number | null = null;
   scratchFree = 1e12;
@@ -142,7 +144,7 @@ export class FakeWorld {
           async abortIncomplete(upload) {
             world.files.delete(upload.id);
           },
-          ...(capabilities.pathAccess ? { pathOf: (key: string) => full(key) } : {}),
+          ...(capabilities.pathAccess ? { pathOf: (key: string) => full(key), pathRoot: () => `/${scope}${options.root}` } : {}),
         };
       },
     };
@@ -176,6 +178,7 @@ export class FakeWorld {
         }
         const bytes = Buffer.from(domain.disk);
         if (request.output.kind === 'path') {
+          world.pathRoots.push({ operation: 'capture', path: request.output.path, root: request.output.root ?? null });
           world.files.set(request.output.path, { bytes, modifiedAt: new Date() });
         } else {
           const sent = world.corruptNextStream ? Buffer.concat([bytes.subarray(0, -1), Buffer.from('X')]) : bytes;
@@ -187,13 +190,15 @@ export class FakeWorld {
       },
       async materialize(request: MaterializeRequest) {
         if (world.deployGate) await world.deployGate;
+        if (request.source.kind === 'path') world.pathRoots.push({ operation: 'materialize', path: request.source.path, root: request.source.root ?? null });
         const bytes = request.source.kind === 'path' ? world.files.get(request.source.path)?.bytes : await readAll(request.source.stream);
         if (!bytes) throw new InstanceImagesError('DEPLOY_FAILED', 'source missing');
         if (request.sha256 && sha256(bytes) !== request.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'source checksum mismatch');
         world.files.set(`${hypervisor.id}:${request.targetPath}`, { bytes, modifiedAt: new Date() });
         return { path: request.targetPath, format: request.targetFormat ?? 'qcow2', virtualSizeBytes: request.sizeBytes ?? 1 << 30 };
       },
-      async attachIso(domainName, isoPath) {
+      async attachIso(domainName, isoPath, options) {
+        world.pathRoots.push({ operation: 'attachIso', path: isoPath, root: options?.root ?? null });
         world.mounted.set(domainName, isoPath);
       },
       async detachIso(domainName) {

@@ -112,6 +112,7 @@ async function preflightSpace(run: Run): Promise<void> {
   const checks: Array<{ where: string; path: string; need: number }> = [];
   // The storage's key may name sub-directories that do not exist yet (images/<account>/...).
   const create = request.output.kind === 'path' ? dirname(request.output.path) : undefined;
+  const root = request.output.kind === 'path' ? request.output.root : undefined;
   if (create !== undefined) checks.push({ where: 'target', path: create, need });
   // A stream output is converted into the scratch directory; live methods keep a small file there.
   const scratchNeed = request.output.kind === 'stream' ? need : domain.state === 'shutoff' ? 0 : ctx.spaceMarginBytes;
@@ -120,6 +121,7 @@ async function preflightSpace(run: Run): Promise<void> {
   const free = await ctx.cmd.freeBytesOf(
     checks.map((check) => check.path),
     create,
+    root,
   );
   checks.forEach((check, index) => {
     const available = free[index] ?? 0;
@@ -172,8 +174,9 @@ async function convert(run: Run, sourceArgs: string[], step: string): Promise<vo
   await run.ctx.cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...sourceArgs, ...outputArgs(run), run.outFile], (percent) => run.progress(step, Math.round((percent / 100) * total), total), {
     signal: run.signal,
     fallback: 'CAPTURE_FAILED',
-    // A path output is fsynced before it is published: write it back while it is being made.
-    ...(run.request.output.kind === 'path' ? { flush: run.outFile } : {}),
+    // A path output is written through a descriptor of a file made anew (never through a link),
+    // and written back while it is being made, since it is fsynced before it is published.
+    ...(run.request.output.kind === 'path' ? { flush: run.outFile, ...(run.request.output.root ? { root: run.request.output.root } : {}) } : {}),
   });
 }
 

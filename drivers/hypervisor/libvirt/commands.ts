@@ -7,28 +7,80 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
-import { backgroundFlusher } from '../../exec/scripts';
+import { backgroundFlusher, NO_SYMLINK_FUNCTION } from '../../exec/scripts';
 import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgInfo, type QemuImgInfo } from './parsers';
 
 /** `sh -c` script: writes stdin to file `$1` (mode 600), runs the rest of the arguments, removes `$1`, exits with the command's status. */
 const WITH_FILE_SCRIPT = 'umask 077; f=$1; shift; cat > "$f" || { rm -f -- "$f"; exit 125; }; "$@"; s=$?; rm -f -- "$f"; exit $s';
+/** Exit status of the path scripts when a path is, or passes through, a symbolic link below its storage root. */
+export const LINKED_PATH_EXIT = 47;
+/** Exit status of {@link CHECK_FILE_SCRIPT} when the file is missing or not a regular file. */
+export const MISSING_FILE_EXIT = 44;
+
 /**
- * `sh -c` script for a command that writes file `$1`: first removes whatever is there (a stale
- * part file, or a symbolic link someone with access to a shared storage planted so that a root
- * process would overwrite its target) and creates `$1` exclusively (`set -C`: fails on any
- * existing name, links included); then runs the arguments after `$1` while `$1` is written back
- * in the background ({@link backgroundFlusher}).
+ * `sh -c` script for a command that writes file `$1`, below storage root `$2` when that is not
+ * empty; the command is the rest of the arguments, and every argument equal to `$1` is replaced by
+ * `/dev/fd/3`, a descriptor of the file this script created:
+ * - it enters the file's directory (`cd -P`, so the shell now holds that directory, wherever a
+ *   link swapped in later points) and, with a root, checks that the directory's physical path is
+ *   the root's followed by the file's directory below it: no component below the root is a link;
+ * - it removes whatever has the file's name there (a stale part file, or a link someone with
+ *   access to a shared storage planted so that a root process would overwrite its target), creates
+ *   the file exclusively (`set -C`) on descriptor 3, and checks where that descriptor really points
+ *   (`/proc/$$/fd/3`): a link planted in between is caught before anything is written;
+ * - the command writes through `/dev/fd/3`, never by name, while the file is written back in the
+ *   background ({@link backgroundFlusher}).
+ * Exits {@link LINKED_PATH_EXIT} when a link was found.
  */
-const FLUSH_WHILE_SCRIPT = [
-  'f=$1; shift',
-  'rm -f -- "$f" && (set -C && : > "$f") || exit 1',
-  backgroundFlusher('f'),
+const WRITE_PINNED_SCRIPT = [
+  'f=$1; r=$2; shift 2',
+  'd=${f%/*}; b=${f##*/}',
+  'cd -P -- "${d:-/}" || exit 1',
+  'if [ -n "$r" ]; then',
+  '  rp=$(cd -P -- "$r" && pwd -P) || exit 1',
+  '  case "$d/" in "$r"/*) ;; *) echo "the file is not below the storage root" >&2; exit 47 ;; esac',
+  '  [ "$(pwd -P)" = "$rp${d#"$r"}" ] || { echo "the file\'s directory is, or passes through, a symbolic link below the storage root" >&2; exit 47; }',
+  'fi',
+  'rm -f -- "./$b" || exit 1',
+  'set -C; exec 3>"./$b"; set +C',
+  '[ "$(readlink "/proc/$$/fd/3")" = "$(pwd -P)/$b" ] || { echo "a symbolic link was planted as the file" >&2; exit 47; }',
+  'o=/dev/fd/3',
+  backgroundFlusher('o'),
+  'n=$#; while [ "$n" -gt 0 ]; do a=$1; shift; [ "$a" != "$f" ] || a=$o; set -- "$@" "$a"; n=$((n - 1)); done',
   '"$@"; s=$?; kill $w 2>/dev/null; exit $s',
 ].join('\n');
+
+/**
+ * `sh -c` script: exits 0 when `$1` is a regular file that, below storage root `$2` (when not
+ * empty), neither is nor passes through a symbolic link; {@link LINKED_PATH_EXIT} when it is or
+ * does (or is not below the root); {@link MISSING_FILE_EXIT} when it is missing or not a file.
+ */
+const CHECK_FILE_SCRIPT = [
+  NO_SYMLINK_FUNCTION,
+  'f=$1; r=$2',
+  'if [ -n "$r" ]; then',
+  '  case "$f" in "$r"/*) ;; *) exit 47 ;; esac',
+  '  no_symlink "$r" "${f#"$r"/}" || exit 47',
+  'fi',
+  '[ -f "$f" ] || exit 44',
+].join('\n');
+
 /** `sh -c` script: the size of file `$1` on one line, then `qemu-img info` of it read as format `$2`. */
 const SIZE_AND_INFO_SCRIPT = 'stat -c %s -- "$1" && exec qemu-img info --output=json -f "$2" "$1"';
-/** `sh -c` script: creates directory `$1` unless empty, then prints the free bytes of each further path. */
-const FREE_SCRIPT = '[ -z "$1" ] || mkdir -p -- "$1" || exit 1; shift; exec df -B1 --output=avail -- "$@"';
+/**
+ * `sh -c` script: creates directory `$1` unless empty (refusing with {@link LINKED_PATH_EXIT} when
+ * it is, or passes through, a symbolic link below storage root `$2`, if not empty), then prints
+ * the free bytes of each further path.
+ */
+const FREE_SCRIPT = [
+  NO_SYMLINK_FUNCTION,
+  'mk=$1; r=$2; shift 2',
+  'if [ -n "$mk" ] && [ -n "$r" ]; then',
+  '  case "$mk" in "$r") ;; "$r"/*) no_symlink "$r" "${mk#"$r"/}" || exit 47 ;; *) exit 47 ;; esac',
+  'fi',
+  '[ -z "$mk" ] || mkdir -p -- "$mk" || exit 1',
+  'exec df -B1 --output=avail -- "$@"',
+].join('\n');
 
 /** Messages from virsh meaning "no such domain". */
 const DOMAIN_MISSING = /failed to get domain|Domain not found|no domain with matching/i;
@@ -52,6 +104,11 @@ export function commandError(argv: readonly string[], result: ExecResult, fallba
   return new InstanceImagesError(code, `${program} failed (exit ${result.exitCode ?? 'signal'}): ${tail(result.stderr || result.stdout)}`, {
     details: { exitCode: result.exitCode },
   });
+}
+
+/** The error of a path that is, or passes through, a symbolic link below its storage root. */
+export function linkedPath(what = 'The file'): InstanceImagesError {
+  return new InstanceImagesError('VALIDATION_FAILED', `${what} is, or passes through, a symbolic link below the image storage's root; links there are never followed`);
 }
 
 /** Thin helpers over an executor bound to one libvirt URI. */
@@ -104,10 +161,13 @@ export class HostCommands {
    * Runs a `qemu-img ... -p` command, reporting its percentage as it goes.
    * @param onPercent - called with 0–100 as qemu-img prints progress.
    * @param options.flush - a file the command writes: it is replaced by a new empty file first
-   * (never following a link), and while the command runs its data is written back in the
+   * (never following a link), the command writes it through a descriptor (see
+   * {@link WRITE_PINNED_SCRIPT}), and while the command runs its data is written back in the
    * background every 100 ms (`sync -d`), so that a final fsync of it waits for little.
+   * @param options.root - the storage root `flush` must lie below without passing through a link.
+   * @throws VALIDATION_FAILED when `flush` is, or passes through, a link below `root`.
    */
-  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string } = {}): Promise<ExecResult> {
+  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string; root?: string } = {}): Promise<ExecResult> {
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
         const percent = lastProgressPercent(chunk.toString('latin1'));
@@ -122,7 +182,8 @@ export class HostCommands {
       },
     });
     if (options.flush === undefined) return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
-    const result = await this.executor.run(['sh', '-c', FLUSH_WHILE_SCRIPT, 'sh', options.flush, ...argv], { stdout: sink, signal: options.signal });
+    const result = await this.executor.run(['sh', '-c', WRITE_PINNED_SCRIPT, 'sh', options.flush, options.root ?? '', ...argv], { stdout: sink, signal: options.signal });
+    if (result.exitCode === LINKED_PATH_EXIT) throw linkedPath();
     if (result.exitCode !== 0) throw commandError(argv, result, options.fallback);
     return result;
   }
@@ -139,6 +200,18 @@ export class HostCommands {
     const size = Number(result.stdout.trim());
     if (!Number.isSafeInteger(size)) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected stat output');
     return size;
+  }
+
+  /**
+   * Whether `path` is a regular file that, below `root` (when given), neither is nor passes
+   * through a symbolic link: `'file'`, `'missing'` or `'linked'`.
+   */
+  async checkFile(path: string, root?: string): Promise<'file' | 'missing' | 'linked'> {
+    const result = await this.tryRun(['sh', '-c', CHECK_FILE_SCRIPT, 'sh', path, root ?? '']);
+    if (result.exitCode === 0) return 'file';
+    if (result.exitCode === LINKED_PATH_EXIT) return 'linked';
+    if (result.exitCode === MISSING_FILE_EXIT) return 'missing';
+    throw commandError(['sh', 'check'], result);
   }
 
   /** Whether a path exists. */
@@ -195,9 +268,15 @@ export class HostCommands {
   /**
    * Free bytes of the filesystems holding each of `paths` (which must exist, except `create`,
    * which is created first with `mkdir -p`), in one remote command.
+   * @param root - the storage root `create` lies below: VALIDATION_FAILED, and nothing created,
+   *   when `create` is or passes through a symbolic link below it.
    */
-  async freeBytesOf(paths: readonly string[], create?: string): Promise<number[]> {
-    const result = await this.run(['sh', '-c', FREE_SCRIPT, 'sh', create ?? '', ...paths]);
+  async freeBytesOf(paths: readonly string[], create?: string, root?: string): Promise<number[]> {
+    const argv = ['sh', '-c', FREE_SCRIPT, 'sh', create ?? '', root ?? '', ...paths];
+    const raw = await this.tryRun(argv);
+    if (raw.exitCode === LINKED_PATH_EXIT) throw linkedPath();
+    if (raw.exitCode !== 0) throw commandError(['df'], raw);
+    const result = raw;
     const values = parseDfAvailList(result.stdout);
     if (values.length !== paths.length) throw new InstanceImagesError('COMMAND_FAILED', `Unexpected df output: ${values.length} values for ${paths.length} paths`);
     return values;

@@ -101,7 +101,7 @@ export function createLibvirtDriver(hypervisor: HostHypervisor, executor: Execut
     },
     capture: (request) => captureDomain(ctx, request),
     materialize: (request) => materializeDisk(ctx, request),
-    attachIso: (domainName, isoPath) => attachIso(ctx, domainName, isoPath),
+    attachIso: (domainName, isoPath, options) => attachIso(ctx, domainName, isoPath, options),
     detachIso: (domainName) => detachIso(ctx, domainName),
     async freeSpace(path) {
       assertAbsolutePath(path === '/' ? '/.' : path, 'path');

@@ -9,7 +9,7 @@ import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } fro
 import type { DiskFormat } from '../../../src/model';
 import type { MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
 import { assertAbsolutePath } from './capture';
-import type { HostCommands } from './commands';
+import { linkedPath, type HostCommands } from './commands';
 import { captureScratch, PART_SUFFIX } from './names';
 
 /** What materialisation needs from the driver. */
@@ -85,7 +85,9 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     let sourceSha: Promise<string | null>;
     if (request.source.kind === 'path') {
       assertAbsolutePath(request.source.path, 'source.path');
-      if (!(await cmd.exists(request.source.path))) throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
+      const found = await cmd.checkFile(request.source.path, request.source.root);
+      if (found === 'linked') throw linkedPath('The image file');
+      if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
       sourcePath = request.source.path;
       sourceSha = request.sha256 ? cmd.sha256(sourcePath, signal) : Promise.resolve(null);
     } else {

@@ -6,7 +6,7 @@
  * @module
  */
 import { InstanceImagesError } from '../../../src/errors';
-import type { HostCommands } from './commands';
+import { linkedPath, type HostCommands } from './commands';
 import { assertAbsolutePath } from './capture';
 import { parseDomState, parseDomainDisks, selectPrimaryDisk } from './parsers';
 import { child, childElements, el, parseXml, removeChildren, serializeXml, type XmlElement } from './xml';
@@ -84,11 +84,35 @@ async function isRunning(cmd: HostCommands, domainName: string): Promise<boolean
   return ['running', 'paused'].includes(parseDomState(state.stdout));
 }
 
-/** Attaches `isoPath` read-only as the cdrom and makes it the first boot device. */
-export async function attachIso(ctx: MediaContext, domainName: string, isoPath: string): Promise<void> {
+/** Refuses an ISO that is missing, or is or passes through a symbolic link below `root`. */
+async function checkIso(cmd: HostCommands, isoPath: string, root: string | undefined): Promise<void> {
+  const found = await cmd.checkFile(isoPath, root);
+  if (found === 'linked') throw linkedPath('The ISO file');
+  if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The ISO file does not exist on the hypervisor', { details: { isoPath } });
+}
+
+/**
+ * Attaches `isoPath` read-only as the cdrom and makes it the first boot device. With a storage
+ * `root`, a path that is or passes through a symbolic link below it is refused, before the attach
+ * and again after it (libvirt opens the path by name): a link swapped in meanwhile is detached.
+ */
+export async function attachIso(ctx: MediaContext, domainName: string, isoPath: string, options: { root?: string } = {}): Promise<void> {
   const { cmd } = ctx;
   assertAbsolutePath(isoPath, 'isoPath');
-  if (!(await cmd.exists(isoPath))) throw new InstanceImagesError('NOT_FOUND', 'The ISO file does not exist on the hypervisor', { details: { isoPath } });
+  await checkIso(cmd, isoPath, options.root);
+  await attachChecked(ctx, domainName, isoPath);
+  if (options.root !== undefined) {
+    try {
+      await checkIso(cmd, isoPath, options.root);
+    } catch (error) {
+      await detachIso(ctx, domainName);
+      throw error;
+    }
+  }
+}
+
+async function attachChecked(ctx: MediaContext, domainName: string, isoPath: string): Promise<void> {
+  const { cmd } = ctx;
   const running = await isRunning(cmd, domainName);
   const inactive = parseXml((await cmd.virsh(['dumpxml', '--inactive', '--security-info', '--domain', domainName])).stdout);
   const devices = child(inactive, 'devices');

@@ -6,7 +6,7 @@
  */
 import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
 import type { ExecResult } from '../../../src/ports/executor';
-import { backgroundFlusher } from '../../exec/scripts';
+import { backgroundFlusher, NO_SYMLINK_FUNCTION } from '../../exec/scripts';
 
 /** Builds `sh -c SCRIPT sh ARGS...`: the arguments are `$1...` inside the script. */
 export function shArgv(script: string, ...args: string[]): string[] {
@@ -22,28 +22,6 @@ export const TEMP_NAME = /^\.(.*)\.([0-9a-z]+)-([0-9a-f]{8})\.part$/;
 /** The same pattern as a `find -regextype posix-extended -regex` over whole paths. */
 export const TEMP_FIND_REGEX = '.*/\\.[^/]*\\.[0-9a-z]+-[0-9a-f]{8}\\.part';
 
-/**
- * A shell function: `no_symlink ROOT REL` fails when a component of REL below ROOT (the last one
- * included) is a symbolic link, so that no key ever reaches outside the storage root (a link to
- * `/etc/passwd`, or a linked directory). It walks down from ROOT and tests each component with
- * `[ -L ]` (lstat) before going through it, so it never follows a link itself, and stops at the
- * first component that does not exist (nothing below it can be followed): the command that runs
- * next reports a missing file as usual. ROOT itself may be a link (an operator's choice).
- * A link swapped in between this check and the command is not caught: that needs write access to
- * the root, which only the operator (or the share's other clients) has.
- */
-const NO_SYMLINK_FUNCTION = [
-  'no_symlink() {',
-  '  p=$1; rest=$2',
-  '  while [ -n "$rest" ]; do',
-  '    case $rest in */*) c=${rest%%/*}; rest=${rest#*/} ;; *) c=$rest; rest= ;; esac',
-  '    p=$p/$c',
-  '    [ -L "$p" ] && return 1',
-  '    [ -e "$p" ] || return 0',
-  '  done',
-  '  return 0',
-  '}',
-].join('\n');
 
 /**
  * Lists regular files under `$1/$2` (root, start directory relative to it, always `./...`) in byte

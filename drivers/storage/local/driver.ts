@@ -132,7 +132,8 @@ function decodeListCursor(cursor: string): string {
  * `list` and `listIncomplete` skip it, `delete` and `abortIncomplete` do nothing) and is never
  * written (`put` STORAGE_UNAVAILABLE, for the operator to remove the link). NOT_FOUND rather than
  * VALIDATION_FAILED: the key itself is valid, there just is no file of this storage under it.
- * `pathOf` only names the path; a hypervisor writing there directly does its own checks.
+ * `pathOf` only names the path; a hypervisor driver writing or reading there directly checks it
+ * against `pathRoot` itself (the libvirt driver does).
  */
 export function createPathStorage(settings: PathStorageSettings): StorageDriver {
   const { executor, root, name } = settings;
@@ -409,5 +410,6 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     listIncomplete,
     abortIncomplete,
     pathOf,
+    pathRoot: () => root,
   };
 }

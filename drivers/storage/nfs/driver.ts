@@ -85,6 +85,7 @@ export function createNfsStorage(options: NfsStorageOptions, executor: Executor,
     listIncomplete: guarded(files.listIncomplete),
     abortIncomplete: guarded(files.abortIncomplete),
     pathOf: (key) => `${options.mountPoint}/${key}`,
+    pathRoot: () => options.mountPoint,
     async health() {
       let verdict: MountCheck;
       try {
