@@ -111,6 +111,19 @@ export function linkedPath(what = 'The file'): InstanceImagesError {
   return new InstanceImagesError('VALIDATION_FAILED', `${what} is, or passes through, a symbolic link below the image storage's root; links there are never followed`);
 }
 
+/**
+ * A storage root as the path scripts take it: `''` for none, else the absolute directory without
+ * trailing slashes. @throws VALIDATION_FAILED for a relative root or `/`.
+ */
+function rootArg(root: string | undefined): string {
+  if (root === undefined) return '';
+  const trimmed = root.replace(/\/+$/, '');
+  if (!root.startsWith('/') || trimmed === '' || root.includes('\0')) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'A storage root must be an absolute directory other than "/"', { fields: [{ path: 'root', message: 'must be an absolute directory other than "/"' }] });
+  }
+  return trimmed;
+}
+
 /** Thin helpers over an executor bound to one libvirt URI. */
 export class HostCommands {
   constructor(
@@ -182,7 +195,7 @@ export class HostCommands {
       },
     });
     if (options.flush === undefined) return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
-    const result = await this.executor.run(['sh', '-c', WRITE_PINNED_SCRIPT, 'sh', options.flush, options.root ?? '', ...argv], { stdout: sink, signal: options.signal });
+    const result = await this.executor.run(['sh', '-c', WRITE_PINNED_SCRIPT, 'sh', options.flush, rootArg(options.root), ...argv], { stdout: sink, signal: options.signal });
     if (result.exitCode === LINKED_PATH_EXIT) throw linkedPath();
     if (result.exitCode !== 0) throw commandError(argv, result, options.fallback);
     return result;
@@ -207,7 +220,7 @@ export class HostCommands {
    * through a symbolic link: `'file'`, `'missing'` or `'linked'`.
    */
   async checkFile(path: string, root?: string): Promise<'file' | 'missing' | 'linked'> {
-    const result = await this.tryRun(['sh', '-c', CHECK_FILE_SCRIPT, 'sh', path, root ?? '']);
+    const result = await this.tryRun(['sh', '-c', CHECK_FILE_SCRIPT, 'sh', path, rootArg(root)]);
     if (result.exitCode === 0) return 'file';
     if (result.exitCode === LINKED_PATH_EXIT) return 'linked';
     if (result.exitCode === MISSING_FILE_EXIT) return 'missing';
@@ -272,7 +285,7 @@ export class HostCommands {
    *   when `create` is or passes through a symbolic link below it.
    */
   async freeBytesOf(paths: readonly string[], create?: string, root?: string): Promise<number[]> {
-    const argv = ['sh', '-c', FREE_SCRIPT, 'sh', create ?? '', root ?? '', ...paths];
+    const argv = ['sh', '-c', FREE_SCRIPT, 'sh', create ?? '', rootArg(root), ...paths];
     const raw = await this.tryRun(argv);
     if (raw.exitCode === LINKED_PATH_EXIT) throw linkedPath();
     if (raw.exitCode !== 0) throw commandError(['df'], raw);
