@@ -210,7 +210,12 @@ async function main(): Promise<void> {
     const rssRuns = Math.max(1, RSS_RUNS);
     const measure = async (name: string, mode: string, key: string, size: number, label: string, show: (r: ChildResult) => string): Promise<void> => {
       const results: ChildResult[] = [];
-      for (let i = 0; i < rssRuns; i++) results.push(await runChild(mode, bucket, key, size));
+      for (let i = 0; i < rssRuns; i++) {
+        results.push(await runChild(mode, bucket, key, size));
+        // An overwritten object's old data waits for radosgw's garbage collection: free it now, or
+        // repeated 4 GiB puts fill the test cluster's 10 GiB OSD (writes then hang).
+        if (mode.endsWith('put')) await gc();
+      }
       rss[`${name} ${label}`] = results.map((r) => r.maxRssBytes);
       const middle = [...results].sort((a, b) => a.maxRssBytes - b.maxRssBytes)[Math.floor(results.length / 2)]!;
       console.log(`  ${name} ${label}: median ${show(middle)}${rssRuns > 1 ? `; runs ${results.map((r) => mib(r.maxRssBytes)).join(', ')}` : ''}`);
