@@ -11,6 +11,7 @@ import type { MaterializeRequest, MaterializeResult } from '../../../src/ports/h
 import { assertAbsolutePath } from './capture';
 import { linkedPath, type HostCommands } from './commands';
 import { captureScratch, PART_SUFFIX } from './names';
+import type { LibvirtDriverHooks } from './options';
 
 /** What materialisation needs from the driver. */
 export interface MaterializeContext {
@@ -19,6 +20,8 @@ export interface MaterializeContext {
   verify: boolean;
   spaceMarginBytes: number;
   ensureScratchDir(): Promise<void>;
+  /** Test and diagnostics hooks. */
+  hooks?: LibvirtDriverHooks;
 }
 
 function dirname(path: string): string {
@@ -31,6 +34,17 @@ function checkFormat(value: string, field: string): DiskFormat {
     throw new InstanceImagesError('VALIDATION_FAILED', `${field} must be qcow2 or raw`, { fields: [{ path: field, message: 'must be qcow2 or raw' }] });
   }
   return value;
+}
+
+/**
+ * How qemu-img opens the image to copy or compare: a qcow2 image through a `json:` spec with
+ * `backing: null`, so that it never reads a backing file, even if the header was changed after
+ * the checks (someone who can write to a shared storage could otherwise name a file of this host
+ * as the backing file, and its bytes would land in the new disk). A raw image names no file.
+ */
+export function imageSourceArgs(path: string, format: DiskFormat): string[] {
+  if (format === 'raw') return ['-f', 'raw', path];
+  return [`json:${JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null })}`];
 }
 
 /** Writes a stream into `file` on the hypervisor while hashing it in node; returns the sha256. */
@@ -123,7 +137,8 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     const total = info.actualSizeBytes ?? info.virtualSizeBytes;
     progress('convert', 0, total);
     // `flush`: the part file is made anew (never through a link) and written back while it grows.
-    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', '-f', sourceFormat, sourcePath, '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), { signal, fallback: 'DEPLOY_FAILED', flush: part });
+    await ctx.hooks?.beforeDeployConvert?.({ sourcePath, targetPath: request.targetPath });
+    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...imageSourceArgs(sourcePath, sourceFormat), '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), { signal, fallback: 'DEPLOY_FAILED', flush: part });
     if (request.sizeBytes !== undefined && request.sizeBytes > info.virtualSizeBytes) {
       await cmd.run(['qemu-img', 'resize', '-q', '-f', targetFormat, part, String(request.sizeBytes)], { signal }, 'DEPLOY_FAILED');
     }
@@ -132,7 +147,7 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     progress('verify', 0, null);
     await Promise.all([
       ctx.verify
-        ? cmd.tryRun(['qemu-img', 'compare', '-f', sourceFormat, '-F', targetFormat, sourcePath, part], { signal }).then((r) => {
+        ? cmd.tryRun(['qemu-img', 'compare', ...imageSourceArgs(sourcePath, sourceFormat), '-F', targetFormat, part], { signal }).then((r) => {
             if (r.exitCode !== 0) throw new InstanceImagesError('DEPLOY_FAILED', `The new disk does not match the image: ${r.stdout.trim()} ${r.stderr.trim()}`.trim());
           })
         : Promise.resolve(),

@@ -15,6 +15,8 @@ export interface LibvirtDriverHooks {
   afterSnapshot?(info: { domainName: string; overlayPath: string }): void | Promise<void>;
   /** Called when the live copy has started (the backup job or overlay exists). */
   afterJobStart?(info: { domainName: string; method: string }): void | Promise<void>;
+  /** Called when a deploy has checked its source and is about to copy it (race tests). */
+  beforeDeployConvert?(info: { sourcePath: string; targetPath: string }): void | Promise<void>;
 }
 
 /** Options of {@link createLibvirtDriver}. */

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync, readFileSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isInstanceImagesError } from '../../../src/errors';
 import { createTestGuest, makeIso, sh, virsh, type TestGuest } from '../../support/guests';
@@ -113,6 +113,30 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
     expect(readFileSync(victim, 'utf8')).toBe('precious');
     expect(lstatSync(target).isFile()).toBe(true);
     expect(imagesIdentical(image, target)).toBe(true);
+  });
+
+  it('a deploy whose image is swapped after its checks for one naming a host file as backing file never copies that file', async () => {
+    const secret = `${outside}/host-secret.raw`;
+    writeFileSync(secret, Buffer.concat([Buffer.from('HOST-SECRET-BYTES'), Buffer.alloc(1024 * 1024 - 17)]));
+    mkdirSync(`${root}/images`, { recursive: true });
+    const image = `${root}/images/swapped.qcow2`;
+    expect(sh('qemu-img', 'create', '-q', '-f', 'qcow2', image, '1M').code).toBe(0);
+    const target = `${base}/deployed-3.qcow2`;
+    const driver = makeDriver(scratch, {
+      hooks: {
+        beforeDeployConvert: () => {
+          // Someone with write access to the storage replaces the checked image.
+          expect(sh('qemu-img', 'create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', `${image}.evil`).code).toBe(0);
+          renameSync(`${image}.evil`, image);
+        },
+      },
+    });
+    await driver.materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'qcow2', targetPath: target }).catch(() => undefined);
+    if (existsSync(target)) {
+      expect(sh('qemu-img', 'convert', '-O', 'raw', target, `${base}/deployed-3.raw`).code).toBe(0);
+      expect(readFileSync(`${base}/deployed-3.raw`).includes('HOST-SECRET-BYTES')).toBe(false);
+    }
+    expect(existsSync(`${target}.part`)).toBe(false);
   });
 
   it('an ISO that is a link below the root, or under a linked directory, is never attached', async () => {
