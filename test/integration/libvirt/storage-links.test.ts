@@ -1,18 +1,10 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isInstanceImagesError } from '../../../src/errors';
 import { createTestGuest, makeIso, sh, virsh, type TestGuest } from '../../support/guests';
 import { freshScratchDir, imagesIdentical, leftovers, libvirtSkipReason, makeDriver, recordGuest } from './setup';
+import { codeOf } from '../../support/errors';
 
 const skip = libvirtSkipReason();
-
-/** The code of a rejection (or `resolved` when there was none). */
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  return promise.then(
-    () => 'resolved',
-    (error: unknown) => (isInstanceImagesError(error) ? error.code : `not an InstanceImagesError: ${String(error)}`),
-  );
-}
 
 // Someone with write access to a shared image storage (another hypervisor of an NFS export) plants
 // symbolic links below its root, so that a root-run tool on this hypervisor writes or reads a file

@@ -14,17 +14,9 @@ import { localStorageDriver } from '../../../drivers/storage/local';
 import type { Executor } from '../../../src/ports/executor';
 import type { StorageDriver } from '../../../src/ports/storage-driver';
 import { sshTarget } from '../exec/ssh-target';
+import { codeOf } from '../../support/errors';
 
 const target = await sshTarget();
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as { code?: string }).code ?? `not typed: ${String(error)}`;
-  }
-  return 'resolved';
-}
 
 async function readAll(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];

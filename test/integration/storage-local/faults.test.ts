@@ -6,23 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../../drivers/exec/local';
 import { createSshExecutor } from '../../../drivers/exec/ssh';
 import { localStorageDriver } from '../../../drivers/storage/local';
-import { isInstanceImagesError } from '../../../src/errors';
 import type { Executor } from '../../../src/ports/executor';
 import { wrapStorageDriver } from '../../../src/storage/disk';
 import { sshTarget, SSH_HOST, SSH_PORT } from '../exec/ssh-target';
 import { startTcpProxy, type TcpProxy } from '../exec/tcp-proxy';
+import { codeOf } from '../../support/errors';
 
 const MiB = 1024 * 1024;
 const target = await sshTarget();
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (error) {
-    return isInstanceImagesError(error) ? error.code : String(error);
-  }
-}
 
 /** Yields `first` bytes, then stalls until destroyed. */
 function stallingBody(first: number): Readable {

@@ -39,11 +39,4 @@ export async function setup(options: { storage?: 'stream' | 'path'; limit?: numb
   return { world, ii, clock, events, storageId: storage.id };
 }
 
-export async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return (error as { code?: string }).code ?? `not typed: ${String(error)}`;
-  }
-  return 'resolved';
-}
+export { codeOf } from '../../support/errors';

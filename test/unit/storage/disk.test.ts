@@ -1,20 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { isInstanceImagesError } from '../../../src/errors';
 import { wrapStorageDriver, type StorageOperationEvent } from '../../../src/storage/disk';
 import { createMemoryStorageDriver } from './memory-driver';
+import { codeOf } from '../../support/errors';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (error) {
-    return isInstanceImagesError(error) ? error.code : `raw: ${String(error)}`;
-  }
-}
 
 describe('wrapStorageDriver', () => {
   it('returns size and sha256, reports progress in bounded steps and emits put.completed', async () => {
