@@ -17,38 +17,68 @@ export const LINKED_PATH_EXIT = 47;
 /** Exit status of {@link CHECK_FILE_SCRIPT} when the file is missing or not a regular file. */
 export const MISSING_FILE_EXIT = 44;
 
+/** Exit status of {@link PINNED_SCRIPT} when the pinned source does not have the expected sha256. */
+export const SOURCE_CHECKSUM_EXIT = 48;
+
 /**
- * `sh -c` script for a command that writes file `$1`, below storage root `$2` when that is not
- * empty; the command is the rest of the arguments, and every argument equal to `$1` is replaced by
- * `/dev/fd/3`, a descriptor of the file this script created:
- * - it enters the file's directory (`cd -P`, so the shell now holds that directory, wherever a
- *   link swapped in later points) and, with a root, checks that the directory's physical path is
- *   the root's followed by the file's directory below it: no component below the root is a link;
- * - it removes whatever has the file's name there (a stale part file, or a link someone with
- *   access to a shared storage planted so that a root process would overwrite its target), creates
- *   the file exclusively (`set -C`) on descriptor 3, and checks where that descriptor really points
- *   (`/proc/$$/fd/3`): a link planted in between is caught before anything is written;
- * - the command writes through `/dev/fd/3`, never by name, while the file is written back in the
- *   background ({@link backgroundFlusher}).
- * Exits {@link LINKED_PATH_EXIT} when a link was found.
+ * `sh -c` script that runs a command (the arguments after the fifth) on files it opened itself:
+ *
+ * - Output `$1` (if not empty), below storage root `$2` (if not empty), is created as descriptor 3,
+ *   and every argument equal to `$1` is replaced by `/dev/fd/3`:
+ *   - the script enters the file's directory (`cd -P`, so the shell now holds that directory,
+ *     wherever a link swapped in later points) and, with a root, checks that the directory's
+ *     physical path is the root's followed by the file's directory below it, so no component
+ *     below the root is a link;
+ *   - it removes whatever has the file's name there (a stale part file, or a link someone with
+ *     access to a shared storage planted so that a root process would overwrite its target) and
+ *     creates the file exclusively (`set -C`);
+ *   - it checks where descriptor 3 really points (`/proc/$$/fd/3`), so a link planted in between
+ *     is caught before anything is written;
+ *   - while the command runs, the file is written back in the background ({@link backgroundFlusher}).
+ * - Source `$3` (if not empty), below storage root `$4` (if not empty), is opened as descriptor 4
+ *   (the command names it `/dev/fd/4`). With a root, the script checks that the descriptor's
+ *   physical path is the root's followed by the source's path below it. With `$5`, it checks the
+ *   source's sha256 through that same descriptor. The command then reads exactly the bytes that
+ *   were checked, whatever is swapped in under the name.
+ *
+ * Exits {@link LINKED_PATH_EXIT} when a link was found, {@link SOURCE_CHECKSUM_EXIT} on a
+ * checksum mismatch, and otherwise with the command's status.
  */
-const WRITE_PINNED_SCRIPT = [
-  'f=$1; r=$2; shift 2',
-  'd=${f%/*}; b=${f##*/}',
-  'cd -P -- "${d:-/}" || exit 1',
-  'if [ -n "$r" ]; then',
-  '  rp=$(cd -P -- "$r" && pwd -P) || exit 1',
-  '  case "$d/" in "$r"/*) ;; *) echo "the file is not below the storage root" >&2; exit 47 ;; esac',
-  '  [ "$(pwd -P)" = "$rp${d#"$r"}" ] || { echo "the file\'s directory is, or passes through, a symbolic link below the storage root" >&2; exit 47; }',
+const PINNED_SCRIPT = [
+  'f=$1; r=$2; src=$3; sr=$4; sha=$5; shift 5',
+  'if [ -n "$src" ]; then',
+  '  exec 4<"$src" || exit 1',
+  '  if [ -n "$sr" ]; then',
+  '    case "$src" in "$sr"/*) ;; *) echo "the source is not below the storage root" >&2; exit 47 ;; esac',
+  '    srp=$(cd -P -- "$sr" && pwd -P) || exit 1',
+  '    [ "$(readlink "/proc/$$/fd/4")" = "$srp/${src#"$sr"/}" ] || { echo "the source is, or passes through, a symbolic link below the storage root" >&2; exit 47; }',
+  '  fi',
+  '  if [ -n "$sha" ]; then',
+  '    h=$(openssl dgst -sha256 -r /dev/fd/4) || exit 1',
+  '    [ "${h%% *}" = "$sha" ] || { echo "the source does not match its recorded sha256" >&2; exit 48; }',
+  '  fi',
   'fi',
-  'rm -f -- "./$b" || exit 1',
-  'set -C; exec 3>"./$b"; set +C',
-  '[ "$(readlink "/proc/$$/fd/3")" = "$(pwd -P)/$b" ] || { echo "a symbolic link was planted as the file" >&2; exit 47; }',
-  'o=/dev/fd/3',
-  backgroundFlusher('o'),
-  'n=$#; while [ "$n" -gt 0 ]; do a=$1; shift; [ "$a" != "$f" ] || a=$o; set -- "$@" "$a"; n=$((n - 1)); done',
-  '"$@"; s=$?; kill $w 2>/dev/null; exit $s',
+  'w=',
+  'if [ -n "$f" ]; then',
+  '  d=${f%/*}; b=${f##*/}',
+  '  cd -P -- "${d:-/}" || exit 1',
+  '  if [ -n "$r" ]; then',
+  '    rp=$(cd -P -- "$r" && pwd -P) || exit 1',
+  '    case "$d/" in "$r"/*) ;; *) echo "the file is not below the storage root" >&2; exit 47 ;; esac',
+  '    [ "$(pwd -P)" = "$rp${d#"$r"}" ] || { echo "the file\'s directory is, or passes through, a symbolic link below the storage root" >&2; exit 47; }',
+  '  fi',
+  '  rm -f -- "./$b" || exit 1',
+  '  set -C; exec 3>"./$b"; set +C',
+  '  [ "$(readlink "/proc/$$/fd/3")" = "$(pwd -P)/$b" ] || { echo "a symbolic link was planted as the file" >&2; exit 47; }',
+  '  o=/dev/fd/3',
+  `  ${backgroundFlusher('o')}`,
+  '  n=$#; while [ "$n" -gt 0 ]; do a=$1; shift; [ "$a" != "$f" ] || a=$o; set -- "$@" "$a"; n=$((n - 1)); done',
+  'fi',
+  '"$@"; s=$?; [ -z "$w" ] || kill $w 2>/dev/null; exit $s',
 ].join('\n');
+
+/** The path under which a command run with a pinned source (see {@link HostCommands.runPinned}) reads it. */
+export const PINNED_SOURCE = '/dev/fd/4';
 
 /**
  * `sh -c` script: exits 0 when `$1` is a regular file that, below storage root `$2` (when not
@@ -124,6 +154,16 @@ function rootArg(root: string | undefined): string {
   return trimmed;
 }
 
+/** A file a command reads through a descriptor the script opened and checked (see {@link HostCommands.runPinned}). */
+export interface PinnedSource {
+  /** Absolute path of the file. */
+  path: string;
+  /** The storage root it lies below; without it, links are not checked. */
+  root?: string | undefined;
+  /** Its expected sha256 (lowercase hex), checked through the same descriptor before the command runs. */
+  sha256?: string | undefined;
+}
+
 /** Thin helpers over an executor bound to one libvirt URI. */
 export class HostCommands {
   constructor(
@@ -173,14 +213,14 @@ export class HostCommands {
   /**
    * Runs a `qemu-img ... -p` command, reporting its percentage as it goes.
    * @param onPercent - called with 0–100 as qemu-img prints progress.
-   * @param options.flush - a file the command writes: it is replaced by a new empty file first
-   * (never following a link), the command writes it through a descriptor (see
-   * {@link WRITE_PINNED_SCRIPT}), and while the command runs its data is written back in the
-   * background every 100 ms (`sync -d`), so that a final fsync of it waits for little.
+   * @param options.flush - a file the command writes: it is made anew (never through a link) and
+   *   the command writes it through a descriptor, written back in the background every 100 ms
+   *   (`sync -d`) so that a final fsync of it waits for little (see {@link PINNED_SCRIPT}).
    * @param options.root - the storage root `flush` must lie below without passing through a link.
-   * @throws VALIDATION_FAILED when `flush` is, or passes through, a link below `root`.
+   * @param options.source - a file the command reads as {@link PINNED_SOURCE} (see {@link runPinned}).
+   * @throws VALIDATION_FAILED for a path through a link; CHECKSUM_MISMATCH.
    */
-  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string; root?: string } = {}): Promise<ExecResult> {
+  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string; root?: string; source?: PinnedSource } = {}): Promise<ExecResult> {
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
         const percent = lastProgressPercent(chunk.toString('latin1'));
@@ -194,10 +234,24 @@ export class HostCommands {
         callback();
       },
     });
-    if (options.flush === undefined) return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
-    const result = await this.executor.run(['sh', '-c', WRITE_PINNED_SCRIPT, 'sh', options.flush, rootArg(options.root), ...argv], { stdout: sink, signal: options.signal });
-    if (result.exitCode === LINKED_PATH_EXIT) throw linkedPath();
+    if (options.flush === undefined && options.source === undefined) return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
+    const result = await this.runPinned(argv, { stdout: sink, signal: options.signal }, { ...(options.flush === undefined ? {} : { output: options.flush, outputRoot: options.root }), ...(options.source ? { source: options.source } : {}) });
     if (result.exitCode !== 0) throw commandError(argv, result, options.fallback);
+    return result;
+  }
+
+  /**
+   * Runs `argv` with its output and/or source opened by {@link PINNED_SCRIPT}: `argv` names the
+   * output by its path (replaced by a descriptor) and the source as {@link PINNED_SOURCE}.
+   * Returns the result whatever the command's exit code.
+   * @throws VALIDATION_FAILED for a path through a link; CHECKSUM_MISMATCH for a source whose
+   *   sha256 differs from `source.sha256`.
+   */
+  async runPinned(argv: readonly string[], options: ExecOptions, files: { output?: string; outputRoot?: string | undefined; source?: PinnedSource }): Promise<ExecResult> {
+    const source = files.source;
+    const result = await this.executor.run(['sh', '-c', PINNED_SCRIPT, 'sh', files.output ?? '', rootArg(files.outputRoot), source?.path ?? '', rootArg(source?.root), source?.sha256 ?? '', ...argv], options);
+    if (result.exitCode === LINKED_PATH_EXIT) throw linkedPath(source && /source/.test(result.stderr) ? 'The image file' : 'The file');
+    if (result.exitCode === SOURCE_CHECKSUM_EXIT) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped');
     return result;
   }
 

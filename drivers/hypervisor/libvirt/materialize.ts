@@ -9,7 +9,7 @@ import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } fro
 import type { DiskFormat } from '../../../src/model';
 import type { MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
 import { assertAbsolutePath } from './capture';
-import { linkedPath, type HostCommands } from './commands';
+import { linkedPath, PINNED_SOURCE, type HostCommands, type PinnedSource } from './commands';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { LibvirtDriverHooks } from './options';
 
@@ -97,13 +97,17 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
   try {
     let sourcePath: string;
     let sourceSha: Promise<string | null>;
+    // A path source is read through a descriptor the copy's own command opens and checks (link,
+    // sha256): whatever is swapped in under its name afterwards, the copy reads the checked bytes.
+    let pinned: PinnedSource | null = null;
     if (request.source.kind === 'path') {
       assertAbsolutePath(request.source.path, 'source.path');
       const found = await cmd.checkFile(request.source.path, request.source.root);
       if (found === 'linked') throw linkedPath('The image file');
       if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
       sourcePath = request.source.path;
-      sourceSha = request.sha256 ? cmd.sha256(sourcePath, signal) : Promise.resolve(null);
+      pinned = { path: sourcePath, root: request.source.root, sha256: request.sha256 ?? undefined };
+      sourceSha = Promise.resolve(null);
     } else {
       await ctx.ensureScratchDir();
       received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
@@ -112,7 +116,7 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
       sourcePath = received;
     }
     const shaCheck = sourceSha.then((actual) => {
-      if (request.sha256 && actual !== request.sha256) {
+      if (request.sha256 && pinned === null && actual !== request.sha256) {
         throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', { details: { expected: request.sha256, actual } });
       }
     });
@@ -138,7 +142,13 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     progress('convert', 0, total);
     // `flush`: the part file is made anew (never through a link) and written back while it grows.
     await ctx.hooks?.beforeDeployConvert?.({ sourcePath, targetPath: request.targetPath });
-    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...imageSourceArgs(sourcePath, sourceFormat), '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), { signal, fallback: 'DEPLOY_FAILED', flush: part });
+    const readFrom = pinned ? PINNED_SOURCE : sourcePath;
+    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...imageSourceArgs(readFrom, sourceFormat), '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), {
+      signal,
+      fallback: 'DEPLOY_FAILED',
+      flush: part,
+      ...(pinned ? { source: pinned } : {}),
+    });
     if (request.sizeBytes !== undefined && request.sizeBytes > info.virtualSizeBytes) {
       await cmd.run(['qemu-img', 'resize', '-q', '-f', targetFormat, part, String(request.sizeBytes)], { signal }, 'DEPLOY_FAILED');
     }
@@ -147,7 +157,10 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     progress('verify', 0, null);
     await Promise.all([
       ctx.verify
-        ? cmd.tryRun(['qemu-img', 'compare', ...imageSourceArgs(sourcePath, sourceFormat), '-F', targetFormat, part], { signal }).then((r) => {
+        ? (pinned
+            ? cmd.runPinned(['qemu-img', 'compare', ...imageSourceArgs(PINNED_SOURCE, sourceFormat), '-F', targetFormat, part], { signal }, { source: { path: pinned.path, root: pinned.root } })
+            : cmd.tryRun(['qemu-img', 'compare', ...imageSourceArgs(sourcePath, sourceFormat), '-F', targetFormat, part], { signal })
+          ).then((r) => {
             if (r.exitCode !== 0) throw new InstanceImagesError('DEPLOY_FAILED', `The new disk does not match the image: ${r.stdout.trim()} ${r.stderr.trim()}`.trim());
           })
         : Promise.resolve(),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestGuest, makeIso, sh, virsh, type TestGuest } from '../../support/guests';
@@ -129,6 +130,46 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
       expect(readFileSync(`${base}/deployed-3.raw`).includes('HOST-SECRET-BYTES')).toBe(false);
     }
     expect(existsSync(`${target}.part`)).toBe(false);
+  });
+
+  it('a deploy whose raw image is swapped after its checks for a link to a host file refuses, and one swapped for other bytes fails its checksum', async () => {
+    const secret = `${outside}/host-secret-2.raw`;
+    writeFileSync(secret, Buffer.concat([Buffer.from('HOST-SECRET-RAW'), Buffer.alloc(1024 * 1024 - 15)]));
+    mkdirSync(`${root}/images`, { recursive: true });
+    const image = `${root}/images/swapped.raw`;
+    const bytes = Buffer.alloc(1024 * 1024, 7);
+    writeFileSync(image, bytes);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const swapTo = (make: () => void) =>
+      makeDriver(scratch, {
+        hooks: {
+          beforeDeployConvert: () => {
+            rmSync(image);
+            make();
+          },
+        },
+      });
+
+    // A link to a host file: refused, nothing deployed.
+    const linkTarget = `${base}/deployed-4.raw`;
+    const linking = swapTo(() => symlinkSync(secret, image));
+    expect(await codeOf(linking.materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'raw', targetFormat: 'raw', targetPath: linkTarget, sha256 }))).toBe('VALIDATION_FAILED');
+    expect(existsSync(linkTarget)).toBe(false);
+    expect(existsSync(`${linkTarget}.part`)).toBe(false);
+
+    // Other bytes under the name: the checksum is checked on what the copy reads.
+    rmSync(image, { force: true });
+    writeFileSync(image, bytes);
+    const otherTarget = `${base}/deployed-5.raw`;
+    const replacing = swapTo(() => writeFileSync(image, Buffer.alloc(1024 * 1024, 9)));
+    expect(await codeOf(replacing.materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'raw', targetFormat: 'raw', targetPath: otherTarget, sha256 }))).toBe('CHECKSUM_MISMATCH');
+    expect(existsSync(otherTarget)).toBe(false);
+    expect(existsSync(`${otherTarget}.part`)).toBe(false);
+
+    // Untouched, the same deploy works.
+    writeFileSync(image, bytes);
+    await makeDriver(scratch).materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'raw', targetFormat: 'raw', targetPath: otherTarget, sha256 });
+    expect(readFileSync(otherTarget).equals(bytes)).toBe(true);
   });
 
   it('an ISO that is a link below the root, or under a linked directory, is never attached', async () => {
