@@ -96,9 +96,9 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
   };
   try {
     let sourcePath: string;
-    let sourceSha: Promise<string | null>;
     // A path source is read through a descriptor the copy's own command opens and checks (link,
     // sha256): whatever is swapped in under its name afterwards, the copy reads the checked bytes.
+    // A stream is received into a private scratch file and hashed on the way.
     let pinned: PinnedSource | null = null;
     if (request.source.kind === 'path') {
       assertAbsolutePath(request.source.path, 'source.path');
@@ -107,20 +107,16 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
       if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
       sourcePath = request.source.path;
       pinned = { path: sourcePath, root: request.source.root, sha256: request.sha256 ?? undefined };
-      sourceSha = Promise.resolve(null);
     } else {
       await ctx.ensureScratchDir();
       received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
       progress('receive', 0, null);
-      sourceSha = Promise.resolve(await receiveStream(ctx, request.source.stream, received, signal));
-      sourcePath = received;
-    }
-    const shaCheck = sourceSha.then((actual) => {
-      if (request.sha256 && pinned === null && actual !== request.sha256) {
+      const actual = await receiveStream(ctx, request.source.stream, received, signal);
+      if (request.sha256 && actual !== request.sha256) {
         throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', { details: { expected: request.sha256, actual } });
       }
-    });
-    shaCheck.catch(() => undefined);
+      sourcePath = received;
+    }
 
     const info = await cmd.qemuImgInfo(sourcePath, { format: sourceFormat, signal });
     if (info.backingFilename !== null || info.dataFile !== null) {
@@ -136,7 +132,6 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     if (free < need) {
       throw new InstanceImagesError('STORAGE_FULL', `Not enough free space for the new disk: ${free} bytes free, ${need} needed`, { details: { freeBytes: free, neededBytes: need } });
     }
-    await shaCheck;
 
     const total = info.actualSizeBytes ?? info.virtualSizeBytes;
     progress('convert', 0, total);
