@@ -6,7 +6,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { builtinStorageDrivers } from '../drivers/storage/builtins';
 import { BillingPolicySchema, type BillingPolicyInput } from './billing';
 import { createEmitter, type InstanceImagesEmitter, type InstanceImagesEvents } from './events';
 import { createMemoryRepositories } from './memory/repositories';
@@ -89,8 +88,12 @@ export interface InstanceImagesOptions {
   repositories?: Repositories;
   /** The host panel's directory of instances and hypervisors. Required. */
   hostDirectory: HostDirectory;
-  /** Storage driver factories to register besides the built-ins (`local`, `s3`, ...); same name replaces. */
-  storageDrivers?: StorageDriverFactory[];
+  /**
+   * The storage driver factories to register (the core registers none by itself), e.g.
+   * `builtinStorageDrivers` from `instance-images/drivers/storage` (`local`, `nfs`, `s3`), your own,
+   * or both; a later factory with the same name replaces an earlier one.
+   */
+  storageDrivers?: readonly StorageDriverFactory[];
   /** Creates the hypervisor driver of a hypervisor (e.g. `createLibvirtDriver` from `instance-images/drivers/libvirt`). */
   hypervisorDriver?: HypervisorDriverFactory;
   /** Gives the executor of a hypervisor (e.g. `createExecutorPool().executorFor` from `instance-images/drivers/exec`). */
@@ -205,7 +208,6 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     },
   };
   const registry = createStorageRegistry();
-  for (const factory of builtinStorageDrivers) registry.register(factory);
   for (const factory of options.storageDrivers ?? []) registry.register(factory, { replace: true });
   const settings: ServiceSettings = {
     heartbeatIntervalMs: parsed.tasks.heartbeatIntervalMs,

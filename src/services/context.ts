@@ -13,6 +13,7 @@ import type { HypervisorDriver, HypervisorDriverFactory } from '../ports/hypervi
 import type { Repositories } from '../ports/repositories';
 import type { TaskQueue } from '../ports/task-queue';
 import { wrapStorageDriver, type StorageDisk, type StorageRegistry } from '../storage';
+import { REGISTER_HINT } from '../storage/registry';
 
 /** A minimal logger (console fits). Messages never contain secrets. */
 export interface Logger {
@@ -94,6 +95,9 @@ export class DriverCache {
    * use `hypervisorId`, else the first hypervisor bound to the storage (see {@link viaHypervisor}).
    */
   async storage(storage: ImageStorage, hypervisorId?: string | null): Promise<StorageDisk> {
+    if (!this.ctx.registry.has(storage.driver)) {
+      throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Storage ${JSON.stringify(storage.name)} uses the storage driver ${JSON.stringify(storage.driver)}, which is not registered: ${REGISTER_HINT}`, { details: { storageId: storage.id, driver: storage.driver } });
+    }
     const factory = this.ctx.registry.get(storage.driver);
     const hv = factory.needsHypervisor ? await this.viaHypervisor(storage, hypervisorId) : null;
     if (factory.needsHypervisor && hv === null) {
