@@ -18,7 +18,9 @@ import type { QueuedJob, TaskQueue } from './ports/task-queue';
 import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import { DriverCache, type Logger, type ServiceContext, type ServiceSettings } from './services/context';
 import { ImageService } from './services/images';
-import { SettingsService, type RecoveryReport } from './services/settings';
+import { RecoveryService, type RecoveryReport } from './services/recovery';
+import { SettingsService } from './services/settings';
+import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
@@ -243,7 +245,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   };
   const drivers = new DriverCache(ctx);
   const images = new ImageService(ctx, drivers);
-  const settingsService = new SettingsService(ctx, drivers, parsed.currency);
+  const settingsService = new SettingsService(ctx, new UsageService(ctx, drivers, parsed.currency), new RecoveryService(ctx, drivers), parsed.currency);
   return {
     images,
     catalog: new CatalogService(ctx, drivers, images),

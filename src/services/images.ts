@@ -14,7 +14,8 @@ import type { ImageSort, ListPage } from '../ports/repositories';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, ownsAccount, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
-import { startBilling, stopBilling, transitionImage } from './image-state';
+import { transitionImage } from './image-state';
+import { startBilling, stopBilling } from './usage';
 import { cancelQueuedTask, createTask, runTask } from './task-runner';
 
 /** Input of {@link ImageService.createImage}. */
