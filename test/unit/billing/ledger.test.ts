@@ -3,7 +3,6 @@ import { applyPriceChange, applySizeCorrection, assertNoUsageOverlap, closeUsage
 import type { UsageInterval } from '../../../src/model/usage-interval';
 import { GIB, interval } from './helpers';
 
-const HOUR = 3_600_000;
 
 function ids(prefix = 'n'): () => string {
   let n = 0;
