@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { InstanceImagesError, notFound, validationFailed } from '../errors';
 import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } from '../model/common';
+import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import { OsTypeSchema, type Image } from '../model/image';
 import type { Iso } from '../model/iso';
 import type { Task } from '../model/task';
@@ -22,6 +23,7 @@ import { parseOrThrow } from '../util/validate';
 import { collectPages } from '../util/pages';
 import { checkActor, ownsAccount, requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
+import { tryTransitionImage } from './image-state';
 import type { ImageService } from './images';
 import { createTask, runTask } from './task-runner';
 
@@ -220,7 +222,7 @@ export class CatalogService {
       virtualSizeBytes: null,
       sha256,
       consistency: null,
-      status: 'available',
+      status: INITIAL_IMAGE_STATUS.stock,
       statusReason: null,
       createdAt: now,
       updatedAt: now,
@@ -261,11 +263,10 @@ export class CatalogService {
     if (image.status === 'deleted') return image;
     const deploys = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'deploy', statuses: ['queued', 'running'] }, { limit: 1 });
     if (deploys.items.length > 0) throw new InstanceImagesError('IN_USE', 'The OS image is the source of a deploy in progress; try again when it has finished');
-    const now = this.ctx.now();
-    const deleted = await this.ctx.repos.images.transition(imageId, ['available', 'error'], 'deleted', { deletedAt: now }, now);
+    if (image.status === 'deleting') throw new InstanceImagesError('INVALID_STATE', 'The OS image is being deleted already');
+    // The source file is the operator's: nothing to remove, so the stock lifecycle goes straight to deleted.
+    const deleted = await tryTransitionImage(this.ctx, image, 'deleted', { deletedAt: this.ctx.now() }, actor);
     if (!deleted) throw new InstanceImagesError('INVALID_STATE', 'The OS image changed meanwhile; try again');
-    this.ctx.events.emit('image.status-changed', { image: deleted, from: image.status, to: 'deleted', actor: { kind: 'admin' }, reason: null });
-    this.ctx.events.emit('image.deleted', { image: deleted });
     return deleted;
   }
 

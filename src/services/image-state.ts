@@ -1,6 +1,7 @@
 /**
- * Every image status change: the state machine, the repository's compare-and-set, the events,
- * and the billing ledger (open at available, close at the delete request).
+ * Every image status change goes through here: the lifecycle table of the image's kind, the
+ * repository's compare-and-set of the previous status, and the events. (Billing is the usage
+ * service's: `startBilling` / `stopBilling` in `./usage`.)
  * @module
  */
 import { InstanceImagesError } from '../errors';
@@ -10,21 +11,37 @@ import type { StatusReason } from '../model/common';
 import { eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
 
+/** The fields a status change may set besides the status and its reason. */
+export type TransitionPatch = Omit<ImagePatch, 'statusReason'>;
+
 /**
- * Moves an image from its current status (as read) to `to`. Fails with INVALID_STATE when the
- * lifecycle forbids it or when the image changed meanwhile (a concurrent caller won).
+ * Moves an image from its current status (as read) to `to`, or resolves `null` when the image
+ * changed meanwhile (a concurrent caller won the compare-and-set). The one function that writes
+ * an image status: it checks the lifecycle table of the image's kind, compare-and-sets
+ * `image.status`, sets `statusReason` to `reason`, and emits `image.status-changed` (plus
+ * `image.available`, `image.failed` or `image.deleted`).
+ * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
  */
-export async function transitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: ImagePatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image> {
-  assertTransition(image.status, to);
-  const now = ctx.now();
-  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, now);
-  if (!updated) {
-    const fresh = await ctx.repos.images.get(image.id);
-    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, { details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null } });
-  }
+export async function tryTransitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: TransitionPatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image | null> {
+  assertTransition(image.status, to, image.kind);
+  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now());
+  if (!updated) return null;
   ctx.events.emit('image.status-changed', { image: updated, from: image.status, to, actor: eventActor(actor), reason: reason?.message ?? null });
   if (to === 'available') ctx.events.emit('image.available', { image: updated });
   if (to === 'error' && reason) ctx.events.emit('image.failed', { image: updated, code: reason.code, message: reason.message });
   if (to === 'deleted') ctx.events.emit('image.deleted', { image: updated });
+  return updated;
+}
+
+/**
+ * {@link tryTransitionImage}, failing with INVALID_STATE when the lifecycle forbids the transition
+ * or when the image changed meanwhile (a concurrent caller won).
+ */
+export async function transitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: TransitionPatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image> {
+  const updated = await tryTransitionImage(ctx, image, to, patch, actor, reason);
+  if (!updated) {
+    const fresh = await ctx.repos.images.get(image.id);
+    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, { details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null } });
+  }
   return updated;
 }
