@@ -1,7 +1,7 @@
 /**
  * Operator settings: per location the feature switch, price per GB-month and default image cap;
  * per account the cap override. The facade's `settings` namespace also reaches the usage report
- * and the size correction ({@link UsageService}) and recovery ({@link RecoveryService}).
+ * and the size correction (`usage.ts`) and recovery (`recovery.ts`).
  * @module
  */
 import { z } from 'zod';
@@ -107,8 +107,10 @@ export class SettingsService {
   }
 
   /**
-   * Start-up recovery (see {@link RecoveryService.recover}); `InstanceImages.recover()` calls it
-   * with the tasks this process owns.
+   * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks no process keeps
+   * alive are failed as interrupted, their images go to `error` and their leftovers are removed;
+   * the hypervisor drivers run their recovery. `InstanceImages.recover()` calls it with the tasks
+   * this process owns (never failed here).
    */
   recover(knownTaskIds: ReadonlySet<string> = new Set()): Promise<RecoveryReport> {
     return this.recovery.recover(knownTaskIds);

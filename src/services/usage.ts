@@ -191,14 +191,14 @@ async function lookUpNames(images: Pick<ImageRepository, 'get'>, imageIds: reado
   return names;
 }
 
-/** Query of {@link UsageService.usageReport}. */
+/** Query of the usage report (`InstanceImages.settings.usageReport`). */
 export const UsageReportQuerySchema = z.object({
   from: z.coerce.date(),
   to: z.coerce.date(),
   /** Admins: one account, or omit for all accounts. Customers: always their own. */
   accountId: IdSchema.optional(),
 });
-/** Query of {@link UsageService.usageReport}. */
+/** Query of the usage report (`InstanceImages.settings.usageReport`). */
 export type UsageReportQuery = z.input<typeof UsageReportQuerySchema>;
 
 /**
