@@ -9,6 +9,7 @@ export const entries: Record<string, string> = {
   index: 'src/index.ts',
   'testing/index': 'src/testing/index.ts',
   'drivers/exec/index': 'drivers/exec/index.ts',
+  'drivers/storage/index': 'drivers/storage/index.ts',
   'drivers/local/index': 'drivers/storage/local/index.ts',
   'drivers/nfs/index': 'drivers/storage/nfs/index.ts',
   'drivers/s3/index': 'drivers/storage/s3/index.ts',

@@ -6,7 +6,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { builtinStorageDrivers } from '../drivers/storage/builtins';
 import { BillingPolicySchema, type BillingPolicyInput } from './billing';
 import { createEmitter, type InstanceImagesEmitter, type InstanceImagesEvents } from './events';
 import { createMemoryRepositories } from './memory/repositories';
@@ -17,9 +16,12 @@ import type { Repositories } from './ports/repositories';
 import type { StorageDriverFactory } from './ports/storage-driver';
 import type { QueuedJob, TaskQueue } from './ports/task-queue';
 import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
-import { DriverCache, type Logger, type ServiceContext, type ServiceSettings } from './services/context';
+import type { Logger } from './ports/logger';
+import { DriverCache, type ServiceContext, type ServiceSettings } from './services/context';
 import { ImageService } from './services/images';
-import { SettingsService, type RecoveryReport } from './services/settings';
+import { RecoveryService, type RecoveryReport } from './services/recovery';
+import { SettingsService } from './services/settings';
+import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
@@ -89,8 +91,12 @@ export interface InstanceImagesOptions {
   repositories?: Repositories;
   /** The host panel's directory of instances and hypervisors. Required. */
   hostDirectory: HostDirectory;
-  /** Storage driver factories to register besides the built-ins (`local`, `s3`, ...); same name replaces. */
-  storageDrivers?: StorageDriverFactory[];
+  /**
+   * The storage driver factories to register (the core registers none by itself), e.g.
+   * `builtinStorageDrivers` from `instance-images/drivers/storage` (`local`, `nfs`, `s3`), your own,
+   * or both; a later factory with the same name replaces an earlier one.
+   */
+  storageDrivers?: readonly StorageDriverFactory[];
   /** Creates the hypervisor driver of a hypervisor (e.g. `createLibvirtDriver` from `instance-images/drivers/libvirt`). */
   hypervisorDriver?: HypervisorDriverFactory;
   /** Gives the executor of a hypervisor (e.g. `createExecutorPool().executorFor` from `instance-images/drivers/exec`). */
@@ -205,7 +211,6 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     },
   };
   const registry = createStorageRegistry();
-  for (const factory of builtinStorageDrivers) registry.register(factory);
   for (const factory of options.storageDrivers ?? []) registry.register(factory, { replace: true });
   const settings: ServiceSettings = {
     heartbeatIntervalMs: parsed.tasks.heartbeatIntervalMs,
@@ -241,7 +246,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   };
   const drivers = new DriverCache(ctx);
   const images = new ImageService(ctx, drivers);
-  const settingsService = new SettingsService(ctx, drivers, parsed.currency);
+  const settingsService = new SettingsService(ctx, new UsageService(ctx, drivers, parsed.currency), new RecoveryService(ctx, drivers), parsed.currency);
   return {
     images,
     catalog: new CatalogService(ctx, drivers, images),

@@ -13,6 +13,7 @@ import { createImagesRouter } from '../../adapters/express';
 import { createSqliteRepositories } from '../../adapters/sqlite';
 import { createExecutorPool } from '../../drivers/exec';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
+import { builtinStorageDrivers } from '../../drivers/storage';
 import { createInstanceImages, type Actor, type HostHypervisor, type HostInstance, type InstanceImages } from '../../src';
 import { myImagesPage } from './page';
 
@@ -63,6 +64,7 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     },
     executors: pool.executorFor,
     hypervisorDriver: createLibvirtDriver,
+    storageDrivers: builtinStorageDrivers,
     logger: { debug: () => undefined, info: () => undefined, warn: (m, c) => console.warn(`[panel] ${m}`, c ?? ''), error: (m, c) => console.error(`[panel] ${m}`, c ?? '') },
   });
   await sdk.recover();

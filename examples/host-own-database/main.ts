@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createExecutorPool } from '../../drivers/exec';
+import { builtinStorageDrivers } from '../../drivers/storage';
 import { createInstanceImages, type Actor, type HostDirectory, type HostHypervisor, type HostInstance } from '../../src';
 import { forwardNotifications } from './notifications';
 import { createHostRepositories } from './repositories';
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
     repositories: createHostRepositories(db),
     hostDirectory: inMemoryHostDirectory(),
     executors: executors.executorFor,
+    storageDrivers: builtinStorageDrivers,
   });
   const stopNotifications = forwardNotifications(images.events, db);
   try {

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { buildUsageReport, type UsageReportSources } from '../../src/billing';
+import { buildUsageReport, type UsageReportSources } from '../../src/services/usage';
 import type { Image } from '../../src/model/image';
 import type { UsageInterval } from '../../src/model/usage-interval';
 import type { ListPage, UsageFilter } from '../../src/ports/repositories';

@@ -268,8 +268,11 @@ export class ChargeCalculator {
       exact = exact.plus(monthAmount);
     }
 
-    // Every accumulated image had time in the period (zero-length parts are never added).
-    const minimumChargeApplied = exact.compare(this.minimumCharge) < 0;
+    // Every accumulated image had time in the period (zero-length parts are never added); the
+    // minimum applies only to a line that costs something: a part with a size and a rate above 0
+    // (a free image, at rate 0 or size 0, is never billed the minimum).
+    const costsSomething = [...monthlyCosts.values()].some((monthly) => monthly.compare(Rational.ZERO) > 0);
+    const minimumChargeApplied = costsSomething && exact.compare(this.minimumCharge) < 0;
     if (minimumChargeApplied) exact = this.minimumCharge;
 
     const segments = [...image.segments.entries()]

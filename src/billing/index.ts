@@ -1,6 +1,7 @@
 /**
  * Billing: the exact per-GB-month calculator, the usage ledger rules and the usage report's
- * Images section. Pure: no I/O of its own (the report reads only through the repository ports).
+ * Images section. Pure functions over intervals: no ports, no I/O (the usage service in
+ * `src/services/usage.ts` reads and writes the ledger).
  * @module
  */
 export * from './decimal';

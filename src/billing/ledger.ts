@@ -1,7 +1,8 @@
 /**
  * The usage ledger rules: pure functions that say which intervals to close and which to open
  * when an image becomes available, is deleted, when a location's price changes, or when an
- * image's size is corrected. The service applies the changes with {@link applyUsageChanges}.
+ * image's size is corrected. The usage service (`src/services/usage.ts`, `recordUsageChanges`)
+ * applies the changes and emits the events.
  *
  * Rules (see docs/billing.md):
  * - billing starts when an image becomes `available` (one open interval per image);
@@ -16,7 +17,6 @@ import { InstanceImagesError, validationFailed } from '../errors';
 import { BytesSchema, DecimalStringSchema, IdSchema } from '../model/common';
 import type { Image } from '../model/image';
 import type { UsageInterval } from '../model/usage-interval';
-import type { UsageRepository } from '../ports/repositories';
 import { Rational } from './decimal';
 
 /** Closes one open interval at `to` (via `UsageRepository.close`). */
@@ -232,53 +232,4 @@ export function assertNoUsageOverlap(intervals: Iterable<UsageInterval>): void {
   if (overlaps.length === 0) return;
   const first = overlaps[0] as UsageOverlap;
   throw new InstanceImagesError('INVALID_STATE', `Usage intervals ${JSON.stringify(first.firstId)} and ${JSON.stringify(first.secondId)} of image ${JSON.stringify(first.imageId)} overlap (${overlaps.length} overlap(s) in all)`, { details: { overlaps } });
-}
-
-/** What {@link applyUsageChanges} did. */
-export interface AppliedUsageChanges {
-  /** Intervals closed (emit `usage.stopped` for each). */
-  closed: UsageInterval[];
-  /** Intervals inserted (emit `usage.started` for each). */
-  opened: UsageInterval[];
-  /** Images whose new intervals were not inserted because one of their closes lost a race. */
-  skippedImageIds: string[];
-}
-
-/**
- * Applies {@link UsageChanges} to a repository, image by image: first the image's closes (atomic,
- * only while open), then its new intervals. When a close finds its interval already closed (a
- * concurrent delete or change got there first), that image's new intervals are skipped, so a
- * deleted image is never reopened and nothing overlaps.
- * @throws whatever the repository throws (e.g. CONFLICT on a duplicate id).
- */
-export async function applyUsageChanges(usage: Pick<UsageRepository, 'close' | 'insert'>, changes: UsageChanges): Promise<AppliedUsageChanges> {
-  const result: AppliedUsageChanges = { closed: [], opened: [], skippedImageIds: [] };
-  const byImage = new Map<string, { close: UsageClose[]; open: UsageInterval[] }>();
-  const groupOf = (imageId: string) => {
-    let group = byImage.get(imageId);
-    if (group === undefined) {
-      group = { close: [], open: [] };
-      byImage.set(imageId, group);
-    }
-    return group;
-  };
-  for (const close of changes.close) groupOf(close.imageId).close.push(close);
-  for (const interval of changes.open) groupOf(interval.imageId).open.push(interval);
-  for (const [imageId, group] of byImage) {
-    let lostRace = false;
-    for (const close of group.close) {
-      const closed = await usage.close(close.id, close.to);
-      if (closed === null) lostRace = true;
-      else result.closed.push(closed);
-    }
-    if (lostRace) {
-      if (group.open.length > 0) result.skippedImageIds.push(imageId);
-      continue;
-    }
-    for (const interval of group.open) {
-      await usage.insert(interval);
-      result.opened.push(interval);
-    }
-  }
-  return result;
 }

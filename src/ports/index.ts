@@ -4,3 +4,4 @@ export type * from './executor';
 export type * from './storage-driver';
 export type * from './hypervisor-driver';
 export type * from './task-queue';
+export type * from './logger';

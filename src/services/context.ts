@@ -10,21 +10,14 @@ import type { ImageStorage } from '../model/image-storage';
 import type { ExecutorProvider } from '../ports/executor';
 import type { HostDirectory, HostHypervisor } from '../ports/host-directory';
 import type { HypervisorDriver, HypervisorDriverFactory } from '../ports/hypervisor-driver';
+import type { Logger } from '../ports/logger';
 import type { Repositories } from '../ports/repositories';
 import type { TaskQueue } from '../ports/task-queue';
 import { wrapStorageDriver, type StorageDisk, type StorageRegistry } from '../storage';
+import { REGISTER_HINT } from '../storage/registry';
 
-/** A minimal logger (console fits). Messages never contain secrets. */
-export interface Logger {
-  /** Detail for debugging. */
-  debug(message: string, context?: Record<string, unknown>): void;
-  /** Normal operation. */
-  info(message: string, context?: Record<string, unknown>): void;
-  /** Something unexpected that the SDK handled. */
-  warn(message: string, context?: Record<string, unknown>): void;
-  /** A failure. */
-  error(message: string, context?: Record<string, unknown>): void;
-}
+// The Logger port used to live here; it stays importable from this module.
+export type { Logger } from '../ports/logger';
 
 /** Tunables of the services (all have defaults). */
 export interface ServiceSettings {
@@ -94,6 +87,9 @@ export class DriverCache {
    * use `hypervisorId`, else the first hypervisor bound to the storage (see {@link viaHypervisor}).
    */
   async storage(storage: ImageStorage, hypervisorId?: string | null): Promise<StorageDisk> {
+    if (!this.ctx.registry.has(storage.driver)) {
+      throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Storage ${JSON.stringify(storage.name)} uses the storage driver ${JSON.stringify(storage.driver)}, which is not registered: ${REGISTER_HINT}`, { details: { storageId: storage.id, driver: storage.driver } });
+    }
     const factory = this.ctx.registry.get(storage.driver);
     const hv = factory.needsHypervisor ? await this.viaHypervisor(storage, hypervisorId) : null;
     if (factory.needsHypervisor && hv === null) {

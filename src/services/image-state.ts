@@ -1,29 +1,31 @@
 /**
- * Every image status change: the state machine, the repository's compare-and-set, the events,
- * and the billing ledger (open at available, close at the delete request).
+ * Every image status change goes through here: the lifecycle table of the image's kind, the
+ * repository's compare-and-set of the previous status, and the events. (Billing is the usage
+ * service's: `startBilling` / `stopBilling` in `./usage`.)
  * @module
  */
-import { applyUsageChanges, closeUsage, openUsage } from '../billing';
 import { InstanceImagesError } from '../errors';
 import { assertTransition } from '../lifecycle';
 import type { Image, ImagePatch, ImageStatus } from '../model/image';
 import type { StatusReason } from '../model/common';
-import type { UsageInterval } from '../model/usage-interval';
 import { eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
 
+/** The fields a status change may set besides the status and its reason. */
+export type TransitionPatch = Omit<ImagePatch, 'statusReason'>;
+
 /**
- * Moves an image from its current status (as read) to `to`. Fails with INVALID_STATE when the
- * lifecycle forbids it or when the image changed meanwhile (a concurrent caller won).
+ * Moves an image from its current status (as read) to `to`, or resolves `null` when the image
+ * changed meanwhile (a concurrent caller won the compare-and-set). The one function that writes
+ * an image status: it checks the lifecycle table of the image's kind, compare-and-sets
+ * `image.status`, sets `statusReason` to `reason`, and emits `image.status-changed` (plus
+ * `image.available`, `image.failed` or `image.deleted`).
+ * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
  */
-export async function transitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: ImagePatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image> {
-  assertTransition(image.status, to);
-  const now = ctx.now();
-  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, now);
-  if (!updated) {
-    const fresh = await ctx.repos.images.get(image.id);
-    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, { details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null } });
-  }
+export async function tryTransitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: TransitionPatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image | null> {
+  assertTransition(image.status, to, image.kind);
+  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now());
+  if (!updated) return null;
   ctx.events.emit('image.status-changed', { image: updated, from: image.status, to, actor: eventActor(actor), reason: reason?.message ?? null });
   if (to === 'available') ctx.events.emit('image.available', { image: updated });
   if (to === 'error' && reason) ctx.events.emit('image.failed', { image: updated, code: reason.code, message: reason.message });
@@ -31,24 +33,15 @@ export async function transitionImage(ctx: ServiceContext, image: Image, to: Ima
   return updated;
 }
 
-async function openIntervalsOf(ctx: ServiceContext, imageId: string): Promise<UsageInterval[]> {
-  const page = await ctx.repos.usage.list({ imageId, openOnly: true }, { limit: 1000 });
-  return page.items;
-}
-
-/** Starts billing for a custom image that just became available (no-op for stock images). */
-export async function startBilling(ctx: ServiceContext, image: Image, at: Date): Promise<void> {
-  if (image.kind !== 'custom' || image.accountId === null || image.locationId === null) return;
-  const settings = await ctx.repos.settings.getLocation(image.locationId);
-  const changes = openUsage({ image, rate: settings?.pricePerGbMonth ?? '0', at, openIntervals: await openIntervalsOf(ctx, image.id) }, ctx.newId);
-  const applied = await applyUsageChanges(ctx.repos.usage, changes);
-  for (const interval of applied.closed) ctx.events.emit('usage.stopped', { interval });
-  for (const interval of applied.opened) ctx.events.emit('usage.started', { interval });
-}
-
-/** Stops billing for an image at `at` (the delete request). Idempotent. */
-export async function stopBilling(ctx: ServiceContext, imageId: string, at: Date): Promise<void> {
-  const changes = closeUsage({ imageId, at, openIntervals: await openIntervalsOf(ctx, imageId) });
-  const applied = await applyUsageChanges(ctx.repos.usage, changes);
-  for (const interval of applied.closed) ctx.events.emit('usage.stopped', { interval });
+/**
+ * {@link tryTransitionImage}, failing with INVALID_STATE when the lifecycle forbids the transition
+ * or when the image changed meanwhile (a concurrent caller won).
+ */
+export async function transitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: TransitionPatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image> {
+  const updated = await tryTransitionImage(ctx, image, to, patch, actor, reason);
+  if (!updated) {
+    const fresh = await ctx.repos.images.get(image.id);
+    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, { details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null } });
+  }
+  return updated;
 }

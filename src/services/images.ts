@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ERROR_MESSAGES, InstanceImagesError, isInstanceImagesError, notFound } from '../errors';
 import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } from '../model/common';
+import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import type { Image, ImageStatus } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
 import type { Task, TaskStatus, TaskType } from '../model/task';
@@ -14,7 +15,8 @@ import type { ImageSort, ListPage } from '../ports/repositories';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, ownsAccount, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
-import { startBilling, stopBilling, transitionImage } from './image-state';
+import { transitionImage, tryTransitionImage } from './image-state';
+import { startBilling, stopBilling } from './usage';
 import { cancelQueuedTask, createTask, runTask } from './task-runner';
 
 /** Input of {@link ImageService.createImage}. */
@@ -206,7 +208,7 @@ export class ImageService {
       sha256: null,
       consistency: null,
       compressed,
-      status: 'creating',
+      status: INITIAL_IMAGE_STATUS.custom,
       statusReason: null,
       createdAt: now,
       updatedAt: now,
@@ -270,18 +272,11 @@ export class ImageService {
       const putResult = put as { size: number; sha256: string } | null;
       if (putResult && putResult.sha256 !== result.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The uploaded bytes do not match the captured disk');
       const current = await this.ctx.repos.images.get(image.id);
-      if (signal.aborted || current?.fileKey !== fileKey) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
+      if (signal.aborted || current?.fileKey !== fileKey || current.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
       const now = this.ctx.now();
-      const available = await this.ctx.repos.images.transition(
-        image.id,
-        ['creating'],
-        'available',
-        { sizeBytes: stat.size, virtualSizeBytes: result.virtualSizeBytes, format: result.format, sha256: result.sha256, consistency: result.consistency, availableAt: now, statusReason: null },
-        now,
-      );
+      const verified = { sizeBytes: stat.size, virtualSizeBytes: result.virtualSizeBytes, format: result.format, sha256: result.sha256, consistency: result.consistency, availableAt: now };
+      const available = await tryTransitionImage(this.ctx, current, 'available', verified, 'system');
       if (!available) throw new InstanceImagesError('CANCELLED', 'The image was cancelled while it was being stored');
-      this.ctx.events.emit('image.status-changed', { image: available, from: 'creating', to: 'available', actor: { kind: 'system' }, reason: null });
-      this.ctx.events.emit('image.available', { image: available });
       await startBilling(this.ctx, available, now);
     });
     if (outcome.ok) return;

@@ -16,7 +16,8 @@ import { eachPage } from '../util/pages';
 import { MASKED_SECRET } from '../storage';
 import { requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
-import { stopBilling, transitionImage } from './image-state';
+import { transitionImage } from './image-state';
+import { stopBilling } from './usage';
 
 /** Input of {@link StorageService.createStorage}. */
 export const CreateStorageInputSchema = z.object({

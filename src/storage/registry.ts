@@ -1,6 +1,7 @@
 /**
  * The storage driver registry: drivers register by name with a zod schema for their config.
- * Built-ins (`local`, `nfs`, `s3`) are registered by the drivers package; a host can register its own.
+ * The core registers none: the host passes the built-ins (`builtinStorageDrivers` from
+ * `instance-images/drivers/storage`) and/or its own to `createInstanceImages`.
  * @module
  */
 import { InstanceImagesError, validationFailed } from '../errors';
@@ -53,6 +54,9 @@ function maskPath(target: Record<string, unknown>, path: readonly string[]): voi
   }
 }
 
+/** How a host registers a storage driver (part of every "no such driver" message). */
+export const REGISTER_HINT = 'pass its factory to createInstanceImages({ storageDrivers: [...] }), e.g. builtinStorageDrivers from "instance-images/drivers/storage" for local, nfs and s3';
+
 /** Creates an empty registry; register built-ins with the drivers' exported factories. */
 export function createStorageRegistry(): StorageRegistry {
   const factories = new Map<string, StorageDriverFactory>();
@@ -61,7 +65,7 @@ export function createStorageRegistry(): StorageRegistry {
     const factory = factories.get(name);
     if (!factory) {
       const known = [...factories.keys()].sort().join(', ') || 'none';
-      throw validationFailed([{ path: 'driver', message: `unknown storage driver ${JSON.stringify(name)} (registered: ${known})` }], 'The storage');
+      throw validationFailed([{ path: 'driver', message: `no storage driver named ${JSON.stringify(name)} is registered (registered: ${known}); ${REGISTER_HINT}` }], 'The storage');
     }
     return factory;
   };
@@ -92,6 +96,8 @@ export function createStorageRegistry(): StorageRegistry {
     names: () => [...factories.keys()].sort(),
     validateConfig,
     maskSecrets(name, config) {
+      // A storage whose driver is not registered (any more): its secret fields are unknown, so every value is masked.
+      if (!factories.has(name)) return Object.fromEntries(Object.keys(config).map((key) => [key, MASKED_SECRET]));
       const factory = get(name);
       const copy = { ...config };
       for (const field of factory.secretFields) maskPath(copy, field.split('.'));

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutorPool, type ExecutorPool } from '../../../drivers/exec';
 import { createLibvirtDriver } from '../../../drivers/hypervisor/libvirt';
+import { builtinStorageDrivers } from '../../../drivers/storage';
 import { createInstanceImages, type Actor, type HostHypervisor, type HostInstance, type Image, type InstanceImages, type Task } from '../../../src';
 import { createTestGuest, sh, uniqueSuffix, virsh, type TestGuest } from '../../support/guests';
 import { sshTarget } from '../exec/ssh-target';
@@ -69,6 +70,7 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
       hostDirectory: { getInstance: async (id) => instances.get(id) ?? null, getHypervisor: async (id) => hypervisors.get(id) ?? null },
       executors: pool.executorFor,
       hypervisorDriver: createLibvirtDriver,
+      storageDrivers: builtinStorageDrivers,
       clock: () => clock.now,
       tasks: { progressIntervalMs: 0 },
     });

@@ -93,6 +93,20 @@ describe('calculateCharges', () => {
     }
   });
 
+  it('applies the minimum charge only to a line that costs something: rate 0 or size 0 is billed 0', () => {
+    const free = interval({ imageId: 'free', rate: '0', from: '2026-11-02T00:00:00Z', to: '2026-11-04T00:00:00Z' });
+    const empty = interval({ imageId: 'empty', sizeBytes: 0, rate: '0.05', from: '2026-11-02T00:00:00Z', to: null });
+    const paid = interval({ imageId: 'paid', sizeBytes: 20 * GIB, rate: '0.05', from: '2026-11-03T10:15:00Z', to: '2026-11-05T12:30:00Z' });
+    const result = calculateCharges([free, empty, paid], NOVEMBER_2026, { minimumCharge: '0.50' });
+    expect(result.lines.map((l) => [l.imageId, l.billedHours, l.amount, l.exactAmount, l.minimumChargeApplied])).toEqual([
+      ['empty', '696', '0.00', '0', false],
+      ['free', '48', '0.00', '0', false],
+      ['paid', '51', '0.50', '0.5', true],
+    ]);
+    expect(result.total).toBe('0.50');
+    expect(result.exactTotal).toBe('0.5');
+  });
+
   it('caps a 744-hour month at the monthly cost when hoursPerMonth is 730', () => {
     const twoMonths = period('2026-01-01T00:00:00Z', '2026-03-01T00:00:00Z');
     const whole = interval({ from: '2025-12-01T00:00:00Z', to: null });

@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { applyPriceChange, applySizeCorrection, applyUsageChanges, assertNoUsageOverlap, closeUsage, findUsageOverlaps, openUsage, type BillableImage, type UsageChanges } from '../../../src/billing';
-import { createMemoryRepositories } from '../../../src/memory';
+import { applyPriceChange, applySizeCorrection, assertNoUsageOverlap, closeUsage, findUsageOverlaps, openUsage, type BillableImage, type UsageChanges } from '../../../src/billing';
 import type { UsageInterval } from '../../../src/model/usage-interval';
 import { GIB, interval } from './helpers';
 
-const HOUR = 3_600_000;
 
 function ids(prefix = 'n'): () => string {
   let n = 0;
@@ -116,44 +114,3 @@ describe('findUsageOverlaps', () => {
     expect(() => assertNoUsageOverlap(touching)).not.toThrow();
   });
 });
-
-describe('applyUsageChanges over the memory repository', () => {
-  it('runs the whole lifecycle: open, price change, size correction, delete', async () => {
-    const { usage } = createMemoryRepositories();
-    const newId = ids('u');
-    const openIntervals = async () => (await usage.list({ openOnly: true }, { limit: 1000 })).items;
-
-    let applied = await applyUsageChanges(usage, openUsage({ image, rate: '0.05', at: T0, openIntervals: await openIntervals() }, newId));
-    expect(applied.opened).toHaveLength(1);
-    applied = await applyUsageChanges(usage, applyPriceChange({ locationId: 'loc1', rate: '0.06', at: T1, openIntervals: await openIntervals() }, newId));
-    expect(applied.closed.map((i) => i.id)).toEqual(['u1']);
-    applied = await applyUsageChanges(usage, applySizeCorrection({ imageId: 'img1', sizeBytes: 21 * GIB, at: new Date(T1.getTime() + HOUR), openIntervals: await openIntervals() }, newId));
-    expect(applied.opened.map((i) => i.sizeBytes)).toEqual([21 * GIB]);
-    applied = await applyUsageChanges(usage, closeUsage({ imageId: 'img1', at: T2, openIntervals: await openIntervals() }));
-    expect(applied.closed.map((i) => [i.id, i.to])).toEqual([['u3', T2]]);
-
-    const all = (await usage.list({}, { limit: 1000 })).items;
-    expect(all.map((i) => [i.id, i.rate, i.sizeBytes / GIB, i.from.toISOString(), i.to?.toISOString()])).toEqual([
-      ['u1', '0.05', 20, T0.toISOString(), T1.toISOString()],
-      ['u2', '0.06', 20, T1.toISOString(), new Date(T1.getTime() + HOUR).toISOString()],
-      ['u3', '0.06', 21, new Date(T1.getTime() + HOUR).toISOString(), T2.toISOString()],
-    ]);
-    expect(findUsageOverlaps(all)).toEqual([]);
-  });
-
-  it('does not reopen an image whose interval was closed concurrently', async () => {
-    const { usage } = createMemoryRepositories();
-    const open = interval({ id: 'u1', imageId: 'img1', locationId: 'loc1', rate: '0.05', from: T0, to: null });
-    const kept = interval({ id: 'u2', imageId: 'img2', locationId: 'loc1', rate: '0.05', from: T0, to: null });
-    await usage.insert(open);
-    await usage.insert(kept);
-    const changes = applyPriceChange({ locationId: 'loc1', rate: '0.06', at: T1, openIntervals: [open, kept] }, ids());
-    // The image is deleted between reading the open intervals and applying the change.
-    await usage.close('u1', new Date(T1.getTime() - 1000));
-    const applied = await applyUsageChanges(usage, changes);
-    expect(applied.skippedImageIds).toEqual(['img1']);
-    expect(applied.opened.map((i) => i.imageId)).toEqual(['img2']);
-    expect((await usage.list({ imageId: 'img1', openOnly: true })).items).toEqual([]);
-  });
-});
-

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceImagesError} from '../../../src';
+import { builtinStorageDrivers } from '../../../drivers/storage';
 import { createInstanceImages, createTaskQueue, type HostDirectory } from '../../../src';
 
 const host: HostDirectory = { getInstance: async () => null, getHypervisor: async () => null };
@@ -59,8 +60,38 @@ describe('createInstanceImages', () => {
     images.events.on('task.progress', () => seen++);
     images.events.emit('task.progress', { task: {} as never });
     expect(seen).toBe(1);
-    expect(images.storageDrivers.names()).toEqual(expect.arrayContaining(['local', 'nfs', 's3']));
+    expect(images.storageDrivers.names()).toEqual([]);
     await images.close();
+  });
+
+  it('registers the storage drivers the host passes, the built-ins in one line', async () => {
+    const images = createInstanceImages({ hostDirectory: host, storageDrivers: builtinStorageDrivers });
+    expect(images.storageDrivers.names()).toEqual(['local', 'nfs', 's3']);
+    await images.close();
+  });
+
+  it('says which storage driver is missing and how to register it', async () => {
+    const images = createInstanceImages({ hostDirectory: host });
+    const error = (await images.storages.createStorage({ kind: 'admin', userId: 'op' }, { name: 'bucket', driver: 's3', config: {} }).then(() => null, (e: unknown) => e)) as InstanceImagesError;
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.fields?.[0]).toMatchObject({ path: 'driver' });
+    expect(error.fields?.[0]?.message).toContain('no storage driver named "s3" is registered');
+    expect(error.fields?.[0]?.message).toContain('storageDrivers');
+    expect(error.fields?.[0]?.message).toContain('instance-images/drivers/storage');
+    await images.close();
+  });
+
+  it('an existing storage whose driver is not registered fails with STORAGE_UNAVAILABLE naming the driver, its secrets masked', async () => {
+    const admin = { kind: 'admin' as const, userId: 'op' };
+    const first = createInstanceImages({ hostDirectory: host, storageDrivers: builtinStorageDrivers });
+    const storage = await first.storages.createStorage(admin, { name: 'bucket', driver: 's3', config: { endpoint: 'http://127.0.0.1:1', region: 'us-east-1', bucket: 'images-bucket', accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'very-secret' } });
+    const second = createInstanceImages({ hostDirectory: host, repositories: first.repositories });
+    const error = (await second.storages.browse(admin, storage.id, {}).then(() => null, (e: unknown) => e)) as InstanceImagesError;
+    expect(error.code).toBe('STORAGE_UNAVAILABLE');
+    expect(error.message).toContain('"s3"');
+    expect(error.message).toContain('storageDrivers');
+    expect(JSON.stringify(await second.storages.getStorage(admin, storage.id))).not.toContain('very-secret');
+    await second.close();
   });
 
   it('names the bad option', () => {

@@ -1,4 +1,4 @@
-import { createInstanceImages, type Actor, type InstanceImages, type InstanceImagesEvents } from '../../../src';
+import { createInstanceImages, type Actor, type InstanceImages, type InstanceImagesEvents, type Repositories } from '../../../src';
 import { FakeWorld } from '../../support/fakes';
 
 export const admin: Actor = { kind: 'admin', userId: 'op' };
@@ -14,7 +14,7 @@ export interface Harness {
 }
 
 /** An SDK on fakes of our own ports: one stream storage (or a path storage) bound to hv-1, location enabled. */
-export async function setup(options: { storage?: 'stream' | 'path'; limit?: number | null; price?: string; deploy?: { maxDiskBytes?: number } } = {}): Promise<Harness> {
+export async function setup(options: { storage?: 'stream' | 'path'; limit?: number | null; price?: string; deploy?: { maxDiskBytes?: number }; repositories?: Repositories } = {}): Promise<Harness> {
   const world = new FakeWorld();
   world.addHypervisor('hv-1');
   world.addHypervisor('hv-2');
@@ -27,6 +27,7 @@ export async function setup(options: { storage?: 'stream' | 'path'; limit?: numb
     tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50 },
     clock: () => new Date(clock.now.getTime()),
     ...(options.deploy ? { deploy: options.deploy } : {}),
+    ...(options.repositories ? { repositories: options.repositories } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));

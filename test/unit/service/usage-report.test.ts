@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { buildUsageReport, type UsageReportSources } from '../../../src/billing';
+import { buildUsageReport, type UsageReportSources } from '../../../src/services/usage';
 import { createMemoryRepositories } from '../../../src/memory';
 import { ImageSchema, type Image } from '../../../src/model/image';
 import type { UsageInterval } from '../../../src/model/usage-interval';
 import type { ListPage, UsageFilter } from '../../../src/ports/repositories';
-import { GIB, interval, period } from './helpers';
+import { GIB, interval, period } from '../billing/helpers';
 
 const NOVEMBER_2026 = period('2026-11-01T00:00:00Z', '2026-12-01T00:00:00Z');
 

@@ -1,0 +1,173 @@
+/**
+ * Deploys: the OS picker (stock images by visible media group, plus My Images) and materialising
+ * an image as the disk of a new instance.
+ * @module
+ */
+import { z } from 'zod';
+import { InstanceImagesError, notFound, validationFailed } from '../errors';
+import { DiskFormatSchema, IdSchema } from '../model/common';
+import type { Image } from '../model/image';
+import type { MediaGroup } from '../model/media-group';
+import type { Task } from '../model/task';
+import type { MaterializeResult } from '../ports/hypervisor-driver';
+import { collectPages } from '../util/pages';
+import { parseOrThrow } from '../util/validate';
+import { checkActor, ownsAccount, type Actor } from './actor';
+import type { DriverCache, ServiceContext } from './context';
+import type { ImageService } from './images';
+import { createTask, runTask } from './task-runner';
+
+/**
+ * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
+ * instance disk, yet keeps a mistyped or hostile size from reaching `qemu-img resize` (which would
+ * create a sparse disk of any size the filesystem allows). Operators set their own with
+ * `createInstanceImages({ deploy: { maxDiskBytes } })`.
+ */
+export const MAX_DEPLOY_DISK_BYTES = 64 * 2 ** 40;
+
+/** `N bytes`, with the size in the largest binary unit that divides it exactly (`64 TiB`), if any. */
+function describeBytes(bytes: number): string {
+  for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20]] as const) {
+    if (bytes % size === 0) return `${bytes} bytes (${bytes / size} ${unit})`;
+  }
+  return `${bytes} bytes`;
+}
+
+/** Input of {@link CatalogService.deployImage}. */
+export const DeployInputSchema = z.object({
+  imageId: IdSchema,
+  /** The new instance (already known to the host directory) the disk is for. */
+  instanceId: IdSchema,
+  /** Absolute path of the new disk on the instance's hypervisor. */
+  targetPath: z.string().min(2).max(4096).startsWith('/', 'must be an absolute path'),
+  targetFormat: DiskFormatSchema.optional(),
+  /**
+   * Grow the disk to this size: a safe integer, never smaller than the image's virtual size, at
+   * most the operator's maximum (`deploy.maxDiskBytes`, by default {@link MAX_DEPLOY_DISK_BYTES}).
+   */
+  sizeBytes: z.number().int('must be a whole number of bytes (a safe integer)').positive().optional(),
+});
+/** Input of {@link CatalogService.deployImage}. */
+export type DeployInput = z.input<typeof DeployInputSchema>;
+
+/** System directories a customer-driven deploy may never write into (the hypervisor writes as root). */
+const SYSTEM_DIRECTORIES = ['/etc', '/root', '/boot', '/proc', '/sys', '/dev', '/run', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/run', '/var/spool', '/var/lib/dpkg', '/var/lib/apt'];
+
+/**
+ * A deploy made with a customer actor writes bytes the customer controls, as root, at `targetPath`:
+ * it must be a plain disk image file (`*.qcow2`, `*.raw`, `*.img`), without hidden or `.`/`..`
+ * segments, outside the system directories. (Hosts choose the path; an admin actor is trusted with
+ * any path, e.g. a block device.)
+ * @throws VALIDATION_FAILED naming `targetPath`.
+ */
+export function checkCustomerDiskPath(targetPath: string): void {
+  const segments = targetPath.split('/').slice(1);
+  const plain = segments.every((segment) => /^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*$/.test(segment));
+  const diskFile = /\.(qcow2|raw|img)$/.test(segments[segments.length - 1] ?? '');
+  const system = SYSTEM_DIRECTORIES.some((dir) => targetPath === dir || targetPath.startsWith(`${dir}/`));
+  if (!targetPath.startsWith('/') || !plain || !diskFile || system) {
+    const message = 'must be a disk image file path (*.qcow2, *.raw or *.img; plain names, no hidden or ".." segments) outside system directories';
+    throw new InstanceImagesError('VALIDATION_FAILED', `targetPath ${message}`, { fields: [{ path: 'targetPath', message }] });
+  }
+}
+
+/** The OS picker (also used for scaling groups): stock images by customer-visible media group, and My Images. */
+export interface DeployableImages {
+  /** Visible media groups in order, each with its available stock images. */
+  groups: { group: MediaGroup; images: Image[] }[];
+  /** Available stock images without a media group. */
+  ungrouped: Image[];
+  /** The account's own available custom images (the My Images tab). */
+  myImages: Image[];
+}
+
+/** The OS picker and deploys. Reached through `InstanceImages.catalog`. */
+export class DeployService {
+  /** @internal Services are created by `createInstanceImages`. */
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly drivers: DriverCache,
+    private readonly images: ImageService,
+  ) {}
+
+  /** The OS picker listing (and scaling groups'): stock images by visible media group, plus My Images. */
+  async listDeployableImages(actor: Actor, options: { accountId?: string } = {}): Promise<DeployableImages> {
+    checkActor(actor);
+    const accountId = actor.kind === 'customer' ? actor.accountId : (options.accountId ?? null);
+    const groups = await this.ctx.repos.mediaGroups.list(actor.kind === 'customer' ? { customerVisible: true } : {});
+    const stock = await collectPages((cursor) => this.ctx.repos.images.list({ kind: 'stock', statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' }));
+    const result: DeployableImages = {
+      groups: groups.map((group) => ({ group, images: stock.filter((i) => i.mediaGroupId === group.id) })),
+      ungrouped: stock.filter((i) => i.mediaGroupId === null),
+      myImages: accountId === null ? [] : await collectPages((cursor) => this.ctx.repos.images.list({ kind: 'custom', accountId, statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' })),
+    };
+    return result;
+  }
+
+  /** An image the actor may deploy: available, and own custom or stock in a visible group (or ungrouped). */
+  private async deployableImage(actor: Actor, imageId: string): Promise<Image> {
+    const image = await this.ctx.repos.images.get(imageId);
+    const missing = () => notFound('Image', imageId);
+    if (!image || image.status === 'deleted') throw missing();
+    if (image.kind === 'custom' && !ownsAccount(actor, image.accountId)) throw missing();
+    if (image.kind === 'stock' && actor.kind === 'customer' && image.mediaGroupId !== null) {
+      const group = await this.ctx.repos.mediaGroups.get(image.mediaGroupId);
+      if (!group?.customerVisible) throw missing();
+    }
+    if (image.status !== 'available') throw new InstanceImagesError('INVALID_STATE', `The image is ${image.status}; only available images can be deployed`);
+    return image;
+  }
+
+  /**
+   * Materialises an image as a standalone disk for a new instance on its hypervisor (same host or
+   * shared path storage: direct convert from the path; otherwise streamed, checksum verified).
+   * Runs as a `deploy` task and resolves when the disk exists.
+   */
+  async deployImage(actor: Actor, input: DeployInput): Promise<{ task: Task; result: MaterializeResult }> {
+    checkActor(actor);
+    const data = parseOrThrow(DeployInputSchema, input, 'The deploy request');
+    if (actor.kind === 'customer') checkCustomerDiskPath(data.targetPath);
+    const image = await this.deployableImage(actor, data.imageId);
+    const instance = await this.images.instanceFor(actor, data.instanceId);
+    // A custom image only ever becomes a disk of its own account's instances, whoever asks.
+    if (image.kind === 'custom' && image.accountId !== instance.accountId) throw notFound('Image', data.imageId);
+    const maxDiskBytes = this.ctx.settings.deployMaxDiskBytes;
+    if (data.sizeBytes !== undefined && data.sizeBytes > maxDiskBytes) {
+      throw validationFailed([{ path: 'sizeBytes', message: `must be at most ${describeBytes(maxDiskBytes)}, the largest disk a deploy may create here` }], 'The deploy request');
+    }
+    if (data.sizeBytes !== undefined && image.virtualSizeBytes !== null && data.sizeBytes < image.virtualSizeBytes) {
+      throw new InstanceImagesError('VALIDATION_FAILED', `The disk must be at least the image's size (${image.virtualSizeBytes} bytes)`, { fields: [{ path: 'sizeBytes', message: 'is smaller than the image' }] });
+    }
+    const task = await createTask(this.ctx, { type: 'deploy', subjectKind: 'image', subjectId: image.id, accountId: instance.accountId, hypervisorId: instance.hypervisorId });
+    return new Promise((resolve, reject) => {
+      this.ctx.queue.enqueue({
+        taskId: task.id,
+        hypervisorId: instance.hypervisorId,
+        run: async (signal) => {
+          let result: MaterializeResult | null = null;
+          const outcome = await runTask(this.ctx, task.id, signal, async ({ progress }) => {
+            // Checked while this task is running: a delete requested from now on waits for it.
+            const current = await this.ctx.repos.images.get(image.id);
+            if (current?.status !== 'available') throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
+            const storage = await this.ctx.repos.storages.get(image.storageId);
+            if (!storage) throw new InstanceImagesError('DEPLOY_FAILED', 'The image storage was removed');
+            const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
+            const sameHost = image.hypervisorId === null || image.hypervisorId === instance.hypervisorId;
+            const factory = this.ctx.registry.get(storage.driver);
+            const direct = factory.capabilities.pathAccess && sameHost && (factory.capabilities.shared ? (await this.ctx.repos.storages.listBindings({ storageId: storage.id, hypervisorId: instance.hypervisorId })).length > 0 : true);
+            const common = { sourceFormat: image.format, sha256: image.sha256, targetPath: data.targetPath, ...(data.targetFormat ? { targetFormat: data.targetFormat } : {}), ...(data.sizeBytes ? { sizeBytes: data.sizeBytes } : {}), signal, onProgress: (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p) };
+            if (direct) {
+              const disk = await this.drivers.storage(storage, instance.hypervisorId);
+              result = await hv.materialize({ source: disk.storagePath(image.fileKey), ...common });
+            } else {
+              const disk = await this.drivers.storage(storage, image.hypervisorId);
+              result = await hv.materialize({ source: { kind: 'stream', stream: await disk.get(image.fileKey, { signal }) }, ...common });
+            }
+          });
+          if (outcome.ok && result) resolve({ task: outcome.task, result });
+          else reject(outcome.ok ? new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk') : outcome.error);
+        },
+      });
+    });
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Start-up recovery: tasks a crash interrupted are failed, their images moved to `error` and their
+ * leftovers removed; the hypervisor drivers run their own recovery.
+ * @module
+ */
+import type { Task } from '../model/task';
+import { collectPages, eachPage } from '../util/pages';
+import type { DriverCache, ServiceContext } from './context';
+import { transitionImage } from './image-state';
+
+/** What start-up recovery did. */
+export interface RecoveryReport {
+  /** Tasks failed as interrupted. */
+  interruptedTasks: string[];
+  /** Images moved to `error` (reason INTERRUPTED). */
+  failedImages: string[];
+  /** Leftover files removed. */
+  removedFiles: string[];
+  /** Actions the hypervisor drivers took (aborted jobs, committed overlays). */
+  hypervisorActions: string[];
+}
+
+/** Start-up recovery. Reached through `InstanceImages.recover()`. */
+export class RecoveryService {
+  /** @internal Services are created by `createInstanceImages`. */
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly drivers: DriverCache,
+  ) {}
+
+  /**
+   * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks no process keeps alive
+   * (neither known to this one nor heartbeated by another within the timeout) are failed as
+   * interrupted; their images go to `error` (reason INTERRUPTED) and their leftovers are removed;
+   * each hypervisor of those tasks runs its driver's recovery, unless a live task (another panel
+   * process sharing the repositories) is running there. Safe to call from every process.
+   */
+  async recover(knownTaskIds: ReadonlySet<string> = new Set()): Promise<RecoveryReport> {
+    const report: RecoveryReport = { interruptedTasks: [], failedImages: [], removedFiles: [], hypervisorActions: [] };
+    const now = this.ctx.now();
+    const cutoff = now.getTime() - this.ctx.settings.heartbeatTimeoutMs;
+    const lapsed = (task: Task): boolean => (task.heartbeatAt ?? task.createdAt).getTime() < cutoff;
+    const stale = await this.ctx.repos.tasks.listStale(new Date(cutoff));
+    const queued = (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['queued'] }, { cursor, limit: 500 }))).filter((t) => !knownTaskIds.has(t.id) && lapsed(t));
+    const hypervisors = new Set<string>();
+    /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
+    const domains = new Map<string, Set<string>>();
+    for (const task of [...stale, ...queued]) {
+      const ended = await this.ctx.repos.tasks.transition(task.id, ['running', 'queued'], 'failed', { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: 'The task was interrupted by a restart of the panel' }, now);
+      if (!ended) continue;
+      report.interruptedTasks.push(task.id);
+      this.ctx.events.emit('task.finished', { task: ended });
+      if (task.hypervisorId) hypervisors.add(task.hypervisorId);
+      if (task.subjectKind !== 'image') continue;
+      const image = await this.ctx.repos.images.get(task.subjectId);
+      if (!image) continue;
+      if (task.type === 'capture' && task.hypervisorId && image.sourceInstanceId) {
+        const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
+        if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));
+      }
+      if (task.type === 'capture' && image.status === 'creating') {
+        const storage = await this.ctx.repos.storages.get(image.storageId);
+        if (storage) {
+          try {
+            await (await this.drivers.storage(storage, task.hypervisorId)).delete(image.fileKey);
+            report.removedFiles.push(image.fileKey);
+          } catch (error) {
+            this.ctx.logger.warn('recovery could not remove a leftover', { imageId: image.id, error: String(error) });
+          }
+        }
+        await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }).catch(() => undefined);
+        report.failedImages.push(image.id);
+      } else if (task.type === 'delete' && image.status === 'deleting') {
+        await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' }).catch(() => undefined);
+        report.failedImages.push(image.id);
+      }
+    }
+    // Images left in a transient status without any live task (e.g. a crash between inserting the
+    // image and its task) would otherwise stay there forever.
+    for (const [status, type] of [['creating', 'capture'], ['deleting', 'delete']] as const) {
+      for await (const images of eachPage((cursor) => this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 }))) {
+        for (const image of images) {
+          const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type, statuses: ['queued', 'running'] }, { limit: 1 });
+          // A very recent image may be another process's, between inserting it and its task.
+          if (active.items.length > 0 || report.failedImages.includes(image.id) || image.updatedAt.getTime() >= cutoff) continue;
+          const reason = status === 'creating'
+            ? { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }
+            : { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' };
+          const moved = await transitionImage(this.ctx, image, 'error', {}, 'system', reason).then(() => true, () => false);
+          if (moved) report.failedImages.push(image.id);
+        }
+      }
+    }
+    // Another live process capturing there would lose its backup job and scratch files.
+    const busy = new Set((await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }))).filter((t) => !lapsed(t)).map((t) => t.hypervisorId));
+    for (const hypervisorId of hypervisors) {
+      // With a live task there, only the interrupted captures' own domains are recovered.
+      const scope = busy.has(hypervisorId) ? [...(domains.get(hypervisorId) ?? [])] : [undefined];
+      if (scope.length === 0) report.hypervisorActions.push(`${hypervisorId}: skipped (a live task of another process runs there and the interrupted domain is unknown)`);
+      try {
+        const driver = await this.drivers.hypervisorDriver(hypervisorId);
+        for (const domainName of scope) {
+          const actions = await driver.recover(domainName);
+          report.hypervisorActions.push(...actions.map((a) => `${hypervisorId}: ${a.action} ${a.detail}`));
+        }
+      } catch (error) {
+        this.ctx.logger.warn('hypervisor recovery failed', { hypervisorId, error: String(error) });
+      }
+    }
+    return report;
+  }
+}
