@@ -80,7 +80,9 @@ describe('storage registry', () => {
 
   it('refuses unknown keys in every built-in driver config, naming each as its own field', () => {
     const registry = createStorageRegistry();
-    for (const factory of [localStorageDriver, nfsStorageDriver, s3StorageDriver]) registry.register(factory);
+    registry.register(localStorageDriver);
+    registry.register(nfsStorageDriver);
+    registry.register(s3StorageDriver);
     const valid = {
       local: { path: '/var/lib/images' },
       nfs: { server: 'nfs.example', exportPath: '/export/images', mountPoint: '/mnt/images' },
