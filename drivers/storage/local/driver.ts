@@ -11,11 +11,12 @@ import type { Executor } from '../../../src/ports/executor';
 import type { IncompleteUpload, StorageCapabilities, StorageDriver } from '../../../src/ports/storage-driver';
 import { DELETE_SCRIPT, FREE_SCRIPT, HEALTH_SCRIPT, TEMP_NAME, commandFailure, shArgv } from './commands';
 import { listFiles, listTempFiles, statFile } from './listing';
+import type { LocalStorageOptions } from './options';
 import { createPathContext, type PathContext } from './path-context';
 import { readFile } from './read';
 import { putFile } from './write';
 
-/** Settings of {@link createPathStorage}. */
+/** Settings of {@link createPathStorageDriver}. */
 export interface PathStorageSettings {
   /** Driver name reported (`local`, `nfs`). */
   name: string;
@@ -48,7 +49,7 @@ export interface PathStorageSettings {
  * `pathOf` only names the path; a hypervisor driver writing or reading there directly checks it
  * against `pathRoot` itself (the libvirt driver does).
  */
-export function createPathStorage(settings: PathStorageSettings): StorageDriver {
+export function createPathStorageDriver(settings: PathStorageSettings): StorageDriver {
   const ctx = createPathContext(settings);
   return {
     name: settings.name,
@@ -66,6 +67,23 @@ export function createPathStorage(settings: PathStorageSettings): StorageDriver 
     pathRoot: () => ctx.root,
   };
 }
+
+/** Capabilities of `local`: per-hypervisor, with file paths. */
+export const LOCAL_CAPABILITIES: StorageCapabilities = { shared: false, pathAccess: true };
+
+/**
+ * Creates a `local` driver instance: the directory `options.path` on the hypervisor that
+ * `executor` reaches (direct I/O unless `options.directIo` is false).
+ */
+export function createLocalStorageDriver(options: LocalStorageOptions, executor: Executor): StorageDriver {
+  return createPathStorageDriver({ name: 'local', root: options.path, executor, capabilities: LOCAL_CAPABILITIES, directIo: options.directIo ?? true });
+}
+
+/**
+ * The former name of {@link createPathStorageDriver}.
+ * @deprecated Use {@link createPathStorageDriver} (or {@link createLocalStorageDriver} for a `local` driver).
+ */
+export const createPathStorage: typeof createPathStorageDriver = createPathStorageDriver;
 
 async function removeFile(ctx: PathContext, key: string): Promise<void> {
   await ctx.must(shArgv(DELETE_SCRIPT, ctx.root, key), `delete ${key}`);

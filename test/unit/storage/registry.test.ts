@@ -118,3 +118,12 @@ describe('storage registry', () => {
     expect(isInstanceImagesError(caught(() => registry.createDriver('local', { path: '/x' })), 'INVALID_STATE')).toBe(true);
   });
 });
+
+describe('driver factory names', () => {
+  it('keep the former names as aliases of the create<Name>StorageDriver functions', async () => {
+    const local = await import('../../../drivers/storage/local');
+    const nfs = await import('../../../drivers/storage/nfs');
+    expect(local.createPathStorage).toBe(local.createPathStorageDriver);
+    expect(nfs.createNfsStorage).toBe(nfs.createNfsStorageDriver);
+  });
+});
