@@ -146,10 +146,18 @@ function checkRange(range: { start: number; end?: number } | undefined): void {
   if (fields.length > 0) throw new InstanceImagesError('VALIDATION_FAILED', `The byte range is not valid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`, { fields });
 }
 
-/** Wraps a driver with the core's key safety, checksums, progress, retries and events. */
-export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOptions = {}): StorageDisk {
+/** The parts of a wrapped driver that its operations share. */
+interface DiskCore {
+  driver: StorageDriver;
+  emit(event: StorageOperationEvent): void;
+  /** `error` as an InstanceImagesError, STORAGE_UNAVAILABLE when it is not one yet. */
+  unavailable(error: unknown, what: string): InstanceImagesError;
+  /** Runs an idempotent operation, retrying STORAGE_UNAVAILABLE with exponential backoff. */
+  withRetries<T>(operation: string, key: string | null, run: () => Promise<T>): Promise<T>;
+}
+
+function createDiskCore(driver: StorageDriver, options: StorageDiskOptions): DiskCore {
   const policy: StorageRetryPolicy = { attempts: options.retries?.attempts ?? 3, baseDelayMs: options.retries?.baseDelayMs ?? 200 };
-  const interval = options.progressIntervalBytes ?? 1024 * 1024;
   const emit = (event: StorageOperationEvent) => {
     try {
       options.onEvent?.(event);
@@ -158,81 +166,114 @@ export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOpt
     }
   };
   const unavailable = (error: unknown, what: string) => toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', `The ${driver.name} storage failed to ${what}`);
-
-  /** Runs an idempotent operation, retrying STORAGE_UNAVAILABLE with exponential backoff. */
-  async function withRetries<T>(operation: string, key: string | null, run: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await run();
-      } catch (caught) {
-        const error = unavailable(caught, operation);
-        if (error.code !== 'STORAGE_UNAVAILABLE' || attempt >= policy.attempts) throw error;
-        emit({ type: 'retry', driver: driver.name, operation, key, attempt, code: error.code, message: error.message });
-        await sleep(policy.baseDelayMs * 2 ** (attempt - 1));
+  return {
+    driver,
+    emit,
+    unavailable,
+    async withRetries(operation, key, run) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await run();
+        } catch (caught) {
+          const error = unavailable(caught, operation);
+          if (error.code !== 'STORAGE_UNAVAILABLE' || attempt >= policy.attempts) throw error;
+          emit({ type: 'retry', driver: driver.name, operation, key, attempt, code: error.code, message: error.message });
+          await sleep(policy.baseDelayMs * 2 ** (attempt - 1));
+        }
       }
-    }
+    },
+  };
+}
+
+/** Refuses a put whose announced size is not a byte count, or that was cancelled before it started. */
+function checkPutStart(key: string, body: Readable, putOptions: DiskPutOptions): void {
+  if (putOptions.size !== undefined && (!Number.isSafeInteger(putOptions.size) || putOptions.size < 0)) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The announced size must be a non-negative integer', { fields: [{ path: 'size', message: 'must be a non-negative integer' }] });
   }
+  if (putOptions.signal?.aborted) {
+    body.destroy();
+    throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled before it started`);
+  }
+}
+
+/** Pipes the body through a hashing counter that reports progress; a failing body fails the counter. */
+function hashBody(key: string, body: Readable, putOptions: DiskPutOptions, options: StorageDiskOptions): HashingCounter {
+  const listener = putOptions.onProgress ?? options.onProgress;
+  const total = putOptions.size ?? null;
+  const counter = new HashingCounter(listener ? (bytes) => listener({ key, bytesDone: bytes, bytesTotal: total }) : null, options.progressIntervalBytes ?? 1024 * 1024);
+  // Forward a failing body into the driver's input so that the driver aborts its write.
+  body.once('error', (error) => counter.destroy(error));
+  counter.once('error', () => body.destroy());
+  body.pipe(counter);
+  return counter;
+}
+
+/**
+ * Checks what the driver stored against what was sent (size, announced size, expected sha256,
+ * and the stored object's size); on any mismatch the object is removed and the error thrown.
+ */
+async function verifyPut(core: DiskCore, key: string, written: { size: number }, sent: { size: number; sha256: string }, putOptions: DiskPutOptions): Promise<void> {
+  const { driver } = core;
+  const { size, sha256 } = sent;
+  const discard = async (error: InstanceImagesError): Promise<never> => {
+    await driver.delete(key).catch(() => undefined);
+    throw error;
+  };
+  if (written.size !== size) {
+    await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The ${driver.name} storage reported ${written.size} bytes written for ${key}, but ${size} were sent`, { details: { key, sent: size, written: written.size } }));
+  }
+  if (putOptions.size !== undefined && putOptions.size !== size) {
+    await discard(new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${size} bytes, but ${putOptions.size} were announced`, { fields: [{ path: 'size', message: `announced ${putOptions.size}, received ${size}` }] }));
+  }
+  if (putOptions.expectedSha256 !== undefined && putOptions.expectedSha256.toLowerCase() !== sha256) {
+    await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The data written to ${key} does not match the expected sha256`, { details: { key, expected: putOptions.expectedSha256, actual: sha256 } }));
+  }
+  const stored = await core.withRetries('stat', key, () => driver.stat(key));
+  if (!stored || stored.size !== size) {
+    await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `Verification of ${key} failed: the ${driver.name} storage holds ${stored ? `${stored.size} bytes` : 'nothing'}, ${size} were written`, { details: { key, expected: size, stored: stored?.size ?? null } }));
+  }
+}
+
+/** The wrapped put: hash on the way, write, verify, emit. */
+async function putVerified(core: DiskCore, options: StorageDiskOptions, rawKey: string, body: Readable, putOptions: DiskPutOptions): Promise<DiskPutResult> {
+  const { driver } = core;
+  const key = normalizeStorageKey(rawKey);
+  checkPutStart(key, body, putOptions);
+  const counter = hashBody(key, body, putOptions, options);
+  try {
+    const driverOptions: PutOptions = {};
+    if (putOptions.size !== undefined) driverOptions.size = putOptions.size;
+    if (putOptions.signal) driverOptions.signal = putOptions.signal;
+    let written: { size: number };
+    try {
+      written = await driver.put(key, counter, driverOptions);
+    } catch (caught) {
+      if (putOptions.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: caught });
+      throw core.unavailable(caught, `write ${key}`);
+    }
+    const sent = { size: counter.bytes, sha256: counter.hash.digest('hex') };
+    await verifyPut(core, key, written, sent, putOptions);
+    core.emit({ type: 'put.completed', driver: driver.name, key, size: sent.size, sha256: sent.sha256 });
+    return { key, ...sent };
+  } catch (caught) {
+    const error = core.unavailable(caught, `write ${key}`);
+    if (!body.destroyed) body.destroy();
+    core.emit({ type: 'put.failed', driver: driver.name, key, code: error.code, message: error.message });
+    throw error;
+  }
+}
+
+/** Wraps a driver with the core's key safety, checksums, progress, retries and events. */
+export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOptions = {}): StorageDisk {
+  const core = createDiskCore(driver, options);
+  const { withRetries, emit } = core;
 
   const disk: StorageDisk = {
     driver,
     name: driver.name,
     capabilities: driver.capabilities,
 
-    async put(rawKey, body, putOptions = {}) {
-      const key = normalizeStorageKey(rawKey);
-      if (putOptions.size !== undefined && (!Number.isSafeInteger(putOptions.size) || putOptions.size < 0)) {
-        throw new InstanceImagesError('VALIDATION_FAILED', 'The announced size must be a non-negative integer', { fields: [{ path: 'size', message: 'must be a non-negative integer' }] });
-      }
-      if (putOptions.signal?.aborted) {
-        body.destroy();
-        throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled before it started`);
-      }
-      const listener = putOptions.onProgress ?? options.onProgress;
-      const total = putOptions.size ?? null;
-      const counter = new HashingCounter(listener ? (bytes) => listener({ key, bytesDone: bytes, bytesTotal: total }) : null, interval);
-      // Forward a failing body into the driver's input so that the driver aborts its write.
-      body.once('error', (error) => counter.destroy(error));
-      counter.once('error', () => body.destroy());
-      body.pipe(counter);
-      try {
-        const driverOptions: PutOptions = {};
-        if (putOptions.size !== undefined) driverOptions.size = putOptions.size;
-        if (putOptions.signal) driverOptions.signal = putOptions.signal;
-        let written: { size: number };
-        try {
-          written = await driver.put(key, counter, driverOptions);
-        } catch (caught) {
-          if (putOptions.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: caught });
-          throw unavailable(caught, `write ${key}`);
-        }
-        const sha256 = counter.hash.digest('hex');
-        const size = counter.bytes;
-        const discard = async (error: InstanceImagesError): Promise<never> => {
-          await driver.delete(key).catch(() => undefined);
-          throw error;
-        };
-        if (written.size !== size) {
-          await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The ${driver.name} storage reported ${written.size} bytes written for ${key}, but ${size} were sent`, { details: { key, sent: size, written: written.size } }));
-        }
-        if (putOptions.size !== undefined && putOptions.size !== size) {
-          await discard(new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${size} bytes, but ${putOptions.size} were announced`, { fields: [{ path: 'size', message: `announced ${putOptions.size}, received ${size}` }] }));
-        }
-        if (putOptions.expectedSha256 !== undefined && putOptions.expectedSha256.toLowerCase() !== sha256) {
-          await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The data written to ${key} does not match the expected sha256`, { details: { key, expected: putOptions.expectedSha256, actual: sha256 } }));
-        }
-        const stored = await withRetries('stat', key, () => driver.stat(key));
-        if (!stored || stored.size !== size) {
-          await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `Verification of ${key} failed: the ${driver.name} storage holds ${stored ? `${stored.size} bytes` : 'nothing'}, ${size} were written`, { details: { key, expected: size, stored: stored?.size ?? null } }));
-        }
-        emit({ type: 'put.completed', driver: driver.name, key, size, sha256 });
-        return { key, size, sha256 };
-      } catch (caught) {
-        const error = unavailable(caught, `write ${key}`);
-        if (!body.destroyed) body.destroy();
-        emit({ type: 'put.failed', driver: driver.name, key, code: error.code, message: error.message });
-        throw error;
-      }
-    },
+    put: (rawKey, body, putOptions = {}) => putVerified(core, options, rawKey, body, putOptions),
 
     async get(rawKey, getOptions = {}) {
       const key = normalizeStorageKey(rawKey);

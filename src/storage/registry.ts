@@ -4,7 +4,8 @@
  * `instance-images/drivers/storage`) and/or its own to `createInstanceImages`.
  * @module
  */
-import { InstanceImagesError, validationFailed } from '../errors';
+import type { z } from 'zod';
+import { InstanceImagesError, validationFailed, type FieldIssue } from '../errors';
 import type { StorageDriver, StorageDriverContext, StorageDriverFactory } from '../ports/storage-driver';
 
 /** What a masked secret is replaced with. */
@@ -30,10 +31,14 @@ export interface StorageRegistry {
   names(): string[];
   /**
    * Validates a storage's config with the driver's schema and returns the parsed options.
-   * @throws VALIDATION_FAILED naming each offending field as `config.<path>`; never echoes values.
+   * @throws VALIDATION_FAILED naming each offending field as `config.<path>` (an unknown key, which
+   *   a strict schema refuses, as `config.<key>`); never echoes values.
    */
   validateConfig(name: string, config: unknown): unknown;
-  /** A copy of `config` with the driver's secret fields replaced by {@link MASKED_SECRET}. */
+  /**
+   * A copy of `config` with the driver's secret fields, and any key its schema does not know (a
+   * config stored before the schema refused unknown keys), replaced by {@link MASKED_SECRET}.
+   */
   maskSecrets(name: string, config: Record<string, unknown>): Record<string, unknown>;
   /** Validates `config` and creates a (raw, unwrapped) driver instance. */
   createDriver(name: string, config: unknown, context?: StorageDriverContext): StorageDriver;
@@ -56,6 +61,34 @@ function maskPath(target: Record<string, unknown>, path: readonly string[]): voi
 
 /** How a host registers a storage driver (part of every "no such driver" message). */
 export const REGISTER_HINT = 'pass its factory to createInstanceImages({ storageDrivers: [...] }), e.g. builtinStorageDrivers from "instance-images/drivers/storage" for local, nfs and s3';
+/** Longest part of an unknown key's name that a message repeats. */
+const KEY_NAME_MAX = 64;
+
+/** An unknown key's name as a message can show it: printable, bounded. */
+function printableKeyName(key: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is replaced
+  const shown = key.slice(0, KEY_NAME_MAX).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return key.length > KEY_NAME_MAX ? `${shown}...` : shown;
+}
+
+/**
+ * The fields of a failed config validation, as `config.<path>`. An unknown key is named as its own
+ * field. zod messages describe the expectation, never the received value, so secrets stay out.
+ */
+function configIssueFields(name: string, issues: readonly z.core.$ZodIssue[]): FieldIssue[] {
+  return issues.flatMap((issue) => {
+    const path = ['config', ...issue.path.map(String)];
+    if (issue.code !== 'unrecognized_keys') return [{ path: path.join('.'), message: issue.message }];
+    return issue.keys.map((key) => ({ path: [...path, printableKeyName(key)].join('.'), message: `is not a setting of the ${name} storage driver` }));
+  });
+}
+
+/** The paths of the keys in `config` that the driver's schema does not know. */
+function unknownKeyPaths(factory: StorageDriverFactory, config: Record<string, unknown>): string[][] {
+  const result = factory.optionsSchema.safeParse(config);
+  if (result.success) return [];
+  return result.error.issues.flatMap((issue) => (issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path.map(String), key]) : []));
+}
 
 /** Creates an empty registry; register built-ins with the drivers' exported factories. */
 export function createStorageRegistry(): StorageRegistry {
@@ -73,11 +106,7 @@ export function createStorageRegistry(): StorageRegistry {
   const validateConfig = (name: string, config: unknown): unknown => {
     const factory = get(name);
     const result = factory.optionsSchema.safeParse(config);
-    if (!result.success) {
-      // zod messages describe the expectation, never the received value, so secrets stay out.
-      const fields = result.error.issues.map((issue) => ({ path: ['config', ...issue.path.map(String)].join('.'), message: issue.message }));
-      throw validationFailed(fields, `The ${name} storage config`);
-    }
+    if (!result.success) throw validationFailed(configIssueFields(name, result.error.issues), `The ${name} storage config`);
     return result.data;
   };
 
@@ -101,6 +130,8 @@ export function createStorageRegistry(): StorageRegistry {
       const factory = get(name);
       const copy = { ...config };
       for (const field of factory.secretFields) maskPath(copy, field.split('.'));
+      // Keys the schema does not know (stored before it was strict) may hold anything, secrets included.
+      for (const path of unknownKeyPaths(factory, config)) maskPath(copy, path);
       return copy;
     },
     createDriver(name, config, context = {}) {

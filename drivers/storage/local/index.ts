@@ -5,14 +5,11 @@
  */
 import { InstanceImagesError } from '../../../src/errors';
 import type { StorageDriverFactory } from '../../../src/ports/storage-driver';
-import { createPathStorage } from './driver';
+import { LOCAL_CAPABILITIES, createLocalStorageDriver } from './driver';
 import { LocalStorageOptionsSchema, type LocalStorageOptions } from './options';
 
 export { LocalStorageOptionsSchema, AbsoluteDirectorySchema, type LocalStorageOptions } from './options';
-export { createPathStorage, type PathStorageSettings } from './driver';
-
-/** Capabilities of `local`: per-hypervisor, with file paths. */
-const LOCAL_CAPABILITIES = { shared: false, pathAccess: true } as const;
+export { createLocalStorageDriver, createPathStorageDriver, createPathStorage, LOCAL_CAPABILITIES, type PathStorageSettings } from './driver';
 
 /** The `local` storage driver factory (register it with `createStorageRegistry().register`). */
 export const localStorageDriver: StorageDriverFactory<LocalStorageOptions> = {
@@ -25,6 +22,6 @@ export const localStorageDriver: StorageDriverFactory<LocalStorageOptions> = {
     if (!context.executor) {
       throw new InstanceImagesError('INVALID_STATE', 'The local storage driver needs the executor of the hypervisor it is bound to');
     }
-    return createPathStorage({ name: 'local', root: options.path, executor: context.executor, capabilities: LOCAL_CAPABILITIES, directIo: options.directIo ?? true });
+    return createLocalStorageDriver(options, context.executor);
   },
 };

@@ -8,22 +8,22 @@
 import { InstanceImagesError } from '../../../src/errors';
 import type { Executor } from '../../../src/ports/executor';
 import type { StorageCapabilities, StorageDriver } from '../../../src/ports/storage-driver';
-import { createPathStorage } from '../local/driver';
+import { createPathStorageDriver } from '../local/driver';
 import { judgeMount, mountExport, readMount, type MountCheck } from './mount';
 import type { NfsStorageOptions } from './options';
 
 /** Capabilities of `nfs`: the same bytes from every bound hypervisor, with file paths. */
 export const NFS_CAPABILITIES: StorageCapabilities = { shared: true, pathAccess: true };
 
-/** Settings of {@link createNfsStorage} besides the storage config. */
+/** Settings of {@link createNfsStorageDriver} besides the storage config. */
 export interface NfsStorageSettings {
   /** How long a successful mount check is trusted before file operations check again (default 5 000 ms). */
   verifiedForMs?: number;
 }
 
-/** Creates an `nfs` driver acting through `executor` on one hypervisor. */
-export function createNfsStorage(options: NfsStorageOptions, executor: Executor, settings: NfsStorageSettings = {}): StorageDriver {
-  const files = createPathStorage({ name: 'nfs', root: options.mountPoint, executor, capabilities: NFS_CAPABILITIES, directIo: options.directIo ?? false });
+/** Creates an `nfs` driver instance acting through `executor` on one hypervisor. */
+export function createNfsStorageDriver(options: NfsStorageOptions, executor: Executor, settings: NfsStorageSettings = {}): StorageDriver {
+  const files = createPathStorageDriver({ name: 'nfs', root: options.mountPoint, executor, capabilities: NFS_CAPABILITIES, directIo: options.directIo ?? false });
   const verifiedForMs = settings.verifiedForMs ?? 5_000;
   const exportName = `${options.server}:${options.exportPath}`;
   let verifiedAt = -Infinity;
@@ -100,3 +100,9 @@ export function createNfsStorage(options: NfsStorageOptions, executor: Executor,
     },
   };
 }
+
+/**
+ * The former name of {@link createNfsStorageDriver}.
+ * @deprecated Use {@link createNfsStorageDriver}.
+ */
+export const createNfsStorage: typeof createNfsStorageDriver = createNfsStorageDriver;

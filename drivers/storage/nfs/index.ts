@@ -5,11 +5,11 @@
  */
 import { InstanceImagesError } from '../../../src/errors';
 import type { StorageDriverFactory } from '../../../src/ports/storage-driver';
-import { NFS_CAPABILITIES, createNfsStorage } from './driver';
+import { NFS_CAPABILITIES, createNfsStorageDriver } from './driver';
 import { NfsStorageOptionsSchema, type NfsStorageOptions } from './options';
 
 export { NfsStorageOptionsSchema, type NfsStorageOptions } from './options';
-export { createNfsStorage, NFS_CAPABILITIES, type NfsStorageSettings } from './driver';
+export { createNfsStorageDriver, createNfsStorage, NFS_CAPABILITIES, type NfsStorageSettings } from './driver';
 export { judgeMount, parseNfsSource, readMount, mountExport, type MountCheck, type MountState } from './mount';
 
 /** The `nfs` storage driver factory (register it with `createStorageRegistry().register`). */
@@ -23,6 +23,6 @@ export const nfsStorageDriver: StorageDriverFactory<NfsStorageOptions> = {
     if (!context.executor) {
       throw new InstanceImagesError('INVALID_STATE', 'The nfs storage driver needs the executor of the hypervisor it is bound to');
     }
-    return createNfsStorage(options, context.executor);
+    return createNfsStorageDriver(options, context.executor);
   },
 };

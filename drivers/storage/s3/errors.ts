@@ -113,12 +113,56 @@ export function isS3NoSuchUpload(error: unknown): boolean {
   return s3ErrorName(error) === 'NoSuchUpload';
 }
 
-/** Removes every secret from `text`. */
-export function redactSecrets(text: string, secrets: readonly string[]): string {
-  let result = text;
-  for (const secret of secrets) {
-    if (secret.length > 0) result = result.split(secret).join('***');
+/** What a masked secret is replaced with in a message. */
+const MASK = '***';
+
+/**
+ * A secret at least this long cannot occur by chance inside unrelated text, so every occurrence
+ * is masked, even one glued to other characters (`token=SECRETx`).
+ */
+const MASK_ANYWHERE_LENGTH = 16;
+
+/** Letters and digits: the characters that glue an occurrence into a longer word. */
+const WORD_CHARACTER = /[\p{L}\p{N}]/u;
+
+function gluedTo(neighbour: string | undefined, edge: string | undefined): boolean {
+  return neighbour !== undefined && edge !== undefined && WORD_CHARACTER.test(neighbour) && WORD_CHARACTER.test(edge);
+}
+
+/** Masks the occurrences of one secret in `text` (see {@link redactSecrets} for which ones). */
+function maskSecret(text: string, secret: string): string {
+  const anywhere = secret.length >= MASK_ANYWHERE_LENGTH;
+  let out = '';
+  let from = 0;
+  for (let at = text.indexOf(secret); at >= 0; at = text.indexOf(secret, at + 1)) {
+    if (at < from) continue;
+    const end = at + secret.length;
+    const wholeWord = !gluedTo(text[at - 1], secret[0]) && !gluedTo(text[end], secret[secret.length - 1]);
+    if (!anywhere && !wholeWord) continue;
+    out += text.slice(from, at) + MASK;
+    from = end;
   }
+  return out + text.slice(from);
+}
+
+/**
+ * Replaces the secrets in `text` by `***`: whole values only, so that unrelated text is never
+ * mangled (a secret `"S"` leaves "S3" alone). A secret of 16 or more characters is masked wherever
+ * it occurs; a shorter one where it stands as a whole word (not glued to a letter or digit on a
+ * side where the secret itself starts or ends with one). Each secret is also masked in its
+ * URL-encoded form. The config schema refuses secrets shorter than 8 characters, so a very short
+ * secret only reaches this function from a caller's own context.
+ */
+export function redactSecrets(text: string, secrets: readonly string[]): string {
+  const variants = new Set<string>();
+  for (const secret of secrets) {
+    if (secret.length === 0) continue;
+    variants.add(secret);
+    variants.add(encodeURIComponent(secret));
+  }
+  // Longest first: a secret that contains another is masked as a whole.
+  let result = text;
+  for (const secret of [...variants].sort((a, b) => b.length - a.length)) result = maskSecret(result, secret);
   return result;
 }
 

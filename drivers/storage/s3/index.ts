@@ -29,6 +29,7 @@ export { toS3StorageError, type S3ErrorContext } from './errors';
 export {
   S3StorageOptionsSchema,
   S3_SECRET_FIELDS,
+  S3_SECRET_MIN_LENGTH,
   S3_DEFAULT_PART_SIZE,
   S3_DEFAULT_QUEUE_SIZE,
   S3_MIN_PART_SIZE,

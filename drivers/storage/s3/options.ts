@@ -46,16 +46,49 @@ const prefixSchema = z
   .refine((value) => !value.split('/').some((segment) => segment === '.' || segment === '..'), 'must not contain "." or ".." segments')
   .transform(normaliseS3Prefix);
 
-/** The configuration of an `s3` image storage. */
+/** The shortest secret accepted: a shorter one could not be told apart from ordinary words in messages. */
+export const S3_SECRET_MIN_LENGTH = 8;
+
+/** Printable ASCII without spaces: what an HTTP header (access key id, session token) can carry verbatim. */
+const HEADER_TOKEN = /^[\x21-\x7e]+$/;
+
+/** A region name: letters, digits, dots, hyphens and underscores, starting and ending with a letter or digit. */
+const REGION = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+/** C0 and C1 controls and DEL: never part of a real secret, and unprintable in any message about it. */
+// eslint-disable-next-line no-control-regex
+const SECRET_CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+const noControlCharacters = (value: string): boolean => !SECRET_CONTROL_CHARACTERS.test(value);
+
+/** The parts of an endpoint URL that are refused, or none when it does not parse (the URL check says so). */
+function endpointParts(value: string): { credentials: boolean; queryOrFragment: boolean } {
+  if (!URL.canParse(value)) return { credentials: false, queryOrFragment: false };
+  const url = new URL(value);
+  return { credentials: url.username !== '' || url.password !== '', queryOrFragment: url.search !== '' || url.hash !== '' };
+}
+
+/** The endpoint: an http(s) URL without credentials, query or fragment. */
+const endpointSchema = z
+  .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+  .refine((value) => !endpointParts(value).credentials, 'must not contain a user name or password (give accessKeyId and secretAccessKey instead)')
+  .refine((value) => !endpointParts(value).queryOrFragment, 'must not have a query (?...) or a fragment (#...)');
+
+/** The configuration of an `s3` image storage. Unknown keys are refused (a typo must not pass silently). */
 export const S3StorageOptionsSchema = z
-  .object({
+  .strictObject({
     /**
      * The S3 endpoint URL, e.g. `http://127.0.0.1:7480` for Ceph radosgw or MinIO.
      * Omit it for AWS S3 itself (the endpoint follows from `region`).
      */
-    endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
-    /** The region used for signing. @default "us-east-1" */
-    region: z.string().min(1).max(64).default('us-east-1'),
+    endpoint: endpointSchema.optional(),
+    /** The region used for signing, e.g. `eu-west-1` (radosgw: its zonegroup, often `default`). @default "us-east-1" */
+    region: z
+      .string()
+      .min(1)
+      .max(64, 'must be at most 64 characters')
+      .regex(REGION, 'must be a region name: letters, digits, dots, hyphens and underscores, e.g. "eu-west-1"')
+      .default('us-east-1'),
     /** The bucket that holds the images; it must already exist. */
     bucket: z
       .string()
@@ -65,11 +98,24 @@ export const S3StorageOptionsSchema = z
     /** Keys live under this prefix (normalised: no leading/trailing/double slashes). @default "" */
     prefix: prefixSchema.optional().default(''),
     /** The access key id. Omit both keys to use the SDK's default credential chain (IAM role, env). */
-    accessKeyId: z.string().min(1).max(256).optional(),
-    /** The secret access key (a secret: masked when the storage is returned, never logged). */
-    secretAccessKey: z.string().min(1).max(256).optional(),
-    /** A session token for temporary credentials (a secret). */
-    sessionToken: z.string().min(1).max(4096).optional(),
+    accessKeyId: z.string().min(1).max(256).regex(HEADER_TOKEN, 'must be printable ASCII without spaces').optional(),
+    /**
+     * The secret access key (a secret: masked when the storage is returned, never logged), at
+     * least 8 characters.
+     */
+    secretAccessKey: z
+      .string()
+      .min(S3_SECRET_MIN_LENGTH, `must be at least ${S3_SECRET_MIN_LENGTH} characters`)
+      .max(256)
+      .refine(noControlCharacters, 'must not contain control characters')
+      .optional(),
+    /** A session token for temporary credentials (a secret), at least 8 characters. */
+    sessionToken: z
+      .string()
+      .min(S3_SECRET_MIN_LENGTH, `must be at least ${S3_SECRET_MIN_LENGTH} characters`)
+      .max(4096)
+      .regex(HEADER_TOKEN, 'must be printable ASCII without spaces')
+      .optional(),
     /** Path-style addressing (`endpoint/bucket/key`): needed by radosgw/MinIO on an IP or localhost. @default false */
     forcePathStyle: z.boolean().default(false),
     /**

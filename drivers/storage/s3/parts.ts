@@ -150,6 +150,168 @@ class ChunkReader {
 }
 
 /**
+ * The first failure of a put, and the signal that stops every request in flight once it happens.
+ * A failure (or cancel) also destroys the body, which unblocks a read that waits for data; the
+ * loop then reports the first failure, not the close.
+ */
+class FailureLatch {
+  readonly #controller = new AbortController();
+  readonly #body: Readable;
+  #failure: { error: unknown } | undefined;
+
+  constructor(body: Readable) {
+    this.#body = body;
+  }
+
+  /** Aborted on the first failure or on cancel. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** The first failure (the one the put reports). */
+  get error(): unknown {
+    return this.#failure?.error;
+  }
+
+  fail(error: unknown): void {
+    this.#failure ??= { error };
+    this.#controller.abort();
+    if (!this.#body.destroyed) this.#body.destroy();
+  }
+
+  throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure.error;
+  }
+}
+
+/**
+ * The parts of one multipart upload in flight: each is sent from a buffer of a fixed pool, and its
+ * buffer returns to the pool once the part is stored. A failed part fails the latch.
+ */
+class PartUploads {
+  readonly #sink: PartSink;
+  readonly #uploadId: string;
+  readonly #partSize: number;
+  readonly #maxBuffers: number;
+  readonly #latch: FailureLatch;
+  readonly #onProgress: ((storedBytes: number) => void) | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #free: Buffer[] = [];
+  readonly #parts: StoredPart[] = [];
+  #allocated = 0;
+  #partNumber = 0;
+  #stored = 0;
+
+  constructor(sink: PartSink, uploadId: string, settings: { partSize: number; maxBuffers: number; latch: FailureLatch; onProgress: ((storedBytes: number) => void) | undefined }) {
+    this.#sink = sink;
+    this.#uploadId = uploadId;
+    this.#partSize = settings.partSize;
+    this.#maxBuffers = settings.maxBuffers;
+    this.#latch = settings.latch;
+    this.#onProgress = settings.onProgress;
+  }
+
+  /** A free buffer: a returned one, a new one while fewer than the pool's size exist, or the next one a part gives back. */
+  async acquire(): Promise<Buffer> {
+    for (;;) {
+      this.#latch.throwIfFailed();
+      const buffer = this.#free.pop();
+      if (buffer !== undefined) return buffer;
+      if (this.#allocated < this.#maxBuffers) {
+        this.#allocated += 1;
+        return Buffer.allocUnsafe(this.#partSize);
+      }
+      await Promise.race(this.#inFlight);
+    }
+  }
+
+  /** Sends the first `length` bytes of `buffer` as the next part, without waiting for it. */
+  send(buffer: Buffer, length: number): void {
+    this.#partNumber += 1;
+    const number = this.#partNumber;
+    const task = (async () => {
+      try {
+        const etag = await this.#sink.uploadPart(this.#uploadId, number, length === buffer.length ? buffer : buffer.subarray(0, length), this.#latch.signal);
+        this.#parts.push({ PartNumber: number, ETag: etag });
+        this.#stored += length;
+        this.#free.push(buffer);
+        this.#onProgress?.(this.#stored);
+      } catch (error) {
+        this.#latch.fail(error);
+      }
+    })();
+    this.#inFlight.add(task);
+    void task.then(() => this.#inFlight.delete(task));
+  }
+
+  /** Waits until no part is in flight (parts never reject: a failure goes to the latch). */
+  async settle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+  }
+
+  /** The stored parts, sorted by number, as CompleteMultipartUpload wants them. */
+  storedParts(): StoredPart[] {
+    return [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber);
+  }
+}
+
+/** Reads the whole (small) body into one buffer of exactly `size` bytes. */
+async function readWhole(reader: ChunkReader, latch: FailureLatch, key: string, size: number): Promise<Buffer> {
+  const whole = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for (let data = await reader.next(); data !== null; data = await reader.next()) {
+    if (filled + data.length > size) throw sizeMismatch(key, size, filled + data.length, true);
+    filled += data.copy(whole, filled);
+  }
+  latch.throwIfFailed();
+  if (filled !== size) throw sizeMismatch(key, size, filled, false);
+  return whole;
+}
+
+/** Copies the body into part buffers and sends each full one (and the last, shorter one). */
+async function copyIntoParts(reader: ChunkReader, uploads: PartUploads, latch: FailureLatch, options: { key: string; size: number; partSize: number }): Promise<void> {
+  const { key, size, partSize } = options;
+  let received = 0;
+  let current: Buffer | undefined;
+  let filled = 0;
+  for (let data = await reader.next(); data !== null; data = await reader.next()) {
+    received += data.length;
+    if (received > size) throw sizeMismatch(key, size, received, true);
+    let offset = 0;
+    while (offset < data.length) {
+      current ??= await uploads.acquire();
+      const copied = data.copy(current, filled, offset);
+      filled += copied;
+      offset += copied;
+      if (filled === partSize) {
+        uploads.send(current, filled);
+        current = undefined;
+        filled = 0;
+      }
+    }
+  }
+  latch.throwIfFailed();
+  if (received !== size) throw sizeMismatch(key, size, received, false);
+  if (current !== undefined && filled > 0) uploads.send(current, filled);
+}
+
+/** Refuses a put before anything is read or sent: too many parts, or already cancelled. */
+function checkBeforeStart(body: Readable, options: PartPutOptions): void {
+  const { key, size, partSize, signal, mapError } = options;
+  const partCount = Math.ceil(size / partSize);
+  if (partCount > S3_MAX_PARTS) {
+    body.destroy();
+    throw new InstanceImagesError('VALIDATION_FAILED', `"${key}" would need ${partCount} parts of ${partSize} bytes; S3 allows at most ${S3_MAX_PARTS}`, {
+      fields: [{ path: 'size', message: 'is too large for S3' }],
+    });
+  }
+  if (signal?.aborted) {
+    body.destroy();
+    throw mapError(abortError());
+  }
+}
+
+/**
  * Uploads `body` (exactly `options.size` bytes) through `sink`: one PutObject when it fits in one
  * part, else a multipart upload with at most `queueSize` parts in flight.
  *
@@ -162,129 +324,35 @@ class ChunkReader {
  */
 export async function putInParts(body: Readable, sink: PartSink, options: PartPutOptions): Promise<{ size: number }> {
   const { key, size, partSize, queueSize, signal, onProgress, mapError } = options;
-  const partCount = Math.ceil(size / partSize);
-  if (partCount > S3_MAX_PARTS) {
-    body.destroy();
-    throw new InstanceImagesError('VALIDATION_FAILED', `"${key}" would need ${partCount} parts of ${partSize} bytes; S3 allows at most ${S3_MAX_PARTS}`, {
-      fields: [{ path: 'size', message: 'is too large for S3' }],
-    });
-  }
-  if (signal?.aborted) {
-    body.destroy();
-    throw mapError(abortError());
-  }
-
-  // Aborted on the first failure or on cancel: stops every request in flight.
-  const controller = new AbortController();
-  let failure: unknown;
-  let hasFailed = false;
-  const fail = (error: unknown): void => {
-    if (!hasFailed) {
-      hasFailed = true;
-      failure = error;
-    }
-    controller.abort();
-    // Unblocks a read that waits for data; the loop then reports `failure`, not the close.
-    if (!body.destroyed) body.destroy();
-  };
-  const onAbort = (): void => fail(abortError());
+  checkBeforeStart(body, options);
+  const latch = new FailureLatch(body);
+  const onAbort = (): void => latch.fail(abortError());
   signal?.addEventListener('abort', onAbort, { once: true });
 
   const reader = new ChunkReader(body);
-  const inFlight = new Set<Promise<void>>();
+  let uploads: PartUploads | undefined;
   let uploadId: string | undefined;
   try {
     if (size <= partSize) {
       // One request with a Buffer body: cheaper than a multipart upload, and S3's minimum part size does not apply.
-      const whole = Buffer.allocUnsafe(size);
-      let filled = 0;
-      for (let data = await reader.next(); data !== null; data = await reader.next()) {
-        if (filled + data.length > size) throw sizeMismatch(key, size, filled + data.length, true);
-        filled += data.copy(whole, filled);
-      }
-      if (hasFailed) throw failure;
-      if (filled !== size) throw sizeMismatch(key, size, filled, false);
-      await sink.putObject(whole, controller.signal);
+      await sink.putObject(await readWhole(reader, latch, key, size), latch.signal);
       onProgress?.(size);
       return { size };
     }
-
     uploadId = await sink.create();
-    if (hasFailed) throw failure;
-    const id = uploadId;
-
-    const buffers = Math.min(queueSize, partCount);
-    const free: Buffer[] = [];
-    let allocated = 0;
-    const parts: StoredPart[] = [];
-    let stored = 0;
-
-    /** A free buffer: a returned one, a new one while fewer than `buffers` exist, or the next one a part gives back. */
-    const acquire = async (): Promise<Buffer> => {
-      for (;;) {
-        if (hasFailed) throw failure;
-        const buffer = free.pop();
-        if (buffer !== undefined) return buffer;
-        if (allocated < buffers) {
-          allocated += 1;
-          return Buffer.allocUnsafe(partSize);
-        }
-        await Promise.race(inFlight);
-      }
-    };
-
-    let partNumber = 0;
-    const send = (buffer: Buffer, length: number): void => {
-      partNumber += 1;
-      const number = partNumber;
-      const task = (async () => {
-        try {
-          const etag = await sink.uploadPart(id, number, length === buffer.length ? buffer : buffer.subarray(0, length), controller.signal);
-          parts.push({ PartNumber: number, ETag: etag });
-          stored += length;
-          free.push(buffer);
-          onProgress?.(stored);
-        } catch (error) {
-          fail(error);
-        }
-      })();
-      inFlight.add(task);
-      void task.then(() => inFlight.delete(task));
-    };
-
-    let received = 0;
-    let current: Buffer | undefined;
-    let filled = 0;
-    for (let data = await reader.next(); data !== null; data = await reader.next()) {
-      received += data.length;
-      if (received > size) throw sizeMismatch(key, size, received, true);
-      let offset = 0;
-      while (offset < data.length) {
-        current ??= await acquire();
-        const copied = data.copy(current, filled, offset);
-        filled += copied;
-        offset += copied;
-        if (filled === partSize) {
-          send(current, filled);
-          current = undefined;
-          filled = 0;
-        }
-      }
-    }
-    if (hasFailed) throw failure;
-    if (received !== size) throw sizeMismatch(key, size, received, false);
-    if (current !== undefined && filled > 0) send(current, filled);
-    while (inFlight.size > 0) await Promise.race(inFlight);
-    if (hasFailed) throw failure;
-    parts.sort((a, b) => a.PartNumber - b.PartNumber);
-    await sink.complete(id, parts);
+    latch.throwIfFailed();
+    uploads = new PartUploads(sink, uploadId, { partSize, maxBuffers: Math.min(queueSize, Math.ceil(size / partSize)), latch, onProgress });
+    await copyIntoParts(reader, uploads, latch, { key, size, partSize });
+    await uploads.settle();
+    latch.throwIfFailed();
+    await sink.complete(uploadId, uploads.storedParts());
     uploadId = undefined;
     return { size };
   } catch (error) {
-    fail(error);
+    latch.fail(error);
     // Parts still being sent could land after an abort and keep the upload alive: wait for them.
-    while (inFlight.size > 0) await Promise.race(inFlight);
-    const mapped = mapError(failure);
+    await uploads?.settle();
+    const mapped = mapError(latch.error);
     if (uploadId !== undefined) {
       try {
         await sink.abort(uploadId);

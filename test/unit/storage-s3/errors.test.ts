@@ -97,4 +97,23 @@ describe('error predicates', () => {
   it('redactSecrets replaces every occurrence and ignores empty secrets', () => {
     expect(redactSecrets('a SECRET b SECRET', ['SECRET', ''])).toBe('a *** b ***');
   });
+
+  it('redactSecrets masks whole values only: a short secret leaves the words that contain it alone', () => {
+    expect(redactSecrets('S3 bucket "images" at http://s3.example: S', ['S'])).toBe('S3 bucket "images" at http://s3.example: ***');
+    expect(redactSecrets('Check the storage\'s accessKeyId and secretAccessKey', ['AccessKey'])).toBe('Check the storage\'s accessKeyId and secretAccessKey');
+    expect(redactSecrets('key="hunter22", key=hunter22&x, (hunter22)', ['hunter22'])).toBe('key="***", key=***&x, (***)');
+    expect(redactSecrets('hunter222 xhunter22', ['hunter22'])).toBe('hunter222 xhunter22');
+  });
+
+  it('redactSecrets masks a long secret wherever it occurs, also URL-encoded and inside a longer one', () => {
+    expect(redactSecrets(`token=${SECRET}x and ${SECRET}`, [SECRET])).toBe('token=***x and ***');
+    const slashed = 'abc/def+ghi=jkl/mnopqrst';
+    expect(redactSecrets(`GET /?X-Amz-Security-Token=${encodeURIComponent(slashed)}`, [slashed])).toBe('GET /?X-Amz-Security-Token=***');
+    expect(redactSecrets(`${SECRET}-2 and the other`, [SECRET, `${SECRET}-2`])).toBe('*** and the other');
+  });
+
+  it('an S3 message keeps its words when a (short) secret is a letter of them', () => {
+    const error = toS3StorageError(serviceError('InternalError', 500), { ...context, secrets: ['S', '3'] });
+    expect(error.message).toBe('Could not upload "a/b.qcow2": S3 bucket "images" at http://127.0.0.1:7480 answered HTTP 500 (InternalError). The S3 service is failing; try again later.');
+  });
 });

@@ -39,10 +39,36 @@ describe('S3StorageOptionsSchema', () => {
     [{ ...base, partSizeBytes: 1024 }, 'partSizeBytes'],
     [{ ...base, queueSize: 0 }, 'queueSize'],
     [{ ...base, forcePathStyle: 'yes' }, 'forcePathStyle'],
+    [{ ...base, region: 'eu-west-1\r\nX-Injected: 1' }, 'region'],
+    [{ ...base, region: 'eu west 1' }, 'region'],
+    [{ ...base, region: '-eu' }, 'region'],
+    [{ ...base, accessKeyId: 'AKID\u0000EXAMPLE' }, 'accessKeyId'],
+    [{ ...base, accessKeyId: 'AKID EXAMPLE' }, 'accessKeyId'],
+    [{ ...base, secretAccessKey: 'super-secret\u0007value' }, 'secretAccessKey'],
+    [{ ...base, secretAccessKey: 'short' }, 'secretAccessKey'],
+    [{ ...base, secretAccessKey: 'S' }, 'secretAccessKey'],
+    [{ ...base, sessionToken: 'session-token\nvalue' }, 'sessionToken'],
+    [{ ...base, sessionToken: 'tok' }, 'sessionToken'],
+    [{ ...base, endpoint: 'http://user:pass@127.0.0.1:7480' }, 'endpoint'],
+    [{ ...base, endpoint: 'http://127.0.0.1:7480/?x=1' }, 'endpoint'],
   ])('rejects %j naming %s', (input, field) => {
     const result = S3StorageOptionsSchema.safeParse(input);
     expect(result.success).toBe(false);
     expect(result.error?.issues.map((issue) => issue.path.join('.'))).toContain(field);
+  });
+
+  it('refuses unknown keys, naming them (a misspelt secret must not be stored unmasked)', () => {
+    const result = S3StorageOptionsSchema.safeParse({ ...base, SecretAccessKey: 'super-secret-value-456' });
+    expect(result.success).toBe(false);
+    expect(result.error?.issues).toMatchObject([{ code: 'unrecognized_keys', keys: ['SecretAccessKey'] }]);
+    expect(JSON.stringify(result.error?.issues)).not.toContain('super-secret-value-456');
+  });
+
+  it('accepts the region names of AWS, radosgw and MinIO and a session token', () => {
+    for (const region of ['us-east-1', 'eu-central-2', 'default', 'my_zonegroup', 'us-gov-west-1']) {
+      expect(S3StorageOptionsSchema.parse({ ...base, region }).region).toBe(region);
+    }
+    expect(S3StorageOptionsSchema.parse({ ...base, sessionToken: 'FwoGZXIvYXdzEJr//////////wEaDM+token=' }).sessionToken).toBeDefined();
   });
 
   it('never echoes the secret in validation messages', () => {

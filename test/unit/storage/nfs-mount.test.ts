@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DELETE_SCRIPT } from '../../../drivers/storage/local/commands';
-import { createNfsStorage } from '../../../drivers/storage/nfs/driver';
+import { createNfsStorageDriver } from '../../../drivers/storage/nfs/driver';
 import { judgeMount, parseNfsSource } from '../../../drivers/storage/nfs/mount';
 import { NfsStorageOptionsSchema } from '../../../drivers/storage/nfs/options';
 import type { ExecResult, Executor } from '../../../src/ports/executor';
@@ -77,7 +77,7 @@ function fakeHypervisor(): Executor & { commands: string[]; deleted: string[]; m
 describe('nfs driver mount handling', () => {
   it('mounts when autoMount is on and the export is absent, then trusts the check for a while', async () => {
     const executor = fakeHypervisor();
-    const driver = createNfsStorage({ ...options, autoMount: true, mountOptions: 'vers=4.2' }, executor, { verifiedForMs: 60_000 });
+    const driver = createNfsStorageDriver({ ...options, autoMount: true, mountOptions: 'vers=4.2' }, executor, { verifiedForMs: 60_000 });
     await driver.delete('a');
     await driver.delete('b');
     expect(executor.mounted).toBe(true);
@@ -89,7 +89,7 @@ describe('nfs driver mount handling', () => {
   it('checks again after the trust period, so an unmounted share is noticed', async () => {
     const executor = fakeHypervisor();
     executor.mounted = true;
-    const driver = createNfsStorage(options, executor, { verifiedForMs: 0 });
+    const driver = createNfsStorageDriver(options, executor, { verifiedForMs: 0 });
     await driver.delete('a');
     executor.mounted = false;
     await expect(driver.delete('b')).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });

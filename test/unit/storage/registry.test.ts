@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { localStorageDriver } from '../../../drivers/storage/local';
+import { nfsStorageDriver } from '../../../drivers/storage/nfs';
+import { s3StorageDriver } from '../../../drivers/storage/s3';
 import { isInstanceImagesError } from '../../../src/errors';
 import type { StorageDriverFactory } from '../../../src/ports/storage-driver';
 import { createStorageRegistry, MASKED_SECRET } from '../../../src/storage/registry';
@@ -61,7 +63,7 @@ describe('storage registry', () => {
     const bad = caught(() => registry.validateConfig('host-blob', { bucket: 'b', credentials: { accessKeyId: 'AK', secretAccessKey: 7 }, extra: secret }));
     expect(isInstanceImagesError(bad, 'VALIDATION_FAILED')).toBe(true);
     const paths = (bad as { fields: Array<{ path: string }> }).fields.map((f) => f.path).sort();
-    expect(paths).toEqual(['config', 'config.bucket', 'config.credentials.secretAccessKey']);
+    expect(paths).toEqual(['config.bucket', 'config.credentials.secretAccessKey', 'config.extra']);
     expect((bad as Error).message).not.toContain(secret);
     expect((bad as Error).message).toContain('config.bucket');
   });
@@ -76,11 +78,52 @@ describe('storage registry', () => {
     expect(registry.maskSecrets('host-blob', { bucket: 'x' })).toEqual({ bucket: 'x' });
   });
 
+  it('refuses unknown keys in every built-in driver config, naming each as its own field', () => {
+    const registry = createStorageRegistry();
+    registry.register(localStorageDriver);
+    registry.register(nfsStorageDriver);
+    registry.register(s3StorageDriver);
+    const valid = {
+      local: { path: '/var/lib/images' },
+      nfs: { server: 'nfs.example', exportPath: '/export/images', mountPoint: '/mnt/images' },
+      s3: { bucket: 'images', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI-K7MDENG' },
+    };
+    const leaked = 'wJalrXUtnFEMI-K7MDENG-leaked';
+    for (const [name, config] of Object.entries(valid)) {
+      expect(() => registry.validateConfig(name, config)).not.toThrow();
+      const error = caught(() => registry.validateConfig(name, { ...config, SecretAccessKey: leaked, 'bad\nkey': 1 }));
+      expect(isInstanceImagesError(error, 'VALIDATION_FAILED'), name).toBe(true);
+      const fields = (error as { fields: Array<{ path: string; message: string }> }).fields;
+      expect(fields).toEqual([
+        { path: 'config.SecretAccessKey', message: `is not a setting of the ${name} storage driver` },
+        { path: 'config.bad?key', message: `is not a setting of the ${name} storage driver` },
+      ]);
+      expect(JSON.stringify(error) + (error as Error).message).not.toContain(leaked);
+    }
+  });
+
+  it('masks keys a stored config holds that its schema does not know', () => {
+    const registry = createStorageRegistry();
+    registry.register(s3StorageDriver);
+    const stored = { bucket: 'images', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI-K7MDENG', SecretAccessKey: 'typo-holds-the-secret' };
+    expect(registry.maskSecrets('s3', stored)).toEqual({ bucket: 'images', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: MASKED_SECRET, SecretAccessKey: MASKED_SECRET });
+    expect(stored.SecretAccessKey).toBe('typo-holds-the-secret');
+  });
+
   it('creates drivers, insisting on a hypervisor context for per-hypervisor drivers', () => {
     const registry = createStorageRegistry();
     registry.register(localStorageDriver);
     registry.register(hostDriver);
     expect(registry.createDriver('host-blob', { bucket: 'abc', credentials: { accessKeyId: 'a', secretAccessKey: '12345678' } }).name).toBe('memory');
     expect(isInstanceImagesError(caught(() => registry.createDriver('local', { path: '/x' })), 'INVALID_STATE')).toBe(true);
+  });
+});
+
+describe('driver factory names', () => {
+  it('keep the former names as aliases of the create<Name>StorageDriver functions', async () => {
+    const local = await import('../../../drivers/storage/local');
+    const nfs = await import('../../../drivers/storage/nfs');
+    expect(local.createPathStorage).toBe(local.createPathStorageDriver);
+    expect(nfs.createNfsStorage).toBe(nfs.createNfsStorageDriver);
   });
 });

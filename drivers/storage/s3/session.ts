@@ -1,0 +1,157 @@
+/**
+ * The state one S3 driver instance shares between its operations: the settings derived from the
+ * options, the lazily loaded SDK and client ({@link S3Runtime}), and the mapping of every failure
+ * to a coded error.
+ * @module
+ */
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type * as LibStorage from '@aws-sdk/lib-storage';
+import { InstanceImagesError } from '../../../src/errors';
+import { toS3StorageError, type S3ErrorContext } from './errors';
+import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normaliseS3Prefix, type S3StorageOptions } from './options';
+import { createS3PartUploader, s3ClientClock, s3ClientSigner, type S3PartUploader } from './part-request';
+
+/** The loaded SDK and the client built from the options. */
+export interface S3Runtime {
+  sdk: typeof S3Sdk;
+  Upload: typeof LibStorage.Upload;
+  client: S3Sdk.S3Client;
+  /** Sends the parts of known-size puts (signed by the client's signer). */
+  parts: S3PartUploader;
+}
+
+/** What every operation of one driver instance shares. */
+export interface S3Session {
+  readonly bucket: string;
+  /** The normalised key prefix (`""` for the bucket root). */
+  readonly prefix: string;
+  /** The region requests are signed for. */
+  readonly region: string;
+  /** The part size of puts of unknown size, and the floor for known sizes. */
+  readonly basePartSize: number;
+  /** Parts uploaded at once. */
+  readonly queueSize: number;
+  /** A printable endpoint for messages: the origin, or `AWS S3 (region)`. */
+  readonly endpointLabel: string;
+  /** Values that must never appear in a message. */
+  readonly secrets: readonly string[];
+  /** The error context of one operation. */
+  errorContext(action: string, signal?: AbortSignal): S3ErrorContext;
+  /** The SDK and client, loaded on the first call. @throws STORAGE_UNAVAILABLE once closed or when the SDK is missing. */
+  load(errorContext: S3ErrorContext): Promise<S3Runtime>;
+  /** Runs one SDK call, mapping every failure. */
+  call<T>(errorContext: S3ErrorContext, fn: (rt: S3Runtime) => Promise<T>): Promise<T>;
+  /** Releases the client and its connections; later calls fail. */
+  close(): Promise<void>;
+}
+
+/** How long to wait for a TCP connection to the endpoint. */
+const CONNECTION_TIMEOUT_MS = 10_000;
+/** How long a request may sit without any socket activity before it fails. */
+const SOCKET_IDLE_TIMEOUT_MS = 120_000;
+
+/** An error as an aborted request throws it (mapped to CANCELLED). */
+export function abortError(): Error {
+  return Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+}
+
+/** The two SDK packages, imported on first use. */
+interface S3Modules {
+  sdk: typeof S3Sdk;
+  lib: typeof LibStorage;
+}
+
+/** Imports the SDK packages. @throws STORAGE_UNAVAILABLE naming the packages to install. */
+async function importS3Sdk(): Promise<S3Modules> {
+  try {
+    const [sdk, lib] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+    return { sdk, lib };
+  } catch (error) {
+    throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The s3 storage driver needs the packages @aws-sdk/client-s3 and @aws-sdk/lib-storage: install them next to instance-images', { cause: error });
+  }
+}
+
+/** Builds the client and the part uploader from the options. */
+function buildS3Runtime({ sdk, lib }: S3Modules, options: S3StorageOptions): S3Runtime {
+  const client = new sdk.S3Client({
+    region: options.region,
+    ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    forcePathStyle: options.forcePathStyle,
+    ...(options.accessKeyId !== undefined && options.secretAccessKey !== undefined
+      ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey, ...(options.sessionToken === undefined ? {} : { sessionToken: options.sessionToken }) } }
+      : {}),
+    // radosgw (and other S3-compatible services) reject the SDK's default aws-chunked
+    // checksums on streamed bodies; send/validate checksums only where S3 requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: SOCKET_IDLE_TIMEOUT_MS },
+  });
+  const parts = createS3PartUploader({
+    signer: s3ClientSigner(client),
+    clock: s3ClientClock(client),
+    connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+    socketIdleTimeoutMs: SOCKET_IDLE_TIMEOUT_MS,
+  });
+  return { sdk, Upload: lib.Upload, client, parts };
+}
+
+/** Creates the session of one driver instance from validated options. Nothing loads yet. */
+export function createS3Session(options: S3StorageOptions): S3Session {
+  const bucket = options.bucket;
+  const endpointLabel = options.endpoint === undefined ? `AWS S3 (${options.region})` : new URL(options.endpoint).origin;
+  const secrets = [options.secretAccessKey, options.sessionToken].filter((value): value is string => value !== undefined);
+  let runtime: Promise<S3Runtime> | undefined;
+  let closed = false;
+
+  const load = (errorContext: S3ErrorContext): Promise<S3Runtime> => {
+    if (closed) return Promise.reject(new InstanceImagesError('STORAGE_UNAVAILABLE', `The S3 storage driver for bucket "${bucket}" was closed`));
+    runtime ??= (async () => {
+      let modules: S3Modules;
+      try {
+        modules = await importS3Sdk();
+      } catch (error) {
+        // A failed import is not kept: the next call tries again (e.g. once the packages are installed).
+        runtime = undefined;
+        throw error;
+      }
+      return buildS3Runtime(modules, options);
+    })();
+    return runtime.catch((error: unknown) => {
+      throw toS3StorageError(error, errorContext);
+    });
+  };
+
+  return {
+    bucket,
+    prefix: normaliseS3Prefix(options.prefix),
+    region: options.region,
+    basePartSize: options.partSizeBytes ?? S3_DEFAULT_PART_SIZE,
+    queueSize: options.queueSize ?? S3_DEFAULT_QUEUE_SIZE,
+    endpointLabel,
+    secrets,
+    errorContext: (action, signal) => ({ action, bucket, endpoint: endpointLabel, secrets, ...(signal ? { signal } : {}) }),
+    load,
+    async call(errorContext, fn) {
+      const rt = await load(errorContext);
+      try {
+        return await fn(rt);
+      } catch (error) {
+        throw toS3StorageError(error, errorContext);
+      }
+    },
+    async close() {
+      closed = true;
+      const current = runtime;
+      runtime = undefined;
+      if (current) {
+        try {
+          const loaded = await current;
+          loaded.parts.close();
+          loaded.client.destroy();
+        } catch {
+          // the SDK never loaded: nothing to release
+        }
+      }
+    },
+  };
+}
