@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+// eslint-disable-next-line layers/imports -- the one known breach (issue #12): the host will pass storage drivers in; remove this line with that change
 import { builtinStorageDrivers } from '../drivers/storage/builtins';
 import { BillingPolicySchema, type BillingPolicyInput } from './billing';
 import { createEmitter, type InstanceImagesEmitter, type InstanceImagesEvents } from './events';

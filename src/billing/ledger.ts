@@ -16,6 +16,7 @@ import { InstanceImagesError, validationFailed } from '../errors';
 import { BytesSchema, DecimalStringSchema, IdSchema } from '../model/common';
 import type { Image } from '../model/image';
 import type { UsageInterval } from '../model/usage-interval';
+// eslint-disable-next-line layers/imports -- the known breach (issue #12): billing becomes pure and a usage service owns the I/O; remove this line with that change
 import type { UsageRepository } from '../ports/repositories';
 import { Rational } from './decimal';
 

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { InstanceImagesError } from '../errors';
 import { IdSchema } from '../model/common';
+// eslint-disable-next-line layers/imports -- the known breach (issue #12): billing becomes pure and a usage service owns the I/O; remove this line with that change
 import type { ImageRepository, UsageFilter, UsageRepository } from '../ports/repositories';
 import { parseOrThrow } from '../util/validate';
 import { ChargeCalculator, sumLines, type ImageCharge } from './calculator';
