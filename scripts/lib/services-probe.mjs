@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import process from 'node:process';
+/* global fetch, AbortSignal -- Node's own (this file runs on Node only) */
 
 const SERVICES_DIR = process.env.SERVICES_DIR ?? '/var/tmp/instance-images-test/services';
 const SSH_DIR = process.env.II_SSH_DIR ?? '/var/tmp/instance-images-test/hypervisor/ssh';
@@ -18,7 +19,7 @@ const SSH_PORT = Number(process.env.II_SSH_PORT ?? 2222);
 /** `export NAME=value …` lines of the env file scripts/start-services.sh writes. */
 function servicesEnv() {
   const values = {};
-  let text = '';
+  let text;
   try {
     text = readFileSync(`${SERVICES_DIR}/env.sh`, 'utf8');
   } catch {
