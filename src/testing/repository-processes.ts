@@ -67,7 +67,7 @@ export interface ProcessSuiteOptions {
   teardown?(database: SharedDatabase): Promise<void>;
   /** Child processes (default 4, at least 2). */
   processes?: number;
-  /** Rounds, each on fresh records (default 5). */
+  /** Rounds, each on fresh records (default 10). */
   rounds?: number;
   /** Per-case timeout in ms (default 120 000). */
   timeout?: number;
@@ -76,10 +76,10 @@ export interface ProcessSuiteOptions {
 /** What the children are asked to do in one round. */
 interface RoundPlan {
   round: number;
-  /** The account whose cap they race for, and the cap. */
-  accountId: string;
+  /** The accounts whose caps they race for, in the order every child walks them, and the cap of each. */
+  accountIds: string[];
   max: number;
-  /** Capped inserts each child attempts. */
+  /** Capped inserts each child attempts per account. */
   attempts: number;
   /** Images in `creating` every child tries to move to `available`. */
   imageIds: string[];
@@ -104,8 +104,10 @@ export interface ProcessRunResult {
   violations: string[];
 }
 
-const CAP = 5;
-const ATTEMPTS_PER_CHILD = 4;
+/** Accounts per round: every child walks them in the same order, so they meet at each cap. */
+const ACCOUNTS_PER_ROUND = 10;
+const CAP = 2;
+const ATTEMPTS_PER_ACCOUNT = 2;
 const SUBJECTS_PER_ROUND = 12;
 
 function describeError(error: unknown): string {
@@ -158,12 +160,14 @@ async function playRound(repos: Repositories, plan: RoundPlan, child: number): P
   };
   const now = new Date();
   const work: Promise<void>[] = [];
-  for (let i = 0; i < plan.attempts; i++) {
-    const image = makeImage({ accountId: plan.accountId, name: `child-${child}` });
-    work.push(guarded(async () => {
-      if (await repos.images.insertIfUnderLimit(image, { accountId: plan.accountId, max: plan.max })) report.inserted.push(image.id);
-    }));
-  }
+  work.push((async () => {
+    for (const accountId of plan.accountIds) {
+      const attempts = Array.from({ length: plan.attempts }, () => makeImage({ accountId, name: `child-${child}` }));
+      await Promise.all(attempts.map((image) => guarded(async () => {
+        if (await repos.images.insertIfUnderLimit(image, { accountId, max: plan.max })) report.inserted.push(image.id);
+      })));
+    }
+  })());
   for (const id of plan.imageIds) {
     work.push(guarded(async () => {
       if (await repos.images.transition(id, ['creating'], 'available', { description: `child-${child}`, sizeBytes: 1024 + child }, now)) report.imagesWon.push(id);
@@ -223,7 +227,8 @@ function startChildren(options: ProcessSuiteOptions, count: number): Child[] {
 
 /** Seeds a round's subjects through the parent's repositories. */
 async function seedRound(repos: Repositories, round: number, attempts: number): Promise<RoundPlan> {
-  const plan: RoundPlan = { round, accountId: `procs-${round}-${randomUUID()}`, max: CAP, attempts, imageIds: [], taskIds: [] };
+  const accountIds = Array.from({ length: ACCOUNTS_PER_ROUND }, (_, i) => `procs-${round}-${i}-${randomUUID()}`);
+  const plan: RoundPlan = { round, accountIds, max: CAP, attempts, imageIds: [], taskIds: [] };
   for (let i = 0; i < SUBJECTS_PER_ROUND; i++) {
     const image = makeImage({ accountId: `subjects-${round}` });
     const task = makeTask({ status: 'running' });
@@ -243,11 +248,17 @@ async function checkRound(repos: Repositories, plan: RoundPlan, reports: RoundRe
     for (const error of report.errors.slice(0, 3)) violations.push(`${at}: child ${child} threw ${error}`);
     if (report.errors.length > 3) violations.push(`${at}: child ${child} threw ${report.errors.length - 3} more errors`);
   });
-  const inserted = reports.flatMap((r) => r.inserted).length;
-  const stored = await repos.images.countActive(plan.accountId);
-  if (inserted !== plan.max || stored !== plan.max) {
-    violations.push(`${at}: ${reports.length} processes racing insertIfUnderLimit against a cap of ${plan.max} reported ${inserted} inserted and left ${stored} images`);
+  const inserted = new Set(reports.flatMap((r) => r.inserted));
+  for (const accountId of plan.accountIds) {
+    const mine = (await repos.images.list({ accountId }, { limit: 1000 })).items;
+    const reported = mine.filter((image) => inserted.has(image.id)).length;
+    const stored = await repos.images.countActive(accountId);
+    if (stored !== plan.max || reported !== stored || mine.length !== stored) {
+      violations.push(`${at}: ${reports.length} processes racing insertIfUnderLimit against a cap of ${plan.max} left ${stored} images (${reported} reported inserted) for ${accountId}`);
+    }
   }
+  const stray = [...inserted].length - plan.accountIds.length * plan.max;
+  if (stray > 0) violations.push(`${at}: ${stray} more inserts reported than the caps allow`);
   for (const [kind, ids, wins] of [
     ['image', plan.imageIds, reports.map((r) => r.imagesWon)],
     ['task', plan.taskIds, reports.map((r) => r.tasksWon)],
@@ -272,7 +283,7 @@ async function checkRound(repos: Repositories, plan: RoundPlan, reports: RoundRe
  */
 export async function runRepositoriesAcrossProcesses(options: ProcessSuiteOptions): Promise<ProcessRunResult> {
   const processes = Math.max(2, options.processes ?? 4);
-  const rounds = Math.max(1, options.rounds ?? 5);
+  const rounds = Math.max(1, options.rounds ?? 10);
   const database = await options.setup();
   const children = startChildren(options, processes);
   const violations: string[] = [];
@@ -281,7 +292,7 @@ export async function runRepositoriesAcrossProcesses(options: ProcessSuiteOption
     for (const child of children) child.send({ type: 'open', args: database.args });
     for (const child of children) await child.next('ready');
     for (let round = 0; round < rounds; round++) {
-      const plan = await seedRound(database.repositories, round, ATTEMPTS_PER_CHILD);
+      const plan = await seedRound(database.repositories, round, ATTEMPTS_PER_ACCOUNT);
       // Every child gets its plan before any answer is awaited: they start together.
       children.forEach((child, index) => child.send({ type: 'round', plan, child: index }));
       const reports: RoundReport[] = [];
@@ -301,9 +312,10 @@ export async function runRepositoriesAcrossProcesses(options: ProcessSuiteOption
 
 /**
  * Registers the multi-process case with the caller's test framework: {@link ProcessSuiteOptions.processes}
- * children (default 4) on one shared database race capped inserts (cap 5, 4 attempts each) and
+ * children (default 4) on one shared database race capped inserts (10 accounts walked in the same
+ * order, a cap of 2 each, 2 attempts per child and account) and
  * compare-and-set transitions of images and tasks, for {@link ProcessSuiteOptions.rounds} rounds
- * (default 5). It fails when a cap is exceeded or not reached, when a transition has no winner or
+ * (default 10). It fails when a cap is exceeded or not reached, when a transition has no winner or
  * two, when a winner's patch is not what is stored, or when any call throws (e.g. `SQLITE_BUSY`).
  */
 export function testRepositoriesAcrossProcesses(api: TestApi, options: ProcessSuiteOptions): void {
