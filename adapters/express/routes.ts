@@ -371,7 +371,7 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
     handle: async ({ actor, query, runtime }) => ({ status: 200, body: await runtime.service.images.listTasks(actor, query) }),
   }),
   defineRoute({
-    method: 'get', path: '/admin/images', operationId: 'listAllImages', summary: 'Images of every account (custom and stock), with filters', tag: 'admin: operations', admin: true,
+    method: 'get', path: '/admin/images', operationId: 'listAllImages', summary: 'Images of every account (custom and stock), with filters; includeDeleted=true adds deleted images (history)', tag: 'admin: operations', admin: true,
     query: ListImagesQuerySchema,
     success: { status: 200, description: 'A page of images', schema: ImagePageSchema },
     handle: async ({ actor, query, runtime }) => ({ status: 200, body: await runtime.service.images.listImages(actor, query) }),

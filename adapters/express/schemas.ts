@@ -21,7 +21,7 @@ import { UsageReportQuerySchema } from '../../src/services/settings';
 /** Page of a list route: cursor and limit. */
 export const PageQuerySchema = PageRequestSchema.extend({ limit: z.number().int().min(1).max(1000).optional() });
 /** GET /images (customers): My Images filters. */
-export const MyImagesQuerySchema = ListImagesQuerySchema.omit({ accountId: true });
+export const MyImagesQuerySchema = ListImagesQuerySchema.omit({ accountId: true, includeDeleted: true });
 /** GET /tasks (customers). */
 export const MyTasksQuerySchema = ListTasksQuerySchema.omit({ accountId: true });
 /** GET /usage (customers): the period. */

@@ -35,8 +35,9 @@ import type { SqlDialect, SqlExecutor, SqlParams } from './dialect';
 import { SqlTable } from './sql-table';
 import { accountLimitsTable, bindingsTable, imagesTable, isosTable, locationSettingsTable, mediaGroupsTable, storagesTable, tasksTable, usageTable } from './tables';
 
-const IMAGE_IMMUTABLE = new Set(['id', 'kind', 'accountId', 'createdAt']);
-const TASK_IMMUTABLE = new Set(['id', 'type', 'subjectKind', 'subjectId', 'accountId', 'createdAt']);
+// `status` of images and tasks changes only through `transition` (their `update` keeps it).
+const IMAGE_IMMUTABLE = new Set(['id', 'kind', 'accountId', 'createdAt', 'status']);
+const TASK_IMMUTABLE = new Set(['id', 'type', 'subjectKind', 'subjectId', 'accountId', 'createdAt', 'status']);
 const RECORD_IMMUTABLE = new Set(['id', 'createdAt']);
 
 /** Adds `column = value` to `where` when `value` is defined. */

@@ -26,7 +26,7 @@ export interface KeysetOrder<T> {
 
 /** Options of {@link SqlTable.patch}. */
 export interface PatchOptions {
-  /** Fields a patch must not change (ignored when present). */
+  /** Fields a patch must not change (ignored when present); name `status` where only a compare-and-set may change it. */
   immutable: ReadonlySet<string>;
   /** When set, a compare-and-set: only rows whose status is in `from` change, and status becomes `to`. */
   status?: { from: readonly string[]; to: string };
@@ -118,7 +118,8 @@ export class SqlTable<T extends object> {
     const params = this.params();
     const sets: string[] = [];
     for (const [field, value] of Object.entries(patch)) {
-      if (value === undefined || options.immutable.has(field) || field === 'status' || field === 'updatedAt' || !(field in this.spec.columns)) continue;
+      // `status` changes only through a compare-and-set, or where the table lets update set it (ISOs).
+      if (value === undefined || options.immutable.has(field) || (field === 'status' && options.status) || field === 'updatedAt' || !(field in this.spec.columns)) continue;
       const typed = field as keyof T & string;
       sets.push(`${this.col(typed)} = ${params.add(value, this.spec.columns[typed])}`);
     }

@@ -73,7 +73,7 @@ const imageTable: Table<Image> = {
     os_group_id: i.mediaGroupId, customer_id: i.accountId, server_id: i.sourceInstanceId, server_name: i.sourceInstanceName,
     region_id: i.locationId, store_id: i.storageId, node_id: i.hypervisorId, file_key: i.fileKey, disk_format: i.format,
     file_bytes: i.sizeBytes, disk_bytes: i.virtualSizeBytes, checksum_sha256: i.sha256, consistency: i.consistency,
-    state: i.status, state_code: i.statusReason?.code ?? null, state_message: i.statusReason?.message ?? null,
+    is_compressed: i.compressed === undefined || i.compressed === null ? null : flag(i.compressed), state: i.status, state_code: i.statusReason?.code ?? null, state_message: i.statusReason?.message ?? null,
     created_on: ms(i.createdAt), changed_on: ms(i.updatedAt), ready_on: ms(i.availableAt), removed_on: ms(i.deletedAt),
   }),
   fromRow: (r) => ({
@@ -85,6 +85,8 @@ const imageTable: Table<Image> = {
     sha256: textOrNull(r.checksum_sha256), consistency: textOrNull(r.consistency) as Image['consistency'],
     status: text(r.state) as Image['status'], statusReason: reasonOf(r.state_code, r.state_message),
     createdAt: time(r.created_on), updatedAt: time(r.changed_on), availableAt: timeOrNull(r.ready_on), deletedAt: timeOrNull(r.removed_on),
+    // Optional field (added in a later release): NULL means "not recorded", so the key is left out.
+    ...(r.is_compressed === null || r.is_compressed === undefined ? {} : { compressed: r.is_compressed === 1 }),
   }),
 };
 

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS panel_vm_images (
   disk_bytes      INTEGER,
   checksum_sha256 TEXT,
   consistency     TEXT,
+  is_compressed   INTEGER,                  -- Image.compressed: 0/1, NULL when not recorded
   state           TEXT NOT NULL,
   state_code      TEXT,                     -- why it is in that state (code + message)
   state_message   TEXT,
@@ -150,5 +151,16 @@ export function openPanelDatabase(filename = ':memory:'): Database.Database {
   if (filename !== ':memory:') db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 5000');
   db.exec(PANEL_SCHEMA);
+  upgradePanelSchema(db);
   return db;
+}
+
+/**
+ * Brings a panel database created by an older release up to date: a field the SDK added later
+ * (`Image.compressed`) becomes a nullable column, so the rows written before read back without it.
+ * A real panel does this in its own migration tool; the check makes running it twice harmless.
+ */
+export function upgradePanelSchema(db: Database.Database): void {
+  const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('panel_vm_images') as { name: string }[]).map((c) => c.name);
+  if (!columns.includes('is_compressed')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN is_compressed INTEGER');
 }

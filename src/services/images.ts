@@ -11,7 +11,7 @@ import type { Image, ImageStatus } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
 import type { Task, TaskStatus, TaskType } from '../model/task';
 import { DEFAULT_SCRATCH_DIR, type HostInstance } from '../ports/host-directory';
-import type { ImageSort, ListPage } from '../ports/repositories';
+import type { ImageFilter, ImageSort, ListPage } from '../ports/repositories';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, ownsAccount, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
@@ -41,6 +41,8 @@ export const ListImagesQuerySchema = z.object({
   status: z.enum(['creating', 'available', 'error', 'deleting']).optional(),
   /** Admins only: filter by account. */
   accountId: IdSchema.optional(),
+  /** Admins only: include `deleted` images too, for history (a customer asking gets FORBIDDEN). */
+  includeDeleted: z.boolean().optional().describe('Admins only: include deleted images too (history)'),
 });
 /** Query of {@link ImageService.listImages}. */
 export type ListImagesQuery = z.input<typeof ListImagesQuerySchema>;
@@ -325,12 +327,18 @@ export class ImageService {
     return fresh ?? image;
   }
 
-  /** My Images: a page of images (an account's custom images for a customer; any for an admin), without deleted ones. */
+  /**
+   * My Images: a page of images (an account's custom images for a customer; any for an admin),
+   * without deleted ones. An admin may pass `includeDeleted: true` to see deleted images as well
+   * (history); customers never see deleted images (FORBIDDEN when they ask).
+   */
   async listImages(actor: Actor, query: ListImagesQuery = {}): Promise<Page<Image>> {
     checkActor(actor);
     const q = parseOrThrow(ListImagesQuerySchema, query, 'The query');
+    if (q.includeDeleted && actor.kind !== 'admin') throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can list deleted images');
     const statuses: ImageStatus[] | undefined = q.status ? [q.status] : undefined;
-    const filter = actor.kind === 'customer' ? { kind: 'custom' as const, accountId: actor.accountId, statuses } : { accountId: q.accountId, statuses };
+    const filter: ImageFilter =
+      actor.kind === 'customer' ? { kind: 'custom', accountId: actor.accountId, statuses } : { accountId: q.accountId, statuses, includeDeleted: q.includeDeleted === true };
     const sort: ImageSort = { by: q.sort ?? 'createdAt', ...(q.direction ? { direction: q.direction } : {}) };
     const page: ListPage = { cursor: q.cursor ?? null, limit: q.limit ?? 50 };
     return this.ctx.repos.images.list(filter, page, sort);

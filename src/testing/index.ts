@@ -4,5 +4,32 @@
  * @module
  */
 export { testRepositories, repositoryCases, runRepositoryCase, type TestApi, type RepositorySuiteOptions, type RepositoryCase } from './repository-suite';
-export { makeImage, makeStorage, makeMediaGroup, makeIso, makeTask, makeUsageInterval, fixtureTime, FIXTURE_TIME } from './fixtures';
+export {
+  testRepositoriesAcrossProcesses,
+  runRepositoriesAcrossProcesses,
+  serveRepositories,
+  type ProcessSuiteOptions,
+  type ProcessRunResult,
+  type SharedDatabase,
+  type JsonValue,
+} from './repository-processes';
+export {
+  makeImage,
+  makeStorage,
+  makeMediaGroup,
+  makeIso,
+  makeTask,
+  makeUsageInterval,
+  makeCompleteImage,
+  makeCompleteStorage,
+  makeCompleteMediaGroup,
+  makeCompleteIso,
+  makeCompleteTask,
+  makeCompleteUsageInterval,
+  makeCompleteLocationSettings,
+  completeImagePatch,
+  completeTaskPatch,
+  fixtureTime,
+  FIXTURE_TIME,
+} from './fixtures';
 export { testStorageDriver, type StorageSuiteOptions, type StorageSuiteFeature, type SuiteFramework, type SuiteAssertion } from './storage-driver-suite';

@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { isInstanceImagesError } from '../errors';
 import type { Repositories } from '../ports/repositories';
+import { roundTripCases } from './round-trip-cases';
 import { fixtureTime, makeImage, makeIso, makeMediaGroup, makeStorage, makeTask, makeUsageInterval } from './fixtures';
 
 /** The test-framework functions the suite needs (vitest, jest, node:test all fit). */
@@ -164,6 +165,22 @@ export const repositoryCases: readonly RepositoryCase[] = [
       assert.equal(await images.insertIfUnderLimit(refused, { accountId: 'a', max: 2 }), false);
       assert.equal(await images.get(refused.id), null);
       assert.equal(await images.insertIfUnderLimit(makeImage({ accountId: 'z' }), { accountId: 'z', max: 0 }), false);
+    },
+  },
+  {
+    name: 'images: insertIfUnderLimit with an existing id throws CONFLICT, also when the cap is reached',
+    async run({ images }) {
+      const first = makeImage({ accountId: 'full' });
+      assert.equal(await images.insertIfUnderLimit(first, { accountId: 'full', max: 1 }), true);
+      // At the cap the duplicate is still a duplicate: CONFLICT, not `false` (the caller would report a full cap).
+      await rejectsWithCode(images.insertIfUnderLimit({ ...first, name: 'again' }, { accountId: 'full', max: 1 }), 'CONFLICT');
+      await rejectsWithCode(images.insertIfUnderLimit({ ...first, name: 'again' }, { accountId: 'full', max: 0 }), 'CONFLICT');
+      // An existing id of another account, whose own cap is full, too.
+      const other = makeImage({ accountId: 'other-full' });
+      await images.insert(other);
+      await rejectsWithCode(images.insertIfUnderLimit({ ...other, accountId: 'full' }, { accountId: 'full', max: 1 }), 'CONFLICT');
+      assert.deepEqual(await images.get(first.id), first);
+      assert.equal(await images.countActive('full'), 1);
     },
   },
   {
@@ -414,6 +431,7 @@ export const repositoryCases: readonly RepositoryCase[] = [
       assert.equal(await settings.getAccountLimit('a'), null);
     },
   },
+  ...roundTripCases,
 ];
 
 /** Registers the repository conformance suite with the caller's test framework. */
