@@ -13,7 +13,8 @@ let imageId = '';
 const ii = openPanel(paths, { workerId, heartbeatIntervalMs: 200 }, {
   async afterJobStart() {
     process.stdout.write(`job-started ${imageId}\n`);
-    await new Promise(() => undefined); // the capture stays mid-way until the process is killed
+    // The capture stays mid-way until the process is killed (the timer keeps the process alive).
+    await new Promise(() => setInterval(() => undefined, 60_000));
   },
 });
 if (configure === '--configure') await configurePanel(ii, paths);
