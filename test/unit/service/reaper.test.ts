@@ -6,6 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createInstanceImages, type InstanceImages } from '../../../src';
 import { makeImage, makeTask } from '../../../src/testing';
+import { defaultWorkerId } from '../../../src/tasks/reaper';
 import { alice, setup, type Harness } from './setup';
 
 /** Another panel process over the same repositories, world and clock. */
@@ -108,6 +109,14 @@ describe('the reaper', () => {
     expect(image.status).toBe('error');
     expect(image.statusReason?.code).toBe('INTERRUPTED');
     open();
+    await h.ii.close();
+  });
+
+  it('the worker id: stable by default, and a bad one is refused naming the option', async () => {
+    expect(defaultWorkerId()).toBe(defaultWorkerId());
+    expect(defaultWorkerId()).toMatch(/^[^\s]+:[0-9a-f]{12}$/);
+    const h = await setup();
+    expect(() => process2(h, { workerId: 'two words' })).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', message: expect.stringContaining('workerId') }));
     await h.ii.close();
   });
 });
