@@ -273,7 +273,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const drivers = new DriverCache(ctx);
   const images = new ImageService(ctx, drivers);
   const settingsService = new SettingsService(ctx, drivers, parsed.currency);
-  // The reaper: recovery without anyone calling it (see docs/architecture.md, "Task recovery").
+  // The reaper: recovery without anyone calling it (docs/operations.md, "Recovery").
   const reaper = startReaper({
     intervalMs: settings.reaperIntervalMs,
     pass: () => settingsService.recover(known, (task) => heldByPreviousRun(task, worker)),
