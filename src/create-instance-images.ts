@@ -25,6 +25,7 @@ import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
+import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, startReaper } from './tasks/reaper';
 import { parseOrThrow } from './util/validate';
 
 const MiB = 2 ** 20;
@@ -77,8 +78,10 @@ export const InstanceImagesOptionsSchema = z.object({
       heartbeatTimeoutMs: z.number().int().min(100).max(86_400_000).default(60_000),
       progressIntervalMs: z.number().int().min(0).max(600_000).default(1_000),
       leftoverAgeMs: z.number().int().min(0).default(3_600_000),
+      reaperIntervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
+      workerId: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
     })
-    .default({ heartbeatIntervalMs: 5_000, heartbeatTimeoutMs: 60_000, progressIntervalMs: 1_000, leftoverAgeMs: 3_600_000 }),
+    .default({ heartbeatIntervalMs: 5_000, heartbeatTimeoutMs: 60_000, progressIntervalMs: 1_000, leftoverAgeMs: 3_600_000, reaperIntervalMs: 10_000 }),
   capture: z.object({ format: z.enum(['qcow2', 'raw']).default('qcow2'), compress: z.boolean().default(false) }).default({ format: 'qcow2', compress: false }),
   deploy: z
     .object({ maxDiskBytes: z.number().int('must be a whole number of bytes (a safe integer)').min(MiB, 'must be at least 1 MiB').default(MAX_DEPLOY_DISK_BYTES) })
@@ -113,8 +116,31 @@ export interface InstanceImagesOptions {
   billingPolicy?: BillingPolicyInput;
   /** Currency of prices and reports. @default 'USD' */
   currency?: string;
-  /** Task timing: heartbeat interval/timeout, progress interval, leftover age (ms). */
-  tasks?: { heartbeatIntervalMs?: number; heartbeatTimeoutMs?: number; progressIntervalMs?: number; leftoverAgeMs?: number };
+  /**
+   * Tasks: timing (ms) of heartbeats, progress and leftovers, the reaper, and this process's worker id.
+   * The reaper recovers tasks whose worker died: a task whose heartbeat is older than
+   * `heartbeatTimeoutMs` within `heartbeatTimeoutMs + reaperIntervalMs`, and, at start, the tasks of
+   * this worker's previous run at once.
+   */
+  tasks?: {
+    /** How often a task writes its heartbeat. @default 5000 */
+    heartbeatIntervalMs?: number;
+    /** A task whose heartbeat is older than this is taken for dead. @default 60000 */
+    heartbeatTimeoutMs?: number;
+    /** Progress is persisted and emitted at most this often per task. @default 1000 */
+    progressIntervalMs?: number;
+    /** Temp files older than this are leftovers in the image browser. @default 3600000 */
+    leftoverAgeMs?: number;
+    /** Pause between two passes of the reaper. @default 10000 */
+    reaperIntervalMs?: number;
+    /**
+     * This process's stable name as a worker, recorded on the tasks it holds; a process started
+     * again with the same id recovers the tasks of its previous run at once. Two processes running
+     * at the same time must never share one (give each worker of a cluster its own, e.g. by its
+     * slot number). @default host name + hash of the working directory and `NODE_APP_INSTANCE`
+     */
+    workerId?: string;
+  };
   /** Capture output: format and compression. @default { format: 'qcow2', compress: false } */
   capture?: { format?: 'qcow2' | 'raw'; compress?: boolean };
   /**
@@ -141,14 +167,15 @@ export interface InstanceImages {
   /** The storage driver registry (register your own drivers here or via options). */
   readonly storageDrivers: StorageRegistry;
   /**
-   * Start-up recovery: fails tasks interrupted by a crash (and their images, with reason
-   * INTERRUPTED), removes their leftovers, and runs the hypervisor drivers' recovery.
-   * Call once after creating the SDK.
+   * Recovery now: fails tasks interrupted by a crash (and their images, with reason
+   * INTERRUPTED), removes their leftovers, and runs the hypervisor drivers' recovery. The SDK's
+   * reaper does this by itself (at start and every `tasks.reaperIntervalMs`); this runs a pass at
+   * once (after one in progress, whose results are included), e.g. for an operator's button.
    */
   recover(): Promise<RecoveryReport>;
   /** Resolves when no task is queued or running in this process. */
   idle(): Promise<void>;
-  /** Stops the queue (aborting running tasks), closes storages and the repositories. */
+  /** Stops the reaper and the queue (aborting running tasks), closes storages and the repositories. */
   close(): Promise<void>;
 }
 
@@ -215,6 +242,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const settings: ServiceSettings = {
     heartbeatIntervalMs: parsed.tasks.heartbeatIntervalMs,
     heartbeatTimeoutMs: parsed.tasks.heartbeatTimeoutMs,
+    reaperIntervalMs: parsed.tasks.reaperIntervalMs,
     progressIntervalMs: parsed.tasks.progressIntervalMs,
     leftoverAgeMs: parsed.tasks.leftoverAgeMs,
     captureFormat: parsed.capture.format,
@@ -227,10 +255,12 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const queueHeartbeat = setInterval(() => {
     const at = now();
     for (const taskId of waiting) {
-      repositories.tasks.update(taskId, { heartbeatAt: at }, at).catch((error: unknown) => logger.warn('queued task heartbeat failed', { taskId, error: String(error) }));
+      // compare-and-set: never revives a task recovery has failed meanwhile
+      repositories.tasks.transition(taskId, ['queued'], 'queued', { heartbeatAt: at }, at).catch((error: unknown) => logger.warn('queued task heartbeat failed', { taskId, error: String(error) }));
     }
   }, settings.heartbeatIntervalMs);
   queueHeartbeat.unref?.();
+  const worker = { workerId: parsed.tasks.workerId ?? defaultWorkerId(), incarnationId: newIncarnation() };
   const ctx: ServiceContext = {
     repos: repositories,
     events,
@@ -241,12 +271,28 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     executors: options.executors,
     logger,
     settings,
+    worker,
     now,
     newId: options.generateId ?? randomUUID,
   };
   const drivers = new DriverCache(ctx);
   const images = new ImageService(ctx, drivers);
   const settingsService = new SettingsService(ctx, new UsageService(ctx, drivers, parsed.currency), new RecoveryService(ctx, drivers), parsed.currency);
+  // The reaper: recovery without anyone calling it (docs/operations.md, "Recovery").
+  const reaper = startReaper({
+    intervalMs: settings.reaperIntervalMs,
+    pass: () => settingsService.recover(known, (task) => heldByPreviousRun(task, worker)),
+    merge: (a, b) => ({
+      interruptedTasks: [...a.interruptedTasks, ...b.interruptedTasks],
+      failedImages: [...a.failedImages, ...b.failedImages],
+      removedFiles: [...a.removedFiles, ...b.removedFiles],
+      hypervisorActions: [...a.hypervisorActions, ...b.hypervisorActions],
+    }),
+    onError: (error) => logger.error('task recovery failed; retrying at the next pass', { error: String(error) }),
+    onPass: (report) => {
+      if (report.interruptedTasks.length + report.failedImages.length > 0) logger.warn('recovered interrupted tasks', { ...report });
+    },
+  });
   return {
     images,
     catalog: new CatalogService(ctx, drivers, images),
@@ -255,10 +301,12 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     events,
     repositories,
     storageDrivers: registry,
-    recover: () => settingsService.recover(known),
+    recover: () => reaper.runNow(),
     idle: () => queue.onIdle(),
     async close() {
+      await reaper.stop();
       await queue.close();
+      endIncarnation(worker.incarnationId);
       await drivers.close();
       await repositories.close?.();
     },

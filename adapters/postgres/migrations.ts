@@ -140,4 +140,13 @@ export const postgresMigrations: readonly Migration[] = [
     name: 'images keep the compress choice of their capture',
     statements: [`ALTER TABLE ii_images ADD COLUMN compressed boolean`],
   },
+  {
+    version: 3,
+    name: 'tasks record the worker that holds them and an overall percentage',
+    statements: [
+      `ALTER TABLE ii_tasks ADD COLUMN worker_id text`,
+      `ALTER TABLE ii_tasks ADD COLUMN incarnation_id text`,
+      `UPDATE ii_tasks SET progress = jsonb_set(progress, '{percent}', to_jsonb(CASE WHEN status = 'completed' THEN 100 ELSE 0 END)) WHERE NOT (progress ? 'percent')`,
+    ],
+  },
 ];

@@ -100,6 +100,8 @@ export const tasksTable: TableSpec<Task> = {
     errorCode: 'text',
     errorMessage: 'text',
     attempts: 'integer',
+    workerId: 'text',
+    incarnationId: 'text',
     heartbeatAt: 'timestamp',
     createdAt: 'timestamp',
     updatedAt: 'timestamp',

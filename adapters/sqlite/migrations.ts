@@ -138,4 +138,13 @@ export const sqliteMigrations: readonly Migration[] = [
     name: 'images keep the compress choice of their capture',
     statements: [`ALTER TABLE ii_images ADD COLUMN compressed INTEGER CHECK (compressed IN (0, 1))`],
   },
+  {
+    version: 3,
+    name: 'tasks record the worker that holds them and an overall percentage',
+    statements: [
+      `ALTER TABLE ii_tasks ADD COLUMN worker_id TEXT`,
+      `ALTER TABLE ii_tasks ADD COLUMN incarnation_id TEXT`,
+      `UPDATE ii_tasks SET progress = json_set(progress, '$.percent', CASE WHEN status = 'completed' THEN 100 ELSE 0 END) WHERE json_type(progress, '$.percent') IS NULL`,
+    ],
+  },
 ];

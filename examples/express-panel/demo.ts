@@ -49,7 +49,8 @@ async function api<T>(panel: Panel, method: string, path: string, body?: unknown
 interface TaskJson {
   id: string;
   status: string;
-  progress: { step: string; bytesDone: number; bytesTotal: number | null };
+  /** `percent` is the whole task's and never decreases (see docs/architecture.md, "Task progress"). */
+  progress: { step: string; percent: number; bytesDone: number; bytesTotal: number | null };
   errorMessage: string | null;
 }
 
@@ -60,11 +61,8 @@ async function followTask(panel: Panel, taskId: string): Promise<TaskJson> {
   const decoder = new TextDecoder();
   let buffer = '';
   let last: TaskJson | null = null;
-  let pct = 0;
   const draw = (task: TaskJson) => {
-    const total = task.progress.bytesTotal ?? 0;
-    if (total > 0) pct = Math.min(100, Math.floor((100 * task.progress.bytesDone) / total));
-    if (task.status === 'completed') pct = 100;
+    const pct = task.progress.percent;
     const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.');
     process.stdout.write(`\r  [${bar}] ${String(pct).padStart(3)}%  ${task.progress.step.padEnd(20)}`);
   };

@@ -46,9 +46,11 @@ document.getElementById('create').addEventListener('submit', async (e) => {
   bar.hidden = false;
   status.textContent = 'Creating…';
   const events = new EventSource('/api/tasks/' + body.task.id + '/events?account=' + encodeURIComponent(account));
-  const show = (task) => { if (task.progress.bytesTotal) bar.value = Math.min(100, Math.round(100 * task.progress.bytesDone / task.progress.bytesTotal)); status.textContent = task.progress.step; };
+  // progress.percent is the whole task's (never decreasing); bytes are those of the current step.
+  const mib = (n) => (n / 1048576).toFixed(1) + ' MiB';
+  const show = (task) => { bar.value = task.progress.percent; status.textContent = task.progress.step + ' ' + task.progress.percent + '%' + (task.progress.bytesTotal ? ' (' + mib(task.progress.bytesDone) + ' of ' + mib(task.progress.bytesTotal) + ')' : ''); };
   events.addEventListener('task.progress', (ev) => show(JSON.parse(ev.data)));
-  events.addEventListener('task.finished', async (ev) => { const task = JSON.parse(ev.data); events.close(); bar.value = 100; status.textContent = task.status === 'completed' ? 'Available' : 'Failed: ' + task.errorMessage; await refresh(); });
+  events.addEventListener('task.finished', async (ev) => { const task = JSON.parse(ev.data); events.close(); bar.value = task.progress.percent; status.textContent = task.status === 'completed' ? 'Available' : 'Failed: ' + task.errorMessage; await refresh(); });
 });
 loadInstances().then(refresh);
 </script>

@@ -67,7 +67,7 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     storageDrivers: builtinStorageDrivers,
     logger: { debug: () => undefined, info: () => undefined, warn: (m, c) => console.warn(`[panel] ${m}`, c ?? ''), error: (m, c) => console.error(`[panel] ${m}`, c ?? '') },
   });
-  await sdk.recover();
+  // Tasks a crash interrupted are recovered by the SDK's reaper, at start and while it runs.
 
   // Operator setup, idempotent across restarts: one local storage bound to this machine, the feature on.
   const admin: Actor = { kind: 'admin', userId: 'demo-operator' };

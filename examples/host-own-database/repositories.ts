@@ -127,15 +127,15 @@ const taskTable: Table<Task> = {
   noun: 'Task',
   toRow: (t) => ({
     id: t.id, task_type: t.type, subject_kind: t.subjectKind, subject_id: t.subjectId, customer_id: t.accountId, node_id: t.hypervisorId, state: t.status,
-    progress_step: t.progress.step, progress_bytes_done: t.progress.bytesDone, progress_bytes_total: t.progress.bytesTotal,
-    error_code: t.errorCode, error_message: t.errorMessage, attempts: t.attempts, heartbeat_on: ms(t.heartbeatAt),
+    progress_step: t.progress.step, progress_percent: t.progress.percent, progress_bytes_done: t.progress.bytesDone, progress_bytes_total: t.progress.bytesTotal,
+    error_code: t.errorCode, error_message: t.errorMessage, attempts: t.attempts, worker_id: t.workerId, incarnation_id: t.incarnationId, heartbeat_on: ms(t.heartbeatAt),
     created_on: ms(t.createdAt), changed_on: ms(t.updatedAt), started_on: ms(t.startedAt), finished_on: ms(t.finishedAt),
   }),
   fromRow: (r) => ({
     id: text(r.id), type: text(r.task_type) as Task['type'], subjectKind: text(r.subject_kind) as Task['subjectKind'], subjectId: text(r.subject_id),
     accountId: textOrNull(r.customer_id), hypervisorId: textOrNull(r.node_id), status: text(r.state) as Task['status'],
-    progress: { step: text(r.progress_step), bytesDone: Number(r.progress_bytes_done), bytesTotal: intOrNull(r.progress_bytes_total) },
-    errorCode: textOrNull(r.error_code), errorMessage: textOrNull(r.error_message), attempts: Number(r.attempts), heartbeatAt: timeOrNull(r.heartbeat_on),
+    progress: { step: text(r.progress_step), percent: Number(r.progress_percent), bytesDone: Number(r.progress_bytes_done), bytesTotal: intOrNull(r.progress_bytes_total) },
+    errorCode: textOrNull(r.error_code), errorMessage: textOrNull(r.error_message), attempts: Number(r.attempts), workerId: textOrNull(r.worker_id), incarnationId: textOrNull(r.incarnation_id), heartbeatAt: timeOrNull(r.heartbeat_on),
     createdAt: time(r.created_on), updatedAt: time(r.changed_on), startedAt: timeOrNull(r.started_on), finishedAt: timeOrNull(r.finished_on),
   }),
 };

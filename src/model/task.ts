@@ -11,9 +11,15 @@ export const TaskStatusSchema = z.enum(['queued', 'running', 'completed', 'faile
 /** A task status. */
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
-/** Progress of a task: the current step and bytes done of a known or unknown total. */
+/**
+ * Progress of a task: the current step (one of the task type's steps, see `TASK_STEPS`), an overall
+ * percentage that never decreases (100 only once completed), and bytes done of the step's known or
+ * unknown total (a completed task shows its final bytes).
+ */
 export const TaskProgressSchema = z.object({
   step: z.string().max(100),
+  /** Overall percentage of the whole task (0-100, never decreasing). */
+  percent: z.number().int().min(0).max(100).default(0),
   bytesDone: BytesSchema.default(0),
   bytesTotal: BytesSchema.nullable().default(null),
 });
@@ -32,10 +38,17 @@ export const TaskSchema = z.object({
   /** The hypervisor the work runs on, for per-hypervisor concurrency. */
   hypervisorId: IdSchema.nullable().default(null),
   status: TaskStatusSchema,
-  progress: TaskProgressSchema.default({ step: 'queued', bytesDone: 0, bytesTotal: null }),
+  progress: TaskProgressSchema.default({ step: 'queued', percent: 0, bytesDone: 0, bytesTotal: null }),
   errorCode: z.string().nullable().default(null),
   errorMessage: z.string().nullable().default(null),
   attempts: z.number().int().nonnegative().default(0),
+  /**
+   * The worker (a panel process, by its stable `tasks.workerId`) that holds or runs the task; null
+   * for tasks recorded before workers were named.
+   */
+  workerId: z.string().max(200).nullable().default(null),
+  /** The run of that worker (a new id each time the process starts), so a restart knows its predecessor's tasks. */
+  incarnationId: z.string().max(200).nullable().default(null),
   /** Last sign of life of the worker running the task; a lapsed heartbeat means the worker died. */
   heartbeatAt: z.date().nullable().default(null),
   createdAt: z.date(),

@@ -25,6 +25,8 @@ export interface ServiceSettings {
   heartbeatIntervalMs: number;
   /** A running task whose heartbeat is older than this is considered dead at recovery. @default 60000 */
   heartbeatTimeoutMs: number;
+  /** How often the reaper looks for tasks whose worker died. @default 10000 */
+  reaperIntervalMs: number;
   /** Progress is persisted and emitted at most this often per task. @default 1000 */
   progressIntervalMs: number;
   /** Temp files and incomplete uploads older than this are "leftovers" in the image browser. @default 3600000 */
@@ -50,6 +52,8 @@ export interface ServiceContext {
   readonly executors: ExecutorProvider | undefined;
   readonly logger: Logger;
   readonly settings: ServiceSettings;
+  /** This process as a worker: its stable id and the id of this run (recorded on the tasks it holds). */
+  readonly worker: { readonly workerId: string; readonly incarnationId: string };
   now(): Date;
   newId(): string;
 }

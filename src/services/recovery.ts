@@ -35,12 +35,14 @@ export class RecoveryService {
    * each hypervisor of those tasks runs its driver's recovery, unless a live task (another panel
    * process sharing the repositories) is running there. Safe to call from every process.
    */
-  async recover(knownTaskIds: ReadonlySet<string> = new Set()): Promise<RecoveryReport> {
+  async recover(knownTaskIds: ReadonlySet<string> = new Set(), orphaned: (task: Task) => boolean = () => false): Promise<RecoveryReport> {
     const report: RecoveryReport = { interruptedTasks: [], failedImages: [], removedFiles: [], hypervisorActions: [] };
     const now = this.ctx.now();
     const cutoff = now.getTime() - this.ctx.settings.heartbeatTimeoutMs;
-    const lapsed = (task: Task): boolean => (task.heartbeatAt ?? task.createdAt).getTime() < cutoff;
-    const stale = await this.ctx.repos.tasks.listStale(new Date(cutoff));
+    const lapsed = (task: Task): boolean => orphaned(task) || (task.heartbeatAt ?? task.createdAt).getTime() < cutoff;
+    const stale = (await this.ctx.repos.tasks.listStale(new Date(cutoff))).filter((t) => !knownTaskIds.has(t.id));
+    const running = await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }));
+    stale.push(...running.filter((t) => !knownTaskIds.has(t.id) && orphaned(t) && !stale.some((s) => s.id === t.id)));
     const queued = (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['queued'] }, { cursor, limit: 500 }))).filter((t) => !knownTaskIds.has(t.id) && lapsed(t));
     const hypervisors = new Set<string>();
     /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
@@ -92,7 +94,7 @@ export class RecoveryService {
       }
     }
     // Another live process capturing there would lose its backup job and scratch files.
-    const busy = new Set((await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }))).filter((t) => !lapsed(t)).map((t) => t.hypervisorId));
+    const busy = new Set((await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }))).filter((t) => knownTaskIds.has(t.id) || !lapsed(t)).map((t) => t.hypervisorId));
     for (const hypervisorId of hypervisors) {
       // With a live task there, only the interrupted captures' own domains are recovered.
       const scope = busy.has(hypervisorId) ? [...(domains.get(hypervisorId) ?? [])] : [undefined];

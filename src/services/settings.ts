@@ -110,9 +110,10 @@ export class SettingsService {
    * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks no process keeps
    * alive are failed as interrupted, their images go to `error` and their leftovers are removed;
    * the hypervisor drivers run their recovery. `InstanceImages.recover()` calls it with the tasks
-   * this process owns (never failed here).
+   * this process owns (never failed here); `orphaned` tells tasks known dead whatever their
+   * heartbeat (a previous run of this worker), recovered at once.
    */
-  recover(knownTaskIds: ReadonlySet<string> = new Set()): Promise<RecoveryReport> {
-    return this.recovery.recover(knownTaskIds);
+  recover(knownTaskIds: ReadonlySet<string> = new Set(), orphaned: (task: Task) => boolean = () => false): Promise<RecoveryReport> {
+    return this.recovery.recover(knownTaskIds, orphaned);
   }
 }

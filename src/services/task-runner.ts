@@ -1,13 +1,18 @@
 /**
- * Creating tasks and running them: status via compare-and-set, heartbeat, throttled progress,
- * and the outcome recorded with a stable error code and an actionable message.
+ * Creating tasks and running them: status via compare-and-set, heartbeat, throttled progress
+ * (through the one progress model, `src/tasks/progress.ts`), and the outcome recorded with a
+ * stable error code and an actionable message.
  * @module
  */
 import { InstanceImagesError, isInstanceImagesError } from '../errors';
-import type { Task, TaskType } from '../model/task';
+import type { Task, TaskProgress, TaskType } from '../model/task';
+import { createProgressTracker, QUEUED_PROGRESS, STARTING_PROGRESS } from '../tasks/progress';
 import type { ServiceContext } from './context';
 
-/** Progress reported by task work. */
+/**
+ * Progress reported by task work: a step of the task type (or a driver's step name the progress
+ * model maps onto one) and bytes of that step.
+ */
 export interface WorkProgress {
   step: string;
   bytesDone?: number;
@@ -31,10 +36,13 @@ export async function createTask(ctx: ServiceContext, input: { type: TaskType; s
     id: ctx.newId(),
     ...input,
     status: 'queued',
-    progress: { step: 'queued', bytesDone: 0, bytesTotal: null },
+    progress: { ...QUEUED_PROGRESS },
     errorCode: null,
     errorMessage: null,
     attempts: 0,
+    // The process that holds the task in its queue (see the reaper).
+    workerId: ctx.worker.workerId,
+    incarnationId: ctx.worker.incarnationId,
     // A queued task is kept alive by the process that holds it in its queue (see recover()).
     heartbeatAt: now,
     createdAt: now,
@@ -57,46 +65,68 @@ export type TaskOutcome = { ok: true; task: Task } | { ok: false; task: Task | n
 export async function runTask(ctx: ServiceContext, taskId: string, signal: AbortSignal, work: (w: TaskWork) => Promise<void>): Promise<TaskOutcome> {
   const startedAt = ctx.now();
   const current = await ctx.repos.tasks.get(taskId);
-  const running = await ctx.repos.tasks.transition(taskId, ['queued'], 'running', { startedAt, heartbeatAt: startedAt, attempts: (current?.attempts ?? 0) + 1, progress: { step: 'starting', bytesDone: 0, bytesTotal: null } }, startedAt);
+  const { workerId, incarnationId } = ctx.worker;
+  const running = await ctx.repos.tasks.transition(taskId, ['queued'], 'running', { startedAt, heartbeatAt: startedAt, attempts: (current?.attempts ?? 0) + 1, progress: { ...STARTING_PROGRESS }, workerId, incarnationId }, startedAt);
   if (!running) {
     return { ok: false, task: await ctx.repos.tasks.get(taskId), error: new InstanceImagesError('CANCELLED', 'The task was cancelled before it started') };
   }
+  // Heartbeats and progress are compare-and-set on `running`: they never revive a task that
+  // recovery (of another process that took this one for dead) has failed; this run then stops.
+  let lost = false;
+  const alive = (task: Task | null): Task | null => {
+    if (task === null && !lost) {
+      lost = true;
+      ctx.logger.warn('task was recovered by another process while running here; stopping it', { taskId });
+      ctx.queue.cancel(taskId);
+    }
+    return task;
+  };
   const heartbeat = setInterval(() => {
     const now = ctx.now();
-    ctx.repos.tasks.update(taskId, { heartbeatAt: now }, now).catch((error: unknown) => ctx.logger.warn('task heartbeat failed', { taskId, error: String(error) }));
+    ctx.repos.tasks.transition(taskId, ['running'], 'running', { heartbeatAt: now }, now).then(alive, (error: unknown) => ctx.logger.warn('task heartbeat failed', { taskId, error: String(error) }));
   }, ctx.settings.heartbeatIntervalMs);
   heartbeat.unref?.();
 
+  const tracker = createProgressTracker(running.type, running.progress);
   let lastPersisted = 0;
   let lastStep = running.progress.step;
   let pending: Promise<unknown> = Promise.resolve();
-  const progress = (p: WorkProgress) => {
-    const nowMs = ctx.now().getTime();
-    if (p.step === lastStep && nowMs - lastPersisted < ctx.settings.progressIntervalMs) return;
-    lastPersisted = nowMs;
-    lastStep = p.step;
-    const value = { step: p.step, bytesDone: Math.max(0, Math.floor(p.bytesDone ?? 0)), bytesTotal: p.bytesTotal ?? null };
+  const persist = (value: TaskProgress, at: Date) => {
     pending = pending
-      .then(() => ctx.repos.tasks.update(taskId, { progress: value, heartbeatAt: new Date(nowMs) }, new Date(nowMs)))
+      .then(() => ctx.repos.tasks.transition(taskId, ['running'], 'running', { progress: value, heartbeatAt: at }, at))
       .then((task) => {
-        if (task && task.status === 'running') ctx.events.emit('task.progress', { task });
+        if (alive(task)) ctx.events.emit('task.progress', { task: task as Task });
       })
       .catch((error: unknown) => ctx.logger.warn('task progress update failed', { taskId, error: String(error) }));
+  };
+  const progress = (p: WorkProgress) => {
+    const value = tracker.report(p);
+    const nowMs = ctx.now().getTime();
+    if (value.step === lastStep && nowMs - lastPersisted < ctx.settings.progressIntervalMs) return;
+    lastPersisted = nowMs;
+    lastStep = value.step;
+    persist(value, new Date(nowMs));
   };
 
   try {
     await work({ task: running, signal, progress });
     await pending;
     const now = ctx.now();
-    const done = await ctx.repos.tasks.transition(taskId, ['running'], 'completed', { finishedAt: now, progress: { ...((await ctx.repos.tasks.get(taskId))?.progress ?? running.progress), step: 'completed' } }, now);
+    const done = await ctx.repos.tasks.transition(taskId, ['running'], 'completed', { finishedAt: now, progress: tracker.complete() }, now);
     if (done) ctx.events.emit('task.finished', { task: done });
     return { ok: true, task: done ?? running };
   } catch (thrown) {
     await pending;
+    if (lost) {
+      const error = new InstanceImagesError('INTERRUPTED', 'The task was taken for interrupted and recovered by another panel process', { cause: thrown });
+      ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
+      return { ok: false, task: await ctx.repos.tasks.get(taskId), error };
+    }
     const error = isInstanceImagesError(thrown) ? thrown : new InstanceImagesError('CAPTURE_FAILED', 'The task failed unexpectedly', { cause: thrown });
     const cancelled = error.code === 'CANCELLED' || signal.aborted;
     const now = ctx.now();
-    const ended = await ctx.repos.tasks.transition(taskId, ['running'], cancelled ? 'cancelled' : 'failed', { finishedAt: now, errorCode: cancelled ? 'CANCELLED' : error.code, errorMessage: cancelled ? 'Cancelled' : error.message }, now);
+    // A failed or cancelled task keeps the progress it reached (its latest, persisted or not).
+    const ended = await ctx.repos.tasks.transition(taskId, ['running'], cancelled ? 'cancelled' : 'failed', { finishedAt: now, progress: tracker.current(), errorCode: cancelled ? 'CANCELLED' : error.code, errorMessage: cancelled ? 'Cancelled' : error.message }, now);
     if (ended) ctx.events.emit('task.finished', { task: ended });
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
     return { ok: false, task: ended, error: cancelled && error.code !== 'CANCELLED' ? new InstanceImagesError('CANCELLED', 'The task was cancelled', { cause: error }) : error };

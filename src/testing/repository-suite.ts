@@ -343,8 +343,8 @@ export const repositoryCases: readonly RepositoryCase[] = [
       assert.deepEqual((await tasks.list({ statuses: ['running'] })).items.map((x) => x.id), [created[3]!.id]);
       assert.deepEqual((await tasks.list({ type: 'delete' })).items.map((x) => x.id), [created[4]!.id]);
       assert.deepEqual((await tasks.list({ subjectId: created[2]!.subjectId })).items.map((x) => x.id), [created[2]!.id]);
-      const updated = await tasks.update(created[0]!.id, { progress: { step: 'copying', bytesDone: 5, bytesTotal: 10 }, heartbeatAt: t(9) }, t(9));
-      assert.deepEqual(updated?.progress, { step: 'copying', bytesDone: 5, bytesTotal: 10 });
+      const updated = await tasks.update(created[0]!.id, { progress: { step: 'copying', percent: 35, bytesDone: 5, bytesTotal: 10 }, heartbeatAt: t(9) }, t(9));
+      assert.deepEqual(updated?.progress, { step: 'copying', percent: 35, bytesDone: 5, bytesTotal: 10 });
       assert.equal(updated?.status, 'queued');
       assert.equal(await tasks.update('missing', { attempts: 1 }, t(9)), null);
     },

@@ -59,7 +59,7 @@ suite('postgres adapter behaviour', () => {
     const image = makeImage({ sizeBytes: 2 ** 40, cloudInit: true, statusReason: { code: 'A', message: 'b' }, createdAt: new Date(1_793_491_200_123) });
     await repositories.images.insert(image);
     expect(await repositories.images.get(image.id)).toEqual(image);
-    const task = makeTask({ heartbeatAt: new Date(5), progress: { step: 's', bytesDone: 1, bytesTotal: 2 } });
+    const task = makeTask({ heartbeatAt: new Date(5), progress: { step: 's', percent: 50, bytesDone: 1, bytesTotal: 2 } });
     await repositories.tasks.insert(task);
     expect(await repositories.tasks.get(task.id)).toEqual(task);
     expect(await repositories.images.countActive(image.accountId ?? '')).toBe(1);

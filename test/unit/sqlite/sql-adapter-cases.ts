@@ -36,7 +36,7 @@ export const sqlAdapterCases: SqlAdapterCase[] = [
       const storage = makeStorage({ config: { nested: { list: [1, 'two', null, { three: 3.5 }], empty: {} }, flag: false, big: 9007199254740991, unicode: 'ü😀' } });
       await storages.insert(storage);
       assert.deepEqual(await storages.get(storage.id), storage);
-      const task = makeTask({ progress: { step: 'copying', bytesDone: Number.MAX_SAFE_INTEGER - 1, bytesTotal: Number.MAX_SAFE_INTEGER }, attempts: 2_000_000_000 });
+      const task = makeTask({ progress: { step: 'copying', percent: 99, bytesDone: Number.MAX_SAFE_INTEGER - 1, bytesTotal: Number.MAX_SAFE_INTEGER }, attempts: 2_000_000_000 });
       await tasks.insert(task);
       assert.deepEqual(await tasks.get(task.id), task);
     },
