@@ -82,7 +82,8 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     const actor = actorOf(req);
     res.json([...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)));
   });
-  app.use('/api', createImagesRouter({ service: sdk, resolveActor: actorOf }));
+  // `account` is the demo session's own query parameter (EventSource cannot send headers).
+  app.use('/api', createImagesRouter({ service: sdk, resolveActor: actorOf, hostQueryParameters: ['account'] }));
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(options.port ?? 0, '127.0.0.1', () => resolve(s));
   });

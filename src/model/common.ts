@@ -8,19 +8,24 @@ export const IdSchema = z
   // eslint-disable-next-line no-control-regex
   .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters');
 
-/** A display name: trimmed, 1–100 characters, no control characters. */
+/**
+ * A display name: 1–100 characters, no control characters, and no leading or trailing whitespace
+ * (refused, never trimmed: the name is stored and answered exactly as sent).
+ */
 export const NameSchema = z
   .string()
-  .trim()
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
   // eslint-disable-next-line no-control-regex
-  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters');
+  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters')
+  .refine((s) => s.length === 0 || s.trim() === s, 'must not start or end with whitespace (it is never trimmed)');
 
-/** A free-text description: trimmed, up to 1000 characters, no control characters except newline and tab. */
+/**
+ * A free-text description: up to 1000 characters, no control characters except newline and tab;
+ * stored and answered exactly as sent (never trimmed).
+ */
 export const DescriptionSchema = z
   .string()
-  .trim()
   .max(1000, 'must be at most 1000 characters')
   // eslint-disable-next-line no-control-regex
   .refine((s) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(s), 'must not contain control characters');
@@ -48,7 +53,7 @@ export interface Page<T> {
 }
 
 /** Paging input: an opaque cursor from a previous page and a page size (1–1000, default 50). */
-export const PageRequestSchema = z.object({
+export const PageRequestSchema = z.strictObject({
   cursor: z.string().max(1000).nullish(),
   limit: z.number().int().min(1).max(1000).default(50),
 });

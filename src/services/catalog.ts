@@ -26,7 +26,7 @@ import type { ImageService } from './images';
 import { createTask, runTask } from './task-runner';
 
 /** Input of {@link CatalogService.createOsImage}. */
-export const CreateOsImageInputSchema = z.object({
+export const CreateOsImageInputSchema = z.strictObject({
   name: NameSchema,
   description: DescriptionSchema.optional(),
   osType: OsTypeSchema,
@@ -44,7 +44,7 @@ export const CreateOsImageInputSchema = z.object({
 export type CreateOsImageInput = z.input<typeof CreateOsImageInputSchema>;
 
 /** Input of {@link CatalogService.updateOsImage}. */
-export const UpdateOsImageInputSchema = z.object({
+export const UpdateOsImageInputSchema = z.strictObject({
   name: NameSchema.optional(),
   description: DescriptionSchema.optional(),
   osType: OsTypeSchema.optional(),
@@ -55,12 +55,12 @@ export const UpdateOsImageInputSchema = z.object({
 export type UpdateOsImageInput = z.input<typeof UpdateOsImageInputSchema>;
 
 /** Input of media group create/update. */
-export const MediaGroupInputSchema = z.object({ name: NameSchema, customerVisible: z.boolean().default(true), order: z.number().int().min(-1_000_000).max(1_000_000).default(0) });
+export const MediaGroupInputSchema = z.strictObject({ name: NameSchema, customerVisible: z.boolean().default(true), order: z.number().int().min(-1_000_000).max(1_000_000).default(0) });
 /** Input of {@link CatalogService.createMediaGroup}. */
 export type MediaGroupInput = z.input<typeof MediaGroupInputSchema>;
 
 /** Input of {@link CatalogService.registerIso} and {@link CatalogService.uploadIso}. */
-export const IsoInputSchema = z.object({
+export const IsoInputSchema = z.strictObject({
   name: NameSchema,
   description: DescriptionSchema.optional(),
   storageId: IdSchema,
@@ -73,7 +73,7 @@ export const IsoInputSchema = z.object({
 export type IsoInput = z.input<typeof IsoInputSchema>;
 
 /** Input of {@link CatalogService.updateIso}. */
-export const UpdateIsoInputSchema = z.object({ name: NameSchema.optional(), description: DescriptionSchema.optional(), customerVisible: z.boolean().optional() });
+export const UpdateIsoInputSchema = z.strictObject({ name: NameSchema.optional(), description: DescriptionSchema.optional(), customerVisible: z.boolean().optional() });
 /** Input of {@link CatalogService.updateIso}. */
 export type UpdateIsoInput = z.input<typeof UpdateIsoInputSchema>;
 
@@ -94,7 +94,7 @@ function describeBytes(bytes: number): string {
 }
 
 /** Input of {@link CatalogService.deployImage}. */
-export const DeployInputSchema = z.object({
+export const DeployInputSchema = z.strictObject({
   imageId: IdSchema,
   /** The new instance (already known to the host directory) the disk is for. */
   instanceId: IdSchema,

@@ -18,7 +18,7 @@ import { transitionImage } from './image-state';
 import { createTask, runTask } from './task-runner';
 
 /** Input of {@link SettingsService.setLocationSettings}; omitted fields keep their value. */
-export const LocationSettingsInputSchema = z.object({
+export const LocationSettingsInputSchema = z.strictObject({
   imagesEnabled: z.boolean().optional(),
   pricePerGbMonth: DecimalStringSchema.optional(),
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code').optional(),
@@ -28,7 +28,7 @@ export const LocationSettingsInputSchema = z.object({
 export type LocationSettingsInput = z.input<typeof LocationSettingsInputSchema>;
 
 /** Query of {@link SettingsService.usageReport}. */
-export const UsageReportQuerySchema = z.object({
+export const UsageReportQuerySchema = z.strictObject({
   from: z.coerce.date(),
   to: z.coerce.date(),
   /** Admins: one account, or omit for all accounts. Customers: always their own. */
