@@ -24,6 +24,7 @@ import { StorageService } from './services/storages';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { parseOrThrow } from './util/validate';
+import { checkedHostDirectory } from './util/host-data';
 
 const MiB = 2 ** 20;
 
@@ -230,7 +231,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     repos: repositories,
     events,
     queue,
-    host: options.hostDirectory,
+    host: checkedHostDirectory(options.hostDirectory),
     registry,
     hypervisorDriver: options.hypervisorDriver,
     executors: options.executors,

@@ -46,6 +46,8 @@ export interface ProblemMapping {
  * - `NO_IMAGE_STORAGE` and `STORAGE_FULL` are **507 Insufficient Storage**: the provider cannot
  *   store the image right now (no storage bound, or not enough space). Nothing about the request
  *   itself is wrong, so neither is a 4xx; the message says what to do.
+ * - `HOST_DATA_INVALID` is **500**: the host panel's own directory returned an invalid instance or
+ *   hypervisor (e.g. an empty domain name); the caller cannot fix it, the operator must.
  * - `CANCELLED` is 409 (the work was cancelled by another request), `TIMEOUT` 504,
  *   `HOST_KEY_MISMATCH` and `COMMAND_FAILED` 502 (an upstream host misbehaved),
  *   `STORAGE_UNAVAILABLE`, `HYPERVISOR_UNREACHABLE` and `INTERRUPTED` 503.
@@ -66,6 +68,7 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', exposeToCustomers: true },
   CHECKSUM_MISMATCH: { status: 422, title: 'Checksum mismatch', exposeToCustomers: true },
   INTERNAL: { status: 500, title: 'Internal error', exposeToCustomers: false },
+  HOST_DATA_INVALID: { status: 500, title: 'Host data invalid', exposeToCustomers: false },
   CAPTURE_FAILED: { status: 500, title: 'Capture failed', exposeToCustomers: false },
   DEPLOY_FAILED: { status: 500, title: 'Deploy failed', exposeToCustomers: false },
   HOST_KEY_MISMATCH: { status: 502, title: 'Host key mismatch', exposeToCustomers: false },
