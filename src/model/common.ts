@@ -18,7 +18,8 @@ export const NameSchema = z
   .max(100, 'must be at most 100 characters')
   // eslint-disable-next-line no-control-regex
   .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters')
-  .refine((s) => s.length === 0 || s.trim() === s, 'must not start or end with whitespace (it is never trimmed)');
+  .refine((s) => s.length === 0 || s.trim() === s, 'must not start or end with whitespace (it is never trimmed)')
+  .describe('1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent');
 
 /**
  * A free-text description: up to 1000 characters, no control characters except newline and tab;
@@ -28,7 +29,8 @@ export const DescriptionSchema = z
   .string()
   .max(1000, 'must be at most 1000 characters')
   // eslint-disable-next-line no-control-regex
-  .refine((s) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(s), 'must not contain control characters');
+  .refine((s) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(s), 'must not contain control characters')
+  .describe('Up to 1000 characters; no control characters except newline and tab; stored exactly as sent (never trimmed)');
 
 /** A non-negative decimal number written as a string, e.g. `"0.05"` (money and rates never use binary floats). */
 export const DecimalStringSchema = z.string().regex(/^\d{1,18}(\.\d{1,18})?$/, 'must be a non-negative decimal like "0.05"');
