@@ -86,6 +86,20 @@ describe('hostile sweep: nothing unknown is silently ignored', () => {
     expect((await t.call('GET', '/admin/images?status=available', { actor: ADMIN })).status).toBe(200);
   });
 
+  it('skips only the query parameters the host declares as its own (read by its resolveActor)', async () => {
+    const t = await harness({ hostQueryParameters: ['token'], resolveActor: (req) => (req.query.token === 'alice' ? { kind: 'customer', accountId: 'acct-alice' } : null) });
+    expect((await t.call('GET', '/tasks?token=alice', { actor: null })).status).toBe(200);
+    expect((await t.call('GET', '/images?token=alice&limit=2', { actor: null })).status).toBe(200);
+    const other = await t.call('GET', '/images?token=alice&session=x', { actor: null });
+    expect([other.status, paths(other.json)]).toEqual([400, ['session']]);
+  });
+
+  it('refuses unknown router options, naming them', async () => {
+    const { createImagesRouter } = await import('../../../adapters/express');
+    const t = await harness();
+    expect(() => createImagesRouter({ service: t.ii, resolveActor: () => null, maxJsonByte: 10 } as never)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [{ path: 'maxJsonByte', message: 'is not a known field' }] }));
+  });
+
   it('refuses unknown body fields on every JSON route, naming them', async () => {
     const t = await harness();
     const os = await t.ii.catalog.createOsImage(ADMIN, { name: 'Debian', osType: 'linux', storageId: t.templatesId, fileKey: 'os/debian-12.qcow2' });
