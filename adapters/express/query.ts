@@ -64,7 +64,7 @@ export function parseQuery<S extends z.ZodObject>(schema: S, query: unknown, ign
       issues.push({ path: key, message: 'must be given once, as a plain value' });
       continue;
     }
-    Object.defineProperty(input, key, { value: coerce(value, leafType(field)), enumerable: true, writable: true, configurable: true });
+    input[key] = coerce(value, leafType(field));
   }
   if (issues.length > 0) throw validationFailed(issues, 'The query');
   return parseOrThrow(schema, input, 'The query');
