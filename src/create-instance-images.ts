@@ -27,6 +27,7 @@ import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, startReaper } from './tasks/reaper';
 import { parseOrThrow } from './util/validate';
+import { checkedHostDirectory } from './util/host-data';
 
 const MiB = 2 ** 20;
 
@@ -265,7 +266,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     repos: repositories,
     events,
     queue,
-    host: options.hostDirectory,
+    host: checkedHostDirectory(options.hostDirectory),
     registry,
     hypervisorDriver: options.hypervisorDriver,
     executors: options.executors,

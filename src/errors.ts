@@ -27,6 +27,7 @@ export const ERROR_MESSAGES = {
   TIMEOUT: 'The operation timed out',
   COMMAND_FAILED: 'A command on the hypervisor failed',
   INTERRUPTED: 'The task was interrupted by a restart',
+  HOST_DATA_INVALID: 'The host panel returned invalid data; the operator must fix it',
 } as const;
 
 /** A stable, machine-readable error code. */

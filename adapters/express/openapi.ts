@@ -145,7 +145,7 @@ function inlineSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'The input is not valid (`VALIDATION_FAILED` with `fields`, or `MALFORMED_JSON`)',
+  400: 'The input is not valid (`VALIDATION_FAILED` with `fields`, e.g. an unknown query parameter or body field, ill-formed Unicode, a malformed path escape; or `MALFORMED_JSON`)',
   401: 'No actor: the caller is not signed in (`UNAUTHENTICATED`)',
   403: 'Not allowed (`FORBIDDEN`; `FEATURE_DISABLED` when the location has the image feature off)',
   404: 'Not found, or another account\'s (`NOT_FOUND`)',
@@ -161,10 +161,11 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 function errorStatuses(route: RouteDefinition): number[] {
-  const statuses = new Set<number>([401, 500, ...(route.errors ?? [])]);
+  // 400 on every route: an unknown query parameter is refused everywhere (and path ids, queries
+  // and bodies are validated).
+  const statuses = new Set<number>([400, 401, 500, ...(route.errors ?? [])]);
   if (route.admin) statuses.add(403);
-  if (pathParams(route.path).length > 0) statuses.add(404).add(400);
-  if (route.query || route.body) statuses.add(400);
+  if (pathParams(route.path).length > 0) statuses.add(404);
   if (route.body) statuses.add(413).add(415);
   if (route.rawBody) statuses.add(413).add(415);
   return [...statuses].sort((a, b) => a - b);

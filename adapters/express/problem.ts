@@ -4,6 +4,7 @@
  * @module
  */
 import { ERROR_MESSAGES, InstanceImagesError, type ErrorCode, type FieldIssue } from '../../src/errors';
+import { publicError, type ErrorAudience } from '../../src/util/public-error';
 
 /** Codes produced by the HTTP adapter itself (never by the core). */
 export const HTTP_ERROR_MESSAGES = {
@@ -27,10 +28,11 @@ export interface ProblemMapping {
   /** The short, fixed title of the problem type. */
   title: string;
   /**
-   * Whether a customer (or an unauthenticated caller) sees the error's own message and details.
+   * Whether a customer (or an unauthenticated caller) may see the error's own message and details.
    * When false, customers get the code's fixed default message: the error may come from a command
    * on a hypervisor and name paths or hosts. Admin actors always see the full message (it never
-   * carries secrets).
+   * carries secrets). For the core's codes this mirrors `CUSTOMER_VISIBLE_CODES`, and the core's
+   * `publicError` decides (it also hides the messages of every error a driver raised).
    */
   exposeToCustomers: boolean;
 }
@@ -44,6 +46,8 @@ export interface ProblemMapping {
  * - `NO_IMAGE_STORAGE` and `STORAGE_FULL` are **507 Insufficient Storage**: the provider cannot
  *   store the image right now (no storage bound, or not enough space). Nothing about the request
  *   itself is wrong, so neither is a 4xx; the message says what to do.
+ * - `HOST_DATA_INVALID` is **500**: the host panel's own directory returned an invalid instance or
+ *   hypervisor (e.g. an empty domain name); the caller cannot fix it, the operator must.
  * - `CANCELLED` is 409 (the work was cancelled by another request), `TIMEOUT` 504,
  *   `HOST_KEY_MISMATCH` and `COMMAND_FAILED` 502 (an upstream host misbehaved),
  *   `STORAGE_UNAVAILABLE`, `HYPERVISOR_UNREACHABLE` and `INTERRUPTED` 503.
@@ -64,6 +68,7 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', exposeToCustomers: true },
   CHECKSUM_MISMATCH: { status: 422, title: 'Checksum mismatch', exposeToCustomers: true },
   INTERNAL: { status: 500, title: 'Internal error', exposeToCustomers: false },
+  HOST_DATA_INVALID: { status: 500, title: 'Host data invalid', exposeToCustomers: false },
   CAPTURE_FAILED: { status: 500, title: 'Capture failed', exposeToCustomers: false },
   DEPLOY_FAILED: { status: 500, title: 'Deploy failed', exposeToCustomers: false },
   HOST_KEY_MISMATCH: { status: 502, title: 'Host key mismatch', exposeToCustomers: false },
@@ -151,19 +156,24 @@ export function codedError(error: unknown): CodedError | null {
 }
 
 /**
- * Builds the problem body for any thrown value. Unknown errors become a 500 INTERNAL with a
- * generic message (their text never reaches the client).
- * @param audience - `admin` sees every InstanceImagesError's own message; others see it only
- *   for codes whose mapping exposes it.
+ * Builds the problem body for any thrown value. What a caller sees of an error of the core is
+ * decided in one place, the core's `publicError` (customers never see a driver's message, paths,
+ * hosts or commands); errors of the HTTP layer itself are shown as their mapping says. Unknown
+ * errors become a 500 INTERNAL with a generic message (their text never reaches the client).
+ * @param audience - `admin` sees every InstanceImagesError's own message; customers see what
+ *   `publicError` allows.
  */
-export function problemFromError(error: unknown, audience: 'admin' | 'customer' = 'customer'): ProblemBody {
+export function problemFromError(error: unknown, audience: ErrorAudience = 'customer'): ProblemBody {
   const known = codedError(error);
-  const code: ProblemCode = known ? known.code : 'INTERNAL';
+  const isHttp = known !== null && (error instanceof HttpProblem || (error instanceof Error && error.name === 'HttpProblem'));
+  const view = isHttp && known
+    ? (PROBLEM_STATUS[known.code].exposeToCustomers || audience === 'admin' ? known : { code: known.code, message: defaultMessage(known.code), fields: [], details: {} })
+    : publicError(error, audience);
+  const code: ProblemCode = view.code;
   const mapping = PROBLEM_STATUS[code];
-  const expose = known !== null && (mapping.exposeToCustomers || audience === 'admin');
-  const body: ProblemBody = { type: problemType(code), title: mapping.title, status: mapping.status, detail: expose && known ? known.message : defaultMessage(code), code };
-  if (expose && known && known.fields.length > 0) body.fields = known.fields;
-  if (expose && known && Object.keys(known.details).length > 0) body.details = known.details;
+  const body: ProblemBody = { type: problemType(code), title: mapping.title, status: mapping.status, detail: view.message, code };
+  if (view.fields.length > 0) body.fields = view.fields;
+  if (Object.keys(view.details).length > 0) body.details = view.details;
   return body;
 }
 

@@ -34,24 +34,38 @@ function coerce(value: string, leaf: Leaf): unknown {
   return value;
 }
 
+function knownKeys(shape: Record<string, unknown>): string {
+  const keys = Object.keys(shape);
+  return keys.length === 0 ? ' (this route takes none)' : ` (known: ${keys.join(', ')})`;
+}
+
 /**
  * Parses a query object with `schema`: each key may appear once; numbers and booleans are coerced
- * when they look like one (otherwise the schema reports the field).
+ * when they look like one (otherwise the schema reports the field). A key the schema does not
+ * define is refused, never ignored: a mistyped or unsupported filter must not silently return
+ * everything. Keys are looked up as own properties only (`constructor`, `__proto__` and
+ * `toString` are unknown keys like any other).
+ * @param ignored - query parameters that belong to the host (read by its `resolveActor`), skipped.
  * @throws VALIDATION_FAILED naming every offending field.
  */
-export function parseQuery<S extends z.ZodObject>(schema: S, query: unknown): z.output<S> {
+export function parseQuery<S extends z.ZodObject>(schema: S, query: unknown, ignored: readonly string[] = []): z.output<S> {
   const raw = (query && typeof query === 'object' ? query : {}) as Record<string, unknown>;
   const shape = schema.shape as Record<string, z.core.$ZodType>;
   const input: Record<string, unknown> = {};
-  const repeated: FieldIssue[] = [];
+  const issues: FieldIssue[] = [];
   for (const [key, value] of Object.entries(raw)) {
-    if (!(key in shape)) continue;
-    if (typeof value !== 'string') {
-      repeated.push({ path: key, message: 'must be given once, as a plain value' });
+    const field = Object.hasOwn(shape, key) ? shape[key] : undefined;
+    if (field === undefined && ignored.includes(key)) continue;
+    if (field === undefined) {
+      issues.push({ path: key, message: `is not a known query parameter${knownKeys(shape)}` });
       continue;
     }
-    input[key] = coerce(value, leafType(shape[key] as z.core.$ZodType));
+    if (typeof value !== 'string') {
+      issues.push({ path: key, message: 'must be given once, as a plain value' });
+      continue;
+    }
+    input[key] = coerce(value, leafType(field));
   }
-  if (repeated.length > 0) throw validationFailed(repeated, 'The query');
+  if (issues.length > 0) throw validationFailed(issues, 'The query');
   return parseOrThrow(schema, input, 'The query');
 }

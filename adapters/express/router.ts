@@ -39,9 +39,16 @@ export interface ImagesRouterOptions {
   serveOpenApi?: boolean;
   /** `servers[0].url` of the served OpenAPI document. @default the router's mount path */
   openApiServerUrl?: string;
+  /**
+   * Query parameters that belong to the host, not to the API (e.g. a session token its
+   * `resolveActor` reads on an EventSource request, which cannot send headers): the router skips
+   * them. Any other query parameter a route does not define is refused with VALIDATION_FAILED
+   * naming it. @default []
+   */
+  hostQueryParameters?: readonly string[];
 }
 
-const OptionsSchema = z.object({
+const OptionsSchema = z.strictObject({
   service: z.custom<ImagesRouterService>((v) => typeof v === 'object' && v !== null && ['images', 'catalog', 'storages', 'settings', 'events'].every((k) => k in v), 'must be the object createInstanceImages returns'),
   resolveActor: z.custom<ResolveActor>((v) => typeof v === 'function', 'must be a function'),
   maxIsoUploadBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 ** 3),
@@ -49,7 +56,12 @@ const OptionsSchema = z.object({
   sseHeartbeatMs: z.number().int().min(10).max(600_000).default(15_000),
   serveOpenApi: z.boolean().default(true),
   openApiServerUrl: z.string().min(1).optional(),
+  hostQueryParameters: z.array(z.string().min(1).max(200)).max(100).default([]),
+  logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null, 'must be a logger').optional(),
 });
+
+/** The query of a route that defines none: every parameter is unknown. */
+const NO_QUERY = z.strictObject({});
 
 const ACTOR_KEY = 'instanceImagesActor';
 
@@ -70,8 +82,29 @@ function sendProblem(req: Request, res: Response, error: unknown, logger: Logger
   res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
+/**
+ * Maps errors Express raises before a handler runs to problems: a path segment whose
+ * percent-escapes do not decode (`%zz`, `%FF`, a lone `%`, overlong UTF-8) is the caller's error.
+ */
+function routingProblem(error: unknown): HttpProblem | null {
+  if (!(error instanceof URIError) || (error as URIError & { status?: unknown }).status !== 400) return null;
+  const message = 'a segment is not valid percent-encoded UTF-8';
+  return new HttpProblem('VALIDATION_FAILED', `The request path is not valid: ${message}`, { fields: [{ path: 'path', message }] });
+}
+
+/** The declared body length, when it is over `limit` (a problem to answer before reading anything). */
+function declaredTooLarge(req: Request, limit: number): HttpProblem | null {
+  const length = req.headers['content-length'];
+  if (length === undefined || !/^\d+$/.test(length) || Number(length) <= limit) return null;
+  return new HttpProblem('PAYLOAD_TOO_LARGE', 'The JSON body is too large', { details: { limitBytes: limit } });
+}
+
 /** Maps body-parser's errors to problems (its own messages never reach the client). */
 function bodyParserProblem(error: unknown): HttpProblem | null {
+  // A zlib error: the body is not what its Content-Encoding says (e.g. gzip on plain JSON).
+  if (error instanceof Error && typeof (error as Error & { code?: unknown }).code === 'string' && (error as Error & { code: string }).code.startsWith('Z_')) {
+    return new HttpProblem('MALFORMED_JSON', 'The request body could not be decompressed: it does not match its Content-Encoding');
+  }
   if (!error || typeof error !== 'object' || !('type' in error) || !('status' in error)) return null;
   const { type, status } = error as { type: unknown; status: unknown };
   if (typeof type !== 'string' || typeof status !== 'number') return null;
@@ -119,6 +152,10 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
     if (!req.is(['application/json', 'application/*+json'])) {
       return Promise.reject(new HttpProblem('UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json'));
     }
+    // body-parser answers an oversized declared length only after the body has arrived (or never,
+    // when the client waits for an answer first): refuse it from the header, and close.
+    const tooLarge = declaredTooLarge(req, parsed.maxJsonBytes);
+    if (tooLarge) return Promise.reject(tooLarge);
     return new Promise((resolve, reject) => {
       jsonParser(req, res, (error?: unknown) => {
         if (error) reject(bodyParserProblem(error) ?? error);
@@ -133,7 +170,7 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
     if (route.admin && actor.kind !== 'admin') throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can do this');
     const params: Record<string, string> = {};
     for (const name of pathParams(route.path)) params[name] = parseOrThrow(IdSchema, req.params[name], `The path parameter ${name}`);
-    const query = route.query ? parseQuery(route.query, req.query) : {};
+    const query = parseQuery(route.query ?? NO_QUERY, req.query, parsed.hostQueryParameters);
     if (route.rawBody && !req.is(route.rawBody.contentTypes)) {
       throw new HttpProblem('UNSUPPORTED_MEDIA_TYPE', `Send the file as ${route.rawBody.contentTypes.join(' or ')}`);
     }
@@ -161,7 +198,7 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
   }
   router.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     void next;
-    sendProblem(req, res, error, logger);
+    sendProblem(req, res, routingProblem(error) ?? error, logger);
   });
   return router;
 }

@@ -27,17 +27,17 @@ export const MyTasksQuerySchema = ListTasksQuerySchema.omit({ accountId: true })
 /** GET /usage (customers): the period. */
 export const MyUsageQuerySchema = UsageReportQuerySchema.omit({ accountId: true });
 /** GET /os-picker: admins may name an account whose My Images to include. */
-export const OsPickerQuerySchema = z.object({ accountId: IdSchema.optional() });
+export const OsPickerQuerySchema = z.strictObject({ accountId: IdSchema.optional() });
 /** POST /instances/:instanceId/iso. */
-export const MountIsoBodySchema = z.object({ isoId: IdSchema });
+export const MountIsoBodySchema = z.strictObject({ isoId: IdSchema });
 /** GET /admin/storages. */
-export const StorageListQuerySchema = z.object({ purpose: StoragePurposeSchema.optional() });
+export const StorageListQuerySchema = z.strictObject({ purpose: StoragePurposeSchema.optional() });
 /** POST /admin/storages/:storageId/bindings. */
-export const BindingBodySchema = z.object({ hypervisorId: IdSchema });
+export const BindingBodySchema = z.strictObject({ hypervisorId: IdSchema });
 /** GET /admin/storages/:storageId/health. */
-export const HealthQuerySchema = z.object({ hypervisorId: IdSchema.optional() });
+export const HealthQuerySchema = z.strictObject({ hypervisorId: IdSchema.optional() });
 /** GET /admin/storages/:storageId/browse. */
-export const BrowseQuerySchema = z.object({
+export const BrowseQuerySchema = z.strictObject({
   hypervisorId: IdSchema.optional(),
   prefix: z.string().max(1024).optional(),
   cursor: z.string().max(1000).optional(),
@@ -48,9 +48,9 @@ export const OsImageListQuerySchema = PageQuerySchema.extend({ mediaGroupId: IdS
 /** PUT /admin/isos/upload: the ISO's fields as query parameters (the body is the file). */
 export const IsoUploadQuerySchema = IsoInputSchema;
 /** DELETE /admin/isos/:isoId. */
-export const DeleteIsoQuerySchema = z.object({ deleteFile: z.boolean().optional(), hypervisorId: IdSchema.optional() });
+export const DeleteIsoQuerySchema = z.strictObject({ deleteFile: z.boolean().optional(), hypervisorId: IdSchema.optional() });
 /** PUT /admin/accounts/:accountId/limit. */
-export const AccountLimitBodySchema = z.object({ imageLimit: z.number().int().nonnegative().max(1_000_000) });
+export const AccountLimitBodySchema = z.strictObject({ imageLimit: z.number().int().nonnegative().max(1_000_000) });
 /** GET /admin/usage. */
 export const AdminUsageQuerySchema = UsageReportQuerySchema;
 

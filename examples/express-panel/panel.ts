@@ -14,7 +14,7 @@ import { createSqliteRepositories } from '../../adapters/sqlite';
 import { createExecutorPool } from '../../drivers/exec';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../drivers/storage';
-import { createInstanceImages, type Actor, type HostHypervisor, type HostInstance, type InstanceImages } from '../../src';
+import { createInstanceImages, InstanceImagesError, type Actor, type HostHypervisor, type HostInstance, type InstanceImages } from '../../src';
 import { myImagesPage } from './page';
 
 /** The panel's own record of a VM (its "database"). */
@@ -42,11 +42,24 @@ export interface Panel {
 export const DEMO_LOCATION = 'demo-location';
 export const DEMO_HYPERVISOR = 'hv-local';
 
-function actorOf(req: express.Request): Actor | null {
+/** What an account id of this panel looks like (a real panel checks its own session store). */
+const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * The demo's session: who is calling. Good host code validates what the client sent before it
+ * becomes an actor: a malformed account is the caller's error (400 VALIDATION_FAILED naming the
+ * header), no session is 401 (`null`); a throw that is not an InstanceImagesError would be a 500.
+ */
+export function actorOf(req: express.Request): Actor | null {
   if (req.get('x-admin') === 'yes') return { kind: 'admin', userId: 'demo-operator' };
   // EventSource cannot send headers, so the demo page passes its account as ?account= too.
-  const account = req.get('x-account') ?? (typeof req.query.account === 'string' ? req.query.account : undefined);
-  return account ? { kind: 'customer', accountId: account } : null;
+  const [source, account] = req.get('x-account') !== undefined ? ['x-account', req.get('x-account')] : ['account', req.query.account];
+  if (account === undefined || account === '') return null;
+  if (typeof account !== 'string' || !ACCOUNT_ID.test(account)) {
+    const message = 'must be an account id: 1–64 letters, digits, ".", "_" or "-"';
+    throw new InstanceImagesError('VALIDATION_FAILED', `The ${source} ${message}`, { fields: [{ path: source, message }] });
+  }
+  return { kind: 'customer', accountId: account };
 }
 
 /** Starts the example panel on 127.0.0.1. */
@@ -81,10 +94,17 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     res.type('html').send(myImagesPage());
   });
   app.get('/demo/instances', (req, res) => {
-    const actor = actorOf(req);
+    let actor: Actor | null;
+    try {
+      actor = actorOf(req);
+    } catch (error) {
+      res.status(400).json({ code: 'VALIDATION_FAILED', detail: error instanceof Error ? error.message : 'Bad request' });
+      return;
+    }
     res.json([...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)));
   });
-  app.use('/api', createImagesRouter({ service: sdk, resolveActor: actorOf }));
+  // `account` is the demo session's own query parameter (EventSource cannot send headers).
+  app.use('/api', createImagesRouter({ service: sdk, resolveActor: actorOf, hostQueryParameters: ['account'] }));
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(options.port ?? 0, '127.0.0.1', () => resolve(s));
   });

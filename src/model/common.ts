@@ -8,22 +8,29 @@ export const IdSchema = z
   // eslint-disable-next-line no-control-regex
   .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters');
 
-/** A display name: trimmed, 1–100 characters, no control characters. */
+/**
+ * A display name: 1–100 characters, no control characters, and no leading or trailing whitespace
+ * (refused, never trimmed: the name is stored and answered exactly as sent).
+ */
 export const NameSchema = z
   .string()
-  .trim()
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
   // eslint-disable-next-line no-control-regex
-  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters');
+  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'must not contain control characters')
+  .refine((s) => s.length === 0 || s.trim() === s, 'must not start or end with whitespace (it is never trimmed)')
+  .describe('1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent');
 
-/** A free-text description: trimmed, up to 1000 characters, no control characters except newline and tab. */
+/**
+ * A free-text description: up to 1000 characters, no control characters except newline and tab;
+ * stored and answered exactly as sent (never trimmed).
+ */
 export const DescriptionSchema = z
   .string()
-  .trim()
   .max(1000, 'must be at most 1000 characters')
   // eslint-disable-next-line no-control-regex
-  .refine((s) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(s), 'must not contain control characters');
+  .refine((s) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(s), 'must not contain control characters')
+  .describe('Up to 1000 characters; no control characters except newline and tab; stored exactly as sent (never trimmed)');
 
 /** A non-negative decimal number written as a string, e.g. `"0.05"` (money and rates never use binary floats). */
 export const DecimalStringSchema = z.string().regex(/^\d{1,18}(\.\d{1,18})?$/, 'must be a non-negative decimal like "0.05"');
@@ -48,7 +55,7 @@ export interface Page<T> {
 }
 
 /** Paging input: an opaque cursor from a previous page and a page size (1–1000, default 50). */
-export const PageRequestSchema = z.object({
+export const PageRequestSchema = z.strictObject({
   cursor: z.string().max(1000).nullish(),
   limit: z.number().int().min(1).max(1000).default(50),
 });

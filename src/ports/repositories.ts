@@ -24,7 +24,7 @@ import type { UsageInterval } from '../model/usage-interval';
 export interface ListPage {
   /** The cursor from the previous page's `nextCursor`. */
   cursor?: string | null;
-  /** Page size, 1–1000; default 50. */
+  /** Page size, 1–1000; default 50. Out of range is VALIDATION_FAILED naming `limit` (never clamped). */
   limit?: number;
 }
 

@@ -15,6 +15,7 @@ import type { Repositories } from '../ports/repositories';
 import type { TaskQueue } from '../ports/task-queue';
 import { wrapStorageDriver, type StorageDisk, type StorageRegistry } from '../storage';
 import { REGISTER_HINT } from '../storage/registry';
+import { withInfrastructureErrors } from '../util/public-error';
 
 // The Logger port used to live here; it stays importable from this module.
 export type { Logger } from '../ports/logger';
@@ -81,7 +82,8 @@ export class DriverCache {
       throw new InstanceImagesError('HYPERVISOR_UNREACHABLE', 'No hypervisor driver is configured: pass `hypervisorDriver` and `executors` to createInstanceImages');
     }
     const hypervisor = await this.hypervisor(hypervisorId);
-    const driver = hypervisorDriver(hypervisor, executors(hypervisor));
+    // What a driver throws quotes commands, paths and hosts: marked, so customers see only its code.
+    const driver = withInfrastructureErrors(hypervisorDriver(hypervisor, executors(hypervisor)));
     this.hypervisors.set(hypervisorId, driver);
     return driver;
   }
@@ -103,7 +105,7 @@ export class DriverCache {
     const cached = this.disks.get(key);
     if (cached) return cached;
     const context = hv === null ? {} : await this.hypervisorContext(hv);
-    const driver = this.ctx.registry.createDriver(storage.driver, storage.config, context);
+    const driver = withInfrastructureErrors(this.ctx.registry.createDriver(storage.driver, storage.config, context));
     const disk = wrapStorageDriver(driver);
     this.disks.set(key, disk);
     return disk;

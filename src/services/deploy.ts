@@ -34,7 +34,7 @@ function describeBytes(bytes: number): string {
 }
 
 /** Input of {@link CatalogService.deployImage}. */
-export const DeployInputSchema = z.object({
+export const DeployInputSchema = z.strictObject({
   imageId: IdSchema,
   /** The new instance (already known to the host directory) the disk is for. */
   instanceId: IdSchema,

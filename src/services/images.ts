@@ -20,7 +20,7 @@ import { startBilling, stopBilling } from './usage';
 import { cancelQueuedTask, createTask, runTask } from './task-runner';
 
 /** Input of {@link ImageService.createImage}. */
-export const CreateImageInputSchema = z.object({
+export const CreateImageInputSchema = z.strictObject({
   instanceId: IdSchema,
   name: NameSchema,
   description: DescriptionSchema.optional(),
@@ -33,7 +33,7 @@ export const CreateImageInputSchema = z.object({
 export type CreateImageInput = z.input<typeof CreateImageInputSchema>;
 
 /** Query of {@link ImageService.listImages}. */
-export const ListImagesQuerySchema = z.object({
+export const ListImagesQuerySchema = z.strictObject({
   cursor: z.string().max(1000).nullish(),
   limit: z.number().int().min(1).max(1000).optional(),
   sort: z.enum(['createdAt', 'name']).optional(),
@@ -48,7 +48,7 @@ export const ListImagesQuerySchema = z.object({
 export type ListImagesQuery = z.input<typeof ListImagesQuerySchema>;
 
 /** Query of {@link ImageService.listTasks}. */
-export const ListTasksQuerySchema = z.object({
+export const ListTasksQuerySchema = z.strictObject({
   cursor: z.string().max(1000).nullish(),
   limit: z.number().int().min(1).max(1000).optional(),
   status: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']).optional(),

@@ -16,7 +16,7 @@ import { createTask, runTask } from './task-runner';
 import type { TemplateFiles } from './template-files';
 
 /** Input of {@link CatalogService.registerIso} and {@link CatalogService.uploadIso}. */
-export const IsoInputSchema = z.object({
+export const IsoInputSchema = z.strictObject({
   name: NameSchema,
   description: DescriptionSchema.optional(),
   storageId: IdSchema,
@@ -29,7 +29,7 @@ export const IsoInputSchema = z.object({
 export type IsoInput = z.input<typeof IsoInputSchema>;
 
 /** Input of {@link CatalogService.updateIso}. */
-export const UpdateIsoInputSchema = z.object({ name: NameSchema.optional(), description: DescriptionSchema.optional(), customerVisible: z.boolean().optional() });
+export const UpdateIsoInputSchema = z.strictObject({ name: NameSchema.optional(), description: DescriptionSchema.optional(), customerVisible: z.boolean().optional() });
 /** Input of {@link CatalogService.updateIso}. */
 export type UpdateIsoInput = z.input<typeof UpdateIsoInputSchema>;
 

@@ -11,7 +11,7 @@ import { checkActor, requireAdmin, type Actor } from './actor';
 import type { ServiceContext } from './context';
 
 /** Input of media group create/update. */
-export const MediaGroupInputSchema = z.object({ name: NameSchema, customerVisible: z.boolean().default(true), order: z.number().int().min(-1_000_000).max(1_000_000).default(0) });
+export const MediaGroupInputSchema = z.strictObject({ name: NameSchema, customerVisible: z.boolean().default(true), order: z.number().int().min(-1_000_000).max(1_000_000).default(0) });
 /** Input of {@link CatalogService.createMediaGroup}. */
 export type MediaGroupInput = z.input<typeof MediaGroupInputSchema>;
 

@@ -14,7 +14,7 @@ import { tryTransitionImage } from './image-state';
 import type { TemplateFiles } from './template-files';
 
 /** Input of {@link CatalogService.createOsImage}. */
-export const CreateOsImageInputSchema = z.object({
+export const CreateOsImageInputSchema = z.strictObject({
   name: NameSchema,
   description: DescriptionSchema.optional(),
   osType: OsTypeSchema,
@@ -32,7 +32,7 @@ export const CreateOsImageInputSchema = z.object({
 export type CreateOsImageInput = z.input<typeof CreateOsImageInputSchema>;
 
 /** Input of {@link CatalogService.updateOsImage}. */
-export const UpdateOsImageInputSchema = z.object({
+export const UpdateOsImageInputSchema = z.strictObject({
   name: NameSchema.optional(),
   description: DescriptionSchema.optional(),
   osType: OsTypeSchema.optional(),

@@ -20,7 +20,7 @@ import { repriceLocation, type UsageReportQuery, type UsageService } from './usa
 export { UsageReportQuerySchema, type UsageReportQuery } from './usage';
 
 /** Input of {@link SettingsService.setLocationSettings}; omitted fields keep their value. */
-export const LocationSettingsInputSchema = z.object({
+export const LocationSettingsInputSchema = z.strictObject({
   imagesEnabled: z.boolean().optional(),
   pricePerGbMonth: DecimalStringSchema.optional(),
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code').optional(),

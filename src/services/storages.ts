@@ -20,7 +20,7 @@ import { transitionImage } from './image-state';
 import { stopBilling } from './usage';
 
 /** Input of {@link StorageService.createStorage}. */
-export const CreateStorageInputSchema = z.object({
+export const CreateStorageInputSchema = z.strictObject({
   name: NameSchema,
   driver: z.string().min(1).max(50),
   config: z.record(z.string(), z.unknown()),
@@ -31,7 +31,7 @@ export const CreateStorageInputSchema = z.object({
 export type CreateStorageInput = z.input<typeof CreateStorageInputSchema>;
 
 /** Input of {@link StorageService.updateStorage}. A masked secret (`********`) keeps the stored value. */
-export const UpdateStorageInputSchema = z.object({
+export const UpdateStorageInputSchema = z.strictObject({
   name: NameSchema.optional(),
   config: z.record(z.string(), z.unknown()).optional(),
   enabled: z.boolean().optional(),
@@ -57,7 +57,7 @@ export interface BrowsedFile {
 }
 
 /** Options of {@link StorageService.reconcile}. */
-export const ReconcileOptionsSchema = z.object({
+export const ReconcileOptionsSchema = z.strictObject({
   /** For per-hypervisor storages: the hypervisor whose directory is inspected. */
   hypervisorId: IdSchema.nullish(),
   /** Delete orphan files (no record). */

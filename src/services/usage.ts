@@ -192,7 +192,7 @@ async function lookUpNames(images: Pick<ImageRepository, 'get'>, imageIds: reado
 }
 
 /** Query of the usage report (`InstanceImages.settings.usageReport`). */
-export const UsageReportQuerySchema = z.object({
+export const UsageReportQuerySchema = z.strictObject({
   from: z.coerce.date(),
   to: z.coerce.date(),
   /** Admins: one account, or omit for all accounts. Customers: always their own. */

@@ -29,11 +29,17 @@ export const DEFAULT_PAGE_SIZE = 50;
 /** The largest page a list call returns. */
 export const MAX_PAGE_SIZE = 1000;
 
-/** Clamps a requested page size to 1..MAX_PAGE_SIZE. */
+/**
+ * Checks a requested page size: `undefined` means {@link DEFAULT_PAGE_SIZE}; anything else must be
+ * an integer from 1 to {@link MAX_PAGE_SIZE}. It is never clamped: a caller asking for 5000 items
+ * learns that it gets at most 1000 instead of silently receiving fewer.
+ * @throws VALIDATION_FAILED naming `limit` (the page request's field) and the allowed range.
+ */
 export function pageSize(limit: number | undefined): number {
   if (limit === undefined) return DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-    throw new InstanceImagesError('VALIDATION_FAILED', `The page size must be an integer from 1 to ${MAX_PAGE_SIZE}`, { fields: [{ path: 'limit', message: 'out of range' }] });
+    const message = `must be an integer from 1 to ${MAX_PAGE_SIZE} (the page size)`;
+    throw new InstanceImagesError('VALIDATION_FAILED', `The page size is not valid: limit ${message}, got ${String(limit)}`, { fields: [{ path: 'limit', message }] });
   }
   return limit;
 }

@@ -91,7 +91,7 @@ function probeFactory(world: FakeWorld, probe: StreamProbe, markFirst: () => voi
   };
 }
 
-export async function startExpressHarness(options: Partial<Pick<ImagesRouterOptions, 'maxIsoUploadBytes' | 'maxJsonBytes' | 'sseHeartbeatMs'>> & { resolveActor?: ImagesRouterOptions['resolveActor'] } = {}): Promise<ExpressHarness> {
+export async function startExpressHarness(options: Partial<Pick<ImagesRouterOptions, 'maxIsoUploadBytes' | 'maxJsonBytes' | 'sseHeartbeatMs' | 'hostQueryParameters'>> & { resolveActor?: ImagesRouterOptions['resolveActor'] } = {}): Promise<ExpressHarness> {
   const world = new FakeWorld();
   world.addHypervisor('hv-1');
   world.addHypervisor('hv-2');
@@ -144,6 +144,7 @@ export async function startExpressHarness(options: Partial<Pick<ImagesRouterOpti
       resolveActor,
       maxIsoUploadBytes: options.maxIsoUploadBytes ?? 64 * 1024,
       ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
+      ...(options.hostQueryParameters ? { hostQueryParameters: options.hostQueryParameters } : {}),
       sseHeartbeatMs: options.sseHeartbeatMs ?? 60_000,
       logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (message, context) => logged.push({ message, ...(context ? { context } : {}) }) },
     }),

@@ -49,6 +49,10 @@ export class FakeWorld {
   /** When set, deploys (materialize) wait for this promise. */
   deployGate: Promise<void> | null = null;
   captures = 0;
+  /** When set, every hypervisor driver call throws it (as a driver quoting commands and paths would). */
+  hypervisorFailure: InstanceImagesError | null = null;
+  /** Paths whose files the hypervisor no longer has (an ISO mount of one fails like the libvirt driver's). */
+  readonly goneFiles = new Set<string>();
   /** Every hypervisor recovery asked for (domainName null = the whole hypervisor). */
   readonly recoveries: Array<{ hypervisorId: string; domainName: string | null }> = [];
 
@@ -153,13 +157,20 @@ export class FakeWorld {
   hypervisorFactory(): HypervisorDriverFactory {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the fakes' nested objects share the world
     const world = this;
+    // The libvirt driver's own message for a domain that is gone (virsh's stderr, quoted).
+    const noDomain = (domainName: string) => new InstanceImagesError('NOT_FOUND', `virsh dumpxml failed (exit 1): error: failed to get domain '${domainName}'`, { details: { exitCode: 1 } });
+    const failing = () => {
+      if (world.hypervisorFailure) throw world.hypervisorFailure;
+    };
     return (hypervisor): HypervisorDriver => ({
       async inspect(domainName) {
+        failing();
         const domain = world.domains.get(domainName);
-        if (!domain) throw new InstanceImagesError('NOT_FOUND', `Domain ${domainName} not found`);
+        if (!domain) throw noDomain(domainName);
         return { name: domainName, state: domain.state, hasGuestAgent: false, primaryDisk: { target: 'vda', path: `/disks/${domainName}.qcow2`, format: 'qcow2', virtualSizeBytes: domain.virtualSize, allocationBytes: domain.disk.length } };
       },
       async capture(request: CaptureRequest): Promise<CaptureResult> {
+        failing();
         world.captures++;
         const domain = world.domains.get(request.domainName);
         if (!domain) throw new InstanceImagesError('NOT_FOUND', 'Domain not found');
@@ -198,10 +209,15 @@ export class FakeWorld {
         return { path: request.targetPath, format: request.targetFormat ?? 'qcow2', virtualSizeBytes: request.sizeBytes ?? 1 << 30 };
       },
       async attachIso(domainName, isoPath, options) {
+        failing();
+        if (!world.domains.has(domainName)) throw noDomain(domainName);
+        if (world.goneFiles.has(isoPath)) throw new InstanceImagesError('NOT_FOUND', 'The ISO file does not exist on the hypervisor', { details: { isoPath } });
         world.pathRoots.push({ operation: 'attachIso', path: isoPath, root: options?.root ?? null });
         world.mounted.set(domainName, isoPath);
       },
       async detachIso(domainName) {
+        failing();
+        if (!world.domains.has(domainName)) throw noDomain(domainName);
         world.mounted.delete(domainName);
       },
       async freeSpace() {

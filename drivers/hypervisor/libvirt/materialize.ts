@@ -85,6 +85,12 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
   if (await cmd.exists(request.targetPath)) {
     throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', { details: { targetPath: request.targetPath } });
   }
+  // A target directory that does not exist is the caller's error (a mistyped path), not a
+  // hypervisor failure: said before anything is received or converted, naming the field.
+  if ((await cmd.tryRun(['test', '-d', dirname(request.targetPath)])).exitCode !== 0) {
+    const message = 'its directory does not exist on the hypervisor (or is not a directory); create it first';
+    throw new InstanceImagesError('VALIDATION_FAILED', `targetPath: ${message}`, { fields: [{ path: 'targetPath', message }] });
+  }
   const part = `${request.targetPath}${PART_SUFFIX}`;
   let received: string | null = null;
   const progress = (step: string, done: number, total: number | null) => {

@@ -215,7 +215,7 @@ describe('calculateCharges', () => {
   it('rejects a bad policy, period or interval with VALIDATION_FAILED naming the field', () => {
     const ok = interval({ from: '2026-11-02T00:00:00Z', to: '2026-11-02T01:00:00Z' });
     const bad: [unknown, string][] = [
-      [{ rouding: 'up' }, ''],
+      [{ rouding: 'up' }, 'rouding'],
       [{ rounding: 'down' }, 'rounding'],
       [{ hoursPerMonth: 0 }, 'hoursPerMonth'],
       [{ hoursPerMonth: 730.5 }, 'hoursPerMonth'],

@@ -3,8 +3,11 @@ import { DecimalStringSchema, ImageSchema, NameSchema, LocationSettingsSchema } 
 import { makeImage } from '../../../src/testing/fixtures';
 
 describe('model schemas', () => {
-  it('names are trimmed, 1-100 characters, without control characters', () => {
-    expect(NameSchema.parse('  web-1  ')).toBe('web-1');
+  it('names are 1-100 characters, without control characters or leading/trailing whitespace (never trimmed)', () => {
+    expect(NameSchema.parse('web 1')).toBe('web 1');
+    for (const padded of ['  web-1  ', ' web-1', 'web-1 ', 'web-1\u00a0', '\u3000web-1']) {
+      expect(NameSchema.safeParse(padded).error?.issues.map((i) => i.message)).toEqual(['must not start or end with whitespace (it is never trimmed)']);
+    }
     expect(NameSchema.safeParse('').success).toBe(false);
     expect(NameSchema.safeParse('   ').success).toBe(false);
     expect(NameSchema.safeParse('a'.repeat(100)).success).toBe(true);

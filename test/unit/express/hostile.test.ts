@@ -44,10 +44,12 @@ describe('express router: validation', () => {
     expect(paths((await t.call('GET', '/usage?from=yesterday&to=2026-01-01')).json)).toEqual(['from']);
     expect(paths((await t.call('DELETE', '/admin/isos/x?deleteFile=perhaps', { actor: ADMIN })).json)).toEqual(['deleteFile']);
     expect((await t.call('GET', '/images?limit=3')).status).toBe(200);
-    // Unknown query keys are ignored; a customer's accountId filter is not even read.
+    // Unknown query keys are refused, naming them; a customer's route has no accountId filter at all.
     await t.ii.images.createImage({ kind: 'customer', accountId: 'acct-bob' }, { instanceId: 'bob-1', name: 'bob' });
     await t.ii.idle();
-    expect((await t.call('GET', '/images?accountId=acct-bob&foo=bar')).json.items).toEqual([]);
+    const unknown = await t.call('GET', '/images?accountId=acct-bob&foo=bar');
+    expect([unknown.status, unknown.json.code, paths(unknown.json)]).toEqual([400, 'VALIDATION_FAILED', ['accountId', 'foo']]);
+    expect(unknown.text).not.toContain('bob-1');
   });
 
   it('rejects path ids with control characters', async () => {

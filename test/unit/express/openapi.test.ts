@@ -75,6 +75,13 @@ describe('OpenAPI 3.1 document', () => {
     const input = doc.components.schemas.CreateImageInput as { required: string[]; properties: Record<string, { type?: string }> };
     expect(input.required.sort()).toEqual(['instanceId', 'name']);
     expect(input.properties.name?.type).toBe('string');
+    // Unknown body fields are refused: every request body says so; names are never trimmed.
+    expect(input).toMatchObject({ additionalProperties: false, properties: { name: { description: expect.stringContaining('never trimmed') } } });
+    for (const route of IMAGES_ROUTES) {
+      const op = doc.paths[route.path.replace(/:([A-Za-z0-9]+)/g, '{$1}')]?.[route.method] as OpenApiOperation;
+      expect(Object.keys(op.responses), `${route.method} ${route.path}`).toContain('400');
+      if (route.body) expect(resolve(doc, (op.requestBody?.content['application/json']?.schema as { $ref?: string }).$ref ?? '') ?? op.requestBody?.content['application/json']?.schema, route.operationId).toMatchObject({ additionalProperties: false });
+    }
     expect(Object.keys(create.responses).sort()).toEqual(['202', '400', '401', '403', '404', '409', '413', '415', '500', '503', '507']);
     const list = doc.paths['/images']?.get as OpenApiOperation;
     expect(list.parameters.map((p) => [p.name, p.required, (p.schema as { type?: string }).type])).toEqual([

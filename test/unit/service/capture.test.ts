@@ -6,7 +6,7 @@ describe('create image from an instance', () => {
   for (const storage of ['stream', 'path'] as const) {
     it(`captures a running instance into ${storage} storage and makes it available`, async () => {
       const h = await setup({ storage });
-      const { image, task } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: '  production-web-server-v2 ' });
+      const { image, task } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'production-web-server-v2' });
       expect(image.status).toBe('creating');
       expect(image.name).toBe('production-web-server-v2');
       expect(image.sourceInstanceName).toBe('vm-web-1');
