@@ -11,13 +11,13 @@
  * - for qcow2, `qemu-img check` (metadata only): a truncated file (clusters beyond its end) or a
  *   wiped or corrupt table (leaked or doubly referenced clusters) fails it;
  * - the sha256 of the output's bytes, computed by the one read: `openssl dgst` of the path output
- *   (from the page cache it was just written through) alongside its fsync, or inline while a
- *   stream output passes to its consumer.
+ *   (from the page cache it was just written through) alongside its fsync, or, for a stream
+ *   output, by `tee` into `openssl dgst` on the hypervisor as the bytes pass to the consumer (whose
+ *   own hash of what it stored the service compares with it).
  * A data byte that changes inside an intact cluster after the converter wrote it is not detected
  * here; from the hash on, every later read (deploy, download) checks the bytes against it.
  * @module
  */
-import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import { stage, type OutputFacts, type Run, type Sealed } from './capture-run';
@@ -74,35 +74,51 @@ export async function seal(run: Run, release?: () => Promise<void>): Promise<Sea
   return sealed.value;
 }
 
-/** Streams the finished scratch output to the consumer while hashing it; returns the sha256. */
+/**
+ * `sh -c` script: writes file `$1` to stdout and hashes the same bytes as they pass (`tee` into
+ * `openssl dgst`: one read of the file, hashed in its own process on the hypervisor), then prints
+ * `sha256 <hex>` on stderr. A failed read ends the script on a signal.
+ */
+const HASHING_CAT_SCRIPT = [
+  'exec 4>&1',
+  'h=$( { tee /dev/fd/5 <"$1" >&4 || kill $$; } 5>&1 | openssl dgst -sha256 -r 4>&-) || exit 1',
+  `printf 'sha256 %s\\n' "\${h%% *}" >&2`,
+].join('\n');
+
+/**
+ * Streams the finished scratch output to the consumer; returns the sha256 of the bytes sent,
+ * computed on the hypervisor as they were read (so that the consumer's own hash of what it stored
+ * is an independent check of the whole way).
+ */
 export async function streamOut(run: Run, sizeBytes: number, consume: (stream: Transform, size: number) => Promise<void>): Promise<string> {
-  const hash = createHash('sha256');
   let sent = 0;
-  const hashing = new Transform({
+  const counting = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
       sent += chunk.length;
       run.progress('transfer', sent, sizeBytes);
       callback(null, chunk);
     },
   });
-  const cat = await run.ctx.cmd.executor.stream(['cat', '--', run.outFile], { signal: run.signal });
-  cat.stdout.on('error', (error) => hashing.destroy(error));
-  cat.stdout.pipe(hashing);
+  const cat = await run.ctx.cmd.executor.stream(['sh', '-c', HASHING_CAT_SCRIPT, 'sh', run.outFile], { signal: run.signal });
+  cat.stdout.on('error', (error) => counting.destroy(error));
+  cat.stdout.pipe(counting);
   const catDone = cat.done.then((result) => {
-    if (result.exitCode !== 0) {
-      const error = new InstanceImagesError('CAPTURE_FAILED', `Reading the captured image failed: ${result.stderr.trim()}`);
-      hashing.destroy(error);
+    const digest = [...result.stderr.matchAll(/^sha256 ([0-9a-f]{64})$/gm)].at(-1)?.[1];
+    if (result.exitCode !== 0 || digest === undefined) {
+      const error = new InstanceImagesError('CAPTURE_FAILED', `Reading the captured image failed: ${result.stderr.trim() || `exit ${result.exitCode ?? 'on a signal'}`}`);
+      counting.destroy(error);
       throw error;
     }
+    return digest;
   });
-  catDone.catch((error: unknown) => hashing.destroy(error instanceof Error ? error : new Error(String(error))));
+  catDone.catch((error: unknown) => counting.destroy(error instanceof Error ? error : new Error(String(error))));
+  let sha256: string;
   try {
-    await Promise.all([consume(hashing, sizeBytes), catDone]);
+    [, sha256] = await Promise.all([consume(counting, sizeBytes), catDone]);
   } catch (error) {
     cat.kill();
     throw error;
   }
   if (sent !== sizeBytes) throw new InstanceImagesError('CAPTURE_FAILED', `Streamed ${sent} bytes of a ${sizeBytes}-byte image`);
-  return hash.digest('hex');
+  return sha256;
 }
