@@ -125,9 +125,9 @@ async function convert(run: Run, sourceArgs: string[], step: string): Promise<vo
   await stage(run, 'copy', () => run.ctx.cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...sourceArgs, ...outputArgs(run), run.outFile], (percent) => run.progress(step, Math.round((percent / 100) * total), total), {
     signal: run.signal,
     fallback: 'CAPTURE_FAILED',
-    // A path output is written through a descriptor of a file made anew (never through a link),
-    // and written back while it is being made, since it is fsynced before it is published.
-    ...(run.request.output.kind === 'path' ? { flush: run.outFile, ...(run.request.output.root ? { root: run.request.output.root } : {}) } : {}),
+    // A path output is written through a descriptor of a file made anew (never through a link).
+    // It is not written back during the copy: its fsync runs beside the hash, which reads it anyway.
+    ...(run.request.output.kind === 'path' ? { flush: run.outFile, writeBack: false, ...(run.request.output.root ? { root: run.request.output.root } : {}) } : {}),
   }));
 }
 
