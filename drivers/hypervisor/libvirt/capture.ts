@@ -331,7 +331,7 @@ async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> 
 }
 
 /** Picks the live method: the configured one, or the best the hypervisor supports. */
-function chooseLiveMethod(method: CaptureMethod, capabilities: HypervisorCapabilities, _output: 'path' | 'stream'): LiveMethod {
+function chooseLiveMethod(method: CaptureMethod, capabilities: HypervisorCapabilities): LiveMethod {
   if (method === 'auto') return capabilities.liveMethods[0] ?? 'snapshot-commit';
   if (!capabilities.liveMethods.includes(method)) {
     throw new InstanceImagesError('CAPTURE_FAILED', `This hypervisor does not support the ${method} capture method (libvirt ${capabilities.libvirtVersion ?? 'unknown'})`);
@@ -355,7 +355,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
   let method: CaptureResult['method'];
   if (domain.state === 'shutoff') method = 'cold-convert';
-  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities, request.output.kind);
+  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
   else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
   const run: Run = {
     ctx,
