@@ -54,20 +54,20 @@ export async function checkOutput(run: Run): Promise<OutputFacts> {
  * Waits for everything it started before it throws; a failed `release` is reported first.
  */
 export async function seal(run: Run, release?: () => Promise<void>): Promise<Sealed> {
-  await run.ctx.hooks.afterOutputWritten?.({ path: run.outFile, method: run.method });
-  run.progress('verify', 0, null);
   const { cmd } = run.ctx;
   const output = run.request.output;
+  // The release starts first: whatever happens to the sealing, the source is let go.
   const releasing = release ? stage(run, 'release', release) : Promise.resolve();
-  let sealing: Promise<Sealed>;
-  if (output.kind === 'path') {
-    sealing = Promise.all([stage(run, 'check', () => checkOutput(run)), stage(run, 'hash', () => cmd.sha256(run.outFile, run.signal)), stage(run, 'fsync', () => cmd.fsync(run.outFile))]).then(([facts, sha256]) => ({
-      facts,
-      sha256,
-    }));
-  } else {
-    sealing = stage(run, 'check', () => checkOutput(run)).then(async (facts) => ({ facts, sha256: await stage(run, 'transfer', () => streamOut(run, facts.sizeBytes, output.consume)) }));
-  }
+  const sealing = (async (): Promise<Sealed> => {
+    await run.ctx.hooks.afterOutputWritten?.({ path: run.outFile, method: run.method });
+    run.progress('verify', 0, null);
+    if (output.kind === 'path') {
+      const [facts, sha256] = await Promise.all([stage(run, 'check', () => checkOutput(run)), stage(run, 'hash', () => cmd.sha256(run.outFile, run.signal)), stage(run, 'fsync', () => cmd.fsync(run.outFile))]);
+      return { facts, sha256 };
+    }
+    const facts = await stage(run, 'check', () => checkOutput(run));
+    return { facts, sha256: await stage(run, 'transfer', () => streamOut(run, facts.sizeBytes, output.consume)) };
+  })();
   const [released, sealed] = await Promise.allSettled([releasing, sealing]);
   if (released.status === 'rejected') throw released.reason;
   if (sealed.status === 'rejected') throw sealed.reason;
