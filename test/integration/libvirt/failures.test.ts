@@ -91,6 +91,25 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
     });
   }
 
+  for (const method of ['pull-backup', 'snapshot-commit'] as CaptureMethod[]) {
+    it(`a ${method} capture failing right after the copy still ends its job or merges its overlay`, async () => {
+      const before = recordGuest(guest.name);
+      const out = `${outDir}/hook-failed-${method}.qcow2`;
+      const driver = makeDriver(scratch, {
+        method,
+        hooks: {
+          afterOutputWritten: () => {
+            throw new Error('sealing refused');
+          },
+        },
+      });
+      await expect(driver.capture({ domainName: guest.name, output: { kind: 'path', path: out } })).rejects.toMatchObject({ code: 'CAPTURE_FAILED' });
+      before.expectUntouched();
+      expect(existsSync(`${out}.part`)).toBe(false);
+      expect(leftovers(scratch)).toEqual([]);
+    });
+  }
+
   it('a raw output cut short after it was written fails the cold capture', async () => {
     const cold = createTestGuest({ start: false });
     try {
