@@ -9,8 +9,12 @@
  *    lib-storage Upload;
  *  - ours: the libvirt driver over the SSH executor, streaming into the S3 storage driver behind
  *    the core wrapper (sha256 + verify) — what the image service does for an S3 storage.
- * Prints medians of RUNS (default 2), the ratio ours/bare (goal ≤ 1.1), and the panel process's
- * peak RSS while capturing a small and the large disk (goal: constant in disk size).
+ * The two alternate RUNS times (default 3). Prints each one's median, spread (min–max) and runs,
+ * the ratio ours/bare (goal ≤ 1.1), our per-stage timeline (median start–end from the driver's
+ * `stage` hook), and the panel process's peak RSS while capturing a small and the large disk
+ * (goal: constant in disk size).
+ * Environment: RUNS, DATA_MIB, VERIFY=0 (the driver's `verify: false`). Hold the shared lock:
+ * `flock /tmp/itest.lock npm run bench -- capture-s3`.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +28,7 @@ import { adminClient, createBucket, deleteBucket, driverOptions, freshBucketName
 import type { TestGuest } from '../../test/support/guests';
 import { guestWithRandomData, median } from '../lib/bench';
 
-const RUNS = Number(process.env.RUNS ?? 2);
+const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
 const scratch = '/var/tmp/ii-bench-s3';
 
@@ -55,7 +59,15 @@ async function main(): Promise<void> {
   mkdirSync(scratch, { recursive: true });
   const hypervisor = { id: 'hv', name: 'bench', locationId: 'l', connection: target.connection, scratchDir: `${scratch}/driver` };
   const executor = createSshExecutor(target.connection);
-  const driver = createLibvirtDriver(hypervisor, executor, { verify: process.env.VERIFY !== '0' });
+  let t0 = 0;
+  let stages = new Map<string, { start: number; end: number }>();
+  const onStage = ({ stage, phase }: { stage: string; phase: 'start' | 'end' }) => {
+    const now = performance.now() - t0;
+    const entry = stages.get(stage) ?? { start: now, end: now };
+    if (phase === 'end') entry.end = now;
+    stages.set(stage, entry);
+  };
+  const driver = createLibvirtDriver(hypervisor, executor, { verify: process.env.VERIFY !== '0', hooks: { stage: onStage } });
   const disk = wrapStorageDriver(s3StorageDriver.create(driverOptions(env, bucket), {}));
   const guests: TestGuest[] = [];
   try {
@@ -90,17 +102,38 @@ async function main(): Promise<void> {
 
     const bareTimes: number[] = [];
     const ourTimes: number[] = [];
+    const timelines: Array<typeof stages> = [];
     let size = 0;
     for (let i = 0; i < RUNS; i++) {
-      let t = performance.now();
-      await bare(large, `bare-${i}.qcow2`);
-      bareTimes.push(performance.now() - t);
-      t = performance.now();
-      size = await ours(large, `ours-${i}.qcow2`);
-      ourTimes.push(performance.now() - t);
+      // Alternate, starting with the other one each round.
+      const runBare = async () => {
+        const t = performance.now();
+        await bare(large, `bare-${i}.qcow2`);
+        bareTimes.push(performance.now() - t);
+      };
+      const runOurs = async () => {
+        stages = new Map();
+        t0 = performance.now();
+        size = await ours(large, `ours-${i}.qcow2`);
+        ourTimes.push(performance.now() - t0);
+        timelines.push(stages);
+      };
+      for (const step of i % 2 === 0 ? [runBare, runOurs] : [runOurs, runBare]) await step();
     }
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    const line = (label: string, times: number[]) => `${label} ${s(median(times))}, spread ${s(Math.min(...times))}–${s(Math.max(...times))}, runs: ${times.map(s).join(', ')}`;
     const ratio = median(ourTimes) / median(bareTimes);
-    console.log(`image ${mib(size)}; bare pipeline ${(median(bareTimes) / 1000).toFixed(2)} s, ours ${(median(ourTimes) / 1000).toFixed(2)} s, ratio ${ratio.toFixed(2)} (goal ≤ 1.10)`);
+    console.log(`image ${mib(size)}; ${RUNS} runs each, alternating${process.env.VERIFY === '0' ? '; VERIFY=0' : ''}`);
+    console.log(line('bare pipeline', bareTimes));
+    console.log(line('ours         ', ourTimes));
+    const names = [...new Set(timelines.flatMap((t) => [...t.keys()]))];
+    const rows = names.map((name) => {
+      const of = timelines.map((t) => t.get(name)).filter((x) => x !== undefined);
+      return { name, start: median(of.map((x) => x.start)), end: median(of.map((x) => x.end)) };
+    });
+    rows.sort((a, b) => a.start - b.start);
+    console.log(`our stages (median start–end, s): ${rows.map((r) => `${r.name} ${(r.start / 1000).toFixed(2)}–${(r.end / 1000).toFixed(2)}`).join(', ')}`);
+    console.log(`ratio ours/bare ${ratio.toFixed(2)} (goal ≤ 1.10)`);
     const smallRss = await withPeakRss(() => ours(small, 'rss-small.qcow2'));
     const largeRss = await withPeakRss(() => ours(large, 'rss-large.qcow2'));
     console.log(`peak RSS: ${DATA_MIB / 4} MiB disk ${mib(smallRss.peak)}, ${DATA_MIB} MiB disk ${mib(largeRss.peak)}, ratio ${(largeRss.peak / smallRss.peak).toFixed(2)} (goal: constant)`);

@@ -4,72 +4,23 @@
  * domain ends on its original disk chain with no job running and no temporary file left.
  * @module
  */
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } from '../../../src/errors';
 import type { DiskFormat } from '../../../src/model';
 import type { ByteProgress, CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
+import { dirname, stage, throwIfAborted, type CaptureContext, type Run, type Sealed } from './capture-run';
 import type { HostCommands } from './commands';
-import { inspectDomain, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
-import { captureScratch, PART_SUFFIX, type CaptureScratch } from './names';
-import type { CaptureMethod, LibvirtDriverHooks } from './options';
+import { inspectDomain, type HypervisorCapabilities } from './inspect';
+import { captureScratch, PART_SUFFIX } from './names';
+import type { CaptureMethod } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
+import { seal } from './seal';
 import { overlaySnapshotXml, pullBackupXml, pushBackupXml } from './xml-builders';
 import { domainXml } from './inspect';
 import { escapeXml } from './xml';
 
-/** What the capture needs from the driver. */
-export interface CaptureContext {
-  cmd: HostCommands;
-  scratchDir: string;
-  method: CaptureMethod;
-  freezeTimeoutMs: number;
-  verify: boolean;
-  spaceMarginBytes: number;
-  hooks: LibvirtDriverHooks;
-  capabilities(): Promise<HypervisorCapabilities>;
-  ensureScratchDir(): Promise<void>;
-}
+export type { CaptureContext } from './capture-run';
 
 type LiveMethod = 'pull-backup' | 'push-backup' | 'snapshot-commit';
-
-/** One capture in progress: its request, domain, temporary names and cleanup duties. */
-interface Run {
-  ctx: CaptureContext;
-  request: CaptureRequest;
-  domain: LibvirtDomainInfo;
-  format: DiskFormat;
-  compress: boolean;
-  zstd: boolean;
-  scratch: CaptureScratch;
-  /** Where the converted image is written before it is published or streamed. */
-  outFile: string;
-  signal: AbortSignal | undefined;
-  /** Set once `outFile` is known to be gone (published or removed), so it is not removed again. */
-  outFileGone: boolean;
-  progress(step: string, done: number, total: number | null): void;
-}
-
-/** The finished output's size and `qemu-img info`. */
-type OutputFacts = Awaited<ReturnType<HostCommands['fileSizeAndInfo']>>;
-
-/** What a capture method hands back to {@link captureDomain}. */
-interface Sealed {
-  sha256: string | null;
-  /** Whether the stream output was already sent to its consumer. */
-  streamed: boolean;
-  /** The output's size and info, when the method already read them. */
-  facts?: OutputFacts;
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
-}
-
-function dirname(path: string): string {
-  const index = path.lastIndexOf('/');
-  return index <= 0 ? '/' : path.slice(0, index);
-}
 
 /** Validates the request's own fields. */
 function validate(request: CaptureRequest): { format: DiskFormat; compress: boolean } {
@@ -171,56 +122,13 @@ async function withFreeze(run: Run, start: () => Promise<void>): Promise<boolean
 async function convert(run: Run, sourceArgs: string[], step: string): Promise<void> {
   const total = Math.max(run.domain.primaryDisk.allocationBytes, 1);
   run.progress(step, 0, total);
-  await run.ctx.cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...sourceArgs, ...outputArgs(run), run.outFile], (percent) => run.progress(step, Math.round((percent / 100) * total), total), {
+  await stage(run, 'copy', () => run.ctx.cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...sourceArgs, ...outputArgs(run), run.outFile], (percent) => run.progress(step, Math.round((percent / 100) * total), total), {
     signal: run.signal,
     fallback: 'CAPTURE_FAILED',
-    // A path output is written through a descriptor of a file made anew (never through a link),
-    // and written back while it is being made, since it is fsynced before it is published.
-    ...(run.request.output.kind === 'path' ? { flush: run.outFile, ...(run.request.output.root ? { root: run.request.output.root } : {}) } : {}),
-  });
-}
-
-/** `qemu-img compare` of the source and the output: exit 0 proves every byte arrived. */
-async function compare(run: Run, sourceArgs: string[]): Promise<void> {
-  if (!run.ctx.verify) return;
-  const argv = ['qemu-img', 'compare', ...sourceArgs, '-F', run.format, run.outFile];
-  const result = await run.ctx.cmd.tryRun(argv, { signal: run.signal });
-  if (result.exitCode !== 0) {
-    throw new InstanceImagesError('CAPTURE_FAILED', `The captured image does not match the disk (qemu-img compare exit ${result.exitCode}): ${result.stdout.trim()} ${result.stderr.trim()}`.trim());
-  }
-}
-
-/**
- * Finishes the output while the source is still held. A path output is fsynced and hashed in
- * parallel with the compare. A stream output (with `overlapStream`) is streamed to its consumer in
- * parallel with the compare, so the proof costs no extra time; a failed compare stops the stream,
- * which makes the consumer fail and discard what it received.
- */
-async function verifyAndSeal(run: Run, sourceArgs: string[], overlapStream = false): Promise<Sealed> {
-  run.progress('verify', 0, null);
-  const output = run.request.output;
-  const { cmd } = run.ctx;
-  if (output.kind === 'stream' && overlapStream) {
-    const facts = await cmd.fileSizeAndInfo(run.outFile, run.format);
-    const stop = new AbortController();
-    const streaming = streamOut(run, facts.sizeBytes, output.consume, stop.signal);
-    const comparing = compare(run, sourceArgs).catch((error: unknown) => {
-      stop.abort();
-      throw error;
-    });
-    const [compared, streamed] = await Promise.allSettled([comparing, streaming]);
-    if (compared.status === 'rejected') throw compared.reason;
-    if (streamed.status === 'rejected') throw streamed.reason;
-    return { sha256: streamed.value, streamed: true, facts };
-  }
-  const isPath = output.kind === 'path';
-  const [, , sha256, facts] = await Promise.all([
-    compare(run, sourceArgs),
-    isPath ? cmd.fsync(run.outFile) : Promise.resolve(),
-    isPath ? cmd.sha256(run.outFile, run.signal) : Promise.resolve(null),
-    cmd.fileSizeAndInfo(run.outFile, run.format),
-  ]);
-  return { sha256, streamed: false, facts };
+    // A path output is written through a descriptor of a file made anew (never through a link).
+    // It is not written back during the copy: its fsync runs beside the hash, which reads it anyway.
+    ...(run.request.output.kind === 'path' ? { flush: run.outFile, writeBack: false, ...(run.request.output.root ? { root: run.request.output.root } : {}) } : {}),
+  }));
 }
 
 /** Cold capture of a stopped domain. */
@@ -228,7 +136,7 @@ async function captureCold(run: Run): Promise<Sealed> {
   const { path, format } = run.domain.primaryDisk;
   const source = ['-U', '-f', String(format), path];
   await convert(run, source, 'copy');
-  return verifyAndSeal(run, source, true);
+  return seal(run);
 }
 
 /** Waits until no block job (backup) is active on the domain. */
@@ -268,25 +176,26 @@ async function capturePull(run: Run): Promise<Sealed & { frozen: boolean }> {
   const { target } = run.domain.primaryDisk;
   const { socket, backupScratch } = run.scratch;
   const xml = pullBackupXml(target, socket, backupScratch, run.domain.disks);
-  let started = false;
+  const files = [socket, backupScratch];
+  let job = 'not started' as 'not started' | 'running' | 'ending';
   try {
-    const frozen = await withFreeze(run, async () => {
-      await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
-      started = true;
-    });
+    const frozen = await withFreeze(run, () =>
+      stage(run, 'start-job', async () => {
+        await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
+        job = 'running';
+      }),
+    );
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'pull-backup' });
     throwIfAborted(run.signal);
-    const source = ['-f', 'raw', `nbd+unix:///${target}?socket=${socket}`];
-    await convert(run, source, 'copy');
-    // The backup job stays open while the stream goes out: only guest writes land in its scratch file.
-    const sealed = await verifyAndSeal(run, source, true);
+    await convert(run, ['-f', 'raw', `nbd+unix:///${target}?socket=${socket}`], 'copy');
+    // The converter has read every block: the job ends while the output is sealed (or streamed).
+    job = 'ending';
+    const sealed = await seal(run, () => endBackupJob(run, files, true));
     return { ...sealed, frozen };
   } finally {
-    // A stream output has been sent (or has failed) by now: its scratch file goes with the job's.
-    const files = run.request.output.kind === 'stream' ? [socket, backupScratch, run.outFile] : [socket, backupScratch];
-    if (started || (await cmd.exists(socket))) await endBackupJob(run, files, started);
-    else await cmd.remove(...files);
-    if (files.includes(run.outFile)) run.outFileGone = true;
+    // A job whose start failed midway (a dropped connection) may still exist: its socket tells.
+    if (job === 'running') await endBackupJob(run, files, true);
+    else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files, false) : cmd.remove(...files));
   }
 }
 
@@ -331,44 +240,46 @@ async function capturePush(run: Run): Promise<Sealed & { frozen: boolean }> {
   const xml = pushBackupXml(disk.target, target, 'qcow2', run.domain.disks);
   let started = false;
   try {
-    const frozen = await withFreeze(run, async () => {
-      await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
-      started = true;
-    });
+    const frozen = await withFreeze(run, () =>
+      stage(run, 'start-job', async () => {
+        await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
+        started = true;
+      }),
+    );
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'push-backup' });
-    const total = disk.virtualSizeBytes;
-    for (;;) {
-      throwIfAborted(run.signal);
-      const info = await cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
-      const job = parseDomJobInfo(info.stdout);
-      if (info.exitCode !== 0 || !job.active) break;
-      const raw = await cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name, '--rawstats']);
-      const stats = parseLabelledLines(raw.stdout);
-      const processed = Number(stats.get('disk_processed') ?? stats.get('data_processed') ?? NaN);
-      if (Number.isFinite(processed)) run.progress('copy', processed, total);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const completed = await cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name, '--completed']);
-    const status = parseLabelledLines(completed.stdout).get('Job type') ?? '';
-    if (!/completed/i.test(status)) {
-      throw new InstanceImagesError('CAPTURE_FAILED', `The push-mode backup job did not complete (${status || 'no result'})`);
-    }
+    await stage(run, 'copy', () => waitPushJob(run, target));
     started = false;
-    await waitReleased(run, target);
-    if (direct) {
-      // The job completed: QEMU wrote and flushed every block of the point-in-time copy.
-      run.progress('verify', 0, null);
-      const isPath = run.request.output.kind === 'path';
-      const [, sha256] = await Promise.all([isPath ? cmd.fsync(run.outFile) : Promise.resolve(), isPath ? cmd.sha256(run.outFile, run.signal) : Promise.resolve(null)]);
-      return { sha256, frozen, streamed: false };
-    }
-    const source = ['-f', 'qcow2', target];
-    await convert(run, source, 'convert');
-    return { ...(await verifyAndSeal(run, source)), frozen };
+    // The job completed: QEMU wrote and flushed every block of the point-in-time copy.
+    if (direct) return { ...(await seal(run)), frozen };
+    await convert(run, ['-f', 'qcow2', target], 'convert');
+    return { ...(await seal(run, () => cmd.remove(run.scratch.pushTarget))), frozen };
   } finally {
     if (started) await endBackupJob(run, [], true);
     await cmd.remove(run.scratch.pushTarget);
   }
+}
+
+/** Follows a push-mode backup job to its end (progress from its statistics) and until QEMU released `target`. */
+async function waitPushJob(run: Run, target: string): Promise<void> {
+  const { cmd } = run.ctx;
+  const total = run.domain.primaryDisk.virtualSizeBytes;
+  for (;;) {
+    throwIfAborted(run.signal);
+    const info = await cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
+    const job = parseDomJobInfo(info.stdout);
+    if (info.exitCode !== 0 || !job.active) break;
+    const raw = await cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name, '--rawstats']);
+    const stats = parseLabelledLines(raw.stdout);
+    const processed = Number(stats.get('disk_processed') ?? stats.get('data_processed') ?? NaN);
+    if (Number.isFinite(processed)) run.progress('copy', processed, total);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const completed = await cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name, '--completed']);
+  const status = parseLabelledLines(completed.stdout).get('Job type') ?? '';
+  if (!/completed/i.test(status)) {
+    throw new InstanceImagesError('CAPTURE_FAILED', `The push-mode backup job did not complete (${status || 'no result'})`);
+  }
+  await waitReleased(run, target);
 }
 
 /** Commits the marker overlay back into the base and pivots; verifies the chain is the original. */
@@ -390,27 +301,31 @@ async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> 
   const name = `ii-snap-${run.scratch.tag}-${run.scratch.id}`;
   const xml = overlaySnapshotXml(name, disk.target, run.scratch.overlay, run.domain.disks);
   let overlaid = false;
+  // Merges the overlay back and checks that the domain is on its original disk again.
+  const commit = async () => {
+    await commitOverlay(cmd, run.domain.name, disk.target);
+    const { root } = await domainXml(cmd, run.domain.name);
+    const primary = selectPrimaryDisk(parseDomainDisks(root));
+    if (primary?.source !== disk.path) {
+      throw new InstanceImagesError('CAPTURE_FAILED', 'The domain is not back on its original disk after the commit (run recovery)');
+    }
+  };
   try {
-    const frozen = await withFreeze(run, async () => {
-      await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['snapshot-create', '--domain', run.domain.name, '--xmlfile', file, '--disk-only', '--atomic', '--no-metadata'], 'CAPTURE_FAILED');
-      overlaid = true;
-    });
+    const frozen = await withFreeze(run, () =>
+      stage(run, 'start-job', async () => {
+        await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['snapshot-create', '--domain', run.domain.name, '--xmlfile', file, '--disk-only', '--atomic', '--no-metadata'], 'CAPTURE_FAILED');
+        overlaid = true;
+      }),
+    );
     await run.ctx.hooks.afterSnapshot?.({ domainName: run.domain.name, overlayPath: run.scratch.overlay });
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'snapshot-commit' });
     throwIfAborted(run.signal);
-    const source = ['-U', '-f', String(disk.format), disk.path];
-    await convert(run, source, 'copy');
-    return { ...(await verifyAndSeal(run, source)), frozen };
+    await convert(run, ['-U', '-f', String(disk.format), disk.path], 'copy');
+    // The base has been read: the overlay is merged back while the output is sealed.
+    overlaid = false;
+    return { ...(await seal(run, commit)), frozen };
   } finally {
-    if (overlaid) {
-      await commitOverlay(cmd, run.domain.name, disk.target);
-      const { root } = await domainXml(cmd, run.domain.name);
-      const primary = selectPrimaryDisk(parseDomainDisks(root));
-      if (primary?.source !== disk.path) {
-        // eslint-disable-next-line no-unsafe-finally
-        throw new InstanceImagesError('CAPTURE_FAILED', 'The domain is not back on its original disk after the commit (run recovery)');
-      }
-    }
+    if (overlaid) await commit();
     await cmd.remove(run.scratch.overlay);
   }
 }
@@ -422,49 +337,6 @@ function chooseLiveMethod(method: CaptureMethod, capabilities: HypervisorCapabil
     throw new InstanceImagesError('CAPTURE_FAILED', `This hypervisor does not support the ${method} capture method (libvirt ${capabilities.libvirtVersion ?? 'unknown'})`);
   }
   return method;
-}
-
-/** Streams the finished scratch output to the consumer while hashing it; returns the sha256. */
-async function streamOut(run: Run, sizeBytes: number, consume: (stream: Transform, size: number) => Promise<void>, stop?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
-  let sent = 0;
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      sent += chunk.length;
-      run.progress('transfer', sent, sizeBytes);
-      callback(null, chunk);
-    },
-  });
-  const abortCat = new AbortController();
-  const onAbort = () => abortCat.abort();
-  run.signal?.addEventListener('abort', onAbort, { once: true });
-  stop?.addEventListener('abort', onAbort, { once: true });
-  try {
-    const cat = await run.ctx.cmd.executor.stream(['cat', '--', run.outFile], { signal: abortCat.signal });
-    cat.stdout.on('error', (error) => hashing.destroy(error));
-    cat.stdout.pipe(hashing);
-    const catDone = cat.done.then((result) => {
-      if (result.exitCode !== 0) {
-        const error = new InstanceImagesError('CAPTURE_FAILED', `Reading the captured image failed: ${result.stderr.trim()}`);
-        hashing.destroy(error);
-        throw error;
-      }
-    });
-    catDone.catch((error: unknown) => hashing.destroy(error instanceof Error ? error : new Error(String(error))));
-    try {
-      await Promise.all([consume(hashing, sizeBytes), catDone]);
-    } catch (error) {
-      cat.kill();
-      throw error;
-    }
-  } finally {
-    run.signal?.removeEventListener('abort', onAbort);
-    stop?.removeEventListener('abort', onAbort);
-  }
-  if (stop?.aborted) throw new InstanceImagesError('CAPTURE_FAILED', 'The transfer was stopped because the image could not be verified');
-  if (sent !== sizeBytes) throw new InstanceImagesError('CAPTURE_FAILED', `Streamed ${sent} bytes of a ${sizeBytes}-byte image`);
-  return hash.digest('hex');
 }
 
 /**
@@ -481,10 +353,15 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   const scratch = captureScratch(ctx.scratchDir, domain.name);
   const extension = format === 'raw' ? 'raw' : 'qcow2';
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
+  let method: CaptureResult['method'];
+  if (domain.state === 'shutoff') method = 'cold-convert';
+  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
+  else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
   const run: Run = {
     ctx,
     request,
     domain,
+    method,
     format,
     compress,
     zstd: capabilities.zstd,
@@ -501,10 +378,6 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
       }
     },
   };
-  let method: CaptureResult['method'];
-  if (domain.state === 'shutoff') method = 'cold-convert';
-  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
-  else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
 
   const { cmd } = ctx;
   // libvirt creates a push-mode target itself and refuses an existing file; qemu-img convert replaces it.
@@ -518,17 +391,15 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
     else outcome = await captureSnapshot(run);
     throwIfAborted(signal);
 
-    const { sizeBytes, info } = outcome.facts ?? (await cmd.fileSizeAndInfo(outFile, format));
-    let sha256 = outcome.sha256;
+    const { sha256, facts } = outcome;
+    const { sizeBytes, info } = facts;
     if (request.output.kind === 'path') {
+      const target = request.output.path;
       // From here a failure removes the published file too: it belongs to this capture only.
       published = true;
-      await cmd.publish(outFile, request.output.path, dirname(request.output.path));
+      await stage(run, 'publish', () => cmd.publish(outFile, target, dirname(target)));
       run.outFileGone = true;
-    } else if (!outcome.streamed) {
-      sha256 = await streamOut(run, sizeBytes, request.output.consume);
     }
-    if (sha256 === null) throw new InstanceImagesError('CAPTURE_FAILED', 'No checksum was computed');
     const consistency: CaptureResult['consistency'] = method === 'cold-convert' ? 'cold' : outcome.frozen ? 'filesystem-frozen' : 'crash-consistent';
     run.progress('done', sizeBytes, sizeBytes);
     return { format, sizeBytes, virtualSizeBytes: info.virtualSizeBytes, sha256, consistency, method };

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
 import { backgroundFlusher, NO_SYMLINK_FUNCTION } from '../../exec/scripts';
-import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgInfo, type QemuImgInfo } from './parsers';
+import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgCheck, parseQemuImgInfo, type QemuImgCheck, type QemuImgInfo } from './parsers';
 
 /** `sh -c` script: writes stdin to file `$1` (mode 600), runs the rest of the arguments, removes `$1`, exits with the command's status. */
 const WITH_FILE_SCRIPT = 'umask 077; f=$1; shift; cat > "$f" || { rm -f -- "$f"; exit 125; }; "$@"; s=$?; rm -f -- "$f"; exit $s';
@@ -21,7 +21,7 @@ export const MISSING_FILE_EXIT = 44;
 export const SOURCE_CHECKSUM_EXIT = 48;
 
 /**
- * `sh -c` script that runs a command (the arguments after the fifth) on files it opened itself:
+ * `sh -c` script that runs a command (the arguments after the sixth) on files it opened itself:
  *
  * - Output `$1` (if not empty), below storage root `$2` (if not empty), is created as descriptor 3,
  *   and every argument equal to `$1` is replaced by `/dev/fd/3`:
@@ -34,7 +34,8 @@ export const SOURCE_CHECKSUM_EXIT = 48;
  *     creates the file exclusively (`set -C`);
  *   - it checks where descriptor 3 really points (`/proc/$$/fd/3`), so a link planted in between
  *     is caught before anything is written;
- *   - while the command runs, the file is written back in the background ({@link backgroundFlusher}).
+ *   - with `$6` not empty, the file is written back in the background while the command runs
+ *     ({@link backgroundFlusher}), so that a final fsync right after it waits for little.
  * - Source `$3` (if not empty), below storage root `$4` (if not empty), is opened as descriptor 4
  *   (the command names it `/dev/fd/4`). With a root, the script checks that the descriptor's
  *   physical path is the root's followed by the source's path below it. With `$5`, it checks the
@@ -45,7 +46,7 @@ export const SOURCE_CHECKSUM_EXIT = 48;
  * checksum mismatch, and otherwise with the command's status.
  */
 const PINNED_SCRIPT = [
-  'f=$1; r=$2; src=$3; sr=$4; sha=$5; shift 5',
+  'f=$1; r=$2; src=$3; sr=$4; sha=$5; wb=$6; shift 6',
   'if [ -n "$src" ]; then',
   '  exec 4<"$src" || exit 1',
   '  if [ -n "$sr" ]; then',
@@ -71,7 +72,9 @@ const PINNED_SCRIPT = [
   '  set -C; exec 3>"./$b"; set +C',
   '  [ "$(readlink "/proc/$$/fd/3")" = "$(pwd -P)/$b" ] || { echo "a symbolic link was planted as the file" >&2; exit 47; }',
   '  o=/dev/fd/3',
-  `  ${backgroundFlusher('o')}`,
+  '  if [ -n "$wb" ]; then',
+  `    ${backgroundFlusher('o')}`,
+  '  fi',
   '  n=$#; while [ "$n" -gt 0 ]; do a=$1; shift; [ "$a" != "$f" ] || a=$o; set -- "$@" "$a"; n=$((n - 1)); done',
   'fi',
   '"$@"; s=$?; [ -z "$w" ] || kill $w 2>/dev/null; exit $s',
@@ -214,13 +217,16 @@ export class HostCommands {
    * Runs a `qemu-img ... -p` command, reporting its percentage as it goes.
    * @param onPercent - called with 0–100 as qemu-img prints progress.
    * @param options.flush - a file the command writes: it is made anew (never through a link) and
-   *   the command writes it through a descriptor, written back in the background every 100 ms
-   *   (`sync -d`) so that a final fsync of it waits for little (see {@link PINNED_SCRIPT}).
+   *   the command writes it through a descriptor (see {@link PINNED_SCRIPT}).
+   * @param options.writeBack - write `flush` back in the background every 100 ms (`sync -d`), so
+   *   that an fsync right after the command waits for little (default true). A caller that fsyncs
+   *   while it reads the file anyway (a capture hashes its output) passes false: the write-back
+   *   then overlaps that read instead of slowing the copy.
    * @param options.root - the storage root `flush` must lie below without passing through a link.
    * @param options.source - a file the command reads as {@link PINNED_SOURCE} (see {@link runPinned}).
    * @throws VALIDATION_FAILED for a path through a link; CHECKSUM_MISMATCH.
    */
-  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string; root?: string; source?: PinnedSource } = {}): Promise<ExecResult> {
+  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string; root?: string; writeBack?: boolean; source?: PinnedSource } = {}): Promise<ExecResult> {
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
         const percent = lastProgressPercent(chunk.toString('latin1'));
@@ -235,7 +241,7 @@ export class HostCommands {
       },
     });
     if (options.flush === undefined && options.source === undefined) return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
-    const result = await this.runPinned(argv, { stdout: sink, signal: options.signal }, { ...(options.flush === undefined ? {} : { output: options.flush, outputRoot: options.root }), ...(options.source ? { source: options.source } : {}) });
+    const result = await this.runPinned(argv, { stdout: sink, signal: options.signal }, { ...(options.flush === undefined ? {} : { output: options.flush, outputRoot: options.root, writeBack: options.writeBack ?? true }), ...(options.source ? { source: options.source } : {}) });
     if (result.exitCode !== 0) throw commandError(argv, result, options.fallback);
     return result;
   }
@@ -247,9 +253,9 @@ export class HostCommands {
    * @throws VALIDATION_FAILED for a path through a link; CHECKSUM_MISMATCH for a source whose
    *   sha256 differs from `source.sha256`.
    */
-  async runPinned(argv: readonly string[], options: ExecOptions, files: { output?: string; outputRoot?: string | undefined; source?: PinnedSource }): Promise<ExecResult> {
+  async runPinned(argv: readonly string[], options: ExecOptions, files: { output?: string; outputRoot?: string | undefined; writeBack?: boolean; source?: PinnedSource }): Promise<ExecResult> {
     const source = files.source;
-    const result = await this.executor.run(['sh', '-c', PINNED_SCRIPT, 'sh', files.output ?? '', rootArg(files.outputRoot), source?.path ?? '', rootArg(source?.root), source?.sha256 ?? '', ...argv], options);
+    const result = await this.executor.run(['sh', '-c', PINNED_SCRIPT, 'sh', files.output ?? '', rootArg(files.outputRoot), source?.path ?? '', rootArg(source?.root), source?.sha256 ?? '', files.writeBack ? 'w' : '', ...argv], options);
     if (result.exitCode === LINKED_PATH_EXIT) throw linkedPath(source && /source/.test(result.stderr) ? 'The image file' : 'The file');
     if (result.exitCode === SOURCE_CHECKSUM_EXIT) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped');
     return result;
@@ -330,6 +336,22 @@ export class HostCommands {
     const sizeBytes = Number(result.stdout.slice(0, newline).trim());
     if (newline < 0 || !Number.isSafeInteger(sizeBytes)) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected stat output');
     return { sizeBytes, info: parseQemuImgInfo(result.stdout.slice(newline + 1)) };
+  }
+
+  /**
+   * `qemu-img check` of a qcow2 file (metadata only). Its per-cluster complaints on stderr are
+   * dropped (a truncated 1 GiB image prints thousands of lines); the JSON says what was found.
+   * @returns the exit status (0 clean, 2 corruptions, 3 leaks, 1 not completed) and the JSON result, if printed.
+   */
+  async qemuImgCheck(path: string, signal?: AbortSignal): Promise<{ exitCode: number | null; result: QemuImgCheck | null }> {
+    const raw = await this.tryRun(['sh', '-c', 'exec qemu-img check --output=json -f qcow2 "$1" 2>/dev/null', 'sh', path], { signal });
+    let result: QemuImgCheck | null = null;
+    try {
+      result = parseQemuImgCheck(raw.stdout);
+    } catch {
+      // no JSON: the image could not be opened; the exit status says so
+    }
+    return { exitCode: raw.exitCode, result };
   }
 
   /**

@@ -10,6 +10,7 @@ import type { DiskFormat } from '../../../src/model';
 import type { MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
 import { assertAbsolutePath } from './capture';
 import { linkedPath, PINNED_SOURCE, type HostCommands, type PinnedSource } from './commands';
+import type { QemuImgInfo } from './parsers';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { LibvirtDriverHooks } from './options';
 
@@ -23,6 +24,9 @@ export interface MaterializeContext {
   /** Test and diagnostics hooks. */
   hooks?: LibvirtDriverHooks;
 }
+
+/** Reports a deploy's progress (a failing listener is ignored). */
+type Progress = (step: string, done: number, total: number | null) => void;
 
 function dirname(path: string): string {
   const index = path.lastIndexOf('/');
@@ -66,13 +70,8 @@ async function receiveStream(ctx: MaterializeContext, source: Readable, file: st
   return hash.digest('hex');
 }
 
-/**
- * Materialises a standalone disk at `request.targetPath`.
- * @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL, CONFLICT, NOT_FOUND, CANCELLED.
- */
-export async function materializeDisk(ctx: MaterializeContext, request: MaterializeRequest): Promise<MaterializeResult> {
-  const { cmd } = ctx;
-  const signal = request.signal;
+/** The request's fields, checked before any I/O. */
+function validateRequest(request: MaterializeRequest): { sourceFormat: DiskFormat; targetFormat: DiskFormat } {
   assertAbsolutePath(request.targetPath, 'targetPath');
   const sourceFormat = checkFormat(request.sourceFormat, 'sourceFormat');
   const targetFormat = checkFormat(request.targetFormat ?? 'qcow2', 'targetFormat');
@@ -82,6 +81,89 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
   if (request.sha256 && !/^[0-9a-f]{64}$/.test(request.sha256)) {
     throw new InstanceImagesError('VALIDATION_FAILED', 'sha256 must be a lowercase hex digest', { fields: [{ path: 'sha256', message: 'must be a lowercase hex sha256 digest' }] });
   }
+  return { sourceFormat, targetFormat };
+}
+
+/** Where the deploy reads its image from: a checked path on the hypervisor, or a received stream. */
+interface DeploySource {
+  /** The path `qemu-img info` reads. */
+  path: string;
+  /**
+   * A path source, read through a descriptor the copy's own command opens and checks (link,
+   * sha256): whatever is swapped in under its name afterwards, the copy reads the checked bytes.
+   */
+  pinned: PinnedSource | null;
+}
+
+/**
+ * Resolves the request's source. A path is checked (a regular file, no link below its root); a
+ * stream is received into a private scratch file (`received`, removed by the caller) and hashed on
+ * the way. @throws NOT_FOUND, VALIDATION_FAILED, CHECKSUM_MISMATCH, DEPLOY_FAILED, STORAGE_FULL.
+ */
+async function resolveSource(ctx: MaterializeContext, request: MaterializeRequest, sourceFormat: DiskFormat, onReceived: (path: string) => void, progress: Progress): Promise<DeploySource> {
+  const { cmd } = ctx;
+  if (request.source.kind === 'path') {
+    assertAbsolutePath(request.source.path, 'source.path');
+    const found = await cmd.checkFile(request.source.path, request.source.root);
+    if (found === 'linked') throw linkedPath('The image file');
+    if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
+    return { path: request.source.path, pinned: { path: request.source.path, root: request.source.root, sha256: request.sha256 ?? undefined } };
+  }
+  await ctx.ensureScratchDir();
+  const received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
+  onReceived(received);
+  progress('receive', 0, null);
+  const actual = await receiveStream(ctx, request.source.stream, received, request.signal);
+  if (request.sha256 && actual !== request.sha256) {
+    throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', { details: { expected: request.sha256, actual } });
+  }
+  return { path: received, pinned: null };
+}
+
+/**
+ * Checks the image before it is copied: standalone (no backing or data file), not larger than the
+ * requested disk, and room for it next to the target. Returns its `qemu-img info`.
+ * @throws VALIDATION_FAILED, STORAGE_FULL.
+ */
+async function preflight(ctx: MaterializeContext, request: MaterializeRequest, source: DeploySource, sourceFormat: DiskFormat): Promise<QemuImgInfo> {
+  const { cmd } = ctx;
+  const info = await cmd.qemuImgInfo(source.path, { format: sourceFormat, signal: request.signal });
+  if (info.backingFilename !== null || info.dataFile !== null) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The image refers to another file (backing or data file); only standalone images can be deployed');
+  }
+  if (request.sizeBytes !== undefined && request.sizeBytes < info.virtualSizeBytes) {
+    throw new InstanceImagesError('VALIDATION_FAILED', `The disk size ${request.sizeBytes} is smaller than the image's virtual size ${info.virtualSizeBytes}`, {
+      fields: [{ path: 'sizeBytes', message: `must be at least ${info.virtualSizeBytes}` }],
+    });
+  }
+  const free = await cmd.freeBytes(dirname(request.targetPath));
+  const need = (info.actualSizeBytes ?? 0) + ctx.spaceMarginBytes;
+  if (free < need) {
+    throw new InstanceImagesError('STORAGE_FULL', `Not enough free space for the new disk: ${free} bytes free, ${need} needed`, { details: { freeBytes: free, neededBytes: need } });
+  }
+  return info;
+}
+
+/** `qemu-img compare` of the image and the new disk (through the pinned descriptor for a path source). */
+async function compareWithImage(ctx: MaterializeContext, source: DeploySource, sourceFormat: DiskFormat, targetFormat: DiskFormat, part: string, signal: AbortSignal | undefined): Promise<void> {
+  const { cmd } = ctx;
+  const { pinned } = source;
+  const result = pinned
+    ? await cmd.runPinned(['qemu-img', 'compare', ...imageSourceArgs(PINNED_SOURCE, sourceFormat), '-F', targetFormat, part], { signal }, { source: { path: pinned.path, root: pinned.root } })
+    : await cmd.tryRun(['qemu-img', 'compare', ...imageSourceArgs(source.path, sourceFormat), '-F', targetFormat, part], { signal });
+  if (result.exitCode !== 0) throw new InstanceImagesError('DEPLOY_FAILED', `The new disk does not match the image: ${result.stdout.trim()} ${result.stderr.trim()}`.trim());
+}
+
+/**
+ * Materialises a standalone disk at `request.targetPath`: resolve and check the source, convert it
+ * into `<target>.part` (made anew, written back as it grows), grow it, prove it standalone,
+ * compare it with the image while it is fsynced, then rename it into place.
+ * @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL, CONFLICT, NOT_FOUND, CANCELLED.
+ */
+export async function materializeDisk(ctx: MaterializeContext, request: MaterializeRequest): Promise<MaterializeResult> {
+  const { cmd } = ctx;
+  const signal = request.signal;
+  const { sourceFormat, targetFormat } = validateRequest(request);
   if (await cmd.exists(request.targetPath)) {
     throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', { details: { targetPath: request.targetPath } });
   }
@@ -92,8 +174,8 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     throw new InstanceImagesError('VALIDATION_FAILED', `targetPath: ${message}`, { fields: [{ path: 'targetPath', message }] });
   }
   const part = `${request.targetPath}${PART_SUFFIX}`;
-  let received: string | null = null;
-  const progress = (step: string, done: number, total: number | null) => {
+  let received = null as string | null;
+  const progress: Progress = (step, done, total) => {
     try {
       request.onProgress?.({ step, bytesDone: done, bytesTotal: total });
     } catch {
@@ -101,54 +183,18 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     }
   };
   try {
-    let sourcePath: string;
-    // A path source is read through a descriptor the copy's own command opens and checks (link,
-    // sha256): whatever is swapped in under its name afterwards, the copy reads the checked bytes.
-    // A stream is received into a private scratch file and hashed on the way.
-    let pinned: PinnedSource | null = null;
-    if (request.source.kind === 'path') {
-      assertAbsolutePath(request.source.path, 'source.path');
-      const found = await cmd.checkFile(request.source.path, request.source.root);
-      if (found === 'linked') throw linkedPath('The image file');
-      if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
-      sourcePath = request.source.path;
-      pinned = { path: sourcePath, root: request.source.root, sha256: request.sha256 ?? undefined };
-    } else {
-      await ctx.ensureScratchDir();
-      received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
-      progress('receive', 0, null);
-      const actual = await receiveStream(ctx, request.source.stream, received, signal);
-      if (request.sha256 && actual !== request.sha256) {
-        throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', { details: { expected: request.sha256, actual } });
-      }
-      sourcePath = received;
-    }
-
-    const info = await cmd.qemuImgInfo(sourcePath, { format: sourceFormat, signal });
-    if (info.backingFilename !== null || info.dataFile !== null) {
-      throw new InstanceImagesError('VALIDATION_FAILED', 'The image refers to another file (backing or data file); only standalone images can be deployed');
-    }
-    if (request.sizeBytes !== undefined && request.sizeBytes < info.virtualSizeBytes) {
-      throw new InstanceImagesError('VALIDATION_FAILED', `The disk size ${request.sizeBytes} is smaller than the image's virtual size ${info.virtualSizeBytes}`, {
-        fields: [{ path: 'sizeBytes', message: `must be at least ${info.virtualSizeBytes}` }],
-      });
-    }
-    const free = await cmd.freeBytes(dirname(request.targetPath));
-    const need = (info.actualSizeBytes ?? 0) + ctx.spaceMarginBytes;
-    if (free < need) {
-      throw new InstanceImagesError('STORAGE_FULL', `Not enough free space for the new disk: ${free} bytes free, ${need} needed`, { details: { freeBytes: free, neededBytes: need } });
-    }
-
+    const source = await resolveSource(ctx, request, sourceFormat, (path) => (received = path), progress);
+    const info = await preflight(ctx, request, source, sourceFormat);
     const total = info.actualSizeBytes ?? info.virtualSizeBytes;
     progress('convert', 0, total);
+    await ctx.hooks?.beforeDeployConvert?.({ sourcePath: source.path, targetPath: request.targetPath });
     // `flush`: the part file is made anew (never through a link) and written back while it grows.
-    await ctx.hooks?.beforeDeployConvert?.({ sourcePath, targetPath: request.targetPath });
-    const readFrom = pinned ? PINNED_SOURCE : sourcePath;
+    const readFrom = source.pinned ? PINNED_SOURCE : source.path;
     await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...imageSourceArgs(readFrom, sourceFormat), '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), {
       signal,
       fallback: 'DEPLOY_FAILED',
       flush: part,
-      ...(pinned ? { source: pinned } : {}),
+      ...(source.pinned ? { source: source.pinned } : {}),
     });
     if (request.sizeBytes !== undefined && request.sizeBytes > info.virtualSizeBytes) {
       await cmd.run(['qemu-img', 'resize', '-q', '-f', targetFormat, part, String(request.sizeBytes)], { signal }, 'DEPLOY_FAILED');
@@ -156,17 +202,7 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     const result = await cmd.qemuImgInfo(part, { format: targetFormat, signal });
     if (result.backingFilename !== null || result.dataFile !== null) throw new InstanceImagesError('DEPLOY_FAILED', 'The new disk unexpectedly has a backing file');
     progress('verify', 0, null);
-    await Promise.all([
-      ctx.verify
-        ? (pinned
-            ? cmd.runPinned(['qemu-img', 'compare', ...imageSourceArgs(PINNED_SOURCE, sourceFormat), '-F', targetFormat, part], { signal }, { source: { path: pinned.path, root: pinned.root } })
-            : cmd.tryRun(['qemu-img', 'compare', ...imageSourceArgs(sourcePath, sourceFormat), '-F', targetFormat, part], { signal })
-          ).then((r) => {
-            if (r.exitCode !== 0) throw new InstanceImagesError('DEPLOY_FAILED', `The new disk does not match the image: ${r.stdout.trim()} ${r.stderr.trim()}`.trim());
-          })
-        : Promise.resolve(),
-      cmd.fsync(part),
-    ]);
+    await Promise.all([ctx.verify ? compareWithImage(ctx, source, sourceFormat, targetFormat, part, signal) : Promise.resolve(), cmd.fsync(part)]);
     await cmd.publish(part, request.targetPath, dirname(request.targetPath));
     progress('done', result.virtualSizeBytes, result.virtualSizeBytes);
     return { path: request.targetPath, format: targetFormat, virtualSizeBytes: result.virtualSizeBytes };

@@ -15,6 +15,13 @@ export interface LibvirtDriverHooks {
   afterSnapshot?(info: { domainName: string; overlayPath: string }): void | Promise<void>;
   /** Called when the live copy has started (the backup job or overlay exists). */
   afterJobStart?(info: { domainName: string; method: string }): void | Promise<void>;
+  /**
+   * Called when a capture's output has been written (converter exited, backup job completed) and
+   * before it is checked and sealed (tests of completeness detection).
+   */
+  afterOutputWritten?(info: { path: string; method: string }): void | Promise<void>;
+  /** Called when a stage of a capture (copy, release, check, hash, fsync, transfer, publish) starts and ends (the bench's timeline). */
+  stage?(info: { stage: string; phase: 'start' | 'end' }): void;
   /** Called when a deploy has checked its source and is about to copy it (race tests). */
   beforeDeployConvert?(info: { sourcePath: string; targetPath: string }): void | Promise<void>;
 }
@@ -25,7 +32,11 @@ export const LibvirtDriverOptionsSchema = z.object({
   method: CaptureMethodSchema.default('auto'),
   /** Timeout of a guest-agent filesystem freeze, in ms. @default 10000 */
   freezeTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
-  /** Prove a capture complete with `qemu-img compare` against its source. @default true */
+  /**
+   * Prove each capture complete without reading it twice (`qemu-img check` of a qcow2 output's
+   * metadata, its virtual size and byte counts, next to the converter's own result), and compare
+   * each deployed disk with its image (`qemu-img compare`). @default true
+   */
   verify: z.boolean().default(true),
   /** Extra free bytes required beyond the disk's allocation before a capture starts. @default 16 MiB */
   spaceMarginBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),

@@ -215,6 +215,37 @@ export function parseQemuImgInfo(json: string): QemuImgInfo {
   };
 }
 
+/** The result of `qemu-img check --output=json` of a qcow2 image (metadata only: it reads no data cluster). */
+export interface QemuImgCheck {
+  /** Clusters referenced wrongly (beyond the end of the file, refcounts that disagree). */
+  corruptions: number;
+  /** Clusters allocated but referenced by nothing (e.g. an L1 or L2 table that was wiped). */
+  leaks: number;
+  /** Errors that stopped the check from completing. */
+  checkErrors: number;
+  /** Where the image's last allocated cluster ends, in bytes; null when not reported. */
+  imageEndOffset: number | null;
+}
+
+/** Parses `qemu-img check --output=json` (printed for a clean image and for one with errors alike). */
+export function parseQemuImgCheck(json: string): QemuImgCheck {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw new InstanceImagesError('COMMAND_FAILED', 'qemu-img check did not print JSON', { cause: error });
+  }
+  if (typeof value !== 'object' || value === null) throw new InstanceImagesError('COMMAND_FAILED', 'qemu-img check printed unexpected JSON');
+  const check = value as Record<string, unknown>;
+  const count = (key: string): number => (typeof check[key] === 'number' ? check[key] : 0);
+  return {
+    corruptions: count('corruptions'),
+    leaks: count('leaks'),
+    checkErrors: count('check-errors'),
+    imageEndOffset: typeof check['image-end-offset'] === 'number' ? check['image-end-offset'] : null,
+  };
+}
+
 /**
  * Reads qemu-img `-p` progress ("    (12.34/100%)\r") from a chunk of output; returns the last
  * percentage in it (0–100), or null when the chunk holds none.

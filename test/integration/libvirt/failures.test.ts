@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync, truncateSync, writeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSshExecutor } from '../../../drivers/exec/ssh';
@@ -12,6 +12,24 @@ import { startTcpProxy } from '../exec/tcp-proxy';
 import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest } from './setup';
 
 const skip = libvirtSkipReason();
+
+/** Cuts a file to half its length, as a converter that stopped writing midway would leave it. */
+function truncateHalf(path: string): void {
+  truncateSync(path, Math.floor(statSync(path).size / 2));
+}
+
+/** Zeroes a qcow2 file's L1 table: every data cluster stays in the file, but the image reads as zeros. */
+function wipeL1(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    const header = Buffer.alloc(48);
+    readSync(fd, header, 0, 48, 0);
+    const entries = header.readUInt32BE(36);
+    writeSync(fd, Buffer.alloc(entries * 8), 0, entries * 8, Number(header.readBigUInt64BE(40)));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let guest: TestGuest;
@@ -43,6 +61,68 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
       expect(await driver.recover(guest.name)).toEqual([]);
     });
   }
+
+  // Completeness comes from the converter's result, qemu-img info/check and byte counts (no second
+  // read of the output): an output damaged after it was written is refused, and nothing is kept.
+  const damaged = [
+    { method: 'pull-backup', damage: truncateHalf, what: 'truncated' },
+    { method: 'push-backup', damage: truncateHalf, what: 'truncated' },
+    { method: 'snapshot-commit', damage: wipeL1, what: 'with a wiped L1 table' },
+    { method: 'pull-backup', damage: wipeL1, what: 'with a wiped L1 table', stream: true },
+  ] as const;
+  for (const { method, damage, what, ...rest } of damaged) {
+    const stream = 'stream' in rest;
+    it(`a ${method} output ${what} after it was written fails the ${stream ? 'stream' : 'path'} capture with CAPTURE_FAILED and leaves nothing`, async () => {
+      const before = recordGuest(guest.name);
+      const out = `${outDir}/damaged-${method}.qcow2`;
+      let consumed = false;
+      const driver = makeDriver(scratch, { method, hooks: { afterOutputWritten: ({ path }) => damage(path) } });
+      const consume = async (bytes: AsyncIterable<unknown>) => {
+        consumed = true;
+        for await (const chunk of bytes) void chunk;
+      };
+      const output = stream ? ({ kind: 'stream', consume } as const) : ({ kind: 'path', path: out } as const);
+      await expect(driver.capture({ domainName: guest.name, output })).rejects.toMatchObject({ code: 'CAPTURE_FAILED', message: expect.stringMatching(/not complete/) });
+      expect(consumed).toBe(false);
+      before.expectUntouched();
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(`${out}.part`)).toBe(false);
+      expect(leftovers(scratch)).toEqual([]);
+    });
+  }
+
+  for (const method of ['pull-backup', 'snapshot-commit'] as CaptureMethod[]) {
+    it(`a ${method} capture failing right after the copy still ends its job or merges its overlay`, async () => {
+      const before = recordGuest(guest.name);
+      const out = `${outDir}/hook-failed-${method}.qcow2`;
+      const driver = makeDriver(scratch, {
+        method,
+        hooks: {
+          afterOutputWritten: () => {
+            throw new Error('sealing refused');
+          },
+        },
+      });
+      await expect(driver.capture({ domainName: guest.name, output: { kind: 'path', path: out } })).rejects.toMatchObject({ code: 'CAPTURE_FAILED' });
+      before.expectUntouched();
+      expect(existsSync(`${out}.part`)).toBe(false);
+      expect(leftovers(scratch)).toEqual([]);
+    });
+  }
+
+  it('a raw output cut short after it was written fails the cold capture', async () => {
+    const cold = createTestGuest({ start: false });
+    try {
+      const out = `${outDir}/damaged.raw`;
+      const driver = makeDriver(scratch, { hooks: { afterOutputWritten: ({ path }) => truncateHalf(path) } });
+      await expect(driver.capture({ domainName: cold.name, output: { kind: 'path', path: out }, format: 'raw' })).rejects.toMatchObject({ code: 'CAPTURE_FAILED', message: expect.stringMatching(/not complete/) });
+      expect(existsSync(out)).toBe(false);
+      expect(existsSync(`${out}.part`)).toBe(false);
+      expect(leftovers(scratch)).toEqual([]);
+    } finally {
+      cold.remove();
+    }
+  });
 
   it('a consumer that fails mid-stream aborts the capture and removes the scratch output', async () => {
     const before = recordGuest(guest.name);

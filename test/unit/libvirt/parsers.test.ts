@@ -10,6 +10,7 @@ import {
   parseDomState,
   parseDomainDisks,
   parseGuestAgentChannel,
+  parseQemuImgCheck,
   parseQemuImgInfo,
   parseVirshVersion,
   selectPrimaryDisk,
@@ -110,6 +111,15 @@ describe('qemu-img info JSON', () => {
     const json = JSON.stringify({ format: 'qcow2', 'virtual-size': 1, 'backing-filename': '/etc/shadow', 'format-specific': { type: 'qcow2', data: { 'data-file': '/dev/sda' } } });
     expect(parseQemuImgInfo(json)).toMatchObject({ backingFilename: '/etc/shadow', dataFile: '/dev/sda' });
     expect(() => parseQemuImgInfo('not json')).toThrow();
+  });
+});
+
+describe('qemu-img check JSON (recorded from QEMU 7.2)', () => {
+  it('reads a clean image, a truncated one (corruptions) and one whose L1 table was wiped (leaks)', () => {
+    expect(parseQemuImgCheck(fixture('qemu-img-check-clean.json'))).toEqual({ corruptions: 0, leaks: 0, checkErrors: 0, imageEndOffset: 105185280 });
+    expect(parseQemuImgCheck(fixture('qemu-img-check-truncated.json'))).toMatchObject({ corruptions: 805, leaks: 0 });
+    expect(parseQemuImgCheck(fixture('qemu-img-check-leaks.json'))).toMatchObject({ corruptions: 0, leaks: 1601 });
+    expect(() => parseQemuImgCheck('')).toThrow();
   });
 });
 

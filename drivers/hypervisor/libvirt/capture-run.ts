@@ -1,0 +1,82 @@
+/**
+ * The state of one capture in progress, shared by the capture methods (capture.ts) and the
+ * sealing of their output (seal.ts).
+ * @module
+ */
+import { InstanceImagesError } from '../../../src/errors';
+import type { DiskFormat } from '../../../src/model';
+import type { CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
+import type { HostCommands } from './commands';
+import type { HypervisorCapabilities, LibvirtDomainInfo } from './inspect';
+import type { CaptureScratch } from './names';
+import type { CaptureMethod, LibvirtDriverHooks } from './options';
+
+/** What the capture needs from the driver. */
+export interface CaptureContext {
+  cmd: HostCommands;
+  scratchDir: string;
+  method: CaptureMethod;
+  freezeTimeoutMs: number;
+  verify: boolean;
+  spaceMarginBytes: number;
+  hooks: LibvirtDriverHooks;
+  capabilities(): Promise<HypervisorCapabilities>;
+  ensureScratchDir(): Promise<void>;
+}
+
+/** One capture in progress: its request, domain, temporary names and cleanup duties. */
+export interface Run {
+  ctx: CaptureContext;
+  request: CaptureRequest;
+  domain: LibvirtDomainInfo;
+  method: CaptureResult['method'];
+  format: DiskFormat;
+  compress: boolean;
+  zstd: boolean;
+  scratch: CaptureScratch;
+  /** Where the converted image is written before it is published or streamed. */
+  outFile: string;
+  signal: AbortSignal | undefined;
+  /** Set once `outFile` is known to be gone (published or removed), so it is not removed again. */
+  outFileGone: boolean;
+  progress(step: string, done: number, total: number | null): void;
+}
+
+/** The finished output's size and `qemu-img info`. */
+export type OutputFacts = Awaited<ReturnType<HostCommands['fileSizeAndInfo']>>;
+
+/** What a capture method hands back once its output is sealed. */
+export interface Sealed {
+  /** sha256 of the output's bytes: read once from the file (path) or as they were streamed. */
+  sha256: string;
+  /** The output's size and info. */
+  facts: OutputFacts;
+}
+
+/** @throws CANCELLED when the capture's signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
+}
+
+/** The directory part of an absolute path. */
+export function dirname(path: string): string {
+  const index = path.lastIndexOf('/');
+  return index <= 0 ? '/' : path.slice(0, index);
+}
+
+/** Runs one stage of a capture, reporting its start and end to the `stage` hook (the bench's timeline). */
+export async function stage<T>(run: Run, name: string, fn: () => Promise<T>): Promise<T> {
+  const report = (phase: 'start' | 'end') => {
+    try {
+      run.ctx.hooks.stage?.({ stage: name, phase });
+    } catch {
+      // a diagnostics listener must not change the capture
+    }
+  };
+  report('start');
+  try {
+    return await fn();
+  } finally {
+    report('end');
+  }
+}
