@@ -5,7 +5,7 @@
  * connection reported as HYPERVISOR_UNREACHABLE. Commands are built by {@link shellCommand}.
  * @module
  */
-import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { InstanceImagesError } from '../../src/errors';
@@ -40,6 +40,14 @@ export interface SshExecutorOptions {
 export interface SshExecutor extends Executor {
   /** Open (or opening) connections right now. */
   readonly connectionCount: number;
+  /**
+   * Opens an OpenSSH stream-local channel to a unix socket on the host (e.g. an NBD export), on a
+   * pooled connection: the channel takes one channel slot until it closes; a dropped connection
+   * destroys it.
+   * @throws HYPERVISOR_UNREACHABLE when the host cannot be reached; COMMAND_FAILED when sshd refuses
+   * the channel (no such socket, or stream-local forwarding disabled); CANCELLED.
+   */
+  openStreamLocal(socketPath: string, options?: { signal?: AbortSignal }): Promise<Duplex>;
 }
 
 interface PooledConnection {
@@ -403,10 +411,40 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
     return { stdout: out, done, kill };
   }
 
+  async function openStreamLocal(socketPath: string, signal: AbortSignal | undefined): Promise<Duplex> {
+    const conn = await acquire(signal);
+    let channel: ClientChannel;
+    try {
+      channel = await new Promise<ClientChannel>((resolve, reject) => {
+        try {
+          conn.client.openssh_forwardOutStreamLocal(socketPath, (error, opened) => {
+            if (error) reject(new InstanceImagesError('COMMAND_FAILED', `${label}: sshd refused a channel to the unix socket ${socketPath} (${error.message}); check that it exists and that stream-local forwarding is allowed`, { cause: error }));
+            else resolve(opened);
+          });
+        } catch (error) {
+          reject(unreachable('cannot open a channel', error));
+        }
+      });
+    } catch (error) {
+      release(conn);
+      throw error;
+    }
+    const onDrop = () => channel.destroy();
+    conn.onDrop.add(onDrop);
+    channel.once('close', () => {
+      conn.onDrop.delete(onDrop);
+      release(conn);
+    });
+    return channel;
+  }
+
   return {
     label,
     get connectionCount() {
       return pool.length;
+    },
+    openStreamLocal(socketPath, streamOptions = {}) {
+      return openStreamLocal(socketPath, streamOptions.signal);
     },
     async run(argv, runOptions = {}) {
       const running = await start(argv, runOptions, runOptions.stdout ?? 'collect');

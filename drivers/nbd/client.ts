@@ -197,6 +197,8 @@ class NbdConnection implements NbdClient {
   readonly #stats: NbdClientStats = { readRequests: 0, readBytesRequested: 0, dataBytesReceived: 0, blockStatusRequests: 0 };
   #nextHandle = 1n;
   #inFlight = 0;
+  /** Requests accepted and not yet answered (waiting for a slot or in flight). */
+  #accepted = 0;
   #failure: InstanceImagesError | null = null;
   #closing: Promise<void> | null = null;
   #drained: (() => void) | null = null;
@@ -261,7 +263,7 @@ class NbdConnection implements NbdClient {
         this.#slotWaiters.push(wake);
         signal?.addEventListener('abort', onAbort, { once: true });
       });
-      this.#usable();
+      if (this.#failure) throw this.#failure;
     }
     if (signal?.aborted) throw new InstanceImagesError('CANCELLED', `${this.label}: cancelled before the request was sent`);
     this.#inFlight++;
@@ -280,15 +282,28 @@ class NbdConnection implements NbdClient {
     if (offset % minimum !== 0 || (length % minimum !== 0 && offset + length !== this.info.size)) throw bad(`the server requires multiples of ${minimum} bytes`);
   }
 
+  /** Sends a request once a slot is free; close() waits for every request accepted before it. */
   async #request(kind: Pending['kind'], offset: number, length: number, signal: AbortSignal | undefined, target: Buffer | null, targetOffset: number): Promise<Pending> {
     this.#usable();
-    await this.#acquire(signal);
+    this.#accepted++;
     try {
-      this.#usable();
-    } catch (error) {
-      this.#release();
-      throw error;
+      await this.#acquire(signal);
+      if (this.#failure || signal?.aborted) {
+        this.#release();
+        throw this.#failure ?? new InstanceImagesError('CANCELLED', `${this.label}: the ${kind} of ${length} bytes at ${offset} was cancelled before it was sent`);
+      }
+      return await this.#send(kind, offset, length, signal, target, targetOffset);
+    } finally {
+      this.#accepted--;
+      this.#checkDrained();
     }
+  }
+
+  #checkDrained(): void {
+    if (this.#accepted === 0 && this.#pending.size === 0) this.#drained?.();
+  }
+
+  #send(kind: Pending['kind'], offset: number, length: number, signal: AbortSignal | undefined, target: Buffer | null, targetOffset: number): Promise<Pending> {
     const handle = this.#nextHandle++;
     return new Promise<Pending>((resolve, reject) => {
       let timer: NodeJS.Timeout | null = null;
@@ -393,7 +408,7 @@ class NbdConnection implements NbdClient {
     this.#pending.delete(handle);
     this.#release();
     pending.settle(error);
-    if (this.#pending.size === 0) this.#drained?.();
+    this.#checkDrained();
   }
 
   async #simpleReply(rest: Buffer): Promise<void> {
@@ -465,7 +480,7 @@ class NbdConnection implements NbdClient {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      if (!this.#failure && this.#pending.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+      if (!this.#failure && (this.#accepted > 0 || this.#pending.size > 0)) await new Promise<void>((resolve) => (this.#drained = resolve));
       if (!this.#failure) {
         this.#stream.write(encodeRequest({ flags: 0, type: NBD_CMD_DISC, handle: this.#nextHandle++, offset: 0, length: 0 }));
         this.#stream.end();
