@@ -42,8 +42,9 @@ export interface SshExecutor extends Executor {
   readonly connectionCount: number;
   /**
    * Opens an OpenSSH stream-local channel to a unix socket on the host (e.g. an NBD export), on a
-   * pooled connection: the channel takes one channel slot until it closes; a dropped connection
-   * destroys it.
+   * pooled connection: the channel takes one channel slot until it emits 'close', which ssh2 does
+   * only once its readable side has ended (read it to the end, or destroy it and resume it); a
+   * dropped connection destroys it.
    * @throws HYPERVISOR_UNREACHABLE when the host cannot be reached; COMMAND_FAILED when sshd refuses
    * the channel (no such socket, or stream-local forwarding disabled); CANCELLED.
    */

@@ -14,6 +14,7 @@ export class ByteReader {
   #end: Error | null = null;
   #wake: (() => void) | null = null;
   readonly #closedError: () => Error;
+  readonly #onReadable: () => void;
 
   /** @param closedError - builds the error a read gets once the stream has ended, closed or failed. */
   constructor(stream: Readable, closedError: () => Error) {
@@ -28,10 +29,27 @@ export class ByteReader {
       this.#end ??= this.#closedError();
       wake();
     };
+    this.#onReadable = wake;
     stream.on('readable', wake);
     stream.once('end', ended);
     stream.once('close', ended);
     stream.once('error', ended);
+  }
+
+  /**
+   * Stops reading for good and lets whatever the stream still holds drain away, so that it can
+   * end and close (an SSH channel emits 'close' only after its readable side has ended). Reads
+   * waiting now, or made later, get the closed error.
+   */
+  discardRest(): void {
+    this.#stream.off('readable', this.#onReadable);
+    this.#end ??= this.#closedError();
+    this.#chunks.length = 0;
+    this.#available = 0;
+    const resolve = this.#wake;
+    this.#wake = null;
+    resolve?.();
+    this.#stream.resume();
   }
 
   /** Bytes taken from the stream and not yet handed out. */

@@ -240,6 +240,7 @@ class NbdConnection implements NbdClient {
     this.#drained?.();
     for (const wake of this.#slotWaiters.splice(0)) wake();
     this.#stream.destroy();
+    this.#reader.discardRest();
   }
 
   #usable(): void {
@@ -541,6 +542,7 @@ export async function connectNbd(stream: Duplex, options: NbdConnectOptions = {}
     return client;
   } catch (error) {
     stream.destroy();
+    reader.discardRest();
     if (ended === 'cancelled') throw new InstanceImagesError('CANCELLED', `${label}: the NBD handshake was cancelled`);
     if (ended === 'timeout') throw new InstanceImagesError('TIMEOUT', `${label}: no NBD handshake within ${settings.handshakeTimeoutMs} ms`);
     throw error;

@@ -22,51 +22,72 @@ export const NBD_SIMPLE_REPLY_MAGIC = 0x67446698;
 /** Prefix of a structured reply chunk. */
 export const NBD_STRUCTURED_REPLY_MAGIC = 0x668e33ef;
 
-/** Handshake flags (server) and client flags. */
+/** Handshake flag: the server speaks the fixed newstyle negotiation. */
 export const NBD_FLAG_FIXED_NEWSTYLE = 1 << 0;
+/** Handshake flag: the server can skip the 124 zero bytes of NBD_OPT_EXPORT_NAME. */
 export const NBD_FLAG_NO_ZEROES = 1 << 1;
+/** Client flag: the client speaks the fixed newstyle negotiation. */
 export const NBD_FLAG_C_FIXED_NEWSTYLE = 1 << 0;
+/** Client flag: no zero padding wanted. */
 export const NBD_FLAG_C_NO_ZEROES = 1 << 1;
 
-/** Options used by this client. */
+/** Option: end the negotiation. */
 export const NBD_OPT_ABORT = 2;
+/** Option: choose the export and enter the transmission phase, with infos. */
 export const NBD_OPT_GO = 7;
+/** Option: structured replies. */
 export const NBD_OPT_STRUCTURED_REPLY = 8;
+/** Option: select metadata contexts for block status. */
 export const NBD_OPT_SET_META_CONTEXT = 10;
 
-/** Option reply types; errors have bit 31 set. */
+/** Option reply: done (or accepted). */
 export const NBD_REP_ACK = 1;
+/** Option reply: one info item about the export. */
 export const NBD_REP_INFO = 3;
+/** Option reply: one agreed metadata context. */
 export const NBD_REP_META_CONTEXT = 4;
+/** Bit 31 of an option reply type marks an error. */
 export const NBD_REP_FLAG_ERROR = 0x80000000;
 
-/** `NBD_INFO_*` items of `NBD_REP_INFO`. */
+/** Info item: export size and transmission flags. */
 export const NBD_INFO_EXPORT = 0;
+/** Info item: block size constraints. */
 export const NBD_INFO_BLOCK_SIZE = 3;
 
-/** Transmission flags of an export. */
+/** Transmission flag: always set by a server. */
 export const NBD_FLAG_HAS_FLAGS = 1 << 0;
+/** Transmission flag: the export is read-only. */
 export const NBD_FLAG_READ_ONLY = 1 << 1;
+/** Transmission flag: several connections may be used together. */
 export const NBD_FLAG_CAN_MULTI_CONN = 1 << 8;
 
-/** Commands and command flags. */
+/** Command: read. */
 export const NBD_CMD_READ = 0;
+/** Command: soft disconnect (no reply). */
 export const NBD_CMD_DISC = 2;
+/** Command: block status in the negotiated contexts. */
 export const NBD_CMD_BLOCK_STATUS = 7;
 
-/** Structured reply flags and chunk types. */
+/** Structured reply flag: the last chunk of the reply. */
 export const NBD_REPLY_FLAG_DONE = 1 << 0;
+/** Chunk type: nothing (ends a reply). */
 export const NBD_REPLY_TYPE_NONE = 0;
+/** Chunk type: data at an offset. */
 export const NBD_REPLY_TYPE_OFFSET_DATA = 1;
+/** Chunk type: a run of zeroes at an offset. */
 export const NBD_REPLY_TYPE_OFFSET_HOLE = 2;
+/** Chunk type: block status descriptors of one context. */
 export const NBD_REPLY_TYPE_BLOCK_STATUS = 5;
+/** Chunk type: an error. */
 export const NBD_REPLY_TYPE_ERROR = 0x8001;
+/** Chunk type: an error at an offset. */
 export const NBD_REPLY_TYPE_ERROR_OFFSET = 0x8002;
 /** Bit 15 of a chunk type marks an error chunk (known or not). */
 export const NBD_REPLY_TYPE_ERROR_BIT = 0x8000;
 
-/** `base:allocation` status flags. */
+/** `base:allocation` status flag: not allocated (a hole). */
 export const NBD_STATE_HOLE = 1 << 0;
+/** `base:allocation` status flag: reads as zeroes. */
 export const NBD_STATE_ZERO = 1 << 1;
 /** `qemu:dirty-bitmap:*` status flag. */
 export const NBD_STATE_DIRTY = 1 << 0;

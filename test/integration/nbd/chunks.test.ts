@@ -29,7 +29,7 @@ function expectedKinds(raw: Buffer, chunkSize: number): Array<{ kind: 'zero' } |
   return out;
 }
 
-suite(`NBD chunk reader against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, () => {
+suite(`NBD chunk reader against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, { timeout: 60_000 }, () => {
   let dir: string;
   const servers: QemuNbd[] = [];
   const clients: NbdClient[] = [];

@@ -23,7 +23,7 @@ function runs(entries: Array<{ start: number; length: number; key: string }>): A
   return out;
 }
 
-suite(`NBD client against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, () => {
+suite(`NBD client against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, { timeout: 60_000 }, () => {
   let dir: string;
   let image: string;
   let raw: Buffer;

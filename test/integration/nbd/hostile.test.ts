@@ -57,7 +57,7 @@ async function handshakeFailure(behave: (io: PeerIo) => Promise<void>, options: 
   return failure(connectNbdUnix(`${dir}/peer.sock`, { ...patient, ...options }));
 }
 
-describe('NBD client against a hostile peer', () => {
+describe('NBD client against a hostile peer', { timeout: 60_000 }, () => {
   beforeAll(() => {
     dir = freshDir('hostile');
   });

@@ -17,7 +17,7 @@ const skip = qemuSkip ?? ('skip' in target ? target.skip : null);
 const suite = skip === null ? describe : describe.skip;
 const MiB = 1024 * 1024;
 
-suite(`NBD over an SSH stream-local channel${skip ? ` (skipped: ${skip})` : ''}`, () => {
+suite(`NBD over an SSH stream-local channel${skip ? ` (skipped: ${skip})` : ''}`, { timeout: 60_000 }, () => {
   if ('skip' in target) return;
   const { connection } = target;
   let dir: string;
@@ -33,7 +33,7 @@ suite(`NBD over an SSH stream-local channel${skip ? ` (skipped: ${skip})` : ''}`
     makeImage(image, '48M', ['write -P 0x3c 0 6M', 'write -P 0x4d 20M 64k', 'write -P 0x5e 40M 8M']);
     raw = rawBytes(image, dir);
     server = await startQemuNbd(image, `${dir}/nbd.sock`);
-    executor = createSshExecutor(connection, { maxConnections: 1, maxChannelsPerConnection: 4 });
+    executor = createSshExecutor(connection, { maxConnections: 1, maxChannelsPerConnection: 2 });
     proxy = await startTcpProxy(SSH_HOST, SSH_PORT);
   });
   afterAll(async () => {
@@ -56,9 +56,21 @@ suite(`NBD over an SSH stream-local channel${skip ? ` (skipped: ${skip})` : ''}`
     }
     expect(chunks.filter((c) => c.kind === 'data').map((c) => c.index)).toEqual([0, 1, 5, 10, 11]);
     await client.close();
-    // The channel slot is free again: four more channels fit on the one connection.
-    const more = await Promise.all([0, 1, 2, 3].map(() => executor.openStreamLocal(server.socket)));
-    for (const channel of more) channel.destroy();
+    // A client failed hard (destroyed mid-handshake of nothing) frees its channel too.
+    const broken = await connectNbd(await executor.openStreamLocal(server.socket), { exportName: 'vda' });
+    const reading = broken.read(0, 4 * MiB);
+    broken.destroy();
+    expect(await codeOf(reading)).toBe('INVALID_STATE');
+    // Both channel slots are free again: four channels, two at a time, fit on the one connection.
+    for (let round = 0; round < 2; round++) {
+      const more = await Promise.all([0, 1].map(() => executor.openStreamLocal(server.socket)));
+      for (const channel of more) {
+        const closed = new Promise((resolve) => channel.once('close', resolve));
+        channel.destroy();
+        channel.resume();
+        await closed;
+      }
+    }
     expect((await executor.run(['true'])).exitCode).toBe(0);
     expect(executor.connectionCount).toBe(1);
   });
