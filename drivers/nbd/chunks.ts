@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InstanceImagesError } from '../../src/errors';
-import { BASE_ALLOCATION, type NbdClient, type NbdExtent } from './client';
+import { BASE_ALLOCATION, type NbdClient, type NbdExtent } from './types';
 import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from './protocol';
 
 /** The default chunk size: 4 MiB, as Proxmox Backup Server uses for VM images. */

@@ -5,10 +5,9 @@
  * chunks with {@link readNbdChunks}.
  * @module
  */
+export { connectNbd, connectNbdUnix } from './client';
 export {
   BASE_ALLOCATION,
-  connectNbd,
-  connectNbdUnix,
   dirtyBitmapContext,
   type NbdClient,
   type NbdClientStats,
@@ -16,7 +15,7 @@ export {
   type NbdExtent,
   type NbdReadOptions,
   type NbdRequestOptions,
-} from './client';
+} from './types';
 export type { NbdBlockSize, NbdExportInfo } from './negotiate';
 export { NBD_STATE_DIRTY, NBD_STATE_HOLE, NBD_STATE_ZERO } from './protocol';
 export { DEFAULT_CHUNK_SIZE, readNbdChunks, type ChunkPosition, type ChunkProgress, type NbdChunk, type ReadNbdChunksOptions } from './chunks';
