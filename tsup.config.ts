@@ -14,6 +14,7 @@ export const entries: Record<string, string> = {
   'drivers/nfs/index': 'drivers/storage/nfs/index.ts',
   'drivers/s3/index': 'drivers/storage/s3/index.ts',
   'drivers/libvirt/index': 'drivers/hypervisor/libvirt/index.ts',
+  'drivers/nbd/index': 'drivers/nbd/index.ts',
   'adapters/sqlite/index': 'adapters/sqlite/index.ts',
   'adapters/postgres/index': 'adapters/postgres/index.ts',
   'adapters/express/index': 'adapters/express/index.ts',

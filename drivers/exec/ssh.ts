@@ -6,6 +6,8 @@
  * HYPERVISOR_UNREACHABLE. Commands are built by `shellCommand` (the one quoting function).
  * @module
  */
+import type { Duplex } from 'node:stream';
+import type { ClientChannel } from 'ssh2';
 import { InstanceImagesError } from '../../src/errors';
 import type { Executor } from '../../src/ports/executor';
 import { parseHostKeyPin } from './host-key';
@@ -36,6 +38,15 @@ export interface SshExecutorOptions {
 export interface SshExecutor extends Executor {
   /** Open (or opening) connections right now. */
   readonly connectionCount: number;
+  /**
+   * Opens an OpenSSH stream-local channel to a unix socket on the host (e.g. an NBD export), on a
+   * pooled connection: the channel takes one channel slot until it emits 'close', which ssh2 does
+   * only once its readable side has ended (read it to the end, or destroy it and resume it); a
+   * dropped connection destroys it.
+   * @throws HYPERVISOR_UNREACHABLE when the host cannot be reached; COMMAND_FAILED when sshd refuses
+   * the channel (no such socket, or stream-local forwarding disabled); CANCELLED.
+   */
+  openStreamLocal(socketPath: string, options?: { signal?: AbortSignal }): Promise<Duplex>;
 }
 
 function positiveInteger(value: number | undefined, fallback: number, field: string): number {
@@ -66,10 +77,40 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
     idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
   });
 
+  async function openStreamLocal(socketPath: string, signal: AbortSignal | undefined): Promise<Duplex> {
+    const conn = await pool.acquire(signal);
+    let channel: ClientChannel;
+    try {
+      channel = await new Promise<ClientChannel>((resolve, reject) => {
+        try {
+          conn.client.openssh_forwardOutStreamLocal(socketPath, (error, opened) => {
+            if (error) reject(new InstanceImagesError('COMMAND_FAILED', `${label}: sshd refused a channel to the unix socket ${socketPath} (${error.message}); check that it exists and that stream-local forwarding is allowed`, { cause: error }));
+            else resolve(opened);
+          });
+        } catch (error) {
+          reject(pool.unreachable('cannot open a channel', error));
+        }
+      });
+    } catch (error) {
+      pool.release(conn);
+      throw error;
+    }
+    const onDrop = () => channel.destroy();
+    conn.onDrop.add(onDrop);
+    channel.once('close', () => {
+      conn.onDrop.delete(onDrop);
+      pool.release(conn);
+    });
+    return channel;
+  }
+
   return {
     label,
     get connectionCount() {
       return pool.size;
+    },
+    openStreamLocal(socketPath, streamOptions = {}) {
+      return openStreamLocal(socketPath, streamOptions.signal);
     },
     async run(argv, runOptions = {}) {
       const running = await startSshCommand(pool, label, argv, runOptions, runOptions.stdout ?? 'collect');

@@ -1,0 +1,240 @@
+/**
+ * Fixed-size chunks of an NBD export, in order, for content-addressed storage: block status says
+ * which chunks hold data (only those are read), which read as zeroes, and — with a dirty bitmap —
+ * which have not changed since the bitmap was started. Data chunks are hashed (SHA-256) as soon as
+ * they arrive. A bounded number of chunks is read ahead; a slow consumer slows the reads.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { InstanceImagesError } from '../../src/errors';
+import { BASE_ALLOCATION, type NbdClient, type NbdExtent } from './types';
+import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from './protocol';
+
+/** The default chunk size: 4 MiB, as Proxmox Backup Server uses for VM images. */
+export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+
+/** Fields every chunk has. */
+export interface ChunkPosition {
+  /** Position in the export, counting from 0 (`offset = index * chunkSize`). */
+  index: number;
+  /** Start in the export. */
+  offset: number;
+  /** Bytes (the chunk size; less for the last chunk of an export whose size is not a multiple). */
+  length: number;
+}
+
+/** One chunk of the export. */
+export type NbdChunk =
+  | (ChunkPosition & {
+      /** Every byte reads as zero (per block status, or found so after reading). */
+      kind: 'zero';
+    })
+  | (ChunkPosition & {
+      /** Not touched by any dirty extent: the caller takes it from the previous image. */
+      kind: 'unchanged';
+    })
+  | (ChunkPosition & {
+      /** The chunk holds data. */
+      kind: 'data';
+      /** The chunk's bytes (owned by the consumer). */
+      bytes: Buffer;
+      /** SHA-256 of `bytes`, lowercase hex. */
+      sha256: string;
+    });
+
+/** Progress of {@link readNbdChunks}, reported as each chunk is handed out. */
+export interface ChunkProgress {
+  /** Bytes of the export handed out so far (all kinds). */
+  processedBytes: number;
+  /** The export's size. */
+  totalBytes: number;
+  /** Bytes read from the server so far (READ requests, holes inside them included). */
+  readBytes: number;
+}
+
+/** Settings of {@link readNbdChunks}. */
+export interface ReadNbdChunksOptions {
+  /** Chunk size in bytes (default 4 MiB); a multiple of the export's minimum block size. */
+  chunkSize?: number;
+  /**
+   * A negotiated dirty-bitmap context (e.g. `dirtyBitmapContext('backup-vda')`): only chunks that
+   * some dirty extent touches are read; the others are `unchanged`.
+   */
+  dirtyContext?: string;
+  /** Chunks read ahead of the consumer at most (default 4). */
+  parallel?: number;
+  /** Stops reading (CANCELLED). */
+  signal?: AbortSignal;
+  /** Called before each chunk is handed out. */
+  onProgress?: (progress: ChunkProgress) => void;
+  /** Bytes asked per BLOCK_STATUS request (default 1 GiB); a multiple of the chunk size. */
+  blockStatusWindow?: number;
+}
+
+/** What to do for one chunk, decided from block status alone. */
+interface ChunkPlan extends ChunkPosition {
+  action: 'zero' | 'unchanged' | 'read';
+  /** For `read`: the span holding every data extent of the chunk (holes inside it come back cheaply). */
+  readFrom: number;
+  readTo: number;
+}
+
+/** Known extents of one context, from the current chunk on. */
+interface ContextExtents {
+  name: string;
+  extents: NbdExtent[];
+  head: number;
+  /** How far the extents reach. */
+  end: number;
+}
+
+function invalid(field: string, message: string): InstanceImagesError {
+  return new InstanceImagesError('VALIDATION_FAILED', `readNbdChunks: ${field} ${message}`, { fields: [{ path: field, message }] });
+}
+
+function wholeNumber(value: number | undefined, fallback: number, field: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) throw invalid(field, 'must be a positive integer');
+  return value;
+}
+
+/** Appends the part of `extents` beyond what `known` already reaches. */
+function extend(known: ContextExtents, extents: readonly NbdExtent[]): void {
+  for (const extent of extents) {
+    const end = extent.offset + extent.length;
+    if (end <= known.end) continue;
+    const start = Math.max(extent.offset, known.end);
+    known.extents.push({ offset: start, length: end - start, flags: extent.flags });
+    known.end = end;
+  }
+}
+
+/** Extents of `known` that overlap `[start, end)`, after dropping those wholly before `start`. */
+function overlapping(known: ContextExtents, start: number, end: number): NbdExtent[] {
+  while (known.head < known.extents.length && (known.extents[known.head] as NbdExtent).offset + (known.extents[known.head] as NbdExtent).length <= start) known.head++;
+  if (known.head > 1024) {
+    known.extents.splice(0, known.head);
+    known.head = 0;
+  }
+  const out: NbdExtent[] = [];
+  for (let i = known.head; i < known.extents.length; i++) {
+    const extent = known.extents[i] as NbdExtent;
+    if (extent.offset >= end) break;
+    out.push(extent);
+  }
+  return out;
+}
+
+/** Decides, chunk by chunk, what to read; asks block status one window ahead at most. */
+async function* planChunks(client: NbdClient, chunkSize: number, window: number, dirtyContext: string | undefined, signal: AbortSignal): AsyncGenerator<ChunkPlan> {
+  const { size, blockSize } = client.info;
+  const allocation: ContextExtents | null = client.info.metaContexts.has(BASE_ALLOCATION) ? { name: BASE_ALLOCATION, extents: [], head: 0, end: 0 } : null;
+  const dirty: ContextExtents | null = dirtyContext === undefined ? null : { name: dirtyContext, extents: [], head: 0, end: 0 };
+  const used = [allocation, dirty].filter((c): c is ContextExtents => c !== null);
+  for (let index = 0, start = 0; start < size; index++, start += chunkSize) {
+    const end = Math.min(size, start + chunkSize);
+    for (;;) {
+      const from = Math.min(...used.map((c) => c.end));
+      if (used.length === 0 || from >= end) break;
+      const status = await client.blockStatus(from, Math.min(window, size - from), { signal });
+      for (const known of used) extend(known, status.get(known.name) ?? []);
+      if (Math.min(...used.map((c) => c.end)) <= from) throw new InstanceImagesError('COMMAND_FAILED', `${client.label}: block status at ${from} described nothing`);
+    }
+    const position = { index, offset: start, length: end - start };
+    if (dirty && !overlapping(dirty, start, end).some((e) => e.flags & NBD_STATE_DIRTY)) {
+      yield { ...position, action: 'unchanged', readFrom: 0, readTo: 0 };
+      continue;
+    }
+    if (!allocation) {
+      yield { ...position, action: 'read', readFrom: start, readTo: end };
+      continue;
+    }
+    const data = overlapping(allocation, start, end).filter((e) => (e.flags & NBD_STATE_ZERO) === 0);
+    const first = data[0];
+    const last = data[data.length - 1];
+    if (!first || !last) {
+      yield { ...position, action: 'zero', readFrom: 0, readTo: 0 };
+      continue;
+    }
+    const alignDown = (n: number) => n - (n % blockSize.minimum);
+    const readFrom = Math.max(start, alignDown(first.offset));
+    const readTo = Math.min(end, alignDown(last.offset + last.length + blockSize.minimum - 1));
+    yield { ...position, action: 'read', readFrom, readTo };
+  }
+}
+
+/** Reads a planned chunk (zeroes outside its data span) and classifies it. */
+async function readChunk(client: NbdClient, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
+  const position = { index: plan.index, offset: plan.offset, length: plan.length };
+  if (plan.action !== 'read') return { ...position, kind: plan.action };
+  const bytes = Buffer.alloc(plan.length);
+  const reads: Array<Promise<Buffer>> = [];
+  for (let at = plan.readFrom; at < plan.readTo; at += client.maxReadBytes) {
+    reads.push(client.read(at, Math.min(client.maxReadBytes, plan.readTo - at), { into: bytes, intoOffset: at - plan.offset, signal }));
+  }
+  await Promise.all(reads);
+  if (bytes.equals(zeroes.subarray(0, plan.length))) return { ...position, kind: 'zero' };
+  return { ...position, kind: 'data', bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/**
+ * The export's chunks in order: `zero` (never read when block status says so), `unchanged` (with
+ * `dirtyContext`: not dirty), or `data` with its bytes and SHA-256. Reads up to `parallel` chunks
+ * ahead; holds at most `parallel + 1` chunks' bytes whatever the export's size. Breaking out of the
+ * loop stops the reads.
+ * @throws VALIDATION_FAILED for bad options; INVALID_STATE when `dirtyContext` was not negotiated
+ * (an incremental read is then impossible: read everything instead); the client's errors otherwise.
+ */
+export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOptions = {}): AsyncGenerator<NbdChunk, void, undefined> {
+  const chunkSize = wholeNumber(options.chunkSize, DEFAULT_CHUNK_SIZE, 'chunkSize');
+  const parallel = wholeNumber(options.parallel, 4, 'parallel');
+  const window = wholeNumber(options.blockStatusWindow, Math.max(chunkSize, 1024 * 1024 * 1024 - ((1024 * 1024 * 1024) % chunkSize)), 'blockStatusWindow');
+  if (chunkSize % client.info.blockSize.minimum !== 0) throw invalid('chunkSize', `must be a multiple of the export's minimum block size ${client.info.blockSize.minimum}`);
+  if (chunkSize > 1024 * 1024 * 1024) throw invalid('chunkSize', 'must be at most 1 GiB');
+  if (window % chunkSize !== 0 || window > 0xffffffff) throw invalid('blockStatusWindow', 'must be a multiple of the chunk size below 4 GiB');
+  const { dirtyContext } = options;
+  if (dirtyContext !== undefined && !client.info.metaContexts.has(dirtyContext)) {
+    throw new InstanceImagesError('INVALID_STATE', `${client.label}: the server did not agree to the context ${JSON.stringify(dirtyContext)}, so the changed chunks cannot be known; read the whole export instead`, {
+      details: { context: dirtyContext },
+    });
+  }
+
+  const controller = new AbortController();
+  const onAbort = () => controller.abort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) controller.abort();
+  const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal);
+  const zeroes = Buffer.alloc(chunkSize);
+  const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];
+  let planned = true;
+  let processedBytes = 0;
+  let readBytes = 0;
+  try {
+    for (;;) {
+      if (controller.signal.aborted) throw new InstanceImagesError('CANCELLED', `${client.label}: reading chunks was cancelled`);
+      // Read ahead up to `parallel` chunks that need reading (chunks that need none cost nothing).
+      while (planned && ahead.filter((a) => a.plan.action === 'read').length < parallel && ahead.length < 1024) {
+        const next = await plans.next();
+        if (next.done) {
+          planned = false;
+          break;
+        }
+        const chunk = readChunk(client, next.value, zeroes, controller.signal);
+        chunk.catch(() => undefined);
+        ahead.push({ plan: next.value, chunk });
+      }
+      const first = ahead.shift();
+      if (!first) return;
+      const chunk = await first.chunk;
+      processedBytes += chunk.length;
+      if (first.plan.action === 'read') readBytes += first.plan.readTo - first.plan.readFrom;
+      options.onProgress?.({ processedBytes, totalBytes: client.info.size, readBytes });
+      yield chunk;
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    controller.abort();
+    await Promise.allSettled(ahead.map((a) => a.chunk));
+    await plans.return(undefined);
+  }
+}
