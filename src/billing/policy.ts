@@ -5,15 +5,8 @@
  */
 import { z } from 'zod';
 import { DecimalStringSchema } from '../model/common';
-import { validationFailed } from '../errors';
+import { parseOrThrow } from '../util/validate';
 import { Rational } from './decimal';
-
-/** Parses with a zod schema; on failure, VALIDATION_FAILED naming every field (billing imports only model and errors). */
-function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
-  const result = schema.safeParse(input);
-  if (!result.success) throw validationFailed(result.error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message })), what);
-  return result.data;
-}
 
 /** Bytes in one billed "GB": `GiB` = 2^30 bytes, `GB` = 10^9 bytes. */
 export const BYTES_PER_GB: Readonly<Record<'GiB' | 'GB', bigint>> = { GiB: 1_073_741_824n, GB: 1_000_000_000n };

@@ -77,9 +77,9 @@ describe('hostile sweep: no 500 from customer input', () => {
 describe('hostile sweep: nothing unknown is silently ignored', () => {
   it('refuses unknown query parameters naming them (the admin images filter too)', async () => {
     const t = await harness();
-    const admin = await t.call('GET', '/admin/images?includeDeleted=true&status=available', { actor: ADMIN });
-    expect([admin.status, admin.json.code, paths(admin.json)]).toEqual([400, 'VALIDATION_FAILED', ['includeDeleted']]);
-    expect(admin.json.detail).toContain('includeDeleted');
+    const admin = await t.call('GET', '/admin/images?includeHidden=true&status=available', { actor: ADMIN });
+    expect([admin.status, admin.json.code, paths(admin.json)]).toEqual([400, 'VALIDATION_FAILED', ['includeHidden']]);
+    expect(admin.json.detail).toContain('includeHidden');
     // Routes without any query parameter refuse them too.
     const image = await t.call('GET', '/images/x?verbose=1');
     expect([image.status, paths(image.json)]).toEqual([400, ['verbose']]);
@@ -131,7 +131,7 @@ describe('hostile sweep: nothing unknown is silently ignored', () => {
   it('the SDK refuses unknown fields when called directly too', async () => {
     const t = await harness();
     await expect(t.ii.images.createImage({ kind: 'customer', accountId: 'acct-alice' }, { instanceId: 'web-1', name: 'x', descripton: 'typo' } as never)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', fields: [{ path: 'descripton', message: 'is not a known field' }] });
-    await expect(t.ii.images.listImages(ADMIN, { includeDeleted: true } as never)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', fields: [{ path: 'includeDeleted' }] });
+    await expect(t.ii.images.listImages(ADMIN, { includeHidden: true } as never)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', fields: [{ path: 'includeHidden' }] });
   });
 });
 
