@@ -74,7 +74,7 @@ function dateAsString(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: z.core.JSO
   }
 }
 
-/** Named response schemas (answers, serialised: `io: output`). */
+/** Named response schemas (answers, serialized: `io: output`). */
 const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   Image: schemas.ImageSchema,
   Task: schemas.TaskSchema,

@@ -124,7 +124,7 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
     handle: async ({ actor, query, runtime }) => ({ status: 200, body: await runtime.service.catalog.listDeployableImages(actor, query.accountId ? { accountId: query.accountId } : {}) }),
   }),
   defineRoute({
-    method: 'post', path: '/admin/deployments', operationId: 'deployImage', summary: 'Materialise an image as the standalone disk of a new instance (the host\'s create-instance flow; the host chooses the disk path)', tag: 'deploy', admin: true,
+    method: 'post', path: '/admin/deployments', operationId: 'deployImage', summary: 'Materialize an image as the standalone disk of a new instance (the host\'s create-instance flow; the host chooses the disk path)', tag: 'deploy', admin: true,
     body: DeployInputSchema,
     success: { status: 200, description: 'The finished deploy task and the new disk', schema: DeployResultSchema },
     errors: [409, 422, 502, 503, 507],

@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL dialect: `$n::type` placeholders, schema-qualified tables, `= ANY(array)` lists,
- * and an advisory transaction lock per account that serialises capped inserts under READ COMMITTED.
+ * and an advisory transaction lock per account that serializes capped inserts under READ COMMITTED.
  * Timestamps and JSON are selected as epoch milliseconds and text, so results do not depend on
  * the type parsers a host may have installed on its `pg` pool.
  * @module

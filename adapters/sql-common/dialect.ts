@@ -1,6 +1,6 @@
 /**
  * What differs between SQL databases, as far as the repositories care: placeholders, value
- * codecs, list membership, table qualification, the extra statement that serialises capped
+ * codecs, list membership, table qualification, the extra statement that serializes capped
  * inserts, and how constraint violations are reported.
  * @module
  */
@@ -47,10 +47,10 @@ export interface SqlDialect {
   /**
    * A statement to run first, in the same transaction, before inserting a capped image for an
    * account (PostgreSQL: an advisory transaction lock), or `null` when the transaction itself
-   * already serialises writers (SQLite's BEGIN IMMEDIATE).
+   * already serializes writers (SQLite's BEGIN IMMEDIATE).
    */
   imageLimitLock(accountId: string): SqlStatement | null;
-  /** Recognises a constraint violation thrown by the driver. */
+  /** Recognizes a constraint violation thrown by the driver. */
   constraintViolation(error: unknown): ConstraintViolation | null;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The SQLite dialect: `?` placeholders, integer-millisecond timestamps, 0/1 booleans, JSON text,
- * list membership through `json_each`, and BEGIN IMMEDIATE as the serialisation of capped inserts.
+ * list membership through `json_each`, and BEGIN IMMEDIATE as the serialization of capped inserts.
  * @module
  */
 import { InstanceImagesError } from '../../src/errors';
@@ -50,7 +50,7 @@ export const sqliteDialect: SqlDialect = {
   },
   encodeList: (values) => JSON.stringify(values),
   inList: (expression, placeholder) => `${expression} IN (SELECT value FROM json_each(${placeholder}))`,
-  // The executor runs every transaction as BEGIN IMMEDIATE: writers are already serialised.
+  // The executor runs every transaction as BEGIN IMMEDIATE: writers are already serialized.
   imageLimitLock: () => null,
   constraintViolation(error: unknown): ConstraintViolation | null {
     const code = typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : '';

@@ -120,7 +120,7 @@ export class SshConnectionPool {
         details: { host: this.#connection.host, port, presented: hostKey.presented },
       });
     }
-    if (error.level === 'client-authentication') return this.unreachable(`authentication as ${this.#connection.username} failed; check that the key is authorised on the host`, error);
+    if (error.level === 'client-authentication') return this.unreachable(`authentication as ${this.#connection.username} failed; check that the key is authorized on the host`, error);
     if (error.level === 'client-timeout') return this.unreachable(`no SSH handshake within ${readyTimeoutMs} ms`, error);
     return this.unreachable(wasReady ? `the connection dropped (${error.message})` : `cannot connect (${error.message})`, error);
   }

@@ -2,7 +2,7 @@
  * `npm run demo`: the README's main job. As root on a Debian 12 machine it
  *  1. makes sure libvirt/QEMU is running (installs and starts it with scripts/setup-hypervisor.sh
  *     when absent, unless --no-install),
- *  2. creates a throwaway TCG demo guest with a recognisable 256 MiB disk,
+ *  2. creates a throwaway TCG demo guest with a recognizable 256 MiB disk,
  *  3. starts the example panel on 127.0.0.1 and prints its URL,
  *  4. runs a guided tour against its HTTP API: capture the running guest with a progress bar, list
  *     My Images, show the usage report's Images lines, deploy the image as a new guest's disk and

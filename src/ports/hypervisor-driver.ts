@@ -1,5 +1,5 @@
 /**
- * The hypervisor driver contract: inspect a domain, capture its primary disk, materialise disks
+ * The hypervisor driver contract: inspect a domain, capture its primary disk, materialize disks
  * for new instances, mount ISOs. One instance acts on one hypervisor.
  * @module
  */
@@ -87,7 +87,7 @@ export interface CaptureResult {
   method: 'pull-backup' | 'push-backup' | 'snapshot-commit' | 'cold-convert';
 }
 
-/** A request to materialise a standalone disk for a new instance. */
+/** A request to materialize a standalone disk for a new instance. */
 export interface MaterializeRequest {
   /** The image: a path on this hypervisor, or a stream of its bytes. */
   source: StoragePath | { kind: 'stream'; stream: Readable };
@@ -104,7 +104,7 @@ export interface MaterializeRequest {
   onProgress?(progress: ByteProgress): void;
 }
 
-/** The outcome of a materialisation. */
+/** The outcome of a materialization. */
 export interface MaterializeResult {
   path: string;
   format: DiskFormat;

@@ -1,6 +1,6 @@
 /**
  * The storage driver contract. Drivers implement raw primitives only; the core wrapper owns key
- * safety, checksums, progress, retries and events. Keys given to a driver are already normalised.
+ * safety, checksums, progress, retries and events. Keys given to a driver are already normalized.
  * @module
  */
 import type { Readable } from 'node:stream';

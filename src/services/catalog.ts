@@ -95,7 +95,7 @@ export class CatalogService {
   }
 
   /**
-   * Materialises an image as a standalone disk for a new instance on its hypervisor (same host or
+   * Materializes an image as a standalone disk for a new instance on its hypervisor (same host or
    * shared path storage: direct convert from the path; otherwise streamed, checksum verified).
    * Runs as a `deploy` task and resolves when the disk exists.
    */

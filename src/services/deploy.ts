@@ -1,5 +1,5 @@
 /**
- * Deploys: the OS picker (stock images by visible media group, plus My Images) and materialising
+ * Deploys: the OS picker (stock images by visible media group, plus My Images) and materializing
  * an image as the disk of a new instance.
  * @module
  */
@@ -119,7 +119,7 @@ export class DeployService {
   }
 
   /**
-   * Materialises an image as a standalone disk for a new instance on its hypervisor (same host or
+   * Materializes an image as a standalone disk for a new instance on its hypervisor (same host or
    * shared path storage: direct convert from the path; otherwise streamed, checksum verified).
    * Runs as a `deploy` task and resolves when the disk exists.
    */

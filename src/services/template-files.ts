@@ -44,7 +44,7 @@ export class TemplateFiles {
     return storage;
   }
 
-  /** Where a template file (OS image source or ISO) lives: its normalised key, its template storage, opened. */
+  /** Where a template file (OS image source or ISO) lives: its normalized key, its template storage, opened. */
   async file(data: { storageId: string; hypervisorId?: string | null | undefined; fileKey: string }): Promise<{ storage: ImageStorage; disk: StorageDisk; fileKey: string }> {
     const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
     const storage = await this.templateStorage(data.storageId);

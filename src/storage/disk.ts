@@ -1,6 +1,6 @@
 /**
  * The core wrapper around a storage driver. Drivers implement raw primitives; this wrapper owns,
- * once for all drivers: key normalisation (before any I/O), the sha256 and size of what is written,
+ * once for all drivers: key normalization (before any I/O), the sha256 and size of what is written,
  * byte progress, retries of transient errors on idempotent operations, verification after put, and
  * operation events.
  * @module
@@ -15,7 +15,7 @@ import { normalizeStorageKey, normalizeStoragePrefix } from './keys';
 
 /** Byte progress of a put. */
 export interface StorageProgress {
-  /** The (normalised) key being written. */
+  /** The (normalized) key being written. */
   key: string;
   /** Bytes passed to the driver so far. */
   bytesDone: number;
@@ -60,7 +60,7 @@ export interface DiskPutOptions extends PutOptions {
 
 /** What a put wrote. */
 export interface DiskPutResult {
-  /** The normalised key. */
+  /** The normalized key. */
   key: string;
   /** Bytes written (verified against the stored object's size). */
   size: number;
@@ -68,7 +68,7 @@ export interface DiskPutResult {
   sha256: string;
 }
 
-/** A storage driver behind the core wrapper. Keys are validated and normalised before any I/O. */
+/** A storage driver behind the core wrapper. Keys are validated and normalized before any I/O. */
 export interface StorageDisk {
   /** The wrapped driver. */
   readonly driver: StorageDriver;

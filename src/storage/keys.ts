@@ -42,7 +42,7 @@ export function normalizeStorageKey(key: unknown, field = 'key'): string {
 }
 
 /**
- * Normalises a list prefix: empty means "everything"; otherwise the same rules as a key, except
+ * Normalizes a list prefix: empty means "everything"; otherwise the same rules as a key, except
  * that a trailing `/` is allowed (a "directory" prefix).
  * @throws VALIDATION_FAILED naming `prefix`.
  */

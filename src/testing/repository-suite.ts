@@ -41,7 +41,7 @@ export interface RepositorySuiteOptions {
 
 /** One conformance case. */
 export interface RepositoryCase {
-  /** `area: behaviour`. */
+  /** `area: behavior`. */
   name: string;
   /** Runs the case against fresh repositories; throws on a violation. */
   run(repos: Repositories): Promise<void>;

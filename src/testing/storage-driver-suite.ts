@@ -348,7 +348,7 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       }
       expect(await codeOf(disk.list({ prefix: '../' }))).toBe('VALIDATION_FAILED');
       expect(calls).toEqual([]);
-      // Odd but safe keys round-trip unchanged (NFC-normalised).
+      // Odd but safe keys round-trip unchanged (NFC-normalized).
       const odd = `${prefix}spaces and 'quotes' $(x) ; \`y\` * ünïcødé.qcow2`;
       const data = randomBytes(1000);
       await disk.put(odd, bodyOf(data));

@@ -1,5 +1,5 @@
 /**
- * Materialisation of a standalone disk for a new instance from an image (a path on the hypervisor
+ * Materialization of a standalone disk for a new instance from an image (a path on the hypervisor
  * or a stream): checksum, convert, grow, prove it has no backing file, fsync, rename.
  * @module
  */
@@ -14,7 +14,7 @@ import type { QemuImgInfo } from './parsers';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { LibvirtDriverHooks } from './options';
 
-/** What materialisation needs from the driver. */
+/** What materialization needs from the driver. */
 export interface MaterializeContext {
   cmd: HostCommands;
   scratchDir: string;
@@ -155,7 +155,7 @@ async function compareWithImage(ctx: MaterializeContext, source: DeploySource, s
 }
 
 /**
- * Materialises a standalone disk at `request.targetPath`: resolve and check the source, convert it
+ * Materializes a standalone disk at `request.targetPath`: resolve and check the source, convert it
  * into `<target>.part` (made anew, written back as it grows), grow it, prove it standalone,
  * compare it with the image while it is fsynced, then rename it into place.
  * @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL, CONFLICT, NOT_FOUND, CANCELLED.

@@ -1,7 +1,7 @@
 /**
  * A small, strict XML reader and writer for libvirt documents (domain, backup, snapshot XML).
  * libvirt emits plain XML (elements, attributes, text, comments, an optional declaration); this
- * reads all of it without an external dependency, and serialises a tree back with every attribute
+ * reads all of it without an external dependency, and serializes a tree back with every attribute
  * and text value escaped, so values from users (paths, names) can never change the structure.
  * @module
  */
@@ -118,7 +118,7 @@ export function escapeXml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&${{ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos' }[c]};`);
 }
 
-/** Serialises an element (attributes and text escaped). */
+/** Serializes an element (attributes and text escaped). */
 export function serializeXml(element: XmlElement): string {
   const attrs = Object.entries(element.attributes)
     .map(([k, v]) => ` ${k}="${escapeXml(v)}"`)

@@ -20,7 +20,7 @@ import { putFile } from './write';
 export interface PathStorageSettings {
   /** Driver name reported (`local`, `nfs`). */
   name: string;
-  /** The absolute, normalised root directory on the hypervisor. */
+  /** The absolute, normalized root directory on the hypervisor. */
   root: string;
   /** Runs the file commands on the hypervisor. */
   executor: Executor;

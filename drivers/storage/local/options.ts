@@ -5,7 +5,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 
-/** An absolute directory path on a hypervisor, normalised (no trailing slash, no `.`/`..`). */
+/** An absolute directory path on a hypervisor, normalized (no trailing slash, no `.`/`..`). */
 export const AbsoluteDirectorySchema = z
   .string()
   .min(2, 'must be an absolute directory path other than "/"')

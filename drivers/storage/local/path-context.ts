@@ -11,7 +11,7 @@ import { commandFailure, executorFailure } from './commands';
 export interface PathContext {
   /** The driver name (`local`, `nfs`). */
   readonly name: string;
-  /** The absolute, normalised root directory on the hypervisor. */
+  /** The absolute, normalized root directory on the hypervisor. */
   readonly root: string;
   /** Runs the file commands on the hypervisor. */
   readonly executor: Executor;

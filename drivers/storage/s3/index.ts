@@ -35,7 +35,7 @@ export {
   S3_MIN_PART_SIZE,
   S3_MAX_PART_SIZE,
   S3_TARGET_MAX_PARTS,
-  normaliseS3Prefix,
+  normalizeS3Prefix,
   s3PartSize,
   type S3StorageOptions,
   type S3StorageOptionsInput,

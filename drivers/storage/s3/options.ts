@@ -28,10 +28,10 @@ export const S3_DEFAULT_QUEUE_SIZE = 4;
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /**
- * Normalises a key prefix: trims slashes at both ends and collapses repeated slashes, so
+ * Normalizes a key prefix: trims slashes at both ends and collapses repeated slashes, so
  * `"/images//custom/"` becomes `"images/custom"`. An empty result means "the bucket root".
  */
-export function normaliseS3Prefix(prefix: string | undefined): string {
+export function normalizeS3Prefix(prefix: string | undefined): string {
   if (prefix === undefined) return '';
   return prefix
     .split('/')
@@ -44,7 +44,7 @@ const prefixSchema = z
   .max(512, 'must be at most 512 characters')
   .refine((value) => !CONTROL_CHARACTERS.test(value), 'must not contain control characters')
   .refine((value) => !value.split('/').some((segment) => segment === '.' || segment === '..'), 'must not contain "." or ".." segments')
-  .transform(normaliseS3Prefix);
+  .transform(normalizeS3Prefix);
 
 /** The shortest secret accepted: a shorter one could not be told apart from ordinary words in messages. */
 export const S3_SECRET_MIN_LENGTH = 8;
@@ -95,7 +95,7 @@ export const S3StorageOptionsSchema = z
       .min(3, 'must be at least 3 characters')
       .max(63, 'must be at most 63 characters')
       .regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'must be a valid bucket name: lowercase letters, digits, dots and hyphens'),
-    /** Keys live under this prefix (normalised: no leading/trailing/double slashes). @default "" */
+    /** Keys live under this prefix (normalized: no leading/trailing/double slashes). @default "" */
     prefix: prefixSchema.optional().default(''),
     /** The access key id. Omit both keys to use the SDK's default credential chain (IAM role, env). */
     accessKeyId: z.string().min(1).max(256).regex(HEADER_TOKEN, 'must be printable ASCII without spaces').optional(),
@@ -162,7 +162,7 @@ export function s3PartSize(size: number | undefined, base: number = S3_DEFAULT_P
   return Math.min(S3_MAX_PART_SIZE, Math.max(base, needed));
 }
 
-/** The full object key of a driver key under a normalised prefix. */
+/** The full object key of a driver key under a normalized prefix. */
 export function s3ObjectKey(prefix: string, key: string): string {
   return prefix === '' ? key : `${prefix}/${key}`;
 }

@@ -2,7 +2,7 @@
  * UploadPart as one plain keep-alive HTTP request, signed by the S3 client's own SigV4 signer.
  *
  * Why: a part sent through `S3Client.send` builds a fresh middleware stack, resolves the endpoint
- * rules, serialises through the schema and signs through several layers, and all of that stays
+ * rules, serializes through the schema and signs through several layers, and all of that stays
  * referenced while the part's 8 MiB travel (a few hundred ms). Young-generation collections during
  * that time promote it to the old generation, which then fills with dead request machinery
  * (≈ 60–80 KB per part measured) until V8 decides on a full collection: peak RSS grew with the object

@@ -8,7 +8,7 @@ import type * as S3Sdk from '@aws-sdk/client-s3';
 import type * as LibStorage from '@aws-sdk/lib-storage';
 import { InstanceImagesError } from '../../../src/errors';
 import { toS3StorageError, type S3ErrorContext } from './errors';
-import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normaliseS3Prefix, type S3StorageOptions } from './options';
+import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normalizeS3Prefix, type S3StorageOptions } from './options';
 import { createS3PartUploader, s3ClientClock, s3ClientSigner, type S3PartUploader } from './part-request';
 
 /** The loaded SDK and the client built from the options. */
@@ -23,7 +23,7 @@ export interface S3Runtime {
 /** What every operation of one driver instance shares. */
 export interface S3Session {
   readonly bucket: string;
-  /** The normalised key prefix (`""` for the bucket root). */
+  /** The normalized key prefix (`""` for the bucket root). */
   readonly prefix: string;
   /** The region requests are signed for. */
   readonly region: string;
@@ -123,7 +123,7 @@ export function createS3Session(options: S3StorageOptions): S3Session {
 
   return {
     bucket,
-    prefix: normaliseS3Prefix(options.prefix),
+    prefix: normalizeS3Prefix(options.prefix),
     region: options.region,
     basePartSize: options.partSizeBytes ?? S3_DEFAULT_PART_SIZE,
     queueSize: options.queueSize ?? S3_DEFAULT_QUEUE_SIZE,

@@ -84,11 +84,11 @@ suite(`SSH executor against the real sshd${'skip' in target ? ` (skipped: ${targ
     expect(execFileSync('ls', ['-A', tmp], { encoding: 'utf8' })).not.toContain('should-not-exist');
   });
 
-  it('reports an unauthorised key, a wrong passphrase and a refused port as errors without secrets', async () => {
+  it('reports an unauthorized key, a wrong passphrase and a refused port as errors without secrets', async () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret-passphrase-123', '-f', `${tmp}/stranger`]);
     const strangerKey = readFileSync(`${tmp}/stranger`, 'utf8');
-    const unauthorised = createSshExecutor({ ...connection, privateKey: strangerKey, passphrase: 'secret-passphrase-123' });
-    const denied = await failure(unauthorised.run(['true']));
+    const unauthorized = createSshExecutor({ ...connection, privateKey: strangerKey, passphrase: 'secret-passphrase-123' });
+    const denied = await failure(unauthorized.run(['true']));
     expect(denied.code).toBe('HYPERVISOR_UNREACHABLE');
     expect(denied.message).toMatch(/authentication/);
     expect(denied.message).not.toContain('secret-passphrase-123');

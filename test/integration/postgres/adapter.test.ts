@@ -44,7 +44,7 @@ async function rejectsCode(promise: Promise<unknown>, code: string): Promise<unk
   throw new Error(`expected ${code}`);
 }
 
-suite('postgres adapter behaviour', () => {
+suite('postgres adapter behavior', () => {
   for (const testCase of sqlAdapterCases) {
     it(testCase.name, async () => {
       const repositories = await createPostgresRepositories({ pool: newPool(), schema: newSchema() });

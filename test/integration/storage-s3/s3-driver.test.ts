@@ -62,7 +62,7 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
     expect(await driver.health()).toEqual({ ok: true, message: expect.stringContaining(bucket) });
   });
 
-  it('round-trips a multipart object under the normalised prefix with per-part progress', async () => {
+  it('round-trips a multipart object under the normalized prefix with per-part progress', async () => {
     const { data, sha256 } = randomData(12 * MiB + 12345);
     const progress: number[] = [];
     const onProgress = (bytes: number) => progress.push(bytes);

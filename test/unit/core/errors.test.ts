@@ -14,7 +14,7 @@ describe('errors', () => {
     }
   });
 
-  it('keeps the cause and serialises without it', () => {
+  it('keeps the cause and serializes without it', () => {
     const cause = new Error('socket hang up with secret=abc');
     const error = new InstanceImagesError('STORAGE_UNAVAILABLE', undefined, { cause, details: { storageId: 's1' } });
     expect(error.cause).toBe(cause);

@@ -138,7 +138,7 @@ describe('backup-dumpxml and scratch names', () => {
     expect(parseBackupXml(xml)).toEqual({ mode: 'pull', socket: '/var/tmp/iitest/nbd.sock', files: ['/var/tmp/iitest/scratch.qcow2'] });
   });
 
-  it('names temporary files by kind, domain tag and id; recognises only its own', () => {
+  it('names temporary files by kind, domain tag and id; recognizes only its own', () => {
     const a = captureScratch('/var/tmp/instance-images/', "evil $(x);'name");
     const name = a.socket.slice(a.socket.lastIndexOf('/') + 1);
     expect(a.socket.length).toBeLessThan(108);

@@ -15,7 +15,7 @@ async function deployError(sizeBytes: number, deploy?: { maxDiskBytes: number })
     (thrown: unknown) => thrown,
   );
   expect(error).toBeInstanceOf(InstanceImagesError);
-  // nothing was materialised and no deploy task was started for a refused size
+  // nothing was materialized and no deploy task was started for a refused size
   expect(h.world.files.has('hv-1:/disks/new-1.qcow2')).toBe(false);
   expect((await h.ii.images.listTasks(alice, { type: 'deploy' })).items).toEqual([]);
   return error as InstanceImagesError;

@@ -17,7 +17,7 @@ const codeOf = (run: () => unknown): string | undefined => {
   return undefined;
 };
 
-describe('sqlite adapter behaviour', () => {
+describe('sqlite adapter behavior', () => {
   for (const testCase of sqlAdapterCases) {
     it(testCase.name, async () => {
       const repositories = createSqliteRepositories({ filename: ':memory:' });

@@ -1,5 +1,5 @@
 /**
- * Behaviour the SQL adapters add on top of the conformance suite (exact round-trips at the
+ * Behavior the SQL adapters add on top of the conformance suite (exact round-trips at the
  * extremes of each column type, cursor checks, foreign keys, immutable fields). Shared by the
  * SQLite unit tests and the PostgreSQL integration tests.
  */

@@ -85,7 +85,7 @@ describe('toS3StorageError', () => {
 });
 
 describe('error predicates', () => {
-  it('recognise missing objects and uploads', () => {
+  it('recognize missing objects and uploads', () => {
     expect(isS3NotFound(serviceError('NoSuchKey', 404))).toBe(true);
     expect(isS3NotFound(serviceError('NotFound', 404))).toBe(true);
     expect(isS3NotFound(serviceError('NoSuchBucket', 404))).toBe(false);

@@ -3,7 +3,7 @@ import {
   S3StorageOptionsSchema,
   S3_DEFAULT_PART_SIZE,
   S3_MAX_PART_SIZE,
-  normaliseS3Prefix,
+  normalizeS3Prefix,
   s3DriverKey,
   s3KeyPrefix,
   s3ObjectKey,
@@ -15,7 +15,7 @@ const GiB = 1024 * MiB;
 const base = { bucket: 'images', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'super-secret-value-123' };
 
 describe('S3StorageOptionsSchema', () => {
-  it('applies defaults and normalises the prefix', () => {
+  it('applies defaults and normalizes the prefix', () => {
     const parsed = S3StorageOptionsSchema.parse({ ...base, prefix: '//custom//images/' });
     expect(parsed).toEqual({ ...base, region: 'us-east-1', prefix: 'custom/images', forcePathStyle: false });
     expect(S3StorageOptionsSchema.parse(base).prefix).toBe('');
@@ -100,10 +100,10 @@ describe('s3PartSize', () => {
 });
 
 describe('prefix helpers', () => {
-  it('normalises prefixes', () => {
-    expect(normaliseS3Prefix(undefined)).toBe('');
-    expect(normaliseS3Prefix('/')).toBe('');
-    expect(normaliseS3Prefix('/a//b/')).toBe('a/b');
+  it('normalizes prefixes', () => {
+    expect(normalizeS3Prefix(undefined)).toBe('');
+    expect(normalizeS3Prefix('/')).toBe('');
+    expect(normalizeS3Prefix('/a//b/')).toBe('a/b');
   });
 
   it('maps driver keys to object keys and back', () => {

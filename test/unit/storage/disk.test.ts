@@ -22,7 +22,7 @@ describe('wrapStorageDriver', () => {
     expect(events).toEqual([{ type: 'put.completed', driver: 'memory', key: 'a/b.qcow2', size: data.length, sha256: sha(data) }]);
   });
 
-  it('normalises keys (NFC) before the driver sees them', async () => {
+  it('normalizes keys (NFC) before the driver sees them', async () => {
     const driver = createMemoryStorageDriver();
     const disk = wrapStorageDriver(driver);
     await disk.put('cafe\u0301', Readable.from([Buffer.from('x')]));
