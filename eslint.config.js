@@ -18,7 +18,8 @@ const layerZones = [
     files: ['src/billing/', 'src/lifecycle.ts'],
     allow: ['src/billing/', 'src/model/', 'src/errors.ts', 'src/util/validate.ts'],
     allowPackages: ['zod'],
-    reason: 'billing and the lifecycle are pure: they import only src/model, src/errors.ts, src/util/validate.ts (zod parsing into InstanceImagesError) and zod; a service in src/services does the I/O',
+    reason:
+      'billing and the lifecycle are pure: they import only src/model, src/errors.ts, src/util/validate.ts (zod parsing into InstanceImagesError) and zod; a service in src/services does the I/O',
   },
   {
     files: ['drivers/'],

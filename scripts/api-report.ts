@@ -35,7 +35,14 @@ for (const entry of Object.keys(entries)) {
       mainEntryPointFilePath: join(root, 'dist', `${entry}.d.ts`),
       compiler: {
         overrideTsconfig: {
-          compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: true, types: ['node'] },
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            strict: true,
+            skipLibCheck: true,
+            types: ['node'],
+          },
           include: [join(root, 'dist', `${entry}.d.ts`)],
         },
       },
@@ -61,11 +68,25 @@ for (const entry of Object.keys(entries)) {
     configObjectFullPath: join(root, 'api-extractor.json'),
     packageJsonFullPath: join(root, 'package.json'),
   });
-  const result = Extractor.invoke(config, { localBuild: update, showVerboseMessages: false, messageCallback: (m) => {
-    // Keep the output to the verdict: API Extractor's own lines about the report are replaced by ours.
-    if (m.messageId === 'console-api-report-changed' || m.messageId === 'console-api-report-copied' || m.messageId === 'console-api-report-unchanged') m.handled = true;
-    if (m.messageId === 'console-preamble' || m.messageId === 'console-compiler-version-notice' || m.messageId === 'console-api-report-created') m.handled = true;
-  } });
+  const result = Extractor.invoke(config, {
+    localBuild: update,
+    showVerboseMessages: false,
+    messageCallback: (m) => {
+      // Keep the output to the verdict: API Extractor's own lines about the report are replaced by ours.
+      if (
+        m.messageId === 'console-api-report-changed' ||
+        m.messageId === 'console-api-report-copied' ||
+        m.messageId === 'console-api-report-unchanged'
+      )
+        m.handled = true;
+      if (
+        m.messageId === 'console-preamble' ||
+        m.messageId === 'console-compiler-version-notice' ||
+        m.messageId === 'console-api-report-created'
+      )
+        m.handled = true;
+    },
+  });
   if (result.apiReportChanged) {
     changed++;
     console.log(`${update ? 'updated' : 'CHANGED'}: api/${name}.api.md`);

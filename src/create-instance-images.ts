@@ -34,8 +34,10 @@ const MiB = 2 ** 20;
 /** A logger that drops everything (the default). */
 export const silentLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-const hasMethods = (...names: string[]) => (value: unknown) =>
-  typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
+const hasMethods =
+  (...names: string[]) =>
+  (value: unknown) =>
+    typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
 const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
   images: ['get', 'list', 'countActive', 'insert', 'insertIfUnderLimit', 'transition', 'update'],
@@ -48,7 +50,12 @@ const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
 };
 
 const RepositoriesSchema = z.object(
-  Object.fromEntries(Object.entries(repositoryMethods).map(([key, methods]) => [key, z.custom((v) => hasMethods(...methods)(v), `must implement ${methods.join(', ')}`)])),
+  Object.fromEntries(
+    Object.entries(repositoryMethods).map(([key, methods]) => [
+      key,
+      z.custom((v) => hasMethods(...methods)(v), `must implement ${methods.join(', ')}`),
+    ]),
+  ),
 );
 
 const QueueOptionsSchema = z.object({
@@ -72,7 +79,10 @@ export const InstanceImagesOptionsSchema = z.object({
   generateId: fn<() => string>().optional(),
   logger: z.custom<Logger>(hasMethods('debug', 'info', 'warn', 'error'), 'must have debug, info, warn and error').optional(),
   billingPolicy: BillingPolicySchema.optional(),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code').default('USD'),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code')
+    .default('USD'),
   tasks: z
     .object({
       heartbeatIntervalMs: z.number().int().min(10).max(600_000).default(5_000),
@@ -80,12 +90,31 @@ export const InstanceImagesOptionsSchema = z.object({
       progressIntervalMs: z.number().int().min(0).max(600_000).default(1_000),
       leftoverAgeMs: z.number().int().min(0).default(3_600_000),
       reaperIntervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
-      workerId: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+      workerId: z
+        .string()
+        .min(1)
+        .max(200)
+        .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+        .optional(),
     })
-    .default({ heartbeatIntervalMs: 5_000, heartbeatTimeoutMs: 60_000, progressIntervalMs: 1_000, leftoverAgeMs: 3_600_000, reaperIntervalMs: 10_000 }),
-  capture: z.object({ format: z.enum(['qcow2', 'raw']).default('qcow2'), compress: z.boolean().default(false) }).default({ format: 'qcow2', compress: false }),
+    .default({
+      heartbeatIntervalMs: 5_000,
+      heartbeatTimeoutMs: 60_000,
+      progressIntervalMs: 1_000,
+      leftoverAgeMs: 3_600_000,
+      reaperIntervalMs: 10_000,
+    }),
+  capture: z
+    .object({ format: z.enum(['qcow2', 'raw']).default('qcow2'), compress: z.boolean().default(false) })
+    .default({ format: 'qcow2', compress: false }),
   deploy: z
-    .object({ maxDiskBytes: z.number().int('must be a whole number of bytes (a safe integer)').min(MiB, 'must be at least 1 MiB').default(MAX_DEPLOY_DISK_BYTES) })
+    .object({
+      maxDiskBytes: z
+        .number()
+        .int('must be a whole number of bytes (a safe integer)')
+        .min(MiB, 'must be at least 1 MiB')
+        .default(MAX_DEPLOY_DISK_BYTES),
+    })
     .default({ maxDiskBytes: MAX_DEPLOY_DISK_BYTES }),
 });
 
@@ -189,14 +218,16 @@ function isolateListeners(events: InstanceImagesEmitter, logger: Logger): Instan
     try {
       const returned = fn();
       // an async listener's rejection is logged too, never left unhandled
-      if (returned instanceof Promise) returned.catch((error: unknown) => logger.error('an event listener failed', { type, error: String(error) }));
+      if (returned instanceof Promise)
+        returned.catch((error: unknown) => logger.error('an event listener failed', { type, error: String(error) }));
     } catch (error) {
       logger.error('an event listener threw', { type, error: String(error) });
     }
   };
   events.emit = ((type: keyof InstanceImagesEvents, payload: unknown) => {
     for (const handler of [...(events.all.get(type) ?? [])]) call(type, () => (handler as (p: unknown) => unknown)(payload));
-    for (const handler of [...(events.all.get('*') ?? [])]) call(type, () => (handler as (t: unknown, p: unknown) => unknown)(type, payload));
+    for (const handler of [...(events.all.get('*') ?? [])])
+      call(type, () => (handler as (t: unknown, p: unknown) => unknown)(type, payload));
   }) as InstanceImagesEmitter['emit'];
   return events;
 }
@@ -213,7 +244,9 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const parsed = parseOrThrow(InstanceImagesOptionsSchema, options, 'createInstanceImages options');
   const logger = options.logger ?? silentLogger;
   const repositories = options.repositories ?? createMemoryRepositories();
-  const inner = isTaskQueue(parsed.queue) ? parsed.queue : createTaskQueue({ ...parsed.queue, onJobError: (taskId, error) => logger.error('task crashed', { taskId, error: String(error) }) });
+  const inner = isTaskQueue(parsed.queue)
+    ? parsed.queue
+    : createTaskQueue({ ...parsed.queue, onJobError: (taskId, error) => logger.error('task crashed', { taskId, error: String(error) }) });
   // Remember which tasks this process owns, so recovery never fails a live one; the queued ones
   // are heartbeated below, so that the recovery of another process sharing the repositories
   // leaves them alone too (a running task heartbeats itself).
@@ -257,7 +290,9 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     const at = now();
     for (const taskId of waiting) {
       // compare-and-set: never revives a task recovery has failed meanwhile
-      repositories.tasks.transition(taskId, ['queued'], 'queued', { heartbeatAt: at }, at).catch((error: unknown) => logger.warn('queued task heartbeat failed', { taskId, error: String(error) }));
+      repositories.tasks
+        .transition(taskId, ['queued'], 'queued', { heartbeatAt: at }, at)
+        .catch((error: unknown) => logger.warn('queued task heartbeat failed', { taskId, error: String(error) }));
     }
   }, settings.heartbeatIntervalMs);
   queueHeartbeat.unref?.();
@@ -278,7 +313,12 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   };
   const drivers = new DriverCache(ctx);
   const images = new ImageService(ctx, drivers);
-  const settingsService = new SettingsService(ctx, new UsageService(ctx, drivers, parsed.currency), new RecoveryService(ctx, drivers), parsed.currency);
+  const settingsService = new SettingsService(
+    ctx,
+    new UsageService(ctx, drivers, parsed.currency),
+    new RecoveryService(ctx, drivers),
+    parsed.currency,
+  );
   // The reaper: recovery without anyone calling it (docs/operations.md, "Recovery").
   const reaper = startReaper({
     intervalMs: settings.reaperIntervalMs,

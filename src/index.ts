@@ -12,7 +12,13 @@ export { DEFAULT_SCRATCH_DIR } from './ports/host-directory';
 export * from './memory';
 export { createTaskQueue, type TaskQueueOptions } from './tasks/queue';
 export { TASK_STEPS, createProgressTracker, type TaskStepSpec, type ProgressTracker, type ProgressReport } from './tasks/progress';
-export { createInstanceImages, InstanceImagesOptionsSchema, silentLogger, type InstanceImages, type InstanceImagesOptions } from './create-instance-images';
+export {
+  createInstanceImages,
+  InstanceImagesOptionsSchema,
+  silentLogger,
+  type InstanceImages,
+  type InstanceImagesOptions,
+} from './create-instance-images';
 export * from './services';
 export * from './billing';
 export * from './storage';

@@ -13,8 +13,41 @@
  * @module
  */
 export { createImagesRouter, type ImagesRouterOptions, type ResolveActor } from './router';
-export { createOpenApiDocument, openApiPath, type OpenApiDocument, type OpenApiOperation, type OpenApiOptions, type JsonSchema } from './openapi';
-export { PROBLEM_STATUS, PROBLEM_CONTENT_TYPE, HTTP_ERROR_MESSAGES, HttpProblem, problemFromError, problemType, codedError, type CodedError, type ProblemBody, type ProblemCode, type ProblemMapping, type HttpErrorCode } from './problem';
+export {
+  createOpenApiDocument,
+  openApiPath,
+  type OpenApiDocument,
+  type OpenApiOperation,
+  type OpenApiOptions,
+  type JsonSchema,
+} from './openapi';
+export {
+  PROBLEM_STATUS,
+  PROBLEM_CONTENT_TYPE,
+  HTTP_ERROR_MESSAGES,
+  HttpProblem,
+  problemFromError,
+  problemType,
+  codedError,
+  type CodedError,
+  type ProblemBody,
+  type ProblemCode,
+  type ProblemMapping,
+  type HttpErrorCode,
+} from './problem';
 export { IMAGES_ROUTES, CUSTOMER_ROUTES, ADMIN_ROUTES } from './routes';
-export { pathParams, defineRoute, type RouteDefinition, type TypedRouteDefinition, type RouteContext, type RouteResult, type QueryOf, type BodyOf, type RouteRuntime, type RouteSuccess, type HttpMethod, type ImagesRouterService } from './route-types';
+export {
+  pathParams,
+  defineRoute,
+  type RouteDefinition,
+  type TypedRouteDefinition,
+  type RouteContext,
+  type RouteResult,
+  type QueryOf,
+  type BodyOf,
+  type RouteRuntime,
+  type RouteSuccess,
+  type HttpMethod,
+  type ImagesRouterService,
+} from './route-types';
 export { formatSseMessage, type TaskStreamEvent } from './sse';

@@ -9,7 +9,14 @@ import { PROBLEM_CONTENT_TYPE } from './problem';
 import { pathParams, type RouteDefinition } from './route-types';
 import { IMAGES_ROUTES } from './routes';
 import * as schemas from './schemas';
-import { CreateOsImageInputSchema, DeployInputSchema, IsoInputSchema, MediaGroupInputSchema, UpdateIsoInputSchema, UpdateOsImageInputSchema } from '../../src/services/catalog';
+import {
+  CreateOsImageInputSchema,
+  DeployInputSchema,
+  IsoInputSchema,
+  MediaGroupInputSchema,
+  UpdateIsoInputSchema,
+  UpdateOsImageInputSchema,
+} from '../../src/services/catalog';
 import { CreateImageInputSchema } from '../../src/services/images';
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
@@ -148,7 +155,7 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'The input is not valid (`VALIDATION_FAILED` with `fields`, e.g. an unknown query parameter or body field, ill-formed Unicode, a malformed path escape; or `MALFORMED_JSON`)',
   401: 'No actor: the caller is not signed in (`UNAUTHENTICATED`)',
   403: 'Not allowed (`FORBIDDEN`; `FEATURE_DISABLED` when the location has the image feature off)',
-  404: 'Not found, or another account\'s (`NOT_FOUND`)',
+  404: "Not found, or another account's (`NOT_FOUND`)",
   409: 'Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`)',
   413: 'The body is too large (`PAYLOAD_TOO_LARGE`)',
   415: 'Wrong content type (`UNSUPPORTED_MEDIA_TYPE`)',
@@ -172,28 +179,60 @@ function errorStatuses(route: RouteDefinition): number[] {
 }
 
 function operationFor(route: RouteDefinition, idSchema: JsonSchema): OpenApiOperation {
-  const parameters: OpenApiOperation['parameters'] = pathParams(route.path).map((name) => ({ name, in: 'path', required: true, schema: idSchema }));
+  const parameters: OpenApiOperation['parameters'] = pathParams(route.path).map((name) => ({
+    name,
+    in: 'path',
+    required: true,
+    schema: idSchema,
+  }));
   if (route.query) {
     const query = inlineSchema(route.query, 'input') as { properties?: Record<string, JsonSchema>; required?: string[] };
     for (const [name, schema] of Object.entries(query.properties ?? {})) {
       parameters.push({ name, in: 'query', required: (query.required ?? []).includes(name), schema });
     }
   }
-  const operation: OpenApiOperation = { operationId: route.operationId, summary: route.summary, tags: [route.tag], parameters, responses: {}, 'x-actor': route.admin ? 'admin' : 'customer-or-admin' };
+  const operation: OpenApiOperation = {
+    operationId: route.operationId,
+    summary: route.summary,
+    tags: [route.tag],
+    parameters,
+    responses: {},
+    'x-actor': route.admin ? 'admin' : 'customer-or-admin',
+  };
   if (route.body) {
     const name = nameOf(REQUEST_COMPONENTS, route.body);
-    operation.requestBody = { required: true, content: { 'application/json': { schema: name ? { $ref: ref(name) } : inlineSchema(route.body, 'input') } } };
+    operation.requestBody = {
+      required: true,
+      content: { 'application/json': { schema: name ? { $ref: ref(name) } : inlineSchema(route.body, 'input') } },
+    };
   }
   if (route.rawBody) {
-    operation.requestBody = { required: true, content: Object.fromEntries(route.rawBody.contentTypes.map((type) => [type, { schema: { type: 'string', contentMediaType: type } }])) };
+    operation.requestBody = {
+      required: true,
+      content: Object.fromEntries(route.rawBody.contentTypes.map((type) => [type, { schema: { type: 'string', contentMediaType: type } }])),
+    };
   }
   const success = route.success;
   if (success.contentType === 'text/event-stream') {
-    operation.responses[String(success.status)] = { description: success.description, content: { 'text/event-stream': { schema: { type: 'string', description: 'Events `task` (the current state), `task.progress`, `task.finished` (then the stream ends); each `data` line is a Task (components/schemas/Task) as JSON' } } } };
+    operation.responses[String(success.status)] = {
+      description: success.description,
+      content: {
+        'text/event-stream': {
+          schema: {
+            type: 'string',
+            description:
+              'Events `task` (the current state), `task.progress`, `task.finished` (then the stream ends); each `data` line is a Task (components/schemas/Task) as JSON',
+          },
+        },
+      },
+    };
   } else if (success.schema) {
     const name = nameOf(RESPONSE_COMPONENTS, success.schema);
     if (!name) throw new Error(`The answer of ${route.operationId} has no component name`);
-    operation.responses[String(success.status)] = { description: success.description, content: { 'application/json': { schema: { $ref: ref(name) } } } };
+    operation.responses[String(success.status)] = {
+      description: success.description,
+      content: { 'application/json': { schema: { $ref: ref(name) } } },
+    };
   } else {
     operation.responses[String(success.status)] = { description: success.description };
   }
@@ -221,7 +260,14 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
     tags.add(route.tag);
   }
   paths['/openapi.json'] = {
-    get: { operationId: 'getOpenApiDocument', summary: 'This document', tags: ['meta'], parameters: [], responses: { '200': { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } }, 'x-actor': 'customer-or-admin' },
+    get: {
+      operationId: 'getOpenApiDocument',
+      summary: 'This document',
+      tags: ['meta'],
+      parameters: [],
+      responses: { '200': { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } },
+      'x-actor': 'customer-or-admin',
+    },
   };
   const responses: Record<string, unknown> = {};
   for (const [status, description] of Object.entries(STATUS_TEXT)) {
@@ -232,12 +278,16 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
     info: {
       title: options.title ?? 'Instance Images API',
       version: options.version ?? '0.1.0',
-      description: 'Custom images, stock OS images, media groups, ISOs, image storages, settings and usage of the instance-images SDK. The host resolves the actor from its own session; `/admin` routes need an admin actor. Errors are application/problem+json with a stable `code`.',
+      description:
+        'Custom images, stock OS images, media groups, ISOs, image storages, settings and usage of the instance-images SDK. The host resolves the actor from its own session; `/admin` routes need an admin actor. Errors are application/problem+json with a stable `code`.',
     },
     servers: [{ url: options.serverUrl ?? '/' }],
     jsonSchemaDialect: DIALECT,
     tags: [...tags, 'meta'].map((name) => ({ name })),
     paths,
-    components: { schemas: { ...componentSchemas(REQUEST_COMPONENTS, 'input'), ...componentSchemas(RESPONSE_COMPONENTS, 'output') }, responses },
+    components: {
+      schemas: { ...componentSchemas(REQUEST_COMPONENTS, 'input'), ...componentSchemas(RESPONSE_COMPONENTS, 'output') },
+      responses,
+    },
   };
 }

@@ -111,7 +111,11 @@ export class HttpProblem extends Error {
   /** Extra facts. */
   readonly details: Record<string, unknown>;
 
-  constructor(code: ProblemCode, message?: string, options: { fields?: FieldIssue[]; details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    code: ProblemCode,
+    message?: string,
+    options: { fields?: FieldIssue[]; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super(message ?? defaultMessage(code), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HttpProblem';
     this.code = code;
@@ -166,9 +170,12 @@ export function codedError(error: unknown): CodedError | null {
 export function problemFromError(error: unknown, audience: ErrorAudience = 'customer'): ProblemBody {
   const known = codedError(error);
   const isHttp = known !== null && (error instanceof HttpProblem || (error instanceof Error && error.name === 'HttpProblem'));
-  const view = isHttp && known
-    ? (PROBLEM_STATUS[known.code].exposeToCustomers || audience === 'admin' ? known : { code: known.code, message: defaultMessage(known.code), fields: [], details: {} })
-    : publicError(error, audience);
+  const view =
+    isHttp && known
+      ? PROBLEM_STATUS[known.code].exposeToCustomers || audience === 'admin'
+        ? known
+        : { code: known.code, message: defaultMessage(known.code), fields: [], details: {} }
+      : publicError(error, audience);
   const code: ProblemCode = view.code;
   const mapping = PROBLEM_STATUS[code];
   const body: ProblemBody = { type: problemType(code), title: mapping.title, status: mapping.status, detail: view.message, code };
@@ -182,7 +189,10 @@ export function problemFromError(error: unknown, audience: ErrorAudience = 'cust
  * (it may come from a command on a hypervisor and name paths or hosts): admins see it, customers
  * always get the code's fixed default message.
  */
-export function taskForAudience<T extends { errorCode: string | null; errorMessage: string | null }>(task: T, audience: 'admin' | 'customer'): T {
+export function taskForAudience<T extends { errorCode: string | null; errorMessage: string | null }>(
+  task: T,
+  audience: 'admin' | 'customer',
+): T {
   if (audience === 'admin' || task.errorMessage === null) return task;
   // A task's message comes from whatever failed (often a driver: it can name hosts, users and
   // paths even for codes whose problem responses are shown as they are), so customers always get

@@ -16,7 +16,14 @@ function leafType(schema: z.core.$ZodType): Leaf {
     const def = current._zod.def;
     if (def.type === 'number') return 'number';
     if (def.type === 'boolean') return 'boolean';
-    if ((def.type === 'optional' || def.type === 'nullable' || def.type === 'default' || def.type === 'prefault' || def.type === 'readonly') && 'innerType' in def) {
+    if (
+      (def.type === 'optional' ||
+        def.type === 'nullable' ||
+        def.type === 'default' ||
+        def.type === 'prefault' ||
+        def.type === 'readonly') &&
+      'innerType' in def
+    ) {
       current = def.innerType as z.core.$ZodType;
       continue;
     }

@@ -95,7 +95,10 @@ export type QueryOf<Q> = Q extends z.ZodObject ? z.output<Q> : Record<string, ne
 export type BodyOf<B> = B extends z.ZodType ? z.output<B> : undefined;
 
 /** A route definition with typed query and body. */
-export interface TypedRouteDefinition<Q extends z.ZodObject | undefined, B extends z.ZodType | undefined> extends Omit<RouteDefinition, 'query' | 'body' | 'handle'> {
+export interface TypedRouteDefinition<Q extends z.ZodObject | undefined, B extends z.ZodType | undefined> extends Omit<
+  RouteDefinition,
+  'query' | 'body' | 'handle'
+> {
   /** The query schema. */
   query?: Q;
   /** The JSON body schema. */
@@ -105,7 +108,9 @@ export interface TypedRouteDefinition<Q extends z.ZodObject | undefined, B exten
 }
 
 /** Defines a route with its handler typed from its schemas. */
-export function defineRoute<Q extends z.ZodObject | undefined = undefined, B extends z.ZodType | undefined = undefined>(definition: TypedRouteDefinition<Q, B>): RouteDefinition {
+export function defineRoute<Q extends z.ZodObject | undefined = undefined, B extends z.ZodType | undefined = undefined>(
+  definition: TypedRouteDefinition<Q, B>,
+): RouteDefinition {
   return definition as unknown as RouteDefinition;
 }
 

@@ -49,10 +49,23 @@ export interface ImagesRouterOptions {
 }
 
 const OptionsSchema = z.strictObject({
-  service: z.custom<ImagesRouterService>((v) => typeof v === 'object' && v !== null && ['images', 'catalog', 'storages', 'settings', 'events'].every((k) => k in v), 'must be the object createInstanceImages returns'),
+  service: z.custom<ImagesRouterService>(
+    (v) => typeof v === 'object' && v !== null && ['images', 'catalog', 'storages', 'settings', 'events'].every((k) => k in v),
+    'must be the object createInstanceImages returns',
+  ),
   resolveActor: z.custom<ResolveActor>((v) => typeof v === 'function', 'must be a function'),
-  maxIsoUploadBytes: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(16 * 1024 ** 3),
-  maxJsonBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(64 * 1024),
+  maxIsoUploadBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(Number.MAX_SAFE_INTEGER)
+    .default(16 * 1024 ** 3),
+  maxJsonBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(64 * 1024),
   sseHeartbeatMs: z.number().int().min(10).max(600_000).default(15_000),
   serveOpenApi: z.boolean().default(true),
   openApiServerUrl: z.string().min(1).optional(),
@@ -70,7 +83,14 @@ const silentLogger: Logger = { debug: () => undefined, info: () => undefined, wa
 function sendProblem(req: Request, res: Response, error: unknown, logger: Logger): void {
   const actor = res.locals[ACTOR_KEY] as Actor | undefined;
   const problem = problemFromError(error, actor?.kind === 'admin' ? 'admin' : 'customer');
-  if (problem.status >= 500) logger.error('instance-images HTTP request failed', { method: req.method, path: req.originalUrl, code: problem.code, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error), cause: error instanceof Error && error.cause !== undefined ? String(error.cause) : undefined });
+  if (problem.status >= 500)
+    logger.error('instance-images HTTP request failed', {
+      method: req.method,
+      path: req.originalUrl,
+      code: problem.code,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      cause: error instanceof Error && error.cause !== undefined ? String(error.cause) : undefined,
+    });
   if (res.headersSent) {
     // A streamed answer already started: all that is left is to end it.
     res.end();
@@ -102,15 +122,23 @@ function declaredTooLarge(req: Request, limit: number): HttpProblem | null {
 /** Maps body-parser's errors to problems (its own messages never reach the client). */
 function bodyParserProblem(error: unknown): HttpProblem | null {
   // A zlib error: the body is not what its Content-Encoding says (e.g. gzip on plain JSON).
-  if (error instanceof Error && typeof (error as Error & { code?: unknown }).code === 'string' && (error as Error & { code: string }).code.startsWith('Z_')) {
+  if (
+    error instanceof Error &&
+    typeof (error as Error & { code?: unknown }).code === 'string' &&
+    (error as Error & { code: string }).code.startsWith('Z_')
+  ) {
     return new HttpProblem('MALFORMED_JSON', 'The request body could not be decompressed: it does not match its Content-Encoding');
   }
   if (!error || typeof error !== 'object' || !('type' in error) || !('status' in error)) return null;
   const { type, status } = error as { type: unknown; status: unknown };
   if (typeof type !== 'string' || typeof status !== 'number') return null;
-  if (status === 413) return new HttpProblem('PAYLOAD_TOO_LARGE', 'The JSON body is too large', { details: { limitBytes: (error as { limit?: number }).limit ?? null } });
-  if (status === 415) return new HttpProblem('UNSUPPORTED_MEDIA_TYPE', 'The body\'s charset or encoding is not supported; send UTF-8 JSON');
-  if (type === 'entity.parse.failed') return new HttpProblem('MALFORMED_JSON', 'The request body is not valid JSON (an object is expected)');
+  if (status === 413)
+    return new HttpProblem('PAYLOAD_TOO_LARGE', 'The JSON body is too large', {
+      details: { limitBytes: (error as { limit?: number }).limit ?? null },
+    });
+  if (status === 415) return new HttpProblem('UNSUPPORTED_MEDIA_TYPE', "The body's charset or encoding is not supported; send UTF-8 JSON");
+  if (type === 'entity.parse.failed')
+    return new HttpProblem('MALFORMED_JSON', 'The request body is not valid JSON (an object is expected)');
   if (status >= 400 && status < 500) return new HttpProblem('MALFORMED_JSON', 'The request body could not be read');
   return null;
 }
@@ -131,7 +159,10 @@ async function resolveCaller(req: Request, resolveActor: ResolveActor): Promise<
   if (actor === null || actor === undefined) throw new HttpProblem('UNAUTHENTICATED');
   const checked = ActorSchema.safeParse(actor);
   // A malformed actor is the host's bug, not the caller's: answer 500 and log it.
-  if (!checked.success) throw new Error(`resolveActor returned a malformed actor: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!checked.success)
+    throw new Error(
+      `resolveActor returned a malformed actor: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return checked.data;
 }
 
@@ -143,7 +174,12 @@ async function resolveCaller(req: Request, resolveActor: ResolveActor): Promise<
 export function createImagesRouter(options: ImagesRouterOptions): Router {
   const parsed = parseOrThrow(OptionsSchema, options, 'createImagesRouter options');
   const logger = options.logger ?? silentLogger;
-  const runtime: RouteRuntime = { service: options.service, maxIsoUploadBytes: parsed.maxIsoUploadBytes, sseHeartbeatMs: parsed.sseHeartbeatMs, logger };
+  const runtime: RouteRuntime = {
+    service: options.service,
+    maxIsoUploadBytes: parsed.maxIsoUploadBytes,
+    sseHeartbeatMs: parsed.sseHeartbeatMs,
+    logger,
+  };
   const jsonParser = express.json({ limit: parsed.maxJsonBytes, strict: true, type: () => true });
   const router = express.Router();
 

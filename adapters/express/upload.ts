@@ -28,7 +28,12 @@ export class ByteLimit extends Transform {
     this.bytes += chunk.length;
     if (this.bytes > this.limit) {
       this.exceeded = true;
-      callback(new InstanceImagesError('VALIDATION_FAILED', `The upload exceeds the limit of ${this.limit} bytes`, { fields: [{ path: 'body', message: `must be at most ${this.limit} bytes` }], details: { limitBytes: this.limit } }));
+      callback(
+        new InstanceImagesError('VALIDATION_FAILED', `The upload exceeds the limit of ${this.limit} bytes`, {
+          fields: [{ path: 'body', message: `must be at most ${this.limit} bytes` }],
+          details: { limitBytes: this.limit },
+        }),
+      );
       return;
     }
     callback(null, chunk);
@@ -54,7 +59,9 @@ export async function receiveIsoUpload(ctx: RouteContext<unknown, unknown>): Pro
   const header = req.headers['content-length'];
   const declared = header === undefined ? undefined : Number(header);
   if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0)) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'The Content-Length header is not valid', { fields: [{ path: 'content-length', message: 'must be a non-negative integer' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The Content-Length header is not valid', {
+      fields: [{ path: 'content-length', message: 'must be a non-negative integer' }],
+    });
   }
   if (declared !== undefined && declared > maxIsoUploadBytes) {
     // The body is never read: close the connection after answering instead of draining it.
@@ -80,7 +87,10 @@ export async function receiveIsoUpload(ctx: RouteContext<unknown, unknown>): Pro
   });
   req.pipe(limiter);
   try {
-    const iso = await service.catalog.uploadIso(actor, input, limiter, { ...(declared !== undefined ? { sizeBytes: declared } : {}), signal: controller.signal });
+    const iso = await service.catalog.uploadIso(actor, input, limiter, {
+      ...(declared !== undefined ? { sizeBytes: declared } : {}),
+      signal: controller.signal,
+    });
     return { status: 201, body: iso, location: `${req.baseUrl}/admin/isos/${encodeURIComponent(iso.id)}` };
   } catch (error) {
     if (limiter.exceeded) {

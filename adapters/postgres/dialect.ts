@@ -30,7 +30,9 @@ export function advisoryLock(purpose: string, schema: string, key: string): SqlS
 
 function validDate(value: unknown): Date {
   if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
-  throw new InstanceImagesError('VALIDATION_FAILED', 'A timestamp field must be a valid Date', { fields: [{ path: 'timestamp', message: 'must be a valid Date' }] });
+  throw new InstanceImagesError('VALIDATION_FAILED', 'A timestamp field must be a valid Date', {
+    fields: [{ path: 'timestamp', message: 'must be a valid Date' }],
+  });
 }
 
 /** The {@link SqlDialect} of `pg` for tables in `schema`. */

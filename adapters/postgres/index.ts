@@ -4,7 +4,12 @@
  * @module
  */
 export { createPostgresRepositories, type PostgresRepositories } from './repositories';
-export { PostgresRepositoriesOptionsSchema, PostgresSchemaNameSchema, type PostgresRepositoriesOptions, type ParsedPostgresRepositoriesOptions } from './options';
+export {
+  PostgresRepositoriesOptionsSchema,
+  PostgresSchemaNameSchema,
+  type PostgresRepositoriesOptions,
+  type ParsedPostgresRepositoriesOptions,
+} from './options';
 export { migratePostgres, assertPostgresSchemaCurrent, type PostgresMigrationResult } from './migrate';
 export { postgresMigrations } from './migrations';
 export type { Migration } from '../sql-common/migrations';

@@ -6,10 +6,15 @@ import type { Pool } from 'pg';
 import { z } from 'zod';
 
 const isPool = (value: unknown): value is Pool =>
-  typeof value === 'object' && value !== null && typeof (value as { query?: unknown }).query === 'function' && typeof (value as { connect?: unknown }).connect === 'function';
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as { query?: unknown }).query === 'function' &&
+  typeof (value as { connect?: unknown }).connect === 'function';
 
 /** A schema name we create and qualify tables with: lowercase, unquoted-identifier safe. */
-export const PostgresSchemaNameSchema = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be 1–63 lowercase letters, digits or underscores, not starting with a digit');
+export const PostgresSchemaNameSchema = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be 1–63 lowercase letters, digits or underscores, not starting with a digit');
 
 /** Options of {@link createPostgresRepositories}: the host's pool, or a connection string to open one. */
 export interface PostgresRepositoriesOptions {

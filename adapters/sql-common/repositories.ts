@@ -33,7 +33,17 @@ import type {
 } from '../../src/ports/repositories';
 import type { SqlDialect, SqlExecutor, SqlParams } from './dialect';
 import { SqlTable } from './sql-table';
-import { accountLimitsTable, bindingsTable, imagesTable, isosTable, locationSettingsTable, mediaGroupsTable, storagesTable, tasksTable, usageTable } from './tables';
+import {
+  accountLimitsTable,
+  bindingsTable,
+  imagesTable,
+  isosTable,
+  locationSettingsTable,
+  mediaGroupsTable,
+  storagesTable,
+  tasksTable,
+  usageTable,
+} from './tables';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
 const IMAGE_IMMUTABLE = new Set(['id', 'kind', 'accountId', 'createdAt', 'status']);
@@ -77,7 +87,9 @@ export class SqlImageRepository implements ImageRepository {
 
   async countActive(accountId: string): Promise<number> {
     const params = this.table.params();
-    const [row] = await this.table.executor.query(params.statement(`SELECT count(*) AS n FROM ${this.table.ref} WHERE ${activeCustomImages(this.table, params, accountId)}`));
+    const [row] = await this.table.executor.query(
+      params.statement(`SELECT count(*) AS n FROM ${this.table.ref} WHERE ${activeCustomImages(this.table, params, accountId)}`),
+    );
     return Number(row?.['n'] ?? 0);
   }
 
@@ -143,7 +155,9 @@ export class SqlStorageRepository implements StorageRepository {
     const { table, bindings } = this;
     // Bindings go first and in the same transaction, whether or not the database enforces the foreign key.
     const unbindParams = bindings.params();
-    const unbind = unbindParams.statement(`DELETE FROM ${bindings.ref} WHERE ${bindings.col('storageId')} = ${unbindParams.add(id, 'text')}`);
+    const unbind = unbindParams.statement(
+      `DELETE FROM ${bindings.ref} WHERE ${bindings.col('storageId')} = ${unbindParams.add(id, 'text')}`,
+    );
     const deleteParams = table.params();
     const remove = deleteParams.statement(`DELETE FROM ${table.ref} WHERE id = ${deleteParams.add(id, 'text')} RETURNING id`);
     const [, removed] = await table.executor.transaction([unbind, remove]);
@@ -159,8 +173,14 @@ export class SqlStorageRepository implements StorageRepository {
     const sql =
       `INSERT INTO ${bindings.ref} (${columns}) VALUES (${placeholders})` +
       ` ON CONFLICT (${bindings.col('storageId')}, ${bindings.col('hypervisorId')}) DO UPDATE SET ${createdAt} = ${bindings.ref}.${createdAt} RETURNING ${bindings.selectList}`;
-    const [binding] = await bindings.guard(bindings.rows(params.statement(sql)), `${storageId}/${hypervisorId}`, { kind: 'Image storage', id: storageId });
-    if (!binding) throw new InstanceImagesError('CONFLICT', 'The storage binding changed concurrently; try again', { details: { storageId, hypervisorId } });
+    const [binding] = await bindings.guard(bindings.rows(params.statement(sql)), `${storageId}/${hypervisorId}`, {
+      kind: 'Image storage',
+      id: storageId,
+    });
+    if (!binding)
+      throw new InstanceImagesError('CONFLICT', 'The storage binding changed concurrently; try again', {
+        details: { storageId, hypervisorId },
+      });
     return binding;
   }
 
@@ -217,7 +237,10 @@ export class SqlIsoRepository implements IsoRepository {
     return this.table.getBy('id', id);
   }
 
-  async list(filter: { customerVisible?: boolean; storageId?: string; status?: Iso['status'] } = {}, page: ListPage = {}): Promise<Page<Iso>> {
+  async list(
+    filter: { customerVisible?: boolean; storageId?: string; status?: Iso['status'] } = {},
+    page: ListPage = {},
+  ): Promise<Page<Iso>> {
     const params = this.table.params();
     const where: string[] = [];
     equals(where, params, this.table.col('customerVisible'), filter.customerVisible);
@@ -351,7 +374,9 @@ function upsert<T extends object>(table: SqlTable<T>, record: T, keyField: keyof
     .split(', ')
     .filter((column) => column !== key)
     .map((column) => `${column} = excluded.${column}`);
-  return params.statement(`INSERT INTO ${table.ref} (${columns}) VALUES (${placeholders}) ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`);
+  return params.statement(
+    `INSERT INTO ${table.ref} (${columns}) VALUES (${placeholders}) ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`,
+  );
 }
 
 /**
@@ -361,12 +386,17 @@ function upsert<T extends object>(table: SqlTable<T>, record: T, keyField: keyof
 export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor): Repositories {
   return {
     images: new SqlImageRepository(new SqlTable(imagesTable, dialect, executor, 'Image')),
-    storages: new SqlStorageRepository(new SqlTable(storagesTable, dialect, executor, 'Image storage'), new SqlTable(bindingsTable, dialect, executor, 'Storage binding')),
+    storages: new SqlStorageRepository(
+      new SqlTable(storagesTable, dialect, executor, 'Image storage'),
+      new SqlTable(bindingsTable, dialect, executor, 'Storage binding'),
+    ),
     mediaGroups: new SqlMediaGroupRepository(new SqlTable(mediaGroupsTable, dialect, executor, 'Media group')),
     isos: new SqlIsoRepository(new SqlTable(isosTable, dialect, executor, 'ISO')),
     tasks: new SqlTaskRepository(new SqlTable(tasksTable, dialect, executor, 'Task')),
     usage: new SqlUsageRepository(new SqlTable(usageTable, dialect, executor, 'Usage interval')),
-    settings: new SqlSettingsRepository(new SqlTable(locationSettingsTable, dialect, executor, 'Location settings'), new SqlTable(accountLimitsTable, dialect, executor, 'Account limit')),
+    settings: new SqlSettingsRepository(
+      new SqlTable(locationSettingsTable, dialect, executor, 'Location settings'),
+      new SqlTable(accountLimitsTable, dialect, executor, 'Account limit'),
+    ),
   };
 }
-

@@ -94,7 +94,9 @@ export class SqlTable<T extends object> {
   /** The record whose `field` equals `value`, or `null`. */
   async getBy(field: keyof T & string, value: string): Promise<T | null> {
     const params = this.params();
-    const [found] = await this.rows(params.statement(`SELECT ${this.selectList} FROM ${this.ref} WHERE ${this.col(field)} = ${params.add(value, 'text')}`));
+    const [found] = await this.rows(
+      params.statement(`SELECT ${this.selectList} FROM ${this.ref} WHERE ${this.col(field)} = ${params.add(value, 'text')}`),
+    );
     return found ?? null;
   }
 
@@ -119,7 +121,14 @@ export class SqlTable<T extends object> {
     const sets: string[] = [];
     for (const [field, value] of Object.entries(patch)) {
       // `status` changes only through a compare-and-set, or where the table lets update set it (ISOs).
-      if (value === undefined || options.immutable.has(field) || (field === 'status' && options.status) || field === 'updatedAt' || !(field in this.spec.columns)) continue;
+      if (
+        value === undefined ||
+        options.immutable.has(field) ||
+        (field === 'status' && options.status) ||
+        field === 'updatedAt' ||
+        !(field in this.spec.columns)
+      )
+        continue;
       const typed = field as keyof T & string;
       sets.push(`${this.col(typed)} = ${params.add(value, this.spec.columns[typed])}`);
     }
@@ -129,14 +138,18 @@ export class SqlTable<T extends object> {
     if (sets.length === 0) sets.push(`${this.col(keyField)} = ${this.col(keyField)}`);
     const where = [`${this.col(keyField)} = ${params.add(key, 'text')}`];
     if (options.status) where.push(params.inList('status', options.status.from));
-    const [updated] = await this.rows(params.statement(`UPDATE ${this.ref} SET ${sets.join(', ')}${whereClause(where)} RETURNING ${this.selectList}`));
+    const [updated] = await this.rows(
+      params.statement(`UPDATE ${this.ref} SET ${sets.join(', ')}${whereClause(where)} RETURNING ${this.selectList}`),
+    );
     return updated ?? null;
   }
 
   /** Deletes the record whose `keyField` is `key`. @returns whether it existed. */
   async deleteBy(keyField: keyof T & string, key: string): Promise<boolean> {
     const params = this.params();
-    const rows = await this.executor.query(params.statement(`DELETE FROM ${this.ref} WHERE ${this.col(keyField)} = ${params.add(key, 'text')} RETURNING ${this.col(keyField)}`));
+    const rows = await this.executor.query(
+      params.statement(`DELETE FROM ${this.ref} WHERE ${this.col(keyField)} = ${params.add(key, 'text')} RETURNING ${this.col(keyField)}`),
+    );
     return rows.length > 0;
   }
 
@@ -152,9 +165,12 @@ export class SqlTable<T extends object> {
     const conditions = [...where];
     if (page.cursor) {
       const [value, id] = decodeCursor(page.cursor);
-      const sortValue = sortType === 'timestamp' ? (typeof value === 'number' ? new Date(value) : null) : typeof value === 'string' ? value : null;
+      const sortValue =
+        sortType === 'timestamp' ? (typeof value === 'number' ? new Date(value) : null) : typeof value === 'string' ? value : null;
       if (sortValue === null || (sortValue instanceof Date && Number.isNaN(sortValue.getTime()))) {
-        throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid for this list', { fields: [{ path: 'cursor', message: 'is not valid for this list' }] });
+        throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid for this list', {
+          fields: [{ path: 'cursor', message: 'is not valid for this list' }],
+        });
       }
       const op = order.direction === 'asc' ? '>' : '<';
       conditions.push(`(${sortColumn}, ${idColumn}) ${op} (${params.add(sortValue, sortType)}, ${params.add(id, 'text')})`);

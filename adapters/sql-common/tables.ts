@@ -49,7 +49,16 @@ export const imagesTable: TableSpec<Image> = {
 /** `ii_storages`: image storages. */
 export const storagesTable: TableSpec<ImageStorage> = {
   name: 'ii_storages',
-  columns: { id: 'text', name: 'text', driver: 'text', config: 'json', purpose: 'text', enabled: 'boolean', createdAt: 'timestamp', updatedAt: 'timestamp' },
+  columns: {
+    id: 'text',
+    name: 'text',
+    driver: 'text',
+    config: 'json',
+    purpose: 'text',
+    enabled: 'boolean',
+    createdAt: 'timestamp',
+    updatedAt: 'timestamp',
+  },
 };
 
 /** `ii_storage_bindings`: which hypervisors use which storage. */
@@ -113,7 +122,16 @@ export const tasksTable: TableSpec<Task> = {
 /** `ii_usage_intervals`: the billing ledger. */
 export const usageTable: TableSpec<UsageInterval> = {
   name: 'ii_usage_intervals',
-  columns: { id: 'text', imageId: 'text', accountId: 'text', locationId: 'text', sizeBytes: 'bigint', rate: 'text', from: 'timestamp', to: 'timestamp' },
+  columns: {
+    id: 'text',
+    imageId: 'text',
+    accountId: 'text',
+    locationId: 'text',
+    sizeBytes: 'bigint',
+    rate: 'text',
+    from: 'timestamp',
+    to: 'timestamp',
+  },
   // `from` and `to` are reserved words in SQL
   renamed: { from: 'starts_at', to: 'ends_at' },
 };
@@ -121,7 +139,14 @@ export const usageTable: TableSpec<UsageInterval> = {
 /** `ii_location_settings`. */
 export const locationSettingsTable: TableSpec<LocationSettings> = {
   name: 'ii_location_settings',
-  columns: { locationId: 'text', imagesEnabled: 'boolean', pricePerGbMonth: 'text', currency: 'text', defaultImageLimit: 'integer', updatedAt: 'timestamp' },
+  columns: {
+    locationId: 'text',
+    imagesEnabled: 'boolean',
+    pricePerGbMonth: 'text',
+    currency: 'text',
+    defaultImageLimit: 'integer',
+    updatedAt: 'timestamp',
+  },
 };
 
 /** `ii_account_limits`. */

@@ -9,7 +9,9 @@ import type { ColumnType } from '../sql-common/table';
 
 function timestampMs(value: unknown): number {
   if (value instanceof Date && !Number.isNaN(value.getTime())) return value.getTime();
-  throw new InstanceImagesError('VALIDATION_FAILED', 'A timestamp field must be a valid Date', { fields: [{ path: 'timestamp', message: 'must be a valid Date' }] });
+  throw new InstanceImagesError('VALIDATION_FAILED', 'A timestamp field must be a valid Date', {
+    fields: [{ path: 'timestamp', message: 'must be a valid Date' }],
+  });
 }
 
 /** The {@link SqlDialect} of better-sqlite3. */

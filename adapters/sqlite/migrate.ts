@@ -51,8 +51,12 @@ export function assertSqliteSchemaCurrent(db: Database.Database, migrations: rea
   const versions = exists ? appliedVersions(db) : [];
   const pending = pendingMigrations(migrations, versions, 'SQLite');
   if (pending.length > 0) {
-    throw new InstanceImagesError('INVALID_STATE', `The SQLite schema of instance-images is missing versions ${pending.map((m) => m.version).join(', ')}; run migrateSqlite() or pass migrate: true`, {
-      details: { missingVersions: pending.map((m) => m.version) },
-    });
+    throw new InstanceImagesError(
+      'INVALID_STATE',
+      `The SQLite schema of instance-images is missing versions ${pending.map((m) => m.version).join(', ')}; run migrateSqlite() or pass migrate: true`,
+      {
+        details: { missingVersions: pending.map((m) => m.version) },
+      },
+    );
   }
 }

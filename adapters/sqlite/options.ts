@@ -6,7 +6,10 @@ import type Database from 'better-sqlite3';
 import { z } from 'zod';
 
 const isDatabase = (value: unknown): value is Database.Database =>
-  typeof value === 'object' && value !== null && typeof (value as { prepare?: unknown }).prepare === 'function' && typeof (value as { transaction?: unknown }).transaction === 'function';
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as { prepare?: unknown }).prepare === 'function' &&
+  typeof (value as { transaction?: unknown }).transaction === 'function';
 
 /** Options of {@link createSqliteRepositories}: a file to open, or the host's own better-sqlite3 connection. */
 export interface SqliteRepositoriesOptions {

@@ -32,7 +32,11 @@ export interface SqliteRepositories extends Repositories {
  * @throws VALIDATION_FAILED for invalid options; INVALID_STATE when the file was migrated by a newer release.
  */
 export function createSqliteRepositories(options: SqliteRepositoriesOptions): SqliteRepositories {
-  const { filename, database, busyTimeoutMs, migrate } = parseOrThrow(SqliteRepositoriesOptionsSchema, options, 'The SQLite repository options');
+  const { filename, database, busyTimeoutMs, migrate } = parseOrThrow(
+    SqliteRepositoriesOptionsSchema,
+    options,
+    'The SQLite repository options',
+  );
   const owned = database === undefined;
   const db = database ?? new Database(filename, { timeout: busyTimeoutMs });
   try {

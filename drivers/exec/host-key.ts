@@ -58,9 +58,13 @@ export function parseHostKeyPin(pin: string): HostKeyPin {
   }
   for (const fingerprint of revoked) fingerprints.delete(fingerprint);
   if (fingerprints.size === 0) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'The pinned host key is not valid: give an OpenSSH fingerprint (SHA256:...) or a public key line (ssh-ed25519 AAAA...)', {
-      fields: [{ path: 'connection.hostKey', message: 'must be a SHA256: fingerprint or an OpenSSH public key / known_hosts line' }],
-    });
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      'The pinned host key is not valid: give an OpenSSH fingerprint (SHA256:...) or a public key line (ssh-ed25519 AAAA...)',
+      {
+        fields: [{ path: 'connection.hostKey', message: 'must be a SHA256: fingerprint or an OpenSSH public key / known_hosts line' }],
+      },
+    );
   }
   return { fingerprints: [...fingerprints] };
 }

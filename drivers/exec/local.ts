@@ -8,7 +8,11 @@ import { InstanceImagesError } from '../../src/errors';
 import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/ports/executor';
 import { collect, DEFAULT_MAX_BUFFER } from './collect';
 
-function start(argv: readonly string[], options: ExecOptions, pipeStdout: Writable | 'stream' | undefined): { stdout: Readable; done: Promise<ExecResult>; kill(): void } {
+function start(
+  argv: readonly string[],
+  options: ExecOptions,
+  pipeStdout: Writable | 'stream' | undefined,
+): { stdout: Readable; done: Promise<ExecResult>; kill(): void } {
   const [program, ...args] = argv;
   if (program === undefined) throw new InstanceImagesError('VALIDATION_FAILED', 'A command needs a program name');
   if (options.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Cancelled before running ${program}`);

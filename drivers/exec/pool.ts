@@ -40,7 +40,10 @@ export function createExecutorPool(options: ExecutorPoolOptions = {}): ExecutorP
     if (existing && existing.digest === digest) return existing.executor;
     if (existing) void existing.executor.close();
     const { connection } = hypervisor;
-    const executor = createSshExecutor(connection, { ...options.ssh, label: `ssh ${connection.username}@${connection.host}:${connection.port ?? 22} (${hypervisor.name})` });
+    const executor = createSshExecutor(connection, {
+      ...options.ssh,
+      label: `ssh ${connection.username}@${connection.host}:${connection.port ?? 22} (${hypervisor.name})`,
+    });
     executors.set(hypervisor.id, { digest, executor });
     return executor;
   };

@@ -14,7 +14,9 @@ import { InstanceImagesError } from '../../src/errors';
 /** Quotes one argument for a POSIX shell. @throws VALIDATION_FAILED for a NUL byte. */
 export function shellQuote(argument: string): string {
   if (argument.includes('\u0000')) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'A command argument contains a NUL byte', { fields: [{ path: 'argument', message: 'contains a NUL byte' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'A command argument contains a NUL byte', {
+      fields: [{ path: 'argument', message: 'contains a NUL byte' }],
+    });
   }
   if (argument !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(argument)) return argument;
   return `'${argument.replace(/'/g, `'\\''`)}'`;

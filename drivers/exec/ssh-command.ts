@@ -119,7 +119,12 @@ function destroyStdin(stdin: ExecOptions['stdin']): void {
 }
 
 /** Reserves a channel slot and opens the command's channel; on failure nothing is left reserved. */
-async function openCommandChannel(pool: SshConnectionPool, command: string, stop: CommandStop, info: CommandInfo): Promise<{ conn: PooledConnection; channel: ClientChannel }> {
+async function openCommandChannel(
+  pool: SshConnectionPool,
+  command: string,
+  stop: CommandStop,
+  info: CommandInfo,
+): Promise<{ conn: PooledConnection; channel: ClientChannel }> {
   const { program, label, execOptions } = info;
   let conn: PooledConnection;
   try {
@@ -127,7 +132,8 @@ async function openCommandChannel(pool: SshConnectionPool, command: string, stop
   } catch (error) {
     stop.cleanup();
     destroyStdin(execOptions.stdin);
-    if (stop.ended === 'timeout') throw new InstanceImagesError('TIMEOUT', `${program} on ${label} timed out after ${execOptions.timeoutMs} ms`, { cause: error });
+    if (stop.ended === 'timeout')
+      throw new InstanceImagesError('TIMEOUT', `${program} on ${label} timed out after ${execOptions.timeoutMs} ms`, { cause: error });
     throw error;
   }
   try {
@@ -151,10 +157,18 @@ function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin'], kill: ()
 }
 
 /** The outcome of a closed channel: its exit code and output, or why it ended early. */
-function channelOutcome(stop: CommandStop, info: CommandInfo, pool: SshConnectionPool, exit: { code: number | null } | null, dropped: InstanceImagesError | null, output: { stdout: string; stderr: string }): ExecResult {
+function channelOutcome(
+  stop: CommandStop,
+  info: CommandInfo,
+  pool: SshConnectionPool,
+  exit: { code: number | null } | null,
+  dropped: InstanceImagesError | null,
+  output: { stdout: string; stderr: string },
+): ExecResult {
   const { program, label, execOptions } = info;
   if (stop.ended === 'cancelled') throw new InstanceImagesError('CANCELLED', `${program} on ${label} was cancelled`);
-  if (stop.ended === 'timeout') throw new InstanceImagesError('TIMEOUT', `${program} on ${label} timed out after ${execOptions.timeoutMs} ms`);
+  if (stop.ended === 'timeout')
+    throw new InstanceImagesError('TIMEOUT', `${program} on ${label} timed out after ${execOptions.timeoutMs} ms`);
   if (dropped || exit === null) throw dropped ?? pool.unreachable(`the connection dropped while ${program} was running`);
   return { exitCode: exit.code, ...output };
 }
@@ -179,7 +193,13 @@ function endStreamWhenDrained(channel: ClientChannel, out: PassThrough, done: Pr
 }
 
 /** Runs `argv` on a pooled connection; see the module comment. */
-export async function startSshCommand(pool: SshConnectionPool, label: string, argv: readonly string[], execOptions: ExecOptions, stdoutMode: StdoutMode): Promise<ExecStream> {
+export async function startSshCommand(
+  pool: SshConnectionPool,
+  label: string,
+  argv: readonly string[],
+  execOptions: ExecOptions,
+  stdoutMode: StdoutMode,
+): Promise<ExecStream> {
   // `$$` of the login shell's `-c` is the session leader (sshd calls setsid); `exec` keeps that
   // pid for the command, so the command's whole process group can be killed.
   const command = `printf '%s\\n' "$$" >&2; exec ${shellCommand(argv)}`;

@@ -64,7 +64,11 @@ export class SshConnectionPool {
   /** HYPERVISOR_UNREACHABLE for this host, labelled. */
   unreachable(message: string, cause?: unknown): InstanceImagesError {
     const details = { host: this.#connection.host, port: this.#settings.port };
-    return new InstanceImagesError('HYPERVISOR_UNREACHABLE', `${this.#settings.label}: ${message}`, cause === undefined ? { details } : { cause, details });
+    return new InstanceImagesError(
+      'HYPERVISOR_UNREACHABLE',
+      `${this.#settings.label}: ${message}`,
+      cause === undefined ? { details } : { cause, details },
+    );
   }
 
   #wakeOne(): void {
@@ -116,11 +120,16 @@ export class SshConnectionPool {
   #connectionFailure(error: Error & { level?: string }, hostKey: HostKeyCheck, wasReady: boolean): InstanceImagesError {
     const { label, port, readyTimeoutMs } = this.#settings;
     if (hostKey.rejected) {
-      return new InstanceImagesError('HOST_KEY_MISMATCH', `${label} presented the host key ${hostKey.presented ?? 'unknown'}, which is not the pinned key; refusing to connect (update the pinned key only if the host was really re-keyed)`, {
-        details: { host: this.#connection.host, port, presented: hostKey.presented },
-      });
+      return new InstanceImagesError(
+        'HOST_KEY_MISMATCH',
+        `${label} presented the host key ${hostKey.presented ?? 'unknown'}, which is not the pinned key; refusing to connect (update the pinned key only if the host was really re-keyed)`,
+        {
+          details: { host: this.#connection.host, port, presented: hostKey.presented },
+        },
+      );
     }
-    if (error.level === 'client-authentication') return this.unreachable(`authentication as ${this.#connection.username} failed; check that the key is authorized on the host`, error);
+    if (error.level === 'client-authentication')
+      return this.unreachable(`authentication as ${this.#connection.username} failed; check that the key is authorized on the host`, error);
     if (error.level === 'client-timeout') return this.unreachable(`no SSH handshake within ${readyTimeoutMs} ms`, error);
     return this.unreachable(wasReady ? `the connection dropped (${error.message})` : `cannot connect (${error.message})`, error);
   }
@@ -150,9 +159,13 @@ export class SshConnectionPool {
         client.connect(config);
       } catch (error) {
         // ssh2 throws synchronously for an unreadable key; its message never contains the key.
-        const mapped = new InstanceImagesError('VALIDATION_FAILED', `${this.#settings.label}: the private key cannot be used (${error instanceof Error ? error.message : 'unknown reason'})`, {
-          fields: [{ path: 'connection.privateKey', message: 'cannot be parsed (or the passphrase is wrong)' }],
-        });
+        const mapped = new InstanceImagesError(
+          'VALIDATION_FAILED',
+          `${this.#settings.label}: the private key cannot be used (${error instanceof Error ? error.message : 'unknown reason'})`,
+          {
+            fields: [{ path: 'connection.privateKey', message: 'cannot be parsed (or the passphrase is wrong)' }],
+          },
+        );
         settled = true;
         reject(mapped);
         this.discard(conn, mapped);

@@ -52,7 +52,9 @@ export interface SshExecutor extends Executor {
 function positiveInteger(value: number | undefined, fallback: number, field: string): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 1) {
-    throw new InstanceImagesError('VALIDATION_FAILED', `${field} must be a positive integer`, { fields: [{ path: field, message: 'must be a positive integer' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', `${field} must be a positive integer`, {
+      fields: [{ path: field, message: 'must be a positive integer' }],
+    });
   }
   return value;
 }
@@ -84,7 +86,14 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
       channel = await new Promise<ClientChannel>((resolve, reject) => {
         try {
           conn.client.openssh_forwardOutStreamLocal(socketPath, (error, opened) => {
-            if (error) reject(new InstanceImagesError('COMMAND_FAILED', `${label}: sshd refused a channel to the unix socket ${socketPath} (${error.message}); check that it exists and that stream-local forwarding is allowed`, { cause: error }));
+            if (error)
+              reject(
+                new InstanceImagesError(
+                  'COMMAND_FAILED',
+                  `${label}: sshd refused a channel to the unix socket ${socketPath} (${error.message}); check that it exists and that stream-local forwarding is allowed`,
+                  { cause: error },
+                ),
+              );
             else resolve(opened);
           });
         } catch (error) {

@@ -111,7 +111,11 @@ function extend(known: ContextExtents, extents: readonly NbdExtent[]): void {
 
 /** Extents of `known` that overlap `[start, end)`, after dropping those wholly before `start`. */
 function overlapping(known: ContextExtents, start: number, end: number): NbdExtent[] {
-  while (known.head < known.extents.length && (known.extents[known.head] as NbdExtent).offset + (known.extents[known.head] as NbdExtent).length <= start) known.head++;
+  while (
+    known.head < known.extents.length &&
+    (known.extents[known.head] as NbdExtent).offset + (known.extents[known.head] as NbdExtent).length <= start
+  )
+    known.head++;
   if (known.head > 1024) {
     known.extents.splice(0, known.head);
     known.head = 0;
@@ -126,9 +130,17 @@ function overlapping(known: ContextExtents, start: number, end: number): NbdExte
 }
 
 /** Decides, chunk by chunk, what to read; asks block status one window ahead at most. */
-async function* planChunks(client: NbdClient, chunkSize: number, window: number, dirtyContext: string | undefined, signal: AbortSignal): AsyncGenerator<ChunkPlan> {
+async function* planChunks(
+  client: NbdClient,
+  chunkSize: number,
+  window: number,
+  dirtyContext: string | undefined,
+  signal: AbortSignal,
+): AsyncGenerator<ChunkPlan> {
   const { size, blockSize } = client.info;
-  const allocation: ContextExtents | null = client.info.metaContexts.has(BASE_ALLOCATION) ? { name: BASE_ALLOCATION, extents: [], head: 0, end: 0 } : null;
+  const allocation: ContextExtents | null = client.info.metaContexts.has(BASE_ALLOCATION)
+    ? { name: BASE_ALLOCATION, extents: [], head: 0, end: 0 }
+    : null;
   const dirty: ContextExtents | null = dirtyContext === undefined ? null : { name: dirtyContext, extents: [], head: 0, end: 0 };
   const used = [allocation, dirty].filter((c): c is ContextExtents => c !== null);
   for (let index = 0, start = 0; start < size; index++, start += chunkSize) {
@@ -138,7 +150,8 @@ async function* planChunks(client: NbdClient, chunkSize: number, window: number,
       if (used.length === 0 || from >= end) break;
       const status = await client.blockStatus(from, Math.min(window, size - from), { signal });
       for (const known of used) extend(known, status.get(known.name) ?? []);
-      if (Math.min(...used.map((c) => c.end)) <= from) throw new InstanceImagesError('COMMAND_FAILED', `${client.label}: block status at ${from} described nothing`);
+      if (Math.min(...used.map((c) => c.end)) <= from)
+        throw new InstanceImagesError('COMMAND_FAILED', `${client.label}: block status at ${from} described nothing`);
     }
     const position = { index, offset: start, length: end - start };
     if (dirty && !overlapping(dirty, start, end).some((e) => e.flags & NBD_STATE_DIRTY)) {
@@ -188,15 +201,25 @@ async function readChunk(client: NbdClient, plan: ChunkPlan, zeroes: Buffer, sig
 export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOptions = {}): AsyncGenerator<NbdChunk, void, undefined> {
   const chunkSize = wholeNumber(options.chunkSize, DEFAULT_CHUNK_SIZE, 'chunkSize');
   const parallel = wholeNumber(options.parallel, 4, 'parallel');
-  const window = wholeNumber(options.blockStatusWindow, Math.max(chunkSize, 1024 * 1024 * 1024 - ((1024 * 1024 * 1024) % chunkSize)), 'blockStatusWindow');
-  if (chunkSize % client.info.blockSize.minimum !== 0) throw invalid('chunkSize', `must be a multiple of the export's minimum block size ${client.info.blockSize.minimum}`);
+  const window = wholeNumber(
+    options.blockStatusWindow,
+    Math.max(chunkSize, 1024 * 1024 * 1024 - ((1024 * 1024 * 1024) % chunkSize)),
+    'blockStatusWindow',
+  );
+  if (chunkSize % client.info.blockSize.minimum !== 0)
+    throw invalid('chunkSize', `must be a multiple of the export's minimum block size ${client.info.blockSize.minimum}`);
   if (chunkSize > 1024 * 1024 * 1024) throw invalid('chunkSize', 'must be at most 1 GiB');
-  if (window % chunkSize !== 0 || window > 0xffffffff) throw invalid('blockStatusWindow', 'must be a multiple of the chunk size below 4 GiB');
+  if (window % chunkSize !== 0 || window > 0xffffffff)
+    throw invalid('blockStatusWindow', 'must be a multiple of the chunk size below 4 GiB');
   const { dirtyContext } = options;
   if (dirtyContext !== undefined && !client.info.metaContexts.has(dirtyContext)) {
-    throw new InstanceImagesError('INVALID_STATE', `${client.label}: the server did not agree to the context ${JSON.stringify(dirtyContext)}, so the changed chunks cannot be known; read the whole export instead`, {
-      details: { context: dirtyContext },
-    });
+    throw new InstanceImagesError(
+      'INVALID_STATE',
+      `${client.label}: the server did not agree to the context ${JSON.stringify(dirtyContext)}, so the changed chunks cannot be known; read the whole export instead`,
+      {
+        details: { context: dirtyContext },
+      },
+    );
   }
 
   const controller = new AbortController();

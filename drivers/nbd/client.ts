@@ -11,7 +11,15 @@ import { InstanceImagesError } from '../../src/errors';
 import { ByteReader } from './byte-reader';
 import { Coverage } from './coverage';
 import { negotiate, type NbdExportInfo } from './negotiate';
-import { BASE_ALLOCATION, type NbdClient, type NbdClientStats, type NbdConnectOptions, type NbdExtent, type NbdReadOptions, type NbdRequestOptions } from './types';
+import {
+  BASE_ALLOCATION,
+  type NbdClient,
+  type NbdClientStats,
+  type NbdConnectOptions,
+  type NbdExtent,
+  type NbdReadOptions,
+  type NbdRequestOptions,
+} from './types';
 import {
   decodeBlockStatus,
   decodeErrorChunk,
@@ -121,13 +129,18 @@ class NbdConnection implements NbdClient {
 
   /** The error a read from the stream gets once it has ended. */
   closedError(cause?: unknown): InstanceImagesError {
-    if (this.#closing && this.#pending.size === 0) return new InstanceImagesError('INVALID_STATE', `${this.label}: the connection is closed`);
+    if (this.#closing && this.#pending.size === 0)
+      return new InstanceImagesError('INVALID_STATE', `${this.label}: the connection is closed`);
     return this.#dropped(cause);
   }
 
   #dropped(cause?: unknown): InstanceImagesError {
     const unanswered = this.#pending.size;
-    return new InstanceImagesError('HYPERVISOR_UNREACHABLE', `${this.label}: the connection to the NBD server dropped${unanswered > 0 ? ` with ${unanswered} request(s) unanswered` : ''}`, cause === undefined ? {} : { cause });
+    return new InstanceImagesError(
+      'HYPERVISOR_UNREACHABLE',
+      `${this.label}: the connection to the NBD server dropped${unanswered > 0 ? ` with ${unanswered} request(s) unanswered` : ''}`,
+      cause === undefined ? {} : { cause },
+    );
   }
 
   #fail(error: InstanceImagesError): void {
@@ -174,22 +187,40 @@ class NbdConnection implements NbdClient {
   }
 
   #checkRange(offset: number, length: number, what: string): void {
-    const bad = (message: string) => new InstanceImagesError('VALIDATION_FAILED', `${this.label}: cannot ${what} ${length} bytes at ${offset}: ${message}`, { fields: [{ path: 'offset', message }] });
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 1) throw bad('offset and length must be integers, length at least 1');
+    const bad = (message: string) =>
+      new InstanceImagesError('VALIDATION_FAILED', `${this.label}: cannot ${what} ${length} bytes at ${offset}: ${message}`, {
+        fields: [{ path: 'offset', message }],
+      });
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 1)
+      throw bad('offset and length must be integers, length at least 1');
     if (offset + length > this.info.size) throw bad(`the export has ${this.info.size} bytes`);
     const { minimum } = this.info.blockSize;
-    if (offset % minimum !== 0 || (length % minimum !== 0 && offset + length !== this.info.size)) throw bad(`the server requires multiples of ${minimum} bytes`);
+    if (offset % minimum !== 0 || (length % minimum !== 0 && offset + length !== this.info.size))
+      throw bad(`the server requires multiples of ${minimum} bytes`);
   }
 
   /** Sends a request once a slot is free; close() waits for every request accepted before it. */
-  async #request(kind: Pending['kind'], offset: number, length: number, signal: AbortSignal | undefined, target: Buffer | null, targetOffset: number): Promise<Pending> {
+  async #request(
+    kind: Pending['kind'],
+    offset: number,
+    length: number,
+    signal: AbortSignal | undefined,
+    target: Buffer | null,
+    targetOffset: number,
+  ): Promise<Pending> {
     this.#usable();
     this.#accepted++;
     try {
       await this.#acquire(signal);
       if (this.#failure || signal?.aborted) {
         this.#release();
-        throw this.#failure ?? new InstanceImagesError('CANCELLED', `${this.label}: the ${kind} of ${length} bytes at ${offset} was cancelled before it was sent`);
+        throw (
+          this.#failure ??
+          new InstanceImagesError(
+            'CANCELLED',
+            `${this.label}: the ${kind} of ${length} bytes at ${offset} was cancelled before it was sent`,
+          )
+        );
       }
       return await this.#send(kind, offset, length, signal, target, targetOffset);
     } finally {
@@ -202,7 +233,14 @@ class NbdConnection implements NbdClient {
     if (this.#accepted === 0 && this.#pending.size === 0) this.#drained?.();
   }
 
-  #send(kind: Pending['kind'], offset: number, length: number, signal: AbortSignal | undefined, target: Buffer | null, targetOffset: number): Promise<Pending> {
+  #send(
+    kind: Pending['kind'],
+    offset: number,
+    length: number,
+    signal: AbortSignal | undefined,
+    target: Buffer | null,
+    targetOffset: number,
+  ): Promise<Pending> {
     const handle = this.#nextHandle++;
     return new Promise<Pending>((resolve, reject) => {
       let timer: NodeJS.Timeout | null = null;
@@ -237,7 +275,16 @@ class NbdConnection implements NbdClient {
       this.#pending.set(handle, pending);
       signal?.addEventListener('abort', onAbort, { once: true });
       if (this.#timeoutMs > 0) {
-        timer = setTimeout(() => this.#fail(new InstanceImagesError('TIMEOUT', `${this.label}: no reply to a ${kind} of ${length} bytes at ${offset} within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+        timer = setTimeout(
+          () =>
+            this.#fail(
+              new InstanceImagesError(
+                'TIMEOUT',
+                `${this.label}: no reply to a ${kind} of ${length} bytes at ${offset} within ${this.#timeoutMs} ms`,
+              ),
+            ),
+          this.#timeoutMs,
+        );
       }
       this.#stream.write(encodeRequest({ flags: 0, type: kind === 'read' ? NBD_CMD_READ : NBD_CMD_BLOCK_STATUS, handle, offset, length }));
     });
@@ -246,11 +293,19 @@ class NbdConnection implements NbdClient {
   async read(offset: number, length: number, options: NbdReadOptions = {}): Promise<Buffer> {
     this.#checkRange(offset, length, 'read');
     if (length > this.maxReadBytes) {
-      throw new InstanceImagesError('VALIDATION_FAILED', `${this.label}: a read of ${length} bytes is longer than the limit of ${this.maxReadBytes}; split it`, { fields: [{ path: 'length', message: `at most ${this.maxReadBytes}` }] });
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        `${this.label}: a read of ${length} bytes is longer than the limit of ${this.maxReadBytes}; split it`,
+        { fields: [{ path: 'length', message: `at most ${this.maxReadBytes}` }] },
+      );
     }
     const intoOffset = options.intoOffset ?? 0;
     if (options.into && (!Number.isSafeInteger(intoOffset) || intoOffset < 0 || intoOffset + length > options.into.length)) {
-      throw new InstanceImagesError('VALIDATION_FAILED', `${this.label}: the target buffer has no room for ${length} bytes at ${intoOffset}`, { fields: [{ path: 'into', message: 'too small' }] });
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        `${this.label}: the target buffer has no room for ${length} bytes at ${intoOffset}`,
+        { fields: [{ path: 'into', message: 'too small' }] },
+      );
     }
     const target = options.into ?? Buffer.allocUnsafe(length);
     this.#stats.readRequests++;
@@ -260,9 +315,15 @@ class NbdConnection implements NbdClient {
   }
 
   async blockStatus(offset: number, length: number, options: NbdRequestOptions = {}): Promise<Map<string, NbdExtent[]>> {
-    if (this.#contextNames.size === 0) throw new InstanceImagesError('INVALID_STATE', `${this.label}: no metadata context was negotiated, so block status is not available`);
+    if (this.#contextNames.size === 0)
+      throw new InstanceImagesError('INVALID_STATE', `${this.label}: no metadata context was negotiated, so block status is not available`);
     this.#checkRange(offset, Math.min(length, MAX_BLOCK_STATUS_LENGTH), 'query block status of');
-    if (length > MAX_BLOCK_STATUS_LENGTH) throw new InstanceImagesError('VALIDATION_FAILED', `${this.label}: block status of at most ${MAX_BLOCK_STATUS_LENGTH} bytes at once`, { fields: [{ path: 'length', message: 'too long' }] });
+    if (length > MAX_BLOCK_STATUS_LENGTH)
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        `${this.label}: block status of at most ${MAX_BLOCK_STATUS_LENGTH} bytes at once`,
+        { fields: [{ path: 'length', message: 'too long' }] },
+      );
     this.#stats.blockStatusRequests++;
     const pending = await this.#request('block-status', offset, length, options.signal, null, 0);
     const result = new Map<string, NbdExtent[]>();
@@ -298,9 +359,13 @@ class NbdConnection implements NbdClient {
   #serverError(pending: Pending, errno: number, message: string): InstanceImagesError {
     const name = nbdErrnoName(errno);
     const text = message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
-    return new InstanceImagesError('COMMAND_FAILED', `${this.label}: the NBD server failed the ${pending.kind} of ${pending.length} bytes at ${pending.offset}: ${name}${text ? ` (${text})` : ''}`, {
-      details: { nbdError: name },
-    });
+    return new InstanceImagesError(
+      'COMMAND_FAILED',
+      `${this.label}: the NBD server failed the ${pending.kind} of ${pending.length} bytes at ${pending.offset}: ${name}${text ? ` (${text})` : ''}`,
+      {
+        details: { nbdError: name },
+      },
+    );
   }
 
   #finish(handle: bigint, pending: Pending, error: InstanceImagesError | null): void {
@@ -315,7 +380,8 @@ class NbdConnection implements NbdClient {
     const pending = this.#lookup(handle);
     if (error !== 0) return this.#finish(handle, pending, this.#serverError(pending, error, ''));
     if (pending.kind !== 'read') throw nbdProtocolError(this.label, 'a simple reply without status to BLOCK_STATUS');
-    if ((pending.coverage as Coverage).covered > 0) throw nbdProtocolError(this.label, 'a simple reply after structured chunks for the same read');
+    if ((pending.coverage as Coverage).covered > 0)
+      throw nbdProtocolError(this.label, 'a simple reply after structured chunks for the same read');
     // A simple reply carries exactly the bytes asked for: bounded by the request.
     await this.#reader.consume(pending.length, (piece, at) => pending.target?.set(piece, pending.targetOffset + at));
     this.#stats.dataBytesReceived += pending.length;
@@ -327,21 +393,25 @@ class NbdConnection implements NbdClient {
     if (!this.info.structuredReplies) throw nbdProtocolError(this.label, 'a structured reply, which was not negotiated');
     const { type, length } = header;
     if (type === NBD_REPLY_TYPE_NONE) {
-      if (length !== 0 || (header.flags & NBD_REPLY_FLAG_DONE) === 0) throw nbdProtocolError(this.label, 'NBD_REPLY_TYPE_NONE with a payload or without the DONE flag');
+      if (length !== 0 || (header.flags & NBD_REPLY_FLAG_DONE) === 0)
+        throw nbdProtocolError(this.label, 'NBD_REPLY_TYPE_NONE with a payload or without the DONE flag');
     } else if (type === NBD_REPLY_TYPE_OFFSET_DATA || type === NBD_REPLY_TYPE_OFFSET_HOLE) {
       await this.#contentChunk(pending, type, length);
     } else if (type === NBD_REPLY_TYPE_BLOCK_STATUS) {
       if (pending.kind !== 'block-status') throw nbdProtocolError(this.label, 'block status in reply to a read');
-      if (length > 4 + 8 * this.#maxExtents) throw nbdProtocolError(this.label, `a block status reply of ${length} bytes (more than ${this.#maxExtents} descriptors)`);
+      if (length > 4 + 8 * this.#maxExtents)
+        throw nbdProtocolError(this.label, `a block status reply of ${length} bytes (more than ${this.#maxExtents} descriptors)`);
       const { contextId, descriptors } = decodeBlockStatus(await this.#reader.read(length), pending.length, this.label);
-      if (!this.#contextNames.has(contextId)) throw nbdProtocolError(this.label, `block status for context id ${contextId}, which was not negotiated`);
+      if (!this.#contextNames.has(contextId))
+        throw nbdProtocolError(this.label, `block status for context id ${contextId}, which was not negotiated`);
       if (pending.statuses.has(contextId)) throw nbdProtocolError(this.label, `two block status chunks for context id ${contextId}`);
       pending.statuses.set(contextId, descriptors);
     } else if (type & NBD_REPLY_TYPE_ERROR_BIT) {
       if (length > MAX_ERROR_CHUNK) throw nbdProtocolError(this.label, `an error chunk of ${length} bytes`);
       const chunk = decodeErrorChunk(type, await this.#reader.read(length), this.label);
       if (chunk.errno === 0) throw nbdProtocolError(this.label, 'an error chunk with error value 0');
-      if (chunk.offset !== undefined && (chunk.offset < pending.offset || chunk.offset >= pending.offset + pending.length)) throw nbdProtocolError(this.label, 'an error offset outside the request');
+      if (chunk.offset !== undefined && (chunk.offset < pending.offset || chunk.offset >= pending.offset + pending.length))
+        throw nbdProtocolError(this.label, 'an error offset outside the request');
       pending.error ??= this.#serverError(pending, chunk.errno, chunk.message);
     } else {
       throw nbdProtocolError(this.label, `an unknown reply chunk type ${type}`);
@@ -361,12 +431,14 @@ class NbdConnection implements NbdClient {
     if (!coverage) throw nbdProtocolError(this.label, 'read data in reply to block status');
     const isData = type === NBD_REPLY_TYPE_OFFSET_DATA;
     // Never trust the chunk's length beyond the request: checked before any payload byte is taken.
-    if (isData ? length < 9 || length - 8 > pending.length : length !== 12) throw nbdProtocolError(this.label, `a ${isData ? 'data' : 'hole'} chunk of ${length} bytes for a read of ${pending.length}`);
+    if (isData ? length < 9 || length - 8 > pending.length : length !== 12)
+      throw nbdProtocolError(this.label, `a ${isData ? 'data' : 'hole'} chunk of ${length} bytes for a read of ${pending.length}`);
     const head = await this.#reader.read(isData ? 8 : 12);
     const offset = head.readBigUInt64BE(0);
     const size = isData ? length - 8 : head.readUInt32BE(8);
     const relative = offset - BigInt(pending.offset);
-    const problem = relative < 0n || relative > BigInt(pending.length) ? 'an offset outside the request' : coverage.add(Number(relative), size);
+    const problem =
+      relative < 0n || relative > BigInt(pending.length) ? 'an offset outside the request' : coverage.add(Number(relative), size);
     if (problem) throw nbdProtocolError(this.label, `a ${isData ? 'data' : 'hole'} chunk with ${problem}`);
     const at = pending.targetOffset + Number(relative);
     if (isData) {
@@ -424,7 +496,13 @@ export async function connectNbd(stream: Duplex, options: NbdConnectOptions = {}
   let ended: 'cancelled' | 'timeout' | null = null;
   stream.on('error', (error) => (streamError ??= error));
   const reader = new ByteReader(stream, () =>
-    client ? client.closedError(streamError) : new InstanceImagesError('HYPERVISOR_UNREACHABLE', `${label}: the connection closed during the NBD handshake`, streamError === undefined ? {} : { cause: streamError }),
+    client
+      ? client.closedError(streamError)
+      : new InstanceImagesError(
+          'HYPERVISOR_UNREACHABLE',
+          `${label}: the connection closed during the NBD handshake`,
+          streamError === undefined ? {} : { cause: streamError },
+        ),
   );
   const stop = (why: 'cancelled' | 'timeout') => {
     ended ??= why;
@@ -442,7 +520,8 @@ export async function connectNbd(stream: Duplex, options: NbdConnectOptions = {}
     stream.destroy();
     reader.discardRest();
     if (ended === 'cancelled') throw new InstanceImagesError('CANCELLED', `${label}: the NBD handshake was cancelled`);
-    if (ended === 'timeout') throw new InstanceImagesError('TIMEOUT', `${label}: no NBD handshake within ${settings.handshakeTimeoutMs} ms`);
+    if (ended === 'timeout')
+      throw new InstanceImagesError('TIMEOUT', `${label}: no NBD handshake within ${settings.handshakeTimeoutMs} ms`);
     throw error;
   } finally {
     clearTimeout(timer);
@@ -459,7 +538,13 @@ export async function connectNbdUnix(socketPath: string, options: NbdConnectOpti
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new InstanceImagesError('HYPERVISOR_UNREACHABLE', `cannot connect to the NBD socket ${socketPath} (${error.code ?? error.message})`, { cause: error })),
+      reject(
+        new InstanceImagesError(
+          'HYPERVISOR_UNREACHABLE',
+          `cannot connect to the NBD socket ${socketPath} (${error.code ?? error.message})`,
+          { cause: error },
+        ),
+      ),
     );
   });
   return connectNbd(socket, { label: `NBD export ${JSON.stringify(options.exportName ?? '')} at ${socketPath}`, ...options });

@@ -18,4 +18,11 @@ export {
 } from './types';
 export type { NbdBlockSize, NbdExportInfo } from './negotiate';
 export { NBD_STATE_DIRTY, NBD_STATE_HOLE, NBD_STATE_ZERO } from './protocol';
-export { DEFAULT_CHUNK_SIZE, readNbdChunks, type ChunkPosition, type ChunkProgress, type NbdChunk, type ReadNbdChunksOptions } from './chunks';
+export {
+  DEFAULT_CHUNK_SIZE,
+  readNbdChunks,
+  type ChunkPosition,
+  type ChunkProgress,
+  type NbdChunk,
+  type ReadNbdChunksOptions,
+} from './chunks';

@@ -73,21 +73,31 @@ const DEFAULT_MAX_REQUEST = 32 * 1024 * 1024;
 async function readOptionReply(reader: ByteReader, option: number, label: string): Promise<OptionReplyHeader & { payload: Buffer }> {
   const header = decodeOptionReplyHeader(await reader.read(20), label);
   if (header.option !== option) throw nbdProtocolError(label, `a reply to option ${header.option} while option ${option} was asked`);
-  if (header.length > MAX_OPTION_REPLY) throw nbdProtocolError(label, `an option reply of ${header.length} bytes (at most ${MAX_OPTION_REPLY} accepted)`);
+  if (header.length > MAX_OPTION_REPLY)
+    throw nbdProtocolError(label, `an option reply of ${header.length} bytes (at most ${MAX_OPTION_REPLY} accepted)`);
   return { ...header, payload: await reader.read(header.length) };
 }
 
 /** The server's text of an option error, made printable and short. */
 function serverText(payload: Buffer): string {
-  const text = payload.toString('utf8').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  const text = payload
+    .toString('utf8')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 200);
   return text.length > 0 ? ` (${text})` : '';
 }
 
 function optionRefused(label: string, what: string, reply: OptionReplyHeader & { payload: Buffer }): InstanceImagesError {
   const name = optionErrorName(reply.type);
   const hint =
-    name === 'NBD_REP_ERR_UNKNOWN' ? ' — no export by that name' : name === 'NBD_REP_ERR_TLS_REQD' ? ' — the server requires TLS, which this client does not speak' : '';
-  return new InstanceImagesError('COMMAND_FAILED', `${label}: the NBD server refused ${what}: ${name}${hint}${serverText(reply.payload)}`, { details: { nbd: name } });
+    name === 'NBD_REP_ERR_UNKNOWN'
+      ? ' — no export by that name'
+      : name === 'NBD_REP_ERR_TLS_REQD'
+        ? ' — the server requires TLS, which this client does not speak'
+        : '';
+  return new InstanceImagesError('COMMAND_FAILED', `${label}: the NBD server refused ${what}: ${name}${hint}${serverText(reply.payload)}`, {
+    details: { nbd: name },
+  });
 }
 
 async function negotiateStructuredReplies(reader: ByteReader, out: Writable, label: string): Promise<boolean> {
@@ -101,7 +111,13 @@ async function negotiateStructuredReplies(reader: ByteReader, out: Writable, lab
   throw nbdProtocolError(label, `reply type ${reply.type} to NBD_OPT_STRUCTURED_REPLY`);
 }
 
-async function negotiateMetaContexts(reader: ByteReader, out: Writable, exportName: string, queries: readonly string[], label: string): Promise<Map<string, number>> {
+async function negotiateMetaContexts(
+  reader: ByteReader,
+  out: Writable,
+  exportName: string,
+  queries: readonly string[],
+  label: string,
+): Promise<Map<string, number>> {
   const contexts = new Map<string, number>();
   out.write(encodeOption(NBD_OPT_SET_META_CONTEXT, encodeMetaContextPayload(exportName, queries, label)));
   for (;;) {
@@ -110,7 +126,8 @@ async function negotiateMetaContexts(reader: ByteReader, out: Writable, exportNa
     if (reply.type === NBD_REP_META_CONTEXT) {
       const { id, name } = decodeMetaContext(reply.payload, label);
       // Only exact names are queried, so the server may only agree to those, each once.
-      if (!queries.includes(name) || contexts.has(name)) throw nbdProtocolError(label, `a metadata context that was not asked for: ${JSON.stringify(name.slice(0, 100))}`);
+      if (!queries.includes(name) || contexts.has(name))
+        throw nbdProtocolError(label, `a metadata context that was not asked for: ${JSON.stringify(name.slice(0, 100))}`);
       if ([...contexts.values()].includes(id)) throw nbdProtocolError(label, `context id ${id} given twice`);
       contexts.set(name, id);
       continue;
@@ -147,13 +164,23 @@ async function go(reader: ByteReader, out: Writable, exportName: string, label: 
  * @throws COMMAND_FAILED when the peer is not a fixed-newstyle NBD server, breaks the protocol or
  * refuses the export; the reader's closed error when the connection ends.
  */
-export async function negotiate(reader: ByteReader, out: Writable, exportName: string, queries: readonly string[], label: string): Promise<NbdExportInfo> {
+export async function negotiate(
+  reader: ByteReader,
+  out: Writable,
+  exportName: string,
+  queries: readonly string[],
+  label: string,
+): Promise<NbdExportInfo> {
   const { handshakeFlags } = decodeGreeting(await reader.read(18), label);
   out.write(encodeClientFlags(handshakeFlags));
   const structuredReplies = await negotiateStructuredReplies(reader, out, label);
-  const metaContexts = structuredReplies && queries.length > 0 ? await negotiateMetaContexts(reader, out, exportName, queries, label) : new Map<string, number>();
+  const metaContexts =
+    structuredReplies && queries.length > 0
+      ? await negotiateMetaContexts(reader, out, exportName, queries, label)
+      : new Map<string, number>();
   const exported = await go(reader, out, exportName, label);
-  if ((exported.transmissionFlags & NBD_FLAG_HAS_FLAGS) === 0) throw nbdProtocolError(label, 'transmission flags without NBD_FLAG_HAS_FLAGS');
+  if ((exported.transmissionFlags & NBD_FLAG_HAS_FLAGS) === 0)
+    throw nbdProtocolError(label, 'transmission flags without NBD_FLAG_HAS_FLAGS');
   return {
     name: exportName,
     size: exported.size,

@@ -109,7 +109,16 @@ const OPTION_REPLY_ERRORS: Record<number, string> = {
   9: 'NBD_REP_ERR_TOO_BIG',
 };
 
-const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 5: 'EIO', 12: 'ENOMEM', 22: 'EINVAL', 28: 'ENOSPC', 75: 'EOVERFLOW', 95: 'ENOTSUP', 108: 'ESHUTDOWN' };
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM',
+  5: 'EIO',
+  12: 'ENOMEM',
+  22: 'EINVAL',
+  28: 'ENOSPC',
+  75: 'EOVERFLOW',
+  95: 'ENOTSUP',
+  108: 'ESHUTDOWN',
+};
 
 /** The name of an NBD error value (`EIO`), or `error N` for one the protocol does not define. */
 export function nbdErrnoName(errno: number): string {
@@ -127,7 +136,9 @@ export function optionErrorName(type: number): string {
  * reason in `details.nbd`. The connection is unusable afterwards.
  */
 export function nbdProtocolError(label: string, message: string, details: Record<string, unknown> = {}): InstanceImagesError {
-  return new InstanceImagesError('COMMAND_FAILED', `${label}: the NBD server broke the protocol: ${message}`, { details: { ...details, nbd: 'protocol-violation' } });
+  return new InstanceImagesError('COMMAND_FAILED', `${label}: the NBD server broke the protocol: ${message}`, {
+    details: { ...details, nbd: 'protocol-violation' },
+  });
 }
 
 function u64(buffer: Buffer, at: number, label: string, field: string): number {
@@ -149,12 +160,15 @@ function utf8(value: string, label: string, field: string): Buffer {
 /** Decodes the 18-byte server greeting; returns the handshake flags. */
 export function decodeGreeting(buffer: Buffer, label: string): { handshakeFlags: number } {
   if (buffer.length !== 18) throw nbdProtocolError(label, `greeting of ${buffer.length} bytes`);
-  if (buffer.readBigUInt64BE(0) !== NBD_MAGIC) throw nbdProtocolError(label, 'the peer did not greet with NBDMAGIC (is this an NBD socket?)');
+  if (buffer.readBigUInt64BE(0) !== NBD_MAGIC)
+    throw nbdProtocolError(label, 'the peer did not greet with NBDMAGIC (is this an NBD socket?)');
   const second = buffer.readBigUInt64BE(8);
-  if (second === NBD_OLDSTYLE_MAGIC) throw nbdProtocolError(label, 'the server speaks the oldstyle handshake, which cannot negotiate structured replies or block status');
+  if (second === NBD_OLDSTYLE_MAGIC)
+    throw nbdProtocolError(label, 'the server speaks the oldstyle handshake, which cannot negotiate structured replies or block status');
   if (second !== NBD_OPTS_MAGIC) throw nbdProtocolError(label, 'unknown handshake magic');
   const handshakeFlags = buffer.readUInt16BE(16);
-  if ((handshakeFlags & NBD_FLAG_FIXED_NEWSTYLE) === 0) throw nbdProtocolError(label, 'the server does not offer the fixed newstyle handshake');
+  if ((handshakeFlags & NBD_FLAG_FIXED_NEWSTYLE) === 0)
+    throw nbdProtocolError(label, 'the server does not offer the fixed newstyle handshake');
   return { handshakeFlags };
 }
 
@@ -242,7 +256,14 @@ export function decodeInfo(payload: Buffer, label: string): ExportInfoItem {
     const minimum = payload.readUInt32BE(2);
     const preferred = payload.readUInt32BE(6);
     const maximum = payload.readUInt32BE(10);
-    if (!isPowerOfTwo(minimum) || minimum > 65536 || !isPowerOfTwo(preferred) || preferred < minimum || maximum < minimum || (maximum !== 0xffffffff && maximum % minimum !== 0)) {
+    if (
+      !isPowerOfTwo(minimum) ||
+      minimum > 65536 ||
+      !isPowerOfTwo(preferred) ||
+      preferred < minimum ||
+      maximum < minimum ||
+      (maximum !== 0xffffffff && maximum % minimum !== 0)
+    ) {
       throw nbdProtocolError(label, `inconsistent block size constraints (minimum ${minimum}, preferred ${preferred}, maximum ${maximum})`);
     }
     return { type: 'block-size', minimum, preferred, maximum };
@@ -252,7 +273,8 @@ export function decodeInfo(payload: Buffer, label: string): ExportInfoItem {
 
 /** Decodes the payload of `NBD_REP_META_CONTEXT`: the id the server gave a context and its name. */
 export function decodeMetaContext(payload: Buffer, label: string): { id: number; name: string } {
-  if (payload.length < 5 || payload.length > 4 + NBD_MAX_STRING) throw nbdProtocolError(label, `NBD_REP_META_CONTEXT of ${payload.length} bytes`);
+  if (payload.length < 5 || payload.length > 4 + NBD_MAX_STRING)
+    throw nbdProtocolError(label, `NBD_REP_META_CONTEXT of ${payload.length} bytes`);
   return { id: payload.readUInt32BE(0), name: payload.subarray(4).toString('utf8') };
 }
 
@@ -301,7 +323,12 @@ export interface StructuredChunkHeader {
 
 /** Decodes the rest of a structured reply chunk header. */
 export function decodeStructuredHeader(buffer: Buffer): StructuredChunkHeader {
-  return { flags: buffer.readUInt16BE(0), type: buffer.readUInt16BE(2), handle: buffer.readBigUInt64BE(4), length: buffer.readUInt32BE(12) };
+  return {
+    flags: buffer.readUInt16BE(0),
+    type: buffer.readUInt16BE(2),
+    handle: buffer.readBigUInt64BE(4),
+    length: buffer.readUInt32BE(12),
+  };
 }
 
 /** One block status descriptor: a run of bytes and its status flags. */
@@ -313,8 +340,13 @@ export interface BlockStatusDescriptor {
 }
 
 /** Decodes an `NBD_REPLY_TYPE_BLOCK_STATUS` payload, checking that the runs fit in `requested` bytes. */
-export function decodeBlockStatus(payload: Buffer, requested: number, label: string): { contextId: number; descriptors: BlockStatusDescriptor[] } {
-  if (payload.length < 12 || (payload.length - 4) % 8 !== 0) throw nbdProtocolError(label, `block status payload of ${payload.length} bytes`);
+export function decodeBlockStatus(
+  payload: Buffer,
+  requested: number,
+  label: string,
+): { contextId: number; descriptors: BlockStatusDescriptor[] } {
+  if (payload.length < 12 || (payload.length - 4) % 8 !== 0)
+    throw nbdProtocolError(label, `block status payload of ${payload.length} bytes`);
   const contextId = payload.readUInt32BE(0);
   const descriptors: BlockStatusDescriptor[] = [];
   let total = 0;

@@ -15,4 +15,8 @@ export { nfsStorageDriver } from './nfs';
 export { s3StorageDriver } from './s3';
 
 /** The built-in storage driver factories: `local`, `nfs` and `s3`. */
-export const builtinStorageDrivers: readonly StorageDriverFactory[] = [localStorageDriver as StorageDriverFactory, nfsStorageDriver as StorageDriverFactory, s3StorageDriver as StorageDriverFactory];
+export const builtinStorageDrivers: readonly StorageDriverFactory[] = [
+  localStorageDriver as StorageDriverFactory,
+  nfsStorageDriver as StorageDriverFactory,
+  s3StorageDriver as StorageDriverFactory,
+];

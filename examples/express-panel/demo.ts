@@ -32,14 +32,19 @@ function virshAnswers(): boolean {
 
 function ensureLibvirt(): void {
   if (virshAnswers()) return;
-  if (noInstall) throw new Error('libvirt is not running on qemu:///system; start it (bash scripts/setup-hypervisor.sh) or drop --no-install');
+  if (noInstall)
+    throw new Error('libvirt is not running on qemu:///system; start it (bash scripts/setup-hypervisor.sh) or drop --no-install');
   step('Installing and starting libvirt/QEMU (scripts/setup-hypervisor.sh)');
   const result = spawnSync('bash', [join(root, 'scripts/setup-hypervisor.sh'), 'start'], { stdio: 'inherit' });
   if (result.status !== 0 || !virshAnswers()) throw new Error('scripts/setup-hypervisor.sh failed; see its output above');
 }
 
 async function api<T>(panel: Panel, method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
-  const res = await fetch(`${panel.url}/api${path}`, { method, headers: { ...headers, ...extraHeaders }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await fetch(`${panel.url}/api${path}`, {
+    method,
+    headers: { ...headers, ...extraHeaders },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   const text = await res.text();
   const parsed = text ? (JSON.parse(text) as unknown) : null;
   if (!res.ok) throw new Error(`${method} ${path} → ${res.status}: ${JSON.stringify(parsed)}`);
@@ -108,46 +113,101 @@ async function main(): Promise<void> {
   };
   try {
     step('Creating a throwaway TCG demo guest');
-    const guest = createTestGuest({ name: `ii-demo-${suffix}`, diskMiB: 256, cdrom: false, agentChannel: false, writes: ['write -P 0xab 0 8M', 'write -P 0xcd 128M 8M'] });
+    const guest = createTestGuest({
+      name: `ii-demo-${suffix}`,
+      diskMiB: 256,
+      cdrom: false,
+      agentChannel: false,
+      writes: ['write -P 0xab 0 8M', 'write -P 0xcd 128M 8M'],
+    });
     guests.push(guest);
     say(`  domain ${guest.name} is running (disk ${guest.primaryPath})`);
 
     panel = await startPanel({
       dataDir,
-      instances: [{ id: 'vm-demo', name: 'demo-web-1', accountId: account, locationId: DEMO_LOCATION, hypervisorId: DEMO_HYPERVISOR, domainName: guest.name }],
+      instances: [
+        {
+          id: 'vm-demo',
+          name: 'demo-web-1',
+          accountId: account,
+          locationId: DEMO_LOCATION,
+          hypervisorId: DEMO_HYPERVISOR,
+          domainName: guest.name,
+        },
+      ],
     });
     step(`Example panel listening on ${panel.url}`);
     say(`  My Images page: ${panel.url}/?account=${account}`);
     say(`  OpenAPI:        ${panel.url}/api/openapi.json`);
 
     step('Create Image from the running instance (live, no power-down)');
-    const created = await api<{ image: { id: string; name: string }; task: { id: string } }>(panel, 'POST', '/images', { instanceId: 'vm-demo', name: 'production-web-server-v2' });
+    const created = await api<{ image: { id: string; name: string }; task: { id: string } }>(panel, 'POST', '/images', {
+      instanceId: 'vm-demo',
+      name: 'production-web-server-v2',
+    });
     const finished = await followTask(panel, created.task.id);
     if (finished.status !== 'completed') throw new Error(`the capture failed: ${finished.errorMessage ?? finished.status}`);
 
     step('My Images');
-    const list = await api<{ items: { id: string; name: string; sourceInstanceName: string; sizeBytes: number; status: string; createdAt: string; consistency: string }[] }>(panel, 'GET', '/images');
+    const list = await api<{
+      items: {
+        id: string;
+        name: string;
+        sourceInstanceName: string;
+        sizeBytes: number;
+        status: string;
+        createdAt: string;
+        consistency: string;
+      }[];
+    }>(panel, 'GET', '/images');
     for (const image of list.items) {
-      say(`  ${image.name.padEnd(28)} source ${image.sourceInstanceName.padEnd(12)} ${(image.sizeBytes / 1048576).toFixed(1).padStart(7)} MiB  ${image.status.padEnd(10)} ${image.createdAt}  (${image.consistency})`);
+      say(
+        `  ${image.name.padEnd(28)} source ${image.sourceInstanceName.padEnd(12)} ${(image.sizeBytes / 1048576).toFixed(1).padStart(7)} MiB  ${image.status.padEnd(10)} ${image.createdAt}  (${image.consistency})`,
+      );
     }
 
     step('Usage report: Images section (this month)');
     const now = new Date();
     const from = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString();
     const to = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString();
-    const report = await api<{ currency: string; images: { lines: { imageName: string; sizeBytes: number; billedHours: string; rate: string; amount: string }[]; total: string } }>(panel, 'GET', `/usage?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
-    for (const line of report.images.lines) say(`  ${line.imageName.padEnd(28)} ${(line.sizeBytes / 2 ** 20).toFixed(1)} MiB at ${line.rate} ${report.currency}/GB-month, ${line.billedHours} h so far → ${line.amount} ${report.currency}`);
+    const report = await api<{
+      currency: string;
+      images: { lines: { imageName: string; sizeBytes: number; billedHours: string; rate: string; amount: string }[]; total: string };
+    }>(panel, 'GET', `/usage?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+    for (const line of report.images.lines)
+      say(
+        `  ${line.imageName.padEnd(28)} ${(line.sizeBytes / 2 ** 20).toFixed(1)} MiB at ${line.rate} ${report.currency}/GB-month, ${line.billedHours} h so far → ${line.amount} ${report.currency}`,
+      );
     say(`  Images total: ${report.images.total} ${report.currency}`);
 
     step('Deploy the image as the disk of a new instance, and boot it');
     copyDomain = `ii-demo-copy-${suffix}`;
-    panel.instances.set('vm-copy', { id: 'vm-copy', name: 'demo-web-2', accountId: account, locationId: DEMO_LOCATION, hypervisorId: DEMO_HYPERVISOR, domainName: copyDomain });
+    panel.instances.set('vm-copy', {
+      id: 'vm-copy',
+      name: 'demo-web-2',
+      accountId: account,
+      locationId: DEMO_LOCATION,
+      hypervisorId: DEMO_HYPERVISOR,
+      domainName: copyDomain,
+    });
     const target = join(dataDir, 'vm-copy.qcow2');
     // The host's create-instance flow (not the customer) asks for the disk, at a path it chooses.
-    await api(panel, 'POST', '/admin/deployments', { imageId: created.image.id, instanceId: 'vm-copy', targetPath: target }, { 'x-admin': 'yes' });
+    await api(
+      panel,
+      'POST',
+      '/admin/deployments',
+      { imageId: created.image.id, instanceId: 'vm-copy', targetPath: target },
+      { 'x-admin': 'yes' },
+    );
     const xml = join(dataDir, 'vm-copy.xml');
-    writeFileSync(xml, `<domain type='qemu'><name>${copyDomain}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${target}'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>`);
-    for (const cmd of [['define', '--file', xml], ['start', '--domain', copyDomain]]) {
+    writeFileSync(
+      xml,
+      `<domain type='qemu'><name>${copyDomain}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${target}'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>`,
+    );
+    for (const cmd of [
+      ['define', '--file', xml],
+      ['start', '--domain', copyDomain],
+    ]) {
       const r = spawnSync('virsh', ['-c', 'qemu:///system', ...cmd], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`virsh ${cmd[0]} failed: ${r.stderr}`);
     }

@@ -14,7 +14,14 @@ import { createSqliteRepositories } from '../../adapters/sqlite';
 import { createExecutorPool } from '../../drivers/exec';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../drivers/storage';
-import { createInstanceImages, InstanceImagesError, type Actor, type HostHypervisor, type HostInstance, type InstanceImages } from '../../src';
+import {
+  createInstanceImages,
+  InstanceImagesError,
+  type Actor,
+  type HostHypervisor,
+  type HostInstance,
+  type InstanceImages,
+} from '../../src';
 import { myImagesPage } from './page';
 
 /** The panel's own record of a VM (its "database"). */
@@ -67,7 +74,13 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
   const imagesDir = join(options.dataDir, 'images');
   mkdirSync(imagesDir, { recursive: true });
   const instances = new Map(options.instances.map((i) => [i.id, i]));
-  const hypervisor: HostHypervisor = { id: DEMO_HYPERVISOR, name: 'this machine', locationId: DEMO_LOCATION, connection: { type: 'local' }, scratchDir: join(options.dataDir, 'scratch') };
+  const hypervisor: HostHypervisor = {
+    id: DEMO_HYPERVISOR,
+    name: 'this machine',
+    locationId: DEMO_LOCATION,
+    connection: { type: 'local' },
+    scratchDir: join(options.dataDir, 'scratch'),
+  };
   const pool = createExecutorPool();
   const sdk = createInstanceImages({
     repositories: createSqliteRepositories({ filename: join(options.dataDir, 'panel.db') }),
@@ -78,14 +91,20 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     executors: pool.executorFor,
     hypervisorDriver: createLibvirtDriver,
     storageDrivers: builtinStorageDrivers,
-    logger: { debug: () => undefined, info: () => undefined, warn: (m, c) => console.warn(`[panel] ${m}`, c ?? ''), error: (m, c) => console.error(`[panel] ${m}`, c ?? '') },
+    logger: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (m, c) => console.warn(`[panel] ${m}`, c ?? ''),
+      error: (m, c) => console.error(`[panel] ${m}`, c ?? ''),
+    },
   });
   // Tasks a crash interrupted are recovered by the SDK's reaper, at start and while it runs.
 
   // Operator setup, idempotent across restarts: one local storage bound to this machine, the feature on.
   const admin: Actor = { kind: 'admin', userId: 'demo-operator' };
   const existing = (await sdk.storages.listStorages(admin)).find((s) => s.name === 'Local images');
-  const storage = existing ?? (await sdk.storages.createStorage(admin, { name: 'Local images', driver: 'local', config: { path: imagesDir } }));
+  const storage =
+    existing ?? (await sdk.storages.createStorage(admin, { name: 'Local images', driver: 'local', config: { path: imagesDir } }));
   await sdk.storages.bindHypervisor(admin, storage.id, DEMO_HYPERVISOR);
   await sdk.settings.setLocationSettings(admin, DEMO_LOCATION, { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
 
@@ -101,7 +120,9 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
       res.status(400).json({ code: 'VALIDATION_FAILED', detail: error instanceof Error ? error.message : 'Bad request' });
       return;
     }
-    res.json([...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)));
+    res.json(
+      [...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)),
+    );
   });
   // `account` is the demo session's own query parameter (EventSource cannot send headers).
   app.use('/api', createImagesRouter({ service: sdk, resolveActor: actorOf, hostQueryParameters: ['account'] }));

@@ -24,8 +24,15 @@ const customer: Actor = { kind: 'customer', accountId: 'cust-42' };
 
 /** The panel's view of its nodes and servers; a real panel reads its own tables here. */
 function inMemoryHostDirectory(): HostDirectory {
-  const nodes = new Map<string, HostHypervisor>([['node-1', { id: 'node-1', name: 'node-1 (this machine)', locationId: 'fra-1', connection: { type: 'local' } }]]);
-  const servers = new Map<string, HostInstance>([['srv-101', { id: 'srv-101', name: 'web-1', accountId: 'cust-42', locationId: 'fra-1', hypervisorId: 'node-1', domainName: 'panel-srv-101' }]]);
+  const nodes = new Map<string, HostHypervisor>([
+    ['node-1', { id: 'node-1', name: 'node-1 (this machine)', locationId: 'fra-1', connection: { type: 'local' } }],
+  ]);
+  const servers = new Map<string, HostInstance>([
+    [
+      'srv-101',
+      { id: 'srv-101', name: 'web-1', accountId: 'cust-42', locationId: 'fra-1', hypervisorId: 'node-1', domainName: 'panel-srv-101' },
+    ],
+  ]);
   return {
     getInstance: async (id) => servers.get(id) ?? null,
     getHypervisor: async (id) => nodes.get(id) ?? null,
@@ -47,20 +54,38 @@ async function main(): Promise<void> {
   const stopNotifications = forwardNotifications(images.events, db);
   try {
     // Operator: enable images in region fra-1 and set the price and default cap.
-    await images.settings.setLocationSettings(operator, 'fra-1', { imagesEnabled: true, pricePerGbMonth: '0.05', currency: 'EUR', defaultImageLimit: 5 });
+    await images.settings.setLocationSettings(operator, 'fra-1', {
+      imagesEnabled: true,
+      pricePerGbMonth: '0.05',
+      currency: 'EUR',
+      defaultImageLimit: 5,
+    });
     const linux = await images.catalog.createMediaGroup(operator, { name: 'Linux', order: 1 });
     await images.catalog.createMediaGroup(operator, { name: 'Windows', order: 2 });
 
     // Operator: a template storage on node-1 holding one (tiny, pretend) OS image file.
     writeFileSync(join(templates, 'debian-12.qcow2'), 'pretend qcow2 of Debian 12\n'.repeat(64));
-    const storage = await images.storages.createStorage(operator, { name: 'templates', driver: 'local', config: { path: templates }, purpose: 'templates' });
+    const storage = await images.storages.createStorage(operator, {
+      name: 'templates',
+      driver: 'local',
+      config: { path: templates },
+      purpose: 'templates',
+    });
     await images.storages.bindHypervisor(operator, storage.id, 'node-1');
-    const debian = await images.catalog.createOsImage(operator, { name: 'Debian 12', osType: 'linux', cloudInit: true, storageId: storage.id, fileKey: 'debian-12.qcow2', mediaGroupId: linux.id });
+    const debian = await images.catalog.createOsImage(operator, {
+      name: 'Debian 12',
+      osType: 'linux',
+      cloudInit: true,
+      storageId: storage.id,
+      fileKey: 'debian-12.qcow2',
+      mediaGroupId: linux.id,
+    });
 
     // Customer: the OS picker of the create-server page.
     const picker = await images.catalog.listDeployableImages(customer);
     console.log('OS picker for cust-42:');
-    for (const { group, images: members } of picker.groups) console.log(`  ${group.name}: ${members.map((i) => i.name).join(', ') || '(empty)'}`);
+    for (const { group, images: members } of picker.groups)
+      console.log(`  ${group.name}: ${members.map((i) => i.name).join(', ') || '(empty)'}`);
     console.log(`  My Images: ${picker.myImages.map((i) => i.name).join(', ') || '(none yet)'}`);
 
     // Operator: retire the OS image (the panel's operators get a notification).

@@ -54,16 +54,25 @@ const readerOf = (image: Image) => (image.kind === 'custom' ? image.accountId : 
  * Subscribes to the SDK's events and writes the panel's notifications into `db`.
  * @returns a function that unsubscribes again.
  */
-export function forwardNotifications(events: InstanceImagesEmitter, db: Database.Database, options: ForwardNotificationsOptions = {}): () => void {
+export function forwardNotifications(
+  events: InstanceImagesEmitter,
+  db: Database.Database,
+  options: ForwardNotificationsOptions = {},
+): () => void {
   const clock = options.clock ?? (() => new Date());
   const onError = options.onError ?? ((error, event) => console.error(`notification for ${event} not written:`, error));
-  const write = db.prepare('INSERT OR IGNORE INTO notifications (customer_id, topic, message, dedupe_key, created_on) VALUES (?, ?, ?, ?, ?)');
+  const write = db.prepare(
+    'INSERT OR IGNORE INTO notifications (customer_id, topic, message, dedupe_key, created_on) VALUES (?, ?, ?, ?, ?)',
+  );
   // The panel's own tables are right here: billing events only carry ids.
   const imageTitle = db.prepare('SELECT title FROM panel_vm_images WHERE id = ?').pluck();
   const regionCurrency = db.prepare("SELECT json_extract(value, '$.currency') FROM panel_settings WHERE name = ?").pluck();
 
   const unsubscribers: (() => void)[] = [];
-  function on<K extends keyof InstanceImagesEvents>(event: K, notify: (payload: InstanceImagesEvents[K]) => PanelNotification | null): void {
+  function on<K extends keyof InstanceImagesEvents>(
+    event: K,
+    notify: (payload: InstanceImagesEvents[K]) => PanelNotification | null,
+  ): void {
     const handler = (payload: InstanceImagesEvents[K]) => {
       try {
         const n = notify(payload);
@@ -98,7 +107,10 @@ export function forwardNotifications(events: InstanceImagesEmitter, db: Database
   on('image.deleted', ({ image }) => ({
     customerId: readerOf(image),
     topic: 'image.deleted',
-    message: image.kind === 'custom' ? `Your image ${image.name} was deleted; billing for it has stopped.` : `The OS image ${image.name} was removed from the catalog.`,
+    message:
+      image.kind === 'custom'
+        ? `Your image ${image.name} was deleted; billing for it has stopped.`
+        : `The OS image ${image.name} was removed from the catalog.`,
     dedupeKey: `image.deleted:${image.id}`,
   }));
 
@@ -120,8 +132,10 @@ export function forwardNotifications(events: InstanceImagesEmitter, db: Database
     const label = taskLabels[task.type];
     const base = { customerId: task.accountId, dedupeKey: `task.finished:${task.id}:${task.status}` };
     if (task.status === 'cancelled') return { ...base, topic: 'task.cancelled', message: `The ${label} was cancelled.` };
-    if (task.status === 'failed' && task.type !== 'capture') return { ...base, topic: 'task.failed', message: `The ${label} failed: ${task.errorMessage ?? task.errorCode ?? 'unknown error'}` };
-    if (task.status === 'completed' && task.type === 'deploy') return { ...base, topic: 'task.completed', message: 'Your server\'s disk was created from the image you picked.' };
+    if (task.status === 'failed' && task.type !== 'capture')
+      return { ...base, topic: 'task.failed', message: `The ${label} failed: ${task.errorMessage ?? task.errorCode ?? 'unknown error'}` };
+    if (task.status === 'completed' && task.type === 'deploy')
+      return { ...base, topic: 'task.completed', message: "Your server's disk was created from the image you picked." };
     return null;
   });
 

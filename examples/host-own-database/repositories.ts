@@ -53,7 +53,10 @@ const flag = (value: boolean) => (value ? 1 : 0);
 const reasonOf = (code: unknown, message: unknown) => (code === null ? null : { code: text(code), message: text(message ?? '') });
 const conflict = (noun: string, id: string, cause?: unknown) =>
   new InstanceImagesError('CONFLICT', `${noun} ${JSON.stringify(id)} already exists`, { cause, details: { kind: noun, id } });
-const inList = (column: string, values: readonly string[]): Clause => [`${column} IN (SELECT value FROM json_each(?))`, JSON.stringify(values)];
+const inList = (column: string, values: readonly string[]): Clause => [
+  `${column} IN (SELECT value FROM json_each(?))`,
+  JSON.stringify(values),
+];
 
 /** How one record type maps to one panel table. */
 interface Table<T> {
@@ -69,22 +72,60 @@ const imageTable: Table<Image> = {
   name: 'panel_vm_images',
   noun: 'Image',
   toRow: (i) => ({
-    id: i.id, kind: i.kind, title: i.name, notes: i.description, os_family: i.osType, has_cloud_init: flag(i.cloudInit),
-    os_group_id: i.mediaGroupId, customer_id: i.accountId, server_id: i.sourceInstanceId, server_name: i.sourceInstanceName,
-    region_id: i.locationId, store_id: i.storageId, node_id: i.hypervisorId, file_key: i.fileKey, disk_format: i.format,
-    file_bytes: i.sizeBytes, disk_bytes: i.virtualSizeBytes, checksum_sha256: i.sha256, consistency: i.consistency,
-    is_compressed: i.compressed === undefined || i.compressed === null ? null : flag(i.compressed), state: i.status, state_code: i.statusReason?.code ?? null, state_message: i.statusReason?.message ?? null,
-    created_on: ms(i.createdAt), changed_on: ms(i.updatedAt), ready_on: ms(i.availableAt), removed_on: ms(i.deletedAt),
+    id: i.id,
+    kind: i.kind,
+    title: i.name,
+    notes: i.description,
+    os_family: i.osType,
+    has_cloud_init: flag(i.cloudInit),
+    os_group_id: i.mediaGroupId,
+    customer_id: i.accountId,
+    server_id: i.sourceInstanceId,
+    server_name: i.sourceInstanceName,
+    region_id: i.locationId,
+    store_id: i.storageId,
+    node_id: i.hypervisorId,
+    file_key: i.fileKey,
+    disk_format: i.format,
+    file_bytes: i.sizeBytes,
+    disk_bytes: i.virtualSizeBytes,
+    checksum_sha256: i.sha256,
+    consistency: i.consistency,
+    is_compressed: i.compressed === undefined || i.compressed === null ? null : flag(i.compressed),
+    state: i.status,
+    state_code: i.statusReason?.code ?? null,
+    state_message: i.statusReason?.message ?? null,
+    created_on: ms(i.createdAt),
+    changed_on: ms(i.updatedAt),
+    ready_on: ms(i.availableAt),
+    removed_on: ms(i.deletedAt),
   }),
   fromRow: (r) => ({
-    id: text(r.id), kind: text(r.kind) as Image['kind'], name: text(r.title), description: text(r.notes),
-    osType: textOrNull(r.os_family) as Image['osType'], cloudInit: r.has_cloud_init === 1, mediaGroupId: textOrNull(r.os_group_id),
-    accountId: textOrNull(r.customer_id), sourceInstanceId: textOrNull(r.server_id), sourceInstanceName: textOrNull(r.server_name),
-    locationId: textOrNull(r.region_id), storageId: text(r.store_id), hypervisorId: textOrNull(r.node_id), fileKey: text(r.file_key),
-    format: text(r.disk_format) as Image['format'], sizeBytes: intOrNull(r.file_bytes), virtualSizeBytes: intOrNull(r.disk_bytes),
-    sha256: textOrNull(r.checksum_sha256), consistency: textOrNull(r.consistency) as Image['consistency'],
-    status: text(r.state) as Image['status'], statusReason: reasonOf(r.state_code, r.state_message),
-    createdAt: time(r.created_on), updatedAt: time(r.changed_on), availableAt: timeOrNull(r.ready_on), deletedAt: timeOrNull(r.removed_on),
+    id: text(r.id),
+    kind: text(r.kind) as Image['kind'],
+    name: text(r.title),
+    description: text(r.notes),
+    osType: textOrNull(r.os_family) as Image['osType'],
+    cloudInit: r.has_cloud_init === 1,
+    mediaGroupId: textOrNull(r.os_group_id),
+    accountId: textOrNull(r.customer_id),
+    sourceInstanceId: textOrNull(r.server_id),
+    sourceInstanceName: textOrNull(r.server_name),
+    locationId: textOrNull(r.region_id),
+    storageId: text(r.store_id),
+    hypervisorId: textOrNull(r.node_id),
+    fileKey: text(r.file_key),
+    format: text(r.disk_format) as Image['format'],
+    sizeBytes: intOrNull(r.file_bytes),
+    virtualSizeBytes: intOrNull(r.disk_bytes),
+    sha256: textOrNull(r.checksum_sha256),
+    consistency: textOrNull(r.consistency) as Image['consistency'],
+    status: text(r.state) as Image['status'],
+    statusReason: reasonOf(r.state_code, r.state_message),
+    createdAt: time(r.created_on),
+    updatedAt: time(r.changed_on),
+    availableAt: timeOrNull(r.ready_on),
+    deletedAt: timeOrNull(r.removed_on),
     // Optional field (added in a later release): NULL means "not recorded", so the key is left out.
     ...(r.is_compressed === null || r.is_compressed === undefined ? {} : { compressed: r.is_compressed === 1 }),
   }),
@@ -93,32 +134,80 @@ const imageTable: Table<Image> = {
 const storageTable: Table<ImageStorage> = {
   name: 'panel_image_stores',
   noun: 'Image storage',
-  toRow: (s) => ({ id: s.id, title: s.name, driver: s.driver, config_json: JSON.stringify(s.config), purpose: s.purpose, is_enabled: flag(s.enabled), created_on: ms(s.createdAt), changed_on: ms(s.updatedAt) }),
+  toRow: (s) => ({
+    id: s.id,
+    title: s.name,
+    driver: s.driver,
+    config_json: JSON.stringify(s.config),
+    purpose: s.purpose,
+    is_enabled: flag(s.enabled),
+    created_on: ms(s.createdAt),
+    changed_on: ms(s.updatedAt),
+  }),
   fromRow: (r) => ({
-    id: text(r.id), name: text(r.title), driver: text(r.driver), config: JSON.parse(text(r.config_json)) as ImageStorage['config'],
-    purpose: text(r.purpose) as ImageStorage['purpose'], enabled: r.is_enabled === 1, createdAt: time(r.created_on), updatedAt: time(r.changed_on),
+    id: text(r.id),
+    name: text(r.title),
+    driver: text(r.driver),
+    config: JSON.parse(text(r.config_json)) as ImageStorage['config'],
+    purpose: text(r.purpose) as ImageStorage['purpose'],
+    enabled: r.is_enabled === 1,
+    createdAt: time(r.created_on),
+    updatedAt: time(r.changed_on),
   }),
 };
 
 const groupTable: Table<MediaGroup> = {
   name: 'panel_os_groups',
   noun: 'Media group',
-  toRow: (g) => ({ id: g.id, title: g.name, is_visible: flag(g.customerVisible), sort_order: g.order, created_on: ms(g.createdAt), changed_on: ms(g.updatedAt) }),
-  fromRow: (r) => ({ id: text(r.id), name: text(r.title), customerVisible: r.is_visible === 1, order: Number(r.sort_order), createdAt: time(r.created_on), updatedAt: time(r.changed_on) }),
+  toRow: (g) => ({
+    id: g.id,
+    title: g.name,
+    is_visible: flag(g.customerVisible),
+    sort_order: g.order,
+    created_on: ms(g.createdAt),
+    changed_on: ms(g.updatedAt),
+  }),
+  fromRow: (r) => ({
+    id: text(r.id),
+    name: text(r.title),
+    customerVisible: r.is_visible === 1,
+    order: Number(r.sort_order),
+    createdAt: time(r.created_on),
+    updatedAt: time(r.changed_on),
+  }),
 };
 
 const isoTable: Table<Iso> = {
   name: 'panel_isos',
   noun: 'ISO',
   toRow: (i) => ({
-    id: i.id, title: i.name, notes: i.description, store_id: i.storageId, file_key: i.fileKey, file_bytes: i.sizeBytes, checksum_sha256: i.sha256,
-    is_visible: flag(i.customerVisible), state: i.status, state_code: i.statusReason?.code ?? null, state_message: i.statusReason?.message ?? null,
-    created_on: ms(i.createdAt), changed_on: ms(i.updatedAt),
+    id: i.id,
+    title: i.name,
+    notes: i.description,
+    store_id: i.storageId,
+    file_key: i.fileKey,
+    file_bytes: i.sizeBytes,
+    checksum_sha256: i.sha256,
+    is_visible: flag(i.customerVisible),
+    state: i.status,
+    state_code: i.statusReason?.code ?? null,
+    state_message: i.statusReason?.message ?? null,
+    created_on: ms(i.createdAt),
+    changed_on: ms(i.updatedAt),
   }),
   fromRow: (r) => ({
-    id: text(r.id), name: text(r.title), description: text(r.notes), storageId: text(r.store_id), fileKey: text(r.file_key), sizeBytes: intOrNull(r.file_bytes),
-    sha256: textOrNull(r.checksum_sha256), customerVisible: r.is_visible === 1, status: text(r.state) as Iso['status'],
-    statusReason: reasonOf(r.state_code, r.state_message), createdAt: time(r.created_on), updatedAt: time(r.changed_on),
+    id: text(r.id),
+    name: text(r.title),
+    description: text(r.notes),
+    storageId: text(r.store_id),
+    fileKey: text(r.file_key),
+    sizeBytes: intOrNull(r.file_bytes),
+    sha256: textOrNull(r.checksum_sha256),
+    customerVisible: r.is_visible === 1,
+    status: text(r.state) as Iso['status'],
+    statusReason: reasonOf(r.state_code, r.state_message),
+    createdAt: time(r.created_on),
+    updatedAt: time(r.changed_on),
   }),
 };
 
@@ -126,27 +215,77 @@ const taskTable: Table<Task> = {
   name: 'panel_image_tasks',
   noun: 'Task',
   toRow: (t) => ({
-    id: t.id, task_type: t.type, subject_kind: t.subjectKind, subject_id: t.subjectId, customer_id: t.accountId, node_id: t.hypervisorId, state: t.status,
-    progress_step: t.progress.step, progress_percent: t.progress.percent, progress_bytes_done: t.progress.bytesDone, progress_bytes_total: t.progress.bytesTotal,
-    error_code: t.errorCode, error_message: t.errorMessage, attempts: t.attempts, worker_id: t.workerId, incarnation_id: t.incarnationId, heartbeat_on: ms(t.heartbeatAt),
-    created_on: ms(t.createdAt), changed_on: ms(t.updatedAt), started_on: ms(t.startedAt), finished_on: ms(t.finishedAt),
+    id: t.id,
+    task_type: t.type,
+    subject_kind: t.subjectKind,
+    subject_id: t.subjectId,
+    customer_id: t.accountId,
+    node_id: t.hypervisorId,
+    state: t.status,
+    progress_step: t.progress.step,
+    progress_percent: t.progress.percent,
+    progress_bytes_done: t.progress.bytesDone,
+    progress_bytes_total: t.progress.bytesTotal,
+    error_code: t.errorCode,
+    error_message: t.errorMessage,
+    attempts: t.attempts,
+    worker_id: t.workerId,
+    incarnation_id: t.incarnationId,
+    heartbeat_on: ms(t.heartbeatAt),
+    created_on: ms(t.createdAt),
+    changed_on: ms(t.updatedAt),
+    started_on: ms(t.startedAt),
+    finished_on: ms(t.finishedAt),
   }),
   fromRow: (r) => ({
-    id: text(r.id), type: text(r.task_type) as Task['type'], subjectKind: text(r.subject_kind) as Task['subjectKind'], subjectId: text(r.subject_id),
-    accountId: textOrNull(r.customer_id), hypervisorId: textOrNull(r.node_id), status: text(r.state) as Task['status'],
-    progress: { step: text(r.progress_step), percent: Number(r.progress_percent), bytesDone: Number(r.progress_bytes_done), bytesTotal: intOrNull(r.progress_bytes_total) },
-    errorCode: textOrNull(r.error_code), errorMessage: textOrNull(r.error_message), attempts: Number(r.attempts), workerId: textOrNull(r.worker_id), incarnationId: textOrNull(r.incarnation_id), heartbeatAt: timeOrNull(r.heartbeat_on),
-    createdAt: time(r.created_on), updatedAt: time(r.changed_on), startedAt: timeOrNull(r.started_on), finishedAt: timeOrNull(r.finished_on),
+    id: text(r.id),
+    type: text(r.task_type) as Task['type'],
+    subjectKind: text(r.subject_kind) as Task['subjectKind'],
+    subjectId: text(r.subject_id),
+    accountId: textOrNull(r.customer_id),
+    hypervisorId: textOrNull(r.node_id),
+    status: text(r.state) as Task['status'],
+    progress: {
+      step: text(r.progress_step),
+      percent: Number(r.progress_percent),
+      bytesDone: Number(r.progress_bytes_done),
+      bytesTotal: intOrNull(r.progress_bytes_total),
+    },
+    errorCode: textOrNull(r.error_code),
+    errorMessage: textOrNull(r.error_message),
+    attempts: Number(r.attempts),
+    workerId: textOrNull(r.worker_id),
+    incarnationId: textOrNull(r.incarnation_id),
+    heartbeatAt: timeOrNull(r.heartbeat_on),
+    createdAt: time(r.created_on),
+    updatedAt: time(r.changed_on),
+    startedAt: timeOrNull(r.started_on),
+    finishedAt: timeOrNull(r.finished_on),
   }),
 };
 
 const usageTable: Table<UsageInterval> = {
   name: 'panel_image_billing',
   noun: 'Usage interval',
-  toRow: (u) => ({ id: u.id, image_id: u.imageId, customer_id: u.accountId, region_id: u.locationId, file_bytes: u.sizeBytes, rate: u.rate, starts_on: ms(u.from), ends_on: ms(u.to) }),
+  toRow: (u) => ({
+    id: u.id,
+    image_id: u.imageId,
+    customer_id: u.accountId,
+    region_id: u.locationId,
+    file_bytes: u.sizeBytes,
+    rate: u.rate,
+    starts_on: ms(u.from),
+    ends_on: ms(u.to),
+  }),
   fromRow: (r) => ({
-    id: text(r.id), imageId: text(r.image_id), accountId: text(r.customer_id), locationId: text(r.region_id), sizeBytes: Number(r.file_bytes),
-    rate: text(r.rate), from: time(r.starts_on), to: timeOrNull(r.ends_on),
+    id: text(r.id),
+    imageId: text(r.image_id),
+    accountId: text(r.customer_id),
+    locationId: text(r.region_id),
+    sizeBytes: Number(r.file_bytes),
+    rate: text(r.rate),
+    from: time(r.starts_on),
+    to: timeOrNull(r.ends_on),
   }),
 };
 
@@ -236,7 +375,9 @@ export function createHostRepositories(db: Database.Database): Repositories {
   };
 
   const countActive = (accountId: string) =>
-    Number(one(`SELECT count(*) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted'`, accountId)?.n ?? 0);
+    Number(
+      one(`SELECT count(*) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted'`, accountId)?.n ?? 0,
+    );
 
   const imageClauses = (f: ImageFilter): Clause[] => {
     const clauses: Clause[] = [];
@@ -262,7 +403,12 @@ export function createHostRepositories(db: Database.Database): Repositories {
 
   // panel_settings rows: `images.region.<regionId>` and `images.customer-limit.<customerId>`.
   const putSetting = (name: string, value: unknown, changedOn: Date) =>
-    run('INSERT INTO panel_settings (name, value, changed_on) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_on = excluded.changed_on', name, JSON.stringify(value), ms(changedOn));
+    run(
+      'INSERT INTO panel_settings (name, value, changed_on) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_on = excluded.changed_on',
+      name,
+      JSON.stringify(value),
+      ms(changedOn),
+    );
   const regionFromRow = (row: Row): LocationSettings => {
     const value = JSON.parse(text(row.value)) as RegionSettingsValue;
     return {
@@ -294,7 +440,9 @@ export function createHostRepositories(db: Database.Database): Repositories {
           return true;
         }),
       transition: async (id, from, to, patch, now) =>
-        modify(imageTable, id, (current) => (from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null)),
+        modify(imageTable, id, (current) =>
+          from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null,
+        ),
       update: async (id, patch, now) => modify(imageTable, id, (current) => ({ ...current, ...patch, id, updatedAt: now })),
     },
 
@@ -313,19 +461,27 @@ export function createHostRepositories(db: Database.Database): Repositories {
         }),
       bind: async (storageId, hypervisorId, now) => {
         // OR IGNORE keeps the first binding, which makes re-binding idempotent.
-        run('INSERT OR IGNORE INTO panel_image_store_nodes (store_id, node_id, created_on) VALUES (?, ?, ?)', storageId, hypervisorId, ms(now));
+        run(
+          'INSERT OR IGNORE INTO panel_image_store_nodes (store_id, node_id, created_on) VALUES (?, ?, ?)',
+          storageId,
+          hypervisorId,
+          ms(now),
+        );
         const row = one('SELECT * FROM panel_image_store_nodes WHERE store_id = ? AND node_id = ?', storageId, hypervisorId);
         return { storageId, hypervisorId, createdAt: time(row?.created_on) };
       },
-      unbind: async (storageId, hypervisorId) => run('DELETE FROM panel_image_store_nodes WHERE store_id = ? AND node_id = ?', storageId, hypervisorId).changes > 0,
+      unbind: async (storageId, hypervisorId) =>
+        run('DELETE FROM panel_image_store_nodes WHERE store_id = ? AND node_id = ?', storageId, hypervisorId).changes > 0,
       listBindings: async (filter = {}) => {
         const clauses: Clause[] = [];
         if (filter.storageId !== undefined) clauses.push(['store_id = ?', filter.storageId]);
         if (filter.hypervisorId !== undefined) clauses.push(['node_id = ?', filter.hypervisorId]);
         const w = where(clauses);
-        return all(`SELECT * FROM panel_image_store_nodes${w.sql} ORDER BY store_id, node_id`, ...w.params).map(
-          (r): StorageBinding => ({ storageId: text(r.store_id), hypervisorId: text(r.node_id), createdAt: time(r.created_on) }),
-        );
+        return all(`SELECT * FROM panel_image_store_nodes${w.sql} ORDER BY store_id, node_id`, ...w.params).map((r): StorageBinding => ({
+          storageId: text(r.store_id),
+          hypervisorId: text(r.node_id),
+          createdAt: time(r.created_on),
+        }));
       },
     },
 
@@ -367,9 +523,14 @@ export function createHostRepositories(db: Database.Database): Repositories {
       insert: async (task) => insert(taskTable, task),
       update: async (id, patch, now) => modify(taskTable, id, (current) => ({ ...current, ...patch, id, updatedAt: now })),
       transition: async (id, from, to, patch, now) =>
-        modify(taskTable, id, (current) => (from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null)),
+        modify(taskTable, id, (current) =>
+          from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null,
+        ),
       listStale: async (before) =>
-        all("SELECT * FROM panel_image_tasks WHERE state = 'running' AND (heartbeat_on IS NULL OR heartbeat_on < ?) ORDER BY created_on, id", ms(before)).map(taskTable.fromRow),
+        all(
+          "SELECT * FROM panel_image_tasks WHERE state = 'running' AND (heartbeat_on IS NULL OR heartbeat_on < ?) ORDER BY created_on, id",
+          ms(before),
+        ).map(taskTable.fromRow),
     },
 
     usage: {
@@ -389,14 +550,26 @@ export function createHostRepositories(db: Database.Database): Repositories {
         return row ? regionFromRow(row) : null;
       },
       putLocation: async (settings) => {
-        const value: RegionSettingsValue = { enabled: settings.imagesEnabled, pricePerGbMonth: settings.pricePerGbMonth, currency: settings.currency, defaultImageLimit: settings.defaultImageLimit };
+        const value: RegionSettingsValue = {
+          enabled: settings.imagesEnabled,
+          pricePerGbMonth: settings.pricePerGbMonth,
+          currency: settings.currency,
+          defaultImageLimit: settings.defaultImageLimit,
+        };
         putSetting(REGION_PREFIX + settings.locationId, value, settings.updatedAt);
       },
-      listLocations: async () => all('SELECT * FROM panel_settings WHERE substr(name, 1, ?) = ? ORDER BY name', REGION_PREFIX.length, REGION_PREFIX).map(regionFromRow),
+      listLocations: async () =>
+        all('SELECT * FROM panel_settings WHERE substr(name, 1, ?) = ? ORDER BY name', REGION_PREFIX.length, REGION_PREFIX).map(
+          regionFromRow,
+        ),
       getAccountLimit: async (accountId): Promise<AccountLimit | null> => {
         const row = one('SELECT * FROM panel_settings WHERE name = ?', CUSTOMER_LIMIT_PREFIX + accountId);
         if (!row) return null;
-        return { accountId, imageLimit: (JSON.parse(text(row.value)) as { imageLimit: number }).imageLimit, updatedAt: time(row.changed_on) };
+        return {
+          accountId,
+          imageLimit: (JSON.parse(text(row.value)) as { imageLimit: number }).imageLimit,
+          updatedAt: time(row.changed_on),
+        };
       },
       putAccountLimit: async (accountId, limit) => {
         if (limit === null) run('DELETE FROM panel_settings WHERE name = ?', CUSTOMER_LIMIT_PREFIX + accountId);
@@ -410,7 +583,9 @@ export function createHostRepositories(db: Database.Database): Repositories {
 function pageLimit(limit: number | undefined): number {
   if (limit === undefined) return 50;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'The page size must be an integer from 1 to 1000', { fields: [{ path: 'limit', message: 'out of range' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The page size must be an integer from 1 to 1000', {
+      fields: [{ path: 'limit', message: 'out of range' }],
+    });
   }
   return limit;
 }

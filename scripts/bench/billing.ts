@@ -140,7 +140,10 @@ async function runOnce(intervals: number, images: number, gc: () => void): Promi
   sampler.sample();
   const timer = setInterval(() => sampler.sample(), 10);
   const started = performance.now();
-  const report = await buildUsageReport({ usage: lazyUsageSource(intervals, images, sampler), images: imageSource() }, { period: PERIOD, currency: 'USD', pageSize: PAGE_SIZE });
+  const report = await buildUsageReport(
+    { usage: lazyUsageSource(intervals, images, sampler), images: imageSource() },
+    { period: PERIOD, currency: 'USD', pageSize: PAGE_SIZE },
+  );
   const ms = performance.now() - started;
   sampler.sample();
   clearInterval(timer);
@@ -174,7 +177,9 @@ export async function runBillingBench(log: (line: string) => void = console.log)
   const [small, large] = runs as [BillingBenchRun, BillingBenchRun];
   const ratio = Math.round((large.ms / small.ms) * 100) / 100;
   const linear = ratio <= 11;
-  log(`billing report: time ratio 10^6/10^5 = ${ratio} (must be ≤ 11: ${linear ? 'linear, OK' : 'NOT LINEAR'}); heap growth ratio ${Math.round((large.heapGrowthMiB / Math.max(small.heapGrowthMiB, 0.1)) * 100) / 100}`);
+  log(
+    `billing report: time ratio 10^6/10^5 = ${ratio} (must be ≤ 11: ${linear ? 'linear, OK' : 'NOT LINEAR'}); heap growth ratio ${Math.round((large.heapGrowthMiB / Math.max(small.heapGrowthMiB, 0.1)) * 100) / 100}`,
+  );
   return { runs, ratio, linear };
 }
 

@@ -24,7 +24,14 @@ import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { s3StorageDriver } from '../../drivers/storage/s3';
 import { wrapStorageDriver } from '../../src/storage';
 import { sshTarget, SSH_DIR, SSH_PORT } from '../../test/integration/exec/ssh-target';
-import { adminClient, createBucket, deleteBucket, driverOptions, freshBucketName, loadS3TestEnv } from '../../test/integration/storage-s3/s3-env';
+import {
+  adminClient,
+  createBucket,
+  deleteBucket,
+  driverOptions,
+  freshBucketName,
+  loadS3TestEnv,
+} from '../../test/integration/storage-s3/s3-env';
 import type { TestGuest } from '../../test/support/guests';
 import { guestWithRandomData, median } from '../lib/bench';
 
@@ -33,7 +40,6 @@ const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
 const scratch = '/var/tmp/ii-bench-s3';
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
-
 
 /** Peak RSS of this process while `fn` runs (sampled every 20 ms). */
 async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
@@ -78,13 +84,29 @@ async function main(): Promise<void> {
     guests.push(small);
     console.log('done');
 
-    const sshArgs = ['-i', `${SSH_DIR}/client_ed25519`, '-p', String(SSH_PORT), '-o', `UserKnownHostsFile=${SSH_DIR}/known_hosts`, '-o', 'BatchMode=yes', '-c', 'aes128-gcm@openssh.com', 'root@127.0.0.1'];
+    const sshArgs = [
+      '-i',
+      `${SSH_DIR}/client_ed25519`,
+      '-p',
+      String(SSH_PORT),
+      '-o',
+      `UserKnownHostsFile=${SSH_DIR}/known_hosts`,
+      '-o',
+      'BatchMode=yes',
+      '-c',
+      'aes128-gcm@openssh.com',
+      'root@127.0.0.1',
+    ];
     const bare = async (guest: TestGuest, key: string) => {
       const sock = `${scratch}/bare.sock`;
       const out = `${scratch}/bare.qcow2`;
       const xml = `${scratch}/bare-backup.xml`;
-      writeFileSync(xml, `<domainbackup mode='pull'><server transport='unix' socket='${sock}'/><disks><disk name='vda' backup='yes' type='file'><scratch file='${scratch}/bare-scratch.qcow2'/></disk><disk name='vdb' backup='no'/></disks></domainbackup>`);
-      const onHv = (...command: string[]) => execFileSync('ssh', [...sshArgs, command.join(' ')], { stdio: ['ignore', 'ignore', 'inherit'] });
+      writeFileSync(
+        xml,
+        `<domainbackup mode='pull'><server transport='unix' socket='${sock}'/><disks><disk name='vda' backup='yes' type='file'><scratch file='${scratch}/bare-scratch.qcow2'/></disk><disk name='vdb' backup='no'/></disks></domainbackup>`,
+      );
+      const onHv = (...command: string[]) =>
+        execFileSync('ssh', [...sshArgs, command.join(' ')], { stdio: ['ignore', 'ignore', 'inherit'] });
       onHv('virsh', '-q', '-c', 'qemu:///system', 'backup-begin', '--domain', guest.name, '--backupxml', xml);
       try {
         onHv('qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', `'nbd+unix:///vda?socket=${sock}'`, out);
@@ -96,7 +118,10 @@ async function main(): Promise<void> {
       rmSync(out, { force: true });
     };
     const ours = async (guest: TestGuest, key: string) => {
-      const result = await driver.capture({ domainName: guest.name, output: { kind: 'stream', consume: async (stream, size) => void (await disk.put(key, stream, { size })) } });
+      const result = await driver.capture({
+        domainName: guest.name,
+        output: { kind: 'stream', consume: async (stream, size) => void (await disk.put(key, stream, { size })) },
+      });
       return result.sizeBytes;
     };
 
@@ -121,7 +146,8 @@ async function main(): Promise<void> {
       for (const step of i % 2 === 0 ? [runBare, runOurs] : [runOurs, runBare]) await step();
     }
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-    const line = (label: string, times: number[]) => `${label} ${s(median(times))}, spread ${s(Math.min(...times))}–${s(Math.max(...times))}, runs: ${times.map(s).join(', ')}`;
+    const line = (label: string, times: number[]) =>
+      `${label} ${s(median(times))}, spread ${s(Math.min(...times))}–${s(Math.max(...times))}, runs: ${times.map(s).join(', ')}`;
     const ratio = median(ourTimes) / median(bareTimes);
     console.log(`image ${mib(size)}; ${RUNS} runs each, alternating${process.env.VERIFY === '0' ? '; VERIFY=0' : ''}`);
     console.log(line('bare pipeline', bareTimes));
@@ -132,11 +158,15 @@ async function main(): Promise<void> {
       return { name, start: median(of.map((x) => x.start)), end: median(of.map((x) => x.end)) };
     });
     rows.sort((a, b) => a.start - b.start);
-    console.log(`our stages (median start–end, s): ${rows.map((r) => `${r.name} ${(r.start / 1000).toFixed(2)}–${(r.end / 1000).toFixed(2)}`).join(', ')}`);
+    console.log(
+      `our stages (median start–end, s): ${rows.map((r) => `${r.name} ${(r.start / 1000).toFixed(2)}–${(r.end / 1000).toFixed(2)}`).join(', ')}`,
+    );
     console.log(`ratio ours/bare ${ratio.toFixed(2)} (goal ≤ 1.10)`);
     const smallRss = await withPeakRss(() => ours(small, 'rss-small.qcow2'));
     const largeRss = await withPeakRss(() => ours(large, 'rss-large.qcow2'));
-    console.log(`peak RSS: ${DATA_MIB / 4} MiB disk ${mib(smallRss.peak)}, ${DATA_MIB} MiB disk ${mib(largeRss.peak)}, ratio ${(largeRss.peak / smallRss.peak).toFixed(2)} (goal: constant)`);
+    console.log(
+      `peak RSS: ${DATA_MIB / 4} MiB disk ${mib(smallRss.peak)}, ${DATA_MIB} MiB disk ${mib(largeRss.peak)}, ratio ${(largeRss.peak / smallRss.peak).toFixed(2)} (goal: constant)`,
+    );
     process.exitCode = ratio <= 1.1 ? 0 : 1;
   } finally {
     for (const guest of guests) guest.remove();
@@ -144,7 +174,10 @@ async function main(): Promise<void> {
     await disk.close();
     await deleteBucket(client, bucket).catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });
-    execFileSync('radosgw-admin', ['gc', 'process', '--include-all'], { env: { ...process.env, CEPH_CONF: '/var/tmp/instance-images-test/services/ceph/ceph.conf' }, stdio: 'ignore' });
+    execFileSync('radosgw-admin', ['gc', 'process', '--include-all'], {
+      env: { ...process.env, CEPH_CONF: '/var/tmp/instance-images-test/services/ceph/ceph.conf' },
+      stdio: 'ignore',
+    });
   }
 }
 

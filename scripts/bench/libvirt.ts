@@ -81,7 +81,10 @@ function floorCase(diskPath: string): Case {
         stages.set(name, { start, end: performance.now() - t0 });
       };
       await timed('copy', () => run('qemu-img', ['convert', '-U', '-O', 'qcow2', diskPath, out]));
-      await Promise.all([timed('hash', () => run('openssl', ['dgst', '-sha256', '-r', out])), timed('fsync', () => run('sync', ['--', out]))]);
+      await Promise.all([
+        timed('hash', () => run('openssl', ['dgst', '-sha256', '-r', out])),
+        timed('fsync', () => run('sync', ['--', out])),
+      ]);
       return { ms: performance.now() - t0, stages };
     },
   };
@@ -142,7 +145,9 @@ async function main(): Promise<void> {
     }
     rmSync(out, { force: true });
     const floorMs = median(samples.get(cases[0] as Case)?.map((s) => s.ms) ?? []);
-    console.log(`${RUNS} runs per case, alternating, ${COLD ? 'page cache dropped before each run' : 'page cache kept'}; stages: median start–end in s`);
+    console.log(
+      `${RUNS} runs per case, alternating, ${COLD ? 'page cache dropped before each run' : 'page cache kept'}; stages: median start–end in s`,
+    );
     let autoRatio: number | null = null;
     for (const c of cases) {
       const list = samples.get(c) ?? [];
@@ -152,7 +157,9 @@ async function main(): Promise<void> {
       const label = c.label.startsWith('auto') && chosen ? c.label.replace('auto', `auto (${chosen})`) : c.label;
       const ratio = ms / floorMs;
       if (c.label === 'auto') autoRatio = ratio;
-      console.log(`${label.padEnd(36)} ${seconds(ms)}  ${ratio.toFixed(2)}×  spread ${seconds(Math.min(...times))}–${seconds(Math.max(...times))}  runs: ${times.map(seconds).join(', ')}`);
+      console.log(
+        `${label.padEnd(36)} ${seconds(ms)}  ${ratio.toFixed(2)}×  spread ${seconds(Math.min(...times))}–${seconds(Math.max(...times))}  runs: ${times.map(seconds).join(', ')}`,
+      );
       console.log(`${''.padEnd(36)} ${timeline(list)}`);
     }
     console.log('goal: the default (auto, durable, verified, hashed) ≤ 1.15× the floor');

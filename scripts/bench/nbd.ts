@@ -78,17 +78,24 @@ async function main(): Promise<void> {
     let facts = { data: 0, read: 0 };
     for (let i = 0; i < RUNS; i++) {
       // Raw output into QEMU's null driver: /dev/null without the size check qemu-img makes on a file.
-      baseline.push(await time(() => void execFileSync('qemu-img', ['convert', '-n', '-f', 'qcow2', '--target-image-opts', image, `driver=null-co,size=${GiB}`])));
+      baseline.push(
+        await time(
+          () => void execFileSync('qemu-img', ['convert', '-n', '-f', 'qcow2', '--target-image-opts', image, `driver=null-co,size=${GiB}`]),
+        ),
+      );
       chunked.push(await time(async () => void (facts = await readAll(true))));
       plain.push(await time(async () => void (await readAll(false))));
     }
     const rate = (ms: number) => `${((GiB / MiB / ms) * 1000).toFixed(0)} MiB/s of export`;
-    const line = (name: string, runs: number[]) => `${name.padEnd(44)} ${(median(runs) / 1000).toFixed(2)} s  ${rate(median(runs)).padEnd(22)} (runs: ${runs.map((r) => (r / 1000).toFixed(2)).join(', ')})`;
+    const line = (name: string, runs: number[]) =>
+      `${name.padEnd(44)} ${(median(runs) / 1000).toFixed(2)} s  ${rate(median(runs)).padEnd(22)} (runs: ${runs.map((r) => (r / 1000).toFixed(2)).join(', ')})`;
     console.log(line('baseline: qemu-img convert to raw, null target', baseline));
     console.log(line('readNbdChunks (4 MiB, 4 ahead, sha256)', chunked));
     console.log(line('NBD reads of every byte, no hash (4 × 4 MiB)', plain));
     console.log(`data chunks: ${facts.data / MiB} MiB; bytes requested: ${facts.read / MiB} MiB of ${GiB / MiB} MiB`);
-    console.log(`throughput ratio chunk reader / baseline: ${(median(baseline) / median(chunked)).toFixed(2)}×; plain reads / baseline: ${(median(baseline) / median(plain)).toFixed(2)}×`);
+    console.log(
+      `throughput ratio chunk reader / baseline: ${(median(baseline) / median(chunked)).toFixed(2)}×; plain reads / baseline: ${(median(baseline) / median(plain)).toFixed(2)}×`,
+    );
     console.log(`peak RSS of this process: ${(peakRss / MiB).toFixed(0)} MiB`);
   } finally {
     stop();

@@ -33,9 +33,7 @@ const SIZE = Number(flag('size-mib') ?? 1024) * MiB;
 /** `--only TEXT`: measure only the cases whose name contains TEXT (and the baseline). */
 const ONLY = flag('only');
 
-
 const rate = (bytes: number, seconds: number) => `${(bytes / MiB / seconds).toFixed(0)} MiB/s`;
-
 
 async function connection() {
   const target = await sshTarget();
@@ -49,7 +47,18 @@ function driverFor(executor: ReturnType<typeof createSshExecutor>, root: string,
 
 /** The OpenSSH client writing `file` to `remotePath` with `cat` (optionally fsyncing it). */
 function opensshPut(file: string, remotePath: string, cipher: string | null, sync: boolean): Promise<number> {
-  const args = ['-p', String(SSH_PORT), '-i', `${SSH_DIR}/client_ed25519`, '-o', `UserKnownHostsFile=${SSH_DIR}/known_hosts`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
+  const args = [
+    '-p',
+    String(SSH_PORT),
+    '-i',
+    `${SSH_DIR}/client_ed25519`,
+    '-o',
+    `UserKnownHostsFile=${SSH_DIR}/known_hosts`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+  ];
   if (cipher) args.push('-c', cipher);
   const command = sync ? `cat > '${remotePath}' && sync '${remotePath}'` : `cat > '${remotePath}'`;
   args.push(`root@${SSH_HOST}`, command);
@@ -98,7 +107,16 @@ async function childCommand(): Promise<string[]> {
   try {
     const esbuild = (await import('esbuild')) as { build(options: Record<string, unknown>): Promise<unknown> };
     const outfile = BUNDLE;
-    await esbuild.build({ entryPoints: [self], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, external: ['ssh2'], logLevel: 'error' });
+    await esbuild.build({
+      entryPoints: [self],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      outfile,
+      external: ['ssh2'],
+      logLevel: 'error',
+    });
     return [...CHILD_NODE_FLAGS, outfile];
   } catch (error) {
     console.log(`  (esbuild unavailable, children run through tsx: ${error instanceof Error ? error.message : String(error)})`);
@@ -106,9 +124,18 @@ async function childCommand(): Promise<string[]> {
   }
 }
 
-function runChild(command: string[], mode: string, root: string, key: string, size: number): Promise<{ seconds: number; idleRssBytes: number; maxRssBytes: number }> {
+function runChild(
+  command: string[],
+  mode: string,
+  root: string,
+  key: string,
+  size: number,
+): Promise<{ seconds: number; idleRssBytes: number; maxRssBytes: number }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...command, '--child', mode, root, key, String(size)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: process.cwd() });
+    const proc = spawn(process.execPath, [...command, '--child', mode, root, key, String(size)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: process.cwd(),
+    });
     let out = '';
     proc.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     proc.on('close', (code) => {
@@ -131,7 +158,14 @@ async function throughput(root: string, local: string): Promise<boolean> {
   const raw = driverFor(executor, root);
   const buffered = driverFor(executor, root, false);
   const wrapped = wrapStorageDriver(raw);
-  const times: Record<string, number[]> = { 'openssh cat (default cipher)': [], 'openssh cat (aes128-gcm)': [], 'openssh cat + sync (aes128-gcm)': [], 'driver put (raw)': [], 'driver put (raw, directIo false)': [], 'driver put (wrapper: sha256 + verify)': [] };
+  const times: Record<string, number[]> = {
+    'openssh cat (default cipher)': [],
+    'openssh cat (aes128-gcm)': [],
+    'openssh cat + sync (aes128-gcm)': [],
+    'driver put (raw)': [],
+    'driver put (raw, directIo false)': [],
+    'driver put (wrapper: sha256 + verify)': [],
+  };
   const remove = (...paths: string[]) => executor.run(['rm', '-f', '--', ...paths]);
   // Each measurement starts with no dirty data from the previous one (its writeback would compete).
   const settle = () => executor.run(['sync']);
@@ -147,9 +181,21 @@ async function throughput(root: string, local: string): Promise<boolean> {
       ['openssh cat (default cipher)', () => opensshPut(source, `${root}/baseline`, null, false), `${root}/baseline`],
       ['openssh cat (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', false), `${root}/baseline`],
       ['openssh cat + sync (aes128-gcm)', () => opensshPut(source, `${root}/baseline`, 'aes128-gcm@openssh.com', true), `${root}/baseline`],
-      ['driver put (raw)', () => raw.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
-      ['driver put (raw, directIo false)', () => buffered.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
-      ['driver put (wrapper: sha256 + verify)', () => wrapped.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }), `${root}/driver.bin`],
+      [
+        'driver put (raw)',
+        () => raw.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }),
+        `${root}/driver.bin`,
+      ],
+      [
+        'driver put (raw, directIo false)',
+        () => buffered.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }),
+        `${root}/driver.bin`,
+      ],
+      [
+        'driver put (wrapper: sha256 + verify)',
+        () => wrapped.put('driver.bin', createReadStream(source, { highWaterMark: MiB }), { size: SIZE }),
+        `${root}/driver.bin`,
+      ],
     ];
     // The order rotates from run to run, so that no case always follows the same neighbour.
     for (let i = 0; i < cases.length; i++) {
@@ -159,7 +205,10 @@ async function throughput(root: string, local: string): Promise<boolean> {
   }
   await executor.close();
   const medians = Object.fromEntries(Object.entries(times).map(([name, values]) => [name, median(values)]));
-  for (const [name, seconds] of Object.entries(medians)) console.log(`  ${name.padEnd(40)} ${seconds.toFixed(2)} s  ${rate(SIZE, seconds)}  (runs: ${(times[name] ?? []).map((value) => value.toFixed(2)).join(' ')})`);
+  for (const [name, seconds] of Object.entries(medians))
+    console.log(
+      `  ${name.padEnd(40)} ${seconds.toFixed(2)} s  ${rate(SIZE, seconds)}  (runs: ${(times[name] ?? []).map((value) => value.toFixed(2)).join(' ')})`,
+    );
   const baseline = medians['openssh cat (aes128-gcm)'] ?? NaN;
   const baselineSync = medians['openssh cat + sync (aes128-gcm)'] ?? NaN;
   const driverRaw = medians['driver put (raw)'] ?? NaN;
@@ -167,9 +216,13 @@ async function throughput(root: string, local: string): Promise<boolean> {
   const ratio = baseline / driverRaw;
   console.log(`ratio driver put (raw) / openssh cat (aes128-gcm): ${ratio.toFixed(2)}x (goal >= 0.90)`);
   console.log(`ratio driver put (raw) / openssh cat + sync:      ${(baselineSync / driverRaw).toFixed(2)}x`);
-  console.log(`ratio buffered put / openssh cat (aes128-gcm):    ${(baseline / (medians['driver put (raw, directIo false)'] ?? NaN)).toFixed(2)}x`);
+  console.log(
+    `ratio buffered put / openssh cat (aes128-gcm):    ${(baseline / (medians['driver put (raw, directIo false)'] ?? NaN)).toFixed(2)}x`,
+  );
   console.log(`ratio wrapped put / openssh cat (aes128-gcm):     ${(baseline / driverWrapped).toFixed(2)}x`);
-  console.log(`ratio wrapped put / openssh cat (default cipher): ${((medians['openssh cat (default cipher)'] ?? NaN) / driverWrapped).toFixed(2)}x`);
+  console.log(
+    `ratio wrapped put / openssh cat (default cipher): ${((medians['openssh cat (default cipher)'] ?? NaN) / driverWrapped).toFixed(2)}x`,
+  );
   return ratio >= 0.9;
 }
 
@@ -182,7 +235,9 @@ async function memory(root: string): Promise<boolean> {
       for (const mode of ['put', 'get']) {
         const { seconds, idleRssBytes, maxRssBytes } = await runChild(command, mode, root, key, size);
         results[`${mode} ${size / GiB} GiB`] = maxRssBytes;
-        console.log(`  ${mode} ${size / GiB} GiB: peak RSS ${(maxRssBytes / MiB).toFixed(0)} MiB (${(maxRssBytes / 1e6).toFixed(0)} MB; ${(idleRssBytes / MiB).toFixed(0)} MiB before streaming), ${seconds.toFixed(1)} s (${rate(size, seconds)})`);
+        console.log(
+          `  ${mode} ${size / GiB} GiB: peak RSS ${(maxRssBytes / MiB).toFixed(0)} MiB (${(maxRssBytes / 1e6).toFixed(0)} MB; ${(idleRssBytes / MiB).toFixed(0)} MiB before streaming), ${seconds.toFixed(1)} s (${rate(size, seconds)})`,
+        );
       }
     } finally {
       rmSync(`${root}/${key}`, { force: true });
@@ -195,7 +250,9 @@ async function memory(root: string): Promise<boolean> {
     const growth = large / small - 1;
     const fine = large < 150 * 1e6 && small < 150 * 1e6 && growth <= 0.1;
     ok &&= fine;
-    console.log(`${mode}: 4 GiB vs 1 GiB peak RSS ${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (goal < 150 MB and within 10 %): ${fine ? 'met' : 'MISSED'}`);
+    console.log(
+      `${mode}: 4 GiB vs 1 GiB peak RSS ${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (goal < 150 MB and within 10 %): ${fine ? 'met' : 'MISSED'}`,
+    );
   }
   return ok;
 }

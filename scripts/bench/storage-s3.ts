@@ -28,7 +28,15 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { s3StorageDriver } from '../../drivers/storage/s3';
 import { s3PartSize, S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE } from '../../drivers/storage/s3/options';
 import { wrapStorageDriver } from '../../src/storage/disk';
-import { adminClient, createBucket, deleteBucket, driverOptions, loadS3TestEnv, SERVICES_DIR, type S3TestEnv } from '../../test/integration/storage-s3/s3-env';
+import {
+  adminClient,
+  createBucket,
+  deleteBucket,
+  driverOptions,
+  loadS3TestEnv,
+  SERVICES_DIR,
+  type S3TestEnv,
+} from '../../test/integration/storage-s3/s3-env';
 
 const execFileAsync = promisify(execFile);
 const self = fileURLToPath(import.meta.url);
@@ -43,7 +51,6 @@ const RSS_RUNS = Number(flag('rss-runs') ?? 3);
 function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
 }
-
 
 async function loadEnv(): Promise<S3TestEnv> {
   const loaded = await loadS3TestEnv();
@@ -67,7 +74,13 @@ async function child(mode: string, bucket: string, key: string, size: number): P
     await driver.put(key, generated(size), { size });
   } else if (mode === 'baseline-put') {
     const client = adminClient(env);
-    await new Upload({ client, params: { Bucket: bucket, Key: key, Body: generated(size) }, partSize: s3PartSize(size, BASE_PART_SIZE), queueSize: QUEUE_SIZE, leavePartsOnError: false }).done();
+    await new Upload({
+      client,
+      params: { Bucket: bucket, Key: key, Body: generated(size) },
+      partSize: s3PartSize(size, BASE_PART_SIZE),
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false,
+    }).done();
     client.destroy();
   } else if (mode === 'baseline-get') {
     const client = adminClient(env);
@@ -86,7 +99,9 @@ async function child(mode: string, bucket: string, key: string, size: number): P
   const seconds = (performance.now() - started) / 1000;
   clearInterval(sampler);
   await driver.close?.();
-  process.stdout.write(`${JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024, seconds, peakHeapTotal: peak.heapTotal, peakArrayBuffers: peak.arrayBuffers })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024, seconds, peakHeapTotal: peak.heapTotal, peakArrayBuffers: peak.arrayBuffers })}\n`,
+  );
 }
 
 /**
@@ -98,7 +113,16 @@ async function childCommand(dir: string): Promise<{ args: string[]; how: string 
     const esbuild = await import('esbuild');
     // Inside the repository so that node resolves the external AWS SDK from node_modules.
     const outfile = `${fileURLToPath(new URL('../../node_modules/.cache/', import.meta.url))}ii-bench-storage-s3-${process.pid}.mjs`;
-    await esbuild.build({ entryPoints: [self], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, external: ['@aws-sdk/*', 'esbuild'], logLevel: 'error' });
+    await esbuild.build({
+      entryPoints: [self],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      outfile,
+      external: ['@aws-sdk/*', 'esbuild'],
+      logLevel: 'error',
+    });
     bundles.push(outfile);
     return { args: [outfile], how: 'plain node, bundled with esbuild' };
   } catch (error) {
@@ -125,7 +149,23 @@ function memory(result: ChildResult): string {
 
 async function runChild(mode: string, bucket: string, key: string, size: number): Promise<ChildResult> {
   const output = await new Promise<string>((resolve, reject) => {
-    const proc = spawn(process.execPath, [...CHILD_NODE_FLAGS, ...childArgs, '--child', mode, bucket, key, String(size), '--queue', String(QUEUE_SIZE), '--part-mib', String(BASE_PART_SIZE / MiB)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(
+      process.execPath,
+      [
+        ...CHILD_NODE_FLAGS,
+        ...childArgs,
+        '--child',
+        mode,
+        bucket,
+        key,
+        String(size),
+        '--queue',
+        String(QUEUE_SIZE),
+        '--part-mib',
+        String(BASE_PART_SIZE / MiB),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let text = '';
     proc.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
     proc.on('error', reject);
@@ -136,7 +176,10 @@ async function runChild(mode: string, bucket: string, key: string, size: number)
 }
 
 async function gc(): Promise<void> {
-  await execFileAsync('radosgw-admin', ['gc', 'process', '--include-all'], { env: { ...process.env, CEPH_CONF: `${SERVICES_DIR}/ceph/ceph.conf` }, timeout: 600_000 });
+  await execFileAsync('radosgw-admin', ['gc', 'process', '--include-all'], {
+    env: { ...process.env, CEPH_CONF: `${SERVICES_DIR}/ceph/ceph.conf` },
+    timeout: 600_000,
+  });
 }
 
 async function main(): Promise<void> {
@@ -150,9 +193,14 @@ async function main(): Promise<void> {
   await createBucket(admin, bucket);
   try {
     console.log(`S3 driver benchmark against ${env.endpoint} (bucket ${bucket}), ${runs} alternating runs each`);
-    await pipeline(Readable.from((async function* () {
-      for (let i = 0; i < 1024; i += 1) yield randomBytes(MiB);
-    })()), createWriteStream(file));
+    await pipeline(
+      Readable.from(
+        (async function* () {
+          for (let i = 0; i < 1024; i += 1) yield randomBytes(MiB);
+        })(),
+      ),
+      createWriteStream(file),
+    );
 
     // 1. Throughput: same file, same part size and queue size.
     const partSize = s3PartSize(GiB, BASE_PART_SIZE);
@@ -167,7 +215,13 @@ async function main(): Promise<void> {
     for (let run = 0; run < runs && !process.argv.includes('--rss-only') && !process.argv.includes('--put-only'); run += 1) {
       times.baseline.push(
         await time(() =>
-          new Upload({ client: admin, params: { Bucket: bucket, Key: 'bench/baseline.bin', Body: createReadStream(file) }, partSize, queueSize: QUEUE_SIZE, leavePartsOnError: false }).done(),
+          new Upload({
+            client: admin,
+            params: { Bucket: bucket, Key: 'bench/baseline.bin', Body: createReadStream(file) },
+            partSize,
+            queueSize: QUEUE_SIZE,
+            leavePartsOnError: false,
+          }).done(),
         ),
       );
       times.driver.push(await time(() => driver.put('bench/driver.bin', createReadStream(file), { size: GiB })));
@@ -185,15 +239,22 @@ async function main(): Promise<void> {
       const direct = median(times.driver);
       const wrapped = median(times.wrapped);
       console.log(`\nput 1 GiB file (part size ${mib(partSize)}, queue ${QUEUE_SIZE}), median seconds:`);
-      console.log(`  plain lib-storage Upload   ${baseline.toFixed(2)} s  ${rate(baseline)}   runs ${times.baseline.map((t) => t.toFixed(2)).join(', ')}`);
-      console.log(`  s3 driver put              ${direct.toFixed(2)} s  ${rate(direct)}   runs ${times.driver.map((t) => t.toFixed(2)).join(', ')}`);
-      console.log(`  core wrapper (sha256+stat) ${wrapped.toFixed(2)} s  ${rate(wrapped)}   runs ${times.wrapped.map((t) => t.toFixed(2)).join(', ')}`);
+      console.log(
+        `  plain lib-storage Upload   ${baseline.toFixed(2)} s  ${rate(baseline)}   runs ${times.baseline.map((t) => t.toFixed(2)).join(', ')}`,
+      );
+      console.log(
+        `  s3 driver put              ${direct.toFixed(2)} s  ${rate(direct)}   runs ${times.driver.map((t) => t.toFixed(2)).join(', ')}`,
+      );
+      console.log(
+        `  core wrapper (sha256+stat) ${wrapped.toFixed(2)} s  ${rate(wrapped)}   runs ${times.wrapped.map((t) => t.toFixed(2)).join(', ')}`,
+      );
       console.log(`  ratio driver/baseline throughput: ${(baseline / direct).toFixed(3)}x (goal >= 0.9)`);
       console.log(`  ratio wrapper/baseline throughput: ${(baseline / wrapped).toFixed(3)}x`);
     }
     await driver.close?.();
     await disk.close();
-    for (const key of ['bench/baseline.bin', 'bench/driver.bin', 'bench/wrapped.bin']) await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    for (const key of ['bench/baseline.bin', 'bench/driver.bin', 'bench/wrapped.bin'])
+      await admin.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
     await gc();
 
     // 2. Peak RSS, each measurement in a fresh process.
@@ -201,14 +262,23 @@ async function main(): Promise<void> {
     const command = await childCommand(dir);
     childArgs = command.args;
     const idle = await runChild('idle', bucket, 'none', 0);
-    console.log(`\npeak RSS (a fresh process each, ${command.how}${CHILD_NODE_FLAGS.length > 0 ? ` with ${CHILD_NODE_FLAGS.join(' ')}` : ', V8 defaults'}; idle with the SDK loaded after one HeadObject: ${mib(idle.maxRssBytes)})`);
+    console.log(
+      `\npeak RSS (a fresh process each, ${command.how}${CHILD_NODE_FLAGS.length > 0 ? ` with ${CHILD_NODE_FLAGS.join(' ')}` : ', V8 defaults'}; idle with the SDK loaded after one HeadObject: ${mib(idle.maxRssBytes)})`,
+    );
     // The peak of one process depends on when V8 collects: Buffers of socket reads and parts die
     // young but are freed only by a GC, which V8 starts once about 64 MB more of them exist than
     // after the last one. So each case runs RSS_RUNS times; goals are judged on the medians.
     const rss: Record<string, number[]> = {};
     const putOnly = process.argv.includes('--put-only');
     const rssRuns = Math.max(1, RSS_RUNS);
-    const measure = async (name: string, mode: string, key: string, size: number, label: string, show: (r: ChildResult) => string): Promise<void> => {
+    const measure = async (
+      name: string,
+      mode: string,
+      key: string,
+      size: number,
+      label: string,
+      show: (r: ChildResult) => string,
+    ): Promise<void> => {
       const results: ChildResult[] = [];
       for (let i = 0; i < rssRuns; i++) {
         results.push(await runChild(mode, bucket, key, size));
@@ -218,10 +288,15 @@ async function main(): Promise<void> {
       }
       rss[`${name} ${label}`] = results.map((r) => r.maxRssBytes);
       const middle = [...results].sort((a, b) => a.maxRssBytes - b.maxRssBytes)[Math.floor(results.length / 2)]!;
-      console.log(`  ${name} ${label}: median ${show(middle)}${rssRuns > 1 ? `; runs ${results.map((r) => mib(r.maxRssBytes)).join(', ')}` : ''}`);
+      console.log(
+        `  ${name} ${label}: median ${show(middle)}${rssRuns > 1 ? `; runs ${results.map((r) => mib(r.maxRssBytes)).join(', ')}` : ''}`,
+      );
     };
     const withRate = (size: number) => (r: ChildResult) => `${memory(r)} (${(size / MiB / r.seconds).toFixed(0)} MiB/s)`;
-    for (const [label, size] of [['1 GiB', GiB], ['4 GiB', 4 * GiB]] as const) {
+    for (const [label, size] of [
+      ['1 GiB', GiB],
+      ['4 GiB', 4 * GiB],
+    ] as const) {
       const key = `bench/rss-${size}.bin`;
       if (!putOnly) await measure('plain lib-storage Upload (same part size and queue)', 'baseline-put', key, size, label, withRate(size));
       await measure('put', 'put', key, size, label, withRate(size));
@@ -236,7 +311,9 @@ async function main(): Promise<void> {
       const small = median(rss[`${op} 1 GiB`]!);
       const large = median(rss[`${op} 4 GiB`]!);
       const highest = Math.max(...rss[`${op} 1 GiB`]!, ...rss[`${op} 4 GiB`]!);
-      console.log(`  ${op}: 4 GiB / 1 GiB median peak RSS = ${(large / small).toFixed(3)} (goal <= 1.10), medians ${mib(small)} / ${mib(large)} (goal < 150 MB = ${mib(150e6)}), highest single run ${mib(highest)}`);
+      console.log(
+        `  ${op}: 4 GiB / 1 GiB median peak RSS = ${(large / small).toFixed(3)} (goal <= 1.10), medians ${mib(small)} / ${mib(large)} (goal < 150 MB = ${mib(150e6)}), highest single run ${mib(highest)}`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

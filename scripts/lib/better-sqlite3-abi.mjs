@@ -14,8 +14,10 @@ import { pathToFileURL } from 'node:url';
 
 const binary = process.env.II_BETTER_SQLITE3_BINARY;
 if (binary) {
-  if (!existsSync(binary)) throw new Error(`II_BETTER_SQLITE3_BINARY names ${binary}, which does not exist (run scripts/test-node-versions.sh)`);
-  if (typeof nodeModule.registerHooks !== 'function') throw new Error(`module.registerHooks needs Node 22.15 or later; this is ${process.version}`);
+  if (!existsSync(binary))
+    throw new Error(`II_BETTER_SQLITE3_BINARY names ${binary}, which does not exist (run scripts/test-node-versions.sh)`);
+  if (typeof nodeModule.registerHooks !== 'function')
+    throw new Error(`module.registerHooks needs Node 22.15 or later; this is ${process.version}`);
   const target = pathToFileURL(binary).href;
   nodeModule.registerHooks({
     resolve(specifier, context, nextResolve) {

@@ -10,7 +10,11 @@ import path from 'node:path';
 
 /** `path/to/file` relative to root, without a source extension; `../x` when outside the root. */
 function normalize(root, absolute) {
-  return path.relative(root, absolute).split(path.sep).join('/').replace(/\.(ts|tsx|mts|cts|js|mjs|cjs)$/, '');
+  return path
+    .relative(root, absolute)
+    .split(path.sep)
+    .join('/')
+    .replace(/\.(ts|tsx|mts|cts|js|mjs|cjs)$/, '');
 }
 
 /**
@@ -80,7 +84,11 @@ const imports = {
               (zone.allow !== undefined && !zone.allow.some((pattern) => matches(target.path, pattern)))
             : zone.allow !== undefined && !(zone.allowPackages ?? []).includes(target.name);
         if (forbidden) {
-          context.report({ node, messageId: 'layer', data: { file: shown, target: target.kind === 'file' ? target.path : `the package ${target.name}`, reason: zone.reason } });
+          context.report({
+            node,
+            messageId: 'layer',
+            data: { file: shown, target: target.kind === 'file' ? target.path : `the package ${target.name}`, reason: zone.reason },
+          });
           return;
         }
       }

@@ -160,7 +160,8 @@ export class ChargeCalculator {
     let start = this.period.from.getTime();
     while (start < end) {
       const date = new Date(start);
-      const hours = this.policy.hoursPerMonth === 'calendar' ? hoursInUtcMonth(date.getUTCFullYear(), date.getUTCMonth()) : this.policy.hoursPerMonth;
+      const hours =
+        this.policy.hoursPerMonth === 'calendar' ? hoursInUtcMonth(date.getUTCFullYear(), date.getUTCMonth()) : this.policy.hoursPerMonth;
       const boundary = Math.min(nextUtcMonthStart(start), end);
       this.slots.push({ start, end: boundary, hoursPerMonth: BigInt(hours) });
       start = boundary;
@@ -200,7 +201,10 @@ export class ChargeCalculator {
         months: new Map(),
       };
       this.images.set(interval.imageId, image);
-    } else if (interval.from.getTime() > image.latestFrom || (interval.from.getTime() === image.latestFrom && interval.id > image.latestId)) {
+    } else if (
+      interval.from.getTime() > image.latestFrom ||
+      (interval.from.getTime() === image.latestFrom && interval.id > image.latestId)
+    ) {
       image.accountId = interval.accountId;
       image.locationId = interval.locationId;
       image.latestFrom = interval.from.getTime();
@@ -324,13 +328,18 @@ export class ChargeCalculator {
 
   private checkInterval(interval: UsageInterval): ParsedRate {
     const issues: FieldIssue[] = [];
-    if (typeof interval.imageId !== 'string' || interval.imageId.length === 0) issues.push({ path: 'imageId', message: 'must be a non-empty string' });
-    if (typeof interval.accountId !== 'string' || interval.accountId.length === 0) issues.push({ path: 'accountId', message: 'must be a non-empty string' });
-    if (typeof interval.locationId !== 'string' || interval.locationId.length === 0) issues.push({ path: 'locationId', message: 'must be a non-empty string' });
-    if (!Number.isSafeInteger(interval.sizeBytes) || interval.sizeBytes < 0) issues.push({ path: 'sizeBytes', message: 'must be a non-negative safe integer' });
+    if (typeof interval.imageId !== 'string' || interval.imageId.length === 0)
+      issues.push({ path: 'imageId', message: 'must be a non-empty string' });
+    if (typeof interval.accountId !== 'string' || interval.accountId.length === 0)
+      issues.push({ path: 'accountId', message: 'must be a non-empty string' });
+    if (typeof interval.locationId !== 'string' || interval.locationId.length === 0)
+      issues.push({ path: 'locationId', message: 'must be a non-empty string' });
+    if (!Number.isSafeInteger(interval.sizeBytes) || interval.sizeBytes < 0)
+      issues.push({ path: 'sizeBytes', message: 'must be a non-negative safe integer' });
     if (!isValidDate(interval.from)) issues.push({ path: 'from', message: 'must be a valid date' });
     if (interval.to !== null && !isValidDate(interval.to)) issues.push({ path: 'to', message: 'must be a valid date or null' });
-    else if (interval.to !== null && isValidDate(interval.from) && interval.to.getTime() < interval.from.getTime()) issues.push({ path: 'to', message: 'must not be before from' });
+    else if (interval.to !== null && isValidDate(interval.from) && interval.to.getTime() < interval.from.getTime())
+      issues.push({ path: 'to', message: 'must not be before from' });
     const rate = this.parseRate(interval.rate);
     if (rate === null) issues.push({ path: 'rate', message: 'must be a non-negative decimal like "0.05"' });
     if (issues.length > 0 || rate === null) throw validationFailed(issues, `Usage interval ${JSON.stringify(String(interval.id))}`);
@@ -350,7 +359,10 @@ export class ChargeCalculator {
 }
 
 /** Sums rounded line amounts (the invoice total) and exact amounts. */
-export function sumLines(lines: readonly Pick<ImageCharge, 'amount' | 'exactAmount'>[], decimals: number): { total: string; exactTotal: string } {
+export function sumLines(
+  lines: readonly Pick<ImageCharge, 'amount' | 'exactAmount'>[],
+  decimals: number,
+): { total: string; exactTotal: string } {
   let total = Rational.ZERO;
   let exactTotal = Rational.ZERO;
   for (const line of lines) {

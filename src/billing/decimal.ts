@@ -197,7 +197,9 @@ export class Rational {
    */
   format(decimals: number): string {
     if (!Number.isInteger(decimals) || decimals < 0) {
-      throw new InstanceImagesError('VALIDATION_FAILED', 'The number of decimals must be a non-negative integer', { fields: [{ path: 'decimals', message: 'must be a non-negative integer' }] });
+      throw new InstanceImagesError('VALIDATION_FAILED', 'The number of decimals must be a non-negative integer', {
+        fields: [{ path: 'decimals', message: 'must be a non-negative integer' }],
+      });
     }
     const scaled = this.scaledHalfUp(decimals);
     const negative = scaled < 0n;

@@ -104,13 +104,17 @@ function checkDate(value: Date, path: string): void {
 }
 
 function checkRate(rate: string): string {
-  if (!DecimalStringSchema.safeParse(rate).success) throw validationFailed([{ path: 'rate', message: 'must be a non-negative decimal like "0.05"' }]);
+  if (!DecimalStringSchema.safeParse(rate).success)
+    throw validationFailed([{ path: 'rate', message: 'must be a non-negative decimal like "0.05"' }]);
   return Rational.parse(rate).toString();
 }
 
 function newIdFrom(newId: UsageIdGenerator): string {
   const id = newId();
-  if (!IdSchema.safeParse(id).success) throw new InstanceImagesError('VALIDATION_FAILED', 'The usage id generator returned an invalid id', { fields: [{ path: 'id', message: 'must be a valid id' }] });
+  if (!IdSchema.safeParse(id).success)
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The usage id generator returned an invalid id', {
+      fields: [{ path: 'id', message: 'must be a valid id' }],
+    });
   return id;
 }
 
@@ -123,7 +127,12 @@ function openOf(intervals: readonly UsageInterval[], keep: (interval: UsageInter
  * with `patch`. An interval that started at or after `at` is closed with zero length (no charge)
  * and reopened from its own start, so the new terms cover all of it and nothing overlaps.
  */
-function split(intervals: readonly UsageInterval[], at: Date, patch: Partial<Pick<UsageInterval, 'rate' | 'sizeBytes'>>, newId: UsageIdGenerator): UsageChanges {
+function split(
+  intervals: readonly UsageInterval[],
+  at: Date,
+  patch: Partial<Pick<UsageInterval, 'rate' | 'sizeBytes'>>,
+  newId: UsageIdGenerator,
+): UsageChanges {
   const changes: UsageChanges = { close: [], open: [] };
   for (const interval of intervals) {
     const splitAt = new Date(Math.max(at.getTime(), interval.from.getTime()));
@@ -144,14 +153,39 @@ export function openUsage(input: OpenUsageInput, newId: UsageIdGenerator): Usage
   const { image } = input;
   checkDate(input.at, 'at');
   const rate = checkRate(input.rate);
-  if (image.status !== 'available') throw new InstanceImagesError('INVALID_STATE', `Billing starts only for an available image; image ${JSON.stringify(image.id)} is ${image.status}`, { details: { imageId: image.id, status: image.status } });
-  if (image.accountId === null) throw new InstanceImagesError('INVALID_STATE', `Image ${JSON.stringify(image.id)} has no account (stock images are not billed)`, { details: { imageId: image.id } });
-  if (image.locationId === null) throw new InstanceImagesError('INVALID_STATE', `Image ${JSON.stringify(image.id)} has no location, so no rate applies`, { details: { imageId: image.id } });
-  if (image.sizeBytes === null || image.sizeBytes <= 0) throw new InstanceImagesError('INVALID_STATE', `Image ${JSON.stringify(image.id)} has no size; billing needs the stored size`, { details: { imageId: image.id } });
+  if (image.status !== 'available')
+    throw new InstanceImagesError(
+      'INVALID_STATE',
+      `Billing starts only for an available image; image ${JSON.stringify(image.id)} is ${image.status}`,
+      { details: { imageId: image.id, status: image.status } },
+    );
+  if (image.accountId === null)
+    throw new InstanceImagesError('INVALID_STATE', `Image ${JSON.stringify(image.id)} has no account (stock images are not billed)`, {
+      details: { imageId: image.id },
+    });
+  if (image.locationId === null)
+    throw new InstanceImagesError('INVALID_STATE', `Image ${JSON.stringify(image.id)} has no location, so no rate applies`, {
+      details: { imageId: image.id },
+    });
+  if (image.sizeBytes === null || image.sizeBytes <= 0)
+    throw new InstanceImagesError('INVALID_STATE', `Image ${JSON.stringify(image.id)} has no size; billing needs the stored size`, {
+      details: { imageId: image.id },
+    });
   if (openOf(input.openIntervals, (i) => i.imageId === image.id).length > 0) return { close: [], open: [] };
   return {
     close: [],
-    open: [{ id: newIdFrom(newId), imageId: image.id, accountId: image.accountId, locationId: image.locationId, sizeBytes: image.sizeBytes, rate, from: new Date(input.at.getTime()), to: null }],
+    open: [
+      {
+        id: newIdFrom(newId),
+        imageId: image.id,
+        accountId: image.accountId,
+        locationId: image.locationId,
+        sizeBytes: image.sizeBytes,
+        rate,
+        from: new Date(input.at.getTime()),
+        to: null,
+      },
+    ],
   };
 }
 
@@ -182,7 +216,10 @@ export function closeUsage(input: CloseUsageInput): UsageChanges {
 export function applyPriceChange(input: PriceChangeInput, newId: UsageIdGenerator): UsageChanges {
   checkDate(input.at, 'at');
   const rate = checkRate(input.rate);
-  const affected = openOf(input.openIntervals, (i) => i.locationId === input.locationId && Rational.parse(i.rate).compare(Rational.parse(rate)) !== 0);
+  const affected = openOf(
+    input.openIntervals,
+    (i) => i.locationId === input.locationId && Rational.parse(i.rate).compare(Rational.parse(rate)) !== 0,
+  );
   return split(affected, input.at, { rate }, newId);
 }
 
@@ -193,7 +230,8 @@ export function applyPriceChange(input: PriceChangeInput, newId: UsageIdGenerato
  */
 export function applySizeCorrection(input: SizeCorrectionInput, newId: UsageIdGenerator): UsageChanges {
   checkDate(input.at, 'at');
-  if (!BytesSchema.safeParse(input.sizeBytes).success || input.sizeBytes === 0) throw validationFailed([{ path: 'sizeBytes', message: 'must be a positive safe integer' }]);
+  if (!BytesSchema.safeParse(input.sizeBytes).success || input.sizeBytes === 0)
+    throw validationFailed([{ path: 'sizeBytes', message: 'must be a positive safe integer' }]);
   const affected = openOf(input.openIntervals, (i) => i.imageId === input.imageId && i.sizeBytes !== input.sizeBytes);
   return split(affected, input.at, { sizeBytes: input.sizeBytes }, newId);
 }
@@ -231,5 +269,9 @@ export function assertNoUsageOverlap(intervals: Iterable<UsageInterval>): void {
   const overlaps = findUsageOverlaps(intervals);
   if (overlaps.length === 0) return;
   const first = overlaps[0] as UsageOverlap;
-  throw new InstanceImagesError('INVALID_STATE', `Usage intervals ${JSON.stringify(first.firstId)} and ${JSON.stringify(first.secondId)} of image ${JSON.stringify(first.imageId)} overlap (${overlaps.length} overlap(s) in all)`, { details: { overlaps } });
+  throw new InstanceImagesError(
+    'INVALID_STATE',
+    `Usage intervals ${JSON.stringify(first.firstId)} and ${JSON.stringify(first.secondId)} of image ${JSON.stringify(first.imageId)} overlap (${overlaps.length} overlap(s) in all)`,
+    { details: { overlaps } },
+  );
 }

@@ -29,7 +29,12 @@ export const BillingPolicySchema = z.strictObject({
    * of the UTC calendar month the time falls in: 672, 696, 720 or 744).
    * @defaultValue `730`
    */
-  hoursPerMonth: z.union([z.number().int('must be an integer').min(1, 'must be at least 1').max(100_000, 'must be at most 100000'), z.literal('calendar')]).default(730),
+  hoursPerMonth: z
+    .union([
+      z.number().int('must be an integer').min(1, 'must be at least 1').max(100_000, 'must be at most 100000'),
+      z.literal('calendar'),
+    ])
+    .default(730),
   /**
    * How the time of each interval part is billed: `'up'` (every started hour counts as a whole
    * hour), `'nearest'` (half an hour or more counts as an hour), or `'exact'` (fractional hours,

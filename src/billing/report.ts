@@ -75,7 +75,12 @@ export interface UsageReportHeader {
  */
 export function assembleUsageReport(charges: ChargeResult, names: ReadonlyMap<string, string>, header: UsageReportHeader): UsageReport {
   const lines: UsageReportLine[] = charges.lines.map((line) => ({ ...line, imageName: names.get(line.imageId) ?? null }));
-  lines.sort((a, b) => compareStrings(a.accountId, b.accountId) || compareStrings(a.imageName ?? '', b.imageName ?? '') || compareStrings(a.imageId, b.imageId));
+  lines.sort(
+    (a, b) =>
+      compareStrings(a.accountId, b.accountId) ||
+      compareStrings(a.imageName ?? '', b.imageName ?? '') ||
+      compareStrings(a.imageId, b.imageId),
+  );
 
   const byAccount = new Map<string, UsageReportLine[]>();
   for (const line of lines) {

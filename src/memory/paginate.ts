@@ -11,7 +11,13 @@ function compareKeys(a: CursorKey, b: CursorKey): number {
  * Keyset pagination over an in-memory array: sorts by `keyOf` (ascending or descending, id as the
  * tie-breaker in the same direction) and returns the page after `cursor`.
  */
-export function paginate<T>(items: readonly T[], keyOf: (item: T) => CursorKey, direction: 'asc' | 'desc', cursor: string | null | undefined, limit: number | undefined): Page<T> {
+export function paginate<T>(
+  items: readonly T[],
+  keyOf: (item: T) => CursorKey,
+  direction: 'asc' | 'desc',
+  cursor: string | null | undefined,
+  limit: number | undefined,
+): Page<T> {
   const size = pageSize(limit);
   const sign = direction === 'asc' ? 1 : -1;
   const sorted = [...items].sort((a, b) => sign * compareKeys(keyOf(a), keyOf(b)));

@@ -58,7 +58,8 @@ function imageMatches(image: Image, filter: ImageFilter): boolean {
   return filter.includeDeleted === true || image.status !== 'deleted';
 }
 
-const isActiveCustom = (accountId: string) => (image: Image) => image.kind === 'custom' && image.accountId === accountId && image.status !== 'deleted';
+const isActiveCustom = (accountId: string) => (image: Image) =>
+  image.kind === 'custom' && image.accountId === accountId && image.status !== 'deleted';
 
 /** In-memory {@link ImageRepository}. */
 export class MemoryImageRepository implements ImageRepository {
@@ -73,7 +74,13 @@ export class MemoryImageRepository implements ImageRepository {
     const by = sort.by ?? 'createdAt';
     const direction = sort.direction ?? (by === 'name' ? 'asc' : 'desc');
     const matching = [...this.images.values()].filter((image) => imageMatches(image, filter));
-    const result = paginate(matching, (image) => [by === 'name' ? image.name : image.createdAt.getTime(), image.id], direction, page.cursor, page.limit);
+    const result = paginate(
+      matching,
+      (image) => [by === 'name' ? image.name : image.createdAt.getTime(), image.id],
+      direction,
+      page.cursor,
+      page.limit,
+    );
     return { items: result.items.map(copy), nextCursor: result.nextCursor };
   }
 
@@ -151,7 +158,11 @@ export class MemoryStorageRepository implements StorageRepository {
 
   async listBindings(filter: { storageId?: string; hypervisorId?: string } = {}) {
     return [...this.bindings.values()]
-      .filter((b) => (filter.storageId === undefined || b.storageId === filter.storageId) && (filter.hypervisorId === undefined || b.hypervisorId === filter.hypervisorId))
+      .filter(
+        (b) =>
+          (filter.storageId === undefined || b.storageId === filter.storageId) &&
+          (filter.hypervisorId === undefined || b.hypervisorId === filter.hypervisorId),
+      )
       .sort((a, b) => (a.storageId === b.storageId ? (a.hypervisorId < b.hypervisorId ? -1 : 1) : a.storageId < b.storageId ? -1 : 1))
       .map(copy);
   }

@@ -9,7 +9,10 @@ export const LocationSettingsSchema = z.object({
   /** Price per GB-month as a decimal string, e.g. "0.05". */
   pricePerGbMonth: DecimalStringSchema.default('0'),
   /** Currency code of the price (ISO 4217). */
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code').default('USD'),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code')
+    .default('USD'),
   /** Default per-account image cap; null means unlimited. */
   defaultImageLimit: z.number().int().nonnegative().nullable().default(null),
   updatedAt: z.date(),

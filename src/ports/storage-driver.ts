@@ -62,7 +62,11 @@ export interface StorageDriver {
    * A page of objects under `prefix`, ordered by key. Temp files / incomplete uploads are not listed.
    * Must not load a whole directory or bucket into memory.
    */
-  list(options?: { prefix?: string; cursor?: string | null; limit?: number }): Promise<{ items: StoredObject[]; nextCursor: string | null }>;
+  list(options?: {
+    prefix?: string;
+    cursor?: string | null;
+    limit?: number;
+  }): Promise<{ items: StoredObject[]; nextCursor: string | null }>;
   /** Removes the object; idempotent (a missing key is not an error). */
   delete(key: string): Promise<void>;
   /** Free bytes, or `null` when unlimited/unknown (S3). */

@@ -38,5 +38,7 @@ export function ownsAccount(actor: Actor, accountId: string | null): boolean {
 /** The event view of an actor. */
 export function eventActor(actor: Actor | 'system'): EventActor {
   if (actor === 'system') return { kind: 'system' };
-  return actor.kind === 'admin' ? { kind: 'admin', ...(actor.userId ? { userId: actor.userId } : {}) } : { kind: 'customer', accountId: actor.accountId, ...(actor.userId ? { userId: actor.userId } : {}) };
+  return actor.kind === 'admin'
+    ? { kind: 'admin', ...(actor.userId ? { userId: actor.userId } : {}) }
+    : { kind: 'customer', accountId: actor.accountId, ...(actor.userId ? { userId: actor.userId } : {}) };
 }

@@ -79,7 +79,10 @@ export class DriverCache {
     if (cached) return cached;
     const { hypervisorDriver, executors } = this.ctx;
     if (!hypervisorDriver || !executors) {
-      throw new InstanceImagesError('HYPERVISOR_UNREACHABLE', 'No hypervisor driver is configured: pass `hypervisorDriver` and `executors` to createInstanceImages');
+      throw new InstanceImagesError(
+        'HYPERVISOR_UNREACHABLE',
+        'No hypervisor driver is configured: pass `hypervisorDriver` and `executors` to createInstanceImages',
+      );
     }
     const hypervisor = await this.hypervisor(hypervisorId);
     // What a driver throws quotes commands, paths and hosts: marked, so customers see only its code.
@@ -94,12 +97,20 @@ export class DriverCache {
    */
   async storage(storage: ImageStorage, hypervisorId?: string | null): Promise<StorageDisk> {
     if (!this.ctx.registry.has(storage.driver)) {
-      throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Storage ${JSON.stringify(storage.name)} uses the storage driver ${JSON.stringify(storage.driver)}, which is not registered: ${REGISTER_HINT}`, { details: { storageId: storage.id, driver: storage.driver } });
+      throw new InstanceImagesError(
+        'STORAGE_UNAVAILABLE',
+        `Storage ${JSON.stringify(storage.name)} uses the storage driver ${JSON.stringify(storage.driver)}, which is not registered: ${REGISTER_HINT}`,
+        { details: { storageId: storage.id, driver: storage.driver } },
+      );
     }
     const factory = this.ctx.registry.get(storage.driver);
     const hv = factory.needsHypervisor ? await this.viaHypervisor(storage, hypervisorId) : null;
     if (factory.needsHypervisor && hv === null) {
-      throw new InstanceImagesError('VALIDATION_FAILED', `Storage ${JSON.stringify(storage.name)} is reached through a hypervisor, and none is bound to it`, { fields: [{ path: 'hypervisorId', message: 'is required for this storage' }] });
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        `Storage ${JSON.stringify(storage.name)} is reached through a hypervisor, and none is bound to it`,
+        { fields: [{ path: 'hypervisorId', message: 'is required for this storage' }] },
+      );
     }
     const key = JSON.stringify([storage.id, storage.updatedAt.getTime(), hv]);
     const cached = this.disks.get(key);
@@ -120,7 +131,8 @@ export class DriverCache {
 
   private async hypervisorContext(hypervisorId: string) {
     const hypervisor = await this.hypervisor(hypervisorId);
-    if (!this.ctx.executors) throw new InstanceImagesError('HYPERVISOR_UNREACHABLE', 'No executors are configured: pass `executors` to createInstanceImages');
+    if (!this.ctx.executors)
+      throw new InstanceImagesError('HYPERVISOR_UNREACHABLE', 'No executors are configured: pass `executors` to createInstanceImages');
     return { hypervisor, executor: this.ctx.executors(hypervisor) };
   }
 

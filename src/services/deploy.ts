@@ -27,7 +27,11 @@ export const MAX_DEPLOY_DISK_BYTES = 64 * 2 ** 40;
 
 /** `N bytes`, with the size in the largest binary unit that divides it exactly (`64 TiB`), if any. */
 function describeBytes(bytes: number): string {
-  for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20]] as const) {
+  for (const [unit, size] of [
+    ['TiB', 2 ** 40],
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+  ] as const) {
     if (bytes % size === 0) return `${bytes} bytes (${bytes / size} ${unit})`;
   }
   return `${bytes} bytes`;
@@ -51,7 +55,26 @@ export const DeployInputSchema = z.strictObject({
 export type DeployInput = z.input<typeof DeployInputSchema>;
 
 /** System directories a customer-driven deploy may never write into (the hypervisor writes as root). */
-const SYSTEM_DIRECTORIES = ['/etc', '/root', '/boot', '/proc', '/sys', '/dev', '/run', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/run', '/var/spool', '/var/lib/dpkg', '/var/lib/apt'];
+const SYSTEM_DIRECTORIES = [
+  '/etc',
+  '/root',
+  '/boot',
+  '/proc',
+  '/sys',
+  '/dev',
+  '/run',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/var/run',
+  '/var/spool',
+  '/var/lib/dpkg',
+  '/var/lib/apt',
+];
 
 /**
  * A deploy made with a customer actor writes bytes the customer controls, as root, at `targetPath`:
@@ -66,7 +89,8 @@ export function checkCustomerDiskPath(targetPath: string): void {
   const diskFile = /\.(qcow2|raw|img)$/.test(segments[segments.length - 1] ?? '');
   const system = SYSTEM_DIRECTORIES.some((dir) => targetPath === dir || targetPath.startsWith(`${dir}/`));
   if (!targetPath.startsWith('/') || !plain || !diskFile || system) {
-    const message = 'must be a disk image file path (*.qcow2, *.raw or *.img; plain names, no hidden or ".." segments) outside system directories';
+    const message =
+      'must be a disk image file path (*.qcow2, *.raw or *.img; plain names, no hidden or ".." segments) outside system directories';
     throw new InstanceImagesError('VALIDATION_FAILED', `targetPath ${message}`, { fields: [{ path: 'targetPath', message }] });
   }
 }
@@ -95,11 +119,18 @@ export class DeployService {
     checkActor(actor);
     const accountId = actor.kind === 'customer' ? actor.accountId : (options.accountId ?? null);
     const groups = await this.ctx.repos.mediaGroups.list(actor.kind === 'customer' ? { customerVisible: true } : {});
-    const stock = await collectPages((cursor) => this.ctx.repos.images.list({ kind: 'stock', statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' }));
+    const stock = await collectPages((cursor) =>
+      this.ctx.repos.images.list({ kind: 'stock', statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' }),
+    );
     const result: DeployableImages = {
       groups: groups.map((group) => ({ group, images: stock.filter((i) => i.mediaGroupId === group.id) })),
       ungrouped: stock.filter((i) => i.mediaGroupId === null),
-      myImages: accountId === null ? [] : await collectPages((cursor) => this.ctx.repos.images.list({ kind: 'custom', accountId, statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' })),
+      myImages:
+        accountId === null
+          ? []
+          : await collectPages((cursor) =>
+              this.ctx.repos.images.list({ kind: 'custom', accountId, statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' }),
+            ),
     };
     return result;
   }
@@ -114,7 +145,8 @@ export class DeployService {
       const group = await this.ctx.repos.mediaGroups.get(image.mediaGroupId);
       if (!group?.customerVisible) throw missing();
     }
-    if (image.status !== 'available') throw new InstanceImagesError('INVALID_STATE', `The image is ${image.status}; only available images can be deployed`);
+    if (image.status !== 'available')
+      throw new InstanceImagesError('INVALID_STATE', `The image is ${image.status}; only available images can be deployed`);
     return image;
   }
 
@@ -133,12 +165,23 @@ export class DeployService {
     if (image.kind === 'custom' && image.accountId !== instance.accountId) throw notFound('Image', data.imageId);
     const maxDiskBytes = this.ctx.settings.deployMaxDiskBytes;
     if (data.sizeBytes !== undefined && data.sizeBytes > maxDiskBytes) {
-      throw validationFailed([{ path: 'sizeBytes', message: `must be at most ${describeBytes(maxDiskBytes)}, the largest disk a deploy may create here` }], 'The deploy request');
+      throw validationFailed(
+        [{ path: 'sizeBytes', message: `must be at most ${describeBytes(maxDiskBytes)}, the largest disk a deploy may create here` }],
+        'The deploy request',
+      );
     }
     if (data.sizeBytes !== undefined && image.virtualSizeBytes !== null && data.sizeBytes < image.virtualSizeBytes) {
-      throw new InstanceImagesError('VALIDATION_FAILED', `The disk must be at least the image's size (${image.virtualSizeBytes} bytes)`, { fields: [{ path: 'sizeBytes', message: 'is smaller than the image' }] });
+      throw new InstanceImagesError('VALIDATION_FAILED', `The disk must be at least the image's size (${image.virtualSizeBytes} bytes)`, {
+        fields: [{ path: 'sizeBytes', message: 'is smaller than the image' }],
+      });
     }
-    const task = await createTask(this.ctx, { type: 'deploy', subjectKind: 'image', subjectId: image.id, accountId: instance.accountId, hypervisorId: instance.hypervisorId });
+    const task = await createTask(this.ctx, {
+      type: 'deploy',
+      subjectKind: 'image',
+      subjectId: image.id,
+      accountId: instance.accountId,
+      hypervisorId: instance.hypervisorId,
+    });
     return new Promise((resolve, reject) => {
       this.ctx.queue.enqueue({
         taskId: task.id,
@@ -148,14 +191,28 @@ export class DeployService {
           const outcome = await runTask(this.ctx, task.id, signal, async ({ progress }) => {
             // Checked while this task is running: a delete requested from now on waits for it.
             const current = await this.ctx.repos.images.get(image.id);
-            if (current?.status !== 'available') throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
+            if (current?.status !== 'available')
+              throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
             const storage = await this.ctx.repos.storages.get(image.storageId);
             if (!storage) throw new InstanceImagesError('DEPLOY_FAILED', 'The image storage was removed');
             const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
             const sameHost = image.hypervisorId === null || image.hypervisorId === instance.hypervisorId;
             const factory = this.ctx.registry.get(storage.driver);
-            const direct = factory.capabilities.pathAccess && sameHost && (factory.capabilities.shared ? (await this.ctx.repos.storages.listBindings({ storageId: storage.id, hypervisorId: instance.hypervisorId })).length > 0 : true);
-            const common = { sourceFormat: image.format, sha256: image.sha256, targetPath: data.targetPath, ...(data.targetFormat ? { targetFormat: data.targetFormat } : {}), ...(data.sizeBytes ? { sizeBytes: data.sizeBytes } : {}), signal, onProgress: (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p) };
+            const direct =
+              factory.capabilities.pathAccess &&
+              sameHost &&
+              (factory.capabilities.shared
+                ? (await this.ctx.repos.storages.listBindings({ storageId: storage.id, hypervisorId: instance.hypervisorId })).length > 0
+                : true);
+            const common = {
+              sourceFormat: image.format,
+              sha256: image.sha256,
+              targetPath: data.targetPath,
+              ...(data.targetFormat ? { targetFormat: data.targetFormat } : {}),
+              ...(data.sizeBytes ? { sizeBytes: data.sizeBytes } : {}),
+              signal,
+              onProgress: (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p),
+            };
             if (direct) {
               const disk = await this.drivers.storage(storage, instance.hypervisorId);
               result = await hv.materialize({ source: disk.storagePath(image.fileKey), ...common });

@@ -22,11 +22,24 @@ export type TransitionPatch = Omit<ImagePatch, 'statusReason'>;
  * `image.available`, `image.failed` or `image.deleted`).
  * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
  */
-export async function tryTransitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: TransitionPatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image | null> {
+export async function tryTransitionImage(
+  ctx: ServiceContext,
+  image: Image,
+  to: ImageStatus,
+  patch: TransitionPatch,
+  actor: Actor | 'system',
+  reason: StatusReason | null = null,
+): Promise<Image | null> {
   assertTransition(image.status, to, image.kind);
   const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now());
   if (!updated) return null;
-  ctx.events.emit('image.status-changed', { image: updated, from: image.status, to, actor: eventActor(actor), reason: reason?.message ?? null });
+  ctx.events.emit('image.status-changed', {
+    image: updated,
+    from: image.status,
+    to,
+    actor: eventActor(actor),
+    reason: reason?.message ?? null,
+  });
   if (to === 'available') ctx.events.emit('image.available', { image: updated });
   if (to === 'error' && reason) ctx.events.emit('image.failed', { image: updated, code: reason.code, message: reason.message });
   if (to === 'deleted') ctx.events.emit('image.deleted', { image: updated });
@@ -37,11 +50,20 @@ export async function tryTransitionImage(ctx: ServiceContext, image: Image, to: 
  * {@link tryTransitionImage}, failing with INVALID_STATE when the lifecycle forbids the transition
  * or when the image changed meanwhile (a concurrent caller won).
  */
-export async function transitionImage(ctx: ServiceContext, image: Image, to: ImageStatus, patch: TransitionPatch, actor: Actor | 'system', reason: StatusReason | null = null): Promise<Image> {
+export async function transitionImage(
+  ctx: ServiceContext,
+  image: Image,
+  to: ImageStatus,
+  patch: TransitionPatch,
+  actor: Actor | 'system',
+  reason: StatusReason | null = null,
+): Promise<Image> {
   const updated = await tryTransitionImage(ctx, image, to, patch, actor, reason);
   if (!updated) {
     const fresh = await ctx.repos.images.get(image.id);
-    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, { details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null } });
+    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, {
+      details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null },
+    });
   }
   return updated;
 }

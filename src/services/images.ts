@@ -66,9 +66,9 @@ export interface ImageWithTask {
   task: Task;
 }
 
-
 const REASONS: Partial<Record<string, string>> = {
-  STORAGE_FULL: 'There was not enough free space on the image storage. Delete unused images, or ask your provider to add space, then retry.',
+  STORAGE_FULL:
+    'There was not enough free space on the image storage. Delete unused images, or ask your provider to add space, then retry.',
   STORAGE_UNAVAILABLE: 'The image storage could not be reached. Retry later; contact support if it keeps failing.',
   HYPERVISOR_UNREACHABLE: 'The server hosting your instance could not be reached. Retry later.',
   NOT_FOUND: 'The instance no longer exists, so its disk cannot be captured.',
@@ -82,7 +82,10 @@ const REASONS: Partial<Record<string, string>> = {
  * come from a driver and name hypervisors, SSH users and paths (admins see it on the failed task).
  */
 function captureReason(error: InstanceImagesError): { code: string; message: string } {
-  return { code: error.code, message: REASONS[error.code] ?? `${ERROR_MESSAGES[error.code]}. Retry the capture; contact support if it fails again.` };
+  return {
+    code: error.code,
+    message: REASONS[error.code] ?? `${ERROR_MESSAGES[error.code]}. Retry the capture; contact support if it fails again.`,
+  };
 }
 
 /** Makes one key segment safe: keeps letters, digits, dot, dash and underscore. */
@@ -118,7 +121,11 @@ export class ImageService {
     checkActor(actor);
     parseOrThrow(IdSchema, imageId, 'The image id');
     const image = await this.ctx.repos.images.get(imageId);
-    if (!image || (image.status === 'deleted' && !options.includeDeleted) || (actor.kind === 'customer' && (image.kind !== 'custom' || image.accountId !== actor.accountId))) {
+    if (
+      !image ||
+      (image.status === 'deleted' && !options.includeDeleted) ||
+      (actor.kind === 'customer' && (image.kind !== 'custom' || image.accountId !== actor.accountId))
+    ) {
       throw notFound('Image', imageId);
     }
     return image;
@@ -134,7 +141,11 @@ export class ImageService {
   /** Picks the bound storage with the most free space (unknown/unlimited counts as most). */
   private async pickStorage(hypervisorId: string): Promise<{ storage: ImageStorage; free: number | null }> {
     const candidates = await this.boundStorages(hypervisorId);
-    if (candidates.length === 0) throw new InstanceImagesError('NO_IMAGE_STORAGE', 'No image storage is bound to the hypervisor of this instance; ask your provider to configure one');
+    if (candidates.length === 0)
+      throw new InstanceImagesError(
+        'NO_IMAGE_STORAGE',
+        'No image storage is bound to the hypervisor of this instance; ask your provider to configure one',
+      );
     let best: { storage: ImageStorage; free: number | null } | null = null;
     let lastError: unknown = null;
     for (const storage of candidates) {
@@ -147,7 +158,10 @@ export class ImageService {
         this.ctx.logger.warn('image storage not usable', { storageId: storage.id, error: String(error) });
       }
     }
-    if (!best) throw isInstanceImagesError(lastError) ? lastError : new InstanceImagesError('STORAGE_UNAVAILABLE', 'No bound image storage is reachable', { cause: lastError });
+    if (!best)
+      throw isInstanceImagesError(lastError)
+        ? lastError
+        : new InstanceImagesError('STORAGE_UNAVAILABLE', 'No bound image storage is reachable', { cause: lastError });
     return best;
   }
 
@@ -163,7 +177,8 @@ export class ImageService {
     const data = parseOrThrow(CreateImageInputSchema, input, 'The image');
     const instance = await this.instanceFor(actor, data.instanceId);
     const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
-    if (!settings?.imagesEnabled) throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled', { details: { locationId: instance.locationId } });
+    if (!settings?.imagesEnabled)
+      throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled', { details: { locationId: instance.locationId } });
     const override = await this.ctx.repos.settings.getAccountLimit(instance.accountId);
     const max = override ? override.imageLimit : settings.defaultImageLimit;
     const limitReached = () => new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
@@ -174,14 +189,22 @@ export class ImageService {
     const domain = await hv.inspect(instance.domainName);
     const needed = domain.primaryDisk.allocationBytes;
     if (free !== null && free < needed) {
-      throw new InstanceImagesError('STORAGE_FULL', `Not enough free space on the image storage: the disk needs up to ${needed} bytes, ${free} are free`, { details: { needed, free } });
+      throw new InstanceImagesError(
+        'STORAGE_FULL',
+        `Not enough free space on the image storage: the disk needs up to ${needed} bytes, ${free} are free`,
+        { details: { needed, free } },
+      );
     }
     const disk = await this.drivers.storage(storage, instance.hypervisorId);
     if (!disk.capabilities.pathAccess) {
       const hypervisor = await this.drivers.hypervisor(instance.hypervisorId);
       const scratchFree = await hv.freeSpace(hypervisor.scratchDir ?? DEFAULT_SCRATCH_DIR).catch(() => null);
       if (scratchFree !== null && scratchFree < needed) {
-        throw new InstanceImagesError('STORAGE_FULL', `Not enough free space in the hypervisor's scratch directory: the disk needs up to ${needed} bytes, ${scratchFree} are free`, { details: { needed, free: scratchFree } });
+        throw new InstanceImagesError(
+          'STORAGE_FULL',
+          `Not enough free space in the hypervisor's scratch directory: the disk needs up to ${needed} bytes, ${scratchFree} are free`,
+          { details: { needed, free: scratchFree } },
+        );
       }
     }
 
@@ -226,8 +249,18 @@ export class ImageService {
   /** Starts a capture of `image`, compressed as its request chose (the current default for images recorded without that choice). */
   private async startCapture(image: Image, instance: HostInstance): Promise<Task> {
     const compress = image.compressed ?? this.ctx.settings.captureCompress;
-    const task = await createTask(this.ctx, { type: 'capture', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: instance.hypervisorId });
-    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: instance.hypervisorId, run: (signal) => this.runCapture(task.id, image.id, image.fileKey, compress, signal) });
+    const task = await createTask(this.ctx, {
+      type: 'capture',
+      subjectKind: 'image',
+      subjectId: image.id,
+      accountId: image.accountId,
+      hypervisorId: instance.hypervisorId,
+    });
+    this.ctx.queue.enqueue({
+      taskId: task.id,
+      hypervisorId: instance.hypervisorId,
+      run: (signal) => this.runCapture(task.id, image.id, image.fileKey, compress, signal),
+    });
     return task;
   }
 
@@ -239,7 +272,8 @@ export class ImageService {
     let stored: { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
       const image = await this.ctx.repos.images.get(imageId);
-      if (!image || image.status !== 'creating' || image.fileKey !== fileKey) throw new InstanceImagesError('CANCELLED', 'The image is no longer being created');
+      if (!image || image.status !== 'creating' || image.fileKey !== fileKey)
+        throw new InstanceImagesError('CANCELLED', 'The image is no longer being created');
       const instance = await this.ctx.host.getInstance(image.sourceInstanceId ?? '');
       if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The source instance no longer exists');
       const storage = await this.ctx.repos.storages.get(image.storageId);
@@ -251,13 +285,24 @@ export class ImageService {
       const onProgress = (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p);
       let put: { size: number; sha256: string } | null = null;
       const result = disk.capabilities.pathAccess
-        ? await hv.capture({ domainName: instance.domainName, output: disk.storagePath(image.fileKey), format: image.format, compress, signal, onProgress })
+        ? await hv.capture({
+            domainName: instance.domainName,
+            output: disk.storagePath(image.fileKey),
+            format: image.format,
+            compress,
+            signal,
+            onProgress,
+          })
         : await hv.capture({
             domainName: instance.domainName,
             output: {
               kind: 'stream',
               consume: async (stream, sizeBytes) => {
-                put = await disk.put(image.fileKey, stream, { size: sizeBytes, signal, onProgress: (p) => progress({ step: 'uploading', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }) });
+                put = await disk.put(image.fileKey, stream, {
+                  size: sizeBytes,
+                  signal,
+                  onProgress: (p) => progress({ step: 'uploading', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+                });
               },
             },
             format: image.format,
@@ -269,14 +314,26 @@ export class ImageService {
       progress({ step: 'verifying' });
       const stat = await disk.stat(image.fileKey);
       if (!stat || stat.size <= 0 || stat.size !== result.sizeBytes) {
-        throw new InstanceImagesError('CHECKSUM_MISMATCH', `The stored image has ${stat?.size ?? 'no'} bytes, the capture produced ${result.sizeBytes}`);
+        throw new InstanceImagesError(
+          'CHECKSUM_MISMATCH',
+          `The stored image has ${stat?.size ?? 'no'} bytes, the capture produced ${result.sizeBytes}`,
+        );
       }
       const putResult = put as { size: number; sha256: string } | null;
-      if (putResult && putResult.sha256 !== result.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The uploaded bytes do not match the captured disk');
+      if (putResult && putResult.sha256 !== result.sha256)
+        throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The uploaded bytes do not match the captured disk');
       const current = await this.ctx.repos.images.get(image.id);
-      if (signal.aborted || current?.fileKey !== fileKey || current.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
+      if (signal.aborted || current?.fileKey !== fileKey || current.status !== 'creating')
+        throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
       const now = this.ctx.now();
-      const verified = { sizeBytes: stat.size, virtualSizeBytes: result.virtualSizeBytes, format: result.format, sha256: result.sha256, consistency: result.consistency, availableAt: now };
+      const verified = {
+        sizeBytes: stat.size,
+        virtualSizeBytes: result.virtualSizeBytes,
+        format: result.format,
+        sha256: result.sha256,
+        consistency: result.consistency,
+        availableAt: now,
+      };
       const available = await tryTransitionImage(this.ctx, current, 'available', verified, 'system');
       if (!available) throw new InstanceImagesError('CANCELLED', 'The image was cancelled while it was being stored');
       await startBilling(this.ctx, available, now);
@@ -286,22 +343,35 @@ export class ImageService {
     const image = await this.ctx.repos.images.get(imageId);
     if (image?.status === 'available' && image.fileKey === fileKey) {
       // This attempt made the image available and something failed afterwards: keep its file and its billing.
-      await startBilling(this.ctx, image, image.availableAt ?? this.ctx.now()).catch((error: unknown) => this.ctx.logger.error('billing could not be started', { imageId, error: String(error) }));
+      await startBilling(this.ctx, image, image.availableAt ?? this.ctx.now()).catch((error: unknown) =>
+        this.ctx.logger.error('billing could not be started', { imageId, error: String(error) }),
+      );
       return;
     }
-    if (target) await target.disk.delete(target.key).catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed capture failed', { imageId, error: String(error) }));
+    if (target)
+      await target.disk
+        .delete(target.key)
+        .catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed capture failed', { imageId, error: String(error) }));
     if (image?.status === 'creating' && image.fileKey === fileKey) {
-      await transitionImage(this.ctx, image, 'error', {}, 'system', captureReason(outcome.error)).catch((error: unknown) => this.ctx.logger.warn('image error transition lost a race', { imageId, error: String(error) }));
+      await transitionImage(this.ctx, image, 'error', {}, 'system', captureReason(outcome.error)).catch((error: unknown) =>
+        this.ctx.logger.warn('image error transition lost a race', { imageId, error: String(error) }),
+      );
     }
   }
 
   /** Retries a failed capture: `error` → `creating` with a new task. */
   async retryImage(actor: Actor, imageId: string): Promise<ImageWithTask> {
     const image = await this.imageFor(actor, imageId);
-    if (image.status !== 'error') throw new InstanceImagesError('INVALID_STATE', `Only an image in error can be retried; this one is ${image.status}`);
-    if (image.kind !== 'custom' || image.statusReason?.code === 'DELETE_FAILED') throw new InstanceImagesError('INVALID_STATE', 'This image failed while being deleted; delete it again instead');
+    if (image.status !== 'error')
+      throw new InstanceImagesError('INVALID_STATE', `Only an image in error can be retried; this one is ${image.status}`);
+    if (image.kind !== 'custom' || image.statusReason?.code === 'DELETE_FAILED')
+      throw new InstanceImagesError('INVALID_STATE', 'This image failed while being deleted; delete it again instead');
     const instance = await this.ctx.host.getInstance(image.sourceInstanceId ?? '');
-    if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The source instance no longer exists, so the capture cannot be retried; delete this image');
+    if (!instance)
+      throw new InstanceImagesError(
+        'NOT_FOUND',
+        'The source instance no longer exists, so the capture cannot be retried; delete this image',
+      );
     const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
     if (!settings?.imagesEnabled) throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled');
     // A fresh file key: cleanup of the failed attempt can never touch the new attempt's file.
@@ -314,7 +384,8 @@ export class ImageService {
   /** Cancels a capture in progress; the image ends in `error` with reason CANCELLED. */
   async cancelCapture(actor: Actor, imageId: string): Promise<Image> {
     const image = await this.imageFor(actor, imageId);
-    if (image.status !== 'creating') throw new InstanceImagesError('INVALID_STATE', `Only an image being created can be cancelled; this one is ${image.status}`);
+    if (image.status !== 'creating')
+      throw new InstanceImagesError('INVALID_STATE', `Only an image being created can be cancelled; this one is ${image.status}`);
     const tasks = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'capture', statuses: ['queued', 'running'] });
     for (const task of tasks.items) {
       if (task.status === 'queued') await cancelQueuedTask(this.ctx, task.id);
@@ -322,7 +393,9 @@ export class ImageService {
     }
     const fresh = await this.ctx.repos.images.get(imageId);
     if (fresh?.status === 'creating') {
-      return transitionImage(this.ctx, fresh, 'error', {}, actor, { code: 'CANCELLED', message: REASONS.CANCELLED ?? 'Cancelled' }).catch(async () => (await this.ctx.repos.images.get(imageId)) ?? fresh);
+      return transitionImage(this.ctx, fresh, 'error', {}, actor, { code: 'CANCELLED', message: REASONS.CANCELLED ?? 'Cancelled' }).catch(
+        async () => (await this.ctx.repos.images.get(imageId)) ?? fresh,
+      );
     }
     return fresh ?? image;
   }
@@ -335,10 +408,13 @@ export class ImageService {
   async listImages(actor: Actor, query: ListImagesQuery = {}): Promise<Page<Image>> {
     checkActor(actor);
     const q = parseOrThrow(ListImagesQuerySchema, query, 'The query');
-    if (q.includeDeleted && actor.kind !== 'admin') throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can list deleted images');
+    if (q.includeDeleted && actor.kind !== 'admin')
+      throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can list deleted images');
     const statuses: ImageStatus[] | undefined = q.status ? [q.status] : undefined;
     const filter: ImageFilter =
-      actor.kind === 'customer' ? { kind: 'custom', accountId: actor.accountId, statuses } : { accountId: q.accountId, statuses, includeDeleted: q.includeDeleted === true };
+      actor.kind === 'customer'
+        ? { kind: 'custom', accountId: actor.accountId, statuses }
+        : { accountId: q.accountId, statuses, includeDeleted: q.includeDeleted === true };
     const sort: ImageSort = { by: q.sort ?? 'createdAt', ...(q.direction ? { direction: q.direction } : {}) };
     const page: ListPage = { cursor: q.cursor ?? null, limit: q.limit ?? 50 };
     return this.ctx.repos.images.list(filter, page, sort);
@@ -359,20 +435,36 @@ export class ImageService {
     if (image.status === 'deleted') return { image, task: null };
     if (image.status === 'deleting') {
       // Idempotent; and a delete whose task was lost (e.g. its creation failed) is started again.
-      const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type: 'delete', statuses: ['queued', 'running'] }, { limit: 1 });
+      const active = await this.ctx.repos.tasks.list(
+        { subjectId: image.id, type: 'delete', statuses: ['queued', 'running'] },
+        { limit: 1 },
+      );
       return active.items.length > 0 ? { image, task: null } : { image, task: await this.startDelete(image) };
     }
-    if (image.status === 'creating') throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
+    if (image.status === 'creating')
+      throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
     if (image.kind === 'stock') await this.assertNotDeploying(image.id);
     const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
     // Billing stops at the request; the delete task stops it again (idempotently) should this fail.
-    await stopBilling(this.ctx, image.id, deleting.updatedAt).catch((error: unknown) => this.ctx.logger.warn('stopping billing failed; the delete task retries it', { imageId: image.id, error: String(error) }));
+    await stopBilling(this.ctx, image.id, deleting.updatedAt).catch((error: unknown) =>
+      this.ctx.logger.warn('stopping billing failed; the delete task retries it', { imageId: image.id, error: String(error) }),
+    );
     return { image: deleting, task: await this.startDelete(deleting) };
   }
 
   private async startDelete(image: Image): Promise<Task> {
-    const task = await createTask(this.ctx, { type: 'delete', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: image.hypervisorId });
-    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: image.hypervisorId, run: (signal) => this.runDelete(task.id, image.id, signal) });
+    const task = await createTask(this.ctx, {
+      type: 'delete',
+      subjectKind: 'image',
+      subjectId: image.id,
+      accountId: image.accountId,
+      hypervisorId: image.hypervisorId,
+    });
+    this.ctx.queue.enqueue({
+      taskId: task.id,
+      hypervisorId: image.hypervisorId,
+      run: (signal) => this.runDelete(task.id, image.id, signal),
+    });
     return task;
   }
 
@@ -388,7 +480,8 @@ export class ImageService {
 
   private async assertNotDeploying(imageId: string): Promise<void> {
     const deploys = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'deploy', statuses: ['queued', 'running'] }, { limit: 1 });
-    if (deploys.items.length > 0) throw new InstanceImagesError('IN_USE', 'The image is being deployed right now; try again when the deploy has finished');
+    if (deploys.items.length > 0)
+      throw new InstanceImagesError('IN_USE', 'The image is being deployed right now; try again when the deploy has finished');
   }
 
   private async runDelete(taskId: string, imageId: string, signal: AbortSignal): Promise<void> {
@@ -409,7 +502,10 @@ export class ImageService {
     if (outcome.ok) return;
     const image = await this.ctx.repos.images.get(imageId);
     if (image?.status === 'deleting') {
-      await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'DELETE_FAILED', message: `Removing the image file failed (${ERROR_MESSAGES[outcome.error.code]}). Delete the image again to retry.` }).catch(() => undefined);
+      await transitionImage(this.ctx, image, 'error', {}, 'system', {
+        code: 'DELETE_FAILED',
+        message: `Removing the image file failed (${ERROR_MESSAGES[outcome.error.code]}). Delete the image again to retry.`,
+      }).catch(() => undefined);
     }
   }
 
@@ -420,7 +516,10 @@ export class ImageService {
     const statuses: TaskStatus[] | undefined = q.status ? [q.status] : undefined;
     const type: TaskType | undefined = q.type;
     const accountId = actor.kind === 'customer' ? actor.accountId : q.accountId;
-    return this.ctx.repos.tasks.list({ accountId, statuses, type, subjectId: q.subjectId }, { cursor: q.cursor ?? null, limit: q.limit ?? 50 });
+    return this.ctx.repos.tasks.list(
+      { accountId, statuses, type, subjectId: q.subjectId },
+      { cursor: q.cursor ?? null, limit: q.limit ?? 50 },
+    );
   }
 
   /** One task (NOT_FOUND when missing or another account's). */

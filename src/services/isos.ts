@@ -29,7 +29,11 @@ export const IsoInputSchema = z.strictObject({
 export type IsoInput = z.input<typeof IsoInputSchema>;
 
 /** Input of {@link CatalogService.updateIso}. */
-export const UpdateIsoInputSchema = z.strictObject({ name: NameSchema.optional(), description: DescriptionSchema.optional(), customerVisible: z.boolean().optional() });
+export const UpdateIsoInputSchema = z.strictObject({
+  name: NameSchema.optional(),
+  description: DescriptionSchema.optional(),
+  customerVisible: z.boolean().optional(),
+});
 /** Input of {@link CatalogService.updateIso}. */
 export type UpdateIsoInput = z.input<typeof UpdateIsoInputSchema>;
 
@@ -46,7 +50,10 @@ export class IsoService {
   /** Lists ISOs (customers: visible and available ones). */
   async listIsos(actor: Actor, query: { cursor?: string | null; limit?: number } = {}): Promise<Page<Iso>> {
     checkActor(actor);
-    return this.ctx.repos.isos.list(actor.kind === 'customer' ? { customerVisible: true, status: 'available' } : {}, { cursor: query.cursor ?? null, limit: query.limit ?? 50 });
+    return this.ctx.repos.isos.list(actor.kind === 'customer' ? { customerVisible: true, status: 'available' } : {}, {
+      cursor: query.cursor ?? null,
+      limit: query.limit ?? 50,
+    });
   }
 
   /** One ISO the actor may see. */
@@ -65,7 +72,20 @@ export class IsoService {
     const { storage, disk, fileKey } = await this.templates.file(data);
     const { size, sha256 } = await this.templates.measure(disk, fileKey);
     const now = this.ctx.now();
-    const iso: Iso = { id: this.ctx.newId(), name: data.name, description: data.description ?? '', storageId: storage.id, fileKey, sizeBytes: size, sha256, customerVisible: data.customerVisible, status: 'available', statusReason: null, createdAt: now, updatedAt: now };
+    const iso: Iso = {
+      id: this.ctx.newId(),
+      name: data.name,
+      description: data.description ?? '',
+      storageId: storage.id,
+      fileKey,
+      sizeBytes: size,
+      sha256,
+      customerVisible: data.customerVisible,
+      status: 'available',
+      statusReason: null,
+      createdAt: now,
+      updatedAt: now,
+    };
     await this.ctx.repos.isos.insert(iso);
     return iso;
   }
@@ -76,22 +96,59 @@ export class IsoService {
     const data = parseOrThrow(IsoInputSchema, input, 'The ISO');
     const { storage, disk, fileKey } = await this.templates.file(data);
     const now = this.ctx.now();
-    const iso: Iso = { id: this.ctx.newId(), name: data.name, description: data.description ?? '', storageId: storage.id, fileKey, sizeBytes: null, sha256: null, customerVisible: data.customerVisible, status: 'uploading', statusReason: null, createdAt: now, updatedAt: now };
+    const iso: Iso = {
+      id: this.ctx.newId(),
+      name: data.name,
+      description: data.description ?? '',
+      storageId: storage.id,
+      fileKey,
+      sizeBytes: null,
+      sha256: null,
+      customerVisible: data.customerVisible,
+      status: 'uploading',
+      statusReason: null,
+      createdAt: now,
+      updatedAt: now,
+    };
     await this.ctx.repos.isos.insert(iso);
-    const task = await createTask(this.ctx, { type: 'iso-upload', subjectKind: 'iso', subjectId: iso.id, accountId: null, hypervisorId: null });
+    const task = await createTask(this.ctx, {
+      type: 'iso-upload',
+      subjectKind: 'iso',
+      subjectId: iso.id,
+      accountId: null,
+      hypervisorId: null,
+    });
     const controller = new AbortController();
     options.signal?.addEventListener('abort', () => controller.abort(), { once: true });
     let written: { size: number; sha256: string } | null = null;
     const outcome = await runTask(this.ctx, task.id, controller.signal, async ({ progress }) => {
-      written = await disk.put(fileKey, body, { ...(options.sizeBytes ? { size: options.sizeBytes } : {}), signal: controller.signal, onProgress: (p) => progress({ step: 'uploading', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }) });
+      written = await disk.put(fileKey, body, {
+        ...(options.sizeBytes ? { size: options.sizeBytes } : {}),
+        signal: controller.signal,
+        onProgress: (p) => progress({ step: 'uploading', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+      });
     });
     const result = written as { size: number; sha256: string } | null;
     if (!outcome.ok || !result) {
       body.resume();
-      await this.ctx.repos.isos.update(iso.id, { status: 'error', statusReason: { code: outcome.ok ? 'STORAGE_UNAVAILABLE' : outcome.error.code, message: outcome.ok ? 'Upload failed' : outcome.error.message } }, this.ctx.now());
+      await this.ctx.repos.isos.update(
+        iso.id,
+        {
+          status: 'error',
+          statusReason: {
+            code: outcome.ok ? 'STORAGE_UNAVAILABLE' : outcome.error.code,
+            message: outcome.ok ? 'Upload failed' : outcome.error.message,
+          },
+        },
+        this.ctx.now(),
+      );
       throw outcome.ok ? new InstanceImagesError('STORAGE_UNAVAILABLE', 'The ISO upload failed') : outcome.error;
     }
-    const updated = await this.ctx.repos.isos.update(iso.id, { status: 'available', sizeBytes: result.size, sha256: result.sha256 }, this.ctx.now());
+    const updated = await this.ctx.repos.isos.update(
+      iso.id,
+      { status: 'available', sizeBytes: result.size, sha256: result.sha256 },
+      this.ctx.now(),
+    );
     if (!updated) throw notFound('ISO', iso.id);
     return updated;
   }
@@ -126,7 +183,11 @@ export class IsoService {
     const storage = await this.ctx.repos.storages.get(iso.storageId);
     if (!storage) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The ISO storage was removed');
     const disk = await this.drivers.storage(storage, instance.hypervisorId);
-    if (!disk.capabilities.pathAccess) throw new InstanceImagesError('VALIDATION_FAILED', 'This ISO lives on a storage the hypervisor cannot read directly; ask your provider to keep ISOs on local or NFS storage');
+    if (!disk.capabilities.pathAccess)
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        'This ISO lives on a storage the hypervisor cannot read directly; ask your provider to keep ISOs on local or NFS storage',
+      );
     const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
     const isoFile = disk.storagePath(iso.fileKey);
     await hv.attachIso(instance.domainName, isoFile.path, isoFile.root === undefined ? {} : { root: isoFile.root });

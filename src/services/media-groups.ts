@@ -11,16 +11,18 @@ import { checkActor, requireAdmin, type Actor } from './actor';
 import type { ServiceContext } from './context';
 
 /** Input of media group create/update. */
-export const MediaGroupInputSchema = z.strictObject({ name: NameSchema, customerVisible: z.boolean().default(true), order: z.number().int().min(-1_000_000).max(1_000_000).default(0) });
+export const MediaGroupInputSchema = z.strictObject({
+  name: NameSchema,
+  customerVisible: z.boolean().default(true),
+  order: z.number().int().min(-1_000_000).max(1_000_000).default(0),
+});
 /** Input of {@link CatalogService.createMediaGroup}. */
 export type MediaGroupInput = z.input<typeof MediaGroupInputSchema>;
 
 /** Media groups. Reached through `InstanceImages.catalog`. */
 export class MediaGroupService {
   /** @internal Services are created by `createInstanceImages`. */
-  constructor(
-    private readonly ctx: ServiceContext,
-  ) {}
+  constructor(private readonly ctx: ServiceContext) {}
 
   /** Lists media groups (customers: visible ones only). */
   async listMediaGroups(actor: Actor): Promise<MediaGroup[]> {

@@ -57,7 +57,10 @@ export class OsImageService {
     if (data.mediaGroupId && !(await this.ctx.repos.mediaGroups.get(data.mediaGroupId))) throw notFound('Media group', data.mediaGroupId);
     const { storage, disk, fileKey } = await this.templates.file(data);
     const { size, sha256 } = await this.templates.measure(disk, fileKey);
-    if (size <= 0) throw new InstanceImagesError('VALIDATION_FAILED', 'The source file is empty', { fields: [{ path: 'fileKey', message: 'is empty' }] });
+    if (size <= 0)
+      throw new InstanceImagesError('VALIDATION_FAILED', 'The source file is empty', {
+        fields: [{ path: 'fileKey', message: 'is empty' }],
+      });
     const now = this.ctx.now();
     const image: Image = {
       id: this.ctx.newId(),
@@ -106,7 +109,15 @@ export class OsImageService {
   /** Lists stock OS images (admins: all; customers: available ones in visible groups). */
   async listOsImages(actor: Actor, query: { cursor?: string | null; limit?: number; mediaGroupId?: string } = {}): Promise<Page<Image>> {
     checkActor(actor);
-    const page = await this.ctx.repos.images.list({ kind: 'stock', ...(query.mediaGroupId ? { mediaGroupId: query.mediaGroupId } : {}), ...(actor.kind === 'customer' ? { statuses: ['available'] } : {}) }, { cursor: query.cursor ?? null, limit: query.limit ?? 50 }, { by: 'name' });
+    const page = await this.ctx.repos.images.list(
+      {
+        kind: 'stock',
+        ...(query.mediaGroupId ? { mediaGroupId: query.mediaGroupId } : {}),
+        ...(actor.kind === 'customer' ? { statuses: ['available'] } : {}),
+      },
+      { cursor: query.cursor ?? null, limit: query.limit ?? 50 },
+      { by: 'name' },
+    );
     if (actor.kind === 'admin') return page;
     const visible = new Set((await this.ctx.repos.mediaGroups.list({ customerVisible: true })).map((g) => g.id));
     return { items: page.items.filter((i) => i.mediaGroupId === null || visible.has(i.mediaGroupId)), nextCursor: page.nextCursor };
@@ -119,7 +130,8 @@ export class OsImageService {
     if (!image || image.kind !== 'stock') throw notFound('OS image', imageId);
     if (image.status === 'deleted') return image;
     const deploys = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'deploy', statuses: ['queued', 'running'] }, { limit: 1 });
-    if (deploys.items.length > 0) throw new InstanceImagesError('IN_USE', 'The OS image is the source of a deploy in progress; try again when it has finished');
+    if (deploys.items.length > 0)
+      throw new InstanceImagesError('IN_USE', 'The OS image is the source of a deploy in progress; try again when it has finished');
     if (image.status === 'deleting') throw new InstanceImagesError('INVALID_STATE', 'The OS image is being deleted already');
     // The source file is the operator's: nothing to remove, so the stock lifecycle goes straight to deleted.
     const deleted = await tryTransitionImage(this.ctx, image, 'deleted', { deletedAt: this.ctx.now() }, actor);

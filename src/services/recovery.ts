@@ -43,12 +43,20 @@ export class RecoveryService {
     const stale = (await this.ctx.repos.tasks.listStale(new Date(cutoff))).filter((t) => !knownTaskIds.has(t.id));
     const running = await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }));
     stale.push(...running.filter((t) => !knownTaskIds.has(t.id) && orphaned(t) && !stale.some((s) => s.id === t.id)));
-    const queued = (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['queued'] }, { cursor, limit: 500 }))).filter((t) => !knownTaskIds.has(t.id) && lapsed(t));
+    const queued = (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['queued'] }, { cursor, limit: 500 }))).filter(
+      (t) => !knownTaskIds.has(t.id) && lapsed(t),
+    );
     const hypervisors = new Set<string>();
     /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
     const domains = new Map<string, Set<string>>();
     for (const task of [...stale, ...queued]) {
-      const ended = await this.ctx.repos.tasks.transition(task.id, ['running', 'queued'], 'failed', { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: 'The task was interrupted by a restart of the panel' }, now);
+      const ended = await this.ctx.repos.tasks.transition(
+        task.id,
+        ['running', 'queued'],
+        'failed',
+        { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: 'The task was interrupted by a restart of the panel' },
+        now,
+      );
       if (!ended) continue;
       report.interruptedTasks.push(task.id);
       this.ctx.events.emit('task.finished', { task: ended });
@@ -70,35 +78,55 @@ export class RecoveryService {
             this.ctx.logger.warn('recovery could not remove a leftover', { imageId: image.id, error: String(error) });
           }
         }
-        await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }).catch(() => undefined);
+        await transitionImage(this.ctx, image, 'error', {}, 'system', {
+          code: 'INTERRUPTED',
+          message: 'The capture was interrupted by a restart of the panel. Retry the capture.',
+        }).catch(() => undefined);
         report.failedImages.push(image.id);
       } else if (task.type === 'delete' && image.status === 'deleting') {
-        await transitionImage(this.ctx, image, 'error', {}, 'system', { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' }).catch(() => undefined);
+        await transitionImage(this.ctx, image, 'error', {}, 'system', {
+          code: 'DELETE_FAILED',
+          message: 'Deleting was interrupted by a restart of the panel. Delete the image again.',
+        }).catch(() => undefined);
         report.failedImages.push(image.id);
       }
     }
     // Images left in a transient status without any live task (e.g. a crash between inserting the
     // image and its task) would otherwise stay there forever.
-    for (const [status, type] of [['creating', 'capture'], ['deleting', 'delete']] as const) {
+    for (const [status, type] of [
+      ['creating', 'capture'],
+      ['deleting', 'delete'],
+    ] as const) {
       for await (const images of eachPage((cursor) => this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 }))) {
         for (const image of images) {
           const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type, statuses: ['queued', 'running'] }, { limit: 1 });
           // A very recent image may be another process's, between inserting it and its task.
           if (active.items.length > 0 || report.failedImages.includes(image.id) || image.updatedAt.getTime() >= cutoff) continue;
-          const reason = status === 'creating'
-            ? { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }
-            : { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' };
-          const moved = await transitionImage(this.ctx, image, 'error', {}, 'system', reason).then(() => true, () => false);
+          const reason =
+            status === 'creating'
+              ? { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }
+              : { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' };
+          const moved = await transitionImage(this.ctx, image, 'error', {}, 'system', reason).then(
+            () => true,
+            () => false,
+          );
           if (moved) report.failedImages.push(image.id);
         }
       }
     }
     // Another live process capturing there would lose its backup job and scratch files.
-    const busy = new Set((await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }))).filter((t) => knownTaskIds.has(t.id) || !lapsed(t)).map((t) => t.hypervisorId));
+    const busy = new Set(
+      (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 })))
+        .filter((t) => knownTaskIds.has(t.id) || !lapsed(t))
+        .map((t) => t.hypervisorId),
+    );
     for (const hypervisorId of hypervisors) {
       // With a live task there, only the interrupted captures' own domains are recovered.
       const scope = busy.has(hypervisorId) ? [...(domains.get(hypervisorId) ?? [])] : [undefined];
-      if (scope.length === 0) report.hypervisorActions.push(`${hypervisorId}: skipped (a live task of another process runs there and the interrupted domain is unknown)`);
+      if (scope.length === 0)
+        report.hypervisorActions.push(
+          `${hypervisorId}: skipped (a live task of another process runs there and the interrupted domain is unknown)`,
+        );
       try {
         const driver = await this.drivers.hypervisorDriver(hypervisorId);
         for (const domainName of scope) {

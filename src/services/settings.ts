@@ -23,7 +23,10 @@ export { UsageReportQuerySchema, type UsageReportQuery } from './usage';
 export const LocationSettingsInputSchema = z.strictObject({
   imagesEnabled: z.boolean().optional(),
   pricePerGbMonth: DecimalStringSchema.optional(),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code').optional(),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code')
+    .optional(),
   defaultImageLimit: z.number().int().nonnegative().nullable().optional(),
 });
 /** Input of {@link SettingsService.setLocationSettings}. */
@@ -43,7 +46,16 @@ export class SettingsService {
   async getLocationSettings(actor: Actor, locationId: string): Promise<LocationSettings> {
     requireAdmin(actor);
     parseOrThrow(IdSchema, locationId, 'The location id');
-    return (await this.ctx.repos.settings.getLocation(locationId)) ?? { locationId, imagesEnabled: false, pricePerGbMonth: '0', currency: this.currency, defaultImageLimit: null, updatedAt: new Date(0) };
+    return (
+      (await this.ctx.repos.settings.getLocation(locationId)) ?? {
+        locationId,
+        imagesEnabled: false,
+        pricePerGbMonth: '0',
+        currency: this.currency,
+        defaultImageLimit: null,
+        updatedAt: new Date(0),
+      }
+    );
   }
 
   /** All locations with settings. */

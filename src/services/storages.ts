@@ -76,7 +76,8 @@ function restoreMaskedSecrets(next: Record<string, unknown>, previous: Record<st
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(next)) {
     if (value === MASKED_SECRET && key in previous) out[key] = previous[key];
-    else if (value && typeof value === 'object' && !Array.isArray(value) && previous[key] && typeof previous[key] === 'object') out[key] = restoreMaskedSecrets(value as Record<string, unknown>, previous[key] as Record<string, unknown>);
+    else if (value && typeof value === 'object' && !Array.isArray(value) && previous[key] && typeof previous[key] === 'object')
+      out[key] = restoreMaskedSecrets(value as Record<string, unknown>, previous[key] as Record<string, unknown>);
     else out[key] = value;
   }
   return out;
@@ -92,7 +93,11 @@ export class StorageService {
 
   private async view(storage: ImageStorage): Promise<StorageView> {
     const bindings = await this.ctx.repos.storages.listBindings({ storageId: storage.id });
-    return { ...storage, config: this.ctx.registry.maskSecrets(storage.driver, storage.config), hypervisorIds: bindings.map((b) => b.hypervisorId) };
+    return {
+      ...storage,
+      config: this.ctx.registry.maskSecrets(storage.driver, storage.config),
+      hypervisorIds: bindings.map((b) => b.hypervisorId),
+    };
   }
 
   private async load(storageId: string): Promise<ImageStorage> {
@@ -135,14 +140,25 @@ export class StorageService {
       // (endpoint, bucket, server...) requires entering the secret again, so a stored secret is
       // never sent somewhere new.
       const maskedKept = JSON.stringify(data.config).includes(JSON.stringify(MASKED_SECRET));
-      const others = (c: Record<string, unknown>) => JSON.stringify(this.ctx.registry.maskSecrets(storage.driver, c), Object.keys(c).sort());
+      const others = (c: Record<string, unknown>) =>
+        JSON.stringify(this.ctx.registry.maskSecrets(storage.driver, c), Object.keys(c).sort());
       if (maskedKept && others(config) !== others(storage.config)) {
         const secrets = this.ctx.registry.get(storage.driver).secretFields;
-        throw new InstanceImagesError('VALIDATION_FAILED', 'Enter the secret again when changing the other connection settings', { fields: secrets.map((path) => ({ path: `config.${path}`, message: 'must be entered again when other settings change' })) });
+        throw new InstanceImagesError('VALIDATION_FAILED', 'Enter the secret again when changing the other connection settings', {
+          fields: secrets.map((path) => ({ path: `config.${path}`, message: 'must be entered again when other settings change' })),
+        });
       }
       this.ctx.registry.validateConfig(storage.driver, config);
     }
-    const updated = await this.ctx.repos.storages.update(storageId, { ...(data.name ? { name: data.name } : {}), ...(data.enabled !== undefined ? { enabled: data.enabled } : {}), ...(config ? { config } : {}) }, this.ctx.now());
+    const updated = await this.ctx.repos.storages.update(
+      storageId,
+      {
+        ...(data.name ? { name: data.name } : {}),
+        ...(data.enabled !== undefined ? { enabled: data.enabled } : {}),
+        ...(config ? { config } : {}),
+      },
+      this.ctx.now(),
+    );
     if (!updated) throw notFound('Image storage', storageId);
     return this.view(updated);
   }
@@ -160,7 +176,8 @@ export class StorageService {
     requireAdmin(actor);
     await this.load(storageId);
     if (await this.anyImageOn(storageId)) throw new InstanceImagesError('IN_USE', 'Images still live on this storage; delete them first');
-    if ((await this.ctx.repos.isos.list({ storageId }, { limit: 1 })).items.length > 0) throw new InstanceImagesError('IN_USE', 'ISOs still live on this storage; delete them first');
+    if ((await this.ctx.repos.isos.list({ storageId }, { limit: 1 })).items.length > 0)
+      throw new InstanceImagesError('IN_USE', 'ISOs still live on this storage; delete them first');
     await this.ctx.repos.storages.delete(storageId);
   }
 
@@ -179,13 +196,19 @@ export class StorageService {
     const storage = await this.load(storageId);
     const shared = this.ctx.registry.get(storage.driver).capabilities.shared;
     const bindings = await this.ctx.repos.storages.listBindings({ storageId });
-    const blocking = shared ? bindings.length <= 1 && (await this.anyImageOn(storageId)) : await this.anyImageOn(storageId, (i) => i.hypervisorId === hypervisorId);
+    const blocking = shared
+      ? bindings.length <= 1 && (await this.anyImageOn(storageId))
+      : await this.anyImageOn(storageId, (i) => i.hypervisorId === hypervisorId);
     if (blocking) throw new InstanceImagesError('IN_USE', 'Images on this storage are reached through this hypervisor; delete them first');
     if (!(await this.ctx.repos.storages.unbind(storageId, hypervisorId))) throw notFound('Binding', `${storageId}/${hypervisorId}`);
   }
 
   /** Checks a storage (through a bound hypervisor for path drivers). Never throws for an unhealthy backend. */
-  async checkHealth(actor: Actor, storageId: string, hypervisorId?: string): Promise<{ ok: boolean; message: string; freeBytes: number | null }> {
+  async checkHealth(
+    actor: Actor,
+    storageId: string,
+    hypervisorId?: string,
+  ): Promise<{ ok: boolean; message: string; freeBytes: number | null }> {
     requireAdmin(actor);
     const storage = await this.load(storageId);
     try {
@@ -211,17 +234,28 @@ export class StorageService {
     return { images, isos };
   }
 
-  private async classify(records: { images: Map<string, Image[]>; isos: Map<string, string> }, files: StoredObject[], hypervisorId: string | null): Promise<BrowsedFile[]> {
+  private async classify(
+    records: { images: Map<string, Image[]>; isos: Map<string, string> },
+    files: StoredObject[],
+    hypervisorId: string | null,
+  ): Promise<BrowsedFile[]> {
     const out: BrowsedFile[] = [];
     for (const file of files) {
-      const image = (records.images.get(file.key) ?? []).find((i) => i.hypervisorId === null || hypervisorId === null || i.hypervisorId === hypervisorId);
+      const image = (records.images.get(file.key) ?? []).find(
+        (i) => i.hypervisorId === null || hypervisorId === null || i.hypervisorId === hypervisorId,
+      );
       const isoName = image ? undefined : records.isos.get(file.key);
       if (!image && isoName === undefined) {
         out.push({ ...file, kind: 'orphan', imageId: null, message: 'No image or ISO record points at this file' });
       } else if (image && image.kind === 'custom' && image.sourceInstanceId && !(await this.ctx.host.getInstance(image.sourceInstanceId))) {
         out.push({ ...file, kind: 'stale', imageId: image.id, message: `The source instance ${image.sourceInstanceId} no longer exists` });
       } else if (image && image.status === 'available' && image.sizeBytes !== null && image.sizeBytes !== file.size) {
-        out.push({ ...file, kind: 'size-mismatch', imageId: image.id, message: `The record says ${image.sizeBytes} bytes, the file has ${file.size}` });
+        out.push({
+          ...file,
+          kind: 'size-mismatch',
+          imageId: image.id,
+          message: `The record says ${image.sizeBytes} bytes, the file has ${file.size}`,
+        });
       } else {
         out.push({ ...file, kind: 'ok', imageId: image?.id ?? null, message: image ? `Image ${image.name}` : `ISO ${isoName ?? ''}` });
       }
@@ -230,12 +264,20 @@ export class StorageService {
   }
 
   /** The image browser: a page of the files really on a storage, each matched with its record and classified. */
-  async browse(actor: Actor, storageId: string, options: { hypervisorId?: string | null; prefix?: string; cursor?: string | null; limit?: number } = {}): Promise<{ items: BrowsedFile[]; nextCursor: string | null }> {
+  async browse(
+    actor: Actor,
+    storageId: string,
+    options: { hypervisorId?: string | null; prefix?: string; cursor?: string | null; limit?: number } = {},
+  ): Promise<{ items: BrowsedFile[]; nextCursor: string | null }> {
     requireAdmin(actor);
     const storage = await this.load(storageId);
     const hv = await this.drivers.viaHypervisor(storage, options.hypervisorId);
     const disk = await this.drivers.storage(storage, hv);
-    const page = await disk.list({ ...(options.prefix ? { prefix: options.prefix } : {}), cursor: options.cursor ?? null, limit: options.limit ?? 100 });
+    const page = await disk.list({
+      ...(options.prefix ? { prefix: options.prefix } : {}),
+      cursor: options.cursor ?? null,
+      limit: options.limit ?? 100,
+    });
     return { items: await this.classify(await this.recordsOf(storage.id), page.items, hv), nextCursor: page.nextCursor };
   }
 
@@ -261,7 +303,16 @@ export class StorageService {
         if (file.kind === 'ok') continue;
         let action: ReconcileFinding['action'] = 'none';
         if (file.kind === 'orphan' && opts.deleteOrphans) action = 'deleted-file';
-        const finding: ReconcileFinding = { storageId, hypervisorId: hv, kind: file.kind, key: file.key, imageId: file.imageId, message: file.message, action, dryRun: opts.dryRun };
+        const finding: ReconcileFinding = {
+          storageId,
+          hypervisorId: hv,
+          kind: file.kind,
+          key: file.key,
+          imageId: file.imageId,
+          message: file.message,
+          action,
+          dryRun: opts.dryRun,
+        };
         findings.push(finding);
         if (action === 'deleted-file' && !opts.dryRun) orphans.push({ file, finding });
       }
@@ -273,11 +324,21 @@ export class StorageService {
       for (const { file, finding } of orphans) {
         const [now] = await this.classify(fresh, [file], hv);
         if (now?.kind === 'orphan') await disk.delete(file.key);
-        else Object.assign(finding, { kind: now?.kind ?? finding.kind, imageId: now?.imageId ?? null, message: 'A record now points at this file; it was kept', action: 'none' });
+        else
+          Object.assign(finding, {
+            kind: now?.kind ?? finding.kind,
+            imageId: now?.imageId ?? null,
+            message: 'A record now points at this file; it was kept',
+            action: 'none',
+          });
       }
     }
 
-    const expected = [...records.images.values()].flat().filter((i) => (i.status === 'available' || i.status === 'error') && (i.hypervisorId === null || hv === null || i.hypervisorId === hv));
+    const expected = [...records.images.values()]
+      .flat()
+      .filter(
+        (i) => (i.status === 'available' || i.status === 'error') && (i.hypervisorId === null || hv === null || i.hypervisorId === hv),
+      );
     for (const image of expected) {
       if (seen.has(image.fileKey) || (image.status === 'error' && image.sizeBytes === null)) continue;
       let action: ReconcileFinding['action'] = 'none';
@@ -287,10 +348,22 @@ export class StorageService {
           // available -> deleting -> error: the lifecycle has no direct edge, and billing must stop for a file that is gone.
           const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
           await stopBilling(this.ctx, image.id, deleting.updatedAt);
-          await transitionImage(this.ctx, deleting, 'error', {}, actor, { code: 'MISSING_FILE', message: 'The image file is missing from the storage; delete the image' });
+          await transitionImage(this.ctx, deleting, 'error', {}, actor, {
+            code: 'MISSING_FILE',
+            message: 'The image file is missing from the storage; delete the image',
+          });
         }
       }
-      findings.push({ storageId, hypervisorId: hv, kind: 'missing', key: image.fileKey, imageId: image.id, message: `The file of image ${image.name} is missing`, action, dryRun: opts.dryRun });
+      findings.push({
+        storageId,
+        hypervisorId: hv,
+        kind: 'missing',
+        key: image.fileKey,
+        imageId: image.id,
+        message: `The file of image ${image.name} is missing`,
+        action,
+        dryRun: opts.dryRun,
+      });
     }
 
     const olderThan = new Date(this.ctx.now().getTime() - this.ctx.settings.leftoverAgeMs);
@@ -300,7 +373,16 @@ export class StorageService {
         action = 'deleted-file';
         if (!opts.dryRun) await disk.abortIncomplete(upload);
       }
-      findings.push({ storageId, hypervisorId: hv, kind: 'leftover', key: upload.key, imageId: null, message: `An incomplete upload or temp file (${upload.id}) was left behind`, action, dryRun: opts.dryRun });
+      findings.push({
+        storageId,
+        hypervisorId: hv,
+        kind: 'leftover',
+        key: upload.key,
+        imageId: null,
+        message: `An incomplete upload or temp file (${upload.id}) was left behind`,
+        action,
+        dryRun: opts.dryRun,
+      });
     }
     for (const finding of findings) this.ctx.events.emit('reconcile.finding', { finding });
     return findings;

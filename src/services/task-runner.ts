@@ -30,7 +30,10 @@ export interface TaskWork {
 }
 
 /** Inserts a queued task. */
-export async function createTask(ctx: ServiceContext, input: { type: TaskType; subjectKind: Task['subjectKind']; subjectId: string; accountId: string | null; hypervisorId: string | null }): Promise<Task> {
+export async function createTask(
+  ctx: ServiceContext,
+  input: { type: TaskType; subjectKind: Task['subjectKind']; subjectId: string; accountId: string | null; hypervisorId: string | null },
+): Promise<Task> {
   const now = ctx.now();
   const task: Task = {
     id: ctx.newId(),
@@ -62,13 +65,35 @@ export type TaskOutcome = { ok: true; task: Task } | { ok: false; task: Task | n
  * heartbeats while it runs, then completed / failed / cancelled. Never throws: the outcome says.
  * `onFailure` runs before the task is marked failed (cleanup, image → error).
  */
-export async function runTask(ctx: ServiceContext, taskId: string, signal: AbortSignal, work: (w: TaskWork) => Promise<void>): Promise<TaskOutcome> {
+export async function runTask(
+  ctx: ServiceContext,
+  taskId: string,
+  signal: AbortSignal,
+  work: (w: TaskWork) => Promise<void>,
+): Promise<TaskOutcome> {
   const startedAt = ctx.now();
   const current = await ctx.repos.tasks.get(taskId);
   const { workerId, incarnationId } = ctx.worker;
-  const running = await ctx.repos.tasks.transition(taskId, ['queued'], 'running', { startedAt, heartbeatAt: startedAt, attempts: (current?.attempts ?? 0) + 1, progress: { ...STARTING_PROGRESS }, workerId, incarnationId }, startedAt);
+  const running = await ctx.repos.tasks.transition(
+    taskId,
+    ['queued'],
+    'running',
+    {
+      startedAt,
+      heartbeatAt: startedAt,
+      attempts: (current?.attempts ?? 0) + 1,
+      progress: { ...STARTING_PROGRESS },
+      workerId,
+      incarnationId,
+    },
+    startedAt,
+  );
   if (!running) {
-    return { ok: false, task: await ctx.repos.tasks.get(taskId), error: new InstanceImagesError('CANCELLED', 'The task was cancelled before it started') };
+    return {
+      ok: false,
+      task: await ctx.repos.tasks.get(taskId),
+      error: new InstanceImagesError('CANCELLED', 'The task was cancelled before it started'),
+    };
   }
   // Heartbeats and progress are compare-and-set on `running`: they never revive a task that
   // recovery (of another process that took this one for dead) has failed; this run then stops.
@@ -83,7 +108,9 @@ export async function runTask(ctx: ServiceContext, taskId: string, signal: Abort
   };
   const heartbeat = setInterval(() => {
     const now = ctx.now();
-    ctx.repos.tasks.transition(taskId, ['running'], 'running', { heartbeatAt: now }, now).then(alive, (error: unknown) => ctx.logger.warn('task heartbeat failed', { taskId, error: String(error) }));
+    ctx.repos.tasks
+      .transition(taskId, ['running'], 'running', { heartbeatAt: now }, now)
+      .then(alive, (error: unknown) => ctx.logger.warn('task heartbeat failed', { taskId, error: String(error) }));
   }, ctx.settings.heartbeatIntervalMs);
   heartbeat.unref?.();
 
@@ -118,18 +145,38 @@ export async function runTask(ctx: ServiceContext, taskId: string, signal: Abort
   } catch (thrown) {
     await pending;
     if (lost) {
-      const error = new InstanceImagesError('INTERRUPTED', 'The task was taken for interrupted and recovered by another panel process', { cause: thrown });
+      const error = new InstanceImagesError('INTERRUPTED', 'The task was taken for interrupted and recovered by another panel process', {
+        cause: thrown,
+      });
       ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
       return { ok: false, task: await ctx.repos.tasks.get(taskId), error };
     }
-    const error = isInstanceImagesError(thrown) ? thrown : new InstanceImagesError('CAPTURE_FAILED', 'The task failed unexpectedly', { cause: thrown });
+    const error = isInstanceImagesError(thrown)
+      ? thrown
+      : new InstanceImagesError('CAPTURE_FAILED', 'The task failed unexpectedly', { cause: thrown });
     const cancelled = error.code === 'CANCELLED' || signal.aborted;
     const now = ctx.now();
     // A failed or cancelled task keeps the progress it reached (its latest, persisted or not).
-    const ended = await ctx.repos.tasks.transition(taskId, ['running'], cancelled ? 'cancelled' : 'failed', { finishedAt: now, progress: tracker.current(), errorCode: cancelled ? 'CANCELLED' : error.code, errorMessage: cancelled ? 'Cancelled' : error.message }, now);
+    const ended = await ctx.repos.tasks.transition(
+      taskId,
+      ['running'],
+      cancelled ? 'cancelled' : 'failed',
+      {
+        finishedAt: now,
+        progress: tracker.current(),
+        errorCode: cancelled ? 'CANCELLED' : error.code,
+        errorMessage: cancelled ? 'Cancelled' : error.message,
+      },
+      now,
+    );
     if (ended) ctx.events.emit('task.finished', { task: ended });
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
-    return { ok: false, task: ended, error: cancelled && error.code !== 'CANCELLED' ? new InstanceImagesError('CANCELLED', 'The task was cancelled', { cause: error }) : error };
+    return {
+      ok: false,
+      task: ended,
+      error:
+        cancelled && error.code !== 'CANCELLED' ? new InstanceImagesError('CANCELLED', 'The task was cancelled', { cause: error }) : error,
+    };
   } finally {
     clearInterval(heartbeat);
   }
@@ -138,7 +185,13 @@ export async function runTask(ctx: ServiceContext, taskId: string, signal: Abort
 /** Marks a queued task cancelled (it never ran). @returns the task, or null when it was no longer queued. */
 export async function cancelQueuedTask(ctx: ServiceContext, taskId: string): Promise<Task | null> {
   const now = ctx.now();
-  const task = await ctx.repos.tasks.transition(taskId, ['queued'], 'cancelled', { finishedAt: now, errorCode: 'CANCELLED', errorMessage: 'Cancelled' }, now);
+  const task = await ctx.repos.tasks.transition(
+    taskId,
+    ['queued'],
+    'cancelled',
+    { finishedAt: now, errorCode: 'CANCELLED', errorMessage: 'Cancelled' },
+    now,
+  );
   if (task) ctx.events.emit('task.finished', { task });
   return task;
 }

@@ -40,12 +40,19 @@ export class TemplateFiles {
   private async templateStorage(storageId: string): Promise<ImageStorage> {
     const storage = await this.ctx.repos.storages.get(storageId);
     if (!storage) throw notFound('Image storage', storageId);
-    if (storage.purpose !== 'templates') throw new InstanceImagesError('VALIDATION_FAILED', 'OS images and ISOs live on a storage with purpose "templates"', { fields: [{ path: 'storageId', message: 'is not a template storage' }] });
+    if (storage.purpose !== 'templates')
+      throw new InstanceImagesError('VALIDATION_FAILED', 'OS images and ISOs live on a storage with purpose "templates"', {
+        fields: [{ path: 'storageId', message: 'is not a template storage' }],
+      });
     return storage;
   }
 
   /** Where a template file (OS image source or ISO) lives: its normalized key, its template storage, opened. */
-  async file(data: { storageId: string; hypervisorId?: string | null | undefined; fileKey: string }): Promise<{ storage: ImageStorage; disk: StorageDisk; fileKey: string }> {
+  async file(data: {
+    storageId: string;
+    hypervisorId?: string | null | undefined;
+    fileKey: string;
+  }): Promise<{ storage: ImageStorage; disk: StorageDisk; fileKey: string }> {
     const fileKey = normalizeStorageKey(data.fileKey, 'fileKey');
     const storage = await this.templateStorage(data.storageId);
     return { storage, disk: await this.drivers.storage(storage, data.hypervisorId), fileKey };
@@ -54,9 +61,13 @@ export class TemplateFiles {
   /** Verifies a template file exists and measures it (size, sha256 by streaming it once). */
   async measure(disk: StorageDisk, key: string): Promise<{ size: number; sha256: string }> {
     const stat = await disk.stat(key);
-    if (!stat) throw new InstanceImagesError('VALIDATION_FAILED', `The file ${JSON.stringify(key)} does not exist on that storage`, { fields: [{ path: 'fileKey', message: 'no such file' }] });
+    if (!stat)
+      throw new InstanceImagesError('VALIDATION_FAILED', `The file ${JSON.stringify(key)} does not exist on that storage`, {
+        fields: [{ path: 'fileKey', message: 'no such file' }],
+      });
     const measured = await hashStream(await disk.get(key));
-    if (measured.size !== stat.size) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The file changed while it was being read; try again');
+    if (measured.size !== stat.size)
+      throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The file changed while it was being read; try again');
     return measured;
   }
 }

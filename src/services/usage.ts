@@ -6,7 +6,19 @@
  * @module
  */
 import { z } from 'zod';
-import { applyPriceChange, applySizeCorrection, assembleUsageReport, ChargeCalculator, closeUsage, openUsage, type BillingPeriod, type BillingPolicyInput, type UsageChanges, type UsageClose, type UsageReport } from '../billing';
+import {
+  applyPriceChange,
+  applySizeCorrection,
+  assembleUsageReport,
+  ChargeCalculator,
+  closeUsage,
+  openUsage,
+  type BillingPeriod,
+  type BillingPolicyInput,
+  type UsageChanges,
+  type UsageClose,
+  type UsageReport,
+} from '../billing';
 import { InstanceImagesError, notFound } from '../errors';
 import type { InstanceImagesEmitter } from '../events';
 import { IdSchema } from '../model/common';
@@ -90,7 +102,10 @@ async function openIntervalsOf(ctx: ServiceContext, imageId: string): Promise<Us
 export async function startBilling(ctx: ServiceContext, image: Image, at: Date): Promise<void> {
   if (image.kind !== 'custom' || image.accountId === null || image.locationId === null) return;
   const settings = await ctx.repos.settings.getLocation(image.locationId);
-  await recordUsageChanges(ctx, openUsage({ image, rate: settings?.pricePerGbMonth ?? '0', at, openIntervals: await openIntervalsOf(ctx, image.id) }, ctx.newId));
+  await recordUsageChanges(
+    ctx,
+    openUsage({ image, rate: settings?.pricePerGbMonth ?? '0', at, openIntervals: await openIntervalsOf(ctx, image.id) }, ctx.newId),
+  );
 }
 
 /** Stops billing for an image at `at` (the delete request). Idempotent. */
@@ -108,7 +123,10 @@ export async function repriceLocation(ctx: ServiceContext, locationId: string, r
 
 /** An image's size was corrected at `at`: its open interval is split there. */
 export async function correctBilledSize(ctx: ServiceContext, imageId: string, sizeBytes: number, at: Date): Promise<void> {
-  await recordUsageChanges(ctx, applySizeCorrection({ imageId, sizeBytes, at, openIntervals: await openIntervalsOf(ctx, imageId) }, ctx.newId));
+  await recordUsageChanges(
+    ctx,
+    applySizeCorrection({ imageId, sizeBytes, at, openIntervals: await openIntervalsOf(ctx, imageId) }, ctx.newId),
+  );
 }
 
 /** The repositories the report reads: usage intervals (paged) and images (for names). */
@@ -151,7 +169,16 @@ const ReportOptionsSchema = z.object({
  *   INVALID_STATE when the repository's paging does not advance; whatever the repositories throw.
  */
 export async function buildUsageReport(sources: UsageReportSources, options: UsageReportOptions): Promise<UsageReport> {
-  const parsed = parseOrThrow(ReportOptionsSchema, { accountId: options.accountId, currency: options.currency, pageSize: options.pageSize, nameLookupConcurrency: options.nameLookupConcurrency }, 'The usage report options');
+  const parsed = parseOrThrow(
+    ReportOptionsSchema,
+    {
+      accountId: options.accountId,
+      currency: options.currency,
+      pageSize: options.pageSize,
+      nameLookupConcurrency: options.nameLookupConcurrency,
+    },
+    'The usage report options',
+  );
   const calculator = new ChargeCalculator(options.period, options.policy);
   const { period } = calculator;
   const filter: UsageFilter = { overlapping: { from: period.from, to: period.to } };
@@ -166,17 +193,29 @@ export async function buildUsageReport(sources: UsageReportSources, options: Usa
       calculator.add(interval);
     }
     if (page.nextCursor !== null && page.nextCursor === cursor) {
-      throw new InstanceImagesError('INVALID_STATE', 'The usage repository returned the same page cursor twice; its paging does not advance', { details: { cursor } });
+      throw new InstanceImagesError(
+        'INVALID_STATE',
+        'The usage repository returned the same page cursor twice; its paging does not advance',
+        { details: { cursor } },
+      );
     }
     cursor = page.nextCursor;
   } while (cursor !== null);
 
   const charges = calculator.finish();
-  const names = await lookUpNames(sources.images, charges.lines.map((line) => line.imageId), parsed.nameLookupConcurrency);
+  const names = await lookUpNames(
+    sources.images,
+    charges.lines.map((line) => line.imageId),
+    parsed.nameLookupConcurrency,
+  );
   return assembleUsageReport(charges, names, { accountId: parsed.accountId ?? null, currency: parsed.currency });
 }
 
-async function lookUpNames(images: Pick<ImageRepository, 'get'>, imageIds: readonly string[], concurrency: number): Promise<Map<string, string>> {
+async function lookUpNames(
+  images: Pick<ImageRepository, 'get'>,
+  imageIds: readonly string[],
+  concurrency: number,
+): Promise<Map<string, string>> {
   const names = new Map<string, string>();
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -221,11 +260,22 @@ export class UsageService {
     checkActor(actor);
     const q = parseOrThrow(UsageReportQuerySchema, query, 'The report query');
     const accountId = actor.kind === 'customer' ? actor.accountId : q.accountId;
-    if (q.to.getTime() <= q.from.getTime()) throw new InstanceImagesError('VALIDATION_FAILED', 'The report period must end after it starts', { fields: [{ path: 'to', message: 'must be after from' }] });
+    if (q.to.getTime() <= q.from.getTime())
+      throw new InstanceImagesError('VALIDATION_FAILED', 'The report period must end after it starts', {
+        fields: [{ path: 'to', message: 'must be after from' }],
+      });
     // Usage is billed up to now: a period reaching into the future is cut at the present moment.
     const now = this.ctx.now();
     const to = q.to.getTime() > now.getTime() ? new Date(Math.max(now.getTime(), q.from.getTime() + 1)) : q.to;
-    return buildUsageReport({ usage: this.ctx.repos.usage, images: this.ctx.repos.images }, { ...(accountId ? { accountId } : {}), period: { from: q.from, to }, policy: this.ctx.settings.billingPolicy, currency: this.currency });
+    return buildUsageReport(
+      { usage: this.ctx.repos.usage, images: this.ctx.repos.images },
+      {
+        ...(accountId ? { accountId } : {}),
+        period: { from: q.from, to },
+        policy: this.ctx.settings.billingPolicy,
+        currency: this.currency,
+      },
+    );
   }
 
   /** Re-stats an image on its backend and corrects its size (billing is split at the correction). */
@@ -233,7 +283,13 @@ export class UsageService {
     requireAdmin(actor);
     const image = await this.ctx.repos.images.get(imageId);
     if (!image || image.status === 'deleted') throw notFound('Image', imageId);
-    const task = await createTask(this.ctx, { type: 'refresh-size', subjectKind: 'image', subjectId: image.id, accountId: image.accountId, hypervisorId: null });
+    const task = await createTask(this.ctx, {
+      type: 'refresh-size',
+      subjectKind: 'image',
+      subjectId: image.id,
+      accountId: image.accountId,
+      hypervisorId: null,
+    });
     let updated = image;
     const outcome = await runTask(this.ctx, task.id, new AbortController().signal, async () => {
       const storage = await this.ctx.repos.storages.get(image.storageId);

@@ -87,7 +87,11 @@ export interface StorageDisk {
   /** Metadata, or `null` when missing. */
   stat(key: string): Promise<StoredObject | null>;
   /** A page of objects under `prefix`, ordered by key. */
-  list(options?: { prefix?: string; cursor?: string | null; limit?: number }): Promise<{ items: StoredObject[]; nextCursor: string | null }>;
+  list(options?: {
+    prefix?: string;
+    cursor?: string | null;
+    limit?: number;
+  }): Promise<{ items: StoredObject[]; nextCursor: string | null }>;
   /** Removes `key`; idempotent. */
   delete(key: string): Promise<void>;
   /** Free bytes, or `null` when unlimited/unknown. */
@@ -117,7 +121,10 @@ class HashingCounter extends Transform {
   bytes = 0;
   private reported = 0;
 
-  constructor(private readonly report: ((bytes: number) => void) | null, private readonly interval: number) {
+  constructor(
+    private readonly report: ((bytes: number) => void) | null,
+    private readonly interval: number,
+  ) {
     super();
   }
 
@@ -141,9 +148,16 @@ class HashingCounter extends Transform {
 function checkRange(range: { start: number; end?: number } | undefined): void {
   if (!range) return;
   const fields = [];
-  if (!Number.isSafeInteger(range.start) || range.start < 0) fields.push({ path: 'range.start', message: 'must be a non-negative integer' });
-  if (range.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < range.start)) fields.push({ path: 'range.end', message: 'must be an integer not below range.start' });
-  if (fields.length > 0) throw new InstanceImagesError('VALIDATION_FAILED', `The byte range is not valid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`, { fields });
+  if (!Number.isSafeInteger(range.start) || range.start < 0)
+    fields.push({ path: 'range.start', message: 'must be a non-negative integer' });
+  if (range.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < range.start))
+    fields.push({ path: 'range.end', message: 'must be an integer not below range.start' });
+  if (fields.length > 0)
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      `The byte range is not valid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`,
+      { fields },
+    );
 }
 
 /** The parts of a wrapped driver that its operations share. */
@@ -165,7 +179,8 @@ function createDiskCore(driver: StorageDriver, options: StorageDiskOptions): Dis
       // a listener's failure must not change the outcome of a storage operation
     }
   };
-  const unavailable = (error: unknown, what: string) => toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', `The ${driver.name} storage failed to ${what}`);
+  const unavailable = (error: unknown, what: string) =>
+    toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', `The ${driver.name} storage failed to ${what}`);
   return {
     driver,
     emit,
@@ -188,7 +203,9 @@ function createDiskCore(driver: StorageDriver, options: StorageDiskOptions): Dis
 /** Refuses a put whose announced size is not a byte count, or that was cancelled before it started. */
 function checkPutStart(key: string, body: Readable, putOptions: DiskPutOptions): void {
   if (putOptions.size !== undefined && (!Number.isSafeInteger(putOptions.size) || putOptions.size < 0)) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'The announced size must be a non-negative integer', { fields: [{ path: 'size', message: 'must be a non-negative integer' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The announced size must be a non-negative integer', {
+      fields: [{ path: 'size', message: 'must be a non-negative integer' }],
+    });
   }
   if (putOptions.signal?.aborted) {
     body.destroy();
@@ -200,7 +217,10 @@ function checkPutStart(key: string, body: Readable, putOptions: DiskPutOptions):
 function hashBody(key: string, body: Readable, putOptions: DiskPutOptions, options: StorageDiskOptions): HashingCounter {
   const listener = putOptions.onProgress ?? options.onProgress;
   const total = putOptions.size ?? null;
-  const counter = new HashingCounter(listener ? (bytes) => listener({ key, bytesDone: bytes, bytesTotal: total }) : null, options.progressIntervalBytes ?? 1024 * 1024);
+  const counter = new HashingCounter(
+    listener ? (bytes) => listener({ key, bytesDone: bytes, bytesTotal: total }) : null,
+    options.progressIntervalBytes ?? 1024 * 1024,
+  );
   // Forward a failing body into the driver's input so that the driver aborts its write.
   body.once('error', (error) => counter.destroy(error));
   counter.once('error', () => body.destroy());
@@ -212,7 +232,13 @@ function hashBody(key: string, body: Readable, putOptions: DiskPutOptions, optio
  * Checks what the driver stored against what was sent (size, announced size, expected sha256,
  * and the stored object's size); on any mismatch the object is removed and the error thrown.
  */
-async function verifyPut(core: DiskCore, key: string, written: { size: number }, sent: { size: number; sha256: string }, putOptions: DiskPutOptions): Promise<void> {
+async function verifyPut(
+  core: DiskCore,
+  key: string,
+  written: { size: number },
+  sent: { size: number; sha256: string },
+  putOptions: DiskPutOptions,
+): Promise<void> {
   const { driver } = core;
   const { size, sha256 } = sent;
   const discard = async (error: InstanceImagesError): Promise<never> => {
@@ -220,22 +246,48 @@ async function verifyPut(core: DiskCore, key: string, written: { size: number },
     throw error;
   };
   if (written.size !== size) {
-    await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The ${driver.name} storage reported ${written.size} bytes written for ${key}, but ${size} were sent`, { details: { key, sent: size, written: written.size } }));
+    await discard(
+      new InstanceImagesError(
+        'CHECKSUM_MISMATCH',
+        `The ${driver.name} storage reported ${written.size} bytes written for ${key}, but ${size} were sent`,
+        { details: { key, sent: size, written: written.size } },
+      ),
+    );
   }
   if (putOptions.size !== undefined && putOptions.size !== size) {
-    await discard(new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${size} bytes, but ${putOptions.size} were announced`, { fields: [{ path: 'size', message: `announced ${putOptions.size}, received ${size}` }] }));
+    await discard(
+      new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${size} bytes, but ${putOptions.size} were announced`, {
+        fields: [{ path: 'size', message: `announced ${putOptions.size}, received ${size}` }],
+      }),
+    );
   }
   if (putOptions.expectedSha256 !== undefined && putOptions.expectedSha256.toLowerCase() !== sha256) {
-    await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `The data written to ${key} does not match the expected sha256`, { details: { key, expected: putOptions.expectedSha256, actual: sha256 } }));
+    await discard(
+      new InstanceImagesError('CHECKSUM_MISMATCH', `The data written to ${key} does not match the expected sha256`, {
+        details: { key, expected: putOptions.expectedSha256, actual: sha256 },
+      }),
+    );
   }
   const stored = await core.withRetries('stat', key, () => driver.stat(key));
   if (!stored || stored.size !== size) {
-    await discard(new InstanceImagesError('CHECKSUM_MISMATCH', `Verification of ${key} failed: the ${driver.name} storage holds ${stored ? `${stored.size} bytes` : 'nothing'}, ${size} were written`, { details: { key, expected: size, stored: stored?.size ?? null } }));
+    await discard(
+      new InstanceImagesError(
+        'CHECKSUM_MISMATCH',
+        `Verification of ${key} failed: the ${driver.name} storage holds ${stored ? `${stored.size} bytes` : 'nothing'}, ${size} were written`,
+        { details: { key, expected: size, stored: stored?.size ?? null } },
+      ),
+    );
   }
 }
 
 /** The wrapped put: hash on the way, write, verify, emit. */
-async function putVerified(core: DiskCore, options: StorageDiskOptions, rawKey: string, body: Readable, putOptions: DiskPutOptions): Promise<DiskPutResult> {
+async function putVerified(
+  core: DiskCore,
+  options: StorageDiskOptions,
+  rawKey: string,
+  body: Readable,
+  putOptions: DiskPutOptions,
+): Promise<DiskPutResult> {
   const { driver } = core;
   const key = normalizeStorageKey(rawKey);
   checkPutStart(key, body, putOptions);
@@ -309,7 +361,8 @@ export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOpt
       }
     },
 
-    listIncomplete: (incompleteOptions = {}) => withRetries('list incomplete uploads', null, () => driver.listIncomplete(incompleteOptions)),
+    listIncomplete: (incompleteOptions = {}) =>
+      withRetries('list incomplete uploads', null, () => driver.listIncomplete(incompleteOptions)),
 
     abortIncomplete: (upload) => withRetries('abort an incomplete upload', upload.key, () => driver.abortIncomplete(upload)),
 

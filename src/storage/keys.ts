@@ -32,11 +32,13 @@ export function normalizeStorageKey(key: unknown, field = 'key'): string {
   if (normalized === '') throw rejectKey(field, 'must not be empty');
   if (normalized.startsWith('/')) throw rejectKey(field, 'must be relative (no leading "/")');
   if (normalized.includes('\\')) throw rejectKey(field, 'must not contain backslashes');
-  if (Buffer.byteLength(normalized, 'utf8') > MAX_STORAGE_KEY_BYTES) throw rejectKey(field, `must be at most ${MAX_STORAGE_KEY_BYTES} bytes`);
+  if (Buffer.byteLength(normalized, 'utf8') > MAX_STORAGE_KEY_BYTES)
+    throw rejectKey(field, `must be at most ${MAX_STORAGE_KEY_BYTES} bytes`);
   for (const segment of normalized.split('/')) {
     if (segment === '') throw rejectKey(field, 'must not contain empty path segments ("//" or a trailing "/")');
     if (segment === '.' || segment === '..') throw rejectKey(field, 'must not contain "." or ".." segments');
-    if (Buffer.byteLength(segment, 'utf8') > MAX_STORAGE_KEY_SEGMENT_BYTES) throw rejectKey(field, `path segments must be at most ${MAX_STORAGE_KEY_SEGMENT_BYTES} bytes`);
+    if (Buffer.byteLength(segment, 'utf8') > MAX_STORAGE_KEY_SEGMENT_BYTES)
+      throw rejectKey(field, `path segments must be at most ${MAX_STORAGE_KEY_SEGMENT_BYTES} bytes`);
   }
   return normalized;
 }

@@ -60,7 +60,8 @@ function maskPath(target: Record<string, unknown>, path: readonly string[]): voi
 }
 
 /** How a host registers a storage driver (part of every "no such driver" message). */
-export const REGISTER_HINT = 'pass its factory to createInstanceImages({ storageDrivers: [...] }), e.g. builtinStorageDrivers from "instance-images/drivers/storage" for local, nfs and s3';
+export const REGISTER_HINT =
+  'pass its factory to createInstanceImages({ storageDrivers: [...] }), e.g. builtinStorageDrivers from "instance-images/drivers/storage" for local, nfs and s3';
 /** Longest part of an unknown key's name that a message repeats. */
 const KEY_NAME_MAX = 64;
 
@@ -79,7 +80,10 @@ function configIssueFields(name: string, issues: readonly z.core.$ZodIssue[]): F
   return issues.flatMap((issue) => {
     const path = ['config', ...issue.path.map(String)];
     if (issue.code !== 'unrecognized_keys') return [{ path: path.join('.'), message: issue.message }];
-    return issue.keys.map((key) => ({ path: [...path, printableKeyName(key)].join('.'), message: `is not a setting of the ${name} storage driver` }));
+    return issue.keys.map((key) => ({
+      path: [...path, printableKeyName(key)].join('.'),
+      message: `is not a setting of the ${name} storage driver`,
+    }));
   });
 }
 
@@ -87,7 +91,9 @@ function configIssueFields(name: string, issues: readonly z.core.$ZodIssue[]): F
 function unknownKeyPaths(factory: StorageDriverFactory, config: Record<string, unknown>): string[][] {
   const result = factory.optionsSchema.safeParse(config);
   if (result.success) return [];
-  return result.error.issues.flatMap((issue) => (issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path.map(String), key]) : []));
+  return result.error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys' ? issue.keys.map((key) => [...issue.path.map(String), key]) : [],
+  );
 }
 
 /** Creates an empty registry; register built-ins with the drivers' exported factories. */
@@ -98,7 +104,15 @@ export function createStorageRegistry(): StorageRegistry {
     const factory = factories.get(name);
     if (!factory) {
       const known = [...factories.keys()].sort().join(', ') || 'none';
-      throw validationFailed([{ path: 'driver', message: `no storage driver named ${JSON.stringify(name)} is registered (registered: ${known}); ${REGISTER_HINT}` }], 'The storage');
+      throw validationFailed(
+        [
+          {
+            path: 'driver',
+            message: `no storage driver named ${JSON.stringify(name)} is registered (registered: ${known}); ${REGISTER_HINT}`,
+          },
+        ],
+        'The storage',
+      );
     }
     return factory;
   };
@@ -113,10 +127,15 @@ export function createStorageRegistry(): StorageRegistry {
   return {
     register(factory, options = {}) {
       if (!DRIVER_NAME.test(factory.name)) {
-        throw validationFailed([{ path: 'name', message: 'must be 1-50 lowercase letters, digits or dashes, starting with a letter' }], 'The storage driver');
+        throw validationFailed(
+          [{ path: 'name', message: 'must be 1-50 lowercase letters, digits or dashes, starting with a letter' }],
+          'The storage driver',
+        );
       }
       if (factories.has(factory.name) && !options.replace) {
-        throw new InstanceImagesError('CONFLICT', `A storage driver named ${JSON.stringify(factory.name)} is already registered`, { details: { name: factory.name } });
+        throw new InstanceImagesError('CONFLICT', `A storage driver named ${JSON.stringify(factory.name)} is already registered`, {
+          details: { name: factory.name },
+        });
       }
       factories.set(factory.name, factory as StorageDriverFactory);
     },
@@ -138,7 +157,10 @@ export function createStorageRegistry(): StorageRegistry {
       const options = validateConfig(name, config);
       const factory = get(name);
       if (factory.needsHypervisor && (!context.hypervisor || !context.executor)) {
-        throw new InstanceImagesError('INVALID_STATE', `The ${name} storage driver acts on a hypervisor: give it the hypervisor and its executor`);
+        throw new InstanceImagesError(
+          'INVALID_STATE',
+          `The ${name} storage driver acts on a hypervisor: give it the hypervisor and its executor`,
+        );
       }
       return factory.create(options, context);
     },

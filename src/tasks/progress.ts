@@ -66,7 +66,8 @@ export interface ProgressTracker {
   current(): TaskProgress;
 }
 
-const bytes = (value: number | undefined | null): number => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0);
+const bytes = (value: number | undefined | null): number =>
+  typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
 
 /**
  * Tracks one task's progress. The task's step only moves forward through {@link TASK_STEPS}

@@ -94,7 +94,10 @@ export function startReaper<T>(options: ReaperOptions<T>): Reaper<T> {
  * one panel deployment, different for two deployments on one host.
  */
 export function defaultWorkerId(): string {
-  const hash = createHash('sha256').update(`${process.cwd()}\0${process.env.NODE_APP_INSTANCE ?? ''}`).digest('hex').slice(0, 12);
+  const hash = createHash('sha256')
+    .update(`${process.cwd()}\0${process.env.NODE_APP_INSTANCE ?? ''}`)
+    .digest('hex')
+    .slice(0, 12);
   return `${hostname()}:${hash}`;
 }
 
@@ -117,6 +120,14 @@ export function endIncarnation(id: string): void {
  * Whether a task was held by a previous run of this worker: same worker id, another incarnation
  * that is not alive in this process. Such a task's process is gone, whatever its heartbeat says.
  */
-export function heldByPreviousRun(task: { workerId: string | null; incarnationId: string | null }, worker: { workerId: string; incarnationId: string }): boolean {
-  return task.workerId === worker.workerId && task.incarnationId !== null && task.incarnationId !== worker.incarnationId && !liveIncarnations.has(task.incarnationId);
+export function heldByPreviousRun(
+  task: { workerId: string | null; incarnationId: string | null },
+  worker: { workerId: string; incarnationId: string },
+): boolean {
+  return (
+    task.workerId === worker.workerId &&
+    task.incarnationId !== null &&
+    task.incarnationId !== worker.incarnationId &&
+    !liveIncarnations.has(task.incarnationId)
+  );
 }

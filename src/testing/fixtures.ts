@@ -68,7 +68,15 @@ export function makeStorage(overrides: Partial<ImageStorage> = {}): ImageStorage
 
 /** A valid media group, with overrides. */
 export function makeMediaGroup(overrides: Partial<MediaGroup> = {}): MediaGroup {
-  return { id: randomUUID(), name: 'Linux', customerVisible: true, order: 0, createdAt: FIXTURE_TIME, updatedAt: FIXTURE_TIME, ...overrides };
+  return {
+    id: randomUUID(),
+    name: 'Linux',
+    customerVisible: true,
+    order: 0,
+    createdAt: FIXTURE_TIME,
+    updatedAt: FIXTURE_TIME,
+    ...overrides,
+  };
 }
 
 /** A valid ISO, with overrides. */
@@ -208,7 +216,14 @@ export function makeCompleteStorage(overrides: Partial<ImageStorage> = {}): Imag
 
 /** A media group with every field set (hidden, a non-zero order), with overrides. */
 export function makeCompleteMediaGroup(overrides: Partial<MediaGroup> = {}): MediaGroup {
-  return makeMediaGroup({ name: 'BSD ü', customerVisible: false, order: 7, createdAt: fixtureTime(1), updatedAt: fixtureTime(2), ...overrides });
+  return makeMediaGroup({
+    name: 'BSD ü',
+    customerVisible: false,
+    order: 7,
+    createdAt: fixtureTime(1),
+    updatedAt: fixtureTime(2),
+    ...overrides,
+  });
 }
 
 /** An ISO with every field set (hidden, in error with a reason, a size above 2^32), with overrides. */
@@ -269,10 +284,26 @@ export function completeTaskPatch(): Required<Omit<TaskPatch, 'updatedAt'>> {
 
 /** A closed usage interval with every field set (a size above 2^32, an 18-digit rate), with overrides. */
 export function makeCompleteUsageInterval(overrides: Partial<UsageInterval> = {}): UsageInterval {
-  return makeUsageInterval({ accountId: 'acct-complete', locationId: 'loc-complete', sizeBytes: BIG, rate: '123.000000000000000001', from: fixtureTime(1), to: fixtureTime(2), ...overrides });
+  return makeUsageInterval({
+    accountId: 'acct-complete',
+    locationId: 'loc-complete',
+    sizeBytes: BIG,
+    rate: '123.000000000000000001',
+    from: fixtureTime(1),
+    to: fixtureTime(2),
+    ...overrides,
+  });
 }
 
 /** Location settings with every field set (enabled, a price, EUR, a default cap), with overrides. */
 export function makeCompleteLocationSettings(overrides: Partial<LocationSettings> = {}): LocationSettings {
-  return { locationId: 'loc-complete', imagesEnabled: true, pricePerGbMonth: '0.000000000000000001', currency: 'EUR', defaultImageLimit: 9, updatedAt: fixtureTime(1), ...overrides };
+  return {
+    locationId: 'loc-complete',
+    imagesEnabled: true,
+    pricePerGbMonth: '0.000000000000000001',
+    currency: 'EUR',
+    defaultImageLimit: 9,
+    updatedAt: fixtureTime(1),
+    ...overrides,
+  };
 }

@@ -3,7 +3,14 @@
  * Import from `instance-images/testing`.
  * @module
  */
-export { testRepositories, repositoryCases, runRepositoryCase, type TestApi, type RepositorySuiteOptions, type RepositoryCase } from './repository-suite';
+export {
+  testRepositories,
+  repositoryCases,
+  runRepositoryCase,
+  type TestApi,
+  type RepositorySuiteOptions,
+  type RepositoryCase,
+} from './repository-suite';
 export {
   testRepositoriesAcrossProcesses,
   runRepositoriesAcrossProcesses,
@@ -32,4 +39,10 @@ export {
   fixtureTime,
   FIXTURE_TIME,
 } from './fixtures';
-export { testStorageDriver, type StorageSuiteOptions, type StorageSuiteFeature, type SuiteFramework, type SuiteAssertion } from './storage-driver-suite';
+export {
+  testStorageDriver,
+  type StorageSuiteOptions,
+  type StorageSuiteFeature,
+  type SuiteFramework,
+  type SuiteAssertion,
+} from './storage-driver-suite';

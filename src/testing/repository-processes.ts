@@ -160,23 +160,35 @@ async function playRound(repos: Repositories, plan: RoundPlan, child: number): P
   };
   const now = new Date();
   const work: Promise<void>[] = [];
-  work.push((async () => {
-    for (const accountId of plan.accountIds) {
-      const attempts = Array.from({ length: plan.attempts }, () => makeImage({ accountId, name: `child-${child}` }));
-      await Promise.all(attempts.map((image) => guarded(async () => {
-        if (await repos.images.insertIfUnderLimit(image, { accountId, max: plan.max })) report.inserted.push(image.id);
-      })));
-    }
-  })());
+  work.push(
+    (async () => {
+      for (const accountId of plan.accountIds) {
+        const attempts = Array.from({ length: plan.attempts }, () => makeImage({ accountId, name: `child-${child}` }));
+        await Promise.all(
+          attempts.map((image) =>
+            guarded(async () => {
+              if (await repos.images.insertIfUnderLimit(image, { accountId, max: plan.max })) report.inserted.push(image.id);
+            }),
+          ),
+        );
+      }
+    })(),
+  );
   for (const id of plan.imageIds) {
-    work.push(guarded(async () => {
-      if (await repos.images.transition(id, ['creating'], 'available', { description: `child-${child}`, sizeBytes: 1024 + child }, now)) report.imagesWon.push(id);
-    }));
+    work.push(
+      guarded(async () => {
+        if (await repos.images.transition(id, ['creating'], 'available', { description: `child-${child}`, sizeBytes: 1024 + child }, now))
+          report.imagesWon.push(id);
+      }),
+    );
   }
   for (const id of plan.taskIds) {
-    work.push(guarded(async () => {
-      if (await repos.tasks.transition(id, ['running'], 'completed', { errorMessage: `child-${child}`, finishedAt: now }, now)) report.tasksWon.push(id);
-    }));
+    work.push(
+      guarded(async () => {
+        if (await repos.tasks.transition(id, ['running'], 'completed', { errorMessage: `child-${child}`, finishedAt: now }, now))
+          report.tasksWon.push(id);
+      }),
+    );
   }
   await Promise.all(work);
   return report;
@@ -208,7 +220,9 @@ class Child {
 
   /** The next message, or an error when the child exits or fails first. */
   async next<T extends ChildMessage['type']>(type: T): Promise<Extract<ChildMessage, { type: T }>> {
-    const message = this.inbox.shift() ?? (this.exit ? { type: 'failed' as const, error: this.exit } : await new Promise<ChildMessage>((resolve) => (this.waiter = resolve)));
+    const message =
+      this.inbox.shift() ??
+      (this.exit ? { type: 'failed' as const, error: this.exit } : await new Promise<ChildMessage>((resolve) => (this.waiter = resolve)));
     if (message.type === 'failed') throw new Error(`a child process failed: ${message.error}`);
     if (message.type !== type) throw new Error(`a child process answered ${message.type} instead of ${type}`);
     return message as Extract<ChildMessage, { type: T }>;
@@ -220,7 +234,12 @@ class Child {
 }
 
 function startChildren(options: ProcessSuiteOptions, count: number): Child[] {
-  const modulePath = options.childModule instanceof URL ? fileURLToPath(options.childModule) : options.childModule.startsWith('file:') ? fileURLToPath(options.childModule) : options.childModule;
+  const modulePath =
+    options.childModule instanceof URL
+      ? fileURLToPath(options.childModule)
+      : options.childModule.startsWith('file:')
+        ? fileURLToPath(options.childModule)
+        : options.childModule;
   const execArgv = options.execArgv ?? (/\.[cm]?ts$/.test(modulePath) ? ['--import', 'tsx'] : []);
   return Array.from({ length: count }, () => new Child(fork(modulePath, [], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })));
 }
@@ -254,7 +273,9 @@ async function checkRound(repos: Repositories, plan: RoundPlan, reports: RoundRe
     const reported = mine.filter((image) => inserted.has(image.id)).length;
     const stored = await repos.images.countActive(accountId);
     if (stored !== plan.max || reported !== stored || mine.length !== stored) {
-      violations.push(`${at}: ${reports.length} processes racing insertIfUnderLimit against a cap of ${plan.max} left ${stored} images (${reported} reported inserted) for ${accountId}`);
+      violations.push(
+        `${at}: ${reports.length} processes racing insertIfUnderLimit against a cap of ${plan.max} left ${stored} images (${reported} reported inserted) for ${accountId}`,
+      );
     }
   }
   const stray = [...inserted].length - plan.accountIds.length * plan.max;
@@ -271,7 +292,8 @@ async function checkRound(repos: Repositories, plan: RoundPlan, reports: RoundRe
       }
       const record = kind === 'image' ? await repos.images.get(id) : await repos.tasks.get(id);
       const mark = record && ('errorMessage' in record ? record.errorMessage : record.description);
-      if (mark !== `child-${winners[0]}`) violations.push(`${at}: ${kind} ${id} holds ${JSON.stringify(mark)}, not the winner's (child-${winners[0]}) patch`);
+      if (mark !== `child-${winners[0]}`)
+        violations.push(`${at}: ${kind} ${id} holds ${JSON.stringify(mark)}, not the winner's (child-${winners[0]}) patch`);
     }
   }
   return violations;
@@ -324,7 +346,11 @@ export function testRepositoriesAcrossProcesses(api: TestApi, options: ProcessSu
       `${options.processes ?? 4} processes on one database: the cap, image and task transitions hold without errors`,
       async () => {
         const result = await runRepositoriesAcrossProcesses(options);
-        assert.deepEqual(result.violations, [], `the repositories broke their atomicity across processes:\n${result.violations.join('\n')}`);
+        assert.deepEqual(
+          result.violations,
+          [],
+          `the repositories broke their atomicity across processes:\n${result.violations.join('\n')}`,
+        );
       },
       options.timeout ?? 120_000,
     );

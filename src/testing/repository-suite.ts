@@ -104,7 +104,14 @@ export const repositoryCases: readonly RepositoryCase[] = [
       const a = makeImage({ accountId: 'a', status: 'available', storageId: 's1', sourceInstanceId: 'vm-a', createdAt: t(1) });
       const b = makeImage({ accountId: 'a', status: 'deleted', storageId: 's1', createdAt: t(2) });
       const c = makeImage({ accountId: 'b', status: 'error', storageId: 's2', createdAt: t(3) });
-      const stock = makeImage({ kind: 'stock', accountId: null, status: 'available', mediaGroupId: 'mg', storageId: 's2', createdAt: t(4) });
+      const stock = makeImage({
+        kind: 'stock',
+        accountId: null,
+        status: 'available',
+        mediaGroupId: 'mg',
+        storageId: 's2',
+        createdAt: t(4),
+      });
       for (const image of [a, b, c, stock]) await images.insert(image);
       const ids = async (filter: Parameters<typeof images.list>[0]) => (await images.list(filter)).items.map((i) => i.id).sort();
       assert.deepEqual(await ids({ accountId: 'a' }), [a.id]);
@@ -134,16 +141,22 @@ export const repositoryCases: readonly RepositoryCase[] = [
       for (let i = 1; i < byDate.length; i++) {
         const prev = byDate[i - 1]!;
         const cur = byDate[i]!;
-        assert.ok(prev.createdAt.getTime() > cur.createdAt.getTime() || (prev.createdAt.getTime() === cur.createdAt.getTime() && prev.id > cur.id), 'newest first, id desc on ties');
+        assert.ok(
+          prev.createdAt.getTime() > cur.createdAt.getTime() || (prev.createdAt.getTime() === cur.createdAt.getTime() && prev.id > cur.id),
+          'newest first, id desc on ties',
+        );
       }
       const byName = await collectAll((cursor) => images.list({}, { cursor, limit: 3 }, { by: 'name' }));
-      assert.deepEqual(byName.map((i) => i.name), created.map((i) => i.name).sort());
+      assert.deepEqual(
+        byName.map((i) => i.name),
+        created.map((i) => i.name).sort(),
+      );
       const oldest = await images.list({}, { limit: 1 }, { by: 'createdAt', direction: 'asc' });
       assert.equal(oldest.items[0]?.id, created[0]?.id);
     },
   },
   {
-    name: 'images: countActive counts the account\'s custom images that are not deleted',
+    name: "images: countActive counts the account's custom images that are not deleted",
     async run({ images }) {
       await images.insert(makeImage({ accountId: 'a', status: 'creating' }));
       await images.insert(makeImage({ accountId: 'a', status: 'error' }));
@@ -186,7 +199,9 @@ export const repositoryCases: readonly RepositoryCase[] = [
   {
     name: 'images: 50 parallel insertIfUnderLimit calls against a cap of 5 leave exactly 5',
     async run({ images }) {
-      const results = await Promise.all(Array.from({ length: 50 }, () => images.insertIfUnderLimit(makeImage({ accountId: 'race' }), { accountId: 'race', max: 5 })));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => images.insertIfUnderLimit(makeImage({ accountId: 'race' }), { accountId: 'race', max: 5 })),
+      );
       assert.equal(results.filter(Boolean).length, 5);
       assert.equal(await images.countActive('race'), 5);
     },
@@ -196,7 +211,13 @@ export const repositoryCases: readonly RepositoryCase[] = [
     async run({ images }) {
       const image = makeImage();
       await images.insert(image);
-      const done = await images.transition(image.id, ['creating'], 'available', { sizeBytes: 1234, sha256: 'a'.repeat(64), availableAt: t(10) }, t(10));
+      const done = await images.transition(
+        image.id,
+        ['creating'],
+        'available',
+        { sizeBytes: 1234, sha256: 'a'.repeat(64), availableAt: t(10) },
+        t(10),
+      );
       assert.ok(done);
       assert.equal(done.status, 'available');
       assert.equal(done.sizeBytes, 1234);
@@ -247,8 +268,14 @@ export const repositoryCases: readonly RepositoryCase[] = [
       await rejectsWithCode(storages.insert(a), 'CONFLICT');
       assert.deepEqual(await storages.get(a.id), a);
       assert.equal(await storages.get('missing'), null);
-      assert.deepEqual((await storages.list()).map((s) => s.id), [b.id, a.id]);
-      assert.deepEqual((await storages.list({ purpose: 'templates' })).map((s) => s.id), [b.id]);
+      assert.deepEqual(
+        (await storages.list()).map((s) => s.id),
+        [b.id, a.id],
+      );
+      assert.deepEqual(
+        (await storages.list({ purpose: 'templates' })).map((s) => s.id),
+        [b.id],
+      );
       const updated = await storages.update(a.id, { name: 'renamed', enabled: false }, t(3));
       assert.equal(updated?.name, 'renamed');
       assert.equal(updated?.enabled, false);
@@ -272,12 +299,18 @@ export const repositoryCases: readonly RepositoryCase[] = [
       await storages.bind(s1.id, 'hv-2', t(1));
       await storages.bind(s2.id, 'hv-1', t(1));
       assert.equal((await storages.listBindings()).length, 3);
-      assert.deepEqual((await storages.listBindings({ storageId: s1.id })).map((b) => b.hypervisorId), ['hv-1', 'hv-2']);
+      assert.deepEqual(
+        (await storages.listBindings({ storageId: s1.id })).map((b) => b.hypervisorId),
+        ['hv-1', 'hv-2'],
+      );
       assert.equal((await storages.listBindings({ hypervisorId: 'hv-1' })).length, 2);
       assert.equal(await storages.unbind(s1.id, 'hv-2'), true);
       assert.equal(await storages.unbind(s1.id, 'hv-2'), false);
       await storages.delete(s1.id);
-      assert.deepEqual((await storages.listBindings()).map((b) => b.storageId), [s2.id]);
+      assert.deepEqual(
+        (await storages.listBindings()).map((b) => b.storageId),
+        [s2.id],
+      );
     },
   },
   // ---------- media groups ----------
@@ -291,8 +324,14 @@ export const repositoryCases: readonly RepositoryCase[] = [
       await rejectsWithCode(mediaGroups.insert(linux), 'CONFLICT');
       assert.deepEqual(await mediaGroups.get(linux.id), linux);
       assert.equal(await mediaGroups.get('missing'), null);
-      assert.deepEqual((await mediaGroups.list()).map((g) => g.name), ['Linux', 'BSD', 'Windows']);
-      assert.deepEqual((await mediaGroups.list({ customerVisible: true })).map((g) => g.name), ['Linux', 'Windows']);
+      assert.deepEqual(
+        (await mediaGroups.list()).map((g) => g.name),
+        ['Linux', 'BSD', 'Windows'],
+      );
+      assert.deepEqual(
+        (await mediaGroups.list({ customerVisible: true })).map((g) => g.name),
+        ['Linux', 'Windows'],
+      );
       assert.equal((await mediaGroups.update(bsd.id, { customerVisible: true }, t(1)))?.customerVisible, true);
       assert.equal(await mediaGroups.update('missing', { name: 'x' }, t(1)), null);
       assert.equal(await mediaGroups.delete(bsd.id), true);
@@ -314,9 +353,18 @@ export const repositoryCases: readonly RepositoryCase[] = [
       assert.deepEqual(await isos.get(created[0]!.id), created[0]);
       assert.equal(await isos.get('missing'), null);
       const all = await collectAll((cursor) => isos.list({}, { cursor, limit: 2 }));
-      assert.deepEqual(all.map((i) => i.name), ['a', 'b', 'c', 'd', 'e']);
-      assert.deepEqual((await isos.list({ customerVisible: true })).items.map((i) => i.name), ['a', 'b', 'd', 'e']);
-      assert.deepEqual((await isos.list({ storageId: 'other' })).items.map((i) => i.name), ['e']);
+      assert.deepEqual(
+        all.map((i) => i.name),
+        ['a', 'b', 'c', 'd', 'e'],
+      );
+      assert.deepEqual(
+        (await isos.list({ customerVisible: true })).items.map((i) => i.name),
+        ['a', 'b', 'd', 'e'],
+      );
+      assert.deepEqual(
+        (await isos.list({ storageId: 'other' })).items.map((i) => i.name),
+        ['e'],
+      );
       assert.equal((await isos.list({ status: 'uploading' })).items.length, 0);
       assert.equal((await isos.update(created[0]!.id, { customerVisible: false }, t(1)))?.customerVisible, false);
       assert.equal(await isos.update('missing', { name: 'x' }, t(1)), null);
@@ -330,7 +378,12 @@ export const repositoryCases: readonly RepositoryCase[] = [
     async run({ tasks }) {
       const created = [];
       for (let i = 0; i < 5; i++) {
-        const task = makeTask({ accountId: i % 2 ? 'a' : 'b', type: i === 4 ? 'delete' : 'capture', status: i === 3 ? 'running' : 'queued', createdAt: t(i) });
+        const task = makeTask({
+          accountId: i % 2 ? 'a' : 'b',
+          type: i === 4 ? 'delete' : 'capture',
+          status: i === 3 ? 'running' : 'queued',
+          createdAt: t(i),
+        });
         created.push(task);
         await tasks.insert(task);
       }
@@ -338,12 +391,28 @@ export const repositoryCases: readonly RepositoryCase[] = [
       assert.deepEqual(await tasks.get(created[0]!.id), created[0]);
       assert.equal(await tasks.get('missing'), null);
       const all = await collectAll((cursor) => tasks.list({}, { cursor, limit: 2 }));
-      assert.deepEqual(all.map((x) => x.id), [...created].reverse().map((x) => x.id));
+      assert.deepEqual(
+        all.map((x) => x.id),
+        [...created].reverse().map((x) => x.id),
+      );
       assert.equal((await tasks.list({ accountId: 'a' })).items.length, 2);
-      assert.deepEqual((await tasks.list({ statuses: ['running'] })).items.map((x) => x.id), [created[3]!.id]);
-      assert.deepEqual((await tasks.list({ type: 'delete' })).items.map((x) => x.id), [created[4]!.id]);
-      assert.deepEqual((await tasks.list({ subjectId: created[2]!.subjectId })).items.map((x) => x.id), [created[2]!.id]);
-      const updated = await tasks.update(created[0]!.id, { progress: { step: 'copying', percent: 35, bytesDone: 5, bytesTotal: 10 }, heartbeatAt: t(9) }, t(9));
+      assert.deepEqual(
+        (await tasks.list({ statuses: ['running'] })).items.map((x) => x.id),
+        [created[3]!.id],
+      );
+      assert.deepEqual(
+        (await tasks.list({ type: 'delete' })).items.map((x) => x.id),
+        [created[4]!.id],
+      );
+      assert.deepEqual(
+        (await tasks.list({ subjectId: created[2]!.subjectId })).items.map((x) => x.id),
+        [created[2]!.id],
+      );
+      const updated = await tasks.update(
+        created[0]!.id,
+        { progress: { step: 'copying', percent: 35, bytesDone: 5, bytesTotal: 10 }, heartbeatAt: t(9) },
+        t(9),
+      );
       assert.deepEqual(updated?.progress, { step: 'copying', percent: 35, bytesDone: 5, bytesTotal: 10 });
       assert.equal(updated?.status, 'queued');
       assert.equal(await tasks.update('missing', { attempts: 1 }, t(9)), null);
@@ -388,7 +457,10 @@ export const repositoryCases: readonly RepositoryCase[] = [
       assert.deepEqual(await usage.get(a.id), a);
       assert.equal(await usage.get('missing'), null);
       const all = await collectAll((cursor) => usage.list({}, { cursor, limit: 2 }));
-      assert.deepEqual(all.map((i) => i.id), [a.id, b.id, c.id]);
+      assert.deepEqual(
+        all.map((i) => i.id),
+        [a.id, b.id, c.id],
+      );
       const ids = async (filter: Parameters<typeof usage.list>[0]) => (await usage.list(filter)).items.map((i) => i.id);
       assert.deepEqual(await ids({ accountId: 'a' }), [a.id, b.id]);
       assert.deepEqual(await ids({ imageId: 'i3' }), [c.id]);
@@ -417,13 +489,23 @@ export const repositoryCases: readonly RepositoryCase[] = [
     name: 'settings: location settings and account limits round-trip',
     async run({ settings }) {
       assert.equal(await settings.getLocation('loc-1'), null);
-      const loc = { locationId: 'loc-1', imagesEnabled: true, pricePerGbMonth: '0.0125', currency: 'EUR', defaultImageLimit: 5, updatedAt: t(1) };
+      const loc = {
+        locationId: 'loc-1',
+        imagesEnabled: true,
+        pricePerGbMonth: '0.0125',
+        currency: 'EUR',
+        defaultImageLimit: 5,
+        updatedAt: t(1),
+      };
       await settings.putLocation(loc);
       await settings.putLocation({ ...loc, locationId: 'loc-0', defaultImageLimit: null });
       assert.deepEqual(await settings.getLocation('loc-1'), loc);
       await settings.putLocation({ ...loc, imagesEnabled: false, updatedAt: t(2) });
       assert.equal((await settings.getLocation('loc-1'))?.imagesEnabled, false);
-      assert.deepEqual((await settings.listLocations()).map((l) => l.locationId), ['loc-0', 'loc-1']);
+      assert.deepEqual(
+        (await settings.listLocations()).map((l) => l.locationId),
+        ['loc-0', 'loc-1'],
+      );
       assert.equal(await settings.getAccountLimit('a'), null);
       await settings.putAccountLimit('a', { accountId: 'a', imageLimit: 7, updatedAt: t(1) });
       assert.deepEqual(await settings.getAccountLimit('a'), { accountId: 'a', imageLimit: 7, updatedAt: t(1) });

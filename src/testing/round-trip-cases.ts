@@ -42,11 +42,18 @@ export const roundTripCases: readonly RepositoryCase[] = [
       assert.deepEqual(await images.update(image.id, patch, t(20)), updated, 'update returns every patched field');
       assert.deepEqual(await images.get(image.id), updated, 'get returns every patched field');
       const back = { ...image, status: 'error' as const, updatedAt: t(21) };
-      assert.deepEqual(await images.transition(image.id, ['available'], 'error', revert(image, patch), t(21)), back, 'transition applies every patched field');
+      assert.deepEqual(
+        await images.transition(image.id, ['available'], 'error', revert(image, patch), t(21)),
+        back,
+        'transition applies every patched field',
+      );
       assert.deepEqual(await images.get(image.id), back);
       const hidden = makeCompleteImage({ status: 'deleted' });
       await images.insert(hidden);
-      assert.deepEqual((await images.list({ includeDeleted: true, accountId: hidden.accountId ?? undefined })).items.find((i) => i.id === hidden.id), hidden);
+      assert.deepEqual(
+        (await images.list({ includeDeleted: true, accountId: hidden.accountId ?? undefined })).items.find((i) => i.id === hidden.id),
+        hidden,
+      );
     },
   },
   {
@@ -63,8 +70,17 @@ export const roundTripCases: readonly RepositoryCase[] = [
       const storage = makeCompleteStorage();
       await storages.insert(storage);
       assert.deepEqual(await storages.get(storage.id), storage);
-      assert.deepEqual((await storages.list({ purpose: 'templates' })).find((s) => s.id === storage.id), storage);
-      const patch = { name: 'renamed-storage', driver: 'nfs', config: { server: 'nas', export: '/x', options: ['ro'] }, purpose: 'custom-images' as const, enabled: true };
+      assert.deepEqual(
+        (await storages.list({ purpose: 'templates' })).find((s) => s.id === storage.id),
+        storage,
+      );
+      const patch = {
+        name: 'renamed-storage',
+        driver: 'nfs',
+        config: { server: 'nas', export: '/x', options: ['ro'] },
+        purpose: 'custom-images' as const,
+        enabled: true,
+      };
       const updated = { ...storage, ...patch, updatedAt: t(20) };
       assert.deepEqual(await storages.update(storage.id, patch, t(20)), updated);
       assert.deepEqual(await storages.get(storage.id), updated);
@@ -93,7 +109,17 @@ export const roundTripCases: readonly RepositoryCase[] = [
       await isos.insert(iso);
       assert.deepEqual(await isos.get(iso.id), iso);
       assert.deepEqual((await isos.list({ customerVisible: false })).items, [iso]);
-      const patch = { name: 'other-iso', description: 'x', storageId: 'templates-other', fileKey: 'isos/other.iso', sizeBytes: 2 ** 34, sha256: 'd4'.repeat(32), customerVisible: true, status: 'available' as const, statusReason: { code: 'OK', message: 'fine' } };
+      const patch = {
+        name: 'other-iso',
+        description: 'x',
+        storageId: 'templates-other',
+        fileKey: 'isos/other.iso',
+        sizeBytes: 2 ** 34,
+        sha256: 'd4'.repeat(32),
+        customerVisible: true,
+        status: 'available' as const,
+        statusReason: { code: 'OK', message: 'fine' },
+      };
       const updated = { ...iso, ...patch, updatedAt: t(20) };
       assert.deepEqual(await isos.update(iso.id, patch, t(20)), updated);
       assert.deepEqual(await isos.get(iso.id), updated);

@@ -213,7 +213,11 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
     }
   };
 
-  const test = (feature: StorageSuiteFeature, name: string, body: (disk: StorageDisk, prefix: string, raw: StorageDriver) => Promise<void>) => {
+  const test = (
+    feature: StorageSuiteFeature,
+    name: string,
+    body: (disk: StorageDisk, prefix: string, raw: StorageDriver) => Promise<void>,
+  ) => {
     const reason = options.skip?.[feature];
     if (reason !== undefined) {
       t.it.skip?.(`${name} (opted out: ${reason})`, async () => undefined);
@@ -226,7 +230,10 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
     test('roundTrip', 'put then get returns the same bytes, with size and sha256 reported and verified', async (disk, prefix) => {
       const data = randomBytes(3 * MiB + 12345);
       const progress: number[] = [];
-      const result = await disk.put(`${prefix}images/round-trip.qcow2`, bodyOf(data), { size: data.length, onProgress: (p) => progress.push(p.bytesDone) });
+      const result = await disk.put(`${prefix}images/round-trip.qcow2`, bodyOf(data), {
+        size: data.length,
+        onProgress: (p) => progress.push(p.bytesDone),
+      });
       expect(result).toEqual({ key: `${prefix}images/round-trip.qcow2`, size: data.length, sha256: sha256(data) });
       expect(progress[progress.length - 1]).toBe(data.length);
       const stored = await disk.stat(`${prefix}images/round-trip.qcow2`);
@@ -241,19 +248,26 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       expect((await readAll(await disk.get(`${prefix}empty.raw`))).length).toBe(0);
     });
 
-    test('roundTrip', 'a body of several MiB in odd-sized chunks arrives intact, with and without its size announced', async (disk, prefix) => {
-      // Longer than a few write blocks of any driver (path drivers write 4 MiB blocks, S3 parts are
-      // 8 MiB or more), not a multiple of a disk block, in chunks that never line up with either.
-      const data = randomBytes(9 * MiB + 4097);
-      for (const [name, size] of [['announced', data.length], ['unannounced', undefined]] as const) {
-        const result = await disk.put(`${prefix}odd-${name}.bin`, bodyOf(data, 65_537), size === undefined ? {} : { size });
-        expect(result.size).toBe(data.length);
-        expect(result.sha256).toBe(sha256(data));
-        const back = await readAll(await disk.get(`${prefix}odd-${name}.bin`));
-        expect(back.length).toBe(data.length);
-        expect(sha256(back)).toBe(sha256(data));
-      }
-    });
+    test(
+      'roundTrip',
+      'a body of several MiB in odd-sized chunks arrives intact, with and without its size announced',
+      async (disk, prefix) => {
+        // Longer than a few write blocks of any driver (path drivers write 4 MiB blocks, S3 parts are
+        // 8 MiB or more), not a multiple of a disk block, in chunks that never line up with either.
+        const data = randomBytes(9 * MiB + 4097);
+        for (const [name, size] of [
+          ['announced', data.length],
+          ['unannounced', undefined],
+        ] as const) {
+          const result = await disk.put(`${prefix}odd-${name}.bin`, bodyOf(data, 65_537), size === undefined ? {} : { size });
+          expect(result.size).toBe(data.length);
+          expect(result.sha256).toBe(sha256(data));
+          const back = await readAll(await disk.get(`${prefix}odd-${name}.bin`));
+          expect(back.length).toBe(data.length);
+          expect(sha256(back)).toBe(sha256(data));
+        }
+      },
+    );
 
     test('roundTrip', 'a reader that starts late (backpressure) still gets every byte', async (disk, prefix) => {
       // Sizes around what a driver's pipes buffer: the producer can finish while nobody reads.
@@ -319,7 +333,7 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       for (const name of names) await disk.put(`${prefix}${name}`, bodyOf(Buffer.from(name)));
       await disk.put(`other-${prefix}outside`, bodyOf(Buffer.from('not listed')));
       try {
-        const expected = names.map((n) => `${prefix}${n}`).sort((a, b) => (Buffer.compare(Buffer.from(a), Buffer.from(b))));
+        const expected = names.map((n) => `${prefix}${n}`).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
         const { keys, pages } = await listAll(disk, prefix, 3);
         expect(keys).toEqual(expected);
         expect(pages).toBeGreaterThanOrEqual(3);
@@ -339,7 +353,20 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
     test('keySafety', 'unsafe keys are rejected with VALIDATION_FAILED before the driver is called', async (_disk, prefix, raw) => {
       const { driver, calls } = spyOn(raw);
       const disk = wrapStorageDriver(driver);
-      const unsafe = ['../escape', `${prefix}../../escape`, '/etc/passwd', `${prefix}a//b`, `${prefix}./x`, `${prefix}trailing/`, '', `${prefix}line\nbreak`, `${prefix}nul\u0000byte`, `${prefix}tab\tkey`, `${prefix}${'x'.repeat(1100)}`, `${prefix}back\\slash`];
+      const unsafe = [
+        '../escape',
+        `${prefix}../../escape`,
+        '/etc/passwd',
+        `${prefix}a//b`,
+        `${prefix}./x`,
+        `${prefix}trailing/`,
+        '',
+        `${prefix}line\nbreak`,
+        `${prefix}nul\u0000byte`,
+        `${prefix}tab\tkey`,
+        `${prefix}${'x'.repeat(1100)}`,
+        `${prefix}back\\slash`,
+      ];
       for (const key of unsafe) {
         expect(await codeOf(disk.put(key, bodyOf(Buffer.from('no'))))).toBe('VALIDATION_FAILED');
         expect(await codeOf(disk.get(key))).toBe('VALIDATION_FAILED');
@@ -358,41 +385,48 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       expect((await disk.stat(`${prefix}caf\u00e9`))?.size).toBe(3);
     });
 
-    test('cancel', 'aborting a put midway rejects with CANCELLED and leaves neither the key nor an incomplete upload', async (disk, prefix) => {
-      const key = `${prefix}cancelled.qcow2`;
-      await disk.put(key, bodyOf(Buffer.from('previous version')));
-      const { body, sent } = stallingBody(randomBytes(2 * MiB));
-      const controller = new AbortController();
-      const put = disk.put(key, body, { signal: controller.signal });
-      await sent;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      controller.abort();
-      expect(await codeOf(put)).toBe('CANCELLED');
-      // the previous version is untouched: readers never see a partial object
-      expect(sha256(await readAll(await disk.get(key)))).toBe(sha256(Buffer.from('previous version')));
-      await disk.delete(key);
-      const { body: body2, sent: sent2 } = stallingBody(randomBytes(MiB));
-      const controller2 = new AbortController();
-      const put2 = disk.put(`${prefix}fresh.qcow2`, body2, { signal: controller2.signal });
-      await sent2;
-      controller2.abort();
-      expect(await codeOf(put2)).toBe('CANCELLED');
-      expect(await disk.stat(`${prefix}fresh.qcow2`)).toBeNull();
-      // With the size announced: cancelled midway, and cancelled after every announced byte was
-      // sent but before the body ended.
-      for (const [sent, announced] of [[MiB, 2 * MiB], [MiB, MiB]] as const) {
-        const { body: body3, sent: sent3 } = stallingBody(randomBytes(sent));
-        const controller3 = new AbortController();
-        const put3 = disk.put(`${prefix}sized.qcow2`, body3, { signal: controller3.signal, size: announced });
-        await sent3;
+    test(
+      'cancel',
+      'aborting a put midway rejects with CANCELLED and leaves neither the key nor an incomplete upload',
+      async (disk, prefix) => {
+        const key = `${prefix}cancelled.qcow2`;
+        await disk.put(key, bodyOf(Buffer.from('previous version')));
+        const { body, sent } = stallingBody(randomBytes(2 * MiB));
+        const controller = new AbortController();
+        const put = disk.put(key, body, { signal: controller.signal });
+        await sent;
         await new Promise((resolve) => setTimeout(resolve, 200));
-        controller3.abort();
-        expect(await codeOf(put3)).toBe('CANCELLED');
-        expect(await disk.stat(`${prefix}sized.qcow2`)).toBeNull();
-      }
-      expect((await disk.listIncomplete()).filter((u: IncompleteUpload) => u.key.startsWith(prefix))).toEqual([]);
-      expect((await listAll(disk, prefix, 100)).keys).toEqual([]);
-    });
+        controller.abort();
+        expect(await codeOf(put)).toBe('CANCELLED');
+        // the previous version is untouched: readers never see a partial object
+        expect(sha256(await readAll(await disk.get(key)))).toBe(sha256(Buffer.from('previous version')));
+        await disk.delete(key);
+        const { body: body2, sent: sent2 } = stallingBody(randomBytes(MiB));
+        const controller2 = new AbortController();
+        const put2 = disk.put(`${prefix}fresh.qcow2`, body2, { signal: controller2.signal });
+        await sent2;
+        controller2.abort();
+        expect(await codeOf(put2)).toBe('CANCELLED');
+        expect(await disk.stat(`${prefix}fresh.qcow2`)).toBeNull();
+        // With the size announced: cancelled midway, and cancelled after every announced byte was
+        // sent but before the body ended.
+        for (const [sent, announced] of [
+          [MiB, 2 * MiB],
+          [MiB, MiB],
+        ] as const) {
+          const { body: body3, sent: sent3 } = stallingBody(randomBytes(sent));
+          const controller3 = new AbortController();
+          const put3 = disk.put(`${prefix}sized.qcow2`, body3, { signal: controller3.signal, size: announced });
+          await sent3;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          controller3.abort();
+          expect(await codeOf(put3)).toBe('CANCELLED');
+          expect(await disk.stat(`${prefix}sized.qcow2`)).toBeNull();
+        }
+        expect((await disk.listIncomplete()).filter((u: IncompleteUpload) => u.key.startsWith(prefix))).toEqual([]);
+        expect((await listAll(disk, prefix, 100)).keys).toEqual([]);
+      },
+    );
 
     test('concurrency', 'concurrent puts of different keys all land intact', async (disk, prefix) => {
       const blobs = Array.from({ length: 4 }, (_, i) => randomBytes(MiB + i * 1001));
@@ -415,31 +449,35 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       expect(typeof health.message).toBe('string');
     });
 
-    test('incompleteUploads', 'an in-flight put is listed as incomplete; aborting it makes the put fail and leaves nothing', async (disk, prefix) => {
-      const key = `${prefix}in-flight.qcow2`;
-      const started = new Date(Date.now() - 60_000);
-      const { body, sent } = stallingBody(randomBytes(options.incompleteUploadBytes ?? 6 * MiB));
-      const controller = new AbortController();
-      const put = disk.put(key, body, { signal: controller.signal });
-      const settled = put.then(
-        () => 'resolved',
-        () => 'rejected',
-      );
-      await sent;
-      const upload = await waitFor(async () => (await disk.listIncomplete()).find((u) => u.key === key), 30_000);
-      expect(upload?.key).toBe(key);
-      if (upload) {
-        expect(typeof upload.id).toBe('string');
-        if (upload.startedAt) expect(upload.startedAt.getTime()).toBeGreaterThan(started.getTime());
-        // olderThan filters by start time: this upload started after `started`
-        expect((await disk.listIncomplete({ olderThan: started })).some((u) => u.key === key)).toBe(false);
-        await disk.abortIncomplete(upload);
-        await disk.abortIncomplete(upload); // idempotent
-      }
-      controller.abort();
-      expect(await settled).toBe('rejected');
-      expect(await disk.stat(key)).toBeNull();
-      expect((await disk.listIncomplete()).filter((u) => u.key.startsWith(prefix))).toEqual([]);
-    });
+    test(
+      'incompleteUploads',
+      'an in-flight put is listed as incomplete; aborting it makes the put fail and leaves nothing',
+      async (disk, prefix) => {
+        const key = `${prefix}in-flight.qcow2`;
+        const started = new Date(Date.now() - 60_000);
+        const { body, sent } = stallingBody(randomBytes(options.incompleteUploadBytes ?? 6 * MiB));
+        const controller = new AbortController();
+        const put = disk.put(key, body, { signal: controller.signal });
+        const settled = put.then(
+          () => 'resolved',
+          () => 'rejected',
+        );
+        await sent;
+        const upload = await waitFor(async () => (await disk.listIncomplete()).find((u) => u.key === key), 30_000);
+        expect(upload?.key).toBe(key);
+        if (upload) {
+          expect(typeof upload.id).toBe('string');
+          if (upload.startedAt) expect(upload.startedAt.getTime()).toBeGreaterThan(started.getTime());
+          // olderThan filters by start time: this upload started after `started`
+          expect((await disk.listIncomplete({ olderThan: started })).some((u) => u.key === key)).toBe(false);
+          await disk.abortIncomplete(upload);
+          await disk.abortIncomplete(upload); // idempotent
+        }
+        controller.abort();
+        expect(await settled).toBe('rejected');
+        expect(await disk.stat(key)).toBeNull();
+        expect((await disk.listIncomplete()).filter((u) => u.key.startsWith(prefix))).toEqual([]);
+      },
+    );
   });
 }

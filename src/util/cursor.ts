@@ -15,13 +15,20 @@ export function encodeCursor(key: CursorKey): string {
 export function decodeCursor(cursor: string): CursorKey {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && value.length === 2 && (typeof value[0] === 'string' || typeof value[0] === 'number') && typeof value[1] === 'string') {
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      (typeof value[0] === 'string' || typeof value[0] === 'number') &&
+      typeof value[1] === 'string'
+    ) {
       return [value[0], value[1]];
     }
   } catch {
     // fall through
   }
-  throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', { fields: [{ path: 'cursor', message: 'is not valid' }] });
+  throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', {
+    fields: [{ path: 'cursor', message: 'is not valid' }],
+  });
 }
 
 /** Default and maximum page sizes. */
@@ -39,7 +46,9 @@ export function pageSize(limit: number | undefined): number {
   if (limit === undefined) return DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
     const message = `must be an integer from 1 to ${MAX_PAGE_SIZE} (the page size)`;
-    throw new InstanceImagesError('VALIDATION_FAILED', `The page size is not valid: limit ${message}, got ${String(limit)}`, { fields: [{ path: 'limit', message }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', `The page size is not valid: limit ${message}, got ${String(limit)}`, {
+      fields: [{ path: 'limit', message }],
+    });
   }
   return limit;
 }

@@ -20,7 +20,10 @@ const HostTextSchema = z
   .refine(isWellFormedText, 'must be well-formed Unicode');
 
 /** A secret or key text from the host: non-empty, no NUL. Never echoed. */
-const HostSecretSchema = z.string().min(1, 'must not be empty').refine((s) => !s.includes('\0'), 'must not contain NUL');
+const HostSecretSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine((s) => !s.includes('\0'), 'must not contain NUL');
 
 /** What a host directory must return for an instance. */
 export const HostInstanceSchema = z.looseObject({
@@ -45,17 +48,29 @@ export const HostHypervisorSchema = z.looseObject({
       port: z.number().int().min(1).max(65535).optional(),
       username: HostTextSchema,
       privateKey: HostSecretSchema,
-      passphrase: z.string().refine((s) => !s.includes('\0'), 'must not contain NUL').optional(),
+      passphrase: z
+        .string()
+        .refine((s) => !s.includes('\0'), 'must not contain NUL')
+        .optional(),
       hostKey: HostSecretSchema,
     }),
   ]),
-  scratchDir: z.string().min(1).max(4096).refine((s) => s.startsWith('/') && !s.includes('\0'), 'must be an absolute path without NUL').optional(),
+  scratchDir: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((s) => s.startsWith('/') && !s.includes('\0'), 'must be an absolute path without NUL')
+    .optional(),
   libvirtUri: HostTextSchema.optional(),
 });
 
 function invalid(what: string, error: z.ZodError): InstanceImagesError {
   const fields = zodIssues(error);
-  return new InstanceImagesError('HOST_DATA_INVALID', `The host directory's ${what} is not valid: ${fields.map((f) => `${f.path || '(value)'}: ${f.message}`).join('; ')}`, { fields });
+  return new InstanceImagesError(
+    'HOST_DATA_INVALID',
+    `The host directory's ${what} is not valid: ${fields.map((f) => `${f.path || '(value)'}: ${f.message}`).join('; ')}`,
+    { fields },
+  );
 }
 
 /** `instance` when it is a valid host instance for `instanceId`. @throws HOST_DATA_INVALID naming the host's field. */
@@ -63,7 +78,10 @@ export function checkHostInstance(instance: HostInstance, instanceId: string): H
   const what = `getInstance(${JSON.stringify(instanceId)})`;
   const result = HostInstanceSchema.safeParse(instance);
   if (!result.success) throw invalid(what, result.error);
-  if (instance.id !== instanceId) throw new InstanceImagesError('HOST_DATA_INVALID', `The host directory's ${what} returned another instance's record`, { fields: [{ path: 'id', message: 'must be the id that was asked for' }] });
+  if (instance.id !== instanceId)
+    throw new InstanceImagesError('HOST_DATA_INVALID', `The host directory's ${what} returned another instance's record`, {
+      fields: [{ path: 'id', message: 'must be the id that was asked for' }],
+    });
   return instance;
 }
 
@@ -89,7 +107,10 @@ export function checkedHostDirectory(host: HostDirectory): HostDirectory {
       const hypervisor = await host.getHypervisor(hypervisorId);
       if (hypervisor === null || hypervisor === undefined) return null;
       checkHostHypervisor(hypervisor, what);
-      if (hypervisor.id !== hypervisorId) throw new InstanceImagesError('HOST_DATA_INVALID', `The host directory's ${what} returned another hypervisor's record`, { fields: [{ path: 'id', message: 'must be the id that was asked for' }] });
+      if (hypervisor.id !== hypervisorId)
+        throw new InstanceImagesError('HOST_DATA_INVALID', `The host directory's ${what} returned another hypervisor's record`, {
+          fields: [{ path: 'id', message: 'must be the id that was asked for' }],
+        });
       return hypervisor;
     },
   };
@@ -97,7 +118,8 @@ export function checkedHostDirectory(host: HostDirectory): HostDirectory {
   if (list) {
     checked.listHypervisors = async () => {
       const all = await list();
-      if (!Array.isArray(all)) throw new InstanceImagesError('HOST_DATA_INVALID', "The host directory's listHypervisors() must return an array");
+      if (!Array.isArray(all))
+        throw new InstanceImagesError('HOST_DATA_INVALID', "The host directory's listHypervisors() must return an array");
       return all.map((hypervisor, index) => checkHostHypervisor(hypervisor, `listHypervisors()[${index}]`));
     };
   }

@@ -68,7 +68,12 @@ const INFRASTRUCTURE = Symbol.for('instance-images.infrastructure-error');
  * the code's fixed message. Returns `error`.
  */
 export function markInfrastructureError<T>(error: T): T {
-  if (error !== null && typeof error === 'object' && !Object.prototype.hasOwnProperty.call(error, INFRASTRUCTURE) && Object.isExtensible(error)) {
+  if (
+    error !== null &&
+    typeof error === 'object' &&
+    !Object.prototype.hasOwnProperty.call(error, INFRASTRUCTURE) &&
+    Object.isExtensible(error)
+  ) {
     Object.defineProperty(error, INFRASTRUCTURE, { value: true, enumerable: false });
   }
   return error;

@@ -46,7 +46,8 @@ export function illFormedStrings(input: unknown): FieldIssue[] {
 export function zodIssues(error: z.ZodError): FieldIssue[] {
   return error.issues.flatMap((issue) => {
     const path = issue.path.map(String);
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ path: [...path, key].join('.'), message: 'is not a known field' }));
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((key) => ({ path: [...path, key].join('.'), message: 'is not a known field' }));
     return [{ path: path.join('.'), message: issue.message }];
   });
 }

@@ -91,7 +91,11 @@ function probeFactory(world: FakeWorld, probe: StreamProbe, markFirst: () => voi
   };
 }
 
-export async function startExpressHarness(options: Partial<Pick<ImagesRouterOptions, 'maxIsoUploadBytes' | 'maxJsonBytes' | 'sseHeartbeatMs' | 'hostQueryParameters'>> & { resolveActor?: ImagesRouterOptions['resolveActor'] } = {}): Promise<ExpressHarness> {
+export async function startExpressHarness(
+  options: Partial<Pick<ImagesRouterOptions, 'maxIsoUploadBytes' | 'maxJsonBytes' | 'sseHeartbeatMs' | 'hostQueryParameters'>> & {
+    resolveActor?: ImagesRouterOptions['resolveActor'];
+  } = {},
+): Promise<ExpressHarness> {
   const world = new FakeWorld();
   world.addHypervisor('hv-1');
   world.addHypervisor('hv-2');
@@ -101,18 +105,41 @@ export async function startExpressHarness(options: Partial<Pick<ImagesRouterOpti
     hostDirectory: world.hostDirectory(),
     executors: world.executors(),
     hypervisorDriver: world.hypervisorFactory(),
-    storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false }), world.storageFactory('fake-local', { shared: false, pathAccess: true }), probeFactory(world, probe, () => markFirst())],
+    storageDrivers: [
+      world.storageFactory('fake-s3', { shared: true, pathAccess: false }),
+      world.storageFactory('fake-local', { shared: false, pathAccess: true }),
+      probeFactory(world, probe, () => markFirst()),
+    ],
     tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50 },
   });
   await ii.settings.setLocationSettings(ADMIN, 'loc-1', { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
-  const storage = await ii.storages.createStorage(ADMIN, { name: 's3', driver: 'fake-s3', config: { root: 'bucket', secret: 'top-secret-key' } });
+  const storage = await ii.storages.createStorage(ADMIN, {
+    name: 's3',
+    driver: 'fake-s3',
+    config: { root: 'bucket', secret: 'top-secret-key' },
+  });
   await ii.storages.bindHypervisor(ADMIN, storage.id, 'hv-1');
-  const templates = await ii.storages.createStorage(ADMIN, { name: 'templates', driver: 'fake-s3', purpose: 'templates', config: { root: 'tpl' } });
+  const templates = await ii.storages.createStorage(ADMIN, {
+    name: 'templates',
+    driver: 'fake-s3',
+    purpose: 'templates',
+    config: { root: 'tpl' },
+  });
   await ii.storages.bindHypervisor(ADMIN, templates.id, 'hv-1');
   world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('debian 12 qcow2 bytes'), modifiedAt: new Date() });
-  const isoStore = await ii.storages.createStorage(ADMIN, { name: 'iso-store', driver: 'fake-local', purpose: 'templates', config: { root: '/isos' } });
+  const isoStore = await ii.storages.createStorage(ADMIN, {
+    name: 'iso-store',
+    driver: 'fake-local',
+    purpose: 'templates',
+    config: { root: '/isos' },
+  });
   await ii.storages.bindHypervisor(ADMIN, isoStore.id, 'hv-1');
-  const probeStore = await ii.storages.createStorage(ADMIN, { name: 'probe', driver: 'stream-probe', purpose: 'templates', config: { root: 'probe' } });
+  const probeStore = await ii.storages.createStorage(ADMIN, {
+    name: 'probe',
+    driver: 'stream-probe',
+    purpose: 'templates',
+    config: { root: 'probe' },
+  });
   await ii.storages.bindHypervisor(ADMIN, probeStore.id, 'hv-1');
   world.addInstance('web-1', 'acct-alice');
   world.addInstance('db-1', 'acct-alice', { state: 'shutoff' });
@@ -146,7 +173,12 @@ export async function startExpressHarness(options: Partial<Pick<ImagesRouterOpti
       ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
       ...(options.hostQueryParameters ? { hostQueryParameters: options.hostQueryParameters } : {}),
       sseHeartbeatMs: options.sseHeartbeatMs ?? 60_000,
-      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (message, context) => logged.push({ message, ...(context ? { context } : {}) }) },
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: (message, context) => logged.push({ message, ...(context ? { context } : {}) }),
+      },
     }),
   );
   const server: Server = createServer(app);

@@ -7,7 +7,13 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { InstanceImagesError } from '../../src/errors';
 import type { HostDirectory, HostHypervisor, HostInstance } from '../../src/ports/host-directory';
-import type { CaptureRequest, CaptureResult, HypervisorDriver, HypervisorDriverFactory, MaterializeRequest } from '../../src/ports/hypervisor-driver';
+import type {
+  CaptureRequest,
+  CaptureResult,
+  HypervisorDriver,
+  HypervisorDriverFactory,
+  MaterializeRequest,
+} from '../../src/ports/hypervisor-driver';
 import type { StorageDriver, StorageDriverFactory, StoredObject } from '../../src/ports/storage-driver';
 import type { Executor, ExecutorProvider } from '../../src/ports/executor';
 
@@ -62,8 +68,19 @@ export class FakeWorld {
     return hv;
   }
 
-  addInstance(id: string, accountId: string, options: { hypervisorId?: string; locationId?: string; state?: 'running' | 'shutoff'; disk?: Buffer } = {}): HostInstance {
-    const instance: HostInstance = { id, name: `vm-${id}`, accountId, locationId: options.locationId ?? 'loc-1', hypervisorId: options.hypervisorId ?? 'hv-1', domainName: `dom-${id}` };
+  addInstance(
+    id: string,
+    accountId: string,
+    options: { hypervisorId?: string; locationId?: string; state?: 'running' | 'shutoff'; disk?: Buffer } = {},
+  ): HostInstance {
+    const instance: HostInstance = {
+      id,
+      name: `vm-${id}`,
+      accountId,
+      locationId: options.locationId ?? 'loc-1',
+      hypervisorId: options.hypervisorId ?? 'hv-1',
+      domainName: `dom-${id}`,
+    };
     this.instances.set(id, instance);
     const disk = options.disk ?? Buffer.from(`disk of ${id} `.repeat(1000));
     this.domains.set(instance.domainName, { state: options.state ?? 'running', disk, virtualSize: 1 << 30 });
@@ -143,7 +160,9 @@ export class FakeWorld {
             return { ok: true, message: 'fake ok' };
           },
           async listIncomplete() {
-            return [...world.files.keys()].filter((k) => k.startsWith(prefixOf) && k.endsWith('.part')).map((k) => ({ key: k.slice(prefixOf.length), id: k, startedAt: new Date(0) }));
+            return [...world.files.keys()]
+              .filter((k) => k.startsWith(prefixOf) && k.endsWith('.part'))
+              .map((k) => ({ key: k.slice(prefixOf.length), id: k, startedAt: new Date(0) }));
           },
           async abortIncomplete(upload) {
             world.files.delete(upload.id);
@@ -158,7 +177,10 @@ export class FakeWorld {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the fakes' nested objects share the world
     const world = this;
     // The libvirt driver's own message for a domain that is gone (virsh's stderr, quoted).
-    const noDomain = (domainName: string) => new InstanceImagesError('NOT_FOUND', `virsh dumpxml failed (exit 1): error: failed to get domain '${domainName}'`, { details: { exitCode: 1 } });
+    const noDomain = (domainName: string) =>
+      new InstanceImagesError('NOT_FOUND', `virsh dumpxml failed (exit 1): error: failed to get domain '${domainName}'`, {
+        details: { exitCode: 1 },
+      });
     const failing = () => {
       if (world.hypervisorFailure) throw world.hypervisorFailure;
     };
@@ -167,7 +189,18 @@ export class FakeWorld {
         failing();
         const domain = world.domains.get(domainName);
         if (!domain) throw noDomain(domainName);
-        return { name: domainName, state: domain.state, hasGuestAgent: false, primaryDisk: { target: 'vda', path: `/disks/${domainName}.qcow2`, format: 'qcow2', virtualSizeBytes: domain.virtualSize, allocationBytes: domain.disk.length } };
+        return {
+          name: domainName,
+          state: domain.state,
+          hasGuestAgent: false,
+          primaryDisk: {
+            target: 'vda',
+            path: `/disks/${domainName}.qcow2`,
+            format: 'qcow2',
+            virtualSizeBytes: domain.virtualSize,
+            allocationBytes: domain.disk.length,
+          },
+        };
       },
       async capture(request: CaptureRequest): Promise<CaptureResult> {
         failing();
@@ -179,7 +212,9 @@ export class FakeWorld {
           const gate = world.captureGate;
           await new Promise<void>((resolve, reject) => {
             void gate.then(resolve);
-            request.signal?.addEventListener('abort', () => reject(new InstanceImagesError('CANCELLED', 'Capture cancelled')), { once: true });
+            request.signal?.addEventListener('abort', () => reject(new InstanceImagesError('CANCELLED', 'Capture cancelled')), {
+              once: true,
+            });
           });
         }
         if (world.failNextCapture) {
@@ -197,21 +232,31 @@ export class FakeWorld {
           await request.output.consume(Readable.from([sent]), sent.length);
         }
         request.onProgress?.({ step: 'copying', bytesDone: bytes.length, bytesTotal: bytes.length });
-        return { format: request.format ?? 'qcow2', sizeBytes: bytes.length, virtualSizeBytes: domain.virtualSize, sha256: sha256(bytes), consistency: domain.state === 'running' ? 'crash-consistent' : 'cold', method: domain.state === 'running' ? 'pull-backup' : 'cold-convert' };
+        return {
+          format: request.format ?? 'qcow2',
+          sizeBytes: bytes.length,
+          virtualSizeBytes: domain.virtualSize,
+          sha256: sha256(bytes),
+          consistency: domain.state === 'running' ? 'crash-consistent' : 'cold',
+          method: domain.state === 'running' ? 'pull-backup' : 'cold-convert',
+        };
       },
       async materialize(request: MaterializeRequest) {
         if (world.deployGate) await world.deployGate;
-        if (request.source.kind === 'path') world.pathRoots.push({ operation: 'materialize', path: request.source.path, root: request.source.root ?? null });
+        if (request.source.kind === 'path')
+          world.pathRoots.push({ operation: 'materialize', path: request.source.path, root: request.source.root ?? null });
         const bytes = request.source.kind === 'path' ? world.files.get(request.source.path)?.bytes : await readAll(request.source.stream);
         if (!bytes) throw new InstanceImagesError('DEPLOY_FAILED', 'source missing');
-        if (request.sha256 && sha256(bytes) !== request.sha256) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'source checksum mismatch');
+        if (request.sha256 && sha256(bytes) !== request.sha256)
+          throw new InstanceImagesError('CHECKSUM_MISMATCH', 'source checksum mismatch');
         world.files.set(`${hypervisor.id}:${request.targetPath}`, { bytes, modifiedAt: new Date() });
         return { path: request.targetPath, format: request.targetFormat ?? 'qcow2', virtualSizeBytes: request.sizeBytes ?? 1 << 30 };
       },
       async attachIso(domainName, isoPath, options) {
         failing();
         if (!world.domains.has(domainName)) throw noDomain(domainName);
-        if (world.goneFiles.has(isoPath)) throw new InstanceImagesError('NOT_FOUND', 'The ISO file does not exist on the hypervisor', { details: { isoPath } });
+        if (world.goneFiles.has(isoPath))
+          throw new InstanceImagesError('NOT_FOUND', 'The ISO file does not exist on the hypervisor', { details: { isoPath } });
         world.pathRoots.push({ operation: 'attachIso', path: isoPath, root: options?.root ?? null });
         world.mounted.set(domainName, isoPath);
       },

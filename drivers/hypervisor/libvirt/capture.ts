@@ -26,15 +26,21 @@ type LiveMethod = 'pull-backup' | 'push-backup' | 'snapshot-commit';
 function validate(request: CaptureRequest): { format: DiskFormat; compress: boolean } {
   const format = request.format ?? 'qcow2';
   if (format !== 'qcow2' && format !== 'raw') {
-    throw new InstanceImagesError('VALIDATION_FAILED', `Unsupported output format ${JSON.stringify(format)}`, { fields: [{ path: 'format', message: 'must be qcow2 or raw' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', `Unsupported output format ${JSON.stringify(format)}`, {
+      fields: [{ path: 'format', message: 'must be qcow2 or raw' }],
+    });
   }
   const compress = request.compress ?? false;
   if (compress && format === 'raw') {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'Compression needs the qcow2 format', { fields: [{ path: 'compress', message: 'only with format qcow2' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'Compression needs the qcow2 format', {
+      fields: [{ path: 'compress', message: 'only with format qcow2' }],
+    });
   }
   if (request.output.kind === 'path') assertAbsolutePath(request.output.path, 'output.path');
   if (request.domainName === '' || request.domainName.includes('\u0000')) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'A domain name is required', { fields: [{ path: 'domainName', message: 'must not be empty' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'A domain name is required', {
+      fields: [{ path: 'domainName', message: 'must not be empty' }],
+    });
   }
   return { format, compress };
 }
@@ -43,9 +49,13 @@ function validate(request: CaptureRequest): { format: DiskFormat; compress: bool
 export function assertAbsolutePath(path: string, field: string): void {
   // eslint-disable-next-line no-control-regex
   if (!path.startsWith('/') || /[\u0000-\u001f]/.test(path) || path.split('/').includes('..') || path.endsWith('/')) {
-    throw new InstanceImagesError('VALIDATION_FAILED', `${field} must be an absolute file path without "..", control characters or a trailing slash`, {
-      fields: [{ path: field, message: 'must be an absolute file path' }],
-    });
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      `${field} must be an absolute file path without "..", control characters or a trailing slash`,
+      {
+        fields: [{ path: field, message: 'must be an absolute file path' }],
+      },
+    );
   }
 }
 
@@ -122,13 +132,21 @@ async function withFreeze(run: Run, start: () => Promise<void>): Promise<boolean
 async function convert(run: Run, sourceArgs: string[], step: string): Promise<void> {
   const total = Math.max(run.domain.primaryDisk.allocationBytes, 1);
   run.progress(step, 0, total);
-  await stage(run, 'copy', () => run.ctx.cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...sourceArgs, ...outputArgs(run), run.outFile], (percent) => run.progress(step, Math.round((percent / 100) * total), total), {
-    signal: run.signal,
-    fallback: 'CAPTURE_FAILED',
-    // A path output is written through a descriptor of a file made anew (never through a link).
-    // It is not written back during the copy: its fsync runs beside the hash, which reads it anyway.
-    ...(run.request.output.kind === 'path' ? { flush: run.outFile, writeBack: false, ...(run.request.output.root ? { root: run.request.output.root } : {}) } : {}),
-  }));
+  await stage(run, 'copy', () =>
+    run.ctx.cmd.qemuImgWithProgress(
+      ['qemu-img', 'convert', '-p', ...sourceArgs, ...outputArgs(run), run.outFile],
+      (percent) => run.progress(step, Math.round((percent / 100) * total), total),
+      {
+        signal: run.signal,
+        fallback: 'CAPTURE_FAILED',
+        // A path output is written through a descriptor of a file made anew (never through a link).
+        // It is not written back during the copy: its fsync runs beside the hash, which reads it anyway.
+        ...(run.request.output.kind === 'path'
+          ? { flush: run.outFile, writeBack: false, ...(run.request.output.root ? { root: run.request.output.root } : {}) }
+          : {}),
+      },
+    ),
+  );
 }
 
 /** Cold capture of a stopped domain. */
@@ -181,7 +199,12 @@ async function capturePull(run: Run): Promise<Sealed & { frozen: boolean }> {
   try {
     const frozen = await withFreeze(run, () =>
       stage(run, 'start-job', async () => {
-        await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
+        await cmd.virshWithFile(
+          run.ctx.scratchDir,
+          xml,
+          (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file],
+          'CAPTURE_FAILED',
+        );
         job = 'running';
       }),
     );
@@ -242,7 +265,12 @@ async function capturePush(run: Run): Promise<Sealed & { frozen: boolean }> {
   try {
     const frozen = await withFreeze(run, () =>
       stage(run, 'start-job', async () => {
-        await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file], 'CAPTURE_FAILED');
+        await cmd.virshWithFile(
+          run.ctx.scratchDir,
+          xml,
+          (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file],
+          'CAPTURE_FAILED',
+        );
         started = true;
       }),
     );
@@ -313,7 +341,12 @@ async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> 
   try {
     const frozen = await withFreeze(run, () =>
       stage(run, 'start-job', async () => {
-        await cmd.virshWithFile(run.ctx.scratchDir, xml, (file) => ['snapshot-create', '--domain', run.domain.name, '--xmlfile', file, '--disk-only', '--atomic', '--no-metadata'], 'CAPTURE_FAILED');
+        await cmd.virshWithFile(
+          run.ctx.scratchDir,
+          xml,
+          (file) => ['snapshot-create', '--domain', run.domain.name, '--xmlfile', file, '--disk-only', '--atomic', '--no-metadata'],
+          'CAPTURE_FAILED',
+        );
         overlaid = true;
       }),
     );
@@ -334,7 +367,10 @@ async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> 
 function chooseLiveMethod(method: CaptureMethod, capabilities: HypervisorCapabilities): LiveMethod {
   if (method === 'auto') return capabilities.liveMethods[0] ?? 'snapshot-commit';
   if (!capabilities.liveMethods.includes(method)) {
-    throw new InstanceImagesError('CAPTURE_FAILED', `This hypervisor does not support the ${method} capture method (libvirt ${capabilities.libvirtVersion ?? 'unknown'})`);
+    throw new InstanceImagesError(
+      'CAPTURE_FAILED',
+      `This hypervisor does not support the ${method} capture method (libvirt ${capabilities.libvirtVersion ?? 'unknown'})`,
+    );
   }
   return method;
 }
@@ -400,13 +436,20 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
       await stage(run, 'publish', () => cmd.publish(outFile, target, dirname(target)));
       run.outFileGone = true;
     }
-    const consistency: CaptureResult['consistency'] = method === 'cold-convert' ? 'cold' : outcome.frozen ? 'filesystem-frozen' : 'crash-consistent';
+    const consistency: CaptureResult['consistency'] =
+      method === 'cold-convert' ? 'cold' : outcome.frozen ? 'filesystem-frozen' : 'crash-consistent';
     run.progress('done', sizeBytes, sizeBytes);
     return { format, sizeBytes, virtualSizeBytes: info.virtualSizeBytes, sha256, consistency, method };
   } catch (error) {
     if (published && request.output.kind === 'path') await cmd.remove(request.output.path).catch(() => undefined);
     if (signal?.aborted) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled; nothing was kept', { cause: error });
-    if (isInstanceImagesError(error) && ['CANCELLED', 'STORAGE_FULL', 'NOT_FOUND', 'HYPERVISOR_UNREACHABLE', 'VALIDATION_FAILED', 'CAPTURE_FAILED', 'INVALID_STATE'].includes(error.code)) throw error;
+    if (
+      isInstanceImagesError(error) &&
+      ['CANCELLED', 'STORAGE_FULL', 'NOT_FOUND', 'HYPERVISOR_UNREACHABLE', 'VALIDATION_FAILED', 'CAPTURE_FAILED', 'INVALID_STATE'].includes(
+        error.code,
+      )
+    )
+      throw error;
     throw toInstanceImagesError(error, 'CAPTURE_FAILED', `Capturing the disk of ${JSON.stringify(domain.name)} failed`);
   } finally {
     if (!run.outFileGone) await cmd.remove(outFile).catch(() => undefined);

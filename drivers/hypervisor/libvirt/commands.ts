@@ -8,7 +8,15 @@ import { Writable } from 'node:stream';
 import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
 import { backgroundFlusher, NO_SYMLINK_FUNCTION } from '../../exec/scripts';
-import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgCheck, parseQemuImgInfo, type QemuImgCheck, type QemuImgInfo } from './parsers';
+import {
+  lastProgressPercent,
+  parseDfAvail,
+  parseDfAvailList,
+  parseQemuImgCheck,
+  parseQemuImgInfo,
+  type QemuImgCheck,
+  type QemuImgInfo,
+} from './parsers';
 
 /** `sh -c` script: writes stdin to file `$1` (mode 600), runs the rest of the arguments, removes `$1`, exits with the command's status. */
 const WITH_FILE_SCRIPT = 'umask 077; f=$1; shift; cat > "$f" || { rm -f -- "$f"; exit 125; }; "$@"; s=$?; rm -f -- "$f"; exit $s';
@@ -130,7 +138,8 @@ export function tail(text: string, max = 400): string {
 export function commandError(argv: readonly string[], result: ExecResult, fallback: ErrorCode = 'COMMAND_FAILED'): InstanceImagesError {
   const output = `${result.stderr}\n${result.stdout}`;
   // virsh argv is `virsh -q -c URI COMMAND ...`: name the subcommand, never the arguments (user strings).
-  const program = argv[0] === 'virsh' ? `virsh ${argv[4] ?? ''}`.trim() : `${argv[0] ?? ''} ${argv[0] === 'qemu-img' ? (argv[1] ?? '') : ''}`.trim();
+  const program =
+    argv[0] === 'virsh' ? `virsh ${argv[4] ?? ''}`.trim() : `${argv[0] ?? ''} ${argv[0] === 'qemu-img' ? (argv[1] ?? '') : ''}`.trim();
   let code: ErrorCode = fallback;
   if (DOMAIN_MISSING.test(output)) code = 'NOT_FOUND';
   else if (NO_SPACE.test(output)) code = 'STORAGE_FULL';
@@ -141,7 +150,10 @@ export function commandError(argv: readonly string[], result: ExecResult, fallba
 
 /** The error of a path that is, or passes through, a symbolic link below its storage root. */
 export function linkedPath(what = 'The file'): InstanceImagesError {
-  return new InstanceImagesError('VALIDATION_FAILED', `${what} is, or passes through, a symbolic link below the image storage's root; links there are never followed`);
+  return new InstanceImagesError(
+    'VALIDATION_FAILED',
+    `${what} is, or passes through, a symbolic link below the image storage's root; links there are never followed`,
+  );
 }
 
 /**
@@ -152,7 +164,9 @@ function rootArg(root: string | undefined): string {
   if (root === undefined) return '';
   const trimmed = root.replace(/\/+$/, '');
   if (!root.startsWith('/') || trimmed === '' || root.includes('\0')) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'A storage root must be an absolute directory other than "/"', { fields: [{ path: 'root', message: 'must be an absolute directory other than "/"' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'A storage root must be an absolute directory other than "/"', {
+      fields: [{ path: 'root', message: 'must be an absolute directory other than "/"' }],
+    });
   }
   return trimmed;
 }
@@ -226,7 +240,11 @@ export class HostCommands {
    * @param options.source - a file the command reads as {@link PINNED_SOURCE} (see {@link runPinned}).
    * @throws VALIDATION_FAILED for a path through a link; CHECKSUM_MISMATCH.
    */
-  async qemuImgWithProgress(argv: readonly string[], onPercent: (percent: number) => void, options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string; root?: string; writeBack?: boolean; source?: PinnedSource } = {}): Promise<ExecResult> {
+  async qemuImgWithProgress(
+    argv: readonly string[],
+    onPercent: (percent: number) => void,
+    options: { signal?: AbortSignal; fallback?: ErrorCode; flush?: string; root?: string; writeBack?: boolean; source?: PinnedSource } = {},
+  ): Promise<ExecResult> {
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
         const percent = lastProgressPercent(chunk.toString('latin1'));
@@ -240,8 +258,16 @@ export class HostCommands {
         callback();
       },
     });
-    if (options.flush === undefined && options.source === undefined) return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
-    const result = await this.runPinned(argv, { stdout: sink, signal: options.signal }, { ...(options.flush === undefined ? {} : { output: options.flush, outputRoot: options.root, writeBack: options.writeBack ?? true }), ...(options.source ? { source: options.source } : {}) });
+    if (options.flush === undefined && options.source === undefined)
+      return this.run(argv, { stdout: sink, signal: options.signal }, options.fallback);
+    const result = await this.runPinned(
+      argv,
+      { stdout: sink, signal: options.signal },
+      {
+        ...(options.flush === undefined ? {} : { output: options.flush, outputRoot: options.root, writeBack: options.writeBack ?? true }),
+        ...(options.source ? { source: options.source } : {}),
+      },
+    );
     if (result.exitCode !== 0) throw commandError(argv, result, options.fallback);
     return result;
   }
@@ -253,11 +279,31 @@ export class HostCommands {
    * @throws VALIDATION_FAILED for a path through a link; CHECKSUM_MISMATCH for a source whose
    *   sha256 differs from `source.sha256`.
    */
-  async runPinned(argv: readonly string[], options: ExecOptions, files: { output?: string; outputRoot?: string | undefined; writeBack?: boolean; source?: PinnedSource }): Promise<ExecResult> {
+  async runPinned(
+    argv: readonly string[],
+    options: ExecOptions,
+    files: { output?: string; outputRoot?: string | undefined; writeBack?: boolean; source?: PinnedSource },
+  ): Promise<ExecResult> {
     const source = files.source;
-    const result = await this.executor.run(['sh', '-c', PINNED_SCRIPT, 'sh', files.output ?? '', rootArg(files.outputRoot), source?.path ?? '', rootArg(source?.root), source?.sha256 ?? '', files.writeBack ? 'w' : '', ...argv], options);
+    const result = await this.executor.run(
+      [
+        'sh',
+        '-c',
+        PINNED_SCRIPT,
+        'sh',
+        files.output ?? '',
+        rootArg(files.outputRoot),
+        source?.path ?? '',
+        rootArg(source?.root),
+        source?.sha256 ?? '',
+        files.writeBack ? 'w' : '',
+        ...argv,
+      ],
+      options,
+    );
     if (result.exitCode === LINKED_PATH_EXIT) throw linkedPath(source && /source/.test(result.stderr) ? 'The image file' : 'The file');
-    if (result.exitCode === SOURCE_CHECKSUM_EXIT) throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped');
+    if (result.exitCode === SOURCE_CHECKSUM_EXIT)
+      throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped');
     return result;
   }
 
@@ -312,7 +358,12 @@ export class HostCommands {
    * command itself is interrupted (abort, dropped connection), the file is removed afterwards.
    * @throws like {@link virsh}.
    */
-  async virshWithFile(dir: string, content: string, args: (path: string) => readonly string[], fallback: ErrorCode = 'COMMAND_FAILED'): Promise<ExecResult> {
+  async virshWithFile(
+    dir: string,
+    content: string,
+    args: (path: string) => readonly string[],
+    fallback: ErrorCode = 'COMMAND_FAILED',
+  ): Promise<ExecResult> {
     const path = `${dir.replace(/\/+$/, '')}/ii-xml-00000000-${randomBytes(4).toString('hex')}.xml`;
     const virsh = this.virshArgv(args(path));
     let result: ExecResult;
@@ -367,7 +418,8 @@ export class HostCommands {
     if (raw.exitCode !== 0) throw commandError(['df'], raw);
     const result = raw;
     const values = parseDfAvailList(result.stdout);
-    if (values.length !== paths.length) throw new InstanceImagesError('COMMAND_FAILED', `Unexpected df output: ${values.length} values for ${paths.length} paths`);
+    if (values.length !== paths.length)
+      throw new InstanceImagesError('COMMAND_FAILED', `Unexpected df output: ${values.length} values for ${paths.length} paths`);
     return values;
   }
 

@@ -23,7 +23,13 @@ import { recoverLeftovers } from './recover';
 
 export type { HypervisorCapabilities, LibvirtDomainInfo } from './inspect';
 export type { DomainDisk } from './parsers';
-export { LibvirtDriverOptionsSchema, CaptureMethodSchema, type LibvirtDriverOptions, type CaptureMethod, type LibvirtDriverHooks } from './options';
+export {
+  LibvirtDriverOptionsSchema,
+  CaptureMethodSchema,
+  type LibvirtDriverOptions,
+  type CaptureMethod,
+  type LibvirtDriverHooks,
+} from './options';
 
 export { DEFAULT_SCRATCH_DIR };
 /** Default libvirt URI on the hypervisor. */
@@ -44,9 +50,13 @@ export interface LibvirtDriver extends HypervisorDriver {
 function checkScratchDir(dir: string): string {
   const trimmed = dir.replace(/\/+$/, '');
   if (!/^\/[A-Za-z0-9_./-]*$/.test(trimmed) || trimmed.split('/').includes('..') || trimmed.length > 60) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'scratchDir must be an absolute path of at most 60 plain characters (letters, digits, _ . / -)', {
-      fields: [{ path: 'scratchDir', message: 'must be a short absolute path of plain characters' }],
-    });
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      'scratchDir must be an absolute path of at most 60 plain characters (letters, digits, _ . / -)',
+      {
+        fields: [{ path: 'scratchDir', message: 'must be a short absolute path of plain characters' }],
+      },
+    );
   }
   return trimmed;
 }

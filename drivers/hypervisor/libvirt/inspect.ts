@@ -72,14 +72,20 @@ export async function domainXml(cmd: HostCommands, domainName: string, inactive 
 }
 
 /** Inspects a domain. @throws NOT_FOUND when it does not exist; INVALID_STATE when it has no disk. */
-export async function inspectDomain(cmd: HostCommands, domainName: string, capabilities: HypervisorCapabilities): Promise<LibvirtDomainInfo> {
+export async function inspectDomain(
+  cmd: HostCommands,
+  domainName: string,
+  capabilities: HypervisorCapabilities,
+): Promise<LibvirtDomainInfo> {
   // Two rounds of two commands in parallel: the state and the XML, then the disk's info and allocation.
   const [stateResult, { root }] = await Promise.all([cmd.virsh(['domstate', '--domain', domainName]), domainXml(cmd, domainName)]);
   const state = parseDomState(stateResult.stdout);
   const disks = parseDomainDisks(root);
   const primary = selectPrimaryDisk(disks);
   if (!primary || primary.source === null) {
-    throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domainName)} has no disk to capture`, { details: { domainName } });
+    throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domainName)} has no disk to capture`, {
+      details: { domainName },
+    });
   }
   const agent = parseGuestAgentChannel(root);
   // Never probe: a raw disk's bytes belong to the guest, which could write a qcow2 header naming a

@@ -35,7 +35,9 @@ function dirname(path: string): string {
 
 function checkFormat(value: string, field: string): DiskFormat {
   if (value !== 'qcow2' && value !== 'raw') {
-    throw new InstanceImagesError('VALIDATION_FAILED', `${field} must be qcow2 or raw`, { fields: [{ path: field, message: 'must be qcow2 or raw' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', `${field} must be qcow2 or raw`, {
+      fields: [{ path: field, message: 'must be qcow2 or raw' }],
+    });
   }
   return value;
 }
@@ -64,9 +66,13 @@ async function receiveStream(ctx: MaterializeContext, source: Readable, file: st
   source.pipe(hashing);
   const result = await ctx.cmd.tryRun(['dd', `of=${file}`, 'bs=4M', 'status=none'], { stdin: hashing, signal });
   if (result.exitCode !== 0) {
-    throw new InstanceImagesError(/No space left/i.test(result.stderr) ? 'STORAGE_FULL' : 'DEPLOY_FAILED', `Receiving the image on the hypervisor failed: ${result.stderr.trim()}`);
+    throw new InstanceImagesError(
+      /No space left/i.test(result.stderr) ? 'STORAGE_FULL' : 'DEPLOY_FAILED',
+      `Receiving the image on the hypervisor failed: ${result.stderr.trim()}`,
+    );
   }
-  if (hashing.destroyed && !hashing.writableFinished) throw new InstanceImagesError('DEPLOY_FAILED', 'The image stream failed before its end');
+  if (hashing.destroyed && !hashing.writableFinished)
+    throw new InstanceImagesError('DEPLOY_FAILED', 'The image stream failed before its end');
   return hash.digest('hex');
 }
 
@@ -76,10 +82,14 @@ function validateRequest(request: MaterializeRequest): { sourceFormat: DiskForma
   const sourceFormat = checkFormat(request.sourceFormat, 'sourceFormat');
   const targetFormat = checkFormat(request.targetFormat ?? 'qcow2', 'targetFormat');
   if (request.sizeBytes !== undefined && (!Number.isSafeInteger(request.sizeBytes) || request.sizeBytes <= 0)) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'sizeBytes must be a positive integer', { fields: [{ path: 'sizeBytes', message: 'must be a positive integer' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'sizeBytes must be a positive integer', {
+      fields: [{ path: 'sizeBytes', message: 'must be a positive integer' }],
+    });
   }
   if (request.sha256 && !/^[0-9a-f]{64}$/.test(request.sha256)) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'sha256 must be a lowercase hex digest', { fields: [{ path: 'sha256', message: 'must be a lowercase hex sha256 digest' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'sha256 must be a lowercase hex digest', {
+      fields: [{ path: 'sha256', message: 'must be a lowercase hex sha256 digest' }],
+    });
   }
   return { sourceFormat, targetFormat };
 }
@@ -100,14 +110,23 @@ interface DeploySource {
  * stream is received into a private scratch file (`received`, removed by the caller) and hashed on
  * the way. @throws NOT_FOUND, VALIDATION_FAILED, CHECKSUM_MISMATCH, DEPLOY_FAILED, STORAGE_FULL.
  */
-async function resolveSource(ctx: MaterializeContext, request: MaterializeRequest, sourceFormat: DiskFormat, onReceived: (path: string) => void, progress: Progress): Promise<DeploySource> {
+async function resolveSource(
+  ctx: MaterializeContext,
+  request: MaterializeRequest,
+  sourceFormat: DiskFormat,
+  onReceived: (path: string) => void,
+  progress: Progress,
+): Promise<DeploySource> {
   const { cmd } = ctx;
   if (request.source.kind === 'path') {
     assertAbsolutePath(request.source.path, 'source.path');
     const found = await cmd.checkFile(request.source.path, request.source.root);
     if (found === 'linked') throw linkedPath('The image file');
     if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
-    return { path: request.source.path, pinned: { path: request.source.path, root: request.source.root, sha256: request.sha256 ?? undefined } };
+    return {
+      path: request.source.path,
+      pinned: { path: request.source.path, root: request.source.root, sha256: request.sha256 ?? undefined },
+    };
   }
   await ctx.ensureScratchDir();
   const received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
@@ -115,7 +134,9 @@ async function resolveSource(ctx: MaterializeContext, request: MaterializeReques
   progress('receive', 0, null);
   const actual = await receiveStream(ctx, request.source.stream, received, request.signal);
   if (request.sha256 && actual !== request.sha256) {
-    throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', { details: { expected: request.sha256, actual } });
+    throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', {
+      details: { expected: request.sha256, actual },
+    });
   }
   return { path: received, pinned: null };
 }
@@ -125,33 +146,62 @@ async function resolveSource(ctx: MaterializeContext, request: MaterializeReques
  * requested disk, and room for it next to the target. Returns its `qemu-img info`.
  * @throws VALIDATION_FAILED, STORAGE_FULL.
  */
-async function preflight(ctx: MaterializeContext, request: MaterializeRequest, source: DeploySource, sourceFormat: DiskFormat): Promise<QemuImgInfo> {
+async function preflight(
+  ctx: MaterializeContext,
+  request: MaterializeRequest,
+  source: DeploySource,
+  sourceFormat: DiskFormat,
+): Promise<QemuImgInfo> {
   const { cmd } = ctx;
   const info = await cmd.qemuImgInfo(source.path, { format: sourceFormat, signal: request.signal });
   if (info.backingFilename !== null || info.dataFile !== null) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'The image refers to another file (backing or data file); only standalone images can be deployed');
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      'The image refers to another file (backing or data file); only standalone images can be deployed',
+    );
   }
   if (request.sizeBytes !== undefined && request.sizeBytes < info.virtualSizeBytes) {
-    throw new InstanceImagesError('VALIDATION_FAILED', `The disk size ${request.sizeBytes} is smaller than the image's virtual size ${info.virtualSizeBytes}`, {
-      fields: [{ path: 'sizeBytes', message: `must be at least ${info.virtualSizeBytes}` }],
-    });
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      `The disk size ${request.sizeBytes} is smaller than the image's virtual size ${info.virtualSizeBytes}`,
+      {
+        fields: [{ path: 'sizeBytes', message: `must be at least ${info.virtualSizeBytes}` }],
+      },
+    );
   }
   const free = await cmd.freeBytes(dirname(request.targetPath));
   const need = (info.actualSizeBytes ?? 0) + ctx.spaceMarginBytes;
   if (free < need) {
-    throw new InstanceImagesError('STORAGE_FULL', `Not enough free space for the new disk: ${free} bytes free, ${need} needed`, { details: { freeBytes: free, neededBytes: need } });
+    throw new InstanceImagesError('STORAGE_FULL', `Not enough free space for the new disk: ${free} bytes free, ${need} needed`, {
+      details: { freeBytes: free, neededBytes: need },
+    });
   }
   return info;
 }
 
 /** `qemu-img compare` of the image and the new disk (through the pinned descriptor for a path source). */
-async function compareWithImage(ctx: MaterializeContext, source: DeploySource, sourceFormat: DiskFormat, targetFormat: DiskFormat, part: string, signal: AbortSignal | undefined): Promise<void> {
+async function compareWithImage(
+  ctx: MaterializeContext,
+  source: DeploySource,
+  sourceFormat: DiskFormat,
+  targetFormat: DiskFormat,
+  part: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const { cmd } = ctx;
   const { pinned } = source;
   const result = pinned
-    ? await cmd.runPinned(['qemu-img', 'compare', ...imageSourceArgs(PINNED_SOURCE, sourceFormat), '-F', targetFormat, part], { signal }, { source: { path: pinned.path, root: pinned.root } })
+    ? await cmd.runPinned(
+        ['qemu-img', 'compare', ...imageSourceArgs(PINNED_SOURCE, sourceFormat), '-F', targetFormat, part],
+        { signal },
+        { source: { path: pinned.path, root: pinned.root } },
+      )
     : await cmd.tryRun(['qemu-img', 'compare', ...imageSourceArgs(source.path, sourceFormat), '-F', targetFormat, part], { signal });
-  if (result.exitCode !== 0) throw new InstanceImagesError('DEPLOY_FAILED', `The new disk does not match the image: ${result.stdout.trim()} ${result.stderr.trim()}`.trim());
+  if (result.exitCode !== 0)
+    throw new InstanceImagesError(
+      'DEPLOY_FAILED',
+      `The new disk does not match the image: ${result.stdout.trim()} ${result.stderr.trim()}`.trim(),
+    );
 }
 
 /**
@@ -165,7 +215,9 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
   const signal = request.signal;
   const { sourceFormat, targetFormat } = validateRequest(request);
   if (await cmd.exists(request.targetPath)) {
-    throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', { details: { targetPath: request.targetPath } });
+    throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', {
+      details: { targetPath: request.targetPath },
+    });
   }
   // A target directory that does not exist is the caller's error (a mistyped path), not a
   // hypervisor failure: said before anything is received or converted, naming the field.
@@ -190,26 +242,47 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     await ctx.hooks?.beforeDeployConvert?.({ sourcePath: source.path, targetPath: request.targetPath });
     // `flush`: the part file is made anew (never through a link) and written back while it grows.
     const readFrom = source.pinned ? PINNED_SOURCE : source.path;
-    await cmd.qemuImgWithProgress(['qemu-img', 'convert', '-p', ...imageSourceArgs(readFrom, sourceFormat), '-O', targetFormat, part], (p) => progress('convert', Math.round((p / 100) * total), total), {
-      signal,
-      fallback: 'DEPLOY_FAILED',
-      flush: part,
-      ...(source.pinned ? { source: source.pinned } : {}),
-    });
+    await cmd.qemuImgWithProgress(
+      ['qemu-img', 'convert', '-p', ...imageSourceArgs(readFrom, sourceFormat), '-O', targetFormat, part],
+      (p) => progress('convert', Math.round((p / 100) * total), total),
+      {
+        signal,
+        fallback: 'DEPLOY_FAILED',
+        flush: part,
+        ...(source.pinned ? { source: source.pinned } : {}),
+      },
+    );
     if (request.sizeBytes !== undefined && request.sizeBytes > info.virtualSizeBytes) {
       await cmd.run(['qemu-img', 'resize', '-q', '-f', targetFormat, part, String(request.sizeBytes)], { signal }, 'DEPLOY_FAILED');
     }
     const result = await cmd.qemuImgInfo(part, { format: targetFormat, signal });
-    if (result.backingFilename !== null || result.dataFile !== null) throw new InstanceImagesError('DEPLOY_FAILED', 'The new disk unexpectedly has a backing file');
+    if (result.backingFilename !== null || result.dataFile !== null)
+      throw new InstanceImagesError('DEPLOY_FAILED', 'The new disk unexpectedly has a backing file');
     progress('verify', 0, null);
-    await Promise.all([ctx.verify ? compareWithImage(ctx, source, sourceFormat, targetFormat, part, signal) : Promise.resolve(), cmd.fsync(part)]);
+    await Promise.all([
+      ctx.verify ? compareWithImage(ctx, source, sourceFormat, targetFormat, part, signal) : Promise.resolve(),
+      cmd.fsync(part),
+    ]);
     await cmd.publish(part, request.targetPath, dirname(request.targetPath));
     progress('done', result.virtualSizeBytes, result.virtualSizeBytes);
     return { path: request.targetPath, format: targetFormat, virtualSizeBytes: result.virtualSizeBytes };
   } catch (error) {
     await cmd.remove(part).catch(() => undefined);
     if (signal?.aborted) throw new InstanceImagesError('CANCELLED', 'The deploy was cancelled; nothing was kept', { cause: error });
-    if (isInstanceImagesError(error) && ['CANCELLED', 'STORAGE_FULL', 'NOT_FOUND', 'HYPERVISOR_UNREACHABLE', 'VALIDATION_FAILED', 'DEPLOY_FAILED', 'CHECKSUM_MISMATCH', 'CONFLICT'].includes(error.code)) throw error;
+    if (
+      isInstanceImagesError(error) &&
+      [
+        'CANCELLED',
+        'STORAGE_FULL',
+        'NOT_FOUND',
+        'HYPERVISOR_UNREACHABLE',
+        'VALIDATION_FAILED',
+        'DEPLOY_FAILED',
+        'CHECKSUM_MISMATCH',
+        'CONFLICT',
+      ].includes(error.code)
+    )
+      throw error;
     throw toInstanceImagesError(error, 'DEPLOY_FAILED', 'Deploying the image failed');
   } finally {
     if (received !== null) await cmd.remove(received).catch(() => undefined);

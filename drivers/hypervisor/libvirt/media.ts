@@ -88,7 +88,8 @@ async function isRunning(cmd: HostCommands, domainName: string): Promise<boolean
 async function checkIso(cmd: HostCommands, isoPath: string, root: string | undefined): Promise<void> {
   const found = await cmd.checkFile(isoPath, root);
   if (found === 'linked') throw linkedPath('The ISO file');
-  if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The ISO file does not exist on the hypervisor', { details: { isoPath } });
+  if (found === 'missing')
+    throw new InstanceImagesError('NOT_FOUND', 'The ISO file does not exist on the hypervisor', { details: { isoPath } });
 }
 
 /**
@@ -121,7 +122,11 @@ async function attachChecked(ctx: MediaContext, domainName: string, isoPath: str
   if (!cdrom) {
     const scsi = childElements(devices, 'controller').some((c) => c.attributes.type === 'scsi');
     const bus = scsi ? 'scsi' : 'sata';
-    cdrom = el('disk', { type: 'file', device: 'cdrom' }, [el('driver', { name: 'qemu', type: 'raw' }), el('target', { dev: freeTarget(devices, 'sd'), bus }), el('readonly')]);
+    cdrom = el('disk', { type: 'file', device: 'cdrom' }, [
+      el('driver', { name: 'qemu', type: 'raw' }),
+      el('target', { dev: freeTarget(devices, 'sd'), bus }),
+      el('readonly'),
+    ]);
     const lastDisk = devices.children.lastIndexOf(childElements(devices, 'disk').at(-1) as XmlElement);
     devices.children.splice(lastDisk + 1, 0, cdrom);
   }
@@ -133,12 +138,39 @@ async function attachChecked(ctx: MediaContext, domainName: string, isoPath: str
 
   if (running) {
     const target = targetOf(cdrom);
-    const live = parseDomainDisks((await cmd.virsh(['dumpxml', '--domain', domainName])).stdout).find((d) => d.device === 'cdrom' && d.target === target);
+    const live = parseDomainDisks((await cmd.virsh(['dumpxml', '--domain', domainName])).stdout).find(
+      (d) => d.device === 'cdrom' && d.target === target,
+    );
     if (live) {
-      await cmd.virsh(['change-media', '--domain', domainName, '--path', target, '--source', isoPath, live.source ? '--update' : '--insert', '--live']);
+      await cmd.virsh([
+        'change-media',
+        '--domain',
+        domainName,
+        '--path',
+        target,
+        '--source',
+        isoPath,
+        live.source ? '--update' : '--insert',
+        '--live',
+      ]);
     } else {
       // SATA cannot be hot-plugged; SCSI can when the domain has a SCSI controller.
-      await cmd.tryVirsh(['attach-disk', '--domain', domainName, '--source', isoPath, '--target', target, '--type', 'cdrom', '--mode', 'readonly', '--targetbus', child(cdrom, 'target')?.attributes.bus ?? 'sata', '--live']);
+      await cmd.tryVirsh([
+        'attach-disk',
+        '--domain',
+        domainName,
+        '--source',
+        isoPath,
+        '--target',
+        target,
+        '--type',
+        'cdrom',
+        '--mode',
+        'readonly',
+        '--targetbus',
+        child(cdrom, 'target')?.attributes.bus ?? 'sata',
+        '--live',
+      ]);
     }
   }
 }

@@ -39,7 +39,11 @@ export const LibvirtDriverOptionsSchema = z.object({
    */
   verify: z.boolean().default(true),
   /** Extra free bytes required beyond the disk's allocation before a capture starts. @default 16 MiB */
-  spaceMarginBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),
+  spaceMarginBytes: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(16 * 1024 * 1024),
 });
 
 /** Options of {@link createLibvirtDriver} as accepted (defaults applied by the driver). */

@@ -235,7 +235,8 @@ export function parseQemuImgCheck(json: string): QemuImgCheck {
   } catch (error) {
     throw new InstanceImagesError('COMMAND_FAILED', 'qemu-img check did not print JSON', { cause: error });
   }
-  if (typeof value !== 'object' || value === null) throw new InstanceImagesError('COMMAND_FAILED', 'qemu-img check printed unexpected JSON');
+  if (typeof value !== 'object' || value === null)
+    throw new InstanceImagesError('COMMAND_FAILED', 'qemu-img check printed unexpected JSON');
   const check = value as Record<string, unknown>;
   const count = (key: string): number => (typeof check[key] === 'number' ? check[key] : 0);
   return {

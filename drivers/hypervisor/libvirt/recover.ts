@@ -77,7 +77,11 @@ async function recoverDomain(cmd: HostCommands, scratchDir: string, domainName: 
     }
     if (marker && disk.backingChain.length > 0) {
       if (!running) {
-        actions.push({ domainName, action: 'overlay-needs-offline-commit', detail: `${disk.target} runs on a capture overlay but the domain is not running; start it and run recovery again` });
+        actions.push({
+          domainName,
+          action: 'overlay-needs-offline-commit',
+          detail: `${disk.target} runs on a capture overlay but the domain is not running; start it and run recovery again`,
+        });
         continue;
       }
       const result = await cmd.tryVirsh(['blockcommit', '--domain', domainName, '--path', disk.target, '--active', '--pivot', '--wait']);
@@ -86,11 +90,19 @@ async function recoverDomain(cmd: HostCommands, scratchDir: string, domainName: 
         if (await waitCommitReady(cmd, domainName, disk.target)) {
           await cmd.virsh(['blockjob', '--domain', domainName, '--path', disk.target, '--pivot']);
         } else {
-          actions.push({ domainName, action: 'commit-failed', detail: `could not commit the overlay of ${disk.target}: ${result.stderr.trim()}` });
+          actions.push({
+            domainName,
+            action: 'commit-failed',
+            detail: `could not commit the overlay of ${disk.target}: ${result.stderr.trim()}`,
+          });
           continue;
         }
       }
-      actions.push({ domainName, action: 'commit-overlay', detail: `committed the capture overlay of ${disk.target} back into ${disk.backingChain[0] ?? 'its base'}` });
+      actions.push({
+        domainName,
+        action: 'commit-overlay',
+        detail: `committed the capture overlay of ${disk.target} back into ${disk.backingChain[0] ?? 'its base'}`,
+      });
     }
   }
 }
@@ -131,7 +143,11 @@ export async function recoverLeftovers(cmd: HostCommands, scratchDir: string, do
       const removable = candidates.map((n) => `${dir}/${n}`).filter((p) => !used.has(p));
       if (removable.length > 0) {
         await cmd.remove(...removable);
-        actions.push({ domainName: domainName ?? null, action: 'remove-scratch-files', detail: `removed ${removable.length} leftover temporary file(s)` });
+        actions.push({
+          domainName: domainName ?? null,
+          action: 'remove-scratch-files',
+          detail: `removed ${removable.length} leftover temporary file(s)`,
+        });
       }
     }
   }

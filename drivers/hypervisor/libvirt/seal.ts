@@ -29,17 +29,23 @@ import { stage, type OutputFacts, type Run, type Sealed } from './capture-run';
 export async function checkOutput(run: Run): Promise<OutputFacts> {
   const { cmd, verify } = run.ctx;
   const qcow2 = run.format === 'qcow2';
-  const [facts, check] = await Promise.all([cmd.fileSizeAndInfo(run.outFile, run.format), verify && qcow2 ? cmd.qemuImgCheck(run.outFile) : Promise.resolve(null)]);
+  const [facts, check] = await Promise.all([
+    cmd.fileSizeAndInfo(run.outFile, run.format),
+    verify && qcow2 ? cmd.qemuImgCheck(run.outFile) : Promise.resolve(null),
+  ]);
   const fail = (what: string) => new InstanceImagesError('CAPTURE_FAILED', `The captured image is not complete: ${what}`);
   const expected = run.domain.primaryDisk.virtualSizeBytes;
   if (facts.info.format !== run.format) throw fail(`it is ${facts.info.format}, not ${run.format}`);
   if (facts.info.backingFilename !== null || facts.info.dataFile !== null) throw fail('it refers to another file');
-  if (facts.info.virtualSizeBytes !== expected) throw fail(`its virtual size is ${facts.info.virtualSizeBytes} bytes, the disk's ${expected}`);
+  if (facts.info.virtualSizeBytes !== expected)
+    throw fail(`its virtual size is ${facts.info.virtualSizeBytes} bytes, the disk's ${expected}`);
   if (!qcow2 && facts.sizeBytes !== expected) throw fail(`the raw file has ${facts.sizeBytes} of ${expected} bytes`);
   if (check !== null) {
     const { result, exitCode } = check;
     if (exitCode !== 0 || result === null || result.corruptions > 0 || result.leaks > 0 || result.checkErrors > 0) {
-      const counts = result ? `${result.corruptions} corrupt and ${result.leaks} leaked clusters, ${result.checkErrors} check errors` : 'no result';
+      const counts = result
+        ? `${result.corruptions} corrupt and ${result.leaks} leaked clusters, ${result.checkErrors} check errors`
+        : 'no result';
       throw fail(`qemu-img check exited ${exitCode ?? 'on a signal'} (${counts})`);
     }
   }
@@ -62,7 +68,11 @@ export async function seal(run: Run, release?: () => Promise<void>): Promise<Sea
     await run.ctx.hooks.afterOutputWritten?.({ path: run.outFile, method: run.method });
     run.progress('verify', 0, null);
     if (output.kind === 'path') {
-      const [facts, sha256] = await Promise.all([stage(run, 'check', () => checkOutput(run)), stage(run, 'hash', () => cmd.sha256(run.outFile, run.signal)), stage(run, 'fsync', () => cmd.fsync(run.outFile))]);
+      const [facts, sha256] = await Promise.all([
+        stage(run, 'check', () => checkOutput(run)),
+        stage(run, 'hash', () => cmd.sha256(run.outFile, run.signal)),
+        stage(run, 'fsync', () => cmd.fsync(run.outFile)),
+      ]);
       return { facts, sha256 };
     }
     const facts = await stage(run, 'check', () => checkOutput(run));
@@ -105,7 +115,10 @@ export async function streamOut(run: Run, sizeBytes: number, consume: (stream: T
   const catDone = cat.done.then((result) => {
     const digest = [...result.stderr.matchAll(/^sha256 ([0-9a-f]{64})$/gm)].at(-1)?.[1];
     if (result.exitCode !== 0 || digest === undefined) {
-      const error = new InstanceImagesError('CAPTURE_FAILED', `Reading the captured image failed: ${result.stderr.trim() || `exit ${result.exitCode ?? 'on a signal'}`}`);
+      const error = new InstanceImagesError(
+        'CAPTURE_FAILED',
+        `Reading the captured image failed: ${result.stderr.trim() || `exit ${result.exitCode ?? 'on a signal'}`}`,
+      );
       counting.destroy(error);
       throw error;
     }

@@ -29,7 +29,10 @@ export function pushBackupXml(target: string, targetPath: string, targetFormat: 
   return serializeXml(
     el('domainbackup', { mode: 'push' }, [
       el('disks', {}, [
-        el('disk', { name: target, backup: 'yes', type: 'file' }, [el('target', { file: targetPath }), el('driver', { type: targetFormat })]),
+        el('disk', { name: target, backup: 'yes', type: 'file' }, [
+          el('target', { file: targetPath }),
+          el('driver', { type: targetFormat }),
+        ]),
         ...excluded(disks, target, 'backup'),
       ]),
     ]),
@@ -43,7 +46,10 @@ export function overlaySnapshotXml(name: string, target: string, overlayPath: st
       el('name', {}, [name]),
       el('description', {}, ['instance-images capture overlay; committed back at once']),
       el('disks', {}, [
-        el('disk', { name: target, snapshot: 'external', type: 'file' }, [el('source', { file: overlayPath }), el('driver', { type: 'qcow2' })]),
+        el('disk', { name: target, snapshot: 'external', type: 'file' }, [
+          el('source', { file: overlayPath }),
+          el('driver', { type: 'qcow2' }),
+        ]),
         ...excluded(disks, target, 'snapshot'),
       ]),
     ]),

@@ -22,7 +22,6 @@ export const TEMP_NAME = /^\.(.*)\.([0-9a-z]+)-([0-9a-f]{8})\.part$/;
 /** The same pattern as a `find -regextype posix-extended -regex` over whole paths. */
 export const TEMP_FIND_REGEX = '.*/\\.[^/]*\\.[0-9a-z]+-[0-9a-f]{8}\\.part';
 
-
 /**
  * Lists regular files under `$1/$2` (root, start directory relative to it, always `./...`) in byte
  * order of their key, skipping temp files and paths with control characters anywhere (a newline or
@@ -125,7 +124,12 @@ export const SYMLINK_EXIT = 47;
  * Streams file `$2` under root `$1`, or exits {@link MISSING_EXIT} when it is not a regular file or
  * is (or passes through) a symbolic link.
  */
-export const READ_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 44', '[ -f "$1/$2" ] || exit 44', 'exec cat -- "$1/$2"'].join('\n');
+export const READ_SCRIPT = [
+  NO_SYMLINK_FUNCTION,
+  'no_symlink "$1" "$2" || exit 44',
+  '[ -f "$1/$2" ] || exit 44',
+  'exec cat -- "$1/$2"',
+].join('\n');
 
 /** Streams `$4` bytes (all when empty) of file `$2` under root `$1` from offset `$3`, or exits {@link MISSING_EXIT} as {@link READ_SCRIPT} does. */
 export const READ_RANGE_SCRIPT = [
@@ -140,7 +144,11 @@ export const READ_RANGE_SCRIPT = [
  * Prints `size<TAB>mtime` of regular file `$2` under root `$1`; prints nothing when it is (or passes
  * through) a symbolic link, and fails with find's "No such file or directory" when it is missing.
  */
-export const STAT_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 0', "exec find \"$1/$2\" -maxdepth 0 -type f -printf '%s\\t%T@\\n'"].join('\n');
+export const STAT_SCRIPT = [
+  NO_SYMLINK_FUNCTION,
+  'no_symlink "$1" "$2" || exit 0',
+  'exec find "$1/$2" -maxdepth 0 -type f -printf \'%s\\t%T@\\n\'',
+].join('\n');
 
 /** Removes file `$2` under root `$1`; does nothing when it is (or passes through) a symbolic link. */
 export const DELETE_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 0', 'exec rm -f -- "$1/$2"'].join('\n');
@@ -194,7 +202,11 @@ export function commandFailure(result: ExecResult, what: string, where: string):
       details: { exitCode: result.exitCode },
     });
   }
-  return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where} (exit ${result.exitCode ?? 'by signal'})${excerpt ? `: ${excerpt}` : ''}`, { details: { exitCode: result.exitCode } });
+  return new InstanceImagesError(
+    'STORAGE_UNAVAILABLE',
+    `Could not ${what} on ${where} (exit ${result.exitCode ?? 'by signal'})${excerpt ? `: ${excerpt}` : ''}`,
+    { details: { exitCode: result.exitCode } },
+  );
 }
 
 /**
@@ -206,8 +218,10 @@ export function commandFailure(result: ExecResult, what: string, where: string):
  * input error.
  */
 export function executorFailure(error: unknown, what: string, where: string): InstanceImagesError {
-  if (isInstanceImagesError(error, 'CANCELLED')) return new InstanceImagesError('CANCELLED', `Cancelled while trying to ${what}`, { cause: error });
+  if (isInstanceImagesError(error, 'CANCELLED'))
+    return new InstanceImagesError('CANCELLED', `Cancelled while trying to ${what}`, { cause: error });
   if (isInstanceImagesError(error, 'HOST_KEY_MISMATCH')) return error;
-  if (isInstanceImagesError(error)) return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}: ${error.message}`, { cause: error });
+  if (isInstanceImagesError(error))
+    return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}: ${error.message}`, { cause: error });
   return new InstanceImagesError('STORAGE_UNAVAILABLE', `Could not ${what} on ${where}`, { cause: error });
 }

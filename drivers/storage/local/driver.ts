@@ -76,7 +76,13 @@ export const LOCAL_CAPABILITIES: StorageCapabilities = { shared: false, pathAcce
  * `executor` reaches (direct I/O unless `options.directIo` is false).
  */
 export function createLocalStorageDriver(options: LocalStorageOptions, executor: Executor): StorageDriver {
-  return createPathStorageDriver({ name: 'local', root: options.path, executor, capabilities: LOCAL_CAPABILITIES, directIo: options.directIo ?? true });
+  return createPathStorageDriver({
+    name: 'local',
+    root: options.path,
+    executor,
+    capabilities: LOCAL_CAPABILITIES,
+    directIo: options.directIo ?? true,
+  });
 }
 
 /**
@@ -103,7 +109,11 @@ async function checkDirectory(ctx: PathContext): Promise<{ ok: boolean; message:
     const result = await ctx.exec(shArgv(HEALTH_SCRIPT, root), 'check the directory');
     if (result.exitCode !== 0) return { ok: false, message: commandFailure(result, 'check the directory', ctx.where).message };
     const [exists, writable, avail] = result.stdout.trim().split(' ');
-    if (writable !== '1') return { ok: false, message: `${root} on ${executor.label} is not writable${exists === '1' ? '' : ' (it does not exist, and its parent is not writable)'}` };
+    if (writable !== '1')
+      return {
+        ok: false,
+        message: `${root} on ${executor.label} is not writable${exists === '1' ? '' : ' (it does not exist, and its parent is not writable)'}`,
+      };
     const state = exists === '1' ? 'is writable' : 'does not exist yet and will be created on the first write';
     return { ok: true, message: `${root} on ${executor.label} ${state}; ${avail ?? '?'} bytes free` };
   } catch (error) {
@@ -116,7 +126,9 @@ async function removeTempFile(ctx: PathContext, upload: IncompleteUpload): Promi
   const segments = upload.id.split('/');
   const base = segments[segments.length - 1] ?? '';
   if (upload.id.startsWith('/') || segments.some((s) => s === '' || s === '.' || s === '..') || !TEMP_NAME.test(base)) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'This is not a temp file of this storage', { fields: [{ path: 'id', message: 'must be a temp file id returned by listIncomplete' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'This is not a temp file of this storage', {
+      fields: [{ path: 'id', message: 'must be a temp file id returned by listIncomplete' }],
+    });
   }
   await removeFile(ctx, upload.id);
 }

@@ -9,7 +9,13 @@ import { LOCAL_CAPABILITIES, createLocalStorageDriver } from './driver';
 import { LocalStorageOptionsSchema, type LocalStorageOptions } from './options';
 
 export { LocalStorageOptionsSchema, AbsoluteDirectorySchema, type LocalStorageOptions } from './options';
-export { createLocalStorageDriver, createPathStorageDriver, createPathStorage, LOCAL_CAPABILITIES, type PathStorageSettings } from './driver';
+export {
+  createLocalStorageDriver,
+  createPathStorageDriver,
+  createPathStorage,
+  LOCAL_CAPABILITIES,
+  type PathStorageSettings,
+} from './driver';
 
 /** The `local` storage driver factory (register it with `createStorageRegistry().register`). */
 export const localStorageDriver: StorageDriverFactory<LocalStorageOptions> = {

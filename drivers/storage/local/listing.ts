@@ -22,7 +22,9 @@ function decodeListCursor(cursor: string): string {
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
   // eslint-disable-next-line no-control-regex -- a key never holds control characters; they would break the listing
   if (key === '' || encodeListCursor(key) !== cursor || /[\u0000-\u001f\u007f]/.test(key)) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', { fields: [{ path: 'cursor', message: 'is not valid' }] });
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', {
+      fields: [{ path: 'cursor', message: 'is not valid' }],
+    });
   }
   return key;
 }
@@ -40,7 +42,10 @@ export async function statFile(ctx: PathContext, key: string): Promise<StoredObj
 }
 
 /** A page of files under `prefix`, in byte order of their key: the path storage's `list`. */
-export async function listFiles(ctx: PathContext, options: { prefix?: string; cursor?: string | null; limit?: number } = {}): Promise<{ items: StoredObject[]; nextCursor: string | null }> {
+export async function listFiles(
+  ctx: PathContext,
+  options: { prefix?: string; cursor?: string | null; limit?: number } = {},
+): Promise<{ items: StoredObject[]; nextCursor: string | null }> {
   const prefix = options.prefix ?? '';
   const limit = options.limit ?? 50;
   const after = options.cursor ? decodeListCursor(options.cursor) : '';

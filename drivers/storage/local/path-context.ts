@@ -68,7 +68,10 @@ export function createPathContext(settings: PathContextSettings): PathContext {
     writeMode: settings.directIo === false ? 'buffered' : 'direct',
     pathOf: (key) => `${root}/${key}`,
     missing: (key) =>
-      new InstanceImagesError('NOT_FOUND', `The file ${key} does not exist on the image storage`, { details: { key }, cause: new Error(`${key} does not exist on the ${where}`) }),
+      new InstanceImagesError('NOT_FOUND', `The file ${key} does not exist on the image storage`, {
+        details: { key },
+        cause: new Error(`${key} does not exist on the ${where}`),
+      }),
     exec,
     async must(argv, what, options = {}) {
       const result = await exec(argv, what, options);

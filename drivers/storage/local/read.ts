@@ -26,9 +26,15 @@ async function firstOutput(running: ExecStream, out: PassThrough): Promise<Openi
 }
 
 /** Opens `key` for reading, optionally a byte range: the path storage's `get`. */
-export async function readFile(ctx: PathContext, key: string, options: { range?: { start: number; end?: number }; signal?: AbortSignal } = {}): Promise<Readable> {
+export async function readFile(
+  ctx: PathContext,
+  key: string,
+  options: { range?: { start: number; end?: number }; signal?: AbortSignal } = {},
+): Promise<Readable> {
   const { range } = options;
-  const argv = range ? shArgv(READ_RANGE_SCRIPT, ctx.root, key, String(range.start), range.end === undefined ? '' : String(range.end - range.start + 1)) : shArgv(READ_SCRIPT, ctx.root, key);
+  const argv = range
+    ? shArgv(READ_RANGE_SCRIPT, ctx.root, key, String(range.start), range.end === undefined ? '' : String(range.end - range.start + 1))
+    : shArgv(READ_SCRIPT, ctx.root, key);
   const streamOptions: Omit<ExecOptions, 'stdout'> = {};
   if (options.signal) streamOptions.signal = options.signal;
   let running;
@@ -39,7 +45,8 @@ export async function readFile(ctx: PathContext, key: string, options: { range?:
   }
   const out = new PassThrough({ highWaterMark: 256 * 1024 });
   running.stdout.pipe(out, { end: false });
-  const failure = (result: ExecResult) => (result.exitCode === MISSING_EXIT ? ctx.missing(key) : commandFailure(result, `read ${key}`, ctx.where));
+  const failure = (result: ExecResult) =>
+    result.exitCode === MISSING_EXIT ? ctx.missing(key) : commandFailure(result, `read ${key}`, ctx.where);
   const first = await firstOutput(running, out);
   if (first.kind === 'failed') {
     out.destroy();

@@ -10,7 +10,18 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
 import type { ExecOptions } from '../../../src/ports/executor';
 import type { PutOptions } from '../../../src/ports/storage-driver';
-import { COMMIT_BYTE, NOT_COMMITTED_EXIT, SIZE_MISMATCH_EXIT, SYMLINK_EXIT, TEMP_NAME, WRITE_GUARD_SCRIPT, WRITE_SCRIPT, WRITE_SIZED_SCRIPT, commandFailure, shArgv } from './commands';
+import {
+  COMMIT_BYTE,
+  NOT_COMMITTED_EXIT,
+  SIZE_MISMATCH_EXIT,
+  SYMLINK_EXIT,
+  TEMP_NAME,
+  WRITE_GUARD_SCRIPT,
+  WRITE_SCRIPT,
+  WRITE_SIZED_SCRIPT,
+  commandFailure,
+  shArgv,
+} from './commands';
 import type { PathContext } from './path-context';
 
 /** Counts the bytes passing through. */
@@ -32,14 +43,22 @@ class CommitFramer extends Transform {
   /** Whether the commit byte has been handed on (from then on the write cannot be called back). */
   committing = false;
 
-  constructor(private readonly size: number, private readonly key: string, private readonly mayCommit: () => boolean) {
+  constructor(
+    private readonly size: number,
+    private readonly key: string,
+    private readonly mayCommit: () => boolean,
+  ) {
     super({ highWaterMark: 256 * 1024 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.bytes > this.size) {
-      callback(new InstanceImagesError('VALIDATION_FAILED', `The data for ${this.key} is longer than the announced ${this.size} bytes`, { fields: [{ path: 'size', message: `announced ${this.size}, got more` }] }));
+      callback(
+        new InstanceImagesError('VALIDATION_FAILED', `The data for ${this.key} is longer than the announced ${this.size} bytes`, {
+          fields: [{ path: 'size', message: `announced ${this.size}, got more` }],
+        }),
+      );
       return;
     }
     callback(null, chunk);
@@ -84,7 +103,9 @@ interface CountedBody {
 function refuseTempLookalike(key: string, base: string, body: Readable): void {
   if (!TEMP_NAME.test(base)) return;
   body.destroy();
-  throw new InstanceImagesError('VALIDATION_FAILED', `The key ${JSON.stringify(key)} looks like a temp file of this storage`, { fields: [{ path: 'key', message: 'must not look like a temp file (.NAME.STAMP-HEX.part)' }] });
+  throw new InstanceImagesError('VALIDATION_FAILED', `The key ${JSON.stringify(key)} looks like a temp file of this storage`, {
+    fields: [{ path: 'key', message: 'must not look like a temp file (.NAME.STAMP-HEX.part)' }],
+  });
 }
 
 /**
@@ -95,7 +116,11 @@ async function refuseSymbolicLinks(ctx: PathContext, key: string, body: Readable
   try {
     const guard = await ctx.exec(shArgv(WRITE_GUARD_SCRIPT, ctx.root, key), `write ${key}`);
     if (guard.exitCode === SYMLINK_EXIT) {
-      throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Refusing to write ${key} on ${ctx.where}: the key is, or passes through, a symbolic link (symbolic links inside the root are never followed; remove it)`, { details: { key } });
+      throw new InstanceImagesError(
+        'STORAGE_UNAVAILABLE',
+        `Refusing to write ${key} on ${ctx.where}: the key is, or passes through, a symbolic link (symbolic links inside the root are never followed; remove it)`,
+        { details: { key } },
+      );
     }
     if (guard.exitCode !== 0) throw commandFailure(guard, `write ${key}`, ctx.where);
   } catch (error) {
@@ -125,7 +150,14 @@ function countBody(body: Readable): CountedBody {
  * rename a partial file into place. A cancel that comes after the commit byte was handed over is
  * too late, as with a completed multipart upload.
  */
-async function writeSized(ctx: PathContext, key: string, paths: WritePaths, counted: CountedBody, size: number, signal: AbortSignal | undefined): Promise<{ size: number }> {
+async function writeSized(
+  ctx: PathContext,
+  key: string,
+  paths: WritePaths,
+  counted: CountedBody,
+  size: number,
+  signal: AbortSignal | undefined,
+): Promise<{ size: number }> {
   const { counter } = counted;
   const commit = new AbortController();
   const framer = new CommitFramer(size, key, () => !commit.signal.aborted);
@@ -139,17 +171,25 @@ async function writeSized(ctx: PathContext, key: string, paths: WritePaths, coun
   let framingError: unknown = null;
   framer.once('error', (error) => (framingError = error));
   try {
-    const written = await ctx.exec(shArgv(WRITE_SIZED_SCRIPT, paths.dir, paths.temp, paths.target, String(size), ctx.writeMode), `write ${key}`, { stdin: framer, signal: commit.signal, timeoutMs: undefined });
+    const written = await ctx.exec(
+      shArgv(WRITE_SIZED_SCRIPT, paths.dir, paths.temp, paths.target, String(size), ctx.writeMode),
+      `write ${key}`,
+      { stdin: framer, signal: commit.signal, timeoutMs: undefined },
+    );
     if (written.exitCode === 0 && framer.committing) return { size: counter.bytes };
-    if (counted.error) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: counted.error });
+    if (counted.error)
+      throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: counted.error });
     if (framingError) throw framingError;
     if (written.exitCode === SIZE_MISMATCH_EXIT || (written.exitCode === NOT_COMMITTED_EXIT && counter.bytes !== size)) {
-      throw new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${counter.bytes} bytes, but ${size} were announced`, { fields: [{ path: 'size', message: `announced ${size}, received ${counter.bytes}` }] });
+      throw new InstanceImagesError('VALIDATION_FAILED', `The data for ${key} had ${counter.bytes} bytes, but ${size} were announced`, {
+        fields: [{ path: 'size', message: `announced ${size}, received ${counter.bytes}` }],
+      });
     }
     if (written.exitCode !== 0) throw commandFailure(written, `write ${key}`, ctx.where);
     throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} ended before all data was sent`);
   } catch (error) {
-    if (isInstanceImagesError(error, 'CANCELLED') || signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: error });
+    if (isInstanceImagesError(error, 'CANCELLED') || signal?.aborted)
+      throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: error });
     throw error;
   } finally {
     signal?.removeEventListener('abort', onAbort);
@@ -157,12 +197,19 @@ async function writeSized(ctx: PathContext, key: string, paths: WritePaths, coun
 }
 
 /** Writes the temp file until the body ends, then (only then) renames it into place. */
-async function writeUnsized(ctx: PathContext, key: string, paths: WritePaths, counted: CountedBody, signal: AbortSignal | undefined): Promise<{ size: number }> {
+async function writeUnsized(
+  ctx: PathContext,
+  key: string,
+  paths: WritePaths,
+  counted: CountedBody,
+  signal: AbortSignal | undefined,
+): Promise<{ size: number }> {
   const runOptions: ExecOptions = { stdin: counted.counter, timeoutMs: undefined };
   if (signal) runOptions.signal = signal;
   const written = await ctx.exec(shArgv(WRITE_SCRIPT, paths.dir, paths.temp, ctx.writeMode), `write ${key}`, runOptions);
   if (signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`);
-  if (counted.error) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: counted.error });
+  if (counted.error)
+    throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} failed: the data stream broke`, { cause: counted.error });
   if (written.exitCode !== 0) throw commandFailure(written, `write ${key}`, ctx.where);
   if (!counted.ended) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Writing ${key} ended before all data was sent`);
   await ctx.must(['mv', '-f', '-T', '--', paths.temp, paths.target], `move ${key} into place`);

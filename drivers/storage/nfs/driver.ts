@@ -23,7 +23,13 @@ export interface NfsStorageSettings {
 
 /** Creates an `nfs` driver instance acting through `executor` on one hypervisor. */
 export function createNfsStorageDriver(options: NfsStorageOptions, executor: Executor, settings: NfsStorageSettings = {}): StorageDriver {
-  const files = createPathStorageDriver({ name: 'nfs', root: options.mountPoint, executor, capabilities: NFS_CAPABILITIES, directIo: options.directIo ?? false });
+  const files = createPathStorageDriver({
+    name: 'nfs',
+    root: options.mountPoint,
+    executor,
+    capabilities: NFS_CAPABILITIES,
+    directIo: options.directIo ?? false,
+  });
   const verifiedForMs = settings.verifiedForMs ?? 5_000;
   const exportName = `${options.server}:${options.exportPath}`;
   let verifiedAt = -Infinity;
@@ -52,9 +58,13 @@ export function createNfsStorageDriver(options: NfsStorageOptions, executor: Exe
     if (Date.now() - verifiedAt < verifiedForMs) return;
     const verdict = await check();
     if (!verdict.ok) {
-      throw new InstanceImagesError('STORAGE_UNAVAILABLE', `The NFS storage ${exportName} is not usable on ${executor.label}: ${verdict.reason}${options.autoMount ? '' : ' (autoMount is off)'}`, {
-        details: { mountPoint: options.mountPoint },
-      });
+      throw new InstanceImagesError(
+        'STORAGE_UNAVAILABLE',
+        `The NFS storage ${exportName} is not usable on ${executor.label}: ${verdict.reason}${options.autoMount ? '' : ' (autoMount is off)'}`,
+        {
+          details: { mountPoint: options.mountPoint },
+        },
+      );
     }
   }
 

@@ -44,10 +44,18 @@ export function judgeMount(options: Pick<NfsStorageOptions, 'server' | 'exportPa
   const wanted = `${options.server}:${options.exportPath}`;
   if (!state) return { ok: false, reason: `${options.mountPoint} does not exist`, mounted: null };
   if (state.target !== options.mountPoint) {
-    return { ok: false, reason: `nothing is mounted at ${options.mountPoint} (it is a directory on ${state.target}, ${state.fstype}); expected ${wanted}`, mounted: state };
+    return {
+      ok: false,
+      reason: `nothing is mounted at ${options.mountPoint} (it is a directory on ${state.target}, ${state.fstype}); expected ${wanted}`,
+      mounted: state,
+    };
   }
   if (state.fstype !== 'nfs' && state.fstype !== 'nfs4') {
-    return { ok: false, reason: `${options.mountPoint} is a ${state.fstype} mount of ${state.source}, not NFS; expected ${wanted}`, mounted: state };
+    return {
+      ok: false,
+      reason: `${options.mountPoint} is a ${state.fstype} mount of ${state.source}, not NFS; expected ${wanted}`,
+      mounted: state,
+    };
   }
   const source = parseNfsSource(state.source);
   if (!source || source.server !== stripBrackets(options.server) || source.path !== trimSlashes(options.exportPath)) {
@@ -66,13 +74,20 @@ export async function readMount(executor: Executor, mountPoint: string): Promise
   }
   if (result.exitCode === 1 && result.stdout.trim() === '') return null;
   if (result.exitCode !== 0) {
-    throw new InstanceImagesError('STORAGE_UNAVAILABLE', `findmnt failed for ${mountPoint} on ${executor.label} (exit ${result.exitCode ?? 'by signal'}): ${stderrExcerpt(result.stderr)}`);
+    throw new InstanceImagesError(
+      'STORAGE_UNAVAILABLE',
+      `findmnt failed for ${mountPoint} on ${executor.label} (exit ${result.exitCode ?? 'by signal'}): ${stderrExcerpt(result.stderr)}`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(result.stdout);
   } catch (error) {
-    throw new InstanceImagesError('STORAGE_UNAVAILABLE', `findmnt printed something other than JSON for ${mountPoint} on ${executor.label}`, { cause: error });
+    throw new InstanceImagesError(
+      'STORAGE_UNAVAILABLE',
+      `findmnt printed something other than JSON for ${mountPoint} on ${executor.label}`,
+      { cause: error },
+    );
   }
   const filesystems = (parsed as { filesystems?: unknown }).filesystems;
   const first: unknown = Array.isArray(filesystems) ? filesystems[0] : undefined;
@@ -91,13 +106,19 @@ export async function mountExport(executor: Executor, options: NfsStorageOptions
   argv.push(`${options.server}:${options.exportPath}`, options.mountPoint);
   let result;
   try {
-    result = await executor.run(shArgv('mkdir -p -- "$1" || exit 1\nshift\nexec "$@"', options.mountPoint, ...argv), { timeoutMs: 120_000 });
+    result = await executor.run(shArgv('mkdir -p -- "$1" || exit 1\nshift\nexec "$@"', options.mountPoint, ...argv), {
+      timeoutMs: 120_000,
+    });
   } catch (error) {
     throw executorFailure(error, 'mount the NFS export', `${options.mountPoint} (${executor.label})`);
   }
   if (result.exitCode !== 0) {
-    throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Mounting ${options.server}:${options.exportPath} at ${options.mountPoint} on ${executor.label} failed: ${stderrExcerpt(result.stderr) || `exit ${result.exitCode ?? 'by signal'}`}`, {
-      details: { exitCode: result.exitCode },
-    });
+    throw new InstanceImagesError(
+      'STORAGE_UNAVAILABLE',
+      `Mounting ${options.server}:${options.exportPath} at ${options.mountPoint} on ${executor.label} failed: ${stderrExcerpt(result.stderr) || `exit ${result.exitCode ?? 'by signal'}`}`,
+      {
+        details: { exitCode: result.exitCode },
+      },
+    );
   }
 }

@@ -19,7 +19,10 @@ export const NfsStorageOptionsSchema = z.strictObject({
     .string()
     .min(1)
     .max(255)
-    .regex(/^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]+|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$/, 'must be a host name or an IP address'),
+    .regex(
+      /^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]+|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$/,
+      'must be a host name or an IP address',
+    ),
   /** The exported path on the server, e.g. `/export/images`. */
   exportPath: z
     .string()

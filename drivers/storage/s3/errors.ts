@@ -166,8 +166,17 @@ export function redactSecrets(text: string, secrets: readonly string[]): string 
   return result;
 }
 
-function make(code: ErrorCode, message: string, context: S3ErrorContext, cause: unknown, details: Record<string, unknown>): InstanceImagesError {
-  return new InstanceImagesError(code, redactSecrets(message, context.secrets), { cause, details: { driver: 's3', bucket: context.bucket, ...details } });
+function make(
+  code: ErrorCode,
+  message: string,
+  context: S3ErrorContext,
+  cause: unknown,
+  details: Record<string, unknown>,
+): InstanceImagesError {
+  return new InstanceImagesError(code, redactSecrets(message, context.secrets), {
+    cause,
+    details: { driver: 's3', bucket: context.bucket, ...details },
+  });
 }
 
 /**
@@ -188,22 +197,57 @@ export function toS3StorageError(error: unknown, context: S3ErrorContext): Insta
     return make('NOT_FOUND', `Could not ${context.action}: the object does not exist in ${where}`, context, error, details);
   }
   if (name === 'NoSuchBucket') {
-    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: the bucket "${context.bucket}" does not exist at ${context.endpoint}. Create it, or fix the storage's bucket name.`, context, error, details);
+    return make(
+      'STORAGE_UNAVAILABLE',
+      `Could not ${context.action}: the bucket "${context.bucket}" does not exist at ${context.endpoint}. Create it, or fix the storage's bucket name.`,
+      context,
+      error,
+      details,
+    );
   }
   // Before the 403 check: radosgw answers QuotaExceeded with HTTP 403.
   if (name !== undefined && FULL_NAMES.has(name)) {
-    return make('STORAGE_FULL', `Could not ${context.action}: ${where} refused the data (${name}). Raise the bucket/user quota or free space.`, context, error, details);
+    return make(
+      'STORAGE_FULL',
+      `Could not ${context.action}: ${where} refused the data (${name}). Raise the bucket/user quota or free space.`,
+      context,
+      error,
+      details,
+    );
   }
   if ((name !== undefined && AUTH_NAMES.has(name)) || status === 403) {
-    const reason = name === 'SignatureDoesNotMatch' ? 'the secret access key does not match the access key id' : name === 'InvalidAccessKeyId' ? 'the access key id is unknown' : `access was denied (${name ?? 'HTTP 403'})`;
-    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: ${where} rejected the credentials: ${reason}. Check the storage's accessKeyId and secretAccessKey and the bucket's permissions.`, context, error, details);
+    const reason =
+      name === 'SignatureDoesNotMatch'
+        ? 'the secret access key does not match the access key id'
+        : name === 'InvalidAccessKeyId'
+          ? 'the access key id is unknown'
+          : `access was denied (${name ?? 'HTTP 403'})`;
+    return make(
+      'STORAGE_UNAVAILABLE',
+      `Could not ${context.action}: ${where} rejected the credentials: ${reason}. Check the storage's accessKeyId and secretAccessKey and the bucket's permissions.`,
+      context,
+      error,
+      details,
+    );
   }
   const network = networkCode(error);
   if (network !== undefined || name === 'TimeoutError') {
-    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: ${context.endpoint} is not reachable (${network ?? name}). Check that the S3 service is running and the endpoint is right.`, context, error, { ...details, networkError: network ?? name });
+    return make(
+      'STORAGE_UNAVAILABLE',
+      `Could not ${context.action}: ${context.endpoint} is not reachable (${network ?? name}). Check that the S3 service is running and the endpoint is right.`,
+      context,
+      error,
+      { ...details, networkError: network ?? name },
+    );
   }
   if (status !== undefined && status >= 500) {
-    return make('STORAGE_UNAVAILABLE', `Could not ${context.action}: ${where} answered HTTP ${status}${name ? ` (${name})` : ''}. The S3 service is failing; try again later.`, context, error, details);
+    return make(
+      'STORAGE_UNAVAILABLE',
+      `Could not ${context.action}: ${where} answered HTTP ${status}${name ? ` (${name})` : ''}. The S3 service is failing; try again later.`,
+      context,
+      error,
+      details,
+    );
   }
   // Not an S3 answer: an SDK/lib-storage error whose message says what went wrong (these never hold credentials).
   const text = error instanceof Error ? error.message.slice(0, 300) : String(error).slice(0, 300);

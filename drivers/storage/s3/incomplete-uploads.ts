@@ -8,7 +8,10 @@ import { s3DriverKey, s3KeyPrefix, s3ObjectKey } from './options';
 import type { S3Session } from './session';
 
 /** Every multipart upload under the storage's prefix, optionally only those started before `olderThan`. */
-export async function listS3IncompleteUploads(session: S3Session, incompleteOptions: { olderThan?: Date } = {}): Promise<IncompleteUpload[]> {
+export async function listS3IncompleteUploads(
+  session: S3Session,
+  incompleteOptions: { olderThan?: Date } = {},
+): Promise<IncompleteUpload[]> {
   const { olderThan } = incompleteOptions;
   const errorContext = session.errorContext('list incomplete multipart uploads');
   return session.call(errorContext, async ({ sdk, client }) => {
@@ -44,7 +47,9 @@ export async function abortS3IncompleteUpload(session: S3Session, upload: Incomp
   const errorContext = session.errorContext(`abort the incomplete upload of "${upload.key}"`);
   await session.call(errorContext, async ({ sdk, client }) => {
     try {
-      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: session.bucket, Key: s3ObjectKey(session.prefix, upload.key), UploadId: upload.id }));
+      await client.send(
+        new sdk.AbortMultipartUploadCommand({ Bucket: session.bucket, Key: s3ObjectKey(session.prefix, upload.key), UploadId: upload.id }),
+      );
     } catch (error) {
       if (isS3NoSuchUpload(error) || isS3NotFound(error)) return;
       throw error;

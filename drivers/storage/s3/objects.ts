@@ -16,8 +16,17 @@ import { abortError, type S3Session } from './session';
 type ByteRange = { start: number; end?: number };
 
 function assertValidRange(range: ByteRange | undefined): void {
-  if (range !== undefined && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start)))) {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'The byte range is not valid: start must be an integer ≥ 0 and end an integer ≥ start', { fields: [{ path: 'range', message: 'is not valid' }] });
+  if (
+    range !== undefined &&
+    (!Number.isInteger(range.start) ||
+      range.start < 0 ||
+      (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start)))
+  ) {
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      'The byte range is not valid: start must be an integer ≥ 0 and end an integer ≥ start',
+      { fields: [{ path: 'range', message: 'is not valid' }] },
+    );
   }
 }
 
@@ -45,7 +54,11 @@ function codedBodyStream(source: Readable | undefined, errorContext: S3ErrorCont
 }
 
 /** Opens `key` for reading, optionally a byte range: the driver's `get`. */
-export async function getS3Object(session: S3Session, key: string, getOptions: { range?: ByteRange; signal?: AbortSignal } = {}): Promise<Readable> {
+export async function getS3Object(
+  session: S3Session,
+  key: string,
+  getOptions: { range?: ByteRange; signal?: AbortSignal } = {},
+): Promise<Readable> {
   const { range, signal } = getOptions;
   const errorContext = session.errorContext(`read "${key}"`, signal);
   assertValidRange(range);
@@ -62,7 +75,10 @@ export async function getS3Object(session: S3Session, key: string, getOptions: {
       );
     } catch (error) {
       if (range !== undefined && (s3HttpStatus(error) === 416 || (error as { name?: unknown }).name === 'InvalidRange')) {
-        throw new InstanceImagesError('VALIDATION_FAILED', `The byte range starts at ${range.start}, beyond the end of "${key}"`, { cause: error, fields: [{ path: 'range.start', message: 'is beyond the end of the object' }] });
+        throw new InstanceImagesError('VALIDATION_FAILED', `The byte range starts at ${range.start}, beyond the end of "${key}"`, {
+          cause: error,
+          fields: [{ path: 'range.start', message: 'is beyond the end of the object' }],
+        });
       }
       throw error;
     }
@@ -85,7 +101,10 @@ export async function statS3Object(session: S3Session, key: string): Promise<Sto
 }
 
 /** A page of the objects under the storage's prefix (and `listOptions.prefix`): the driver's `list`. */
-export async function listS3Objects(session: S3Session, listOptions: { prefix?: string; cursor?: string | null; limit?: number } = {}): Promise<{ items: StoredObject[]; nextCursor: string | null }> {
+export async function listS3Objects(
+  session: S3Session,
+  listOptions: { prefix?: string; cursor?: string | null; limit?: number } = {},
+): Promise<{ items: StoredObject[]; nextCursor: string | null }> {
   const limit = pageSize(listOptions.limit);
   const cursor = listOptions.cursor ?? undefined;
   const errorContext = session.errorContext('list objects');
@@ -102,7 +121,10 @@ export async function listS3Objects(session: S3Session, listOptions: { prefix?: 
       );
     } catch (error) {
       if (cursor !== undefined && s3HttpStatus(error) === 400) {
-        throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', { cause: error, fields: [{ path: 'cursor', message: 'is not valid' }] });
+        throw new InstanceImagesError('VALIDATION_FAILED', 'The page cursor is not valid', {
+          cause: error,
+          fields: [{ path: 'cursor', message: 'is not valid' }],
+        });
       }
       throw error;
     }

@@ -71,7 +71,10 @@ function endpointParts(value: string): { credentials: boolean; queryOrFragment: 
 /** The endpoint: an http(s) URL without credentials, query or fragment. */
 const endpointSchema = z
   .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
-  .refine((value) => !endpointParts(value).credentials, 'must not contain a user name or password (give accessKeyId and secretAccessKey instead)')
+  .refine(
+    (value) => !endpointParts(value).credentials,
+    'must not contain a user name or password (give accessKeyId and secretAccessKey instead)',
+  )
   .refine((value) => !endpointParts(value).queryOrFragment, 'must not have a query (?...) or a fragment (#...)');
 
 /** The configuration of an `s3` image storage. Unknown keys are refused (a typo must not pass silently). */

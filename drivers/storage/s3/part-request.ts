@@ -50,7 +50,10 @@ export interface SignableRequest {
 }
 
 /** Signs a request (the S3 client's SigV4 signer, bound to its credentials). */
-export type S3RequestSigner = (request: SignableRequest, options: { signingDate: Date; signingRegion: string; signingService: string }) => Promise<{ headers: Record<string, string> }>;
+export type S3RequestSigner = (
+  request: SignableRequest,
+  options: { signingDate: Date; signingRegion: string; signingService: string },
+) => Promise<{ headers: Record<string, string> }>;
 
 /** One HTTP request as the transport sends it. */
 export interface PartHttpRequest {
@@ -113,13 +116,44 @@ export const S3_PART_MAX_ATTEMPTS = 3;
 /** Error bodies are read up to this many bytes (S3 error documents are well under 1 KiB). */
 const MAX_ERROR_BODY = 64 * 1024;
 /** Network error codes the SDK treats as transient. */
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'UND_ERR_SOCKET']);
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'UND_ERR_SOCKET',
+]);
 /** Status codes the SDK treats as transient server errors. */
 const TRANSIENT_STATUS = new Set([500, 502, 503, 504]);
 /** S3 error codes that mean "slow down". */
-const THROTTLING_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottled', 'RequestThrottledException', 'TooManyRequestsException', 'RequestLimitExceeded', 'BandwidthLimitExceeded', 'ProvisionedThroughputExceededException', 'TransactionInProgressException', 'EC2ThrottledException']);
+const THROTTLING_NAMES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+  'BandwidthLimitExceeded',
+  'ProvisionedThroughputExceededException',
+  'TransactionInProgressException',
+  'EC2ThrottledException',
+]);
 /** S3 error codes that may mean the local clock is off. */
-const CLOCK_SKEW_NAMES = new Set(['RequestTimeTooSkewed', 'RequestExpired', 'RequestInTheFuture', 'AuthFailure', 'InvalidSignatureException', 'SignatureDoesNotMatch']);
+const CLOCK_SKEW_NAMES = new Set([
+  'RequestTimeTooSkewed',
+  'RequestExpired',
+  'RequestInTheFuture',
+  'AuthFailure',
+  'InvalidSignatureException',
+  'SignatureDoesNotMatch',
+]);
 /** How far the clocks may differ before a signature is re-made with the server's time (AWS allows 15 min). */
 const CLOCK_SKEW_TOLERANCE_MS = 5 * 60 * 1000;
 
@@ -133,7 +167,10 @@ export function escapeS3QueryValue(value: string): string {
 }
 
 function xmlText(text: string): string {
-  return text.replace(/&(lt|gt|quot|apos|amp);/g, (_, entity: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[entity] ?? '');
+  return text.replace(
+    /&(lt|gt|quot|apos|amp);/g,
+    (_, entity: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[entity] ?? '',
+  );
 }
 
 function xmlElement(body: string, name: string): string | undefined {
@@ -148,7 +185,8 @@ function xmlElement(body: string, name: string): string | undefined {
 export function s3ErrorFromResponse(status: number, body: string, headers: IncomingHttpHeaders = {}): S3ServiceErrorShape {
   const code = xmlElement(body, 'Code');
   const message = xmlElement(body, 'Message');
-  const requestId = xmlElement(body, 'RequestId') ?? (typeof headers['x-amz-request-id'] === 'string' ? headers['x-amz-request-id'] : undefined);
+  const requestId =
+    xmlElement(body, 'RequestId') ?? (typeof headers['x-amz-request-id'] === 'string' ? headers['x-amz-request-id'] : undefined);
   const error = new Error(message !== undefined && message !== '' ? message : 'UnknownError') as S3ServiceErrorShape;
   error.name = code ?? (status === 404 ? 'NotFound' : 'Unknown');
   if (code !== undefined) error.Code = code;
@@ -227,8 +265,17 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
         return;
       }
       const secure = request.protocol === 'https:';
-      const agent = secure ? (https ??= new HttpsAgent({ keepAlive: true, maxSockets: 50 })) : (http ??= new HttpAgent({ keepAlive: true, maxSockets: 50 }));
-      const req = (secure ? httpsRequest : httpRequest)({ agent, host: request.host, port: request.port, method: 'PUT', path: request.path, headers: request.headers });
+      const agent = secure
+        ? (https ??= new HttpsAgent({ keepAlive: true, maxSockets: 50 }))
+        : (http ??= new HttpAgent({ keepAlive: true, maxSockets: 50 }));
+      const req = (secure ? httpsRequest : httpRequest)({
+        agent,
+        host: request.host,
+        port: request.port,
+        method: 'PUT',
+        path: request.path,
+        headers: request.headers,
+      });
       let settled = false;
       const settle = (error: unknown, response?: PartHttpResponse): void => {
         if (settled) return;
@@ -245,14 +292,24 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const connectTimer = setTimeout(() => {
-        req.destroy(Object.assign(new Error(`No connection to ${request.host} within ${options.connectionTimeoutMs} ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' }));
+        req.destroy(
+          Object.assign(new Error(`No connection to ${request.host} within ${options.connectionTimeoutMs} ms`), {
+            name: 'TimeoutError',
+            code: 'ETIMEDOUT',
+          }),
+        );
       }, options.connectionTimeoutMs);
       req.once('socket', (socket) => {
         if (socket.connecting) socket.once('connect', () => clearTimeout(connectTimer));
         else clearTimeout(connectTimer);
       });
       req.setTimeout(options.socketIdleTimeoutMs, () => {
-        req.destroy(Object.assign(new Error(`No activity on the connection to ${request.host} for ${options.socketIdleTimeoutMs} ms`), { name: 'TimeoutError', code: 'ETIMEDOUT' }));
+        req.destroy(
+          Object.assign(new Error(`No activity on the connection to ${request.host} for ${options.socketIdleTimeoutMs} ms`), {
+            name: 'TimeoutError',
+            code: 'ETIMEDOUT',
+          }),
+        );
       });
       let answered = false;
       // Every later 'error' lands here too (an unhandled one would crash the process). Once an answer
@@ -274,9 +331,16 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
           }
         });
         response.on('error', (error) => settle(error));
-        response.once('end', () => settle(undefined, { status, headers: response.headers, body: chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8', 0, MAX_ERROR_BODY) }));
+        response.once('end', () =>
+          settle(undefined, {
+            status,
+            headers: response.headers,
+            body: chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8', 0, MAX_ERROR_BODY),
+          }),
+        );
         response.once('close', () => {
-          if (!response.complete) settle(Object.assign(new Error(`The connection to ${request.host} closed before the answer ended`), { code: 'ECONNRESET' }));
+          if (!response.complete)
+            settle(Object.assign(new Error(`The connection to ${request.host} closed before the answer ended`), { code: 'ECONNRESET' }));
         });
       });
       req.end(body);
@@ -299,7 +363,13 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
 export function createS3PartUploader(options: S3PartUploaderOptions & Partial<NodePartTransportOptions>): S3PartUploader {
   const maxAttempts = options.maxAttempts ?? S3_PART_MAX_ATTEMPTS;
   const sleep = options.sleep ?? abortableSleep;
-  const owned = options.transport === undefined ? createNodePartTransport({ connectionTimeoutMs: options.connectionTimeoutMs ?? 10_000, socketIdleTimeoutMs: options.socketIdleTimeoutMs ?? 120_000 }) : undefined;
+  const owned =
+    options.transport === undefined
+      ? createNodePartTransport({
+          connectionTimeoutMs: options.connectionTimeoutMs ?? 10_000,
+          socketIdleTimeoutMs: options.socketIdleTimeoutMs ?? 120_000,
+        })
+      : undefined;
   const transport = options.transport ?? owned!.transport;
   const { signer, clock } = options;
 
@@ -324,7 +394,11 @@ export function createS3PartUploader(options: S3PartUploaderOptions & Partial<No
           { signingDate: new Date(Date.now() + clock.offset()), signingRegion: target.signingRegion, signingService: target.signingName },
         );
         try {
-          const response = await transport({ protocol: target.protocol, host: connectHost, port: target.port, path, headers: signed.headers }, body, signal);
+          const response = await transport(
+            { protocol: target.protocol, host: connectHost, port: target.port, path, headers: signed.headers },
+            body,
+            signal,
+          );
           if (response.status >= 200 && response.status < 300) {
             const etag = response.headers.etag;
             return typeof etag === 'string' ? etag : '';
@@ -392,10 +466,12 @@ export function s3ClientSigner(client: S3Client): S3RequestSigner {
   const config = client.config;
   let signer: ReturnType<typeof config.signer> | undefined;
   return async (request, signing) => {
-    signer ??= config.signer({ name: 'sigv4', signingName: signing.signingService, signingRegion: signing.signingRegion, properties: {} }).catch((error: unknown) => {
-      signer = undefined;
-      throw error;
-    });
+    signer ??= config
+      .signer({ name: 'sigv4', signingName: signing.signingService, signingRegion: signing.signingRegion, properties: {} })
+      .catch((error: unknown) => {
+        signer = undefined;
+        throw error;
+      });
     const signed = await (await signer).sign(request as Parameters<Awaited<typeof signer>['sign']>[0], signing);
     return { headers: signed.headers };
   };

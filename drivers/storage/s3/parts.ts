@@ -64,10 +64,14 @@ function abortError(): Error {
 
 function sizeMismatch(key: string, expected: number, received: number, longer: boolean): InstanceImagesError {
   const had = longer ? `more than ${expected} bytes` : `${received} bytes`;
-  return new InstanceImagesError('VALIDATION_FAILED', `The data for "${key}" had ${had}, but ${expected} were announced; nothing was stored`, {
-    fields: [{ path: 'size', message: 'does not match the data' }],
-    details: { expected, received },
-  });
+  return new InstanceImagesError(
+    'VALIDATION_FAILED',
+    `The data for "${key}" had ${had}, but ${expected} were announced; nothing was stored`,
+    {
+      fields: [{ path: 'size', message: 'does not match the data' }],
+      details: { expected, received },
+    },
+  );
 }
 
 function asBuffer(chunk: unknown): Buffer {
@@ -119,7 +123,10 @@ class ChunkReader {
       this.#notify();
     });
     body.once('close', () => {
-      if (!this.#ended) this.#failure ??= { error: Object.assign(new Error('The body stream closed before it ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }) };
+      if (!this.#ended)
+        this.#failure ??= {
+          error: Object.assign(new Error('The body stream closed before it ended'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }),
+        };
       this.#notify();
     });
   }
@@ -202,7 +209,11 @@ class PartUploads {
   #partNumber = 0;
   #stored = 0;
 
-  constructor(sink: PartSink, uploadId: string, settings: { partSize: number; maxBuffers: number; latch: FailureLatch; onProgress: ((storedBytes: number) => void) | undefined }) {
+  constructor(
+    sink: PartSink,
+    uploadId: string,
+    settings: { partSize: number; maxBuffers: number; latch: FailureLatch; onProgress: ((storedBytes: number) => void) | undefined },
+  ) {
     this.#sink = sink;
     this.#uploadId = uploadId;
     this.#partSize = settings.partSize;
@@ -231,7 +242,12 @@ class PartUploads {
     const number = this.#partNumber;
     const task = (async () => {
       try {
-        const etag = await this.#sink.uploadPart(this.#uploadId, number, length === buffer.length ? buffer : buffer.subarray(0, length), this.#latch.signal);
+        const etag = await this.#sink.uploadPart(
+          this.#uploadId,
+          number,
+          length === buffer.length ? buffer : buffer.subarray(0, length),
+          this.#latch.signal,
+        );
         this.#parts.push({ PartNumber: number, ETag: etag });
         this.#stored += length;
         this.#free.push(buffer);
@@ -269,7 +285,12 @@ async function readWhole(reader: ChunkReader, latch: FailureLatch, key: string, 
 }
 
 /** Copies the body into part buffers and sends each full one (and the last, shorter one). */
-async function copyIntoParts(reader: ChunkReader, uploads: PartUploads, latch: FailureLatch, options: { key: string; size: number; partSize: number }): Promise<void> {
+async function copyIntoParts(
+  reader: ChunkReader,
+  uploads: PartUploads,
+  latch: FailureLatch,
+  options: { key: string; size: number; partSize: number },
+): Promise<void> {
   const { key, size, partSize } = options;
   let received = 0;
   let current: Buffer | undefined;
@@ -301,9 +322,13 @@ function checkBeforeStart(body: Readable, options: PartPutOptions): void {
   const partCount = Math.ceil(size / partSize);
   if (partCount > S3_MAX_PARTS) {
     body.destroy();
-    throw new InstanceImagesError('VALIDATION_FAILED', `"${key}" would need ${partCount} parts of ${partSize} bytes; S3 allows at most ${S3_MAX_PARTS}`, {
-      fields: [{ path: 'size', message: 'is too large for S3' }],
-    });
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      `"${key}" would need ${partCount} parts of ${partSize} bytes; S3 allows at most ${S3_MAX_PARTS}`,
+      {
+        fields: [{ path: 'size', message: 'is too large for S3' }],
+      },
+    );
   }
   if (signal?.aborted) {
     body.destroy();

@@ -43,9 +43,14 @@ function byteLengthOf(body: unknown): number {
  * (so a cancel stops the requests in flight), and never lets a failed AbortMultipartUpload hide
  * the error that caused it.
  */
-function trackingClient(rt: S3Runtime, state: UploadState, put: { signal?: AbortSignal; onProgress?: (bytes: number) => void }): S3Sdk.S3Client {
+function trackingClient(
+  rt: S3Runtime,
+  state: UploadState,
+  put: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
+): S3Sdk.S3Client {
   const { sdk, client } = rt;
-  const send = (command: AnyCommand, abortSignal?: AbortSignal): Promise<unknown> => client.send(command, abortSignal ? { abortSignal } : {});
+  const send = (command: AnyCommand, abortSignal?: AbortSignal): Promise<unknown> =>
+    client.send(command, abortSignal ? { abortSignal } : {});
   const trackedSend = async (command: AnyCommand): Promise<unknown> => {
     if (command instanceof sdk.AbortMultipartUploadCommand) {
       try {
@@ -133,7 +138,14 @@ function partSink({ sdk, client, parts: partUploader }: S3Runtime, session: S3Se
 }
 
 /** A put of exactly `size` bytes: the driver's own part loop with reusable buffers. */
-async function putKnownSize(session: S3Session, key: string, body: Readable, size: number, putOptions: S3PutOptions, errorContext: S3ErrorContext): Promise<{ size: number }> {
+async function putKnownSize(
+  session: S3Session,
+  key: string,
+  body: Readable,
+  size: number,
+  putOptions: S3PutOptions,
+  errorContext: S3ErrorContext,
+): Promise<{ size: number }> {
   const { signal, onProgress } = putOptions;
   let loaded: S3Runtime;
   try {
@@ -155,7 +167,13 @@ async function putKnownSize(session: S3Session, key: string, body: Readable, siz
 }
 
 /** A put of unknown size: lib-storage's Upload, through a client that tracks the upload. */
-async function putUnknownSize(session: S3Session, key: string, body: Readable, putOptions: S3PutOptions, errorContext: S3ErrorContext): Promise<{ size: number }> {
+async function putUnknownSize(
+  session: S3Session,
+  key: string,
+  body: Readable,
+  putOptions: S3PutOptions,
+  errorContext: S3ErrorContext,
+): Promise<{ size: number }> {
   const { signal, onProgress } = putOptions;
   const objectKey = s3ObjectKey(session.prefix, key);
   const state: UploadState = { uploadId: undefined, completed: false, abortedOnServer: false, bytes: 0 };
@@ -198,7 +216,12 @@ async function putUnknownSize(session: S3Session, key: string, body: Readable, p
 }
 
 /** Stores `body` under `key`: the driver's `put`. */
-export async function putS3Object(session: S3Session, key: string, body: Readable, putOptions: S3PutOptions = {}): Promise<{ size: number }> {
+export async function putS3Object(
+  session: S3Session,
+  key: string,
+  body: Readable,
+  putOptions: S3PutOptions = {},
+): Promise<{ size: number }> {
   const errorContext = session.errorContext(`upload "${key}"`, putOptions.signal);
   if (putOptions.size !== undefined) return putKnownSize(session, key, body, putOptions.size, putOptions, errorContext);
   return putUnknownSize(session, key, body, putOptions, errorContext);

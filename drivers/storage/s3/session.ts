@@ -67,7 +67,11 @@ async function importS3Sdk(): Promise<S3Modules> {
     const [sdk, lib] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
     return { sdk, lib };
   } catch (error) {
-    throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The s3 storage driver needs the packages @aws-sdk/client-s3 and @aws-sdk/lib-storage: install them next to instance-images', { cause: error });
+    throw new InstanceImagesError(
+      'STORAGE_UNAVAILABLE',
+      'The s3 storage driver needs the packages @aws-sdk/client-s3 and @aws-sdk/lib-storage: install them next to instance-images',
+      { cause: error },
+    );
   }
 }
 
@@ -78,7 +82,13 @@ function buildS3Runtime({ sdk, lib }: S3Modules, options: S3StorageOptions): S3R
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
     forcePathStyle: options.forcePathStyle,
     ...(options.accessKeyId !== undefined && options.secretAccessKey !== undefined
-      ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey, ...(options.sessionToken === undefined ? {} : { sessionToken: options.sessionToken }) } }
+      ? {
+          credentials: {
+            accessKeyId: options.accessKeyId,
+            secretAccessKey: options.secretAccessKey,
+            ...(options.sessionToken === undefined ? {} : { sessionToken: options.sessionToken }),
+          },
+        }
       : {}),
     // radosgw (and other S3-compatible services) reject the SDK's default aws-chunked
     // checksums on streamed bodies; send/validate checksums only where S3 requires them.
@@ -104,7 +114,8 @@ export function createS3Session(options: S3StorageOptions): S3Session {
   let closed = false;
 
   const load = (errorContext: S3ErrorContext): Promise<S3Runtime> => {
-    if (closed) return Promise.reject(new InstanceImagesError('STORAGE_UNAVAILABLE', `The S3 storage driver for bucket "${bucket}" was closed`));
+    if (closed)
+      return Promise.reject(new InstanceImagesError('STORAGE_UNAVAILABLE', `The S3 storage driver for bucket "${bucket}" was closed`));
     runtime ??= (async () => {
       let modules: S3Modules;
       try {

@@ -9,11 +9,27 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutorPool, type ExecutorPool } from '../../../drivers/exec';
 import { createLibvirtDriver } from '../../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../../drivers/storage';
-import { createInstanceImages, type Actor, type HostHypervisor, type HostInstance, type Image, type InstanceImages, type Task } from '../../../src';
+import {
+  createInstanceImages,
+  type Actor,
+  type HostHypervisor,
+  type HostInstance,
+  type Image,
+  type InstanceImages,
+  type Task,
+} from '../../../src';
 import { createTestGuest, sh, uniqueSuffix, virsh, type TestGuest } from '../../support/guests';
 import { sshTarget } from '../exec/ssh-target';
 import { libvirtSkipReason } from '../libvirt/setup';
-import { adminClient, allObjectKeys, createBucket, deleteBucket, freshBucketName, loadS3TestEnv, type S3TestEnv } from '../storage-s3/s3-env';
+import {
+  adminClient,
+  allObjectKeys,
+  createBucket,
+  deleteBucket,
+  freshBucketName,
+  loadS3TestEnv,
+  type S3TestEnv,
+} from '../storage-s3/s3-env';
 
 const admin: Actor = { kind: 'admin', userId: 'operator' };
 const customer: Actor = { kind: 'customer', accountId: 'acct-e2e' };
@@ -62,9 +78,30 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     const g1 = createTestGuest({ diskMiB: 64 });
     const g2 = createTestGuest({ diskMiB: 64, writes: ['write -P 0x11 0 2M', 'write -P 0x22 40M 1M'] });
     guests.push(g1, g2);
-    instances.set('vm-1', { id: 'vm-1', name: 'web-1', accountId: 'acct-e2e', locationId: 'loc-e2e', hypervisorId: 'hv-a', domainName: g1.name });
-    instances.set('vm-2', { id: 'vm-2', name: 'db-1', accountId: 'acct-e2e', locationId: 'loc-e2e', hypervisorId: 'hv-b', domainName: g2.name });
-    instances.set('vm-3', { id: 'vm-3', name: 'from-image', accountId: 'acct-e2e', locationId: 'loc-e2e', hypervisorId: 'hv-b', domainName: `ii-e2e-deployed-${suffix}` });
+    instances.set('vm-1', {
+      id: 'vm-1',
+      name: 'web-1',
+      accountId: 'acct-e2e',
+      locationId: 'loc-e2e',
+      hypervisorId: 'hv-a',
+      domainName: g1.name,
+    });
+    instances.set('vm-2', {
+      id: 'vm-2',
+      name: 'db-1',
+      accountId: 'acct-e2e',
+      locationId: 'loc-e2e',
+      hypervisorId: 'hv-b',
+      domainName: g2.name,
+    });
+    instances.set('vm-3', {
+      id: 'vm-3',
+      name: 'from-image',
+      accountId: 'acct-e2e',
+      locationId: 'loc-e2e',
+      hypervisorId: 'hv-b',
+      domainName: `ii-e2e-deployed-${suffix}`,
+    });
     pool = createExecutorPool();
     ii = createInstanceImages({
       hostDirectory: { getInstance: async (id) => instances.get(id) ?? null, getHypervisor: async (id) => hypervisors.get(id) ?? null },
@@ -94,7 +131,15 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     const remote = await ii.storages.createStorage(admin, {
       name: 'radosgw',
       driver: 's3',
-      config: { endpoint: env.endpoint, region: env.region, bucket, prefix: 'customer-images', accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey, forcePathStyle: true },
+      config: {
+        endpoint: env.endpoint,
+        region: env.region,
+        bucket,
+        prefix: 'customer-images',
+        accessKeyId: env.accessKeyId,
+        secretAccessKey: env.secretAccessKey,
+        forcePathStyle: true,
+      },
     });
     expect(remote.config.secretAccessKey).toBe('********');
     await ii.storages.bindHypervisor(admin, local.id, 'hv-a');
@@ -135,7 +180,11 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     const mine = await ii.images.listImages(customer);
     expect(mine.items.map((i) => i.name).sort()).toEqual(['db-1 golden', 'web-1 golden']);
     const localPath = `${base}/images-a/${first.fileKey}`;
-    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', localPath], { encoding: 'utf8' })) as { 'actual-size': number; 'virtual-size': number; format: string };
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', localPath], { encoding: 'utf8' })) as {
+      'actual-size': number;
+      'virtual-size': number;
+      format: string;
+    };
     expect(info.format).toBe('qcow2');
     expect(info['virtual-size']).toBe(64 * 1024 * 1024);
     const { statSync } = await import('node:fs');
@@ -152,17 +201,28 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
   });
 
   it('a third capture hits the cap', async () => {
-    await expect(ii.images.createImage(customer, { instanceId: 'vm-1', name: 'one too many' })).rejects.toMatchObject({ code: 'IMAGE_LIMIT_REACHED', message: 'Maximum image limit reached' });
+    await expect(ii.images.createImage(customer, { instanceId: 'vm-1', name: 'one too many' })).rejects.toMatchObject({
+      code: 'IMAGE_LIMIT_REACHED',
+      message: 'Maximum image limit reached',
+    });
   });
 
   it('deploys the local image onto the other hypervisor, boots it, and it survives the image deletion', async () => {
     const target = `${base}/deployed/vm-3.qcow2`;
     mkdirSync(`${base}/deployed`, { recursive: true });
-    const { result } = await ii.catalog.deployImage(customer, { imageId: first.id, instanceId: 'vm-3', targetPath: target, sizeBytes: 128 * 1024 * 1024 });
+    const { result } = await ii.catalog.deployImage(customer, {
+      imageId: first.id,
+      instanceId: 'vm-3',
+      targetPath: target,
+      sizeBytes: 128 * 1024 * 1024,
+    });
     expect(result.virtualSizeBytes).toBe(128 * 1024 * 1024);
     const domain = instances.get('vm-3')!.domainName;
     const xmlPath = `${base}/deployed/domain.xml`;
-    writeFileSync(xmlPath, `<domain type='qemu'><name>${domain}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${target}'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>`);
+    writeFileSync(
+      xmlPath,
+      `<domain type='qemu'><name>${domain}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${target}'/><target dev='vda' bus='virtio'/></disk><memballoon model='none'/></devices></domain>`,
+    );
     virsh('define', '--file', xmlPath);
     deployedGuest = domain;
     virsh('start', '--domain', domain);
@@ -175,7 +235,10 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     virsh('destroy', '--domain', domain);
     virsh('start', '--domain', domain);
     expect(virsh('domstate', '--domain', domain).trim()).toBe('running');
-    const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', target], { encoding: 'utf8' })) as Record<string, unknown>;
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', target], { encoding: 'utf8' })) as Record<
+      string,
+      unknown
+    >;
     expect(info['backing-filename']).toBeUndefined();
   });
 
@@ -190,7 +253,10 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     expect(byId.get(first.id)?.rate).toBe('0.05');
     expect(byId.get(second.id)?.sizeBytes).toBe(second.sizeBytes);
     // amount = size / 2^30 GiB × 0.05 per GB-month × hours / 730, checked as an exact fraction
-    for (const [image, hours] of [[first, 5n], [second, 662n]] as const) {
+    for (const [image, hours] of [
+      [first, 5n],
+      [second, 662n],
+    ] as const) {
       const line = byId.get(image.id)!;
       const [num, den] = line.exactAmount.includes('/')
         ? (line.exactAmount.split('/') as [string, string])

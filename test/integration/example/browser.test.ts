@@ -31,13 +31,36 @@ describe.skipIf(missing !== null)(`the example panel in a real browser${missing 
     panel = await startPanel({
       dataDir,
       instances: [
-        { id: 'vm-web', name: 'web-1', accountId: 'acct-browser', locationId: DEMO_LOCATION, hypervisorId: DEMO_HYPERVISOR, domainName: guest.name },
-        { id: 'vm-other', name: 'not-mine', accountId: 'acct-someone-else', locationId: DEMO_LOCATION, hypervisorId: DEMO_HYPERVISOR, domainName: 'nope' },
+        {
+          id: 'vm-web',
+          name: 'web-1',
+          accountId: 'acct-browser',
+          locationId: DEMO_LOCATION,
+          hypervisorId: DEMO_HYPERVISOR,
+          domainName: guest.name,
+        },
+        {
+          id: 'vm-other',
+          name: 'not-mine',
+          accountId: 'acct-someone-else',
+          locationId: DEMO_LOCATION,
+          hypervisorId: DEMO_HYPERVISOR,
+          domainName: 'nope',
+        },
       ],
     });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
   });
 
@@ -52,11 +75,11 @@ describe.skipIf(missing !== null)(`the example panel in a real browser${missing 
     const page = await browser.newPage();
     await page.goto(`${panel.url}/?account=acct-browser`);
     await expect.poll(() => page.locator('#instance option').allTextContents()).toEqual(['web-1']);
-    await page.fill('#name', "web-1 golden; $(touch /tmp/ii-browser-canary)");
+    await page.fill('#name', 'web-1 golden; $(touch /tmp/ii-browser-canary)');
     await page.click('button[type=submit]');
     const row = page.locator('#images tr').filter({ hasText: 'web-1 golden' });
     await expect.poll(() => row.locator('.status').textContent(), { timeout: 180_000, interval: 500 }).toBe('Available');
-    expect(await row.locator('.name').textContent()).toBe("web-1 golden; $(touch /tmp/ii-browser-canary)");
+    expect(await row.locator('.name').textContent()).toBe('web-1 golden; $(touch /tmp/ii-browser-canary)');
     expect(await row.locator('.source').textContent()).toBe('web-1');
     expect(await row.locator('td').nth(2).textContent()).toMatch(/MiB$/);
     expect(existsSync('/tmp/ii-browser-canary')).toBe(false);

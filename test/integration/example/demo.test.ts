@@ -20,6 +20,16 @@ describe.skipIf(missing !== null)(`npm run demo${missing ? ` (skipped: ${missing
     expect(output).toMatch(/Images total: \d+\.\d{2} USD/);
     expect(output).toMatch(/ii-demo-copy-\w+ is running/);
     const after = spawnSync('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'], { encoding: 'utf8' }).stdout;
-    expect(after.split('\n').filter((n) => n.startsWith('ii-demo')).sort()).toEqual(before.split('\n').filter((n) => n.startsWith('ii-demo')).sort());
+    expect(
+      after
+        .split('\n')
+        .filter((n) => n.startsWith('ii-demo'))
+        .sort(),
+    ).toEqual(
+      before
+        .split('\n')
+        .filter((n) => n.startsWith('ii-demo'))
+        .sort(),
+    );
   }, 300_000);
 });

@@ -72,7 +72,9 @@ suite(`SSH executor against the real sshd${'skip' in target ? ` (skipped: ${targ
   });
 
   it('refuses a host whose key does not match the pin (HOST_KEY_MISMATCH), without leaking the client key', async () => {
-    const otherKey = execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -f ${tmp}/other >/dev/null && cat ${tmp}/other.pub`], { encoding: 'utf8' });
+    const otherKey = execFileSync('sh', ['-c', `ssh-keygen -q -t ed25519 -N '' -f ${tmp}/other >/dev/null && cat ${tmp}/other.pub`], {
+      encoding: 'utf8',
+    });
     for (const hostKey of [otherKey, `SHA256:${createHash('sha256').update('not the key').digest('base64').replace(/=+$/, '')}`]) {
       const executor = createSshExecutor({ ...connection, hostKey });
       const error = await failure(executor.run(['touch', `${tmp}/should-not-exist`]));
@@ -108,7 +110,10 @@ suite(`SSH executor against the real sshd${'skip' in target ? ` (skipped: ${targ
       expect(await executor.run(['sh', '-c', 'echo out; echo err >&2; exit 7'])).toEqual({ exitCode: 7, stdout: 'out\n', stderr: 'err\n' });
       const data = randomBytes(24 * 1024 * 1024);
       const sink = collector();
-      const echoed = await executor.run(['cat'], { stdin: Readable.from([data.subarray(0, 5e6), data.subarray(5e6)]), stdout: sink.stream });
+      const echoed = await executor.run(['cat'], {
+        stdin: Readable.from([data.subarray(0, 5e6), data.subarray(5e6)]),
+        stdout: sink.stream,
+      });
       expect(echoed.exitCode).toBe(0);
       expect(sink.data().equals(data)).toBe(true);
       const streamed = await executor.stream(['head', '-c', String(16 * 1024 * 1024), '/dev/zero']);

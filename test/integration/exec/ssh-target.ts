@@ -29,7 +29,8 @@ export async function sshTarget(port = SSH_PORT): Promise<{ connection: SshConne
   const hostKeyFile = `${SSH_DIR}/host_ed25519_key.pub`;
   let reason: string | null = null;
   if (!existsSync(keyFile) || !existsSync(hostKeyFile)) reason = `no SSH keys in ${SSH_DIR} (run scripts/setup-hypervisor.sh)`;
-  else if (!(await reachable(SSH_HOST, SSH_PORT))) reason = `sshd is not listening on ${SSH_HOST}:${SSH_PORT} (run scripts/setup-hypervisor.sh)`;
+  else if (!(await reachable(SSH_HOST, SSH_PORT)))
+    reason = `sshd is not listening on ${SSH_HOST}:${SSH_PORT} (run scripts/setup-hypervisor.sh)`;
   if (reason !== null) {
     if (process.env.CI) throw new Error(`Integration service missing in CI: ${reason}`);
     return { skip: reason };

@@ -44,7 +44,9 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
 
   it('reports a missing domain as NOT_FOUND', async () => {
     await expect(makeDriver(scratch).inspect(`ii-missing-${uniqueSuffix()}`)).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(makeDriver(scratch).capture({ domainName: `ii-missing-${uniqueSuffix()}`, output: { kind: 'path', path: `${outDir}/never.qcow2` } })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      makeDriver(scratch).capture({ domainName: `ii-missing-${uniqueSuffix()}`, output: { kind: 'path', path: `${outDir}/never.qcow2` } }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   for (const method of ['pull-backup', 'push-backup', 'snapshot-commit'] as CaptureMethod[]) {
@@ -52,7 +54,11 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
       const before = recordGuest(guest.name);
       const out = `${outDir}/${method}.qcow2`;
       const progress: ByteProgress[] = [];
-      const result = await makeDriver(scratch, { method }).capture({ domainName: guest.name, output: { kind: 'path', path: out }, onProgress: (p) => progress.push(p) });
+      const result = await makeDriver(scratch, { method }).capture({
+        domainName: guest.name,
+        output: { kind: 'path', path: out },
+        onProgress: (p) => progress.push(p),
+      });
       expect(result).toMatchObject({ format: 'qcow2', method, consistency: 'crash-consistent', virtualSizeBytes: 64 * 1024 * 1024 });
       expect(result.sizeBytes).toBe(Number(sh('stat', '-c', '%s', out).stdout.trim()));
       expect(result.sha256).toBe(sha256File(out));
@@ -111,7 +117,12 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
       ];
       for (const variant of variants) {
         const image = `${outDir}/cold-${variant.format}.img`;
-        const result = await driver.capture({ domainName: cold.name, output: { kind: 'path', path: image }, format: variant.format, compress: variant.compress });
+        const result = await driver.capture({
+          domainName: cold.name,
+          output: { kind: 'path', path: image },
+          format: variant.format,
+          compress: variant.compress,
+        });
         expect(result).toMatchObject({ method: 'cold-convert', consistency: 'cold', format: variant.format });
         expect(imageInfo(image).format).toBe(variant.format);
         expect(imagesIdentical(cold.primaryPath, image)).toBe(true);
@@ -122,13 +133,25 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
         const host = createTestGuest({ start: false, cdrom: false, agentChannel: false });
         deployed.push(host);
         const disk = `${host.dir}/deployed.${variant.targetFormat}`;
-        const source = variant.format === 'raw' ? ({ kind: 'stream', stream: createReadStream(image) } as const) : ({ kind: 'path', path: image } as const);
-        const made = await driver.materialize({ source, sourceFormat: variant.format, sha256: result.sha256, targetPath: disk, targetFormat: variant.targetFormat, sizeBytes: 128 * 1024 * 1024 });
+        const source =
+          variant.format === 'raw'
+            ? ({ kind: 'stream', stream: createReadStream(image) } as const)
+            : ({ kind: 'path', path: image } as const);
+        const made = await driver.materialize({
+          source,
+          sourceFormat: variant.format,
+          sha256: result.sha256,
+          targetPath: disk,
+          targetFormat: variant.targetFormat,
+          sizeBytes: 128 * 1024 * 1024,
+        });
         expect(made).toEqual({ path: disk, format: variant.targetFormat, virtualSizeBytes: 128 * 1024 * 1024 });
         rmSync(image);
         expect(imageInfo(disk).backing).toBeNull();
         expect(sh('qemu-io', '-f', variant.targetFormat, '-c', 'read -P 0xab 0 1M', '-c', 'read -P 0xcd 32M 1M', disk).code).toBe(0);
-        expect(sh('qemu-io', '-f', variant.targetFormat, '-c', 'read -P 0xab 0 1M', disk).stdout).not.toMatch(/Pattern verification failed/);
+        expect(sh('qemu-io', '-f', variant.targetFormat, '-c', 'read -P 0xab 0 1M', disk).stdout).not.toMatch(
+          /Pattern verification failed/,
+        );
         // Boot a guest from the new disk.
         virsh('detach-disk', '--domain', host.name, '--target', 'vda', '--config');
         virsh('attach-disk', '--domain', host.name, '--source', disk, '--target', 'vda', '--subdriver', variant.targetFormat, '--config');
@@ -148,14 +171,27 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
     const image = `${outDir}/deploy-src.qcow2`;
     const result = await driver.capture({ domainName: guest.name, output: { kind: 'path', path: image } });
     const target = `${outDir}/deploy-target.qcow2`;
-    await expect(driver.materialize({ source: { kind: 'path', path: image }, sourceFormat: 'qcow2', targetPath: target, sizeBytes: 1024 * 1024 })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
-    await expect(driver.materialize({ source: { kind: 'path', path: image }, sourceFormat: 'qcow2', targetPath: target, sha256: '0'.repeat(64) })).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
-    await expect(driver.materialize({ source: { kind: 'stream', stream: createReadStream(image) }, sourceFormat: 'qcow2', targetPath: target, sha256: 'f'.repeat(64) })).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
+    await expect(
+      driver.materialize({ source: { kind: 'path', path: image }, sourceFormat: 'qcow2', targetPath: target, sizeBytes: 1024 * 1024 }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    await expect(
+      driver.materialize({ source: { kind: 'path', path: image }, sourceFormat: 'qcow2', targetPath: target, sha256: '0'.repeat(64) }),
+    ).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
+    await expect(
+      driver.materialize({
+        source: { kind: 'stream', stream: createReadStream(image) },
+        sourceFormat: 'qcow2',
+        targetPath: target,
+        sha256: 'f'.repeat(64),
+      }),
+    ).rejects.toMatchObject({ code: 'CHECKSUM_MISMATCH' });
     expect(existsSync(target)).toBe(false);
     expect(existsSync(`${target}.part`)).toBe(false);
     const overlay = `${outDir}/overlay.qcow2`;
     sh('qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image, overlay);
-    const error = await driver.materialize({ source: { kind: 'path', path: overlay }, sourceFormat: 'qcow2', targetPath: target }).catch((e: unknown) => e);
+    const error = await driver
+      .materialize({ source: { kind: 'path', path: overlay }, sourceFormat: 'qcow2', targetPath: target })
+      .catch((e: unknown) => e);
     expect(isInstanceImagesError(error, 'VALIDATION_FAILED')).toBe(true);
     expect(result.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(leftovers(scratch)).toEqual([]);

@@ -19,99 +19,161 @@ import { freshScratchDir, libvirtSkipReason, localHypervisor } from './setup';
 const skip = libvirtSkipReason();
 const ADMIN: Actor = { kind: 'admin', userId: 'op' };
 
-describe.skipIf(skip !== null)(`libvirt + router: what customers see of infrastructure failures${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  let guest: TestGuest;
-  let dir: string;
-  let ii: InstanceImages;
-  let server: Server;
-  let base: string;
-  const pool = createExecutorPool();
-  const missingDomain = `ii-missing-${uniqueSuffix()}`;
-  const instances = new Map<string, HostInstance>();
+describe.skipIf(skip !== null)(
+  `libvirt + router: what customers see of infrastructure failures${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    let guest: TestGuest;
+    let dir: string;
+    let ii: InstanceImages;
+    let server: Server;
+    let base: string;
+    const pool = createExecutorPool();
+    const missingDomain = `ii-missing-${uniqueSuffix()}`;
+    const instances = new Map<string, HostInstance>();
 
-  const call = async (method: string, path: string, account: string | null, json?: unknown) => {
-    const headers: Record<string, string> = account === null ? { 'x-admin': 'yes' } : { 'x-account': account };
-    if (json !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${base}${path}`, { method, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
-    const text = await res.text();
-    return { status: res.status, text, json: text ? (JSON.parse(text) as Record<string, unknown>) : null };
-  };
+    const call = async (method: string, path: string, account: string | null, json?: unknown) => {
+      const headers: Record<string, string> = account === null ? { 'x-admin': 'yes' } : { 'x-account': account };
+      if (json !== undefined) headers['content-type'] = 'application/json';
+      const res = await fetch(`${base}${path}`, { method, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+      const text = await res.text();
+      return { status: res.status, text, json: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+    };
 
-  beforeAll(async () => {
-    guest = createTestGuest({ cdrom: true });
-    dir = freshScratchDir('customer-view');
-    const hypervisor = localHypervisor(`${dir}/scratch`);
-    instances.set('gone-1', { id: 'gone-1', name: 'gone', accountId: 'acct-a', locationId: 'loc', hypervisorId: hypervisor.id, domainName: missingDomain });
-    instances.set('live-1', { id: 'live-1', name: 'live', accountId: 'acct-a', locationId: 'loc', hypervisorId: hypervisor.id, domainName: guest.name });
-    ii = createInstanceImages({
-      hostDirectory: { getInstance: async (id) => instances.get(id) ?? null, getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null) },
-      executors: pool.executorFor,
-      hypervisorDriver: createLibvirtDriver,
+    beforeAll(async () => {
+      guest = createTestGuest({ cdrom: true });
+      dir = freshScratchDir('customer-view');
+      const hypervisor = localHypervisor(`${dir}/scratch`);
+      instances.set('gone-1', {
+        id: 'gone-1',
+        name: 'gone',
+        accountId: 'acct-a',
+        locationId: 'loc',
+        hypervisorId: hypervisor.id,
+        domainName: missingDomain,
+      });
+      instances.set('live-1', {
+        id: 'live-1',
+        name: 'live',
+        accountId: 'acct-a',
+        locationId: 'loc',
+        hypervisorId: hypervisor.id,
+        domainName: guest.name,
+      });
+      ii = createInstanceImages({
+        hostDirectory: {
+          getInstance: async (id) => instances.get(id) ?? null,
+          getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null),
+        },
+        executors: pool.executorFor,
+        hypervisorDriver: createLibvirtDriver,
+      });
+      await ii.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
+      mkdirSync(`${dir}/images`, { recursive: true });
+      mkdirSync(`${dir}/templates`, { recursive: true });
+      const images = await ii.storages.createStorage(ADMIN, { name: 'images', driver: 'local', config: { path: `${dir}/images` } });
+      await ii.storages.bindHypervisor(ADMIN, images.id, hypervisor.id);
+      const templates = await ii.storages.createStorage(ADMIN, {
+        name: 'templates',
+        driver: 'local',
+        purpose: 'templates',
+        config: { path: `${dir}/templates` },
+      });
+      await ii.storages.bindHypervisor(ADMIN, templates.id, hypervisor.id);
+      const app = express();
+      app.use(
+        '/api',
+        createImagesRouter({
+          service: ii,
+          resolveActor: (req) =>
+            req.get('x-admin') === 'yes'
+              ? ADMIN
+              : req.get('x-account')
+                ? { kind: 'customer', accountId: req.get('x-account') as string }
+                : null,
+        }),
+      );
+      server = createServer(app);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`;
+      makeIso(`${dir}/templates/installer.iso`);
+      writeFileSync(`${dir}/templates/kept.iso`, 'not really an iso');
+      expect(sh('qemu-img', 'create', '-q', '-f', 'qcow2', `${dir}/templates/os.qcow2`, '16M').code).toBe(0);
+    }, 120_000);
+
+    afterAll(async () => {
+      server?.closeAllConnections();
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      await ii?.idle();
+      await ii?.close();
+      await pool.close();
+      guest?.remove();
+      if (dir) rmSync(dir, { recursive: true, force: true });
     });
-    await ii.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
-    mkdirSync(`${dir}/images`, { recursive: true });
-    mkdirSync(`${dir}/templates`, { recursive: true });
-    const images = await ii.storages.createStorage(ADMIN, { name: 'images', driver: 'local', config: { path: `${dir}/images` } });
-    await ii.storages.bindHypervisor(ADMIN, images.id, hypervisor.id);
-    const templates = await ii.storages.createStorage(ADMIN, { name: 'templates', driver: 'local', purpose: 'templates', config: { path: `${dir}/templates` } });
-    await ii.storages.bindHypervisor(ADMIN, templates.id, hypervisor.id);
-    const app = express();
-    app.use('/api', createImagesRouter({ service: ii, resolveActor: (req) => (req.get('x-admin') === 'yes' ? ADMIN : req.get('x-account') ? { kind: 'customer', accountId: req.get('x-account') as string } : null) }));
-    server = createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`;
-    makeIso(`${dir}/templates/installer.iso`);
-    writeFileSync(`${dir}/templates/kept.iso`, 'not really an iso');
-    expect(sh('qemu-img', 'create', '-q', '-f', 'qcow2', `${dir}/templates/os.qcow2`, '16M').code).toBe(0);
-  }, 120_000);
 
-  afterAll(async () => {
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    await ii?.idle();
-    await ii?.close();
-    await pool.close();
-    guest?.remove();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+    const templatesId = async () => (await ii.storages.listStorages(ADMIN, { purpose: 'templates' }))[0]!.id;
 
-  const templatesId = async () => (await ii.storages.listStorages(ADMIN, { purpose: 'templates' }))[0]!.id;
+    it('a missing domain: POST /images and both ISO routes answer 404 "Not found" to the customer, the virsh words to an admin', async () => {
+      const iso = await ii.catalog.registerIso(ADMIN, {
+        name: 'Installer',
+        storageId: await templatesId(),
+        hypervisorId: 'hv-local',
+        fileKey: 'installer.iso',
+      });
+      for (const [method, path, json] of [
+        ['POST', '/images', { instanceId: 'gone-1', name: 'x' }],
+        ['POST', '/instances/gone-1/iso', { isoId: iso.id }],
+        ['DELETE', '/instances/gone-1/iso', undefined],
+      ] as const) {
+        const customer = await call(method, path, 'acct-a', json);
+        expect({
+          path,
+          status: customer.status,
+          code: customer.json?.code,
+          detail: customer.json?.detail,
+          details: customer.json?.details,
+        }).toEqual({ path, status: 404, code: 'NOT_FOUND', detail: 'Not found', details: undefined });
+        for (const needle of ['virsh', missingDomain, dir, 'exit']) expect(customer.text).not.toContain(needle);
+      }
+      const admin = await call('POST', '/instances/gone-1/iso', null, { isoId: iso.id });
+      expect([admin.status, admin.json?.code]).toEqual([404, 'NOT_FOUND']);
+      expect(String(admin.json?.detail)).toMatch(/virsh .*failed \(exit 1\)/);
+    });
 
-  it('a missing domain: POST /images and both ISO routes answer 404 "Not found" to the customer, the virsh words to an admin', async () => {
-    const iso = await ii.catalog.registerIso(ADMIN, { name: 'Installer', storageId: await templatesId(), hypervisorId: 'hv-local', fileKey: 'installer.iso' });
-    for (const [method, path, json] of [
-      ['POST', '/images', { instanceId: 'gone-1', name: 'x' }],
-      ['POST', '/instances/gone-1/iso', { isoId: iso.id }],
-      ['DELETE', '/instances/gone-1/iso', undefined],
-    ] as const) {
-      const customer = await call(method, path, 'acct-a', json);
-      expect({ path, status: customer.status, code: customer.json?.code, detail: customer.json?.detail, details: customer.json?.details }).toEqual({ path, status: 404, code: 'NOT_FOUND', detail: 'Not found', details: undefined });
-      for (const needle of ['virsh', missingDomain, dir, 'exit']) expect(customer.text).not.toContain(needle);
-    }
-    const admin = await call('POST', '/instances/gone-1/iso', null, { isoId: iso.id });
-    expect([admin.status, admin.json?.code]).toEqual([404, 'NOT_FOUND']);
-    expect(String(admin.json?.detail)).toMatch(/virsh .*failed \(exit 1\)/);
-  });
+    it('an ISO whose file is gone: the customer gets no hypervisor path', async () => {
+      const iso = await ii.catalog.registerIso(ADMIN, {
+        name: 'Kept',
+        storageId: await templatesId(),
+        hypervisorId: 'hv-local',
+        fileKey: 'kept.iso',
+      });
+      rmSync(`${dir}/templates/kept.iso`);
+      const customer = await call('POST', '/instances/live-1/iso', 'acct-a', { isoId: iso.id });
+      expect([customer.status, customer.json?.code, customer.json?.details]).toEqual([404, 'NOT_FOUND', undefined]);
+      expect(customer.text).not.toContain(dir);
+      const admin = await call('POST', '/instances/live-1/iso', null, { isoId: iso.id });
+      expect(admin.json?.details).toEqual({ isoPath: `${dir}/templates/kept.iso` });
+    });
 
-  it('an ISO whose file is gone: the customer gets no hypervisor path', async () => {
-    const iso = await ii.catalog.registerIso(ADMIN, { name: 'Kept', storageId: await templatesId(), hypervisorId: 'hv-local', fileKey: 'kept.iso' });
-    rmSync(`${dir}/templates/kept.iso`);
-    const customer = await call('POST', '/instances/live-1/iso', 'acct-a', { isoId: iso.id });
-    expect([customer.status, customer.json?.code, customer.json?.details]).toEqual([404, 'NOT_FOUND', undefined]);
-    expect(customer.text).not.toContain(dir);
-    const admin = await call('POST', '/instances/live-1/iso', null, { isoId: iso.id });
-    expect(admin.json?.details).toEqual({ isoPath: `${dir}/templates/kept.iso` });
-  });
-
-  it('an admin deploy into a directory that does not exist is 400 naming targetPath, and nothing is created', async () => {
-    const os = await ii.catalog.createOsImage(ADMIN, { name: 'Base', osType: 'linux', storageId: await templatesId(), hypervisorId: 'hv-local', fileKey: 'os.qcow2' });
-    const target = `${dir}/no-such-dir-${uniqueSuffix()}/disk.qcow2`;
-    const res = await call('POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: target });
-    expect([res.status, res.json?.code, (res.json?.fields as { path: string }[] | undefined)?.map((f) => f.path)]).toEqual([400, 'VALIDATION_FAILED', ['targetPath']]);
-    expect(res.text).not.toContain('df');
-    expect(sh('test', '-e', target).code).not.toBe(0);
-    // The same request into a directory that exists works.
-    const ok = await call('POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: `${dir}/disk.qcow2` });
-    expect(ok.status).toBe(200);
-  });
-});
+    it('an admin deploy into a directory that does not exist is 400 naming targetPath, and nothing is created', async () => {
+      const os = await ii.catalog.createOsImage(ADMIN, {
+        name: 'Base',
+        osType: 'linux',
+        storageId: await templatesId(),
+        hypervisorId: 'hv-local',
+        fileKey: 'os.qcow2',
+      });
+      const target = `${dir}/no-such-dir-${uniqueSuffix()}/disk.qcow2`;
+      const res = await call('POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: target });
+      expect([res.status, res.json?.code, (res.json?.fields as { path: string }[] | undefined)?.map((f) => f.path)]).toEqual([
+        400,
+        'VALIDATION_FAILED',
+        ['targetPath'],
+      ]);
+      expect(res.text).not.toContain('df');
+      expect(sh('test', '-e', target).code).not.toBe(0);
+      // The same request into a directory that exists works.
+      const ok = await call('POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: `${dir}/disk.qcow2` });
+      expect(ok.status).toBe(200);
+    });
+  },
+);

@@ -53,7 +53,9 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
       const controller = new AbortController();
       const out = `${outDir}/aborted-${method}.qcow2`;
       const driver = makeDriver(scratch, { method, hooks: { afterJobStart: () => controller.abort() } });
-      await expect(driver.capture({ domainName: guest.name, output: { kind: 'path', path: out }, signal: controller.signal })).rejects.toMatchObject({ code: 'CANCELLED' });
+      await expect(
+        driver.capture({ domainName: guest.name, output: { kind: 'path', path: out }, signal: controller.signal }),
+      ).rejects.toMatchObject({ code: 'CANCELLED' });
       before.expectUntouched();
       expect(existsSync(out)).toBe(false);
       expect(existsSync(`${out}.part`)).toBe(false);
@@ -82,7 +84,10 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
         for await (const chunk of bytes) void chunk;
       };
       const output = stream ? ({ kind: 'stream', consume } as const) : ({ kind: 'path', path: out } as const);
-      await expect(driver.capture({ domainName: guest.name, output })).rejects.toMatchObject({ code: 'CAPTURE_FAILED', message: expect.stringMatching(/not complete/) });
+      await expect(driver.capture({ domainName: guest.name, output })).rejects.toMatchObject({
+        code: 'CAPTURE_FAILED',
+        message: expect.stringMatching(/not complete/),
+      });
       expect(consumed).toBe(false);
       before.expectUntouched();
       expect(existsSync(out)).toBe(false);
@@ -103,7 +108,9 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
           },
         },
       });
-      await expect(driver.capture({ domainName: guest.name, output: { kind: 'path', path: out } })).rejects.toMatchObject({ code: 'CAPTURE_FAILED' });
+      await expect(driver.capture({ domainName: guest.name, output: { kind: 'path', path: out } })).rejects.toMatchObject({
+        code: 'CAPTURE_FAILED',
+      });
       before.expectUntouched();
       expect(existsSync(`${out}.part`)).toBe(false);
       expect(leftovers(scratch)).toEqual([]);
@@ -115,7 +122,10 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
     try {
       const out = `${outDir}/damaged.raw`;
       const driver = makeDriver(scratch, { hooks: { afterOutputWritten: ({ path }) => truncateHalf(path) } });
-      await expect(driver.capture({ domainName: cold.name, output: { kind: 'path', path: out }, format: 'raw' })).rejects.toMatchObject({ code: 'CAPTURE_FAILED', message: expect.stringMatching(/not complete/) });
+      await expect(driver.capture({ domainName: cold.name, output: { kind: 'path', path: out }, format: 'raw' })).rejects.toMatchObject({
+        code: 'CAPTURE_FAILED',
+        message: expect.stringMatching(/not complete/),
+      });
       expect(existsSync(out)).toBe(false);
       expect(existsSync(`${out}.part`)).toBe(false);
       expect(leftovers(scratch)).toEqual([]);
@@ -147,7 +157,10 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
   it('a capture process killed between snapshot and commit is repaired by recover()', async () => {
     const before = recordGuest(guest.name);
     const out = `${outDir}/crashed.qcow2`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), guest.name, scratch, out], { encoding: 'utf8', timeout: 120_000 });
+    const child = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), guest.name, scratch, out], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(child.signal).toBe('SIGKILL');
     expect(child.stdout).toContain('overlay-created');
     // The guest now runs on the marker overlay, as libvirt reports.
@@ -167,15 +180,32 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
     const before = recordGuest(guest.name);
     const tag = domainTag(guest.name);
     const overlay = `${scratch}/ii-overlay-${tag}-11111111.qcow2`;
-    virsh('snapshot-create-as', '--domain', guest.name, '--disk-only', '--atomic', '--no-metadata', '--diskspec', `vda,file=${overlay}`, '--diskspec', 'vdb,snapshot=no');
+    virsh(
+      'snapshot-create-as',
+      '--domain',
+      guest.name,
+      '--disk-only',
+      '--atomic',
+      '--no-metadata',
+      '--diskspec',
+      `vda,file=${overlay}`,
+      '--diskspec',
+      'vdb,snapshot=no',
+    );
     virsh('blockcommit', '--domain', guest.name, '--path', 'vda', '--active', '--wait');
-    expect(selectPrimaryDisk(parseDomainDisks(virsh('dumpxml', '--domain', guest.name)))?.mirror).toEqual({ job: 'active-commit', ready: true });
+    expect(selectPrimaryDisk(parseDomainDisks(virsh('dumpxml', '--domain', guest.name)))?.mirror).toEqual({
+      job: 'active-commit',
+      ready: true,
+    });
     const first = await makeDriver(scratch).recover(guest.name);
     expect(first.map((a) => a.action)).toEqual(['pivot-active-commit', 'remove-scratch-files']);
     before.expectUntouched();
 
     const backupXml = join(outDir, 'pull.xml');
-    writeFileSync(backupXml, `<domainbackup mode='pull'><server transport='unix' socket='${scratch}/ii-nbd-${tag}-22222222.sock'/><disks><disk name='vda' backup='yes' type='file'><scratch file='${scratch}/ii-scratch-${tag}-22222222.qcow2'/></disk><disk name='vdb' backup='no'/><disk name='sda' backup='no'/></disks></domainbackup>`);
+    writeFileSync(
+      backupXml,
+      `<domainbackup mode='pull'><server transport='unix' socket='${scratch}/ii-nbd-${tag}-22222222.sock'/><disks><disk name='vda' backup='yes' type='file'><scratch file='${scratch}/ii-scratch-${tag}-22222222.qcow2'/></disk><disk name='vdb' backup='no'/><disk name='sda' backup='no'/></disks></domainbackup>`,
+    );
     virsh('backup-begin', '--domain', guest.name, '--backupxml', backupXml);
     const second = await makeDriver(scratch).recover(guest.name);
     expect(second.map((a) => a.action)).toContain('abort-backup-job');
@@ -193,8 +223,12 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
       sh('dd', 'if=/dev/zero', `of=${mount}/filler`, 'bs=1M', 'count=7', 'status=none');
       const before = recordGuest(guest.name);
       const driver = makeDriver(mount);
-      await expect(driver.capture({ domainName: guest.name, output: { kind: 'stream', consume: async () => undefined } })).rejects.toMatchObject({ code: 'STORAGE_FULL' });
-      await expect(makeDriver(scratch).capture({ domainName: guest.name, output: { kind: 'path', path: `${mount}/image.qcow2` } })).rejects.toMatchObject({ code: 'STORAGE_FULL' });
+      await expect(
+        driver.capture({ domainName: guest.name, output: { kind: 'stream', consume: async () => undefined } }),
+      ).rejects.toMatchObject({ code: 'STORAGE_FULL' });
+      await expect(
+        makeDriver(scratch).capture({ domainName: guest.name, output: { kind: 'path', path: `${mount}/image.qcow2` } }),
+      ).rejects.toMatchObject({ code: 'STORAGE_FULL' });
       before.expectUntouched();
       expect(leftovers(mount)).toEqual(['filler']);
       expect(leftovers(scratch)).toEqual([]);
@@ -212,7 +246,9 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
     try {
       const before = recordGuest(guest.name);
       const driver = makeDriver(scratch, { hooks: { afterJobStart: () => proxy.dropAll() } }, executor);
-      const error = await driver.capture({ domainName: guest.name, output: { kind: 'path', path: `${outDir}/dropped.qcow2` } }).catch((e: unknown) => e);
+      const error = await driver
+        .capture({ domainName: guest.name, output: { kind: 'path', path: `${outDir}/dropped.qcow2` } })
+        .catch((e: unknown) => e);
       expect(error).toMatchObject({ code: expect.stringMatching(/^(HYPERVISOR_UNREACHABLE|CAPTURE_FAILED)$/) });
       await makeDriver(scratch).recover(guest.name);
       before.expectUntouched();

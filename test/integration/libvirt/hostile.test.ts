@@ -55,7 +55,10 @@ describe.skipIf(skip !== null)(`libvirt driver: hostile domain names and paths${
         const before = recordGuest(guest.name);
         const out = `${outDir}/image $(touch ${canaryName}) ;'.qcow2`;
         for (const method of ['pull-backup', 'push-backup', 'snapshot-commit'] as const) {
-          const result = await makeDriver(scratch, { method }, executor).capture({ domainName: guest.name, output: { kind: 'path', path: out } });
+          const result = await makeDriver(scratch, { method }, executor).capture({
+            domainName: guest.name,
+            output: { kind: 'path', path: out },
+          });
           expect(result.method).toBe(method);
           expect(imagesIdentical(guest.primaryPath, out)).toBe(true);
           await driver.removeFile(out);

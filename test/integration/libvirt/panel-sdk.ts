@@ -27,7 +27,17 @@ export function openPanel(paths: PanelPaths, tasks: InstanceImagesOptions['tasks
   return createInstanceImages({
     repositories: createSqliteRepositories({ filename: paths.database }),
     hostDirectory: {
-      getInstance: async (id) => (id === 'vm-1' ? { id, name: 'restart-test', accountId: 'acct-restart', locationId: 'loc', hypervisorId: hypervisor.id, domainName: paths.domainName } : null),
+      getInstance: async (id) =>
+        id === 'vm-1'
+          ? {
+              id,
+              name: 'restart-test',
+              accountId: 'acct-restart',
+              locationId: 'loc',
+              hypervisorId: hypervisor.id,
+              domainName: paths.domainName,
+            }
+          : null,
       getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null),
     },
     executors: () => executor,

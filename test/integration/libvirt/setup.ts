@@ -61,5 +61,9 @@ export function imagesIdentical(a: string, b: string): boolean {
 /** The image's backing filename (null when standalone) and format. */
 export function imageInfo(path: string): { format: string; backing: string | null; virtualSize: number } {
   const info = JSON.parse(sh('qemu-img', 'info', '--output=json', '-U', path).stdout) as Record<string, unknown>;
-  return { format: String(info.format), backing: (info['backing-filename'] as string | undefined) ?? null, virtualSize: Number(info['virtual-size']) };
+  return {
+    format: String(info.format),
+    backing: (info['backing-filename'] as string | undefined) ?? null,
+    virtualSize: Number(info['virtual-size']),
+  };
 }

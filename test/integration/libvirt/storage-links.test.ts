@@ -36,7 +36,9 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
   it('a capture into a directory that is a link below the root is refused before any job starts; nothing is written there', async () => {
     symlinkSync(outside, `${root}/acct-linked`);
     const before = recordGuest(guest.name);
-    const code = await codeOf(makeDriver(scratch).capture({ domainName: guest.name, output: { kind: 'path', path: `${root}/acct-linked/img.qcow2`, root } }));
+    const code = await codeOf(
+      makeDriver(scratch).capture({ domainName: guest.name, output: { kind: 'path', path: `${root}/acct-linked/img.qcow2`, root } }),
+    );
     expect(code).toBe('VALIDATION_FAILED');
     expect(readdirSync(outside)).toEqual([]);
     before.expectUntouched();
@@ -55,7 +57,9 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
         },
       },
     });
-    const code = await codeOf(driver.capture({ domainName: guest.name, output: { kind: 'path', path: `${root}/acct-swapped/img.qcow2`, root } }));
+    const code = await codeOf(
+      driver.capture({ domainName: guest.name, output: { kind: 'path', path: `${root}/acct-swapped/img.qcow2`, root } }),
+    );
     expect(code).toBe('VALIDATION_FAILED');
     expect(readdirSync(outside)).toEqual([]);
     expect(leftovers(scratch)).toEqual([]);
@@ -69,7 +73,9 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
     const out = `${base}/root-link/acct/sub/img.qcow2`;
     // (a trailing slash on the root is fine; a relative root is not)
     const driver = makeDriver(scratch);
-    expect(await codeOf(driver.capture({ domainName: guest.name, output: { kind: 'path', path: out, root: 'root-link' } }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(driver.capture({ domainName: guest.name, output: { kind: 'path', path: out, root: 'root-link' } }))).toBe(
+      'VALIDATION_FAILED',
+    );
     const result = await driver.capture({ domainName: guest.name, output: { kind: 'path', path: out, root: `${base}/root-link/` } });
     expect(result.format).toBe('qcow2');
     expect(lstatSync(`${realRoot}/acct/sub/img.qcow2`).isFile()).toBe(true);
@@ -85,7 +91,13 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
     symlinkSync(image, `${root}/images/linked.qcow2`);
     const target = `${base}/deployed-1.qcow2`;
     const driver = makeDriver(scratch);
-    const refused = await codeOf(driver.materialize({ source: { kind: 'path', path: `${root}/images/linked.qcow2`, root }, sourceFormat: 'qcow2', targetPath: target }));
+    const refused = await codeOf(
+      driver.materialize({
+        source: { kind: 'path', path: `${root}/images/linked.qcow2`, root },
+        sourceFormat: 'qcow2',
+        targetPath: target,
+      }),
+    );
     expect(refused).toBe('VALIDATION_FAILED');
     expect(existsSync(target)).toBe(false);
     expect(existsSync(`${target}.part`)).toBe(false);
@@ -124,7 +136,9 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
         },
       },
     });
-    await driver.materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'qcow2', targetPath: target }).catch(() => undefined);
+    await driver
+      .materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'qcow2', targetPath: target })
+      .catch(() => undefined);
     if (existsSync(target)) {
       expect(sh('qemu-img', 'convert', '-O', 'raw', target, `${base}/deployed-3.raw`).code).toBe(0);
       expect(readFileSync(`${base}/deployed-3.raw`).includes('HOST-SECRET-BYTES')).toBe(false);
@@ -153,7 +167,17 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
     // A link to a host file: refused, nothing deployed.
     const linkTarget = `${base}/deployed-4.raw`;
     const linking = swapTo(() => symlinkSync(secret, image));
-    expect(await codeOf(linking.materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'raw', targetFormat: 'raw', targetPath: linkTarget, sha256 }))).toBe('VALIDATION_FAILED');
+    expect(
+      await codeOf(
+        linking.materialize({
+          source: { kind: 'path', path: image, root },
+          sourceFormat: 'raw',
+          targetFormat: 'raw',
+          targetPath: linkTarget,
+          sha256,
+        }),
+      ),
+    ).toBe('VALIDATION_FAILED');
     expect(existsSync(linkTarget)).toBe(false);
     expect(existsSync(`${linkTarget}.part`)).toBe(false);
 
@@ -162,13 +186,29 @@ describe.skipIf(skip !== null)(`libvirt driver: symbolic links below a storage r
     writeFileSync(image, bytes);
     const otherTarget = `${base}/deployed-5.raw`;
     const replacing = swapTo(() => writeFileSync(image, Buffer.alloc(1024 * 1024, 9)));
-    expect(await codeOf(replacing.materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'raw', targetFormat: 'raw', targetPath: otherTarget, sha256 }))).toBe('CHECKSUM_MISMATCH');
+    expect(
+      await codeOf(
+        replacing.materialize({
+          source: { kind: 'path', path: image, root },
+          sourceFormat: 'raw',
+          targetFormat: 'raw',
+          targetPath: otherTarget,
+          sha256,
+        }),
+      ),
+    ).toBe('CHECKSUM_MISMATCH');
     expect(existsSync(otherTarget)).toBe(false);
     expect(existsSync(`${otherTarget}.part`)).toBe(false);
 
     // Untouched, the same deploy works.
     writeFileSync(image, bytes);
-    await makeDriver(scratch).materialize({ source: { kind: 'path', path: image, root }, sourceFormat: 'raw', targetFormat: 'raw', targetPath: otherTarget, sha256 });
+    await makeDriver(scratch).materialize({
+      source: { kind: 'path', path: image, root },
+      sourceFormat: 'raw',
+      targetFormat: 'raw',
+      targetPath: otherTarget,
+      sha256,
+    });
     expect(readFileSync(otherTarget).equals(bytes)).toBe(true);
   });
 

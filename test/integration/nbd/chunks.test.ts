@@ -4,7 +4,16 @@
  * writes with qemu-io, `qemu-nbd -B`) selecting exactly the written chunks, bounded read-ahead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BASE_ALLOCATION, connectNbdUnix, dirtyBitmapContext, NBD_STATE_DIRTY, readNbdChunks, type ChunkProgress, type NbdChunk, type NbdClient } from '../../../drivers/nbd';
+import {
+  BASE_ALLOCATION,
+  connectNbdUnix,
+  dirtyBitmapContext,
+  NBD_STATE_DIRTY,
+  readNbdChunks,
+  type ChunkProgress,
+  type NbdChunk,
+  type NbdClient,
+} from '../../../drivers/nbd';
 import { codeOf } from '../../support/errors';
 import { freshDir, makeImage, qemuSkipReason, rawBytes, run, sha256, startQemuNbd, writeImage, type QemuNbd } from './qemu';
 
@@ -71,12 +80,17 @@ suite(`NBD chunk reader against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, {
     expect(chunks.map((c) => [c.offset, c.length])).toEqual(chunks.map((_, i) => [i * CHUNK, i === 10 ? 512 * 1024 : CHUNK]));
     const expected = expectedKinds(raw, CHUNK);
     expect(chunks.map((c) => (c.kind === 'data' ? { kind: c.kind, sha256: c.sha256 } : { kind: c.kind }))).toEqual(expected);
-    for (const chunk of chunks) if (chunk.kind === 'data') expect(chunk.bytes.equals(raw.subarray(chunk.offset, chunk.offset + chunk.length))).toBe(true);
+    for (const chunk of chunks)
+      if (chunk.kind === 'data') expect(chunk.bytes.equals(raw.subarray(chunk.offset, chunk.offset + chunk.length))).toBe(true);
     expect(chunks[4]?.kind).toBe('zero'); // read, found all zero
     // Only chunks 0, 2, 4, 9, 10 hold allocated data: five reads, each only over its data span.
     expect(client.stats.readRequests).toBe(5);
     expect(client.stats.readBytesRequested).toBe(4 * MiB + 64 * 1024 + 4 * MiB + MiB + 512 * 1024);
-    expect(progress[progress.length - 1]).toEqual({ processedBytes: client.info.size, totalBytes: client.info.size, readBytes: client.stats.readBytesRequested });
+    expect(progress[progress.length - 1]).toEqual({
+      processedBytes: client.info.size,
+      totalBytes: client.info.size,
+      readBytes: client.stats.readBytesRequested,
+    });
     expect(progress.map((p) => p.processedBytes)).toEqual(chunks.map((c) => c.offset + c.length));
   });
 
@@ -108,7 +122,9 @@ suite(`NBD chunk reader against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, {
 
     // The bitmap's block status marks exactly the written ranges.
     const status = await client.blockStatus(0, client.info.size);
-    const dirtyRanges = (status.get(dirtyBitmapContext('b0')) ?? []).filter((e) => e.flags & NBD_STATE_DIRTY).map((e) => [e.offset, e.length]);
+    const dirtyRanges = (status.get(dirtyBitmapContext('b0')) ?? [])
+      .filter((e) => e.flags & NBD_STATE_DIRTY)
+      .map((e) => [e.offset, e.length]);
     expect(dirtyRanges).toEqual(written);
 
     const chunks = await collectChunks(readNbdChunks(client, { dirtyContext: dirtyBitmapContext('b0') }));

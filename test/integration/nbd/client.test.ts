@@ -4,7 +4,15 @@
  * many requests in flight, cancellation, and a clean close.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BASE_ALLOCATION, connectNbdUnix, dirtyBitmapContext, NBD_STATE_HOLE, NBD_STATE_ZERO, type NbdClient, type NbdExtent } from '../../../drivers/nbd';
+import {
+  BASE_ALLOCATION,
+  connectNbdUnix,
+  dirtyBitmapContext,
+  NBD_STATE_HOLE,
+  NBD_STATE_ZERO,
+  type NbdClient,
+  type NbdExtent,
+} from '../../../drivers/nbd';
 import { codeOf } from '../../support/errors';
 import { freshDir, makeImage, qemuImgMap, qemuSkipReason, rawBytes, startQemuNbd, type QemuNbd } from './qemu';
 
@@ -38,7 +46,14 @@ suite(`NBD client against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, { timeo
   beforeAll(async () => {
     dir = freshDir('client');
     image = `${dir}/disk.qcow2`;
-    makeImage(image, '72M', ['write -P 0xab 0 4M', 'write -P 0x5c 9M 1536K', 'write -z 20M 2M', 'write -P 0x00 30M 1M', 'write -P 0x17 71M 512K', 'write -P 0x99 50M 64k']);
+    makeImage(image, '72M', [
+      'write -P 0xab 0 4M',
+      'write -P 0x5c 9M 1536K',
+      'write -z 20M 2M',
+      'write -P 0x00 30M 1M',
+      'write -P 0x17 71M 512K',
+      'write -P 0x99 50M 64k',
+    ]);
     raw = rawBytes(image, dir);
     server = await startQemuNbd(image, `${dir}/nbd.sock`);
   });
@@ -105,14 +120,20 @@ suite(`NBD client against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, { timeo
   it("block status matches qemu-img map's allocation (data ↔ not HOLE, zero ↔ ZERO)", async () => {
     const client = await open();
     const extents: NbdExtent[] = [];
-    for (let at = 0; at < client.info.size; ) {
+    for (let at = 0; at < client.info.size;) {
       const status = await client.blockStatus(at, client.info.size - at);
       const list = status.get(BASE_ALLOCATION) ?? [];
       expect(list[0]?.offset).toBe(at);
       extents.push(...list);
       at = (list[list.length - 1] as NbdExtent).offset + (list[list.length - 1] as NbdExtent).length;
     }
-    const fromNbd = runs(extents.map((e) => ({ start: e.offset, length: e.length, key: `${(e.flags & NBD_STATE_HOLE) === 0}/${(e.flags & NBD_STATE_ZERO) !== 0}` })));
+    const fromNbd = runs(
+      extents.map((e) => ({
+        start: e.offset,
+        length: e.length,
+        key: `${(e.flags & NBD_STATE_HOLE) === 0}/${(e.flags & NBD_STATE_ZERO) !== 0}`,
+      })),
+    );
     const fromMap = runs(qemuImgMap(image).map((m) => ({ start: m.start, length: m.length, key: `${m.data}/${m.zero}` })));
     expect(fromNbd).toEqual(fromMap);
     expect(fromNbd.some((r) => r.key === 'true/false')).toBe(true);

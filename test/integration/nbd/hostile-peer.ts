@@ -61,7 +61,13 @@ const u64 = (n: number | bigint) => {
 export const bytes = { u16, u32, u64 };
 
 /** Writes an option reply. */
-export function optionReply(io: PeerIo, option: number, type: number, payload: Buffer = Buffer.alloc(0), declaredLength = payload.length): void {
+export function optionReply(
+  io: PeerIo,
+  option: number,
+  type: number,
+  payload: Buffer = Buffer.alloc(0),
+  declaredLength = payload.length,
+): void {
   io.write(Buffer.from('0003e889045565a9', 'hex'), u32(option), u32(type), u32(declaredLength), payload);
 }
 
@@ -102,16 +108,31 @@ export interface PeerRequest {
 export async function nextRequest(io: PeerIo): Promise<PeerRequest | null> {
   const header = await io.read(28);
   if (!header) return null;
-  return { type: header.readUInt16BE(6), handle: header.subarray(8, 16), offset: Number(header.readBigUInt64BE(16)), length: header.readUInt32BE(24) };
+  return {
+    type: header.readUInt16BE(6),
+    handle: header.subarray(8, 16),
+    offset: Number(header.readBigUInt64BE(16)),
+    length: header.readUInt32BE(24),
+  };
 }
 
 /** Writes a structured reply chunk header (and payload), with an optionally false length. */
-export function structuredChunk(io: PeerIo, handle: Buffer, type: number, flags: number, payload: Buffer, declaredLength = payload.length): void {
+export function structuredChunk(
+  io: PeerIo,
+  handle: Buffer,
+  type: number,
+  flags: number,
+  payload: Buffer,
+  declaredLength = payload.length,
+): void {
   io.write(u32(0x668e33ef), u16(flags), u16(type), handle, u32(declaredLength), payload);
 }
 
 /** A hostile peer listening on `path`; `behave` runs for each connection. */
-export async function startHostilePeer(path: string, behave: (io: PeerIo) => Promise<void>): Promise<{ connections: PeerIo[]; close(): Promise<void> }> {
+export async function startHostilePeer(
+  path: string,
+  behave: (io: PeerIo) => Promise<void>,
+): Promise<{ connections: PeerIo[]; close(): Promise<void> }> {
   rmSync(path, { force: true });
   const connections: PeerIo[] = [];
   const server: Server = createServer((socket) => {

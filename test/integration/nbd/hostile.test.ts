@@ -8,7 +8,16 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectNbdUnix, type NbdClient, type NbdConnectOptions } from '../../../drivers/nbd';
 import { isInstanceImagesError } from '../../../src/errors';
 import { codeOf } from '../../support/errors';
-import { acceptNegotiation, bytes, nextRequest, optionReply, structuredChunk, startHostilePeer, type PeerIo, type PeerRequest } from './hostile-peer';
+import {
+  acceptNegotiation,
+  bytes,
+  nextRequest,
+  optionReply,
+  structuredChunk,
+  startHostilePeer,
+  type PeerIo,
+  type PeerRequest,
+} from './hostile-peer';
 import { freshDir } from './qemu';
 
 const MiB = 1024 * 1024;
@@ -47,7 +56,9 @@ async function failure(promise: Promise<unknown>): Promise<{ code: string; messa
   try {
     await promise;
   } catch (error) {
-    return isInstanceImagesError(error) ? { code: error.code, message: error.message } : { code: `not typed: ${String(error)}`, message: '' };
+    return isInstanceImagesError(error)
+      ? { code: error.code, message: error.message }
+      : { code: `not typed: ${String(error)}`, message: '' };
   }
   return { code: 'resolved', message: '' };
 }
@@ -131,7 +142,12 @@ describe('NBD client against a hostile peer', { timeout: 60_000 }, () => {
   });
 
   it.each([
-    ['outside the request', (io: PeerIo, r: PeerRequest) => structuredChunk(io, r.handle, DATA, DONE, Buffer.concat([bytes.u64(r.offset + r.length), Buffer.alloc(16)])), 'outside'],
+    [
+      'outside the request',
+      (io: PeerIo, r: PeerRequest) =>
+        structuredChunk(io, r.handle, DATA, DONE, Buffer.concat([bytes.u64(r.offset + r.length), Buffer.alloc(16)])),
+      'outside',
+    ],
     [
       'overlapping an earlier chunk',
       (io: PeerIo, r: PeerRequest) => {
@@ -140,11 +156,29 @@ describe('NBD client against a hostile peer', { timeout: 60_000 }, () => {
       },
       'overlap',
     ],
-    ['done before every byte was sent', (io: PeerIo, r: PeerRequest) => structuredChunk(io, r.handle, DATA, DONE, Buffer.concat([bytes.u64(r.offset), Buffer.alloc(r.length - 1)])), 'reported done after'],
-    ['for a handle nobody asked', (io: PeerIo) => structuredChunk(io, Buffer.from('ffffffffffffffff', 'hex'), 0, DONE, Buffer.alloc(0)), 'no request in flight'],
+    [
+      'done before every byte was sent',
+      (io: PeerIo, r: PeerRequest) =>
+        structuredChunk(io, r.handle, DATA, DONE, Buffer.concat([bytes.u64(r.offset), Buffer.alloc(r.length - 1)])),
+      'reported done after',
+    ],
+    [
+      'for a handle nobody asked',
+      (io: PeerIo) => structuredChunk(io, Buffer.from('ffffffffffffffff', 'hex'), 0, DONE, Buffer.alloc(0)),
+      'no request in flight',
+    ],
     ['with an unknown magic', (io: PeerIo) => io.write(Buffer.from('deadbeef', 'hex'), Buffer.alloc(12)), 'unknown magic'],
-    ['with an unknown chunk type', (io: PeerIo, r: PeerRequest) => structuredChunk(io, r.handle, 77, DONE, Buffer.alloc(4)), 'unknown reply chunk type'],
-    ['as block status for a read', (io: PeerIo, r: PeerRequest) => structuredChunk(io, r.handle, BLOCK_STATUS, DONE, Buffer.concat([bytes.u32(1), bytes.u32(r.length), bytes.u32(0)])), 'block status in reply to a read'],
+    [
+      'with an unknown chunk type',
+      (io: PeerIo, r: PeerRequest) => structuredChunk(io, r.handle, 77, DONE, Buffer.alloc(4)),
+      'unknown reply chunk type',
+    ],
+    [
+      'as block status for a read',
+      (io: PeerIo, r: PeerRequest) =>
+        structuredChunk(io, r.handle, BLOCK_STATUS, DONE, Buffer.concat([bytes.u32(1), bytes.u32(r.length), bytes.u32(0)])),
+      'block status in reply to a read',
+    ],
   ])('a read answered %s is COMMAND_FAILED', async (_name, answer, text) => {
     const client = await withPeer(transmission(answer));
     const result = await failure(client.read(4096, 8192));
@@ -154,9 +188,28 @@ describe('NBD client against a hostile peer', { timeout: 60_000 }, () => {
 
   it('block status describing more than asked, an unknown context, or too many extents is COMMAND_FAILED', async () => {
     const cases: Array<[(io: PeerIo, r: PeerRequest) => void, string, NbdConnectOptions]> = [
-      [(io, r) => structuredChunk(io, r.handle, BLOCK_STATUS, DONE, Buffer.concat([bytes.u32(1), bytes.u32(r.length), bytes.u32(0), bytes.u32(512), bytes.u32(3)])), 'more than the', {}],
-      [(io, r) => structuredChunk(io, r.handle, BLOCK_STATUS, DONE, Buffer.concat([bytes.u32(9), bytes.u32(r.length), bytes.u32(0)])), 'context id 9', {}],
-      [(io, r) => structuredChunk(io, r.handle, BLOCK_STATUS, DONE, Buffer.alloc(0), 4 + 8 * 1000), 'more than 100 descriptors', { maxExtentsPerReply: 100 }],
+      [
+        (io, r) =>
+          structuredChunk(
+            io,
+            r.handle,
+            BLOCK_STATUS,
+            DONE,
+            Buffer.concat([bytes.u32(1), bytes.u32(r.length), bytes.u32(0), bytes.u32(512), bytes.u32(3)]),
+          ),
+        'more than the',
+        {},
+      ],
+      [
+        (io, r) => structuredChunk(io, r.handle, BLOCK_STATUS, DONE, Buffer.concat([bytes.u32(9), bytes.u32(r.length), bytes.u32(0)])),
+        'context id 9',
+        {},
+      ],
+      [
+        (io, r) => structuredChunk(io, r.handle, BLOCK_STATUS, DONE, Buffer.alloc(0), 4 + 8 * 1000),
+        'more than 100 descriptors',
+        { maxExtentsPerReply: 100 },
+      ],
     ];
     for (const [answer, text, options] of cases) {
       const client = await withPeer(transmission(answer), options);

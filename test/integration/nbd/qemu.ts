@@ -61,7 +61,12 @@ export interface MapEntry {
 
 /** `qemu-img map --output=json` of an image. */
 export function qemuImgMap(image: string): MapEntry[] {
-  return (JSON.parse(run('qemu-img', 'map', '--output=json', '-f', 'qcow2', image)) as MapEntry[]).map(({ start, length, data, zero }) => ({ start, length, data, zero }));
+  return (JSON.parse(run('qemu-img', 'map', '--output=json', '-f', 'qcow2', image)) as MapEntry[]).map(({ start, length, data, zero }) => ({
+    start,
+    length,
+    data,
+    zero,
+  }));
 }
 
 /** A running qemu-nbd serving one image on a unix socket. */
@@ -72,7 +77,11 @@ export interface QemuNbd {
 }
 
 /** Starts `qemu-nbd` (read-only, persistent, several clients) exporting `image` as `exportName`. */
-export async function startQemuNbd(image: string, socket: string, options: { exportName?: string; bitmap?: string } = {}): Promise<QemuNbd> {
+export async function startQemuNbd(
+  image: string,
+  socket: string,
+  options: { exportName?: string; bitmap?: string } = {},
+): Promise<QemuNbd> {
   rmSync(socket, { force: true });
   const args = ['-r', '-t', '-e', '8', '-f', 'qcow2', '-k', socket, '-x', options.exportName ?? 'vda'];
   if (options.bitmap) args.push('-B', options.bitmap);

@@ -56,7 +56,12 @@ suite('postgres adapter behavior', () => {
     // every value arrives as the raw text PostgreSQL sent
     const raw = newPool({ types: { getTypeParser: () => (value: string) => value } });
     const repositories = await createPostgresRepositories({ pool: raw, schema: newSchema() });
-    const image = makeImage({ sizeBytes: 2 ** 40, cloudInit: true, statusReason: { code: 'A', message: 'b' }, createdAt: new Date(1_793_491_200_123) });
+    const image = makeImage({
+      sizeBytes: 2 ** 40,
+      cloudInit: true,
+      statusReason: { code: 'A', message: 'b' },
+      createdAt: new Date(1_793_491_200_123),
+    });
     await repositories.images.insert(image);
     expect(await repositories.images.get(image.id)).toEqual(image);
     const task = makeTask({ heartbeatAt: new Date(5), progress: { step: 's', percent: 50, bytesDone: 1, bytesTotal: 2 } });
@@ -82,7 +87,11 @@ suite('postgres migrations', () => {
 
   it('two pools migrating a fresh schema at once apply each version once', async () => {
     const schema = newSchema();
-    const results = await Promise.all([migratePostgres(newPool(), { schema }), migratePostgres(newPool(), { schema }), migratePostgres(newPool(), { schema })]);
+    const results = await Promise.all([
+      migratePostgres(newPool(), { schema }),
+      migratePostgres(newPool(), { schema }),
+      migratePostgres(newPool(), { schema }),
+    ]);
     expect(results.map((r) => r.applied).sort((a, b) => b.length - a.length)).toEqual([postgresMigrations.map((m) => m.version), [], []]);
   });
 
@@ -111,7 +120,11 @@ suite('postgres concurrency across pools', () => {
     const schema = newSchema();
     const a = await createPostgresRepositories({ pool: newPool(), schema });
     const b = await createPostgresRepositories({ pool: newPool(), schema });
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).images.insertIfUnderLimit(makeImage({ accountId: 'race' }), { accountId: 'race', max: 7 })));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        (i % 2 ? a : b).images.insertIfUnderLimit(makeImage({ accountId: 'race' }), { accountId: 'race', max: 7 }),
+      ),
+    );
     expect(results.filter(Boolean)).toHaveLength(7);
     expect(await a.images.countActive('race')).toBe(7);
   });
@@ -137,7 +150,11 @@ suite('postgres concurrency across pools', () => {
 
 suite('postgres options', () => {
   it('opens and ends its own pool from a connection string', async () => {
-    const repositories: PostgresRepositories = await createPostgresRepositories({ connectionString: url ?? '', schema: newSchema(), maxConnections: 3 });
+    const repositories: PostgresRepositories = await createPostgresRepositories({
+      connectionString: url ?? '',
+      schema: newSchema(),
+      maxConnections: 3,
+    });
     await repositories.tasks.insert(makeTask());
     await repositories.close();
     await repositories.close();

@@ -81,7 +81,9 @@ describe('local storage faults: a full filesystem', () => {
         const data = randomBytes(6 * MiB);
         // with and without the size announced (one-command commit vs write-then-rename)
         for (const size of [undefined, data.length]) {
-          expect(await codeOf(disk.put('too-big.qcow2', Readable.from([data.subarray(0, 3 * MiB), data.subarray(3 * MiB)]), { size }))).toBe('STORAGE_FULL');
+          expect(
+            await codeOf(disk.put('too-big.qcow2', Readable.from([data.subarray(0, 3 * MiB), data.subarray(3 * MiB)]), { size })),
+          ).toBe('STORAGE_FULL');
           expect(await disk.stat('too-big.qcow2')).toBeNull();
           expect(await disk.listIncomplete()).toEqual([]);
           expect(filesUnder(mountPoint)).toEqual([]);
@@ -98,62 +100,65 @@ describe('local storage faults: a full filesystem', () => {
 });
 
 const sshSuite = 'skip' in target ? describe.skip : describe;
-sshSuite(`local storage faults: the SSH connection drops mid-put${'skip' in target ? ` (skipped: ${'skip' in target ? target.skip : ''})` : ''}`, () => {
-  let proxy: TcpProxy;
-  let root: string;
-  beforeAll(async () => {
-    proxy = await startTcpProxy(SSH_HOST, SSH_PORT);
-    root = mkdtempSync('/var/tmp/ii-drop-');
-  });
-  afterAll(async () => {
-    await proxy.close();
-    rmSync(root, { recursive: true, force: true });
-  });
-
-  it('nothing appears under the final key; the driver removes its temp file when it can reconnect', async () => {
-    if ('skip' in target) return;
-    const executor = createSshExecutor({ ...target.connection, port: proxy.port });
-    const disk = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor }), { retries: { attempts: 1 } });
-    try {
-      for (const size of [undefined, 2 * MiB]) {
-        // size announced: all of it is sent, but the body never ends, so no commit byte follows
-        const put = disk.put('dropped.qcow2', stallingBody(2 * MiB), { size });
-        await waitUntil(() => filesUnder(root).length > 0);
-        expect(filesUnder(root)[0]).toMatch(/^\.dropped\.qcow2\..*\.part$/);
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        proxy.dropAll();
-        expect(await codeOf(put)).toBe('STORAGE_UNAVAILABLE');
-        await waitUntil(() => filesUnder(root).length === 0);
-        expect(filesUnder(root)).toEqual([]);
-        expect(await disk.stat('dropped.qcow2')).toBeNull();
-      }
-    } finally {
-      await executor.close();
-    }
-  });
-
-  it('when the host stays unreachable, the temp file is left as an incomplete upload and cleanup removes it', async () => {
-    if ('skip' in target) return;
-    const executor = createSshExecutor({ ...target.connection, port: proxy.port }, { readyTimeoutMs: 5000 });
-    const disk = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor }), { retries: { attempts: 1 } });
-    const cleanupExecutor = createSshExecutor(target.connection);
-    const cleanup = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor: cleanupExecutor }));
-    try {
-      const put = disk.put('sub/stranded.qcow2', stallingBody(2 * MiB));
-      await waitUntil(() => filesUnder(root).length > 0);
-      // Close the proxy for good: the driver's own removal of the temp file cannot reach the host.
+sshSuite(
+  `local storage faults: the SSH connection drops mid-put${'skip' in target ? ` (skipped: ${'skip' in target ? target.skip : ''})` : ''}`,
+  () => {
+    let proxy: TcpProxy;
+    let root: string;
+    beforeAll(async () => {
+      proxy = await startTcpProxy(SSH_HOST, SSH_PORT);
+      root = mkdtempSync('/var/tmp/ii-drop-');
+    });
+    afterAll(async () => {
       await proxy.close();
-      expect(await codeOf(put)).toBe('STORAGE_UNAVAILABLE');
-      expect(await cleanup.stat('sub/stranded.qcow2')).toBeNull();
-      const leftovers = await cleanup.listIncomplete();
-      expect(leftovers.map((u) => u.key)).toEqual(['sub/stranded.qcow2']);
-      expect((await cleanup.list()).items).toEqual([]);
-      for (const upload of leftovers) await cleanup.abortIncomplete(upload);
-      expect(await cleanup.listIncomplete()).toEqual([]);
-      expect(filesUnder(root)).toEqual([]);
-    } finally {
-      await executor.close();
-      await cleanupExecutor.close();
-    }
-  });
-});
+      rmSync(root, { recursive: true, force: true });
+    });
+
+    it('nothing appears under the final key; the driver removes its temp file when it can reconnect', async () => {
+      if ('skip' in target) return;
+      const executor = createSshExecutor({ ...target.connection, port: proxy.port });
+      const disk = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor }), { retries: { attempts: 1 } });
+      try {
+        for (const size of [undefined, 2 * MiB]) {
+          // size announced: all of it is sent, but the body never ends, so no commit byte follows
+          const put = disk.put('dropped.qcow2', stallingBody(2 * MiB), { size });
+          await waitUntil(() => filesUnder(root).length > 0);
+          expect(filesUnder(root)[0]).toMatch(/^\.dropped\.qcow2\..*\.part$/);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          proxy.dropAll();
+          expect(await codeOf(put)).toBe('STORAGE_UNAVAILABLE');
+          await waitUntil(() => filesUnder(root).length === 0);
+          expect(filesUnder(root)).toEqual([]);
+          expect(await disk.stat('dropped.qcow2')).toBeNull();
+        }
+      } finally {
+        await executor.close();
+      }
+    });
+
+    it('when the host stays unreachable, the temp file is left as an incomplete upload and cleanup removes it', async () => {
+      if ('skip' in target) return;
+      const executor = createSshExecutor({ ...target.connection, port: proxy.port }, { readyTimeoutMs: 5000 });
+      const disk = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor }), { retries: { attempts: 1 } });
+      const cleanupExecutor = createSshExecutor(target.connection);
+      const cleanup = wrapStorageDriver(localStorageDriver.create({ path: root }, { executor: cleanupExecutor }));
+      try {
+        const put = disk.put('sub/stranded.qcow2', stallingBody(2 * MiB));
+        await waitUntil(() => filesUnder(root).length > 0);
+        // Close the proxy for good: the driver's own removal of the temp file cannot reach the host.
+        await proxy.close();
+        expect(await codeOf(put)).toBe('STORAGE_UNAVAILABLE');
+        expect(await cleanup.stat('sub/stranded.qcow2')).toBeNull();
+        const leftovers = await cleanup.listIncomplete();
+        expect(leftovers.map((u) => u.key)).toEqual(['sub/stranded.qcow2']);
+        expect((await cleanup.list()).items).toEqual([]);
+        for (const upload of leftovers) await cleanup.abortIncomplete(upload);
+        expect(await cleanup.listIncomplete()).toEqual([]);
+        expect(filesUnder(root)).toEqual([]);
+      } finally {
+        await executor.close();
+        await cleanupExecutor.close();
+      }
+    });
+  },
+);

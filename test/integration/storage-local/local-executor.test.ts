@@ -8,14 +8,20 @@ import { testStorageDriver } from '../../../src/testing/storage-driver-suite';
 const root = mkdtempSync('/var/tmp/ii-storage-local-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-testStorageDriver({ describe, it, expect }, {
-  name: 'local (local executor)',
-  create: () => localStorageDriver.create({ path: root }, { executor: createLocalExecutor() }),
-});
+testStorageDriver(
+  { describe, it, expect },
+  {
+    name: 'local (local executor)',
+    create: () => localStorageDriver.create({ path: root }, { executor: createLocalExecutor() }),
+  },
+);
 
 // The same with buffered writes and the background write-back (`directIo: false`, the path a
 // filesystem without O_DIRECT support takes too).
-testStorageDriver({ describe, it, expect }, {
-  name: 'local (local executor, buffered writes)',
-  create: () => localStorageDriver.create({ path: root, directIo: false }, { executor: createLocalExecutor() }),
-});
+testStorageDriver(
+  { describe, it, expect },
+  {
+    name: 'local (local executor, buffered writes)',
+    create: () => localStorageDriver.create({ path: root, directIo: false }, { executor: createLocalExecutor() }),
+  },
+);

@@ -15,10 +15,13 @@ if ('skip' in target) {
     it('needs sshd', () => undefined);
   });
 } else {
-  testStorageDriver({ describe, it, expect }, {
-    name: 'local over SSH',
-    create: () => localStorageDriver.create({ path: root }, { executor: createSshExecutor(target.connection) }),
-    // each test's driver owns its executor: close its connections
-    cleanup: async () => undefined,
-  });
+  testStorageDriver(
+    { describe, it, expect },
+    {
+      name: 'local over SSH',
+      create: () => localStorageDriver.create({ path: root }, { executor: createSshExecutor(target.connection) }),
+      // each test's driver owns its executor: close its connections
+      cleanup: async () => undefined,
+    },
+  );
 }

@@ -55,7 +55,10 @@ describe('nfs mount verification with the real findmnt and mount', () => {
     const mountPoint = `${base}/plain`;
     execFileSync('mkdir', ['-p', mountPoint]);
     const executor = recording(createLocalExecutor());
-    const disk = wrapStorageDriver(nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint }), { executor }), { retries: { attempts: 1 } });
+    const disk = wrapStorageDriver(
+      nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint }), { executor }),
+      { retries: { attempts: 1 } },
+    );
     const health = await disk.health();
     expect(health.ok).toBe(false);
     expect(health.message).toContain(`nothing is mounted at ${mountPoint}`);
@@ -71,7 +74,10 @@ describe('nfs mount verification with the real findmnt and mount', () => {
 
   it('a missing mount point is reported as missing', async () => {
     const executor = createLocalExecutor();
-    const driver = nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint: `${base}/missing` }), { executor });
+    const driver = nfsStorageDriver.create(
+      nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint: `${base}/missing` }),
+      { executor },
+    );
     const health = await driver.health();
     expect(health).toEqual({ ok: false, message: `${SERVER}:${EXPORT} is not usable on local: ${base}/missing does not exist` });
   });
@@ -90,7 +96,10 @@ describe('nfs mount verification with the real findmnt and mount', () => {
 
     it('is rejected by its type even with the right source name, and autoMount never mounts over it', async () => {
       const executor = recording(createLocalExecutor());
-      const driver = nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint, autoMount: true }), { executor });
+      const driver = nfsStorageDriver.create(
+        nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint, autoMount: true }),
+        { executor },
+      );
       const health = await driver.health();
       expect(health.ok).toBe(false);
       expect(health.message).toContain(`${mountPoint} is a tmpfs mount of ${SERVER}:${EXPORT}, not NFS`);
@@ -107,10 +116,21 @@ describe('nfs mount verification with the real findmnt and mount', () => {
       const inner = makeExecutor();
       const executor = recording(inner);
       try {
-        const driver = nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint, autoMount: true, mountOptions: 'vers=4.2,soft,timeo=50' }), { executor });
+        const driver = nfsStorageDriver.create(
+          nfsStorageDriver.optionsSchema.parse({
+            server: SERVER,
+            exportPath: EXPORT,
+            mountPoint,
+            autoMount: true,
+            mountOptions: 'vers=4.2,soft,timeo=50',
+          }),
+          { executor },
+        );
         const health = await driver.health();
         expect(health.ok).toBe(false);
-        expect(health.message).toMatch(/Mounting 127\.0\.0\.1:\/export\/images at .* failed: .*(unknown filesystem type|No such device|helper program)/);
+        expect(health.message).toMatch(
+          /Mounting 127\.0\.0\.1:\/export\/images at .* failed: .*(unknown filesystem type|No such device|helper program)/,
+        );
         const mountCommand = executor.commands.find((argv) => argv.includes('mount'));
         expect(mountCommand?.slice(-7)).toEqual(['mount', '-t', 'nfs', '-o', 'vers=4.2,soft,timeo=50', `${SERVER}:${EXPORT}`, mountPoint]);
         const put = await failure(driver.put('x', Readable.from([Buffer.from('x')])));
@@ -126,7 +146,20 @@ describe('nfs mount verification with the real findmnt and mount', () => {
 
 /** What findmnt -J prints for an NFS mount of the export at `mountPoint` (format of util-linux 2.38). */
 function nfsFindmntJson(mountPoint: string): string {
-  return JSON.stringify({ filesystems: [{ target: mountPoint, source: `${SERVER}:${EXPORT}`, fstype: 'nfs4', options: 'rw,relatime,vers=4.2,rsize=1048576,wsize=1048576,hard,proto=tcp,timeo=600' }] }, null, 3);
+  return JSON.stringify(
+    {
+      filesystems: [
+        {
+          target: mountPoint,
+          source: `${SERVER}:${EXPORT}`,
+          fstype: 'nfs4',
+          options: 'rw,relatime,vers=4.2,rsize=1048576,wsize=1048576,hard,proto=tcp,timeo=600',
+        },
+      ],
+    },
+    null,
+    3,
+  );
 }
 
 /** The real local executor, except that findmnt for the mount point answers as for an NFS mount. */
@@ -149,15 +182,23 @@ describe('file operations at a verified NFS mount point', () => {
   afterAll(() => rmSync(mountPoint, { recursive: true, force: true }));
 
   it('health reports the mount and the directory', async () => {
-    const driver = nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: `${EXPORT}/`, mountPoint }), { executor: nfsMountedExecutor(mountPoint) });
+    const driver = nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: `${EXPORT}/`, mountPoint }), {
+      executor: nfsMountedExecutor(mountPoint),
+    });
     const health = await driver.health();
     expect(health.ok).toBe(true);
     expect(health.message).toContain(`${SERVER}:${EXPORT}/ is mounted at ${mountPoint} (nfs4`);
     expect(driver.pathOf?.('a/b.qcow2')).toBe(`${mountPoint}/a/b.qcow2`);
   });
 
-  testStorageDriver({ describe, it, expect }, {
-    name: 'nfs (at a mount point that findmnt reports as the export)',
-    create: () => nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint }), { executor: nfsMountedExecutor(mountPoint) }),
-  });
+  testStorageDriver(
+    { describe, it, expect },
+    {
+      name: 'nfs (at a mount point that findmnt reports as the export)',
+      create: () =>
+        nfsStorageDriver.create(nfsStorageDriver.optionsSchema.parse({ server: SERVER, exportPath: EXPORT, mountPoint }), {
+          executor: nfsMountedExecutor(mountPoint),
+        }),
+    },
+  );
 });

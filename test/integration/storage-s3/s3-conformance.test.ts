@@ -11,11 +11,12 @@ describe.skipIf(loaded.env === null)(`s3 on radosgw${loaded.missing ? ` (skipped
   const s3 = useTestBucket(env, 's3conf');
   const { bucket } = s3;
 
-
-
   // 5 MiB parts: the incomplete-upload case writes 6 MiB, so a multipart upload exists while it stalls.
-  testStorageDriver({ describe, it, expect }, {
-    name: 's3 (Ceph radosgw)',
-    create: () => s3StorageDriver.create(driverOptions(env, bucket, { prefix: 'conformance', partSizeBytes: 5 * 1024 * 1024 }), {}),
-  });
+  testStorageDriver(
+    { describe, it, expect },
+    {
+      name: 's3 (Ceph radosgw)',
+      create: () => s3StorageDriver.create(driverOptions(env, bucket, { prefix: 'conformance', partSizeBytes: 5 * 1024 * 1024 }), {}),
+    },
+  );
 });

@@ -141,7 +141,11 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
   it('cancelling a put mid-stream rejects with CANCELLED and leaves no object and no multipart upload', async () => {
     const controller = new AbortController();
     const body = stallingStream(7 * MiB);
-    const putting = driver.put('cancelled.qcow2', body, { size: 64 * MiB, signal: controller.signal, onProgress: () => controller.abort() } as never);
+    const putting = driver.put('cancelled.qcow2', body, {
+      size: 64 * MiB,
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    } as never);
     const error = await failure(putting);
     expect(error.code).toBe('CANCELLED');
     expect(body.destroyed).toBe(true);
@@ -180,7 +184,15 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
 
   it('lists incomplete multipart uploads under its prefix only and aborts them idempotently', async () => {
     const mine = await s3.admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'images/custom/left/behind.qcow2' }));
-    await s3.admin.send(new UploadPartCommand({ Bucket: bucket, Key: 'images/custom/left/behind.qcow2', UploadId: mine.UploadId, PartNumber: 1, Body: Buffer.alloc(1024) }));
+    await s3.admin.send(
+      new UploadPartCommand({
+        Bucket: bucket,
+        Key: 'images/custom/left/behind.qcow2',
+        UploadId: mine.UploadId,
+        PartNumber: 1,
+        Body: Buffer.alloc(1024),
+      }),
+    );
     const foreign = await s3.admin.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: 'elsewhere/other.qcow2' }));
 
     const listed = await driver.listIncomplete();
@@ -201,7 +213,8 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
   it('concurrent puts of different keys all land intact', async () => {
     const items = Array.from({ length: 4 }, (_, index) => ({ key: `parallel/${index}.bin`, ...randomData(MiB + index) }));
     await Promise.all(items.map((item) => driver.put(item.key, streamOf(item.data), { size: item.data.length })));
-    for (const item of items) expect(await digestStream(await driver.get(item.key))).toEqual({ sha256: item.sha256, size: item.data.length });
+    for (const item of items)
+      expect(await digestStream(await driver.get(item.key))).toEqual({ sha256: item.sha256, size: item.data.length });
   });
 
   it('a cancelled get destroys the stream with CANCELLED', async () => {
@@ -228,7 +241,14 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
       expect(health.message).not.toContain(wrongSecret);
       expect(health.message).not.toContain(env.secretAccessKey);
       expect(health.message).toMatch(/credentials|secretAccessKey/);
-      const attempts = [() => bad.put('x.bin', streamOf(Buffer.alloc(10))), () => bad.stat('x.bin'), () => bad.list(), () => bad.get('x.bin'), () => bad.delete('x.bin'), () => bad.listIncomplete()];
+      const attempts = [
+        () => bad.put('x.bin', streamOf(Buffer.alloc(10))),
+        () => bad.stat('x.bin'),
+        () => bad.list(),
+        () => bad.get('x.bin'),
+        () => bad.delete('x.bin'),
+        () => bad.listIncomplete(),
+      ];
       for (const attempt of attempts) {
         const error = await failure(attempt());
         expect(error.code).toBe('STORAGE_UNAVAILABLE');

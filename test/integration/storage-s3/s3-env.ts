@@ -102,7 +102,8 @@ export async function loadS3TestEnv(): Promise<{ env: S3TestEnv; missing: null }
   const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY ?? file.AWS_SECRET_ACCESS_KEY;
   const region = process.env.AWS_REGION ?? file.AWS_REGION ?? 'us-east-1';
   let missing: string | null = null;
-  if (!endpoint || !accessKeyId || !secretAccessKey) missing = `no S3 endpoint/keys in the environment or ${ENV_FILE}; run scripts/start-services.sh`;
+  if (!endpoint || !accessKeyId || !secretAccessKey)
+    missing = `no S3 endpoint/keys in the environment or ${ENV_FILE}; run scripts/start-services.sh`;
   else if (!(await s3Reachable(endpoint))) missing = `radosgw at ${endpoint} is not reachable; run scripts/start-services.sh`;
   if (missing !== null || !endpoint || !accessKeyId || !secretAccessKey) {
     const reason = missing ?? 'S3 test environment incomplete';
@@ -153,7 +154,9 @@ export async function openMultipartUploads(client: S3Client, bucket: string): Pr
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   for (;;) {
-    const page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+    const page = await client.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+    );
     for (const upload of page.Uploads ?? []) if (upload.Key && upload.UploadId) result.push({ key: upload.Key, id: upload.UploadId });
     if (!page.IsTruncated) return result;
     keyMarker = page.NextKeyMarker;

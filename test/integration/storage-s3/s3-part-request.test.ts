@@ -4,12 +4,25 @@
  * are signed right, and radosgw's error answers (NoSuchUpload after an abort, a wrong secret) map
  * to exactly the codes the SDK's UploadPart errors map to.
  */
-import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, ListPartsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  ListPartsCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { s3StorageDriver } from '../../../drivers/storage/s3';
 import { toS3StorageError, type S3ErrorContext } from '../../../drivers/storage/s3/errors';
-import { createS3PartUploader, s3ClientClock, s3ClientSigner, trackS3PartTarget, type S3PartTarget } from '../../../drivers/storage/s3/part-request';
+import {
+  createS3PartUploader,
+  s3ClientClock,
+  s3ClientSigner,
+  trackS3PartTarget,
+  type S3PartTarget,
+} from '../../../drivers/storage/s3/part-request';
 import { InstanceImagesError } from '../../../src/errors';
 import { digestStream, randomData, streamOf } from './data';
 import { driverOptions, loadS3TestEnv, openMultipartUploads, useTestBucket } from './s3-env';
@@ -21,7 +34,12 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
   const env = loaded.env!;
   const s3 = useTestBucket(env, 's3lean');
   const { bucket } = s3;
-  const context = (): S3ErrorContext => ({ action: 'upload "lean"', bucket, endpoint: new URL(env.endpoint).origin, secrets: [env.secretAccessKey, 'wrong-secret-value-123'] });
+  const context = (): S3ErrorContext => ({
+    action: 'upload "lean"',
+    bucket,
+    endpoint: new URL(env.endpoint).origin,
+    secrets: [env.secretAccessKey, 'wrong-secret-value-123'],
+  });
 
   /** Starts a multipart upload with the admin client and returns its id and the URL its parts go to. */
   async function startUpload(key: string): Promise<{ uploadId: string; target: S3PartTarget }> {
@@ -33,11 +51,12 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
     return { uploadId: created.UploadId!, target: url! };
   }
 
-
-
   it('stores objects byte for byte through the driver, with keys that need escaping, path-style or not', async () => {
     for (const forcePathStyle of [true, false]) {
-      const driver = s3StorageDriver.create(driverOptions(env, bucket, { prefix: 'lean dir', partSizeBytes: 5 * MiB, queueSize: 2, forcePathStyle }), {});
+      const driver = s3StorageDriver.create(
+        driverOptions(env, bucket, { prefix: 'lean dir', partSizeBytes: 5 * MiB, queueSize: 2, forcePathStyle }),
+        {},
+      );
       try {
         const key = `ä b+c%(1)~'*/${forcePathStyle ? 'path' : 'auto'}.qcow2`;
         // 3 full parts and a short one.
@@ -71,12 +90,20 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
 
       await s3.admin.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
       const lean = await uploader.uploadPart(target, uploadId, 2, data, new AbortController().signal).catch((error: unknown) => error);
-      const sdk = await s3.admin.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 2, Body: data, ContentLength: data.length })).catch((error: unknown) => error);
+      const sdk = await s3.admin
+        .send(
+          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 2, Body: data, ContentLength: data.length }),
+        )
+        .catch((error: unknown) => error);
       expect(lean).toMatchObject({ name: 'NoSuchUpload', $metadata: { httpStatusCode: 404 } });
       const mappedLean = toS3StorageError(lean, context());
       const mappedSdk = toS3StorageError(sdk, context());
       expect(mappedLean).toBeInstanceOf(InstanceImagesError);
-      expect({ code: mappedLean.code, message: mappedLean.message, details: mappedLean.details }).toEqual({ code: mappedSdk.code, message: mappedSdk.message, details: mappedSdk.details });
+      expect({ code: mappedLean.code, message: mappedLean.message, details: mappedLean.details }).toEqual({
+        code: mappedSdk.code,
+        message: mappedSdk.message,
+        details: mappedSdk.details,
+      });
       expect(mappedLean.code).toBe('STORAGE_UNAVAILABLE');
       expect(mappedLean.details).toMatchObject({ s3Error: 'NoSuchUpload', httpStatus: 404 });
     } finally {
@@ -100,11 +127,19 @@ describe.skipIf(loaded.env === null)(`s3 lean UploadPart path on radosgw${loaded
     try {
       const { data } = randomData(MiB);
       const lean = await uploader.uploadPart(target, uploadId, 1, data, new AbortController().signal).catch((error: unknown) => error);
-      const sdk = await wrong.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 1, Body: data, ContentLength: data.length })).catch((error: unknown) => error);
+      const sdk = await wrong
+        .send(
+          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 1, Body: data, ContentLength: data.length }),
+        )
+        .catch((error: unknown) => error);
       expect(lean).toMatchObject({ name: 'SignatureDoesNotMatch', $metadata: { httpStatusCode: 403 } });
       const mappedLean = toS3StorageError(lean, context());
       const mappedSdk = toS3StorageError(sdk, context());
-      expect({ code: mappedLean.code, message: mappedLean.message, details: mappedLean.details }).toEqual({ code: mappedSdk.code, message: mappedSdk.message, details: mappedSdk.details });
+      expect({ code: mappedLean.code, message: mappedLean.message, details: mappedLean.details }).toEqual({
+        code: mappedSdk.code,
+        message: mappedSdk.message,
+        details: mappedSdk.details,
+      });
       expect(mappedLean.code).toBe('STORAGE_UNAVAILABLE');
       expect(mappedLean.message).toContain('secret access key does not match');
       for (const text of [mappedLean.message, JSON.stringify(mappedLean), String((lean as Error).message), JSON.stringify(lean)]) {

@@ -34,7 +34,12 @@ async function fakeS3(handler: (req: IncomingMessage, res: ServerResponse) => vo
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.push(server);
   const { port } = server.address() as AddressInfo;
-  return { server, requests, sockets, target: { protocol: 'http:', hostname: '127.0.0.1', port, path: '/bucket/key', signingRegion: 'us-east-1', signingName: 's3' } };
+  return {
+    server,
+    requests,
+    sockets,
+    target: { protocol: 'http:', hostname: '127.0.0.1', port, path: '/bucket/key', signingRegion: 'us-east-1', signingName: 's3' },
+  };
 }
 
 function uploader(options: { maxAttempts?: number; socketIdleTimeoutMs?: number } = {}): S3PartUploader {
@@ -71,11 +76,19 @@ describe('lean UploadPart transport', { timeout: 20_000 }, () => {
     });
     const parts = uploader();
     for (let part = 1; part <= 3; part += 1) {
-      expect(await parts.uploadPart(fake.target, 'up/1', part, Buffer.alloc(MiB + part), new AbortController().signal)).toBe(`"etag-${part}"`);
+      expect(await parts.uploadPart(fake.target, 'up/1', part, Buffer.alloc(MiB + part), new AbortController().signal)).toBe(
+        `"etag-${part}"`,
+      );
     }
     expect(bodies).toEqual([MiB + 1, MiB + 2, MiB + 3]);
-    expect(fake.requests.map((r) => [r.method, r.url])).toEqual([1, 2, 3].map((n) => ['PUT', `/bucket/key?partNumber=${n}&uploadId=up%2F1`]));
-    expect(fake.requests[0]!.headers).toMatchObject({ authorization: 'AWS4-HMAC-SHA256 test', 'content-length': String(MiB + 1), host: `127.0.0.1:${fake.target.port}` });
+    expect(fake.requests.map((r) => [r.method, r.url])).toEqual(
+      [1, 2, 3].map((n) => ['PUT', `/bucket/key?partNumber=${n}&uploadId=up%2F1`]),
+    );
+    expect(fake.requests[0]!.headers).toMatchObject({
+      authorization: 'AWS4-HMAC-SHA256 test',
+      'content-length': String(MiB + 1),
+      host: `127.0.0.1:${fake.target.port}`,
+    });
     expect(fake.requests[0]!.headers['x-amz-content-sha256']).toMatch(/^[0-9a-f]{64}$/);
     expect(fake.sockets.size).toBe(1);
   });
@@ -83,7 +96,9 @@ describe('lean UploadPart transport', { timeout: 20_000 }, () => {
   it('reports an error answer sent before the body was read as that S3 error, not as a broken pipe', async () => {
     const fake = await fakeS3((_req, res) => {
       // Answers at once and drops the connection without reading the body (the client's write then fails).
-      res.writeHead(403, { 'Content-Type': 'application/xml', Connection: 'close' }).end('<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>', () => res.socket?.destroy());
+      res
+        .writeHead(403, { 'Content-Type': 'application/xml', Connection: 'close' })
+        .end('<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>', () => res.socket?.destroy());
     });
     const failure = await uploader()
       .uploadPart(fake.target, 'id', 1, Buffer.alloc(16 * MiB), new AbortController().signal)

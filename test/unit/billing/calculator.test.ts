@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { calculateCharges, ChargeCalculator, DEFAULT_BILLING_POLICY, Rational, resolveBillingPolicy, splitAtMonthBoundaries, hoursInUtcMonth, billedHours, type BillingPolicyInput } from '../../../src/billing';
+import {
+  calculateCharges,
+  ChargeCalculator,
+  DEFAULT_BILLING_POLICY,
+  Rational,
+  resolveBillingPolicy,
+  splitAtMonthBoundaries,
+  hoursInUtcMonth,
+  billedHours,
+  type BillingPolicyInput,
+} from '../../../src/billing';
 import { GIB, interval, period } from './helpers';
 
 const NOVEMBER_2026 = period('2026-11-01T00:00:00Z', '2026-12-01T00:00:00Z');
@@ -11,7 +21,17 @@ describe('the worked example (docs/billing.md)', () => {
     const result = calculateCharges([example], NOVEMBER_2026);
     expect(result.lines).toHaveLength(1);
     const [line] = result.lines;
-    expect(line).toMatchObject({ imageId: 'i1', sizeBytes: 20 * GIB, sizeGb: '20', rate: '0.05', billedHours: '51', amount: '0.07', exactAmount: '51/730', monthlyCapApplied: false, minimumChargeApplied: false });
+    expect(line).toMatchObject({
+      imageId: 'i1',
+      sizeBytes: 20 * GIB,
+      sizeGb: '20',
+      rate: '0.05',
+      billedHours: '51',
+      amount: '0.07',
+      exactAmount: '51/730',
+      monthlyCapApplied: false,
+      minimumChargeApplied: false,
+    });
     expect(Rational.parse(line?.exactAmount ?? '').format(6)).toBe('0.069863');
     expect(result.total).toBe('0.07');
     expect(result.exactTotal).toBe('51/730');
@@ -44,9 +64,17 @@ describe('calculateCharges', () => {
     const justUnder = interval({ imageId: 'i2', from: '2026-11-02T00:00:00Z', to: '2026-11-02T01:29:59.999Z' });
     const oneMs = interval({ imageId: 'i3', from: '2026-11-02T00:00:00Z', to: '2026-11-02T00:00:00.001Z' });
     const up = calculateCharges([ninetyMinutes, justUnder, oneMs], NOVEMBER_2026, { rounding: 'up' });
-    expect(up.lines.map((l) => [l.imageId, l.billedHours, l.amount])).toEqual([['i1', '2', '2.00'], ['i2', '2', '2.00'], ['i3', '1', '1.00']]);
+    expect(up.lines.map((l) => [l.imageId, l.billedHours, l.amount])).toEqual([
+      ['i1', '2', '2.00'],
+      ['i2', '2', '2.00'],
+      ['i3', '1', '1.00'],
+    ]);
     const nearest = calculateCharges([ninetyMinutes, justUnder, oneMs], NOVEMBER_2026, { rounding: 'nearest' });
-    expect(nearest.lines.map((l) => [l.imageId, l.billedHours, l.amount])).toEqual([['i1', '2', '2.00'], ['i2', '1', '1.00'], ['i3', '0', '0.00']]);
+    expect(nearest.lines.map((l) => [l.imageId, l.billedHours, l.amount])).toEqual([
+      ['i1', '2', '2.00'],
+      ['i2', '1', '1.00'],
+      ['i3', '0', '0.00'],
+    ]);
     const exact = calculateCharges([ninetyMinutes, justUnder, oneMs], NOVEMBER_2026, { rounding: 'exact' });
     expect(exact.lines.map((l) => [l.imageId, l.billedHours, l.exactAmount])).toEqual([
       ['i1', '1.5', '1.5'],
@@ -72,7 +100,10 @@ describe('calculateCharges', () => {
     const after = interval({ imageId: 'i2', from: '2026-11-30T23:00:00Z', to: '2026-12-01T05:00:00Z' });
     const outside = interval({ imageId: 'i3', from: '2026-10-01T00:00:00Z', to: '2026-11-01T00:00:00Z' });
     const result = calculateCharges([before, after, outside], NOVEMBER_2026);
-    expect(result.lines.map((l) => [l.imageId, l.billedHours])).toEqual([['i1', '2'], ['i2', '1']]);
+    expect(result.lines.map((l) => [l.imageId, l.billedHours])).toEqual([
+      ['i1', '2'],
+      ['i2', '1'],
+    ]);
   });
 
   it('bills an interval still open at the period end up to the end', () => {
@@ -80,7 +111,10 @@ describe('calculateCharges', () => {
     const open = interval({ from: '2026-03-31T00:00:00Z', to: null });
     const openSinceLastYear = interval({ imageId: 'i2', from: '2025-06-15T08:00:00Z', to: null });
     const result = calculateCharges([open, openSinceLastYear], march, { monthlyCap: false });
-    expect(result.lines.map((l) => [l.imageId, l.billedHours, l.amount])).toEqual([['i1', '24', '24.00'], ['i2', '744', '744.00']]);
+    expect(result.lines.map((l) => [l.imageId, l.billedHours, l.amount])).toEqual([
+      ['i1', '24', '24.00'],
+      ['i2', '744', '744.00'],
+    ]);
   });
 
   it('charges nothing for zero-length intervals, even with a minimum charge', () => {
@@ -135,7 +169,13 @@ describe('calculateCharges', () => {
     const large = interval({ sizeBytes: 146 * GIB, from: '2026-01-20T00:00:00Z', to: null });
     const result = calculateCharges([small, large], january, { monthlyCap: true });
     // 456 h × 1.00 + 288 h × 2.00 = 1032.00 ≤ 1460.00 (the larger monthly cost): not capped.
-    expect(result.lines[0]).toMatchObject({ amount: '1032.00', monthlyCapApplied: false, sizeBytes: 146 * GIB, sizeGb: '146', billedHours: '744' });
+    expect(result.lines[0]).toMatchObject({
+      amount: '1032.00',
+      monthlyCapApplied: false,
+      sizeBytes: 146 * GIB,
+      sizeGb: '146',
+      billedHours: '744',
+    });
     expect(result.lines[0]?.segments).toEqual([
       { sizeBytes: 73 * GIB, sizeGb: '73', rate: '10', billedHours: '456', exactAmount: '456' },
       { sizeBytes: 146 * GIB, sizeGb: '146', rate: '10', billedHours: '288', exactAmount: '576' },
@@ -154,7 +194,10 @@ describe('calculateCharges', () => {
     const feb2028 = period('2028-02-01T00:00:00Z', '2028-03-01T00:00:00Z');
     const all = interval({ from: '2028-01-15T00:00:00Z', to: null });
     expect(calculateCharges([all], feb2028).lines[0]).toMatchObject({ billedHours: '696', amount: '696.00' });
-    expect(calculateCharges([all], feb2028, { hoursPerMonth: 'calendar' }).lines[0]).toMatchObject({ billedHours: '696', amount: '730.00' });
+    expect(calculateCharges([all], feb2028, { hoursPerMonth: 'calendar' }).lines[0]).toMatchObject({
+      billedHours: '696',
+      amount: '730.00',
+    });
     const leapDay = interval({ imageId: 'i2', from: '2028-02-29T00:00:00Z', to: '2028-03-01T00:00:00Z' });
     expect(calculateCharges([leapDay], feb2028).lines[0]).toMatchObject({ billedHours: '24', amount: '24.00' });
   });
@@ -185,17 +228,30 @@ describe('calculateCharges', () => {
     const hour = { from: '2026-11-02T00:00:00Z', to: '2026-11-02T01:00:00Z' };
     const pebibyte = interval({ sizeBytes: 2 ** 50, rate: '0.0125', ...hour });
     // 1 PiB = 1,048,576 GiB × 0.0125 = 13,107.2 a month; one hour = 13107.2 / 730.
-    expect(calculateCharges([pebibyte], NOVEMBER_2026).lines[0]).toMatchObject({ sizeGb: '1048576', exactAmount: '32768/1825', amount: '17.96' });
+    expect(calculateCharges([pebibyte], NOVEMBER_2026).lines[0]).toMatchObject({
+      sizeGb: '1048576',
+      exactAmount: '32768/1825',
+      amount: '17.96',
+    });
     const fivePetabytes = interval({ sizeBytes: 5 * 10 ** 15, rate: '0.0125', from: '2025-01-01T00:00:00Z', to: null });
     const january = period('2026-01-01T00:00:00Z', '2026-02-01T00:00:00Z');
     // 5,000,000 GB × 0.0125 = 62,500 a month; 744 h would be 63,698.63…, capped.
-    expect(calculateCharges([fivePetabytes], january, { gb: 'GB' }).lines[0]).toMatchObject({ sizeGb: '5000000', amount: '62500.00', monthlyCapApplied: true });
-    expect(calculateCharges([fivePetabytes], january, { gb: 'GB', monthlyCap: false }).lines[0]).toMatchObject({ exactAmount: '4650000/73', amount: '63698.63' });
+    expect(calculateCharges([fivePetabytes], january, { gb: 'GB' }).lines[0]).toMatchObject({
+      sizeGb: '5000000',
+      amount: '62500.00',
+      monthlyCapApplied: true,
+    });
+    expect(calculateCharges([fivePetabytes], january, { gb: 'GB', monthlyCap: false }).lines[0]).toMatchObject({
+      exactAmount: '4650000/73',
+      amount: '63698.63',
+    });
   });
 
   it('rounds each line once, half-up, and totals the rounded lines', () => {
     // 1 GB at 3.65 per GB-month is 0.005 an hour: each one-hour line rounds up to 0.01.
-    const lines = ['i1', 'i2', 'i3'].map((imageId) => interval({ imageId, sizeBytes: 10 ** 9, rate: '3.65', from: '2026-11-02T00:00:00Z', to: '2026-11-02T01:00:00Z' }));
+    const lines = ['i1', 'i2', 'i3'].map((imageId) =>
+      interval({ imageId, sizeBytes: 10 ** 9, rate: '3.65', from: '2026-11-02T00:00:00Z', to: '2026-11-02T01:00:00Z' }),
+    );
     const result = calculateCharges(lines, NOVEMBER_2026, { gb: 'GB' });
     expect(result.lines.map((l) => l.amount)).toEqual(['0.01', '0.01', '0.01']);
     expect(result.total).toBe('0.03');
@@ -209,7 +265,10 @@ describe('calculateCharges', () => {
     const result = calculateCharges([repriced, other, first], NOVEMBER_2026);
     expect(result.lines.map((l) => l.imageId)).toEqual(['i0', 'i1']);
     expect(result.lines[1]).toMatchObject({ rate: '20', billedHours: '15', amount: '20.00' });
-    expect(result.lines[1]?.segments.map((s) => [s.rate, s.billedHours, s.exactAmount])).toEqual([['10', '10', '10'], ['20', '5', '10']]);
+    expect(result.lines[1]?.segments.map((s) => [s.rate, s.billedHours, s.exactAmount])).toEqual([
+      ['10', '10', '10'],
+      ['20', '5', '10'],
+    ]);
   });
 
   it('rejects a bad policy, period or interval with VALIDATION_FAILED naming the field', () => {
@@ -232,15 +291,32 @@ describe('calculateCharges', () => {
         expect((error as { fields: { path: string }[] }).fields.map((f) => f.path)).toContain(path);
       }
     }
-    expect(() => calculateCharges([ok], period('2026-11-02T00:00:00Z', '2026-11-02T00:00:00Z'))).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [expect.objectContaining({ path: 'to' })] }));
-    expect(() => calculateCharges([ok], { from: new Date('nope'), to: new Date() })).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED' }));
-    expect(() => calculateCharges([{ ...ok, rate: '1e3' }], NOVEMBER_2026)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [expect.objectContaining({ path: 'rate' })] }));
-    expect(() => calculateCharges([{ ...ok, sizeBytes: -1 }], NOVEMBER_2026)).toThrow(expect.objectContaining({ fields: [expect.objectContaining({ path: 'sizeBytes' })] }));
-    expect(() => calculateCharges([{ ...ok, to: new Date('2026-11-01T00:00:00Z') }], NOVEMBER_2026)).toThrow(expect.objectContaining({ fields: [expect.objectContaining({ path: 'to' })] }));
+    expect(() => calculateCharges([ok], period('2026-11-02T00:00:00Z', '2026-11-02T00:00:00Z'))).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [expect.objectContaining({ path: 'to' })] }),
+    );
+    expect(() => calculateCharges([ok], { from: new Date('nope'), to: new Date() })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED' }),
+    );
+    expect(() => calculateCharges([{ ...ok, rate: '1e3' }], NOVEMBER_2026)).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [expect.objectContaining({ path: 'rate' })] }),
+    );
+    expect(() => calculateCharges([{ ...ok, sizeBytes: -1 }], NOVEMBER_2026)).toThrow(
+      expect.objectContaining({ fields: [expect.objectContaining({ path: 'sizeBytes' })] }),
+    );
+    expect(() => calculateCharges([{ ...ok, to: new Date('2026-11-01T00:00:00Z') }], NOVEMBER_2026)).toThrow(
+      expect.objectContaining({ fields: [expect.objectContaining({ path: 'to' })] }),
+    );
   });
 
   it('resolves the documented defaults', () => {
-    expect(resolveBillingPolicy()).toEqual({ gb: 'GiB', hoursPerMonth: 730, rounding: 'up', monthlyCap: true, minimumCharge: '0', decimals: 2 });
+    expect(resolveBillingPolicy()).toEqual({
+      gb: 'GiB',
+      hoursPerMonth: 730,
+      rounding: 'up',
+      monthlyCap: true,
+      minimumCharge: '0',
+      decimals: 2,
+    });
   });
 
   it('streams: the calculator gives the same result fed in any order, one interval at a time', () => {
@@ -259,7 +335,12 @@ describe('calculateCharges', () => {
 
 describe('calendar helpers', () => {
   it('splits at UTC month boundaries', () => {
-    expect(splitAtMonthBoundaries(new Date('2026-01-31T12:00:00Z'), new Date('2026-03-01T06:00:00Z')).map((p) => [p.from.toISOString(), p.to.toISOString()])).toEqual([
+    expect(
+      splitAtMonthBoundaries(new Date('2026-01-31T12:00:00Z'), new Date('2026-03-01T06:00:00Z')).map((p) => [
+        p.from.toISOString(),
+        p.to.toISOString(),
+      ]),
+    ).toEqual([
       ['2026-01-31T12:00:00.000Z', '2026-02-01T00:00:00.000Z'],
       ['2026-02-01T00:00:00.000Z', '2026-03-01T00:00:00.000Z'],
       ['2026-03-01T00:00:00.000Z', '2026-03-01T06:00:00.000Z'],

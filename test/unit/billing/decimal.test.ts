@@ -76,13 +76,22 @@ describe('Rational', () => {
   });
 
   it('round-trips through toString and parse, and sums agree with bigint arithmetic (property)', () => {
-    const rational = fc.tuple(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.bigInt({ min: 1n, max: 10n ** 20n })).map(([n, d]) => Rational.of(n, d));
+    const rational = fc
+      .tuple(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.bigInt({ min: 1n, max: 10n ** 20n }))
+      .map(([n, d]) => Rational.of(n, d));
     fc.assert(
       fc.property(rational, rational, (a, b) => {
         expect(Rational.parse(a.toString()).equals(a)).toBe(true);
         const sum = a.plus(b);
-        expect(sum.numerator * a.denominator * b.denominator).toBe((a.numerator * b.denominator + b.numerator * a.denominator) * sum.denominator);
-        expect(a.times(b).dividedBy(b.isZero() ? Rational.ONE : b).equals(b.isZero() ? Rational.ZERO : a)).toBe(true);
+        expect(sum.numerator * a.denominator * b.denominator).toBe(
+          (a.numerator * b.denominator + b.numerator * a.denominator) * sum.denominator,
+        );
+        expect(
+          a
+            .times(b)
+            .dividedBy(b.isZero() ? Rational.ONE : b)
+            .equals(b.isZero() ? Rational.ZERO : a),
+        ).toBe(true);
         // Rounding is within half a unit of the last place.
         const rounded = a.roundHalfUp(2);
         const error = rounded.minus(a);

@@ -6,7 +6,9 @@ export const GIB = 2 ** 30;
 let counter = 0;
 
 /** A usage interval with defaults: image i1 of account a1 in location l1, 73 GiB at "10" (hourly 1.00 at 730 h). */
-export function interval(fields: Partial<Omit<UsageInterval, 'from' | 'to'>> & { from: Date | string; to?: Date | string | null }): UsageInterval {
+export function interval(
+  fields: Partial<Omit<UsageInterval, 'from' | 'to'>> & { from: Date | string; to?: Date | string | null },
+): UsageInterval {
   counter += 1;
   const toDate = (value: Date | string): Date => (typeof value === 'string' ? new Date(value) : value);
   return {

@@ -22,7 +22,9 @@ const rateArb = fc.oneof(
 /** A time within about ±150 days of 1 Jan 2028 (a leap year), to the millisecond. */
 const timeArb = fc.integer({ min: -150 * 24 * HOUR, max: 150 * 24 * HOUR }).map((offset) => BASE + offset);
 /** A period of one to four months starting on a month boundary near 2028. */
-const periodArb = fc.tuple(fc.integer({ min: -4, max: 3 }), fc.integer({ min: 1, max: 4 })).map(([start, months]) => ({ from: new Date(Date.UTC(2028, start, 1)), to: new Date(Date.UTC(2028, start + months, 1)) }));
+const periodArb = fc
+  .tuple(fc.integer({ min: -4, max: 3 }), fc.integer({ min: 1, max: 4 }))
+  .map(([start, months]) => ({ from: new Date(Date.UTC(2028, start, 1)), to: new Date(Date.UTC(2028, start + months, 1)) }));
 
 function make(fields: { imageId?: string; sizeBytes: number; rate: string; from: number; to: number | null; id?: string }): UsageInterval {
   return {
@@ -39,7 +41,11 @@ function make(fields: { imageId?: string; sizeBytes: number; rate: string; from:
 
 /** Non-overlapping intervals of one image: consecutive cut points, each gap billed or not, last maybe open. */
 const imageIntervalsArb = fc
-  .tuple(fc.uniqueArray(timeArb, { minLength: 2, maxLength: 8 }), fc.array(fc.tuple(sizeArb, rateArb, fc.boolean()), { minLength: 7, maxLength: 7 }), fc.boolean())
+  .tuple(
+    fc.uniqueArray(timeArb, { minLength: 2, maxLength: 8 }),
+    fc.array(fc.tuple(sizeArb, rateArb, fc.boolean()), { minLength: 7, maxLength: 7 }),
+    fc.boolean(),
+  )
   .map(([cuts, terms, lastOpen]) => {
     const sorted = [...cuts].sort((a, b) => a - b);
     const intervals: UsageInterval[] = [];
@@ -47,7 +53,9 @@ const imageIntervalsArb = fc
       const [sizeBytes, rate, billed] = terms[i] ?? [1, '1', true];
       if (!billed) continue;
       const isLast = i + 2 === sorted.length;
-      intervals.push(make({ sizeBytes, rate, from: sorted[i] as number, to: isLast && lastOpen ? null : (sorted[i + 1] as number), id: `u${i}` }));
+      intervals.push(
+        make({ sizeBytes, rate, from: sorted[i] as number, to: isLast && lastOpen ? null : (sorted[i + 1] as number), id: `u${i}` }),
+      );
     }
     return intervals;
   });
@@ -89,28 +97,49 @@ describe('billing properties', () => {
 
   it('is monotone in duration (later end, earlier start, or open)', () => {
     fc.assert(
-      fc.property(sizeArb, rateArb, fc.uniqueArray(timeArb, { minLength: 4, maxLength: 4 }), periodArb, policyArb, (sizeBytes, rate, times, period, policy) => {
-        const [t0, t1, t2, t3] = [...times].sort((a, b) => a - b) as [number, number, number, number];
-        const inner = exactOf([make({ sizeBytes, rate, from: t1, to: t2 })], period, policy);
-        const longer = exactOf([make({ sizeBytes, rate, from: t0, to: t3 })], period, policy);
-        const open = exactOf([make({ sizeBytes, rate, from: t0, to: null })], period, policy);
-        expect(inner.compare(longer)).toBeLessThanOrEqual(0);
-        expect(longer.compare(open)).toBeLessThanOrEqual(0);
-      }),
+      fc.property(
+        sizeArb,
+        rateArb,
+        fc.uniqueArray(timeArb, { minLength: 4, maxLength: 4 }),
+        periodArb,
+        policyArb,
+        (sizeBytes, rate, times, period, policy) => {
+          const [t0, t1, t2, t3] = [...times].sort((a, b) => a - b) as [number, number, number, number];
+          const inner = exactOf([make({ sizeBytes, rate, from: t1, to: t2 })], period, policy);
+          const longer = exactOf([make({ sizeBytes, rate, from: t0, to: t3 })], period, policy);
+          const open = exactOf([make({ sizeBytes, rate, from: t0, to: null })], period, policy);
+          expect(inner.compare(longer)).toBeLessThanOrEqual(0);
+          expect(longer.compare(open)).toBeLessThanOrEqual(0);
+        },
+      ),
     );
   });
 
   it("with rounding 'exact', splitting an interval anywhere leaves the amounts unchanged", () => {
     fc.assert(
-      fc.property(sizeArb, rateArb, fc.uniqueArray(timeArb, { minLength: 3, maxLength: 3 }), fc.boolean(), periodArb, policyArb, (sizeBytes, rate, times, open, period, policy) => {
-        const [from, cut, to] = [...times].sort((a, b) => a - b) as [number, number, number];
-        const exactPolicy = { ...policy, rounding: 'exact' as const };
-        const whole = calculateCharges([make({ sizeBytes, rate, from, to: open ? null : to })], period, exactPolicy);
-        const split = calculateCharges([make({ sizeBytes, rate, from, to: cut, id: 'a' }), make({ sizeBytes, rate, from: cut, to: open ? null : to, id: 'b' })], period, exactPolicy);
-        expect(split.exactTotal).toBe(whole.exactTotal);
-        expect(split.total).toBe(whole.total);
-        expect(split.lines.map((l) => [l.amount, l.exactAmount, l.billedHours])).toEqual(whole.lines.map((l) => [l.amount, l.exactAmount, l.billedHours]));
-      }),
+      fc.property(
+        sizeArb,
+        rateArb,
+        fc.uniqueArray(timeArb, { minLength: 3, maxLength: 3 }),
+        fc.boolean(),
+        periodArb,
+        policyArb,
+        (sizeBytes, rate, times, open, period, policy) => {
+          const [from, cut, to] = [...times].sort((a, b) => a - b) as [number, number, number];
+          const exactPolicy = { ...policy, rounding: 'exact' as const };
+          const whole = calculateCharges([make({ sizeBytes, rate, from, to: open ? null : to })], period, exactPolicy);
+          const split = calculateCharges(
+            [make({ sizeBytes, rate, from, to: cut, id: 'a' }), make({ sizeBytes, rate, from: cut, to: open ? null : to, id: 'b' })],
+            period,
+            exactPolicy,
+          );
+          expect(split.exactTotal).toBe(whole.exactTotal);
+          expect(split.total).toBe(whole.total);
+          expect(split.lines.map((l) => [l.amount, l.exactAmount, l.billedHours])).toEqual(
+            whole.lines.map((l) => [l.amount, l.exactAmount, l.billedHours]),
+          );
+        },
+      ),
     );
   });
 
@@ -120,12 +149,15 @@ describe('billing properties', () => {
         const capped = { ...policy, monthlyCap: true, minimumCharge: '0' };
         const gb = BYTES_PER_GB[capped.gb ?? 'GiB'];
         let total = Rational.ZERO;
-        for (let start = period.from.getTime(); start < period.to.getTime(); ) {
+        for (let start = period.from.getTime(); start < period.to.getTime();) {
           const date = new Date(start);
           const end = Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1);
           const month = { from: new Date(start), to: new Date(end) };
           const inMonth = intervals.filter((i) => i.from.getTime() < end && (i.to === null || i.to.getTime() > start));
-          const highest = inMonth.reduce((max, i) => max.max(Rational.of(i.sizeBytes).times(Rational.parse(i.rate)).dividedBy(Rational.of(gb))), Rational.ZERO);
+          const highest = inMonth.reduce(
+            (max, i) => max.max(Rational.of(i.sizeBytes).times(Rational.parse(i.rate)).dividedBy(Rational.of(gb))),
+            Rational.ZERO,
+          );
           const charge = exactOf(intervals, month, capped);
           expect(charge.compare(highest)).toBeLessThanOrEqual(0);
           total = total.plus(charge);

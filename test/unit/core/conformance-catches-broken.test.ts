@@ -53,11 +53,18 @@ function withRacyTransition(repos: Repositories): Repositories {
 
 describe('the conformance suite catches broken implementations', () => {
   it('a read-then-write limit check fails the 50-parallel cap case', async () => {
-    await expect(runRepositoryCase('images: 50 parallel insertIfUnderLimit calls against a cap of 5 leave exactly 5', withRacyLimit(createMemoryRepositories()))).rejects.toThrow();
+    await expect(
+      runRepositoryCase(
+        'images: 50 parallel insertIfUnderLimit calls against a cap of 5 leave exactly 5',
+        withRacyLimit(createMemoryRepositories()),
+      ),
+    ).rejects.toThrow();
   });
 
   it('a read-then-write compare-and-set fails the racing transition case', async () => {
-    await expect(runRepositoryCase('images: of two racing transitions exactly one wins (20 rounds)', withRacyTransition(createMemoryRepositories()))).rejects.toThrow();
+    await expect(
+      runRepositoryCase('images: of two racing transitions exactly one wins (20 rounds)', withRacyTransition(createMemoryRepositories())),
+    ).rejects.toThrow();
   });
 
   it('the correct memory implementation passes both', async () => {

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, ERROR_MESSAGES, InstanceImagesError, isInstanceImagesError, notFound, toInstanceImagesError, validationFailed } from '../../../src/errors';
+import {
+  ERROR_CODES,
+  ERROR_MESSAGES,
+  InstanceImagesError,
+  isInstanceImagesError,
+  notFound,
+  toInstanceImagesError,
+  validationFailed,
+} from '../../../src/errors';
 
 describe('errors', () => {
   it('uses the documented messages for the troubleshooting cases', () => {
@@ -8,7 +16,24 @@ describe('errors', () => {
   });
 
   it('has every required code', () => {
-    for (const code of ['FEATURE_DISABLED', 'IMAGE_LIMIT_REACHED', 'NOT_FOUND', 'FORBIDDEN', 'VALIDATION_FAILED', 'INVALID_STATE', 'NO_IMAGE_STORAGE', 'STORAGE_FULL', 'STORAGE_UNAVAILABLE', 'HYPERVISOR_UNREACHABLE', 'HOST_KEY_MISMATCH', 'CAPTURE_FAILED', 'CHECKSUM_MISMATCH', 'DEPLOY_FAILED', 'IN_USE', 'CONFLICT']) {
+    for (const code of [
+      'FEATURE_DISABLED',
+      'IMAGE_LIMIT_REACHED',
+      'NOT_FOUND',
+      'FORBIDDEN',
+      'VALIDATION_FAILED',
+      'INVALID_STATE',
+      'NO_IMAGE_STORAGE',
+      'STORAGE_FULL',
+      'STORAGE_UNAVAILABLE',
+      'HYPERVISOR_UNREACHABLE',
+      'HOST_KEY_MISMATCH',
+      'CAPTURE_FAILED',
+      'CHECKSUM_MISMATCH',
+      'DEPLOY_FAILED',
+      'IN_USE',
+      'CONFLICT',
+    ]) {
       expect(ERROR_CODES).toContain(code);
       expect(ERROR_MESSAGES[code as keyof typeof ERROR_MESSAGES].length).toBeGreaterThan(0);
     }
@@ -19,7 +44,12 @@ describe('errors', () => {
     const error = new InstanceImagesError('STORAGE_UNAVAILABLE', undefined, { cause, details: { storageId: 's1' } });
     expect(error.cause).toBe(cause);
     expect(JSON.stringify(error)).not.toContain('secret');
-    expect(error.toJSON()).toEqual({ code: 'STORAGE_UNAVAILABLE', message: 'The image storage is not reachable', fields: [], details: { storageId: 's1' } });
+    expect(error.toJSON()).toEqual({
+      code: 'STORAGE_UNAVAILABLE',
+      message: 'The image storage is not reachable',
+      fields: [],
+      details: { storageId: 's1' },
+    });
     expect(isInstanceImagesError(error, 'STORAGE_UNAVAILABLE')).toBe(true);
     expect(isInstanceImagesError(error, 'NOT_FOUND')).toBe(false);
     expect(isInstanceImagesError(cause)).toBe(false);

@@ -1,9 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import { IMAGE_LIFECYCLE, IMAGE_STATUSES, IMAGE_TRANSITIONS, INITIAL_IMAGE_STATUS, STOCK_IMAGE_TRANSITIONS, assertTransition, canTransition, sourcesOf } from '../../../src/lifecycle';
+import {
+  IMAGE_LIFECYCLE,
+  IMAGE_STATUSES,
+  IMAGE_TRANSITIONS,
+  INITIAL_IMAGE_STATUS,
+  STOCK_IMAGE_TRANSITIONS,
+  assertTransition,
+  canTransition,
+  sourcesOf,
+} from '../../../src/lifecycle';
 import { InstanceImagesError } from '../../../src/errors';
 
 // The table of DESIGN.md, written out independently of the implementation.
-const allowed = new Set(['creating>available', 'creating>error', 'available>deleting', 'error>creating', 'error>deleting', 'deleting>deleted', 'deleting>error']);
+const allowed = new Set([
+  'creating>available',
+  'creating>error',
+  'available>deleting',
+  'error>creating',
+  'error>deleting',
+  'deleting>deleted',
+  'deleting>error',
+]);
 
 describe('image lifecycle', () => {
   for (const from of IMAGE_STATUSES) {
@@ -39,7 +56,14 @@ describe('image lifecycle', () => {
 });
 
 // Stock OS images: born available, never captured or retried; deleting may skip `deleting` (the file is the operator's).
-const stockAllowed = new Set(['available>deleting', 'available>deleted', 'error>deleting', 'error>deleted', 'deleting>deleted', 'deleting>error']);
+const stockAllowed = new Set([
+  'available>deleting',
+  'available>deleted',
+  'error>deleting',
+  'error>deleted',
+  'deleting>deleted',
+  'deleting>error',
+]);
 
 describe('stock image lifecycle', () => {
   it('states its own table, and the kind picks the table', () => {

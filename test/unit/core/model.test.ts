@@ -6,7 +6,9 @@ describe('model schemas', () => {
   it('names are 1-100 characters, without control characters or leading/trailing whitespace (never trimmed)', () => {
     expect(NameSchema.parse('web 1')).toBe('web 1');
     for (const padded of ['  web-1  ', ' web-1', 'web-1 ', 'web-1\u00a0', '\u3000web-1']) {
-      expect(NameSchema.safeParse(padded).error?.issues.map((i) => i.message)).toEqual(['must not start or end with whitespace (it is never trimmed)']);
+      expect(NameSchema.safeParse(padded).error?.issues.map((i) => i.message)).toEqual([
+        'must not start or end with whitespace (it is never trimmed)',
+      ]);
     }
     expect(NameSchema.safeParse('').success).toBe(false);
     expect(NameSchema.safeParse('   ').success).toBe(false);
@@ -23,8 +25,19 @@ describe('model schemas', () => {
   });
 
   it('a fixture image is a valid image and defaults fill optional fields', () => {
-    expect(ImageSchema.parse(makeImage())).toEqual(makeImage({ id: expect.any(String) as unknown as string, fileKey: expect.any(String) as unknown as string }));
-    const minimal = ImageSchema.parse({ id: 'i', kind: 'custom', name: 'n', storageId: 's', fileKey: 'k', status: 'creating', createdAt: new Date(), updatedAt: new Date() });
+    expect(ImageSchema.parse(makeImage())).toEqual(
+      makeImage({ id: expect.any(String) as unknown as string, fileKey: expect.any(String) as unknown as string }),
+    );
+    const minimal = ImageSchema.parse({
+      id: 'i',
+      kind: 'custom',
+      name: 'n',
+      storageId: 's',
+      fileKey: 'k',
+      status: 'creating',
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
     expect(minimal.format).toBe('qcow2');
     expect(minimal.sizeBytes).toBeNull();
   });

@@ -5,11 +5,34 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import * as root from '../../../src';
 import * as testing from '../../../src/testing';
-import type { Actor, ErrorCode, Image, ImageStatus, ImageWithTask, InstanceImages, InstanceImagesEvents, Page, Repositories, Task, UsageReport } from '../../../src';
+import type {
+  Actor,
+  ErrorCode,
+  Image,
+  ImageStatus,
+  ImageWithTask,
+  InstanceImages,
+  InstanceImagesEvents,
+  Page,
+  Repositories,
+  Task,
+  UsageReport,
+} from '../../../src';
 
 describe('public API', () => {
   it('has the documented types', () => {
-    expectTypeOf<InstanceImages['images']['createImage']>().parameters.toEqualTypeOf<[Actor, { instanceId: string; name: string; description?: string | undefined; format?: 'qcow2' | 'raw' | undefined; compress?: boolean | undefined }]>();
+    expectTypeOf<InstanceImages['images']['createImage']>().parameters.toEqualTypeOf<
+      [
+        Actor,
+        {
+          instanceId: string;
+          name: string;
+          description?: string | undefined;
+          format?: 'qcow2' | 'raw' | undefined;
+          compress?: boolean | undefined;
+        },
+      ]
+    >();
     expectTypeOf<InstanceImages['images']['createImage']>().returns.toEqualTypeOf<Promise<ImageWithTask>>();
     expectTypeOf<InstanceImages['images']['listImages']>().returns.toEqualTypeOf<Promise<Page<Image>>>();
     expectTypeOf<InstanceImages['images']['getTask']>().returns.toEqualTypeOf<Promise<Task>>();
@@ -24,7 +47,18 @@ describe('public API', () => {
   });
 
   it('exports the entry points the docs name', () => {
-    for (const name of ['createInstanceImages', 'InstanceImagesError', 'createMemoryRepositories', 'createTaskQueue', 'assertTransition', 'calculateCharges', 'buildUsageReport', 'createStorageRegistry', 'wrapStorageDriver', 'normalizeStorageKey']) {
+    for (const name of [
+      'createInstanceImages',
+      'InstanceImagesError',
+      'createMemoryRepositories',
+      'createTaskQueue',
+      'assertTransition',
+      'calculateCharges',
+      'buildUsageReport',
+      'createStorageRegistry',
+      'wrapStorageDriver',
+      'normalizeStorageKey',
+    ]) {
       expect(typeof (root as Record<string, unknown>)[name], name).toBe('function');
     }
     for (const name of ['testRepositories', 'testStorageDriver', 'makeImage']) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { InstanceImagesError} from '../../../src';
+import type { InstanceImagesError } from '../../../src';
 import { builtinStorageDrivers } from '../../../drivers/storage';
 import { createInstanceImages, createTaskQueue, type HostDirectory } from '../../../src';
 
@@ -72,7 +72,10 @@ describe('createInstanceImages', () => {
 
   it('says which storage driver is missing and how to register it', async () => {
     const images = createInstanceImages({ hostDirectory: host });
-    const error = (await images.storages.createStorage({ kind: 'admin', userId: 'op' }, { name: 'bucket', driver: 's3', config: {} }).then(() => null, (e: unknown) => e)) as InstanceImagesError;
+    const error = (await images.storages.createStorage({ kind: 'admin', userId: 'op' }, { name: 'bucket', driver: 's3', config: {} }).then(
+      () => null,
+      (e: unknown) => e,
+    )) as InstanceImagesError;
     expect(error.code).toBe('VALIDATION_FAILED');
     expect(error.fields?.[0]).toMatchObject({ path: 'driver' });
     expect(error.fields?.[0]?.message).toContain('no storage driver named "s3" is registered');
@@ -84,9 +87,22 @@ describe('createInstanceImages', () => {
   it('an existing storage whose driver is not registered fails with STORAGE_UNAVAILABLE naming the driver, its secrets masked', async () => {
     const admin = { kind: 'admin' as const, userId: 'op' };
     const first = createInstanceImages({ hostDirectory: host, storageDrivers: builtinStorageDrivers });
-    const storage = await first.storages.createStorage(admin, { name: 'bucket', driver: 's3', config: { endpoint: 'http://127.0.0.1:1', region: 'us-east-1', bucket: 'images-bucket', accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'very-secret' } });
+    const storage = await first.storages.createStorage(admin, {
+      name: 'bucket',
+      driver: 's3',
+      config: {
+        endpoint: 'http://127.0.0.1:1',
+        region: 'us-east-1',
+        bucket: 'images-bucket',
+        accessKeyId: 'AKIAEXAMPLE',
+        secretAccessKey: 'very-secret',
+      },
+    });
     const second = createInstanceImages({ hostDirectory: host, repositories: first.repositories });
-    const error = (await second.storages.browse(admin, storage.id, {}).then(() => null, (e: unknown) => e)) as InstanceImagesError;
+    const error = (await second.storages.browse(admin, storage.id, {}).then(
+      () => null,
+      (e: unknown) => e,
+    )) as InstanceImagesError;
     expect(error.code).toBe('STORAGE_UNAVAILABLE');
     expect(error.message).toContain('"s3"');
     expect(error.message).toContain('storageDrivers');

@@ -12,8 +12,16 @@ describe('example panel: resolveActor', () => {
   it('a malformed x-account is 400 naming the header; none is 401; a good one works', async () => {
     const t = await harness({ resolveActor: actorOf });
     for (const account of ['a'.repeat(201), 'a'.repeat(65), 'acct alice', '../etc', 'ü']) {
-      const res = await t.call('GET', '/images', { actor: null, headers: { 'x-account': encodeURIComponent(account) === account ? account : encodeURIComponent(account) } });
-      expect({ account, status: res.status, code: res.json.code, fields: res.json.fields?.map((f: { path: string }) => f.path) }).toEqual({ account, status: 400, code: 'VALIDATION_FAILED', fields: ['x-account'] });
+      const res = await t.call('GET', '/images', {
+        actor: null,
+        headers: { 'x-account': encodeURIComponent(account) === account ? account : encodeURIComponent(account) },
+      });
+      expect({ account, status: res.status, code: res.json.code, fields: res.json.fields?.map((f: { path: string }) => f.path) }).toEqual({
+        account,
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        fields: ['x-account'],
+      });
     }
     const query = await t.call('GET', `/tasks?account=${'a'.repeat(300)}`, { actor: null });
     expect([query.status, query.json.fields?.[0]?.path]).toEqual([400, 'account']);

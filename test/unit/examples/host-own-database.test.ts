@@ -32,7 +32,10 @@ testRepositories(
 );
 
 /** Runs `node --import tsx <args>` from the repository root; resolves with its exit code and output. */
-function runTsx(args: string[], onStdout?: (line: string, stdin: NodeJS.WritableStream) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runTsx(
+  args: string[],
+  onStdout?: (line: string, stdin: NodeJS.WritableStream) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -62,7 +65,9 @@ describe('host own database: atomicity across processes', () => {
         stdins.push(stdin);
         if (++ready === children) for (const s of stdins) s.end('go\n');
       };
-      const results = await Promise.all(Array.from({ length: children }, () => runTsx(['test/unit/examples/host-own-database.race-child.ts', file, '300', '500'], onLine)));
+      const results = await Promise.all(
+        Array.from({ length: children }, () => runTsx(['test/unit/examples/host-own-database.race-child.ts', file, '300', '500'], onLine)),
+      );
       for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
       const inserted = results.map((r) => (JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { inserted: number }).inserted);
       expect(inserted.reduce((a, b) => a + b, 0)).toBe(500);
@@ -96,22 +101,50 @@ describe('host own database: notifications from the typed events', () => {
     });
     const errors: unknown[] = [];
     const stop = forwardNotifications(ii.events, db, { clock: () => clock.now, onError: (error) => errors.push(error) });
-    await ii.settings.setLocationSettings(admin, 'loc-1', { imagesEnabled: true, pricePerGbMonth: '0.05', currency: 'EUR', defaultImageLimit: 5 });
-    const storage = await ii.storages.createStorage(admin, { name: 's3', driver: 'fake-s3', config: { root: 'bucket', secret: 'top-secret-key' } });
+    await ii.settings.setLocationSettings(admin, 'loc-1', {
+      imagesEnabled: true,
+      pricePerGbMonth: '0.05',
+      currency: 'EUR',
+      defaultImageLimit: 5,
+    });
+    const storage = await ii.storages.createStorage(admin, {
+      name: 's3',
+      driver: 'fake-s3',
+      config: { root: 'bucket', secret: 'top-secret-key' },
+    });
     await ii.storages.bindHypervisor(admin, storage.id, 'hv-1');
-    const notifications = () => db.prepare('SELECT customer_id, topic, message FROM notifications ORDER BY topic, id').all() as { customer_id: string | null; topic: string; message: string }[];
+    const notifications = () =>
+      db.prepare('SELECT customer_id, topic, message FROM notifications ORDER BY topic, id').all() as {
+        customer_id: string | null;
+        topic: string;
+        message: string;
+      }[];
     return { db, world, ii, errors, stop, notifications };
   }
 
-  it('a capture, a failed capture and a delete write the customer\'s notifications into the panel\'s table', async () => {
+  it("a capture, a failed capture and a delete write the customer's notifications into the panel's table", async () => {
     const { db, world, ii, errors, stop, notifications } = await panel();
     const { image } = await ii.images.createImage(alice, { instanceId: 'web-1', name: 'web-1 golden' });
     await ii.idle();
     const stored = db.prepare('SELECT title, state, customer_id, server_id, file_bytes FROM panel_vm_images WHERE id = ?').get(image.id);
-    expect(stored).toEqual({ title: 'web-1 golden', state: 'available', customer_id: 'acct-alice', server_id: 'web-1', file_bytes: world.domains.get('dom-web-1')!.disk.length });
+    expect(stored).toEqual({
+      title: 'web-1 golden',
+      state: 'available',
+      customer_id: 'acct-alice',
+      server_id: 'web-1',
+      file_bytes: world.domains.get('dom-web-1')!.disk.length,
+    });
     expect(notifications()).toEqual([
-      { customer_id: 'acct-alice', topic: 'billing.started', message: 'Storage for image web-1 golden is now billed: 0.00 GiB at 0.05 EUR per GB-month.' },
-      { customer_id: 'acct-alice', topic: 'image.ready', message: 'Your image web-1 golden is ready (captured from vm-web-1). You can now create servers from it.' },
+      {
+        customer_id: 'acct-alice',
+        topic: 'billing.started',
+        message: 'Storage for image web-1 golden is now billed: 0.00 GiB at 0.05 EUR per GB-month.',
+      },
+      {
+        customer_id: 'acct-alice',
+        topic: 'image.ready',
+        message: 'Your image web-1 golden is ready (captured from vm-web-1). You can now create servers from it.',
+      },
     ]);
 
     world.failNextCapture = 'CAPTURE_FAILED';
@@ -155,7 +188,7 @@ describe('host own database: notifications from the typed events', () => {
 });
 
 describe('host own database: main.ts', () => {
-  it('runs to completion and prints the OS picker and the operators\' notification', async () => {
+  it("runs to completion and prints the OS picker and the operators' notification", async () => {
     const result = await runTsx(['examples/host-own-database/main.ts']);
     expect(result, result.stderr).toMatchObject({ code: 0 });
     expect(result.stdout).toContain('Linux: Debian 12');

@@ -14,7 +14,14 @@ describe('host key pins', () => {
   });
 
   it('accepts fingerprints, public key lines and known_hosts lines', () => {
-    for (const pin of [FINGERPRINT, `${FINGERPRINT}=`, PUBLIC_KEY, `[10.0.0.5]:2222 ${PUBLIC_KEY}`, `|1|abc=|def= ${PUBLIC_KEY}`, `# comment\n\n${PUBLIC_KEY}\n`]) {
+    for (const pin of [
+      FINGERPRINT,
+      `${FINGERPRINT}=`,
+      PUBLIC_KEY,
+      `[10.0.0.5]:2222 ${PUBLIC_KEY}`,
+      `|1|abc=|def= ${PUBLIC_KEY}`,
+      `# comment\n\n${PUBLIC_KEY}\n`,
+    ]) {
       expect(hostKeyMatches(parseHostKeyPin(pin), BLOB)).toBe(true);
     }
   });
@@ -26,7 +33,13 @@ describe('host key pins', () => {
   });
 
   it('rejects pins from which no key can be read', () => {
-    for (const pin of ['', 'yes', 'MD5:aa:bb', 'ssh-ed25519 not-base64!', 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIKMPblHfNwR4jrRlxOSVRdlgdGg9RqqusLJrBgj6I3A6']) {
+    for (const pin of [
+      '',
+      'yes',
+      'MD5:aa:bb',
+      'ssh-ed25519 not-base64!',
+      'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIKMPblHfNwR4jrRlxOSVRdlgdGg9RqqusLJrBgj6I3A6',
+    ]) {
       let caught: unknown;
       try {
         parseHostKeyPin(pin);

@@ -8,7 +8,12 @@ const PIN = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKMPblHfNwR4jrRlxOSVRdlgdGg9Rqq
 const SECRET_KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA==\n-----END OPENSSH PRIVATE KEY-----\n';
 
 function hypervisor(id: string, host = '10.0.0.5'): HostHypervisor {
-  return { id, name: `hv-${id}`, locationId: 'loc', connection: { type: 'ssh', host, port: 2222, username: 'root', privateKey: SECRET_KEY, hostKey: PIN } };
+  return {
+    id,
+    name: `hv-${id}`,
+    locationId: 'loc',
+    connection: { type: 'ssh', host, port: 2222, username: 'root', privateKey: SECRET_KEY, hostKey: PIN },
+  };
 }
 
 describe('executor pool', () => {
@@ -35,7 +40,9 @@ describe('executor pool', () => {
     }
     expect(isInstanceImagesError(caught, 'VALIDATION_FAILED')).toBe(true);
     expect((caught as Error).message).not.toContain('c2VjcmV0');
-    expect(() => createSshExecutor({ type: 'ssh', host: 'h', username: 'root', privateKey: SECRET_KEY, hostKey: PIN }, { maxConnections: 0 })).toThrow(/maxConnections/);
+    expect(() =>
+      createSshExecutor({ type: 'ssh', host: 'h', username: 'root', privateKey: SECRET_KEY, hostKey: PIN }, { maxConnections: 0 }),
+    ).toThrow(/maxConnections/);
   });
 
   it('rejects an unparseable private key with VALIDATION_FAILED naming the field, without echoing it', async () => {

@@ -33,17 +33,53 @@ describe('shellQuote', () => {
   });
 
   it('round-trips hostile strings through a real POSIX shell', () => {
-    const hostile = [`'; touch /tmp/x #`, '$(id)', '`id`', '"', "'", "''", '\\', 'a\nb', '*', '?', '[a]', '~', '--help', '-n', '$HOME', '${IFS}', 'ü日本🙂', ' ', '', '!', '#', '&', '|', ';', '<', '>', '(', ')', '{a,b}'];
+    const hostile = [
+      `'; touch /tmp/x #`,
+      '$(id)',
+      '`id`',
+      '"',
+      "'",
+      "''",
+      '\\',
+      'a\nb',
+      '*',
+      '?',
+      '[a]',
+      '~',
+      '--help',
+      '-n',
+      '$HOME',
+      '${IFS}',
+      'ü日本🙂',
+      ' ',
+      '',
+      '!',
+      '#',
+      '&',
+      '|',
+      ';',
+      '<',
+      '>',
+      '(',
+      ')',
+      '{a,b}',
+    ];
     expect(shellWords(hostile.map(shellQuote).join(' '))).toEqual(hostile);
   });
 
   it('round-trips arbitrary strings (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: 'binary' }).map((s) => s.replaceAll('\u0000', '')), { minLength: 1, maxLength: 4 }), (args) => {
-        // sh cannot carry invalid UTF-16 (lone surrogates) through argv: compare what node sends.
-        const sendable = args.map((a) => Buffer.from(a, 'utf8').toString('utf8'));
-        expect(shellWords(sendable.map(shellQuote).join(' '))).toEqual(sendable);
-      }),
+      fc.property(
+        fc.array(
+          fc.string({ unit: 'binary' }).map((s) => s.replaceAll('\u0000', '')),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (args) => {
+          // sh cannot carry invalid UTF-16 (lone surrogates) through argv: compare what node sends.
+          const sendable = args.map((a) => Buffer.from(a, 'utf8').toString('utf8'));
+          expect(shellWords(sendable.map(shellQuote).join(' '))).toEqual(sendable);
+        },
+      ),
       { numRuns: 60 },
     );
   });

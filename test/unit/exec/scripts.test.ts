@@ -15,7 +15,15 @@ describe('backgroundFlusher', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ii-flusher-'));
     try {
       const file = join(dir, "name with 'quotes' $(x)");
-      const script = [': > "$1"', backgroundFlusher('1'), 'head -c 3000000 /dev/zero | tr "\\0" a > "$1"', 'sleep 0.3', 'kill $w', 'wait $w 2>/dev/null', 'echo done'].join('\n');
+      const script = [
+        ': > "$1"',
+        backgroundFlusher('1'),
+        'head -c 3000000 /dev/zero | tr "\\0" a > "$1"',
+        'sleep 0.3',
+        'kill $w',
+        'wait $w 2>/dev/null',
+        'echo done',
+      ].join('\n');
       expect(execFileSync('sh', ['-c', script, 'sh', file]).toString().trim()).toBe('done');
       expect(readFileSync(file).length).toBe(3_000_000);
     } finally {

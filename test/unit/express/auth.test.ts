@@ -28,10 +28,30 @@ beforeAll(async () => {
   await h.ii.idle();
   h.world.files.set('/hv-1/isos/a.iso', { bytes: Buffer.from('iso'), modifiedAt: new Date() });
   const iso = await h.ii.catalog.registerIso(ADMIN, { name: 'visible', storageId: h.isoStoreId, hypervisorId: 'hv-1', fileKey: 'a.iso' });
-  const hidden = await h.ii.catalog.registerIso(ADMIN, { name: 'hidden', storageId: h.isoStoreId, hypervisorId: 'hv-1', fileKey: 'a.iso', customerVisible: false });
+  const hidden = await h.ii.catalog.registerIso(ADMIN, {
+    name: 'hidden',
+    storageId: h.isoStoreId,
+    hypervisorId: 'hv-1',
+    fileKey: 'a.iso',
+    customerVisible: false,
+  });
   const group = await h.ii.catalog.createMediaGroup(ADMIN, { name: 'Linux' });
-  const os = await h.ii.catalog.createOsImage(ADMIN, { name: 'Debian', osType: 'linux', storageId: h.templatesId, fileKey: 'os/debian-12.qcow2' });
-  Object.assign(ids, { aliceImage: alice.image.id, bobImage: bob.image.id, bobFailed: failed.image.id, bobTask: bob.task.id, iso: iso.id, hiddenIso: hidden.id, group: group.id, os: os.id });
+  const os = await h.ii.catalog.createOsImage(ADMIN, {
+    name: 'Debian',
+    osType: 'linux',
+    storageId: h.templatesId,
+    fileKey: 'os/debian-12.qcow2',
+  });
+  Object.assign(ids, {
+    aliceImage: alice.image.id,
+    bobImage: bob.image.id,
+    bobFailed: failed.image.id,
+    bobTask: bob.task.id,
+    iso: iso.id,
+    hiddenIso: hidden.id,
+    group: group.id,
+    os: os.id,
+  });
 });
 
 afterAll(async () => {
@@ -61,13 +81,22 @@ function sample(route: string): Sample | undefined {
     'GET /admin/storages/:storageId': { path: `/admin/storages/${h.storageId}` },
     'PATCH /admin/storages/:storageId': { path: `/admin/storages/${h.storageId}`, options: { json: { name: 'renamed' } } },
     'DELETE /admin/storages/:storageId': { path: `/admin/storages/${h.storageId}` },
-    'POST /admin/storages/:storageId/bindings': { path: `/admin/storages/${h.storageId}/bindings`, options: { json: { hypervisorId: 'hv-2' } } },
+    'POST /admin/storages/:storageId/bindings': {
+      path: `/admin/storages/${h.storageId}/bindings`,
+      options: { json: { hypervisorId: 'hv-2' } },
+    },
     'DELETE /admin/storages/:storageId/bindings/:hypervisorId': { path: `/admin/storages/${h.storageId}/bindings/hv-1` },
     'GET /admin/storages/:storageId/health': { path: `/admin/storages/${h.storageId}/health` },
     'GET /admin/storages/:storageId/browse': { path: `/admin/storages/${h.storageId}/browse` },
-    'POST /admin/storages/:storageId/reconcile': { path: `/admin/storages/${h.storageId}/reconcile`, options: { json: { deleteOrphans: true, dryRun: false } } },
+    'POST /admin/storages/:storageId/reconcile': {
+      path: `/admin/storages/${h.storageId}/reconcile`,
+      options: { json: { deleteOrphans: true, dryRun: false } },
+    },
     'GET /admin/os-images': { path: '/admin/os-images' },
-    'POST /admin/os-images': { path: '/admin/os-images', options: { json: { name: 'n', osType: 'linux', storageId: h.templatesId, fileKey: 'os/debian-12.qcow2' } } },
+    'POST /admin/os-images': {
+      path: '/admin/os-images',
+      options: { json: { name: 'n', osType: 'linux', storageId: h.templatesId, fileKey: 'os/debian-12.qcow2' } },
+    },
     'PATCH /admin/os-images/:imageId': { path: `/admin/os-images/${ids.os}`, options: { json: { name: 'renamed' } } },
     'DELETE /admin/os-images/:imageId': { path: `/admin/os-images/${ids.os}` },
     'GET /admin/media-groups': { path: '/admin/media-groups' },
@@ -75,8 +104,14 @@ function sample(route: string): Sample | undefined {
     'PATCH /admin/media-groups/:groupId': { path: `/admin/media-groups/${ids.group}`, options: { json: { name: 'renamed' } } },
     'DELETE /admin/media-groups/:groupId': { path: `/admin/media-groups/${ids.group}` },
     'GET /admin/isos': { path: '/admin/isos' },
-    'POST /admin/isos': { path: '/admin/isos', options: { json: { name: 'n', storageId: h.isoStoreId, hypervisorId: 'hv-1', fileKey: 'a.iso' } } },
-    'PUT /admin/isos/upload': { path: `/admin/isos/upload?name=n&storageId=${h.isoStoreId}&hypervisorId=hv-1&fileKey=up.iso`, options: { body: Buffer.from('iso bytes'), headers: { 'content-type': 'application/octet-stream' } } },
+    'POST /admin/isos': {
+      path: '/admin/isos',
+      options: { json: { name: 'n', storageId: h.isoStoreId, hypervisorId: 'hv-1', fileKey: 'a.iso' } },
+    },
+    'PUT /admin/isos/upload': {
+      path: `/admin/isos/upload?name=n&storageId=${h.isoStoreId}&hypervisorId=hv-1&fileKey=up.iso`,
+      options: { body: Buffer.from('iso bytes'), headers: { 'content-type': 'application/octet-stream' } },
+    },
     'PATCH /admin/isos/:isoId': { path: `/admin/isos/${ids.iso}`, options: { json: { customerVisible: false } } },
     'DELETE /admin/isos/:isoId': { path: `/admin/isos/${ids.iso}?deleteFile=true` },
     'GET /admin/locations': { path: '/admin/locations' },
@@ -90,7 +125,10 @@ function sample(route: string): Sample | undefined {
     'DELETE /admin/images/:imageId': { path: `/admin/images/${ids.bobImage}` },
     'POST /admin/images/:imageId/refresh-size': { path: `/admin/images/${ids.aliceImage}/refresh-size` },
     'GET /admin/usage': { path: `/admin/usage?${period}` },
-    'POST /admin/deployments': { path: '/admin/deployments', options: { json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/x.qcow2' } } },
+    'POST /admin/deployments': {
+      path: '/admin/deployments',
+      options: { json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/x.qcow2' } },
+    },
     'POST /admin/recover': { path: '/admin/recover' },
   };
   return table[route];
@@ -107,14 +145,26 @@ describe('express router: the auth boundary', () => {
     for (const route of routes.filter((r) => r !== 'GET /openapi.json')) {
       const s = sample(route) as Sample;
       const res = await h.call(methodOf(route), s.path, { ...s.options, actor: null });
-      expect({ route, status: res.status, code: res.json?.code, type: res.headers.get('content-type') }).toEqual({ route, status: 401, code: 'UNAUTHENTICATED', type: expect.stringMatching(/^application\/problem\+json/) });
+      expect({ route, status: res.status, code: res.json?.code, type: res.headers.get('content-type') }).toEqual({
+        route,
+        status: 401,
+        code: 'UNAUTHENTICATED',
+        type: expect.stringMatching(/^application\/problem\+json/),
+      });
     }
   });
 
   it('answers 403 FORBIDDEN to a customer on every /admin route, and changes nothing', async () => {
     const admin = routes.filter((route) => route.split(' ')[1]?.startsWith('/admin'));
     expect(admin.length).toBeGreaterThanOrEqual(30);
-    const before = JSON.stringify({ storages: await h.ii.repositories.storages.list({}), images: await h.ii.repositories.images.list({}, { limit: 100 }), isos: await h.ii.repositories.isos.list({}, { limit: 100 }), groups: await h.ii.repositories.mediaGroups.list({}), loc: await h.ii.repositories.settings.listLocations(), limit: await h.ii.repositories.settings.getAccountLimit('acct-alice') });
+    const before = JSON.stringify({
+      storages: await h.ii.repositories.storages.list({}),
+      images: await h.ii.repositories.images.list({}, { limit: 100 }),
+      isos: await h.ii.repositories.isos.list({}, { limit: 100 }),
+      groups: await h.ii.repositories.mediaGroups.list({}),
+      loc: await h.ii.repositories.settings.listLocations(),
+      limit: await h.ii.repositories.settings.getAccountLimit('acct-alice'),
+    });
     for (const route of admin) {
       const s = sample(route) as Sample;
       for (const customer of [ALICE, BOB]) {
@@ -122,11 +172,18 @@ describe('express router: the auth boundary', () => {
         expect({ route, status: res.status, code: res.json?.code }).toEqual({ route, status: 403, code: 'FORBIDDEN' });
       }
     }
-    const after = JSON.stringify({ storages: await h.ii.repositories.storages.list({}), images: await h.ii.repositories.images.list({}, { limit: 100 }), isos: await h.ii.repositories.isos.list({}, { limit: 100 }), groups: await h.ii.repositories.mediaGroups.list({}), loc: await h.ii.repositories.settings.listLocations(), limit: await h.ii.repositories.settings.getAccountLimit('acct-alice') });
+    const after = JSON.stringify({
+      storages: await h.ii.repositories.storages.list({}),
+      images: await h.ii.repositories.images.list({}, { limit: 100 }),
+      isos: await h.ii.repositories.isos.list({}, { limit: 100 }),
+      groups: await h.ii.repositories.mediaGroups.list({}),
+      loc: await h.ii.repositories.settings.listLocations(),
+      limit: await h.ii.repositories.settings.getAccountLimit('acct-alice'),
+    });
     expect(after).toBe(before);
   });
 
-  it('answers 404 to a customer naming another account\'s id on every customer route with an id, exactly like a missing id', async () => {
+  it("answers 404 to a customer naming another account's id on every customer route with an id, exactly like a missing id", async () => {
     // Alice calls with Bob's ids; the "missing" variant uses an id that exists nowhere.
     const foreign: Record<string, (id: 'foreign' | 'missing') => Sample> = {
       'GET /images/:imageId': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}` }),
@@ -135,7 +192,10 @@ describe('express router: the auth boundary', () => {
       'DELETE /images/:imageId': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}` }),
       'GET /tasks/:taskId': (v) => ({ path: `/tasks/${v === 'foreign' ? ids.bobTask : 'nope'}` }),
       'GET /tasks/:taskId/events': (v) => ({ path: `/tasks/${v === 'foreign' ? ids.bobTask : 'nope'}/events` }),
-      'POST /instances/:instanceId/iso': (v) => ({ path: `/instances/${v === 'foreign' ? 'bob-1' : 'nope'}/iso`, options: { json: { isoId: ids.iso } } }),
+      'POST /instances/:instanceId/iso': (v) => ({
+        path: `/instances/${v === 'foreign' ? 'bob-1' : 'nope'}/iso`,
+        options: { json: { isoId: ids.iso } },
+      }),
       'DELETE /instances/:instanceId/iso': (v) => ({ path: `/instances/${v === 'foreign' ? 'bob-1' : 'nope'}/iso` }),
     };
     const customerRoutesWithIds = routes.filter((route) => !route.split(' ')[1]?.startsWith('/admin') && route.includes(':'));
@@ -148,7 +208,12 @@ describe('express router: the auth boundary', () => {
       expect({ route, status: got.status, code: got.json?.code }).toEqual({ route, status: 404, code: 'NOT_FOUND' });
       expect({ route, status: missing.status }).toEqual({ route, status: 404 });
       // Same title and type; the detail differs only by the id named.
-      expect({ route, title: got.json.title, type: got.json.type, kind: got.json.details?.kind }).toEqual({ route, title: missing.json.title, type: missing.json.type, kind: missing.json.details?.kind });
+      expect({ route, title: got.json.title, type: got.json.type, kind: got.json.details?.kind }).toEqual({
+        route,
+        title: missing.json.title,
+        type: missing.json.type,
+        kind: missing.json.details?.kind,
+      });
       expect(got.text).not.toContain('acct-bob');
     }
     // Bob's things are untouched and Bob's instance has nothing mounted.
@@ -157,20 +222,31 @@ describe('express router: the auth boundary', () => {
     expect(h.world.mounted.has('dom-bob-1')).toBe(false);
   });
 
-  it('answers 404 for another account\'s ids inside bodies (capture, deploy) and for hidden ISOs', async () => {
+  it("answers 404 for another account's ids inside bodies (capture, deploy) and for hidden ISOs", async () => {
     const capture = await h.call('POST', '/images', { actor: ALICE, json: { instanceId: 'bob-1', name: 'steal' } });
     expect([capture.status, capture.json.code]).toEqual([404, 'NOT_FOUND']);
     // deploys are the host's (admin) call; even then a custom image never lands on another account's instance
-    const deployAsCustomer = await h.call('POST', '/admin/deployments', { actor: ALICE, json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' } });
+    const deployAsCustomer = await h.call('POST', '/admin/deployments', {
+      actor: ALICE,
+      json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' },
+    });
     expect([deployAsCustomer.status, deployAsCustomer.json.code]).toEqual([403, 'FORBIDDEN']);
-    const deployForeignImage = await h.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: ids.bobImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' } });
+    const deployForeignImage = await h.call('POST', '/admin/deployments', {
+      actor: ADMIN,
+      json: { imageId: ids.bobImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' },
+    });
     expect([deployForeignImage.status, deployForeignImage.json.code]).toEqual([404, 'NOT_FOUND']);
-    const deployOntoForeign = await h.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: ids.aliceImage, instanceId: 'bob-1', targetPath: '/disks/a.qcow2' } });
+    const deployOntoForeign = await h.call('POST', '/admin/deployments', {
+      actor: ADMIN,
+      json: { imageId: ids.aliceImage, instanceId: 'bob-1', targetPath: '/disks/a.qcow2' },
+    });
     expect([deployOntoForeign.status, deployOntoForeign.json.code]).toEqual([404, 'NOT_FOUND']);
     const hidden = await h.call('POST', '/instances/web-1/iso', { actor: ALICE, json: { isoId: ids.hiddenIso } });
     expect([hidden.status, hidden.json.code]).toEqual([404, 'NOT_FOUND']);
     expect(h.world.files.has('hv-1:/disks/a.qcow2')).toBe(false);
     expect((await h.call('GET', '/images', { actor: ALICE })).json.items.map((i: { name: string }) => i.name)).toEqual(['alice']);
-    expect((await h.call('GET', '/tasks', { actor: ALICE })).json.items.every((t: { accountId: string }) => t.accountId === 'acct-alice')).toBe(true);
+    expect(
+      (await h.call('GET', '/tasks', { actor: ALICE })).json.items.every((t: { accountId: string }) => t.accountId === 'acct-alice'),
+    ).toBe(true);
   });
 });

@@ -20,7 +20,13 @@ describe('hostile sweep: no 500 from customer input', () => {
     for (const key of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', '__defineGetter__']) {
       for (const route of ['/images', '/tasks', '/isos', '/usage', '/os-picker']) {
         const res = await t.call('GET', `${route}?${key}=x`);
-        expect({ key, route, status: res.status, code: res.json.code, fields: paths(res.json) }).toEqual({ key, route, status: 400, code: 'VALIDATION_FAILED', fields: [key] });
+        expect({ key, route, status: res.status, code: res.json.code, fields: paths(res.json) }).toEqual({
+          key,
+          route,
+          status: 400,
+          code: 'VALIDATION_FAILED',
+          fields: [key],
+        });
       }
     }
     expect(t.logged).toEqual([]);
@@ -37,7 +43,13 @@ describe('hostile sweep: no 500 from customer input', () => {
         ['DELETE', `/admin/storages/${bad}/bindings/hv-1`, ADMIN],
       ] as const) {
         const res = await t.call(method, path, actor ? { actor } : {});
-        expect({ bad, path, status: res.status, code: res.json?.code, fields: paths(res.json ?? {}) }).toEqual({ bad, path, status: 400, code: 'VALIDATION_FAILED', fields: ['path'] });
+        expect({ bad, path, status: res.status, code: res.json?.code, fields: paths(res.json ?? {}) }).toEqual({
+          bad,
+          path,
+          status: 400,
+          code: 'VALIDATION_FAILED',
+          fields: ['path'],
+        });
       }
     }
     expect(t.logged).toEqual([]);
@@ -45,13 +57,22 @@ describe('hostile sweep: no 500 from customer input', () => {
 
   it('Content-Encoding: gzip on a body that is not compressed is a 400 with a code', async () => {
     const t = await harness();
-    const plain = await t.call('POST', '/images', { body: '{"instanceId":"web-1","name":"x"}', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    const plain = await t.call('POST', '/images', {
+      body: '{"instanceId":"web-1","name":"x"}',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    });
     expect([plain.status, plain.json.code]).toEqual([400, 'MALFORMED_JSON']);
     expect(plain.json.detail).toMatch(/Content-Encoding/);
-    const deflate = await t.call('POST', '/images', { body: 'not deflated', headers: { 'content-type': 'application/json', 'content-encoding': 'deflate' } });
+    const deflate = await t.call('POST', '/images', {
+      body: 'not deflated',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'deflate' },
+    });
     expect([deflate.status, deflate.json.code]).toEqual([400, 'MALFORMED_JSON']);
     // A real gzip body still works.
-    const real = await t.call('POST', '/images', { body: gzipSync('{"instanceId":"web-1","name":"zipped"}'), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    const real = await t.call('POST', '/images', {
+      body: gzipSync('{"instanceId":"web-1","name":"zipped"}'),
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    });
     expect([real.status, real.json.image?.name]).toEqual([202, 'zipped']);
     expect(t.logged).toEqual([]);
   });
@@ -60,11 +81,24 @@ describe('hostile sweep: no 500 from customer input', () => {
     const t = await harness();
     const url = new URL(`${t.baseUrl}/images`);
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(10 * 1024 * 1024), 'x-test-actor': 'customer:acct-alice' } }, (res) => {
-        let body = '';
-        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(10 * 1024 * 1024),
+            'x-test-actor': 'customer:acct-alice',
+          },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       // Only the headers are sent: the body never comes. Without the fix no answer arrives.
       req.flushHeaders();
@@ -87,7 +121,10 @@ describe('hostile sweep: nothing unknown is silently ignored', () => {
   });
 
   it('skips only the query parameters the host declares as its own (read by its resolveActor)', async () => {
-    const t = await harness({ hostQueryParameters: ['token'], resolveActor: (req) => (req.query.token === 'alice' ? { kind: 'customer', accountId: 'acct-alice' } : null) });
+    const t = await harness({
+      hostQueryParameters: ['token'],
+      resolveActor: (req) => (req.query.token === 'alice' ? { kind: 'customer', accountId: 'acct-alice' } : null),
+    });
     expect((await t.call('GET', '/tasks?token=alice', { actor: null })).status).toBe(200);
     expect((await t.call('GET', '/images?token=alice&limit=2', { actor: null })).status).toBe(200);
     const other = await t.call('GET', '/images?token=alice&session=x', { actor: null });
@@ -97,12 +134,19 @@ describe('hostile sweep: nothing unknown is silently ignored', () => {
   it('refuses unknown router options, naming them', async () => {
     const { createImagesRouter } = await import('../../../adapters/express');
     const t = await harness();
-    expect(() => createImagesRouter({ service: t.ii, resolveActor: () => null, maxJsonByte: 10 } as never)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [{ path: 'maxJsonByte', message: 'is not a known field' }] }));
+    expect(() => createImagesRouter({ service: t.ii, resolveActor: () => null, maxJsonByte: 10 } as never)).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [{ path: 'maxJsonByte', message: 'is not a known field' }] }),
+    );
   });
 
   it('refuses unknown body fields on every JSON route, naming them', async () => {
     const t = await harness();
-    const os = await t.ii.catalog.createOsImage(ADMIN, { name: 'Debian', osType: 'linux', storageId: t.templatesId, fileKey: 'os/debian-12.qcow2' });
+    const os = await t.ii.catalog.createOsImage(ADMIN, {
+      name: 'Debian',
+      osType: 'linux',
+      storageId: t.templatesId,
+      fileKey: 'os/debian-12.qcow2',
+    });
     const group = await t.ii.catalog.createMediaGroup(ADMIN, { name: 'Linux' });
     const cases: [string, string, Record<string, unknown>, boolean][] = [
       ['POST', '/images', { instanceId: 'web-1', name: 'x' }, false],
@@ -123,15 +167,29 @@ describe('hostile sweep: nothing unknown is silently ignored', () => {
     ];
     for (const [method, path, body, admin] of cases) {
       const res = await t.call(method, path, { json: { ...body, sneaky: true, 'nested.key': 1 }, ...(admin ? { actor: ADMIN } : {}) });
-      expect({ path, status: res.status, code: res.json.code, fields: paths(res.json) }).toEqual({ path, status: 400, code: 'VALIDATION_FAILED', fields: ['nested.key', 'sneaky'] });
+      expect({ path, status: res.status, code: res.json.code, fields: paths(res.json) }).toEqual({
+        path,
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        fields: ['nested.key', 'sneaky'],
+      });
     }
     expect((await t.call('GET', '/images')).json.items).toEqual([]);
   });
 
   it('the SDK refuses unknown fields when called directly too', async () => {
     const t = await harness();
-    await expect(t.ii.images.createImage({ kind: 'customer', accountId: 'acct-alice' }, { instanceId: 'web-1', name: 'x', descripton: 'typo' } as never)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', fields: [{ path: 'descripton', message: 'is not a known field' }] });
-    await expect(t.ii.images.listImages(ADMIN, { includeHidden: true } as never)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', fields: [{ path: 'includeHidden' }] });
+    await expect(
+      t.ii.images.createImage({ kind: 'customer', accountId: 'acct-alice' }, {
+        instanceId: 'web-1',
+        name: 'x',
+        descripton: 'typo',
+      } as never),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', fields: [{ path: 'descripton', message: 'is not a known field' }] });
+    await expect(t.ii.images.listImages(ADMIN, { includeHidden: true } as never)).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      fields: [{ path: 'includeHidden' }],
+    });
   });
 });
 
@@ -145,13 +203,25 @@ describe('hostile sweep: what is stored is what was sent', () => {
       ['{"instanceId":"web-1","name":"\\udc00\\ud800"}', 'name'],
     ] as const) {
       const res = await t.call('POST', '/images', { body, headers: { 'content-type': 'application/json' } });
-      expect({ body, status: res.status, code: res.json.code, fields: paths(res.json) }).toEqual({ body, status: 400, code: 'VALIDATION_FAILED', fields: [field] });
+      expect({ body, status: res.status, code: res.json.code, fields: paths(res.json) }).toEqual({
+        body,
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        fields: [field],
+      });
       expect(res.json.detail).toContain('well-formed Unicode');
     }
     // A well-formed pair (an emoji) is fine.
-    const emoji = await t.call('POST', '/images', { body: '{"instanceId":"web-1","name":"ok \\ud83d\\ude00"}', headers: { 'content-type': 'application/json' } });
+    const emoji = await t.call('POST', '/images', {
+      body: '{"instanceId":"web-1","name":"ok \\ud83d\\ude00"}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect([emoji.status, emoji.json.image.name]).toEqual([202, 'ok 😀']);
-    const storage = await t.call('POST', '/admin/storages', { actor: ADMIN, body: '{"name":"s","driver":"fake-s3","config":{"root":"r","secret":"\\ud800"}}', headers: { 'content-type': 'application/json' } });
+    const storage = await t.call('POST', '/admin/storages', {
+      actor: ADMIN,
+      body: '{"name":"s","driver":"fake-s3","config":{"root":"r","secret":"\\ud800"}}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect([storage.status, paths(storage.json)]).toEqual([400, ['config.secret']]);
     expect((await t.call('GET', '/images')).json.items.map((i: { name: string }) => i.name)).toEqual(['ok 😀']);
   });
@@ -165,7 +235,9 @@ describe('hostile sweep: what is stored is what was sent', () => {
       const group = await t.call('POST', '/admin/media-groups', { actor: ADMIN, json: { name } });
       expect([group.status, paths(group.json)]).toEqual([400, ['name']]);
     }
-    const ok = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'inner  spaces kept', description: '  indented\n\tand trailing  ' } });
+    const ok = await t.call('POST', '/images', {
+      json: { instanceId: 'web-1', name: 'inner  spaces kept', description: '  indented\n\tand trailing  ' },
+    });
     expect(ok.status).toBe(202);
     const stored = await t.call('GET', `/images/${ok.json.image.id}`);
     expect([stored.json.name, stored.json.description]).toEqual(['inner  spaces kept', '  indented\n\tand trailing  ']);
@@ -177,7 +249,12 @@ describe('page size', () => {
     expect(pageSize(undefined)).toBe(50);
     expect(pageSize(1000)).toBe(1000);
     for (const bad of [0, 1001, 5000, 1.5, -1]) {
-      expect(() => pageSize(bad)).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', fields: [{ path: 'limit', message: 'must be an integer from 1 to 1000 (the page size)' }] }));
+      expect(() => pageSize(bad)).toThrow(
+        expect.objectContaining({
+          code: 'VALIDATION_FAILED',
+          fields: [{ path: 'limit', message: 'must be an integer from 1 to 1000 (the page size)' }],
+        }),
+      );
     }
   });
 });

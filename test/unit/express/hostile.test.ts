@@ -19,14 +19,22 @@ describe('express router: validation', () => {
     const res = await t.call('POST', '/images', { json: { instanceId: '', name: 42, format: 'vmdk' } });
     expect(res.status).toBe(400);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(res.json).toMatchObject({ type: 'urn:instance-images:problem:validation-failed', title: 'Validation failed', status: 400, code: 'VALIDATION_FAILED' });
+    expect(res.json).toMatchObject({
+      type: 'urn:instance-images:problem:validation-failed',
+      title: 'Validation failed',
+      status: 400,
+      code: 'VALIDATION_FAILED',
+    });
     expect(paths(res.json)).toEqual(['format', 'instanceId', 'name']);
     expect(res.json.detail).toContain('instanceId');
     const empty = await t.call('POST', '/images', { headers: { 'content-length': '0' } });
     expect([empty.status, paths(empty.json)]).toEqual([400, ['instanceId', 'name']]);
     const limit = await t.call('PUT', '/admin/accounts/acct-alice/limit', { actor: ADMIN, json: { imageLimit: -1 } });
     expect([limit.status, paths(limit.json)]).toEqual([400, ['imageLimit']]);
-    const price = await t.call('PUT', '/admin/locations/loc-1/settings', { actor: ADMIN, json: { pricePerGbMonth: 0.05, currency: 'usd' } });
+    const price = await t.call('PUT', '/admin/locations/loc-1/settings', {
+      actor: ADMIN,
+      json: { pricePerGbMonth: 0.05, currency: 'usd' },
+    });
     expect([price.status, paths(price.json)]).toEqual([400, ['currency', 'pricePerGbMonth']]);
     const array = await t.call('POST', '/images', { json: [{ instanceId: 'web-1', name: 'x' }] });
     expect(array.status).toBe(400);
@@ -68,11 +76,17 @@ describe('express router: hostile inputs', () => {
     expect([big.status, big.json.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     expect(big.json.title).toBe('Payload too large');
     expect(big.headers.get('cache-control')).toBe('no-store');
-    const text = await t.call('POST', '/images', { body: 'instanceId=web-1&name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const text = await t.call('POST', '/images', {
+      body: 'instanceId=web-1&name=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect([text.status, text.json.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
-    const none = await t.call('POST', '/images', { body: '{"instanceId":"web-1","name":"x"}' , headers: { 'content-type': 'text/plain' } });
+    const none = await t.call('POST', '/images', { body: '{"instanceId":"web-1","name":"x"}', headers: { 'content-type': 'text/plain' } });
     expect(none.status).toBe(415);
-    const malformed = await t.call('POST', '/images', { body: '{"instanceId": "web-1", "name": ', headers: { 'content-type': 'application/json' } });
+    const malformed = await t.call('POST', '/images', {
+      body: '{"instanceId": "web-1", "name": ',
+      headers: { 'content-type': 'application/json' },
+    });
     expect([malformed.status, malformed.json.code]).toEqual([400, 'MALFORMED_JSON']);
     expect(malformed.json.detail).not.toMatch(/position|token|Unexpected/i);
     const primitive = await t.call('POST', '/images', { body: '"just a string"', headers: { 'content-type': 'application/json' } });
@@ -82,7 +96,11 @@ describe('express router: hostile inputs', () => {
     // Upload route: JSON is not a file.
     const json = await t.call('PUT', `/admin/isos/upload?name=x&storageId=${t.isoStoreId}&fileKey=x.iso`, { actor: ADMIN, json: { a: 1 } });
     expect([json.status, json.json.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
-    const gzip = await t.call('PUT', `/admin/isos/upload?name=x&storageId=${t.isoStoreId}&fileKey=x.iso`, { actor: ADMIN, body: Buffer.from('bytes'), headers: { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' } });
+    const gzip = await t.call('PUT', `/admin/isos/upload?name=x&storageId=${t.isoStoreId}&fileKey=x.iso`, {
+      actor: ADMIN,
+      body: Buffer.from('bytes'),
+      headers: { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip' },
+    });
     expect([gzip.status, gzip.json.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
     expect((await t.call('GET', '/images')).json.items).toEqual([]);
     expect((await t.ii.catalog.listIsos(ADMIN)).items).toEqual([]);
@@ -98,11 +116,21 @@ describe('express router: hostile inputs', () => {
     const t = await harness();
     t.world.files.set('/hv-1/isos/../../etc/passwd', { bytes: Buffer.from('root:x:0:0'), modifiedAt: new Date() });
     for (const fileKey of ['../../etc/passwd', '/etc/passwd', 'a/../../b', 'a\\..\\b', 'ok/\u0000.iso']) {
-      const register = await t.call('POST', '/admin/isos', { actor: ADMIN, json: { name: 'x', storageId: t.isoStoreId, hypervisorId: 'hv-1', fileKey } });
+      const register = await t.call('POST', '/admin/isos', {
+        actor: ADMIN,
+        json: { name: 'x', storageId: t.isoStoreId, hypervisorId: 'hv-1', fileKey },
+      });
       expect({ fileKey, status: register.status, fields: paths(register.json) }).toEqual({ fileKey, status: 400, fields: ['fileKey'] });
-      const upload = await t.call('PUT', `/admin/isos/upload?name=x&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=${encodeURIComponent(fileKey)}`, { actor: ADMIN, body: Buffer.from('data'), headers: { 'content-type': 'application/octet-stream' } });
+      const upload = await t.call(
+        'PUT',
+        `/admin/isos/upload?name=x&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=${encodeURIComponent(fileKey)}`,
+        { actor: ADMIN, body: Buffer.from('data'), headers: { 'content-type': 'application/octet-stream' } },
+      );
       expect({ fileKey, status: upload.status, fields: paths(upload.json) }).toEqual({ fileKey, status: 400, fields: ['fileKey'] });
-      const os = await t.call('POST', '/admin/os-images', { actor: ADMIN, json: { name: 'x', osType: 'linux', storageId: t.templatesId, fileKey } });
+      const os = await t.call('POST', '/admin/os-images', {
+        actor: ADMIN,
+        json: { name: 'x', osType: 'linux', storageId: t.templatesId, fileKey },
+      });
       expect({ fileKey, status: os.status, fields: paths(os.json) }).toEqual({ fileKey, status: 400, fields: ['fileKey'] });
     }
     const browse = await t.call('GET', `/admin/storages/${t.storageId}/browse?prefix=${encodeURIComponent('../../etc')}`, { actor: ADMIN });
@@ -129,14 +157,19 @@ describe('express router: hostile inputs', () => {
 });
 
 describe('express router: error mapping over HTTP', () => {
-  it('maps the service\'s codes to their statuses', async () => {
+  it("maps the service's codes to their statuses", async () => {
     const t = await harness();
     await t.call('PUT', '/admin/accounts/acct-alice/limit', { actor: ADMIN, json: { imageLimit: 1 } });
     const first = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'one' } });
     expect(first.status).toBe(202);
     await t.ii.idle();
     const limited = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'two' } });
-    expect([limited.status, limited.json.code, limited.json.detail, limited.json.details]).toEqual([409, 'IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { limit: 1 }]);
+    expect([limited.status, limited.json.code, limited.json.detail, limited.json.details]).toEqual([
+      409,
+      'IMAGE_LIMIT_REACHED',
+      'Maximum image limit reached',
+      { limit: 1 },
+    ]);
     await t.call('DELETE', '/admin/accounts/acct-alice/limit', { actor: ADMIN });
 
     const cancel = await t.call('POST', `/images/${first.json.image.id}/cancel`);
@@ -153,9 +186,15 @@ describe('express router: error mapping over HTTP', () => {
     const noStorage = await t.call('POST', '/images', { json: { instanceId: 'web-2', name: 'x' } });
     expect([noStorage.status, noStorage.json.code]).toEqual([507, 'NO_IMAGE_STORAGE']);
 
-    const os = await t.call('POST', '/admin/os-images', { actor: ADMIN, json: { name: 'Debian', osType: 'linux', storageId: t.templatesId, fileKey: 'os/debian-12.qcow2' } });
+    const os = await t.call('POST', '/admin/os-images', {
+      actor: ADMIN,
+      json: { name: 'Debian', osType: 'linux', storageId: t.templatesId, fileKey: 'os/debian-12.qcow2' },
+    });
     t.world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('tampered'), modifiedAt: new Date() });
-    const deploy = await t.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: os.json.id, instanceId: 'web-2', targetPath: '/disks/n.qcow2' } });
+    const deploy = await t.call('POST', '/admin/deployments', {
+      actor: ADMIN,
+      json: { imageId: os.json.id, instanceId: 'web-2', targetPath: '/disks/n.qcow2' },
+    });
     expect([deploy.status, deploy.json.code]).toEqual([422, 'CHECKSUM_MISMATCH']);
 
     await t.call('PUT', '/admin/locations/loc-1/settings', { actor: ADMIN, json: { imagesEnabled: false } });
@@ -170,7 +209,11 @@ describe('express router: error mapping over HTTP', () => {
       throw leaky;
     };
     const customer = await t.call('GET', '/images/x');
-    expect([customer.status, customer.json.code, customer.json.detail]).toEqual([503, 'STORAGE_UNAVAILABLE', 'The image storage is not reachable']);
+    expect([customer.status, customer.json.code, customer.json.detail]).toEqual([
+      503,
+      'STORAGE_UNAVAILABLE',
+      'The image storage is not reachable',
+    ]);
     expect(customer.text).not.toContain('10.0.0.7');
     const admin = await t.call('GET', '/images/x', { actor: ADMIN });
     expect([admin.status, admin.json.detail]).toEqual([503, leaky.message]);
@@ -184,14 +227,20 @@ describe('express router: error mapping over HTTP', () => {
     };
     const res = await t.call('GET', '/images');
     expect(res.status).toBe(500);
-    expect(res.json).toEqual({ type: 'urn:instance-images:problem:internal', title: 'Internal error', status: 500, code: 'INTERNAL', detail: 'An unexpected error occurred; try again later or contact support' });
+    expect(res.json).toEqual({
+      type: 'urn:instance-images:problem:internal',
+      title: 'Internal error',
+      status: 500,
+      code: 'INTERNAL',
+      detail: 'An unexpected error occurred; try again later or contact support',
+    });
     expect(res.text).not.toContain('s3cret');
     const admin = await t.call('GET', '/images', { actor: ADMIN });
     expect(admin.text).not.toContain('s3cret');
     expect(t.logged).toHaveLength(2);
   });
 
-  it('a throwing or malformed resolveActor is a 500, not the caller\'s fault', async () => {
+  it("a throwing or malformed resolveActor is a 500, not the caller's fault", async () => {
     const t = await harness({
       resolveActor: (req) => {
         if (req.header('x-mode') === 'throw') throw new Error('session store password=hunter2 unreachable');

@@ -5,7 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, InstanceImagesError } from '../../../src';
-import { createOpenApiDocument, HttpProblem, IMAGES_ROUTES, openApiPath, PROBLEM_STATUS, problemFromError, type OpenApiOperation } from '../../../adapters/express';
+import {
+  createOpenApiDocument,
+  HttpProblem,
+  IMAGES_ROUTES,
+  openApiPath,
+  PROBLEM_STATUS,
+  problemFromError,
+  type OpenApiOperation,
+} from '../../../adapters/express';
 import { liveRoutes, startExpressHarness } from '../../support/express-harness';
 
 const SCHEMA_KEYWORDS = ['type', '$ref', 'anyOf', 'oneOf', 'allOf', 'enum', 'const'];
@@ -44,7 +52,9 @@ describe('OpenAPI 3.1 document', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(doc.servers).toEqual([{ url: '/api/images' }]);
     expect(doc.jsonSchemaDialect).toBe('https://json-schema.org/draft/2020-12/schema');
-    const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`));
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
+    );
     const registered = routes.map((route) => {
       const [method, path] = route.split(' ');
       return `${method} ${openApiPath(path as string)}`;
@@ -56,7 +66,10 @@ describe('OpenAPI 3.1 document', () => {
         expect(ids.has(op.operationId), `duplicate operationId ${op.operationId}`).toBe(false);
         ids.add(op.operationId);
         const templated = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
-        expect(op.parameters.filter((p) => p.in === 'path').map((p) => p.name), `${method} ${path}`).toEqual(templated);
+        expect(
+          op.parameters.filter((p) => p.in === 'path').map((p) => p.name),
+          `${method} ${path}`,
+        ).toEqual(templated);
         for (const p of op.parameters) expect(isJsonSchema(p.schema), `${method} ${path} ${p.name}`).toBe(true);
         expect(Object.keys(op.responses).length).toBeGreaterThan(0);
       }
@@ -76,11 +89,19 @@ describe('OpenAPI 3.1 document', () => {
     expect(input.required.sort()).toEqual(['instanceId', 'name']);
     expect(input.properties.name?.type).toBe('string');
     // Unknown body fields are refused: every request body says so; names are never trimmed.
-    expect(input).toMatchObject({ additionalProperties: false, properties: { name: { description: expect.stringContaining('never trimmed') } } });
+    expect(input).toMatchObject({
+      additionalProperties: false,
+      properties: { name: { description: expect.stringContaining('never trimmed') } },
+    });
     for (const route of IMAGES_ROUTES) {
       const op = doc.paths[route.path.replace(/:([A-Za-z0-9]+)/g, '{$1}')]?.[route.method] as OpenApiOperation;
       expect(Object.keys(op.responses), `${route.method} ${route.path}`).toContain('400');
-      if (route.body) expect(resolve(doc, (op.requestBody?.content['application/json']?.schema as { $ref?: string }).$ref ?? '') ?? op.requestBody?.content['application/json']?.schema, route.operationId).toMatchObject({ additionalProperties: false });
+      if (route.body)
+        expect(
+          resolve(doc, (op.requestBody?.content['application/json']?.schema as { $ref?: string }).$ref ?? '') ??
+            op.requestBody?.content['application/json']?.schema,
+          route.operationId,
+        ).toMatchObject({ additionalProperties: false });
     }
     expect(Object.keys(create.responses).sort()).toEqual(['202', '400', '401', '403', '404', '409', '413', '415', '500', '503', '507']);
     const list = doc.paths['/images']?.get as OpenApiOperation;
@@ -100,7 +121,9 @@ describe('OpenAPI 3.1 document', () => {
     expect(image.properties.createdAt).toEqual({ type: 'string', format: 'date-time' });
     const upload = doc.paths['/admin/isos/upload']?.put as OpenApiOperation;
     expect(Object.keys(upload.requestBody?.content ?? {})).toEqual(['application/octet-stream', 'application/x-iso9660-image']);
-    expect(upload.parameters.map((p) => p.name)).toEqual(expect.arrayContaining(['name', 'storageId', 'fileKey', 'hypervisorId', 'customerVisible']));
+    expect(upload.parameters.map((p) => p.name)).toEqual(
+      expect.arrayContaining(['name', 'storageId', 'fileKey', 'hypervisorId', 'customerVisible']),
+    );
     expect(upload.responses['413']).toEqual({ $ref: '#/components/responses/Problem413' });
     const events = doc.paths['/tasks/{taskId}/events']?.get as OpenApiOperation;
     expect(Object.keys((events.responses['200'] as { content: Record<string, unknown> }).content)).toEqual(['text/event-stream']);
@@ -109,7 +132,9 @@ describe('OpenAPI 3.1 document', () => {
       expect(op['x-actor']).toBe('admin');
       expect(op.responses['403']).toBeDefined();
     }
-    expect(doc.components.responses.Problem507).toMatchObject({ content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+    expect(doc.components.responses.Problem507).toMatchObject({
+      content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+    });
   });
 });
 
@@ -121,7 +146,8 @@ describe('problem mapping', () => {
     expect(status('FORBIDDEN')).toBe(403);
     expect(status('FEATURE_DISABLED')).toBe(403);
     expect(status('NOT_FOUND')).toBe(404);
-    for (const code of ['INVALID_STATE', 'IN_USE', 'CONFLICT', 'IMAGE_LIMIT_REACHED', 'CANCELLED'] as const) expect(status(code), code).toBe(409);
+    for (const code of ['INVALID_STATE', 'IN_USE', 'CONFLICT', 'IMAGE_LIMIT_REACHED', 'CANCELLED'] as const)
+      expect(status(code), code).toBe(409);
     expect(status('NO_IMAGE_STORAGE')).toBe(507);
     expect(status('STORAGE_FULL')).toBe(507);
     expect(status('CHECKSUM_MISMATCH')).toBe(422);
@@ -137,13 +163,40 @@ describe('problem mapping', () => {
   });
 
   it('builds RFC 9457 bodies; 5xx details reach admins only; unknown errors stay generic', () => {
-    const validation = new InstanceImagesError('VALIDATION_FAILED', 'The image is not valid: name: too long', { fields: [{ path: 'name', message: 'too long' }] });
-    expect(problemFromError(validation)).toEqual({ type: 'urn:instance-images:problem:validation-failed', title: 'Validation failed', status: 400, detail: 'The image is not valid: name: too long', code: 'VALIDATION_FAILED', fields: [{ path: 'name', message: 'too long' }] });
-    const upstream = new InstanceImagesError('COMMAND_FAILED', 'qemu-img: /var/lib/secret/path: Permission denied', { details: { exitCode: 1 } });
-    expect(problemFromError(upstream, 'customer')).toEqual({ type: 'urn:instance-images:problem:command-failed', title: 'Command failed', status: 502, detail: 'A command on the hypervisor failed', code: 'COMMAND_FAILED' });
+    const validation = new InstanceImagesError('VALIDATION_FAILED', 'The image is not valid: name: too long', {
+      fields: [{ path: 'name', message: 'too long' }],
+    });
+    expect(problemFromError(validation)).toEqual({
+      type: 'urn:instance-images:problem:validation-failed',
+      title: 'Validation failed',
+      status: 400,
+      detail: 'The image is not valid: name: too long',
+      code: 'VALIDATION_FAILED',
+      fields: [{ path: 'name', message: 'too long' }],
+    });
+    const upstream = new InstanceImagesError('COMMAND_FAILED', 'qemu-img: /var/lib/secret/path: Permission denied', {
+      details: { exitCode: 1 },
+    });
+    expect(problemFromError(upstream, 'customer')).toEqual({
+      type: 'urn:instance-images:problem:command-failed',
+      title: 'Command failed',
+      status: 502,
+      detail: 'A command on the hypervisor failed',
+      code: 'COMMAND_FAILED',
+    });
     expect(problemFromError(upstream, 'admin')).toMatchObject({ detail: upstream.message, details: { exitCode: 1 } });
-    expect(problemFromError(new TypeError('x is undefined at /srv/app.js:10'), 'admin')).toEqual({ type: 'urn:instance-images:problem:internal', title: 'Internal error', status: 500, detail: 'An unexpected error occurred; try again later or contact support', code: 'INTERNAL' });
-    expect(problemFromError(new HttpProblem('UNAUTHENTICATED'))).toMatchObject({ status: 401, code: 'UNAUTHENTICATED', detail: 'Sign in to use this API' });
+    expect(problemFromError(new TypeError('x is undefined at /srv/app.js:10'), 'admin')).toEqual({
+      type: 'urn:instance-images:problem:internal',
+      title: 'Internal error',
+      status: 500,
+      detail: 'An unexpected error occurred; try again later or contact support',
+      code: 'INTERNAL',
+    });
+    expect(problemFromError(new HttpProblem('UNAUTHENTICATED'))).toMatchObject({
+      status: 401,
+      code: 'UNAUTHENTICATED',
+      detail: 'Sign in to use this API',
+    });
     expect(problemFromError('a string')).toMatchObject({ status: 500 });
     // An InstanceImagesError from another copy of the core (separate CommonJS bundles) still maps by its code.
     class ForeignCopy extends Error {
@@ -152,7 +205,12 @@ describe('problem mapping', () => {
       fields = [];
       details = { storageId: 's1' };
     }
-    expect(problemFromError(new ForeignCopy('Images still live on this storage'))).toMatchObject({ status: 409, code: 'IN_USE', detail: 'Images still live on this storage', details: { storageId: 's1' } });
+    expect(problemFromError(new ForeignCopy('Images still live on this storage'))).toMatchObject({
+      status: 409,
+      code: 'IN_USE',
+      detail: 'Images still live on this storage',
+      details: { storageId: 's1' },
+    });
     const unknownCode = Object.assign(new Error('x'), { name: 'InstanceImagesError', code: 'MADE_UP' });
     expect(problemFromError(unknownCode)).toMatchObject({ status: 500, code: 'INTERNAL' });
   });

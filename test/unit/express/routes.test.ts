@@ -25,7 +25,7 @@ afterEach(async () => {
   h = null;
 });
 
-describe('express router: every route\'s happy path', () => {
+describe("express router: every route's happy path", () => {
   it('my images: create (202), list with cursor paging, get, tasks, events of a finished task, delete', async () => {
     const t = await harness();
     const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'web server', description: 'nightly' } });
@@ -50,7 +50,11 @@ describe('express router: every route\'s happy path', () => {
 
     const image = await t.call('GET', `/images/${created.json.image.id}`);
     expect(image.status).toBe(200);
-    expect(image.json).toMatchObject({ status: 'available', sizeBytes: expect.any(Number), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(image.json).toMatchObject({
+      status: 'available',
+      sizeBytes: expect.any(Number),
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     expect(image.json.availableAt).toMatch(ISO_DATE);
 
     const tasks = await t.call('GET', '/tasks?type=capture&status=completed');
@@ -97,24 +101,40 @@ describe('express router: every route\'s happy path', () => {
     const t = await harness();
     const group = await t.call('POST', '/admin/media-groups', { actor: ADMIN, json: { name: 'Linux', order: 1 } });
     expect(group.status).toBe(201);
-    const os = await t.call('POST', '/admin/os-images', { actor: ADMIN, json: { name: 'Debian 12', osType: 'linux', storageId: t.templatesId, fileKey: 'os/debian-12.qcow2', mediaGroupId: group.json.id } });
+    const os = await t.call('POST', '/admin/os-images', {
+      actor: ADMIN,
+      json: { name: 'Debian 12', osType: 'linux', storageId: t.templatesId, fileKey: 'os/debian-12.qcow2', mediaGroupId: group.json.id },
+    });
     expect(os.status).toBe(201);
     const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'mine' } });
     await t.ii.idle();
 
     const picker = await t.call('GET', '/os-picker');
     expect(picker.status).toBe(200);
-    expect(picker.json.groups.map((g: { group: { name: string }; images: { name: string }[] }) => [g.group.name, g.images.map((i) => i.name)])).toEqual([['Linux', ['Debian 12']]]);
+    expect(
+      picker.json.groups.map((g: { group: { name: string }; images: { name: string }[] }) => [g.group.name, g.images.map((i) => i.name)]),
+    ).toEqual([['Linux', ['Debian 12']]]);
     expect(picker.json.myImages.map((i: { id: string }) => i.id)).toEqual([created.json.image.id]);
 
     t.world.addInstance('new-1', 'acct-alice', { hypervisorId: 'hv-2' });
-    const deploy = await t.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: created.json.image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' } });
+    const deploy = await t.call('POST', '/admin/deployments', {
+      actor: ADMIN,
+      json: { imageId: created.json.image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' },
+    });
     expect(deploy.status).toBe(200);
     expect(deploy.json.task).toMatchObject({ type: 'deploy', status: 'completed' });
     expect(deploy.json.result.path).toBe('/var/lib/libvirt/images/new-1.qcow2');
-    expect(t.world.files.get('hv-2:/var/lib/libvirt/images/new-1.qcow2')?.bytes.equals(t.world.domains.get('dom-web-1')?.disk ?? Buffer.alloc(0))).toBe(true);
+    expect(
+      t.world.files
+        .get('hv-2:/var/lib/libvirt/images/new-1.qcow2')
+        ?.bytes.equals(t.world.domains.get('dom-web-1')?.disk ?? Buffer.alloc(0)),
+    ).toBe(true);
 
-    const iso = await t.ii.catalog.uploadIso(ADMIN, { name: 'Installer', storageId: t.isoStoreId, hypervisorId: 'hv-1', fileKey: 'installer.iso' }, Readable.from([Buffer.from('ISO9660')]));
+    const iso = await t.ii.catalog.uploadIso(
+      ADMIN,
+      { name: 'Installer', storageId: t.isoStoreId, hypervisorId: 'hv-1', fileKey: 'installer.iso' },
+      Readable.from([Buffer.from('ISO9660')]),
+    );
     const isos = await t.call('GET', '/isos?limit=10');
     expect(isos.status).toBe(200);
     expect(isos.json.items.map((i: { id: string }) => i.id)).toEqual([iso.id]);
@@ -138,7 +158,10 @@ describe('express router: every route\'s happy path', () => {
 
   it('admin: storages CRUD, bindings, health, browse, reconcile', async () => {
     const t = await harness();
-    const created = await t.call('POST', '/admin/storages', { actor: ADMIN, json: { name: 'second s3', driver: 'fake-s3', config: { root: 'other', secret: 'hunter2-secret' } } });
+    const created = await t.call('POST', '/admin/storages', {
+      actor: ADMIN,
+      json: { name: 'second s3', driver: 'fake-s3', config: { root: 'other', secret: 'hunter2-secret' } },
+    });
     expect(created.status).toBe(201);
     expect(created.json.config).toEqual({ root: 'other', secret: '********' });
     expect(created.text).not.toContain('hunter2-secret');
@@ -148,7 +171,10 @@ describe('express router: every route\'s happy path', () => {
     expect(list.status).toBe(200);
     expect(list.json.items.map((s: { name: string }) => s.name).sort()).toEqual(['s3', 'second s3']);
     expect((await t.call('GET', `/admin/storages/${id}`, { actor: ADMIN })).json).toMatchObject({ id, hypervisorIds: [] });
-    const patched = await t.call('PATCH', `/admin/storages/${id}`, { actor: ADMIN, json: { name: 'renamed', config: { root: 'other', secret: '********' } } });
+    const patched = await t.call('PATCH', `/admin/storages/${id}`, {
+      actor: ADMIN,
+      json: { name: 'renamed', config: { root: 'other', secret: '********' } },
+    });
     expect(patched.status).toBe(200);
     expect(patched.json.name).toBe('renamed');
     expect((await t.ii.repositories.storages.get(id))?.config).toMatchObject({ secret: 'hunter2-secret' });
@@ -181,18 +207,26 @@ describe('express router: every route\'s happy path', () => {
     const t = await harness();
     const group = await t.call('POST', '/admin/media-groups', { actor: ADMIN, json: { name: 'Windows' } });
     expect(group.status).toBe(201);
-    expect((await t.call('GET', '/admin/media-groups', { actor: ADMIN })).json.items.map((g: { name: string }) => g.name)).toEqual(['Windows']);
+    expect((await t.call('GET', '/admin/media-groups', { actor: ADMIN })).json.items.map((g: { name: string }) => g.name)).toEqual([
+      'Windows',
+    ]);
     const renamed = await t.call('PATCH', `/admin/media-groups/${group.json.id}`, { actor: ADMIN, json: { customerVisible: false } });
     expect(renamed.status).toBe(200);
     expect(renamed.json).toMatchObject({ name: 'Windows', customerVisible: false });
 
-    const os = await t.call('POST', '/admin/os-images', { actor: ADMIN, json: { name: 'Debian 12', osType: 'linux', cloudInit: true, storageId: t.templatesId, fileKey: 'os/debian-12.qcow2' } });
+    const os = await t.call('POST', '/admin/os-images', {
+      actor: ADMIN,
+      json: { name: 'Debian 12', osType: 'linux', cloudInit: true, storageId: t.templatesId, fileKey: 'os/debian-12.qcow2' },
+    });
     expect(os.status).toBe(201);
     expect(os.json).toMatchObject({ kind: 'stock', status: 'available', sha256: sha256(Buffer.from('debian 12 qcow2 bytes')) });
     const listed = await t.call('GET', '/admin/os-images?limit=5', { actor: ADMIN });
     expect(listed.status).toBe(200);
     expect(listed.json.items.map((i: { name: string }) => i.name)).toEqual(['Debian 12']);
-    const edited = await t.call('PATCH', `/admin/os-images/${os.json.id}`, { actor: ADMIN, json: { name: 'Debian 12 (bookworm)', mediaGroupId: group.json.id } });
+    const edited = await t.call('PATCH', `/admin/os-images/${os.json.id}`, {
+      actor: ADMIN,
+      json: { name: 'Debian 12 (bookworm)', mediaGroupId: group.json.id },
+    });
     expect(edited.status).toBe(200);
     expect(edited.json).toMatchObject({ name: 'Debian 12 (bookworm)', mediaGroupId: group.json.id });
     const removed = await t.call('DELETE', `/admin/os-images/${os.json.id}`, { actor: ADMIN });
@@ -201,19 +235,38 @@ describe('express router: every route\'s happy path', () => {
     expect((await t.call('DELETE', `/admin/media-groups/${group.json.id}`, { actor: ADMIN })).status).toBe(204);
 
     t.world.files.set('/hv-1/isos/rescue.iso', { bytes: Buffer.from('rescue'), modifiedAt: new Date() });
-    const registered = await t.call('POST', '/admin/isos', { actor: ADMIN, json: { name: 'Rescue', storageId: t.isoStoreId, hypervisorId: 'hv-1', fileKey: 'rescue.iso' } });
+    const registered = await t.call('POST', '/admin/isos', {
+      actor: ADMIN,
+      json: { name: 'Rescue', storageId: t.isoStoreId, hypervisorId: 'hv-1', fileKey: 'rescue.iso' },
+    });
     expect(registered.status).toBe(201);
     expect(registered.json).toMatchObject({ status: 'available', sizeBytes: 6, sha256: sha256(Buffer.from('rescue')) });
     const bytes = Buffer.alloc(10_000, 7);
-    const uploaded = await t.call('PUT', `/admin/isos/upload?name=${encodeURIComponent('Windows Server')}&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=win/server.iso&customerVisible=false`, { actor: ADMIN, body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+    const uploaded = await t.call(
+      'PUT',
+      `/admin/isos/upload?name=${encodeURIComponent('Windows Server')}&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=win/server.iso&customerVisible=false`,
+      { actor: ADMIN, body: bytes, headers: { 'content-type': 'application/octet-stream' } },
+    );
     expect(uploaded.status).toBe(201);
-    expect(uploaded.json).toMatchObject({ name: 'Windows Server', status: 'available', sizeBytes: 10_000, sha256: sha256(bytes), customerVisible: false, fileKey: 'win/server.iso' });
+    expect(uploaded.json).toMatchObject({
+      name: 'Windows Server',
+      status: 'available',
+      sizeBytes: 10_000,
+      sha256: sha256(bytes),
+      customerVisible: false,
+      fileKey: 'win/server.iso',
+    });
     expect(t.world.files.get('/hv-1/isos/win/server.iso')?.bytes.equals(bytes)).toBe(true);
     const all = await t.call('GET', '/admin/isos', { actor: ADMIN });
     expect(all.json.items).toHaveLength(2);
-    const patched = await t.call('PATCH', `/admin/isos/${uploaded.json.id}`, { actor: ADMIN, json: { customerVisible: true, description: 'Evaluation' } });
+    const patched = await t.call('PATCH', `/admin/isos/${uploaded.json.id}`, {
+      actor: ADMIN,
+      json: { customerVisible: true, description: 'Evaluation' },
+    });
     expect(patched.json).toMatchObject({ customerVisible: true, description: 'Evaluation' });
-    expect((await t.call('DELETE', `/admin/isos/${uploaded.json.id}?deleteFile=true&hypervisorId=hv-1`, { actor: ADMIN })).status).toBe(204);
+    expect((await t.call('DELETE', `/admin/isos/${uploaded.json.id}?deleteFile=true&hypervisorId=hv-1`, { actor: ADMIN })).status).toBe(
+      204,
+    );
     expect(t.world.files.has('/hv-1/isos/win/server.iso')).toBe(false);
     expect((await t.call('GET', '/admin/isos', { actor: ADMIN })).json.items).toHaveLength(1);
   });
@@ -222,8 +275,15 @@ describe('express router: every route\'s happy path', () => {
     const t = await harness();
     const locations = await t.call('GET', '/admin/locations', { actor: ADMIN });
     expect(locations.json.items.map((l: { locationId: string }) => l.locationId)).toEqual(['loc-1']);
-    expect((await t.call('GET', '/admin/locations/loc-9/settings', { actor: ADMIN })).json).toMatchObject({ locationId: 'loc-9', imagesEnabled: false, pricePerGbMonth: '0' });
-    const put = await t.call('PUT', '/admin/locations/loc-1/settings', { actor: ADMIN, json: { pricePerGbMonth: '0.10', defaultImageLimit: 3 } });
+    expect((await t.call('GET', '/admin/locations/loc-9/settings', { actor: ADMIN })).json).toMatchObject({
+      locationId: 'loc-9',
+      imagesEnabled: false,
+      pricePerGbMonth: '0',
+    });
+    const put = await t.call('PUT', '/admin/locations/loc-1/settings', {
+      actor: ADMIN,
+      json: { pricePerGbMonth: '0.10', defaultImageLimit: 3 },
+    });
     expect(put.status).toBe(200);
     expect(put.json).toMatchObject({ locationId: 'loc-1', imagesEnabled: true, pricePerGbMonth: '0.10', defaultImageLimit: 3 });
     expect(put.json.updatedAt).toMatch(ISO_DATE);
@@ -236,7 +296,10 @@ describe('express router: every route\'s happy path', () => {
     expect((await t.call('GET', '/admin/accounts/acct-alice/limit', { actor: ADMIN })).json).toEqual({ limit: null });
 
     const mine = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'alice image' } });
-    const bobs = await t.call('POST', '/images', { actor: { kind: 'customer', accountId: 'acct-bob' }, json: { instanceId: 'bob-1', name: 'bob image' } });
+    const bobs = await t.call('POST', '/images', {
+      actor: { kind: 'customer', accountId: 'acct-bob' },
+      json: { instanceId: 'bob-1', name: 'bob image' },
+    });
     await t.ii.idle();
     const tasks = await t.call('GET', '/admin/tasks?accountId=acct-bob', { actor: ADMIN });
     expect(tasks.status).toBe(200);
@@ -285,5 +348,3 @@ describe('express router: every route\'s happy path', () => {
     expect(routes.filter((route) => !succeeded.has(route))).toEqual([]);
   });
 });
-
-

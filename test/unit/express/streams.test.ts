@@ -96,7 +96,10 @@ describe('express router: Server-Sent Events of a task', () => {
     expect(names.at(-1)).toBe('task.finished');
     expect(names.filter((n) => n === 'task.finished')).toHaveLength(1);
     expect(names.filter((n) => n === 'task.progress').length).toBeGreaterThanOrEqual(1);
-    const tasks = received.map((e) => JSON.parse(e.data) as { id: string; status: string; progress: { bytesDone: number; bytesTotal: number | null }; updatedAt: string });
+    const tasks = received.map(
+      (e) =>
+        JSON.parse(e.data) as { id: string; status: string; progress: { bytesDone: number; bytesTotal: number | null }; updatedAt: string },
+    );
     expect(tasks.every((task) => task.id === taskId)).toBe(true);
     expect(tasks.at(-1)?.status).toBe('completed');
     const disk = t.world.domains.get('dom-web-1')?.disk.length;
@@ -124,7 +127,10 @@ describe('express router: Server-Sent Events of a task', () => {
     t.world.captureGate = new Promise<void>((resolve) => (release = resolve));
     const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'abandoned' } });
     const controller = new AbortController();
-    const response = await fetch(`${t.baseUrl}/tasks/${created.json.task.id}/events`, { headers: { 'x-test-actor': 'customer:acct-alice' }, signal: controller.signal });
+    const response = await fetch(`${t.baseUrl}/tasks/${created.json.task.id}/events`, {
+      headers: { 'x-test-actor': 'customer:acct-alice' },
+      signal: controller.signal,
+    });
     const first = await readSse(response, (events) => events.length >= 1);
     expect(first[0]?.event).toBe('task');
     expect(t.ii.events.all.get('task.progress')).toHaveLength(1);
@@ -166,13 +172,21 @@ describe('express router: streamed ISO upload', () => {
     const res = await answer;
     expect(res.status).toBe(201);
     const iso = (await res.json()) as { status: string; sizeBytes: number; sha256: string };
-    expect(iso).toMatchObject({ status: 'available', sizeBytes: first.length + second.length, sha256: sha256(Buffer.concat([first, second])) });
+    expect(iso).toMatchObject({
+      status: 'available',
+      sizeBytes: first.length + second.length,
+      sha256: sha256(Buffer.concat([first, second])),
+    });
     expect(t.probe.received).toBe(first.length + second.length);
   });
 
   it('refuses a declared Content-Length over the limit with 413 before reading, creating nothing', async () => {
     const t = await harness({ maxIsoUploadBytes: 64 * 1024 });
-    const answer = await announceOnly(`${t.baseUrl}/admin/isos/upload?name=Huge&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=huge.iso`, 10 * 1024 * 1024 * 1024, { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream' });
+    const answer = await announceOnly(
+      `${t.baseUrl}/admin/isos/upload?name=Huge&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=huge.iso`,
+      10 * 1024 * 1024 * 1024,
+      { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream' },
+    );
     expect(answer.status).toBe(413);
     expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(answer.headers.connection).toBe('close');
@@ -183,7 +197,12 @@ describe('express router: streamed ISO upload', () => {
 
   it('cuts off a chunked body that grows past the limit: 413, no file, no available record', async () => {
     const t = await harness({ maxIsoUploadBytes: 64 * 1024 });
-    const answer = await chunkedUpload(`${t.baseUrl}/admin/isos/upload?name=Growing&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=growing.iso`, 4096, 16 * 1024, { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream' });
+    const answer = await chunkedUpload(
+      `${t.baseUrl}/admin/isos/upload?name=Growing&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=growing.iso`,
+      4096,
+      16 * 1024,
+      { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream' },
+    );
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.body)).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', status: 413 });
     // The server stopped reading long before the client's 64 MiB were sent.
@@ -200,7 +219,10 @@ describe('express router: streamed ISO upload', () => {
 
   it('a client that disconnects mid-upload leaves an ISO in error and no file; the server keeps serving', async () => {
     const t = await harness({ maxIsoUploadBytes: 1024 * 1024 });
-    const req = httpRequest(`${t.baseUrl}/admin/isos/upload?name=Dropped&storageId=${t.probeStoreId}&fileKey=dropped.iso`, { method: 'PUT', headers: { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream', 'content-length': String(512 * 1024) } });
+    const req = httpRequest(`${t.baseUrl}/admin/isos/upload?name=Dropped&storageId=${t.probeStoreId}&fileKey=dropped.iso`, {
+      method: 'PUT',
+      headers: { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream', 'content-length': String(512 * 1024) },
+    });
     req.on('error', () => undefined);
     req.write(Buffer.alloc(16 * 1024, 3));
     await orDeadlock(t.probe.firstBytes, 'the driver never received the first bytes');
@@ -222,9 +244,18 @@ describe('express router: streamed ISO upload', () => {
 
   it('an upload within the limit without Content-Length (chunked) succeeds', async () => {
     const t = await harness({ maxIsoUploadBytes: 64 * 1024 });
-    const answer = await chunkedUpload(`${t.baseUrl}/admin/isos/upload?name=Small&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=small.iso`, 3, 16 * 1024, { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream' });
+    const answer = await chunkedUpload(
+      `${t.baseUrl}/admin/isos/upload?name=Small&storageId=${t.isoStoreId}&hypervisorId=hv-1&fileKey=small.iso`,
+      3,
+      16 * 1024,
+      { 'x-test-actor': 'admin', 'content-type': 'application/octet-stream' },
+    );
     expect(answer.status).toBe(201);
-    expect(JSON.parse(answer.body)).toMatchObject({ status: 'available', sizeBytes: 48 * 1024, sha256: sha256(Buffer.alloc(48 * 1024, 0x41)) });
+    expect(JSON.parse(answer.body)).toMatchObject({
+      status: 'available',
+      sizeBytes: 48 * 1024,
+      sha256: sha256(Buffer.alloc(48 * 1024, 0x41)),
+    });
     expect(t.world.files.get('/hv-1/isos/small.iso')?.bytes.length).toBe(48 * 1024);
   });
 });

@@ -73,7 +73,10 @@ describe('layering lint rule', () => {
   });
 
   it.each([
-    ['src/billing/planted.ts', "export { DecimalStringSchema } from '../model/common';\nexport { InstanceImagesError } from '../errors';\nexport { parseOrThrow } from '../util/validate';\nexport { Rational } from './decimal';\nexport { z } from 'zod';\n"],
+    [
+      'src/billing/planted.ts',
+      "export { DecimalStringSchema } from '../model/common';\nexport { InstanceImagesError } from '../errors';\nexport { parseOrThrow } from '../util/validate';\nexport { Rational } from './decimal';\nexport { z } from 'zod';\n",
+    ],
     ['src/services/planted.ts', "export type { Executor } from '../ports/executor';\nexport { InstanceImagesError } from '../errors';\n"],
     ['drivers/exec/planted.ts', "export type { Executor } from '../../src/ports/executor';\nexport { shellQuote } from './quote';\n"],
   ])('a file that keeps to its layer lints clean: %s', async (file, code) => {

@@ -13,13 +13,22 @@ const fixture = `${root}test/fixtures/skipped-suite`;
 
 /** Runs vitest on the fixture with the given extra environment; CI unset unless given. */
 function runFixture(env: Record<string, string>) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'CI' && name !== 'INSTANCE_IMAGES_SKIP_SERVICES' && !name.startsWith('VITEST')));
-  const result = spawnSync(process.execPath, [`${root}node_modules/vitest/vitest.mjs`, 'run', '--config', `${root}vitest.config.ts`, '--root', fixture], {
-    cwd: fixture,
-    encoding: 'utf8',
-    env: { ...clean, NO_COLOR: '1', ...env },
-  });
-  const lines = result.stdout.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => name !== 'CI' && name !== 'INSTANCE_IMAGES_SKIP_SERVICES' && !name.startsWith('VITEST')),
+  );
+  const result = spawnSync(
+    process.execPath,
+    [`${root}node_modules/vitest/vitest.mjs`, 'run', '--config', `${root}vitest.config.ts`, '--root', fixture],
+    {
+      cwd: fixture,
+      encoding: 'utf8',
+      env: { ...clean, NO_COLOR: '1', ...env },
+    },
+  );
+  const lines = result.stdout
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
   return { status: result.status, stdout: result.stdout, lines };
 }
 
@@ -27,7 +36,9 @@ describe('skipped integration tests', () => {
   it('outside CI: counted, with the command that runs them, just before vitest summary, which stays last', () => {
     const run = runFixture({});
     expect(run.status, run.stdout).toBe(0);
-    const note = run.lines.findIndex((line) => line.startsWith('2 integration tests in 1 file skipped (a service they need is missing). To run them: npm test'));
+    const note = run.lines.findIndex((line) =>
+      line.startsWith('2 integration tests in 1 file skipped (a service they need is missing). To run them: npm test'),
+    );
     expect(note, run.stdout).toBeGreaterThan(-1);
     expect(run.lines.slice(note + 1).map((line) => line.split(/\s+/)[0])).toEqual(['Test', 'Tests', 'Start', 'Duration']);
   }, 60_000);

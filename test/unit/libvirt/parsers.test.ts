@@ -31,7 +31,11 @@ describe('virsh text outputs (recorded from libvirt 9.0.0)', () => {
   });
 
   it('reads domblkinfo by label', () => {
-    expect(parseDomBlkInfo(fixture('domblkinfo.txt'))).toEqual({ capacityBytes: 67108864, allocationBytes: 2367488, physicalBytes: 2424832 });
+    expect(parseDomBlkInfo(fixture('domblkinfo.txt'))).toEqual({
+      capacityBytes: 67108864,
+      allocationBytes: 2367488,
+      physicalBytes: 2424832,
+    });
     expect(parseDomBlkInfo(fixture('domblkinfo-shutoff.txt')).allocationBytes).toBe(2363392);
     expect(() => parseDomBlkInfo('Capacity: 64.000 MiB\n')).toThrow(/Capacity/);
   });
@@ -68,7 +72,13 @@ describe('domain XML', () => {
       ['disk', 'vdb'],
     ]);
     const primary = selectPrimaryDisk(disks);
-    expect(primary).toMatchObject({ target: 'vda', source: '/var/tmp/iitest/d1.qcow2', driverType: 'qcow2', bootOrder: 1, backingChain: [] });
+    expect(primary).toMatchObject({
+      target: 'vda',
+      source: '/var/tmp/iitest/d1.qcow2',
+      driverType: 'qcow2',
+      bootOrder: 1,
+      backingChain: [],
+    });
     expect(selectPrimaryDisk(parseDomainDisks(fixture('dumpxml-inactive.xml')))?.target).toBe('vda');
   });
 
@@ -92,12 +102,17 @@ describe('domain XML', () => {
 
   it('finds the guest agent channel and its state', () => {
     expect(parseGuestAgentChannel(fixture('dumpxml-running.xml'))).toEqual({ present: true, connected: false });
-    expect(parseGuestAgentChannel(fixture('dumpxml-running.xml').replace("state='disconnected'", "state='connected'"))).toEqual({ present: true, connected: true });
+    expect(parseGuestAgentChannel(fixture('dumpxml-running.xml').replace("state='disconnected'", "state='connected'"))).toEqual({
+      present: true,
+      connected: true,
+    });
     expect(parseGuestAgentChannel('<domain><devices/></domain>')).toEqual({ present: false, connected: false });
   });
 
   it('reads an empty cdrom as having no source', () => {
-    const xml = `<domain><devices>${fixture('cdrom-ejected-fragment.xml').replace(/^[\s\S]*?(<disk)/, '$1').replace(/<disk type='file' device='disk'>[\s\S]*$/, '')}</devices></domain>`;
+    const xml = `<domain><devices>${fixture('cdrom-ejected-fragment.xml')
+      .replace(/^[\s\S]*?(<disk)/, '$1')
+      .replace(/<disk type='file' device='disk'>[\s\S]*$/, '')}</devices></domain>`;
     const [cdrom] = parseDomainDisks(xml);
     expect(cdrom).toMatchObject({ device: 'cdrom', source: null, readonly: true });
   });
@@ -105,10 +120,21 @@ describe('domain XML', () => {
 
 describe('qemu-img info JSON', () => {
   it('reads format, sizes and the absence of a backing file', () => {
-    expect(parseQemuImgInfo(fixture('qemu-img-info-qcow2.json'))).toEqual({ format: 'qcow2', virtualSizeBytes: 67108864, actualSizeBytes: 2367488, backingFilename: null, dataFile: null });
+    expect(parseQemuImgInfo(fixture('qemu-img-info-qcow2.json'))).toEqual({
+      format: 'qcow2',
+      virtualSizeBytes: 67108864,
+      actualSizeBytes: 2367488,
+      backingFilename: null,
+      dataFile: null,
+    });
   });
   it('reads a backing file and a data file', () => {
-    const json = JSON.stringify({ format: 'qcow2', 'virtual-size': 1, 'backing-filename': '/etc/shadow', 'format-specific': { type: 'qcow2', data: { 'data-file': '/dev/sda' } } });
+    const json = JSON.stringify({
+      format: 'qcow2',
+      'virtual-size': 1,
+      'backing-filename': '/etc/shadow',
+      'format-specific': { type: 'qcow2', data: { 'data-file': '/dev/sda' } },
+    });
     expect(parseQemuImgInfo(json)).toMatchObject({ backingFilename: '/etc/shadow', dataFile: '/dev/sda' });
     expect(() => parseQemuImgInfo('not json')).toThrow();
   });
@@ -116,7 +142,12 @@ describe('qemu-img info JSON', () => {
 
 describe('qemu-img check JSON (recorded from QEMU 7.2)', () => {
   it('reads a clean image, a truncated one (corruptions) and one whose L1 table was wiped (leaks)', () => {
-    expect(parseQemuImgCheck(fixture('qemu-img-check-clean.json'))).toEqual({ corruptions: 0, leaks: 0, checkErrors: 0, imageEndOffset: 105185280 });
+    expect(parseQemuImgCheck(fixture('qemu-img-check-clean.json'))).toEqual({
+      corruptions: 0,
+      leaks: 0,
+      checkErrors: 0,
+      imageEndOffset: 105185280,
+    });
     expect(parseQemuImgCheck(fixture('qemu-img-check-truncated.json'))).toMatchObject({ corruptions: 805, leaks: 0 });
     expect(parseQemuImgCheck(fixture('qemu-img-check-leaks.json'))).toMatchObject({ corruptions: 0, leaks: 1601 });
     expect(() => parseQemuImgCheck('')).toThrow();

@@ -24,13 +24,19 @@ describe('xml reader/writer', () => {
   });
 
   it('builds backup and snapshot XML that excludes every other disk', () => {
-    const disks = parseDomainDisks(`<domain><devices><disk device='cdrom'><target dev='sda'/></disk><disk device='disk'><source file='/a'/><target dev='vda'/></disk><disk device='disk'><target dev='vdb'/></disk></devices></domain>`);
+    const disks = parseDomainDisks(
+      `<domain><devices><disk device='cdrom'><target dev='sda'/></disk><disk device='disk'><source file='/a'/><target dev='vda'/></disk><disk device='disk'><target dev='vdb'/></disk></devices></domain>`,
+    );
     const pull = pullBackupXml('vda', '/s/n.sock', "/s/sc'r.qcow2", disks);
     expect(parseBackupXml(pull)).toEqual({ mode: 'pull', socket: '/s/n.sock', files: ["/s/sc'r.qcow2"] });
     expect(pull).toContain('<disk name="sda" backup="no"/>');
     expect(pull).toContain('<disk name="vdb" backup="no"/>');
     const snap = parseXml(overlaySnapshotXml('n', 'vda', '/s/ii-overlay-1.qcow2', disks));
     const snapDisks = child(snap, 'disks')!.children.filter((c) => typeof c !== 'string');
-    expect(snapDisks.map((d) => (typeof d === 'string' ? '' : `${d.attributes.name}:${d.attributes.snapshot}`))).toEqual(['vda:external', 'sda:no', 'vdb:no']);
+    expect(snapDisks.map((d) => (typeof d === 'string' ? '' : `${d.attributes.name}:${d.attributes.snapshot}`))).toEqual([
+      'vda:external',
+      'sda:no',
+      'vdb:no',
+    ]);
   });
 });

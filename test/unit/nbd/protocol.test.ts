@@ -46,7 +46,13 @@ describe('NBD frames', () => {
     expect(hex(encodeOption(7, go)).slice(0, 32)).toBe('49484156454f5054' + '00000007' + '0000000b');
     const meta = encodeMetaContextPayload('vda', ['base:allocation', 'qemu:dirty-bitmap:b0'], L);
     expect(hex(meta)).toBe(
-      '00000003' + hex(Buffer.from('vda')) + '00000002' + '0000000f' + hex(Buffer.from('base:allocation')) + '00000014' + hex(Buffer.from('qemu:dirty-bitmap:b0')),
+      '00000003' +
+        hex(Buffer.from('vda')) +
+        '00000002' +
+        '0000000f' +
+        hex(Buffer.from('base:allocation')) +
+        '00000014' +
+        hex(Buffer.from('qemu:dirty-bitmap:b0')),
     );
   });
 
@@ -75,8 +81,17 @@ describe('NBD frames', () => {
   });
 
   it('decodes export and block size infos with the sizes the protocol fixes', () => {
-    expect(decodeInfo(Buffer.from('0000' + '0000000004000000' + '048f', 'hex'), L)).toEqual({ type: 'export', size: 64 * 1024 * 1024, transmissionFlags: 0x048f });
-    expect(decodeInfo(Buffer.from('0003' + '00000200' + '00001000' + '02000000', 'hex'), L)).toEqual({ type: 'block-size', minimum: 512, preferred: 4096, maximum: 32 * 1024 * 1024 });
+    expect(decodeInfo(Buffer.from('0000' + '0000000004000000' + '048f', 'hex'), L)).toEqual({
+      type: 'export',
+      size: 64 * 1024 * 1024,
+      transmissionFlags: 0x048f,
+    });
+    expect(decodeInfo(Buffer.from('0003' + '00000200' + '00001000' + '02000000', 'hex'), L)).toEqual({
+      type: 'block-size',
+      minimum: 512,
+      preferred: 4096,
+      maximum: 32 * 1024 * 1024,
+    });
     expect(decodeInfo(Buffer.from('0001' + '6162', 'hex'), L)).toEqual({ type: 'other', info: 1 });
     expect(codeOfSync(() => decodeInfo(Buffer.from('0000' + '00', 'hex'), L))).toBe('COMMAND_FAILED');
     expect(codeOfSync(() => decodeInfo(Buffer.from('0000' + 'ffffffffffffffff' + '0001', 'hex'), L))).toBe('COMMAND_FAILED'); // beyond 2^53
@@ -85,13 +100,21 @@ describe('NBD frames', () => {
   });
 
   it('decodes meta context replies', () => {
-    expect(decodeMetaContext(Buffer.concat([Buffer.from('00000002', 'hex'), Buffer.from('base:allocation')]), L)).toEqual({ id: 2, name: 'base:allocation' });
+    expect(decodeMetaContext(Buffer.concat([Buffer.from('00000002', 'hex'), Buffer.from('base:allocation')]), L)).toEqual({
+      id: 2,
+      name: 'base:allocation',
+    });
     expect(codeOfSync(() => decodeMetaContext(Buffer.from('00000002', 'hex'), L))).toBe('COMMAND_FAILED');
   });
 
   it('decodes simple replies and structured chunk headers', () => {
     expect(decodeSimpleReply(Buffer.from('00000005' + '0000000000000009', 'hex'))).toEqual({ error: 5, handle: 9n });
-    expect(decodeStructuredHeader(Buffer.from('0001' + '0002' + '000000000000000a' + '0000000c', 'hex'))).toEqual({ flags: 1, type: 2, handle: 10n, length: 12 });
+    expect(decodeStructuredHeader(Buffer.from('0001' + '0002' + '000000000000000a' + '0000000c', 'hex'))).toEqual({
+      flags: 1,
+      type: 2,
+      handle: 10n,
+      length: 12,
+    });
   });
 
   it('decodes block status and refuses descriptors beyond the request, of length 0, or a ragged payload', () => {
@@ -110,8 +133,17 @@ describe('NBD frames', () => {
 
   it('decodes error chunks, with and without an offset, and refuses a message longer than the chunk', () => {
     const message = Buffer.from('bad');
-    expect(decodeErrorChunk(0x8001, Buffer.concat([Buffer.from('00000005' + '0003', 'hex'), message]), L)).toEqual({ errno: 5, message: 'bad' });
-    expect(decodeErrorChunk(0x8002, Buffer.concat([Buffer.from('00000016' + '0003', 'hex'), message, Buffer.from('0000000000001000', 'hex')]), L)).toEqual({ errno: 22, message: 'bad', offset: 4096 });
+    expect(decodeErrorChunk(0x8001, Buffer.concat([Buffer.from('00000005' + '0003', 'hex'), message]), L)).toEqual({
+      errno: 5,
+      message: 'bad',
+    });
+    expect(
+      decodeErrorChunk(
+        0x8002,
+        Buffer.concat([Buffer.from('00000016' + '0003', 'hex'), message, Buffer.from('0000000000001000', 'hex')]),
+        L,
+      ),
+    ).toEqual({ errno: 22, message: 'bad', offset: 4096 });
     expect(codeOfSync(() => decodeErrorChunk(0x8001, Buffer.from('00000005' + '0010' + '6162', 'hex'), L))).toBe('COMMAND_FAILED');
     expect(nbdErrnoName(5)).toBe('EIO');
     expect(nbdErrnoName(999)).toBe('error 999');

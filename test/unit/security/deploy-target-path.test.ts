@@ -27,9 +27,14 @@ describe('deploy target paths', () => {
     const t = await harness();
     const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'mine' } });
     await t.ii.idle();
-    const res = await t.call('POST', '/admin/deployments', { json: { imageId: created.json.image.id, instanceId: 'web-1', targetPath: '/root/.ssh/authorized_keys2', targetFormat: 'raw' } });
+    const res = await t.call('POST', '/admin/deployments', {
+      json: { imageId: created.json.image.id, instanceId: 'web-1', targetPath: '/root/.ssh/authorized_keys2', targetFormat: 'raw' },
+    });
     expect([res.status, res.json.code]).toEqual([403, 'FORBIDDEN']);
-    const fine = await t.call('POST', '/admin/deployments', { actor: ADMIN, json: { imageId: created.json.image.id, instanceId: 'web-1', targetPath: '/var/lib/libvirt/images/new-9.qcow2' } });
+    const fine = await t.call('POST', '/admin/deployments', {
+      actor: ADMIN,
+      json: { imageId: created.json.image.id, instanceId: 'web-1', targetPath: '/var/lib/libvirt/images/new-9.qcow2' },
+    });
     expect(fine.status).toBe(200);
   });
 
@@ -46,6 +51,10 @@ describe('deploy target paths', () => {
     }
     expect([...s.world.files.keys()].filter((key) => key.startsWith('hv-1:'))).toEqual([]);
     expect((await s.ii.images.listTasks(alice, { type: 'deploy' })).items).toEqual([]);
-    expect(await codeOf(s.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'web-1', targetPath: '/var/lib/libvirt/images/ok.qcow2' }))).toBe('resolved');
+    expect(
+      await codeOf(
+        s.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'web-1', targetPath: '/var/lib/libvirt/images/ok.qcow2' }),
+      ),
+    ).toBe('resolved');
   });
 });

@@ -10,7 +10,13 @@ const DOMAIN_XML = `<domain type='qemu'><name>vm</name><devices>
   <disk type='file' device='disk'><source file='/var/lib/libvirt/images/vm.img'/><target dev='vda' bus='virtio'/></disk>
 </devices></domain>`;
 
-const CAPS: HypervisorCapabilities = { libvirtVersion: '9.0.0', qemuVersion: '7.2.0', backup: true, zstd: true, liveMethods: ['pull-backup'] };
+const CAPS: HypervisorCapabilities = {
+  libvirtVersion: '9.0.0',
+  qemuVersion: '7.2.0',
+  backup: true,
+  zstd: true,
+  liveMethods: ['pull-backup'],
+};
 
 function fakeExecutor(calls: string[][]): Executor {
   const ok = (stdout: string): ExecResult => ({ exitCode: 0, stdout, stderr: '' });
@@ -24,7 +30,14 @@ function fakeExecutor(calls: string[][]): Executor {
       if (argv[0] === 'qemu-img' && argv[1] === 'info') {
         // What qemu-img reports when it probes a guest-written qcow2 header.
         const probed = !argv.includes('-f');
-        return ok(JSON.stringify({ format: probed ? 'qcow2' : argv[argv.indexOf('-f') + 1], 'virtual-size': 1048576, 'actual-size': 4096, ...(probed ? { 'backing-filename': '/etc/shadow' } : {}) }));
+        return ok(
+          JSON.stringify({
+            format: probed ? 'qcow2' : argv[argv.indexOf('-f') + 1],
+            'virtual-size': 1048576,
+            'actual-size': 4096,
+            ...(probed ? { 'backing-filename': '/etc/shadow' } : {}),
+          }),
+        );
       }
       return { exitCode: 1, stdout: '', stderr: `unexpected ${argv.join(' ')}` };
     },

@@ -23,7 +23,9 @@ describe('create image from an instance', () => {
       expect(finished.status).toBe('completed');
       expect(finished.attempts).toBe(1);
       const types = h.events.map((e) => e.type);
-      expect(types).toEqual(expect.arrayContaining(['task.progress', 'image.status-changed', 'image.available', 'usage.started', 'task.finished']));
+      expect(types).toEqual(
+        expect.arrayContaining(['task.progress', 'image.status-changed', 'image.available', 'usage.started', 'task.finished']),
+      );
       const usage = await h.ii.repositories.usage.list({ imageId: image.id });
       expect(usage.items).toHaveLength(1);
       expect(usage.items[0]).toMatchObject({ rate: '0.05', sizeBytes: disk.length, to: null, accountId: 'acct-alice' });
@@ -55,7 +57,10 @@ describe('create image from an instance', () => {
     await h.ii.settings.setAccountLimit(admin, 'acct-alice', 2);
     await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'second' });
     await h.ii.settings.setLocationSettings(admin, 'loc-1', { imagesEnabled: false });
-    await expect(h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'third' })).rejects.toMatchObject({ code: 'FEATURE_DISABLED', message: 'Image feature is not enabled' });
+    await expect(h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'third' })).rejects.toMatchObject({
+      code: 'FEATURE_DISABLED',
+      message: 'Image feature is not enabled',
+    });
     await h.ii.idle();
   });
 
@@ -77,7 +82,9 @@ describe('create image from an instance', () => {
 
   it('20 parallel creates under a cap of 3 leave exactly 3 images', async () => {
     const h = await setup({ limit: 3 });
-    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => h.ii.images.createImage(alice, { instanceId: 'web-1', name: `img-${i}` })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => h.ii.images.createImage(alice, { instanceId: 'web-1', name: `img-${i}` })),
+    );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
     for (const r of results) if (r.status === 'rejected') expect((r.reason as { code: string }).code).toBe('IMAGE_LIMIT_REACHED');
     await h.ii.idle();
@@ -93,7 +100,7 @@ describe('create image from an instance', () => {
     expect(failed.status).toBe('error');
     expect(failed.statusReason?.code).toBe('STORAGE_FULL');
     expect(failed.statusReason?.message).toMatch(/free space/);
-    expect((await h.ii.images.getTask(alice, task.id))).toMatchObject({ status: 'failed', errorCode: 'STORAGE_FULL' });
+    expect(await h.ii.images.getTask(alice, task.id)).toMatchObject({ status: 'failed', errorCode: 'STORAGE_FULL' });
     expect([...h.world.files.keys()].filter((k) => k.includes(image.id))).toEqual([]);
     expect(h.events.some((e) => e.type === 'image.failed')).toBe(true);
     const retried = await h.ii.images.retryImage(alice, image.id);

@@ -4,9 +4,19 @@ import { sha256 } from '../../support/fakes';
 import { admin, alice, bob, codeOf, setup, type Harness } from './setup';
 
 async function withTemplates(h: Harness) {
-  const templates = await h.ii.storages.createStorage(admin, { name: 'templates', driver: 'fake-s3', purpose: 'templates', config: { root: 'tpl' } });
+  const templates = await h.ii.storages.createStorage(admin, {
+    name: 'templates',
+    driver: 'fake-s3',
+    purpose: 'templates',
+    config: { root: 'tpl' },
+  });
   await h.ii.storages.bindHypervisor(admin, templates.id, 'hv-1');
-  const isoStore = await h.ii.storages.createStorage(admin, { name: 'iso-store', driver: 'fake-local', purpose: 'templates', config: { root: '/isos' } });
+  const isoStore = await h.ii.storages.createStorage(admin, {
+    name: 'iso-store',
+    driver: 'fake-local',
+    purpose: 'templates',
+    config: { root: '/isos' },
+  });
   await h.ii.storages.bindHypervisor(admin, isoStore.id, 'hv-1');
   const debian = Buffer.from('debian 12 qcow2 bytes');
   h.world.files.set('tpl:os/debian-12.qcow2', { bytes: debian, modifiedAt: new Date() });
@@ -20,12 +30,35 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     const linux = await h.ii.catalog.createMediaGroup(admin, { name: 'Linux', order: 1 });
     const hidden = await h.ii.catalog.createMediaGroup(admin, { name: 'Internal', customerVisible: false });
     expect(await codeOf(h.ii.catalog.createMediaGroup(alice, { name: 'x' }))).toBe('FORBIDDEN');
-    const os = await h.ii.catalog.createOsImage(admin, { name: 'Debian 12', osType: 'linux', cloudInit: true, storageId: templates.id, fileKey: 'os/debian-12.qcow2', mediaGroupId: linux.id });
+    const os = await h.ii.catalog.createOsImage(admin, {
+      name: 'Debian 12',
+      osType: 'linux',
+      cloudInit: true,
+      storageId: templates.id,
+      fileKey: 'os/debian-12.qcow2',
+      mediaGroupId: linux.id,
+    });
     expect(os).toMatchObject({ kind: 'stock', status: 'available', sizeBytes: debian.length, sha256: sha256(debian), cloudInit: true });
-    await h.ii.catalog.createOsImage(admin, { name: 'Secret', osType: 'linux', storageId: templates.id, fileKey: 'os/debian-12.qcow2', mediaGroupId: hidden.id });
-    expect(await codeOf(h.ii.catalog.createOsImage(admin, { name: 'Missing', osType: 'bsd', storageId: templates.id, fileKey: 'os/none.qcow2' }))).toBe('VALIDATION_FAILED');
-    expect(await codeOf(h.ii.catalog.createOsImage(admin, { name: 'Escape', osType: 'bsd', storageId: templates.id, fileKey: '../../etc/passwd' }))).toBe('VALIDATION_FAILED');
-    expect(await codeOf(h.ii.catalog.createOsImage(admin, { name: 'Wrong purpose', osType: 'bsd', storageId: h.storageId, fileKey: 'x' }))).toBe('VALIDATION_FAILED');
+    await h.ii.catalog.createOsImage(admin, {
+      name: 'Secret',
+      osType: 'linux',
+      storageId: templates.id,
+      fileKey: 'os/debian-12.qcow2',
+      mediaGroupId: hidden.id,
+    });
+    expect(
+      await codeOf(
+        h.ii.catalog.createOsImage(admin, { name: 'Missing', osType: 'bsd', storageId: templates.id, fileKey: 'os/none.qcow2' }),
+      ),
+    ).toBe('VALIDATION_FAILED');
+    expect(
+      await codeOf(
+        h.ii.catalog.createOsImage(admin, { name: 'Escape', osType: 'bsd', storageId: templates.id, fileKey: '../../etc/passwd' }),
+      ),
+    ).toBe('VALIDATION_FAILED');
+    expect(
+      await codeOf(h.ii.catalog.createOsImage(admin, { name: 'Wrong purpose', osType: 'bsd', storageId: h.storageId, fileKey: 'x' })),
+    ).toBe('VALIDATION_FAILED');
     const { image: mine } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     const picker = await h.ii.catalog.listDeployableImages(alice);
@@ -41,25 +74,54 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     const h = await setup();
     const { templates, debian } = await withTemplates(h);
     const hidden = await h.ii.catalog.createMediaGroup(admin, { name: 'Hidden', customerVisible: false });
-    const os = await h.ii.catalog.createOsImage(admin, { name: 'Debian 12', osType: 'linux', storageId: templates.id, fileKey: 'os/debian-12.qcow2' });
-    const secret = await h.ii.catalog.createOsImage(admin, { name: 'Secret', osType: 'linux', storageId: templates.id, fileKey: 'os/debian-12.qcow2', mediaGroupId: hidden.id });
+    const os = await h.ii.catalog.createOsImage(admin, {
+      name: 'Debian 12',
+      osType: 'linux',
+      storageId: templates.id,
+      fileKey: 'os/debian-12.qcow2',
+    });
+    const secret = await h.ii.catalog.createOsImage(admin, {
+      name: 'Secret',
+      osType: 'linux',
+      storageId: templates.id,
+      fileKey: 'os/debian-12.qcow2',
+      mediaGroupId: hidden.id,
+    });
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice', { hypervisorId: 'hv-2' });
-    const own = await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' });
+    const own = await h.ii.catalog.deployImage(alice, {
+      imageId: image.id,
+      instanceId: 'new-1',
+      targetPath: '/var/lib/libvirt/images/new-1.qcow2',
+    });
     expect(own.task.status).toBe('completed');
     expect(h.world.files.get('hv-2:/var/lib/libvirt/images/new-1.qcow2')?.bytes.equals(h.world.domains.get('dom-web-1')!.disk)).toBe(true);
     await h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/stock.qcow2' });
     expect(h.world.files.get('hv-2:/disks/stock.qcow2')?.bytes.equals(debian)).toBe(true);
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: secret.id, instanceId: 'new-1', targetPath: '/disks/x.qcow2' }))).toBe('NOT_FOUND');
-    expect(await codeOf(h.ii.catalog.deployImage(bob, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe('NOT_FOUND');
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: secret.id, instanceId: 'new-1', targetPath: '/disks/x.qcow2' }))).toBe(
+      'NOT_FOUND',
+    );
+    expect(await codeOf(h.ii.catalog.deployImage(bob, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe(
+      'NOT_FOUND',
+    );
     // even an admin (the host) never puts a custom image on another account's instance
-    expect(await codeOf(h.ii.catalog.deployImage(admin, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe('NOT_FOUND');
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: 'relative' }))).toBe('VALIDATION_FAILED');
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/d.qcow2', sizeBytes: 1024 }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(h.ii.catalog.deployImage(admin, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe(
+      'NOT_FOUND',
+    );
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: 'relative' }))).toBe(
+      'VALIDATION_FAILED',
+    );
+    expect(
+      await codeOf(
+        h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/d.qcow2', sizeBytes: 1024 }),
+      ),
+    ).toBe('VALIDATION_FAILED');
     // a corrupted stored file is caught by the checksum
     h.world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('tampered'), modifiedAt: new Date() });
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/y.qcow2' }))).toBe('CHECKSUM_MISMATCH');
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/y.qcow2' }))).toBe(
+      'CHECKSUM_MISMATCH',
+    );
     // deleting the image leaves the deployed disk alone
     await h.ii.images.deleteImage(alice, image.id);
     await h.ii.idle();
@@ -86,16 +148,28 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     expect(h.world.files.has(`bucket:${image.fileKey}`)).toBe(false);
     expect((await h.ii.repositories.images.get(image.id))?.status).toBe('deleted');
     // a deploy asked for after the delete request is refused
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/late.qcow2' }))).toBe('NOT_FOUND');
+    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/late.qcow2' }))).toBe(
+      'NOT_FOUND',
+    );
   });
 
   it('ISOs: upload and register, customers see visible ones and mount them to own instances', async () => {
     const h = await setup();
     const { isoStore } = await withTemplates(h);
-    const uploaded = await h.ii.catalog.uploadIso(admin, { name: 'Windows installer', storageId: isoStore.id, hypervisorId: 'hv-1', fileKey: 'win.iso' }, Readable.from([Buffer.from('ISO9660 bytes')]));
+    const uploaded = await h.ii.catalog.uploadIso(
+      admin,
+      { name: 'Windows installer', storageId: isoStore.id, hypervisorId: 'hv-1', fileKey: 'win.iso' },
+      Readable.from([Buffer.from('ISO9660 bytes')]),
+    );
     expect(uploaded).toMatchObject({ status: 'available', sizeBytes: 13, sha256: sha256(Buffer.from('ISO9660 bytes')) });
     h.world.files.set('/hv-1/isos/rescue.iso', { bytes: Buffer.from('rescue'), modifiedAt: new Date() });
-    const hiddenIso = await h.ii.catalog.registerIso(admin, { name: 'Rescue', storageId: isoStore.id, hypervisorId: 'hv-1', fileKey: 'rescue.iso', customerVisible: false });
+    const hiddenIso = await h.ii.catalog.registerIso(admin, {
+      name: 'Rescue',
+      storageId: isoStore.id,
+      hypervisorId: 'hv-1',
+      fileKey: 'rescue.iso',
+      customerVisible: false,
+    });
     expect((await h.ii.catalog.listIsos(alice)).items.map((i) => i.name)).toEqual(['Windows installer']);
     expect((await h.ii.catalog.listIsos(admin)).items).toHaveLength(2);
     expect(await codeOf(h.ii.catalog.mountIso(alice, { instanceId: 'web-1', isoId: hiddenIso.id }))).toBe('NOT_FOUND');
@@ -105,7 +179,9 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     await h.ii.catalog.unmountIso(alice, { instanceId: 'web-1' });
     expect(h.world.mounted.has('dom-web-1')).toBe(false);
     expect(h.events.filter((e) => e.type === 'iso.mounted' || e.type === 'iso.unmounted')).toHaveLength(2);
-    expect(await codeOf(h.ii.catalog.uploadIso(alice, { name: 'x', storageId: isoStore.id, fileKey: 'x.iso' }, Readable.from([])))).toBe('FORBIDDEN');
+    expect(await codeOf(h.ii.catalog.uploadIso(alice, { name: 'x', storageId: isoStore.id, fileKey: 'x.iso' }, Readable.from([])))).toBe(
+      'FORBIDDEN',
+    );
     await h.ii.catalog.deleteIso(admin, uploaded.id, { deleteFile: true, hypervisorId: 'hv-1' });
     expect(h.world.files.has('/hv-1/isos/win.iso')).toBe(false);
   });
@@ -116,7 +192,9 @@ describe('image storages: config, bindings, browser, reconcile', () => {
     const h = await setup();
     const bad = await codeOf(h.ii.storages.createStorage(admin, { name: 'bad', driver: 'fake-s3', config: {} }));
     expect(bad).toBe('VALIDATION_FAILED');
-    await expect(h.ii.storages.createStorage(admin, { name: 'bad', driver: 'fake-s3', config: {} })).rejects.toMatchObject({ fields: [expect.objectContaining({ path: 'config.root' })] });
+    await expect(h.ii.storages.createStorage(admin, { name: 'bad', driver: 'fake-s3', config: {} })).rejects.toMatchObject({
+      fields: [expect.objectContaining({ path: 'config.root' })],
+    });
     expect(await codeOf(h.ii.storages.createStorage(admin, { name: 'bad', driver: 'nope', config: {} }))).toBe('VALIDATION_FAILED');
     const view = await h.ii.storages.getStorage(admin, h.storageId);
     expect(view.config.secret).toBe('********');
@@ -124,7 +202,9 @@ describe('image storages: config, bindings, browser, reconcile', () => {
     await h.ii.storages.updateStorage(admin, h.storageId, { name: 'renamed', config: { ...view.config } });
     expect((await h.ii.repositories.storages.get(h.storageId))?.config.secret).toBe('top-secret-key');
     // a kept secret is never sent to a new destination
-    expect(await codeOf(h.ii.storages.updateStorage(admin, h.storageId, { config: { ...view.config, root: 'elsewhere' } }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(h.ii.storages.updateStorage(admin, h.storageId, { config: { ...view.config, root: 'elsewhere' } }))).toBe(
+      'VALIDATION_FAILED',
+    );
     expect((await h.ii.repositories.storages.get(h.storageId))?.config.root).toBe('bucket');
     await h.ii.storages.updateStorage(admin, h.storageId, { config: { root: 'elsewhere', secret: 'new-secret' } });
     expect((await h.ii.repositories.storages.get(h.storageId))?.config).toEqual({ root: 'elsewhere', secret: 'new-secret' });
@@ -170,7 +250,12 @@ describe('image storages: config, bindings, browser, reconcile', () => {
     expect(dry.map((f) => f.kind).sort()).toEqual(['leftover', 'missing', 'orphan', 'stale']);
     expect(dry.every((f) => f.dryRun)).toBe(true);
     expect(h.world.files.has('bucket:images/orphan.qcow2')).toBe(true);
-    const applied = await h.ii.storages.reconcile(admin, h.storageId, { deleteOrphans: true, deleteLeftovers: true, markMissing: true, dryRun: false });
+    const applied = await h.ii.storages.reconcile(admin, h.storageId, {
+      deleteOrphans: true,
+      deleteLeftovers: true,
+      markMissing: true,
+      dryRun: false,
+    });
     expect(applied.find((f) => f.kind === 'orphan')?.action).toBe('deleted-file');
     expect(h.world.files.has('bucket:images/orphan.qcow2')).toBe(false);
     expect(h.world.files.has('bucket:images/old-upload.part')).toBe(false);
@@ -190,7 +275,9 @@ describe('start-up recovery', () => {
     const { makeImage, makeTask } = await import('../../../src/testing');
     const image = makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null, fileKey: 'images/crashed.qcow2' });
     await h.ii.repositories.images.insert(image);
-    await h.ii.repositories.tasks.insert(makeTask({ subjectId: image.id, status: 'running', heartbeatAt: new Date('2026-11-01T00:00:00Z'), accountId: 'acct-alice' }));
+    await h.ii.repositories.tasks.insert(
+      makeTask({ subjectId: image.id, status: 'running', heartbeatAt: new Date('2026-11-01T00:00:00Z'), accountId: 'acct-alice' }),
+    );
     h.world.files.set('bucket:images/crashed.qcow2', { bytes: Buffer.from('half'), modifiedAt: new Date() });
     const report = await h.ii.recover();
     expect(report.interruptedTasks).toHaveLength(1);

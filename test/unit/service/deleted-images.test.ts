@@ -12,7 +12,10 @@ describe('deleted images: history for operators only', () => {
     const names = (page: { items: { name: string; status: string }[] }) => page.items.map((i) => `${i.name}:${i.status}`).sort();
     expect(names(await h.ii.images.listImages(admin))).toEqual(['kept:available']);
     expect(names(await h.ii.images.listImages(admin, { includeDeleted: true }))).toEqual(['gone:deleted', 'kept:available']);
-    expect(names(await h.ii.images.listImages(admin, { includeDeleted: true, accountId: 'acct-alice' }))).toEqual(['gone:deleted', 'kept:available']);
+    expect(names(await h.ii.images.listImages(admin, { includeDeleted: true, accountId: 'acct-alice' }))).toEqual([
+      'gone:deleted',
+      'kept:available',
+    ]);
     expect(names(await h.ii.images.listImages(admin, { includeDeleted: true, status: 'available' }))).toEqual(['kept:available']);
     expect(names(await h.ii.images.listImages(alice))).toEqual(['kept:available']);
     expect(await codeOf(h.ii.images.listImages(alice, { includeDeleted: true }))).toBe('FORBIDDEN');

@@ -10,10 +10,12 @@ async function deployError(sizeBytes: number, deploy?: { maxDiskBytes: number })
   const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
   await h.ii.idle();
   h.world.addInstance('new-1', 'acct-alice');
-  const error = await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2', sizeBytes }).then(
-    () => null,
-    (thrown: unknown) => thrown,
-  );
+  const error = await h.ii.catalog
+    .deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2', sizeBytes })
+    .then(
+      () => null,
+      (thrown: unknown) => thrown,
+    );
   expect(error).toBeInstanceOf(InstanceImagesError);
   // nothing was materialized and no deploy task was started for a refused size
   expect(h.world.files.has('hv-1:/disks/new-1.qcow2')).toBe(false);
@@ -46,7 +48,12 @@ describe('deploy: the requested disk size is bounded', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
-    const deployed = await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2', sizeBytes: MAX_DEPLOY_DISK_BYTES });
+    const deployed = await h.ii.catalog.deployImage(alice, {
+      imageId: image.id,
+      instanceId: 'new-1',
+      targetPath: '/disks/new-1.qcow2',
+      sizeBytes: MAX_DEPLOY_DISK_BYTES,
+    });
     expect(deployed.result.virtualSizeBytes).toBe(MAX_DEPLOY_DISK_BYTES);
   });
 
@@ -69,7 +76,12 @@ describe('deploy: the operator sets the maximum disk size', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
-    const deployed = await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2', sizeBytes: 100 * GIB });
+    const deployed = await h.ii.catalog.deployImage(alice, {
+      imageId: image.id,
+      instanceId: 'new-1',
+      targetPath: '/disks/new-1.qcow2',
+      sizeBytes: 100 * GIB,
+    });
     expect(deployed.result.virtualSizeBytes).toBe(100 * GIB);
   });
 
@@ -78,7 +90,12 @@ describe('deploy: the operator sets the maximum disk size', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
-    const deployed = await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2', sizeBytes: MAX_DEPLOY_DISK_BYTES + 1 });
+    const deployed = await h.ii.catalog.deployImage(alice, {
+      imageId: image.id,
+      instanceId: 'new-1',
+      targetPath: '/disks/new-1.qcow2',
+      sizeBytes: MAX_DEPLOY_DISK_BYTES + 1,
+    });
     expect(deployed.result.virtualSizeBytes).toBe(MAX_DEPLOY_DISK_BYTES + 1);
   });
 

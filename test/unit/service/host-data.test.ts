@@ -20,9 +20,17 @@ describe('host-supplied data', () => {
       expect(error).toMatchObject({ code: 'HOST_DATA_INVALID', fields: [{ path: 'domainName' }] });
       expect((error as Error).message).toContain('getInstance("web-1")');
       const customer = await t.call('POST', '/instances/web-1/iso', { json: { isoId: 'i' } });
-      expect([customer.status, customer.json.code, customer.json.detail]).toEqual([500, 'HOST_DATA_INVALID', 'The host panel returned invalid data; the operator must fix it']);
+      expect([customer.status, customer.json.code, customer.json.detail]).toEqual([
+        500,
+        'HOST_DATA_INVALID',
+        'The host panel returned invalid data; the operator must fix it',
+      ]);
       const admin = await t.call('DELETE', '/instances/web-1/iso', { actor: ADMIN });
-      expect([admin.status, admin.json.code, admin.json.fields.map((f: { path: string }) => f.path)]).toEqual([500, 'HOST_DATA_INVALID', ['domainName']]);
+      expect([admin.status, admin.json.code, admin.json.fields.map((f: { path: string }) => f.path)]).toEqual([
+        500,
+        'HOST_DATA_INVALID',
+        ['domainName'],
+      ]);
     }
     expect(t.world.captures).toBe(0);
     expect(t.world.mounted.size).toBe(0);
@@ -31,15 +39,26 @@ describe('host-supplied data', () => {
   it('an instance record missing fields, or for another id, names the field', async () => {
     const t = await harness();
     t.world.instances.set('web-1', { id: 'web-1', name: 'vm', accountId: 'acct-alice', locationId: 'loc-1' } as never);
-    await expect(t.ii.images.createImage(ALICE, { instanceId: 'web-1', name: 'x' })).rejects.toMatchObject({ code: 'HOST_DATA_INVALID', fields: [{ path: 'hypervisorId' }, { path: 'domainName' }] });
+    await expect(t.ii.images.createImage(ALICE, { instanceId: 'web-1', name: 'x' })).rejects.toMatchObject({
+      code: 'HOST_DATA_INVALID',
+      fields: [{ path: 'hypervisorId' }, { path: 'domainName' }],
+    });
     t.world.instances.set('web-1', { ...t.world.instances.get('bob-1')! });
-    await expect(t.ii.images.createImage(ALICE, { instanceId: 'web-1', name: 'x' })).rejects.toMatchObject({ code: 'HOST_DATA_INVALID', fields: [{ path: 'id' }] });
+    await expect(t.ii.images.createImage(ALICE, { instanceId: 'web-1', name: 'x' })).rejects.toMatchObject({
+      code: 'HOST_DATA_INVALID',
+      fields: [{ path: 'id' }],
+    });
   });
 
   it('a hypervisor with a malformed connection names the field and never echoes a secret', async () => {
     const host = checkedHostDirectory({
       getInstance: async () => null,
-      getHypervisor: async (id) => ({ id, name: 'hv', locationId: 'loc', connection: { type: 'ssh', host: '', username: 'root', privateKey: 'PRIVATE-KEY-VALUE', hostKey: 'SHA256:x', port: 70000 } }),
+      getHypervisor: async (id) => ({
+        id,
+        name: 'hv',
+        locationId: 'loc',
+        connection: { type: 'ssh', host: '', username: 'root', privateKey: 'PRIVATE-KEY-VALUE', hostKey: 'SHA256:x', port: 70000 },
+      }),
       listHypervisors: async () => [{ id: 'hv', name: 'hv', locationId: '', connection: { type: 'local' } }],
     });
     const error = await host.getHypervisor('hv').catch((e: unknown) => e);

@@ -117,7 +117,9 @@ describe('My Images, tasks, delete and billing', () => {
     h.clock.now = new Date(h.clock.now.getTime() + 2.5 * 3_600_000);
     const report = await h.ii.settings.usageReport(alice, { from: '2026-11-01T00:00:00Z', to: '2026-12-01T00:00:00Z' });
     expect(report.images.lines.find((l) => l.imageId === image.id)?.billedHours).toBe('3');
-    expect(await codeOf(h.ii.settings.usageReport(alice, { from: '2026-12-01T00:00:00Z', to: '2026-11-01T00:00:00Z' }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(h.ii.settings.usageReport(alice, { from: '2026-12-01T00:00:00Z', to: '2026-11-01T00:00:00Z' }))).toBe(
+      'VALIDATION_FAILED',
+    );
   });
 
   it('only admins change settings, limits and see operator reports', async () => {
@@ -125,7 +127,11 @@ describe('My Images, tasks, delete and billing', () => {
     expect(await codeOf(h.ii.settings.setLocationSettings(alice, 'loc-1', { imagesEnabled: true }))).toBe('FORBIDDEN');
     expect(await codeOf(h.ii.settings.setAccountLimit(alice, 'acct-alice', 100))).toBe('FORBIDDEN');
     expect(await codeOf(h.ii.settings.setLocationSettings(admin, 'loc-1', { pricePerGbMonth: '-1' }))).toBe('VALIDATION_FAILED');
-    const report = await h.ii.settings.usageReport(alice, { from: '2026-11-01T00:00:00Z', to: '2026-12-01T00:00:00Z', accountId: 'acct-bob' });
+    const report = await h.ii.settings.usageReport(alice, {
+      from: '2026-11-01T00:00:00Z',
+      to: '2026-12-01T00:00:00Z',
+      accountId: 'acct-bob',
+    });
     expect(report.accountId).toBe('acct-alice');
   });
 });

@@ -15,7 +15,10 @@ function process2(h: Harness, tasks: { workerId?: string; heartbeatTimeoutMs?: n
     hostDirectory: h.world.hostDirectory(),
     executors: h.world.executors(),
     hypervisorDriver: h.world.hypervisorFactory(),
-    storageDrivers: [h.world.storageFactory('fake-s3', { shared: true, pathAccess: false }), h.world.storageFactory('fake-local', { shared: false, pathAccess: true })],
+    storageDrivers: [
+      h.world.storageFactory('fake-s3', { shared: true, pathAccess: false }),
+      h.world.storageFactory('fake-local', { shared: false, pathAccess: true }),
+    ],
     repositories: h.ii.repositories,
     tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50, ...tasks },
     clock: () => new Date(h.clock.now.getTime()),
@@ -24,7 +27,14 @@ function process2(h: Harness, tasks: { workerId?: string; heartbeatTimeoutMs?: n
 
 /** A capture left by a crashed process: image creating, task running with the given owner and heartbeat. */
 async function crashedCapture(h: Harness, owner: { workerId: string; incarnationId: string }, heartbeatAt: Date) {
-  const image = makeImage({ accountId: 'acct-bob', storageId: h.storageId, hypervisorId: 'hv-1', sourceInstanceId: 'bob-1', sourceInstanceName: 'vm-bob-1', updatedAt: heartbeatAt });
+  const image = makeImage({
+    accountId: 'acct-bob',
+    storageId: h.storageId,
+    hypervisorId: 'hv-1',
+    sourceInstanceId: 'bob-1',
+    sourceInstanceName: 'vm-bob-1',
+    updatedAt: heartbeatAt,
+  });
   await h.ii.repositories.images.insert(image);
   const task = makeTask({ subjectId: image.id, status: 'running', accountId: 'acct-bob', hypervisorId: 'hv-1', heartbeatAt, ...owner });
   await h.ii.repositories.tasks.insert(task);
@@ -56,12 +66,20 @@ describe('the reaper', () => {
     const h = await setup();
     const fresh = h.clock.now;
     const mine = await crashedCapture(h, { workerId: 'panel-a', incarnationId: 'killed-run' }, fresh);
-    const queued = makeTask({ status: 'queued', subjectId: mine.image.id, workerId: 'panel-a', incarnationId: 'killed-run', heartbeatAt: fresh });
+    const queued = makeTask({
+      status: 'queued',
+      subjectId: mine.image.id,
+      workerId: 'panel-a',
+      incarnationId: 'killed-run',
+      heartbeatAt: fresh,
+    });
     await h.ii.repositories.tasks.insert(queued);
     const theirs = await crashedCapture(h, { workerId: 'panel-b', incarnationId: 'alive' }, fresh);
     // Started again with the same worker id; the heartbeat timeout alone would wait an hour.
     const restarted = process2(h, { workerId: 'panel-a', heartbeatTimeoutMs: 3_600_000 });
-    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(mine.task.id))?.errorCode).toBe('INTERRUPTED'), { timeout: 5000 });
+    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(mine.task.id))?.errorCode).toBe('INTERRUPTED'), {
+      timeout: 5000,
+    });
     expect((await h.ii.repositories.tasks.get(queued.id))?.errorCode).toBe('INTERRUPTED');
     expect((await h.ii.repositories.images.get(mine.image.id))?.statusReason?.code).toBe('INTERRUPTED');
     expect((await h.ii.repositories.tasks.get(theirs.task.id))?.status).toBe('running');
@@ -99,7 +117,13 @@ describe('the reaper', () => {
     await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(live.task.id))?.status).toBe('running'));
     // Another process took it for dead (e.g. this one was paused for minutes) and failed it.
     const at = h.clock.now;
-    await h.ii.repositories.tasks.transition(live.task.id, ['running'], 'failed', { finishedAt: at, errorCode: 'INTERRUPTED', errorMessage: 'interrupted' }, at);
+    await h.ii.repositories.tasks.transition(
+      live.task.id,
+      ['running'],
+      'failed',
+      { finishedAt: at, errorCode: 'INTERRUPTED', errorMessage: 'interrupted' },
+      at,
+    );
     h.clock.now = new Date(at.getTime() + 1000);
     await h.ii.idle();
     const task = await h.ii.repositories.tasks.get(live.task.id);
@@ -116,7 +140,9 @@ describe('the reaper', () => {
     expect(defaultWorkerId()).toBe(defaultWorkerId());
     expect(defaultWorkerId()).toMatch(/^[^\s]+:[0-9a-f]{12}$/);
     const h = await setup();
-    expect(() => process2(h, { workerId: 'two words' })).toThrow(expect.objectContaining({ code: 'VALIDATION_FAILED', message: expect.stringContaining('workerId') }));
+    expect(() => process2(h, { workerId: 'two words' })).toThrow(
+      expect.objectContaining({ code: 'VALIDATION_FAILED', message: expect.stringContaining('workerId') }),
+    );
     await h.ii.close();
   });
 });

@@ -13,7 +13,10 @@ function otherProcess(h: Harness): InstanceImages {
     hostDirectory: h.world.hostDirectory(),
     executors: h.world.executors(),
     hypervisorDriver: h.world.hypervisorFactory(),
-    storageDrivers: [h.world.storageFactory('fake-s3', { shared: true, pathAccess: false }), h.world.storageFactory('fake-local', { shared: false, pathAccess: true })],
+    storageDrivers: [
+      h.world.storageFactory('fake-s3', { shared: true, pathAccess: false }),
+      h.world.storageFactory('fake-local', { shared: false, pathAccess: true }),
+    ],
     repositories: h.ii.repositories,
     tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50 },
     clock: () => new Date(h.clock.now.getTime()),
@@ -53,10 +56,21 @@ describe('recovery with several panel processes', () => {
     const h = await setup();
     const image = makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null });
     await h.ii.repositories.images.insert(image);
-    const task = makeTask({ subjectId: image.id, status: 'queued', accountId: 'acct-alice', heartbeatAt: new Date(h.clock.now.getTime() - 5 * 60_000) });
+    const task = makeTask({
+      subjectId: image.id,
+      status: 'queued',
+      accountId: 'acct-alice',
+      heartbeatAt: new Date(h.clock.now.getTime() - 5 * 60_000),
+    });
     await h.ii.repositories.tasks.insert(task);
     // An image another process inserted a moment ago, its task not yet inserted.
-    const fresh = makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null, createdAt: h.clock.now, updatedAt: h.clock.now });
+    const fresh = makeImage({
+      accountId: 'acct-alice',
+      storageId: h.storageId,
+      hypervisorId: null,
+      createdAt: h.clock.now,
+      updatedAt: h.clock.now,
+    });
     await h.ii.repositories.images.insert(fresh);
 
     const report = await otherProcess(h).recover();
@@ -69,9 +83,21 @@ describe('recovery with several panel processes', () => {
   it('recovers only the crashed capture’s domain on a hypervisor where another process is capturing', async () => {
     const h = await setup();
     // A capture of bob-1 (on hv-1) left running by a crashed process.
-    const crashed = makeImage({ accountId: 'acct-bob', storageId: h.storageId, hypervisorId: 'hv-1', sourceInstanceId: 'bob-1', sourceInstanceName: 'vm-bob-1' });
+    const crashed = makeImage({
+      accountId: 'acct-bob',
+      storageId: h.storageId,
+      hypervisorId: 'hv-1',
+      sourceInstanceId: 'bob-1',
+      sourceInstanceName: 'vm-bob-1',
+    });
     await h.ii.repositories.images.insert(crashed);
-    const crashedTask = makeTask({ subjectId: crashed.id, status: 'running', accountId: 'acct-bob', hypervisorId: 'hv-1', heartbeatAt: new Date(h.clock.now.getTime() - 5 * 60_000) });
+    const crashedTask = makeTask({
+      subjectId: crashed.id,
+      status: 'running',
+      accountId: 'acct-bob',
+      hypervisorId: 'hv-1',
+      heartbeatAt: new Date(h.clock.now.getTime() - 5 * 60_000),
+    });
     await h.ii.repositories.tasks.insert(crashedTask);
     // Meanwhile this live process captures web-1 on the same hypervisor.
     let open!: () => void;
@@ -89,7 +115,9 @@ describe('recovery with several panel processes', () => {
     await h.ii.idle();
     expect((await h.ii.images.getImage(alice, live.image.id)).status).toBe('available');
     // With the hypervisor idle, a later recovery covers all of it again.
-    await h.ii.repositories.tasks.insert(makeTask({ subjectId: crashed.id, status: 'running', accountId: 'acct-bob', hypervisorId: 'hv-1', heartbeatAt: new Date(0) }));
+    await h.ii.repositories.tasks.insert(
+      makeTask({ subjectId: crashed.id, status: 'running', accountId: 'acct-bob', hypervisorId: 'hv-1', heartbeatAt: new Date(0) }),
+    );
     await otherProcess(h).recover();
     expect(h.world.recoveries.at(-1)).toEqual({ hypervisorId: 'hv-1', domainName: null });
     await h.ii.close();

@@ -35,7 +35,10 @@ function panel(options: { defaultCompress: boolean; repositories?: Repositories;
     hostDirectory: world.hostDirectory(),
     executors: world.executors(),
     hypervisorDriver: recording,
-    storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false }), world.storageFactory('fake-local', { shared: false, pathAccess: true })],
+    storageDrivers: [
+      world.storageFactory('fake-s3', { shared: true, pathAccess: false }),
+      world.storageFactory('fake-local', { shared: false, pathAccess: true }),
+    ],
     tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50 },
     capture: { compress: options.defaultCompress },
     ...(options.repositories ? { repositories: options.repositories } : {}),
@@ -47,7 +50,11 @@ async function freshPanel(defaultCompress: boolean, storage: 'fake-s3' | 'fake-l
   const p = panel({ defaultCompress });
   p.world.addHypervisor('hv-1');
   await p.ii.settings.setLocationSettings(admin, 'loc-1', { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
-  const created = await p.ii.storages.createStorage(admin, { name: 'images', driver: storage, config: { root: storage === 'fake-s3' ? 'bucket' : '/images' } });
+  const created = await p.ii.storages.createStorage(admin, {
+    name: 'images',
+    driver: storage,
+    config: { root: storage === 'fake-s3' ? 'bucket' : '/images' },
+  });
   await p.ii.storages.bindHypervisor(admin, created.id, 'hv-1');
   p.world.addInstance('web-1', 'acct-alice');
   return p;

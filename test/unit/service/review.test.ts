@@ -8,7 +8,12 @@ import { admin, alice, codeOf, setup } from './setup';
  * An SDK on the fakes whose captures wait on `hold` and then finish even when aborted: the disk copy
  * had already completed when the cancel arrived (a real driver has such a window).
  */
-async function racyHarness(): Promise<{ world: FakeWorld; ii: InstanceImages; release: () => void; storageFile: (key: string) => boolean }> {
+async function racyHarness(): Promise<{
+  world: FakeWorld;
+  ii: InstanceImages;
+  release: () => void;
+  storageFile: (key: string) => boolean;
+}> {
   const world = new FakeWorld();
   world.addHypervisor('hv-1');
   let release!: () => void;

@@ -54,7 +54,12 @@ function recording(inner: Repositories) {
 }
 
 async function withTemplates(h: Harness) {
-  const templates = await h.ii.storages.createStorage(admin, { name: 'templates', driver: 'fake-s3', purpose: 'templates', config: { root: 'tpl' } });
+  const templates = await h.ii.storages.createStorage(admin, {
+    name: 'templates',
+    driver: 'fake-s3',
+    purpose: 'templates',
+    config: { root: 'tpl' },
+  });
   h.world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('debian 12 qcow2 bytes'), modifiedAt: new Date() });
   return templates;
 }
@@ -62,7 +67,9 @@ async function withTemplates(h: Harness) {
 /** An image and its task as a crashed process left them: the task running with an old heartbeat. */
 async function crashed(inner: Repositories, image: Image, type: 'capture' | 'delete') {
   await inner.images.insert(image);
-  await inner.tasks.insert(makeTask({ type, subjectId: image.id, status: 'running', heartbeatAt: new Date('2026-11-01T00:00:00Z'), accountId: image.accountId }));
+  await inner.tasks.insert(
+    makeTask({ type, subjectId: image.id, status: 'running', heartbeatAt: new Date('2026-11-01T00:00:00Z'), accountId: image.accountId }),
+  );
 }
 
 describe('every image status change goes through the lifecycle table and the transition function', () => {
@@ -110,8 +117,22 @@ describe('every image status change goes through the lifecycle table and the tra
     await h.ii.idle();
 
     // Recovery of interrupted captures and deletes (custom and stock), then deleting the stock ones in error.
-    const stockA = makeImage({ kind: 'stock', accountId: null, locationId: null, storageId: templates.id, hypervisorId: null, status: 'deleting' });
-    const stockB = makeImage({ kind: 'stock', accountId: null, locationId: null, storageId: templates.id, hypervisorId: null, status: 'deleting' });
+    const stockA = makeImage({
+      kind: 'stock',
+      accountId: null,
+      locationId: null,
+      storageId: templates.id,
+      hypervisorId: null,
+      status: 'deleting',
+    });
+    const stockB = makeImage({
+      kind: 'stock',
+      accountId: null,
+      locationId: null,
+      storageId: templates.id,
+      hypervisorId: null,
+      status: 'deleting',
+    });
     await crashed(inner, makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null, status: 'creating' }), 'capture');
     await crashed(inner, makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null, status: 'deleting' }), 'delete');
     await crashed(inner, stockA, 'delete');
@@ -124,9 +145,13 @@ describe('every image status change goes through the lifecycle table and the tra
     expect(violations).toEqual([]);
     // Every row of both tables is walked, so the tables hold no transition the services never make.
     const walked = new Set(writes.filter((w) => w.op === 'transition').map((w) => `${w.kind} ${w.from} -> ${w.to}`));
-    const table = (['custom', 'stock'] as const).flatMap((kind) => IMAGE_STATUSES.flatMap((from) => IMAGE_LIFECYCLE[kind][from].map((to) => `${kind} ${from} -> ${to}`)));
+    const table = (['custom', 'stock'] as const).flatMap((kind) =>
+      IMAGE_STATUSES.flatMap((from) => IMAGE_LIFECYCLE[kind][from].map((to) => `${kind} ${from} -> ${to}`)),
+    );
     expect([...walked].sort()).toEqual(table.sort());
-    expect(new Set(writes.filter((w) => w.op === 'insert').map((w) => `${w.kind} ${w.to}`))).toEqual(new Set(['custom creating', 'stock available']));
+    expect(new Set(writes.filter((w) => w.op === 'insert').map((w) => `${w.kind} ${w.to}`))).toEqual(
+      new Set(['custom creating', 'stock available']),
+    );
   });
 
   it('no service writes an image status but the transition function (static check)', () => {

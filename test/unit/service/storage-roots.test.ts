@@ -11,9 +11,18 @@ describe('path storages hand their root to the hypervisor driver', () => {
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
     await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2' });
-    const isoStore = await h.ii.storages.createStorage(admin, { name: 'iso-store', driver: 'fake-local', purpose: 'templates', config: { root: '/isos' } });
+    const isoStore = await h.ii.storages.createStorage(admin, {
+      name: 'iso-store',
+      driver: 'fake-local',
+      purpose: 'templates',
+      config: { root: '/isos' },
+    });
     await h.ii.storages.bindHypervisor(admin, isoStore.id, 'hv-1');
-    const iso = await h.ii.catalog.uploadIso(admin, { name: 'Installer', storageId: isoStore.id, hypervisorId: 'hv-1', fileKey: 'setup.iso' }, Readable.from([Buffer.from('ISO9660')]));
+    const iso = await h.ii.catalog.uploadIso(
+      admin,
+      { name: 'Installer', storageId: isoStore.id, hypervisorId: 'hv-1', fileKey: 'setup.iso' },
+      Readable.from([Buffer.from('ISO9660')]),
+    );
     await h.ii.catalog.mountIso(alice, { instanceId: 'web-1', isoId: iso.id });
 
     const stored = await h.ii.images.getImage(alice, image.id);

@@ -12,7 +12,10 @@ function expectModel(events: Task[]): void {
   const type = events[0]!.type;
   const steps = ['starting', ...TASK_STEPS[type].map((s) => s.step), 'completed'];
   const progress = events.map((t) => t.progress);
-  expect(progress.every((p) => steps.includes(p.step)), JSON.stringify(progress)).toBe(true);
+  expect(
+    progress.every((p) => steps.includes(p.step)),
+    JSON.stringify(progress),
+  ).toBe(true);
   const percents = progress.map((p) => p.percent);
   expect(percents).toEqual([...percents].sort((a, b) => a - b));
   expect(percents.slice(0, -1).every((p) => p < 100)).toBe(true);
@@ -31,11 +34,22 @@ describe('task progress', () => {
     const available = await h.ii.images.getImage(alice, image.id);
     expect(available.status).toBe('available');
     expectModel(seen.get(task.id)!);
-    expect(seen.get(task.id)!.at(-1)!.progress).toEqual({ step: 'completed', percent: 100, bytesDone: available.sizeBytes, bytesTotal: available.sizeBytes });
-    expect(await h.ii.images.getTask(alice, task.id)).toMatchObject({ progress: { step: 'completed', percent: 100, bytesDone: available.sizeBytes } });
+    expect(seen.get(task.id)!.at(-1)!.progress).toEqual({
+      step: 'completed',
+      percent: 100,
+      bytesDone: available.sizeBytes,
+      bytesTotal: available.sizeBytes,
+    });
+    expect(await h.ii.images.getTask(alice, task.id)).toMatchObject({
+      progress: { step: 'completed', percent: 100, bytesDone: available.sizeBytes },
+    });
 
     h.world.addInstance('new-1', 'acct-alice', { hypervisorId: 'hv-2' });
-    const deploy = await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' });
+    const deploy = await h.ii.catalog.deployImage(alice, {
+      imageId: image.id,
+      instanceId: 'new-1',
+      targetPath: '/var/lib/libvirt/images/new-1.qcow2',
+    });
     expectModel(seen.get(deploy.task.id)!);
 
     const deleted = await h.ii.images.deleteImage(alice, image.id);

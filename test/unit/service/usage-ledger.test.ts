@@ -35,9 +35,18 @@ describe('recordUsageChanges over the memory repository', () => {
 
     let applied = await recordUsageChanges(ctx, openUsage({ image, rate: '0.05', at: T0, openIntervals: await openIntervals() }, newId));
     expect(applied.opened).toHaveLength(1);
-    applied = await recordUsageChanges(ctx, applyPriceChange({ locationId: 'loc1', rate: '0.06', at: T1, openIntervals: await openIntervals() }, newId));
+    applied = await recordUsageChanges(
+      ctx,
+      applyPriceChange({ locationId: 'loc1', rate: '0.06', at: T1, openIntervals: await openIntervals() }, newId),
+    );
     expect(applied.closed.map((i) => i.id)).toEqual(['u1']);
-    applied = await recordUsageChanges(ctx, applySizeCorrection({ imageId: 'img1', sizeBytes: 21 * GIB, at: new Date(T1.getTime() + HOUR), openIntervals: await openIntervals() }, newId));
+    applied = await recordUsageChanges(
+      ctx,
+      applySizeCorrection(
+        { imageId: 'img1', sizeBytes: 21 * GIB, at: new Date(T1.getTime() + HOUR), openIntervals: await openIntervals() },
+        newId,
+      ),
+    );
     expect(applied.opened.map((i) => i.sizeBytes)).toEqual([21 * GIB]);
     applied = await recordUsageChanges(ctx, closeUsage({ imageId: 'img1', at: T2, openIntervals: await openIntervals() }));
     expect(applied.closed.map((i) => [i.id, i.to])).toEqual([['u3', T2]]);
@@ -80,4 +89,3 @@ describe('recordUsageChanges over the memory repository', () => {
     ]);
   });
 });
-

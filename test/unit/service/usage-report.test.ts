@@ -31,16 +31,72 @@ async function seed() {
   await repos.images.insert(image('img-other', 'another account', 'acc2'));
   const intervals: UsageInterval[] = [
     // The worked example: 51 billed hours at 1/730 → 0.07.
-    interval({ id: 'u1', imageId: 'img-web', accountId: 'acc1', sizeBytes: 20 * GIB, rate: '0.05', from: '2026-11-03T10:15:00Z', to: '2026-11-05T12:30:00Z' }),
+    interval({
+      id: 'u1',
+      imageId: 'img-web',
+      accountId: 'acc1',
+      sizeBytes: 20 * GIB,
+      rate: '0.05',
+      from: '2026-11-03T10:15:00Z',
+      to: '2026-11-05T12:30:00Z',
+    }),
     // Billed again later (after a gap), then split by a price change at 10:00.
-    interval({ id: 'u2', imageId: 'img-web', accountId: 'acc1', sizeBytes: 20 * GIB, rate: '0.05', from: '2026-11-20T00:00:00Z', to: '2026-11-20T10:00:00Z' }),
-    interval({ id: 'u3', imageId: 'img-web', accountId: 'acc1', sizeBytes: 20 * GIB, rate: '0.06', from: '2026-11-20T10:00:00Z', to: null }),
+    interval({
+      id: 'u2',
+      imageId: 'img-web',
+      accountId: 'acc1',
+      sizeBytes: 20 * GIB,
+      rate: '0.05',
+      from: '2026-11-20T00:00:00Z',
+      to: '2026-11-20T10:00:00Z',
+    }),
+    interval({
+      id: 'u3',
+      imageId: 'img-web',
+      accountId: 'acc1',
+      sizeBytes: 20 * GIB,
+      rate: '0.06',
+      from: '2026-11-20T10:00:00Z',
+      to: null,
+    }),
     // Deleted during the period: billed for the hours it existed (since October).
-    interval({ id: 'u4', imageId: 'img-db', accountId: 'acc1', sizeBytes: 73 * GIB, rate: '10', from: '2026-10-15T00:00:00Z', to: '2026-11-02T06:00:00Z' }),
-    interval({ id: 'u5', imageId: 'img-other', accountId: 'acc2', sizeBytes: 73 * GIB, rate: '10', from: '2026-11-10T00:00:00Z', to: '2026-11-10T03:00:00Z' }),
+    interval({
+      id: 'u4',
+      imageId: 'img-db',
+      accountId: 'acc1',
+      sizeBytes: 73 * GIB,
+      rate: '10',
+      from: '2026-10-15T00:00:00Z',
+      to: '2026-11-02T06:00:00Z',
+    }),
+    interval({
+      id: 'u5',
+      imageId: 'img-other',
+      accountId: 'acc2',
+      sizeBytes: 73 * GIB,
+      rate: '10',
+      from: '2026-11-10T00:00:00Z',
+      to: '2026-11-10T03:00:00Z',
+    }),
     // Outside the period: never in the report.
-    interval({ id: 'u6', imageId: 'img-other', accountId: 'acc2', sizeBytes: 73 * GIB, rate: '10', from: '2026-12-01T00:00:00Z', to: null }),
-    interval({ id: 'u7', imageId: 'img-gone', accountId: 'acc2', sizeBytes: 73 * GIB, rate: '10', from: '2026-09-01T00:00:00Z', to: '2026-10-01T00:00:00Z' }),
+    interval({
+      id: 'u6',
+      imageId: 'img-other',
+      accountId: 'acc2',
+      sizeBytes: 73 * GIB,
+      rate: '10',
+      from: '2026-12-01T00:00:00Z',
+      to: null,
+    }),
+    interval({
+      id: 'u7',
+      imageId: 'img-gone',
+      accountId: 'acc2',
+      sizeBytes: 73 * GIB,
+      rate: '10',
+      from: '2026-09-01T00:00:00Z',
+      to: '2026-10-01T00:00:00Z',
+    }),
   ];
   for (const item of intervals) await repos.usage.insert(item);
   return repos;
@@ -62,7 +118,10 @@ describe('buildUsageReport', () => {
     ]);
     const web = report.images.lines[1];
     expect(web).toMatchObject({ imageId: 'img-web', accountId: 'acc1', sizeBytes: 20 * GIB, sizeGb: '20', exactAmount: '1829/3650' });
-    expect(web?.segments.map((s) => [s.rate, s.billedHours, s.exactAmount])).toEqual([['0.05', '61', '61/730'], ['0.06', '254', '762/1825']]);
+    expect(web?.segments.map((s) => [s.rate, s.billedHours, s.exactAmount])).toEqual([
+      ['0.05', '61', '61/730'],
+      ['0.06', '254', '762/1825'],
+    ]);
     expect(report.images.total).toBe('30.50');
     expect(report.images.accounts).toEqual([{ accountId: 'acc1', lineCount: 2, total: '30.50' }]);
   });
@@ -107,10 +166,17 @@ describe('buildUsageReport', () => {
 
   it('applies the policy, looks each name up once, and keeps lines whose image record is gone', async () => {
     const repos = await seed();
-    await repos.usage.insert(interval({ id: 'u8', imageId: 'img-purged', accountId: 'acc2', from: '2026-11-01T00:00:00Z', to: '2026-11-01T00:10:00Z' }));
+    await repos.usage.insert(
+      interval({ id: 'u8', imageId: 'img-purged', accountId: 'acc2', from: '2026-11-01T00:00:00Z', to: '2026-11-01T00:10:00Z' }),
+    );
     const gets: string[] = [];
     const sources: UsageReportSources = { usage: repos.usage, images: { get: async (id) => (gets.push(id), repos.images.get(id)) } };
-    const report = await buildUsageReport(sources, { accountId: 'acc2', period: NOVEMBER_2026, currency: 'USD', policy: { rounding: 'exact', minimumCharge: '0.25', decimals: 3 } });
+    const report = await buildUsageReport(sources, {
+      accountId: 'acc2',
+      period: NOVEMBER_2026,
+      currency: 'USD',
+      policy: { rounding: 'exact', minimumCharge: '0.25', decimals: 3 },
+    });
     expect(gets.sort()).toEqual(['img-other', 'img-purged']);
     expect(report.images.lines.map((l) => [l.imageName, l.billedHours, l.amount, l.minimumChargeApplied])).toEqual([
       [null, '0.166667', '0.250', true],
@@ -127,9 +193,16 @@ describe('buildUsageReport', () => {
 
   it('rejects bad options and a repository whose paging does not advance', async () => {
     const repos = await seed();
-    await expect(buildUsageReport(repos, { period: NOVEMBER_2026, currency: 'usd' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', fields: [expect.objectContaining({ path: 'currency' })] });
-    await expect(buildUsageReport(repos, { period: NOVEMBER_2026, currency: 'USD', pageSize: 0 })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
-    await expect(buildUsageReport(repos, { period: { from: NOVEMBER_2026.to, to: NOVEMBER_2026.from }, currency: 'USD' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+    await expect(buildUsageReport(repos, { period: NOVEMBER_2026, currency: 'usd' })).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      fields: [expect.objectContaining({ path: 'currency' })],
+    });
+    await expect(buildUsageReport(repos, { period: NOVEMBER_2026, currency: 'USD', pageSize: 0 })).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+    await expect(
+      buildUsageReport(repos, { period: { from: NOVEMBER_2026.to, to: NOVEMBER_2026.from }, currency: 'USD' }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
     const stuck: UsageReportSources = { images: repos.images, usage: { list: async () => ({ items: [], nextCursor: 'same' }) } };
     await expect(buildUsageReport(stuck, { period: NOVEMBER_2026, currency: 'USD' })).rejects.toMatchObject({ code: 'INVALID_STATE' });
   });

@@ -58,14 +58,18 @@ describe('sqlite files and migrations', () => {
     await first.close();
     const second = createSqliteRepositories({ filename: file });
     expect(migrateSqlite(second.database)).toEqual({ applied: [], version: sqliteMigrations.length });
-    expect(second.database.prepare('SELECT version, name FROM ii_migrations').all()).toEqual(sqliteMigrations.map((m) => ({ version: m.version, name: m.name })));
+    expect(second.database.prepare('SELECT version, name FROM ii_migrations').all()).toEqual(
+      sqliteMigrations.map((m) => ({ version: m.version, name: m.name })),
+    );
     expect(await second.images.get(image.id)).toEqual(image);
     await second.close();
   });
 
   it('refuses a file migrated by a newer release and closes it', () => {
     const repositories = createSqliteRepositories({ filename: file });
-    repositories.database.prepare('INSERT INTO ii_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(99, 'from the future', Date.now());
+    repositories.database
+      .prepare('INSERT INTO ii_migrations (version, name, applied_at) VALUES (?, ?, ?)')
+      .run(99, 'from the future', Date.now());
     repositories.database.close();
     expect(codeOf(() => createSqliteRepositories({ filename: file }))).toBe('INVALID_STATE');
     // the refused connection was closed: the file can be removed and reopened cleanly
@@ -96,7 +100,9 @@ describe('sqlite files and migrations', () => {
     expect(await repositories.storages.listBindings()).toEqual([]);
     await repositories.close();
     expect(host.open).toBe(true);
-    const tables = (host.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
+    const tables = (host.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map(
+      (t) => t.name,
+    );
     expect(tables.filter((name) => !name.startsWith('ii_'))).toEqual(['accounts']);
     host.close();
   });

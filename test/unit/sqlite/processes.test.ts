@@ -18,7 +18,10 @@ interface Worker {
 
 /** Starts a worker process; `ready` resolves once it has opened (and migrated) the file. */
 function startWorker(file: string, mode: 'cap' | 'transition', id: number): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, file, mode, String(id)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, file, mode, String(id)], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let markReady: () => void = () => undefined;

@@ -13,7 +13,8 @@ const [filename, mode, workerId] = process.argv.slice(2);
 if (!filename || !mode || !workerId) throw new Error('usage: race-worker FILE cap|transition WORKER_ID');
 
 const repositories = createSqliteRepositories({ filename, busyTimeoutMs: 60_000 });
-const pending = mode === 'transition' ? (await repositories.images.list({ statuses: ['creating'] }, { limit: 1000 })).items.map((image) => image.id) : [];
+const pending =
+  mode === 'transition' ? (await repositories.images.list({ statuses: ['creating'] }, { limit: 1000 })).items.map((image) => image.id) : [];
 
 const lines = createInterface({ input: process.stdin });
 process.stdout.write('ready\n');
@@ -28,7 +29,8 @@ if (mode === 'cap') {
   }
 } else {
   for (const id of pending) {
-    if (await repositories.images.transition(id, ['creating'], 'available', { description: `worker-${workerId}` }, new Date())) won.push(id);
+    if (await repositories.images.transition(id, ['creating'], 'available', { description: `worker-${workerId}` }, new Date()))
+      won.push(id);
   }
 }
 await repositories.close();

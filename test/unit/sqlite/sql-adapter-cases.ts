@@ -33,10 +33,15 @@ export const sqlAdapterCases: SqlAdapterCase[] = [
       });
       await images.insert(image);
       assert.deepEqual(await images.get(image.id), image);
-      const storage = makeStorage({ config: { nested: { list: [1, 'two', null, { three: 3.5 }], empty: {} }, flag: false, big: 9007199254740991, unicode: 'ü😀' } });
+      const storage = makeStorage({
+        config: { nested: { list: [1, 'two', null, { three: 3.5 }], empty: {} }, flag: false, big: 9007199254740991, unicode: 'ü😀' },
+      });
       await storages.insert(storage);
       assert.deepEqual(await storages.get(storage.id), storage);
-      const task = makeTask({ progress: { step: 'copying', percent: 99, bytesDone: Number.MAX_SAFE_INTEGER - 1, bytesTotal: Number.MAX_SAFE_INTEGER }, attempts: 2_000_000_000 });
+      const task = makeTask({
+        progress: { step: 'copying', percent: 99, bytesDone: Number.MAX_SAFE_INTEGER - 1, bytesTotal: Number.MAX_SAFE_INTEGER },
+        attempts: 2_000_000_000,
+      });
       await tasks.insert(task);
       assert.deepEqual(await tasks.get(task.id), task);
     },
@@ -64,7 +69,15 @@ export const sqlAdapterCases: SqlAdapterCase[] = [
     async run({ images, tasks }) {
       const image = makeImage({ accountId: 'owner' });
       await images.insert(image);
-      const patch = { name: 'renamed', description: undefined, kind: 'stock', accountId: 'thief', createdAt: new Date(5), status: 'deleted', id: 'other' } as unknown as Parameters<typeof images.update>[1];
+      const patch = {
+        name: 'renamed',
+        description: undefined,
+        kind: 'stock',
+        accountId: 'thief',
+        createdAt: new Date(5),
+        status: 'deleted',
+        id: 'other',
+      } as unknown as Parameters<typeof images.update>[1];
       const updated = await images.update(image.id, patch, new Date(1_000));
       assert.ok(updated);
       assert.equal(updated.name, 'renamed');
@@ -91,7 +104,10 @@ export const sqlAdapterCases: SqlAdapterCase[] = [
       assert.deepEqual((await images.list({ statuses: [] })).items, []);
       assert.deepEqual((await tasks.list({ statuses: [] })).items, []);
       assert.equal(await images.transition('x', [], 'error', {}, new Date()), null);
-      assert.equal(await images.insertIfUnderLimit(makeImage({ accountId: 'inf' }), { accountId: 'inf', max: Number.POSITIVE_INFINITY }), true);
+      assert.equal(
+        await images.insertIfUnderLimit(makeImage({ accountId: 'inf' }), { accountId: 'inf', max: Number.POSITIVE_INFINITY }),
+        true,
+      );
     },
   },
 ];

@@ -28,9 +28,23 @@ describe('sqlite: tasks of a database before migration 3', () => {
     insert.run('task-running', 'running', JSON.stringify({ step: 'copy', bytesDone: 5, bytesTotal: 10 }));
     v2.close();
     const repositories = createSqliteRepositories({ filename: file });
-    expect(await repositories.tasks.get('task-done')).toMatchObject({ workerId: null, incarnationId: null, progress: { step: 'completed', percent: 100, bytesDone: 0, bytesTotal: null } });
-    expect(await repositories.tasks.get('task-running')).toMatchObject({ workerId: null, incarnationId: null, progress: { step: 'copy', percent: 0, bytesDone: 5, bytesTotal: 10 } });
-    const updated = await repositories.tasks.transition('task-running', ['running'], 'running', { workerId: 'panel-1', incarnationId: 'run-2' }, new Date(3000));
+    expect(await repositories.tasks.get('task-done')).toMatchObject({
+      workerId: null,
+      incarnationId: null,
+      progress: { step: 'completed', percent: 100, bytesDone: 0, bytesTotal: null },
+    });
+    expect(await repositories.tasks.get('task-running')).toMatchObject({
+      workerId: null,
+      incarnationId: null,
+      progress: { step: 'copy', percent: 0, bytesDone: 5, bytesTotal: 10 },
+    });
+    const updated = await repositories.tasks.transition(
+      'task-running',
+      ['running'],
+      'running',
+      { workerId: 'panel-1', incarnationId: 'run-2' },
+      new Date(3000),
+    );
     expect(updated).toMatchObject({ workerId: 'panel-1', incarnationId: 'run-2' });
     await repositories.close();
   });

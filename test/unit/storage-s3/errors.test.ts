@@ -42,17 +42,24 @@ describe('toS3StorageError', () => {
   });
 
   it('tells the operator what to fix for bad credentials and a missing bucket', () => {
-    expect(toS3StorageError(serviceError('SignatureDoesNotMatch', 403), context).message).toMatch(/secret access key does not match.*accessKeyId and secretAccessKey/);
-    expect(toS3StorageError(serviceError('NoSuchBucket', 404), context).message).toMatch(/bucket "images" does not exist at http:\/\/127\.0\.0\.1:7480/);
+    expect(toS3StorageError(serviceError('SignatureDoesNotMatch', 403), context).message).toMatch(
+      /secret access key does not match.*accessKeyId and secretAccessKey/,
+    );
+    expect(toS3StorageError(serviceError('NoSuchBucket', 404), context).message).toMatch(
+      /bucket "images" does not exist at http:\/\/127\.0\.0\.1:7480/,
+    );
   });
 
-  it.each(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH'])('maps the network error %s to STORAGE_UNAVAILABLE', (code) => {
-    const error = toS3StorageError(systemError(code), context);
-    expect(error.code).toBe('STORAGE_UNAVAILABLE');
-    expect(error.message).toContain(code);
-    expect(error.message).toContain('http://127.0.0.1:7480');
-    expect(error.details.networkError).toBe(code);
-  });
+  it.each(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH'])(
+    'maps the network error %s to STORAGE_UNAVAILABLE',
+    (code) => {
+      const error = toS3StorageError(systemError(code), context);
+      expect(error.code).toBe('STORAGE_UNAVAILABLE');
+      expect(error.message).toContain(code);
+      expect(error.message).toContain('http://127.0.0.1:7480');
+      expect(error.details.networkError).toBe(code);
+    },
+  );
 
   it('finds a network error in the cause chain and in AggregateErrors', () => {
     const wrapped = new Error('request failed', { cause: new AggregateError([new Error('x'), systemError('ECONNREFUSED')]) });
@@ -100,7 +107,9 @@ describe('error predicates', () => {
 
   it('redactSecrets masks whole values only: a short secret leaves the words that contain it alone', () => {
     expect(redactSecrets('S3 bucket "images" at http://s3.example: S', ['S'])).toBe('S3 bucket "images" at http://s3.example: ***');
-    expect(redactSecrets('Check the storage\'s accessKeyId and secretAccessKey', ['AccessKey'])).toBe('Check the storage\'s accessKeyId and secretAccessKey');
+    expect(redactSecrets("Check the storage's accessKeyId and secretAccessKey", ['AccessKey'])).toBe(
+      "Check the storage's accessKeyId and secretAccessKey",
+    );
     expect(redactSecrets('key="hunter22", key=hunter22&x, (hunter22)', ['hunter22'])).toBe('key="***", key=***&x, (***)');
     expect(redactSecrets('hunter222 xhunter22', ['hunter22'])).toBe('hunter222 xhunter22');
   });
@@ -114,6 +123,8 @@ describe('error predicates', () => {
 
   it('an S3 message keeps its words when a (short) secret is a letter of them', () => {
     const error = toS3StorageError(serviceError('InternalError', 500), { ...context, secrets: ['S', '3'] });
-    expect(error.message).toBe('Could not upload "a/b.qcow2": S3 bucket "images" at http://127.0.0.1:7480 answered HTTP 500 (InternalError). The S3 service is failing; try again later.');
+    expect(error.message).toBe(
+      'Could not upload "a/b.qcow2": S3 bucket "images" at http://127.0.0.1:7480 answered HTTP 500 (InternalError). The S3 service is failing; try again later.',
+    );
   });
 });

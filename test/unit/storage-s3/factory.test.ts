@@ -20,14 +20,20 @@ describe('s3StorageDriver factory', () => {
     expect(s3StorageDriver.needsHypervisor).toBe(false);
     expect(s3StorageDriver.secretFields).toContain('secretAccessKey');
     expect(s3StorageDriver.optionsSchema).toBe(S3StorageOptionsSchema);
-    const driver = s3StorageDriver.create(S3StorageOptionsSchema.parse({ bucket: 'images', endpoint: 'http://127.0.0.1:9', accessKeyId: 'a', secretAccessKey: 'secret-b' }), {});
+    const driver = s3StorageDriver.create(
+      S3StorageOptionsSchema.parse({ bucket: 'images', endpoint: 'http://127.0.0.1:9', accessKeyId: 'a', secretAccessKey: 'secret-b' }),
+      {},
+    );
     expect(driver.name).toBe('s3');
     expect(driver.capabilities).toEqual({ shared: true, pathAccess: false });
     expect(loads).toEqual({ clientS3: 0, libStorage: 0 });
   });
 
   it('loads the SDK on the first operation, and free space is unknown without any request', async () => {
-    const driver = s3StorageDriver.create(S3StorageOptionsSchema.parse({ bucket: 'images', endpoint: 'http://127.0.0.1:9', accessKeyId: 'a', secretAccessKey: 'secret-b' }), {});
+    const driver = s3StorageDriver.create(
+      S3StorageOptionsSchema.parse({ bucket: 'images', endpoint: 'http://127.0.0.1:9', accessKeyId: 'a', secretAccessKey: 'secret-b' }),
+      {},
+    );
     expect(await driver.freeSpace()).toBeNull();
     expect(loads).toEqual({ clientS3: 0, libStorage: 0 });
     await driver.stat('x').catch(() => undefined);

@@ -22,7 +22,9 @@ describe('S3StorageOptionsSchema', () => {
   });
 
   it('accepts an endpoint for S3-compatible services and none for AWS', () => {
-    expect(S3StorageOptionsSchema.parse({ ...base, endpoint: 'http://127.0.0.1:7480', forcePathStyle: true }).endpoint).toBe('http://127.0.0.1:7480');
+    expect(S3StorageOptionsSchema.parse({ ...base, endpoint: 'http://127.0.0.1:7480', forcePathStyle: true }).endpoint).toBe(
+      'http://127.0.0.1:7480',
+    );
     expect(S3StorageOptionsSchema.parse({ bucket: 'aws-bucket', region: 'eu-west-1' })).toMatchObject({ region: 'eu-west-1' });
   });
 

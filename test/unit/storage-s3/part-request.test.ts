@@ -22,9 +22,17 @@ import {
 
 const context: S3ErrorContext = { action: 'upload "a.qcow2"', bucket: 'images', endpoint: 'http://127.0.0.1:7480', secrets: ['topsecret'] };
 
-const target: S3PartTarget = { protocol: 'http:', hostname: '127.0.0.1', port: 7480, path: '/images/dir/a%20b.qcow2', signingRegion: 'us-east-1', signingName: 's3' };
+const target: S3PartTarget = {
+  protocol: 'http:',
+  hostname: '127.0.0.1',
+  port: 7480,
+  path: '/images/dir/a%20b.qcow2',
+  signingRegion: 'us-east-1',
+  signingName: 's3',
+};
 
-const errorXml = (code: string, message = ''): string => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>tx1</RequestId></Error>`;
+const errorXml = (code: string, message = ''): string =>
+  `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>tx1</RequestId></Error>`;
 
 /** A fake transport answering from a script, recording each request. */
 function scripted(answers: (PartHttpResponse | Error)[]) {
@@ -51,7 +59,13 @@ function recordingSigner() {
 
 function clock(initial = 0) {
   let offset = initial;
-  return { offset: () => offset, setOffset: (value: number) => (offset = value), get value() { return offset; } };
+  return {
+    offset: () => offset,
+    setOffset: (value: number) => (offset = value),
+    get value() {
+      return offset;
+    },
+  };
 }
 
 const noSleep = async (): Promise<void> => undefined;
@@ -77,7 +91,9 @@ describe('s3ErrorFromResponse', () => {
   });
 
   it('decodes XML entities and reads the server time from the Date header', () => {
-    const error = s3ErrorFromResponse(400, errorXml('InvalidArgument', 'Part number must be &lt; 10001 &amp; &gt; 0'), { date: 'Wed, 01 Jan 2025 00:00:00 GMT' });
+    const error = s3ErrorFromResponse(400, errorXml('InvalidArgument', 'Part number must be &lt; 10001 &amp; &gt; 0'), {
+      date: 'Wed, 01 Jan 2025 00:00:00 GMT',
+    });
     expect(error.message).toBe('Part number must be < 10001 & > 0');
     expect(error.$serverTime).toBe(Date.UTC(2025, 0, 1));
   });
@@ -94,7 +110,12 @@ describe('s3ErrorFromResponse', () => {
     ];
     for (const [status, body, code, s3Error] of cases) {
       const mapped = toS3StorageError(s3ErrorFromResponse(status, body), context);
-      expect({ status, code: mapped.code, s3Error: mapped.details.s3Error, httpStatus: mapped.details.httpStatus }).toEqual({ status, code, s3Error, httpStatus: status });
+      expect({ status, code: mapped.code, s3Error: mapped.details.s3Error, httpStatus: mapped.details.httpStatus }).toEqual({
+        status,
+        code,
+        s3Error,
+        httpStatus: status,
+      });
     }
     const denied = toS3StorageError(s3ErrorFromResponse(403, errorXml('SignatureDoesNotMatch')), context);
     expect(denied.message).toContain('secret access key does not match');
@@ -105,16 +126,20 @@ describe('retryDecision and retryDelayMs', () => {
   const network = (code: string): Error => Object.assign(new Error(code), { code });
 
   it('retries network failures, timeouts, 5xx and throttling; throttling backs off longer', () => {
-    for (const code of ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']) expect(retryDecision(network(code), 0, 0)).toEqual({ retry: true, baseMs: 100 });
+    for (const code of ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'])
+      expect(retryDecision(network(code), 0, 0)).toEqual({ retry: true, baseMs: 100 });
     expect(retryDecision(Object.assign(new Error('slow'), { name: 'TimeoutError' }), 0, 0)).toEqual({ retry: true, baseMs: 100 });
-    for (const status of [500, 502, 503, 504]) expect(retryDecision(s3ErrorFromResponse(status, ''), 0, 0)).toEqual({ retry: true, baseMs: 100 });
+    for (const status of [500, 502, 503, 504])
+      expect(retryDecision(s3ErrorFromResponse(status, ''), 0, 0)).toEqual({ retry: true, baseMs: 100 });
     expect(retryDecision(s3ErrorFromResponse(503, errorXml('SlowDown')), 0, 0)).toEqual({ retry: true, baseMs: 500 });
     expect(retryDecision(s3ErrorFromResponse(429, ''), 0, 0)).toEqual({ retry: true, baseMs: 500 });
   });
 
   it('does not retry client errors, aborts or unknown failures', () => {
     for (const code of ['NoSuchUpload', 'NoSuchBucket', 'AccessDenied', 'InvalidArgument', 'QuotaExceeded']) {
-      expect(retryDecision(s3ErrorFromResponse(code === 'AccessDenied' || code === 'QuotaExceeded' ? 403 : 404, errorXml(code)), 0, 0)).toEqual({ retry: false });
+      expect(
+        retryDecision(s3ErrorFromResponse(code === 'AccessDenied' || code === 'QuotaExceeded' ? 403 : 404, errorXml(code)), 0, 0),
+      ).toEqual({ retry: false });
     }
     expect(retryDecision(Object.assign(new Error('stop'), { name: 'AbortError' }), 0, 0)).toEqual({ retry: false });
     expect(retryDecision(new TypeError('bug'), 0, 0)).toEqual({ retry: false });
@@ -125,11 +150,17 @@ describe('retryDecision and retryDelayMs', () => {
     const now = Date.UTC(2025, 0, 1);
     const later = new Date(now + 20 * 60_000).toUTCString();
     const close = new Date(now + 60_000).toUTCString();
-    expect(retryDecision(s3ErrorFromResponse(403, errorXml('RequestTimeTooSkewed'), { date: later }), now, 0)).toEqual({ retry: true, baseMs: 0, clockOffsetMs: 20 * 60_000 });
+    expect(retryDecision(s3ErrorFromResponse(403, errorXml('RequestTimeTooSkewed'), { date: later }), now, 0)).toEqual({
+      retry: true,
+      baseMs: 0,
+      clockOffsetMs: 20 * 60_000,
+    });
     // A wrong secret also answers SignatureDoesNotMatch: with matching clocks it is final.
     expect(retryDecision(s3ErrorFromResponse(403, errorXml('SignatureDoesNotMatch'), { date: close }), now, 0)).toEqual({ retry: false });
     // Already corrected: the offset in use makes the clocks agree.
-    expect(retryDecision(s3ErrorFromResponse(403, errorXml('RequestTimeTooSkewed'), { date: later }), now, 20 * 60_000)).toEqual({ retry: false });
+    expect(retryDecision(s3ErrorFromResponse(403, errorXml('RequestTimeTooSkewed'), { date: later }), now, 20 * 60_000)).toEqual({
+      retry: false,
+    });
     expect(retryDecision(s3ErrorFromResponse(403, errorXml('RequestTimeTooSkewed')), now, 0)).toEqual({ retry: false });
   });
 
@@ -168,14 +199,24 @@ describe('createS3PartUploader', () => {
       port: 7480,
       path: '/images/dir/a%20b.qcow2',
       query: { partNumber: '7', uploadId: '2~up/id+1' },
-      headers: { host: '127.0.0.1:7480', 'content-length': String(body.length), 'x-amz-content-sha256': createHash('sha256').update(body).digest('hex') },
+      headers: {
+        host: '127.0.0.1:7480',
+        'content-length': String(body.length),
+        'x-amz-content-sha256': createHash('sha256').update(body).digest('hex'),
+      },
     });
     expect(call.signingRegion).toBe('us-east-1');
     expect(call.signingService).toBe('s3');
     // The client's clock offset is applied.
     expect(call.signingDate.getTime()).toBeGreaterThanOrEqual(before + 1500);
     expect(requests).toHaveLength(1);
-    expect(requests[0]!.request).toEqual({ protocol: 'http:', host: '127.0.0.1', port: 7480, path: '/images/dir/a%20b.qcow2?partNumber=7&uploadId=2~up%2Fid%2B1', headers: { ...call.request.headers, authorization: 'AWS4-HMAC-SHA256 signed-1' } });
+    expect(requests[0]!.request).toEqual({
+      protocol: 'http:',
+      host: '127.0.0.1',
+      port: 7480,
+      path: '/images/dir/a%20b.qcow2?partNumber=7&uploadId=2~up%2Fid%2B1',
+      headers: { ...call.request.headers, authorization: 'AWS4-HMAC-SHA256 signed-1' },
+    });
     expect(requests[0]!.body).toBe(body);
   });
 
@@ -183,7 +224,13 @@ describe('createS3PartUploader', () => {
     const { transport, requests } = scripted([ok]);
     const { signer, calls } = recordingSigner();
     const uploader = createS3PartUploader({ signer, clock: clock(), transport });
-    await uploader.uploadPart({ ...target, protocol: 'https:', hostname: '[::1]', port: undefined }, 'id', 1, body, new AbortController().signal);
+    await uploader.uploadPart(
+      { ...target, protocol: 'https:', hostname: '[::1]', port: undefined },
+      'id',
+      1,
+      body,
+      new AbortController().signal,
+    );
     expect(calls[0]!.request.headers.host).toBe('[::1]');
     expect(calls[0]!.request).not.toHaveProperty('port');
     expect(requests[0]!.request).toMatchObject({ protocol: 'https:', host: '::1', port: undefined });
@@ -196,19 +243,32 @@ describe('createS3PartUploader', () => {
   });
 
   it('retries a 503 and a reset connection, signing each attempt anew, then succeeds', async () => {
-    const { transport, requests } = scripted([{ status: 503, headers: {}, body: errorXml('ServiceUnavailable') }, Object.assign(new Error('reset'), { code: 'ECONNRESET' }), ok]);
+    const { transport, requests } = scripted([
+      { status: 503, headers: {}, body: errorXml('ServiceUnavailable') },
+      Object.assign(new Error('reset'), { code: 'ECONNRESET' }),
+      ok,
+    ]);
     const { signer, calls } = recordingSigner();
     const sleeps: number[] = [];
     const uploader = createS3PartUploader({ signer, clock: clock(), transport, sleep: async (ms) => void sleeps.push(ms) });
     await expect(uploader.uploadPart(target, 'id', 2, body, new AbortController().signal)).resolves.toBe('"etag-1"');
     expect(requests).toHaveLength(3);
     expect(calls).toHaveLength(3);
-    expect(requests.map((r) => r.request.headers.authorization)).toEqual(['AWS4-HMAC-SHA256 signed-1', 'AWS4-HMAC-SHA256 signed-2', 'AWS4-HMAC-SHA256 signed-3']);
+    expect(requests.map((r) => r.request.headers.authorization)).toEqual([
+      'AWS4-HMAC-SHA256 signed-1',
+      'AWS4-HMAC-SHA256 signed-2',
+      'AWS4-HMAC-SHA256 signed-3',
+    ]);
     expect(sleeps.every((ms) => ms >= 0 && ms < 20_000)).toBe(true);
   });
 
   it('gives up after maxAttempts with the last failure', async () => {
-    const { transport, requests } = scripted([{ status: 500, headers: {}, body: '' }, { status: 502, headers: {}, body: '' }, { status: 503, headers: {}, body: errorXml('SlowDown') }, ok]);
+    const { transport, requests } = scripted([
+      { status: 500, headers: {}, body: '' },
+      { status: 502, headers: {}, body: '' },
+      { status: 503, headers: {}, body: errorXml('SlowDown') },
+      ok,
+    ]);
     const uploader = createS3PartUploader({ signer: recordingSigner().signer, clock: clock(), transport, sleep: noSleep });
     const failure = await uploader.uploadPart(target, 'id', 1, body, new AbortController().signal).catch((error: unknown) => error);
     expect(requests).toHaveLength(3);
@@ -219,13 +279,20 @@ describe('createS3PartUploader', () => {
   it('does not retry NoSuchUpload', async () => {
     const { transport, requests } = scripted([{ status: 404, headers: {}, body: errorXml('NoSuchUpload') }, ok]);
     const uploader = createS3PartUploader({ signer: recordingSigner().signer, clock: clock(), transport, sleep: noSleep });
-    await expect(uploader.uploadPart(target, 'id', 1, body, new AbortController().signal)).rejects.toMatchObject({ name: 'NoSuchUpload', Code: 'NoSuchUpload' });
+    await expect(uploader.uploadPart(target, 'id', 1, body, new AbortController().signal)).rejects.toMatchObject({
+      name: 'NoSuchUpload',
+      Code: 'NoSuchUpload',
+    });
     expect(requests).toHaveLength(1);
   });
 
   it('corrects the shared clock on RequestTimeTooSkewed and signs the retry with the server time', async () => {
     const serverTime = Date.now() + 60 * 60_000;
-    const skewed: PartHttpResponse = { status: 403, headers: { date: new Date(serverTime).toUTCString() }, body: errorXml('RequestTimeTooSkewed') };
+    const skewed: PartHttpResponse = {
+      status: 403,
+      headers: { date: new Date(serverTime).toUTCString() },
+      body: errorXml('RequestTimeTooSkewed'),
+    };
     const { transport } = scripted([skewed, ok]);
     const { signer, calls } = recordingSigner();
     const shared = clock();

@@ -124,7 +124,14 @@ function fakeSink(options: FakeSinkOptions = {}) {
 const context = { action: 'upload "a.qcow2"', bucket: 'images', endpoint: 'http://127.0.0.1:7480', secrets: ['s3cr3t'] };
 
 function optionsFor(size: number, extra: Partial<PartPutOptions> = {}): PartPutOptions {
-  return { key: 'a.qcow2', size, partSize: 64 * KiB, queueSize: 3, mapError: (error) => toS3StorageError(error, { ...context, ...(extra.signal ? { signal: extra.signal } : {}) }), ...extra };
+  return {
+    key: 'a.qcow2',
+    size,
+    partSize: 64 * KiB,
+    queueSize: 3,
+    mapError: (error) => toS3StorageError(error, { ...context, ...(extra.signal ? { signal: extra.signal } : {}) }),
+    ...extra,
+  };
 }
 
 async function rejection(promise: Promise<unknown>): Promise<InstanceImagesError> {

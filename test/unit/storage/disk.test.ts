@@ -14,7 +14,10 @@ describe('wrapStorageDriver', () => {
     const disk = wrapStorageDriver(driver, { onEvent: (e) => events.push(e), progressIntervalBytes: 1024 * 1024 });
     const data = randomBytes(5 * 1024 * 1024 + 3);
     const progress: number[] = [];
-    const result = await disk.put('a/b.qcow2', Readable.from([data.subarray(0, 100), data.subarray(100)]), { size: data.length, onProgress: (p) => progress.push(p.bytesDone) });
+    const result = await disk.put('a/b.qcow2', Readable.from([data.subarray(0, 100), data.subarray(100)]), {
+      size: data.length,
+      onProgress: (p) => progress.push(p.bytesDone),
+    });
     expect(result).toEqual({ key: 'a/b.qcow2', size: data.length, sha256: sha(data) });
     expect(progress[progress.length - 1]).toBe(data.length);
     expect(progress.length).toBeLessThanOrEqual(7);
@@ -32,7 +35,9 @@ describe('wrapStorageDriver', () => {
   it('removes the object and throws CHECKSUM_MISMATCH when the expected sha256 differs', async () => {
     const driver = createMemoryStorageDriver();
     const disk = wrapStorageDriver(driver);
-    expect(await codeOf(disk.put('x', Readable.from([Buffer.from('abc')]), { expectedSha256: sha(Buffer.from('abd')) }))).toBe('CHECKSUM_MISMATCH');
+    expect(await codeOf(disk.put('x', Readable.from([Buffer.from('abc')]), { expectedSha256: sha(Buffer.from('abd')) }))).toBe(
+      'CHECKSUM_MISMATCH',
+    );
     expect(driver.objects.size).toBe(0);
     await disk.put('y', Readable.from([Buffer.from('abc')]), { expectedSha256: sha(Buffer.from('abc')).toUpperCase() });
     expect(driver.objects.has('y')).toBe(true);
@@ -115,7 +120,11 @@ describe('wrapStorageDriver', () => {
     });
     expect(await disk.health()).toEqual({ ok: false, message: 'boom' });
     expect(() => disk.pathOf('x')).toThrow(/no file paths/);
-    const pathDisk = wrapStorageDriver({ ...driver, capabilities: { shared: false, pathAccess: true }, pathOf: (key: string) => `/srv/${key}` });
+    const pathDisk = wrapStorageDriver({
+      ...driver,
+      capabilities: { shared: false, pathAccess: true },
+      pathOf: (key: string) => `/srv/${key}`,
+    });
     expect(pathDisk.pathOf('a/b')).toBe('/srv/a/b');
     expect(() => pathDisk.pathOf('../b')).toThrow(/not valid/);
   });

@@ -48,18 +48,21 @@ describe('normalizeStorageKey', () => {
 
   it('never returns a key that escapes its root (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom('a', '..', '.', '', '/', 'b/', '\\', 'é', '\n'), { maxLength: 8 }).map((parts) => parts.join('')), (key) => {
-        let normalized: string;
-        try {
-          normalized = normalizeStorageKey(key);
-        } catch (error) {
-          expect(isInstanceImagesError(error, 'VALIDATION_FAILED')).toBe(true);
-          return;
-        }
-        expect(normalized.startsWith('/')).toBe(false);
-        expect(normalized.split('/')).not.toContain('..');
-        expect(normalized.split('/')).not.toContain('');
-      }),
+      fc.property(
+        fc.array(fc.constantFrom('a', '..', '.', '', '/', 'b/', '\\', 'é', '\n'), { maxLength: 8 }).map((parts) => parts.join('')),
+        (key) => {
+          let normalized: string;
+          try {
+            normalized = normalizeStorageKey(key);
+          } catch (error) {
+            expect(isInstanceImagesError(error, 'VALIDATION_FAILED')).toBe(true);
+            return;
+          }
+          expect(normalized.startsWith('/')).toBe(false);
+          expect(normalized.split('/')).not.toContain('..');
+          expect(normalized.split('/')).not.toContain('');
+        },
+      ),
     );
   });
 });

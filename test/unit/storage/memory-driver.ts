@@ -4,7 +4,9 @@ import { InstanceImagesError } from '../../../src/errors';
 import type { IncompleteUpload, StorageDriver, StoredObject } from '../../../src/ports/storage-driver';
 
 /** An in-memory fake of the StorageDriver port, for unit tests of the core wrapper and the suite. */
-export function createMemoryStorageDriver(options: { free?: number } = {}): StorageDriver & { objects: Map<string, { data: Buffer; modifiedAt: Date }>; failNext: { operation: string; times: number } | null } {
+export function createMemoryStorageDriver(
+  options: { free?: number } = {},
+): StorageDriver & { objects: Map<string, { data: Buffer; modifiedAt: Date }>; failNext: { operation: string; times: number } | null } {
   const objects = new Map<string, { data: Buffer; modifiedAt: Date }>();
   const inflight = new Map<string, { key: string; startedAt: Date; abort: (error: Error) => void }>();
   const driver = {
@@ -64,7 +66,11 @@ export function createMemoryStorageDriver(options: { free?: number } = {}): Stor
       const rest = after === null ? keys : keys.filter((k) => k > after);
       const limit = opts.limit ?? 50;
       const page = rest.slice(0, limit);
-      const items = page.map((key) => ({ key, size: objects.get(key)?.data.length ?? 0, modifiedAt: objects.get(key)?.modifiedAt ?? new Date() }));
+      const items = page.map((key) => ({
+        key,
+        size: objects.get(key)?.data.length ?? 0,
+        modifiedAt: objects.get(key)?.modifiedAt ?? new Date(),
+      }));
       return { items, nextCursor: rest.length > limit ? (page[page.length - 1] ?? null) : null };
     },
     async delete(key: string) {
@@ -78,7 +84,9 @@ export function createMemoryStorageDriver(options: { free?: number } = {}): Stor
       return { ok: true, message: 'in memory' };
     },
     async listIncomplete(opts: { olderThan?: Date } = {}): Promise<IncompleteUpload[]> {
-      return [...inflight.entries()].filter(([, u]) => !opts.olderThan || u.startedAt < opts.olderThan).map(([id, u]) => ({ key: u.key, id, startedAt: u.startedAt }));
+      return [...inflight.entries()]
+        .filter(([, u]) => !opts.olderThan || u.startedAt < opts.olderThan)
+        .map(([id, u]) => ({ key: u.key, id, startedAt: u.startedAt }));
     },
     async abortIncomplete(upload: IncompleteUpload) {
       inflight.get(upload.id)?.abort(new InstanceImagesError('STORAGE_UNAVAILABLE', 'upload aborted'));

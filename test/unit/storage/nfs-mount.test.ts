@@ -25,7 +25,10 @@ describe('NFS mount judgement', () => {
     [null, '/mnt/images does not exist'],
     [{ target: '/', source: '/dev/vda', fstype: 'ext4', options: 'rw' }, 'nothing is mounted at /mnt/images'],
     [{ target: '/mnt/images', source: 'nas.example:/export/images', fstype: 'tmpfs', options: 'rw' }, 'is a tmpfs mount'],
-    [{ target: '/mnt/images', source: 'other:/export/images', fstype: 'nfs4', options: 'rw' }, 'NFS mount of other:/export/images, not of nas.example:/export/images'],
+    [
+      { target: '/mnt/images', source: 'other:/export/images', fstype: 'nfs4', options: 'rw' },
+      'NFS mount of other:/export/images, not of nas.example:/export/images',
+    ],
     [{ target: '/mnt/images', source: 'nas.example:/export', fstype: 'nfs4', options: 'rw' }, 'not of nas.example:/export/images'],
   ])('rejects %j', (state, reason) => {
     const verdict = judgeMount(options, state);
@@ -59,7 +62,9 @@ function fakeHypervisor(): Executor & { commands: string[]; deleted: string[]; m
       fake.commands.push(argv.join(' '));
       if (argv[2] === DELETE_SCRIPT) fake.deleted.push(`${argv[4]}/${argv[5]}`);
       if (argv[0] === 'findmnt') {
-        const fs = fake.mounted ? { target: '/mnt/images', source: 'nas.example:/export/images', fstype: 'nfs4', options: 'rw,vers=4.2' } : { target: '/', source: '/dev/vda', fstype: 'ext4', options: 'rw' };
+        const fs = fake.mounted
+          ? { target: '/mnt/images', source: 'nas.example:/export/images', fstype: 'nfs4', options: 'rw,vers=4.2' }
+          : { target: '/', source: '/dev/vda', fstype: 'ext4', options: 'rw' };
         return { exitCode: 0, stdout: JSON.stringify({ filesystems: [fs] }), stderr: '' };
       }
       if (argv.includes('mount')) {

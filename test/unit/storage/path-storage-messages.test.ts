@@ -76,8 +76,16 @@ describe('path storage: customer-visible errors name no host (local executor)', 
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
   it('NOT_FOUND of a missing key names the key and the image storage, not the host or the root', async () => {
-    const storage = createPathStorageDriver({ name: 'local', root, executor: createLocalExecutor({ label: LABEL }), capabilities: LOCAL_CAPABILITIES });
-    for (const read of [() => storage.get('images/acct/missing.qcow2'), () => storage.get('images/acct/missing.qcow2', { range: { start: 0, end: 9 } })]) {
+    const storage = createPathStorageDriver({
+      name: 'local',
+      root,
+      executor: createLocalExecutor({ label: LABEL }),
+      capabilities: LOCAL_CAPABILITIES,
+    });
+    for (const read of [
+      () => storage.get('images/acct/missing.qcow2'),
+      () => storage.get('images/acct/missing.qcow2', { range: { start: 0, end: 9 } }),
+    ]) {
       const error = await failureOf(read());
       expect(error.code).toBe('NOT_FOUND');
       expect(error.message).toContain('images/acct/missing.qcow2');
@@ -93,9 +101,16 @@ describe('path storage: customer-visible errors name no host (scripted executor)
   const full: ExecResult = { exitCode: 1, stdout: '', stderr: `cat: ${root}/images/.x.part: No space left on device\n` };
 
   it('STORAGE_FULL of a write (with and without an announced size) names the key, not the host, root or stderr', async () => {
-    const storage = createPathStorageDriver({ name: 'local', root, executor: scriptedExecutor({ result: full }), capabilities: LOCAL_CAPABILITIES });
+    const storage = createPathStorageDriver({
+      name: 'local',
+      root,
+      executor: scriptedExecutor({ result: full }),
+      capabilities: LOCAL_CAPABILITIES,
+    });
     for (const size of [undefined, 4]) {
-      const error = await failureOf(storage.put('images/acct/new.qcow2', Readable.from([Buffer.from('abcd')]), size === undefined ? {} : { size }));
+      const error = await failureOf(
+        storage.put('images/acct/new.qcow2', Readable.from([Buffer.from('abcd')]), size === undefined ? {} : { size }),
+      );
       expect(error.code).toBe('STORAGE_FULL');
       expect(error.message).toContain('images/acct/new.qcow2');
       expectNoInfrastructure(error, root);
@@ -105,7 +120,12 @@ describe('path storage: customer-visible errors name no host (scripted executor)
   });
 
   it('STORAGE_FULL of a delete or a listing names no host either', async () => {
-    const storage = createPathStorageDriver({ name: 'local', root, executor: scriptedExecutor({ result: full }), capabilities: LOCAL_CAPABILITIES });
+    const storage = createPathStorageDriver({
+      name: 'local',
+      root,
+      executor: scriptedExecutor({ result: full }),
+      capabilities: LOCAL_CAPABILITIES,
+    });
     for (const operation of [() => storage.delete('images/acct/old.qcow2'), () => storage.list({})]) {
       const error = await failureOf(operation());
       expect(error.code).toBe('STORAGE_FULL');
@@ -116,8 +136,17 @@ describe('path storage: customer-visible errors name no host (scripted executor)
 
   it('a cancel from the executor (whose message names the host) stays CANCELLED without the host', async () => {
     const cancelled = new InstanceImagesError('CANCELLED', `cat on ${LABEL} was cancelled`);
-    const storage = createPathStorageDriver({ name: 'local', root, executor: scriptedExecutor({ thrown: cancelled }), capabilities: LOCAL_CAPABILITIES });
-    for (const operation of [() => storage.get('images/a.qcow2'), () => storage.stat('images/a.qcow2'), () => storage.delete('images/a.qcow2')]) {
+    const storage = createPathStorageDriver({
+      name: 'local',
+      root,
+      executor: scriptedExecutor({ thrown: cancelled }),
+      capabilities: LOCAL_CAPABILITIES,
+    });
+    for (const operation of [
+      () => storage.get('images/a.qcow2'),
+      () => storage.stat('images/a.qcow2'),
+      () => storage.delete('images/a.qcow2'),
+    ]) {
       const error = await failureOf(operation());
       expect(error.code).toBe('CANCELLED');
       expectNoInfrastructure(error, root);
@@ -126,15 +155,26 @@ describe('path storage: customer-visible errors name no host (scripted executor)
   });
 
   it('an unusable SSH key of the hypervisor (VALIDATION_FAILED naming the host) is STORAGE_UNAVAILABLE, never shown to customers as an input error', async () => {
-    const badKey = new InstanceImagesError('VALIDATION_FAILED', `${LABEL}: the private key cannot be used (bad passphrase)`, { fields: [{ path: 'privateKey', message: 'cannot be parsed' }] });
-    const storage = createPathStorageDriver({ name: 'local', root, executor: scriptedExecutor({ thrown: badKey }), capabilities: LOCAL_CAPABILITIES });
+    const badKey = new InstanceImagesError('VALIDATION_FAILED', `${LABEL}: the private key cannot be used (bad passphrase)`, {
+      fields: [{ path: 'privateKey', message: 'cannot be parsed' }],
+    });
+    const storage = createPathStorageDriver({
+      name: 'local',
+      root,
+      executor: scriptedExecutor({ thrown: badKey }),
+      capabilities: LOCAL_CAPABILITIES,
+    });
     const error = await failureOf(storage.delete('images/a.qcow2'));
     expect(error.code).toBe('STORAGE_UNAVAILABLE');
     expect(error.cause).toBe(badKey);
   });
 
   it('nfs: the mount check maps a cancel and an unusable key the same way', async () => {
-    const options = NfsStorageOptionsSchema.parse({ server: 'nas.example.net', exportPath: '/export/images', mountPoint: '/mnt/ii-secret' });
+    const options = NfsStorageOptionsSchema.parse({
+      server: 'nas.example.net',
+      exportPath: '/export/images',
+      mountPoint: '/mnt/ii-secret',
+    });
     const cancelled = new InstanceImagesError('CANCELLED', `findmnt on ${LABEL} was cancelled`);
     const cancelledError = await failureOf(createNfsStorageDriver(options, scriptedExecutor({ thrown: cancelled })).stat('images/a.qcow2'));
     expect(cancelledError.code).toBe('CANCELLED');

@@ -39,9 +39,19 @@ describe('storage registry', () => {
     registry.register(hostDriver);
     expect(registry.names()).toEqual(['host-blob', 'local']);
     expect(registry.get('local')).toBe(localStorageDriver);
-    expect(isInstanceImagesError(caught(() => registry.register(hostDriver)), 'CONFLICT')).toBe(true);
+    expect(
+      isInstanceImagesError(
+        caught(() => registry.register(hostDriver)),
+        'CONFLICT',
+      ),
+    ).toBe(true);
     registry.register(hostDriver, { replace: true });
-    expect(isInstanceImagesError(caught(() => registry.register({ ...hostDriver, name: 'Bad Name' })), 'VALIDATION_FAILED')).toBe(true);
+    expect(
+      isInstanceImagesError(
+        caught(() => registry.register({ ...hostDriver, name: 'Bad Name' })),
+        'VALIDATION_FAILED',
+      ),
+    ).toBe(true);
   });
 
   it('names the unknown driver as the offending field', () => {
@@ -58,9 +68,17 @@ describe('storage registry', () => {
     const relative = caught(() => registry.validateConfig('local', { path: 'images' }));
     expect(isInstanceImagesError(relative, 'VALIDATION_FAILED')).toBe(true);
     expect((relative as { fields: Array<{ path: string }> }).fields.map((f) => f.path)).toEqual(['config.path']);
-    for (const path of ['/', '/a/../etc', '/a\nb']) expect(isInstanceImagesError(caught(() => registry.validateConfig('local', { path })), 'VALIDATION_FAILED')).toBe(true);
+    for (const path of ['/', '/a/../etc', '/a\nb'])
+      expect(
+        isInstanceImagesError(
+          caught(() => registry.validateConfig('local', { path })),
+          'VALIDATION_FAILED',
+        ),
+      ).toBe(true);
     const secret = 'sup3r-s3cret-but-short';
-    const bad = caught(() => registry.validateConfig('host-blob', { bucket: 'b', credentials: { accessKeyId: 'AK', secretAccessKey: 7 }, extra: secret }));
+    const bad = caught(() =>
+      registry.validateConfig('host-blob', { bucket: 'b', credentials: { accessKeyId: 'AK', secretAccessKey: 7 }, extra: secret }),
+    );
     expect(isInstanceImagesError(bad, 'VALIDATION_FAILED')).toBe(true);
     const paths = (bad as { fields: Array<{ path: string }> }).fields.map((f) => f.path).sort();
     expect(paths).toEqual(['config.bucket', 'config.credentials.secretAccessKey', 'config.extra']);
@@ -105,8 +123,18 @@ describe('storage registry', () => {
   it('masks keys a stored config holds that its schema does not know', () => {
     const registry = createStorageRegistry();
     registry.register(s3StorageDriver);
-    const stored = { bucket: 'images', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI-K7MDENG', SecretAccessKey: 'typo-holds-the-secret' };
-    expect(registry.maskSecrets('s3', stored)).toEqual({ bucket: 'images', accessKeyId: 'AKIDEXAMPLE', secretAccessKey: MASKED_SECRET, SecretAccessKey: MASKED_SECRET });
+    const stored = {
+      bucket: 'images',
+      accessKeyId: 'AKIDEXAMPLE',
+      secretAccessKey: 'wJalrXUtnFEMI-K7MDENG',
+      SecretAccessKey: 'typo-holds-the-secret',
+    };
+    expect(registry.maskSecrets('s3', stored)).toEqual({
+      bucket: 'images',
+      accessKeyId: 'AKIDEXAMPLE',
+      secretAccessKey: MASKED_SECRET,
+      SecretAccessKey: MASKED_SECRET,
+    });
     expect(stored.SecretAccessKey).toBe('typo-holds-the-secret');
   });
 
@@ -114,8 +142,15 @@ describe('storage registry', () => {
     const registry = createStorageRegistry();
     registry.register(localStorageDriver);
     registry.register(hostDriver);
-    expect(registry.createDriver('host-blob', { bucket: 'abc', credentials: { accessKeyId: 'a', secretAccessKey: '12345678' } }).name).toBe('memory');
-    expect(isInstanceImagesError(caught(() => registry.createDriver('local', { path: '/x' })), 'INVALID_STATE')).toBe(true);
+    expect(registry.createDriver('host-blob', { bucket: 'abc', credentials: { accessKeyId: 'a', secretAccessKey: '12345678' } }).name).toBe(
+      'memory',
+    );
+    expect(
+      isInstanceImagesError(
+        caught(() => registry.createDriver('local', { path: '/x' })),
+        'INVALID_STATE',
+      ),
+    ).toBe(true);
   });
 });
 

@@ -12,13 +12,17 @@ function play(type: TaskType, reports: ProgressReport[]): TaskProgress[] {
 }
 
 function expectMonotone(seen: TaskProgress[]): void {
-  for (let i = 1; i < seen.length; i++) expect(seen[i]!.percent, `report ${i}: ${JSON.stringify(seen[i])}`).toBeGreaterThanOrEqual(seen[i - 1]!.percent);
+  for (let i = 1; i < seen.length; i++)
+    expect(seen[i]!.percent, `report ${i}: ${JSON.stringify(seen[i])}`).toBeGreaterThanOrEqual(seen[i - 1]!.percent);
 }
 
 describe('the progress model', () => {
   it('the steps of every task type share exactly 100 %', () => {
     for (const [type, steps] of Object.entries(TASK_STEPS)) {
-      expect(steps.reduce((sum, s) => sum + s.weight, 0), type).toBe(100);
+      expect(
+        steps.reduce((sum, s) => sum + s.weight, 0),
+        type,
+      ).toBe(100);
       expect(new Set(steps.map((s) => s.step)).size, type).toBe(steps.length);
     }
   });
@@ -35,7 +39,16 @@ describe('the progress model', () => {
       { step: 'verifying' },
     ]);
     expectMonotone(seen);
-    expect(seen.map((p) => p.step)).toEqual(['capturing', 'capturing', 'capturing', 'capturing', 'verifying', 'verifying', 'verifying', 'completed']);
+    expect(seen.map((p) => p.step)).toEqual([
+      'capturing',
+      'capturing',
+      'capturing',
+      'capturing',
+      'verifying',
+      'verifying',
+      'verifying',
+      'completed',
+    ]);
     expect(seen.map((p) => p.percent)).toEqual([0, 0, 35, 70, 70, 99, 99, 100]);
     // A step without byte counts keeps the counts shown before; the completed task shows the final bytes.
     expect(seen[4]).toMatchObject({ bytesDone: 17113088, bytesTotal: 17113088 });
@@ -74,7 +87,12 @@ describe('the progress model', () => {
   it('never shows 100 % before completion, nor an undocumented step name', () => {
     const tracker = createProgressTracker('iso-upload');
     expect(tracker.report({ step: 'driver-internal', bytesDone: 5, bytesTotal: 10 }).step).toBe('starting');
-    expect(tracker.report({ step: 'uploading', bytesDone: 10, bytesTotal: 10 })).toEqual({ step: 'uploading', percent: 99, bytesDone: 10, bytesTotal: 10 });
+    expect(tracker.report({ step: 'uploading', bytesDone: 10, bytesTotal: 10 })).toEqual({
+      step: 'uploading',
+      percent: 99,
+      bytesDone: 10,
+      bytesTotal: 10,
+    });
     expect(tracker.report({ step: 'uploading', bytesDone: 3, bytesTotal: 10 }).percent).toBe(99);
     expect(tracker.complete().percent).toBe(100);
   });

@@ -10,7 +10,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteRepositories } from '../../../adapters/sqlite';
 import { createHostRepositories } from '../../../examples/host-own-database/repositories';
 import { openPanelDatabase } from '../../../examples/host-own-database/schema';
-import { repositoryCases, runRepositoriesAcrossProcesses, runRepositoryCase, testRepositoriesAcrossProcesses, type ProcessSuiteOptions } from '../../../src/testing';
+import {
+  repositoryCases,
+  runRepositoriesAcrossProcesses,
+  runRepositoryCase,
+  testRepositoriesAcrossProcesses,
+  type ProcessSuiteOptions,
+} from '../../../src/testing';
 import { openPlantedRepositories, type PlantedVariant } from './planted-repositories';
 
 const CHILD = new URL('./repositories.child.ts', import.meta.url);
@@ -35,7 +41,10 @@ function options(adapter: 'sqlite' | 'host-example' | PlantedVariant): ProcessSu
         const db = openPanelDatabase(filename);
         return { args: { adapter, filename }, repositories: { ...createHostRepositories(db), close: async () => void db.close() } };
       }
-      return { args: { adapter, filename }, repositories: adapter === 'sqlite' ? createSqliteRepositories({ filename }) : openPlantedRepositories(filename, adapter) };
+      return {
+        args: { adapter, filename },
+        repositories: adapter === 'sqlite' ? createSqliteRepositories({ filename }) : openPlantedRepositories(filename, adapter),
+      };
     },
   };
 }
@@ -46,16 +55,25 @@ testRepositoriesAcrossProcesses({ describe, it }, options('host-example'));
 describe('the multi-process case catches what one process cannot', () => {
   const singleProcessCases = repositoryCases.filter((c) => c.name.startsWith('images: '));
 
-  it.each(['sync-cap', 'deferred'] as const)('the planted %s adapter passes every single-process images case but fails across processes', async (variant) => {
-    for (const testCase of singleProcessCases) {
-      const repositories = openPlantedRepositories(freshFile(), variant);
-      await runRepositoryCase(testCase.name, repositories);
-      await repositories.close?.();
-    }
-    const result = await runRepositoriesAcrossProcesses(options(variant));
-    console.info(`planted ${variant}: ${result.rounds} rounds, ${result.violations.length} violations, e.g. ${result.violations.slice(0, 3).join(' | ')}`);
-    expect(result.violations.length).toBeGreaterThan(0);
-    const expected = variant === 'sync-cap' ? /racing insertIfUnderLimit against a cap of 2 left [3-9] images/ : /SQLITE_BUSY/;
-    expect(result.violations.some((v) => expected.test(v)), result.violations.join('\n')).toBe(true);
-  }, 180_000);
+  it.each(['sync-cap', 'deferred'] as const)(
+    'the planted %s adapter passes every single-process images case but fails across processes',
+    async (variant) => {
+      for (const testCase of singleProcessCases) {
+        const repositories = openPlantedRepositories(freshFile(), variant);
+        await runRepositoryCase(testCase.name, repositories);
+        await repositories.close?.();
+      }
+      const result = await runRepositoriesAcrossProcesses(options(variant));
+      console.info(
+        `planted ${variant}: ${result.rounds} rounds, ${result.violations.length} violations, e.g. ${result.violations.slice(0, 3).join(' | ')}`,
+      );
+      expect(result.violations.length).toBeGreaterThan(0);
+      const expected = variant === 'sync-cap' ? /racing insertIfUnderLimit against a cap of 2 left [3-9] images/ : /SQLITE_BUSY/;
+      expect(
+        result.violations.some((v) => expected.test(v)),
+        result.violations.join('\n'),
+      ).toBe(true);
+    },
+    180_000,
+  );
 });

@@ -31,13 +31,43 @@ interface Entity {
 }
 
 const entities: Record<string, Entity> = {
-  image: { schema: ImageSchema, record: makeCompleteImage(), repository: 'images', caseName: 'images: every field round-trips through insert, get, list, update and transition' },
-  storage: { schema: ImageStorageSchema, record: makeCompleteStorage(), repository: 'storages', caseName: 'storages and bindings: every field round-trips' },
-  'media group': { schema: MediaGroupSchema, record: makeCompleteMediaGroup(), repository: 'mediaGroups', caseName: 'media groups: every field round-trips' },
+  image: {
+    schema: ImageSchema,
+    record: makeCompleteImage(),
+    repository: 'images',
+    caseName: 'images: every field round-trips through insert, get, list, update and transition',
+  },
+  storage: {
+    schema: ImageStorageSchema,
+    record: makeCompleteStorage(),
+    repository: 'storages',
+    caseName: 'storages and bindings: every field round-trips',
+  },
+  'media group': {
+    schema: MediaGroupSchema,
+    record: makeCompleteMediaGroup(),
+    repository: 'mediaGroups',
+    caseName: 'media groups: every field round-trips',
+  },
   iso: { schema: IsoSchema, record: makeCompleteIso(), repository: 'isos', caseName: 'isos: every field round-trips' },
-  task: { schema: TaskSchema, record: makeCompleteTask(), repository: 'tasks', caseName: 'tasks: every field round-trips through insert, get, list, update and transition' },
-  'usage interval': { schema: UsageIntervalSchema, record: makeCompleteUsageInterval(), repository: 'usage', caseName: 'usage: every field round-trips, closed and open' },
-  'location settings': { schema: LocationSettingsSchema, record: makeCompleteLocationSettings(), repository: 'settings', caseName: 'settings: every field round-trips' },
+  task: {
+    schema: TaskSchema,
+    record: makeCompleteTask(),
+    repository: 'tasks',
+    caseName: 'tasks: every field round-trips through insert, get, list, update and transition',
+  },
+  'usage interval': {
+    schema: UsageIntervalSchema,
+    record: makeCompleteUsageInterval(),
+    repository: 'usage',
+    caseName: 'usage: every field round-trips, closed and open',
+  },
+  'location settings': {
+    schema: LocationSettingsSchema,
+    record: makeCompleteLocationSettings(),
+    repository: 'settings',
+    caseName: 'settings: every field round-trips',
+  },
 };
 
 /** Removes `field` from every record in a repository result (a record, a list, a page or null). */
@@ -86,7 +116,10 @@ describe('the round-trip cases catch a mapper that drops a field', () => {
       await runRepositoryCase(entity.caseName, createMemoryRepositories());
       const missed: string[] = [];
       for (const field of Object.keys(entity.schema.shape)) {
-        const caught = await runRepositoryCase(entity.caseName, droppingMapper(entity.repository, field)).then(() => false, () => true);
+        const caught = await runRepositoryCase(entity.caseName, droppingMapper(entity.repository, field)).then(
+          () => false,
+          () => true,
+        );
         if (!caught) missed.push(field);
       }
       expect(missed, `fields whose loss the ${entity.caseName} case does not notice`).toEqual([]);
