@@ -54,7 +54,7 @@ export function zodIssues(error: z.ZodError): FieldIssue[] {
 
 /**
  * Parses `input` with `schema`; on failure throws VALIDATION_FAILED naming every offending field.
- * Every string in the input must be well-formed Unicode (see {@link illFormedStrings}).
+ * Every string in the input must be well-formed Unicode (no lone UTF-16 surrogates).
  * @param what - what is being validated, for the message (e.g. "createInstanceImages options").
  */
 export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, what?: string): z.output<S> {
