@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImagesRouter } from '../../../adapters/express';
 import { createExecutorPool } from '../../../drivers/exec';
 import { createLibvirtDriver } from '../../../drivers/hypervisor/libvirt';
+import { builtinStorageDrivers } from '../../../drivers/storage';
 import { createInstanceImages, type Actor, type HostInstance, type InstanceImages } from '../../../src';
 import { createTestGuest, makeIso, sh, uniqueSuffix, type TestGuest } from '../../support/guests';
 import { freshScratchDir, libvirtSkipReason, localHypervisor } from './setup';
@@ -64,6 +65,7 @@ describe.skipIf(skip !== null)(
           getInstance: async (id) => instances.get(id) ?? null,
           getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null),
         },
+        storageDrivers: builtinStorageDrivers,
         executors: pool.executorFor,
         hypervisorDriver: createLibvirtDriver,
       });

@@ -6,6 +6,7 @@
 import { createSqliteRepositories } from '../../../adapters/sqlite';
 import { createLocalExecutor } from '../../../drivers/exec/local';
 import { createLibvirtDriver, type LibvirtDriverHooks } from '../../../drivers/hypervisor/libvirt';
+import { builtinStorageDrivers } from '../../../drivers/storage';
 import { createInstanceImages, type Actor, type InstanceImages, type InstanceImagesOptions } from '../../../src';
 import { localHypervisor } from './setup';
 
@@ -40,6 +41,7 @@ export function openPanel(paths: PanelPaths, tasks: InstanceImagesOptions['tasks
           : null,
       getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null),
     },
+    storageDrivers: builtinStorageDrivers,
     executors: () => executor,
     hypervisorDriver: (hv, exec) => createLibvirtDriver(hv, exec, { method: 'pull-backup', hooks }),
     tasks,
