@@ -725,7 +725,8 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
     method: 'post',
     path: '/admin/recover',
     operationId: 'recover',
-    summary: 'Run start-up recovery now (fail interrupted tasks, clean leftovers)',
+    summary:
+      'Run a recovery pass now (the reaper of the SDK also runs one at start and every tasks.reaperIntervalMs): fail interrupted tasks, clean leftovers',
     tag: 'admin: operations',
     admin: true,
     success: { status: 200, description: 'What recovery did', schema: RecoveryReportSchema },

@@ -117,7 +117,7 @@ export const AccountLimitResponseSchema = z.object({ limit: AccountLimitSchema.n
 export const ImageResponseSchema = z.object({ image: ImageSchema });
 /** A refreshed image size. */
 export const RefreshSizeResponseSchema = z.object({ image: ImageSchema, task: TaskSchema });
-/** What start-up recovery did. */
+/** What a recovery pass did. */
 export const RecoveryReportSchema = z.object({
   interruptedTasks: z.array(z.string()),
   failedImages: z.array(z.string()),
