@@ -188,6 +188,16 @@ async function endBackupJob(run: Run, files: string[], running: boolean): Promis
   }
 }
 
+/** Starts the domain's backup job (pull or push) described by `xml`. */
+async function beginBackup(run: Run, xml: string): Promise<void> {
+  await run.ctx.cmd.virshWithFile(
+    run.ctx.scratchDir,
+    xml,
+    (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file],
+    'CAPTURE_FAILED',
+  );
+}
+
 /** Live capture by a pull-mode backup exported over NBD on a unix socket. */
 async function capturePull(run: Run): Promise<Sealed & { frozen: boolean }> {
   const { cmd } = run.ctx;
@@ -199,12 +209,7 @@ async function capturePull(run: Run): Promise<Sealed & { frozen: boolean }> {
   try {
     const frozen = await withFreeze(run, () =>
       stage(run, 'start-job', async () => {
-        await cmd.virshWithFile(
-          run.ctx.scratchDir,
-          xml,
-          (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file],
-          'CAPTURE_FAILED',
-        );
+        await beginBackup(run, xml);
         job = 'running';
       }),
     );
@@ -265,12 +270,7 @@ async function capturePush(run: Run): Promise<Sealed & { frozen: boolean }> {
   try {
     const frozen = await withFreeze(run, () =>
       stage(run, 'start-job', async () => {
-        await cmd.virshWithFile(
-          run.ctx.scratchDir,
-          xml,
-          (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file],
-          'CAPTURE_FAILED',
-        );
+        await beginBackup(run, xml);
         started = true;
       }),
     );
