@@ -65,27 +65,35 @@ export class IsoService {
     return iso;
   }
 
+  /** A new ISO record of `data` on a template storage (registered or being uploaded). */
+  private newIso(
+    data: z.output<typeof IsoInputSchema>,
+    storageId: string,
+    fileKey: string,
+    state: Pick<Iso, 'sizeBytes' | 'sha256' | 'status'>,
+  ): Iso {
+    const now = this.ctx.now();
+    return {
+      id: this.ctx.newId(),
+      name: data.name,
+      description: data.description ?? '',
+      storageId,
+      fileKey,
+      ...state,
+      customerVisible: data.customerVisible,
+      statusReason: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
   /** Registers an ISO file already on a template storage (size and checksum recorded). */
   async registerIso(actor: Actor, input: IsoInput): Promise<Iso> {
     requireAdmin(actor);
     const data = parseOrThrow(IsoInputSchema, input, 'The ISO');
     const { storage, disk, fileKey } = await this.templates.file(data);
     const { size, sha256 } = await this.templates.measure(disk, fileKey);
-    const now = this.ctx.now();
-    const iso: Iso = {
-      id: this.ctx.newId(),
-      name: data.name,
-      description: data.description ?? '',
-      storageId: storage.id,
-      fileKey,
-      sizeBytes: size,
-      sha256,
-      customerVisible: data.customerVisible,
-      status: 'available',
-      statusReason: null,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const iso = this.newIso(data, storage.id, fileKey, { sizeBytes: size, sha256, status: 'available' });
     await this.ctx.repos.isos.insert(iso);
     return iso;
   }
@@ -95,21 +103,7 @@ export class IsoService {
     requireAdmin(actor);
     const data = parseOrThrow(IsoInputSchema, input, 'The ISO');
     const { storage, disk, fileKey } = await this.templates.file(data);
-    const now = this.ctx.now();
-    const iso: Iso = {
-      id: this.ctx.newId(),
-      name: data.name,
-      description: data.description ?? '',
-      storageId: storage.id,
-      fileKey,
-      sizeBytes: null,
-      sha256: null,
-      customerVisible: data.customerVisible,
-      status: 'uploading',
-      statusReason: null,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const iso = this.newIso(data, storage.id, fileKey, { sizeBytes: null, sha256: null, status: 'uploading' });
     await this.ctx.repos.isos.insert(iso);
     const task = await createTask(this.ctx, {
       type: 'iso-upload',
