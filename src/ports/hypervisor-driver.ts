@@ -52,6 +52,7 @@ export interface StoragePath {
 /** Where a capture writes: a path on that hypervisor, or a stream handed to a consumer (S3, another host). */
 export type CaptureOutput =
   | StoragePath
+  | ChunkCaptureOutput
   | {
       kind: 'stream';
       /**
@@ -61,6 +62,64 @@ export type CaptureOutput =
        */
       consume(stream: Readable, sizeBytes: number): Promise<void>;
     };
+
+/**
+ * One fixed-size chunk of a disk, read for a chunked capture. Chunks are aligned to guest offsets
+ * (`offset = index * chunkSizeBytes`); only the last one may be shorter.
+ */
+export type CapturedChunk = { index: number; offset: number; length: number } & (
+  | {
+      /** Every byte reads as zero: never stored. */
+      kind: 'zero';
+    }
+  | {
+      /** Not written since the checkpoint the capture is incremental to: taken from that image. */
+      kind: 'unchanged';
+    }
+  | {
+      kind: 'data';
+      /** The chunk's bytes, uncompressed (owned by the consumer). */
+      bytes: Buffer;
+      /** SHA-256 of `bytes`, lowercase hex. */
+      sha256: string;
+    }
+);
+
+/** What the driver tells a chunk consumer before the first chunk. */
+export interface ChunkSourceInfo {
+  virtualSizeBytes: number;
+  chunkSizeBytes: number;
+  /**
+   * The checkpoint the read is incremental to (chunks not written since are `unchanged`), or null
+   * for a full read (every chunk is `zero` or `data`).
+   */
+  incrementalSince: string | null;
+}
+
+/**
+ * A chunked capture: the driver reads the disk (allocated extents only, through the backup job's
+ * NBD export) and hands its chunks in order to `consume`, which stores them.
+ */
+export interface ChunkCaptureOutput {
+  kind: 'chunks';
+  /** Chunk size in bytes: a power of two from 64 KiB to 64 MiB. */
+  chunkSizeBytes: number;
+  /**
+   * Incremental captures. `create`: the checkpoint this capture leaves on the disk (a persistent
+   * dirty bitmap; metadata only). `since`: the checkpoint of the image the consumer can take
+   * unchanged chunks from. The driver reads incrementally only when it can prove it safe (the
+   * checkpoint exists on this domain's current primary disk, its bitmap is present and consistent,
+   * the disk is qcow2); otherwise it reads everything, and says so in {@link ChunkSourceInfo}.
+   */
+  checkpoint?: { create: string; since?: string | null };
+  /**
+   * Receives every chunk of the disk exactly once, in order, and must consume them all; its
+   * rejection aborts the capture. Resolves with the image's digest and its standalone stored size.
+   * When the capture then rejects (even after `consume` resolved), the consumer discards what only
+   * this capture referenced.
+   */
+  consume(chunks: AsyncIterable<CapturedChunk>, info: ChunkSourceInfo): Promise<{ sha256: string; sizeBytes: number }>;
+}
 
 /** A capture request. */
 export interface CaptureRequest {
@@ -85,12 +144,20 @@ export interface CaptureResult {
   sha256: string;
   consistency: Consistency;
   method: 'pull-backup' | 'push-backup' | 'snapshot-commit' | 'cold-convert';
+  /** Chunked captures: the checkpoint created (as asked in the output), else null. */
+  checkpoint?: string | null;
+  /** Chunked captures: the checkpoint the read was incremental to, or null for a full read. */
+  incrementalSince?: string | null;
 }
 
 /** A request to materialize a standalone disk for a new instance. */
 export interface MaterializeRequest {
-  /** The image: a path on this hypervisor, or a stream of its bytes. */
-  source: StoragePath | { kind: 'stream'; stream: Readable };
+  /**
+   * The image: a path on this hypervisor, a stream of its bytes, or the data chunks of a chunked
+   * image (already verified by the caller, in any order; ranges not given read as zeroes, and the
+   * iterable's rejection fails the materialization and leaves nothing).
+   */
+  source: StoragePath | { kind: 'stream'; stream: Readable } | ChunkedSource;
   sourceFormat: DiskFormat;
   /** The expected sha256 of the source bytes; a mismatch fails with CHECKSUM_MISMATCH. */
   sha256?: string | null;
@@ -102,6 +169,14 @@ export interface MaterializeRequest {
   signal?: AbortSignal;
   /** Receives progress of the conversion. */
   onProgress?(progress: ByteProgress): void;
+}
+
+/** The data of a chunked image for {@link MaterializeRequest}: `sourceFormat` is then `raw`. */
+export interface ChunkedSource {
+  kind: 'chunks';
+  virtualSizeBytes: number;
+  /** Data ranges of the guest disk; zero ranges are left out. */
+  chunks: AsyncIterable<{ offset: number; bytes: Buffer }>;
 }
 
 /** The outcome of a materialization. */
@@ -142,6 +217,12 @@ export interface HypervisorDriver {
   freeSpace(path: string): Promise<number>;
   /** Removes a file on the hypervisor; idempotent. */
   removeFile(path: string): Promise<void>;
+  /**
+   * Deletes checkpoints of the domain (metadata and their bitmaps only; the guest's data and disk
+   * chain are untouched); names it does not find are ignored. Optional: drivers without chunked
+   * captures leave it out.
+   */
+  deleteCheckpoints?(domainName: string, names: string[]): Promise<void>;
   /** Finds and fixes leftovers of interrupted captures (jobs, overlays, scratch files). Idempotent. */
   recover(domainName?: string): Promise<RecoveryAction[]>;
 }

@@ -226,6 +226,8 @@ export class FakeWorld {
         if (request.output.kind === 'path') {
           world.pathRoots.push({ operation: 'capture', path: request.output.path, root: request.output.root ?? null });
           world.files.set(request.output.path, { bytes, modifiedAt: new Date() });
+        } else if (request.output.kind === 'chunks') {
+          throw new InstanceImagesError('VALIDATION_FAILED', 'the fake does not capture chunks');
         } else {
           const sent = world.corruptNextStream ? Buffer.concat([bytes.subarray(0, -1), Buffer.from('X')]) : bytes;
           world.corruptNextStream = false;
@@ -245,6 +247,7 @@ export class FakeWorld {
         if (world.deployGate) await world.deployGate;
         if (request.source.kind === 'path')
           world.pathRoots.push({ operation: 'materialize', path: request.source.path, root: request.source.root ?? null });
+        if (request.source.kind === 'chunks') throw new InstanceImagesError('VALIDATION_FAILED', 'the fake does not deploy chunks');
         const bytes = request.source.kind === 'path' ? world.files.get(request.source.path)?.bytes : await readAll(request.source.stream);
         if (!bytes) throw new InstanceImagesError('DEPLOY_FAILED', 'source missing');
         if (request.sha256 && sha256(bytes) !== request.sha256)

@@ -36,6 +36,11 @@ function validate(request: CaptureRequest): { format: DiskFormat; compress: bool
       fields: [{ path: 'compress', message: 'only with format qcow2' }],
     });
   }
+  if (request.output.kind === 'chunks') {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'This driver does not capture into chunked storages yet', {
+      fields: [{ path: 'output.kind', message: 'chunked captures are not supported by this driver' }],
+    });
+  }
   if (request.output.kind === 'path') assertAbsolutePath(request.output.path, 'output.path');
   if (request.domainName === '' || request.domainName.includes('\u0000')) {
     throw new InstanceImagesError('VALIDATION_FAILED', 'A domain name is required', {

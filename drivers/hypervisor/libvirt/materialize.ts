@@ -128,6 +128,11 @@ async function resolveSource(
       pinned: { path: request.source.path, root: request.source.root, sha256: request.sha256 ?? undefined },
     };
   }
+  if (request.source.kind === 'chunks') {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'This driver does not deploy chunked images yet', {
+      fields: [{ path: 'source.kind', message: 'chunked sources are not supported by this driver' }],
+    });
+  }
   await ctx.ensureScratchDir();
   const received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
   onReceived(received);

@@ -75,6 +75,7 @@ export async function seal(run: Run, release?: () => Promise<void>): Promise<Sea
       ]);
       return { facts, sha256 };
     }
+    if (output.kind !== 'stream') throw new InstanceImagesError('CAPTURE_FAILED', 'A chunked capture is not sealed as a file');
     const facts = await stage(run, 'check', () => checkOutput(run));
     return { facts, sha256: await stage(run, 'transfer', () => streamOut(run, facts.sizeBytes, output.consume)) };
   })();
