@@ -4,8 +4,10 @@
  * services behind one object.
  * @module
  */
+import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { isInstanceImagesError } from './errors';
 import { BillingPolicySchema, type BillingPolicyInput } from './billing';
 import { createEmitter, type InstanceImagesEmitter, type InstanceImagesEvents } from './events';
 import { createMemoryRepositories } from './memory/repositories';
@@ -28,6 +30,7 @@ import { createTaskQueue } from './tasks/queue';
 import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, startReaper } from './tasks/reaper';
 import { parseOrThrow } from './util/validate';
 import { checkedHostDirectory } from './util/host-data';
+import { createTelemetry, type TelemetryOptions } from './telemetry';
 
 const MiB = 2 ** 20;
 
@@ -78,6 +81,12 @@ export const InstanceImagesOptionsSchema = z.object({
   /** The id generator. */
   generateId: fn<() => string>().optional(),
   logger: z.custom<Logger>(hasMethods('debug', 'info', 'warn', 'error'), 'must have debug, info, warn and error').optional(),
+  telemetry: z
+    .strictObject({
+      tracerProvider: z.custom<TracerProvider>(hasMethods('getTracer'), 'must be an OpenTelemetry TracerProvider').optional(),
+      meterProvider: z.custom<MeterProvider>(hasMethods('getMeter'), 'must be an OpenTelemetry MeterProvider').optional(),
+    })
+    .default({}),
   billingPolicy: BillingPolicySchema.optional(),
   currency: z
     .string()
@@ -142,6 +151,11 @@ export interface InstanceImagesOptions {
   generateId?: () => string;
   /** A logger; default silent. */
   logger?: Logger;
+  /**
+   * OpenTelemetry providers for the task spans and metrics (docs/operations.md, "Telemetry").
+   * @default the global providers of `@opentelemetry/api` (no-ops until the host installs an SDK)
+   */
+  telemetry?: TelemetryOptions;
   /** The billing policy of usage reports (GiB, 730 h, round up, monthly cap by default). */
   billingPolicy?: BillingPolicyInput;
   /** Currency of prices and reports. @default 'USD' */
@@ -205,8 +219,47 @@ export interface InstanceImages {
   recover(): Promise<RecoveryReport>;
   /** Resolves when no task is queued or running in this process. */
   idle(): Promise<void>;
+  /**
+   * For load balancers and orchestrators: whether the repositories answer (a read, within
+   * `timeoutMs`) and this process's queue runs (not closed). Never throws; messages carry no
+   * secrets.
+   */
+  health(options?: { timeoutMs?: number }): Promise<HealthReport>;
   /** Stops the reaper and the queue (aborting running tasks), closes storages and the repositories. */
   close(): Promise<void>;
+}
+
+/** One check of {@link InstanceImages.health}. */
+export interface HealthCheck {
+  ok: boolean;
+  /** What failed, in words (no secrets); `ok` when fine. */
+  message: string;
+}
+
+/** What {@link InstanceImages.health} reports: `ok` when every check is. */
+export interface HealthReport {
+  ok: boolean;
+  checks: { repositories: HealthCheck; queue: HealthCheck };
+}
+
+/** Reads from the repositories within `timeoutMs`. */
+async function checkRepositories(repositories: Repositories, timeoutMs: number): Promise<HealthCheck> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<HealthCheck>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, message: `the repositories did not answer within ${timeoutMs} ms` }), timeoutMs);
+  });
+  const probe = repositories.tasks.get('00000000-0000-4000-8000-000000000000').then(
+    (): HealthCheck => ({ ok: true, message: 'ok' }),
+    (error: unknown): HealthCheck => ({
+      ok: false,
+      message: `the repositories failed: ${isInstanceImagesError(error) ? error.code : 'unexpected error'}`,
+    }),
+  );
+  try {
+    return await Promise.race([probe, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -306,12 +359,14 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     hypervisorDriver: options.hypervisorDriver,
     executors: options.executors,
     logger,
+    telemetry: createTelemetry(parsed.telemetry, () => waiting.size),
     settings,
     worker,
     now,
     newId: options.generateId ?? randomUUID,
   };
   const drivers = new DriverCache(ctx);
+  let closed = false;
   const images = new ImageService(ctx, drivers);
   const settingsService = new SettingsService(
     ctx,
@@ -344,7 +399,14 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     storageDrivers: registry,
     recover: () => reaper.runNow(),
     idle: () => queue.onIdle(),
+    async health(healthOptions = {}) {
+      const timeoutMs = healthOptions.timeoutMs ?? 5_000;
+      const repositoriesCheck = await checkRepositories(repositories, timeoutMs);
+      const queueCheck: HealthCheck = closed ? { ok: false, message: 'the SDK was closed' } : { ok: true, message: 'ok' };
+      return { ok: repositoriesCheck.ok && queueCheck.ok, checks: { repositories: repositoriesCheck, queue: queueCheck } };
+    },
     async close() {
+      closed = true;
       await reaper.stop();
       await queue.close();
       endIncarnation(worker.incarnationId);

@@ -18,6 +18,8 @@ export {
   silentLogger,
   type InstanceImages,
   type InstanceImagesOptions,
+  type HealthCheck,
+  type HealthReport,
 } from './create-instance-images';
 export * from './services';
 export * from './billing';
@@ -25,3 +27,11 @@ export * from './storage';
 export { encodeCursor, decodeCursor, pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type CursorKey } from './util/cursor';
 export { parseOrThrow, zodIssues } from './util/validate';
 export { publicError, CUSTOMER_VISIBLE_CODES, type PublicError, type ErrorAudience } from './util/public-error';
+export {
+  TELEMETRY_SCOPE,
+  TelemetryAttributes,
+  TelemetryMetrics,
+  type TelemetryOptions,
+  type TaskTelemetry,
+  type TaskTelemetryOutcome,
+} from './telemetry';

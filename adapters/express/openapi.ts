@@ -57,7 +57,7 @@ export interface OpenApiOperation {
   /** Responses by status. */
   responses: Record<string, unknown>;
   /** Security note: which actor the host must resolve. */
-  'x-actor': 'customer-or-admin' | 'admin';
+  'x-actor': 'customer-or-admin' | 'admin' | 'none';
 }
 
 /** Options of {@link createOpenApiDocument}. */
@@ -267,6 +267,28 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
       parameters: [],
       responses: { '200': { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } },
       'x-actor': 'customer-or-admin',
+    },
+  };
+  const check = { type: 'object', required: ['ok', 'message'], properties: { ok: { type: 'boolean' }, message: { type: 'string' } } };
+  const health = {
+    type: 'object',
+    required: ['ok', 'checks'],
+    properties: {
+      ok: { type: 'boolean' },
+      checks: { type: 'object', required: ['repositories', 'queue'], properties: { repositories: check, queue: check } },
+    },
+  };
+  paths['/health'] = {
+    get: {
+      operationId: 'getHealth',
+      summary: 'Health for load balancers: the repositories answer and the queue runs (no actor needed)',
+      tags: ['meta'],
+      parameters: [],
+      responses: {
+        '200': { description: 'Every check passed', content: { 'application/json': { schema: health } } },
+        '503': { description: 'A check failed', content: { 'application/json': { schema: health } } },
+      },
+      'x-actor': 'none',
     },
   };
   const responses: Record<string, unknown> = {};

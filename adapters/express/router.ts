@@ -37,6 +37,11 @@ export interface ImagesRouterOptions {
   logger?: Logger;
   /** Serve the OpenAPI document at `GET /openapi.json` (no actor needed). @default true */
   serveOpenApi?: boolean;
+  /**
+   * Serve `GET /health` for load balancers (no actor needed): 200 with the service's
+   * `health()` report when every check passes, else 503. @default true
+   */
+  serveHealth?: boolean;
   /** `servers[0].url` of the served OpenAPI document. @default the router's mount path */
   openApiServerUrl?: string;
   /**
@@ -68,6 +73,7 @@ const OptionsSchema = z.strictObject({
     .default(64 * 1024),
   sseHeartbeatMs: z.number().int().min(10).max(600_000).default(15_000),
   serveOpenApi: z.boolean().default(true),
+  serveHealth: z.boolean().default(true),
   openApiServerUrl: z.string().min(1).optional(),
   hostQueryParameters: z.array(z.string().min(1).max(200)).max(100).default([]),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null, 'must be a logger').optional(),
@@ -225,6 +231,15 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
     router.get('/openapi.json', (req, res) => {
       document ??= createOpenApiDocument({ serverUrl: parsed.openApiServerUrl ?? (req.baseUrl || '/') });
       res.json(document);
+    });
+  }
+  const { health } = parsed.service;
+  if (parsed.serveHealth && health) {
+    router.get('/health', (req, res, next) => {
+      health.call(parsed.service).then((report) => {
+        res.setHeader('Cache-Control', 'no-store');
+        res.status(report.ok ? 200 : 503).json(report);
+      }, next);
     });
   }
   for (const route of IMAGES_ROUTES) {

@@ -13,6 +13,7 @@ import type { HypervisorDriver, HypervisorDriverFactory } from '../ports/hypervi
 import type { Logger } from '../ports/logger';
 import type { Repositories } from '../ports/repositories';
 import type { TaskQueue } from '../ports/task-queue';
+import type { Telemetry } from '../telemetry';
 import { wrapStorageDriver, type StorageDisk, type StorageRegistry } from '../storage';
 import { REGISTER_HINT } from '../storage/registry';
 import { withInfrastructureErrors } from '../util/public-error';
@@ -52,6 +53,8 @@ export interface ServiceContext {
   readonly hypervisorDriver: HypervisorDriverFactory | undefined;
   readonly executors: ExecutorProvider | undefined;
   readonly logger: Logger;
+  /** Spans and metrics (a no-op until the host installs an OpenTelemetry SDK). */
+  readonly telemetry: Telemetry;
   readonly settings: ServiceSettings;
   /** This process as a worker: its stable id and the id of this run (recorded on the tasks it holds). */
   readonly worker: { readonly workerId: string; readonly incarnationId: string };

@@ -270,7 +270,7 @@ export class ImageService {
    */
   private async runCapture(taskId: string, imageId: string, fileKey: string, compress: boolean, signal: AbortSignal): Promise<void> {
     let stored: { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null = null;
-    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress, annotate }) => {
       const image = await this.ctx.repos.images.get(imageId);
       if (!image || image.status !== 'creating' || image.fileKey !== fileKey)
         throw new InstanceImagesError('CANCELLED', 'The image is no longer being created');
@@ -278,6 +278,7 @@ export class ImageService {
       if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The source instance no longer exists');
       const storage = await this.ctx.repos.storages.get(image.storageId);
       if (!storage) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The image storage was removed');
+      annotate({ storageId: storage.id });
       const disk = await this.drivers.storage(storage, instance.hypervisorId);
       const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
       stored = { key: image.fileKey, disk };

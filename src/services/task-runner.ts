@@ -4,6 +4,7 @@
  * stable error code and an actionable message.
  * @module
  */
+import { context as otelContext } from '@opentelemetry/api';
 import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import type { Task, TaskProgress, TaskType } from '../model/task';
 import { createProgressTracker, QUEUED_PROGRESS, STARTING_PROGRESS } from '../tasks/progress';
@@ -27,6 +28,8 @@ export interface TaskWork {
   signal: AbortSignal;
   /** Reports progress (persisted and emitted at most once per interval; step changes always). */
   progress(progress: WorkProgress): void;
+  /** Adds ids to the task's telemetry span once the work knows them. */
+  annotate(attributes: { storageId?: string }): void;
 }
 
 /** Inserts a queued task. */
@@ -114,6 +117,7 @@ export async function runTask(
   }, ctx.settings.heartbeatIntervalMs);
   heartbeat.unref?.();
 
+  const telemetry = ctx.telemetry.task(running);
   const tracker = createProgressTracker(running.type, running.progress);
   let lastPersisted = 0;
   let lastStep = running.progress.step;
@@ -127,6 +131,7 @@ export async function runTask(
       .catch((error: unknown) => ctx.logger.warn('task progress update failed', { taskId, error: String(error) }));
   };
   const progress = (p: WorkProgress) => {
+    telemetry.step(p.step, p.bytesDone);
     const value = tracker.report(p);
     const nowMs = ctx.now().getTime();
     if (value.step === lastStep && nowMs - lastPersisted < ctx.settings.progressIntervalMs) return;
@@ -136,11 +141,13 @@ export async function runTask(
   };
 
   try {
-    await work({ task: running, signal, progress });
+    const annotate = (attributes: { storageId?: string }) => telemetry.annotate(attributes);
+    await otelContext.with(telemetry.context, () => work({ task: running, signal, progress, annotate }));
     await pending;
     const now = ctx.now();
     const done = await ctx.repos.tasks.transition(taskId, ['running'], 'completed', { finishedAt: now, progress: tracker.complete() }, now);
     if (done) ctx.events.emit('task.finished', { task: done });
+    telemetry.end({ ok: true });
     return { ok: true, task: done ?? running };
   } catch (thrown) {
     await pending;
@@ -149,6 +156,7 @@ export async function runTask(
         cause: thrown,
       });
       ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
+      telemetry.end({ ok: false, code: error.code });
       return { ok: false, task: await ctx.repos.tasks.get(taskId), error };
     }
     const error = isInstanceImagesError(thrown)
@@ -171,6 +179,7 @@ export async function runTask(
     );
     if (ended) ctx.events.emit('task.finished', { task: ended });
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
+    telemetry.end({ ok: false, code: cancelled ? 'CANCELLED' : error.code });
     return {
       ok: false,
       task: ended,
@@ -179,6 +188,7 @@ export async function runTask(
     };
   } finally {
     clearInterval(heartbeat);
+    telemetry.end({ ok: false, code: 'INTERRUPTED' });
   }
 }
 

@@ -341,6 +341,14 @@ describe("express router: every route's happy path", () => {
     expect(doc.status).toBe(200);
     expect(doc.json.openapi).toBe('3.1.0');
     expect(doc.json.servers).toEqual([{ url: '/api' }]);
+    expect(doc.json.paths['/health'].get.responses['503']).toBeDefined();
+  });
+
+  it('answers GET /health', async () => {
+    const t = await harness();
+    const health = await t.call('GET', '/health', { actor: null });
+    expect(health.status).toBe(200);
+    expect(health.json.ok).toBe(true);
   });
 
   it('every registered route answered 2xx in the tests above', () => {

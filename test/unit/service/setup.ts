@@ -1,4 +1,11 @@
-import { createInstanceImages, type Actor, type InstanceImages, type InstanceImagesEvents, type Repositories } from '../../../src';
+import {
+  createInstanceImages,
+  type Actor,
+  type InstanceImages,
+  type InstanceImagesEvents,
+  type Repositories,
+  type TelemetryOptions,
+} from '../../../src';
 import { FakeWorld } from '../../support/fakes';
 
 export const admin: Actor = { kind: 'admin', userId: 'op' };
@@ -21,6 +28,7 @@ export async function setup(
     price?: string;
     deploy?: { maxDiskBytes?: number };
     repositories?: Repositories;
+    telemetry?: TelemetryOptions;
   } = {},
 ): Promise<Harness> {
   const world = new FakeWorld();
@@ -39,6 +47,7 @@ export async function setup(
     clock: () => new Date(clock.now.getTime()),
     ...(options.deploy ? { deploy: options.deploy } : {}),
     ...(options.repositories ? { repositories: options.repositories } : {}),
+    ...(options.telemetry ? { telemetry: options.telemetry } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));
