@@ -18,18 +18,35 @@ export const entries: Record<string, string> = {
   'adapters/sqlite/index': 'adapters/sqlite/index.ts',
   'adapters/postgres/index': 'adapters/postgres/index.ts',
   'adapters/express/index': 'adapters/express/index.ts',
+  'cli/index': 'src/cli/index.ts',
 };
 
-export default defineConfig({
-  entry: entries,
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  platform: 'node',
-  splitting: true,
-  treeshake: true,
-  // Heavy SDKs stay external: they are optional peer dependencies, loaded only by the subpath that needs them.
-  external: ['ssh2', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'express', 'pg', 'better-sqlite3', 'vitest'],
-});
+const external = ['ssh2', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'express', 'pg', 'better-sqlite3', 'vitest'];
+
+export default defineConfig([
+  {
+    entry: entries,
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    // `npm run build` empties dist/ first; the two builds below run side by side.
+    clean: false,
+    target: 'node20',
+    platform: 'node',
+    splitting: true,
+    treeshake: true,
+    // Heavy SDKs stay external: they are optional peer dependencies, loaded only by the subpath that needs them.
+    external,
+  },
+  // The `instance-images` command (package.json `bin`): one ESM file with its shebang.
+  {
+    entry: { 'cli/main': 'src/cli/main.ts' },
+    format: ['esm'],
+    dts: false,
+    sourcemap: true,
+    clean: false,
+    target: 'node20',
+    platform: 'node',
+    external,
+  },
+]);
