@@ -29,7 +29,7 @@ export interface OpenApiDocument {
   /** The OpenAPI version, `3.1.0`. */
   openapi: '3.1.0';
   /** Title, version, description. */
-  info: { title: string; version: string; description: string };
+  info: { title: string; version: string; description: string; license: { name: string; identifier: string } };
   /** Where the router is mounted. */
   servers: { url: string }[];
   /** The JSON Schema dialect of every schema. */
@@ -38,8 +38,10 @@ export interface OpenApiDocument {
   tags: { name: string }[];
   /** Paths, by OpenAPI path template (`/images/{imageId}`). */
   paths: Record<string, Record<string, OpenApiOperation>>;
-  /** Named schemas and shared responses. */
-  components: { schemas: Record<string, JsonSchema>; responses: Record<string, unknown> };
+  /** Who may call: the host's own authentication (see {@link OpenApiOptions.securitySchemes}). */
+  security: Record<string, string[]>[];
+  /** Named schemas, shared responses and the security schemes. */
+  components: { schemas: Record<string, JsonSchema>; responses: Record<string, unknown>; securitySchemes: Record<string, JsonSchema> };
 }
 
 /** One operation. */
@@ -58,6 +60,8 @@ export interface OpenApiOperation {
   responses: Record<string, unknown>;
   /** Security note: which actor the host must resolve. */
   'x-actor': 'customer-or-admin' | 'admin' | 'none';
+  /** `[]` on the routes that need no actor; else the document's `security` applies. */
+  security?: Record<string, string[]>[];
 }
 
 /** Options of {@link createOpenApiDocument}. */
@@ -68,17 +72,87 @@ export interface OpenApiOptions {
   title?: string;
   /** `info.version`. @default '0.1.0' */
   version?: string;
+  /**
+   * The host's authentication, as OpenAPI security schemes (every one is required by every route
+   * but `/openapi.json` and `/health`). The SDK does no authentication: the host's `resolveActor`
+   * decides who calls, from its own session, API key or token.
+   * @default one `hostAuth` scheme: HTTP bearer, described as the host's own
+   */
+  securitySchemes?: Record<string, JsonSchema>;
 }
+
+/** What each tag of operations is about (every tag a route uses needs one: the document's test checks it). */
+export const TAG_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  images: 'My Images: capture an instance into an image, retry, cancel, list, delete',
+  tasks: 'Tasks of the caller: list, one task, and its live progress as Server-Sent Events',
+  deploy: 'What a new instance can be deployed from (the OS picker), and deploys',
+  isos: 'ISOs a customer can see, and mounting one on an instance',
+  billing: 'The usage report (its Images section)',
+  'admin: storages': 'Operators: image storages, hypervisor bindings, health, the image browser and reconcile',
+  'admin: catalog': 'Operators: stock OS images, media groups and ISOs',
+  'admin: settings': 'Operators: per-location settings (enabled, price, default cap) and per-account caps',
+  'admin: operations': 'Operators: every image and task, recovery, size refresh',
+  meta: 'The API itself: this document and health',
+};
+
+const DEFAULT_SECURITY_SCHEMES: Record<string, JsonSchema> = {
+  hostAuth: {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      "The host panel's own authentication (a session cookie, an API key or a token): the router asks the host's `resolveActor` who the caller is. Hosts describe theirs with `createOpenApiDocument({ securitySchemes })`.",
+  },
+};
 
 const DIALECT = 'https://json-schema.org/draft/2020-12/schema';
 const ref = (name: string) => `#/components/schemas/${name}`;
 
-/** Answers JSON carry dates as ISO 8601 strings. */
+/** The `format` values of JSON Schema 2020-12 and OpenAPI 3.1; zod's own (e.g. `starts_with`) are dropped (the `pattern` stays). */
+const STANDARD_FORMATS = new Set([
+  'date-time',
+  'date',
+  'time',
+  'duration',
+  'email',
+  'idn-email',
+  'hostname',
+  'idn-hostname',
+  'ipv4',
+  'ipv6',
+  'uri',
+  'uri-reference',
+  'iri',
+  'iri-reference',
+  'uuid',
+  'uri-template',
+  'json-pointer',
+  'relative-json-pointer',
+  'regex',
+  'int32',
+  'int64',
+  'float',
+  'double',
+  'password',
+]);
+
+/** Answers JSON carry dates as ISO 8601 strings; only standard formats are kept. */
 function dateAsString(ctx: { zodSchema: z.core.$ZodTypes; jsonSchema: z.core.JSONSchema.BaseSchema }): void {
   if (ctx.zodSchema._zod.def.type === 'date') {
     ctx.jsonSchema.type = 'string';
     ctx.jsonSchema.format = 'date-time';
   }
+  if (typeof ctx.jsonSchema.format === 'string' && !STANDARD_FORMATS.has(ctx.jsonSchema.format)) delete ctx.jsonSchema.format;
+}
+
+/** A query parameter is text: `null` (which a zod `nullish()` allows in code) cannot be sent, so it is not documented. */
+function withoutNull(schema: JsonSchema): JsonSchema {
+  const anyOf = schema.anyOf as JsonSchema[] | undefined;
+  if (!Array.isArray(anyOf)) return schema;
+  const rest = anyOf.filter((s) => s.type !== 'null');
+  if (rest.length === anyOf.length) return schema;
+  const { anyOf: _dropped, ...others } = schema;
+  void _dropped;
+  return rest.length === 1 ? { ...others, ...rest[0] } : { ...others, anyOf: rest };
 }
 
 /** Named response schemas (answers, serialized: `io: output`). */
@@ -169,8 +243,9 @@ const STATUS_TEXT: Record<number, string> = {
 
 function errorStatuses(route: RouteDefinition): number[] {
   // 400 on every route: an unknown query parameter is refused everywhere (and path ids, queries
-  // and bodies are validated).
-  const statuses = new Set<number>([400, 401, 500, ...(route.errors ?? [])]);
+  // and bodies are validated). 502/503/504: any route may reach a repository, storage or
+  // hypervisor of the host that fails upstream, is unreachable or times out.
+  const statuses = new Set<number>([400, 401, 500, 502, 503, 504, ...(route.errors ?? [])]);
   if (route.admin) statuses.add(403);
   if (pathParams(route.path).length > 0) statuses.add(404);
   if (route.body) statuses.add(413).add(415);
@@ -188,7 +263,7 @@ function operationFor(route: RouteDefinition, idSchema: JsonSchema): OpenApiOper
   if (route.query) {
     const query = inlineSchema(route.query, 'input') as { properties?: Record<string, JsonSchema>; required?: string[] };
     for (const [name, schema] of Object.entries(query.properties ?? {})) {
-      parameters.push({ name, in: 'query', required: (query.required ?? []).includes(name), schema });
+      parameters.push({ name, in: 'query', required: (query.required ?? []).includes(name), schema: withoutNull(schema) });
     }
   }
   const operation: OpenApiOperation = {
@@ -236,6 +311,11 @@ function operationFor(route: RouteDefinition, idSchema: JsonSchema): OpenApiOper
   } else {
     operation.responses[String(success.status)] = { description: success.description };
   }
+  if (success.location) {
+    (operation.responses[String(success.status)] as Record<string, unknown>).headers = {
+      Location: { description: success.location, schema: { type: 'string', format: 'uri-reference' } },
+    };
+  }
   for (const status of errorStatuses(route)) operation.responses[String(status)] = { $ref: `#/components/responses/Problem${status}` };
   return operation;
 }
@@ -251,6 +331,7 @@ export function openApiPath(path: string): string {
  */
 export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocument {
   const idSchema = inlineSchema(IdSchema, 'input');
+  const securitySchemes = options.securitySchemes ?? DEFAULT_SECURITY_SCHEMES;
   const paths: OpenApiDocument['paths'] = {};
   const tags = new Set<string>();
   for (const route of IMAGES_ROUTES) {
@@ -265,8 +346,23 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
       summary: 'This document',
       tags: ['meta'],
       parameters: [],
-      responses: { '200': { description: 'The OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } },
-      'x-actor': 'customer-or-admin',
+      responses: {
+        '200': {
+          description: 'The OpenAPI 3.1 document',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['openapi', 'info', 'paths'],
+                properties: { openapi: { type: 'string', const: '3.1.0' }, info: { type: 'object' }, paths: { type: 'object' } },
+              },
+            },
+          },
+        },
+        '400': { $ref: '#/components/responses/Problem400' },
+      },
+      'x-actor': 'none',
+      security: [],
     },
   };
   const check = { type: 'object', required: ['ok', 'message'], properties: { ok: { type: 'boolean' }, message: { type: 'string' } } };
@@ -286,9 +382,11 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
       parameters: [],
       responses: {
         '200': { description: 'Every check passed', content: { 'application/json': { schema: health } } },
+        '400': { $ref: '#/components/responses/Problem400' },
         '503': { description: 'A check failed', content: { 'application/json': { schema: health } } },
       },
       'x-actor': 'none',
+      security: [],
     },
   };
   const responses: Record<string, unknown> = {};
@@ -298,6 +396,7 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
   return {
     openapi: '3.1.0',
     info: {
+      license: { name: 'MIT', identifier: 'MIT' },
       title: options.title ?? 'Instance Images API',
       version: options.version ?? '0.1.0',
       description:
@@ -305,11 +404,13 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
     },
     servers: [{ url: options.serverUrl ?? '/' }],
     jsonSchemaDialect: DIALECT,
-    tags: [...tags, 'meta'].map((name) => ({ name })),
+    tags: [...tags, 'meta'].map((name) => ({ name, description: TAG_DESCRIPTIONS[name] ?? '' })),
     paths,
+    security: Object.keys(securitySchemes).map((name) => ({ [name]: [] })),
     components: {
       schemas: { ...componentSchemas(REQUEST_COMPONENTS, 'input'), ...componentSchemas(RESPONSE_COMPONENTS, 'output') },
       responses,
+      securitySchemes,
     },
   };
 }

@@ -12,6 +12,7 @@ export const HTTP_ERROR_MESSAGES = {
   PAYLOAD_TOO_LARGE: 'The request body is too large',
   UNSUPPORTED_MEDIA_TYPE: 'The request body has an unsupported content type',
   MALFORMED_JSON: 'The request body is not valid JSON',
+  METHOD_NOT_ALLOWED: 'This path does not take that method',
   INTERNAL: 'An unexpected error occurred; try again later or contact support',
 } as const;
 
@@ -59,6 +60,7 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   FORBIDDEN: { status: 403, title: 'Forbidden', exposeToCustomers: true },
   FEATURE_DISABLED: { status: 403, title: 'Feature disabled', exposeToCustomers: true },
   NOT_FOUND: { status: 404, title: 'Not found', exposeToCustomers: true },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', exposeToCustomers: true },
   INVALID_STATE: { status: 409, title: 'Invalid state', exposeToCustomers: true },
   IN_USE: { status: 409, title: 'In use', exposeToCustomers: true },
   CONFLICT: { status: 409, title: 'Conflict', exposeToCustomers: true },

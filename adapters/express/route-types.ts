@@ -60,6 +60,8 @@ export interface RouteSuccess {
   schema?: z.ZodType;
   /** A non-JSON answer (Server-Sent Events). */
   contentType?: 'text/event-stream';
+  /** The answer carries a `Location` header: what it points at (documented in OpenAPI). */
+  location?: string;
 }
 
 /** A route of the router, with handler types erased (see {@link defineRoute}). */

@@ -44,6 +44,8 @@ export interface ImagesRouterOptions {
   serveHealth?: boolean;
   /** `servers[0].url` of the served OpenAPI document. @default the router's mount path */
   openApiServerUrl?: string;
+  /** The host's authentication as OpenAPI security schemes, for the served document. @default one HTTP bearer `hostAuth` */
+  openApiSecuritySchemes?: Record<string, Record<string, unknown>>;
   /**
    * Query parameters that belong to the host, not to the API (e.g. a session token its
    * `resolveActor` reads on an EventSource request, which cannot send headers): the router skips
@@ -75,6 +77,7 @@ const OptionsSchema = z.strictObject({
   serveOpenApi: z.boolean().default(true),
   serveHealth: z.boolean().default(true),
   openApiServerUrl: z.string().min(1).optional(),
+  openApiSecuritySchemes: z.record(z.string().min(1), z.record(z.string(), z.unknown())).optional(),
   hostQueryParameters: z.array(z.string().min(1).max(200)).max(100).default([]),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null, 'must be a logger').optional(),
 });
@@ -116,6 +119,15 @@ function routingProblem(error: unknown): HttpProblem | null {
   if (!(error instanceof URIError) || (error as URIError & { status?: unknown }).status !== 400) return null;
   const message = 'a segment is not valid percent-encoded UTF-8';
   return new HttpProblem('VALIDATION_FAILED', `The request path is not valid: ${message}`, { fields: [{ path: 'path', message }] });
+}
+
+/** A regular expression matching the request paths of an Express route path (`:name` is one segment). */
+function pathPattern(path: string): RegExp {
+  const source = path
+    .split('/')
+    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${source}/?$`);
 }
 
 /** The declared body length, when it is over `limit` (a problem to answer before reading anything). */
@@ -229,13 +241,18 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
   if (parsed.serveOpenApi) {
     let document: OpenApiDocument | null = null;
     router.get('/openapi.json', (req, res) => {
-      document ??= createOpenApiDocument({ serverUrl: parsed.openApiServerUrl ?? (req.baseUrl || '/') });
+      parseQuery(NO_QUERY, req.query, parsed.hostQueryParameters);
+      document ??= createOpenApiDocument({
+        serverUrl: parsed.openApiServerUrl ?? (req.baseUrl || '/'),
+        ...(parsed.openApiSecuritySchemes ? { securitySchemes: parsed.openApiSecuritySchemes } : {}),
+      });
       res.json(document);
     });
   }
   const { health } = parsed.service;
   if (parsed.serveHealth && health) {
     router.get('/health', (req, res, next) => {
+      parseQuery(NO_QUERY, req.query, parsed.hostQueryParameters);
       health.call(parsed.service).then((report) => {
         res.setHeader('Cache-Control', 'no-store');
         res.status(report.ok ? 200 : 503).json(report);
@@ -247,6 +264,18 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
       handle(route, req, res).catch(next);
     });
   }
+  // Unknown paths and methods under the router's prefix get problem+json too. Mounted at the root,
+  // the router leaves them to the host's own routes instead.
+  const patterns = IMAGES_ROUTES.map((route) => ({ method: route.method.toUpperCase(), pattern: pathPattern(route.path) }));
+  if (parsed.serveOpenApi) patterns.push({ method: 'GET', pattern: pathPattern('/openapi.json') });
+  if (parsed.serveHealth && health) patterns.push({ method: 'GET', pattern: pathPattern('/health') });
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.baseUrl === '') return next();
+    const allowed = [...new Set(patterns.filter((p) => p.pattern.test(req.path)).map((p) => p.method))];
+    if (allowed.length === 0) return next(new HttpProblem('NOT_FOUND', `No route ${req.method} ${req.baseUrl}${req.path}`));
+    res.setHeader('Allow', allowed.includes('GET') ? [...allowed, 'HEAD'].join(', ') : allowed.join(', '));
+    next(new HttpProblem('METHOD_NOT_ALLOWED', `${req.method} is not allowed here; use ${allowed.join(' or ')}`));
+  });
   router.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     void next;
     sendProblem(req, res, routingProblem(error) ?? error, logger);

@@ -85,7 +85,12 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
     tag: 'images',
     admin: false,
     body: CreateImageInputSchema,
-    success: { status: 202, description: 'The image in `creating` and its capture task', schema: ImageWithTaskSchema },
+    success: {
+      status: 202,
+      description: 'The image in `creating` and its capture task',
+      schema: ImageWithTaskSchema,
+      location: 'The new image (`GET /images/{imageId}`)',
+    },
     errors: [403, 404, 409, 503, 507],
     handle: async ({ actor, body, runtime, req }) => {
       const result = await runtime.service.images.createImage(actor, body);
@@ -294,7 +299,12 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
     tag: 'admin: storages',
     admin: true,
     body: CreateStorageInputSchema,
-    success: { status: 201, description: 'The storage', schema: StorageViewSchema },
+    success: {
+      status: 201,
+      description: 'The storage',
+      schema: StorageViewSchema,
+      location: 'The new storage (`GET /admin/storages/{storageId}`)',
+    },
     handle: async ({ actor, body, runtime, req }) => {
       const storage = await runtime.service.storages.createStorage(actor, body);
       return { status: 201, body: storage, location: `${req.baseUrl}/admin/storages/${encodeURIComponent(storage.id)}` };

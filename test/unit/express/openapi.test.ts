@@ -103,10 +103,24 @@ describe('OpenAPI 3.1 document', () => {
           route.operationId,
         ).toMatchObject({ additionalProperties: false });
     }
-    expect(Object.keys(create.responses).sort()).toEqual(['202', '400', '401', '403', '404', '409', '413', '415', '500', '503', '507']);
+    expect(Object.keys(create.responses).sort()).toEqual([
+      '202',
+      '400',
+      '401',
+      '403',
+      '404',
+      '409',
+      '413',
+      '415',
+      '500',
+      '502',
+      '503',
+      '504',
+      '507',
+    ]);
     const list = doc.paths['/images']?.get as OpenApiOperation;
     expect(list.parameters.map((p) => [p.name, p.required, (p.schema as { type?: string }).type])).toEqual([
-      ['cursor', false, undefined],
+      ['cursor', false, 'string'],
       ['limit', false, 'integer'],
       ['sort', false, 'string'],
       ['direction', false, 'string'],
