@@ -19,6 +19,7 @@ export const entries: Record<string, string> = {
   'adapters/postgres/index': 'adapters/postgres/index.ts',
   'adapters/express/index': 'adapters/express/index.ts',
   'cli/index': 'src/cli/index.ts',
+  'client/index': 'src/client/index.ts',
 };
 
 const external = ['ssh2', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'express', 'pg', 'better-sqlite3', 'vitest'];

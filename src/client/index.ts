@@ -1,0 +1,18 @@
+/**
+ * `instance-images/client`: a typed, fetch-based client of the HTTP API for front ends, scripts and
+ * other services. Types come from the API's OpenAPI document (generated into `openapi.ts`).
+ * @module
+ */
+export {
+  createImagesClient,
+  ImagesApiError,
+  isImagesApiError,
+  sseMessages,
+  type ApiImage,
+  type ApiProblem,
+  type ApiTask,
+  type FollowTaskOptions,
+  type ImagesClient,
+  type ImagesClientOptions,
+} from './client';
+export type { components, operations, paths } from './openapi';
