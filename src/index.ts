@@ -35,3 +35,12 @@ export {
   type TaskTelemetry,
   type TaskTelemetryOutcome,
 } from './telemetry';
+export {
+  startWebhookDelivery,
+  signWebhook,
+  verifyWebhook,
+  type WebhookDelivery,
+  type WebhookEventType,
+  type WebhookMessage,
+  type WebhookOptions,
+} from './webhooks';
