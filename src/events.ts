@@ -6,6 +6,7 @@
 import mitt, { type Emitter } from 'mitt';
 import type { Image, ImageStatus } from './model/image';
 import type { Task } from './model/task';
+import type { MaterializeResult } from './ports/hypervisor-driver';
 import type { UsageInterval } from './model/usage-interval';
 
 /** Who caused a change: a customer of an account, an admin, or the system itself. */
@@ -41,6 +42,13 @@ export type InstanceImagesEvents = {
   'image.failed': { image: Image; code: string; message: string };
   /** An image's file was removed and the image is now `deleted`. */
   'image.deleted': { image: Image };
+  /**
+   * A deploy finished: `result` is the new disk of instance `instanceId` (its path, format and
+   * size); `task` is the completed `deploy` task.
+   */
+  'image.deployed': { image: Image; task: Task; instanceId: string; result: MaterializeResult };
+  /** A deploy failed or was cancelled; `code` and `message` say why (nothing is left at the target path). */
+  'image.deploy-failed': { image: Image; task: Task; instanceId: string; code: string; message: string };
   /** A task reported progress (at most about once a second per task). */
   'task.progress': { task: Task };
   /** A task ended: completed, failed or cancelled. */

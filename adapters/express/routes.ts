@@ -26,7 +26,7 @@ import {
   BrowseQuerySchema,
   DeleteIsoQuerySchema,
   DeployableImagesSchema,
-  DeployResultSchema,
+  DeployStartedSchema,
   HealthQuerySchema,
   ImagePageSchema,
   ImageResponseSchema,
@@ -212,9 +212,16 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
     tag: 'deploy',
     admin: true,
     body: DeployInputSchema,
-    success: { status: 200, description: 'The finished deploy task and the new disk', schema: DeployResultSchema },
-    errors: [409, 422, 502, 503, 507],
-    handle: async ({ actor, body, runtime }) => ({ status: 200, body: await runtime.service.catalog.deployImage(actor, body) }),
+    success: {
+      status: 202,
+      description: 'The deploy task (queued); the disk exists once it is `completed`: follow `GET /tasks/{taskId}` or its events stream',
+      schema: DeployStartedSchema,
+    },
+    errors: [409, 422],
+    handle: async ({ actor, body, req, runtime }) => {
+      const started = await runtime.service.catalog.deployImage(actor, body);
+      return { status: 202, body: started, location: `${req.baseUrl}/tasks/${encodeURIComponent(started.task.id)}` };
+    },
   }),
   defineRoute({
     method: 'get',

@@ -18,6 +18,7 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { startBilling, stopBilling } from './usage';
 import { cancelQueuedTask, createTask, runTask } from './task-runner';
+import { waitForTaskEnd, type WaitForTaskOptions } from './task-wait';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -529,5 +530,14 @@ export class ImageService {
     const task = await this.ctx.repos.tasks.get(taskId);
     if (!task || (actor.kind === 'customer' && task.accountId !== actor.accountId)) throw notFound('Task', taskId);
     return task;
+  }
+
+  /**
+   * Resolves with the task once it has ended (`completed`, `failed` or `cancelled`: check
+   * `status`), also for a task another panel process runs (polled). NOT_FOUND as {@link getTask}.
+   */
+  async waitForTask(actor: Actor, taskId: string, options: WaitForTaskOptions = {}): Promise<Task> {
+    await this.getTask(actor, taskId);
+    return waitForTaskEnd(this.ctx, taskId, () => this.getTask(actor, taskId), options);
   }
 }

@@ -7,3 +7,4 @@ export { buildUsageReport, UsageReportQuerySchema, type UsageReportQuery, type U
 export type { RecoveryReport } from './recovery';
 export type { Logger, ServiceSettings } from './context';
 export type { WorkProgress } from './task-runner';
+export type { WaitForTaskOptions } from './task-wait';

@@ -16,6 +16,7 @@ import {
   type HostInstance,
   type Image,
   type InstanceImages,
+  type InstanceImagesEvents,
   type Task,
 } from '../../../src';
 import { createTestGuest, sh, uniqueSuffix, virsh, type TestGuest } from '../../support/guests';
@@ -210,13 +211,18 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
   it('deploys the local image onto the other hypervisor, boots it, and it survives the image deletion', async () => {
     const target = `${base}/deployed/vm-3.qcow2`;
     mkdirSync(`${base}/deployed`, { recursive: true });
-    const { result } = await ii.catalog.deployImage(customer, {
+    const deployed = new Promise<InstanceImagesEvents['image.deployed']>((resolve) => ii.events.on('image.deployed', resolve));
+    // The deploy answers at once with its queued task; the disk exists once the task completes.
+    const { task } = await ii.catalog.deployImage(customer, {
       imageId: first.id,
       instanceId: 'vm-3',
       targetPath: target,
       sizeBytes: 128 * 1024 * 1024,
     });
-    expect(result.virtualSizeBytes).toBe(128 * 1024 * 1024);
+    expect(task).toMatchObject({ type: 'deploy', status: 'queued' });
+    expect((await ii.images.waitForTask(customer, task.id)).status).toBe('completed');
+    const { result } = await deployed;
+    expect(result).toEqual({ path: target, format: 'qcow2', virtualSizeBytes: 128 * 1024 * 1024 });
     const domain = instances.get('vm-3')!.domainName;
     const xmlPath = `${base}/deployed/domain.xml`;
     writeFileSync(

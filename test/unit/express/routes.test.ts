@@ -121,9 +121,13 @@ describe("express router: every route's happy path", () => {
       actor: ADMIN,
       json: { imageId: created.json.image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' },
     });
-    expect(deploy.status).toBe(200);
-    expect(deploy.json.task).toMatchObject({ type: 'deploy', status: 'completed' });
-    expect(deploy.json.result.path).toBe('/var/lib/libvirt/images/new-1.qcow2');
+    // 202 at once with the queued task, like a capture; the host follows the task
+    expect(deploy.status).toBe(202);
+    expect(deploy.json.task).toMatchObject({ type: 'deploy', status: 'queued' });
+    expect(deploy.headers.get('location')).toBe(`/api/tasks/${deploy.json.task.id}`);
+    await t.ii.idle();
+    const task = await t.call('GET', `/tasks/${deploy.json.task.id}`, { actor: ADMIN });
+    expect(task.json).toMatchObject({ type: 'deploy', status: 'completed', progress: { percent: 100 } });
     expect(
       t.world.files
         .get('hv-2:/var/lib/libvirt/images/new-1.qcow2')
