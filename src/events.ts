@@ -5,6 +5,7 @@
  */
 import mitt, { type Emitter } from 'mitt';
 import type { Image, ImageStatus } from './model/image';
+import type { AccountState } from './model/settings';
 import type { Task } from './model/task';
 import type { MaterializeResult } from './ports/hypervisor-driver';
 import type { UsageInterval } from './model/usage-interval';
@@ -61,6 +62,14 @@ export type InstanceImagesEvents = {
   'iso.mounted': { isoId: string; instanceId: string; accountId: string };
   /** An ISO was unmounted from an instance. */
   'iso.unmounted': { isoId: string | null; instanceId: string; accountId: string };
+  /** The host suspended an account (`accounts.suspendAccount`): no new captures or deploys. */
+  'account.suspended': { state: AccountState };
+  /** The host made a suspended account active again. */
+  'account.unsuspended': { accountId: string };
+  /** The host closed an account: billing stopped at `state.since`; its images are being deleted. */
+  'account.closed': { state: AccountState };
+  /** The host deleted an instance: its images are kept, marked with `sourceInstanceDeletedAt`. */
+  'instance.deleted': { instanceId: string; images: Image[] };
   /** The image browser or reconcile found (or fixed) something. */
   'reconcile.finding': { finding: ReconcileFinding };
 };

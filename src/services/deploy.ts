@@ -13,6 +13,7 @@ import type { HostInstance } from '../ports/host-directory';
 import type { MaterializeResult } from '../ports/hypervisor-driver';
 import { collectPages } from '../util/pages';
 import { parseOrThrow } from '../util/validate';
+import { assertAccountActive } from './accounts';
 import { checkActor, ownsAccount, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import type { ImageService } from './images';
@@ -183,6 +184,7 @@ export class DeployService {
         { details: { imageId: image.id, imageAccountId: image.accountId, instanceId: instance.id, instanceAccountId: instance.accountId } },
       );
     }
+    await assertAccountActive(this.ctx, instance.accountId);
     const maxDiskBytes = this.ctx.settings.deployMaxDiskBytes;
     if (data.sizeBytes !== undefined && data.sizeBytes > maxDiskBytes) {
       throw validationFailed(

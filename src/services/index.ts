@@ -8,3 +8,4 @@ export type { RecoveryReport } from './recovery';
 export type { Logger, ServiceSettings } from './context';
 export type { WorkProgress } from './task-runner';
 export type { WaitForTaskOptions } from './task-wait';
+export { AccountService, type AccountClosing, type InstanceDeletion } from './accounts';
