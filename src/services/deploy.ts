@@ -39,7 +39,7 @@ function describeBytes(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** Input of {@link CatalogService.deployImage}. */
+/** Input of `CatalogService.deployImage`. */
 export const DeployInputSchema = z.strictObject({
   imageId: IdSchema,
   /** The new instance (already known to the host directory) the disk is for. */
@@ -53,7 +53,7 @@ export const DeployInputSchema = z.strictObject({
    */
   sizeBytes: z.number().int('must be a whole number of bytes (a safe integer)').positive().optional(),
 });
-/** Input of {@link CatalogService.deployImage}. */
+/** Input of `CatalogService.deployImage`. */
 export type DeployInput = z.input<typeof DeployInputSchema>;
 
 /** System directories a customer-driven deploy may never write into (the hypervisor writes as root). */
