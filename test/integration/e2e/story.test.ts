@@ -286,4 +286,33 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     expect(findings.find((f) => f.key === 'images/planted-orphan.qcow2')?.action).toBe('deleted-file');
     expect(existsSync(`${base}/images-a/images/planted-orphan.qcow2`)).toBe(false);
   });
+
+  it('host lifecycle hooks: a deleted instance keeps its image, a suspended account captures nothing, closing deletes every file and stops billing', async () => {
+    // vm-2 is gone from the host directory (the case above): its image stays, marked
+    const instanceGoneAt = new Date('2026-12-03T00:00:00.000Z');
+    clock.now = instanceGoneAt;
+    const { images: marked } = await ii.accounts.instanceDeleted(admin, 'vm-2');
+    expect(marked.map((i) => [i.id, i.status, i.sourceInstanceDeletedAt])).toEqual([[second.id, 'available', instanceGoneAt]]);
+    expect(await allObjectKeys(adminClient(env), bucket)).toContain(second.fileKey);
+
+    await ii.accounts.suspendAccount(admin, 'acct-e2e');
+    const refused = await ii.images.createImage(customer, { instanceId: 'vm-1', name: 'while suspended' }).then(
+      () => null,
+      (error: { code?: string }) => error.code,
+    );
+    expect(refused).toBe('ACCOUNT_SUSPENDED');
+    expect((await ii.images.listTasks(admin, { type: 'capture', status: 'queued' })).items).toEqual([]);
+
+    const closedAt = new Date('2026-12-04T00:00:00.000Z');
+    clock.now = closedAt;
+    const { state, task } = await ii.accounts.closeAccount(admin, 'acct-e2e');
+    expect(state).toMatchObject({ status: 'closed', since: closedAt });
+    expect((await ii.images.waitForTask(admin, task!.id)).status).toBe('completed');
+    await ii.idle();
+    expect((await ii.repositories.images.get(second.id))?.status).toBe('deleted');
+    expect(await allObjectKeys(adminClient(env), bucket)).not.toContain(second.fileKey);
+    const intervals = (await ii.repositories.usage.list({ imageId: second.id })).items;
+    expect(intervals.every((i) => i.to !== null)).toBe(true);
+    expect(Math.max(...intervals.map((i) => i.to!.getTime()))).toBe(closedAt.getTime());
+  });
 });
