@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { IdSchema } from '../../src/model/common';
 import { PROBLEM_CONTENT_TYPE } from './problem';
 import { pathParams, type RouteDefinition } from './route-types';
+import { AccountStateSchema } from '../../src/model/settings';
+import { AccountClosingSchema, InstanceDeletionSchema } from './account-routes';
 import { IMAGES_ROUTES } from './routes';
 import * as schemas from './schemas';
 import {
@@ -107,6 +109,9 @@ const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   RefreshSizeResponse: schemas.RefreshSizeResponseSchema,
   RecoveryReport: schemas.RecoveryReportSchema,
   UsageReport: schemas.UsageReportSchema,
+  AccountState: AccountStateSchema,
+  AccountClosing: AccountClosingSchema,
+  InstanceDeletion: InstanceDeletionSchema,
   Problem: schemas.ProblemSchema,
 };
 

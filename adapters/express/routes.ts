@@ -15,6 +15,7 @@ import { CreateImageInputSchema, ListImagesQuerySchema, ListTasksQuerySchema } f
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
 import type { Actor } from '../../src/services/actor';
+import { HOST_HOOK_ROUTES } from './account-routes';
 import { taskForAudience } from './problem';
 import { defineRoute, type RouteDefinition } from './route-types';
 import {
@@ -742,4 +743,4 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
 ];
 
 /** Every route of the images router, in registration order. */
-export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...ADMIN_ROUTES];
+export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...ADMIN_ROUTES, ...HOST_HOOK_ROUTES];

@@ -130,6 +130,10 @@ function sample(route: string): Sample | undefined {
       options: { json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/x.qcow2' } },
     },
     'POST /admin/recover': { path: '/admin/recover' },
+    'PUT /admin/accounts/:accountId/suspension': { path: '/admin/accounts/acct-alice/suspension' },
+    'DELETE /admin/accounts/:accountId/suspension': { path: '/admin/accounts/acct-alice/suspension' },
+    'POST /admin/accounts/:accountId/close': { path: '/admin/accounts/acct-nobody/close' },
+    'POST /admin/instances/:instanceId/deleted': { path: '/admin/instances/gone-1/deleted' },
   };
   return table[route];
 }

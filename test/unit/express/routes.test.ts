@@ -339,6 +339,28 @@ describe("express router: every route's happy path", () => {
     expect(recovered.json).toEqual({ interruptedTasks: [], failedImages: [], removedFiles: [], hypervisorActions: [] });
   });
 
+  it('admin: the host lifecycle hooks (suspend, unsuspend, close, instance deleted)', async () => {
+    const t = await harness();
+    const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'mine' } });
+    await t.ii.idle();
+    const suspended = await t.call('PUT', '/admin/accounts/acct-alice/suspension', { actor: ADMIN });
+    expect([suspended.status, suspended.json.status]).toEqual([200, 'suspended']);
+    const refused = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'more' } });
+    expect([refused.status, refused.json.code]).toEqual([403, 'ACCOUNT_SUSPENDED']);
+    expect((await t.call('DELETE', '/admin/accounts/acct-alice/suspension', { actor: ADMIN })).status).toBe(204);
+    const gone = await t.call('POST', '/admin/instances/web-1/deleted', { actor: ADMIN });
+    expect(gone.status).toBe(200);
+    expect(
+      gone.json.images.map((i: { id: string; sourceInstanceDeletedAt: string | null }) => [i.id, typeof i.sourceInstanceDeletedAt]),
+    ).toEqual([[created.json.image.id, 'string']]);
+    const closed = await t.call('POST', '/admin/accounts/acct-alice/close', { actor: ADMIN });
+    expect([closed.status, closed.json.state.status, closed.json.task.type]).toEqual([202, 'closed', 'close-account']);
+    await t.ii.images.waitForTask(ADMIN, closed.json.task.id);
+    await t.ii.idle();
+    expect((await t.ii.repositories.images.get(created.json.image.id))?.status).toBe('deleted');
+    expect((await t.call('PUT', '/admin/accounts/acct-alice/suspension', { actor: ADMIN })).json.code).toBe('INVALID_STATE');
+  });
+
   it('serves its OpenAPI document', async () => {
     const t = await harness();
     const doc = await t.call('GET', '/openapi.json', { actor: null });
