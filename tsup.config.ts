@@ -1,12 +1,13 @@
 import { defineConfig } from 'tsup';
 
 /**
- * Every public entry point: the root, `instance-images/testing`, and one subpath per
+ * Every public entry point: the root, `instance-images/schemas`, `instance-images/testing`, and one subpath per
  * driver and adapter. The key is the output path under dist/ (without extension);
  * package.json's `exports` map must list the same subpaths (checked by `npm run check:package`).
  */
 export const entries: Record<string, string> = {
   index: 'src/index.ts',
+  'schemas/index': 'src/schemas/index.ts',
   'testing/index': 'src/testing/index.ts',
   'drivers/exec/index': 'drivers/exec/index.ts',
   'drivers/storage/index': 'drivers/storage/index.ts',

@@ -23,6 +23,7 @@ import { DriverCache, type ServiceContext, type ServiceSettings } from './servic
 import { ImageService } from './services/images';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
 import { SettingsService } from './services/settings';
+import { AccountService } from './services/accounts';
 import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
 import { createStorageRegistry, type StorageRegistry } from './storage';
@@ -49,7 +50,7 @@ const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
   isos: ['get', 'list', 'insert', 'update', 'delete'],
   tasks: ['get', 'list', 'insert', 'update', 'transition', 'listStale'],
   usage: ['get', 'list', 'insert', 'close'],
-  settings: ['getLocation', 'putLocation', 'listLocations', 'getAccountLimit', 'putAccountLimit'],
+  settings: ['getLocation', 'putLocation', 'listLocations', 'getAccountLimit', 'putAccountLimit', 'getAccountState', 'putAccountState'],
 };
 
 const RepositoriesSchema = z.object(
@@ -204,6 +205,11 @@ export interface InstanceImages {
   readonly storages: StorageService;
   /** Location settings, account limits, the usage report, admin task tools. */
   readonly settings: SettingsService;
+  /**
+   * Host lifecycle hooks: an account suspended, unsuspended or closed, an instance deleted (one
+   * call each, admin only, idempotent; see docs/embedding.md, "Host lifecycle hooks").
+   */
+  readonly accounts: AccountService;
   /** Typed events. */
   readonly events: InstanceImagesEmitter;
   /** The repositories in use. */
@@ -394,6 +400,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     catalog: new CatalogService(ctx, drivers, images),
     storages: new StorageService(ctx, drivers),
     settings: settingsService,
+    accounts: new AccountService(ctx, images),
     events,
     repositories,
     storageDrivers: registry,

@@ -28,6 +28,9 @@ export const ERROR_MESSAGES = {
   COMMAND_FAILED: 'A command on the hypervisor failed',
   INTERRUPTED: 'The task was interrupted by a restart',
   HOST_DATA_INVALID: 'The host panel returned invalid data; the operator must fix it',
+  ACCOUNT_MISMATCH: 'The image belongs to another account than the instance',
+  ACCOUNT_SUSPENDED: 'The account is suspended',
+  ACCOUNT_CLOSED: 'The account is closed',
 } as const;
 
 /** A stable, machine-readable error code. */

@@ -5,7 +5,9 @@
  */
 import mitt, { type Emitter } from 'mitt';
 import type { Image, ImageStatus } from './model/image';
+import type { AccountState } from './model/settings';
 import type { Task } from './model/task';
+import type { MaterializeResult } from './ports/hypervisor-driver';
 import type { UsageInterval } from './model/usage-interval';
 
 /** Who caused a change: a customer of an account, an admin, or the system itself. */
@@ -41,6 +43,13 @@ export type InstanceImagesEvents = {
   'image.failed': { image: Image; code: string; message: string };
   /** An image's file was removed and the image is now `deleted`. */
   'image.deleted': { image: Image };
+  /**
+   * A deploy finished: `result` is the new disk of instance `instanceId` (its path, format and
+   * size); `task` is the completed `deploy` task.
+   */
+  'image.deployed': { image: Image; task: Task; instanceId: string; result: MaterializeResult };
+  /** A deploy failed or was cancelled; `code` and `message` say why (nothing is left at the target path). */
+  'image.deploy-failed': { image: Image; task: Task; instanceId: string; code: string; message: string };
   /** A task reported progress (at most about once a second per task). */
   'task.progress': { task: Task };
   /** A task ended: completed, failed or cancelled. */
@@ -53,6 +62,14 @@ export type InstanceImagesEvents = {
   'iso.mounted': { isoId: string; instanceId: string; accountId: string };
   /** An ISO was unmounted from an instance. */
   'iso.unmounted': { isoId: string | null; instanceId: string; accountId: string };
+  /** The host suspended an account (`accounts.suspendAccount`): no new captures or deploys. */
+  'account.suspended': { state: AccountState };
+  /** The host made a suspended account active again. */
+  'account.unsuspended': { accountId: string };
+  /** The host closed an account: billing stopped at `state.since`; its images are being deleted. */
+  'account.closed': { state: AccountState };
+  /** The host deleted an instance: its images are kept, marked with `sourceInstanceDeletedAt`. */
+  'instance.deleted': { instanceId: string; images: Image[] };
   /** The image browser or reconcile found (or fixed) something. */
   'reconcile.finding': { finding: ReconcileFinding };
 };

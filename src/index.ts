@@ -1,32 +1,164 @@
 /**
  * instance-images: the framework-agnostic core. Drivers and adapters live in their own subpaths
- * (`instance-images/drivers/*`, `instance-images/adapters/*`); test helpers in `instance-images/testing`.
+ * (`instance-images/drivers/*`, `instance-images/adapters/*`); test helpers in `instance-images/testing`;
+ * the zod schemas of records and requests in `instance-images/schemas`.
+ *
+ * Every name here is exported on purpose (the API report, `api/index.api.md`, shows the surface):
+ * what a host calls, implements or reads. Helpers the package uses internally (exact fractions,
+ * the storage wrapper, input parsing, actor checks) are not exported; the service classes are
+ * exported as types only (the SDK creates them).
  * @module
  */
-export * from './errors';
-export * from './model';
-export * from './lifecycle';
-export * from './events';
-export type * from './ports';
-export { DEFAULT_SCRATCH_DIR } from './ports/host-directory';
-export * from './memory';
-export { createTaskQueue, type TaskQueueOptions } from './tasks/queue';
-export { TASK_STEPS, createProgressTracker, type TaskStepSpec, type ProgressTracker, type ProgressReport } from './tasks/progress';
+
+// The facade
 export {
   createInstanceImages,
-  InstanceImagesOptionsSchema,
   silentLogger,
   type InstanceImages,
   type InstanceImagesOptions,
   type HealthCheck,
   type HealthReport,
 } from './create-instance-images';
-export * from './services';
-export * from './billing';
-export * from './storage';
-export { encodeCursor, decodeCursor, pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type CursorKey } from './util/cursor';
-export { parseOrThrow, zodIssues } from './util/validate';
+
+// Errors
+export {
+  InstanceImagesError,
+  isInstanceImagesError,
+  ERROR_CODES,
+  ERROR_MESSAGES,
+  type ErrorCode,
+  type FieldIssue,
+  type InstanceImagesErrorOptions,
+} from './errors';
 export { publicError, CUSTOMER_VISIBLE_CODES, type PublicError, type ErrorAudience } from './util/public-error';
+
+// Records
+export type { DiskFormat, Page, PageRequest, StatusReason } from './model/common';
+export type { Image, ImageKind, ImagePatch, ImageStatus, OsType, Consistency } from './model/image';
+export type { ImageStorage, StorageBinding, StoragePurpose } from './model/image-storage';
+export type { MediaGroup } from './model/media-group';
+export type { Iso, IsoStatus } from './model/iso';
+export type { Task, TaskPatch, TaskProgress, TaskStatus, TaskType } from './model/task';
+export type { UsageInterval } from './model/usage-interval';
+export type { AccountLimit, AccountState, LocationSettings } from './model/settings';
+
+// The image lifecycle
+export {
+  IMAGE_LIFECYCLE,
+  IMAGE_STATUSES,
+  IMAGE_TRANSITIONS,
+  STOCK_IMAGE_TRANSITIONS,
+  INITIAL_IMAGE_STATUS,
+  canTransition,
+  assertTransition,
+  type TransitionTable,
+} from './lifecycle';
+
+// Events
+export type { InstanceImagesEvents, InstanceImagesEmitter, EventActor, ReconcileFinding } from './events';
+
+// Ports the host implements or passes in
+export type {
+  Repositories,
+  ImageRepository,
+  StorageRepository,
+  MediaGroupRepository,
+  IsoRepository,
+  TaskRepository,
+  UsageRepository,
+  SettingsRepository,
+  ImageFilter,
+  ImageLimit,
+  ImageSort,
+  ListPage,
+  TaskFilter,
+  UsageFilter,
+} from './ports/repositories';
+export {
+  DEFAULT_SCRATCH_DIR,
+  type HostDirectory,
+  type HostHypervisor,
+  type HostInstance,
+  type HypervisorConnection,
+} from './ports/host-directory';
+export type { Executor, ExecutorProvider, ExecOptions, ExecResult, ExecStream } from './ports/executor';
+export type {
+  StorageDriver,
+  StorageDriverFactory,
+  StorageDriverContext,
+  StorageCapabilities,
+  StoredObject,
+  PutOptions,
+  IncompleteUpload,
+} from './ports/storage-driver';
+export type {
+  HypervisorDriver,
+  HypervisorDriverFactory,
+  DomainInfo,
+  DomainState,
+  PrimaryDisk,
+  CaptureRequest,
+  CaptureResult,
+  CaptureOutput,
+  ChunkCaptureOutput,
+  CapturedChunk,
+  ChunkSourceInfo,
+  ChunkedSource,
+  MaterializeRequest,
+  MaterializeResult,
+  StoragePath,
+  ByteProgress,
+  RecoveryAction,
+} from './ports/hypervisor-driver';
+export type { TaskQueue, QueuedJob } from './ports/task-queue';
+export type { Logger } from './ports/logger';
+
+// Ready-made implementations of ports
+export { createMemoryRepositories } from './memory/repositories';
+export { createTaskQueue, type TaskQueueOptions } from './tasks/queue';
+export type { StorageRegistry } from './storage/registry';
+export { MASKED_SECRET } from './storage/registry';
+
+// Task progress
+export { TASK_STEPS, type TaskStepSpec } from './tasks/progress';
+
+// The services (created by createInstanceImages; exported as types) and their inputs and answers
+export type { Actor } from './services/actor';
+export type { ImageService, CreateImageInput, ImageWithTask, ListImagesQuery, ListTasksQuery } from './services/images';
+export type { WaitForTaskOptions } from './services/task-wait';
+export type { CatalogService } from './services/catalog';
+export { MAX_DEPLOY_DISK_BYTES, type DeployInput, type DeployStarted, type DeployableImages } from './services/deploy';
+export type { IsoInput, UpdateIsoInput } from './services/isos';
+export type { MediaGroupInput } from './services/media-groups';
+export type { CreateOsImageInput, UpdateOsImageInput } from './services/os-images';
+export type {
+  StorageService,
+  CreateStorageInput,
+  UpdateStorageInput,
+  StorageView,
+  BrowsedFile,
+  ReconcileOptions,
+} from './services/storages';
+export type { SettingsService, LocationSettingsInput } from './services/settings';
+export type { AccountService, AccountClosing, InstanceDeletion } from './services/accounts';
+export type { RecoveryReport } from './services/recovery';
+export { buildUsageReport, type UsageReportQuery, type UsageReportOptions, type UsageReportSources } from './services/usage';
+
+// Billing (pure): charges of in-memory intervals, the policy, the report's shape
+export { calculateCharges, type ChargeResult, type ChargeSegment, type ImageCharge } from './billing/calculator';
+export {
+  resolveBillingPolicy,
+  DEFAULT_BILLING_POLICY,
+  type BillingPolicy,
+  type BillingPolicyInput,
+  type BillingPeriod,
+} from './billing/policy';
+export type { UsageReport, UsageReportAccountTotal, UsageReportHeader, UsageReportImagesSection, UsageReportLine } from './billing/report';
+
+// Paging helpers for host repositories
+export { encodeCursor, decodeCursor, pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type CursorKey } from './util/cursor';
+
+// Telemetry (OpenTelemetry through @opentelemetry/api) and webhooks
 export {
   TELEMETRY_SCOPE,
   TelemetryAttributes,

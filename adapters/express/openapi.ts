@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { IdSchema } from '../../src/model/common';
 import { PROBLEM_CONTENT_TYPE } from './problem';
 import { pathParams, type RouteDefinition } from './route-types';
+import { AccountStateSchema } from '../../src/model/settings';
+import { AccountClosingSchema, InstanceDeletionSchema } from './account-routes';
 import { IMAGES_ROUTES } from './routes';
 import * as schemas from './schemas';
 import {
@@ -92,6 +94,7 @@ export const TAG_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'admin: catalog': 'Operators: stock OS images, media groups and ISOs',
   'admin: settings': 'Operators: per-location settings (enabled, price, default cap) and per-account caps',
   'admin: operations': 'Operators: every image and task, recovery, size refresh',
+  'admin: accounts': "Operators: the host's account and instance lifecycle (suspend, unsuspend, close, instance deleted)",
   meta: 'The API itself: this document and health',
 };
 
@@ -169,7 +172,7 @@ const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   TaskPage: schemas.TaskPageSchema,
   IsoPage: schemas.IsoPageSchema,
   DeployableImages: schemas.DeployableImagesSchema,
-  DeployResult: schemas.DeployResultSchema,
+  DeployStarted: schemas.DeployStartedSchema,
   StorageHealth: schemas.StorageHealthSchema,
   BrowsePage: schemas.BrowsePageSchema,
   ReconcileResult: schemas.ReconcileResultSchema,
@@ -181,6 +184,9 @@ const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   RefreshSizeResponse: schemas.RefreshSizeResponseSchema,
   RecoveryReport: schemas.RecoveryReportSchema,
   UsageReport: schemas.UsageReportSchema,
+  AccountState: AccountStateSchema,
+  AccountClosing: AccountClosingSchema,
+  InstanceDeletion: InstanceDeletionSchema,
   Problem: schemas.ProblemSchema,
 };
 
@@ -228,9 +234,9 @@ function inlineSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
 const STATUS_TEXT: Record<number, string> = {
   400: 'The input is not valid (`VALIDATION_FAILED` with `fields`, e.g. an unknown query parameter or body field, ill-formed Unicode, a malformed path escape; or `MALFORMED_JSON`)',
   401: 'No actor: the caller is not signed in (`UNAUTHENTICATED`)',
-  403: 'Not allowed (`FORBIDDEN`; `FEATURE_DISABLED` when the location has the image feature off)',
+  403: 'Not allowed (`FORBIDDEN`; `FEATURE_DISABLED` when the location has the image feature off; `ACCOUNT_SUSPENDED`, `ACCOUNT_CLOSED`)',
   404: "Not found, or another account's (`NOT_FOUND`)",
-  409: 'Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`)',
+  409: 'Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`; `ACCOUNT_MISMATCH` for admins)',
   413: 'The body is too large (`PAYLOAD_TOO_LARGE`)',
   415: 'Wrong content type (`UNSUPPORTED_MEDIA_TYPE`)',
   422: 'The data does not match its checksum (`CHECKSUM_MISMATCH`)',

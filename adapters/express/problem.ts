@@ -49,6 +49,10 @@ export interface ProblemMapping {
  *   itself is wrong, so neither is a 4xx; the message says what to do.
  * - `HOST_DATA_INVALID` is **500**: the host panel's own directory returned an invalid instance or
  *   hypervisor (e.g. an empty domain name); the caller cannot fix it, the operator must.
+ * - `ACCOUNT_SUSPENDED` and `ACCOUNT_CLOSED` are **403**: the host suspended or closed the account
+ *   (`accounts.suspend` / `accounts.close`); nothing the caller sends changes that.
+ * - `ACCOUNT_MISMATCH` is **409** (admins only): the custom image belongs to another account than
+ *   the instance it was to be deployed onto; customers get `NOT_FOUND` for another's image.
  * - `CANCELLED` is 409 (the work was cancelled by another request), `TIMEOUT` 504,
  *   `HOST_KEY_MISMATCH` and `COMMAND_FAILED` 502 (an upstream host misbehaved),
  *   `STORAGE_UNAVAILABLE`, `HYPERVISOR_UNREACHABLE` and `INTERRUPTED` 503.
@@ -59,6 +63,8 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   UNAUTHENTICATED: { status: 401, title: 'Unauthenticated', exposeToCustomers: true },
   FORBIDDEN: { status: 403, title: 'Forbidden', exposeToCustomers: true },
   FEATURE_DISABLED: { status: 403, title: 'Feature disabled', exposeToCustomers: true },
+  ACCOUNT_SUSPENDED: { status: 403, title: 'Account suspended', exposeToCustomers: true },
+  ACCOUNT_CLOSED: { status: 403, title: 'Account closed', exposeToCustomers: true },
   NOT_FOUND: { status: 404, title: 'Not found', exposeToCustomers: true },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed', exposeToCustomers: true },
   INVALID_STATE: { status: 409, title: 'Invalid state', exposeToCustomers: true },
@@ -66,6 +72,7 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   CONFLICT: { status: 409, title: 'Conflict', exposeToCustomers: true },
   IMAGE_LIMIT_REACHED: { status: 409, title: 'Image limit reached', exposeToCustomers: true },
   CANCELLED: { status: 409, title: 'Cancelled', exposeToCustomers: true },
+  ACCOUNT_MISMATCH: { status: 409, title: 'Account mismatch', exposeToCustomers: false },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large', exposeToCustomers: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', exposeToCustomers: true },
   CHECKSUM_MISMATCH: { status: 422, title: 'Checksum mismatch', exposeToCustomers: true },

@@ -15,6 +15,7 @@ import { CreateImageInputSchema, ListImagesQuerySchema, ListTasksQuerySchema } f
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
 import type { Actor } from '../../src/services/actor';
+import { HOST_HOOK_ROUTES } from './account-routes';
 import { taskForAudience } from './problem';
 import { defineRoute, type RouteDefinition } from './route-types';
 import {
@@ -26,7 +27,7 @@ import {
   BrowseQuerySchema,
   DeleteIsoQuerySchema,
   DeployableImagesSchema,
-  DeployResultSchema,
+  DeployStartedSchema,
   HealthQuerySchema,
   ImagePageSchema,
   ImageResponseSchema,
@@ -217,9 +218,16 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
     tag: 'deploy',
     admin: true,
     body: DeployInputSchema,
-    success: { status: 200, description: 'The finished deploy task and the new disk', schema: DeployResultSchema },
-    errors: [409, 422, 502, 503, 507],
-    handle: async ({ actor, body, runtime }) => ({ status: 200, body: await runtime.service.catalog.deployImage(actor, body) }),
+    success: {
+      status: 202,
+      description: 'The deploy task (queued); the disk exists once it is `completed`: follow `GET /tasks/{taskId}` or its events stream',
+      schema: DeployStartedSchema,
+    },
+    errors: [409, 422],
+    handle: async ({ actor, body, req, runtime }) => {
+      const started = await runtime.service.catalog.deployImage(actor, body);
+      return { status: 202, body: started, location: `${req.baseUrl}/tasks/${encodeURIComponent(started.task.id)}` };
+    },
   }),
   defineRoute({
     method: 'get',
@@ -745,4 +753,4 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
 ];
 
 /** Every route of the images router, in registration order. */
-export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...ADMIN_ROUTES];
+export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...ADMIN_ROUTES, ...HOST_HOOK_ROUTES];

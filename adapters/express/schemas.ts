@@ -74,11 +74,8 @@ export const DeployableImagesSchema = z.object({
   ungrouped: z.array(ImageSchema),
   myImages: z.array(ImageSchema),
 });
-/** A finished deploy. */
-export const DeployResultSchema = z.object({
-  task: TaskSchema,
-  result: z.object({ path: z.string(), format: z.enum(['qcow2', 'raw']), virtualSizeBytes: z.number().int() }),
-});
+/** A deploy that has started: its task (the disk exists once the task is `completed`). */
+export const DeployStartedSchema = z.object({ task: TaskSchema });
 /** A storage health check. */
 export const StorageHealthSchema = z.object({ ok: z.boolean(), message: z.string(), freeBytes: z.number().int().nullable() });
 /** One file of the image browser. */

@@ -149,4 +149,17 @@ export const postgresMigrations: readonly Migration[] = [
       `UPDATE ii_tasks SET progress = jsonb_set(progress, '{percent}', to_jsonb(CASE WHEN status = 'completed' THEN 100 ELSE 0 END)) WHERE NOT (progress ? 'percent')`,
     ],
   },
+  {
+    version: 4,
+    name: 'suspended and closed accounts; images remember that their source instance was deleted',
+    statements: [
+      `CREATE TABLE ii_account_states (
+        account_id text COLLATE "C" NOT NULL PRIMARY KEY,
+        status text NOT NULL,
+        since timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL
+      )`,
+      `ALTER TABLE ii_images ADD COLUMN source_instance_deleted_at timestamptz(3)`,
+    ],
+  },
 ];

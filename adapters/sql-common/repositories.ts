@@ -12,7 +12,7 @@ import type { Image, ImagePatch, ImageStatus } from '../../src/model/image';
 import type { ImageStorage, StorageBinding } from '../../src/model/image-storage';
 import type { Iso } from '../../src/model/iso';
 import type { MediaGroup } from '../../src/model/media-group';
-import type { AccountLimit, LocationSettings } from '../../src/model/settings';
+import type { AccountLimit, AccountState, LocationSettings } from '../../src/model/settings';
 import type { Task, TaskPatch, TaskStatus } from '../../src/model/task';
 import type { UsageInterval } from '../../src/model/usage-interval';
 import type {
@@ -35,6 +35,7 @@ import type { SqlDialect, SqlExecutor, SqlParams } from './dialect';
 import { SqlTable } from './sql-table';
 import {
   accountLimitsTable,
+  accountStatesTable,
   bindingsTable,
   imagesTable,
   isosTable,
@@ -341,6 +342,7 @@ export class SqlSettingsRepository implements SettingsRepository {
   constructor(
     private readonly locations: SqlTable<LocationSettings>,
     private readonly limits: SqlTable<AccountLimit>,
+    private readonly states: SqlTable<AccountState>,
   ) {}
 
   async getLocation(locationId: string): Promise<LocationSettings | null> {
@@ -362,6 +364,15 @@ export class SqlSettingsRepository implements SettingsRepository {
   async putAccountLimit(accountId: string, limit: AccountLimit | null): Promise<void> {
     if (limit === null) await this.limits.deleteBy('accountId', accountId);
     else await this.limits.executor.query(upsert(this.limits, { ...limit, accountId }, 'accountId'));
+  }
+
+  async getAccountState(accountId: string): Promise<AccountState | null> {
+    return this.states.getBy('accountId', accountId);
+  }
+
+  async putAccountState(accountId: string, state: AccountState | null): Promise<void> {
+    if (state === null) await this.states.deleteBy('accountId', accountId);
+    else await this.states.executor.query(upsert(this.states, { ...state, accountId }, 'accountId'));
   }
 }
 
@@ -397,6 +408,7 @@ export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor
     settings: new SqlSettingsRepository(
       new SqlTable(locationSettingsTable, dialect, executor, 'Location settings'),
       new SqlTable(accountLimitsTable, dialect, executor, 'Account limit'),
+      new SqlTable(accountStatesTable, dialect, executor, 'Account state'),
     ),
   };
 }

@@ -7,7 +7,7 @@ import type { Image } from '../../src/model/image';
 import type { ImageStorage, StorageBinding } from '../../src/model/image-storage';
 import type { Iso } from '../../src/model/iso';
 import type { MediaGroup } from '../../src/model/media-group';
-import type { AccountLimit, LocationSettings } from '../../src/model/settings';
+import type { AccountLimit, AccountState, LocationSettings } from '../../src/model/settings';
 import type { Task } from '../../src/model/task';
 import type { UsageInterval } from '../../src/model/usage-interval';
 import type { TableSpec } from './table';
@@ -36,6 +36,7 @@ export const imagesTable: TableSpec<Image> = {
     sha256: 'text',
     consistency: 'text',
     compressed: 'boolean',
+    sourceInstanceDeletedAt: 'timestamp',
     status: 'text',
     statusReason: 'json',
     createdAt: 'timestamp',
@@ -43,7 +44,7 @@ export const imagesTable: TableSpec<Image> = {
     availableAt: 'timestamp',
     deletedAt: 'timestamp',
   },
-  optional: ['compressed'],
+  optional: ['compressed', 'sourceInstanceDeletedAt'],
 };
 
 /** `ii_storages`: image storages. */
@@ -153,4 +154,10 @@ export const locationSettingsTable: TableSpec<LocationSettings> = {
 export const accountLimitsTable: TableSpec<AccountLimit> = {
   name: 'ii_account_limits',
   columns: { accountId: 'text', imageLimit: 'integer', updatedAt: 'timestamp' },
+};
+
+/** `ii_account_states`: suspended and closed accounts. */
+export const accountStatesTable: TableSpec<AccountState> = {
+  name: 'ii_account_states',
+  columns: { accountId: 'text', status: 'text', since: 'timestamp', updatedAt: 'timestamp' },
 };

@@ -147,4 +147,17 @@ export const sqliteMigrations: readonly Migration[] = [
       `UPDATE ii_tasks SET progress = json_set(progress, '$.percent', CASE WHEN status = 'completed' THEN 100 ELSE 0 END) WHERE json_type(progress, '$.percent') IS NULL`,
     ],
   },
+  {
+    version: 4,
+    name: 'suspended and closed accounts; images remember that their source instance was deleted',
+    statements: [
+      `CREATE TABLE ii_account_states (
+        account_id TEXT NOT NULL PRIMARY KEY,
+        status TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT`,
+      `ALTER TABLE ii_images ADD COLUMN source_instance_deleted_at INTEGER`,
+    ],
+  },
 ];

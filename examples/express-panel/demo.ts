@@ -192,13 +192,16 @@ async function main(): Promise<void> {
     });
     const target = join(dataDir, 'vm-copy.qcow2');
     // The host's create-instance flow (not the customer) asks for the disk, at a path it chooses.
-    await api(
+    // The answer (202) comes at once with the deploy task; the disk exists once the task completes.
+    const deploy = await api<{ task: TaskJson }>(
       panel,
       'POST',
       '/admin/deployments',
       { imageId: created.image.id, instanceId: 'vm-copy', targetPath: target },
       { 'x-admin': 'yes' },
     );
+    const deployed = await followTask(panel, deploy.task.id);
+    if (deployed.status !== 'completed') throw new Error(`the deploy ${deployed.status}: ${deployed.errorMessage ?? ''}`);
     const xml = join(dataDir, 'vm-copy.xml');
     writeFileSync(
       xml,

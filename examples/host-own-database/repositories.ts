@@ -22,6 +22,7 @@ import {
   decodeCursor,
   encodeCursor,
   type AccountLimit,
+  type AccountState,
   type Image,
   type ImageFilter,
   type ImageStorage,
@@ -92,6 +93,7 @@ const imageTable: Table<Image> = {
     checksum_sha256: i.sha256,
     consistency: i.consistency,
     is_compressed: i.compressed === undefined || i.compressed === null ? null : flag(i.compressed),
+    server_gone_on: ms(i.sourceInstanceDeletedAt ?? null),
     state: i.status,
     state_code: i.statusReason?.code ?? null,
     state_message: i.statusReason?.message ?? null,
@@ -128,6 +130,7 @@ const imageTable: Table<Image> = {
     deletedAt: timeOrNull(r.removed_on),
     // Optional field (added in a later release): NULL means "not recorded", so the key is left out.
     ...(r.is_compressed === null || r.is_compressed === undefined ? {} : { compressed: r.is_compressed === 1 }),
+    ...(r.server_gone_on === null || r.server_gone_on === undefined ? {} : { sourceInstanceDeletedAt: time(r.server_gone_on) }),
   }),
 };
 
@@ -298,6 +301,7 @@ interface RegionSettingsValue {
 }
 const REGION_PREFIX = 'images.region.';
 const CUSTOMER_LIMIT_PREFIX = 'images.customer-limit.';
+const CUSTOMER_STATE_PREFIX = 'images.customer-state.';
 
 /**
  * Creates the SDK's repositories over the panel's own database. The panel owns the connection
@@ -574,6 +578,16 @@ export function createHostRepositories(db: Database.Database): Repositories {
       putAccountLimit: async (accountId, limit) => {
         if (limit === null) run('DELETE FROM panel_settings WHERE name = ?', CUSTOMER_LIMIT_PREFIX + accountId);
         else putSetting(CUSTOMER_LIMIT_PREFIX + accountId, { imageLimit: limit.imageLimit }, limit.updatedAt);
+      },
+      getAccountState: async (accountId): Promise<AccountState | null> => {
+        const row = one('SELECT * FROM panel_settings WHERE name = ?', CUSTOMER_STATE_PREFIX + accountId);
+        if (!row) return null;
+        const value = JSON.parse(text(row.value)) as { status: AccountState['status']; since: number };
+        return { accountId, status: value.status, since: new Date(value.since), updatedAt: time(row.changed_on) };
+      },
+      putAccountState: async (accountId, state) => {
+        if (state === null) run('DELETE FROM panel_settings WHERE name = ?', CUSTOMER_STATE_PREFIX + accountId);
+        else putSetting(CUSTOMER_STATE_PREFIX + accountId, { status: state.status, since: state.since.getTime() }, state.updatedAt);
       },
     },
   };

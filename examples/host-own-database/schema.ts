@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS panel_vm_images (
   checksum_sha256 TEXT,
   consistency     TEXT,
   is_compressed   INTEGER,                  -- Image.compressed: 0/1, NULL when not recorded
+  server_gone_on  INTEGER,                  -- Image.sourceInstanceDeletedAt, NULL while the server exists
   state           TEXT NOT NULL,
   state_code      TEXT,                     -- why it is in that state (code + message)
   state_message   TEXT,
@@ -160,10 +161,11 @@ export function openPanelDatabase(filename = ':memory:'): Database.Database {
 
 /**
  * Brings a panel database created by an older release up to date: a field the SDK added later
- * (`Image.compressed`) becomes a nullable column, so the rows written before read back without it.
+ * (`Image.compressed`, `Image.sourceInstanceDeletedAt`) becomes a nullable column, so the rows written before read back without it.
  * A real panel does this in its own migration tool; the check makes running it twice harmless.
  */
 export function upgradePanelSchema(db: Database.Database): void {
   const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('panel_vm_images') as { name: string }[]).map((c) => c.name);
   if (!columns.includes('is_compressed')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN is_compressed INTEGER');
+  if (!columns.includes('server_gone_on')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN server_gone_on INTEGER');
 }

@@ -375,7 +375,7 @@ export function sumLines(
 /**
  * Calculates the charges of in-memory intervals for a period: one line per image, the total of
  * the rounded lines and the exact total. Pure and deterministic. For intervals read page by page
- * from a repository, use {@link ChargeCalculator} (as `buildUsageReport` does).
+ * from a repository, use `ChargeCalculator` (as `buildUsageReport` does).
  * @throws VALIDATION_FAILED when the period, the policy or an interval is not valid.
  */
 export function calculateCharges(intervals: Iterable<UsageInterval>, period: BillingPeriod, policy: BillingPolicyInput = {}): ChargeResult {

@@ -4,8 +4,47 @@
  * `src/services/usage.ts` reads and writes the ledger).
  * @module
  */
-export * from './decimal';
-export * from './policy';
-export * from './calculator';
-export * from './ledger';
-export * from './report';
+export { powerOfTen, Rational } from './decimal';
+export {
+  resolveBillingPolicy,
+  resolveBillingPeriod,
+  hoursInUtcMonth,
+  nextUtcMonthStart,
+  splitAtMonthBoundaries,
+  billedHours,
+  billedUnits,
+  BYTES_PER_GB,
+  MS_PER_HOUR,
+  BillingPolicySchema,
+  DEFAULT_BILLING_POLICY,
+  BillingPeriodSchema,
+  type BillingPolicy,
+  type BillingPolicyInput,
+  type BillingPeriod,
+} from './policy';
+export { sumLines, calculateCharges, ChargeCalculator, type ChargeSegment, type ImageCharge, type ChargeResult } from './calculator';
+export {
+  openUsage,
+  closeUsage,
+  applyPriceChange,
+  applySizeCorrection,
+  findUsageOverlaps,
+  assertNoUsageOverlap,
+  type UsageClose,
+  type UsageChanges,
+  type UsageIdGenerator,
+  type BillableImage,
+  type OpenUsageInput,
+  type CloseUsageInput,
+  type PriceChangeInput,
+  type SizeCorrectionInput,
+  type UsageOverlap,
+} from './ledger';
+export {
+  assembleUsageReport,
+  type UsageReportLine,
+  type UsageReportAccountTotal,
+  type UsageReportImagesSection,
+  type UsageReport,
+  type UsageReportHeader,
+} from './report';

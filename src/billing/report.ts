@@ -1,8 +1,8 @@
 /**
  * The usage report's Images section, as a pure function of the charges and the image names: lines
  * ordered by account, name and id, with per-account subtotals. The usage service
- * (`src/services/usage.ts`, `buildUsageReport`) reads the ledger into a {@link ChargeCalculator}
- * and the names, then calls {@link assembleUsageReport}.
+ * (`src/services/usage.ts`, `buildUsageReport`) reads the ledger into a `ChargeCalculator`
+ * and the names, then calls `assembleUsageReport`.
  * @module
  */
 import { sumLines, type ChargeResult, type ImageCharge } from './calculator';
@@ -57,7 +57,7 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** What {@link assembleUsageReport} needs besides the charges. */
+/** What `assembleUsageReport` needs besides the charges. */
 export interface UsageReportHeader {
   /** The account, or `null` for an operator-wide report. */
   accountId: string | null;

@@ -4,6 +4,23 @@
  * @module
  */
 export interface paths {
+  '/admin/accounts/{accountId}/close': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** The host closed the account: billing stops now and a task deletes every image (idempotent; final) */
+    post: operations['closeAccount'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/admin/accounts/{accountId}/limit': {
     parameters: {
       query?: never;
@@ -18,6 +35,24 @@ export interface paths {
     post?: never;
     /** Remove an account's cap override (the location default applies) */
     delete: operations['removeAccountLimit'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/admin/accounts/{accountId}/suspension': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** The host suspended the account: no new captures or deploys; its images stay and are billed (idempotent) */
+    put: operations['suspendAccount'];
+    post?: never;
+    /** The host made the account active again (idempotent) */
+    delete: operations['unsuspendAccount'];
     options?: never;
     head?: never;
     patch?: never;
@@ -85,6 +120,23 @@ export interface paths {
     put?: never;
     /** Re-stat an image on its backend and correct its billed size */
     post: operations['refreshImageSize'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/admin/instances/{instanceId}/deleted': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** The host deleted the instance: its images are kept and marked, a capture from it is cancelled (idempotent) */
+    post: operations['instanceDeleted'];
     delete?: never;
     options?: never;
     head?: never;
@@ -652,6 +704,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    AccountClosing: {
+      state: components['schemas']['AccountState'];
+      task: components['schemas']['Task'] | null;
+    };
     AccountLimitInput: {
       imageLimit: number;
     };
@@ -662,6 +718,15 @@ export interface components {
         /** Format: date-time */
         updatedAt: string;
       } | null;
+    };
+    AccountState: {
+      accountId: string;
+      /** Format: date-time */
+      since: string;
+      /** @enum {string} */
+      status: 'suspended' | 'closed';
+      /** Format: date-time */
+      updatedAt: string;
     };
     BindingInput: {
       hypervisorId: string;
@@ -739,13 +804,7 @@ export interface components {
       targetFormat?: 'qcow2' | 'raw';
       targetPath: string;
     };
-    DeployResult: {
-      result: {
-        /** @enum {string} */
-        format: 'qcow2' | 'raw';
-        path: string;
-        virtualSizeBytes: number;
-      };
+    DeployStarted: {
       task: components['schemas']['Task'];
     };
     Image: {
@@ -790,6 +849,7 @@ export interface components {
       sha256: string | null;
       /** @default null */
       sizeBytes: number | null;
+      sourceInstanceDeletedAt?: string | null;
       /** @default null */
       sourceInstanceId: string | null;
       /** @default null */
@@ -817,6 +877,10 @@ export interface components {
     ImageWithTask: {
       image: components['schemas']['Image'];
       task: components['schemas']['Task'] | null;
+    };
+    InstanceDeletion: {
+      images: components['schemas']['Image'][];
+      instanceId: string;
     };
     Iso: {
       /** Format: date-time */
@@ -1035,9 +1099,9 @@ export interface components {
       status: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
       subjectId: string;
       /** @enum {string} */
-      subjectKind: 'image' | 'iso' | 'storage' | 'instance';
+      subjectKind: 'image' | 'iso' | 'storage' | 'instance' | 'account';
       /** @enum {string} */
-      type: 'capture' | 'delete' | 'deploy' | 'iso-upload' | 'refresh-size' | 'reconcile';
+      type: 'capture' | 'delete' | 'deploy' | 'iso-upload' | 'refresh-size' | 'reconcile' | 'close-account';
       /** Format: date-time */
       updatedAt: string;
       /** @default null */
@@ -1132,7 +1196,7 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description Not allowed (`FORBIDDEN`; `FEATURE_DISABLED` when the location has the image feature off) */
+    /** @description Not allowed (`FORBIDDEN`; `FEATURE_DISABLED` when the location has the image feature off; `ACCOUNT_SUSPENDED`, `ACCOUNT_CLOSED`) */
     Problem403: {
       headers: {
         [name: string]: unknown;
@@ -1150,7 +1214,7 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`) */
+    /** @description Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`; `ACCOUNT_MISMATCH` for admins) */
     Problem409: {
       headers: {
         [name: string]: unknown;
@@ -1239,6 +1303,36 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+  closeAccount: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        accountId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The closed state and the `close-account` task (null when nothing was left) */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AccountClosing'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
   getAccountLimit: {
     parameters: {
       query?: never;
@@ -1333,6 +1427,66 @@ export interface operations {
       504: components['responses']['Problem504'];
     };
   };
+  suspendAccount: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        accountId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The suspended state (its `since` is the first suspension) */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AccountState'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  unsuspendAccount: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        accountId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Active */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
   deployImage: {
     parameters: {
       query?: never;
@@ -1346,13 +1500,13 @@ export interface operations {
       };
     };
     responses: {
-      /** @description The finished deploy task and the new disk */
-      200: {
+      /** @description The deploy task (queued); the disk exists once it is `completed`: follow `GET /tasks/{taskId}` or its events stream */
+      202: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'application/json': components['schemas']['DeployResult'];
+          'application/json': components['schemas']['DeployStarted'];
         };
       };
       400: components['responses']['Problem400'];
@@ -1366,7 +1520,6 @@ export interface operations {
       502: components['responses']['Problem502'];
       503: components['responses']['Problem503'];
       504: components['responses']['Problem504'];
-      507: components['responses']['Problem507'];
     };
   };
   listAllImages: {
@@ -1453,6 +1606,36 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['RefreshSizeResponse'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  instanceDeleted: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        instanceId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The instance's images, marked */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['InstanceDeletion'];
         };
       };
       400: components['responses']['Problem400'];

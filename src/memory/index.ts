@@ -1,1 +1,10 @@
-export * from './repositories';
+export {
+  createMemoryRepositories,
+  MemoryImageRepository,
+  MemoryStorageRepository,
+  MemoryMediaGroupRepository,
+  MemoryIsoRepository,
+  MemoryTaskRepository,
+  MemoryUsageRepository,
+  MemorySettingsRepository,
+} from './repositories';

@@ -8,7 +8,7 @@ import type { Image, ImagePatch, ImageStatus } from '../model/image';
 import type { ImageStorage, StorageBinding } from '../model/image-storage';
 import type { Iso } from '../model/iso';
 import type { MediaGroup } from '../model/media-group';
-import type { AccountLimit, LocationSettings } from '../model/settings';
+import type { AccountLimit, AccountState, LocationSettings } from '../model/settings';
 import type { Task, TaskPatch, TaskStatus } from '../model/task';
 import type { UsageInterval } from '../model/usage-interval';
 import type {
@@ -320,6 +320,7 @@ export class MemoryUsageRepository implements UsageRepository {
 export class MemorySettingsRepository implements SettingsRepository {
   private readonly locations = new Map<string, LocationSettings>();
   private readonly limits = new Map<string, AccountLimit>();
+  private readonly states = new Map<string, AccountState>();
 
   async getLocation(locationId: string) {
     const settings = this.locations.get(locationId);
@@ -342,6 +343,16 @@ export class MemorySettingsRepository implements SettingsRepository {
   async putAccountLimit(accountId: string, limit: AccountLimit | null) {
     if (limit === null) this.limits.delete(accountId);
     else this.limits.set(accountId, copy({ ...limit, accountId }));
+  }
+
+  async getAccountState(accountId: string) {
+    const state = this.states.get(accountId);
+    return state ? copy(state) : null;
+  }
+
+  async putAccountState(accountId: string, state: AccountState | null) {
+    if (state === null) this.states.delete(accountId);
+    else this.states.set(accountId, copy({ ...state, accountId }));
   }
 }
 

@@ -58,6 +58,12 @@ export const ImageSchema = z.object({
    * recorded before it was kept: a retry then uses the current default.
    */
   compressed: z.boolean().nullish(),
+  /**
+   * Custom images: when the host reported the source instance deleted
+   * (`accounts.instanceDeleted`); the image is kept and still deploys. Absent or null while the
+   * instance exists (or on images recorded before it was kept).
+   */
+  sourceInstanceDeletedAt: z.date().nullish(),
   status: ImageStatusSchema,
   statusReason: StatusReasonSchema.nullable().default(null),
   createdAt: z.date(),

@@ -28,3 +28,18 @@ export const AccountLimitSchema = z.object({
 });
 /** A per-account image cap override. */
 export type AccountLimit = z.infer<typeof AccountLimitSchema>;
+
+/**
+ * The host's account status as the SDK keeps it (an account without a record is active):
+ * `suspended` (no new captures or deploys; images stay and are billed) or `closed` (every image
+ * deleted, billing stopped at `since`; final). Set by `InstanceImages.accounts`.
+ */
+export const AccountStateSchema = z.object({
+  accountId: IdSchema,
+  status: z.enum(['suspended', 'closed']),
+  /** When the account was suspended or closed (for a closed account, when its billing stopped). */
+  since: z.date(),
+  updatedAt: z.date(),
+});
+/** A suspended or closed account. */
+export type AccountState = z.infer<typeof AccountStateSchema>;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { BytesSchema, IdSchema } from './common';
 
 /** Task types. */
-export const TaskTypeSchema = z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile']);
+export const TaskTypeSchema = z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile', 'close-account']);
 /** A task type. */
 export type TaskType = z.infer<typeof TaskTypeSchema>;
 
@@ -31,7 +31,7 @@ export const TaskSchema = z.object({
   id: IdSchema,
   type: TaskTypeSchema,
   /** What the task works on, e.g. `{ kind: 'image', id }`. */
-  subjectKind: z.enum(['image', 'iso', 'storage', 'instance']),
+  subjectKind: z.enum(['image', 'iso', 'storage', 'instance', 'account']),
   subjectId: IdSchema,
   /** The account the task belongs to (null for operator tasks). */
   accountId: IdSchema.nullable().default(null),

@@ -206,6 +206,13 @@ export interface HypervisorDriver {
   /** @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL, NOT_FOUND. */
   materialize(request: MaterializeRequest): Promise<MaterializeResult>;
   /**
+   * Checks a deploy's target before the deploy is accepted (deploys answer at once and copy in
+   * the background, so a mistyped path must be refused up front): CONFLICT when a file is
+   * there, VALIDATION_FAILED naming `targetPath` when its directory does not exist. Optional:
+   * without it such a target fails the deploy task instead. `materialize` checks again.
+   */
+  checkDeployTarget?(targetPath: string): Promise<void>;
+  /**
    * Attaches an ISO read-only as the cdrom and boots from it first (live and persistent).
    * @param options.root - the storage root of `isoPath`: a path that is, or passes through, a
    *   symbolic link below it is refused.

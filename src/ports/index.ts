@@ -1,7 +1,48 @@
-export type * from './repositories';
-export type * from './host-directory';
-export type * from './executor';
-export type * from './storage-driver';
-export type * from './hypervisor-driver';
-export type * from './task-queue';
-export type * from './logger';
+export type {
+  ListPage,
+  ImageFilter,
+  ImageSort,
+  ImageLimit,
+  ImageRepository,
+  StorageRepository,
+  MediaGroupRepository,
+  IsoRepository,
+  TaskFilter,
+  TaskRepository,
+  UsageFilter,
+  UsageRepository,
+  SettingsRepository,
+  Repositories,
+} from './repositories';
+export type { HostInstance, HypervisorConnection, DEFAULT_SCRATCH_DIR, HostHypervisor, HostDirectory } from './host-directory';
+export type { ExecOptions, ExecResult, ExecStream, Executor, ExecutorProvider } from './executor';
+export type {
+  StorageCapabilities,
+  StoredObject,
+  IncompleteUpload,
+  PutOptions,
+  StorageDriver,
+  StorageDriverContext,
+  StorageDriverFactory,
+} from './storage-driver';
+export type {
+  DomainState,
+  PrimaryDisk,
+  DomainInfo,
+  ByteProgress,
+  StoragePath,
+  CaptureOutput,
+  CapturedChunk,
+  ChunkSourceInfo,
+  ChunkCaptureOutput,
+  CaptureRequest,
+  CaptureResult,
+  MaterializeRequest,
+  ChunkedSource,
+  MaterializeResult,
+  RecoveryAction,
+  HypervisorDriver,
+  HypervisorDriverFactory,
+} from './hypervisor-driver';
+export type { QueuedJob, TaskQueue } from './task-queue';
+export type { Logger } from './logger';

@@ -16,7 +16,7 @@ import type { Image, ImageKind, ImagePatch, ImageStatus } from '../model/image';
 import type { ImageStorage, StorageBinding } from '../model/image-storage';
 import type { Iso } from '../model/iso';
 import type { MediaGroup } from '../model/media-group';
-import type { AccountLimit, LocationSettings } from '../model/settings';
+import type { AccountLimit, AccountState, LocationSettings } from '../model/settings';
 import type { Task, TaskPatch, TaskStatus, TaskType } from '../model/task';
 import type { UsageInterval } from '../model/usage-interval';
 
@@ -198,6 +198,10 @@ export interface SettingsRepository {
   getAccountLimit(accountId: string): Promise<AccountLimit | null>;
   /** Creates or replaces an override; `null` removes it. */
   putAccountLimit(accountId: string, limit: AccountLimit | null): Promise<void>;
+  /** The account's state, or `null` when it is active (never suspended or closed, or unsuspended). */
+  getAccountState(accountId: string): Promise<AccountState | null>;
+  /** Sets (upsert by `accountId`) or, with `null`, removes the account's state. */
+  putAccountState(accountId: string, state: AccountState | null): Promise<void>;
 }
 
 /** All repositories the SDK needs. */

@@ -10,11 +10,9 @@ import type { Page } from '../model/common';
 import type { Image } from '../model/image';
 import type { Iso } from '../model/iso';
 import type { MediaGroup } from '../model/media-group';
-import type { Task } from '../model/task';
-import type { MaterializeResult } from '../ports/hypervisor-driver';
 import type { Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
-import { DeployService, type DeployableImages, type DeployInput } from './deploy';
+import { DeployService, type DeployableImages, type DeployInput, type DeployStarted } from './deploy';
 import type { ImageService } from './images';
 import { IsoService, type IsoInput, type UpdateIsoInput } from './isos';
 import { MediaGroupService, type MediaGroupInput } from './media-groups';
@@ -25,7 +23,14 @@ import { TemplateFiles } from './template-files';
 export { CreateOsImageInputSchema, UpdateOsImageInputSchema, type CreateOsImageInput, type UpdateOsImageInput } from './os-images';
 export { MediaGroupInputSchema, type MediaGroupInput } from './media-groups';
 export { IsoInputSchema, UpdateIsoInputSchema, type IsoInput, type UpdateIsoInput } from './isos';
-export { DeployInputSchema, MAX_DEPLOY_DISK_BYTES, checkCustomerDiskPath, type DeployableImages, type DeployInput } from './deploy';
+export {
+  DeployInputSchema,
+  MAX_DEPLOY_DISK_BYTES,
+  checkCustomerDiskPath,
+  type DeployableImages,
+  type DeployInput,
+  type DeployStarted,
+} from './deploy';
 
 /** Stock OS images, media groups, ISOs, the OS picker, deploys and ISO mounting. */
 export class CatalogService {
@@ -97,9 +102,11 @@ export class CatalogService {
   /**
    * Materializes an image as a standalone disk for a new instance on its hypervisor (same host or
    * shared path storage: direct convert from the path; otherwise streamed, checksum verified).
-   * Runs as a `deploy` task and resolves when the disk exists.
+   * Starts a `deploy` task and resolves at once with it; the disk exists when the task completes.
+   * Wait with `images.waitForTask(actor, task.id)`, the `image.deployed` event (it carries the new
+   * disk), `task.finished`, or by polling the task.
    */
-  deployImage(actor: Actor, input: DeployInput): Promise<{ task: Task; result: MaterializeResult }> {
+  deployImage(actor: Actor, input: DeployInput): Promise<DeployStarted> {
     return this.deploys.deployImage(actor, input);
   }
 

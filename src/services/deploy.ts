@@ -9,9 +9,11 @@ import { DiskFormatSchema, IdSchema } from '../model/common';
 import type { Image } from '../model/image';
 import type { MediaGroup } from '../model/media-group';
 import type { Task } from '../model/task';
+import type { HostInstance } from '../ports/host-directory';
 import type { MaterializeResult } from '../ports/hypervisor-driver';
 import { collectPages } from '../util/pages';
 import { parseOrThrow } from '../util/validate';
+import { assertAccountActive } from './accounts';
 import { checkActor, ownsAccount, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import type { ImageService } from './images';
@@ -37,7 +39,7 @@ function describeBytes(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** Input of {@link CatalogService.deployImage}. */
+/** Input of `CatalogService.deployImage`. */
 export const DeployInputSchema = z.strictObject({
   imageId: IdSchema,
   /** The new instance (already known to the host directory) the disk is for. */
@@ -51,7 +53,7 @@ export const DeployInputSchema = z.strictObject({
    */
   sizeBytes: z.number().int('must be a whole number of bytes (a safe integer)').positive().optional(),
 });
-/** Input of {@link CatalogService.deployImage}. */
+/** Input of `CatalogService.deployImage`. */
 export type DeployInput = z.input<typeof DeployInputSchema>;
 
 /** System directories a customer-driven deploy may never write into (the hypervisor writes as root). */
@@ -105,6 +107,14 @@ export interface DeployableImages {
   myImages: Image[];
 }
 
+/** A deploy that has started: its task (queued). */
+export interface DeployStarted {
+  /** The `deploy` task; the disk exists once it is `completed`. */
+  task: Task;
+}
+
+type DeployRequest = z.output<typeof DeployInputSchema>;
+
 /** The OS picker and deploys. Reached through `InstanceImages.catalog`. */
 export class DeployService {
   /** @internal Services are created by `createInstanceImages`. */
@@ -153,16 +163,28 @@ export class DeployService {
   /**
    * Materializes an image as a standalone disk for a new instance on its hypervisor (same host or
    * shared path storage: direct convert from the path; otherwise streamed, checksum verified).
-   * Runs as a `deploy` task and resolves when the disk exists.
+   * Starts a `deploy` task and resolves at once with it (queued): the disk exists when the task
+   * completes. Wait with `images.waitForTask(actor, task.id)`, the `image.deployed` event (which
+   * carries the new disk), `task.finished` (failures too), or by polling the task.
    */
-  async deployImage(actor: Actor, input: DeployInput): Promise<{ task: Task; result: MaterializeResult }> {
+  async deployImage(actor: Actor, input: DeployInput): Promise<DeployStarted> {
     checkActor(actor);
     const data = parseOrThrow(DeployInputSchema, input, 'The deploy request');
     if (actor.kind === 'customer') checkCustomerDiskPath(data.targetPath);
     const image = await this.deployableImage(actor, data.imageId);
     const instance = await this.images.instanceFor(actor, data.instanceId);
-    // A custom image only ever becomes a disk of its own account's instances, whoever asks.
-    if (image.kind === 'custom' && image.accountId !== instance.accountId) throw notFound('Image', data.imageId);
+    // A custom image only ever becomes a disk of its own account's instances, whoever asks. A
+    // customer only reaches here with an own image (another's is NOT_FOUND above, the tenant
+    // boundary); an admin sees every image, so is told what is wrong.
+    if (image.kind === 'custom' && image.accountId !== instance.accountId) {
+      if (actor.kind === 'customer') throw notFound('Image', data.imageId);
+      throw new InstanceImagesError(
+        'ACCOUNT_MISMATCH',
+        `Image ${JSON.stringify(image.id)} belongs to account ${JSON.stringify(image.accountId)}, not to account ${JSON.stringify(instance.accountId)} of instance ${JSON.stringify(instance.id)}; a custom image is only deployed onto its own account's instances`,
+        { details: { imageId: image.id, imageAccountId: image.accountId, instanceId: instance.id, instanceAccountId: instance.accountId } },
+      );
+    }
+    await assertAccountActive(this.ctx, instance.accountId);
     const maxDiskBytes = this.ctx.settings.deployMaxDiskBytes;
     if (data.sizeBytes !== undefined && data.sizeBytes > maxDiskBytes) {
       throw validationFailed(
@@ -175,6 +197,9 @@ export class DeployService {
         fields: [{ path: 'sizeBytes', message: 'is smaller than the image' }],
       });
     }
+    // Refused now, not in the background: a taken or mistyped target is the caller's to fix.
+    const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
+    await hv.checkDeployTarget?.(data.targetPath);
     const task = await createTask(this.ctx, {
       type: 'deploy',
       subjectKind: 'image',
@@ -182,49 +207,61 @@ export class DeployService {
       accountId: instance.accountId,
       hypervisorId: instance.hypervisorId,
     });
-    return new Promise((resolve, reject) => {
-      this.ctx.queue.enqueue({
-        taskId: task.id,
-        hypervisorId: instance.hypervisorId,
-        run: async (signal) => {
-          let result: MaterializeResult | null = null;
-          const outcome = await runTask(this.ctx, task.id, signal, async ({ progress }) => {
-            // Checked while this task is running: a delete requested from now on waits for it.
-            const current = await this.ctx.repos.images.get(image.id);
-            if (current?.status !== 'available')
-              throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
-            const storage = await this.ctx.repos.storages.get(image.storageId);
-            if (!storage) throw new InstanceImagesError('DEPLOY_FAILED', 'The image storage was removed');
-            const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
-            const sameHost = image.hypervisorId === null || image.hypervisorId === instance.hypervisorId;
-            const factory = this.ctx.registry.get(storage.driver);
-            const direct =
-              factory.capabilities.pathAccess &&
-              sameHost &&
-              (factory.capabilities.shared
-                ? (await this.ctx.repos.storages.listBindings({ storageId: storage.id, hypervisorId: instance.hypervisorId })).length > 0
-                : true);
-            const common = {
-              sourceFormat: image.format,
-              sha256: image.sha256,
-              targetPath: data.targetPath,
-              ...(data.targetFormat ? { targetFormat: data.targetFormat } : {}),
-              ...(data.sizeBytes ? { sizeBytes: data.sizeBytes } : {}),
-              signal,
-              onProgress: (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p),
-            };
-            if (direct) {
-              const disk = await this.drivers.storage(storage, instance.hypervisorId);
-              result = await hv.materialize({ source: disk.storagePath(image.fileKey), ...common });
-            } else {
-              const disk = await this.drivers.storage(storage, image.hypervisorId);
-              result = await hv.materialize({ source: { kind: 'stream', stream: await disk.get(image.fileKey, { signal }) }, ...common });
-            }
-          });
-          if (outcome.ok && result) resolve({ task: outcome.task, result });
-          else reject(outcome.ok ? new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk') : outcome.error);
-        },
-      });
+    this.ctx.queue.enqueue({
+      taskId: task.id,
+      hypervisorId: instance.hypervisorId,
+      run: (signal) => this.runDeploy(task.id, image, instance, data, signal),
     });
+    return { task };
+  }
+
+  /** The deploy task's work; the outcome is recorded on the task and emitted. */
+  private async runDeploy(taskId: string, image: Image, instance: HostInstance, data: DeployRequest, signal: AbortSignal): Promise<void> {
+    let result: MaterializeResult | null = null;
+    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+      // Checked while this task is running: a delete requested from now on waits for it.
+      const current = await this.ctx.repos.images.get(image.id);
+      if (current?.status !== 'available') throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
+      const storage = await this.ctx.repos.storages.get(image.storageId);
+      if (!storage) throw new InstanceImagesError('DEPLOY_FAILED', 'The image storage was removed');
+      const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
+      const sameHost = image.hypervisorId === null || image.hypervisorId === instance.hypervisorId;
+      const factory = this.ctx.registry.get(storage.driver);
+      const direct =
+        factory.capabilities.pathAccess &&
+        sameHost &&
+        (factory.capabilities.shared
+          ? (await this.ctx.repos.storages.listBindings({ storageId: storage.id, hypervisorId: instance.hypervisorId })).length > 0
+          : true);
+      const common = {
+        sourceFormat: image.format,
+        sha256: image.sha256,
+        targetPath: data.targetPath,
+        ...(data.targetFormat ? { targetFormat: data.targetFormat } : {}),
+        ...(data.sizeBytes ? { sizeBytes: data.sizeBytes } : {}),
+        signal,
+        onProgress: (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p),
+      };
+      if (direct) {
+        const disk = await this.drivers.storage(storage, instance.hypervisorId);
+        result = await hv.materialize({ source: disk.storagePath(image.fileKey), ...common });
+      } else {
+        const disk = await this.drivers.storage(storage, image.hypervisorId);
+        result = await hv.materialize({ source: { kind: 'stream', stream: await disk.get(image.fileKey, { signal }) }, ...common });
+      }
+    });
+    const finished = outcome.task;
+    if (outcome.ok && result && finished) {
+      this.ctx.events.emit('image.deployed', { image, task: finished, instanceId: instance.id, result });
+    } else if (finished) {
+      const error = outcome.ok ? new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk') : outcome.error;
+      this.ctx.events.emit('image.deploy-failed', {
+        image,
+        task: finished,
+        instanceId: instance.id,
+        code: error.code,
+        message: error.message,
+      });
+    }
   }
 }

@@ -18,6 +18,8 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { startBilling, stopBilling } from './usage';
 import { cancelQueuedTask, createTask, runTask } from './task-runner';
+import { waitForTaskEnd, type WaitForTaskOptions } from './task-wait';
+import { assertAccountActive } from './accounts';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -176,6 +178,7 @@ export class ImageService {
     checkActor(actor);
     const data = parseOrThrow(CreateImageInputSchema, input, 'The image');
     const instance = await this.instanceFor(actor, data.instanceId);
+    await assertAccountActive(this.ctx, instance.accountId);
     const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
     if (!settings?.imagesEnabled)
       throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled', { details: { locationId: instance.locationId } });
@@ -373,6 +376,7 @@ export class ImageService {
         'NOT_FOUND',
         'The source instance no longer exists, so the capture cannot be retried; delete this image',
       );
+    await assertAccountActive(this.ctx, image.accountId ?? instance.accountId);
     const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
     if (!settings?.imagesEnabled) throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled');
     // A fresh file key: cleanup of the failed attempt can never touch the new attempt's file.
@@ -530,5 +534,14 @@ export class ImageService {
     const task = await this.ctx.repos.tasks.get(taskId);
     if (!task || (actor.kind === 'customer' && task.accountId !== actor.accountId)) throw notFound('Task', taskId);
     return task;
+  }
+
+  /**
+   * Resolves with the task once it has ended (`completed`, `failed` or `cancelled`: check
+   * `status`), also for a task another panel process runs (polled). NOT_FOUND as {@link getTask}.
+   */
+  async waitForTask(actor: Actor, taskId: string, options: WaitForTaskOptions = {}): Promise<Task> {
+    await this.getTask(actor, taskId);
+    return waitForTaskEnd(this.ctx, taskId, () => this.getTask(actor, taskId), options);
   }
 }

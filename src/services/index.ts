@@ -1,9 +1,49 @@
-export * from './actor';
-export * from './images';
-export * from './catalog';
-export * from './storages';
-export * from './settings';
+export { checkActor, requireAdmin, ownsAccount, eventActor, ActorSchema, type Actor } from './actor';
+export {
+  customImageKey,
+  CreateImageInputSchema,
+  ListImagesQuerySchema,
+  ListTasksQuerySchema,
+  ImageService,
+  type CreateImageInput,
+  type ListImagesQuery,
+  type ListTasksQuery,
+  type ImageWithTask,
+} from './images';
+export {
+  CreateOsImageInputSchema,
+  UpdateOsImageInputSchema,
+  MediaGroupInputSchema,
+  IsoInputSchema,
+  UpdateIsoInputSchema,
+  DeployInputSchema,
+  MAX_DEPLOY_DISK_BYTES,
+  checkCustomerDiskPath,
+  CatalogService,
+  type CreateOsImageInput,
+  type UpdateOsImageInput,
+  type MediaGroupInput,
+  type IsoInput,
+  type UpdateIsoInput,
+  type DeployableImages,
+  type DeployInput,
+  type DeployStarted,
+} from './catalog';
+export {
+  CreateStorageInputSchema,
+  UpdateStorageInputSchema,
+  ReconcileOptionsSchema,
+  StorageService,
+  type CreateStorageInput,
+  type UpdateStorageInput,
+  type StorageView,
+  type BrowsedFile,
+  type ReconcileOptions,
+} from './storages';
+export { LocationSettingsInputSchema, SettingsService, type LocationSettingsInput } from './settings';
 export { buildUsageReport, UsageReportQuerySchema, type UsageReportQuery, type UsageReportOptions, type UsageReportSources } from './usage';
 export type { RecoveryReport } from './recovery';
 export type { Logger, ServiceSettings } from './context';
 export type { WorkProgress } from './task-runner';
+export type { WaitForTaskOptions } from './task-wait';
+export { AccountService, type AccountClosing, type InstanceDeletion } from './accounts';

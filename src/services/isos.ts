@@ -15,7 +15,7 @@ import type { ImageService } from './images';
 import { createTask, runTask } from './task-runner';
 import type { TemplateFiles } from './template-files';
 
-/** Input of {@link CatalogService.registerIso} and {@link CatalogService.uploadIso}. */
+/** Input of `CatalogService.registerIso` and `CatalogService.uploadIso`. */
 export const IsoInputSchema = z.strictObject({
   name: NameSchema,
   description: DescriptionSchema.optional(),
@@ -28,13 +28,13 @@ export const IsoInputSchema = z.strictObject({
 /** Input of ISO registration/upload. */
 export type IsoInput = z.input<typeof IsoInputSchema>;
 
-/** Input of {@link CatalogService.updateIso}. */
+/** Input of `CatalogService.updateIso`. */
 export const UpdateIsoInputSchema = z.strictObject({
   name: NameSchema.optional(),
   description: DescriptionSchema.optional(),
   customerVisible: z.boolean().optional(),
 });
-/** Input of {@link CatalogService.updateIso}. */
+/** Input of `CatalogService.updateIso`. */
 export type UpdateIsoInput = z.input<typeof UpdateIsoInputSchema>;
 
 /** ISOs and ISO mounting. Reached through `InstanceImages.catalog`. */

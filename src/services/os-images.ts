@@ -13,7 +13,7 @@ import type { ServiceContext } from './context';
 import { tryTransitionImage } from './image-state';
 import type { TemplateFiles } from './template-files';
 
-/** Input of {@link CatalogService.createOsImage}. */
+/** Input of `CatalogService.createOsImage`. */
 export const CreateOsImageInputSchema = z.strictObject({
   name: NameSchema,
   description: DescriptionSchema.optional(),
@@ -28,10 +28,10 @@ export const CreateOsImageInputSchema = z.strictObject({
   format: DiskFormatSchema.default('qcow2'),
   mediaGroupId: IdSchema.nullish(),
 });
-/** Input of {@link CatalogService.createOsImage}. */
+/** Input of `CatalogService.createOsImage`. */
 export type CreateOsImageInput = z.input<typeof CreateOsImageInputSchema>;
 
-/** Input of {@link CatalogService.updateOsImage}. */
+/** Input of `CatalogService.updateOsImage`. */
 export const UpdateOsImageInputSchema = z.strictObject({
   name: NameSchema.optional(),
   description: DescriptionSchema.optional(),
@@ -39,7 +39,7 @@ export const UpdateOsImageInputSchema = z.strictObject({
   cloudInit: z.boolean().optional(),
   mediaGroupId: IdSchema.nullish(),
 });
-/** Input of {@link CatalogService.updateOsImage}. */
+/** Input of `CatalogService.updateOsImage`. */
 export type UpdateOsImageInput = z.input<typeof UpdateOsImageInputSchema>;
 
 /** Stock OS images. Reached through `InstanceImages.catalog`. */

@@ -162,7 +162,7 @@ const ReportOptionsSchema = z.object({
 
 /**
  * Builds the usage report's Images section. Reads `usage.list({ accountId?, overlapping: period })`
- * page by page into a {@link ChargeCalculator} (one accumulator per image, so memory grows with
+ * page by page into a `ChargeCalculator` (one accumulator per image, so memory grows with
  * the number of images, not of intervals); then reads each image's name once with `images.get`
  * and assembles the report with the pure `assembleUsageReport`.
  * @throws VALIDATION_FAILED when an option, the period, the policy or an interval is not valid;

@@ -42,6 +42,10 @@ export const TASK_STEPS: Readonly<Record<TaskType, readonly TaskStepSpec[]>> = {
   'iso-upload': [{ step: 'uploading', weight: 100, aliases: [] }],
   'refresh-size': [{ step: 'measuring', weight: 100, aliases: [] }],
   reconcile: [{ step: 'checking', weight: 100, aliases: [] }],
+  'close-account': [
+    { step: 'stopping captures', weight: 20, aliases: [] },
+    { step: 'deleting images', weight: 80, aliases: [] },
+  ],
 };
 
 /** The progress of a task that has not started. */

@@ -511,6 +511,16 @@ export const repositoryCases: readonly RepositoryCase[] = [
       assert.deepEqual(await settings.getAccountLimit('a'), { accountId: 'a', imageLimit: 7, updatedAt: t(1) });
       await settings.putAccountLimit('a', null);
       assert.equal(await settings.getAccountLimit('a'), null);
+      // account states: absent means active; set, replaced and removed by account id
+      assert.equal(await settings.getAccountState('a'), null);
+      await settings.putAccountState('a', { accountId: 'a', status: 'suspended', since: t(1), updatedAt: t(1) });
+      await settings.putAccountState('b', { accountId: 'b', status: 'suspended', since: t(1), updatedAt: t(1) });
+      assert.deepEqual(await settings.getAccountState('a'), { accountId: 'a', status: 'suspended', since: t(1), updatedAt: t(1) });
+      await settings.putAccountState('a', { accountId: 'a', status: 'closed', since: t(2), updatedAt: t(3) });
+      assert.deepEqual(await settings.getAccountState('a'), { accountId: 'a', status: 'closed', since: t(2), updatedAt: t(3) });
+      await settings.putAccountState('b', null);
+      assert.equal(await settings.getAccountState('b'), null);
+      assert.equal((await settings.getAccountState('a'))?.status, 'closed');
     },
   },
   ...roundTripCases,

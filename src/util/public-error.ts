@@ -46,6 +46,8 @@ export const CUSTOMER_VISIBLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>
   'VALIDATION_FAILED',
   'FORBIDDEN',
   'FEATURE_DISABLED',
+  'ACCOUNT_SUSPENDED',
+  'ACCOUNT_CLOSED',
   'NOT_FOUND',
   'INVALID_STATE',
   'IN_USE',

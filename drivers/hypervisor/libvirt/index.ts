@@ -16,7 +16,7 @@ import { parseOrThrow } from '../../../src/util/validate';
 import { assertAbsolutePath, captureDomain, type CaptureContext } from './capture';
 import { HostCommands } from './commands';
 import { detectCapabilities, inspectDomain, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
-import { materializeDisk } from './materialize';
+import { checkDeployTarget, materializeDisk } from './materialize';
 import { attachIso, detachIso } from './media';
 import { LibvirtDriverOptionsSchema, type LibvirtDriverOptions } from './options';
 import { recoverLeftovers } from './recover';
@@ -111,6 +111,7 @@ export function createLibvirtDriver(hypervisor: HostHypervisor, executor: Execut
     },
     capture: (request) => captureDomain(ctx, request),
     materialize: (request) => materializeDisk(ctx, request),
+    checkDeployTarget: (targetPath) => checkDeployTarget(cmd, targetPath),
     attachIso: (domainName, isoPath, options) => attachIso(ctx, domainName, isoPath, options),
     detachIso: (domainName) => detachIso(ctx, domainName),
     async freeSpace(path) {

@@ -210,6 +210,22 @@ async function compareWithImage(
 }
 
 /**
+ * The target of a deploy must be free, in a directory that exists: CONFLICT when a file is there
+ * (never overwritten), VALIDATION_FAILED naming `targetPath` when its directory is missing (a
+ * mistyped path is the caller's error, not a hypervisor failure).
+ */
+export async function checkDeployTarget(cmd: HostCommands, targetPath: string): Promise<void> {
+  assertAbsolutePath(targetPath, 'targetPath');
+  if (await cmd.exists(targetPath)) {
+    throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', { details: { targetPath } });
+  }
+  if ((await cmd.tryRun(['test', '-d', dirname(targetPath)])).exitCode !== 0) {
+    const message = 'its directory does not exist on the hypervisor (or is not a directory); create it first';
+    throw new InstanceImagesError('VALIDATION_FAILED', `targetPath: ${message}`, { fields: [{ path: 'targetPath', message }] });
+  }
+}
+
+/**
  * Materializes a standalone disk at `request.targetPath`: resolve and check the source, convert it
  * into `<target>.part` (made anew, written back as it grows), grow it, prove it standalone,
  * compare it with the image while it is fsynced, then rename it into place.
@@ -219,17 +235,7 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
   const { cmd } = ctx;
   const signal = request.signal;
   const { sourceFormat, targetFormat } = validateRequest(request);
-  if (await cmd.exists(request.targetPath)) {
-    throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', {
-      details: { targetPath: request.targetPath },
-    });
-  }
-  // A target directory that does not exist is the caller's error (a mistyped path), not a
-  // hypervisor failure: said before anything is received or converted, naming the field.
-  if ((await cmd.tryRun(['test', '-d', dirname(request.targetPath)])).exitCode !== 0) {
-    const message = 'its directory does not exist on the hypervisor (or is not a directory); create it first';
-    throw new InstanceImagesError('VALIDATION_FAILED', `targetPath: ${message}`, { fields: [{ path: 'targetPath', message }] });
-  }
+  await checkDeployTarget(cmd, request.targetPath);
   const part = `${request.targetPath}${PART_SUFFIX}`;
   let received = null as string | null;
   const progress: Progress = (step, done, total) => {

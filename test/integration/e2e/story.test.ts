@@ -16,6 +16,7 @@ import {
   type HostInstance,
   type Image,
   type InstanceImages,
+  type InstanceImagesEvents,
   type Task,
 } from '../../../src';
 import { createTestGuest, sh, uniqueSuffix, virsh, type TestGuest } from '../../support/guests';
@@ -210,13 +211,18 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
   it('deploys the local image onto the other hypervisor, boots it, and it survives the image deletion', async () => {
     const target = `${base}/deployed/vm-3.qcow2`;
     mkdirSync(`${base}/deployed`, { recursive: true });
-    const { result } = await ii.catalog.deployImage(customer, {
+    const deployed = new Promise<InstanceImagesEvents['image.deployed']>((resolve) => ii.events.on('image.deployed', resolve));
+    // The deploy answers at once with its queued task; the disk exists once the task completes.
+    const { task } = await ii.catalog.deployImage(customer, {
       imageId: first.id,
       instanceId: 'vm-3',
       targetPath: target,
       sizeBytes: 128 * 1024 * 1024,
     });
-    expect(result.virtualSizeBytes).toBe(128 * 1024 * 1024);
+    expect(task).toMatchObject({ type: 'deploy', status: 'queued' });
+    expect((await ii.images.waitForTask(customer, task.id)).status).toBe('completed');
+    const { result } = await deployed;
+    expect(result).toEqual({ path: target, format: 'qcow2', virtualSizeBytes: 128 * 1024 * 1024 });
     const domain = instances.get('vm-3')!.domainName;
     const xmlPath = `${base}/deployed/domain.xml`;
     writeFileSync(
@@ -279,5 +285,34 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     const findings = await ii.storages.reconcile(admin, localStorageId, { hypervisorId: 'hv-a', deleteOrphans: true, dryRun: false });
     expect(findings.find((f) => f.key === 'images/planted-orphan.qcow2')?.action).toBe('deleted-file');
     expect(existsSync(`${base}/images-a/images/planted-orphan.qcow2`)).toBe(false);
+  });
+
+  it('host lifecycle hooks: a deleted instance keeps its image, a suspended account captures nothing, closing deletes every file and stops billing', async () => {
+    // vm-2 is gone from the host directory (the case above): its image stays, marked
+    const instanceGoneAt = new Date('2026-12-03T00:00:00.000Z');
+    clock.now = instanceGoneAt;
+    const { images: marked } = await ii.accounts.instanceDeleted(admin, 'vm-2');
+    expect(marked.map((i) => [i.id, i.status, i.sourceInstanceDeletedAt])).toEqual([[second.id, 'available', instanceGoneAt]]);
+    expect(await allObjectKeys(adminClient(env), bucket)).toContain(second.fileKey);
+
+    await ii.accounts.suspendAccount(admin, 'acct-e2e');
+    const refused = await ii.images.createImage(customer, { instanceId: 'vm-1', name: 'while suspended' }).then(
+      () => null,
+      (error: { code?: string }) => error.code,
+    );
+    expect(refused).toBe('ACCOUNT_SUSPENDED');
+    expect((await ii.images.listTasks(admin, { type: 'capture', status: 'queued' })).items).toEqual([]);
+
+    const closedAt = new Date('2026-12-04T00:00:00.000Z');
+    clock.now = closedAt;
+    const { state, task } = await ii.accounts.closeAccount(admin, 'acct-e2e');
+    expect(state).toMatchObject({ status: 'closed', since: closedAt });
+    expect((await ii.images.waitForTask(admin, task!.id)).status).toBe('completed');
+    await ii.idle();
+    expect((await ii.repositories.images.get(second.id))?.status).toBe('deleted');
+    expect(await allObjectKeys(adminClient(env), bucket)).not.toContain(second.fileKey);
+    const intervals = (await ii.repositories.usage.list({ imageId: second.id })).items;
+    expect(intervals.every((i) => i.to !== null)).toBe(true);
+    expect(Math.max(...intervals.map((i) => i.to!.getTime()))).toBe(closedAt.getTime());
   });
 });

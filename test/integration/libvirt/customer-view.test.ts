@@ -175,7 +175,10 @@ describe.skipIf(skip !== null)(
       expect(sh('test', '-e', target).code).not.toBe(0);
       // The same request into a directory that exists works.
       const ok = await call('POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: `${dir}/disk.qcow2` });
-      expect(ok.status).toBe(200);
+      expect(ok.status).toBe(202);
+      const taskId = (ok.json?.task as { id: string }).id;
+      expect((await ii.images.waitForTask(ADMIN, taskId)).status).toBe('completed');
+      expect(sh('test', '-f', `${dir}/disk.qcow2`).code).toBe(0);
     });
   },
 );

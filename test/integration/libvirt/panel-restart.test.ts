@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Image, InstanceImages, Task } from '../../../src';
+import type { Image, InstanceImages, InstanceImagesEvents, Task } from '../../../src';
 import { TASK_STEPS } from '../../../src/tasks/progress';
 import { createTestGuest, virsh, type TestGuest } from '../../support/guests';
 import { openPanel, panelAdmin, panelCustomer, type PanelPaths } from './panel-sdk';
@@ -123,13 +123,16 @@ describe.skipIf(skip !== null)(
       const { image, task } = await panel.images.createImage(panelCustomer, { instanceId: 'vm-1', name: 'progress' });
       const available = await waitForImage(panel, image.id, 'available', 240_000);
       const target = join(base, 'deployed.qcow2');
+      const deployed = new Promise<InstanceImagesEvents['image.deployed']>((resolve) => panel?.events.on('image.deployed', resolve));
       const deploy = await panel.catalog.deployImage(panelAdmin, { imageId: image.id, instanceId: 'vm-1', targetPath: target });
+      expect((await panel.images.waitForTask(panelAdmin, deploy.task.id)).status).toBe('completed');
+      const { result } = await deployed;
       expect(existsSync(target)).toBe(true);
       await panel.idle();
 
       for (const [id, type, size] of [
         [task.id, 'capture', available.sizeBytes],
-        [deploy.task.id, 'deploy', deploy.result.virtualSizeBytes],
+        [deploy.task.id, 'deploy', result.virtualSizeBytes],
       ] as const) {
         const events = seen.get(id) ?? [];
         const progress = events.map((t) => t.progress);

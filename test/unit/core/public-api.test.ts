@@ -4,6 +4,7 @@
  */
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import * as root from '../../../src';
+import * as schemas from '../../../src/schemas';
 import * as testing from '../../../src/testing';
 import type {
   Actor,
@@ -55,14 +56,46 @@ describe('public API', () => {
       'assertTransition',
       'calculateCharges',
       'buildUsageReport',
-      'createStorageRegistry',
-      'wrapStorageDriver',
-      'normalizeStorageKey',
     ]) {
       expect(typeof (root as Record<string, unknown>)[name], name).toBe('function');
     }
     for (const name of ['testRepositories', 'testStorageDriver', 'makeImage']) {
       expect(typeof (testing as Record<string, unknown>)[name], name).toBe('function');
+    }
+  });
+
+  it('keeps internals off the root and the zod schemas on their own subpath', () => {
+    for (const name of [
+      'Rational',
+      'wrapStorageDriver',
+      'createStorageRegistry',
+      'normalizeStorageKey',
+      'checkActor',
+      'parseOrThrow',
+      'zodIssues',
+      'notFound',
+      'openUsage',
+      'ImageService',
+      'CatalogService',
+      'StorageService',
+      'SettingsService',
+      'AccountService',
+      'MemoryImageRepository',
+      'createEmitter',
+    ]) {
+      expect(name in root, name).toBe(false);
+    }
+    const rootSchemas = Object.keys(root).filter((name) => name.endsWith('Schema'));
+    expect(rootSchemas).toEqual([]);
+    for (const name of [
+      'ImageSchema',
+      'TaskSchema',
+      'CreateImageInputSchema',
+      'DeployInputSchema',
+      'InstanceImagesOptionsSchema',
+      'ActorSchema',
+    ]) {
+      expect(typeof (schemas as Record<string, unknown>)[name], name).toBe('object');
     }
   });
 });

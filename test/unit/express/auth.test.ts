@@ -131,6 +131,10 @@ function sample(route: string): Sample | undefined {
       options: { json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/x.qcow2' } },
     },
     'POST /admin/recover': { path: '/admin/recover' },
+    'PUT /admin/accounts/:accountId/suspension': { path: '/admin/accounts/acct-alice/suspension' },
+    'DELETE /admin/accounts/:accountId/suspension': { path: '/admin/accounts/acct-alice/suspension' },
+    'POST /admin/accounts/:accountId/close': { path: '/admin/accounts/acct-nobody/close' },
+    'POST /admin/instances/:instanceId/deleted': { path: '/admin/instances/gone-1/deleted' },
   };
   return table[route];
 }
@@ -223,7 +227,7 @@ describe('express router: the auth boundary', () => {
     expect(h.world.mounted.has('dom-bob-1')).toBe(false);
   });
 
-  it("answers 404 for another account's ids inside bodies (capture, deploy) and for hidden ISOs", async () => {
+  it("answers 404 for another account's ids inside bodies (capture, deploy) and for hidden ISOs; an admin is told the account differs", async () => {
     const capture = await h.call('POST', '/images', { actor: ALICE, json: { instanceId: 'bob-1', name: 'steal' } });
     expect([capture.status, capture.json.code]).toEqual([404, 'NOT_FOUND']);
     // deploys are the host's (admin) call; even then a custom image never lands on another account's instance
@@ -236,12 +240,14 @@ describe('express router: the auth boundary', () => {
       actor: ADMIN,
       json: { imageId: ids.bobImage, instanceId: 'web-1', targetPath: '/disks/a.qcow2' },
     });
-    expect([deployForeignImage.status, deployForeignImage.json.code]).toEqual([404, 'NOT_FOUND']);
+    // an admin sees every image, so is told why: the image belongs to another account (never a 404)
+    expect([deployForeignImage.status, deployForeignImage.json.code]).toEqual([409, 'ACCOUNT_MISMATCH']);
+    expect(deployForeignImage.json.detail).toContain('belongs to account "acct-bob", not to account "acct-alice"');
     const deployOntoForeign = await h.call('POST', '/admin/deployments', {
       actor: ADMIN,
       json: { imageId: ids.aliceImage, instanceId: 'bob-1', targetPath: '/disks/a.qcow2' },
     });
-    expect([deployOntoForeign.status, deployOntoForeign.json.code]).toEqual([404, 'NOT_FOUND']);
+    expect([deployOntoForeign.status, deployOntoForeign.json.code]).toEqual([409, 'ACCOUNT_MISMATCH']);
     const hidden = await h.call('POST', '/instances/web-1/iso', { actor: ALICE, json: { isoId: ids.hiddenIso } });
     expect([hidden.status, hidden.json.code]).toEqual([404, 'NOT_FOUND']);
     expect(h.world.files.has('hv-1:/disks/a.qcow2')).toBe(false);

@@ -195,7 +195,11 @@ describe('express router: error mapping over HTTP', () => {
       actor: ADMIN,
       json: { imageId: os.json.id, instanceId: 'web-2', targetPath: '/disks/n.qcow2' },
     });
-    expect([deploy.status, deploy.json.code]).toEqual([422, 'CHECKSUM_MISMATCH']);
+    // the deploy is accepted at once; the checksum fails its task
+    expect(deploy.status).toBe(202);
+    await t.ii.idle();
+    const task = await t.call('GET', `/tasks/${deploy.json.task.id}`, { actor: ADMIN });
+    expect([task.json.status, task.json.errorCode]).toEqual(['failed', 'CHECKSUM_MISMATCH']);
 
     await t.call('PUT', '/admin/locations/loc-1/settings', { actor: ADMIN, json: { imagesEnabled: false } });
     const disabled = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'x' } });

@@ -121,9 +121,13 @@ describe("express router: every route's happy path", () => {
       actor: ADMIN,
       json: { imageId: created.json.image.id, instanceId: 'new-1', targetPath: '/var/lib/libvirt/images/new-1.qcow2' },
     });
-    expect(deploy.status).toBe(200);
-    expect(deploy.json.task).toMatchObject({ type: 'deploy', status: 'completed' });
-    expect(deploy.json.result.path).toBe('/var/lib/libvirt/images/new-1.qcow2');
+    // 202 at once with the queued task, like a capture; the host follows the task
+    expect(deploy.status).toBe(202);
+    expect(deploy.json.task).toMatchObject({ type: 'deploy', status: 'queued' });
+    expect(deploy.headers.get('location')).toBe(`/api/tasks/${deploy.json.task.id}`);
+    await t.ii.idle();
+    const task = await t.call('GET', `/tasks/${deploy.json.task.id}`, { actor: ADMIN });
+    expect(task.json).toMatchObject({ type: 'deploy', status: 'completed', progress: { percent: 100 } });
     expect(
       t.world.files
         .get('hv-2:/var/lib/libvirt/images/new-1.qcow2')
@@ -333,6 +337,28 @@ describe("express router: every route's happy path", () => {
     const recovered = await t.call('POST', '/admin/recover', { actor: ADMIN });
     expect(recovered.status).toBe(200);
     expect(recovered.json).toEqual({ interruptedTasks: [], failedImages: [], removedFiles: [], hypervisorActions: [] });
+  });
+
+  it('admin: the host lifecycle hooks (suspend, unsuspend, close, instance deleted)', async () => {
+    const t = await harness();
+    const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'mine' } });
+    await t.ii.idle();
+    const suspended = await t.call('PUT', '/admin/accounts/acct-alice/suspension', { actor: ADMIN });
+    expect([suspended.status, suspended.json.status]).toEqual([200, 'suspended']);
+    const refused = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'more' } });
+    expect([refused.status, refused.json.code]).toEqual([403, 'ACCOUNT_SUSPENDED']);
+    expect((await t.call('DELETE', '/admin/accounts/acct-alice/suspension', { actor: ADMIN })).status).toBe(204);
+    const gone = await t.call('POST', '/admin/instances/web-1/deleted', { actor: ADMIN });
+    expect(gone.status).toBe(200);
+    expect(
+      gone.json.images.map((i: { id: string; sourceInstanceDeletedAt: string | null }) => [i.id, typeof i.sourceInstanceDeletedAt]),
+    ).toEqual([[created.json.image.id, 'string']]);
+    const closed = await t.call('POST', '/admin/accounts/acct-alice/close', { actor: ADMIN });
+    expect([closed.status, closed.json.state.status, closed.json.task.type]).toEqual([202, 'closed', 'close-account']);
+    await t.ii.images.waitForTask(ADMIN, closed.json.task.id);
+    await t.ii.idle();
+    expect((await t.ii.repositories.images.get(created.json.image.id))?.status).toBe('deleted');
+    expect((await t.call('PUT', '/admin/accounts/acct-alice/suspension', { actor: ADMIN })).json.code).toBe('INVALID_STATE');
   });
 
   it('serves its OpenAPI document', async () => {

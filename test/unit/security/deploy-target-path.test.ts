@@ -35,7 +35,7 @@ describe('deploy target paths', () => {
       actor: ADMIN,
       json: { imageId: created.json.image.id, instanceId: 'web-1', targetPath: '/var/lib/libvirt/images/new-9.qcow2' },
     });
-    expect(fine.status).toBe(200);
+    expect(fine.status).toBe(202);
   });
 
   it('a customer actor in-process may not name system locations or non-disk files; nothing is deployed', async () => {

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../support/fakes';
-import { admin, alice, bob, codeOf, setup, type Harness } from './setup';
+import type { InstanceImagesEvents } from '../../../src';
+import { admin, alice, bob, codeOf, deployAndWait, setup, type Harness } from './setup';
 
 async function withTemplates(h: Harness) {
   const templates = await h.ii.storages.createStorage(admin, {
@@ -90,38 +91,38 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice', { hypervisorId: 'hv-2' });
-    const own = await h.ii.catalog.deployImage(alice, {
+    const own = await deployAndWait(h.ii, alice, {
       imageId: image.id,
       instanceId: 'new-1',
       targetPath: '/var/lib/libvirt/images/new-1.qcow2',
     });
     expect(own.task.status).toBe('completed');
     expect(h.world.files.get('hv-2:/var/lib/libvirt/images/new-1.qcow2')?.bytes.equals(h.world.domains.get('dom-web-1')!.disk)).toBe(true);
-    await h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/stock.qcow2' });
+    await deployAndWait(h.ii, alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/stock.qcow2' });
     expect(h.world.files.get('hv-2:/disks/stock.qcow2')?.bytes.equals(debian)).toBe(true);
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: secret.id, instanceId: 'new-1', targetPath: '/disks/x.qcow2' }))).toBe(
+    expect(await codeOf(deployAndWait(h.ii, alice, { imageId: secret.id, instanceId: 'new-1', targetPath: '/disks/x.qcow2' }))).toBe(
       'NOT_FOUND',
     );
-    expect(await codeOf(h.ii.catalog.deployImage(bob, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe(
+    expect(await codeOf(deployAndWait(h.ii, bob, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe(
       'NOT_FOUND',
     );
-    // even an admin (the host) never puts a custom image on another account's instance
-    expect(await codeOf(h.ii.catalog.deployImage(admin, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe(
-      'NOT_FOUND',
+    // even an admin (the host) never puts a custom image on another account's instance, and is told why
+    expect(await codeOf(deployAndWait(h.ii, admin, { imageId: image.id, instanceId: 'bob-1', targetPath: '/disks/x.qcow2' }))).toBe(
+      'ACCOUNT_MISMATCH',
     );
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: 'relative' }))).toBe(
+    expect(await codeOf(deployAndWait(h.ii, alice, { imageId: image.id, instanceId: 'new-1', targetPath: 'relative' }))).toBe(
       'VALIDATION_FAILED',
     );
     expect(
-      await codeOf(
-        h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/d.qcow2', sizeBytes: 1024 }),
-      ),
+      await codeOf(deployAndWait(h.ii, alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/d.qcow2', sizeBytes: 1024 })),
     ).toBe('VALIDATION_FAILED');
     // a corrupted stored file is caught by the checksum
     h.world.files.set('tpl:os/debian-12.qcow2', { bytes: Buffer.from('tampered'), modifiedAt: new Date() });
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/y.qcow2' }))).toBe(
+    expect(await codeOf(deployAndWait(h.ii, alice, { imageId: os.id, instanceId: 'new-1', targetPath: '/disks/y.qcow2' }))).toBe(
       'CHECKSUM_MISMATCH',
     );
+    const failed = h.events.find((e) => e.type === 'image.deploy-failed')?.payload as InstanceImagesEvents['image.deploy-failed'];
+    expect(failed).toMatchObject({ image: { id: os.id }, instanceId: 'new-1', code: 'CHECKSUM_MISMATCH', task: { status: 'failed' } });
     // deleting the image leaves the deployed disk alone
     await h.ii.images.deleteImage(alice, image.id);
     await h.ii.idle();
@@ -135,20 +136,26 @@ describe('catalog: media groups, OS images, OS picker, deploy, ISOs', () => {
     h.world.addInstance('new-2', 'acct-alice', { hypervisorId: 'hv-2' });
     let open!: () => void;
     h.world.deployGate = new Promise<void>((resolve) => (open = resolve));
-    const deploying = h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/new-2.qcow2' });
+    // the deploy answers at once with its task, before any byte is copied
+    const deploying = await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/new-2.qcow2' });
+    expect(deploying.task).toMatchObject({ type: 'deploy', status: 'queued', subjectId: image.id, accountId: 'acct-alice' });
+    expect(h.world.files.has('hv-2:/disks/new-2.qcow2')).toBe(false);
     await new Promise((r) => setTimeout(r, 20));
     expect((await h.ii.images.deleteImage(alice, image.id)).image.status).toBe('deleting');
     expect((await h.ii.repositories.usage.list({ imageId: image.id, openOnly: true })).items).toHaveLength(0);
     await new Promise((r) => setTimeout(r, 300));
     expect(h.world.files.has(`bucket:${image.fileKey}`)).toBe(true);
     open();
-    await deploying;
+    const finished = await h.ii.images.waitForTask(alice, deploying.task.id);
+    expect(finished.status).toBe('completed');
+    const deployed = h.events.find((e) => e.type === 'image.deployed')?.payload as InstanceImagesEvents['image.deployed'];
+    expect(deployed).toMatchObject({ instanceId: 'new-2', task: { id: deploying.task.id }, result: { path: '/disks/new-2.qcow2' } });
     await h.ii.idle();
     expect(h.world.files.get('hv-2:/disks/new-2.qcow2')?.bytes.equals(h.world.domains.get('dom-web-1')!.disk)).toBe(true);
     expect(h.world.files.has(`bucket:${image.fileKey}`)).toBe(false);
     expect((await h.ii.repositories.images.get(image.id))?.status).toBe('deleted');
     // a deploy asked for after the delete request is refused
-    expect(await codeOf(h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/late.qcow2' }))).toBe(
+    expect(await codeOf(deployAndWait(h.ii, alice, { imageId: image.id, instanceId: 'new-2', targetPath: '/disks/late.qcow2' }))).toBe(
       'NOT_FOUND',
     );
   });

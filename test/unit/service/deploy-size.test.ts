@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InstanceImagesError } from '../../../src/errors';
 import { DeployInputSchema, MAX_DEPLOY_DISK_BYTES } from '../../../src/services/catalog';
-import { alice, setup } from './setup';
+import { alice, deployAndWait, setup } from './setup';
 
 const TIB = 2 ** 40;
 
@@ -10,12 +10,15 @@ async function deployError(sizeBytes: number, deploy?: { maxDiskBytes: number })
   const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
   await h.ii.idle();
   h.world.addInstance('new-1', 'acct-alice');
-  const error = await h.ii.catalog
-    .deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2', sizeBytes })
-    .then(
-      () => null,
-      (thrown: unknown) => thrown,
-    );
+  const error = await deployAndWait(h.ii, alice, {
+    imageId: image.id,
+    instanceId: 'new-1',
+    targetPath: '/disks/new-1.qcow2',
+    sizeBytes,
+  }).then(
+    () => null,
+    (thrown: unknown) => thrown,
+  );
   expect(error).toBeInstanceOf(InstanceImagesError);
   // nothing was materialized and no deploy task was started for a refused size
   expect(h.world.files.has('hv-1:/disks/new-1.qcow2')).toBe(false);
@@ -48,7 +51,7 @@ describe('deploy: the requested disk size is bounded', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
-    const deployed = await h.ii.catalog.deployImage(alice, {
+    const deployed = await deployAndWait(h.ii, alice, {
       imageId: image.id,
       instanceId: 'new-1',
       targetPath: '/disks/new-1.qcow2',
@@ -76,7 +79,7 @@ describe('deploy: the operator sets the maximum disk size', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
-    const deployed = await h.ii.catalog.deployImage(alice, {
+    const deployed = await deployAndWait(h.ii, alice, {
       imageId: image.id,
       instanceId: 'new-1',
       targetPath: '/disks/new-1.qcow2',
@@ -90,7 +93,7 @@ describe('deploy: the operator sets the maximum disk size', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
-    const deployed = await h.ii.catalog.deployImage(alice, {
+    const deployed = await deployAndWait(h.ii, alice, {
       imageId: image.id,
       instanceId: 'new-1',
       targetPath: '/disks/new-1.qcow2',

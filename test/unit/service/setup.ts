@@ -1,9 +1,14 @@
 import {
   createInstanceImages,
+  InstanceImagesError,
   type Actor,
+  type DeployInput,
+  type ErrorCode,
   type InstanceImages,
   type InstanceImagesEvents,
+  type MaterializeResult,
   type Repositories,
+  type Task,
   type TelemetryOptions,
 } from '../../../src';
 import { FakeWorld } from '../../support/fakes';
@@ -70,3 +75,27 @@ export async function setup(
 }
 
 export { codeOf } from '../../support/errors';
+
+/**
+ * Deploys and waits for the task (deploys answer at once): the completed task and the new disk
+ * from the `image.deployed` event; a failed or cancelled deploy throws its task's error code.
+ */
+export async function deployAndWait(
+  ii: InstanceImages,
+  actor: Actor,
+  input: DeployInput,
+): Promise<{ task: Task; result: MaterializeResult }> {
+  const results = new Map<string, MaterializeResult>();
+  const onDeployed = ({ task, result }: { task: Task; result: MaterializeResult }) => results.set(task.id, result);
+  ii.events.on('image.deployed', onDeployed);
+  try {
+    const { task } = await ii.catalog.deployImage(actor, input);
+    const finished = await ii.images.waitForTask(actor, task.id);
+    const result = results.get(task.id);
+    if (finished.status !== 'completed' || !result)
+      throw new InstanceImagesError((finished.errorCode ?? 'DEPLOY_FAILED') as ErrorCode, finished.errorMessage ?? 'The deploy failed');
+    return { task: finished, result };
+  } finally {
+    ii.events.off('image.deployed', onDeployed);
+  }
+}

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { admin, alice, setup } from './setup';
+import { admin, alice, deployAndWait, setup } from './setup';
 
 // A path storage's files reach the hypervisor driver with the storage root, so that the driver can
 // refuse a path that is, or passes through, a symbolic link below it (see the libvirt driver).
@@ -10,7 +10,7 @@ describe('path storages hand their root to the hypervisor driver', () => {
     const { image } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'mine' });
     await h.ii.idle();
     h.world.addInstance('new-1', 'acct-alice');
-    await h.ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2' });
+    await deployAndWait(h.ii, alice, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2' });
     const isoStore = await h.ii.storages.createStorage(admin, {
       name: 'iso-store',
       driver: 'fake-local',

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../../../src';
 import { TASK_STEPS } from '../../../src/tasks/progress';
-import { alice, setup } from './setup';
+import { alice, deployAndWait, setup } from './setup';
 
 function expectModel(events: Task[]): void {
   const type = events[0]!.type;
@@ -45,7 +45,7 @@ describe('task progress', () => {
     });
 
     h.world.addInstance('new-1', 'acct-alice', { hypervisorId: 'hv-2' });
-    const deploy = await h.ii.catalog.deployImage(alice, {
+    const deploy = await deployAndWait(h.ii, alice, {
       imageId: image.id,
       instanceId: 'new-1',
       targetPath: '/var/lib/libvirt/images/new-1.qcow2',

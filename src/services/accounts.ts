@@ -1,0 +1,196 @@
+/**
+ * Host lifecycle hooks: the host panel tells the SDK that an account was suspended, unsuspended
+ * or closed, or that an instance was deleted. One call each, admin only, idempotent.
+ * @module
+ */
+import { InstanceImagesError } from '../errors';
+import { IdSchema } from '../model/common';
+import type { Image } from '../model/image';
+import type { AccountState } from '../model/settings';
+import type { Task } from '../model/task';
+import { collectPages } from '../util/pages';
+import { parseOrThrow } from '../util/validate';
+import { requireAdmin, type Actor } from './actor';
+import type { ServiceContext } from './context';
+import type { ImageService } from './images';
+import { createTask, runTask } from './task-runner';
+import { stopBilling } from './usage';
+
+/**
+ * Refuses new work for a suspended or closed account: ACCOUNT_SUSPENDED or ACCOUNT_CLOSED (what
+ * captures, retries and deploys call before they start anything).
+ */
+export async function assertAccountActive(ctx: ServiceContext, accountId: string): Promise<void> {
+  const state = await ctx.repos.settings.getAccountState(accountId);
+  if (state?.status === 'suspended')
+    throw new InstanceImagesError('ACCOUNT_SUSPENDED', 'The account is suspended: no new images or deploys until it is active again', {
+      details: { accountId },
+    });
+  if (state?.status === 'closed')
+    throw new InstanceImagesError('ACCOUNT_CLOSED', 'The account is closed: its images were deleted and it can take no new ones', {
+      details: { accountId },
+    });
+}
+
+/** What {@link AccountService.closeAccount} answers: the closed state and the task deleting the images (null when nothing was left). */
+export interface AccountClosing {
+  state: AccountState;
+  task: Task | null;
+}
+
+/** What {@link AccountService.instanceDeleted} answers: the instance's images, kept and marked. */
+export interface InstanceDeletion {
+  instanceId: string;
+  /** The instance's custom images (not deleted ones), each with `sourceInstanceDeletedAt` set. */
+  images: Image[];
+}
+
+/** Host lifecycle hooks. Reached through `InstanceImages.accounts`. */
+export class AccountService {
+  /** @internal Services are created by `createInstanceImages`. */
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly images: ImageService,
+  ) {}
+
+  /** The account's state: `null` when active (never suspended or closed, or unsuspended). */
+  async getAccountState(actor: Actor, accountId: string): Promise<AccountState | null> {
+    requireAdmin(actor);
+    return this.ctx.repos.settings.getAccountState(parseOrThrow(IdSchema, accountId, 'The account id'));
+  }
+
+  /**
+   * The account was suspended: no new captures (create or retry) or deploys for it
+   * (ACCOUNT_SUSPENDED); its images stay, stay visible and are billed; work already running
+   * finishes. Idempotent (a suspended account keeps its first `since`); INVALID_STATE for a
+   * closed account. Emits `account.suspended` when it changes something.
+   */
+  async suspendAccount(actor: Actor, accountId: string): Promise<AccountState> {
+    requireAdmin(actor);
+    const id = parseOrThrow(IdSchema, accountId, 'The account id');
+    const current = await this.ctx.repos.settings.getAccountState(id);
+    if (current?.status === 'closed') throw closedError(id);
+    if (current?.status === 'suspended') return current;
+    const now = this.ctx.now();
+    const state: AccountState = { accountId: id, status: 'suspended', since: now, updatedAt: now };
+    await this.ctx.repos.settings.putAccountState(id, state);
+    this.ctx.events.emit('account.suspended', { state });
+    return state;
+  }
+
+  /**
+   * The account is active again: captures and deploys are allowed. Idempotent (an active account
+   * stays so); INVALID_STATE for a closed account. Emits `account.unsuspended` when it changes something.
+   */
+  async unsuspendAccount(actor: Actor, accountId: string): Promise<void> {
+    requireAdmin(actor);
+    const id = parseOrThrow(IdSchema, accountId, 'The account id');
+    const current = await this.ctx.repos.settings.getAccountState(id);
+    if (current?.status === 'closed') throw closedError(id);
+    if (!current) return;
+    await this.ctx.repos.settings.putAccountState(id, null);
+    this.ctx.events.emit('account.unsuspended', { accountId: id });
+  }
+
+  /**
+   * The account was closed (final): billing of every image stops at this call, new work is
+   * refused (ACCOUNT_CLOSED), and a `close-account` task cancels captures in progress and deletes
+   * every image (each through its own `delete` task, which removes the file and emits
+   * `image.deleted`). The task completes once every image is deleting or deleted; its progress
+   * counts the images. Idempotent: calling again keeps the first close time and starts a task only
+   * for images still left (e.g. after a failed removal). Emits `account.closed`. There is no image
+   * sharing between accounts, so nothing else is revoked.
+   */
+  async closeAccount(actor: Actor, accountId: string): Promise<AccountClosing> {
+    requireAdmin(actor);
+    const id = parseOrThrow(IdSchema, accountId, 'The account id');
+    const current = await this.ctx.repos.settings.getAccountState(id);
+    let state = current;
+    if (current?.status !== 'closed') {
+      const now = this.ctx.now();
+      state = { accountId: id, status: 'closed', since: now, updatedAt: now };
+      await this.ctx.repos.settings.putAccountState(id, state);
+    }
+    const closed = state as AccountState;
+    const left = await this.imagesOf(id);
+    // Billing stops at the close, not when each file is gone.
+    for (const image of left) await stopBilling(this.ctx, image.id, closed.since);
+    if (current?.status !== 'closed') this.ctx.events.emit('account.closed', { state: closed });
+    const pending = left.filter((image) => image.status !== 'deleted');
+    const active = await this.ctx.repos.tasks.list({ subjectId: id, type: 'close-account', statuses: ['queued', 'running'] }, { limit: 1 });
+    if (pending.length === 0 || active.items.length > 0) return { state: closed, task: active.items[0] ?? null };
+    const task = await createTask(this.ctx, {
+      type: 'close-account',
+      subjectKind: 'account',
+      subjectId: id,
+      accountId: id,
+      hypervisorId: null,
+    });
+    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: null, run: (signal) => this.runClose(task.id, id, actor, signal) });
+    return { state: closed, task };
+  }
+
+  /**
+   * The instance was deleted: its custom images are kept (they still deploy and are billed) and
+   * marked with `sourceInstanceDeletedAt`; a capture from it still in progress is cancelled (the
+   * image ends in `error`, reason CANCELLED). Idempotent (an image keeps its first mark). Emits
+   * `instance.deleted` when it changes something.
+   */
+  async instanceDeleted(actor: Actor, instanceId: string): Promise<InstanceDeletion> {
+    requireAdmin(actor);
+    const id = parseOrThrow(IdSchema, instanceId, 'The instance id');
+    const images = await collectPages((cursor) =>
+      this.ctx.repos.images.list({ kind: 'custom', sourceInstanceId: id }, { cursor, limit: 500 }),
+    );
+    const now = this.ctx.now();
+    const marked: Image[] = [];
+    let changed = false;
+    for (const image of images) {
+      if (image.status === 'creating') await this.images.cancelCapture(actor, image.id);
+      if (image.sourceInstanceDeletedAt) {
+        marked.push((await this.ctx.repos.images.get(image.id)) ?? image);
+        continue;
+      }
+      changed = true;
+      marked.push((await this.ctx.repos.images.update(image.id, { sourceInstanceDeletedAt: now }, now)) ?? image);
+    }
+    if (changed) this.ctx.events.emit('instance.deleted', { instanceId: id, images: marked });
+    return { instanceId: id, images: marked };
+  }
+
+  /** The account's custom images that are not deleted yet. */
+  private imagesOf(accountId: string): Promise<Image[]> {
+    return collectPages((cursor) => this.ctx.repos.images.list({ kind: 'custom', accountId }, { cursor, limit: 500 }));
+  }
+
+  private async runClose(taskId: string, accountId: string, actor: Actor, signal: AbortSignal): Promise<void> {
+    await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+      const capturing = (await this.imagesOf(accountId)).filter((image) => image.status === 'creating');
+      progress({ step: 'stopping captures', bytesDone: 0, bytesTotal: capturing.length });
+      for (const [index, image] of capturing.entries()) {
+        await this.images.cancelCapture(actor, image.id).catch(() => undefined);
+        progress({ step: 'stopping captures', bytesDone: index + 1, bytesTotal: capturing.length });
+      }
+      const left = await this.imagesOf(accountId);
+      progress({ step: 'deleting images', bytesDone: 0, bytesTotal: left.length });
+      const failed: string[] = [];
+      for (const [index, image] of left.entries()) {
+        if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'Closing the account was cancelled');
+        await this.images.deleteImage(actor, image.id).catch(() => failed.push(image.id));
+        progress({ step: 'deleting images', bytesDone: index + 1, bytesTotal: left.length });
+      }
+      if (failed.length > 0)
+        throw new InstanceImagesError(
+          'INVALID_STATE',
+          `${failed.length} of the account's images could not be deleted yet (${failed.join(', ')}); close the account again to retry`,
+          { details: { imageIds: failed } },
+        );
+    });
+  }
+}
+
+function closedError(accountId: string): InstanceImagesError {
+  return new InstanceImagesError('INVALID_STATE', 'The account is closed; a closed account cannot be suspended or unsuspended', {
+    details: { accountId },
+  });
+}
