@@ -317,17 +317,16 @@ describe('createS3PartUploader', () => {
       signer: recordingSigner().signer,
       clock: clock(),
       transport: failing.transport,
-      // A backoff that lasts until the abort.
+      // A backoff that lasts until the abort, which comes once the backoff has begun (no timing guess).
       sleep: (ms, signal) => {
         waited = ms;
-        return abortableSleep(60_000, signal);
+        const sleeping = abortableSleep(60_000, signal);
+        queueMicrotask(() => controller.abort());
+        return sleeping;
       },
       maxAttempts: 3,
     });
-    const pending = slow.uploadPart(target, 'id', 1, body, controller.signal).catch((error: unknown) => error);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    controller.abort();
-    const failure = await pending;
+    const failure = await slow.uploadPart(target, 'id', 1, body, controller.signal).catch((error: unknown) => error);
     expect(waited).toBeDefined();
     expect(failure).toMatchObject({ name: 'AbortError' });
     expect(failing.requests).toHaveLength(1);
