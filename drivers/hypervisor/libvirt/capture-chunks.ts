@@ -237,9 +237,13 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput): Promise<Chu
     stored = true;
     return { ...read, frozen, checkpoint: create ?? null };
   } finally {
-    if (job === 'running') await endBackupJob(run, files, true);
-    else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files, false) : cmd.remove(...files));
-    if (!stored && create !== undefined) await deleteCheckpoint(cmd, run.domain.name, create);
+    try {
+      if (job === 'running') await endBackupJob(run, files, true);
+      else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files, false) : cmd.remove(...files));
+    } finally {
+      // Even when ending the job failed: a checkpoint whose image was not stored must not stay.
+      if (!stored && create !== undefined) await deleteCheckpoint(cmd, run.domain.name, create);
+    }
   }
 }
 
@@ -247,10 +251,12 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput): Promise<Chu
 const STOP_QEMU_NBD_SCRIPT = [
   'p=$(cat -- "$1" 2>/dev/null)',
   'case "$p" in ""|*[!0-9]*) p="" ;; esac',
+  // A zombie (a container whose init does not reap) has exited: its descriptors and lock are gone.
+  'alive() { [ -d "/proc/$p" ] && ! grep -q "^State:[[:space:]]*Z" "/proc/$p/status" 2>/dev/null; }',
   'if [ -n "$p" ] && tr "\\000" "\\n" < "/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "--socket=$2"; then',
   '  kill "$p" 2>/dev/null',
-  '  i=0; while [ -d "/proc/$p" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
-  '  [ -d "/proc/$p" ] && kill -9 "$p" 2>/dev/null',
+  '  i=0; while alive && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
+  '  if alive; then kill -9 "$p" 2>/dev/null; fi',
   'fi',
   'rm -f -- "$1" "$2"',
 ].join('\n');
