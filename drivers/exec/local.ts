@@ -3,7 +3,8 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
+import { connect } from 'node:net';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../src/errors';
 import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/ports/executor';
 import { collect, DEFAULT_MAX_BUFFER } from './collect';
@@ -68,6 +69,32 @@ function start(
   return { stdout: child.stdout, done, kill };
 }
 
+/** Connects to a unix socket on this machine. @throws COMMAND_FAILED when it cannot; CANCELLED. */
+function openUnixSocket(socketPath: string, signal: AbortSignal | undefined): Promise<Duplex> {
+  if (signal?.aborted) return Promise.reject(new InstanceImagesError('CANCELLED', `Cancelled before connecting to ${socketPath}`));
+  return new Promise<Duplex>((resolve, reject) => {
+    const socket = connect(socketPath);
+    const onAbort = () => {
+      socket.destroy();
+      reject(new InstanceImagesError('CANCELLED', `Connecting to ${socketPath} was cancelled`));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', () => {
+      signal?.removeEventListener('abort', onAbort);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(
+        new InstanceImagesError('COMMAND_FAILED', `Could not connect to the unix socket ${socketPath} (${error.message})`, {
+          cause: error,
+        }),
+      );
+    });
+  });
+}
+
 /** Options of {@link createLocalExecutor}. */
 export interface LocalExecutorOptions {
   /** Label used in messages; default `local`. */
@@ -86,6 +113,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       done.catch(() => undefined);
       return { stdout, done, kill };
     },
+    openStreamLocal: (socketPath, streamOptions = {}) => openUnixSocket(socketPath, streamOptions.signal),
     async close() {
       // nothing pooled
     },

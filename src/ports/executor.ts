@@ -3,7 +3,7 @@
  * interpreted by a shell on the local side; over SSH they are quoted by one audited function.
  * @module
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { HostHypervisor } from './host-directory';
 
 /** Options of {@link Executor.run}. */
@@ -52,6 +52,14 @@ export interface Executor {
   run(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Starts `argv` and streams its stdout. Same errors as {@link Executor.run}, reported through `done`. */
   stream(argv: readonly string[], options?: Omit<ExecOptions, 'stdout'>): Promise<ExecStream>;
+  /**
+   * Opens a byte stream to a unix socket on the host (an NBD export): the socket itself for a
+   * local executor, an OpenSSH stream-local channel over SSH. Optional: executors that cannot
+   * leave it out, and callers needing it refuse with VALIDATION_FAILED.
+   * @throws HYPERVISOR_UNREACHABLE when the host cannot be reached; COMMAND_FAILED when the socket
+   *   cannot be opened (missing, or refused); CANCELLED.
+   */
+  openStreamLocal?(socketPath: string, options?: { signal?: AbortSignal }): Promise<Duplex>;
   /** Releases connections. */
   close(): Promise<void>;
 }

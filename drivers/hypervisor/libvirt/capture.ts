@@ -13,6 +13,8 @@ import { inspectDomain, type HypervisorCapabilities } from './inspect';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { CaptureMethod } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
+import { beginBackup, endBackupJob, withFreeze } from './backup-job';
+import { captureChunks, validateChunkOutput } from './capture-chunks';
 import { seal } from './seal';
 import { overlaySnapshotXml, pullBackupXml, pushBackupXml } from './xml-builders';
 import { domainXml } from './inspect';
@@ -24,6 +26,11 @@ type LiveMethod = 'pull-backup' | 'push-backup' | 'snapshot-commit';
 
 /** Validates the request's own fields. */
 function validate(request: CaptureRequest): { format: DiskFormat; compress: boolean } {
+  if (request.output.kind === 'chunks') {
+    validateChunkOutput(request.output, request.format, request.compress);
+    validateDomainName(request.domainName);
+    return { format: 'raw', compress: false };
+  }
   const format = request.format ?? 'qcow2';
   if (format !== 'qcow2' && format !== 'raw') {
     throw new InstanceImagesError('VALIDATION_FAILED', `Unsupported output format ${JSON.stringify(format)}`, {
@@ -36,18 +43,17 @@ function validate(request: CaptureRequest): { format: DiskFormat; compress: bool
       fields: [{ path: 'compress', message: 'only with format qcow2' }],
     });
   }
-  if (request.output.kind === 'chunks') {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'This driver does not capture into chunked storages yet', {
-      fields: [{ path: 'output.kind', message: 'chunked captures are not supported by this driver' }],
-    });
-  }
   if (request.output.kind === 'path') assertAbsolutePath(request.output.path, 'output.path');
-  if (request.domainName === '' || request.domainName.includes('\u0000')) {
+  validateDomainName(request.domainName);
+  return { format, compress };
+}
+
+function validateDomainName(domainName: string): void {
+  if (domainName === '' || domainName.includes('\u0000')) {
     throw new InstanceImagesError('VALIDATION_FAILED', 'A domain name is required', {
       fields: [{ path: 'domainName', message: 'must not be empty' }],
     });
   }
-  return { format, compress };
 }
 
 /** Paths reach qemu-img, which reads `proto:...` specially unless the path starts with `/`. */
@@ -101,38 +107,6 @@ async function preflightSpace(run: Run): Promise<void> {
   });
 }
 
-/** Tries a guest-agent filesystem freeze; returns whether it took effect. */
-async function freeze(run: Run): Promise<boolean> {
-  const { ctx, request, domain } = run;
-  if (request.freeze === false || !domain.guestAgentConnected) return false;
-  try {
-    const result = await ctx.cmd.tryVirsh(['domfsfreeze', '--domain', domain.name], { timeoutMs: ctx.freezeTimeoutMs });
-    return result.exitCode === 0;
-  } catch {
-    return false;
-  }
-}
-
-/** Thaws after a freeze attempt; a failure here is reported but never blocks the cleanup. */
-async function thaw(run: Run): Promise<void> {
-  try {
-    await run.ctx.cmd.tryVirsh(['domfsthaw', '--domain', run.domain.name], { timeoutMs: run.ctx.freezeTimeoutMs });
-  } catch {
-    // the guest agent thaws by itself after its own timeout
-  }
-}
-
-/** Starts the point-in-time operation inside a freeze window (thaw always attempted). */
-async function withFreeze(run: Run, start: () => Promise<void>): Promise<boolean> {
-  const frozen = await freeze(run);
-  try {
-    await start();
-  } finally {
-    if (frozen || (run.request.freeze !== false && run.domain.guestAgentConnected)) await thaw(run);
-  }
-  return frozen;
-}
-
 /** Converts `source` into `run.outFile` with progress against the disk's allocation. */
 async function convert(run: Run, sourceArgs: string[], step: string): Promise<void> {
   const total = Math.max(run.domain.primaryDisk.allocationBytes, 1);
@@ -160,47 +134,6 @@ async function captureCold(run: Run): Promise<Sealed> {
   const source = ['-U', '-f', String(format), path];
   await convert(run, source, 'copy');
   return seal(run);
-}
-
-/** Waits until no block job (backup) is active on the domain. */
-async function waitJobGone(run: Run, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const info = await run.ctx.cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
-    if (info.exitCode !== 0 || !parseDomJobInfo(info.stdout).active) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Whether a job (ours: a domain runs one at a time) is active on the domain. */
-async function jobActive(run: Run): Promise<boolean> {
-  const info = await run.ctx.cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
-  return info.exitCode === 0 && parseDomJobInfo(info.stdout).active;
-}
-
-/**
- * Ends a backup job and removes its files. Safe to call when no job runs; `running` says the
- * caller started the job and it was not seen to end (no need to ask libvirt first).
- */
-async function endBackupJob(run: Run, files: string[], running: boolean): Promise<void> {
-  const { cmd } = run.ctx;
-  if (running || (await jobActive(run))) {
-    await cmd.tryVirsh(['domjobabort', '--domain', run.domain.name]);
-    // QEMU may still hold the scratch file for a moment: unlinking it meanwhile is harmless.
-    await Promise.all([waitJobGone(run), cmd.remove(...files)]);
-  } else {
-    await cmd.remove(...files);
-  }
-}
-
-/** Starts the domain's backup job (pull or push) described by `xml`. */
-async function beginBackup(run: Run, xml: string): Promise<void> {
-  await run.ctx.cmd.virshWithFile(
-    run.ctx.scratchDir,
-    xml,
-    (file) => ['backup-begin', '--domain', run.domain.name, '--backupxml', file],
-    'CAPTURE_FAILED',
-  );
 }
 
 /** Live capture by a pull-mode backup exported over NBD on a unix socket. */
@@ -396,7 +329,16 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
   let method: CaptureResult['method'];
   if (domain.state === 'shutoff') method = 'cold-convert';
-  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
+  else if (request.output.kind === 'chunks' && (domain.state === 'running' || domain.state === 'paused')) {
+    // Only a pull-mode backup exports the disk over NBD, whatever method is configured.
+    if (!capabilities.backup) {
+      throw new InstanceImagesError(
+        'CAPTURE_FAILED',
+        `A chunked capture of a running domain needs libvirt backup jobs (libvirt ≥ 7.2, QEMU ≥ 4.2); this hypervisor has libvirt ${capabilities.libvirtVersion ?? 'unknown'}`,
+      );
+    }
+    method = 'pull-backup';
+  } else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
   else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
   const run: Run = {
     ctx,
@@ -425,6 +367,15 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
   let published = false;
   try {
+    if (request.output.kind === 'chunks') {
+      run.outFileGone = true;
+      const chunked = await captureChunks(run, request.output);
+      const { frozen, ...rest } = chunked;
+      const consistency: CaptureResult['consistency'] =
+        method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';
+      run.progress('done', chunked.virtualSizeBytes, chunked.virtualSizeBytes);
+      return { format: 'raw', ...rest, consistency, method };
+    }
     let outcome: Sealed & { frozen?: boolean };
     if (method === 'cold-convert') outcome = await captureCold(run);
     else if (method === 'pull-backup') outcome = await capturePull(run);

@@ -18,8 +18,16 @@ import {
   type QemuImgInfo,
 } from './parsers';
 
-/** `sh -c` script: writes stdin to file `$1` (mode 600), runs the rest of the arguments, removes `$1`, exits with the command's status. */
-const WITH_FILE_SCRIPT = 'umask 077; f=$1; shift; cat > "$f" || { rm -f -- "$f"; exit 125; }; "$@"; s=$?; rm -f -- "$f"; exit $s';
+/**
+ * `sh -c` script: writes stdin to file `$1` and, when `$2` is not empty, the text `$3` to file `$2`
+ * (mode 600), runs the rest of the arguments, removes the files, exits with the command's status.
+ */
+const WITH_FILE_SCRIPT = [
+  'umask 077; f=$1; g=$2; t=$3; shift 3',
+  'cat > "$f" || { rm -f -- "$f"; exit 125; }',
+  'if [ -n "$g" ]; then printf %s "$t" > "$g" || { rm -f -- "$f" "$g"; exit 125; }; fi',
+  '"$@"; s=$?; rm -f -- "$f" ${g:+"$g"}; exit $s',
+].join('\n');
 /** Exit status of the path scripts when a path is, or passes through, a symbolic link below its storage root. */
 export const LINKED_PATH_EXIT = 47;
 /** Exit status of {@link CHECK_FILE_SCRIPT} when the file is missing or not a regular file. */
@@ -354,23 +362,29 @@ export class HostCommands {
   /**
    * Runs `virsh ARGS...` with `content` in a new file in `dir` (mode 600) whose path `args` names,
    * in ONE remote command: the file is written from stdin, virsh runs, the file is removed
-   * (virsh reads XML from files; `/dev/stdin` is not openable when stdin is a socket). When the
-   * command itself is interrupted (abort, dropped connection), the file is removed afterwards.
+   * (virsh reads XML from files; `/dev/stdin` is not openable when stdin is a socket). With
+   * `secondContent`, a second file holds it and `args` gets its path too. When the command itself
+   * is interrupted (abort, dropped connection), the files are removed afterwards.
    * @throws like {@link virsh}.
    */
   async virshWithFile(
     dir: string,
     content: string,
-    args: (path: string) => readonly string[],
+    args: (path: string, secondPath?: string) => readonly string[],
     fallback: ErrorCode = 'COMMAND_FAILED',
+    secondContent?: string,
   ): Promise<ExecResult> {
-    const path = `${dir.replace(/\/+$/, '')}/ii-xml-00000000-${randomBytes(4).toString('hex')}.xml`;
-    const virsh = this.virshArgv(args(path));
+    const name = () => `${dir.replace(/\/+$/, '')}/ii-xml-00000000-${randomBytes(4).toString('hex')}.xml`;
+    const path = name();
+    const second = secondContent === undefined ? undefined : name();
+    const virsh = this.virshArgv(args(path, second));
     let result: ExecResult;
     try {
-      result = await this.executor.run(['sh', '-c', WITH_FILE_SCRIPT, 'sh', path, ...virsh], { stdin: content });
+      result = await this.executor.run(['sh', '-c', WITH_FILE_SCRIPT, 'sh', path, second ?? '', secondContent ?? '', ...virsh], {
+        stdin: content,
+      });
     } catch (error) {
-      await this.remove(path).catch(() => undefined);
+      await this.remove(path, ...(second ? [second] : [])).catch(() => undefined);
       throw error;
     }
     if (result.exitCode !== 0) throw commandError(virsh, result, fallback);

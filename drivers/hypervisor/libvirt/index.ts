@@ -14,6 +14,7 @@ import { DEFAULT_SCRATCH_DIR, type HostHypervisor } from '../../../src/ports/hos
 import type { HypervisorDriver } from '../../../src/ports/hypervisor-driver';
 import { parseOrThrow } from '../../../src/util/validate';
 import { assertAbsolutePath, captureDomain, type CaptureContext } from './capture';
+import { assertCheckpointName, deleteCheckpoint } from './checkpoints';
 import { HostCommands } from './commands';
 import { detectCapabilities, inspectDomain, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
 import { checkDeployTarget, materializeDisk } from './materialize';
@@ -121,6 +122,20 @@ export function createLibvirtDriver(hypervisor: HostHypervisor, executor: Execut
     async removeFile(path) {
       assertAbsolutePath(path, 'path');
       await cmd.remove(path);
+    },
+    async deleteCheckpoints(domainName, names) {
+      if (typeof domainName !== 'string' || domainName === '' || domainName.includes('\u0000')) {
+        throw new InstanceImagesError('VALIDATION_FAILED', 'A domain name is required', {
+          fields: [{ path: 'domainName', message: 'must not be empty' }],
+        });
+      }
+      if (!Array.isArray(names)) {
+        throw new InstanceImagesError('VALIDATION_FAILED', 'names must be a list of checkpoint names', {
+          fields: [{ path: 'names', message: 'must be an array' }],
+        });
+      }
+      names.forEach((name, index) => assertCheckpointName(name, `names[${index}]`));
+      for (const name of new Set(names)) await deleteCheckpoint(cmd, domainName, name);
     },
     async recover(domainName) {
       await ensureScratchDir();

@@ -30,6 +30,10 @@ export interface CaptureScratch {
   pushTarget: string;
   /** Marker overlay of the snapshot-commit method. */
   overlay: string;
+  /** Unix socket of the `qemu-nbd` export of a stopped domain's disk (chunked captures). */
+  qemuNbdSocket: string;
+  /** Pid file of that `qemu-nbd`. */
+  qemuNbdPid: string;
   /** Output in the scratch directory for stream outputs. */
   output(extension: string): string;
   /** A received image (stream sources of a deploy). */
@@ -48,6 +52,8 @@ export function captureScratch(scratchDir: string, domainName: string): CaptureS
     backupScratch: `${base}ii-scratch-${tag}-${id}.qcow2`,
     pushTarget: `${base}ii-push-${tag}-${id}.qcow2`,
     overlay: `${base}${OVERLAY_MARKER}${tag}-${id}.qcow2`,
+    qemuNbdSocket: `${base}ii-qnbd-${tag}-${id}.sock`,
+    qemuNbdPid: `${base}ii-qnbd-${tag}-${id}.pid`,
     output: (extension) => `${base}ii-out-${tag}-${id}.${extension}`,
     received: (extension) => `${base}ii-src-${tag}-${id}.${extension}`,
   };
@@ -55,7 +61,7 @@ export function captureScratch(scratchDir: string, domainName: string): CaptureS
 
 /** Whether a file name in the scratch directory is one of ours (optionally: of this domain tag). */
 export function isScratchName(name: string, tag?: string): boolean {
-  const match = /^ii-(?:nbd|scratch|push|overlay|out|src|probe|xml)-([0-9a-f]{8})-[0-9a-f]{8}(?:\.[a-z0-9]+)?$/.exec(name);
+  const match = /^ii-(?:nbd|qnbd|scratch|push|overlay|out|src|probe|xml)-([0-9a-f]{8})-[0-9a-f]{8}(?:\.[a-z0-9]+)?$/.exec(name);
   return match !== null && (tag === undefined || match[1] === tag);
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import type { RecoveryAction } from '../../../src/ports/hypervisor-driver';
+import { stopQemuNbd } from './capture-chunks';
 import type { HostCommands } from './commands';
 import { domainTag, isMarkerOverlay, isScratchName } from './names';
 import { parseBackupXml, parseDomJobInfo, parseDomState, parseDomainDisks, parseNameList } from './parsers';
@@ -138,6 +139,15 @@ export async function recoverLeftovers(cmd: HostCommands, scratchDir: string, do
   if (listing.exitCode === 0) {
     const tag = domainName === undefined ? undefined : domainTag(domainName);
     const candidates = listing.stdout.split('\u0000').filter((n) => n !== '' && isScratchName(n, tag));
+    // A qemu-nbd of an interrupted chunked capture of a stopped domain keeps its disk locked.
+    for (const pidFile of candidates.filter((n) => n.startsWith('ii-qnbd-') && n.endsWith('.pid'))) {
+      await stopQemuNbd(cmd, `${dir}/${pidFile}`, `${dir}/${pidFile.slice(0, -'.pid'.length)}.sock`);
+      actions.push({
+        domainName: domainName ?? null,
+        action: 'stop-qemu-nbd',
+        detail: 'stopped the disk export of an interrupted capture',
+      });
+    }
     if (candidates.length > 0) {
       const used = await referencedPaths(cmd, all);
       const removable = candidates.map((n) => `${dir}/${n}`).filter((p) => !used.has(p));

@@ -11,10 +11,21 @@ function excluded(disks: readonly DomainDisk[], target: string, attribute: 'back
   return disks.filter((d) => d.target !== '' && d.target !== target).map((d) => el('disk', { name: d.target, [attribute]: 'no' }));
 }
 
-/** `<domainbackup mode='pull'>` exporting `target` over NBD on a unix socket with a scratch file. */
-export function pullBackupXml(target: string, socketPath: string, scratchPath: string, disks: readonly DomainDisk[]): string {
+/**
+ * `<domainbackup mode='pull'>` exporting `target` over NBD on a unix socket with a scratch file;
+ * with `incremental`, the export carries the bitmap `backup-<target>` of the blocks written since
+ * that checkpoint.
+ */
+export function pullBackupXml(
+  target: string,
+  socketPath: string,
+  scratchPath: string,
+  disks: readonly DomainDisk[],
+  incremental?: string,
+): string {
   return serializeXml(
     el('domainbackup', { mode: 'pull' }, [
+      ...(incremental === undefined ? [] : [el('incremental', {}, [incremental])]),
       el('server', { transport: 'unix', socket: socketPath }),
       el('disks', {}, [
         el('disk', { name: target, backup: 'yes', type: 'file' }, [el('scratch', { file: scratchPath })]),
@@ -51,6 +62,20 @@ export function overlaySnapshotXml(name: string, target: string, overlayPath: st
           el('driver', { type: 'qcow2' }),
         ]),
         ...excluded(disks, target, 'snapshot'),
+      ]),
+    ]),
+  );
+}
+
+/** `<domaincheckpoint>` named `name` with a bitmap on `target` only (other disks get none). */
+export function checkpointXml(name: string, target: string, disks: readonly DomainDisk[]): string {
+  return serializeXml(
+    el('domaincheckpoint', {}, [
+      el('name', {}, [name]),
+      el('description', {}, ['instance-images chunked capture: blocks written since this capture']),
+      el('disks', {}, [
+        el('disk', { name: target, checkpoint: 'bitmap' }),
+        ...disks.filter((d) => d.target !== '' && d.target !== target).map((d) => el('disk', { name: d.target, checkpoint: 'no' })),
       ]),
     ]),
   );
