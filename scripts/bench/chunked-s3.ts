@@ -1,0 +1,323 @@
+/**
+ * The measured goals of chunked images (issue 14), on real libvirt over the test sshd and the real
+ * radosgw (`npm run bench -- chunked-s3`; hold the shared lock: `flock /tmp/itest.lock ...`).
+ *
+ * A running TCG guest with a 2 GiB disk holding DATA_MIB (default 1024) MiB of random data:
+ * 1. first capture, alternating RUNS times (default 3), each into an empty bucket:
+ *    files layout (the libvirt driver streaming a qcow2 into the S3 driver, what an S3 storage
+ *    does today) vs chunks (the driver's NBD chunk reader into the chunk store). Goal ≤ 1.0×.
+ * 2. the guest is powered off, 64 MiB of new random data written into its disk (qemu-io), started
+ *    again, and recaptured incrementally from the first capture's checkpoint: time against the
+ *    first chunked capture (goal ≤ 10 %) and bytes uploaded (goal ≤ 80 MiB);
+ * 3. recaptured with the checkpoint unusable (a `since` that does not exist): a full read whose
+ *    dedup uploads only the new chunks (goal ≤ 80 MiB);
+ * 4. a capture aborted at half of the disk, then retried: bytes the retry uploads against the
+ *    image (goal ≤ 55 %);
+ * 5. deploy: files layout (stream from S3 into the driver) vs chunks (the chunk reader into the
+ *    driver's NBD writer), alternating. Goal ≤ 1.1×.
+ * 6. ten images of ten stopped disks cloned from one stock disk, each with 64 MiB of its own random
+ *    writes, captured into one chunked store: unique stored bytes against one image (goal ≤ 1.3×).
+ * Prints medians, spreads and the panel process's peak RSS per step.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { createSshExecutor } from '../../drivers/exec/ssh';
+import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
+import { s3StorageDriver } from '../../drivers/storage/s3';
+import { createChunkStore, type ChunkManifest, type ChunkStore } from '../../src/chunks';
+import type { CaptureResult, HypervisorDriver } from '../../src/ports/hypervisor-driver';
+import { wrapStorageDriver, type StorageDisk } from '../../src/storage';
+import { sshTarget } from '../../test/integration/exec/ssh-target';
+import {
+  adminClient,
+  createBucket,
+  deleteBucket,
+  driverOptions,
+  freshBucketName,
+  loadS3TestEnv,
+} from '../../test/integration/storage-s3/s3-env';
+import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
+import { guestWithRandomData, median, MiB } from '../lib/bench';
+
+const RUNS = Number(process.env.RUNS ?? 3);
+const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
+const CHUNK = 4 * MiB;
+const scratch = '/var/tmp/ii-bench-chunked';
+
+let peak = 0;
+const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+const line = (label: string, times: number[]) =>
+  `${label}: median ${s(median(times))}, spread ${s(Math.min(...times))}–${s(Math.max(...times))} (${times.map(s).join(', ')})`;
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const start = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - start, value };
+}
+
+/** Writes `mibs` MiB of fresh random data into a stopped qcow2 disk at `offsetMiB`. */
+function writeRandom(diskPath: string, offsetMiB: number, mibs: number): void {
+  const source = `${scratch}/random-${randomUUID()}.raw`;
+  execFileSync('dd', ['if=/dev/urandom', `of=${source}`, 'bs=1M', `count=${mibs}`, 'status=none']);
+  execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -s ${source} ${offsetMiB}M ${mibs}M`, diskPath], { stdio: 'ignore' });
+  rmSync(source);
+}
+
+interface Bench {
+  driver: HypervisorDriver;
+  client: ReturnType<typeof adminClient>;
+  env: NonNullable<Awaited<ReturnType<typeof loadS3TestEnv>>['env']>;
+  buckets: string[];
+  disks: StorageDisk[];
+}
+
+async function freshDisk(b: Bench, name: string): Promise<StorageDisk> {
+  const bucket = freshBucketName(name);
+  await createBucket(b.client, bucket);
+  b.buckets.push(bucket);
+  const disk = wrapStorageDriver(s3StorageDriver.create(driverOptions(b.env, bucket), {}));
+  b.disks.push(disk);
+  return disk;
+}
+
+/** A chunked capture into `store`, committed at `key`. */
+async function captureChunks(
+  b: Bench,
+  store: ChunkStore,
+  domainName: string,
+  key: string,
+  options: { create?: string; since?: string | null; base?: ChunkManifest | null; signal?: AbortSignal } = {},
+): Promise<{ result: CaptureResult; uploadedBytes: number; manifest: ChunkManifest }> {
+  type Pending = Awaited<ReturnType<ChunkStore['writeImage']>>;
+  const holder: { pending: Pending | null } = { pending: null };
+  const leaseId = `bench-${randomUUID()}`;
+  try {
+    const result = await b.driver.capture({
+      domainName,
+      ...(options.signal ? { signal: options.signal } : {}),
+      output: {
+        kind: 'chunks',
+        chunkSizeBytes: CHUNK,
+        ...(options.create ? { checkpoint: { create: options.create, since: options.since ?? null } } : {}),
+        consume: async (chunks, info) => {
+          const pending = await store.writeImage(chunks, info, {
+            leaseId,
+            base: info.incrementalSince ? (options.base ?? null) : null,
+            ...(options.signal ? { signal: options.signal } : {}),
+          });
+          holder.pending = pending;
+          return { sha256: pending.manifest.imageSha256, sizeBytes: pending.uploadedBytes };
+        },
+      },
+    });
+    const done = holder.pending;
+    if (!done) throw new Error('the capture resolved without storing chunks');
+    await done.commit(key);
+    return { result, uploadedBytes: done.uploadedBytes, manifest: done.manifest };
+  } catch (error) {
+    await holder.pending?.abandon().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const target = await sshTarget();
+  const s3 = await loadS3TestEnv();
+  if ('skip' in target || !s3.env) throw new Error(`services missing: ${'skip' in target ? target.skip : s3.missing}`);
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  const executor = createSshExecutor(target.connection);
+  const hypervisor = { id: 'hv', name: 'bench', locationId: 'l', connection: target.connection, scratchDir: `${scratch}/driver` };
+  const b: Bench = { driver: createLibvirtDriver(hypervisor, executor), client: adminClient(s3.env), env: s3.env, buckets: [], disks: [] };
+  const guests: TestGuest[] = [];
+  try {
+    process.stdout.write(`preparing a running guest: 2 GiB disk, ${DATA_MIB} MiB of random data... `);
+    const guest = guestWithRandomData(DATA_MIB);
+    guests.push(guest);
+    console.log('done');
+
+    // 1. First capture: files layout vs chunks, each into an empty bucket.
+    const files: number[] = [];
+    const chunked: number[] = [];
+    let first: { manifest: ChunkManifest; store: ChunkStore; uploaded: number } | null = null;
+    let checkpoint = 0;
+    peak = 0;
+    for (let i = 0; i < RUNS; i++) {
+      const runFiles = async () => {
+        const disk = await freshDisk(b, 'bench-files');
+        const { ms } = await timed(() =>
+          b.driver.capture({
+            domainName: guest.name,
+            output: { kind: 'stream', consume: async (stream, size) => void (await disk.put('image.qcow2', stream, { size })) },
+          }),
+        );
+        files.push(ms);
+      };
+      const runChunks = async () => {
+        const store = createChunkStore(await freshDisk(b, 'bench-chunks'));
+        checkpoint += 1;
+        const { ms, value } = await timed(() =>
+          captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
+        );
+        chunked.push(ms);
+        first = { manifest: value.manifest, store, uploaded: value.uploadedBytes };
+      };
+      for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();
+    }
+    const firstRss = peak;
+    const base = first as unknown as { manifest: ChunkManifest; store: ChunkStore; uploaded: number };
+    console.log(`\n1. first capture, ${RUNS} runs each, alternating (peak RSS ${mib(firstRss)}):`);
+    console.log(`   ${line('files layout into S3', files)}`);
+    console.log(`   ${line('chunks into S3      ', chunked)}`);
+    console.log(`   ratio chunks/files ${(median(chunked) / median(files)).toFixed(2)} (goal ≤ 1.00); uploaded ${mib(base.uploaded)}`);
+
+    // 2. 64 MiB rewritten offline, then an incremental recapture from the newest checkpoint.
+    virsh('destroy', '--domain', guest.name);
+    writeRandom(guest.primaryPath, 300, 64);
+    virsh('start', '--domain', guest.name);
+    const since = `bench-${checkpoint}`;
+    checkpoint += 1;
+    const incremental = await timed(() =>
+      captureChunks(b, base.store, guest.name, 'images/second.manifest.json', {
+        create: `bench-${checkpoint}`,
+        since,
+        base: base.manifest,
+      }),
+    );
+    console.log(
+      `\n2. recapture after 64 MiB rewritten: ${s(incremental.ms)} = ${((100 * incremental.ms) / median(chunked)).toFixed(1)} % of the first (goal ≤ 10 %), ` +
+        `incremental since ${incremental.value.result.incrementalSince ?? 'none (full read)'}, uploaded ${mib(incremental.value.uploadedBytes)} (goal ≤ 80 MiB)`,
+    );
+
+    // 3. The checkpoint unusable: a full read, dedup only.
+    virsh('destroy', '--domain', guest.name);
+    writeRandom(guest.primaryPath, 700, 64);
+    virsh('start', '--domain', guest.name);
+    const dedup = await timed(() =>
+      captureChunks(b, base.store, guest.name, 'images/third.manifest.json', { create: 'bench-x', since: 'no-such-checkpoint' }),
+    );
+    console.log(
+      `\n3. recapture with the checkpoint unusable: ${s(dedup.ms)}, incremental since ${dedup.value.result.incrementalSince ?? 'none (full read)'}, ` +
+        `uploaded ${mib(dedup.value.uploadedBytes)} (goal ≤ 80 MiB)`,
+    );
+
+    // 4. Killed at half of the disk, then retried into the same (fresh) store.
+    {
+      const store = createChunkStore(await freshDisk(b, 'bench-resume'));
+      const controller = new AbortController();
+      let uploadedBeforeAbort = 0;
+      const resumable = await timed(async () => {
+        const leaseId = `bench-${randomUUID()}`;
+        await b.driver
+          .capture({
+            domainName: guest.name,
+            signal: controller.signal,
+            output: {
+              kind: 'chunks',
+              chunkSizeBytes: CHUNK,
+              consume: async (chunks, info) => {
+                const pending = await store.writeImage(chunks, info, {
+                  leaseId,
+                  signal: controller.signal,
+                  onProgress: (p) => {
+                    uploadedBeforeAbort = p.uploadedBytes;
+                    if (p.bytesDone >= p.bytesTotal / 2) controller.abort();
+                  },
+                });
+                return { sha256: pending.manifest.imageSha256, sizeBytes: pending.uploadedBytes };
+              },
+            },
+          })
+          .catch(() => undefined);
+      });
+      const retry = await captureChunks(b, store, guest.name, 'images/resumed.manifest.json');
+      const whole = retry.uploadedBytes + uploadedBeforeAbort;
+      console.log(
+        `\n4. capture aborted at half the disk after ${s(resumable.ms)} with ${mib(uploadedBeforeAbort)} uploaded; the retry uploaded ` +
+          `${mib(retry.uploadedBytes)} = ${((100 * retry.uploadedBytes) / Math.max(1, whole)).toFixed(1)} % of the image (goal ≤ 55 %)`,
+      );
+    }
+
+    // 5. Deploy: files layout vs chunks, alternating.
+    {
+      const filesDisk = await freshDisk(b, 'bench-deploy');
+      await b.driver.capture({
+        domainName: guest.name,
+        output: { kind: 'stream', consume: async (stream, size) => void (await filesDisk.put('image.qcow2', stream, { size })) },
+      });
+      const manifest = (await base.store.readManifest('images/second.manifest.json')) as ChunkManifest;
+      const fromFiles: number[] = [];
+      const fromChunks: number[] = [];
+      peak = 0;
+      for (let i = 0; i < RUNS; i++) {
+        const runFiles = async () => {
+          const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
+          const { ms } = await timed(async () =>
+            b.driver.materialize({
+              source: { kind: 'stream', stream: await filesDisk.get('image.qcow2') },
+              sourceFormat: 'qcow2',
+              targetPath,
+            }),
+          );
+          fromFiles.push(ms);
+          rmSync(targetPath, { force: true });
+        };
+        const runChunks = async () => {
+          const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
+          const { ms } = await timed(() =>
+            b.driver.materialize({
+              source: {
+                kind: 'chunks',
+                virtualSizeBytes: manifest.virtualSizeBytes,
+                chunks: base.store.readImage(manifest, { leaseId: `bench-${randomUUID()}` }),
+              },
+              sourceFormat: 'raw',
+              targetPath,
+            }),
+          );
+          fromChunks.push(ms);
+          rmSync(targetPath, { force: true });
+        };
+        for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();
+      }
+      console.log(`\n5. deploy, ${RUNS} runs each, alternating (peak RSS ${mib(peak)}):`);
+      console.log(`   ${line('files layout from S3', fromFiles)}`);
+      console.log(`   ${line('chunks from S3      ', fromChunks)}`);
+      console.log(`   ratio chunks/files ${(median(fromChunks) / median(fromFiles)).toFixed(2)} (goal ≤ 1.10)`);
+    }
+
+    // 6. Ten stopped instances cloned from one stock disk, each with 64 MiB of its own writes.
+    {
+      virsh('destroy', '--domain', guest.name);
+      const store = createChunkStore(await freshDisk(b, 'bench-ten'));
+      let oneImage = 0;
+      for (let i = 0; i < 10; i++) {
+        const clone = createTestGuest({ start: false, diskMiB: 2048, writes: [], cdrom: false, agentChannel: false });
+        guests.push(clone);
+        copyFileSync(guest.primaryPath, clone.primaryPath);
+        writeRandom(clone.primaryPath, 1200 + i, 64);
+        const captured = await captureChunks(b, store, clone.name, `images/clone-${i}.manifest.json`);
+        if (i === 0) oneImage = captured.uploadedBytes;
+        clone.remove();
+        guests.pop();
+      }
+      const stats = await store.stats();
+      console.log(
+        `\n6. ten images of clones with 64 MiB of own writes each: unique ${mib(stats.uniqueBytes)}, logical ${mib(stats.logicalBytes)}, ` +
+          `one image ${mib(oneImage)}; unique/one ${(stats.uniqueBytes / oneImage).toFixed(2)} (goal ≤ 1.30); dedup ratio ${stats.dedupRatio}`,
+      );
+    }
+  } finally {
+    clearInterval(sampler);
+    for (const g of guests) g.remove();
+    for (const disk of b.disks) await disk.close().catch(() => undefined);
+    for (const bucket of b.buckets) await deleteBucket(b.client, bucket).catch(() => undefined);
+    await executor.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
