@@ -47,6 +47,8 @@ const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
   tasks: ['get', 'list', 'insert', 'update', 'transition', 'listStale'],
   usage: ['get', 'list', 'insert', 'close'],
   settings: ['getLocation', 'putLocation', 'listLocations', 'getAccountLimit', 'putAccountLimit'],
+  imageShares: ['get', 'list', 'insert', 'transition', 'revokeAllOf'],
+  imageTransfers: ['get', 'list', 'insert', 'transition', 'accept'],
 };
 
 const RepositoriesSchema = z.object(

@@ -36,6 +36,7 @@ import {
   type UsageFilter,
   type UsageInterval,
 } from '../../src';
+import { createImageMoveRepositories } from './image-moves';
 
 type Row = Record<string, unknown>;
 /** One WHERE condition and its `?` parameters. */
@@ -422,6 +423,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
   };
 
   return {
+    ...createImageMoveRepositories(db),
     images: {
       get: async (id) => get(imageTable, id),
       list: async (filter = {}, request = {}, sort = {}) => {

@@ -6,3 +6,4 @@ export * from './iso';
 export * from './task';
 export * from './usage-interval';
 export * from './settings';
+export * from './image-move';
