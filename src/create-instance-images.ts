@@ -19,6 +19,9 @@ import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import type { Logger } from './ports/logger';
 import { DriverCache, type ServiceContext, type ServiceSettings } from './services/context';
 import { ImageService } from './services/images';
+import { ImageCopyService } from './services/image-copies';
+import { ImageSharingService } from './services/image-sharing';
+import { ImageTransferService } from './services/image-transfers';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
 import { SettingsService } from './services/settings';
 import { UsageService } from './services/usage';
@@ -118,6 +121,9 @@ export const InstanceImagesOptionsSchema = z.object({
         .default(MAX_DEPLOY_DISK_BYTES),
     })
     .default({ maxDiskBytes: MAX_DEPLOY_DISK_BYTES }),
+  imageCopies: z
+    .strictObject({ allowCustomers: z.boolean().default(false), billed: z.boolean().default(true) })
+    .default({ allowCustomers: false, billed: true }),
 });
 
 /** Options of {@link createInstanceImages}. */
@@ -180,6 +186,11 @@ export interface InstanceImagesOptions {
    * requests fail with VALIDATION_FAILED naming `sizeBytes`. @default { maxDiskBytes: 64 TiB }
    */
   deploy?: { maxDiskBytes?: number };
+  /**
+   * Copies of images to other storages: whether customers may copy their own images (admins always
+   * may), and whether copies are billed (one usage line per copy). @default { allowCustomers: false, billed: true }
+   */
+  imageCopies?: { allowCustomers?: boolean; billed?: boolean };
 }
 
 /** The wired SDK. */
@@ -192,6 +203,12 @@ export interface InstanceImages {
   readonly storages: StorageService;
   /** Location settings, account limits, the usage report, admin task tools. */
   readonly settings: SettingsService;
+  /** Sharing images with other accounts: share, accept, reject, revoke, the shared-with-me list. */
+  readonly sharing: ImageSharingService;
+  /** Ownership transfers between accounts: offer, accept (billing moves), reject, cancel. */
+  readonly transfers: ImageTransferService;
+  /** Copies of images to other storages and locations. */
+  readonly copies: ImageCopyService;
   /** Typed events. */
   readonly events: InstanceImagesEmitter;
   /** The repositories in use. */
@@ -341,6 +358,9 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     catalog: new CatalogService(ctx, drivers, images),
     storages: new StorageService(ctx, drivers),
     settings: settingsService,
+    sharing: new ImageSharingService(ctx),
+    transfers: new ImageTransferService(ctx),
+    copies: new ImageCopyService(ctx, drivers, parsed.imageCopies),
     events,
     repositories,
     storageDrivers: registry,

@@ -42,6 +42,11 @@ export const TASK_STEPS: Readonly<Record<TaskType, readonly TaskStepSpec[]>> = {
   'iso-upload': [{ step: 'uploading', weight: 100, aliases: [] }],
   'refresh-size': [{ step: 'measuring', weight: 100, aliases: [] }],
   reconcile: [{ step: 'checking', weight: 100, aliases: [] }],
+  // Bytes streamed from the source storage to the target, then the size and checksum check.
+  copy: [
+    { step: 'copying', weight: 95, aliases: ['transfer', 'uploading'] },
+    { step: 'verifying', weight: 5, aliases: ['verify', 'done'] },
+  ],
 };
 
 /** The progress of a task that has not started. */
