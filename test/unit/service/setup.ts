@@ -21,6 +21,7 @@ export async function setup(
     price?: string;
     deploy?: { maxDiskBytes?: number };
     repositories?: Repositories;
+    imageCopies?: { allowCustomers?: boolean; billed?: boolean };
   } = {},
 ): Promise<Harness> {
   const world = new FakeWorld();
@@ -39,6 +40,7 @@ export async function setup(
     clock: () => new Date(clock.now.getTime()),
     ...(options.deploy ? { deploy: options.deploy } : {}),
     ...(options.repositories ? { repositories: options.repositories } : {}),
+    ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));
