@@ -133,22 +133,18 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
     const touch = table.params();
     statements.push(touch.statement(`UPDATE ${table.ref} SET updated_at = updated_at WHERE id = ${touch.add(id, 'text')}`));
 
+    // Parameters are added in the order their placeholders appear (SQLite's are positional).
     const move = images.params();
-    const pending =
-      `EXISTS (SELECT 1 FROM ${table.ref} WHERE id = ${move.add(id, 'text')} AND status = 'pending'` +
-      ` AND ${table.col('expiresAt')} > ${move.add(now, 'timestamp')})`;
     const to = known.toAccountId;
-    const room =
-      limit === null
-        ? ''
-        : ` AND (SELECT count(*) FROM ${images.ref} WHERE kind = 'custom' AND ${images.col('accountId')} = ${move.add(to, 'text')} AND status <> 'deleted') < ${move.add(limit.max, 'integer')}`;
-    statements.push(
-      move.statement(
-        `UPDATE ${images.ref} SET ${images.col('accountId')} = ${move.add(to, 'text')}, updated_at = ${move.add(now, 'timestamp')}` +
-          ` WHERE id = ${move.add(known.imageId, 'text')} AND kind = 'custom' AND ${images.col('accountId')} = ${move.add(known.fromAccountId, 'text')}` +
-          ` AND status = 'available' AND ${pending}${room} RETURNING id`,
-      ),
-    );
+    let sql = `UPDATE ${images.ref} SET ${images.col('accountId')} = ${move.add(to, 'text')}, updated_at = ${move.add(now, 'timestamp')}`;
+    sql += ` WHERE id = ${move.add(known.imageId, 'text')} AND kind = 'custom' AND ${images.col('accountId')} = ${move.add(known.fromAccountId, 'text')}`;
+    sql += ` AND status = 'available' AND EXISTS (SELECT 1 FROM ${table.ref} WHERE id = ${move.add(id, 'text')} AND status = 'pending'`;
+    sql += ` AND ${table.col('expiresAt')} > ${move.add(now, 'timestamp')})`;
+    if (limit !== null) {
+      sql += ` AND (SELECT count(*) FROM ${images.ref} WHERE kind = 'custom' AND ${images.col('accountId')} = ${move.add(to, 'text')} AND status <> 'deleted')`;
+      sql += ` < ${move.add(limit.max, 'integer')}`;
+    }
+    statements.push(move.statement(`${sql} RETURNING id`));
 
     const accept = table.params();
     statements.push(
