@@ -18,6 +18,7 @@ import {
   UpdateOsImageInputSchema,
 } from '../../src/services/catalog';
 import { CreateImageInputSchema } from '../../src/services/images';
+import { MOVE_REQUEST_COMPONENTS, MOVE_RESPONSE_COMPONENTS } from './move-routes';
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
 
@@ -108,6 +109,7 @@ const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   RecoveryReport: schemas.RecoveryReportSchema,
   UsageReport: schemas.UsageReportSchema,
   Problem: schemas.ProblemSchema,
+  ...MOVE_RESPONSE_COMPONENTS,
 };
 
 /** Named request body schemas (what a client sends: `io: input`, so defaulted fields are optional). */
@@ -126,6 +128,7 @@ const REQUEST_COMPONENTS: Record<string, z.ZodType> = {
   UpdateIsoInput: UpdateIsoInputSchema,
   LocationSettingsInput: LocationSettingsInputSchema,
   AccountLimitInput: schemas.AccountLimitBodySchema,
+  ...MOVE_REQUEST_COMPONENTS,
 };
 
 function nameOf(table: Record<string, z.ZodType>, schema: z.ZodType): string | null {

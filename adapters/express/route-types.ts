@@ -11,7 +11,10 @@ import type { Logger } from '../../src/services/context';
 import type { Actor } from '../../src/services/actor';
 
 /** The parts of the SDK the router calls. */
-export type ImagesRouterService = Pick<InstanceImages, 'images' | 'catalog' | 'storages' | 'settings' | 'events' | 'recover'>;
+export type ImagesRouterService = Pick<
+  InstanceImages,
+  'images' | 'catalog' | 'storages' | 'settings' | 'sharing' | 'transfers' | 'copies' | 'events' | 'recover'
+>;
 
 /** HTTP methods used by the router. */
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';

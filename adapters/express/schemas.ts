@@ -73,6 +73,7 @@ export const DeployableImagesSchema = z.object({
   groups: z.array(z.object({ group: MediaGroupSchema, images: z.array(ImageSchema) })),
   ungrouped: z.array(ImageSchema),
   myImages: z.array(ImageSchema),
+  sharedWithMe: z.array(ImageSchema),
 });
 /** A finished deploy. */
 export const DeployResultSchema = z.object({

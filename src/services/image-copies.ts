@@ -96,19 +96,20 @@ export class ImageCopyService {
    * Copies an available custom image to another storage: returns the copy (a new image in
    * `creating`, in the target's location) and its `copy` task at once; the task streams the bytes,
    * verifies the checksum, then makes the copy available (billing starts, when copies are billed).
-   * @throws FORBIDDEN (customers, unless the operator allows it), NOT_FOUND, INVALID_STATE (source
+   * @throws NOT_FOUND (missing, or another account's), FORBIDDEN (customers, unless the operator allows it), INVALID_STATE (source
    *   not available), VALIDATION_FAILED (target), FEATURE_DISABLED (customers: the target location),
    *   IMAGE_LIMIT_REACHED (the copy counts against the account's cap).
    */
   async copyImage(actor: Actor, imageId: string, input: CopyImageInput): Promise<ImageWithTask> {
     checkActor(actor);
-    if (actor.kind === 'customer' && !this.policy.allowCustomers)
-      throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can copy images to another storage here');
     parseOrThrow(IdSchema, imageId, 'The image id');
     const data = parseOrThrow(CopyImageInputSchema, input, 'The copy');
     const source = await this.ctx.repos.images.get(imageId);
+    // Foreign and missing images answer alike (NOT_FOUND), before the permission says anything.
     if (!source || source.kind !== 'custom' || source.status === 'deleted' || source.accountId === null) throw notFound('Image', imageId);
     if (actor.kind === 'customer' && source.accountId !== actor.accountId) throw notFound('Image', imageId);
+    if (actor.kind === 'customer' && !this.policy.allowCustomers)
+      throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can copy images to another storage here');
     if (source.status !== 'available' || source.sha256 === null || source.sizeBytes === null)
       throw new InstanceImagesError('INVALID_STATE', `Only an available image can be copied; this one is ${source.status}`);
     const { storage, hypervisorId, locationId } = await this.target(data, source);
