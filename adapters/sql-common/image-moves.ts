@@ -136,7 +136,8 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
     // Parameters are added in the order their placeholders appear (SQLite's are positional).
     const move = images.params();
     const to = known.toAccountId;
-    let sql = `UPDATE ${images.ref} SET ${images.col('accountId')} = ${move.add(to, 'text')}, updated_at = ${move.add(now, 'timestamp')}`;
+    let sql = `UPDATE ${images.ref} SET ${images.col('accountId')} = ${move.add(to, 'text')}, ${images.col('sourceInstanceId')} = NULL`;
+    sql += `, ${images.col('sourceInstanceName')} = NULL, updated_at = ${move.add(now, 'timestamp')}`;
     sql += ` WHERE id = ${move.add(known.imageId, 'text')} AND kind = 'custom' AND ${images.col('accountId')} = ${move.add(known.fromAccountId, 'text')}`;
     sql += ` AND status = 'available' AND EXISTS (SELECT 1 FROM ${table.ref} WHERE id = ${move.add(id, 'text')} AND status = 'pending'`;
     sql += ` AND ${table.col('expiresAt')} > ${move.add(now, 'timestamp')})`;

@@ -199,7 +199,11 @@ export function createImageMoveRepositories(db: Database.Database): {
           );
           if (n >= limit.max) return null;
         }
-        db.prepare('UPDATE panel_vm_images SET customer_id = ?, changed_on = ? WHERE id = ?').run(t.toAccountId, ms(now), t.imageId);
+        db.prepare('UPDATE panel_vm_images SET customer_id = ?, server_id = NULL, server_name = NULL, changed_on = ? WHERE id = ?').run(
+          t.toAccountId,
+          ms(now),
+          t.imageId,
+        );
         const accepted = decide('panel_image_handovers', id, ['pending'], 'accepted', now);
         return accepted ? transferFromRow(accepted) : null;
       }),

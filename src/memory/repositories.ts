@@ -121,7 +121,7 @@ export class MemoryImageRepository implements ImageRepository {
     const current = this.images.get(id);
     if (!current || current.kind !== 'custom' || current.accountId !== fromAccountId || current.status !== 'available') return false;
     if (limit !== null && [...this.images.values()].filter(isActiveCustom(to)).length >= limit.max) return false;
-    if (move) this.images.set(id, { ...current, accountId: to, updatedAt: now });
+    if (move) this.images.set(id, { ...current, accountId: to, sourceInstanceId: null, sourceInstanceName: null, updatedAt: now });
     return true;
   }
 }

@@ -263,7 +263,9 @@ export interface ImageTransferRepository {
    * Accepts a transfer, atomically with the ownership change: when the transfer is `pending` and
    * `expiresAt > now`, its image is a custom image still owned by `fromAccountId` and `available`,
    * and (when `limit` is given) the recipient's custom images that are not `deleted` number fewer
-   * than `limit.max`, it sets the image's `accountId` to `toAccountId` (`updatedAt = now`) and the
+   * than `limit.max`, it sets the image's `accountId` to `toAccountId`, clears `sourceInstanceId` and
+   * `sourceInstanceName` (the giver's instance is none of the recipient's business, and a retry must
+   * never capture it), sets `updatedAt = now`, and sets the
    * transfer `accepted` (`decidedAt = now`). Otherwise it changes nothing. Must hold under any
    * number of concurrent callers, like {@link ImageRepository.insertIfUnderLimit} (accepting K
    * transfers to one account with room for fewer leaves exactly the room taken), and against a

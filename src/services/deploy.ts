@@ -15,7 +15,7 @@ import { parseOrThrow } from '../util/validate';
 import { checkActor, ownsAccount, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import type { ImageService } from './images';
-import { hasAcceptedShare } from './image-sharing';
+import { hasAcceptedShare, sharedView } from './image-sharing';
 import { createTask, runTask } from './task-runner';
 
 /**
@@ -150,7 +150,8 @@ export class DeployService {
     const images = await Promise.all(shares.map((share) => this.ctx.repos.images.get(share.imageId)));
     return images
       .filter((image, i): image is Image => image?.status === 'available' && image.accountId === shares[i]?.ownerAccountId)
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map(sharedView);
   }
 
   /**

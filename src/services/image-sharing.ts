@@ -51,6 +51,14 @@ export interface SharedImage {
   image: Image;
 }
 
+/**
+ * An image as a recipient sees it: without the owner's source instance (its id and name are the
+ * owner's business).
+ */
+export function sharedView(image: Image): Image {
+  return { ...image, sourceInstanceId: null, sourceInstanceName: null };
+}
+
 /** Whether `accountId` holds an accepted share of `image` from its current owner. */
 export async function hasAcceptedShare(ctx: ServiceContext, image: Image, accountId: string): Promise<boolean> {
   if (image.kind !== 'custom' || image.accountId === null) return false;
@@ -145,7 +153,7 @@ export class ImageSharingService {
       const image = await this.ctx.repos.images.get(share.imageId);
       // An image deleted or given away meanwhile is not shown (its share is ended with it).
       if (!image || image.status !== 'available' || image.accountId !== share.ownerAccountId) continue;
-      items.push({ share, image });
+      items.push({ share, image: sharedView(image) });
     }
     return { items, nextCursor: page.nextCursor };
   }

@@ -161,6 +161,8 @@ export const imageMoveCases: readonly RepositoryCase[] = [
       assert.equal(moved?.accountId, 'acct-taker');
       assert.deepEqual(moved?.updatedAt, t(21));
       assert.equal(moved?.status, 'available');
+      assert.equal(moved?.sourceInstanceId, null);
+      assert.equal(moved?.sourceInstanceName, null);
       assert.equal(await imageTransfers.accept(offer.id, null, t(22)), null);
       assert.equal(await imageTransfers.accept('missing', null, t(22)), null);
 

@@ -33,6 +33,10 @@ describe('sharing an image with another account', () => {
     expect((await h.ii.sharing.listIncomingShares(bob)).items.map((i) => i.image.id)).toEqual([image.id]);
     const picker = await h.ii.catalog.listDeployableImages(bob);
     expect(picker.sharedWithMe.map((i) => i.id)).toEqual([image.id]);
+    // the owner's instance is not shown to the recipient
+    expect(image.sourceInstanceId).toBe('web-1');
+    expect(picker.sharedWithMe.map((i) => [i.sourceInstanceId, i.sourceInstanceName])).toEqual([[null, null]]);
+    expect((await h.ii.sharing.listIncomingShares(bob)).items.map((i) => i.image.sourceInstanceName)).toEqual([null]);
     expect(picker.myImages).toEqual([]);
     const deployed = await deployAs(h, bob, image.id, 'bob-1');
     expect(deployed.task.accountId).toBe('acct-bob');
@@ -104,6 +108,8 @@ describe('transferring an image to another account', () => {
     const { transfer, image: moved } = await h.ii.transfers.acceptTransfer(bob, offer.id);
     expect(transfer.status).toBe('accepted');
     expect(moved.accountId).toBe('acct-bob');
+    // the giver's instance is forgotten: a retry could otherwise capture it into bob's image
+    expect([moved.sourceInstanceId, moved.sourceInstanceName]).toEqual([null, null]);
     expect(await codeOf(h.ii.images.getImage(alice, image.id))).toBe('NOT_FOUND');
     expect((await h.ii.images.getImage(bob, image.id)).accountId).toBe('acct-bob');
     // its shares ended with the change of owner
