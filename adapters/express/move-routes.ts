@@ -172,7 +172,7 @@ export const MOVE_ROUTES: readonly RouteDefinition[] = [
     operationId: 'acceptTransfer',
     summary: 'Accept a transfer: the image becomes this account’s and its billing moves now',
     success: { status: 200, description: 'The accepted transfer and the image', schema: AcceptedTransferSchema },
-    errors: [403, 409],
+    errors: [409],
     handle: async ({ actor, params, runtime }) => ({
       status: 200,
       body: await runtime.service.transfers.acceptTransfer(actor, id(params, 'transferId')),
