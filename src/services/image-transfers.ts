@@ -108,15 +108,17 @@ export class ImageTransferService {
         fields: [{ path: 'accountId', message: 'is required for an administrator' }],
       });
     const filter = q.direction === 'incoming' ? { toAccountId: accountId } : { fromAccountId: accountId };
-    return this.ctx.repos.imageTransfers.list(
+    const page = await this.ctx.repos.imageTransfers.list(
       { ...filter, ...(q.status ? { statuses: [q.status] } : {}) },
       { cursor: q.cursor ?? null, limit: q.limit ?? 50 },
     );
+    // Offers past their expiry are shown (and recorded) as expired.
+    return { items: await Promise.all(page.items.map((transfer) => this.expireIfDue(transfer))), nextCursor: page.nextCursor };
   }
 
   /** A transfer the actor is a party of (giver or recipient; admins: any); NOT_FOUND otherwise. */
   async getTransfer(actor: Actor, transferId: string): Promise<ImageTransfer> {
-    return this.transferFor(actor, transferId, 'either');
+    return this.expireIfDue(await this.transferFor(actor, transferId, 'either'));
   }
 
   private async transferFor(actor: Actor, transferId: string, role: 'giver' | 'recipient' | 'either'): Promise<ImageTransfer> {

@@ -168,6 +168,7 @@ describe('transferring an image to another account', () => {
     const image = await aliceImage(h);
     const offer = await h.ii.transfers.offerTransfer(alice, image.id, { accountId: 'acct-bob', expiresInSeconds: 60 });
     h.clock.now = new Date(h.clock.now.getTime() + 60_000);
+    expect((await h.ii.transfers.listTransfers(bob)).items.map((t) => t.status)).toEqual(['expired']);
     expect(await codeOf(h.ii.transfers.acceptTransfer(bob, offer.id))).toBe('INVALID_STATE');
     expect((await h.ii.transfers.getTransfer(alice, offer.id)).status).toBe('expired');
     const second = await h.ii.transfers.offerTransfer(alice, image.id, { accountId: 'acct-bob' });
