@@ -166,7 +166,7 @@ describe.skipIf(missing !== null)(`images that move on real infrastructure${miss
 
     await ii.sharing.revokeShare(owner, share.id);
     await expect(
-      ii.catalog.deployImage(friend, { imageId: copy.id, instanceId: 'vm-friend', targetPath: `${target}.2` }),
+      ii.catalog.deployImage(friend, { imageId: copy.id, instanceId: 'vm-friend', targetPath: `${base}/deployed/vm-friend-2.qcow2` }),
     ).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
