@@ -21,6 +21,9 @@ import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import type { Logger } from './ports/logger';
 import { DriverCache, type ServiceContext, type ServiceSettings } from './services/context';
 import { ImageService } from './services/images';
+import { ImageCopyService } from './services/image-copies';
+import { ImageSharingService } from './services/image-sharing';
+import { ImageTransferService } from './services/image-transfers';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
 import { SettingsService } from './services/settings';
 import { AccountService } from './services/accounts';
@@ -51,6 +54,8 @@ const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
   tasks: ['get', 'list', 'insert', 'update', 'transition', 'listStale'],
   usage: ['get', 'list', 'insert', 'close'],
   settings: ['getLocation', 'putLocation', 'listLocations', 'getAccountLimit', 'putAccountLimit', 'getAccountState', 'putAccountState'],
+  imageShares: ['get', 'list', 'insert', 'transition', 'revokeAllOf'],
+  imageTransfers: ['get', 'list', 'insert', 'transition', 'accept'],
 };
 
 const RepositoriesSchema = z.object(
@@ -126,6 +131,9 @@ export const InstanceImagesOptionsSchema = z.object({
         .default(MAX_DEPLOY_DISK_BYTES),
     })
     .default({ maxDiskBytes: MAX_DEPLOY_DISK_BYTES }),
+  imageCopies: z
+    .strictObject({ allowCustomers: z.boolean().default(false), billed: z.boolean().default(true) })
+    .default({ allowCustomers: false, billed: true }),
 });
 
 /** Options of {@link createInstanceImages}. */
@@ -193,6 +201,11 @@ export interface InstanceImagesOptions {
    * requests fail with VALIDATION_FAILED naming `sizeBytes`. @default { maxDiskBytes: 64 TiB }
    */
   deploy?: { maxDiskBytes?: number };
+  /**
+   * Copies of images to other storages: whether customers may copy their own images (admins always
+   * may), and whether copies are billed (one usage line per copy). @default { allowCustomers: false, billed: true }
+   */
+  imageCopies?: { allowCustomers?: boolean; billed?: boolean };
 }
 
 /** The wired SDK. */
@@ -210,6 +223,12 @@ export interface InstanceImages {
    * call each, admin only, idempotent; see docs/embedding.md, "Host lifecycle hooks").
    */
   readonly accounts: AccountService;
+  /** Sharing images with other accounts: share, accept, reject, revoke, the shared-with-me list. */
+  readonly sharing: ImageSharingService;
+  /** Ownership transfers between accounts: offer, accept (billing moves), reject, cancel. */
+  readonly transfers: ImageTransferService;
+  /** Copies of images to other storages and locations. */
+  readonly copies: ImageCopyService;
   /** Typed events. */
   readonly events: InstanceImagesEmitter;
   /** The repositories in use. */
@@ -401,6 +420,9 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     storages: new StorageService(ctx, drivers),
     settings: settingsService,
     accounts: new AccountService(ctx, images),
+    sharing: new ImageSharingService(ctx),
+    transfers: new ImageTransferService(ctx),
+    copies: new ImageCopyService(ctx, drivers, parsed.imageCopies),
     events,
     repositories,
     storageDrivers: registry,

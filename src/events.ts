@@ -6,6 +6,7 @@
 import mitt, { type Emitter } from 'mitt';
 import type { Image, ImageStatus } from './model/image';
 import type { AccountState } from './model/settings';
+import type { ImageShare, ImageShareStatus, ImageTransfer, ImageTransferStatus } from './model/image-move';
 import type { Task } from './model/task';
 import type { MaterializeResult } from './ports/hypervisor-driver';
 import type { UsageInterval } from './model/usage-interval';
@@ -70,6 +71,18 @@ export type InstanceImagesEvents = {
   'account.closed': { state: AccountState };
   /** The host deleted an instance: its images are kept, marked with `sourceInstanceDeletedAt`. */
   'instance.deleted': { instanceId: string; images: Image[] };
+  /** An owner shared an image with another account (the share is `pending`). */
+  'share.created': { share: ImageShare; actor: EventActor };
+  /** A share was accepted, rejected or revoked (also when its image was deleted or given away). */
+  'share.status-changed': { share: ImageShare; from: ImageShareStatus; to: ImageShareStatus; actor: EventActor };
+  /** An owner offered an image to another account (the transfer is `pending`). */
+  'transfer.created': { transfer: ImageTransfer; actor: EventActor };
+  /** A transfer was accepted, rejected, cancelled or found expired. */
+  'transfer.status-changed': { transfer: ImageTransfer; from: ImageTransferStatus; to: ImageTransferStatus; actor: EventActor };
+  /** An accepted transfer moved the image: billing moved at the same instant (`at`). */
+  'image.owner-changed': { image: Image; fromAccountId: string; toAccountId: string; transferId: string; at: Date };
+  /** A copy of an image to another storage started (the copy is a new image in `creating`). */
+  'image.copy-started': { image: Image; sourceImageId: string; actor: EventActor };
   /** The image browser or reconcile found (or fixed) something. */
   'reconcile.finding': { finding: ReconcileFinding };
 };

@@ -41,6 +41,7 @@ export type { Iso, IsoStatus } from './model/iso';
 export type { Task, TaskPatch, TaskProgress, TaskStatus, TaskType } from './model/task';
 export type { UsageInterval } from './model/usage-interval';
 export type { AccountLimit, AccountState, LocationSettings } from './model/settings';
+export type { ImageShare, ImageShareStatus, ImageTransfer, ImageTransferStatus } from './model/image-move';
 
 // The image lifecycle
 export {
@@ -61,6 +62,10 @@ export type { InstanceImagesEvents, InstanceImagesEmitter, EventActor, Reconcile
 export type {
   Repositories,
   ImageRepository,
+  ImageShareRepository,
+  ImageShareFilter,
+  ImageTransferRepository,
+  ImageTransferFilter,
   StorageRepository,
   MediaGroupRepository,
   IsoRepository,
@@ -141,6 +146,15 @@ export type {
 } from './services/storages';
 export type { SettingsService, LocationSettingsInput } from './services/settings';
 export type { AccountService, AccountClosing, InstanceDeletion } from './services/accounts';
+export type { ImageSharingService, ShareImageInput, IncomingSharesQuery, SharedImage } from './services/image-sharing';
+export {
+  DEFAULT_TRANSFER_TTL_SECONDS,
+  type ImageTransferService,
+  type OfferTransferInput,
+  type ListTransfersQuery,
+  type AcceptedTransfer,
+} from './services/image-transfers';
+export type { ImageCopyService, CopyImageInput, ImageCopyPolicy } from './services/image-copies';
 export type { RecoveryReport } from './services/recovery';
 export { buildUsageReport, type UsageReportQuery, type UsageReportOptions, type UsageReportSources } from './services/usage';
 

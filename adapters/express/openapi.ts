@@ -20,6 +20,7 @@ import {
   UpdateOsImageInputSchema,
 } from '../../src/services/catalog';
 import { CreateImageInputSchema } from '../../src/services/images';
+import { MOVE_REQUEST_COMPONENTS, MOVE_RESPONSE_COMPONENTS } from './move-routes';
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
 
@@ -95,6 +96,7 @@ export const TAG_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'admin: settings': 'Operators: per-location settings (enabled, price, default cap) and per-account caps',
   'admin: operations': 'Operators: every image and task, recovery, size refresh',
   'admin: accounts': "Operators: the host's account and instance lifecycle (suspend, unsuspend, close, instance deleted)",
+  sharing: 'Images that move: shares with other accounts, ownership transfers, copies to other storages',
   meta: 'The API itself: this document and health',
 };
 
@@ -188,6 +190,7 @@ const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   AccountClosing: AccountClosingSchema,
   InstanceDeletion: InstanceDeletionSchema,
   Problem: schemas.ProblemSchema,
+  ...MOVE_RESPONSE_COMPONENTS,
 };
 
 /** Named request body schemas (what a client sends: `io: input`, so defaulted fields are optional). */
@@ -206,6 +209,7 @@ const REQUEST_COMPONENTS: Record<string, z.ZodType> = {
   UpdateIsoInput: UpdateIsoInputSchema,
   LocationSettingsInput: LocationSettingsInputSchema,
   AccountLimitInput: schemas.AccountLimitBodySchema,
+  ...MOVE_REQUEST_COMPONENTS,
 };
 
 function nameOf(table: Record<string, z.ZodType>, schema: z.ZodType): string | null {

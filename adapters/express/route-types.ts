@@ -11,7 +11,10 @@ import type { Logger } from '../../src/services/context';
 import type { Actor } from '../../src/services/actor';
 
 /** The parts of the SDK the router calls. */
-export type ImagesRouterService = Pick<InstanceImages, 'images' | 'catalog' | 'storages' | 'settings' | 'accounts' | 'events' | 'recover'> &
+export type ImagesRouterService = Pick<
+  InstanceImages,
+  'images' | 'catalog' | 'storages' | 'settings' | 'accounts' | 'sharing' | 'transfers' | 'copies' | 'events' | 'recover'
+> &
   Partial<Pick<InstanceImages, 'health'>>;
 
 /** HTTP methods used by the router. */

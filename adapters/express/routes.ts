@@ -59,6 +59,7 @@ import {
   TaskSchema,
   UsageReportSchema,
 } from './schemas';
+import { MOVE_ROUTES } from './move-routes';
 import { streamTaskEvents } from './sse';
 import { receiveIsoUpload } from './upload';
 
@@ -753,4 +754,4 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
 ];
 
 /** Every route of the images router, in registration order. */
-export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...ADMIN_ROUTES, ...HOST_HOOK_ROUTES];
+export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...MOVE_ROUTES, ...ADMIN_ROUTES, ...HOST_HOOK_ROUTES];

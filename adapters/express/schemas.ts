@@ -73,6 +73,7 @@ export const DeployableImagesSchema = z.object({
   groups: z.array(z.object({ group: MediaGroupSchema, images: z.array(ImageSchema) })),
   ungrouped: z.array(ImageSchema),
   myImages: z.array(ImageSchema),
+  sharedWithMe: z.array(ImageSchema),
 });
 /** A deploy that has started: its task (the disk exists once the task is `completed`). */
 export const DeployStartedSchema = z.object({ task: TaskSchema });

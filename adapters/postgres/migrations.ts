@@ -162,4 +162,37 @@ export const postgresMigrations: readonly Migration[] = [
       `ALTER TABLE ii_images ADD COLUMN source_instance_deleted_at timestamptz(3)`,
     ],
   },
+  {
+    version: 5,
+    name: 'image shares and ownership transfers',
+    statements: [
+      `CREATE TABLE ii_image_shares (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        image_id text COLLATE "C" NOT NULL,
+        owner_account_id text COLLATE "C" NOT NULL,
+        account_id text COLLATE "C" NOT NULL,
+        status text NOT NULL,
+        created_at timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL,
+        decided_at timestamptz(3)
+      )`,
+      `CREATE UNIQUE INDEX ii_image_shares_open ON ii_image_shares (image_id, account_id) WHERE status IN ('pending', 'accepted')`,
+      `CREATE INDEX ii_image_shares_account ON ii_image_shares (account_id, created_at, id)`,
+      `CREATE INDEX ii_image_shares_owner ON ii_image_shares (owner_account_id, created_at, id)`,
+      `CREATE TABLE ii_image_transfers (
+        id text COLLATE "C" NOT NULL PRIMARY KEY,
+        image_id text COLLATE "C" NOT NULL,
+        from_account_id text COLLATE "C" NOT NULL,
+        to_account_id text COLLATE "C" NOT NULL,
+        status text NOT NULL,
+        expires_at timestamptz(3) NOT NULL,
+        created_at timestamptz(3) NOT NULL,
+        updated_at timestamptz(3) NOT NULL,
+        decided_at timestamptz(3)
+      )`,
+      `CREATE UNIQUE INDEX ii_image_transfers_pending ON ii_image_transfers (image_id) WHERE status = 'pending'`,
+      `CREATE INDEX ii_image_transfers_to ON ii_image_transfers (to_account_id, created_at, id)`,
+      `CREATE INDEX ii_image_transfers_from ON ii_image_transfers (from_account_id, created_at, id)`,
+    ],
+  },
 ];

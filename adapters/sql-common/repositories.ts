@@ -44,7 +44,10 @@ import {
   storagesTable,
   tasksTable,
   usageTable,
+  imageSharesTable,
+  imageTransfersTable,
 } from './tables';
+import { SqlImageShareRepository, SqlImageTransferRepository } from './image-moves';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
 const IMAGE_IMMUTABLE = new Set(['id', 'kind', 'accountId', 'createdAt', 'status']);
@@ -395,8 +398,9 @@ function upsert<T extends object>(table: SqlTable<T>, record: T, keyField: keyof
  * their migrations first).
  */
 export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor): Repositories {
+  const images = new SqlTable(imagesTable, dialect, executor, 'Image');
   return {
-    images: new SqlImageRepository(new SqlTable(imagesTable, dialect, executor, 'Image')),
+    images: new SqlImageRepository(images),
     storages: new SqlStorageRepository(
       new SqlTable(storagesTable, dialect, executor, 'Image storage'),
       new SqlTable(bindingsTable, dialect, executor, 'Storage binding'),
@@ -410,5 +414,7 @@ export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor
       new SqlTable(accountLimitsTable, dialect, executor, 'Account limit'),
       new SqlTable(accountStatesTable, dialect, executor, 'Account state'),
     ),
+    imageShares: new SqlImageShareRepository(new SqlTable(imageSharesTable, dialect, executor, 'Image share')),
+    imageTransfers: new SqlImageTransferRepository(new SqlTable(imageTransfersTable, dialect, executor, 'Image transfer'), images),
   };
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Image } from '../../src/model/image';
+import type { ImageShare, ImageTransfer } from '../../src/model/image-move';
 import type { ImageStorage, StorageBinding } from '../../src/model/image-storage';
 import type { Iso } from '../../src/model/iso';
 import type { MediaGroup } from '../../src/model/media-group';
@@ -160,4 +161,35 @@ export const accountLimitsTable: TableSpec<AccountLimit> = {
 export const accountStatesTable: TableSpec<AccountState> = {
   name: 'ii_account_states',
   columns: { accountId: 'text', status: 'text', since: 'timestamp', updatedAt: 'timestamp' },
+};
+
+/** `ii_image_shares`: shares of custom images with other accounts. */
+export const imageSharesTable: TableSpec<ImageShare> = {
+  name: 'ii_image_shares',
+  columns: {
+    id: 'text',
+    imageId: 'text',
+    ownerAccountId: 'text',
+    accountId: 'text',
+    status: 'text',
+    createdAt: 'timestamp',
+    updatedAt: 'timestamp',
+    decidedAt: 'timestamp',
+  },
+};
+
+/** `ii_image_transfers`: ownership transfers of custom images. */
+export const imageTransfersTable: TableSpec<ImageTransfer> = {
+  name: 'ii_image_transfers',
+  columns: {
+    id: 'text',
+    imageId: 'text',
+    fromAccountId: 'text',
+    toAccountId: 'text',
+    status: 'text',
+    expiresAt: 'timestamp',
+    createdAt: 'timestamp',
+    updatedAt: 'timestamp',
+    decidedAt: 'timestamp',
+  },
 };

@@ -160,4 +160,37 @@ export const sqliteMigrations: readonly Migration[] = [
       `ALTER TABLE ii_images ADD COLUMN source_instance_deleted_at INTEGER`,
     ],
   },
+  {
+    version: 5,
+    name: 'image shares and ownership transfers',
+    statements: [
+      `CREATE TABLE ii_image_shares (
+        id TEXT NOT NULL PRIMARY KEY,
+        image_id TEXT NOT NULL,
+        owner_account_id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        decided_at INTEGER
+      ) STRICT`,
+      `CREATE UNIQUE INDEX ii_image_shares_open ON ii_image_shares (image_id, account_id) WHERE status IN ('pending', 'accepted')`,
+      `CREATE INDEX ii_image_shares_account ON ii_image_shares (account_id, created_at, id)`,
+      `CREATE INDEX ii_image_shares_owner ON ii_image_shares (owner_account_id, created_at, id)`,
+      `CREATE TABLE ii_image_transfers (
+        id TEXT NOT NULL PRIMARY KEY,
+        image_id TEXT NOT NULL,
+        from_account_id TEXT NOT NULL,
+        to_account_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        decided_at INTEGER
+      ) STRICT`,
+      `CREATE UNIQUE INDEX ii_image_transfers_pending ON ii_image_transfers (image_id) WHERE status = 'pending'`,
+      `CREATE INDEX ii_image_transfers_to ON ii_image_transfers (to_account_id, created_at, id)`,
+      `CREATE INDEX ii_image_transfers_from ON ii_image_transfers (from_account_id, created_at, id)`,
+    ],
+  },
 ];

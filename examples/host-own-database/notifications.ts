@@ -44,6 +44,7 @@ const taskLabels: Record<Task['type'], string> = {
   'refresh-size': 'image size refresh',
   reconcile: 'storage check',
   'close-account': 'account closing',
+  copy: 'image copy to another storage',
 };
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;

@@ -37,6 +37,7 @@ import {
   type UsageFilter,
   type UsageInterval,
 } from '../../src';
+import { createImageMoveRepositories } from './image-moves';
 
 type Row = Record<string, unknown>;
 /** One WHERE condition and its `?` parameters. */
@@ -426,6 +427,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
   };
 
   return {
+    ...createImageMoveRepositories(db),
     images: {
       get: async (id) => get(imageTable, id),
       list: async (filter = {}, request = {}, sort = {}) => {

@@ -127,6 +127,31 @@ CREATE TABLE IF NOT EXISTS panel_image_billing (
 );
 CREATE INDEX IF NOT EXISTS panel_image_billing_by_start ON panel_image_billing (starts_on, id);
 
+-- Shares of a customer's image with other customers, and offers to give an image away.
+CREATE TABLE IF NOT EXISTS panel_image_shares (
+  id                TEXT PRIMARY KEY,
+  image_id          TEXT NOT NULL,
+  owner_customer_id TEXT NOT NULL,
+  customer_id       TEXT NOT NULL,          -- the recipient
+  state             TEXT NOT NULL,          -- pending | accepted | rejected | revoked
+  created_on        INTEGER NOT NULL,
+  changed_on        INTEGER NOT NULL,
+  decided_on        INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS panel_image_shares_open ON panel_image_shares (image_id, customer_id) WHERE state IN ('pending', 'accepted');
+CREATE TABLE IF NOT EXISTS panel_image_handovers (
+  id                TEXT PRIMARY KEY,
+  image_id          TEXT NOT NULL,
+  from_customer_id  TEXT NOT NULL,
+  to_customer_id    TEXT NOT NULL,
+  state             TEXT NOT NULL,          -- pending | accepted | rejected | cancelled | expired
+  expires_on        INTEGER NOT NULL,
+  created_on        INTEGER NOT NULL,
+  changed_on        INTEGER NOT NULL,
+  decided_on        INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS panel_image_handovers_pending ON panel_image_handovers (image_id) WHERE state = 'pending';
+
 -- The panel's general key/value settings; instance-images uses the 'images.*' names.
 CREATE TABLE IF NOT EXISTS panel_settings (
   name       TEXT PRIMARY KEY,

@@ -28,6 +28,7 @@ import type {
   UsageRepository,
 } from '../ports/repositories';
 import { paginate } from './paginate';
+import { MemoryImageShareRepository, MemoryImageTransferRepository } from './image-moves';
 
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -110,6 +111,18 @@ export class MemoryImageRepository implements ImageRepository {
 
   async update(id: string, patch: ImagePatch, now: Date): Promise<Image | null> {
     return updateIn(this.images, id, patch as Partial<Image>, now);
+  }
+
+  /**
+   * @internal Synchronously (so atomically): whether the image is an available custom image of
+   * `fromAccountId` and `to` has room under `limit`; when `move` is true, also gives it to `to`.
+   */
+  ownerChange(id: string, fromAccountId: string, to: string, limit: ImageLimit | null, now: Date, move: boolean): boolean {
+    const current = this.images.get(id);
+    if (!current || current.kind !== 'custom' || current.accountId !== fromAccountId || current.status !== 'available') return false;
+    if (limit !== null && [...this.images.values()].filter(isActiveCustom(to)).length >= limit.max) return false;
+    if (move) this.images.set(id, { ...current, accountId: to, sourceInstanceId: null, sourceInstanceName: null, updatedAt: now });
+    return true;
   }
 }
 
@@ -358,13 +371,16 @@ export class MemorySettingsRepository implements SettingsRepository {
 
 /** Creates a fresh set of in-memory repositories. */
 export function createMemoryRepositories(): Repositories {
+  const images = new MemoryImageRepository();
   return {
-    images: new MemoryImageRepository(),
+    images,
     storages: new MemoryStorageRepository(),
     mediaGroups: new MemoryMediaGroupRepository(),
     isos: new MemoryIsoRepository(),
     tasks: new MemoryTaskRepository(),
     usage: new MemoryUsageRepository(),
     settings: new MemorySettingsRepository(),
+    imageShares: new MemoryImageShareRepository(),
+    imageTransfers: new MemoryImageTransferRepository(images),
   };
 }

@@ -56,3 +56,14 @@ export {
   type AccountLimit,
   type AccountState,
 } from './settings';
+export {
+  ImageShareStatusSchema,
+  OPEN_SHARE_STATUSES,
+  ImageShareSchema,
+  ImageTransferStatusSchema,
+  ImageTransferSchema,
+  type ImageShareStatus,
+  type ImageShare,
+  type ImageTransferStatus,
+  type ImageTransfer,
+} from './image-move';

@@ -13,6 +13,7 @@
  */
 import type { Page } from '../model/common';
 import type { Image, ImageKind, ImagePatch, ImageStatus } from '../model/image';
+import type { ImageShare, ImageShareStatus, ImageTransfer, ImageTransferStatus } from '../model/image-move';
 import type { ImageStorage, StorageBinding } from '../model/image-storage';
 import type { Iso } from '../model/iso';
 import type { MediaGroup } from '../model/media-group';
@@ -204,6 +205,81 @@ export interface SettingsRepository {
   putAccountState(accountId: string, state: AccountState | null): Promise<void>;
 }
 
+/** Filter of {@link ImageShareRepository.list}. All given fields must match. */
+export interface ImageShareFilter {
+  imageId?: string;
+  /** The recipient. */
+  accountId?: string;
+  ownerAccountId?: string;
+  statuses?: ImageShareStatus[];
+}
+
+/** Shares of custom images with other accounts (image members). */
+export interface ImageShareRepository {
+  /** The share, or `null`. */
+  get(id: string): Promise<ImageShare | null>;
+  /** A page of shares, newest first (`createdAt` desc, then id). */
+  list(filter?: ImageShareFilter, page?: ListPage): Promise<Page<ImageShare>>;
+  /**
+   * Inserts a share. Atomic: at most one open (`pending` or `accepted`) share exists per image and
+   * recipient, also under concurrent callers.
+   * @throws CONFLICT when the id exists, or when an open share of the image with the same recipient exists.
+   */
+  insert(share: ImageShare): Promise<void>;
+  /**
+   * Compare-and-set of the status, like {@link ImageRepository.transition}: when the share's status
+   * is one of `from`, sets `status = to`, `decidedAt = now` and `updatedAt = now`.
+   * @returns the updated share, or `null` when missing or not in `from`.
+   */
+  transition(id: string, from: readonly ImageShareStatus[], to: ImageShareStatus, now: Date): Promise<ImageShare | null>;
+  /**
+   * Ends every open share of an image (`pending`/`accepted` → `revoked`, `decidedAt = now`), in one
+   * atomic step. @returns the shares it ended.
+   */
+  revokeAllOf(imageId: string, now: Date): Promise<ImageShare[]>;
+}
+
+/** Filter of {@link ImageTransferRepository.list}. All given fields must match. */
+export interface ImageTransferFilter {
+  imageId?: string;
+  fromAccountId?: string;
+  toAccountId?: string;
+  statuses?: ImageTransferStatus[];
+}
+
+/** Ownership transfers of custom images. */
+export interface ImageTransferRepository {
+  /** The transfer, or `null`. */
+  get(id: string): Promise<ImageTransfer | null>;
+  /** A page of transfers, newest first (`createdAt` desc, then id). */
+  list(filter?: ImageTransferFilter, page?: ListPage): Promise<Page<ImageTransfer>>;
+  /**
+   * Inserts a transfer. Atomic: at most one `pending` transfer exists per image.
+   * @throws CONFLICT when the id exists, or when the image has a pending transfer.
+   */
+  insert(transfer: ImageTransfer): Promise<void>;
+  /**
+   * Compare-and-set of the status (`decidedAt = now`, `updatedAt = now`).
+   * @returns the updated transfer, or `null` when missing or not in `from`.
+   */
+  transition(id: string, from: readonly ImageTransferStatus[], to: ImageTransferStatus, now: Date): Promise<ImageTransfer | null>;
+  /**
+   * Accepts a transfer, atomically with the ownership change: when the transfer is `pending` and
+   * `expiresAt > now`, its image is a custom image still owned by `fromAccountId` and `available`,
+   * and (when `limit` is given) the recipient's custom images that are not `deleted` number fewer
+   * than `limit.max`, it sets the image's `accountId` to `toAccountId`, clears `sourceInstanceId` and
+   * `sourceInstanceName` (the giver's instance is none of the recipient's business, and a retry must
+   * never capture it), sets `updatedAt = now`, and sets the
+   * transfer `accepted` (`decidedAt = now`). Otherwise it changes nothing. Must hold under any
+   * number of concurrent callers, like {@link ImageRepository.insertIfUnderLimit} (accepting K
+   * transfers to one account with room for fewer leaves exactly the room taken), and against a
+   * concurrent `transition` of the same transfer (never an accepted transfer without its image
+   * moved, nor a moved image under a transfer that is not accepted).
+   * @returns the accepted transfer, or `null` when a condition failed.
+   */
+  accept(id: string, limit: ImageLimit | null, now: Date): Promise<ImageTransfer | null>;
+}
+
 /** All repositories the SDK needs. */
 export interface Repositories {
   images: ImageRepository;
@@ -213,6 +289,10 @@ export interface Repositories {
   tasks: TaskRepository;
   usage: UsageRepository;
   settings: SettingsRepository;
+  /** Shares of images with other accounts. */
+  imageShares: ImageShareRepository;
+  /** Ownership transfers of images. */
+  imageTransfers: ImageTransferRepository;
   /** Releases connections (SQL adapters); optional. */
   close?(): Promise<void>;
 }

@@ -17,6 +17,7 @@ import { assertAccountActive } from './accounts';
 import { checkActor, ownsAccount, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import type { ImageService } from './images';
+import { hasAcceptedShare, sharedView } from './image-sharing';
 import { createTask, runTask } from './task-runner';
 
 /**
@@ -105,6 +106,11 @@ export interface DeployableImages {
   ungrouped: Image[];
   /** The account's own available custom images (the My Images tab). */
   myImages: Image[];
+  /**
+   * Available images other accounts shared with this account (accepted shares); shown in the My
+   * Images tab, marked as shared: deployable, but not deletable or shareable by this account.
+   */
+  sharedWithMe: Image[];
 }
 
 /** A deploy that has started: its task (queued). */
@@ -141,16 +147,37 @@ export class DeployService {
           : await collectPages((cursor) =>
               this.ctx.repos.images.list({ kind: 'custom', accountId, statuses: ['available'] }, { cursor, limit: 500 }, { by: 'name' }),
             ),
+      sharedWithMe: accountId === null ? [] : await this.sharedWith(accountId),
     };
     return result;
   }
 
-  /** An image the actor may deploy: available, and own custom or stock in a visible group (or ungrouped). */
+  /** The available images shared with an account (accepted shares from the images' current owners). */
+  private async sharedWith(accountId: string): Promise<Image[]> {
+    const shares = await collectPages((cursor) =>
+      this.ctx.repos.imageShares.list({ accountId, statuses: ['accepted'] }, { cursor, limit: 500 }),
+    );
+    const images = await Promise.all(shares.map((share) => this.ctx.repos.images.get(share.imageId)));
+    return images
+      .filter((image, i): image is Image => image?.status === 'available' && image.accountId === shares[i]?.ownerAccountId)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map(sharedView);
+  }
+
+  /**
+   * An image the actor may deploy: available, and own custom, custom shared with the actor's
+   * account (accepted), or stock in a visible group (or ungrouped).
+   */
   private async deployableImage(actor: Actor, imageId: string): Promise<Image> {
     const image = await this.ctx.repos.images.get(imageId);
     const missing = () => notFound('Image', imageId);
     if (!image || image.status === 'deleted') throw missing();
-    if (image.kind === 'custom' && !ownsAccount(actor, image.accountId)) throw missing();
+    if (
+      image.kind === 'custom' &&
+      !ownsAccount(actor, image.accountId) &&
+      !(await hasAcceptedShare(this.ctx, image, actor.kind === 'customer' ? actor.accountId : ''))
+    )
+      throw missing();
     if (image.kind === 'stock' && actor.kind === 'customer' && image.mediaGroupId !== null) {
       const group = await this.ctx.repos.mediaGroups.get(image.mediaGroupId);
       if (!group?.customerVisible) throw missing();
@@ -176,7 +203,11 @@ export class DeployService {
     // A custom image only ever becomes a disk of its own account's instances, whoever asks. A
     // customer only reaches here with an own image (another's is NOT_FOUND above, the tenant
     // boundary); an admin sees every image, so is told what is wrong.
-    if (image.kind === 'custom' && image.accountId !== instance.accountId) {
+    if (
+      image.kind === 'custom' &&
+      image.accountId !== instance.accountId &&
+      !(await hasAcceptedShare(this.ctx, image, instance.accountId))
+    ) {
       if (actor.kind === 'customer') throw notFound('Image', data.imageId);
       throw new InstanceImagesError(
         'ACCOUNT_MISMATCH',

@@ -20,6 +20,8 @@ import { startBilling, stopBilling } from './usage';
 import { cancelQueuedTask, createTask, runTask } from './task-runner';
 import { waitForTaskEnd, type WaitForTaskOptions } from './task-wait';
 import { assertAccountActive } from './accounts';
+import { revokeSharesOf } from './image-sharing';
+import { cancelTransfersOf } from './image-transfers';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -54,7 +56,7 @@ export const ListTasksQuerySchema = z.strictObject({
   cursor: z.string().max(1000).nullish(),
   limit: z.number().int().min(1).max(1000).optional(),
   status: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']).optional(),
-  type: z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile']).optional(),
+  type: z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile', 'copy']).optional(),
   subjectId: IdSchema.optional(),
   /** Admins only: filter by account. */
   accountId: IdSchema.optional(),
@@ -450,6 +452,9 @@ export class ImageService {
       throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
     if (image.kind === 'stock') await this.assertNotDeploying(image.id);
     const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
+    // Its shares and a pending transfer offer end with it.
+    await revokeSharesOf(this.ctx, image.id, actor, deleting.updatedAt);
+    await cancelTransfersOf(this.ctx, image.id, actor);
     // Billing stops at the request; the delete task stops it again (idempotently) should this fail.
     await stopBilling(this.ctx, image.id, deleting.updatedAt).catch((error: unknown) =>
       this.ctx.logger.warn('stopping billing failed; the delete task retries it', { imageId: image.id, error: String(error) }),

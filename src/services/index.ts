@@ -47,3 +47,21 @@ export type { Logger, ServiceSettings } from './context';
 export type { WorkProgress } from './task-runner';
 export type { WaitForTaskOptions } from './task-wait';
 export { AccountService, type AccountClosing, type InstanceDeletion } from './accounts';
+export {
+  ImageSharingService,
+  ShareImageInputSchema,
+  IncomingSharesQuerySchema,
+  type ShareImageInput,
+  type IncomingSharesQuery,
+  type SharedImage,
+} from './image-sharing';
+export {
+  ImageTransferService,
+  OfferTransferInputSchema,
+  ListTransfersQuerySchema,
+  DEFAULT_TRANSFER_TTL_SECONDS,
+  type OfferTransferInput,
+  type ListTransfersQuery,
+  type AcceptedTransfer,
+} from './image-transfers';
+export { ImageCopyService, CopyImageInputSchema, type CopyImageInput, type ImageCopyPolicy } from './image-copies';

@@ -46,6 +46,11 @@ export const TASK_STEPS: Readonly<Record<TaskType, readonly TaskStepSpec[]>> = {
     { step: 'stopping captures', weight: 20, aliases: [] },
     { step: 'deleting images', weight: 80, aliases: [] },
   ],
+  // Bytes streamed from the source storage to the target, then the size and checksum check.
+  copy: [
+    { step: 'copying', weight: 95, aliases: ['transfer', 'uploading'] },
+    { step: 'verifying', weight: 5, aliases: ['verify', 'done'] },
+  ],
 };
 
 /** The progress of a task that has not started. */

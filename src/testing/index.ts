@@ -39,6 +39,7 @@ export {
   fixtureTime,
   FIXTURE_TIME,
 } from './fixtures';
+export { makeImageShare, makeImageTransfer, imageMoveCases } from './image-move-cases';
 export {
   testStorageDriver,
   type StorageSuiteOptions,

@@ -37,6 +37,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Repositories } from '../ports/repositories';
 import { makeImage, makeTask } from './fixtures';
+import { makeImageTransfer } from './image-move-cases';
 import type { TestApi } from './repository-suite';
 
 /** A JSON value: what a child receives as the arguments of its factory. */
@@ -85,6 +86,9 @@ interface RoundPlan {
   imageIds: string[];
   /** Tasks in `running` every child tries to move to `completed`. */
   taskIds: string[];
+  /** Pending transfers (more than the cap) to `taker` that every child tries to accept, capped at `max`. */
+  transferIds: string[];
+  taker: string;
 }
 
 /** What one child reports after a round. */
@@ -92,6 +96,7 @@ interface RoundReport {
   inserted: string[];
   imagesWon: string[];
   tasksWon: string[];
+  transfersWon: string[];
   errors: string[];
 }
 
@@ -109,6 +114,8 @@ const ACCOUNTS_PER_ROUND = 10;
 const CAP = 2;
 const ATTEMPTS_PER_ACCOUNT = 2;
 const SUBJECTS_PER_ROUND = 12;
+/** Transfers offered to one account per round (its cap is {@link CAP}). */
+const TRANSFERS_PER_ROUND = 5;
 
 function describeError(error: unknown): string {
   if (error instanceof Error) {
@@ -150,7 +157,7 @@ export function serveRepositories(open: (args: JsonValue) => Promise<Repositorie
 
 /** One child's share of a round: capped inserts and compare-and-sets, all at once. */
 async function playRound(repos: Repositories, plan: RoundPlan, child: number): Promise<RoundReport> {
-  const report: RoundReport = { inserted: [], imagesWon: [], tasksWon: [], errors: [] };
+  const report: RoundReport = { inserted: [], imagesWon: [], tasksWon: [], transfersWon: [], errors: [] };
   const guarded = async (operation: () => Promise<void>) => {
     try {
       await operation();
@@ -187,6 +194,13 @@ async function playRound(repos: Repositories, plan: RoundPlan, child: number): P
       guarded(async () => {
         if (await repos.tasks.transition(id, ['running'], 'completed', { errorMessage: `child-${child}`, finishedAt: now }, now))
           report.tasksWon.push(id);
+      }),
+    );
+  }
+  for (const id of plan.transferIds) {
+    work.push(
+      guarded(async () => {
+        if (await repos.imageTransfers.accept(id, { accountId: plan.taker, max: plan.max }, new Date())) report.transfersWon.push(id);
       }),
     );
   }
@@ -247,7 +261,8 @@ function startChildren(options: ProcessSuiteOptions, count: number): Child[] {
 /** Seeds a round's subjects through the parent's repositories. */
 async function seedRound(repos: Repositories, round: number, attempts: number): Promise<RoundPlan> {
   const accountIds = Array.from({ length: ACCOUNTS_PER_ROUND }, (_, i) => `procs-${round}-${i}-${randomUUID()}`);
-  const plan: RoundPlan = { round, accountIds, max: CAP, attempts, imageIds: [], taskIds: [] };
+  const taker = `taker-${round}-${randomUUID()}`;
+  const plan: RoundPlan = { round, accountIds, max: CAP, attempts, imageIds: [], taskIds: [], transferIds: [], taker };
   for (let i = 0; i < SUBJECTS_PER_ROUND; i++) {
     const image = makeImage({ accountId: `subjects-${round}` });
     const task = makeTask({ status: 'running' });
@@ -255,6 +270,18 @@ async function seedRound(repos: Repositories, round: number, attempts: number): 
     await repos.tasks.insert(task);
     plan.imageIds.push(image.id);
     plan.taskIds.push(task.id);
+  }
+  for (let i = 0; i < TRANSFERS_PER_ROUND; i++) {
+    const image = makeImage({ accountId: `giver-${round}`, status: 'available' });
+    await repos.images.insert(image);
+    const transfer = makeImageTransfer({
+      imageId: image.id,
+      fromAccountId: image.accountId as string,
+      toAccountId: taker,
+      expiresAt: new Date(Date.now() + 3_600_000),
+    });
+    await repos.imageTransfers.insert(transfer);
+    plan.transferIds.push(transfer.id);
   }
   return plan;
 }
@@ -296,6 +323,31 @@ async function checkRound(repos: Repositories, plan: RoundPlan, reports: RoundRe
         violations.push(`${at}: ${kind} ${id} holds ${JSON.stringify(mark)}, not the winner's (child-${winners[0]}) patch`);
     }
   }
+  violations.push(...(await checkTransfers(repos, plan, reports, at)));
+  return violations;
+}
+
+/** The transfers of a round: each accepted by at most one child, exactly the cap moved, owners consistent. */
+async function checkTransfers(repos: Repositories, plan: RoundPlan, reports: RoundReport[], at: string): Promise<string[]> {
+  const violations: string[] = [];
+  let won = 0;
+  for (const id of plan.transferIds) {
+    const winners = reports.filter((r) => r.transfersWon.includes(id)).length;
+    if (winners > 1) violations.push(`${at}: transfer ${id} was accepted by ${winners} processes (at most one may)`);
+    won += Math.min(winners, 1);
+    const transfer = await repos.imageTransfers.get(id);
+    const owner = transfer && (await repos.images.get(transfer.imageId))?.accountId;
+    const expected = transfer?.status === 'accepted' ? plan.taker : transfer?.fromAccountId;
+    if (owner !== expected || (transfer?.status === 'accepted') !== winners > 0)
+      violations.push(
+        `${at}: transfer ${id} is ${transfer?.status} (reported accepted ${winners} times) and its image is owned by ${owner}`,
+      );
+  }
+  const stored = await repos.images.countActive(plan.taker);
+  if (won !== plan.max || stored !== plan.max)
+    violations.push(
+      `${at}: ${reports.length} processes accepting ${plan.transferIds.length} transfers against a cap of ${plan.max} moved ${stored} images (${won} reported)`,
+    );
   return violations;
 }
 
@@ -335,8 +387,9 @@ export async function runRepositoriesAcrossProcesses(options: ProcessSuiteOption
 /**
  * Registers the multi-process case with the caller's test framework: {@link ProcessSuiteOptions.processes}
  * children (default 4) on one shared database race capped inserts (10 accounts walked in the same
- * order, a cap of 2 each, 2 attempts per child and account) and
- * compare-and-set transitions of images and tasks, for {@link ProcessSuiteOptions.rounds} rounds
+ * order, a cap of 2 each, 2 attempts per child and account),
+ * compare-and-set transitions of images and tasks, and accepts of 5 image transfers to one account
+ * with a cap of 2, for {@link ProcessSuiteOptions.rounds} rounds
  * (default 10). It fails when a cap is exceeded or not reached, when a transition has no winner or
  * two, when a winner's patch is not what is stored, or when any call throws (e.g. `SQLITE_BUSY`).
  */

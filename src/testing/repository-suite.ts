@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { isInstanceImagesError } from '../errors';
 import type { Repositories } from '../ports/repositories';
 import { roundTripCases } from './round-trip-cases';
+import { imageMoveCases } from './image-move-cases';
 import { fixtureTime, makeImage, makeIso, makeMediaGroup, makeStorage, makeTask, makeUsageInterval } from './fixtures';
 
 /** The test-framework functions the suite needs (vitest, jest, node:test all fit). */
@@ -524,6 +525,7 @@ export const repositoryCases: readonly RepositoryCase[] = [
     },
   },
   ...roundTripCases,
+  ...imageMoveCases,
 ];
 
 /** Registers the repository conformance suite with the caller's test framework. */

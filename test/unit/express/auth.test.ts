@@ -14,7 +14,18 @@ interface Sample {
 
 let h: ExpressHarness;
 let routes: string[];
-const ids = { aliceImage: '', bobImage: '', bobFailed: '', bobTask: '', iso: '', hiddenIso: '', group: '', os: '' };
+const ids = {
+  aliceImage: '',
+  bobImage: '',
+  bobFailed: '',
+  bobTask: '',
+  iso: '',
+  hiddenIso: '',
+  group: '',
+  os: '',
+  bobShare: '',
+  bobTransfer: '',
+};
 const period = `from=${encodeURIComponent('2026-01-01T00:00:00Z')}&to=${encodeURIComponent('2026-02-01T00:00:00Z')}`;
 
 beforeAll(async () => {
@@ -42,7 +53,12 @@ beforeAll(async () => {
     storageId: h.templatesId,
     fileKey: 'os/debian-12.qcow2',
   });
+  // Bob shares and offers his image to carol: alice is a party of neither.
+  const bobShare = await h.ii.sharing.shareImage(BOB, bob.image.id, { accountId: 'acct-carol' });
+  const bobTransfer = await h.ii.transfers.offerTransfer(BOB, bob.image.id, { accountId: 'acct-carol' });
   Object.assign(ids, {
+    bobShare: bobShare.id,
+    bobTransfer: bobTransfer.id,
     aliceImage: alice.image.id,
     bobImage: bob.image.id,
     bobFailed: failed.image.id,
@@ -135,6 +151,19 @@ function sample(route: string): Sample | undefined {
     'DELETE /admin/accounts/:accountId/suspension': { path: '/admin/accounts/acct-alice/suspension' },
     'POST /admin/accounts/:accountId/close': { path: '/admin/accounts/acct-nobody/close' },
     'POST /admin/instances/:instanceId/deleted': { path: '/admin/instances/gone-1/deleted' },
+    'POST /images/:imageId/shares': { path: `/images/${ids.aliceImage}/shares`, options: { json: { accountId: 'acct-bob' } } },
+    'GET /images/:imageId/shares': { path: `/images/${ids.aliceImage}/shares` },
+    'GET /shared-images': { path: '/shared-images' },
+    'POST /shares/:shareId/accept': { path: `/shares/${ids.bobShare}/accept` },
+    'POST /shares/:shareId/reject': { path: `/shares/${ids.bobShare}/reject` },
+    'DELETE /shares/:shareId': { path: `/shares/${ids.bobShare}` },
+    'POST /images/:imageId/transfers': { path: `/images/${ids.aliceImage}/transfers`, options: { json: { accountId: 'acct-bob' } } },
+    'GET /transfers': { path: '/transfers' },
+    'GET /transfers/:transferId': { path: `/transfers/${ids.bobTransfer}` },
+    'POST /transfers/:transferId/accept': { path: `/transfers/${ids.bobTransfer}/accept` },
+    'POST /transfers/:transferId/reject': { path: `/transfers/${ids.bobTransfer}/reject` },
+    'POST /transfers/:transferId/cancel': { path: `/transfers/${ids.bobTransfer}/cancel` },
+    'POST /images/:imageId/copies': { path: `/images/${ids.aliceImage}/copies`, options: { json: { storageId: h.storageId } } },
   };
   return table[route];
 }
@@ -202,6 +231,26 @@ describe('express router: the auth boundary', () => {
         options: { json: { isoId: ids.iso } },
       }),
       'DELETE /instances/:instanceId/iso': (v) => ({ path: `/instances/${v === 'foreign' ? 'bob-1' : 'nope'}/iso` }),
+      'POST /images/:imageId/shares': (v) => ({
+        path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/shares`,
+        options: { json: { accountId: 'acct-alice-friend' } },
+      }),
+      'GET /images/:imageId/shares': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/shares` }),
+      'POST /shares/:shareId/accept': (v) => ({ path: `/shares/${v === 'foreign' ? ids.bobShare : 'nope'}/accept` }),
+      'POST /shares/:shareId/reject': (v) => ({ path: `/shares/${v === 'foreign' ? ids.bobShare : 'nope'}/reject` }),
+      'DELETE /shares/:shareId': (v) => ({ path: `/shares/${v === 'foreign' ? ids.bobShare : 'nope'}` }),
+      'POST /images/:imageId/transfers': (v) => ({
+        path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/transfers`,
+        options: { json: { accountId: 'acct-alice-friend' } },
+      }),
+      'POST /images/:imageId/copies': (v) => ({
+        path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/copies`,
+        options: { json: { storageId: h.storageId } },
+      }),
+      'GET /transfers/:transferId': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}` }),
+      'POST /transfers/:transferId/accept': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}/accept` }),
+      'POST /transfers/:transferId/reject': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}/reject` }),
+      'POST /transfers/:transferId/cancel': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}/cancel` }),
     };
     const customerRoutesWithIds = routes.filter((route) => !route.split(' ')[1]?.startsWith('/admin') && route.includes(':'));
     expect(Object.keys(foreign).sort()).toEqual(customerRoutesWithIds.sort());
@@ -224,6 +273,8 @@ describe('express router: the auth boundary', () => {
     // Bob's things are untouched and Bob's instance has nothing mounted.
     expect((await h.ii.images.getImage(BOB, ids.bobImage)).status).toBe('available');
     expect((await h.ii.images.getImage(BOB, ids.bobFailed)).status).toBe('error');
+    expect((await h.ii.sharing.listImageShares(BOB, ids.bobImage)).items.map((s) => s.status)).toEqual(['pending']);
+    expect((await h.ii.transfers.getTransfer(BOB, ids.bobTransfer)).status).toBe('pending');
     expect(h.world.mounted.has('dom-bob-1')).toBe(false);
   });
 

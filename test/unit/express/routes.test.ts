@@ -377,6 +377,50 @@ describe("express router: every route's happy path", () => {
     expect(health.json.ok).toBe(true);
   });
 
+  it('sharing, transfers and copies: share, list, accept, reject, revoke; offer, list, get, accept, reject, cancel; copy (202)', async () => {
+    const t = await harness();
+    const BOB_ACTOR = { kind: 'customer', accountId: 'acct-bob' } as const;
+    const made = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'shared' } });
+    const other = await t.call('POST', '/images', { json: { instanceId: 'db-1', name: 'given' } });
+    await t.ii.idle();
+    const imageId = made.json.image.id as string;
+
+    const share = await t.call('POST', `/images/${imageId}/shares`, { json: { accountId: 'acct-bob' } });
+    expect([share.status, share.json.status]).toEqual([201, 'pending']);
+    expect((await t.call('GET', `/images/${imageId}/shares`)).json.items.map((s: { id: string }) => s.id)).toEqual([share.json.id]);
+    const invitations = await t.call('GET', '/shared-images?status=pending', { actor: BOB_ACTOR });
+    expect(invitations.json.items.map((i: { image: { id: string } }) => i.image.id)).toEqual([imageId]);
+    const accepted = await t.call('POST', `/shares/${share.json.id}/accept`, { actor: BOB_ACTOR });
+    expect([accepted.status, accepted.json.status]).toEqual([200, 'accepted']);
+    expect((await t.call('GET', '/shared-images', { actor: BOB_ACTOR })).json.items).toHaveLength(1);
+    const picker = await t.call('GET', '/os-picker', { actor: BOB_ACTOR });
+    expect(picker.json.sharedWithMe.map((i: { id: string }) => i.id)).toEqual([imageId]);
+    const revoked = await t.call('DELETE', `/shares/${share.json.id}`);
+    expect([revoked.status, revoked.json.status]).toEqual([200, 'revoked']);
+    const again = await t.call('POST', `/images/${imageId}/shares`, { json: { accountId: 'acct-bob' } });
+    const rejected = await t.call('POST', `/shares/${again.json.id}/reject`, { actor: BOB_ACTOR });
+    expect([rejected.status, rejected.json.status]).toEqual([200, 'rejected']);
+
+    const offer = await t.call('POST', `/images/${imageId}/transfers`, { json: { accountId: 'acct-bob', expiresInSeconds: 3600 } });
+    expect([offer.status, offer.json.status]).toEqual([201, 'pending']);
+    const declined = await t.call('POST', `/transfers/${offer.json.id}/reject`, { actor: BOB_ACTOR });
+    expect(declined.json.status).toBe('rejected');
+    const withdrawn = await t.call('POST', `/images/${imageId}/transfers`, { json: { accountId: 'acct-bob' } });
+    expect((await t.call('POST', `/transfers/${withdrawn.json.id}/cancel`)).json.status).toBe('cancelled');
+    const give = await t.call('POST', `/images/${other.json.image.id}/transfers`, { json: { accountId: 'acct-bob' } });
+    expect((await t.call('GET', '/transfers?direction=incoming', { actor: BOB_ACTOR })).json.items).toHaveLength(3);
+    expect((await t.call('GET', `/transfers/${give.json.id}`, { actor: BOB_ACTOR })).json.status).toBe('pending');
+    const taken = await t.call('POST', `/transfers/${give.json.id}/accept`, { actor: BOB_ACTOR });
+    expect([taken.status, taken.json.transfer.status, taken.json.image.accountId]).toEqual([200, 'accepted', 'acct-bob']);
+
+    const target = await t.ii.storages.createStorage(ADMIN, { name: 'second', driver: 'fake-s3', config: { root: 'second' } });
+    await t.ii.storages.bindHypervisor(ADMIN, target.id, 'hv-1');
+    const copy = await t.call('POST', `/images/${imageId}/copies`, { actor: ADMIN, json: { storageId: target.id, name: 'shared (copy)' } });
+    expect([copy.status, copy.json.image.status, copy.json.task.type]).toEqual([202, 'creating', 'copy']);
+    await t.ii.idle();
+    expect((await t.call('GET', `/images/${copy.json.image.id}`)).json).toMatchObject({ status: 'available', storageId: target.id });
+  });
+
   it('every registered route answered 2xx in the tests above', () => {
     expect(routes.length).toBeGreaterThan(40);
     expect(routes.filter((route) => !succeeded.has(route))).toEqual([]);

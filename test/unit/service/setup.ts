@@ -34,6 +34,7 @@ export async function setup(
     deploy?: { maxDiskBytes?: number };
     repositories?: Repositories;
     telemetry?: TelemetryOptions;
+    imageCopies?: { allowCustomers?: boolean; billed?: boolean };
   } = {},
 ): Promise<Harness> {
   const world = new FakeWorld();
@@ -53,6 +54,7 @@ export async function setup(
     ...(options.deploy ? { deploy: options.deploy } : {}),
     ...(options.repositories ? { repositories: options.repositories } : {}),
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+    ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));

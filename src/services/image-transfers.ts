@@ -1,0 +1,253 @@
+/**
+ * Ownership transfers of custom images between accounts of the same panel. The owner offers an
+ * available image; the recipient accepts within the offer's lifetime. Acceptance is one atomic
+ * repository operation (`imageTransfers.accept`): the image's owner changes only when the offer is
+ * still pending and unexpired, the image is still the giver's and available, and the recipient is
+ * under their image cap. Billing moves at that instant: the giver's usage interval closes and the
+ * recipient's opens at the same `at`, so the two usage reports meet exactly. Shares of the image
+ * end with the transfer (the new owner decides anew).
+ * @module
+ */
+import { z } from 'zod';
+import { InstanceImagesError, notFound } from '../errors';
+import { IdSchema, type Page } from '../model/common';
+import type { Image } from '../model/image';
+import type { ImageTransfer, ImageTransferStatus } from '../model/image-move';
+import type { ImageLimit } from '../ports/repositories';
+import { parseOrThrow } from '../util/validate';
+import { checkActor, eventActor, type Actor } from './actor';
+import type { ServiceContext } from './context';
+import { newMoveId, revokeSharesOf } from './image-sharing';
+import { startBilling, stopBilling } from './usage';
+
+/** The default lifetime of a transfer offer: 7 days. */
+export const DEFAULT_TRANSFER_TTL_SECONDS = 7 * 24 * 3600;
+
+/** Input of {@link ImageTransferService.offerTransfer}. */
+export const OfferTransferInputSchema = z.strictObject({
+  /** The recipient account (of the same panel). */
+  accountId: IdSchema,
+  /** How long the recipient has to accept: 60 s to 30 days; default 7 days. */
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 24 * 3600)
+    .optional(),
+});
+/** Input of {@link ImageTransferService.offerTransfer}. */
+export type OfferTransferInput = z.input<typeof OfferTransferInputSchema>;
+
+/** Query of {@link ImageTransferService.listTransfers}. */
+export const ListTransfersQuerySchema = z.strictObject({
+  /** `incoming` (offers to the account) or `outgoing` (offers it made); default incoming. */
+  direction: z.enum(['incoming', 'outgoing']).default('incoming'),
+  status: z.enum(['pending', 'accepted', 'rejected', 'cancelled', 'expired']).optional(),
+  cursor: z.string().max(1000).nullish(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  /** Admins only: whose transfers (required for admins). */
+  accountId: IdSchema.optional(),
+});
+/** Query of {@link ImageTransferService.listTransfers}. */
+export type ListTransfersQuery = z.input<typeof ListTransfersQuerySchema>;
+
+/** An accepted transfer and the image as it now is (the recipient's). */
+export interface AcceptedTransfer {
+  transfer: ImageTransfer;
+  image: Image;
+}
+
+/** Ownership transfers. Reached through `InstanceImages.sharing`. */
+export class ImageTransferService {
+  /** @internal Services are created by `createInstanceImages`. */
+  constructor(private readonly ctx: ServiceContext) {}
+
+  /**
+   * Offers the actor's available image to another account (pending until accepted, rejected,
+   * cancelled or expired). One pending offer per image.
+   * @throws NOT_FOUND, INVALID_STATE (not available), VALIDATION_FAILED (to the owner itself),
+   *   CONFLICT (the image already has a pending offer).
+   */
+  async offerTransfer(actor: Actor, imageId: string, input: OfferTransferInput): Promise<ImageTransfer> {
+    checkActor(actor);
+    parseOrThrow(IdSchema, imageId, 'The image id');
+    const data = parseOrThrow(OfferTransferInputSchema, input, 'The transfer');
+    const image = await this.ctx.repos.images.get(imageId);
+    if (!image || image.kind !== 'custom' || image.status === 'deleted' || image.accountId === null) throw notFound('Image', imageId);
+    if (actor.kind === 'customer' && image.accountId !== actor.accountId) throw notFound('Image', imageId);
+    if (image.status !== 'available')
+      throw new InstanceImagesError('INVALID_STATE', `Only an available image can be transferred; this one is ${image.status}`);
+    if (data.accountId === image.accountId)
+      throw new InstanceImagesError('VALIDATION_FAILED', 'An image cannot be transferred to the account that owns it', {
+        fields: [{ path: 'accountId', message: 'is the owner of the image' }],
+      });
+    const now = this.ctx.now();
+    const transfer: ImageTransfer = {
+      id: newMoveId('xfr'),
+      imageId: image.id,
+      fromAccountId: image.accountId,
+      toAccountId: data.accountId,
+      status: 'pending',
+      expiresAt: new Date(now.getTime() + (data.expiresInSeconds ?? DEFAULT_TRANSFER_TTL_SECONDS) * 1000),
+      createdAt: now,
+      updatedAt: now,
+      decidedAt: null,
+    };
+    await this.ctx.repos.imageTransfers.insert(transfer);
+    this.ctx.events.emit('transfer.created', { transfer, actor: eventActor(actor) });
+    return transfer;
+  }
+
+  /** Transfers to (incoming) or from (outgoing) the actor's account, newest first. */
+  async listTransfers(actor: Actor, query: ListTransfersQuery = {}): Promise<Page<ImageTransfer>> {
+    checkActor(actor);
+    const q = parseOrThrow(ListTransfersQuerySchema, query, 'The query');
+    const accountId = actor.kind === 'customer' ? actor.accountId : q.accountId;
+    if (accountId === undefined)
+      throw new InstanceImagesError('VALIDATION_FAILED', 'Name the account whose transfers to list', {
+        fields: [{ path: 'accountId', message: 'is required for an administrator' }],
+      });
+    const filter = q.direction === 'incoming' ? { toAccountId: accountId } : { fromAccountId: accountId };
+    const page = await this.ctx.repos.imageTransfers.list(
+      { ...filter, ...(q.status ? { statuses: [q.status] } : {}) },
+      { cursor: q.cursor ?? null, limit: q.limit ?? 50 },
+    );
+    // Offers past their expiry are shown (and recorded) as expired.
+    return { items: await Promise.all(page.items.map((transfer) => this.expireIfDue(transfer))), nextCursor: page.nextCursor };
+  }
+
+  /** A transfer the actor is a party of (giver or recipient; admins: any); NOT_FOUND otherwise. */
+  async getTransfer(actor: Actor, transferId: string): Promise<ImageTransfer> {
+    return this.expireIfDue(await this.transferFor(actor, transferId, 'either'));
+  }
+
+  private async transferFor(actor: Actor, transferId: string, role: 'giver' | 'recipient' | 'either'): Promise<ImageTransfer> {
+    checkActor(actor);
+    parseOrThrow(IdSchema, transferId, 'The transfer id');
+    const transfer = await this.ctx.repos.imageTransfers.get(transferId);
+    const parties = !transfer
+      ? []
+      : role === 'giver'
+        ? [transfer.fromAccountId]
+        : role === 'recipient'
+          ? [transfer.toAccountId]
+          : [transfer.fromAccountId, transfer.toAccountId];
+    if (!transfer || (actor.kind === 'customer' && !parties.includes(actor.accountId))) throw notFound('Transfer', transferId);
+    return transfer;
+  }
+
+  private async decide(actor: Actor | 'system', transfer: ImageTransfer, to: ImageTransferStatus): Promise<ImageTransfer | null> {
+    const updated = await this.ctx.repos.imageTransfers.transition(transfer.id, ['pending'], to, this.ctx.now());
+    if (updated) this.ctx.events.emit('transfer.status-changed', { transfer: updated, from: 'pending', to, actor: eventActor(actor) });
+    return updated;
+  }
+
+  /** A pending offer past its expiry is marked `expired` (lazily, when someone acts on it). */
+  private async expireIfDue(transfer: ImageTransfer): Promise<ImageTransfer> {
+    if (transfer.status !== 'pending' || transfer.expiresAt.getTime() > this.ctx.now().getTime()) return transfer;
+    return (await this.decide('system', transfer, 'expired')) ?? (await this.ctx.repos.imageTransfers.get(transfer.id)) ?? transfer;
+  }
+
+  private async recipientLimit(image: Image, accountId: string): Promise<ImageLimit | null> {
+    const settings = image.locationId === null ? null : await this.ctx.repos.settings.getLocation(image.locationId);
+    const override = await this.ctx.repos.settings.getAccountLimit(accountId);
+    const max = override ? override.imageLimit : (settings?.defaultImageLimit ?? null);
+    return max === null ? null : { accountId, max };
+  }
+
+  /**
+   * Moves billing from the giver to the recipient at `at`, idempotently: the giver's open intervals
+   * of the image close at `at`, and the recipient's opens at `at` unless one is open already.
+   */
+  private async moveBilling(image: Image, transfer: ImageTransfer, at: Date): Promise<void> {
+    const open = await this.ctx.repos.usage.list({ imageId: image.id, openOnly: true }, { limit: 1000 });
+    if (open.items.some((interval) => interval.accountId === transfer.fromAccountId)) await stopBilling(this.ctx, image.id, at);
+    if (image.status === 'available') await startBilling(this.ctx, image, at);
+  }
+
+  /**
+   * The recipient accepts: the image becomes theirs (counted against their cap, atomically) and
+   * billing moves at this instant. Accepting an already accepted transfer again is idempotent (and
+   * completes a billing move a crash interrupted).
+   * @throws NOT_FOUND, INVALID_STATE (not pending, expired, or the image is no longer available or
+   *   no longer the giver's), IMAGE_LIMIT_REACHED (the recipient's cap; the offer stays pending).
+   */
+  async acceptTransfer(actor: Actor, transferId: string): Promise<AcceptedTransfer> {
+    const found = await this.expireIfDue(await this.transferFor(actor, transferId, 'recipient'));
+    const image = await this.ctx.repos.images.get(found.imageId);
+    if (!image) throw notFound('Image', found.imageId);
+    if (found.status === 'accepted' && image.accountId === found.toAccountId) {
+      await this.moveBilling(image, found, found.decidedAt ?? this.ctx.now());
+      return { transfer: found, image };
+    }
+    if (found.status !== 'pending')
+      throw new InstanceImagesError('INVALID_STATE', `This transfer is ${found.status}; it can no longer be accepted`, {
+        details: { status: found.status },
+      });
+    const limit = await this.recipientLimit(image, found.toAccountId);
+    const now = this.ctx.now();
+    const accepted = await this.ctx.repos.imageTransfers.accept(found.id, limit, now);
+    if (!accepted) throw await this.whyNotAccepted(found.id, limit);
+    this.ctx.events.emit('transfer.status-changed', { transfer: accepted, from: 'pending', to: 'accepted', actor: eventActor(actor) });
+    const moved = (await this.ctx.repos.images.get(image.id)) ?? { ...image, accountId: accepted.toAccountId };
+    await revokeSharesOf(this.ctx, image.id, 'system', now);
+    await this.moveBilling(moved, accepted, now);
+    this.ctx.events.emit('image.owner-changed', {
+      image: moved,
+      fromAccountId: accepted.fromAccountId,
+      toAccountId: accepted.toAccountId,
+      transferId: accepted.id,
+      at: now,
+    });
+    return { transfer: accepted, image: moved };
+  }
+
+  /** Why the atomic accept changed nothing, as the error to throw. */
+  private async whyNotAccepted(transferId: string, limit: ImageLimit | null): Promise<InstanceImagesError> {
+    const transfer = await this.ctx.repos.imageTransfers.get(transferId);
+    if (!transfer || transfer.status !== 'pending')
+      return new InstanceImagesError('INVALID_STATE', `This transfer is ${transfer?.status ?? 'gone'}; it can no longer be accepted`);
+    if (transfer.expiresAt.getTime() <= this.ctx.now().getTime()) {
+      await this.expireIfDue(transfer);
+      return new InstanceImagesError('INVALID_STATE', 'This transfer has expired; ask the owner to offer the image again');
+    }
+    const image = await this.ctx.repos.images.get(transfer.imageId);
+    if (!image || image.status !== 'available' || image.accountId !== transfer.fromAccountId)
+      return new InstanceImagesError('INVALID_STATE', 'The image is no longer available from its owner');
+    if (limit !== null)
+      return new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached: delete an image, then accept again', {
+        details: { limit: limit.max },
+      });
+    return new InstanceImagesError('CONFLICT', 'The transfer changed concurrently; reload it and try again');
+  }
+
+  /** The recipient declines a pending offer. Idempotent. */
+  async rejectTransfer(actor: Actor, transferId: string): Promise<ImageTransfer> {
+    return this.end(actor, await this.transferFor(actor, transferId, 'recipient'), 'rejected');
+  }
+
+  /** The giver (or an admin) withdraws a pending offer. Idempotent. */
+  async cancelTransfer(actor: Actor, transferId: string): Promise<ImageTransfer> {
+    return this.end(actor, await this.transferFor(actor, transferId, 'giver'), 'cancelled');
+  }
+
+  private async end(actor: Actor, found: ImageTransfer, to: 'rejected' | 'cancelled'): Promise<ImageTransfer> {
+    const transfer = await this.expireIfDue(found);
+    if (transfer.status === to) return transfer;
+    if (transfer.status !== 'pending')
+      throw new InstanceImagesError('INVALID_STATE', `This transfer is ${transfer.status}; it can no longer be ${to}`);
+    const updated = await this.decide(actor, transfer, to);
+    if (!updated) throw new InstanceImagesError('CONFLICT', 'The transfer changed concurrently; reload it and try again');
+    return updated;
+  }
+}
+
+/** Cancels the pending offer of an image that is being deleted (emits `transfer.status-changed`). */
+export async function cancelTransfersOf(ctx: ServiceContext, imageId: string, actor: Actor | 'system'): Promise<void> {
+  const pending = await ctx.repos.imageTransfers.list({ imageId, statuses: ['pending'] }, { limit: 10 });
+  for (const transfer of pending.items) {
+    const updated = await ctx.repos.imageTransfers.transition(transfer.id, ['pending'], 'cancelled', ctx.now());
+    if (updated)
+      ctx.events.emit('transfer.status-changed', { transfer: updated, from: 'pending', to: 'cancelled', actor: eventActor(actor) });
+  }
+}
