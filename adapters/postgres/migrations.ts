@@ -149,4 +149,9 @@ export const postgresMigrations: readonly Migration[] = [
       `UPDATE ii_tasks SET progress = jsonb_set(progress, '{percent}', to_jsonb(CASE WHEN status = 'completed' THEN 100 ELSE 0 END)) WHERE NOT (progress ? 'percent')`,
     ],
   },
+  {
+    version: 4,
+    name: 'storages choose their layout (files or chunks)',
+    statements: [`ALTER TABLE ii_storages ADD COLUMN layout text`, `ALTER TABLE ii_storages ADD COLUMN chunks jsonb`],
+  },
 ];

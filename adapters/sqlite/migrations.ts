@@ -147,4 +147,9 @@ export const sqliteMigrations: readonly Migration[] = [
       `UPDATE ii_tasks SET progress = json_set(progress, '$.percent', CASE WHEN status = 'completed' THEN 100 ELSE 0 END) WHERE json_type(progress, '$.percent') IS NULL`,
     ],
   },
+  {
+    version: 4,
+    name: 'storages choose their layout (files or chunks)',
+    statements: [`ALTER TABLE ii_storages ADD COLUMN layout TEXT`, `ALTER TABLE ii_storages ADD COLUMN chunks TEXT`],
+  },
 ];

@@ -43,6 +43,8 @@ const taskLabels: Record<Task['type'], string> = {
   'iso-upload': 'ISO upload',
   'refresh-size': 'image size refresh',
   reconcile: 'storage check',
+  'chunk-gc': 'storage cleanup',
+  'chunk-verify': 'storage verification',
 };
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;

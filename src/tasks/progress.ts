@@ -42,6 +42,10 @@ export const TASK_STEPS: Readonly<Record<TaskType, readonly TaskStepSpec[]>> = {
   'iso-upload': [{ step: 'uploading', weight: 100, aliases: [] }],
   'refresh-size': [{ step: 'measuring', weight: 100, aliases: [] }],
   reconcile: [{ step: 'checking', weight: 100, aliases: [] }],
+  // Listing chunks, leases and manifests, then deleting what nothing names.
+  'chunk-gc': [{ step: 'collecting', weight: 100, aliases: [] }],
+  // Re-hashing every stored chunk (bytes read).
+  'chunk-verify': [{ step: 'verifying', weight: 100, aliases: [] }],
 };
 
 /** The progress of a task that has not started. */
