@@ -127,7 +127,7 @@ export function createChunkStore(disk: StorageDisk, options: ChunkStoreOptions =
   const listAll = async (prefix?: string) => {
     const out: { key: string; size: number }[] = [];
     for await (const page of eachPage((cursor) => disk.list({ ...(prefix ? { prefix } : {}), cursor, limit: 1000 }))) out.push(...page);
-    return out;
+    return out.filter((o) => !prefix || o.key.startsWith(prefix));
   };
   const manifests = async () => {
     const out: { key: string; manifest: ChunkManifest }[] = [];

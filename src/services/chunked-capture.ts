@@ -146,7 +146,10 @@ export async function captureIntoChunks(
     };
   } catch (error) {
     const stored = pending as PendingImage | null;
-    await stored?.abandon().catch((e: unknown) => ctx.logger.warn('a chunk lease could not be dropped', { error: String(e) }));
+    // A write that failed before handing over its pending image still holds its lease.
+    await (stored ? stored.abandon() : store.releaseLease(input.leaseId)).catch((e: unknown) =>
+      ctx.logger.warn('a chunk lease could not be dropped', { imageId: image.id, error: String(e) }),
+    );
     if (result?.checkpoint && hv.deleteCheckpoints) {
       await hv
         .deleteCheckpoints(instance.domainName, [result.checkpoint])
