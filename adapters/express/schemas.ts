@@ -79,8 +79,24 @@ export const DeployResultSchema = z.object({
   task: TaskSchema,
   result: z.object({ path: z.string(), format: z.enum(['qcow2', 'raw']), virtualSizeBytes: z.number().int() }),
 });
-/** A storage health check. */
-export const StorageHealthSchema = z.object({ ok: z.boolean(), message: z.string(), freeBytes: z.number().int().nullable() });
+/** What a chunked storage holds: manifests, chunks, logical and unique bytes, the dedup ratio. */
+export const ChunkStorageStatsSchema = z.object({
+  manifests: z.number().int(),
+  chunks: z.number().int(),
+  /** The sum of the images' standalone sizes. */
+  logicalBytes: z.number().int(),
+  /** Bytes of the stored chunks. */
+  uniqueBytes: z.number().int(),
+  /** logicalBytes / uniqueBytes as a decimal string. */
+  dedupRatio: z.string(),
+});
+/** A storage health check (`chunks` for a chunked storage). */
+export const StorageHealthSchema = z.object({
+  ok: z.boolean(),
+  message: z.string(),
+  freeBytes: z.number().int().nullable(),
+  chunks: ChunkStorageStatsSchema.optional(),
+});
 /** One file of the image browser. */
 export const BrowsedFileSchema = z.object({
   key: z.string(),
@@ -90,8 +106,8 @@ export const BrowsedFileSchema = z.object({
   imageId: z.string().nullable(),
   message: z.string(),
 });
-/** A page of the image browser. */
-export const BrowsePageSchema = page(BrowsedFileSchema);
+/** A page of the image browser (the first page of a chunked storage carries its `chunks` statistics). */
+export const BrowsePageSchema = page(BrowsedFileSchema).extend({ chunks: ChunkStorageStatsSchema.optional() });
 /** One reconcile finding. */
 export const ReconcileFindingSchema = z.object({
   storageId: z.string(),
