@@ -20,6 +20,15 @@ export {
   type InstanceImagesOptions,
 } from './create-instance-images';
 export * from './services';
+// The chunked layout (issue 14), listed explicitly for the move to explicit export lists.
+export {
+  ChunkLayoutSchema,
+  DEFAULT_CHUNK_SIZE_BYTES,
+  StorageLayoutSchema,
+  type ChunkLayout,
+  type StorageLayout,
+} from './model/image-storage';
+export { ChunkGcOptionsSchema, type ChunkGcOptions, type ChunkStorageStats } from './services/chunked-storage';
 export * from './billing';
 export * from './storage';
 export { encodeCursor, decodeCursor, pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type CursorKey } from './util/cursor';

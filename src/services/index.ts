@@ -3,6 +3,7 @@ export * from './images';
 export * from './catalog';
 export * from './storages';
 export * from './settings';
+export { ChunkGcOptionsSchema, type ChunkGcOptions, type ChunkStorageStats } from './chunked-storage';
 export { buildUsageReport, UsageReportQuerySchema, type UsageReportQuery, type UsageReportOptions, type UsageReportSources } from './usage';
 export type { RecoveryReport } from './recovery';
 export type { Logger, ServiceSettings } from './context';
