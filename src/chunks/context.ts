@@ -1,0 +1,202 @@
+/**
+ * What every part of the chunk store shares: the disk, the checked options, and small object I/O.
+ * @module
+ */
+import { Readable } from 'node:stream';
+import { InstanceImagesError, isInstanceImagesError, validationFailed, type FieldIssue } from '../errors';
+import type { Logger } from '../ports/logger';
+import type { StorageDisk } from '../storage/disk';
+import { normalizeStoragePrefix } from '../storage/keys';
+import { isZstdAvailable } from './codec';
+import { ChunkScopeSchema, type ChunkCodec, type ChunkScope } from './manifest';
+
+/** Options of {@link createChunkStore}. */
+export interface ChunkStoreOptions {
+  /** Where new chunks go and which chunks dedup against each other. @default storage-wide */
+  scope?: ChunkScope;
+  /** How new chunks are stored; `zstd` only where `node:zlib` has it (else VALIDATION_FAILED). @default 'none' */
+  codec?: ChunkCodec;
+  /** Concurrent chunk uploads/downloads; also the chunks held in memory. @default 4 */
+  parallel?: number;
+  /** A lease not refreshed for this long is expired: GC ignores and deletes it. @default 600000 (10 min) */
+  leaseTtlMs?: number;
+  /** A sweep marker not refreshed for this long is stale: writers stop waiting for it. @default 300000 (5 min) */
+  sweepTtlMs?: number;
+  /** How often a writer or reader looks again at a fresh sweep marker (addition). @default 1000 */
+  sweepPollMs?: number;
+  /**
+   * Where garbage collection, verify and stats look for manifests (addition): a key prefix such as
+   * `images/`. Every manifest must lie below it. @default '' (the whole storage)
+   */
+  manifestPrefix?: string;
+  logger?: Logger;
+  /** The clock (leases and markers carry its time). */
+  now?: () => Date;
+}
+
+/** The checked options and the disk. */
+export interface ChunkContext {
+  disk: StorageDisk;
+  scope: ChunkScope;
+  codec: ChunkCodec;
+  parallel: number;
+  leaseTtlMs: number;
+  sweepTtlMs: number;
+  sweepPollMs: number;
+  manifestPrefix: string;
+  logger: Logger;
+  now: () => Date;
+}
+
+const silent: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function positiveInteger(fields: FieldIssue[], path: string, value: unknown, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) {
+    fields.push({ path, message: `must be an integer from 1 to ${max}` });
+    return fallback;
+  }
+  return value;
+}
+
+/** Checks the options. @throws VALIDATION_FAILED naming each bad option. */
+export function chunkContext(disk: StorageDisk, options: ChunkStoreOptions): ChunkContext {
+  const fields: FieldIssue[] = [];
+  let scope: ChunkScope = { kind: 'storage' };
+  if (options.scope !== undefined) {
+    const parsed = ChunkScopeSchema.safeParse(options.scope);
+    if (parsed.success) scope = parsed.data;
+    else
+      fields.push({
+        path: 'scope',
+        message: 'must be { kind: "storage" } or { kind: "account", accountId } (1–200 characters, no control characters)',
+      });
+  }
+  const codec = options.codec ?? 'none';
+  if (codec !== 'none' && codec !== 'zstd') fields.push({ path: 'codec', message: 'must be "none" or "zstd"' });
+  else if (codec === 'zstd' && !isZstdAvailable())
+    fields.push({ path: 'codec', message: `zstd needs Node.js 22.15 or later (node:zlib of ${process.version} has none)` });
+  const day = 24 * 3600 * 1000;
+  const parallel = positiveInteger(fields, 'parallel', options.parallel, 4, 64);
+  const leaseTtlMs = positiveInteger(fields, 'leaseTtlMs', options.leaseTtlMs, 600_000, day);
+  const sweepTtlMs = positiveInteger(fields, 'sweepTtlMs', options.sweepTtlMs, 300_000, day);
+  const sweepPollMs = positiveInteger(fields, 'sweepPollMs', options.sweepPollMs, 1000, day);
+  let manifestPrefix = '';
+  try {
+    manifestPrefix = normalizeStoragePrefix(options.manifestPrefix);
+  } catch {
+    fields.push({ path: 'manifestPrefix', message: 'must be a storage key prefix (relative, no "." or ".." segments)' });
+  }
+  if (fields.length > 0) throw validationFailed(fields, 'The chunk store options');
+  return {
+    disk,
+    scope,
+    codec,
+    parallel,
+    leaseTtlMs,
+    sweepTtlMs,
+    sweepPollMs,
+    manifestPrefix,
+    logger: options.logger ?? silent,
+    now: options.now ?? (() => new Date()),
+  };
+}
+
+/** Writes a small object in one put (atomic on every driver). */
+export async function putBuffer(ctx: ChunkContext, key: string, bytes: Buffer, signal?: AbortSignal): Promise<void> {
+  await ctx.disk.put(key, Readable.from([bytes]), signal ? { size: bytes.length, signal } : { size: bytes.length });
+}
+
+/**
+ * Reads a whole object, or null when it does not exist.
+ * @throws VALIDATION_FAILED when it is larger than `maxBytes`.
+ */
+export async function readObject(
+  ctx: ChunkContext,
+  key: string,
+  options: { maxBytes: number; signal?: AbortSignal },
+): Promise<Buffer | null> {
+  let stream: Readable;
+  try {
+    stream = await ctx.disk.get(key, options.signal ? { signal: options.signal } : {});
+  } catch (error) {
+    if (isInstanceImagesError(error, 'NOT_FOUND')) return null;
+    throw error;
+  }
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const part of stream) {
+      const buffer = Buffer.isBuffer(part) ? part : Buffer.from(part as Uint8Array);
+      size += buffer.length;
+      if (size > options.maxBytes) {
+        throw new InstanceImagesError(
+          'VALIDATION_FAILED',
+          `The object ${key} is larger than the ${options.maxBytes} bytes allowed for it`,
+          {
+            fields: [{ path: 'key', message: `holds more than ${options.maxBytes} bytes` }],
+          },
+        );
+      }
+      parts.push(buffer);
+    }
+  } catch (error) {
+    stream.destroy();
+    if (isInstanceImagesError(error)) throw error;
+    throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Reading ${key} from the ${ctx.disk.name} storage failed`, { cause: error });
+  }
+  return Buffer.concat(parts, size);
+}
+
+/** Every object below `prefix`, page by page. */
+export async function* listAll(
+  ctx: ChunkContext,
+  prefix: string,
+  signal?: AbortSignal,
+): AsyncGenerator<{ key: string; size: number; modifiedAt: Date }> {
+  let cursor: string | null = null;
+  do {
+    throwIfAborted(signal);
+    const page = await ctx.disk.list({ prefix, cursor, limit: 1000 });
+    yield* page.items;
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+}
+
+/** CANCELLED when `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what = 'The chunk store operation'): void {
+  if (signal?.aborted) throw new InstanceImagesError('CANCELLED', `${what} was cancelled`);
+}
+
+/** Waits `ms`, or rejects with CANCELLED when `signal` aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new InstanceImagesError('CANCELLED', 'The chunk store operation was cancelled'));
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new InstanceImagesError('CANCELLED', 'The chunk store operation was cancelled'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Runs `task` over `items` with at most `limit` at a time; the first failure stops new ones and is thrown. */
+export async function forEachLimit<T>(items: Iterable<T>, limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  const iterator = items[Symbol.iterator]();
+  let failure: { error: unknown } | null = null;
+  const worker = async () => {
+    for (let next = iterator.next(); !next.done && failure === null; next = iterator.next()) {
+      try {
+        await task(next.value);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
+  if (failure !== null) throw (failure as { error: unknown }).error;
+}

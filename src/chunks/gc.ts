@@ -1,0 +1,215 @@
+/**
+ * Garbage collection of chunks no manifest and no live lease names (G0–G4 of the protocol in
+ * docs/architecture.md, "Chunked layout"). Leases are read before manifests, so a capture that
+ * commits (manifest, then lease deleted) while the collector reads is seen in one or the other;
+ * the sweep marker keeps captures from relying on a chunk the collector may be deleting.
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { InstanceImagesError } from '../errors';
+import { listChunks, readManifests } from './catalog';
+import { forEachLimit, listAll, putBuffer, readObject, throwIfAborted, type ChunkContext } from './context';
+import { LEASES_PREFIX, SWEEP_MARKER_KEY, chunkKey, leaseIdOfKey, leasePartKey, leasePartOfKey } from './keys';
+import { LeasePartSchema, LeaseSchema, MAX_LEASE_BYTES, isFreshMarker, readSweepMarker, safeJson } from './lease';
+import type { ChunkScope } from './manifest';
+
+/** What a garbage collection found and did. */
+export interface GarbageReport {
+  /** Chunk objects listed. */
+  chunks: number;
+  /** Listed chunks kept because a manifest or a live lease names them. */
+  referenced: number;
+  /** Chunks deleted (with dryRun: that would be deleted). */
+  deleted: number;
+  /** Stored bytes of those chunks. */
+  bytesFreed: number;
+  /** Expired leases (deleted unless dryRun). */
+  leasesExpired: number;
+}
+
+/** Options of {@link ChunkStore.collectGarbage}. */
+export interface CollectGarbageOptions {
+  /** List what would be deleted without deleting anything (no marker is written). */
+  dryRun?: boolean;
+  signal?: AbortSignal;
+}
+
+/** The collector's marker (G0): written, refreshed every third of sweepTtlMs, deleted at the end (G4). */
+class SweepMarker {
+  readonly #ctx: ChunkContext;
+  readonly #gcId = randomUUID();
+  readonly #startedAt: string;
+  #refreshedAt = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(ctx: ChunkContext) {
+    this.#ctx = ctx;
+    this.#startedAt = ctx.now().toISOString();
+  }
+
+  async begin(signal?: AbortSignal): Promise<void> {
+    const existing = await readSweepMarker(this.#ctx, signal);
+    if (existing !== null && isFreshMarker(this.#ctx, existing.refreshedAt)) {
+      throw new InstanceImagesError(
+        'CONFLICT',
+        'Another chunk garbage collection is running on this storage; try again when it has finished',
+        {
+          details: { gcId: existing.gcId },
+        },
+      );
+    }
+    await this.#write();
+    this.#timer = setInterval(
+      () => {
+        this.#chain = this.#chain
+          .then(() => this.#write())
+          .catch((error: unknown) => this.#ctx.logger.warn('Refreshing the chunk sweep marker failed', { error: String(error) }));
+      },
+      Math.max(1, Math.floor(this.#ctx.sweepTtlMs / 3)),
+    );
+    this.#timer.unref();
+  }
+
+  async #write(): Promise<void> {
+    const now = this.#ctx.now();
+    const marker = { format: 1, gcId: this.#gcId, startedAt: this.#startedAt, refreshedAt: now.toISOString() };
+    await putBuffer(this.#ctx, SWEEP_MARKER_KEY, Buffer.from(JSON.stringify(marker)));
+    this.#refreshedAt = now.getTime();
+  }
+
+  /** Deleting is allowed only while writers certainly see the marker as fresh. @throws STORAGE_UNAVAILABLE. */
+  assertFresh(): void {
+    if (this.#ctx.now().getTime() - this.#refreshedAt < this.#ctx.sweepTtlMs * 0.75) return;
+    throw new InstanceImagesError(
+      'STORAGE_UNAVAILABLE',
+      'The chunk garbage collection stopped deleting: its sweep marker could not be refreshed in time; run it again',
+      { details: { reason: 'marker-lapsed' } },
+    );
+  }
+
+  async end(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#chain;
+    const current = await readSweepMarker(this.#ctx).catch(() => null);
+    if (current === null || current.gcId === null || current.gcId === this.#gcId) await this.#ctx.disk.delete(SWEEP_MARKER_KEY);
+  }
+}
+
+/** G2a: the chunk keys live leases name; expired leases are counted and (unless dryRun) deleted. */
+async function readLeases(ctx: ChunkContext, referenced: Set<string>, dryRun: boolean, signal?: AbortSignal): Promise<number> {
+  const heads: { key: string; leaseId: string; modifiedAt: Date }[] = [];
+  const parts = new Map<string, { key: string; modifiedAt: Date }[]>();
+  for await (const object of listAll(ctx, LEASES_PREFIX, signal)) {
+    const leaseId = leaseIdOfKey(object.key);
+    if (leaseId !== null) heads.push({ key: object.key, leaseId, modifiedAt: object.modifiedAt });
+    const part = leasePartOfKey(object.key);
+    if (part !== null) parts.set(part.leaseId, [...(parts.get(part.leaseId) ?? []), { key: object.key, modifiedAt: object.modifiedAt }]);
+  }
+  const now = ctx.now().getTime();
+  const expired = (time: number) => now - time >= ctx.leaseTtlMs;
+  let leasesExpired = 0;
+  for (const head of heads) {
+    throwIfAborted(signal, 'The chunk garbage collection');
+    const bytes = await readObject(ctx, head.key, { maxBytes: MAX_LEASE_BYTES, ...(signal ? { signal } : {}) });
+    if (bytes === null) continue; // released since the listing: its manifest, if any, is read next
+    const lease = LeaseSchema.safeParse(safeJson(bytes));
+    if (!lease.success || lease.data.leaseId !== head.leaseId) {
+      if (!expired(head.modifiedAt.getTime())) {
+        throw new InstanceImagesError(
+          'INVALID_STATE',
+          `The chunk lease ${head.key} cannot be read; garbage collection stopped without deleting anything`,
+          {
+            details: { key: head.key },
+          },
+        );
+      }
+      leasesExpired += 1;
+      if (!dryRun) await ctx.disk.delete(head.key);
+      continue;
+    }
+    if (expired(Date.parse(lease.data.refreshedAt))) {
+      leasesExpired += 1;
+      if (!dryRun) {
+        await ctx.disk.delete(head.key);
+        for (let part = 0; part < lease.data.parts; part++) await ctx.disk.delete(leasePartKey(head.leaseId, part));
+      }
+      continue;
+    }
+    parts.delete(head.leaseId);
+    const add = (scope: ChunkScope, digests: string[]) => digests.forEach((digest) => referenced.add(chunkKey(scope, digest)));
+    add(lease.data.scope, lease.data.digests);
+    for (let part = 0; part < lease.data.parts; part++) {
+      const partBytes = await readObject(ctx, leasePartKey(head.leaseId, part), { maxBytes: MAX_LEASE_BYTES });
+      const parsed = partBytes === null ? null : LeasePartSchema.safeParse(safeJson(partBytes));
+      if (parsed?.success) {
+        add(lease.data.scope, parsed.data.digests);
+        continue;
+      }
+      // A part goes only after its lease: a missing part with its lease still there is damage.
+      if ((await ctx.disk.stat(head.key)) === null) break;
+      throw new InstanceImagesError(
+        'INVALID_STATE',
+        `Part ${part} of the chunk lease ${head.key} is missing or damaged; garbage collection stopped`,
+        {
+          details: { key: head.key, part },
+        },
+      );
+    }
+  }
+  // Parts whose lease is gone (a run that died while releasing): removed once old enough.
+  for (const [leaseId, orphans] of parts) {
+    if (heads.some((head) => head.leaseId === leaseId) || dryRun) continue;
+    for (const orphan of orphans) if (expired(orphan.modifiedAt.getTime())) await ctx.disk.delete(orphan.key);
+  }
+  return leasesExpired;
+}
+
+/** G2b: the chunk keys the manifests name. An unreadable manifest stops the collection. */
+async function readManifestReferences(ctx: ChunkContext, referenced: Set<string>, signal?: AbortSignal): Promise<void> {
+  for await (const found of readManifests(ctx, signal)) {
+    if (found.error) {
+      throw new InstanceImagesError(
+        found.error.code,
+        `Garbage collection stopped without deleting anything: the manifest ${found.key} cannot be read, so the chunks it names are unknown (${found.error.message}); restore or delete it`,
+        { cause: found.error, details: { key: found.key } },
+      );
+    }
+    for (const chunk of found.manifest.chunks) if (chunk !== null) referenced.add(chunkKey(found.manifest.scope, chunk.sha256));
+  }
+}
+
+/** The collector of {@link ChunkStore.collectGarbage}. */
+export async function collectGarbage(ctx: ChunkContext, options: CollectGarbageOptions = {}): Promise<GarbageReport> {
+  const dryRun = options.dryRun === true;
+  const { signal } = options;
+  const marker = dryRun ? null : new SweepMarker(ctx);
+  await marker?.begin(signal); // G0
+  try {
+    const listed = await listChunks(ctx, signal); // G1
+    const referenced = new Set<string>();
+    const leasesExpired = await readLeases(ctx, referenced, dryRun, signal); // G2: leases first,
+    await readManifestReferences(ctx, referenced, signal); // then manifests
+    const garbage = [...listed].filter(([key]) => !referenced.has(key));
+    const report: GarbageReport = {
+      chunks: listed.size,
+      referenced: listed.size - garbage.length,
+      deleted: 0,
+      bytesFreed: 0,
+      leasesExpired,
+    };
+    if (dryRun) return { ...report, deleted: garbage.length, bytesFreed: garbage.reduce((sum, [, size]) => sum + size, 0) };
+    await forEachLimit(garbage, ctx.parallel, async ([key, size]) => {
+      throwIfAborted(signal, 'The chunk garbage collection');
+      marker?.assertFresh();
+      await ctx.disk.delete(key); // G3
+      report.deleted += 1;
+      report.bytesFreed += size;
+    });
+    ctx.logger.info('Chunk garbage collection finished', { ...report });
+    return report;
+  } finally {
+    // G4; a marker that cannot be deleted goes stale after sweepTtlMs, and writers then go on
+    await marker?.end().catch((error: unknown) => ctx.logger.warn('Deleting the chunk sweep marker failed', { error: String(error) }));
+  }
+}

@@ -1,0 +1,367 @@
+/**
+ * Storing a capture's chunks (the writer of the GC protocol, W1–W5): dedup by digest, zero chunks
+ * never stored, unchanged chunks taken from the base image, bounded parallel uploads with
+ * backpressure, and the manifest written last.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { InstanceImagesError, toInstanceImagesError, validationFailed } from '../errors';
+import type { CapturedChunk, ChunkSourceInfo } from '../ports/hypervisor-driver';
+import { codecOfStoredSize, encodeChunk } from './codec';
+import { putBuffer, throwIfAborted, type ChunkContext } from './context';
+import { checkLeaseId, checkManifestKey, chunkKey } from './keys';
+import { ChunkLease } from './lease';
+import {
+  CHUNK_MANIFEST_FORMAT,
+  ChunkManifestSourceSchema,
+  SHA256_PATTERN,
+  chunkCount,
+  chunkLength,
+  isValidChunkSize,
+  manifestDigest,
+  serializeManifest,
+  type ChunkCodec,
+  type ChunkManifest,
+  type ManifestChunk,
+} from './manifest';
+
+/** Options of {@link ChunkStore.writeImage}. */
+export interface WriteImageOptions {
+  /** The lease this capture holds until commit/abandon (`[A-Za-z0-9._-]`, e.g. the task id). */
+  leaseId: string;
+  /** The image unchanged chunks come from; required when `info.incrementalSince` is set. */
+  base?: ChunkManifest | null;
+  /** Recorded in the manifest. */
+  source?: ChunkManifest['source'];
+  signal?: AbortSignal;
+  /** Bytes of the disk handled, of the disk in all, and bytes uploaded. */
+  onProgress?: (p: { bytesDone: number; bytesTotal: number; uploadedBytes: number }) => void;
+}
+
+/** A stored but not yet committed image. */
+export interface PendingImage {
+  manifest: ChunkManifest;
+  /** Bytes this run uploaded (as stored, so compressed where zstd was used). */
+  uploadedBytes: number;
+  /** Non-zero chunk entries of the image that this run did not upload (found stored, repeated, or unchanged). */
+  reusedChunks: number;
+  /** Chunk objects this run uploaded. */
+  uploadedChunks: number;
+  /**
+   * Writes the manifest at `key` atomically (last), then drops the lease. `key` must end in
+   * `.manifest.json`. @throws VALIDATION_FAILED (key), STORAGE_UNAVAILABLE (retryable: the lease
+   * lapsed, or the storage failed), INVALID_STATE (already committed or abandoned).
+   */
+  commit(key: string): Promise<void>;
+  /** Drops the lease (the chunks become collectable if nothing else names them). */
+  abandon(): Promise<void>;
+}
+
+type StoredChunk = { storedBytes: number; codec: ChunkCodec };
+type DataChunk = { index: number; sha256: string; bytes: Buffer };
+
+function sourceBroke(message: string, details: Record<string, unknown>): InstanceImagesError {
+  return new InstanceImagesError('CAPTURE_FAILED', `The chunk source broke its contract: ${message}`, { details });
+}
+
+/** One run of writeImage: what is stored, in flight and waiting. */
+class ImageWriter {
+  readonly total: number;
+  /** Per chunk index: its digest, or null for a zero chunk. */
+  readonly digests: (string | null)[] = [];
+  /** Digests known stored in this run, with how. */
+  readonly stored = new Map<string, StoredChunk>();
+  /** Digests being stored or checked now. */
+  readonly scheduled = new Set<string>();
+  pending: DataChunk[] = [];
+  readonly inflight = new Set<Promise<void>>();
+  failure: InstanceImagesError | null = null;
+  uploadedBytes = 0;
+  uploadedChunks = 0;
+  bytesDone = 0;
+  #zeros: Buffer | null = null;
+
+  constructor(
+    readonly ctx: ChunkContext,
+    readonly info: ChunkSourceInfo,
+    readonly base: ChunkManifest | null,
+    readonly lease: ChunkLease,
+    readonly options: WriteImageOptions,
+  ) {
+    this.total = chunkCount(info.virtualSizeBytes, info.chunkSizeBytes);
+  }
+
+  /** Takes one chunk from the source; returns when there is room for the next. */
+  async take(chunk: CapturedChunk): Promise<void> {
+    const { info } = this;
+    const index = this.digests.length;
+    const length = index < this.total ? chunkLength(info.virtualSizeBytes, info.chunkSizeBytes, index) : 0;
+    if (chunk.index !== index || chunk.offset !== index * info.chunkSizeBytes || chunk.length !== length || index >= this.total) {
+      throw sourceBroke(`expected chunk ${index} of ${this.total} at offset ${index * info.chunkSizeBytes} with ${length} bytes`, {
+        index: chunk.index,
+        offset: chunk.offset,
+        length: chunk.length,
+      });
+    }
+    if (chunk.kind === 'zero') this.digests.push(null);
+    else if (chunk.kind === 'unchanged') this.takeUnchanged(index, length);
+    else this.takeData(index, length, chunk.bytes, chunk.sha256);
+    this.bytesDone += length;
+    this.report();
+    await this.makeRoom();
+  }
+
+  takeUnchanged(index: number, length: number): void {
+    const { base } = this;
+    if (!base) throw sourceBroke(`chunk ${index} is unchanged, but the read is not incremental`, { index });
+    const entry = base.chunks[index];
+    if (entry === undefined || chunkLength(base.virtualSizeBytes, base.chunkSizeBytes, index) !== length) {
+      throw new InstanceImagesError(
+        'INVALID_STATE',
+        `Chunk ${index} is unchanged, but the base image has no chunk of ${length} bytes there (the disk was resized); capture it fully`,
+        { details: { index } },
+      );
+    }
+    this.digests.push(entry?.sha256 ?? null);
+    if (entry === null || this.stored.has(entry.sha256) || this.scheduled.has(entry.sha256)) return;
+    this.start(entry.sha256, () => this.checkPresent(entry.sha256, length, index));
+  }
+
+  takeData(index: number, length: number, bytes: Buffer, sha256: string): void {
+    if (!SHA256_PATTERN.test(sha256) || bytes.length !== length)
+      throw sourceBroke(`chunk ${index} has ${bytes.length} bytes and digest ${JSON.stringify(sha256)}`, { index });
+    if (this.isZero(bytes)) {
+      this.digests.push(null);
+      return;
+    }
+    this.digests.push(sha256);
+    if (this.stored.has(sha256) || this.scheduled.has(sha256) || this.pending.some((p) => p.sha256 === sha256)) return;
+    this.lease.add([sha256]);
+    this.pending.push({ index, sha256, bytes });
+  }
+
+  isZero(bytes: Buffer): boolean {
+    this.#zeros ??= Buffer.alloc(this.info.chunkSizeBytes);
+    return bytes.equals(this.#zeros.subarray(0, bytes.length));
+  }
+
+  /**
+   * Backpressure: at most `parallel` chunks wait or upload. Chunks wait until half of that is
+   * waiting, so that one lease write (and sweep check) covers several of them.
+   */
+  async makeRoom(): Promise<void> {
+    const { parallel } = this.ctx;
+    while (this.pending.length + this.inflight.size >= parallel) {
+      this.throwIfFailed();
+      if (this.inflight.size > 0 && this.pending.length < Math.ceil(parallel / 2)) await Promise.race(this.inflight);
+      else await this.flush();
+    }
+    this.throwIfFailed();
+  }
+
+  /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2). */
+  async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    await this.lease.cover(this.options.signal);
+    const batch = this.pending;
+    this.pending = [];
+    for (const chunk of batch) this.start(chunk.sha256, () => this.storeChunk(chunk));
+  }
+
+  start(sha256: string, task: () => Promise<void>): void {
+    this.scheduled.add(sha256);
+    const run: Promise<void> = task()
+      .catch((error: unknown) => {
+        this.failure ??= toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', `Storing chunk ${sha256} failed`);
+      })
+      .finally(() => {
+        this.inflight.delete(run);
+        this.scheduled.delete(sha256);
+      });
+    this.inflight.add(run);
+  }
+
+  /** W2 for a data chunk: stat, and upload when absent (or damaged beyond repair by size). */
+  async storeChunk(chunk: DataChunk): Promise<void> {
+    const { ctx } = this;
+    const key = chunkKey(ctx.scope, chunk.sha256);
+    const length = chunk.bytes.length;
+    const existing = await ctx.disk.stat(key);
+    if (existing && existing.size > 0 && existing.size <= length) {
+      this.stored.set(chunk.sha256, { storedBytes: existing.size, codec: codecOfStoredSize(existing.size, length) });
+      return;
+    }
+    throwIfAborted(this.options.signal, 'The capture');
+    const encoded = await encodeChunk(chunk.bytes, ctx.codec);
+    if (encoded.codec !== 'none' && createHash('sha256').update(chunk.bytes).digest('hex') !== chunk.sha256)
+      throw sourceBroke(`chunk ${chunk.index}'s bytes do not hash to its digest`, { index: chunk.index });
+    const signal = this.options.signal;
+    await ctx.disk.put(key, Readable.from([encoded.stored]), {
+      size: encoded.stored.length,
+      ...(encoded.codec === 'none' ? { expectedSha256: chunk.sha256 } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    this.stored.set(chunk.sha256, { storedBytes: encoded.stored.length, codec: encoded.codec });
+    this.uploadedBytes += encoded.stored.length;
+    this.uploadedChunks += 1;
+    this.report();
+  }
+
+  /** W2 for an unchanged chunk: it must still be stored. */
+  async checkPresent(sha256: string, length: number, index: number): Promise<void> {
+    const key = chunkKey(this.ctx.scope, sha256);
+    const existing = await this.ctx.disk.stat(key);
+    if (!existing || existing.size === 0 || existing.size > length) {
+      throw new InstanceImagesError(
+        'NOT_FOUND',
+        `Chunk ${index} of the base image (${key}) is missing from the storage; capture the disk fully`,
+        {
+          details: { key, sha256, index },
+        },
+      );
+    }
+    this.stored.set(sha256, { storedBytes: existing.size, codec: codecOfStoredSize(existing.size, length) });
+  }
+
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  report(): void {
+    this.options.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.info.virtualSizeBytes, uploadedBytes: this.uploadedBytes });
+  }
+
+  /** Stores what still waits and waits for everything in flight. */
+  async finish(): Promise<void> {
+    if (this.digests.length !== this.total)
+      throw sourceBroke(`it ended after ${this.digests.length} of ${this.total} chunks`, {
+        chunks: this.digests.length,
+        expected: this.total,
+      });
+    await this.flush();
+    while (this.inflight.size > 0) await Promise.race(this.inflight);
+    this.throwIfFailed();
+    this.lease.assertHeld();
+  }
+
+  manifest(): ChunkManifest {
+    const chunks: ManifestChunk[] = this.digests.map((sha256) => {
+      if (sha256 === null) return null;
+      const stored = this.stored.get(sha256);
+      if (!stored) throw new InstanceImagesError('INVALID_STATE', `Chunk ${sha256} was never stored`);
+      return { sha256, ...stored };
+    });
+    const body = {
+      format: CHUNK_MANIFEST_FORMAT,
+      virtualSizeBytes: this.info.virtualSizeBytes,
+      chunkSizeBytes: this.info.chunkSizeBytes,
+      scope: this.ctx.scope,
+      chunks,
+    } as const;
+    return { ...body, imageSha256: manifestDigest(body), source: this.options.source ?? null, createdAt: this.ctx.now().toISOString() };
+  }
+}
+
+function checkWriteInput(ctx: ChunkContext, info: ChunkSourceInfo, options: WriteImageOptions): ChunkManifest | null {
+  checkLeaseId(options.leaseId);
+  const fields = [];
+  if (!Number.isSafeInteger(info.virtualSizeBytes) || info.virtualSizeBytes < 0)
+    fields.push({ path: 'info.virtualSizeBytes', message: 'must be a non-negative integer' });
+  if (!isValidChunkSize(info.chunkSizeBytes))
+    fields.push({ path: 'info.chunkSizeBytes', message: 'must be a power of two from 64 KiB to 64 MiB' });
+  const base = options.base ?? null;
+  if (info.incrementalSince !== null && base === null)
+    fields.push({ path: 'base', message: 'is required for an incremental read (info.incrementalSince is set)' });
+  if (base !== null) {
+    if (base.chunkSizeBytes !== info.chunkSizeBytes)
+      fields.push({ path: 'base.chunkSizeBytes', message: `must be ${info.chunkSizeBytes}, as the capture's` });
+    if (JSON.stringify(base.scope) !== JSON.stringify(ctx.scope)) fields.push({ path: 'base.scope', message: "must be the store's scope" });
+  }
+  if (options.source != null && !ChunkManifestSourceSchema.safeParse(options.source).success)
+    fields.push({
+      path: 'source',
+      message: 'must be { hypervisorId, domainName, checkpoint } (1–200 characters each, no control characters)',
+    });
+  if (fields.length > 0) throw validationFailed(fields, 'The chunked capture');
+  return base;
+}
+
+/** The writer of {@link ChunkStore.writeImage}. */
+export async function writeImage(
+  ctx: ChunkContext,
+  chunks: AsyncIterable<CapturedChunk>,
+  info: ChunkSourceInfo,
+  options: WriteImageOptions,
+): Promise<PendingImage> {
+  const base = checkWriteInput(ctx, info, options);
+  const lease = new ChunkLease(ctx, options.leaseId, ctx.scope);
+  const writer = new ImageWriter(ctx, info, base, lease, options);
+  try {
+    if (base) lease.add(base.chunks.flatMap((chunk) => (chunk ? [chunk.sha256] : [])));
+    lease.startRefreshing();
+    await lease.cover(options.signal);
+    for await (const chunk of chunks) {
+      throwIfAborted(options.signal, 'The capture');
+      await writer.take(chunk);
+    }
+    throwIfAborted(options.signal, 'The capture');
+    await writer.finish();
+  } catch (error) {
+    await Promise.allSettled([...writer.inflight]);
+    await lease.release();
+    throw toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
+  }
+  const manifest = writer.manifest();
+  return pendingImage(ctx, manifest, lease, writer);
+}
+
+function pendingImage(ctx: ChunkContext, manifest: ChunkManifest, lease: ChunkLease, writer: ImageWriter): PendingImage {
+  let state: 'pending' | 'committing' | 'committed' | 'abandoned' = 'pending';
+  const nonZero = manifest.chunks.filter((chunk) => chunk !== null).length;
+  return {
+    manifest,
+    uploadedBytes: writer.uploadedBytes,
+    uploadedChunks: writer.uploadedChunks,
+    reusedChunks: nonZero - writer.uploadedChunks,
+    async commit(rawKey) {
+      const key = checkManifestKey(rawKey);
+      if (!key.startsWith(ctx.manifestPrefix)) {
+        throw new InstanceImagesError(
+          'VALIDATION_FAILED',
+          `A chunk manifest key must lie below "${ctx.manifestPrefix}", where this store looks for manifests`,
+          {
+            fields: [{ path: 'key', message: `must start with ${ctx.manifestPrefix}` }],
+          },
+        );
+      }
+      if (state !== 'pending')
+        throw new InstanceImagesError(
+          'INVALID_STATE',
+          `This chunked image was already ${state === 'committing' ? 'being committed' : state}`,
+        );
+      state = 'committing';
+      try {
+        await lease.write();
+        lease.assertHeld();
+        await putBuffer(ctx, key, serializeManifest(manifest)); // W4
+        try {
+          lease.assertHeld();
+        } catch (error) {
+          await ctx.disk.delete(key).catch(() => undefined);
+          throw error;
+        }
+      } catch (error) {
+        state = 'pending';
+        throw error;
+      }
+      state = 'committed';
+      await lease.release(); // W5
+    },
+    async abandon() {
+      if (state === 'committed' || state === 'abandoned') return;
+      state = 'abandoned';
+      await lease.release();
+    },
+  };
+}

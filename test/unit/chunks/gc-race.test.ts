@@ -1,0 +1,190 @@
+/**
+ * The GC protocol under contention: many captures (some abandoned), deploys and deletes run at
+ * once with garbage collections on one shared in-memory storage, every storage operation delayed
+ * by a seeded random number of event-loop turns. Every put and delete is checked as it happens:
+ * no manifest may ever name a missing chunk. When everything is done, one more collection must
+ * leave exactly the chunks the remaining manifests name.
+ *
+ * The same schedules with the protocol broken on purpose (captures that do not wait for the sweep
+ * marker; a collector that reads manifests before leases) must produce violations: the test
+ * proves it can fail.
+ */
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createChunkStore, parseManifest, SWEEP_MARKER_KEY, type ChunkStore } from '../../../src/chunks';
+import { chunkDigestOfKey, chunkKey } from '../../../src/chunks/keys';
+import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
+import type { StorageDriver } from '../../../src/ports/storage-driver';
+import { wrapStorageDriver } from '../../../src/storage/disk';
+import {
+  createMemoryObjects,
+  diskChunks,
+  diskInfo,
+  memoryStorageDriver,
+  seededRandom,
+  ticks,
+  type MemoryClientOptions,
+  type MemoryObjects,
+} from '../../support/memory-storage';
+
+type Variant = 'protocol' | 'writers skip the sweep marker' | 'collector reads manifests before leases';
+
+/** Watches every change of the shared storage: a manifest must never name a missing chunk. */
+function watchInvariant(objects: MemoryObjects): { violations: string[]; named: () => Set<string> } {
+  const manifests = new Map<string, string[]>();
+  const violations: string[] = [];
+  const named = () => new Set([...manifests.values()].flat());
+  objects.afterPut = (key, data) => {
+    if (!key.endsWith('.manifest.json')) return;
+    const manifest = parseManifest(data);
+    const keys = manifest.chunks.flatMap((chunk) => (chunk ? [chunkKey(manifest.scope, chunk.sha256)] : []));
+    for (const chunk of keys) if (!objects.objects.has(chunk)) violations.push(`manifest ${key} committed naming missing ${chunk}`);
+    manifests.set(key, keys);
+  };
+  objects.afterDelete = (key) => {
+    if (key.endsWith('.manifest.json')) manifests.delete(key);
+    else if (chunkDigestOfKey(key) !== null) {
+      for (const [manifest, keys] of manifests) if (keys.includes(key)) violations.push(`chunk ${key} deleted while ${manifest} names it`);
+    }
+  };
+  return { violations, named };
+}
+
+/**
+ * A collector whose manifest reads are served as they were when it listed the chunks (G1), i.e.
+ * before it read the leases: the order the protocol forbids.
+ */
+function manifestsBeforeLeases(driver: StorageDriver, objects: MemoryObjects): StorageDriver {
+  let snapshot: Map<string, { data: Buffer; modifiedAt: Date }> | null = null;
+  const isManifest = (key: string) => key.endsWith('.manifest.json');
+  return {
+    ...driver,
+    async list(options = {}) {
+      if (options.prefix === 'chunks/' && !options.cursor)
+        snapshot = new Map([...objects.objects].filter(([key]) => isManifest(key)).map(([key, value]) => [key, { ...value }]));
+      const page = await driver.list(options);
+      if (snapshot === null || options.prefix !== 'images/') return page;
+      const items = [...page.items.filter((item) => !isManifest(item.key))];
+      for (const [key, value] of snapshot) items.push({ key, size: value.data.length, modifiedAt: value.modifiedAt });
+      return { items: items.sort((a, b) => (a.key < b.key ? -1 : 1)), nextCursor: null };
+    },
+    async get(key, options) {
+      const old = snapshot?.get(key);
+      if (snapshot !== null && isManifest(key)) {
+        if (!old) throw new InstanceImagesError('NOT_FOUND', `${key} not found`);
+        return Readable.from([old.data]);
+      }
+      return driver.get(key, options);
+    },
+  };
+}
+
+async function runSchedule(
+  seed: number,
+  variant: Variant,
+): Promise<{ violations: string[]; leftover: string[]; unnamed: string[]; committed: number }> {
+  const objects = createMemoryObjects();
+  const invariant = watchInvariant(objects);
+  const random = seededRandom(seed);
+  const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!;
+  const client = (extra: MemoryClientOptions = {}, maxTicks = 4) =>
+    memoryStorageDriver(objects, { delay: () => ticks(Math.floor(random() * maxTicks)), ...extra });
+  const storeOf = (driver: StorageDriver): ChunkStore =>
+    createChunkStore(wrapStorageDriver(driver, { retries: { attempts: 1 } }), { parallel: 2, sweepPollMs: 1, manifestPrefix: 'images/' });
+  const writerClient = () =>
+    variant === 'writers skip the sweep marker' ? client({ hidden: (key) => key === SWEEP_MARKER_KEY }) : client();
+  const gcDriver = variant === 'collector reads manifests before leases' ? manifestsBeforeLeases(client({}, 12), objects) : client({}, 12);
+  const gc = storeOf(gcDriver);
+
+  const committed: string[] = [];
+  let running = 0;
+  let captures = 0;
+  const writer = async (id: number) => {
+    const store = storeOf(writerClient());
+    for (let round = 0; round < 8; round++) {
+      const ids = Array.from({ length: 4 }, () => (random() < 0.15 ? 0 : 1 + Math.floor(random() * 5)));
+      const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: `w${id}-${round}` });
+      await ticks(Math.floor(random() * 6));
+      if (random() < 0.35) await pending.abandon();
+      else {
+        const key = `images/w${id}-${round}.manifest.json`;
+        await pending.commit(key);
+        committed.push(key);
+        captures++;
+      }
+    }
+  };
+  const deleter = async () => {
+    const store = storeOf(client());
+    while (running > 0) {
+      await ticks(1 + Math.floor(random() * 20));
+      if (committed.length > 2 && random() < 0.5)
+        await store.deleteManifest(committed.splice(Math.floor(random() * committed.length), 1)[0]!);
+    }
+  };
+  const reader = async (id: number) => {
+    const store = storeOf(client());
+    for (let n = 0; running > 0; n++) {
+      await ticks(1 + Math.floor(random() * 10));
+      if (committed.length === 0) continue;
+      const key = pick(committed);
+      const manifest = await store.readManifest(key);
+      if (manifest === null) continue;
+      try {
+        for await (const chunk of store.readImage(manifest, { leaseId: `r${id}-${n}`, manifestKey: key }))
+          expect(chunk.bytes.length).toBeGreaterThan(0);
+      } catch (error) {
+        if (!isInstanceImagesError(error, 'NOT_FOUND')) throw error;
+        if (objects.objects.has(key)) invariant.violations.push(`deploy of ${key} found a chunk missing: ${(error as Error).message}`);
+      }
+    }
+  };
+  const collector = async () => {
+    while (running > 0) {
+      await gc.collectGarbage();
+      await ticks(Math.floor(random() * 10));
+    }
+  };
+  const writers = Array.from({ length: 5 }, (_, i) => i);
+  running = writers.length;
+  const done = writers.map((i) => writer(i).finally(() => (running -= 1)));
+  await Promise.all([...done, deleter(), reader(1), reader(2), collector()]);
+  // Quiet now: one more collection must leave exactly what the manifests name.
+  await gc.collectGarbage();
+  const stored = [...objects.objects.keys()].filter((key) => chunkDigestOfKey(key) !== null);
+  const named = invariant.named();
+  return {
+    violations: invariant.violations,
+    leftover: [...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/') || key.startsWith('chunk-gc/')),
+    unnamed: stored.filter((key) => !named.has(key)),
+    committed: captures,
+  };
+}
+
+const SEEDS = [1, 2, 3, 4, 5, 6];
+
+describe('chunk GC under concurrent captures, deploys and deletes (seeded schedules)', () => {
+  it.each(SEEDS)(
+    'seed %i: no manifest ever names a missing chunk, and every unreferenced chunk is collected',
+    async (seed) => {
+      const result = await runSchedule(seed, 'protocol');
+      expect(result.violations).toEqual([]);
+      expect(result.unnamed).toEqual([]);
+      expect(result.leftover).toEqual([]);
+      expect(result.committed).toBeGreaterThan(10);
+    },
+    60_000,
+  );
+
+  // A broken protocol loses a chunk only when a capture or a commit lands in the wrong window, so
+  // not every schedule shows it: run schedules until one does (a third to a half of them do).
+  it.each(['writers skip the sweep marker', 'collector reads manifests before leases'] as const)(
+    'planted break (%s): schedules produce violations',
+    async (variant) => {
+      let violations: string[] = [];
+      for (let seed = 1; seed <= 40 && violations.length === 0; seed++) violations = (await runSchedule(seed, variant)).violations;
+      expect(violations[0]).toMatch(/deleted while .* names it|committed naming missing|found a chunk missing/);
+    },
+    180_000,
+  );
+});

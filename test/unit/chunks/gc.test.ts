@@ -1,0 +1,164 @@
+/**
+ * Garbage collection of chunks, step by step: what it deletes and keeps, leases (live, expired,
+ * large), the sweep marker writers wait for, and the cases where it must stop.
+ */
+import { describe, expect, it } from 'vitest';
+import { createChunkStore, type ChunkStoreOptions } from '../../../src/chunks';
+import { chunkContext } from '../../../src/chunks/context';
+import { chunkKey } from '../../../src/chunks/keys';
+import { ChunkLease } from '../../../src/chunks/lease';
+import { InstanceImagesError } from '../../../src/errors';
+import {
+  block,
+  createMemoryObjects,
+  diskChunks,
+  diskInfo,
+  memoryDisk,
+  sha256,
+  ticks,
+  type MemoryObjects,
+} from '../../support/memory-storage';
+
+const key = (id: number) => chunkKey({ kind: 'storage' }, sha256(block(id)));
+const has = (objects: MemoryObjects, id: number) => objects.objects.has(key(id));
+
+function setup(options: ChunkStoreOptions = {}) {
+  const objects = createMemoryObjects();
+  let clock = Date.parse('2026-12-03T06:00:00Z');
+  const now = () => new Date(clock);
+  const store = createChunkStore(memoryDisk(objects, { now }), { now, sweepPollMs: 1, leaseTtlMs: 60_000, sweepTtlMs: 30_000, ...options });
+  return { objects, store, advance: (ms: number) => (clock += ms), now };
+}
+
+async function capture(store: ReturnType<typeof setup>['store'], ids: number[], name: string) {
+  const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: name });
+  await pending.commit(`images/${name}.manifest.json`);
+  return pending;
+}
+
+async function failure(promise: Promise<unknown>): Promise<InstanceImagesError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(InstanceImagesError);
+    return error as InstanceImagesError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('chunk garbage collection', () => {
+  it('deletes the chunks only a deleted image named, keeps shared ones, and cleans up its marker', async () => {
+    const { objects, store } = setup();
+    await capture(store, [1, 2, 3], 'a');
+    await capture(store, [2, 3, 4], 'b');
+    await store.deleteManifest('images/a.manifest.json');
+
+    const dry = await store.collectGarbage({ dryRun: true });
+    expect(dry).toEqual({ chunks: 4, referenced: 3, deleted: 1, bytesFreed: block(1).length, leasesExpired: 0 });
+    expect(has(objects, 1)).toBe(true);
+    expect(objects.puts).not.toContain('chunk-gc/sweep.json'); // a dry run writes nothing
+
+    const report = await store.collectGarbage();
+    expect(report).toEqual(dry);
+    expect([1, 2, 3, 4].map((id) => has(objects, id))).toEqual([false, true, true, true]);
+    expect(objects.puts).toContain('chunk-gc/sweep.json');
+    expect(objects.objects.has('chunk-gc/sweep.json')).toBe(false);
+    expect(await store.stats()).toMatchObject({ manifests: 1, chunks: 3, dedupRatio: '1.00' });
+  });
+
+  it('keeps the chunks of a capture that holds its lease, and collects them once it is abandoned', async () => {
+    const { objects, store } = setup();
+    const pending = await store.writeImage(diskChunks([1, 2]), diskInfo([1, 2]), { leaseId: 'running' });
+    expect((await store.collectGarbage()).deleted).toBe(0);
+    expect(has(objects, 1) && has(objects, 2)).toBe(true);
+    await pending.abandon();
+    expect((await store.collectGarbage()).deleted).toBe(2);
+  });
+
+  it('ignores and deletes expired leases (a run that died), and releaseLease drops one at once', async () => {
+    const { objects, store, advance } = setup();
+    await store.writeImage(diskChunks([1]), diskInfo([1]), { leaseId: 'died' });
+    await store.writeImage(diskChunks([2]), diskInfo([2]), { leaseId: 'recovered' });
+    await store.releaseLease('recovered');
+    expect(objects.objects.has('chunk-leases/recovered.json')).toBe(false);
+    expect(await store.collectGarbage()).toMatchObject({ deleted: 1, leasesExpired: 0 });
+    advance(60_001);
+    expect(await store.collectGarbage()).toMatchObject({ deleted: 1, leasesExpired: 1 });
+    expect(objects.objects.has('chunk-leases/died.json')).toBe(false);
+  });
+
+  it('fails a capture whose lease could not be refreshed in time, instead of committing it', async () => {
+    const { objects, store, advance } = setup();
+    const pending = await store.writeImage(diskChunks([1]), diskInfo([1]), { leaseId: 'slow' });
+    advance(50_000); // past three quarters of the lease TTL without a refresh
+    const error = await failure(pending.commit('images/slow.manifest.json'));
+    expect(error.code).toBe('STORAGE_UNAVAILABLE');
+    expect(error.details.reason).toBe('lease-lapsed');
+    expect(objects.objects.has('images/slow.manifest.json')).toBe(false);
+    await pending.abandon();
+  });
+
+  it('reads leases of any size: sealed parts protect their digests too', async () => {
+    const { objects, store, now } = setup();
+    const ctx = chunkContext(memoryDisk(objects, { now }), { now, leaseTtlMs: 60_000 });
+    const ids = [1, 2, 3, 4, 5];
+    await capture(store, ids, 'a');
+    await store.deleteManifest('images/a.manifest.json');
+    const lease = new ChunkLease(ctx, 'big', { kind: 'storage' }, 2);
+    lease.add(ids.map((id) => sha256(block(id))));
+    await lease.cover();
+    expect([...objects.objects.keys()].filter((k) => k.startsWith('chunk-leases/parts/big/')).sort()).toEqual([
+      'chunk-leases/parts/big/0.json',
+      'chunk-leases/parts/big/1.json',
+    ]);
+    expect((await store.collectGarbage()).deleted).toBe(0);
+    await lease.release();
+    expect([...objects.objects.keys()].filter((k) => k.startsWith('chunk-leases/'))).toEqual([]);
+    expect((await store.collectGarbage()).deleted).toBe(5);
+  });
+
+  it('makes a capture wait while a fresh sweep marker exists, and ignores a stale one', async () => {
+    const { objects, store, advance, now } = setup();
+    const marker = { format: 1, gcId: 'other', startedAt: now().toISOString(), refreshedAt: now().toISOString() };
+    objects.objects.set('chunk-gc/sweep.json', { data: Buffer.from(JSON.stringify(marker)), modifiedAt: now() });
+    let done = false;
+    const writing = store.writeImage(diskChunks([1]), diskInfo([1]), { leaseId: 'w' }).then((p) => ((done = true), p));
+    await ticks(50);
+    expect(done).toBe(false);
+    expect(has(objects, 1)).toBe(false); // nothing stat'ed or uploaded while the sweep runs
+    expect(objects.objects.has('chunk-leases/w.json')).toBe(true); // but the lease is there (W1 before Wm)
+    expect((await failure(store.collectGarbage())).code).toBe('CONFLICT'); // one collection at a time
+    advance(30_000); // the marker goes stale
+    const pending = await writing;
+    expect(has(objects, 1)).toBe(true);
+    await pending.abandon();
+  });
+
+  it('stops without deleting anything when a manifest cannot be read', async () => {
+    const { objects, store } = setup();
+    await capture(store, [1], 'a');
+    await capture(store, [2], 'b');
+    await store.deleteManifest('images/b.manifest.json');
+    objects.objects.set('images/broken.manifest.json', { data: Buffer.from('{"format":1'), modifiedAt: new Date() });
+    const error = await failure(store.collectGarbage());
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.message).toMatch(/images\/broken\.manifest\.json/);
+    expect(has(objects, 2)).toBe(true);
+    expect(objects.objects.has('chunk-gc/sweep.json')).toBe(false);
+    const verify = await store.verify();
+    expect(verify.unreadableManifests.map((m) => m.key)).toEqual(['images/broken.manifest.json']);
+    expect((await store.stats()).unreadableManifests).toBe(1);
+  });
+
+  it('collects chunks of every scope, by the scope each manifest names', async () => {
+    const objects = createMemoryObjects();
+    const scoped = createChunkStore(memoryDisk(objects), { scope: { kind: 'account', accountId: 'acct/1' } });
+    const shared = createChunkStore(memoryDisk(objects));
+    await capture(scoped, [1], 'a');
+    await capture(shared, [1], 'b');
+    expect((await shared.collectGarbage()).deleted).toBe(0);
+    await shared.deleteManifest('images/a.manifest.json');
+    expect((await shared.collectGarbage()).deleted).toBe(1);
+    expect(has(objects, 1)).toBe(true);
+  });
+});

@@ -1,0 +1,345 @@
+/**
+ * The chunk store over an in-memory storage: round trips, zero chunks, dedup, incremental captures
+ * from a base, resume after an interrupted capture, damaged and missing chunks, backpressure.
+ */
+import { describe, expect, it } from 'vitest';
+import { createChunkStore, isZstdAvailable, standaloneSize, type ChunkStoreOptions } from '../../../src/chunks';
+import { chunkKey } from '../../../src/chunks/keys';
+import { InstanceImagesError } from '../../../src/errors';
+import {
+  CHUNK,
+  assemble,
+  block,
+  createMemoryObjects,
+  diskBytes,
+  diskChunks,
+  diskInfo,
+  memoryDisk,
+  sha256,
+  ticks,
+  type MemoryClientOptions,
+  type MemoryObjects,
+} from '../../support/memory-storage';
+
+const KEY = 'images/acct/one.manifest.json';
+
+function setup(options: ChunkStoreOptions = {}, client: MemoryClientOptions = {}) {
+  const objects = createMemoryObjects();
+  const store = createChunkStore(memoryDisk(objects, client), { sweepPollMs: 1, ...options });
+  return { objects, store };
+}
+
+const chunkKeys = (objects: MemoryObjects) => [...objects.objects.keys()].filter((key) => key.startsWith('chunks/')).sort();
+
+async function failure(promise: Promise<unknown> | (() => Promise<unknown>)): Promise<InstanceImagesError> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+  } catch (error) {
+    expect(error).toBeInstanceOf(InstanceImagesError);
+    return error as InstanceImagesError;
+  }
+  throw new Error('expected a rejection');
+}
+
+async function capture(store: ReturnType<typeof setup>['store'], ids: number[], key = KEY, leaseId = 'cap-1') {
+  const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId });
+  await pending.commit(key);
+  return pending;
+}
+
+describe('chunk store: write and read', () => {
+  it('round-trips a disk: manifest written last, zero chunks never stored, bytes read back identical', async () => {
+    const { objects, store } = setup();
+    const ids = [1, 0, 2, 3, 0, 0, 4];
+    const lastLength = 1000;
+    const pending = await store.writeImage(diskChunks(ids, { lastLength }), diskInfo(ids, null, lastLength), { leaseId: 'cap-1' });
+    expect(objects.objects.has(KEY)).toBe(false);
+    expect(objects.objects.has('chunk-leases/cap-1.json')).toBe(true);
+    await pending.commit(KEY);
+    expect(objects.puts.at(-1)).toBe(KEY); // the manifest is the last thing written
+    expect(objects.objects.has('chunk-leases/cap-1.json')).toBe(false); // W5
+
+    expect(pending.uploadedChunks).toBe(4);
+    expect(chunkKeys(objects)).toHaveLength(4);
+    expect(pending.manifest.chunks.map((c) => c === null)).toEqual([false, true, false, false, true, true, false]);
+    expect(pending.manifest.chunks[6]).toEqual({ sha256: sha256(block(4, lastLength)), storedBytes: lastLength, codec: 'none' });
+    expect(standaloneSize(pending.manifest)).toBe(3 * CHUNK + lastLength);
+
+    const manifest = await store.readManifest(KEY);
+    expect(manifest).toEqual(pending.manifest);
+    const bytes = await assemble(manifest!.virtualSizeBytes, store.readImage(manifest!, { leaseId: 'dep-1', manifestKey: KEY }));
+    expect(bytes.equals(diskBytes(ids, lastLength))).toBe(true);
+    expect([...objects.objects.keys()].some((key) => key.startsWith('chunk-leases/'))).toBe(false);
+  });
+
+  it('stores an all-zero data chunk as a zero marker, and an empty disk as no chunks at all', async () => {
+    const { objects, store } = setup();
+    const pending = await store.writeImage(diskChunks([0, 5], { zeroAsData: true }), diskInfo([0, 5]), { leaseId: 'z' });
+    expect(pending.manifest.chunks[0]).toBeNull();
+    expect(chunkKeys(objects)).toEqual([chunkKey({ kind: 'storage' }, sha256(block(5)))]);
+    await pending.abandon();
+    const empty = await store.writeImage(
+      diskChunks([]),
+      { virtualSizeBytes: 0, chunkSizeBytes: CHUNK, incrementalSince: null },
+      { leaseId: 'e' },
+    );
+    expect(empty.manifest.chunks).toEqual([]);
+  });
+
+  it('dedups across two images and within one: the second capture uploads only its new chunks', async () => {
+    const { objects, store } = setup();
+    const first = await capture(store, [1, 2, 3, 1], 'images/a.manifest.json', 'a');
+    expect(first.uploadedChunks).toBe(3);
+    expect(first.reusedChunks).toBe(1);
+    const putsBefore = objects.puts.filter((key) => key.startsWith('chunks/')).length;
+    const second = await capture(store, [1, 2, 9, 3], 'images/b.manifest.json', 'b');
+    expect(second.uploadedChunks).toBe(1);
+    expect(second.reusedChunks).toBe(3);
+    expect(second.uploadedBytes).toBe(CHUNK);
+    expect(objects.puts.filter((key) => key.startsWith('chunks/')).length - putsBefore).toBe(1);
+    const stats = await store.stats();
+    expect(stats).toMatchObject({ manifests: 2, chunks: 4, logicalBytes: 7 * CHUNK, uniqueBytes: 4 * CHUNK, dedupRatio: '1.75' });
+  });
+
+  it('keeps account-scoped chunks apart from storage-wide ones', async () => {
+    const objects = createMemoryObjects();
+    const shared = createChunkStore(memoryDisk(objects));
+    const scoped = createChunkStore(memoryDisk(objects), { scope: { kind: 'account', accountId: '../../evil/..' } });
+    await capture(shared, [1], 'images/s.manifest.json', 's');
+    const pending = await capture(scoped, [1], 'images/t.manifest.json', 't');
+    expect(pending.uploadedChunks).toBe(1);
+    const keys = [...objects.objects.keys()].filter((key) => key.includes('/chunks/'));
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatch(/^accounts\/~[0-9a-f]{32}\/chunks\/[0-9a-f]{2}\/[0-9a-f]{64}$/);
+    const bytes = await assemble(CHUNK, scoped.readImage(pending.manifest, { leaseId: 'r' }));
+    expect(bytes.equals(block(1))).toBe(true);
+  });
+
+  it('takes unchanged chunks from the base image and checks they are still stored', async () => {
+    const { objects, store } = setup();
+    const base = await capture(store, [1, 2, 0, 3], 'images/base.manifest.json', 'base');
+    const ids = [1, 7, 0, 3];
+    const unchanged = new Set([0, 2, 3]);
+    const pending = await store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids, 'cp-1'), { leaseId: 'inc', base: base.manifest });
+    expect(pending.uploadedChunks).toBe(1);
+    expect(pending.manifest.chunks[0]).toEqual(base.manifest.chunks[0]);
+    expect(pending.manifest.chunks[2]).toBeNull();
+    await pending.commit('images/inc.manifest.json');
+    const bytes = await assemble(4 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' }));
+    expect(bytes.equals(diskBytes(ids))).toBe(true);
+
+    // a base chunk that vanished: NOT_FOUND, nothing committed, the lease dropped
+    objects.objects.delete(chunkKey({ kind: 'storage' }, sha256(block(3))));
+    const error = await failure(
+      store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids, 'cp-1'), { leaseId: 'inc2', base: base.manifest }),
+    );
+    expect(error.code).toBe('NOT_FOUND');
+    expect(error.message).toMatch(/base image/);
+    expect(objects.objects.has('chunk-leases/inc2.json')).toBe(false);
+  });
+
+  it('refuses an incremental read without a base, and a base of another chunk size', async () => {
+    const { store } = setup();
+    const error = await failure(store.writeImage(diskChunks([1]), diskInfo([1], 'cp-1'), { leaseId: 'x' }));
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.fields.map((f) => f.path)).toContain('base');
+    const base = (await capture(store, [1])).manifest;
+    const other = await failure(
+      store.writeImage(diskChunks([1]), diskInfo([1], 'cp'), { leaseId: 'y', base: { ...base, chunkSizeBytes: 2 * CHUNK } }),
+    );
+    expect(other.fields.map((f) => f.path)).toContain('base.chunkSizeBytes');
+  });
+
+  it('refuses a chunk source that skips, repeats or stops early (CAPTURE_FAILED) and leaves no lease', async () => {
+    const { objects, store } = setup();
+    async function* skipping() {
+      const all = diskChunks([1, 2, 3]);
+      for await (const chunk of all) if (chunk.index !== 1) yield chunk;
+    }
+    expect((await failure(store.writeImage(skipping(), diskInfo([1, 2, 3]), { leaseId: 's' }))).code).toBe('CAPTURE_FAILED');
+    expect((await failure(store.writeImage(diskChunks([1, 2]), diskInfo([1, 2, 3]), { leaseId: 't' }))).code).toBe('CAPTURE_FAILED');
+    expect([...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/'))).toEqual([]);
+  });
+
+  it('resumes: a second capture after an interrupted one uploads only the missing chunks', async () => {
+    const objects = createMemoryObjects();
+    let puts = 0;
+    const flaky = createChunkStore(memoryDisk(objects, { failPut: (key) => key.startsWith('chunks/') && ++puts === 5 }), { parallel: 1 });
+    const ids = [1, 2, 3, 4, 5, 6, 7, 8];
+    const error = await failure(flaky.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'run-1' }));
+    expect(error.code).toBe('STORAGE_UNAVAILABLE');
+    expect(chunkKeys(objects)).toHaveLength(4);
+    expect(objects.objects.has(KEY)).toBe(false);
+
+    const store = createChunkStore(memoryDisk(objects));
+    const retry = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'run-2' });
+    expect(retry.uploadedChunks).toBe(4);
+    expect(retry.reusedChunks).toBe(4);
+    await retry.commit(KEY);
+    expect((await assemble(8 * CHUNK, store.readImage(retry.manifest, { leaseId: 'r' }))).equals(diskBytes(ids))).toBe(true);
+  });
+
+  it('holds at most `parallel` chunks besides the one being read (backpressure), uploading up to `parallel` at once', async () => {
+    const objects = createMemoryObjects();
+    let inflight = 0;
+    let maxInflight = 0;
+    let released = 0;
+    const slow: MemoryClientOptions = {
+      delay: async () => {
+        inflight++;
+        maxInflight = Math.max(maxInflight, inflight);
+        await ticks(5);
+        inflight--;
+      },
+    };
+    objects.afterPut = (key) => {
+      if (key.startsWith('chunks/')) released++;
+    };
+    const store = createChunkStore(memoryDisk(objects, slow), { parallel: 3 });
+    const ids = Array.from({ length: 24 }, (_, i) => i + 1);
+    let maxHeld = 0;
+    const pending = await store.writeImage(
+      diskChunks(ids, { onYield: (index) => (maxHeld = Math.max(maxHeld, index - released)) }),
+      diskInfo(ids),
+      { leaseId: 'bp' },
+    );
+    expect(pending.uploadedChunks).toBe(24);
+    // chunk `index` is being read: all before it are uploaded except at most `parallel`
+    expect(maxHeld).toBeLessThanOrEqual(3);
+    expect(maxHeld).toBeGreaterThanOrEqual(2);
+    expect(maxInflight).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reports progress in bytes of the disk and bytes uploaded', async () => {
+    const { store } = setup();
+    const seen: { bytesDone: number; bytesTotal: number; uploadedBytes: number }[] = [];
+    await store.writeImage(diskChunks([1, 0, 2]), diskInfo([1, 0, 2]), { leaseId: 'p', onProgress: (p) => seen.push(p) });
+    expect(seen.at(-1)).toEqual({ bytesDone: 3 * CHUNK, bytesTotal: 3 * CHUNK, uploadedBytes: 2 * CHUNK });
+    expect(seen.map((p) => p.bytesDone)).toEqual([...seen.map((p) => p.bytesDone)].sort((a, b) => a - b));
+  });
+
+  it('refuses manifest keys outside the layout rules and commits only once', async () => {
+    const { store } = setup();
+    const pending = await store.writeImage(diskChunks([1]), diskInfo([1]), { leaseId: 'k' });
+    for (const key of [
+      'images/a.qcow2',
+      'chunks/aa/x.manifest.json',
+      'chunk-leases/a.manifest.json',
+      '../a.manifest.json',
+      '/abs.manifest.json',
+    ]) {
+      expect((await failure(pending.commit(key))).code).toBe('VALIDATION_FAILED');
+    }
+    await pending.commit(KEY);
+    expect((await failure(pending.commit(KEY))).code).toBe('INVALID_STATE');
+  });
+
+  it('validates its options and lease ids', async () => {
+    const objects = createMemoryObjects();
+    const bad = (options: ChunkStoreOptions) => {
+      try {
+        createChunkStore(memoryDisk(objects), options);
+      } catch (error) {
+        return (error as InstanceImagesError).fields.map((f) => f.path);
+      }
+      return [];
+    };
+    expect(bad({ parallel: 0 })).toEqual(['parallel']);
+    expect(bad({ scope: { kind: 'account', accountId: 'a\u0000b' } })).toEqual(['scope']);
+    expect(bad({ manifestPrefix: '../x/' })).toEqual(['manifestPrefix']);
+    expect(bad({ codec: 'zstd' })).toEqual(isZstdAvailable() ? [] : ['codec']);
+    const { store } = setup();
+    expect((await failure(store.writeImage(diskChunks([1]), diskInfo([1]), { leaseId: '../x' }))).code).toBe('VALIDATION_FAILED');
+  });
+});
+
+describe('chunk store: damage', () => {
+  it('catches a corrupted chunk: readImage fails with CHECKSUM_MISMATCH and verify names the images it breaks', async () => {
+    const { objects, store } = setup();
+    await capture(store, [1, 2], 'images/a.manifest.json', 'a');
+    await capture(store, [2, 3], 'images/b.manifest.json', 'b');
+    const key = chunkKey({ kind: 'storage' }, sha256(block(2)));
+    const damaged = Buffer.from(objects.objects.get(key)!.data);
+    damaged[100] ^= 0xff;
+    objects.objects.set(key, { data: damaged, modifiedAt: new Date() });
+
+    const manifest = (await store.readManifest('images/a.manifest.json'))!;
+    const error = await failure(assemble(2 * CHUNK, store.readImage(manifest, { leaseId: 'r' })));
+    expect(error.code).toBe('CHECKSUM_MISMATCH');
+    expect(error.details.key).toBe(key);
+    expect(objects.objects.has('chunk-leases/r.json')).toBe(false);
+
+    const report = await store.verify();
+    expect(report.checked).toBe(3);
+    expect(report.missing).toEqual([]);
+    expect(report.corrupt).toEqual([{ sha256: sha256(block(2)), key, manifests: ['images/a.manifest.json', 'images/b.manifest.json'] }]);
+  });
+
+  it('reports a missing chunk: readImage fails with NOT_FOUND, verify lists it as missing', async () => {
+    const { objects, store } = setup();
+    const pending = await capture(store, [1, 2]);
+    const key = chunkKey({ kind: 'storage' }, sha256(block(1)));
+    objects.objects.delete(key);
+    const error = await failure(assemble(2 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' })));
+    expect(error.code).toBe('NOT_FOUND');
+    expect(error.details).toMatchObject({ key, index: 0 });
+    const report = await store.verify();
+    expect(report.missing).toEqual([{ sha256: sha256(block(1)), key, manifests: [KEY] }]);
+    expect(report.checked).toBe(1);
+  });
+
+  it('refuses to deploy from an image whose manifest was deleted meanwhile (NOT_FOUND)', async () => {
+    const { store } = setup();
+    const pending = await capture(store, [1]);
+    await store.deleteManifest(KEY);
+    const error = await failure(assemble(CHUNK, store.readImage(pending.manifest, { leaseId: 'r', manifestKey: KEY })));
+    expect(error.code).toBe('NOT_FOUND');
+  });
+
+  it('stops reading and drops its lease when the consumer leaves early', async () => {
+    const { objects, store } = setup({ parallel: 2 });
+    const pending = await capture(store, [1, 2, 3, 4, 5, 6]);
+    const gets = objects.puts.length;
+    for await (const chunk of store.readImage(pending.manifest, { leaseId: 'early' })) {
+      expect(chunk.offset).toBe(0);
+      break;
+    }
+    expect(objects.puts.length).toBeGreaterThan(gets); // the lease was written
+    expect(objects.objects.has('chunk-leases/early.json')).toBe(false);
+  });
+});
+
+describe('chunk store: codecs', () => {
+  it.runIf(!isZstdAvailable())('reading a zstd chunk on a Node without zstd fails with a typed error naming the cause', async () => {
+    const { objects, store } = setup();
+    const pending = await capture(store, [1]);
+    const key = chunkKey({ kind: 'storage' }, sha256(block(1)));
+    objects.objects.set(key, { data: Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]), modifiedAt: new Date() });
+    const error = await failure(assemble(CHUNK, store.readImage(pending.manifest, { leaseId: 'r' })));
+    expect(error.code).toBe('INVALID_STATE');
+    expect(error.details).toMatchObject({ codec: 'zstd', reason: 'zstd-unavailable' });
+    expect(error.message).toMatch(/Node\.js 22\.15/);
+  });
+
+  it.runIf(isZstdAvailable())('stores compressible chunks with zstd, incompressible ones as is, and reads a mixed store', async () => {
+    const objects = createMemoryObjects();
+    const plain = createChunkStore(memoryDisk(objects));
+    const zstd = createChunkStore(memoryDisk(objects), { codec: 'zstd' });
+    await capture(plain, [1], 'images/plain.manifest.json', 'p');
+    const pending = await zstd.writeImage(diskChunks([1, 2]), diskInfo([1, 2]), { leaseId: 'z' });
+    expect(pending.manifest.chunks[0]).toMatchObject({ codec: 'none', storedBytes: CHUNK }); // deduped against the plain one
+    expect(pending.manifest.chunks[1]!.codec).toBe('zstd');
+    expect(pending.manifest.chunks[1]!.storedBytes).toBeLessThan(CHUNK / 10);
+    await pending.commit('images/z.manifest.json');
+    const bytes = await assemble(2 * CHUNK, plain.readImage(pending.manifest, { leaseId: 'r' }));
+    expect(bytes.equals(diskBytes([1, 2]))).toBe(true);
+    expect((await zstd.verify()).corrupt).toEqual([]);
+
+    // a damaged zstd chunk is CHECKSUM_MISMATCH, not a crash
+    const key = chunkKey({ kind: 'storage' }, sha256(block(2)));
+    const damaged = Buffer.from(objects.objects.get(key)!.data);
+    damaged[damaged.length - 5] ^= 0xff;
+    objects.objects.set(key, { data: damaged, modifiedAt: new Date() });
+    expect((await failure(assemble(2 * CHUNK, zstd.readImage(pending.manifest, { leaseId: 'r2' })))).code).toBe('CHECKSUM_MISMATCH');
+  });
+});
