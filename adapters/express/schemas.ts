@@ -89,6 +89,8 @@ export const ChunkStorageStatsSchema = z.object({
   uniqueBytes: z.number().int(),
   /** logicalBytes / uniqueBytes as a decimal string. */
   dedupRatio: z.string(),
+  /** Manifests that could not be read; not counted above. */
+  unreadableManifests: z.number().int(),
 });
 /** A storage health check (`chunks` for a chunked storage). */
 export const StorageHealthSchema = z.object({

@@ -3,9 +3,9 @@
  * store, and the operator's tasks on it (garbage collection, verification) with what they find.
  * @module
  */
-import * as zlib from 'node:zlib';
 import { z } from 'zod';
-import { createChunkStore, type ChunkStore } from '../chunks';
+import { createChunkStore, isZstdAvailable, type ChunkStore } from '../chunks';
+import { isReservedKey } from '../chunks/keys';
 import { InstanceImagesError, validationFailed } from '../errors';
 import { ChunkLayoutSchema, type ChunkLayout, type ImageStorage, type StorageLayout } from '../model/image-storage';
 import type { Image } from '../model/image';
@@ -22,7 +22,7 @@ import { stopBilling } from './usage';
 
 /** Whether this runtime's zlib has zstd (Node ≥ 22.15). */
 export function zstdAvailable(): boolean {
-  return typeof (zlib as unknown as Record<string, unknown>).zstdCompressSync === 'function';
+  return isZstdAvailable();
 }
 
 /**
@@ -66,8 +66,11 @@ export function manifestKeyOf(fileKey: string): string {
 
 /** Whether a storage key is the chunked layout's own data (a chunk, a lease, the GC marker), never an image of its own. */
 export function isChunkDataKey(key: string): boolean {
-  return /^(accounts\/[^/]+\/)?chunks\//.test(key) || key.startsWith('chunk-leases/') || key.startsWith('chunk-gc/');
+  return isReservedKey(key);
 }
+
+/** Where custom images (files and manifests) live in a storage: `customImageKey` puts them below it. */
+const MANIFEST_PREFIX = 'images/';
 
 /**
  * The chunk store of a chunked storage. `accountId`: the account whose chunks a capture writes
@@ -76,7 +79,13 @@ export function isChunkDataKey(key: string): boolean {
 export function chunkStoreOf(ctx: ServiceContext, storage: ImageStorage, disk: StorageDisk, accountId: string | null = null): ChunkStore {
   const settings = storage.chunks ?? ChunkLayoutSchema.parse({});
   const scope = settings.scope === 'account' && accountId !== null ? { kind: 'account' as const, accountId } : { kind: 'storage' as const };
-  return createChunkStore(disk, { scope, codec: settings.codec, logger: ctx.logger, now: () => ctx.now() });
+  return createChunkStore(disk, {
+    scope,
+    codec: settings.codec,
+    manifestPrefix: MANIFEST_PREFIX,
+    logger: ctx.logger,
+    now: () => ctx.now(),
+  });
 }
 
 /** What {@link ChunkedStorageService.stats} reports: the storage's manifests and chunks. */
@@ -89,6 +98,8 @@ export interface ChunkStorageStats {
   uniqueBytes: number;
   /** logicalBytes / uniqueBytes as a decimal string, e.g. `"3.41"`. */
   dedupRatio: string;
+  /** Manifests that could not be read (run verify); not counted above. */
+  unreadableManifests: number;
 }
 
 /** Options of {@link ChunkedStorageService.startGarbageCollection}. */
@@ -174,10 +185,7 @@ export class ChunkedStorageService {
       await runTask(this.ctx, task.id, signal, async ({ progress }) => {
         progress({ step: 'verifying' });
         const { storage, store } = await this.open(storageId);
-        const result = await store.verify({
-          signal,
-          onProgress: (p: { bytesDone: number; bytesTotal: number }) => progress({ step: 'verifying', ...p }),
-        });
+        const result = await store.verify({ signal });
         this.ctx.logger.info('chunk verification finished', {
           storageId,
           checked: result.checked,

@@ -223,6 +223,7 @@ export class DeployService {
                 throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The stored manifest does not match the image');
               const chunks = store.readImage(manifest, {
                 leaseId: task.id,
+                manifestKey: image.fileKey,
                 signal,
                 onProgress: (p) => progress({ step: 'receiving', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
               });

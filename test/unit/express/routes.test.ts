@@ -218,7 +218,7 @@ describe("express router: every route's happy path", () => {
     });
     expect(onLocal.status).toBe(400);
     expect(onLocal.json.code).toBe('VALIDATION_FAILED');
-    const empty = { manifests: 0, chunks: 0, logicalBytes: 0, uniqueBytes: 0, dedupRatio: expect.any(String) };
+    const empty = { manifests: 0, chunks: 0, logicalBytes: 0, uniqueBytes: 0, dedupRatio: expect.any(String), unreadableManifests: 0 };
     expect((await t.call('GET', `/admin/storages/${id}/health`, { actor: ADMIN })).json.chunks).toEqual(empty);
     expect((await t.call('GET', `/admin/storages/${id}/browse`, { actor: ADMIN })).json).toMatchObject({ items: [], chunks: empty });
     const gc = await t.call('POST', `/admin/storages/${id}/chunk-gc`, { actor: ADMIN, json: { dryRun: true } });

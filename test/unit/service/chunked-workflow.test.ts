@@ -60,7 +60,14 @@ describe('chunked storages: capture, recapture, deploy, delete', () => {
     expect(h.chunkKeys()).toHaveLength(5);
     expect(other.sizeBytes).toBe(5 * CHUNK);
     const health = await h.ii.storages.checkHealth(admin, h.chunkedStorageId);
-    expect(health.chunks).toEqual({ manifests: 2, chunks: 5, logicalBytes: 10 * CHUNK, uniqueBytes: 5 * CHUNK, dedupRatio: '2.00' });
+    expect(health.chunks).toEqual({
+      manifests: 2,
+      chunks: 5,
+      logicalBytes: 10 * CHUNK,
+      uniqueBytes: 5 * CHUNK,
+      dedupRatio: '2.00',
+      unreadableManifests: 0,
+    });
   });
 
   it('deleting an intermediate image keeps the others deployable, deletes its checkpoint and stops its billing', async () => {
