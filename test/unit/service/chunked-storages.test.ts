@@ -64,6 +64,14 @@ describe('the chunked layout of a storage', () => {
     expect(updated).toMatchObject({ layout: 'chunks', chunks: { scope: 'account' } });
   });
 
+  it('refreshing the size of a chunked image keeps its standalone size, not the manifest file size', async () => {
+    const h = await setupChunked();
+    const image = await capture(h, 'c-1', 'sized');
+    const { image: refreshed } = await h.ii.settings.refreshImageSize(admin, image.id);
+    expect(refreshed.sizeBytes).toBe(image.sizeBytes);
+    expect((await h.ii.repositories.usage.list({ imageId: image.id })).items).toMatchObject([{ sizeBytes: image.sizeBytes, to: null }]);
+  });
+
   it('recovery releases the chunk lease of an interrupted capture', async () => {
     const h = await setupChunked();
     const image = makeImage({
