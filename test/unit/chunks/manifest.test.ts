@@ -22,7 +22,7 @@ const B = 'b'.repeat(64);
 
 function manifest(overrides: Partial<ChunkManifest> = {}): ChunkManifest {
   const body = {
-    format: CHUNK_MANIFEST_FORMAT,
+    format: CHUNK_MANIFEST_FORMAT as 1,
     virtualSizeBytes: 3 * CHUNK - 10,
     chunkSizeBytes: CHUNK,
     scope: { kind: 'storage' } as const,

@@ -260,7 +260,7 @@ describe('chunk store: damage', () => {
     await capture(store, [2, 3], 'images/b.manifest.json', 'b');
     const key = chunkKey({ kind: 'storage' }, sha256(block(2)));
     const damaged = Buffer.from(objects.objects.get(key)!.data);
-    damaged[100] ^= 0xff;
+    damaged[100] = damaged[100]! ^ 0xff;
     objects.objects.set(key, { data: damaged, modifiedAt: new Date() });
 
     const manifest = (await store.readManifest('images/a.manifest.json'))!;
@@ -338,7 +338,7 @@ describe('chunk store: codecs', () => {
     // a damaged zstd chunk is CHECKSUM_MISMATCH, not a crash
     const key = chunkKey({ kind: 'storage' }, sha256(block(2)));
     const damaged = Buffer.from(objects.objects.get(key)!.data);
-    damaged[damaged.length - 5] ^= 0xff;
+    damaged[damaged.length - 5] = damaged[damaged.length - 5]! ^ 0xff;
     objects.objects.set(key, { data: damaged, modifiedAt: new Date() });
     expect((await failure(assemble(2 * CHUNK, zstd.readImage(pending.manifest, { leaseId: 'r2' })))).code).toBe('CHECKSUM_MISMATCH');
   });
