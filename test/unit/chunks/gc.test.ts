@@ -161,4 +161,34 @@ describe('chunk garbage collection', () => {
     expect((await shared.collectGarbage()).deleted).toBe(1);
     expect(has(objects, 1)).toBe(true);
   });
+  it('keeps the chunks of a deploy in progress even when its image is deleted meanwhile', async () => {
+    const { objects, store } = setup({ parallel: 1 });
+    const pending = await capture(store, [1, 2, 3], 'a');
+    const reading = store.readImage(pending.manifest, { leaseId: 'deploy', manifestKey: 'images/a.manifest.json' })[Symbol.asyncIterator]();
+    expect((await reading.next()).value?.offset).toBe(0);
+    await store.deleteManifest('images/a.manifest.json');
+    expect((await store.collectGarbage()).deleted).toBe(0);
+    const rest: number[] = [];
+    for (let next = await reading.next(); !next.done; next = await reading.next()) rest.push(next.value.offset);
+    expect(rest).toEqual([65536, 131072]);
+    expect(objects.objects.has('chunk-leases/deploy.json')).toBe(false);
+    expect((await store.collectGarbage()).deleted).toBe(3);
+  });
+
+  it('stops deleting when its sweep marker could not be refreshed in time', async () => {
+    const objects = createMemoryObjects();
+    let clock = Date.parse('2026-12-03T06:00:00Z');
+    const now = () => new Date(clock);
+    const store = createChunkStore(memoryDisk(objects, { now }), { now, sweepTtlMs: 30_000, parallel: 1 });
+    await capture(store, [1, 2, 3], 'a');
+    await store.deleteManifest('images/a.manifest.json');
+    objects.afterDelete = (deleted) => {
+      if (deleted.startsWith('chunks/')) clock += 25_000; // the first delete takes most of the marker's life
+    };
+    const error = await failure(store.collectGarbage());
+    expect(error.code).toBe('STORAGE_UNAVAILABLE');
+    expect(error.details.reason).toBe('marker-lapsed');
+    expect(objects.deletes.filter((key) => key.startsWith('chunks/'))).toHaveLength(1);
+    expect(objects.objects.has('chunk-gc/sweep.json')).toBe(false);
+  });
 });

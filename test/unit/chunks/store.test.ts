@@ -2,6 +2,7 @@
  * The chunk store over an in-memory storage: round trips, zero chunks, dedup, incremental captures
  * from a base, resume after an interrupted capture, damaged and missing chunks, backpressure.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createChunkStore, isZstdAvailable, standaloneSize, type ChunkStoreOptions } from '../../../src/chunks';
 import { chunkKey } from '../../../src/chunks/keys';
@@ -326,20 +327,27 @@ describe('chunk store: codecs', () => {
     const plain = createChunkStore(memoryDisk(objects));
     const zstd = createChunkStore(memoryDisk(objects), { codec: 'zstd' });
     await capture(plain, [1], 'images/plain.manifest.json', 'p');
-    const pending = await zstd.writeImage(diskChunks([1, 2]), diskInfo([1, 2]), { leaseId: 'z' });
+    const random = randomBytes(CHUNK);
+    async function* source() {
+      yield* diskChunks([1, 2]);
+      yield { kind: 'data' as const, index: 2, offset: 2 * CHUNK, length: CHUNK, bytes: random, sha256: sha256(random) };
+    }
+    const pending = await zstd.writeImage(source(), diskInfo([1, 2, 3]), { leaseId: 'z' });
     expect(pending.manifest.chunks[0]).toMatchObject({ codec: 'none', storedBytes: CHUNK }); // deduped against the plain one
     expect(pending.manifest.chunks[1]!.codec).toBe('zstd');
     expect(pending.manifest.chunks[1]!.storedBytes).toBeLessThan(CHUNK / 10);
+    expect(pending.manifest.chunks[2]).toMatchObject({ codec: 'none', storedBytes: CHUNK }); // incompressible: stored as is
+    expect(pending.uploadedBytes).toBe(pending.manifest.chunks[1]!.storedBytes + CHUNK);
     await pending.commit('images/z.manifest.json');
-    const bytes = await assemble(2 * CHUNK, plain.readImage(pending.manifest, { leaseId: 'r' }));
-    expect(bytes.equals(diskBytes([1, 2]))).toBe(true);
-    expect((await zstd.verify()).corrupt).toEqual([]);
+    const bytes = await assemble(3 * CHUNK, plain.readImage(pending.manifest, { leaseId: 'r' }));
+    expect(bytes.equals(Buffer.concat([diskBytes([1, 2]), random]))).toBe(true);
+    expect(await zstd.verify()).toMatchObject({ checked: 3, corrupt: [], missing: [] });
 
     // a damaged zstd chunk is CHECKSUM_MISMATCH, not a crash
     const key = chunkKey({ kind: 'storage' }, sha256(block(2)));
     const damaged = Buffer.from(objects.objects.get(key)!.data);
     damaged[damaged.length - 5] = damaged[damaged.length - 5]! ^ 0xff;
     objects.objects.set(key, { data: damaged, modifiedAt: new Date() });
-    expect((await failure(assemble(2 * CHUNK, zstd.readImage(pending.manifest, { leaseId: 'r2' })))).code).toBe('CHECKSUM_MISMATCH');
+    expect((await failure(assemble(3 * CHUNK, zstd.readImage(pending.manifest, { leaseId: 'r2' })))).code).toBe('CHECKSUM_MISMATCH');
   });
 });
