@@ -5,7 +5,7 @@
  * still being created.
  * @module
  */
-import { standaloneSize, type ChunkManifest, type ChunkStore, type PendingImage } from '../chunks';
+import { standaloneSize, type ChunkManifest, type ChunkScope, type ChunkStore, type PendingImage } from '../chunks';
 import { InstanceImagesError } from '../errors';
 import type { Consistency } from '../model/image';
 import type { Image } from '../model/image';
@@ -14,7 +14,7 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from '../model/image-storage';
 import type { HostInstance } from '../ports/host-directory';
 import type { CaptureResult, HypervisorDriver } from '../ports/hypervisor-driver';
 import type { StorageDisk } from '../storage/disk';
-import { chunkStoreOf } from './chunked-storage';
+import { chunkScopeOf, chunkStoreOf } from './chunked-storage';
 import type { ServiceContext } from './context';
 import type { WorkProgress } from './task-runner';
 
@@ -49,6 +49,7 @@ export async function findBaseManifest(
   image: Image,
   instance: HostInstance,
   chunkSizeBytes: number,
+  scope: ChunkScope,
 ): Promise<ChunkManifest | null> {
   const page = await ctx.repos.images.list(
     { storageId: image.storageId, sourceInstanceId: instance.id, statuses: ['available'] },
@@ -62,10 +63,12 @@ export async function findBaseManifest(
       return null;
     });
     if (!manifest?.source?.checkpoint) continue;
+    // Unchanged chunks are taken from the base as they are: they must lie in the scope this capture writes to.
     const usable =
       manifest.source.hypervisorId === instance.hypervisorId &&
       manifest.source.domainName === instance.domainName &&
-      manifest.chunkSizeBytes === chunkSizeBytes;
+      manifest.chunkSizeBytes === chunkSizeBytes &&
+      JSON.stringify(manifest.scope) === JSON.stringify(scope);
     return usable ? manifest : null;
   }
   return null;
@@ -95,7 +98,7 @@ export async function captureIntoChunks(
   const { image, instance, hv, signal, progress } = input;
   const store = chunkStoreOf(ctx, input.storage, input.disk, image.accountId);
   const chunkSizeBytes = input.storage.chunks?.chunkSizeBytes ?? DEFAULT_CHUNK_SIZE_BYTES;
-  const base = await findBaseManifest(ctx, store, image, instance, chunkSizeBytes);
+  const base = await findBaseManifest(ctx, store, image, instance, chunkSizeBytes, chunkScopeOf(input.storage, image.accountId));
   const create = checkpointName(image.id, input.leaseId);
   let pending: PendingImage | null = null;
   let result: CaptureResult | null = null;

@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from 'zod';
-import { createChunkStore, isZstdAvailable, type ChunkStore } from '../chunks';
+import { createChunkStore, isZstdAvailable, type ChunkScope, type ChunkStore } from '../chunks';
 import { isReservedKey } from '../chunks/keys';
 import { InstanceImagesError, validationFailed } from '../errors';
 import { ChunkLayoutSchema, type ChunkLayout, type ImageStorage, type StorageLayout } from '../model/image-storage';
@@ -72,13 +72,18 @@ export function isChunkDataKey(key: string): boolean {
 /** Where custom images (files and manifests) live in a storage: `customImageKey` puts them below it. */
 const MANIFEST_PREFIX = 'images/';
 
+/** Where a capture of `accountId` writes its chunks on a chunked storage. */
+export function chunkScopeOf(storage: ImageStorage, accountId: string | null): ChunkScope {
+  return storage.chunks?.scope === 'account' && accountId !== null ? { kind: 'account', accountId } : { kind: 'storage' };
+}
+
 /**
  * The chunk store of a chunked storage. `accountId`: the account whose chunks a capture writes
  * (used when the storage deduplicates per account); manifests record their own scope for reads.
  */
 export function chunkStoreOf(ctx: ServiceContext, storage: ImageStorage, disk: StorageDisk, accountId: string | null = null): ChunkStore {
   const settings = storage.chunks ?? ChunkLayoutSchema.parse({});
-  const scope = settings.scope === 'account' && accountId !== null ? { kind: 'account' as const, accountId } : { kind: 'storage' as const };
+  const scope = chunkScopeOf(storage, accountId);
   return createChunkStore(disk, {
     scope,
     codec: settings.codec,

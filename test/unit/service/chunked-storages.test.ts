@@ -72,6 +72,16 @@ describe('the chunked layout of a storage', () => {
     expect((await h.ii.repositories.usage.list({ imageId: image.id })).items).toMatchObject([{ sizeBytes: image.sizeBytes, to: null }]);
   });
 
+  it('after the dedup scope changed, a recapture reads the whole disk instead of taking chunks from another scope', async () => {
+    const h = await setupChunked();
+    await capture(h, 'c-1', 'storage-wide');
+    await h.ii.storages.updateStorage(admin, h.chunkedStorageId, { chunks: { scope: 'account', chunkSizeBytes: 64 * 1024 } });
+    const again = await capture(h, 'c-1', 'per-account');
+    expect(again.status).toBe('available');
+    expect(h.world.chunkReads[1]!.some((r) => r.kind === 'unchanged')).toBe(false);
+    expect(h.chunkKeys().filter((k) => k.startsWith('accounts/acct-alice/chunks/'))).toHaveLength(5);
+  });
+
   it('recovery releases the chunk lease of an interrupted capture', async () => {
     const h = await setupChunked();
     const image = makeImage({
