@@ -30,6 +30,9 @@ export {
   type FieldIssue,
   type InstanceImagesErrorOptions,
 } from './errors';
+// The chunked layout of a storage (issue 14; its zod schemas are on instance-images/schemas)
+export { DEFAULT_CHUNK_SIZE_BYTES, type ChunkLayout, type StorageLayout } from './model/image-storage';
+export type { ChunkGcOptions, ChunkStorageStats } from './services/chunked-storage';
 export { publicError, CUSTOMER_VISIBLE_CODES, type PublicError, type ErrorAudience } from './util/public-error';
 
 // Records

@@ -14,6 +14,7 @@ import {
 import { CreateImageInputSchema, ListImagesQuerySchema, ListTasksQuerySchema } from '../../src/services/images';
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
+import { ChunkGcOptionsSchema } from '../../src/services/chunked-storage';
 import type { Actor } from '../../src/services/actor';
 import { HOST_HOOK_ROUTES } from './account-routes';
 import { taskForAudience } from './problem';
@@ -430,6 +431,35 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
     handle: async ({ actor, params, body, runtime }) => ({
       status: 200,
       body: { findings: await runtime.service.storages.reconcile(actor, id(params, 'storageId'), body) },
+    }),
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/admin/storages/:storageId/chunk-gc',
+    operationId: 'collectStorageGarbage',
+    summary: 'Garbage-collect a chunked storage: a `chunk-gc` task deletes chunks no image or running capture names',
+    tag: 'admin: storages',
+    admin: true,
+    body: ChunkGcOptionsSchema,
+    success: { status: 202, description: 'The garbage collection task (the running one, if any)', schema: TaskSchema },
+    errors: [404, 409],
+    handle: async ({ actor, params, body, runtime }) => ({
+      status: 202,
+      body: await runtime.service.storages.collectGarbage(actor, id(params, 'storageId'), body),
+    }),
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/admin/storages/:storageId/chunk-verify',
+    operationId: 'verifyStorageChunks',
+    summary: 'Verify a chunked storage: a `chunk-verify` task re-hashes every chunk; images with broken data go to error',
+    tag: 'admin: storages',
+    admin: true,
+    success: { status: 202, description: 'The verification task (the running one, if any)', schema: TaskSchema },
+    errors: [404, 409],
+    handle: async ({ actor, params, runtime }) => ({
+      status: 202,
+      body: await runtime.service.storages.verifyChunks(actor, id(params, 'storageId')),
     }),
   }),
   // ---------- OS images ----------

@@ -77,8 +77,26 @@ export const DeployableImagesSchema = z.object({
 });
 /** A deploy that has started: its task (the disk exists once the task is `completed`). */
 export const DeployStartedSchema = z.object({ task: TaskSchema });
-/** A storage health check. */
-export const StorageHealthSchema = z.object({ ok: z.boolean(), message: z.string(), freeBytes: z.number().int().nullable() });
+/** What a chunked storage holds: manifests, chunks, logical and unique bytes, the dedup ratio. */
+export const ChunkStorageStatsSchema = z.object({
+  manifests: z.number().int(),
+  chunks: z.number().int(),
+  /** The sum of the images' standalone sizes. */
+  logicalBytes: z.number().int(),
+  /** Bytes of the stored chunks. */
+  uniqueBytes: z.number().int(),
+  /** logicalBytes / uniqueBytes as a decimal string. */
+  dedupRatio: z.string(),
+  /** Manifests that could not be read; not counted above. */
+  unreadableManifests: z.number().int(),
+});
+/** A storage health check (`chunks` for a chunked storage). */
+export const StorageHealthSchema = z.object({
+  ok: z.boolean(),
+  message: z.string(),
+  freeBytes: z.number().int().nullable(),
+  chunks: ChunkStorageStatsSchema.optional(),
+});
 /** One file of the image browser. */
 export const BrowsedFileSchema = z.object({
   key: z.string(),
@@ -88,8 +106,8 @@ export const BrowsedFileSchema = z.object({
   imageId: z.string().nullable(),
   message: z.string(),
 });
-/** A page of the image browser. */
-export const BrowsePageSchema = page(BrowsedFileSchema);
+/** A page of the image browser (the first page of a chunked storage carries its `chunks` statistics). */
+export const BrowsePageSchema = page(BrowsedFileSchema).extend({ chunks: ChunkStorageStatsSchema.optional() });
 /** One reconcile finding. */
 export const ReconcileFindingSchema = z.object({
   storageId: z.string(),

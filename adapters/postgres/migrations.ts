@@ -195,4 +195,9 @@ export const postgresMigrations: readonly Migration[] = [
       `CREATE INDEX ii_image_transfers_from ON ii_image_transfers (from_account_id, created_at, id)`,
     ],
   },
+  {
+    version: 6,
+    name: 'storages choose their layout (files or chunks)',
+    statements: [`ALTER TABLE ii_storages ADD COLUMN layout text`, `ALTER TABLE ii_storages ADD COLUMN chunks jsonb`],
+  },
 ];

@@ -58,9 +58,12 @@ export const storagesTable: TableSpec<ImageStorage> = {
     config: 'json',
     purpose: 'text',
     enabled: 'boolean',
+    layout: 'text',
+    chunks: 'json',
     createdAt: 'timestamp',
     updatedAt: 'timestamp',
   },
+  optional: ['layout', 'chunks'],
 };
 
 /** `ii_storage_bindings`: which hypervisors use which storage. */

@@ -45,6 +45,8 @@ const taskLabels: Record<Task['type'], string> = {
   reconcile: 'storage check',
   'close-account': 'account closing',
   copy: 'image copy to another storage',
+  'chunk-gc': 'storage cleanup',
+  'chunk-verify': 'storage verification',
 };
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;

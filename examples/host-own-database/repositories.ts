@@ -145,6 +145,8 @@ const storageTable: Table<ImageStorage> = {
     config_json: JSON.stringify(s.config),
     purpose: s.purpose,
     is_enabled: flag(s.enabled),
+    layout: s.layout ?? null,
+    chunks_json: s.chunks === undefined ? null : JSON.stringify(s.chunks),
     created_on: ms(s.createdAt),
     changed_on: ms(s.updatedAt),
   }),
@@ -155,6 +157,11 @@ const storageTable: Table<ImageStorage> = {
     config: JSON.parse(text(r.config_json)) as ImageStorage['config'],
     purpose: text(r.purpose) as ImageStorage['purpose'],
     enabled: r.is_enabled === 1,
+    // Optional fields (added in a later release): NULL means "not recorded", so the key is left out.
+    ...(r.layout === null || r.layout === undefined ? {} : { layout: text(r.layout) as NonNullable<ImageStorage['layout']> }),
+    ...(r.chunks_json === null || r.chunks_json === undefined
+      ? {}
+      : { chunks: JSON.parse(text(r.chunks_json)) as NonNullable<ImageStorage['chunks']> }),
     createdAt: time(r.created_on),
     updatedAt: time(r.changed_on),
   }),

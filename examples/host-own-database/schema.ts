@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS panel_image_stores (
   config_json TEXT NOT NULL,
   purpose     TEXT NOT NULL,
   is_enabled  INTEGER NOT NULL,
+  layout      TEXT,                      -- ImageStorage.layout: files/chunks, NULL when not recorded
+  chunks_json TEXT,                      -- ImageStorage.chunks as JSON, NULL when not recorded
   created_on  INTEGER NOT NULL,
   changed_on  INTEGER NOT NULL
 );
@@ -186,11 +188,17 @@ export function openPanelDatabase(filename = ':memory:'): Database.Database {
 
 /**
  * Brings a panel database created by an older release up to date: a field the SDK added later
- * (`Image.compressed`, `Image.sourceInstanceDeletedAt`) becomes a nullable column, so the rows written before read back without it.
+ * (`Image.compressed`, `Image.sourceInstanceDeletedAt`, `ImageStorage.layout` and `.chunks`) becomes a nullable
+ * column, so the rows written before read back without it.
  * A real panel does this in its own migration tool; the check makes running it twice harmless.
  */
 export function upgradePanelSchema(db: Database.Database): void {
   const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('panel_vm_images') as { name: string }[]).map((c) => c.name);
   if (!columns.includes('is_compressed')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN is_compressed INTEGER');
   if (!columns.includes('server_gone_on')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN server_gone_on INTEGER');
+  const storeColumns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('panel_image_stores') as { name: string }[]).map(
+    (c) => c.name,
+  );
+  if (!storeColumns.includes('layout')) db.exec('ALTER TABLE panel_image_stores ADD COLUMN layout TEXT');
+  if (!storeColumns.includes('chunks_json')) db.exec('ALTER TABLE panel_image_stores ADD COLUMN chunks_json TEXT');
 }

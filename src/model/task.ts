@@ -1,8 +1,22 @@
 import { z } from 'zod';
 import { BytesSchema, IdSchema } from './common';
 
-/** Task types. */
-export const TaskTypeSchema = z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile', 'close-account', 'copy']);
+/**
+ * Task types. `chunk-gc` and `chunk-verify` are an operator's garbage collection and verification
+ * of a chunked storage (subject: the storage).
+ */
+export const TaskTypeSchema = z.enum([
+  'capture',
+  'delete',
+  'deploy',
+  'iso-upload',
+  'refresh-size',
+  'reconcile',
+  'close-account',
+  'copy',
+  'chunk-gc',
+  'chunk-verify',
+]);
 /** A task type. */
 export type TaskType = z.infer<typeof TaskTypeSchema>;
 

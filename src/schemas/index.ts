@@ -19,7 +19,13 @@ export {
   PageRequestSchema,
 } from '../model/common';
 export { ImageSchema, ImageKindSchema, ImageStatusSchema, OsTypeSchema, ConsistencySchema } from '../model/image';
-export { ImageStorageSchema, StorageBindingSchema, StoragePurposeSchema } from '../model/image-storage';
+export {
+  ImageStorageSchema,
+  StorageBindingSchema,
+  StoragePurposeSchema,
+  ChunkLayoutSchema,
+  StorageLayoutSchema,
+} from '../model/image-storage';
 export { MediaGroupSchema } from '../model/media-group';
 export { IsoSchema, IsoStatusSchema } from '../model/iso';
 export { TaskSchema, TaskProgressSchema, TaskStatusSchema, TaskTypeSchema } from '../model/task';
@@ -34,6 +40,7 @@ export { IsoInputSchema, UpdateIsoInputSchema } from '../services/isos';
 export { MediaGroupInputSchema } from '../services/media-groups';
 export { CreateOsImageInputSchema, UpdateOsImageInputSchema } from '../services/os-images';
 export { CreateStorageInputSchema, UpdateStorageInputSchema, ReconcileOptionsSchema } from '../services/storages';
+export { ChunkGcOptionsSchema } from '../services/chunked-storage';
 export { LocationSettingsInputSchema } from '../services/settings';
 export { UsageReportQuerySchema } from '../services/usage';
 export { BillingPolicySchema, BillingPeriodSchema } from '../billing/policy';

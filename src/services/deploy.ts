@@ -19,6 +19,7 @@ import type { DriverCache, ServiceContext } from './context';
 import type { ImageService } from './images';
 import { hasAcceptedShare, sharedView } from './image-sharing';
 import { createTask, runTask } from './task-runner';
+import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 
 /**
  * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
@@ -273,7 +274,23 @@ export class DeployService {
         signal,
         onProgress: (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p),
       };
-      if (direct) {
+      if (isChunkedStorage(storage)) {
+        const disk = await this.drivers.storage(storage, image.hypervisorId);
+        const store = chunkStoreOf(this.ctx, storage, disk, image.accountId);
+        const manifest = await store.readManifest(image.fileKey);
+        if (!manifest) throw new InstanceImagesError('NOT_FOUND', 'The image data is missing from the image storage');
+        if (manifest.imageSha256 !== image.sha256)
+          throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The stored manifest does not match the image');
+        const chunks = store.readImage(manifest, {
+          leaseId: taskId,
+          manifestKey: image.fileKey,
+          signal,
+          onProgress: (p) => progress({ step: 'receiving', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+        });
+        // Every chunk is checked against its digest as it is read; there is no whole-file digest.
+        const source = { kind: 'chunks' as const, virtualSizeBytes: manifest.virtualSizeBytes, chunks };
+        result = await hv.materialize({ ...common, source, sourceFormat: 'raw', sha256: null });
+      } else if (direct) {
         const disk = await this.drivers.storage(storage, instance.hypervisorId);
         result = await hv.materialize({ source: disk.storagePath(image.fileKey), ...common });
       } else {

@@ -9,7 +9,7 @@ import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } 
 import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import type { Image, ImageStatus } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
-import type { Task, TaskStatus, TaskType } from '../model/task';
+import { TaskTypeSchema, type Task, type TaskStatus, type TaskType } from '../model/task';
 import { DEFAULT_SCRATCH_DIR, type HostInstance } from '../ports/host-directory';
 import type { ImageFilter, ImageSort, ListPage } from '../ports/repositories';
 import { parseOrThrow } from '../util/validate';
@@ -22,6 +22,9 @@ import { waitForTaskEnd, type WaitForTaskOptions } from './task-wait';
 import { assertAccountActive } from './accounts';
 import { revokeSharesOf } from './image-sharing';
 import { cancelTransfersOf } from './image-transfers';
+import { captureIntoChunks } from './chunked-capture';
+import { captureIntoFile } from './file-capture';
+import { chunkStoreOf, deleteChunkedImage, isChunkedStorage, manifestKeyOf } from './chunked-storage';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -56,7 +59,7 @@ export const ListTasksQuerySchema = z.strictObject({
   cursor: z.string().max(1000).nullish(),
   limit: z.number().int().min(1).max(1000).optional(),
   status: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']).optional(),
-  type: z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile', 'copy']).optional(),
+  type: TaskTypeSchema.optional(),
   subjectId: IdSchema.optional(),
   /** Admins only: filter by account. */
   accountId: IdSchema.optional(),
@@ -201,7 +204,9 @@ export class ImageService {
       );
     }
     const disk = await this.drivers.storage(storage, instance.hypervisorId);
-    if (!disk.capabilities.pathAccess) {
+    const chunked = isChunkedStorage(storage);
+    // A chunked capture reads the disk through NBD: no scratch file on the hypervisor.
+    if (!disk.capabilities.pathAccess && !chunked) {
       const hypervisor = await this.drivers.hypervisor(instance.hypervisorId);
       const scratchFree = await hv.freeSpace(hypervisor.scratchDir ?? DEFAULT_SCRATCH_DIR).catch(() => null);
       if (scratchFree !== null && scratchFree < needed) {
@@ -215,8 +220,9 @@ export class ImageService {
 
     const now = this.ctx.now();
     const id = this.ctx.newId();
-    const format = data.format ?? this.ctx.settings.captureFormat;
-    const compressed = data.compress ?? this.ctx.settings.captureCompress;
+    // A chunked image is the raw disk, cut into chunks (compressed per chunk by the storage's codec).
+    const format = chunked ? 'raw' : (data.format ?? this.ctx.settings.captureFormat);
+    const compressed = chunked ? false : (data.compress ?? this.ctx.settings.captureCompress);
     const image: Image = {
       id,
       kind: 'custom',
@@ -231,7 +237,7 @@ export class ImageService {
       locationId: instance.locationId,
       storageId: storage.id,
       hypervisorId: disk.capabilities.shared ? null : instance.hypervisorId,
-      fileKey: customImageKey(instance.accountId, id, format),
+      fileKey: chunked ? manifestKeyOf(customImageKey(instance.accountId, id, format)) : customImageKey(instance.accountId, id, format),
       format,
       sizeBytes: null,
       virtualSizeBytes: domain.primaryDisk.virtualSizeBytes,
@@ -288,58 +294,28 @@ export class ImageService {
       const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
       stored = { key: image.fileKey, disk };
       progress({ step: 'capturing' });
-      const onProgress = (p: { step: string; bytesDone: number; bytesTotal: number | null }) => progress(p);
-      let put: { size: number; sha256: string } | null = null;
-      const result = disk.capabilities.pathAccess
-        ? await hv.capture({
-            domainName: instance.domainName,
-            output: disk.storagePath(image.fileKey),
-            format: image.format,
-            compress,
-            signal,
-            onProgress,
-          })
-        : await hv.capture({
-            domainName: instance.domainName,
-            output: {
-              kind: 'stream',
-              consume: async (stream, sizeBytes) => {
-                put = await disk.put(image.fileKey, stream, {
-                  size: sizeBytes,
-                  signal,
-                  onProgress: (p) => progress({ step: 'uploading', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
-                });
-              },
-            },
-            format: image.format,
-            compress,
-            signal,
-            onProgress,
-          });
-      if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
-      progress({ step: 'verifying' });
-      const stat = await disk.stat(image.fileKey);
-      if (!stat || stat.size <= 0 || stat.size !== result.sizeBytes) {
-        throw new InstanceImagesError(
-          'CHECKSUM_MISMATCH',
-          `The stored image has ${stat?.size ?? 'no'} bytes, the capture produced ${result.sizeBytes}`,
-        );
-      }
-      const putResult = put as { size: number; sha256: string } | null;
-      if (putResult && putResult.sha256 !== result.sha256)
-        throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The uploaded bytes do not match the captured disk');
-      const current = await this.ctx.repos.images.get(image.id);
-      if (signal.aborted || current?.fileKey !== fileKey || current.status !== 'creating')
-        throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
-      const now = this.ctx.now();
-      const verified = {
-        sizeBytes: stat.size,
-        virtualSizeBytes: result.virtualSizeBytes,
-        format: result.format,
-        sha256: result.sha256,
-        consistency: result.consistency,
-        availableAt: now,
+      const stillCreating = async (): Promise<Image> => {
+        const current = await this.ctx.repos.images.get(image.id);
+        if (signal.aborted || current?.fileKey !== fileKey || current.status !== 'creating')
+          throw new InstanceImagesError('CANCELLED', 'The capture was cancelled');
+        return current;
       };
+      const captured = isChunkedStorage(storage)
+        ? await captureIntoChunks(this.ctx, {
+            image,
+            instance,
+            storage,
+            disk,
+            hv,
+            leaseId: taskId,
+            signal,
+            progress,
+            stillCreating: async () => void (await stillCreating()),
+          })
+        : await captureIntoFile(image, instance.domainName, disk, hv, compress, signal, progress);
+      const current = await stillCreating();
+      const now = this.ctx.now();
+      const verified = { ...captured, availableAt: now };
       const available = await tryTransitionImage(this.ctx, current, 'available', verified, 'system');
       if (!available) throw new InstanceImagesError('CANCELLED', 'The image was cancelled while it was being stored');
       await startBilling(this.ctx, available, now);
@@ -382,7 +358,8 @@ export class ImageService {
     const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
     if (!settings?.imagesEnabled) throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled');
     // A fresh file key: cleanup of the failed attempt can never touch the new attempt's file.
-    const fileKey = customImageKey(image.accountId ?? instance.accountId, `${image.id}-${this.ctx.newId().slice(0, 8)}`, image.format);
+    const attemptKey = customImageKey(image.accountId ?? instance.accountId, `${image.id}-${this.ctx.newId().slice(0, 8)}`, image.format);
+    const fileKey = image.fileKey.endsWith('.manifest.json') ? manifestKeyOf(attemptKey) : attemptKey;
     const retried = await transitionImage(this.ctx, image, 'creating', { fileKey }, actor);
     const task = await this.startCapture(retried, instance);
     return { image: retried, task };
@@ -505,7 +482,9 @@ export class ImageService {
       const storage = await this.ctx.repos.storages.get(image.storageId);
       if (storage && image.kind === 'custom') {
         const disk = await this.drivers.storage(storage, image.hypervisorId);
-        await disk.delete(image.fileKey);
+        if (isChunkedStorage(storage))
+          await deleteChunkedImage(this.ctx, this.drivers, image, chunkStoreOf(this.ctx, storage, disk, image.accountId));
+        else await disk.delete(image.fileKey);
       }
       await transitionImage(this.ctx, image, 'deleted', { deletedAt: this.ctx.now() }, 'system');
     });

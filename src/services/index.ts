@@ -41,6 +41,7 @@ export {
   type ReconcileOptions,
 } from './storages';
 export { LocationSettingsInputSchema, SettingsService, type LocationSettingsInput } from './settings';
+export { ChunkGcOptionsSchema, type ChunkGcOptions, type ChunkStorageStats } from './chunked-storage';
 export { buildUsageReport, UsageReportQuerySchema, type UsageReportQuery, type UsageReportOptions, type UsageReportSources } from './usage';
 export type { RecoveryReport } from './recovery';
 export type { Logger, ServiceSettings } from './context';

@@ -3,10 +3,12 @@
  * leftovers removed; the hypervisor drivers run their own recovery.
  * @module
  */
+import type { Image } from '../model/image';
 import type { Task } from '../model/task';
 import { collectPages, eachPage } from '../util/pages';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
+import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 
 /** What start-up recovery did. */
 export interface RecoveryReport {
@@ -27,6 +29,18 @@ export class RecoveryService {
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,
   ) {}
+
+  /** A capture's or deploy's chunk lease (named by its task id), so GC may collect what only it named. */
+  private async releaseChunkLease(task: Task, image: Image): Promise<void> {
+    try {
+      const storage = await this.ctx.repos.storages.get(image.storageId);
+      if (!storage || !isChunkedStorage(storage)) return;
+      const disk = await this.drivers.storage(storage, task.hypervisorId);
+      await chunkStoreOf(this.ctx, storage, disk, image.accountId).releaseLease(task.id);
+    } catch (error) {
+      this.ctx.logger.warn('recovery could not release a chunk lease', { taskId: task.id, error: String(error) });
+    }
+  }
 
   /**
    * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks no process keeps alive
@@ -64,6 +78,7 @@ export class RecoveryService {
       if (task.subjectKind !== 'image') continue;
       const image = await this.ctx.repos.images.get(task.subjectId);
       if (!image) continue;
+      if (task.type === 'capture' || task.type === 'deploy') await this.releaseChunkLease(task, image);
       if (task.type === 'capture' && task.hypervisorId && image.sourceInstanceId) {
         const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
         if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));

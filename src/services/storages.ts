@@ -9,12 +9,20 @@ import { InstanceImagesError, notFound } from '../errors';
 import type { ReconcileFinding } from '../events';
 import { IdSchema, NameSchema } from '../model/common';
 import type { Image } from '../model/image';
-import { StoragePurposeSchema, type ImageStorage, type StorageBinding } from '../model/image-storage';
+import {
+  ChunkLayoutSchema,
+  StorageLayoutSchema,
+  StoragePurposeSchema,
+  type ImageStorage,
+  type StorageBinding,
+} from '../model/image-storage';
 import type { StoredObject } from '../ports/storage-driver';
 import { parseOrThrow } from '../util/validate';
 import { eachPage } from '../util/pages';
 import { MASKED_SECRET } from '../storage';
 import { requireAdmin, type Actor } from './actor';
+import { ChunkedStorageService, checkStorageLayout, isChunkDataKey, type ChunkGcOptions, type ChunkStorageStats } from './chunked-storage';
+import type { Task } from '../model/task';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
 import { stopBilling } from './usage';
@@ -26,6 +34,10 @@ export const CreateStorageInputSchema = z.strictObject({
   config: z.record(z.string(), z.unknown()),
   purpose: StoragePurposeSchema.default('custom-images'),
   enabled: z.boolean().default(true),
+  /** `chunks`: deduplicated, incremental captures (custom-images storages without path access, e.g. S3). @default 'files' */
+  layout: StorageLayoutSchema.default('files'),
+  /** The chunked layout's settings (defaults: storage-wide dedup, no compression, 4 MiB chunks). */
+  chunks: ChunkLayoutSchema.optional(),
 });
 /** Input of {@link StorageService.createStorage}. */
 export type CreateStorageInput = z.input<typeof CreateStorageInputSchema>;
@@ -35,6 +47,10 @@ export const UpdateStorageInputSchema = z.strictObject({
   name: NameSchema.optional(),
   config: z.record(z.string(), z.unknown()).optional(),
   enabled: z.boolean().optional(),
+  /** Only while the storage holds no image (IN_USE otherwise). */
+  layout: StorageLayoutSchema.optional(),
+  /** New settings of the chunked layout; they apply to new captures, stored images keep theirs. */
+  chunks: ChunkLayoutSchema.optional(),
 });
 /** Input of {@link StorageService.updateStorage}. */
 export type UpdateStorageInput = z.input<typeof UpdateStorageInputSchema>;
@@ -85,11 +101,15 @@ function restoreMaskedSecrets(next: Record<string, unknown>, previous: Record<st
 
 /** Image storages, bindings, health, browser and reconcile. */
 export class StorageService {
+  private readonly chunked: ChunkedStorageService;
+
   /** @internal Services are created by `createInstanceImages`. */
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,
-  ) {}
+  ) {
+    this.chunked = new ChunkedStorageService(ctx, drivers);
+  }
 
   private async view(storage: ImageStorage): Promise<StorageView> {
     const bindings = await this.ctx.repos.storages.listBindings({ storageId: storage.id });
@@ -123,8 +143,20 @@ export class StorageService {
     requireAdmin(actor);
     const data = parseOrThrow(CreateStorageInputSchema, input, 'The image storage');
     this.ctx.registry.validateConfig(data.driver, data.config);
+    const layout = checkStorageLayout(this.ctx.registry.get(data.driver).capabilities, data.purpose, data.layout, data.chunks);
     const now = this.ctx.now();
-    const storage: ImageStorage = { id: this.ctx.newId(), ...data, createdAt: now, updatedAt: now };
+    const { name, driver, config, purpose, enabled } = data;
+    const storage: ImageStorage = {
+      id: this.ctx.newId(),
+      name,
+      driver,
+      config,
+      purpose,
+      enabled,
+      ...layout,
+      createdAt: now,
+      updatedAt: now,
+    };
     await this.ctx.repos.storages.insert(storage);
     return this.view(storage);
   }
@@ -150,12 +182,20 @@ export class StorageService {
       }
       this.ctx.registry.validateConfig(storage.driver, config);
     }
+    let layout: Pick<ImageStorage, 'layout' | 'chunks'> = {};
+    if (data.layout !== undefined || data.chunks !== undefined) {
+      const next = data.layout ?? storage.layout ?? 'files';
+      layout = checkStorageLayout(this.ctx.registry.get(storage.driver).capabilities, storage.purpose, next, data.chunks ?? storage.chunks);
+      if (next !== (storage.layout ?? 'files') && (await this.anyImageOn(storageId)))
+        throw new InstanceImagesError('IN_USE', 'The layout of a storage that holds images cannot change; use a new storage instead');
+    }
     const updated = await this.ctx.repos.storages.update(
       storageId,
       {
         ...(data.name ? { name: data.name } : {}),
         ...(data.enabled !== undefined ? { enabled: data.enabled } : {}),
         ...(config ? { config } : {}),
+        ...layout,
       },
       this.ctx.now(),
     );
@@ -208,14 +248,15 @@ export class StorageService {
     actor: Actor,
     storageId: string,
     hypervisorId?: string,
-  ): Promise<{ ok: boolean; message: string; freeBytes: number | null }> {
+  ): Promise<{ ok: boolean; message: string; freeBytes: number | null; chunks?: ChunkStorageStats }> {
     requireAdmin(actor);
     const storage = await this.load(storageId);
     try {
       const disk = await this.drivers.storage(storage, hypervisorId);
       const health = await disk.health();
       const freeBytes = health.ok ? await disk.freeSpace().catch(() => null) : null;
-      return { ...health, freeBytes };
+      const chunks = health.ok ? await this.chunked.stats(storage) : null;
+      return { ...health, freeBytes, ...(chunks ? { chunks } : {}) };
     } catch (error) {
       return { ok: false, message: error instanceof Error ? error.message : 'The storage could not be checked', freeBytes: null };
     }
@@ -241,6 +282,11 @@ export class StorageService {
   ): Promise<BrowsedFile[]> {
     const out: BrowsedFile[] = [];
     for (const file of files) {
+      if (isChunkDataKey(file.key)) {
+        // Chunks, leases and the GC marker belong to the manifests (summarized in health and browse; GC collects unnamed chunks).
+        out.push({ ...file, kind: 'ok', imageId: null, message: 'Data of the chunked layout' });
+        continue;
+      }
       const image = (records.images.get(file.key) ?? []).find(
         (i) => i.hypervisorId === null || hypervisorId === null || i.hypervisorId === hypervisorId,
       );
@@ -249,7 +295,14 @@ export class StorageService {
         out.push({ ...file, kind: 'orphan', imageId: null, message: 'No image or ISO record points at this file' });
       } else if (image && image.kind === 'custom' && image.sourceInstanceId && !(await this.ctx.host.getInstance(image.sourceInstanceId))) {
         out.push({ ...file, kind: 'stale', imageId: image.id, message: `The source instance ${image.sourceInstanceId} no longer exists` });
-      } else if (image && image.status === 'available' && image.sizeBytes !== null && image.sizeBytes !== file.size) {
+      } else if (
+        image &&
+        image.status === 'available' &&
+        image.sizeBytes !== null &&
+        image.sizeBytes !== file.size &&
+        // A manifest is small; the image's size is that of its chunks.
+        !file.key.endsWith('.manifest.json')
+      ) {
         out.push({
           ...file,
           kind: 'size-mismatch',
@@ -263,12 +316,16 @@ export class StorageService {
     return out;
   }
 
-  /** The image browser: a page of the files really on a storage, each matched with its record and classified. */
+  /**
+   * The image browser: a page of the files really on a storage, each matched with its record and
+   * classified. On a chunked storage the manifests are the images, chunks and leases are `ok` data
+   * of the layout, and the first page carries the storage's chunk statistics.
+   */
   async browse(
     actor: Actor,
     storageId: string,
     options: { hypervisorId?: string | null; prefix?: string; cursor?: string | null; limit?: number } = {},
-  ): Promise<{ items: BrowsedFile[]; nextCursor: string | null }> {
+  ): Promise<{ items: BrowsedFile[]; nextCursor: string | null; chunks?: ChunkStorageStats }> {
     requireAdmin(actor);
     const storage = await this.load(storageId);
     const hv = await this.drivers.viaHypervisor(storage, options.hypervisorId);
@@ -278,7 +335,9 @@ export class StorageService {
       cursor: options.cursor ?? null,
       limit: options.limit ?? 100,
     });
-    return { items: await this.classify(await this.recordsOf(storage.id), page.items, hv), nextCursor: page.nextCursor };
+    const items = await this.classify(await this.recordsOf(storage.id), page.items, hv);
+    const chunks = options.cursor ? null : await this.chunked.stats(storage);
+    return { items, nextCursor: page.nextCursor, ...(chunks ? { chunks } : {}) };
   }
 
   /**
@@ -386,5 +445,27 @@ export class StorageService {
     }
     for (const finding of findings) this.ctx.events.emit('reconcile.finding', { finding });
     return findings;
+  }
+
+  /**
+   * Starts garbage collection of a chunked storage (a `chunk-gc` task; the running one when there
+   * is one): chunks no manifest and no running capture or deploy names are deleted.
+   * @throws INVALID_STATE for a storage that keeps files.
+   */
+  async collectGarbage(actor: Actor, storageId: string, options: ChunkGcOptions = {}): Promise<Task> {
+    requireAdmin(actor);
+    await this.load(storageId);
+    return this.chunked.startGarbageCollection(actor, storageId, options);
+  }
+
+  /**
+   * Starts verification of a chunked storage (a `chunk-verify` task): every chunk is re-hashed;
+   * images naming a missing or corrupt chunk go to `error` and their billing stops.
+   * @throws INVALID_STATE for a storage that keeps files.
+   */
+  async verifyChunks(actor: Actor, storageId: string): Promise<Task> {
+    requireAdmin(actor);
+    await this.load(storageId);
+    return this.chunked.startVerification(actor, storageId);
   }
 }

@@ -6,6 +6,8 @@
  * @module
  */
 import { z } from 'zod';
+import { standaloneSize } from '../chunks';
+import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 import {
   applyPriceChange,
   applySizeCorrection,
@@ -294,12 +296,18 @@ export class UsageService {
     const outcome = await runTask(this.ctx, task.id, new AbortController().signal, async () => {
       const storage = await this.ctx.repos.storages.get(image.storageId);
       if (!storage) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The image storage was removed');
-      const stat = await (await this.drivers.storage(storage, image.hypervisorId)).stat(image.fileKey);
-      if (!stat) throw new InstanceImagesError('NOT_FOUND', 'The image file is missing from the storage');
-      if (stat.size === image.sizeBytes) return;
+      const disk = await this.drivers.storage(storage, image.hypervisorId);
+      // A chunked image's size is the standalone size its manifest names, not the manifest's own size.
+      const size = isChunkedStorage(storage)
+        ? await chunkStoreOf(this.ctx, storage, disk, image.accountId)
+            .readManifest(image.fileKey)
+            .then((manifest) => (manifest ? standaloneSize(manifest) : null))
+        : ((await disk.stat(image.fileKey))?.size ?? null);
+      if (size === null) throw new InstanceImagesError('NOT_FOUND', 'The image file is missing from the storage');
+      if (size === image.sizeBytes) return;
       const now = this.ctx.now();
-      updated = (await this.ctx.repos.images.update(image.id, { sizeBytes: stat.size }, now)) ?? image;
-      if (image.status === 'available') await correctBilledSize(this.ctx, image.id, stat.size, now);
+      updated = (await this.ctx.repos.images.update(image.id, { sizeBytes: size }, now)) ?? image;
+      if (image.status === 'available') await correctBilledSize(this.ctx, image.id, size, now);
     });
     if (!outcome.ok) throw outcome.error;
     return { image: updated, task: outcome.task };

@@ -51,6 +51,10 @@ export const TASK_STEPS: Readonly<Record<TaskType, readonly TaskStepSpec[]>> = {
     { step: 'copying', weight: 95, aliases: ['transfer', 'uploading'] },
     { step: 'verifying', weight: 5, aliases: ['verify', 'done'] },
   ],
+  // Listing chunks, leases and manifests, then deleting what nothing names.
+  'chunk-gc': [{ step: 'collecting', weight: 100, aliases: [] }],
+  // Re-hashing every stored chunk (bytes read).
+  'chunk-verify': [{ step: 'verifying', weight: 100, aliases: [] }],
 };
 
 /** The progress of a task that has not started. */

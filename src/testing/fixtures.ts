@@ -202,7 +202,10 @@ export function completeImagePatch(): Required<Omit<ImagePatch, 'updatedAt'>> {
   };
 }
 
-/** A storage with every field set (a nested config, `enabled: false`, purpose `templates`), with overrides. */
+/**
+ * A storage with every field set (a nested config, `enabled: false`, purpose `templates`, the
+ * chunked layout with non-default settings), with overrides.
+ */
 export function makeCompleteStorage(overrides: Partial<ImageStorage> = {}): ImageStorage {
   return makeStorage({
     name: 'complete-storage',
@@ -210,6 +213,8 @@ export function makeCompleteStorage(overrides: Partial<ImageStorage> = {}): Imag
     config: { bucket: 'images', prefix: 'ü/', port: 9000, tls: false, tags: ['a', 'b'], nested: { empty: null, deep: { n: 1.5 } } },
     purpose: 'templates',
     enabled: false,
+    layout: 'chunks',
+    chunks: { scope: 'account', codec: 'zstd', chunkSizeBytes: 2 ** 20 },
     createdAt: fixtureTime(1),
     updatedAt: fixtureTime(2),
     ...overrides,

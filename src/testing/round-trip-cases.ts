@@ -80,6 +80,8 @@ export const roundTripCases: readonly RepositoryCase[] = [
         config: { server: 'nas', export: '/x', options: ['ro'] },
         purpose: 'custom-images' as const,
         enabled: true,
+        layout: 'files' as const,
+        chunks: { scope: 'storage' as const, codec: 'none' as const, chunkSizeBytes: 2 ** 22 },
       };
       const updated = { ...storage, ...patch, updatedAt: t(20) };
       assert.deepEqual(await storages.update(storage.id, patch, t(20)), updated);

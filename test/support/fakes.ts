@@ -8,8 +8,10 @@ import { z } from 'zod';
 import { InstanceImagesError } from '../../src/errors';
 import type { HostDirectory, HostHypervisor, HostInstance } from '../../src/ports/host-directory';
 import type {
+  CapturedChunk,
   CaptureRequest,
   CaptureResult,
+  ChunkCaptureOutput,
   HypervisorDriver,
   HypervisorDriverFactory,
   MaterializeRequest,
@@ -29,6 +31,8 @@ export interface FakeDomain {
   state: 'running' | 'shutoff';
   disk: Buffer;
   virtualSize: number;
+  /** Chunked captures: checkpoints of the disk, each with the byte ranges written since it was created. */
+  checkpoints?: Map<string, Array<[number, number]>>;
 }
 
 /** The shared state of the fakes. */
@@ -55,6 +59,12 @@ export class FakeWorld {
   /** When set, deploys (materialize) wait for this promise. */
   deployGate: Promise<void> | null = null;
   captures = 0;
+  /** Chunked captures: when set, the capture waits for it halfway through the disk (cancel mid-capture). */
+  midCaptureGate: Promise<void> | null = null;
+  /** Chunked captures: every chunk handed to a consumer, by capture (index, kind). */
+  readonly chunkReads: Array<Array<{ index: number; kind: 'zero' | 'unchanged' | 'data' }>> = [];
+  /** Checkpoints deleted through `deleteCheckpoints`, as `domain/name`. */
+  readonly deletedCheckpoints: string[] = [];
   /** When set, every hypervisor driver call throws it (as a driver quoting commands and paths would). */
   hypervisorFailure: InstanceImagesError | null = null;
   /** Paths whose files the hypervisor no longer has (an ISO mount of one fails like the libvirt driver's). */
@@ -71,7 +81,7 @@ export class FakeWorld {
   addInstance(
     id: string,
     accountId: string,
-    options: { hypervisorId?: string; locationId?: string; state?: 'running' | 'shutoff'; disk?: Buffer } = {},
+    options: { hypervisorId?: string; locationId?: string; state?: 'running' | 'shutoff'; disk?: Buffer; virtualSize?: number } = {},
   ): HostInstance {
     const instance: HostInstance = {
       id,
@@ -83,8 +93,25 @@ export class FakeWorld {
     };
     this.instances.set(id, instance);
     const disk = options.disk ?? Buffer.from(`disk of ${id} `.repeat(1000));
-    this.domains.set(instance.domainName, { state: options.state ?? 'running', disk, virtualSize: 1 << 30 });
+    this.domains.set(instance.domainName, { state: options.state ?? 'running', disk, virtualSize: options.virtualSize ?? 1 << 30 });
     return instance;
+  }
+
+  /** Writes into a domain's disk (growing it as needed) and marks the range dirty in every checkpoint. */
+  writeDisk(domainName: string, offset: number, bytes: Buffer): void {
+    const domain = this.domains.get(domainName);
+    if (!domain) throw new Error(`no domain ${domainName}`);
+    if (domain.disk.length < offset + bytes.length)
+      domain.disk = Buffer.concat([domain.disk, Buffer.alloc(offset + bytes.length - domain.disk.length)]);
+    bytes.copy(domain.disk, offset);
+    for (const ranges of domain.checkpoints?.values() ?? []) ranges.push([offset, offset + bytes.length]);
+  }
+
+  /** The disk as the guest sees it: its bytes, zero-padded to the virtual size. */
+  guestDisk(domainName: string): Buffer {
+    const domain = this.domains.get(domainName);
+    if (!domain) throw new Error(`no domain ${domainName}`);
+    return Buffer.concat([domain.disk, Buffer.alloc(Math.max(0, domain.virtualSize - domain.disk.length))]).subarray(0, domain.virtualSize);
   }
 
   hostDirectory(): HostDirectory {
@@ -142,7 +169,7 @@ export class FakeWorld {
             const items: StoredObject[] = [...world.files.entries()]
               .filter(([k]) => k.startsWith(prefixOf))
               .map(([k, f]) => ({ key: k.slice(prefixOf.length), size: f.bytes.length, modifiedAt: f.modifiedAt }))
-              .filter((o) => !o.key.endsWith('.part'))
+              .filter((o) => !o.key.endsWith('.part') && (!opts.prefix || o.key.startsWith(opts.prefix)))
               .sort((a, b) => (a.key < b.key ? -1 : 1));
             const start = opts.cursor ? Number(opts.cursor) : 0;
             const limit = opts.limit ?? 50;
@@ -170,6 +197,65 @@ export class FakeWorld {
           ...(capabilities.pathAccess ? { pathOf: (key: string) => full(key), pathRoot: () => `/${scope}${options.root}` } : {}),
         };
       },
+    };
+  }
+
+  /**
+   * A chunked capture of a fake disk: chunks of the guest disk in order, `zero` when all zero,
+   * `unchanged` when incremental to a checkpoint of this domain and not written since, else `data`.
+   * Creates the asked checkpoint once the consumer resolved.
+   */
+  async captureChunks(domain: FakeDomain, request: CaptureRequest, output: ChunkCaptureOutput): Promise<CaptureResult> {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the generator below shares the world
+    const world = this;
+    const since = output.checkpoint?.since ?? null;
+    const dirty = since ? domain.checkpoints?.get(since) : undefined;
+    const incrementalSince = dirty ? since : null;
+    const size = domain.virtualSize;
+    const disk = Buffer.concat([domain.disk, Buffer.alloc(Math.max(0, size - domain.disk.length))]).subarray(0, size);
+    const reads: Array<{ index: number; kind: 'zero' | 'unchanged' | 'data' }> = [];
+    this.chunkReads.push(reads);
+    const chunkSize = output.chunkSizeBytes;
+    const count = Math.ceil(size / chunkSize);
+    async function* chunks(): AsyncGenerator<CapturedChunk> {
+      for (let index = 0; index < count; index++) {
+        if (index === Math.floor(count / 2) && world.midCaptureGate) {
+          const gate = world.midCaptureGate;
+          await new Promise<void>((resolve, reject) => {
+            void gate.then(resolve);
+            request.signal?.addEventListener('abort', () => reject(new InstanceImagesError('CANCELLED', 'Capture cancelled')), {
+              once: true,
+            });
+          });
+        }
+        if (request.signal?.aborted) throw new InstanceImagesError('CANCELLED', 'Capture cancelled');
+        const offset = index * chunkSize;
+        const bytes = Buffer.from(disk.subarray(offset, Math.min(size, offset + chunkSize)));
+        const base = { index, offset, length: bytes.length };
+        if (dirty && !dirty.some(([from, to]) => from < offset + bytes.length && to > offset)) {
+          reads.push({ index, kind: 'unchanged' });
+          yield { ...base, kind: 'unchanged' };
+        } else if (bytes.every((b) => b === 0)) {
+          reads.push({ index, kind: 'zero' });
+          yield { ...base, kind: 'zero' };
+        } else {
+          reads.push({ index, kind: 'data' });
+          yield { ...base, kind: 'data', bytes, sha256: sha256(bytes) };
+        }
+      }
+    }
+    const consumed = await output.consume(chunks(), { virtualSizeBytes: size, chunkSizeBytes: chunkSize, incrementalSince });
+    const checkpoint = output.checkpoint?.create ?? null;
+    if (checkpoint) (domain.checkpoints ??= new Map()).set(checkpoint, []);
+    return {
+      format: 'raw',
+      sizeBytes: consumed.sizeBytes,
+      virtualSizeBytes: size,
+      sha256: consumed.sha256,
+      consistency: domain.state === 'running' ? 'crash-consistent' : 'cold',
+      method: domain.state === 'running' ? 'pull-backup' : 'cold-convert',
+      checkpoint,
+      incrementalSince,
     };
   }
 
@@ -227,7 +313,7 @@ export class FakeWorld {
           world.pathRoots.push({ operation: 'capture', path: request.output.path, root: request.output.root ?? null });
           world.files.set(request.output.path, { bytes, modifiedAt: new Date() });
         } else if (request.output.kind === 'chunks') {
-          throw new InstanceImagesError('VALIDATION_FAILED', 'the fake does not capture chunks');
+          return world.captureChunks(domain, request, request.output);
         } else {
           const sent = world.corruptNextStream ? Buffer.concat([bytes.subarray(0, -1), Buffer.from('X')]) : bytes;
           world.corruptNextStream = false;
@@ -247,7 +333,12 @@ export class FakeWorld {
         if (world.deployGate) await world.deployGate;
         if (request.source.kind === 'path')
           world.pathRoots.push({ operation: 'materialize', path: request.source.path, root: request.source.root ?? null });
-        if (request.source.kind === 'chunks') throw new InstanceImagesError('VALIDATION_FAILED', 'the fake does not deploy chunks');
+        if (request.source.kind === 'chunks') {
+          const disk = Buffer.alloc(request.source.virtualSizeBytes);
+          for await (const chunk of request.source.chunks) chunk.bytes.copy(disk, chunk.offset);
+          world.files.set(`${hypervisor.id}:${request.targetPath}`, { bytes: disk, modifiedAt: new Date() });
+          return { path: request.targetPath, format: request.targetFormat ?? 'raw', virtualSizeBytes: disk.length };
+        }
         const bytes = request.source.kind === 'path' ? world.files.get(request.source.path)?.bytes : await readAll(request.source.stream);
         if (!bytes) throw new InstanceImagesError('DEPLOY_FAILED', 'source missing');
         if (request.sha256 && sha256(bytes) !== request.sha256)
@@ -273,6 +364,12 @@ export class FakeWorld {
       },
       async removeFile(path) {
         world.files.delete(path);
+      },
+      async deleteCheckpoints(domainName, names) {
+        failing();
+        for (const name of names) {
+          if (world.domains.get(domainName)?.checkpoints?.delete(name)) world.deletedCheckpoints.push(`${domainName}/${name}`);
+        }
       },
       async recover(domainName?: string) {
         world.recoveries.push({ hypervisorId: hypervisor.id, domainName: domainName ?? null });

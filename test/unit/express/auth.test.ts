@@ -109,6 +109,8 @@ function sample(route: string): Sample | undefined {
       path: `/admin/storages/${h.storageId}/reconcile`,
       options: { json: { deleteOrphans: true, dryRun: false } },
     },
+    'POST /admin/storages/:storageId/chunk-gc': { path: `/admin/storages/${h.storageId}/chunk-gc`, options: { json: {} } },
+    'POST /admin/storages/:storageId/chunk-verify': { path: `/admin/storages/${h.storageId}/chunk-verify` },
     'GET /admin/os-images': { path: '/admin/os-images' },
     'POST /admin/os-images': {
       path: '/admin/os-images',

@@ -207,6 +207,36 @@ describe("express router: every route's happy path", () => {
     expect((await t.call('GET', `/admin/storages/${id}`, { actor: ADMIN })).status).toBe(404);
   });
 
+  it('admin: a chunked storage: created with its layout, chunk statistics in health and browse, GC and verify as tasks', async () => {
+    const t = await harness();
+    const created = await t.call('POST', '/admin/storages', {
+      actor: ADMIN,
+      json: { name: 'chunked', driver: 'fake-s3', config: { root: 'chunked' }, layout: 'chunks', chunks: { chunkSizeBytes: 65536 } },
+    });
+    expect(created.status).toBe(201);
+    expect(created.json).toMatchObject({ layout: 'chunks', chunks: { scope: 'storage', codec: 'none', chunkSizeBytes: 65536 } });
+    const id = created.json.id as string;
+    const onLocal = await t.call('POST', '/admin/storages', {
+      actor: ADMIN,
+      json: { name: 'local chunks', driver: 'fake-local', config: { root: '/x' }, layout: 'chunks' },
+    });
+    expect(onLocal.status).toBe(400);
+    expect(onLocal.json.code).toBe('VALIDATION_FAILED');
+    const empty = { manifests: 0, chunks: 0, logicalBytes: 0, uniqueBytes: 0, dedupRatio: expect.any(String), unreadableManifests: 0 };
+    expect((await t.call('GET', `/admin/storages/${id}/health`, { actor: ADMIN })).json.chunks).toEqual(empty);
+    expect((await t.call('GET', `/admin/storages/${id}/browse`, { actor: ADMIN })).json).toMatchObject({ items: [], chunks: empty });
+    const gc = await t.call('POST', `/admin/storages/${id}/chunk-gc`, { actor: ADMIN, json: { dryRun: true } });
+    expect(gc.status).toBe(202);
+    expect(gc.json).toMatchObject({ type: 'chunk-gc', subjectKind: 'storage', subjectId: id });
+    const verify = await t.call('POST', `/admin/storages/${id}/chunk-verify`, { actor: ADMIN });
+    expect(verify.status).toBe(202);
+    expect(verify.json).toMatchObject({ type: 'chunk-verify', subjectId: id });
+    await t.ii.idle();
+    expect((await t.ii.repositories.tasks.get(gc.json.id as string))?.status).toBe('completed');
+    const onFiles = await t.call('POST', `/admin/storages/${t.storageId}/chunk-gc`, { actor: ADMIN, json: {} });
+    expect(onFiles.status).toBe(409);
+  });
+
   it('admin: OS images, media groups, ISOs (register, upload, edit, delete)', async () => {
     const t = await harness();
     const group = await t.call('POST', '/admin/media-groups', { actor: ADMIN, json: { name: 'Windows' } });
