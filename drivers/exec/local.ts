@@ -3,7 +3,8 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
+import { connect } from 'node:net';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../src/errors';
 import type { ExecOptions, ExecResult, ExecStream, Executor } from '../../src/ports/executor';
 import { collect, DEFAULT_MAX_BUFFER } from './collect';
@@ -68,6 +69,31 @@ function start(
   return { stdout: child.stdout, done, kill };
 }
 
+/** Connects to a unix socket on this machine (see {@link Executor.openStreamLocal}). */
+function openUnixSocket(socketPath: string, signal: AbortSignal | undefined): Promise<Duplex> {
+  if (signal?.aborted) return Promise.reject(new InstanceImagesError('CANCELLED', `Cancelled before connecting to ${socketPath}`));
+  return new Promise<Duplex>((resolve, reject) => {
+    const socket = connect({ path: socketPath });
+    const onAbort = () => {
+      socket.destroy();
+      reject(new InstanceImagesError('CANCELLED', `Cancelled while connecting to ${socketPath}`));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(socket);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(
+        new InstanceImagesError('COMMAND_FAILED', `Cannot connect to the unix socket ${socketPath} (${error.code ?? error.message})`, {
+          cause: error,
+        }),
+      );
+    });
+  });
+}
+
 /** Options of {@link createLocalExecutor}. */
 export interface LocalExecutorOptions {
   /** Label used in messages; default `local`. */
@@ -85,6 +111,9 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       const { stdout, done, kill } = start(argv, streamOptions, 'stream');
       done.catch(() => undefined);
       return { stdout, done, kill };
+    },
+    openStreamLocal(socketPath, streamOptions = {}) {
+      return openUnixSocket(socketPath, streamOptions.signal);
     },
     async close() {
       // nothing pooled

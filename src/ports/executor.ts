@@ -3,7 +3,7 @@
  * interpreted by a shell on the local side; over SSH they are quoted by one audited function.
  * @module
  */
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { HostHypervisor } from './host-directory';
 
 /** Options of {@link Executor.run}. */
@@ -52,6 +52,15 @@ export interface Executor {
   run(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Starts `argv` and streams its stdout. Same errors as {@link Executor.run}, reported through `done`. */
   stream(argv: readonly string[], options?: Omit<ExecOptions, 'stdout'>): Promise<ExecStream>;
+  /**
+   * Opens a byte stream to a unix socket on the host (an NBD server's socket, for chunked captures
+   * and deploys): an OpenSSH stream-local channel over SSH, a plain socket connection locally.
+   * Optional: a driver that needs it refuses the work when the executor has none. Destroy the
+   * stream (or end it and read it to its end) to release it.
+   * @throws COMMAND_FAILED when the socket does not exist or refuses the connection;
+   *   HYPERVISOR_UNREACHABLE; CANCELLED.
+   */
+  openStreamLocal?(socketPath: string, options?: { signal?: AbortSignal }): Promise<Duplex>;
   /** Releases connections. */
   close(): Promise<void>;
 }
