@@ -64,9 +64,9 @@ const STOP_SCRIPT = [
   'rm -f -- "$1" "$2"',
 ].join('\n');
 
-const ZEROES = Buffer.alloc(4 * 1024 * 1024);
+const ZEROES = Buffer.alloc(64 * 1024);
 
-/** Whether every byte of `bytes` is zero (compared in 4 MiB steps). */
+/** Whether every byte of `bytes` is zero (compared in 64 KiB steps). */
 function allZero(bytes: Buffer): boolean {
   for (let at = 0; at < bytes.length; at += ZEROES.length) {
     const piece = bytes.subarray(at, Math.min(bytes.length, at + ZEROES.length));
