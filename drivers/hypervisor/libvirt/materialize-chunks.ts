@@ -31,7 +31,7 @@ const SERVER_EXIT_MS = 60_000;
 
 /**
  * The qemu-nbd argv serving `part`: the explicit format (never probed), one client, write-back
- * cache made durable by the client's FLUSH, zeroes inside written ranges kept unallocated, its pid in a file (so that it can be found and killed
+ * cache made durable by the client's FLUSH, its pid in a file (so that it can be found and killed
  * whatever happened to the command's channel), and an exit as soon as the client disconnects.
  */
 function serveArgv(part: string, format: DiskFormat, socket: string, pidFile: string): string[] {
@@ -41,7 +41,6 @@ function serveArgv(part: string, format: DiskFormat, socket: string, pidFile: st
     '--cache=writeback',
     '--aio=threads',
     '--discard=unmap',
-    '--detect-zeroes=unmap',
     '--shared=1',
     `--socket=${socket}`,
     `--pid-file=${pidFile}`,
@@ -64,15 +63,30 @@ const STOP_SCRIPT = [
   'rm -f -- "$1" "$2"',
 ].join('\n');
 
-const ZEROES = Buffer.alloc(64 * 1024);
+/** Zero detection granularity: the default qcow2 cluster. */
+const ZERO_BLOCK = 64 * 1024;
+const ZEROES = Buffer.alloc(ZERO_BLOCK);
 
-/** Whether every byte of `bytes` is zero (compared in 64 KiB steps). */
-function allZero(bytes: Buffer): boolean {
-  for (let at = 0; at < bytes.length; at += ZEROES.length) {
-    const piece = bytes.subarray(at, Math.min(bytes.length, at + ZEROES.length));
-    if (!piece.equals(ZEROES.subarray(0, piece.length))) return false;
+/**
+ * The pieces of `bytes` to write, `[start, end)`: its 64 KiB blocks that are not all zero, merged,
+ * split into at most `max` bytes. The new disk reads zeroes elsewhere, so zero blocks are neither
+ * sent nor allocated.
+ */
+export function* dataPieces(bytes: Buffer, max: number): Generator<[number, number]> {
+  let start = -1;
+  for (let at = 0; at < bytes.length; at += ZERO_BLOCK) {
+    const end = Math.min(bytes.length, at + ZERO_BLOCK);
+    const zero = bytes.subarray(at, end).equals(ZEROES.subarray(0, end - at));
+    if (zero && start >= 0) {
+      yield* split(start, at, max);
+      start = -1;
+    } else if (!zero && start < 0) start = at;
   }
-  return true;
+  if (start >= 0) yield* split(start, bytes.length, max);
+}
+
+function* split(from: number, to: number, max: number): Generator<[number, number]> {
+  for (let at = from; at < to; at += max) yield [at, Math.min(to, at + max)];
 }
 
 /** The chunked source's virtual size and the disk's size, checked. @throws VALIDATION_FAILED. */
@@ -232,9 +246,8 @@ async function writeRanges(
           },
         );
       }
-      for (let at = 0; at < bytes.length; at += client.maxWriteBytes) {
-        const piece = bytes.subarray(at, Math.min(bytes.length, at + client.maxWriteBytes));
-        if (allZero(piece)) continue;
+      for (const [at, to] of dataPieces(bytes, client.maxWriteBytes)) {
+        const piece = bytes.subarray(at, to);
         while (inFlight.size >= WINDOW_REQUESTS || (inFlight.size > 0 && bytesInFlight + piece.length > WINDOW_BYTES)) await settle();
         if (failure !== null) throw failure;
         const end = offset + at + piece.length;
