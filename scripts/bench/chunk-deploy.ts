@@ -13,9 +13,8 @@
  * it was met. COLD=0 keeps the page cache (dropped before every run by default). Hold the shared
  * lock: `flock /tmp/itest.lock npm run bench -- chunk-deploy`.
  */
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { createLocalExecutor } from '../../drivers/exec/local';
 import { createSshExecutor } from '../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
@@ -49,13 +48,16 @@ function prepare(): { image: string; sha256: string; chunks: Array<{ offset: num
   }
   const image = `${outDir}/image.qcow2`;
   execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, image]);
-  const sha256 = createHash('sha256').update(readFileSync(image)).digest('hex');
-  const bytes = readFileSync(raw);
+  const sha256 = execFileSync('openssl', ['dgst', '-sha256', '-r', image], { encoding: 'utf8' }).split(' ')[0] ?? '';
   const chunks: Array<{ offset: number; bytes: Buffer }> = [];
+  const fd = openSync(raw, 'r');
   for (let i = 0; i < count; i++) {
     const offset = 2 * i * CHUNK;
-    chunks.push({ offset, bytes: Buffer.from(bytes.subarray(offset, offset + CHUNK)) });
+    const bytes = Buffer.alloc(CHUNK);
+    readSync(fd, bytes, 0, CHUNK, offset);
+    chunks.push({ offset, bytes });
   }
+  closeSync(fd);
   rmSync(raw);
   return { image, sha256, chunks };
 }
