@@ -32,7 +32,8 @@ const SERVER_EXIT_MS = 60_000;
 /**
  * The qemu-nbd argv serving `part`: the explicit format (never probed), one client, write-back
  * cache made durable by the client's FLUSH, its pid in a file (so that it can be found and killed
- * whatever happened to the command's channel), and an exit as soon as the client disconnects.
+ * whatever happened to the command's channel), and an exit as soon as the client disconnects (with
+ * `--shared=1` given explicitly: qemu-nbd 7.2 keeps serving after the last client without it).
  */
 function serveArgv(part: string, format: DiskFormat, socket: string, pidFile: string): string[] {
   return [

@@ -17,7 +17,7 @@ const MiB = 1024 * 1024;
 
 /** qemu-nbd serving `image` writable for one client; resolves with its exit code once that client left. */
 async function serveWritable(image: string, socket: string): Promise<Promise<number | null>> {
-  const child = spawn('qemu-nbd', ['--format=qcow2', '--cache=writeback', '--discard=unmap', `--socket=${socket}`, image], {
+  const child = spawn('qemu-nbd', ['--format=qcow2', '--cache=writeback', '--discard=unmap', '--shared=1', `--socket=${socket}`, image], {
     stdio: 'ignore',
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
