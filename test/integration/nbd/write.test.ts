@@ -16,13 +16,14 @@ const suite = skip === null ? describe : describe.skip;
 const MiB = 1024 * 1024;
 
 /** qemu-nbd serving `image` writable for one client; resolves with its exit code once that client left. */
-async function serveWritable(image: string, socket: string): Promise<Promise<number | null>> {
+async function serveWritable(image: string, socket: string): Promise<{ exited: Promise<number | null> }> {
   const child = spawn('qemu-nbd', ['--format=qcow2', '--cache=writeback', '--discard=unmap', '--shared=1', `--socket=${socket}`, image], {
     stdio: 'ignore',
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-  return exited;
+  // Wrapped: an async function returning the promise itself would wait for the exit.
+  return { exited };
 }
 
 suite(`NBD writes against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, { timeout: 60_000 }, () => {
@@ -41,7 +42,7 @@ suite(`NBD writes against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, { timeo
   it('writes data and zeroes, flushes, and qemu-img reads exactly that back', async () => {
     const image = `${dir}/rw.qcow2`;
     makeImage(image, '32M', ['write -P 0x77 8M 4M']);
-    const exited = await serveWritable(image, `${dir}/rw.sock`);
+    const { exited } = await serveWritable(image, `${dir}/rw.sock`);
     const client = await connectNbdUnix(`${dir}/rw.sock`, { maxInFlight: 4 });
     expect(client.info.readOnly).toBe(false);
     const data = randomBytes(6 * MiB);
