@@ -1,24 +1,24 @@
 /**
  * An NBD client over any Node Duplex (a unix socket to a local hypervisor, an SSH stream-local
- * channel to a remote one): fixed newstyle negotiation, then READ and BLOCK_STATUS with many
- * requests in flight. Every reply is checked against the request it answers, so a broken or
+ * channel to a remote one), in the transmission phase: READ, BLOCK_STATUS, WRITE, WRITE_ZEROES and
+ * FLUSH with a bounded number of requests in flight (more wait for a slot: backpressure). Every reply is checked against the request it answers, so a broken or
  * hostile server can never make the client buffer more than it asked for.
  * @module
  */
-import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { InstanceImagesError } from '../../src/errors';
-import { ByteReader } from './byte-reader';
+import type { ByteReader } from './byte-reader';
+import type { Settings } from './connect';
 import { Coverage } from './coverage';
-import { negotiate, type NbdExportInfo } from './negotiate';
-import {
-  BASE_ALLOCATION,
-  type NbdClient,
-  type NbdClientStats,
-  type NbdConnectOptions,
-  type NbdExtent,
-  type NbdReadOptions,
-  type NbdRequestOptions,
+import type { NbdExportInfo } from './negotiate';
+import type {
+  NbdClient,
+  NbdClientStats,
+  NbdExtent,
+  NbdReadOptions,
+  NbdRequestOptions,
+  NbdWriteOptions,
+  NbdWriteZeroesOptions,
 } from './types';
 import {
   decodeBlockStatus,
@@ -28,7 +28,15 @@ import {
   encodeRequest,
   NBD_CMD_BLOCK_STATUS,
   NBD_CMD_DISC,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_NO_HOLE,
+  NBD_CMD_FLUSH,
   NBD_CMD_READ,
+  NBD_CMD_WRITE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_FUA,
+  NBD_FLAG_SEND_WRITE_ZEROES,
   NBD_MAX_STRING,
   NBD_REPLY_FLAG_DONE,
   NBD_REPLY_TYPE_BLOCK_STATUS,
@@ -44,8 +52,30 @@ import {
   type StructuredChunkHeader,
 } from './protocol';
 
+type Kind = 'read' | 'block-status' | 'write' | 'write-zeroes' | 'flush';
+
+const COMMANDS: Record<Kind, number> = {
+  read: NBD_CMD_READ,
+  'block-status': NBD_CMD_BLOCK_STATUS,
+  write: NBD_CMD_WRITE,
+  'write-zeroes': NBD_CMD_WRITE_ZEROES,
+  flush: NBD_CMD_FLUSH,
+};
+
+/** What one request sends: the command, its range and flags, where a read lands, a write's payload. */
+interface RequestSpec {
+  kind: Kind;
+  offset: number;
+  length: number;
+  flags?: number;
+  signal: AbortSignal | undefined;
+  target?: Buffer | null;
+  targetOffset?: number;
+  payload?: Buffer;
+}
+
 interface Pending {
-  kind: 'read' | 'block-status';
+  kind: Kind;
   offset: number;
   length: number;
   target: Buffer | null;
@@ -59,36 +89,11 @@ interface Pending {
 
 const MAX_ERROR_CHUNK = 6 + NBD_MAX_STRING + 8;
 const MAX_BLOCK_STATUS_LENGTH = 0xffffffff;
+/** The longest WRITE_ZEROES sent (the length field is 32 bits; kept a multiple of 64 KiB). */
+const MAX_WRITE_ZEROES_LENGTH = 0xffff0000;
 
-function positiveInteger(value: number | undefined, fallback: number, field: string, zeroAllowed = false): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < (zeroAllowed ? 0 : 1)) {
-    const message = zeroAllowed ? 'must be a whole number' : 'must be a positive integer';
-    throw new InstanceImagesError('VALIDATION_FAILED', `NBD client: ${field} ${message}`, { fields: [{ path: field, message }] });
-  }
-  return value;
-}
-
-/** The numeric settings of a connection, checked before anything is sent. */
-interface Settings {
-  maxInFlight: number;
-  maxReadBytes: number;
-  maxExtents: number;
-  handshakeTimeoutMs: number;
-  requestTimeoutMs: number;
-}
-
-function resolveSettings(options: NbdConnectOptions): Settings {
-  return {
-    maxInFlight: positiveInteger(options.maxInFlight, 16, 'maxInFlight'),
-    maxReadBytes: positiveInteger(options.maxReadBytes, 32 * 1024 * 1024, 'maxReadBytes'),
-    maxExtents: positiveInteger(options.maxExtentsPerReply, 131_072, 'maxExtentsPerReply'),
-    handshakeTimeoutMs: positiveInteger(options.handshakeTimeoutMs, 30_000, 'handshakeTimeoutMs'),
-    requestTimeoutMs: positiveInteger(options.requestTimeoutMs, 120_000, 'requestTimeoutMs', true),
-  };
-}
-
-class NbdConnection implements NbdClient {
+/** An NBD connection in the transmission phase (made by {@link connectNbd}). */
+export class NbdConnection implements NbdClient {
   readonly label: string;
   readonly info: NbdExportInfo;
   readonly #stream: Duplex;
@@ -98,9 +103,19 @@ class NbdConnection implements NbdClient {
   readonly #slotWaiters: Array<() => void> = [];
   readonly #maxInFlight: number;
   readonly maxReadBytes: number;
+  readonly maxWriteBytes: number;
   readonly #maxExtents: number;
   readonly #timeoutMs: number;
-  readonly #stats: NbdClientStats = { readRequests: 0, readBytesRequested: 0, dataBytesReceived: 0, blockStatusRequests: 0 };
+  readonly #stats: NbdClientStats = {
+    readRequests: 0,
+    readBytesRequested: 0,
+    dataBytesReceived: 0,
+    blockStatusRequests: 0,
+    writeRequests: 0,
+    dataBytesSent: 0,
+    writeZeroesRequests: 0,
+    flushRequests: 0,
+  };
   #nextHandle = 1n;
   #inFlight = 0;
   /** Requests accepted and not yet answered (waiting for a slot or in flight). */
@@ -117,6 +132,8 @@ class NbdConnection implements NbdClient {
     this.#maxInFlight = settings.maxInFlight;
     const limit = Math.min(settings.maxReadBytes, info.blockSize.maximum);
     this.maxReadBytes = Math.max(info.blockSize.minimum, limit - (limit % info.blockSize.minimum));
+    const writeLimit = Math.min(settings.maxWriteBytes, info.blockSize.maximum);
+    this.maxWriteBytes = Math.max(info.blockSize.minimum, writeLimit - (writeLimit % info.blockSize.minimum));
     this.#maxExtents = settings.maxExtents;
     this.#timeoutMs = settings.requestTimeoutMs;
     for (const [name, id] of info.metaContexts) this.#contextNames.set(id, name);
@@ -200,29 +217,22 @@ class NbdConnection implements NbdClient {
   }
 
   /** Sends a request once a slot is free; close() waits for every request accepted before it. */
-  async #request(
-    kind: Pending['kind'],
-    offset: number,
-    length: number,
-    signal: AbortSignal | undefined,
-    target: Buffer | null,
-    targetOffset: number,
-  ): Promise<Pending> {
+  async #request(spec: RequestSpec): Promise<Pending> {
     this.#usable();
     this.#accepted++;
     try {
-      await this.#acquire(signal);
-      if (this.#failure || signal?.aborted) {
+      await this.#acquire(spec.signal);
+      if (this.#failure || spec.signal?.aborted) {
         this.#release();
         throw (
           this.#failure ??
           new InstanceImagesError(
             'CANCELLED',
-            `${this.label}: the ${kind} of ${length} bytes at ${offset} was cancelled before it was sent`,
+            `${this.label}: the ${spec.kind} of ${spec.length} bytes at ${spec.offset} was cancelled before it was sent`,
           )
         );
       }
-      return await this.#send(kind, offset, length, signal, target, targetOffset);
+      return await this.#send(spec);
     } finally {
       this.#accepted--;
       this.#checkDrained();
@@ -233,14 +243,8 @@ class NbdConnection implements NbdClient {
     if (this.#accepted === 0 && this.#pending.size === 0) this.#drained?.();
   }
 
-  #send(
-    kind: Pending['kind'],
-    offset: number,
-    length: number,
-    signal: AbortSignal | undefined,
-    target: Buffer | null,
-    targetOffset: number,
-  ): Promise<Pending> {
+  #send(spec: RequestSpec): Promise<Pending> {
+    const { kind, offset, length, signal } = spec;
     const handle = this.#nextHandle++;
     return new Promise<Pending>((resolve, reject) => {
       let timer: NodeJS.Timeout | null = null;
@@ -259,8 +263,8 @@ class NbdConnection implements NbdClient {
         kind,
         offset,
         length,
-        target,
-        targetOffset,
+        target: spec.target ?? null,
+        targetOffset: spec.targetOffset ?? 0,
         coverage: kind === 'read' ? new Coverage(length) : null,
         statuses: new Map(),
         error: null,
@@ -286,7 +290,9 @@ class NbdConnection implements NbdClient {
           this.#timeoutMs,
         );
       }
-      this.#stream.write(encodeRequest({ flags: 0, type: kind === 'read' ? NBD_CMD_READ : NBD_CMD_BLOCK_STATUS, handle, offset, length }));
+      // A write's payload follows its header at once: the frame is never split by another request.
+      this.#stream.write(encodeRequest({ flags: spec.flags ?? 0, type: COMMANDS[kind], handle, offset, length }));
+      if (spec.payload) this.#stream.write(spec.payload);
     });
   }
 
@@ -310,7 +316,7 @@ class NbdConnection implements NbdClient {
     const target = options.into ?? Buffer.allocUnsafe(length);
     this.#stats.readRequests++;
     this.#stats.readBytesRequested += length;
-    await this.#request('read', offset, length, options.signal, target, options.into ? intoOffset : 0);
+    await this.#request({ kind: 'read', offset, length, signal: options.signal, target, targetOffset: options.into ? intoOffset : 0 });
     return options.into ? target.subarray(intoOffset, intoOffset + length) : target;
   }
 
@@ -325,7 +331,7 @@ class NbdConnection implements NbdClient {
         { fields: [{ path: 'length', message: 'too long' }] },
       );
     this.#stats.blockStatusRequests++;
-    const pending = await this.#request('block-status', offset, length, options.signal, null, 0);
+    const pending = await this.#request({ kind: 'block-status', offset, length, signal: options.signal });
     const result = new Map<string, NbdExtent[]>();
     for (const [id, descriptors] of pending.statuses) {
       let at = offset;
@@ -339,6 +345,55 @@ class NbdConnection implements NbdClient {
       );
     }
     return result;
+  }
+
+  /** Refuses a write-type request the export cannot take. */
+  #writable(what: string, flag = 0, flagName = ''): void {
+    this.#usable();
+    if (this.info.readOnly)
+      throw new InstanceImagesError('INVALID_STATE', `${this.label}: the export is read-only; the server refuses to ${what}`);
+    if (flag !== 0 && (this.info.transmissionFlags & flag) === 0)
+      throw new InstanceImagesError('INVALID_STATE', `${this.label}: the server does not support ${flagName}`);
+  }
+
+  async write(offset: number, data: Buffer, options: NbdWriteOptions = {}): Promise<void> {
+    this.#writable('write');
+    if (options.fua) this.#writable('write', NBD_FLAG_SEND_FUA, 'forced unit access (FUA)');
+    this.#checkRange(offset, data.length, 'write');
+    if (data.length > this.maxWriteBytes) {
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        `${this.label}: a write of ${data.length} bytes is longer than the limit of ${this.maxWriteBytes}; split it`,
+        { fields: [{ path: 'length', message: `at most ${this.maxWriteBytes}` }] },
+      );
+    }
+    this.#stats.writeRequests++;
+    this.#stats.dataBytesSent += data.length;
+    const flags = options.fua ? NBD_CMD_FLAG_FUA : 0;
+    await this.#request({ kind: 'write', offset, length: data.length, flags, signal: options.signal, payload: data });
+  }
+
+  async writeZeroes(offset: number, length: number, options: NbdWriteZeroesOptions = {}): Promise<void> {
+    this.#writable('write zeroes', NBD_FLAG_SEND_WRITE_ZEROES, 'WRITE_ZEROES');
+    if (options.fua) this.#writable('write zeroes', NBD_FLAG_SEND_FUA, 'forced unit access (FUA)');
+    this.#checkRange(offset, Math.min(length, MAX_WRITE_ZEROES_LENGTH), 'write zeroes to');
+    if (length > MAX_WRITE_ZEROES_LENGTH)
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        `${this.label}: write zeroes to at most ${MAX_WRITE_ZEROES_LENGTH} bytes at once`,
+        {
+          fields: [{ path: 'length', message: 'too long' }],
+        },
+      );
+    this.#stats.writeZeroesRequests++;
+    const flags = (options.fua ? NBD_CMD_FLAG_FUA : 0) | (options.allocate ? NBD_CMD_FLAG_NO_HOLE : 0);
+    await this.#request({ kind: 'write-zeroes', offset, length, flags, signal: options.signal });
+  }
+
+  async flush(options: NbdRequestOptions = {}): Promise<void> {
+    this.#writable('flush', NBD_FLAG_SEND_FLUSH, 'FLUSH');
+    this.#stats.flushRequests++;
+    await this.#request({ kind: 'flush', offset: 0, length: 0, signal: options.signal });
   }
 
   async #receive(): Promise<void> {
@@ -379,7 +434,8 @@ class NbdConnection implements NbdClient {
     const { error, handle } = decodeSimpleReply(rest);
     const pending = this.#lookup(handle);
     if (error !== 0) return this.#finish(handle, pending, this.#serverError(pending, error, ''));
-    if (pending.kind !== 'read') throw nbdProtocolError(this.label, 'a simple reply without status to BLOCK_STATUS');
+    if (pending.kind === 'block-status') throw nbdProtocolError(this.label, 'a simple reply without status to BLOCK_STATUS');
+    if (pending.kind !== 'read') return this.#finish(handle, pending, null);
     if ((pending.coverage as Coverage).covered > 0)
       throw nbdProtocolError(this.label, 'a simple reply after structured chunks for the same read');
     // A simple reply carries exactly the bytes asked for: bounded by the request.
@@ -398,7 +454,7 @@ class NbdConnection implements NbdClient {
     } else if (type === NBD_REPLY_TYPE_OFFSET_DATA || type === NBD_REPLY_TYPE_OFFSET_HOLE) {
       await this.#contentChunk(pending, type, length);
     } else if (type === NBD_REPLY_TYPE_BLOCK_STATUS) {
-      if (pending.kind !== 'block-status') throw nbdProtocolError(this.label, 'block status in reply to a read');
+      if (pending.kind !== 'block-status') throw nbdProtocolError(this.label, `block status in reply to a ${pending.kind}`);
       if (length > 4 + 8 * this.#maxExtents)
         throw nbdProtocolError(this.label, `a block status reply of ${length} bytes (more than ${this.#maxExtents} descriptors)`);
       const { contextId, descriptors } = decodeBlockStatus(await this.#reader.read(length), pending.length, this.label);
@@ -428,7 +484,7 @@ class NbdConnection implements NbdClient {
 
   async #contentChunk(pending: Pending, type: number, length: number): Promise<void> {
     const coverage = pending.coverage;
-    if (!coverage) throw nbdProtocolError(this.label, 'read data in reply to block status');
+    if (!coverage) throw nbdProtocolError(this.label, `read data in reply to a ${pending.kind}`);
     const isData = type === NBD_REPLY_TYPE_OFFSET_DATA;
     // Never trust the chunk's length beyond the request: checked before any payload byte is taken.
     if (isData ? length < 9 || length - 8 > pending.length : length !== 12)
@@ -471,81 +527,4 @@ class NbdConnection implements NbdClient {
   destroy(error?: InstanceImagesError): void {
     this.#fail(error ?? new InstanceImagesError('INVALID_STATE', `${this.label}: the connection was closed`));
   }
-}
-
-/**
- * Negotiates an NBD export on an open stream and returns a client in the transmission phase. The
- * stream belongs to the client from here on: it is destroyed on any failure and by close().
- * @throws COMMAND_FAILED when the peer is not a fixed-newstyle NBD server, breaks the protocol or
- * refuses the export (e.g. `NBD_REP_ERR_UNKNOWN` for an unknown name); HYPERVISOR_UNREACHABLE when
- * the connection ends during the negotiation; TIMEOUT; CANCELLED; VALIDATION_FAILED for bad options.
- */
-export async function connectNbd(stream: Duplex, options: NbdConnectOptions = {}): Promise<NbdClient> {
-  const exportName = options.exportName ?? '';
-  const label = options.label ?? `NBD export ${JSON.stringify(exportName)}`;
-  const queries = options.metaContexts ?? [BASE_ALLOCATION];
-  let settings: Settings;
-  try {
-    settings = resolveSettings(options);
-  } catch (error) {
-    stream.destroy();
-    throw error;
-  }
-  let client: NbdConnection | null = null;
-  let streamError: unknown;
-  let ended: 'cancelled' | 'timeout' | null = null;
-  stream.on('error', (error) => (streamError ??= error));
-  const reader = new ByteReader(stream, () =>
-    client
-      ? client.closedError(streamError)
-      : new InstanceImagesError(
-          'HYPERVISOR_UNREACHABLE',
-          `${label}: the connection closed during the NBD handshake`,
-          streamError === undefined ? {} : { cause: streamError },
-        ),
-  );
-  const stop = (why: 'cancelled' | 'timeout') => {
-    ended ??= why;
-    stream.destroy();
-  };
-  const onAbort = () => stop('cancelled');
-  const timer = setTimeout(() => stop('timeout'), settings.handshakeTimeoutMs);
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    if (options.signal?.aborted) stop('cancelled');
-    const info = await negotiate(reader, stream, exportName, queries, label);
-    client = new NbdConnection(stream, reader, info, label, settings);
-    return client;
-  } catch (error) {
-    stream.destroy();
-    reader.discardRest();
-    if (ended === 'cancelled') throw new InstanceImagesError('CANCELLED', `${label}: the NBD handshake was cancelled`);
-    if (ended === 'timeout')
-      throw new InstanceImagesError('TIMEOUT', `${label}: no NBD handshake within ${settings.handshakeTimeoutMs} ms`);
-    throw error;
-  } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
-  }
-}
-
-/**
- * Connects to an NBD server's unix socket on this machine and negotiates the export.
- * @throws HYPERVISOR_UNREACHABLE when the socket cannot be connected; otherwise as {@link connectNbd}.
- */
-export async function connectNbdUnix(socketPath: string, options: NbdConnectOptions = {}): Promise<NbdClient> {
-  const socket = netConnect({ path: socketPath });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        new InstanceImagesError(
-          'HYPERVISOR_UNREACHABLE',
-          `cannot connect to the NBD socket ${socketPath} (${error.code ?? error.message})`,
-          { cause: error },
-        ),
-      ),
-    );
-  });
-  return connectNbd(socket, { label: `NBD export ${JSON.stringify(options.exportName ?? '')} at ${socketPath}`, ...options });
 }

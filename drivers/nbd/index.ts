@@ -5,7 +5,7 @@
  * chunks with {@link readNbdChunks}.
  * @module
  */
-export { connectNbd, connectNbdUnix } from './client';
+export { connectNbd, connectNbdUnix } from './connect';
 export {
   BASE_ALLOCATION,
   dirtyBitmapContext,
@@ -15,6 +15,8 @@ export {
   type NbdExtent,
   type NbdReadOptions,
   type NbdRequestOptions,
+  type NbdWriteOptions,
+  type NbdWriteZeroesOptions,
 } from './types';
 export type { NbdBlockSize, NbdExportInfo } from './negotiate';
 export { NBD_STATE_DIRTY, NBD_STATE_HOLE, NBD_STATE_ZERO } from './protocol';

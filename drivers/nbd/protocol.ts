@@ -58,15 +58,32 @@ export const NBD_INFO_BLOCK_SIZE = 3;
 export const NBD_FLAG_HAS_FLAGS = 1 << 0;
 /** Transmission flag: the export is read-only. */
 export const NBD_FLAG_READ_ONLY = 1 << 1;
+/** Transmission flag: the server accepts NBD_CMD_FLUSH. */
+export const NBD_FLAG_SEND_FLUSH = 1 << 2;
+/** Transmission flag: the server accepts NBD_CMD_FLAG_FUA. */
+export const NBD_FLAG_SEND_FUA = 1 << 3;
+/** Transmission flag: the server accepts NBD_CMD_WRITE_ZEROES. */
+export const NBD_FLAG_SEND_WRITE_ZEROES = 1 << 6;
 /** Transmission flag: several connections may be used together. */
 export const NBD_FLAG_CAN_MULTI_CONN = 1 << 8;
 
 /** Command: read. */
 export const NBD_CMD_READ = 0;
+/** Command: write the payload that follows the request. */
+export const NBD_CMD_WRITE = 1;
 /** Command: soft disconnect (no reply). */
 export const NBD_CMD_DISC = 2;
+/** Command: make every completed write durable. */
+export const NBD_CMD_FLUSH = 3;
+/** Command: write zeroes (no payload). */
+export const NBD_CMD_WRITE_ZEROES = 6;
 /** Command: block status in the negotiated contexts. */
 export const NBD_CMD_BLOCK_STATUS = 7;
+
+/** Command flag: force unit access (the write is durable when acknowledged). */
+export const NBD_CMD_FLAG_FUA = 1 << 0;
+/** Command flag of WRITE_ZEROES: allocate the range instead of punching a hole. */
+export const NBD_CMD_FLAG_NO_HOLE = 1 << 1;
 
 /** Structured reply flag: the last chunk of the reply. */
 export const NBD_REPLY_FLAG_DONE = 1 << 0;

@@ -25,6 +25,8 @@ export interface NbdConnectOptions {
   maxInFlight?: number;
   /** Longest READ accepted, in bytes; capped by the server's maximum block size (default 32 MiB). */
   maxReadBytes?: number;
+  /** Longest WRITE sent, in bytes; capped by the server's maximum block size (default 32 MiB). */
+  maxWriteBytes?: number;
   /** Descriptors accepted in one block status reply per context (default 131 072, QEMU's own limit). */
   maxExtentsPerReply?: number;
   /** Time allowed for the negotiation, in ms (default 30 000). */
@@ -55,6 +57,18 @@ export interface NbdReadOptions extends NbdRequestOptions {
   intoOffset?: number;
 }
 
+/** Options of {@link NbdClient.write}. */
+export interface NbdWriteOptions extends NbdRequestOptions {
+  /** Forced unit access: the write is durable once acknowledged (INVALID_STATE when the server cannot). */
+  fua?: boolean;
+}
+
+/** Options of {@link NbdClient.writeZeroes}. */
+export interface NbdWriteZeroesOptions extends NbdWriteOptions {
+  /** Allocate the range (`NBD_CMD_FLAG_NO_HOLE`) instead of letting the server punch a hole. */
+  allocate?: boolean;
+}
+
 /** A run of bytes with one status in one metadata context. */
 export interface NbdExtent {
   /** Start in the export. */
@@ -75,6 +89,14 @@ export interface NbdClientStats {
   dataBytesReceived: number;
   /** BLOCK_STATUS requests sent. */
   blockStatusRequests: number;
+  /** WRITE requests sent. */
+  writeRequests: number;
+  /** Payload bytes those WRITE requests carried. */
+  dataBytesSent: number;
+  /** WRITE_ZEROES requests sent. */
+  writeZeroesRequests: number;
+  /** FLUSH requests sent. */
+  flushRequests: number;
 }
 
 /** An open NBD connection in the transmission phase. */
@@ -102,6 +124,27 @@ export interface NbdClient {
    * @throws INVALID_STATE when no metadata context was negotiated; otherwise as {@link NbdClient.read}.
    */
   blockStatus(offset: number, length: number, options?: NbdRequestOptions): Promise<Map<string, NbdExtent[]>>;
+  /** The longest WRITE this client sends: the configured limit, the server's maximum, a multiple of its minimum. */
+  readonly maxWriteBytes: number;
+  /**
+   * Writes `data` at `offset`. The request takes an in-flight slot until the server acknowledges
+   * it, so a caller that awaits a slot-bound number of writes gets backpressure; the buffer must
+   * not change until the promise settles.
+   * @throws INVALID_STATE for a read-only export (nothing is sent); otherwise as {@link NbdClient.read}
+   * (VALIDATION_FAILED above {@link NbdClient.maxWriteBytes}; COMMAND_FAILED with
+   * `details.nbdError` `ENOSPC` when the server's disk is full).
+   */
+  write(offset: number, data: Buffer, options?: NbdWriteOptions): Promise<void>;
+  /**
+   * Makes `[offset, offset + length)` read as zeroes without sending them.
+   * @throws INVALID_STATE for a read-only export or a server without WRITE_ZEROES; otherwise as {@link NbdClient.write}.
+   */
+  writeZeroes(offset: number, length: number, options?: NbdWriteZeroesOptions): Promise<void>;
+  /**
+   * Makes every write the server acknowledged before it durable (NBD_CMD_FLUSH).
+   * @throws INVALID_STATE for a read-only export or a server without FLUSH; otherwise as {@link NbdClient.read}.
+   */
+  flush(options?: NbdRequestOptions): Promise<void>;
   /** Waits for requests in flight, sends NBD_CMD_DISC and closes the stream. Idempotent. */
   close(): Promise<void>;
   /** Closes the stream at once (a hard disconnect); requests in flight fail with `error` or INVALID_STATE. */

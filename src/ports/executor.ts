@@ -53,11 +53,12 @@ export interface Executor {
   /** Starts `argv` and streams its stdout. Same errors as {@link Executor.run}, reported through `done`. */
   stream(argv: readonly string[], options?: Omit<ExecOptions, 'stdout'>): Promise<ExecStream>;
   /**
-   * Opens a byte stream to a unix socket on the host (an NBD export): the socket itself for a
-   * local executor, an OpenSSH stream-local channel over SSH. Optional: executors that cannot
-   * leave it out, and callers needing it refuse with VALIDATION_FAILED.
-   * @throws HYPERVISOR_UNREACHABLE when the host cannot be reached; COMMAND_FAILED when the socket
-   *   cannot be opened (missing, or refused); CANCELLED.
+   * Opens a byte stream to a unix socket on the host (an NBD server's socket, for chunked captures
+   * and deploys): an OpenSSH stream-local channel over SSH, a plain socket connection locally.
+   * Optional: a driver that needs it refuses the work when the executor has none. Destroy the
+   * stream (or end it and read it to its end) to release it.
+   * @throws COMMAND_FAILED when the socket does not exist or refuses the connection;
+   *   HYPERVISOR_UNREACHABLE; CANCELLED.
    */
   openStreamLocal?(socketPath: string, options?: { signal?: AbortSignal }): Promise<Duplex>;
   /** Releases connections. */

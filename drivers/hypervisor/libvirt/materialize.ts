@@ -1,15 +1,17 @@
 /**
- * Materialization of a standalone disk for a new instance from an image (a path on the hypervisor
- * or a stream): checksum, convert, grow, prove it has no backing file, fsync, rename.
+ * Materialization of a standalone disk for a new instance from an image (a path on the hypervisor,
+ * a stream, or the data ranges of a chunked image): checksum, convert (or write over NBD), grow,
+ * prove it has no backing file, fsync, rename.
  * @module
  */
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } from '../../../src/errors';
 import type { DiskFormat } from '../../../src/model';
-import type { MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
+import type { ChunkedSource, MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
 import { assertAbsolutePath } from './capture';
 import { linkedPath, PINNED_SOURCE, type HostCommands, type PinnedSource } from './commands';
+import { chunkedSizes, writeChunkedDisk } from './materialize-chunks';
 import type { QemuImgInfo } from './parsers';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { LibvirtDriverHooks } from './options';
@@ -81,6 +83,11 @@ function validateRequest(request: MaterializeRequest): { sourceFormat: DiskForma
   assertAbsolutePath(request.targetPath, 'targetPath');
   const sourceFormat = checkFormat(request.sourceFormat, 'sourceFormat');
   const targetFormat = checkFormat(request.targetFormat ?? 'qcow2', 'targetFormat');
+  if (request.source.kind === 'chunks' && sourceFormat !== 'raw') {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'A chunked image holds raw guest bytes: sourceFormat must be raw', {
+      fields: [{ path: 'sourceFormat', message: 'must be raw for a chunked source' }],
+    });
+  }
   if (request.sizeBytes !== undefined && (!Number.isSafeInteger(request.sizeBytes) || request.sizeBytes <= 0)) {
     throw new InstanceImagesError('VALIDATION_FAILED', 'sizeBytes must be a positive integer', {
       fields: [{ path: 'sizeBytes', message: 'must be a positive integer' }],
@@ -112,7 +119,7 @@ interface DeploySource {
  */
 async function resolveSource(
   ctx: MaterializeContext,
-  request: MaterializeRequest,
+  request: MaterializeRequest & { source: Exclude<MaterializeRequest['source'], ChunkedSource> },
   sourceFormat: DiskFormat,
   onReceived: (path: string) => void,
   progress: Progress,
@@ -127,11 +134,6 @@ async function resolveSource(
       path: request.source.path,
       pinned: { path: request.source.path, root: request.source.root, sha256: request.sha256 ?? undefined },
     };
-  }
-  if (request.source.kind === 'chunks') {
-    throw new InstanceImagesError('VALIDATION_FAILED', 'This driver does not deploy chunked images yet', {
-      fields: [{ path: 'source.kind', message: 'chunked sources are not supported by this driver' }],
-    });
   }
   await ctx.ensureScratchDir();
   const received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
@@ -228,13 +230,17 @@ export async function checkDeployTarget(cmd: HostCommands, targetPath: string): 
 /**
  * Materializes a standalone disk at `request.targetPath`: resolve and check the source, convert it
  * into `<target>.part` (made anew, written back as it grows), grow it, prove it standalone,
- * compare it with the image while it is fsynced, then rename it into place.
+ * compare it with the image while it is fsynced, then rename it into place. A chunked source is
+ * written into the part file over NBD instead ({@link writeChunkedDisk}); `sha256` is not used
+ * then (the caller checked every chunk's digest).
  * @throws DEPLOY_FAILED, CHECKSUM_MISMATCH, VALIDATION_FAILED, STORAGE_FULL, CONFLICT, NOT_FOUND, CANCELLED.
  */
 export async function materializeDisk(ctx: MaterializeContext, request: MaterializeRequest): Promise<MaterializeResult> {
   const { cmd } = ctx;
   const signal = request.signal;
   const { sourceFormat, targetFormat } = validateRequest(request);
+  const requested = request.source;
+  const chunkSizes = requested.kind === 'chunks' ? chunkedSizes(requested, request) : null;
   await checkDeployTarget(cmd, request.targetPath);
   const part = `${request.targetPath}${PART_SUFFIX}`;
   let received = null as string | null;
@@ -246,7 +252,15 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     }
   };
   try {
-    const source = await resolveSource(ctx, request, sourceFormat, (path) => (received = path), progress);
+    if (requested.kind === 'chunks') {
+      const sizes = chunkSizes ?? chunkedSizes(requested, request);
+      await writeChunkedDisk(ctx, request, requested, sizes, targetFormat, part, progress);
+      await cmd.fsync(part);
+      await cmd.publish(part, request.targetPath, dirname(request.targetPath));
+      progress('done', sizes.diskSize, sizes.diskSize);
+      return { path: request.targetPath, format: targetFormat, virtualSizeBytes: sizes.diskSize };
+    }
+    const source = await resolveSource(ctx, { ...request, source: requested }, sourceFormat, (path) => (received = path), progress);
     const info = await preflight(ctx, request, source, sourceFormat);
     const total = info.actualSizeBytes ?? info.virtualSizeBytes;
     progress('convert', 0, total);
