@@ -19,6 +19,9 @@ import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import type { Logger } from './ports/logger';
 import { DriverCache, type ServiceContext, type ServiceSettings } from './services/context';
 import { ImageService } from './services/images';
+import { ImageExportService, ExportOptionsSchema, type ExportOptions } from './services/image-export';
+import { ImageImportService } from './services/image-import';
+import { ImportOptionsSchema, type ImportOptions } from './import/options';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
 import { SettingsService } from './services/settings';
 import { UsageService } from './services/usage';
@@ -116,6 +119,8 @@ export const InstanceImagesOptionsSchema = z.object({
         .default(MAX_DEPLOY_DISK_BYTES),
     })
     .default({ maxDiskBytes: MAX_DEPLOY_DISK_BYTES }),
+  imports: ImportOptionsSchema.optional(),
+  exports: ExportOptionsSchema.optional(),
 });
 
 /** Options of {@link createInstanceImages}. */
@@ -178,6 +183,17 @@ export interface InstanceImagesOptions {
    * requests fail with VALIDATION_FAILED naming `sizeBytes`. @default { maxDiskBytes: 64 TiB }
    */
   deploy?: { maxDiskBytes?: number };
+  /**
+   * URL imports: the destinations they may reach (loopback, private, link-local, CGNAT, multicast
+   * and unspecified addresses are refused unless `allowNetworks` lets them), limits, timeouts.
+   * See docs/images-that-move.md.
+   */
+  imports?: ImportOptions;
+  /**
+   * Exports: `secret` keys the signed panel download links (needed for images on storages that
+   * cannot presign, e.g. local and NFS); the default link lifetime.
+   */
+  exports?: ExportOptions;
 }
 
 /** The wired SDK. */
@@ -190,6 +206,10 @@ export interface InstanceImages {
   readonly storages: StorageService;
   /** Location settings, account limits, the usage report, admin task tools. */
   readonly settings: SettingsService;
+  /** Imports from a URL: custom images (where the location allows it) and stock OS images. */
+  readonly imports: ImageImportService;
+  /** Exports: expiring download links of available images, and the signed panel downloads. */
+  readonly exports: ImageExportService;
   /** Typed events. */
   readonly events: InstanceImagesEmitter;
   /** The repositories in use. */
@@ -339,6 +359,8 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     catalog: new CatalogService(ctx, drivers, images),
     storages: new StorageService(ctx, drivers),
     settings: settingsService,
+    imports: new ImageImportService(ctx, drivers, options.imports),
+    exports: new ImageExportService(ctx, drivers, images, options.exports),
     events,
     repositories,
     storageDrivers: registry,

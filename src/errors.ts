@@ -28,6 +28,9 @@ export const ERROR_MESSAGES = {
   COMMAND_FAILED: 'A command on the hypervisor failed',
   INTERRUPTED: 'The task was interrupted by a restart',
   HOST_DATA_INVALID: 'The host panel returned invalid data; the operator must fix it',
+  DESTINATION_REFUSED: 'The URL points to a destination imports may not reach',
+  DOWNLOAD_FAILED: 'The image could not be downloaded from its URL',
+  UNSUPPORTED_IMAGE: 'The image format or content is not supported',
 } as const;
 
 /** A stable, machine-readable error code. */

@@ -25,3 +25,15 @@ export * from './storage';
 export { encodeCursor, decodeCursor, pageSize, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type CursorKey } from './util/cursor';
 export { parseOrThrow, zodIssues } from './util/validate';
 export { publicError, CUSTOMER_VISIBLE_CODES, type PublicError, type ErrorAudience } from './util/public-error';
+export {
+  refusedAddress,
+  parseNetwork,
+  detectDiskFormat,
+  checkImportUrl,
+  ImportOptionsSchema,
+  type AddressCategory,
+  type DetectedFormat,
+  type ImportFormat,
+  type ImportOptions,
+  type ResolveHost,
+} from './import';

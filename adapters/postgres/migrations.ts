@@ -149,4 +149,9 @@ export const postgresMigrations: readonly Migration[] = [
       `UPDATE ii_tasks SET progress = jsonb_set(progress, '{percent}', to_jsonb(CASE WHEN status = 'completed' THEN 100 ELSE 0 END)) WHERE NOT (progress ? 'percent')`,
     ],
   },
+  {
+    version: 4,
+    name: 'locations say whether customers may import images from a URL',
+    statements: [`ALTER TABLE ii_location_settings ADD COLUMN url_import_enabled boolean NOT NULL DEFAULT false`],
+  },
 ];

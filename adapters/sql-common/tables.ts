@@ -142,6 +142,7 @@ export const locationSettingsTable: TableSpec<LocationSettings> = {
   columns: {
     locationId: 'text',
     imagesEnabled: 'boolean',
+    urlImportEnabled: 'boolean',
     pricePerGbMonth: 'text',
     currency: 'text',
     defaultImageLimit: 'integer',

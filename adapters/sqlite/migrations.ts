@@ -147,4 +147,11 @@ export const sqliteMigrations: readonly Migration[] = [
       `UPDATE ii_tasks SET progress = json_set(progress, '$.percent', CASE WHEN status = 'completed' THEN 100 ELSE 0 END) WHERE json_type(progress, '$.percent') IS NULL`,
     ],
   },
+  {
+    version: 4,
+    name: 'locations say whether customers may import images from a URL',
+    statements: [
+      `ALTER TABLE ii_location_settings ADD COLUMN url_import_enabled INTEGER NOT NULL DEFAULT 0 CHECK (url_import_enabled IN (0, 1))`,
+    ],
+  },
 ];

@@ -43,6 +43,7 @@ const taskLabels: Record<Task['type'], string> = {
   'iso-upload': 'ISO upload',
   'refresh-size': 'image size refresh',
   reconcile: 'storage check',
+  import: 'image import from a URL',
 };
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;

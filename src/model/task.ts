@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { BytesSchema, IdSchema } from './common';
 
 /** Task types. */
-export const TaskTypeSchema = z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile']);
+export const TaskTypeSchema = z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile', 'import']);
 /** A task type. */
 export type TaskType = z.infer<typeof TaskTypeSchema>;
 

@@ -52,7 +52,7 @@ export const ListTasksQuerySchema = z.strictObject({
   cursor: z.string().max(1000).nullish(),
   limit: z.number().int().min(1).max(1000).optional(),
   status: z.enum(['queued', 'running', 'completed', 'failed', 'cancelled']).optional(),
-  type: z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile']).optional(),
+  type: z.enum(['capture', 'delete', 'deploy', 'iso-upload', 'refresh-size', 'reconcile', 'import']).optional(),
   subjectId: IdSchema.optional(),
   /** Admins only: filter by account. */
   accountId: IdSchema.optional(),

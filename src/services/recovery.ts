@@ -68,7 +68,7 @@ export class RecoveryService {
         const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
         if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));
       }
-      if (task.type === 'capture' && image.status === 'creating') {
+      if ((task.type === 'capture' || task.type === 'import') && image.status === 'creating') {
         const storage = await this.ctx.repos.storages.get(image.storageId);
         if (storage) {
           try {
@@ -99,7 +99,11 @@ export class RecoveryService {
     ] as const) {
       for await (const images of eachPage((cursor) => this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 }))) {
         for (const image of images) {
-          const active = await this.ctx.repos.tasks.list({ subjectId: image.id, type, statuses: ['queued', 'running'] }, { limit: 1 });
+          // A creating image's task is a capture or an import: any live task of the image counts.
+          const active = await this.ctx.repos.tasks.list(
+            { subjectId: image.id, ...(status === 'creating' ? {} : { type }), statuses: ['queued', 'running'] },
+            { limit: 1 },
+          );
           // A very recent image may be another process's, between inserting it and its task.
           if (active.items.length > 0 || report.failedImages.includes(image.id) || image.updatedAt.getTime() >= cutoff) continue;
           const reason =

@@ -42,6 +42,13 @@ export const TASK_STEPS: Readonly<Record<TaskType, readonly TaskStepSpec[]>> = {
   'iso-upload': [{ step: 'uploading', weight: 100, aliases: [] }],
   'refresh-size': [{ step: 'measuring', weight: 100, aliases: [] }],
   reconcile: [{ step: 'checking', weight: 100, aliases: [] }],
+  import: [
+    // Bytes read from the source server against its Content-Length (when it sent one).
+    { step: 'downloading', weight: 60, aliases: ['receive', 'uploading'] },
+    // Path storages: qemu-img converts the received image into the storage with explicit formats.
+    { step: 'converting', weight: 30, aliases: ['convert'] },
+    { step: 'verifying', weight: 10, aliases: ['verify', 'done'] },
+  ],
 };
 
 /** The progress of a task that has not started. */
