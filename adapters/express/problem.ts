@@ -12,6 +12,7 @@ export const HTTP_ERROR_MESSAGES = {
   PAYLOAD_TOO_LARGE: 'The request body is too large',
   UNSUPPORTED_MEDIA_TYPE: 'The request body has an unsupported content type',
   MALFORMED_JSON: 'The request body is not valid JSON',
+  RANGE_NOT_SATISFIABLE: 'The requested range lies outside the file',
   INTERNAL: 'An unexpected error occurred; try again later or contact support',
 } as const;
 
@@ -66,6 +67,7 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   CANCELLED: { status: 409, title: 'Cancelled', exposeToCustomers: true },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large', exposeToCustomers: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', exposeToCustomers: true },
+  RANGE_NOT_SATISFIABLE: { status: 416, title: 'Range not satisfiable', exposeToCustomers: true },
   CHECKSUM_MISMATCH: { status: 422, title: 'Checksum mismatch', exposeToCustomers: true },
   DESTINATION_REFUSED: { status: 422, title: 'Destination refused', exposeToCustomers: true },
   UNSUPPORTED_IMAGE: { status: 422, title: 'Unsupported image', exposeToCustomers: true },

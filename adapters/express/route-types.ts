@@ -11,7 +11,10 @@ import type { Logger } from '../../src/services/context';
 import type { Actor } from '../../src/services/actor';
 
 /** The parts of the SDK the router calls. */
-export type ImagesRouterService = Pick<InstanceImages, 'images' | 'catalog' | 'storages' | 'settings' | 'events' | 'recover'>;
+export type ImagesRouterService = Pick<
+  InstanceImages,
+  'images' | 'catalog' | 'storages' | 'settings' | 'events' | 'recover' | 'imports' | 'exports'
+>;
 
 /** HTTP methods used by the router. */
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -57,8 +60,8 @@ export interface RouteSuccess {
   description: string;
   /** The JSON body's schema (a named component); omitted for 204. */
   schema?: z.ZodType;
-  /** A non-JSON answer (Server-Sent Events). */
-  contentType?: 'text/event-stream';
+  /** A non-JSON answer (Server-Sent Events, or a file). */
+  contentType?: 'text/event-stream' | 'application/octet-stream';
 }
 
 /** A route of the router, with handler types erased (see {@link defineRoute}). */
@@ -75,6 +78,11 @@ export interface RouteDefinition {
   tag: string;
   /** Only admins may call it (customers get 403 before anything else is looked at). */
   admin: boolean;
+  /**
+   * No actor is resolved: the request carries its own credential (a signed download link, checked
+   * by the service). The handler must not read `actor`.
+   */
+  public?: boolean;
   /** The query schema; values are coerced from text first. */
   query?: z.ZodObject;
   /** The JSON body schema (content type must be JSON). */

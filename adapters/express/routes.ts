@@ -58,6 +58,7 @@ import {
   TaskSchema,
   UsageReportSchema,
 } from './schemas';
+import { MOVING_ROUTES } from './routes-moving';
 import { streamTaskEvents } from './sse';
 import { receiveIsoUpload } from './upload';
 
@@ -735,4 +736,4 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
 ];
 
 /** Every route of the images router, in registration order. */
-export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...ADMIN_ROUTES];
+export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...MOVING_ROUTES, ...ADMIN_ROUTES];
