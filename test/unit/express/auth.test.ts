@@ -14,7 +14,7 @@ interface Sample {
 
 let h: ExpressHarness;
 let routes: string[];
-const ids = { aliceImage: '', bobImage: '', bobFailed: '', bobTask: '', iso: '', hiddenIso: '', group: '', os: '' };
+const ids = { aliceImage: '', bobImage: '', bobFailed: '', bobTask: '', bobImport: '', iso: '', hiddenIso: '', group: '', os: '' };
 const period = `from=${encodeURIComponent('2026-01-01T00:00:00Z')}&to=${encodeURIComponent('2026-02-01T00:00:00Z')}`;
 
 beforeAll(async () => {
@@ -36,6 +36,9 @@ beforeAll(async () => {
     customerVisible: false,
   });
   const group = await h.ii.catalog.createMediaGroup(ADMIN, { name: 'Linux' });
+  // An import of Bob's that fails at once (nothing listens on port 9): a task id of another account.
+  const bobImport = await h.ii.imports.importImage(BOB, { url: 'http://127.0.0.1:9/x.img', name: 'bob import', locationId: 'loc-1' });
+  await h.ii.idle();
   const os = await h.ii.catalog.createOsImage(ADMIN, {
     name: 'Debian',
     osType: 'linux',
@@ -47,6 +50,7 @@ beforeAll(async () => {
     bobImage: bob.image.id,
     bobFailed: failed.image.id,
     bobTask: bob.task.id,
+    bobImport: bobImport.task.id,
     iso: iso.id,
     hiddenIso: hidden.id,
     group: group.id,
@@ -130,6 +134,17 @@ function sample(route: string): Sample | undefined {
       options: { json: { imageId: ids.aliceImage, instanceId: 'web-1', targetPath: '/disks/x.qcow2' } },
     },
     'POST /admin/recover': { path: '/admin/recover' },
+    'POST /images/import': {
+      path: '/images/import',
+      options: { json: { url: 'http://127.0.0.1:9/x.img', name: 'x', locationId: 'loc-1', accountId: 'acct-alice' } },
+    },
+    'POST /imports/:taskId/cancel': { path: `/imports/${ids.bobTask}/cancel` },
+    'POST /images/:imageId/download-link': { path: `/images/${ids.aliceImage}/download-link` },
+    'GET /downloads/images/:imageId': { path: `/downloads/images/${ids.aliceImage}?account=acct-alice&expires=1&signature=forged` },
+    'POST /admin/os-images/import': {
+      path: '/admin/os-images/import',
+      options: { json: { url: 'http://127.0.0.1:9/x.img', name: 'n', osType: 'linux', storageId: h.templatesId } },
+    },
   };
   return table[route];
 }
@@ -142,7 +157,9 @@ describe('express router: the auth boundary', () => {
   });
 
   it('answers 401 problem+json to an unauthenticated caller on every route but the OpenAPI document', async () => {
-    for (const route of routes.filter((r) => r !== 'GET /openapi.json')) {
+    // The signed download carries its own credential: without a valid link it answers 403 (below).
+    const publicRoutes = ['GET /openapi.json', 'GET /downloads/images/:imageId'];
+    for (const route of routes.filter((r) => !publicRoutes.includes(r))) {
       const s = sample(route) as Sample;
       const res = await h.call(methodOf(route), s.path, { ...s.options, actor: null });
       expect({ route, status: res.status, code: res.json?.code, type: res.headers.get('content-type') }).toEqual({
@@ -197,8 +214,13 @@ describe('express router: the auth boundary', () => {
         options: { json: { isoId: ids.iso } },
       }),
       'DELETE /instances/:instanceId/iso': (v) => ({ path: `/instances/${v === 'foreign' ? 'bob-1' : 'nope'}/iso` }),
+      'POST /imports/:taskId/cancel': (v) => ({ path: `/imports/${v === 'foreign' ? ids.bobImport : 'nope'}/cancel` }),
+      'POST /images/:imageId/download-link': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/download-link` }),
     };
-    const customerRoutesWithIds = routes.filter((route) => !route.split(' ')[1]?.startsWith('/admin') && route.includes(':'));
+    // The signed download is public (its link is the credential; see the signed-link tests).
+    const customerRoutesWithIds = routes.filter(
+      (route) => !route.split(' ')[1]?.startsWith('/admin') && route.includes(':') && !route.startsWith('GET /downloads/'),
+    );
     expect(Object.keys(foreign).sort()).toEqual(customerRoutesWithIds.sort());
     for (const [route, build] of Object.entries(foreign)) {
       const f = build('foreign');
