@@ -16,6 +16,8 @@ export interface ImageServerOptions {
   etag?: string | null;
   /** Path → Location: answered 302. */
   redirects?: Record<string, string>;
+  /** Send this many body bytes of the first answer, then nothing more (the connection stays open). */
+  stallAfter?: number;
   /** A Content-Length that differs from the body (a lying server). */
   contentLength?: number;
 }
@@ -67,6 +69,10 @@ export async function serveBytes(bytes: Buffer, options: ImageServerOptions = {}
       'accept-ranges': options.ignoreRange ? 'none' : 'bytes',
       ...(status === 206 ? { 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` } : {}),
     });
+    if (options.stallAfter !== undefined && requests.length === 1) {
+      res.write(body.subarray(0, options.stallAfter));
+      return;
+    }
     if (cut !== undefined && cut < body.length) {
       const n = cut;
       cut = undefined;
