@@ -5,7 +5,9 @@ import { isInstanceImagesError } from '../../../src/errors';
 
 const GiB = 1024 ** 3;
 
-function qcow2(options: { version?: 2 | 3; backingOffset?: number; incompat?: bigint; crypt?: number; extensions?: Array<[number, Buffer]> } = {}): Buffer {
+function qcow2(
+  options: { version?: 2 | 3; backingOffset?: number; incompat?: bigint; crypt?: number; extensions?: Array<[number, Buffer]> } = {},
+): Buffer {
   const version = options.version ?? 3;
   const head = Buffer.alloc(64 * 1024);
   head.writeUInt32BE(0x514649fb, 0);
@@ -73,9 +75,18 @@ describe('disk format detection', () => {
     expect(reasonOf(() => detect(qcow2({ version: 2, backingOffset: 512 })))).toBe('qcow2-backing-file');
     expect(reasonOf(() => detect(qcow2({ incompat: 1n << 2n })))).toBe('qcow2-data-file');
     expect(reasonOf(() => detect(qcow2({ extensions: [[0x44415441, Buffer.from('/etc/shadow')]] })))).toBe('qcow2-data-file');
-    expect(reasonOf(() => detect(qcow2({ extensions: [[0x6803f857, Buffer.alloc(16)], [0xe2792aca, Buffer.from('raw')]] })))).toBe(
-      'qcow2-backing-file',
-    );
+    expect(
+      reasonOf(() =>
+        detect(
+          qcow2({
+            extensions: [
+              [0x6803f857, Buffer.alloc(16)],
+              [0xe2792aca, Buffer.from('raw')],
+            ],
+          }),
+        ),
+      ),
+    ).toBe('qcow2-backing-file');
     expect(reasonOf(() => detect(qcow2({ crypt: 1 })))).toBe('qcow2-encrypted');
     expect(reasonOf(() => detect(qcow2().subarray(0, 50)))).toBe('qcow2-truncated');
   });
