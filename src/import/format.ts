@@ -64,7 +64,7 @@ function inspectQcow2(head: Buffer, complete: boolean): number | NeedMoreBytes {
   if (version === 3) {
     if (head.length < 104) throw unsupportedImage('The qcow2 v3 header is truncated', 'qcow2-truncated');
     if ((head.readBigUInt64BE(72) & QCOW2_INCOMPAT_DATA_FILE) !== 0n)
-      throw unsupportedImage('The qcow2 image keeps its data in an external file; import a standalone image', 'qcow2-data-file');
+      throw unsupportedImage('The qcow2 image keeps its data in an external data file; import a standalone image', 'qcow2-data-file');
     extensionsAt = head.readUInt32BE(100);
     if (extensionsAt < 104) throw unsupportedImage('The qcow2 header length is not valid', 'qcow2-header');
   }
