@@ -80,7 +80,10 @@ export class RecoveryService {
         }
         await transitionImage(this.ctx, image, 'error', {}, 'system', {
           code: 'INTERRUPTED',
-          message: 'The capture was interrupted by a restart of the panel. Retry the capture.',
+          message:
+            task.type === 'import'
+              ? 'The import was interrupted by a restart of the panel. Import it again.'
+              : 'The capture was interrupted by a restart of the panel. Retry the capture.',
         }).catch(() => undefined);
         report.failedImages.push(image.id);
       } else if (task.type === 'delete' && image.status === 'deleting') {

@@ -19,7 +19,11 @@ let world: FakeWorld;
 let ii: InstanceImages;
 const servers: ImageServer[] = [];
 
-async function setup(imports: ImportOptions = { allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 2000 }, settings = {}): Promise<void> {
+async function setup(
+  imports: ImportOptions = { allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 2000 },
+  settings = {},
+  tasks: { heartbeatIntervalMs?: number; heartbeatTimeoutMs?: number } = {},
+): Promise<void> {
   world = new FakeWorld();
   world.addHypervisor('hv-1');
   ii = createInstanceImages({
@@ -27,7 +31,7 @@ async function setup(imports: ImportOptions = { allowNetworks: ['127.0.0.2/32'],
     executors: world.executors(),
     hypervisorDriver: world.hypervisorFactory(),
     storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false })],
-    tasks: { progressIntervalMs: 0 },
+    tasks: { progressIntervalMs: 0, ...tasks },
     imports,
   });
   await ii.settings.setLocationSettings(ADMIN, 'loc-1', { imagesEnabled: true, urlImportEnabled: true, ...settings });
@@ -175,6 +179,22 @@ describe('URL imports', () => {
     expect(storedFiles()).toEqual([]);
     await expect(ii.imports.cancelImport({ kind: 'customer', accountId: 'acct-bob' }, started.task.id)).rejects.toMatchObject({
       code: 'NOT_FOUND',
+    });
+  });
+
+  it('is not taken for an orphan by recovery while it runs, and an imported image is not retried like a capture', async () => {
+    await setup(undefined, {}, { heartbeatIntervalMs: 20, heartbeatTimeoutMs: 100 });
+    const server = await serve(image, { stallAfter: 100_000 });
+    const started = await ii.imports.importImage(ALICE, { url: server.url, name: 'x', locationId: 'loc-1' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const report = await ii.recover();
+    expect(report.failedImages).toEqual([]);
+    expect((await ii.repositories.images.get(started.image.id))?.status).toBe('creating');
+    await ii.imports.cancelImport(ALICE, started.task.id);
+    await ii.idle();
+    await expect(ii.images.retryImage(ALICE, started.image.id)).rejects.toMatchObject({
+      code: 'INVALID_STATE',
+      message: expect.stringMatching(/imported from a URL/),
     });
   });
 });
