@@ -193,12 +193,22 @@ export async function* downloadUrl(url: URL, options: DownloadOptions): AsyncGen
     current = opened.url;
     const status = response.statusCode ?? 0;
     let skip = 0;
+    if (status === 416 && resuming) {
+      // Nothing is left past what we have: complete when the server's length is exactly that (a first
+      // answer's Content-Length promised more than the file holds).
+      response.resume();
+      const length = /^bytes \*\/(\d+)$/.exec(response.headers['content-range'] ?? '');
+      if (length && Number(length[1]) === received) return;
+      throw downloadFailed('The source server refused to continue the download', 'bad-range', { status });
+    }
     if (status === 206 && resuming) {
       const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.headers['content-range'] ?? '');
       if (!range || Number(range[1]) !== received) {
         response.resume();
         throw downloadFailed('The source server answered the resume with a different range', 'bad-range');
       }
+      // The full length as the range answer states it (a first answer's Content-Length may have lied).
+      if (range[2] !== '*') total = Number(range[2]);
     } else if (status === 200) {
       const seen = validatorOf(response);
       if (resuming) {

@@ -60,11 +60,17 @@ export async function serveBytes(bytes: Buffer, options: ImageServerOptions = {}
     }
     const match = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     const start = match && !options.ignoreRange ? Number(match[1]) : 0;
+    if (start >= bytes.length && start > 0) {
+      record(416);
+      res.writeHead(416, { 'content-range': `bytes */${bytes.length}` });
+      res.end();
+      return;
+    }
     const body = bytes.subarray(start);
     const status = start > 0 ? 206 : 200;
     record(status);
     res.writeHead(status, {
-      'content-length': String(options.contentLength ?? body.length),
+      'content-length': String(status === 200 ? (options.contentLength ?? body.length) : body.length),
       ...(etag ? { etag } : {}),
       'accept-ranges': options.ignoreRange ? 'none' : 'bytes',
       ...(status === 206 ? { 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` } : {}),

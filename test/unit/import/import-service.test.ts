@@ -88,6 +88,17 @@ describe('URL imports', () => {
     ]);
   });
 
+  it('survives a Content-Length larger than the body: the connection stalls, the resume learns the real length', async () => {
+    await setup({ allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 300 });
+    const server = await serve(image, { contentLength: image.length + 100 });
+    const { image: imported } = await importFrom(server.url);
+    expect(imported).toMatchObject({ status: 'available', sizeBytes: image.length, sha256: sha256(image) });
+    expect(server.requests.map((r) => [r.status, r.range])).toEqual([
+      [200, null],
+      [416, `bytes=${image.length}-`],
+    ]);
+  });
+
   it('refuses a redirect to 127.0.0.1 by default (the first hop allowed), leaving nothing', async () => {
     await setup();
     const target = await serveBytes(image, { host: '127.0.0.1' });
@@ -115,6 +126,10 @@ describe('URL imports', () => {
       ['http://127.0.0.1/x.img', 'DESTINATION_REFUSED'],
       ['http://[::ffff:169.254.169.254]/latest', 'DESTINATION_REFUSED'],
       ['http://[fe80::1]/x', 'DESTINATION_REFUSED'],
+      // Numeric IPv4 forms are canonicalized by the URL parser before the check.
+      ['http://2130706433/x.img', 'DESTINATION_REFUSED'],
+      ['http://0x7f.1/x.img', 'DESTINATION_REFUSED'],
+      ['https://[::]/x.img', 'DESTINATION_REFUSED'],
       ['file:///etc/passwd', 'VALIDATION_FAILED'],
       ['ftp://example.com/x.img', 'VALIDATION_FAILED'],
       ['http://user:secret@example.com/x.img', 'VALIDATION_FAILED'],
