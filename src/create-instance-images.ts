@@ -24,6 +24,9 @@ import { ImageService } from './services/images';
 import { ImageCopyService } from './services/image-copies';
 import { ImageSharingService } from './services/image-sharing';
 import { ImageTransferService } from './services/image-transfers';
+import { ImageExportService, ExportOptionsSchema, type ExportOptions } from './services/image-export';
+import { ImageImportService } from './services/image-import';
+import { ImportOptionsSchema, type ImportOptions } from './import/options';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
 import { SettingsService } from './services/settings';
 import { AccountService } from './services/accounts';
@@ -134,6 +137,8 @@ export const InstanceImagesOptionsSchema = z.object({
   imageCopies: z
     .strictObject({ allowCustomers: z.boolean().default(false), billed: z.boolean().default(true) })
     .default({ allowCustomers: false, billed: true }),
+  imports: ImportOptionsSchema.optional(),
+  exports: ExportOptionsSchema.optional(),
 });
 
 /** Options of {@link createInstanceImages}. */
@@ -206,6 +211,17 @@ export interface InstanceImagesOptions {
    * may), and whether copies are billed (one usage line per copy). @default { allowCustomers: false, billed: true }
    */
   imageCopies?: { allowCustomers?: boolean; billed?: boolean };
+  /**
+   * URL imports: the destinations they may reach (loopback, private, link-local, CGNAT, multicast
+   * and unspecified addresses are refused unless `allowNetworks` lets them), limits, timeouts.
+   * See docs/images-that-move.md.
+   */
+  imports?: ImportOptions;
+  /**
+   * Exports: `secret` keys the signed panel download links (needed for images on storages that
+   * cannot presign, e.g. local and NFS); the default link lifetime.
+   */
+  exports?: ExportOptions;
 }
 
 /** The wired SDK. */
@@ -229,6 +245,10 @@ export interface InstanceImages {
   readonly transfers: ImageTransferService;
   /** Copies of images to other storages and locations. */
   readonly copies: ImageCopyService;
+  /** Imports from a URL: custom images (where the location allows it) and stock OS images. */
+  readonly imports: ImageImportService;
+  /** Exports: expiring download links of available images, and the signed panel downloads. */
+  readonly exports: ImageExportService;
   /** Typed events. */
   readonly events: InstanceImagesEmitter;
   /** The repositories in use. */
@@ -423,6 +443,8 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     sharing: new ImageSharingService(ctx),
     transfers: new ImageTransferService(ctx),
     copies: new ImageCopyService(ctx, drivers, parsed.imageCopies),
+    imports: new ImageImportService(ctx, drivers, options.imports),
+    exports: new ImageExportService(ctx, drivers, images, options.exports),
     events,
     repositories,
     storageDrivers: registry,

@@ -31,6 +31,9 @@ export const ERROR_MESSAGES = {
   ACCOUNT_MISMATCH: 'The image belongs to another account than the instance',
   ACCOUNT_SUSPENDED: 'The account is suspended',
   ACCOUNT_CLOSED: 'The account is closed',
+  DESTINATION_REFUSED: 'The URL points to a destination imports may not reach',
+  DOWNLOAD_FAILED: 'The image could not be downloaded from its URL',
+  UNSUPPORTED_IMAGE: 'The image format or content is not supported',
 } as const;
 
 /** A stable, machine-readable error code. */

@@ -227,3 +227,16 @@ export {
   type ChunkScope,
   type ManifestChunk,
 } from './chunks';
+
+// Imports from a URL (destination rules, format detection) and exports
+export {
+  refusedAddress,
+  parseNetwork,
+  detectDiskFormat,
+  checkImportUrl,
+  type AddressCategory,
+  type DetectedFormat,
+  type ImportFormat,
+  type ImportOptions,
+  type ResolveHost,
+} from './import';

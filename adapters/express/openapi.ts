@@ -10,6 +10,7 @@ import { pathParams, type RouteDefinition } from './route-types';
 import { AccountStateSchema } from '../../src/model/settings';
 import { AccountClosingSchema, InstanceDeletionSchema } from './account-routes';
 import { IMAGES_ROUTES } from './routes';
+import { DownloadLinkSchema, OsImageImportSchema } from './routes-moving';
 import * as schemas from './schemas';
 import {
   CreateOsImageInputSchema,
@@ -21,6 +22,8 @@ import {
 } from '../../src/services/catalog';
 import { CreateImageInputSchema } from '../../src/services/images';
 import { MOVE_REQUEST_COMPONENTS, MOVE_RESPONSE_COMPONENTS } from './move-routes';
+import { DownloadLinkInputSchema } from '../../src/services/image-export';
+import { ImportImageInputSchema, ImportOsImageInputSchema } from '../../src/services/image-import';
 import { LocationSettingsInputSchema } from '../../src/services/settings';
 import { CreateStorageInputSchema, ReconcileOptionsSchema, UpdateStorageInputSchema } from '../../src/services/storages';
 
@@ -62,7 +65,7 @@ export interface OpenApiOperation {
   /** Responses by status. */
   responses: Record<string, unknown>;
   /** Security note: which actor the host must resolve. */
-  'x-actor': 'customer-or-admin' | 'admin' | 'none';
+  'x-actor': 'customer-or-admin' | 'admin' | 'signed-link' | 'none';
   /** `[]` on the routes that need no actor; else the document's `security` applies. */
   security?: Record<string, string[]>[];
 }
@@ -191,11 +194,16 @@ const RESPONSE_COMPONENTS: Record<string, z.ZodType> = {
   InstanceDeletion: InstanceDeletionSchema,
   Problem: schemas.ProblemSchema,
   ...MOVE_RESPONSE_COMPONENTS,
+  DownloadLink: DownloadLinkSchema,
+  OsImageImport: OsImageImportSchema,
 };
 
 /** Named request body schemas (what a client sends: `io: input`, so defaulted fields are optional). */
 const REQUEST_COMPONENTS: Record<string, z.ZodType> = {
   CreateImageInput: CreateImageInputSchema,
+  ImportImageInput: ImportImageInputSchema,
+  ImportOsImageInput: ImportOsImageInputSchema,
+  DownloadLinkInput: DownloadLinkInputSchema,
   DeployInput: DeployInputSchema,
   MountIsoInput: schemas.MountIsoBodySchema,
   CreateStorageInput: CreateStorageInputSchema,
@@ -243,7 +251,8 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`; `ACCOUNT_MISMATCH` for admins)',
   413: 'The body is too large (`PAYLOAD_TOO_LARGE`)',
   415: 'Wrong content type (`UNSUPPORTED_MEDIA_TYPE`)',
-  422: 'The data does not match its checksum (`CHECKSUM_MISMATCH`)',
+  416: 'The range lies outside the file (`RANGE_NOT_SATISFIABLE`)',
+  422: 'The data does not match its checksum (`CHECKSUM_MISMATCH`), an import URL leads where imports may not go (`DESTINATION_REFUSED`), or the file is no image we import (`UNSUPPORTED_IMAGE`)',
   500: 'Unexpected error (`INTERNAL`; details are logged, never sent)',
   502: 'An upstream host misbehaved (`HOST_KEY_MISMATCH`, `COMMAND_FAILED`)',
   503: 'A storage or hypervisor is not reachable (`STORAGE_UNAVAILABLE`, `HYPERVISOR_UNREACHABLE`)',
@@ -255,7 +264,7 @@ function errorStatuses(route: RouteDefinition): number[] {
   // 400 on every route: an unknown query parameter is refused everywhere (and path ids, queries
   // and bodies are validated). 502/503/504: any route may reach a repository, storage or
   // hypervisor of the host that fails upstream, is unreachable or times out.
-  const statuses = new Set<number>([400, 401, 500, 502, 503, 504, ...(route.errors ?? [])]);
+  const statuses = new Set<number>([400, ...(route.public ? [] : [401]), 500, 502, 503, 504, ...(route.errors ?? [])]);
   if (route.admin) statuses.add(403);
   if (pathParams(route.path).length > 0) statuses.add(404);
   if (route.body) statuses.add(413).add(415);
@@ -282,7 +291,7 @@ function operationFor(route: RouteDefinition, idSchema: JsonSchema): OpenApiOper
     tags: [route.tag],
     parameters,
     responses: {},
-    'x-actor': route.admin ? 'admin' : 'customer-or-admin',
+    'x-actor': route.public ? 'signed-link' : route.admin ? 'admin' : 'customer-or-admin',
   };
   if (route.body) {
     const name = nameOf(REQUEST_COMPONENTS, route.body);
@@ -298,7 +307,17 @@ function operationFor(route: RouteDefinition, idSchema: JsonSchema): OpenApiOper
     };
   }
   const success = route.success;
-  if (success.contentType === 'text/event-stream') {
+  if (success.contentType === 'application/octet-stream') {
+    operation.responses[String(success.status)] = {
+      description: success.description,
+      headers: {
+        'Repr-Digest': { description: 'sha-256 of the whole file (RFC 9530)', schema: { type: 'string' } },
+        'X-Checksum-Sha256': { description: 'sha-256 of the whole file, hex', schema: { type: 'string' } },
+      },
+      content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+    };
+    operation.responses['206'] = { description: 'One range of the file (`Range: bytes=…`)' };
+  } else if (success.contentType === 'text/event-stream') {
     operation.responses[String(success.status)] = {
       description: success.description,
       content: {

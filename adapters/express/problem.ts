@@ -13,6 +13,7 @@ export const HTTP_ERROR_MESSAGES = {
   UNSUPPORTED_MEDIA_TYPE: 'The request body has an unsupported content type',
   MALFORMED_JSON: 'The request body is not valid JSON',
   METHOD_NOT_ALLOWED: 'This path does not take that method',
+  RANGE_NOT_SATISFIABLE: 'The requested range lies outside the file',
   INTERNAL: 'An unexpected error occurred; try again later or contact support',
 } as const;
 
@@ -75,7 +76,11 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   ACCOUNT_MISMATCH: { status: 409, title: 'Account mismatch', exposeToCustomers: false },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large', exposeToCustomers: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', exposeToCustomers: true },
+  RANGE_NOT_SATISFIABLE: { status: 416, title: 'Range not satisfiable', exposeToCustomers: true },
   CHECKSUM_MISMATCH: { status: 422, title: 'Checksum mismatch', exposeToCustomers: true },
+  DESTINATION_REFUSED: { status: 422, title: 'Destination refused', exposeToCustomers: true },
+  UNSUPPORTED_IMAGE: { status: 422, title: 'Unsupported image', exposeToCustomers: true },
+  DOWNLOAD_FAILED: { status: 502, title: 'Download failed', exposeToCustomers: true },
   INTERNAL: { status: 500, title: 'Internal error', exposeToCustomers: false },
   HOST_DATA_INVALID: { status: 500, title: 'Host data invalid', exposeToCustomers: false },
   CAPTURE_FAILED: { status: 500, title: 'Capture failed', exposeToCustomers: false },

@@ -13,7 +13,18 @@ import type { Actor } from '../../src/services/actor';
 /** The parts of the SDK the router calls. */
 export type ImagesRouterService = Pick<
   InstanceImages,
-  'images' | 'catalog' | 'storages' | 'settings' | 'accounts' | 'sharing' | 'transfers' | 'copies' | 'events' | 'recover'
+  | 'images'
+  | 'catalog'
+  | 'storages'
+  | 'settings'
+  | 'accounts'
+  | 'sharing'
+  | 'transfers'
+  | 'copies'
+  | 'events'
+  | 'recover'
+  | 'imports'
+  | 'exports'
 > &
   Partial<Pick<InstanceImages, 'health'>>;
 
@@ -61,8 +72,8 @@ export interface RouteSuccess {
   description: string;
   /** The JSON body's schema (a named component); omitted for 204. */
   schema?: z.ZodType;
-  /** A non-JSON answer (Server-Sent Events). */
-  contentType?: 'text/event-stream';
+  /** A non-JSON answer (Server-Sent Events, or a file). */
+  contentType?: 'text/event-stream' | 'application/octet-stream';
   /** The answer carries a `Location` header: what it points at (documented in OpenAPI). */
   location?: string;
 }
@@ -81,6 +92,11 @@ export interface RouteDefinition {
   tag: string;
   /** Only admins may call it (customers get 403 before anything else is looked at). */
   admin: boolean;
+  /**
+   * No actor is resolved: the request carries its own credential (a signed download link, checked
+   * by the service). The handler must not read `actor`.
+   */
+  public?: boolean;
   /** The query schema; values are coerced from text first. */
   query?: z.ZodObject;
   /** The JSON body schema (content type must be JSON). */

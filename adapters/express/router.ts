@@ -219,7 +219,8 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
   };
 
   const handle = async (route: RouteDefinition, req: Request, res: Response): Promise<void> => {
-    const actor = await resolveCaller(req, options.resolveActor);
+    // A public route's credential is in the request itself (a signed link): there is no actor.
+    const actor = route.public ? (undefined as unknown as Actor) : await resolveCaller(req, options.resolveActor);
     res.locals[ACTOR_KEY] = actor;
     if (route.admin && actor.kind !== 'admin') throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can do this');
     const params: Record<string, string> = {};

@@ -61,6 +61,7 @@ import {
   UsageReportSchema,
 } from './schemas';
 import { MOVE_ROUTES } from './move-routes';
+import { MOVING_ROUTES } from './routes-moving';
 import { streamTaskEvents } from './sse';
 import { receiveIsoUpload } from './upload';
 
@@ -784,4 +785,10 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
 ];
 
 /** Every route of the images router, in registration order. */
-export const IMAGES_ROUTES: readonly RouteDefinition[] = [...CUSTOMER_ROUTES, ...MOVE_ROUTES, ...ADMIN_ROUTES, ...HOST_HOOK_ROUTES];
+export const IMAGES_ROUTES: readonly RouteDefinition[] = [
+  ...CUSTOMER_ROUTES,
+  ...MOVE_ROUTES,
+  ...MOVING_ROUTES,
+  ...ADMIN_ROUTES,
+  ...HOST_HOOK_ROUTES,
+];

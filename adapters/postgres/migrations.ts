@@ -200,4 +200,9 @@ export const postgresMigrations: readonly Migration[] = [
     name: 'storages choose their layout (files or chunks)',
     statements: [`ALTER TABLE ii_storages ADD COLUMN layout text`, `ALTER TABLE ii_storages ADD COLUMN chunks jsonb`],
   },
+  {
+    version: 7,
+    name: 'locations say whether customers may import images from a URL',
+    statements: [`ALTER TABLE ii_location_settings ADD COLUMN url_import_enabled boolean NOT NULL DEFAULT false`],
+  },
 ];

@@ -147,6 +147,7 @@ export const locationSettingsTable: TableSpec<LocationSettings> = {
   columns: {
     locationId: 'text',
     imagesEnabled: 'boolean',
+    urlImportEnabled: 'boolean',
     pricePerGbMonth: 'text',
     currency: 'text',
     defaultImageLimit: 'integer',

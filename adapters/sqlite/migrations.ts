@@ -198,4 +198,11 @@ export const sqliteMigrations: readonly Migration[] = [
     name: 'storages choose their layout (files or chunks)',
     statements: [`ALTER TABLE ii_storages ADD COLUMN layout TEXT`, `ALTER TABLE ii_storages ADD COLUMN chunks TEXT`],
   },
+  {
+    version: 7,
+    name: 'locations say whether customers may import images from a URL',
+    statements: [
+      `ALTER TABLE ii_location_settings ADD COLUMN url_import_enabled INTEGER NOT NULL DEFAULT 0 CHECK (url_import_enabled IN (0, 1))`,
+    ],
+  },
 ];

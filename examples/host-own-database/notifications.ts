@@ -47,6 +47,7 @@ const taskLabels: Record<Task['type'], string> = {
   copy: 'image copy to another storage',
   'chunk-gc': 'storage cleanup',
   'chunk-verify': 'storage verification',
+  import: 'image import from a URL',
 };
 
 const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;

@@ -303,6 +303,8 @@ const usageTable: Table<UsageInterval> = {
 /** What the panel keeps per region and per customer in `panel_settings` (as JSON values). */
 interface RegionSettingsValue {
   enabled: boolean;
+  /** Absent in values written before URL imports existed. */
+  urlImportEnabled?: boolean;
   pricePerGbMonth: string;
   currency: string;
   defaultImageLimit: number | null;
@@ -426,6 +428,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
     return {
       locationId: text(row.name).slice(REGION_PREFIX.length),
       imagesEnabled: value.enabled,
+      urlImportEnabled: value.urlImportEnabled === true,
       pricePerGbMonth: value.pricePerGbMonth,
       currency: value.currency,
       defaultImageLimit: value.defaultImageLimit,
@@ -565,6 +568,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
       putLocation: async (settings) => {
         const value: RegionSettingsValue = {
           enabled: settings.imagesEnabled,
+          urlImportEnabled: settings.urlImportEnabled,
           pricePerGbMonth: settings.pricePerGbMonth,
           currency: settings.currency,
           defaultImageLimit: settings.defaultImageLimit,

@@ -6,6 +6,8 @@ export const LocationSettingsSchema = z.object({
   locationId: IdSchema,
   /** Whether customers may create images from instances in this location. */
   imagesEnabled: z.boolean().default(false),
+  /** Whether customers may import images from a URL into this location (operators always may). */
+  urlImportEnabled: z.boolean().default(false),
   /** Price per GB-month as a decimal string, e.g. "0.05". */
   pricePerGbMonth: DecimalStringSchema.default('0'),
   /** Currency code of the price (ISO 4217). */

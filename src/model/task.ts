@@ -16,6 +16,7 @@ export const TaskTypeSchema = z.enum([
   'copy',
   'chunk-gc',
   'chunk-verify',
+  'import',
 ]);
 /** A task type. */
 export type TaskType = z.infer<typeof TaskTypeSchema>;

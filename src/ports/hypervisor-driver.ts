@@ -150,6 +150,9 @@ export interface CaptureResult {
   incrementalSince?: string | null;
 }
 
+/** Formats an imported image may be converted from (never stored as such). */
+export type ImportedDiskFormat = 'vmdk' | 'vhdx' | 'vpc';
+
 /** A request to materialize a standalone disk for a new instance. */
 export interface MaterializeRequest {
   /**
@@ -158,7 +161,8 @@ export interface MaterializeRequest {
    * iterable's rejection fails the materialization and leaves nothing).
    */
   source: StoragePath | { kind: 'stream'; stream: Readable } | ChunkedSource;
-  sourceFormat: DiskFormat;
+  /** The source's format, passed to qemu-img explicitly (`vmdk`, `vhdx`, `vpc`: URL imports only). */
+  sourceFormat: DiskFormat | ImportedDiskFormat;
   /** The expected sha256 of the source bytes; a mismatch fails with CHECKSUM_MISMATCH. */
   sha256?: string | null;
   /** Where the new disk goes on this hypervisor. */

@@ -85,8 +85,23 @@ export interface StorageDriver {
    * as the driver itself never follows one.
    */
   pathRoot?(): string;
+  /**
+   * Optional: a URL that lets anyone holding it GET the object (and only that, with Range) until
+   * it expires, e.g. an S3 presigned URL. `filename` is what a browser saves it as
+   * (Content-Disposition). Drivers that cannot issue one leave it out; exports then stream through
+   * the panel. @throws STORAGE_UNAVAILABLE.
+   */
+  presignGet?(key: string, options: PresignGetOptions): Promise<string>;
   /** Releases clients/connections. */
   close?(): Promise<void>;
+}
+
+/** Options of {@link StorageDriver.presignGet}. */
+export interface PresignGetOptions {
+  /** Seconds the URL stays valid (1 to 604800, S3's limit). */
+  expiresInSeconds: number;
+  /** The file name a download is saved as. */
+  filename: string;
 }
 
 /** What a driver factory receives besides its options. */

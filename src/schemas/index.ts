@@ -45,3 +45,4 @@ export { LocationSettingsInputSchema } from '../services/settings';
 export { UsageReportQuerySchema } from '../services/usage';
 export { BillingPolicySchema, BillingPeriodSchema } from '../billing/policy';
 export { InstanceImagesOptionsSchema } from '../create-instance-images';
+export { ImportOptionsSchema } from '../import/options';

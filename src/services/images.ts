@@ -348,6 +348,8 @@ export class ImageService {
       throw new InstanceImagesError('INVALID_STATE', `Only an image in error can be retried; this one is ${image.status}`);
     if (image.kind !== 'custom' || image.statusReason?.code === 'DELETE_FAILED')
       throw new InstanceImagesError('INVALID_STATE', 'This image failed while being deleted; delete it again instead');
+    if (image.sourceInstanceId === null)
+      throw new InstanceImagesError('INVALID_STATE', 'This image was imported from a URL; delete it and import it again');
     const instance = await this.ctx.host.getInstance(image.sourceInstanceId ?? '');
     if (!instance)
       throw new InstanceImagesError(

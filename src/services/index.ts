@@ -66,3 +66,23 @@ export {
   type AcceptedTransfer,
 } from './image-transfers';
 export { ImageCopyService, CopyImageInputSchema, type CopyImageInput, type ImageCopyPolicy } from './image-copies';
+export {
+  ImageImportService,
+  ImportImageInputSchema,
+  ImportOsImageInputSchema,
+  type ImportImageInput,
+  type ImportOsImageInput,
+  type OsImageImport,
+} from './image-import';
+export {
+  ImageExportService,
+  DownloadLinkInputSchema,
+  ExportOptionsSchema,
+  MAX_LINK_SECONDS,
+  exportFilename,
+  type DownloadLink,
+  type DownloadLinkInput,
+  type ExportDownload,
+  type ExportOptions,
+  type SignedLinkQuery,
+} from './image-export';

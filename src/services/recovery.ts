@@ -83,7 +83,7 @@ export class RecoveryService {
         const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
         if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));
       }
-      if ((task.type === 'capture' || task.type === 'copy') && image.status === 'creating') {
+      if ((task.type === 'capture' || task.type === 'copy' || task.type === 'import') && image.status === 'creating') {
         const storage = await this.ctx.repos.storages.get(image.storageId);
         if (storage) {
           try {
@@ -98,7 +98,9 @@ export class RecoveryService {
           message:
             task.type === 'copy'
               ? 'The copy was interrupted by a restart of the panel. Delete this copy and copy the image again.'
-              : 'The capture was interrupted by a restart of the panel. Retry the capture.',
+              : task.type === 'import'
+                ? 'The import was interrupted by a restart of the panel. Import it again.'
+                : 'The capture was interrupted by a restart of the panel. Retry the capture.',
         }).catch(() => undefined);
         report.failedImages.push(image.id);
       } else if (task.type === 'delete' && image.status === 'deleting') {
@@ -117,9 +119,11 @@ export class RecoveryService {
     ] as const) {
       for await (const images of eachPage((cursor) => this.ctx.repos.images.list({ statuses: [status] }, { cursor, limit: 500 }))) {
         for (const image of images) {
-          // An image in `creating` is worked on by a capture or by a copy (image-copies.ts).
-          const live = await this.ctx.repos.tasks.list({ subjectId: image.id, statuses: ['queued', 'running'] }, { limit: 10 });
-          const active = { items: live.items.filter((t) => t.type === type || (type === 'capture' && t.type === 'copy')) };
+          // A creating image's task is a capture, a copy or an import: any live task of the image counts.
+          const active = await this.ctx.repos.tasks.list(
+            { subjectId: image.id, ...(status === 'creating' ? {} : { type }), statuses: ['queued', 'running'] },
+            { limit: 1 },
+          );
           // A very recent image may be another process's, between inserting it and its task.
           if (active.items.length > 0 || report.failedImages.includes(image.id) || image.updatedAt.getTime() >= cutoff) continue;
           const reason =

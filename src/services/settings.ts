@@ -22,6 +22,8 @@ export { UsageReportQuerySchema, type UsageReportQuery } from './usage';
 /** Input of {@link SettingsService.setLocationSettings}; omitted fields keep their value. */
 export const LocationSettingsInputSchema = z.strictObject({
   imagesEnabled: z.boolean().optional(),
+  /** Whether customers may import images from a URL into this location. */
+  urlImportEnabled: z.boolean().optional(),
   pricePerGbMonth: DecimalStringSchema.optional(),
   currency: z
     .string()
@@ -50,6 +52,7 @@ export class SettingsService {
       (await this.ctx.repos.settings.getLocation(locationId)) ?? {
         locationId,
         imagesEnabled: false,
+        urlImportEnabled: false,
         pricePerGbMonth: '0',
         currency: this.currency,
         defaultImageLimit: null,

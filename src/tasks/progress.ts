@@ -55,6 +55,13 @@ export const TASK_STEPS: Readonly<Record<TaskType, readonly TaskStepSpec[]>> = {
   'chunk-gc': [{ step: 'collecting', weight: 100, aliases: [] }],
   // Re-hashing every stored chunk (bytes read).
   'chunk-verify': [{ step: 'verifying', weight: 100, aliases: [] }],
+  import: [
+    // Bytes read from the source server against its Content-Length (when it sent one).
+    { step: 'downloading', weight: 60, aliases: ['receive', 'uploading'] },
+    // Path storages: qemu-img converts the received image into the storage with explicit formats.
+    { step: 'converting', weight: 30, aliases: ['convert'] },
+    { step: 'verifying', weight: 10, aliases: ['verify', 'done'] },
+  ],
 };
 
 /** The progress of a task that has not started. */

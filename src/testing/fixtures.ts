@@ -307,6 +307,7 @@ export function makeCompleteLocationSettings(overrides: Partial<LocationSettings
   return {
     locationId: 'loc-complete',
     imagesEnabled: true,
+    urlImportEnabled: true,
     pricePerGbMonth: '0.000000000000000001',
     currency: 'EUR',
     defaultImageLimit: 9,

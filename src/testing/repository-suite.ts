@@ -493,6 +493,7 @@ export const repositoryCases: readonly RepositoryCase[] = [
       const loc = {
         locationId: 'loc-1',
         imagesEnabled: true,
+        urlImportEnabled: true,
         pricePerGbMonth: '0.0125',
         currency: 'EUR',
         defaultImageLimit: 5,

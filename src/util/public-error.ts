@@ -57,6 +57,9 @@ export const CUSTOMER_VISIBLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>
   'CHECKSUM_MISMATCH',
   'NO_IMAGE_STORAGE',
   'STORAGE_FULL',
+  'DESTINATION_REFUSED',
+  'DOWNLOAD_FAILED',
+  'UNSUPPORTED_IMAGE',
 ]);
 
 /** Detail keys never shown to customers, whatever raised the error: they name infrastructure. */

@@ -111,8 +111,16 @@ export async function startExpressHarness(
       probeFactory(world, probe, () => markFirst()),
     ],
     tasks: { progressIntervalMs: 0, heartbeatIntervalMs: 50 },
+    // URL imports from test servers on this machine; signed export links.
+    imports: { allowNetworks: ['127.0.0.1/32'] },
+    exports: { secret: 'express-harness-export-secret-0123456789' },
   });
-  await ii.settings.setLocationSettings(ADMIN, 'loc-1', { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
+  await ii.settings.setLocationSettings(ADMIN, 'loc-1', {
+    imagesEnabled: true,
+    urlImportEnabled: true,
+    pricePerGbMonth: '0.05',
+    defaultImageLimit: 5,
+  });
   const storage = await ii.storages.createStorage(ADMIN, {
     name: 's3',
     driver: 'fake-s3',

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } from '../../../src/errors';
 import type { DiskFormat } from '../../../src/model';
-import type { ChunkedSource, MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
+import type { ChunkedSource, ImportedDiskFormat, MaterializeRequest, MaterializeResult } from '../../../src/ports/hypervisor-driver';
 import { assertAbsolutePath } from './capture';
 import { linkedPath, PINNED_SOURCE, type HostCommands, type PinnedSource } from './commands';
 import { chunkedSizes, writeChunkedDisk } from './materialize-chunks';
@@ -50,8 +50,8 @@ function checkFormat(value: string, field: string): DiskFormat {
  * the checks (someone who can write to a shared storage could otherwise name a file of this host
  * as the backing file, and its bytes would land in the new disk). A raw image names no file.
  */
-export function imageSourceArgs(path: string, format: DiskFormat): string[] {
-  if (format === 'raw') return ['-f', 'raw', path];
+export function imageSourceArgs(path: string, format: DiskFormat | ImportedDiskFormat): string[] {
+  if (format !== 'qcow2') return ['-f', format, path];
   return [`json:${JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null })}`];
 }
 
@@ -79,9 +79,11 @@ async function receiveStream(ctx: MaterializeContext, source: Readable, file: st
 }
 
 /** The request's fields, checked before any I/O. */
-function validateRequest(request: MaterializeRequest): { sourceFormat: DiskFormat; targetFormat: DiskFormat } {
+function validateRequest(request: MaterializeRequest): { sourceFormat: DiskFormat | ImportedDiskFormat; targetFormat: DiskFormat } {
   assertAbsolutePath(request.targetPath, 'targetPath');
-  const sourceFormat = checkFormat(request.sourceFormat, 'sourceFormat');
+  // vmdk, vhdx and vpc come from URL imports, whose format our own code detected (and checked for parent links).
+  const imported = ['vmdk', 'vhdx', 'vpc'].includes(request.sourceFormat);
+  const sourceFormat = imported ? (request.sourceFormat as ImportedDiskFormat) : checkFormat(request.sourceFormat, 'sourceFormat');
   const targetFormat = checkFormat(request.targetFormat ?? 'qcow2', 'targetFormat');
   if (request.source.kind === 'chunks' && sourceFormat !== 'raw') {
     throw new InstanceImagesError('VALIDATION_FAILED', 'A chunked image holds raw guest bytes: sourceFormat must be raw', {
@@ -120,7 +122,7 @@ interface DeploySource {
 async function resolveSource(
   ctx: MaterializeContext,
   request: MaterializeRequest & { source: Exclude<MaterializeRequest['source'], ChunkedSource> },
-  sourceFormat: DiskFormat,
+  sourceFormat: DiskFormat | ImportedDiskFormat,
   onReceived: (path: string) => void,
   progress: Progress,
 ): Promise<DeploySource> {
@@ -157,7 +159,7 @@ async function preflight(
   ctx: MaterializeContext,
   request: MaterializeRequest,
   source: DeploySource,
-  sourceFormat: DiskFormat,
+  sourceFormat: DiskFormat | ImportedDiskFormat,
 ): Promise<QemuImgInfo> {
   const { cmd } = ctx;
   const info = await cmd.qemuImgInfo(source.path, { format: sourceFormat, signal: request.signal });
@@ -190,7 +192,7 @@ async function preflight(
 async function compareWithImage(
   ctx: MaterializeContext,
   source: DeploySource,
-  sourceFormat: DiskFormat,
+  sourceFormat: DiskFormat | ImportedDiskFormat,
   targetFormat: DiskFormat,
   part: string,
   signal: AbortSignal | undefined,

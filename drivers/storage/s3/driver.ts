@@ -23,6 +23,7 @@ import type { StorageDriver } from '../../../src/ports/storage-driver';
 import { abortS3IncompleteUpload, listS3IncompleteUploads } from './incomplete-uploads';
 import { checkS3Bucket, deleteS3Object, getS3Object, listS3Objects, statS3Object } from './objects';
 import type { S3StorageOptions } from './options';
+import { presignS3Get } from './presign';
 import { putS3Object } from './put';
 import { createS3Session } from './session';
 
@@ -43,6 +44,7 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
     health: () => checkS3Bucket(session),
     listIncomplete: (incompleteOptions) => listS3IncompleteUploads(session, incompleteOptions),
     abortIncomplete: (upload) => abortS3IncompleteUpload(session, upload),
+    presignGet: (key, presignOptions) => presignS3Get(session, options, key, presignOptions),
     close: () => session.close(),
   };
 }

@@ -25,6 +25,7 @@ const ids = {
   os: '',
   bobShare: '',
   bobTransfer: '',
+  bobImport: '',
 };
 const period = `from=${encodeURIComponent('2026-01-01T00:00:00Z')}&to=${encodeURIComponent('2026-02-01T00:00:00Z')}`;
 
@@ -47,6 +48,9 @@ beforeAll(async () => {
     customerVisible: false,
   });
   const group = await h.ii.catalog.createMediaGroup(ADMIN, { name: 'Linux' });
+  // An import of Bob's that fails at once (nothing listens on port 9): a task id of another account.
+  const bobImport = await h.ii.imports.importImage(BOB, { url: 'http://127.0.0.1:9/x.img', name: 'bob import', locationId: 'loc-1' });
+  await h.ii.idle();
   const os = await h.ii.catalog.createOsImage(ADMIN, {
     name: 'Debian',
     osType: 'linux',
@@ -63,6 +67,7 @@ beforeAll(async () => {
     bobImage: bob.image.id,
     bobFailed: failed.image.id,
     bobTask: bob.task.id,
+    bobImport: bobImport.task.id,
     iso: iso.id,
     hiddenIso: hidden.id,
     group: group.id,
@@ -166,6 +171,17 @@ function sample(route: string): Sample | undefined {
     'POST /transfers/:transferId/reject': { path: `/transfers/${ids.bobTransfer}/reject` },
     'POST /transfers/:transferId/cancel': { path: `/transfers/${ids.bobTransfer}/cancel` },
     'POST /images/:imageId/copies': { path: `/images/${ids.aliceImage}/copies`, options: { json: { storageId: h.storageId } } },
+    'POST /images/import': {
+      path: '/images/import',
+      options: { json: { url: 'http://127.0.0.1:9/x.img', name: 'x', locationId: 'loc-1', accountId: 'acct-alice' } },
+    },
+    'POST /imports/:taskId/cancel': { path: `/imports/${ids.bobTask}/cancel` },
+    'POST /images/:imageId/download-link': { path: `/images/${ids.aliceImage}/download-link` },
+    'GET /downloads/images/:imageId': { path: `/downloads/images/${ids.aliceImage}?account=acct-alice&expires=1&signature=forged` },
+    'POST /admin/os-images/import': {
+      path: '/admin/os-images/import',
+      options: { json: { url: 'http://127.0.0.1:9/x.img', name: 'n', osType: 'linux', storageId: h.templatesId } },
+    },
   };
   return table[route];
 }
@@ -178,7 +194,9 @@ describe('express router: the auth boundary', () => {
   });
 
   it('answers 401 problem+json to an unauthenticated caller on every route but the OpenAPI document', async () => {
-    for (const route of routes.filter((r) => r !== 'GET /openapi.json' && r !== 'GET /health')) {
+    // The signed download carries its own credential: without a valid link it answers 403 (below).
+    const publicRoutes = ['GET /openapi.json', 'GET /health', 'GET /downloads/images/:imageId'];
+    for (const route of routes.filter((r) => !publicRoutes.includes(r))) {
       const s = sample(route) as Sample;
       const res = await h.call(methodOf(route), s.path, { ...s.options, actor: null });
       expect({ route, status: res.status, code: res.json?.code, type: res.headers.get('content-type') }).toEqual({
@@ -253,8 +271,13 @@ describe('express router: the auth boundary', () => {
       'POST /transfers/:transferId/accept': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}/accept` }),
       'POST /transfers/:transferId/reject': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}/reject` }),
       'POST /transfers/:transferId/cancel': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}/cancel` }),
+      'POST /imports/:taskId/cancel': (v) => ({ path: `/imports/${v === 'foreign' ? ids.bobImport : 'nope'}/cancel` }),
+      'POST /images/:imageId/download-link': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/download-link` }),
     };
-    const customerRoutesWithIds = routes.filter((route) => !route.split(' ')[1]?.startsWith('/admin') && route.includes(':'));
+    // The signed download is public (its link is the credential; see the signed-link tests).
+    const customerRoutesWithIds = routes.filter(
+      (route) => !route.split(' ')[1]?.startsWith('/admin') && route.includes(':') && !route.startsWith('GET /downloads/'),
+    );
     expect(Object.keys(foreign).sort()).toEqual(customerRoutesWithIds.sort());
     for (const [route, build] of Object.entries(foreign)) {
       const f = build('foreign');

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256 } from '../../support/fakes';
 import { ADMIN, liveRoutes, readSse, startExpressHarness, type ExpressHarness } from '../../support/express-harness';
+import { serveBytes } from '../../support/image-server';
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const succeeded = new Set<string>();
@@ -389,6 +390,44 @@ describe("express router: every route's happy path", () => {
     await t.ii.idle();
     expect((await t.ii.repositories.images.get(created.json.image.id))?.status).toBe('deleted');
     expect((await t.call('PUT', '/admin/accounts/acct-alice/suspension', { actor: ADMIN })).json.code).toBe('INVALID_STATE');
+  });
+
+  it('images that move: import from a URL (202), cancel an import, a download link and the signed download with a Range', async () => {
+    const t = await harness();
+    const image = Buffer.alloc(256 * 1024, 7);
+    const source = await serveBytes(image);
+    try {
+      const imported = await t.call('POST', '/images/import', {
+        json: { url: source.url, name: 'from url', locationId: 'loc-1', sha256: sha256(image) },
+      });
+      expect(imported.status).toBe(202);
+      expect(imported.json.task).toMatchObject({ type: 'import', status: 'queued' });
+      await t.ii.idle();
+      const got = await t.call('GET', `/images/${imported.json.image.id}`);
+      expect(got.json).toMatchObject({ status: 'available', format: 'raw', sizeBytes: image.length, sha256: sha256(image) });
+
+      const cancelled = await t.call('POST', `/imports/${imported.json.task.id}/cancel`);
+      expect([cancelled.status, cancelled.json.status]).toEqual([200, 'completed']);
+
+      const link = await t.call('POST', `/images/${imported.json.image.id}/download-link`, { json: { expiresInSeconds: 600 } });
+      expect(link.status).toBe(201);
+      expect(link.json).toMatchObject({ kind: 'signed', sizeBytes: image.length, filename: 'from-url.raw' });
+      const part = await t.call('GET', link.json.url.replace(/^\/api/, ''), { actor: null, headers: { range: 'bytes=10-19' } });
+      expect(part.status).toBe(206);
+      expect(part.headers.get('content-range')).toBe(`bytes 10-19/${image.length}`);
+      expect(part.headers.get('x-checksum-sha256')).toBe(sha256(image));
+      expect(part.text).toBe(image.subarray(10, 20).toString());
+
+      const os = await t.call('POST', '/admin/os-images/import', {
+        actor: ADMIN,
+        json: { url: source.url, name: 'Imported OS', osType: 'linux', storageId: t.templatesId },
+      });
+      expect(os.status).toBe(202);
+      await t.ii.idle();
+      expect((await t.ii.repositories.images.get(os.json.imageId))?.status).toBe('available');
+    } finally {
+      await source.close();
+    }
   });
 
   it('serves its OpenAPI document', async () => {

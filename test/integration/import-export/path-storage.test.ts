@@ -1,0 +1,175 @@
+/**
+ * URL imports into a local (path) storage through the real libvirt driver and qemu-img, from a
+ * local HTTP server of our own: a real qcow2 (made with qemu-img) served gzipped with the
+ * connection cut midway (resumed with Range), a VMDK from a server that ignores Range, a redirect
+ * to 127.0.0.1 (refused), qcow2 images naming a backing file or an external data file (refused),
+ * a checksum mismatch; then the export of an imported image through the signed panel route with a
+ * Range request. Nothing is left in the storage after a failure.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import express from 'express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createImagesRouter } from '../../../adapters/express';
+import { createLocalExecutor } from '../../../drivers/exec/local';
+import { createLibvirtDriver } from '../../../drivers/hypervisor/libvirt';
+import { builtinStorageDrivers } from '../../../drivers/storage';
+import { createInstanceImages, type Actor, type InstanceImages } from '../../../src';
+import { sh } from '../../support/guests';
+import { serveBytes, type ImageServer } from '../../support/image-server';
+import { freshScratchDir, imageInfo, imagesIdentical, libvirtSkipReason, localHypervisor } from '../libvirt/setup';
+
+const skip = libvirtSkipReason();
+const ADMIN: Actor = { kind: 'admin' };
+const ALICE: Actor = { kind: 'customer', accountId: 'acct-alice' };
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+function run(program: string, ...args: string[]): void {
+  const result = sh(program, ...args);
+  if (result.code !== 0) throw new Error(`${program} ${args.join(' ')} failed: ${result.stderr}`);
+}
+
+/** Every file below `dir` (relative), recursively. */
+function filesBelow(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => `${entry.parentPath.slice(dir.length)}/${entry.name}`);
+}
+
+describe.skipIf(skip !== null)(`URL import into a path storage, and export${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let work: string;
+  let storageDir: string;
+  let scratch: string;
+  let ii: InstanceImages;
+  let source: string;
+  const servers: ImageServer[] = [];
+  let panel: Server;
+  let panelUrl: string;
+
+  const serve = async (bytes: Buffer, options: Parameters<typeof serveBytes>[1] = {}) => {
+    const server = await serveBytes(bytes, { host: '127.0.0.2', ...options });
+    servers.push(server);
+    return server;
+  };
+  const importFrom = async (url: string, extra: { sha256?: string } = {}) => {
+    const started = await ii.imports.importImage(ALICE, { url, name: 'imported disk', locationId: 'loc', ...extra });
+    await ii.idle();
+    return { image: await ii.repositories.images.get(started.image.id), task: await ii.repositories.tasks.get(started.task.id) };
+  };
+
+  beforeAll(async () => {
+    work = freshScratchDir('import-work');
+    storageDir = freshScratchDir('import-storage');
+    scratch = freshScratchDir('import-scratch');
+    // A real qcow2 with recognizable data.
+    source = `${work}/source.qcow2`;
+    run('qemu-img', 'create', '-q', '-f', 'qcow2', source, '64M');
+    run('qemu-io', '-c', 'write -P 0xab 0 1M', '-c', 'write -P 0x5c 20M 3M', source);
+    const hypervisor = localHypervisor(scratch);
+    const executor = createLocalExecutor();
+    ii = createInstanceImages({
+      hostDirectory: { getInstance: async () => null, getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null) },
+      storageDrivers: builtinStorageDrivers,
+      executors: () => executor,
+      hypervisorDriver: (hv, exec) => createLibvirtDriver(hv, exec),
+      imports: { allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 5000 },
+      exports: { secret: 'integration-export-secret-0123456789abcdef' },
+    });
+    await ii.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, urlImportEnabled: true, pricePerGbMonth: '0.05' });
+    const storage = await ii.storages.createStorage(ADMIN, { name: 'local', driver: 'local', config: { path: storageDir } });
+    await ii.storages.bindHypervisor(ADMIN, storage.id, hypervisor.id);
+    const app = express();
+    app.use('/api', createImagesRouter({ service: ii, resolveActor: () => ALICE }));
+    panel = createServer(app);
+    await new Promise<void>((resolve) => panel.listen(0, '127.0.0.1', resolve));
+    panelUrl = `http://127.0.0.1:${(panel.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    await new Promise<void>((resolve) => panel?.close(() => resolve()));
+    await ii?.close();
+    for (const dir of [work, storageDir, scratch]) if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('imports a gzipped qcow2 whose connection drops midway, resuming with Range, then exports it through the signed route with a Range', async () => {
+    const gz = gzipSync(readFileSync(source));
+    const cut = Math.floor(gz.length / 2);
+    const server = await serve(gz, { cutAfter: cut });
+    const { image, task } = await importFrom(server.url, { sha256: sha256(readFileSync(source)) });
+    expect(task).toMatchObject({ status: 'completed', progress: { percent: 100 } });
+    expect(image).toMatchObject({ status: 'available', format: 'qcow2', virtualSizeBytes: 64 * 1024 * 1024 });
+    expect(server.requests.map((r) => [r.status, r.range, r.ifRange])).toEqual([
+      [200, null, null],
+      [206, `bytes=${cut}-`, '"v1"'],
+    ]);
+    const stored = `${storageDir}/${image?.fileKey}`;
+    expect(imageInfo(stored)).toMatchObject({ format: 'qcow2', backing: null });
+    expect(imagesIdentical(source, stored)).toBe(true);
+    expect(sha256(readFileSync(stored))).toBe(image?.sha256);
+    expect(filesBelow(storageDir)).toEqual([`/${image?.fileKey}`]);
+
+    // Export: the link (201), then the file through the signed route with a Range, and whole.
+    const linkResponse = await fetch(`${panelUrl}/api/images/${image?.id}/download-link`, { method: 'POST' });
+    expect(linkResponse.status).toBe(201);
+    const link = (await linkResponse.json()) as { kind: string; url: string; sizeBytes: number; sha256: string };
+    expect(link).toMatchObject({ kind: 'signed', sizeBytes: statSync(stored).size, sha256: image?.sha256 });
+    const bytes = readFileSync(stored);
+    const part = await fetch(`${panelUrl}${link.url}`, { headers: { range: 'bytes=100-1123' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 100-1123/${bytes.length}`);
+    expect(part.headers.get('content-length')).toBe('1024');
+    expect(part.headers.get('repr-digest')).toBe(`sha-256=:${Buffer.from(image?.sha256 ?? '', 'hex').toString('base64')}:`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(100, 1124))).toBe(true);
+    const whole = await fetch(`${panelUrl}${link.url}`);
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('content-disposition')).toBe('attachment; filename="imported-disk.qcow2"');
+    expect(sha256(Buffer.from(await whole.arrayBuffer()))).toBe(image?.sha256);
+    // A forged signature, or the link of another image, is refused.
+    const forged = await fetch(`${panelUrl}${link.url.replace(/signature=[^&]+/, 'signature=AAAA')}`);
+    expect(forged.status).toBe(403);
+    const beyond = await fetch(`${panelUrl}${link.url}`, { headers: { range: `bytes=${bytes.length}-` } });
+    expect(beyond.status).toBe(416);
+  });
+
+  it('converts a VMDK served by a server that ignores Range (read again from the start after a cut)', async () => {
+    const vmdk = `${work}/source.vmdk`;
+    run('qemu-img', 'convert', '-f', 'qcow2', '-O', 'vmdk', source, vmdk);
+    const bytes = readFileSync(vmdk);
+    const server = await serve(bytes, { cutAfter: Math.floor(bytes.length / 3), ignoreRange: true });
+    const { image, task } = await importFrom(server.url);
+    expect(task?.status).toBe('completed');
+    expect(server.requests.map((r) => r.status)).toEqual([200, 200]);
+    expect(imagesIdentical(source, `${storageDir}/${image?.fileKey}`)).toBe(true);
+  });
+
+  it('refuses a redirect to 127.0.0.1, qcow2 images naming a backing file or a data file, and a checksum mismatch, leaving nothing', async () => {
+    const before = filesBelow(storageDir);
+    const loopback = await serveBytes(readFileSync(source), { host: '127.0.0.1' });
+    servers.push(loopback);
+    const redirecting = await serve(Buffer.alloc(0), { redirects: { '/go': loopback.url } });
+    const redirected = await importFrom(`${redirecting.origin}/go`);
+    expect(redirected.task?.errorCode).toBe('DESTINATION_REFUSED');
+    expect(loopback.requests).toEqual([]);
+
+    const overlay = `${work}/overlay.qcow2`;
+    run('qemu-img', 'create', '-q', '-f', 'qcow2', '-b', source, '-F', 'qcow2', overlay);
+    const backed = await importFrom((await serve(readFileSync(overlay))).url);
+    expect(backed.task).toMatchObject({ errorCode: 'UNSUPPORTED_IMAGE', errorMessage: expect.stringMatching(/backing file/) });
+
+    const withDataFile = `${work}/external.qcow2`;
+    run('qemu-img', 'create', '-q', '-f', 'qcow2', '-o', `data_file=${work}/external.raw`, withDataFile, '16M');
+    const external = await importFrom((await serve(readFileSync(withDataFile))).url);
+    expect(external.task).toMatchObject({ errorCode: 'UNSUPPORTED_IMAGE', errorMessage: expect.stringMatching(/data file/) });
+
+    const mismatch = await importFrom((await serve(gzipSync(readFileSync(source)))).url, { sha256: 'f'.repeat(64) });
+    expect(mismatch.task?.errorCode).toBe('CHECKSUM_MISMATCH');
+    expect(mismatch.image).toMatchObject({ status: 'error', statusReason: { code: 'CHECKSUM_MISMATCH' } });
+
+    expect(filesBelow(storageDir)).toEqual(before);
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+});
