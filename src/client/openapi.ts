@@ -303,6 +303,23 @@ export interface paths {
     patch: operations['updateOsImage'];
     trace?: never;
   };
+  '/admin/os-images/import': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Import a stock OS image from a URL onto a template storage */
+    post: operations['importOsImage'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/admin/recover': {
     parameters: {
       query?: never;
@@ -408,6 +425,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/admin/storages/{storageId}/chunk-gc': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Garbage-collect a chunked storage: a `chunk-gc` task deletes chunks no image or running capture names */
+    post: operations['collectStorageGarbage'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/admin/storages/{storageId}/chunk-verify': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Verify a chunked storage: a `chunk-verify` task re-hashes every chunk; images with broken data go to error */
+    post: operations['verifyStorageChunks'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/admin/storages/{storageId}/health': {
     parameters: {
       query?: never;
@@ -468,6 +519,23 @@ export interface paths {
     };
     /** The usage report for one account or all accounts */
     get: operations['usageReport'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/downloads/images/{imageId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Download an image through a signed link (no session: the link is the credential); Range supported */
+    get: operations['downloadImage'];
     put?: never;
     post?: never;
     delete?: never;
@@ -546,6 +614,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/images/{imageId}/copies': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Copy an image to another storage (admins; customers where the operator allows it) */
+    post: operations['copyImage'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/images/{imageId}/download-link': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** An expiring download link of an available image */
+    post: operations['createDownloadLink'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/images/{imageId}/retry': {
     parameters: {
       query?: never;
@@ -557,6 +659,75 @@ export interface paths {
     put?: never;
     /** Retry a failed capture */
     post: operations['retryImage'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/images/{imageId}/shares': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The shares of one of the account's images (every status) */
+    get: operations['listImageShares'];
+    put?: never;
+    /** Share an available image with another account (pending until it accepts) */
+    post: operations['shareImage'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/images/{imageId}/transfers': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Offer an available image to another account (ownership moves when it accepts) */
+    post: operations['offerTransfer'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/images/import': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Import an image from a URL (the download runs in the background) */
+    post: operations['importImage'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/imports/{taskId}/cancel': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Cancel an import; nothing downloaded is kept */
+    post: operations['cancelImport'];
     delete?: never;
     options?: never;
     head?: never;
@@ -632,6 +803,74 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/shared-images': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Images other accounts shared with this one (accepted), or invitations (pending) */
+    get: operations['listSharedImages'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/shares/{shareId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Revoke a share (the owner): no new deploys; deployed instances are unaffected */
+    delete: operations['revokeShare'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/shares/{shareId}/accept': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Accept a share: the image becomes deployable by this account */
+    post: operations['acceptShare'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/shares/{shareId}/reject': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Decline a share, or leave an accepted one */
+    post: operations['rejectShare'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/tasks': {
     parameters: {
       query?: never;
@@ -683,6 +922,91 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/transfers': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Transfers offered to (incoming) or by (outgoing) this account */
+    get: operations['listTransfers'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/transfers/{transferId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One transfer this account gives or receives */
+    get: operations['getTransfer'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/transfers/{transferId}/accept': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Accept a transfer: the image becomes this account’s and its billing moves now */
+    post: operations['acceptTransfer'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/transfers/{transferId}/cancel': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Withdraw a transfer (the giver) */
+    post: operations['cancelTransfer'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/transfers/{transferId}/reject': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Decline a transfer */
+    post: operations['rejectTransfer'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/usage': {
     parameters: {
       query?: never;
@@ -704,6 +1028,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    AcceptedTransfer: {
+      image: components['schemas']['Image'];
+      transfer: components['schemas']['ImageTransfer'];
+    };
     AccountClosing: {
       state: components['schemas']['AccountState'];
       task: components['schemas']['Task'] | null;
@@ -732,6 +1060,14 @@ export interface components {
       hypervisorId: string;
     };
     BrowsePage: {
+      chunks?: {
+        chunks: number;
+        dedupRatio: string;
+        logicalBytes: number;
+        manifests: number;
+        uniqueBytes: number;
+        unreadableManifests: number;
+      };
       items: {
         imageId: string | null;
         key: string;
@@ -743,6 +1079,12 @@ export interface components {
         size: number;
       }[];
       nextCursor: string | null;
+    };
+    CopyImageInput: {
+      hypervisorId?: string;
+      /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
+      name?: string;
+      storageId: string;
     };
     CreateImageInput: {
       compress?: boolean;
@@ -774,12 +1116,31 @@ export interface components {
       storageId: string;
     };
     CreateStorageInput: {
+      chunks?: {
+        /** @default 4194304 */
+        chunkSizeBytes: number;
+        /**
+         * @default none
+         * @enum {string}
+         */
+        codec: 'none' | 'zstd';
+        /**
+         * @default storage
+         * @enum {string}
+         */
+        scope: 'storage' | 'account';
+      };
       config: {
         [key: string]: unknown;
       };
       driver: string;
       /** @default true */
       enabled: boolean;
+      /**
+       * @default files
+       * @enum {string}
+       */
+      layout: 'files' | 'chunks';
       /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
       name: string;
       /**
@@ -794,6 +1155,7 @@ export interface components {
         images: components['schemas']['Image'][];
       }[];
       myImages: components['schemas']['Image'][];
+      sharedWithMe: components['schemas']['Image'][];
       ungrouped: components['schemas']['Image'][];
     };
     DeployInput: {
@@ -806,6 +1168,26 @@ export interface components {
     };
     DeployStarted: {
       task: components['schemas']['Task'];
+    };
+    DownloadLink: {
+      /** Format: date-time */
+      expiresAt: string;
+      filename: string;
+      /** @enum {string} */
+      format: 'qcow2' | 'raw';
+      imageId: string;
+      /**
+       * @description `presigned`: the storage serves the file; `signed`: the panel streams it
+       * @enum {string}
+       */
+      kind: 'presigned' | 'signed';
+      sha256: string;
+      sizeBytes: number;
+      /** @description Absolute for `presigned`; for `signed` a path on the panel (resolve it against the panel origin) */
+      url: string;
+    };
+    DownloadLinkInput: {
+      expiresInSeconds?: number;
     };
     Image: {
       /** @default null */
@@ -874,9 +1256,74 @@ export interface components {
     ImageResponse: {
       image: components['schemas']['Image'];
     };
+    ImageShare: {
+      accountId: string;
+      /** Format: date-time */
+      createdAt: string;
+      /** @default null */
+      decidedAt: string | null;
+      id: string;
+      imageId: string;
+      ownerAccountId: string;
+      /** @enum {string} */
+      status: 'pending' | 'accepted' | 'rejected' | 'revoked';
+      /** Format: date-time */
+      updatedAt: string;
+    };
+    ImageSharePage: {
+      items: components['schemas']['ImageShare'][];
+      nextCursor: string | null;
+    };
+    ImageTransfer: {
+      /** Format: date-time */
+      createdAt: string;
+      /** @default null */
+      decidedAt: string | null;
+      /** Format: date-time */
+      expiresAt: string;
+      fromAccountId: string;
+      id: string;
+      imageId: string;
+      /** @enum {string} */
+      status: 'pending' | 'accepted' | 'rejected' | 'cancelled' | 'expired';
+      toAccountId: string;
+      /** Format: date-time */
+      updatedAt: string;
+    };
+    ImageTransferPage: {
+      items: components['schemas']['ImageTransfer'][];
+      nextCursor: string | null;
+    };
     ImageWithTask: {
       image: components['schemas']['Image'];
       task: components['schemas']['Task'] | null;
+    };
+    ImportImageInput: {
+      accountId?: string;
+      /** @description Up to 1000 characters; no control characters except newline and tab; stored exactly as sent (never trimmed) */
+      description?: string;
+      locationId: string;
+      /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
+      name: string;
+      sha256?: string;
+      /** @description An http:// or https:// URL of the image (raw, qcow2, vmdk, vhdx, vpc or iso; gz, xz, zst or bz2 compressed or not) */
+      url: string;
+    };
+    ImportOsImageInput: {
+      /** @default false */
+      cloudInit: boolean;
+      /** @description Up to 1000 characters; no control characters except newline and tab; stored exactly as sent (never trimmed) */
+      description?: string;
+      hypervisorId?: string | null;
+      mediaGroupId?: string | null;
+      /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
+      name: string;
+      /** @enum {string} */
+      osType: 'linux' | 'windows' | 'bsd';
+      sha256?: string;
+      storageId: string;
+      /** @description An http:// or https:// URL of the image (raw, qcow2, vmdk, vhdx, vpc or iso; gz, xz, zst or bz2 compressed or not) */
+      url: string;
     };
     InstanceDeletion: {
       images: components['schemas']['Image'][];
@@ -938,12 +1385,15 @@ export interface components {
       pricePerGbMonth: string;
       /** Format: date-time */
       updatedAt: string;
+      /** @default false */
+      urlImportEnabled: boolean;
     };
     LocationSettingsInput: {
       currency?: string;
       defaultImageLimit?: number | null;
       imagesEnabled?: boolean;
       pricePerGbMonth?: string;
+      urlImportEnabled?: boolean;
     };
     LocationSettingsList: {
       items: components['schemas']['LocationSettings'][];
@@ -974,6 +1424,14 @@ export interface components {
     };
     MountIsoInput: {
       isoId: string;
+    };
+    OfferTransferInput: {
+      accountId: string;
+      expiresInSeconds?: number;
+    };
+    OsImageImport: {
+      imageId: string;
+      task: components['schemas']['Task'];
     };
     Problem: {
       code: string;
@@ -1024,6 +1482,17 @@ export interface components {
       image: components['schemas']['Image'];
       task: components['schemas']['Task'];
     };
+    SharedImage: {
+      image: components['schemas']['Image'];
+      share: components['schemas']['ImageShare'];
+    };
+    SharedImagePage: {
+      items: components['schemas']['SharedImage'][];
+      nextCursor: string | null;
+    };
+    ShareImageInput: {
+      accountId: string;
+    };
     StorageBinding: {
       /** Format: date-time */
       createdAt: string;
@@ -1031,6 +1500,14 @@ export interface components {
       storageId: string;
     };
     StorageHealth: {
+      chunks?: {
+        chunks: number;
+        dedupRatio: string;
+        logicalBytes: number;
+        manifests: number;
+        uniqueBytes: number;
+        unreadableManifests: number;
+      };
       freeBytes: number | null;
       message: string;
       ok: boolean;
@@ -1039,6 +1516,20 @@ export interface components {
       items: components['schemas']['StorageView'][];
     };
     StorageView: {
+      chunks?: {
+        /** @default 4194304 */
+        chunkSizeBytes: number;
+        /**
+         * @default none
+         * @enum {string}
+         */
+        codec: 'none' | 'zstd';
+        /**
+         * @default storage
+         * @enum {string}
+         */
+        scope: 'storage' | 'account';
+      };
       config: {
         [key: string]: unknown;
       };
@@ -1049,6 +1540,8 @@ export interface components {
       enabled: boolean;
       hypervisorIds: string[];
       id: string;
+      /** @enum {string} */
+      layout?: 'files' | 'chunks';
       /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
       name: string;
       /** @enum {string} */
@@ -1101,7 +1594,18 @@ export interface components {
       /** @enum {string} */
       subjectKind: 'image' | 'iso' | 'storage' | 'instance' | 'account';
       /** @enum {string} */
-      type: 'capture' | 'delete' | 'deploy' | 'iso-upload' | 'refresh-size' | 'reconcile' | 'close-account';
+      type:
+        | 'capture'
+        | 'delete'
+        | 'deploy'
+        | 'iso-upload'
+        | 'refresh-size'
+        | 'reconcile'
+        | 'close-account'
+        | 'copy'
+        | 'chunk-gc'
+        | 'chunk-verify'
+        | 'import';
       /** Format: date-time */
       updatedAt: string;
       /** @default null */
@@ -1129,10 +1633,26 @@ export interface components {
       osType?: 'linux' | 'windows' | 'bsd';
     };
     UpdateStorageInput: {
+      chunks?: {
+        /** @default 4194304 */
+        chunkSizeBytes: number;
+        /**
+         * @default none
+         * @enum {string}
+         */
+        codec: 'none' | 'zstd';
+        /**
+         * @default storage
+         * @enum {string}
+         */
+        scope: 'storage' | 'account';
+      };
       config?: {
         [key: string]: unknown;
       };
       enabled?: boolean;
+      /** @enum {string} */
+      layout?: 'files' | 'chunks';
       /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
       name?: string;
     };
@@ -1241,7 +1761,16 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The data does not match its checksum (`CHECKSUM_MISMATCH`) */
+    /** @description The range lies outside the file (`RANGE_NOT_SATISFIABLE`) */
+    Problem416: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content: {
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The data does not match its checksum (`CHECKSUM_MISMATCH`), an import URL leads where imports may not go (`DESTINATION_REFUSED`), or the file is no image we import (`UNSUPPORTED_IMAGE`) */
     Problem422: {
       headers: {
         [name: string]: unknown;
@@ -2178,6 +2707,41 @@ export interface operations {
       504: components['responses']['Problem504'];
     };
   };
+  importOsImage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['ImportOsImageInput'];
+      };
+    };
+    responses: {
+      /** @description The future image id and the import task */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['OsImageImport'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      422: components['responses']['Problem422'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+      507: components['responses']['Problem507'];
+    };
+  };
   recover: {
     parameters: {
       query?: never;
@@ -2465,6 +3029,77 @@ export interface operations {
       504: components['responses']['Problem504'];
     };
   };
+  collectStorageGarbage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        storageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @default false */
+          dryRun?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description The garbage collection task (the running one, if any) */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Task'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  verifyStorageChunks: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        storageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The verification task (the running one, if any) */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Task'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
   checkStorageHealth: {
     parameters: {
       query?: {
@@ -2541,7 +3176,18 @@ export interface operations {
         limit?: number;
         status?: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
         subjectId?: string;
-        type?: 'capture' | 'delete' | 'deploy' | 'iso-upload' | 'refresh-size' | 'reconcile';
+        type?:
+          | 'capture'
+          | 'delete'
+          | 'deploy'
+          | 'iso-upload'
+          | 'refresh-size'
+          | 'reconcile'
+          | 'close-account'
+          | 'copy'
+          | 'chunk-gc'
+          | 'chunk-verify'
+          | 'import';
       };
       header?: never;
       path?: never;
@@ -2592,6 +3238,51 @@ export interface operations {
       400: components['responses']['Problem400'];
       401: components['responses']['Problem401'];
       403: components['responses']['Problem403'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  downloadImage: {
+    parameters: {
+      query: {
+        account: string;
+        expires: number;
+        signature: string;
+      };
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The image file (206 with one range) */
+      200: {
+        headers: {
+          /** @description sha-256 of the whole file (RFC 9530) */
+          'Repr-Digest'?: string;
+          /** @description sha-256 of the whole file, hex */
+          'X-Checksum-Sha256'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/octet-stream': string;
+        };
+      };
+      /** @description One range of the file (`Range: bytes=…`) */
+      206: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['Problem400'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      416: components['responses']['Problem416'];
       500: components['responses']['Problem500'];
       502: components['responses']['Problem502'];
       503: components['responses']['Problem503'];
@@ -2811,6 +3502,80 @@ export interface operations {
       504: components['responses']['Problem504'];
     };
   };
+  copyImage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CopyImageInput'];
+      };
+    };
+    responses: {
+      /** @description The copy (a new image in `creating`) and its copy task */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageWithTask'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  createDownloadLink: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['DownloadLinkInput'];
+      };
+    };
+    responses: {
+      /** @description The link */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['DownloadLink'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
   retryImage: {
     parameters: {
       query?: never;
@@ -2836,6 +3601,175 @@ export interface operations {
       403: components['responses']['Problem403'];
       404: components['responses']['Problem404'];
       409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  listImageShares: {
+    parameters: {
+      query?: {
+        cursor?: string;
+        limit?: number;
+      };
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of shares */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageSharePage'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  shareImage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['ShareImageInput'];
+      };
+    };
+    responses: {
+      /** @description The share, pending */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageShare'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  offerTransfer: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['OfferTransferInput'];
+      };
+    };
+    responses: {
+      /** @description The transfer, pending */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageTransfer'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  importImage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['ImportImageInput'];
+      };
+    };
+    responses: {
+      /** @description The image in `creating` and its import task */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageWithTask'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      422: components['responses']['Problem422'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+      507: components['responses']['Problem507'];
+    };
+  };
+  cancelImport: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        taskId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The import task */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Task'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
       500: components['responses']['Problem500'];
       502: components['responses']['Problem502'];
       503: components['responses']['Problem503'];
@@ -2986,6 +3920,126 @@ export interface operations {
       504: components['responses']['Problem504'];
     };
   };
+  listSharedImages: {
+    parameters: {
+      query?: {
+        cursor?: string;
+        limit?: number;
+        status?: 'pending' | 'accepted';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of shares with their images */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SharedImagePage'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  revokeShare: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shareId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The share, revoked */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageShare'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  acceptShare: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shareId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The share, accepted */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageShare'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  rejectShare: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        shareId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The share, rejected */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageShare'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
   listMyTasks: {
     parameters: {
       query?: {
@@ -2993,7 +4047,18 @@ export interface operations {
         limit?: number;
         status?: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
         subjectId?: string;
-        type?: 'capture' | 'delete' | 'deploy' | 'iso-upload' | 'refresh-size' | 'reconcile';
+        type?:
+          | 'capture'
+          | 'delete'
+          | 'deploy'
+          | 'iso-upload'
+          | 'refresh-size'
+          | 'reconcile'
+          | 'close-account'
+          | 'copy'
+          | 'chunk-gc'
+          | 'chunk-verify'
+          | 'import';
       };
       header?: never;
       path?: never;
@@ -3070,6 +4135,156 @@ export interface operations {
       400: components['responses']['Problem400'];
       401: components['responses']['Problem401'];
       404: components['responses']['Problem404'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  listTransfers: {
+    parameters: {
+      query?: {
+        cursor?: string;
+        direction?: 'incoming' | 'outgoing';
+        limit?: number;
+        status?: 'pending' | 'accepted' | 'rejected' | 'cancelled' | 'expired';
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of transfers */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageTransferPage'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  getTransfer: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        transferId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The transfer */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageTransfer'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  acceptTransfer: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        transferId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The accepted transfer and the image */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AcceptedTransfer'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  cancelTransfer: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        transferId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The transfer, cancelled */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageTransfer'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  rejectTransfer: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        transferId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The transfer, rejected */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ImageTransfer'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
       500: components['responses']['Problem500'];
       502: components['responses']['Problem502'];
       503: components['responses']['Problem503'];
