@@ -93,6 +93,7 @@ export type { Executor, ExecutorProvider, ExecOptions, ExecResult, ExecStream } 
 export type {
   StorageDriver,
   StorageDriverFactory,
+  PresignGetOptions,
   StorageDriverContext,
   StorageCapabilities,
   StoredObject,
@@ -112,6 +113,7 @@ export type {
   CapturedChunk,
   ChunkSourceInfo,
   ChunkedSource,
+  ImportedDiskFormat,
   MaterializeRequest,
   MaterializeResult,
   StoragePath,
@@ -158,6 +160,16 @@ export {
   type AcceptedTransfer,
 } from './services/image-transfers';
 export type { ImageCopyService, CopyImageInput, ImageCopyPolicy } from './services/image-copies';
+export type { ImageImportService, OsImageImport, ImportImageInput, ImportOsImageInput } from './services/image-import';
+export type {
+  ImageExportService,
+  DownloadLink,
+  DownloadLinkInput,
+  ExportDownload,
+  SignedLinkQuery,
+  LinkedFile,
+} from './services/image-export';
+export type { StorageDisk, DiskPutOptions, DiskPutResult, StorageProgress } from './storage/disk';
 export type { RecoveryReport } from './services/recovery';
 export { buildUsageReport, type UsageReportQuery, type UsageReportOptions, type UsageReportSources } from './services/usage';
 
@@ -239,4 +251,8 @@ export {
   type ImportFormat,
   type ImportOptions,
   type ResolveHost,
+  type DestinationRules,
+  type Network,
+  type NeedMoreBytes,
+  type AddressBytes,
 } from './import';

@@ -14,7 +14,8 @@ export type AddressCategory =
   'unspecified' | 'loopback' | 'private' | 'link-local' | 'cgnat' | 'multicast' | 'reserved' | 'documentation' | 'denied';
 
 /** An address as bytes (4 for IPv4, 16 for IPv6). */
-type AddressBytes = Uint8Array;
+/** The bytes of an IPv4 (4) or IPv6 (16) address. */
+export type AddressBytes = Uint8Array;
 
 /** A network: bytes of its address and a prefix length. */
 export interface Network {

@@ -11,6 +11,7 @@ export {
   type AddressCategory,
   type DestinationRules,
   type Network,
+  type AddressBytes,
 } from './address';
 export {
   detectDiskFormat,

@@ -24,6 +24,7 @@ export type {
   StorageDriver,
   StorageDriverContext,
   StorageDriverFactory,
+  PresignGetOptions,
 } from './storage-driver';
 export type {
   DomainState,
@@ -39,6 +40,7 @@ export type {
   CaptureResult,
   MaterializeRequest,
   ChunkedSource,
+  ImportedDiskFormat,
   MaterializeResult,
   RecoveryAction,
   HypervisorDriver,

@@ -93,7 +93,7 @@ export function chunkStoreOf(ctx: ServiceContext, storage: ImageStorage, disk: S
   });
 }
 
-/** What {@link ChunkedStorageService.stats} reports: the storage's manifests and chunks. */
+/** What the storage health and browse reports: the storage's manifests and chunks. */
 export interface ChunkStorageStats {
   manifests: number;
   chunks: number;
@@ -107,12 +107,12 @@ export interface ChunkStorageStats {
   unreadableManifests: number;
 }
 
-/** Options of {@link ChunkedStorageService.startGarbageCollection}. */
+/** Options of `StorageService.collectGarbage`. */
 export const ChunkGcOptionsSchema = z.strictObject({
   /** Only count what would be deleted. @default false */
   dryRun: z.boolean().default(false),
 });
-/** Options of {@link ChunkedStorageService.startGarbageCollection}. */
+/** Options of `StorageService.collectGarbage`. */
 export type ChunkGcOptions = z.input<typeof ChunkGcOptionsSchema>;
 
 /** The reason an image gets when verify finds its data broken (customer-readable; no keys or digests). */

@@ -44,7 +44,7 @@ export const DownloadLinkInputSchema = z.strictObject({
 export type DownloadLinkInput = z.input<typeof DownloadLinkInputSchema>;
 
 /** What every link tells about the file. */
-interface LinkedFile {
+export interface LinkedFile {
   imageId: string;
   filename: string;
   format: DiskFormat;
