@@ -293,7 +293,8 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     clock.now = instanceGoneAt;
     const { images: marked } = await ii.accounts.instanceDeleted(admin, 'vm-2');
     expect(marked.map((i) => [i.id, i.status, i.sourceInstanceDeletedAt])).toEqual([[second.id, 'available', instanceGoneAt]]);
-    expect(await allObjectKeys(adminClient(env), bucket)).toContain(second.fileKey);
+    const secondKey = `customer-images/${second.fileKey}`;
+    expect(await allObjectKeys(adminClient(env), bucket)).toContain(secondKey);
 
     await ii.accounts.suspendAccount(admin, 'acct-e2e');
     const refused = await ii.images.createImage(customer, { instanceId: 'vm-1', name: 'while suspended' }).then(
@@ -310,7 +311,7 @@ describe.skipIf(missing !== null)(`the Instance Images story on real infrastruct
     expect((await ii.images.waitForTask(admin, task!.id)).status).toBe('completed');
     await ii.idle();
     expect((await ii.repositories.images.get(second.id))?.status).toBe('deleted');
-    expect(await allObjectKeys(adminClient(env), bucket)).not.toContain(second.fileKey);
+    expect(await allObjectKeys(adminClient(env), bucket)).not.toContain(secondKey);
     const intervals = (await ii.repositories.usage.list({ imageId: second.id })).items;
     expect(intervals.every((i) => i.to !== null)).toBe(true);
     expect(Math.max(...intervals.map((i) => i.to!.getTime()))).toBe(closedAt.getTime());
