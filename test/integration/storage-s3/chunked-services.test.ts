@@ -41,7 +41,8 @@ describe.skipIf(loaded.env === null)(`chunked images on radosgw${loaded.missing 
   let deploys = 0;
   const deployBytes = async (image: Image): Promise<Buffer> => {
     const targetPath = `/vms/it-${++deploys}.raw`;
-    await ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'target', targetPath });
+    const { task } = await ii.catalog.deployImage(alice, { imageId: image.id, instanceId: 'target', targetPath });
+    expect((await ii.images.waitForTask(alice, task.id)).status).toBe('completed');
     return world.files.get(`hv-1:${targetPath}`)!.bytes;
   };
 
