@@ -10,7 +10,7 @@
  * The entry points are tsup's (`tsup.config.ts`), so a new subpath gets a report without editing
  * this file.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Extractor, ExtractorConfig, ExtractorLogLevel } from '@microsoft/api-extractor';
@@ -22,6 +22,23 @@ const reportFolder = join(root, 'api');
 const tempFolder = join(root, '.tmp', 'api');
 mkdirSync(reportFolder, { recursive: true });
 mkdirSync(tempFolder, { recursive: true });
+
+/**
+ * The declaration emitter prints the members of a `z.ZodEnum<{ ... }>` in the order TypeScript
+ * created their literal types, which differs between builds of the same source; the report sorts
+ * them so that only real changes show.
+ */
+function canonical(report: string): string {
+  // API Extractor writes CRLF line ends; they are kept.
+  const crlf = report.includes('\r\n');
+  const sorted = report
+    .replace(/\r\n/g, '\n')
+    .replace(/(ZodEnum<\{\n)((?:[ \t]+[^\n]*;\n)+)(\s*\}>)/g, (_all, open: string, members: string, close: string) => {
+      const lines = members.split('\n').filter((line) => line !== '');
+      return `${open}${lines.sort((a, b) => (a.trim() < b.trim() ? -1 : a.trim() > b.trim() ? 1 : 0)).join('\n')}\n${close}`;
+    });
+  return crlf ? sorted.replace(/\n/g, '\r\n') : sorted;
+}
 
 /** `drivers/local/index` → `drivers-local`; `index` → `index`. */
 const reportName = (entry: string): string => entry.replace(/\/index$/, '').replace(/\//g, '-') || 'index';
@@ -87,7 +104,12 @@ for (const entry of Object.keys(entries)) {
         m.handled = true;
     },
   });
-  if (result.apiReportChanged) {
+  // Compared after canonical ordering of zod enum members (see `canonical`), not by API Extractor.
+  const fresh = canonical(readFileSync(join(tempFolder, `${name}.api.md`), 'utf8'));
+  const committedPath = join(reportFolder, `${name}.api.md`);
+  const committed = existsSync(committedPath) ? canonical(readFileSync(committedPath, 'utf8')) : null;
+  if (update) writeFileSync(committedPath, fresh);
+  if (fresh !== committed) {
     changed++;
     console.log(`${update ? 'updated' : 'CHANGED'}: api/${name}.api.md`);
   }
