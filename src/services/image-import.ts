@@ -27,6 +27,7 @@ import { transitionImage, tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
 import { storeImport, type ImportTarget, type StoredImport } from './import-store';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
+import { newStockImage } from './os-images';
 import { startBilling } from './usage';
 
 const UrlSchema = z
@@ -233,34 +234,14 @@ export class ImageImportService {
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId: null, hypervisorId: writer });
     const target: ImportTarget = { disk, hypervisorId: writer, keyBase: `os-images/imported/${id}` };
     const record = (stored: StoredImport): Image => {
-      const now = this.ctx.now();
-      return {
+      return newStockImage({
         id,
-        kind: 'stock',
-        name: data.name,
-        description: data.description ?? '',
-        osType: data.osType,
-        cloudInit: data.cloudInit,
-        mediaGroupId: data.mediaGroupId ?? null,
-        accountId: null,
-        sourceInstanceId: null,
-        sourceInstanceName: null,
-        locationId: null,
+        now: this.ctx.now(),
+        details: data,
         storageId: storage.id,
         hypervisorId: disk.capabilities.shared ? null : (hypervisorId ?? null),
-        fileKey: stored.key,
-        format: stored.format,
-        sizeBytes: stored.sizeBytes,
-        virtualSizeBytes: stored.virtualSizeBytes,
-        sha256: stored.sha256,
-        consistency: null,
-        status: INITIAL_IMAGE_STATUS.stock,
-        statusReason: null,
-        createdAt: now,
-        updatedAt: now,
-        availableAt: now,
-        deletedAt: null,
-      };
+        file: stored,
+      });
     };
     this.ctx.queue.enqueue({
       taskId: task.id,

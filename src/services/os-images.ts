@@ -13,6 +13,47 @@ import type { ServiceContext } from './context';
 import { tryTransitionImage } from './image-state';
 import type { TemplateFiles } from './template-files';
 
+/**
+ * The record of a stock OS image whose file is stored and verified (stock images start available):
+ * the one builder for registered and imported images.
+ */
+export function newStockImage(input: {
+  id: string;
+  now: Date;
+  details: { name: string; description?: string | null; osType: Image['osType']; cloudInit: boolean; mediaGroupId?: string | null };
+  storageId: string;
+  hypervisorId: string | null;
+  file: { key: string; format: Image['format']; sizeBytes: number; virtualSizeBytes: number | null; sha256: string };
+}): Image {
+  const { details, file, now } = input;
+  return {
+    id: input.id,
+    kind: 'stock',
+    name: details.name,
+    description: details.description ?? '',
+    osType: details.osType,
+    cloudInit: details.cloudInit,
+    mediaGroupId: details.mediaGroupId ?? null,
+    accountId: null,
+    sourceInstanceId: null,
+    sourceInstanceName: null,
+    locationId: null,
+    storageId: input.storageId,
+    hypervisorId: input.hypervisorId,
+    fileKey: file.key,
+    format: file.format,
+    sizeBytes: file.sizeBytes,
+    virtualSizeBytes: file.virtualSizeBytes,
+    sha256: file.sha256,
+    consistency: null,
+    status: INITIAL_IMAGE_STATUS.stock,
+    statusReason: null,
+    createdAt: now,
+    updatedAt: now,
+    availableAt: now,
+    deletedAt: null,
+  };
+}
 /** Input of `CatalogService.createOsImage`. */
 export const CreateOsImageInputSchema = z.strictObject({
   name: NameSchema,
@@ -62,33 +103,14 @@ export class OsImageService {
         fields: [{ path: 'fileKey', message: 'is empty' }],
       });
     const now = this.ctx.now();
-    const image: Image = {
+    const image = newStockImage({
       id: this.ctx.newId(),
-      kind: 'stock',
-      name: data.name,
-      description: data.description ?? '',
-      osType: data.osType,
-      cloudInit: data.cloudInit,
-      mediaGroupId: data.mediaGroupId ?? null,
-      accountId: null,
-      sourceInstanceId: null,
-      sourceInstanceName: null,
-      locationId: null,
+      now,
+      details: data,
       storageId: storage.id,
       hypervisorId: disk.capabilities.shared ? null : (data.hypervisorId ?? null),
-      fileKey,
-      format: data.format,
-      sizeBytes: size,
-      virtualSizeBytes: null,
-      sha256,
-      consistency: null,
-      status: INITIAL_IMAGE_STATUS.stock,
-      statusReason: null,
-      createdAt: now,
-      updatedAt: now,
-      availableAt: now,
-      deletedAt: null,
-    };
+      file: { key: fileKey, format: data.format, sizeBytes: size, virtualSizeBytes: null, sha256 },
+    });
     await this.ctx.repos.images.insert(image);
     return image;
   }
