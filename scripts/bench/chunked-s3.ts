@@ -133,6 +133,21 @@ async function main(): Promise<void> {
   const hypervisor = { id: 'hv', name: 'bench', locationId: 'l', connection: target.connection, scratchDir: `${scratch}/driver` };
   const b: Bench = { driver: createLibvirtDriver(hypervisor, executor), client: adminClient(s3.env), env: s3.env, buckets: [], disks: [] };
   const guests: TestGuest[] = [];
+  const cleanup = async (): Promise<void> => {
+    clearInterval(sampler);
+    for (const g of guests.splice(0)) g.remove();
+    for (const disk of b.disks.splice(0)) await disk.close().catch(() => undefined);
+    for (const bucket of b.buckets.splice(0)) await deleteBucket(b.client, bucket).catch(() => undefined);
+    await executor.close();
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  // A bench stopped by a signal still removes its buckets: left behind, they fill the test cluster.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: removing the bench's buckets and guests`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
   try {
     process.stdout.write(`preparing a running guest: 2 GiB disk, ${DATA_MIB} MiB of random data... `);
     const guest = guestWithRandomData(DATA_MIB);
@@ -312,12 +327,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    clearInterval(sampler);
-    for (const g of guests) g.remove();
-    for (const disk of b.disks) await disk.close().catch(() => undefined);
-    for (const bucket of b.buckets) await deleteBucket(b.client, bucket).catch(() => undefined);
-    await executor.close();
-    rmSync(scratch, { recursive: true, force: true });
+    await cleanup();
   }
 }
 
