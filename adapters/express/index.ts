@@ -1,8 +1,9 @@
 /**
- * `instance-images/adapters/express`: an Express 5 router with the customer and operator HTTP API
- * (My Images, tasks with Server-Sent Events, the OS picker, deploys, ISOs; image storages, OS
- * images, media groups, ISO uploads, settings, all tasks, the usage report), errors as
- * application/problem+json, and the OpenAPI 3.1 document generated from the zod schemas.
+ * `instance-images/adapters/express`: the customer and operator HTTP API (My Images, tasks with
+ * Server-Sent Events, the OS picker, deploys, ISOs; image storages, OS images, media groups, ISO
+ * uploads, settings, all tasks, the usage report) as an Express 5 router. It runs the
+ * web-standard handler of `instance-images/http`: the same routes, problem+json errors and
+ * OpenAPI 3.1 document (re-exported here for existing imports).
  *
  * ```ts
  * import express from 'express';
@@ -13,6 +14,7 @@
  * @module
  */
 export { createImagesRouter, type ImagesRouterOptions, type ResolveActor } from './router';
+export type { ImagesHttpOptions } from '../http/handler';
 export {
   createOpenApiDocument,
   openApiPath,
@@ -20,7 +22,7 @@ export {
   type OpenApiOperation,
   type OpenApiOptions,
   type JsonSchema,
-} from './openapi';
+} from '../http/openapi';
 export {
   PROBLEM_STATUS,
   PROBLEM_CONTENT_TYPE,
@@ -34,8 +36,8 @@ export {
   type ProblemCode,
   type ProblemMapping,
   type HttpErrorCode,
-} from './problem';
-export { IMAGES_ROUTES, CUSTOMER_ROUTES, ADMIN_ROUTES } from './routes';
+} from '../http/problem';
+export { IMAGES_ROUTES, CUSTOMER_ROUTES, ADMIN_ROUTES } from '../http/routes';
 export {
   pathParams,
   defineRoute,
@@ -49,5 +51,5 @@ export {
   type RouteSuccess,
   type HttpMethod,
   type ImagesRouterService,
-} from './route-types';
-export { formatSseMessage, type TaskStreamEvent } from './sse';
+} from '../http/route-types';
+export { formatSseMessage, type TaskStreamEvent } from '../http/sse';

@@ -1,16 +1,40 @@
 /**
- * A real HTTP server (127.0.0.1, ephemeral port) running the images router on an SDK wired on
- * in-memory repositories and the in-process fakes of our ports. The actor comes from a test
- * header: `x-test-actor: admin` or `x-test-actor: customer:<accountId>`; no header means
- * unauthenticated.
+ * A real HTTP server (127.0.0.1, ephemeral port) running the images API on an SDK wired on
+ * in-memory repositories and the in-process fakes of our ports, mounted at `/api` by one of
+ * {@link SERVERS}: the Express router, the web-standard handler on `node:http`, or the handler in
+ * Hono (on @hono/node-server). The actor comes from a test header: `x-test-actor: admin` or
+ * `x-test-actor: customer:<accountId>`; no header means unauthenticated.
  */
 import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:http';
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { createImagesRouter, type ImagesRouterOptions } from '../../adapters/express';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import express, { type Request } from 'express';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { createImagesRouter, type ImagesRouterOptions, type ResolveActor } from '../../adapters/express';
+import { createImagesDispatcher, createImagesHandler, HTTP_OPTIONS_SHAPE } from '../../adapters/http/handler';
+import { toNodeListener } from '../../adapters/http/node';
+import { matchable, matchRoute } from '../../adapters/http/routing';
 import { createInstanceImages, type Actor, type InstanceImages, type StorageDriverFactory } from '../../src';
-import { afterEach } from 'vitest';
+import { afterEach, describe } from 'vitest';
 import { FakeWorld } from './fakes';
+
+/** How the API is served: `express` (the router), `node` (the handler on node:http), `hono` (the handler mounted in Hono). */
+export type ServerKind = 'express' | 'node' | 'hono';
+
+/** Every way the suites serve the API. */
+export const SERVERS: readonly ServerKind[] = ['express', 'node', 'hono'];
+
+/** Runs `suite` once per server kind, in a describe block named after it. */
+export function describeEachServer(suite: (server: ServerKind) => void): void {
+  for (const server of SERVERS) describe(`over ${server}`, () => suite(server));
+}
+
+/** What a test's actor resolver sees of a request, whatever serves it. */
+export interface ActorInput {
+  header(name: string): string | null;
+  query(name: string): string | null;
+}
 
 export const ADMIN: Actor = { kind: 'admin', userId: 'op' };
 export const ALICE: Actor = { kind: 'customer', accountId: 'acct-alice' };
@@ -42,7 +66,9 @@ export interface ExpressHarness {
   /** A template storage on the probe driver, bound to hv-1. */
   probeStoreId: string;
   probe: StreamProbe;
-  /** `METHOD /route/path` of every request the router answered, with its status. */
+  /** How the API is served. */
+  server: ServerKind;
+  /** `METHOD /route/path` of every request the API answered, with its status. */
   hits: { route: string; status: number }[];
   /** Errors the router logged. */
   logged: { message: string; context?: Record<string, unknown> }[];
@@ -91,11 +117,62 @@ function probeFactory(world: FakeWorld, probe: StreamProbe, markFirst: () => voi
   };
 }
 
-export async function startExpressHarness(
-  options: Partial<Pick<ImagesRouterOptions, 'maxIsoUploadBytes' | 'maxJsonBytes' | 'sseHeartbeatMs' | 'hostQueryParameters'>> & {
-    resolveActor?: ImagesRouterOptions['resolveActor'];
-  } = {},
-): Promise<ExpressHarness> {
+/** Options of {@link startExpressHarness}. */
+export type HarnessOptions = Partial<
+  Pick<ImagesRouterOptions, 'maxIsoUploadBytes' | 'maxJsonBytes' | 'sseHeartbeatMs' | 'hostQueryParameters'>
+> & {
+  /** How the API is served. @default 'express' */
+  server?: ServerKind;
+  /** Who the caller is, from its headers and query (any server). @default the x-test-actor header */
+  actorFrom?: (input: ActorInput) => Actor | null | Promise<Actor | null>;
+  /** An Express resolver (the example panel's): only with `server: 'express'`. */
+  resolveActor?: ResolveActor;
+};
+
+/** The default test resolver: the x-test-actor header. */
+function testActor(input: ActorInput): Actor | null {
+  const header = input.header('x-test-actor');
+  if (!header) return null;
+  if (header === 'admin') return ADMIN;
+  const [kind, accountId] = header.split(':');
+  return kind === 'customer' && accountId ? { kind: 'customer', accountId } : null;
+}
+
+const fromExpress = (req: Request): ActorInput => ({
+  header: (name) => req.header(name) ?? null,
+  query: (name) => (typeof req.query[name] === 'string' ? (req.query[name] as string) : null),
+});
+const fromRequest = (request: globalThis.Request): ActorInput => ({
+  header: (name) => request.headers.get(name),
+  query: (name) => new URL(request.url).searchParams.get(name),
+});
+
+/** Every route the API serves (the route table and the handler's own routes), as `METHOD /path`. */
+export function liveRoutes(ii: InstanceImages): string[] {
+  const options = { service: ii, resolveActor: () => null };
+  return [...createImagesDispatcher(options, z.strictObject(HTTP_OPTIONS_SHAPE).parse(options)).routes];
+}
+
+/** A Node request listener serving the API at /api the way `server` does. */
+function apiListener(server: ServerKind, options: Omit<ImagesRouterOptions, 'resolveActor'>, harness: HarnessOptions): RequestListener {
+  const actorFrom = harness.actorFrom ?? testActor;
+  if (server === 'express') {
+    const app = express();
+    const resolveActor: ResolveActor = harness.resolveActor ?? ((req) => actorFrom(fromExpress(req)));
+    app.use('/api', createImagesRouter({ ...options, resolveActor }));
+    return app;
+  }
+  if (harness.resolveActor) throw new Error('an Express resolveActor needs server: express');
+  const handler = createImagesHandler({ ...options, basePath: '/api', resolveActor: (request) => actorFrom(fromRequest(request)) });
+  if (server === 'node') return toNodeListener(handler);
+  const app = new Hono();
+  app.get('/', (c) => c.text('the host'));
+  app.all('/api/*', (c) => handler(c.req.raw));
+  return getRequestListener(app.fetch, { overrideGlobalObjects: false }) as RequestListener;
+}
+
+export async function startExpressHarness(options: HarnessOptions = {}): Promise<ExpressHarness> {
+  const serverKind = options.server ?? 'express';
   const world = new FakeWorld();
   world.addHypervisor('hv-1');
   world.addHypervisor('hv-2');
@@ -155,28 +232,10 @@ export async function startExpressHarness(
 
   const hits: ExpressHarness['hits'] = [];
   const logged: ExpressHarness['logged'] = [];
-  const app = express();
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    res.on('finish', () => {
-      const route = (req as Request & { route?: { path?: string } }).route?.path;
-      if (route) hits.push({ route: `${req.method} ${route}`, status: res.statusCode });
-    });
-    next();
-  });
-  const resolveActor =
-    options.resolveActor ??
-    ((req: Request): Actor | null => {
-      const header = req.header('x-test-actor');
-      if (!header) return null;
-      if (header === 'admin') return ADMIN;
-      const [kind, accountId] = header.split(':');
-      return kind === 'customer' && accountId ? { kind: 'customer', accountId } : null;
-    });
-  app.use(
-    '/api',
-    createImagesRouter({
+  const listener = apiListener(
+    serverKind,
+    {
       service: ii,
-      resolveActor,
       maxIsoUploadBytes: options.maxIsoUploadBytes ?? 64 * 1024,
       ...(options.maxJsonBytes ? { maxJsonBytes: options.maxJsonBytes } : {}),
       ...(options.hostQueryParameters ? { hostQueryParameters: options.hostQueryParameters } : {}),
@@ -187,9 +246,28 @@ export async function startExpressHarness(
         warn: () => undefined,
         error: (message, context) => logged.push({ message, ...(context ? { context } : {}) }),
       },
-    }),
+    },
+    options,
   );
-  const server: Server = createServer(app);
+  const served = liveRoutes(ii).map((route) => {
+    const [method, path] = route.split(' ') as [string, string];
+    return matchable(method, path);
+  });
+  const server: Server = createServer((req, res) => {
+    res.on('finish', () => {
+      // Express rewrites req.url below its mount point; originalUrl keeps what the client asked.
+      const path = new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? '/', 'http://x').pathname;
+      if (!path.startsWith('/api/')) return;
+      let found: ReturnType<typeof matchRoute>;
+      try {
+        found = matchRoute(served, req.method ?? 'GET', path.slice('/api'.length));
+      } catch {
+        return;
+      }
+      if ('route' in found) hits.push({ route: `${found.route.method} ${found.route.path}`, status: res.statusCode });
+    });
+    listener(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const baseUrl = `http://127.0.0.1:${port}/api`;
@@ -197,6 +275,7 @@ export async function startExpressHarness(
   return {
     world,
     ii,
+    server: serverKind,
     baseUrl,
     storageId: storage.id,
     templatesId: templates.id,
@@ -231,21 +310,6 @@ export async function startExpressHarness(
       await ii.close();
     },
   };
-}
-
-/** Every route the router really registered, as `METHOD /path` (from Express's own route stack). */
-export function registeredRoutes(router: Router): string[] {
-  const out: string[] = [];
-  for (const layer of router.stack as { route?: { path: string; methods: Record<string, boolean> } }[]) {
-    if (!layer.route) continue;
-    for (const [method, on] of Object.entries(layer.route.methods)) if (on) out.push(`${method.toUpperCase()} ${layer.route.path}`);
-  }
-  return out;
-}
-
-/** Every route of a router built like the harness's one. */
-export function liveRoutes(ii: InstanceImages): string[] {
-  return registeredRoutes(createImagesRouter({ service: ii, resolveActor: () => null }));
 }
 
 /** Reads a Server-Sent Events response to its end (or until `until` says stop). */
@@ -292,11 +356,11 @@ export interface SseEvent {
  * For a test file: returns a function that starts a harness; the one started last is closed after
  * each test.
  */
-export function useExpressHarness(): (options?: Parameters<typeof startExpressHarness>[0]) => Promise<ExpressHarness> {
+export function useExpressHarness(server: ServerKind = 'express'): (options?: HarnessOptions) => Promise<ExpressHarness> {
   let current: ExpressHarness | null = null;
   afterEach(async () => {
     await current?.close();
     current = null;
   });
-  return async (options = {}) => (current = await startExpressHarness(options));
+  return async (options = {}) => (current = await startExpressHarness({ server, ...options }));
 }

@@ -8,7 +8,7 @@ import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { createOpenApiDocument } from '../../../adapters/express';
-import { startExpressHarness } from '../../support/express-harness';
+import { startExpressHarness, describeEachServer } from '../../support/express-harness';
 
 describe('the OpenAPI document, checked by other tools', () => {
   it("passes Redocly's recommended rules with no error and no warning", async () => {
@@ -50,22 +50,24 @@ describe('the OpenAPI document, checked by other tools', () => {
   });
 });
 
-describe('express router: unknown paths and methods', () => {
-  it('answers problem+json 404 to an unknown path and 405 with Allow to a known path with another method', async () => {
-    const t = await startExpressHarness();
-    try {
-      const unknown = await t.call('GET', '/no-such-thing');
-      expect(unknown.status).toBe(404);
-      expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-      expect(unknown.json.code).toBe('NOT_FOUND');
-      const wrong = await t.call('PUT', '/images');
-      expect(wrong.status).toBe(405);
-      expect(wrong.json.code).toBe('METHOD_NOT_ALLOWED');
-      expect(wrong.headers.get('allow')).toBe('GET, POST, HEAD');
-      const unauthenticated = await t.call('DELETE', '/openapi.json', { actor: null });
-      expect(unauthenticated.status).toBe(405);
-    } finally {
-      await t.close();
-    }
+describeEachServer((server) => {
+  describe('HTTP API: unknown paths and methods', () => {
+    it('answers problem+json 404 to an unknown path and 405 with Allow to a known path with another method', async () => {
+      const t = await startExpressHarness({ server });
+      try {
+        const unknown = await t.call('GET', '/no-such-thing');
+        expect(unknown.status).toBe(404);
+        expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(unknown.json.code).toBe('NOT_FOUND');
+        const wrong = await t.call('PUT', '/images');
+        expect(wrong.status).toBe(405);
+        expect(wrong.json.code).toBe('METHOD_NOT_ALLOWED');
+        expect(wrong.headers.get('allow')).toBe('GET, POST, HEAD');
+        const unauthenticated = await t.call('DELETE', '/openapi.json', { actor: null });
+        expect(unauthenticated.status).toBe(405);
+      } finally {
+        await t.close();
+      }
+    });
   });
 });

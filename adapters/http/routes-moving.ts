@@ -4,13 +4,13 @@
  * download itself — a public route: the link is the credential, checked by the export service.
  * @module
  */
-import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { Sha256Schema } from '../../src/model/common';
 import { DownloadLinkInputSchema, type DownloadLink, type ExportDownload } from '../../src/services/image-export';
 import { ImportImageInputSchema, ImportOsImageInputSchema } from '../../src/services/image-import';
 import { HttpProblem } from './problem';
 import { defineRoute, type RouteDefinition } from './route-types';
+import { readableToWeb } from './streams';
 import { ImageWithTaskSchema, TaskSchema } from './schemas';
 
 const id = (params: Record<string, string>, name: string): string => params[name] as string;
@@ -82,43 +82,42 @@ function contentDisposition(filename: string): string {
   return `attachment; filename="${filename.replace(/["\\]/g, '_')}"`;
 }
 
-/** Streams a signed download: the whole file (200) or one range (206), with its sha256. */
-async function sendDownload(download: ExportDownload, req: Request, res: Response): Promise<void> {
-  const range = parseRange(req.headers.range, download.sizeBytes);
+/**
+ * A signed download: the whole file (200) or one range (206), with its sha256. The file is pulled
+ * through a web stream as the client reads it (never buffered); when the client goes away the
+ * stream is cancelled, which destroys the storage read and aborts it.
+ */
+async function downloadResponse(download: ExportDownload, request: Request): Promise<Response> {
+  const range = parseRange(request.headers.get('range') ?? undefined, download.sizeBytes);
   const digest = Buffer.from(download.sha256, 'hex').toString('base64');
-  res.setHeader('Accept-Ranges', 'bytes');
-  res.setHeader('Cache-Control', 'private, no-store');
-  res.setHeader('ETag', `"${download.sha256}"`);
-  res.setHeader('Repr-Digest', `sha-256=:${digest}:`);
-  res.setHeader('X-Checksum-Sha256', download.sha256);
-  res.setHeader('Content-Disposition', contentDisposition(download.filename));
-  if (range === null) {
-    res.setHeader('Content-Range', `bytes */${download.sizeBytes}`);
-    throw new HttpProblem('RANGE_NOT_SATISFIABLE', `The range lies outside the file of ${download.sizeBytes} bytes`);
-  }
-  res.status(range ? 206 : 200);
-  res.setHeader('Content-Type', 'application/octet-stream');
-  res.setHeader('Content-Length', String(range ? range.end - range.start + 1 : download.sizeBytes));
-  if (range) res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${download.sizeBytes}`);
-  if (req.method === 'HEAD') {
-    res.end();
-    return;
-  }
-  const controller = new AbortController();
-  res.once('close', () => controller.abort());
-  const stream = await download.open(range ?? undefined, controller.signal);
-  await new Promise<void>((resolve) => {
-    stream.once('error', () => {
-      // Headers are out: all that is left is to cut the connection, so the client sees a short body.
-      res.destroy();
-      resolve();
-    });
-    res.once('close', () => {
-      stream.destroy();
-      resolve();
-    });
-    stream.pipe(res);
+  const headers = new Headers({
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'private, no-store',
+    ETag: `"${download.sha256}"`,
+    'Repr-Digest': `sha-256=:${digest}:`,
+    'X-Checksum-Sha256': download.sha256,
+    'Content-Disposition': contentDisposition(download.filename),
   });
+  if (range === null) {
+    headers.set('Content-Range', `bytes */${download.sizeBytes}`);
+    throw new HttpProblem('RANGE_NOT_SATISFIABLE', `The range lies outside the file of ${download.sizeBytes} bytes`, {
+      headers: Object.fromEntries(headers),
+    });
+  }
+  headers.set('Content-Type', 'application/octet-stream');
+  headers.set('Content-Length', String(range ? range.end - range.start + 1 : download.sizeBytes));
+  if (range) headers.set('Content-Range', `bytes ${range.start}-${range.end}/${download.sizeBytes}`);
+  const status = range ? 206 : 200;
+  if (request.method === 'HEAD') return new Response(null, { status, headers });
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  request.signal.addEventListener('abort', abort, { once: true });
+  const file = await download.open(range ?? undefined, controller.signal);
+  const body = readableToWeb(file, () => {
+    request.signal.removeEventListener('abort', abort);
+    controller.abort();
+  });
+  return new Response(body, { status, headers });
 }
 
 /** The routes of imports and exports. */
@@ -133,9 +132,9 @@ export const MOVING_ROUTES: readonly RouteDefinition[] = [
     body: ImportImageInputSchema,
     success: { status: 202, description: 'The image in `creating` and its import task', schema: ImageWithTaskSchema },
     errors: [403, 409, 422, 503, 507],
-    handle: async ({ actor, body, runtime, req }) => {
+    handle: async ({ actor, body, runtime, baseUrl }) => {
       const result = await runtime.service.imports.importImage(actor, body);
-      return { status: 202, body: result, location: `${req.baseUrl}/images/${encodeURIComponent(result.image.id)}` };
+      return { status: 202, body: result, location: `${baseUrl}/images/${encodeURIComponent(result.image.id)}` };
     },
   }),
   defineRoute({
@@ -161,9 +160,9 @@ export const MOVING_ROUTES: readonly RouteDefinition[] = [
     body: DownloadLinkInputSchema,
     success: { status: 201, description: 'The link', schema: DownloadLinkSchema },
     errors: [403, 409, 503],
-    handle: async ({ actor, params, body, runtime, req }) => {
+    handle: async ({ actor, params, body, runtime, baseUrl }) => {
       const link = await runtime.service.exports.createDownloadLink(actor, id(params, 'imageId'), body);
-      return { status: 201, body: linkBody(link, req.baseUrl) };
+      return { status: 201, body: linkBody(link, baseUrl) };
     },
   }),
   defineRoute({
@@ -177,15 +176,14 @@ export const MOVING_ROUTES: readonly RouteDefinition[] = [
     query: SignedDownloadQuerySchema,
     success: { status: 200, description: 'The image file (206 with one range)', contentType: 'application/octet-stream' },
     errors: [403, 416, 503],
-    handle: async ({ params, query, runtime, req, res }) => {
+    handle: async ({ params, query, runtime, request }) => {
       const download = await runtime.service.exports.openDownload({
         imageId: id(params, 'imageId'),
         accountId: query.account,
         expires: query.expires,
         signature: query.signature,
       });
-      await sendDownload(download, req, res);
-      return 'handled';
+      return { response: await downloadResponse(download, request) };
     },
   }),
   defineRoute({

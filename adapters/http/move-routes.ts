@@ -213,9 +213,9 @@ export const MOVE_ROUTES: readonly RouteDefinition[] = [
     body: CopyImageInputSchema,
     success: { status: 202, description: 'The copy (a new image in `creating`) and its copy task', schema: ImageWithTaskSchema },
     errors: [403, 409, 503],
-    handle: async ({ actor, params, body, runtime, req }) => {
+    handle: async ({ actor, params, body, runtime, baseUrl }) => {
       const result = await runtime.service.copies.copyImage(actor, id(params, 'imageId'), body);
-      return { status: 202, body: result, location: `${req.baseUrl}/images/${encodeURIComponent(result.image.id)}` };
+      return { status: 202, body: result, location: `${baseUrl}/images/${encodeURIComponent(result.image.id)}` };
     },
   }),
 ];

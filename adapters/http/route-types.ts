@@ -1,16 +1,16 @@
 /**
  * The shape of one HTTP route: its method and path, who may call it, the zod schemas of its
- * query, body and answer (the router validates with them, the OpenAPI document is generated from
- * them), and its handler.
+ * query, body and answer (the handler validates with them, the OpenAPI document is generated from
+ * them), and its handler. Handlers see web-standard `Request`s only, so every framework adapter
+ * runs the same table.
  * @module
  */
-import type { Request, Response } from 'express';
 import type { z } from 'zod';
 import type { InstanceImages } from '../../src/create-instance-images';
 import type { Logger } from '../../src/services/context';
 import type { Actor } from '../../src/services/actor';
 
-/** The parts of the SDK the router calls. */
+/** The parts of the SDK the handler calls. */
 export type ImagesRouterService = Pick<
   InstanceImages,
   | 'images'
@@ -28,7 +28,7 @@ export type ImagesRouterService = Pick<
 > &
   Partial<Pick<InstanceImages, 'health'>>;
 
-/** HTTP methods used by the router. */
+/** HTTP methods used by the route table. */
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 /** Options the handlers need at run time. */
@@ -39,7 +39,7 @@ export interface RouteRuntime {
   maxIsoUploadBytes: number;
   /** Interval of SSE keep-alive comments. */
   sseHeartbeatMs: number;
-  /** Where the router logs unexpected errors. */
+  /** Where the handler logs unexpected errors. */
   logger: Logger;
 }
 
@@ -53,16 +53,19 @@ export interface RouteContext<Q, B> {
   query: Q;
   /** The validated JSON body. */
   body: B;
-  /** The raw request (for streamed bodies). */
-  req: Request;
-  /** The raw response (for streamed answers). */
-  res: Response;
+  /** The web-standard request (for streamed bodies and headers); its `signal` aborts when the client goes away. */
+  request: Request;
+  /** Where the API is mounted, as seen in request URLs (`/api/images`; empty at the root): the prefix of `Location` headers and links. */
+  baseUrl: string;
   /** The runtime options. */
   runtime: RouteRuntime;
 }
 
-/** A handler's answer: a status and a JSON body (none for 204), or `handled` when it wrote the response itself. */
-export type RouteResult = { status: number; body?: unknown; location?: string } | 'handled';
+/**
+ * A handler's answer: a status and a JSON body (none for 204) with an optional `Location`, or a
+ * web `Response` it built itself (a stream or a file).
+ */
+export type RouteResult = { status: number; body?: unknown; location?: string } | { response: Response };
 
 /** The documented success answer of a route. */
 export interface RouteSuccess {
@@ -78,11 +81,11 @@ export interface RouteSuccess {
   location?: string;
 }
 
-/** A route of the router, with handler types erased (see {@link defineRoute}). */
+/** A route of the route table, with handler types erased (see {@link defineRoute}). */
 export interface RouteDefinition {
   /** HTTP method. */
   method: HttpMethod;
-  /** Express path, relative to where the router is mounted (`/images/:imageId`). */
+  /** Path template relative to where the API is mounted (`/images/:imageId`; `:name` is one segment). */
   path: string;
   /** Stable operation id (OpenAPI). */
   operationId: string;
@@ -136,7 +139,7 @@ export function defineRoute<Q extends z.ZodObject | undefined = undefined, B ext
   return definition as unknown as RouteDefinition;
 }
 
-/** The names of the path parameters of an Express path. */
+/** The names of the path parameters of a route path (`:name` segments). */
 export function pathParams(path: string): string[] {
   return [...path.matchAll(/:([A-Za-z][A-Za-z0-9]*)/g)].map((m) => m[1] as string);
 }

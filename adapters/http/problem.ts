@@ -124,17 +124,20 @@ export class HttpProblem extends Error {
   readonly fields: FieldIssue[];
   /** Extra facts. */
   readonly details: Record<string, unknown>;
+  /** Response headers the problem answer carries besides its own (e.g. `Content-Range` of a 416). */
+  readonly headers: Record<string, string>;
 
   constructor(
     code: ProblemCode,
     message?: string,
-    options: { fields?: FieldIssue[]; details?: Record<string, unknown>; cause?: unknown } = {},
+    options: { fields?: FieldIssue[]; details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
   ) {
     super(message ?? defaultMessage(code), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HttpProblem';
     this.code = code;
     this.fields = options.fields ?? [];
     this.details = options.details ?? {};
+    this.headers = options.headers ?? {};
   }
 }
 

@@ -96,9 +96,9 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
       location: 'The new image (`GET /images/{imageId}`)',
     },
     errors: [403, 404, 409, 503, 507],
-    handle: async ({ actor, body, runtime, req }) => {
+    handle: async ({ actor, body, runtime, baseUrl }) => {
       const result = await runtime.service.images.createImage(actor, body);
-      return { status: 202, body: result, location: `${req.baseUrl}/images/${encodeURIComponent(result.image.id)}` };
+      return { status: 202, body: result, location: `${baseUrl}/images/${encodeURIComponent(result.image.id)}` };
     },
   }),
   defineRoute({
@@ -227,9 +227,9 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
       schema: DeployStartedSchema,
     },
     errors: [409, 422],
-    handle: async ({ actor, body, req, runtime }) => {
+    handle: async ({ actor, body, baseUrl, runtime }) => {
       const started = await runtime.service.catalog.deployImage(actor, body);
-      return { status: 202, body: started, location: `${req.baseUrl}/tasks/${encodeURIComponent(started.task.id)}` };
+      return { status: 202, body: started, location: `${baseUrl}/tasks/${encodeURIComponent(started.task.id)}` };
     },
   }),
   defineRoute({
@@ -316,9 +316,9 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
       schema: StorageViewSchema,
       location: 'The new storage (`GET /admin/storages/{storageId}`)',
     },
-    handle: async ({ actor, body, runtime, req }) => {
+    handle: async ({ actor, body, runtime, baseUrl }) => {
       const storage = await runtime.service.storages.createStorage(actor, body);
-      return { status: 201, body: storage, location: `${req.baseUrl}/admin/storages/${encodeURIComponent(storage.id)}` };
+      return { status: 201, body: storage, location: `${baseUrl}/admin/storages/${encodeURIComponent(storage.id)}` };
     },
   }),
   defineRoute({
