@@ -1,8 +1,8 @@
 import { defineConfig } from 'tsup';
 
 /**
- * Every public entry point: the root, `instance-images/schemas`, `instance-images/testing`, and one subpath per
- * driver and adapter. The key is the output path under dist/ (without extension);
+ * Every public entry point: the root, `instance-images/schemas`, `instance-images/testing`,
+ * `instance-images/http` (the web-standard handler), and one subpath per driver and adapter. The key is the output path under dist/ (without extension);
  * package.json's `exports` map must list the same subpaths (checked by `npm run check:package`).
  */
 export const entries: Record<string, string> = {
@@ -18,6 +18,7 @@ export const entries: Record<string, string> = {
   'drivers/nbd/index': 'drivers/nbd/index.ts',
   'adapters/sqlite/index': 'adapters/sqlite/index.ts',
   'adapters/postgres/index': 'adapters/postgres/index.ts',
+  'http/index': 'adapters/http/index.ts',
   'adapters/express/index': 'adapters/express/index.ts',
   'cli/index': 'src/cli/index.ts',
   'client/index': 'src/client/index.ts',

@@ -33,6 +33,7 @@ function resolveTarget(root, fromFile, specifier, selfName) {
   }
   if (specifier === selfName || specifier.startsWith(`${selfName}/`)) {
     const subpath = specifier.slice(selfName.length + 1);
+    if (subpath === 'http') return { kind: 'file', path: 'adapters/http' };
     return { kind: 'file', path: /^(drivers|adapters)\//.test(subpath) ? subpath : `src/${subpath}`.replace(/\/$/, '') };
   }
   if (isBuiltin(specifier)) return { kind: 'package', name: specifier };

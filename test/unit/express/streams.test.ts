@@ -5,6 +5,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { sha256 } from '../../support/fakes';
+import { PROBE_DOWNLOAD_PATH, probeDownload } from '../../support/download-probe';
 import { ADMIN, readSse, useExpressHarness, describeEachServer } from '../../support/express-harness';
 
 describeEachServer((server) => {
@@ -265,6 +266,28 @@ describeEachServer((server) => {
         sha256: sha256(Buffer.alloc(48 * 1024, 0x41)),
       });
       expect(t.world.files.get('/hv-1/isos/small.iso')?.bytes.length).toBe(48 * 1024);
+    });
+  });
+  describe('HTTP API: streamed download', () => {
+    it('reads the file only as the client does, and destroys and aborts the storage read when the client goes away', async () => {
+      const t = await harness();
+      const probe = probeDownload(t);
+      const controller = new AbortController();
+      const response = await fetch(`${t.baseUrl}${PROBE_DOWNLOAD_PATH}`, { signal: controller.signal });
+      expect([response.status, response.headers.get('content-length')]).toEqual([200, String(1024 ** 4)]);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      let received = 0;
+      while (received < 1024 * 1024) received += (await reader.read()).value?.length ?? 0;
+      // A terabyte is announced; only what the client read (plus socket and stream buffers) was produced.
+      expect(probe.produced * 64 * 1024).toBeLessThan(received + 64 * 1024 * 1024);
+      controller.abort();
+      await orDeadlock(
+        (async () => {
+          while (!probe.destroyed || !probe.signal?.aborted) await new Promise((resolve) => setTimeout(resolve, 5));
+        })(),
+        'the storage read was never stopped',
+      );
+      expect((await t.call('GET', '/images')).status).toBe(200);
     });
   });
 });
