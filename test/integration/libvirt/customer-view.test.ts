@@ -1,5 +1,5 @@
 /**
- * On real libvirt, through the Express router: what a customer sees when infrastructure fails
+ * On real libvirt, through the Express router and the web-standard handler (on node:http): what a customer sees when infrastructure fails
  * (a domain that is gone, an ISO file that is gone) holds no virsh output, domain names or
  * hypervisor paths; an admin sees the driver's own words. And an admin deploy to a directory that
  * does not exist is the caller's error (400 naming targetPath), not a 502 with `df`'s stderr.
@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createImagesRouter } from '../../../adapters/express';
+import { createImagesHandler, toNodeListener } from '../../../adapters/http';
 import { createExecutorPool } from '../../../drivers/exec';
 import { createLibvirtDriver } from '../../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../../drivers/storage';
@@ -26,13 +27,12 @@ describe.skipIf(skip !== null)(
     let guest: TestGuest;
     let dir: string;
     let ii: InstanceImages;
-    let server: Server;
-    let base: string;
+    const servers: { kind: 'express' | 'handler'; http: Server; base: string }[] = [];
     const pool = createExecutorPool();
     const missingDomain = `ii-missing-${uniqueSuffix()}`;
     const instances = new Map<string, HostInstance>();
 
-    const call = async (method: string, path: string, account: string | null, json?: unknown) => {
+    const call = async (base: string, method: string, path: string, account: string | null, json?: unknown) => {
       const headers: Record<string, string> = account === null ? { 'x-admin': 'yes' } : { 'x-account': account };
       if (json !== undefined) headers['content-type'] = 'application/json';
       const res = await fetch(`${base}${path}`, { method, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
@@ -81,30 +81,35 @@ describe.skipIf(skip !== null)(
         config: { path: `${dir}/templates` },
       });
       await ii.storages.bindHypervisor(ADMIN, templates.id, hypervisor.id);
+      const actorOf = (header: (name: string) => string | null | undefined): Actor | null => {
+        const account = header('x-account');
+        return header('x-admin') === 'yes' ? ADMIN : account ? { kind: 'customer', accountId: account } : null;
+      };
       const app = express();
-      app.use(
-        '/api',
-        createImagesRouter({
-          service: ii,
-          resolveActor: (req) =>
-            req.get('x-admin') === 'yes'
-              ? ADMIN
-              : req.get('x-account')
-                ? { kind: 'customer', accountId: req.get('x-account') as string }
-                : null,
-        }),
-      );
-      server = createServer(app);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`;
+      app.use('/api', createImagesRouter({ service: ii, resolveActor: (req) => actorOf((name) => req.get(name)) }));
+      const handler = createImagesHandler({
+        service: ii,
+        basePath: '/api',
+        resolveActor: (request) => actorOf((name) => request.headers.get(name)),
+      });
+      for (const [kind, listener] of [
+        ['express', app],
+        ['handler', toNodeListener(handler)],
+      ] as const) {
+        const http = createServer(listener);
+        await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+        servers.push({ kind, http, base: `http://127.0.0.1:${(http.address() as AddressInfo).port}/api` });
+      }
       makeIso(`${dir}/templates/installer.iso`);
       writeFileSync(`${dir}/templates/kept.iso`, 'not really an iso');
       expect(sh('qemu-img', 'create', '-q', '-f', 'qcow2', `${dir}/templates/os.qcow2`, '16M').code).toBe(0);
     }, 120_000);
 
     afterAll(async () => {
-      server?.closeAllConnections();
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      for (const { http } of servers) {
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      }
       await ii?.idle();
       await ii?.close();
       await pool.close();
@@ -121,24 +126,28 @@ describe.skipIf(skip !== null)(
         hypervisorId: 'hv-local',
         fileKey: 'installer.iso',
       });
-      for (const [method, path, json] of [
-        ['POST', '/images', { instanceId: 'gone-1', name: 'x' }],
-        ['POST', '/instances/gone-1/iso', { isoId: iso.id }],
-        ['DELETE', '/instances/gone-1/iso', undefined],
-      ] as const) {
-        const customer = await call(method, path, 'acct-a', json);
-        expect({
-          path,
-          status: customer.status,
-          code: customer.json?.code,
-          detail: customer.json?.detail,
-          details: customer.json?.details,
-        }).toEqual({ path, status: 404, code: 'NOT_FOUND', detail: 'Not found', details: undefined });
-        for (const needle of ['virsh', missingDomain, dir, 'exit']) expect(customer.text).not.toContain(needle);
+      for (const { kind, base } of servers)
+        for (const [method, path, json] of [
+          ['POST', '/images', { instanceId: 'gone-1', name: 'x' }],
+          ['POST', '/instances/gone-1/iso', { isoId: iso.id }],
+          ['DELETE', '/instances/gone-1/iso', undefined],
+        ] as const) {
+          const customer = await call(base, method, path, 'acct-a', json);
+          expect({
+            kind,
+            path,
+            status: customer.status,
+            code: customer.json?.code,
+            detail: customer.json?.detail,
+            details: customer.json?.details,
+          }).toEqual({ kind, path, status: 404, code: 'NOT_FOUND', detail: 'Not found', details: undefined });
+          for (const needle of ['virsh', missingDomain, dir, 'exit']) expect(customer.text).not.toContain(needle);
+        }
+      for (const { base } of servers) {
+        const admin = await call(base, 'POST', '/instances/gone-1/iso', null, { isoId: iso.id });
+        expect([admin.status, admin.json?.code]).toEqual([404, 'NOT_FOUND']);
+        expect(String(admin.json?.detail)).toMatch(/virsh .*failed \(exit 1\)/);
       }
-      const admin = await call('POST', '/instances/gone-1/iso', null, { isoId: iso.id });
-      expect([admin.status, admin.json?.code]).toEqual([404, 'NOT_FOUND']);
-      expect(String(admin.json?.detail)).toMatch(/virsh .*failed \(exit 1\)/);
     });
 
     it('an ISO whose file is gone: the customer gets no hypervisor path', async () => {
@@ -149,11 +158,13 @@ describe.skipIf(skip !== null)(
         fileKey: 'kept.iso',
       });
       rmSync(`${dir}/templates/kept.iso`);
-      const customer = await call('POST', '/instances/live-1/iso', 'acct-a', { isoId: iso.id });
-      expect([customer.status, customer.json?.code, customer.json?.details]).toEqual([404, 'NOT_FOUND', undefined]);
-      expect(customer.text).not.toContain(dir);
-      const admin = await call('POST', '/instances/live-1/iso', null, { isoId: iso.id });
-      expect(admin.json?.details).toEqual({ isoPath: `${dir}/templates/kept.iso` });
+      for (const { base } of servers) {
+        const customer = await call(base, 'POST', '/instances/live-1/iso', 'acct-a', { isoId: iso.id });
+        expect([customer.status, customer.json?.code, customer.json?.details]).toEqual([404, 'NOT_FOUND', undefined]);
+        expect(customer.text).not.toContain(dir);
+        const admin = await call(base, 'POST', '/instances/live-1/iso', null, { isoId: iso.id });
+        expect(admin.json?.details).toEqual({ isoPath: `${dir}/templates/kept.iso` });
+      }
     });
 
     it('an admin deploy into a directory that does not exist is 400 naming targetPath, and nothing is created', async () => {
@@ -164,21 +175,24 @@ describe.skipIf(skip !== null)(
         hypervisorId: 'hv-local',
         fileKey: 'os.qcow2',
       });
-      const target = `${dir}/no-such-dir-${uniqueSuffix()}/disk.qcow2`;
-      const res = await call('POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: target });
-      expect([res.status, res.json?.code, (res.json?.fields as { path: string }[] | undefined)?.map((f) => f.path)]).toEqual([
-        400,
-        'VALIDATION_FAILED',
-        ['targetPath'],
-      ]);
-      expect(res.text).not.toContain('df');
-      expect(sh('test', '-e', target).code).not.toBe(0);
-      // The same request into a directory that exists works.
-      const ok = await call('POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: `${dir}/disk.qcow2` });
-      expect(ok.status).toBe(202);
-      const taskId = (ok.json?.task as { id: string }).id;
-      expect((await ii.images.waitForTask(ADMIN, taskId)).status).toBe('completed');
-      expect(sh('test', '-f', `${dir}/disk.qcow2`).code).toBe(0);
+      for (const { kind, base } of servers) {
+        const target = `${dir}/no-such-dir-${uniqueSuffix()}/disk.qcow2`;
+        const res = await call(base, 'POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: target });
+        expect([res.status, res.json?.code, (res.json?.fields as { path: string }[] | undefined)?.map((f) => f.path)]).toEqual([
+          400,
+          'VALIDATION_FAILED',
+          ['targetPath'],
+        ]);
+        expect(res.text).not.toContain('df');
+        expect(sh('test', '-e', target).code).not.toBe(0);
+        // The same request into a directory that exists works.
+        const disk = `${dir}/disk-${kind}.qcow2`;
+        const ok = await call(base, 'POST', '/admin/deployments', null, { imageId: os.id, instanceId: 'live-1', targetPath: disk });
+        expect(ok.status).toBe(202);
+        const taskId = (ok.json?.task as { id: string }).id;
+        expect((await ii.images.waitForTask(ADMIN, taskId)).status).toBe('completed');
+        expect(sh('test', '-f', disk).code).toBe(0);
+      }
     });
   },
 );
