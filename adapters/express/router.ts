@@ -24,10 +24,15 @@ export interface ImagesRouterOptions extends ImagesHttpOptions {
 
 const OptionsSchema = z.strictObject(HTTP_OPTIONS_SHAPE);
 
-/** The body a host's own body parser (e.g. `express.json()` before the router) already consumed, as JSON text. */
-function consumedBody(req: Request): string | undefined {
-  const parsed = (req as Request & { _body?: unknown })._body === true;
-  return parsed && req.body !== undefined && typeof req.body === 'object' ? JSON.stringify(req.body) : undefined;
+/**
+ * The body a host's own body parser (e.g. `express.json()` before the router) already read from
+ * the socket: its text again (JSON for a parsed object), or `undefined` when the socket still has it.
+ */
+function consumedBody(req: Request): string | Uint8Array | undefined {
+  if (!req.readableEnded) return undefined;
+  const body: unknown = req.body;
+  if (typeof body === 'string' || body instanceof Uint8Array) return body;
+  return body !== undefined && body !== null && typeof body === 'object' ? JSON.stringify(body) : undefined;
 }
 
 /**

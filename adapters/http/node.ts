@@ -86,7 +86,7 @@ export interface ToWebRequestOptions {
   /** The URL path and query to use instead of `req.url` (Express: `req.originalUrl`). */
   url?: string;
   /** A body to use instead of the socket's (a host middleware already consumed it). */
-  body?: string;
+  body?: string | Uint8Array;
 }
 
 /**
@@ -107,11 +107,13 @@ export function toWebRequest(req: IncomingMessage, res: ServerResponse, options:
     if (!res.writableFinished) controller.abort(new InstanceImagesError('CANCELLED', 'The client closed the connection'));
   });
   const method = req.method ?? 'GET';
-  let body: string | ReadableStream<Uint8Array> | null = null;
+  let body: string | Uint8Array | ReadableStream<Uint8Array> | null = null;
   if (options.body !== undefined) {
     body = options.body;
+    // The host's parser decoded it: what is left is plain bytes of the given length.
     headers.delete('content-encoding');
-    headers.set('content-length', String(Buffer.byteLength(options.body)));
+    headers.delete('transfer-encoding');
+    headers.set('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength));
   } else if (method !== 'GET' && method !== 'HEAD' && hasBody(req)) body = requestBody(req);
   return new Request(`${protocol}://${host}${options.url ?? req.url ?? '/'}`, {
     method,
