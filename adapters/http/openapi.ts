@@ -1,5 +1,5 @@
 /**
- * The OpenAPI 3.1 document of the images router, generated from the route table and the zod
+ * The OpenAPI 3.1 document of the images API, generated from the route table and the zod
  * schemas with zod 4's own `z.toJSONSchema()` (JSON Schema 2020-12, which OpenAPI 3.1 uses as is).
  * @module
  */
@@ -36,7 +36,7 @@ export interface OpenApiDocument {
   openapi: '3.1.0';
   /** Title, version, description. */
   info: { title: string; version: string; description: string; license: { name: string; identifier: string } };
-  /** Where the router is mounted. */
+  /** Where the API is mounted. */
   servers: { url: string }[];
   /** The JSON Schema dialect of every schema. */
   jsonSchemaDialect: string;
@@ -72,7 +72,7 @@ export interface OpenApiOperation {
 
 /** Options of {@link createOpenApiDocument}. */
 export interface OpenApiOptions {
-  /** `servers[0].url`: where the host mounts the router. @default '/' */
+  /** `servers[0].url`: where the host mounts the API. @default '/' */
   serverUrl?: string;
   /** `info.title`. @default 'Instance Images API' */
   title?: string;
@@ -355,7 +355,7 @@ export function openApiPath(path: string): string {
 }
 
 /**
- * Builds the OpenAPI 3.1 document of every route of the images router (including
+ * Builds the OpenAPI 3.1 document of every route of the images API (including
  * `GET /openapi.json` itself), with parameters, request bodies, answers and problem responses.
  */
 export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocument {

@@ -15,7 +15,7 @@ import { ImageWithTaskSchema, TaskSchema } from './schemas';
 
 const id = (params: Record<string, string>, name: string): string => params[name] as string;
 
-/** The path of signed downloads, below the router's mount point. */
+/** The path of signed downloads, below the API's mount point. */
 export const DOWNLOAD_PATH = '/downloads/images/:imageId';
 
 /** The query of a signed download link. */
@@ -43,7 +43,7 @@ export const DownloadLinkSchema = z.object({
   expiresAt: z.date(),
 });
 
-/** The answer of a link: a signed link's URL is built under the router's mount point. */
+/** The answer of a link: a signed link's URL is built under the API's mount point. */
 function linkBody(link: DownloadLink, baseUrl: string): z.input<typeof DownloadLinkSchema> {
   const { imageId, filename, format, sizeBytes, sha256, expiresAt } = link;
   const url =

@@ -1,5 +1,5 @@
 /**
- * The route table: every route of the images router, customer and admin. The router and the
+ * The route table: every route of the images API, customer and admin. The handler and the
  * OpenAPI document are both built from it, so neither can forget a route.
  * @module
  */
@@ -784,7 +784,7 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
   }),
 ];
 
-/** Every route of the images router, in registration order. */
+/** Every route of the images API, in matching order. */
 export const IMAGES_ROUTES: readonly RouteDefinition[] = [
   ...CUSTOMER_ROUTES,
   ...MOVE_ROUTES,
