@@ -126,7 +126,7 @@ interface ServedRoute extends MatchableRoute {
 export interface DispatchTarget {
   /** The mount point as seen in the request URL (`''` at the root). */
   basePath: string;
-  /** Answer `null` for a path no route takes (Express mounted at the root leaves it to the host's routes). */
+  /** Answer `null` when no route takes the request (Express mounted at the root leaves it to the host's routes). */
   fallthrough: boolean;
 }
 
@@ -251,7 +251,7 @@ export function createImagesDispatcher(
       const path = below ? url.pathname.slice(target.basePath.length) || '/' : null;
       const found = path === null || !path.startsWith('/') ? { allowed: [] } : matchRoute(served, request.method, path);
       if (!('route' in found)) {
-        if (target.fallthrough && found.allowed.length === 0) return null;
+        if (target.fallthrough) return null;
         throw notRouted(request.method, url.pathname, found.allowed);
       }
       const response = await found.route.run(request, found.params, target.basePath, caller);
