@@ -4,12 +4,20 @@
  * away — the task event stream unsubscribes and a download's storage read is destroyed and
  * aborted, whether the host cancels the body or the request's signal aborts.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createImagesHandler, type ImagesHandler } from '../../../adapters/http';
 import { PROBE_DOWNLOAD_PATH, probeDownload } from '../../support/download-probe';
 import { ALICE, useExpressHarness, type ExpressHarness } from '../../support/express-harness';
 
 const harness = useExpressHarness('node');
+// Captures held by a gate are let go before the harness waits for the SDK to be idle (after hooks run last-registered first).
+const releases: (() => void)[] = [];
+afterEach(() => releases.splice(0).forEach((release) => release()));
+
+/** Holds every capture of the harness until the test ends. */
+function gateCaptures(t: ExpressHarness): void {
+  t.world.captureGate = new Promise<void>((resolve) => releases.push(resolve));
+}
 
 function handlerFor(t: ExpressHarness): ImagesHandler {
   return createImagesHandler({ service: t.ii, resolveActor: () => ALICE, basePath: '/api/images' });
@@ -64,8 +72,7 @@ describe('createImagesHandler in process', () => {
   it('a task event stream unsubscribes when the host cancels its body', async () => {
     const t = await harness();
     const images = handlerFor(t);
-    let release: () => void = () => undefined;
-    t.world.captureGate = new Promise<void>((resolve) => (release = resolve));
+    gateCaptures(t);
     const created = await t.ii.images.createImage(ALICE, { instanceId: 'web-1', name: 'watched' });
     const res = await images(new Request(url(`/tasks/${created.task.id}/events`)));
     expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
@@ -74,14 +81,12 @@ describe('createImagesHandler in process', () => {
     expect(listeners(t)).toBe(1);
     await reader.cancel();
     expect(listeners(t)).toBe(0);
-    release();
   });
 
   it("a task event stream unsubscribes when the request's signal aborts", async () => {
     const t = await harness();
     const images = handlerFor(t);
-    let release: () => void = () => undefined;
-    t.world.captureGate = new Promise<void>((resolve) => (release = resolve));
+    gateCaptures(t);
     const created = await t.ii.images.createImage(ALICE, { instanceId: 'web-1', name: 'watched' });
     const controller = new AbortController();
     const res = await images(new Request(url(`/tasks/${created.task.id}/events`), { signal: controller.signal }));
@@ -92,7 +97,34 @@ describe('createImagesHandler in process', () => {
     // The stream ends instead of waiting for events that will never be sent.
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     for (let read = await reader.read(); !read.done; read = await reader.read());
-    release();
+  });
+
+  it('a task event stream that is not read keeps only the newest progress, not a backlog', async () => {
+    const t = await harness();
+    gateCaptures(t);
+    const { task } = await t.ii.images.createImage(ALICE, { instanceId: 'web-1', name: 'slow reader' });
+    const res = await handlerFor(t)(new Request(url(`/tasks/${task.id}/events`)));
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const next = async () => {
+      const text = new TextDecoder().decode((await reader.read()).value);
+      return {
+        event: /event: (.+)/.exec(text)?.[1],
+        percent: (JSON.parse(/data: (.+)/.exec(text)?.[1] ?? '{}') as typeof task).progress?.percent,
+      };
+    };
+    expect((await next()).event).toBe('task');
+    // Five updates while the client reads nothing.
+    for (let i = 1; i <= 5; i++) {
+      const update = {
+        ...task,
+        status: 'running' as const,
+        updatedAt: new Date(task.updatedAt.getTime() + i * 1000),
+        progress: { ...task.progress, percent: i * 10 },
+      };
+      t.ii.events.emit('task.progress', { task: update });
+    }
+    expect(await next()).toEqual({ event: 'task.progress', percent: 50 });
+    await reader.cancel();
   });
 
   it("a download's storage read is destroyed and aborted when the body is cancelled, and read only as it is pulled", async () => {
