@@ -168,7 +168,8 @@ function queryObject(url: URL): Record<string, string | string[]> {
 
 /**
  * Builds the dispatcher behind {@link createImagesHandler} and the Express router.
- * @param what - names the options in validation errors.
+ * @param options - the options as the host gave them (the service, its `resolveActor`, the logger).
+ * @param parsed - the same options validated, with their defaults.
  * @internal
  */
 export function createImagesDispatcher(
