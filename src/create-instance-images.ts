@@ -16,7 +16,7 @@ import type { HostDirectory } from './ports/host-directory';
 import type { HypervisorDriverFactory } from './ports/hypervisor-driver';
 import type { Repositories } from './ports/repositories';
 import type { StorageDriverFactory } from './ports/storage-driver';
-import type { QueuedJob, TaskQueue } from './ports/task-queue';
+import type { TaskJob, TaskQueue } from './ports/task-queue';
 import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import type { Logger } from './ports/logger';
 import { DriverCache, type ServiceContext, type ServiceSettings } from './services/context';
@@ -32,6 +32,7 @@ import { SettingsService } from './services/settings';
 import { AccountService } from './services/accounts';
 import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
+import { TaskJobRegistry } from './services/task-jobs';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, startReaper } from './tasks/reaper';
@@ -84,7 +85,7 @@ export const InstanceImagesOptionsSchema = z.object({
   storageDrivers: z.array(z.custom<StorageDriverFactory>(hasMethods('create'), 'must be a storage driver factory')).default([]),
   hypervisorDriver: fn<HypervisorDriverFactory>().optional(),
   executors: fn<ExecutorProvider>().optional(),
-  queue: z.union([z.custom<TaskQueue>(hasMethods('enqueue', 'cancel', 'onIdle', 'close')), QueueOptionsSchema]).default({}),
+  queue: z.union([z.custom<TaskQueue>(hasMethods('bind', 'enqueue', 'cancel', 'onIdle', 'close')), QueueOptionsSchema]).default({}),
   /** The clock. */
   clock: fn<() => Date>().optional(),
   /** The id generator. */
@@ -157,7 +158,11 @@ export interface InstanceImagesOptions {
   hypervisorDriver?: HypervisorDriverFactory;
   /** Gives the executor of a hypervisor (e.g. `createExecutorPool().executorFor` from `instance-images/drivers/exec`). */
   executors?: ExecutorProvider;
-  /** A task queue, or options for the default in-process one (concurrency 4, per hypervisor 1). */
+  /**
+   * A task queue, or options for the default in-process one (concurrency 4, per hypervisor 1). For
+   * several processes or machines, `createBullmqTaskQueue` from `instance-images/adapters/bullmq`
+   * (docs/scaling.md).
+   */
   queue?: TaskQueue | { concurrency?: number; perHypervisorConcurrency?: number };
   /** The clock. @default () => new Date() */
   clock?: () => Date;
@@ -331,7 +336,7 @@ function isolateListeners(events: InstanceImagesEmitter, logger: Logger): Instan
 }
 
 function isTaskQueue(value: unknown): value is TaskQueue {
-  return hasMethods('enqueue', 'cancel', 'onIdle', 'close')(value);
+  return hasMethods('bind', 'enqueue', 'cancel', 'onIdle', 'close')(value);
 }
 
 /**
@@ -345,22 +350,23 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const inner = isTaskQueue(parsed.queue)
     ? parsed.queue
     : createTaskQueue({ ...parsed.queue, onJobError: (taskId, error) => logger.error('task crashed', { taskId, error: String(error) }) });
-  // Remember which tasks this process owns, so recovery never fails a live one; the queued ones
-  // are heartbeated below, so that the recovery of another process sharing the repositories
+  // Remember which tasks this process owns, so recovery never fails a live one: the ones it runs,
+  // and the ones it queued until they leave `queued` (another process may run them). The queued
+  // ones are heartbeated below, so that the recovery of another process sharing the repositories
   // leaves them alone too (a running task heartbeats itself).
-  const known = new Set<string>();
+  const runningHere = new Set<string>();
   const waiting = new Set<string>();
+  const jobs = new TaskJobRegistry();
   const queue: TaskQueue = {
-    enqueue(job: QueuedJob) {
-      known.add(job.taskId);
+    bind: (binding) => inner.bind(binding),
+    async enqueue(job: TaskJob) {
       waiting.add(job.taskId);
-      inner.enqueue({
-        ...job,
-        run: (signal) => {
-          waiting.delete(job.taskId);
-          return job.run(signal).finally(() => known.delete(job.taskId));
-        },
-      });
+      try {
+        return await inner.enqueue(job);
+      } catch (error) {
+        waiting.delete(job.taskId);
+        throw error;
+      }
     },
     cancel: (taskId) => inner.cancel(taskId),
     onIdle: () => inner.onIdle(),
@@ -387,9 +393,13 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const queueHeartbeat = setInterval(() => {
     const at = now();
     for (const taskId of waiting) {
-      // compare-and-set: never revives a task recovery has failed meanwhile
+      // compare-and-set: never revives a task recovery has failed meanwhile; a task no longer
+      // queued (running here or in another process, or ended) is no longer this process's to keep
       repositories.tasks
         .transition(taskId, ['queued'], 'queued', { heartbeatAt: at }, at)
+        .then((task) => {
+          if (task === null) waiting.delete(taskId);
+        })
         .catch((error: unknown) => logger.warn('queued task heartbeat failed', { taskId, error: String(error) }));
     }
   }, settings.heartbeatIntervalMs);
@@ -399,6 +409,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     repos: repositories,
     events,
     queue,
+    jobs,
     host: checkedHostDirectory(options.hostDirectory),
     registry,
     hypervisorDriver: options.hypervisorDriver,
@@ -412,6 +423,16 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   };
   const drivers = new DriverCache(ctx);
   let closed = false;
+  // The runner of jobs in this process: the services' handlers (registered as they are created).
+  inner.bind({
+    events,
+    logger,
+    run: (job, signal) => {
+      waiting.delete(job.taskId);
+      runningHere.add(job.taskId);
+      return jobs.run(job, signal).finally(() => runningHere.delete(job.taskId));
+    },
+  });
   const images = new ImageService(ctx, drivers);
   const settingsService = new SettingsService(
     ctx,
@@ -422,7 +443,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   // The reaper: recovery without anyone calling it (docs/operations.md, "Recovery").
   const reaper = startReaper({
     intervalMs: settings.reaperIntervalMs,
-    pass: () => settingsService.recover(known, (task) => heldByPreviousRun(task, worker)),
+    pass: () => settingsService.recover(new Set([...runningHere, ...waiting]), (task) => heldByPreviousRun(task, worker)),
     merge: (a, b) => ({
       interruptedTasks: [...a.interruptedTasks, ...b.interruptedTasks],
       failedImages: [...a.failedImages, ...b.failedImages],

@@ -25,6 +25,7 @@ import { cancelTransfersOf } from './image-transfers';
 import { captureIntoChunks } from './chunked-capture';
 import { captureIntoFile } from './file-capture';
 import { chunkStoreOf, deleteChunkedImage, isChunkedStorage, manifestKeyOf } from './chunked-storage';
+import { enqueueTask } from './task-jobs';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -112,7 +113,27 @@ export class ImageService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,
-  ) {}
+  ) {
+    // Jobs as data: capture and delete jobs are rebuilt from the task and its image (a job whose
+    // image is gone runs too, so that its task ends).
+    ctx.jobs.register('capture', async (job, signal) => {
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (!task) return;
+      const image = await ctx.repos.images.get(task.subjectId);
+      const { fileKey, compress } = job.params ?? {};
+      await this.runCapture(
+        task.id,
+        task.subjectId,
+        typeof fileKey === 'string' ? fileKey : (image?.fileKey ?? ''),
+        typeof compress === 'boolean' ? compress : (image?.compressed ?? ctx.settings.captureCompress),
+        signal,
+      );
+    });
+    ctx.jobs.register('delete', async (job, signal) => {
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (task) await this.runDelete(task.id, task.subjectId, signal);
+    });
+  }
 
   /** The instance, when the actor may use it; NOT_FOUND otherwise (foreign looks like missing). */
   async instanceFor(actor: Actor, instanceId: string): Promise<HostInstance> {
@@ -267,10 +288,11 @@ export class ImageService {
       accountId: image.accountId,
       hypervisorId: instance.hypervisorId,
     });
-    this.ctx.queue.enqueue({
+    await enqueueTask(this.ctx, {
       taskId: task.id,
+      type: 'capture',
       hypervisorId: instance.hypervisorId,
-      run: (signal) => this.runCapture(task.id, image.id, image.fileKey, compress, signal),
+      params: { fileKey: image.fileKey, compress },
     });
     return task;
   }
@@ -449,11 +471,7 @@ export class ImageService {
       accountId: image.accountId,
       hypervisorId: image.hypervisorId,
     });
-    this.ctx.queue.enqueue({
-      taskId: task.id,
-      hypervisorId: image.hypervisorId,
-      run: (signal) => this.runDelete(task.id, image.id, signal),
-    });
+    await enqueueTask(this.ctx, { taskId: task.id, type: 'delete', hypervisorId: image.hypervisorId });
     return task;
   }
 

@@ -10,6 +10,7 @@ import {
   type Repositories,
   type Task,
   type TelemetryOptions,
+  type TaskQueue,
 } from '../../../src';
 import { FakeWorld } from '../../support/fakes';
 
@@ -35,6 +36,7 @@ export async function setup(
     repositories?: Repositories;
     telemetry?: TelemetryOptions;
     imageCopies?: { allowCustomers?: boolean; billed?: boolean };
+    queue?: TaskQueue;
   } = {},
 ): Promise<Harness> {
   const world = new FakeWorld();
@@ -55,6 +57,7 @@ export async function setup(
     ...(options.repositories ? { repositories: options.repositories } : {}),
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
+    ...(options.queue ? { queue: options.queue } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));

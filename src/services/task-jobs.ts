@@ -1,0 +1,76 @@
+/**
+ * Jobs as data: the handler registry that turns a queued {@link TaskJob} back into work. Each
+ * service registers the handlers of its task types (capture and delete: the images service;
+ * deploy: the deploy service); a handler reads the task and its subject from the repositories, so
+ * any process of the deployment can run any job. The queue gets {@link TaskJobRegistry.run} as its
+ * runner. `iso-upload`, `refresh-size` and `reconcile` tasks run inline in the process that was
+ * asked (an upload's bytes arrive there) and are never queued.
+ * @module
+ */
+import { InstanceImagesError } from '../errors';
+import type { TaskType } from '../model/task';
+import type { TaskJob, TaskJobHandle } from '../ports/task-queue';
+import type { ServiceContext } from './context';
+
+/** Runs one type of job: rebuilds the work from the repositories. Resolves with a JSON value. */
+export type TaskJobHandler = (job: TaskJob, signal: AbortSignal) => Promise<unknown>;
+
+/** The task types that go through the task queue. */
+export const QUEUED_TASK_TYPES: readonly TaskType[] = ['capture', 'delete', 'deploy'];
+
+/** The handlers of queued task types, by type. */
+export class TaskJobRegistry {
+  private readonly handlers = new Map<TaskType, TaskJobHandler>();
+
+  /** Registers the handler of a task type. @throws CONFLICT when the type has one already. */
+  register(type: TaskType, handler: TaskJobHandler): void {
+    if (this.handlers.has(type)) throw new InstanceImagesError('CONFLICT', `A handler of ${type} jobs is registered already`);
+    this.handlers.set(type, handler);
+  }
+
+  /** Whether a type has a handler. */
+  has(type: TaskType): boolean {
+    return this.handlers.has(type);
+  }
+
+  /** The registered types. */
+  types(): TaskType[] {
+    return [...this.handlers.keys()];
+  }
+
+  /**
+   * Runs a job with its type's handler.
+   * @throws VALIDATION_FAILED when no handler is registered for the type (a job of a newer version).
+   */
+  run(job: TaskJob, signal: AbortSignal): Promise<unknown> {
+    const handler = this.handlers.get(job.type);
+    if (!handler) {
+      return Promise.reject(
+        new InstanceImagesError('VALIDATION_FAILED', `No handler runs ${JSON.stringify(job.type)} jobs in this process`, {
+          details: { taskId: job.taskId, type: job.type },
+        }),
+      );
+    }
+    return handler(job, signal);
+  }
+}
+
+/**
+ * Queues the job of a queued task. When the queue refuses it (closed, its engine unreachable), the
+ * task is failed at once, so nothing stays queued that no process will run, and the caller gets an
+ * INTERRUPTED error to show (retry later).
+ */
+export async function enqueueTask(ctx: ServiceContext, job: TaskJob): Promise<TaskJobHandle> {
+  try {
+    return await ctx.queue.enqueue(job);
+  } catch (cause) {
+    const now = ctx.now();
+    const message = 'The task could not be queued (the task queue is closed or unreachable); try again in a moment';
+    const failed = await ctx.repos.tasks
+      .transition(job.taskId, ['queued'], 'failed', { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: message }, now)
+      .catch(() => null);
+    if (failed) ctx.events.emit('task.finished', { task: failed });
+    ctx.logger.error('a task could not be queued', { taskId: job.taskId, type: job.type, error: String(cause) });
+    throw new InstanceImagesError('INTERRUPTED', message, { cause, details: { taskId: job.taskId } });
+  }
+}
