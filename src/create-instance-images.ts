@@ -427,8 +427,10 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   inner.bind({
     events,
     logger,
-    run: (job, signal) => {
+    run: async (job, signal) => {
       waiting.delete(job.taskId);
+      // A job whose task left `queued` meanwhile (cancelled, recovered, delivered twice) has nothing to do.
+      if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return null;
       runningHere.add(job.taskId);
       return jobs.run(job, signal).finally(() => runningHere.delete(job.taskId));
     },
