@@ -15,9 +15,6 @@ import type { ServiceContext } from './context';
 /** Runs one type of job: rebuilds the work from the repositories. Resolves with a JSON value. */
 export type TaskJobHandler = (job: TaskJob, signal: AbortSignal) => Promise<unknown>;
 
-/** The task types that go through the task queue. */
-export const QUEUED_TASK_TYPES: readonly TaskType[] = ['capture', 'delete', 'deploy'];
-
 /** The handlers of queued task types, by type. */
 export class TaskJobRegistry {
   private readonly handlers = new Map<TaskType, TaskJobHandler>();
