@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import process from 'node:process';
-/* global fetch, AbortSignal -- Node's own (this file runs on Node only) */
+/* global fetch, AbortSignal, URL -- Node's own (this file runs on Node only) */
 
 const SERVICES_DIR = process.env.SERVICES_DIR ?? '/var/tmp/instance-images-test/services';
 const SSH_DIR = process.env.II_SSH_DIR ?? '/var/tmp/instance-images-test/hypervisor/ssh';
