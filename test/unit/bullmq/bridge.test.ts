@@ -19,14 +19,14 @@ function fakeRedis() {
       return 'OK';
     },
   } as unknown as Redis;
-  const process = () => {
+  const newProcess = () => {
     const bridge = new EventBridge(redis, 'events', 'handled', () => silentLogger, 1000);
     bridges.push(bridge);
     const events = createEmitter();
     bridge.attach(events);
     return { bridge, events };
   };
-  return { process, keys };
+  return { process: newProcess, keys };
 }
 
 describe('the BullMQ event bridge', () => {
