@@ -45,6 +45,12 @@ export interface BullmqTaskQueueOptions {
   lockDurationMs?: number;
   /** How often a worker looks for hypervisor queues it does not serve yet (new ones are also announced). @default 5000 */
   discoveryIntervalMs?: number;
+  /**
+   * How long `enqueue` waits for Redis to store a job before it fails (the SDK then fails the task
+   * and the call throws INTERRUPTED; a job stored later is skipped, its task being no longer queued).
+   * @default 10000
+   */
+  enqueueTimeoutMs?: number;
 }
 
 /** A {@link TaskQueue} on BullMQ, with the deployment's events. */
@@ -58,6 +64,18 @@ export interface BullmqTaskQueue extends TaskQueue {
    */
   handleOnce<K extends keyof InstanceImagesEvents>(name: string, type: K, listener: ClusterEventListener<K>): () => void;
 }
+
+/** `promise`, or a rejection with `message` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Waits for `promise` to settle, at most `ms` (closing must not hang on an unreachable Redis). */
+const settled = (promise: Promise<unknown>, ms = 5_000): Promise<unknown> => within(promise, ms, 'timed out').catch(() => undefined);
 
 const HYPERVISOR_QUEUE = (id: string | null) => (id === null ? 'no-hypervisor' : `hv-${Buffer.from(id).toString('base64url')}`);
 /** BullMQ job ids may not be integers or contain `:`. */
@@ -94,6 +112,17 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
       ? new Redis(options.connection, redisOptions)
       : new Redis({ ...options.connection, ...redisOptions });
   const subscriber = command.duplicate();
+  // ioredis reconnects by itself; an unreachable Redis is said once per outage, not per retry.
+  let outage = false;
+  for (const client of [command, subscriber]) {
+    client.on('error', (error: Error) => {
+      if (!outage) logger.error('Redis is unreachable; the task queue retries', { error: error.message });
+      outage = true;
+    });
+    client.on('ready', () => {
+      outage = false;
+    });
+  }
   const bullPrefix = `${prefix}:bull`;
   const channels = { events: `${prefix}:events`, cancel: `${prefix}:cancel`, hypervisors: `${prefix}:hypervisor-added` };
   const hypervisorSet = `${prefix}:hypervisors`;
@@ -199,14 +228,18 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
         hypervisorId: job.hypervisorId,
         ...(job.params ? { params: job.params } : {}),
       };
-      if ((await command.sadd(hypervisorSet, name)) === 1) await command.publish(channels.hypervisors, name);
-      const queue = await queueFor(name);
-      const added = await queue.add(job.type, data, {
-        jobId: jobIdOf(job.taskId),
-        attempts: 1,
-        removeOnComplete: { age: 3_600, count: 10_000 },
-        removeOnFail: { age: 7 * 24 * 3_600 },
-      });
+      const store = async () => {
+        if ((await command.sadd(hypervisorSet, name)) === 1) await command.publish(channels.hypervisors, name);
+        const queue = await queueFor(name);
+        return queue.add(job.type, data, {
+          jobId: jobIdOf(job.taskId),
+          attempts: 1,
+          removeOnComplete: { age: 3_600, count: 10_000 },
+          removeOnFail: { age: 7 * 24 * 3_600 },
+        });
+      };
+      const timeoutMs = options.enqueueTimeoutMs ?? 10_000;
+      const added = await within(store(), timeoutMs, `Redis did not store the job within ${timeoutMs} ms`);
       return {
         finished: async () => {
           let events = queueEvents.get(name);
@@ -235,11 +268,15 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
       closed = true;
       if (discovery) clearInterval(discovery);
       for (const controller of controllers.values()) controller.abort();
-      await Promise.allSettled([...workers.values()].map((worker) => worker.close()));
-      await Promise.allSettled([...queueEvents.values()].map(async (events) => (await events).close()));
-      await Promise.allSettled([...queues.values()].map(async (queue) => (await queue).close()));
-      await subscribed.catch(() => undefined);
-      await Promise.allSettled([subscriber.quit(), command.quit()]);
+      await Promise.all([...workers.values()].map((worker) => settled(worker.close(), lockDurationMs)));
+      await Promise.all([...queueEvents.values()].map((events) => settled(events.then((e) => e.close()))));
+      await Promise.all([...queues.values()].map((queue) => settled(queue.then((q) => q.close()))));
+      if (command.status === 'ready') {
+        await settled(subscribed);
+        await Promise.all([settled(subscriber.quit()), settled(command.quit())]);
+      }
+      subscriber.disconnect();
+      command.disconnect();
     },
     handleOnce: (name, type, listener) => bridge.handleOnce(name, type, listener),
   };
