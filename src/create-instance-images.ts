@@ -423,19 +423,44 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   };
   const drivers = new DriverCache(ctx);
   let closed = false;
-  // The runner of jobs in this process: the services' handlers (registered as they are created).
+  const failQueuedTask = async (taskId: string, error: unknown) => {
+    const at = now();
+    const code = isInstanceImagesError(error) ? error.code : 'INTERRUPTED';
+    const message = isInstanceImagesError(error) ? error.message : 'The task could not be started';
+    const failed = await repositories.tasks
+      .transition(taskId, ['queued'], 'failed', { finishedAt: at, errorCode: code, errorMessage: message }, at)
+      .catch(() => null);
+    if (failed) events.emit('task.finished', { task: failed });
+  };
+  // The services register the handlers of the task types they queue (jobs as data).
+  const images = new ImageService(ctx, drivers);
+  const catalog = new CatalogService(ctx, drivers, images);
+  const storages = new StorageService(ctx, drivers);
+  const accounts = new AccountService(ctx, images);
+  const copies = new ImageCopyService(ctx, drivers, parsed.imageCopies);
+  const imports = new ImageImportService(ctx, drivers, options.imports);
+  const unhandled = jobs.missing();
+  if (unhandled.length > 0) throw new Error(`No job handler for the task types ${unhandled.join(', ')} (a defect of the SDK)`);
+  // The runner of jobs in this process: the services' handlers.
   inner.bind({
     events,
     logger,
     run: async (job, signal) => {
       waiting.delete(job.taskId);
       // A job whose task left `queued` meanwhile (cancelled, recovered, delivered twice) has nothing to do.
-      if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return null;
+      if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return;
       runningHere.add(job.taskId);
-      return jobs.run(job, signal).finally(() => runningHere.delete(job.taskId));
+      try {
+        await jobs.run(job, signal);
+      } catch (error) {
+        // A handler that throws before its task ran (no handler here, unreadable params) fails the task.
+        await failQueuedTask(job.taskId, error);
+        throw error;
+      } finally {
+        runningHere.delete(job.taskId);
+      }
     },
   });
-  const images = new ImageService(ctx, drivers);
   const settingsService = new SettingsService(
     ctx,
     new UsageService(ctx, drivers, parsed.currency),
@@ -459,14 +484,14 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   });
   return {
     images,
-    catalog: new CatalogService(ctx, drivers, images),
-    storages: new StorageService(ctx, drivers),
+    catalog,
+    storages,
     settings: settingsService,
-    accounts: new AccountService(ctx, images),
+    accounts,
     sharing: new ImageSharingService(ctx),
     transfers: new ImageTransferService(ctx),
-    copies: new ImageCopyService(ctx, drivers, parsed.imageCopies),
-    imports: new ImageImportService(ctx, drivers, options.imports),
+    copies,
+    imports,
     exports: new ImageExportService(ctx, drivers, images, options.exports),
     events,
     repositories,

@@ -6,17 +6,9 @@
  * See docs/scaling.md.
  * @module
  */
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import {
-  InstanceImagesError,
-  silentLogger,
-  type Logger,
-  type TaskJob,
-  type TaskJobHandle,
-  type TaskQueue,
-  type TaskQueueBinding,
-} from '../../src';
+import { InstanceImagesError, silentLogger, type Logger, type TaskJob, type TaskQueue, type TaskQueueBinding } from '../../src';
 import { EventBridge, type ClusterEventListener } from './bridge';
 import { RedisSemaphore } from './slots';
 import type { InstanceImagesEvents } from '../../src';
@@ -132,7 +124,6 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
   const bridge = new EventBridge(command, channels.events, `${prefix}:handled`, () => logger, 7 * 24 * 3_600_000);
   const slots = new RedisSemaphore(command, `${prefix}:slots`, concurrency, lockDurationMs);
   const queues = new Map<string, Promise<Queue>>();
-  const queueEvents = new Map<string, Promise<QueueEvents>>();
   const workers = new Map<string, Worker>();
   const controllers = new Map<string, AbortController>();
   const running = new Set<Promise<unknown>>();
@@ -148,7 +139,7 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
     return queue;
   };
 
-  const processJob = async (job: Job<TaskJob>): Promise<unknown> => {
+  const processJob = async (job: Job<TaskJob>): Promise<void> => {
     const run = binding?.run;
     if (!run) throw new Error('The BullMQ task queue is not bound to createInstanceImages');
     const data = job.data;
@@ -156,10 +147,10 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
     controllers.set(data.taskId, controller);
     const work = (async () => {
       // A job holds its hypervisor's slot (BullMQ) while it waits for a global one.
-      if (!(await slots.acquire(data.taskId, controller.signal))) return null;
+      if (!(await slots.acquire(data.taskId, controller.signal))) return;
       const release = slots.hold(data.taskId, (error) => logger.warn('renewing a global task slot failed', { error: String(error) }));
       try {
-        return (await run(data, controller.signal)) ?? null;
+        await run(data, controller.signal);
       } finally {
         await release();
       }
@@ -219,7 +210,7 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
         discovery.unref?.();
       }
     },
-    async enqueue(job: TaskJob): Promise<TaskJobHandle> {
+    async enqueue(job: TaskJob): Promise<void> {
       if (closed) throw new Error('The task queue is closed');
       const name = HYPERVISOR_QUEUE(job.hypervisorId);
       const data: TaskJob = {
@@ -239,18 +230,7 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
         });
       };
       const timeoutMs = options.enqueueTimeoutMs ?? 10_000;
-      const added = await within(store(), timeoutMs, `Redis did not store the job within ${timeoutMs} ms`);
-      return {
-        finished: async () => {
-          let events = queueEvents.get(name);
-          if (!events) {
-            const created = new QueueEvents(name, { connection: command.duplicate(), prefix: bullPrefix });
-            events = created.waitUntilReady().then(() => created);
-            queueEvents.set(name, events);
-          }
-          return added.waitUntilFinished(await events);
-        },
-      };
+      await within(store(), timeoutMs, `Redis did not store the job within ${timeoutMs} ms`);
     },
     cancel(taskId: string) {
       const controller = controllers.get(taskId);
@@ -269,7 +249,6 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
       if (discovery) clearInterval(discovery);
       for (const controller of controllers.values()) controller.abort();
       await Promise.all([...workers.values()].map((worker) => settled(worker.close(), lockDurationMs)));
-      await Promise.all([...queueEvents.values()].map((events) => settled(events.then((e) => e.close()))));
       await Promise.all([...queues.values()].map((queue) => settled(queue.then((q) => q.close()))));
       if (command.status === 'ready') {
         await settled(subscribed);

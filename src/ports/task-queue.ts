@@ -1,7 +1,8 @@
 /**
  * The task queue port. Jobs are data: a queued job is a small serializable record (task id, task
  * type, hypervisor, and the few inputs its task record does not hold); the process that runs it
- * rebuilds the work from the repositories through the runner the SDK binds to the queue. The
+ * rebuilds the work from the repositories through the runner the SDK binds to the queue (the
+ * services' handler registry, `src/services/task-jobs.ts`). No closure crosses the queue. The
  * default queue is in-process (p-queue, `createTaskQueue`); `instance-images/adapters/bullmq`
  * runs the same jobs on BullMQ/Redis across processes and machines. See docs/scaling.md.
  * @module
@@ -10,7 +11,10 @@ import type { InstanceImagesEmitter } from '../events';
 import type { TaskType } from '../model/task';
 import type { Logger } from './logger';
 
-/** Inputs of a job that its task record does not hold: JSON scalars only (a deploy's target path, size). */
+/**
+ * Inputs of a job that its task record does not hold: JSON scalars only (a deploy's target path,
+ * an import's URL). Never secrets: a distributed queue stores them (Redis).
+ */
 export type TaskJobParams = { readonly [name: string]: string | number | boolean | null };
 
 /** A queued job: everything a worker needs to rebuild the work from the repositories. */
@@ -26,11 +30,11 @@ export interface TaskJob {
 }
 
 /**
- * Runs a job in this process: the SDK's handler registry (capture, delete, deploy). Resolves with
- * the job's result, a JSON value (deploys return the disk made or the error); `signal` aborts when
- * the task is cancelled (from any process) or the queue closes.
+ * Runs a job in this process: the SDK's handler registry. Resolves when the work is over (its
+ * outcome is recorded on the task, never returned); `signal` aborts when the task is cancelled
+ * (from any process) or the queue closes.
  */
-export type TaskJobRunner = (job: TaskJob, signal: AbortSignal) => Promise<unknown>;
+export type TaskJobRunner = (job: TaskJob, signal: AbortSignal) => Promise<void>;
 
 /** What `createInstanceImages` hands its queue: the runner and the process's events and logger. */
 export interface TaskQueueBinding {
@@ -44,24 +48,16 @@ export interface TaskQueueBinding {
   readonly logger: Logger;
 }
 
-/** A job accepted by the queue. */
-export interface TaskJobHandle {
-  /**
-   * Resolves with what the runner returned for the job, wherever it ran; rejects when the runner
-   * threw or the job was lost (its process died).
-   */
-  finished(): Promise<unknown>;
-}
-
 /** Runs jobs with global and per-hypervisor concurrency limits. */
 export interface TaskQueue {
   /** Connects the queue to the SDK; `createInstanceImages` calls it once, before any other method. */
   bind(binding: TaskQueueBinding): void;
   /**
    * Adds a job; it runs (here or in another process) when limits allow. Resolves once the job is
-   * stored; rejects when it cannot be (the queue is closed, the engine unreachable).
+   * stored; rejects when it cannot be (the queue is closed, the engine unreachable). Errors of the
+   * work are the task's own business (never rejected here).
    */
-  enqueue(job: TaskJob): Promise<TaskJobHandle>;
+  enqueue(job: TaskJob): Promise<void>;
   /**
    * Aborts a queued or running job, wherever it runs (a distributed queue tells the other
    * processes too). @returns whether the job was known to this process.

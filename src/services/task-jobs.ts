@@ -1,19 +1,28 @@
 /**
  * Jobs as data: the handler registry that turns a queued {@link TaskJob} back into work. Each
  * service registers the handlers of its task types (capture and delete: the images service;
- * deploy: the deploy service); a handler reads the task and its subject from the repositories, so
- * any process of the deployment can run any job. The queue gets {@link TaskJobRegistry.run} as its
- * runner. `iso-upload`, `refresh-size` and `reconcile` tasks run inline in the process that was
- * asked (an upload's bytes arrive there) and are never queued.
+ * deploy: the deploy service; import, copy, close-account, chunk-gc and chunk-verify: theirs); a
+ * handler reads the task and its subject from the repositories, so any process of the deployment
+ * can run any job. The queue gets {@link TaskJobRegistry.run} as its runner. The types of
+ * {@link INLINE_TASK_TYPES} run inline in the process that was asked and are never queued;
+ * `createInstanceImages` refuses to start when any other type has no handler.
  * @module
  */
+import { z } from 'zod';
 import { InstanceImagesError } from '../errors';
-import type { TaskType } from '../model/task';
-import type { TaskJob, TaskJobHandle } from '../ports/task-queue';
+import { TaskTypeSchema, type TaskType } from '../model/task';
+import type { TaskJob } from '../ports/task-queue';
 import type { ServiceContext } from './context';
 
-/** Runs one type of job: rebuilds the work from the repositories. Resolves with a JSON value. */
-export type TaskJobHandler = (job: TaskJob, signal: AbortSignal) => Promise<unknown>;
+/**
+ * Task types that are never queued: they run inline in the call that created them (an ISO
+ * upload's bytes arrive in that process; a size refresh is one stat; `reconcile` is a type for
+ * hosts' own records, the SDK's reconcile runs as a plain call).
+ */
+export const INLINE_TASK_TYPES: readonly TaskType[] = ['iso-upload', 'refresh-size', 'reconcile'];
+
+/** Runs one type of job: rebuilds the work from the repositories; its outcome is recorded on the task. */
+export type TaskJobHandler = (job: TaskJob, signal: AbortSignal) => Promise<void>;
 
 /** The handlers of queued task types, by type. */
 export class TaskJobRegistry {
@@ -39,7 +48,7 @@ export class TaskJobRegistry {
    * Runs a job with its type's handler.
    * @throws VALIDATION_FAILED when no handler is registered for the type (a job of a newer version).
    */
-  run(job: TaskJob, signal: AbortSignal): Promise<unknown> {
+  run(job: TaskJob, signal: AbortSignal): Promise<void> {
     const handler = this.handlers.get(job.type);
     if (!handler) {
       return Promise.reject(
@@ -50,6 +59,27 @@ export class TaskJobRegistry {
     }
     return handler(job, signal);
   }
+
+  /**
+   * The task types that are queued yet have no handler here (every type is either queued, with a
+   * handler, or in {@link INLINE_TASK_TYPES}).
+   */
+  missing(): TaskType[] {
+    return TaskTypeSchema.options.filter((type) => !this.handlers.has(type) && !INLINE_TASK_TYPES.includes(type));
+  }
+}
+
+/**
+ * The params of a job, checked against `schema` (a job written by another version, or altered in
+ * the engine, fails its task with VALIDATION_FAILED instead of running with wrong inputs).
+ */
+export function jobParams<S extends z.ZodType>(job: TaskJob, schema: S): z.output<S> {
+  const result = schema.safeParse(job.params ?? {});
+  if (!result.success)
+    throw new InstanceImagesError('VALIDATION_FAILED', `The ${job.type} job of task ${job.taskId} has unreadable parameters`, {
+      details: { taskId: job.taskId, type: job.type, issues: result.error.issues.map((issue) => issue.path.join('.')) },
+    });
+  return result.data;
 }
 
 /**
@@ -57,9 +87,9 @@ export class TaskJobRegistry {
  * task is failed at once, so nothing stays queued that no process will run, and the caller gets an
  * INTERRUPTED error to show (retry later).
  */
-export async function enqueueTask(ctx: ServiceContext, job: TaskJob): Promise<TaskJobHandle> {
+export async function enqueueTask(ctx: ServiceContext, job: TaskJob): Promise<void> {
   try {
-    return await ctx.queue.enqueue(job);
+    await ctx.queue.enqueue(job);
   } catch (cause) {
     const now = ctx.now();
     const message = 'The task could not be queued (the task queue is closed or unreachable); try again in a moment';

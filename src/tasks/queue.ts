@@ -5,7 +5,7 @@
  * @module
  */
 import PQueue from 'p-queue';
-import type { TaskJob, TaskJobHandle, TaskJobRunner, TaskQueue, TaskQueueBinding } from '../ports/task-queue';
+import type { TaskJob, TaskJobRunner, TaskQueue, TaskQueueBinding } from '../ports/task-queue';
 
 /** Options of {@link createTaskQueue}. */
 export interface TaskQueueOptions {
@@ -17,14 +17,12 @@ export interface TaskQueueOptions {
   onJobError?(taskId: string, error: unknown): void;
 }
 
-type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
-
 /** Creates the default in-process {@link TaskQueue}. */
 export function createTaskQueue(options: TaskQueueOptions = {}): TaskQueue {
   const global = new PQueue({ concurrency: options.concurrency ?? 4 });
   const perHypervisor = new Map<string, PQueue>();
   const controllers = new Map<string, AbortController>();
-  const pending = new Set<Promise<Settled>>();
+  const pending = new Set<Promise<void>>();
   let runner: TaskJobRunner | null = null;
   let closed = false;
 
@@ -41,31 +39,21 @@ export function createTaskQueue(options: TaskQueueOptions = {}): TaskQueue {
     bind(binding: TaskQueueBinding) {
       runner = binding.run;
     },
-    async enqueue(job: TaskJob): Promise<TaskJobHandle> {
+    async enqueue(job: TaskJob): Promise<void> {
       if (closed) throw new Error('The task queue is closed');
       const run = runner;
       if (!run) throw new Error('The task queue is not bound to a runner (createInstanceImages binds it)');
       const controller = new AbortController();
       controllers.set(job.taskId, controller);
       const runGlobal = () => global.add(() => run(job, controller.signal));
-      const promise: Promise<Settled> = (job.hypervisorId === null ? runGlobal() : hypervisorQueue(job.hypervisorId).add(runGlobal))
-        .then((value): Settled => ({ ok: true, value }))
-        .catch((error: unknown): Settled => {
-          options.onJobError?.(job.taskId, error);
-          return { ok: false, error };
-        })
+      const promise = (job.hypervisorId === null ? runGlobal() : hypervisorQueue(job.hypervisorId).add(runGlobal))
+        .then(() => undefined)
+        .catch((error: unknown) => options.onJobError?.(job.taskId, error))
         .finally(() => {
           controllers.delete(job.taskId);
           pending.delete(promise);
         });
       pending.add(promise);
-      return {
-        finished: async () => {
-          const settled = await promise;
-          if (!settled.ok) throw settled.error;
-          return settled.value;
-        },
-      };
     },
     cancel(taskId: string) {
       const controller = controllers.get(taskId);

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { describe, expect, it, vi } from 'vitest';
 import { EventBridge, decodeWire, encodeWire } from '../../../adapters/bullmq/bridge';
-import { createEmitter, silentLogger, type InstanceImagesEvents, type Task } from '../../../src';
+import { silentLogger, type InstanceImagesEvents, type Task } from '../../../src';
+import { createEmitter } from '../../../src/events';
 import { makeTask } from '../../../src/testing';
 
 /** Two processes' bridges on one fake Redis: publish delivers to every bridge (as pub/sub does), SET NX is shared. */
