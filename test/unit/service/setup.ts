@@ -11,6 +11,7 @@ import {
   type Task,
   type TelemetryOptions,
   type TaskQueue,
+  type ImportOptions,
 } from '../../../src';
 import { FakeWorld } from '../../support/fakes';
 
@@ -37,6 +38,7 @@ export async function setup(
     telemetry?: TelemetryOptions;
     imageCopies?: { allowCustomers?: boolean; billed?: boolean };
     queue?: TaskQueue;
+    imports?: ImportOptions;
   } = {},
 ): Promise<Harness> {
   const world = new FakeWorld();
@@ -58,6 +60,7 @@ export async function setup(
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
     ...(options.queue ? { queue: options.queue } : {}),
+    ...(options.imports ? { imports: options.imports } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));
