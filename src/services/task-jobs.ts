@@ -8,7 +8,7 @@
  * `createInstanceImages` refuses to start when any other type has no handler.
  * @module
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { InstanceImagesError } from '../errors';
 import { TaskTypeSchema, type TaskType } from '../model/task';
 import type { TaskJob } from '../ports/task-queue';
