@@ -21,6 +21,12 @@ export interface ClusterConfig {
   logFile: string;
   /** How long a capture of an ordinary instance takes (a `slow-*` instance takes until cancelled). */
   captureMs: number;
+  /** The deployment's limits. @default 4 and 1 */
+  concurrency?: number;
+  perHypervisorConcurrency?: number;
+  /** Hypervisors `hv-1`…`hv-N` (@default 2) and instances `i-0`…`i-(M-1)` (@default 10). */
+  hypervisors?: number;
+  instances?: number;
 }
 
 /** One line of the record. */
@@ -32,8 +38,15 @@ export interface HypervisorRecord {
 }
 
 export const ACCOUNT = 'acct-alice';
-/** Instances: `i-0`…`i-9` (even on hv-1, odd on hv-2), and `slow-1`, `slow-2` (on hv-1). */
-export const INSTANCES = [...Array.from({ length: 10 }, (_, i) => `i-${i}`), 'slow-1', 'slow-2'];
+/** Instances: `i-0`…`i-(M-1)` (`i-N` on hv-(N mod hypervisors + 1)), and `slow-1`, `slow-2` (on hv-1). */
+export function instancesOf(config: ClusterConfig): { id: string; hypervisorId: string }[] {
+  const hypervisors = config.hypervisors ?? 2;
+  return [
+    ...Array.from({ length: config.instances ?? 10 }, (_, i) => ({ id: `i-${i}`, hypervisorId: `hv-${(i % hypervisors) + 1}` })),
+    { id: 'slow-1', hypervisorId: 'hv-1' },
+    { id: 'slow-2', hypervisorId: 'hv-1' },
+  ];
+}
 
 function record(config: ClusterConfig, line: Omit<HypervisorRecord, 'pid'>): void {
   appendFileSync(config.logFile, `${JSON.stringify({ ...line, pid: process.pid })}\n`);
@@ -42,9 +55,8 @@ function record(config: ClusterConfig, line: Omit<HypervisorRecord, 'pid'>): voi
 /** The fake world every process builds, with a recording, slow hypervisor driver. */
 export function clusterWorld(config: ClusterConfig): { world: FakeWorld; hypervisorDriver: HypervisorDriverFactory } {
   const world = new FakeWorld();
-  world.addHypervisor('hv-1');
-  world.addHypervisor('hv-2');
-  INSTANCES.forEach((id, i) => world.addInstance(id, ACCOUNT, { hypervisorId: id.startsWith('slow') || i % 2 === 0 ? 'hv-1' : 'hv-2' }));
+  for (let i = 1; i <= (config.hypervisors ?? 2); i++) world.addHypervisor(`hv-${i}`);
+  for (const { id, hypervisorId } of instancesOf(config)) world.addInstance(id, ACCOUNT, { hypervisorId });
   const inner = world.hypervisorFactory();
   const hypervisorDriver: HypervisorDriverFactory = (hypervisor, executor) => {
     const driver = inner(hypervisor, executor);
@@ -92,8 +104,8 @@ export async function clusterProcess(
     connection: config.redisUrl,
     prefix: config.prefix,
     role,
-    concurrency: 4,
-    perHypervisorConcurrency: 1,
+    concurrency: config.concurrency ?? 4,
+    perHypervisorConcurrency: config.perHypervisorConcurrency ?? 1,
     lockDurationMs: 2_000,
     discoveryIntervalMs: 500,
   });
