@@ -22,7 +22,7 @@ import { checkActor, eventActor, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
-import { enqueueTask, jobParams } from './task-jobs';
+import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { startBilling } from './usage';
 
@@ -162,13 +162,17 @@ export class ImageCopyService {
       accountId,
       hypervisorId: hypervisorId ?? source.hypervisorId,
     });
+    await enqueueTask(
+      this.ctx,
+      {
+        taskId: task.id,
+        type: 'copy',
+        hypervisorId: hypervisorId ?? source.hypervisorId,
+        params: { sourceImageId: source.id },
+      },
+      withdrawNewImage(this.ctx, copy.id),
+    );
     this.ctx.events.emit('image.copy-started', { image: copy, sourceImageId: source.id, actor: eventActor(actor) });
-    await enqueueTask(this.ctx, {
-      taskId: task.id,
-      type: 'copy',
-      hypervisorId: hypervisorId ?? source.hypervisorId,
-      params: { sourceImageId: source.id },
-    });
     return { image: copy, task };
   }
 

@@ -26,7 +26,7 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
 import { storeImport, type ImportTarget, type StoredImport } from './import-store';
-import { enqueueTask, jobParams } from './task-jobs';
+import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
 import { newStockImage } from './os-images';
 import { startBilling } from './usage';
@@ -231,12 +231,16 @@ export class ImageImportService {
     else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId, max }))) throw limitReached();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId, hypervisorId: writer });
-    await enqueueTask(this.ctx, {
-      taskId: task.id,
-      type: 'import',
-      hypervisorId: writer,
-      params: { url: url.href, sha256: data.sha256 ?? null, viaHypervisorId: hypervisorId, stock: null },
-    });
+    await enqueueTask(
+      this.ctx,
+      {
+        taskId: task.id,
+        type: 'import',
+        hypervisorId: writer,
+        params: { url: url.href, sha256: data.sha256 ?? null, viaHypervisorId: hypervisorId, stock: null },
+      },
+      withdrawNewImage(this.ctx, id),
+    );
     return { image, task };
   }
 

@@ -25,7 +25,7 @@ import { cancelTransfersOf } from './image-transfers';
 import { captureIntoChunks } from './chunked-capture';
 import { captureIntoFile } from './file-capture';
 import { chunkStoreOf, deleteChunkedImage, isChunkedStorage, manifestKeyOf } from './chunked-storage';
-import { enqueueTask } from './task-jobs';
+import { enqueueTask, withdrawNewImage } from './task-jobs';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -274,12 +274,12 @@ export class ImageService {
     };
     if (max === null) await this.ctx.repos.images.insert(image);
     else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId: instance.accountId, max }))) throw limitReached();
-    const task = await this.startCapture(image, instance);
+    const task = await this.startCapture(image, instance, withdrawNewImage(this.ctx, image.id));
     return { image, task };
   }
 
   /** Starts a capture of `image`, compressed as its request chose (the current default for images recorded without that choice). */
-  private async startCapture(image: Image, instance: HostInstance): Promise<Task> {
+  private async startCapture(image: Image, instance: HostInstance, onRefused?: () => Promise<unknown>): Promise<Task> {
     const compress = image.compressed ?? this.ctx.settings.captureCompress;
     const task = await createTask(this.ctx, {
       type: 'capture',
@@ -288,13 +288,27 @@ export class ImageService {
       accountId: image.accountId,
       hypervisorId: instance.hypervisorId,
     });
-    await enqueueTask(this.ctx, {
-      taskId: task.id,
-      type: 'capture',
-      hypervisorId: instance.hypervisorId,
-      params: { fileKey: image.fileKey, compress },
-    });
+    await enqueueTask(
+      this.ctx,
+      {
+        taskId: task.id,
+        type: 'capture',
+        hypervisorId: instance.hypervisorId,
+        params: { fileKey: image.fileKey, compress },
+      },
+      onRefused ?? (() => this.failRefusedRetry(image)),
+    );
     return task;
+  }
+
+  /** A retry whose task could not be queued: the image goes back to `error` (INTERRUPTED). */
+  private async failRefusedRetry(image: Image): Promise<void> {
+    const current = await this.ctx.repos.images.get(image.id);
+    if (current?.status !== 'creating' || current.fileKey !== image.fileKey) return;
+    await tryTransitionImage(this.ctx, current, 'error', {}, 'system', {
+      code: 'INTERRUPTED',
+      message: 'The capture could not be queued; retry the image in a moment.',
+    });
   }
 
   /**

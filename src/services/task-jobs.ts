@@ -84,13 +84,17 @@ export function jobParams<S extends z.ZodType>(job: TaskJob, schema: S): z.outpu
 
 /**
  * Queues the job of a queued task. When the queue refuses it (closed, its engine unreachable), the
- * task is failed at once, so nothing stays queued that no process will run, and the caller gets an
- * INTERRUPTED error to show (retry later).
+ * task is failed at once, so nothing stays queued that no process will run, `onRefused` undoes what
+ * the request made (see {@link withdrawNewImage}), and the caller gets an INTERRUPTED error to show
+ * (retry later).
  */
-export async function enqueueTask(ctx: ServiceContext, job: TaskJob): Promise<void> {
+export async function enqueueTask(ctx: ServiceContext, job: TaskJob, onRefused?: () => Promise<unknown>): Promise<void> {
   try {
     await ctx.queue.enqueue(job);
   } catch (cause) {
+    await onRefused?.().catch((error: unknown) =>
+      ctx.logger.warn('undoing a task that could not be queued failed', { taskId: job.taskId, error: String(error) }),
+    );
     const now = ctx.now();
     const message = 'The task could not be queued (the task queue is closed or unreachable); try again in a moment';
     const failed = await ctx.repos.tasks
@@ -100,4 +104,16 @@ export async function enqueueTask(ctx: ServiceContext, job: TaskJob): Promise<vo
     ctx.logger.error('a task could not be queued', { taskId: job.taskId, type: job.type, error: String(cause) });
     throw new InstanceImagesError('INTERRUPTED', message, { cause, details: { taskId: job.taskId } });
   }
+}
+
+/**
+ * Withdraws an image a request has just recorded in `creating` when its task could not be queued:
+ * straight to `deleted` (it never existed for the customer: not listed, not counted against the
+ * cap, never billed, no event).
+ */
+export function withdrawNewImage(ctx: ServiceContext, imageId: string): () => Promise<unknown> {
+  return () => {
+    const now = ctx.now();
+    return ctx.repos.images.transition(imageId, ['creating'], 'deleted', { deletedAt: now }, now);
+  };
 }
