@@ -13,6 +13,7 @@ import { InstanceImagesError } from '../errors';
 import { TaskTypeSchema, type TaskType } from '../model/task';
 import type { TaskJob } from '../ports/task-queue';
 import type { ServiceContext } from './context';
+import { tryTransitionImage } from './image-state';
 
 /**
  * Task types that are never queued: they run inline in the call that created them (an ISO
@@ -108,12 +109,16 @@ export async function enqueueTask(ctx: ServiceContext, job: TaskJob, onRefused?:
 
 /**
  * Withdraws an image a request has just recorded in `creating` when its task could not be queued:
- * straight to `deleted` (it never existed for the customer: not listed, not counted against the
- * cap, never billed, no event).
+ * through `error` (reason INTERRUPTED) and `deleting` to `deleted` at once (not listed, not counted
+ * against the cap, never billed).
  */
 export function withdrawNewImage(ctx: ServiceContext, imageId: string): () => Promise<unknown> {
-  return () => {
-    const now = ctx.now();
-    return ctx.repos.images.transition(imageId, ['creating'], 'deleted', { deletedAt: now }, now);
+  return async () => {
+    const image = await ctx.repos.images.get(imageId);
+    if (image?.status !== 'creating') return;
+    const reason = { code: 'INTERRUPTED' as const, message: 'The task could not be queued; try again in a moment.' };
+    const failed = await tryTransitionImage(ctx, image, 'error', {}, 'system', reason);
+    const deleting = failed && (await tryTransitionImage(ctx, failed, 'deleting', {}, 'system', reason));
+    if (deleting) await tryTransitionImage(ctx, deleting, 'deleted', { deletedAt: ctx.now() }, 'system', reason);
   };
 }
