@@ -4,7 +4,7 @@ import layers from './scripts/lint/layers.js';
 
 /**
  * The layering (docs/architecture.md, "Layers"): each zone lists the files it covers and what they
- * may not import (`forbid`) or the only things they may import (`allow`, `allowPackages`). A folder
+ * may not import (`forbid`, `forbidPackages`) or the only things they may import (`allow`, `allowPackages`). A folder
  * ends in `/`. The build fails on a breach; test/unit/house/layers.test.ts proves each zone catches
  * a planted import.
  */
@@ -25,6 +25,11 @@ const layerZones = [
     files: ['drivers/'],
     forbid: ['src/services/', 'adapters/', 'examples/'],
     reason: 'drivers implement ports; they never import services, adapters or examples',
+  },
+  {
+    files: ['src/', 'drivers/', 'adapters/http/', 'adapters/express/', 'adapters/sqlite/', 'adapters/postgres/', 'adapters/sql-common/'],
+    forbidPackages: ['bullmq', 'ioredis'],
+    reason: 'bullmq and ioredis are optional peers loaded only by instance-images/adapters/bullmq',
   },
 ];
 
@@ -47,7 +52,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/**', 'drivers/**'],
+    files: ['src/**', 'drivers/**', 'adapters/**'],
     plugins: { layers },
     rules: {
       'layers/imports': ['error', { root: import.meta.dirname, packageName: 'instance-images', zones: layerZones }],

@@ -22,9 +22,10 @@ export const entries: Record<string, string> = {
   'adapters/express/index': 'adapters/express/index.ts',
   'cli/index': 'src/cli/index.ts',
   'client/index': 'src/client/index.ts',
+  'adapters/bullmq/index': 'adapters/bullmq/index.ts',
 };
 
-const external = ['ssh2', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'express', 'pg', 'better-sqlite3', 'vitest'];
+const external = ['ssh2', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'express', 'pg', 'better-sqlite3', 'bullmq', 'ioredis', 'vitest'];
 
 export default defineConfig([
   {

@@ -4,7 +4,7 @@
 # between the unit and the integration project; it can also run alone.
 #
 #   libvirt/QEMU + sshd on 127.0.0.1:2222    scripts/setup-hypervisor.sh start
-#   Ceph radosgw (S3) + PostgreSQL           scripts/start-services.sh start
+#   Ceph radosgw (S3) + PostgreSQL + Redis   scripts/start-services.sh start
 #   Debian's Chromium                        scripts/setup-browser.sh
 #
 # The check (scripts/lib/services-probe.mjs) asks what the suites ask, so "all up" means no suite
@@ -18,7 +18,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 declare -A NEEDED_BY=(
   [hypervisor]="libvirt/QEMU and sshd on 127.0.0.1:2222, for the libvirt, SSH executor, local storage, security, e2e and example suites"
-  [services]="Ceph radosgw (S3) on 127.0.0.1:7480 and PostgreSQL on 127.0.0.1:55432, for the S3 storage, e2e and PostgreSQL suites"
+  [services]="Ceph radosgw (S3) on 127.0.0.1:7480, PostgreSQL on 127.0.0.1:55432 and Redis on 127.0.0.1:6390, for the S3 storage, e2e, PostgreSQL and BullMQ suites"
   [browser]="Debian's Chromium, for the example panel's browser test"
 )
 declare -A COMMAND=(
@@ -28,7 +28,7 @@ declare -A COMMAND=(
 )
 declare -A FIRST_TIME=(
   [hypervisor]="apt-get install libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils openssh-server xorriso, then start libvirtd and a loopback sshd: about 30 s"
-  [services]="apt-get install radosgw ceph-mon ceph-osd postgresql curl, then bootstrap a one-node Ceph cluster and a private PostgreSQL cluster: about 1 minute"
+  [services]="apt-get install radosgw ceph-mon ceph-osd postgresql redis-server curl, then bootstrap a one-node Ceph cluster, a private PostgreSQL cluster and a private Redis: about 1 minute"
   [browser]="apt-get install chromium: about 30 s"
 )
 
@@ -58,4 +58,4 @@ if ((${#groups[@]})); then
     exit 1
   fi
 fi
-say "up: libvirt/QEMU, sshd 127.0.0.1:2222, radosgw 127.0.0.1:7480, PostgreSQL 127.0.0.1:55432, Chromium ($(($(now_ms) - t0)) ms)"
+say "up: libvirt/QEMU, sshd 127.0.0.1:2222, radosgw 127.0.0.1:7480, PostgreSQL 127.0.0.1:55432, Redis 127.0.0.1:6390, Chromium ($(($(now_ms) - t0)) ms)"

@@ -16,7 +16,7 @@ import type { HostDirectory } from './ports/host-directory';
 import type { HypervisorDriverFactory } from './ports/hypervisor-driver';
 import type { Repositories } from './ports/repositories';
 import type { StorageDriverFactory } from './ports/storage-driver';
-import type { QueuedJob, TaskQueue } from './ports/task-queue';
+import type { TaskJob, TaskQueue } from './ports/task-queue';
 import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import type { Logger } from './ports/logger';
 import { DriverCache, type ServiceContext, type ServiceSettings } from './services/context';
@@ -32,6 +32,7 @@ import { SettingsService } from './services/settings';
 import { AccountService } from './services/accounts';
 import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
+import { TaskJobRegistry } from './services/task-jobs';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, startReaper } from './tasks/reaper';
@@ -84,7 +85,7 @@ export const InstanceImagesOptionsSchema = z.object({
   storageDrivers: z.array(z.custom<StorageDriverFactory>(hasMethods('create'), 'must be a storage driver factory')).default([]),
   hypervisorDriver: fn<HypervisorDriverFactory>().optional(),
   executors: fn<ExecutorProvider>().optional(),
-  queue: z.union([z.custom<TaskQueue>(hasMethods('enqueue', 'cancel', 'onIdle', 'close')), QueueOptionsSchema]).default({}),
+  queue: z.union([z.custom<TaskQueue>(hasMethods('bind', 'enqueue', 'cancel', 'onIdle', 'close')), QueueOptionsSchema]).default({}),
   /** The clock. */
   clock: fn<() => Date>().optional(),
   /** The id generator. */
@@ -157,7 +158,11 @@ export interface InstanceImagesOptions {
   hypervisorDriver?: HypervisorDriverFactory;
   /** Gives the executor of a hypervisor (e.g. `createExecutorPool().executorFor` from `instance-images/drivers/exec`). */
   executors?: ExecutorProvider;
-  /** A task queue, or options for the default in-process one (concurrency 4, per hypervisor 1). */
+  /**
+   * A task queue, or options for the default in-process one (concurrency 4, per hypervisor 1). For
+   * several processes or machines, `createBullmqTaskQueue` from `instance-images/adapters/bullmq`
+   * (docs/scaling.md).
+   */
   queue?: TaskQueue | { concurrency?: number; perHypervisorConcurrency?: number };
   /** The clock. @default () => new Date() */
   clock?: () => Date;
@@ -331,7 +336,7 @@ function isolateListeners(events: InstanceImagesEmitter, logger: Logger): Instan
 }
 
 function isTaskQueue(value: unknown): value is TaskQueue {
-  return hasMethods('enqueue', 'cancel', 'onIdle', 'close')(value);
+  return hasMethods('bind', 'enqueue', 'cancel', 'onIdle', 'close')(value);
 }
 
 /**
@@ -345,22 +350,23 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const inner = isTaskQueue(parsed.queue)
     ? parsed.queue
     : createTaskQueue({ ...parsed.queue, onJobError: (taskId, error) => logger.error('task crashed', { taskId, error: String(error) }) });
-  // Remember which tasks this process owns, so recovery never fails a live one; the queued ones
-  // are heartbeated below, so that the recovery of another process sharing the repositories
+  // Remember which tasks this process owns, so recovery never fails a live one: the ones it runs,
+  // and the ones it queued until they leave `queued` (another process may run them). The queued
+  // ones are heartbeated below, so that the recovery of another process sharing the repositories
   // leaves them alone too (a running task heartbeats itself).
-  const known = new Set<string>();
+  const runningHere = new Set<string>();
   const waiting = new Set<string>();
+  const jobs = new TaskJobRegistry();
   const queue: TaskQueue = {
-    enqueue(job: QueuedJob) {
-      known.add(job.taskId);
+    bind: (binding) => inner.bind(binding),
+    async enqueue(job: TaskJob) {
       waiting.add(job.taskId);
-      inner.enqueue({
-        ...job,
-        run: (signal) => {
-          waiting.delete(job.taskId);
-          return job.run(signal).finally(() => known.delete(job.taskId));
-        },
-      });
+      try {
+        return await inner.enqueue(job);
+      } catch (error) {
+        waiting.delete(job.taskId);
+        throw error;
+      }
     },
     cancel: (taskId) => inner.cancel(taskId),
     onIdle: () => inner.onIdle(),
@@ -387,9 +393,13 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const queueHeartbeat = setInterval(() => {
     const at = now();
     for (const taskId of waiting) {
-      // compare-and-set: never revives a task recovery has failed meanwhile
+      // compare-and-set: never revives a task recovery has failed meanwhile; a task no longer
+      // queued (running here or in another process, or ended) is no longer this process's to keep
       repositories.tasks
         .transition(taskId, ['queued'], 'queued', { heartbeatAt: at }, at)
+        .then((task) => {
+          if (task === null) waiting.delete(taskId);
+        })
         .catch((error: unknown) => logger.warn('queued task heartbeat failed', { taskId, error: String(error) }));
     }
   }, settings.heartbeatIntervalMs);
@@ -399,6 +409,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     repos: repositories,
     events,
     queue,
+    jobs,
     host: checkedHostDirectory(options.hostDirectory),
     registry,
     hypervisorDriver: options.hypervisorDriver,
@@ -412,7 +423,44 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   };
   const drivers = new DriverCache(ctx);
   let closed = false;
+  const failQueuedTask = async (taskId: string, error: unknown) => {
+    const at = now();
+    const code = isInstanceImagesError(error) ? error.code : 'INTERRUPTED';
+    const message = isInstanceImagesError(error) ? error.message : 'The task could not be started';
+    const failed = await repositories.tasks
+      .transition(taskId, ['queued'], 'failed', { finishedAt: at, errorCode: code, errorMessage: message }, at)
+      .catch(() => null);
+    if (failed) events.emit('task.finished', { task: failed });
+  };
+  // The services register the handlers of the task types they queue (jobs as data).
   const images = new ImageService(ctx, drivers);
+  const catalog = new CatalogService(ctx, drivers, images);
+  const storages = new StorageService(ctx, drivers);
+  const accounts = new AccountService(ctx, images);
+  const copies = new ImageCopyService(ctx, drivers, parsed.imageCopies);
+  const imports = new ImageImportService(ctx, drivers, options.imports);
+  const unhandled = jobs.missing();
+  if (unhandled.length > 0) throw new Error(`No job handler for the task types ${unhandled.join(', ')} (a defect of the SDK)`);
+  // The runner of jobs in this process: the services' handlers.
+  inner.bind({
+    events,
+    logger,
+    run: async (job, signal) => {
+      waiting.delete(job.taskId);
+      // A job whose task left `queued` meanwhile (cancelled, recovered, delivered twice) has nothing to do.
+      if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return;
+      runningHere.add(job.taskId);
+      try {
+        await jobs.run(job, signal);
+      } catch (error) {
+        // A handler that throws before its task ran (no handler here, unreadable params) fails the task.
+        await failQueuedTask(job.taskId, error);
+        throw error;
+      } finally {
+        runningHere.delete(job.taskId);
+      }
+    },
+  });
   const settingsService = new SettingsService(
     ctx,
     new UsageService(ctx, drivers, parsed.currency),
@@ -422,7 +470,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   // The reaper: recovery without anyone calling it (docs/operations.md, "Recovery").
   const reaper = startReaper({
     intervalMs: settings.reaperIntervalMs,
-    pass: () => settingsService.recover(known, (task) => heldByPreviousRun(task, worker)),
+    pass: () => settingsService.recover(new Set([...runningHere, ...waiting]), (task) => heldByPreviousRun(task, worker)),
     merge: (a, b) => ({
       interruptedTasks: [...a.interruptedTasks, ...b.interruptedTasks],
       failedImages: [...a.failedImages, ...b.failedImages],
@@ -436,14 +484,14 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   });
   return {
     images,
-    catalog: new CatalogService(ctx, drivers, images),
-    storages: new StorageService(ctx, drivers),
+    catalog,
+    storages,
     settings: settingsService,
-    accounts: new AccountService(ctx, images),
+    accounts,
     sharing: new ImageSharingService(ctx),
     transfers: new ImageTransferService(ctx),
-    copies: new ImageCopyService(ctx, drivers, parsed.imageCopies),
-    imports: new ImageImportService(ctx, drivers, options.imports),
+    copies,
+    imports,
     exports: new ImageExportService(ctx, drivers, images, options.exports),
     events,
     repositories,

@@ -120,7 +120,7 @@ export type {
   ByteProgress,
   RecoveryAction,
 } from './ports/hypervisor-driver';
-export type { TaskQueue, QueuedJob } from './ports/task-queue';
+export type { TaskQueue, TaskJob, TaskJobParams, TaskJobRunner, TaskQueueBinding } from './ports/task-queue';
 export type { Logger } from './ports/logger';
 
 // Ready-made implementations of ports

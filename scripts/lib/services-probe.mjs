@@ -1,7 +1,7 @@
 /**
  * Which services the integration suites need are missing here, checked the way the suites check
  * them (test/support/guests.ts, test/integration/exec/ssh-target.ts, …/storage-s3/s3-env.ts,
- * test/support/postgres.ts, …/example/browser.test.ts), so that "nothing missing" means no suite
+ * test/support/postgres.ts, test/support/redis.ts, …/example/browser.test.ts), so that "nothing missing" means no suite
  * skips. Prints one line per missing group, `GROUP<TAB>reason`; GROUP is the script that provides
  * it: hypervisor (scripts/setup-hypervisor.sh), services (scripts/start-services.sh), browser
  * (scripts/setup-browser.sh). Prints nothing when all are there. Used by scripts/test.sh.
@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import process from 'node:process';
-/* global fetch, AbortSignal -- Node's own (this file runs on Node only) */
+/* global fetch, AbortSignal, URL -- Node's own (this file runs on Node only) */
 
 const SERVICES_DIR = process.env.SERVICES_DIR ?? '/var/tmp/instance-images-test/services';
 const SSH_DIR = process.env.II_SSH_DIR ?? '/var/tmp/instance-images-test/hypervisor/ssh';
@@ -87,10 +87,27 @@ async function postgresMissing(env) {
   }
 }
 
+/** Redis answers PING (a RESP exchange, no client library needed). */
+function redisMissing(env) {
+  const url = new URL(process.env.REDIS_URL || env.REDIS_URL || 'redis://127.0.0.1:6390');
+  const port = Number(url.port || 6379);
+  return new Promise((resolve) => {
+    const socket = connect({ host: url.hostname, port });
+    const done = (reason) => {
+      socket.destroy();
+      resolve(reason);
+    };
+    socket.setTimeout(3000, () => done(`Redis is not answering at ${url.host}`));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (data) => done(data.toString().startsWith('+PONG') ? null : `Redis at ${url.host} did not answer PING`));
+    socket.once('error', () => done(`Redis is not answering at ${url.host}`));
+  });
+}
+
 const env = servicesEnv();
-const [hypervisor, s3, postgres] = await Promise.all([hypervisorMissing(), s3Missing(env), postgresMissing(env)]);
+const [hypervisor, s3, postgres, redis] = await Promise.all([hypervisorMissing(), s3Missing(env), postgresMissing(env), redisMissing(env)]);
 const lines = [];
 if (hypervisor) lines.push(`hypervisor\t${hypervisor}`);
-if (s3 || postgres) lines.push(`services\t${[s3, postgres].filter(Boolean).join('; ')}`);
+if (s3 || postgres || redis) lines.push(`services\t${[s3, postgres, redis].filter(Boolean).join('; ')}`);
 if (!existsSync('/usr/bin/chromium')) lines.push('browser\t/usr/bin/chromium is not installed');
 if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);

@@ -48,6 +48,7 @@ const zoneSchema = {
     forbid: { type: 'array', items: { type: 'string' } },
     allow: { type: 'array', items: { type: 'string' } },
     allowPackages: { type: 'array', items: { type: 'string' } },
+    forbidPackages: { type: 'array', items: { type: 'string' } },
     reason: { type: 'string' },
   },
   required: ['files', 'reason'],
@@ -83,7 +84,8 @@ const imports = {
           target.kind === 'file'
             ? (zone.forbid ?? []).some((pattern) => matches(target.path, pattern)) ||
               (zone.allow !== undefined && !zone.allow.some((pattern) => matches(target.path, pattern)))
-            : zone.allow !== undefined && !(zone.allowPackages ?? []).includes(target.name);
+            : (zone.forbidPackages ?? []).includes(target.name) ||
+              (zone.allow !== undefined && !(zone.allowPackages ?? []).includes(target.name));
         if (forbidden) {
           context.report({
             node,

@@ -46,5 +46,5 @@ export type {
   HypervisorDriver,
   HypervisorDriverFactory,
 } from './hypervisor-driver';
-export type { QueuedJob, TaskQueue } from './task-queue';
+export type { TaskJob, TaskJobParams, TaskJobRunner, TaskQueue, TaskQueueBinding } from './task-queue';
 export type { Logger } from './logger';

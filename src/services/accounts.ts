@@ -3,6 +3,7 @@
  * or closed, or that an instance was deleted. One call each, admin only, idempotent.
  * @module
  */
+import { z } from 'zod';
 import { InstanceImagesError } from '../errors';
 import { IdSchema } from '../model/common';
 import type { Image } from '../model/image';
@@ -13,6 +14,7 @@ import { parseOrThrow } from '../util/validate';
 import { requireAdmin, type Actor } from './actor';
 import type { ServiceContext } from './context';
 import type { ImageService } from './images';
+import { enqueueTask, jobParams } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { stopBilling } from './usage';
 
@@ -51,7 +53,14 @@ export class AccountService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly images: ImageService,
-  ) {}
+  ) {
+    // The close job: the account is the task's subject; the admin who closed it acts on its images.
+    ctx.jobs.register('close-account', async (job, signal) => {
+      const { userId } = jobParams(job, CloseJobParamsSchema);
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (task) await this.runClose(task.id, task.subjectId, { kind: 'admin', ...(userId ? { userId } : {}) }, signal);
+    });
+  }
 
   /** The account's state: `null` when active (never suspended or closed, or unsuspended). */
   async getAccountState(actor: Actor, accountId: string): Promise<AccountState | null> {
@@ -126,7 +135,7 @@ export class AccountService {
       accountId: id,
       hypervisorId: null,
     });
-    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: null, run: (signal) => this.runClose(task.id, id, actor, signal) });
+    await enqueueTask(this.ctx, { taskId: task.id, type: 'close-account', hypervisorId: null, params: { userId: actor.userId ?? null } });
     return { state: closed, task };
   }
 
@@ -188,6 +197,9 @@ export class AccountService {
     });
   }
 }
+
+/** The input of a close job its task does not hold: the closing admin. */
+const CloseJobParamsSchema = z.object({ userId: IdSchema.nullable() });
 
 function closedError(accountId: string): InstanceImagesError {
   return new InstanceImagesError('INVALID_STATE', 'The account is closed; a closed account cannot be suspended or unsuspended', {

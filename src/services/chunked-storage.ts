@@ -17,6 +17,7 @@ import { parseOrThrow } from '../util/validate';
 import { requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
+import { enqueueTask, jobParams } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { stopBilling } from './usage';
 
@@ -132,7 +133,18 @@ export class ChunkedStorageService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,
-  ) {}
+  ) {
+    // Jobs as data: the storage is the task's subject; a dry run is the GC job's one input.
+    ctx.jobs.register('chunk-gc', async (job, signal) => {
+      const { dryRun } = jobParams(job, ChunkGcOptionsSchema);
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (task) await this.runGarbageCollection(task, dryRun, signal);
+    });
+    ctx.jobs.register('chunk-verify', async (job, signal) => {
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (task) await this.runVerification(task, signal);
+    });
+  }
 
   /** The chunked storage and its store (storage-wide scope: GC, verify and stats see every chunk). */
   private async open(storageId: string): Promise<{ storage: ImageStorage; store: ChunkStore }> {
@@ -151,12 +163,12 @@ export class ChunkedStorageService {
   }
 
   /** Starts (or returns the running) `chunk-gc` or `chunk-verify` task of a storage: one of each at a time. */
-  private async start(storageId: string, type: 'chunk-gc' | 'chunk-verify', work: (task: Task, signal: AbortSignal) => Promise<void>) {
+  private async start(storageId: string, type: 'chunk-gc' | 'chunk-verify', params: { dryRun: boolean } | undefined) {
     await this.open(storageId);
     const active = await this.ctx.repos.tasks.list({ subjectId: storageId, type, statuses: ['queued', 'running'] }, { limit: 1 });
     if (active.items[0]) return active.items[0];
     const task = await createTask(this.ctx, { type, subjectKind: 'storage', subjectId: storageId, accountId: null, hypervisorId: null });
-    this.ctx.queue.enqueue({ taskId: task.id, hypervisorId: null, run: (signal) => work(task, signal) });
+    await enqueueTask(this.ctx, { taskId: task.id, type, hypervisorId: null, ...(params ? { params } : {}) });
     return task;
   }
 
@@ -168,14 +180,17 @@ export class ChunkedStorageService {
   async startGarbageCollection(actor: Actor, storageId: string, options: ChunkGcOptions = {}): Promise<Task> {
     requireAdmin(actor);
     const opts = parseOrThrow(ChunkGcOptionsSchema, options, 'The garbage collection options');
-    return this.start(storageId, 'chunk-gc', async (task, signal) => {
-      await runTask(this.ctx, task.id, signal, async ({ progress }) => {
-        progress({ step: 'collecting' });
-        const { store } = await this.open(storageId);
-        const result = await store.collectGarbage({ dryRun: opts.dryRun, signal });
-        this.ctx.logger.info('chunk garbage collection finished', { storageId, dryRun: opts.dryRun, ...result });
-        progress({ step: 'collecting', bytesDone: result.bytesFreed, bytesTotal: result.bytesFreed });
-      });
+    return this.start(storageId, 'chunk-gc', { dryRun: opts.dryRun });
+  }
+
+  private async runGarbageCollection(task: Task, dryRun: boolean, signal: AbortSignal): Promise<void> {
+    const storageId = task.subjectId;
+    await runTask(this.ctx, task.id, signal, async ({ progress }) => {
+      progress({ step: 'collecting' });
+      const { store } = await this.open(storageId);
+      const result = await store.collectGarbage({ dryRun, signal });
+      this.ctx.logger.info('chunk garbage collection finished', { storageId, dryRun, ...result });
+      progress({ step: 'collecting', bytesDone: result.bytesFreed, bytesTotal: result.bytesFreed });
     });
   }
 
@@ -186,19 +201,22 @@ export class ChunkedStorageService {
    */
   async startVerification(actor: Actor, storageId: string): Promise<Task> {
     requireAdmin(actor);
-    return this.start(storageId, 'chunk-verify', async (task, signal) => {
-      await runTask(this.ctx, task.id, signal, async ({ progress }) => {
-        progress({ step: 'verifying' });
-        const { storage, store } = await this.open(storageId);
-        const result = await store.verify({ signal });
-        this.ctx.logger.info('chunk verification finished', {
-          storageId,
-          checked: result.checked,
-          corrupt: result.corrupt.length,
-          missing: result.missing.length,
-        });
-        await this.failBrokenImages(storage, result);
+    return this.start(storageId, 'chunk-verify', undefined);
+  }
+
+  private async runVerification(task: Task, signal: AbortSignal): Promise<void> {
+    const storageId = task.subjectId;
+    await runTask(this.ctx, task.id, signal, async ({ progress }) => {
+      progress({ step: 'verifying' });
+      const { storage, store } = await this.open(storageId);
+      const result = await store.verify({ signal });
+      this.ctx.logger.info('chunk verification finished', {
+        storageId,
+        checked: result.checked,
+        corrupt: result.corrupt.length,
+        missing: result.missing.length,
       });
+      await this.failBrokenImages(storage, result);
     });
   }
 

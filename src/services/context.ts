@@ -17,6 +17,7 @@ import type { Telemetry } from '../telemetry';
 import { wrapStorageDriver, type StorageDisk, type StorageRegistry } from '../storage';
 import { REGISTER_HINT } from '../storage/registry';
 import { withInfrastructureErrors } from '../util/public-error';
+import type { TaskJobRegistry } from './task-jobs';
 
 // The Logger port used to live here; it stays importable from this module.
 export type { Logger } from '../ports/logger';
@@ -48,6 +49,8 @@ export interface ServiceContext {
   readonly repos: Repositories;
   readonly events: InstanceImagesEmitter;
   readonly queue: TaskQueue;
+  /** The handlers of queued jobs, registered by the services (the queue's runner). */
+  readonly jobs: TaskJobRegistry;
   readonly host: HostDirectory;
   readonly registry: StorageRegistry;
   readonly hypervisorDriver: HypervisorDriverFactory | undefined;

@@ -9,8 +9,8 @@ import { DiskFormatSchema, IdSchema } from '../model/common';
 import type { Image } from '../model/image';
 import type { MediaGroup } from '../model/media-group';
 import type { Task } from '../model/task';
-import type { HostInstance } from '../ports/host-directory';
 import type { MaterializeResult } from '../ports/hypervisor-driver';
+import type { TaskJob } from '../ports/task-queue';
 import { collectPages } from '../util/pages';
 import { parseOrThrow } from '../util/validate';
 import { assertAccountActive } from './accounts';
@@ -20,6 +20,7 @@ import type { ImageService } from './images';
 import { hasAcceptedShare, sharedView } from './image-sharing';
 import { createTask, runTask } from './task-runner';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
+import { enqueueTask, jobParams } from './task-jobs';
 
 /**
  * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
@@ -120,7 +121,13 @@ export interface DeployStarted {
   task: Task;
 }
 
-type DeployRequest = z.output<typeof DeployInputSchema>;
+/** The inputs of a deploy job that its task does not hold (the image is the task's subject). */
+const DeployJobParamsSchema = z.object({
+  instanceId: IdSchema,
+  targetPath: z.string(),
+  targetFormat: DiskFormatSchema.nullable(),
+  sizeBytes: z.number().int().positive().nullable(),
+});
 
 /** The OS picker and deploys. Reached through `InstanceImages.catalog`. */
 export class DeployService {
@@ -129,7 +136,9 @@ export class DeployService {
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,
     private readonly images: ImageService,
-  ) {}
+  ) {
+    ctx.jobs.register('deploy', (job, signal) => this.runDeploy(job, signal));
+  }
 
   /** The OS picker listing (and scaling groups'): stock images by visible media group, plus My Images. */
   async listDeployableImages(actor: Actor, options: { accountId?: string } = {}): Promise<DeployableImages> {
@@ -239,21 +248,39 @@ export class DeployService {
       accountId: instance.accountId,
       hypervisorId: instance.hypervisorId,
     });
-    this.ctx.queue.enqueue({
+    await enqueueTask(this.ctx, {
       taskId: task.id,
+      type: 'deploy',
       hypervisorId: instance.hypervisorId,
-      run: (signal) => this.runDeploy(task.id, image, instance, data, signal),
+      params: {
+        instanceId: instance.id,
+        targetPath: data.targetPath,
+        targetFormat: data.targetFormat ?? null,
+        sizeBytes: data.sizeBytes ?? null,
+      },
     });
     return { task };
   }
 
-  /** The deploy task's work; the outcome is recorded on the task and emitted. */
-  private async runDeploy(taskId: string, image: Image, instance: HostInstance, data: DeployRequest, signal: AbortSignal): Promise<void> {
+  /**
+   * The deploy job, rebuilt from the task (its image), the host directory (the instance) and the
+   * job's target; the outcome is recorded on the task and emitted as `image.deployed` or
+   * `image.deploy-failed` by the process that ran it.
+   */
+  private async runDeploy(job: TaskJob, signal: AbortSignal): Promise<void> {
+    const params = jobParams(job, DeployJobParamsSchema);
+    const data = { ...params, targetFormat: params.targetFormat ?? undefined, sizeBytes: params.sizeBytes ?? undefined };
+    const task = await this.ctx.repos.tasks.get(job.taskId);
+    const image = task ? await this.ctx.repos.images.get(task.subjectId) : null;
+    const instance = await this.ctx.host.getInstance(params.instanceId);
+    const taskId = job.taskId;
     let result: MaterializeResult | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+      if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The instance of the deploy no longer exists');
       // Checked while this task is running: a delete requested from now on waits for it.
-      const current = await this.ctx.repos.images.get(image.id);
-      if (current?.status !== 'available') throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
+      const current = image ? await this.ctx.repos.images.get(image.id) : null;
+      if (!image || current?.status !== 'available')
+        throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
       const storage = await this.ctx.repos.storages.get(image.storageId);
       if (!storage) throw new InstanceImagesError('DEPLOY_FAILED', 'The image storage was removed');
       const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
@@ -299,14 +326,15 @@ export class DeployService {
       }
     });
     const finished = outcome.task;
+    if (!image) return;
     if (outcome.ok && result && finished) {
-      this.ctx.events.emit('image.deployed', { image, task: finished, instanceId: instance.id, result });
+      this.ctx.events.emit('image.deployed', { image, task: finished, instanceId: params.instanceId, result });
     } else if (finished) {
       const error = outcome.ok ? new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk') : outcome.error;
       this.ctx.events.emit('image.deploy-failed', {
         image,
         task: finished,
-        instanceId: instance.id,
+        instanceId: params.instanceId,
         code: error.code,
         message: error.message,
       });

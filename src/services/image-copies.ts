@@ -22,6 +22,7 @@ import { checkActor, eventActor, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
+import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { startBilling } from './usage';
 
@@ -48,6 +49,9 @@ export interface ImageCopyPolicy {
   billed: boolean;
 }
 
+/** The input of a copy job its task does not hold (the copy is the task's subject). */
+const CopyJobParamsSchema = z.object({ sourceImageId: IdSchema });
+
 /** Copies of images to other storages. Reached through `InstanceImages.copies`. */
 export class ImageCopyService {
   /** @internal Services are created by `createInstanceImages`. */
@@ -55,7 +59,14 @@ export class ImageCopyService {
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,
     private readonly policy: ImageCopyPolicy,
-  ) {}
+  ) {
+    // Jobs as data: the copy is the task's subject; its source is the job's one input.
+    ctx.jobs.register('copy', async (job, signal) => {
+      const { sourceImageId } = jobParams(job, CopyJobParamsSchema);
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (task) await this.runCopy(task.id, sourceImageId, task.subjectId, signal);
+    });
+  }
 
   /** The target: an enabled custom-images storage, and the hypervisor and location of the copy. */
   private async target(input: { storageId: string; hypervisorId?: string | undefined }, source: Image) {
@@ -151,12 +162,17 @@ export class ImageCopyService {
       accountId,
       hypervisorId: hypervisorId ?? source.hypervisorId,
     });
+    await enqueueTask(
+      this.ctx,
+      {
+        taskId: task.id,
+        type: 'copy',
+        hypervisorId: hypervisorId ?? source.hypervisorId,
+        params: { sourceImageId: source.id },
+      },
+      withdrawNewImage(this.ctx, copy.id),
+    );
     this.ctx.events.emit('image.copy-started', { image: copy, sourceImageId: source.id, actor: eventActor(actor) });
-    this.ctx.queue.enqueue({
-      taskId: task.id,
-      hypervisorId: hypervisorId ?? source.hypervisorId,
-      run: (signal) => this.runCopy(task.id, source, copy, signal),
-    });
     return { image: copy, task };
   }
 
@@ -167,13 +183,14 @@ export class ImageCopyService {
   }
 
   /** The copy task: stream, verify (size and sha256), then available (and billed) or error. */
-  private async runCopy(taskId: string, source: Image, copy: Image, signal: AbortSignal): Promise<void> {
+  private async runCopy(taskId: string, sourceImageId: string, copyImageId: string, signal: AbortSignal): Promise<void> {
     let written = false;
+    const copy = await this.ctx.repos.images.get(copyImageId);
     const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
-      const current = await this.ctx.repos.images.get(copy.id);
-      if (current?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The copy is no longer being created');
-      const from = await this.ctx.repos.images.get(source.id);
-      if (from?.status !== 'available') throw new InstanceImagesError('NOT_FOUND', 'The source image is no longer available');
+      const current = await this.ctx.repos.images.get(copyImageId);
+      if (!copy || current?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The copy is no longer being created');
+      const source = await this.ctx.repos.images.get(sourceImageId);
+      if (source?.status !== 'available') throw new InstanceImagesError('NOT_FOUND', 'The source image is no longer available');
       const sourceDisk = await this.disk(source.storageId, source.hypervisorId);
       const targetDisk = await this.disk(copy.storageId, copy.hypervisorId);
       const total = source.sizeBytes ?? null;
@@ -204,7 +221,7 @@ export class ImageCopyService {
       if (!available) throw new InstanceImagesError('CANCELLED', 'The copy changed while it was being stored');
       if (this.policy.billed) await startBilling(this.ctx, available, now);
     });
-    if (outcome.ok) return;
+    if (outcome.ok || !copy) return;
     const image = await this.ctx.repos.images.get(copy.id);
     if (image?.status === 'available') return;
     if (written)

@@ -26,6 +26,7 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
 import { storeImport, type ImportTarget, type StoredImport } from './import-store';
+import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
 import { newStockImage } from './os-images';
 import { startBilling } from './usage';
@@ -68,6 +69,24 @@ export const ImportOsImageInputSchema = z.strictObject({
 /** Input of {@link ImageImportService.importOsImage}. */
 export type ImportOsImageInput = z.input<typeof ImportOsImageInputSchema>;
 
+/**
+ * The inputs of an import job its task does not hold. `stock` is the template storage of a stock
+ * import (null for a custom one, whose image record holds its storage), with the stock image's
+ * details.
+ */
+const ImportJobParamsSchema = z.object({
+  url: z.string(),
+  sha256: Sha256Schema.nullable(),
+  viaHypervisorId: IdSchema.nullable(),
+  stock: IdSchema.nullable(),
+  name: NameSchema.optional(),
+  description: DescriptionSchema.nullable().optional(),
+  osType: OsTypeSchema.optional(),
+  cloudInit: z.boolean().optional(),
+  mediaGroupId: IdSchema.nullable().optional(),
+});
+type ImportJobParams = z.output<typeof ImportJobParamsSchema>;
+
 /** A started stock import: the image is recorded (as `available`) under `imageId` when the task completes. */
 export interface OsImageImport {
   imageId: string;
@@ -101,6 +120,15 @@ export class ImageImportService {
     this.options = parseOrThrow(ImportOptionsSchema, options, 'The import options');
     this.rules = rulesOf(this.options);
     this.decompressors = decompressors;
+    // Jobs as data: the image (recorded, or to be recorded for a stock import) is the task's
+    // subject; the URL, checksum and the hypervisor that writes are the job's inputs.
+    ctx.jobs.register('import', async (job, signal) => {
+      const params = jobParams(job, ImportJobParamsSchema);
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (!task) return;
+      if (params.stock) await this.runOsImport(task.id, task.subjectId, params.stock, params, signal);
+      else await this.runCustomImport(task.id, task.subjectId, params, signal);
+    });
   }
 
   /** The URL, checked before anything is recorded: http(s), no credentials, no refused address literal. */
@@ -203,12 +231,16 @@ export class ImageImportService {
     else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId, max }))) throw limitReached();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId, hypervisorId: writer });
-    const target: ImportTarget = { disk, hypervisorId: writer, keyBase: image.fileKey.replace(/\.qcow2$/, '') };
-    this.ctx.queue.enqueue({
-      taskId: task.id,
-      hypervisorId: writer,
-      run: (signal) => this.runCustomImport(task.id, image, url, data.sha256 ?? null, target, signal),
-    });
+    await enqueueTask(
+      this.ctx,
+      {
+        taskId: task.id,
+        type: 'import',
+        hypervisorId: writer,
+        params: { url: url.href, sha256: data.sha256 ?? null, viaHypervisorId: hypervisorId, stock: null },
+      },
+      withdrawNewImage(this.ctx, id),
+    );
     return { image, task };
   }
 
@@ -232,31 +264,53 @@ export class ImageImportService {
     const id = this.ctx.newId();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId: null, hypervisorId: writer });
-    const target: ImportTarget = { disk, hypervisorId: writer, keyBase: `os-images/imported/${id}` };
-    const record = (stored: StoredImport): Image => {
-      return newStockImage({
-        id,
-        now: this.ctx.now(),
-        details: data,
-        storageId: storage.id,
-        hypervisorId: disk.capabilities.shared ? null : (hypervisorId ?? null),
-        file: stored,
-      });
-    };
-    this.ctx.queue.enqueue({
+    await enqueueTask(this.ctx, {
       taskId: task.id,
+      type: 'import',
       hypervisorId: writer,
-      run: async (signal) => {
-        const keys: string[] = [];
-        const outcome = await runTask(this.ctx, task.id, signal, async (work) => {
-          const stored = await this.download(url, data.sha256 ?? null, target, work, keys);
-          if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
-          await this.ctx.repos.images.insert(record(stored));
-        });
-        if (!outcome.ok) await this.removeKeys(target, keys, id);
+      params: {
+        url: url.href,
+        sha256: data.sha256 ?? null,
+        viaHypervisorId: hypervisorId ?? null,
+        stock: storage.id,
+        name: data.name,
+        description: data.description ?? null,
+        osType: data.osType,
+        cloudInit: data.cloudInit,
+        mediaGroupId: data.mediaGroupId ?? null,
       },
     });
     return { imageId: id, task };
+  }
+
+  /** Where an import job writes: the storage's disk through the hypervisor the request picked. */
+  private async targetOf(storageId: string, viaHypervisorId: string | null, keyBase: string): Promise<ImportTarget> {
+    const storage = await this.ctx.repos.storages.get(storageId);
+    if (!storage) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The image storage of the import was removed');
+    const disk = await this.drivers.storage(storage, viaHypervisorId);
+    return { disk, hypervisorId: disk.capabilities.pathAccess ? viaHypervisorId : null, keyBase };
+  }
+
+  /** The stock import task: download and store, then record the image (`available`); nothing is left on a failure. */
+  private async runOsImport(taskId: string, id: string, storageId: string, params: ImportJobParams, signal: AbortSignal): Promise<void> {
+    const keys: string[] = [];
+    let target: ImportTarget | null = null;
+    const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
+      const url = this.checkUrl(params.url);
+      target = await this.targetOf(storageId, params.viaHypervisorId, `os-images/imported/${id}`);
+      const stored = await this.download(url, params.sha256, target, work, keys);
+      if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
+      const details = {
+        name: params.name ?? id,
+        description: params.description,
+        osType: params.osType ?? 'linux',
+        cloudInit: params.cloudInit ?? false,
+        mediaGroupId: params.mediaGroupId,
+      };
+      const hypervisorId = target.disk.capabilities.shared ? null : params.viaHypervisorId;
+      await this.ctx.repos.images.insert(newStockImage({ id, now: this.ctx.now(), details, storageId, hypervisorId, file: stored }));
+    });
+    if (!outcome.ok && target) await this.removeKeys(target, keys, id);
   }
 
   /** Download, decompress, detect and store: the work shared by both imports. */
@@ -291,17 +345,15 @@ export class ImageImportService {
   }
 
   /** The custom import task: download and store, then `available` (billing starts) or `error`, leaving no file. */
-  private async runCustomImport(
-    taskId: string,
-    image: Image,
-    url: URL,
-    sha256: string | null,
-    target: ImportTarget,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async runCustomImport(taskId: string, imageId: string, params: ImportJobParams, signal: AbortSignal): Promise<void> {
     const keys: string[] = [];
+    let target: ImportTarget | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
-      const stored = await this.download(url, sha256, target, work, keys);
+      const image = await this.ctx.repos.images.get(imageId);
+      if (image?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
+      const url = this.checkUrl(params.url);
+      target = await this.targetOf(image.storageId, params.viaHypervisorId, image.fileKey.replace(/\.qcow2$/, ''));
+      const stored = await this.download(url, params.sha256, target, work, keys);
       const current = await this.ctx.repos.images.get(image.id);
       if (signal.aborted || current?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       const now = this.ctx.now();
@@ -318,21 +370,19 @@ export class ImageImportService {
       await startBilling(this.ctx, available, now);
     });
     if (outcome.ok) return;
-    const current = await this.ctx.repos.images.get(image.id);
+    const current = await this.ctx.repos.images.get(imageId);
     if (current?.status === 'available') {
       // Available and billed: something failed afterwards; keep the file and make sure billing runs.
       await startBilling(this.ctx, current, current.availableAt ?? this.ctx.now()).catch(() => undefined);
       return;
     }
-    await this.removeKeys(target, keys, image.id);
+    if (target) await this.removeKeys(target, keys, imageId);
     if (current?.status === 'creating') {
       const code = outcome.error.code;
       await transitionImage(this.ctx, current, 'error', {}, 'system', {
         code,
         message: REASONS[code] ?? `${ERROR_MESSAGES[code]}. Try the import again; contact support if it fails again.`,
-      }).catch((error: unknown) =>
-        this.ctx.logger.warn('import error transition lost a race', { imageId: image.id, error: String(error) }),
-      );
+      }).catch((error: unknown) => this.ctx.logger.warn('import error transition lost a race', { imageId, error: String(error) }));
     }
   }
 

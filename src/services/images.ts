@@ -25,6 +25,7 @@ import { cancelTransfersOf } from './image-transfers';
 import { captureIntoChunks } from './chunked-capture';
 import { captureIntoFile } from './file-capture';
 import { chunkStoreOf, deleteChunkedImage, isChunkedStorage, manifestKeyOf } from './chunked-storage';
+import { enqueueTask, withdrawNewImage } from './task-jobs';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -112,7 +113,27 @@ export class ImageService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly drivers: DriverCache,
-  ) {}
+  ) {
+    // Jobs as data: capture and delete jobs are rebuilt from the task and its image (a job whose
+    // image is gone runs too, so that its task ends).
+    ctx.jobs.register('capture', async (job, signal) => {
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (!task) return;
+      const image = await ctx.repos.images.get(task.subjectId);
+      const { fileKey, compress } = job.params ?? {};
+      await this.runCapture(
+        task.id,
+        task.subjectId,
+        typeof fileKey === 'string' ? fileKey : (image?.fileKey ?? ''),
+        typeof compress === 'boolean' ? compress : (image?.compressed ?? ctx.settings.captureCompress),
+        signal,
+      );
+    });
+    ctx.jobs.register('delete', async (job, signal) => {
+      const task = await ctx.repos.tasks.get(job.taskId);
+      if (task) await this.runDelete(task.id, task.subjectId, signal);
+    });
+  }
 
   /** The instance, when the actor may use it; NOT_FOUND otherwise (foreign looks like missing). */
   async instanceFor(actor: Actor, instanceId: string): Promise<HostInstance> {
@@ -253,12 +274,12 @@ export class ImageService {
     };
     if (max === null) await this.ctx.repos.images.insert(image);
     else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId: instance.accountId, max }))) throw limitReached();
-    const task = await this.startCapture(image, instance);
+    const task = await this.startCapture(image, instance, withdrawNewImage(this.ctx, image.id));
     return { image, task };
   }
 
   /** Starts a capture of `image`, compressed as its request chose (the current default for images recorded without that choice). */
-  private async startCapture(image: Image, instance: HostInstance): Promise<Task> {
+  private async startCapture(image: Image, instance: HostInstance, onRefused?: () => Promise<unknown>): Promise<Task> {
     const compress = image.compressed ?? this.ctx.settings.captureCompress;
     const task = await createTask(this.ctx, {
       type: 'capture',
@@ -267,12 +288,27 @@ export class ImageService {
       accountId: image.accountId,
       hypervisorId: instance.hypervisorId,
     });
-    this.ctx.queue.enqueue({
-      taskId: task.id,
-      hypervisorId: instance.hypervisorId,
-      run: (signal) => this.runCapture(task.id, image.id, image.fileKey, compress, signal),
-    });
+    await enqueueTask(
+      this.ctx,
+      {
+        taskId: task.id,
+        type: 'capture',
+        hypervisorId: instance.hypervisorId,
+        params: { fileKey: image.fileKey, compress },
+      },
+      onRefused ?? (() => this.failRefusedRetry(image)),
+    );
     return task;
+  }
+
+  /** A retry whose task could not be queued: the image goes back to `error` (INTERRUPTED). */
+  private async failRefusedRetry(image: Image): Promise<void> {
+    const current = await this.ctx.repos.images.get(image.id);
+    if (current?.status !== 'creating' || current.fileKey !== image.fileKey) return;
+    await tryTransitionImage(this.ctx, current, 'error', {}, 'system', {
+      code: 'INTERRUPTED',
+      message: 'The capture could not be queued; retry the image in a moment.',
+    });
   }
 
   /**
@@ -449,11 +485,7 @@ export class ImageService {
       accountId: image.accountId,
       hypervisorId: image.hypervisorId,
     });
-    this.ctx.queue.enqueue({
-      taskId: task.id,
-      hypervisorId: image.hypervisorId,
-      run: (signal) => this.runDelete(task.id, image.id, signal),
-    });
+    await enqueueTask(this.ctx, { taskId: task.id, type: 'delete', hypervisorId: image.hypervisorId });
     return task;
   }
 

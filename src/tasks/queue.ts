@@ -1,10 +1,11 @@
 /**
  * The default in-process task queue on p-queue: a global concurrency limit and one limit per
- * hypervisor (a job takes a slot in its hypervisor's queue, then in the global one).
+ * hypervisor (a job takes a slot in its hypervisor's queue, then in the global one). Jobs are data
+ * (`TaskJob`); the runner `createInstanceImages` binds rebuilds and runs the work.
  * @module
  */
 import PQueue from 'p-queue';
-import type { QueuedJob, TaskQueue } from '../ports/task-queue';
+import type { TaskJob, TaskJobRunner, TaskQueue, TaskQueueBinding } from '../ports/task-queue';
 
 /** Options of {@link createTaskQueue}. */
 export interface TaskQueueOptions {
@@ -12,7 +13,7 @@ export interface TaskQueueOptions {
   concurrency?: number;
   /** Jobs running at once on one hypervisor. @default 1 */
   perHypervisorConcurrency?: number;
-  /** Called when a job's `run` rejects (the job itself records its failure; this is for logging). */
+  /** Called when a job's runner rejects (the job itself records its failure; this is for logging). */
   onJobError?(taskId: string, error: unknown): void;
 }
 
@@ -22,6 +23,7 @@ export function createTaskQueue(options: TaskQueueOptions = {}): TaskQueue {
   const perHypervisor = new Map<string, PQueue>();
   const controllers = new Map<string, AbortController>();
   const pending = new Set<Promise<void>>();
+  let runner: TaskJobRunner | null = null;
   let closed = false;
 
   const hypervisorQueue = (id: string): PQueue => {
@@ -34,11 +36,16 @@ export function createTaskQueue(options: TaskQueueOptions = {}): TaskQueue {
   };
 
   return {
-    enqueue(job: QueuedJob) {
+    bind(binding: TaskQueueBinding) {
+      runner = binding.run;
+    },
+    async enqueue(job: TaskJob): Promise<void> {
       if (closed) throw new Error('The task queue is closed');
+      const run = runner;
+      if (!run) throw new Error('The task queue is not bound to a runner (createInstanceImages binds it)');
       const controller = new AbortController();
       controllers.set(job.taskId, controller);
-      const runGlobal = () => global.add(() => job.run(controller.signal));
+      const runGlobal = () => global.add(() => run(job, controller.signal));
       const promise = (job.hypervisorId === null ? runGlobal() : hypervisorQueue(job.hypervisorId).add(runGlobal))
         .then(() => undefined)
         .catch((error: unknown) => options.onJobError?.(job.taskId, error))

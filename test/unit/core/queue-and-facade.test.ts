@@ -1,13 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceImagesError } from '../../../src';
 import { builtinStorageDrivers } from '../../../drivers/storage';
-import { createInstanceImages, createTaskQueue, type HostDirectory } from '../../../src';
+import { createInstanceImages, createTaskQueue, silentLogger, type HostDirectory, type TaskJob } from '../../../src';
+import { createEmitter } from '../../../src/events';
 
 const host: HostDirectory = { getInstance: async () => null, getHypervisor: async () => null };
 
+/** An in-process queue whose runner runs the closure given for each task id (jobs are data). */
+function queueWith(options: Parameters<typeof createTaskQueue>[0], work: Map<string, (signal: AbortSignal) => Promise<unknown>>) {
+  const queue = createTaskQueue(options);
+  queue.bind({
+    events: createEmitter(),
+    logger: silentLogger,
+    run: async (job: TaskJob, signal) => void (await work.get(job.taskId)!(signal)),
+  });
+  return queue;
+}
+
 describe('task queue', () => {
   it('limits concurrency per hypervisor and globally', async () => {
-    const queue = createTaskQueue({ concurrency: 3, perHypervisorConcurrency: 1 });
+    const work = new Map<string, (signal: AbortSignal) => Promise<unknown>>();
+    const queue = queueWith({ concurrency: 3, perHypervisorConcurrency: 1 }, work);
     const running = new Map<string, number>();
     let globalRunning = 0;
     let maxGlobal = 0;
@@ -21,7 +34,10 @@ describe('task queue', () => {
       running.set(hv, running.get(hv)! - 1);
       globalRunning--;
     };
-    for (let i = 0; i < 20; i++) queue.enqueue({ taskId: `t${i}`, hypervisorId: `hv${i % 5}`, run: job(`hv${i % 5}`) });
+    for (let i = 0; i < 20; i++) {
+      work.set(`t${i}`, job(`hv${i % 5}`));
+      await queue.enqueue({ taskId: `t${i}`, type: 'capture', hypervisorId: `hv${i % 5}` });
+    }
     await queue.onIdle();
     expect(maxGlobal).toBe(3);
     for (const value of maxPer.values()) expect(value).toBe(1);
@@ -29,26 +45,27 @@ describe('task queue', () => {
 
   it('cancel aborts the job signal; errors of jobs do not escape', async () => {
     const errors: string[] = [];
-    const queue = createTaskQueue({ onJobError: (id) => errors.push(id) });
+    const work = new Map<string, (signal: AbortSignal) => Promise<unknown>>();
+    const queue = queueWith({ onJobError: (id) => errors.push(id) }, work);
     let aborted = false;
-    queue.enqueue({
-      taskId: 'long',
-      hypervisorId: null,
-      run: (signal) =>
+    work.set(
+      'long',
+      (signal) =>
         new Promise((_, reject) => {
           signal.addEventListener('abort', () => {
             aborted = true;
             reject(new Error('aborted'));
           });
         }),
-    });
+    );
+    await queue.enqueue({ taskId: 'long', type: 'capture', hypervisorId: null });
     expect(queue.cancel('long')).toBe(true);
     expect(queue.cancel('unknown')).toBe(false);
     await queue.onIdle();
     expect(aborted).toBe(true);
     expect(errors).toEqual(['long']);
     await queue.close();
-    expect(() => queue.enqueue({ taskId: 'x', hypervisorId: null, run: async () => undefined })).toThrow();
+    await expect(queue.enqueue({ taskId: 'x', type: 'capture', hypervisorId: null })).rejects.toThrow();
   });
 });
 

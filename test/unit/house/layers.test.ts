@@ -59,6 +59,17 @@ describe('layering lint rule', () => {
     expect(messages[0]).toContain('drivers implement ports');
   });
 
+  it.each([
+    ['src/tasks/planted.ts', "export { Queue } from 'bullmq';", 'the package bullmq'],
+    ['src/services/planted.ts', "export type { Redis } from 'ioredis';", 'the package ioredis'],
+    ['adapters/postgres/planted.ts', "export const load = () => import('bullmq');", 'the package bullmq'],
+  ])('only adapters/bullmq imports bullmq and ioredis: %s with %s fails', async (file, code, target) => {
+    const messages = await layerErrors(file, code);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain(`layers/imports: ${file} may not import ${target}`);
+    expect(messages[0]).toContain('optional peers');
+  });
+
   it('a type-only import, a dynamic import() and a require() count as imports too', async () => {
     const code = [
       "import type { Executor } from '../../drivers/exec/local';",
@@ -79,6 +90,10 @@ describe('layering lint rule', () => {
     ],
     ['src/services/planted.ts', "export type { Executor } from '../ports/executor';\nexport { InstanceImagesError } from '../errors';\n"],
     ['drivers/exec/planted.ts', "export type { Executor } from '../../src/ports/executor';\nexport { shellQuote } from './quote';\n"],
+    [
+      'adapters/bullmq/planted.ts',
+      "export { Queue } from 'bullmq';\nexport { Redis } from 'ioredis';\nexport type { TaskQueue } from '../../src';\n",
+    ],
   ])('a file that keeps to its layer lints clean: %s', async (file, code) => {
     expect(await layerErrors(file, code)).toEqual([]);
   });

@@ -10,6 +10,8 @@ import {
   type Repositories,
   type Task,
   type TelemetryOptions,
+  type TaskQueue,
+  type ImportOptions,
 } from '../../../src';
 import { FakeWorld } from '../../support/fakes';
 
@@ -35,6 +37,8 @@ export async function setup(
     repositories?: Repositories;
     telemetry?: TelemetryOptions;
     imageCopies?: { allowCustomers?: boolean; billed?: boolean };
+    queue?: TaskQueue;
+    imports?: ImportOptions;
   } = {},
 ): Promise<Harness> {
   const world = new FakeWorld();
@@ -55,6 +59,8 @@ export async function setup(
     ...(options.repositories ? { repositories: options.repositories } : {}),
     ...(options.telemetry ? { telemetry: options.telemetry } : {}),
     ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
+    ...(options.queue ? { queue: options.queue } : {}),
+    ...(options.imports ? { imports: options.imports } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));

@@ -1,0 +1,112 @@
+/**
+ * The limits hold for the whole deployment, not per process: three worker processes on one Redis
+ * and one PostgreSQL, global concurrency 2 and per-hypervisor concurrency 1, 18 captures on three
+ * hypervisors. Each capture records its start and end on the hypervisor side in one shared
+ * append-only file (one total order of lines, written by the worker processes), and the number
+ * running at once is counted from that record, not from the queue's own bookkeeping.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Actor, InstanceImages, Task } from '../../../src';
+import { dropSchema, randomSchemaName, reachablePostgres } from '../../support/postgres';
+import { reachableRedis } from '../../support/redis';
+import { ACCOUNT, clusterProcess, type ClusterConfig, type HypervisorRecord } from './cluster-world';
+
+const redisUrl = await reachableRedis();
+const databaseUrl = await reachablePostgres();
+const suite = redisUrl && databaseUrl ? describe : describe.skip;
+const alice: Actor = { kind: 'customer', accountId: ACCOUNT };
+const admin: Actor = { kind: 'admin', userId: 'op' };
+const CAPTURES = 18;
+
+suite('BullMQ task queue: limits across three worker processes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ii-bullmq-limits-'));
+  const config: ClusterConfig = {
+    redisUrl: redisUrl ?? '',
+    prefix: `ii-limits-${process.pid}-${Date.now()}`,
+    databaseUrl: databaseUrl ?? '',
+    schema: randomSchemaName(),
+    logFile: join(dir, 'hypervisor.log'),
+    captureMs: 120,
+    concurrency: 2,
+    perHypervisorConcurrency: 1,
+    hypervisors: 3,
+    instances: CAPTURES,
+  };
+  writeFileSync(config.logFile, '');
+  const workers: ChildProcess[] = [];
+  let web: InstanceImages;
+
+  const startWorker = (id: string) =>
+    new Promise<void>((resolve, reject) => {
+      const child = fork(join(import.meta.dirname, 'worker.child.ts'), [JSON.stringify(config), id], {
+        execArgv: ['--import', 'tsx'],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      workers.push(child);
+      child.once('message', () => resolve());
+      child.once('exit', (code) => reject(new Error(`worker ${id} exited (${code}) before it was ready`)));
+    });
+
+  beforeAll(async () => {
+    web = (await clusterProcess(config, 'web', 'web-1')).ii;
+    await web.settings.setLocationSettings(admin, 'loc-1', { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 100 });
+    const storage = await web.storages.createStorage(admin, { name: 's3', driver: 'fake-s3', config: { root: 'bucket' } });
+    for (const hv of ['hv-1', 'hv-2', 'hv-3']) await web.storages.bindHypervisor(admin, storage.id, hv);
+    await Promise.all([startWorker('worker-a'), startWorker('worker-b'), startWorker('worker-c')]);
+  });
+
+  afterAll(async () => {
+    for (const child of workers) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.send('close');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+    }
+    await web?.close();
+    const pool = new pg.Pool({ connectionString: databaseUrl ?? '', max: 1 });
+    await dropSchema(pool, config.schema);
+    await pool.end();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('never more than 2 captures at once in the deployment, never 2 on one hypervisor', async () => {
+    const tasks: Task[] = [];
+    for (let i = 0; i < CAPTURES; i++) tasks.push((await web.images.createImage(alice, { instanceId: `i-${i}`, name: `image-${i}` })).task);
+    for (const task of tasks) {
+      await vi.waitFor(async () => expect((await web.images.getTask(admin, task.id)).status).toBe('completed'), {
+        timeout: 90_000,
+        interval: 200,
+      });
+    }
+
+    const lines = readFileSync(config.logFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as HypervisorRecord)
+      .filter((line) => line.event === 'start' || line.event === 'end');
+    expect(lines.filter((line) => line.event === 'start')).toHaveLength(CAPTURES);
+    let running = 0;
+    let most = 0;
+    const perHypervisor = new Map<string, number>();
+    const mostPer = new Map<string, number>();
+    for (const line of lines) {
+      const step = line.event === 'start' ? 1 : -1;
+      running += step;
+      most = Math.max(most, running);
+      perHypervisor.set(line.hypervisorId, (perHypervisor.get(line.hypervisorId) ?? 0) + step);
+      mostPer.set(line.hypervisorId, Math.max(mostPer.get(line.hypervisorId) ?? 0, perHypervisor.get(line.hypervisorId)!));
+    }
+    // The global limit is reached (three hypervisors could run three at once) and never exceeded.
+    expect(most).toBe(2);
+    expect(Object.fromEntries(mostPer)).toEqual({ 'hv-1': 1, 'hv-2': 1, 'hv-3': 1 });
+    // The work was shared by the worker processes, none of it ran in the web process.
+    const pids = new Set(lines.map((line) => line.pid));
+    expect(pids.has(process.pid)).toBe(false);
+    expect(pids.size).toBeGreaterThanOrEqual(2);
+  });
+});
