@@ -49,7 +49,7 @@ const hasMethods =
   (value: unknown) =>
     typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
-const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
+const repositoryMethods: Record<keyof Omit<Repositories, 'close' | 'outbox'>, string[]> = {
   images: ['get', 'list', 'countActive', 'insert', 'insertIfUnderLimit', 'transition', 'update'],
   storages: ['get', 'list', 'insert', 'update', 'delete', 'bind', 'unbind', 'listBindings'],
   mediaGroups: ['get', 'list', 'insert', 'update', 'delete'],
@@ -61,14 +61,17 @@ const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
   imageTransfers: ['get', 'list', 'insert', 'transition', 'accept'],
 };
 
-const RepositoriesSchema = z.object(
-  Object.fromEntries(
+const outboxMethods = ['append', 'get', 'claim', 'complete', 'release', 'prune'];
+
+const RepositoriesSchema = z.object({
+  ...Object.fromEntries(
     Object.entries(repositoryMethods).map(([key, methods]) => [
       key,
       z.custom((v) => hasMethods(...methods)(v), `must implement ${methods.join(', ')}`),
     ]),
   ),
-);
+  outbox: z.custom((v) => v === undefined || hasMethods(...outboxMethods)(v), `must implement ${outboxMethods.join(', ')}`).optional(),
+});
 
 const QueueOptionsSchema = z.object({
   concurrency: z.number().int().min(1).max(256).optional(),
