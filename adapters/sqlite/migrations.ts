@@ -210,7 +210,7 @@ export const sqliteMigrations: readonly Migration[] = [
     name: 'event outbox: events recorded with the writes that cause them',
     statements: [
       `CREATE TABLE ii_outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
         type TEXT NOT NULL,
         event_key TEXT NOT NULL,

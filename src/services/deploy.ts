@@ -20,6 +20,7 @@ import type { ImageService } from './images';
 import { hasAcceptedShare, sharedView } from './image-sharing';
 import { createTask, runTask } from './task-runner';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
+import { draft, recordEvents } from './outbox-events';
 
 /**
  * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
@@ -300,16 +301,18 @@ export class DeployService {
     });
     const finished = outcome.task;
     if (outcome.ok && result && finished) {
-      this.ctx.events.emit('image.deployed', { image, task: finished, instanceId: instance.id, result });
+      await recordEvents(this.ctx, [draft('image.deployed', image.id, { image, task: finished, instanceId: instance.id, result })]);
     } else if (finished) {
       const error = outcome.ok ? new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk') : outcome.error;
-      this.ctx.events.emit('image.deploy-failed', {
-        image,
-        task: finished,
-        instanceId: instance.id,
-        code: error.code,
-        message: error.message,
-      });
+      await recordEvents(this.ctx, [
+        draft('image.deploy-failed', image.id, {
+          image,
+          task: finished,
+          instanceId: instance.id,
+          code: error.code,
+          message: error.message,
+        }),
+      ]);
     }
   }
 }

@@ -24,6 +24,7 @@ import { transitionImage, tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
 import { createTask, runTask } from './task-runner';
 import { startBilling } from './usage';
+import { draft, recordEvents } from './outbox-events';
 
 /** Input of {@link ImageCopyService.copyImage}. */
 export const CopyImageInputSchema = z.strictObject({
@@ -151,7 +152,9 @@ export class ImageCopyService {
       accountId,
       hypervisorId: hypervisorId ?? source.hypervisorId,
     });
-    this.ctx.events.emit('image.copy-started', { image: copy, sourceImageId: source.id, actor: eventActor(actor) });
+    await recordEvents(this.ctx, [
+      draft('image.copy-started', copy.id, { image: copy, sourceImageId: source.id, actor: eventActor(actor) }),
+    ]);
     this.ctx.queue.enqueue({
       taskId: task.id,
       hypervisorId: hypervisorId ?? source.hypervisorId,

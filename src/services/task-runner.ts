@@ -9,6 +9,7 @@ import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import type { Task, TaskProgress, TaskType } from '../model/task';
 import { createProgressTracker, QUEUED_PROGRESS, STARTING_PROGRESS } from '../tasks/progress';
 import type { ServiceContext } from './context';
+import { publish, taskFinished } from './outbox-events';
 
 /**
  * Progress reported by task work: a step of the task type (or a driver's step name the progress
@@ -145,8 +146,15 @@ export async function runTask(
     await otelContext.with(telemetry.context, () => work({ task: running, signal, progress, annotate }));
     await pending;
     const now = ctx.now();
-    const done = await ctx.repos.tasks.transition(taskId, ['running'], 'completed', { finishedAt: now, progress: tracker.complete() }, now);
-    if (done) ctx.events.emit('task.finished', { task: done });
+    const done = await ctx.repos.tasks.transition(
+      taskId,
+      ['running'],
+      'completed',
+      { finishedAt: now, progress: tracker.complete() },
+      now,
+      taskFinished,
+    );
+    if (done) publish(ctx.events, taskFinished(done));
     telemetry.end({ ok: true });
     return { ok: true, task: done ?? running };
   } catch (thrown) {
@@ -176,8 +184,9 @@ export async function runTask(
         errorMessage: cancelled ? 'Cancelled' : error.message,
       },
       now,
+      taskFinished,
     );
-    if (ended) ctx.events.emit('task.finished', { task: ended });
+    if (ended) publish(ctx.events, taskFinished(ended));
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
     telemetry.end({ ok: false, code: cancelled ? 'CANCELLED' : error.code });
     return {
@@ -201,7 +210,8 @@ export async function cancelQueuedTask(ctx: ServiceContext, taskId: string): Pro
     'cancelled',
     { finishedAt: now, errorCode: 'CANCELLED', errorMessage: 'Cancelled' },
     now,
+    taskFinished,
   );
-  if (task) ctx.events.emit('task.finished', { task });
+  if (task) publish(ctx.events, taskFinished(task));
   return task;
 }
