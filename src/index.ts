@@ -205,7 +205,7 @@ export {
   type WebhookMessage,
   type WebhookOptions,
 } from './webhooks';
-export { outboxWebhook, postWebhook, type OutboxWebhookOptions, type WebhookOutcome } from './webhooks';
+export { outboxWebhook, type OutboxWebhookOptions } from './webhooks';
 export { startOutboxDelivery, retryDelay, type OutboxDelivery, type OutboxDeliveryOptions, type OutboxTarget } from './outbox-delivery';
 export type { OutboxDraft, OutboxEvents, OutboxEvent, OutboxClaim, OutboxRepository } from './ports/repositories-outbox';
 

@@ -88,8 +88,9 @@ export class SqlOutboxRepository implements OutboxRepository {
   async complete(id: string, owner: string, now: Date, error?: string): Promise<boolean> {
     const { table } = this;
     const params = table.params();
-    const lastError = error === undefined ? table.col('lastError') : params.add(error, 'text');
-    const sets = `${table.col('deliveredAt')} = ${params.add(now, 'timestamp')}, ${table.col('lastError')} = ${lastError}`;
+    // Placeholders are added in the order they appear in the SQL (SQLite's are positional).
+    const delivered = `${table.col('deliveredAt')} = ${params.add(now, 'timestamp')}`;
+    const sets = `${delivered}, ${table.col('lastError')} = ${error === undefined ? table.col('lastError') : params.add(error, 'text')}`;
     return this.updateHeld(params, sets, id, owner);
   }
 
