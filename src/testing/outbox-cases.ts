@@ -71,6 +71,20 @@ export const outboxCases: RepositoryCase[] = [
     },
   },
   {
+    name: 'outbox: when its events cannot be recorded, the transition does not happen either',
+    async run(repos) {
+      const outbox = outboxOf(repos);
+      const image = makeImage({ status: 'creating' });
+      await repos.images.insert(image);
+      const broken = (): OutboxDraft[] => {
+        throw new Error('planted: the events cannot be built');
+      };
+      await assert.rejects(repos.images.transition(image.id, ['creating'], 'available', {}, t(1), broken), /planted/);
+      assert.equal((await repos.images.get(image.id))?.status, 'creating', 'the status changed without its events');
+      assert.deepEqual(await takeAll(outbox, t(2)), []);
+    },
+  },
+  {
     name: 'outbox: task transitions and usage writes record their events with them, and only when they write',
     async run(repos) {
       const outbox = outboxOf(repos);
