@@ -43,7 +43,7 @@ function freshFile(): string {
 describe('events survive a SIGKILL', () => {
   it('between a status change and its delivery: the next process delivers the events', async () => {
     const filename = freshFile();
-    createSqliteRepositories({ filename }).close?.();
+    await createSqliteRepositories({ filename }).close?.();
     const { imageId, status } = await runUntilKilled(filename, 'transition');
     expect(status).toBe('available');
 
