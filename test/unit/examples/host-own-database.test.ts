@@ -28,8 +28,6 @@ testRepositories(
     destroy: async (repos) => {
       databases.get(repos)?.close();
     },
-    // The example host keeps its own tables and has no outbox yet: its events are emitter-only.
-    outbox: false,
   },
 );
 
