@@ -20,7 +20,7 @@ import type { ImageService } from './images';
 import { hasAcceptedShare, sharedView } from './image-sharing';
 import { createTask, runTask } from './task-runner';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
-import { draft, recordEvents } from './outbox-events';
+import { draft } from './outbox-events';
 
 /**
  * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
@@ -251,7 +251,18 @@ export class DeployService {
   /** The deploy task's work; the outcome is recorded on the task and emitted. */
   private async runDeploy(taskId: string, image: Image, instance: HostInstance, data: DeployRequest, signal: AbortSignal): Promise<void> {
     let result: MaterializeResult | null = null;
-    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+    // The deploy's outcome is recorded with the task's end (the same transaction).
+    const deployFailed = (task: Task, error: InstanceImagesError) => [
+      draft('image.deploy-failed', image.id, { image, task, instanceId: instance.id, code: error.code, message: error.message }),
+    ];
+    await runTask(this.ctx, taskId, signal, async ({ progress, endWith }) => {
+      endWith({
+        completed: (task) =>
+          result
+            ? [draft('image.deployed', image.id, { image, task, instanceId: instance.id, result })]
+            : deployFailed(task, new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk')),
+        failed: deployFailed,
+      });
       // Checked while this task is running: a delete requested from now on waits for it.
       const current = await this.ctx.repos.images.get(image.id);
       if (current?.status !== 'available') throw new InstanceImagesError('INVALID_STATE', 'The image is being deleted; pick another image');
@@ -299,20 +310,5 @@ export class DeployService {
         result = await hv.materialize({ source: { kind: 'stream', stream: await disk.get(image.fileKey, { signal }) }, ...common });
       }
     });
-    const finished = outcome.task;
-    if (outcome.ok && result && finished) {
-      await recordEvents(this.ctx, [draft('image.deployed', image.id, { image, task: finished, instanceId: instance.id, result })]);
-    } else if (finished) {
-      const error = outcome.ok ? new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk') : outcome.error;
-      await recordEvents(this.ctx, [
-        draft('image.deploy-failed', image.id, {
-          image,
-          task: finished,
-          instanceId: instance.id,
-          code: error.code,
-          message: error.message,
-        }),
-      ]);
-    }
   }
 }

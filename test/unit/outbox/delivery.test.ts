@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { outboxWebhook, startOutboxDelivery, verifyWebhook, type OutboxEvent } from '../../../src';
 import { createMemoryRepositories } from '../../../src/memory';
-import { alice, setup } from '../service/setup';
+import { admin, alice, deployAndWait, setup } from '../service/setup';
 
 const SECRET = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
 
@@ -52,6 +52,27 @@ describe('outbox delivery', () => {
     const messages = received.map((r) => verifyWebhook(SECRET, r.headers as Record<string, string>, r.body));
     expect(messages.map((m) => m.id)).toEqual(handled.map((e) => e.id));
     expect(messages.find((m) => m.type === 'image.available')?.data).toMatchObject({ image: { id: image.id, status: 'available' } });
+    await h.ii.close();
+  });
+
+  it("records a deploy's image.deployed in the transaction of its task's end (not by a later append)", async () => {
+    const repositories = createMemoryRepositories();
+    // A later, separate append would be lost here: only what the writes record gets in.
+    repositories.outbox!.append = () => Promise.reject(new Error('planted: the database went away'));
+    const h = await setup({ repositories });
+    const { image, task } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'golden' });
+    await h.ii.images.waitForTask(alice, task.id);
+    h.world.addInstance('new-1', 'acct-alice');
+    const deployed = await deployAndWait(h.ii, admin, { imageId: image.id, instanceId: 'new-1', targetPath: '/disks/new-1.qcow2' });
+    const handled: OutboxEvent[] = [];
+    const delivery = startOutboxDelivery(h.ii.repositories.outbox, { targets: [{ name: 'host', deliver: (e) => void handled.push(e) }] });
+    await delivery.drain();
+    await delivery.stop();
+    const end = handled.filter((e) => (e.data as { task?: { id: string } }).task?.id === deployed.task.id);
+    expect(end.map((e) => e.type)).toEqual(['task.finished', 'image.deployed']);
+    expect(end[1]!.sequence).toBe(end[0]!.sequence + 1);
+    expect(end[1]!.createdAt.getTime()).toBe(deployed.task.finishedAt?.getTime());
+    expect(end[1]!.data).toMatchObject({ instanceId: 'new-1', result: { path: deployed.result.path } });
     await h.ii.close();
   });
 
