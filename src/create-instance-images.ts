@@ -33,6 +33,7 @@ import { AccountService } from './services/accounts';
 import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
 import { TaskJobRegistry } from './services/task-jobs';
+import { publish, taskFinished } from './services/outbox-events';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, startReaper } from './tasks/reaper';
@@ -50,7 +51,7 @@ const hasMethods =
   (value: unknown) =>
     typeof value === 'object' && value !== null && names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function');
 
-const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
+const repositoryMethods: Record<keyof Omit<Repositories, 'close' | 'outbox'>, string[]> = {
   images: ['get', 'list', 'countActive', 'insert', 'insertIfUnderLimit', 'transition', 'update'],
   storages: ['get', 'list', 'insert', 'update', 'delete', 'bind', 'unbind', 'listBindings'],
   mediaGroups: ['get', 'list', 'insert', 'update', 'delete'],
@@ -62,14 +63,17 @@ const repositoryMethods: Record<keyof Omit<Repositories, 'close'>, string[]> = {
   imageTransfers: ['get', 'list', 'insert', 'transition', 'accept'],
 };
 
-const RepositoriesSchema = z.object(
-  Object.fromEntries(
+const outboxMethods = ['append', 'get', 'claim', 'complete', 'release', 'prune'];
+
+const RepositoriesSchema = z.object({
+  ...Object.fromEntries(
     Object.entries(repositoryMethods).map(([key, methods]) => [
       key,
       z.custom((v) => hasMethods(...methods)(v), `must implement ${methods.join(', ')}`),
     ]),
   ),
-);
+  outbox: z.custom((v) => v === undefined || hasMethods(...outboxMethods)(v), `must implement ${outboxMethods.join(', ')}`).optional(),
+});
 
 const QueueOptionsSchema = z.object({
   concurrency: z.number().int().min(1).max(256).optional(),
@@ -428,9 +432,9 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     const code = isInstanceImagesError(error) ? error.code : 'INTERRUPTED';
     const message = isInstanceImagesError(error) ? error.message : 'The task could not be started';
     const failed = await repositories.tasks
-      .transition(taskId, ['queued'], 'failed', { finishedAt: at, errorCode: code, errorMessage: message }, at)
+      .transition(taskId, ['queued'], 'failed', { finishedAt: at, errorCode: code, errorMessage: message }, at, taskFinished)
       .catch(() => null);
-    if (failed) events.emit('task.finished', { task: failed });
+    if (failed) publish(events, taskFinished(failed));
   };
   // The services register the handlers of the task types they queue (jobs as data).
   const images = new ImageService(ctx, drivers);

@@ -205,6 +205,9 @@ export {
   type WebhookMessage,
   type WebhookOptions,
 } from './webhooks';
+export { outboxWebhook, type OutboxWebhookOptions } from './webhooks';
+export { startOutboxDelivery, retryDelay, type OutboxDelivery, type OutboxDeliveryOptions, type OutboxTarget } from './outbox-delivery';
+export type { OutboxDraft, OutboxEvents, OutboxEvent, OutboxClaim, OutboxRepository } from './ports/repositories-outbox';
 
 // The chunked layout (content-addressed chunks and manifests; docs/architecture.md)
 export {

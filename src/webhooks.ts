@@ -2,10 +2,15 @@
  * Webhooks: the SDK's events delivered to a host URL as signed HTTP POSTs, following the Standard
  * Webhooks convention (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64
  * HMAC-SHA256 of "id.timestamp.body">`), so receivers can use any Standard Webhooks library or
- * {@link verifyWebhook}. Each event gets a stable id (the receiver deduplicates on it): it is
- * delivered at least once while this process runs, retried with exponential backoff and jitter on
- * network errors, timeouts, 408, 429 and 5xx; a 410 ends the subscription; another 4xx drops the
- * event (logged).
+ * {@link verifyWebhook}. Two ways to deliver:
+ * - {@link outboxWebhook} (recommended): a target of `startOutboxDelivery`, fed from the
+ *   repositories' outbox, so events survive a crash and each is sent by one process of the
+ *   deployment; the `webhook-id` is the outbox event id.
+ * - {@link startWebhookDelivery}: from this process's emitter (every event, `task.progress`
+ *   included), while this process runs; lost when it dies.
+ * Either way each event has a stable id (the receiver deduplicates on it), is retried with
+ * exponential backoff and jitter on network errors, timeouts, 408, 429 and 5xx; another 4xx drops
+ * it (logged).
  * @module
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -13,6 +18,8 @@ import { z } from 'zod';
 import { InstanceImagesError } from './errors';
 import type { InstanceImagesEmitter, InstanceImagesEvents } from './events';
 import type { Logger } from './ports/logger';
+import type { OutboxTarget } from './outbox-delivery';
+import type { OutboxEvent } from './ports/repositories-outbox';
 import { parseOrThrow } from './util/validate';
 
 /** The name of an event of the SDK. */
@@ -127,6 +134,45 @@ export function verifyWebhook(
   return message;
 }
 
+/** What one POST came to: delivered, the subscription is gone (410), or a failure to retry or not. */
+export type WebhookOutcome = 'delivered' | 'gone' | { retry: true; why: string } | { retry: false; why: string; status: number };
+
+/**
+ * POSTs one signed message once. @returns the outcome: network errors, timeouts, 408, 429 and 5xx
+ * are worth a retry; another 4xx is not.
+ */
+export async function postWebhook(
+  opts: { url: string; secret: string; timeoutMs: number },
+  fetchImpl: typeof fetch,
+  message: WebhookMessage,
+  body: string,
+): Promise<WebhookOutcome> {
+  const timestamp = Math.floor(Date.now() / 1000);
+  let response: Response;
+  try {
+    response = await fetchImpl(opts.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'instance-images-webhooks',
+        'webhook-id': message.id,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signWebhook(opts.secret, message.id, timestamp, body),
+      },
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    });
+    await response.body?.cancel().catch(() => undefined);
+  } catch (error) {
+    return { retry: true, why: error instanceof Error && error.name === 'TimeoutError' ? 'timeout' : 'network error' };
+  }
+  if (response.status >= 200 && response.status < 300) return 'delivered';
+  if (response.status === 410) return 'gone';
+  if (response.status === 408 || response.status === 429 || response.status >= 500) return { retry: true, why: `HTTP ${response.status}` };
+  return { retry: false, why: `HTTP ${response.status}`, status: response.status };
+}
+
 interface Pending {
   message: WebhookMessage;
   body: string;
@@ -189,37 +235,18 @@ export function startWebhookDelivery(events: InstanceImagesEmitter, options: Web
 
   async function deliver(item: Pending): Promise<void> {
     item.attempt += 1;
-    const timestamp = Math.floor(Date.now() / 1000);
-    let response: Response;
-    try {
-      response = await fetchImpl(opts.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'instance-images-webhooks',
-          'webhook-id': item.message.id,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signWebhook(opts.secret, item.message.id, timestamp, item.body),
-        },
-        body: item.body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(opts.timeoutMs),
-      });
-      await response.body?.cancel().catch(() => undefined);
-    } catch (error) {
-      return retryLater(item, error instanceof Error && error.name === 'TimeoutError' ? 'timeout' : 'network error');
-    }
-    if (response.status >= 200 && response.status < 300) return;
-    if (response.status === 410) {
+    const outcome = await postWebhook(opts, fetchImpl, item.message, item.body);
+    if (outcome === 'delivered') return;
+    if (outcome === 'gone') {
       logger?.error('the webhook receiver answered 410 Gone: delivery stopped', { where });
       stop();
       return;
     }
-    if (response.status === 408 || response.status === 429 || response.status >= 500) return retryLater(item, `HTTP ${response.status}`);
+    if (outcome.retry) return retryLater(item, outcome.why);
     logger?.error('the webhook receiver refused an event; dropped', {
       id: item.message.id,
       type: item.message.type,
-      status: response.status,
+      status: outcome.status,
     });
   }
 
@@ -254,5 +281,38 @@ export function startWebhookDelivery(events: InstanceImagesEmitter, options: Web
         settleIfIdle();
       }),
     stop,
+  };
+}
+
+/** Options of {@link outboxWebhook}: retries and backoff are the outbox delivery's. */
+export type OutboxWebhookOptions = Pick<WebhookOptions, 'url' | 'secret' | 'events' | 'timeoutMs' | 'fetch' | 'logger'>;
+
+const OutboxWebhookSchema = OptionsSchema.pick({ url: true, secret: true, events: true, timeoutMs: true, fetch: true, logger: true });
+
+/**
+ * A webhook as a target of {@link startOutboxDelivery}: each outbox event is POSTed once per
+ * attempt, signed like {@link startWebhookDelivery}'s, with the event's outbox id as `webhook-id`
+ * (the same on every attempt and from every process). Network errors, timeouts, 408, 429 and 5xx
+ * make the delivery retry it; a 410 or another 4xx is logged and the event counts as delivered.
+ * @throws VALIDATION_FAILED for bad options (naming the field; the secret is never echoed).
+ */
+export function outboxWebhook(options: OutboxWebhookOptions): OutboxTarget {
+  const opts = parseOrThrow(OutboxWebhookSchema, options, 'The webhook options');
+  const fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  const where = new URL(opts.url).origin;
+  return {
+    name: where,
+    ...(opts.events ? { events: opts.events } : {}),
+    async deliver(event: OutboxEvent) {
+      const message = { id: event.id, type: event.type, createdAt: event.createdAt.toISOString(), data: event.data } as WebhookMessage;
+      const outcome = await postWebhook(opts, fetchImpl, message, JSON.stringify(message));
+      if (outcome === 'delivered') return;
+      if (outcome === 'gone') {
+        opts.logger?.error('the webhook receiver answered 410 Gone; the event is not sent again', { where, id: event.id });
+        return;
+      }
+      if (outcome.retry) throw new Error(`webhook ${where}: ${outcome.why}`);
+      opts.logger?.error('the webhook receiver refused an event; dropped', { id: event.id, type: event.type, status: outcome.status });
+    },
   };
 }

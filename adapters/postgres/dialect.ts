@@ -73,6 +73,7 @@ export function postgresDialect(schema: string): SqlDialect {
     encodeList: (values) => [...values],
     inList: (expression, placeholder) => `${expression} = ANY(${placeholder}::text[])`,
     imageLimitLock: (accountId) => advisoryLock('image-limit', schema, accountId),
+    claimLocking: ' FOR UPDATE SKIP LOCKED',
     constraintViolation(error: unknown): ConstraintViolation | null {
       const code = typeof error === 'object' && error !== null && 'code' in error ? (error as { code: unknown }).code : undefined;
       if (code === '23505') return 'unique';

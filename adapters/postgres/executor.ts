@@ -4,7 +4,7 @@
  * @module
  */
 import type { Pool, PoolClient } from 'pg';
-import type { SqlExecutor, SqlRow, SqlStatement } from '../sql-common/dialect';
+import type { SqlExecutor, SqlRow, SqlStatement, SqlStep } from '../sql-common/dialect';
 
 /**
  * Runs `work` inside BEGIN/COMMIT on one connection; rolls back on failure and discards a
@@ -36,10 +36,13 @@ export function createPostgresExecutor(pool: Pool): SqlExecutor {
     async query({ sql, params }: SqlStatement): Promise<SqlRow[]> {
       return (await pool.query(sql, params)).rows as SqlRow[];
     },
-    async transaction(statements: readonly SqlStatement[]): Promise<SqlRow[][]> {
+    async transaction(statements: readonly (SqlStatement | SqlStep)[]): Promise<SqlRow[][]> {
       return withTransaction(pool, async (client) => {
         const results: SqlRow[][] = [];
-        for (const { sql, params } of statements) results.push((await client.query(sql, params)).rows as SqlRow[]);
+        for (const item of statements) {
+          const statement = typeof item === 'function' ? item(results) : item;
+          results.push(statement ? ((await client.query(statement.sql, statement.params)).rows as SqlRow[]) : []);
+        }
         return results;
       });
     },

@@ -205,4 +205,26 @@ export const postgresMigrations: readonly Migration[] = [
     name: 'locations say whether customers may import images from a URL',
     statements: [`ALTER TABLE ii_location_settings ADD COLUMN url_import_enabled boolean NOT NULL DEFAULT false`],
   },
+  {
+    version: 8,
+    name: 'event outbox: events recorded with the writes that cause them',
+    statements: [
+      `CREATE TABLE ii_outbox (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text COLLATE "C" NOT NULL UNIQUE,
+        type text NOT NULL,
+        event_key text COLLATE "C" NOT NULL,
+        data jsonb NOT NULL,
+        created_at timestamptz(3) NOT NULL,
+        available_at timestamptz(3) NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        claimed_by text,
+        lease_until timestamptz(3),
+        delivered_at timestamptz(3),
+        last_error text
+      )`,
+      `CREATE INDEX ii_outbox_undelivered ON ii_outbox (event_key, seq) WHERE delivered_at IS NULL`,
+      `CREATE INDEX ii_outbox_delivered ON ii_outbox (delivered_at) WHERE delivered_at IS NOT NULL`,
+    ],
+  },
 ];

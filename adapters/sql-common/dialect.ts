@@ -17,6 +17,12 @@ export interface SqlStatement {
   params: unknown[];
 }
 
+/**
+ * A statement made from the rows of the statements before it in the same transaction (called
+ * synchronously between them), or `null` to run nothing (its result is then empty).
+ */
+export type SqlStep = (previous: readonly SqlRow[][]) => SqlStatement | null;
+
 /** A constraint violation the repositories turn into a stable error code. */
 export type ConstraintViolation = 'unique' | 'foreign-key';
 
@@ -50,6 +56,12 @@ export interface SqlDialect {
    * already serializes writers (SQLite's BEGIN IMMEDIATE).
    */
   imageLimitLock(accountId: string): SqlStatement | null;
+  /**
+   * Appended to the SELECT that picks outbox events to claim, so concurrent claimers pass over
+   * rows another one is claiming (PostgreSQL: `FOR UPDATE SKIP LOCKED`); empty where the
+   * transaction already serializes writers (SQLite).
+   */
+  readonly claimLocking: string;
   /** Recognizes a constraint violation thrown by the driver. */
   constraintViolation(error: unknown): ConstraintViolation | null;
 }
@@ -58,8 +70,11 @@ export interface SqlDialect {
 export interface SqlExecutor {
   /** Runs one statement; returns its rows (empty for statements without results). */
   query(statement: SqlStatement): Promise<SqlRow[]>;
-  /** Runs statements in order in one write transaction; returns each statement's rows. */
-  transaction(statements: readonly SqlStatement[]): Promise<SqlRow[][]>;
+  /**
+   * Runs statements in order in one write transaction; returns each statement's rows. A
+   * {@link SqlStep} is turned into its statement when its turn comes.
+   */
+  transaction(statements: readonly (SqlStatement | SqlStep)[]): Promise<SqlRow[][]>;
 }
 
 /** Accumulates parameters while a statement's SQL is being written, left to right. */

@@ -46,8 +46,11 @@ import {
   usageTable,
   imageSharesTable,
   imageTransfersTable,
+  outboxTable,
 } from './tables';
 import { SqlImageShareRepository, SqlImageTransferRepository } from './image-moves';
+import { SqlOutboxRepository, writeWithEvents } from './outbox';
+import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
 const IMAGE_IMMUTABLE = new Set(['id', 'kind', 'accountId', 'createdAt', 'status']);
@@ -67,7 +70,10 @@ function activeCustomImages(table: SqlTable<Image>, params: SqlParams, accountId
 
 /** {@link ImageRepository} over SQL. */
 export class SqlImageRepository implements ImageRepository {
-  constructor(private readonly table: SqlTable<Image>) {}
+  constructor(
+    private readonly table: SqlTable<Image>,
+    private readonly outbox: SqlTable<OutboxEvent>,
+  ) {}
 
   async get(id: string): Promise<Image | null> {
     return this.table.getBy('id', id);
@@ -120,8 +126,16 @@ export class SqlImageRepository implements ImageRepository {
     return (results[results.length - 1] ?? []).length > 0;
   }
 
-  async transition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch: ImagePatch, now: Date): Promise<Image | null> {
-    return this.table.patch('id', id, patch, { immutable: IMAGE_IMMUTABLE, status: { from, to }, now });
+  async transition(
+    id: string,
+    from: readonly ImageStatus[],
+    to: ImageStatus,
+    patch: ImagePatch,
+    now: Date,
+    events?: OutboxEvents<Image>,
+  ): Promise<Image | null> {
+    const write = this.table.patchStatement('id', id, patch, { immutable: IMAGE_IMMUTABLE, status: { from, to }, now });
+    return writeWithEvents(this.table, this.outbox, write, events, () => now);
   }
 
   async update(id: string, patch: ImagePatch, now: Date): Promise<Image | null> {
@@ -268,7 +282,10 @@ export class SqlIsoRepository implements IsoRepository {
 
 /** {@link TaskRepository} over SQL. */
 export class SqlTaskRepository implements TaskRepository {
-  constructor(private readonly table: SqlTable<Task>) {}
+  constructor(
+    private readonly table: SqlTable<Task>,
+    private readonly outbox: SqlTable<OutboxEvent>,
+  ) {}
 
   async get(id: string): Promise<Task | null> {
     return this.table.getBy('id', id);
@@ -292,8 +309,16 @@ export class SqlTaskRepository implements TaskRepository {
     return this.table.patch('id', id, patch, { immutable: TASK_IMMUTABLE, now });
   }
 
-  async transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch, now: Date): Promise<Task | null> {
-    return this.table.patch('id', id, patch, { immutable: TASK_IMMUTABLE, status: { from, to }, now });
+  async transition(
+    id: string,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    patch: TaskPatch,
+    now: Date,
+    events?: OutboxEvents<Task>,
+  ): Promise<Task | null> {
+    const write = this.table.patchStatement('id', id, patch, { immutable: TASK_IMMUTABLE, status: { from, to }, now });
+    return writeWithEvents(this.table, this.outbox, write, events, () => now);
   }
 
   async listStale(before: Date): Promise<Task[]> {
@@ -306,7 +331,10 @@ export class SqlTaskRepository implements TaskRepository {
 
 /** {@link UsageRepository} over SQL. */
 export class SqlUsageRepository implements UsageRepository {
-  constructor(private readonly table: SqlTable<UsageInterval>) {}
+  constructor(
+    private readonly table: SqlTable<UsageInterval>,
+    private readonly outbox: SqlTable<OutboxEvent>,
+  ) {}
 
   async get(id: string): Promise<UsageInterval | null> {
     return this.table.getBy('id', id);
@@ -327,16 +355,23 @@ export class SqlUsageRepository implements UsageRepository {
     return table.page(params, where, { field: 'from', direction: 'asc' }, page);
   }
 
-  async insert(interval: UsageInterval): Promise<void> {
-    await this.table.insert(interval, interval.id);
+  async insert(interval: UsageInterval, events?: OutboxEvents<UsageInterval>): Promise<void> {
+    const { table } = this;
+    if (!events) return table.insert(interval, interval.id);
+    const params = table.params();
+    const { columns, placeholders } = table.values(interval, params);
+    const write = params.statement(`INSERT INTO ${table.ref} (${columns}) VALUES (${placeholders}) RETURNING ${table.selectList}`);
+    await table.guard(
+      writeWithEvents(table, this.outbox, write, events, (inserted) => inserted.from),
+      interval.id,
+    );
   }
 
-  async close(id: string, to: Date): Promise<UsageInterval | null> {
+  async close(id: string, to: Date, events?: OutboxEvents<UsageInterval>): Promise<UsageInterval | null> {
     const { table } = this;
     const params = table.params();
     const sql = `UPDATE ${table.ref} SET ${table.col('to')} = ${params.add(to, 'timestamp')} WHERE id = ${params.add(id, 'text')} AND ${table.col('to')} IS NULL RETURNING ${table.selectList}`;
-    const [closed] = await table.rows(params.statement(sql));
-    return closed ?? null;
+    return writeWithEvents(table, this.outbox, params.statement(sql), events, () => to);
   }
 }
 
@@ -399,16 +434,17 @@ function upsert<T extends object>(table: SqlTable<T>, record: T, keyField: keyof
  */
 export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor): Repositories {
   const images = new SqlTable(imagesTable, dialect, executor, 'Image');
+  const outbox = new SqlTable(outboxTable, dialect, executor, 'Outbox event');
   return {
-    images: new SqlImageRepository(images),
+    images: new SqlImageRepository(images, outbox),
     storages: new SqlStorageRepository(
       new SqlTable(storagesTable, dialect, executor, 'Image storage'),
       new SqlTable(bindingsTable, dialect, executor, 'Storage binding'),
     ),
     mediaGroups: new SqlMediaGroupRepository(new SqlTable(mediaGroupsTable, dialect, executor, 'Media group')),
     isos: new SqlIsoRepository(new SqlTable(isosTable, dialect, executor, 'ISO')),
-    tasks: new SqlTaskRepository(new SqlTable(tasksTable, dialect, executor, 'Task')),
-    usage: new SqlUsageRepository(new SqlTable(usageTable, dialect, executor, 'Usage interval')),
+    tasks: new SqlTaskRepository(new SqlTable(tasksTable, dialect, executor, 'Task'), outbox),
+    usage: new SqlUsageRepository(new SqlTable(usageTable, dialect, executor, 'Usage interval'), outbox),
     settings: new SqlSettingsRepository(
       new SqlTable(locationSettingsTable, dialect, executor, 'Location settings'),
       new SqlTable(accountLimitsTable, dialect, executor, 'Account limit'),
@@ -416,5 +452,6 @@ export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor
     ),
     imageShares: new SqlImageShareRepository(new SqlTable(imageSharesTable, dialect, executor, 'Image share')),
     imageTransfers: new SqlImageTransferRepository(new SqlTable(imageTransfersTable, dialect, executor, 'Image transfer'), images),
+    outbox: new SqlOutboxRepository(outbox),
   };
 }

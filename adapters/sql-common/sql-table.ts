@@ -117,6 +117,12 @@ export class SqlTable<T extends object> {
    * values are skipped), optionally as a status compare-and-set. @returns the new record, or `null`.
    */
   async patch(keyField: keyof T & string, key: string, patch: object, options: PatchOptions): Promise<T | null> {
+    const [updated] = await this.rows(this.patchStatement(keyField, key, patch, options));
+    return updated ?? null;
+  }
+
+  /** The UPDATE … RETURNING statement of {@link SqlTable.patch}. */
+  patchStatement(keyField: keyof T & string, key: string, patch: object, options: PatchOptions): SqlStatement {
     const params = this.params();
     const sets: string[] = [];
     for (const [field, value] of Object.entries(patch)) {
@@ -138,10 +144,7 @@ export class SqlTable<T extends object> {
     if (sets.length === 0) sets.push(`${this.col(keyField)} = ${this.col(keyField)}`);
     const where = [`${this.col(keyField)} = ${params.add(key, 'text')}`];
     if (options.status) where.push(params.inList('status', options.status.from));
-    const [updated] = await this.rows(
-      params.statement(`UPDATE ${this.ref} SET ${sets.join(', ')}${whereClause(where)} RETURNING ${this.selectList}`),
-    );
-    return updated ?? null;
+    return params.statement(`UPDATE ${this.ref} SET ${sets.join(', ')}${whereClause(where)} RETURNING ${this.selectList}`);
   }
 
   /** Deletes the record whose `keyField` is `key`. @returns whether it existed. */

@@ -11,6 +11,7 @@ import type { MediaGroup } from '../../src/model/media-group';
 import type { AccountLimit, AccountState, LocationSettings } from '../../src/model/settings';
 import type { Task } from '../../src/model/task';
 import type { UsageInterval } from '../../src/model/usage-interval';
+import type { OutboxEvent } from '../../src/ports/repositories-outbox';
 import type { TableSpec } from './table';
 
 /** `ii_images`: custom and stock images. */
@@ -196,4 +197,24 @@ export const imageTransfersTable: TableSpec<ImageTransfer> = {
     updatedAt: 'timestamp',
     decidedAt: 'timestamp',
   },
+};
+
+/** `ii_outbox`: events recorded with the writes that cause them, until delivered and pruned. */
+export const outboxTable: TableSpec<OutboxEvent> = {
+  name: 'ii_outbox',
+  columns: {
+    id: 'text',
+    sequence: 'bigint',
+    type: 'text',
+    key: 'text',
+    data: 'json',
+    createdAt: 'timestamp',
+    availableAt: 'timestamp',
+    attempts: 'integer',
+    claimedBy: 'text',
+    leaseUntil: 'timestamp',
+    deliveredAt: 'timestamp',
+    lastError: 'text',
+  },
+  renamed: { sequence: 'seq', key: 'event_key' },
 };

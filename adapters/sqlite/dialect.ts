@@ -54,6 +54,7 @@ export const sqliteDialect: SqlDialect = {
   inList: (expression, placeholder) => `${expression} IN (SELECT value FROM json_each(${placeholder}))`,
   // The executor runs every transaction as BEGIN IMMEDIATE: writers are already serialized.
   imageLimitLock: () => null,
+  claimLocking: '',
   constraintViolation(error: unknown): ConstraintViolation | null {
     const code = typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : '';
     if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') return 'unique';

@@ -5,7 +5,7 @@
  * @module
  */
 import type Database from 'better-sqlite3';
-import type { SqlExecutor, SqlRow, SqlStatement } from '../sql-common/dialect';
+import type { SqlExecutor, SqlRow, SqlStatement, SqlStep } from '../sql-common/dialect';
 
 /** Prepared statements kept per connection (filters produce a bounded set of SQL texts). */
 const STATEMENT_CACHE_SIZE = 256;
@@ -36,7 +36,14 @@ export function createSqliteExecutor(db: Database.Database): SqlExecutor {
 
   // BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout for other
   // connections), so a read-then-write inside it cannot be overtaken by another writer.
-  const inTransaction = db.transaction((statements: readonly SqlStatement[]) => statements.map(run));
+  const inTransaction = db.transaction((statements: readonly (SqlStatement | SqlStep)[]) => {
+    const results: SqlRow[][] = [];
+    for (const item of statements) {
+      const statement = typeof item === 'function' ? item(results) : item;
+      results.push(statement ? run(statement) : []);
+    }
+    return results;
+  });
 
   return {
     async query(statement) {

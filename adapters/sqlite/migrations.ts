@@ -205,4 +205,26 @@ export const sqliteMigrations: readonly Migration[] = [
       `ALTER TABLE ii_location_settings ADD COLUMN url_import_enabled INTEGER NOT NULL DEFAULT 0 CHECK (url_import_enabled IN (0, 1))`,
     ],
   },
+  {
+    version: 8,
+    name: 'event outbox: events recorded with the writes that cause them',
+    statements: [
+      `CREATE TABLE ii_outbox (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        event_key TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        available_at INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claimed_by TEXT,
+        lease_until INTEGER,
+        delivered_at INTEGER,
+        last_error TEXT
+      ) STRICT`,
+      `CREATE INDEX ii_outbox_undelivered ON ii_outbox (event_key, seq) WHERE delivered_at IS NULL`,
+      `CREATE INDEX ii_outbox_delivered ON ii_outbox (delivered_at) WHERE delivered_at IS NOT NULL`,
+    ],
+  },
 ];

@@ -30,6 +30,7 @@ import {
   type ListPage,
   type LocationSettings,
   type MediaGroup,
+  type OutboxEvents,
   type Page,
   type Repositories,
   type StorageBinding,
@@ -38,6 +39,7 @@ import {
   type UsageInterval,
 } from '../../src';
 import { createImageMoveRepositories } from './image-moves';
+import { createHostOutbox } from './outbox';
 
 type Row = Record<string, unknown>;
 /** One WHERE condition and its `?` parameters. */
@@ -357,7 +359,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
    * Reads the record, lets `change` compute the next version (or refuse with `null`) and writes
    * it back, all under the write lock. Returns what is now stored (re-decoded: a fresh copy).
    */
-  const modify = <T>(table: Table<T>, id: string, change: (current: T) => T | null): T | null =>
+  const modify = <T>(table: Table<T>, id: string, change: (current: T) => T | null, events?: OutboxEvents<T>, now?: Date): T | null =>
     atomically(() => {
       const current = get(table, id);
       const next = current === null ? null : change(current);
@@ -365,8 +367,12 @@ export function createHostRepositories(db: Database.Database): Repositories {
       const row = table.toRow(next);
       const columns = Object.keys(row).filter((c) => c !== 'id');
       run(`UPDATE ${table.name} SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE id = @id`, row);
-      return table.fromRow(row);
+      const written = table.fromRow(row);
+      // The write's events go into the outbox in the same transaction (both or neither).
+      if (events && now) outbox.record(events(written), now);
+      return written;
     });
+  const outbox = createHostOutbox(db);
 
   const remove = <T>(table: Table<T>, id: string): boolean => run(`DELETE FROM ${table.name} WHERE id = ?`, id).changes > 0;
 
@@ -438,6 +444,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
 
   return {
     ...createImageMoveRepositories(db),
+    outbox,
     images: {
       get: async (id) => get(imageTable, id),
       list: async (filter = {}, request = {}, sort = {}) => {
@@ -455,9 +462,13 @@ export function createHostRepositories(db: Database.Database): Repositories {
           insert(imageTable, image);
           return true;
         }),
-      transition: async (id, from, to, patch, now) =>
-        modify(imageTable, id, (current) =>
-          from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null,
+      transition: async (id, from, to, patch, now, events) =>
+        modify(
+          imageTable,
+          id,
+          (current) => (from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null),
+          events,
+          now,
         ),
       update: async (id, patch, now) => modify(imageTable, id, (current) => ({ ...current, ...patch, id, updatedAt: now })),
     },
@@ -538,9 +549,13 @@ export function createHostRepositories(db: Database.Database): Repositories {
       },
       insert: async (task) => insert(taskTable, task),
       update: async (id, patch, now) => modify(taskTable, id, (current) => ({ ...current, ...patch, id, updatedAt: now })),
-      transition: async (id, from, to, patch, now) =>
-        modify(taskTable, id, (current) =>
-          from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null,
+      transition: async (id, from, to, patch, now, events) =>
+        modify(
+          taskTable,
+          id,
+          (current) => (from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null),
+          events,
+          now,
         ),
       listStale: async (before) =>
         all(
@@ -552,12 +567,19 @@ export function createHostRepositories(db: Database.Database): Repositories {
     usage: {
       get: async (id) => get(usageTable, id),
       list: async (filter = {}, request = {}) => page(usageTable, usageClauses(filter), 'starts_on', 'asc', request),
-      insert: async (interval) => insert(usageTable, interval),
-      close: async (id, to) => {
-        // A one-statement compare-and-set: only an interval that is still open gets closed.
-        const row = one('UPDATE panel_image_billing SET ends_on = ? WHERE id = ? AND ends_on IS NULL RETURNING *', ms(to), id);
-        return row ? usageTable.fromRow(row) : null;
-      },
+      insert: async (interval, events) =>
+        atomically(() => {
+          insert(usageTable, interval);
+          if (events) outbox.record(events(interval), interval.from);
+        }),
+      close: async (id, to, events) =>
+        atomically(() => {
+          // A compare-and-set: only an interval that is still open gets closed.
+          const row = one('UPDATE panel_image_billing SET ends_on = ? WHERE id = ? AND ends_on IS NULL RETURNING *', ms(to), id);
+          const closed = row ? usageTable.fromRow(row) : null;
+          if (closed && events) outbox.record(events(closed), to);
+          return closed;
+        }),
     },
 
     settings: {

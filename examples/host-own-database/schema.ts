@@ -171,6 +171,23 @@ CREATE TABLE IF NOT EXISTS notifications (
   created_on  INTEGER NOT NULL,
   read_on     INTEGER
 );
+
+-- The SDK's events, recorded with the writes that cause them until delivered (the outbox).
+CREATE TABLE IF NOT EXISTS panel_image_events (
+  seq          INTEGER PRIMARY KEY,
+  id           TEXT NOT NULL UNIQUE,
+  event_type   TEXT NOT NULL,
+  event_key    TEXT NOT NULL,            -- events of one key are delivered in order
+  payload      TEXT NOT NULL,            -- JSON
+  created_on   INTEGER NOT NULL,
+  available_on INTEGER NOT NULL,
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  claimed_by   TEXT,
+  lease_until  INTEGER,
+  delivered_on INTEGER,
+  last_error   TEXT
+);
+CREATE INDEX IF NOT EXISTS panel_image_events_undelivered ON panel_image_events (event_key, seq) WHERE delivered_on IS NULL;
 `;
 
 /**

@@ -8,3 +8,4 @@ export {
   MemoryUsageRepository,
   MemorySettingsRepository,
 } from './repositories';
+export { MemoryOutboxRepository } from './outbox';

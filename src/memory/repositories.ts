@@ -29,6 +29,8 @@ import type {
 } from '../ports/repositories';
 import { paginate } from './paginate';
 import { MemoryImageShareRepository, MemoryImageTransferRepository } from './image-moves';
+import { MemoryOutboxRepository } from './outbox';
+import type { OutboxEvents } from '../ports/repositories-outbox';
 
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -66,6 +68,9 @@ const isActiveCustom = (accountId: string) => (image: Image) =>
 export class MemoryImageRepository implements ImageRepository {
   private readonly images = new Map<string, Image>();
 
+  /** @param outbox where `transition` records its events (a private one by default). */
+  constructor(private readonly outbox = new MemoryOutboxRepository()) {}
+
   async get(id: string): Promise<Image | null> {
     const image = this.images.get(id);
     return image ? copy(image) : null;
@@ -101,10 +106,18 @@ export class MemoryImageRepository implements ImageRepository {
     return true;
   }
 
-  async transition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch: ImagePatch, now: Date): Promise<Image | null> {
+  async transition(
+    id: string,
+    from: readonly ImageStatus[],
+    to: ImageStatus,
+    patch: ImagePatch,
+    now: Date,
+    events?: OutboxEvents<Image>,
+  ): Promise<Image | null> {
     const current = this.images.get(id);
     if (!current || !from.includes(current.status)) return null;
     const next: Image = { ...current, ...copy(patch), id: current.id, status: to, updatedAt: now };
+    this.outbox.appendNow(events, copy(next), now);
     this.images.set(id, next);
     return copy(next);
   }
@@ -247,6 +260,9 @@ export class MemoryIsoRepository implements IsoRepository {
 export class MemoryTaskRepository implements TaskRepository {
   private readonly tasks = new Map<string, Task>();
 
+  /** @param outbox where `transition` records its events (a private one by default). */
+  constructor(private readonly outbox = new MemoryOutboxRepository()) {}
+
   async get(id: string) {
     const task = this.tasks.get(id);
     return task ? copy(task) : null;
@@ -272,10 +288,11 @@ export class MemoryTaskRepository implements TaskRepository {
     return updateIn(this.tasks, id, patch as Partial<Task>, now);
   }
 
-  async transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch, now: Date) {
+  async transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch, now: Date, events?: OutboxEvents<Task>) {
     const current = this.tasks.get(id);
     if (!current || !from.includes(current.status)) return null;
     const next: Task = { ...current, ...copy(patch), id: current.id, status: to, updatedAt: now };
+    this.outbox.appendNow(events, copy(next), now);
     this.tasks.set(id, next);
     return copy(next);
   }
@@ -305,6 +322,9 @@ function usageMatches(interval: UsageInterval, filter: UsageFilter): boolean {
 export class MemoryUsageRepository implements UsageRepository {
   private readonly intervals = new Map<string, UsageInterval>();
 
+  /** @param outbox where `insert` and `close` record their events (a private one by default). */
+  constructor(private readonly outbox = new MemoryOutboxRepository()) {}
+
   async get(id: string) {
     const interval = this.intervals.get(id);
     return interval ? copy(interval) : null;
@@ -316,14 +336,17 @@ export class MemoryUsageRepository implements UsageRepository {
     return { items: result.items.map(copy), nextCursor: result.nextCursor };
   }
 
-  async insert(interval: UsageInterval) {
+  async insert(interval: UsageInterval, events?: OutboxEvents<UsageInterval>) {
+    if (this.intervals.has(interval.id)) throw conflict('Usage interval', interval.id);
+    this.outbox.appendNow(events, copy(interval), interval.from);
     insertInto(this.intervals, 'Usage interval', interval);
   }
 
-  async close(id: string, to: Date) {
+  async close(id: string, to: Date, events?: OutboxEvents<UsageInterval>) {
     const current = this.intervals.get(id);
     if (!current || current.to !== null) return null;
     const next = { ...current, to };
+    this.outbox.appendNow(events, copy(next), to);
     this.intervals.set(id, next);
     return copy(next);
   }
@@ -371,16 +394,18 @@ export class MemorySettingsRepository implements SettingsRepository {
 
 /** Creates a fresh set of in-memory repositories. */
 export function createMemoryRepositories(): Repositories {
-  const images = new MemoryImageRepository();
+  const outbox = new MemoryOutboxRepository();
+  const images = new MemoryImageRepository(outbox);
   return {
     images,
     storages: new MemoryStorageRepository(),
     mediaGroups: new MemoryMediaGroupRepository(),
     isos: new MemoryIsoRepository(),
-    tasks: new MemoryTaskRepository(),
-    usage: new MemoryUsageRepository(),
+    tasks: new MemoryTaskRepository(outbox),
+    usage: new MemoryUsageRepository(outbox),
     settings: new MemorySettingsRepository(),
     imageShares: new MemoryImageShareRepository(),
     imageTransfers: new MemoryImageTransferRepository(images),
+    outbox,
   };
 }

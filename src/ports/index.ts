@@ -14,6 +14,7 @@ export type {
   SettingsRepository,
   Repositories,
 } from './repositories';
+export type { OutboxDraft, OutboxEvents, OutboxEvent, OutboxClaim, OutboxRepository } from './repositories-outbox';
 export type { HostInstance, HypervisorConnection, DEFAULT_SCRATCH_DIR, HostHypervisor, HostDirectory } from './host-directory';
 export type { ExecOptions, ExecResult, ExecStream, Executor, ExecutorProvider } from './executor';
 export type {

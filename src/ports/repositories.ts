@@ -20,6 +20,7 @@ import type { MediaGroup } from '../model/media-group';
 import type { AccountLimit, AccountState, LocationSettings } from '../model/settings';
 import type { Task, TaskPatch, TaskStatus, TaskType } from '../model/task';
 import type { UsageInterval } from '../model/usage-interval';
+import type { OutboxEvents, OutboxRepository } from './repositories-outbox';
 
 /** Paging options of a list call. */
 export interface ListPage {
@@ -79,9 +80,18 @@ export interface ImageRepository {
    * Compare-and-set of the status: atomically, when the image's current status is one of `from`,
    * sets `status = to`, applies `patch` and `updatedAt = now`. Of two racing callers with the same
    * `from`, exactly one succeeds. It does not check the lifecycle table (the service does).
+   * `events` (when given) are recorded in the outbox atomically with the change, built from the
+   * updated image; a failed compare-and-set records none.
    * @returns the updated image, or `null` when the image is missing or its status is not in `from`.
    */
-  transition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch: ImagePatch, now: Date): Promise<Image | null>;
+  transition(
+    id: string,
+    from: readonly ImageStatus[],
+    to: ImageStatus,
+    patch: ImagePatch,
+    now: Date,
+    events?: OutboxEvents<Image>,
+  ): Promise<Image | null>;
   /** Updates fields other than the status. @returns the updated image, or `null`. */
   update(id: string, patch: ImagePatch, now: Date): Promise<Image | null>;
 }
@@ -154,9 +164,17 @@ export interface TaskRepository {
   update(id: string, patch: TaskPatch, now: Date): Promise<Task | null>;
   /**
    * Compare-and-set of the status, like {@link ImageRepository.transition}: exactly one of two
-   * racing callers succeeds. @returns the updated task, or `null`.
+   * racing callers succeeds; `events` are recorded with the change, like there.
+   * @returns the updated task, or `null`.
    */
-  transition(id: string, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch, now: Date): Promise<Task | null>;
+  transition(
+    id: string,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    patch: TaskPatch,
+    now: Date,
+    events?: OutboxEvents<Task>,
+  ): Promise<Task | null>;
   /** Running tasks whose heartbeat is older than `before` (or missing): their worker died. */
   listStale(before: Date): Promise<Task[]>;
 }
@@ -178,13 +196,17 @@ export interface UsageRepository {
   get(id: string): Promise<UsageInterval | null>;
   /** A page of intervals ordered by `from`, then id. */
   list(filter?: UsageFilter, page?: ListPage): Promise<Page<UsageInterval>>;
-  /** @throws CONFLICT when the id exists. */
-  insert(interval: UsageInterval): Promise<void>;
   /**
-   * Closes an open interval at `to`, atomically: only when it is still open.
+   * Inserts an interval; `events` (when given) are recorded in the outbox in the same transaction
+   * (stamped `interval.from`). @throws CONFLICT when the id exists (no event is recorded then).
+   */
+  insert(interval: UsageInterval, events?: OutboxEvents<UsageInterval>): Promise<void>;
+  /**
+   * Closes an open interval at `to`, atomically: only when it is still open; `events` are recorded
+   * with the change (stamped `to`), none when nothing changed.
    * @returns the closed interval, or `null` when missing or already closed.
    */
-  close(id: string, to: Date): Promise<UsageInterval | null>;
+  close(id: string, to: Date, events?: OutboxEvents<UsageInterval>): Promise<UsageInterval | null>;
 }
 
 /** Per-location settings and per-account limits. */
@@ -293,6 +315,12 @@ export interface Repositories {
   imageShares: ImageShareRepository;
   /** Ownership transfers of images. */
   imageTransfers: ImageTransferRepository;
+  /**
+   * The event outbox (docs/repositories.md, "Outbox"). Optional for hosts' own repositories written
+   * before it existed: without it, events live only in the process's emitter and are lost when it
+   * dies; the memory, SQLite and PostgreSQL repositories have it.
+   */
+  outbox?: OutboxRepository;
   /** Releases connections (SQL adapters); optional. */
   close?(): Promise<void>;
 }

@@ -17,6 +17,7 @@ import type { ImageService } from './images';
 import { enqueueTask, jobParams } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { stopBilling } from './usage';
+import { draft, recordEvents } from './outbox-events';
 
 /**
  * Refuses new work for a suspended or closed account: ACCOUNT_SUSPENDED or ACCOUNT_CLOSED (what
@@ -83,7 +84,7 @@ export class AccountService {
     const now = this.ctx.now();
     const state: AccountState = { accountId: id, status: 'suspended', since: now, updatedAt: now };
     await this.ctx.repos.settings.putAccountState(id, state);
-    this.ctx.events.emit('account.suspended', { state });
+    await recordEvents(this.ctx, [draft('account.suspended', id, { state })]);
     return state;
   }
 
@@ -98,7 +99,7 @@ export class AccountService {
     if (current?.status === 'closed') throw closedError(id);
     if (!current) return;
     await this.ctx.repos.settings.putAccountState(id, null);
-    this.ctx.events.emit('account.unsuspended', { accountId: id });
+    await recordEvents(this.ctx, [draft('account.unsuspended', id, { accountId: id })]);
   }
 
   /**
@@ -124,7 +125,7 @@ export class AccountService {
     const left = await this.imagesOf(id);
     // Billing stops at the close, not when each file is gone.
     for (const image of left) await stopBilling(this.ctx, image.id, closed.since);
-    if (current?.status !== 'closed') this.ctx.events.emit('account.closed', { state: closed });
+    if (current?.status !== 'closed') await recordEvents(this.ctx, [draft('account.closed', id, { state: closed })]);
     const pending = left.filter((image) => image.status !== 'deleted');
     const active = await this.ctx.repos.tasks.list({ subjectId: id, type: 'close-account', statuses: ['queued', 'running'] }, { limit: 1 });
     if (pending.length === 0 || active.items.length > 0) return { state: closed, task: active.items[0] ?? null };
@@ -163,7 +164,7 @@ export class AccountService {
       changed = true;
       marked.push((await this.ctx.repos.images.update(image.id, { sourceInstanceDeletedAt: now }, now)) ?? image);
     }
-    if (changed) this.ctx.events.emit('instance.deleted', { instanceId: id, images: marked });
+    if (changed) await recordEvents(this.ctx, [draft('instance.deleted', id, { instanceId: id, images: marked })]);
     return { instanceId: id, images: marked };
   }
 

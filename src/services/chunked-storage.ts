@@ -20,6 +20,8 @@ import { transitionImage } from './image-state';
 import { enqueueTask, jobParams } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { stopBilling } from './usage';
+import { draft, recordEvents } from './outbox-events';
+import type { ReconcileFinding } from '../events';
 
 /** Whether this runtime's zlib has zstd (Node ≥ 22.15). */
 export function zstdAvailable(): boolean {
@@ -240,18 +242,17 @@ export class ChunkedStorageService {
         await stopBilling(this.ctx, image.id, deleting.updatedAt);
         await transitionImage(this.ctx, deleting, 'error', {}, 'system', BROKEN_DATA_REASON[why]);
       }
-      this.ctx.events.emit('reconcile.finding', {
-        finding: {
-          storageId: storage.id,
-          hypervisorId: null,
-          kind: 'missing',
-          key: image.fileKey,
-          imageId: image.id,
-          message: `Image ${image.name} names a ${why} chunk`,
-          action: image.status === 'available' ? 'marked-error' : 'none',
-          dryRun: false,
-        },
-      });
+      const finding: ReconcileFinding = {
+        storageId: storage.id,
+        hypervisorId: null,
+        kind: 'missing',
+        key: image.fileKey,
+        imageId: image.id,
+        message: `Image ${image.name} names a ${why} chunk`,
+        action: image.status === 'available' ? 'marked-error' : 'none',
+        dryRun: false,
+      };
+      await recordEvents(this.ctx, [draft('reconcile.finding', storage.id, { finding })]);
     }
   }
 }

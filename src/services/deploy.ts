@@ -21,6 +21,7 @@ import { hasAcceptedShare, sharedView } from './image-sharing';
 import { createTask, runTask } from './task-runner';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 import { enqueueTask, jobParams } from './task-jobs';
+import { draft } from './outbox-events';
 
 /**
  * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
@@ -275,7 +276,19 @@ export class DeployService {
     const instance = await this.ctx.host.getInstance(params.instanceId);
     const taskId = job.taskId;
     let result: MaterializeResult | null = null;
-    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+    // The deploy's outcome is recorded with the task's end (the same transaction).
+    const deployFailed = (image: Image) => (task: Task, error: InstanceImagesError) => [
+      draft('image.deploy-failed', image.id, { image, task, instanceId: params.instanceId, code: error.code, message: error.message }),
+    ];
+    await runTask(this.ctx, taskId, signal, async ({ progress, endWith }) => {
+      if (image)
+        endWith({
+          completed: (task) =>
+            result
+              ? [draft('image.deployed', image.id, { image, task, instanceId: params.instanceId, result })]
+              : deployFailed(image)(task, new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk')),
+          failed: deployFailed(image),
+        });
       if (!instance) throw new InstanceImagesError('NOT_FOUND', 'The instance of the deploy no longer exists');
       // Checked while this task is running: a delete requested from now on waits for it.
       const current = image ? await this.ctx.repos.images.get(image.id) : null;
@@ -325,19 +338,5 @@ export class DeployService {
         result = await hv.materialize({ source: { kind: 'stream', stream: await disk.get(image.fileKey, { signal }) }, ...common });
       }
     });
-    const finished = outcome.task;
-    if (!image) return;
-    if (outcome.ok && result && finished) {
-      this.ctx.events.emit('image.deployed', { image, task: finished, instanceId: params.instanceId, result });
-    } else if (finished) {
-      const error = outcome.ok ? new InstanceImagesError('DEPLOY_FAILED', 'The deploy produced no disk') : outcome.error;
-      this.ctx.events.emit('image.deploy-failed', {
-        image,
-        task: finished,
-        instanceId: params.instanceId,
-        code: error.code,
-        message: error.message,
-      });
-    }
   }
 }

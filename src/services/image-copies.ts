@@ -25,6 +25,7 @@ import { customImageKey, type ImageWithTask } from './images';
 import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { startBilling } from './usage';
+import { draft, recordEvents } from './outbox-events';
 
 /** Input of {@link ImageCopyService.copyImage}. */
 export const CopyImageInputSchema = z.strictObject({
@@ -172,7 +173,9 @@ export class ImageCopyService {
       },
       withdrawNewImage(this.ctx, copy.id),
     );
-    this.ctx.events.emit('image.copy-started', { image: copy, sourceImageId: source.id, actor: eventActor(actor) });
+    await recordEvents(this.ctx, [
+      draft('image.copy-started', copy.id, { image: copy, sourceImageId: source.id, actor: eventActor(actor) }),
+    ]);
     return { image: copy, task };
   }
 

@@ -16,6 +16,7 @@ import type { ImageShare, ImageShareStatus } from '../model/image-move';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
+import { draft, recordEvents } from './outbox-events';
 
 /**
  * An unguessable id for a share or transfer (128 random bits): knowing an image's id, or another
@@ -74,10 +75,17 @@ export async function revokeSharesOf(ctx: ServiceContext, imageId: string, actor
   const before = await ctx.repos.imageShares.list({ imageId, statuses: ['pending', 'accepted'] }, { limit: 1000 });
   const previous = new Map(before.items.map((share) => [share.id, share.status]));
   const ended = await ctx.repos.imageShares.revokeAllOf(imageId, now);
-  for (const share of ended) {
-    const from = previous.get(share.id) ?? 'pending';
-    ctx.events.emit('share.status-changed', { share, from, to: 'revoked', actor: eventActor(actor) });
-  }
+  await recordEvents(
+    ctx,
+    ended.map((share) =>
+      draft('share.status-changed', share.imageId, {
+        share,
+        from: previous.get(share.id) ?? 'pending',
+        to: 'revoked',
+        actor: eventActor(actor),
+      }),
+    ),
+  );
   return ended;
 }
 
@@ -122,7 +130,7 @@ export class ImageSharingService {
       decidedAt: null,
     };
     await this.ctx.repos.imageShares.insert(share);
-    this.ctx.events.emit('share.created', { share, actor: eventActor(actor) });
+    await recordEvents(this.ctx, [draft('share.created', share.imageId, { share, actor: eventActor(actor) })]);
     return share;
   }
 
@@ -176,7 +184,9 @@ export class ImageSharingService {
       });
     const updated = await this.ctx.repos.imageShares.transition(share.id, from, to, this.ctx.now());
     if (!updated) throw new InstanceImagesError('CONFLICT', 'The share changed concurrently; reload it and try again');
-    this.ctx.events.emit('share.status-changed', { share: updated, from: share.status, to, actor: eventActor(actor) });
+    await recordEvents(this.ctx, [
+      draft('share.status-changed', updated.imageId, { share: updated, from: share.status, to, actor: eventActor(actor) }),
+    ]);
     return updated;
   }
 

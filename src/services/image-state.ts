@@ -10,6 +10,7 @@ import type { Image, ImagePatch, ImageStatus } from '../model/image';
 import type { StatusReason } from '../model/common';
 import { eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
+import { draft, publish, type TypedDraft } from './outbox-events';
 
 /** The fields a status change may set besides the status and its reason. */
 export type TransitionPatch = Omit<ImagePatch, 'statusReason'>;
@@ -18,8 +19,8 @@ export type TransitionPatch = Omit<ImagePatch, 'statusReason'>;
  * Moves an image from its current status (as read) to `to`, or resolves `null` when the image
  * changed meanwhile (a concurrent caller won the compare-and-set). The one function that writes
  * an image status: it checks the lifecycle table of the image's kind, compare-and-sets
- * `image.status`, sets `statusReason` to `reason`, and emits `image.status-changed` (plus
- * `image.available`, `image.failed` or `image.deleted`).
+ * `image.status`, sets `statusReason` to `reason`, and records (in the outbox, with the change) and
+ * emits `image.status-changed` (plus `image.available`, `image.failed` or `image.deleted`).
  * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
  */
 export async function tryTransitionImage(
@@ -31,18 +32,24 @@ export async function tryTransitionImage(
   reason: StatusReason | null = null,
 ): Promise<Image | null> {
   assertTransition(image.status, to, image.kind);
-  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now());
+  const events = (updated: Image): TypedDraft[] => [
+    draft('image.status-changed', updated.id, {
+      image: updated,
+      from: image.status,
+      to,
+      actor: eventActor(actor),
+      reason: reason?.message ?? null,
+    }),
+    ...(to === 'available' ? [draft('image.available', updated.id, { image: updated })] : []),
+    ...(to === 'error' && reason
+      ? [draft('image.failed', updated.id, { image: updated, code: reason.code, message: reason.message })]
+      : []),
+    ...(to === 'deleted' ? [draft('image.deleted', updated.id, { image: updated })] : []),
+  ];
+  // The events are recorded in the outbox in the same transaction as the compare-and-set.
+  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now(), events);
   if (!updated) return null;
-  ctx.events.emit('image.status-changed', {
-    image: updated,
-    from: image.status,
-    to,
-    actor: eventActor(actor),
-    reason: reason?.message ?? null,
-  });
-  if (to === 'available') ctx.events.emit('image.available', { image: updated });
-  if (to === 'error' && reason) ctx.events.emit('image.failed', { image: updated, code: reason.code, message: reason.message });
-  if (to === 'deleted') ctx.events.emit('image.deleted', { image: updated });
+  publish(ctx.events, events(updated));
   return updated;
 }
 

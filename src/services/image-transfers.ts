@@ -19,6 +19,7 @@ import { checkActor, eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
 import { newMoveId, revokeSharesOf } from './image-sharing';
 import { startBilling, stopBilling } from './usage';
+import { draft, recordEvents } from './outbox-events';
 
 /** The default lifetime of a transfer offer: 7 days. */
 export const DEFAULT_TRANSFER_TTL_SECONDS = 7 * 24 * 3600;
@@ -94,7 +95,7 @@ export class ImageTransferService {
       decidedAt: null,
     };
     await this.ctx.repos.imageTransfers.insert(transfer);
-    this.ctx.events.emit('transfer.created', { transfer, actor: eventActor(actor) });
+    await recordEvents(this.ctx, [draft('transfer.created', transfer.imageId, { transfer, actor: eventActor(actor) })]);
     return transfer;
   }
 
@@ -138,7 +139,10 @@ export class ImageTransferService {
 
   private async decide(actor: Actor | 'system', transfer: ImageTransfer, to: ImageTransferStatus): Promise<ImageTransfer | null> {
     const updated = await this.ctx.repos.imageTransfers.transition(transfer.id, ['pending'], to, this.ctx.now());
-    if (updated) this.ctx.events.emit('transfer.status-changed', { transfer: updated, from: 'pending', to, actor: eventActor(actor) });
+    if (updated)
+      await recordEvents(this.ctx, [
+        draft('transfer.status-changed', updated.imageId, { transfer: updated, from: 'pending', to, actor: eventActor(actor) }),
+      ]);
     return updated;
   }
 
@@ -188,17 +192,21 @@ export class ImageTransferService {
     const now = this.ctx.now();
     const accepted = await this.ctx.repos.imageTransfers.accept(found.id, limit, now);
     if (!accepted) throw await this.whyNotAccepted(found.id, limit);
-    this.ctx.events.emit('transfer.status-changed', { transfer: accepted, from: 'pending', to: 'accepted', actor: eventActor(actor) });
+    await recordEvents(this.ctx, [
+      draft('transfer.status-changed', accepted.imageId, { transfer: accepted, from: 'pending', to: 'accepted', actor: eventActor(actor) }),
+    ]);
     const moved = (await this.ctx.repos.images.get(image.id)) ?? { ...image, accountId: accepted.toAccountId };
     await revokeSharesOf(this.ctx, image.id, 'system', now);
     await this.moveBilling(moved, accepted, now);
-    this.ctx.events.emit('image.owner-changed', {
-      image: moved,
-      fromAccountId: accepted.fromAccountId,
-      toAccountId: accepted.toAccountId,
-      transferId: accepted.id,
-      at: now,
-    });
+    await recordEvents(this.ctx, [
+      draft('image.owner-changed', moved.id, {
+        image: moved,
+        fromAccountId: accepted.fromAccountId,
+        toAccountId: accepted.toAccountId,
+        transferId: accepted.id,
+        at: now,
+      }),
+    ]);
     return { transfer: accepted, image: moved };
   }
 
@@ -248,6 +256,13 @@ export async function cancelTransfersOf(ctx: ServiceContext, imageId: string, ac
   for (const transfer of pending.items) {
     const updated = await ctx.repos.imageTransfers.transition(transfer.id, ['pending'], 'cancelled', ctx.now());
     if (updated)
-      ctx.events.emit('transfer.status-changed', { transfer: updated, from: 'pending', to: 'cancelled', actor: eventActor(actor) });
+      await recordEvents(ctx, [
+        draft('transfer.status-changed', updated.imageId, {
+          transfer: updated,
+          from: 'pending',
+          to: 'cancelled',
+          actor: eventActor(actor),
+        }),
+      ]);
   }
 }

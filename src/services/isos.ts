@@ -14,6 +14,7 @@ import type { DriverCache, ServiceContext } from './context';
 import type { ImageService } from './images';
 import { createTask, runTask } from './task-runner';
 import type { TemplateFiles } from './template-files';
+import { draft, recordEvents } from './outbox-events';
 
 /** Input of `CatalogService.registerIso` and `CatalogService.uploadIso`. */
 export const IsoInputSchema = z.strictObject({
@@ -185,7 +186,9 @@ export class IsoService {
     const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
     const isoFile = disk.storagePath(iso.fileKey);
     await hv.attachIso(instance.domainName, isoFile.path, isoFile.root === undefined ? {} : { root: isoFile.root });
-    this.ctx.events.emit('iso.mounted', { isoId: iso.id, instanceId: instance.id, accountId: instance.accountId });
+    await recordEvents(this.ctx, [
+      draft('iso.mounted', instance.id, { isoId: iso.id, instanceId: instance.id, accountId: instance.accountId }),
+    ]);
   }
 
   /** Unmounts the ISO from an own instance and restores disk-first boot (idempotent). */
@@ -193,6 +196,8 @@ export class IsoService {
     const instance = await this.images.instanceFor(actor, input.instanceId);
     const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
     await hv.detachIso(instance.domainName);
-    this.ctx.events.emit('iso.unmounted', { isoId: null, instanceId: instance.id, accountId: instance.accountId });
+    await recordEvents(this.ctx, [
+      draft('iso.unmounted', instance.id, { isoId: null, instanceId: instance.id, accountId: instance.accountId }),
+    ]);
   }
 }

@@ -8,6 +8,7 @@ import type { Task } from '../model/task';
 import { collectPages, eachPage } from '../util/pages';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
+import { publish, taskFinished } from './outbox-events';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 
 /** What start-up recovery did. */
@@ -70,10 +71,11 @@ export class RecoveryService {
         'failed',
         { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: 'The task was interrupted by a restart of the panel' },
         now,
+        taskFinished,
       );
       if (!ended) continue;
       report.interruptedTasks.push(task.id);
-      this.ctx.events.emit('task.finished', { task: ended });
+      publish(this.ctx.events, taskFinished(ended));
       if (task.hypervisorId) hypervisors.add(task.hypervisorId);
       if (task.subjectKind !== 'image') continue;
       const image = await this.ctx.repos.images.get(task.subjectId);

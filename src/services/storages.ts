@@ -26,6 +26,7 @@ import type { Task } from '../model/task';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
 import { stopBilling } from './usage';
+import { draft, recordEvents } from './outbox-events';
 
 /** Input of {@link StorageService.createStorage}. */
 export const CreateStorageInputSchema = z.strictObject({
@@ -443,7 +444,10 @@ export class StorageService {
         dryRun: opts.dryRun,
       });
     }
-    for (const finding of findings) this.ctx.events.emit('reconcile.finding', { finding });
+    await recordEvents(
+      this.ctx,
+      findings.map((finding) => draft('reconcile.finding', finding.storageId, { finding })),
+    );
     return findings;
   }
 

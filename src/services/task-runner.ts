@@ -9,6 +9,7 @@ import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import type { Task, TaskProgress, TaskType } from '../model/task';
 import { createProgressTracker, QUEUED_PROGRESS, STARTING_PROGRESS } from '../tasks/progress';
 import type { ServiceContext } from './context';
+import { publish, recordEvents, taskFinished, type TypedDraft } from './outbox-events';
 
 /**
  * Progress reported by task work: a step of the task type (or a driver's step name the progress
@@ -30,6 +31,8 @@ export interface TaskWork {
   progress(progress: WorkProgress): void;
   /** Adds ids to the task's telemetry span once the work knows them. */
   annotate(attributes: { storageId?: string }): void;
+  /** Sets the events the task's end causes besides `task.finished` (recorded in the same transaction). */
+  endWith(events: TaskEndEvents): void;
 }
 
 /** Inserts a queued task. */
@@ -63,10 +66,18 @@ export async function createTask(
 /** The outcome of {@link runTask}. */
 export type TaskOutcome = { ok: true; task: Task } | { ok: false; task: Task | null; error: InstanceImagesError };
 
+/** Events a task's end causes besides `task.finished`, recorded in the same transaction as the end. */
+export interface TaskEndEvents {
+  /** When the task completed. */
+  completed?: (task: Task) => TypedDraft[];
+  /** When it failed or was cancelled (`error` as the outcome reports it). */
+  failed?: (task: Task, error: InstanceImagesError) => TypedDraft[];
+}
+
 /**
  * Runs `work` as the task: queued → running (or gives up when the task was cancelled meanwhile),
- * heartbeats while it runs, then completed / failed / cancelled. Never throws: the outcome says.
- * `onFailure` runs before the task is marked failed (cleanup, image → error).
+ * heartbeats while it runs, then completed / failed / cancelled, recording `task.finished` (and the
+ * events the work set with `endWith`) with the end. Never throws: the outcome says.
  */
 export async function runTask(
   ctx: ServiceContext,
@@ -74,6 +85,7 @@ export async function runTask(
   signal: AbortSignal,
   work: (w: TaskWork) => Promise<void>,
 ): Promise<TaskOutcome> {
+  let endEvents: TaskEndEvents = {};
   const startedAt = ctx.now();
   const current = await ctx.repos.tasks.get(taskId);
   const { workerId, incarnationId } = ctx.worker;
@@ -142,11 +154,22 @@ export async function runTask(
 
   try {
     const annotate = (attributes: { storageId?: string }) => telemetry.annotate(attributes);
-    await otelContext.with(telemetry.context, () => work({ task: running, signal, progress, annotate }));
+    const endWith = (events: TaskEndEvents) => {
+      endEvents = events;
+    };
+    await otelContext.with(telemetry.context, () => work({ task: running, signal, progress, annotate, endWith }));
     await pending;
     const now = ctx.now();
-    const done = await ctx.repos.tasks.transition(taskId, ['running'], 'completed', { finishedAt: now, progress: tracker.complete() }, now);
-    if (done) ctx.events.emit('task.finished', { task: done });
+    const completed = (task: Task) => [...taskFinished(task), ...(endEvents.completed?.(task) ?? [])];
+    const done = await ctx.repos.tasks.transition(
+      taskId,
+      ['running'],
+      'completed',
+      { finishedAt: now, progress: tracker.complete() },
+      now,
+      completed,
+    );
+    if (done) publish(ctx.events, completed(done));
     telemetry.end({ ok: true });
     return { ok: true, task: done ?? running };
   } catch (thrown) {
@@ -157,12 +180,18 @@ export async function runTask(
       });
       ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
       telemetry.end({ ok: false, code: error.code });
-      return { ok: false, task: await ctx.repos.tasks.get(taskId), error };
+      const task = await ctx.repos.tasks.get(taskId);
+      // Recovery ended the task (and recorded task.finished); its other end events follow here.
+      if (task) await recordEvents(ctx, endEvents.failed?.(task, error) ?? []);
+      return { ok: false, task, error };
     }
     const error = isInstanceImagesError(thrown)
       ? thrown
       : new InstanceImagesError('CAPTURE_FAILED', 'The task failed unexpectedly', { cause: thrown });
     const cancelled = error.code === 'CANCELLED' || signal.aborted;
+    const reported =
+      cancelled && error.code !== 'CANCELLED' ? new InstanceImagesError('CANCELLED', 'The task was cancelled', { cause: error }) : error;
+    const failed = (task: Task) => [...taskFinished(task), ...(endEvents.failed?.(task, reported) ?? [])];
     const now = ctx.now();
     // A failed or cancelled task keeps the progress it reached (its latest, persisted or not).
     const ended = await ctx.repos.tasks.transition(
@@ -176,16 +205,12 @@ export async function runTask(
         errorMessage: cancelled ? 'Cancelled' : error.message,
       },
       now,
+      failed,
     );
-    if (ended) ctx.events.emit('task.finished', { task: ended });
+    if (ended) publish(ctx.events, failed(ended));
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
     telemetry.end({ ok: false, code: cancelled ? 'CANCELLED' : error.code });
-    return {
-      ok: false,
-      task: ended,
-      error:
-        cancelled && error.code !== 'CANCELLED' ? new InstanceImagesError('CANCELLED', 'The task was cancelled', { cause: error }) : error,
-    };
+    return { ok: false, task: ended, error: reported };
   } finally {
     clearInterval(heartbeat);
     telemetry.end({ ok: false, code: 'INTERRUPTED' });
@@ -201,7 +226,8 @@ export async function cancelQueuedTask(ctx: ServiceContext, taskId: string): Pro
     'cancelled',
     { finishedAt: now, errorCode: 'CANCELLED', errorMessage: 'Cancelled' },
     now,
+    taskFinished,
   );
-  if (task) ctx.events.emit('task.finished', { task });
+  if (task) publish(ctx.events, taskFinished(task));
   return task;
 }

@@ -33,6 +33,7 @@ import { parseOrThrow } from '../util/validate';
 import { checkActor, requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
 import { createTask, runTask } from './task-runner';
+import { draft, publish, type TypedDraft } from './outbox-events';
 
 /** What {@link recordUsageChanges} did. */
 export interface AppliedUsageChanges {
@@ -58,6 +59,9 @@ export interface UsageLedger {
  * deleted image is never reopened and nothing overlaps. Every usage change goes through here.
  * @throws whatever the repository throws (e.g. CONFLICT on a duplicate id).
  */
+const usageStarted = (interval: UsageInterval): TypedDraft[] => [draft('usage.started', interval.imageId, { interval })];
+const usageStopped = (interval: UsageInterval): TypedDraft[] => [draft('usage.stopped', interval.imageId, { interval })];
+
 export async function recordUsageChanges(ledger: UsageLedger, changes: UsageChanges): Promise<AppliedUsageChanges> {
   const usage = ledger.repos.usage;
   const result: AppliedUsageChanges = { closed: [], opened: [], skippedImageIds: [] };
@@ -75,11 +79,11 @@ export async function recordUsageChanges(ledger: UsageLedger, changes: UsageChan
   for (const [imageId, group] of byImage) {
     let lostRace = false;
     for (const close of group.close) {
-      const closed = await usage.close(close.id, close.to);
+      const closed = await usage.close(close.id, close.to, usageStopped);
       if (closed === null) lostRace = true;
       else {
         result.closed.push(closed);
-        ledger.events.emit('usage.stopped', { interval: closed });
+        publish(ledger.events, usageStopped(closed));
       }
     }
     if (lostRace) {
@@ -87,9 +91,9 @@ export async function recordUsageChanges(ledger: UsageLedger, changes: UsageChan
       continue;
     }
     for (const interval of group.open) {
-      await usage.insert(interval);
+      await usage.insert(interval, usageStarted);
       result.opened.push(interval);
-      ledger.events.emit('usage.started', { interval });
+      publish(ledger.events, usageStarted(interval));
     }
   }
   return result;

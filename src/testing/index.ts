@@ -40,6 +40,7 @@ export {
   FIXTURE_TIME,
 } from './fixtures';
 export { makeImageShare, makeImageTransfer, imageMoveCases } from './image-move-cases';
+export { outboxCases } from './outbox-cases';
 export {
   testStorageDriver,
   type StorageSuiteOptions,

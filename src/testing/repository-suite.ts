@@ -18,6 +18,7 @@ import { isInstanceImagesError } from '../errors';
 import type { Repositories } from '../ports/repositories';
 import { roundTripCases } from './round-trip-cases';
 import { imageMoveCases } from './image-move-cases';
+import { outboxCases } from './outbox-cases';
 import { fixtureTime, makeImage, makeIso, makeMediaGroup, makeStorage, makeTask, makeUsageInterval } from './fixtures';
 
 /** The test-framework functions the suite needs (vitest, jest, node:test all fit). */
@@ -38,6 +39,11 @@ export interface RepositorySuiteOptions {
   destroy?(repos: Repositories): Promise<void>;
   /** Per-case timeout in ms (default 30 000). */
   timeout?: number;
+  /**
+   * `false` leaves out the `outbox:` cases, for repositories without an outbox (their events are
+   * then not crash-safe; docs/repositories.md, "Outbox"). @default true
+   */
+  outbox?: boolean;
 }
 
 /** One conformance case. */
@@ -527,12 +533,14 @@ export const repositoryCases: readonly RepositoryCase[] = [
   },
   ...roundTripCases,
   ...imageMoveCases,
+  ...outboxCases,
 ];
 
 /** Registers the repository conformance suite with the caller's test framework. */
 export function testRepositories(api: TestApi, options: RepositorySuiteOptions): void {
   api.describe(`repository conformance: ${options.name}`, () => {
     for (const testCase of repositoryCases) {
+      if (options.outbox === false && testCase.name.startsWith('outbox: ')) continue;
       api.it(
         testCase.name,
         async () => {

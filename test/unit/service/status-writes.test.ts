@@ -37,7 +37,7 @@ function recording(inner: Repositories) {
     if ('status' in patch) violations.push(`images.update wrote a status (${String((patch as { status: unknown }).status)})`);
     return inner.images.update(id, patch, now);
   };
-  images.transition = async (id, from, to, patch, now) => {
+  images.transition = async (id, from, to, patch, now, events) => {
     const current = await inner.images.get(id);
     const kind = current?.kind ?? 'custom';
     const stack = new Error('status write').stack ?? '';
@@ -46,7 +46,7 @@ function recording(inner: Repositories) {
     for (const status of from) {
       if (!IMAGE_LIFECYCLE[kind][status].includes(to)) violations.push(`${kind} ${status} -> ${to} is not in the lifecycle table`);
     }
-    const updated = await inner.images.transition(id, from, to, patch, now);
+    const updated = await inner.images.transition(id, from, to, patch, now, events);
     if (updated) writes.push({ op: 'transition', kind, from: from[0] ?? null, to });
     return updated;
   };
