@@ -74,8 +74,12 @@ async function trustedSince(run: Run, output: ChunkCaptureOutput, running: boole
   return refusal === null ? since : undefined;
 }
 
-/** Opens the NBD export at `socket` on the hypervisor and negotiates `exportName`. */
-async function openExport(run: Run, socket: string, exportName: string, contexts: string[]): Promise<NbdClient> {
+/**
+ * Opens the NBD export at `socket` on the hypervisor and negotiates `exportName`, with
+ * `base:allocation` and `contexts`, or with no metadata context at all (`contexts` null: a
+ * connection that only reads).
+ */
+async function openExport(run: Run, socket: string, exportName: string, contexts: string[] | null, label = ''): Promise<NbdClient> {
   const { executor } = run.ctx.cmd;
   if (!executor.openStreamLocal) {
     throw new InstanceImagesError(
@@ -87,14 +91,26 @@ async function openExport(run: Run, socket: string, exportName: string, contexts
   try {
     return await connectNbd(stream, {
       exportName,
-      metaContexts: [BASE_ALLOCATION, ...contexts],
-      label: `the disk export of ${JSON.stringify(run.domain.name)}`,
+      metaContexts: contexts === null ? [] : [BASE_ALLOCATION, ...contexts],
+      label: `the disk export of ${JSON.stringify(run.domain.name)}${label}`,
       signal: run.signal,
     });
   } catch (error) {
     stream.destroy();
     throw error;
   }
+}
+
+/**
+ * Opens `count` more connections that only read, each its own channel (an SSH stream-local
+ * channel on the pooled connection): the reads are spread over them. One that cannot be opened is
+ * left out (the read goes on over the others).
+ */
+async function openReaders(run: Run, socket: string, exportName: string, count: number): Promise<NbdClient[]> {
+  const opened = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) => openExport(run, socket, exportName, null, ` (connection ${i + 2})`)),
+  );
+  return opened.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
 }
 
 /** A failure while reading the export, as the capture reports it. */
@@ -114,6 +130,7 @@ function readFailure(run: Run, error: unknown): InstanceImagesError {
 async function feed(
   run: Run,
   client: NbdClient,
+  readers: NbdClient[],
   output: ChunkCaptureOutput,
   info: ChunkSourceInfo,
   dirtyContext: string | undefined,
@@ -126,6 +143,7 @@ async function feed(
     try {
       for await (const chunk of readNbdChunks(client, {
         chunkSize: output.chunkSizeBytes,
+        connections: readers,
         ...(dirtyContext === undefined ? {} : { dirtyContext }),
         ...(run.signal ? { signal: run.signal } : {}),
         onProgress: (p) => run.progress('copy', p.processedBytes, p.totalBytes),
@@ -171,7 +189,21 @@ async function readExport(
   bitmap: string | undefined,
 ): Promise<Omit<ChunkedOutcome, 'frozen' | 'checkpoint'>> {
   const dirtyContext = bitmap === undefined ? undefined : dirtyBitmapContext(bitmap);
-  const client = await openExport(run, socket, exportName, dirtyContext === undefined ? [] : [dirtyContext]);
+  // The extra connections open while the first one negotiates.
+  const opening = openReaders(run, socket, exportName, run.ctx.nbdConnections - 1);
+  let client: NbdClient;
+  try {
+    client = await openExport(run, socket, exportName, dirtyContext === undefined ? [] : [dirtyContext]);
+  } catch (error) {
+    for (const reader of await opening) reader.destroy();
+    throw error;
+  }
+  let readers = await opening;
+  // Connections used together need a server that says they see the same data (QEMU does for read-only exports).
+  if (!client.info.canMultiConn) {
+    for (const reader of readers) reader.destroy();
+    readers = [];
+  }
   try {
     // A server that does not agree to the bitmap's context cannot say what changed: read it all.
     const incremental = dirtyContext !== undefined && client.info.metaContexts.has(dirtyContext);
@@ -180,11 +212,11 @@ async function readExport(
       chunkSizeBytes: output.chunkSizeBytes,
       incrementalSince: incremental ? (since ?? null) : null,
     };
-    const result = await feed(run, client, output, info, incremental ? dirtyContext : undefined);
-    await client.close();
+    const result = await feed(run, client, readers, output, info, incremental ? dirtyContext : undefined);
+    await Promise.all([client, ...readers].map((c) => c.close()));
     return { ...result, virtualSizeBytes: client.info.size, incrementalSince: info.incrementalSince };
   } finally {
-    client.destroy();
+    for (const c of [client, ...readers]) c.destroy();
   }
 }
 
@@ -209,17 +241,21 @@ async function startPullJob(run: Run, create: string | undefined, since: string 
 }
 
 /** A running domain: pull-mode backup, checkpoint in the same transaction. */
-async function captureRunning(run: Run, output: ChunkCaptureOutput): Promise<ChunkedOutcome> {
+async function captureRunning(run: Run, output: ChunkCaptureOutput, preflight: Promise<void>): Promise<ChunkedOutcome> {
   const { cmd } = run.ctx;
   const { target } = run.domain.primaryDisk;
   const { socket, backupScratch } = run.scratch;
   const files = [socket, backupScratch];
   const create = output.checkpoint?.create;
-  let since = await trustedSince(run, output, true);
+  // One round trip for the space check and both questions (they only read).
+  const [, trusted, leftover] = await Promise.all([
+    preflight,
+    trustedSince(run, output, true),
+    create === undefined ? null : readCheckpoint(cmd, run.domain.name, create),
+  ]);
+  let since = trusted;
   // A checkpoint of this name can only be left by an interrupted attempt at this same image.
-  if (create !== undefined && (await readCheckpoint(cmd, run.domain.name, create)) !== null) {
-    await deleteCheckpoint(cmd, run.domain.name, create);
-  }
+  if (create !== undefined && leftover !== null) await deleteCheckpoint(cmd, run.domain.name, create);
   let job = 'not started' as 'not started' | 'running' | 'ended';
   let stored = false;
   try {
@@ -268,18 +304,21 @@ export async function stopQemuNbd(cmd: HostCommands, pidFile: string, socket: st
 
 /**
  * A stopped domain: `qemu-nbd --read-only` with the disk's explicit format (never probed), without
- * `--force-share`, so the domain cannot start while its disk is read. It serves one client and
- * exits when that client disconnects; it is stopped and its files removed afterwards anyway.
+ * `--force-share`, so the domain cannot start while its disk is read. It serves the read's
+ * connections and exits when the last one disconnects; it is stopped and its files removed
+ * afterwards anyway.
  */
-async function captureStopped(run: Run, output: ChunkCaptureOutput): Promise<ChunkedOutcome> {
+async function captureStopped(run: Run, output: ChunkCaptureOutput, preflight: Promise<void>): Promise<ChunkedOutcome> {
   const { path, format, target } = run.domain.primaryDisk;
   const { qemuNbdSocket: socket, qemuNbdPid: pidFile } = run.scratch;
-  const since = await trustedSince(run, output, false);
+  const [, since] = await Promise.all([preflight, trustedSince(run, output, false)]);
   const argv = [
     'qemu-nbd',
     '--read-only',
     `--format=${String(format)}`,
     '--fork',
+    // One client per connection the read uses (it exits once the last one has disconnected).
+    `--shared=${run.ctx.nbdConnections}`,
     `--pid-file=${pidFile}`,
     `--socket=${socket}`,
     `--export-name=${target}`,
@@ -298,7 +337,10 @@ async function captureStopped(run: Run, output: ChunkCaptureOutput): Promise<Chu
   }
 }
 
-/** Captures the primary disk into chunks (see the module). */
-export async function captureChunks(run: Run, output: ChunkCaptureOutput): Promise<ChunkedOutcome> {
-  return run.domain.state === 'shutoff' ? captureStopped(run, output) : captureRunning(run, output);
+/**
+ * Captures the primary disk into chunks (see the module). `preflight` is the caller's space check,
+ * already running: it is awaited beside the checkpoint checks, before anything is started.
+ */
+export async function captureChunks(run: Run, output: ChunkCaptureOutput, preflight: Promise<void>): Promise<ChunkedOutcome> {
+  return run.domain.state === 'shutoff' ? captureStopped(run, output, preflight) : captureRunning(run, output, preflight);
 }

@@ -363,13 +363,16 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   };
 
   const { cmd } = ctx;
+  const preflight = preflightSpace(run);
+  // A chunked capture awaits the space check beside its own checks (one round trip for all).
+  if (request.output.kind === 'chunks') preflight.catch(() => undefined);
   // libvirt creates a push-mode target itself and refuses an existing file; qemu-img convert replaces it.
-  await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
+  else await Promise.all([preflight, method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
   let published = false;
   try {
     if (request.output.kind === 'chunks') {
       run.outFileGone = true;
-      const chunked = await captureChunks(run, request.output);
+      const chunked = await captureChunks(run, request.output, preflight);
       const { frozen, ...rest } = chunked;
       const consistency: CaptureResult['consistency'] =
         method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';
