@@ -5,10 +5,12 @@
  * A running TCG guest with a 2 GiB disk holding DATA_MIB (default 1024) MiB of random data:
  * 1. first capture, alternating RUNS times (default 3), each into an empty bucket:
  *    files layout (the libvirt driver streaming a qcow2 into the S3 driver, what an S3 storage
- *    does today) vs chunks (the driver's NBD chunk reader into the chunk store). Goal ≤ 1.0×.
- * 2. the guest is powered off, 64 MiB of new random data written into its disk (qemu-io), started
- *    again, and recaptured incrementally from the first capture's checkpoint: time against the
- *    first chunked capture (goal ≤ 10 %) and bytes uploaded (goal ≤ 80 MiB);
+ *    does today) vs chunks (the driver's NBD chunk reader into the chunk store), read over the
+ *    driver's default NBD connections and over one. Goal ≤ 1.0×.
+ * 2. RUNS times: the guest is powered off, 64 MiB of new random data written into its disk
+ *    (qemu-io), started again, and recaptured incrementally from the previous capture's checkpoint:
+ *    median time against the median first chunked capture (goal ≤ 10 %) and bytes uploaded (goal
+ *    ≤ 80 MiB); the first recapture's remote commands and storage requests are traced;
  * 3. recaptured with the checkpoint unusable (a `since` that does not exist): a full read whose
  *    dedup uploads only the new chunks (goal ≤ 80 MiB);
  * 4. a capture aborted once half of the data is uploaded, then retried: bytes the retry uploads
@@ -128,6 +130,8 @@ function writeRandom(diskPath: string, offsetMiB: number, mibs: number): void {
 
 interface Bench {
   driver: HypervisorDriver;
+  /** The same driver reading over one NBD connection (`nbdConnections: 1`), for comparison. */
+  driverOne: HypervisorDriver;
   client: ReturnType<typeof adminClient>;
   env: NonNullable<Awaited<ReturnType<typeof loadS3TestEnv>>['env']>;
   buckets: string[];
@@ -162,13 +166,13 @@ async function captureChunks(
   store: ChunkStore,
   domainName: string,
   key: string,
-  options: { create?: string; since?: string | null; base?: ChunkManifest | null; signal?: AbortSignal } = {},
+  options: { create?: string; since?: string | null; base?: ChunkManifest | null; signal?: AbortSignal; driver?: HypervisorDriver } = {},
 ): Promise<{ result: CaptureResult; uploadedBytes: number; manifest: ChunkManifest }> {
   type Pending = Awaited<ReturnType<ChunkStore['writeImage']>>;
   const holder: { pending: Pending | null } = { pending: null };
   const leaseId = `bench-${randomUUID()}`;
   try {
-    const result = await b.driver.capture({
+    const result = await (options.driver ?? b.driver).capture({
       domainName,
       ...(options.signal ? { signal: options.signal } : {}),
       output: {
@@ -204,7 +208,14 @@ async function main(): Promise<void> {
   mkdirSync(scratch, { recursive: true });
   const executor = tracedExecutor(createSshExecutor(target.connection));
   const hypervisor = { id: 'hv', name: 'bench', locationId: 'l', connection: target.connection, scratchDir: `${scratch}/driver` };
-  const b: Bench = { driver: createLibvirtDriver(hypervisor, executor), client: adminClient(s3.env), env: s3.env, buckets: [], disks: [] };
+  const b: Bench = {
+    driver: createLibvirtDriver(hypervisor, executor),
+    driverOne: createLibvirtDriver(hypervisor, executor, { nbdConnections: 1 }),
+    client: adminClient(s3.env),
+    env: s3.env,
+    buckets: [],
+    disks: [],
+  };
   const guests: TestGuest[] = [];
   const cleanup = async (): Promise<void> => {
     clearInterval(sampler);
@@ -227,9 +238,11 @@ async function main(): Promise<void> {
     guests.push(guest);
     console.log('done');
 
-    // 1. First capture: files layout vs chunks, each into an empty bucket.
+    // 1. First capture: files layout vs chunks (the default NBD connections, and one), each into an
+    //    empty bucket, in a rotating order.
     const files: number[] = [];
     const chunked: number[] = [];
+    const chunkedOne: number[] = [];
     let first: { manifest: ChunkManifest; store: ChunkStore; uploaded: number } | null = null;
     let checkpoint = 0;
     peak = 0;
@@ -253,14 +266,25 @@ async function main(): Promise<void> {
         chunked.push(ms);
         first = { manifest: value.manifest, store, uploaded: value.uploadedBytes };
       };
-      for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();
+      const runChunksOne = async () => {
+        const store = createChunkStore(await freshDisk(b, 'bench-chunks'));
+        checkpoint += 1;
+        const { ms } = await timed(() =>
+          captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}`, driver: b.driverOne }),
+        );
+        chunkedOne.push(ms);
+      };
+      const order = [runFiles, runChunks, runChunksOne];
+      for (let k = 0; k < order.length; k++) await (order[(i + k) % order.length] as () => Promise<void>)();
     }
     const firstRss = peak;
     const base = first as unknown as { manifest: ChunkManifest; store: ChunkStore; uploaded: number };
     console.log(`\n1. first capture, ${RUNS} runs each, alternating (peak RSS ${mib(firstRss)}):`);
     console.log(`   ${line('files layout into S3', files)}`);
     console.log(`   ${line('chunks into S3      ', chunked)}`);
+    console.log(`   ${line('chunks, 1 NBD conn. ', chunkedOne)}`);
     console.log(`   ratio chunks/files ${(median(chunked) / median(files)).toFixed(2)} (goal ≤ 1.00); uploaded ${mib(base.uploaded)}`);
+    console.log(`   ratio chunks over one NBD connection/files ${(median(chunkedOne) / median(files)).toFixed(2)}`);
 
     // 2. 64 MiB rewritten offline, then an incremental recapture from the newest checkpoint, RUNS
     //    times (each from the previous one's checkpoint), the first one traced step by step.
