@@ -269,13 +269,13 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, preflight: P
     throwIfAborted(run.signal);
     const read = await readExport(run, output, socket, target, since, since === undefined ? undefined : `backup-${target}`);
     job = 'ended';
-    await endBackupJob(run, files, true);
+    await endBackupJob(run, files);
     stored = true;
     return { ...read, frozen, checkpoint: create ?? null };
   } finally {
     try {
-      if (job === 'running') await endBackupJob(run, files, true);
-      else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files, false) : cmd.remove(...files));
+      if (job === 'running') await endBackupJob(run, files);
+      else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files) : cmd.remove(...files));
     } finally {
       // Even when ending the job failed: a checkpoint whose image was not stored must not stay.
       if (!stored && create !== undefined) await deleteCheckpoint(cmd, run.domain.name, create);

@@ -156,12 +156,12 @@ async function capturePull(run: Run): Promise<Sealed & { frozen: boolean }> {
     await convert(run, ['-f', 'raw', `nbd+unix:///${target}?socket=${socket}`], 'copy');
     // The converter has read every block: the job ends while the output is sealed (or streamed).
     job = 'ending';
-    const sealed = await seal(run, () => endBackupJob(run, files, true));
+    const sealed = await seal(run, () => endBackupJob(run, files));
     return { ...sealed, frozen };
   } finally {
     // A job whose start failed midway (a dropped connection) may still exist: its socket tells.
-    if (job === 'running') await endBackupJob(run, files, true);
-    else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files, false) : cmd.remove(...files));
+    if (job === 'running') await endBackupJob(run, files);
+    else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files) : cmd.remove(...files));
   }
 }
 
@@ -220,7 +220,7 @@ async function capturePush(run: Run): Promise<Sealed & { frozen: boolean }> {
     await convert(run, ['-f', 'qcow2', target], 'convert');
     return { ...(await seal(run, () => cmd.remove(run.scratch.pushTarget))), frozen };
   } finally {
-    if (started) await endBackupJob(run, [], true);
+    if (started) await endBackupJob(run, []);
     await cmd.remove(run.scratch.pushTarget);
   }
 }
