@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { InstanceImagesError } from '../../src/errors';
 import { BASE_ALLOCATION, type NbdClient, type NbdExtent } from './types';
 import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from './protocol';
@@ -260,12 +261,14 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   }
 
   const controller = new AbortController();
+  const readers = new Readers(clients, chunkSize);
+  // Every read in flight listens on it: up to `parallel` chunks, each in pieces.
+  setMaxListeners(16 + parallel * Math.ceil(chunkSize / readers.pieceBytes), controller.signal);
   const onAbort = () => controller.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) controller.abort();
   const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal);
   const zeroes = Buffer.alloc(chunkSize);
-  const readers = new Readers(clients, chunkSize);
   const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];
   let planned = true;
   let processedBytes = 0;
