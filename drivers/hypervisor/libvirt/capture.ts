@@ -14,7 +14,7 @@ import { captureScratch, PART_SUFFIX } from './names';
 import type { CaptureMethod } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
 import { beginBackup, endBackupJob, withFreeze } from './backup-job';
-import { captureChunks, validateChunkOutput } from './capture-chunks';
+import { captureChunks, chunkPrechecks, validateChunkOutput, type ChunkPrechecks } from './capture-chunks';
 import { seal } from './seal';
 import { overlaySnapshotXml, pullBackupXml, pushBackupXml } from './xml-builders';
 import { domainXml } from './inspect';
@@ -323,7 +323,20 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   throwIfAborted(signal);
   await ctx.ensureScratchDir();
   const capabilities = await ctx.capabilities();
-  const domain = await inspectDomain(ctx.cmd, request.domainName, capabilities);
+  // A chunked capture asks its own questions beside the second round of the inspection.
+  let prechecks: Promise<ChunkPrechecks> | null = null;
+  const output = request.output;
+  const domain = await inspectDomain(
+    ctx.cmd,
+    request.domainName,
+    capabilities,
+    output.kind === 'chunks'
+      ? (outline) => {
+          prechecks = chunkPrechecks(ctx, outline, output);
+          prechecks.catch(() => undefined);
+        }
+      : undefined,
+  );
   const scratch = captureScratch(ctx.scratchDir, domain.name);
   const extension = format === 'raw' ? 'raw' : 'qcow2';
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
@@ -363,16 +376,15 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   };
 
   const { cmd } = ctx;
-  const preflight = preflightSpace(run);
-  // A chunked capture awaits the space check beside its own checks (one round trip for all).
-  if (request.output.kind === 'chunks') preflight.catch(() => undefined);
   // libvirt creates a push-mode target itself and refuses an existing file; qemu-img convert replaces it.
-  else await Promise.all([preflight, method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
+  // A chunked capture checked its scratch space with its prechecks.
+  if (request.output.kind !== 'chunks')
+    await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
   let published = false;
   try {
     if (request.output.kind === 'chunks') {
       run.outFileGone = true;
-      const chunked = await captureChunks(run, request.output, preflight);
+      const chunked = await captureChunks(run, request.output, prechecks ?? chunkPrechecks(ctx, domain, request.output));
       const { frozen, ...rest } = chunked;
       const consistency: CaptureResult['consistency'] =
         method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';
