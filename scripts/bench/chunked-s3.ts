@@ -134,17 +134,29 @@ interface Bench {
   driverOne: HypervisorDriver;
   client: ReturnType<typeof adminClient>;
   env: NonNullable<Awaited<ReturnType<typeof loadS3TestEnv>>['env']>;
-  buckets: string[];
-  disks: StorageDisk[];
+  /** The buckets in use, by the (traced) disk the bench works with. */
+  owned: Map<StorageDisk, { bucket: string; raw: StorageDisk }>;
 }
 
 async function freshDisk(b: Bench, name: string): Promise<StorageDisk> {
   const bucket = freshBucketName(name);
   await createBucket(b.client, bucket);
-  b.buckets.push(bucket);
-  const disk = wrapStorageDriver(s3StorageDriver.create(driverOptions(b.env, bucket), {}));
-  b.disks.push(disk);
-  return tracedDisk(disk);
+  const raw = wrapStorageDriver(s3StorageDriver.create(driverOptions(b.env, bucket), {}));
+  const disk = tracedDisk(raw);
+  b.owned.set(disk, { bucket, raw });
+  return disk;
+}
+
+/**
+ * Removes a disk's bucket as soon as its step is measured: the test cluster holds 10 GiB, and the
+ * runs of step 1 alone write more than that when their buckets are kept to the end.
+ */
+async function dropDisk(b: Bench, disk: StorageDisk): Promise<void> {
+  const entry = b.owned.get(disk);
+  if (!entry) return;
+  b.owned.delete(disk);
+  await deleteBucket(b.client, entry.bucket).catch(() => undefined);
+  await entry.raw.close().catch(() => undefined);
 }
 
 /** Marks in the trace when the first and the last chunk reach the store. */
@@ -213,15 +225,13 @@ async function main(): Promise<void> {
     driverOne: createLibvirtDriver(hypervisor, executor, { nbdConnections: 1 }),
     client: adminClient(s3.env),
     env: s3.env,
-    buckets: [],
-    disks: [],
+    owned: new Map(),
   };
   const guests: TestGuest[] = [];
   const cleanup = async (): Promise<void> => {
     clearInterval(sampler);
     for (const g of guests.splice(0)) g.remove();
-    for (const disk of b.disks.splice(0)) await disk.close().catch(() => undefined);
-    for (const bucket of b.buckets.splice(0)) await deleteBucket(b.client, bucket).catch(() => undefined);
+    for (const disk of [...b.owned.keys()]) await dropDisk(b, disk);
     await executor.close();
     rmSync(scratch, { recursive: true, force: true });
   };
@@ -229,6 +239,8 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       console.error(`\n${signal}: removing the bench's buckets and guests`);
+      // Work still in flight fails once its storage is gone: that must not stop the cleanup.
+      process.on('unhandledRejection', () => undefined);
       void cleanup().finally(() => process.exit(130));
     });
   }
@@ -244,6 +256,7 @@ async function main(): Promise<void> {
     const chunked: number[] = [];
     const chunkedOne: number[] = [];
     let first: { manifest: ChunkManifest; store: ChunkStore; uploaded: number } | null = null;
+    let firstDisk: StorageDisk | null = null;
     let checkpoint = 0;
     peak = 0;
     for (let i = 0; i < RUNS; i++) {
@@ -256,23 +269,30 @@ async function main(): Promise<void> {
           }),
         );
         files.push(ms);
+        await dropDisk(b, disk);
       };
       const runChunks = async () => {
-        const store = createChunkStore(await freshDisk(b, 'bench-chunks'));
+        const disk = await freshDisk(b, 'bench-chunks');
+        const store = createChunkStore(disk);
         checkpoint += 1;
         const { ms, value } = await timed(() =>
           captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
         );
         chunked.push(ms);
+        // The last one is kept: the later steps build on it.
+        if (firstDisk) await dropDisk(b, firstDisk);
+        firstDisk = disk;
         first = { manifest: value.manifest, store, uploaded: value.uploadedBytes };
       };
       const runChunksOne = async () => {
-        const store = createChunkStore(await freshDisk(b, 'bench-chunks'));
+        const disk = await freshDisk(b, 'bench-chunks');
+        const store = createChunkStore(disk);
         checkpoint += 1;
         const { ms } = await timed(() =>
           captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}`, driver: b.driverOne }),
         );
         chunkedOne.push(ms);
+        await dropDisk(b, disk);
       };
       const order = [runFiles, runChunks, runChunksOne];
       for (let k = 0; k < order.length; k++) await (order[(i + k) % order.length] as () => Promise<void>)();
@@ -285,6 +305,13 @@ async function main(): Promise<void> {
     console.log(`   ${line('chunks, 1 NBD conn. ', chunkedOne)}`);
     console.log(`   ratio chunks/files ${(median(chunked) / median(files)).toFixed(2)} (goal ≤ 1.00); uploaded ${mib(base.uploaded)}`);
     console.log(`   ratio chunks over one NBD connection/files ${(median(chunkedOne) / median(files)).toFixed(2)}`);
+    // On a busy machine the runs wander together: the ratio within each run (same rotation) is steadier.
+    const paired = (times: number[]) => times.map((t, i) => t / (files[i] as number));
+    const ratios = (label: string, times: number[]) => {
+      const r = paired(times);
+      return `${label} median ${median(r).toFixed(2)}, spread ${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)} (${r.map((x) => x.toFixed(2)).join(', ')})`;
+    };
+    console.log(`   per-run ratios: ${ratios('chunks/files', chunked)}; ${ratios('one NBD connection/files', chunkedOne)}`);
 
     // 2. 64 MiB rewritten offline, then an incremental recapture from the newest checkpoint, RUNS
     //    times (each from the previous one's checkpoint), the first one traced step by step.
@@ -336,7 +363,8 @@ async function main(): Promise<void> {
 
     // 4. Killed at half of the disk, then retried into the same (fresh) store.
     {
-      const store = createChunkStore(await freshDisk(b, 'bench-resume'));
+      const disk = await freshDisk(b, 'bench-resume');
+      const store = createChunkStore(disk);
       const controller = new AbortController();
       let uploadedBeforeAbort = 0;
       const resumable = await timed(async () => {
@@ -370,6 +398,7 @@ async function main(): Promise<void> {
         `\n4. capture aborted at half the data after ${s(resumable.ms)} with ${mib(uploadedBeforeAbort)} uploaded; the retry uploaded ` +
           `${mib(retry.uploadedBytes)} = ${((100 * retry.uploadedBytes) / Math.max(1, whole)).toFixed(1)} % of the image (goal ≤ 55 %)`,
       );
+      await dropDisk(b, disk);
     }
 
     // 5. Deploy: files layout vs chunks, alternating.
@@ -418,12 +447,15 @@ async function main(): Promise<void> {
       console.log(`   ${line('files layout from S3', fromFiles)}`);
       console.log(`   ${line('chunks from S3      ', fromChunks)}`);
       console.log(`   ratio chunks/files ${(median(fromChunks) / median(fromFiles)).toFixed(2)} (goal ≤ 1.10)`);
+      await dropDisk(b, filesDisk);
     }
 
     // 6. Ten stopped instances cloned from one stock disk, each with 64 MiB of its own writes.
     {
       virsh('destroy', '--domain', guest.name);
-      const store = createChunkStore(await freshDisk(b, 'bench-ten'));
+      if (firstDisk) await dropDisk(b, firstDisk);
+      const disk = await freshDisk(b, 'bench-ten');
+      const store = createChunkStore(disk);
       let oneImage = 0;
       for (let i = 0; i < 10; i++) {
         const clone = createTestGuest({ start: false, diskMiB: 2048, writes: [], cdrom: false, agentChannel: false });
@@ -440,6 +472,7 @@ async function main(): Promise<void> {
         `\n6. ten images of clones with 64 MiB of own writes each: unique ${mib(stats.uniqueBytes)}, logical ${mib(stats.logicalBytes)}, ` +
           `one image ${mib(oneImage)}; unique/one ${(stats.uniqueBytes / oneImage).toFixed(2)} (goal ≤ 1.30); dedup ratio ${stats.dedupRatio}`,
       );
+      await dropDisk(b, disk);
     }
   } finally {
     await cleanup();
