@@ -361,8 +361,8 @@ export async function stopQemuNbd(cmd: HostCommands, pidFile: string, socket: st
 /**
  * A stopped domain: `qemu-nbd --read-only` with the disk's explicit format (never probed), without
  * `--force-share`, so the domain cannot start while its disk is read. It serves the read's
- * connections and exits when the last one disconnects; it is stopped and its files removed
- * afterwards anyway.
+ * connections (`--shared`; with more than one, qemu-nbd 7.2 keeps serving after the last
+ * disconnects) and is stopped and its files removed afterwards.
  */
 async function captureStopped(run: Run, output: ChunkCaptureOutput, prechecks: Promise<ChunkPrechecks>): Promise<ChunkedOutcome> {
   const { path, format, target } = run.domain.primaryDisk;
@@ -373,7 +373,8 @@ async function captureStopped(run: Run, output: ChunkCaptureOutput, prechecks: P
     '--read-only',
     `--format=${String(format)}`,
     '--fork',
-    // One client per connection the read uses (it exits once the last one has disconnected).
+    // One client per connection the read uses (with more than one, qemu-nbd 7.2 keeps serving
+    // after the last disconnects: it is stopped below).
     `--shared=${run.ctx.nbdConnections}`,
     `--pid-file=${pidFile}`,
     `--socket=${socket}`,
