@@ -228,13 +228,16 @@ async function main(): Promise<void> {
     owned: new Map(),
   };
   const guests: TestGuest[] = [];
-  const cleanup = async (): Promise<void> => {
-    clearInterval(sampler);
-    for (const g of guests.splice(0)) g.remove();
-    for (const disk of [...b.owned.keys()]) await dropDisk(b, disk);
-    await executor.close();
-    rmSync(scratch, { recursive: true, force: true });
-  };
+  // Once only: a signal's cleanup and the one in `finally` (when the interrupted step then fails) are the same.
+  let cleaning: Promise<void> | null = null;
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      clearInterval(sampler);
+      for (const g of guests.splice(0)) g.remove();
+      for (const disk of [...b.owned.keys()]) await dropDisk(b, disk);
+      await executor.close();
+      rmSync(scratch, { recursive: true, force: true });
+    })());
   // A bench stopped by a signal still removes its buckets: left behind, they fill the test cluster.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
