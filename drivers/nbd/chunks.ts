@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { InstanceImagesError } from '../../src/errors';
 import { BASE_ALLOCATION, type NbdClient, type NbdExtent } from './types';
 import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from './protocol';
@@ -61,8 +62,15 @@ export interface ReadNbdChunksOptions {
    * some dirty extent touches are read; the others are `unchanged`.
    */
   dirtyContext?: string;
-  /** Chunks read ahead of the consumer at most (default 4). */
+  /** Chunks read ahead of the consumer at most (default 4, or twice the connections when more). */
   parallel?: number;
+  /**
+   * Further connections to the same export (each its own stream, e.g. its own SSH channel): the
+   * reads are spread over `client` and these, whichever has the fewest bytes asked and not yet
+   * answered; block status is asked on `client` only. Each must show the same size and minimum
+   * block size (VALIDATION_FAILED otherwise). The caller opens and closes them.
+   */
+  connections?: readonly NbdClient[];
   /** Stops reading (CANCELLED). */
   signal?: AbortSignal;
   /** Called before each chunk is handed out. */
@@ -176,16 +184,41 @@ async function* planChunks(
   }
 }
 
+/** The connections a read can go to, with the bytes each has asked for and not yet received. */
+class Readers {
+  readonly #clients: Array<{ client: NbdClient; outstanding: number }>;
+  /** The longest read asked at once: with several connections, pieces small enough to spread a chunk over them. */
+  readonly pieceBytes: number;
+
+  constructor(clients: readonly NbdClient[], chunkSize: number) {
+    this.#clients = clients.map((client) => ({ client, outstanding: 0 }));
+    const minimum = (clients[0] as NbdClient).info.blockSize.minimum;
+    const limit = Math.min(...clients.map((c) => c.maxReadBytes));
+    const spread = clients.length === 1 ? limit : Math.max(minimum, Math.ceil(chunkSize / clients.length / minimum) * minimum);
+    this.pieceBytes = Math.min(limit, spread);
+  }
+
+  /** Reads `[from, to)` into `bytes` (at `from - base`), in pieces, each on the least loaded connection. */
+  read(bytes: Buffer, base: number, from: number, to: number, signal: AbortSignal): Array<Promise<unknown>> {
+    const reads: Array<Promise<unknown>> = [];
+    for (let at = from; at < to; at += this.pieceBytes) {
+      const length = Math.min(this.pieceBytes, to - at);
+      const reader = this.#clients.reduce((best, c) => (c.outstanding < best.outstanding ? c : best));
+      reader.outstanding += length;
+      reads.push(
+        reader.client.read(at, length, { into: bytes, intoOffset: at - base, signal }).finally(() => (reader.outstanding -= length)),
+      );
+    }
+    return reads;
+  }
+}
+
 /** Reads a planned chunk (zeroes outside its data span) and classifies it. */
-async function readChunk(client: NbdClient, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
+async function readChunk(readers: Readers, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
   const position = { index: plan.index, offset: plan.offset, length: plan.length };
   if (plan.action !== 'read') return { ...position, kind: plan.action };
   const bytes = Buffer.alloc(plan.length);
-  const reads: Array<Promise<Buffer>> = [];
-  for (let at = plan.readFrom; at < plan.readTo; at += client.maxReadBytes) {
-    reads.push(client.read(at, Math.min(client.maxReadBytes, plan.readTo - at), { into: bytes, intoOffset: at - plan.offset, signal }));
-  }
-  await Promise.all(reads);
+  await Promise.all(readers.read(bytes, plan.offset, plan.readFrom, plan.readTo, signal));
   if (bytes.equals(zeroes.subarray(0, plan.length))) return { ...position, kind: 'zero' };
   return { ...position, kind: 'data', bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
@@ -193,14 +226,19 @@ async function readChunk(client: NbdClient, plan: ChunkPlan, zeroes: Buffer, sig
 /**
  * The export's chunks in order: `zero` (never read when block status says so), `unchanged` (with
  * `dirtyContext`: not dirty), or `data` with its bytes and SHA-256. Reads up to `parallel` chunks
- * ahead; holds at most `parallel + 1` chunks' bytes whatever the export's size. Breaking out of the
- * loop stops the reads.
+ * ahead, over `options.connections` too when given; holds at most `parallel + 1` chunks' bytes
+ * whatever the export's size. Breaking out of the loop stops the reads.
  * @throws VALIDATION_FAILED for bad options; INVALID_STATE when `dirtyContext` was not negotiated
  * (an incremental read is then impossible: read everything instead); the client's errors otherwise.
  */
 export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOptions = {}): AsyncGenerator<NbdChunk, void, undefined> {
   const chunkSize = wholeNumber(options.chunkSize, DEFAULT_CHUNK_SIZE, 'chunkSize');
-  const parallel = wholeNumber(options.parallel, 4, 'parallel');
+  const clients = [client, ...(options.connections ?? [])];
+  const parallel = wholeNumber(options.parallel, Math.max(4, 2 * clients.length), 'parallel');
+  for (const [i, other] of clients.entries()) {
+    if (other.info.size !== client.info.size || other.info.blockSize.minimum !== client.info.blockSize.minimum)
+      throw invalid(`connections[${i - 1}]`, 'must show the same export (size and minimum block size) as the client');
+  }
   const window = wholeNumber(
     options.blockStatusWindow,
     Math.max(chunkSize, 1024 * 1024 * 1024 - ((1024 * 1024 * 1024) % chunkSize)),
@@ -223,6 +261,9 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   }
 
   const controller = new AbortController();
+  const readers = new Readers(clients, chunkSize);
+  // Every read in flight listens on it: up to `parallel` chunks, each in pieces.
+  setMaxListeners(16 + parallel * Math.ceil(chunkSize / readers.pieceBytes), controller.signal);
   const onAbort = () => controller.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) controller.abort();
@@ -242,7 +283,7 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
           planned = false;
           break;
         }
-        const chunk = readChunk(client, next.value, zeroes, controller.signal);
+        const chunk = readChunk(readers, next.value, zeroes, controller.signal);
         chunk.catch(() => undefined);
         ahead.push({ plan: next.value, chunk });
       }

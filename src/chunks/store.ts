@@ -22,7 +22,8 @@ export interface ChunkStore {
    * become null, `unchanged` chunks are taken from `base` (required when info.incrementalSince is
    * set; VALIDATION_FAILED otherwise) and checked present. Holds a lease on every chunk it will name
    * until `commit`/`abandon`. Resumable: a retry skips chunks an interrupted run already stored.
-   * At most `parallel` chunks are held (waiting or uploading) besides the one the source is reading.
+   * At most `parallel` data chunks are held (waiting or uploading) besides the one the source is
+   * reading; presence checks of unchanged chunks (no bytes held) run up to 8 × `parallel` at once.
    * @throws VALIDATION_FAILED (info, base, leaseId), CAPTURE_FAILED (the chunk source broke its
    *   contract), NOT_FOUND (a base chunk is missing), CANCELLED, STORAGE_UNAVAILABLE (retryable).
    */

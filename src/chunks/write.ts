@@ -59,6 +59,9 @@ export interface PendingImage {
 }
 
 type StoredChunk = { storedBytes: number; codec: ChunkCodec };
+
+/** Presence checks (a `stat` each) of unchanged chunks allowed in flight per upload slot. */
+const CHECKS_PER_SLOT = 8;
 type DataChunk = { index: number; sha256: string; bytes: Buffer };
 
 function sourceBroke(message: string, details: Record<string, unknown>): InstanceImagesError {
@@ -76,6 +79,8 @@ class ImageWriter {
   readonly scheduled = new Set<string>();
   pending: DataChunk[] = [];
   readonly inflight = new Set<Promise<void>>();
+  /** The presence checks among `inflight` (unchanged chunks: they hold no bytes). */
+  readonly checks = new Set<Promise<void>>();
   failure: InstanceImagesError | null = null;
   uploadedBytes = 0;
   uploadedChunks = 0;
@@ -125,7 +130,7 @@ class ImageWriter {
     }
     this.digests.push(entry?.sha256 ?? null);
     if (entry === null || this.stored.has(entry.sha256) || this.scheduled.has(entry.sha256)) return;
-    this.start(entry.sha256, () => this.checkPresent(entry.sha256, length, index));
+    this.start(entry.sha256, () => this.checkPresent(entry.sha256, length, index), true);
   }
 
   takeData(index: number, length: number, bytes: Buffer, sha256: string): void {
@@ -147,14 +152,21 @@ class ImageWriter {
   }
 
   /**
-   * Backpressure: at most `parallel` chunks wait or upload. Chunks wait until half of that is
-   * waiting, so that one lease write (and sweep check) covers several of them.
+   * Backpressure: at most `parallel` data chunks wait or upload. Chunks wait until half of that is
+   * waiting, so that one lease write (and sweep check) covers several of them. Presence checks of
+   * unchanged chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an
+   * incremental recapture names every chunk of its base and would otherwise wait on them one
+   * `parallel` batch at a time.
    */
   async makeRoom(): Promise<void> {
     const { parallel } = this.ctx;
-    while (this.pending.length + this.inflight.size >= parallel) {
+    while (this.checks.size >= CHECKS_PER_SLOT * parallel) {
       this.throwIfFailed();
-      if (this.inflight.size > 0 && this.pending.length < Math.ceil(parallel / 2)) await Promise.race(this.inflight);
+      await Promise.race(this.checks);
+    }
+    while (this.pending.length + this.inflight.size - this.checks.size >= parallel) {
+      this.throwIfFailed();
+      if (this.inflight.size > this.checks.size && this.pending.length < Math.ceil(parallel / 2)) await Promise.race(this.inflight);
       else await this.flush();
     }
     this.throwIfFailed();
@@ -169,7 +181,7 @@ class ImageWriter {
     for (const chunk of batch) this.start(chunk.sha256, () => this.storeChunk(chunk));
   }
 
-  start(sha256: string, task: () => Promise<void>): void {
+  start(sha256: string, task: () => Promise<void>, check = false): void {
     this.scheduled.add(sha256);
     const run: Promise<void> = task()
       .catch((error: unknown) => {
@@ -177,9 +189,11 @@ class ImageWriter {
       })
       .finally(() => {
         this.inflight.delete(run);
+        this.checks.delete(run);
         this.scheduled.delete(sha256);
       });
     this.inflight.add(run);
+    if (check) this.checks.add(run);
   }
 
   /** W2 for a data chunk: stat, and upload when absent (or damaged beyond repair by size). */

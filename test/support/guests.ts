@@ -87,7 +87,8 @@ export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
   const isoPath = join(dir, 'media.iso');
   const remove = () => {
     sh('virsh', '-c', TEST_URI, 'destroy', '--domain', name);
-    sh('virsh', '-c', TEST_URI, 'undefine', '--domain', name);
+    // A domain with checkpoints (chunked captures leave them) is undefined only with their metadata.
+    sh('virsh', '-c', TEST_URI, 'undefine', '--domain', name, '--checkpoints-metadata');
     rmSync(dir, { recursive: true, force: true });
   };
   try {

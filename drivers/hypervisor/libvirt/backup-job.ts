@@ -4,7 +4,6 @@
  * @module
  */
 import type { Run } from './capture-run';
-import { parseDomJobInfo } from './parsers';
 
 /** Tries a guest-agent filesystem freeze; returns whether it took effect. */
 async function freeze(run: Run): Promise<boolean> {
@@ -38,35 +37,33 @@ export async function withFreeze(run: Run, start: () => Promise<void>): Promise<
   return frozen;
 }
 
-/** Waits until no block job (backup) is active on the domain. */
-async function waitJobGone(run: Run, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const info = await run.ctx.cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
-    if (info.exitCode !== 0 || !parseDomJobInfo(info.stdout).active) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Whether a job (ours: a domain runs one at a time) is active on the domain. */
-async function jobActive(run: Run): Promise<boolean> {
-  const info = await run.ctx.cmd.tryVirsh(['domjobinfo', '--domain', run.domain.name]);
-  return info.exitCode === 0 && parseDomJobInfo(info.stdout).active;
-}
+/**
+ * `sh -c` script: aborts the job of domain `$2` (libvirt URI `$1`), removes the files named by the
+ * remaining arguments, and waits (polling every 0.1 s, 30 s at most) until no job is active on the
+ * domain, in one remote command instead of a round trip per step. Exits 0 when no job is left
+ * (or the domain is gone), 3 when one was still active at the deadline.
+ */
+const END_JOB_SCRIPT = [
+  'u=$1; d=$2; shift 2',
+  'virsh -q -c "$u" domjobabort --domain "$d" >/dev/null 2>&1',
+  // QEMU may still hold the scratch file for a moment: unlinking it meanwhile is harmless.
+  'rm -f -- "$@"',
+  'i=0',
+  'while [ $i -lt 300 ]; do',
+  '  t=$(virsh -q -c "$u" domjobinfo --domain "$d" 2>/dev/null | sed -n "s/^Job type:[[:space:]]*\\([^[:space:]]*\\).*/\\1/p" | tr "A-Z" "a-z")',
+  '  case "$t" in ""|none|completed|failed|cancelled) exit 0 ;; esac',
+  '  sleep 0.1; i=$((i+1))',
+  'done',
+  'exit 3',
+].join('\n');
 
 /**
- * Ends a backup job and removes its files. Safe to call when no job runs; `running` says the
- * caller started the job and it was not seen to end (no need to ask libvirt first).
+ * Ends the domain's backup job, if one runs, and removes its files (one remote command). Safe to
+ * call when no job runs. A job still active after 30 s is left to libvirt (as before: QEMU ends it).
  */
-export async function endBackupJob(run: Run, files: string[], running: boolean): Promise<void> {
+export async function endBackupJob(run: Run, files: string[]): Promise<void> {
   const { cmd } = run.ctx;
-  if (running || (await jobActive(run))) {
-    await cmd.tryVirsh(['domjobabort', '--domain', run.domain.name]);
-    // QEMU may still hold the scratch file for a moment: unlinking it meanwhile is harmless.
-    await Promise.all([waitJobGone(run), cmd.remove(...files)]);
-  } else {
-    await cmd.remove(...files);
-  }
+  await cmd.tryRun(['sh', '-c', END_JOB_SCRIPT, 'sh', cmd.uri, run.domain.name, ...files]);
 }
 
 /**

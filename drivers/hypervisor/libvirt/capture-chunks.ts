@@ -20,7 +20,8 @@ import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors'
 import type { CaptureResult, CapturedChunk, ChunkCaptureOutput, ChunkSourceInfo } from '../../../src/ports/hypervisor-driver';
 import { BASE_ALLOCATION, connectNbd, dirtyBitmapContext, readNbdChunks, type NbdClient } from '../../nbd';
 import { beginBackup, endBackupJob, withFreeze } from './backup-job';
-import { stage, throwIfAborted, type Run } from './capture-run';
+import { stage, throwIfAborted, type CaptureContext, type Run } from './capture-run';
+import type { DomainOutline } from './inspect';
 import type { HostCommands } from './commands';
 import { assertCheckpointName, deleteCheckpoint, incrementalRefusal, readCheckpoint } from './checkpoints';
 import { checkpointXml, pullBackupXml } from './xml-builders';
@@ -66,16 +67,61 @@ export function validateChunkOutput(output: ChunkCaptureOutput, format: unknown,
 }
 
 /** The `since` checkpoint to read incrementally from, or undefined for a full read. */
-async function trustedSince(run: Run, output: ChunkCaptureOutput, running: boolean): Promise<string | undefined> {
+async function trustedSince(
+  cmd: HostCommands,
+  domain: DomainOutline,
+  output: ChunkCaptureOutput,
+  running: boolean,
+): Promise<string | undefined> {
   const since = output.checkpoint?.since ?? null;
   if (since === null) return undefined;
-  const { target, path, format } = run.domain.primaryDisk;
-  const refusal = await incrementalRefusal(run.ctx.cmd, run.domain.name, { target, path, format: String(format), running }, since);
+  const refusal = await incrementalRefusal(cmd, domain.name, { ...domain.primaryDisk, running }, since);
   return refusal === null ? since : undefined;
 }
 
-/** Opens the NBD export at `socket` on the hypervisor and negotiates `exportName`. */
-async function openExport(run: Run, socket: string, exportName: string, contexts: string[]): Promise<NbdClient> {
+/** What a chunked capture asks before it starts anything (see {@link chunkPrechecks}). */
+export interface ChunkPrechecks {
+  /** The checkpoint to read incrementally from, or undefined for a full read. */
+  since: string | undefined;
+  /** A checkpoint named `create` exists already (left by an interrupted attempt at this same image). */
+  leftover: boolean;
+}
+
+/**
+ * The questions a chunked capture asks before it starts anything, all at once (one round trip;
+ * they only read), as soon as the domain's state and disk are known: room in the scratch directory
+ * for a running domain's backup job, whether `since` can be trusted, and whether `create` exists.
+ * @throws STORAGE_FULL when the scratch directory lacks the space margin.
+ */
+export async function chunkPrechecks(ctx: CaptureContext, domain: DomainOutline, output: ChunkCaptureOutput): Promise<ChunkPrechecks> {
+  const running = domain.state !== 'shutoff';
+  const create = output.checkpoint?.create;
+  const [, since, leftover] = await Promise.all([
+    running ? checkScratchSpace(ctx) : undefined,
+    trustedSince(ctx.cmd, domain, output, running),
+    running && create !== undefined ? readCheckpoint(ctx.cmd, domain.name, create) : null,
+  ]);
+  return { since, leftover: leftover !== null };
+}
+
+/** A running domain's backup job keeps a small file in the scratch directory: its margin must be free. */
+async function checkScratchSpace(ctx: CaptureContext): Promise<void> {
+  const [available = 0] = await ctx.cmd.freeBytesOf([ctx.scratchDir]);
+  if (available < ctx.spaceMarginBytes) {
+    throw new InstanceImagesError(
+      'STORAGE_FULL',
+      `Not enough free space in the scratch directory on the hypervisor: ${available} bytes free, ${ctx.spaceMarginBytes} needed for the backup job`,
+      { details: { where: 'scratch', freeBytes: available, neededBytes: ctx.spaceMarginBytes } },
+    );
+  }
+}
+
+/**
+ * Opens the NBD export at `socket` on the hypervisor and negotiates `exportName`, with
+ * `base:allocation` and `contexts`, or with no metadata context at all (`contexts` null: a
+ * connection that only reads).
+ */
+async function openExport(run: Run, socket: string, exportName: string, contexts: string[] | null, label = ''): Promise<NbdClient> {
   const { executor } = run.ctx.cmd;
   if (!executor.openStreamLocal) {
     throw new InstanceImagesError(
@@ -87,14 +133,26 @@ async function openExport(run: Run, socket: string, exportName: string, contexts
   try {
     return await connectNbd(stream, {
       exportName,
-      metaContexts: [BASE_ALLOCATION, ...contexts],
-      label: `the disk export of ${JSON.stringify(run.domain.name)}`,
+      metaContexts: contexts === null ? [] : [BASE_ALLOCATION, ...contexts],
+      label: `the disk export of ${JSON.stringify(run.domain.name)}${label}`,
       signal: run.signal,
     });
   } catch (error) {
     stream.destroy();
     throw error;
   }
+}
+
+/**
+ * Opens `count` more connections that only read, each its own channel (an SSH stream-local
+ * channel on the pooled connection): the reads are spread over them. One that cannot be opened is
+ * left out (the read goes on over the others).
+ */
+async function openReaders(run: Run, socket: string, exportName: string, count: number): Promise<NbdClient[]> {
+  const opened = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) => openExport(run, socket, exportName, null, ` (connection ${i + 2})`)),
+  );
+  return opened.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
 }
 
 /** A failure while reading the export, as the capture reports it. */
@@ -108,15 +166,19 @@ function readFailure(run: Run, error: unknown): InstanceImagesError {
 }
 
 /**
- * Hands every chunk of the export to the consumer and checks that it took them all.
+ * Hands every chunk of the export to the consumer and checks that it took them all. `readsDone`
+ * is called once the consumer has taken the last chunk (nothing more is read; it may still be
+ * storing).
  * @returns the consumer's digest and stored size.
  */
 async function feed(
   run: Run,
   client: NbdClient,
+  readers: NbdClient[],
   output: ChunkCaptureOutput,
   info: ChunkSourceInfo,
   dirtyContext: string | undefined,
+  readsDone: () => void,
 ): Promise<{ sha256: string; sizeBytes: number }> {
   const total = Math.ceil(client.info.size / output.chunkSizeBytes);
   let handed = 0;
@@ -126,6 +188,7 @@ async function feed(
     try {
       for await (const chunk of readNbdChunks(client, {
         chunkSize: output.chunkSizeBytes,
+        connections: readers,
         ...(dirtyContext === undefined ? {} : { dirtyContext }),
         ...(run.signal ? { signal: run.signal } : {}),
         onProgress: (p) => run.progress('copy', p.processedBytes, p.totalBytes),
@@ -134,6 +197,7 @@ async function feed(
         yield chunk;
       }
       finished = true;
+      readsDone();
     } catch (error) {
       readError = readFailure(run, error);
       throw readError;
@@ -161,7 +225,12 @@ async function feed(
   return { sha256: result.sha256, sizeBytes: result.sizeBytes };
 }
 
-/** Reads the export and feeds the consumer; the client is closed (or destroyed) whatever happens. */
+/**
+ * Reads the export and feeds the consumer; the connections are closed (or destroyed) whatever
+ * happens. `afterReads` (ending the export) starts as soon as every chunk has been read and the
+ * connections closed, while the consumer may still be storing the last chunks; it is awaited
+ * before this returns.
+ */
 async function readExport(
   run: Run,
   output: ChunkCaptureOutput,
@@ -169,9 +238,24 @@ async function readExport(
   exportName: string,
   since: string | undefined,
   bitmap: string | undefined,
+  afterReads: () => Promise<void> = () => Promise.resolve(),
 ): Promise<Omit<ChunkedOutcome, 'frozen' | 'checkpoint'>> {
   const dirtyContext = bitmap === undefined ? undefined : dirtyBitmapContext(bitmap);
-  const client = await openExport(run, socket, exportName, dirtyContext === undefined ? [] : [dirtyContext]);
+  // The extra connections open while the first one negotiates.
+  const opening = openReaders(run, socket, exportName, run.ctx.nbdConnections - 1);
+  let client: NbdClient;
+  try {
+    client = await openExport(run, socket, exportName, dirtyContext === undefined ? [] : [dirtyContext]);
+  } catch (error) {
+    for (const reader of await opening) reader.destroy();
+    throw error;
+  }
+  let readers = await opening;
+  // Connections used together need a server that says they see the same data (QEMU does for read-only exports).
+  if (!client.info.canMultiConn) {
+    for (const reader of readers) reader.destroy();
+    readers = [];
+  }
   try {
     // A server that does not agree to the bitmap's context cannot say what changed: read it all.
     const incremental = dirtyContext !== undefined && client.info.metaContexts.has(dirtyContext);
@@ -180,11 +264,17 @@ async function readExport(
       chunkSizeBytes: output.chunkSizeBytes,
       incrementalSince: incremental ? (since ?? null) : null,
     };
-    const result = await feed(run, client, output, info, incremental ? dirtyContext : undefined);
-    await client.close();
+    let closing: Promise<void> | null = null;
+    const readsDone = (): Promise<void> => {
+      closing ??= Promise.all([client, ...readers].map((c) => c.close())).then(afterReads);
+      closing.catch(() => undefined);
+      return closing;
+    };
+    const result = await feed(run, client, readers, output, info, incremental ? dirtyContext : undefined, () => void readsDone());
+    await readsDone();
     return { ...result, virtualSizeBytes: client.info.size, incrementalSince: info.incrementalSince };
   } finally {
-    client.destroy();
+    for (const c of [client, ...readers]) c.destroy();
   }
 }
 
@@ -209,19 +299,21 @@ async function startPullJob(run: Run, create: string | undefined, since: string 
 }
 
 /** A running domain: pull-mode backup, checkpoint in the same transaction. */
-async function captureRunning(run: Run, output: ChunkCaptureOutput): Promise<ChunkedOutcome> {
+async function captureRunning(run: Run, output: ChunkCaptureOutput, prechecks: Promise<ChunkPrechecks>): Promise<ChunkedOutcome> {
   const { cmd } = run.ctx;
   const { target } = run.domain.primaryDisk;
   const { socket, backupScratch } = run.scratch;
   const files = [socket, backupScratch];
   const create = output.checkpoint?.create;
-  let since = await trustedSince(run, output, true);
+  const asked = await prechecks;
+  let since = asked.since;
   // A checkpoint of this name can only be left by an interrupted attempt at this same image.
-  if (create !== undefined && (await readCheckpoint(cmd, run.domain.name, create)) !== null) {
-    await deleteCheckpoint(cmd, run.domain.name, create);
-  }
+  if (create !== undefined && asked.leftover) await deleteCheckpoint(cmd, run.domain.name, create);
   let job = 'not started' as 'not started' | 'running' | 'ended';
   let stored = false;
+  // Ended once (as soon as every chunk was read, while the consumer may still be storing).
+  let ending: Promise<void> | null = null;
+  const endJob = (): Promise<void> => (ending ??= endBackupJob(run, files));
   try {
     const frozen = await withFreeze(run, () =>
       stage(run, 'start-job', async () => {
@@ -231,15 +323,15 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput): Promise<Chu
     );
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'pull-backup' });
     throwIfAborted(run.signal);
-    const read = await readExport(run, output, socket, target, since, since === undefined ? undefined : `backup-${target}`);
+    const read = await readExport(run, output, socket, target, since, since === undefined ? undefined : `backup-${target}`, endJob);
     job = 'ended';
-    await endBackupJob(run, files, true);
+    await endJob();
     stored = true;
     return { ...read, frozen, checkpoint: create ?? null };
   } finally {
     try {
-      if (job === 'running') await endBackupJob(run, files, true);
-      else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files, false) : cmd.remove(...files));
+      if (job === 'running') await endJob();
+      else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files) : cmd.remove(...files));
     } finally {
       // Even when ending the job failed: a checkpoint whose image was not stored must not stay.
       if (!stored && create !== undefined) await deleteCheckpoint(cmd, run.domain.name, create);
@@ -268,18 +360,22 @@ export async function stopQemuNbd(cmd: HostCommands, pidFile: string, socket: st
 
 /**
  * A stopped domain: `qemu-nbd --read-only` with the disk's explicit format (never probed), without
- * `--force-share`, so the domain cannot start while its disk is read. It serves one client and
- * exits when that client disconnects; it is stopped and its files removed afterwards anyway.
+ * `--force-share`, so the domain cannot start while its disk is read. It serves the read's
+ * connections (`--shared`; with more than one, qemu-nbd 7.2 keeps serving after the last
+ * disconnects) and is stopped and its files removed afterwards.
  */
-async function captureStopped(run: Run, output: ChunkCaptureOutput): Promise<ChunkedOutcome> {
+async function captureStopped(run: Run, output: ChunkCaptureOutput, prechecks: Promise<ChunkPrechecks>): Promise<ChunkedOutcome> {
   const { path, format, target } = run.domain.primaryDisk;
   const { qemuNbdSocket: socket, qemuNbdPid: pidFile } = run.scratch;
-  const since = await trustedSince(run, output, false);
+  const { since } = await prechecks;
   const argv = [
     'qemu-nbd',
     '--read-only',
     `--format=${String(format)}`,
     '--fork',
+    // One client per connection the read uses (with more than one, qemu-nbd 7.2 keeps serving
+    // after the last disconnects: it is stopped below).
+    `--shared=${run.ctx.nbdConnections}`,
     `--pid-file=${pidFile}`,
     `--socket=${socket}`,
     `--export-name=${target}`,
@@ -298,7 +394,10 @@ async function captureStopped(run: Run, output: ChunkCaptureOutput): Promise<Chu
   }
 }
 
-/** Captures the primary disk into chunks (see the module). */
-export async function captureChunks(run: Run, output: ChunkCaptureOutput): Promise<ChunkedOutcome> {
-  return run.domain.state === 'shutoff' ? captureStopped(run, output) : captureRunning(run, output);
+/**
+ * Captures the primary disk into chunks (see the module). `prechecks` are the answers of
+ * {@link chunkPrechecks}, asked by the caller while it inspected the domain.
+ */
+export async function captureChunks(run: Run, output: ChunkCaptureOutput, prechecks: Promise<ChunkPrechecks>): Promise<ChunkedOutcome> {
+  return run.domain.state === 'shutoff' ? captureStopped(run, output, prechecks) : captureRunning(run, output, prechecks);
 }

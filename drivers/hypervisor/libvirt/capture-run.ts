@@ -19,6 +19,8 @@ export interface CaptureContext {
   freezeTimeoutMs: number;
   verify: boolean;
   spaceMarginBytes: number;
+  /** NBD connections a chunked capture reads over. */
+  nbdConnections: number;
   hooks: LibvirtDriverHooks;
   capabilities(): Promise<HypervisorCapabilities>;
   ensureScratchDir(): Promise<void>;

@@ -14,7 +14,7 @@ import { captureScratch, PART_SUFFIX } from './names';
 import type { CaptureMethod } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
 import { beginBackup, endBackupJob, withFreeze } from './backup-job';
-import { captureChunks, validateChunkOutput } from './capture-chunks';
+import { captureChunks, chunkPrechecks, validateChunkOutput, type ChunkPrechecks } from './capture-chunks';
 import { seal } from './seal';
 import { overlaySnapshotXml, pullBackupXml, pushBackupXml } from './xml-builders';
 import { domainXml } from './inspect';
@@ -156,12 +156,12 @@ async function capturePull(run: Run): Promise<Sealed & { frozen: boolean }> {
     await convert(run, ['-f', 'raw', `nbd+unix:///${target}?socket=${socket}`], 'copy');
     // The converter has read every block: the job ends while the output is sealed (or streamed).
     job = 'ending';
-    const sealed = await seal(run, () => endBackupJob(run, files, true));
+    const sealed = await seal(run, () => endBackupJob(run, files));
     return { ...sealed, frozen };
   } finally {
     // A job whose start failed midway (a dropped connection) may still exist: its socket tells.
-    if (job === 'running') await endBackupJob(run, files, true);
-    else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files, false) : cmd.remove(...files));
+    if (job === 'running') await endBackupJob(run, files);
+    else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files) : cmd.remove(...files));
   }
 }
 
@@ -220,7 +220,7 @@ async function capturePush(run: Run): Promise<Sealed & { frozen: boolean }> {
     await convert(run, ['-f', 'qcow2', target], 'convert');
     return { ...(await seal(run, () => cmd.remove(run.scratch.pushTarget))), frozen };
   } finally {
-    if (started) await endBackupJob(run, [], true);
+    if (started) await endBackupJob(run, []);
     await cmd.remove(run.scratch.pushTarget);
   }
 }
@@ -323,7 +323,20 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   throwIfAborted(signal);
   await ctx.ensureScratchDir();
   const capabilities = await ctx.capabilities();
-  const domain = await inspectDomain(ctx.cmd, request.domainName, capabilities);
+  // A chunked capture asks its own questions beside the second round of the inspection.
+  let prechecks: Promise<ChunkPrechecks> | null = null;
+  const output = request.output;
+  const domain = await inspectDomain(
+    ctx.cmd,
+    request.domainName,
+    capabilities,
+    output.kind === 'chunks'
+      ? (outline) => {
+          prechecks = chunkPrechecks(ctx, outline, output);
+          prechecks.catch(() => undefined);
+        }
+      : undefined,
+  );
   const scratch = captureScratch(ctx.scratchDir, domain.name);
   const extension = format === 'raw' ? 'raw' : 'qcow2';
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
@@ -364,12 +377,14 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
 
   const { cmd } = ctx;
   // libvirt creates a push-mode target itself and refuses an existing file; qemu-img convert replaces it.
-  await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
+  // A chunked capture checked its scratch space with its prechecks.
+  if (request.output.kind !== 'chunks')
+    await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
   let published = false;
   try {
     if (request.output.kind === 'chunks') {
       run.outFileGone = true;
-      const chunked = await captureChunks(run, request.output);
+      const chunked = await captureChunks(run, request.output, prechecks ?? chunkPrechecks(ctx, domain, request.output));
       const { frozen, ...rest } = chunked;
       const consistency: CaptureResult['consistency'] =
         method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';

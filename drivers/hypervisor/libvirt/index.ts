@@ -100,6 +100,7 @@ export function createLibvirtDriver(hypervisor: HostHypervisor, executor: Execut
     freezeTimeoutMs: parsed.freezeTimeoutMs,
     verify: parsed.verify,
     spaceMarginBytes: parsed.spaceMarginBytes,
+    nbdConnections: parsed.nbdConnections,
     hooks: hooks ?? {},
     capabilities,
     ensureScratchDir,

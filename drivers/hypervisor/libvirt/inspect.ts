@@ -71,11 +71,23 @@ export async function domainXml(cmd: HostCommands, domainName: string, inactive 
   return { text: result.stdout, root: parseXml(result.stdout) };
 }
 
-/** Inspects a domain. @throws NOT_FOUND when it does not exist; INVALID_STATE when it has no disk. */
+/** What the first round of {@link inspectDomain} learned: the state and the primary disk, without its sizes. */
+export interface DomainOutline {
+  name: string;
+  state: DomainInfo['state'];
+  primaryDisk: { target: string; path: string; format: string };
+}
+
+/**
+ * Inspects a domain. `whileSizing` is called with the state and primary disk as soon as they are
+ * known, so a caller can start its own remote commands beside the second round (the disk's sizes).
+ * @throws NOT_FOUND when it does not exist; INVALID_STATE when it has no disk.
+ */
 export async function inspectDomain(
   cmd: HostCommands,
   domainName: string,
   capabilities: HypervisorCapabilities,
+  whileSizing?: (outline: DomainOutline) => void,
 ): Promise<LibvirtDomainInfo> {
   // Two rounds of two commands in parallel: the state and the XML, then the disk's info and allocation.
   const [stateResult, { root }] = await Promise.all([cmd.virsh(['domstate', '--domain', domainName]), domainXml(cmd, domainName)]);
@@ -91,6 +103,7 @@ export async function inspectDomain(
   // Never probe: a raw disk's bytes belong to the guest, which could write a qcow2 header naming a
   // host file as its backing file. libvirt treats a disk without a driver type as raw; so do we.
   const format = primary.driverType ?? 'raw';
+  whileSizing?.({ name: domainName, state, primaryDisk: { target: primary.target, path: primary.source, format } });
   const [info, blk] = await Promise.all([
     cmd.qemuImgInfo(primary.source, { shared: true, format }),
     cmd.tryVirsh(['domblkinfo', '--domain', domainName, '--device', primary.target]),

@@ -38,6 +38,12 @@ export const LibvirtDriverOptionsSchema = z.object({
    * each deployed disk with its image (`qemu-img compare`). @default true
    */
   verify: z.boolean().default(true),
+  /**
+   * NBD connections a chunked capture reads the disk's export over, each its own channel (over SSH,
+   * a stream-local channel on the pooled connection, so keep it below the pool's channels per
+   * connection); the reads are spread over them. @default 4
+   */
+  nbdConnections: z.number().int().min(1).max(8).default(4),
   /** Extra free bytes required beyond the disk's allocation before a capture starts. @default 16 MiB */
   spaceMarginBytes: z
     .number()

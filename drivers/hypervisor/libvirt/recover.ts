@@ -139,13 +139,17 @@ export async function recoverLeftovers(cmd: HostCommands, scratchDir: string, do
   if (listing.exitCode === 0) {
     const tag = domainName === undefined ? undefined : domainTag(domainName);
     const candidates = listing.stdout.split('\u0000').filter((n) => n !== '' && isScratchName(n, tag));
-    // A qemu-nbd of an interrupted chunked capture of a stopped domain keeps its disk locked.
-    for (const pidFile of candidates.filter((n) => n.startsWith('ii-qnbd-') && n.endsWith('.pid'))) {
+    // A qemu-nbd of an interrupted chunked capture of a stopped domain (ii-qnbd-) keeps its disk
+    // locked; one of an interrupted chunked deploy (ii-nbd-, named after the target) keeps serving
+    // the half-written part file. Each is stopped only when it still serves the socket beside its
+    // pid file, then both files go.
+    const pidFiles = candidates.filter((n) => /^ii-q?nbd-/.test(n) && n.endsWith('.pid'));
+    for (const pidFile of pidFiles) {
       await stopQemuNbd(cmd, `${dir}/${pidFile}`, `${dir}/${pidFile.slice(0, -'.pid'.length)}.sock`);
       actions.push({
         domainName: domainName ?? null,
         action: 'stop-qemu-nbd',
-        detail: 'stopped the disk export of an interrupted capture',
+        detail: `stopped the NBD server of an interrupted ${pidFile.startsWith('ii-qnbd-') ? 'capture' : 'deploy'}`,
       });
     }
     if (candidates.length > 0) {

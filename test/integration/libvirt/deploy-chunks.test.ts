@@ -5,6 +5,7 @@
  * unallocated; a failing source, an abort and hostile paths leave nothing behind; a disk made
  * from a captured guest boots.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import type { ByteProgress, ChunkedSource } from '../../../src/ports/hypervisor-
 import { codeOf } from '../../support/errors';
 import { createTestGuest, sh, uniqueSuffix, virsh, type TestGuest } from '../../support/guests';
 import { sshTarget } from '../exec/ssh-target';
+import { captureScratch } from '../../../drivers/hypervisor/libvirt/names';
 import { freshScratchDir, imageInfo, leftovers, libvirtSkipReason, makeDriver } from './setup';
 
 const skip = libvirtSkipReason();
@@ -244,6 +246,22 @@ describe.skipIf(skip !== null)(
       expect(readFileSync(victim, 'utf8')).toBe('precious');
       expect(imageInfo(target)).toMatchObject({ format: 'qcow2', backing: null, virtualSize });
       rmSync(target);
+    });
+
+    it('recover() stops the qemu-nbd of a deploy interrupted by a crash and removes its socket and pid file', async () => {
+      // What a panel that died mid-deploy leaves: qemu-nbd serving the part file, its socket and pid file.
+      const target = `${outDir}/crashed.qcow2`;
+      const part = `${target}.part`;
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', part, `${16 * MiB}`]);
+      const socket = captureScratch(scratch, target).socket;
+      const pidFile = socket.replace(/\.sock$/, '.pid');
+      execFileSync('qemu-nbd', ['--format=qcow2', '--shared=1', '--fork', `--socket=${socket}`, `--pid-file=${pidFile}`, part]);
+      expect(qemuNbdIn(scratch)).toHaveLength(1);
+      const actions = await makeDriver(scratch).recover();
+      expect(actions).toContainEqual(expect.objectContaining({ action: 'stop-qemu-nbd', detail: expect.stringMatching(/deploy/) }));
+      expect(qemuNbdIn(scratch)).toEqual([]);
+      expect(leftovers(scratch)).toEqual([]);
+      rmSync(part, { force: true });
     });
 
     it('a guest captured as a file-layout image, cut into chunks and deployed from them boots', async () => {

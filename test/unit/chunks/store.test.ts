@@ -211,6 +211,36 @@ describe('chunk store: write and read', () => {
     expect(maxInflight).toBeGreaterThanOrEqual(2);
   });
 
+  it('checks the unchanged chunks of an incremental capture many at once, not `parallel` at a time', async () => {
+    const objects = createMemoryObjects();
+    let inflight = 0;
+    let maxInflight = 0;
+    const slow: MemoryClientOptions = {
+      delay: async () => {
+        inflight++;
+        maxInflight = Math.max(maxInflight, inflight);
+        await ticks(5);
+        inflight--;
+      },
+    };
+    const store = createChunkStore(memoryDisk(objects, slow), { parallel: 2 });
+    const ids = Array.from({ length: 40 }, (_, i) => i + 1);
+    const base = await capture(store, ids, 'images/base.manifest.json', 'base');
+    maxInflight = 0;
+    const unchanged = new Set(ids.keys());
+    unchanged.delete(39);
+    const next = [...ids.slice(0, 39), 99];
+    const pending = await store.writeImage(diskChunks(next, { unchanged }), diskInfo(next, 'cp-1'), {
+      leaseId: 'inc',
+      base: base.manifest,
+    });
+    expect(pending.uploadedChunks).toBe(1);
+    expect(pending.manifest.chunks.slice(0, 39)).toEqual(base.manifest.chunks.slice(0, 39));
+    // more stats at once than upload slots, and still bounded (8 per slot, the slots, the lease)
+    expect(maxInflight).toBeGreaterThan(2);
+    expect(maxInflight).toBeLessThanOrEqual(8 * 2 + 2 + 1);
+  });
+
   it('reports progress in bytes of the disk and bytes uploaded', async () => {
     const { store } = setup();
     const seen: { bytesDone: number; bytesTotal: number; uploadedBytes: number }[] = [];

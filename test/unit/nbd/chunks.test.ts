@@ -1,0 +1,157 @@
+/**
+ * readNbdChunks over several connections to one export: the reads are spread over all of them,
+ * block status stays on the first, the chunks come out in order with the right bytes and digests,
+ * and the bytes held stay bounded. In-memory clients stand in for the server.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO, readNbdChunks, type NbdChunk, type NbdClient } from '../../../drivers/nbd';
+import type { NbdExtent, NbdReadOptions } from '../../../drivers/nbd';
+import { codeOf } from '../../support/errors';
+
+const KiB = 1024;
+const CHUNK = 64 * KiB;
+
+/** A client of an in-memory disk whose `[dataEnd, size)` is a hole; records every request. */
+class FakeClient {
+  readonly label: string;
+  readonly maxReadBytes = 32 * 1024 * 1024;
+  readonly maxWriteBytes = 32 * 1024 * 1024;
+  readonly stats = {} as NbdClient['stats'];
+  readonly reads: Array<{ offset: number; length: number }> = [];
+  blockStatusCalls = 0;
+  outstanding = 0;
+  maxOutstanding = 0;
+  readonly info: NbdClient['info'];
+
+  constructor(
+    readonly disk: Buffer,
+    readonly dataEnd: number,
+    name: string,
+    withContexts: boolean,
+    size = disk.length,
+  ) {
+    this.label = name;
+    this.info = {
+      name: 'vda',
+      size,
+      readOnly: true,
+      canMultiConn: true,
+      transmissionFlags: 0,
+      blockSize: { minimum: 512, preferred: 4096, maximum: 32 * 1024 * 1024 },
+      structuredReplies: true,
+      metaContexts: new Map(withContexts ? [[BASE_ALLOCATION, 1]] : []),
+    };
+  }
+
+  async read(offset: number, length: number, options: NbdReadOptions = {}): Promise<Buffer> {
+    this.reads.push({ offset, length });
+    this.outstanding += length;
+    this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding);
+    await new Promise((resolve) => setTimeout(resolve, 1 + (offset % 3)));
+    this.outstanding -= length;
+    const into = options.into as Buffer;
+    this.disk.copy(into, options.intoOffset ?? 0, offset, offset + length);
+    return into.subarray(options.intoOffset ?? 0, (options.intoOffset ?? 0) + length);
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Map<string, NbdExtent[]>> {
+    this.blockStatusCalls++;
+    const end = offset + length;
+    const extents: NbdExtent[] = [];
+    if (offset < this.dataEnd) extents.push({ offset, length: Math.min(end, this.dataEnd) - offset, flags: 0 });
+    if (end > this.dataEnd) {
+      const from = Math.max(offset, this.dataEnd);
+      extents.push({ offset: from, length: end - from, flags: NBD_STATE_HOLE | NBD_STATE_ZERO });
+    }
+    return new Map([[BASE_ALLOCATION, extents]]);
+  }
+
+  write(): Promise<void> {
+    throw new Error('read-only');
+  }
+  writeZeroes(): Promise<void> {
+    throw new Error('read-only');
+  }
+  flush(): Promise<void> {
+    throw new Error('read-only');
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  destroy(): void {}
+}
+
+async function collect(chunks: AsyncIterable<NbdChunk>): Promise<NbdChunk[]> {
+  const out: NbdChunk[] = [];
+  for await (const chunk of chunks) out.push(chunk);
+  return out;
+}
+
+describe('readNbdChunks over several connections', () => {
+  const disk = Buffer.concat([randomBytes(40 * CHUNK), Buffer.alloc(24 * CHUNK)]);
+  const dataEnd = 40 * CHUNK;
+
+  it('spreads the reads over every connection, asks block status on the first only, and hands out every chunk in order', async () => {
+    const first = new FakeClient(disk, dataEnd, 'first', true);
+    const others = [new FakeClient(disk, dataEnd, 'second', false), new FakeClient(disk, dataEnd, 'third', false)];
+    const chunks = await collect(
+      readNbdChunks(first as unknown as NbdClient, { chunkSize: CHUNK, connections: others as unknown as NbdClient[] }),
+    );
+    expect(chunks.map((c) => c.index)).toEqual([...Array(64).keys()]);
+    for (const chunk of chunks) {
+      const expected = disk.subarray(chunk.offset, chunk.offset + chunk.length);
+      if (chunk.index < 40) {
+        expect(chunk.kind).toBe('data');
+        if (chunk.kind !== 'data') continue;
+        expect(chunk.bytes.equals(expected)).toBe(true);
+        expect(chunk.sha256).toBe(createHash('sha256').update(expected).digest('hex'));
+      } else expect(chunk.kind).toBe('zero');
+    }
+    for (const client of [first, ...others]) expect(client.reads.length).toBeGreaterThan(0);
+    expect(others.every((c) => c.blockStatusCalls === 0)).toBe(true);
+    // Every data byte was asked once, and nothing of the hole.
+    const asked = [first, ...others].flatMap((c) => c.reads).sort((a, b) => a.offset - b.offset);
+    expect(asked.reduce((sum, r) => sum + r.length, 0)).toBe(dataEnd);
+    asked.forEach((r, i) => expect(r.offset).toBe(i === 0 ? 0 : (asked[i - 1]?.offset ?? 0) + (asked[i - 1]?.length ?? 0)));
+  });
+
+  it('holds no more than parallel chunks in reads at once, over all connections together', async () => {
+    const first = new FakeClient(disk, dataEnd, 'first', true);
+    const others = [new FakeClient(disk, dataEnd, 'second', false), new FakeClient(disk, dataEnd, 'third', false)];
+    const clients = [first, ...others];
+    let peak = 0;
+    const all = clients.map((c) => {
+      const read = c.read.bind(c);
+      c.read = async (offset, length, options) => {
+        const promise = read(offset, length, options);
+        peak = Math.max(
+          peak,
+          clients.reduce((sum, x) => sum + x.outstanding, 0),
+        );
+        return promise;
+      };
+      return c;
+    });
+    let slow = 0;
+    for await (const chunk of readNbdChunks(all[0] as unknown as NbdClient, {
+      chunkSize: CHUNK,
+      parallel: 3,
+      connections: all.slice(1) as unknown as NbdClient[],
+    })) {
+      if (chunk.kind === 'data' && slow++ < 5) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(peak).toBeGreaterThan(CHUNK);
+    expect(peak).toBeLessThanOrEqual(3 * CHUNK);
+  });
+
+  it('refuses a connection that shows another export', async () => {
+    const first = new FakeClient(disk, dataEnd, 'first', true);
+    const other = new FakeClient(disk, dataEnd, 'other', false, disk.length - CHUNK);
+    const code = await codeOf(
+      collect(readNbdChunks(first as unknown as NbdClient, { chunkSize: CHUNK, connections: [other as unknown as NbdClient] })),
+    );
+    expect(code).toBe('VALIDATION_FAILED');
+    expect(other.reads).toEqual([]);
+  });
+});
