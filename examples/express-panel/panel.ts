@@ -136,6 +136,15 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
       [...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)),
     );
   });
+  app.get('/demo/hypervisors', (req, res) => {
+    const actor = sessionOf(req, res);
+    if (actor === undefined) return;
+    if (actor?.kind !== 'admin') {
+      res.status(401).json({ code: 'UNAUTHENTICATED', detail: 'Operators only' });
+      return;
+    }
+    res.json([{ id: hypervisor.id, name: hypervisor.name, locationId: hypervisor.locationId }]);
+  });
   // The host's create-instance flow: a new instance of the customer, its disk deployed from the
   // image picked on the OS picker (the SDK checks the image is the customer's to deploy). The demo
   // records the instance and its disk; a real panel would define and boot the VM afterwards.

@@ -41,7 +41,7 @@ function start(): void {
   let first = true;
 
   async function show(): Promise<void> {
-    const path = location.hash.replace(/^#/, '') || routes[0]!.path;
+    const path = location.hash.replace(/^#/, '').split('?')[0] || routes[0]!.path;
     const route = routes.find((r) => r.path === path) ?? routes[0]!;
     current?.abort();
     const controller = new AbortController();

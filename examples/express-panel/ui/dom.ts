@@ -118,3 +118,8 @@ export function field(label: string, control: HTMLElement, hint?: string): HTMLE
   if (hintId) control.setAttribute('aria-describedby', hintId);
   return h('div', { class: 'field' }, h('label', { for: id }, label), control, hint ? h('small', { id: hintId }, hint) : null);
 }
+
+/** The query part of the hash route (`#/admin/browse?storage=...`). */
+export function routeQuery(): URLSearchParams {
+  return new URLSearchParams(location.hash.split('?')[1] ?? '');
+}
