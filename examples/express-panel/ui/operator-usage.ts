@@ -20,6 +20,11 @@ function s(tag: string, attributes: Record<string, string | number>, text?: stri
   return element;
 }
 
+/** A GB-hours figure for people: two decimals, or two significant digits below 0.01. */
+function formatGbHours(value: number): string {
+  return value === 0 || value >= 0.01 ? value.toFixed(2) : value.toPrecision(2);
+}
+
 /** GB-hours of a line (for the chart and the table; money stays the server's exact strings). */
 export function gbHours(line: UsageLine): number {
   return Number(line.sizeGb) * Number(line.billedHours);
@@ -49,7 +54,7 @@ export function usageChart(lines: UsageLine[], currency: string): SVGElement {
     s(
       'desc',
       { id: 'usage-chart-desc' },
-      lines.map((l) => `${l.imageName ?? l.imageId}: ${gbHours(l).toFixed(2)} GB-hours, ${l.amount} ${currency}`).join('; '),
+      lines.map((l) => `${l.imageName ?? l.imageId}: ${formatGbHours(gbHours(l))} GB-hours, ${l.amount} ${currency}`).join('; '),
     ),
     s('rect', { x: labelWidth, y: 4, width: 12, height: 12, fill: '#0b5cad' }),
     s('text', { x: labelWidth + 18, y: 14, 'font-size': 12 }, 'GB-hours'),
@@ -65,7 +70,7 @@ export function usageChart(lines: UsageLine[], currency: string): SVGElement {
     svg.append(
       s('text', { x: labelWidth - 8, y: y + 18, 'text-anchor': 'end', 'font-size': 13 }, name.length > 22 ? `${name.slice(0, 21)}…` : name),
       s('rect', { x: labelWidth, y, width: hoursWidth, height: 16, fill: '#0b5cad', 'data-series': 'gb-hours' }),
-      s('text', { x: labelWidth + hoursWidth + 6, y: y + 13, 'font-size': 12 }, hours.toFixed(2)),
+      s('text', { x: labelWidth + hoursWidth + 6, y: y + 13, 'font-size': 12 }, formatGbHours(hours)),
       s('rect', { x: labelWidth, y: y + 19, width: amountWidth, height: 16, fill: '#1e7a34', 'data-series': 'amount' }),
       s('text', { x: labelWidth + amountWidth + 6, y: y + 32, 'font-size': 12 }, line.amount),
     );
@@ -117,7 +122,7 @@ export async function usagePage(ctx: AppContext, main: HTMLElement): Promise<voi
             line.accountId,
             line.sizeGb,
             line.billedHours,
-            gbHours(line).toFixed(2),
+            formatGbHours(gbHours(line)),
             line.rate,
             `${line.amount} ${report.currency}`,
           ],
