@@ -46,30 +46,3 @@ export function confirmDialog(options: ConfirmOptions): Promise<boolean> {
     cancel.focus();
   });
 }
-
-/** Shows `form` in a modal dialog; resolves with its data when submitted, or `null` when dismissed. */
-export function formDialog(title: string, form: HTMLFormElement, submitLabel: string): Promise<FormData | null> {
-  const opener = document.activeElement as HTMLElement | null;
-  const titleId = `dlg-${Math.random().toString(36).slice(2, 9)}`;
-  const cancel = h('button', { type: 'button' }, 'Cancel');
-  form.method = 'dialog';
-  form.append(h('div', { class: 'actions' }, cancel, h('button', { type: 'submit', class: 'primary' }, submitLabel)));
-  const dialog = h('dialog', { 'aria-labelledby': titleId }, h('h2', { id: titleId }, title), form);
-  document.body.append(dialog);
-  return new Promise((resolve) => {
-    let data: FormData | null = null;
-    cancel.addEventListener('click', () => dialog.close());
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      data = new FormData(form);
-      dialog.close();
-    });
-    dialog.addEventListener('close', () => {
-      dialog.remove();
-      opener?.focus();
-      resolve(data);
-    });
-    dialog.showModal();
-    form.querySelector<HTMLElement>('input, select, textarea')?.focus();
-  });
-}

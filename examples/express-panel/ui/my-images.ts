@@ -16,6 +16,7 @@ export interface HostInstanceView {
   name: string;
 }
 
+const MAX_FOLLOWED = 3;
 const HEADINGS = ['Name', 'Source instance', 'Disk size', 'Status', 'Created', 'Actions'];
 
 /** The customer text of an image's status reason (from the message catalog when it wrote it). */
@@ -36,6 +37,8 @@ export async function loadInstances(ctx: AppContext): Promise<HostInstanceView[]
 export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: AbortSignal): Promise<void> {
   const { api } = ctx.client;
   const following = new Map<string, TaskProgressElement>();
+  let poll: ReturnType<typeof setTimeout> | undefined;
+  signal.addEventListener('abort', () => clearTimeout(poll));
   const instances = await loadInstances(ctx);
   const status = h('div', { id: 'images-status', role: 'status', 'aria-live': 'polite' });
   const list = h('div', { id: 'images-list' });
@@ -62,7 +65,7 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
 
   /** Follows an image's task; the row's bar shows it and the list refreshes when it ends. */
   function follow(image: ApiImage, task: ApiTask): void {
-    if (following.has(image.id)) return;
+    if (following.has(image.id) || following.size >= MAX_FOLLOWED) return;
     const bar = taskProgress(`Progress of ${image.name}`);
     following.set(image.id, bar);
     bar.update(task);
@@ -181,12 +184,17 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
       list.replaceChildren(errorBox(error));
       return;
     }
+    let unfollowed = false;
     for (const image of images) {
       if ((image.status === 'creating' || image.status === 'deleting') && !following.has(image.id)) {
-        const task = await activeTask(image);
+        // Each followed task holds a connection (6 per host over HTTP/1.1): a few live, the rest polled.
+        const task = following.size < MAX_FOLLOWED ? await activeTask(image) : null;
         if (task) follow(image, task);
+        else unfollowed = true;
       }
     }
+    clearTimeout(poll);
+    if (unfollowed && !signal.aborted) poll = setTimeout(() => void refresh(), 2000);
     const rows = images.map((image) =>
       row(
         HEADINGS,

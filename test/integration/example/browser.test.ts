@@ -38,7 +38,8 @@ describe.skipIf(missing !== null)(`the example panel's customer pages in a real 
   let errors: string[];
 
   beforeAll(async () => {
-    guest = createTestGuest({ diskMiB: 64, cdrom: false });
+    // 40 MiB of data: a capture takes long enough to be cancelled from the page.
+    guest = createTestGuest({ diskMiB: 64, cdrom: false, writes: ['write -P 0xab 0 40M'] });
     panel = await startPanel({
       dataDir,
       instances: [
