@@ -22,7 +22,7 @@ h2{font-size:1.2rem}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 :focus-visible{outline:3px solid #f0a500;outline-offset:2px}
 form{margin:0 0 1.5rem;padding:1rem;border:1px solid var(--line);border-radius:6px;max-width:40rem}
-.field{display:flex;flex-direction:column;gap:.2rem;margin:0 0 .8rem}
+.field{display:flex;flex-direction:column;gap:.2rem;margin:0 0 .8rem;max-width:40rem}
 .field small{color:var(--muted)}
 input,select,button{font:inherit;padding:.45rem .6rem;border:1px solid #8a949e;border-radius:4px;min-height:2.5rem}
 input[type=checkbox],input[type=radio]{min-height:auto}
@@ -42,6 +42,8 @@ th,td{border-bottom:1px solid var(--line);padding:.5rem .6rem;text-align:left;ve
 .reason{margin:.3rem 0 0;font-size:.9rem;color:var(--muted);max-width:28rem}
 .error{color:var(--danger)}.ok{color:var(--ok)}
 .row-actions{display:flex;flex-wrap:wrap;gap:.4rem}
+.bindings{list-style:none;margin:0 0 .4rem;padding:0}
+.bindings li{display:flex;flex-wrap:wrap;align-items:center;gap:.4rem}
 ii-task-progress{display:flex;flex-direction:column;gap:.15rem;margin-top:.3rem}
 ii-task-progress progress{width:12rem;max-width:100%;height:1rem}
 .progress-text{font-size:.85rem;color:var(--muted)}

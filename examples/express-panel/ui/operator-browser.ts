@@ -128,7 +128,7 @@ export async function browserPage(ctx: AppContext, main: HTMLElement): Promise<v
     const title = dry ? 'Dry run: what reconcile would do' : 'Reconcile applied';
     findings.replaceChildren(
       h('h3', {}, title),
-      rows.length ? table(title, FINDING_HEADINGS, rows) : h('p', {}, 'Nothing to reconcile: the storage and the database agree.'),
+      rows.length ? table('Findings', FINDING_HEADINGS, rows) : h('p', {}, 'Nothing to reconcile: the storage and the database agree.'),
     );
     findings.focus();
   }
