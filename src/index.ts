@@ -34,6 +34,23 @@ export {
 export { DEFAULT_CHUNK_SIZE_BYTES, type ChunkLayout, type StorageLayout } from './model/image-storage';
 export type { ChunkGcOptions, ChunkStorageStats } from './services/chunked-storage';
 export { publicError, CUSTOMER_VISIBLE_CODES, type PublicError, type ErrorAudience } from './util/public-error';
+// The message catalog (customer texts under stable keys, for hosts that translate)
+export {
+  MESSAGE_CATALOG,
+  REASON_CODES,
+  REASON_OPERATIONS,
+  EXTRA_REASON_CODES,
+  failureReason,
+  formatMessage,
+  isMessageKey,
+  renderMessage,
+  statusReasonKey,
+  type CatalogMessage,
+  type LocatedMessage,
+  type MessageKey,
+  type ReasonCode,
+  type ReasonOperation,
+} from './messages';
 
 // Records
 export type { DiskFormat, Page, PageRequest, StatusReason } from './model/common';

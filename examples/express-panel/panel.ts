@@ -4,6 +4,7 @@
  * a few demo instances. The "session" is a header: `x-account: <accountId>` for a customer,
  * `x-admin: yes` for an operator (a real panel resolves the actor from its own login session).
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +23,7 @@ import {
   type HostInstance,
   type InstanceImages,
 } from '../../src';
-import { myImagesPage } from './page';
+import { bundleUi, panelShell } from './page';
 
 /** The panel's own record of a VM (its "database"). */
 export type DemoInstance = HostInstance;
@@ -69,10 +70,22 @@ export function actorOf(req: express.Request): Actor | null {
   return { kind: 'customer', accountId: account };
 }
 
+/** The session of a host route, or `undefined` after answering 400 for a malformed one. */
+function sessionOf(req: express.Request, res: express.Response): Actor | null | undefined {
+  try {
+    return actorOf(req);
+  } catch (error) {
+    res.status(400).json({ code: 'VALIDATION_FAILED', detail: error instanceof Error ? error.message : 'Bad request' });
+    return undefined;
+  }
+}
+
 /** Starts the example panel on 127.0.0.1. */
 export async function startPanel(options: PanelOptions): Promise<Panel> {
   const imagesDir = join(options.dataDir, 'images');
+  const disksDir = join(options.dataDir, 'disks');
   mkdirSync(imagesDir, { recursive: true });
+  mkdirSync(disksDir, { recursive: true });
   const instances = new Map(options.instances.map((i) => [i.id, i]));
   const hypervisor: HostHypervisor = {
     id: DEMO_HYPERVISOR,
@@ -108,21 +121,68 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
   await sdk.storages.bindHypervisor(admin, storage.id, DEMO_HYPERVISOR);
   await sdk.settings.setLocationSettings(admin, DEMO_LOCATION, { imagesEnabled: true, pricePerGbMonth: '0.05', defaultImageLimit: 5 });
 
+  const ui = await bundleUi();
   const app = express();
   app.get('/', (_req, res) => {
-    res.type('html').send(myImagesPage());
+    res.type('html').send(panelShell());
+  });
+  app.get('/ui/app.js', (_req, res) => {
+    res.type('text/javascript').send(ui);
   });
   app.get('/demo/instances', (req, res) => {
-    let actor: Actor | null;
-    try {
-      actor = actorOf(req);
-    } catch (error) {
-      res.status(400).json({ code: 'VALIDATION_FAILED', detail: error instanceof Error ? error.message : 'Bad request' });
-      return;
-    }
+    const actor = sessionOf(req, res);
+    if (actor === undefined) return;
     res.json(
       [...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)),
     );
+  });
+  app.get('/demo/hypervisors', (req, res) => {
+    const actor = sessionOf(req, res);
+    if (actor === undefined) return;
+    if (actor?.kind !== 'admin') {
+      res.status(401).json({ code: 'UNAUTHENTICATED', detail: 'Operators only' });
+      return;
+    }
+    res.json([{ id: hypervisor.id, name: hypervisor.name, locationId: hypervisor.locationId }]);
+  });
+  // The host's create-instance flow: a new instance of the customer, its disk deployed from the
+  // image picked on the OS picker (the SDK checks the image is the customer's to deploy). The demo
+  // records the instance and its disk; a real panel would define and boot the VM afterwards.
+  app.post('/demo/instances', express.json(), async (req, res) => {
+    const actor = sessionOf(req, res);
+    if (actor === undefined) return;
+    if (actor?.kind !== 'customer') {
+      res.status(401).json({ code: 'UNAUTHENTICATED', detail: 'Sign in as a customer to create an instance' });
+      return;
+    }
+    const body = (req.body ?? {}) as { name?: unknown; imageId?: unknown };
+    if (typeof body.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(body.name) || typeof body.imageId !== 'string') {
+      res.status(400).json({ code: 'VALIDATION_FAILED', detail: 'Give a hostname (letters, digits and dashes) and an image' });
+      return;
+    }
+    const instance: DemoInstance = {
+      id: `vm-${randomUUID().slice(0, 8)}`,
+      name: body.name,
+      accountId: actor.accountId,
+      locationId: DEMO_LOCATION,
+      hypervisorId: DEMO_HYPERVISOR,
+      domainName: `ii-panel-${body.name}`,
+    };
+    instances.set(instance.id, instance);
+    try {
+      const { task } = await sdk.catalog.deployImage(actor, {
+        imageId: body.imageId,
+        instanceId: instance.id,
+        targetPath: join(disksDir, `${instance.id}.qcow2`),
+      });
+      res.status(202).json({ instance, task });
+    } catch (error) {
+      instances.delete(instance.id);
+      const coded = error instanceof InstanceImagesError ? error : null;
+      res
+        .status(coded?.code === 'NOT_FOUND' ? 404 : 400)
+        .json({ code: coded?.code ?? 'DEPLOY_FAILED', detail: coded?.message ?? 'The deploy could not start' });
+    }
   });
   // `account` is the demo session's own query parameter (EventSource cannot send headers).
   app.use('/api', createImagesRouter({ service: sdk, resolveActor: actorOf, hostQueryParameters: ['account'] }));

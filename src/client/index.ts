@@ -16,3 +16,13 @@ export {
   type ImagesClientOptions,
 } from './client';
 export type { components, operations, paths } from './openapi';
+// The message catalog, for front ends that show or translate status reasons.
+export {
+  MESSAGE_CATALOG,
+  formatMessage,
+  renderMessage,
+  statusReasonKey,
+  type CatalogMessage,
+  type LocatedMessage,
+  type MessageKey,
+} from '../messages';

@@ -22,6 +22,7 @@ import { createTask, runTask } from './task-runner';
 import { stopBilling } from './usage';
 import { draft, recordEvents } from './outbox-events';
 import type { ReconcileFinding } from '../events';
+import { failureReason } from '../messages';
 
 /** Whether this runtime's zlib has zstd (Node ≥ 22.15). */
 export function zstdAvailable(): boolean {
@@ -120,14 +121,8 @@ export type ChunkGcOptions = z.input<typeof ChunkGcOptionsSchema>;
 
 /** The reason an image gets when verify finds its data broken (customer-readable; no keys or digests). */
 const BROKEN_DATA_REASON = {
-  missing: {
-    code: 'IMAGE_DATA_MISSING',
-    message: 'Part of this image is missing from the image storage, so it can no longer be deployed. Delete it and capture a new one.',
-  },
-  corrupt: {
-    code: 'IMAGE_DATA_CORRUPT',
-    message: 'Part of this image was damaged on the image storage, so it can no longer be deployed. Delete it and capture a new one.',
-  },
+  missing: failureReason('storage', 'IMAGE_DATA_MISSING'),
+  corrupt: failureReason('storage', 'IMAGE_DATA_CORRUPT'),
 } as const;
 
 /** Operator tasks of chunked storages: garbage collection, verification, statistics. */

@@ -12,7 +12,8 @@
  * @module
  */
 import { z } from 'zod';
-import { ERROR_MESSAGES, InstanceImagesError, notFound } from '../errors';
+import { InstanceImagesError, notFound } from '../errors';
+import { failureReason } from '../messages';
 import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import { IdSchema, NameSchema } from '../model/common';
 import type { Image } from '../model/image';
@@ -232,10 +233,7 @@ export class ImageCopyService {
         .then((disk) => disk.delete(copy.fileKey))
         .catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed copy failed', { imageId: copy.id, error: String(error) }));
     if (image?.status === 'creating') {
-      const reason = {
-        code: outcome.error.code,
-        message: `${ERROR_MESSAGES[outcome.error.code]}. Copying the image failed; delete this copy and copy the image again.`,
-      };
+      const reason = failureReason('copy', outcome.error.code);
       await transitionImage(this.ctx, image, 'error', {}, 'system', reason).catch((error: unknown) =>
         this.ctx.logger.warn('copy error transition lost a race', { imageId: copy.id, error: String(error) }),
       );

@@ -9,7 +9,8 @@
  * @module
  */
 import { z } from 'zod';
-import { ERROR_MESSAGES, InstanceImagesError, notFound } from '../errors';
+import { InstanceImagesError, notFound } from '../errors';
+import { failureReason } from '../messages';
 import { refusedAddress, type DestinationRules } from '../import/address';
 import { localDecompressors, type Decompressors } from '../import/decompress';
 import { checkImportUrl } from '../import/download';
@@ -92,17 +93,6 @@ export interface OsImageImport {
   imageId: string;
   task: Task;
 }
-
-/** Customer-facing reasons of a failed import, by code (driver messages may name infrastructure). */
-const REASONS: Partial<Record<string, string>> = {
-  DESTINATION_REFUSED: 'The URL leads to an address imports may not reach.',
-  DOWNLOAD_FAILED: 'The image could not be downloaded from its URL. Check the URL and try again.',
-  UNSUPPORTED_IMAGE: 'The file is not a disk image this panel can import (or names other files).',
-  CHECKSUM_MISMATCH: 'The downloaded image does not match the expected sha256.',
-  STORAGE_FULL: 'There was not enough free space on the image storage.',
-  CANCELLED: 'The import was cancelled.',
-  INTERRUPTED: 'The import was interrupted by a restart of the panel. Import it again.',
-};
 
 /** Imports from URLs. Reached through `InstanceImages.imports`. */
 export class ImageImportService {
@@ -379,10 +369,9 @@ export class ImageImportService {
     if (target) await this.removeKeys(target, keys, imageId);
     if (current?.status === 'creating') {
       const code = outcome.error.code;
-      await transitionImage(this.ctx, current, 'error', {}, 'system', {
-        code,
-        message: REASONS[code] ?? `${ERROR_MESSAGES[code]}. Try the import again; contact support if it fails again.`,
-      }).catch((error: unknown) => this.ctx.logger.warn('import error transition lost a race', { imageId, error: String(error) }));
+      await transitionImage(this.ctx, current, 'error', {}, 'system', failureReason('import', code)).catch((error: unknown) =>
+        this.ctx.logger.warn('import error transition lost a race', { imageId, error: String(error) }),
+      );
     }
   }
 
@@ -400,9 +389,7 @@ export class ImageImportService {
     this.ctx.queue.cancel(task.id);
     const image = await this.ctx.repos.images.get(task.subjectId);
     if (image?.status === 'creating') {
-      await transitionImage(this.ctx, image, 'error', {}, actor, { code: 'CANCELLED', message: REASONS.CANCELLED ?? 'Cancelled' }).catch(
-        () => undefined,
-      );
+      await transitionImage(this.ctx, image, 'error', {}, actor, failureReason('import', 'CANCELLED')).catch(() => undefined);
     }
     return (await this.ctx.repos.tasks.get(task.id)) ?? task;
   }

@@ -4,7 +4,8 @@
  * @module
  */
 import { z } from 'zod';
-import { ERROR_MESSAGES, InstanceImagesError, isInstanceImagesError, notFound } from '../errors';
+import { InstanceImagesError, isInstanceImagesError, notFound } from '../errors';
+import { failureReason } from '../messages';
 import { DescriptionSchema, DiskFormatSchema, IdSchema, NameSchema, type Page } from '../model/common';
 import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import type { Image, ImageStatus } from '../model/image';
@@ -72,28 +73,6 @@ export type ListTasksQuery = z.input<typeof ListTasksQuerySchema>;
 export interface ImageWithTask {
   image: Image;
   task: Task;
-}
-
-const REASONS: Partial<Record<string, string>> = {
-  STORAGE_FULL:
-    'There was not enough free space on the image storage. Delete unused images, or ask your provider to add space, then retry.',
-  STORAGE_UNAVAILABLE: 'The image storage could not be reached. Retry later; contact support if it keeps failing.',
-  HYPERVISOR_UNREACHABLE: 'The server hosting your instance could not be reached. Retry later.',
-  NOT_FOUND: 'The instance no longer exists, so its disk cannot be captured.',
-  CHECKSUM_MISMATCH: 'The stored image did not match the captured disk. Retry the capture.',
-  CANCELLED: 'The capture was cancelled.',
-  INTERRUPTED: 'The capture was interrupted by a restart of the panel. Retry the capture.',
-};
-
-/**
- * A customer-facing reason for a failed capture. Built from the code only: the error's message may
- * come from a driver and name hypervisors, SSH users and paths (admins see it on the failed task).
- */
-function captureReason(error: InstanceImagesError): { code: string; message: string } {
-  return {
-    code: error.code,
-    message: REASONS[error.code] ?? `${ERROR_MESSAGES[error.code]}. Retry the capture; contact support if it fails again.`,
-  };
 }
 
 /** Makes one key segment safe: keeps letters, digits, dot, dash and underscore. */
@@ -371,7 +350,7 @@ export class ImageService {
         .delete(target.key)
         .catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed capture failed', { imageId, error: String(error) }));
     if (image?.status === 'creating' && image.fileKey === fileKey) {
-      await transitionImage(this.ctx, image, 'error', {}, 'system', captureReason(outcome.error)).catch((error: unknown) =>
+      await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason('capture', outcome.error.code)).catch((error: unknown) =>
         this.ctx.logger.warn('image error transition lost a race', { imageId, error: String(error) }),
       );
     }
@@ -415,7 +394,7 @@ export class ImageService {
     }
     const fresh = await this.ctx.repos.images.get(imageId);
     if (fresh?.status === 'creating') {
-      return transitionImage(this.ctx, fresh, 'error', {}, actor, { code: 'CANCELLED', message: REASONS.CANCELLED ?? 'Cancelled' }).catch(
+      return transitionImage(this.ctx, fresh, 'error', {}, actor, failureReason('capture', 'CANCELLED')).catch(
         async () => (await this.ctx.repos.images.get(imageId)) ?? fresh,
       );
     }
@@ -525,10 +504,7 @@ export class ImageService {
     if (outcome.ok) return;
     const image = await this.ctx.repos.images.get(imageId);
     if (image?.status === 'deleting') {
-      await transitionImage(this.ctx, image, 'error', {}, 'system', {
-        code: 'DELETE_FAILED',
-        message: `Removing the image file failed (${ERROR_MESSAGES[outcome.error.code]}). Delete the image again to retry.`,
-      }).catch(() => undefined);
+      await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason('delete', outcome.error.code)).catch(() => undefined);
     }
   }
 

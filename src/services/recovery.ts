@@ -10,6 +10,7 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
 import { publish, taskFinished } from './outbox-events';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
+import { failureReason } from '../messages';
 
 /** What start-up recovery did. */
 export interface RecoveryReport {
@@ -95,21 +96,10 @@ export class RecoveryService {
             this.ctx.logger.warn('recovery could not remove a leftover', { imageId: image.id, error: String(error) });
           }
         }
-        await transitionImage(this.ctx, image, 'error', {}, 'system', {
-          code: 'INTERRUPTED',
-          message:
-            task.type === 'copy'
-              ? 'The copy was interrupted by a restart of the panel. Delete this copy and copy the image again.'
-              : task.type === 'import'
-                ? 'The import was interrupted by a restart of the panel. Import it again.'
-                : 'The capture was interrupted by a restart of the panel. Retry the capture.',
-        }).catch(() => undefined);
+        await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason(task.type, 'INTERRUPTED')).catch(() => undefined);
         report.failedImages.push(image.id);
       } else if (task.type === 'delete' && image.status === 'deleting') {
-        await transitionImage(this.ctx, image, 'error', {}, 'system', {
-          code: 'DELETE_FAILED',
-          message: 'Deleting was interrupted by a restart of the panel. Delete the image again.',
-        }).catch(() => undefined);
+        await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason('delete', 'INTERRUPTED')).catch(() => undefined);
         report.failedImages.push(image.id);
       }
     }
@@ -128,10 +118,7 @@ export class RecoveryService {
           );
           // A very recent image may be another process's, between inserting it and its task.
           if (active.items.length > 0 || report.failedImages.includes(image.id) || image.updatedAt.getTime() >= cutoff) continue;
-          const reason =
-            status === 'creating'
-              ? { code: 'INTERRUPTED', message: 'The capture was interrupted by a restart of the panel. Retry the capture.' }
-              : { code: 'DELETE_FAILED', message: 'Deleting was interrupted by a restart of the panel. Delete the image again.' };
+          const reason = failureReason(status === 'creating' ? 'capture' : 'delete', 'INTERRUPTED');
           const moved = await transitionImage(this.ctx, image, 'error', {}, 'system', reason).then(
             () => true,
             () => false,

@@ -27,6 +27,7 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
 import { stopBilling } from './usage';
 import { draft, recordEvents } from './outbox-events';
+import { failureReason } from '../messages';
 
 /** Input of {@link StorageService.createStorage}. */
 export const CreateStorageInputSchema = z.strictObject({
@@ -408,10 +409,7 @@ export class StorageService {
           // available -> deleting -> error: the lifecycle has no direct edge, and billing must stop for a file that is gone.
           const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
           await stopBilling(this.ctx, image.id, deleting.updatedAt);
-          await transitionImage(this.ctx, deleting, 'error', {}, actor, {
-            code: 'MISSING_FILE',
-            message: 'The image file is missing from the storage; delete the image',
-          });
+          await transitionImage(this.ctx, deleting, 'error', {}, actor, failureReason('storage', 'MISSING_FILE'));
         }
       }
       findings.push({
