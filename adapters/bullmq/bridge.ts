@@ -1,7 +1,7 @@
 /**
  * Events across processes: what a process emits on the SDK's `events` is published on a Redis
  * channel, and every other process of the deployment re-emits it on its own `events`, typed as
- * the local map (dates come back as `Date`). Each event gets an id; {@link EventBridge.handleOnce}
+ * the local map (dates come back as `Date`). Each event gets an id; `handleOnce` ({@link BullmqTaskQueue.handleOnce})
  * runs a listener in exactly one process per event (a Redis `SET NX` claim on the event id).
  * Delivery is Redis pub/sub: at most once, to the processes connected when it is published.
  * @module
@@ -18,7 +18,7 @@ interface WireEvent {
   payload: unknown;
 }
 
-/** Information about an event for {@link EventBridge.handleOnce} listeners. */
+/** Information about an event for `handleOnce` ({@link BullmqTaskQueue.handleOnce}) listeners. */
 export interface ClusterEventMeta {
   /** The event's id: the same in every process (use it to deduplicate). */
   readonly eventId: string;
