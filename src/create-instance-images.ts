@@ -34,6 +34,7 @@ import { UsageService } from './services/usage';
 import { StorageService } from './services/storages';
 import { TaskJobRegistry } from './services/task-jobs';
 import { publish, taskFinished } from './services/outbox-events';
+import { transitionTask } from './services/task-state';
 import { createStorageRegistry, type StorageRegistry } from './storage';
 import { createTaskQueue } from './tasks/queue';
 import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, startReaper } from './tasks/reaper';
@@ -399,8 +400,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     for (const taskId of waiting) {
       // compare-and-set: never revives a task recovery has failed meanwhile; a task no longer
       // queued (running here or in another process, or ended) is no longer this process's to keep
-      repositories.tasks
-        .transition(taskId, ['queued'], 'queued', { heartbeatAt: at }, at)
+      transitionTask({ repos: repositories }, taskId, ['queued'], 'queued', { heartbeatAt: at }, at)
         .then((task) => {
           if (task === null) waiting.delete(taskId);
         })
@@ -431,9 +431,15 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     const at = now();
     const code = isInstanceImagesError(error) ? error.code : 'INTERRUPTED';
     const message = isInstanceImagesError(error) ? error.message : 'The task could not be started';
-    const failed = await repositories.tasks
-      .transition(taskId, ['queued'], 'failed', { finishedAt: at, errorCode: code, errorMessage: message }, at, taskFinished)
-      .catch(() => null);
+    const failed = await transitionTask(
+      ctx,
+      taskId,
+      ['queued'],
+      'failed',
+      { finishedAt: at, errorCode: code, errorMessage: message },
+      at,
+      taskFinished,
+    ).catch(() => null);
     if (failed) publish(events, taskFinished(failed));
   };
   // The services register the handlers of the task types they queue (jobs as data).

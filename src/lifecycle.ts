@@ -18,10 +18,19 @@
  * ```
  * Every status change in the services goes through one function (`transitionImage` in
  * `src/services/image-state.ts`) that checks this table and compare-and-sets the previous status.
+ *
+ * Tasks have their own table ({@link TASK_TRANSITIONS}), checked by `transitionTask` in
+ * `src/services/task-state.ts`, the one function that writes a task status:
+ * ```
+ * queued  -> queued (heartbeat while waiting) | running | cancelled (never ran) | failed (refused, interrupted)
+ * running -> running (progress, heartbeat) | completed | failed | cancelled
+ * ```
+ * `completed`, `failed` and `cancelled` are final: a retry is a new task.
  * @module
  */
 import { InstanceImagesError } from './errors';
 import type { ImageKind, ImageStatus } from './model/image';
+import type { TaskStatus } from './model/task';
 
 /** Every image status, in lifecycle order. */
 export const IMAGE_STATUSES: readonly ImageStatus[] = ['creating', 'available', 'error', 'deleting', 'deleted'];
@@ -71,5 +80,30 @@ export function assertTransition(from: ImageStatus, to: ImageStatus, kind: Image
   if (!canTransition(from, to, kind)) {
     const what = kind === 'stock' ? 'An OS image' : 'An image';
     throw new InstanceImagesError('INVALID_STATE', `${what} cannot go from ${from} to ${to}`, { details: { from, to, kind } });
+  }
+}
+
+/** Every task status, in lifecycle order. */
+export const TASK_STATUSES: readonly TaskStatus[] = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+
+/** The allowed transitions of a task: `TASK_TRANSITIONS[from]` lists every status `from` may move to. */
+export const TASK_TRANSITIONS: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
+  queued: ['queued', 'running', 'cancelled', 'failed'],
+  running: ['running', 'completed', 'failed', 'cancelled'],
+  completed: [],
+  failed: [],
+  cancelled: [],
+};
+
+/**
+ * Checks a task transition from each of `from` to `to`.
+ * @throws InstanceImagesError INVALID_STATE when one is not in {@link TASK_TRANSITIONS}.
+ */
+export function assertTaskTransition(from: readonly TaskStatus[], to: TaskStatus): void {
+  const refused = from.filter((status) => !TASK_TRANSITIONS[status].includes(to));
+  if (refused.length > 0) {
+    throw new InstanceImagesError('INVALID_STATE', `A task cannot go from ${refused.join(' or ')} to ${to}`, {
+      details: { from: refused, to },
+    });
   }
 }

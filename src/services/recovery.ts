@@ -11,6 +11,7 @@ import { transitionImage } from './image-state';
 import { publish, taskFinished } from './outbox-events';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 import { failureReason } from '../messages';
+import { transitionTask } from './task-state';
 
 /** What start-up recovery did. */
 export interface RecoveryReport {
@@ -66,7 +67,8 @@ export class RecoveryService {
     /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
     const domains = new Map<string, Set<string>>();
     for (const task of [...stale, ...queued]) {
-      const ended = await this.ctx.repos.tasks.transition(
+      const ended = await transitionTask(
+        this.ctx,
         task.id,
         ['running', 'queued'],
         'failed',

@@ -15,6 +15,7 @@ import type { TaskJob } from '../ports/task-queue';
 import type { ServiceContext } from './context';
 import { tryTransitionImage } from './image-state';
 import { publish, taskFinished } from './outbox-events';
+import { transitionTask } from './task-state';
 
 /**
  * Task types that are never queued: they run inline in the call that created them (an ISO
@@ -99,9 +100,15 @@ export async function enqueueTask(ctx: ServiceContext, job: TaskJob, onRefused?:
     );
     const now = ctx.now();
     const message = 'The task could not be queued (the task queue is closed or unreachable); try again in a moment';
-    const failed = await ctx.repos.tasks
-      .transition(job.taskId, ['queued'], 'failed', { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: message }, now, taskFinished)
-      .catch(() => null);
+    const failed = await transitionTask(
+      ctx,
+      job.taskId,
+      ['queued'],
+      'failed',
+      { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: message },
+      now,
+      taskFinished,
+    ).catch(() => null);
     if (failed) publish(ctx.events, taskFinished(failed));
     ctx.logger.error('a task could not be queued', { taskId: job.taskId, type: job.type, error: String(cause) });
     throw new InstanceImagesError('INTERRUPTED', message, { cause, details: { taskId: job.taskId } });

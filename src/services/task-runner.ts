@@ -10,6 +10,7 @@ import type { Task, TaskProgress, TaskType } from '../model/task';
 import { createProgressTracker, QUEUED_PROGRESS, STARTING_PROGRESS } from '../tasks/progress';
 import type { ServiceContext } from './context';
 import { publish, recordEvents, taskFinished, type TypedDraft } from './outbox-events';
+import { transitionTask } from './task-state';
 
 /**
  * Progress reported by task work: a step of the task type (or a driver's step name the progress
@@ -89,7 +90,8 @@ export async function runTask(
   const startedAt = ctx.now();
   const current = await ctx.repos.tasks.get(taskId);
   const { workerId, incarnationId } = ctx.worker;
-  const running = await ctx.repos.tasks.transition(
+  const running = await transitionTask(
+    ctx,
     taskId,
     ['queued'],
     'running',
@@ -123,9 +125,9 @@ export async function runTask(
   };
   const heartbeat = setInterval(() => {
     const now = ctx.now();
-    ctx.repos.tasks
-      .transition(taskId, ['running'], 'running', { heartbeatAt: now }, now)
-      .then(alive, (error: unknown) => ctx.logger.warn('task heartbeat failed', { taskId, error: String(error) }));
+    transitionTask(ctx, taskId, ['running'], 'running', { heartbeatAt: now }, now).then(alive, (error: unknown) =>
+      ctx.logger.warn('task heartbeat failed', { taskId, error: String(error) }),
+    );
   }, ctx.settings.heartbeatIntervalMs);
   heartbeat.unref?.();
 
@@ -136,7 +138,7 @@ export async function runTask(
   let pending: Promise<unknown> = Promise.resolve();
   const persist = (value: TaskProgress, at: Date) => {
     pending = pending
-      .then(() => ctx.repos.tasks.transition(taskId, ['running'], 'running', { progress: value, heartbeatAt: at }, at))
+      .then(() => transitionTask(ctx, taskId, ['running'], 'running', { progress: value, heartbeatAt: at }, at))
       .then((task) => {
         if (alive(task)) ctx.events.emit('task.progress', { task: task as Task });
       })
@@ -161,7 +163,8 @@ export async function runTask(
     await pending;
     const now = ctx.now();
     const completed = (task: Task) => [...taskFinished(task), ...(endEvents.completed?.(task) ?? [])];
-    const done = await ctx.repos.tasks.transition(
+    const done = await transitionTask(
+      ctx,
       taskId,
       ['running'],
       'completed',
@@ -194,7 +197,8 @@ export async function runTask(
     const failed = (task: Task) => [...taskFinished(task), ...(endEvents.failed?.(task, reported) ?? [])];
     const now = ctx.now();
     // A failed or cancelled task keeps the progress it reached (its latest, persisted or not).
-    const ended = await ctx.repos.tasks.transition(
+    const ended = await transitionTask(
+      ctx,
       taskId,
       ['running'],
       cancelled ? 'cancelled' : 'failed',
@@ -220,7 +224,8 @@ export async function runTask(
 /** Marks a queued task cancelled (it never ran). @returns the task, or null when it was no longer queued. */
 export async function cancelQueuedTask(ctx: ServiceContext, taskId: string): Promise<Task | null> {
   const now = ctx.now();
-  const task = await ctx.repos.tasks.transition(
+  const task = await transitionTask(
+    ctx,
     taskId,
     ['queued'],
     'cancelled',

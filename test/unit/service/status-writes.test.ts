@@ -7,9 +7,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { IMAGE_LIFECYCLE, INITIAL_IMAGE_STATUS, IMAGE_STATUSES } from '../../../src/lifecycle';
+import { IMAGE_LIFECYCLE, INITIAL_IMAGE_STATUS, IMAGE_STATUSES, TASK_STATUSES, TASK_TRANSITIONS } from '../../../src/lifecycle';
 import { createMemoryRepositories } from '../../../src/memory';
 import type { Image, ImageKind, ImageStatus } from '../../../src/model/image';
+import type { TaskStatus } from '../../../src/model/task';
 import type { Repositories } from '../../../src/ports/repositories';
 import { makeImage, makeTask } from '../../../src/testing';
 import { admin, alice, setup, type Harness } from './setup';
@@ -50,7 +51,28 @@ function recording(inner: Repositories) {
     if (updated) writes.push({ op: 'transition', kind, from: from[0] ?? null, to });
     return updated;
   };
-  return { repos: { ...inner, images } as Repositories, writes, violations };
+  const taskWrites = new Set<string>();
+  const tasks: Repositories['tasks'] = Object.create(inner.tasks) as Repositories['tasks'];
+  tasks.insert = async (task) => {
+    if (task.status !== 'queued') violations.push(`a task inserted as ${task.status}`);
+    return inner.tasks.insert(task);
+  };
+  tasks.update = async (id, patch, now) => {
+    if ('status' in patch) violations.push(`tasks.update wrote a status (${String((patch as { status: unknown }).status)})`);
+    return inner.tasks.update(id, patch, now);
+  };
+  tasks.transition = async (id, from, to, patch, now, events) => {
+    const stack = new Error('status write').stack ?? '';
+    if (!stack.includes('transitionTask')) violations.push(`tasks.transition(${from.join('|')} -> ${to}) outside transitionTask`);
+    for (const status of from) {
+      if (!TASK_TRANSITIONS[status].includes(to)) violations.push(`task ${status} -> ${to} is not in the task table`);
+    }
+    const before = await inner.tasks.get(id);
+    const updated = await inner.tasks.transition(id, from, to, patch, now, events);
+    if (updated && before) taskWrites.add(`${before.status} -> ${to}`);
+    return updated;
+  };
+  return { repos: { ...inner, images, tasks } as Repositories, writes, taskWrites, violations };
 }
 
 async function withTemplates(h: Harness) {
@@ -75,7 +97,7 @@ async function crashed(inner: Repositories, image: Image, type: 'capture' | 'del
 describe('every image status change goes through the lifecycle table and the transition function', () => {
   it('walks every service path that changes a status', async () => {
     const inner = createMemoryRepositories();
-    const { repos, writes, violations } = recording(inner);
+    const { repos, writes, taskWrites, violations } = recording(inner);
     const h = await setup({ repositories: repos });
 
     // Custom: capture (creating -> available), failed capture and retry, cancel.
@@ -89,6 +111,10 @@ describe('every image status change goes through the lifecycle table and the tra
     let open!: () => void;
     h.world.captureGate = new Promise<void>((resolve) => (open = resolve));
     const cancelled = (await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'cancelled' })).image;
+    // A second capture on the same hypervisor waits (its queued heartbeat beats), then is cancelled before it runs.
+    const waiting = (await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'waiting' })).image;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await h.ii.images.cancelCapture(alice, waiting.id);
     await h.ii.images.cancelCapture(alice, cancelled.id);
     open();
     h.world.captureGate = null;
@@ -136,6 +162,17 @@ describe('every image status change goes through the lifecycle table and the tra
     await crashed(inner, makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null, status: 'creating' }), 'capture');
     await crashed(inner, makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null, status: 'deleting' }), 'delete');
     await crashed(inner, stockA, 'delete');
+    const neverRan = makeImage({ accountId: 'acct-alice', storageId: h.storageId, hypervisorId: null, status: 'creating' });
+    await inner.images.insert(neverRan);
+    await inner.tasks.insert(
+      makeTask({
+        type: 'capture',
+        subjectId: neverRan.id,
+        status: 'queued',
+        heartbeatAt: new Date('2026-11-01T00:00:00Z'),
+        accountId: 'acct-alice',
+      }),
+    );
     await crashed(inner, stockB, 'delete');
     await h.ii.recover();
     await h.ii.catalog.deleteOsImage(admin, stockA.id);
@@ -152,6 +189,9 @@ describe('every image status change goes through the lifecycle table and the tra
     expect(new Set(writes.filter((w) => w.op === 'insert').map((w) => `${w.kind} ${w.to}`))).toEqual(
       new Set(['custom creating', 'stock available']),
     );
+    // The task table too: every row is walked by these flows.
+    const taskTable = TASK_STATUSES.flatMap((from: TaskStatus) => TASK_TRANSITIONS[from].map((to) => `${from} -> ${to}`));
+    expect([...taskWrites].sort()).toEqual(taskTable.sort());
   });
 
   it('no service writes an image status but the transition function (static check)', () => {
@@ -159,6 +199,7 @@ describe('every image status change goes through the lifecycle table and the tra
     for (const file of readdirSync(dir)) {
       const source = readFileSync(join(dir, file), 'utf8');
       if (file !== 'image-state.ts') expect(source, file).not.toMatch(/images\.transition\(/);
+      if (file !== 'task-state.ts') expect(source, file).not.toMatch(/tasks\s*\.transition\(/);
       expect(source, file).not.toMatch(/images\.update\([^)]*status:/);
     }
   });
