@@ -445,10 +445,14 @@ export class ImageService {
     if (image.status === 'creating')
       throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
     if (image.kind === 'stock') await this.assertNotDeploying(image.id);
-    const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
-    // Its shares and a pending transfer offer end with it.
-    await revokeSharesOf(this.ctx, image.id, actor, deleting.updatedAt);
+    // A pending transfer offer ends first (compare-and-set), so the image cannot change hands any
+    // more; should the recipient's acceptance have won the race, the re-read no longer finds the
+    // image among the actor's and the delete is refused (NOT_FOUND): exactly one of the two wins.
     await cancelTransfersOf(this.ctx, image.id, actor);
+    const current = image.kind === 'custom' ? await this.imageFor(actor, imageId) : image;
+    const deleting = await transitionImage(this.ctx, current, 'deleting', {}, actor);
+    // Its shares end with it.
+    await revokeSharesOf(this.ctx, image.id, actor, deleting.updatedAt);
     // Billing stops at the request; the delete task stops it again (idempotently) should this fail.
     await stopBilling(this.ctx, image.id, deleting.updatedAt).catch((error: unknown) =>
       this.ctx.logger.warn('stopping billing failed; the delete task retries it', { imageId: image.id, error: String(error) }),

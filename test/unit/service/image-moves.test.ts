@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildUsageReport, type Image } from '../../../src';
+import { createMemoryRepositories } from '../../../src/memory';
 import { admin, alice, bob, codeOf, setup, type Harness } from './setup';
 
 const carol = { kind: 'customer', accountId: 'acct-carol' } as const;
@@ -238,5 +239,42 @@ describe('copying an image to another storage', () => {
     const other = await h.ii.storages.createStorage(admin, { name: 's3-b', driver: 'fake-s3', config: { root: 'other' } });
     await h.ii.storages.bindHypervisor(admin, other.id, 'hv-1');
     expect(await codeOf(h.ii.copies.copyImage(admin, image.id, { storageId: other.id }))).toBe('IMAGE_LIMIT_REACHED');
+  });
+});
+
+describe('a delete racing the acceptance of a transfer', () => {
+  it('exactly one wins: an acceptance that lands after the owner’s delete read leaves the recipient’s image untouched', async () => {
+    const repositories = createMemoryRepositories();
+    const h = await setup({ repositories });
+    const image = await aliceImage(h);
+    const transfer = await h.ii.transfers.offerTransfer(alice, image.id, { accountId: 'acct-bob' });
+    // The recipient accepts just after the owner's delete has read the image (still alice's).
+    const get = repositories.images.get.bind(repositories.images);
+    let raced = false;
+    repositories.images.get = async (id, ...rest) => {
+      const read = await get(id, ...rest);
+      if (!raced && id === image.id) {
+        raced = true;
+        await h.ii.transfers.acceptTransfer(bob, transfer.id);
+      }
+      return read;
+    };
+    expect(await codeOf(h.ii.images.deleteImage(alice, image.id))).toBe('NOT_FOUND');
+    await h.ii.idle();
+    const after = await h.ii.images.getImage(bob, image.id);
+    expect([after.status, after.accountId]).toEqual(['available', 'acct-bob']);
+    expect((await h.ii.transfers.listTransfers(bob, { status: 'accepted' })).items.map((t) => t.id)).toEqual([transfer.id]);
+  });
+
+  it('exactly one wins: a delete that ends the offer first leaves nothing to accept', async () => {
+    const repositories = createMemoryRepositories();
+    const h = await setup({ repositories });
+    const image = await aliceImage(h);
+    const transfer = await h.ii.transfers.offerTransfer(alice, image.id, { accountId: 'acct-bob' });
+    await h.ii.images.deleteImage(alice, image.id);
+    expect(await codeOf(h.ii.transfers.acceptTransfer(bob, transfer.id))).toBe('INVALID_STATE');
+    await h.ii.idle();
+    const after = await repositories.images.get(image.id);
+    expect([after?.status, after?.accountId]).toEqual(['deleted', 'acct-alice']);
   });
 });
