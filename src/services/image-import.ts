@@ -14,7 +14,7 @@ import { refusedAddress, type DestinationRules } from '../import/address';
 import { localDecompressors, type Decompressors } from '../import/decompress';
 import { checkImportUrl } from '../import/download';
 import { ImportOptionsSchema, rulesOf, type ImportOptions, type ResolvedImportOptions } from '../import/options';
-import { openImportSource } from '../import/source';
+import { openByteSource, openImportSource, type ImportSource } from '../import/source';
 import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import { DescriptionSchema, IdSchema, NameSchema, Sha256Schema } from '../model/common';
 import { OsTypeSchema, type Image } from '../model/image';
@@ -73,6 +73,22 @@ export interface OsImageImport {
   imageId: string;
   task: Task;
 }
+
+/** Opens an import's bytes once its task runs (a download, or a staged upload). @internal */
+export type OpenImportBytes = (work: TaskWork) => Promise<ImportSource>;
+
+/** What a custom import records, whatever brings its bytes. @internal */
+export interface CustomImportRequest {
+  accountId: string;
+  name: string;
+  description: string;
+  locationId: string;
+  /** Operators import regardless of the location's `urlImportEnabled`. */
+  byAdmin: boolean;
+}
+
+/** The fields of a stock OS image import besides its source. @internal */
+export type OsImportFields = Omit<z.output<typeof ImportOsImageInputSchema>, 'url'>;
 
 /** Customer-facing reasons of a failed import, by code (driver messages may name infrastructure). */
 const REASONS: Partial<Record<string, string>> = {
@@ -158,31 +174,56 @@ export class ImageImportService {
         fields: [{ path: 'accountId', message: 'is required for administrators' }],
       });
     const url = this.checkUrl(data.url);
-    const settings = await this.ctx.repos.settings.getLocation(data.locationId);
-    if (!settings?.imagesEnabled || (actor.kind === 'customer' && settings.urlImportEnabled !== true))
-      throw new InstanceImagesError('FEATURE_DISABLED', 'Importing images from a URL is not enabled in this location', {
-        details: { locationId: data.locationId },
-      });
+    const sha256 = data.sha256 ?? null;
+    return this.startCustomImport(
+      { accountId, name: data.name, description: data.description ?? '', locationId: data.locationId, byAdmin: actor.kind === 'admin' },
+      (work) => this.openUrl(url, sha256, work),
+    );
+  }
+
+  /**
+   * Checks the location's switches and the account's cap, records the image in `creating` and
+   * queues its `import` task, which stores the bytes `open` gives. `settled` runs when the task
+   * ended, whatever the outcome (an upload removes its staged file there); it also runs when this
+   * throws before queuing anything.
+   * @internal Used by URL imports and uploads.
+   */
+  async startCustomImport(request: CustomImportRequest, open: OpenImportBytes, settled?: () => Promise<void>): Promise<ImageWithTask> {
+    try {
+      return await this.queueCustomImport(request, open, settled);
+    } catch (error) {
+      await settled?.();
+      throw error;
+    }
+  }
+
+  private async queueCustomImport(
+    request: CustomImportRequest,
+    open: OpenImportBytes,
+    settled?: () => Promise<void>,
+  ): Promise<ImageWithTask> {
+    const { accountId } = request;
+    await this.checkCustomImport(request);
+    const settings = await this.ctx.repos.settings.getLocation(request.locationId);
     const override = await this.ctx.repos.settings.getAccountLimit(accountId);
-    const max = override ? override.imageLimit : settings.defaultImageLimit;
+    const max = override ? override.imageLimit : (settings?.defaultImageLimit ?? null);
     const limitReached = () => new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
-    if (max !== null && (await this.ctx.repos.images.countActive(accountId)) >= max) throw limitReached();
-    const { storage, hypervisorId } = await this.pickTarget(data.locationId);
+    const { storage, hypervisorId } = await this.pickTarget(request.locationId);
     const disk = await this.drivers.storage(storage, hypervisorId);
     const now = this.ctx.now();
     const id = this.ctx.newId();
     const image: Image = {
       id,
       kind: 'custom',
-      name: data.name,
-      description: data.description ?? '',
+      name: request.name,
+      description: request.description,
       osType: null,
       cloudInit: false,
       mediaGroupId: null,
       accountId,
       sourceInstanceId: null,
       sourceInstanceName: null,
-      locationId: data.locationId,
+      locationId: request.locationId,
       storageId: storage.id,
       hypervisorId: disk.capabilities.shared ? null : hypervisorId,
       fileKey: customImageKey(accountId, id, 'qcow2'),
@@ -207,9 +248,33 @@ export class ImageImportService {
     this.ctx.queue.enqueue({
       taskId: task.id,
       hypervisorId: writer,
-      run: (signal) => this.runCustomImport(task.id, image, url, data.sha256 ?? null, target, signal),
+      run: async (signal) => {
+        try {
+          await this.runCustomImport(task.id, image, open, target, signal);
+        } finally {
+          await settled?.();
+        }
+      },
     });
     return { image, task };
+  }
+
+  /**
+   * The checks a custom import makes before anything is recorded (also at an upload's creation):
+   * the location's switches (`imagesEnabled`; `urlImportEnabled` for customers, FEATURE_DISABLED)
+   * and the account's cap (IMAGE_LIMIT_REACHED; held atomically only when the image is recorded).
+   * @internal
+   */
+  async checkCustomImport(request: Pick<CustomImportRequest, 'accountId' | 'locationId' | 'byAdmin'>): Promise<void> {
+    const settings = await this.ctx.repos.settings.getLocation(request.locationId);
+    if (!settings?.imagesEnabled || (!request.byAdmin && settings.urlImportEnabled !== true))
+      throw new InstanceImagesError('FEATURE_DISABLED', 'Importing images is not enabled in this location', {
+        details: { locationId: request.locationId },
+      });
+    const override = await this.ctx.repos.settings.getAccountLimit(request.accountId);
+    const max = override ? override.imageLimit : settings.defaultImageLimit;
+    if (max !== null && (await this.ctx.repos.images.countActive(request.accountId)) >= max)
+      throw new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
   }
 
   /**
@@ -220,6 +285,15 @@ export class ImageImportService {
     requireAdmin(actor);
     const data = parseOrThrow(ImportOsImageInputSchema, input, 'The OS image import');
     const url = this.checkUrl(data.url);
+    const sha256 = data.sha256 ?? null;
+    return this.startOsImport(data, (work) => this.openUrl(url, sha256, work));
+  }
+
+  /**
+   * Checks an OS image import's fields (media group, a template storage, its hypervisor).
+   * @internal Also used when an upload of an OS image is created.
+   */
+  async checkOsImport(data: OsImportFields): Promise<{ storage: ImageStorage; hypervisorId: string | null }> {
     if (data.mediaGroupId && !(await this.ctx.repos.mediaGroups.get(data.mediaGroupId))) throw notFound('Media group', data.mediaGroupId);
     const storage = await this.ctx.repos.storages.get(data.storageId);
     if (!storage) throw notFound('Image storage', data.storageId);
@@ -228,6 +302,25 @@ export class ImageImportService {
         fields: [{ path: 'storageId', message: 'is not a template storage' }],
       });
     const hypervisorId = await this.drivers.viaHypervisor(storage, data.hypervisorId);
+    return { storage, hypervisorId };
+  }
+
+  /**
+   * Queues the `import` task of a stock OS image whose bytes `open` gives; `settled` runs when
+   * the task ended (or when this throws).
+   * @internal Used by URL imports and uploads.
+   */
+  async startOsImport(data: OsImportFields, open: OpenImportBytes, settled?: () => Promise<void>): Promise<OsImageImport> {
+    try {
+      return await this.queueOsImport(data, open, settled);
+    } catch (error) {
+      await settled?.();
+      throw error;
+    }
+  }
+
+  private async queueOsImport(data: OsImportFields, open: OpenImportBytes, settled?: () => Promise<void>): Promise<OsImageImport> {
+    const { storage, hypervisorId } = await this.checkOsImport(data);
     const disk = await this.drivers.storage(storage, hypervisorId);
     const id = this.ctx.newId();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
@@ -248,22 +341,26 @@ export class ImageImportService {
       hypervisorId: writer,
       run: async (signal) => {
         const keys: string[] = [];
-        const outcome = await runTask(this.ctx, task.id, signal, async (work) => {
-          const stored = await this.download(url, data.sha256 ?? null, target, work, keys);
-          if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
-          await this.ctx.repos.images.insert(record(stored));
-        });
-        if (!outcome.ok) await this.removeKeys(target, keys, id);
+        try {
+          const outcome = await runTask(this.ctx, task.id, signal, async (work) => {
+            const stored = await this.store(open, target, work, keys);
+            if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
+            await this.ctx.repos.images.insert(record(stored));
+          });
+          if (!outcome.ok) await this.removeKeys(target, keys, id);
+        } finally {
+          await settled?.();
+        }
       },
     });
     return { imageId: id, task };
   }
 
-  /** Download, decompress, detect and store: the work shared by both imports. */
-  private async download(url: URL, sha256: string | null, target: ImportTarget, work: TaskWork, keys: string[]): Promise<StoredImport> {
+  /** Downloads, decompresses and detects the format: a URL import's bytes. */
+  private openUrl(url: URL, sha256: string | null, work: TaskWork): Promise<ImportSource> {
     const { signal, progress } = work;
     progress({ step: 'downloading', bytesDone: 0, bytesTotal: null });
-    const source = await openImportSource(url, {
+    return openImportSource(url, {
       rules: this.rules,
       maxRedirects: this.options.maxRedirects,
       maxBytes: this.options.maxDownloadBytes,
@@ -276,6 +373,26 @@ export class ImageImportService {
       decompressors: this.decompressors,
       onDownloaded: (bytes, total) => progress({ step: 'downloading', bytesDone: bytes, bytesTotal: total }),
     });
+  }
+
+  /**
+   * Decompresses and detects the format of bytes at hand (an upload): the same pipeline as a
+   * URL's, with the same limits.
+   * @internal
+   */
+  openBytes(bytes: AsyncIterable<Buffer>, sha256: string | null, signal: AbortSignal): Promise<ImportSource> {
+    return openByteSource(bytes, {
+      signal,
+      maxImageBytes: this.options.maxImageBytes,
+      expectedSha256: sha256,
+      decompressors: this.decompressors,
+    });
+  }
+
+  /** Opens the source and stores it: the work shared by every import. */
+  private async store(open: OpenImportBytes, target: ImportTarget, work: TaskWork, keys: string[]): Promise<StoredImport> {
+    const { signal, progress } = work;
+    const source = await open(work);
     try {
       return await storeImport(this.drivers, target, source, { signal, progress, onKey: (key) => keys.push(key) });
     } finally {
@@ -294,14 +411,13 @@ export class ImageImportService {
   private async runCustomImport(
     taskId: string,
     image: Image,
-    url: URL,
-    sha256: string | null,
+    open: OpenImportBytes,
     target: ImportTarget,
     signal: AbortSignal,
   ): Promise<void> {
     const keys: string[] = [];
     const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
-      const stored = await this.download(url, sha256, target, work, keys);
+      const stored = await this.store(open, target, work, keys);
       const current = await this.ctx.repos.images.get(image.id);
       if (signal.aborted || current?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       const now = this.ctx.now();
