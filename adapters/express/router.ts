@@ -17,6 +17,8 @@ import { codedError, HttpProblem, PROBLEM_CONTENT_TYPE, problemFromError } from 
 import { parseQuery } from './query';
 import { pathParams, type ImagesRouterService, type RouteDefinition, type RouteRuntime } from './route-types';
 import { IMAGES_ROUTES } from './routes';
+import { createTusHandler } from '../tus/handler';
+import { sendWebResponse, toWebRequest } from '../tus/node';
 
 /** Decides who is calling, from the host's own session or auth; `null` means unauthenticated (401). */
 export type ResolveActor = (req: Request) => Actor | null | Promise<Actor | null>;
@@ -260,6 +262,18 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
       }, next);
     });
   }
+  // Resumable uploads (tus): a web-standard handler, given the Express request's actor.
+  const requests = new WeakMap<globalThis.Request, Request>();
+  const tus = createTusHandler({
+    service: parsed.service,
+    resolveActor: (request) => options.resolveActor(requests.get(request) as Request),
+    logger,
+  });
+  router.all(['/uploads', '/uploads/:uploadId'], (req: Request, res: Response, next: NextFunction) => {
+    const request = toWebRequest(req, req.originalUrl);
+    requests.set(request, req);
+    tus(request, { basePath: `${req.baseUrl}/uploads` }).then((response) => sendWebResponse(res, response), next);
+  });
   for (const route of IMAGES_ROUTES) {
     router[route.method](route.path, (req: Request, res: Response, next: NextFunction) => {
       handle(route, req, res).catch(next);

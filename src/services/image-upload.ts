@@ -354,7 +354,12 @@ export class ImageUploadService {
       upload.offsetBytes = outcome.offsetBytes;
       upload.expiresAt = this.expiry();
       await staging.save(upload);
-      if (outcome.error !== null) throw outcome.error;
+      if (outcome.error instanceof InstanceImagesError) throw outcome.error;
+      if (outcome.error !== null)
+        throw new InstanceImagesError('CANCELLED', 'The piece ended early (the connection dropped); ask for the offset and continue', {
+          cause: outcome.error,
+          details: { offsetBytes: upload.offsetBytes },
+        });
       if (upload.lengthBytes !== null && upload.offsetBytes === upload.lengthBytes) await this.finish(upload);
       return infoOf(upload);
     } finally {
