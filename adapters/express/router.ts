@@ -17,7 +17,7 @@ import { codedError, HttpProblem, PROBLEM_CONTENT_TYPE, problemFromError } from 
 import { parseQuery } from './query';
 import { pathParams, type ImagesRouterService, type RouteDefinition, type RouteRuntime } from './route-types';
 import { IMAGES_ROUTES } from './routes';
-import { createTusHandler } from '../tus/handler';
+import { createTusHandler, TUS_ROUTES } from '../tus/handler';
 import { sendWebResponse, toWebRequest } from '../tus/node';
 
 /** Decides who is calling, from the host's own session or auth; `null` means unauthenticated (401). */
@@ -269,11 +269,13 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
     resolveActor: (request) => options.resolveActor(requests.get(request) as Request),
     logger,
   });
-  router.all(['/uploads', '/uploads/:uploadId'], (req: Request, res: Response, next: NextFunction) => {
+  const serveTus = (req: Request, res: Response, next: NextFunction) => {
     const request = toWebRequest(req, req.originalUrl);
     requests.set(request, req);
     tus(request, { basePath: `${req.baseUrl}/uploads` }).then((response) => sendWebResponse(res, response), next);
-  });
+  };
+  // GET also answers HEAD (tus: the offset); the paths and methods are TUS_ROUTES.
+  for (const { method, path } of TUS_ROUTES) router[method](path, serveTus);
   for (const route of IMAGES_ROUTES) {
     router[route.method](route.path, (req: Request, res: Response, next: NextFunction) => {
       handle(route, req, res).catch(next);

@@ -50,6 +50,15 @@ export const UPLOAD_METADATA_KEYS = [
 /** Keys tus clients add on their own (Uppy, tus-js-client with a File): kept, not interpreted. */
 const CLIENT_METADATA_KEYS = new Set(['filename', 'filetype', 'type', 'relativePath']);
 
+/** The routes a framework registers for the handler, below the API's mount point (HEAD is served with GET). */
+export const TUS_ROUTES = [
+  { method: 'options', path: '/uploads' },
+  { method: 'post', path: '/uploads' },
+  { method: 'get', path: '/uploads/:uploadId' },
+  { method: 'patch', path: '/uploads/:uploadId' },
+  { method: 'delete', path: '/uploads/:uploadId' },
+] as const;
+
 /** Options of {@link createTusHandler}. */
 export interface TusHandlerOptions {
   /** The SDK (its `uploads`). */
@@ -195,7 +204,7 @@ export function createTusHandler(options: TusHandlerOptions): TusHandler {
   return async (request, context) => {
     const base = context.basePath.replace(/\/+$/, '');
     const path = new URL(request.url).pathname.replace(/\/+$/, '');
-    const method = (request.headers.get('X-HTTP-Method-Override') ?? request.method).toUpperCase();
+    const method = request.method.toUpperCase();
     const id = path === base ? null : path.startsWith(`${base}/`) ? decodeURIComponent(path.slice(base.length + 1)) : undefined;
     let actor: Actor | null = null;
     try {

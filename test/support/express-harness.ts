@@ -5,7 +5,10 @@
  * unauthenticated.
  */
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { createImagesRouter, type ImagesRouterOptions } from '../../adapters/express';
 import { createInstanceImages, type Actor, type InstanceImages, type StorageDriverFactory } from '../../src';
@@ -100,6 +103,7 @@ export async function startExpressHarness(
   world.addHypervisor('hv-1');
   world.addHypervisor('hv-2');
   let markFirst: () => void = () => undefined;
+  const uploadDirectory = mkdtempSync(join(tmpdir(), 'ii-harness-uploads-'));
   const probe: StreamProbe = { received: 0, firstBytes: new Promise<void>((resolve) => (markFirst = resolve)) };
   const ii = createInstanceImages({
     hostDirectory: world.hostDirectory(),
@@ -114,6 +118,8 @@ export async function startExpressHarness(
     // URL imports from test servers on this machine; signed export links.
     imports: { allowNetworks: ['127.0.0.1/32'] },
     exports: { secret: 'express-harness-export-secret-0123456789' },
+    // Resumable uploads, staged in a fresh directory (removed by close()).
+    uploads: { directory: uploadDirectory, sweepIntervalMs: 0 },
   });
   await ii.settings.setLocationSettings(ADMIN, 'loc-1', {
     imagesEnabled: true,
@@ -228,6 +234,7 @@ export async function startExpressHarness(
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await ii.idle();
+      rmSync(uploadDirectory, { recursive: true, force: true });
       await ii.close();
     },
   };
