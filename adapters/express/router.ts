@@ -272,7 +272,11 @@ export function createImagesRouter(options: ImagesRouterOptions): Router {
   const serveTus = (req: Request, res: Response, next: NextFunction) => {
     const request = toWebRequest(req, req.originalUrl);
     requests.set(request, req);
-    tus(request, { basePath: `${req.baseUrl}/uploads` }).then((response) => sendWebResponse(res, response), next);
+    tus(request, { basePath: `${req.baseUrl}/uploads` }).then((response) => {
+      // A piece refused before it was read is not drained: the connection closes instead.
+      if (!req.complete) res.setHeader('Connection', 'close');
+      return sendWebResponse(res, response);
+    }, next);
   };
   // GET also answers HEAD (tus: the offset); the paths and methods are TUS_ROUTES.
   for (const { method, path } of TUS_ROUTES) router[method](path, serveTus);

@@ -205,7 +205,7 @@ export function createTusHandler(options: TusHandlerOptions): TusHandler {
     const base = context.basePath.replace(/\/+$/, '');
     const path = new URL(request.url).pathname.replace(/\/+$/, '');
     const method = request.method.toUpperCase();
-    const id = path === base ? null : path.startsWith(`${base}/`) ? decodeURIComponent(path.slice(base.length + 1)) : undefined;
+    const id = path === base ? null : path.startsWith(`${base}/`) ? decodedSegment(path.slice(base.length + 1)) : undefined;
     let actor: Actor | null = null;
     try {
       if (id === undefined || (id !== null && id.includes('/'))) throw new HttpProblem('NOT_FOUND', 'No such upload path');
@@ -282,6 +282,15 @@ export function createTusHandler(options: TusHandlerOptions): TusHandler {
       checksum: parseChecksum(request.headers.get('Upload-Checksum')),
     });
     return new Response(null, { status: 204, headers: stateHeaders(info) });
+  }
+}
+
+/** A percent-decoded path segment; a malformed one names no upload (undefined: 404). */
+function decodedSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }
 
