@@ -244,7 +244,12 @@ export class ImageImportService {
     else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId, max }))) throw limitReached();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId, hypervisorId: writer });
-    const target: ImportTarget = { disk, hypervisorId: writer, keyBase: image.fileKey.replace(/\.qcow2$/, '') };
+    const target: ImportTarget = {
+      disk,
+      hypervisorId: writer,
+      keyBase: image.fileKey.replace(/\.qcow2$/, ''),
+      converterId: this.ctx.hypervisorDriver && this.ctx.executors ? hypervisorId : null,
+    };
     this.ctx.queue.enqueue({
       taskId: task.id,
       hypervisorId: writer,
@@ -325,7 +330,12 @@ export class ImageImportService {
     const id = this.ctx.newId();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId: null, hypervisorId: writer });
-    const target: ImportTarget = { disk, hypervisorId: writer, keyBase: `os-images/imported/${id}` };
+    const target: ImportTarget = {
+      disk,
+      hypervisorId: writer,
+      keyBase: `os-images/imported/${id}`,
+      converterId: this.ctx.hypervisorDriver && this.ctx.executors ? hypervisorId : null,
+    };
     const record = (stored: StoredImport): Image => {
       return newStockImage({
         id,

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -155,16 +155,23 @@ describe.skipIf(loaded.env === null)(`tus upload into S3${loaded.missing ? ` (sk
   const env = loaded.env!;
   const bucket = useTestBucket(env, 'tus');
   let work: string;
+  let scratch: string;
   let panel: Awaited<ReturnType<typeof startPanel>>;
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ii-it-tus-src-'));
+    scratch = freshScratchDir('tus-s3-scratch');
+    const executor = createLocalExecutor();
     panel = await startPanel({
       hostDirectory: {
         getInstance: async () => null,
-        getHypervisor: async (id) => (id === 'hv-1' ? { id, name: 'hv', locationId: 'loc', connection: { type: 'local' } } : null),
+        getHypervisor: async (id) =>
+          id === 'hv-1' ? { id, name: 'hv', locationId: 'loc', connection: { type: 'local' }, scratchDir: scratch } : null,
       },
       storageDrivers: [s3StorageDriver],
+      // The hypervisor bound to the bucket converts VMDK, VHDX and VHD images.
+      executors: () => executor,
+      hypervisorDriver: (hv, exec) => createLibvirtDriver(hv, exec),
     });
     await panel.ii.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, urlImportEnabled: true });
     const storage = await panel.ii.storages.createStorage(ADMIN, {
@@ -178,7 +185,7 @@ describe.skipIf(loaded.env === null)(`tus upload into S3${loaded.missing ? ` (sk
   afterAll(async () => {
     await new Promise<void>((resolve) => panel?.server.close(() => resolve()));
     await panel?.ii.close();
-    for (const dir of [work, panel?.staging]) if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const dir of [work, scratch, panel?.staging]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('uploads a qcow2 in pieces across a dropped connection and stores exactly its bytes', async () => {
@@ -195,5 +202,24 @@ describe.skipIf(loaded.env === null)(`tus upload into S3${loaded.missing ? ` (sk
     });
     expect(await allObjectKeys(bucket.admin, bucket.bucket)).toEqual([`p/${image.fileKey}`]);
     expect(readdirSync(panel.staging).filter((name) => name.endsWith('.part'))).toEqual([]);
+  });
+
+  it.skipIf(libvirtSkip !== null)('converts an uploaded VMDK to qcow2 on the bound hypervisor and stores it in the bucket', async () => {
+    const source = makeQcow2(work);
+    const vmdkPath = `${work}/source.vmdk`;
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'vmdk', source, vmdkPath]);
+    const before = (await allObjectKeys(bucket.admin, bucket.bucket)).length;
+    const { imageId } = await uploadWithCut(panel.url, readFileSync(vmdkPath), 128 * 1024);
+    await panel.ii.idle();
+    const image = await panel.ii.images.getImage(ALICE, imageId);
+    expect(image).toMatchObject({ status: 'available', format: 'qcow2', virtualSizeBytes: 64 * 1024 * 1024 });
+    const link = await panel.ii.exports.createDownloadLink(ALICE, imageId);
+    const stored = Buffer.from(await (await fetch(link.kind === 'presigned' ? link.url : '')).arrayBuffer());
+    expect(sha256(stored)).toBe(image.sha256);
+    writeFileSync(`${work}/stored.qcow2`, stored);
+    expect(imageInfo(`${work}/stored.qcow2`)).toMatchObject({ format: 'qcow2', backing: null });
+    expect(imagesIdentical(source, `${work}/stored.qcow2`)).toBe(true);
+    expect(await allObjectKeys(bucket.admin, bucket.bucket)).toHaveLength(before + 1);
+    expect(readdirSync(scratch)).toEqual([]);
   });
 });

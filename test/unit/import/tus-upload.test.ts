@@ -65,7 +65,13 @@ afterEach(async () => {
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-function send(actor: Actor | null, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | ReadableStream<Uint8Array>): Promise<Response> {
+function send(
+  actor: Actor | null,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: Buffer | ReadableStream<Uint8Array>,
+): Promise<Response> {
   const who: Record<string, string> = actor === null ? {} : { 'x-test-actor': actor.kind === 'admin' ? 'admin' : actor.accountId };
   const init: RequestInit & { duplex?: string } = { method, headers: { 'Tus-Resumable': '1.0.0', ...who, ...headers } };
   if (body !== undefined) Object.assign(init, { body, duplex: 'half' });
@@ -306,5 +312,25 @@ describe('tus uploads', () => {
     const off = await create(ALICE, 10);
     expect(off.res.status).toBe(403);
     expect(await off.res.json()).toMatchObject({ code: 'FEATURE_DISABLED' });
+  });
+
+  it('converts a VMDK into an object storage on a hypervisor bound to it, leaving no scratch file', async () => {
+    await setup();
+    const vmdk = Buffer.alloc(64 * 1024);
+    vmdk.write('KDMV', 0, 'latin1');
+    vmdk.writeUInt32LE(1, 4);
+    vmdk.writeBigUInt64LE(2097152n, 12); // 1 GiB
+    vmdk.writeBigUInt64LE(128n, 20);
+    vmdk.writeBigUInt64LE(1n, 28);
+    vmdk.writeBigUInt64LE(20n, 36);
+    vmdk.write('# Disk DescriptorFile\ncreateType="monolithicSparse"\n', 512, 'latin1');
+    const { location } = await create(ALICE, vmdk.length);
+    const done = await piece(ALICE, location, 0, vmdk);
+    await ii.idle();
+    const stored = await ii.repositories.images.get(done.headers.get('Upload-Image-Id') ?? '');
+    expect(stored).toMatchObject({ status: 'available', format: 'qcow2', fileKey: expect.stringMatching(/\.qcow2$/) });
+    // The fake hypervisor "converts" by copying: the object holds what it wrote, and its scratch file is gone.
+    expect(world.files.get(`bucket:${stored?.fileKey}`)?.bytes.equals(vmdk)).toBe(true);
+    expect([...world.files.keys()].filter((key) => key.startsWith('hv-1:'))).toEqual([]);
   });
 });
