@@ -127,7 +127,8 @@ export function uploadInputOf(metadata: Record<string, string>, lengthBytes: num
   return { target: target as CreateUploadInput['target'], lengthBytes, metadata };
 }
 
-function formatMetadata(metadata: Record<string, string>): string {
+/** Key/value pairs as an `Upload-Metadata` header. */
+export function formatMetadata(metadata: Record<string, string>): string {
   return Object.entries(metadata)
     .map(([k, v]) => (v === '' ? k : `${k} ${Buffer.from(v, 'utf8').toString('base64')}`))
     .join(',');
@@ -160,6 +161,8 @@ function stateHeaders(info: UploadInfo): Headers {
   const headers = tusHeaders({ 'Upload-Offset': String(info.offsetBytes), 'Upload-Expires': info.expiresAt.toUTCString() });
   if (info.lengthBytes === null) headers.set('Upload-Defer-Length', '1');
   else headers.set('Upload-Length', String(info.lengthBytes));
+  // tus: a HEAD answer carries the metadata the upload was created with.
+  if (Object.keys(info.metadata).length > 0) headers.set('Upload-Metadata', formatMetadata(info.metadata));
   if (info.imageId !== null) headers.set('Upload-Image-Id', info.imageId);
   if (info.taskId !== null) headers.set('Upload-Task-Id', info.taskId);
   return headers;
@@ -297,5 +300,3 @@ function decodedSegment(segment: string): string | undefined {
 async function* emptyBody(): AsyncGenerator<Uint8Array> {
   // A piece without a body (e.g. only setting a deferred length).
 }
-
-export { formatMetadata as formatUploadMetadata };

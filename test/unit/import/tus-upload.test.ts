@@ -138,6 +138,7 @@ describe('tus uploads', () => {
       String(image.length),
     ]);
     expect(head.headers.get('Cache-Control')).toBe('no-store');
+    expect(head.headers.get('Upload-Metadata')).toBe(`name ${b64('uploaded')},locationId ${b64('loc-1')}`);
     const wrong = await piece(ALICE, location, 50_000, image.subarray(50_000));
     expect(wrong.status).toBe(409);
     expect(wrong.headers.get('Upload-Offset')).toBe('100000');
