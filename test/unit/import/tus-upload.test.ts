@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createInstanceImages, type Actor, type InstanceImages } from '../../../src';
+import { failureReason } from '../../../src/messages';
+import type { TaskJob, TaskQueue, TaskQueueBinding } from '../../../src/ports/task-queue';
 import { createTusHandler, type TusHandler } from '../../../adapters/tus/handler';
 import { FakeWorld, sha256 } from '../../support/fakes';
 
@@ -27,7 +29,11 @@ let dir: string;
 let tus: TusHandler;
 let clock: number;
 
-async function setup(uploads: { maxUploadBytes?: number; maxStagingBytes?: number; expiresAfterMs?: number } = {}, limit?: number) {
+async function setup(
+  uploads: { maxUploadBytes?: number; maxStagingBytes?: number; expiresAfterMs?: number } = {},
+  limit?: number,
+  queue?: TaskQueue,
+) {
   world = new FakeWorld();
   world.addHypervisor('hv-1');
   dir = mkdtempSync(join(tmpdir(), 'ii-tus-'));
@@ -40,6 +46,7 @@ async function setup(uploads: { maxUploadBytes?: number; maxStagingBytes?: numbe
     tasks: { progressIntervalMs: 0 },
     clock: () => new Date(clock),
     uploads: { directory: dir, sweepIntervalMs: 0, ...uploads },
+    ...(queue ? { queue } : {}),
   });
   await ii.settings.setLocationSettings(ADMIN, 'loc-1', {
     imagesEnabled: true,
@@ -166,6 +173,59 @@ describe('tus uploads', () => {
     expect(staged()).toEqual([`${location.split('/').pop()}.json`]);
     const info = await (await send(ALICE, 'GET', location)).json();
     expect(info).toMatchObject({ offsetBytes: image.length, imageId, taskId });
+  });
+
+  it('hands a complete upload to its import job as data: a worker with the staging directory runs it, one without fails it', async () => {
+    // The web process only queues: each job crosses as JSON, and the test runs it in a worker.
+    const jobs: TaskJob[] = [];
+    const queueOf = (onBind: (binding: TaskQueueBinding) => void = () => undefined): TaskQueue => ({
+      bind: onBind,
+      enqueue: async (job) => void jobs.push(JSON.parse(JSON.stringify(job)) as TaskJob),
+      cancel: () => false,
+      onIdle: async () => undefined,
+      close: async () => undefined,
+    });
+    await setup({}, undefined, queueOf());
+    const worker = (uploads?: { directory: string; sweepIntervalMs: number }) => {
+      let run: TaskQueueBinding['run'] = () => Promise.reject(new Error('not bound'));
+      const sdk = createInstanceImages({
+        hostDirectory: world.hostDirectory(),
+        executors: world.executors(),
+        hypervisorDriver: world.hypervisorFactory(),
+        storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false })],
+        repositories: ii.repositories,
+        tasks: { progressIntervalMs: 0 },
+        queue: queueOf((binding) => (run = binding.run)),
+        ...(uploads ? { uploads } : {}),
+      });
+      return { sdk, run: (job: TaskJob) => run(job, new AbortController().signal) };
+    };
+    const upload = async () => {
+      const { location } = await create();
+      const last = await piece(ALICE, location, 0, image);
+      expect(last.status).toBe(204);
+      return { id: location.split('/').pop() ?? '', imageId: last.headers.get('Upload-Image-Id') ?? '', job: jobs.at(-1) as TaskJob };
+    };
+
+    const first = await upload();
+    expect(first.job).toMatchObject({ type: 'import', params: { source: 'upload', uploadId: first.id, lengthBytes: image.length } });
+    expect(first.job.params).not.toHaveProperty('url');
+    expect(Object.values(first.job.params ?? {}).every((v) => v === null || ['string', 'number'].includes(typeof v))).toBe(true);
+    // A worker without uploads.directory cannot read the staged file: the task fails with the catalog's reason.
+    const blind = worker();
+    await blind.run(first.job).catch(() => undefined);
+    expect(await ii.repositories.tasks.get(first.job.taskId)).toMatchObject({ status: 'failed', errorCode: 'FEATURE_DISABLED' });
+    expect((await ii.repositories.images.get(first.imageId))?.statusReason).toEqual(failureReason('import', 'FEATURE_DISABLED'));
+
+    // A worker sharing the staging directory imports it and removes the staged bytes.
+    const second = await upload();
+    expect(staged()).toContain(`${second.id}.part`);
+    const sharing = worker({ directory: dir, sweepIntervalMs: 0 });
+    await sharing.run(second.job);
+    expect(await ii.repositories.tasks.get(second.job.taskId)).toMatchObject({ status: 'completed' });
+    expect(await ii.repositories.images.get(second.imageId)).toMatchObject({ status: 'available', sha256: sha256(image) });
+    expect(staged()).not.toContain(`${second.id}.part`);
+    await Promise.all([blind.sdk.close(), sharing.sdk.close()]);
   });
 
   it('refuses what is too large with 413 and keeps nothing of it', async () => {
