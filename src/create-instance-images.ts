@@ -26,6 +26,7 @@ import { ImageSharingService } from './services/image-sharing';
 import { ImageTransferService } from './services/image-transfers';
 import { ImageExportService, ExportOptionsSchema, type ExportOptions } from './services/image-export';
 import { ImageImportService } from './services/image-import';
+import { ImageUploadService, UploadOptionsSchema, type UploadOptions } from './services/image-upload';
 import { ImportOptionsSchema, type ImportOptions } from './import/options';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
 import { SettingsService } from './services/settings';
@@ -144,6 +145,7 @@ export const InstanceImagesOptionsSchema = z.object({
     .strictObject({ allowCustomers: z.boolean().default(false), billed: z.boolean().default(true) })
     .default({ allowCustomers: false, billed: true }),
   imports: ImportOptionsSchema.optional(),
+  uploads: UploadOptionsSchema.optional(),
   exports: ExportOptionsSchema.optional(),
 });
 
@@ -228,6 +230,12 @@ export interface InstanceImagesOptions {
    */
   imports?: ImportOptions;
   /**
+   * Resumable uploads (tus): the panel's staging directory (uploads are off without it), the
+   * largest upload, the staging space and how long an idle upload is kept. The limits of imports
+   * (`imports.maxImageBytes`) apply to the decompressed image. See docs/images-that-move.md.
+   */
+  uploads?: UploadOptions;
+  /**
    * Exports: `secret` keys the signed panel download links (needed for images on storages that
    * cannot presign, e.g. local and NFS); the default link lifetime.
    */
@@ -257,6 +265,8 @@ export interface InstanceImages {
   readonly copies: ImageCopyService;
   /** Imports from a URL: custom images (where the location allows it) and stock OS images. */
   readonly imports: ImageImportService;
+  /** Resumable uploads of custom images (where the location allows imports) and stock OS images. */
+  readonly uploads: ImageUploadService;
   /** Exports: expiring download links of available images, and the signed panel downloads. */
   readonly exports: ImageExportService;
   /** Typed events. */
@@ -449,6 +459,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const accounts = new AccountService(ctx, images);
   const copies = new ImageCopyService(ctx, drivers, parsed.imageCopies);
   const imports = new ImageImportService(ctx, drivers, options.imports);
+  const uploads = new ImageUploadService(ctx, imports, options.uploads);
   const unhandled = jobs.missing();
   if (unhandled.length > 0) throw new Error(`No job handler for the task types ${unhandled.join(', ')} (a defect of the SDK)`);
   // The runner of jobs in this process: the services' handlers.
@@ -502,6 +513,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     transfers: new ImageTransferService(ctx),
     copies,
     imports,
+    uploads,
     exports: new ImageExportService(ctx, drivers, images, options.exports),
     events,
     repositories,
@@ -516,6 +528,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     },
     async close() {
       closed = true;
+      uploads.close();
       await reaper.stop();
       await queue.close();
       endIncarnation(worker.incarnationId);

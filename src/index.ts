@@ -178,6 +178,8 @@ export {
 } from './services/image-transfers';
 export type { ImageCopyService, CopyImageInput, ImageCopyPolicy } from './services/image-copies';
 export type { ImageImportService, OsImageImport, ImportImageInput, ImportOsImageInput } from './services/image-import';
+export type { ImageUploadService, UploadOptions, CreateUploadInput, UploadInfo, WriteUploadInput } from './services/image-upload';
+export type { PieceChecksum } from './import/staging';
 export type {
   ImageExportService,
   DownloadLink,

@@ -70,6 +70,14 @@ const reasonEntries = {
   'reason.import.STORAGE_FULL': { customer: 'There was not enough free space on the image storage.' },
   'reason.import.CANCELLED': { customer: 'The import was cancelled.' },
   'reason.import.INTERRUPTED': { customer: 'The import was interrupted by a restart of the panel. Import it again.' },
+  'reason.import.NOT_FOUND': {
+    customer: 'The uploaded file is no longer on the panel. Upload the image again; contact support if it fails again.',
+    operator: 'The process that ran the import did not find the staged upload: share uploads.directory with every process that runs jobs.',
+  },
+  'reason.import.FEATURE_DISABLED': {
+    customer: 'The panel could not read the uploaded file. Upload the image again; contact support if it fails again.',
+    operator: 'The process that ran the import has no uploads.directory: set it, on a shared filesystem, on every process that runs jobs.',
+  },
   'reason.copy.failed': { customer: '{error}. Copying the image failed; delete this copy and copy the image again.' },
   'reason.copy.INTERRUPTED': {
     customer: 'The copy was interrupted by a restart of the panel. Delete this copy and copy the image again.',

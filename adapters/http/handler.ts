@@ -22,6 +22,7 @@ import { emptyResponse, jsonResponse, problemResponse } from './responses';
 import type { ImagesRouterService, RouteDefinition, RouteRuntime } from './route-types';
 import { IMAGES_ROUTES } from './routes';
 import { matchable, matchRoute, type MatchableRoute } from './routing';
+import { createTusHandler, TUS_ROUTES } from '../tus/handler';
 
 /** Decides who is calling from a web request (the host's session cookie, token…); `null` means unauthenticated (401). */
 export type ResolveRequestActor = (request: Request) => Actor | null | Promise<Actor | null>;
@@ -237,6 +238,15 @@ export function createImagesDispatcher(
       },
     });
   }
+  // Resumable uploads (tus): `/uploads` and `/uploads/:uploadId` go to the tus handler, which
+  // resolves the caller itself and answers tus's way (GET also answers HEAD: the offset).
+  const tus = createTusHandler({ service: options.service, resolveActor: options.resolveActor, logger });
+  for (const { method, path } of TUS_ROUTES) {
+    served.push({
+      ...matchable(method, path),
+      run: (request, _params, baseUrl) => tus(request, { basePath: uploadsBase(request, baseUrl) }),
+    });
+  }
   for (const route of IMAGES_ROUTES) {
     served.push({
       ...matchable(route.method, route.path),
@@ -266,6 +276,14 @@ export function createImagesDispatcher(
     }
   };
   return { dispatch, routes: served.map((route) => `${route.method} ${route.path}`) };
+}
+
+/**
+ * The path of the upload collection as the request spells it (the mount point and `/uploads`
+ * match case-insensitively; the tus handler compares the request path with it literally).
+ */
+function uploadsBase(request: Request, baseUrl: string): string {
+  return new URL(request.url).pathname.slice(0, baseUrl.length + '/uploads'.length);
 }
 
 /** The 404 or 405 problem for a path no route takes with this method. */

@@ -10,6 +10,7 @@ import { pathParams, type RouteDefinition } from './route-types';
 import { AccountStateSchema } from '../../src/model/settings';
 import { AccountClosingSchema, InstanceDeletionSchema } from './account-routes';
 import { IMAGES_ROUTES } from './routes';
+import { uploadPaths } from '../tus/openapi';
 import { DownloadLinkSchema, OsImageImportSchema } from './routes-moving';
 import * as schemas from './schemas';
 import {
@@ -59,7 +60,7 @@ export interface OpenApiOperation {
   /** Tags. */
   tags: string[];
   /** Path and query parameters. */
-  parameters: { name: string; in: 'path' | 'query'; required: boolean; schema: JsonSchema; description?: string }[];
+  parameters: { name: string; in: 'path' | 'query' | 'header'; required: boolean; schema: JsonSchema; description?: string }[];
   /** The request body. */
   requestBody?: { required: boolean; content: Record<string, { schema: JsonSchema }> };
   /** Responses by status. */
@@ -100,6 +101,7 @@ export const TAG_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'admin: operations': 'Operators: every image and task, recovery, size refresh',
   'admin: accounts': "Operators: the host's account and instance lifecycle (suspend, unsuspend, close, instance deleted)",
   sharing: 'Images that move: shares with other accounts, ownership transfers, copies to other storages',
+  uploads: 'Resumable uploads of images (the tus 1.0.0 protocol): create, resume from the offset, terminate',
   meta: 'The API itself: this document and health',
 };
 
@@ -369,6 +371,9 @@ export function createOpenApiDocument(options: OpenApiOptions = {}): OpenApiDocu
     (paths[key] as Record<string, OpenApiOperation>)[route.method] = operationFor(route, idSchema);
     tags.add(route.tag);
   }
+  // Resumable uploads: the tus protocol in headers (adapters/tus).
+  Object.assign(paths, uploadPaths());
+  tags.add('uploads');
   paths['/openapi.json'] = {
     get: {
       operationId: 'getOpenApiDocument',

@@ -1007,6 +1007,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/uploads': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * tus creation: start a resumable upload of an image (customers where the location allows imports; operators also for OS images)
+     * @description `Upload-Metadata` (comma-separated `key base64(value)` pairs) says what the upload becomes: keys `kind`, `name`, `description`, `locationId`, `accountId`, `sha256`, `osType`, `cloudInit`, `mediaGroupId`, `storageId`, `hypervisorId`. `kind` is `image` (default: a custom image, with `name`, `locationId`, optional `description`, `sha256`, and `accountId` for operators) or `os-image` (operators: `name`, `osType`, `storageId`, optional `hypervisorId`, `mediaGroupId`, `cloudInit` = `true`/`false`, `description`, `sha256`). `filename` (used as the name when `name` is absent), `filetype`, `type` and `relativePath` are accepted as tus clients send them. The account's image cap is checked now and again when the upload completes.
+     */
+    post: operations['createUpload'];
+    delete?: never;
+    /** tus: the protocol versions, extensions, largest size and checksum algorithms (no actor needed) */
+    options: operations['getUploadCapabilities'];
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/uploads/{uploadId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The upload as JSON; `HEAD` answers the same as tus headers (`Upload-Offset` to resume from) */
+    get: operations['getUpload'];
+    put?: never;
+    post?: never;
+    /** tus termination: remove the upload and its staged bytes (a complete upload’s import goes on) */
+    delete: operations['terminateUpload'];
+    options?: never;
+    head?: never;
+    /** tus: append a piece at `Upload-Offset`; the piece that completes the upload starts its import */
+    patch: operations['writeUpload'];
+    trace?: never;
+  };
   '/usage': {
     parameters: {
       query?: never;
@@ -4289,6 +4329,231 @@ export interface operations {
       502: components['responses']['Problem502'];
       503: components['responses']['Problem503'];
       504: components['responses']['Problem504'];
+    };
+  };
+  createUpload: {
+    parameters: {
+      query?: never;
+      header: {
+        'Tus-Resumable': '1.0.0';
+        'Upload-Defer-Length'?: '1';
+        /** @description The whole size; or send `Upload-Defer-Length: 1` */
+        'Upload-Length'?: number;
+        'Upload-Metadata': string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Created; continue with PATCH at `Location` */
+      201: {
+        headers: {
+          /** @description The upload URL */
+          Location: string;
+          /** @description The protocol version */
+          'Tus-Resumable': '1.0.0';
+          /** @description `1` while the length is not known yet */
+          'Upload-Defer-Length'?: '1';
+          /** @description When an idle upload is removed (RFC 9110 date) */
+          'Upload-Expires'?: string;
+          /** @description Once complete: the image being imported */
+          'Upload-Image-Id'?: string;
+          /** @description The whole size (absent while deferred) */
+          'Upload-Length'?: number;
+          /** @description Bytes stored so far */
+          'Upload-Offset': number;
+          /** @description Once complete: its `import` task */
+          'Upload-Task-Id'?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      /** @description Another protocol version (`Tus-Version` names ours) */
+      412: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      413: components['responses']['Problem413'];
+      500: components['responses']['Problem500'];
+      507: components['responses']['Problem507'];
+    };
+  };
+  getUploadCapabilities: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The capabilities */
+      204: {
+        headers: {
+          /** @description Piece checksums: sha1, sha256, md5 */
+          'Tus-Checksum-Algorithm': string;
+          /** @description Extensions: creation, creation-defer-length, termination, checksum, expiration */
+          'Tus-Extension': string;
+          /** @description The largest upload in bytes (`uploads.maxUploadBytes`) */
+          'Tus-Max-Size': number;
+          /** @description Versions served */
+          'Tus-Version': '1.0.0';
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      404: components['responses']['Problem404'];
+    };
+  };
+  getUpload: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        uploadId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The upload */
+      200: {
+        headers: {
+          /** @description The protocol version */
+          'Tus-Resumable': '1.0.0';
+          /** @description `1` while the length is not known yet */
+          'Upload-Defer-Length'?: '1';
+          /** @description When an idle upload is removed (RFC 9110 date) */
+          'Upload-Expires'?: string;
+          /** @description Once complete: the image being imported */
+          'Upload-Image-Id'?: string;
+          /** @description The whole size (absent while deferred) */
+          'Upload-Length'?: number;
+          /** @description Bytes stored so far */
+          'Upload-Offset': number;
+          /** @description Once complete: its `import` task */
+          'Upload-Task-Id'?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** Format: date-time */
+            expiresAt: string;
+            id: string;
+            imageId: string | null;
+            lengthBytes: number | null;
+            metadata: {
+              [key: string]: string;
+            };
+            offsetBytes: number;
+            taskId: string | null;
+          };
+        };
+      };
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      500: components['responses']['Problem500'];
+    };
+  };
+  terminateUpload: {
+    parameters: {
+      query?: never;
+      header: {
+        'Tus-Resumable': '1.0.0';
+      };
+      path: {
+        uploadId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Removed */
+      204: {
+        headers: {
+          /** @description The protocol version */
+          'Tus-Resumable': '1.0.0';
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+    };
+  };
+  writeUpload: {
+    parameters: {
+      query?: never;
+      header: {
+        'Tus-Resumable': '1.0.0';
+        /** @description `<sha1|sha256|md5> <base64 digest>` of this piece */
+        'Upload-Checksum'?: string;
+        /** @description Sets a deferred length */
+        'Upload-Length'?: number;
+        'Upload-Offset': number;
+      };
+      path: {
+        uploadId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/offset+octet-stream': string;
+      };
+    };
+    responses: {
+      /** @description Stored; `Upload-Offset` is the new offset */
+      204: {
+        headers: {
+          /** @description The protocol version */
+          'Tus-Resumable': '1.0.0';
+          /** @description `1` while the length is not known yet */
+          'Upload-Defer-Length'?: '1';
+          /** @description When an idle upload is removed (RFC 9110 date) */
+          'Upload-Expires'?: string;
+          /** @description Once complete: the image being imported */
+          'Upload-Image-Id'?: string;
+          /** @description The whole size (absent while deferred) */
+          'Upload-Length'?: number;
+          /** @description Bytes stored so far */
+          'Upload-Offset': number;
+          /** @description Once complete: its `import` task */
+          'Upload-Task-Id'?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      /** @description Another protocol version */
+      412: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      /** @description The piece does not match `Upload-Checksum` (`CHECKSUM_MISMATCH`); nothing of it was kept */
+      460: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      500: components['responses']['Problem500'];
+      507: components['responses']['Problem507'];
     };
   };
   myUsageReport: {

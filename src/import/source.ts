@@ -60,6 +60,16 @@ async function* prefixed(head: Buffer[], rest: AsyncIterator<Buffer>, done: bool
   }
 }
 
+/** Options of {@link openByteSource}: what is done with bytes that are already at hand. */
+export interface ByteSourceOptions {
+  /** The most decompressed bytes accepted. */
+  maxImageBytes: number;
+  /** The expected sha256 (lowercase hex) of the decompressed bytes. */
+  expectedSha256?: string | null;
+  decompressors: Decompressors;
+  signal: AbortSignal;
+}
+
 /**
  * Opens the source: downloads and decompresses far enough to know the compression and the disk
  * format. @throws DESTINATION_REFUSED, DOWNLOAD_FAILED, UNSUPPORTED_IMAGE, CANCELLED.
@@ -80,7 +90,16 @@ export async function openImportSource(url: URL, options: ImportSourceOptions): 
       yield chunk;
     }
   };
-  const raw = counted();
+  return openByteSource(counted(), options);
+}
+
+/**
+ * The same pipeline over bytes from anywhere (an upload staged on the panel): decompress (chosen
+ * by the first bytes), detect the format, count, limit and hash.
+ * @throws UNSUPPORTED_IMAGE, and the errors of `bytes`.
+ */
+export async function openByteSource(bytes: AsyncIterable<Buffer>, options: ByteSourceOptions): Promise<ImportSource> {
+  const raw = bytes[Symbol.asyncIterator]();
   const rawHead: Buffer[] = [];
   const first = await takeHead(raw, rawHead, 0, 6);
   const compression = detectCompression(Buffer.concat(rawHead));

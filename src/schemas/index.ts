@@ -51,4 +51,5 @@ export { ShareImageInputSchema, IncomingSharesQuerySchema } from '../services/im
 export { OfferTransferInputSchema, ListTransfersQuerySchema } from '../services/image-transfers';
 export { CopyImageInputSchema } from '../services/image-copies';
 export { ImportImageInputSchema, ImportOsImageInputSchema } from '../services/image-import';
+export { CreateUploadInputSchema, UploadOptionsSchema } from '../services/image-upload';
 export { DownloadLinkInputSchema } from '../services/image-export';

@@ -7,7 +7,7 @@ import { InstanceImagesError, notFound } from '../errors';
 import type { InstanceImagesEmitter } from '../events';
 import type { BillingPolicy } from '../billing';
 import type { ImageStorage } from '../model/image-storage';
-import type { ExecutorProvider } from '../ports/executor';
+import type { Executor, ExecutorProvider } from '../ports/executor';
 import type { HostDirectory, HostHypervisor } from '../ports/host-directory';
 import type { HypervisorDriver, HypervisorDriverFactory } from '../ports/hypervisor-driver';
 import type { Logger } from '../ports/logger';
@@ -133,6 +133,11 @@ export class DriverCache {
     if (hypervisorId) return hypervisorId;
     const bindings = await this.ctx.repos.storages.listBindings({ storageId: storage.id });
     return bindings[0]?.hypervisorId ?? null;
+  }
+
+  /** The executor of a hypervisor (commands run there, e.g. reading back a converted scratch file). */
+  async executor(hypervisorId: string): Promise<Executor> {
+    return (await this.hypervisorContext(hypervisorId)).executor;
   }
 
   private async hypervisorContext(hypervisorId: string) {

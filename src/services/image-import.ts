@@ -15,12 +15,14 @@ import { refusedAddress, type DestinationRules } from '../import/address';
 import { localDecompressors, type Decompressors } from '../import/decompress';
 import { checkImportUrl } from '../import/download';
 import { ImportOptionsSchema, rulesOf, type ImportOptions, type ResolvedImportOptions } from '../import/options';
-import { openImportSource } from '../import/source';
+import { openByteSource, openImportSource, type ImportSource } from '../import/source';
+import { UPLOAD_ID_PATTERN } from '../import/staging';
 import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import { DescriptionSchema, IdSchema, NameSchema, Sha256Schema } from '../model/common';
 import { OsTypeSchema, type Image } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
 import type { Task } from '../model/task';
+import type { TaskJobParams } from '../ports/task-queue';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
@@ -71,13 +73,15 @@ export const ImportOsImageInputSchema = z.strictObject({
 export type ImportOsImageInput = z.input<typeof ImportOsImageInputSchema>;
 
 /**
- * The inputs of an import job its task does not hold. `stock` is the template storage of a stock
- * import (null for a custom one, whose image record holds its storage), with the stock image's
- * details.
+ * Where an import's bytes come from: a URL (downloaded when the task runs) or a complete upload
+ * staged on the panel (`uploads.directory`, read when the task runs, removed when it ends).
+ * @internal
  */
-const ImportJobParamsSchema = z.object({
-  url: z.string(),
-  sha256: Sha256Schema.nullable(),
+export type ImportBytesSource =
+  { kind: 'url'; url: string; sha256: string | null } | { kind: 'upload'; uploadId: string; lengthBytes: number; sha256: string | null };
+
+/** The fields of an import job besides its source. */
+const ImportJobFields = {
   viaHypervisorId: IdSchema.nullable(),
   stock: IdSchema.nullable(),
   name: NameSchema.optional(),
@@ -85,8 +89,43 @@ const ImportJobParamsSchema = z.object({
   osType: OsTypeSchema.optional(),
   cloudInit: z.boolean().optional(),
   mediaGroupId: IdSchema.nullable().optional(),
-});
+};
+
+/**
+ * The inputs of an import job its task does not hold: the source (`source: 'url'` with the URL,
+ * the default of jobs written before uploads; `source: 'upload'` with the staged upload's id and
+ * length), the checksum, the hypervisor that writes, and `stock`: the template storage of a stock
+ * import (null for a custom one, whose image record holds its storage), with the stock image's
+ * details.
+ */
+const ImportJobParamsSchema = z.union([
+  z.object({
+    source: z.literal('upload'),
+    uploadId: z.string().regex(UPLOAD_ID_PATTERN),
+    lengthBytes: z.number().int().min(0),
+    sha256: Sha256Schema.nullable(),
+    ...ImportJobFields,
+  }),
+  z.object({ source: z.literal('url').default('url'), url: z.string(), sha256: Sha256Schema.nullable(), ...ImportJobFields }),
+]);
 type ImportJobParams = z.output<typeof ImportJobParamsSchema>;
+
+/** The job params of a source (JSON scalars). */
+function sourceParams(source: ImportBytesSource): TaskJobParams {
+  if (source.kind === 'url') return { source: 'url', url: source.url, sha256: source.sha256 };
+  return { source: 'upload', uploadId: source.uploadId, lengthBytes: source.lengthBytes, sha256: source.sha256 };
+}
+
+/**
+ * How import jobs read staged uploads in this process: given by the uploads service when
+ * `uploads.directory` is set. @internal
+ */
+export interface StagedUploadReader {
+  /** The staged bytes of a complete upload (NOT_FOUND when they are not in this process's directory). */
+  read(uploadId: string, lengthBytes: number, work: TaskWork): Promise<AsyncIterable<Buffer>>;
+  /** Removes the staged bytes once the import's task ended. */
+  release(uploadId: string): Promise<void>;
+}
 
 /** A started stock import: the image is recorded (as `available`) under `imageId` when the task completes. */
 export interface OsImageImport {
@@ -94,11 +133,25 @@ export interface OsImageImport {
   task: Task;
 }
 
+/** What a custom import records, whatever brings its bytes. @internal */
+export interface CustomImportRequest {
+  accountId: string;
+  name: string;
+  description: string;
+  locationId: string;
+  /** Operators import regardless of the location's `urlImportEnabled`. */
+  byAdmin: boolean;
+}
+
+/** The fields of a stock OS image import besides its source. @internal */
+export type OsImportFields = Omit<z.output<typeof ImportOsImageInputSchema>, 'url'>;
+
 /** Imports from URLs. Reached through `InstanceImages.imports`. */
 export class ImageImportService {
   private readonly options: ResolvedImportOptions;
   private readonly rules: DestinationRules;
   private readonly decompressors: Decompressors;
+  private stagedUploads: StagedUploadReader | null = null;
 
   /** @internal Services are created by `createInstanceImages`. */
   constructor(
@@ -116,9 +169,19 @@ export class ImageImportService {
       const params = jobParams(job, ImportJobParamsSchema);
       const task = await ctx.repos.tasks.get(job.taskId);
       if (!task) return;
-      if (params.stock) await this.runOsImport(task.id, task.subjectId, params.stock, params, signal);
-      else await this.runCustomImport(task.id, task.subjectId, params, signal);
+      try {
+        if (params.stock) await this.runOsImport(task.id, task.subjectId, params.stock, params, signal);
+        else await this.runCustomImport(task.id, task.subjectId, params, signal);
+      } finally {
+        // An upload's staged bytes go when its import ended, whatever the outcome.
+        if (params.source === 'upload') await this.stagedUploads?.release(params.uploadId);
+      }
     });
+  }
+
+  /** Lets import jobs read staged uploads (the uploads service of this process). @internal */
+  readStagedUploads(reader: StagedUploadReader): void {
+    this.stagedUploads = reader;
   }
 
   /** The URL, checked before anything is recorded: http(s), no credentials, no refused address literal. */
@@ -176,31 +239,41 @@ export class ImageImportService {
         fields: [{ path: 'accountId', message: 'is required for administrators' }],
       });
     const url = this.checkUrl(data.url);
-    const settings = await this.ctx.repos.settings.getLocation(data.locationId);
-    if (!settings?.imagesEnabled || (actor.kind === 'customer' && settings.urlImportEnabled !== true))
-      throw new InstanceImagesError('FEATURE_DISABLED', 'Importing images from a URL is not enabled in this location', {
-        details: { locationId: data.locationId },
-      });
+    return this.startCustomImport(
+      { accountId, name: data.name, description: data.description ?? '', locationId: data.locationId, byAdmin: actor.kind === 'admin' },
+      { kind: 'url', url: url.href, sha256: data.sha256 ?? null },
+    );
+  }
+
+  /**
+   * Checks the location's switches and the account's cap, records the image in `creating` and
+   * queues its `import` task, whose job stores the bytes of `source` (an upload's staged bytes
+   * are removed when the task ended). Nothing is left when this throws but the source.
+   * @internal Used by URL imports and uploads.
+   */
+  async startCustomImport(request: CustomImportRequest, source: ImportBytesSource): Promise<ImageWithTask> {
+    const { accountId } = request;
+    await this.checkCustomImport(request);
+    const settings = await this.ctx.repos.settings.getLocation(request.locationId);
     const override = await this.ctx.repos.settings.getAccountLimit(accountId);
-    const max = override ? override.imageLimit : settings.defaultImageLimit;
+    const max = override ? override.imageLimit : (settings?.defaultImageLimit ?? null);
     const limitReached = () => new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
-    if (max !== null && (await this.ctx.repos.images.countActive(accountId)) >= max) throw limitReached();
-    const { storage, hypervisorId } = await this.pickTarget(data.locationId);
+    const { storage, hypervisorId } = await this.pickTarget(request.locationId);
     const disk = await this.drivers.storage(storage, hypervisorId);
     const now = this.ctx.now();
     const id = this.ctx.newId();
     const image: Image = {
       id,
       kind: 'custom',
-      name: data.name,
-      description: data.description ?? '',
+      name: request.name,
+      description: request.description,
       osType: null,
       cloudInit: false,
       mediaGroupId: null,
       accountId,
       sourceInstanceId: null,
       sourceInstanceName: null,
-      locationId: data.locationId,
+      locationId: request.locationId,
       storageId: storage.id,
       hypervisorId: disk.capabilities.shared ? null : hypervisorId,
       fileKey: customImageKey(accountId, id, 'qcow2'),
@@ -227,11 +300,29 @@ export class ImageImportService {
         taskId: task.id,
         type: 'import',
         hypervisorId: writer,
-        params: { url: url.href, sha256: data.sha256 ?? null, viaHypervisorId: hypervisorId, stock: null },
+        params: { ...sourceParams(source), viaHypervisorId: hypervisorId, stock: null },
       },
       withdrawNewImage(this.ctx, id),
     );
     return { image, task };
+  }
+
+  /**
+   * The checks a custom import makes before anything is recorded (also at an upload's creation):
+   * the location's switches (`imagesEnabled`; `urlImportEnabled` for customers, FEATURE_DISABLED)
+   * and the account's cap (IMAGE_LIMIT_REACHED; held atomically only when the image is recorded).
+   * @internal
+   */
+  async checkCustomImport(request: Pick<CustomImportRequest, 'accountId' | 'locationId' | 'byAdmin'>): Promise<void> {
+    const settings = await this.ctx.repos.settings.getLocation(request.locationId);
+    if (!settings?.imagesEnabled || (!request.byAdmin && settings.urlImportEnabled !== true))
+      throw new InstanceImagesError('FEATURE_DISABLED', 'Importing images is not enabled in this location', {
+        details: { locationId: request.locationId },
+      });
+    const override = await this.ctx.repos.settings.getAccountLimit(request.accountId);
+    const max = override ? override.imageLimit : settings.defaultImageLimit;
+    if (max !== null && (await this.ctx.repos.images.countActive(request.accountId)) >= max)
+      throw new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
   }
 
   /**
@@ -241,7 +332,15 @@ export class ImageImportService {
   async importOsImage(actor: Actor, input: ImportOsImageInput): Promise<OsImageImport> {
     requireAdmin(actor);
     const data = parseOrThrow(ImportOsImageInputSchema, input, 'The OS image import');
-    const url = this.checkUrl(data.url);
+    const { url, sha256, ...fields } = data;
+    return this.startOsImport(fields, { kind: 'url', url: this.checkUrl(url).href, sha256: sha256 ?? null });
+  }
+
+  /**
+   * Checks an OS image import's fields (media group, a template storage, its hypervisor).
+   * @internal Also used when an upload of an OS image is created.
+   */
+  async checkOsImport(data: OsImportFields): Promise<{ storage: ImageStorage; hypervisorId: string | null }> {
     if (data.mediaGroupId && !(await this.ctx.repos.mediaGroups.get(data.mediaGroupId))) throw notFound('Media group', data.mediaGroupId);
     const storage = await this.ctx.repos.storages.get(data.storageId);
     if (!storage) throw notFound('Image storage', data.storageId);
@@ -250,6 +349,15 @@ export class ImageImportService {
         fields: [{ path: 'storageId', message: 'is not a template storage' }],
       });
     const hypervisorId = await this.drivers.viaHypervisor(storage, data.hypervisorId);
+    return { storage, hypervisorId };
+  }
+
+  /**
+   * Queues the `import` task of a stock OS image whose job stores the bytes of `source`.
+   * @internal Used by URL imports and uploads.
+   */
+  async startOsImport(data: OsImportFields, source: ImportBytesSource): Promise<OsImageImport> {
+    const { storage, hypervisorId } = await this.checkOsImport(data);
     const disk = await this.drivers.storage(storage, hypervisorId);
     const id = this.ctx.newId();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
@@ -259,8 +367,7 @@ export class ImageImportService {
       type: 'import',
       hypervisorId: writer,
       params: {
-        url: url.href,
-        sha256: data.sha256 ?? null,
+        ...sourceParams(source),
         viaHypervisorId: hypervisorId ?? null,
         stock: storage.id,
         name: data.name,
@@ -273,22 +380,25 @@ export class ImageImportService {
     return { imageId: id, task };
   }
 
-  /** Where an import job writes: the storage's disk through the hypervisor the request picked. */
+  /**
+   * Where an import job writes: the storage's disk through the hypervisor the request picked
+   * (which also converts VMDK, VHDX and VHD for an object storage, when hypervisors are configured).
+   */
   private async targetOf(storageId: string, viaHypervisorId: string | null, keyBase: string): Promise<ImportTarget> {
     const storage = await this.ctx.repos.storages.get(storageId);
     if (!storage) throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'The image storage of the import was removed');
     const disk = await this.drivers.storage(storage, viaHypervisorId);
-    return { disk, hypervisorId: disk.capabilities.pathAccess ? viaHypervisorId : null, keyBase };
+    const converterId = this.ctx.hypervisorDriver && this.ctx.executors ? viaHypervisorId : null;
+    return { disk, hypervisorId: disk.capabilities.pathAccess ? viaHypervisorId : null, keyBase, converterId };
   }
 
-  /** The stock import task: download and store, then record the image (`available`); nothing is left on a failure. */
+  /** The stock import task: open the source and store it, then record the image (`available`); nothing is left on a failure. */
   private async runOsImport(taskId: string, id: string, storageId: string, params: ImportJobParams, signal: AbortSignal): Promise<void> {
     const keys: string[] = [];
     let target: ImportTarget | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
-      const url = this.checkUrl(params.url);
       target = await this.targetOf(storageId, params.viaHypervisorId, `os-images/imported/${id}`);
-      const stored = await this.download(url, params.sha256, target, work, keys);
+      const stored = await this.store(params, target, work, keys);
       if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       const details = {
         name: params.name ?? id,
@@ -303,11 +413,24 @@ export class ImageImportService {
     if (!outcome.ok && target) await this.removeKeys(target, keys, id);
   }
 
-  /** Download, decompress, detect and store: the work shared by both imports. */
-  private async download(url: URL, sha256: string | null, target: ImportTarget, work: TaskWork, keys: string[]): Promise<StoredImport> {
+  /** The bytes of a job's source: a download (the URL checked again here), or a staged upload. */
+  private async open(params: ImportJobParams, work: TaskWork): Promise<ImportSource> {
+    if (params.source === 'url') return this.openUrl(this.checkUrl(params.url), params.sha256, work);
+    if (!this.stagedUploads)
+      throw new InstanceImagesError(
+        'FEATURE_DISABLED',
+        'This process cannot read staged uploads: set uploads.directory to the staging directory the panel processes share',
+        { details: { option: 'uploads.directory' } },
+      );
+    const bytes = await this.stagedUploads.read(params.uploadId, params.lengthBytes, work);
+    return this.openBytes(bytes, params.sha256, work.signal);
+  }
+
+  /** Downloads, decompresses and detects the format: a URL import's bytes. */
+  private openUrl(url: URL, sha256: string | null, work: TaskWork): Promise<ImportSource> {
     const { signal, progress } = work;
     progress({ step: 'downloading', bytesDone: 0, bytesTotal: null });
-    const source = await openImportSource(url, {
+    return openImportSource(url, {
       rules: this.rules,
       maxRedirects: this.options.maxRedirects,
       maxBytes: this.options.maxDownloadBytes,
@@ -320,6 +443,26 @@ export class ImageImportService {
       decompressors: this.decompressors,
       onDownloaded: (bytes, total) => progress({ step: 'downloading', bytesDone: bytes, bytesTotal: total }),
     });
+  }
+
+  /**
+   * Decompresses and detects the format of bytes at hand (an upload): the same pipeline as a
+   * URL's, with the same limits.
+   * @internal
+   */
+  openBytes(bytes: AsyncIterable<Buffer>, sha256: string | null, signal: AbortSignal): Promise<ImportSource> {
+    return openByteSource(bytes, {
+      signal,
+      maxImageBytes: this.options.maxImageBytes,
+      expectedSha256: sha256,
+      decompressors: this.decompressors,
+    });
+  }
+
+  /** Opens the source and stores it: the work shared by every import. */
+  private async store(params: ImportJobParams, target: ImportTarget, work: TaskWork, keys: string[]): Promise<StoredImport> {
+    const { signal, progress } = work;
+    const source = await this.open(params, work);
     try {
       return await storeImport(this.drivers, target, source, { signal, progress, onKey: (key) => keys.push(key) });
     } finally {
@@ -341,9 +484,8 @@ export class ImageImportService {
     const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
       const image = await this.ctx.repos.images.get(imageId);
       if (image?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
-      const url = this.checkUrl(params.url);
       target = await this.targetOf(image.storageId, params.viaHypervisorId, image.fileKey.replace(/\.qcow2$/, ''));
-      const stored = await this.download(url, params.sha256, target, work, keys);
+      const stored = await this.store(params, target, work, keys);
       const current = await this.ctx.repos.images.get(image.id);
       if (signal.aborted || current?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       const now = this.ctx.now();

@@ -4,12 +4,13 @@
  * streamed into an object storage as they are (qcow2 and raw only). Nothing is left on failure.
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import { qemuFormatOf } from '../import/format';
 import type { ImportSource } from '../import/source';
 import type { DiskFormat } from '../model/common';
+import { DEFAULT_SCRATCH_DIR } from '../ports/host-directory';
 import type { StorageDisk } from '../storage';
 import type { DriverCache } from './context';
 import type { WorkProgress } from './task-runner';
@@ -21,6 +22,11 @@ export interface ImportTarget {
   hypervisorId: string | null;
   /** The file key without its extension (the format's extension is added). */
   keyBase: string;
+  /**
+   * Object storages: a hypervisor bound to the storage that converts VMDK, VHDX and VHD images
+   * to qcow2 in its scratch directory (null: those formats are refused).
+   */
+  converterId?: string | null;
 }
 
 /** What an import stored. */
@@ -99,6 +105,8 @@ export async function storeImport(
     return { key, format: 'qcow2', sizeBytes: stored.size, virtualSizeBytes: materialized.virtualSizeBytes, sha256: stored.sha256 };
   }
   const format = qemuFormatOf(source.detected.format);
+  if (format !== 'qcow2' && format !== 'raw' && target.converterId)
+    return convertIntoObjectStorage(drivers, { ...target, converterId: target.converterId }, source, options, rethrow, sourceFailure);
   if (format !== 'qcow2' && format !== 'raw')
     throw new InstanceImagesError(
       'UNSUPPORTED_IMAGE',
@@ -118,4 +126,46 @@ export async function storeImport(
     virtualSizeBytes: source.detected.virtualSizeBytes ?? put.size,
     sha256: put.sha256,
   };
+}
+
+/**
+ * VMDK, VHDX and VHD into an object storage: qemu-img on a hypervisor bound to the storage
+ * converts the stream (format passed explicitly) into a qcow2 in its scratch directory, which is
+ * then streamed into the storage and removed whatever happens.
+ */
+async function convertIntoObjectStorage(
+  drivers: DriverCache,
+  target: ImportTarget & { converterId: string },
+  source: ImportSource,
+  options: { signal: AbortSignal; progress(p: WorkProgress): void; onKey(key: string): void },
+  rethrow: (error: unknown) => never,
+  sourceFailure: () => InstanceImagesError | null,
+): Promise<StoredImport> {
+  const hv = await drivers.hypervisorDriver(target.converterId);
+  const hypervisor = await drivers.hypervisor(target.converterId);
+  const scratch = `${hypervisor.scratchDir ?? DEFAULT_SCRATCH_DIR}/ii-import-${randomUUID()}.qcow2`;
+  const key = `${target.keyBase}.qcow2`;
+  try {
+    const materialized = await hv
+      .materialize({
+        source: { kind: 'stream', stream: source.stream },
+        sourceFormat: qemuFormatOf(source.detected.format),
+        targetPath: scratch,
+        targetFormat: 'qcow2',
+        signal: options.signal,
+        onProgress: (p) => options.progress(p),
+      })
+      .catch(rethrow);
+    if (!source.result()) rethrow(new InstanceImagesError('DOWNLOAD_FAILED', 'The download ended before the image was complete'));
+    options.progress({ step: 'verifying' });
+    const executor = await drivers.executor(target.converterId);
+    const read = await executor.stream(['cat', '--', scratch], { signal: options.signal });
+    options.onKey(key);
+    const put = await target.disk.put(key, read.stdout, { signal: options.signal });
+    const done = await read.done;
+    if (done.exitCode !== 0) throw sourceFailure() ?? new InstanceImagesError('COMMAND_FAILED', 'Reading the converted image back failed');
+    return { key, format: 'qcow2', sizeBytes: put.size, virtualSizeBytes: materialized.virtualSizeBytes, sha256: put.sha256 };
+  } finally {
+    await hv.removeFile(scratch).catch(() => undefined);
+  }
 }

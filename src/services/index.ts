@@ -75,6 +75,15 @@ export {
   type OsImageImport,
 } from './image-import';
 export {
+  ImageUploadService,
+  UploadOptionsSchema,
+  CreateUploadInputSchema,
+  type UploadOptions,
+  type CreateUploadInput,
+  type UploadInfo,
+  type WriteUploadInput,
+} from './image-upload';
+export {
   ImageExportService,
   DownloadLinkInputSchema,
   ExportOptionsSchema,

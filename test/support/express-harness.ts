@@ -6,7 +6,10 @@
  * `x-test-actor: customer:<accountId>`; no header means unauthenticated.
  */
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import express, { type Request } from 'express';
 import { Hono } from 'hono';
@@ -177,6 +180,7 @@ export async function startExpressHarness(options: HarnessOptions = {}): Promise
   world.addHypervisor('hv-1');
   world.addHypervisor('hv-2');
   let markFirst: () => void = () => undefined;
+  const uploadDirectory = mkdtempSync(join(tmpdir(), 'ii-harness-uploads-'));
   const probe: StreamProbe = { received: 0, firstBytes: new Promise<void>((resolve) => (markFirst = resolve)) };
   const ii = createInstanceImages({
     hostDirectory: world.hostDirectory(),
@@ -191,6 +195,8 @@ export async function startExpressHarness(options: HarnessOptions = {}): Promise
     // URL imports from test servers on this machine; signed export links.
     imports: { allowNetworks: ['127.0.0.1/32'] },
     exports: { secret: 'express-harness-export-secret-0123456789' },
+    // Resumable uploads, staged in a fresh directory (removed by close()).
+    uploads: { directory: uploadDirectory, sweepIntervalMs: 0 },
   });
   await ii.settings.setLocationSettings(ADMIN, 'loc-1', {
     imagesEnabled: true,
@@ -307,6 +313,7 @@ export async function startExpressHarness(options: HarnessOptions = {}): Promise
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await ii.idle();
+      rmSync(uploadDirectory, { recursive: true, force: true });
       await ii.close();
     },
   };

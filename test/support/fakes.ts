@@ -122,15 +122,28 @@ export class FakeWorld {
   }
 
   executors(): ExecutorProvider {
-    const executor: Executor = {
-      label: 'fake',
-      run: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
-      stream: async () => {
-        throw new Error('not used by the fakes');
-      },
-      close: async () => undefined,
+    const executors = new Map<string, Executor>();
+    return (hypervisor) => {
+      const made = executors.get(hypervisor.id);
+      if (made) return made;
+      const executor: Executor = {
+        label: 'fake',
+        run: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+        // Only `cat -- <path>` (reading a file of this hypervisor back, e.g. a converted import).
+        stream: async (argv) => {
+          const file = argv[0] === 'cat' ? this.files.get(`${hypervisor.id}:${argv[argv.length - 1]}`) : undefined;
+          if (!file) throw new Error(`not used by the fakes: ${argv.join(' ')}`);
+          return {
+            stdout: Readable.from([file.bytes]),
+            done: Promise.resolve({ exitCode: 0, stdout: '', stderr: '' }),
+            kill: () => undefined,
+          };
+        },
+        close: async () => undefined,
+      };
+      executors.set(hypervisor.id, executor);
+      return executor;
     };
-    return () => executor;
   }
 
   /** A storage driver over the world's files. `path: true` makes it path-capable (paths are `/<root>/<key>`). */
@@ -364,6 +377,8 @@ export class FakeWorld {
       },
       async removeFile(path) {
         world.files.delete(path);
+        // A file materialized on this hypervisor (a deploy's disk, a converted import).
+        world.files.delete(`${hypervisor.id}:${path}`);
       },
       async deleteCheckpoints(domainName, names) {
         failing();

@@ -36,7 +36,10 @@ describeEachServer((server) => {
     bobShare: '',
     bobTransfer: '',
     bobImport: '',
+    bobUpload: '',
   };
+  const TUS = { 'Tus-Resumable': '1.0.0' };
+  const b64 = (text: string) => Buffer.from(text).toString('base64');
   const period = `from=${encodeURIComponent('2026-01-01T00:00:00Z')}&to=${encodeURIComponent('2026-02-01T00:00:00Z')}`;
 
   beforeAll(async () => {
@@ -78,6 +81,9 @@ describeEachServer((server) => {
       bobFailed: failed.image.id,
       bobTask: bob.task.id,
       bobImport: bobImport.task.id,
+      bobUpload: (
+        await h.ii.uploads.createUpload(BOB, { target: { kind: 'image', name: 'bob upload', locationId: 'loc-1' }, lengthBytes: 10 })
+      ).id,
       iso: iso.id,
       hiddenIso: hidden.id,
       group: group.id,
@@ -186,6 +192,23 @@ describeEachServer((server) => {
         options: { json: { url: 'http://127.0.0.1:9/x.img', name: 'x', locationId: 'loc-1', accountId: 'acct-alice' } },
       },
       'POST /imports/:taskId/cancel': { path: `/imports/${ids.bobTask}/cancel` },
+      'OPTIONS /uploads': { path: '/uploads' },
+      'POST /uploads': {
+        path: '/uploads',
+        options: {
+          headers: {
+            ...TUS,
+            'Upload-Length': '10',
+            'Upload-Metadata': `name ${b64('x')},locationId ${b64('loc-1')},accountId ${b64('acct-alice')}`,
+          },
+        },
+      },
+      'GET /uploads/:uploadId': { path: `/uploads/${ids.bobUpload}` },
+      'PATCH /uploads/:uploadId': {
+        path: `/uploads/${ids.bobUpload}`,
+        options: { headers: { ...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': '0' }, body: 'abc' },
+      },
+      'DELETE /uploads/:uploadId': { path: `/uploads/${ids.bobUpload}`, options: { headers: TUS } },
       'POST /images/:imageId/download-link': { path: `/images/${ids.aliceImage}/download-link` },
       'GET /downloads/images/:imageId': { path: `/downloads/images/${ids.aliceImage}?account=acct-alice&expires=1&signature=forged` },
       'POST /admin/os-images/import': {
@@ -205,7 +228,8 @@ describeEachServer((server) => {
 
     it('answers 401 problem+json to an unauthenticated caller on every route but the OpenAPI document', async () => {
       // The signed download carries its own credential: without a valid link it answers 403 (below).
-      const publicRoutes = ['GET /openapi.json', 'GET /health', 'GET /downloads/images/:imageId'];
+      // OPTIONS /uploads is tus's capability discovery, which needs no actor.
+      const publicRoutes = ['GET /openapi.json', 'GET /health', 'GET /downloads/images/:imageId', 'OPTIONS /uploads'];
       for (const route of routes.filter((r) => !publicRoutes.includes(r))) {
         const s = sample(route) as Sample;
         const res = await h.call(methodOf(route), s.path, { ...s.options, actor: null });
@@ -283,6 +307,12 @@ describeEachServer((server) => {
         'POST /transfers/:transferId/cancel': (v) => ({ path: `/transfers/${v === 'foreign' ? ids.bobTransfer : 'nope'}/cancel` }),
         'POST /imports/:taskId/cancel': (v) => ({ path: `/imports/${v === 'foreign' ? ids.bobImport : 'nope'}/cancel` }),
         'POST /images/:imageId/download-link': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/download-link` }),
+        'GET /uploads/:uploadId': (v) => ({ path: `/uploads/${v === 'foreign' ? ids.bobUpload : 'nope'}` }),
+        'PATCH /uploads/:uploadId': (v) => ({
+          path: `/uploads/${v === 'foreign' ? ids.bobUpload : 'nope'}`,
+          options: { headers: { ...TUS, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': '0' }, body: 'abc' },
+        }),
+        'DELETE /uploads/:uploadId': (v) => ({ path: `/uploads/${v === 'foreign' ? ids.bobUpload : 'nope'}`, options: { headers: TUS } }),
       };
       // The signed download is public (its link is the credential; see the signed-link tests).
       const customerRoutesWithIds = routes.filter(

@@ -499,6 +499,38 @@ describeEachServer((server) => {
       expect((await t.call('GET', `/images/${copy.json.image.id}`)).json).toMatchObject({ status: 'available', storageId: target.id });
     });
 
+    it('uploads over tus: capabilities, create, a piece, the state, the last piece (an import starts), terminate', async () => {
+      const t = await harness();
+      const tus = { 'Tus-Resumable': '1.0.0' };
+      const options = await t.call('OPTIONS', '/uploads', { actor: null });
+      expect([options.status, options.headers.get('tus-version')]).toEqual([204, '1.0.0']);
+      const bytes = Buffer.alloc(70_000, 7);
+      const meta = `name ${Buffer.from('uploaded').toString('base64')},locationId ${Buffer.from('loc-1').toString('base64')}`;
+      const created = await t.call('POST', '/uploads', {
+        headers: { ...tus, 'Upload-Length': String(bytes.length), 'Upload-Metadata': meta },
+      });
+      expect(created.status).toBe(201);
+      const location = created.headers.get('location') ?? '';
+      expect(location).toMatch(/^\/api\/uploads\/upl_/);
+      const path = location.slice('/api'.length);
+      const piece = (offset: number, body: Buffer) =>
+        t.call('PATCH', path, {
+          headers: { ...tus, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset) },
+          body,
+        });
+      expect((await piece(0, bytes.subarray(0, 30_000))).headers.get('upload-offset')).toBe('30000');
+      const head = await t.call('HEAD', path, { headers: tus });
+      expect([head.status, head.headers.get('upload-offset'), head.headers.get('upload-length')]).toEqual([200, '30000', '70000']);
+      const last = await piece(30_000, bytes.subarray(30_000));
+      expect(last.status).toBe(204);
+      await t.ii.idle();
+      const info = await t.call('GET', path);
+      expect(info.json).toMatchObject({ offsetBytes: 70_000, imageId: last.headers.get('upload-image-id') });
+      expect((await t.call('GET', `/images/${info.json.imageId}`)).json).toMatchObject({ status: 'available', sha256: sha256(bytes) });
+      const other = await t.call('POST', '/uploads', { headers: { ...tus, 'Upload-Defer-Length': '1', 'Upload-Metadata': meta } });
+      expect((await t.call('DELETE', (other.headers.get('location') ?? '').slice('/api'.length), { headers: tus })).status).toBe(204);
+    });
+
     it('every registered route answered 2xx in the tests above', () => {
       expect(routes.length).toBeGreaterThan(40);
       expect(routes.filter((route) => !succeeded.has(route))).toEqual([]);
