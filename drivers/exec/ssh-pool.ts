@@ -8,6 +8,7 @@ import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { InstanceImagesError } from '../../src/errors';
 import type { HypervisorConnection } from '../../src/ports/host-directory';
 import { hostKeyFingerprint, hostKeyMatches, type HostKeyPin } from './host-key';
+import { widenReceiveWindow } from './ssh-window';
 
 /** How to reach the host: the `ssh` variant of a hypervisor's connection. */
 export type SshConnection = Extract<HypervisorConnection, { type: 'ssh' }>;
@@ -33,6 +34,8 @@ export interface SshPoolSettings {
   keepaliveCountMax: number;
   readyTimeoutMs: number;
   idleTimeoutMs: number;
+  /** Receive window kept per channel (see `widenReceiveWindow`). */
+  receiveWindowBytes: number;
 }
 
 /** What a connection attempt learned from the host key it was shown. */
@@ -238,7 +241,10 @@ export class SshConnectionPool {
       try {
         conn.client.exec(command, (error, channel) => {
           if (error) reject(this.unreachable(`cannot start a command (${error.message})`, error));
-          else resolve(channel);
+          else {
+            widenReceiveWindow(channel, this.#settings.receiveWindowBytes);
+            resolve(channel);
+          }
         });
       } catch (error) {
         reject(this.unreachable('cannot start a command', error));

@@ -13,8 +13,10 @@ import type { Executor } from '../../src/ports/executor';
 import { parseHostKeyPin } from './host-key';
 import { startSshCommand } from './ssh-command';
 import { SshConnectionPool, type SshConnection } from './ssh-pool';
+import { SSH_DEFAULT_RECEIVE_WINDOW, widenReceiveWindow } from './ssh-window';
 
 export type { SshConnection } from './ssh-pool';
+export { SSH_DEFAULT_RECEIVE_WINDOW } from './ssh-window';
 
 /** Pool and timing settings of {@link createSshExecutor}. */
 export interface SshExecutorOptions {
@@ -32,6 +34,13 @@ export interface SshExecutorOptions {
   readyTimeoutMs?: number;
   /** An unused connection is closed after this many ms (default 60 000). */
   idleTimeoutMs?: number;
+  /**
+   * Receive window kept per channel, in bytes (default 16 MiB, {@link SSH_DEFAULT_RECEIVE_WINDOW}):
+   * how much the host may send ahead of what the consumer has read. ssh2's own 2 MiB window makes a
+   * bulk read (a captured image streamed out) wait on flow control; each channel may buffer up to
+   * this much (plus 2 MiB) when its consumer is slow. 2 MiB or less keeps ssh2's window.
+   */
+  receiveWindowBytes?: number;
 }
 
 /** An SSH executor; also reports how many connections it holds (for tests and metrics). */
@@ -68,6 +77,7 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
   const port = connection.port ?? 22;
   const label = options.label ?? `ssh ${connection.username}@${connection.host}:${port}`;
   const pin = parseHostKeyPin(connection.hostKey);
+  const receiveWindowBytes = positiveInteger(options.receiveWindowBytes, SSH_DEFAULT_RECEIVE_WINDOW, 'receiveWindowBytes');
   const pool = new SshConnectionPool(connection, pin, {
     label,
     port,
@@ -77,6 +87,7 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
     keepaliveCountMax: options.keepaliveCountMax ?? 3,
     readyTimeoutMs: options.readyTimeoutMs ?? 20_000,
     idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+    receiveWindowBytes,
   });
 
   async function openStreamLocal(socketPath: string, signal: AbortSignal | undefined): Promise<Duplex> {
@@ -94,7 +105,10 @@ export function createSshExecutor(connection: SshConnection, options: SshExecuto
                   { cause: error },
                 ),
               );
-            else resolve(opened);
+            else {
+              widenReceiveWindow(opened, receiveWindowBytes);
+              resolve(opened);
+            }
           });
         } catch (error) {
           reject(pool.unreachable('cannot open a channel', error));
