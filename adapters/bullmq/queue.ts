@@ -132,6 +132,10 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
     let queue = queues.get(name);
     if (!queue) {
       const created = new Queue(name, { connection: command, prefix: bullPrefix });
+      // Without a listener BullMQ prints every reconnection failure; the outage is logged once above.
+      created.on('error', (error: Error) => {
+        if (!outage) logger.warn('BullMQ queue error', { queue: name, error: error.message });
+      });
       queue = created.setGlobalConcurrency(perHypervisor).then(() => created);
       queue.catch(() => queues.delete(name));
       queues.set(name, queue);
@@ -175,7 +179,9 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
       // A stalled job (its worker died) is failed, never run twice: the SDK's reaper recovers its task.
       maxStalledCount: 0,
     });
-    worker.on('error', (error) => logger.warn('BullMQ worker error', { queue: name, error: String(error) }));
+    worker.on('error', (error) => {
+      if (!outage) logger.warn('BullMQ worker error', { queue: name, error: String(error) });
+    });
     workers.set(name, worker);
     void queueFor(name).catch((error: unknown) => logger.warn('setting a queue limit failed', { queue: name, error: String(error) }));
   };

@@ -27,6 +27,8 @@ export interface ClusterConfig {
   /** Hypervisors `hv-1`…`hv-N` (@default 2) and instances `i-0`…`i-(M-1)` (@default 10). */
   hypervisors?: number;
   instances?: number;
+  /** The queue's `enqueueTimeoutMs` (the Redis outage test). @default the queue's default */
+  enqueueTimeoutMs?: number;
 }
 
 /** One line of the record. */
@@ -108,6 +110,7 @@ export async function clusterProcess(
     perHypervisorConcurrency: config.perHypervisorConcurrency ?? 1,
     lockDurationMs: 2_000,
     discoveryIntervalMs: 500,
+    ...(config.enqueueTimeoutMs ? { enqueueTimeoutMs: config.enqueueTimeoutMs } : {}),
   });
   const ii = createInstanceImages({
     hostDirectory: world.hostDirectory(),
