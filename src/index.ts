@@ -54,7 +54,8 @@ export {
 
 // Records
 export type { DiskFormat, Page, PageRequest, StatusReason } from './model/common';
-export type { Image, ImageKind, ImagePatch, ImageStatus, OsType, Consistency } from './model/image';
+export type { Image, ImageKind, ImagePatch, ImageStatus, OsType, Consistency, Firmware } from './model/image';
+export { imageCapBytes } from './model/image';
 export type { ImageStorage, StorageBinding, StoragePurpose } from './model/image-storage';
 export type { MediaGroup } from './model/media-group';
 export type { Iso, IsoStatus } from './model/iso';
