@@ -178,6 +178,8 @@ export {
   type AcceptedTransfer,
 } from './services/image-transfers';
 export type { ImageCopyService, CopyImageInput, ImageCopyPolicy } from './services/image-copies';
+export type { ImageMetadataService, UpdateImageInput, PlanFit } from './services/image-metadata';
+export { minimumDiskBytes, planMismatch } from './services/image-metadata';
 export type { ImageImportService, OsImageImport, ImportImageInput, ImportOsImageInput } from './services/image-import';
 export type {
   ImageExportService,

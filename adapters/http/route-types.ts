@@ -25,6 +25,7 @@ export type ImagesRouterService = Pick<
   | 'recover'
   | 'imports'
   | 'exports'
+  | 'metadata'
 > &
   Partial<Pick<InstanceImages, 'health'>>;
 

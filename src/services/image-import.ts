@@ -31,6 +31,7 @@ import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
 import { newStockImage } from './os-images';
 import { startBilling } from './usage';
+import { accountCaps, capReached, insertUnderCaps } from './image-metadata';
 
 const UrlSchema = z
   .string()
@@ -181,10 +182,9 @@ export class ImageImportService {
       throw new InstanceImagesError('FEATURE_DISABLED', 'Importing images from a URL is not enabled in this location', {
         details: { locationId: data.locationId },
       });
-    const override = await this.ctx.repos.settings.getAccountLimit(accountId);
-    const max = override ? override.imageLimit : settings.defaultImageLimit;
-    const limitReached = () => new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
-    if (max !== null && (await this.ctx.repos.images.countActive(accountId)) >= max) throw limitReached();
+    const caps = await accountCaps(this.ctx, accountId, settings);
+    if (caps.max !== null && (await this.ctx.repos.images.countActive(accountId)) >= caps.max)
+      throw await capReached(this.ctx, accountId, caps, 0);
     const { storage, hypervisorId } = await this.pickTarget(data.locationId);
     const disk = await this.drivers.storage(storage, hypervisorId);
     const now = this.ctx.now();
@@ -217,8 +217,7 @@ export class ImageImportService {
       availableAt: null,
       deletedAt: null,
     };
-    if (max === null) await this.ctx.repos.images.insert(image);
-    else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId, max }))) throw limitReached();
+    await insertUnderCaps(this.ctx, image, accountId, caps);
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId, hypervisorId: writer });
     await enqueueTask(
@@ -352,6 +351,7 @@ export class ImageImportService {
         format: stored.format,
         sizeBytes: stored.sizeBytes,
         virtualSizeBytes: stored.virtualSizeBytes,
+        minDiskBytes: stored.virtualSizeBytes,
         sha256: stored.sha256,
         availableAt: now,
       };
