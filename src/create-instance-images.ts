@@ -23,6 +23,7 @@ import { DriverCache, type ServiceContext, type ServiceSettings } from './servic
 import { ImageService } from './services/images';
 import { ImageCopyService } from './services/image-copies';
 import { ImageSharingService } from './services/image-sharing';
+import { ImageMetadataService } from './services/image-metadata';
 import { ImageTransferService } from './services/image-transfers';
 import { ImageExportService, ExportOptionsSchema, type ExportOptions } from './services/image-export';
 import { ImageImportService } from './services/image-import';
@@ -269,6 +270,8 @@ export interface InstanceImages {
   readonly uploads: ImageUploadService;
   /** Exports: expiring download links of available images, and the signed panel downloads. */
   readonly exports: ImageExportService;
+  /** Protection against deletion, and the capability metadata the OS picker and deploys check. */
+  readonly metadata: ImageMetadataService;
   /** Typed events. */
   readonly events: InstanceImagesEmitter;
   /** The repositories in use. */
@@ -515,6 +518,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     imports,
     uploads,
     exports: new ImageExportService(ctx, drivers, images, options.exports),
+    metadata: new ImageMetadataService(ctx),
     events,
     repositories,
     storageDrivers: registry,

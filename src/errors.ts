@@ -34,6 +34,8 @@ export const ERROR_MESSAGES = {
   DESTINATION_REFUSED: 'The URL points to a destination imports may not reach',
   DOWNLOAD_FAILED: 'The image could not be downloaded from its URL',
   UNSUPPORTED_IMAGE: 'The image format or content is not supported',
+  IMAGE_PROTECTED: 'The image is protected; unprotect it before deleting it',
+  IMAGE_INCOMPATIBLE: 'The image cannot boot on this plan',
 } as const;
 
 /** A stable, machine-readable error code. */

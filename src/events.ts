@@ -83,6 +83,11 @@ export type InstanceImagesEvents = {
   'image.owner-changed': { image: Image; fromAccountId: string; toAccountId: string; transferId: string; at: Date };
   /** A copy of an image to another storage started (the copy is a new image in `creating`). */
   'image.copy-started': { image: Image; sourceImageId: string; actor: EventActor };
+  /**
+   * An owner or operator changed an image's name, description, protection or capability metadata
+   * (`fields` names what changed); closing an account lifts protection as the system.
+   */
+  'image.updated': { image: Image; fields: string[]; actor: EventActor };
   /** The image browser or reconcile found (or fixed) something. */
   'reconcile.finding': { finding: ReconcileFinding };
 };

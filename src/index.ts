@@ -54,7 +54,8 @@ export {
 
 // Records
 export type { DiskFormat, Page, PageRequest, StatusReason } from './model/common';
-export type { Image, ImageKind, ImagePatch, ImageStatus, OsType, Consistency } from './model/image';
+export type { Image, ImageKind, ImagePatch, ImageStatus, OsType, Consistency, Firmware } from './model/image';
+export { imageCapBytes } from './model/image';
 export type { ImageStorage, StorageBinding, StoragePurpose } from './model/image-storage';
 export type { MediaGroup } from './model/media-group';
 export type { Iso, IsoStatus } from './model/iso';
@@ -177,6 +178,8 @@ export {
   type AcceptedTransfer,
 } from './services/image-transfers';
 export type { ImageCopyService, CopyImageInput, ImageCopyPolicy } from './services/image-copies';
+export type { ImageMetadataService, UpdateImageInput, PlanFit } from './services/image-metadata';
+export { minimumDiskBytes, planMismatch } from './services/image-metadata';
 export type { ImageImportService, OsImageImport, ImportImageInput, ImportOsImageInput } from './services/image-import';
 export type { ImageUploadService, UploadOptions, CreateUploadInput, UploadInfo, WriteUploadInput } from './services/image-upload';
 export type { PieceChecksum } from './import/staging';

@@ -54,6 +54,8 @@ export interface ProblemMapping {
  *   (`accounts.suspend` / `accounts.close`); nothing the caller sends changes that.
  * - `ACCOUNT_MISMATCH` is **409** (admins only): the custom image belongs to another account than
  *   the instance it was to be deployed onto; customers get `NOT_FOUND` for another's image.
+ * - `IMAGE_PROTECTED` is **409** (the image's state refuses the delete until it is unprotected);
+ *   `IMAGE_INCOMPATIBLE` is **422** (the image cannot boot on the requested disk size or firmware).
  * - `CANCELLED` is 409 (the work was cancelled by another request), `TIMEOUT` 504,
  *   `HOST_KEY_MISMATCH` and `COMMAND_FAILED` 502 (an upstream host misbehaved),
  *   `STORAGE_UNAVAILABLE`, `HYPERVISOR_UNREACHABLE` and `INTERRUPTED` 503.
@@ -74,12 +76,14 @@ export const PROBLEM_STATUS: Readonly<Record<ProblemCode, ProblemMapping>> = {
   IMAGE_LIMIT_REACHED: { status: 409, title: 'Image limit reached', exposeToCustomers: true },
   CANCELLED: { status: 409, title: 'Cancelled', exposeToCustomers: true },
   ACCOUNT_MISMATCH: { status: 409, title: 'Account mismatch', exposeToCustomers: false },
+  IMAGE_PROTECTED: { status: 409, title: 'Image protected', exposeToCustomers: true },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large', exposeToCustomers: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type', exposeToCustomers: true },
   RANGE_NOT_SATISFIABLE: { status: 416, title: 'Range not satisfiable', exposeToCustomers: true },
   CHECKSUM_MISMATCH: { status: 422, title: 'Checksum mismatch', exposeToCustomers: true },
   DESTINATION_REFUSED: { status: 422, title: 'Destination refused', exposeToCustomers: true },
   UNSUPPORTED_IMAGE: { status: 422, title: 'Unsupported image', exposeToCustomers: true },
+  IMAGE_INCOMPATIBLE: { status: 422, title: 'Image incompatible', exposeToCustomers: true },
   DOWNLOAD_FAILED: { status: 502, title: 'Download failed', exposeToCustomers: true },
   INTERNAL: { status: 500, title: 'Internal error', exposeToCustomers: false },
   HOST_DATA_INVALID: { status: 500, title: 'Host data invalid', exposeToCustomers: false },

@@ -26,6 +26,7 @@ export type ImagesRouterService = Pick<
   | 'imports'
   | 'exports'
   | 'uploads'
+  | 'metadata'
 > &
   Partial<Pick<InstanceImages, 'health'>>;
 

@@ -84,14 +84,21 @@ export const ADMIN_ROUTES: readonly RouteDefinition[] = [
     method: 'put',
     path: '/admin/accounts/:accountId/limit',
     operationId: 'setAccountLimit',
-    summary: "Set an account's image cap override",
+    summary: "Set an account's image cap override (count, and optionally total bytes)",
     tag: 'admin: settings',
     admin: true,
     body: AccountLimitBodySchema,
     success: { status: 200, description: 'The override', schema: AccountLimitResponseSchema },
     handle: async ({ actor, params, body, runtime }) => ({
       status: 200,
-      body: { limit: await runtime.service.settings.setAccountLimit(actor, id(params, 'accountId'), body.imageLimit) },
+      body: {
+        limit: await runtime.service.settings.setAccountLimit(
+          actor,
+          id(params, 'accountId'),
+          body.imageLimit,
+          body.imageBytesLimit ?? null,
+        ),
+      },
     }),
   }),
   defineRoute({

@@ -29,6 +29,13 @@ import {
 import { streamTaskEvents } from './sse';
 
 const id = (params: Record<string, string>, name: string): string => params[name] as string;
+/** The plan of an OS picker query (disk size, firmware, architecture), or undefined when none is given. */
+const planOf = (query: { diskBytes?: number; firmware?: 'bios' | 'uefi'; architecture?: string }) => {
+  const plan = Object.fromEntries(
+    (['diskBytes', 'firmware', 'architecture'] as const).filter((key) => query[key] !== undefined).map((key) => [key, query[key]]),
+  );
+  return Object.keys(plan).length > 0 ? plan : undefined;
+};
 const audienceOf = (actor: Actor): 'admin' | 'customer' => (actor.kind === 'admin' ? 'admin' : 'customer');
 
 /** Customer routes (admins may call them too; the services scope every answer to the actor). */
@@ -165,14 +172,17 @@ export const CUSTOMER_ROUTES: readonly RouteDefinition[] = [
     method: 'get',
     path: '/os-picker',
     operationId: 'listDeployableImages',
-    summary: 'The OS picker: stock images by visible media group, plus My Images',
+    summary: 'The OS picker: stock images by visible media group, plus My Images (with a plan, only images that boot on it)',
     tag: 'deploy',
     admin: false,
     query: OsPickerQuerySchema,
     success: { status: 200, description: 'Deployable images', schema: DeployableImagesSchema },
     handle: async ({ actor, query, runtime }) => ({
       status: 200,
-      body: await runtime.service.catalog.listDeployableImages(actor, query.accountId ? { accountId: query.accountId } : {}),
+      body: await runtime.service.catalog.listDeployableImages(actor, {
+        ...(query.accountId ? { accountId: query.accountId } : {}),
+        ...(planOf(query) ? { plan: planOf(query) } : {}),
+      }),
     }),
   }),
   defineRoute({

@@ -8,6 +8,7 @@ import { MOVE_ROUTES } from './move-routes';
 import type { RouteDefinition } from './route-types';
 import { ADMIN_ROUTES } from './routes-admin';
 import { CUSTOMER_ROUTES } from './routes-customer';
+import { IMAGE_METADATA_ROUTES } from './routes-image-metadata';
 import { MOVING_ROUTES } from './routes-moving';
 
 export { ADMIN_ROUTES } from './routes-admin';
@@ -16,6 +17,7 @@ export { CUSTOMER_ROUTES } from './routes-customer';
 /** Every route of the images API, in matching order. */
 export const IMAGES_ROUTES: readonly RouteDefinition[] = [
   ...CUSTOMER_ROUTES,
+  ...IMAGE_METADATA_ROUTES,
   ...MOVE_ROUTES,
   ...MOVING_ROUTES,
   ...ADMIN_ROUTES,

@@ -13,6 +13,7 @@ import { MediaGroupSchema } from '../../src/model/media-group';
 import { AccountLimitSchema, LocationSettingsSchema } from '../../src/model/settings';
 import { TaskSchema } from '../../src/model/task';
 import { IsoInputSchema } from '../../src/services/catalog';
+import { PlanFitSchema } from '../../src/services/image-metadata';
 import { ListImagesQuerySchema, ListTasksQuerySchema } from '../../src/services/images';
 import { UsageReportQuerySchema } from '../../src/services/settings';
 
@@ -27,7 +28,7 @@ export const MyTasksQuerySchema = ListTasksQuerySchema.omit({ accountId: true })
 /** GET /usage (customers): the period. */
 export const MyUsageQuerySchema = UsageReportQuerySchema.omit({ accountId: true });
 /** GET /os-picker: admins may name an account whose My Images to include. */
-export const OsPickerQuerySchema = z.strictObject({ accountId: IdSchema.optional() });
+export const OsPickerQuerySchema = z.strictObject({ accountId: IdSchema.optional(), ...PlanFitSchema.shape });
 /** POST /instances/:instanceId/iso. */
 export const MountIsoBodySchema = z.strictObject({ isoId: IdSchema });
 /** GET /admin/storages. */
@@ -50,7 +51,13 @@ export const IsoUploadQuerySchema = IsoInputSchema;
 /** DELETE /admin/isos/:isoId. */
 export const DeleteIsoQuerySchema = z.strictObject({ deleteFile: z.boolean().optional(), hypervisorId: IdSchema.optional() });
 /** PUT /admin/accounts/:accountId/limit. */
-export const AccountLimitBodySchema = z.strictObject({ imageLimit: z.number().int().nonnegative().max(1_000_000) });
+export const AccountLimitBodySchema = z.strictObject({
+  imageLimit: z.number().int().nonnegative().max(1_000_000),
+  /** The cap of the account's total image bytes; omitted or null: the location's default. */
+  imageBytesLimit: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+});
+/** PUT /images/:imageId/protection. */
+export const ProtectionBodySchema = z.strictObject({ protected: z.boolean() });
 /** GET /admin/usage. */
 export const AdminUsageQuerySchema = UsageReportQuerySchema;
 

@@ -227,4 +227,16 @@ export const postgresMigrations: readonly Migration[] = [
       `CREATE INDEX ii_outbox_delivered ON ii_outbox (delivered_at) WHERE delivered_at IS NOT NULL`,
     ],
   },
+  {
+    version: 9,
+    name: 'protected images, byte caps and capability metadata',
+    statements: [
+      `ALTER TABLE ii_images ADD COLUMN protected boolean`,
+      `ALTER TABLE ii_images ADD COLUMN min_disk_bytes bigint`,
+      `ALTER TABLE ii_images ADD COLUMN firmware text`,
+      `ALTER TABLE ii_images ADD COLUMN architecture text`,
+      `ALTER TABLE ii_location_settings ADD COLUMN default_image_bytes_limit bigint`,
+      `ALTER TABLE ii_account_limits ADD COLUMN image_bytes_limit bigint`,
+    ],
+  },
 ];

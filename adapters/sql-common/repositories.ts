@@ -8,7 +8,7 @@
  */
 import { InstanceImagesError } from '../../src/errors';
 import type { Page } from '../../src/model/common';
-import type { Image, ImagePatch, ImageStatus } from '../../src/model/image';
+import { imageCapBytes, type Image, type ImagePatch, type ImageStatus } from '../../src/model/image';
 import type { ImageStorage, StorageBinding } from '../../src/model/image-storage';
 import type { Iso } from '../../src/model/iso';
 import type { MediaGroup } from '../../src/model/media-group';
@@ -109,16 +109,30 @@ export class SqlImageRepository implements ImageRepository {
 
   async insertIfUnderLimit(image: Image, limit: ImageLimit): Promise<boolean> {
     const { table } = this;
-    if (!Number.isFinite(limit.max)) {
+    const maxBytes = limit.maxBytes ?? null;
+    if (!Number.isFinite(limit.max) && maxBytes === null) {
       await table.insert(image, image.id);
       return true;
     }
     const params = table.params();
     const { columns, placeholders } = table.values(image, params);
+    const caps: string[] = [];
+    if (Number.isFinite(limit.max))
+      caps.push(
+        `(SELECT count(*) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)}) < ${params.add(limit.max, 'integer')}`,
+      );
+    if (maxBytes !== null) {
+      // Each image counts its file size once known, else its virtual size (`imageCapBytes`).
+      const bytes = `coalesce(${table.col('sizeBytes')}, ${table.col('virtualSizeBytes')}, 0)`;
+      caps.push(
+        `(SELECT coalesce(sum(${bytes}), 0) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)})` +
+          ` + ${params.add(imageCapBytes(image), 'bigint')} <= ${params.add(maxBytes, 'bigint')}`,
+      );
+    }
     // A duplicate id is attempted even at the cap, so it fails with CONFLICT like the reference.
     const sql =
       `INSERT INTO ${table.ref} (${columns}) SELECT ${placeholders}` +
-      ` WHERE (SELECT count(*) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)}) < ${params.add(limit.max, 'integer')}` +
+      ` WHERE (${caps.join(' AND ')})` +
       ` OR EXISTS (SELECT 1 FROM ${table.ref} WHERE id = ${params.add(image.id, 'text')}) RETURNING id`;
     const lock = table.dialect.imageLimitLock(limit.accountId);
     const statements = lock ? [lock, params.statement(sql)] : [params.statement(sql)];

@@ -39,6 +39,10 @@ export const imagesTable: TableSpec<Image> = {
     consistency: 'text',
     compressed: 'boolean',
     sourceInstanceDeletedAt: 'timestamp',
+    protected: 'boolean',
+    minDiskBytes: 'bigint',
+    firmware: 'text',
+    architecture: 'text',
     status: 'text',
     statusReason: 'json',
     createdAt: 'timestamp',
@@ -46,7 +50,7 @@ export const imagesTable: TableSpec<Image> = {
     availableAt: 'timestamp',
     deletedAt: 'timestamp',
   },
-  optional: ['compressed', 'sourceInstanceDeletedAt'],
+  optional: ['compressed', 'sourceInstanceDeletedAt', 'protected', 'minDiskBytes', 'firmware', 'architecture'],
 };
 
 /** `ii_storages`: image storages. */
@@ -152,14 +156,17 @@ export const locationSettingsTable: TableSpec<LocationSettings> = {
     pricePerGbMonth: 'text',
     currency: 'text',
     defaultImageLimit: 'integer',
+    defaultImageBytesLimit: 'bigint',
     updatedAt: 'timestamp',
   },
+  optional: ['defaultImageBytesLimit'],
 };
 
 /** `ii_account_limits`. */
 export const accountLimitsTable: TableSpec<AccountLimit> = {
   name: 'ii_account_limits',
-  columns: { accountId: 'text', imageLimit: 'integer', updatedAt: 'timestamp' },
+  columns: { accountId: 'text', imageLimit: 'integer', imageBytesLimit: 'bigint', updatedAt: 'timestamp' },
+  optional: ['imageBytesLimit'],
 };
 
 /** `ii_account_states`: suspended and closed accounts. */

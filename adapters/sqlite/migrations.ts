@@ -227,4 +227,16 @@ export const sqliteMigrations: readonly Migration[] = [
       `CREATE INDEX ii_outbox_delivered ON ii_outbox (delivered_at) WHERE delivered_at IS NOT NULL`,
     ],
   },
+  {
+    version: 9,
+    name: 'protected images, byte caps and capability metadata',
+    statements: [
+      `ALTER TABLE ii_images ADD COLUMN protected INTEGER CHECK (protected IN (0, 1))`,
+      `ALTER TABLE ii_images ADD COLUMN min_disk_bytes INTEGER`,
+      `ALTER TABLE ii_images ADD COLUMN firmware TEXT`,
+      `ALTER TABLE ii_images ADD COLUMN architecture TEXT`,
+      `ALTER TABLE ii_location_settings ADD COLUMN default_image_bytes_limit INTEGER`,
+      `ALTER TABLE ii_account_limits ADD COLUMN image_bytes_limit INTEGER`,
+    ],
+  },
 ];

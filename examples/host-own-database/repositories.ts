@@ -21,6 +21,7 @@ import {
   InstanceImagesError,
   decodeCursor,
   encodeCursor,
+  imageCapBytes,
   type AccountLimit,
   type AccountState,
   type Image,
@@ -97,6 +98,10 @@ const imageTable: Table<Image> = {
     consistency: i.consistency,
     is_compressed: i.compressed === undefined || i.compressed === null ? null : flag(i.compressed),
     server_gone_on: ms(i.sourceInstanceDeletedAt ?? null),
+    is_protected: i.protected === undefined || i.protected === null ? null : flag(i.protected),
+    min_disk_bytes: i.minDiskBytes ?? null,
+    boot_firmware: i.firmware ?? null,
+    cpu_arch: i.architecture ?? null,
     state: i.status,
     state_code: i.statusReason?.code ?? null,
     state_message: i.statusReason?.message ?? null,
@@ -134,6 +139,10 @@ const imageTable: Table<Image> = {
     // Optional field (added in a later release): NULL means "not recorded", so the key is left out.
     ...(r.is_compressed === null || r.is_compressed === undefined ? {} : { compressed: r.is_compressed === 1 }),
     ...(r.server_gone_on === null || r.server_gone_on === undefined ? {} : { sourceInstanceDeletedAt: time(r.server_gone_on) }),
+    ...(r.is_protected === null || r.is_protected === undefined ? {} : { protected: r.is_protected === 1 }),
+    ...(r.min_disk_bytes === null || r.min_disk_bytes === undefined ? {} : { minDiskBytes: Number(r.min_disk_bytes) }),
+    ...(r.boot_firmware === null || r.boot_firmware === undefined ? {} : { firmware: text(r.boot_firmware) as Image['firmware'] }),
+    ...(r.cpu_arch === null || r.cpu_arch === undefined ? {} : { architecture: text(r.cpu_arch) }),
   }),
 };
 
@@ -310,6 +319,8 @@ interface RegionSettingsValue {
   pricePerGbMonth: string;
   currency: string;
   defaultImageLimit: number | null;
+  /** Absent in values written before byte caps existed. */
+  defaultImageBytesLimit?: number | null;
 }
 const REGION_PREFIX = 'images.region.';
 const CUSTOMER_LIMIT_PREFIX = 'images.customer-limit.';
@@ -399,6 +410,15 @@ export function createHostRepositories(db: Database.Database): Repositories {
       one(`SELECT count(*) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted'`, accountId)?.n ?? 0,
     );
 
+  // Each image counts its file size once known, else its virtual size (`imageCapBytes`).
+  const activeBytes = (accountId: string) =>
+    Number(
+      one(
+        `SELECT coalesce(sum(coalesce(file_bytes, disk_bytes, 0)), 0) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted'`,
+        accountId,
+      )?.n ?? 0,
+    );
+
   const imageClauses = (f: ImageFilter): Clause[] => {
     const clauses: Clause[] = [];
     if (f.kind !== undefined) clauses.push(['kind = ?', f.kind]);
@@ -438,6 +458,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
       pricePerGbMonth: value.pricePerGbMonth,
       currency: value.currency,
       defaultImageLimit: value.defaultImageLimit,
+      ...(value.defaultImageBytesLimit === undefined ? {} : { defaultImageBytesLimit: value.defaultImageBytesLimit }),
       updatedAt: time(row.changed_on),
     };
   };
@@ -459,6 +480,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
           // The count and the insert share one write lock: N racing callers leave exactly `max`.
           if (get(imageTable, image.id)) throw conflict(imageTable.noun, image.id);
           if (countActive(limit.accountId) >= limit.max) return false;
+          if (limit.maxBytes != null && activeBytes(limit.accountId) + imageCapBytes(image) > limit.maxBytes) return false;
           insert(imageTable, image);
           return true;
         }),
@@ -594,6 +616,7 @@ export function createHostRepositories(db: Database.Database): Repositories {
           pricePerGbMonth: settings.pricePerGbMonth,
           currency: settings.currency,
           defaultImageLimit: settings.defaultImageLimit,
+          ...(settings.defaultImageBytesLimit === undefined ? {} : { defaultImageBytesLimit: settings.defaultImageBytesLimit }),
         };
         putSetting(REGION_PREFIX + settings.locationId, value, settings.updatedAt);
       },
@@ -604,15 +627,22 @@ export function createHostRepositories(db: Database.Database): Repositories {
       getAccountLimit: async (accountId): Promise<AccountLimit | null> => {
         const row = one('SELECT * FROM panel_settings WHERE name = ?', CUSTOMER_LIMIT_PREFIX + accountId);
         if (!row) return null;
+        const value = JSON.parse(text(row.value)) as { imageLimit: number; imageBytesLimit?: number | null };
         return {
           accountId,
-          imageLimit: (JSON.parse(text(row.value)) as { imageLimit: number }).imageLimit,
+          imageLimit: value.imageLimit,
+          ...(value.imageBytesLimit === undefined ? {} : { imageBytesLimit: value.imageBytesLimit }),
           updatedAt: time(row.changed_on),
         };
       },
       putAccountLimit: async (accountId, limit) => {
         if (limit === null) run('DELETE FROM panel_settings WHERE name = ?', CUSTOMER_LIMIT_PREFIX + accountId);
-        else putSetting(CUSTOMER_LIMIT_PREFIX + accountId, { imageLimit: limit.imageLimit }, limit.updatedAt);
+        else
+          putSetting(
+            CUSTOMER_LIMIT_PREFIX + accountId,
+            { imageLimit: limit.imageLimit, imageBytesLimit: limit.imageBytesLimit },
+            limit.updatedAt,
+          );
       },
       getAccountState: async (accountId): Promise<AccountState | null> => {
         const row = one('SELECT * FROM panel_settings WHERE name = ?', CUSTOMER_STATE_PREFIX + accountId);

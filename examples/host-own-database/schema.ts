@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS panel_vm_images (
   consistency     TEXT,
   is_compressed   INTEGER,                  -- Image.compressed: 0/1, NULL when not recorded
   server_gone_on  INTEGER,                  -- Image.sourceInstanceDeletedAt, NULL while the server exists
+  is_protected    INTEGER,                  -- Image.protected: 0/1, NULL when never set
+  min_disk_bytes  INTEGER,                  -- Image.minDiskBytes (capability metadata), NULL when unknown
+  boot_firmware   TEXT,                     -- Image.firmware: 'bios' | 'uefi', NULL when unknown
+  cpu_arch        TEXT,                     -- Image.architecture, NULL when unknown
   state           TEXT NOT NULL,
   state_code      TEXT,                     -- why it is in that state (code + message)
   state_message   TEXT,

@@ -30,7 +30,7 @@ export interface paths {
     };
     /** An account's image cap override */
     get: operations['getAccountLimit'];
-    /** Set an account's image cap override */
+    /** Set an account's image cap override (count, and optionally total bytes) */
     put: operations['setAccountLimit'];
     post?: never;
     /** Remove an account's cap override (the location default applies) */
@@ -594,7 +594,8 @@ export interface paths {
     delete: operations['deleteImage'];
     options?: never;
     head?: never;
-    patch?: never;
+    /** Change an image's name, description or capability metadata (minimum disk, firmware, architecture, cloud-init, OS type) */
+    patch: operations['updateImage'];
     trace?: never;
   };
   '/images/{imageId}/cancel': {
@@ -642,6 +643,23 @@ export interface paths {
     put?: never;
     /** An expiring download link of an available image */
     post: operations['createDownloadLink'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/images/{imageId}/protection': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Protect an image against deletion (`protected: true`) or lift the protection */
+    put: operations['setImageProtection'];
+    post?: never;
     delete?: never;
     options?: never;
     head?: never;
@@ -793,7 +811,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The OS picker: stock images by visible media group, plus My Images */
+    /** The OS picker: stock images by visible media group, plus My Images (with a plan, only images that boot on it) */
     get: operations['listDeployableImages'];
     put?: never;
     post?: never;
@@ -1077,11 +1095,13 @@ export interface components {
       task: components['schemas']['Task'] | null;
     };
     AccountLimitInput: {
+      imageBytesLimit?: number | null;
       imageLimit: number;
     };
     AccountLimitResponse: {
       limit: {
         accountId: string;
+        imageBytesLimit?: number | null;
         imageLimit: number;
         /** Format: date-time */
         updatedAt: string;
@@ -1199,6 +1219,9 @@ export interface components {
       ungrouped: components['schemas']['Image'][];
     };
     DeployInput: {
+      architecture?: string;
+      /** @enum {string} */
+      firmware?: 'bios' | 'uefi';
       imageId: string;
       instanceId: string;
       sizeBytes?: number;
@@ -1232,6 +1255,7 @@ export interface components {
     Image: {
       /** @default null */
       accountId: string | null;
+      architecture?: string | null;
       /** @default null */
       availableAt: string | null;
       /** @default false */
@@ -1249,6 +1273,7 @@ export interface components {
        */
       description: string;
       fileKey: string;
+      firmware?: ('bios' | 'uefi') | null;
       /**
        * @default qcow2
        * @enum {string}
@@ -1263,10 +1288,12 @@ export interface components {
       locationId: string | null;
       /** @default null */
       mediaGroupId: string | null;
+      minDiskBytes?: number | null;
       /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
       name: string;
       /** @default null */
       osType: ('linux' | 'windows' | 'bsd') | null;
+      protected?: boolean | null;
       /** @default null */
       sha256: string | null;
       /** @default null */
@@ -1416,6 +1443,7 @@ export interface components {
     LocationSettings: {
       /** @default USD */
       currency: string;
+      defaultImageBytesLimit?: number | null;
       /** @default null */
       defaultImageLimit: number | null;
       /** @default false */
@@ -1430,6 +1458,7 @@ export interface components {
     };
     LocationSettingsInput: {
       currency?: string;
+      defaultImageBytesLimit?: number | null;
       defaultImageLimit?: number | null;
       imagesEnabled?: boolean;
       pricePerGbMonth?: string;
@@ -1774,7 +1803,7 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `CANCELLED`; `ACCOUNT_MISMATCH` for admins) */
+    /** @description Conflicts with the current state (`INVALID_STATE`, `IN_USE`, `CONFLICT`, `IMAGE_LIMIT_REACHED`, `IMAGE_PROTECTED`, `CANCELLED`; `ACCOUNT_MISMATCH` for admins) */
     Problem409: {
       headers: {
         [name: string]: unknown;
@@ -1810,7 +1839,7 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The data does not match its checksum (`CHECKSUM_MISMATCH`), an import URL leads where imports may not go (`DESTINATION_REFUSED`), or the file is no image we import (`UNSUPPORTED_IMAGE`) */
+    /** @description The data does not match its checksum (`CHECKSUM_MISMATCH`), an import URL leads where imports may not go (`DESTINATION_REFUSED`), the file is no image we import (`UNSUPPORTED_IMAGE`), or the image cannot boot on the plan (`IMAGE_INCOMPATIBLE`) */
     Problem422: {
       headers: {
         [name: string]: unknown;
@@ -3512,6 +3541,52 @@ export interface operations {
       504: components['responses']['Problem504'];
     };
   };
+  updateImage: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          architecture?: string | null;
+          cloudInit?: boolean;
+          /** @description Up to 1000 characters; no control characters except newline and tab; stored exactly as sent (never trimmed) */
+          description?: string;
+          firmware?: ('bios' | 'uefi') | null;
+          minDiskBytes?: number | null;
+          /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
+          name?: string;
+          osType?: ('linux' | 'windows' | 'bsd') | null;
+        };
+      };
+    };
+    responses: {
+      /** @description The updated image */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Image'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
   cancelCapture: {
     parameters: {
       query?: never;
@@ -3606,6 +3681,44 @@ export interface operations {
       400: components['responses']['Problem400'];
       401: components['responses']['Problem401'];
       403: components['responses']['Problem403'];
+      404: components['responses']['Problem404'];
+      409: components['responses']['Problem409'];
+      413: components['responses']['Problem413'];
+      415: components['responses']['Problem415'];
+      500: components['responses']['Problem500'];
+      502: components['responses']['Problem502'];
+      503: components['responses']['Problem503'];
+      504: components['responses']['Problem504'];
+    };
+  };
+  setImageProtection: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        imageId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          protected: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description The image with its protection */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Image'];
+        };
+      };
+      400: components['responses']['Problem400'];
+      401: components['responses']['Problem401'];
       404: components['responses']['Problem404'];
       409: components['responses']['Problem409'];
       413: components['responses']['Problem413'];
@@ -3936,6 +4049,9 @@ export interface operations {
     parameters: {
       query?: {
         accountId?: string;
+        architecture?: string;
+        diskBytes?: number;
+        firmware?: 'bios' | 'uefi';
       };
       header?: never;
       path?: never;

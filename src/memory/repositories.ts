@@ -4,7 +4,7 @@
  * @module
  */
 import { InstanceImagesError } from '../errors';
-import type { Image, ImagePatch, ImageStatus } from '../model/image';
+import { imageCapBytes, type Image, type ImagePatch, type ImageStatus } from '../model/image';
 import type { ImageStorage, StorageBinding } from '../model/image-storage';
 import type { Iso } from '../model/iso';
 import type { MediaGroup } from '../model/media-group';
@@ -100,8 +100,10 @@ export class MemoryImageRepository implements ImageRepository {
 
   async insertIfUnderLimit(image: Image, limit: ImageLimit): Promise<boolean> {
     if (this.images.has(image.id)) throw conflict('Image', image.id);
-    const count = [...this.images.values()].filter(isActiveCustom(limit.accountId)).length;
-    if (count >= limit.max) return false;
+    const active = [...this.images.values()].filter(isActiveCustom(limit.accountId));
+    if (active.length >= limit.max) return false;
+    const bytes = active.reduce((sum, each) => sum + imageCapBytes(each), imageCapBytes(image));
+    if (limit.maxBytes !== undefined && limit.maxBytes !== null && bytes > limit.maxBytes) return false;
     this.images.set(image.id, copy(image));
     return true;
   }

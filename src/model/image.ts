@@ -16,6 +16,14 @@ export const OsTypeSchema = z.enum(['linux', 'windows', 'bsd']);
 /** An operating system family. */
 export type OsType = z.infer<typeof OsTypeSchema>;
 
+/** How an image boots: legacy BIOS or UEFI firmware. */
+export const FirmwareSchema = z.enum(['bios', 'uefi']);
+/** The firmware an image boots with. */
+export type Firmware = z.infer<typeof FirmwareSchema>;
+
+/** CPU architecture of an image (libvirt's names: `x86_64`, `aarch64`, ...). */
+export const ArchitectureSchema = z.string().regex(/^[a-z0-9_]{2,20}$/, 'must be an architecture name such as x86_64 or aarch64');
+
 /** How consistent a capture is: filesystems frozen by the guest agent, crash-consistent (live, no freeze), or cold (VM stopped). */
 export const ConsistencySchema = z.enum(['filesystem-frozen', 'crash-consistent', 'cold']);
 /** Consistency level achieved by a capture. */
@@ -64,6 +72,20 @@ export const ImageSchema = z.object({
    * instance exists (or on images recorded before it was kept).
    */
   sourceInstanceDeletedAt: z.date().nullish(),
+  /**
+   * Whether the image is protected: a protected image cannot be deleted until its owner (or an
+   * operator) unprotects it. Account closure overrides it. Absent or null means not protected.
+   */
+  protected: z.boolean().nullish(),
+  /**
+   * The smallest disk (bytes) the image boots on; a deploy onto a smaller disk is refused and the OS
+   * picker hides the image for smaller plans. Absent or null: the image's virtual size.
+   */
+  minDiskBytes: BytesSchema.nullish(),
+  /** The firmware the image boots with; absent or null when unknown (any plan). */
+  firmware: FirmwareSchema.nullish(),
+  /** The CPU architecture of the image; absent or null when unknown (any plan). */
+  architecture: ArchitectureSchema.nullish(),
   status: ImageStatusSchema,
   statusReason: StatusReasonSchema.nullable().default(null),
   createdAt: z.date(),
@@ -75,3 +97,12 @@ export const ImageSchema = z.object({
 export type Image = z.infer<typeof ImageSchema>;
 /** Fields that may change together with a status transition or an update. */
 export type ImagePatch = Partial<Omit<Image, 'id' | 'kind' | 'accountId' | 'createdAt' | 'status'>>;
+
+/**
+ * The bytes an image counts against an account's byte cap: the stored file's size once known
+ * (set when the image becomes available), before that the guest-visible (virtual) size of the
+ * source disk recorded at creation (an upper bound of what a capture stores), else 0.
+ */
+export function imageCapBytes(image: Pick<Image, 'sizeBytes' | 'virtualSizeBytes'>): number {
+  return image.sizeBytes ?? image.virtualSizeBytes ?? 0;
+}

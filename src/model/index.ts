@@ -25,6 +25,10 @@ export {
   type Consistency,
   type Image,
   type ImagePatch,
+  FirmwareSchema,
+  type Firmware,
+  ArchitectureSchema,
+  imageCapBytes,
 } from './image';
 export {
   StoragePurposeSchema,

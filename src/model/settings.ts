@@ -17,6 +17,11 @@ export const LocationSettingsSchema = z.object({
     .default('USD'),
   /** Default per-account image cap; null means unlimited. */
   defaultImageLimit: z.number().int().nonnegative().nullable().default(null),
+  /**
+   * Default per-account cap of total image bytes (each image counts `imageCapBytes`); absent or null means
+   * unlimited.
+   */
+  defaultImageBytesLimit: z.number().int().nonnegative().nullish(),
   updatedAt: z.date(),
 });
 /** Per-location settings. */
@@ -26,6 +31,8 @@ export type LocationSettings = z.infer<typeof LocationSettingsSchema>;
 export const AccountLimitSchema = z.object({
   accountId: IdSchema,
   imageLimit: z.number().int().nonnegative(),
+  /** The account's cap of total image bytes (beats the location default); absent or null: the location's. */
+  imageBytesLimit: z.number().int().nonnegative().nullish(),
   updatedAt: z.date(),
 });
 /** A per-account image cap override. */

@@ -27,6 +27,10 @@ export interface DomainInfo {
   state: DomainState;
   primaryDisk: PrimaryDisk;
   hasGuestAgent: boolean;
+  /** Optional: the firmware the domain boots with (`<os firmware>`/`<loader>`), null when unknown. */
+  firmware?: 'bios' | 'uefi' | null;
+  /** Optional: the domain's CPU architecture (`<os><type arch>`), null when unknown. */
+  architecture?: string | null;
 }
 
 /** Progress of a long operation. */

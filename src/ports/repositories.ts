@@ -56,6 +56,12 @@ export interface ImageLimit {
   accountId: string;
   /** The maximum number of the account's custom images that are not `deleted`. */
   max: number;
+  /**
+   * Optional: the maximum total bytes of the account's custom images that are not `deleted`, each
+   * counted as `imageCapBytes` (file size once known, else virtual size), the new image included.
+   * Absent or null: no byte cap.
+   */
+  maxBytes?: number | null;
 }
 
 /** Images: custom (My Images) and stock (OS templates). */
@@ -70,8 +76,9 @@ export interface ImageRepository {
   insert(image: Image): Promise<void>;
   /**
    * Atomically: counts the account's custom images that are not `deleted` and inserts `image`
-   * only when that count is below `limit.max`. Must hold under any number of concurrent callers
-   * (N parallel calls against a cap of K leave exactly K).
+   * only when that count is below `limit.max` and (when `limit.maxBytes` is set) their total
+   * `imageCapBytes` plus the new image's is at most `limit.maxBytes`. Must hold under any number of
+   * concurrent callers (N parallel calls against a cap of K leave exactly K; likewise for bytes).
    * @returns `true` when inserted, `false` when the cap was reached.
    * @throws CONFLICT when the id exists.
    */

@@ -18,6 +18,7 @@ import { enqueueTask, jobParams } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { stopBilling } from './usage';
 import { draft, recordEvents } from './outbox-events';
+import { liftProtectionForClosure } from './image-metadata';
 
 /**
  * Refuses new work for a suspended or closed account: ACCOUNT_SUSPENDED or ACCOUNT_CLOSED (what
@@ -105,7 +106,7 @@ export class AccountService {
   /**
    * The account was closed (final): billing of every image stops at this call, new work is
    * refused (ACCOUNT_CLOSED), and a `close-account` task cancels captures in progress and deletes
-   * every image (each through its own `delete` task, which removes the file and emits
+   * every image (protected ones too: closing lifts their protection, an `image.updated` event) (each through its own `delete` task, which removes the file and emits
    * `image.deleted`). The task completes once every image is deleting or deleted; its progress
    * counts the images. Idempotent: calling again keeps the first close time and starts a task only
    * for images still left (e.g. after a failed removal). Emits `account.closed`. There is no image
@@ -186,7 +187,10 @@ export class AccountService {
       const failed: string[] = [];
       for (const [index, image] of left.entries()) {
         if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'Closing the account was cancelled');
-        await this.images.deleteImage(actor, image.id).catch(() => failed.push(image.id));
+        // Closing overrides protection: the account pays for nothing any more, so nothing is kept.
+        await liftProtectionForClosure(this.ctx, image)
+          .then(() => this.images.deleteImage(actor, image.id))
+          .catch(() => failed.push(image.id));
         progress({ step: 'deleting images', bytesDone: index + 1, bytesTotal: left.length });
       }
       if (failed.length > 0)

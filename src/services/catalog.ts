@@ -11,6 +11,7 @@ import type { Image } from '../model/image';
 import type { Iso } from '../model/iso';
 import type { MediaGroup } from '../model/media-group';
 import type { Actor } from './actor';
+import type { PlanFit } from './image-metadata';
 import type { DriverCache, ServiceContext } from './context';
 import { DeployService, type DeployableImages, type DeployInput, type DeployStarted } from './deploy';
 import type { ImageService } from './images';
@@ -94,8 +95,8 @@ export class CatalogService {
 
   // ---------- the OS picker and deploys ----------
 
-  /** The OS picker listing (and scaling groups'): stock images by visible media group, plus My Images. */
-  listDeployableImages(actor: Actor, options: { accountId?: string } = {}): Promise<DeployableImages> {
+  /** The OS picker listing (and scaling groups'): stock images by visible media group, plus My Images; with `plan`, only images that boot on it. */
+  listDeployableImages(actor: Actor, options: { accountId?: string; plan?: PlanFit } = {}): Promise<DeployableImages> {
     return this.deploys.listDeployableImages(actor, options);
   }
 

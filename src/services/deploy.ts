@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { InstanceImagesError, notFound, validationFailed } from '../errors';
 import { DiskFormatSchema, IdSchema } from '../model/common';
-import type { Image } from '../model/image';
+import { ArchitectureSchema, FirmwareSchema, type Image } from '../model/image';
 import type { MediaGroup } from '../model/media-group';
 import type { Task } from '../model/task';
 import type { MaterializeResult } from '../ports/hypervisor-driver';
@@ -22,6 +22,7 @@ import { createTask, runTask } from './task-runner';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 import { enqueueTask, jobParams } from './task-jobs';
 import { draft } from './outbox-events';
+import { assertFitsPlan, planMismatch, PlanFitSchema, type PlanFit } from './image-metadata';
 
 /**
  * The default largest disk a deploy may ask for: 64 TiB (2^46 bytes). It is far above any real
@@ -56,6 +57,10 @@ export const DeployInputSchema = z.strictObject({
    * most the operator's maximum (`deploy.maxDiskBytes`, by default {@link MAX_DEPLOY_DISK_BYTES}).
    */
   sizeBytes: z.number().int('must be a whole number of bytes (a safe integer)').positive().optional(),
+  /** The plan's firmware: an image recorded with the other firmware is refused (IMAGE_INCOMPATIBLE). */
+  firmware: FirmwareSchema.optional(),
+  /** The plan's CPU architecture: an image recorded for another is refused (IMAGE_INCOMPATIBLE). */
+  architecture: ArchitectureSchema.optional(),
 });
 /** Input of `CatalogService.deployImage`. */
 export type DeployInput = z.input<typeof DeployInputSchema>;
@@ -141,9 +146,25 @@ export class DeployService {
     ctx.jobs.register('deploy', (job, signal) => this.runDeploy(job, signal));
   }
 
-  /** The OS picker listing (and scaling groups'): stock images by visible media group, plus My Images. */
-  async listDeployableImages(actor: Actor, options: { accountId?: string } = {}): Promise<DeployableImages> {
+  /**
+   * The OS picker listing (and scaling groups'): stock images by visible media group, plus My
+   * Images. With `plan`, images that cannot boot on it (too small a disk, other firmware or
+   * architecture) are left out.
+   */
+  async listDeployableImages(actor: Actor, options: { accountId?: string; plan?: PlanFit } = {}): Promise<DeployableImages> {
     checkActor(actor);
+    const plan = options.plan ? parseOrThrow(PlanFitSchema, options.plan, 'The plan') : null;
+    // With a plan, images that cannot boot on it are hidden.
+    if (plan) {
+      const all = await this.listDeployableImages(actor, { ...(options.accountId ? { accountId: options.accountId } : {}) });
+      const fits = (images: Image[]) => images.filter((image) => planMismatch(image, plan) === null);
+      return {
+        groups: all.groups.map(({ group, images }) => ({ group, images: fits(images) })),
+        ungrouped: fits(all.ungrouped),
+        myImages: fits(all.myImages),
+        sharedWithMe: fits(all.sharedWithMe),
+      };
+    }
     const accountId = actor.kind === 'customer' ? actor.accountId : (options.accountId ?? null);
     const groups = await this.ctx.repos.mediaGroups.list(actor.kind === 'customer' ? { customerVisible: true } : {});
     const stock = await collectPages((cursor) =>
@@ -239,6 +260,16 @@ export class DeployService {
         fields: [{ path: 'sizeBytes', message: 'is smaller than the image' }],
       });
     }
+    // The disk is the requested size, else the image's own: it must fit the image's minimum and firmware.
+    assertFitsPlan(image, {
+      ...(data.sizeBytes !== undefined
+        ? { diskBytes: data.sizeBytes }
+        : image.virtualSizeBytes
+          ? { diskBytes: image.virtualSizeBytes }
+          : {}),
+      ...(data.firmware ? { firmware: data.firmware } : {}),
+      ...(data.architecture ? { architecture: data.architecture } : {}),
+    });
     // Refused now, not in the background: a taken or mistyped target is the caller's to fix.
     const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
     await hv.checkDeployTarget?.(data.targetPath);

@@ -27,6 +27,7 @@ import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { startBilling } from './usage';
 import { draft, recordEvents } from './outbox-events';
+import { accountCaps, insertUnderCaps } from './image-metadata';
 
 /** Input of {@link ImageCopyService.copyImage}. */
 export const CopyImageInputSchema = z.strictObject({
@@ -130,8 +131,7 @@ export class ImageCopyService {
     const settings = locationId === null ? null : await this.ctx.repos.settings.getLocation(locationId);
     if (actor.kind === 'customer' && !settings?.imagesEnabled)
       throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled in the target location', { details: { locationId } });
-    const override = await this.ctx.repos.settings.getAccountLimit(accountId);
-    const max = override ? override.imageLimit : (settings?.defaultImageLimit ?? null);
+    const caps = await accountCaps(this.ctx, accountId, settings);
 
     const now = this.ctx.now();
     const id = this.ctx.newId();
@@ -141,6 +141,8 @@ export class ImageCopyService {
       name: data.name ?? source.name,
       // A copy has no instance to capture from: a failed copy is deleted and copied again, never retried.
       sourceInstanceId: null,
+      // Not protected, whatever its source is: the owner protects the copy on its own.
+      protected: null,
       locationId,
       storageId: storage.id,
       hypervisorId,
@@ -152,11 +154,8 @@ export class ImageCopyService {
       availableAt: null,
       deletedAt: null,
     };
-    if (max === null) await this.ctx.repos.images.insert(copy);
-    else if (!(await this.ctx.repos.images.insertIfUnderLimit(copy, { accountId, max })))
-      throw new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached: a copy counts as an image', {
-        details: { limit: max },
-      });
+    // A copy counts as an image (its bytes too).
+    await insertUnderCaps(this.ctx, copy, accountId, caps);
     const task = await createTask(this.ctx, {
       type: 'copy',
       subjectKind: 'image',

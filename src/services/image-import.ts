@@ -33,6 +33,7 @@ import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
 import { newStockImage } from './os-images';
 import { startBilling } from './usage';
+import { accountCaps, capReached, insertUnderCaps } from './image-metadata';
 
 const UrlSchema = z
   .string()
@@ -255,9 +256,7 @@ export class ImageImportService {
     const { accountId } = request;
     await this.checkCustomImport(request);
     const settings = await this.ctx.repos.settings.getLocation(request.locationId);
-    const override = await this.ctx.repos.settings.getAccountLimit(accountId);
-    const max = override ? override.imageLimit : (settings?.defaultImageLimit ?? null);
-    const limitReached = () => new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
+    const caps = await accountCaps(this.ctx, accountId, settings);
     const { storage, hypervisorId } = await this.pickTarget(request.locationId);
     const disk = await this.drivers.storage(storage, hypervisorId);
     const now = this.ctx.now();
@@ -290,8 +289,7 @@ export class ImageImportService {
       availableAt: null,
       deletedAt: null,
     };
-    if (max === null) await this.ctx.repos.images.insert(image);
-    else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId, max }))) throw limitReached();
+    await insertUnderCaps(this.ctx, image, accountId, caps);
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
     const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId, hypervisorId: writer });
     await enqueueTask(
@@ -319,10 +317,9 @@ export class ImageImportService {
       throw new InstanceImagesError('FEATURE_DISABLED', 'Importing images is not enabled in this location', {
         details: { locationId: request.locationId },
       });
-    const override = await this.ctx.repos.settings.getAccountLimit(request.accountId);
-    const max = override ? override.imageLimit : settings.defaultImageLimit;
-    if (max !== null && (await this.ctx.repos.images.countActive(request.accountId)) >= max)
-      throw new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
+    const caps = await accountCaps(this.ctx, request.accountId, settings);
+    if (caps.max !== null && (await this.ctx.repos.images.countActive(request.accountId)) >= caps.max)
+      throw await capReached(this.ctx, request.accountId, caps, 0);
   }
 
   /**
@@ -494,6 +491,7 @@ export class ImageImportService {
         format: stored.format,
         sizeBytes: stored.sizeBytes,
         virtualSizeBytes: stored.virtualSizeBytes,
+        minDiskBytes: stored.virtualSizeBytes,
         sha256: stored.sha256,
         availableAt: now,
       };

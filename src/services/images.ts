@@ -27,6 +27,7 @@ import { captureIntoChunks } from './chunked-capture';
 import { captureIntoFile } from './file-capture';
 import { chunkStoreOf, deleteChunkedImage, isChunkedStorage, manifestKeyOf } from './chunked-storage';
 import { enqueueTask, withdrawNewImage } from './task-jobs';
+import { accountCaps, assertNotProtected, capReached, capturedCapabilities, insertUnderCaps } from './image-metadata';
 
 /** Input of {@link ImageService.createImage}. */
 export const CreateImageInputSchema = z.strictObject({
@@ -187,10 +188,9 @@ export class ImageService {
     const settings = await this.ctx.repos.settings.getLocation(instance.locationId);
     if (!settings?.imagesEnabled)
       throw new InstanceImagesError('FEATURE_DISABLED', 'Image feature is not enabled', { details: { locationId: instance.locationId } });
-    const override = await this.ctx.repos.settings.getAccountLimit(instance.accountId);
-    const max = override ? override.imageLimit : settings.defaultImageLimit;
-    const limitReached = () => new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached', { details: { limit: max } });
-    if (max !== null && (await this.ctx.repos.images.countActive(instance.accountId)) >= max) throw limitReached();
+    const caps = await accountCaps(this.ctx, instance.accountId, settings);
+    if (caps.max !== null && (await this.ctx.repos.images.countActive(instance.accountId)) >= caps.max)
+      throw await capReached(this.ctx, instance.accountId, caps, 0);
 
     const { storage, free } = await this.pickStorage(instance.hypervisorId);
     const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
@@ -241,6 +241,7 @@ export class ImageService {
       format,
       sizeBytes: null,
       virtualSizeBytes: domain.primaryDisk.virtualSizeBytes,
+      ...capturedCapabilities(domain),
       sha256: null,
       consistency: null,
       compressed,
@@ -251,8 +252,7 @@ export class ImageService {
       availableAt: null,
       deletedAt: null,
     };
-    if (max === null) await this.ctx.repos.images.insert(image);
-    else if (!(await this.ctx.repos.images.insertIfUnderLimit(image, { accountId: instance.accountId, max }))) throw limitReached();
+    await insertUnderCaps(this.ctx, image, instance.accountId, caps);
     const task = await this.startCapture(image, instance, withdrawNewImage(this.ctx, image.id));
     return { image, task };
   }
@@ -444,6 +444,7 @@ export class ImageService {
     }
     if (image.status === 'creating')
       throw new InstanceImagesError('INVALID_STATE', 'The image is still being created; cancel the capture first');
+    assertNotProtected(image);
     if (image.kind === 'stock') await this.assertNotDeploying(image.id);
     // A pending transfer offer ends first (compare-and-set), so the image cannot change hands any
     // more; should the recipient's acceptance have won the race, the re-read no longer finds the

@@ -67,6 +67,15 @@ export {
 } from './image-transfers';
 export { ImageCopyService, CopyImageInputSchema, type CopyImageInput, type ImageCopyPolicy } from './image-copies';
 export {
+  ImageMetadataService,
+  UpdateImageInputSchema,
+  PlanFitSchema,
+  minimumDiskBytes,
+  planMismatch,
+  type UpdateImageInput,
+  type PlanFit,
+} from './image-metadata';
+export {
   ImageImportService,
   ImportImageInputSchema,
   ImportOsImageInputSchema,

@@ -11,6 +11,7 @@ import { parseOrThrow } from '../util/validate';
 import { checkActor, requireAdmin, type Actor } from './actor';
 import type { ServiceContext } from './context';
 import { tryTransitionImage } from './image-state';
+import { assertNotProtected } from './image-metadata';
 import type { TemplateFiles } from './template-files';
 
 /**
@@ -151,6 +152,7 @@ export class OsImageService {
     const image = await this.ctx.repos.images.get(imageId);
     if (!image || image.kind !== 'stock') throw notFound('OS image', imageId);
     if (image.status === 'deleted') return image;
+    assertNotProtected(image);
     const deploys = await this.ctx.repos.tasks.list({ subjectId: imageId, type: 'deploy', statuses: ['queued', 'running'] }, { limit: 1 });
     if (deploys.items.length > 0)
       throw new InstanceImagesError('IN_USE', 'The OS image is the source of a deploy in progress; try again when it has finished');

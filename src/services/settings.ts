@@ -30,6 +30,8 @@ export const LocationSettingsInputSchema = z.strictObject({
     .regex(/^[A-Z]{3}$/, 'must be a 3-letter currency code')
     .optional(),
   defaultImageLimit: z.number().int().nonnegative().nullable().optional(),
+  /** Default cap of an account's total image bytes in this location; `null`: unlimited. */
+  defaultImageBytesLimit: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
 });
 /** Input of {@link SettingsService.setLocationSettings}. */
 export type LocationSettingsInput = z.input<typeof LocationSettingsInputSchema>;
@@ -87,8 +89,17 @@ export class SettingsService {
     return next;
   }
 
-  /** Sets (or with `null` removes) an account's image cap override. */
-  async setAccountLimit(actor: Actor, accountId: string, imageLimit: number | null): Promise<AccountLimit | null> {
+  /**
+   * Sets (or with `null` removes) an account's cap override: the number of images and, optionally,
+   * their total bytes (each image counts its file size, or its virtual size until the file exists;
+   * `null` or omitted: the location's default byte cap).
+   */
+  async setAccountLimit(
+    actor: Actor,
+    accountId: string,
+    imageLimit: number | null,
+    imageBytesLimit: number | null = null,
+  ): Promise<AccountLimit | null> {
     requireAdmin(actor);
     parseOrThrow(IdSchema, accountId, 'The account id');
     if (imageLimit === null) {
@@ -96,7 +107,13 @@ export class SettingsService {
       return null;
     }
     parseOrThrow(z.number().int().nonnegative(), imageLimit, 'The image limit');
-    const limit: AccountLimit = { accountId, imageLimit, updatedAt: this.ctx.now() };
+    parseOrThrow(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable(), imageBytesLimit, 'The image bytes limit');
+    const limit: AccountLimit = {
+      accountId,
+      imageLimit,
+      ...(imageBytesLimit !== null ? { imageBytesLimit } : {}),
+      updatedAt: this.ctx.now(),
+    };
     await this.ctx.repos.settings.putAccountLimit(accountId, limit);
     return limit;
   }

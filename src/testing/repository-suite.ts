@@ -19,6 +19,7 @@ import type { Repositories } from '../ports/repositories';
 import { roundTripCases } from './round-trip-cases';
 import { imageMoveCases } from './image-move-cases';
 import { outboxCases } from './outbox-cases';
+import { imageCapCases } from './image-cap-cases';
 import { fixtureTime, makeImage, makeIso, makeMediaGroup, makeStorage, makeTask, makeUsageInterval } from './fixtures';
 
 /** The test-framework functions the suite needs (vitest, jest, node:test all fit). */
@@ -534,6 +535,7 @@ export const repositoryCases: readonly RepositoryCase[] = [
   ...roundTripCases,
   ...imageMoveCases,
   ...outboxCases,
+  ...imageCapCases,
 ];
 
 /** Registers the repository conformance suite with the caller's test framework. */

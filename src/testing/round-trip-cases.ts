@@ -165,7 +165,7 @@ export const roundTripCases: readonly RepositoryCase[] = [
       await settings.putLocation(location);
       assert.deepEqual(await settings.getLocation(location.locationId), location);
       assert.deepEqual(await settings.listLocations(), [location]);
-      const limit = { accountId: 'acct-complete', imageLimit: 0, updatedAt: t(4) };
+      const limit = { accountId: 'acct-complete', imageLimit: 0, imageBytesLimit: 2 ** 50, updatedAt: t(4) };
       await settings.putAccountLimit(limit.accountId, limit);
       assert.deepEqual(await settings.getAccountLimit(limit.accountId), limit, 'a cap of 0 is kept as 0, not as no cap');
     },

@@ -60,6 +60,8 @@ export const CUSTOMER_VISIBLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>
   'DESTINATION_REFUSED',
   'DOWNLOAD_FAILED',
   'UNSUPPORTED_IMAGE',
+  'IMAGE_PROTECTED',
+  'IMAGE_INCOMPATIBLE',
 ]);
 
 /** Detail keys never shown to customers, whatever raised the error: they name infrastructure. */

@@ -31,6 +31,8 @@ export interface FakeDomain {
   state: 'running' | 'shutoff';
   disk: Buffer;
   virtualSize: number;
+  /** What `inspect` reports of the domain's boot (firmware, architecture); absent: not reported. */
+  boot?: { firmware: 'bios' | 'uefi' | null; architecture: string | null };
   /** Chunked captures: checkpoints of the disk, each with the byte ranges written since it was created. */
   checkpoints?: Map<string, Array<[number, number]>>;
 }
@@ -292,6 +294,7 @@ export class FakeWorld {
           name: domainName,
           state: domain.state,
           hasGuestAgent: false,
+          ...domain.boot,
           primaryDisk: {
             target: 'vda',
             path: `/disks/${domainName}.qcow2`,

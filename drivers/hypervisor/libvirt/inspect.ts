@@ -8,6 +8,7 @@ import type { DomainInfo } from '../../../src/ports/hypervisor-driver';
 import type { HostCommands } from './commands';
 import {
   parseDomBlkInfo,
+  parseDomainBoot,
   parseDomState,
   parseDomainDisks,
   parseGuestAgentChannel,
@@ -121,6 +122,7 @@ export async function inspectDomain(
       allocationBytes,
     },
     hasGuestAgent: agent.present,
+    ...parseDomainBoot(root),
     guestAgentConnected: agent.connected,
     disks,
     capabilities,

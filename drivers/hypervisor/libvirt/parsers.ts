@@ -5,7 +5,7 @@
  */
 import { InstanceImagesError } from '../../../src/errors';
 import type { DomainState } from '../../../src/ports/hypervisor-driver';
-import { child, childElements, descend, parseXml, type XmlElement } from './xml';
+import { child, childElements, descend, parseXml, textOf, type XmlElement } from './xml';
 
 /** Maps `virsh domstate` output (optionally with `--reason`) to a {@link DomainState}. */
 export function parseDomState(output: string): DomainState {
@@ -176,6 +176,32 @@ export function parseGuestAgentChannel(domainXml: string | XmlElement): GuestAge
 export function usesOsBootDevices(domainXml: XmlElement): boolean {
   const os = descend(domainXml, ['os']);
   return os !== undefined && childElements(os, 'boot').length > 0;
+}
+
+/** How a domain boots: its firmware and CPU architecture (null when the XML does not say). */
+export interface DomainBoot {
+  firmware: 'bios' | 'uefi' | null;
+  architecture: string | null;
+}
+
+/**
+ * Reads `<os firmware=...>`, `<os><loader>` and `<os><type arch=...>`: UEFI when the firmware
+ * attribute is `efi`, or a pflash loader or an OVMF/AAVMF/edk2 loader is named; BIOS when the
+ * attribute is `bios`, or an x86 domain names no loader (SeaBIOS, QEMU's default there).
+ */
+export function parseDomainBoot(domainXml: string | XmlElement): DomainBoot {
+  const root = typeof domainXml === 'string' ? parseXml(domainXml) : domainXml;
+  const os = child(root, 'os');
+  const rawArch = os ? child(os, 'type')?.attributes.arch : undefined;
+  const architecture = rawArch && /^[a-z0-9_]{2,20}$/.test(rawArch) ? rawArch : null;
+  if (!os) return { firmware: null, architecture };
+  const loader = child(os, 'loader');
+  const loaderPath = loader ? textOf(loader).trim() : '';
+  let firmware: DomainBoot['firmware'] = null;
+  if (os.attributes.firmware === 'efi' || loader?.attributes.type === 'pflash' || /ovmf|aavmf|edk2|efi/i.test(loaderPath))
+    firmware = 'uefi';
+  else if (os.attributes.firmware === 'bios' || (!loader && (architecture === 'x86_64' || architecture === 'i686'))) firmware = 'bios';
+  return { firmware, architecture };
 }
 
 /** The fields of `qemu-img info --output=json` the driver uses. */

@@ -37,6 +37,8 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
     expect(info.primaryDisk).toMatchObject({ target: 'vda', path: guest.primaryPath, format: 'qcow2', virtualSizeBytes: 64 * 1024 * 1024 });
     expect(info.primaryDisk.allocationBytes).toBeGreaterThan(2 * 1024 * 1024);
     expect(info.hasGuestAgent).toBe(true);
+    // What a capture records as the image's capability metadata: an x86 guest without a loader boots SeaBIOS.
+    expect(info).toMatchObject({ firmware: 'bios', architecture: 'x86_64' });
     expect(info.guestAgentConnected).toBe(false);
     expect(info.capabilities.backup).toBe(true);
     expect(info.capabilities.liveMethods[0]).toBe('pull-backup');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryRepositories } from '../../../src/memory';
 import { runRepositoryCase } from '../../../src/testing';
-import type { Image, ImageStatus, Repositories } from '../../../src';
+import { imageCapBytes, type Image, type ImageStatus, type Repositories } from '../../../src';
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -24,6 +24,29 @@ function withRacyLimit(repos: Repositories): Repositories {
         if (count >= limit.max) return false;
         await images.insert(image);
         return true;
+      },
+    },
+  };
+}
+
+/** A byte cap that sums, then inserts, in two steps (the count cap left to the real one). */
+function withRacyByteLimit(repos: Repositories): Repositories {
+  const images = repos.images;
+  return {
+    ...repos,
+    images: {
+      get: images.get.bind(images),
+      list: images.list.bind(images),
+      countActive: images.countActive.bind(images),
+      insert: images.insert.bind(images),
+      transition: images.transition.bind(images),
+      update: images.update.bind(images),
+      async insertIfUnderLimit(image: Image, limit) {
+        const mine = await images.list({ kind: 'custom', accountId: limit.accountId }, { limit: 500 });
+        const used = mine.items.reduce((sum, each) => sum + imageCapBytes(each), 0);
+        await tick();
+        if (limit.maxBytes != null && used + imageCapBytes(image) > limit.maxBytes) return false;
+        return images.insertIfUnderLimit(image, { accountId: limit.accountId, max: limit.max });
       },
     },
   };
@@ -59,6 +82,16 @@ describe('the conformance suite catches broken implementations', () => {
         withRacyLimit(createMemoryRepositories()),
       ),
     ).rejects.toThrow();
+  });
+
+  it('a sum-then-insert byte cap fails the parallel byte-cap case, and passes the sequential one', async () => {
+    const name = 'images: 40 parallel insertIfUnderLimit calls of 1 GiB against a 5 GiB byte cap leave exactly 5';
+    await expect(runRepositoryCase(name, withRacyByteLimit(createMemoryRepositories()))).rejects.toThrow();
+    await runRepositoryCase(name, createMemoryRepositories());
+    await runRepositoryCase(
+      'images: insertIfUnderLimit with maxBytes counts file size, else virtual size, and refuses past the cap',
+      withRacyByteLimit(createMemoryRepositories()),
+    );
   });
 
   it('a read-then-write compare-and-set fails the racing transition case', async () => {

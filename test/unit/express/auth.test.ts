@@ -106,6 +106,8 @@ describeEachServer((server) => {
       'POST /images/:imageId/retry': { path: `/images/${ids.aliceImage}/retry` },
       'POST /images/:imageId/cancel': { path: `/images/${ids.aliceImage}/cancel` },
       'DELETE /images/:imageId': { path: `/images/${ids.aliceImage}` },
+      'PATCH /images/:imageId': { path: `/images/${ids.aliceImage}`, options: { json: { firmware: 'uefi' } } },
+      'PUT /images/:imageId/protection': { path: `/images/${ids.aliceImage}/protection`, options: { json: { protected: true } } },
       'GET /tasks': { path: '/tasks' },
       'GET /tasks/:taskId': { path: `/tasks/${ids.bobTask}` },
       'GET /tasks/:taskId/events': { path: `/tasks/${ids.bobTask}/events` },
@@ -278,6 +280,11 @@ describeEachServer((server) => {
         'POST /images/:imageId/retry': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobFailed : 'nope'}/retry` }),
         'POST /images/:imageId/cancel': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/cancel` }),
         'DELETE /images/:imageId': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}` }),
+        'PATCH /images/:imageId': (v) => ({ path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}`, options: { json: { name: 'x' } } }),
+        'PUT /images/:imageId/protection': (v) => ({
+          path: `/images/${v === 'foreign' ? ids.bobImage : 'nope'}/protection`,
+          options: { json: { protected: true } },
+        }),
         'GET /tasks/:taskId': (v) => ({ path: `/tasks/${v === 'foreign' ? ids.bobTask : 'nope'}` }),
         'GET /tasks/:taskId/events': (v) => ({ path: `/tasks/${v === 'foreign' ? ids.bobTask : 'nope'}/events` }),
         'POST /instances/:instanceId/iso': (v) => ({

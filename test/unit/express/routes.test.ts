@@ -82,6 +82,28 @@ describeEachServer((server) => {
       expect((await t.call('GET', `/images/${second.json.image.id}`)).status).toBe(404);
     });
 
+    it('protect (200) refuses the delete (409 IMAGE_PROTECTED), PATCH metadata (200), the OS picker filters by plan', async () => {
+      const t = await harness();
+      const created = await t.call('POST', '/images', { json: { instanceId: 'web-1', name: 'guarded' } });
+      await t.ii.idle();
+      const imageId = created.json.image.id as string;
+      const protectedRes = await t.call('PUT', `/images/${imageId}/protection`, { json: { protected: true } });
+      expect(protectedRes.status).toBe(200);
+      expect(protectedRes.json.protected).toBe(true);
+      const refused = await t.call('DELETE', `/images/${imageId}`);
+      expect(refused.status).toBe(409);
+      expect(refused.json).toMatchObject({ code: 'IMAGE_PROTECTED' });
+      const patched = await t.call('PATCH', `/images/${imageId}`, { json: { firmware: 'uefi', minDiskBytes: 2 ** 31 } });
+      expect(patched.status).toBe(200);
+      expect(patched.json).toMatchObject({ firmware: 'uefi', minDiskBytes: 2 ** 31 });
+      const fits = await t.call('GET', `/os-picker?diskBytes=${2 ** 31}&firmware=uefi`);
+      expect(fits.json.myImages.map((i: { id: string }) => i.id)).toContain(imageId);
+      const hidden = await t.call('GET', '/os-picker?firmware=bios');
+      expect(hidden.json.myImages.map((i: { id: string }) => i.id)).not.toContain(imageId);
+      expect((await t.call('PUT', `/images/${imageId}/protection`, { json: { protected: false } })).json.protected).toBe(false);
+      expect((await t.call('DELETE', `/images/${imageId}`)).status).toBe(202);
+    });
+
     it('cancel a running capture (200), then retry it (202)', async () => {
       const t = await harness();
       let release: () => void = () => undefined;

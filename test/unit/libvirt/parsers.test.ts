@@ -8,6 +8,7 @@ import {
   parseDomBlkInfo,
   parseDomJobInfo,
   parseDomState,
+  parseDomainBoot,
   parseDomainDisks,
   parseGuestAgentChannel,
   parseQemuImgCheck,
@@ -107,6 +108,29 @@ describe('domain XML', () => {
       connected: true,
     });
     expect(parseGuestAgentChannel('<domain><devices/></domain>')).toEqual({ present: false, connected: false });
+  });
+
+  it('reads the firmware and architecture a domain boots with', () => {
+    expect(parseDomainBoot(fixture('dumpxml-running.xml'))).toEqual({ firmware: 'bios', architecture: 'x86_64' });
+    expect(parseDomainBoot(`<domain><os firmware='efi'><type arch='x86_64'>hvm</type></os></domain>`)).toEqual({
+      firmware: 'uefi',
+      architecture: 'x86_64',
+    });
+    const pflash = `<domain><os><type arch='aarch64'>hvm</type><loader readonly='yes' type='pflash'>/usr/share/AAVMF/AAVMF_CODE.fd</loader></os></domain>`;
+    expect(parseDomainBoot(pflash)).toEqual({ firmware: 'uefi', architecture: 'aarch64' });
+    expect(
+      parseDomainBoot(`<domain><os><type arch='x86_64'>hvm</type><loader>/usr/share/OVMF/OVMF_CODE.fd</loader></os></domain>`),
+    ).toEqual({
+      firmware: 'uefi',
+      architecture: 'x86_64',
+    });
+    // aarch64 without a loader: unknown firmware; a hostile arch string is dropped
+    expect(parseDomainBoot(`<domain><os><type arch='aarch64'>hvm</type></os></domain>`)).toEqual({
+      firmware: null,
+      architecture: 'aarch64',
+    });
+    expect(parseDomainBoot(`<domain><os><type arch='x86 64; rm'>hvm</type></os></domain>`)).toEqual({ firmware: null, architecture: null });
+    expect(parseDomainBoot('<domain/>')).toEqual({ firmware: null, architecture: null });
   });
 
   it('reads an empty cdrom as having no source', () => {

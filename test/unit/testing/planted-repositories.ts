@@ -37,6 +37,8 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
       ...base,
       images: override(base.images, {
         insertIfUnderLimit: async (image, limit) => {
+          // The byte cap is not what this plant breaks: the real one holds it.
+          if (limit.maxBytes != null) return base.images.insertIfUnderLimit(image, limit);
           await refuseDuplicate(image);
           if (count(limit.accountId) >= limit.max) return false;
           await insertNow(image);
@@ -49,6 +51,7 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
     ...base,
     images: override(base.images, {
       insertIfUnderLimit: async (image, limit) => {
+        if (limit.maxBytes != null) return base.images.insertIfUnderLimit(image, limit);
         await refuseDuplicate(image);
         let inserted: Promise<void> | null = null;
         // db.transaction(fn)() is BEGIN DEFERRED: the read takes a snapshot, the write upgrades it.
