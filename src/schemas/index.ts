@@ -18,7 +18,16 @@ export {
   StatusReasonSchema,
   PageRequestSchema,
 } from '../model/common';
-export { ImageSchema, ImageKindSchema, ImageStatusSchema, OsTypeSchema, ConsistencySchema } from '../model/image';
+export {
+  ImageSchema,
+  ImageKindSchema,
+  ImageStatusSchema,
+  OsTypeSchema,
+  ConsistencySchema,
+  FirmwareSchema,
+  ArchitectureSchema,
+} from '../model/image';
+export { PlanFitSchema, UpdateImageInputSchema } from '../services/image-metadata';
 export {
   ImageStorageSchema,
   StorageBindingSchema,
