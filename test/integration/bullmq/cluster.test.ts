@@ -155,9 +155,15 @@ suite('BullMQ task queue: one web process, two worker processes', () => {
 
     const ended = await until(task.id, ['failed', 'cancelled', 'completed']);
     expect(ended).toMatchObject({ status: 'failed', errorCode: 'INTERRUPTED' });
-    const failed = await web.images.getImage(alice, image.id);
-    expect(failed.status).toBe('error');
-    expect(failed.statusReason?.code).toBe('INTERRUPTED');
+    // Recovery fails the task first, then moves the image to error once its leftovers are removed.
+    await vi.waitFor(
+      async () => {
+        const failed = await web.images.getImage(alice, image.id);
+        expect(failed.status).toBe('error');
+        expect(failed.statusReason?.code).toBe('INTERRUPTED');
+      },
+      { timeout: 30_000, interval: 200 },
+    );
     await vi.waitFor(() => {
       const recovered = records()
         .slice(before)
