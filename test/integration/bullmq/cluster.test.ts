@@ -3,16 +3,16 @@
  * two child processes are workers. The hypervisor side records (one shared append-only file)
  * when captures start and end, so limits are checked on what the hypervisors saw.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Actor, InstanceImages, InstanceImagesEvents, Task } from '../../../src';
-import { dropSchema, randomSchemaName, reachablePostgres } from '../../support/postgres';
+import { randomSchemaName, reachablePostgres } from '../../support/postgres';
 import { reachableRedis } from '../../support/redis';
 import { ACCOUNT, clusterProcess, type ClusterConfig, type HypervisorRecord } from './cluster-world';
+import { closeCluster, forkWorker } from './processes';
 
 const redisUrl = await reachableRedis();
 const databaseUrl = await reachablePostgres();
@@ -35,16 +35,7 @@ suite('BullMQ task queue: one web process, two worker processes', () => {
   let web: InstanceImages;
   const seen: { type: keyof InstanceImagesEvents; payload: unknown }[] = [];
 
-  const startWorker = (id: string) =>
-    new Promise<void>((resolve, reject) => {
-      const child = fork(join(import.meta.dirname, 'worker.child.ts'), [JSON.stringify(config), id], {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
-      workers.set(id, child);
-      child.once('message', () => resolve());
-      child.once('exit', (code) => reject(new Error(`worker ${id} exited (${code}) before it was ready`)));
-    });
+  const startWorker = (id: string) => forkWorker(config, id, (child) => workers.set(id, child));
   const records = (): HypervisorRecord[] =>
     readFileSync(config.logFile, 'utf8')
       .split('\n')
@@ -74,17 +65,7 @@ suite('BullMQ task queue: one web process, two worker processes', () => {
   });
 
   afterAll(async () => {
-    for (const child of workers.values()) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.send('close');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
-    }
-    await web?.close();
-    const pool = new pg.Pool({ connectionString: databaseUrl ?? '', max: 1 });
-    await dropSchema(pool, config.schema);
-    await pool.end();
-    rmSync(dir, { recursive: true, force: true });
+    await closeCluster(workers.values(), web, databaseUrl, config.schema, dir);
   });
 
   it('captures never overlap on a hypervisor, across both workers; events reach the web process; handleOnce runs once', async () => {

@@ -5,16 +5,16 @@
  * append-only file (one total order of lines, written by the worker processes), and the number
  * running at once is counted from that record, not from the queue's own bookkeeping.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Actor, InstanceImages, Task } from '../../../src';
-import { dropSchema, randomSchemaName, reachablePostgres } from '../../support/postgres';
+import { randomSchemaName, reachablePostgres } from '../../support/postgres';
 import { reachableRedis } from '../../support/redis';
 import { ACCOUNT, clusterProcess, type ClusterConfig, type HypervisorRecord } from './cluster-world';
+import { closeCluster, forkWorker } from './processes';
 
 const redisUrl = await reachableRedis();
 const databaseUrl = await reachablePostgres();
@@ -41,16 +41,7 @@ suite('BullMQ task queue: limits across three worker processes', () => {
   const workers: ChildProcess[] = [];
   let web: InstanceImages;
 
-  const startWorker = (id: string) =>
-    new Promise<void>((resolve, reject) => {
-      const child = fork(join(import.meta.dirname, 'worker.child.ts'), [JSON.stringify(config), id], {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
-      workers.push(child);
-      child.once('message', () => resolve());
-      child.once('exit', (code) => reject(new Error(`worker ${id} exited (${code}) before it was ready`)));
-    });
+  const startWorker = (id: string) => forkWorker(config, id, (child) => workers.push(child));
 
   beforeAll(async () => {
     web = (await clusterProcess(config, 'web', 'web-1')).ii;
@@ -61,17 +52,7 @@ suite('BullMQ task queue: limits across three worker processes', () => {
   });
 
   afterAll(async () => {
-    for (const child of workers) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.send('close');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
-    }
-    await web?.close();
-    const pool = new pg.Pool({ connectionString: databaseUrl ?? '', max: 1 });
-    await dropSchema(pool, config.schema);
-    await pool.end();
-    rmSync(dir, { recursive: true, force: true });
+    await closeCluster(workers, web, databaseUrl, config.schema, dir);
   });
 
   it('never more than 2 captures at once in the deployment, never 2 on one hypervisor', async () => {

@@ -6,16 +6,17 @@
  * queued before the outage runs. Stops the shared test Redis: run it only under the integration
  * lock, with `flock -o` (the restart starts a daemon).
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InstanceImagesError, type Actor, type InstanceImages, type Task } from '../../../src';
-import { dropSchema, randomSchemaName, reachablePostgres } from '../../support/postgres';
+import { randomSchemaName, reachablePostgres } from '../../support/postgres';
 import { reachableRedis } from '../../support/redis';
 import { ACCOUNT, clusterProcess, type ClusterConfig } from './cluster-world';
+import { closeCluster, forkWorker } from './processes';
 
 const redisUrl = await reachableRedis();
 const databaseUrl = await reachablePostgres();
@@ -51,16 +52,7 @@ suite('BullMQ task queue: Redis stopped and started again mid-run', () => {
   const workers: ChildProcess[] = [];
   let web: InstanceImages;
 
-  const startWorker = (id: string) =>
-    new Promise<void>((resolve, reject) => {
-      const child = fork(join(import.meta.dirname, 'worker.child.ts'), [JSON.stringify(config), id], {
-        execArgv: ['--import', 'tsx'],
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
-      workers.push(child);
-      child.once('message', () => resolve());
-      child.once('exit', (code) => reject(new Error(`worker ${id} exited (${code}) before it was ready`)));
-    });
+  const startWorker = (id: string) => forkWorker(config, id, (child) => workers.push(child));
   const until = async (taskId: string, statuses: Task['status'][]): Promise<Task> =>
     vi.waitFor(
       async () => {
@@ -89,17 +81,7 @@ suite('BullMQ task queue: Redis stopped and started again mid-run', () => {
   afterAll(async () => {
     // Redis is never left down for the suites after this one.
     restartRedis();
-    for (const child of workers) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.send('close');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
-    }
-    await web?.close();
-    const pool = new pg.Pool({ connectionString: databaseUrl ?? '', max: 1 });
-    await dropSchema(pool, config.schema);
-    await pool.end();
-    rmSync(dir, { recursive: true, force: true });
+    await closeCluster(workers, web, databaseUrl, config.schema, dir);
   }, 120_000);
 
   it('creates fail typed and leave nothing while Redis is down; running work finishes; queued work runs when it is back', async () => {
