@@ -10,6 +10,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { InstanceImagesError, silentLogger, type Logger, type TaskJob, type TaskQueue, type TaskQueueBinding } from '../../src';
 import { EventBridge, type ClusterEventListener } from './bridge';
+import { JobKeeper } from './keeper';
 import { RedisSemaphore } from './slots';
 import type { InstanceImagesEvents } from '../../src';
 
@@ -43,6 +44,12 @@ export interface BullmqTaskQueueOptions {
    * @default 10000
    */
   enqueueTimeoutMs?: number;
+  /**
+   * How often this process checks that BullMQ still holds the jobs it stored and that have not run
+   * yet; a lost one (Redis restarted without persistence, keys flushed, a job failed as stalled
+   * before its task started) is stored again, so its task still runs. @default 10000
+   */
+  lostJobCheckIntervalMs?: number;
 }
 
 /** A {@link TaskQueue} on BullMQ, with the deployment's events. */
@@ -88,6 +95,7 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
     ['concurrency', concurrency, 256],
     ['perHypervisorConcurrency', perHypervisor, 64],
     ['lockDurationMs', lockDurationMs, 3_600_000],
+    ['lostJobCheckIntervalMs', options.lostJobCheckIntervalMs ?? 10_000, 3_600_000],
   ] as const) {
     if (!Number.isInteger(value) || value < 1 || value > max)
       throw new InstanceImagesError('VALIDATION_FAILED', `The BullMQ task queue's ${name} must be a whole number from 1 to ${max}`, {
@@ -150,8 +158,10 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
     const controller = new AbortController();
     controllers.set(data.taskId, controller);
     const work = (async () => {
-      // A job holds its hypervisor's slot (BullMQ) while it waits for a global one.
-      if (!(await slots.acquire(data.taskId, controller.signal))) return;
+      // A job holds its hypervisor's slot (BullMQ) while it waits for a global one. Stopped before
+      // it started (the worker closes, or a cancel), it fails, so that the process that stored it
+      // stores it again (a cancelled task's job then does nothing).
+      if (!(await slots.acquire(data.taskId, controller.signal))) throw new Error('The job was stopped before it started');
       const release = slots.hold(data.taskId, (error) => logger.warn('renewing a global task slot failed', { error: String(error) }));
       try {
         await run(data, controller.signal);
@@ -185,6 +195,30 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
     workers.set(name, worker);
     void queueFor(name).catch((error: unknown) => logger.warn('setting a queue limit failed', { queue: name, error: String(error) }));
   };
+
+  const timeoutMs = options.enqueueTimeoutMs ?? 10_000;
+  /** Stores a job in its hypervisor's queue (`again`: BullMQ lost it; the queue's limit is set again too). */
+  const store = async (name: string, data: TaskJob, again: boolean) => {
+    if ((await command.sadd(hypervisorSet, name)) === 1) await command.publish(channels.hypervisors, name);
+    const queue = await queueFor(name);
+    if (again) await queue.setGlobalConcurrency(perHypervisor);
+    await queue.add(data.type, data, {
+      jobId: jobIdOf(data.taskId),
+      attempts: 1,
+      removeOnComplete: { age: 3_600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3_600 },
+    });
+  };
+  const keeper = new JobKeeper(
+    {
+      state: async (name, jobId) => (await queueFor(name)).getJobState(jobId),
+      remove: async (name, jobId) => void (await (await queueFor(name)).remove(jobId)),
+      store,
+    },
+    () => logger,
+    timeoutMs,
+  );
+  keeper.start(options.lostJobCheckIntervalMs ?? 10_000);
 
   const discover = async () => {
     for (const name of await command.smembers(hypervisorSet)) serve(name);
@@ -225,18 +259,9 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
         hypervisorId: job.hypervisorId,
         ...(job.params ? { params: job.params } : {}),
       };
-      const store = async () => {
-        if ((await command.sadd(hypervisorSet, name)) === 1) await command.publish(channels.hypervisors, name);
-        const queue = await queueFor(name);
-        return queue.add(job.type, data, {
-          jobId: jobIdOf(job.taskId),
-          attempts: 1,
-          removeOnComplete: { age: 3_600, count: 10_000 },
-          removeOnFail: { age: 7 * 24 * 3_600 },
-        });
-      };
-      const timeoutMs = options.enqueueTimeoutMs ?? 10_000;
-      await within(store(), timeoutMs, `Redis did not store the job within ${timeoutMs} ms`);
+      await within(store(name, data, false), timeoutMs, `Redis did not store the job within ${timeoutMs} ms`);
+      // Kept until BullMQ completed it: stored again if BullMQ loses it meanwhile.
+      keeper.keep(jobIdOf(job.taskId), name, data);
     },
     cancel(taskId: string) {
       const controller = controllers.get(taskId);
@@ -253,6 +278,7 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
       if (closed) return;
       closed = true;
       if (discovery) clearInterval(discovery);
+      await keeper.stop();
       for (const controller of controllers.values()) controller.abort();
       await Promise.all([...workers.values()].map((worker) => settled(worker.close(), lockDurationMs)));
       await Promise.all([...queues.values()].map((queue) => settled(queue.then((q) => q.close()))));

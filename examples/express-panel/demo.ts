@@ -8,6 +8,8 @@
  *     My Images, show the usage report's Images lines, deploy the image as a new guest's disk and
  *     boot it, delete the image (the new guest keeps running),
  *  5. keeps serving until Ctrl-C (or exits at once with --once), then removes its guests and files.
+ * With `--workers N` (or II_DEMO_WORKERS=N) the panel process only enqueues and N worker
+ * processes run the work, over BullMQ on Redis (REDIS_URL, default redis://127.0.0.1:6390).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +18,10 @@ import { fileURLToPath } from 'node:url';
 import { createTestGuest, uniqueSuffix, type TestGuest } from '../../test/support/guests';
 import { DEMO_HYPERVISOR, DEMO_LOCATION, startPanel, type Panel } from './panel';
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
+const workersArg = argv.includes('--workers') ? argv[argv.indexOf('--workers') + 1] : process.env.II_DEMO_WORKERS;
+const workers = workersArg === undefined ? 0 : Number(workersArg);
 const once = args.has('--once');
 const noInstall = args.has('--no-install') || process.env.II_DEMO_NO_INSTALL === '1';
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -57,6 +62,8 @@ interface TaskJson {
   /** `percent` is the whole task's and never decreases (see docs/architecture.md, "Task progress"). */
   progress: { step: string; percent: number; bytesDone: number; bytesTotal: number | null };
   errorMessage: string | null;
+  /** The panel process (`panel-web`, or its default id) or worker (`panel-worker-N`) that ran it. */
+  workerId: string | null;
 }
 
 /** Follows a task's Server-Sent Events and draws a progress bar until it finishes. */
@@ -95,6 +102,7 @@ async function followTask(panel: Panel, taskId: string): Promise<TaskJson> {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo drives the system libvirt: run it as root (sudo npm run demo)');
+  if (!Number.isInteger(workers) || workers < 0 || workers > 16) throw new Error('--workers takes a whole number from 0 to 16');
   ensureLibvirt();
   const suffix = uniqueSuffix();
   const dataDir = `/var/tmp/instance-images-demo/${suffix}`;
@@ -125,6 +133,7 @@ async function main(): Promise<void> {
 
     panel = await startPanel({
       dataDir,
+      workers,
       instances: [
         {
           id: 'vm-demo',
@@ -137,6 +146,7 @@ async function main(): Promise<void> {
       ],
     });
     step(`Example panel listening on ${panel.url}`);
+    if (workers > 0) say(`  ${workers} worker processes run the work (pids ${panel.workerPids.join(', ')}); this one only enqueues`);
     say(`  My Images page: ${panel.url}/?account=${account}`);
     say(`  OpenAPI:        ${panel.url}/api/openapi.json`);
 
@@ -147,6 +157,7 @@ async function main(): Promise<void> {
     });
     const finished = await followTask(panel, created.task.id);
     if (finished.status !== 'completed') throw new Error(`the capture failed: ${finished.errorMessage ?? finished.status}`);
+    say(`  captured by ${finished.workerId ?? 'this process'}`);
 
     step('My Images');
     const list = await api<{

@@ -1,7 +1,8 @@
 /**
  * A small host panel embedding instance-images: SQLite repositories, a local image storage, the
  * libvirt driver on this machine (local executor), and the Express router, with a host directory of
- * a few demo instances. The "session" is a header: `x-account: <accountId>` for a customer,
+ * a few demo instances. With `workers: N` the work runs in N forked worker processes over BullMQ
+ * on Redis, and this process only enqueues (`workers.ts`). The "session" is a header: `x-account: <accountId>` for a customer,
  * `x-admin: yes` for an operator (a real panel resolves the actor from its own login session).
  */
 import { randomUUID } from 'node:crypto';
@@ -11,19 +12,12 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import express from 'express';
 import { createImagesRouter } from '../../adapters/express';
-import { createSqliteRepositories } from '../../adapters/sqlite';
-import { createExecutorPool } from '../../drivers/exec';
-import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
-import { builtinStorageDrivers } from '../../drivers/storage';
-import {
-  createInstanceImages,
-  InstanceImagesError,
-  type Actor,
-  type HostHypervisor,
-  type HostInstance,
-  type InstanceImages,
-} from '../../src';
+import { InstanceImagesError, type Actor, type HostInstance, type InstanceImages } from '../../src';
 import { bundleUi, panelShell } from './page';
+import { createPanelSdk, DEFAULT_REDIS_URL, DEMO_HYPERVISOR, DEMO_LOCATION, demoHypervisor } from './sdk';
+import { startWorkers, type PanelWorkers } from './workers';
+
+export { DEMO_HYPERVISOR, DEMO_LOCATION } from './sdk';
 
 /** The panel's own record of a VM (its "database"). */
 export type DemoInstance = HostInstance;
@@ -36,6 +30,13 @@ export interface PanelOptions {
   instances: DemoInstance[];
   /** Port on 127.0.0.1; 0 picks a free one. */
   port?: number;
+  /**
+   * Worker processes to fork: with N ≥ 1 this process only enqueues and N workers run the work
+   * (BullMQ on `redisUrl`, the SQLite file shared). @default 0 (everything in this process)
+   */
+  workers?: number;
+  /** Redis for `workers`. @default env REDIS_URL, else redis://127.0.0.1:6390 */
+  redisUrl?: string;
 }
 
 /** A running panel. */
@@ -44,11 +45,10 @@ export interface Panel {
   sdk: InstanceImages;
   instances: Map<string, DemoInstance>;
   storageId: string;
+  /** The worker processes' ids (empty without `workers`). */
+  workerPids: number[];
   close(): Promise<void>;
 }
-
-export const DEMO_LOCATION = 'demo-location';
-export const DEMO_HYPERVISOR = 'hv-local';
 
 /** What an account id of this panel looks like (a real panel checks its own session store). */
 const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -87,30 +87,26 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
   mkdirSync(imagesDir, { recursive: true });
   mkdirSync(disksDir, { recursive: true });
   const instances = new Map(options.instances.map((i) => [i.id, i]));
-  const hypervisor: HostHypervisor = {
-    id: DEMO_HYPERVISOR,
-    name: 'this machine',
-    locationId: DEMO_LOCATION,
-    connection: { type: 'local' },
-    scratchDir: join(options.dataDir, 'scratch'),
-  };
-  const pool = createExecutorPool();
-  const sdk = createInstanceImages({
-    repositories: createSqliteRepositories({ filename: join(options.dataDir, 'panel.db') }),
-    hostDirectory: {
-      getInstance: async (id) => instances.get(id) ?? null,
-      getHypervisor: async (id) => (id === DEMO_HYPERVISOR ? hypervisor : null),
-    },
-    executors: pool.executorFor,
-    hypervisorDriver: createLibvirtDriver,
-    storageDrivers: builtinStorageDrivers,
-    logger: {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (m, c) => console.warn(`[panel] ${m}`, c ?? ''),
-      error: (m, c) => console.error(`[panel] ${m}`, c ?? ''),
-    },
+  const hypervisor = demoHypervisor(options.dataDir);
+  const workerCount = options.workers ?? 0;
+  const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
+  const { sdk, pool } = createPanelSdk({
+    dataDir: options.dataDir,
+    getInstance: async (id) => instances.get(id) ?? null,
+    role: workerCount > 0 ? { kind: 'web', redisUrl, workerId: 'panel-web' } : { kind: 'single' },
+    label: 'panel',
   });
+  // Started after this process opened (and migrated) the SQLite file.
+  const workers: PanelWorkers | null =
+    workerCount > 0
+      ? await startWorkers(workerCount, { dataDir: options.dataDir, redisUrl }, (id) => instances.get(id) ?? null).catch(
+          async (error: unknown) => {
+            await sdk.close();
+            await pool.close();
+            throw error;
+          },
+        )
+      : null;
   // Tasks a crash interrupted are recovered by the SDK's reaper, at start and while it runs.
 
   // Operator setup, idempotent across restarts: one local storage bound to this machine, the feature on.
@@ -195,9 +191,11 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     sdk,
     instances,
     storageId: storage.id,
+    workerPids: workers?.pids ?? [],
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await workers?.close();
       await sdk.close();
       await pool.close();
     },

@@ -55,7 +55,9 @@ export interface TaskQueue {
   /**
    * Adds a job; it runs (here or in another process) when limits allow. Resolves once the job is
    * stored; rejects when it cannot be (the queue is closed, the engine unreachable). Errors of the
-   * work are the task's own business (never rejected here).
+   * work are the task's own business (never rejected here). Once stored, the job must run while
+   * this process runs (it keeps the task `queued` alive meanwhile): a queue whose engine can lose
+   * stored jobs (Redis without persistence) stores a lost one again.
    */
   enqueue(job: TaskJob): Promise<void>;
   /**

@@ -29,6 +29,8 @@ export interface ClusterConfig {
   instances?: number;
   /** The queue's `enqueueTimeoutMs` (the Redis outage test). @default the queue's default */
   enqueueTimeoutMs?: number;
+  /** The queue's `lostJobCheckIntervalMs` (the lost-jobs test). @default the queue's default */
+  lostJobCheckIntervalMs?: number;
 }
 
 /** One line of the record. */
@@ -111,6 +113,7 @@ export async function clusterProcess(
     lockDurationMs: 2_000,
     discoveryIntervalMs: 500,
     ...(config.enqueueTimeoutMs ? { enqueueTimeoutMs: config.enqueueTimeoutMs } : {}),
+    ...(config.lostJobCheckIntervalMs ? { lostJobCheckIntervalMs: config.lostJobCheckIntervalMs } : {}),
   });
   const ii = createInstanceImages({
     hostDirectory: world.hostDirectory(),

@@ -1,0 +1,85 @@
+/**
+ * The SDK as every process of the example panel builds it: the panel process and, with
+ * `--workers N`, each worker process (`worker.ts`) alike. SQLite repositories in one file of the
+ * data directory (WAL: the processes share it), the libvirt driver on this machine (local
+ * executor), the built-in storage drivers, and a task queue: the default in-process one, or the
+ * BullMQ one on Redis when the work runs in worker processes (see docs/scaling.md).
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { createBullmqTaskQueue } from '../../adapters/bullmq';
+import { createSqliteRepositories } from '../../adapters/sqlite';
+import { createExecutorPool, type ExecutorPool } from '../../drivers/exec';
+import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
+import { builtinStorageDrivers } from '../../drivers/storage';
+import { createInstanceImages, type HostHypervisor, type HostInstance, type InstanceImages } from '../../src';
+
+export const DEMO_LOCATION = 'demo-location';
+export const DEMO_HYPERVISOR = 'hv-local';
+
+/** The Redis the panel's processes share when the work runs in workers. */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6390';
+
+/** This machine, as the panel's one hypervisor. */
+export function demoHypervisor(dataDir: string): HostHypervisor {
+  return {
+    id: DEMO_HYPERVISOR,
+    name: 'this machine',
+    locationId: DEMO_LOCATION,
+    connection: { type: 'local' },
+    scratchDir: join(dataDir, 'scratch'),
+  };
+}
+
+/** Where the work of the panel's tasks runs. */
+export type PanelRole =
+  /** Everything in the one panel process (the default in-process queue). */
+  | { kind: 'single' }
+  /** The panel process only enqueues, or a worker process runs jobs: BullMQ on `redisUrl`. */
+  | { kind: 'web' | 'worker'; redisUrl: string; workerId: string };
+
+/** Options of {@link createPanelSdk}. */
+export interface PanelSdkOptions {
+  dataDir: string;
+  /** The panel's record of its instances (a worker asks the panel process). */
+  getInstance(id: string): Promise<HostInstance | null>;
+  role: PanelRole;
+  /** Prefix of the log lines. */
+  label: string;
+}
+
+/** The Redis prefix of one panel (its data directory): two panels on one Redis never mix their jobs. */
+export function redisPrefix(dataDir: string): string {
+  return `ii-panel-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`;
+}
+
+/** Builds the SDK of one panel process; close the pool after the SDK. */
+export function createPanelSdk(options: PanelSdkOptions): { sdk: InstanceImages; pool: ExecutorPool } {
+  const hypervisor = demoHypervisor(options.dataDir);
+  const { role } = options;
+  const pool = createExecutorPool();
+  const sdk = createInstanceImages({
+    repositories: createSqliteRepositories({ filename: join(options.dataDir, 'panel.db') }),
+    hostDirectory: {
+      getInstance: options.getInstance,
+      getHypervisor: async (id) => (id === DEMO_HYPERVISOR ? hypervisor : null),
+    },
+    executors: pool.executorFor,
+    hypervisorDriver: createLibvirtDriver,
+    storageDrivers: builtinStorageDrivers,
+    ...(role.kind === 'single'
+      ? {}
+      : {
+          queue: createBullmqTaskQueue({ connection: role.redisUrl, prefix: redisPrefix(options.dataDir), role: role.kind }),
+          tasks: { workerId: role.workerId },
+        }),
+    logger: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (m, c) => console.warn(`[${options.label}] ${m}`, c ?? ''),
+      error: (m, c) => console.error(`[${options.label}] ${m}`, c ?? ''),
+    },
+  });
+  return { sdk, pool };
+}
