@@ -2,7 +2,8 @@
  * A worker process of the example panel (`--workers N`), forked by the panel process
  * (`workers.ts`): the same SDK as the panel, with the BullMQ queue in the `worker` role, so it
  * runs the jobs the panel enqueues. Its config is the JSON in argv[2]; it asks the panel for
- * instances over IPC, says `ready` once bound, and closes when told `close` (or on SIGTERM).
+ * instances over IPC, says `ready` once bound, and closes when told `close` (or on SIGTERM, or
+ * when the panel process is gone).
  */
 import type { HostInstance } from '../../src';
 import { createPanelSdk } from './sdk';
@@ -48,6 +49,8 @@ process.on('message', (message: InstanceAnswer | 'close') => {
   }
 });
 process.on('SIGTERM', close);
+// Ctrl-C reaches the whole process group: the panel process closes its workers itself.
+process.on('SIGINT', () => undefined);
 // The panel process is gone: nobody to serve, nobody to answer.
 process.on('disconnect', () => {
   for (const { reject } of asked.values()) reject(new Error('The panel process is gone'));
