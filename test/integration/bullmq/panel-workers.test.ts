@@ -3,8 +3,10 @@
  * tests do) only enqueues, and two forked worker processes run the work over BullMQ on the real
  * Redis, sharing the panel's SQLite file; libvirt on this machine captures a running test guest.
  * The capture runs in a worker process, not in the panel's, and its progress reaches the panel's
- * Server-Sent Events stream (the queue's events bridge).
+ * Server-Sent Events stream (the queue's events bridge). And `npm run demo -- --workers 2`: the
+ * tour's capture runs in a worker process.
  */
+import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_HYPERVISOR, DEMO_LOCATION, startPanel, type Panel } from '../../../examples/express-panel/panel';
@@ -101,4 +103,18 @@ describe.skipIf(missing !== null)(`the example panel with --workers 2${missing ?
     const listed = await fetch(`${panel.url}/api/images/${image.id}`, { headers });
     expect(((await listed.json()) as { status: string }).status).toBe('available');
   }, 240_000);
+
+  it('npm run demo -- --workers 2 runs the tour with its work in worker processes', () => {
+    const result = spawnSync('npm', ['run', 'demo', '--', '--once', '--no-install', '--workers', '2'], {
+      encoding: 'utf8',
+      timeout: 280_000,
+      env: { ...process.env, REDIS_URL: redisUrl ?? '' },
+    });
+    const output = `${result.stdout}\n${result.stderr}`;
+    expect(result.status, output).toBe(0);
+    expect(output).toMatch(/2 worker processes run the work \(pids \d+, \d+\); this one only enqueues/);
+    expect(output).toMatch(/100%/);
+    expect(output).toMatch(/captured by panel-worker-[12]\b/);
+    expect(output).toMatch(/production-web-server-v2 .* available/);
+  }, 300_000);
 });
