@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     });
     const finished = await followTask(panel, created.task.id);
     if (finished.status !== 'completed') throw new Error(`the capture failed: ${finished.errorMessage ?? finished.status}`);
-    say(`  captured by ${finished.workerId ?? 'this process'}`);
+    if (workers > 0) say(`  captured by ${finished.workerId ?? 'a worker'}`);
 
     step('My Images');
     const list = await api<{
