@@ -137,8 +137,8 @@ function readFailure(run: Run, error: unknown): InstanceImagesError {
 
 /**
  * Hands every chunk of the export to the consumer and checks that it took them all. `readsDone`
- * is called once the consumer has taken the last chunk (nothing more is read; it may still be
- * storing).
+ * is called once every chunk has been read, at the latest when the consumer has taken the last
+ * chunk (nothing more is read; it may still be storing).
  * @returns the consumer's digest and stored size.
  */
 async function feed(
@@ -162,6 +162,9 @@ async function feed(
         ...(dirtyContext === undefined ? {} : { dirtyContext }),
         ...(run.signal ? { signal: run.signal } : {}),
         onProgress: (p) => run.progress('copy', p.processedBytes, p.totalBytes),
+        // Every chunk read (an incremental read is done long before the consumer has checked the
+        // unchanged chunks): the export ends while the consumer stores.
+        onReadsDone: readsDone,
       })) {
         handed++;
         yield chunk;
