@@ -154,26 +154,33 @@ async function feed(
   let handed = 0;
   let finished = false;
   let readError: InstanceImagesError | null = null;
+  const source = readNbdChunks(client, {
+    chunkSize: output.chunkSizeBytes,
+    connections: readers,
+    ...(dirtyContext === undefined ? {} : { dirtyContext }),
+    ...(run.signal ? { signal: run.signal } : {}),
+    onProgress: (p) => run.progress('copy', p.processedBytes, p.totalBytes),
+    // Every chunk read (an incremental read is done long before the consumer has checked the
+    // unchanged chunks): the export ends while the consumer stores.
+    onReadsDone: readsDone,
+  });
+  // Block status and the first reads start now, while the consumer prepares (its lease, the GC marker).
+  const primed = source.next();
+  primed.catch(() => undefined);
   async function* chunks(): AsyncGenerator<CapturedChunk, void, undefined> {
     try {
-      for await (const chunk of readNbdChunks(client, {
-        chunkSize: output.chunkSizeBytes,
-        connections: readers,
-        ...(dirtyContext === undefined ? {} : { dirtyContext }),
-        ...(run.signal ? { signal: run.signal } : {}),
-        onProgress: (p) => run.progress('copy', p.processedBytes, p.totalBytes),
-        // Every chunk read (an incremental read is done long before the consumer has checked the
-        // unchanged chunks): the export ends while the consumer stores.
-        onReadsDone: readsDone,
-      })) {
+      for (let next = await primed; !next.done; next = await source.next()) {
         handed++;
-        yield chunk;
+        yield next.value;
       }
       finished = true;
       readsDone();
     } catch (error) {
       readError = readFailure(run, error);
       throw readError;
+    } finally {
+      // A consumer that stops early stops the reads.
+      if (!finished) await source.return(undefined).catch(() => undefined);
     }
   }
   run.progress('copy', 0, client.info.size);
@@ -182,6 +189,10 @@ async function feed(
     result = await stage(run, 'copy', () => output.consume(chunks(), info));
   } catch (error) {
     throw readError ?? error;
+  } finally {
+    // A consumer that never took a chunk leaves the primed read: stopped here without waiting
+    // (a read still in flight ends when the caller destroys the connections).
+    if (!finished) void source.return(undefined).catch(() => undefined);
   }
   throwIfAborted(run.signal);
   if (!finished || handed !== total) {
