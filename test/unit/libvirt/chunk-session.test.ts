@@ -110,7 +110,7 @@ describe('chunked capture start session', () => {
       full: '<domainbackup/>',
       checkpoint: "<domaincheckpoint><name>cp-2</name><description>é 'x'\n</description></domaincheckpoint>",
       deleteLeftover: false,
-      freezeSeconds: 2.5,
+      freezeSeconds: 30,
     });
     expect(started.get('mode')?.stdout).toBe('incremental');
     expect(started.get('freeze')?.exitCode).toBe(0);
