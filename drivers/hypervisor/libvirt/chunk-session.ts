@@ -206,11 +206,13 @@ export class StartSession {
   readonly #stdin = new PassThrough();
   readonly #parser = new RecordParser();
   readonly #done: Promise<ExecResult>;
+  readonly #workDir: string;
 
   constructor(
     readonly cmd: HostCommands,
     input: StartSessionInput,
   ) {
+    this.#workDir = input.workDir;
     const argv = [
       'sh',
       '-c',
@@ -285,10 +287,18 @@ export class StartSession {
     return this.#send(['qemu-nbd', options.shared], [options.format, options.exportName, options.bitmap ?? '', options.path]);
   }
 
-  /** Ends the session (the script exits and removes its work directory) and waits for it. */
+  /**
+   * Ends the session (the script exits and removes its work directory) and waits for it. A script
+   * that did not end by itself (killed on abort, connection lost) may have left its directory:
+   * it is removed by one more command.
+   */
   async close(): Promise<void> {
     this.#stdin.end();
-    await this.#done.catch(() => undefined);
+    const clean = await this.#done.then(
+      (result) => result.exitCode === 0,
+      () => false,
+    );
+    if (!clean) await this.cmd.run(['rm', '-rf', '--', this.#workDir]).catch(() => undefined);
   }
 }
 

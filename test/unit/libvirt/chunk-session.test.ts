@@ -172,6 +172,15 @@ describe('chunked capture start session', () => {
     expect(readdirSync(scratch)).toEqual([]);
   });
 
+  it('a session killed by its signal leaves no work directory either', async () => {
+    const controller = new AbortController();
+    const session = new StartSession(cmd, { ...input(), signal: controller.signal });
+    await session.inspection();
+    controller.abort();
+    await session.close();
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+
   it('reads a stopped disk’s bitmaps and starts qemu-nbd with the fields as single arguments', async () => {
     writeFileSync(join(fake, 'state'), 'shut off\n');
     const session = new StartSession(cmd, input());
