@@ -75,8 +75,17 @@ export interface ReadNbdChunksOptions {
   signal?: AbortSignal;
   /** Called before each chunk is handed out. */
   onProgress?: (progress: ChunkProgress) => void;
-  /** Bytes asked per BLOCK_STATUS request (default 1 GiB); a multiple of the chunk size. */
+  /**
+   * Bytes asked per BLOCK_STATUS request: a multiple of the chunk size below 4 GiB (default the
+   * largest such, so the extents of a disk up to 4 GiB are asked once).
+   */
   blockStatusWindow?: number;
+  /**
+   * Called once every chunk has been planned and read (nothing more is asked of the server), while
+   * the last chunks may still wait for the consumer: the caller may close the connections and end
+   * the export then. Not called when the read fails or stops early.
+   */
+  onReadsDone?: () => void;
 }
 
 /** What to do for one chunk, decided from block status alone. */
@@ -239,11 +248,7 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
     if (other.info.size !== client.info.size || other.info.blockSize.minimum !== client.info.blockSize.minimum)
       throw invalid(`connections[${i - 1}]`, 'must show the same export (size and minimum block size) as the client');
   }
-  const window = wholeNumber(
-    options.blockStatusWindow,
-    Math.max(chunkSize, 1024 * 1024 * 1024 - ((1024 * 1024 * 1024) % chunkSize)),
-    'blockStatusWindow',
-  );
+  const window = wholeNumber(options.blockStatusWindow, Math.max(chunkSize, 0xffffffff - (0xffffffff % chunkSize)), 'blockStatusWindow');
   if (chunkSize % client.info.blockSize.minimum !== 0)
     throw invalid('chunkSize', `must be a multiple of the export's minimum block size ${client.info.blockSize.minimum}`);
   if (chunkSize > 1024 * 1024 * 1024) throw invalid('chunkSize', 'must be at most 1 GiB');
@@ -281,6 +286,15 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
         const next = await plans.next();
         if (next.done) {
           planned = false;
+          // Every read is asked: once they are all in, the server is not needed any more.
+          const { onReadsDone } = options;
+          if (onReadsDone)
+            void Promise.all(ahead.map((a) => a.chunk)).then(
+              () => {
+                if (!controller.signal.aborted) onReadsDone();
+              },
+              () => undefined,
+            );
           break;
         }
         const chunk = readChunk(readers, next.value, zeroes, controller.signal);

@@ -20,6 +20,10 @@
  * 6. ten images of ten stopped disks cloned from one stock disk, each with 64 MiB of its own random
  *    writes, captured into one chunked store: unique stored bytes against one image (goal ≤ 1.3×).
  * Prints medians, spreads and the panel process's peak RSS per step.
+ *
+ * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
+ * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
+ * the base of steps 2, 3 and 5 and as the reference of step 2's percentage.
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -44,6 +48,7 @@ import { guestWithRandomData, median, MiB } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
+const STEPS = new Set((process.env.STEPS ?? '1,2,3,4,5,6').split(',').map((step) => Number(step.trim())));
 const CHUNK = 4 * MiB;
 const scratch = '/var/tmp/ii-bench-chunked';
 
@@ -220,8 +225,14 @@ async function main(): Promise<void> {
   mkdirSync(scratch, { recursive: true });
   const executor = tracedExecutor(createSshExecutor(target.connection));
   const hypervisor = { id: 'hv', name: 'bench', locationId: 'l', connection: target.connection, scratchDir: `${scratch}/driver` };
+  // The driver's stages (the job's start, the copy) as markers in the trace.
+  const hooks = {
+    stage: ({ stage, phase }: { stage: string; phase: 'start' | 'end' }) => {
+      if (trace.on) trace.events.push({ what: `(${stage} ${phase})`, at: performance.now() - trace.start, ms: 0 });
+    },
+  };
   const b: Bench = {
-    driver: createLibvirtDriver(hypervisor, executor),
+    driver: createLibvirtDriver(hypervisor, executor, { hooks }),
     driverOne: createLibvirtDriver(hypervisor, executor, { nbdConnections: 1 }),
     client: adminClient(s3.env),
     env: s3.env,
@@ -262,7 +273,7 @@ async function main(): Promise<void> {
     let firstDisk: StorageDisk | null = null;
     let checkpoint = 0;
     peak = 0;
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < (STEPS.has(1) ? RUNS : 0); i++) {
       const runFiles = async () => {
         const disk = await freshDisk(b, 'bench-files');
         const { ms } = await timed(() =>
@@ -300,21 +311,36 @@ async function main(): Promise<void> {
       const order = [runFiles, runChunks, runChunksOne];
       for (let k = 0; k < order.length; k++) await (order[(i + k) % order.length] as () => Promise<void>)();
     }
+    if (!STEPS.has(1)) {
+      // The base of the later steps: one chunked first capture, timed once as step 2's reference.
+      const disk = await freshDisk(b, 'bench-chunks');
+      const store = createChunkStore(disk);
+      checkpoint += 1;
+      const { ms, value } = await timed(() =>
+        captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
+      );
+      chunked.push(ms);
+      firstDisk = disk;
+      first = { manifest: value.manifest, store, uploaded: value.uploadedBytes };
+      console.log(`\n1. (only the base of the other steps) one chunked first capture: ${s(ms)}`);
+    }
     const firstRss = peak;
     const base = first as unknown as { manifest: ChunkManifest; store: ChunkStore; uploaded: number };
-    console.log(`\n1. first capture, ${RUNS} runs each, alternating (peak RSS ${mib(firstRss)}):`);
-    console.log(`   ${line('files layout into S3', files)}`);
-    console.log(`   ${line('chunks into S3      ', chunked)}`);
-    console.log(`   ${line('chunks, 1 NBD conn. ', chunkedOne)}`);
-    console.log(`   ratio chunks/files ${(median(chunked) / median(files)).toFixed(2)} (goal ≤ 1.00); uploaded ${mib(base.uploaded)}`);
-    console.log(`   ratio chunks over one NBD connection/files ${(median(chunkedOne) / median(files)).toFixed(2)}`);
-    // On a busy machine the runs wander together: the ratio within each run (same rotation) is steadier.
-    const paired = (times: number[]) => times.map((t, i) => t / (files[i] as number));
-    const ratios = (label: string, times: number[]) => {
-      const r = paired(times);
-      return `${label} median ${median(r).toFixed(2)}, spread ${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)} (${r.map((x) => x.toFixed(2)).join(', ')})`;
-    };
-    console.log(`   per-run ratios: ${ratios('chunks/files', chunked)}; ${ratios('one NBD connection/files', chunkedOne)}`);
+    if (STEPS.has(1)) {
+      console.log(`\n1. first capture, ${RUNS} runs each, alternating (peak RSS ${mib(firstRss)}):`);
+      console.log(`   ${line('files layout into S3', files)}`);
+      console.log(`   ${line('chunks into S3      ', chunked)}`);
+      console.log(`   ${line('chunks, 1 NBD conn. ', chunkedOne)}`);
+      console.log(`   ratio chunks/files ${(median(chunked) / median(files)).toFixed(2)} (goal ≤ 1.00); uploaded ${mib(base.uploaded)}`);
+      console.log(`   ratio chunks over one NBD connection/files ${(median(chunkedOne) / median(files)).toFixed(2)}`);
+      // On a busy machine the runs wander together: the ratio within each run (same rotation) is steadier.
+      const paired = (times: number[]) => times.map((t, i) => t / (files[i] as number));
+      const ratios = (label: string, times: number[]) => {
+        const r = paired(times);
+        return `${label} median ${median(r).toFixed(2)}, spread ${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)} (${r.map((x) => x.toFixed(2)).join(', ')})`;
+      };
+      console.log(`   per-run ratios: ${ratios('chunks/files', chunked)}; ${ratios('one NBD connection/files', chunkedOne)}`);
+    }
 
     // 2. 64 MiB rewritten offline, then an incremental recapture from the newest checkpoint, RUNS
     //    times (each from the previous one's checkpoint), the first one traced step by step.
@@ -322,7 +348,7 @@ async function main(): Promise<void> {
     const recaptureUploads: number[] = [];
     let previous = base.manifest;
     let incrementalSince: string | null = null;
-    for (let i = 0; i < RUNS; i++) {
+    for (let i = 0; i < (STEPS.has(2) ? RUNS : 0); i++) {
       virsh('destroy', '--domain', guest.name);
       writeRandom(guest.primaryPath, 300 + 100 * i, 64);
       virsh('start', '--domain', guest.name);
@@ -346,26 +372,29 @@ async function main(): Promise<void> {
       recaptures.push(incremental.ms);
       recaptureUploads.push(incremental.value.uploadedBytes);
     }
-    console.log(
-      `   ${line(`recapture after 64 MiB rewritten, ${RUNS} runs`, recaptures)}\n` +
-        `   = ${((100 * median(recaptures)) / median(chunked)).toFixed(1)} % of the first chunked capture (goal ≤ 10 %), ` +
-        `incremental since ${incrementalSince ?? 'none (full read)'}, uploaded ${recaptureUploads.map(mib).join(', ')} (goal ≤ 80 MiB)`,
-    );
+    if (STEPS.has(2))
+      console.log(
+        `   ${line(`recapture after 64 MiB rewritten, ${RUNS} runs`, recaptures)}\n` +
+          `   = ${((100 * median(recaptures)) / median(chunked)).toFixed(1)} % of the first chunked capture (goal ≤ 10 %), ` +
+          `incremental since ${incrementalSince ?? 'none (full read)'}, uploaded ${recaptureUploads.map(mib).join(', ')} (goal ≤ 80 MiB)`,
+      );
 
     // 3. The checkpoint unusable: a full read, dedup only.
-    virsh('destroy', '--domain', guest.name);
-    writeRandom(guest.primaryPath, 700, 64);
-    virsh('start', '--domain', guest.name);
-    const dedup = await timed(() =>
-      captureChunks(b, base.store, guest.name, 'images/third.manifest.json', { create: 'bench-x', since: 'no-such-checkpoint' }),
-    );
-    console.log(
-      `\n3. recapture with the checkpoint unusable: ${s(dedup.ms)}, incremental since ${dedup.value.result.incrementalSince ?? 'none (full read)'}, ` +
-        `uploaded ${mib(dedup.value.uploadedBytes)} (goal ≤ 80 MiB)`,
-    );
+    if (STEPS.has(3)) {
+      virsh('destroy', '--domain', guest.name);
+      writeRandom(guest.primaryPath, 700, 64);
+      virsh('start', '--domain', guest.name);
+      const dedup = await timed(() =>
+        captureChunks(b, base.store, guest.name, 'images/third.manifest.json', { create: 'bench-x', since: 'no-such-checkpoint' }),
+      );
+      console.log(
+        `\n3. recapture with the checkpoint unusable: ${s(dedup.ms)}, incremental since ${dedup.value.result.incrementalSince ?? 'none (full read)'}, ` +
+          `uploaded ${mib(dedup.value.uploadedBytes)} (goal ≤ 80 MiB)`,
+      );
+    }
 
     // 4. Killed at half of the disk, then retried into the same (fresh) store.
-    {
+    if (STEPS.has(4)) {
       const disk = await freshDisk(b, 'bench-resume');
       const store = createChunkStore(disk);
       const controller = new AbortController();
@@ -405,13 +434,13 @@ async function main(): Promise<void> {
     }
 
     // 5. Deploy: files layout vs chunks, alternating.
-    {
+    if (STEPS.has(5)) {
       const filesDisk = await freshDisk(b, 'bench-deploy');
       await b.driver.capture({
         domainName: guest.name,
         output: { kind: 'stream', consume: async (stream, size) => void (await filesDisk.put('image.qcow2', stream, { size })) },
       });
-      const manifest = (await base.store.readManifest('images/second.manifest.json')) as ChunkManifest;
+      const manifest = ((await base.store.readManifest('images/second.manifest.json')) ?? base.manifest) as ChunkManifest;
       const fromFiles: number[] = [];
       const fromChunks: number[] = [];
       peak = 0;
@@ -454,7 +483,7 @@ async function main(): Promise<void> {
     }
 
     // 6. Ten stopped instances cloned from one stock disk, each with 64 MiB of its own writes.
-    {
+    if (STEPS.has(6)) {
       virsh('destroy', '--domain', guest.name);
       if (firstDisk) await dropDisk(b, firstDisk);
       const disk = await freshDisk(b, 'bench-ten');

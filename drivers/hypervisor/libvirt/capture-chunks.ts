@@ -1,7 +1,9 @@
 /**
  * Chunked captures (`output.kind === 'chunks'`): the disk is read from the panel through an NBD
  * export on a unix socket of the hypervisor (an SSH stream-local channel, or the socket itself
- * for a local executor), in fixed-size chunks handed to the output's consumer.
+ * for a local executor), in fixed-size chunks handed to the output's consumer. Everything before
+ * the read — inspection, checks, checkpoint and job start, the socket ready — is one remote command
+ * (chunk-session.ts).
  *
  * - Running domain: a pull-mode backup job exports the disk at one point in time; libvirt creates
  *   the checkpoint `output.checkpoint.create` in the same transaction. With a trusted `since`
@@ -17,13 +19,31 @@
  */
 import type { Duplex } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
-import type { CaptureResult, CapturedChunk, ChunkCaptureOutput, ChunkSourceInfo } from '../../../src/ports/hypervisor-driver';
+import type {
+  CaptureRequest,
+  CaptureResult,
+  CapturedChunk,
+  ChunkCaptureOutput,
+  ChunkSourceInfo,
+} from '../../../src/ports/hypervisor-driver';
 import { BASE_ALLOCATION, connectNbd, dirtyBitmapContext, readNbdChunks, type NbdClient } from '../../nbd';
-import { beginBackup, endBackupJob, withFreeze } from './backup-job';
-import { stage, throwIfAborted, type CaptureContext, type Run } from './capture-run';
-import type { DomainOutline } from './inspect';
-import type { HostCommands } from './commands';
-import { assertCheckpointName, deleteCheckpoint, incrementalRefusal, readCheckpoint } from './checkpoints';
+import { endBackupJob } from './backup-job';
+import { captureFailure, newRun, stage, throwIfAborted, type CaptureContext, type Run } from './capture-run';
+import {
+  assertCheckpointName,
+  bitmapsFromImageInfo,
+  bitmapsFromQueryBlock,
+  checkpointFromResult,
+  deleteCheckpoint,
+  incrementalRefusal,
+  type CheckpointXml,
+} from './checkpoints';
+import { asResult, recordOf, StartSession, type SessionStep } from './chunk-session';
+import { commandError, type HostCommands } from './commands';
+import { domainFromXml, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
+import { captureScratch } from './names';
+import { parseDfAvailList } from './parsers';
+import { parseXml } from './xml';
 import { checkpointXml, pullBackupXml } from './xml-builders';
 
 /** What a chunked capture hands back to {@link captureDomain}. */
@@ -63,56 +83,6 @@ export function validateChunkOutput(output: ChunkCaptureOutput, format: unknown,
         fields: [{ path: 'output.checkpoint.since', message: 'must differ from create' }],
       });
     }
-  }
-}
-
-/** The `since` checkpoint to read incrementally from, or undefined for a full read. */
-async function trustedSince(
-  cmd: HostCommands,
-  domain: DomainOutline,
-  output: ChunkCaptureOutput,
-  running: boolean,
-): Promise<string | undefined> {
-  const since = output.checkpoint?.since ?? null;
-  if (since === null) return undefined;
-  const refusal = await incrementalRefusal(cmd, domain.name, { ...domain.primaryDisk, running }, since);
-  return refusal === null ? since : undefined;
-}
-
-/** What a chunked capture asks before it starts anything (see {@link chunkPrechecks}). */
-export interface ChunkPrechecks {
-  /** The checkpoint to read incrementally from, or undefined for a full read. */
-  since: string | undefined;
-  /** A checkpoint named `create` exists already (left by an interrupted attempt at this same image). */
-  leftover: boolean;
-}
-
-/**
- * The questions a chunked capture asks before it starts anything, all at once (one round trip;
- * they only read), as soon as the domain's state and disk are known: room in the scratch directory
- * for a running domain's backup job, whether `since` can be trusted, and whether `create` exists.
- * @throws STORAGE_FULL when the scratch directory lacks the space margin.
- */
-export async function chunkPrechecks(ctx: CaptureContext, domain: DomainOutline, output: ChunkCaptureOutput): Promise<ChunkPrechecks> {
-  const running = domain.state !== 'shutoff';
-  const create = output.checkpoint?.create;
-  const [, since, leftover] = await Promise.all([
-    running ? checkScratchSpace(ctx) : undefined,
-    trustedSince(ctx.cmd, domain, output, running),
-    running && create !== undefined ? readCheckpoint(ctx.cmd, domain.name, create) : null,
-  ]);
-  return { since, leftover: leftover !== null };
-}
-
-/** A running domain's backup job keeps a small file in the scratch directory: its margin must be free. */
-async function checkScratchSpace(ctx: CaptureContext): Promise<void> {
-  const [available = 0] = await ctx.cmd.freeBytesOf([ctx.scratchDir]);
-  if (available < ctx.spaceMarginBytes) {
-    throw new InstanceImagesError(
-      'STORAGE_FULL',
-      `Not enough free space in the scratch directory on the hypervisor: ${available} bytes free, ${ctx.spaceMarginBytes} needed for the backup job`,
-      { details: { where: 'scratch', freeBytes: available, neededBytes: ctx.spaceMarginBytes } },
-    );
   }
 }
 
@@ -167,8 +137,8 @@ function readFailure(run: Run, error: unknown): InstanceImagesError {
 
 /**
  * Hands every chunk of the export to the consumer and checks that it took them all. `readsDone`
- * is called once the consumer has taken the last chunk (nothing more is read; it may still be
- * storing).
+ * is called once every chunk has been read, at the latest when the consumer has taken the last
+ * chunk (nothing more is read; it may still be storing).
  * @returns the consumer's digest and stored size.
  */
 async function feed(
@@ -184,23 +154,33 @@ async function feed(
   let handed = 0;
   let finished = false;
   let readError: InstanceImagesError | null = null;
+  const source = readNbdChunks(client, {
+    chunkSize: output.chunkSizeBytes,
+    connections: readers,
+    ...(dirtyContext === undefined ? {} : { dirtyContext }),
+    ...(run.signal ? { signal: run.signal } : {}),
+    onProgress: (p) => run.progress('copy', p.processedBytes, p.totalBytes),
+    // Every chunk read (an incremental read is done long before the consumer has checked the
+    // unchanged chunks): the export ends while the consumer stores.
+    onReadsDone: readsDone,
+  });
+  // Block status and the first reads start now, while the consumer prepares (its lease, the GC marker).
+  const primed = source.next();
+  primed.catch(() => undefined);
   async function* chunks(): AsyncGenerator<CapturedChunk, void, undefined> {
     try {
-      for await (const chunk of readNbdChunks(client, {
-        chunkSize: output.chunkSizeBytes,
-        connections: readers,
-        ...(dirtyContext === undefined ? {} : { dirtyContext }),
-        ...(run.signal ? { signal: run.signal } : {}),
-        onProgress: (p) => run.progress('copy', p.processedBytes, p.totalBytes),
-      })) {
+      for (let next = await primed; !next.done; next = await source.next()) {
         handed++;
-        yield chunk;
+        yield next.value;
       }
       finished = true;
       readsDone();
     } catch (error) {
       readError = readFailure(run, error);
       throw readError;
+    } finally {
+      // A consumer that stops early stops the reads.
+      if (!finished) await source.return(undefined).catch(() => undefined);
     }
   }
   run.progress('copy', 0, client.info.size);
@@ -209,6 +189,10 @@ async function feed(
     result = await stage(run, 'copy', () => output.consume(chunks(), info));
   } catch (error) {
     throw readError ?? error;
+  } finally {
+    // A consumer that never took a chunk leaves the primed read: stopped here without waiting
+    // (a read still in flight ends when the caller destroys the connections).
+    if (!finished) void source.return(undefined).catch(() => undefined);
   }
   throwIfAborted(run.signal);
   if (!finished || handed !== total) {
@@ -278,49 +262,74 @@ async function readExport(
   }
 }
 
-/** Starts the pull-mode job (and checkpoint); an incremental start libvirt refuses is retried as a full one. */
-async function startPullJob(run: Run, create: string | undefined, since: string | undefined): Promise<string | undefined> {
-  const { target } = run.domain.primaryDisk;
-  const { socket, backupScratch } = run.scratch;
-  const checkpoint = create === undefined ? undefined : checkpointXml(create, target, run.domain.disks);
-  if (since !== undefined) {
-    try {
-      await beginBackup(run, pullBackupXml(target, socket, backupScratch, run.domain.disks, since), checkpoint);
-      return since;
-    } catch (error) {
-      // libvirt checks the bitmap chain itself; its refusal (virsh failed, no job) only means a
-      // full read. The backup and checkpoint are one transaction; still, no half-made checkpoint stays.
-      if (!isInstanceImagesError(error) || error.code !== 'CAPTURE_FAILED' || (await run.ctx.cmd.exists(socket))) throw error;
-      if (create !== undefined) await deleteCheckpoint(run.ctx.cmd, run.domain.name, create);
-    }
+/** The free bytes `df` printed for the scratch directory. @throws STORAGE_FULL below the space margin. */
+function checkScratchSpace(run: Run, step: SessionStep): void {
+  const df = recordOf(step, 'df');
+  if (df.exitCode !== 0) throw commandError(['df'], asResult(df));
+  const [available = 0] = parseDfAvailList(df.stdout);
+  const needed = run.ctx.spaceMarginBytes;
+  if (available < needed) {
+    throw new InstanceImagesError(
+      'STORAGE_FULL',
+      `Not enough free space in the scratch directory on the hypervisor: ${available} bytes free, ${needed} needed for the backup job`,
+      { details: { where: 'scratch', freeBytes: available, neededBytes: needed } },
+    );
   }
-  await beginBackup(run, pullBackupXml(target, socket, backupScratch, run.domain.disks), checkpoint);
-  return undefined;
 }
 
-/** A running domain: pull-mode backup, checkpoint in the same transaction. */
-async function captureRunning(run: Run, output: ChunkCaptureOutput, prechecks: Promise<ChunkPrechecks>): Promise<ChunkedOutcome> {
+/** The `since` checkpoint as `checkpoint-dumpxml` printed it; null when missing or unreadable (a full read). */
+function sinceCheckpoint(run: Run, step: SessionStep): CheckpointXml | null {
+  try {
+    return checkpointFromResult(run.ctx.cmd, asResult(recordOf(step, 'since')));
+  } catch {
+    return null;
+  }
+}
+
+/** A running domain: pull-mode backup, checkpoint in the same transaction, started by the session. */
+async function captureRunning(run: Run, output: ChunkCaptureOutput, session: StartSession, step: SessionStep): Promise<ChunkedOutcome> {
   const { cmd } = run.ctx;
   const { target } = run.domain.primaryDisk;
   const { socket, backupScratch } = run.scratch;
   const files = [socket, backupScratch];
   const create = output.checkpoint?.create;
-  const asked = await prechecks;
-  let since = asked.since;
+  const asked = output.checkpoint?.since ?? null;
+  checkScratchSpace(run, step);
+  let since: string | undefined;
+  if (asked !== null) {
+    const bitmaps = bitmapsFromQueryBlock(asResult(recordOf(step, 'blocks')), run.domain.primaryDisk.path);
+    const disk = { ...run.domain.primaryDisk, running: true };
+    if (incrementalRefusal(disk, asked, sinceCheckpoint(run, step), bitmaps) === null) since = asked;
+  }
   // A checkpoint of this name can only be left by an interrupted attempt at this same image.
-  if (create !== undefined && asked.leftover) await deleteCheckpoint(cmd, run.domain.name, create);
+  const leftover = create !== undefined && checkpointFromResult(cmd, asResult(recordOf(step, 'create'))) !== null;
   let job = 'not started' as 'not started' | 'running' | 'ended';
   let stored = false;
   // Ended once (as soon as every chunk was read, while the consumer may still be storing).
   let ending: Promise<void> | null = null;
   const endJob = (): Promise<void> => (ending ??= endBackupJob(run, files));
   try {
-    const frozen = await withFreeze(run, () =>
-      stage(run, 'start-job', async () => {
-        since = await startPullJob(run, create, since);
-        job = 'running';
+    const { disks } = run.domain;
+    const freeze = run.request.freeze !== false && run.domain.guestAgentConnected;
+    const started = await stage(run, 'start-job', () =>
+      session.beginBackup({
+        incremental: since === undefined ? null : pullBackupXml(target, socket, backupScratch, disks, since),
+        full: pullBackupXml(target, socket, backupScratch, disks),
+        checkpoint: create === undefined ? null : checkpointXml(create, target, disks),
+        deleteLeftover: leftover,
+        freezeSeconds: freeze ? run.ctx.freezeTimeoutMs / 1000 : null,
       }),
     );
+    const left = started.get('left');
+    if (left)
+      throw new InstanceImagesError('COMMAND_FAILED', `Could not delete checkpoint ${JSON.stringify(create)}: ${left.stderr.trim()}`);
+    const mode = recordOf(started, 'mode').stdout;
+    if (mode !== 'incremental' && mode !== 'full')
+      throw commandError(cmd.virshArgv(['backup-begin']), asResult(recordOf(started, 'begin')), 'CAPTURE_FAILED');
+    job = 'running';
+    // libvirt refused the incremental job: the session started a full one.
+    if (mode === 'full') since = undefined;
+    const frozen = started.get('freeze')?.exitCode === 0;
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'pull-backup' });
     throwIfAborted(run.signal);
     const read = await readExport(run, output, socket, target, since, since === undefined ? undefined : `backup-${target}`, endJob);
@@ -331,6 +340,7 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, prechecks: P
   } finally {
     try {
       if (job === 'running') await endJob();
+      // A start whose answer was lost (a dropped connection) may have started the job: its socket tells.
       else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files) : cmd.remove(...files));
     } finally {
       // Even when ending the job failed: a checkpoint whose image was not stored must not stay.
@@ -362,29 +372,35 @@ export async function stopQemuNbd(cmd: HostCommands, pidFile: string, socket: st
  * A stopped domain: `qemu-nbd --read-only` with the disk's explicit format (never probed), without
  * `--force-share`, so the domain cannot start while its disk is read. It serves the read's
  * connections (`--shared`; with more than one, qemu-nbd 7.2 keeps serving after the last
- * disconnects) and is stopped and its files removed afterwards.
+ * disconnects) and is stopped and its files removed afterwards. Its bitmaps are read and qemu-nbd
+ * started by the session.
  */
-async function captureStopped(run: Run, output: ChunkCaptureOutput, prechecks: Promise<ChunkPrechecks>): Promise<ChunkedOutcome> {
+async function captureStopped(run: Run, output: ChunkCaptureOutput, session: StartSession, step: SessionStep): Promise<ChunkedOutcome> {
   const { path, format, target } = run.domain.primaryDisk;
   const { qemuNbdSocket: socket, qemuNbdPid: pidFile } = run.scratch;
-  const { since } = await prechecks;
-  const argv = [
-    'qemu-nbd',
-    '--read-only',
-    `--format=${String(format)}`,
-    '--fork',
-    // One client per connection the read uses (with more than one, qemu-nbd 7.2 keeps serving
-    // after the last disconnects: it is stopped below).
-    `--shared=${run.ctx.nbdConnections}`,
-    `--pid-file=${pidFile}`,
-    `--socket=${socket}`,
-    `--export-name=${target}`,
-    ...(since === undefined ? [] : [`--bitmap=${since}`]),
-    '--',
-    path,
-  ];
+  const asked = output.checkpoint?.since ?? null;
+  let since: string | undefined;
+  if (asked !== null) {
+    const checkpoint = sinceCheckpoint(run, step);
+    const disk = { ...run.domain.primaryDisk, running: false };
+    // The image's bitmaps are worth asking for only when the checkpoint itself is usable.
+    const bitmaps =
+      checkpoint !== null && format === 'qcow2' ? bitmapsFromImageInfo(asResult(recordOf(await session.imageInfo(path), 'img'))) : null;
+    if (incrementalRefusal(disk, asked, checkpoint, bitmaps) === null) since = asked;
+  }
   try {
-    await stage(run, 'start-job', () => run.ctx.cmd.run(['sh', '-c', 'exec "$@" >/dev/null', 'sh', ...argv], {}, 'CAPTURE_FAILED'));
+    await stage(run, 'start-job', async () => {
+      const started = await session.startQemuNbd({
+        path,
+        format: String(format),
+        exportName: target,
+        bitmap: since ?? null,
+        // One client per connection the read uses.
+        shared: run.ctx.nbdConnections,
+      });
+      const nbd = recordOf(started, 'nbd');
+      if (nbd.exitCode !== 0) throw commandError(['qemu-nbd'], asResult(nbd), 'CAPTURE_FAILED');
+    });
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'cold-convert' });
     throwIfAborted(run.signal);
     const read = await readExport(run, output, socket, target, since, since);
@@ -394,10 +410,70 @@ async function captureStopped(run: Run, output: ChunkCaptureOutput, prechecks: P
   }
 }
 
+/** The domain as the session's first answers describe it. @throws NOT_FOUND, INVALID_STATE. */
+function inspected(cmd: HostCommands, domainName: string, step: SessionStep, capabilities: HypervisorCapabilities): LibvirtDomainInfo {
+  const state = recordOf(step, 'state');
+  if (state.exitCode !== 0) throw commandError(cmd.virshArgv(['domstate']), asResult(state));
+  const xml = recordOf(step, 'xml');
+  if (xml.exitCode !== 0) throw commandError(cmd.virshArgv(['dumpxml']), asResult(xml));
+  return domainFromXml(domainName, state.stdout, parseXml(xml.stdout), capabilities);
+}
+
 /**
- * Captures the primary disk into chunks (see the module). `prechecks` are the answers of
- * {@link chunkPrechecks}, asked by the caller while it inspected the domain.
+ * Captures the primary disk into chunks (see the module): everything up to the export's socket is
+ * one remote command (a {@link StartSession}); then the export is read from the panel.
+ * @throws CAPTURE_FAILED, STORAGE_FULL, CANCELLED, NOT_FOUND, INVALID_STATE.
  */
-export async function captureChunks(run: Run, output: ChunkCaptureOutput, prechecks: Promise<ChunkPrechecks>): Promise<ChunkedOutcome> {
-  return run.domain.state === 'shutoff' ? captureStopped(run, output, prechecks) : captureRunning(run, output, prechecks);
+export async function captureChunked(
+  ctx: CaptureContext,
+  request: CaptureRequest,
+  output: ChunkCaptureOutput,
+  capabilities: HypervisorCapabilities,
+): Promise<CaptureResult> {
+  const scratch = captureScratch(ctx.scratchDir, request.domainName);
+  const session = new StartSession(ctx.cmd, {
+    domainName: request.domainName,
+    scratchDir: ctx.scratchDir,
+    workDir: scratch.session,
+    since: output.checkpoint?.since ?? null,
+    create: output.checkpoint?.create ?? null,
+    socket: scratch.socket,
+    qemuNbdPid: scratch.qemuNbdPid,
+    qemuNbdSocket: scratch.qemuNbdSocket,
+    signal: request.signal,
+  });
+  try {
+    const first = await session.inspection();
+    const domain = inspected(ctx.cmd, request.domainName, first, capabilities);
+    let method: CaptureResult['method'];
+    if (domain.state === 'shutoff') method = 'cold-convert';
+    else if (domain.state === 'running' || domain.state === 'paused') {
+      // Only a pull-mode backup exports the disk over NBD, whatever method is configured.
+      if (!capabilities.backup) {
+        throw new InstanceImagesError(
+          'CAPTURE_FAILED',
+          `A chunked capture of a running domain needs libvirt backup jobs (libvirt ≥ 7.2, QEMU ≥ 4.2); this hypervisor has libvirt ${capabilities.libvirtVersion ?? 'unknown'}`,
+        );
+      }
+      method = 'pull-backup';
+    } else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
+    const run = newRun(ctx, request, domain, method, scratch, {
+      format: 'raw',
+      compress: false,
+      zstd: capabilities.zstd,
+      outFile: scratch.output('raw'),
+      outFileGone: true,
+    });
+    const chunked = await (method === 'cold-convert' ? captureStopped : captureRunning)(run, output, session, first);
+    const { frozen, ...rest } = chunked;
+    const consistency: CaptureResult['consistency'] =
+      method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';
+    run.progress('done', chunked.virtualSizeBytes, chunked.virtualSizeBytes);
+    return { format: 'raw', ...rest, consistency, method };
+  } catch (error) {
+    throw captureFailure(error, request.signal, request.domainName);
+  } finally {
+    // The script has exited after the job or qemu-nbd started; otherwise this ends it.
+    await session.close();
+  }
 }

@@ -3,9 +3,9 @@
  * sealing of their output (seal.ts).
  * @module
  */
-import { InstanceImagesError } from '../../../src/errors';
+import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } from '../../../src/errors';
 import type { DiskFormat } from '../../../src/model';
-import type { CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
+import type { ByteProgress, CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
 import type { HostCommands } from './commands';
 import type { HypervisorCapabilities, LibvirtDomainInfo } from './inspect';
 import type { CaptureScratch } from './names';
@@ -81,4 +81,51 @@ export async function stage<T>(run: Run, name: string, fn: () => Promise<T>): Pr
   } finally {
     report('end');
   }
+}
+
+/** A new {@link Run}: progress goes to the request's listener, whose failures never break the capture. */
+export function newRun(
+  ctx: CaptureContext,
+  request: CaptureRequest,
+  domain: LibvirtDomainInfo,
+  method: CaptureResult['method'],
+  scratch: CaptureScratch,
+  output: { format: DiskFormat; compress: boolean; zstd: boolean; outFile: string; outFileGone?: boolean },
+): Run {
+  return {
+    ctx,
+    request,
+    domain,
+    method,
+    ...output,
+    scratch,
+    signal: request.signal,
+    outFileGone: output.outFileGone ?? false,
+    progress(step, done, total) {
+      const event: ByteProgress = { step, bytesDone: done, bytesTotal: total };
+      try {
+        request.onProgress?.(event);
+      } catch {
+        // a failing listener must not break the capture
+      }
+    },
+  };
+}
+
+/** Codes a capture reports as they are; anything else becomes CAPTURE_FAILED. */
+const CAPTURE_CODES = [
+  'CANCELLED',
+  'STORAGE_FULL',
+  'NOT_FOUND',
+  'HYPERVISOR_UNREACHABLE',
+  'VALIDATION_FAILED',
+  'CAPTURE_FAILED',
+  'INVALID_STATE',
+];
+
+/** The error a failed capture of `domainName` throws (CANCELLED whenever its signal fired). */
+export function captureFailure(error: unknown, signal: AbortSignal | undefined, domainName: string): InstanceImagesError {
+  if (signal?.aborted) return new InstanceImagesError('CANCELLED', 'The capture was cancelled; nothing was kept', { cause: error });
+  if (isInstanceImagesError(error) && CAPTURE_CODES.includes(error.code)) return error;
+  return toInstanceImagesError(error, 'CAPTURE_FAILED', `Capturing the disk of ${JSON.stringify(domainName)} failed`);
 }

@@ -4,17 +4,17 @@
  * domain ends on its original disk chain with no job running and no temporary file left.
  * @module
  */
-import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } from '../../../src/errors';
+import { InstanceImagesError } from '../../../src/errors';
 import type { DiskFormat } from '../../../src/model';
-import type { ByteProgress, CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
-import { dirname, stage, throwIfAborted, type CaptureContext, type Run, type Sealed } from './capture-run';
+import type { CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
+import { captureFailure, dirname, newRun, stage, throwIfAborted, type CaptureContext, type Run, type Sealed } from './capture-run';
 import type { HostCommands } from './commands';
 import { inspectDomain, type HypervisorCapabilities } from './inspect';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { CaptureMethod } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
 import { beginBackup, endBackupJob, withFreeze } from './backup-job';
-import { captureChunks, chunkPrechecks, validateChunkOutput, type ChunkPrechecks } from './capture-chunks';
+import { captureChunked, validateChunkOutput } from './capture-chunks';
 import { seal } from './seal';
 import { overlaySnapshotXml, pullBackupXml, pushBackupXml } from './xml-builders';
 import { domainXml } from './inspect';
@@ -323,74 +323,22 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   throwIfAborted(signal);
   await ctx.ensureScratchDir();
   const capabilities = await ctx.capabilities();
-  // A chunked capture asks its own questions beside the second round of the inspection.
-  let prechecks: Promise<ChunkPrechecks> | null = null;
-  const output = request.output;
-  const domain = await inspectDomain(
-    ctx.cmd,
-    request.domainName,
-    capabilities,
-    output.kind === 'chunks'
-      ? (outline) => {
-          prechecks = chunkPrechecks(ctx, outline, output);
-          prechecks.catch(() => undefined);
-        }
-      : undefined,
-  );
+  if (request.output.kind === 'chunks') return captureChunked(ctx, request, request.output, capabilities);
+  const domain = await inspectDomain(ctx.cmd, request.domainName, capabilities);
   const scratch = captureScratch(ctx.scratchDir, domain.name);
   const extension = format === 'raw' ? 'raw' : 'qcow2';
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
   let method: CaptureResult['method'];
   if (domain.state === 'shutoff') method = 'cold-convert';
-  else if (request.output.kind === 'chunks' && (domain.state === 'running' || domain.state === 'paused')) {
-    // Only a pull-mode backup exports the disk over NBD, whatever method is configured.
-    if (!capabilities.backup) {
-      throw new InstanceImagesError(
-        'CAPTURE_FAILED',
-        `A chunked capture of a running domain needs libvirt backup jobs (libvirt ≥ 7.2, QEMU ≥ 4.2); this hypervisor has libvirt ${capabilities.libvirtVersion ?? 'unknown'}`,
-      );
-    }
-    method = 'pull-backup';
-  } else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
+  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
   else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
-  const run: Run = {
-    ctx,
-    request,
-    domain,
-    method,
-    format,
-    compress,
-    zstd: capabilities.zstd,
-    scratch,
-    outFile,
-    signal,
-    outFileGone: false,
-    progress(step, done, total) {
-      const event: ByteProgress = { step, bytesDone: done, bytesTotal: total };
-      try {
-        request.onProgress?.(event);
-      } catch {
-        // a failing listener must not break the capture
-      }
-    },
-  };
+  const run = newRun(ctx, request, domain, method, scratch, { format, compress, zstd: capabilities.zstd, outFile });
 
   const { cmd } = ctx;
   // libvirt creates a push-mode target itself and refuses an existing file; qemu-img convert replaces it.
-  // A chunked capture checked its scratch space with its prechecks.
-  if (request.output.kind !== 'chunks')
-    await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
+  await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
   let published = false;
   try {
-    if (request.output.kind === 'chunks') {
-      run.outFileGone = true;
-      const chunked = await captureChunks(run, request.output, prechecks ?? chunkPrechecks(ctx, domain, request.output));
-      const { frozen, ...rest } = chunked;
-      const consistency: CaptureResult['consistency'] =
-        method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';
-      run.progress('done', chunked.virtualSizeBytes, chunked.virtualSizeBytes);
-      return { format: 'raw', ...rest, consistency, method };
-    }
     let outcome: Sealed & { frozen?: boolean };
     if (method === 'cold-convert') outcome = await captureCold(run);
     else if (method === 'pull-backup') outcome = await capturePull(run);
@@ -413,15 +361,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
     return { format, sizeBytes, virtualSizeBytes: info.virtualSizeBytes, sha256, consistency, method };
   } catch (error) {
     if (published && request.output.kind === 'path') await cmd.remove(request.output.path).catch(() => undefined);
-    if (signal?.aborted) throw new InstanceImagesError('CANCELLED', 'The capture was cancelled; nothing was kept', { cause: error });
-    if (
-      isInstanceImagesError(error) &&
-      ['CANCELLED', 'STORAGE_FULL', 'NOT_FOUND', 'HYPERVISOR_UNREACHABLE', 'VALIDATION_FAILED', 'CAPTURE_FAILED', 'INVALID_STATE'].includes(
-        error.code,
-      )
-    )
-      throw error;
-    throw toInstanceImagesError(error, 'CAPTURE_FAILED', `Capturing the disk of ${JSON.stringify(domain.name)} failed`);
+    throw captureFailure(error, signal, domain.name);
   } finally {
     if (!run.outFileGone) await cmd.remove(outFile).catch(() => undefined);
   }

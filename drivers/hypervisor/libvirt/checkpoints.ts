@@ -11,6 +11,7 @@
  * @module
  */
 import { InstanceImagesError } from '../../../src/errors';
+import type { ExecResult } from '../../../src/ports/executor';
 import { commandError, type HostCommands } from './commands';
 import { domainXml } from './inspect';
 import { parseDomainDisks, parseDomState } from './parsers';
@@ -93,10 +94,7 @@ export function parseQueryBlockBitmaps(json: string, path: string): BitmapState[
 
 /** The checkpoint's XML (with the domain's disks then), or null when the domain has no checkpoint of that name. */
 export async function readCheckpoint(cmd: HostCommands, domainName: string, name: string): Promise<CheckpointXml | null> {
-  const result = await cmd.tryVirsh(['checkpoint-dumpxml', '--domain', domainName, '--checkpointname', name]);
-  if (result.exitCode === 0) return parseCheckpointXml(result.stdout);
-  if (/checkpoint not found|no domain checkpoint/i.test(result.stderr)) return null;
-  throw commandError(cmd.virshArgv(['checkpoint-dumpxml']), result);
+  return checkpointFromResult(cmd, await cmd.tryVirsh(['checkpoint-dumpxml', '--domain', domainName, '--checkpointname', name]));
 }
 
 /** The disk an incremental read would use, as the capture inspected it. */
@@ -109,20 +107,17 @@ export interface CheckpointedDisk {
 
 /**
  * Why `since` cannot be trusted for an incremental read of `disk`, or null when it can (see the
- * module's rules). Never throws for a missing or broken checkpoint: that only means a full read.
+ * module's rules), from libvirt's `checkpoint` (null: the domain has none of that name, or it
+ * could not be read) and the disk's `bitmaps` (null: they could not be read). Never throws: a
+ * missing or broken checkpoint only means a full read.
  */
-export async function incrementalRefusal(
-  cmd: HostCommands,
-  domainName: string,
+export function incrementalRefusal(
   disk: CheckpointedDisk,
   since: string,
-): Promise<string | null> {
+  checkpoint: CheckpointXml | null,
+  bitmaps: readonly BitmapState[] | null,
+): string | null {
   if (disk.format !== 'qcow2') return `the disk is ${disk.format}, not qcow2`;
-  // Both questions at once (one round trip instead of two): the bitmaps are only read, never changed.
-  const [checkpoint, bitmaps] = await Promise.all([
-    readCheckpoint(cmd, domainName, since).catch(() => null),
-    disk.running ? runningBitmaps(cmd, domainName, disk.path) : imageBitmaps(cmd, disk.path),
-  ]);
   if (checkpoint === null) return `the domain has no checkpoint ${JSON.stringify(since)}`;
   const entry = checkpoint.disks.find((d) => d.target === disk.target);
   if (!entry?.bitmap) return `checkpoint ${JSON.stringify(since)} does not cover ${disk.target}`;
@@ -135,9 +130,15 @@ export async function incrementalRefusal(
   return null;
 }
 
-/** Bitmaps of a running domain's disk (QMP `query-block`; the image file flags them all in use). */
-async function runningBitmaps(cmd: HostCommands, domainName: string, path: string): Promise<BitmapState[] | null> {
-  const result = await cmd.tryVirsh(['qemu-monitor-command', '--domain', domainName, '{"execute":"query-block"}']);
+/** The checkpoint `checkpoint-dumpxml` printed, null when the domain has none of that name. @throws COMMAND_FAILED otherwise. */
+export function checkpointFromResult(cmd: HostCommands, result: ExecResult): CheckpointXml | null {
+  if (result.exitCode === 0) return parseCheckpointXml(result.stdout);
+  if (/checkpoint not found|no domain checkpoint/i.test(result.stderr)) return null;
+  throw commandError(cmd.virshArgv(['checkpoint-dumpxml']), result);
+}
+
+/** The bitmaps in QMP `query-block`'s answer for the disk at `path`, null when unreadable. */
+export function bitmapsFromQueryBlock(result: ExecResult, path: string): BitmapState[] | null {
   if (result.exitCode !== 0) return null;
   try {
     return parseQueryBlockBitmaps(result.stdout, path);
@@ -146,15 +147,19 @@ async function runningBitmaps(cmd: HostCommands, domainName: string, path: strin
   }
 }
 
-/** Bitmaps of a qcow2 image nobody has open. */
-async function imageBitmaps(cmd: HostCommands, path: string): Promise<BitmapState[] | null> {
-  const result = await cmd.tryRun(['qemu-img', 'info', '--output=json', '-U', '-f', 'qcow2', path]);
+/** The bitmaps in a stopped qcow2 image's `qemu-img info --output=json`, null when unreadable. */
+export function bitmapsFromImageInfo(result: ExecResult): BitmapState[] | null {
   if (result.exitCode !== 0) return null;
   try {
     return parseImageBitmaps(result.stdout);
   } catch {
     return null;
   }
+}
+
+/** Bitmaps of a qcow2 image nobody has open. */
+async function imageBitmaps(cmd: HostCommands, path: string): Promise<BitmapState[] | null> {
+  return bitmapsFromImageInfo(await cmd.tryRun(['qemu-img', 'info', '--output=json', '-U', '-f', 'qcow2', path]));
 }
 
 /**

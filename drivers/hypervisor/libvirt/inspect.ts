@@ -72,27 +72,19 @@ export async function domainXml(cmd: HostCommands, domainName: string, inactive 
   return { text: result.stdout, root: parseXml(result.stdout) };
 }
 
-/** What the first round of {@link inspectDomain} learned: the state and the primary disk, without its sizes. */
-export interface DomainOutline {
-  name: string;
-  state: DomainInfo['state'];
-  primaryDisk: { target: string; path: string; format: string };
-}
-
 /**
- * Inspects a domain. `whileSizing` is called with the state and primary disk as soon as they are
- * known, so a caller can start its own remote commands beside the second round (the disk's sizes).
- * @throws NOT_FOUND when it does not exist; INVALID_STATE when it has no disk.
+ * A domain as its state (`virsh domstate`) and live XML describe it, before its disk's sizes are
+ * known (`sizes`: zero when not measured; a chunked capture learns the size from its export).
+ * @throws INVALID_STATE when it has no disk.
  */
-export async function inspectDomain(
-  cmd: HostCommands,
+export function domainFromXml(
   domainName: string,
+  stateText: string,
+  root: XmlElement,
   capabilities: HypervisorCapabilities,
-  whileSizing?: (outline: DomainOutline) => void,
-): Promise<LibvirtDomainInfo> {
-  // Two rounds of two commands in parallel: the state and the XML, then the disk's info and allocation.
-  const [stateResult, { root }] = await Promise.all([cmd.virsh(['domstate', '--domain', domainName]), domainXml(cmd, domainName)]);
-  const state = parseDomState(stateResult.stdout);
+  sizes: { virtualSizeBytes: number; allocationBytes: number } = { virtualSizeBytes: 0, allocationBytes: 0 },
+): LibvirtDomainInfo {
+  const state = parseDomState(stateText);
   const disks = parseDomainDisks(root);
   const primary = selectPrimaryDisk(disks);
   if (!primary || primary.source === null) {
@@ -101,30 +93,37 @@ export async function inspectDomain(
     });
   }
   const agent = parseGuestAgentChannel(root);
-  // Never probe: a raw disk's bytes belong to the guest, which could write a qcow2 header naming a
-  // host file as its backing file. libvirt treats a disk without a driver type as raw; so do we.
-  const format = primary.driverType ?? 'raw';
-  whileSizing?.({ name: domainName, state, primaryDisk: { target: primary.target, path: primary.source, format } });
-  const [info, blk] = await Promise.all([
-    cmd.qemuImgInfo(primary.source, { shared: true, format }),
-    cmd.tryVirsh(['domblkinfo', '--domain', domainName, '--device', primary.target]),
-  ]);
-  let allocationBytes = info.actualSizeBytes ?? 0;
-  if (blk.exitCode === 0) allocationBytes = parseDomBlkInfo(blk.stdout).allocationBytes;
   return {
     name: domainName,
     state,
-    primaryDisk: {
-      target: primary.target,
-      path: primary.source,
-      format,
-      virtualSizeBytes: info.virtualSizeBytes,
-      allocationBytes,
-    },
+    // Never probe: a raw disk's bytes belong to the guest, which could write a qcow2 header naming a
+    // host file as its backing file. libvirt treats a disk without a driver type as raw; so do we.
+    primaryDisk: { target: primary.target, path: primary.source, format: primary.driverType ?? 'raw', ...sizes },
     hasGuestAgent: agent.present,
     ...parseDomainBoot(root),
     guestAgentConnected: agent.connected,
     disks,
     capabilities,
   };
+}
+
+/**
+ * Inspects a domain: its state and XML, then the disk's info and allocation (two rounds of two
+ * commands in parallel).
+ * @throws NOT_FOUND when it does not exist; INVALID_STATE when it has no disk.
+ */
+export async function inspectDomain(
+  cmd: HostCommands,
+  domainName: string,
+  capabilities: HypervisorCapabilities,
+): Promise<LibvirtDomainInfo> {
+  const [stateResult, { root }] = await Promise.all([cmd.virsh(['domstate', '--domain', domainName]), domainXml(cmd, domainName)]);
+  const domain = domainFromXml(domainName, stateResult.stdout, root, capabilities);
+  const { path, format, target } = domain.primaryDisk;
+  const [info, blk] = await Promise.all([
+    cmd.qemuImgInfo(path, { shared: true, format }),
+    cmd.tryVirsh(['domblkinfo', '--domain', domainName, '--device', target]),
+  ]);
+  const allocationBytes = blk.exitCode === 0 ? parseDomBlkInfo(blk.stdout).allocationBytes : (info.actualSizeBytes ?? 0);
+  return { ...domain, primaryDisk: { ...domain.primaryDisk, virtualSizeBytes: info.virtualSizeBytes, allocationBytes } };
 }

@@ -34,6 +34,8 @@ export interface CaptureScratch {
   qemuNbdSocket: string;
   /** Pid file of that `qemu-nbd`. */
   qemuNbdPid: string;
+  /** Work directory of a chunked capture's start (its XML files and answers; removed when it ends). */
+  session: string;
   /** Output in the scratch directory for stream outputs. */
   output(extension: string): string;
   /** A received image (stream sources of a deploy). */
@@ -54,6 +56,7 @@ export function captureScratch(scratchDir: string, domainName: string): CaptureS
     overlay: `${base}${OVERLAY_MARKER}${tag}-${id}.qcow2`,
     qemuNbdSocket: `${base}ii-qnbd-${tag}-${id}.sock`,
     qemuNbdPid: `${base}ii-qnbd-${tag}-${id}.pid`,
+    session: `${base}ii-xml-${tag}-${id}.d`,
     output: (extension) => `${base}ii-out-${tag}-${id}.${extension}`,
     received: (extension) => `${base}ii-src-${tag}-${id}.${extension}`,
   };

@@ -156,7 +156,10 @@ export async function recoverLeftovers(cmd: HostCommands, scratchDir: string, do
       const used = await referencedPaths(cmd, all);
       const removable = candidates.map((n) => `${dir}/${n}`).filter((p) => !used.has(p));
       if (removable.length > 0) {
-        await cmd.remove(...removable);
+        // A chunked capture's start keeps its answers in a directory (ii-xml-*.d).
+        const dirs = removable.filter((p) => p.endsWith('.d'));
+        await cmd.remove(...removable.filter((p) => !p.endsWith('.d')));
+        if (dirs.length > 0) await cmd.run(['rm', '-rf', '--', ...dirs]);
         actions.push({
           domainName: domainName ?? null,
           action: 'remove-scratch-files',

@@ -215,6 +215,16 @@ export async function killRadosgw(): Promise<number> {
   return pid;
 }
 
+/**
+ * Starts only radosgw again (`scripts/start-services.sh rgw`: the cluster behind it keeps running)
+ * and waits until it answers; falls back to {@link ensureRadosgwUp} when that is not enough.
+ */
+export async function restartRadosgw(endpoint: string): Promise<void> {
+  const script = fileURLToPath(new URL('../../../scripts/start-services.sh', import.meta.url));
+  await execFileAsync('bash', [script, 'rgw'], { timeout: 120_000 }).catch(() => undefined);
+  await ensureRadosgwUp(endpoint);
+}
+
 /** Starts the services again when radosgw does not answer (scripts/start-services.sh is idempotent). */
 export async function ensureRadosgwUp(endpoint: string): Promise<void> {
   if (await s3Reachable(endpoint)) return;

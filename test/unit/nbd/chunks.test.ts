@@ -145,6 +145,48 @@ describe('readNbdChunks over several connections', () => {
     expect(peak).toBeLessThanOrEqual(3 * CHUNK);
   });
 
+  it('asks block status once for the whole disk and says when every read is in, before the slow consumer has taken the last chunks', async () => {
+    const first = new FakeClient(disk, dataEnd, 'first', true);
+    let doneAt = -1;
+    let handed = 0;
+    for await (const chunk of readNbdChunks(first as unknown as NbdClient, {
+      chunkSize: CHUNK,
+      parallel: 64,
+      onReadsDone: () => {
+        expect(doneAt).toBe(-1);
+        doneAt = handed;
+      },
+    })) {
+      handed++;
+      if (chunk.index < 8) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(first.blockStatusCalls).toBe(1);
+    // Every data chunk was read before the consumer took the tenth: the server was no longer needed.
+    expect(doneAt).toBeGreaterThanOrEqual(0);
+    expect(doneAt).toBeLessThan(10);
+    expect(first.reads.reduce((sum, r) => sum + r.length, 0)).toBe(dataEnd);
+  });
+
+  it('asks the extents of a 2 GiB disk in one block status request', async () => {
+    const MiB = 1024 * KiB;
+    const small = randomBytes(4 * MiB);
+    const client = new FakeClient(small, 4 * MiB, 'big', true, 2048 * MiB);
+    const chunks = await collect(readNbdChunks(client as unknown as NbdClient, { chunkSize: 4 * MiB }));
+    expect(chunks).toHaveLength(512);
+    expect(chunks.filter((c) => c.kind === 'data')).toHaveLength(1);
+    expect(client.blockStatusCalls).toBe(1);
+  });
+
+  it('does not say the reads are done when the read stops early', async () => {
+    const first = new FakeClient(disk, dataEnd, 'first', true);
+    let called = false;
+    for await (const chunk of readNbdChunks(first as unknown as NbdClient, { chunkSize: CHUNK, onReadsDone: () => (called = true) })) {
+      if (chunk.index === 2) break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(called).toBe(false);
+  });
+
   it('refuses a connection that shows another export', async () => {
     const first = new FakeClient(disk, dataEnd, 'first', true);
     const other = new FakeClient(disk, dataEnd, 'other', false, disk.length - CHUNK);

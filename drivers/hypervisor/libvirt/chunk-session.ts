@@ -1,0 +1,315 @@
+/**
+ * The start of a chunked capture as ONE remote command: a fixed `sh` script that asks every
+ * question at once (domain state and XML, free scratch space, the `since` and `create`
+ * checkpoints, the disk's bitmaps), prints the answers, then waits on its stdin for the panel's
+ * decision and carries it out — start the pull-mode backup job with its checkpoint (incremental,
+ * falling back to full when libvirt refuses) inside the freeze window and wait for the export's
+ * socket, or read a stopped disk's bitmaps and start `qemu-nbd`. Each remote command costs an SSH
+ * session and a `virsh` start; asking over one command instead of four rounds saves most of the
+ * time an incremental recapture spends before the data moves.
+ *
+ * Nothing is interpolated into the script: its inputs are positional arguments (quoted by the
+ * executor with `drivers/exec/quote.ts`) or length-prefixed fields on its stdin, written to files
+ * in a private work directory (mode 700 in the scratch directory, removed when the script exits)
+ * and passed to the fixed programs as single arguments.
+ *
+ * Output: records `@@ NAME EXIT OUTLEN ERRLEN\n` followed by that many bytes of stdout and stderr;
+ * each step ends with the record `end`.
+ * @module
+ */
+import { PassThrough, Writable } from 'node:stream';
+import { InstanceImagesError } from '../../../src/errors';
+import type { ExecResult } from '../../../src/ports/executor';
+import { commandError, type HostCommands } from './commands';
+
+/** What one remote command of the session printed. */
+export interface SessionRecord {
+  name: string;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The records of one step, by name. */
+export type SessionStep = ReadonlyMap<string, SessionRecord>;
+
+/** The script (see the module). Positional arguments: see {@link openStartSession}. */
+const START_SCRIPT = [
+  'u=$1; d=$2; sd=$3; w=$4; since=$5; create=$6; sock=$7; qpid=$8; qsock=$9',
+  'set -f; umask 077',
+  'mkdir -- "$w" || exit 120',
+  'trap \'rm -rf -- "$w"\' EXIT',
+  "trap 'exit 129' HUP INT TERM PIPE",
+  'v() { virsh -q -c "$u" "$@"; }',
+  'q() { qn=$1; shift; "$@" </dev/null >"$w/$qn.out" 2>"$w/$qn.err"; echo $? >"$w/$qn.rc"; }',
+  'rc() { cat "$w/$1.rc"; }',
+  'emit() { for en in "$@"; do printf \'@@ %s %s %s %s\\n\' "$en" "$(rc "$en")" $(($(wc -c <"$w/$en.out"))) $(($(wc -c <"$w/$en.err"))); cat "$w/$en.out" "$w/$en.err"; done; echo "@@ end 0 0 0"; }',
+  // Function variables are global in sh: each function has its own names (qn, en, fl, r).
+  // A field: its length on one line, then exactly that many bytes (head -c reads no further).
+  'field() { IFS= read -r fl || exit 121; case $fl in ""|*[!0-9]*) exit 122 ;; esac; head -c "$fl" >"$w/$1"; }',
+  'val() { r=$(cat "$w/$1"; echo x); r=${r%x}; }',
+  'q state v domstate --domain "$d" &',
+  'q xml v dumpxml --domain "$d" &',
+  'q df df -B1 --output=avail -- "$sd" &',
+  'r="state xml df"',
+  'if [ -n "$since" ]; then',
+  '  q since v checkpoint-dumpxml --domain "$d" --checkpointname "$since" &',
+  '  q blocks v qemu-monitor-command --domain "$d" \'{"execute":"query-block"}\' &',
+  '  r="$r since blocks"',
+  'fi',
+  'if [ -n "$create" ]; then q create v checkpoint-dumpxml --domain "$d" --checkpointname "$create" & r="$r create"; fi',
+  'wait',
+  'emit $r',
+  'while IFS= read -r line; do',
+  '  set -- $line',
+  '  case ${1:-} in',
+  '  image-info)',
+  '    field path; val path',
+  '    q img qemu-img info --output=json -U -f qcow2 "$r"',
+  '    emit img ;;',
+  '  backup)',
+  '    fz=$2; left=$3; secs=$4',
+  '    field inc; field full; field cp',
+  '    set --; [ -s "$w/cp" ] && set -- --checkpointxml "$w/cp"',
+  // A checkpoint of this name can only be left by an interrupted attempt at this same image.
+  '    if [ "$left" = 1 ]; then',
+  '      q left v checkpoint-delete --domain "$d" --checkpointname "$create"',
+  '      [ "$(rc left)" = 0 ] || ! v checkpoint-dumpxml --domain "$d" --checkpointname "$create" >/dev/null 2>&1 || { emit left; exit 0; }',
+  '    fi',
+  '    r=""',
+  '    [ "$fz" = 1 ] && { q freeze timeout -k 1 "$secs" virsh -q -c "$u" domfsfreeze --domain "$d"; r=freeze; }',
+  '    m=full',
+  '    if [ -s "$w/inc" ]; then',
+  '      q begin v backup-begin --domain "$d" --backupxml "$w/inc" "$@"',
+  '      if [ "$(rc begin)" = 0 ]; then m=incremental',
+  '      elif [ -e "$sock" ]; then m=failed',
+  // libvirt checks the bitmap chain itself: its refusal only means a full read. The backup and
+  // the checkpoint are one transaction; still, no half-made checkpoint stays.
+  '      elif [ -s "$w/cp" ]; then v checkpoint-delete --domain "$d" --checkpointname "$create" >/dev/null 2>&1',
+  '      fi',
+  '    fi',
+  '    if [ "$m" = full ]; then',
+  '      q begin v backup-begin --domain "$d" --backupxml "$w/full" "$@"',
+  '      [ "$(rc begin)" = 0 ] || m=failed',
+  '    fi',
+  '    [ "$fz" = 1 ] && timeout -k 1 "$secs" virsh -q -c "$u" domfsthaw --domain "$d" >/dev/null 2>&1',
+  '    if [ "$m" != failed ]; then i=0; while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; fi',
+  '    printf %s "$m" >"$w/mode.out"; : >"$w/mode.err"; echo 0 >"$w/mode.rc"',
+  '    emit $r begin mode',
+  '    exit 0 ;;',
+  '  qemu-nbd)',
+  '    shared=$2',
+  '    field fmt; field exp; field bm; field path',
+  '    val fmt; fmt=$r; val exp; exp=$r; val bm; bm=$r; val path',
+  '    q nbd qemu-nbd --read-only "--format=$fmt" --fork "--shared=$shared" "--pid-file=$qpid" "--socket=$qsock" "--export-name=$exp" ${bm:+"--bitmap=$bm"} -- "$r"',
+  '    emit nbd',
+  '    exit 0 ;;',
+  '  *) exit 0 ;;',
+  '  esac',
+  'done',
+].join('\n');
+
+/** Most bytes the session may print (domain XML, query-block): far above what a domain has. */
+const MAX_OUTPUT = 16 * 1024 * 1024;
+
+/** Splits the script's output into steps of records. */
+class RecordParser extends Writable {
+  #buffer = Buffer.alloc(0);
+  #total = 0;
+  #step = new Map<string, SessionRecord>();
+  readonly #steps: SessionStep[] = [];
+  readonly #waiters: Array<{ resolve: (step: SessionStep) => void; reject: (error: unknown) => void }> = [];
+  #failure: unknown = null;
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#total += chunk.length;
+    if (this.#total > MAX_OUTPUT) {
+      this.fail(new InstanceImagesError('COMMAND_FAILED', 'The capture start printed more than expected'));
+      callback();
+      return;
+    }
+    this.#buffer = Buffer.concat([this.#buffer, chunk]);
+    try {
+      this.#parse();
+    } catch (error) {
+      this.fail(error);
+    }
+    callback();
+  }
+
+  #parse(): void {
+    for (;;) {
+      const newline = this.#buffer.indexOf(10);
+      if (newline < 0) return;
+      const header = /^@@ ([a-z]+) (\d+) (\d+) (\d+)$/.exec(this.#buffer.subarray(0, newline).toString('latin1'));
+      if (!header) throw new InstanceImagesError('COMMAND_FAILED', 'The capture start printed an unexpected line');
+      const [, name = '', exit, out, err] = header;
+      const outLength = Number(out);
+      const errLength = Number(err);
+      const end = newline + 1 + outLength + errLength;
+      if (this.#buffer.length < end) return;
+      const body = this.#buffer.subarray(newline + 1, end);
+      this.#buffer = this.#buffer.subarray(end);
+      if (name === 'end') {
+        this.#deliver(this.#step);
+        this.#step = new Map();
+        continue;
+      }
+      this.#step.set(name, {
+        name,
+        exitCode: Number(exit),
+        stdout: body.subarray(0, outLength).toString('utf8'),
+        stderr: body.subarray(outLength).toString('utf8'),
+      });
+    }
+  }
+
+  #deliver(step: SessionStep): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve(step);
+    else this.#steps.push(step);
+  }
+
+  /** Every later `next()` rejects with `error` (the command ended, or broke the format). */
+  fail(error: unknown): void {
+    this.#failure ??= error;
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#failure);
+  }
+
+  /** The next step's records. */
+  next(): Promise<SessionStep> {
+    const ready = this.#steps.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.#failure !== null) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+}
+
+/** The paths and names the session works with. */
+export interface StartSessionInput {
+  domainName: string;
+  scratchDir: string;
+  /** The session's private work directory (created by the script, removed when it exits). */
+  workDir: string;
+  since: string | null;
+  create: string | null;
+  /** The backup job's NBD socket. */
+  socket: string;
+  /** The pid file and socket of a stopped domain's `qemu-nbd`. */
+  qemuNbdPid: string;
+  qemuNbdSocket: string;
+  signal?: AbortSignal | undefined;
+}
+
+/** One running capture-start session (see the module). */
+export class StartSession {
+  readonly #stdin = new PassThrough();
+  readonly #parser = new RecordParser();
+  readonly #done: Promise<ExecResult>;
+  readonly #workDir: string;
+
+  constructor(
+    readonly cmd: HostCommands,
+    input: StartSessionInput,
+  ) {
+    this.#workDir = input.workDir;
+    const argv = [
+      'sh',
+      '-c',
+      START_SCRIPT,
+      'sh',
+      cmd.uri,
+      input.domainName,
+      input.scratchDir,
+      input.workDir,
+      input.since ?? '',
+      input.create ?? '',
+      input.socket,
+      input.qemuNbdPid,
+      input.qemuNbdSocket,
+    ];
+    this.#done = cmd.executor.run(argv, { stdin: this.#stdin, stdout: this.#parser, signal: input.signal });
+    this.#done.then(
+      (result) =>
+        this.#parser.fail(
+          result.exitCode === 0
+            ? new InstanceImagesError('CAPTURE_FAILED', 'The capture start ended before it answered')
+            : commandError(['sh', 'capture start'], result, 'CAPTURE_FAILED'),
+        ),
+      (error: unknown) => this.#parser.fail(error),
+    );
+  }
+
+  /** The answers to the first questions: `state`, `xml`, `df`, and `since`, `blocks`, `create` when asked. */
+  inspection(): Promise<SessionStep> {
+    return this.#parser.next();
+  }
+
+  /** Sends one step: a command line of plain words, then each field length-prefixed. */
+  #send(words: ReadonlyArray<string | number>, fields: readonly string[]): Promise<SessionStep> {
+    const parts = [`${words.join(' ')}\n`];
+    for (const field of fields) {
+      const bytes = Buffer.from(field, 'utf8');
+      parts.push(`${bytes.length}\n`, field);
+    }
+    this.#stdin.write(parts.join(''));
+    return this.#parser.next();
+  }
+
+  /** A stopped qcow2 disk's `qemu-img info` (its bitmaps): record `img`. */
+  imageInfo(path: string): Promise<SessionStep> {
+    return this.#send(['image-info'], [path]);
+  }
+
+  /**
+   * Starts the pull-mode backup job: `incremental` first when given, else (or when libvirt refuses
+   * it and no socket appeared) `full`; with `checkpoint`, created in the same transaction; inside
+   * a guest-agent freeze when `freezeSeconds` is given. Records: `left` (only when a leftover
+   * checkpoint could not be deleted: nothing else was done), `freeze`, `begin` (the last
+   * `backup-begin`), `mode` (`incremental`, `full` or `failed`).
+   */
+  beginBackup(options: {
+    incremental: string | null;
+    full: string;
+    checkpoint: string | null;
+    deleteLeftover: boolean;
+    freezeSeconds: number | null;
+  }): Promise<SessionStep> {
+    const freeze = options.freezeSeconds !== null;
+    return this.#send(
+      ['backup', freeze ? 1 : 0, options.deleteLeftover ? 1 : 0, freeze ? (options.freezeSeconds as number).toFixed(3) : 0],
+      [options.incremental ?? '', options.full, options.checkpoint ?? ''],
+    );
+  }
+
+  /** Starts `qemu-nbd --read-only` on the stopped disk (with `bitmap` when given): record `nbd`. */
+  startQemuNbd(options: { path: string; format: string; exportName: string; bitmap: string | null; shared: number }): Promise<SessionStep> {
+    return this.#send(['qemu-nbd', options.shared], [options.format, options.exportName, options.bitmap ?? '', options.path]);
+  }
+
+  /**
+   * Ends the session (the script exits and removes its work directory) and waits for it. A script
+   * that did not end by itself (killed on abort, connection lost) may have left its directory:
+   * it is removed by one more command.
+   */
+  async close(): Promise<void> {
+    this.#stdin.end();
+    const clean = await this.#done.then(
+      (result) => result.exitCode === 0,
+      () => false,
+    );
+    if (!clean) await this.cmd.run(['rm', '-rf', '--', this.#workDir]).catch(() => undefined);
+  }
+}
+
+/** A record as the result of the command it ran, for {@link commandError}. */
+export function asResult(record: SessionRecord): ExecResult {
+  return { exitCode: record.exitCode, stdout: record.stdout, stderr: record.stderr };
+}
+
+/** The record `name` of a step. @throws CAPTURE_FAILED when the script did not print it. */
+export function recordOf(step: SessionStep, name: string): SessionRecord {
+  const record = step.get(name);
+  if (!record) throw new InstanceImagesError('CAPTURE_FAILED', `The capture start did not report ${name}`);
+  return record;
+}

@@ -1,0 +1,211 @@
+/**
+ * The chunked capture's start session (one remote script, answers and decisions over its stdio),
+ * against fake virsh/qemu-img/qemu-nbd programs on PATH: every step, the fallback from an
+ * incremental to a full job, hostile names passed through untouched, and no work directory left.
+ */
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalExecutor } from '../../../drivers/exec/local';
+import { StartSession, type StartSessionInput } from '../../../drivers/hypervisor/libvirt/chunk-session';
+import { HostCommands } from '../../../drivers/hypervisor/libvirt/commands';
+
+const FAKE_VIRSH = `#!/bin/sh
+# virsh -q -c URI SUB ARGS...: logs its argv (fields separated by US, one call per line), answers from $FAKE.
+{ for a in "$@"; do printf '%s\\037' "$a"; done; printf '\\036'; } >>"$FAKE/log"
+sub=$4; shift 4
+arg() { while [ $# -gt 0 ]; do [ "$1" = "$want" ] && { printf %s "$2"; return; }; shift; done; }
+case $sub in
+  domstate) cat "$FAKE/state" ;;
+  dumpxml) cat "$FAKE/domain.xml" ;;
+  checkpoint-dumpxml) want=--checkpointname; n=$(arg "$@"); [ -f "$FAKE/cp-$n" ] && cat "$FAKE/cp-$n" || { echo "error: checkpoint not found" >&2; exit 1; } ;;
+  checkpoint-delete) want=--checkpointname; n=$(arg "$@"); rm -f "$FAKE/cp-$n" ;;
+  qemu-monitor-command) echo '{"return":[]}' ;;
+  domfsfreeze|domfsthaw) ;;
+  backup-begin)
+    want=--backupxml; x=$(arg "$@"); want=--checkpointxml; c=$(arg "$@")
+    i=$(ls "$FAKE" | grep -c '^begin-'); cp "$x" "$FAKE/begin-$i.xml"; [ -n "$c" ] && cp "$c" "$FAKE/checkpoint-$i.xml"
+    if grep -q '<incremental>' "$x" && [ -f "$FAKE/refuse-incremental" ]; then echo "error: bitmap chain broken" >&2; exit 1; fi
+    [ -f "$FAKE/refuse-all" ] && { echo "error: cannot start" >&2; exit 1; }
+    python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$(cat "$FAKE/socket-path")" ;;
+  *) echo "unexpected $sub" >&2; exit 9 ;;
+esac
+`;
+const FAKE_QEMU_IMG = `#!/bin/sh
+{ printf 'qemu-img'; for a in "$@"; do printf '\\037%s' "$a"; done; printf '\\036'; } >>"$FAKE/log"
+echo '{"format-specific":{"data":{"bitmaps":[{"name":"cp-1","flags":["auto"]}]}}}'
+`;
+const FAKE_QEMU_NBD = `#!/bin/sh
+{ printf 'qemu-nbd'; for a in "$@"; do printf '\\037%s' "$a"; done; printf '\\036'; } >>"$FAKE/log"
+`;
+
+const DOMAIN_XML = `<domain><name>x</name><devices><disk type='file' device='disk'><driver type='qcow2'/><source file='/d/a b.qcow2'/><target dev='vda'/></disk></devices></domain>`;
+
+describe('chunked capture start session', () => {
+  let root: string;
+  let fake: string;
+  let scratch: string;
+  let savedPath: string | undefined;
+  const cmd = new HostCommands(createLocalExecutor(), 'qemu:///system');
+  const calls = () =>
+    readFileSync(join(fake, 'log'), 'utf8')
+      .split('\u001e')
+      .filter(Boolean)
+      .map((line) => line.split('\u001f').filter((a, i, all) => i < all.length - 1 || a !== ''));
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'ii-session-'));
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    for (const [name, text] of [
+      ['virsh', FAKE_VIRSH],
+      ['qemu-img', FAKE_QEMU_IMG],
+      ['qemu-nbd', FAKE_QEMU_NBD],
+    ] as const) {
+      writeFileSync(join(bin, name), text);
+      chmodSync(join(bin, name), 0o755);
+    }
+    savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${process.env.PATH ?? ''}`;
+  });
+  afterAll(() => {
+    process.env.PATH = savedPath;
+    rmSync(root, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    fake = mkdtempSync(join(root, 'fake-'));
+    scratch = mkdtempSync(join(root, 'scratch-'));
+    process.env.FAKE = fake;
+    writeFileSync(join(fake, 'state'), 'running\n');
+    writeFileSync(join(fake, 'domain.xml'), DOMAIN_XML);
+    writeFileSync(join(fake, 'socket-path'), join(scratch, 'nbd.sock'));
+    writeFileSync(join(fake, 'log'), '');
+  });
+
+  const input = (over: Partial<StartSessionInput> = {}): StartSessionInput => ({
+    domainName: "vm 'one'; $(touch /tmp/ii-pwned)\nx",
+    scratchDir: scratch,
+    workDir: join(scratch, 'ii-xml-00000000-00000001.d'),
+    since: 'cp-1',
+    create: 'cp-2',
+    socket: join(scratch, 'nbd.sock'),
+    qemuNbdPid: join(scratch, 'q.pid'),
+    qemuNbdSocket: join(scratch, 'q.sock'),
+    ...over,
+  });
+
+  it('answers every question in one step, starts an incremental job with its checkpoint, and leaves no work directory', async () => {
+    writeFileSync(join(fake, 'cp-cp-1'), '<domaincheckpoint><name>cp-1</name></domaincheckpoint>');
+    const session = new StartSession(cmd, input());
+    const first = await session.inspection();
+    expect([...first.keys()].sort()).toEqual(['blocks', 'create', 'df', 'since', 'state', 'xml']);
+    expect(first.get('state')).toMatchObject({ exitCode: 0, stdout: 'running\n' });
+    expect(first.get('xml')?.stdout).toBe(DOMAIN_XML);
+    expect(first.get('since')?.stdout).toContain('<name>cp-1</name>');
+    expect(first.get('create')).toMatchObject({ exitCode: 1, stderr: 'error: checkpoint not found\n' });
+    expect(Number(first.get('df')?.stdout.trim().split('\n').at(-1))).toBeGreaterThan(0);
+    const started = await session.beginBackup({
+      incremental: '<domainbackup><incremental>cp-1</incremental></domainbackup>\n',
+      full: '<domainbackup/>',
+      checkpoint: "<domaincheckpoint><name>cp-2</name><description>é 'x'\n</description></domaincheckpoint>",
+      deleteLeftover: false,
+      freezeSeconds: 30,
+    });
+    expect(started.get('mode')?.stdout).toBe('incremental');
+    expect(started.get('freeze')?.exitCode).toBe(0);
+    expect(started.get('begin')?.exitCode).toBe(0);
+    await session.close();
+    expect(readFileSync(join(fake, 'begin-0.xml'), 'utf8')).toBe('<domainbackup><incremental>cp-1</incremental></domainbackup>\n');
+    expect(readFileSync(join(fake, 'checkpoint-0.xml'), 'utf8')).toContain("é 'x'\n</description>");
+    const domainName = input().domainName;
+    // The hostile domain name reached every virsh call as one argument, unchanged.
+    for (const call of calls()) expect(call.slice(0, 6)).toEqual(['-q', '-c', 'qemu:///system', call[3], '--domain', domainName]);
+    expect(calls().map((c) => c[3])).toEqual(expect.arrayContaining(['domfsfreeze', 'backup-begin', 'domfsthaw']));
+    expect(existsSync('/tmp/ii-pwned')).toBe(false);
+    expect(readdirSync(scratch)).toEqual(['nbd.sock']);
+  });
+
+  it('falls back to a full job when libvirt refuses the incremental one, deleting the half-made checkpoint first', async () => {
+    writeFileSync(join(fake, 'refuse-incremental'), '');
+    writeFileSync(join(fake, 'cp-cp-2'), '<domaincheckpoint><name>cp-2</name></domaincheckpoint>');
+    const session = new StartSession(cmd, input());
+    const first = await session.inspection();
+    expect(first.get('create')?.exitCode).toBe(0);
+    const started = await session.beginBackup({
+      incremental: '<domainbackup><incremental>cp-1</incremental></domainbackup>',
+      full: '<domainbackup>full</domainbackup>',
+      checkpoint: '<domaincheckpoint/>',
+      deleteLeftover: true,
+      freezeSeconds: null,
+    });
+    expect(started.get('mode')?.stdout).toBe('full');
+    expect(started.has('freeze')).toBe(false);
+    await session.close();
+    const subcommands = calls().map((c) => c[3]);
+    // The leftover first, then the refused incremental start, its checkpoint removed, the full start.
+    expect(subcommands.slice(-4)).toEqual(['checkpoint-delete', 'backup-begin', 'checkpoint-delete', 'backup-begin']);
+    expect(readFileSync(join(fake, 'begin-1.xml'), 'utf8')).toBe('<domainbackup>full</domainbackup>');
+    expect(readdirSync(scratch)).toEqual(['nbd.sock']);
+  });
+
+  it('reports a job that could not start, and a session ended early removes its work directory', async () => {
+    writeFileSync(join(fake, 'refuse-all'), '');
+    const session = new StartSession(cmd, input({ since: null, create: null }));
+    const first = await session.inspection();
+    expect([...first.keys()].sort()).toEqual(['df', 'state', 'xml']);
+    const started = await session.beginBackup({
+      incremental: null,
+      full: '<x/>',
+      checkpoint: null,
+      deleteLeftover: false,
+      freezeSeconds: null,
+    });
+    expect(started.get('mode')?.stdout).toBe('failed');
+    expect(started.get('begin')).toMatchObject({ exitCode: 1, stderr: 'error: cannot start\n' });
+    await session.close();
+    expect(readdirSync(scratch)).toEqual([]);
+
+    const idle = new StartSession(cmd, input());
+    await idle.inspection();
+    await idle.close();
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('a session killed by its signal leaves no work directory either', async () => {
+    const controller = new AbortController();
+    const session = new StartSession(cmd, { ...input(), signal: controller.signal });
+    await session.inspection();
+    controller.abort();
+    await session.close();
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('reads a stopped disk’s bitmaps and starts qemu-nbd with the fields as single arguments', async () => {
+    writeFileSync(join(fake, 'state'), 'shut off\n');
+    const session = new StartSession(cmd, input());
+    await session.inspection();
+    const path = "/d/a b'\n$(x).qcow2";
+    const info = await session.imageInfo(path);
+    expect(info.get('img')?.stdout).toContain('"cp-1"');
+    const started = await session.startQemuNbd({ path, format: 'qcow2', exportName: 'vda', bitmap: 'cp-1', shared: 4 });
+    expect(started.get('nbd')?.exitCode).toBe(0);
+    await session.close();
+    const log = calls();
+    expect(log.find((c) => c[0] === 'qemu-img')).toEqual(['qemu-img', 'info', '--output=json', '-U', '-f', 'qcow2', path]);
+    expect(log.find((c) => c[0] === 'qemu-nbd')).toEqual([
+      'qemu-nbd',
+      '--read-only',
+      '--format=qcow2',
+      '--fork',
+      '--shared=4',
+      `--pid-file=${join(scratch, 'q.pid')}`,
+      `--socket=${join(scratch, 'q.sock')}`,
+      '--export-name=vda',
+      '--bitmap=cp-1',
+      '--',
+      path,
+    ]);
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+});
