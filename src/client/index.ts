@@ -15,6 +15,13 @@ export {
   type ImagesClient,
   type ImagesClientOptions,
 } from './client';
+export {
+  createResumableUpload,
+  uploadMetadataHeader,
+  type ResumableUpload,
+  type ResumableUploadOptions,
+  type UploadOutcome,
+} from './uploads';
 export type { components, operations, paths } from './openapi';
 // The message catalog, for front ends that show or translate status reasons.
 export {
