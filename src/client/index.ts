@@ -27,6 +27,7 @@ export type { components, operations, paths } from './openapi';
 export {
   MESSAGE_CATALOG,
   formatMessage,
+  problemMessage,
   renderMessage,
   statusReasonKey,
   type CatalogMessage,
