@@ -4,8 +4,8 @@
  * a few demo instances. The "session" is a header: `x-account: <accountId>` for a customer,
  * `x-admin: yes` for an operator (a real panel resolves the actor from its own login session).
  */
-import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import {
   type Actor,
   type HostHypervisor,
   type HostInstance,
+  type ImportOptions,
   type InstanceImages,
 } from '../../src';
 import { bundleUi, panelShell } from './page';
@@ -36,6 +37,8 @@ export interface PanelOptions {
   instances: DemoInstance[];
   /** Port on 127.0.0.1; 0 picks a free one. */
   port?: number;
+  /** URL imports' rules (e.g. `allowNetworks` for a test server on loopback). @default the SDK's (no private networks) */
+  imports?: ImportOptions;
 }
 
 /** A running panel. */
@@ -68,6 +71,17 @@ export function actorOf(req: express.Request): Actor | null {
     throw new InstanceImagesError('VALIDATION_FAILED', `The ${source} ${message}`, { fields: [{ path: source, message }] });
   }
   return { kind: 'customer', accountId: account };
+}
+
+/** The key of signed download links: made once per data directory, kept beside the database (every process shares it). */
+function exportSecret(dataDir: string): string {
+  const file = join(dataDir, 'export-secret');
+  try {
+    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return readFileSync(file, 'utf8').trim();
 }
 
 /** The session of a host route, or `undefined` after answering 400 for a malformed one. */
@@ -104,6 +118,10 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     executors: pool.executorFor,
     hypervisorDriver: createLibvirtDriver,
     storageDrivers: builtinStorageDrivers,
+    // Resumable uploads are staged beside the database; exports of local images are signed panel links.
+    uploads: { directory: join(options.dataDir, 'uploads') },
+    exports: { secret: exportSecret(options.dataDir) },
+    ...(options.imports ? { imports: options.imports } : {}),
     logger: {
       debug: () => undefined,
       info: () => undefined,
@@ -135,6 +153,14 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     res.json(
       [...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)),
     );
+  });
+  // What the customer pages offer in the demo's location: importing and uploading images only where
+  // the operator allows it (Locations and caps, "URL imports").
+  app.get('/demo/features', async (req, res) => {
+    const actor = sessionOf(req, res);
+    if (actor === undefined) return;
+    const settings = await sdk.settings.getLocationSettings(admin, DEMO_LOCATION);
+    res.json({ locationId: DEMO_LOCATION, urlImportEnabled: settings.imagesEnabled && settings.urlImportEnabled });
   });
   app.get('/demo/hypervisors', (req, res) => {
     const actor = sessionOf(req, res);
