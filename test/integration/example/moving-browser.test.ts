@@ -36,7 +36,7 @@ function rawDisk(mib: number, seed: number): Buffer {
 
 describe.skipIf(missing !== null)(`the example panel's moving images in a real browser${missing ? ` (skipped: ${missing})` : ''}`, () => {
   const suffix = uniqueSuffix();
-  const dataDir = `/var/tmp/instance-images-test/moving-browser-${suffix}`;
+  const dataDir = `/var/tmp/instance-images-test/mv-${suffix}`;
   const uploaded = rawDisk(10, 3);
   const served = rawDisk(2, 7);
   let files: Server;
