@@ -206,7 +206,7 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
     await dialog.waitFor();
     expect(await focusedText(page)).toBe('');
     expect(await page.evaluate<string>('document.activeElement.id')).toBe('share-account');
-    await page.fill('#share-account', 'not an account!');
+    await page.fill('#share-account', OWNER); // its own account: refused, the dialog stays open
     await dialog.getByRole('button', { name: 'Share', exact: true }).click();
     await dialog.locator('[role=alert]').waitFor();
     expect(await dialog.locator('[role=alert]').getAttribute('data-code')).toBe('VALIDATION_FAILED');
