@@ -51,6 +51,7 @@ export {
   type ReasonCode,
   type ReasonOperation,
 } from './messages';
+export { problemMessage, HTTP_ERROR_MESSAGES, CLIENT_ERROR_MESSAGES, type HttpOnlyCode, type ProblemMessageCode } from './messages';
 
 // Records
 export type { DiskFormat, Page, PageRequest, StatusReason } from './model/common';

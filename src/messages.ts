@@ -3,7 +3,10 @@
  * error code, and the status reasons it puts on images), under a stable key, in English.
  *
  * - `error.<CODE>`: the default message of an {@link ErrorCode} (what a customer sees of an error
- *   whose own message may name infrastructure), and of the other {@link ReasonCode}s.
+ *   whose own message may name infrastructure), of the other {@link ReasonCode}s, and of the codes
+ *   only the HTTP layer answers with ({@link HTTP_ERROR_MESSAGES}: no session, a body too large or
+ *   of the wrong type, a wrong method, a range outside the file, an unexpected error) or the
+ *   client makes of an answer without a problem body (`HTTP_ERROR`).
  * - `reason.<operation>.<CODE>`: why an image ended in `error` after a capture, import, copy,
  *   delete, or a storage check; `reason.<operation>.failed` is the operation's fallback for codes
  *   without a text of their own (`{error}` is the code's default message).
@@ -43,9 +46,37 @@ const EXTRA_CODE_MESSAGES: Record<(typeof EXTRA_REASON_CODES)[number], string> =
   IMAGE_DATA_CORRUPT: 'Part of the image data is damaged on the storage',
 };
 
+/**
+ * Default messages of the codes the HTTP layer answers with on its own (adapters/http and the tus
+ * handler), never written by a service: they are problem codes, not reasons an image can carry.
+ */
+export const HTTP_ERROR_MESSAGES = {
+  UNAUTHENTICATED: 'Sign in to use this API',
+  PAYLOAD_TOO_LARGE: 'The request body is too large',
+  UNSUPPORTED_MEDIA_TYPE: 'The request body has an unsupported content type',
+  MALFORMED_JSON: 'The request body is not valid JSON',
+  METHOD_NOT_ALLOWED: 'This path does not take that method',
+  RANGE_NOT_SATISFIABLE: 'The requested range lies outside the file',
+  INTERNAL: 'An unexpected error occurred; try again later or contact support',
+} as const;
+
+/** A code only the HTTP layer answers with. */
+export type HttpOnlyCode = keyof typeof HTTP_ERROR_MESSAGES;
+
+/** What the typed client calls an error answer that has no problem body (e.g. a proxy's 502 page). */
+export const CLIENT_ERROR_MESSAGES = {
+  HTTP_ERROR: 'The panel could not be reached or answered in an unexpected way; try again later',
+} as const;
+
+/** Every code a caller of the HTTP API can meet: the services', the HTTP layer's and the client's. */
+export type ProblemMessageCode = ReasonCode | HttpOnlyCode | keyof typeof CLIENT_ERROR_MESSAGES;
+
 const errorEntries = Object.fromEntries(
-  Object.entries({ ...ERROR_MESSAGES, ...EXTRA_CODE_MESSAGES }).map(([code, text]) => [`error.${code}`, { customer: text }]),
-) as { readonly [C in ReasonCode as `error.${C}`]: CatalogMessage };
+  Object.entries({ ...ERROR_MESSAGES, ...EXTRA_CODE_MESSAGES, ...HTTP_ERROR_MESSAGES, ...CLIENT_ERROR_MESSAGES }).map(([code, text]) => [
+    `error.${code}`,
+    { customer: text },
+  ]),
+) as { readonly [C in ProblemMessageCode as `error.${C}`]: CatalogMessage };
 
 const reasonEntries = {
   'reason.capture.failed': { customer: '{error}. Retry the capture; contact support if it fails again.' },
@@ -102,6 +133,15 @@ export const MESSAGE_CATALOG: { readonly [K in MessageKey]: CatalogMessage } = {
 
 /** A stable key of the catalog. */
 export type MessageKey = keyof typeof errorEntries | keyof typeof reasonEntries;
+
+/**
+ * The catalog's text of a problem code (`error.<code>`), e.g. for an error answer a page shows;
+ * `undefined` for a code the catalog does not know (a newer server's).
+ */
+export function problemMessage(code: string, translations: Partial<Record<MessageKey, string>> = {}): string | undefined {
+  const key = `error.${code}`;
+  return isMessageKey(key) ? (translations[key] ?? MESSAGE_CATALOG[key].customer) : undefined;
+}
 
 /** Whether `key` is a key of the catalog. */
 export function isMessageKey(key: string): key is MessageKey {

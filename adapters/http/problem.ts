@@ -4,18 +4,11 @@
  * @module
  */
 import { ERROR_MESSAGES, InstanceImagesError, type ErrorCode, type FieldIssue } from '../../src/errors';
+import { HTTP_ERROR_MESSAGES } from '../../src/messages';
 import { publicError, type ErrorAudience } from '../../src/util/public-error';
 
-/** Codes produced by the HTTP adapter itself (never by the core). */
-export const HTTP_ERROR_MESSAGES = {
-  UNAUTHENTICATED: 'Sign in to use this API',
-  PAYLOAD_TOO_LARGE: 'The request body is too large',
-  UNSUPPORTED_MEDIA_TYPE: 'The request body has an unsupported content type',
-  MALFORMED_JSON: 'The request body is not valid JSON',
-  METHOD_NOT_ALLOWED: 'This path does not take that method',
-  RANGE_NOT_SATISFIABLE: 'The requested range lies outside the file',
-  INTERNAL: 'An unexpected error occurred; try again later or contact support',
-} as const;
+/** Codes produced by the HTTP adapter itself (never by the core); their texts live in the message catalog. */
+export { HTTP_ERROR_MESSAGES };
 
 /** A code produced by the HTTP adapter itself. */
 export type HttpErrorCode = keyof typeof HTTP_ERROR_MESSAGES;

@@ -59,6 +59,16 @@ dialog::backdrop{background:rgba(0,0,0,.4)}
 .cards{display:grid;gap:1rem;grid-template-columns:repeat(auto-fill,minmax(18rem,1fr))}
 .card{border:1px solid var(--line);border-radius:6px;padding:1rem}
 .chart svg{max-width:100%;height:auto}
+.cards form{margin:0;max-width:none}
+.badge.protected{background:#fff4d6;color:#7a5200}
+.error .detail{display:block;color:var(--muted)}
+.upload-progress{display:flex;flex-wrap:wrap;align-items:center;gap:.4rem;margin:0 0 .6rem}
+.upload-progress progress{flex:1 1 12rem;height:1rem}
+input[type=file]{max-width:100%}
+.offers{list-style:none;margin:0 0 1rem;padding:0;display:grid;gap:.5rem}
+.offers li{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:.4rem;padding:.5rem;border:1px solid var(--line);border-radius:4px}
+.offers code,.checksum{word-break:break-all}
+dialog input{width:100%}
 @media (max-width:640px){
   main{padding:.6rem}
   table,thead,tbody,tr,td,caption{display:block;width:100%}

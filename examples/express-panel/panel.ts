@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import express from 'express';
 import { createImagesRouter } from '../../adapters/express';
-import { InstanceImagesError, type Actor, type HostInstance, type InstanceImages } from '../../src';
+import { InstanceImagesError, type Actor, type HostInstance, type ImportOptions, type InstanceImages } from '../../src';
 import { bundleUi, panelShell } from './page';
 import { createPanelSdk, DEFAULT_REDIS_URL, DEMO_HYPERVISOR, DEMO_LOCATION, demoHypervisor } from './sdk';
 import { startWorkers, type PanelWorkers } from './workers';
@@ -37,6 +37,8 @@ export interface PanelOptions {
   workers?: number;
   /** Redis for `workers`. @default env REDIS_URL, else redis://127.0.0.1:6390 */
   redisUrl?: string;
+  /** URL imports' rules (e.g. `allowNetworks` for a test server on loopback). @default the SDK's (no private networks) */
+  imports?: ImportOptions;
 }
 
 /** A running panel. */
@@ -95,6 +97,7 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     getInstance: async (id) => instances.get(id) ?? null,
     role: workerCount > 0 ? { kind: 'web', redisUrl, workerId: 'panel-web' } : { kind: 'single' },
     label: 'panel',
+    ...(options.imports ? { imports: options.imports } : {}),
   });
   // Started after this process opened (and migrated) the SQLite file.
   const workers: PanelWorkers | null =
@@ -131,6 +134,14 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     res.json(
       [...instances.values()].filter((i) => actor?.kind === 'admin' || (actor?.kind === 'customer' && i.accountId === actor.accountId)),
     );
+  });
+  // What the customer pages offer in the demo's location: importing and uploading images only where
+  // the operator allows it (Locations and caps, "URL imports").
+  app.get('/demo/features', async (req, res) => {
+    const actor = sessionOf(req, res);
+    if (actor === undefined) return;
+    const settings = await sdk.settings.getLocationSettings(admin, DEMO_LOCATION);
+    res.json({ locationId: DEMO_LOCATION, urlImportEnabled: settings.imagesEnabled && settings.urlImportEnabled });
   });
   app.get('/demo/hypervisors', (req, res) => {
     const actor = sessionOf(req, res);

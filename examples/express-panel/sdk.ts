@@ -6,14 +6,15 @@
  * BullMQ one on Redis when the work runs in worker processes (see docs/scaling.md).
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createBullmqTaskQueue } from '../../adapters/bullmq';
 import { createSqliteRepositories } from '../../adapters/sqlite';
 import { createExecutorPool, type ExecutorPool } from '../../drivers/exec';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../drivers/storage';
-import { createInstanceImages, type HostHypervisor, type HostInstance, type InstanceImages } from '../../src';
+import { createInstanceImages, type HostHypervisor, type HostInstance, type ImportOptions, type InstanceImages } from '../../src';
 
 export const DEMO_LOCATION = 'demo-location';
 export const DEMO_HYPERVISOR = 'hv-local';
@@ -47,6 +48,19 @@ export interface PanelSdkOptions {
   role: PanelRole;
   /** Prefix of the log lines. */
   label: string;
+  /** URL imports' rules (e.g. `allowNetworks` for a test server on loopback). @default the SDK's (no private networks) */
+  imports?: ImportOptions;
+}
+
+/** The panel's export-link secret: made once per data directory, shared by its processes. */
+function exportSecret(dataDir: string): string {
+  const file = join(dataDir, 'export-secret');
+  try {
+    writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return readFileSync(file, 'utf8').trim();
 }
 
 /** The Redis prefix of one panel (its data directory): two panels on one Redis never mix their jobs. */
@@ -68,6 +82,11 @@ export function createPanelSdk(options: PanelSdkOptions): { sdk: InstanceImages;
     executors: pool.executorFor,
     hypervisorDriver: createLibvirtDriver,
     storageDrivers: builtinStorageDrivers,
+    // Resumable uploads are staged beside the database (every process of the panel reads them);
+    // exports of local images are signed panel links.
+    uploads: { directory: join(options.dataDir, 'uploads') },
+    exports: { secret: exportSecret(options.dataDir) },
+    ...(options.imports ? { imports: options.imports } : {}),
     ...(role.kind === 'single'
       ? {}
       : {

@@ -7,6 +7,7 @@
  */
 import createClient, { type Client, type Middleware } from 'openapi-fetch';
 import type { components, paths } from './openapi';
+import { createResumableUpload, type ResumableUpload, type ResumableUploadOptions } from './uploads';
 
 /** A task as the API answers it (dates as ISO strings). */
 export type ApiTask = components['schemas']['Task'];
@@ -72,6 +73,11 @@ export interface ImagesClient {
   readonly api: Client<paths>;
   /** Follows a task over Server-Sent Events until it finishes; resolves with the finished task. */
   followTask(taskId: string, options?: FollowTaskOptions): Promise<ApiTask>;
+  /**
+   * A resumable (tus) upload of an image file to `/uploads` with the client's headers and fetch;
+   * nothing is sent until its `start()`. See {@link createResumableUpload}.
+   */
+  upload(options: Omit<ResumableUploadOptions, 'endpoint' | 'fetch' | 'headers'>): ResumableUpload;
 }
 
 const PROBLEM = /^application\/problem\+json/i;
@@ -128,7 +134,10 @@ export function createImagesClient(options: ImagesClientOptions): ImagesClient {
     throw new Error(`The event stream of task ${taskId} ended before the task finished`);
   }
 
-  return { api, followTask };
+  const upload = (upload: Omit<ResumableUploadOptions, 'endpoint' | 'fetch' | 'headers'>): ResumableUpload =>
+    createResumableUpload({ ...upload, endpoint: `${baseUrl}/uploads`, fetch: fetchImpl, headers });
+
+  return { api, followTask, upload };
 }
 
 /** The messages of a `text/event-stream` body (event name and data; comments skipped). */

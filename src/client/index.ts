@@ -15,11 +15,19 @@ export {
   type ImagesClient,
   type ImagesClientOptions,
 } from './client';
+export {
+  createResumableUpload,
+  uploadMetadataHeader,
+  type ResumableUpload,
+  type ResumableUploadOptions,
+  type UploadOutcome,
+} from './uploads';
 export type { components, operations, paths } from './openapi';
 // The message catalog, for front ends that show or translate status reasons.
 export {
   MESSAGE_CATALOG,
   formatMessage,
+  problemMessage,
   renderMessage,
   statusReasonKey,
   type CatalogMessage,

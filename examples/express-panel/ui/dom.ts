@@ -3,7 +3,7 @@
  * messages never become markup), formatting, and the polite live region.
  * @module
  */
-import { isImagesApiError, type ImagesApiError } from '../../../src/client';
+import { isImagesApiError, problemMessage, type ImagesApiError } from '../../../src/client';
 
 type Child = Node | string | number | null | undefined | false;
 type Attributes = Record<string, string | number | boolean | null | undefined | EventListener>;
@@ -70,14 +70,28 @@ export const TASK_STATUS_LABELS: Record<string, string> = {
   cancelled: 'Cancelled',
 };
 
-/** What a person reads of a failed request: the problem's detail (and fields), or a generic line. */
+/**
+ * What a person reads of a failed request: the message catalog's text of the problem's code (what
+ * a host translates), with the offending fields; a code the catalog does not know shows the
+ * server's own detail.
+ */
 export function problemText(error: unknown): string {
   if (isImagesApiError(error)) {
     const problem = error as ImagesApiError;
+    const text = problemMessage(problem.code) ?? problem.message;
     const fields = problem.fields.map((f) => `${f.path}: ${f.message}`).join('; ');
-    return fields && !problem.message.includes(fields) ? `${problem.message} (${fields})` : problem.message;
+    return fields && !text.includes(fields) ? `${text} (${fields})` : text;
   }
+  if (error instanceof TypeError) return problemMessage('HTTP_ERROR') ?? error.message;
   return error instanceof Error ? error.message : 'Something went wrong';
+}
+
+/** The server's own detail of a problem when it says more than the catalog's text (else null). */
+function problemDetail(error: unknown): string | null {
+  if (!isImagesApiError(error)) return null;
+  const problem = error as ImagesApiError;
+  const catalog = problemMessage(problem.code);
+  return catalog !== undefined && problem.message !== catalog && problem.fields.length === 0 ? problem.message : null;
 }
 
 /** Says `message` in the page's polite live region (screen readers announce it). */
@@ -91,7 +105,14 @@ export function announce(message: string): void {
 
 /** An alert paragraph for a failed request, announced assertively. */
 export function errorBox(error: unknown): HTMLElement {
-  return h('p', { class: 'error', role: 'alert' }, problemText(error));
+  const detail = problemDetail(error);
+  const code = isImagesApiError(error) ? (error as ImagesApiError).code : null;
+  return h(
+    'p',
+    { class: 'error', role: 'alert', ...(code ? { 'data-code': code } : {}) },
+    problemText(error),
+    detail ? h('small', { class: 'detail' }, ` ${detail}`) : null,
+  );
 }
 
 /** A table with a caption, column headings and rows (each row a list of cells). */

@@ -1,11 +1,15 @@
 /**
  * The customer's My Images page: the list (name, source instance, disk size, status with its
  * reason, creation time), Create Image from an instance with a live progress bar, and Retry,
- * Cancel and Delete (after a confirmation) per image.
+ * Cancel and Delete (after a confirmation) per image; where the operator allows it, import from a
+ * URL and resumable uploads (`add-image.ts`); protection, download links, shares and transfers,
+ * and the offers other accounts made (`image-moves.ts`).
  * @module
  */
 import { renderMessage, statusReasonKey, type ApiImage, type ApiTask } from '../../../src/client';
+import { addImageSection, loadFeatures } from './add-image';
 import { confirmDialog } from './dialog';
+import { moveActions, offersSection, type MoveHooks } from './image-moves';
 import { announce, errorBox, field, formatBytes, h, IMAGE_STATUS_LABELS, row, table, time } from './dom';
 import type { AppContext } from './session';
 import { taskProgress, type TaskProgressElement } from './task-progress';
@@ -39,9 +43,10 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
   const following = new Map<string, TaskProgressElement>();
   let poll: ReturnType<typeof setTimeout> | undefined;
   signal.addEventListener('abort', () => clearTimeout(poll));
-  const instances = await loadInstances(ctx);
+  const [instances, features] = await Promise.all([loadInstances(ctx), loadFeatures(ctx)]);
   const status = h('div', { id: 'images-status', role: 'status', 'aria-live': 'polite' });
   const list = h('div', { id: 'images-list' });
+  const offers = h('div', { id: 'offers-holder' });
 
   const nameInput = h('input', { id: 'name', name: 'name', required: true, maxlength: 100, autocomplete: 'off' });
   const select = h(
@@ -88,15 +93,17 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
     return data?.items.find((t) => t.status === 'queued' || t.status === 'running') ?? null;
   }
 
-  async function act(label: string, run: () => Promise<unknown>): Promise<void> {
+  async function act(label: string, run: () => Promise<unknown>, focusAfter?: string): Promise<void> {
+    status.replaceChildren();
     try {
       await run();
-      announce(label);
+      if (label) announce(label);
     } catch (error) {
       status.replaceChildren(errorBox(error));
     }
-    await refresh();
+    await refresh(focusAfter);
   }
+  const hooks: MoveHooks = { act, refresh: (focusAfter) => refresh(focusAfter) };
 
   function actions(image: ApiImage): HTMLElement {
     const buttons: HTMLElement[] = [];
@@ -133,6 +140,7 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
           'Retry',
         ),
       );
+    buttons.push(...moveActions(ctx, image, hooks));
     if (image.status === 'available' || image.status === 'error')
       buttons.push(
         h(
@@ -156,10 +164,14 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
       danger: true,
     });
     if (!ok) return;
-    await act(`Deleting ${image.name}`, async () => {
-      const { data } = await api.DELETE('/images/{imageId}', { params: { path: { imageId: image.id } } });
-      if (data?.task) follow(data.image, data.task);
-    });
+    await act(
+      `Deleting ${image.name}`,
+      async () => {
+        const { data } = await api.DELETE('/images/{imageId}', { params: { path: { imageId: image.id } } });
+        if (data?.task) follow(data.image, data.task);
+      },
+      `Delete ${image.name}`,
+    );
   }
 
   function statusCell(image: ApiImage): HTMLElement {
@@ -168,6 +180,7 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
       {},
       h('span', { class: `badge status status-${image.status}` }, IMAGE_STATUS_LABELS[image.status] ?? image.status),
     );
+    if (image.protected) cell.append(' ', h('span', { class: 'badge protected' }, 'Protected'));
     const bar = following.get(image.id);
     if (bar && (image.status === 'creating' || image.status === 'deleting')) cell.append(bar);
     const reason = reasonText(image.statusReason);
@@ -175,7 +188,7 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
     return cell;
   }
 
-  async function refresh(): Promise<void> {
+  async function refresh(focusAfter?: string): Promise<void> {
     let images: ApiImage[];
     try {
       const { data } = await api.GET('/images', { params: { query: { limit: 100 } } });
@@ -212,6 +225,13 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
     list.replaceChildren(
       images.length === 0 ? h('p', {}, 'You have no images yet. Create one from an instance above.') : table('My Images', HEADINGS, rows),
     );
+    try {
+      offers.replaceChildren(await offersSection(ctx, new Map(images.map((i) => [i.id, i.name])), hooks));
+    } catch (error) {
+      offers.replaceChildren(errorBox(error));
+    }
+    // The rows were drawn anew: the focus goes to the same control of the new row (or the list).
+    if (focusAfter !== undefined) (main.querySelector<HTMLElement>(`button[aria-label="${CSS.escape(focusAfter)}"]`) ?? list).focus();
   }
 
   form.addEventListener('submit', (event) => {
@@ -237,6 +257,14 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
   }
   nameInput.addEventListener('input', () => nameInput.removeAttribute('aria-invalid'));
 
-  main.replaceChildren(h('h1', { tabindex: '-1' }, 'My Images'), form, status, list);
+  list.tabIndex = -1;
+  main.replaceChildren(
+    h('h1', { tabindex: '-1' }, 'My Images'),
+    form,
+    addImageSection(ctx, features, () => refresh(), signal),
+    status,
+    list,
+    offers,
+  );
   await refresh();
 }

@@ -7,13 +7,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PROBLEM_STATUS } from '../../../adapters/http/problem';
 import { ERROR_CODES, ERROR_MESSAGES } from '../../../src/errors';
 import {
+  CLIENT_ERROR_MESSAGES,
   EXTRA_REASON_CODES,
+  HTTP_ERROR_MESSAGES,
   failureReason,
   formatMessage,
   isMessageKey,
   MESSAGE_CATALOG,
+  problemMessage,
   REASON_CODES,
   REASON_OPERATIONS,
   renderMessage,
@@ -22,6 +26,7 @@ import {
 } from '../../../src/messages';
 
 const SRC = join(import.meta.dirname, '../../../src');
+const ADAPTERS = join(import.meta.dirname, '../../../adapters');
 
 /** The .ts files under `dir`, recursively. */
 function sources(dir: string): string[] {
@@ -70,6 +75,40 @@ describe('the message catalog', () => {
     }
     expect(written.size).toBeGreaterThan(3);
     for (const code of written) expect(REASON_CODES, code).toContain(code);
+  });
+
+  it('every problem code the HTTP layer, the tus handler or the client answers with is in the catalog', () => {
+    const answered = new Set<string>(Object.keys(PROBLEM_STATUS));
+    const http = [...sources(join(ADAPTERS, 'http')), ...sources(join(ADAPTERS, 'tus')), ...sources(join(ADAPTERS, 'express'))];
+    for (const file of http) {
+      const text = readFileSync(file, 'utf8');
+      // new HttpProblem('CODE', ...) and new InstanceImagesError('CODE', ...), also split over lines.
+      for (const match of text.matchAll(/new (?:HttpProblem|InstanceImagesError)\(\s*'([A-Z_]+)'/g)) answered.add(match[1]!);
+    }
+    for (const file of sources(join(SRC, 'client')).filter((f) => !f.endsWith('openapi.ts'))) {
+      const text = readFileSync(file, 'utf8');
+      // The codes the client gives an answer without a problem body (`code: ... 'CODE'`).
+      for (const line of text.split('\n').filter((l) => /\bcode: /.test(l)))
+        for (const match of line.matchAll(/'([A-Z][A-Z_]+)'/g)) answered.add(match[1]!);
+    }
+    for (const code of [
+      'UNAUTHENTICATED',
+      'PAYLOAD_TOO_LARGE',
+      'UNSUPPORTED_MEDIA_TYPE',
+      'METHOD_NOT_ALLOWED',
+      'RANGE_NOT_SATISFIABLE',
+      'HTTP_ERROR',
+    ])
+      expect(answered, code).toContain(code);
+    const missing = [...answered].filter((code) => !isMessageKey(`error.${code}`));
+    expect(missing).toEqual([]);
+    for (const code of answered) expect(problemMessage(code), code).toMatch(/^[A-Z].{5,}/);
+    for (const [code, text] of Object.entries({ ...HTTP_ERROR_MESSAGES, ...CLIENT_ERROR_MESSAGES }))
+      expect(problemMessage(code)).toBe(text);
+    expect(problemMessage('IMAGE_PROTECTED', { 'error.IMAGE_PROTECTED': 'Geschützt' })).toBe('Geschützt');
+    expect(problemMessage('NOT_A_CODE')).toBeUndefined();
+    // HTTP-only codes are problem codes, never reasons an image or a task carries.
+    for (const code of Object.keys(HTTP_ERROR_MESSAGES)) expect(REASON_CODES).not.toContain(code);
   });
 
   it('the services build image reasons only through the catalog (no literal { code, message } reason)', () => {
