@@ -181,8 +181,8 @@ export interface MaterializeRequest {
    * Imports: a streamed qcow2 source going into a qcow2 target of its own size may become the
    * disk as received, without a conversion, when `qemu-img` finds it standalone (no backing or
    * data file), clean (`qemu-img check` without corruptions or leaks) and without internal
-   * snapshots; otherwise it is converted as usual. The result's `sha256` is then the received
-   * bytes' digest. Drivers may ignore this (and always convert). @default false
+   * snapshots; otherwise it is converted as usual. The result then says `keptSource`. Drivers may
+   * ignore this (and always convert). @default false
    */
   reuseSource?: boolean;
 }
@@ -201,10 +201,11 @@ export interface MaterializeResult {
   format: DiskFormat;
   virtualSizeBytes: number;
   /**
-   * The sha256 of the new disk file, when the driver knows it without another read (a source
-   * kept as received, see {@link MaterializeRequest.reuseSource}); otherwise absent.
+   * True when the disk is the streamed source exactly as it was received
+   * ({@link MaterializeRequest.reuseSource}): its sha256 is then the digest of the bytes the
+   * caller sent, and nothing needs to read it again to hash it.
    */
-  sha256?: string;
+  keptSource?: boolean;
 }
 
 /** What a recovery pass found and fixed. */
