@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { InstanceImagesError } from '../../src/errors';
+import { takeNodeSource, type NodeSource } from './streams';
 
 /** Bytes of a request body buffered ahead of the handler before the socket is paused. */
 const REQUEST_BODY_BUFFER = 64 * 1024;
@@ -146,6 +147,8 @@ export async function sendWebResponse(response: Response, req: IncomingMessage, 
     return;
   }
   res.flushHeaders();
+  const direct = takeNodeSource(response.body);
+  if (direct) return pipeNodeSource(direct, res);
   const reader = response.body.getReader();
   let closed = false;
   const onClose = () => {
@@ -176,6 +179,27 @@ export async function sendWebResponse(response: Response, req: IncomingMessage, 
   } finally {
     res.off('close', onClose);
   }
+}
+
+/**
+ * Sends a body whose Node source is known ({@link takeNodeSource}) with the same rules as the web
+ * path: the client going away cancels the source; a source failing after the headers cuts the
+ * connection.
+ */
+function pipeNodeSource({ source, onCancel }: NodeSource, res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onError = () => res.destroy();
+    source.once('error', onError);
+    res.once('close', () => {
+      source.off('error', onError);
+      if (!res.writableFinished) {
+        onCancel();
+        source.destroy();
+      }
+      resolve();
+    });
+    source.pipe(res);
+  });
 }
 
 /**

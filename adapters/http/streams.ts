@@ -20,9 +20,11 @@ function toBytes(chunk: unknown): Uint8Array {
  */
 export function readableToWeb(source: Readable, onCancel: () => void = () => undefined): ReadableStream<Uint8Array> {
   const iterator = source[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>(
+  const stream = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        // Once read as a web stream, it is no longer handed to a Node adapter as its source.
+        nodeSources.delete(stream);
         const { value, done } = await iterator.next();
         if (done) controller.close();
         else controller.enqueue(toBytes(value));
@@ -35,4 +37,27 @@ export function readableToWeb(source: Readable, onCancel: () => void = () => und
     },
     { highWaterMark: 0 },
   );
+  nodeSources.set(stream, { source, onCancel });
+  return stream;
+}
+
+/** The Node stream behind a web stream made by {@link readableToWeb}, while nothing has read it yet. */
+export interface NodeSource {
+  source: Readable;
+  onCancel: () => void;
+}
+
+const nodeSources = new WeakMap<ReadableStream<Uint8Array>, NodeSource>();
+
+/**
+ * The Node stream behind `stream` when {@link readableToWeb} made it and nothing has read or locked
+ * it: a Node adapter then pipes that source straight into its response, which skips a promise per
+ * chunk of the web stream (a download through Express or node:http runs at the speed of the
+ * storage read). Taking it removes it, so a body is sent at most once.
+ */
+export function takeNodeSource(stream: ReadableStream<Uint8Array>): NodeSource | undefined {
+  if (stream.locked) return undefined;
+  const found = nodeSources.get(stream);
+  nodeSources.delete(stream);
+  return found;
 }

@@ -177,6 +177,14 @@ export interface MaterializeRequest {
   signal?: AbortSignal;
   /** Receives progress of the conversion. */
   onProgress?(progress: ByteProgress): void;
+  /**
+   * Imports: a streamed qcow2 source going into a qcow2 target of its own size may become the
+   * disk as received, without a conversion, when `qemu-img` finds it standalone (no backing or
+   * data file), clean (`qemu-img check` without corruptions or leaks) and without internal
+   * snapshots; otherwise it is converted as usual. The result then says `keptSource`. Drivers may
+   * ignore this (and always convert). @default false
+   */
+  reuseSource?: boolean;
 }
 
 /** The data of a chunked image for {@link MaterializeRequest}: `sourceFormat` is then `raw`. */
@@ -192,6 +200,12 @@ export interface MaterializeResult {
   path: string;
   format: DiskFormat;
   virtualSizeBytes: number;
+  /**
+   * True when the disk is the streamed source exactly as it was received
+   * ({@link MaterializeRequest.reuseSource}): its sha256 is then the digest of the bytes the
+   * caller sent, and nothing needs to read it again to hash it.
+   */
+  keptSource?: boolean;
 }
 
 /** What a recovery pass found and fixed. */

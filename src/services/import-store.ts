@@ -92,6 +92,8 @@ export async function storeImport(
           sourceFormat: qemuFormatOf(source.detected.format),
           targetPath: disk.pathOf(key),
           targetFormat: 'qcow2',
+          // A clean, standalone qcow2 is stored as received: no conversion, and no second read to hash it.
+          reuseSource: true,
           signal: options.signal,
           onProgress: (p) => options.progress(p),
         })
@@ -101,7 +103,11 @@ export async function storeImport(
     }
     if (!source.result()) rethrow(new InstanceImagesError('DOWNLOAD_FAILED', 'The download ended before the image was complete'));
     options.progress({ step: 'verifying' });
-    const stored = await hashStored(disk, key, options.signal);
+    // Kept as received: the file is the source's bytes, which the source hashed as they went by.
+    const done = source.result();
+    const kept = materialized.keptSource && done ? await disk.stat(key) : null;
+    const stored =
+      kept && done && kept.size === done.sizeBytes ? { size: kept.size, sha256: done.sha256 } : await hashStored(disk, key, options.signal);
     return { key, format: 'qcow2', sizeBytes: stored.size, virtualSizeBytes: materialized.virtualSizeBytes, sha256: stored.sha256 };
   }
   const format = qemuFormatOf(source.detected.format);

@@ -55,27 +55,52 @@ export function imageSourceArgs(path: string, format: DiskFormat | ImportedDiskF
   return [`json:${JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null })}`];
 }
 
-/** Writes a stream into `file` on the hypervisor while hashing it in node; returns the sha256. */
-async function receiveStream(ctx: MaterializeContext, source: Readable, file: string, signal: AbortSignal | undefined): Promise<string> {
-  const hash = createHash('sha256');
-  const hashing = new Transform({
+/** What a received stream was: its length, and its sha256 as hashed in node on the way (when asked for). */
+interface Received {
+  sha256: string | null;
+  bytes: number;
+}
+
+/**
+ * Writes a stream into `file` on the hypervisor, hashing it in node when `hashed` (a source with
+ * an expected sha256; an import's caller hashes the bytes it sends itself). `exclusive`: the file
+ * is created anew through {@link HostCommands.runPinned} (never through a link planted under its
+ * name), for files received next to a target on a storage.
+ */
+async function receiveStream(
+  ctx: MaterializeContext,
+  source: Readable,
+  file: string,
+  signal: AbortSignal | undefined,
+  options: { exclusive: boolean; hashed: boolean },
+): Promise<Received> {
+  const hash = options.hashed ? createHash('sha256') : null;
+  let bytes = 0;
+  const counting = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
+      hash?.update(chunk);
+      bytes += chunk.length;
       callback(null, chunk);
     },
   });
-  source.on('error', (error) => hashing.destroy(error));
-  source.pipe(hashing);
-  const result = await ctx.cmd.tryRun(['dd', `of=${file}`, 'bs=4M', 'status=none'], { stdin: hashing, signal });
+  source.on('error', (error) => counting.destroy(error));
+  source.pipe(counting);
+  const result = options.exclusive
+    ? await ctx.cmd.runPinned(
+        ['sh', '-c', 'exec dd bs=4M status=none of="$1"', 'sh', file],
+        { stdin: counting, signal },
+        { output: file, writeBack: true },
+      )
+    : await ctx.cmd.tryRun(['dd', `of=${file}`, 'bs=4M', 'status=none'], { stdin: counting, signal });
   if (result.exitCode !== 0) {
     throw new InstanceImagesError(
       /No space left/i.test(result.stderr) ? 'STORAGE_FULL' : 'DEPLOY_FAILED',
       `Receiving the image on the hypervisor failed: ${result.stderr.trim()}`,
     );
   }
-  if (hashing.destroyed && !hashing.writableFinished)
+  if (counting.destroyed && !counting.writableFinished)
     throw new InstanceImagesError('DEPLOY_FAILED', 'The image stream failed before its end');
-  return hash.digest('hex');
+  return { sha256: hash ? hash.digest('hex') : null, bytes };
 }
 
 /** The request's fields, checked before any I/O. */
@@ -107,6 +132,10 @@ function validateRequest(request: MaterializeRequest): { sourceFormat: DiskForma
 interface DeploySource {
   /** The path `qemu-img info` reads. */
   path: string;
+  /** A received stream: what was received (null for a path source). */
+  received: Received | null;
+  /** A received stream that may become the disk as it is ({@link MaterializeRequest.reuseSource}). */
+  reusable: boolean;
   /**
    * A path source, read through a descriptor the copy's own command opens and checks (link,
    * sha256): whatever is swapped in under its name afterwards, the copy reads the checked bytes.
@@ -134,20 +163,68 @@ async function resolveSource(
     if (found === 'missing') throw new InstanceImagesError('NOT_FOUND', 'The image file does not exist on the hypervisor');
     return {
       path: request.source.path,
+      received: null,
+      reusable: false,
       pinned: { path: request.source.path, root: request.source.root, sha256: request.sha256 ?? undefined },
     };
   }
-  await ctx.ensureScratchDir();
-  const received = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
-  onReceived(received);
+  // A source that may become the disk is received next to the target (same filesystem, renamed
+  // into place); any other into the scratch directory.
+  const reusable =
+    request.reuseSource === true &&
+    sourceFormat === 'qcow2' &&
+    (request.targetFormat ?? 'qcow2') === 'qcow2' &&
+    request.sizeBytes === undefined;
+  let path: string;
+  if (reusable) path = `${request.targetPath}${RECEIVED_SUFFIX}`;
+  else {
+    await ctx.ensureScratchDir();
+    path = captureScratch(ctx.scratchDir, request.targetPath).received(sourceFormat);
+  }
+  onReceived(path);
   progress('receive', 0, null);
-  const actual = await receiveStream(ctx, request.source.stream, received, request.signal);
-  if (request.sha256 && actual !== request.sha256) {
+  const received = await receiveStream(ctx, request.source.stream, path, request.signal, {
+    exclusive: reusable,
+    hashed: Boolean(request.sha256),
+  });
+  if (request.sha256 && received.sha256 !== request.sha256) {
     throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The image does not match its recorded checksum; the deploy was stopped', {
-      details: { expected: request.sha256, actual },
+      details: { expected: request.sha256, actual: received.sha256 },
     });
   }
-  return { path: received, pinned: null };
+  return { path, received, reusable, pinned: null };
+}
+
+/** Suffix of a streamed source received next to its target (removed whatever happens, unless it became the disk). */
+const RECEIVED_SUFFIX = '.received';
+
+/**
+ * Keeps a received qcow2 as the disk when it is standalone, clean, without internal snapshots,
+ * and exactly as long as what was sent: fsynced and renamed into place. Returns null (convert it
+ * instead) otherwise. A backing or data file is refused outright, as for a converted source.
+ */
+async function keepReceived(
+  ctx: MaterializeContext,
+  request: MaterializeRequest,
+  source: DeploySource & { received: Received },
+): Promise<MaterializeResult | null> {
+  const { cmd } = ctx;
+  const [{ sizeBytes, info }, check] = await Promise.all([
+    cmd.fileSizeAndInfo(source.path, 'qcow2'),
+    cmd.qemuImgCheck(source.path, request.signal),
+  ]);
+  if (info.backingFilename !== null || info.dataFile !== null) {
+    throw new InstanceImagesError(
+      'VALIDATION_FAILED',
+      'The image refers to another file (backing or data file); only standalone images can be deployed',
+    );
+  }
+  if (sizeBytes !== source.received.bytes)
+    throw new InstanceImagesError('DEPLOY_FAILED', `The received file has ${sizeBytes} bytes where ${source.received.bytes} were sent`);
+  if (info.format !== 'qcow2' || info.snapshots > 0 || check.exitCode !== 0) return null;
+  await cmd.fsync(source.path);
+  await cmd.publish(source.path, request.targetPath, dirname(request.targetPath));
+  return { path: request.targetPath, format: 'qcow2', virtualSizeBytes: info.virtualSizeBytes, keptSource: true };
 }
 
 /**
@@ -230,7 +307,8 @@ export async function checkDeployTarget(cmd: HostCommands, targetPath: string): 
 }
 
 /**
- * Materializes a standalone disk at `request.targetPath`: resolve and check the source, convert it
+ * Materializes a standalone disk at `request.targetPath`: resolve and check the source (a received
+ * qcow2 may become the disk as it is, see {@link keepReceived}), convert it
  * into `<target>.part` (made anew, written back as it grows), grow it, prove it standalone,
  * compare it with the image while it is fsynced, then rename it into place. A chunked source is
  * written into the part file over NBD instead ({@link writeChunkedDisk}); `sha256` is not used
@@ -263,6 +341,15 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
       return { path: request.targetPath, format: targetFormat, virtualSizeBytes: sizes.diskSize };
     }
     const source = await resolveSource(ctx, { ...request, source: requested }, sourceFormat, (path) => (received = path), progress);
+    if (source.reusable && source.received) {
+      progress('verify', 0, null);
+      const kept = await keepReceived(ctx, request, { ...source, received: source.received });
+      if (kept) {
+        received = null;
+        progress('done', kept.virtualSizeBytes, kept.virtualSizeBytes);
+        return kept;
+      }
+    }
     const info = await preflight(ctx, request, source, sourceFormat);
     const total = info.actualSizeBytes ?? info.virtualSizeBytes;
     progress('convert', 0, total);

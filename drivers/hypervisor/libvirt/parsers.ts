@@ -212,6 +212,8 @@ export interface QemuImgInfo {
   backingFilename: string | null;
   /** qcow2 external data file, if any (never accepted as a deploy source). */
   dataFile: string | null;
+  /** How many internal snapshots the image holds (qcow2). */
+  snapshots: number;
 }
 
 /** Parses `qemu-img info --output=json` (one image, not `--backing-chain`). */
@@ -238,6 +240,7 @@ export function parseQemuImgInfo(json: string): QemuImgInfo {
     actualSizeBytes: typeof info['actual-size'] === 'number' ? info['actual-size'] : null,
     backingFilename: typeof backing === 'string' ? backing : null,
     dataFile: typeof dataFile === 'string' ? dataFile : null,
+    snapshots: Array.isArray(info.snapshots) ? info.snapshots.length : 0,
   };
 }
 

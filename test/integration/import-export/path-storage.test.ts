@@ -123,6 +123,63 @@ describe.skipIf(skip !== null)(`URL import into a path storage, and export${skip
     for (const { url: panelUrl } of panels) await exportThrough(panelUrl, image, stored);
   });
 
+  it('stores a clean qcow2 as it was received (no conversion), and converts one with an internal snapshot or leaked clusters', async () => {
+    const clean = await importFrom((await serve(readFileSync(source))).url);
+    expect(clean.task?.status).toBe('completed');
+    const kept = `${storageDir}/${clean.image?.fileKey}`;
+    expect(sha256(readFileSync(kept))).toBe(sha256(readFileSync(source)));
+    expect(clean.image?.sha256).toBe(sha256(readFileSync(source)));
+
+    const withSnapshot = `${work}/snapshot.qcow2`;
+    run('cp', source, withSnapshot);
+    run('qemu-img', 'snapshot', '-c', 'old', withSnapshot);
+    run('qemu-io', '-c', 'write -P 0x11 0 1M', withSnapshot);
+    const snapshotted = await importFrom((await serve(readFileSync(withSnapshot))).url);
+    const converted = `${storageDir}/${snapshotted.image?.fileKey}`;
+    expect(snapshotted.task?.status).toBe('completed');
+    expect(sh('qemu-img', 'snapshot', '-l', converted).stdout.trim()).toBe('');
+    expect(imagesIdentical(withSnapshot, converted)).toBe(true);
+    expect(sha256(readFileSync(converted))).toBe(snapshotted.image?.sha256);
+
+    // Leaked clusters: the first L1 entry wiped, so its L2 table and data clusters are referenced by nothing.
+    const leaky = `${work}/leaky.qcow2`;
+    run('cp', source, leaky);
+    const header = readFileSync(leaky);
+    const l1Offset = Number(header.readBigUInt64BE(40));
+    run('dd', 'if=/dev/zero', `of=${leaky}`, 'bs=8', 'count=1', `seek=${l1Offset / 8}`, 'conv=notrunc', 'status=none');
+    expect(sh('qemu-img', 'check', '-f', 'qcow2', leaky).code).toBe(3);
+    const leaked = await importFrom((await serve(readFileSync(leaky))).url);
+    expect(leaked.task?.status).toBe('completed');
+    const cleaned = `${storageDir}/${leaked.image?.fileKey}`;
+    expect(sh('qemu-img', 'check', '-f', 'qcow2', cleaned).code).toBe(0);
+    expect(imagesIdentical(leaky, cleaned)).toBe(true);
+    expect(filesBelow(storageDir)).toEqual(
+      expect.arrayContaining([`/${clean.image?.fileKey}`, `/${snapshotted.image?.fileKey}`, `/${leaked.image?.fileKey}`]),
+    );
+    expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('never writes a received image through a link planted under its name next to the target', async () => {
+    const victim = `${work}/victim`;
+    run('sh', '-c', `printf keep > ${victim}`);
+    const targetDir = freshScratchDir('import-planted');
+    const target = `${targetDir}/disk.qcow2`;
+    run('ln', '-s', victim, `${target}.received`);
+    const driver = createLibvirtDriver(localHypervisor(scratch), createLocalExecutor());
+    const { Readable } = await import('node:stream');
+    const result = await driver.materialize({
+      source: { kind: 'stream', stream: Readable.from([readFileSync(source)]) },
+      sourceFormat: 'qcow2',
+      targetPath: target,
+      reuseSource: true,
+    });
+    expect(result.keptSource).toBe(true);
+    expect(readFileSync(victim, 'utf8')).toBe('keep');
+    expect(sha256(readFileSync(target))).toBe(sha256(readFileSync(source)));
+    expect(readdirSync(targetDir)).toEqual(['disk.qcow2']);
+    rmSync(targetDir, { recursive: true, force: true });
+  });
+
   /** Asks `panelUrl` for a download link of `image`, then downloads it with a Range and whole. */
   async function exportThrough(panelUrl: string, image: { id: string; sha256: string | null } | null, stored: string): Promise<void> {
     const linkResponse = await fetch(`${panelUrl}/api/images/${image?.id}/download-link`, { method: 'POST' });

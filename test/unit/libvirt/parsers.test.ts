@@ -150,7 +150,19 @@ describe('qemu-img info JSON', () => {
       actualSizeBytes: 2367488,
       backingFilename: null,
       dataFile: null,
+      snapshots: 0,
     });
+  });
+  it('counts internal snapshots', () => {
+    const json = JSON.stringify({
+      format: 'qcow2',
+      'virtual-size': 1,
+      snapshots: [
+        { id: '1', name: 'a' },
+        { id: '2', name: 'b' },
+      ],
+    });
+    expect(parseQemuImgInfo(json).snapshots).toBe(2);
   });
   it('reads a backing file and a data file', () => {
     const json = JSON.stringify({
