@@ -26,7 +26,7 @@ import { customImageKey, type ImageWithTask } from './images';
 import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { startBilling } from './usage';
-import { draft, recordEvents } from './outbox-events';
+import { draft } from './outbox-events';
 import { accountCaps, insertUnderCaps } from './image-metadata';
 
 /** Input of {@link ImageCopyService.copyImage}. */
@@ -156,13 +156,19 @@ export class ImageCopyService {
     };
     // A copy counts as an image (its bytes too).
     await insertUnderCaps(this.ctx, copy, accountId, caps);
-    const task = await createTask(this.ctx, {
-      type: 'copy',
-      subjectKind: 'image',
-      subjectId: copy.id,
-      accountId,
-      hypervisorId: hypervisorId ?? source.hypervisorId,
-    });
+    // `image.copy-started` is recorded with the copy task (a copy its queue refuses is then withdrawn, with its events).
+    const started = () => [draft('image.copy-started', copy.id, { image: copy, sourceImageId: source.id, actor: eventActor(actor) })];
+    const task = await createTask(
+      this.ctx,
+      {
+        type: 'copy',
+        subjectKind: 'image',
+        subjectId: copy.id,
+        accountId,
+        hypervisorId: hypervisorId ?? source.hypervisorId,
+      },
+      started,
+    );
     await enqueueTask(
       this.ctx,
       {
@@ -173,9 +179,6 @@ export class ImageCopyService {
       },
       withdrawNewImage(this.ctx, copy.id),
     );
-    await recordEvents(this.ctx, [
-      draft('image.copy-started', copy.id, { image: copy, sourceImageId: source.id, actor: eventActor(actor) }),
-    ]);
     return { image: copy, task };
   }
 

@@ -9,7 +9,7 @@ import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import type { Task, TaskProgress, TaskType } from '../model/task';
 import { createProgressTracker, QUEUED_PROGRESS, STARTING_PROGRESS } from '../tasks/progress';
 import type { ServiceContext } from './context';
-import { publish, recordEvents, taskFinished, type TypedDraft } from './outbox-events';
+import { publish, recordEvents, recordWith, taskFinished, type TypedDraft } from './outbox-events';
 import { transitionTask } from './task-state';
 
 /**
@@ -36,10 +36,11 @@ export interface TaskWork {
   endWith(events: TaskEndEvents): void;
 }
 
-/** Inserts a queued task. */
+/** Inserts a queued task, with the events `events` makes of it recorded in the same write (e.g. `image.copy-started`). */
 export async function createTask(
   ctx: ServiceContext,
   input: { type: TaskType; subjectKind: Task['subjectKind']; subjectId: string; accountId: string | null; hypervisorId: string | null },
+  events?: (task: Task) => TypedDraft[],
 ): Promise<Task> {
   const now = ctx.now();
   const task: Task = {
@@ -60,7 +61,15 @@ export async function createTask(
     startedAt: null,
     finishedAt: null,
   };
-  await ctx.repos.tasks.insert(task);
+  if (!events) await ctx.repos.tasks.insert(task);
+  else
+    await recordWith(
+      ctx,
+      'taskInserts',
+      events,
+      (build) => ctx.repos.tasks.insert(task, build),
+      () => [task],
+    );
   return task;
 }
 
