@@ -243,11 +243,12 @@ export const outboxWriteCases: RepositoryCase[] = [
       const held = await outbox.claim({ owner: 'w', now: t(1), leaseMs: 60 * 60_000, limit: 10 });
       // Keep only `claimed` under a live claim.
       for (const event of held) if (event.id !== claimed.id) await outbox.release(event.id, 'w', t(1), 'test');
-      assert.equal(await outbox.pruneUndelivered(t(10), t(5)), 2);
-      assert.equal(await outbox.get(old.id), null);
-      assert.equal(await outbox.get(recent.id), null);
+      const pruned = await outbox.pruneUndelivered(t(10), t(5));
       assert.ok(await outbox.get(claimed.id), 'an event under a live claim was pruned');
       assert.ok(await outbox.get(late.id), 'an event younger than the retention was pruned');
+      assert.equal(await outbox.get(old.id), null);
+      assert.equal(await outbox.get(recent.id), null);
+      assert.equal(pruned, 2);
     },
   },
 ];
