@@ -230,6 +230,7 @@ export {
 } from './webhooks';
 export { outboxWebhook, type OutboxWebhookOptions } from './webhooks';
 export { startOutboxDelivery, retryDelay, type OutboxDelivery, type OutboxDeliveryOptions, type OutboxTarget } from './outbox-delivery';
+export { pruneOutbox, type OutboxRetention, type OutboxPruneReport, type OutboxPruneOptions } from './outbox-delivery';
 export type { OutboxDraft, OutboxEvents, OutboxEvent, OutboxClaim, OutboxRepository } from './ports/repositories-outbox';
 export type { OutboxWrite } from './ports/repositories-outbox';
 

@@ -77,9 +77,10 @@ export class RecoveryService {
       events: taskFinished,
     };
     const image = task.subjectKind === 'image' ? await this.ctx.repos.images.get(task.subjectId) : null;
-    const making = (task.type === 'capture' || task.type === 'copy' || task.type === 'import') && image?.status === 'creating';
+    const maker = task.type === 'capture' || task.type === 'copy' || task.type === 'import' ? task.type : null;
+    const making = maker !== null && image?.status === 'creating';
     const reason: StatusReason | null = making
-      ? failureReason(task.type, 'INTERRUPTED')
+      ? failureReason(maker, 'INTERRUPTED')
       : task.type === 'delete' && image?.status === 'deleting'
         ? failureReason('delete', 'INTERRUPTED')
         : null;

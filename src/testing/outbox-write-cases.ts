@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { isInstanceImagesError } from '../errors';
 import type { Image } from '../model/image';
-import type { ImageShare, ImageTransfer } from '../model/image-move';
+import type { ImageTransfer } from '../model/image-move';
 import type { AccountState } from '../model/settings';
 import type { Task } from '../model/task';
 import type { Repositories } from '../ports/repositories';
