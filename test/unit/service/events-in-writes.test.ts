@@ -107,14 +107,15 @@ describe('share, transfer, account, copy and reconcile events are recorded in th
     const given = await availableImage(h, 'given');
     const transfer = await h.ii.transfers.offerTransfer(alice, given.id, { accountId: 'acct-bob' });
     await h.ii.transfers.acceptTransfer({ kind: 'customer', accountId: 'acct-bob' }, transfer.id);
-    const local = await h.ii.storages.createStorage(admin, { name: 'local', driver: 'fake-local', config: { root: 'copies' } });
-    await h.ii.storages.bindHypervisor(admin, local.id, 'hv-1');
-    await h.ii.copies.copyImage(admin, image.id, { storageId: local.id, hypervisorId: 'hv-1', name: 'copy' });
-    await h.ii.idle();
+    // Before a second storage exists, so the capture lands on the first.
     const lost = await availableImage(h, 'lost');
     h.world.files.delete(`bucket:${lost.fileKey}`);
     const findings = await h.ii.storages.reconcile(admin, h.storageId, { markMissing: true, dryRun: false, hypervisorId: 'hv-1' });
     expect(findings.map((f) => [f.imageId, f.action])).toEqual([[lost.id, 'marked-error']]);
+    const local = await h.ii.storages.createStorage(admin, { name: 'local', driver: 'fake-local', config: { root: 'copies' } });
+    await h.ii.storages.bindHypervisor(admin, local.id, 'hv-1');
+    await h.ii.copies.copyImage(admin, image.id, { storageId: local.id, hypervisorId: 'hv-1', name: 'copy' });
+    await h.ii.idle();
     await h.ii.accounts.suspendAccount(admin, 'acct-carol');
     await h.ii.accounts.unsuspendAccount(admin, 'acct-carol');
     await h.ii.accounts.closeAccount(admin, 'acct-dave');
