@@ -89,6 +89,40 @@ describe('recovery: an interrupted task ends and its image moves to error in one
   });
 });
 
+describe('a copy that fails ends its task and moves its image to error in one write', () => {
+  it('its leftover is removed first, and a crash right after the task ended cannot leave the image in creating', async () => {
+    const inner = createMemoryRepositories();
+    let ended = false;
+    const tasks = Object.create(inner.tasks) as Repositories['tasks'];
+    tasks.transition = async (id, from, to, patch, now, events) => {
+      const task = await inner.tasks.transition(id, from, to, patch, now, events);
+      if (task?.type === 'copy' && task.status === 'failed') ended = true;
+      return task;
+    };
+    const images = Object.create(inner.images) as Repositories['images'];
+    images.transition = async (...args) => {
+      if (ended) throw new Error('the process died');
+      return inner.images.transition(...args);
+    };
+    const h = await setup({ repositories: { ...inner, tasks, images }, imageCopies: { allowCustomers: true } });
+    const image = await availableImage(h, 'source');
+    const other = await h.ii.storages.createStorage(admin, { name: 's3-b', driver: 'fake-s3', config: { root: 'other' } });
+    await h.ii.storages.bindHypervisor(admin, other.id, 'hv-1');
+    // The source file changed behind the record's back: the copy fails its checksum.
+    const key = [...h.world.files.keys()].find((k) => k.endsWith(image.fileKey)) as string;
+    h.world.files.set(key, { bytes: Buffer.from('tampered'), modifiedAt: new Date() });
+    const { image: copy, task } = await h.ii.copies.copyImage(alice, image.id, { storageId: other.id });
+    await h.ii.idle();
+    expect((await inner.tasks.get(task.id))?.status).toBe('failed');
+    const failed = await inner.images.get(copy.id);
+    expect(failed?.status).toBe('error');
+    expect(failed?.statusReason?.code).toMatch(/CHECKSUM_MISMATCH|VALIDATION_FAILED/);
+    expect([...h.world.files.keys()].some((k) => k.startsWith('other:'))).toBe(false);
+    const events = (await recorded(inner.outbox!)).filter((e) => e.key === copy.id).map((e) => e.type);
+    expect(events.slice(-3)).toEqual(['task.finished', 'image.status-changed', 'image.failed']);
+  });
+});
+
 describe('share, transfer, account, copy and reconcile events are recorded in their write', () => {
   /** Memory repositories whose `outbox.append` fails: only events recorded with a write get in. */
   function appendFails(): Repositories {
