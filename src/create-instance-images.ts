@@ -43,6 +43,7 @@ import { defaultWorkerId, endIncarnation, heldByPreviousRun, newIncarnation, sta
 import { parseOrThrow } from './util/validate';
 import { checkedHostDirectory } from './util/host-data';
 import { createTelemetry, type TelemetryOptions } from './telemetry';
+import { createOutboxPruner, OutboxPruneOptionsSchema, type OutboxPruneOptions, type OutboxPruneReport } from './outbox-delivery';
 
 const MiB = 2 ** 20;
 
@@ -148,6 +149,7 @@ export const InstanceImagesOptionsSchema = z.object({
   imports: ImportOptionsSchema.optional(),
   uploads: UploadOptionsSchema.optional(),
   exports: ExportOptionsSchema.optional(),
+  outbox: OutboxPruneOptionsSchema.prefault({}),
 });
 
 /** Options of {@link createInstanceImages}. */
@@ -241,6 +243,12 @@ export interface InstanceImagesOptions {
    * cannot presign, e.g. local and NFS); the default link lifetime.
    */
   exports?: ExportOptions;
+  /**
+   * The event outbox's retention: the reaper prunes delivered events after `retentionMs` and
+   * undelivered ones after `undeliveredRetentionMs`, whether or not this process delivers
+   * (docs/operations.md, "Outbox pruning"). @default 7 days, 30 days, every hour
+   */
+  outbox?: OutboxPruneOptions;
 }
 
 /** The wired SDK. */
@@ -285,6 +293,11 @@ export interface InstanceImages {
    * once (after one in progress, whose results are included), e.g. for an operator's button.
    */
   recover(): Promise<RecoveryReport>;
+  /**
+   * Prunes the event outbox now (the reaper does it by itself every `outbox.pruneIntervalMs`):
+   * delivered events past `outbox.retentionMs`, undelivered ones past `outbox.undeliveredRetentionMs`.
+   */
+  pruneOutbox(): Promise<OutboxPruneReport>;
   /** Resolves when no task is queued or running in this process. */
   idle(): Promise<void>;
   /**
@@ -491,10 +504,15 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     new RecoveryService(ctx, drivers),
     parsed.currency,
   );
-  // The reaper: recovery without anyone calling it (docs/operations.md, "Recovery").
+  // The reaper: recovery, and outbox pruning, without anyone calling it (docs/operations.md, "Recovery").
+  const pruner = createOutboxPruner(repositories.outbox, parsed.outbox, now, logger);
   const reaper = startReaper({
     intervalMs: settings.reaperIntervalMs,
-    pass: () => settingsService.recover(new Set([...runningHere, ...waiting]), (task) => heldByPreviousRun(task, worker)),
+    pass: async () => {
+      const report = await settingsService.recover(new Set([...runningHere, ...waiting]), (task) => heldByPreviousRun(task, worker));
+      await pruner.runIfDue();
+      return report;
+    },
     merge: (a, b) => ({
       interruptedTasks: [...a.interruptedTasks, ...b.interruptedTasks],
       failedImages: [...a.failedImages, ...b.failedImages],
@@ -523,6 +541,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     repositories,
     storageDrivers: registry,
     recover: () => reaper.runNow(),
+    pruneOutbox: () => pruner.runNow(),
     idle: () => queue.onIdle(),
     async health(healthOptions = {}) {
       const timeoutMs = healthOptions.timeoutMs ?? 5_000;

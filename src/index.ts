@@ -101,6 +101,7 @@ export type {
   TaskFilter,
   UsageFilter,
 } from './ports/repositories';
+export type { TaskTransitionStep, ImageTransitionStep } from './ports/repositories';
 export {
   DEFAULT_SCRATCH_DIR,
   type HostDirectory,
@@ -230,7 +231,9 @@ export {
 } from './webhooks';
 export { outboxWebhook, type OutboxWebhookOptions } from './webhooks';
 export { startOutboxDelivery, retryDelay, type OutboxDelivery, type OutboxDeliveryOptions, type OutboxTarget } from './outbox-delivery';
+export { pruneOutbox, type OutboxRetention, type OutboxPruneReport, type OutboxPruneOptions } from './outbox-delivery';
 export type { OutboxDraft, OutboxEvents, OutboxEvent, OutboxClaim, OutboxRepository } from './ports/repositories-outbox';
+export type { OutboxWrite } from './ports/repositories-outbox';
 
 // The chunked layout (content-addressed chunks and manifests; docs/architecture.md)
 export {

@@ -86,6 +86,97 @@ const OptionsSchema = z.strictObject({
   now: z.custom<() => Date>((v) => typeof v === 'function', 'must be a function').optional(),
 });
 
+/** How long {@link pruneOutbox} keeps events. */
+export interface OutboxRetention {
+  /** Delivered events are deleted this long after delivery. @default 604800000 (7 days) */
+  retentionMs?: number;
+  /**
+   * Undelivered events (nobody delivers them, or delivery was stopped) are deleted this long after
+   * they were recorded, unless under a live claim; `null` keeps them until delivered. Needs the
+   * repository's optional `pruneUndelivered`. @default 2592000000 (30 days)
+   */
+  undeliveredRetentionMs?: number | null;
+}
+
+/** What {@link pruneOutbox} deleted. */
+export interface OutboxPruneReport {
+  /** Delivered events past their retention. */
+  delivered: number;
+  /** Undelivered events past theirs (0 without `pruneUndelivered`, or with `undeliveredRetentionMs: null`). */
+  undelivered: number;
+}
+
+const RetentionSchema = z.strictObject({
+  retentionMs: ms(365 * 86_400_000).default(7 * 86_400_000),
+  undeliveredRetentionMs: ms(3650 * 86_400_000)
+    .nullable()
+    .default(30 * 86_400_000),
+});
+
+/**
+ * Prunes the outbox once: delivered events older than `retentionMs` (after delivery), and
+ * undelivered ones older than `undeliveredRetentionMs` (after recording), so the table stays
+ * bounded whether or not this process delivers. The SDK's reaper runs it by itself
+ * (`outbox.pruneIntervalMs` of `createInstanceImages`); a delivery loop prunes delivered events too.
+ * Idempotent and safe from every process at once.
+ * @throws VALIDATION_FAILED for bad options.
+ */
+export async function pruneOutbox(outbox: OutboxRepository, now: Date, retention: OutboxRetention = {}): Promise<OutboxPruneReport> {
+  const opts = parseOrThrow(RetentionSchema, retention, 'The outbox retention');
+  const delivered = await outbox.prune(new Date(now.getTime() - opts.retentionMs));
+  const undelivered =
+    opts.undeliveredRetentionMs === null || !outbox.pruneUndelivered
+      ? 0
+      : await outbox.pruneUndelivered(new Date(now.getTime() - opts.undeliveredRetentionMs), now);
+  return { delivered, undelivered };
+}
+
+/** The `outbox` option of `createInstanceImages`: the retention and how often its reaper prunes. */
+export interface OutboxPruneOptions extends OutboxRetention {
+  /** How often the SDK's reaper prunes the outbox (at its first pass, then at most this often). @default 3600000 */
+  pruneIntervalMs?: number;
+}
+
+/** The zod schema of {@link OutboxPruneOptions}. */
+export const OutboxPruneOptionsSchema = RetentionSchema.extend({ pruneIntervalMs: ms(86_400_000).default(3_600_000) });
+
+/** Prunes at most once per interval, from the SDK's reaper; see {@link pruneOutbox}. */
+export interface OutboxPruner {
+  /** Prunes when the interval has passed since the last time (never throws: a failure is logged). */
+  runIfDue(): Promise<void>;
+  /** Prunes now. @returns what it deleted (nothing when the repositories have no outbox). */
+  runNow(): Promise<OutboxPruneReport>;
+}
+
+/** A pruner of `outbox` (none: nothing to prune) with options already parsed by {@link OutboxPruneOptionsSchema}. */
+export function createOutboxPruner(
+  outbox: OutboxRepository | undefined,
+  options: z.output<typeof OutboxPruneOptionsSchema>,
+  now: () => Date,
+  logger: Logger,
+): OutboxPruner {
+  let last: number | null = null;
+  const runNow = async (): Promise<OutboxPruneReport> => {
+    last = now().getTime();
+    if (!outbox) return { delivered: 0, undelivered: 0 };
+    const { retentionMs, undeliveredRetentionMs } = options;
+    const report = await pruneOutbox(outbox, now(), { retentionMs, undeliveredRetentionMs });
+    if (report.undelivered > 0)
+      logger.warn('undelivered outbox events were pruned after their retention (is event delivery running?)', { ...report });
+    else if (report.delivered > 0) logger.debug('outbox pruned', { ...report });
+    return report;
+  };
+  return {
+    runNow,
+    async runIfDue() {
+      if (last !== null && now().getTime() - last < options.pruneIntervalMs) return;
+      await runNow().catch((error: unknown) =>
+        logger.error('outbox pruning failed; retrying at the next interval', { error: String(error) }),
+      );
+    },
+  };
+}
+
 /** The delay before attempt `attempts + 1`: exponential from `initial`, capped, ±20 % jitter. */
 export function retryDelay(attempts: number, initialMs: number, maxMs: number): number {
   const base = Math.min(maxMs, initialMs * 2 ** Math.max(0, attempts - 1));

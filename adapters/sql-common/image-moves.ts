@@ -15,7 +15,9 @@ import type {
   ImageTransferRepository,
   ListPage,
 } from '../../src/ports/repositories';
-import type { SqlParams } from './dialect';
+import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
+import type { SqlParams, SqlRow, SqlStep } from './dialect';
+import { outboxInsert, writeAllWithEvents, writeWithEvents } from './outbox';
 import type { SqlTable } from './sql-table';
 
 const RECORD_IMMUTABLE = new Set(['id', 'createdAt', 'imageId', 'ownerAccountId', 'accountId', 'fromAccountId', 'toAccountId']);
@@ -24,14 +26,29 @@ function equals(where: string[], params: SqlParams, column: string, value: strin
   if (value !== undefined) where.push(`${column} = ${params.add(value, 'text')}`);
 }
 
-/** Inserts, telling a duplicate id from a violated "one open record" index (both are unique violations). */
-async function insertGuarded<T extends { id: string }>(
+/**
+ * Inserts (with the events `events` makes of the record, in the same transaction, stamped
+ * `createdAt`), telling a duplicate id from a violated "one open record" index (both are unique
+ * violations).
+ */
+async function insertGuarded<T extends { id: string; createdAt: Date }>(
   table: SqlTable<T>,
+  outbox: SqlTable<OutboxEvent>,
   record: T,
+  events: OutboxEvents<T> | undefined,
   openConflict: () => InstanceImagesError,
 ): Promise<void> {
   try {
-    await table.insert(record, record.id);
+    if (!events) await table.insert(record, record.id);
+    else {
+      const params = table.params();
+      const { columns, placeholders } = table.values(record, params);
+      const write = params.statement(`INSERT INTO ${table.ref} (${columns}) VALUES (${placeholders}) RETURNING ${table.selectList}`);
+      await table.guard(
+        writeWithEvents(table, outbox, write, events, () => record.createdAt),
+        record.id,
+      );
+    }
   } catch (error) {
     if (isInstanceImagesError(error, 'CONFLICT') && (await table.getBy('id' as keyof T & string, record.id)) === null) throw openConflict();
     throw error;
@@ -40,7 +57,10 @@ async function insertGuarded<T extends { id: string }>(
 
 /** {@link ImageShareRepository} over SQL. */
 export class SqlImageShareRepository implements ImageShareRepository {
-  constructor(private readonly table: SqlTable<ImageShare>) {}
+  constructor(
+    private readonly table: SqlTable<ImageShare>,
+    private readonly outbox: SqlTable<OutboxEvent>,
+  ) {}
 
   async get(id: string): Promise<ImageShare | null> {
     return this.table.getBy('id', id);
@@ -57,10 +77,12 @@ export class SqlImageShareRepository implements ImageShareRepository {
     return table.page(params, where, { field: 'createdAt', direction: 'desc' }, page);
   }
 
-  async insert(share: ImageShare): Promise<void> {
+  async insert(share: ImageShare, events?: OutboxEvents<ImageShare>): Promise<void> {
     await insertGuarded(
       this.table,
+      this.outbox,
       share,
+      events,
       () =>
         new InstanceImagesError('CONFLICT', 'The image is already shared with this account', {
           details: { imageId: share.imageId, accountId: share.accountId },
@@ -68,17 +90,24 @@ export class SqlImageShareRepository implements ImageShareRepository {
     );
   }
 
-  async transition(id: string, from: readonly ImageShareStatus[], to: ImageShareStatus, now: Date): Promise<ImageShare | null> {
-    return this.table.patch('id', id, { decidedAt: now }, { immutable: RECORD_IMMUTABLE, status: { from, to }, now });
+  async transition(
+    id: string,
+    from: readonly ImageShareStatus[],
+    to: ImageShareStatus,
+    now: Date,
+    events?: OutboxEvents<ImageShare>,
+  ): Promise<ImageShare | null> {
+    const write = this.table.patchStatement('id', id, { decidedAt: now }, { immutable: RECORD_IMMUTABLE, status: { from, to }, now });
+    return writeWithEvents(this.table, this.outbox, write, events, () => now);
   }
 
-  async revokeAllOf(imageId: string, now: Date): Promise<ImageShare[]> {
+  async revokeAllOf(imageId: string, now: Date, events?: OutboxEvents<ImageShare>): Promise<ImageShare[]> {
     const { table } = this;
     const params = table.params();
     const sql =
       `UPDATE ${table.ref} SET status = 'revoked', ${table.col('decidedAt')} = ${params.add(now, 'timestamp')}, updated_at = ${params.add(now, 'timestamp')}` +
       ` WHERE ${table.col('imageId')} = ${params.add(imageId, 'text')} AND status IN ('pending', 'accepted') RETURNING ${table.selectList}`;
-    return table.rows(params.statement(sql));
+    return writeAllWithEvents(table, this.outbox, params.statement(sql), events, now);
   }
 }
 
@@ -87,6 +116,7 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
   constructor(
     private readonly table: SqlTable<ImageTransfer>,
     private readonly images: SqlTable<Image>,
+    private readonly outbox: SqlTable<OutboxEvent>,
   ) {}
 
   async get(id: string): Promise<ImageTransfer | null> {
@@ -104,25 +134,40 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
     return table.page(params, where, { field: 'createdAt', direction: 'desc' }, page);
   }
 
-  async insert(transfer: ImageTransfer): Promise<void> {
+  async insert(transfer: ImageTransfer, events?: OutboxEvents<ImageTransfer>): Promise<void> {
     await insertGuarded(
       this.table,
+      this.outbox,
       transfer,
+      events,
       () => new InstanceImagesError('CONFLICT', 'The image already has a pending transfer', { details: { imageId: transfer.imageId } }),
     );
   }
 
-  async transition(id: string, from: readonly ImageTransferStatus[], to: ImageTransferStatus, now: Date): Promise<ImageTransfer | null> {
-    return this.table.patch('id', id, { decidedAt: now }, { immutable: RECORD_IMMUTABLE, status: { from, to }, now });
+  async transition(
+    id: string,
+    from: readonly ImageTransferStatus[],
+    to: ImageTransferStatus,
+    now: Date,
+    events?: OutboxEvents<ImageTransfer>,
+  ): Promise<ImageTransfer | null> {
+    const write = this.table.patchStatement('id', id, { decidedAt: now }, { immutable: RECORD_IMMUTABLE, status: { from, to }, now });
+    return writeWithEvents(this.table, this.outbox, write, events, () => now);
   }
 
   /**
    * One transaction: (the recipient's cap lock where the dialect needs one), a no-op update that
    * locks the transfer row (so a concurrent `transition` is either before or after all of this),
    * the image's owner change under every condition, then the transfer's acceptance only when the
-   * image was moved by this very statement (its `updatedAt` is `now` and its owner the recipient).
+   * image was moved by this very statement (its `updatedAt` is `now` and its owner the recipient),
+   * and last the events of the accepted transfer and the moved image.
    */
-  async accept(id: string, limit: ImageLimit | null, now: Date): Promise<ImageTransfer | null> {
+  async accept(
+    id: string,
+    limit: ImageLimit | null,
+    now: Date,
+    events?: OutboxEvents<{ transfer: ImageTransfer; image: Image }>,
+  ): Promise<ImageTransfer | null> {
     const { table, images } = this;
     // The accounts and the image of a transfer never change: reading them first is safe.
     const known = await table.getBy('id', id);
@@ -145,7 +190,8 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
       sql += ` AND (SELECT count(*) FROM ${images.ref} WHERE kind = 'custom' AND ${images.col('accountId')} = ${move.add(to, 'text')} AND status <> 'deleted')`;
       sql += ` < ${move.add(limit.max, 'integer')}`;
     }
-    statements.push(move.statement(`${sql} RETURNING id`));
+    statements.push(move.statement(`${sql} RETURNING ${images.selectList}`));
+    const moved = statements.length - 1;
 
     const accept = table.params();
     statements.push(
@@ -156,8 +202,15 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
           ` AND updated_at = ${accept.add(now, 'timestamp')}) RETURNING ${table.selectList}`,
       ),
     );
-    const results = await table.executor.transaction(statements);
-    const [row] = results[results.length - 1] ?? [];
+    const accepted = statements.length - 1;
+    const record: SqlStep = (previous) => {
+      const [transfer]: SqlRow[] = previous[accepted] ?? [];
+      const [image]: SqlRow[] = previous[moved] ?? [];
+      if (!events || transfer === undefined || image === undefined) return null;
+      return outboxInsert(this.outbox, events({ transfer: table.decode(transfer), image: images.decode(image) }), now);
+    };
+    const results = await table.executor.transaction([...statements, record]);
+    const [row] = results[accepted] ?? [];
     return row === undefined ? null : table.decode(row);
   }
 }

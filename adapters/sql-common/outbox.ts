@@ -4,7 +4,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { outboxJson } from '../../src/memory/outbox';
+import { OUTBOX_WRITES, outboxJson } from '../../src/memory/outbox';
 import type { OutboxClaim, OutboxDraft, OutboxEvent, OutboxEvents, OutboxRepository } from '../../src/ports/repositories-outbox';
 import type { SqlRow, SqlStatement, SqlStep } from './dialect';
 import type { SqlTable } from './sql-table';
@@ -54,8 +54,28 @@ export async function writeWithEvents<T extends object>(
   return record(await table.executor.transaction([write, step]));
 }
 
+/**
+ * Runs `write` (a statement returning every row it wrote) and, in the same transaction, records
+ * the events `events` makes of each written record (in row order), stamped `now`.
+ * @returns the written records.
+ */
+export async function writeAllWithEvents<T extends object>(
+  table: SqlTable<T>,
+  outbox: SqlTable<OutboxEvent>,
+  write: SqlStatement,
+  events: OutboxEvents<T> | undefined,
+  now: Date,
+): Promise<T[]> {
+  if (!events) return table.rows(write);
+  const step: SqlStep = (previous) => outboxInsert(outbox, (previous[0] ?? []).map((row) => table.decode(row)).flatMap(events), now);
+  const [rows] = await table.executor.transaction([write, step]);
+  return (rows ?? []).map((row) => table.decode(row));
+}
+
 /** {@link OutboxRepository} over SQL. */
 export class SqlOutboxRepository implements OutboxRepository {
+  readonly recordedWrites = OUTBOX_WRITES;
+
   constructor(private readonly table: SqlTable<OutboxEvent>) {}
 
   async append(drafts: readonly OutboxDraft[], now: Date): Promise<OutboxEvent[]> {
@@ -108,6 +128,16 @@ export class SqlOutboxRepository implements OutboxRepository {
       params.statement(`DELETE FROM ${table.ref} WHERE ${table.col('deliveredAt')} < ${params.add(before, 'timestamp')} RETURNING id`),
     );
     return rows.length;
+  }
+
+  async pruneUndelivered(before: Date, now: Date): Promise<number> {
+    const { table } = this;
+    const params = table.params();
+    const lease = table.col('leaseUntil');
+    const sql =
+      `DELETE FROM ${table.ref} WHERE ${table.col('deliveredAt')} IS NULL AND ${table.col('createdAt')} < ${params.add(before, 'timestamp')}` +
+      ` AND (${lease} IS NULL OR ${lease} <= ${params.add(now, 'timestamp')}) RETURNING id`;
+    return (await table.executor.query(params.statement(sql))).length;
   }
 
   private async updateHeld(params: ReturnType<SqlTable<OutboxEvent>['params']>, sets: string, id: string, owner: string): Promise<boolean> {

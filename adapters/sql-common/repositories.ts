@@ -20,6 +20,7 @@ import type {
   ImageLimit,
   ImageRepository,
   ImageSort,
+  ImageTransitionStep,
   IsoRepository,
   ListPage,
   MediaGroupRepository,
@@ -28,10 +29,11 @@ import type {
   StorageRepository,
   TaskFilter,
   TaskRepository,
+  TaskTransitionStep,
   UsageFilter,
   UsageRepository,
 } from '../../src/ports/repositories';
-import type { SqlDialect, SqlExecutor, SqlParams } from './dialect';
+import type { SqlDialect, SqlExecutor, SqlParams, SqlRow, SqlStatement, SqlStep } from './dialect';
 import { SqlTable } from './sql-table';
 import {
   accountLimitsTable,
@@ -49,7 +51,7 @@ import {
   outboxTable,
 } from './tables';
 import { SqlImageShareRepository, SqlImageTransferRepository } from './image-moves';
-import { SqlOutboxRepository, writeWithEvents } from './outbox';
+import { outboxInsert, SqlOutboxRepository, writeWithEvents } from './outbox';
 import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
@@ -294,11 +296,31 @@ export class SqlIsoRepository implements IsoRepository {
   }
 }
 
-/** {@link TaskRepository} over SQL. */
+/** Inserts `record` and, in the same transaction, the events `events` makes of it (stamped `now`). */
+async function insertWithEvents<T extends object>(
+  table: SqlTable<T>,
+  outbox: SqlTable<OutboxEvent>,
+  record: T,
+  id: string,
+  events: OutboxEvents<T> | undefined,
+  now: Date,
+): Promise<void> {
+  if (!events) return table.insert(record, id);
+  const params = table.params();
+  const { columns, placeholders } = table.values(record, params);
+  const write = params.statement(`INSERT INTO ${table.ref} (${columns}) VALUES (${placeholders}) RETURNING ${table.selectList}`);
+  await table.guard(
+    writeWithEvents(table, outbox, write, events, () => now),
+    id,
+  );
+}
+
+/** {@link TaskRepository} over SQL; `transitionWithImage` also writes the images table. */
 export class SqlTaskRepository implements TaskRepository {
   constructor(
     private readonly table: SqlTable<Task>,
     private readonly outbox: SqlTable<OutboxEvent>,
+    private readonly images: SqlTable<Image>,
   ) {}
 
   async get(id: string): Promise<Task | null> {
@@ -315,8 +337,8 @@ export class SqlTaskRepository implements TaskRepository {
     return this.table.page(params, where, { field: 'createdAt', direction: 'desc' }, page);
   }
 
-  async insert(task: Task): Promise<void> {
-    await this.table.insert(task, task.id);
+  async insert(task: Task, events?: OutboxEvents<Task>): Promise<void> {
+    await insertWithEvents(this.table, this.outbox, task, task.id, events, task.createdAt);
   }
 
   async update(id: string, patch: TaskPatch, now: Date): Promise<Task | null> {
@@ -333,6 +355,49 @@ export class SqlTaskRepository implements TaskRepository {
   ): Promise<Task | null> {
     const write = this.table.patchStatement('id', id, patch, { immutable: TASK_IMMUTABLE, status: { from, to }, now });
     return writeWithEvents(this.table, this.outbox, write, events, () => now);
+  }
+
+  /**
+   * One transaction: the task's compare-and-set, its events, then (only when the task changed) the
+   * image's compare-and-set and its events. Each step is made from the rows of the ones before.
+   */
+  async transitionWithImage(
+    task: TaskTransitionStep,
+    image: ImageTransitionStep,
+    now: Date,
+  ): Promise<{ task: Task; image: Image | null } | null> {
+    const { table, images, outbox } = this;
+    const first = (rows: readonly SqlRow[] | undefined): SqlRow | undefined => rows?.[0];
+    const ended = (previous: readonly SqlRow[][]): Task | null => {
+      const row = first(previous[0]);
+      return row ? table.decode(row) : null;
+    };
+    const moved = (previous: readonly SqlRow[][]): Image | null => {
+      const row = first(previous[2]);
+      return row ? images.decode(row) : null;
+    };
+    const statements: (SqlStatement | SqlStep)[] = [
+      table.patchStatement('id', task.id, task.patch, { immutable: TASK_IMMUTABLE, status: { from: task.from, to: task.to }, now }),
+      (previous) => {
+        const done = ended(previous);
+        return done && task.events ? outboxInsert(outbox, task.events(done), now) : null;
+      },
+      (previous) =>
+        ended(previous)
+          ? images.patchStatement('id', image.id, image.patch, {
+              immutable: IMAGE_IMMUTABLE,
+              status: { from: image.from, to: image.to },
+              now,
+            })
+          : null,
+      (previous) => {
+        const done = moved(previous);
+        return done && image.events ? outboxInsert(outbox, image.events(done), now) : null;
+      },
+    ];
+    const results = await table.executor.transaction(statements);
+    const done = ended(results);
+    return done ? { task: done, image: moved(results) } : null;
   }
 
   async listStale(before: Date): Promise<Task[]> {
@@ -395,6 +460,7 @@ export class SqlSettingsRepository implements SettingsRepository {
     private readonly locations: SqlTable<LocationSettings>,
     private readonly limits: SqlTable<AccountLimit>,
     private readonly states: SqlTable<AccountState>,
+    private readonly outbox: SqlTable<OutboxEvent>,
   ) {}
 
   async getLocation(locationId: string): Promise<LocationSettings | null> {
@@ -422,9 +488,27 @@ export class SqlSettingsRepository implements SettingsRepository {
     return this.states.getBy('accountId', accountId);
   }
 
-  async putAccountState(accountId: string, state: AccountState | null): Promise<void> {
-    if (state === null) await this.states.deleteBy('accountId', accountId);
-    else await this.states.executor.query(upsert(this.states, { ...state, accountId }, 'accountId'));
+  async putAccountState(
+    accountId: string,
+    state: AccountState | null,
+    events?: OutboxEvents<AccountState | null>,
+    now?: Date,
+  ): Promise<void> {
+    const { states } = this;
+    const stored = state === null ? null : { ...state, accountId };
+    if (!events) {
+      if (stored === null) await states.deleteBy('accountId', accountId);
+      else await states.executor.query(upsert(states, stored, 'accountId'));
+      return;
+    }
+    const params = states.params();
+    const write =
+      stored === null
+        ? params.statement(`DELETE FROM ${states.ref} WHERE ${states.col('accountId')} = ${params.add(accountId, 'text')}`)
+        : upsert(states, stored, 'accountId');
+    // The events are built from the state written (null: removed), even when there was nothing to remove.
+    const record = outboxInsert(this.outbox, events(stored), now ?? state?.updatedAt ?? new Date());
+    await states.executor.transaction(record ? [write, record] : [write]);
   }
 }
 
@@ -457,15 +541,16 @@ export function createSqlRepositories(dialect: SqlDialect, executor: SqlExecutor
     ),
     mediaGroups: new SqlMediaGroupRepository(new SqlTable(mediaGroupsTable, dialect, executor, 'Media group')),
     isos: new SqlIsoRepository(new SqlTable(isosTable, dialect, executor, 'ISO')),
-    tasks: new SqlTaskRepository(new SqlTable(tasksTable, dialect, executor, 'Task'), outbox),
+    tasks: new SqlTaskRepository(new SqlTable(tasksTable, dialect, executor, 'Task'), outbox, images),
     usage: new SqlUsageRepository(new SqlTable(usageTable, dialect, executor, 'Usage interval'), outbox),
     settings: new SqlSettingsRepository(
       new SqlTable(locationSettingsTable, dialect, executor, 'Location settings'),
       new SqlTable(accountLimitsTable, dialect, executor, 'Account limit'),
       new SqlTable(accountStatesTable, dialect, executor, 'Account state'),
+      outbox,
     ),
-    imageShares: new SqlImageShareRepository(new SqlTable(imageSharesTable, dialect, executor, 'Image share')),
-    imageTransfers: new SqlImageTransferRepository(new SqlTable(imageTransfersTable, dialect, executor, 'Image transfer'), images),
+    imageShares: new SqlImageShareRepository(new SqlTable(imageSharesTable, dialect, executor, 'Image share'), outbox),
+    imageTransfers: new SqlImageTransferRepository(new SqlTable(imageTransfersTable, dialect, executor, 'Image transfer'), images, outbox),
     outbox: new SqlOutboxRepository(outbox),
   };
 }

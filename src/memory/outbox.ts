@@ -5,7 +5,10 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import type { OutboxClaim, OutboxDraft, OutboxEvent, OutboxEvents, OutboxRepository } from '../ports/repositories-outbox';
+import type { OutboxClaim, OutboxDraft, OutboxEvent, OutboxEvents, OutboxRepository, OutboxWrite } from '../ports/repositories-outbox';
+
+/** Every {@link OutboxWrite}: the memory, SQLite and PostgreSQL repositories record all of them. */
+export const OUTBOX_WRITES: readonly OutboxWrite[] = ['imageShares', 'imageTransfers', 'accountStates', 'taskInserts'];
 
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -16,6 +19,7 @@ export function outboxJson(data: unknown): unknown {
 
 /** In-memory {@link OutboxRepository}. */
 export class MemoryOutboxRepository implements OutboxRepository {
+  readonly recordedWrites = OUTBOX_WRITES;
   private readonly events = new Map<string, OutboxEvent>();
   private sequence = 0;
 
@@ -71,6 +75,18 @@ export class MemoryOutboxRepository implements OutboxRepository {
     let removed = 0;
     for (const [id, event] of this.events) {
       if (event.deliveredAt !== null && event.deliveredAt.getTime() < before.getTime()) {
+        this.events.delete(id);
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+
+  async pruneUndelivered(before: Date, now: Date): Promise<number> {
+    let removed = 0;
+    for (const [id, event] of this.events) {
+      const claimed = event.leaseUntil !== null && event.leaseUntil.getTime() > now.getTime();
+      if (event.deliveredAt === null && !claimed && event.createdAt.getTime() < before.getTime()) {
         this.events.delete(id);
         removed += 1;
       }

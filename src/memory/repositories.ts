@@ -20,10 +20,12 @@ import type {
   ListPage,
   MediaGroupRepository,
   Repositories,
+  ImageTransitionStep,
   SettingsRepository,
   StorageRepository,
   TaskFilter,
   TaskRepository,
+  TaskTransitionStep,
   UsageFilter,
   UsageRepository,
 } from '../ports/repositories';
@@ -116,12 +118,29 @@ export class MemoryImageRepository implements ImageRepository {
     now: Date,
     events?: OutboxEvents<Image>,
   ): Promise<Image | null> {
-    const current = this.images.get(id);
-    if (!current || !from.includes(current.status)) return null;
-    const next: Image = { ...current, ...copy(patch), id: current.id, status: to, updatedAt: now };
+    const next = this.planTransition(id, from, to, patch, now);
+    if (!next) return null;
     this.outbox.appendNow(events, copy(next), now);
     this.images.set(id, next);
     return copy(next);
+  }
+
+  /** @internal The image `transition` would write (nothing is written), or `null` when its compare-and-set fails. */
+  planTransition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch: ImagePatch, now: Date): Image | null {
+    const current = this.images.get(id);
+    if (!current || !from.includes(current.status)) return null;
+    return { ...current, ...copy(patch), id: current.id, status: to, updatedAt: now };
+  }
+
+  /** @internal Stores an image {@link MemoryImageRepository.planTransition} planned. */
+  commit(image: Image): void {
+    this.images.set(image.id, image);
+  }
+
+  /** @internal A copy of the stored image, read synchronously. */
+  peek(id: string): Image | null {
+    const image = this.images.get(id);
+    return image ? copy(image) : null;
   }
 
   async update(id: string, patch: ImagePatch, now: Date): Promise<Image | null> {
@@ -262,8 +281,14 @@ export class MemoryIsoRepository implements IsoRepository {
 export class MemoryTaskRepository implements TaskRepository {
   private readonly tasks = new Map<string, Task>();
 
-  /** @param outbox where `transition` records its events (a private one by default). */
-  constructor(private readonly outbox = new MemoryOutboxRepository()) {}
+  /**
+   * @param outbox where `insert` and the transitions record their events (a private one by default).
+   * @param images the images `transitionWithImage` moves (without it, the image part never applies).
+   */
+  constructor(
+    private readonly outbox = new MemoryOutboxRepository(),
+    private readonly images?: MemoryImageRepository,
+  ) {}
 
   async get(id: string) {
     const task = this.tasks.get(id);
@@ -282,7 +307,9 @@ export class MemoryTaskRepository implements TaskRepository {
     return { items: result.items.map(copy), nextCursor: result.nextCursor };
   }
 
-  async insert(task: Task) {
+  async insert(task: Task, events?: OutboxEvents<Task>) {
+    if (this.tasks.has(task.id)) throw conflict('Task', task.id);
+    this.outbox.appendNow(events, copy(task), task.createdAt);
     insertInto(this.tasks, 'Task', task);
   }
 
@@ -297,6 +324,19 @@ export class MemoryTaskRepository implements TaskRepository {
     this.outbox.appendNow(events, copy(next), now);
     this.tasks.set(id, next);
     return copy(next);
+  }
+
+  async transitionWithImage(task: TaskTransitionStep, image: ImageTransitionStep, now: Date) {
+    const current = this.tasks.get(task.id);
+    if (!current || !task.from.includes(current.status)) return null;
+    const ended: Task = { ...current, ...copy(task.patch), id: current.id, status: task.to, updatedAt: now };
+    const moved = this.images?.planTransition(image.id, image.from, image.to, image.patch, now) ?? null;
+    // Both sets of events are built (and checked) before either record is written: all or nothing.
+    const drafts = [...(task.events?.(copy(ended)) ?? []), ...(moved && image.events ? image.events(copy(moved)) : [])];
+    this.outbox.appendNow((all: typeof drafts) => all, drafts, now);
+    this.tasks.set(task.id, ended);
+    if (moved) this.images?.commit(moved);
+    return { task: copy(ended), image: moved ? copy(moved) : null };
   }
 
   async listStale(before: Date) {
@@ -360,6 +400,9 @@ export class MemorySettingsRepository implements SettingsRepository {
   private readonly limits = new Map<string, AccountLimit>();
   private readonly states = new Map<string, AccountState>();
 
+  /** @param outbox where `putAccountState` records its events (a private one by default). */
+  constructor(private readonly outbox = new MemoryOutboxRepository()) {}
+
   async getLocation(locationId: string) {
     const settings = this.locations.get(locationId);
     return settings ? copy(settings) : null;
@@ -388,7 +431,8 @@ export class MemorySettingsRepository implements SettingsRepository {
     return state ? copy(state) : null;
   }
 
-  async putAccountState(accountId: string, state: AccountState | null) {
+  async putAccountState(accountId: string, state: AccountState | null, events?: OutboxEvents<AccountState | null>, now?: Date) {
+    this.outbox.appendNow(events, state === null ? null : copy({ ...state, accountId }), now ?? state?.updatedAt ?? new Date());
     if (state === null) this.states.delete(accountId);
     else this.states.set(accountId, copy({ ...state, accountId }));
   }
@@ -403,11 +447,11 @@ export function createMemoryRepositories(): Repositories {
     storages: new MemoryStorageRepository(),
     mediaGroups: new MemoryMediaGroupRepository(),
     isos: new MemoryIsoRepository(),
-    tasks: new MemoryTaskRepository(outbox),
+    tasks: new MemoryTaskRepository(outbox, images),
     usage: new MemoryUsageRepository(outbox),
-    settings: new MemorySettingsRepository(),
-    imageShares: new MemoryImageShareRepository(),
-    imageTransfers: new MemoryImageTransferRepository(images),
+    settings: new MemorySettingsRepository(outbox),
+    imageShares: new MemoryImageShareRepository(outbox),
+    imageTransfers: new MemoryImageTransferRepository(images, outbox),
     outbox,
   };
 }

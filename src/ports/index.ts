@@ -13,8 +13,10 @@ export type {
   UsageRepository,
   SettingsRepository,
   Repositories,
+  TaskTransitionStep,
+  ImageTransitionStep,
 } from './repositories';
-export type { OutboxDraft, OutboxEvents, OutboxEvent, OutboxClaim, OutboxRepository } from './repositories-outbox';
+export type { OutboxDraft, OutboxEvents, OutboxEvent, OutboxClaim, OutboxRepository, OutboxWrite } from './repositories-outbox';
 export type { HostInstance, HypervisorConnection, DEFAULT_SCRATCH_DIR, HostHypervisor, HostDirectory } from './host-directory';
 export type { ExecOptions, ExecResult, ExecStream, Executor, ExecutorProvider } from './executor';
 export type {

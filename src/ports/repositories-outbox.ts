@@ -60,11 +60,30 @@ export interface OutboxClaim {
 }
 
 /**
+ * Writes that took an {@link OutboxEvents} argument later than the first outbox port, named in
+ * {@link OutboxRepository.recordedWrites} by a repository that records their events:
+ * - `imageShares`: `imageShares.insert`, `transition`, `revokeAllOf`;
+ * - `imageTransfers`: `imageTransfers.insert`, `transition`, `accept`;
+ * - `accountStates`: `settings.putAccountState`;
+ * - `taskInserts`: `tasks.insert`.
+ */
+export type OutboxWrite = 'imageShares' | 'imageTransfers' | 'accountStates' | 'taskInserts';
+
+/**
  * The outbox. Besides these methods, the repository writes that accept an {@link OutboxEvents}
- * argument (`images.transition`, `tasks.transition`, `usage.insert`, `usage.close`) record its
- * events atomically with the write: both or neither, also across processes.
+ * argument (`images.transition`, `tasks.transition`, `tasks.transitionWithImage`, `usage.insert`,
+ * `usage.close`, and those {@link OutboxRepository.recordedWrites} names) record its events
+ * atomically with the write: both or neither, also across processes.
  */
 export interface OutboxRepository {
+  /**
+   * The later writes ({@link OutboxWrite}) whose `events` argument this repository set records in
+   * the write's transaction. Optional: a host's repositories written before those writes took
+   * `events` leave it out, and the SDK then appends those events right after the write (a crash
+   * between the two loses them, as before). Declare a name only once every write it covers
+   * records its events (the conformance suite checks the declared ones).
+   */
+  readonly recordedWrites?: readonly OutboxWrite[];
   /** Records events on their own (not tied to a write). @returns the recorded events, in order. */
   append(drafts: readonly OutboxDraft[], now: Date): Promise<OutboxEvent[]>;
   /** The event, or `null` (also once pruned). */
@@ -88,4 +107,12 @@ export interface OutboxRepository {
   release(id: string, owner: string, retryAt: Date, error: string): Promise<boolean>;
   /** Deletes events delivered before `before`. @returns how many. */
   prune(before: Date): Promise<number>;
+  /**
+   * Deletes undelivered events recorded (`createdAt`) before `before` that are not under a live
+   * claim at `now` (their delivery was given up: nobody delivers, or delivery was stopped for longer
+   * than the retention). Optional for hosts' repositories written before it existed: without it,
+   * only delivered events are pruned (docs/operations.md, "Outbox pruning").
+   * @returns how many.
+   */
+  pruneUndelivered?(before: Date, now: Date): Promise<number>;
 }

@@ -165,8 +165,13 @@ export interface TaskRepository {
   get(id: string): Promise<Task | null>;
   /** A page of tasks, newest first. */
   list(filter?: TaskFilter, page?: ListPage): Promise<Page<Task>>;
-  /** @throws CONFLICT when the id exists. */
-  insert(task: Task): Promise<void>;
+  /**
+   * Inserts a task; `events` (when given) are recorded in the outbox in the same transaction
+   * (stamped `task.createdAt`). Repositories written before it took `events` ignore them: the SDK
+   * passes them only when `outbox.recordedWrites` names `taskInserts`, and otherwise appends them
+   * right after the insert. @throws CONFLICT when the id exists (no event is recorded then).
+   */
+  insert(task: Task, events?: OutboxEvents<Task>): Promise<void>;
   /** Updates fields other than the status (progress, heartbeat). @returns the task, or `null`. */
   update(id: string, patch: TaskPatch, now: Date): Promise<Task | null>;
   /**
@@ -182,8 +187,42 @@ export interface TaskRepository {
     now: Date,
     events?: OutboxEvents<Task>,
   ): Promise<Task | null>;
+  /**
+   * A task's end together with its image's move, in one transaction: the compare-and-set of
+   * `task` (as {@link TaskRepository.transition}); only when it succeeded, the compare-and-set of
+   * `image` (as {@link ImageRepository.transition}; it may fail on its own: the image moved
+   * meanwhile, then the task ends anyway and `image` is `null`); and the events of both writes that
+   * happened. Readers never see the task ended and the image not yet moved, and a crash leaves both
+   * or neither. Optional for hosts' repositories written before it existed: without it the SDK runs
+   * the two transitions one after the other (a crash between them leaves the task ended and the
+   * image unmoved until the next recovery pass).
+   * @returns both records, or `null` when the task's compare-and-set failed (nothing was written).
+   */
+  transitionWithImage?(
+    task: TaskTransitionStep,
+    image: ImageTransitionStep,
+    now: Date,
+  ): Promise<{ task: Task; image: Image | null } | null>;
   /** Running tasks whose heartbeat is older than `before` (or missing): their worker died. */
   listStale(before: Date): Promise<Task[]>;
+}
+
+/** The task part of {@link TaskRepository.transitionWithImage}: the arguments of `tasks.transition`. */
+export interface TaskTransitionStep {
+  id: string;
+  from: readonly TaskStatus[];
+  to: TaskStatus;
+  patch: TaskPatch;
+  events?: OutboxEvents<Task>;
+}
+
+/** The image part of {@link TaskRepository.transitionWithImage}: the arguments of `images.transition`. */
+export interface ImageTransitionStep {
+  id: string;
+  from: readonly ImageStatus[];
+  to: ImageStatus;
+  patch: ImagePatch;
+  events?: OutboxEvents<Image>;
 }
 
 /** Filter of {@link UsageRepository.list}. */
@@ -230,8 +269,14 @@ export interface SettingsRepository {
   putAccountLimit(accountId: string, limit: AccountLimit | null): Promise<void>;
   /** The account's state, or `null` when it is active (never suspended or closed, or unsuspended). */
   getAccountState(accountId: string): Promise<AccountState | null>;
-  /** Sets (upsert by `accountId`) or, with `null`, removes the account's state. */
-  putAccountState(accountId: string, state: AccountState | null): Promise<void>;
+  /**
+   * Sets (upsert by `accountId`) or, with `null`, removes the account's state; `events` (when
+   * given) are recorded in the outbox in the same transaction, built from `state`, stamped `now`
+   * (default: `state.updatedAt`, else the current time). Repositories written before it took
+   * `events` ignore them: the SDK passes them only when `outbox.recordedWrites` names
+   * `accountStates`, and otherwise appends them right after the write.
+   */
+  putAccountState(accountId: string, state: AccountState | null, events?: OutboxEvents<AccountState | null>, now?: Date): Promise<void>;
 }
 
 /** Filter of {@link ImageShareRepository.list}. All given fields must match. */
@@ -243,7 +288,13 @@ export interface ImageShareFilter {
   statuses?: ImageShareStatus[];
 }
 
-/** Shares of custom images with other accounts (image members). */
+/**
+ * Shares of custom images with other accounts (image members). Its writes take `events`, recorded
+ * in the outbox in the write's transaction and only when it wrote (stamped `share.createdAt` for
+ * `insert`, `now` otherwise). Repositories written before they took `events` ignore them: the SDK
+ * passes them only when `outbox.recordedWrites` names `imageShares`, and otherwise appends them
+ * right after the write.
+ */
 export interface ImageShareRepository {
   /** The share, or `null`. */
   get(id: string): Promise<ImageShare | null>;
@@ -254,18 +305,25 @@ export interface ImageShareRepository {
    * recipient, also under concurrent callers.
    * @throws CONFLICT when the id exists, or when an open share of the image with the same recipient exists.
    */
-  insert(share: ImageShare): Promise<void>;
+  insert(share: ImageShare, events?: OutboxEvents<ImageShare>): Promise<void>;
   /**
    * Compare-and-set of the status, like {@link ImageRepository.transition}: when the share's status
    * is one of `from`, sets `status = to`, `decidedAt = now` and `updatedAt = now`.
    * @returns the updated share, or `null` when missing or not in `from`.
    */
-  transition(id: string, from: readonly ImageShareStatus[], to: ImageShareStatus, now: Date): Promise<ImageShare | null>;
+  transition(
+    id: string,
+    from: readonly ImageShareStatus[],
+    to: ImageShareStatus,
+    now: Date,
+    events?: OutboxEvents<ImageShare>,
+  ): Promise<ImageShare | null>;
   /**
    * Ends every open share of an image (`pending`/`accepted` → `revoked`, `decidedAt = now`), in one
-   * atomic step. @returns the shares it ended.
+   * atomic step; `events` is called once per ended share, in the same transaction.
+   * @returns the shares it ended.
    */
-  revokeAllOf(imageId: string, now: Date): Promise<ImageShare[]>;
+  revokeAllOf(imageId: string, now: Date, events?: OutboxEvents<ImageShare>): Promise<ImageShare[]>;
 }
 
 /** Filter of {@link ImageTransferRepository.list}. All given fields must match. */
@@ -276,7 +334,10 @@ export interface ImageTransferFilter {
   statuses?: ImageTransferStatus[];
 }
 
-/** Ownership transfers of custom images. */
+/**
+ * Ownership transfers of custom images. Its writes take `events` like {@link ImageShareRepository}'s
+ * (the SDK passes them when `outbox.recordedWrites` names `imageTransfers`).
+ */
 export interface ImageTransferRepository {
   /** The transfer, or `null`. */
   get(id: string): Promise<ImageTransfer | null>;
@@ -286,12 +347,18 @@ export interface ImageTransferRepository {
    * Inserts a transfer. Atomic: at most one `pending` transfer exists per image.
    * @throws CONFLICT when the id exists, or when the image has a pending transfer.
    */
-  insert(transfer: ImageTransfer): Promise<void>;
+  insert(transfer: ImageTransfer, events?: OutboxEvents<ImageTransfer>): Promise<void>;
   /**
    * Compare-and-set of the status (`decidedAt = now`, `updatedAt = now`).
    * @returns the updated transfer, or `null` when missing or not in `from`.
    */
-  transition(id: string, from: readonly ImageTransferStatus[], to: ImageTransferStatus, now: Date): Promise<ImageTransfer | null>;
+  transition(
+    id: string,
+    from: readonly ImageTransferStatus[],
+    to: ImageTransferStatus,
+    now: Date,
+    events?: OutboxEvents<ImageTransfer>,
+  ): Promise<ImageTransfer | null>;
   /**
    * Accepts a transfer, atomically with the ownership change: when the transfer is `pending` and
    * `expiresAt > now`, its image is a custom image still owned by `fromAccountId` and `available`,
@@ -303,10 +370,16 @@ export interface ImageTransferRepository {
    * number of concurrent callers, like {@link ImageRepository.insertIfUnderLimit} (accepting K
    * transfers to one account with room for fewer leaves exactly the room taken), and against a
    * concurrent `transition` of the same transfer (never an accepted transfer without its image
-   * moved, nor a moved image under a transfer that is not accepted).
+   * moved, nor a moved image under a transfer that is not accepted). `events` (when given) are built
+   * from the accepted transfer and the moved image and recorded in the same transaction.
    * @returns the accepted transfer, or `null` when a condition failed.
    */
-  accept(id: string, limit: ImageLimit | null, now: Date): Promise<ImageTransfer | null>;
+  accept(
+    id: string,
+    limit: ImageLimit | null,
+    now: Date,
+    events?: OutboxEvents<{ transfer: ImageTransfer; image: Image }>,
+  ): Promise<ImageTransfer | null>;
 }
 
 /** All repositories the SDK needs. */

@@ -17,7 +17,7 @@ import type { ImageService } from './images';
 import { enqueueTask, jobParams } from './task-jobs';
 import { createTask, runTask } from './task-runner';
 import { stopBilling } from './usage';
-import { draft, recordEvents } from './outbox-events';
+import { draft, recordEvents, recordWith, type TypedDraft } from './outbox-events';
 import { liftProtectionForClosure } from './image-metadata';
 
 /**
@@ -84,8 +84,7 @@ export class AccountService {
     if (current?.status === 'suspended') return current;
     const now = this.ctx.now();
     const state: AccountState = { accountId: id, status: 'suspended', since: now, updatedAt: now };
-    await this.ctx.repos.settings.putAccountState(id, state);
-    await recordEvents(this.ctx, [draft('account.suspended', id, { state })]);
+    await this.putState(id, state, [draft('account.suspended', id, { state })], now);
     return state;
   }
 
@@ -99,8 +98,18 @@ export class AccountService {
     const current = await this.ctx.repos.settings.getAccountState(id);
     if (current?.status === 'closed') throw closedError(id);
     if (!current) return;
-    await this.ctx.repos.settings.putAccountState(id, null);
-    await recordEvents(this.ctx, [draft('account.unsuspended', id, { accountId: id })]);
+    await this.putState(id, null, [draft('account.unsuspended', id, { accountId: id })], this.ctx.now());
+  }
+
+  /** Writes the account's state with the events the change causes, recorded in the same write. */
+  private async putState(accountId: string, state: AccountState | null, drafts: TypedDraft[], now: Date): Promise<void> {
+    await recordWith(
+      this.ctx,
+      'accountStates',
+      () => drafts,
+      (events) => this.ctx.repos.settings.putAccountState(accountId, state, events, now),
+      () => [state],
+    );
   }
 
   /**
@@ -119,14 +128,14 @@ export class AccountService {
     let state = current;
     if (current?.status !== 'closed') {
       const now = this.ctx.now();
-      state = { accountId: id, status: 'closed', since: now, updatedAt: now };
-      await this.ctx.repos.settings.putAccountState(id, state);
+      const closing: AccountState = { accountId: id, status: 'closed', since: now, updatedAt: now };
+      await this.putState(id, closing, [draft('account.closed', id, { state: closing })], now);
+      state = closing;
     }
     const closed = state as AccountState;
     const left = await this.imagesOf(id);
     // Billing stops at the close, not when each file is gone.
     for (const image of left) await stopBilling(this.ctx, image.id, closed.since);
-    if (current?.status !== 'closed') await recordEvents(this.ctx, [draft('account.closed', id, { state: closed })]);
     const pending = left.filter((image) => image.status !== 'deleted');
     const active = await this.ctx.repos.tasks.list({ subjectId: id, type: 'close-account', statuses: ['queued', 'running'] }, { limit: 1 });
     if (pending.length === 0 || active.items.length > 0) return { state: closed, task: active.items[0] ?? null };

@@ -231,12 +231,6 @@ export class ChunkedStorageService {
       images.push(...page.filter((image) => broken.has(image.fileKey)));
     for (const image of images) {
       const why = broken.get(image.fileKey) ?? 'missing';
-      if (image.status === 'available') {
-        // available -> deleting -> error: the lifecycle has no direct edge, and billing stops for data that is gone.
-        const deleting = await transitionImage(this.ctx, image, 'deleting', {}, 'system');
-        await stopBilling(this.ctx, image.id, deleting.updatedAt);
-        await transitionImage(this.ctx, deleting, 'error', {}, 'system', BROKEN_DATA_REASON[why]);
-      }
       const finding: ReconcileFinding = {
         storageId: storage.id,
         hypervisorId: null,
@@ -247,7 +241,16 @@ export class ChunkedStorageService {
         action: image.status === 'available' ? 'marked-error' : 'none',
         dryRun: false,
       };
-      await recordEvents(this.ctx, [draft('reconcile.finding', storage.id, { finding })]);
+      const events = [draft('reconcile.finding', storage.id, { finding })];
+      if (image.status !== 'available') {
+        await recordEvents(this.ctx, events);
+        continue;
+      }
+      // available -> deleting -> error: the lifecycle has no direct edge, and billing stops for data that is gone.
+      const deleting = await transitionImage(this.ctx, image, 'deleting', {}, 'system');
+      await stopBilling(this.ctx, image.id, deleting.updatedAt);
+      // The finding is recorded with the move to error it caused.
+      await transitionImage(this.ctx, deleting, 'error', {}, 'system', BROKEN_DATA_REASON[why], () => events);
     }
   }
 }

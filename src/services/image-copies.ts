@@ -21,12 +21,13 @@ import type { ImageStorage } from '../model/image-storage';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, eventActor, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
-import { transitionImage, tryTransitionImage } from './image-state';
+import { tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
 import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { createTask, runTask } from './task-runner';
+import type { ImageMove } from './task-state';
 import { startBilling } from './usage';
-import { draft, recordEvents } from './outbox-events';
+import { draft } from './outbox-events';
 import { accountCaps, insertUnderCaps } from './image-metadata';
 
 /** Input of {@link ImageCopyService.copyImage}. */
@@ -156,13 +157,19 @@ export class ImageCopyService {
     };
     // A copy counts as an image (its bytes too).
     await insertUnderCaps(this.ctx, copy, accountId, caps);
-    const task = await createTask(this.ctx, {
-      type: 'copy',
-      subjectKind: 'image',
-      subjectId: copy.id,
-      accountId,
-      hypervisorId: hypervisorId ?? source.hypervisorId,
-    });
+    // `image.copy-started` is recorded with the copy task (a copy its queue refuses is then withdrawn, with its events).
+    const started = () => [draft('image.copy-started', copy.id, { image: copy, sourceImageId: source.id, actor: eventActor(actor) })];
+    const task = await createTask(
+      this.ctx,
+      {
+        type: 'copy',
+        subjectKind: 'image',
+        subjectId: copy.id,
+        accountId,
+        hypervisorId: hypervisorId ?? source.hypervisorId,
+      },
+      started,
+    );
     await enqueueTask(
       this.ctx,
       {
@@ -173,9 +180,6 @@ export class ImageCopyService {
       },
       withdrawNewImage(this.ctx, copy.id),
     );
-    await recordEvents(this.ctx, [
-      draft('image.copy-started', copy.id, { image: copy, sourceImageId: source.id, actor: eventActor(actor) }),
-    ]);
     return { image: copy, task };
   }
 
@@ -189,7 +193,9 @@ export class ImageCopyService {
   private async runCopy(taskId: string, sourceImageId: string, copyImageId: string, signal: AbortSignal): Promise<void> {
     let written = false;
     const copy = await this.ctx.repos.images.get(copyImageId);
-    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+    await runTask(this.ctx, taskId, signal, async ({ progress, endWith }) => {
+      // A failed copy removes what it wrote, then ends in `error` with its task, in one write.
+      endWith({ failImage: (error) => this.afterFailedCopy(copy, () => written, error) });
       const current = await this.ctx.repos.images.get(copyImageId);
       if (!copy || current?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The copy is no longer being created');
       const source = await this.ctx.repos.images.get(sourceImageId);
@@ -224,18 +230,18 @@ export class ImageCopyService {
       if (!available) throw new InstanceImagesError('CANCELLED', 'The copy changed while it was being stored');
       if (this.policy.billed) await startBilling(this.ctx, available, now);
     });
-    if (outcome.ok || !copy) return;
+  }
+
+  /** After a failed copy: what it wrote is removed; its image, still `creating`, moves to `error` with the task's end. */
+  private async afterFailedCopy(copy: Image | null, wrote: () => boolean, error: InstanceImagesError): Promise<ImageMove | null> {
+    if (!copy) return null;
     const image = await this.ctx.repos.images.get(copy.id);
-    if (image?.status === 'available') return;
-    if (written)
+    if (image?.status === 'available') return null;
+    if (wrote())
       await this.disk(copy.storageId, copy.hypervisorId)
         .then((disk) => disk.delete(copy.fileKey))
-        .catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed copy failed', { imageId: copy.id, error: String(error) }));
-    if (image?.status === 'creating') {
-      const reason = failureReason('copy', outcome.error.code);
-      await transitionImage(this.ctx, image, 'error', {}, 'system', reason).catch((error: unknown) =>
-        this.ctx.logger.warn('copy error transition lost a race', { imageId: copy.id, error: String(error) }),
-      );
-    }
+        .catch((cause: unknown) => this.ctx.logger.warn('cleanup of a failed copy failed', { imageId: copy.id, error: String(cause) }));
+    if (image?.status !== 'creating') return null;
+    return { image, to: 'error', actor: 'system', reason: failureReason('copy', error.code) };
   }
 }

@@ -16,7 +16,7 @@ import type { ImageShare, ImageShareStatus } from '../model/image-move';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
-import { draft, recordEvents } from './outbox-events';
+import { draft, recordWith } from './outbox-events';
 
 /**
  * An unguessable id for a share or transfer (128 random bits): knowing an image's id, or another
@@ -74,19 +74,21 @@ export async function hasAcceptedShare(ctx: ServiceContext, image: Image, accoun
 export async function revokeSharesOf(ctx: ServiceContext, imageId: string, actor: Actor | 'system', now: Date): Promise<ImageShare[]> {
   const before = await ctx.repos.imageShares.list({ imageId, statuses: ['pending', 'accepted'] }, { limit: 1000 });
   const previous = new Map(before.items.map((share) => [share.id, share.status]));
-  const ended = await ctx.repos.imageShares.revokeAllOf(imageId, now);
-  await recordEvents(
+  const revoked = (share: ImageShare) => [
+    draft('share.status-changed', share.imageId, {
+      share,
+      from: previous.get(share.id) ?? 'pending',
+      to: 'revoked',
+      actor: eventActor(actor),
+    }),
+  ];
+  return recordWith(
     ctx,
-    ended.map((share) =>
-      draft('share.status-changed', share.imageId, {
-        share,
-        from: previous.get(share.id) ?? 'pending',
-        to: 'revoked',
-        actor: eventActor(actor),
-      }),
-    ),
+    'imageShares',
+    revoked,
+    (events) => ctx.repos.imageShares.revokeAllOf(imageId, now, events),
+    (ended) => ended,
   );
-  return ended;
 }
 
 /** Sharing images with other accounts. Reached through `InstanceImages.sharing`. */
@@ -129,8 +131,14 @@ export class ImageSharingService {
       updatedAt: now,
       decidedAt: null,
     };
-    await this.ctx.repos.imageShares.insert(share);
-    await recordEvents(this.ctx, [draft('share.created', share.imageId, { share, actor: eventActor(actor) })]);
+    const created = (record: ImageShare) => [draft('share.created', record.imageId, { share: record, actor: eventActor(actor) })];
+    await recordWith(
+      this.ctx,
+      'imageShares',
+      created,
+      (events) => this.ctx.repos.imageShares.insert(share, events),
+      () => [share],
+    );
     return share;
   }
 
@@ -182,11 +190,18 @@ export class ImageSharingService {
       throw new InstanceImagesError('INVALID_STATE', `This share is ${share.status}; it cannot become ${to}`, {
         details: { status: share.status },
       });
-    const updated = await this.ctx.repos.imageShares.transition(share.id, from, to, this.ctx.now());
+    const changed = (record: ImageShare) => [
+      draft('share.status-changed', record.imageId, { share: record, from: share.status, to, actor: eventActor(actor) }),
+    ];
+    const now = this.ctx.now();
+    const updated = await recordWith(
+      this.ctx,
+      'imageShares',
+      changed,
+      (events) => this.ctx.repos.imageShares.transition(share.id, from, to, now, events),
+      (record) => (record ? [record] : []),
+    );
     if (!updated) throw new InstanceImagesError('CONFLICT', 'The share changed concurrently; reload it and try again');
-    await recordEvents(this.ctx, [
-      draft('share.status-changed', updated.imageId, { share: updated, from: share.status, to, actor: eventActor(actor) }),
-    ]);
     return updated;
   }
 

@@ -16,26 +16,21 @@ import { draft, publish, type TypedDraft } from './outbox-events';
 export type TransitionPatch = Omit<ImagePatch, 'statusReason'>;
 
 /**
- * Moves an image from its current status (as read) to `to`, or resolves `null` when the image
- * changed meanwhile (a concurrent caller won the compare-and-set). The one function that writes
- * an image status: it checks the lifecycle table of the image's kind, compare-and-sets
- * `image.status`, sets `statusReason` to `reason`, and records (in the outbox, with the change) and
- * emits `image.status-changed` (plus `image.available`, `image.failed` or `image.deleted`).
- * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
+ * The events of an image's move from `from` to `to`, built from the updated image:
+ * `image.status-changed`, plus `image.available`, `image.failed` or `image.deleted`, plus `extra`
+ * (events recorded with the same write, e.g. a reconcile finding).
  */
-export async function tryTransitionImage(
-  ctx: ServiceContext,
-  image: Image,
+export function imageTransitionEvents(
+  from: ImageStatus,
   to: ImageStatus,
-  patch: TransitionPatch,
   actor: Actor | 'system',
-  reason: StatusReason | null = null,
-): Promise<Image | null> {
-  assertTransition(image.status, to, image.kind);
-  const events = (updated: Image): TypedDraft[] => [
+  reason: StatusReason | null,
+  extra?: (updated: Image) => TypedDraft[],
+): (updated: Image) => TypedDraft[] {
+  return (updated) => [
     draft('image.status-changed', updated.id, {
       image: updated,
-      from: image.status,
+      from,
       to,
       actor: eventActor(actor),
       reason: reason?.message ?? null,
@@ -45,7 +40,30 @@ export async function tryTransitionImage(
       ? [draft('image.failed', updated.id, { image: updated, code: reason.code, message: reason.message })]
       : []),
     ...(to === 'deleted' ? [draft('image.deleted', updated.id, { image: updated })] : []),
+    ...(extra?.(updated) ?? []),
   ];
+}
+
+/**
+ * Moves an image from its current status (as read) to `to`, or resolves `null` when the image
+ * changed meanwhile (a concurrent caller won the compare-and-set). The one function that writes
+ * an image status: it checks the lifecycle table of the image's kind, compare-and-sets
+ * `image.status`, sets `statusReason` to `reason`, and records (in the outbox, with the change) and
+ * emits `image.status-changed` (plus `image.available`, `image.failed` or `image.deleted`, and the
+ * `extra` events the move causes, recorded with it).
+ * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
+ */
+export async function tryTransitionImage(
+  ctx: ServiceContext,
+  image: Image,
+  to: ImageStatus,
+  patch: TransitionPatch,
+  actor: Actor | 'system',
+  reason: StatusReason | null = null,
+  extra?: (updated: Image) => TypedDraft[],
+): Promise<Image | null> {
+  assertTransition(image.status, to, image.kind);
+  const events = imageTransitionEvents(image.status, to, actor, reason, extra);
   // The events are recorded in the outbox in the same transaction as the compare-and-set.
   const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now(), events);
   if (!updated) return null;
@@ -64,8 +82,9 @@ export async function transitionImage(
   patch: TransitionPatch,
   actor: Actor | 'system',
   reason: StatusReason | null = null,
+  extra?: (updated: Image) => TypedDraft[],
 ): Promise<Image> {
-  const updated = await tryTransitionImage(ctx, image, to, patch, actor, reason);
+  const updated = await tryTransitionImage(ctx, image, to, patch, actor, reason, extra);
   if (!updated) {
     const fresh = await ctx.repos.images.get(image.id);
     throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, {

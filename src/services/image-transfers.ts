@@ -19,7 +19,7 @@ import { checkActor, eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
 import { newMoveId, revokeSharesOf } from './image-sharing';
 import { startBilling, stopBilling } from './usage';
-import { draft, recordEvents } from './outbox-events';
+import { draft, recordWith } from './outbox-events';
 
 /** The default lifetime of a transfer offer: 7 days. */
 export const DEFAULT_TRANSFER_TTL_SECONDS = 7 * 24 * 3600;
@@ -94,8 +94,14 @@ export class ImageTransferService {
       updatedAt: now,
       decidedAt: null,
     };
-    await this.ctx.repos.imageTransfers.insert(transfer);
-    await recordEvents(this.ctx, [draft('transfer.created', transfer.imageId, { transfer, actor: eventActor(actor) })]);
+    const created = (record: ImageTransfer) => [draft('transfer.created', record.imageId, { transfer: record, actor: eventActor(actor) })];
+    await recordWith(
+      this.ctx,
+      'imageTransfers',
+      created,
+      (events) => this.ctx.repos.imageTransfers.insert(transfer, events),
+      () => [transfer],
+    );
     return transfer;
   }
 
@@ -138,12 +144,7 @@ export class ImageTransferService {
   }
 
   private async decide(actor: Actor | 'system', transfer: ImageTransfer, to: ImageTransferStatus): Promise<ImageTransfer | null> {
-    const updated = await this.ctx.repos.imageTransfers.transition(transfer.id, ['pending'], to, this.ctx.now());
-    if (updated)
-      await recordEvents(this.ctx, [
-        draft('transfer.status-changed', updated.imageId, { transfer: updated, from: 'pending', to, actor: eventActor(actor) }),
-      ]);
-    return updated;
+    return endTransfer(this.ctx, transfer, to, actor);
   }
 
   /** A pending offer past its expiry is marked `expired` (lazily, when someone acts on it). */
@@ -190,24 +191,36 @@ export class ImageTransferService {
       });
     const limit = await this.recipientLimit(image, found.toAccountId);
     const now = this.ctx.now();
-    const accepted = await this.ctx.repos.imageTransfers.accept(found.id, limit, now);
+    // The acceptance and the owner change are recorded with the write that makes them.
+    let moved: Image | null = null;
+    const events = (record: { transfer: ImageTransfer; image: Image }) => {
+      moved = record.image;
+      const { transfer } = record;
+      return [
+        draft('transfer.status-changed', transfer.imageId, { transfer, from: 'pending', to: 'accepted', actor: eventActor(actor) }),
+        draft('image.owner-changed', record.image.id, {
+          image: record.image,
+          fromAccountId: transfer.fromAccountId,
+          toAccountId: transfer.toAccountId,
+          transferId: transfer.id,
+          at: now,
+        }),
+      ];
+    };
+    const accepted = await recordWith(
+      this.ctx,
+      'imageTransfers',
+      events,
+      (build) => this.ctx.repos.imageTransfers.accept(found.id, limit, now, build),
+      async (transfer) =>
+        transfer ? [{ transfer, image: (await this.ctx.repos.images.get(image.id)) ?? { ...image, accountId: transfer.toAccountId } }] : [],
+    );
     if (!accepted) throw await this.whyNotAccepted(found.id, limit);
-    await recordEvents(this.ctx, [
-      draft('transfer.status-changed', accepted.imageId, { transfer: accepted, from: 'pending', to: 'accepted', actor: eventActor(actor) }),
-    ]);
-    const moved = (await this.ctx.repos.images.get(image.id)) ?? { ...image, accountId: accepted.toAccountId };
+    const owned: Image = (moved as Image | null) ??
+      (await this.ctx.repos.images.get(image.id)) ?? { ...image, accountId: accepted.toAccountId };
     await revokeSharesOf(this.ctx, image.id, 'system', now);
-    await this.moveBilling(moved, accepted, now);
-    await recordEvents(this.ctx, [
-      draft('image.owner-changed', moved.id, {
-        image: moved,
-        fromAccountId: accepted.fromAccountId,
-        toAccountId: accepted.toAccountId,
-        transferId: accepted.id,
-        at: now,
-      }),
-    ]);
-    return { transfer: accepted, image: moved };
+    await this.moveBilling(owned, accepted, now);
+    return { transfer: accepted, image: owned };
   }
 
   /** Why the atomic accept changed nothing, as the error to throw. */
@@ -253,16 +266,25 @@ export class ImageTransferService {
 /** Cancels the pending offer of an image that is being deleted (emits `transfer.status-changed`). */
 export async function cancelTransfersOf(ctx: ServiceContext, imageId: string, actor: Actor | 'system'): Promise<void> {
   const pending = await ctx.repos.imageTransfers.list({ imageId, statuses: ['pending'] }, { limit: 10 });
-  for (const transfer of pending.items) {
-    const updated = await ctx.repos.imageTransfers.transition(transfer.id, ['pending'], 'cancelled', ctx.now());
-    if (updated)
-      await recordEvents(ctx, [
-        draft('transfer.status-changed', updated.imageId, {
-          transfer: updated,
-          from: 'pending',
-          to: 'cancelled',
-          actor: eventActor(actor),
-        }),
-      ]);
-  }
+  for (const transfer of pending.items) await endTransfer(ctx, transfer, 'cancelled', actor);
+}
+
+/** A pending transfer ends (`to`), with its `transfer.status-changed` recorded in the same write. */
+async function endTransfer(
+  ctx: ServiceContext,
+  transfer: ImageTransfer,
+  to: ImageTransferStatus,
+  actor: Actor | 'system',
+): Promise<ImageTransfer | null> {
+  const changed = (record: ImageTransfer) => [
+    draft('transfer.status-changed', record.imageId, { transfer: record, from: 'pending', to, actor: eventActor(actor) }),
+  ];
+  const now = ctx.now();
+  return recordWith(
+    ctx,
+    'imageTransfers',
+    changed,
+    (events) => ctx.repos.imageTransfers.transition(transfer.id, ['pending'], to, now, events),
+    (updated) => (updated ? [updated] : []),
+  );
 }

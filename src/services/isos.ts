@@ -186,6 +186,7 @@ export class IsoService {
     const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
     const isoFile = disk.storagePath(iso.fileKey);
     await hv.attachIso(instance.domainName, isoFile.path, isoFile.root === undefined ? {} : { root: isoFile.root });
+    // No repository write to record it with: the change is the hypervisor's, so the event follows it.
     await recordEvents(this.ctx, [
       draft('iso.mounted', instance.id, { isoId: iso.id, instanceId: instance.id, accountId: instance.accountId }),
     ]);

@@ -1,8 +1,10 @@
 /**
- * Start-up recovery: tasks a crash interrupted are failed, their images moved to `error` and their
- * leftovers removed; the hypervisor drivers run their own recovery.
+ * Start-up recovery: tasks a crash interrupted are failed, their leftovers removed and their
+ * images moved to `error` in the same write as the task's end; the hypervisor drivers run their
+ * own recovery.
  * @module
  */
+import type { StatusReason } from '../model/common';
 import type { Image } from '../model/image';
 import type { Task } from '../model/task';
 import { collectPages, eachPage } from '../util/pages';
@@ -11,7 +13,7 @@ import { transitionImage } from './image-state';
 import { publish, taskFinished } from './outbox-events';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 import { failureReason } from '../messages';
-import { transitionTask } from './task-state';
+import { endTaskWithImage, transitionTask, type TaskEnd } from './task-state';
 
 /** What start-up recovery did. */
 export interface RecoveryReport {
@@ -45,10 +47,59 @@ export class RecoveryService {
     }
   }
 
+  /** The leftover file of an interrupted task's image (best effort; a later pass or the reconcile finds what stays). */
+  private async removeLeftover(task: Task, image: Image, report: RecoveryReport): Promise<void> {
+    // Only while the task is still unended: a task that ended meanwhile (its worker was alive) keeps its file.
+    const current = await this.ctx.repos.tasks.get(task.id);
+    if (current?.status !== 'running' && current?.status !== 'queued') return;
+    const storage = await this.ctx.repos.storages.get(image.storageId);
+    if (!storage) return;
+    try {
+      await (await this.drivers.storage(storage, task.hypervisorId)).delete(image.fileKey);
+      report.removedFiles.push(image.fileKey);
+    } catch (error) {
+      this.ctx.logger.warn('recovery could not remove a leftover', { imageId: image.id, error: String(error) });
+    }
+  }
+
+  /**
+   * Ends an interrupted task, with its image moved to `error` in the same write when the task was
+   * making (capture, copy, import) or deleting it; the leftovers of a making task are removed first,
+   * so an image in `error` never has a capture still writing its file. @returns the ended task, or
+   * `null` when another process ended it first.
+   */
+  private async endInterrupted(task: Task, now: Date, report: RecoveryReport): Promise<Task | null> {
+    const end: TaskEnd = {
+      taskId: task.id,
+      from: ['running', 'queued'],
+      to: 'failed',
+      patch: { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: 'The task was interrupted by a restart of the panel' },
+      events: taskFinished,
+    };
+    const image = task.subjectKind === 'image' ? await this.ctx.repos.images.get(task.subjectId) : null;
+    const maker = task.type === 'capture' || task.type === 'copy' || task.type === 'import' ? task.type : null;
+    const making = maker !== null && image?.status === 'creating';
+    const reason: StatusReason | null = making
+      ? failureReason(maker, 'INTERRUPTED')
+      : task.type === 'delete' && image?.status === 'deleting'
+        ? failureReason('delete', 'INTERRUPTED')
+        : null;
+    if (!image || !reason) {
+      const ended = await transitionTask(this.ctx, end.taskId, end.from, end.to, end.patch, now, end.events);
+      if (ended) publish(this.ctx.events, end.events(ended));
+      return ended;
+    }
+    if (making) await this.removeLeftover(task, image, report);
+    const done = await endTaskWithImage(this.ctx, end, { image, to: 'error', actor: 'system', reason }, now);
+    if (done?.image) report.failedImages.push(image.id);
+    return done?.task ?? null;
+  }
+
   /**
    * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks no process keeps alive
    * (neither known to this one nor heartbeated by another within the timeout) are failed as
-   * interrupted; their images go to `error` (reason INTERRUPTED) and their leftovers are removed;
+   * interrupted; their leftovers are removed and their images go to `error` (reason INTERRUPTED)
+   * in the same write as the task's end;
    * each hypervisor of those tasks runs its driver's recovery, unless a live task (another panel
    * process sharing the repositories) is running there. Safe to call from every process.
    */
@@ -67,18 +118,9 @@ export class RecoveryService {
     /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
     const domains = new Map<string, Set<string>>();
     for (const task of [...stale, ...queued]) {
-      const ended = await transitionTask(
-        this.ctx,
-        task.id,
-        ['running', 'queued'],
-        'failed',
-        { finishedAt: now, errorCode: 'INTERRUPTED', errorMessage: 'The task was interrupted by a restart of the panel' },
-        now,
-        taskFinished,
-      );
+      const ended = await this.endInterrupted(task, now, report);
       if (!ended) continue;
       report.interruptedTasks.push(task.id);
-      publish(this.ctx.events, taskFinished(ended));
       if (task.hypervisorId) hypervisors.add(task.hypervisorId);
       if (task.subjectKind !== 'image') continue;
       const image = await this.ctx.repos.images.get(task.subjectId);
@@ -87,22 +129,6 @@ export class RecoveryService {
       if (task.type === 'capture' && task.hypervisorId && image.sourceInstanceId) {
         const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
         if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));
-      }
-      if ((task.type === 'capture' || task.type === 'copy' || task.type === 'import') && image.status === 'creating') {
-        const storage = await this.ctx.repos.storages.get(image.storageId);
-        if (storage) {
-          try {
-            await (await this.drivers.storage(storage, task.hypervisorId)).delete(image.fileKey);
-            report.removedFiles.push(image.fileKey);
-          } catch (error) {
-            this.ctx.logger.warn('recovery could not remove a leftover', { imageId: image.id, error: String(error) });
-          }
-        }
-        await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason(task.type, 'INTERRUPTED')).catch(() => undefined);
-        report.failedImages.push(image.id);
-      } else if (task.type === 'delete' && image.status === 'deleting') {
-        await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason('delete', 'INTERRUPTED')).catch(() => undefined);
-        report.failedImages.push(image.id);
       }
     }
     // Images left in a transient status without any live task (e.g. a crash between inserting the

@@ -400,28 +400,31 @@ export class StorageService {
       .filter(
         (i) => (i.status === 'available' || i.status === 'error') && (i.hypervisorId === null || hv === null || i.hypervisorId === hv),
       );
+    /** Findings whose event was recorded with the write they caused. */
+    const recorded = new Set<ReconcileFinding>();
     for (const image of expected) {
       if (seen.has(image.fileKey) || (image.status === 'error' && image.sizeBytes === null)) continue;
-      let action: ReconcileFinding['action'] = 'none';
-      if (opts.markMissing && image.status === 'available') {
-        action = 'marked-error';
-        if (!opts.dryRun) {
-          // available -> deleting -> error: the lifecycle has no direct edge, and billing must stop for a file that is gone.
-          const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
-          await stopBilling(this.ctx, image.id, deleting.updatedAt);
-          await transitionImage(this.ctx, deleting, 'error', {}, actor, failureReason('storage', 'MISSING_FILE'));
-        }
-      }
-      findings.push({
+      const finding: ReconcileFinding = {
         storageId,
         hypervisorId: hv,
         kind: 'missing',
         key: image.fileKey,
         imageId: image.id,
         message: `The file of image ${image.name} is missing`,
-        action,
+        action: opts.markMissing && image.status === 'available' ? 'marked-error' : 'none',
         dryRun: opts.dryRun,
-      });
+      };
+      if (finding.action === 'marked-error' && !opts.dryRun) {
+        // available -> deleting -> error: the lifecycle has no direct edge, and billing must stop for a file that is gone.
+        const deleting = await transitionImage(this.ctx, image, 'deleting', {}, actor);
+        await stopBilling(this.ctx, image.id, deleting.updatedAt);
+        // The finding is recorded with the move to error it caused.
+        await transitionImage(this.ctx, deleting, 'error', {}, actor, failureReason('storage', 'MISSING_FILE'), () => [
+          draft('reconcile.finding', storageId, { finding }),
+        ]);
+        recorded.add(finding);
+      }
+      findings.push(finding);
     }
 
     const olderThan = new Date(this.ctx.now().getTime() - this.ctx.settings.leftoverAgeMs);
@@ -442,9 +445,10 @@ export class StorageService {
         dryRun: opts.dryRun,
       });
     }
+    // Findings that changed no record (a report, or files the storage removed) are recorded on their own.
     await recordEvents(
       this.ctx,
-      findings.map((finding) => draft('reconcile.finding', finding.storageId, { finding })),
+      findings.filter((finding) => !recorded.has(finding)).map((finding) => draft('reconcile.finding', finding.storageId, { finding })),
     );
     return findings;
   }

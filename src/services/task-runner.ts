@@ -9,8 +9,9 @@ import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import type { Task, TaskProgress, TaskType } from '../model/task';
 import { createProgressTracker, QUEUED_PROGRESS, STARTING_PROGRESS } from '../tasks/progress';
 import type { ServiceContext } from './context';
-import { publish, recordEvents, taskFinished, type TypedDraft } from './outbox-events';
-import { transitionTask } from './task-state';
+import { publish, recordEvents, recordWith, taskFinished, type TypedDraft } from './outbox-events';
+import { tryTransitionImage } from './image-state';
+import { endTaskWithImage, transitionTask, type ImageMove } from './task-state';
 
 /**
  * Progress reported by task work: a step of the task type (or a driver's step name the progress
@@ -36,10 +37,11 @@ export interface TaskWork {
   endWith(events: TaskEndEvents): void;
 }
 
-/** Inserts a queued task. */
+/** Inserts a queued task, with the events `events` makes of it recorded in the same write (e.g. `image.copy-started`). */
 export async function createTask(
   ctx: ServiceContext,
   input: { type: TaskType; subjectKind: Task['subjectKind']; subjectId: string; accountId: string | null; hypervisorId: string | null },
+  events?: (task: Task) => TypedDraft[],
 ): Promise<Task> {
   const now = ctx.now();
   const task: Task = {
@@ -60,7 +62,15 @@ export async function createTask(
     startedAt: null,
     finishedAt: null,
   };
-  await ctx.repos.tasks.insert(task);
+  if (!events) await ctx.repos.tasks.insert(task);
+  else
+    await recordWith(
+      ctx,
+      'taskInserts',
+      events,
+      (build) => ctx.repos.tasks.insert(task, build),
+      () => [task],
+    );
   return task;
 }
 
@@ -73,6 +83,22 @@ export interface TaskEndEvents {
   completed?: (task: Task) => TypedDraft[];
   /** When it failed or was cancelled (`error` as the outcome reports it). */
   failed?: (task: Task, error: InstanceImagesError) => TypedDraft[];
+  /**
+   * When it failed or was cancelled: runs first, while the task is still running (the work's
+   * cleanup: what it wrote is removed), and returns the move of its image that ends with it
+   * (`creating` → `error`), made in the same write as the task's end, or `null` for none.
+   */
+  failImage?: (error: InstanceImagesError) => Promise<ImageMove | null>;
+}
+
+/** The work's {@link TaskEndEvents.failImage} (its cleanup), never throwing: a failed cleanup is logged, the task still ends. */
+async function imageMoveOf(ctx: ServiceContext, taskId: string, end: TaskEndEvents, error: InstanceImagesError): Promise<ImageMove | null> {
+  return (
+    end.failImage?.(error).catch((cause: unknown) => {
+      ctx.logger.warn('the cleanup of a failed task failed', { taskId, error: String(cause) });
+      return null;
+    }) ?? null
+  );
 }
 
 /**
@@ -186,6 +212,8 @@ export async function runTask(
       const task = await ctx.repos.tasks.get(taskId);
       // Recovery ended the task (and recorded task.finished); its other end events follow here.
       if (task) await recordEvents(ctx, endEvents.failed?.(task, error) ?? []);
+      const move = await imageMoveOf(ctx, taskId, endEvents, error);
+      if (move) await tryTransitionImage(ctx, move.image, move.to, {}, move.actor, move.reason).catch(() => null);
       return { ok: false, task, error };
     }
     const error = isInstanceImagesError(thrown)
@@ -195,23 +223,23 @@ export async function runTask(
     const reported =
       cancelled && error.code !== 'CANCELLED' ? new InstanceImagesError('CANCELLED', 'The task was cancelled', { cause: error }) : error;
     const failed = (task: Task) => [...taskFinished(task), ...(endEvents.failed?.(task, reported) ?? [])];
+    // The work's cleanup first; then the task's end, with its image's move in the same write.
+    const move = await imageMoveOf(ctx, taskId, endEvents, reported);
     const now = ctx.now();
     // A failed or cancelled task keeps the progress it reached (its latest, persisted or not).
-    const ended = await transitionTask(
-      ctx,
-      taskId,
-      ['running'],
-      cancelled ? 'cancelled' : 'failed',
-      {
-        finishedAt: now,
-        progress: tracker.current(),
-        errorCode: cancelled ? 'CANCELLED' : error.code,
-        errorMessage: cancelled ? 'Cancelled' : error.message,
-      },
-      now,
-      failed,
-    );
-    if (ended) publish(ctx.events, failed(ended));
+    const patch = {
+      finishedAt: now,
+      progress: tracker.current(),
+      errorCode: cancelled ? 'CANCELLED' : error.code,
+      errorMessage: cancelled ? 'Cancelled' : error.message,
+    };
+    const end = { taskId, from: ['running'] as const, to: cancelled ? ('cancelled' as const) : ('failed' as const), patch, events: failed };
+    let ended: Task | null;
+    if (move) ended = (await endTaskWithImage(ctx, end, move, now))?.task ?? null;
+    else {
+      ended = await transitionTask(ctx, taskId, end.from, end.to, patch, now, failed);
+      if (ended) publish(ctx.events, failed(ended));
+    }
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
     telemetry.end({ ok: false, code: cancelled ? 'CANCELLED' : error.code });
     return { ok: false, task: ended, error: reported };

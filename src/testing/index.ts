@@ -41,6 +41,7 @@ export {
 } from './fixtures';
 export { makeImageShare, makeImageTransfer, imageMoveCases } from './image-move-cases';
 export { outboxCases } from './outbox-cases';
+export { outboxWriteCases } from './outbox-write-cases';
 export {
   testStorageDriver,
   type StorageSuiteOptions,

@@ -19,7 +19,7 @@ function outboxOf(repos: Repositories): OutboxRepository {
 }
 
 /** Every claimable event (claimed and completed right away), in claim order. */
-async function takeAll(outbox: OutboxRepository, now: Date): Promise<OutboxEvent[]> {
+export async function takeAll(outbox: OutboxRepository, now: Date): Promise<OutboxEvent[]> {
   const taken: OutboxEvent[] = [];
   for (let guard = 0; guard < 100; guard++) {
     const claimed = await outbox.claim({ owner: 'conformance', now, leaseMs: 60_000, limit: 100 });

@@ -19,6 +19,7 @@ import type { Repositories } from '../ports/repositories';
 import { roundTripCases } from './round-trip-cases';
 import { imageMoveCases } from './image-move-cases';
 import { outboxCases } from './outbox-cases';
+import { outboxWriteCases } from './outbox-write-cases';
 import { imageCapCases } from './image-cap-cases';
 import { fixtureTime, makeImage, makeIso, makeMediaGroup, makeStorage, makeTask, makeUsageInterval } from './fixtures';
 
@@ -535,6 +536,7 @@ export const repositoryCases: readonly RepositoryCase[] = [
   ...roundTripCases,
   ...imageMoveCases,
   ...outboxCases,
+  ...outboxWriteCases,
   ...imageCapCases,
 ];
 

@@ -136,15 +136,11 @@ suite('BullMQ task queue: one web process, two worker processes', () => {
 
     const ended = await until(task.id, ['failed', 'cancelled', 'completed']);
     expect(ended).toMatchObject({ status: 'failed', errorCode: 'INTERRUPTED' });
-    // Recovery fails the task first, then moves the image to error once its leftovers are removed.
-    await vi.waitFor(
-      async () => {
-        const failed = await web.images.getImage(alice, image.id);
-        expect(failed.status).toBe('error');
-        expect(failed.statusReason?.code).toBe('INTERRUPTED');
-      },
-      { timeout: 30_000, interval: 200 },
-    );
+    // Recovery removes the leftovers, then fails the task and moves the image to error in one
+    // transaction: the moment the task reads failed, the image reads error (no waiting).
+    const failed = await web.images.getImage(alice, image.id);
+    expect(failed.status).toBe('error');
+    expect(failed.statusReason?.code).toBe('INTERRUPTED');
     await vi.waitFor(() => {
       const recovered = records()
         .slice(before)
