@@ -50,6 +50,7 @@ import {
 } from './tables';
 import { SqlImageShareRepository, SqlImageTransferRepository } from './image-moves';
 import { SqlOutboxRepository, writeWithEvents } from './outbox';
+import { activeCustomImages, usedBytesSql } from './image-caps';
 import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
@@ -61,11 +62,6 @@ const RECORD_IMMUTABLE = new Set(['id', 'createdAt']);
 function equals(where: string[], params: SqlParams, column: string, value: string | boolean | undefined): void {
   if (value === undefined) return;
   where.push(`${column} = ${params.add(value, typeof value === 'boolean' ? 'boolean' : 'text')}`);
-}
-
-/** The condition selecting an account's custom images that count against its cap. */
-function activeCustomImages(table: SqlTable<Image>, params: SqlParams, accountId: string): string {
-  return `kind = 'custom' AND ${table.col('accountId')} = ${params.add(accountId, 'text')} AND status <> 'deleted'`;
 }
 
 /** {@link ImageRepository} over SQL. */
@@ -122,11 +118,9 @@ export class SqlImageRepository implements ImageRepository {
         `(SELECT count(*) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)}) < ${params.add(limit.max, 'integer')}`,
       );
     if (maxBytes !== null) {
-      // Each image counts its file size once known, else its virtual size (`imageCapBytes`).
-      const bytes = `coalesce(${table.col('sizeBytes')}, ${table.col('virtualSizeBytes')}, 0)`;
+      // Each image counts what `imageCapBytes` counts.
       caps.push(
-        `(SELECT coalesce(sum(${bytes}), 0) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)})` +
-          ` + ${params.add(imageCapBytes(image), 'bigint')} <= ${params.add(maxBytes, 'bigint')}`,
+        `${usedBytesSql(table, params, limit.accountId)} + ${params.add(imageCapBytes(image), 'bigint')} <= ${params.add(maxBytes, 'bigint')}`,
       );
     }
     // A duplicate id is attempted even at the cap, so it fails with CONFLICT like the reference.

@@ -130,12 +130,17 @@ export class MemoryImageRepository implements ImageRepository {
 
   /**
    * @internal Synchronously (so atomically): whether the image is an available custom image of
-   * `fromAccountId` and `to` has room under `limit`; when `move` is true, also gives it to `to`.
+   * `fromAccountId` and `to` has room under `limit` (count and bytes, the image's own included); when `move` is true, also gives it to `to`.
    */
   ownerChange(id: string, fromAccountId: string, to: string, limit: ImageLimit | null, now: Date, move: boolean): boolean {
     const current = this.images.get(id);
     if (!current || current.kind !== 'custom' || current.accountId !== fromAccountId || current.status !== 'available') return false;
-    if (limit !== null && [...this.images.values()].filter(isActiveCustom(to)).length >= limit.max) return false;
+    if (limit !== null) {
+      const active = [...this.images.values()].filter(isActiveCustom(to));
+      if (active.length >= limit.max) return false;
+      const bytes = active.reduce((sum, each) => sum + imageCapBytes(each), imageCapBytes(current));
+      if (limit.maxBytes !== undefined && limit.maxBytes !== null && bytes > limit.maxBytes) return false;
+    }
     if (move) this.images.set(id, { ...current, accountId: to, sourceInstanceId: null, sourceInstanceName: null, updatedAt: now });
     return true;
   }

@@ -296,12 +296,14 @@ export interface ImageTransferRepository {
    * Accepts a transfer, atomically with the ownership change: when the transfer is `pending` and
    * `expiresAt > now`, its image is a custom image still owned by `fromAccountId` and `available`,
    * and (when `limit` is given) the recipient's custom images that are not `deleted` number fewer
-   * than `limit.max`, it sets the image's `accountId` to `toAccountId`, clears `sourceInstanceId` and
+   * than `limit.max` and (when `limit.maxBytes` is set) their total `imageCapBytes` plus the image's
+   * own is at most `limit.maxBytes`, it sets the image's `accountId` to `toAccountId`, clears `sourceInstanceId` and
    * `sourceInstanceName` (the giver's instance is none of the recipient's business, and a retry must
    * never capture it), sets `updatedAt = now`, and sets the
    * transfer `accepted` (`decidedAt = now`). Otherwise it changes nothing. Must hold under any
    * number of concurrent callers, like {@link ImageRepository.insertIfUnderLimit} (accepting K
-   * transfers to one account with room for fewer leaves exactly the room taken), and against a
+   * transfers to one account with room for fewer leaves exactly the room taken, by count and by
+   * bytes), and against a
    * concurrent `transition` of the same transfer (never an accepted transfer without its image
    * moved, nor a moved image under a transfer that is not accepted).
    * @returns the accepted transfer, or `null` when a condition failed.

@@ -1,12 +1,13 @@
 /**
- * Conformance cases of the byte cap of `images.insertIfUnderLimit` (`limit.maxBytes`): each
- * image counts its file size once known, else its virtual size; the check and the insert are one
- * atomic step, so racing callers never overshoot the cap.
+ * Conformance cases of the byte cap (`limit.maxBytes`) of `images.insertIfUnderLimit` and
+ * `imageTransfers.accept`: each image counts its file size once known, else its virtual size; the
+ * check and the write are one atomic step, so racing callers never overshoot the cap.
  * @module
  */
 import assert from 'node:assert/strict';
 import type { RepositoryCase } from './repository-suite';
-import { makeImage } from './fixtures';
+import { fixtureTime as t, makeImage } from './fixtures';
+import { makeImageTransfer } from './image-move-cases';
 
 const GIB = 2 ** 30;
 
@@ -50,6 +51,52 @@ export const imageCapCases: readonly RepositoryCase[] = [
       );
       assert.equal(results.filter(Boolean).length, 5);
       assert.equal(await images.countActive('race-bytes'), 5);
+    },
+  },
+  {
+    name: "image transfers: accept holds the recipient's byte cap, counting the image's own bytes",
+    async run({ images, imageTransfers }) {
+      const limit = { accountId: 'acct-taker', max: 100, maxBytes: 10 * GIB };
+      await images.insert(makeImage({ accountId: 'acct-taker', status: 'available', sizeBytes: 6 * GIB }));
+      const big = makeImage({ accountId: 'acct-giver', status: 'available', sizeBytes: 5 * GIB, virtualSizeBytes: GIB });
+      const fits = makeImage({ accountId: 'acct-giver', status: 'available', sizeBytes: 4 * GIB });
+      await images.insert(big);
+      await images.insert(fits);
+      const tooBig = makeImageTransfer({ imageId: big.id });
+      await imageTransfers.insert(tooBig);
+      // 6 + 5 GiB > 10 GiB (the file size counts, not the 1 GiB virtual size): nothing changes.
+      assert.equal(await imageTransfers.accept(tooBig.id, limit, t(20)), null);
+      assert.equal((await images.get(big.id))?.accountId, 'acct-giver');
+      assert.equal((await imageTransfers.get(tooBig.id))?.status, 'pending');
+      // 6 + 4 GiB: exactly at the cap is allowed.
+      const offer = makeImageTransfer({ imageId: fits.id });
+      await imageTransfers.insert(offer);
+      assert.equal((await imageTransfers.accept(offer.id, limit, t(21)))?.status, 'accepted');
+      assert.equal((await images.get(fits.id))?.accountId, 'acct-taker');
+      // A null byte cap is no cap; the count cap (infinite here) still applies.
+      assert.equal(
+        (await imageTransfers.accept(tooBig.id, { accountId: 'acct-taker', max: Number.POSITIVE_INFINITY, maxBytes: null }, t(22)))?.status,
+        'accepted',
+      );
+    },
+  },
+  {
+    name: 'image transfers: 8 racing accepts of 1 GiB images to an account with 3 GiB of room move exactly 3',
+    async run({ images, imageTransfers }) {
+      await images.insert(makeImage({ accountId: 'acct-bytes', status: 'available', sizeBytes: 2 * GIB }));
+      const offers = [];
+      for (let i = 0; i < 8; i++) {
+        const image = makeImage({ accountId: 'acct-giver', status: 'available', sizeBytes: GIB });
+        await images.insert(image);
+        const offer = makeImageTransfer({ imageId: image.id, toAccountId: 'acct-bytes' });
+        await imageTransfers.insert(offer);
+        offers.push(offer);
+      }
+      const limit = { accountId: 'acct-bytes', max: Number.POSITIVE_INFINITY, maxBytes: 5 * GIB };
+      const results = await Promise.all(offers.map((offer) => imageTransfers.accept(offer.id, limit, t(30))));
+      assert.equal(results.filter((r) => r !== null).length, 3);
+      assert.equal(await images.countActive('acct-bytes'), 4);
+      assert.equal((await imageTransfers.list({ toAccountId: 'acct-bytes', statuses: ['accepted'] })).items.length, 3);
     },
   },
 ];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryRepositories } from '../../../src/memory';
 import { runRepositoryCase } from '../../../src/testing';
-import { imageCapBytes, type Image, type ImageStatus, type Repositories } from '../../../src';
+import { imageCapBytes, type Image, type ImageLimit, type ImageStatus, type Repositories } from '../../../src';
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -74,7 +74,37 @@ function withRacyTransition(repos: Repositories): Repositories {
   };
 }
 
+/** A transfer acceptance that sums the recipient's bytes, then accepts under the count cap only. */
+function withRacyTransferBytes(repos: Repositories): Repositories {
+  const { images, imageTransfers } = repos;
+  return {
+    ...repos,
+    imageTransfers: Object.assign(Object.create(imageTransfers) as Repositories['imageTransfers'], {
+      async accept(id: string, limit: ImageLimit | null, now: Date) {
+        const transfer = await imageTransfers.get(id);
+        const image = transfer && (await images.get(transfer.imageId));
+        if (!transfer || !image) return null;
+        const mine = await images.list({ kind: 'custom', accountId: transfer.toAccountId }, { limit: 500 });
+        const used = mine.items.reduce((sum, each) => sum + imageCapBytes(each), imageCapBytes(image));
+        await tick();
+        if (limit?.maxBytes != null && used > limit.maxBytes) return null;
+        return imageTransfers.accept(id, limit && { accountId: limit.accountId, max: limit.max }, now);
+      },
+    }),
+  };
+}
+
 describe('the conformance suite catches broken implementations', () => {
+  it('a sum-then-accept transfer fails the racing byte-cap case, and passes the sequential one', async () => {
+    const name = 'image transfers: 8 racing accepts of 1 GiB images to an account with 3 GiB of room move exactly 3';
+    await expect(runRepositoryCase(name, withRacyTransferBytes(createMemoryRepositories()))).rejects.toThrow();
+    await runRepositoryCase(name, createMemoryRepositories());
+    await runRepositoryCase(
+      "image transfers: accept holds the recipient's byte cap, counting the image's own bytes",
+      withRacyTransferBytes(createMemoryRepositories()),
+    );
+  });
+
   it('a read-then-write limit check fails the 50-parallel cap case', async () => {
     await expect(
       runRepositoryCase(
