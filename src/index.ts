@@ -100,6 +100,7 @@ export type {
   TaskFilter,
   UsageFilter,
 } from './ports/repositories';
+export type { ImageTransitionOptions } from './ports/repositories';
 export {
   DEFAULT_SCRATCH_DIR,
   type HostDirectory,

@@ -20,6 +20,7 @@ import type {
   ImageLimit,
   ImageRepository,
   ImageSort,
+  ImageTransitionOptions,
   IsoRepository,
   ListPage,
   MediaGroupRepository,
@@ -141,8 +142,15 @@ export class SqlImageRepository implements ImageRepository {
     patch: ImagePatch,
     now: Date,
     events?: OutboxEvents<Image>,
+    options: ImageTransitionOptions = {},
   ): Promise<Image | null> {
-    const write = this.table.patchStatement('id', id, patch, { immutable: IMAGE_IMMUTABLE, status: { from, to }, now });
+    const notProtected = `${this.table.col('protected')} IS NULL OR NOT ${this.table.col('protected')}`;
+    const write = this.table.patchStatement('id', id, patch, {
+      immutable: IMAGE_IMMUTABLE,
+      status: { from, to },
+      now,
+      ...(options.unlessProtected === true ? { condition: notProtected } : {}),
+    });
     return writeWithEvents(this.table, this.outbox, write, events, () => now);
   }
 

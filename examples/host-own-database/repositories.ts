@@ -484,11 +484,14 @@ export function createHostRepositories(db: Database.Database): Repositories {
           insert(imageTable, image);
           return true;
         }),
-      transition: async (id, from, to, patch, now, events) =>
+      transition: async (id, from, to, patch, now, events, options = {}) =>
         modify(
           imageTable,
           id,
-          (current) => (from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null),
+          (current) =>
+            from.includes(current.status) && !(options.unlessProtected === true && current.protected === true)
+              ? { ...current, ...patch, id, status: to, updatedAt: now }
+              : null,
           events,
           now,
         ),

@@ -16,6 +16,7 @@ import type {
   ImageLimit,
   ImageRepository,
   ImageSort,
+  ImageTransitionOptions,
   IsoRepository,
   ListPage,
   MediaGroupRepository,
@@ -115,9 +116,11 @@ export class MemoryImageRepository implements ImageRepository {
     patch: ImagePatch,
     now: Date,
     events?: OutboxEvents<Image>,
+    options: ImageTransitionOptions = {},
   ): Promise<Image | null> {
     const current = this.images.get(id);
     if (!current || !from.includes(current.status)) return null;
+    if (options.unlessProtected === true && current.protected === true) return null;
     const next: Image = { ...current, ...copy(patch), id: current.id, status: to, updatedAt: now };
     this.outbox.appendNow(events, copy(next), now);
     this.images.set(id, next);

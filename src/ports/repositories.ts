@@ -64,6 +64,16 @@ export interface ImageLimit {
   maxBytes?: number | null;
 }
 
+/** Extra conditions of {@link ImageRepository.transition}'s compare-and-set. */
+export interface ImageTransitionOptions {
+  /**
+   * Also require the image not to be protected (`protected` absent, null or false), in the same
+   * atomic step: a delete's compare-and-set, so that a protection set concurrently (itself a
+   * compare-and-set on the status) is never overtaken. @default false
+   */
+  unlessProtected?: boolean;
+}
+
 /** Images: custom (My Images) and stock (OS templates). */
 export interface ImageRepository {
   /** The image, or `null`. */
@@ -88,8 +98,11 @@ export interface ImageRepository {
    * sets `status = to`, applies `patch` and `updatedAt = now`. Of two racing callers with the same
    * `from`, exactly one succeeds. It does not check the lifecycle table (the service does).
    * `events` (when given) are recorded in the outbox atomically with the change, built from the
-   * updated image; a failed compare-and-set records none.
-   * @returns the updated image, or `null` when the image is missing or its status is not in `from`.
+   * updated image; a failed compare-and-set records none. `to` may equal the current status (a
+   * change of other fields conditional on the status, as protection is). With
+   * `options.unlessProtected`, a protected image is left unchanged too.
+   * @returns the updated image, or `null` when the image is missing, its status is not in `from`,
+   *   or (with `unlessProtected`) it is protected.
    */
   transition(
     id: string,
@@ -98,6 +111,7 @@ export interface ImageRepository {
     patch: ImagePatch,
     now: Date,
     events?: OutboxEvents<Image>,
+    options?: ImageTransitionOptions,
   ): Promise<Image | null>;
   /** Updates fields other than the status. @returns the updated image, or `null`. */
   update(id: string, patch: ImagePatch, now: Date): Promise<Image | null>;

@@ -14,7 +14,7 @@ import type { DomainInfo } from '../ports/hypervisor-driver';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
-import { draft, recordEvents } from './outbox-events';
+import { draft, publish, recordEvents, type TypedDraft } from './outbox-events';
 
 /** Input of {@link ImageMetadataService.updateImage}; omitted fields keep their value, `null` clears. */
 export const UpdateImageInputSchema = z.strictObject({
@@ -174,12 +174,36 @@ export class ImageMetadataService {
    * Protects an image against deletion (`true`) or lifts the protection (`false`); the owner or an
    * operator. Idempotent. A protected image's delete is refused with IMAGE_PROTECTED; closing the
    * account deletes it anyway. Emits `image.updated` (fields `["protected"]`) when it changes.
-   * @throws NOT_FOUND, INVALID_STATE (being deleted).
+   * The change is a compare-and-set on the status (only an available image, or one in error,
+   * changes), and a delete's compare-and-set requires the image unprotected: of a protection and a
+   * delete racing, exactly one wins.
+   * @throws NOT_FOUND, INVALID_STATE (being created or deleted, or changed meanwhile).
    */
   async setProtected(actor: Actor, imageId: string, value: boolean): Promise<Image> {
     const image = await this.changeable(actor, imageId);
     parseOrThrow(z.boolean(), value, 'The protection flag');
-    return (image.protected ?? false) === value ? image : this.apply(actor, image, { protected: value });
+    if ((image.protected ?? false) === value) return image;
+    if (image.status !== 'available' && image.status !== 'error')
+      throw new InstanceImagesError(
+        'INVALID_STATE',
+        `Only an available image (or one in error) can be protected; this one is ${image.status}`,
+        {
+          details: { imageId, status: image.status },
+        },
+      );
+    const events = (updated: Image): TypedDraft[] => [
+      draft('image.updated', updated.id, { image: updated, fields: ['protected'], actor: eventActor(actor) }),
+    ];
+    const { images } = this.ctx.repos;
+    const updated = await images.transition(image.id, [image.status], image.status, { protected: value }, this.ctx.now(), events);
+    if (!updated) {
+      const fresh = await images.get(image.id);
+      throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, {
+        details: { imageId, expected: image.status, actual: fresh?.status ?? null },
+      });
+    }
+    publish(this.ctx.events, events(updated));
+    return updated;
   }
 
   /**

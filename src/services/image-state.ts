@@ -21,6 +21,9 @@ export type TransitionPatch = Omit<ImagePatch, 'statusReason'>;
  * an image status: it checks the lifecycle table of the image's kind, compare-and-sets
  * `image.status`, sets `statusReason` to `reason`, and records (in the outbox, with the change) and
  * emits `image.status-changed` (plus `image.available`, `image.failed` or `image.deleted`).
+ * A deletion (into `deleting`, or straight into `deleted` from another status) also requires the
+ * image unprotected in the same compare-and-set (`unlessProtected`), so a protection set
+ * concurrently either comes first and stops it, or finds the image deleting and is refused.
  * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
  */
 export async function tryTransitionImage(
@@ -47,7 +50,10 @@ export async function tryTransitionImage(
     ...(to === 'deleted' ? [draft('image.deleted', updated.id, { image: updated })] : []),
   ];
   // The events are recorded in the outbox in the same transaction as the compare-and-set.
-  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now(), events);
+  const deletion = to === 'deleting' || (to === 'deleted' && image.status !== 'deleting');
+  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now(), events, {
+    unlessProtected: deletion,
+  });
   if (!updated) return null;
   publish(ctx.events, events(updated));
   return updated;

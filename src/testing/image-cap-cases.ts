@@ -1,7 +1,8 @@
 /**
  * Conformance cases of the byte cap (`limit.maxBytes`) of `images.insertIfUnderLimit` and
  * `imageTransfers.accept`: each image counts its file size once known, else its virtual size; the
- * check and the write are one atomic step, so racing callers never overshoot the cap.
+ * check and the write are one atomic step, so racing callers never overshoot the cap. Also the
+ * `unlessProtected` condition of `images.transition` (a delete never overtakes a protection).
  * @module
  */
 import assert from 'node:assert/strict';
@@ -11,8 +12,34 @@ import { makeImageTransfer } from './image-move-cases';
 
 const GIB = 2 ** 30;
 
-/** The byte-cap cases, run by `testRepositories` with the rest. */
+/** The byte-cap (and protection) cases, run by `testRepositories` with the rest. */
 export const imageCapCases: readonly RepositoryCase[] = [
+  {
+    name: 'images: transition with unlessProtected leaves a protected image unchanged; the same status may be kept',
+    async run({ images }) {
+      const image = makeImage({ status: 'available' });
+      await images.insert(image);
+      // A compare-and-set that keeps the status (how protection is set).
+      const kept = await images.transition(image.id, ['available'], 'available', { protected: true }, t(1));
+      assert.equal(kept?.status, 'available');
+      assert.equal(kept?.protected, true);
+      assert.equal(await images.transition(image.id, ['available'], 'deleting', {}, t(2), undefined, { unlessProtected: true }), null);
+      assert.equal((await images.get(image.id))?.status, 'available');
+      await images.transition(image.id, ['available'], 'available', { protected: false }, t(3));
+      const deleting = await images.transition(image.id, ['available'], 'deleting', {}, t(4), undefined, { unlessProtected: true });
+      assert.equal(deleting?.status, 'deleting');
+      // Never protected (absent) counts as unprotected; without the option protection is not looked at.
+      const plain = makeImage({ status: 'error' });
+      await images.insert(plain);
+      assert.equal(
+        (await images.transition(plain.id, ['error'], 'deleting', {}, t(5), undefined, { unlessProtected: true }))?.status,
+        'deleting',
+      );
+      const kept2 = makeImage({ status: 'error', protected: true });
+      await images.insert(kept2);
+      assert.equal((await images.transition(kept2.id, ['error'], 'available', {}, t(6)))?.status, 'available');
+    },
+  },
   {
     name: 'images: insertIfUnderLimit with maxBytes counts file size, else virtual size, and refuses past the cap',
     async run({ images }) {
