@@ -10,6 +10,7 @@ import { InstanceImagesError, notFound } from '../errors';
 import { BytesSchema, DescriptionSchema, IdSchema, NameSchema } from '../model/common';
 import { ArchitectureSchema, FirmwareSchema, imageCapBytes, OsTypeSchema, type Image, type ImagePatch } from '../model/image';
 import type { LocationSettings } from '../model/settings';
+import type { HostInstance } from '../ports/host-directory';
 import type { DomainInfo } from '../ports/hypervisor-driver';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, eventActor, type Actor } from './actor';
@@ -88,12 +89,25 @@ export function assertNotProtected(image: Image): void {
 }
 
 /**
- * The capability metadata a capture records from its source domain: firmware and architecture as
- * the hypervisor reports them, and the source disk's virtual size as the minimum disk.
+ * The capability metadata a capture records from its source: firmware and architecture as the
+ * hypervisor reports them, the source disk's virtual size as the minimum disk, and the OS type and
+ * cloud-init flag as the host panel knows the instance (`HostInstance.osType`/`cloudInit`), else as
+ * the domain's definition records them (libvirt: libosinfo metadata, a NoCloud SMBIOS serial), else
+ * unknown (`null`, and no cloud-init) until the owner sets them.
  */
-export function capturedCapabilities(domain: DomainInfo): Pick<Image, 'firmware' | 'architecture' | 'minDiskBytes'> {
+export function capturedCapabilities(
+  domain: DomainInfo,
+  instance: Pick<HostInstance, 'osType' | 'cloudInit'> = {},
+): Pick<Image, 'firmware' | 'architecture' | 'minDiskBytes' | 'osType' | 'cloudInit'> {
   const architecture = domain.architecture && ArchitectureSchema.safeParse(domain.architecture).success ? domain.architecture : null;
-  return { firmware: domain.firmware ?? null, architecture, minDiskBytes: domain.primaryDisk.virtualSizeBytes };
+  const osType = instance.osType ?? domain.osType ?? null;
+  return {
+    firmware: domain.firmware ?? null,
+    architecture,
+    minDiskBytes: domain.primaryDisk.virtualSizeBytes,
+    osType: osType !== null && OsTypeSchema.safeParse(osType).success ? osType : null,
+    cloudInit: instance.cloudInit ?? domain.cloudInit ?? false,
+  };
 }
 
 /** An account's caps: the number of images and their total bytes (`null`: no cap). */

@@ -241,7 +241,7 @@ export class ImageService {
       format,
       sizeBytes: null,
       virtualSizeBytes: domain.primaryDisk.virtualSizeBytes,
-      ...capturedCapabilities(domain),
+      ...capturedCapabilities(domain, instance),
       sha256: null,
       consistency: null,
       compressed,

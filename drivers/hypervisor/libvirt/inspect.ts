@@ -19,6 +19,7 @@ import {
   type Version,
 } from './parsers';
 import { parseXml, type XmlElement } from './xml';
+import { parseDomainGuest } from './guest-metadata';
 
 /** What the hypervisor supports, detected once per driver. */
 export interface HypervisorCapabilities {
@@ -123,6 +124,7 @@ export async function inspectDomain(
     },
     hasGuestAgent: agent.present,
     ...parseDomainBoot(root),
+    ...parseDomainGuest(root),
     guestAgentConnected: agent.connected,
     disks,
     capabilities,
