@@ -14,7 +14,7 @@ export function activeCustomImages(table: SqlTable<Image>, params: SqlParams, ac
 
 /** The bytes one image row counts against the byte cap: `imageCapBytes` in SQL. */
 export function capBytesSql(table: SqlTable<Image>): string {
-  return `coalesce(${table.col('sizeBytes')}, ${table.col('virtualSizeBytes')}, 0)`;
+  return `coalesce(${table.col('sizeBytes')}, ${table.col('virtualSizeBytes')}, ${table.col('reservedBytes')}, 0)`;
 }
 
 /** The total bytes of an account's images that count against its byte cap. */

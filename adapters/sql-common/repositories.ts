@@ -51,7 +51,7 @@ import {
 } from './tables';
 import { SqlImageShareRepository, SqlImageTransferRepository } from './image-moves';
 import { SqlOutboxRepository, writeWithEvents } from './outbox';
-import { activeCustomImages, usedBytesSql } from './image-caps';
+import { activeCustomImages, capBytesSql, usedBytesSql } from './image-caps';
 import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
@@ -156,6 +156,25 @@ export class SqlImageRepository implements ImageRepository {
 
   async update(id: string, patch: ImagePatch, now: Date): Promise<Image | null> {
     return this.table.patch('id', id, patch, { immutable: IMAGE_IMMUTABLE, now });
+  }
+
+  async reserveBytes(id: string, bytes: number, maxBytes: number | null, now: Date): Promise<Image | null> {
+    const { table } = this;
+    // The account of a creating image never changes (only available images are transferred).
+    const known = await table.getBy('id', id);
+    if (known === null || known.kind !== 'custom' || known.status !== 'creating' || known.accountId === null) return null;
+    const params = table.params();
+    let sql = `UPDATE ${table.ref} SET ${table.col('reservedBytes')} = ${params.add(bytes, 'bigint')}, updated_at = ${params.add(now, 'timestamp')}`;
+    sql += ` WHERE id = ${params.add(id, 'text')} AND kind = 'custom' AND status = 'creating'`;
+    if (maxBytes !== null) {
+      sql += ` AND (SELECT coalesce(sum(${capBytesSql(table)}), 0) FROM ${table.ref} WHERE ${activeCustomImages(table, params, known.accountId)}`;
+      sql += ` AND id <> ${params.add(id, 'text')}) + ${params.add(bytes, 'bigint')} <= ${params.add(maxBytes, 'bigint')}`;
+    }
+    const lock = maxBytes === null ? null : table.dialect.imageLimitLock(known.accountId);
+    const write = params.statement(`${sql} RETURNING ${table.selectList}`);
+    const results = await table.executor.transaction(lock ? [lock, write] : [write]);
+    const [row] = results[results.length - 1] ?? [];
+    return row === undefined ? null : table.decode(row);
   }
 }
 

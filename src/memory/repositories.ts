@@ -131,6 +131,16 @@ export class MemoryImageRepository implements ImageRepository {
     return updateIn(this.images, id, patch as Partial<Image>, now);
   }
 
+  async reserveBytes(id: string, bytes: number, maxBytes: number | null, now: Date): Promise<Image | null> {
+    const current = this.images.get(id);
+    if (!current || current.kind !== 'custom' || current.status !== 'creating' || current.accountId === null) return null;
+    if (maxBytes !== null) {
+      const others = [...this.images.values()].filter((each) => each.id !== id && isActiveCustom(current.accountId ?? '')(each));
+      if (others.reduce((sum, each) => sum + imageCapBytes(each), bytes) > maxBytes) return null;
+    }
+    return updateIn(this.images, id, { reservedBytes: bytes }, now);
+  }
+
   /**
    * @internal Synchronously (so atomically): whether the image is an available custom image of
    * `fromAccountId` and `to` has room under `limit` (count and bytes, the image's own included); when `move` is true, also gives it to `to`.

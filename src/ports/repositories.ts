@@ -115,6 +115,15 @@ export interface ImageRepository {
   ): Promise<Image | null>;
   /** Updates fields other than the status. @returns the updated image, or `null`. */
   update(id: string, patch: ImagePatch, now: Date): Promise<Image | null>;
+  /**
+   * Atomically sets the `reservedBytes` of a `creating` custom image (and `updatedAt = now`), when
+   * (with `maxBytes` not null) the `imageCapBytes` of its account's other custom images that are
+   * not `deleted`, plus `bytes`, is at most `maxBytes`. Must hold under any number of concurrent
+   * callers, like {@link ImageRepository.insertIfUnderLimit} (imports of one account growing their
+   * holds together never pass the cap).
+   * @returns the updated image, or `null` when it is missing, not a creating custom image, or the cap would be passed.
+   */
+  reserveBytes(id: string, bytes: number, maxBytes: number | null, now: Date): Promise<Image | null>;
 }
 
 /** Image storages and their hypervisor bindings. */

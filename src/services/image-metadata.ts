@@ -15,7 +15,8 @@ import type { DomainInfo } from '../ports/hypervisor-driver';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
-import { draft, publish, recordEvents, type TypedDraft } from './outbox-events';
+import { draft, recordEvents } from './outbox-events';
+import { changeImageAtStatus } from './image-state';
 
 /** Input of {@link ImageMetadataService.updateImage}; omitted fields keep their value, `null` clears. */
 export const UpdateImageInputSchema = z.strictObject({
@@ -205,19 +206,9 @@ export class ImageMetadataService {
           details: { imageId, status: image.status },
         },
       );
-    const events = (updated: Image): TypedDraft[] => [
+    return changeImageAtStatus(this.ctx, image, { protected: value }, (updated) => [
       draft('image.updated', updated.id, { image: updated, fields: ['protected'], actor: eventActor(actor) }),
-    ];
-    const { images } = this.ctx.repos;
-    const updated = await images.transition(image.id, [image.status], image.status, { protected: value }, this.ctx.now(), events);
-    if (!updated) {
-      const fresh = await images.get(image.id);
-      throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, {
-        details: { imageId, expected: image.status, actual: fresh?.status ?? null },
-      });
-    }
-    publish(this.ctx.events, events(updated));
-    return updated;
+    ]);
   }
 
   /**

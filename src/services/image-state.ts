@@ -60,6 +60,29 @@ export async function tryTransitionImage(
 }
 
 /**
+ * Changes fields other than the status of an image, only while its status is still the one read
+ * (a compare-and-set that keeps the status: how protection is set, so a delete cannot slip in
+ * between). Records `events` with the change (in the outbox, atomically) and emits them.
+ * @throws INVALID_STATE when the image's status changed meanwhile.
+ */
+export async function changeImageAtStatus(
+  ctx: ServiceContext,
+  image: Image,
+  patch: TransitionPatch,
+  events: (updated: Image) => TypedDraft[],
+): Promise<Image> {
+  const updated = await ctx.repos.images.transition(image.id, [image.status], image.status, patch, ctx.now(), events);
+  if (!updated) {
+    const fresh = await ctx.repos.images.get(image.id);
+    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, {
+      details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null },
+    });
+  }
+  publish(ctx.events, events(updated));
+  return updated;
+}
+
+/**
  * {@link tryTransitionImage}, failing with INVALID_STATE when the lifecycle forbids the transition
  * or when the image changed meanwhile (a concurrent caller won).
  */

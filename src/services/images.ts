@@ -228,8 +228,6 @@ export class ImageService {
       kind: 'custom',
       name: data.name,
       description: data.description ?? '',
-      osType: null,
-      cloudInit: false,
       mediaGroupId: null,
       accountId: instance.accountId,
       sourceInstanceId: instance.id,

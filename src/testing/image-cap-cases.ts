@@ -1,6 +1,7 @@
 /**
  * Conformance cases of the byte cap (`limit.maxBytes`) of `images.insertIfUnderLimit` and
- * `imageTransfers.accept`: each image counts its file size once known, else its virtual size; the
+ * `imageTransfers.accept`, and the holds of `images.reserveBytes`: each image counts its file size
+ * once known, else its virtual size, else what an import holds; the
  * check and the write are one atomic step, so racing callers never overshoot the cap. Also the
  * `unlessProtected` condition of `images.transition` (a delete never overtakes a protection).
  * @module
@@ -78,6 +79,60 @@ export const imageCapCases: readonly RepositoryCase[] = [
       );
       assert.equal(results.filter(Boolean).length, 5);
       assert.equal(await images.countActive('race-bytes'), 5);
+    },
+  },
+  {
+    name: 'images: reserveBytes holds bytes of a creating custom image within the byte cap; the file size replaces the hold',
+    async run({ images }) {
+      await images.insert(makeImage({ accountId: 'hold', status: 'available', sizeBytes: 4 * GIB }));
+      const importing = makeImage({ accountId: 'hold' });
+      await images.insert(importing);
+      // Its own current hold does not count against the new one: 4 + 6 = 10 GiB is at the cap.
+      assert.equal((await images.reserveBytes(importing.id, 5 * GIB, 10 * GIB, t(1)))?.reservedBytes, 5 * GIB);
+      const held = await images.reserveBytes(importing.id, 6 * GIB, 10 * GIB, t(2));
+      assert.equal(held?.reservedBytes, 6 * GIB);
+      assert.deepEqual(held?.updatedAt, t(2));
+      assert.equal(await images.reserveBytes(importing.id, 6 * GIB + 1, 10 * GIB, t(3)), null);
+      assert.equal((await images.get(importing.id))?.reservedBytes, 6 * GIB);
+      // The hold counts for the account's other images: nothing fits beside it.
+      assert.equal(
+        await images.insertIfUnderLimit(makeImage({ accountId: 'hold', virtualSizeBytes: 1 }), {
+          accountId: 'hold',
+          max: 100,
+          maxBytes: 10 * GIB,
+        }),
+        false,
+      );
+      // Without a cap any hold is taken; only creating custom images hold bytes.
+      assert.equal((await images.reserveBytes(importing.id, 50 * GIB, null, t(4)))?.reservedBytes, 50 * GIB);
+      const ready = makeImage({ accountId: 'hold', status: 'available', sizeBytes: GIB });
+      await images.insert(ready);
+      assert.equal(await images.reserveBytes(ready.id, GIB, null, t(5)), null);
+      assert.equal(await images.reserveBytes('missing', GIB, null, t(5)), null);
+      // Once the file size is known it counts instead of the hold.
+      await images.transition(importing.id, ['creating'], 'available', { sizeBytes: GIB }, t(6));
+      assert.equal(
+        await images.insertIfUnderLimit(makeImage({ accountId: 'hold', virtualSizeBytes: 4 * GIB }), {
+          accountId: 'hold',
+          max: 100,
+          maxBytes: 10 * GIB,
+        }),
+        true,
+      );
+    },
+  },
+  {
+    name: 'images: 6 creating imports racing to hold 2 GiB each under a 7 GiB byte cap: exactly 3 hold',
+    async run({ images }) {
+      const imports = Array.from({ length: 6 }, () => makeImage({ accountId: 'hold-race' }));
+      for (const image of imports) await images.insert(image);
+      const held = await Promise.all(imports.map((image) => images.reserveBytes(image.id, 2 * GIB, 7 * GIB, t(1))));
+      assert.equal(held.filter((image) => image !== null).length, 3);
+      const stored = await Promise.all(imports.map((image) => images.get(image.id)));
+      assert.equal(
+        stored.reduce((sum, image) => sum + (image?.reservedBytes ?? 0), 0),
+        6 * GIB,
+      );
     },
   },
   {

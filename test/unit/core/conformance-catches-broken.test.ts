@@ -18,6 +18,7 @@ function withRacyLimit(repos: Repositories): Repositories {
       insert: images.insert.bind(images),
       transition: images.transition.bind(images),
       update: images.update.bind(images),
+      reserveBytes: images.reserveBytes.bind(images),
       async insertIfUnderLimit(image: Image, limit) {
         const count = await images.countActive(limit.accountId);
         await tick();
@@ -41,6 +42,7 @@ function withRacyByteLimit(repos: Repositories): Repositories {
       insert: images.insert.bind(images),
       transition: images.transition.bind(images),
       update: images.update.bind(images),
+      reserveBytes: images.reserveBytes.bind(images),
       async insertIfUnderLimit(image: Image, limit) {
         const mine = await images.list({ kind: 'custom', accountId: limit.accountId }, { limit: 500 });
         const used = mine.items.reduce((sum, each) => sum + imageCapBytes(each), 0);
@@ -64,6 +66,7 @@ function withRacyTransition(repos: Repositories): Repositories {
       insert: images.insert.bind(images),
       insertIfUnderLimit: images.insertIfUnderLimit.bind(images),
       update: images.update.bind(images),
+      reserveBytes: images.reserveBytes.bind(images),
       async transition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch, now: Date) {
         const current = await images.get(id);
         await tick();
@@ -94,7 +97,36 @@ function withRacyTransferBytes(repos: Repositories): Repositories {
   };
 }
 
+/** A byte hold that sums the account's other images, then writes (the cap left unchecked in the write). */
+function withRacyReserve(repos: Repositories): Repositories {
+  const images = repos.images;
+  return {
+    ...repos,
+    images: Object.assign(Object.create(images) as Repositories['images'], {
+      async reserveBytes(id: string, bytes: number, maxBytes: number | null, now: Date) {
+        const image = await images.get(id);
+        if (!image?.accountId) return null;
+        const mine = await images.list({ kind: 'custom', accountId: image.accountId }, { limit: 500 });
+        const used = mine.items.filter((each) => each.id !== id).reduce((sum, each) => sum + imageCapBytes(each), bytes);
+        await tick();
+        if (maxBytes !== null && used > maxBytes) return null;
+        return images.reserveBytes(id, bytes, null, now);
+      },
+    }),
+  };
+}
+
 describe('the conformance suite catches broken implementations', () => {
+  it('a sum-then-write byte hold fails the racing hold case, and passes the sequential one', async () => {
+    const name = 'images: 6 creating imports racing to hold 2 GiB each under a 7 GiB byte cap: exactly 3 hold';
+    await expect(runRepositoryCase(name, withRacyReserve(createMemoryRepositories()))).rejects.toThrow();
+    await runRepositoryCase(name, createMemoryRepositories());
+    await runRepositoryCase(
+      'images: reserveBytes holds bytes of a creating custom image within the byte cap; the file size replaces the hold',
+      withRacyReserve(createMemoryRepositories()),
+    );
+  });
+
   it('a sum-then-accept transfer fails the racing byte-cap case, and passes the sequential one', async () => {
     const name = 'image transfers: 8 racing accepts of 1 GiB images to an account with 3 GiB of room move exactly 3';
     await expect(runRepositoryCase(name, withRacyTransferBytes(createMemoryRepositories()))).rejects.toThrow();
