@@ -101,7 +101,7 @@ export type {
   TaskFilter,
   UsageFilter,
 } from './ports/repositories';
-export type { TaskTransitionStep, ImageTransitionStep } from './ports/repositories';
+export type { TaskTransitionStep, ImageTransitionStep, ImageTransitionOptions } from './ports/repositories';
 export {
   DEFAULT_SCRATCH_DIR,
   type HostDirectory,

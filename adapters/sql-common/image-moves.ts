@@ -18,6 +18,7 @@ import type {
 import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
 import type { SqlParams, SqlRow, SqlStep } from './dialect';
 import { outboxInsert, writeAllWithEvents, writeWithEvents } from './outbox';
+import { activeCustomImages, capBytesSql, usedBytesSql } from './image-caps';
 import type { SqlTable } from './sql-table';
 
 const RECORD_IMMUTABLE = new Set(['id', 'createdAt', 'imageId', 'ownerAccountId', 'accountId', 'fromAccountId', 'toAccountId']);
@@ -156,7 +157,8 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
   }
 
   /**
-   * One transaction: (the recipient's cap lock where the dialect needs one), a no-op update that
+   * One transaction: (the recipient's cap lock where the dialect needs one; it covers the count and
+   * the byte cap), a no-op update that
    * locks the transfer row (so a concurrent `transition` is either before or after all of this),
    * the image's owner change under every condition, then the transfer's acceptance only when the
    * image was moved by this very statement (its `updatedAt` is `now` and its owner the recipient),
@@ -186,9 +188,13 @@ export class SqlImageTransferRepository implements ImageTransferRepository {
     sql += ` WHERE id = ${move.add(known.imageId, 'text')} AND kind = 'custom' AND ${images.col('accountId')} = ${move.add(known.fromAccountId, 'text')}`;
     sql += ` AND status = 'available' AND EXISTS (SELECT 1 FROM ${table.ref} WHERE id = ${move.add(id, 'text')} AND status = 'pending'`;
     sql += ` AND ${table.col('expiresAt')} > ${move.add(now, 'timestamp')})`;
-    if (limit !== null) {
-      sql += ` AND (SELECT count(*) FROM ${images.ref} WHERE kind = 'custom' AND ${images.col('accountId')} = ${move.add(to, 'text')} AND status <> 'deleted')`;
-      sql += ` < ${move.add(limit.max, 'integer')}`;
+    if (limit !== null && Number.isFinite(limit.max))
+      sql += ` AND (SELECT count(*) FROM ${images.ref} WHERE ${activeCustomImages(images, move, to)}) < ${move.add(limit.max, 'integer')}`;
+    if (limit !== null && limit.maxBytes != null) {
+      // The recipient's bytes plus the image's own, as `insertIfUnderLimit` counts a new image.
+      sql += ` AND ${usedBytesSql(images, move, to)}`;
+      sql += ` + (SELECT ${capBytesSql(images)} FROM ${images.ref} WHERE id = ${move.add(known.imageId, 'text')})`;
+      sql += ` <= ${move.add(limit.maxBytes, 'bigint')}`;
     }
     statements.push(move.statement(`${sql} RETURNING ${images.selectList}`));
     const moved = statements.length - 1;

@@ -21,6 +21,7 @@ import type {
   ImageRepository,
   ImageSort,
   ImageTransitionStep,
+  ImageTransitionOptions,
   IsoRepository,
   ListPage,
   MediaGroupRepository,
@@ -52,6 +53,7 @@ import {
 } from './tables';
 import { SqlImageShareRepository, SqlImageTransferRepository } from './image-moves';
 import { outboxInsert, SqlOutboxRepository, writeWithEvents } from './outbox';
+import { activeCustomImages, capBytesSql, usedBytesSql } from './image-caps';
 import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
@@ -63,11 +65,6 @@ const RECORD_IMMUTABLE = new Set(['id', 'createdAt']);
 function equals(where: string[], params: SqlParams, column: string, value: string | boolean | undefined): void {
   if (value === undefined) return;
   where.push(`${column} = ${params.add(value, typeof value === 'boolean' ? 'boolean' : 'text')}`);
-}
-
-/** The condition selecting an account's custom images that count against its cap. */
-function activeCustomImages(table: SqlTable<Image>, params: SqlParams, accountId: string): string {
-  return `kind = 'custom' AND ${table.col('accountId')} = ${params.add(accountId, 'text')} AND status <> 'deleted'`;
 }
 
 /** {@link ImageRepository} over SQL. */
@@ -124,11 +121,9 @@ export class SqlImageRepository implements ImageRepository {
         `(SELECT count(*) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)}) < ${params.add(limit.max, 'integer')}`,
       );
     if (maxBytes !== null) {
-      // Each image counts its file size once known, else its virtual size (`imageCapBytes`).
-      const bytes = `coalesce(${table.col('sizeBytes')}, ${table.col('virtualSizeBytes')}, 0)`;
+      // Each image counts what `imageCapBytes` counts.
       caps.push(
-        `(SELECT coalesce(sum(${bytes}), 0) FROM ${table.ref} WHERE ${activeCustomImages(table, params, limit.accountId)})` +
-          ` + ${params.add(imageCapBytes(image), 'bigint')} <= ${params.add(maxBytes, 'bigint')}`,
+        `${usedBytesSql(table, params, limit.accountId)} + ${params.add(imageCapBytes(image), 'bigint')} <= ${params.add(maxBytes, 'bigint')}`,
       );
     }
     // A duplicate id is attempted even at the cap, so it fails with CONFLICT like the reference.
@@ -149,13 +144,39 @@ export class SqlImageRepository implements ImageRepository {
     patch: ImagePatch,
     now: Date,
     events?: OutboxEvents<Image>,
+    options: ImageTransitionOptions = {},
   ): Promise<Image | null> {
-    const write = this.table.patchStatement('id', id, patch, { immutable: IMAGE_IMMUTABLE, status: { from, to }, now });
+    const notProtected = `${this.table.col('protected')} IS NULL OR NOT ${this.table.col('protected')}`;
+    const write = this.table.patchStatement('id', id, patch, {
+      immutable: IMAGE_IMMUTABLE,
+      status: { from, to },
+      now,
+      ...(options.unlessProtected === true ? { condition: notProtected } : {}),
+    });
     return writeWithEvents(this.table, this.outbox, write, events, () => now);
   }
 
   async update(id: string, patch: ImagePatch, now: Date): Promise<Image | null> {
     return this.table.patch('id', id, patch, { immutable: IMAGE_IMMUTABLE, now });
+  }
+
+  async reserveBytes(id: string, bytes: number, maxBytes: number | null, now: Date): Promise<Image | null> {
+    const { table } = this;
+    // The account of a creating image never changes (only available images are transferred).
+    const known = await table.getBy('id', id);
+    if (known === null || known.kind !== 'custom' || known.status !== 'creating' || known.accountId === null) return null;
+    const params = table.params();
+    let sql = `UPDATE ${table.ref} SET ${table.col('reservedBytes')} = ${params.add(bytes, 'bigint')}, updated_at = ${params.add(now, 'timestamp')}`;
+    sql += ` WHERE id = ${params.add(id, 'text')} AND kind = 'custom' AND status = 'creating'`;
+    if (maxBytes !== null) {
+      sql += ` AND (SELECT coalesce(sum(${capBytesSql(table)}), 0) FROM ${table.ref} WHERE ${activeCustomImages(table, params, known.accountId)}`;
+      sql += ` AND id <> ${params.add(id, 'text')}) + ${params.add(bytes, 'bigint')} <= ${params.add(maxBytes, 'bigint')}`;
+    }
+    const lock = maxBytes === null ? null : table.dialect.imageLimitLock(known.accountId);
+    const write = params.statement(`${sql} RETURNING ${table.selectList}`);
+    const results = await table.executor.transaction(lock ? [lock, write] : [write]);
+    const [row] = results[results.length - 1] ?? [];
+    return row === undefined ? null : table.decode(row);
   }
 }
 

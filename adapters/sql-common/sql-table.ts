@@ -32,6 +32,8 @@ export interface PatchOptions {
   status?: { from: readonly string[]; to: string };
   /** The new `updatedAt`, for tables that have one. */
   now?: Date;
+  /** A further condition (SQL without parameters) the row must meet to change. */
+  condition?: string;
 }
 
 /** Statements and codecs for one table. */
@@ -144,6 +146,7 @@ export class SqlTable<T extends object> {
     if (sets.length === 0) sets.push(`${this.col(keyField)} = ${this.col(keyField)}`);
     const where = [`${this.col(keyField)} = ${params.add(key, 'text')}`];
     if (options.status) where.push(params.inList('status', options.status.from));
+    if (options.condition) where.push(`(${options.condition})`);
     return params.statement(`UPDATE ${this.ref} SET ${sets.join(', ')}${whereClause(where)} RETURNING ${this.selectList}`);
   }
 

@@ -43,6 +43,7 @@ export const imagesTable: TableSpec<Image> = {
     minDiskBytes: 'bigint',
     firmware: 'text',
     architecture: 'text',
+    reservedBytes: 'bigint',
     status: 'text',
     statusReason: 'json',
     createdAt: 'timestamp',
@@ -50,7 +51,7 @@ export const imagesTable: TableSpec<Image> = {
     availableAt: 'timestamp',
     deletedAt: 'timestamp',
   },
-  optional: ['compressed', 'sourceInstanceDeletedAt', 'protected', 'minDiskBytes', 'firmware', 'architecture'],
+  optional: ['compressed', 'sourceInstanceDeletedAt', 'protected', 'minDiskBytes', 'firmware', 'architecture', 'reservedBytes'],
 };
 
 /** `ii_storages`: image storages. */

@@ -239,4 +239,9 @@ export const sqliteMigrations: readonly Migration[] = [
       `ALTER TABLE ii_account_limits ADD COLUMN image_bytes_limit INTEGER`,
     ],
   },
+  {
+    version: 11,
+    name: 'bytes an import holds against the byte cap',
+    statements: [`ALTER TABLE ii_images ADD COLUMN reserved_bytes INTEGER`],
+  },
 ];

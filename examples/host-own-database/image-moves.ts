@@ -187,7 +187,7 @@ export function createImageMoveRepositories(db: Database.Database): {
         const t = transferFromRow(row);
         if (t.status !== 'pending' || t.expiresAt.getTime() <= now.getTime()) return null;
         const image = one(
-          `SELECT id FROM panel_vm_images WHERE id = ? AND kind = 'custom' AND customer_id = ? AND state = 'available'`,
+          `SELECT coalesce(file_bytes, disk_bytes, held_bytes, 0) AS bytes FROM panel_vm_images WHERE id = ? AND kind = 'custom' AND customer_id = ? AND state = 'available'`,
           t.imageId,
           t.fromAccountId,
         );
@@ -198,6 +198,14 @@ export function createImageMoveRepositories(db: Database.Database): {
               ?.n ?? 0,
           );
           if (n >= limit.max) return null;
+          // The byte cap counts the recipient's images plus this one, as `insertIfUnderLimit` does.
+          const used = Number(
+            one(
+              `SELECT coalesce(sum(coalesce(file_bytes, disk_bytes, held_bytes, 0)), 0) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted'`,
+              t.toAccountId,
+            )?.n ?? 0,
+          );
+          if (limit.maxBytes != null && used + Number(image.bytes) > limit.maxBytes) return null;
         }
         db.prepare('UPDATE panel_vm_images SET customer_id = ?, server_id = NULL, server_name = NULL, changed_on = ? WHERE id = ?').run(
           t.toAccountId,

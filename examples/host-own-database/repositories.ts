@@ -102,6 +102,7 @@ const imageTable: Table<Image> = {
     min_disk_bytes: i.minDiskBytes ?? null,
     boot_firmware: i.firmware ?? null,
     cpu_arch: i.architecture ?? null,
+    held_bytes: i.reservedBytes ?? null,
     state: i.status,
     state_code: i.statusReason?.code ?? null,
     state_message: i.statusReason?.message ?? null,
@@ -143,6 +144,7 @@ const imageTable: Table<Image> = {
     ...(r.min_disk_bytes === null || r.min_disk_bytes === undefined ? {} : { minDiskBytes: Number(r.min_disk_bytes) }),
     ...(r.boot_firmware === null || r.boot_firmware === undefined ? {} : { firmware: text(r.boot_firmware) as Image['firmware'] }),
     ...(r.cpu_arch === null || r.cpu_arch === undefined ? {} : { architecture: text(r.cpu_arch) }),
+    ...(r.held_bytes === null || r.held_bytes === undefined ? {} : { reservedBytes: Number(r.held_bytes) }),
   }),
 };
 
@@ -410,12 +412,13 @@ export function createHostRepositories(db: Database.Database): Repositories {
       one(`SELECT count(*) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted'`, accountId)?.n ?? 0,
     );
 
-  // Each image counts its file size once known, else its virtual size (`imageCapBytes`).
-  const activeBytes = (accountId: string) =>
+  // Each image counts its file size once known, else its virtual size, else what an import holds (`imageCapBytes`).
+  const activeBytes = (accountId: string, exceptId = '') =>
     Number(
       one(
-        `SELECT coalesce(sum(coalesce(file_bytes, disk_bytes, 0)), 0) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted'`,
+        `SELECT coalesce(sum(coalesce(file_bytes, disk_bytes, held_bytes, 0)), 0) AS n FROM panel_vm_images WHERE kind = 'custom' AND customer_id = ? AND state <> 'deleted' AND id <> ?`,
         accountId,
+        exceptId,
       )?.n ?? 0,
     );
 
@@ -484,15 +487,27 @@ export function createHostRepositories(db: Database.Database): Repositories {
           insert(imageTable, image);
           return true;
         }),
-      transition: async (id, from, to, patch, now, events) =>
+      transition: async (id, from, to, patch, now, events, options = {}) =>
         modify(
           imageTable,
           id,
-          (current) => (from.includes(current.status) ? { ...current, ...patch, id, status: to, updatedAt: now } : null),
+          (current) =>
+            from.includes(current.status) && !(options.unlessProtected === true && current.protected === true)
+              ? { ...current, ...patch, id, status: to, updatedAt: now }
+              : null,
           events,
           now,
         ),
       update: async (id, patch, now) => modify(imageTable, id, (current) => ({ ...current, ...patch, id, updatedAt: now })),
+      // The sum and the write under one write lock, like the capped insert.
+      reserveBytes: async (id, bytes, maxBytes, now) =>
+        modify(imageTable, id, (current) =>
+          current.kind !== 'custom' || current.status !== 'creating' || current.accountId === null
+            ? null
+            : maxBytes !== null && activeBytes(current.accountId, id) + bytes > maxBytes
+              ? null
+              : { ...current, reservedBytes: bytes, updatedAt: now },
+        ),
     },
 
     storages: {

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS panel_vm_images (
   min_disk_bytes  INTEGER,                  -- Image.minDiskBytes (capability metadata), NULL when unknown
   boot_firmware   TEXT,                     -- Image.firmware: 'bios' | 'uefi', NULL when unknown
   cpu_arch        TEXT,                     -- Image.architecture, NULL when unknown
+  held_bytes      INTEGER,                  -- Image.reservedBytes: what an import holds against the byte cap
   state           TEXT NOT NULL,
   state_code      TEXT,                     -- why it is in that state (code + message)
   state_message   TEXT,
@@ -217,6 +218,7 @@ export function upgradePanelSchema(db: Database.Database): void {
   const columns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('panel_vm_images') as { name: string }[]).map((c) => c.name);
   if (!columns.includes('is_compressed')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN is_compressed INTEGER');
   if (!columns.includes('server_gone_on')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN server_gone_on INTEGER');
+  if (!columns.includes('held_bytes')) db.exec('ALTER TABLE panel_vm_images ADD COLUMN held_bytes INTEGER');
   const storeColumns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('panel_image_stores') as { name: string }[]).map(
     (c) => c.name,
   );

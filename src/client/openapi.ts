@@ -1294,6 +1294,7 @@ export interface components {
       /** @default null */
       osType: ('linux' | 'windows' | 'bsd') | null;
       protected?: boolean | null;
+      reservedBytes?: number | null;
       /** @default null */
       sha256: string | null;
       /** @default null */

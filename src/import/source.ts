@@ -21,6 +21,8 @@ export interface ImportSourceOptions extends DownloadOptions {
   decompressors: Decompressors;
   /** Bytes read from the server so far (compressed), for progress. */
   onDownloaded?(bytes: number, total: number | null): void;
+  /** See {@link ByteSourceOptions.admit}. */
+  admit?(bytes: number): Promise<void>;
 }
 
 /** An opened import source. */
@@ -68,6 +70,11 @@ export interface ByteSourceOptions {
   expectedSha256?: string | null;
   decompressors: Decompressors;
   signal: AbortSignal;
+  /**
+   * Called with the decompressed bytes so far before each piece is passed on; its rejection fails
+   * the stream (an import's hold on its account's byte cap).
+   */
+  admit?(bytes: number): Promise<void>;
 }
 
 /**
@@ -131,6 +138,7 @@ export async function openByteSource(bytes: AsyncIterable<Buffer>, options: Byte
         throw new InstanceImagesError('DOWNLOAD_FAILED', `The decompressed image is larger than the limit of ${maxImageBytes} bytes`, {
           details: { reason: 'too-large', limitBytes: maxImageBytes },
         });
+      if (options.admit) await options.admit(size);
       hash.update(chunk);
       yield chunk;
     }

@@ -16,6 +16,7 @@ import type {
   ImageLimit,
   ImageRepository,
   ImageSort,
+  ImageTransitionOptions,
   IsoRepository,
   ListPage,
   MediaGroupRepository,
@@ -117,8 +118,9 @@ export class MemoryImageRepository implements ImageRepository {
     patch: ImagePatch,
     now: Date,
     events?: OutboxEvents<Image>,
+    options: ImageTransitionOptions = {},
   ): Promise<Image | null> {
-    const next = this.planTransition(id, from, to, patch, now);
+    const next = this.planTransition(id, from, to, patch, now, options);
     if (!next) return null;
     this.outbox.appendNow(events, copy(next), now);
     this.images.set(id, next);
@@ -126,9 +128,17 @@ export class MemoryImageRepository implements ImageRepository {
   }
 
   /** @internal The image `transition` would write (nothing is written), or `null` when its compare-and-set fails. */
-  planTransition(id: string, from: readonly ImageStatus[], to: ImageStatus, patch: ImagePatch, now: Date): Image | null {
+  planTransition(
+    id: string,
+    from: readonly ImageStatus[],
+    to: ImageStatus,
+    patch: ImagePatch,
+    now: Date,
+    options: ImageTransitionOptions = {},
+  ): Image | null {
     const current = this.images.get(id);
     if (!current || !from.includes(current.status)) return null;
+    if (options.unlessProtected === true && current.protected === true) return null;
     return { ...current, ...copy(patch), id: current.id, status: to, updatedAt: now };
   }
 
@@ -147,14 +157,29 @@ export class MemoryImageRepository implements ImageRepository {
     return updateIn(this.images, id, patch as Partial<Image>, now);
   }
 
+  async reserveBytes(id: string, bytes: number, maxBytes: number | null, now: Date): Promise<Image | null> {
+    const current = this.images.get(id);
+    if (!current || current.kind !== 'custom' || current.status !== 'creating' || current.accountId === null) return null;
+    if (maxBytes !== null) {
+      const others = [...this.images.values()].filter((each) => each.id !== id && isActiveCustom(current.accountId ?? '')(each));
+      if (others.reduce((sum, each) => sum + imageCapBytes(each), bytes) > maxBytes) return null;
+    }
+    return updateIn(this.images, id, { reservedBytes: bytes }, now);
+  }
+
   /**
    * @internal Synchronously (so atomically): whether the image is an available custom image of
-   * `fromAccountId` and `to` has room under `limit`; when `move` is true, also gives it to `to`.
+   * `fromAccountId` and `to` has room under `limit` (count and bytes, the image's own included); when `move` is true, also gives it to `to`.
    */
   ownerChange(id: string, fromAccountId: string, to: string, limit: ImageLimit | null, now: Date, move: boolean): boolean {
     const current = this.images.get(id);
     if (!current || current.kind !== 'custom' || current.accountId !== fromAccountId || current.status !== 'available') return false;
-    if (limit !== null && [...this.images.values()].filter(isActiveCustom(to)).length >= limit.max) return false;
+    if (limit !== null) {
+      const active = [...this.images.values()].filter(isActiveCustom(to));
+      if (active.length >= limit.max) return false;
+      const bytes = active.reduce((sum, each) => sum + imageCapBytes(each), imageCapBytes(current));
+      if (limit.maxBytes !== undefined && limit.maxBytes !== null && bytes > limit.maxBytes) return false;
+    }
     if (move) this.images.set(id, { ...current, accountId: to, sourceInstanceId: null, sourceInstanceName: null, updatedAt: now });
     return true;
   }

@@ -86,6 +86,12 @@ export const ImageSchema = z.object({
   firmware: FirmwareSchema.nullish(),
   /** The CPU architecture of the image; absent or null when unknown (any plan). */
   architecture: ArchitectureSchema.nullish(),
+  /**
+   * Custom images being imported or uploaded: the bytes held against the account's byte cap until
+   * the stored file's size is known (the upload's length, then the decompressed bytes as they
+   * arrive). Absent or null: nothing held.
+   */
+  reservedBytes: BytesSchema.nullish(),
   status: ImageStatusSchema,
   statusReason: StatusReasonSchema.nullable().default(null),
   createdAt: z.date(),
@@ -101,8 +107,9 @@ export type ImagePatch = Partial<Omit<Image, 'id' | 'kind' | 'accountId' | 'crea
 /**
  * The bytes an image counts against an account's byte cap: the stored file's size once known
  * (set when the image becomes available), before that the guest-visible (virtual) size of the
- * source disk recorded at creation (an upper bound of what a capture stores), else 0.
+ * source disk recorded at creation (an upper bound of what a capture stores), else the bytes an
+ * import holds (`reservedBytes`), else 0.
  */
-export function imageCapBytes(image: Pick<Image, 'sizeBytes' | 'virtualSizeBytes'>): number {
-  return image.sizeBytes ?? image.virtualSizeBytes ?? 0;
+export function imageCapBytes(image: Pick<Image, 'sizeBytes' | 'virtualSizeBytes' | 'reservedBytes'>): number {
+  return image.sizeBytes ?? image.virtualSizeBytes ?? image.reservedBytes ?? 0;
 }

@@ -2,6 +2,7 @@
  * The host directory: how the SDK learns about the host panel's instances and hypervisors.
  * @module
  */
+import type { OsType } from '../model/image';
 
 /** An instance (VM) as the host panel knows it. */
 export interface HostInstance {
@@ -13,6 +14,13 @@ export interface HostInstance {
   hypervisorId: string;
   /** The libvirt domain name on the hypervisor. */
   domainName: string;
+  /**
+   * Optional: the OS family the panel knows the instance runs (e.g. from the OS template it was
+   * installed from). A capture records it; it wins over what the domain's definition says.
+   */
+  osType?: OsType | null;
+  /** Optional: whether the panel knows the instance runs cloud-init (e.g. its OS template has it). Wins over the domain's definition. */
+  cloudInit?: boolean | null;
 }
 
 /** How to reach a hypervisor: on this machine, or over SSH with a pinned host key. */

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Readable } from 'node:stream';
-import type { Consistency, DiskFormat } from '../model';
+import type { Consistency, DiskFormat, OsType } from '../model';
 import type { Executor } from './executor';
 import type { HostHypervisor } from './host-directory';
 
@@ -31,6 +31,16 @@ export interface DomainInfo {
   firmware?: 'bios' | 'uefi' | null;
   /** Optional: the domain's CPU architecture (`<os><type arch>`), null when unknown. */
   architecture?: string | null;
+  /**
+   * Optional: the guest's OS family as the domain's definition records it (libvirt: the libosinfo
+   * metadata `<libosinfo:os id>`), null when it does not say. Never probed inside the guest.
+   */
+  osType?: OsType | null;
+  /**
+   * Optional: `true` when the domain's definition hands the guest a cloud-init datasource (libvirt:
+   * an SMBIOS system serial `ds=nocloud…`); null when it does not say (not a "no").
+   */
+  cloudInit?: boolean | null;
 }
 
 /** Progress of a long operation. */

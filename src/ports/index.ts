@@ -3,6 +3,7 @@ export type {
   ImageFilter,
   ImageSort,
   ImageLimit,
+  ImageTransitionOptions,
   ImageRepository,
   StorageRepository,
   MediaGroupRepository,

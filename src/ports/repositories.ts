@@ -64,6 +64,16 @@ export interface ImageLimit {
   maxBytes?: number | null;
 }
 
+/** Extra conditions of {@link ImageRepository.transition}'s compare-and-set. */
+export interface ImageTransitionOptions {
+  /**
+   * Also require the image not to be protected (`protected` absent, null or false), in the same
+   * atomic step: a delete's compare-and-set, so that a protection set concurrently (itself a
+   * compare-and-set on the status) is never overtaken. @default false
+   */
+  unlessProtected?: boolean;
+}
+
 /** Images: custom (My Images) and stock (OS templates). */
 export interface ImageRepository {
   /** The image, or `null`. */
@@ -88,8 +98,11 @@ export interface ImageRepository {
    * sets `status = to`, applies `patch` and `updatedAt = now`. Of two racing callers with the same
    * `from`, exactly one succeeds. It does not check the lifecycle table (the service does).
    * `events` (when given) are recorded in the outbox atomically with the change, built from the
-   * updated image; a failed compare-and-set records none.
-   * @returns the updated image, or `null` when the image is missing or its status is not in `from`.
+   * updated image; a failed compare-and-set records none. `to` may equal the current status (a
+   * change of other fields conditional on the status, as protection is). With
+   * `options.unlessProtected`, a protected image is left unchanged too.
+   * @returns the updated image, or `null` when the image is missing, its status is not in `from`,
+   *   or (with `unlessProtected`) it is protected.
    */
   transition(
     id: string,
@@ -98,9 +111,19 @@ export interface ImageRepository {
     patch: ImagePatch,
     now: Date,
     events?: OutboxEvents<Image>,
+    options?: ImageTransitionOptions,
   ): Promise<Image | null>;
   /** Updates fields other than the status. @returns the updated image, or `null`. */
   update(id: string, patch: ImagePatch, now: Date): Promise<Image | null>;
+  /**
+   * Atomically sets the `reservedBytes` of a `creating` custom image (and `updatedAt = now`), when
+   * (with `maxBytes` not null) the `imageCapBytes` of its account's other custom images that are
+   * not `deleted`, plus `bytes`, is at most `maxBytes`. Must hold under any number of concurrent
+   * callers, like {@link ImageRepository.insertIfUnderLimit} (imports of one account growing their
+   * holds together never pass the cap).
+   * @returns the updated image, or `null` when it is missing, not a creating custom image, or the cap would be passed.
+   */
+  reserveBytes(id: string, bytes: number, maxBytes: number | null, now: Date): Promise<Image | null>;
 }
 
 /** Image storages and their hypervisor bindings. */
@@ -363,12 +386,14 @@ export interface ImageTransferRepository {
    * Accepts a transfer, atomically with the ownership change: when the transfer is `pending` and
    * `expiresAt > now`, its image is a custom image still owned by `fromAccountId` and `available`,
    * and (when `limit` is given) the recipient's custom images that are not `deleted` number fewer
-   * than `limit.max`, it sets the image's `accountId` to `toAccountId`, clears `sourceInstanceId` and
+   * than `limit.max` and (when `limit.maxBytes` is set) their total `imageCapBytes` plus the image's
+   * own is at most `limit.maxBytes`, it sets the image's `accountId` to `toAccountId`, clears `sourceInstanceId` and
    * `sourceInstanceName` (the giver's instance is none of the recipient's business, and a retry must
    * never capture it), sets `updatedAt = now`, and sets the
    * transfer `accepted` (`decidedAt = now`). Otherwise it changes nothing. Must hold under any
    * number of concurrent callers, like {@link ImageRepository.insertIfUnderLimit} (accepting K
-   * transfers to one account with room for fewer leaves exactly the room taken), and against a
+   * transfers to one account with room for fewer leaves exactly the room taken, by count and by
+   * bytes), and against a
    * concurrent `transition` of the same transfer (never an accepted transfer without its image
    * moved, nor a moved image under a transfer that is not accepted). `events` (when given) are built
    * from the accepted transfer and the moved image and recorded in the same transaction.

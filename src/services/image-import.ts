@@ -34,6 +34,7 @@ import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-run
 import { newStockImage } from './os-images';
 import { startBilling } from './usage';
 import { accountCaps, capReached, insertUnderCaps } from './image-metadata';
+import { byteHoldOf, checkByteRoom, type ByteHold } from './import-hold';
 
 const UrlSchema = z
   .string()
@@ -279,6 +280,8 @@ export class ImageImportService {
       format: 'qcow2',
       sizeBytes: null,
       virtualSizeBytes: null,
+      // An upload's length is held against the byte cap from now on; a URL's bytes as they arrive.
+      reservedBytes: source.kind === 'upload' ? source.lengthBytes : null,
       sha256: null,
       consistency: null,
       compressed: null,
@@ -308,10 +311,14 @@ export class ImageImportService {
   /**
    * The checks a custom import makes before anything is recorded (also at an upload's creation):
    * the location's switches (`imagesEnabled`; `urlImportEnabled` for customers, FEATURE_DISABLED)
-   * and the account's cap (IMAGE_LIMIT_REACHED; held atomically only when the image is recorded).
+   * and the account's caps (IMAGE_LIMIT_REACHED; held atomically only when the image is recorded):
+   * the count, and the byte cap for an upload's declared length `bytes`.
    * @internal
    */
-  async checkCustomImport(request: Pick<CustomImportRequest, 'accountId' | 'locationId' | 'byAdmin'>): Promise<void> {
+  async checkCustomImport(
+    request: Pick<CustomImportRequest, 'accountId' | 'locationId' | 'byAdmin'>,
+    bytes: number | null = null,
+  ): Promise<void> {
     const settings = await this.ctx.repos.settings.getLocation(request.locationId);
     if (!settings?.imagesEnabled || (!request.byAdmin && settings.urlImportEnabled !== true))
       throw new InstanceImagesError('FEATURE_DISABLED', 'Importing images is not enabled in this location', {
@@ -320,6 +327,7 @@ export class ImageImportService {
     const caps = await accountCaps(this.ctx, request.accountId, settings);
     if (caps.max !== null && (await this.ctx.repos.images.countActive(request.accountId)) >= caps.max)
       throw await capReached(this.ctx, request.accountId, caps, 0);
+    if (bytes !== null) await checkByteRoom(this.ctx, request.accountId, caps, bytes);
   }
 
   /**
@@ -411,8 +419,8 @@ export class ImageImportService {
   }
 
   /** The bytes of a job's source: a download (the URL checked again here), or a staged upload. */
-  private async open(params: ImportJobParams, work: TaskWork): Promise<ImportSource> {
-    if (params.source === 'url') return this.openUrl(this.checkUrl(params.url), params.sha256, work);
+  private async open(params: ImportJobParams, work: TaskWork, hold: ByteHold | null): Promise<ImportSource> {
+    if (params.source === 'url') return this.openUrl(this.checkUrl(params.url), params.sha256, work, hold);
     if (!this.stagedUploads)
       throw new InstanceImagesError(
         'FEATURE_DISABLED',
@@ -420,11 +428,11 @@ export class ImageImportService {
         { details: { option: 'uploads.directory' } },
       );
     const bytes = await this.stagedUploads.read(params.uploadId, params.lengthBytes, work);
-    return this.openBytes(bytes, params.sha256, work.signal);
+    return this.openBytes(bytes, params.sha256, work.signal, hold);
   }
 
   /** Downloads, decompresses and detects the format: a URL import's bytes. */
-  private openUrl(url: URL, sha256: string | null, work: TaskWork): Promise<ImportSource> {
+  private openUrl(url: URL, sha256: string | null, work: TaskWork, hold: ByteHold | null): Promise<ImportSource> {
     const { signal, progress } = work;
     progress({ step: 'downloading', bytesDone: 0, bytesTotal: null });
     return openImportSource(url, {
@@ -438,7 +446,11 @@ export class ImageImportService {
       maxImageBytes: this.options.maxImageBytes,
       expectedSha256: sha256,
       decompressors: this.decompressors,
-      onDownloaded: (bytes, total) => progress({ step: 'downloading', bytesDone: bytes, bytesTotal: total }),
+      onDownloaded: (bytes, total) => {
+        hold?.announce(total);
+        progress({ step: 'downloading', bytesDone: bytes, bytesTotal: total });
+      },
+      ...(hold ? { admit: (bytes: number) => hold.admit(bytes) } : {}),
     });
   }
 
@@ -447,19 +459,26 @@ export class ImageImportService {
    * URL's, with the same limits.
    * @internal
    */
-  openBytes(bytes: AsyncIterable<Buffer>, sha256: string | null, signal: AbortSignal): Promise<ImportSource> {
+  openBytes(bytes: AsyncIterable<Buffer>, sha256: string | null, signal: AbortSignal, hold: ByteHold | null = null): Promise<ImportSource> {
     return openByteSource(bytes, {
       signal,
       maxImageBytes: this.options.maxImageBytes,
       expectedSha256: sha256,
       decompressors: this.decompressors,
+      ...(hold ? { admit: (size: number) => hold.admit(size) } : {}),
     });
   }
 
   /** Opens the source and stores it: the work shared by every import. */
-  private async store(params: ImportJobParams, target: ImportTarget, work: TaskWork, keys: string[]): Promise<StoredImport> {
+  private async store(
+    params: ImportJobParams,
+    target: ImportTarget,
+    work: TaskWork,
+    keys: string[],
+    hold: ByteHold | null = null,
+  ): Promise<StoredImport> {
     const { signal, progress } = work;
-    const source = await this.open(params, work);
+    const source = await this.open(params, work, hold);
     try {
       return await storeImport(this.drivers, target, source, { signal, progress, onKey: (key) => keys.push(key) });
     } finally {
@@ -482,7 +501,7 @@ export class ImageImportService {
       const image = await this.ctx.repos.images.get(imageId);
       if (image?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       target = await this.targetOf(image.storageId, params.viaHypervisorId, image.fileKey.replace(/\.qcow2$/, ''));
-      const stored = await this.store(params, target, work, keys);
+      const stored = await this.store(params, target, work, keys, await byteHoldOf(this.ctx, image));
       const current = await this.ctx.repos.images.get(image.id);
       if (signal.aborted || current?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       const now = this.ctx.now();
@@ -493,6 +512,7 @@ export class ImageImportService {
         virtualSizeBytes: stored.virtualSizeBytes,
         minDiskBytes: stored.virtualSizeBytes,
         sha256: stored.sha256,
+        reservedBytes: null, // the file's size counts from now on
         availableAt: now,
       };
       const available = await tryTransitionImage(this.ctx, current, 'available', patch, 'system');
@@ -509,8 +529,8 @@ export class ImageImportService {
     if (target) await this.removeKeys(target, keys, imageId);
     if (current?.status === 'creating') {
       const code = outcome.error.code;
-      await transitionImage(this.ctx, current, 'error', {}, 'system', failureReason('import', code)).catch((error: unknown) =>
-        this.ctx.logger.warn('import error transition lost a race', { imageId, error: String(error) }),
+      await transitionImage(this.ctx, current, 'error', { reservedBytes: null }, 'system', failureReason('import', code)).catch(
+        (error: unknown) => this.ctx.logger.warn('import error transition lost a race', { imageId, error: String(error) }),
       );
     }
   }
@@ -529,7 +549,9 @@ export class ImageImportService {
     this.ctx.queue.cancel(task.id);
     const image = await this.ctx.repos.images.get(task.subjectId);
     if (image?.status === 'creating') {
-      await transitionImage(this.ctx, image, 'error', {}, actor, failureReason('import', 'CANCELLED')).catch(() => undefined);
+      await transitionImage(this.ctx, image, 'error', { reservedBytes: null }, actor, failureReason('import', 'CANCELLED')).catch(
+        () => undefined,
+      );
     }
     return (await this.ctx.repos.tasks.get(task.id)) ?? task;
   }

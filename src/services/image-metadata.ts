@@ -10,11 +10,13 @@ import { InstanceImagesError, notFound } from '../errors';
 import { BytesSchema, DescriptionSchema, IdSchema, NameSchema } from '../model/common';
 import { ArchitectureSchema, FirmwareSchema, imageCapBytes, OsTypeSchema, type Image, type ImagePatch } from '../model/image';
 import type { LocationSettings } from '../model/settings';
+import type { HostInstance } from '../ports/host-directory';
 import type { DomainInfo } from '../ports/hypervisor-driver';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, eventActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
 import { draft, recordEvents } from './outbox-events';
+import { changeImageAtStatus } from './image-state';
 
 /** Input of {@link ImageMetadataService.updateImage}; omitted fields keep their value, `null` clears. */
 export const UpdateImageInputSchema = z.strictObject({
@@ -88,12 +90,25 @@ export function assertNotProtected(image: Image): void {
 }
 
 /**
- * The capability metadata a capture records from its source domain: firmware and architecture as
- * the hypervisor reports them, and the source disk's virtual size as the minimum disk.
+ * The capability metadata a capture records from its source: firmware and architecture as the
+ * hypervisor reports them, the source disk's virtual size as the minimum disk, and the OS type and
+ * cloud-init flag as the host panel knows the instance (`HostInstance.osType`/`cloudInit`), else as
+ * the domain's definition records them (libvirt: libosinfo metadata, a NoCloud SMBIOS serial), else
+ * unknown (`null`, and no cloud-init) until the owner sets them.
  */
-export function capturedCapabilities(domain: DomainInfo): Pick<Image, 'firmware' | 'architecture' | 'minDiskBytes'> {
+export function capturedCapabilities(
+  domain: DomainInfo,
+  instance: Pick<HostInstance, 'osType' | 'cloudInit'> = {},
+): Pick<Image, 'firmware' | 'architecture' | 'minDiskBytes' | 'osType' | 'cloudInit'> {
   const architecture = domain.architecture && ArchitectureSchema.safeParse(domain.architecture).success ? domain.architecture : null;
-  return { firmware: domain.firmware ?? null, architecture, minDiskBytes: domain.primaryDisk.virtualSizeBytes };
+  const osType = instance.osType ?? domain.osType ?? null;
+  return {
+    firmware: domain.firmware ?? null,
+    architecture,
+    minDiskBytes: domain.primaryDisk.virtualSizeBytes,
+    osType: osType !== null && OsTypeSchema.safeParse(osType).success ? osType : null,
+    cloudInit: instance.cloudInit ?? domain.cloudInit ?? false,
+  };
 }
 
 /** An account's caps: the number of images and their total bytes (`null`: no cap). */
@@ -174,12 +189,26 @@ export class ImageMetadataService {
    * Protects an image against deletion (`true`) or lifts the protection (`false`); the owner or an
    * operator. Idempotent. A protected image's delete is refused with IMAGE_PROTECTED; closing the
    * account deletes it anyway. Emits `image.updated` (fields `["protected"]`) when it changes.
-   * @throws NOT_FOUND, INVALID_STATE (being deleted).
+   * The change is a compare-and-set on the status (only an available image, or one in error,
+   * changes), and a delete's compare-and-set requires the image unprotected: of a protection and a
+   * delete racing, exactly one wins.
+   * @throws NOT_FOUND, INVALID_STATE (being created or deleted, or changed meanwhile).
    */
   async setProtected(actor: Actor, imageId: string, value: boolean): Promise<Image> {
     const image = await this.changeable(actor, imageId);
     parseOrThrow(z.boolean(), value, 'The protection flag');
-    return (image.protected ?? false) === value ? image : this.apply(actor, image, { protected: value });
+    if ((image.protected ?? false) === value) return image;
+    if (image.status !== 'available' && image.status !== 'error')
+      throw new InstanceImagesError(
+        'INVALID_STATE',
+        `Only an available image (or one in error) can be protected; this one is ${image.status}`,
+        {
+          details: { imageId, status: image.status },
+        },
+      );
+    return changeImageAtStatus(this.ctx, image, { protected: value }, (updated) => [
+      draft('image.updated', updated.id, { image: updated, fields: ['protected'], actor: eventActor(actor) }),
+    ]);
   }
 
   /**

@@ -50,7 +50,10 @@ export function imageTransitionEvents(
  * an image status: it checks the lifecycle table of the image's kind, compare-and-sets
  * `image.status`, sets `statusReason` to `reason`, and records (in the outbox, with the change) and
  * emits `image.status-changed` (plus `image.available`, `image.failed` or `image.deleted`, and the
- * `extra` events the move causes, recorded with it).
+ * `extra` events the move causes, recorded with it). A deletion (into `deleting`, or straight into
+ * `deleted` from another status) also requires the image unprotected in the same compare-and-set
+ * (`unlessProtected`), so a protection set concurrently either comes first and stops it, or finds
+ * the image deleting and is refused.
  * @throws InstanceImagesError INVALID_STATE when the lifecycle forbids the transition.
  */
 export async function tryTransitionImage(
@@ -65,8 +68,34 @@ export async function tryTransitionImage(
   assertTransition(image.status, to, image.kind);
   const events = imageTransitionEvents(image.status, to, actor, reason, extra);
   // The events are recorded in the outbox in the same transaction as the compare-and-set.
-  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now(), events);
+  const deletion = to === 'deleting' || (to === 'deleted' && image.status !== 'deleting');
+  const updated = await ctx.repos.images.transition(image.id, [image.status], to, { ...patch, statusReason: reason }, ctx.now(), events, {
+    unlessProtected: deletion,
+  });
   if (!updated) return null;
+  publish(ctx.events, events(updated));
+  return updated;
+}
+
+/**
+ * Changes fields other than the status of an image, only while its status is still the one read
+ * (a compare-and-set that keeps the status: how protection is set, so a delete cannot slip in
+ * between). Records `events` with the change (in the outbox, atomically) and emits them.
+ * @throws INVALID_STATE when the image's status changed meanwhile.
+ */
+export async function changeImageAtStatus(
+  ctx: ServiceContext,
+  image: Image,
+  patch: TransitionPatch,
+  events: (updated: Image) => TypedDraft[],
+): Promise<Image> {
+  const updated = await ctx.repos.images.transition(image.id, [image.status], image.status, patch, ctx.now(), events);
+  if (!updated) {
+    const fresh = await ctx.repos.images.get(image.id);
+    throw new InstanceImagesError('INVALID_STATE', `The image changed meanwhile (it is now ${fresh?.status ?? 'gone'}); try again`, {
+      details: { imageId: image.id, expected: image.status, actual: fresh?.status ?? null },
+    });
+  }
   publish(ctx.events, events(updated));
   return updated;
 }

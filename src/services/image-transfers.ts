@@ -3,7 +3,7 @@
  * available image; the recipient accepts within the offer's lifetime. Acceptance is one atomic
  * repository operation (`imageTransfers.accept`): the image's owner changes only when the offer is
  * still pending and unexpired, the image is still the giver's and available, and the recipient is
- * under their image cap. Billing moves at that instant: the giver's usage interval closes and the
+ * under their image caps (the count, and the total bytes with the image's own). Billing moves at that instant: the giver's usage interval closes and the
  * recipient's opens at the same `at`, so the two usage reports meet exactly. Shares of the image
  * end with the transfer (the new owner decides anew).
  * @module
@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { InstanceImagesError, notFound } from '../errors';
 import { IdSchema, type Page } from '../model/common';
-import type { Image } from '../model/image';
+import { imageCapBytes, type Image } from '../model/image';
 import type { ImageTransfer, ImageTransferStatus } from '../model/image-move';
 import type { ImageLimit } from '../ports/repositories';
 import { parseOrThrow } from '../util/validate';
@@ -20,6 +20,7 @@ import type { ServiceContext } from './context';
 import { newMoveId, revokeSharesOf } from './image-sharing';
 import { startBilling, stopBilling } from './usage';
 import { draft, recordWith } from './outbox-events';
+import { accountCaps, capReached, type AccountCaps } from './image-metadata';
 
 /** The default lifetime of a transfer offer: 7 days. */
 export const DEFAULT_TRANSFER_TTL_SECONDS = 7 * 24 * 3600;
@@ -153,11 +154,10 @@ export class ImageTransferService {
     return (await this.decide('system', transfer, 'expired')) ?? (await this.ctx.repos.imageTransfers.get(transfer.id)) ?? transfer;
   }
 
-  private async recipientLimit(image: Image, accountId: string): Promise<ImageLimit | null> {
+  /** The recipient's caps (count and bytes) in the image's location: its override, else the location's defaults. */
+  private async recipientCaps(image: Image, accountId: string): Promise<AccountCaps> {
     const settings = image.locationId === null ? null : await this.ctx.repos.settings.getLocation(image.locationId);
-    const override = await this.ctx.repos.settings.getAccountLimit(accountId);
-    const max = override ? override.imageLimit : (settings?.defaultImageLimit ?? null);
-    return max === null ? null : { accountId, max };
+    return accountCaps(this.ctx, accountId, settings);
   }
 
   /**
@@ -175,7 +175,8 @@ export class ImageTransferService {
    * billing moves at this instant. Accepting an already accepted transfer again is idempotent (and
    * completes a billing move a crash interrupted).
    * @throws NOT_FOUND, INVALID_STATE (not pending, expired, or the image is no longer available or
-   *   no longer the giver's), IMAGE_LIMIT_REACHED (the recipient's cap; the offer stays pending).
+   *   no longer the giver's), IMAGE_LIMIT_REACHED (the recipient's count or byte cap, named with
+   *   `details.limit` or `details.limitBytes` and `details.imageBytes`; the offer stays pending).
    */
   async acceptTransfer(actor: Actor, transferId: string): Promise<AcceptedTransfer> {
     const found = await this.expireIfDue(await this.transferFor(actor, transferId, 'recipient'));
@@ -189,7 +190,11 @@ export class ImageTransferService {
       throw new InstanceImagesError('INVALID_STATE', `This transfer is ${found.status}; it can no longer be accepted`, {
         details: { status: found.status },
       });
-    const limit = await this.recipientLimit(image, found.toAccountId);
+    const caps = await this.recipientCaps(image, found.toAccountId);
+    const limit: ImageLimit | null =
+      caps.max === null && caps.maxBytes === null
+        ? null
+        : { accountId: found.toAccountId, max: caps.max ?? Number.POSITIVE_INFINITY, maxBytes: caps.maxBytes };
     const now = this.ctx.now();
     // The acceptance and the owner change are recorded with the write that makes them.
     let moved: Image | null = null;
@@ -215,7 +220,7 @@ export class ImageTransferService {
       async (transfer) =>
         transfer ? [{ transfer, image: (await this.ctx.repos.images.get(image.id)) ?? { ...image, accountId: transfer.toAccountId } }] : [],
     );
-    if (!accepted) throw await this.whyNotAccepted(found.id, limit);
+    if (!accepted) throw await this.whyNotAccepted(found.id, caps);
     const owned: Image = (moved as Image | null) ??
       (await this.ctx.repos.images.get(image.id)) ?? { ...image, accountId: accepted.toAccountId };
     await revokeSharesOf(this.ctx, image.id, 'system', now);
@@ -224,7 +229,7 @@ export class ImageTransferService {
   }
 
   /** Why the atomic accept changed nothing, as the error to throw. */
-  private async whyNotAccepted(transferId: string, limit: ImageLimit | null): Promise<InstanceImagesError> {
+  private async whyNotAccepted(transferId: string, caps: AccountCaps): Promise<InstanceImagesError> {
     const transfer = await this.ctx.repos.imageTransfers.get(transferId);
     if (!transfer || transfer.status !== 'pending')
       return new InstanceImagesError('INVALID_STATE', `This transfer is ${transfer?.status ?? 'gone'}; it can no longer be accepted`);
@@ -235,10 +240,13 @@ export class ImageTransferService {
     const image = await this.ctx.repos.images.get(transfer.imageId);
     if (!image || image.status !== 'available' || image.accountId !== transfer.fromAccountId)
       return new InstanceImagesError('INVALID_STATE', 'The image is no longer available from its owner');
-    if (limit !== null)
-      return new InstanceImagesError('IMAGE_LIMIT_REACHED', 'Maximum image limit reached: delete an image, then accept again', {
-        details: { limit: limit.max },
+    if (caps.max !== null || caps.maxBytes !== null) {
+      // Which cap is full (count or bytes), with the figures, and what the recipient can do.
+      const full = await capReached(this.ctx, transfer.toAccountId, caps, imageCapBytes(image));
+      return new InstanceImagesError('IMAGE_LIMIT_REACHED', `${full.message}. The offer stays pending: free room, then accept again`, {
+        details: { ...full.details, transferId },
       });
+    }
     return new InstanceImagesError('CONFLICT', 'The transfer changed concurrently; reload it and try again');
   }
 

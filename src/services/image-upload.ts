@@ -234,7 +234,7 @@ export class ImageUploadService {
         fields: [{ path: 'lengthBytes', message: `must be at most ${this.options.maxUploadBytes}` }],
         details: { reason: 'too-large', limitBytes: this.options.maxUploadBytes },
       });
-    const target = await this.checkTarget(actor, data.target);
+    const target = await this.checkTarget(actor, data.target, data.lengthBytes);
     await this.removeExpired();
     const now = this.ctx.now();
     const upload: StagedUpload = {
@@ -261,7 +261,11 @@ export class ImageUploadService {
     return infoOf(upload);
   }
 
-  private async checkTarget(actor: Actor, target: z.output<typeof CreateUploadInputSchema>['target']): Promise<UploadTarget> {
+  private async checkTarget(
+    actor: Actor,
+    target: z.output<typeof CreateUploadInputSchema>['target'],
+    lengthBytes: number | null,
+  ): Promise<UploadTarget> {
     if (target.kind === 'os-image') {
       if (actor.kind !== 'admin') throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can upload OS images');
       await this.imports.checkOsImport(target);
@@ -274,7 +278,7 @@ export class ImageUploadService {
       throw new InstanceImagesError('VALIDATION_FAILED', 'An administrator uploading a custom image names its account', {
         fields: [{ path: 'accountId', message: 'is required for administrators' }],
       });
-    await this.imports.checkCustomImport({ accountId, locationId: target.locationId, byAdmin: actor.kind === 'admin' });
+    await this.imports.checkCustomImport({ accountId, locationId: target.locationId, byAdmin: actor.kind === 'admin' }, lengthBytes);
     return {
       kind: 'image',
       accountId,

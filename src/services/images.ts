@@ -228,8 +228,6 @@ export class ImageService {
       kind: 'custom',
       name: data.name,
       description: data.description ?? '',
-      osType: null,
-      cloudInit: false,
       mediaGroupId: null,
       accountId: instance.accountId,
       sourceInstanceId: instance.id,
@@ -241,7 +239,7 @@ export class ImageService {
       format,
       sizeBytes: null,
       virtualSizeBytes: domain.primaryDisk.virtualSizeBytes,
-      ...capturedCapabilities(domain),
+      ...capturedCapabilities(domain, instance),
       sha256: null,
       consistency: null,
       compressed,
@@ -451,7 +449,12 @@ export class ImageService {
     // image among the actor's and the delete is refused (NOT_FOUND): exactly one of the two wins.
     await cancelTransfersOf(this.ctx, image.id, actor);
     const current = image.kind === 'custom' ? await this.imageFor(actor, imageId) : image;
-    const deleting = await transitionImage(this.ctx, current, 'deleting', {}, actor);
+    // The compare-and-set also requires the image unprotected: a protection that won the race refuses the delete.
+    const deleting = await transitionImage(this.ctx, current, 'deleting', {}, actor).catch(async (error: unknown) => {
+      const fresh = await this.ctx.repos.images.get(image.id);
+      if (fresh) assertNotProtected(fresh);
+      throw error;
+    });
     // Its shares end with it.
     await revokeSharesOf(this.ctx, image.id, actor, deleting.updatedAt);
     // Billing stops at the request; the delete task stops it again (idempotently) should this fail.

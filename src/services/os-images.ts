@@ -159,6 +159,7 @@ export class OsImageService {
     if (image.status === 'deleting') throw new InstanceImagesError('INVALID_STATE', 'The OS image is being deleted already');
     // The source file is the operator's: nothing to remove, so the stock lifecycle goes straight to deleted.
     const deleted = await tryTransitionImage(this.ctx, image, 'deleted', { deletedAt: this.ctx.now() }, actor);
+    if (!deleted) assertNotProtected((await this.ctx.repos.images.get(imageId)) ?? image);
     if (!deleted) throw new InstanceImagesError('INVALID_STATE', 'The OS image changed meanwhile; try again');
     return deleted;
   }

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { InstanceImagesError } from '../errors';
+import { OsTypeSchema } from '../model/image';
 import type { HostDirectory, HostHypervisor, HostInstance } from '../ports/host-directory';
 import { isWellFormedText, zodIssues } from './validate';
 
@@ -33,6 +34,8 @@ export const HostInstanceSchema = z.looseObject({
   locationId: HostTextSchema,
   hypervisorId: HostTextSchema,
   domainName: HostTextSchema,
+  osType: OsTypeSchema.nullish(),
+  cloudInit: z.boolean().nullish(),
 });
 
 /** What a host directory must return for a hypervisor. */

@@ -11,6 +11,7 @@ import type {
   CapturedChunk,
   CaptureRequest,
   CaptureResult,
+  DomainInfo,
   ChunkCaptureOutput,
   HypervisorDriver,
   HypervisorDriverFactory,
@@ -33,6 +34,8 @@ export interface FakeDomain {
   virtualSize: number;
   /** What `inspect` reports of the domain's boot (firmware, architecture); absent: not reported. */
   boot?: { firmware: 'bios' | 'uefi' | null; architecture: string | null };
+  /** What `inspect` reports of the guest (OS type, cloud-init) from the domain's definition; absent: not reported. */
+  guest?: Pick<DomainInfo, 'osType' | 'cloudInit'>;
   /** Chunked captures: checkpoints of the disk, each with the byte ranges written since it was created. */
   checkpoints?: Map<string, Array<[number, number]>>;
 }
@@ -295,6 +298,7 @@ export class FakeWorld {
           state: domain.state,
           hasGuestAgent: false,
           ...domain.boot,
+          ...domain.guest,
           primaryDisk: {
             target: 'vda',
             path: `/disks/${domainName}.qcow2`,

@@ -19,6 +19,7 @@ import {
   type Version,
 } from './parsers';
 import { parseXml, type XmlElement } from './xml';
+import { parseDomainGuest } from './guest-metadata';
 
 /** What the hypervisor supports, detected once per driver. */
 export interface HypervisorCapabilities {
@@ -101,6 +102,7 @@ export function domainFromXml(
     primaryDisk: { target: primary.target, path: primary.source, format: primary.driverType ?? 'raw', ...sizes },
     hasGuestAgent: agent.present,
     ...parseDomainBoot(root),
+    ...parseDomainGuest(root),
     guestAgentConnected: agent.connected,
     disks,
     capabilities,

@@ -44,6 +44,26 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
     expect(info.capabilities.liveMethods[0]).toBe('pull-backup');
   });
 
+  it('reads the OS family from the libosinfo metadata as libvirt stores it, from the domain XML only', async () => {
+    expect(await makeDriver(scratch).inspect(guest.name)).toMatchObject({ osType: null, cloudInit: null });
+    // What virt-install and most panels record (here set the way a panel would, on a running domain).
+    const os = `<libosinfo><os id="http://debian.org/debian/12"/></libosinfo>`;
+    virsh(
+      'metadata',
+      '--domain',
+      guest.name,
+      '--uri',
+      'http://libosinfo.org/xmlns/libvirt/domain/1.0',
+      '--key',
+      'libosinfo',
+      '--set',
+      os,
+      '--live',
+      '--config',
+    );
+    expect(await makeDriver(scratch).inspect(guest.name)).toMatchObject({ osType: 'linux', cloudInit: null });
+  });
+
   it('reports a missing domain as NOT_FOUND', async () => {
     await expect(makeDriver(scratch).inspect(`ii-missing-${uniqueSuffix()}`)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(

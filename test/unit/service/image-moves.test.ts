@@ -152,6 +152,26 @@ describe('transferring an image to another account', () => {
     expect((await h.ii.repositories.usage.list({ imageId: image.id })).items.map((i) => i.accountId)).toEqual(['acct-alice']);
   });
 
+  it("enforces the recipient's byte cap with the image's own bytes, naming the figures; the offer stays pending", async () => {
+    const h = await setup();
+    const image = await aliceImage(h);
+    const bytes = image.sizeBytes ?? 0;
+    expect(bytes).toBeGreaterThan(0);
+    await h.ii.settings.setAccountLimit(admin, 'acct-bob', 10, bytes - 1);
+    const offer = await h.ii.transfers.offerTransfer(alice, image.id, { accountId: 'acct-bob' });
+    const error = await h.ii.transfers.acceptTransfer(bob, offer.id).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'IMAGE_LIMIT_REACHED',
+      details: { limitBytes: bytes - 1, imageBytes: bytes, transferId: offer.id },
+    });
+    expect((error as Error).message).toMatch(/cap of \d+ bytes would be exceeded.*The offer stays pending/);
+    expect((await h.ii.transfers.getTransfer(bob, offer.id)).status).toBe('pending');
+    expect((await h.ii.images.getImage(alice, image.id)).accountId).toBe('acct-alice');
+    // Room made: the same offer is accepted.
+    await h.ii.settings.setAccountLimit(admin, 'acct-bob', 10, bytes);
+    expect((await h.ii.transfers.acceptTransfer(bob, offer.id)).image.accountId).toBe('acct-bob');
+  });
+
   it('concurrent accepts of offers to one account leave exactly its room', async () => {
     const h = await setup({ limit: 3 });
     const offers = [];

@@ -77,6 +77,28 @@ describe('capability metadata', () => {
     expect(await codeOf(h.ii.metadata.updateImage(alice, image.id, { minDiskBytes: GIB }))).toBe('VALIDATION_FAILED');
   });
 
+  it('capture records OS type and cloud-init from the host instance, else from the domain, else unknown', async () => {
+    const h = await setup();
+    h.world.addInstance('win-1', 'acct-alice');
+    h.world.domains.get('dom-win-1')!.guest = { osType: 'windows', cloudInit: null };
+    const fromDomain = (await h.ii.images.createImage(alice, { instanceId: 'win-1', name: 'win' })).image;
+    expect([fromDomain.osType, fromDomain.cloudInit]).toEqual(['windows', false]);
+    // The panel's own knowledge of the instance wins over the domain's definition.
+    const known = h.world.addInstance('ci-1', 'acct-alice');
+    Object.assign(known, { osType: 'linux', cloudInit: true });
+    h.world.domains.get('dom-ci-1')!.guest = { osType: 'bsd', cloudInit: null };
+    const fromHost = (await h.ii.images.createImage(alice, { instanceId: 'ci-1', name: 'ci' })).image;
+    expect([fromHost.osType, fromHost.cloudInit]).toEqual(['linux', true]);
+    // Nothing known: unknown until the owner says.
+    const plain = (await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'plain' })).image;
+    expect([plain.osType, plain.cloudInit]).toEqual([null, false]);
+    await h.ii.idle();
+    expect((await h.ii.metadata.updateImage(alice, plain.id, { osType: 'linux', cloudInit: true })).osType).toBe('linux');
+    // A host directory answering an OS type we do not know is refused, naming the field.
+    Object.assign(known, { osType: 'plan9' });
+    expect(await codeOf(h.ii.images.createImage(alice, { instanceId: 'ci-1', name: 'bad' }))).toBe('HOST_DATA_INVALID');
+  });
+
   it('deploy refuses a disk below the minimum and a firmware mismatch (IMAGE_INCOMPATIBLE); the OS picker hides them', async () => {
     const h = await setup();
     h.world.addInstance('efi-1', 'acct-alice', { virtualSize: 2 * GIB });

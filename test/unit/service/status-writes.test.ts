@@ -38,17 +38,21 @@ function recording(inner: Repositories) {
     if ('status' in patch) violations.push(`images.update wrote a status (${String((patch as { status: unknown }).status)})`);
     return inner.images.update(id, patch, now);
   };
-  images.transition = async (id, from, to, patch, now, events) => {
+  images.transition = async (id, from, to, patch, now, events, options) => {
     const current = await inner.images.get(id);
     const kind = current?.kind ?? 'custom';
     const stack = new Error('status write').stack ?? '';
-    if (!stack.includes('tryTransitionImage')) violations.push(`images.transition(${from.join('|')} -> ${to}) outside tryTransitionImage`);
+    // A compare-and-set that keeps the status (protection) changes no status: only its caller is checked.
+    const keeps = from.length === 1 && from[0] === to;
+    if (keeps && !stack.includes('changeImageAtStatus')) violations.push(`images.transition(${to} -> ${to}) outside changeImageAtStatus`);
+    if (!keeps && !stack.includes('tryTransitionImage'))
+      violations.push(`images.transition(${from.join('|')} -> ${to}) outside tryTransitionImage`);
     if (from.length !== 1) violations.push(`images.transition from ${from.join('|')}: not a compare-and-set of the previous status`);
-    for (const status of from) {
+    for (const status of keeps ? [] : from) {
       if (!IMAGE_LIFECYCLE[kind][status].includes(to)) violations.push(`${kind} ${status} -> ${to} is not in the lifecycle table`);
     }
-    const updated = await inner.images.transition(id, from, to, patch, now, events);
-    if (updated) writes.push({ op: 'transition', kind, from: from[0] ?? null, to });
+    const updated = await inner.images.transition(id, from, to, patch, now, events, options);
+    if (updated && !keeps) writes.push({ op: 'transition', kind, from: from[0] ?? null, to });
     return updated;
   };
   const taskWrites = new Set<string>();

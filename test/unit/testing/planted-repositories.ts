@@ -62,11 +62,12 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
         await inserted;
         return true;
       },
-      transition: async (id, from, to, patch, now) => {
+      transition: async (id, from, to, patch, now, _events, options = {}) => {
         let moved = false;
         db.transaction(() => {
-          const row = db.prepare('SELECT status FROM ii_images WHERE id = ?').get(id) as { status: Image['status'] } | undefined;
-          if (!row || !from.includes(row.status)) return;
+          const row = db.prepare('SELECT status, protected FROM ii_images WHERE id = ?').get(id) as
+            { status: Image['status']; protected: number | null } | undefined;
+          if (!row || !from.includes(row.status) || (options.unlessProtected === true && row.protected === 1)) return;
           db.prepare('UPDATE ii_images SET status = ? WHERE id = ?').run(to, id);
           void base.images.update(id, patch, now);
           moved = true;
