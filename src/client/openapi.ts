@@ -1142,9 +1142,10 @@ export interface components {
     };
     CopyImageInput: {
       hypervisorId?: string;
+      locationId?: string;
       /** @description 1–100 characters; no control characters; no leading or trailing whitespace (refused, never trimmed); stored exactly as sent */
       name?: string;
-      storageId: string;
+      storageId?: string;
     };
     CreateImageInput: {
       compress?: boolean;

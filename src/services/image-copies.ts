@@ -29,19 +29,31 @@ import type { ImageMove } from './task-state';
 import { startBilling } from './usage';
 import { draft } from './outbox-events';
 import { accountCaps, insertUnderCaps } from './image-metadata';
+import { pickLocationStorage } from './location-storage';
 
 /** Input of {@link ImageCopyService.copyImage}. */
-export const CopyImageInputSchema = z.strictObject({
-  /** The target storage (purpose `custom-images`, enabled). */
-  storageId: IdSchema,
-  /**
-   * For a per-hypervisor storage (local): the hypervisor whose disk receives the copy (must be
-   * bound to the storage). Ignored for shared storages except to pick the copy's location.
-   */
-  hypervisorId: IdSchema.optional(),
-  /** The copy's name; default the source's. */
-  name: NameSchema.optional(),
-});
+export const CopyImageInputSchema = z
+  .strictObject({
+    /** The target storage (purpose `custom-images`, enabled). Give this or `locationId`. */
+    storageId: IdSchema.optional(),
+    /**
+     * The target location: the SDK picks an enabled custom-images storage bound to one of its
+     * hypervisors (most free space first; not the one the image is on). What a customer gives, who
+     * does not know the operator's storages. Give this or `storageId`.
+     */
+    locationId: IdSchema.optional(),
+    /**
+     * For a per-hypervisor storage (local): the hypervisor whose disk receives the copy (must be
+     * bound to the storage). Ignored for shared storages except to pick the copy's location.
+     */
+    hypervisorId: IdSchema.optional(),
+    /** The copy's name; default the source's. */
+    name: NameSchema.optional(),
+  })
+  .refine((input) => (input.storageId === undefined) !== (input.locationId === undefined), {
+    message: 'give either storageId or locationId',
+    path: ['storageId'],
+  });
 /** Input of {@link ImageCopyService.copyImage}. */
 export type CopyImageInput = z.input<typeof CopyImageInputSchema>;
 
@@ -70,6 +82,20 @@ export class ImageCopyService {
       const task = await ctx.repos.tasks.get(job.taskId);
       if (task) await this.runCopy(task.id, sourceImageId, task.subjectId, signal);
     });
+  }
+
+  /** The storage (and hypervisor) the input names, or the one picked in the location it names. */
+  private async storageOf(
+    data: z.output<typeof CopyImageInputSchema>,
+    source: Image,
+  ): Promise<{ storageId: string; hypervisorId?: string }> {
+    if (data.storageId !== undefined)
+      return { storageId: data.storageId, ...(data.hypervisorId ? { hypervisorId: data.hypervisorId } : {}) };
+    const picked = await pickLocationStorage(this.ctx, this.drivers, data.locationId as string, {
+      storageId: source.storageId,
+      hypervisorId: source.hypervisorId,
+    });
+    return { storageId: picked.storage.id, hypervisorId: picked.hypervisorId };
   }
 
   /** The target: an enabled custom-images storage, and the hypervisor and location of the copy. */
@@ -127,7 +153,7 @@ export class ImageCopyService {
       throw new InstanceImagesError('FORBIDDEN', 'Only an administrator can copy images to another storage here');
     if (source.status !== 'available' || source.sha256 === null || source.sizeBytes === null)
       throw new InstanceImagesError('INVALID_STATE', `Only an available image can be copied; this one is ${source.status}`);
-    const { storage, hypervisorId, locationId } = await this.target(data, source);
+    const { storage, hypervisorId, locationId } = await this.target(await this.storageOf(data, source), source);
     const accountId = source.accountId;
     const settings = locationId === null ? null : await this.ctx.repos.settings.getLocation(locationId);
     if (actor.kind === 'customer' && !settings?.imagesEnabled)

@@ -35,6 +35,7 @@ import { newStockImage } from './os-images';
 import { startBilling } from './usage';
 import { accountCaps, capReached, insertUnderCaps } from './image-metadata';
 import { byteHoldOf, checkByteRoom, type ByteHold } from './import-hold';
+import { pickLocationStorage, type LocationStorage } from './location-storage';
 
 const UrlSchema = z
   .string()
@@ -199,28 +200,8 @@ export class ImageImportService {
   }
 
   /** A custom-images storage bound to a hypervisor of the location (most free space first). */
-  private async pickTarget(locationId: string): Promise<{ storage: ImageStorage; hypervisorId: string; free: number | null }> {
-    const storages = (await this.ctx.repos.storages.list({ purpose: 'custom-images' })).filter((s) => s.enabled);
-    let best: { storage: ImageStorage; hypervisorId: string; free: number | null } | null = null;
-    for (const storage of storages) {
-      for (const binding of await this.ctx.repos.storages.listBindings({ storageId: storage.id })) {
-        const hypervisor = await this.ctx.host.getHypervisor(binding.hypervisorId).catch(() => null);
-        if (hypervisor?.locationId !== locationId) continue;
-        try {
-          const free = await (await this.drivers.storage(storage, hypervisor.id)).freeSpace();
-          if (best === null || (best.free !== null && (free === null || free > best.free)))
-            best = { storage, hypervisorId: hypervisor.id, free };
-        } catch (error) {
-          this.ctx.logger.warn('image storage not usable for an import', { storageId: storage.id, error: String(error) });
-        }
-        break;
-      }
-    }
-    if (!best)
-      throw new InstanceImagesError('NO_IMAGE_STORAGE', 'No usable image storage is bound to a hypervisor of this location', {
-        details: { locationId },
-      });
-    return best;
+  private pickTarget(locationId: string): Promise<LocationStorage> {
+    return pickLocationStorage(this.ctx, this.drivers, locationId);
   }
 
   /**

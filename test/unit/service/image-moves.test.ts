@@ -253,6 +253,27 @@ describe('copying an image to another storage', () => {
     expect((await h.ii.repositories.usage.list({ imageId: copy.id })).items).toEqual([]);
   });
 
+  it('a customer copies to a location: the SDK picks a storage there, never the one the image is on', async () => {
+    const h = await setup({ imageCopies: { allowCustomers: true } });
+    const image = await aliceImage(h);
+    // the image's own location has no other storage
+    expect(await codeOf(h.ii.copies.copyImage(alice, image.id, { locationId: 'loc-1' }))).toBe('NO_IMAGE_STORAGE');
+    // a second location with its own storage, on a hypervisor of its own
+    h.world.addHypervisor('hv-3', 'loc-2');
+    const remote = await h.ii.storages.createStorage(admin, { name: 'loc-2 local', driver: 'fake-local', config: { root: 'loc2' } });
+    await h.ii.storages.bindHypervisor(admin, remote.id, 'hv-3');
+    expect(await codeOf(h.ii.copies.copyImage(alice, image.id, { locationId: 'loc-2' }))).toBe('FEATURE_DISABLED');
+    await h.ii.settings.setLocationSettings(admin, 'loc-2', { imagesEnabled: true, pricePerGbMonth: '0.05' });
+    // one of storageId and locationId, not both, not neither
+    expect(await codeOf(h.ii.copies.copyImage(alice, image.id, { locationId: 'loc-2', storageId: remote.id }))).toBe('VALIDATION_FAILED');
+    expect(await codeOf(h.ii.copies.copyImage(alice, image.id, {}))).toBe('VALIDATION_FAILED');
+
+    const { image: copy } = await h.ii.copies.copyImage(alice, image.id, { locationId: 'loc-2' });
+    expect(copy).toMatchObject({ locationId: 'loc-2', storageId: remote.id, hypervisorId: 'hv-3', status: 'creating' });
+    await h.ii.idle();
+    expect((await h.ii.images.getImage(alice, copy.id)).status).toBe('available');
+  });
+
   it("counts against the account's cap", async () => {
     const h = await setup({ limit: 1 });
     const image = await aliceImage(h);
