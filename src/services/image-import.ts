@@ -29,6 +29,7 @@ import { customImageKey, type ImageWithTask } from './images';
 import { storeImport, type ImportTarget, type StoredImport } from './import-store';
 import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
+import { failedImageMove } from './task-failures';
 import { newStockImage } from './os-images';
 import { ImportJobParamsSchema, sourceParams, type ImportBytesSource, type ImportJobParams } from './import-jobs';
 import { startBilling } from './usage';
@@ -453,6 +454,15 @@ export class ImageImportService {
     const keys: string[] = [];
     let target: ImportTarget | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
+      // A failed import's image ends in `error` (its hold released) with its task, in one write;
+      // what it stored is removed after it, best effort.
+      work.endWith({
+        failImage: (error) => failedImageMove(this.ctx, imageId, { from: 'creating' }, 'import', error, { reservedBytes: null }),
+        afterFailure: async () => {
+          const current = await this.ctx.repos.images.get(imageId);
+          if (target && current?.status !== 'available') await this.removeKeys(target, keys, imageId);
+        },
+      });
       const image = await this.ctx.repos.images.get(imageId);
       if (image?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       target = await this.targetOf(image.storageId, params.viaHypervisorId, image.fileKey.replace(/\.qcow2$/, ''));
@@ -474,20 +484,10 @@ export class ImageImportService {
       if (!available) throw new InstanceImagesError('CANCELLED', 'The image was cancelled while it was being stored');
       await startBilling(this.ctx, available, now);
     });
-    if (outcome.ok) return;
-    const current = await this.ctx.repos.images.get(imageId);
-    if (current?.status === 'available') {
-      // Available and billed: something failed afterwards; keep the file and make sure billing runs.
+    const current = outcome.ok ? null : await this.ctx.repos.images.get(imageId);
+    // Available and billed: something failed afterwards; keep the file and make sure billing runs.
+    if (current?.status === 'available')
       await startBilling(this.ctx, current, current.availableAt ?? this.ctx.now()).catch(() => undefined);
-      return;
-    }
-    if (target) await this.removeKeys(target, keys, imageId);
-    if (current?.status === 'creating') {
-      const code = outcome.error.code;
-      await transitionImage(this.ctx, current, 'error', { reservedBytes: null }, 'system', failureReason('import', code)).catch(
-        (error: unknown) => this.ctx.logger.warn('import error transition lost a race', { imageId, error: String(error) }),
-      );
-    }
   }
 
   /**
