@@ -228,6 +228,7 @@ export async function runTask(
       if (task) await recordEvents(ctx, endEvents.failed?.(task, error) ?? []);
       const move = await imageMoveOf(ctx, taskId, endEvents, error);
       if (move) await tryTransitionImage(ctx, move.image, move.to, move.patch ?? {}, move.actor, move.reason).catch(() => null);
+      clearInterval(heartbeat);
       await cleanUpAfter(ctx, taskId, endEvents, error);
       return { ok: false, task, error };
     }
@@ -257,7 +258,9 @@ export async function runTask(
     }
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
     telemetry.end({ ok: false, code: cancelled ? 'CANCELLED' : error.code });
-    // Leftovers whose removal need not come before the end (the task and its image show it already).
+    // Leftovers whose removal need not come before the end (the task and its image show it
+    // already); the heartbeat stops first, as the ended task has none.
+    clearInterval(heartbeat);
     await cleanUpAfter(ctx, taskId, endEvents, reported);
     return { ok: false, task: ended, error: reported };
   } finally {

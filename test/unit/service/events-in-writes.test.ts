@@ -193,6 +193,35 @@ describe('a capture, import or delete that fails ends its task and moves its ima
     expect([...h.world.files.keys()].some((k) => k.includes(image.fileKey))).toBe(false);
   });
 
+  it('a capture whose cleanup is slow: the ended task gets no heartbeat meanwhile (it is not taken for recovered)', async () => {
+    const inner = createMemoryRepositories();
+    let ended = false;
+    const afterEnd: string[] = [];
+    const tasks = Object.create(inner.tasks) as Repositories['tasks'];
+    tasks.transition = async (id, from, to, patch, now, events) => {
+      if (ended) afterEnd.push(`${from.join('|')} -> ${to}`);
+      return inner.tasks.transition(id, from, to, patch, now, events);
+    };
+    tasks.transitionWithImage = async (task, image, now) => {
+      const done = await inner.tasks.transitionWithImage!(task, image, now);
+      ended ||= done?.task.status === 'failed';
+      return done;
+    };
+    // The cleanup after the end reads the image once more: slowly, over several heartbeat intervals.
+    const images = Object.create(inner.images) as Repositories['images'];
+    images.get = async (id) => {
+      if (ended) await new Promise((resolve) => setTimeout(resolve, 300));
+      return inner.images.get(id);
+    };
+    const h = await setup({ repositories: { ...inner, tasks, images } });
+    h.world.corruptNextStream = true;
+    const { image, task } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'slow cleanup' });
+    await h.ii.idle();
+    expect(await inner.tasks.get(task.id)).toMatchObject({ status: 'failed', errorCode: 'CHECKSUM_MISMATCH' });
+    expect((await inner.images.get(image.id))?.status).toBe('error');
+    expect(afterEnd).toEqual([]);
+  });
+
   it('a chunked capture whose storage died at the commit: the image shows error with the task, its lease is dropped after', async () => {
     const { inner, repositories, statusAt } = diesAfterFailed('capture');
     const h = await setupChunked({ repositories });
