@@ -78,7 +78,8 @@ export async function findBaseManifest(
  * Captures an instance's disk into a chunked storage and commits the manifest at `image.fileKey`.
  * `stillCreating` is called after the capture resolved and before the commit; it throws when the
  * image was cancelled meanwhile. On any failure the pending chunks are abandoned (the lease is
- * dropped, GC may collect them) and the checkpoint this attempt left is deleted, best effort.
+ * dropped, here or where `deferCleanup` runs it; GC may collect them) and the checkpoint this
+ * attempt left is deleted, best effort.
  */
 export async function captureIntoChunks(
   ctx: ServiceContext,
@@ -93,6 +94,11 @@ export async function captureIntoChunks(
     signal: AbortSignal;
     progress: (p: WorkProgress) => void;
     stillCreating: () => Promise<void>;
+    /**
+     * Takes the dropping of a failed attempt's chunk lease to run later (after the task's end):
+     * on a storage that no longer answers it must not hold the end back. Without it, it runs here.
+     */
+    deferCleanup?: (cleanup: () => Promise<void>) => void;
   },
 ): Promise<ChunkedCaptureOutcome> {
   const { image, instance, hv, signal, progress } = input;
@@ -150,9 +156,12 @@ export async function captureIntoChunks(
   } catch (error) {
     const stored = pending as PendingImage | null;
     // A write that failed before handing over its pending image still holds its lease.
-    await (stored ? stored.abandon() : store.releaseLease(input.leaseId)).catch((e: unknown) =>
-      ctx.logger.warn('a chunk lease could not be dropped', { imageId: image.id, error: String(e) }),
-    );
+    const dropLease = () =>
+      (stored ? stored.abandon() : store.releaseLease(input.leaseId)).catch((e: unknown) =>
+        ctx.logger.warn('a chunk lease could not be dropped', { imageId: image.id, error: String(e) }),
+      );
+    if (input.deferCleanup) input.deferCleanup(dropLease);
+    else await dropLease();
     if (result?.checkpoint && hv.deleteCheckpoints) {
       await hv
         .deleteCheckpoints(instance.domainName, [result.checkpoint])

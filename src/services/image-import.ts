@@ -16,13 +16,11 @@ import { localDecompressors, type Decompressors } from '../import/decompress';
 import { checkImportUrl } from '../import/download';
 import { ImportOptionsSchema, rulesOf, type ImportOptions, type ResolvedImportOptions } from '../import/options';
 import { openByteSource, openImportSource, type ImportSource } from '../import/source';
-import { UPLOAD_ID_PATTERN } from '../import/staging';
 import { INITIAL_IMAGE_STATUS } from '../lifecycle';
 import { DescriptionSchema, IdSchema, NameSchema, Sha256Schema } from '../model/common';
 import { OsTypeSchema, type Image } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
 import type { Task } from '../model/task';
-import type { TaskJobParams } from '../ports/task-queue';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, requireAdmin, type Actor } from './actor';
 import type { DriverCache, ServiceContext } from './context';
@@ -31,7 +29,9 @@ import { customImageKey, type ImageWithTask } from './images';
 import { storeImport, type ImportTarget, type StoredImport } from './import-store';
 import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
+import { failedImageMove } from './task-failures';
 import { newStockImage } from './os-images';
+import { ImportJobParamsSchema, sourceParams, type ImportBytesSource, type ImportJobParams } from './import-jobs';
 import { startBilling } from './usage';
 import { accountCaps, capReached, insertUnderCaps } from './image-metadata';
 import { byteHoldOf, checkByteRoom, type ByteHold } from './import-hold';
@@ -74,50 +74,6 @@ export const ImportOsImageInputSchema = z.strictObject({
 });
 /** Input of {@link ImageImportService.importOsImage}. */
 export type ImportOsImageInput = z.input<typeof ImportOsImageInputSchema>;
-
-/**
- * Where an import's bytes come from: a URL (downloaded when the task runs) or a complete upload
- * staged on the panel (`uploads.directory`, read when the task runs, removed when it ends).
- * @internal
- */
-export type ImportBytesSource =
-  { kind: 'url'; url: string; sha256: string | null } | { kind: 'upload'; uploadId: string; lengthBytes: number; sha256: string | null };
-
-/** The fields of an import job besides its source. */
-const ImportJobFields = {
-  viaHypervisorId: IdSchema.nullable(),
-  stock: IdSchema.nullable(),
-  name: NameSchema.optional(),
-  description: DescriptionSchema.nullable().optional(),
-  osType: OsTypeSchema.optional(),
-  cloudInit: z.boolean().optional(),
-  mediaGroupId: IdSchema.nullable().optional(),
-};
-
-/**
- * The inputs of an import job its task does not hold: the source (`source: 'url'` with the URL,
- * the default of jobs written before uploads; `source: 'upload'` with the staged upload's id and
- * length), the checksum, the hypervisor that writes, and `stock`: the template storage of a stock
- * import (null for a custom one, whose image record holds its storage), with the stock image's
- * details.
- */
-const ImportJobParamsSchema = z.union([
-  z.object({
-    source: z.literal('upload'),
-    uploadId: z.string().regex(UPLOAD_ID_PATTERN),
-    lengthBytes: z.number().int().min(0),
-    sha256: Sha256Schema.nullable(),
-    ...ImportJobFields,
-  }),
-  z.object({ source: z.literal('url').default('url'), url: z.string(), sha256: Sha256Schema.nullable(), ...ImportJobFields }),
-]);
-type ImportJobParams = z.output<typeof ImportJobParamsSchema>;
-
-/** The job params of a source (JSON scalars). */
-function sourceParams(source: ImportBytesSource): TaskJobParams {
-  if (source.kind === 'url') return { source: 'url', url: source.url, sha256: source.sha256 };
-  return { source: 'upload', uploadId: source.uploadId, lengthBytes: source.lengthBytes, sha256: source.sha256 };
-}
 
 /**
  * How import jobs read staged uploads in this process: given by the uploads service when
@@ -479,6 +435,15 @@ export class ImageImportService {
     const keys: string[] = [];
     let target: ImportTarget | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
+      // A failed import's image ends in `error` (its hold released) with its task, in one write;
+      // what it stored is removed after it, best effort.
+      work.endWith({
+        failImage: (error) => failedImageMove(this.ctx, imageId, { from: 'creating' }, 'import', error, { reservedBytes: null }),
+        afterFailure: async () => {
+          const current = await this.ctx.repos.images.get(imageId);
+          if (target && current?.status !== 'available') await this.removeKeys(target, keys, imageId);
+        },
+      });
       const image = await this.ctx.repos.images.get(imageId);
       if (image?.status !== 'creating') throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       target = await this.targetOf(image.storageId, params.viaHypervisorId, image.fileKey.replace(/\.qcow2$/, ''));
@@ -500,20 +465,10 @@ export class ImageImportService {
       if (!available) throw new InstanceImagesError('CANCELLED', 'The image was cancelled while it was being stored');
       await startBilling(this.ctx, available, now);
     });
-    if (outcome.ok) return;
-    const current = await this.ctx.repos.images.get(imageId);
-    if (current?.status === 'available') {
-      // Available and billed: something failed afterwards; keep the file and make sure billing runs.
+    const current = outcome.ok ? null : await this.ctx.repos.images.get(imageId);
+    // Available and billed: something failed afterwards; keep the file and make sure billing runs.
+    if (current?.status === 'available')
       await startBilling(this.ctx, current, current.availableAt ?? this.ctx.now()).catch(() => undefined);
-      return;
-    }
-    if (target) await this.removeKeys(target, keys, imageId);
-    if (current?.status === 'creating') {
-      const code = outcome.error.code;
-      await transitionImage(this.ctx, current, 'error', { reservedBytes: null }, 'system', failureReason('import', code)).catch(
-        (error: unknown) => this.ctx.logger.warn('import error transition lost a race', { imageId, error: String(error) }),
-      );
-    }
   }
 
   /**

@@ -19,6 +19,7 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { startBilling, stopBilling } from './usage';
 import { cancelQueuedTask, createTask, runTask } from './task-runner';
+import { failedImageMove, removeCaptureLeftovers, type CaptureAttempt } from './task-failures';
 import { waitForTaskEnd, type WaitForTaskOptions } from './task-wait';
 import { assertAccountActive } from './accounts';
 import { revokeSharesOf } from './image-sharing';
@@ -293,8 +294,14 @@ export class ImageService {
    * identifies the attempt: a retry gets a fresh key, so a late attempt never touches a newer one.
    */
   private async runCapture(taskId: string, imageId: string, fileKey: string, compress: boolean, signal: AbortSignal): Promise<void> {
-    let stored: { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null = null;
-    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress, annotate }) => {
+    const attempt: CaptureAttempt = { fileKey, disk: null, deferred: [] };
+    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress, annotate, endWith }) => {
+      // A failed attempt's image ends in `error` with its task, in one write; what the attempt
+      // stored is removed after it (best effort: a storage that died must not hold the end back).
+      endWith({
+        failImage: (error) => failedImageMove(this.ctx, imageId, { from: 'creating', fileKey }, 'capture', error),
+        afterFailure: () => removeCaptureLeftovers(this.ctx, imageId, attempt),
+      });
       const image = await this.ctx.repos.images.get(imageId);
       if (!image || image.status !== 'creating' || image.fileKey !== fileKey)
         throw new InstanceImagesError('CANCELLED', 'The image is no longer being created');
@@ -305,7 +312,7 @@ export class ImageService {
       annotate({ storageId: storage.id });
       const disk = await this.drivers.storage(storage, instance.hypervisorId);
       const hv = await this.drivers.hypervisorDriver(instance.hypervisorId);
-      stored = { key: image.fileKey, disk };
+      attempt.disk = disk;
       progress({ step: 'capturing' });
       const stillCreating = async (): Promise<Image> => {
         const current = await this.ctx.repos.images.get(image.id);
@@ -324,6 +331,7 @@ export class ImageService {
             signal,
             progress,
             stillCreating: async () => void (await stillCreating()),
+            deferCleanup: (cleanup) => void attempt.deferred.push(cleanup),
           })
         : await captureIntoFile(image, instance.domainName, disk, hv, compress, signal, progress);
       const current = await stillCreating();
@@ -334,22 +342,11 @@ export class ImageService {
       await startBilling(this.ctx, available, now);
     });
     if (outcome.ok) return;
-    const target = stored as { key: string; disk: Awaited<ReturnType<DriverCache['storage']>> } | null;
     const image = await this.ctx.repos.images.get(imageId);
     if (image?.status === 'available' && image.fileKey === fileKey) {
       // This attempt made the image available and something failed afterwards: keep its file and its billing.
       await startBilling(this.ctx, image, image.availableAt ?? this.ctx.now()).catch((error: unknown) =>
         this.ctx.logger.error('billing could not be started', { imageId, error: String(error) }),
-      );
-      return;
-    }
-    if (target)
-      await target.disk
-        .delete(target.key)
-        .catch((error: unknown) => this.ctx.logger.warn('cleanup of a failed capture failed', { imageId, error: String(error) }));
-    if (image?.status === 'creating' && image.fileKey === fileKey) {
-      await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason('capture', outcome.error.code)).catch((error: unknown) =>
-        this.ctx.logger.warn('image error transition lost a race', { imageId, error: String(error) }),
       );
     }
   }
@@ -493,7 +490,9 @@ export class ImageService {
   }
 
   private async runDelete(taskId: string, imageId: string, signal: AbortSignal): Promise<void> {
-    const outcome = await runTask(this.ctx, taskId, signal, async ({ progress }) => {
+    await runTask(this.ctx, taskId, signal, async ({ progress, endWith }) => {
+      // A failed delete's image, still `deleting`, ends in `error` with its task, in one write.
+      endWith({ failImage: (error) => failedImageMove(this.ctx, imageId, { from: 'deleting' }, 'delete', error) });
       const image = await this.ctx.repos.images.get(imageId);
       if (!image || image.status !== 'deleting') return;
       await stopBilling(this.ctx, image.id, image.updatedAt);
@@ -509,11 +508,6 @@ export class ImageService {
       }
       await transitionImage(this.ctx, image, 'deleted', { deletedAt: this.ctx.now() }, 'system');
     });
-    if (outcome.ok) return;
-    const image = await this.ctx.repos.images.get(imageId);
-    if (image?.status === 'deleting') {
-      await transitionImage(this.ctx, image, 'error', {}, 'system', failureReason('delete', outcome.error.code)).catch(() => undefined);
-    }
   }
 
   /** The tasks page: a page of tasks (the account's for a customer), newest first. */

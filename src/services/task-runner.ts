@@ -85,10 +85,17 @@ export interface TaskEndEvents {
   failed?: (task: Task, error: InstanceImagesError) => TypedDraft[];
   /**
    * When it failed or was cancelled: runs first, while the task is still running (the work's
-   * cleanup: what it wrote is removed), and returns the move of its image that ends with it
-   * (`creating` → `error`), made in the same write as the task's end, or `null` for none.
+   * cleanup that must come before the end, if any), and returns the move of its image that ends
+   * with it (`creating` → `error`), made in the same write as the task's end, or `null` for none.
    */
   failImage?: (error: InstanceImagesError) => Promise<ImageMove | null>;
+  /**
+   * When it failed or was cancelled: runs after the task's end and its image's move were written
+   * (before the outcome is returned), best effort (a failure is logged): the removal of leftovers
+   * that must not hold the end back, e.g. on a storage that no longer answers. What a crash leaves
+   * here stays with an image in `error` (removed with it) or is found by the reconcile or the chunk GC.
+   */
+  afterFailure?: (error: InstanceImagesError) => Promise<void>;
 }
 
 /** The work's {@link TaskEndEvents.failImage} (its cleanup), never throwing: a failed cleanup is logged, the task still ends. */
@@ -99,6 +106,13 @@ async function imageMoveOf(ctx: ServiceContext, taskId: string, end: TaskEndEven
       return null;
     }) ?? null
   );
+}
+
+/** The work's {@link TaskEndEvents.afterFailure}, never throwing. */
+async function cleanUpAfter(ctx: ServiceContext, taskId: string, end: TaskEndEvents, error: InstanceImagesError): Promise<void> {
+  await end
+    .afterFailure?.(error)
+    .catch((cause: unknown) => ctx.logger.warn('the cleanup after a failed task failed', { taskId, error: String(cause) }));
 }
 
 /**
@@ -213,7 +227,9 @@ export async function runTask(
       // Recovery ended the task (and recorded task.finished); its other end events follow here.
       if (task) await recordEvents(ctx, endEvents.failed?.(task, error) ?? []);
       const move = await imageMoveOf(ctx, taskId, endEvents, error);
-      if (move) await tryTransitionImage(ctx, move.image, move.to, {}, move.actor, move.reason).catch(() => null);
+      if (move) await tryTransitionImage(ctx, move.image, move.to, move.patch ?? {}, move.actor, move.reason).catch(() => null);
+      clearInterval(heartbeat);
+      await cleanUpAfter(ctx, taskId, endEvents, error);
       return { ok: false, task, error };
     }
     const error = isInstanceImagesError(thrown)
@@ -242,6 +258,10 @@ export async function runTask(
     }
     ctx.logger.warn('task failed', { taskId, code: error.code, message: error.message });
     telemetry.end({ ok: false, code: cancelled ? 'CANCELLED' : error.code });
+    // Leftovers whose removal need not come before the end (the task and its image show it
+    // already); the heartbeat stops first, as the ended task has none.
+    clearInterval(heartbeat);
+    await cleanUpAfter(ctx, taskId, endEvents, reported);
     return { ok: false, task: ended, error: reported };
   } finally {
     clearInterval(heartbeat);

@@ -12,7 +12,7 @@ import type { Task, TaskPatch, TaskStatus } from '../model/task';
 import type { OutboxEvents } from '../ports/repositories-outbox';
 import type { Actor } from './actor';
 import type { ServiceContext } from './context';
-import { imageTransitionEvents, tryTransitionImage } from './image-state';
+import { imageTransitionEvents, tryTransitionImage, type TransitionPatch } from './image-state';
 import { publish, type TypedDraft } from './outbox-events';
 
 /**
@@ -49,6 +49,8 @@ export interface ImageMove {
   to: ImageStatus;
   actor: Actor | 'system';
   reason: StatusReason | null;
+  /** Fields the move sets besides the status and its reason (e.g. a failed import's `reservedBytes: null`). */
+  patch?: TransitionPatch;
 }
 
 /**
@@ -74,13 +76,13 @@ export async function endTaskWithImage(
     const task = await transitionTask(ctx, end.taskId, end.from, end.to, end.patch, now, end.events);
     if (!task) return null;
     publish(ctx.events, end.events(task));
-    const image = await tryTransitionImage(ctx, move.image, move.to, {}, move.actor, move.reason).catch(() => null);
+    const image = await tryTransitionImage(ctx, move.image, move.to, move.patch ?? {}, move.actor, move.reason).catch(() => null);
     return { task, image };
   }
   const imageEvents = imageTransitionEvents(move.image.status, move.to, move.actor, move.reason);
   const done = await tasks.transitionWithImage(
     { id: end.taskId, from: end.from, to: end.to, patch: end.patch, events: end.events },
-    { id: move.image.id, from: [move.image.status], to: move.to, patch: { statusReason: move.reason }, events: imageEvents },
+    { id: move.image.id, from: [move.image.status], to: move.to, patch: { ...move.patch, statusReason: move.reason }, events: imageEvents },
     now,
   );
   if (!done) return null;

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Image } from '../../../src';
+import type { Repositories } from '../../../src/ports/repositories';
 import { admin, setup, type Harness } from './setup';
 
 /** 64 KiB chunks on a 1 MiB disk: 16 chunks. */
@@ -25,8 +26,8 @@ export interface ChunkedHarness extends Harness {
  * bound to hv-1, and instances `c-1` (alice), `c-2` (alice) and `c-bob` (bob) whose 1 MiB disks
  * hold data in chunks 0-4 (c-2 and c-bob: the same bytes as c-1, as if deployed from one image).
  */
-export async function setupChunked(options: { scope?: 'storage' | 'account' } = {}): Promise<ChunkedHarness> {
-  const h = await setup({ limit: null });
+export async function setupChunked(options: { scope?: 'storage' | 'account'; repositories?: Repositories } = {}): Promise<ChunkedHarness> {
+  const h = await setup({ limit: null, ...(options.repositories ? { repositories: options.repositories } : {}) });
   await h.ii.storages.updateStorage(admin, h.storageId, { enabled: false });
   const storage = await h.ii.storages.createStorage(admin, {
     name: 'chunked-s3',
