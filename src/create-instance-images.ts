@@ -8,6 +8,7 @@ import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { isInstanceImagesError } from './errors';
+import { healthReport, type HealthReport } from './health';
 import { BillingPolicySchema, type BillingPolicyInput } from './billing';
 import { createEmitter, type InstanceImagesEmitter, type InstanceImagesEvents } from './events';
 import { createMemoryRepositories } from './memory/repositories';
@@ -310,39 +311,6 @@ export interface InstanceImages {
   close(): Promise<void>;
 }
 
-/** One check of {@link InstanceImages.health}. */
-export interface HealthCheck {
-  ok: boolean;
-  /** What failed, in words (no secrets); `ok` when fine. */
-  message: string;
-}
-
-/** What {@link InstanceImages.health} reports: `ok` when every check is. */
-export interface HealthReport {
-  ok: boolean;
-  checks: { repositories: HealthCheck; queue: HealthCheck };
-}
-
-/** Reads from the repositories within `timeoutMs`. */
-async function checkRepositories(repositories: Repositories, timeoutMs: number): Promise<HealthCheck> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<HealthCheck>((resolve) => {
-    timer = setTimeout(() => resolve({ ok: false, message: `the repositories did not answer within ${timeoutMs} ms` }), timeoutMs);
-  });
-  const probe = repositories.tasks.get('00000000-0000-4000-8000-000000000000').then(
-    (): HealthCheck => ({ ok: true, message: 'ok' }),
-    (error: unknown): HealthCheck => ({
-      ok: false,
-      message: `the repositories failed: ${isInstanceImagesError(error) ? error.code : 'unexpected error'}`,
-    }),
-  );
-  try {
-    return await Promise.race([probe, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Makes `emit` call every listener on its own: a throwing listener is logged and never breaks the
  * workflow that emitted (a status already changed must still get its billing and cleanup right).
@@ -544,10 +512,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     pruneOutbox: () => pruner.runNow(),
     idle: () => queue.onIdle(),
     async health(healthOptions = {}) {
-      const timeoutMs = healthOptions.timeoutMs ?? 5_000;
-      const repositoriesCheck = await checkRepositories(repositories, timeoutMs);
-      const queueCheck: HealthCheck = closed ? { ok: false, message: 'the SDK was closed' } : { ok: true, message: 'ok' };
-      return { ok: repositoriesCheck.ok && queueCheck.ok, checks: { repositories: repositoriesCheck, queue: queueCheck } };
+      return healthReport(repositories, closed, healthOptions.timeoutMs ?? 5_000);
     },
     async close() {
       closed = true;

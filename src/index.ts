@@ -11,14 +11,8 @@
  */
 
 // The facade
-export {
-  createInstanceImages,
-  silentLogger,
-  type InstanceImages,
-  type InstanceImagesOptions,
-  type HealthCheck,
-  type HealthReport,
-} from './create-instance-images';
+export { createInstanceImages, silentLogger, type InstanceImages, type InstanceImagesOptions } from './create-instance-images';
+export type { HealthCheck, HealthReport } from './health';
 
 // Errors
 export {

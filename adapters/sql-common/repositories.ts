@@ -10,8 +10,6 @@ import { InstanceImagesError } from '../../src/errors';
 import type { Page } from '../../src/model/common';
 import { imageCapBytes, type Image, type ImagePatch, type ImageStatus } from '../../src/model/image';
 import type { ImageStorage, StorageBinding } from '../../src/model/image-storage';
-import type { Iso } from '../../src/model/iso';
-import type { MediaGroup } from '../../src/model/media-group';
 import type { AccountLimit, AccountState, LocationSettings } from '../../src/model/settings';
 import type { Task, TaskPatch, TaskStatus } from '../../src/model/task';
 import type { UsageInterval } from '../../src/model/usage-interval';
@@ -22,9 +20,7 @@ import type {
   ImageSort,
   ImageTransitionStep,
   ImageTransitionOptions,
-  IsoRepository,
   ListPage,
-  MediaGroupRepository,
   Repositories,
   SettingsRepository,
   StorageRepository,
@@ -34,7 +30,7 @@ import type {
   UsageFilter,
   UsageRepository,
 } from '../../src/ports/repositories';
-import type { SqlDialect, SqlExecutor, SqlParams, SqlRow, SqlStatement, SqlStep } from './dialect';
+import type { SqlDialect, SqlExecutor, SqlRow, SqlStatement, SqlStep } from './dialect';
 import { SqlTable } from './sql-table';
 import {
   accountLimitsTable,
@@ -54,18 +50,12 @@ import {
 import { SqlImageShareRepository, SqlImageTransferRepository } from './image-moves';
 import { outboxInsert, SqlOutboxRepository, writeWithEvents } from './outbox';
 import { activeCustomImages, capBytesSql, usedBytesSql } from './image-caps';
+import { equals, RECORD_IMMUTABLE, SqlIsoRepository, SqlMediaGroupRepository } from './catalog-repositories';
 import type { OutboxEvent, OutboxEvents } from '../../src/ports/repositories-outbox';
 
 // `status` of images and tasks changes only through `transition` (their `update` keeps it).
 const IMAGE_IMMUTABLE = new Set(['id', 'kind', 'accountId', 'createdAt', 'status']);
 const TASK_IMMUTABLE = new Set(['id', 'type', 'subjectKind', 'subjectId', 'accountId', 'createdAt', 'status']);
-const RECORD_IMMUTABLE = new Set(['id', 'createdAt']);
-
-/** Adds `column = value` to `where` when `value` is defined. */
-function equals(where: string[], params: SqlParams, column: string, value: string | boolean | undefined): void {
-  if (value === undefined) return;
-  where.push(`${column} = ${params.add(value, typeof value === 'boolean' ? 'boolean' : 'text')}`);
-}
 
 /** {@link ImageRepository} over SQL. */
 export class SqlImageRepository implements ImageRepository {
@@ -253,67 +243,6 @@ export class SqlStorageRepository implements StorageRepository {
     equals(where, params, bindings.col('storageId'), filter.storageId);
     equals(where, params, bindings.col('hypervisorId'), filter.hypervisorId);
     return bindings.select(params, where, `${bindings.col('storageId')} ASC, ${bindings.col('hypervisorId')} ASC`);
-  }
-}
-
-/** {@link MediaGroupRepository} over SQL. */
-export class SqlMediaGroupRepository implements MediaGroupRepository {
-  constructor(private readonly table: SqlTable<MediaGroup>) {}
-
-  async get(id: string): Promise<MediaGroup | null> {
-    return this.table.getBy('id', id);
-  }
-
-  async list(filter: { customerVisible?: boolean } = {}): Promise<MediaGroup[]> {
-    const params = this.table.params();
-    const where: string[] = [];
-    equals(where, params, this.table.col('customerVisible'), filter.customerVisible);
-    return this.table.select(params, where, `${this.table.col('order')} ASC, name ASC, id ASC`);
-  }
-
-  async insert(group: MediaGroup): Promise<void> {
-    await this.table.insert(group, group.id);
-  }
-
-  async update(id: string, patch: Partial<Omit<MediaGroup, 'id' | 'createdAt'>>, now: Date): Promise<MediaGroup | null> {
-    return this.table.patch('id', id, patch, { immutable: RECORD_IMMUTABLE, now });
-  }
-
-  async delete(id: string): Promise<boolean> {
-    return this.table.deleteBy('id', id);
-  }
-}
-
-/** {@link IsoRepository} over SQL. */
-export class SqlIsoRepository implements IsoRepository {
-  constructor(private readonly table: SqlTable<Iso>) {}
-
-  async get(id: string): Promise<Iso | null> {
-    return this.table.getBy('id', id);
-  }
-
-  async list(
-    filter: { customerVisible?: boolean; storageId?: string; status?: Iso['status'] } = {},
-    page: ListPage = {},
-  ): Promise<Page<Iso>> {
-    const params = this.table.params();
-    const where: string[] = [];
-    equals(where, params, this.table.col('customerVisible'), filter.customerVisible);
-    equals(where, params, this.table.col('storageId'), filter.storageId);
-    equals(where, params, 'status', filter.status);
-    return this.table.page(params, where, { field: 'name', direction: 'asc' }, page);
-  }
-
-  async insert(iso: Iso): Promise<void> {
-    await this.table.insert(iso, iso.id);
-  }
-
-  async update(id: string, patch: Partial<Omit<Iso, 'id' | 'createdAt'>>, now: Date): Promise<Iso | null> {
-    return this.table.patch('id', id, patch, { immutable: RECORD_IMMUTABLE, now });
-  }
-
-  async delete(id: string): Promise<boolean> {
-    return this.table.deleteBy('id', id);
   }
 }
 
