@@ -14,9 +14,12 @@
  * timeline (every command the SDK ran on the hypervisor, start–end in s from the import's start,
  * medians over the runs), so that a note can say where the time goes.
  *
- * Run: node --import tsx scripts/bench/import.ts [--runs N] [--size-mib N]
+ * The image server runs in a node process of its own (`--server in-process`: in this one, sharing
+ * the SDK's event loop, which slows the import and not curl).
+ *
+ * Run: node --import tsx scripts/bench/import.ts [--runs N] [--size-mib N] [--server in-process]
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -33,12 +36,37 @@ import { flag, median, MiB } from '../lib/bench';
 
 const RUNS = Number(flag('runs') ?? 3);
 const SIZE_MIB = Number(flag('size-mib') ?? 1024);
+/** `--server in-process`: the image server shares this process's event loop with the SDK (as before). */
+const IN_PROCESS_SERVER = flag('server') === 'in-process';
 const ADMIN: Actor = { kind: 'admin' };
 const ALICE: Actor = { kind: 'customer', accountId: 'acct-bench' };
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 /** Runs a program without blocking the event loop (the servers it talks to live in this process). */
 const exec = promisify(execFile);
+
+/**
+ * Serves `file` (read into memory) from a node process of its own, as a real image server is: one
+ * in this process would share its event loop with the import it serves, and slow both.
+ */
+async function serveFromChild(file: string): Promise<{ url: string; close(): Promise<void> }> {
+  const code = `
+    const bytes = require('node:fs').readFileSync(process.argv[1]);
+    const server = require('node:http').createServer((req, res) => {
+      res.writeHead(200, { 'content-length': String(bytes.length), 'content-type': 'application/octet-stream' });
+      res.end(bytes);
+    });
+    server.listen(0, '127.0.0.2', () => console.log(server.address().port));`;
+  const child = spawn(process.execPath, ['-e', code, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout.once('data', (data: Buffer) => resolve(data.toString().trim()));
+    child.once('exit', (status) => reject(new Error(`the image server exited (${status})`)));
+  });
+  return {
+    url: `http://127.0.0.2:${port}/image`,
+    close: () => new Promise<void>((resolve) => (child.kill(), child.once('close', () => resolve()))),
+  };
+}
 
 /** A short name of a command the SDK ran, for the timeline. */
 function commandLabel(argv: readonly string[]): string {
@@ -111,7 +139,7 @@ async function main(): Promise<void> {
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, source]);
     rmSync(raw);
     const bytes = readFileSync(source);
-    const server = await serveBytes(bytes, { host: '127.0.0.2' });
+    const server = IN_PROCESS_SERVER ? await serveBytes(bytes, { host: '127.0.0.2' }) : await serveFromChild(source);
     const hypervisor = { id: 'hv', name: 'hv', locationId: 'loc', connection: { type: 'local' as const }, scratchDir: `${work}/scratch` };
     let importStart = 0;
     let stages: Stages = new Map();
