@@ -5,12 +5,12 @@
  * what it stored).
  * @module
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { InstanceImagesError } from '../errors';
 import { decompress, detectCompression, type Compression, type Decompressors } from './decompress';
 import { downloadUrl, type DownloadOptions } from './download';
 import { detectDiskFormat, MAX_HEAD_BYTES, type DetectedFormat } from './format';
-import { inlineHasher, WORKER_MIN_BYTES, workerHasher, type StreamHasher } from './hasher';
 
 /** Options of {@link openImportSource}. */
 export interface ImportSourceOptions extends DownloadOptions {
@@ -75,11 +75,6 @@ export interface ByteSourceOptions {
    * the stream (an import's hold on its account's byte cap).
    */
   admit?(bytes: number): Promise<void>;
-  /**
-   * The bytes expected (compressed or not), when known: a small source is hashed on this thread,
-   * any other in a worker thread ({@link workerHasher}).
-   */
-  sizeHint?(): number | null;
 }
 
 /**
@@ -102,8 +97,7 @@ export async function openImportSource(url: URL, options: ImportSourceOptions): 
       yield chunk;
     }
   };
-  // Known once the first bytes arrived (the head is read before the hasher is chosen).
-  return openByteSource(counted(), { ...options, sizeHint: () => total });
+  return openByteSource(counted(), options);
 }
 
 /**
@@ -133,8 +127,7 @@ export async function openByteSource(bytes: AsyncIterable<Buffer>, options: Byte
     await image.return?.(undefined).catch(() => undefined);
     throw error;
   }
-  const hint = options.sizeHint?.() ?? null;
-  const hash: StreamHasher = hint !== null && hint < WORKER_MIN_BYTES ? inlineHasher() : workerHasher();
+  const hash = createHash('sha256');
   let size = 0;
   let finished: { sizeBytes: number; sha256: string } | null = null;
   const { maxImageBytes, expectedSha256 } = options;
@@ -146,18 +139,15 @@ export async function openByteSource(bytes: AsyncIterable<Buffer>, options: Byte
           details: { reason: 'too-large', limitBytes: maxImageBytes },
         });
       if (options.admit) await options.admit(size);
-      await hash.update(chunk);
+      hash.update(chunk);
       yield chunk;
     }
-    const sha256 = await hash.digest();
+    const sha256 = hash.digest('hex');
     if (expectedSha256 && sha256 !== expectedSha256)
       throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The downloaded image does not match the expected sha256', {
         details: { expected: expectedSha256, actual: sha256 },
       });
     finished = { sizeBytes: size, sha256 };
   };
-  const stream = Readable.from(output(), { objectMode: false });
-  // However the stream ends (also destroyed before it was read), the hasher's worker stops.
-  stream.once('close', () => hash.close());
-  return { compression, detected, stream, result: () => finished };
+  return { compression, detected, stream: Readable.from(output(), { objectMode: false }), result: () => finished };
 }
