@@ -10,9 +10,16 @@
  * static file server (`fs.createReadStream` piped to the response, as `express.static` does), and,
  * for reference, from a server holding the bytes in memory.
  *
- * Run: node --import tsx scripts/bench/import.ts [--runs N] [--size-mib N]
+ * The cases alternate (their order rotates each round); each import also prints its per-command
+ * timeline (every command the SDK ran on the hypervisor, start–end in s from the import's start,
+ * medians over the runs), so that a note can say where the time goes.
+ *
+ * The image server runs in a node process of its own (`--server in-process`: in this one, sharing
+ * the SDK's event loop, which slows the import and not curl).
+ *
+ * Run: node --import tsx scripts/bench/import.ts [--runs N] [--size-mib N] [--server in-process]
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -20,6 +27,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { createImagesRouter } from '../../adapters/express';
 import { createLocalExecutor } from '../../drivers/exec/local';
+import type { Executor } from '../../src/ports/executor';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../drivers/storage';
 import { createInstanceImages, type Actor } from '../../src';
@@ -28,12 +36,99 @@ import { flag, median, MiB } from '../lib/bench';
 
 const RUNS = Number(flag('runs') ?? 3);
 const SIZE_MIB = Number(flag('size-mib') ?? 1024);
+/** `--server in-process`: the image server shares this process's event loop with the SDK (as before). */
+const IN_PROCESS_SERVER = flag('server') === 'in-process';
 const ADMIN: Actor = { kind: 'admin' };
 const ALICE: Actor = { kind: 'customer', accountId: 'acct-bench' };
 
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 /** Runs a program without blocking the event loop (the servers it talks to live in this process). */
 const exec = promisify(execFile);
+
+/**
+ * Serves `file` (read into memory) from a node process of its own, as a real image server is: one
+ * in this process would share its event loop with the import it serves, and slow both.
+ */
+async function serveFromChild(file: string): Promise<{ url: string; close(): Promise<void> }> {
+  const code = `
+    const bytes = require('node:fs').readFileSync(process.argv[1]);
+    const server = require('node:http').createServer((req, res) => {
+      res.writeHead(200, { 'content-length': String(bytes.length), 'content-type': 'application/octet-stream' });
+      res.end(bytes);
+    });
+    server.listen(0, '127.0.0.2', () => console.log(server.address().port));`;
+  const child = spawn(process.execPath, ['-e', code, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout.once('data', (data: Buffer) => resolve(data.toString().trim()));
+    child.once('exit', (status) => reject(new Error(`the image server exited (${status})`)));
+  });
+  return {
+    url: `http://127.0.0.2:${port}/image`,
+    close: () => new Promise<void>((resolve) => (child.kill(), child.once('close', () => resolve()))),
+  };
+}
+
+/** A short name of a command the SDK ran, for the timeline. */
+function commandLabel(argv: readonly string[]): string {
+  const text = argv.join(' ');
+  const known: [RegExp, string][] = [
+    [/exec dd /, 'receive (dd)'],
+    [/qemu-img check/, 'qemu-img check'],
+    [/qemu-img info/, 'qemu-img info'],
+    [/qemu-img convert/, 'qemu-img convert'],
+    [/mv -f -T -- "\$2" "\$3"/, 'publish'],
+  ];
+  for (const [pattern, label] of known) if (pattern.test(text)) return label;
+  if (argv[0] === 'sh') {
+    // The last line of a script says what it does (the first ones define helpers).
+    const script = (argv[2] ?? '').trim().split('\n').at(-1) ?? '';
+    return `sh: ${script.trim().slice(0, 40)}`;
+  }
+  return argv.slice(0, 2).join(' ');
+}
+
+type Stages = Map<string, { start: number; end: number }>;
+
+/** An executor that records when each command ran, relative to `t0()`; repeated labels get a #n suffix. */
+function tracing(inner: Executor, t0: () => number, stages: () => Stages): Executor {
+  const record = (argv: readonly string[], start: number) => {
+    const map = stages();
+    const base = commandLabel(argv);
+    let label = base;
+    for (let n = 2; map.has(label); n++) label = `${base} #${n}`;
+    map.set(label, { start: start - t0(), end: performance.now() - t0() });
+  };
+  return {
+    ...inner,
+    async run(argv, options) {
+      const start = performance.now();
+      try {
+        return await inner.run(argv, options);
+      } finally {
+        record(argv, start);
+      }
+    },
+    async stream(argv, options) {
+      const start = performance.now();
+      const opened = await inner.stream(argv, options);
+      void opened.done.finally(() => record(argv, start)).catch(() => undefined);
+      return opened;
+    },
+  };
+}
+
+/** Median start–end of each stage over the runs, in the order the stages start. */
+function timeline(runs: Stages[]): string {
+  const names = [...new Set(runs.flatMap((s) => [...s.keys()]))];
+  const rows = names.map((name) => {
+    const of = runs.map((s) => s.get(name)).filter((x) => x !== undefined);
+    return { name, start: median(of.map((x) => x.start)), end: median(of.map((x) => x.end)) };
+  });
+  rows.sort((a, b) => a.start - b.start);
+  return rows.map((r) => `${r.name} ${(r.start / 1000).toFixed(2)}–${(r.end / 1000).toFixed(2)}`).join('\n  ');
+}
+
+const spread = (values: number[]) => `spread ${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)} s`;
 
 async function main(): Promise<void> {
   const work = mkdtempSync('/var/tmp/ii-bench-import-');
@@ -44,9 +139,16 @@ async function main(): Promise<void> {
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, source]);
     rmSync(raw);
     const bytes = readFileSync(source);
-    const server = await serveBytes(bytes, { host: '127.0.0.2' });
+    const server = IN_PROCESS_SERVER ? await serveBytes(bytes, { host: '127.0.0.2' }) : await serveFromChild(source);
     const hypervisor = { id: 'hv', name: 'hv', locationId: 'loc', connection: { type: 'local' as const }, scratchDir: `${work}/scratch` };
-    const executor = createLocalExecutor();
+    let importStart = 0;
+    let stages: Stages = new Map();
+    const traces: Stages[] = [];
+    const executor = tracing(
+      createLocalExecutor(),
+      () => importStart,
+      () => stages,
+    );
     const ii = createInstanceImages({
       hostDirectory: { getInstance: async () => null, getHypervisor: async (id) => (id === 'hv' ? hypervisor : null) },
       storageDrivers: builtinStorageDrivers,
@@ -79,49 +181,54 @@ async function main(): Promise<void> {
     const ours: number[] = [];
     const exportOurs: number[] = [];
     const exportPlain: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
-      let start = process.hrtime.bigint();
+    const baselineCase = async (durably: boolean) => {
+      const start = process.hrtime.bigint();
       await exec('curl', ['-s', '-o', `${work}/dl.qcow2`, server.url]);
       await exec('qemu-img', ['convert', '-f', 'qcow2', '-O', 'qcow2', `${work}/dl.qcow2`, `${work}/out.qcow2`]);
-      baseline.push(seconds(start));
+      if (durably) await exec('sync', [`${work}/out.qcow2`]);
+      (durably ? durable : baseline).push(seconds(start));
       rmSync(`${work}/dl.qcow2`);
       rmSync(`${work}/out.qcow2`);
-      start = process.hrtime.bigint();
-      await exec('curl', ['-s', '-o', `${work}/dl.qcow2`, server.url]);
-      await exec('qemu-img', ['convert', '-f', 'qcow2', '-O', 'qcow2', `${work}/dl.qcow2`, `${work}/out.qcow2`]);
-      await exec('sync', [`${work}/out.qcow2`]);
-      durable.push(seconds(start));
-      rmSync(`${work}/dl.qcow2`);
-      rmSync(`${work}/out.qcow2`);
-
-      start = process.hrtime.bigint();
+    };
+    const importCase = async (run: number) => {
+      stages = new Map();
+      importStart = performance.now();
+      const start = process.hrtime.bigint();
       const started = await ii.imports.importImage(ALICE, { url: server.url, name: `bench ${run}`, locationId: 'loc' });
       await ii.idle();
       ours.push(seconds(start));
+      stages.set('(done)', { start: performance.now() - importStart, end: performance.now() - importStart });
+      traces.push(stages);
       const image = await ii.images.getImage(ALICE, started.image.id);
       if (image.status !== 'available') throw new Error(`the import failed: ${JSON.stringify(image.statusReason)}`);
 
       const link = await ii.exports.createDownloadLink(ALICE, image.id);
       if (link.kind !== 'signed') throw new Error('expected a signed link');
       const url = `${panelUrl}/api/downloads/images/${image.id}?account=${link.accountId}&expires=${link.expires}&signature=${link.signature}`;
-      start = process.hrtime.bigint();
+      let begin = process.hrtime.bigint();
       await exec('curl', ['-s', '-o', '/dev/null', url]);
-      exportOurs.push(seconds(start));
-      start = process.hrtime.bigint();
+      exportOurs.push(seconds(begin));
+      begin = process.hrtime.bigint();
       await exec('curl', ['-s', '-o', '/dev/null', server.url]);
-      exportPlain.push(seconds(start));
-      start = process.hrtime.bigint();
+      exportPlain.push(seconds(begin));
+      begin = process.hrtime.bigint();
       await exec('curl', ['-s', '-o', '/dev/null', `${filesUrl}/${(await ii.repositories.images.get(image.id))?.fileKey ?? ''}`]);
-      exportFile.push(seconds(start));
+      exportFile.push(seconds(begin));
       await ii.images.deleteImage(ALICE, image.id);
       await ii.idle();
+    };
+    for (let run = 0; run < RUNS; run++) {
+      // Alternate the cases, and rotate their order each round, so drift in the machine's load spreads evenly.
+      const cases = [() => baselineCase(false), () => baselineCase(true), () => importCase(run)];
+      for (let k = 0; k < cases.length; k++) await cases[(k + run) % cases.length]!();
     }
     const mib = bytes.length / MiB;
     const line = (name: string, values: number[]) =>
-      `${name}: median ${median(values).toFixed(2)} s (${(mib / median(values)).toFixed(0)} MiB/s)`;
-    console.log(`qcow2 of ${mib.toFixed(0)} MiB, ${RUNS} runs`);
+      `${name}: median ${median(values).toFixed(2)} s (${(mib / median(values)).toFixed(0)} MiB/s), ${spread(values)}, runs ${values.map((v) => v.toFixed(2)).join(' ')}`;
+    console.log(`qcow2 of ${mib.toFixed(0)} MiB, ${RUNS} runs, alternating`);
     console.log(line('curl -o + qemu-img convert', baseline));
     console.log(line('imports.importImage (path storage)', ours));
+    console.log(`  commands on the hypervisor (median start–end in s from the import's start):\n  ${timeline(traces)}`);
     console.log(line('curl -o + qemu-img convert + sync', durable));
     console.log(
       `import ratio: ${(median(baseline) / median(ours)).toFixed(2)}× the page-cache baseline, ${(median(durable) / median(ours)).toFixed(2)}× the durable one (goal ≥ 0.9×)`,

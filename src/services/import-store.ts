@@ -82,8 +82,11 @@ export async function storeImport(
     const marker = `${target.keyBase}.importing`;
     options.onKey(marker);
     options.onKey(key);
-    // Makes the key's directory (a path storage creates directories on put); removed below.
-    await disk.put(marker, Readable.from([Buffer.alloc(0)]), { signal: options.signal });
+    // Makes the key's directory (a path storage creates directories, refusing links, on put). Its
+    // size announced, the put commits in one command. The directory stays once made, so the marker
+    // is removed right away, while the image is received.
+    await disk.put(marker, Readable.from([Buffer.alloc(0)]), { signal: options.signal, size: 0 });
+    const markerRemoved = disk.delete(marker).catch(() => undefined);
     let materialized;
     try {
       materialized = await hv
@@ -99,7 +102,7 @@ export async function storeImport(
         })
         .catch(rethrow);
     } finally {
-      await disk.delete(marker).catch(() => undefined);
+      await markerRemoved;
     }
     if (!source.result()) rethrow(new InstanceImagesError('DOWNLOAD_FAILED', 'The download ended before the image was complete'));
     options.progress({ step: 'verifying' });

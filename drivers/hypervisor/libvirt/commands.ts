@@ -117,6 +117,29 @@ const CHECK_FILE_SCRIPT = [
 /** `sh -c` script: the size of file `$1` on one line, then `qemu-img info` of it read as format `$2`. */
 const SIZE_AND_INFO_SCRIPT = 'stat -c %s -- "$1" && exec qemu-img info --output=json -f "$2" "$1"';
 /**
+ * `sh -c` script: the size of qcow2 file `$1` and the exit status of its `qemu-img check` (run
+ * alongside) on one line, then its `qemu-img info` (JSON). The check's own output is dropped (a
+ * truncated image prints thousands of lines); its status says what was found.
+ */
+const SIZE_INFO_CHECK_SCRIPT = [
+  's=$(stat -c %s -- "$1") || exit 1',
+  'qemu-img check -f qcow2 "$1" >/dev/null 2>&1 & p=$!',
+  'i=$(qemu-img info --output=json -f qcow2 "$1") || { wait $p; exit 1; }',
+  'wait $p; c=$?',
+  'printf "%s %s\n%s\n" "$s" "$c" "$i"',
+].join('\n');
+/** Exit status of {@link TARGET_SCRIPT} when the target exists. */
+const TARGET_EXISTS_EXIT = 45;
+/** Exit status of {@link TARGET_SCRIPT} when the target's directory is missing or not a directory. */
+const TARGET_DIRECTORY_EXIT = 46;
+/** `sh -c` script: whether `$1` is free (exists: {@link TARGET_EXISTS_EXIT}) in directory `$2` (missing: {@link TARGET_DIRECTORY_EXIT}). */
+const TARGET_SCRIPT = '! [ -e "$1" ] || exit 45\n[ -d "$2" ] || exit 46';
+/**
+ * `sh -c` script: renames `$2` to `$3` (replacing it) and fsyncs directory `$4`; with `$1` not
+ * empty, fsyncs `$2` itself first.
+ */
+const PUBLISH_SCRIPT = '[ -z "$1" ] || sync -- "$2" || exit 1\nmv -f -T -- "$2" "$3" && exec sync -- "$4"';
+/**
  * `sh -c` script: creates directory `$1` unless empty (refusing with {@link LINKED_PATH_EXIT} when
  * it is, or passes through, a symbolic link below storage root `$2`, if not empty), then prints
  * the free bytes of each further path.
@@ -341,6 +364,18 @@ export class HostCommands {
     throw commandError(['sh', 'check'], result);
   }
 
+  /**
+   * Whether a new file may be made at `path` in `directory`, in one remote command: `'free'`,
+   * `'exists'` (something is there, never overwritten) or `'no-directory'`.
+   */
+  async targetState(path: string, directory: string): Promise<'free' | 'exists' | 'no-directory'> {
+    const result = await this.tryRun(['sh', '-c', TARGET_SCRIPT, 'sh', path, directory]);
+    if (result.exitCode === 0) return 'free';
+    if (result.exitCode === TARGET_EXISTS_EXIT) return 'exists';
+    if (result.exitCode === TARGET_DIRECTORY_EXIT) return 'no-directory';
+    throw commandError(['sh', 'test'], result);
+  }
+
   /** Whether a path exists. */
   async exists(path: string): Promise<boolean> {
     return (await this.tryRun(['test', '-e', path])).exitCode === 0;
@@ -404,6 +439,20 @@ export class HostCommands {
   }
 
   /**
+   * Size in bytes, `qemu-img info` and the `qemu-img check` exit status (0 clean, 2 corruptions,
+   * 3 leaks, 1 not completed) of a qcow2 file, in one remote command (the check runs alongside
+   * the info). @throws COMMAND_FAILED when the file is missing or not a qcow2 image.
+   */
+  async qcow2Facts(path: string, signal?: AbortSignal): Promise<{ sizeBytes: number; info: QemuImgInfo; checkExit: number }> {
+    const result = await this.run(['sh', '-c', SIZE_INFO_CHECK_SCRIPT, 'sh', path], { signal });
+    const newline = result.stdout.indexOf('\n');
+    const [size, check] = result.stdout.slice(0, Math.max(newline, 0)).trim().split(' ').map(Number);
+    if (newline < 0 || !Number.isSafeInteger(size) || !Number.isSafeInteger(check))
+      throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected stat or qemu-img check output');
+    return { sizeBytes: size!, checkExit: check!, info: parseQemuImgInfo(result.stdout.slice(newline + 1)) };
+  }
+
+  /**
    * `qemu-img check` of a qcow2 file (metadata only). Its per-cluster complaints on stderr are
    * dropped (a truncated 1 GiB image prints thousands of lines); the JSON says what was found.
    * @returns the exit status (0 clean, 2 corruptions, 3 leaks, 1 not completed) and the JSON result, if printed.
@@ -437,9 +486,12 @@ export class HostCommands {
     return values;
   }
 
-  /** Renames `from` to `to` (replacing it) and fsyncs `to`'s directory, in one remote command. */
-  async publish(from: string, to: string, directory: string): Promise<void> {
-    await this.run(['sh', '-c', 'mv -f -T -- "$1" "$2" && exec sync -- "$3"', 'sh', from, to, directory]);
+  /**
+   * Renames `from` to `to` (replacing it) and fsyncs `to`'s directory, in one remote command; with
+   * `fsync`, `from` itself is fsynced first, in the same command.
+   */
+  async publish(from: string, to: string, directory: string, options: { fsync?: boolean } = {}): Promise<void> {
+    await this.run(['sh', '-c', PUBLISH_SCRIPT, 'sh', options.fsync ? 'f' : '', from, to, directory]);
   }
 
   /** Removes files; missing ones are fine. */

@@ -209,10 +209,7 @@ async function keepReceived(
   source: DeploySource & { received: Received },
 ): Promise<MaterializeResult | null> {
   const { cmd } = ctx;
-  const [{ sizeBytes, info }, check] = await Promise.all([
-    cmd.fileSizeAndInfo(source.path, 'qcow2'),
-    cmd.qemuImgCheck(source.path, request.signal),
-  ]);
+  const { sizeBytes, info, checkExit } = await cmd.qcow2Facts(source.path, request.signal);
   if (info.backingFilename !== null || info.dataFile !== null) {
     throw new InstanceImagesError(
       'VALIDATION_FAILED',
@@ -221,9 +218,8 @@ async function keepReceived(
   }
   if (sizeBytes !== source.received.bytes)
     throw new InstanceImagesError('DEPLOY_FAILED', `The received file has ${sizeBytes} bytes where ${source.received.bytes} were sent`);
-  if (info.format !== 'qcow2' || info.snapshots > 0 || check.exitCode !== 0) return null;
-  await cmd.fsync(source.path);
-  await cmd.publish(source.path, request.targetPath, dirname(request.targetPath));
+  if (info.format !== 'qcow2' || info.snapshots > 0 || checkExit !== 0) return null;
+  await cmd.publish(source.path, request.targetPath, dirname(request.targetPath), { fsync: true });
   return { path: request.targetPath, format: 'qcow2', virtualSizeBytes: info.virtualSizeBytes, keptSource: true };
 }
 
@@ -297,10 +293,11 @@ async function compareWithImage(
  */
 export async function checkDeployTarget(cmd: HostCommands, targetPath: string): Promise<void> {
   assertAbsolutePath(targetPath, 'targetPath');
-  if (await cmd.exists(targetPath)) {
+  const state = await cmd.targetState(targetPath, dirname(targetPath));
+  if (state === 'exists') {
     throw new InstanceImagesError('CONFLICT', 'The target disk already exists; refusing to overwrite it', { details: { targetPath } });
   }
-  if ((await cmd.tryRun(['test', '-d', dirname(targetPath)])).exitCode !== 0) {
+  if (state === 'no-directory') {
     const message = 'its directory does not exist on the hypervisor (or is not a directory); create it first';
     throw new InstanceImagesError('VALIDATION_FAILED', `targetPath: ${message}`, { fields: [{ path: 'targetPath', message }] });
   }

@@ -180,6 +180,42 @@ describe.skipIf(skip !== null)(`URL import into a path storage, and export${skip
     rmSync(targetDir, { recursive: true, force: true });
   });
 
+  it('keeps a clean received qcow2 in four commands on the hypervisor, and refuses an existing target or a missing directory in one', async () => {
+    const targetDir = freshScratchDir('import-commands');
+    const target = `${targetDir}/disk.qcow2`;
+    const local = createLocalExecutor();
+    const commands: string[][] = [];
+    const counting = {
+      ...local,
+      run: (argv: readonly string[], options?: Parameters<typeof local.run>[1]) => (commands.push([...argv]), local.run(argv, options)),
+    };
+    const driver = createLibvirtDriver(localHypervisor(scratch), counting);
+    const { Readable } = await import('node:stream');
+    const materialize = (path: string) =>
+      driver.materialize({
+        source: { kind: 'stream', stream: Readable.from([readFileSync(source)]) },
+        sourceFormat: 'qcow2',
+        targetPath: path,
+        reuseSource: true,
+      });
+    const result = await materialize(target);
+    expect(result.keptSource).toBe(true);
+    expect(sha256(readFileSync(target))).toBe(sha256(readFileSync(source)));
+    // The target's check, the receive, size + info + check, fsync + rename + directory fsync.
+    expect(commands).toHaveLength(4);
+    expect(commands.at(-1)?.join(' ')).toMatch(/sync -- "\$2"[\s\S]*mv -f -T/);
+
+    commands.length = 0;
+    await expect(materialize(target)).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(materialize(`${targetDir}/missing/disk.qcow2`)).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      fields: [{ path: 'targetPath' }],
+    });
+    expect(commands).toHaveLength(2);
+    expect(readdirSync(targetDir)).toEqual(['disk.qcow2']);
+    rmSync(targetDir, { recursive: true, force: true });
+  });
+
   /** Asks `panelUrl` for a download link of `image`, then downloads it with a Range and whole. */
   async function exportThrough(panelUrl: string, image: { id: string; sha256: string | null } | null, stored: string): Promise<void> {
     const linkResponse = await fetch(`${panelUrl}/api/images/${image?.id}/download-link`, { method: 'POST' });
