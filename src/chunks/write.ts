@@ -10,6 +10,7 @@ import { InstanceImagesError, toInstanceImagesError, validationFailed } from '..
 import type { CapturedChunk, ChunkSourceInfo } from '../ports/hypervisor-driver';
 import { codecOfStoredSize, encodeChunk } from './codec';
 import { putBuffer, throwIfAborted, type ChunkContext } from './context';
+import { readManifestAt } from './catalog';
 import { checkLeaseId, checkManifestKey, chunkKey } from './keys';
 import { ChunkLease } from './lease';
 import {
@@ -30,8 +31,17 @@ import {
 export interface WriteImageOptions {
   /** The lease this capture holds until commit/abandon (`[A-Za-z0-9._-]`, e.g. the task id). */
   leaseId: string;
-  /** The image unchanged chunks come from; required when `info.incrementalSince` is set. */
+  /**
+   * The image unchanged chunks come from; required when `info.incrementalSince` is set. Also useful
+   * for a full read of the same disk (the dedup-only path): its chunks are known stored.
+   */
   base?: ChunkManifest | null;
+  /**
+   * The key `base` was read from (addition). When given, the base's chunks are proven present by one
+   * read of that manifest after the lease is written (W3b) instead of a `stat` per chunk; when the
+   * manifest is gone or changed by then, each chunk is checked as without it.
+   */
+  baseKey?: string | null;
   /** Recorded in the manifest. */
   source?: ChunkManifest['source'];
   signal?: AbortSignal;
@@ -117,9 +127,30 @@ class ImageWriter {
     await this.makeRoom();
   }
 
+  /**
+   * W3b: the base's chunks are present when its manifest is still stored, unchanged, after the lease
+   * naming them was covered: a stored manifest names only present chunks, and from the cover on no
+   * collection can delete them. Marks them stored; false (each is checked then) when it is not so.
+   */
+  async proveBase(): Promise<boolean> {
+    const { base, options } = this;
+    if (!base || options.baseKey == null) return false;
+    const stored = await readManifestAt(this.ctx, options.baseKey, options.signal).catch(() => null);
+    if (stored?.imageSha256 !== base.imageSha256) {
+      this.ctx.logger.info('The base manifest of a capture is gone or changed; its chunks are checked one by one', {
+        key: options.baseKey,
+      });
+      return false;
+    }
+    for (const entry of base.chunks)
+      if (entry !== null) this.stored.set(entry.sha256, { storedBytes: entry.storedBytes, codec: entry.codec });
+    return true;
+  }
+
   takeUnchanged(index: number, length: number): void {
     const { base } = this;
-    if (!base) throw sourceBroke(`chunk ${index} is unchanged, but the read is not incremental`, { index });
+    if (!base || this.info.incrementalSince === null)
+      throw sourceBroke(`chunk ${index} is unchanged, but the read is not incremental`, { index });
     const entry = base.chunks[index];
     if (entry === undefined || chunkLength(base.virtualSizeBytes, base.chunkSizeBytes, index) !== length) {
       throw new InstanceImagesError(
@@ -292,6 +323,14 @@ function checkWriteInput(ctx: ChunkContext, info: ChunkSourceInfo, options: Writ
       fields.push({ path: 'base.chunkSizeBytes', message: `must be ${info.chunkSizeBytes}, as the capture's` });
     if (JSON.stringify(base.scope) !== JSON.stringify(ctx.scope)) fields.push({ path: 'base.scope', message: "must be the store's scope" });
   }
+  if (options.baseKey != null) {
+    if (base === null) fields.push({ path: 'baseKey', message: 'needs base (the manifest read from it)' });
+    try {
+      checkManifestKey(options.baseKey);
+    } catch {
+      fields.push({ path: 'baseKey', message: 'must be a manifest key (ending in .manifest.json)' });
+    }
+  }
   if (options.source != null && !ChunkManifestSourceSchema.safeParse(options.source).success)
     fields.push({
       path: 'source',
@@ -315,6 +354,7 @@ export async function writeImage(
     if (base) lease.add(base.chunks.flatMap((chunk) => (chunk ? [chunk.sha256] : [])));
     lease.startRefreshing();
     await lease.cover(options.signal);
+    await writer.proveBase();
     for await (const chunk of chunks) {
       throwIfAborted(options.signal, 'The capture');
       await writer.take(chunk);
