@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { createChunkStore, isZstdAvailable, standaloneSize, type ChunkStoreOptions } from '../../../src/chunks';
 import { chunkKey } from '../../../src/chunks/keys';
 import { InstanceImagesError } from '../../../src/errors';
+import type { StorageDriver } from '../../../src/ports/storage-driver';
+import { wrapStorageDriver } from '../../../src/storage/disk';
 import {
   CHUNK,
   assemble,
@@ -16,6 +18,7 @@ import {
   diskChunks,
   diskInfo,
   memoryDisk,
+  memoryStorageDriver,
   sha256,
   ticks,
   type MemoryClientOptions,
@@ -137,6 +140,61 @@ describe('chunk store: write and read', () => {
     expect(error.code).toBe('NOT_FOUND');
     expect(error.message).toMatch(/base image/);
     expect(objects.objects.has('chunk-leases/inc2.json')).toBe(false);
+  });
+
+  it('proves the base chunks present by one read of the base manifest after the lease, not a stat each', async () => {
+    const objects = createMemoryObjects();
+    const requests: string[] = [];
+    const driver = memoryStorageDriver(objects);
+    const counted: StorageDriver = {
+      ...driver,
+      stat: (key) => (requests.push(`stat ${key}`), driver.stat(key)),
+      get: (key, options) => (requests.push(`get ${key}`), driver.get(key, options)),
+      put: (key, body, options) => (requests.push(`put ${key}`), driver.put(key, body, options)),
+    };
+    const store = createChunkStore(wrapStorageDriver(counted, { retries: { attempts: 1 } }), { sweepPollMs: 1 });
+    const baseKey = 'images/base.manifest.json';
+    const base = await capture(store, [1, 2, 0, 3, 4], baseKey, 'base');
+    const ids = [1, 7, 0, 3, 4];
+    const unchanged = new Set([0, 2, 3, 4]);
+    requests.length = 0;
+    const pending = await store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids, 'cp-1'), {
+      leaseId: 'inc',
+      base: base.manifest,
+      baseKey,
+    });
+    const lease = requests.indexOf('put chunk-leases/inc.json');
+    expect(requests.indexOf(`get ${baseKey}`)).toBeGreaterThan(lease); // read after the lease is written
+    const seven = chunkKey({ kind: 'storage' }, sha256(block(7)));
+    const checked = (r: string) => (r.startsWith('stat chunks/') || r.startsWith('put chunks/')) && !r.endsWith(seven);
+    expect(requests.filter(checked)).toEqual([]); // only the new chunk 7 is looked at
+    expect(requests.filter((r) => r.startsWith('get images/'))).toEqual([`get ${baseKey}`]);
+    expect(pending.uploadedChunks).toBe(1);
+    expect(pending.manifest.chunks.filter((_, i) => unchanged.has(i))).toEqual(base.manifest.chunks.filter((_, i) => unchanged.has(i)));
+
+    // a full read (the dedup-only path) of the same disk: the base's chunks are neither checked nor uploaded
+    requests.length = 0;
+    const full = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'full', base: base.manifest, baseKey });
+    expect(requests.filter(checked)).toEqual([]);
+    expect(full.manifest.chunks).toEqual(pending.manifest.chunks);
+
+    // the base deleted before the lease: each chunk is checked, and a chunk only it named is missing
+    await store.deleteManifest(baseKey);
+    objects.objects.delete(chunkKey({ kind: 'storage' }, sha256(block(4))));
+    requests.length = 0;
+    const error = await failure(
+      store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids, 'cp-1'), { leaseId: 'inc2', base: base.manifest, baseKey }),
+    );
+    expect(error.code).toBe('NOT_FOUND');
+    expect(requests.filter(checked).length).toBeGreaterThanOrEqual(1);
+
+    // an unchanged chunk is refused from a read that is not incremental, base or not
+    const broke = await failure(store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids), { leaseId: 'x', base: base.manifest }));
+    expect(broke.code).toBe('CAPTURE_FAILED');
+    const badKey = await failure(
+      store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'y', base: base.manifest, baseKey: 'chunks/x' }),
+    );
+    expect(badKey.fields.map((f) => f.path)).toContain('baseKey');
   });
 
   it('refuses an incremental read without a base, and a base of another chunk size', async () => {
