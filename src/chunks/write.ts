@@ -91,6 +91,10 @@ class ImageWriter {
   readonly inflight = new Set<Promise<void>>();
   /** The presence checks among `inflight` (unchanged chunks: they hold no bytes). */
   readonly checks = new Set<Promise<void>>();
+  /** The lease covers among `inflight` (each holds its batch until its uploads start). */
+  readonly covers = new Set<Promise<void>>();
+  /** Data chunks of the batches being covered. */
+  covering = 0;
   failure: InstanceImagesError | null = null;
   uploadedBytes = 0;
   uploadedChunks = 0;
@@ -183,10 +187,11 @@ class ImageWriter {
   }
 
   /**
-   * Backpressure: at most `parallel` data chunks wait or upload. Chunks wait until half of that is
-   * waiting, so that one lease write (and sweep check) covers several of them. Presence checks of
-   * unchanged chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an
-   * incremental recapture names every chunk of its base and would otherwise wait on them one
+   * Backpressure: at most `parallel` data chunks wait, are being covered by the lease, or upload.
+   * Chunks wait until half of that is waiting, so that one lease write (and sweep check) covers
+   * several of them; the source goes on while a batch is covered. Presence checks of unchanged
+   * chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an incremental
+   * recapture without a provable base checks every chunk of it and would otherwise wait on them one
    * `parallel` batch at a time.
    */
   async makeRoom(): Promise<void> {
@@ -195,21 +200,42 @@ class ImageWriter {
       this.throwIfFailed();
       await Promise.race(this.checks);
     }
-    while (this.pending.length + this.inflight.size - this.checks.size >= parallel) {
+    while (this.held() >= parallel) {
       this.throwIfFailed();
-      if (this.inflight.size > this.checks.size && this.pending.length < Math.ceil(parallel / 2)) await Promise.race(this.inflight);
-      else await this.flush();
+      if (this.pending.length < Math.ceil(parallel / 2) && this.inflight.size > this.checks.size) await Promise.race(this.inflight);
+      else this.flush();
     }
     this.throwIfFailed();
   }
 
-  /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2). */
-  async flush(): Promise<void> {
+  /** Data chunks held: waiting, being covered, or uploading. */
+  held(): number {
+    return this.pending.length + this.covering + this.inflight.size - this.checks.size - this.covers.size;
+  }
+
+  /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2); runs in `inflight`. */
+  flush(): void {
     if (this.pending.length === 0) return;
-    await this.lease.cover(this.options.signal);
     const batch = this.pending;
     this.pending = [];
-    for (const chunk of batch) this.start(chunk.sha256, () => this.storeChunk(chunk));
+    this.covering += batch.length;
+    for (const chunk of batch) this.scheduled.add(chunk.sha256);
+    const run: Promise<void> = this.lease
+      .cover(this.options.signal)
+      .then(() => {
+        if (this.failure === null) for (const chunk of batch) this.start(chunk.sha256, () => this.storeChunk(chunk));
+      })
+      .catch((error: unknown) => {
+        this.failure ??= toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', 'Writing the chunk lease failed');
+      })
+      .finally(() => {
+        this.covering -= batch.length;
+        this.inflight.delete(run);
+        this.covers.delete(run);
+        if (this.failure !== null) for (const chunk of batch) this.scheduled.delete(chunk.sha256);
+      });
+    this.inflight.add(run);
+    this.covers.add(run);
   }
 
   start(sha256: string, task: () => Promise<void>, check = false): void {
@@ -284,7 +310,7 @@ class ImageWriter {
         chunks: this.digests.length,
         expected: this.total,
       });
-    await this.flush();
+    this.flush();
     while (this.inflight.size > 0) await Promise.race(this.inflight);
     this.throwIfFailed();
     this.lease.assertHeld();
@@ -362,7 +388,8 @@ export async function writeImage(
     throwIfAborted(options.signal, 'The capture');
     await writer.finish();
   } catch (error) {
-    await Promise.allSettled([...writer.inflight]);
+    writer.failure ??= toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
+    while (writer.inflight.size > 0) await Promise.allSettled([...writer.inflight]);
     await lease.release();
     throw toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
   }

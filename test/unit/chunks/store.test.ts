@@ -269,6 +269,36 @@ describe('chunk store: write and read', () => {
     expect(maxInflight).toBeGreaterThanOrEqual(2);
   });
 
+  it('goes on reading while a batch of new chunks is being covered by the lease', async () => {
+    const objects = createMemoryObjects();
+    const driver = memoryStorageDriver(objects);
+    let leaseWrites = 0;
+    let writing = false;
+    const slowLeases: StorageDriver = {
+      ...driver,
+      async put(key, body, options) {
+        if (!key.startsWith('chunk-leases/')) {
+          await ticks(30); // uploads take a while, lease writes longer
+          return driver.put(key, body, options);
+        }
+        leaseWrites++;
+        writing = true;
+        await ticks(40);
+        writing = false;
+        return driver.put(key, body, options);
+      },
+    };
+    const store = createChunkStore(wrapStorageDriver(slowLeases, { retries: { attempts: 1 } }), { parallel: 4, sweepPollMs: 1 });
+    const ids = Array.from({ length: 16 }, (_, i) => i + 1);
+    const readDuringCover: number[] = [];
+    const onYield = (index: number) => {
+      if (writing && leaseWrites > 1) readDuringCover.push(index);
+    };
+    const pending = await store.writeImage(diskChunks(ids, { onYield }), diskInfo(ids), { leaseId: 'pipe' });
+    expect(pending.uploadedChunks).toBe(16);
+    expect(readDuringCover.length).toBeGreaterThan(0);
+  });
+
   it('checks the unchanged chunks of an incremental capture many at once, not `parallel` at a time', async () => {
     const objects = createMemoryObjects();
     let inflight = 0;
