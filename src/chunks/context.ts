@@ -32,6 +32,12 @@ export interface ChunkStoreOptions {
   logger?: Logger;
   /** The clock (leases and markers carry its time). */
   now?: () => Date;
+  /**
+   * How a writer or reader waits `sweepPollMs` for a sweep to end (addition; tests pass one that
+   * counts event-loop turns, so that seeded schedules do not depend on the machine's load).
+   * @default a timer
+   */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** The checked options and the disk. */
@@ -46,6 +52,7 @@ export interface ChunkContext {
   manifestPrefix: string;
   logger: Logger;
   now: () => Date;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 const silent: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -99,6 +106,7 @@ export function chunkContext(disk: StorageDisk, options: ChunkStoreOptions): Chu
     manifestPrefix,
     logger: options.logger ?? silent,
     now: options.now ?? (() => new Date()),
+    sleep: options.sleep ?? sleep,
   };
 }
 

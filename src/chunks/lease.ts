@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { InstanceImagesError, isInstanceImagesError } from '../errors';
-import { putBuffer, readObject, sleep, type ChunkContext } from './context';
+import { putBuffer, readObject, throwIfAborted, type ChunkContext } from './context';
 import { SWEEP_MARKER_KEY, leaseKey, leasePartKey } from './keys';
 import { ChunkScopeSchema, SHA256_PATTERN, type ChunkScope } from './manifest';
 
@@ -218,7 +218,8 @@ export async function waitForSweep(ctx: ChunkContext, signal?: AbortSignal): Pro
     if (marker === null || !isFreshMarker(ctx, marker.refreshedAt)) return;
     if (!logged) ctx.logger.info('Waiting for a chunk garbage collection to finish', { gcId: marker.gcId });
     logged = true;
-    await sleep(ctx.sweepPollMs, signal);
+    await ctx.sleep(ctx.sweepPollMs, signal);
+    throwIfAborted(signal);
   }
 }
 

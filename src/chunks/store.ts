@@ -20,10 +20,13 @@ export interface ChunkStore {
   /**
    * Stores the chunks of a capture: data chunks are uploaded unless present (dedup), zero chunks
    * become null, `unchanged` chunks are taken from `base` (required when info.incrementalSince is
-   * set; VALIDATION_FAILED otherwise) and checked present. Holds a lease on every chunk it will name
-   * until `commit`/`abandon`. Resumable: a retry skips chunks an interrupted run already stored.
+   * set; VALIDATION_FAILED otherwise). The base's chunks are proven present by one read of the base
+   * manifest at `baseKey` after the lease is written, else (no `baseKey`, or the base was deleted or
+   * changed meanwhile) checked one by one. Holds a lease on every chunk it will name until
+   * `commit`/`abandon`. Resumable: a retry skips chunks an interrupted run already stored.
    * At most `parallel` data chunks are held (waiting or uploading) besides the one the source is
    * reading; presence checks of unchanged chunks (no bytes held) run up to 8 × `parallel` at once.
+   * The source goes on while a batch of new chunks is being covered by the lease.
    * @throws VALIDATION_FAILED (info, base, leaseId), CAPTURE_FAILED (the chunk source broke its
    *   contract), NOT_FOUND (a base chunk is missing), CANCELLED, STORAGE_UNAVAILABLE (retryable).
    */

@@ -10,6 +10,7 @@ import { InstanceImagesError, toInstanceImagesError, validationFailed } from '..
 import type { CapturedChunk, ChunkSourceInfo } from '../ports/hypervisor-driver';
 import { codecOfStoredSize, encodeChunk } from './codec';
 import { putBuffer, throwIfAborted, type ChunkContext } from './context';
+import { readManifestAt } from './catalog';
 import { checkLeaseId, checkManifestKey, chunkKey } from './keys';
 import { ChunkLease } from './lease';
 import {
@@ -30,8 +31,17 @@ import {
 export interface WriteImageOptions {
   /** The lease this capture holds until commit/abandon (`[A-Za-z0-9._-]`, e.g. the task id). */
   leaseId: string;
-  /** The image unchanged chunks come from; required when `info.incrementalSince` is set. */
+  /**
+   * The image unchanged chunks come from; required when `info.incrementalSince` is set. Also useful
+   * for a full read of the same disk (the dedup-only path): its chunks are known stored.
+   */
   base?: ChunkManifest | null;
+  /**
+   * The key `base` was read from (addition). When given, the base's chunks are proven present by one
+   * read of that manifest after the lease is written (W3b) instead of a `stat` per chunk; when the
+   * manifest is gone or changed by then, each chunk is checked as without it.
+   */
+  baseKey?: string | null;
   /** Recorded in the manifest. */
   source?: ChunkManifest['source'];
   signal?: AbortSignal;
@@ -81,6 +91,10 @@ class ImageWriter {
   readonly inflight = new Set<Promise<void>>();
   /** The presence checks among `inflight` (unchanged chunks: they hold no bytes). */
   readonly checks = new Set<Promise<void>>();
+  /** The lease covers among `inflight` (each holds its batch until its uploads start). */
+  readonly covers = new Set<Promise<void>>();
+  /** Data chunks of the batches being covered. */
+  covering = 0;
   failure: InstanceImagesError | null = null;
   uploadedBytes = 0;
   uploadedChunks = 0;
@@ -117,9 +131,30 @@ class ImageWriter {
     await this.makeRoom();
   }
 
+  /**
+   * W3b: the base's chunks are present when its manifest is still stored, unchanged, after the lease
+   * naming them was covered: a stored manifest names only present chunks, and from the cover on no
+   * collection can delete them. Marks them stored; false (each is checked then) when it is not so.
+   */
+  async proveBase(): Promise<boolean> {
+    const { base, options } = this;
+    if (!base || options.baseKey == null) return false;
+    const stored = await readManifestAt(this.ctx, options.baseKey, options.signal).catch(() => null);
+    if (stored?.imageSha256 !== base.imageSha256) {
+      this.ctx.logger.info('The base manifest of a capture is gone or changed; its chunks are checked one by one', {
+        key: options.baseKey,
+      });
+      return false;
+    }
+    for (const entry of base.chunks)
+      if (entry !== null) this.stored.set(entry.sha256, { storedBytes: entry.storedBytes, codec: entry.codec });
+    return true;
+  }
+
   takeUnchanged(index: number, length: number): void {
     const { base } = this;
-    if (!base) throw sourceBroke(`chunk ${index} is unchanged, but the read is not incremental`, { index });
+    if (!base || this.info.incrementalSince === null)
+      throw sourceBroke(`chunk ${index} is unchanged, but the read is not incremental`, { index });
     const entry = base.chunks[index];
     if (entry === undefined || chunkLength(base.virtualSizeBytes, base.chunkSizeBytes, index) !== length) {
       throw new InstanceImagesError(
@@ -152,10 +187,11 @@ class ImageWriter {
   }
 
   /**
-   * Backpressure: at most `parallel` data chunks wait or upload. Chunks wait until half of that is
-   * waiting, so that one lease write (and sweep check) covers several of them. Presence checks of
-   * unchanged chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an
-   * incremental recapture names every chunk of its base and would otherwise wait on them one
+   * Backpressure: at most `parallel` data chunks wait, are being covered by the lease, or upload.
+   * Chunks wait until half of that is waiting, so that one lease write (and sweep check) covers
+   * several of them; the source goes on while a batch is covered. Presence checks of unchanged
+   * chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an incremental
+   * recapture without a provable base checks every chunk of it and would otherwise wait on them one
    * `parallel` batch at a time.
    */
   async makeRoom(): Promise<void> {
@@ -164,21 +200,42 @@ class ImageWriter {
       this.throwIfFailed();
       await Promise.race(this.checks);
     }
-    while (this.pending.length + this.inflight.size - this.checks.size >= parallel) {
+    while (this.held() >= parallel) {
       this.throwIfFailed();
-      if (this.inflight.size > this.checks.size && this.pending.length < Math.ceil(parallel / 2)) await Promise.race(this.inflight);
-      else await this.flush();
+      if (this.pending.length < Math.ceil(parallel / 2) && this.inflight.size > this.checks.size) await Promise.race(this.inflight);
+      else this.flush();
     }
     this.throwIfFailed();
   }
 
-  /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2). */
-  async flush(): Promise<void> {
+  /** Data chunks held: waiting, being covered, or uploading. */
+  held(): number {
+    return this.pending.length + this.covering + this.inflight.size - this.checks.size - this.covers.size;
+  }
+
+  /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2); runs in `inflight`. */
+  flush(): void {
     if (this.pending.length === 0) return;
-    await this.lease.cover(this.options.signal);
     const batch = this.pending;
     this.pending = [];
-    for (const chunk of batch) this.start(chunk.sha256, () => this.storeChunk(chunk));
+    this.covering += batch.length;
+    for (const chunk of batch) this.scheduled.add(chunk.sha256);
+    const run: Promise<void> = this.lease
+      .cover(this.options.signal)
+      .then(() => {
+        if (this.failure === null) for (const chunk of batch) this.start(chunk.sha256, () => this.storeChunk(chunk));
+      })
+      .catch((error: unknown) => {
+        this.failure ??= toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', 'Writing the chunk lease failed');
+      })
+      .finally(() => {
+        this.covering -= batch.length;
+        this.inflight.delete(run);
+        this.covers.delete(run);
+        if (this.failure !== null) for (const chunk of batch) this.scheduled.delete(chunk.sha256);
+      });
+    this.inflight.add(run);
+    this.covers.add(run);
   }
 
   start(sha256: string, task: () => Promise<void>, check = false): void {
@@ -253,7 +310,7 @@ class ImageWriter {
         chunks: this.digests.length,
         expected: this.total,
       });
-    await this.flush();
+    this.flush();
     while (this.inflight.size > 0) await Promise.race(this.inflight);
     this.throwIfFailed();
     this.lease.assertHeld();
@@ -292,6 +349,14 @@ function checkWriteInput(ctx: ChunkContext, info: ChunkSourceInfo, options: Writ
       fields.push({ path: 'base.chunkSizeBytes', message: `must be ${info.chunkSizeBytes}, as the capture's` });
     if (JSON.stringify(base.scope) !== JSON.stringify(ctx.scope)) fields.push({ path: 'base.scope', message: "must be the store's scope" });
   }
+  if (options.baseKey != null) {
+    if (base === null) fields.push({ path: 'baseKey', message: 'needs base (the manifest read from it)' });
+    try {
+      checkManifestKey(options.baseKey);
+    } catch {
+      fields.push({ path: 'baseKey', message: 'must be a manifest key (ending in .manifest.json)' });
+    }
+  }
   if (options.source != null && !ChunkManifestSourceSchema.safeParse(options.source).success)
     fields.push({
       path: 'source',
@@ -315,6 +380,7 @@ export async function writeImage(
     if (base) lease.add(base.chunks.flatMap((chunk) => (chunk ? [chunk.sha256] : [])));
     lease.startRefreshing();
     await lease.cover(options.signal);
+    await writer.proveBase();
     for await (const chunk of chunks) {
       throwIfAborted(options.signal, 'The capture');
       await writer.take(chunk);
@@ -322,7 +388,8 @@ export async function writeImage(
     throwIfAborted(options.signal, 'The capture');
     await writer.finish();
   } catch (error) {
-    await Promise.allSettled([...writer.inflight]);
+    writer.failure ??= toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
+    while (writer.inflight.size > 0) await Promise.allSettled([...writer.inflight]);
     await lease.release();
     throw toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
   }

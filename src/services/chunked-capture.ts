@@ -38,10 +38,10 @@ export function checkpointName(imageId: string, taskId: string): string {
 }
 
 /**
- * The base of an incremental capture: the manifest of the newest available image of the same
- * source instance on the same storage that records a checkpoint, when it was captured from the same
- * domain on the same hypervisor with the same chunk size and scope; else null (a full read, still
- * deduplicated).
+ * The base of an incremental capture: the manifest (and its key) of the newest available image of
+ * the same source instance on the same storage that records a checkpoint, when it was captured from
+ * the same domain on the same hypervisor with the same chunk size and scope; else null (a full read,
+ * still deduplicated). A full read of the same disk also uses it: its chunks are known stored.
  */
 export async function findBaseManifest(
   ctx: ServiceContext,
@@ -50,7 +50,7 @@ export async function findBaseManifest(
   instance: HostInstance,
   chunkSizeBytes: number,
   scope: ChunkScope,
-): Promise<ChunkManifest | null> {
+): Promise<{ manifest: ChunkManifest; key: string } | null> {
   const page = await ctx.repos.images.list(
     { storageId: image.storageId, sourceInstanceId: instance.id, statuses: ['available'] },
     { limit: BASE_CANDIDATES },
@@ -69,7 +69,7 @@ export async function findBaseManifest(
       manifest.source.domainName === instance.domainName &&
       manifest.chunkSizeBytes === chunkSizeBytes &&
       JSON.stringify(manifest.scope) === JSON.stringify(scope);
-    return usable ? manifest : null;
+    return usable ? { manifest, key: candidate.fileKey } : null;
   }
   return null;
 }
@@ -116,11 +116,12 @@ export async function captureIntoChunks(
       output: {
         kind: 'chunks',
         chunkSizeBytes,
-        checkpoint: { create, since: base?.source?.checkpoint ?? null },
+        checkpoint: { create, since: base?.manifest.source?.checkpoint ?? null },
         consume: async (chunks, info) => {
           pending = await store.writeImage(chunks, info, {
             leaseId: input.leaseId,
-            base: info.incrementalSince ? base : null,
+            base: base?.manifest ?? null,
+            baseKey: base?.key ?? null,
             source: { hypervisorId: instance.hypervisorId, domainName: instance.domainName, checkpoint: create },
             signal,
             onProgress: (p) => progress({ step: 'capturing', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),

@@ -5,9 +5,19 @@
  * no manifest may ever name a missing chunk. When everything is done, one more collection must
  * leave exactly the chunks the remaining manifests name.
  *
+ * Some captures are incremental: they reuse the chunks of a committed parent manifest, which the
+ * deleter may delete (and a collection may sweep) while they run. They prove those chunks present
+ * by re-reading the parent manifest once their lease is covered (W3b), or check each chunk when it
+ * is gone.
+ *
  * The same schedules with the protocol broken on purpose (captures that do not wait for the sweep
- * marker; a collector that reads manifests before leases) must produce violations: the test
- * proves it can fail.
+ * marker; a collector that reads manifests before leases; captures that trust a parent manifest
+ * read before their lease, served from a cache) must produce violations: the test proves it can
+ * fail.
+ *
+ * Nothing here depends on real time: storage delays and sweep polls count event-loop turns drawn
+ * from the seed, and the clock advances by one millisecond per reading, so a loaded machine runs
+ * the very same schedules.
  */
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -27,7 +37,10 @@ import {
   type MemoryObjects,
 } from '../../support/memory-storage';
 
-type Variant = 'protocol' | 'writers skip the sweep marker' | 'collector reads manifests before leases';
+type Variant =
+  'protocol' | 'writers skip the sweep marker' | 'collector reads manifests before leases' | 'writers trust a cached parent manifest';
+
+const isManifest = (key: string) => key.endsWith('.manifest.json');
 
 /** Watches every change of the shared storage: a manifest must never name a missing chunk. */
 function watchInvariant(objects: MemoryObjects): { violations: string[]; named: () => Set<string> } {
@@ -56,7 +69,6 @@ function watchInvariant(objects: MemoryObjects): { violations: string[]; named: 
  */
 function manifestsBeforeLeases(driver: StorageDriver, objects: MemoryObjects): StorageDriver {
   let snapshot: Map<string, { data: Buffer; modifiedAt: Date }> | null = null;
-  const isManifest = (key: string) => key.endsWith('.manifest.json');
   return {
     ...driver,
     async list(options = {}) {
@@ -79,38 +91,113 @@ function manifestsBeforeLeases(driver: StorageDriver, objects: MemoryObjects): S
   };
 }
 
-async function runSchedule(
-  seed: number,
-  variant: Variant,
-): Promise<{ violations: string[]; leftover: string[]; unnamed: string[]; committed: number }> {
+/**
+ * A writer whose manifest reads are cached: once read, a manifest is served as it was, even after
+ * it was deleted. Its proof of a parent's chunks (W3b) then rests on a read made before its lease.
+ */
+function cachedManifests(driver: StorageDriver): StorageDriver {
+  const cache = new Map<string, Buffer>();
+  return {
+    ...driver,
+    async get(key, options) {
+      if (!isManifest(key)) return driver.get(key, options);
+      let data = cache.get(key);
+      if (data === undefined) {
+        const parts: Buffer[] = [];
+        for await (const part of await driver.get(key, options)) parts.push(part as Buffer);
+        data = Buffer.concat(parts);
+        cache.set(key, data);
+      }
+      return Readable.from([data]);
+    },
+  };
+}
+
+interface ScheduleResult {
+  violations: string[];
+  leftover: string[];
+  unnamed: string[];
+  committed: number;
+  /** Incremental captures committed. */
+  incremental: number;
+  /** Incremental captures committed although their parent was deleted while they ran. */
+  parentDeleted: number;
+}
+
+async function runSchedule(seed: number, variant: Variant): Promise<ScheduleResult> {
   const objects = createMemoryObjects();
   const invariant = watchInvariant(objects);
   const random = seededRandom(seed);
   const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!;
+  let clock = Date.UTC(2026, 0, 1);
+  const now = () => new Date((clock += 1));
   const client = (extra: MemoryClientOptions = {}, maxTicks = 4) =>
-    memoryStorageDriver(objects, { delay: () => ticks(Math.floor(random() * maxTicks)), ...extra });
+    memoryStorageDriver(objects, { delay: () => ticks(Math.floor(random() * maxTicks)), now, ...extra });
   const storeOf = (driver: StorageDriver): ChunkStore =>
-    createChunkStore(wrapStorageDriver(driver, { retries: { attempts: 1 } }), { parallel: 2, sweepPollMs: 1, manifestPrefix: 'images/' });
-  const writerClient = () =>
-    variant === 'writers skip the sweep marker' ? client({ hidden: (key) => key === SWEEP_MARKER_KEY }) : client();
+    createChunkStore(wrapStorageDriver(driver, { retries: { attempts: 1 } }), {
+      parallel: 2,
+      sweepPollMs: 1,
+      sleep: () => ticks(1 + Math.floor(random() * 3)),
+      now,
+      manifestPrefix: 'images/',
+    });
+  const writerClient = () => {
+    if (variant === 'writers skip the sweep marker') return client({ hidden: (key) => key === SWEEP_MARKER_KEY });
+    return variant === 'writers trust a cached parent manifest' ? cachedManifests(client()) : client();
+  };
   const gcDriver = variant === 'collector reads manifests before leases' ? manifestsBeforeLeases(client({}, 12), objects) : client({}, 12);
   const gc = storeOf(gcDriver);
 
   const committed: string[] = [];
+  /** The blocks of each committed image (its disk), for incremental captures from it. */
+  const disks = new Map<string, number[]>();
   let running = 0;
   let captures = 0;
+  let incremental = 0;
+  let parentDeleted = 0;
+  const newBlock = () => (random() < 0.15 ? 0 : 1 + Math.floor(random() * 5));
+  /** An incremental capture of a committed image's disk with some chunks rewritten, or null. */
+  const fromParent = async (store: ChunkStore) => {
+    if (committed.length === 0 || random() < 0.4) return null;
+    const key = pick(committed);
+    const manifest = await store.readManifest(key);
+    if (manifest === null) return null;
+    const ids = [...disks.get(key)!];
+    const unchanged = new Set<number>();
+    // Rewritten chunks are mostly the image's own, so deleting it leaves chunks only its children name.
+    ids.forEach((_, index) => (random() < 0.6 ? unchanged.add(index) : (ids[index] = 6 + Math.floor(random() * 60))));
+    await ticks(Math.floor(random() * 30)); // the capture starts its read a while after choosing its base
+    return { key, manifest, ids, unchanged };
+  };
   const writer = async (id: number) => {
     const store = storeOf(writerClient());
     for (let round = 0; round < 8; round++) {
-      const ids = Array.from({ length: 4 }, () => (random() < 0.15 ? 0 : 1 + Math.floor(random() * 5)));
-      const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: `w${id}-${round}` });
+      const parent = await fromParent(store);
+      const ids = parent?.ids ?? Array.from({ length: 4 }, newBlock);
+      let pending;
+      try {
+        pending = parent
+          ? await store.writeImage(diskChunks(ids, { unchanged: parent.unchanged }), diskInfo(ids, 'checkpoint'), {
+              leaseId: `w${id}-${round}`,
+              base: parent.manifest,
+              baseKey: parent.key,
+            })
+          : await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: `w${id}-${round}` });
+      } catch (error) {
+        // The parent and a chunk only it named went before the lease: the capture reads fully on retry.
+        if (parent && isInstanceImagesError(error, 'NOT_FOUND')) continue;
+        throw error;
+      }
       await ticks(Math.floor(random() * 6));
       if (random() < 0.35) await pending.abandon();
       else {
         const key = `images/w${id}-${round}.manifest.json`;
         await pending.commit(key);
         committed.push(key);
+        disks.set(key, ids);
         captures++;
+        if (parent) incremental++;
+        if (parent && !objects.objects.has(parent.key)) parentDeleted++;
       }
     }
   };
@@ -158,12 +245,15 @@ async function runSchedule(
     leftover: [...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/') || key.startsWith('chunk-gc/')),
     unnamed: stored.filter((key) => !named.has(key)),
     committed: captures,
+    incremental,
+    parentDeleted,
   };
 }
 
 const SEEDS = [1, 2, 3, 4, 5, 6];
 
 describe('chunk GC under concurrent captures, deploys and deletes (seeded schedules)', () => {
+  let parentsDeleted = 0;
   it.each(SEEDS)(
     'seed %i: no manifest ever names a missing chunk, and every unreferenced chunk is collected',
     async (seed) => {
@@ -172,13 +262,24 @@ describe('chunk GC under concurrent captures, deploys and deletes (seeded schedu
       expect(result.unnamed).toEqual([]);
       expect(result.leftover).toEqual([]);
       expect(result.committed).toBeGreaterThan(10);
+      expect(result.incremental).toBeGreaterThan(3);
+      parentsDeleted += result.parentDeleted;
     },
     60_000,
   );
 
+  it('the schedules include incremental captures whose parent was deleted while they ran', () => {
+    expect(parentsDeleted).toBeGreaterThan(0);
+  });
+
+  it('the same seed makes the same schedule', async () => {
+    const [a, b] = [await runSchedule(3, 'protocol'), await runSchedule(3, 'protocol')];
+    expect(b).toEqual(a);
+  });
+
   // A broken protocol loses a chunk only when a capture or a commit lands in the wrong window, so
   // not every schedule shows it: run schedules until one does (a third to a half of them do).
-  it.each(['writers skip the sweep marker', 'collector reads manifests before leases'] as const)(
+  it.each(['writers skip the sweep marker', 'collector reads manifests before leases', 'writers trust a cached parent manifest'] as const)(
     'planted break (%s): schedules produce violations',
     async (variant) => {
       let violations: string[] = [];

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { createChunkStore, isZstdAvailable, standaloneSize, type ChunkStoreOptions } from '../../../src/chunks';
 import { chunkKey } from '../../../src/chunks/keys';
 import { InstanceImagesError } from '../../../src/errors';
+import type { StorageDriver } from '../../../src/ports/storage-driver';
+import { wrapStorageDriver } from '../../../src/storage/disk';
 import {
   CHUNK,
   assemble,
@@ -16,6 +18,7 @@ import {
   diskChunks,
   diskInfo,
   memoryDisk,
+  memoryStorageDriver,
   sha256,
   ticks,
   type MemoryClientOptions,
@@ -139,6 +142,61 @@ describe('chunk store: write and read', () => {
     expect(objects.objects.has('chunk-leases/inc2.json')).toBe(false);
   });
 
+  it('proves the base chunks present by one read of the base manifest after the lease, not a stat each', async () => {
+    const objects = createMemoryObjects();
+    const requests: string[] = [];
+    const driver = memoryStorageDriver(objects);
+    const counted: StorageDriver = {
+      ...driver,
+      stat: (key) => (requests.push(`stat ${key}`), driver.stat(key)),
+      get: (key, options) => (requests.push(`get ${key}`), driver.get(key, options)),
+      put: (key, body, options) => (requests.push(`put ${key}`), driver.put(key, body, options)),
+    };
+    const store = createChunkStore(wrapStorageDriver(counted, { retries: { attempts: 1 } }), { sweepPollMs: 1 });
+    const baseKey = 'images/base.manifest.json';
+    const base = await capture(store, [1, 2, 0, 3, 4], baseKey, 'base');
+    const ids = [1, 7, 0, 3, 4];
+    const unchanged = new Set([0, 2, 3, 4]);
+    requests.length = 0;
+    const pending = await store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids, 'cp-1'), {
+      leaseId: 'inc',
+      base: base.manifest,
+      baseKey,
+    });
+    const lease = requests.indexOf('put chunk-leases/inc.json');
+    expect(requests.indexOf(`get ${baseKey}`)).toBeGreaterThan(lease); // read after the lease is written
+    const seven = chunkKey({ kind: 'storage' }, sha256(block(7)));
+    const checked = (r: string) => (r.startsWith('stat chunks/') || r.startsWith('put chunks/')) && !r.endsWith(seven);
+    expect(requests.filter(checked)).toEqual([]); // only the new chunk 7 is looked at
+    expect(requests.filter((r) => r.startsWith('get images/'))).toEqual([`get ${baseKey}`]);
+    expect(pending.uploadedChunks).toBe(1);
+    expect(pending.manifest.chunks.filter((_, i) => unchanged.has(i))).toEqual(base.manifest.chunks.filter((_, i) => unchanged.has(i)));
+
+    // a full read (the dedup-only path) of the same disk: the base's chunks are neither checked nor uploaded
+    requests.length = 0;
+    const full = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'full', base: base.manifest, baseKey });
+    expect(requests.filter(checked)).toEqual([]);
+    expect(full.manifest.chunks).toEqual(pending.manifest.chunks);
+
+    // the base deleted before the lease: each chunk is checked, and a chunk only it named is missing
+    await store.deleteManifest(baseKey);
+    objects.objects.delete(chunkKey({ kind: 'storage' }, sha256(block(4))));
+    requests.length = 0;
+    const error = await failure(
+      store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids, 'cp-1'), { leaseId: 'inc2', base: base.manifest, baseKey }),
+    );
+    expect(error.code).toBe('NOT_FOUND');
+    expect(requests.filter(checked).length).toBeGreaterThanOrEqual(1);
+
+    // an unchanged chunk is refused from a read that is not incremental, base or not
+    const broke = await failure(store.writeImage(diskChunks(ids, { unchanged }), diskInfo(ids), { leaseId: 'x', base: base.manifest }));
+    expect(broke.code).toBe('CAPTURE_FAILED');
+    const badKey = await failure(
+      store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'y', base: base.manifest, baseKey: 'chunks/x' }),
+    );
+    expect(badKey.fields.map((f) => f.path)).toContain('baseKey');
+  });
+
   it('refuses an incremental read without a base, and a base of another chunk size', async () => {
     const { store } = setup();
     const error = await failure(store.writeImage(diskChunks([1]), diskInfo([1], 'cp-1'), { leaseId: 'x' }));
@@ -209,6 +267,36 @@ describe('chunk store: write and read', () => {
     expect(maxHeld).toBeLessThanOrEqual(3);
     expect(maxHeld).toBeGreaterThanOrEqual(2);
     expect(maxInflight).toBeGreaterThanOrEqual(2);
+  });
+
+  it('goes on reading while a batch of new chunks is being covered by the lease', async () => {
+    const objects = createMemoryObjects();
+    const driver = memoryStorageDriver(objects);
+    let leaseWrites = 0;
+    let writing = false;
+    const slowLeases: StorageDriver = {
+      ...driver,
+      async put(key, body, options) {
+        if (!key.startsWith('chunk-leases/')) {
+          await ticks(30); // uploads take a while, lease writes longer
+          return driver.put(key, body, options);
+        }
+        leaseWrites++;
+        writing = true;
+        await ticks(40);
+        writing = false;
+        return driver.put(key, body, options);
+      },
+    };
+    const store = createChunkStore(wrapStorageDriver(slowLeases, { retries: { attempts: 1 } }), { parallel: 4, sweepPollMs: 1 });
+    const ids = Array.from({ length: 16 }, (_, i) => i + 1);
+    const readDuringCover: number[] = [];
+    const onYield = (index: number) => {
+      if (writing && leaseWrites > 1) readDuringCover.push(index);
+    };
+    const pending = await store.writeImage(diskChunks(ids, { onYield }), diskInfo(ids), { leaseId: 'pipe' });
+    expect(pending.uploadedChunks).toBe(16);
+    expect(readDuringCover.length).toBeGreaterThan(0);
   });
 
   it('checks the unchanged chunks of an incremental capture many at once, not `parallel` at a time', async () => {
