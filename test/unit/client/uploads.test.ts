@@ -4,16 +4,14 @@
  * server reports (no stored byte sent twice), pause and resume, and problems that do not pass by
  * retrying (a cap) thrown at once as ImagesApiError.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTusHandler, parseUploadMetadata, type TusHandler } from '../../../adapters/tus/handler';
 import { createImagesClient, createResumableUpload, isImagesApiError, uploadMetadataHeader } from '../../../src/client';
-import { createInstanceImages, type Actor, type InstanceImages } from '../../../src';
-import { FakeWorld, sha256 } from '../../support/fakes';
+import type { InstanceImages } from '../../../src';
+import { uploadWorld } from '../../support/upload-world';
+import { sha256 } from '../../support/fakes';
 
-const ADMIN: Actor = { kind: 'admin' };
 const BASE = '/api/uploads';
 const CHUNK = 64 * 1024;
 const bytes = Buffer.concat(Array.from({ length: 40 }, (_, i) => Buffer.alloc(8 * 1024, i + 1)));
@@ -24,24 +22,7 @@ let dir = '';
 let tus: TusHandler;
 
 async function setup(limit?: number): Promise<void> {
-  const world = new FakeWorld();
-  world.addHypervisor('hv-1');
-  dir = mkdtempSync(join(tmpdir(), 'ii-tus-client-'));
-  ii = createInstanceImages({
-    hostDirectory: world.hostDirectory(),
-    executors: world.executors(),
-    hypervisorDriver: world.hypervisorFactory(),
-    storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false })],
-    tasks: { progressIntervalMs: 0 },
-    uploads: { directory: dir, sweepIntervalMs: 0 },
-  });
-  await ii.settings.setLocationSettings(ADMIN, 'loc-1', {
-    imagesEnabled: true,
-    urlImportEnabled: true,
-    ...(limit !== undefined ? { defaultImageLimit: limit } : {}),
-  });
-  const storage = await ii.storages.createStorage(ADMIN, { name: 's3', driver: 'fake-s3', config: { root: 'bucket' } });
-  await ii.storages.bindHypervisor(ADMIN, storage.id, 'hv-1');
+  ({ ii, dir } = await uploadWorld({}, limit !== undefined ? { defaultImageLimit: limit } : {}));
   tus = createTusHandler({
     service: ii,
     resolveActor: (request) => {

@@ -6,16 +6,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteRepositories } from '../../../adapters/sqlite';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInstanceImages, imageCapBytes, type Actor, type InstanceImages, type Repositories } from '../../../src';
+import { rmSync } from 'node:fs';
+import { imageCapBytes, type Actor, type InstanceImages, type Repositories } from '../../../src';
 import { createMemoryRepositories } from '../../../src/memory';
 import type { TaskJob, TaskQueue, TaskQueueBinding } from '../../../src/ports/task-queue';
-import { FakeWorld } from '../../support/fakes';
+import { uploadWorld } from '../../support/upload-world';
 import { serveBytes, type ImageServer } from '../../support/image-server';
 
-const ADMIN: Actor = { kind: 'admin' };
 const ALICE: Actor = { kind: 'customer', accountId: 'acct-alice' };
 const MIB = 1024 * 1024;
 const image = Buffer.concat(Array.from({ length: 64 }, (_, i) => Buffer.alloc(16 * 1024, i + 1))); // 1 MiB, raw
@@ -25,23 +22,10 @@ let dir: string;
 const servers: ImageServer[] = [];
 
 async function setup(repositories: Repositories, maxBytes: number, queue?: TaskQueue): Promise<void> {
-  const world = new FakeWorld();
-  world.addHypervisor('hv-1');
-  dir = mkdtempSync(join(tmpdir(), 'ii-hold-'));
-  ii = createInstanceImages({
-    hostDirectory: world.hostDirectory(),
-    executors: world.executors(),
-    hypervisorDriver: world.hypervisorFactory(),
-    storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false })],
-    tasks: { progressIntervalMs: 0 },
-    imports: { allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 2000 },
-    uploads: { directory: dir, sweepIntervalMs: 0 },
-    repositories,
-    ...(queue ? { queue } : {}),
-  });
-  await ii.settings.setLocationSettings(ADMIN, 'loc-1', { imagesEnabled: true, urlImportEnabled: true, defaultImageBytesLimit: maxBytes });
-  const storage = await ii.storages.createStorage(ADMIN, { name: 's3', driver: 'fake-s3', config: { root: 'bucket' } });
-  await ii.storages.bindHypervisor(ADMIN, storage.id, 'hv-1');
+  ({ ii, dir } = await uploadWorld(
+    { imports: { allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 2000 }, repositories, ...(queue ? { queue } : {}) },
+    { defaultImageBytesLimit: maxBytes },
+  ));
 }
 
 afterEach(async () => {

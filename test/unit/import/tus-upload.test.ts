@@ -7,15 +7,14 @@
  * available image through the import pipeline.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createInstanceImages, type Actor, type InstanceImages } from '../../../src';
 import { failureReason } from '../../../src/messages';
 import type { TaskJob, TaskQueue, TaskQueueBinding } from '../../../src/ports/task-queue';
 import { createTusHandler, type TusHandler } from '../../../adapters/tus/handler';
-import { FakeWorld, sha256 } from '../../support/fakes';
+import { sha256, type FakeWorld } from '../../support/fakes';
+import { uploadWorld } from '../../support/upload-world';
 
 const ADMIN: Actor = { kind: 'admin' };
 const ALICE: Actor = { kind: 'customer', accountId: 'acct-alice' };
@@ -34,27 +33,11 @@ async function setup(
   limit?: number,
   queue?: TaskQueue,
 ) {
-  world = new FakeWorld();
-  world.addHypervisor('hv-1');
-  dir = mkdtempSync(join(tmpdir(), 'ii-tus-'));
   clock = Date.parse('2026-12-01T00:00:00Z');
-  ii = createInstanceImages({
-    hostDirectory: world.hostDirectory(),
-    executors: world.executors(),
-    hypervisorDriver: world.hypervisorFactory(),
-    storageDrivers: [world.storageFactory('fake-s3', { shared: true, pathAccess: false })],
-    tasks: { progressIntervalMs: 0 },
-    clock: () => new Date(clock),
-    uploads: { directory: dir, sweepIntervalMs: 0, ...uploads },
-    ...(queue ? { queue } : {}),
-  });
-  await ii.settings.setLocationSettings(ADMIN, 'loc-1', {
-    imagesEnabled: true,
-    urlImportEnabled: true,
-    ...(limit !== undefined ? { defaultImageLimit: limit } : {}),
-  });
-  const storage = await ii.storages.createStorage(ADMIN, { name: 's3', driver: 'fake-s3', config: { root: 'bucket' } });
-  await ii.storages.bindHypervisor(ADMIN, storage.id, 'hv-1');
+  ({ world, ii, dir } = await uploadWorld(
+    { clock: () => new Date(clock), uploads, ...(queue ? { queue } : {}) },
+    limit !== undefined ? { defaultImageLimit: limit } : {},
+  ));
   // The actor comes from a header here; a host reads its own session.
   tus = createTusHandler({
     service: ii,
