@@ -72,6 +72,24 @@ type StoredChunk = { storedBytes: number; codec: ChunkCodec };
 
 /** Presence checks (a `stat` each) of unchanged chunks allowed in flight per upload slot. */
 const CHECKS_PER_SLOT = 8;
+
+/**
+ * How long a failed write waits for its uploads to settle and its lease to be dropped before it
+ * throws. On a storage that is down those retry for a long time; the failure is known already, and
+ * it must reach the task at once. The clean-up goes on in the background, and a lease it could not
+ * drop expires on its own (the chunks it covered are collected later).
+ */
+const FAILED_CLEANUP_WAIT_MS = 2_000;
+
+/** Runs `cleanUp`, waiting for it at most `ms` (it goes on in the background after that, its failure logged). */
+async function cleanUpWithin(ctx: ChunkContext, ms: number, cleanUp: () => Promise<void>): Promise<void> {
+  const done = cleanUp().catch((error: unknown) =>
+    ctx.logger.warn('Cleaning up after a failed chunk write failed', { error: String(error) }),
+  );
+  const deadline = new AbortController();
+  await Promise.race([done, ctx.sleep(ms, deadline.signal).catch(() => undefined)]);
+  deadline.abort();
+}
 type DataChunk = { index: number; sha256: string; bytes: Buffer };
 
 function sourceBroke(message: string, details: Record<string, unknown>): InstanceImagesError {
@@ -389,8 +407,10 @@ export async function writeImage(
     await writer.finish();
   } catch (error) {
     writer.failure ??= toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
-    while (writer.inflight.size > 0) await Promise.allSettled([...writer.inflight]);
-    await lease.release();
+    await cleanUpWithin(ctx, FAILED_CLEANUP_WAIT_MS, async () => {
+      while (writer.inflight.size > 0) await Promise.allSettled([...writer.inflight]);
+      await lease.release();
+    });
     throw toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
   }
   const manifest = writer.manifest();

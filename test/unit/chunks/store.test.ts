@@ -220,6 +220,22 @@ describe('chunk store: write and read', () => {
     expect([...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/'))).toEqual([]);
   });
 
+  it('a failed write throws at once even when the storage is down and its lease cannot be dropped (it expires)', async () => {
+    const objects = createMemoryObjects();
+    let dead = false;
+    const down = createChunkStore(
+      memoryDisk(objects, {
+        // Once a chunk's put has failed, every later operation (the lease's delete among them) hangs, as on a dead gateway.
+        delay: () => (dead ? new Promise<void>(() => undefined) : Promise.resolve()),
+        failPut: (key) => key.startsWith('chunks/') && (dead = true),
+      }),
+      { parallel: 1, sleep: () => Promise.resolve() },
+    );
+    const error = await failure(down.writeImage(diskChunks([1, 2, 3]), diskInfo([1, 2, 3]), { leaseId: 'dead-gw' }));
+    expect(error.code).toBe('STORAGE_UNAVAILABLE');
+    expect(objects.objects.has(KEY)).toBe(false);
+  });
+
   it('resumes: a second capture after an interrupted one uploads only the missing chunks', async () => {
     const objects = createMemoryObjects();
     let puts = 0;
