@@ -17,8 +17,8 @@ import { checkImportUrl } from '../import/download';
 import { ImportOptionsSchema, rulesOf, type ImportOptions, type ResolvedImportOptions } from '../import/options';
 import { openByteSource, openImportSource, type ImportSource } from '../import/source';
 import { INITIAL_IMAGE_STATUS } from '../lifecycle';
-import { DescriptionSchema, IdSchema, NameSchema, Sha256Schema } from '../model/common';
-import { OsTypeSchema, type Image } from '../model/image';
+import { IdSchema } from '../model/common';
+import type { Image } from '../model/image';
 import type { ImageStorage } from '../model/image-storage';
 import type { Task } from '../model/task';
 import { parseOrThrow } from '../util/validate';
@@ -36,6 +36,7 @@ import { startBilling } from './usage';
 import { accountCaps, capReached, insertUnderCaps } from './image-metadata';
 import { byteHoldOf, checkByteRoom, type ByteHold } from './import-hold';
 import { pickLocationStorage, type LocationStorage } from './location-storage';
+import { CUSTOM_IMAGE_TARGET_FIELDS, STOCK_IMAGE_TARGET_FIELDS } from './import-targets';
 
 const UrlSchema = z
   .string()
@@ -44,34 +45,12 @@ const UrlSchema = z
   .describe('An http:// or https:// URL of the image (raw, qcow2, vmdk, vhdx, vpc or iso; gz, xz, zst or bz2 compressed or not)');
 
 /** Input of {@link ImageImportService.importImage}. */
-export const ImportImageInputSchema = z.strictObject({
-  url: UrlSchema,
-  name: NameSchema,
-  description: DescriptionSchema.optional(),
-  /** The location the image belongs to (its storage, price and cap). */
-  locationId: IdSchema,
-  /** Admins only: the account that will own the image (customers import into their own). */
-  accountId: IdSchema.optional(),
-  /** The expected sha256 of the (decompressed) image; a mismatch fails the import. */
-  sha256: Sha256Schema.optional(),
-});
+export const ImportImageInputSchema = z.strictObject({ url: UrlSchema, ...CUSTOM_IMAGE_TARGET_FIELDS });
 /** Input of {@link ImageImportService.importImage}. */
 export type ImportImageInput = z.input<typeof ImportImageInputSchema>;
 
 /** Input of {@link ImageImportService.importOsImage}. */
-export const ImportOsImageInputSchema = z.strictObject({
-  url: UrlSchema,
-  name: NameSchema,
-  description: DescriptionSchema.optional(),
-  osType: OsTypeSchema,
-  cloudInit: z.boolean().default(false),
-  mediaGroupId: IdSchema.nullish(),
-  /** A storage with purpose `templates` that receives the file. */
-  storageId: IdSchema,
-  /** For per-hypervisor storages (local), and path storages in general: the hypervisor that writes the file. */
-  hypervisorId: IdSchema.nullish(),
-  sha256: Sha256Schema.optional(),
-});
+export const ImportOsImageInputSchema = z.strictObject({ url: UrlSchema, ...STOCK_IMAGE_TARGET_FIELDS });
 /** Input of {@link ImageImportService.importOsImage}. */
 export type ImportOsImageInput = z.input<typeof ImportOsImageInputSchema>;
 

@@ -23,13 +23,13 @@ import {
   type StagedUpload,
   type UploadTarget,
 } from '../import/staging';
-import { DescriptionSchema, IdSchema, NameSchema, Sha256Schema } from '../model/common';
-import { OsTypeSchema } from '../model/image';
+import { IdSchema, NameSchema, Sha256Schema } from '../model/common';
 import { parseOrThrow } from '../util/validate';
 import { checkActor, type Actor } from './actor';
 import type { ServiceContext } from './context';
 import type { ImageImportService } from './image-import';
 import type { TaskWork } from './task-runner';
+import { CUSTOM_IMAGE_TARGET_FIELDS, STOCK_IMAGE_TARGET_FIELDS } from './import-targets';
 
 const GiB = 1024 ** 3;
 
@@ -71,29 +71,10 @@ export const UploadOptionsSchema = z.strictObject({
 export type UploadOptions = z.input<typeof UploadOptionsSchema>;
 
 /** What a custom-image upload becomes. */
-export const ImageUploadTargetSchema = z.strictObject({
-  kind: z.literal('image'),
-  name: NameSchema,
-  description: DescriptionSchema.optional(),
-  locationId: IdSchema,
-  /** Admins only: the account that will own the image (customers upload into their own). */
-  accountId: IdSchema.optional(),
-  /** The expected sha256 of the (decompressed) image. */
-  sha256: Sha256Schema.optional(),
-});
+export const ImageUploadTargetSchema = z.strictObject({ kind: z.literal('image'), ...CUSTOM_IMAGE_TARGET_FIELDS });
 
 /** What an operator's stock OS image upload becomes. */
-export const OsImageUploadTargetSchema = z.strictObject({
-  kind: z.literal('os-image'),
-  name: NameSchema,
-  description: DescriptionSchema.optional(),
-  osType: OsTypeSchema,
-  cloudInit: z.boolean().default(false),
-  mediaGroupId: IdSchema.nullish(),
-  storageId: IdSchema,
-  hypervisorId: IdSchema.nullish(),
-  sha256: Sha256Schema.optional(),
-});
+export const OsImageUploadTargetSchema = z.strictObject({ kind: z.literal('os-image'), ...STOCK_IMAGE_TARGET_FIELDS });
 
 /** The targets as recorded with a staged upload (read back when it completes). */
 const StoredTargetSchema = z.discriminatedUnion('kind', [
