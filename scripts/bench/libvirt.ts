@@ -13,7 +13,8 @@
  * floor; the exit status says whether it was met.
  *
  * Environment: RUNS, DATA_MIB, METHODS (comma-separated, default `auto,pull-backup,push-backup,snapshot-commit`),
- * VERIFY_OFF=1 (adds each method with `verify: false`), COLD=0 (keeps the page cache). Runs that
+ * VERIFY_OFF=1 (adds each method with `verify: false`), COLD=0 (keeps the page cache), IOTHREAD=1 (the
+ * guest's disk gets its own I/O thread, which serves the backup job's NBD export). Runs that
  * use libvirt must hold the shared lock: `flock /tmp/itest.lock npm run bench -- libvirt`.
  * The guest and every file are removed at the end.
  */
@@ -29,6 +30,7 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
 const METHODS = (process.env.METHODS ?? 'auto,pull-backup,push-backup,snapshot-commit').split(',').filter(Boolean) as CaptureMethod[];
 const COLD = process.env.COLD !== '0';
+const IOTHREAD = process.env.IOTHREAD === '1';
 const scratchDir = '/var/tmp/ii-bench-scratch';
 const outDir = '/var/tmp/ii-bench-out';
 
@@ -124,7 +126,7 @@ async function main(): Promise<void> {
   rmSync(outDir, { recursive: true, force: true });
   execFileSync('mkdir', ['-p', scratchDir, outDir]);
   process.stdout.write(`preparing ${DATA_MIB} MiB of random data on a 2 GiB disk... `);
-  const guest = guestWithRandomData(DATA_MIB);
+  const guest = guestWithRandomData(DATA_MIB, { iothread: IOTHREAD });
   try {
     console.log('done');
     const out = `${outDir}/image.qcow2`;
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
     rmSync(out, { force: true });
     const floorMs = median(samples.get(cases[0] as Case)?.map((s) => s.ms) ?? []);
     console.log(
-      `${RUNS} runs per case, alternating, ${COLD ? 'page cache dropped before each run' : 'page cache kept'}; stages: median start–end in s`,
+      `${RUNS} runs per case, alternating, ${COLD ? 'page cache dropped before each run' : 'page cache kept'}${IOTHREAD ? ', disk on its own I/O thread' : ''}; stages: median start–end in s`,
     );
     let autoRatio: number | null = null;
     for (const c of cases) {

@@ -55,8 +55,15 @@ export function generated(size: number, fresh = false): Readable {
 }
 
 /** A TCG test guest with a 2 GiB disk holding `dataMiB` of random data (started unless `start: false`). */
-export function guestWithRandomData(dataMiB: number, options: { start?: boolean } = {}): TestGuest {
-  const guest = createTestGuest({ start: false, diskMiB: 2048, writes: [], cdrom: false, agentChannel: false });
+export function guestWithRandomData(dataMiB: number, options: { start?: boolean; iothread?: boolean } = {}): TestGuest {
+  const guest = createTestGuest({
+    start: false,
+    diskMiB: 2048,
+    writes: [],
+    cdrom: false,
+    agentChannel: false,
+    iothread: options.iothread ?? false,
+  });
   const random = `${guest.dir}/random.raw`;
   execFileSync('dd', ['if=/dev/urandom', `of=${random}`, 'bs=4M', `count=${Math.ceil(dataMiB / 4)}`, 'status=none']);
   execFileSync('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'qcow2', random, guest.primaryPath]);

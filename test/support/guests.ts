@@ -60,6 +60,8 @@ export interface TestGuestOptions {
   agentChannel?: boolean;
   /** Add a cdrom with a small ISO. Default true. */
   cdrom?: boolean;
+  /** Give the primary disk its own I/O thread (`<iothreads>` and the disk's `iothread`). Default false. */
+  iothread?: boolean;
 }
 
 /** A short random suffix for unique names. */
@@ -102,12 +104,12 @@ export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
     const xml = `<domain type='qemu'>
   <name>${x(name)}</name>
   <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
+  <vcpu>1</vcpu>${options.iothread ? '\n  <iothreads>1</iothreads>' : ''}
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>
     ${options.cdrom !== false ? `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${x(isoPath)}'/><target dev='sda' bus='sata'/><readonly/></disk>` : ''}
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${x(dataPath)}'/><target dev='vdb' bus='virtio'/></disk>
-    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${x(primaryPath)}'/><target dev='vda' bus='virtio'/><boot order='1'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'${options.iothread ? ` iothread='1'` : ''}/><source file='${x(primaryPath)}'/><target dev='vda' bus='virtio'/><boot order='1'/></disk>
     ${options.agentChannel !== false ? `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>` : ''}
     <memballoon model='none'/>
   </devices>
