@@ -3,10 +3,12 @@
  * the caller) and are written over NBD into a new disk that `qemu-nbd` serves on the hypervisor,
  * through the executor's stream-local channel. Nothing but qemu-img and qemu-nbd runs there.
  *
- * The part file is created (never through a link), then served by `qemu-nbd`, which serves one
- * client and exits when it disconnects. The panel writes the non-zero ranges with a
- * bounded window of WRITE requests (the source is not read ahead of it), then FLUSH, then
- * disconnects; the disk is then checked. On any failure, abort or rejection of the source the
+ * The part file is created (never through a link), then served by `qemu-nbd`, which exits when
+ * its last client disconnects. The panel writes the non-zero ranges with a
+ * bounded window of WRITE requests (the source is not read ahead of it), spread over
+ * `nbdConnections` connections (qemu-nbd `--shared=N` advertises multi-conn for a writable
+ * export: one server process, one cache), then FLUSHes each, then disconnects; qemu-nbd exits when
+ * the last one has gone, and the disk is then checked. On any failure, abort or rejection of the source the
  * server is killed and its socket and pid file removed; the caller removes the part file.
  * @module
  */
@@ -22,7 +24,7 @@ import { captureScratch } from './names';
 /** Reports a deploy's progress. */
 type Progress = (step: string, done: number, total: number | null) => void;
 
-/** WRITE requests in flight at most, and their payload bytes at most (the source waits beyond). */
+/** WRITE requests in flight at most per connection, and their payload bytes at most in all (the source waits beyond). */
 const WINDOW_REQUESTS = 8;
 const WINDOW_BYTES = 64 * 1024 * 1024;
 /** Time allowed for qemu-nbd to listen, and to exit once the client disconnected. */
@@ -30,19 +32,20 @@ const SERVER_START_MS = 30_000;
 const SERVER_EXIT_MS = 60_000;
 
 /**
- * The qemu-nbd argv serving `part`: the explicit format (never probed), one client, write-back
- * cache made durable by the client's FLUSH, its pid in a file (so that it can be found and killed
- * whatever happened to the command's channel), and an exit as soon as the client disconnects (with
- * `--shared=1` given explicitly: qemu-nbd 7.2 keeps serving after the last client without it).
+ * The qemu-nbd argv serving `part`: the explicit format (never probed), `clients` clients at once,
+ * write-back cache made durable by the clients' FLUSH, its pid in a file (so that it can be found
+ * and killed whatever happened to the command's channel), and an exit as soon as the last client
+ * disconnects (`--shared` given explicitly: qemu-nbd 7.2 keeps serving after the last client
+ * without it).
  */
-function serveArgv(part: string, format: DiskFormat, socket: string, pidFile: string): string[] {
+function serveArgv(part: string, format: DiskFormat, socket: string, pidFile: string, clients: number): string[] {
   return [
     'qemu-nbd',
     `--format=${format}`,
     '--cache=writeback',
     '--aio=threads',
     '--discard=unmap',
-    '--shared=1',
+    `--shared=${clients}`,
     `--socket=${socket}`,
     `--pid-file=${pidFile}`,
     part,
@@ -144,6 +147,7 @@ async function startServer(
   format: DiskFormat,
   size: number,
   targetPath: string,
+  clients: number,
   signal: AbortSignal | undefined,
 ): Promise<Server> {
   const created = await ctx.cmd.runPinned(['qemu-img', 'create', '-q', '-f', format, part, String(size)], signal ? { signal } : {}, {
@@ -157,7 +161,7 @@ async function startServer(
     socket,
     exited: false,
     done: ctx.cmd
-      .tryRun(serveArgv(part, format, socket, pidFile), { signal: abort.signal })
+      .tryRun(serveArgv(part, format, socket, pidFile, clients), { signal: abort.signal })
       .then(
         (result) => ({ result, error: undefined }),
         (error: unknown) => ({ result: null, error }),
@@ -184,46 +188,74 @@ function serverFailure(ended: { result: ExecResult | null; error: unknown }, wha
   return new InstanceImagesError('DEPLOY_FAILED', what, { cause: ended.error });
 }
 
-/** Opens the NBD connection once qemu-nbd listens (retrying while its socket is not there yet). */
-async function connect(ctx: MaterializeContext, server: Server, size: number, signal: AbortSignal | undefined): Promise<NbdClient> {
+/** Opens one NBD connection to the server's socket and checks the export. */
+async function openClient(
+  ctx: MaterializeContext,
+  server: Server,
+  size: number,
+  signal: AbortSignal | undefined,
+  label: string,
+): Promise<NbdClient> {
   const open = ctx.cmd.executor.openStreamLocal?.bind(ctx.cmd.executor);
   if (!open) throw new InstanceImagesError('INVALID_STATE', 'The executor cannot open unix socket channels');
+  const stream = await open(server.socket, signal ? { signal } : {});
+  const client = await connectNbd(stream, { label, maxInFlight: WINDOW_REQUESTS, ...(signal ? { signal } : {}) });
+  if (client.info.size !== size || client.info.readOnly) {
+    client.destroy();
+    throw new InstanceImagesError(
+      'DEPLOY_FAILED',
+      `qemu-nbd exports ${client.info.size} bytes${client.info.readOnly ? ', read-only' : ''}; expected ${size} writable bytes`,
+    );
+  }
+  return client;
+}
+
+/**
+ * Opens the NBD connections once qemu-nbd listens (retrying the first while its socket is not
+ * there yet), up to `count`. A further connection that cannot be opened is left out, and a server
+ * that does not advertise multi-conn gets one connection only.
+ */
+async function connect(
+  ctx: MaterializeContext,
+  server: Server,
+  size: number,
+  count: number,
+  signal: AbortSignal | undefined,
+): Promise<NbdClient[]> {
   const deadline = Date.now() + SERVER_START_MS;
+  let first: NbdClient;
   for (let attempt = 0; ; attempt++) {
     if (server.exited) throw serverFailure(await server.done, 'qemu-nbd could not serve the new disk');
     if (signal?.aborted) throw new InstanceImagesError('CANCELLED', 'The deploy was cancelled');
     try {
-      const stream = await open(server.socket, signal ? { signal } : {});
-      const client = await connectNbd(stream, {
-        label: 'the new disk (qemu-nbd)',
-        maxInFlight: WINDOW_REQUESTS,
-        ...(signal ? { signal } : {}),
-      });
-      if (client.info.size !== size || client.info.readOnly) {
-        client.destroy();
-        throw new InstanceImagesError(
-          'DEPLOY_FAILED',
-          `qemu-nbd exports ${client.info.size} bytes${client.info.readOnly ? ', read-only' : ''}; expected ${size} writable bytes`,
-        );
-      }
-      return client;
+      first = await openClient(ctx, server, size, signal, 'the new disk (qemu-nbd)');
+      break;
     } catch (error) {
       // COMMAND_FAILED: no socket yet (sshd refused the channel, or ENOENT/ECONNREFUSED locally).
       if (!isInstanceImagesError(error, 'COMMAND_FAILED') || Date.now() > deadline) throw error;
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(200, 10 * (attempt + 1))));
   }
+  if (count <= 1 || !first.info.canMultiConn) return [first];
+  const more = await Promise.allSettled(
+    Array.from({ length: count - 1 }, (_, i) => openClient(ctx, server, size, signal, `the new disk (qemu-nbd, connection ${i + 2})`)),
+  );
+  return [first, ...more.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))];
 }
 
 /** Writes every non-zero range of the source with a bounded window; returns the data bytes written. */
 async function writeRanges(
-  client: NbdClient,
+  clients: NbdClient[],
   source: ChunkedSource,
   virtualSize: number,
   signal: AbortSignal | undefined,
   progress: Progress,
 ): Promise<number> {
   const inFlight = new Set<Promise<void>>();
+  // Requests in flight on each connection: a piece goes to the least busy one.
+  const busy = clients.map(() => 0);
+  const windowRequests = WINDOW_REQUESTS * clients.length;
+  const maxPiece = Math.min(...clients.map((c) => c.maxWriteBytes));
   let bytesInFlight = 0;
   let failure: unknown = null;
   let written = 0;
@@ -247,11 +279,14 @@ async function writeRanges(
           },
         );
       }
-      for (const [at, to] of dataPieces(bytes, client.maxWriteBytes)) {
+      for (const [at, to] of dataPieces(bytes, maxPiece)) {
         const piece = bytes.subarray(at, to);
-        while (inFlight.size >= WINDOW_REQUESTS || (inFlight.size > 0 && bytesInFlight + piece.length > WINDOW_BYTES)) await settle();
+        while (inFlight.size >= windowRequests || (inFlight.size > 0 && bytesInFlight + piece.length > WINDOW_BYTES)) await settle();
         if (failure !== null) throw failure;
         const end = offset + at + piece.length;
+        const index = busy.indexOf(Math.min(...busy));
+        const client = clients[index] as NbdClient;
+        busy[index] = (busy[index] ?? 0) + 1;
         bytesInFlight += piece.length;
         const write: Promise<void> = client.write(offset + at, piece, signal ? { signal } : {}).then(
           () => {
@@ -265,6 +300,7 @@ async function writeRanges(
         );
         const tracked = write.finally(() => {
           inFlight.delete(tracked);
+          busy[index] = (busy[index] ?? 1) - 1;
           bytesInFlight -= piece.length;
         });
         inFlight.add(tracked);
@@ -321,14 +357,16 @@ export async function writeChunkedDisk(
     );
   }
   progress('write', 0, sizes.virtualSize);
-  const server = await startServer(ctx, part, format, sizes.diskSize, request.targetPath, signal);
-  let client: NbdClient | null = null;
+  const connections = Math.max(1, ctx.nbdConnections ?? 1);
+  const server = await startServer(ctx, part, format, sizes.diskSize, request.targetPath, connections, signal);
+  let clients: NbdClient[] = [];
   try {
-    client = await connect(ctx, server, sizes.diskSize, signal);
-    const written = await writeRanges(client, source, sizes.virtualSize, signal, progress);
-    await client.flush(signal ? { signal } : {});
-    await client.close();
-    client = null;
+    clients = await connect(ctx, server, sizes.diskSize, connections, signal);
+    const written = await writeRanges(clients, source, sizes.virtualSize, signal, progress);
+    // Each connection flushes what it wrote (multi-conn would let one FLUSH cover all; this holds either way).
+    await Promise.all(clients.map((c) => c.flush(signal ? { signal } : {})));
+    await Promise.all(clients.map((c) => c.close()));
+    clients = [];
     const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, SERVER_EXIT_MS, 'timeout').unref());
     const ended = await orAbort(Promise.race([server.done, timer]), signal);
     if (ended === 'timeout') throw new InstanceImagesError('DEPLOY_FAILED', 'qemu-nbd did not exit after the disk was written');
@@ -338,7 +376,7 @@ export async function writeChunkedDisk(
   } catch (error) {
     throw deployError(error);
   } finally {
-    client?.destroy();
+    for (const c of clients) c.destroy();
     // A leftover socket or pid file (a dropped connection) is scratch that recovery removes.
     await server.stop().catch(() => undefined);
   }

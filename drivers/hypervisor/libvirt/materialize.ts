@@ -22,6 +22,8 @@ export interface MaterializeContext {
   scratchDir: string;
   verify: boolean;
   spaceMarginBytes: number;
+  /** NBD connections a chunked deploy writes the new disk over (default 1). */
+  nbdConnections?: number;
   ensureScratchDir(): Promise<void>;
   /** Test and diagnostics hooks. */
   hooks?: LibvirtDriverHooks;

@@ -39,9 +39,10 @@ export const LibvirtDriverOptionsSchema = z.object({
    */
   verify: z.boolean().default(true),
   /**
-   * NBD connections a chunked capture reads the disk's export over, each its own channel (over SSH,
-   * a stream-local channel on the pooled connection, so keep it below the pool's channels per
-   * connection); the reads are spread over them. @default 4
+   * NBD connections a chunked capture reads the disk's export over, and a chunked deploy writes
+   * the new disk over, each its own channel (over SSH, a stream-local channel on the pooled
+   * connection, so keep it below the pool's channels per connection); the reads or writes are
+   * spread over them. @default 4
    */
   nbdConnections: z.number().int().min(1).max(8).default(4),
   /** Extra free bytes required beyond the disk's allocation before a capture starts. @default 16 MiB */

@@ -118,7 +118,22 @@ describe.skipIf(skip !== null)(
           const target = `${outDir}/deployed-${label} $(touch x).${format}`;
           const progress: ByteProgress[] = [];
           const source: ChunkedSource = { kind: 'chunks', virtualSizeBytes: virtualSize, chunks: chunksOf(ranges) };
-          const made = await makeDriver(scratch, {}, executor()).materialize({
+          // Counts the NBD connections the deploy opens (the driver's default is 4, spread over their own channels).
+          const inner = executor();
+          let opened = 0;
+          const counting: Executor = {
+            label: inner.label,
+            run: inner.run.bind(inner),
+            stream: inner.stream.bind(inner),
+            close: () => Promise.resolve(),
+            // Attempts before qemu-nbd listens fail and are retried: only the channels that opened count.
+            openStreamLocal: async (path, options) => {
+              const stream = await inner.openStreamLocal!(path, options);
+              opened++;
+              return stream;
+            },
+          };
+          const made = await makeDriver(scratch, {}, counting).materialize({
             source,
             sourceFormat: 'raw',
             targetPath: target,
@@ -127,6 +142,7 @@ describe.skipIf(skip !== null)(
             onProgress: (p) => progress.push(p),
           });
           expect(made).toEqual({ path: target, format, virtualSizeBytes: 96 * MiB });
+          expect(opened).toBe(4);
           expect(imageInfo(target)).toMatchObject({ format, backing: null, virtualSize: 96 * MiB });
           // Equal to the reference, and zero beyond it (compare checks the grown tail is zero).
           const compared = sh('qemu-img', 'compare', '-f', 'raw', '-F', format, reference, target);
