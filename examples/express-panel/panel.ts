@@ -12,9 +12,16 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import express from 'express';
 import { createImagesRouter } from '../../adapters/express';
-import { InstanceImagesError, type Actor, type HostInstance, type ImportOptions, type InstanceImages } from '../../src';
+import {
+  InstanceImagesError,
+  type Actor,
+  type HostHypervisor,
+  type HostInstance,
+  type ImportOptions,
+  type InstanceImages,
+} from '../../src';
 import { bundleUi, panelShell } from './page';
-import { createPanelSdk, DEFAULT_REDIS_URL, DEMO_HYPERVISOR, DEMO_LOCATION, demoHypervisor } from './sdk';
+import { createPanelSdk, DEFAULT_REDIS_URL, DEMO_HYPERVISOR, DEMO_LOCATION, panelHypervisors, type PanelImageCopies } from './sdk';
 import { startWorkers, type PanelWorkers } from './workers';
 
 export { DEMO_HYPERVISOR, DEMO_LOCATION } from './sdk';
@@ -39,6 +46,13 @@ export interface PanelOptions {
   redisUrl?: string;
   /** URL imports' rules (e.g. `allowNetworks` for a test server on loopback). @default the SDK's (no private networks) */
   imports?: ImportOptions;
+  /**
+   * More hypervisors besides this machine, e.g. one in a second location (the operator then binds
+   * a storage to it and enables images there). @default none
+   */
+  hypervisors?: HostHypervisor[];
+  /** Who may copy images to other locations. @default the SDK's (operators only) */
+  imageCopies?: PanelImageCopies;
 }
 
 /** A running panel. */
@@ -89,7 +103,11 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
   mkdirSync(imagesDir, { recursive: true });
   mkdirSync(disksDir, { recursive: true });
   const instances = new Map(options.instances.map((i) => [i.id, i]));
-  const hypervisor = demoHypervisor(options.dataDir);
+  const hypervisors = panelHypervisors(options.dataDir, options.hypervisors);
+  const extra = {
+    ...(options.hypervisors ? { hypervisors: options.hypervisors } : {}),
+    ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
+  };
   const workerCount = options.workers ?? 0;
   const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
   const { sdk, pool } = createPanelSdk({
@@ -98,11 +116,12 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     role: workerCount > 0 ? { kind: 'web', redisUrl, workerId: 'panel-web' } : { kind: 'single' },
     label: 'panel',
     ...(options.imports ? { imports: options.imports } : {}),
+    ...extra,
   });
   // Started after this process opened (and migrated) the SQLite file.
   const workers: PanelWorkers | null =
     workerCount > 0
-      ? await startWorkers(workerCount, { dataDir: options.dataDir, redisUrl }, (id) => instances.get(id) ?? null).catch(
+      ? await startWorkers(workerCount, { dataDir: options.dataDir, redisUrl, ...extra }, (id) => instances.get(id) ?? null).catch(
           async (error: unknown) => {
             await sdk.close();
             await pool.close();
@@ -136,12 +155,17 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
     );
   });
   // What the customer pages offer in the demo's location: importing and uploading images only where
-  // the operator allows it (Locations and caps, "URL imports").
+  // the operator allows it (Locations and caps, "URL imports"); copying images to the panel's
+  // locations where images are enabled, when the operator lets customers copy.
   app.get('/demo/features', async (req, res) => {
     const actor = sessionOf(req, res);
     if (actor === undefined) return;
     const settings = await sdk.settings.getLocationSettings(admin, DEMO_LOCATION);
-    res.json({ locationId: DEMO_LOCATION, urlImportEnabled: settings.imagesEnabled && settings.urlImportEnabled });
+    const copyLocations: string[] = [];
+    if (options.imageCopies?.allowCustomers)
+      for (const locationId of new Set(hypervisors.map((h) => h.locationId)))
+        if ((await sdk.settings.getLocationSettings(admin, locationId)).imagesEnabled) copyLocations.push(locationId);
+    res.json({ locationId: DEMO_LOCATION, urlImportEnabled: settings.imagesEnabled && settings.urlImportEnabled, copyLocations });
   });
   app.get('/demo/hypervisors', (req, res) => {
     const actor = sessionOf(req, res);
@@ -150,7 +174,7 @@ export async function startPanel(options: PanelOptions): Promise<Panel> {
       res.status(401).json({ code: 'UNAUTHENTICATED', detail: 'Operators only' });
       return;
     }
-    res.json([{ id: hypervisor.id, name: hypervisor.name, locationId: hypervisor.locationId }]);
+    res.json(hypervisors.map((h) => ({ id: h.id, name: h.name, locationId: h.locationId })));
   });
   // The host's create-instance flow: a new instance of the customer, its disk deployed from the
   // image picked on the OS picker (the SDK checks the image is the customer's to deploy). The demo

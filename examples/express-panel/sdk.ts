@@ -50,6 +50,21 @@ export interface PanelSdkOptions {
   label: string;
   /** URL imports' rules (e.g. `allowNetworks` for a test server on loopback). @default the SDK's (no private networks) */
   imports?: ImportOptions;
+  /** More hypervisors of the panel besides this machine (e.g. one in a second location). @default none */
+  hypervisors?: HostHypervisor[];
+  /** Who may copy images to other locations (`createInstanceImages({ imageCopies })`). @default the SDK's (operators only) */
+  imageCopies?: PanelImageCopies;
+}
+
+/** Who may copy images, and whether copies are billed (JSON: it reaches the worker processes too). */
+export interface PanelImageCopies {
+  allowCustomers?: boolean;
+  billed?: boolean;
+}
+
+/** The panel's hypervisors: this machine first, then the extra ones of `options`. */
+export function panelHypervisors(dataDir: string, extra: HostHypervisor[] = []): HostHypervisor[] {
+  return [demoHypervisor(dataDir), ...extra];
 }
 
 /** The panel's export-link secret: made once per data directory, shared by its processes. */
@@ -70,14 +85,14 @@ export function redisPrefix(dataDir: string): string {
 
 /** Builds the SDK of one panel process; close the pool after the SDK. */
 export function createPanelSdk(options: PanelSdkOptions): { sdk: InstanceImages; pool: ExecutorPool } {
-  const hypervisor = demoHypervisor(options.dataDir);
+  const hypervisors = new Map(panelHypervisors(options.dataDir, options.hypervisors).map((h) => [h.id, h]));
   const { role } = options;
   const pool = createExecutorPool();
   const sdk = createInstanceImages({
     repositories: createSqliteRepositories({ filename: join(options.dataDir, 'panel.db') }),
     hostDirectory: {
       getInstance: options.getInstance,
-      getHypervisor: async (id) => (id === DEMO_HYPERVISOR ? hypervisor : null),
+      getHypervisor: async (id) => hypervisors.get(id) ?? null,
     },
     executors: pool.executorFor,
     hypervisorDriver: createLibvirtDriver,
@@ -87,6 +102,7 @@ export function createPanelSdk(options: PanelSdkOptions): { sdk: InstanceImages;
     uploads: { directory: join(options.dataDir, 'uploads') },
     exports: { secret: exportSecret(options.dataDir) },
     ...(options.imports ? { imports: options.imports } : {}),
+    ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
     ...(role.kind === 'single'
       ? {}
       : {

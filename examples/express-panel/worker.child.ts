@@ -32,6 +32,8 @@ const { sdk, pool } = createPanelSdk({
   getInstance,
   role: { kind: 'worker', redisUrl: config.redisUrl, workerId: config.workerId },
   label: config.workerId,
+  ...(config.hypervisors ? { hypervisors: config.hypervisors } : {}),
+  ...(config.imageCopies ? { imageCopies: config.imageCopies } : {}),
 });
 
 let closing: Promise<void> | null = null;

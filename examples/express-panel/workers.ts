@@ -8,13 +8,17 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { HostInstance } from '../../src';
+import type { HostHypervisor, HostInstance } from '../../src';
+import type { PanelImageCopies } from './sdk';
 
 /** What the panel hands a worker process (its argv[2], as JSON). */
 export interface WorkerConfig {
   dataDir: string;
   redisUrl: string;
   workerId: string;
+  /** The panel's extra hypervisors and copy policy (the workers' SDK must see what the panel's sees). */
+  hypervisors?: HostHypervisor[];
+  imageCopies?: PanelImageCopies;
 }
 
 /** A worker's question to the panel process. */

@@ -15,6 +15,8 @@ export interface HostFeatures {
   locationId: string;
   /** Customers may import and upload images (the operator's location settings). */
   urlImportEnabled: boolean;
+  /** The locations a customer may copy an image to (empty when the operator does not allow copies). */
+  copyLocations: string[];
 }
 
 /** Bytes per upload request: small enough for a progress bar that moves, large enough to be quick. */

@@ -1,11 +1,12 @@
 /**
  * My Images' actions on an available image of one's own — protect against deletion, download
- * (an expiring link), share with another account, offer it (transfer of ownership) — and the
+ * (an expiring link), share with another account, offer it (transfer of ownership), copy it to a
+ * location (a new image whose progress the page follows like a capture's) — and the
  * section of what other accounts offer this one: shares to accept or decline, transfers to accept
  * or decline, the images shared with it, and its own pending transfer offers to withdraw.
  * @module
  */
-import type { ApiImage, components } from '../../../src/client';
+import type { ApiImage, ApiTask, components } from '../../../src/client';
 import { formDialog, infoDialog } from './dialog';
 import { announce, errorBox, field, formatBytes, h, time } from './dom';
 import type { AppContext } from './session';
@@ -20,6 +21,10 @@ export interface MoveHooks {
   act(label: string, run: () => Promise<unknown>, focusAfter?: string): Promise<void>;
   /** Refreshes the page's lists (and puts the focus on the button named `focusAfter`). */
   refresh(focusAfter?: string): Promise<void>;
+  /** Follows a new image's task with a progress bar in its row (as for a capture). */
+  follow(image: ApiImage, task: ApiTask): void;
+  /** The locations the customer may copy an image to (no Copy button when empty). */
+  copyLocations: readonly string[];
 }
 
 const ACCOUNT_HINT = 'The account id of the other customer of this panel, e.g. acct-2.';
@@ -58,6 +63,14 @@ export function moveActions(ctx: AppContext, image: ApiImage, hooks: MoveHooks):
     h('button', { ...named('Share'), onclick: () => void share(ctx, image, hooks) }, 'Share'),
     h('button', { ...named('Transfer'), onclick: () => void transfer(ctx, image, hooks) }, 'Transfer'),
   );
+  if (hooks.copyLocations.length > 0)
+    buttons.push(
+      h(
+        'button',
+        { type: 'button', 'aria-label': copyLabel(image), onclick: () => void copyToLocation(ctx, image, hooks) },
+        'Copy to location',
+      ),
+    );
   return buttons;
 }
 
@@ -165,6 +178,39 @@ async function transfer(ctx: AppContext, image: ApiImage, hooks: MoveHooks): Pro
     },
   });
   if (done) await hooks.refresh(`Transfer ${image.name}`);
+}
+
+const copyLabel = (image: ApiImage) => `Copy ${image.name} to a location`;
+
+/** The Copy to location dialog: the target location and the copy's name; the copy then shows in My Images. */
+async function copyToLocation(ctx: AppContext, image: ApiImage, hooks: MoveHooks): Promise<void> {
+  // The image's own location is listed too (another storage there may take the copy), marked and not preselected.
+  const others = hooks.copyLocations.filter((l) => l !== image.locationId);
+  const select = h(
+    'select',
+    { id: 'copy-location', name: 'locationId', required: true },
+    ...hooks.copyLocations.map((l) =>
+      h('option', { value: l, selected: l === others[0] }, l === image.locationId ? `${l} (where it is now)` : l),
+    ),
+  );
+  const name = h('input', { id: 'copy-name', name: 'name', required: true, maxlength: 100, autocomplete: 'off', value: image.name });
+  const done = await formDialog({
+    title: `Copy ${image.name} to a location`,
+    description:
+      'The copy is a new image of yours in that location, so instances there can be created from it: it counts against your image limit and is billed on its own. Deleting one never deletes the other.',
+    fields: [field('Location', select), field('Name of the copy', name)],
+    submitLabel: 'Copy image',
+    renderError: errorBox,
+    onSubmit: async () => {
+      const { data } = await ctx.client.api.POST('/images/{imageId}/copies', {
+        params: { path: { imageId: image.id } },
+        body: { locationId: select.value, name: name.value.trim() },
+      });
+      if (data?.task) hooks.follow(data.image, data.task);
+      announce(`Copying ${image.name} to ${select.value} as ${data?.image.name ?? name.value.trim()}`);
+    },
+  });
+  if (done) await hooks.refresh(copyLabel(image));
 }
 
 function decision(label: string, ariaLabel: string, run: () => void, primary = false): HTMLButtonElement {

@@ -2,8 +2,8 @@
  * The customer's My Images page: the list (name, source instance, disk size, status with its
  * reason, creation time), Create Image from an instance with a live progress bar, and Retry,
  * Cancel and Delete (after a confirmation) per image; where the operator allows it, import from a
- * URL and resumable uploads (`add-image.ts`); protection, download links, shares and transfers,
- * and the offers other accounts made (`image-moves.ts`).
+ * URL and resumable uploads (`add-image.ts`); protection, download links, shares, transfers and
+ * copies to other locations, and the offers other accounts made (`image-moves.ts`).
  * @module
  */
 import { renderMessage, statusReasonKey, type ApiImage, type ApiTask } from '../../../src/client';
@@ -103,7 +103,7 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
     }
     await refresh(focusAfter);
   }
-  const hooks: MoveHooks = { act, refresh: (focusAfter) => refresh(focusAfter) };
+  const hooks: MoveHooks = { act, refresh: (focusAfter) => refresh(focusAfter), follow, copyLocations: features.copyLocations };
 
   function actions(image: ApiImage): HTMLElement {
     const buttons: HTMLElement[] = [];

@@ -4,14 +4,16 @@
  * machine. A customer uploads an image file (paused by the person, then cut mid-piece by a dropped
  * connection, and resumed from the offset the panel reports), imports one from a URL, protects an
  * image and is refused its deletion with the catalog's message, downloads it through an expiring
- * link whose bytes match the checksum header, shares it with a second account that accepts, and
- * transfers it to that account, which accepts; the pages work at phone width. Screenshots go to
- * artifacts/screenshots/.
+ * link whose bytes match the checksum header, shares it with a second account that accepts, offers
+ * it to that account, which declines (the image stays the owner's), copies it to a second location
+ * (a second hypervisor and storage this test adds to the panel), and transfers it to that account,
+ * which accepts; the pages work at phone width. Screenshots go to artifacts/screenshots/.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_LOCATION, startPanel, type Panel } from '../../../examples/express-panel/panel';
@@ -19,12 +21,25 @@ import type { Actor } from '../../../src';
 import { MESSAGE_CATALOG } from '../../../src/messages';
 import { uniqueSuffix } from '../../support/guests';
 import { libvirtSkipReason } from '../libvirt/setup';
-import { browserMissing, focusedText, horizontalOverflow, launchChromium, screenshot, unlabelledControls } from './browser-support';
+import {
+  browserMissing,
+  focusedText,
+  horizontalOverflow,
+  launchChromium,
+  recordedProgress,
+  recordProgress,
+  screenshot,
+  unlabelledControls,
+} from './browser-support';
 
 const missing = libvirtSkipReason() ?? browserMissing();
 const OWNER = 'acct-owner';
 const OTHER = 'acct-two';
 const ADMIN: Actor = { kind: 'admin', userId: 'test' };
+const customer = (accountId: string): Actor => ({ kind: 'customer', accountId });
+/** The second location this test adds to the panel: a hypervisor (this machine again) and, later, a storage. */
+const SECOND_LOCATION = 'second-location';
+const SECOND_HYPERVISOR = 'hv-second';
 const TASK = { timeout: 120_000, interval: 250 };
 const MiB = 1024 * 1024;
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -39,7 +54,14 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
   const dataDir = `/var/tmp/instance-images-test/mv-${suffix}`;
   const uploaded = rawDisk(10, 3);
   const served = rawDisk(2, 7);
+  const secondImagesDir = join(dataDir, 'images-second');
   let files: Server;
+  // A download that waits until the test lets it go: an import on the second hypervisor holds that
+  // hypervisor's one task slot, so a copy there waits in Creating for as long as the test needs.
+  let releaseHeld!: () => void;
+  const heldReleased = new Promise<void>((resolve) => (releaseHeld = resolve));
+  let heldRequested!: () => void;
+  const heldRequest = new Promise<void>((resolve) => (heldRequested = resolve));
   let panel: Panel;
   let browser: Browser;
   let page: Page;
@@ -49,11 +71,33 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
   beforeAll(async () => {
     // The import's source: a plain HTTP server of our own on loopback (the panel allows loopback for it).
     files = createServer((req, res) => {
+      if (req.url === '/held.raw') {
+        heldRequested();
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': served.length });
+        void heldReleased.then(() => res.end(served));
+        return;
+      }
       if (req.url !== '/disk.raw') return void res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': served.length }).end(served);
     });
     await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
-    panel = await startPanel({ dataDir, instances: [], imports: { allowNetworks: ['127.0.0.0/8'] } });
+    panel = await startPanel({
+      dataDir,
+      instances: [],
+      imports: { allowNetworks: ['127.0.0.0/8'] },
+      // The demo has one location; copies need a second one: this machine again, as another hypervisor.
+      hypervisors: [
+        {
+          id: SECOND_HYPERVISOR,
+          name: 'this machine, second location',
+          locationId: SECOND_LOCATION,
+          connection: { type: 'local' },
+          scratchDir: join(dataDir, 'scratch-second'),
+        },
+      ],
+      imageCopies: { allowCustomers: true },
+    });
+    mkdirSync(secondImagesDir, { recursive: true });
     browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     other = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -62,6 +106,7 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
   }, 120_000);
 
   afterAll(async () => {
+    releaseHeld?.();
     await browser?.close();
     await panel?.close();
     await new Promise((resolve) => files?.close(resolve));
@@ -71,6 +116,11 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
   const rowOf = (p: Page, name: string) => p.locator('#images-list tbody tr').filter({ has: p.locator('.name', { hasText: name }) });
   const statusOf = (p: Page, name: string) => rowOf(p, name).locator('.status');
   const button = (p: Page, label: string) => p.getByRole('button', { name: label, exact: true });
+  /** Loads My Images afresh (a page already on `#/images` would only change its fragment). */
+  const openMyImages = async (p: Page, account: string) => {
+    await p.goto('about:blank');
+    await p.goto(`${panel.url}/?account=${account}#/images`);
+  };
 
   it('offers imports and uploads only where the operator allows them', async () => {
     await page.goto(`${panel.url}/?account=${OWNER}#/images`);
@@ -213,7 +263,8 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
     await page.fill('#share-account', OTHER);
     await dialog.getByRole('button', { name: 'Share', exact: true }).click();
     await dialog.waitFor({ state: 'detached' });
-    expect(await focusedText(page)).toBe(`Share ${name}`);
+    // The list is redrawn after the dialog closed: the focus lands on the new row's button.
+    await expect.poll(() => focusedText(page)).toBe(`Share ${name}`);
 
     await other.goto(`${panel.url}/?account=${OTHER}#/images`);
     const invitation = other.locator('#offers-received li[data-share-id]');
@@ -232,6 +283,114 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
     await page.keyboard.press('Escape');
   }, 120_000);
 
+  it('offers an image to the second account, which declines: the offer is gone and the image stays the owner’s', async () => {
+    const name = 'uploaded disk';
+    const id = (await rowOf(page, name).getAttribute('data-id'))!;
+    await button(page, `Transfer ${name}`).click();
+    const dialog = page.getByRole('dialog', { name: `Transfer ${name}` });
+    await page.fill('#transfer-account', OTHER);
+    await dialog.getByRole('button', { name: 'Offer transfer' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await expect
+      .poll(() => page.locator('#my-offers li').allTextContents())
+      .toEqual([expect.stringContaining(`${name} offered to ${OTHER}`)]);
+
+    await openMyImages(other, OTHER);
+    const offer = other.locator('#offers-received li[data-transfer-id]');
+    await offer.waitFor();
+    await offer.getByRole('button', { name: `Decline the transfer of ${id}` }).click();
+    await expect.poll(() => other.locator('#offers-received li[data-transfer-id]').count()).toBe(0);
+    expect(await rowOf(other, name).count()).toBe(0);
+    await screenshot(other, 'customer-transfer-declined');
+
+    await page.reload();
+    await page.locator('#offers').waitFor();
+    expect(await page.locator('#my-offers li').count()).toBe(0);
+    expect(await statusOf(page, name).textContent()).toBe('Available');
+    // Through the API: the offer was rejected, the image is still the owner's, and the other account owns nothing.
+    const outgoing = await panel.sdk.transfers.listTransfers(customer(OWNER), { direction: 'outgoing' });
+    expect(outgoing.items.map((t) => [t.imageId, t.toAccountId, t.status])).toEqual([[id, OTHER, 'rejected']]);
+    expect(await panel.sdk.images.getImage(customer(OWNER), id)).toMatchObject({ accountId: OWNER, status: 'available' });
+    expect((await panel.sdk.images.listImages(customer(OTHER))).items).toEqual([]);
+  }, 120_000);
+
+  it('copies an image to a second location from its row: the copy shows Creating with progress, then Available, with the same bytes', async () => {
+    const name = 'uploaded disk';
+    const copyName = 'far replica';
+    const sourceId = (await rowOf(page, name).getAttribute('data-id'))!;
+    await panel.sdk.settings.setLocationSettings(ADMIN, SECOND_LOCATION, { imagesEnabled: true });
+    await page.reload();
+    await button(page, `Copy ${name} to a location`).click();
+    const dialog = page.getByRole('dialog', { name: `Copy ${name} to a location` });
+    await dialog.waitFor();
+    expect(await page.evaluate<string>('document.activeElement.id')).toBe('copy-location');
+    expect(await page.locator('#copy-location option').allTextContents()).toEqual([`${DEMO_LOCATION} (where it is now)`, SECOND_LOCATION]);
+    expect(await page.inputValue('#copy-location')).toBe(SECOND_LOCATION);
+    expect(await page.inputValue('#copy-name')).toBe(name);
+    expect(await unlabelledControls(page)).toEqual([]);
+    await page.fill('#copy-name', copyName);
+
+    // No storage in the second location yet: the catalog's message, in the dialog, which stays open.
+    await page.keyboard.press('Enter');
+    const alert = dialog.locator('[role=alert]');
+    await alert.waitFor();
+    expect(await alert.getAttribute('data-code')).toBe('NO_IMAGE_STORAGE');
+    expect(await alert.textContent()).toContain(MESSAGE_CATALOG['error.NO_IMAGE_STORAGE'].customer);
+    expect(await page.evaluate<string>('document.activeElement.id')).toBe('copy-location');
+    await screenshot(page, 'customer-copy-no-storage');
+
+    // The operator adds a storage there; a held import keeps the second hypervisor busy meanwhile.
+    const second = await panel.sdk.storages.createStorage(ADMIN, {
+      name: 'Second location images',
+      driver: 'local',
+      config: { path: secondImagesDir },
+    });
+    await panel.sdk.storages.bindHypervisor(ADMIN, second.id, SECOND_HYPERVISOR);
+    const { port } = files.address() as AddressInfo;
+    const holder = await panel.sdk.imports.importImage(ADMIN, {
+      url: `http://127.0.0.1:${port}/held.raw`,
+      name: 'holder',
+      locationId: SECOND_LOCATION,
+      accountId: 'acct-holder',
+    });
+    await heldRequest;
+    await recordProgress(page);
+    await dialog.getByRole('button', { name: 'Copy image' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await expect.poll(() => focusedText(page)).toBe(`Copy ${name} to a location`);
+    await expect.poll(() => statusOf(page, copyName).textContent(), TASK).toBe('Creating');
+    expect(await rowOf(page, copyName).locator('ii-task-progress').getAttribute('label')).toBe(`Progress of ${copyName}`);
+    await screenshot(page, 'customer-copy-creating');
+    releaseHeld();
+    await expect.poll(() => statusOf(page, copyName).textContent(), TASK).toBe('Available');
+    expect((await panel.sdk.images.getTask(ADMIN, holder.task!.id)).status).toBe('completed');
+    const seen = (await recordedProgress(page))[`Progress of ${copyName}`] ?? [];
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    expect(seen.at(-1)).toBe(100);
+
+    // Through the API and the files: a new image of the owner's in the second location, the same bytes.
+    const copyId = (await rowOf(page, copyName).getAttribute('data-id'))!;
+    const source = await panel.sdk.images.getImage(customer(OWNER), sourceId);
+    const copy = await panel.sdk.images.getImage(customer(OWNER), copyId);
+    expect(copy).toMatchObject({
+      accountId: OWNER,
+      status: 'available',
+      locationId: SECOND_LOCATION,
+      storageId: second.id,
+      hypervisorId: SECOND_HYPERVISOR,
+      sizeBytes: source.sizeBytes,
+      virtualSizeBytes: source.virtualSizeBytes,
+      sha256: source.sha256,
+    });
+    expect(copyId).not.toBe(sourceId);
+    const sourceBytes = readFileSync(join(dataDir, 'images', source.fileKey));
+    const copyBytes = readFileSync(join(secondImagesDir, copy.fileKey));
+    expect(copyBytes.length).toBe(copy.sizeBytes);
+    expect(sha256(copyBytes)).toBe(sha256(sourceBytes));
+    expect(sha256(copyBytes)).toBe(copy.sha256);
+  }, 200_000);
+
   it('offers an image to the second account, which accepts: the image is theirs', async () => {
     const name = 'uploaded disk';
     await button(page, `Transfer ${name}`).click();
@@ -243,7 +402,7 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
       .poll(() => page.locator('#my-offers li').allTextContents())
       .toEqual([expect.stringContaining(`${name} offered to ${OTHER}`)]);
 
-    await other.goto(`${panel.url}/?account=${OTHER}#/images`);
+    await openMyImages(other, OTHER);
     const offer = other.locator('#offers-received li[data-transfer-id]');
     await offer.waitFor();
     await screenshot(other, 'customer-transfer-offer');
@@ -267,6 +426,11 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
     await phone.getByRole('dialog', { name: 'Share uploaded disk' }).waitFor();
     expect(await horizontalOverflow(phone)).toBeLessThanOrEqual(0);
     await screenshot(phone, 'customer-share-dialog-phone');
+    await phone.keyboard.press('Escape');
+    await button(phone, 'Copy uploaded disk to a location').click();
+    await phone.getByRole('dialog', { name: 'Copy uploaded disk to a location' }).waitFor();
+    expect(await horizontalOverflow(phone)).toBeLessThanOrEqual(0);
+    await screenshot(phone, 'customer-copy-dialog-phone');
     await phone.close();
   });
 
