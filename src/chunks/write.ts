@@ -271,12 +271,17 @@ class ImageWriter {
     if (check) this.checks.add(run);
   }
 
-  /** W2 for a data chunk: stat, and upload when absent (or damaged beyond repair by size). */
+  /**
+   * W2 for a data chunk: stat, and upload when absent (or damaged beyond repair by size). In an
+   * incremental read every data chunk changed since the checkpoint, so it is almost always new: it
+   * is put at once (a put of a chunk that exists writes the same bytes under the same name), which
+   * saves a round trip per changed chunk where a rare duplicate costs one chunk's upload.
+   */
   async storeChunk(chunk: DataChunk): Promise<void> {
     const { ctx } = this;
     const key = chunkKey(ctx.scope, chunk.sha256);
     const length = chunk.bytes.length;
-    const existing = await ctx.disk.stat(key);
+    const existing = this.info.incrementalSince === null ? await ctx.disk.stat(key) : null;
     if (existing && existing.size > 0 && existing.size <= length) {
       this.stored.set(chunk.sha256, { storedBytes: existing.size, codec: codecOfStoredSize(existing.size, length) });
       return;
