@@ -21,6 +21,7 @@
  *    writes, captured into one chunked store: unique stored bytes against one image (goal ≤ 1.3×).
  * Prints medians, spreads and the panel process's peak RSS per step.
  *
+ * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
  * the base of steps 2, 3 and 5 and as the reference of step 2's percentage.
@@ -50,6 +51,8 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
 const STEPS = new Set((process.env.STEPS ?? '1,2,3,4,5,6').split(',').map((step) => Number(step.trim())));
 const CHUNK = 4 * MiB;
+/** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
+const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.env.CHUNK_PARALLEL) } : {};
 const scratch = '/var/tmp/ii-bench-chunked';
 
 let peak = 0;
@@ -296,7 +299,7 @@ async function main(): Promise<void> {
       };
       const runChunks = async () => {
         const disk = await freshDisk(b, 'bench-chunks');
-        const store = createChunkStore(disk);
+        const store = createChunkStore(disk, STORE_OPTIONS);
         checkpoint += 1;
         const { ms, value } = await timed(() =>
           captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
@@ -309,7 +312,7 @@ async function main(): Promise<void> {
       };
       const runChunksOne = async () => {
         const disk = await freshDisk(b, 'bench-chunks');
-        const store = createChunkStore(disk);
+        const store = createChunkStore(disk, STORE_OPTIONS);
         checkpoint += 1;
         const { ms } = await timed(() =>
           captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}`, driver: b.driverOne }),
@@ -323,7 +326,7 @@ async function main(): Promise<void> {
     if (!STEPS.has(1)) {
       // The base of the later steps: one chunked first capture, timed once as step 2's reference.
       const disk = await freshDisk(b, 'bench-chunks');
-      const store = createChunkStore(disk);
+      const store = createChunkStore(disk, STORE_OPTIONS);
       checkpoint += 1;
       const { ms, value } = await timed(() =>
         captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
@@ -417,7 +420,7 @@ async function main(): Promise<void> {
     // 4. Killed at half of the disk, then retried into the same (fresh) store.
     if (STEPS.has(4)) {
       const disk = await freshDisk(b, 'bench-resume');
-      const store = createChunkStore(disk);
+      const store = createChunkStore(disk, STORE_OPTIONS);
       const controller = new AbortController();
       let uploadedBeforeAbort = 0;
       const resumable = await timed(async () => {
@@ -508,7 +511,7 @@ async function main(): Promise<void> {
       virsh('destroy', '--domain', guest.name);
       if (firstDisk) await dropDisk(b, firstDisk);
       const disk = await freshDisk(b, 'bench-ten');
-      const store = createChunkStore(disk);
+      const store = createChunkStore(disk, STORE_OPTIONS);
       let oneImage = 0;
       let others = 0;
       for (let i = 0; i < 10; i++) {
