@@ -32,7 +32,7 @@ export class HypervisorRecorder {
   readonly jobs: SeenInterval[] = [];
   /** Capture runs, per run id. */
   readonly runs: SeenInterval[] = [];
-  private readonly openJobs = new Map<string, SeenInterval>();
+  private readonly jobsNow = new Map<string, SeenInterval>();
   private readonly openRuns = new Map<string, SeenInterval>();
   private sampling = false;
   private loops: Promise<void>[] = [];
@@ -56,7 +56,12 @@ export class HypervisorRecorder {
 
   /** The backup job of `domainName` libvirt shows now, if any. */
   openJob(domainName: string): SeenInterval | undefined {
-    return this.openJobs.get(domainName);
+    return this.jobsNow.get(domainName);
+  }
+
+  /** Every backup job libvirt shows now. */
+  openJobs(): SeenInterval[] {
+    return [...this.jobsNow.values()];
   }
 
   /** The capture runs whose files are in `hypervisorId`'s scratch directory now. */
@@ -72,15 +77,15 @@ export class HypervisorRecorder {
         const elapsed = /Time elapsed:\s+(\d+)\s*ms/.exec(stdout);
         if (!/Job type:\s+None/.test(stdout) && elapsed) {
           const start = now - Number(elapsed[1]);
-          const current = this.openJobs.get(domainName);
+          const current = this.jobsNow.get(domainName);
           // The same job while its start agrees (within the sampling error); else a new job.
           if (current && Math.abs(current.start - start) < 1_000) current.lastSeen = now;
           else {
             const job = { hypervisorId, what: domainName, start, lastSeen: now };
-            this.openJobs.set(domainName, job);
+            this.jobsNow.set(domainName, job);
             this.jobs.push(job);
           }
-        } else this.openJobs.delete(domainName);
+        } else this.jobsNow.delete(domainName);
       }
       await sleep(50);
     }
