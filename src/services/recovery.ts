@@ -21,7 +21,7 @@ export interface RecoveryReport {
   interruptedTasks: string[];
   /** Images moved to `error` (reason INTERRUPTED). */
   failedImages: string[];
-  /** Leftover files removed. */
+  /** Leftover files removed, and incomplete uploads aborted (`<key> (incomplete upload <id>)`). */
   removedFiles: string[];
   /** Actions the hypervisor drivers took (aborted jobs, committed overlays). */
   hypervisorActions: string[];
@@ -47,7 +47,11 @@ export class RecoveryService {
     }
   }
 
-  /** The leftover file of an interrupted task's image (best effort; a later pass or the reconcile finds what stays). */
+  /**
+   * The leftovers of an interrupted task's image: its file, and the incomplete uploads meant for it
+   * (a multipart upload of a process killed mid-upload stays open, and billed by the object store,
+   * until aborted). Best effort; a later pass or the reconcile finds what stays.
+   */
   private async removeLeftover(task: Task, image: Image, report: RecoveryReport): Promise<void> {
     // Only while the task is still unended: a task that ended meanwhile (its worker was alive) keeps its file.
     const current = await this.ctx.repos.tasks.get(task.id);
@@ -55,8 +59,14 @@ export class RecoveryService {
     const storage = await this.ctx.repos.storages.get(image.storageId);
     if (!storage) return;
     try {
-      await (await this.drivers.storage(storage, task.hypervisorId)).delete(image.fileKey);
+      const disk = await this.drivers.storage(storage, task.hypervisorId);
+      await disk.delete(image.fileKey);
       report.removedFiles.push(image.fileKey);
+      for (const upload of await disk.listIncomplete()) {
+        if (upload.key !== image.fileKey) continue;
+        await disk.abortIncomplete(upload);
+        report.removedFiles.push(`${upload.key} (incomplete upload ${upload.id})`);
+      }
     } catch (error) {
       this.ctx.logger.warn('recovery could not remove a leftover', { imageId: image.id, error: String(error) });
     }

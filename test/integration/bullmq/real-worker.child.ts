@@ -10,4 +10,5 @@ const { ii } = await realClusterProcess(config, 'worker', process.argv[3] ?? `wo
 process.on('message', (message) => {
   if (message === 'close') void ii.close().then(() => process.exit(0));
 });
+process.on('exit', (code) => console.error(new Date().toISOString(), process.argv[3], 'exits', code));
 process.send?.('ready');

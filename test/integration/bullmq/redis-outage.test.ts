@@ -6,8 +6,8 @@
  * queued before the outage runs. Stops the shared test Redis: run it only under the integration
  * lock, with `flock -o` (the restart starts a daemon).
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -17,25 +17,14 @@ import { randomSchemaName, reachablePostgres } from '../../support/postgres';
 import { reachableRedis } from '../../support/redis';
 import { ACCOUNT, clusterProcess, type ClusterConfig } from './cluster-world';
 import { closeCluster, forkWorker } from './processes';
+import { redisControl } from './redis-control';
 
 const redisUrl = await reachableRedis();
 const databaseUrl = await reachablePostgres();
 const suite = redisUrl && databaseUrl ? describe : describe.skip;
 const alice: Actor = { kind: 'customer', accountId: ACCOUNT };
 const admin: Actor = { kind: 'admin', userId: 'op' };
-const ROOT = join(import.meta.dirname, '../../..');
-
-const redisCli = (...args: string[]) => {
-  const url = new URL(redisUrl ?? 'redis://127.0.0.1:6390');
-  return execFileSync('redis-cli', ['-h', url.hostname, '-p', url.port || '6379', ...args], { encoding: 'utf8' }).trim();
-};
-const redisUp = () => {
-  try {
-    return redisCli('ping') === 'PONG';
-  } catch {
-    return false;
-  }
-};
+const redis = redisControl(redisUrl ?? 'redis://127.0.0.1:6390');
 
 suite('BullMQ task queue: Redis stopped and started again mid-run', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ii-redis-outage-'));
@@ -62,12 +51,7 @@ suite('BullMQ task queue: Redis stopped and started again mid-run', () => {
       },
       { timeout: 60_000, interval: 100 },
     );
-  const restartRedis = () => {
-    if (redisUp()) return;
-    execFileSync('bash', [join(ROOT, 'scripts/start-services.sh')], { stdio: 'ignore' });
-    // The test instance runs without persistence: the dataset saved for this test is not kept.
-    rmSync(join(process.env['SERVICES_DIR'] ?? '/var/tmp/instance-images-test/services', 'redis/dump.rdb'), { force: true });
-  };
+  const restartRedis = () => redis.restart({ keepDataset: true });
 
   beforeAll(async () => {
     web = (await clusterProcess(config, 'web', 'web-1')).ii;
@@ -92,8 +76,7 @@ suite('BullMQ task queue: Redis stopped and started again mid-run', () => {
     const before = (await web.images.listImages(alice, {})).items.length;
 
     // Stopped with its dataset saved (the persistence docs/operations.md asks for).
-    redisCli('shutdown', 'save');
-    await vi.waitFor(() => expect(redisUp()).toBe(false));
+    await redis.shutdownSaving();
     try {
       const refused = await web.images.createImage(alice, { instanceId: 'i-1', name: 'during the outage' }).then(
         () => null,
