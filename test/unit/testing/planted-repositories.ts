@@ -2,7 +2,10 @@
  * Broken repository adapters planted to prove that the conformance suite catches them. Each one
  * is our SQLite adapter with one method rewritten the way a host might get it wrong.
  * - `sync-cap`: the capped insert reads the count and then inserts, synchronously, without a
- *   transaction. Inside one process nothing can run in between; another process can.
+ *   transaction. Inside one process nothing can run in between; another process can. The gap is
+ *   held open for {@link SYNC_CAP_GAP_MS} (a synchronous sleep, so still nothing of this process
+ *   runs in it): without it the gap is a few microseconds, and on a loaded machine that runs the
+ *   children one after the other no other process may land in it in a whole run.
  * - `deferred`: the capped insert and the image transition read and then write inside
  *   better-sqlite3's default (deferred) transaction: across processes the write meets
  *   `SQLITE_BUSY_SNAPSHOT` (another process wrote since the read), which no busy timeout waits out.
@@ -13,6 +16,14 @@ import { InstanceImagesError, type Image, type ImageRepository, type Repositorie
 
 /** The planted variants. */
 export type PlantedVariant = 'sync-cap' | 'deferred';
+
+/** How long the `sync-cap` plant sleeps between its count and its insert. */
+const SYNC_CAP_GAP_MS = 5;
+
+/** Blocks this thread for `ms` without running anything else of the process (no event loop turn). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 const COUNT = `SELECT count(*) AS n FROM ii_images WHERE kind = 'custom' AND account_id = ? AND status <> 'deleted'`;
 
@@ -41,6 +52,7 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
           if (limit.maxBytes != null) return base.images.insertIfUnderLimit(image, limit);
           await refuseDuplicate(image);
           if (count(limit.accountId) >= limit.max) return false;
+          sleepSync(SYNC_CAP_GAP_MS);
           await insertNow(image);
           return true;
         },
