@@ -2,13 +2,16 @@
  * Broken repository adapters planted to prove that the conformance suite catches them. Each one
  * is our SQLite adapter with one method rewritten the way a host might get it wrong.
  * - `sync-cap`: the capped insert reads the count and then inserts, synchronously, without a
- *   transaction. Inside one process nothing can run in between; another process can. The gap is
- *   held open for {@link SYNC_CAP_GAP_MS} (a synchronous sleep, so still nothing of this process
- *   runs in it): without it the gap is a few microseconds, and on a loaded machine that runs the
- *   children one after the other no other process may land in it in a whole run.
+ *   transaction. Inside one process nothing can run in between; another process can.
  * - `deferred`: the capped insert and the image transition read and then write inside
  *   better-sqlite3's default (deferred) transaction: across processes the write meets
  *   `SQLITE_BUSY_SNAPSHOT` (another process wrote since the read), which no busy timeout waits out.
+ *
+ * Both hold the gap between their read and their write open for {@link READ_WRITE_GAP_MS} (a
+ * synchronous sleep: still nothing else of the process runs in it). Without it the gap lasts a few
+ * microseconds, and a loaded machine that runs the children one after the other may let a whole
+ * run pass without another process landing in it: the proof that the case catches them would
+ * then fail by chance.
  */
 import type Database from 'better-sqlite3';
 import { createSqliteRepositories } from '../../../adapters/sqlite';
@@ -17,8 +20,8 @@ import { InstanceImagesError, type Image, type ImageRepository, type Repositorie
 /** The planted variants. */
 export type PlantedVariant = 'sync-cap' | 'deferred';
 
-/** How long the `sync-cap` plant sleeps between its count and its insert. */
-const SYNC_CAP_GAP_MS = 5;
+/** How long the plants sleep between their read and their write. */
+const READ_WRITE_GAP_MS = 5;
 
 /** Blocks this thread for `ms` without running anything else of the process (no event loop turn). */
 function sleepSync(ms: number): void {
@@ -52,7 +55,7 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
           if (limit.maxBytes != null) return base.images.insertIfUnderLimit(image, limit);
           await refuseDuplicate(image);
           if (count(limit.accountId) >= limit.max) return false;
-          sleepSync(SYNC_CAP_GAP_MS);
+          sleepSync(READ_WRITE_GAP_MS);
           await insertNow(image);
           return true;
         },
@@ -68,7 +71,9 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
         let inserted: Promise<void> | null = null;
         // db.transaction(fn)() is BEGIN DEFERRED: the read takes a snapshot, the write upgrades it.
         db.transaction(() => {
-          if (count(limit.accountId) < limit.max) inserted = insertNow(image);
+          if (count(limit.accountId) >= limit.max) return;
+          sleepSync(READ_WRITE_GAP_MS);
+          inserted = insertNow(image);
         })();
         if (inserted === null) return false;
         await inserted;
@@ -80,6 +85,7 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
           const row = db.prepare('SELECT status, protected FROM ii_images WHERE id = ?').get(id) as
             { status: Image['status']; protected: number | null } | undefined;
           if (!row || !from.includes(row.status) || (options.unlessProtected === true && row.protected === 1)) return;
+          sleepSync(READ_WRITE_GAP_MS);
           db.prepare('UPDATE ii_images SET status = ? WHERE id = ?').run(to, id);
           void base.images.update(id, patch, now);
           moved = true;
