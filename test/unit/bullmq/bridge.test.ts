@@ -54,7 +54,7 @@ describe('the BullMQ event bridge', () => {
 
     const task = makeTask({ id: 'task-1', status: 'completed', finishedAt: new Date('2026-12-03T05:01:00.000Z') });
     worker.events.emit('task.finished', { task });
-    await vi.waitFor(() => expect(handled).toHaveLength(1));
+    await vi.waitFor(() => expect(handled).toHaveLength(1), { timeout: 15_000 });
     expect(seenByWorker).toHaveLength(1); // not again from its own publication
     expect(seenByWeb).toHaveLength(1);
     expect(seenByWeb[0]).toEqual(task);

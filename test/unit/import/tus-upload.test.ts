@@ -7,8 +7,9 @@
  * available image through the import pipeline.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createInstanceImages, type Actor, type InstanceImages } from '../../../src';
 import { failureReason } from '../../../src/messages';
 import type { TaskJob, TaskQueue, TaskQueueBinding } from '../../../src/ports/task-queue';
@@ -298,7 +299,9 @@ describe('tus uploads', () => {
       },
     });
     const pending = piece(ALICE, location, 30_000, stall);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Its first bytes are on disk (a condition, not a duration: a loaded machine only waits longer).
+    const part = join(dir, `${location.split('/').pop()}.part`);
+    await vi.waitFor(() => expect(statSync(part).size).toBe(40_000), { timeout: 15_000 });
     const head = await send(ALICE, 'HEAD', location);
     expect(head.headers.get('Upload-Offset')).toBe('40000');
     expect((await pending).status).toBe(204);

@@ -13,7 +13,10 @@ import { HostCommands } from '../../../drivers/hypervisor/libvirt/commands';
 
 const FAKE_VIRSH = `#!/bin/sh
 # virsh -q -c URI SUB ARGS...: logs its argv (fields separated by US, one call per line), answers from $FAKE.
-{ for a in "$@"; do printf '%s\\037' "$a"; done; printf '\\036'; } >>"$FAKE/log"
+# The session runs several virsh at once: each call's record goes to the log in one write, so
+# records never interleave (one printf per field did, now and then, on a loaded machine).
+rec=$(for a in "$@"; do printf '%s\\037' "$a"; done; printf '\\036')
+printf '%s' "$rec" >>"$FAKE/log"
 sub=$4; shift 4
 arg() { while [ $# -gt 0 ]; do [ "$1" = "$want" ] && { printf %s "$2"; return; }; shift; done; }
 case $sub in

@@ -53,7 +53,7 @@ describe('the reaper', () => {
     expect((await h.ii.repositories.tasks.get(task.id))?.status).toBe('running');
     // Its heartbeat lapses (60 s pass without one).
     h.clock.now = new Date(h.clock.now.getTime() + 61_000);
-    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(task.id))?.errorCode).toBe('INTERRUPTED'), { timeout: 5000 });
+    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(task.id))?.errorCode).toBe('INTERRUPTED'), { timeout: 15_000 });
     const after = await h.ii.repositories.images.get(image.id);
     expect(after?.status).toBe('error');
     expect(after?.statusReason?.code).toBe('INTERRUPTED');
@@ -78,7 +78,7 @@ describe('the reaper', () => {
     // Started again with the same worker id; the heartbeat timeout alone would wait an hour.
     const restarted = process2(h, { workerId: 'panel-a', heartbeatTimeoutMs: 3_600_000 });
     await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(mine.task.id))?.errorCode).toBe('INTERRUPTED'), {
-      timeout: 5000,
+      timeout: 15_000,
     });
     expect((await h.ii.repositories.tasks.get(queued.id))?.errorCode).toBe('INTERRUPTED');
     expect((await h.ii.repositories.images.get(mine.image.id))?.statusReason?.code).toBe('INTERRUPTED');
@@ -97,7 +97,7 @@ describe('the reaper', () => {
     let open!: () => void;
     h.world.captureGate = new Promise<void>((resolve) => (open = resolve));
     const live = await first.images.createImage(alice, { instanceId: 'web-1', name: 'live' });
-    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(live.task.id))?.status).toBe('running'));
+    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(live.task.id))?.status).toBe('running'), { timeout: 15_000 });
     expect(await h.ii.repositories.tasks.get(live.task.id)).toMatchObject({ workerId: 'panel-a' });
     const second = process2(h, { workerId: 'panel-a' });
     expect((await second.recover()).interruptedTasks).toEqual([]);
@@ -114,7 +114,7 @@ describe('the reaper', () => {
     let open!: () => void;
     h.world.captureGate = new Promise<void>((resolve) => (open = resolve));
     const live = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'live' });
-    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(live.task.id))?.status).toBe('running'));
+    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(live.task.id))?.status).toBe('running'), { timeout: 15_000 });
     // Another process took it for dead (e.g. this one was paused for minutes) and failed it.
     const at = h.clock.now;
     await h.ii.repositories.tasks.transition(

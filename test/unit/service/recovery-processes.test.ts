@@ -23,8 +23,19 @@ function otherProcess(h: Harness): InstanceImages {
   });
 }
 
-/** Lets the heartbeats (every 50 ms) run a few times. */
-const heartbeats = () => new Promise((resolve) => setTimeout(resolve, 200));
+/**
+ * Waits until the heartbeats (every 50 ms) have stamped each task at the harness clock's time: a
+ * condition, not a duration, so a loaded machine that runs the timers late only waits longer.
+ */
+async function heartbeatsAt(h: Harness, ...taskIds: string[]): Promise<void> {
+  const at = h.clock.now.getTime();
+  await vi.waitFor(
+    async () => {
+      for (const id of taskIds) expect((await h.ii.repositories.tasks.get(id))?.heartbeatAt?.getTime(), id).toBe(at);
+    },
+    { timeout: 15_000 },
+  );
+}
 
 describe('recovery with several panel processes', () => {
   it("leaves another live process's running and queued tasks alone, long after they were created", async () => {
@@ -36,7 +47,7 @@ describe('recovery with several panel processes', () => {
     const second = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'second' });
     expect((await h.ii.repositories.tasks.get(second.task.id))?.status).toBe('queued');
     h.clock.now = new Date(h.clock.now.getTime() + 10 * 60_000); // far beyond the 60 s timeout
-    await heartbeats();
+    await heartbeatsAt(h, first.task.id, second.task.id);
 
     const other = otherProcess(h);
     const report = await other.recover();
@@ -103,12 +114,13 @@ describe('recovery with several panel processes', () => {
     let open!: () => void;
     h.world.captureGate = new Promise<void>((resolve) => (open = resolve));
     const live = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'live' });
-    await heartbeats();
-    expect((await h.ii.repositories.tasks.get(live.task.id))?.status).toBe('running');
+    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(live.task.id))?.status).toBe('running'), { timeout: 15_000 });
 
     // The other process's recovery, or this process's own reaper: exactly one of them takes it.
     await otherProcess(h).recover();
-    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(crashedTask.id))?.errorCode).toBe('INTERRUPTED'));
+    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(crashedTask.id))?.errorCode).toBe('INTERRUPTED'), {
+      timeout: 15_000,
+    });
     expect(h.world.recoveries).toEqual([{ hypervisorId: 'hv-1', domainName: 'dom-bob-1' }]);
 
     open();

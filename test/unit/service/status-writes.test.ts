@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { IMAGE_LIFECYCLE, INITIAL_IMAGE_STATUS, IMAGE_STATUSES, TASK_STATUSES, TASK_TRANSITIONS } from '../../../src/lifecycle';
 import { createMemoryRepositories } from '../../../src/memory';
 import type { Image, ImageKind, ImageStatus } from '../../../src/model/image';
@@ -137,7 +137,7 @@ describe('every image status change goes through the lifecycle table and the tra
     const cancelled = (await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'cancelled' })).image;
     // A second capture on the same hypervisor waits (its queued heartbeat beats), then is cancelled before it runs.
     const waiting = (await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'waiting' })).image;
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await vi.waitFor(() => expect(taskWrites.has('queued -> queued')).toBe(true), { timeout: 15_000 });
     await h.ii.images.cancelCapture(alice, waiting.id);
     await h.ii.images.cancelCapture(alice, cancelled.id);
     open();

@@ -6,6 +6,12 @@
  * - `deferred`: the capped insert and the image transition read and then write inside
  *   better-sqlite3's default (deferred) transaction: across processes the write meets
  *   `SQLITE_BUSY_SNAPSHOT` (another process wrote since the read), which no busy timeout waits out.
+ *
+ * Both hold the gap between their read and their write open for {@link READ_WRITE_GAP_MS} (a
+ * synchronous sleep: still nothing else of the process runs in it). Without it the gap lasts a few
+ * microseconds, and a loaded machine that runs the children one after the other may let a whole
+ * run pass without another process landing in it: the proof that the case catches them would
+ * then fail by chance.
  */
 import type Database from 'better-sqlite3';
 import { createSqliteRepositories } from '../../../adapters/sqlite';
@@ -13,6 +19,14 @@ import { InstanceImagesError, type Image, type ImageRepository, type Repositorie
 
 /** The planted variants. */
 export type PlantedVariant = 'sync-cap' | 'deferred';
+
+/** How long the plants sleep between their read and their write. */
+const READ_WRITE_GAP_MS = 5;
+
+/** Blocks this thread for `ms` without running anything else of the process (no event loop turn). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 const COUNT = `SELECT count(*) AS n FROM ii_images WHERE kind = 'custom' AND account_id = ? AND status <> 'deleted'`;
 
@@ -41,6 +55,7 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
           if (limit.maxBytes != null) return base.images.insertIfUnderLimit(image, limit);
           await refuseDuplicate(image);
           if (count(limit.accountId) >= limit.max) return false;
+          sleepSync(READ_WRITE_GAP_MS);
           await insertNow(image);
           return true;
         },
@@ -56,7 +71,9 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
         let inserted: Promise<void> | null = null;
         // db.transaction(fn)() is BEGIN DEFERRED: the read takes a snapshot, the write upgrades it.
         db.transaction(() => {
-          if (count(limit.accountId) < limit.max) inserted = insertNow(image);
+          if (count(limit.accountId) >= limit.max) return;
+          sleepSync(READ_WRITE_GAP_MS);
+          inserted = insertNow(image);
         })();
         if (inserted === null) return false;
         await inserted;
@@ -68,6 +85,7 @@ export function openPlantedRepositories(filename: string, variant: PlantedVarian
           const row = db.prepare('SELECT status, protected FROM ii_images WHERE id = ?').get(id) as
             { status: Image['status']; protected: number | null } | undefined;
           if (!row || !from.includes(row.status) || (options.unlessProtected === true && row.protected === 1)) return;
+          sleepSync(READ_WRITE_GAP_MS);
           db.prepare('UPDATE ii_images SET status = ? WHERE id = ?').run(to, id);
           void base.images.update(id, patch, now);
           moved = true;
