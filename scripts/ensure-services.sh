@@ -12,6 +12,10 @@
 # Installing needs root and Debian's apt; without root, a missing service is an error that names
 # the commands to run as root (or the opt-out, INSTANCE_IMAGES_SKIP_SERVICES=1 npm test).
 set -uo pipefail
+# Daemons started from here must not inherit descriptors beyond stdio: a caller's lock (e.g.
+# `flock /tmp/itest.lock scripts/...`) would otherwise be held by libvirtd, radosgw or PostgreSQL
+# for as long as they run. (Bash keeps its script on fd 255: only 3–199 are closed.)
+for fd in /proc/$$/fd/*; do fd=${fd##*/}; [[ $fd =~ ^[0-9]+$ && $fd -gt 2 && $fd -lt 200 ]] && eval "exec $fd>&-" 2>/dev/null; done
 cd "$(dirname "$0")/.."
 say() { printf '[services] %s\n' "$*"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
