@@ -40,7 +40,7 @@ import {
 } from './checkpoints';
 import { asResult, recordOf, StartSession, type SessionStep } from './chunk-session';
 import { commandError, type HostCommands } from './commands';
-import { domainFromXml, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
+import { domainFromXml, iothreadExportRefused, primaryOnIothread, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
 import { captureScratch } from './names';
 import { parseDfAvailList } from './parsers';
 import { parseXml } from './xml';
@@ -455,6 +455,11 @@ export async function captureChunked(
           `A chunked capture of a running domain needs libvirt backup jobs (libvirt ≥ 7.2, QEMU ≥ 4.2); this hypervisor has libvirt ${capabilities.libvirtVersion ?? 'unknown'}`,
         );
       }
+      if (primaryOnIothread(domain))
+        throw iothreadExportRefused(
+          domain.name,
+          'Stop the instance to capture it into this storage, or capture it into a storage with the files layout.',
+        );
       method = 'pull-backup';
     } else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
     const run = newRun(ctx, request, domain, method, scratch, {

@@ -9,7 +9,7 @@ import type { DiskFormat } from '../../../src/model';
 import type { CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
 import { captureFailure, dirname, newRun, stage, throwIfAborted, type CaptureContext, type Run, type Sealed } from './capture-run';
 import type { HostCommands } from './commands';
-import { inspectDomain, type HypervisorCapabilities } from './inspect';
+import { inspectDomain, iothreadExportRefused, primaryOnIothread, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { CaptureMethod } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
@@ -302,8 +302,16 @@ async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> 
 }
 
 /** Picks the live method: the configured one, or the best the hypervisor supports. */
-function chooseLiveMethod(method: CaptureMethod, capabilities: HypervisorCapabilities): LiveMethod {
-  if (method === 'auto') return capabilities.liveMethods[0] ?? 'snapshot-commit';
+/**
+ * The live method for a running domain. A disk on an iothread is never exported over NBD (a
+ * pull-mode backup): `auto` takes the next method the hypervisor has, and an explicit pull-backup
+ * is refused (see {@link iothreadExportRefused}).
+ */
+function chooseLiveMethod(method: CaptureMethod, capabilities: HypervisorCapabilities, domain: LibvirtDomainInfo): LiveMethod {
+  const noExport = primaryOnIothread(domain);
+  if (method === 'auto') return capabilities.liveMethods.find((m) => !noExport || m !== 'pull-backup') ?? 'snapshot-commit';
+  if (method === 'pull-backup' && noExport)
+    throw iothreadExportRefused(domain.name, 'Use the push-backup or snapshot-commit capture method (or auto) for this hypervisor.');
   if (!capabilities.liveMethods.includes(method)) {
     throw new InstanceImagesError(
       'CAPTURE_FAILED',
@@ -330,7 +338,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
   let method: CaptureResult['method'];
   if (domain.state === 'shutoff') method = 'cold-convert';
-  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities);
+  else if (domain.state === 'running' || domain.state === 'paused') method = chooseLiveMethod(ctx.method, capabilities, domain);
   else throw new InstanceImagesError('INVALID_STATE', `Domain ${JSON.stringify(domain.name)} is neither running nor shut off`);
   const run = newRun(ctx, request, domain, method, scratch, { format, compress, zstd: capabilities.zstd, outFile });
 

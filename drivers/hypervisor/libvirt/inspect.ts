@@ -129,3 +129,21 @@ export async function inspectDomain(
   const allocationBytes = blk.exitCode === 0 ? parseDomBlkInfo(blk.stdout).allocationBytes : (info.actualSizeBytes ?? 0);
   return { ...domain, primaryDisk: { ...domain.primaryDisk, virtualSizeBytes: info.virtualSizeBytes, allocationBytes } };
 }
+
+/** Whether the domain's primary disk does its I/O on an iothread (see {@link DomainDisk.iothread}). */
+export function primaryOnIothread(domain: LibvirtDomainInfo): boolean {
+  return domain.disks.some((disk) => disk.target === domain.primaryDisk.target && disk.iothread);
+}
+
+/**
+ * The refusal of a live NBD export of a disk on an iothread: QEMU asserts, and the guest dies,
+ * when a client of a backup job's NBD export disconnects from such a disk (seen on QEMU 7.2;
+ * `nbd_blockdev_client_closed`). `instead` says what the operator or customer can do.
+ */
+export function iothreadExportRefused(domainName: string, instead: string): InstanceImagesError {
+  return new InstanceImagesError(
+    'INVALID_STATE',
+    `The disk of ${JSON.stringify(domainName)} runs on an I/O thread, and QEMU stops a running guest whose disk is on an I/O thread when a reader of its backup export disconnects: a live export is refused. ${instead}`,
+    { details: { domainName, reason: 'disk-on-iothread' } },
+  );
+}

@@ -102,6 +102,12 @@ export interface DomainDisk {
   backingChain: string[];
   /** An ongoing block job mirror (`active-commit`, `copy`), if any. */
   mirror: { job: string; ready: boolean } | null;
+  /**
+   * The disk's I/O runs on an iothread: its `<driver iothread='N'>`, or (a SCSI disk) a virtio-scsi
+   * controller with one. QEMU asserts, and the guest dies, when a client of a backup job's NBD
+   * export disconnects from such a disk (`nbd_blockdev_client_closed`, seen on QEMU 7.2).
+   */
+  iothread: boolean;
 }
 
 function sourcePath(source: XmlElement | undefined): string | null {
@@ -125,20 +131,26 @@ export function parseDomainDisks(domainXml: string | XmlElement): DomainDisk[] {
   const root = typeof domainXml === 'string' ? parseXml(domainXml) : domainXml;
   const devices = child(root, 'devices');
   if (!devices) return [];
+  // A virtio-scsi controller on an iothread puts its disks there too.
+  const scsiIothread = childElements(devices, 'controller').some(
+    (c) => c.attributes.type === 'scsi' && child(c, 'driver')?.attributes.iothread !== undefined,
+  );
   return childElements(devices, 'disk').map((disk) => {
     const mirror = child(disk, 'mirror');
+    const bus = child(disk, 'target')?.attributes.bus ?? null;
     const boot = child(disk, 'boot')?.attributes.order;
     return {
       device: disk.attributes.device ?? 'disk',
       type: disk.attributes.type ?? 'file',
       target: child(disk, 'target')?.attributes.dev ?? '',
-      bus: child(disk, 'target')?.attributes.bus ?? null,
+      bus,
       source: sourcePath(child(disk, 'source')),
       driverType: child(disk, 'driver')?.attributes.type ?? null,
       bootOrder: boot !== undefined && /^\d+$/.test(boot) ? Number(boot) : null,
       readonly: child(disk, 'readonly') !== undefined,
       backingChain: backingChainOf(disk),
       mirror: mirror ? { job: mirror.attributes.job ?? '', ready: mirror.attributes.ready === 'yes' } : null,
+      iothread: child(disk, 'driver')?.attributes.iothread !== undefined || (bus === 'scsi' && scsiIothread),
     };
   });
 }
