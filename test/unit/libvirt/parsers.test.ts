@@ -142,6 +142,27 @@ describe('domain XML', () => {
   });
 });
 
+describe('disks on an iothread', () => {
+  const domain = (devices: string) => `<domain type='kvm'><name>d</name><devices>${devices}</devices></domain>`;
+  const disk = (target: string, bus: string, driver = `<driver name='qemu' type='qcow2'/>`) =>
+    `<disk type='file' device='disk'>${driver}<source file='/d/${target}.qcow2'/><target dev='${target}' bus='${bus}'/></disk>`;
+
+  it("reads the disk driver's iothread, and a virtio-scsi controller's for its SCSI disks", () => {
+    const own = parseDomainDisks(domain(disk('vda', 'virtio', `<driver name='qemu' type='qcow2' iothread='1'/>`) + disk('vdb', 'virtio')));
+    expect(own.map((d) => [d.target, d.iothread])).toEqual([
+      ['vda', true],
+      ['vdb', false],
+    ]);
+    const scsi = `<controller type='scsi' index='0' model='virtio-scsi'><driver iothread='2'/></controller>`;
+    const viaController = parseDomainDisks(domain(scsi + disk('sda', 'scsi') + disk('vda', 'virtio')));
+    expect(viaController.map((d) => [d.target, d.iothread])).toEqual([
+      ['sda', true],
+      ['vda', false],
+    ]);
+    expect(parseDomainDisks(fixture('dumpxml-running.xml')).every((d) => !d.iothread)).toBe(true);
+  });
+});
+
 describe('qemu-img info JSON', () => {
   it('reads format, sizes and the absence of a backing file', () => {
     expect(parseQemuImgInfo(fixture('qemu-img-info-qcow2.json'))).toEqual({
