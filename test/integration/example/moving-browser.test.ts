@@ -122,6 +122,22 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
     await p.goto(`${panel.url}/?account=${account}#/images`);
   };
 
+  /** The owner offers `name` to OTHER in the UI; returns OTHER's page showing the offer received. */
+  const offerToOther = async (name: string) => {
+    await button(page, `Transfer ${name}`).click();
+    const dialog = page.getByRole('dialog', { name: `Transfer ${name}` });
+    await page.fill('#transfer-account', OTHER);
+    await dialog.getByRole('button', { name: 'Offer transfer' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await expect
+      .poll(() => page.locator('#my-offers li').allTextContents())
+      .toEqual([expect.stringContaining(`${name} offered to ${OTHER}`)]);
+    await openMyImages(other, OTHER);
+    const offer = other.locator('#offers-received li[data-transfer-id]');
+    await offer.waitFor();
+    return offer;
+  };
+
   it('offers imports and uploads only where the operator allows them', async () => {
     await page.goto(`${panel.url}/?account=${OWNER}#/images`);
     await expect.poll(() => page.locator('#add-image').textContent()).toMatch(/has not enabled importing or uploading/);
@@ -286,18 +302,7 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
   it('offers an image to the second account, which declines: the offer is gone and the image stays the owner’s', async () => {
     const name = 'uploaded disk';
     const id = (await rowOf(page, name).getAttribute('data-id'))!;
-    await button(page, `Transfer ${name}`).click();
-    const dialog = page.getByRole('dialog', { name: `Transfer ${name}` });
-    await page.fill('#transfer-account', OTHER);
-    await dialog.getByRole('button', { name: 'Offer transfer' }).click();
-    await dialog.waitFor({ state: 'detached' });
-    await expect
-      .poll(() => page.locator('#my-offers li').allTextContents())
-      .toEqual([expect.stringContaining(`${name} offered to ${OTHER}`)]);
-
-    await openMyImages(other, OTHER);
-    const offer = other.locator('#offers-received li[data-transfer-id]');
-    await offer.waitFor();
+    const offer = await offerToOther(name);
     await offer.getByRole('button', { name: `Decline the transfer of ${id}` }).click();
     await expect.poll(() => other.locator('#offers-received li[data-transfer-id]').count()).toBe(0);
     expect(await rowOf(other, name).count()).toBe(0);
@@ -393,18 +398,7 @@ describe.skipIf(missing !== null)(`the example panel's moving images in a real b
 
   it('offers an image to the second account, which accepts: the image is theirs', async () => {
     const name = 'uploaded disk';
-    await button(page, `Transfer ${name}`).click();
-    const dialog = page.getByRole('dialog', { name: `Transfer ${name}` });
-    await page.fill('#transfer-account', OTHER);
-    await dialog.getByRole('button', { name: 'Offer transfer' }).click();
-    await dialog.waitFor({ state: 'detached' });
-    await expect
-      .poll(() => page.locator('#my-offers li').allTextContents())
-      .toEqual([expect.stringContaining(`${name} offered to ${OTHER}`)]);
-
-    await openMyImages(other, OTHER);
-    const offer = other.locator('#offers-received li[data-transfer-id]');
-    await offer.waitFor();
+    const offer = await offerToOther(name);
     await screenshot(other, 'customer-transfer-offer');
     await offer.getByRole('button', { name: /^Accept the transfer/ }).click();
     await expect.poll(() => statusOf(other, name).textContent(), TASK).toBe('Available');
