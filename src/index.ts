@@ -111,6 +111,7 @@ export type {
   StorageDriverContext,
   StorageCapabilities,
   StoredObject,
+  PutBytesOptions,
   PutOptions,
   IncompleteUpload,
 } from './ports/storage-driver';
@@ -187,7 +188,7 @@ export type {
   SignedLinkQuery,
   LinkedFile,
 } from './services/image-export';
-export type { StorageDisk, DiskPutOptions, DiskPutResult, StorageProgress } from './storage/disk';
+export type { StorageDisk, DiskPutBytesOptions, DiskPutOptions, DiskPutResult, StorageProgress } from './storage/disk';
 export type { RecoveryReport } from './services/recovery';
 export { buildUsageReport, type UsageReportQuery, type UsageReportOptions, type UsageReportSources } from './services/usage';
 

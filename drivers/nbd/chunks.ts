@@ -37,10 +37,15 @@ export type NbdChunk =
   | (ChunkPosition & {
       /** The chunk holds data. */
       kind: 'data';
-      /** The chunk's bytes (owned by the consumer). */
+      /** The chunk's bytes (owned by the consumer until it calls `release`). */
       bytes: Buffer;
       /** SHA-256 of `bytes`, lowercase hex. */
       sha256: string;
+      /**
+       * Hands `bytes` back to the reader for a later chunk once the consumer is done with them (it
+       * must not touch them afterwards). Optional: a chunk never released is garbage collected.
+       */
+      release(): void;
     });
 
 /** Progress of {@link readNbdChunks}, reported as each chunk is handed out. */
@@ -222,14 +227,47 @@ class Readers {
   }
 }
 
+/**
+ * Chunk buffers the consumer handed back, for later reads: without them every chunk would be a
+ * fresh allocation outside the JS heap, and V8 answers that much external memory with a full
+ * collection every few chunks. Keeps at most `max` buffers.
+ */
+class ChunkBuffers {
+  readonly #free: Buffer[] = [];
+
+  constructor(
+    readonly chunkSize: number,
+    readonly max: number,
+  ) {}
+
+  /** A zero-filled buffer of `length` bytes: a handed back one when there is one of that size. */
+  take(length: number): Buffer {
+    const reused = length === this.chunkSize ? this.#free.pop() : undefined;
+    return reused ? reused.fill(0) : Buffer.alloc(length);
+  }
+
+  give(bytes: Buffer): void {
+    if (bytes.length === this.chunkSize && this.#free.length < this.max) this.#free.push(bytes);
+  }
+}
+
 /** Reads a planned chunk (zeroes outside its data span) and classifies it. */
-async function readChunk(readers: Readers, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
+async function readChunk(readers: Readers, buffers: ChunkBuffers, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
   const position = { index: plan.index, offset: plan.offset, length: plan.length };
   if (plan.action !== 'read') return { ...position, kind: plan.action };
-  const bytes = Buffer.alloc(plan.length);
+  const bytes = buffers.take(plan.length);
   await Promise.all(readers.read(bytes, plan.offset, plan.readFrom, plan.readTo, signal));
-  if (bytes.equals(zeroes.subarray(0, plan.length))) return { ...position, kind: 'zero' };
-  return { ...position, kind: 'data', bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  if (bytes.equals(zeroes.subarray(0, plan.length))) {
+    buffers.give(bytes);
+    return { ...position, kind: 'zero' };
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    buffers.give(bytes);
+  };
+  return { ...position, kind: 'data', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), release };
 }
 
 /**
@@ -274,6 +312,8 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   if (options.signal?.aborted) controller.abort();
   const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal);
   const zeroes = Buffer.alloc(chunkSize);
+  // Enough for the chunks read ahead and those a consumer stores at once; more are allocated.
+  const buffers = new ChunkBuffers(chunkSize, 2 * parallel + 4);
   const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];
   let planned = true;
   let processedBytes = 0;
@@ -297,7 +337,7 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
             );
           break;
         }
-        const chunk = readChunk(readers, next.value, zeroes, controller.signal);
+        const chunk = readChunk(readers, buffers, next.value, zeroes, controller.signal);
         chunk.catch(() => undefined);
         ahead.push({ plan: next.value, chunk });
       }

@@ -43,11 +43,11 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 /** Peak RSS of this process while `fn` runs (sampled every 20 ms). */
 async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
   try {
     const value = await fn();
-    return { value, peak: Math.max(peak, process.memoryUsage().rss) };
+    return { value, peak: Math.max(peak, process.memoryUsage.rss()) };
   } finally {
     clearInterval(timer);
   }

@@ -27,7 +27,7 @@ const scratchDir = '/var/tmp/ii-bench-chunk-scratch';
 const outDir = '/var/tmp/ii-bench-chunk-out';
 
 let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
 
 /** A chunk consumer that counts what it is handed and keeps nothing. */
 function discardingOutput(facts: { data: number; zero: number }): ChunkCaptureOutput {

@@ -56,7 +56,7 @@ const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.en
 const scratch = '/var/tmp/ii-bench-chunked';
 
 let peak = 0;
-const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 const line = (label: string, times: number[]) =>
@@ -102,6 +102,7 @@ function tracedDisk(disk: StorageDisk): StorageDisk {
   return {
     ...disk,
     put: (key, body, options) => traced(`s3 put ${key.split('/')[0]}`, () => disk.put(key, body, options)),
+    putBytes: (key, bytes, options) => traced(`s3 put ${key.split('/')[0]}`, () => disk.putBytes(key, bytes, options)),
     get: (key, options) => traced(`s3 get ${key.split('/')[0]}`, () => disk.get(key, options)),
     stat: (key) => traced(`s3 stat ${key.split('/')[0]}`, () => disk.stat(key)),
     list: (options) => traced(`s3 list ${options?.prefix ?? ''}`, () => disk.list(options)),

@@ -43,7 +43,7 @@ async function startServer(): Promise<() => void> {
 }
 
 let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
 
 async function readAll(hash: boolean): Promise<{ data: number; read: number }> {
   const client: NbdClient = await connectNbdUnix(socket, { exportName: 'vda' });

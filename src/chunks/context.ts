@@ -112,7 +112,7 @@ export function chunkContext(disk: StorageDisk, options: ChunkStoreOptions): Chu
 
 /** Writes a small object in one put (atomic on every driver). */
 export async function putBuffer(ctx: ChunkContext, key: string, bytes: Buffer, signal?: AbortSignal): Promise<void> {
-  await ctx.disk.put(key, Readable.from([bytes]), signal ? { size: bytes.length, signal } : { size: bytes.length });
+  await ctx.disk.putBytes(key, bytes, signal ? { signal } : {});
 }
 
 /**

@@ -5,7 +5,6 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { InstanceImagesError, toInstanceImagesError, validationFailed } from '../errors';
 import type { CapturedChunk, ChunkSourceInfo } from '../ports/hypervisor-driver';
 import { codecOfStoredSize, encodeChunk } from './codec';
@@ -90,7 +89,7 @@ async function cleanUpWithin(ctx: ChunkContext, ms: number, cleanUp: () => Promi
   await Promise.race([done, ctx.sleep(ms, deadline.signal).catch(() => undefined)]);
   deadline.abort();
 }
-type DataChunk = { index: number; sha256: string; bytes: Buffer };
+type DataChunk = { index: number; sha256: string; bytes: Buffer; release: (() => void) | undefined };
 
 function sourceBroke(message: string, details: Record<string, unknown>): InstanceImagesError {
   return new InstanceImagesError('CAPTURE_FAILED', `The chunk source broke its contract: ${message}`, { details });
@@ -143,7 +142,7 @@ class ImageWriter {
     }
     if (chunk.kind === 'zero') this.digests.push(null);
     else if (chunk.kind === 'unchanged') this.takeUnchanged(index, length);
-    else this.takeData(index, length, chunk.bytes, chunk.sha256);
+    else this.takeData(index, length, chunk.bytes, chunk.sha256, chunk.release?.bind(chunk));
     this.bytesDone += length;
     this.report();
     await this.makeRoom();
@@ -186,17 +185,22 @@ class ImageWriter {
     this.start(entry.sha256, () => this.checkPresent(entry.sha256, length, index), true);
   }
 
-  takeData(index: number, length: number, bytes: Buffer, sha256: string): void {
+  /** Takes a data chunk; its bytes go back to the source (`release`) as soon as they are not needed. */
+  takeData(index: number, length: number, bytes: Buffer, sha256: string, release: (() => void) | undefined): void {
     if (!SHA256_PATTERN.test(sha256) || bytes.length !== length)
       throw sourceBroke(`chunk ${index} has ${bytes.length} bytes and digest ${JSON.stringify(sha256)}`, { index });
     if (this.isZero(bytes)) {
       this.digests.push(null);
+      release?.();
       return;
     }
     this.digests.push(sha256);
-    if (this.stored.has(sha256) || this.scheduled.has(sha256) || this.pending.some((p) => p.sha256 === sha256)) return;
+    if (this.stored.has(sha256) || this.scheduled.has(sha256) || this.pending.some((p) => p.sha256 === sha256)) {
+      release?.();
+      return;
+    }
     this.lease.add([sha256]);
-    this.pending.push({ index, sha256, bytes });
+    this.pending.push({ index, sha256, bytes, release });
   }
 
   isZero(bytes: Buffer): boolean {
@@ -241,7 +245,14 @@ class ImageWriter {
     const run: Promise<void> = this.lease
       .cover(this.options.signal)
       .then(() => {
-        if (this.failure === null) for (const chunk of batch) this.start(chunk.sha256, () => this.storeChunk(chunk));
+        if (this.failure === null)
+          for (const chunk of batch)
+            this.start(chunk.sha256, async () => {
+              await this.storeChunk(chunk);
+              // Stored (or found stored): the bytes are no longer needed. A failed put keeps them,
+              // since a request may still hold them; they are collected then.
+              chunk.release?.();
+            });
       })
       .catch((error: unknown) => {
         this.failure ??= toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', 'Writing the chunk lease failed');
@@ -291,8 +302,9 @@ class ImageWriter {
     if (encoded.codec !== 'none' && createHash('sha256').update(chunk.bytes).digest('hex') !== chunk.sha256)
       throw sourceBroke(`chunk ${chunk.index}'s bytes do not hash to its digest`, { index: chunk.index });
     const signal = this.options.signal;
-    await ctx.disk.put(key, Readable.from([encoded.stored]), {
-      size: encoded.stored.length,
+    // Uncompressed, the chunk's digest is the stored object's: a storage that checks digests (S3) is
+    // given it, and the bytes are not hashed again nor read back.
+    await ctx.disk.putBytes(key, encoded.stored, {
       ...(encoded.codec === 'none' ? { expectedSha256: chunk.sha256 } : {}),
       ...(signal ? { signal } : {}),
     });

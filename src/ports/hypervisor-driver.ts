@@ -96,6 +96,11 @@ export type CapturedChunk = { index: number; offset: number; length: number } & 
       bytes: Buffer;
       /** SHA-256 of `bytes`, lowercase hex. */
       sha256: string;
+      /**
+       * Optional: the consumer calls it once it no longer needs `bytes` (and never touches them
+       * again), so that the source may read a later chunk into the same memory.
+       */
+      release?(): void;
     }
 );
 

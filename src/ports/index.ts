@@ -24,6 +24,7 @@ export type {
   StorageCapabilities,
   StoredObject,
   IncompleteUpload,
+  PutBytesOptions,
   PutOptions,
   StorageDriver,
   StorageDriverContext,

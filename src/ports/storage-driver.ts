@@ -14,6 +14,11 @@ export interface StorageCapabilities {
   shared: boolean;
   /** Files have a path on a hypervisor that qemu-img can read/write directly (local, NFS). */
   pathAccess: boolean;
+  /**
+   * {@link StorageDriver.putBytes} with a `sha256` is checked by the storage itself (S3: the signed
+   * payload hash): the core then does not hash those bytes again, nor read back what was stored.
+   */
+  verifiesSha256?: boolean;
 }
 
 /** Metadata of a stored object. */
@@ -30,6 +35,17 @@ export interface IncompleteUpload {
   /** Driver-specific handle (temp file name, multipart upload id). */
   id: string;
   startedAt: Date | null;
+}
+
+/** Options of {@link StorageDriver.putBytes}. */
+export interface PutBytesOptions {
+  /**
+   * The hex SHA-256 of the bytes, known to the caller. A driver that sends it to a storage which
+   * checks it (S3's signed payload hash) returns `sha256Verified: true`: the storage stored nothing
+   * unless the bytes it received hash to it.
+   */
+  sha256?: string;
+  signal?: AbortSignal;
 }
 
 /** Options of {@link StorageDriver.put}. */
@@ -51,6 +67,14 @@ export interface StorageDriver {
    * @throws STORAGE_FULL, STORAGE_UNAVAILABLE, CANCELLED.
    */
   put(key: string, body: Readable, options?: PutOptions): Promise<{ size: number }>;
+  /**
+   * Optional: writes a small object held in memory in one request, atomically as {@link
+   * StorageDriver.put} does, without a stream (chunks, manifests and leases of the chunked layout).
+   * A driver leaves it out where a put of a one-buffer stream is as good; the core falls back to
+   * that. A mismatch with `options.sha256`, where the storage checks it, stores nothing and throws
+   * CHECKSUM_MISMATCH. @throws CHECKSUM_MISMATCH, STORAGE_FULL, STORAGE_UNAVAILABLE, CANCELLED.
+   */
+  putBytes?(key: string, bytes: Buffer, options?: PutBytesOptions): Promise<{ size: number; sha256Verified: boolean }>;
   /**
    * Reads the object as a stream; `range` is inclusive of `start` and `end`.
    * @throws NOT_FOUND when missing; STORAGE_UNAVAILABLE.

@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError, type ErrorCode } from '../errors';
 import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../ports/storage-driver';
 import type { StoragePath } from '../ports/hypervisor-driver';
@@ -58,6 +58,13 @@ export interface DiskPutOptions extends PutOptions {
   expectedSha256?: string;
 }
 
+/** Options of {@link StorageDisk.putBytes}. */
+export interface DiskPutBytesOptions {
+  /** When given, the bytes must hash to this (hex); otherwise nothing is stored and CHECKSUM_MISMATCH thrown. */
+  expectedSha256?: string;
+  signal?: AbortSignal;
+}
+
 /** What a put wrote. */
 export interface DiskPutResult {
   /** The normalized key. */
@@ -82,6 +89,16 @@ export interface StorageDisk {
    *   STORAGE_FULL, STORAGE_UNAVAILABLE, CHECKSUM_MISMATCH.
    */
   put(key: string, body: Readable, options?: DiskPutOptions): Promise<DiskPutResult>;
+  /**
+   * Writes a small object held in memory atomically, without a stream: the driver's own
+   * {@link StorageDriver.putBytes} where it has one, a put of the buffer otherwise. A digest the
+   * storage checks itself ({@link StorageCapabilities.verifiesSha256}) is not computed again and the
+   * object is not read back; otherwise the bytes are hashed before anything is written and the
+   * stored size is verified after.
+   * @throws VALIDATION_FAILED (bad key or digest), CANCELLED, STORAGE_FULL, STORAGE_UNAVAILABLE,
+   *   CHECKSUM_MISMATCH (nothing stored).
+   */
+  putBytes(key: string, bytes: Buffer, options?: DiskPutBytesOptions): Promise<DiskPutResult>;
   /** Opens a read stream (retried while opening). @throws NOT_FOUND, VALIDATION_FAILED, STORAGE_UNAVAILABLE. */
   get(key: string, options?: { range?: { start: number; end?: number }; signal?: AbortSignal }): Promise<Readable>;
   /** Metadata, or `null` when missing. */
@@ -315,6 +332,61 @@ async function putVerified(
   }
 }
 
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** The wrapped putBytes (see {@link StorageDisk.putBytes}). */
+async function putBytesVerified(
+  core: DiskCore,
+  options: StorageDiskOptions,
+  rawKey: string,
+  bytes: Buffer,
+  putOptions: DiskPutBytesOptions,
+): Promise<DiskPutResult> {
+  const { driver } = core;
+  const key = normalizeStorageKey(rawKey);
+  const expected = putOptions.expectedSha256?.toLowerCase();
+  const { signal } = putOptions;
+  if (expected !== undefined && !SHA256_HEX.test(expected)) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The expected sha256 must be 64 hexadecimal digits', {
+      fields: [{ path: 'expectedSha256', message: 'must be 64 hexadecimal digits' }],
+    });
+  }
+  if (!driver.putBytes) {
+    const fallback: DiskPutOptions = {
+      size: bytes.length,
+      ...(signal ? { signal } : {}),
+      ...(expected ? { expectedSha256: expected } : {}),
+    };
+    return putVerified(core, options, key, Readable.from([bytes]), fallback);
+  }
+  if (signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled before it started`);
+  const storageChecks = expected !== undefined && driver.capabilities.verifiesSha256 === true;
+  const sha256 = storageChecks ? expected : createHash('sha256').update(bytes).digest('hex');
+  try {
+    if (expected !== undefined && sha256 !== expected) {
+      throw new InstanceImagesError('CHECKSUM_MISMATCH', `The data for ${key} does not match the expected sha256; nothing was written`, {
+        details: { key, expected, actual: sha256 },
+      });
+    }
+    let written: { size: number; sha256Verified: boolean };
+    try {
+      written = await driver.putBytes(key, bytes, { sha256, ...(signal ? { signal } : {}) });
+    } catch (caught) {
+      if (signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: caught });
+      throw core.unavailable(caught, `write ${key}`);
+    }
+    if (!written.sha256Verified || written.size !== bytes.length)
+      await verifyPut(core, key, written, { size: bytes.length, sha256 }, { size: bytes.length });
+    options.onProgress?.({ key, bytesDone: bytes.length, bytesTotal: bytes.length });
+    core.emit({ type: 'put.completed', driver: driver.name, key, size: bytes.length, sha256 });
+    return { key, size: bytes.length, sha256 };
+  } catch (caught) {
+    const error = core.unavailable(caught, `write ${key}`);
+    core.emit({ type: 'put.failed', driver: driver.name, key, code: error.code, message: error.message });
+    throw error;
+  }
+}
+
 /** Wraps a driver with the core's key safety, checksums, progress, retries and events. */
 export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOptions = {}): StorageDisk {
   const core = createDiskCore(driver, options);
@@ -326,6 +398,8 @@ export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOpt
     capabilities: driver.capabilities,
 
     put: (rawKey, body, putOptions = {}) => putVerified(core, options, rawKey, body, putOptions),
+
+    putBytes: (rawKey, bytes, putOptions = {}) => putBytesVerified(core, options, rawKey, bytes, putOptions),
 
     async get(rawKey, getOptions = {}) {
       const key = normalizeStorageKey(rawKey);

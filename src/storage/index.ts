@@ -8,6 +8,7 @@ export {
   wrapStorageDriver,
   type StorageDisk,
   type StorageDiskOptions,
+  type DiskPutBytesOptions,
   type DiskPutOptions,
   type DiskPutResult,
   type StorageProgress,

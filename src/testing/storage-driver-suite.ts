@@ -282,6 +282,27 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       }
     });
 
+    test('roundTrip', 'putBytes stores a buffer whole; a wrong expected sha256 stores nothing', async (disk, prefix, raw) => {
+      const data = randomBytes(4 * MiB + 3);
+      const result = await disk.putBytes(`${prefix}chunks/ok.bin`, data, { expectedSha256: sha256(data) });
+      expect(result).toEqual({ key: `${prefix}chunks/ok.bin`, size: data.length, sha256: sha256(data) });
+      expect(sha256(await readAll(await disk.get(`${prefix}chunks/ok.bin`)))).toBe(sha256(data));
+      const small = await disk.putBytes(`${prefix}small.json`, Buffer.from('{"a":1}'));
+      expect(small.sha256).toBe(sha256(Buffer.from('{"a":1}')));
+      const wrong = sha256(Buffer.from('something else'));
+      expect(await codeOf(disk.putBytes(`${prefix}chunks/bad.bin`, data, { expectedSha256: wrong }))).toBe('CHECKSUM_MISMATCH');
+      expect(await disk.stat(`${prefix}chunks/bad.bin`)).toBeNull();
+      if (raw.putBytes && raw.capabilities.verifiesSha256) {
+        // The storage itself refuses bytes that do not hash to the digest sent with them.
+        expect(await codeOf(raw.putBytes(`${prefix}chunks/raw-bad.bin`, data, { sha256: wrong }))).toBe('CHECKSUM_MISMATCH');
+        expect(await raw.stat(`${prefix}chunks/raw-bad.bin`)).toBeNull();
+        expect(await raw.putBytes(`${prefix}chunks/raw-ok.bin`, data, { sha256: sha256(data) })).toEqual({
+          size: data.length,
+          sha256Verified: true,
+        });
+      }
+    });
+
     test('range', 'get with a byte range returns exactly that slice (end inclusive; open end reads to the end)', async (disk, prefix) => {
       const data = randomBytes(MiB + 777);
       await disk.put(`${prefix}range.bin`, bodyOf(data));

@@ -24,7 +24,7 @@ import { abortS3IncompleteUpload, listS3IncompleteUploads } from './incomplete-u
 import { checkS3Bucket, deleteS3Object, getS3Object, listS3Objects, statS3Object } from './objects';
 import type { S3StorageOptions } from './options';
 import { presignS3Get } from './presign';
-import { putS3Object } from './put';
+import { putS3Bytes, putS3Object } from './put';
 import { createS3Session } from './session';
 
 export type { S3PutOptions } from './put';
@@ -34,8 +34,9 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
   const session = createS3Session(options);
   return {
     name: 's3',
-    capabilities: { shared: true, pathAccess: false },
+    capabilities: { shared: true, pathAccess: false, verifiesSha256: true },
     put: (key, body, putOptions) => putS3Object(session, key, body, putOptions),
+    putBytes: (key, bytes, putOptions) => putS3Bytes(session, key, bytes, putOptions),
     get: (key, getOptions) => getS3Object(session, key, getOptions),
     stat: (key) => statS3Object(session, key),
     list: (listOptions) => listS3Objects(session, listOptions),

@@ -205,6 +205,15 @@ export function toS3StorageError(error: unknown, context: S3ErrorContext): Insta
       details,
     );
   }
+  if (name === 'XAmzContentSHA256Mismatch' || name === 'BadDigest') {
+    return make(
+      'CHECKSUM_MISMATCH',
+      `Could not ${context.action}: ${where} received bytes that do not hash to the digest sent with them (${name}); nothing was stored`,
+      context,
+      error,
+      details,
+    );
+  }
   // Before the 403 check: radosgw answers QuotaExceeded with HTTP 403.
   if (name !== undefined && FULL_NAMES.has(name)) {
     return make(

@@ -19,7 +19,7 @@ export const s3StorageDriver: StorageDriverFactory<S3StorageOptions> = {
   name: 's3',
   optionsSchema: S3StorageOptionsSchema,
   secretFields: S3_SECRET_FIELDS,
-  capabilities: { shared: true, pathAccess: false },
+  capabilities: { shared: true, pathAccess: false, verifiesSha256: true },
   needsHypervisor: false,
   create: (options) => createS3StorageDriver(options),
 };

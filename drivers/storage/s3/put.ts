@@ -7,7 +7,9 @@
  */
 import type { Readable } from 'node:stream';
 import type * as S3Sdk from '@aws-sdk/client-s3';
-import type { PutOptions } from '../../../src/ports/storage-driver';
+import { Readable as NodeReadable } from 'node:stream';
+import { InstanceImagesError } from '../../../src/errors';
+import type { PutBytesOptions, PutOptions } from '../../../src/ports/storage-driver';
 import { isS3NoSuchUpload, toS3StorageError, type S3ErrorContext } from './errors';
 import { s3ObjectKey, s3PartSize } from './options';
 import { trackS3PartTarget, type S3PartTarget } from './part-request';
@@ -225,4 +227,57 @@ export async function putS3Object(
   const errorContext = session.errorContext(`upload "${key}"`, putOptions.signal);
   if (putOptions.size !== undefined) return putKnownSize(session, key, body, putOptions.size, putOptions, errorContext);
   return putUnknownSize(session, key, body, putOptions, errorContext);
+}
+
+/** S3's largest object in one PutObject (5 GiB). */
+const S3_MAX_SINGLE_PUT = 5 * 1024 ** 3;
+
+/**
+ * A small object held in memory, in one PutObject. A `sha256` given is sent as the signed payload
+ * hash (`x-amz-content-sha256`): the SDK does not hash the body again, and S3 stores nothing unless
+ * the bytes it received hash to it (`XAmzContentSHA256Mismatch`, mapped to CHECKSUM_MISMATCH).
+ * Beyond S3's single-put limit, the driver's multipart put runs instead (its digest unchecked).
+ */
+export async function putS3Bytes(
+  session: S3Session,
+  key: string,
+  bytes: Buffer,
+  options: PutBytesOptions = {},
+): Promise<{ size: number; sha256Verified: boolean }> {
+  const { signal } = options;
+  const errorContext = session.errorContext(`upload "${key}"`, signal);
+  const sha256 = options.sha256?.toLowerCase();
+  if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) {
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The sha256 of a put must be 64 hexadecimal digits', {
+      fields: [{ path: 'sha256', message: 'must be 64 hexadecimal digits' }],
+    });
+  }
+  if (bytes.length > S3_MAX_SINGLE_PUT) {
+    const written = await putKnownSize(session, key, NodeReadable.from([bytes]), bytes.length, signal ? { signal } : {}, errorContext);
+    return { size: written.size, sha256Verified: false };
+  }
+  try {
+    if (signal?.aborted) throw abortError();
+    const { sdk, client } = await session.load(errorContext);
+    const command = new sdk.PutObjectCommand({
+      Bucket: session.bucket,
+      Key: s3ObjectKey(session.prefix, key),
+      Body: bytes,
+      ContentLength: bytes.length,
+    });
+    if (sha256 !== undefined) {
+      // The signer takes a payload hash already in the headers instead of hashing the body.
+      command.middlewareStack.add(
+        (next) => (args) => {
+          (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;
+          return next(args);
+        },
+        { step: 'build', name: 'instanceImagesKnownSha256' },
+      );
+    }
+    await client.send(command, signal ? { abortSignal: signal } : {});
+    return { size: bytes.length, sha256Verified: sha256 !== undefined };
+  } catch (error) {
+    throw toS3StorageError(error, errorContext);
+  }
 }

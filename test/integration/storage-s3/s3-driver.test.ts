@@ -56,7 +56,7 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
   });
 
   it('declares a shared backend without path access and unknown free space', async () => {
-    expect(driver.capabilities).toEqual({ shared: true, pathAccess: false });
+    expect(driver.capabilities).toEqual({ shared: true, pathAccess: false, verifiesSha256: true });
     expect(driver.pathOf).toBeUndefined();
     expect(await driver.freeSpace()).toBeNull();
     expect(await driver.health()).toEqual({ ok: true, message: expect.stringContaining(bucket) });

@@ -16,7 +16,7 @@ const { s3StorageDriver, S3StorageOptionsSchema } = await import('../../../drive
 describe('s3StorageDriver factory', () => {
   it('describes the driver without loading the SDK', () => {
     expect(s3StorageDriver.name).toBe('s3');
-    expect(s3StorageDriver.capabilities).toEqual({ shared: true, pathAccess: false });
+    expect(s3StorageDriver.capabilities).toEqual({ shared: true, pathAccess: false, verifiesSha256: true });
     expect(s3StorageDriver.needsHypervisor).toBe(false);
     expect(s3StorageDriver.secretFields).toContain('secretAccessKey');
     expect(s3StorageDriver.optionsSchema).toBe(S3StorageOptionsSchema);
@@ -25,7 +25,7 @@ describe('s3StorageDriver factory', () => {
       {},
     );
     expect(driver.name).toBe('s3');
-    expect(driver.capabilities).toEqual({ shared: true, pathAccess: false });
+    expect(driver.capabilities).toEqual({ shared: true, pathAccess: false, verifiesSha256: true });
     expect(loads).toEqual({ clientS3: 0, libStorage: 0 });
   });
 
