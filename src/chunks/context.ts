@@ -2,7 +2,7 @@
  * What every part of the chunk store shares: the disk, the checked options, and small object I/O.
  * @module
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, validationFailed, type FieldIssue } from '../errors';
 import type { Logger } from '../ports/logger';
 import type { StorageDisk } from '../storage/disk';
