@@ -10,6 +10,13 @@
  * socket's idle timeout. A timed-out request is final: it is not retried, so an operation fails
  * about one timeout after the service went silent instead of after three (the SDK's and the part
  * path's retries would otherwise try again on a fresh connection, each waiting the full time).
+ *
+ * A body that moves is never cut, also one big write (a 16 MiB part in one `end(body)`): Node's
+ * socket timeout, on expiry, checks whether the write queue shrank since the last time and then
+ * waits on. Measured here (a server reading at 512 KiB/s, a 3 s timeout): one 16 MiB write moved
+ * for 28 s without being cut. What no timer sees is the tail in the kernel's buffers (at most a few
+ * MiB) draining after the last byte left Node, plus the server's own work before it answers: the
+ * timeout must exceed both; the default of 60 s drains a 4 MiB tail down to about 70 KiB/s.
  * @module
  */
 import type { S3Client } from '@aws-sdk/client-s3';
