@@ -13,7 +13,8 @@ import { S3StorageOptionsSchema, S3_SECRET_FIELDS, type S3StorageOptions } from 
  *
  * Config: `endpoint` (omit for AWS), `region`, `bucket`, `prefix`, `accessKeyId`,
  * `secretAccessKey` (secret), `sessionToken` (secret), `forcePathStyle`, `partSizeBytes`,
- * `queueSize`, `connectionTimeoutMs`, `noProgressTimeoutMs`. Objects are shared by every bound hypervisor and have no path on them.
+ * `queueSize`, `connectionTimeoutMs`, `noProgressTimeoutMs`. Objects are shared by every bound
+ * hypervisor and have no path on them.
  */
 export const s3StorageDriver: StorageDriverFactory<S3StorageOptions> = {
   name: 's3',
