@@ -74,9 +74,9 @@ describe.skipIf(loaded.env === null)(
         const pid = radosgwPid();
         let safety: NodeJS.Timeout | undefined;
         let caught: unknown;
-        let stateAtFailure: string | null = null;
+        let stateAtFailure: string | null | undefined;
         let health: { ok: boolean; message: string } | undefined;
-        let stateAfterHealth: string | null = null;
+        let stateAfterHealth: string | null | undefined;
         try {
           const onProgress = (): void => {
             // The first part is stored: the multipart upload exists and more parts are on their way.
