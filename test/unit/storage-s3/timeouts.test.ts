@@ -91,30 +91,34 @@ function expectNoProgressTimeout(error: InstanceImagesError, port: number, ms: n
 }
 
 describe('S3 request timeouts', { timeout: 20_000 }, () => {
-  it('fails every operation on a service that accepts connections but never answers, after one request each', async () => {
-    const service = await silentService();
-    const driver = driverAt(service.port);
-    const operations: [string, () => Promise<unknown>][] = [
-      ['stat', () => driver.stat('images/a.qcow2')],
-      ['get', () => driver.get('images/a.qcow2')],
-      ['list', () => driver.list({ prefix: 'images/' })],
-      ['delete', () => driver.delete('images/a.qcow2')],
-      ['a small put (PutObject)', () => driver.put('images/a.qcow2', Readable.from([Buffer.alloc(1000)]), { size: 1000 })],
-      [
-        'a multipart put (CreateMultipartUpload)',
-        () => driver.put('images/a.qcow2', Readable.from([Buffer.alloc(6 * MiB)]), { size: 6 * MiB }),
-      ],
-      ['a put of unknown size', () => driver.put('images/a.qcow2', Readable.from([Buffer.alloc(1000)]))],
-      ['listIncomplete', () => driver.listIncomplete()],
-    ];
-    for (const [name, operation] of operations) {
-      const before = service.connections();
-      const error = await failureOf(operation());
-      expectNoProgressTimeout(error, service.port, 1000);
-      // A request that made no progress for the whole timeout is final: no second attempt.
-      expect({ name, requests: service.connections() - before }).toEqual({ name, requests: 1 });
-    }
-  });
+  it(
+    'fails every operation on a service that accepts connections but never answers, after one request each',
+    { timeout: 40_000 },
+    async () => {
+      const service = await silentService();
+      const driver = driverAt(service.port);
+      const operations: [string, () => Promise<unknown>][] = [
+        ['stat', () => driver.stat('images/a.qcow2')],
+        ['get', () => driver.get('images/a.qcow2')],
+        ['list', () => driver.list({ prefix: 'images/' })],
+        ['delete', () => driver.delete('images/a.qcow2')],
+        ['a small put (PutObject)', () => driver.put('images/a.qcow2', Readable.from([Buffer.alloc(1000)]), { size: 1000 })],
+        [
+          'a multipart put (CreateMultipartUpload)',
+          () => driver.put('images/a.qcow2', Readable.from([Buffer.alloc(6 * MiB)]), { size: 6 * MiB }),
+        ],
+        ['a put of unknown size', () => driver.put('images/a.qcow2', Readable.from([Buffer.alloc(1000)]))],
+        ['listIncomplete', () => driver.listIncomplete()],
+      ];
+      for (const [name, operation] of operations) {
+        const before = service.connections();
+        const error = await failureOf(operation());
+        expectNoProgressTimeout(error, service.port, 1000);
+        // A request that made no progress for the whole timeout is final: no second attempt.
+        expect({ name, requests: service.connections() - before }).toEqual({ name, requests: 1 });
+      }
+    },
+  );
 
   it('reports the storage unhealthy, naming the endpoint and what to check, instead of hanging', async () => {
     const service = await silentService();
