@@ -5,6 +5,7 @@
  * @module
  */
 import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
+import { formatTimeout, s3TimeoutOf, type S3Timeouts } from './timeouts';
 
 /** What was being done, for the message and the redaction of secrets. */
 export interface S3ErrorContext {
@@ -18,6 +19,8 @@ export interface S3ErrorContext {
   secrets: readonly string[];
   /** When the operation was cancelled through this signal, the error is CANCELLED. */
   signal?: AbortSignal;
+  /** The storage's timeouts, for the message of a request that reached one (when its error does not say). */
+  timeouts?: S3Timeouts;
 }
 
 /** Network error codes that mean "the endpoint is not reachable right now". */
@@ -180,6 +183,29 @@ function make(
 }
 
 /**
+ * STORAGE_UNAVAILABLE for a request that reached a timeout: which endpoint did not answer in how
+ * long, and what to check.
+ */
+function timeoutError(
+  kind: 'connect' | 'no-progress',
+  ms: number | undefined,
+  context: S3ErrorContext,
+  cause: unknown,
+): InstanceImagesError {
+  const limit = ms ?? (kind === 'connect' ? context.timeouts?.connectionMs : context.timeouts?.noProgressMs);
+  const within = limit === undefined ? '' : ` within ${formatTimeout(limit)}`;
+  const message =
+    kind === 'connect'
+      ? `Could not ${context.action}: no connection to ${context.endpoint} (S3 bucket "${context.bucket}")${within}. ` +
+        "Check that the S3 service is running and reachable from this machine (endpoint, firewall, network); the limit is the storage's connectionTimeoutMs."
+      : `Could not ${context.action}: S3 bucket "${context.bucket}" at ${context.endpoint} did not answer${limit === undefined ? '' : ` for ${formatTimeout(limit)}`} ` +
+        '(no answer and no data moved). Check that the S3 service is running and not stuck (radosgw stopped or hung), ' +
+        'that the storage cluster is not full (a full Ceph cluster blocks writes without answering: see `ceph health`), ' +
+        "and the network to it; the limit is the storage's noProgressTimeoutMs.";
+  return make('STORAGE_UNAVAILABLE', message, context, cause, { timeout: kind, timeoutMs: limit });
+}
+
+/**
  * Converts anything thrown by the SDK, the network or the body stream into an
  * {@link InstanceImagesError}. An {@link InstanceImagesError} (e.g. from the body stream) passes
  * through unchanged.
@@ -239,6 +265,8 @@ export function toS3StorageError(error: unknown, context: S3ErrorContext): Insta
       details,
     );
   }
+  const timeout = s3TimeoutOf(error);
+  if (timeout !== undefined) return timeoutError(timeout.kind, timeout.ms, context, error);
   const network = networkCode(error);
   if (network !== undefined || name === 'TimeoutError') {
     return make(

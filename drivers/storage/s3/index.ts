@@ -13,7 +13,8 @@ import { S3StorageOptionsSchema, S3_SECRET_FIELDS, type S3StorageOptions } from 
  *
  * Config: `endpoint` (omit for AWS), `region`, `bucket`, `prefix`, `accessKeyId`,
  * `secretAccessKey` (secret), `sessionToken` (secret), `forcePathStyle`, `partSizeBytes`,
- * `queueSize`. Objects are shared by every bound hypervisor and have no path on them.
+ * `queueSize`, `connectionTimeoutMs`, `noProgressTimeoutMs`. Objects are shared by every bound
+ * hypervisor and have no path on them.
  */
 export const s3StorageDriver: StorageDriverFactory<S3StorageOptions> = {
   name: 's3',
@@ -32,6 +33,8 @@ export {
   S3_SECRET_MIN_LENGTH,
   S3_DEFAULT_PART_SIZE,
   S3_DEFAULT_QUEUE_SIZE,
+  S3_DEFAULT_CONNECTION_TIMEOUT_MS,
+  S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS,
   S3_MIN_PART_SIZE,
   S3_MAX_PART_SIZE,
   S3_TARGET_MAX_PARTS,

@@ -23,6 +23,19 @@ export const S3_TARGET_MAX_PARTS = 9000;
 /** How many parts are uploaded at once by default. */
 export const S3_DEFAULT_QUEUE_SIZE = 4;
 
+/** How long a TCP (and TLS) connection to the endpoint may take by default. */
+export const S3_DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
+
+/**
+ * How long a request may make no progress by default (no answer, and no byte sent or received)
+ * before it fails. It measures silence, not duration: a 16 MiB part on a slow link that keeps
+ * moving bytes is never cut, a server that stopped answering is given up on after a minute.
+ */
+export const S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS = 60_000;
+
+/** The shortest timeout accepted: below a second, a busy but healthy service would be declared dead. */
+const MIN_TIMEOUT_MS = 1000;
+
 /** Characters a prefix must not contain: C0 controls and DEL. */
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
@@ -134,6 +147,30 @@ export const S3StorageOptionsSchema = z
       .optional(),
     /** How many parts are uploaded concurrently. @default 4 */
     queueSize: z.number().int().min(1).max(32).optional(),
+    /**
+     * How long connecting to the endpoint (TCP, and TLS for https) may take, in ms, before the
+     * request fails with `STORAGE_UNAVAILABLE`. @default 10000
+     */
+    connectionTimeoutMs: z
+      .number()
+      .int()
+      .min(MIN_TIMEOUT_MS, `must be at least ${MIN_TIMEOUT_MS} ms`)
+      .max(300_000, 'must be at most 300000 ms (5 minutes)')
+      .optional(),
+    /**
+     * How long one request may make no progress, in ms: no answer from the service and no byte of
+     * the request or of the answer moved. The request then fails with `STORAGE_UNAVAILABLE` and is
+     * not retried (a service that is stopped, hung, or a Ceph cluster that is full and blocks
+     * writes, accepts the connection but never answers). It measures silence, not duration, so a
+     * large part on a slow link is not cut while its bytes move; a reader that stops reading a
+     * download for longer also ends it. @default 60000
+     */
+    noProgressTimeoutMs: z
+      .number()
+      .int()
+      .min(MIN_TIMEOUT_MS, `must be at least ${MIN_TIMEOUT_MS} ms`)
+      .max(3_600_000, 'must be at most 3600000 ms (1 hour)')
+      .optional(),
   })
   .superRefine((value, context) => {
     if ((value.accessKeyId === undefined) !== (value.secretAccessKey === undefined)) {

@@ -14,13 +14,16 @@
  * or the default chain) and clock offset are the client's; the payload is signed with its sha256 as
  * the SDK does for a Buffer body; errors have the SDK's shape (`name`/`Code`, `$metadata.httpStatusCode`),
  * so the driver maps them with the same code ({@link toS3StorageError}); transient failures are
- * retried like the SDK's standard strategy (3 attempts, exponential backoff with jitter).
+ * retried like the SDK's standard strategy (3 attempts, exponential backoff with jitter), except a
+ * request that reached its connection or no-progress timeout, which is final (see ./timeouts).
  * @module
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { CreateMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3_DEFAULT_CONNECTION_TIMEOUT_MS, S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS } from './options';
+import { s3TimeoutError, s3TimeoutOf } from './timeouts';
 
 /** Where the parts of one multipart upload go: the URL of its CreateMultipartUpload without the query. */
 export interface S3PartTarget {
@@ -73,7 +76,7 @@ export interface PartHttpResponse {
   body: string;
 }
 
-/** Sends one PUT with `body`; rejects on network failure, timeout or abort. */
+/** Sends one PUT with `body`; rejects on network failure, timeout (the driver's `S3TimeoutError`) or abort. */
 export type PartTransport = (request: PartHttpRequest, body: Buffer, signal: AbortSignal) => Promise<PartHttpResponse>;
 
 /** The client's clock offset (ms added to the local clock when signing), shared with the SDK. */
@@ -209,7 +212,8 @@ export function retryDecision(error: unknown, localNowMs: number, currentOffsetM
   const shape = (typeof error === 'object' && error !== null ? error : {}) as Partial<S3ServiceErrorShape> & { code?: unknown };
   const status = shape.$metadata?.httpStatusCode;
   const name = typeof shape.name === 'string' ? shape.name : undefined;
-  if (name === 'AbortError') return { retry: false };
+  // A request that reached its timeout is final: the service did not answer for the whole time.
+  if (name === 'AbortError' || s3TimeoutOf(error) !== undefined) return { retry: false };
   if (status === 429 || (name !== undefined && THROTTLING_NAMES.has(name))) return { retry: true, baseMs: 500 };
   if (status !== undefined && TRANSIENT_STATUS.has(status)) return { retry: true, baseMs: 100 };
   if (name !== undefined && CLOCK_SKEW_NAMES.has(name) && shape.$serverTime !== undefined) {
@@ -250,7 +254,7 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
 export interface NodePartTransportOptions {
   /** How long to wait for a TCP (and TLS) connection. */
   connectionTimeoutMs: number;
-  /** How long a request may sit without socket activity. */
+  /** How long a request may sit without socket activity (the storage's `noProgressTimeoutMs`). */
   socketIdleTimeoutMs: number;
 }
 
@@ -292,24 +296,16 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
       };
       signal.addEventListener('abort', onAbort, { once: true });
       const connectTimer = setTimeout(() => {
-        req.destroy(
-          Object.assign(new Error(`No connection to ${request.host} within ${options.connectionTimeoutMs} ms`), {
-            name: 'TimeoutError',
-            code: 'ETIMEDOUT',
-          }),
-        );
+        req.destroy(s3TimeoutError('connect', options.connectionTimeoutMs, request.host));
       }, options.connectionTimeoutMs);
       req.once('socket', (socket) => {
         if (socket.connecting) socket.once('connect', () => clearTimeout(connectTimer));
         else clearTimeout(connectTimer);
       });
+      // The socket's idle timeout: no byte of the part sent and no answer for that long (a part that
+      // keeps moving on a slow link is never cut).
       req.setTimeout(options.socketIdleTimeoutMs, () => {
-        req.destroy(
-          Object.assign(new Error(`No activity on the connection to ${request.host} for ${options.socketIdleTimeoutMs} ms`), {
-            name: 'TimeoutError',
-            code: 'ETIMEDOUT',
-          }),
-        );
+        req.destroy(s3TimeoutError('no-progress', options.socketIdleTimeoutMs, request.host));
       });
       let answered = false;
       // Every later 'error' lands here too (an unhandled one would crash the process). Once an answer
@@ -366,8 +362,8 @@ export function createS3PartUploader(options: S3PartUploaderOptions & Partial<No
   const owned =
     options.transport === undefined
       ? createNodePartTransport({
-          connectionTimeoutMs: options.connectionTimeoutMs ?? 10_000,
-          socketIdleTimeoutMs: options.socketIdleTimeoutMs ?? 120_000,
+          connectionTimeoutMs: options.connectionTimeoutMs ?? S3_DEFAULT_CONNECTION_TIMEOUT_MS,
+          socketIdleTimeoutMs: options.socketIdleTimeoutMs ?? S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS,
         })
       : undefined;
   const transport = options.transport ?? owned!.transport;

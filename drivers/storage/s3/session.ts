@@ -8,8 +8,16 @@ import type * as S3Sdk from '@aws-sdk/client-s3';
 import type * as LibStorage from '@aws-sdk/lib-storage';
 import { InstanceImagesError } from '../../../src/errors';
 import { toS3StorageError, type S3ErrorContext } from './errors';
-import { S3_DEFAULT_PART_SIZE, S3_DEFAULT_QUEUE_SIZE, normalizeS3Prefix, type S3StorageOptions } from './options';
+import {
+  S3_DEFAULT_CONNECTION_TIMEOUT_MS,
+  S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS,
+  S3_DEFAULT_PART_SIZE,
+  S3_DEFAULT_QUEUE_SIZE,
+  normalizeS3Prefix,
+  type S3StorageOptions,
+} from './options';
 import { createS3PartUploader, s3ClientClock, s3ClientSigner, type S3PartUploader } from './part-request';
+import { makeS3TimeoutsFinal, s3RequestHandlerOptions, type S3Timeouts } from './timeouts';
 
 /** The loaded SDK and the client built from the options. */
 export interface S3Runtime {
@@ -33,6 +41,8 @@ export interface S3Session {
   readonly queueSize: number;
   /** A printable endpoint for messages: the origin, or `AWS S3 (region)`. */
   readonly endpointLabel: string;
+  /** The connection and no-progress timeouts of every request. */
+  readonly timeouts: S3Timeouts;
   /** Values that must never appear in a message. */
   readonly secrets: readonly string[];
   /** The error context of one operation. */
@@ -44,11 +54,6 @@ export interface S3Session {
   /** Releases the client and its connections; later calls fail. */
   close(): Promise<void>;
 }
-
-/** How long to wait for a TCP connection to the endpoint. */
-const CONNECTION_TIMEOUT_MS = 10_000;
-/** How long a request may sit without any socket activity before it fails. */
-const SOCKET_IDLE_TIMEOUT_MS = 120_000;
 
 /** An error as an aborted request throws it (mapped to CANCELLED). */
 export function abortError(): Error {
@@ -75,8 +80,20 @@ async function importS3Sdk(): Promise<S3Modules> {
   }
 }
 
+/** The timeouts of the options, defaults applied. */
+function timeoutsOf(options: S3StorageOptions): S3Timeouts {
+  return {
+    connectionMs: options.connectionTimeoutMs ?? S3_DEFAULT_CONNECTION_TIMEOUT_MS,
+    noProgressMs: options.noProgressTimeoutMs ?? S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS,
+  };
+}
+
 /** Builds the client and the part uploader from the options. */
-function buildS3Runtime({ sdk, lib }: S3Modules, options: S3StorageOptions): S3Runtime {
+function buildS3Runtime(
+  { sdk, lib }: S3Modules,
+  options: S3StorageOptions,
+  { endpointLabel, timeouts }: { endpointLabel: string; timeouts: S3Timeouts },
+): S3Runtime {
   const client = new sdk.S3Client({
     region: options.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
@@ -94,13 +111,15 @@ function buildS3Runtime({ sdk, lib }: S3Modules, options: S3StorageOptions): S3R
     // checksums on streamed bodies; send/validate checksums only where S3 requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: SOCKET_IDLE_TIMEOUT_MS },
+    // Inactivity, not duration: `socketTimeout` (see ./timeouts).
+    requestHandler: s3RequestHandlerOptions(timeouts),
   });
+  makeS3TimeoutsFinal(client, endpointLabel, timeouts);
   const parts = createS3PartUploader({
     signer: s3ClientSigner(client),
     clock: s3ClientClock(client),
-    connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
-    socketIdleTimeoutMs: SOCKET_IDLE_TIMEOUT_MS,
+    connectionTimeoutMs: timeouts.connectionMs,
+    socketIdleTimeoutMs: timeouts.noProgressMs,
   });
   return { sdk, Upload: lib.Upload, client, parts };
 }
@@ -110,6 +129,7 @@ export function createS3Session(options: S3StorageOptions): S3Session {
   const bucket = options.bucket;
   const endpointLabel = options.endpoint === undefined ? `AWS S3 (${options.region})` : new URL(options.endpoint).origin;
   const secrets = [options.secretAccessKey, options.sessionToken].filter((value): value is string => value !== undefined);
+  const timeouts = timeoutsOf(options);
   let runtime: Promise<S3Runtime> | undefined;
   let closed = false;
 
@@ -125,7 +145,7 @@ export function createS3Session(options: S3StorageOptions): S3Session {
         runtime = undefined;
         throw error;
       }
-      return buildS3Runtime(modules, options);
+      return buildS3Runtime(modules, options, { endpointLabel, timeouts });
     })();
     return runtime.catch((error: unknown) => {
       throw toS3StorageError(error, errorContext);
@@ -139,8 +159,9 @@ export function createS3Session(options: S3StorageOptions): S3Session {
     basePartSize: options.partSizeBytes ?? S3_DEFAULT_PART_SIZE,
     queueSize: options.queueSize ?? S3_DEFAULT_QUEUE_SIZE,
     endpointLabel,
+    timeouts,
     secrets,
-    errorContext: (action, signal) => ({ action, bucket, endpoint: endpointLabel, secrets, ...(signal ? { signal } : {}) }),
+    errorContext: (action, signal) => ({ action, bucket, endpoint: endpointLabel, secrets, timeouts, ...(signal ? { signal } : {}) }),
     load,
     async call(errorContext, fn) {
       const rt = await load(errorContext);

@@ -232,3 +232,42 @@ export async function ensureRadosgwUp(endpoint: string): Promise<void> {
   await execFileAsync('bash', [script], { timeout: 180_000 });
   if (!(await s3Reachable(endpoint))) throw new Error(`radosgw at ${endpoint} did not come back after scripts/start-services.sh`);
 }
+
+/** The one-letter state of a process (`R`, `S`, `T` for stopped, `Z`), or `null` when it is gone. */
+export function processState(pid: number): string | null {
+  try {
+    return /^State:\s*(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Freezes radosgw with SIGSTOP: its socket still accepts connections (the kernel completes them)
+ * and takes bytes until the buffers fill, but nothing answers — as a hung radosgw, or one whose
+ * full Ceph cluster blocks writes. Returns a function that lets it run again (SIGCONT; idempotent,
+ * and safe if the process is gone). Other test files use the same radosgw: call it in a `finally`.
+ */
+export function freezeRadosgw(): () => void {
+  const pid = radosgwPid();
+  process.kill(pid, 'SIGSTOP');
+  let frozen = true;
+  return () => {
+    if (!frozen) return;
+    frozen = false;
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // gone: ensureRadosgwUp starts a new one
+    }
+  };
+}
+
+/** Waits until radosgw answers again (after a SIGCONT it works through what queued up meanwhile). */
+export async function waitForRadosgw(endpoint: string): Promise<void> {
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    if (await s3Reachable(endpoint)) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  await ensureRadosgwUp(endpoint);
+}

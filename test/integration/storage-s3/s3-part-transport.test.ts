@@ -131,11 +131,13 @@ describe('lean UploadPart transport', { timeout: 20_000 }, () => {
       req.resume();
       // Never answers.
     });
-    const failure = await uploader({ maxAttempts: 1, socketIdleTimeoutMs: 300 })
+    const failure = await uploader({ socketIdleTimeoutMs: 1000 })
       .uploadPart(fake.target, 'id', 1, Buffer.alloc(1024), new AbortController().signal)
       .catch((error: unknown) => error);
-    expect(failure).toMatchObject({ name: 'TimeoutError', code: 'ETIMEDOUT' });
-    expect(toS3StorageError(failure, context).code).toBe('STORAGE_UNAVAILABLE');
+    expect(failure).toMatchObject({ name: 'S3TimeoutError', s3Timeout: { kind: 'no-progress', ms: 1000 } });
+    // A request that made no progress for the whole timeout is not retried.
+    expect(fake.requests).toHaveLength(1);
+    expect(toS3StorageError(failure, context)).toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: { timeout: 'no-progress' } });
   });
 
   it('a cancel of a request in flight rejects with AbortError and closes the connection', { timeout: 20_000 }, async () => {
