@@ -208,7 +208,10 @@ function createDiskCore(driver: StorageDriver, options: StorageDiskOptions): Dis
           return await run();
         } catch (caught) {
           const error = unavailable(caught, operation);
-          if (error.code !== 'STORAGE_UNAVAILABLE' || attempt >= policy.attempts) throw error;
+          // A storage that went silent (the driver timed it out: `details.timeout`) is not asked again:
+          // each attempt would wait out the whole timeout once more.
+          const timedOut = error.details.timeout !== undefined;
+          if (error.code !== 'STORAGE_UNAVAILABLE' || timedOut || attempt >= policy.attempts) throw error;
           emit({ type: 'retry', driver: driver.name, operation, key, attempt, code: error.code, message: error.message });
           await sleep(policy.baseDelayMs * 2 ** (attempt - 1));
         }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { InstanceImagesError } from '../../../src/errors';
 import { describe, expect, it } from 'vitest';
 import { wrapStorageDriver, type StorageOperationEvent } from '../../../src/storage/disk';
 import { createMemoryStorageDriver } from './memory-driver';
@@ -98,6 +99,20 @@ describe('wrapStorageDriver', () => {
     driver.failNext = { operation: 'delete', times: 1 };
     await disk.delete('k');
     expect(driver.objects.size).toBe(0);
+  });
+
+  it('does not ask a storage that timed out again (each attempt would wait out the whole timeout)', async () => {
+    const driver = createMemoryStorageDriver();
+    const disk = wrapStorageDriver(driver, { retries: { attempts: 3, baseDelayMs: 1 } });
+    let stats = 0;
+    driver.stat = async () => {
+      stats += 1;
+      throw new InstanceImagesError('STORAGE_UNAVAILABLE', 'no answer within 60 s', {
+        details: { timeout: 'no-progress', timeoutMs: 60_000 },
+      });
+    };
+    expect(await codeOf(disk.stat('k'))).toBe('STORAGE_UNAVAILABLE');
+    expect(stats).toBe(1);
   });
 
   it('does not retry NOT_FOUND, and validates ranges and page sizes before any I/O', async () => {
