@@ -45,6 +45,7 @@ export interface PutBytesOptions {
    * unless the bytes it received hash to it.
    */
   sha256?: string;
+  /** Cancels the put (CANCELLED); nothing is stored. */
   signal?: AbortSignal;
 }
 

@@ -62,6 +62,7 @@ export interface DiskPutOptions extends PutOptions {
 export interface DiskPutBytesOptions {
   /** When given, the bytes must hash to this (hex); otherwise nothing is stored and CHECKSUM_MISMATCH thrown. */
   expectedSha256?: string;
+  /** Cancels the put (CANCELLED); nothing is stored. */
   signal?: AbortSignal;
 }
 

@@ -27,6 +27,7 @@ export const s3StorageDriver: StorageDriverFactory<S3StorageOptions> = {
 
 export { createS3StorageDriver, type S3PutOptions } from './driver';
 export { toS3StorageError, type S3ErrorContext } from './errors';
+export type { S3Timeouts } from './timeouts';
 export {
   S3StorageOptionsSchema,
   S3_SECRET_FIELDS,
