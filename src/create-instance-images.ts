@@ -31,6 +31,7 @@ import { ImageImportService } from './services/image-import';
 import { ImageUploadService, UploadOptionsSchema, type UploadOptions } from './services/image-upload';
 import { ImportOptionsSchema, type ImportOptions } from './import/options';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
+import { createHypervisorGate } from './services/hypervisor-gate';
 import { SettingsService } from './services/settings';
 import { AccountService } from './services/accounts';
 import { UsageService } from './services/usage';
@@ -357,6 +358,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const waiting = new Set<string>();
   const jobs = new TaskJobRegistry();
   const queue: TaskQueue = {
+    ...(inner.perHypervisorConcurrency === undefined ? {} : { perHypervisorConcurrency: inner.perHypervisorConcurrency }),
     bind: (binding) => inner.bind(binding),
     async enqueue(job: TaskJob) {
       waiting.add(job.taskId);
@@ -403,6 +405,18 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   }, settings.heartbeatIntervalMs);
   queueHeartbeat.unref?.();
   const worker = { workerId: parsed.tasks.workerId ?? defaultWorkerId(), incarnationId: newIncarnation() };
+  // Before a task works on a hypervisor, the dead workers' tasks there are recovered (their
+  // hypervisor side cleaned up) and the ones the queue does not count are waited for.
+  const hypervisorGate = createHypervisorGate({
+    repos: repositories,
+    logger,
+    limit: inner.perHypervisorConcurrency,
+    lapsed: (task) =>
+      !runningHere.has(task.id) &&
+      (heldByPreviousRun(task, worker) || (task.heartbeatAt ?? task.createdAt).getTime() < now().getTime() - settings.heartbeatTimeoutMs),
+    recover: () => reaper.runNow(),
+    pollMs: Math.min(settings.heartbeatIntervalMs, 1_000),
+  });
   const ctx: ServiceContext = {
     repos: repositories,
     events,
@@ -416,6 +430,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     telemetry: createTelemetry(parsed.telemetry, () => waiting.size),
     settings,
     worker,
+    hypervisorGate,
     now,
     newId: options.generateId ?? randomUUID,
   };

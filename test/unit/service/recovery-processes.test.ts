@@ -121,7 +121,10 @@ describe('recovery with several panel processes', () => {
     await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(crashedTask.id))?.errorCode).toBe('INTERRUPTED'), {
       timeout: 15_000,
     });
-    expect(h.world.recoveries).toEqual([{ hypervisorId: 'hv-1', domainName: 'dom-bob-1' }]);
+    // The hypervisor side is cleaned up before the task ends, so two recoveries that found it at
+    // once may both clean up; only the crashed capture's domain, never the whole hypervisor.
+    expect(h.world.recoveries).toContainEqual({ hypervisorId: 'hv-1', domainName: 'dom-bob-1' });
+    expect(h.world.recoveries.filter((r) => r.domainName !== 'dom-bob-1')).toEqual([]);
 
     open();
     await h.ii.idle();

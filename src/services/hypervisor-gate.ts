@@ -1,0 +1,76 @@
+/**
+ * The hypervisor gate: a task that works on a hypervisor starts its work only when the
+ * repositories (shared by every process of the deployment) show fewer than the queue's
+ * per-hypervisor limit of other running tasks there, and none whose heartbeat lapsed. A lapsed
+ * one (its worker died) is recovered first, which cleans up the hypervisor side (backup job,
+ * scratch files) before the task ends; a live one the queue no longer counts (its job was lost
+ * with Redis's data, or its worker was taken for dead by the engine before the SDK's recovery
+ * ran) holds the hypervisor until it ends. The queue's own limit still decides which jobs may
+ * start; this makes the limit hold for what the hypervisor actually runs. See docs/architecture.md
+ * ("Task queue") and docs/operations.md ("Scaling out").
+ * @module
+ */
+import { InstanceImagesError } from '../errors';
+import type { Task } from '../model/task';
+import type { Logger } from '../ports/logger';
+import type { Repositories } from '../ports/repositories';
+import { collectPages } from '../util/pages';
+import { INLINE_TASK_TYPES } from './task-jobs';
+
+/** What the gate needs. */
+export interface HypervisorGateOptions {
+  readonly repos: Repositories;
+  readonly logger: Logger;
+  /** Running tasks allowed at once on one hypervisor (the queue's limit); `undefined`: no count, only lapsed tasks are waited for. */
+  readonly limit: number | undefined;
+  /** Whether a running task's worker is gone (heartbeat lapsed, or a previous run of this process). */
+  lapsed(task: Task): boolean;
+  /** Runs a recovery pass (ends the lapsed tasks, after the hypervisor side is cleaned up). */
+  recover(): Promise<unknown>;
+  /** Pause between two looks at the repositories while waiting (ms). */
+  readonly pollMs: number;
+}
+
+/** Waits until `task` (running) may work on its hypervisor; see the module. @throws CANCELLED when `signal` aborts first. */
+export type HypervisorGate = (task: Task, signal: AbortSignal) => Promise<void>;
+
+/** Creates the gate of this process. */
+export function createHypervisorGate(options: HypervisorGateOptions): HypervisorGate {
+  const others = async (task: Task): Promise<Task[]> =>
+    (await collectPages((cursor) => options.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 }))).filter(
+      (t) => t.id !== task.id && t.hypervisorId === task.hypervisorId && !INLINE_TASK_TYPES.includes(t.type),
+    );
+  const pause = (ms: number, signal: AbortSignal) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+
+  return async (task, signal) => {
+    if (task.hypervisorId === null || INLINE_TASK_TYPES.includes(task.type)) return;
+    let told = false;
+    for (;;) {
+      if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The task was cancelled while it waited for its hypervisor');
+      const there = await others(task);
+      const gone = there.filter((t) => options.lapsed(t));
+      if (gone.length === 0 && (options.limit === undefined || there.length < options.limit)) return;
+      if (!told) {
+        told = true;
+        options.logger.info('waiting for the hypervisor: other tasks still run there', {
+          taskId: task.id,
+          hypervisorId: task.hypervisorId,
+          running: there.map((t) => t.id),
+          lapsed: gone.map((t) => t.id),
+        });
+      }
+      if (gone.length > 0)
+        await options.recover().catch((error: unknown) => options.logger.warn('recovery before a task started failed', { error: String(error) }));
+      await pause(options.pollMs, signal);
+    }
+  };
+}
