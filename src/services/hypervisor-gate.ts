@@ -69,7 +69,9 @@ export function createHypervisorGate(options: HypervisorGateOptions): Hypervisor
         });
       }
       if (gone.length > 0)
-        await options.recover().catch((error: unknown) => options.logger.warn('recovery before a task started failed', { error: String(error) }));
+        await options
+          .recover()
+          .catch((error: unknown) => options.logger.warn('recovery before a task started failed', { error: String(error) }));
       await pause(options.pollMs, signal);
     }
   };
