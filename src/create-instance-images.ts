@@ -430,7 +430,6 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     telemetry: createTelemetry(parsed.telemetry, () => waiting.size),
     settings,
     worker,
-    hypervisorGate,
     now,
     newId: options.generateId ?? randomUUID,
   };
@@ -466,17 +465,37 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     events,
     logger,
     run: async (job, signal) => {
-      waiting.delete(job.taskId);
       // A job whose task left `queued` meanwhile (cancelled, recovered, delivered twice) has nothing to do.
-      if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return;
+      const task = await repositories.tasks.get(job.taskId);
+      if (task?.status !== 'queued') {
+        waiting.delete(job.taskId);
+        return;
+      }
       runningHere.add(job.taskId);
       try {
-        await jobs.run(job, signal);
-      } catch (error) {
-        // A handler that throws before its task ran (no handler here, unreadable params) fails the task.
-        await failQueuedTask(job.taskId, error);
-        throw error;
+        // Its hypervisor's tasks the queue does not count (a dead worker's, one whose job Redis
+        // lost) first; meanwhile the task stays `queued`, heartbeated here.
+        waiting.add(job.taskId);
+        const go = await hypervisorGate(task, signal).catch(async (error: unknown) => {
+          await failQueuedTask(job.taskId, error);
+          throw error;
+        });
+        waiting.delete(job.taskId);
+        if (!go) {
+          // Its task left `queued` while it waited (cancelled, recovered): nothing to do.
+          if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return;
+          // The queue closes: never a success, so that a distributed queue stores the job again.
+          throw new Error('The job was stopped before it started');
+        }
+        try {
+          await jobs.run(job, signal);
+        } catch (error) {
+          // A handler that throws before its task ran (no handler here, unreadable params) fails the task.
+          await failQueuedTask(job.taskId, error);
+          throw error;
+        }
       } finally {
+        waiting.delete(job.taskId);
         runningHere.delete(job.taskId);
       }
     },

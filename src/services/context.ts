@@ -18,7 +18,6 @@ import { wrapStorageDriver, type StorageDisk, type StorageRegistry } from '../st
 import { REGISTER_HINT } from '../storage/registry';
 import { withInfrastructureErrors } from '../util/public-error';
 import type { TaskJobRegistry } from './task-jobs';
-import type { HypervisorGate } from './hypervisor-gate';
 
 // The Logger port used to live here; it stays importable from this module.
 export type { Logger } from '../ports/logger';
@@ -62,11 +61,6 @@ export interface ServiceContext {
   readonly settings: ServiceSettings;
   /** This process as a worker: its stable id and the id of this run (recorded on the tasks it holds). */
   readonly worker: { readonly workerId: string; readonly incarnationId: string };
-  /**
-   * Waits, once a task is running, until its hypervisor is free of tasks the queue does not count
-   * (see `hypervisor-gate.ts`); absent: the task starts at once.
-   */
-  readonly hypervisorGate?: HypervisorGate;
   now(): Date;
   newId(): string;
 }

@@ -1,16 +1,17 @@
 /**
- * The hypervisor gate: a task that works on a hypervisor starts its work only when the
- * repositories (shared by every process of the deployment) show fewer than the queue's
- * per-hypervisor limit of other running tasks there, and none whose heartbeat lapsed. A lapsed
+ * The hypervisor gate: a queued task that works on a hypervisor starts only when the repositories
+ * (shared by every process of the deployment) show fewer than the queue's per-hypervisor limit of
+ * running tasks there, and none whose heartbeat lapsed. A lapsed
  * one (its worker died) is recovered first, which cleans up the hypervisor side (backup job,
  * scratch files) before the task ends; a live one the queue no longer counts (its job was lost
  * with Redis's data, or its worker was taken for dead by the engine before the SDK's recovery
  * ran) holds the hypervisor until it ends. The queue's own limit still decides which jobs may
- * start; this makes the limit hold for what the hypervisor actually runs. See docs/architecture.md
+ * reach the gate; this makes the limit hold for what the hypervisor actually runs. Exact with a
+ * limit of 1 (the queue lets one job of a hypervisor at a time reach the gate); with more, two
+ * jobs that pass at once may both start beside one task the queue does not count. See docs/architecture.md
  * ("Task queue") and docs/operations.md ("Scaling out").
  * @module
  */
-import { InstanceImagesError } from '../errors';
 import type { Task } from '../model/task';
 import type { Logger } from '../ports/logger';
 import type { Repositories } from '../ports/repositories';
@@ -31,8 +32,11 @@ export interface HypervisorGateOptions {
   readonly pollMs: number;
 }
 
-/** Waits until `task` (running) may work on its hypervisor; see the module. @throws CANCELLED when `signal` aborts first. */
-export type HypervisorGate = (task: Task, signal: AbortSignal) => Promise<void>;
+/**
+ * Waits until `task` (queued) may start on its hypervisor; see the module. @returns true, or false
+ * when `signal` aborted first or the task left `queued` meanwhile (cancelled, recovered).
+ */
+export type HypervisorGate = (task: Task, signal: AbortSignal) => Promise<boolean>;
 
 /** Creates the gate of this process. */
 export function createHypervisorGate(options: HypervisorGateOptions): HypervisorGate {
@@ -52,13 +56,13 @@ export function createHypervisorGate(options: HypervisorGateOptions): Hypervisor
     });
 
   return async (task, signal) => {
-    if (task.hypervisorId === null || INLINE_TASK_TYPES.includes(task.type)) return;
+    if (task.hypervisorId === null || INLINE_TASK_TYPES.includes(task.type)) return true;
     let told = false;
     for (;;) {
-      if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The task was cancelled while it waited for its hypervisor');
+      if (signal.aborted) return false;
       const there = await others(task);
       const gone = there.filter((t) => options.lapsed(t));
-      if (gone.length === 0 && (options.limit === undefined || there.length < options.limit)) return;
+      if (gone.length === 0 && (options.limit === undefined || there.length < options.limit)) return true;
       if (!told) {
         told = true;
         options.logger.info('waiting for the hypervisor: other tasks still run there', {
@@ -73,6 +77,7 @@ export function createHypervisorGate(options: HypervisorGateOptions): Hypervisor
           .recover()
           .catch((error: unknown) => options.logger.warn('recovery before a task started failed', { error: String(error) }));
       await pause(options.pollMs, signal);
+      if ((await options.repos.tasks.get(task.id))?.status !== 'queued') return false;
     }
   };
 }

@@ -202,9 +202,6 @@ export async function runTask(
     const endWith = (events: TaskEndEvents) => {
       endEvents = events;
     };
-    // The hypervisor's other tasks the queue does not count (a dead worker's, not yet recovered;
-    // one whose job Redis lost) come first.
-    await ctx.hypervisorGate?.(running, signal);
     await otelContext.with(telemetry.context, () => work({ task: running, signal, progress, annotate, endWith }));
     await pending;
     ending = true;

@@ -157,10 +157,12 @@ suite('BullMQ task queue: jobs lost while their tasks are queued are stored agai
     // Redis forgets the running job, and with it that hv-1 is busy.
     await redis.flushdb();
     const next = await web.images.createImage(alice, { instanceId: 'i-4', name: 'after the flush' });
-    // A worker takes its job and its task runs, but the capture waits: the repositories show slow-2 running on hv-1.
-    await until(next.task.id, ['running']);
+    // A worker takes its job (BullMQ counts nothing on hv-1 any more), but the task waits, queued:
+    // the repositories show slow-2 running on hv-1.
+    await vi.waitFor(async () => expect(await active(next.task.id)).toBe(true), { timeout: 10_000, interval: 50 });
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(starts('dom-i-4')).toEqual([]);
+    expect((await web.images.getTask(admin, next.task.id)).status).toBe('queued');
     expect((await web.images.getTask(admin, slow.task.id)).status).toBe('running');
 
     await web.images.cancelCapture(alice, slow.image.id);

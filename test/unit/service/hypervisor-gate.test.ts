@@ -51,8 +51,8 @@ describe('the hypervisor gate', () => {
 
     h.clock.now = new Date(h.clock.now.getTime() + 61_000);
     await vi.waitFor(() => expect(h.world.captures).toBe(1), { timeout: 15_000 });
-    // By then the dead capture's domain was recovered and its task ended INTERRUPTED.
-    expect(h.world.recoveries).toContainEqual({ hypervisorId: 'hv-1', domainName: 'dom-bob-1' });
+    // By then hv-1 was recovered (all of it: nothing else ran there) and the dead task ended INTERRUPTED.
+    expect(h.world.recoveries).toContainEqual({ hypervisorId: 'hv-1', domainName: null });
     expect(await h.ii.repositories.tasks.get(dead.task.id)).toMatchObject({ status: 'failed', errorCode: 'INTERRUPTED' });
     // Its domain was recovered before its task ended (a task waiting there counts on that).
     expect(recoveriesAtItsEnd).toBeGreaterThan(0);
@@ -71,7 +71,7 @@ describe('the hypervisor gate', () => {
       await h.ii.repositories.tasks.transition(live.task.id, ['running'], 'running', { heartbeatAt: h.clock.now }, h.clock.now);
     }
     expect(h.world.captures).toBe(0);
-    expect((await h.ii.repositories.tasks.get(next.task.id))?.status).toBe('running');
+    expect((await h.ii.repositories.tasks.get(next.task.id))?.status).toBe('queued');
     expect(h.world.recoveries).toEqual([]);
 
     await h.ii.repositories.tasks.transition(live.task.id, ['running'], 'completed', { finishedAt: h.clock.now }, h.clock.now);
@@ -81,14 +81,16 @@ describe('the hypervisor gate', () => {
     await h.ii.close();
   });
 
-  it('a capture cancelled while it waits for its hypervisor ends cancelled, never having started there', async () => {
+  it('a capture cancelled while it waits for its hypervisor (still queued) ends cancelled, never having started there', async () => {
     const h = await setup();
     await othersCapture(h);
     const next = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'next' });
-    await vi.waitFor(async () => expect((await h.ii.repositories.tasks.get(next.task.id))?.status).toBe('running'), { timeout: 15_000 });
+    await sleep(200);
+    expect((await h.ii.repositories.tasks.get(next.task.id))?.status).toBe('queued');
     await h.ii.images.cancelCapture(alice, next.image.id);
     await h.ii.idle();
     expect((await h.ii.repositories.tasks.get(next.task.id))?.status).toBe('cancelled');
+    expect((await h.ii.images.getImage(alice, next.image.id)).status).toBe('error');
     expect(h.world.captures).toBe(0);
     await h.ii.close();
   });
