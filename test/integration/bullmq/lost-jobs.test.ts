@@ -5,7 +5,6 @@
  * data (FLUSHDB of the suite's own Redis database, as a restart without persistence does) while no
  * worker runs; a worker is SIGKILLed while the job it took waits for a global slot (BullMQ fails
  * the stalled job before its task started). Both end with each task run once, by a worker.
- * And a job lost while its task ran: its hypervisor stays busy for the next capture there.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -146,36 +145,5 @@ suite('BullMQ task queue: jobs lost while their tasks are queued are stored agai
     });
     expect((await web.images.getImage(alice, waiting.image.id)).status).toBe('available');
     expect(starts('dom-i-3')).toHaveLength(1);
-  });
-
-  it('Redis lost its data while a capture ran: the next capture on its hypervisor starts there only once it ended', async () => {
-    if (workers.size === 0) await startWorker('worker-d');
-    const slow = await web.images.createImage(alice, { instanceId: 'slow-2', name: 'runs through the flush' });
-    await until(slow.task.id, ['running']);
-    await vi.waitFor(() => expect(starts('dom-slow-2')).toHaveLength(1), { timeout: 10_000, interval: 50 });
-
-    // Redis forgets the running job, and with it that hv-1 is busy.
-    await redis.flushdb();
-    const next = await web.images.createImage(alice, { instanceId: 'i-4', name: 'after the flush' });
-    // A worker takes its job (BullMQ counts nothing on hv-1 any more), but the task waits, queued:
-    // the repositories show slow-2 running on hv-1.
-    await vi.waitFor(async () => expect(await active(next.task.id)).toBe(true), { timeout: 10_000, interval: 50 });
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    expect(starts('dom-i-4')).toEqual([]);
-    expect((await web.images.getTask(admin, next.task.id)).status).toBe('queued');
-    expect((await web.images.getTask(admin, slow.task.id)).status).toBe('running');
-
-    await web.images.cancelCapture(alice, slow.image.id);
-    expect(await until(slow.task.id, ['failed', 'completed', 'cancelled'])).toMatchObject({ status: 'cancelled' });
-    expect(await until(next.task.id, ['completed', 'failed', 'cancelled'])).toMatchObject({ status: 'completed' });
-    // On the hypervisor side, in the record's total order: slow-2 ended before i-4 started.
-    const lines = readFileSync(config.logFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as HypervisorRecord);
-    const slowEnd = lines.findIndex((l) => l.event === 'end' && l.domainName === 'dom-slow-2');
-    const nextStart = lines.findIndex((l) => l.event === 'start' && l.domainName === 'dom-i-4');
-    expect(slowEnd).toBeGreaterThanOrEqual(0);
-    expect(nextStart).toBeGreaterThan(slowEnd);
   });
 });
