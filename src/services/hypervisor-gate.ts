@@ -1,15 +1,15 @@
 /**
  * The hypervisor gate: a queued task that works on a hypervisor starts only when the repositories
  * (shared by every process of the deployment) show fewer than the queue's per-hypervisor limit of
- * running tasks there, and none whose heartbeat lapsed. A lapsed
- * one (its worker died) is recovered first, which cleans up the hypervisor side (backup job,
- * scratch files) before the task ends; a live one the queue no longer counts (its job was lost
- * with Redis's data, or its worker was taken for dead by the engine before the SDK's recovery
- * ran) holds the hypervisor until it ends. The queue's own limit still decides which jobs may
- * reach the gate; this makes the limit hold for what the hypervisor actually runs. Exact with a
- * limit of 1 (the queue lets one job of a hypervisor at a time reach the gate); with more, two
- * jobs that pass at once may both start beside one task the queue does not count. See docs/architecture.md
- * ("Task queue") and docs/operations.md ("Scaling out").
+ * running tasks there, and none whose heartbeat lapsed. A lapsed one (its worker died) is
+ * recovered first, which cleans up the hypervisor side (backup job, scratch files) before the task
+ * ends; a live one the queue no longer counts (its job was lost with Redis's data, or the engine
+ * freed a dead worker's slot before the SDK's recovery ran) holds the hypervisor until it ends.
+ * The queue's own limit still decides which jobs reach the gate; this makes the limit hold for
+ * what the hypervisor actually runs. Exact with a limit of 1 (the queue lets one job of a
+ * hypervisor at a time reach the gate); with more, two jobs that pass at once may both start
+ * beside one task the queue does not count. See docs/architecture.md ("Task queue") and
+ * docs/operations.md ("Scaling out").
  * @module
  */
 import type { Task } from '../model/task';

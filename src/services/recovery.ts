@@ -106,8 +106,8 @@ export class RecoveryService {
   }
 
   /**
-   * The hypervisor drivers' recovery for the hypervisors of `interrupted` tasks that are still
-   * unended: the whole hypervisor, or, when a live task (of this or another process) runs there,
+   * The hypervisor drivers' recovery for the hypervisors of `interrupted` running tasks that are
+   * still unended: the whole hypervisor, or, when a live task (of this or another process) runs there,
    * only the interrupted captures' own domains.
    */
   private async recoverHypervisors(
@@ -181,7 +181,8 @@ export class RecoveryService {
     // The hypervisor side first, while the tasks are still unended: a task about to start on that
     // hypervisor (in any process) waits for them (the hypervisor gate), so it never meets a dead
     // capture's backup job or scratch files, nor has its own job aborted by this cleanup.
-    await this.recoverHypervisors(interrupted, knownTaskIds, lapsed, report);
+    // (A queued task never started: nothing of it is on a hypervisor.)
+    await this.recoverHypervisors(stale, knownTaskIds, lapsed, report);
     for (const task of interrupted) {
       const ended = await this.endInterrupted(task, now, report);
       if (!ended) continue;
