@@ -31,6 +31,7 @@ import { ImageImportService } from './services/image-import';
 import { ImageUploadService, UploadOptionsSchema, type UploadOptions } from './services/image-upload';
 import { ImportOptionsSchema, type ImportOptions } from './import/options';
 import { RecoveryService, type RecoveryReport } from './services/recovery';
+import { createHypervisorGate } from './services/hypervisor-gate';
 import { SettingsService } from './services/settings';
 import { AccountService } from './services/accounts';
 import { UsageService } from './services/usage';
@@ -357,6 +358,7 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   const waiting = new Set<string>();
   const jobs = new TaskJobRegistry();
   const queue: TaskQueue = {
+    ...(inner.perHypervisorConcurrency === undefined ? {} : { perHypervisorConcurrency: inner.perHypervisorConcurrency }),
     bind: (binding) => inner.bind(binding),
     async enqueue(job: TaskJob) {
       waiting.add(job.taskId);
@@ -403,6 +405,18 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
   }, settings.heartbeatIntervalMs);
   queueHeartbeat.unref?.();
   const worker = { workerId: parsed.tasks.workerId ?? defaultWorkerId(), incarnationId: newIncarnation() };
+  // Before a task works on a hypervisor, the dead workers' tasks there are recovered (their
+  // hypervisor side cleaned up) and the ones the queue does not count are waited for.
+  const hypervisorGate = createHypervisorGate({
+    repos: repositories,
+    logger,
+    limit: inner.perHypervisorConcurrency,
+    lapsed: (task) =>
+      !runningHere.has(task.id) &&
+      (heldByPreviousRun(task, worker) || (task.heartbeatAt ?? task.createdAt).getTime() < now().getTime() - settings.heartbeatTimeoutMs),
+    recover: () => reaper.runNow(),
+    pollMs: Math.min(settings.heartbeatIntervalMs, 1_000),
+  });
   const ctx: ServiceContext = {
     repos: repositories,
     events,
@@ -451,17 +465,37 @@ export function createInstanceImages(options: InstanceImagesOptions): InstanceIm
     events,
     logger,
     run: async (job, signal) => {
-      waiting.delete(job.taskId);
       // A job whose task left `queued` meanwhile (cancelled, recovered, delivered twice) has nothing to do.
-      if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return;
+      const task = await repositories.tasks.get(job.taskId);
+      if (task?.status !== 'queued') {
+        waiting.delete(job.taskId);
+        return;
+      }
       runningHere.add(job.taskId);
       try {
-        await jobs.run(job, signal);
-      } catch (error) {
-        // A handler that throws before its task ran (no handler here, unreadable params) fails the task.
-        await failQueuedTask(job.taskId, error);
-        throw error;
+        // Its hypervisor's tasks the queue does not count (a dead worker's, one whose job Redis
+        // lost) first; meanwhile the task stays `queued`, heartbeated here.
+        waiting.add(job.taskId);
+        const go = await hypervisorGate(task, signal).catch(async (error: unknown) => {
+          await failQueuedTask(job.taskId, error);
+          throw error;
+        });
+        waiting.delete(job.taskId);
+        if (!go) {
+          // Its task left `queued` while it waited (cancelled, recovered): nothing to do.
+          if ((await repositories.tasks.get(job.taskId))?.status !== 'queued') return;
+          // The queue closes: never a success, so that a distributed queue stores the job again.
+          throw new Error('The job was stopped before it started');
+        }
+        try {
+          await jobs.run(job, signal);
+        } catch (error) {
+          // A handler that throws before its task ran (no handler here, unreadable params) fails the task.
+          await failQueuedTask(job.taskId, error);
+          throw error;
+        }
       } finally {
+        waiting.delete(job.taskId);
         runningHere.delete(job.taskId);
       }
     },

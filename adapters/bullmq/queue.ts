@@ -235,6 +235,7 @@ export function createBullmqTaskQueue(options: BullmqTaskQueueOptions): BullmqTa
 
   return {
     role,
+    perHypervisorConcurrency: perHypervisor,
     bind(b: TaskQueueBinding) {
       if (binding) throw new Error('The BullMQ task queue is bound already (one queue per createInstanceImages)');
       binding = b;

@@ -50,6 +50,13 @@ export interface TaskQueueBinding {
 
 /** Runs jobs with global and per-hypervisor concurrency limits. */
 export interface TaskQueue {
+  /**
+   * Jobs running at once on one hypervisor, as this queue enforces it. The SDK also holds a job's
+   * task (still queued) until the repositories show fewer running tasks on its hypervisor (a dead
+   * worker's, not yet recovered, or one whose job the engine lost, are counted there and not by the
+   * engine). Absent: only tasks whose worker died are waited for (and recovered first).
+   */
+  readonly perHypervisorConcurrency?: number;
   /** Connects the queue to the SDK; `createInstanceImages` calls it once, before any other method. */
   bind(binding: TaskQueueBinding): void;
   /**

@@ -106,12 +106,65 @@ export class RecoveryService {
   }
 
   /**
+   * The hypervisor drivers' recovery for the hypervisors of `interrupted` running tasks that are
+   * still unended: the whole hypervisor, or, when a live task (of this or another process) runs there,
+   * only the interrupted captures' own domains.
+   */
+  private async recoverHypervisors(
+    interrupted: Task[],
+    knownTaskIds: ReadonlySet<string>,
+    lapsed: (task: Task) => boolean,
+    report: RecoveryReport,
+  ): Promise<void> {
+    const hypervisors = new Set<string>();
+    /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
+    const domains = new Map<string, Set<string>>();
+    for (const task of interrupted) {
+      if (!task.hypervisorId) continue;
+      // Ended meanwhile (its worker was alive after all, or another process recovered it).
+      const current = await this.ctx.repos.tasks.get(task.id);
+      if (current?.status !== 'running' && current?.status !== 'queued') continue;
+      hypervisors.add(task.hypervisorId);
+      if (task.type !== 'capture' || task.subjectKind !== 'image') continue;
+      const image = await this.ctx.repos.images.get(task.subjectId);
+      if (!image?.sourceInstanceId) continue;
+      const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
+      if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));
+    }
+    if (hypervisors.size === 0) return;
+    // Another live process capturing there would lose its backup job and scratch files.
+    const busy = new Set(
+      (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 })))
+        .filter((t) => knownTaskIds.has(t.id) || !lapsed(t))
+        .map((t) => t.hypervisorId),
+    );
+    for (const hypervisorId of hypervisors) {
+      // With a live task there, only the interrupted captures' own domains are recovered.
+      const scope = busy.has(hypervisorId) ? [...(domains.get(hypervisorId) ?? [])] : [undefined];
+      if (scope.length === 0)
+        report.hypervisorActions.push(
+          `${hypervisorId}: skipped (a live task of another process runs there and the interrupted domain is unknown)`,
+        );
+      try {
+        const driver = await this.drivers.hypervisorDriver(hypervisorId);
+        for (const domainName of scope) {
+          const actions = await driver.recover(domainName);
+          report.hypervisorActions.push(...actions.map((a) => `${hypervisorId}: ${a.action} ${a.detail}`));
+        }
+      } catch (error) {
+        this.ctx.logger.warn('hypervisor recovery failed', { hypervisorId, error: String(error) });
+      }
+    }
+  }
+
+  /**
    * Start-up recovery: running tasks whose heartbeat lapsed and queued tasks no process keeps alive
    * (neither known to this one nor heartbeated by another within the timeout) are failed as
    * interrupted; their leftovers are removed and their images go to `error` (reason INTERRUPTED)
    * in the same write as the task's end;
-   * each hypervisor of those tasks runs its driver's recovery, unless a live task (another panel
-   * process sharing the repositories) is running there. Safe to call from every process.
+   * each hypervisor of those tasks first runs its driver's recovery (scoped to the interrupted
+   * captures' domains when a live task runs there), so that a task ends only once its hypervisor
+   * side is clean (a task waiting to start there counts on it). Safe to call from every process.
    */
   async recover(knownTaskIds: ReadonlySet<string> = new Set(), orphaned: (task: Task) => boolean = () => false): Promise<RecoveryReport> {
     const report: RecoveryReport = { interruptedTasks: [], failedImages: [], removedFiles: [], hypervisorActions: [] };
@@ -124,22 +177,19 @@ export class RecoveryService {
     const queued = (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['queued'] }, { cursor, limit: 500 }))).filter(
       (t) => !knownTaskIds.has(t.id) && lapsed(t),
     );
-    const hypervisors = new Set<string>();
-    /** Per hypervisor, the domains of the interrupted captures (for a scoped recovery). */
-    const domains = new Map<string, Set<string>>();
-    for (const task of [...stale, ...queued]) {
+    const interrupted = [...stale, ...queued];
+    // The hypervisor side first, while the tasks are still unended: a task about to start on that
+    // hypervisor (in any process) waits for them (the hypervisor gate), so it never meets a dead
+    // capture's backup job or scratch files, nor has its own job aborted by this cleanup.
+    // (A queued task never started: nothing of it is on a hypervisor.)
+    await this.recoverHypervisors(stale, knownTaskIds, lapsed, report);
+    for (const task of interrupted) {
       const ended = await this.endInterrupted(task, now, report);
       if (!ended) continue;
       report.interruptedTasks.push(task.id);
-      if (task.hypervisorId) hypervisors.add(task.hypervisorId);
-      if (task.subjectKind !== 'image') continue;
+      if (task.subjectKind !== 'image' || (task.type !== 'capture' && task.type !== 'deploy')) continue;
       const image = await this.ctx.repos.images.get(task.subjectId);
-      if (!image) continue;
-      if (task.type === 'capture' || task.type === 'deploy') await this.releaseChunkLease(task, image);
-      if (task.type === 'capture' && task.hypervisorId && image.sourceInstanceId) {
-        const instance = await this.ctx.host.getInstance(image.sourceInstanceId).catch(() => null);
-        if (instance) domains.set(task.hypervisorId, (domains.get(task.hypervisorId) ?? new Set()).add(instance.domainName));
-      }
+      if (image) await this.releaseChunkLease(task, image);
     }
     // Images left in a transient status without any live task (e.g. a crash between inserting the
     // image and its task) would otherwise stay there forever.
@@ -163,29 +213,6 @@ export class RecoveryService {
           );
           if (moved) report.failedImages.push(image.id);
         }
-      }
-    }
-    // Another live process capturing there would lose its backup job and scratch files.
-    const busy = new Set(
-      (await collectPages((cursor) => this.ctx.repos.tasks.list({ statuses: ['running'] }, { cursor, limit: 500 })))
-        .filter((t) => knownTaskIds.has(t.id) || !lapsed(t))
-        .map((t) => t.hypervisorId),
-    );
-    for (const hypervisorId of hypervisors) {
-      // With a live task there, only the interrupted captures' own domains are recovered.
-      const scope = busy.has(hypervisorId) ? [...(domains.get(hypervisorId) ?? [])] : [undefined];
-      if (scope.length === 0)
-        report.hypervisorActions.push(
-          `${hypervisorId}: skipped (a live task of another process runs there and the interrupted domain is unknown)`,
-        );
-      try {
-        const driver = await this.drivers.hypervisorDriver(hypervisorId);
-        for (const domainName of scope) {
-          const actions = await driver.recover(domainName);
-          report.hypervisorActions.push(...actions.map((a) => `${hypervisorId}: ${a.action} ${a.detail}`));
-        }
-      } catch (error) {
-        this.ctx.logger.warn('hypervisor recovery failed', { hypervisorId, error: String(error) });
       }
     }
     return report;

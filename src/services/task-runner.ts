@@ -154,9 +154,12 @@ export async function runTask(
   }
   // Heartbeats and progress are compare-and-set on `running`: they never revive a task that
   // recovery (of another process that took this one for dead) has failed; this run then stops.
+  // Once the run writes its own end (`ending`), a heartbeat that loses the race to it finds the
+  // task no longer running: that is this run's end, not a recovery, and says nothing.
   let lost = false;
+  let ending = false;
   const alive = (task: Task | null): Task | null => {
-    if (task === null && !lost) {
+    if (task === null && !lost && !ending) {
       lost = true;
       ctx.logger.warn('task was recovered by another process while running here; stopping it', { taskId });
       ctx.queue.cancel(taskId);
@@ -201,6 +204,7 @@ export async function runTask(
     };
     await otelContext.with(telemetry.context, () => work({ task: running, signal, progress, annotate, endWith }));
     await pending;
+    ending = true;
     const now = ctx.now();
     const completed = (task: Task) => [...taskFinished(task), ...(endEvents.completed?.(task) ?? [])];
     const done = await transitionTask(
@@ -232,6 +236,7 @@ export async function runTask(
       await cleanUpAfter(ctx, taskId, endEvents, error);
       return { ok: false, task, error };
     }
+    ending = true;
     const error = isInstanceImagesError(thrown)
       ? thrown
       : new InstanceImagesError('CAPTURE_FAILED', 'The task failed unexpectedly', { cause: thrown });

@@ -36,6 +36,7 @@ export function createTaskQueue(options: TaskQueueOptions = {}): TaskQueue {
   };
 
   return {
+    perHypervisorConcurrency: options.perHypervisorConcurrency ?? 1,
     bind(binding: TaskQueueBinding) {
       runner = binding.run;
     },

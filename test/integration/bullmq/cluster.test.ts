@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Actor, InstanceImages, InstanceImagesEvents, Task } from '../../../src';
 import { randomSchemaName, reachablePostgres } from '../../support/postgres';
@@ -118,6 +119,44 @@ suite('BullMQ task queue: one web process, two worker processes', () => {
     const abort = records().find((l) => l.event === 'abort' && l.domainName === 'dom-slow-1');
     expect(abort?.pid).not.toBe(process.pid);
     expect(abort?.pid).toBeDefined();
+  });
+
+  it('Redis lost the data of a running capture: the next capture on its hypervisor starts there only once it ended', async () => {
+    const redis = new Redis(redisUrl ?? '');
+    try {
+      const before = records().length;
+      const since = () => records().slice(before);
+      const slow = await web.images.createImage(alice, { instanceId: 'slow-1', name: 'runs through the data loss' });
+      await vi.waitFor(() => expect(since().some((l) => l.event === 'start' && l.domainName === 'dom-slow-1')).toBe(true));
+
+      // The deployment's keys vanish (as in a Redis restarted without persistence): BullMQ no
+      // longer counts the running capture on hv-1.
+      const keys = await redis.keys(`${config.prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      const next = await web.images.createImage(alice, { instanceId: 'i-0', name: 'after the data loss' });
+      // The other worker takes its job, but the task waits, queued: the repositories show slow-1 running on hv-1.
+      const active = async () => {
+        for (const list of await redis.keys(`${config.prefix}:bull:*:active`))
+          if ((await redis.lrange(list, 0, -1)).includes(`task-${next.task.id}`)) return true;
+        return false;
+      };
+      await vi.waitFor(async () => expect(await active()).toBe(true), { timeout: 10_000, interval: 50 });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(since().filter((l) => l.domainName === 'dom-i-0')).toEqual([]);
+      expect((await taskOf(next.task.id)).status).toBe('queued');
+
+      await web.images.cancelCapture(alice, slow.image.id);
+      expect((await until(slow.task.id, ['failed', 'completed', 'cancelled'])).status).toBe('cancelled');
+      expect((await until(next.task.id, ['completed', 'failed', 'cancelled'])).status).toBe('completed');
+      // On the hypervisor side, in the record's total order: slow-1 ended before i-0 started.
+      const lines = since();
+      const slowEnd = lines.findIndex((l) => l.event === 'end' && l.domainName === 'dom-slow-1');
+      const nextStart = lines.findIndex((l) => l.event === 'start' && l.domainName === 'dom-i-0');
+      expect(slowEnd).toBeGreaterThanOrEqual(0);
+      expect(nextStart).toBeGreaterThan(slowEnd);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('a worker killed mid-capture: its task ends INTERRUPTED and the hypervisor is recovered by another process', async () => {

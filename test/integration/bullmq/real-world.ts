@@ -142,7 +142,10 @@ export async function realClusterProcess(
     tasks: {
       progressIntervalMs: 0,
       heartbeatIntervalMs: 200,
-      heartbeatTimeoutMs: role === 'web' ? 3_600_000 : 6_000,
+      // Longer than BullMQ's stall detection (lockDurationMs to twice that): BullMQ frees a killed
+      // worker's hypervisor slot before the SDK takes its task for dead, so the next capture there
+      // must wait for that recovery (the hypervisor gate), or it would overlap the dead one's leftovers.
+      heartbeatTimeoutMs: role === 'web' ? 3_600_000 : 30_000,
       reaperIntervalMs: 500,
       workerId,
     },

@@ -12,6 +12,7 @@ import {
   type TelemetryOptions,
   type TaskQueue,
   type ImportOptions,
+  type Logger,
 } from '../../../src';
 import { FakeWorld } from '../../support/fakes';
 
@@ -39,6 +40,7 @@ export async function setup(
     imageCopies?: { allowCustomers?: boolean; billed?: boolean };
     queue?: TaskQueue;
     imports?: ImportOptions;
+    logger?: Logger;
   } = {},
 ): Promise<Harness> {
   const world = new FakeWorld();
@@ -61,6 +63,7 @@ export async function setup(
     ...(options.imageCopies ? { imageCopies: options.imageCopies } : {}),
     ...(options.queue ? { queue: options.queue } : {}),
     ...(options.imports ? { imports: options.imports } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   const events: Harness['events'] = [];
   ii.events.on('*', (type, payload) => events.push({ type, payload }));
