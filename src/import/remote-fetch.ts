@@ -45,7 +45,7 @@ export const DOWNLOAD_FILE = 'download';
  * One request: `$1` the work directory, `$2` the URL, `$3` the `--resolve` pin, `$4` the byte
  * limit, `$5` the idle timeout (s), `$6` an If-Range validator or empty, `$7` `reset` to start the
  * file anew. Resumes from the file's size. Prints the file's size while curl runs (twice a
- * second), then `rc N` (curl's exit code). An unresumed download is hashed as it is written
+ * second), then `rc N` (curl's exit code), then `headers` and curl's header dump. An unresumed download is hashed as it is written
  * (`download.sha256`).
  */
 const FETCH_SCRIPT = `set -u
@@ -71,7 +71,9 @@ while kill -0 "$p" 2>/dev/null; do stat -c %s -- "$f"; sleep 0.5; done
 wait "$p"
 stat -c %s -- "$f"
 echo "rc $(cat -- "$d/curl.rc" 2>/dev/null || echo 255)"
-rm -f -- "$d/pid"`;
+rm -f -- "$d/pid"
+echo headers
+head -c 65536 -- "$d/headers" 2>/dev/null || true`;
 
 /**
  * Kills what still runs of a download or a decompression in the work directory `$1` (its process
@@ -134,12 +136,21 @@ async function runHop(
   let size = 0;
   let rc = 255;
   let pending = '';
+  let dump: string | null = null;
   started.stdout.setEncoding('utf8');
   for await (const text of started.stdout as AsyncIterable<string>) {
+    if (dump !== null) {
+      dump += text;
+      continue;
+    }
     pending += text;
     const lines = pending.split('\n');
     pending = lines.pop() ?? '';
-    for (const line of lines) {
+    for (const [index, line] of lines.entries()) {
+      if (line === 'headers') {
+        dump = [...lines.slice(index + 1), pending].join('\n');
+        break;
+      }
       const code = /^rc (\d+)$/.exec(line);
       if (code) rc = Number(code[1]);
       else if (/^\d+$/.test(line)) {
@@ -151,8 +162,7 @@ async function runHop(
   const done = await started.done;
   if (done.exitCode !== 0)
     throw new InstanceImagesError('COMMAND_FAILED', `The download on the hypervisor failed: ${done.stderr.trim().slice(0, 300)}`);
-  const dump = await executor.run(['cat', '--', `${dir}/headers`], { signal: options.signal, maxBuffer: 256 * 1024 });
-  return { size, rc, response: dump.exitCode === 0 ? parseHeaderDump(dump.stdout) : null };
+  return { size, rc, response: dump === null ? null : parseHeaderDump(dump) };
 }
 
 const validatorOf = (response: DumpedResponse) => {

@@ -41,17 +41,33 @@ echo "sha $(cut -c1-64 < "$d/image.sha256")"
 echo "rc $rc"
 rm -f -- "$d/pid"`;
 
-/** Lists the programs of `$@` that are not installed (one a line). */
-const MISSING_TOOLS_SCRIPT = 'for t; do command -v "$t" >/dev/null 2>&1 || printf "%s\\n" "$t"; done';
+/**
+ * `$1` a directory to make (mode 700) or empty, then the programs needed: lists those that are not
+ * installed (one a line); makes the directory when none is missing.
+ */
+const MISSING_TOOLS_SCRIPT = `d=$1; shift; m=0
+for t; do command -v "$t" >/dev/null 2>&1 || { printf '%s\\n' "$t"; m=1; }; done
+[ "$m" = 1 ] || [ -z "$d" ] || mkdir -m 700 -- "$d"`;
 
 /**
  * Refuses (FEATURE_DISABLED, naming the first missing program) when the hypervisor lacks one of
- * `tools`.
+ * `tools`; then makes `makeDirectory` (mode 700) when given (COMMAND_FAILED when it cannot).
  */
-export async function requireTools(executor: Executor, tools: readonly string[], hypervisorId: string, signal: AbortSignal): Promise<void> {
-  const result = await executor.run(['sh', '-c', MISSING_TOOLS_SCRIPT, 'sh', ...tools], { signal });
+export async function requireTools(
+  executor: Executor,
+  tools: readonly string[],
+  hypervisorId: string,
+  signal: AbortSignal,
+  makeDirectory = '',
+): Promise<void> {
+  const result = await executor.run(['sh', '-c', MISSING_TOOLS_SCRIPT, 'sh', makeDirectory, ...tools], { signal });
   const missing = result.stdout.split('\n').filter((line) => line !== '');
-  if (result.exitCode !== 0 || missing.length > 0)
+  if (missing.length === 0 && result.exitCode !== 0)
+    throw new InstanceImagesError(
+      'COMMAND_FAILED',
+      `The work directory of the import could not be made: ${result.stderr.trim().slice(0, 200)}`,
+    );
+  if (missing.length > 0)
     throw new InstanceImagesError(
       'FEATURE_DISABLED',
       `Fetching imports on hypervisor ${hypervisorId} needs ${missing[0] ?? tools.join(', ')}, which is not installed there: install it, or turn imports.fetchOnHypervisor off`,
@@ -92,7 +108,9 @@ export async function prepareRemoteImage(
   options: { maxImageBytes: number; expectedSha256: string | null; hypervisorId: string; signal: AbortSignal },
 ): Promise<RemoteImage> {
   const { signal } = options;
-  const compression = detectCompression(await readHead(executor, `${dir}/${DOWNLOAD_FILE}`, 6, signal));
+  // One read serves both: the compression, and (uncompressed) the format's first look.
+  const first = await readHead(executor, `${dir}/${DOWNLOAD_FILE}`, DETECT_HEAD_BYTES, signal);
+  const compression = detectCompression(first);
   const tool = compression === 'none' ? '' : DECOMPRESSORS[compression];
   if (tool) await requireTools(executor, [tool], options.hypervisorId, signal);
   const result = await executor.run(['setsid', '-w', 'sh', '-c', PREPARE_SCRIPT, 'sh', dir, tool, String(options.maxImageBytes)], {
@@ -115,7 +133,7 @@ export async function prepareRemoteImage(
   let want = DETECT_HEAD_BYTES;
   let detected: DetectedFormat | null = null;
   while (detected === null) {
-    const head = await readHead(executor, path, want, signal);
+    const head = compression === 'none' && want === DETECT_HEAD_BYTES ? first : await readHead(executor, path, want, signal);
     const complete = head.length < want;
     const found = detectDiskFormat(head, complete);
     if ('format' in found) detected = found;

@@ -68,19 +68,13 @@ export async function fetchIntoPathStorage(
   const marker = `${target.keyBase}.importing`;
   request.onKey(marker);
   request.onKey(key);
-  await requireTools(executor, FETCH_TOOLS, hypervisorId, signal);
   // Makes the key's directory (a path storage creates directories, refusing links, on put).
   await disk.put(marker, Readable.from([Buffer.alloc(0)]), { signal, size: 0 });
-  await disk.delete(marker);
+  const markerRemoved = disk.delete(marker).catch(() => undefined);
   const targetPath = disk.pathOf(key);
   const dir = `${disk.pathOf(target.keyBase)}.fetch-${randomUUID()}`;
   try {
-    const made = await executor.run(['mkdir', '-m', '700', '--', dir], { signal });
-    if (made.exitCode !== 0)
-      throw new InstanceImagesError(
-        'COMMAND_FAILED',
-        `The work directory of the import could not be made: ${made.stderr.trim().slice(0, 200)}`,
-      );
+    await Promise.all([markerRemoved, requireTools(executor, FETCH_TOOLS, hypervisorId, signal, dir)]);
     progress({ step: 'downloading', bytesDone: 0, bytesTotal: null });
     await fetchOnHypervisor(executor, dir, request.url, {
       rules: request.rules,

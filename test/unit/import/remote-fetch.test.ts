@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { destinationRules } from '../../../src/import/address';
 import { pinDestination } from '../../../src/import/download';
 import { parseHeaderDump, resolveEntry } from '../../../src/import/remote-fetch';
+import { requireTools } from '../../../src/import/remote-image';
+import type { Executor } from '../../../src/ports/executor';
 
 describe('fetching on the hypervisor: the pieces the panel decides with', () => {
   it('reads the last response of a curl header dump', () => {
@@ -35,5 +37,19 @@ describe('fetching on the hypervisor: the pieces the panel decides with', () => 
       details: { category: 'private' },
     });
     await expect(pinDestination(new URL('http://169.254.169.254/'), rules, resolve)).rejects.toMatchObject({ code: 'DESTINATION_REFUSED' });
+  });
+
+  it('refuses with FEATURE_DISABLED naming the program missing on the hypervisor, and passes each tool as its own argument', async () => {
+    const seen: string[][] = [];
+    const executor = {
+      label: 'fake',
+      run: async (argv: readonly string[]) => (seen.push([...argv]), { exitCode: 0, stdout: 'zstd\n', stderr: '' }),
+    } as unknown as Executor;
+    await expect(requireTools(executor, ['curl', 'zstd'], 'hv-1', new AbortController().signal, '/d/x.fetch-1')).rejects.toMatchObject({
+      code: 'FEATURE_DISABLED',
+      message: expect.stringMatching(/needs zstd/),
+      details: { tool: 'zstd', hypervisorId: 'hv-1', option: 'imports.fetchOnHypervisor' },
+    });
+    expect(seen[0]?.slice(3)).toEqual(['sh', '/d/x.fetch-1', 'curl', 'zstd']);
   });
 });
