@@ -5,8 +5,8 @@
  * ({@link pinDestination}), pins curl to that address (`--resolve`), lets curl follow no redirect
  * (`--max-redirs 0`) but reads each 3xx's Location itself, checks and pins it again (bounded like
  * the panel's own download), limits curl to http and https (`--proto =http,https`), enforces the
- * size limit (`--max-filesize`, and `head -c` on the stream so that no more than one byte past it
- * is ever written), and resumes a dropped download with a Range (`-C`, and `If-Range` with the
+ * size limit (`--max-filesize`, and a byte count while curl writes that stops it once the file
+ * passes the limit), and resumes a dropped download with a Range (`-C`, and `If-Range` with the
  * first answer's validator). Every argument reaches the remote shell as a quoted positional
  * parameter of a fixed script (the executor quotes argv with the one quoting function).
  * The download runs in a process group of its own (`setsid`) whose id is kept in the work
@@ -44,33 +44,35 @@ export const DOWNLOAD_FILE = 'download';
 /**
  * One request: `$1` the work directory, `$2` the URL, `$3` the `--resolve` pin, `$4` the byte
  * limit, `$5` the idle timeout (s), `$6` an If-Range validator or empty, `$7` `reset` to start the
- * file anew. Resumes from the file's size. Prints the file's size while curl runs (twice a
- * second), then `rc N` (curl's exit code), then `headers` and curl's header dump. An unresumed download is hashed as it is written
- * (`download.sha256`).
+ * file anew. Resumes from the file's size (curl appends). Prints the file's size while curl runs
+ * (five times a second: the byte count that also stops curl once the file passes the limit, for a
+ * server that announced no length, which `--max-filesize` cannot judge), then `rc N` (curl's exit
+ * code; 63 when stopped at the limit), then `headers` and curl's header dump. curl writes the file
+ * itself: a pipe through `head` and `tee` cost more than the network here.
  */
 const FETCH_SCRIPT = `set -u
-${HASH_FUNCTION}
 d=$1; f="$d/${DOWNLOAD_FILE}"
 echo $$ > "$d/pid"
 [ "$7" != reset ] && [ -e "$f" ] || : > "$f"
 off=$(stat -c %s -- "$f")
-rm -f -- "$d/headers" "$d/curl.rc" "$d/download.sha256"
-set -- "$1" "$2" "$3" "$4" "$5" "$6" curl -sS --proto =http,https --max-redirs 0 --resolve "$3" -D "$d/headers" \\
+rm -f -- "$d/headers"
+set -- "$1" "$2" "$3" "$4" "$5" "$6" curl -sS --proto =http,https --max-redirs 0 --resolve "$3" -D "$d/headers" -o "$f" \\
   -A instance-images-import -H 'Accept-Encoding: identity' --connect-timeout "$5" --speed-limit 1 --speed-time "$5" --max-filesize "$4"
 [ "$off" -eq 0 ] || set -- "$@" -C "$off"
 [ -z "$6" ] || set -- "$@" -H "If-Range: $6"
-url=$2; left=$(( $4 - off + 1 )); shift 6
-# The background pipeline holds none of the script's descriptors: a killed script's channel closes at once.
-if [ "$off" -eq 0 ]; then
-  { { "$@" -- "$url"; echo $? > "$d/curl.rc"; } | head -c "$left" | tee -a -- "$f" | hash256 > "$d/download.sha256"; } </dev/null 2>"$d/stderr" &
-else
-  { { "$@" -- "$url"; echo $? > "$d/curl.rc"; } | head -c "$left" >> "$f"; } </dev/null 2>"$d/stderr" &
-fi
-p=$!
-while kill -0 "$p" 2>/dev/null; do stat -c %s -- "$f"; sleep 0.5; done
-wait "$p"
+url=$2; max=$4; shift 6
+# curl holds none of the script's descriptors: a killed script's channel closes at once.
+"$@" -- "$url" </dev/null >/dev/null 2>"$d/stderr" &
+p=$!; over=0
+while kill -0 "$p" 2>/dev/null; do
+  n=$(stat -c %s -- "$f"); echo "$n"
+  if [ "$n" -gt "$max" ]; then kill -9 "$p" 2>/dev/null; over=1; fi
+  sleep 0.2
+done
+wait "$p"; rc=$?
+[ "$over" = 0 ] || rc=63
 stat -c %s -- "$f"
-echo "rc $(cat -- "$d/curl.rc" 2>/dev/null || echo 255)"
+echo "rc $rc"
 rm -f -- "$d/pid"
 echo headers
 head -c 65536 -- "$d/headers" 2>/dev/null || true`;

@@ -34,7 +34,7 @@ if [ -n "$2" ]; then
   rm -f -- "$in"
 else
   mv -f -- "$in" "$out"
-  if [ -s "$d/download.sha256" ]; then mv -f -- "$d/download.sha256" "$d/image.sha256"; else hash256 < "$out" > "$d/image.sha256"; fi
+  hash256 < "$out" > "$d/image.sha256"
 fi
 echo "size $(stat -c %s -- "$out")"
 echo "sha $(cut -c1-64 < "$d/image.sha256")"
