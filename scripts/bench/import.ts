@@ -5,7 +5,9 @@
  * a clean qcow2 kept as received, otherwise converted with explicit formats; fsync; hash) against
  * the baseline `curl -o file && qemu-img convert -f qcow2 -O qcow2 file out` in the same run
  * (goal ≥ 0.9×), and against the same baseline made durable (`&& sync out`), since the SDK fsyncs
- * what it stores and the literal baseline leaves it in the page cache. Then the export: a GET of
+ * what it stores and the literal baseline leaves it in the page cache. Next to them, the same import
+ * with `imports.fetchOnHypervisor` (curl on the hypervisor downloads, hashes and the driver keeps the
+ * clean qcow2: no byte crosses the panel). Then the export: a GET of
  * the whole file through the signed panel route against `curl` of the same stored file from a plain
  * static file server (`fs.createReadStream` piped to the response, as `express.static` does), and,
  * for reference, from a server holding the bytes in memory.
@@ -73,6 +75,9 @@ function commandLabel(argv: readonly string[]): string {
   const text = argv.join(' ');
   const known: [RegExp, string][] = [
     [/exec dd /, 'receive (dd)'],
+    [/curl -sS --proto/, 'fetch (curl | tee | hash)'],
+    [/\$2" -dc --/, 'prepare (hash or decompress)'],
+    [/^head -c/, 'read head'],
     [/qemu-img check/, 'qemu-img check'],
     [/qemu-img info/, 'qemu-img info'],
     [/qemu-img convert/, 'qemu-img convert'],
@@ -144,6 +149,7 @@ async function main(): Promise<void> {
     let importStart = 0;
     let stages: Stages = new Map();
     const traces: Stages[] = [];
+    const fetchTraces: Stages[] = [];
     const executor = tracing(
       createLocalExecutor(),
       () => importStart,
@@ -160,6 +166,21 @@ async function main(): Promise<void> {
     await ii.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, urlImportEnabled: true });
     const storage = await ii.storages.createStorage(ADMIN, { name: 'local', driver: 'local', config: { path: `${work}/storage` } });
     await ii.storages.bindHypervisor(ADMIN, storage.id, 'hv');
+    // The same, the hypervisor fetching the URL itself.
+    const iiFetch = createInstanceImages({
+      hostDirectory: { getInstance: async () => null, getHypervisor: async (id) => (id === 'hv' ? hypervisor : null) },
+      storageDrivers: builtinStorageDrivers,
+      executors: () => executor,
+      hypervisorDriver: (hv, exec) => createLibvirtDriver(hv, exec),
+      imports: { allowNetworks: ['127.0.0.2/32'], fetchOnHypervisor: true },
+    });
+    await iiFetch.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, urlImportEnabled: true });
+    const fetchStorage = await iiFetch.storages.createStorage(ADMIN, {
+      name: 'local',
+      driver: 'local',
+      config: { path: `${work}/storage-fetch` },
+    });
+    await iiFetch.storages.bindHypervisor(ADMIN, fetchStorage.id, 'hv');
     const app = express();
     app.use('/api', createImagesRouter({ service: ii, resolveActor: () => ALICE }));
     const panel = createServer(app);
@@ -179,6 +200,7 @@ async function main(): Promise<void> {
     const durable: number[] = [];
     const exportFile: number[] = [];
     const ours: number[] = [];
+    const fetched: number[] = [];
     const exportOurs: number[] = [];
     const exportPlain: number[] = [];
     const baselineCase = async (durably: boolean) => {
@@ -217,9 +239,23 @@ async function main(): Promise<void> {
       await ii.images.deleteImage(ALICE, image.id);
       await ii.idle();
     };
+    const fetchCase = async (run: number) => {
+      stages = new Map();
+      importStart = performance.now();
+      const start = process.hrtime.bigint();
+      const started = await iiFetch.imports.importImage(ALICE, { url: server.url, name: `bench fetch ${run}`, locationId: 'loc' });
+      await iiFetch.idle();
+      fetched.push(seconds(start));
+      stages.set('(done)', { start: performance.now() - importStart, end: performance.now() - importStart });
+      fetchTraces.push(stages);
+      const image = await iiFetch.images.getImage(ALICE, started.image.id);
+      if (image.status !== 'available') throw new Error(`the fetch import failed: ${JSON.stringify(image.statusReason)}`);
+      await iiFetch.images.deleteImage(ALICE, image.id);
+      await iiFetch.idle();
+    };
     for (let run = 0; run < RUNS; run++) {
       // Alternate the cases, and rotate their order each round, so drift in the machine's load spreads evenly.
-      const cases = [() => baselineCase(false), () => baselineCase(true), () => importCase(run)];
+      const cases = [() => baselineCase(false), () => baselineCase(true), () => importCase(run), () => fetchCase(run)];
       for (let k = 0; k < cases.length; k++) await cases[(k + run) % cases.length]!();
     }
     const mib = bytes.length / MiB;
@@ -233,6 +269,11 @@ async function main(): Promise<void> {
     console.log(
       `import ratio: ${(median(baseline) / median(ours)).toFixed(2)}× the page-cache baseline, ${(median(durable) / median(ours)).toFixed(2)}× the durable one (goal ≥ 0.9×)`,
     );
+    console.log(line('imports.importImage, fetchOnHypervisor (path storage)', fetched));
+    console.log(`  commands on the hypervisor (median start–end in s from the import's start):\n  ${timeline(fetchTraces)}`);
+    console.log(
+      `fetch-on-hypervisor ratio: ${(median(baseline) / median(fetched)).toFixed(2)}× the page-cache baseline, ${(median(durable) / median(fetched)).toFixed(2)}× the durable one (goal ≥ 0.9×)`,
+    );
     console.log(line('plain GET (curl, static file server)', exportFile));
     console.log(line('plain GET (curl, bytes in memory)', exportPlain));
     console.log(line('signed export route (curl)', exportOurs));
@@ -243,6 +284,7 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => panel.close(() => resolve()));
     await server.close();
     await ii.close();
+    await iiFetch.close();
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

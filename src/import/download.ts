@@ -40,7 +40,8 @@ function refused(host: string, why: string, details: Record<string, unknown> = {
   return new InstanceImagesError('DESTINATION_REFUSED', `Imports may not connect to ${host}: ${why}`, { details });
 }
 
-function downloadFailed(message: string, reason: string, details: Record<string, unknown> = {}): InstanceImagesError {
+/** A DOWNLOAD_FAILED error with its `reason`. @internal */
+export function downloadFailed(message: string, reason: string, details: Record<string, unknown> = {}): InstanceImagesError {
   return new InstanceImagesError('DOWNLOAD_FAILED', message, { details: { reason, ...details } });
 }
 
@@ -125,24 +126,70 @@ function get(url: URL, headers: Record<string, string>, options: DownloadOptions
   });
 }
 
+/** A destination pinned to one address the rules allow: what a client elsewhere connects to. */
+export interface PinnedDestination {
+  /** The host of the URL as written (without brackets). */
+  host: string;
+  /** The port connected to (the scheme's default when the URL names none). */
+  port: number;
+  /** The allowed address the host resolved to (the host itself for an IP literal). */
+  address: string;
+}
+
+/**
+ * Resolves the URL's host and picks an address the rules allow, so that a client on another
+ * machine (curl on a hypervisor, `--resolve`) connects to exactly the address checked here.
+ * @throws DESTINATION_REFUSED (no allowed address), DOWNLOAD_FAILED (the host does not resolve).
+ */
+export async function pinDestination(url: URL, rules: DestinationRules, resolve: ResolveHost = systemResolve): Promise<PinnedDestination> {
+  const host = bareHost(url);
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  if (/^[\d.]+$|:/.test(host)) {
+    const category = refusedAddress(host, rules);
+    if (category !== null) throw refused(host, `it is a ${category} address`, { category });
+    return { host, port, address: host };
+  }
+  let addresses: LookupAddress[];
+  try {
+    addresses = await resolve(host);
+  } catch (error) {
+    throw wrapNetworkError(error, new AbortController().signal);
+  }
+  const allowed = addresses.find((a) => refusedAddress(a.address, rules) === null);
+  if (!allowed) {
+    const category = addresses.length > 0 ? refusedAddress(addresses[0]!.address, rules) : null;
+    throw refused(host, `it resolves to a ${category ?? 'refused'} address`, { category });
+  }
+  return { host, port, address: allowed.address };
+}
+
+/**
+ * The URL a redirect leads to, checked like the first one (http(s), no credentials), or a
+ * DOWNLOAD_FAILED for a missing or unparsable Location or one redirect too many.
+ */
+export function redirectTarget(from: URL, status: number, location: string | undefined, hop: number, maxRedirects: number): URL {
+  if (!location) throw downloadFailed(`The source server answered ${status} without a Location`, 'http-status', { status });
+  if (hop >= maxRedirects) throw downloadFailed(`The source redirected more than ${maxRedirects} times`, 'too-many-redirects');
+  if (!URL.canParse(location, from.href)) throw downloadFailed('The source redirected to a URL that does not parse', 'bad-redirect');
+  const next = new URL(location, from);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:')
+    throw refused(next.hostname || next.protocol, 'redirects may lead to http(s) only');
+  if (next.username !== '' || next.password !== '') throw refused(next.hostname, 'a redirect may not carry credentials');
+  return next;
+}
+
+/** The HTTP statuses of a redirect that is followed. */
+export const REDIRECT_STATUSES: readonly number[] = [301, 302, 303, 307, 308];
+
 /** GET with redirects followed (at most `maxRedirects`, each checked again). */
 async function openFollowing(start: URL, headers: Record<string, string>, options: DownloadOptions): Promise<OpenedResponse> {
   let url = start;
   for (let hop = 0; ; hop++) {
     const response = await get(url, headers, options);
     const status = response.statusCode ?? 0;
-    if (![301, 302, 303, 307, 308].includes(status)) return { response, url };
+    if (!REDIRECT_STATUSES.includes(status)) return { response, url };
     response.resume();
-    const location = response.headers.location;
-    if (!location) throw downloadFailed(`The source server answered ${status} without a Location`, 'http-status', { status });
-    if (hop >= options.maxRedirects)
-      throw downloadFailed(`The source redirected more than ${options.maxRedirects} times`, 'too-many-redirects');
-    if (!URL.canParse(location, url.href)) throw downloadFailed('The source redirected to a URL that does not parse', 'bad-redirect');
-    const next = new URL(location, url);
-    if (next.protocol !== 'http:' && next.protocol !== 'https:')
-      throw refused(next.hostname || next.protocol, 'redirects may lead to http(s) only');
-    if (next.username !== '' || next.password !== '') throw refused(next.hostname, 'a redirect may not carry credentials');
-    url = next;
+    url = redirectTarget(url, status, response.headers.location, hop, options.maxRedirects);
   }
 }
 

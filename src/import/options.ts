@@ -52,6 +52,15 @@ export const ImportOptionsSchema = z.strictObject({
   maxResumes: z.number().int().min(0).max(1000).default(10),
   /** A connection without a byte for this long is dropped and resumed (ms). @default 60000 */
   idleTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+  /**
+   * Imports into a path storage (local, NFS) fetch the URL on the hypervisor that writes the image,
+   * with curl, instead of streaming every byte through the panel: the panel still resolves the host
+   * and checks the address against the destination rules, pins curl to that address, follows
+   * redirects itself (each checked again) and decides everything else; decompression, the checksum
+   * and the conversion run on the hypervisor. Needs `curl`, `setsid` and `sha256sum` there (and the
+   * decompressor of a compressed image). Object storages keep the panel path. @default false
+   */
+  fetchOnHypervisor: z.boolean().default(false),
   /** Resolves host names (default: the system resolver); a test or a host's own DNS policy may pass one. */
   resolveHost: z.custom<ResolveHost>((v) => typeof v === 'function', 'must be a function').optional(),
 });

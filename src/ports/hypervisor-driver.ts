@@ -196,7 +196,9 @@ export interface MaterializeRequest {
    * Imports: a streamed qcow2 source going into a qcow2 target of its own size may become the
    * disk as received, without a conversion, when `qemu-img` finds it standalone (no backing or
    * data file), clean (`qemu-img check` without corruptions or leaks) and without internal
-   * snapshots; otherwise it is converted as usual. The result then says `keptSource`. Drivers may
+   * snapshots; otherwise it is converted as usual. The result then says `keptSource`. A path
+   * source (an import the hypervisor fetched itself, without `sha256`) may likewise be moved into
+   * place: it must then lie on the target's filesystem, and is gone afterwards. Drivers may
    * ignore this (and always convert). @default false
    */
   reuseSource?: boolean;

@@ -27,6 +27,7 @@ import type { DriverCache, ServiceContext } from './context';
 import { transitionImage, tryTransitionImage } from './image-state';
 import { customImageKey, type ImageWithTask } from './images';
 import { storeImport, type ImportTarget, type StoredImport } from './import-store';
+import { fetchIntoPathStorage } from './import-fetch';
 import { enqueueTask, jobParams, withdrawNewImage } from './task-jobs';
 import { cancelQueuedTask, createTask, runTask, type TaskWork } from './task-runner';
 import { failedImageMove } from './task-failures';
@@ -385,7 +386,10 @@ export class ImageImportService {
     });
   }
 
-  /** Opens the source and stores it: the work shared by every import. */
+  /**
+   * Opens the source and stores it: the work shared by every import. A URL into a path storage
+   * is fetched by the hypervisor itself when `imports.fetchOnHypervisor` is on.
+   */
   private async store(
     params: ImportJobParams,
     target: ImportTarget,
@@ -394,6 +398,17 @@ export class ImageImportService {
     hold: ByteHold | null = null,
   ): Promise<StoredImport> {
     const { signal, progress } = work;
+    if (params.source === 'url' && this.options.fetchOnHypervisor && target.disk.capabilities.pathAccess)
+      return fetchIntoPathStorage(this.drivers, target, {
+        url: this.checkUrl(params.url),
+        sha256: params.sha256,
+        options: this.options,
+        rules: this.rules,
+        hold,
+        signal,
+        progress,
+        onKey: (key) => keys.push(key),
+      });
     const source = await this.open(params, work, hold);
     try {
       return await storeImport(this.drivers, target, source, { signal, progress, onKey: (key) => keys.push(key) });

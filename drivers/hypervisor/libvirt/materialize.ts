@@ -166,17 +166,14 @@ async function resolveSource(
     return {
       path: request.source.path,
       received: null,
-      reusable: false,
+      // A fetched import's file (reuseSource): moved into place when it is a clean, standalone qcow2.
+      reusable: reusableFormat(request, sourceFormat) && !request.sha256,
       pinned: { path: request.source.path, root: request.source.root, sha256: request.sha256 ?? undefined },
     };
   }
   // A source that may become the disk is received next to the target (same filesystem, renamed
   // into place); any other into the scratch directory.
-  const reusable =
-    request.reuseSource === true &&
-    sourceFormat === 'qcow2' &&
-    (request.targetFormat ?? 'qcow2') === 'qcow2' &&
-    request.sizeBytes === undefined;
+  const reusable = reusableFormat(request, sourceFormat);
   let path: string;
   if (reusable) path = `${request.targetPath}${RECEIVED_SUFFIX}`;
   else {
@@ -197,6 +194,16 @@ async function resolveSource(
   return { path, received, reusable, pinned: null };
 }
 
+/** Whether the source may become the disk as it is ({@link MaterializeRequest.reuseSource}): qcow2 into qcow2 of its own size. */
+function reusableFormat(request: MaterializeRequest, sourceFormat: DiskFormat | ImportedDiskFormat): boolean {
+  return (
+    request.reuseSource === true &&
+    sourceFormat === 'qcow2' &&
+    (request.targetFormat ?? 'qcow2') === 'qcow2' &&
+    request.sizeBytes === undefined
+  );
+}
+
 /** Suffix of a streamed source received next to its target (removed whatever happens, unless it became the disk). */
 const RECEIVED_SUFFIX = '.received';
 
@@ -205,11 +212,7 @@ const RECEIVED_SUFFIX = '.received';
  * and exactly as long as what was sent: fsynced and renamed into place. Returns null (convert it
  * instead) otherwise. A backing or data file is refused outright, as for a converted source.
  */
-async function keepReceived(
-  ctx: MaterializeContext,
-  request: MaterializeRequest,
-  source: DeploySource & { received: Received },
-): Promise<MaterializeResult | null> {
+async function keepReceived(ctx: MaterializeContext, request: MaterializeRequest, source: DeploySource): Promise<MaterializeResult | null> {
   const { cmd } = ctx;
   const { sizeBytes, info, checkExit } = await cmd.qcow2Facts(source.path, request.signal);
   if (info.backingFilename !== null || info.dataFile !== null) {
@@ -218,7 +221,7 @@ async function keepReceived(
       'The image refers to another file (backing or data file); only standalone images can be deployed',
     );
   }
-  if (sizeBytes !== source.received.bytes)
+  if (source.received && sizeBytes !== source.received.bytes)
     throw new InstanceImagesError('DEPLOY_FAILED', `The received file has ${sizeBytes} bytes where ${source.received.bytes} were sent`);
   if (info.format !== 'qcow2' || info.snapshots > 0 || checkExit !== 0) return null;
   await cmd.publish(source.path, request.targetPath, dirname(request.targetPath), { fsync: true });
@@ -340,9 +343,9 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
       return { path: request.targetPath, format: targetFormat, virtualSizeBytes: sizes.diskSize };
     }
     const source = await resolveSource(ctx, { ...request, source: requested }, sourceFormat, (path) => (received = path), progress);
-    if (source.reusable && source.received) {
+    if (source.reusable) {
       progress('verify', 0, null);
-      const kept = await keepReceived(ctx, request, { ...source, received: source.received });
+      const kept = await keepReceived(ctx, request, source);
       if (kept) {
         received = null;
         progress('done', kept.virtualSizeBytes, kept.virtualSizeBytes);

@@ -1,0 +1,263 @@
+/**
+ * A URL import's download run by curl on the hypervisor that writes the image
+ * (`imports.fetchOnHypervisor`), so that no byte crosses the panel. The panel keeps every security
+ * decision: it resolves the host and checks the address against the destination rules
+ * ({@link pinDestination}), pins curl to that address (`--resolve`), lets curl follow no redirect
+ * (`--max-redirs 0`) but reads each 3xx's Location itself, checks and pins it again (bounded like
+ * the panel's own download), limits curl to http and https (`--proto =http,https`), enforces the
+ * size limit (`--max-filesize`, and a byte count while curl writes that stops it once the file
+ * passes the limit), and resumes a dropped download with a Range (`-C`, and `If-Range` with the
+ * first answer's validator). Every argument reaches the remote shell as a quoted positional
+ * parameter of a fixed script (the executor quotes argv with the one quoting function).
+ * The download runs in a process group of its own (`setsid`) whose id is kept in the work
+ * directory, so that a cancel or a failure kills curl and everything it feeds, not only the shell.
+ * @module
+ */
+import { InstanceImagesError, isInstanceImagesError } from '../errors';
+import type { Executor } from '../ports/executor';
+import type { DestinationRules } from './address';
+import { downloadFailed, pinDestination, redirectTarget, REDIRECT_STATUSES, type ResolveHost } from './download';
+
+/** Options of {@link fetchOnHypervisor}. */
+export interface RemoteFetchOptions {
+  rules: DestinationRules;
+  maxRedirects: number;
+  /** The most bytes read from the server (the compressed size). */
+  maxBytes: number;
+  maxResumes: number;
+  idleTimeoutMs: number;
+  resolve?: ResolveHost;
+  signal: AbortSignal;
+  /** Bytes on the hypervisor so far, and the full length when the server said it. */
+  onDownloaded?(bytes: number, total: number | null): void;
+}
+
+/**
+ * A shell function `hash256`: the sha256 of stdin, first field of its output. `openssl dgst`
+ * where installed (it uses the CPU's SHA instructions: about 3× `sha256sum` here), else `sha256sum`.
+ */
+export const HASH_FUNCTION = `hash256() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }`;
+
+/** The file of the work directory the download goes to. */
+export const DOWNLOAD_FILE = 'download';
+
+/**
+ * One request: `$1` the work directory, `$2` the URL, `$3` the `--resolve` pin, `$4` the byte
+ * limit, `$5` the idle timeout (s), `$6` an If-Range validator or empty, `$7` `reset` to start the
+ * file anew. Resumes from the file's size (curl appends). Prints the file's size while curl runs
+ * (five times a second: the byte count that also stops curl once the file passes the limit, for a
+ * server that announced no length, which `--max-filesize` cannot judge), then `rc N` (curl's exit
+ * code; 63 when stopped at the limit), then `headers` and curl's header dump. curl writes the file
+ * itself: a pipe through `head` and `tee` cost more than the network here.
+ */
+const FETCH_SCRIPT = `set -u
+d=$1; f="$d/${DOWNLOAD_FILE}"
+echo $$ > "$d/pid"
+[ "$7" != reset ] && [ -e "$f" ] || : > "$f"
+off=$(stat -c %s -- "$f")
+rm -f -- "$d/headers"
+set -- "$1" "$2" "$3" "$4" "$5" "$6" curl -sS --proto =http,https --max-redirs 0 --resolve "$3" -D "$d/headers" -o "$f" \\
+  -A instance-images-import -H 'Accept-Encoding: identity' --connect-timeout "$5" --speed-limit 1 --speed-time "$5" --max-filesize "$4"
+[ "$off" -eq 0 ] || set -- "$@" -C "$off"
+[ -z "$6" ] || set -- "$@" -H "If-Range: $6"
+url=$2; max=$4; shift 6
+# curl holds none of the script's descriptors: a killed script's channel closes at once.
+"$@" -- "$url" </dev/null >/dev/null 2>"$d/stderr" &
+p=$!; over=0
+while kill -0 "$p" 2>/dev/null; do
+  n=$(stat -c %s -- "$f"); echo "$n"
+  if [ "$n" -gt "$max" ]; then kill -9 "$p" 2>/dev/null; over=1; fi
+  sleep 0.2
+done
+wait "$p"; rc=$?
+[ "$over" = 0 ] || rc=63
+stat -c %s -- "$f"
+echo "rc $rc"
+rm -f -- "$d/pid"
+echo headers
+head -c 65536 -- "$d/headers" 2>/dev/null || true`;
+
+/**
+ * Kills what still runs of a download or a decompression in the work directory `$1` (its process
+ * group, whose id the script left in `pid` and removes when it ends by itself), then removes the
+ * directory. (`kill -9 -PGID`: dash's kill takes no `--`.)
+ */
+export const CLEANUP_SCRIPT = `p=$(cat -- "$1/pid" 2>/dev/null || true)
+case $p in ''|*[!0-9]*) ;; *) kill -9 "-$p" 2>/dev/null || true ;; esac
+rm -rf -- "$1"`;
+
+/** curl exit codes of a dropped or stalled connection, after which the download resumes. */
+const DROPPED = new Set([16, 18, 28, 52, 55, 56, 92]);
+/** curl: the file is larger than `--max-filesize`. */
+const TOO_LARGE = 63;
+/** curl: the server answered a range request with the whole file. */
+const RANGE_IGNORED = 33;
+
+/** The last response in a `curl -D` header dump. */
+export interface DumpedResponse {
+  status: number;
+  headers: Map<string, string>;
+}
+
+/** Parses the last response of a header dump (lower-case names; the last of a repeated header wins). */
+export function parseHeaderDump(text: string): DumpedResponse | null {
+  const blocks = text.split(/\r?\n\r?\n/).filter((block) => /^HTTP\/\S+ \d{3}/.test(block.trim()));
+  const last = blocks.at(-1)?.trim();
+  if (!last) return null;
+  const [statusLine, ...lines] = last.split(/\r?\n/);
+  const headers = new Map<string, string>();
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  }
+  return { status: Number(/^HTTP\/\S+ (\d{3})/.exec(statusLine ?? '')?.[1] ?? 0), headers };
+}
+
+/** The `--resolve` entry of a pinned destination (an IPv6 address in brackets). */
+export function resolveEntry(pin: { host: string; port: number; address: string }): string {
+  const address = pin.address.includes(':') ? `[${pin.address}]` : pin.address;
+  const host = pin.host.includes(':') ? `[${pin.host}]` : pin.host;
+  return `${host}:${pin.port}:${address}`;
+}
+
+interface HopOutcome {
+  size: number;
+  rc: number;
+  response: DumpedResponse | null;
+}
+
+/** Runs {@link FETCH_SCRIPT} once, reporting the size as it grows. */
+async function runHop(
+  executor: Executor,
+  dir: string,
+  args: string[],
+  options: RemoteFetchOptions,
+  total: number | null,
+): Promise<HopOutcome> {
+  const started = await executor.stream(['setsid', '-w', 'sh', '-c', FETCH_SCRIPT, 'sh', dir, ...args], { signal: options.signal });
+  let size = 0;
+  let rc = 255;
+  let pending = '';
+  let dump: string | null = null;
+  started.stdout.setEncoding('utf8');
+  for await (const text of started.stdout as AsyncIterable<string>) {
+    if (dump !== null) {
+      dump += text;
+      continue;
+    }
+    pending += text;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const [index, line] of lines.entries()) {
+      if (line === 'headers') {
+        dump = [...lines.slice(index + 1), pending].join('\n');
+        break;
+      }
+      const code = /^rc (\d+)$/.exec(line);
+      if (code) rc = Number(code[1]);
+      else if (/^\d+$/.test(line)) {
+        size = Number(line);
+        options.onDownloaded?.(size, total);
+      }
+    }
+  }
+  const done = await started.done;
+  if (done.exitCode !== 0)
+    throw new InstanceImagesError('COMMAND_FAILED', `The download on the hypervisor failed: ${done.stderr.trim().slice(0, 300)}`);
+  return { size, rc, response: dump === null ? null : parseHeaderDump(dump) };
+}
+
+const validatorOf = (response: DumpedResponse) => {
+  const etag = response.headers.get('etag') ?? null;
+  return { etag: etag && !etag.startsWith('W/') ? etag : null, lastModified: response.headers.get('last-modified') ?? null };
+};
+
+function tooLarge(maxBytes: number): InstanceImagesError {
+  return downloadFailed(`The file is larger than the import limit of ${maxBytes} bytes`, 'too-large', { limitBytes: maxBytes });
+}
+
+/** A number from a header, or null. */
+function lengthOf(value: string | undefined): number | null {
+  const length = Number(value);
+  return value !== undefined && Number.isSafeInteger(length) ? length : null;
+}
+
+/**
+ * Downloads `url` into `dir/download` on the hypervisor (`dir` exists, made by the caller, who
+ * removes it with {@link CLEANUP_SCRIPT} whatever happens). Returns the bytes downloaded.
+ * @throws DESTINATION_REFUSED (checked before anything runs on the hypervisor, and for every
+ *   redirect), DOWNLOAD_FAILED (HTTP status, too large, too many redirects or resumes, the file
+ *   changed meanwhile, a network error), CANCELLED, COMMAND_FAILED, HYPERVISOR_UNREACHABLE.
+ */
+export async function fetchOnHypervisor(executor: Executor, dir: string, url: URL, options: RemoteFetchOptions): Promise<number> {
+  let current = url;
+  let hops = 0;
+  let resumes = 0;
+  let validator: { etag: string | null; lastModified: string | null } | null = null;
+  let total: number | null = null;
+  let reset = true;
+  const idleSeconds = String(Math.max(1, Math.ceil(options.idleTimeoutMs / 1000)));
+  const cancelled = () => new InstanceImagesError('CANCELLED', 'The import was cancelled');
+  try {
+    for (;;) {
+      if (options.signal.aborted) throw cancelled();
+      const pin = await pinDestination(current, options.rules, options.resolve);
+      const ifRange = reset ? '' : (validator?.etag ?? validator?.lastModified ?? '');
+      const hop = await runHop(
+        executor,
+        dir,
+        [current.href, resolveEntry(pin), String(options.maxBytes), idleSeconds, ifRange, reset ? 'reset' : ''],
+        options,
+        total,
+      );
+      const resuming = !reset;
+      reset = false;
+      if (hop.size > options.maxBytes || hop.rc === TOO_LARGE) throw tooLarge(options.maxBytes);
+      const response = hop.response;
+      const status = response?.status ?? 0;
+      if (response && REDIRECT_STATUSES.includes(status) && !resuming) {
+        current = redirectTarget(current, status, response.headers.get('location'), hops++, options.maxRedirects);
+        reset = true;
+        continue;
+      }
+      if (response && (status === 200 || status === 206)) {
+        if (status === 200 && !resuming) {
+          validator = validatorOf(response);
+          total = lengthOf(response.headers.get('content-length'));
+          if (total !== null && total > options.maxBytes) throw tooLarge(options.maxBytes);
+        }
+        if (status === 206) {
+          const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.headers.get('content-range') ?? '');
+          if (!range) throw downloadFailed('The source server answered the resume with a different range', 'bad-range');
+          if (range[2] !== '*') total = Number(range[2]);
+        }
+        if (resuming && (status === 200 || hop.rc === RANGE_IGNORED)) {
+          // The range was ignored: read again from the start when it is provably the same file.
+          const seen = validatorOf(response);
+          const same = validator !== null && seen.etag === validator.etag && seen.lastModified === validator.lastModified;
+          if (!same) throw downloadFailed('The file at the URL changed during the download; import it again', 'source-changed');
+          if (resumes++ >= options.maxResumes) throw downloadFailed('The download was interrupted too often', 'too-many-resumes');
+          reset = true;
+          continue;
+        }
+        const complete = hop.rc === 0 && (total === null || hop.size >= total);
+        if (complete) return hop.size;
+      } else if (response && status === 416 && resuming) {
+        const length = /^bytes \*\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
+        if (length && Number(length[1]) === hop.size) return hop.size;
+        throw downloadFailed('The source server refused to continue the download', 'bad-range', { status });
+      } else if (response && status !== 0 && (hop.rc === 0 || !DROPPED.has(hop.rc))) {
+        throw downloadFailed(`The source server answered HTTP ${status}`, 'http-status', { status });
+      }
+      // A dropped or stalled connection (or a body shorter than announced): resume when bytes came.
+      if (hop.size > 0 && (hop.rc === 0 || DROPPED.has(hop.rc)) && resumes++ < options.maxResumes) continue;
+      if (hop.rc === 28) throw downloadFailed('The source server stopped sending', 'stalled');
+      if (hop.rc === 6) throw downloadFailed('The host of the URL could not be resolved', 'dns', { code: hop.rc });
+      if (hop.size > 0 && resumes > options.maxResumes) throw downloadFailed('The download was interrupted too often', 'too-many-resumes');
+      throw downloadFailed(`The download failed (curl exit code ${hop.rc})`, 'network', { cause: `curl-${hop.rc}` });
+    }
+  } catch (error) {
+    if (options.signal.aborted && !(isInstanceImagesError(error) && error.code === 'CANCELLED')) throw cancelled();
+    throw error;
+  }
+}
