@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { InstanceImagesError } from '../../src/errors';
+import { BufferPool } from '../../src/util/buffer-pool';
 import { BASE_ALLOCATION, type NbdClient, type NbdExtent } from './types';
 import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from './protocol';
 
@@ -227,47 +228,17 @@ class Readers {
   }
 }
 
-/**
- * Chunk buffers the consumer handed back, for later reads: without them every chunk would be a
- * fresh allocation outside the JS heap, and V8 answers that much external memory with a full
- * collection every few chunks. Keeps at most `max` buffers.
- */
-class ChunkBuffers {
-  readonly #free: Buffer[] = [];
-
-  constructor(
-    readonly chunkSize: number,
-    readonly max: number,
-  ) {}
-
-  /** A zero-filled buffer of `length` bytes: a handed back one when there is one of that size. */
-  take(length: number): Buffer {
-    const reused = length === this.chunkSize ? this.#free.pop() : undefined;
-    return reused ? reused.fill(0) : Buffer.alloc(length);
-  }
-
-  give(bytes: Buffer): void {
-    if (bytes.length === this.chunkSize && this.#free.length < this.max) this.#free.push(bytes);
-  }
-}
-
 /** Reads a planned chunk (zeroes outside its data span) and classifies it. */
-async function readChunk(readers: Readers, buffers: ChunkBuffers, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
+async function readChunk(readers: Readers, buffers: BufferPool, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
   const position = { index: plan.index, offset: plan.offset, length: plan.length };
   if (plan.action !== 'read') return { ...position, kind: plan.action };
-  const bytes = buffers.take(plan.length);
+  const bytes = buffers.take(plan.length, true);
   await Promise.all(readers.read(bytes, plan.offset, plan.readFrom, plan.readTo, signal));
   if (bytes.equals(zeroes.subarray(0, plan.length))) {
     buffers.give(bytes);
     return { ...position, kind: 'zero' };
   }
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    buffers.give(bytes);
-  };
-  return { ...position, kind: 'data', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), release };
+  return { ...position, kind: 'data', bytes, sha256: createHash('sha256').update(bytes).digest('hex'), release: buffers.releaser(bytes) };
 }
 
 /**
@@ -313,7 +284,7 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal);
   const zeroes = Buffer.alloc(chunkSize);
   // Enough for the chunks read ahead and those a consumer stores at once; more are allocated.
-  const buffers = new ChunkBuffers(chunkSize, 2 * parallel + 4);
+  const buffers = new BufferPool(chunkSize, 2 * parallel + 4);
   const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];
   let planned = true;
   let processedBytes = 0;

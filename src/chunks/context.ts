@@ -122,7 +122,12 @@ export async function putBuffer(ctx: ChunkContext, key: string, bytes: Buffer, s
 export async function readObject(
   ctx: ChunkContext,
   key: string,
-  options: { maxBytes: number; signal?: AbortSignal },
+  options: {
+    maxBytes: number;
+    signal?: AbortSignal;
+    /** At least `maxBytes` long: the bytes are copied into it and a view of it is returned. */
+    into?: Buffer;
+  },
 ): Promise<Buffer | null> {
   let stream: Readable;
   try {
@@ -146,14 +151,15 @@ export async function readObject(
           },
         );
       }
-      parts.push(buffer);
+      if (options.into) buffer.copy(options.into, size - buffer.length);
+      else parts.push(buffer);
     }
   } catch (error) {
     stream.destroy();
     if (isInstanceImagesError(error)) throw error;
     throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Reading ${key} from the ${ctx.disk.name} storage failed`, { cause: error });
   }
-  return Buffer.concat(parts, size);
+  return options.into ? options.into.subarray(0, size) : Buffer.concat(parts, size);
 }
 
 /** Every object below `prefix`, page by page. */

@@ -9,6 +9,7 @@ import { readObject, throwIfAborted, type ChunkContext } from './context';
 import { checkLeaseId, chunkKey, checkManifestKey } from './keys';
 import { ChunkLease } from './lease';
 import { chunkLength, type ChunkManifest } from './manifest';
+import { BufferPool } from '../util/buffer-pool';
 
 /** Options of {@link ChunkStore.readImage}. */
 export interface ReadImageOptions {
@@ -29,6 +30,11 @@ export interface ReadImageOptions {
 export interface ImageChunk {
   offset: number;
   bytes: Buffer;
+  /**
+   * Hands `bytes` back for a later chunk once the consumer is done with them (it must not touch
+   * them afterwards). Optional: a chunk never released is garbage collected.
+   */
+  release(): void;
 }
 
 /** Fetches, decodes and checks one chunk. */
@@ -38,12 +44,14 @@ async function fetchChunk(
   index: number,
   sha256: string,
   signal: AbortSignal,
+  buffers: BufferPool,
 ): Promise<ImageChunk> {
   const key = chunkKey(manifest.scope, sha256);
   const length = chunkLength(manifest.virtualSizeBytes, manifest.chunkSizeBytes, index);
+  const target = buffers.take(manifest.chunkSizeBytes, false);
   let stored: Buffer | null;
   try {
-    stored = await readObject(ctx, key, { maxBytes: length, signal });
+    stored = await readObject(ctx, key, { maxBytes: length, signal, into: target });
   } catch (error) {
     if (isInstanceImagesError(error, 'VALIDATION_FAILED'))
       throw new InstanceImagesError('CHECKSUM_MISMATCH', `The stored chunk ${key} is damaged: it is larger than its ${length} bytes`, {
@@ -57,7 +65,13 @@ async function fetchChunk(
     });
   }
   const bytes = await decodeChunk(stored, { sha256, length, key });
-  return { offset: index * manifest.chunkSizeBytes, bytes };
+  // Stored as is, the chunk's bytes are a view of `target`; decompressed, they are a buffer of their own.
+  if (bytes.buffer !== target.buffer) buffers.give(target);
+  return {
+    offset: index * manifest.chunkSizeBytes,
+    bytes,
+    release: bytes.buffer === target.buffer ? buffers.releaser(target) : () => undefined,
+  };
 }
 
 /** The reader of {@link ChunkStore.readImage}. */
@@ -76,6 +90,8 @@ export async function* readImage(ctx: ChunkContext, manifest: ChunkManifest, opt
   const onAbort = () => stop.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const queue: Promise<ImageChunk>[] = [];
+  // The chunks fetched ahead and those the consumer still writes; more are allocated.
+  const buffers = new BufferPool(manifest.chunkSizeBytes, 2 * ctx.parallel + 4);
   try {
     lease.add(entries.map((entry) => entry.sha256));
     lease.startRefreshing();
@@ -87,7 +103,7 @@ export async function* readImage(ctx: ChunkContext, manifest: ChunkManifest, opt
     const refill = () => {
       while (queue.length < ctx.parallel && next < entries.length) {
         const entry = entries[next++]!;
-        const fetched = fetchChunk(ctx, manifest, entry.index, entry.sha256, stop.signal);
+        const fetched = fetchChunk(ctx, manifest, entry.index, entry.sha256, stop.signal, buffers);
         fetched.catch(() => undefined); // awaited in order below; a later failure must not go unhandled
         queue.push(fetched);
       }

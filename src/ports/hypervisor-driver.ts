@@ -208,8 +208,11 @@ export interface MaterializeRequest {
 export interface ChunkedSource {
   kind: 'chunks';
   virtualSizeBytes: number;
-  /** Data ranges of the guest disk; zero ranges are left out. */
-  chunks: AsyncIterable<{ offset: number; bytes: Buffer }>;
+  /**
+   * Data ranges of the guest disk; zero ranges are left out. The driver calls a range's `release`
+   * (when it has one) once its bytes are written, and never touches them afterwards.
+   */
+  chunks: AsyncIterable<{ offset: number; bytes: Buffer; release?(): void }>;
 }
 
 /** The outcome of a materialization. */

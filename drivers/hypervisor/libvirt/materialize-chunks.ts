@@ -270,6 +270,7 @@ async function writeRanges(
       const next = await orAbort(iterator.next(), signal);
       if (next.done) break;
       const { offset, bytes } = next.value;
+      const release = next.value.release?.bind(next.value);
       if (!Buffer.isBuffer(bytes) || !Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > virtualSize) {
         throw new InstanceImagesError(
           'VALIDATION_FAILED',
@@ -279,7 +280,14 @@ async function writeRanges(
           },
         );
       }
+      // The range's bytes go back to the source once every piece of it is written (never after a failure).
+      let piecesLeft = 1;
+      const pieceDone = () => {
+        piecesLeft -= 1;
+        if (piecesLeft === 0 && failure === null) release?.();
+      };
       for (const [at, to] of dataPieces(bytes, maxPiece)) {
+        piecesLeft += 1;
         const piece = bytes.subarray(at, to);
         while (inFlight.size >= windowRequests || (inFlight.size > 0 && bytesInFlight + piece.length > WINDOW_BYTES)) await settle();
         if (failure !== null) throw failure;
@@ -293,6 +301,7 @@ async function writeRanges(
             written += piece.length;
             position = Math.max(position, end);
             progress('write', position, virtualSize);
+            pieceDone();
           },
           (error: unknown) => {
             failure ??= error;
@@ -305,6 +314,7 @@ async function writeRanges(
         });
         inFlight.add(tracked);
       }
+      pieceDone();
     }
     while (inFlight.size > 0) await settle();
   } catch (error) {

@@ -62,4 +62,26 @@ describe('chunk store: releasing chunk bytes', () => {
     ).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
     expect(released).toEqual([]);
   });
+
+  it('reads an image whose consumer releases every chunk at once: buffers are reused, bytes stay right', async () => {
+    const objects = createMemoryObjects();
+    const store = createChunkStore(memoryDisk(objects), { sweepPollMs: 1, parallel: 2 });
+    const ids = [1, 2, 3, 4, 5, 6, 7, 8, 2, 9];
+    const info = { ...diskInfo(ids), chunkSizeBytes: CHUNK, virtualSizeBytes: ids.length * CHUNK };
+    const { chunks } = releasingChunks(ids, () => new Set());
+    const pending = await store.writeImage(chunks, info, { leaseId: 'cap-w' });
+    await pending.commit('images/a/w.manifest.json');
+    const seen = new Set<ArrayBufferLike>();
+    let index = 0;
+    for await (const chunk of store.readImage(pending.manifest, { leaseId: 'read-w' })) {
+      expect(chunk.offset).toBe(index * CHUNK);
+      expect(sha256(chunk.bytes)).toBe(sha256(block(ids[index]!, CHUNK)));
+      seen.add(chunk.bytes.buffer);
+      chunk.release();
+      index += 1;
+    }
+    expect(index).toBe(ids.length);
+    // With 2 fetched ahead, a handful of buffers served all ten chunks.
+    expect(seen.size).toBeLessThan(ids.length);
+  });
 });
