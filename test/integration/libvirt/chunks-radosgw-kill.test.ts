@@ -45,16 +45,24 @@ describe.skipIf(skip !== null)(`chunked capture when radosgw is killed mid-captu
     ...(s3StorageDriver as StorageDriverFactory),
     create: (options, context) => {
       const driver = (s3StorageDriver as StorageDriverFactory).create(options, context) as StorageDriver;
+      const record = (key: string) => {
+        // The driver adds its prefix itself: the bucket lists `${PREFIX}/chunks/...`.
+        if (!key.startsWith('chunks/')) return;
+        const mine = stored[attempt] as string[];
+        mine.push(`${PREFIX}/${key}`);
+        if (attempt === 0 && mine.length === KILL_AFTER) killed ??= killRadosgw();
+      };
       return {
         ...driver,
         put: async (key, body, putOptions) => {
           const result = await driver.put(key, body, putOptions);
-          // The driver adds its prefix itself: the bucket lists `${PREFIX}/chunks/...`.
-          if (key.startsWith('chunks/')) {
-            const mine = stored[attempt] as string[];
-            mine.push(`${PREFIX}/${key}`);
-            if (attempt === 0 && mine.length === KILL_AFTER) killed ??= killRadosgw();
-          }
+          record(key);
+          return result;
+        },
+        // Chunks are stored with putBytes.
+        putBytes: async (key, bytes, putOptions) => {
+          const result = await driver.putBytes!(key, bytes, putOptions);
+          record(key);
           return result;
         },
       };
