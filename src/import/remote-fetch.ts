@@ -8,7 +8,8 @@
  * size limit (`--max-filesize`, and a byte count while curl writes that stops it once the file
  * passes the limit), and resumes a dropped download with a Range (`-C`, and `If-Range` with the
  * first answer's validator). Every argument reaches the remote shell as a quoted positional
- * parameter of a fixed script (the executor quotes argv with the one quoting function).
+ * parameter of a fixed script (the executor quotes argv with the one quoting function), except
+ * the URL: it goes to curl on stdin as a config file, so it never shows in a process list there.
  * The download runs in a process group of its own (`setsid`) whose id is kept in the work
  * directory, so that a cancel or a failure kills curl and everything it feeds, not only the shell.
  * @module
@@ -42,27 +43,30 @@ export const HASH_FUNCTION = `hash256() { if command -v openssl >/dev/null 2>&1;
 export const DOWNLOAD_FILE = 'download';
 
 /**
- * One request: `$1` the work directory, `$2` the URL, `$3` the `--resolve` pin, `$4` the byte
- * limit, `$5` the idle timeout (s), `$6` an If-Range validator or empty, `$7` `reset` to start the
- * file anew. Resumes from the file's size (curl appends). Prints the file's size while curl runs
- * (five times a second: the byte count that also stops curl once the file passes the limit, for a
+ * One request: `$1` the work directory, `$2` the `--resolve` pin, `$3` the byte limit, `$4` the
+ * idle timeout (s), `$5` an If-Range validator or empty, `$6` `reset` to start the file anew; on
+ * stdin one line, the curl config naming the URL ({@link curlConfig}), handed on to curl's
+ * `-K -` so that the URL (a query token included) is in no process's argv on the hypervisor.
+ * Resumes from the file's size (curl appends). Prints the file's size while curl runs (five
+ * times a second: the byte count that also stops curl once the file passes the limit, for a
  * server that announced no length, which `--max-filesize` cannot judge), then `rc N` (curl's exit
  * code; 63 when stopped at the limit), then `headers` and curl's header dump. curl writes the file
  * itself: a pipe through `head` and `tee` cost more than the network here.
  */
 const FETCH_SCRIPT = `set -u
-d=$1; f="$d/${DOWNLOAD_FILE}"
+d=$1; f="$d/${DOWNLOAD_FILE}"; max=$3; ir=$5
+IFS= read -r cfg || :
 echo $$ > "$d/pid"
-[ "$7" != reset ] && [ -e "$f" ] || : > "$f"
+[ "$6" != reset ] && [ -e "$f" ] || : > "$f"
 off=$(stat -c %s -- "$f")
 rm -f -- "$d/headers"
-set -- "$1" "$2" "$3" "$4" "$5" "$6" curl -sS --proto =http,https --max-redirs 0 --resolve "$3" -D "$d/headers" -o "$f" \\
-  -A instance-images-import -H 'Accept-Encoding: identity' --connect-timeout "$5" --speed-limit 1 --speed-time "$5" --max-filesize "$4"
+set -- curl -sS -K - --proto =http,https --max-redirs 0 --resolve "$2" -D "$d/headers" -o "$f" \\
+  -A instance-images-import -H 'Accept-Encoding: identity' --connect-timeout "$4" --speed-limit 1 --speed-time "$4" --max-filesize "$3"
 [ "$off" -eq 0 ] || set -- "$@" -C "$off"
-[ -z "$6" ] || set -- "$@" -H "If-Range: $6"
-url=$2; max=$4; shift 6
-# curl holds none of the script's descriptors: a killed script's channel closes at once.
-"$@" -- "$url" </dev/null >/dev/null 2>"$d/stderr" &
+[ -z "$ir" ] || set -- "$@" -H "If-Range: $ir"
+# curl reads the URL from the pipe (printf is a builtin: no argv) and holds none of the script's
+# descriptors: a killed script's channel closes at once.
+printf '%s\\n' "$cfg" | "$@" >/dev/null 2>"$d/stderr" &
 p=$!; over=0
 while kill -0 "$p" 2>/dev/null; do
   n=$(stat -c %s -- "$f"); echo "$n"
@@ -76,6 +80,17 @@ echo "rc $rc"
 rm -f -- "$d/pid"
 echo headers
 head -c 65536 -- "$d/headers" 2>/dev/null || true`;
+
+/**
+ * The curl config file (read by `curl -K -`) that names `url`: a double-quoted value, backslash
+ * and double quote escaped as curl's config syntax wants; refuses a line break (a URL has none:
+ * `URL.href` percent-encodes them).
+ */
+export function curlConfig(url: string): string {
+  if (url.includes('\n') || url.includes('\r') || url.includes('\u0000'))
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The URL contains a line break');
+  return `url = "${url.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
 
 /**
  * Kills what still runs of a download or a decompression in the work directory `$1` (its process
@@ -130,11 +145,15 @@ interface HopOutcome {
 async function runHop(
   executor: Executor,
   dir: string,
+  url: URL,
   args: string[],
   options: RemoteFetchOptions,
   total: number | null,
 ): Promise<HopOutcome> {
-  const started = await executor.stream(['setsid', '-w', 'sh', '-c', FETCH_SCRIPT, 'sh', dir, ...args], { signal: options.signal });
+  const started = await executor.stream(['setsid', '-w', 'sh', '-c', FETCH_SCRIPT, 'sh', dir, ...args], {
+    signal: options.signal,
+    stdin: `${curlConfig(url.href)}\n`,
+  });
   let size = 0;
   let rc = 255;
   let pending = '';
@@ -206,7 +225,8 @@ export async function fetchOnHypervisor(executor: Executor, dir: string, url: UR
       const hop = await runHop(
         executor,
         dir,
-        [current.href, resolveEntry(pin), String(options.maxBytes), idleSeconds, ifRange, reset ? 'reset' : ''],
+        current,
+        [resolveEntry(pin), String(options.maxBytes), idleSeconds, ifRange, reset ? 'reset' : ''],
         options,
         total,
       );
