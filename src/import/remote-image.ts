@@ -19,25 +19,28 @@ export const IMAGE_FILE = 'image';
 const DECOMPRESSORS: Record<Exclude<Compression, 'none'>, string> = { gzip: 'gzip', zstd: 'zstd', xz: 'xz', bzip2: 'bzip2' };
 
 /**
- * `$1` the work directory, `$2` the decompressor or empty, `$3` the image byte limit. Makes
- * `image` from `download` (decompressed through `head -c` so that at most one byte past the limit
- * is written; or renamed), prints `size N`, `sha HEX` and `rc N` (the decompressor's exit code).
+ * `$1` the work directory, `$2` the decompressor or empty, `$3` the image byte limit, `$4` `hash`
+ * to hash an uncompressed download (one that was not hashed as it arrived). Makes `image` from
+ * `download` (decompressed through `head -c` so that at most one byte past the limit is written,
+ * and hashed on the way; or renamed), prints `size N`, `sha HEX` when hashed and `rc N` (the
+ * decompressor's exit code).
  */
 const PREPARE_SCRIPT = `set -u
 ${HASH_FUNCTION}
 d=$1; in="$d/${DOWNLOAD_FILE}"; out="$d/${IMAGE_FILE}"
 echo $$ > "$d/pid"
 rc=0
+rm -f -- "$d/image.sha256"
 if [ -n "$2" ]; then
   { { "$2" -dc -- "$in"; echo $? > "$d/tool.rc"; } | head -c $(( $3 + 1 )) | tee -- "$out" | hash256 > "$d/image.sha256"; } </dev/null 2>"$d/stderr"
   rc=$(cat -- "$d/tool.rc" 2>/dev/null || echo 255)
   rm -f -- "$in"
 else
   mv -f -- "$in" "$out"
-  hash256 < "$out" > "$d/image.sha256"
+  [ "$4" != hash ] || hash256 < "$out" > "$d/image.sha256"
 fi
 echo "size $(stat -c %s -- "$out")"
-echo "sha $(cut -c1-64 < "$d/image.sha256")"
+[ ! -s "$d/image.sha256" ] || echo "sha $(cut -c1-64 < "$d/image.sha256")"
 echo "rc $rc"
 rm -f -- "$d/pid"`;
 
@@ -93,19 +96,30 @@ export interface RemoteImage {
   compression: Compression;
   detected: DetectedFormat;
   sizeBytes: number;
-  sha256: string;
+  /**
+   * Its sha256, or null when nothing needed it yet: an uncompressed download resumed after a cut,
+   * without an expected checksum (the caller hashes the stored file).
+   */
+  sha256: string | null;
 }
 
 /**
  * Decompresses the download in `dir` (when it is compressed), detects the format, checks the
- * size limit and the expected checksum.
+ * size limit and the expected checksum. `downloadSha256` is the download's hash when it was
+ * hashed as it arrived (an uncompressed download is then not read again).
  * @throws FEATURE_DISABLED (the decompressor is not installed), UNSUPPORTED_IMAGE (a format we
  *   refuse, corrupt compressed data), DOWNLOAD_FAILED (too large), CHECKSUM_MISMATCH, CANCELLED.
  */
 export async function prepareRemoteImage(
   executor: Executor,
   dir: string,
-  options: { maxImageBytes: number; expectedSha256: string | null; hypervisorId: string; signal: AbortSignal },
+  options: {
+    maxImageBytes: number;
+    expectedSha256: string | null;
+    downloadSha256: string | null;
+    hypervisorId: string;
+    signal: AbortSignal;
+  },
 ): Promise<RemoteImage> {
   const { signal } = options;
   // One read serves both: the compression, and (uncompressed) the format's first look.
@@ -113,13 +127,16 @@ export async function prepareRemoteImage(
   const compression = detectCompression(first);
   const tool = compression === 'none' ? '' : DECOMPRESSORS[compression];
   if (tool) await requireTools(executor, [tool], options.hypervisorId, signal);
-  const result = await executor.run(['setsid', '-w', 'sh', '-c', PREPARE_SCRIPT, 'sh', dir, tool, String(options.maxImageBytes)], {
+  // An uncompressed download not hashed as it arrived is hashed here only to check a checksum.
+  const hash = !tool && options.downloadSha256 === null && options.expectedSha256 !== null ? 'hash' : '';
+  const result = await executor.run(['setsid', '-w', 'sh', '-c', PREPARE_SCRIPT, 'sh', dir, tool, String(options.maxImageBytes), hash], {
     signal,
   });
   const field = (name: string) => new RegExp(`^${name} (\\S+)$`, 'm').exec(result.stdout)?.[1];
   const size = Number(field('size'));
-  const sha256 = field('sha') ?? '';
-  if (result.exitCode !== 0 || !Number.isSafeInteger(size) || !/^[0-9a-f]{64}$/.test(sha256))
+  const sha256 = field('sha') ?? (tool ? null : options.downloadSha256);
+  const hashed = sha256 === null ? !(tool || hash) : /^[0-9a-f]{64}$/.test(sha256);
+  if (result.exitCode !== 0 || !Number.isSafeInteger(size) || !hashed)
     throw new InstanceImagesError('COMMAND_FAILED', `Preparing the fetched image failed: ${result.stderr.trim().slice(0, 300)}`);
   if (size > options.maxImageBytes)
     throw new InstanceImagesError('DOWNLOAD_FAILED', `The decompressed image is larger than the limit of ${options.maxImageBytes} bytes`, {

@@ -76,7 +76,7 @@ export async function fetchIntoPathStorage(
   try {
     await Promise.all([markerRemoved, requireTools(executor, FETCH_TOOLS, hypervisorId, signal, dir)]);
     progress({ step: 'downloading', bytesDone: 0, bytesTotal: null });
-    await fetchOnHypervisor(executor, dir, request.url, {
+    const download = await fetchOnHypervisor(executor, dir, request.url, {
       rules: request.rules,
       maxRedirects: options.maxRedirects,
       maxBytes: options.maxDownloadBytes,
@@ -92,6 +92,7 @@ export async function fetchIntoPathStorage(
     const image = await prepareRemoteImage(executor, dir, {
       maxImageBytes: options.maxImageBytes,
       expectedSha256: request.sha256,
+      downloadSha256: download.sha256,
       hypervisorId,
       signal,
     });
@@ -106,7 +107,8 @@ export async function fetchIntoPathStorage(
       onProgress: (p) => progress(p),
     });
     progress({ step: 'verifying' });
-    if (materialized.keptSource) return stored(key, image.sizeBytes, image.sha256, materialized.virtualSizeBytes);
+    if (materialized.keptSource && image.sha256 !== null) return stored(key, image.sizeBytes, image.sha256, materialized.virtualSizeBytes);
+    // A converted image, or one kept as fetched whose download was resumed (not hashed as it arrived).
     const script = `set -e\n${HASH_FUNCTION}\nstat -c %s -- "$1"; hash256 < "$1" | cut -c1-64`;
     const hashed = await executor.run(['sh', '-c', script, 'sh', targetPath], { signal });
     const [size, sha256] = hashed.stdout.trim().split('\n');

@@ -111,6 +111,11 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
     return { image: await into.repositories.images.get(started.image.id), task: await into.repositories.tasks.get(started.task.id) };
   };
   const curlRuns = () => commands.filter((argv) => argv.join(' ').includes('curl -sS')).length;
+  /** Commands that hash a file already written: the prepare script not told to skip it, or the stored file's hash. */
+  const fileHashes = () =>
+    commands.filter(
+      (argv) => (argv.some((a) => a.includes('mv -f --')) && argv.at(-1) !== '') || argv.some((a) => a.includes('hash256 < "$1"')),
+    );
 
   beforeAll(async () => {
     work = freshScratchDir('fetch-work');
@@ -140,6 +145,8 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
       sha256: sha256(readFileSync(source)),
     });
     expect(curlRuns()).toBe(1);
+    // Hashed as it arrived: neither the download nor the stored file is read again to hash it.
+    expect(fileHashes()).toEqual([]);
     const stored = `${storageDir}/${image?.fileKey}`;
     expect(sha256(readFileSync(stored))).toBe(sha256(readFileSync(source)));
     expect(filesBelow(storageDir)).toEqual([`/${image?.fileKey}`]);
@@ -171,6 +178,22 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
     expect(curlRuns()).toBe(2);
     expect(imagesIdentical(source, `${storageDir}/${compressed.image?.fileKey}`)).toBe(true);
     for (const image of [plain.image, compressed.image]) await ii.images.deleteImage(ALICE, image?.id ?? '');
+    await ii.idle();
+    expect(filesBelow(storageDir)).toEqual([]);
+  });
+
+  it('hashes a plain qcow2 resumed after a cut from the file: kept as fetched, its sha256 recorded and checked', async () => {
+    const bytes = readFileSync(source);
+    const plain = await importFrom(named(await serve(bytes, { cutAfter: Math.floor(bytes.length / 2) })));
+    expect(plain.task?.status).toBe('completed');
+    expect(curlRuns()).toBe(2);
+    expect(plain.image?.sha256).toBe(sha256(bytes));
+    expect(fileHashes()).toHaveLength(1);
+    const checked = await importFrom(named(await serve(bytes, { cutAfter: Math.floor(bytes.length / 3) })), { sha256: sha256(bytes) });
+    expect(checked.image).toMatchObject({ status: 'available', sha256: sha256(bytes) });
+    const wrong = await importFrom(named(await serve(bytes, { cutAfter: Math.floor(bytes.length / 3) })), { sha256: 'e'.repeat(64) });
+    expect(wrong.task?.errorCode).toBe('CHECKSUM_MISMATCH');
+    for (const image of [plain.image, checked.image]) await ii.images.deleteImage(ALICE, image?.id ?? '');
     await ii.idle();
     expect(filesBelow(storageDir)).toEqual([]);
   });
