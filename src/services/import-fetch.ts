@@ -39,6 +39,29 @@ export interface HypervisorFetchRequest {
   onKey(key: string): void;
 }
 
+/**
+ * `$1` the path of an image's key base: kills what runs in its fetch work directories
+ * (`<key base>.fetch-*`) and removes them, printing each one removed.
+ */
+const LEFTOVERS_SCRIPT = `cleanup() {
+${CLEANUP_SCRIPT}
+}
+for d in "$1".fetch-*; do [ -d "$d" ] || continue; cleanup "$d"; printf '%s\\n' "$d"; done`;
+
+/**
+ * The work directories a fetch left next to the image whose key base is `keyBase` (a panel that
+ * died mid-import: its `finally` never ran, curl may still be writing): what runs in them is
+ * killed and they are removed, on the hypervisor that wrote them. Used by start-up recovery for
+ * an interrupted import. @returns the directories removed.
+ * @throws what the executor throws (HYPERVISOR_UNREACHABLE), COMMAND_FAILED.
+ */
+export async function removeFetchLeftovers(executor: Executor, keyBasePath: string): Promise<string[]> {
+  const result = await executor.run(['sh', '-c', LEFTOVERS_SCRIPT, 'sh', keyBasePath]);
+  if (result.exitCode !== 0)
+    throw new InstanceImagesError('COMMAND_FAILED', `Removing a fetch's work directory failed: ${result.stderr.trim().slice(0, 200)}`);
+  return result.stdout.split('\n').filter((line) => line !== '');
+}
+
 /** Removes the work directory on the hypervisor, killing what still runs in it; never throws. */
 async function removeWorkDir(executor: Executor, dir: string): Promise<void> {
   await executor.run(['sh', '-c', CLEANUP_SCRIPT, 'sh', dir]).catch(() => undefined);
