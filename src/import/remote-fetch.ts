@@ -17,6 +17,7 @@
 import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import type { Executor } from '../ports/executor';
 import type { DestinationRules } from './address';
+import { DETECT_HEAD_BYTES } from './format';
 import { downloadFailed, pinDestination, redirectTarget, REDIRECT_STATUSES, type ResolveHost } from './download';
 
 /** Options of {@link fetchOnHypervisor}. */
@@ -57,7 +58,8 @@ export const DOWNLOAD_FILE = 'download';
  * Prints the file's size while curl runs (five times a second: the byte count that also stops
  * curl once the file passes the limit, for a server that announced no length, which
  * `--max-filesize` cannot judge), then `rc N` (curl's exit code; 63 when stopped at the limit, 23
- * when the file could not be written), maybe `sha HEX`, then `headers` and curl's header dump.
+ * when the file could not be written), maybe `sha HEX`, `head BASE64` (the file's first bytes, for the compression and format
+ * detection), then `headers` and curl's header dump.
  */
 const FETCH_SCRIPT = `set -u
 ${HASH_FUNCTION}
@@ -93,6 +95,7 @@ t=0; [ "$off" -ne 0 ] || read -r t 2>/dev/null < "$d/tee.rc" || t=1
 echo "rc $rc"
 if [ "$off" -eq 0 ] && [ "$rc" = 0 ] && read -r h 2>/dev/null < "$d/hash.rc" && [ "$h" = 0 ] && read -r h _ 2>/dev/null < "$d/sha"; then echo "sha $h"; fi
 rm -f -- "$d/pid"
+printf 'head '; head -c ${DETECT_HEAD_BYTES} -- "$f" | base64 -w0; echo
 echo headers
 head -c 65536 -- "$d/headers" 2>/dev/null || true`;
 
@@ -128,6 +131,8 @@ export interface RemoteDownload {
   bytes: number;
   /** The file's sha256 when it was hashed as it arrived; null when the caller must hash the file. */
   sha256: string | null;
+  /** The file's first bytes (up to `DETECT_HEAD_BYTES`), read with the last request; null when not printed. */
+  head: Buffer | null;
 }
 
 /** The last response in a `curl -D` header dump. */
@@ -162,6 +167,7 @@ interface HopOutcome {
   rc: number;
   /** The sha256 of the whole file, hashed as it arrived (a download from the first byte). */
   sha256: string | null;
+  head: Buffer | null;
   response: DumpedResponse | null;
 }
 
@@ -181,6 +187,7 @@ async function runHop(
   let size = 0;
   let rc = 255;
   let sha256: string | null = null;
+  let head: Buffer | null = null;
   let pending = '';
   let dump: string | null = null;
   started.stdout.setEncoding('utf8');
@@ -201,6 +208,7 @@ async function runHop(
       const hash = /^sha ([0-9a-f]{64})$/.exec(line);
       if (code) rc = Number(code[1]);
       else if (hash) sha256 = hash[1] ?? null;
+      else if (line.startsWith('head ')) head = Buffer.from(line.slice(5), 'base64');
       else if (/^\d+$/.test(line)) {
         size = Number(line);
         options.onDownloaded?.(size, total);
@@ -210,7 +218,7 @@ async function runHop(
   const done = await started.done;
   if (done.exitCode !== 0)
     throw new InstanceImagesError('COMMAND_FAILED', `The download on the hypervisor failed: ${done.stderr.trim().slice(0, 300)}`);
-  return { size, rc, sha256, response: dump === null ? null : parseHeaderDump(dump) };
+  return { size, rc, sha256, head, response: dump === null ? null : parseHeaderDump(dump) };
 }
 
 const validatorOf = (response: DumpedResponse) => {
@@ -290,10 +298,10 @@ export async function fetchOnHypervisor(executor: Executor, dir: string, url: UR
           continue;
         }
         const complete = hop.rc === 0 && (total === null || hop.size >= total);
-        if (complete) return { bytes: hop.size, sha256: hop.sha256 };
+        if (complete) return { bytes: hop.size, sha256: hop.sha256, head: hop.head };
       } else if (response && status === 416 && resuming) {
         const length = /^bytes \*\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
-        if (length && Number(length[1]) === hop.size) return { bytes: hop.size, sha256: null };
+        if (length && Number(length[1]) === hop.size) return { bytes: hop.size, sha256: null, head: hop.head };
         throw downloadFailed('The source server refused to continue the download', 'bad-range', { status });
       } else if (response && status !== 0 && (hop.rc === 0 || !DROPPED.has(hop.rc))) {
         throw downloadFailed(`The source server answered HTTP ${status}`, 'http-status', { status });

@@ -24,7 +24,7 @@ import type { ImportTarget, StoredImport } from './import-store';
 import type { WorkProgress } from './task-runner';
 
 /** The programs a fetch on the hypervisor needs there (besides a decompressor, checked when one is needed). */
-export const FETCH_TOOLS: readonly string[] = ['curl', 'setsid', 'sha256sum', 'head', 'tee', 'stat'];
+export const FETCH_TOOLS: readonly string[] = ['curl', 'setsid', 'sha256sum', 'head', 'tee', 'stat', 'base64'];
 
 /** What {@link fetchIntoPathStorage} needs besides the target. */
 export interface HypervisorFetchRequest {
@@ -112,10 +112,9 @@ export async function fetchIntoPathStorage(
         progress({ step: 'downloading', bytesDone: bytes, bytesTotal: total });
       },
     });
-    const image = await prepareRemoteImage(executor, dir, {
+    const image = await prepareRemoteImage(executor, dir, download, {
       maxImageBytes: options.maxImageBytes,
       expectedSha256: request.sha256,
-      downloadSha256: download.sha256,
       hypervisorId,
       signal,
     });
