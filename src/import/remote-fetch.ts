@@ -8,7 +8,8 @@
  * size limit (`--max-filesize`, and a byte count while curl writes that stops it once the file
  * passes the limit), and resumes a dropped download with a Range (`-C`, and `If-Range` with the
  * first answer's validator). Every argument reaches the remote shell as a quoted positional
- * parameter of a fixed script (the executor quotes argv with the one quoting function).
+ * parameter of a fixed script (the executor quotes argv with the one quoting function), except
+ * the URL: it goes to curl on stdin as a config file, so it never shows in a process list there.
  * The download runs in a process group of its own (`setsid`) whose id is kept in the work
  * directory, so that a cancel or a failure kills curl and everything it feeds, not only the shell.
  * @module
@@ -16,6 +17,7 @@
 import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import type { Executor } from '../ports/executor';
 import type { DestinationRules } from './address';
+import { DETECT_HEAD_BYTES } from './format';
 import { downloadFailed, pinDestination, redirectTarget, REDIRECT_STATUSES, type ResolveHost } from './download';
 
 /** Options of {@link fetchOnHypervisor}. */
@@ -42,40 +44,71 @@ export const HASH_FUNCTION = `hash256() { if command -v openssl >/dev/null 2>&1;
 export const DOWNLOAD_FILE = 'download';
 
 /**
- * One request: `$1` the work directory, `$2` the URL, `$3` the `--resolve` pin, `$4` the byte
- * limit, `$5` the idle timeout (s), `$6` an If-Range validator or empty, `$7` `reset` to start the
- * file anew. Resumes from the file's size (curl appends). Prints the file's size while curl runs
- * (five times a second: the byte count that also stops curl once the file passes the limit, for a
- * server that announced no length, which `--max-filesize` cannot judge), then `rc N` (curl's exit
- * code; 63 when stopped at the limit), then `headers` and curl's header dump. curl writes the file
- * itself: a pipe through `head` and `tee` cost more than the network here.
+ * One request: `$1` the work directory, `$2` the `--resolve` pin, `$3` the byte limit, `$4` the
+ * idle timeout (s), `$5` an If-Range validator or empty, `$6` `reset` to start the file anew; on
+ * stdin one line, the curl config naming the URL ({@link curlConfig}), handed on to curl's
+ * `-K -` so that the URL (a query token included) is in no process's argv on the hypervisor.
+ *
+ * A download from the first byte is hashed as it arrives: curl writes to stdout, `tee` to the
+ * file and the hash reads the stream, so the file is not read a second time; each stage's exit
+ * status is kept in a file and checked (dash has no pipefail), and `sha HEX` is printed only when
+ * all three succeeded. A resume (from the file's size) has curl append to the file itself and
+ * hashes nothing (the caller hashes the file afterwards when it needs the hash).
+ *
+ * Prints the file's size while curl runs (five times a second: the byte count that also stops
+ * curl once the file passes the limit, for a server that announced no length, which
+ * `--max-filesize` cannot judge), then `rc N` (curl's exit code; 63 when stopped at the limit, 23
+ * when the file could not be written), maybe `sha HEX`, `head BASE64` (the file's first bytes, for the compression and format
+ * detection), then `headers` and curl's header dump.
  */
 const FETCH_SCRIPT = `set -u
-d=$1; f="$d/${DOWNLOAD_FILE}"
+${HASH_FUNCTION}
+d=$1; f="$d/${DOWNLOAD_FILE}"; max=$3; ir=$5
+IFS= read -r cfg || :
 echo $$ > "$d/pid"
-[ "$7" != reset ] && [ -e "$f" ] || : > "$f"
+[ "$6" != reset ] && [ -e "$f" ] || : > "$f"
 off=$(stat -c %s -- "$f")
-rm -f -- "$d/headers"
-set -- "$1" "$2" "$3" "$4" "$5" "$6" curl -sS --proto =http,https --max-redirs 0 --resolve "$3" -D "$d/headers" -o "$f" \\
-  -A instance-images-import -H 'Accept-Encoding: identity' --connect-timeout "$5" --speed-limit 1 --speed-time "$5" --max-filesize "$4"
-[ "$off" -eq 0 ] || set -- "$@" -C "$off"
-[ -z "$6" ] || set -- "$@" -H "If-Range: $6"
-url=$2; max=$4; shift 6
-# curl holds none of the script's descriptors: a killed script's channel closes at once.
-"$@" -- "$url" </dev/null >/dev/null 2>"$d/stderr" &
+rm -f -- "$d/headers" "$d/curl.pid" "$d/curl.rc" "$d/tee.rc" "$d/hash.rc" "$d/sha"
+set -- curl -sS -K - --proto =http,https --max-redirs 0 --resolve "$2" -D "$d/headers" \\
+  -A instance-images-import -H 'Accept-Encoding: identity' --connect-timeout "$4" --speed-limit 1 --speed-time "$4" --max-filesize "$3"
+[ -z "$ir" ] || set -- "$@" -H "If-Range: $ir"
+# curl reads the URL from a pipe (printf is a builtin: no argv) and holds none of the script's
+# descriptors: a killed script's channel closes at once.
+if [ "$off" -eq 0 ]; then
+  { printf '%s\\n' "$cfg" | "$@" -o - 2>"$d/stderr" & echo $! > "$d/curl.pid"; wait $!; echo $? > "$d/curl.rc"; } \\
+    | { tee -- "$f"; echo $? > "$d/tee.rc"; } | { hash256 > "$d/sha"; echo $? > "$d/hash.rc"; } &
+else
+  { printf '%s\\n' "$cfg" | "$@" -o "$f" -C "$off" 2>"$d/stderr" & echo $! > "$d/curl.pid"; wait $!; echo $? > "$d/curl.rc"; } </dev/null >/dev/null &
+fi
 p=$!; over=0
 while kill -0 "$p" 2>/dev/null; do
   n=$(stat -c %s -- "$f"); echo "$n"
-  if [ "$n" -gt "$max" ]; then kill -9 "$p" 2>/dev/null; over=1; fi
+  if [ "$n" -gt "$max" ] && read -r c 2>/dev/null < "$d/curl.pid"; then kill -9 "$c" 2>/dev/null; over=1; fi
   sleep 0.2
 done
-wait "$p"; rc=$?
+wait "$p"
+read -r rc 2>/dev/null < "$d/curl.rc" || rc=255
 [ "$over" = 0 ] || rc=63
 stat -c %s -- "$f"
+t=0; [ "$off" -ne 0 ] || read -r t 2>/dev/null < "$d/tee.rc" || t=1
+[ "$t" = 0 ] || [ "$rc" != 0 ] || rc=23
 echo "rc $rc"
+if [ "$off" -eq 0 ] && [ "$rc" = 0 ] && read -r h 2>/dev/null < "$d/hash.rc" && [ "$h" = 0 ] && read -r h _ 2>/dev/null < "$d/sha"; then echo "sha $h"; fi
 rm -f -- "$d/pid"
+printf 'head '; head -c ${DETECT_HEAD_BYTES} -- "$f" | base64 -w0; echo
 echo headers
 head -c 65536 -- "$d/headers" 2>/dev/null || true`;
+
+/**
+ * The curl config file (read by `curl -K -`) that names `url`: a double-quoted value, backslash
+ * and double quote escaped as curl's config syntax wants; refuses a line break (a URL has none:
+ * `URL.href` percent-encodes them).
+ */
+export function curlConfig(url: string): string {
+  if (url.includes('\n') || url.includes('\r') || url.includes('\u0000'))
+    throw new InstanceImagesError('VALIDATION_FAILED', 'The URL contains a line break');
+  return `url = "${url.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
 
 /**
  * Kills what still runs of a download or a decompression in the work directory `$1` (its process
@@ -92,6 +125,15 @@ const DROPPED = new Set([16, 18, 28, 52, 55, 56, 92]);
 const TOO_LARGE = 63;
 /** curl: the server answered a range request with the whole file. */
 const RANGE_IGNORED = 33;
+
+/** What {@link fetchOnHypervisor} downloaded. */
+export interface RemoteDownload {
+  bytes: number;
+  /** The file's sha256 when it was hashed as it arrived; null when the caller must hash the file. */
+  sha256: string | null;
+  /** The file's first bytes (up to `DETECT_HEAD_BYTES`), read with the last request; null when not printed. */
+  head: Buffer | null;
+}
 
 /** The last response in a `curl -D` header dump. */
 export interface DumpedResponse {
@@ -123,6 +165,9 @@ export function resolveEntry(pin: { host: string; port: number; address: string 
 interface HopOutcome {
   size: number;
   rc: number;
+  /** The sha256 of the whole file, hashed as it arrived (a download from the first byte). */
+  sha256: string | null;
+  head: Buffer | null;
   response: DumpedResponse | null;
 }
 
@@ -130,13 +175,19 @@ interface HopOutcome {
 async function runHop(
   executor: Executor,
   dir: string,
+  url: URL,
   args: string[],
   options: RemoteFetchOptions,
   total: number | null,
 ): Promise<HopOutcome> {
-  const started = await executor.stream(['setsid', '-w', 'sh', '-c', FETCH_SCRIPT, 'sh', dir, ...args], { signal: options.signal });
+  const started = await executor.stream(['setsid', '-w', 'sh', '-c', FETCH_SCRIPT, 'sh', dir, ...args], {
+    signal: options.signal,
+    stdin: `${curlConfig(url.href)}\n`,
+  });
   let size = 0;
   let rc = 255;
+  let sha256: string | null = null;
+  let head: Buffer | null = null;
   let pending = '';
   let dump: string | null = null;
   started.stdout.setEncoding('utf8');
@@ -154,7 +205,10 @@ async function runHop(
         break;
       }
       const code = /^rc (\d+)$/.exec(line);
+      const hash = /^sha ([0-9a-f]{64})$/.exec(line);
       if (code) rc = Number(code[1]);
+      else if (hash) sha256 = hash[1] ?? null;
+      else if (line.startsWith('head ')) head = Buffer.from(line.slice(5), 'base64');
       else if (/^\d+$/.test(line)) {
         size = Number(line);
         options.onDownloaded?.(size, total);
@@ -164,7 +218,7 @@ async function runHop(
   const done = await started.done;
   if (done.exitCode !== 0)
     throw new InstanceImagesError('COMMAND_FAILED', `The download on the hypervisor failed: ${done.stderr.trim().slice(0, 300)}`);
-  return { size, rc, response: dump === null ? null : parseHeaderDump(dump) };
+  return { size, rc, sha256, head, response: dump === null ? null : parseHeaderDump(dump) };
 }
 
 const validatorOf = (response: DumpedResponse) => {
@@ -184,12 +238,14 @@ function lengthOf(value: string | undefined): number | null {
 
 /**
  * Downloads `url` into `dir/download` on the hypervisor (`dir` exists, made by the caller, who
- * removes it with {@link CLEANUP_SCRIPT} whatever happens). Returns the bytes downloaded.
+ * removes it with {@link CLEANUP_SCRIPT} whatever happens). Returns the bytes downloaded, and
+ * their sha256 when they were hashed as they arrived (the last request read the file from its
+ * first byte); null after a resume.
  * @throws DESTINATION_REFUSED (checked before anything runs on the hypervisor, and for every
  *   redirect), DOWNLOAD_FAILED (HTTP status, too large, too many redirects or resumes, the file
  *   changed meanwhile, a network error), CANCELLED, COMMAND_FAILED, HYPERVISOR_UNREACHABLE.
  */
-export async function fetchOnHypervisor(executor: Executor, dir: string, url: URL, options: RemoteFetchOptions): Promise<number> {
+export async function fetchOnHypervisor(executor: Executor, dir: string, url: URL, options: RemoteFetchOptions): Promise<RemoteDownload> {
   let current = url;
   let hops = 0;
   let resumes = 0;
@@ -206,7 +262,8 @@ export async function fetchOnHypervisor(executor: Executor, dir: string, url: UR
       const hop = await runHop(
         executor,
         dir,
-        [current.href, resolveEntry(pin), String(options.maxBytes), idleSeconds, ifRange, reset ? 'reset' : ''],
+        current,
+        [resolveEntry(pin), String(options.maxBytes), idleSeconds, ifRange, reset ? 'reset' : ''],
         options,
         total,
       );
@@ -241,10 +298,10 @@ export async function fetchOnHypervisor(executor: Executor, dir: string, url: UR
           continue;
         }
         const complete = hop.rc === 0 && (total === null || hop.size >= total);
-        if (complete) return hop.size;
+        if (complete) return { bytes: hop.size, sha256: hop.sha256, head: hop.head };
       } else if (response && status === 416 && resuming) {
         const length = /^bytes \*\/(\d+)$/.exec(response.headers.get('content-range') ?? '');
-        if (length && Number(length[1]) === hop.size) return hop.size;
+        if (length && Number(length[1]) === hop.size) return { bytes: hop.size, sha256: null, head: hop.head };
         throw downloadFailed('The source server refused to continue the download', 'bad-range', { status });
       } else if (response && status !== 0 && (hop.rc === 0 || !DROPPED.has(hop.rc))) {
         throw downloadFailed(`The source server answered HTTP ${status}`, 'http-status', { status });

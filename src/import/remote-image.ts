@@ -9,7 +9,7 @@
 import { InstanceImagesError } from '../errors';
 import type { Executor } from '../ports/executor';
 import { detectCompression, type Compression } from './decompress';
-import { DOWNLOAD_FILE, HASH_FUNCTION } from './remote-fetch';
+import { DOWNLOAD_FILE, HASH_FUNCTION, type RemoteDownload } from './remote-fetch';
 import { detectDiskFormat, DETECT_HEAD_BYTES, MAX_HEAD_BYTES, type DetectedFormat } from './format';
 
 /** The file of the work directory holding the (decompressed) image. */
@@ -19,23 +19,17 @@ export const IMAGE_FILE = 'image';
 const DECOMPRESSORS: Record<Exclude<Compression, 'none'>, string> = { gzip: 'gzip', zstd: 'zstd', xz: 'xz', bzip2: 'bzip2' };
 
 /**
- * `$1` the work directory, `$2` the decompressor or empty, `$3` the image byte limit. Makes
- * `image` from `download` (decompressed through `head -c` so that at most one byte past the limit
- * is written; or renamed), prints `size N`, `sha HEX` and `rc N` (the decompressor's exit code).
+ * `$1` the work directory, `$2` the decompressor, `$3` the image byte limit. Makes `image` from
+ * `download`, decompressed through `head -c` (so that at most one byte past the limit is written)
+ * and hashed on the way; prints `size N`, `sha HEX` and `rc N` (the decompressor's exit code).
  */
 const PREPARE_SCRIPT = `set -u
 ${HASH_FUNCTION}
 d=$1; in="$d/${DOWNLOAD_FILE}"; out="$d/${IMAGE_FILE}"
 echo $$ > "$d/pid"
-rc=0
-if [ -n "$2" ]; then
-  { { "$2" -dc -- "$in"; echo $? > "$d/tool.rc"; } | head -c $(( $3 + 1 )) | tee -- "$out" | hash256 > "$d/image.sha256"; } </dev/null 2>"$d/stderr"
-  rc=$(cat -- "$d/tool.rc" 2>/dev/null || echo 255)
-  rm -f -- "$in"
-else
-  mv -f -- "$in" "$out"
-  hash256 < "$out" > "$d/image.sha256"
-fi
+{ { "$2" -dc -- "$in"; echo $? > "$d/tool.rc"; } | head -c $(( $3 + 1 )) | tee -- "$out" | hash256 > "$d/image.sha256"; } </dev/null 2>"$d/stderr"
+rc=$(cat -- "$d/tool.rc" 2>/dev/null || echo 255)
+rm -f -- "$in"
 echo "size $(stat -c %s -- "$out")"
 echo "sha $(cut -c1-64 < "$d/image.sha256")"
 echo "rc $rc"
@@ -93,43 +87,57 @@ export interface RemoteImage {
   compression: Compression;
   detected: DetectedFormat;
   sizeBytes: number;
-  sha256: string;
+  /**
+   * Its sha256, or null when nothing needed it yet: an uncompressed download resumed after a cut,
+   * without an expected checksum (the caller hashes the stored file).
+   */
+  sha256: string | null;
 }
 
 /**
  * Decompresses the download in `dir` (when it is compressed), detects the format, checks the
- * size limit and the expected checksum.
+ * size limit and the expected checksum. An uncompressed download is the image itself (no command
+ * runs for it when it was hashed as it arrived, or when no checksum is expected: its first bytes
+ * came with the download); it is hashed here only to check an expected checksum after a resume.
  * @throws FEATURE_DISABLED (the decompressor is not installed), UNSUPPORTED_IMAGE (a format we
  *   refuse, corrupt compressed data), DOWNLOAD_FAILED (too large), CHECKSUM_MISMATCH, CANCELLED.
  */
 export async function prepareRemoteImage(
   executor: Executor,
   dir: string,
+  download: RemoteDownload,
   options: { maxImageBytes: number; expectedSha256: string | null; hypervisorId: string; signal: AbortSignal },
 ): Promise<RemoteImage> {
   const { signal } = options;
+  const downloadPath = `${dir}/${DOWNLOAD_FILE}`;
   // One read serves both: the compression, and (uncompressed) the format's first look.
-  const first = await readHead(executor, `${dir}/${DOWNLOAD_FILE}`, DETECT_HEAD_BYTES, signal);
+  const first = download.head ?? (await readHead(executor, downloadPath, DETECT_HEAD_BYTES, signal));
   const compression = detectCompression(first);
-  const tool = compression === 'none' ? '' : DECOMPRESSORS[compression];
-  if (tool) await requireTools(executor, [tool], options.hypervisorId, signal);
-  const result = await executor.run(['setsid', '-w', 'sh', '-c', PREPARE_SCRIPT, 'sh', dir, tool, String(options.maxImageBytes)], {
-    signal,
-  });
-  const field = (name: string) => new RegExp(`^${name} (\\S+)$`, 'm').exec(result.stdout)?.[1];
-  const size = Number(field('size'));
-  const sha256 = field('sha') ?? '';
-  if (result.exitCode !== 0 || !Number.isSafeInteger(size) || !/^[0-9a-f]{64}$/.test(sha256))
-    throw new InstanceImagesError('COMMAND_FAILED', `Preparing the fetched image failed: ${result.stderr.trim().slice(0, 300)}`);
-  if (size > options.maxImageBytes)
-    throw new InstanceImagesError('DOWNLOAD_FAILED', `The decompressed image is larger than the limit of ${options.maxImageBytes} bytes`, {
+  const tooLarge = () =>
+    new InstanceImagesError('DOWNLOAD_FAILED', `The decompressed image is larger than the limit of ${options.maxImageBytes} bytes`, {
       details: { reason: 'too-large', limitBytes: options.maxImageBytes },
     });
-  if (field('rc') !== '0')
-    throw new InstanceImagesError('UNSUPPORTED_IMAGE', `The ${compression} data of the image is corrupt or truncated`, {
-      details: { reason: 'corrupt-compression', compression },
+  let path = downloadPath;
+  let size = download.bytes;
+  let sha256 = download.sha256;
+  if (compression !== 'none') {
+    const tool = DECOMPRESSORS[compression];
+    await requireTools(executor, [tool], options.hypervisorId, signal);
+    const result = await executor.run(['setsid', '-w', 'sh', '-c', PREPARE_SCRIPT, 'sh', dir, tool, String(options.maxImageBytes)], {
+      signal,
     });
-  const path = `${dir}/${IMAGE_FILE}`;
+    const field = (name: string) => new RegExp(`^${name} (\\S+)$`, 'm').exec(result.stdout)?.[1];
+    size = Number(field('size'));
+    sha256 = field('sha') ?? '';
+    if (result.exitCode !== 0 || !Number.isSafeInteger(size) || !/^[0-9a-f]{64}$/.test(sha256))
+      throw new InstanceImagesError('COMMAND_FAILED', `Preparing the fetched image failed: ${result.stderr.trim().slice(0, 300)}`);
+    if (size > options.maxImageBytes) throw tooLarge();
+    if (field('rc') !== '0')
+      throw new InstanceImagesError('UNSUPPORTED_IMAGE', `The ${compression} data of the image is corrupt or truncated`, {
+        details: { reason: 'corrupt-compression', compression },
+      });
+    path = `${dir}/${IMAGE_FILE}`;
+  } else if (size > options.maxImageBytes) throw tooLarge();
   let want = DETECT_HEAD_BYTES;
   let detected: DetectedFormat | null = null;
   while (detected === null) {
@@ -141,9 +149,20 @@ export async function prepareRemoteImage(
       throw new InstanceImagesError('UNSUPPORTED_IMAGE', 'The image format could not be recognized');
     else want = found.needBytes;
   }
+  // A resumed, uncompressed download: hashed from the file only to check the expected checksum.
+  if (sha256 === null && options.expectedSha256) sha256 = await hashFile(executor, path, signal);
   if (options.expectedSha256 && sha256 !== options.expectedSha256)
     throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The downloaded image does not match the expected sha256', {
       details: { expected: options.expectedSha256, actual: sha256 },
     });
   return { path, compression, detected, sizeBytes: size, sha256 };
+}
+
+/** The sha256 of a file on the hypervisor. @throws COMMAND_FAILED, CANCELLED. */
+export async function hashFile(executor: Executor, path: string, signal: AbortSignal): Promise<string> {
+  const hashed = await executor.run(['sh', '-c', `set -e\n${HASH_FUNCTION}\nhash256 < "$1" | cut -c1-64`, 'sh', path], { signal });
+  const sha256 = hashed.stdout.trim();
+  if (hashed.exitCode !== 0 || !/^[0-9a-f]{64}$/.test(sha256))
+    throw new InstanceImagesError('COMMAND_FAILED', `Hashing the fetched image failed: ${hashed.stderr.trim().slice(0, 200)}`);
+  return sha256;
 }

@@ -24,7 +24,7 @@ import type { ImportTarget, StoredImport } from './import-store';
 import type { WorkProgress } from './task-runner';
 
 /** The programs a fetch on the hypervisor needs there (besides a decompressor, checked when one is needed). */
-export const FETCH_TOOLS: readonly string[] = ['curl', 'setsid', 'sha256sum', 'head', 'tee', 'stat'];
+export const FETCH_TOOLS: readonly string[] = ['curl', 'setsid', 'sha256sum', 'head', 'tee', 'stat', 'base64'];
 
 /** What {@link fetchIntoPathStorage} needs besides the target. */
 export interface HypervisorFetchRequest {
@@ -37,6 +37,29 @@ export interface HypervisorFetchRequest {
   progress(p: WorkProgress): void;
   /** Told each storage key before anything is written under it (removed by the caller on a failure). */
   onKey(key: string): void;
+}
+
+/**
+ * `$1` the path of an image's key base: kills what runs in its fetch work directories
+ * (`<key base>.fetch-*`) and removes them, printing each one removed.
+ */
+const LEFTOVERS_SCRIPT = `cleanup() {
+${CLEANUP_SCRIPT}
+}
+for d in "$1".fetch-*; do [ -d "$d" ] || continue; cleanup "$d"; printf '%s\\n' "$d"; done`;
+
+/**
+ * The work directories a fetch left next to the image whose key base is `keyBase` (a panel that
+ * died mid-import: its `finally` never ran, curl may still be writing): what runs in them is
+ * killed and they are removed, on the hypervisor that wrote them. Used by start-up recovery for
+ * an interrupted import. @returns the directories removed.
+ * @throws what the executor throws (HYPERVISOR_UNREACHABLE), COMMAND_FAILED.
+ */
+export async function removeFetchLeftovers(executor: Executor, keyBasePath: string): Promise<string[]> {
+  const result = await executor.run(['sh', '-c', LEFTOVERS_SCRIPT, 'sh', keyBasePath]);
+  if (result.exitCode !== 0)
+    throw new InstanceImagesError('COMMAND_FAILED', `Removing a fetch's work directory failed: ${result.stderr.trim().slice(0, 200)}`);
+  return result.stdout.split('\n').filter((line) => line !== '');
 }
 
 /** Removes the work directory on the hypervisor, killing what still runs in it; never throws. */
@@ -76,7 +99,7 @@ export async function fetchIntoPathStorage(
   try {
     await Promise.all([markerRemoved, requireTools(executor, FETCH_TOOLS, hypervisorId, signal, dir)]);
     progress({ step: 'downloading', bytesDone: 0, bytesTotal: null });
-    await fetchOnHypervisor(executor, dir, request.url, {
+    const download = await fetchOnHypervisor(executor, dir, request.url, {
       rules: request.rules,
       maxRedirects: options.maxRedirects,
       maxBytes: options.maxDownloadBytes,
@@ -89,7 +112,7 @@ export async function fetchIntoPathStorage(
         progress({ step: 'downloading', bytesDone: bytes, bytesTotal: total });
       },
     });
-    const image = await prepareRemoteImage(executor, dir, {
+    const image = await prepareRemoteImage(executor, dir, download, {
       maxImageBytes: options.maxImageBytes,
       expectedSha256: request.sha256,
       hypervisorId,
@@ -106,7 +129,8 @@ export async function fetchIntoPathStorage(
       onProgress: (p) => progress(p),
     });
     progress({ step: 'verifying' });
-    if (materialized.keptSource) return stored(key, image.sizeBytes, image.sha256, materialized.virtualSizeBytes);
+    if (materialized.keptSource && image.sha256 !== null) return stored(key, image.sizeBytes, image.sha256, materialized.virtualSizeBytes);
+    // A converted image, or one kept as fetched whose download was resumed (not hashed as it arrived).
     const script = `set -e\n${HASH_FUNCTION}\nstat -c %s -- "$1"; hash256 < "$1" | cut -c1-64`;
     const hashed = await executor.run(['sh', '-c', script, 'sh', targetPath], { signal });
     const [size, sha256] = hashed.stdout.trim().split('\n');

@@ -14,6 +14,7 @@ import { publish, taskFinished } from './outbox-events';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 import { failureReason } from '../messages';
 import { endTaskWithImage, transitionTask, type TaskEnd } from './task-state';
+import { removeFetchLeftovers } from './import-fetch';
 
 /** What start-up recovery did. */
 export interface RecoveryReport {
@@ -62,6 +63,12 @@ export class RecoveryService {
       const disk = await this.drivers.storage(storage, task.hypervisorId);
       await disk.delete(image.fileKey);
       report.removedFiles.push(image.fileKey);
+      // An import fetched on the hypervisor left its work directory next to the file (curl may still run).
+      if (task.type === 'import' && task.hypervisorId && disk.capabilities.pathAccess) {
+        const executor = await this.drivers.executor(task.hypervisorId);
+        const removed = await removeFetchLeftovers(executor, disk.pathOf(image.fileKey.replace(/\.qcow2$/, '')));
+        report.removedFiles.push(...removed.map((dir) => `${dir} (work directory of the fetch)`));
+      }
       for (const upload of await disk.listIncomplete()) {
         if (upload.key !== image.fileKey) continue;
         await disk.abortIncomplete(upload);

@@ -74,6 +74,10 @@ export class FakeWorld {
   hypervisorFailure: InstanceImagesError | null = null;
   /** Paths whose files the hypervisor no longer has (an ISO mount of one fails like the libvirt driver's). */
   readonly goneFiles = new Set<string>();
+  /** Every command `run` by a hypervisor's executor, as `hypervisorId` and argv. */
+  readonly commands: Array<{ hypervisorId: string; argv: string[] }> = [];
+  /** When set, the stdout of a command `run` by an executor (default empty). */
+  commandOutput: ((argv: readonly string[]) => string) | null = null;
   /** Every hypervisor recovery asked for (domainName null = the whole hypervisor). */
   readonly recoveries: Array<{ hypervisorId: string; domainName: string | null }> = [];
 
@@ -133,7 +137,10 @@ export class FakeWorld {
       if (made) return made;
       const executor: Executor = {
         label: 'fake',
-        run: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+        run: async (argv) => {
+          this.commands.push({ hypervisorId: hypervisor.id, argv: [...argv] });
+          return { exitCode: 0, stdout: this.commandOutput?.(argv) ?? '', stderr: '' };
+        },
         // Only `cat -- <path>` (reading a file of this hypervisor back, e.g. a converted import).
         stream: async (argv) => {
           const file = argv[0] === 'cat' ? this.files.get(`${hypervisor.id}:${argv[argv.length - 1]}`) : undefined;

@@ -24,6 +24,8 @@ export interface ImageServerOptions {
 
 export interface ServedRequest {
   path: string;
+  /** The request target as sent (path and query). */
+  target: string;
   range: string | null;
   ifRange: string | null;
   status: number;
@@ -44,7 +46,13 @@ export async function serveBytes(bytes: Buffer, options: ImageServerOptions = {}
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const record = (status: number) =>
-      requests.push({ path, range: req.headers.range ?? null, ifRange: (req.headers['if-range'] as string | undefined) ?? null, status });
+      requests.push({
+        path,
+        target: req.url ?? '/',
+        range: req.headers.range ?? null,
+        ifRange: (req.headers['if-range'] as string | undefined) ?? null,
+        status,
+      });
     const redirect = options.redirects?.[path];
     if (redirect) {
       record(302);

@@ -8,7 +8,7 @@
  * address; the size limit; a checksum mismatch; a cancel while curl downloads; a URL full of shell
  * syntax. Nothing is left in the storage after a failure, and no curl keeps running.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +102,8 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
   };
   /** The server's URL under the host name only the panel resolves. */
   const named = (server: ImageServer, path = '/image') => `${server.origin.replace('127.0.0.2', 'images.test')}${path}`;
+  /** curl's --resolve entry for the server (in its argv while it runs). */
+  const pinOf = (server: ImageServer) => `images.test:${new URL(server.origin).port}:127.0.0.2`;
   const importFrom = async (url: string, extra: { sha256?: string } = {}, into = ii) => {
     commands.length = 0;
     const started = await into.imports.importImage(ALICE, { url, name: 'fetched disk', locationId: 'loc', ...extra });
@@ -109,6 +111,8 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
     return { image: await into.repositories.images.get(started.image.id), task: await into.repositories.tasks.get(started.task.id) };
   };
   const curlRuns = () => commands.filter((argv) => argv.join(' ').includes('curl -sS')).length;
+  /** Commands that hash a file already written (the download after a resume, or the stored file). */
+  const fileHashes = () => commands.filter((argv) => argv.some((a) => a.includes('hash256 < "$1"')));
 
   beforeAll(async () => {
     work = freshScratchDir('fetch-work');
@@ -138,6 +142,10 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
       sha256: sha256(readFileSync(source)),
     });
     expect(curlRuns()).toBe(1);
+    // Hashed as it arrived: neither the download nor the stored file is read again to hash it.
+    expect(fileHashes()).toEqual([]);
+    // Nothing but curl between the work directory and the driver: its first bytes came with the download.
+    expect(commands.filter((argv) => argv[0] === 'head' || argv[0] === 'setsid').map((argv) => argv[0])).toEqual(['setsid']);
     const stored = `${storageDir}/${image?.fileKey}`;
     expect(sha256(readFileSync(stored))).toBe(sha256(readFileSync(source)));
     expect(filesBelow(storageDir)).toEqual([`/${image?.fileKey}`]);
@@ -169,6 +177,22 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
     expect(curlRuns()).toBe(2);
     expect(imagesIdentical(source, `${storageDir}/${compressed.image?.fileKey}`)).toBe(true);
     for (const image of [plain.image, compressed.image]) await ii.images.deleteImage(ALICE, image?.id ?? '');
+    await ii.idle();
+    expect(filesBelow(storageDir)).toEqual([]);
+  });
+
+  it('hashes a plain qcow2 resumed after a cut from the file: kept as fetched, its sha256 recorded and checked', async () => {
+    const bytes = readFileSync(source);
+    const plain = await importFrom(named(await serve(bytes, { cutAfter: Math.floor(bytes.length / 2) })));
+    expect(plain.task?.status).toBe('completed');
+    expect(curlRuns()).toBe(2);
+    expect(plain.image?.sha256).toBe(sha256(bytes));
+    expect(fileHashes()).toHaveLength(1);
+    const checked = await importFrom(named(await serve(bytes, { cutAfter: Math.floor(bytes.length / 3) })), { sha256: sha256(bytes) });
+    expect(checked.image).toMatchObject({ status: 'available', sha256: sha256(bytes) });
+    const wrong = await importFrom(named(await serve(bytes, { cutAfter: Math.floor(bytes.length / 3) })), { sha256: 'e'.repeat(64) });
+    expect(wrong.task?.errorCode).toBe('CHECKSUM_MISMATCH');
+    for (const image of [plain.image, checked.image]) await ii.images.deleteImage(ALICE, image?.id ?? '');
     await ii.idle();
     expect(filesBelow(storageDir)).toEqual([]);
   });
@@ -227,12 +251,28 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
     await expect
       .poll(async () => (await ii.repositories.tasks.get(started.task.id))?.progress?.bytesDone ?? 0, { timeout: 15_000 })
       .toBeGreaterThan(0);
-    expect(processesWith(named(server)).some((line) => line.includes('curl -sS'))).toBe(true);
+    expect(processesWith(pinOf(server)).some((line) => line.includes('curl -sS'))).toBe(true);
     await ii.imports.cancelImport(ALICE, started.task.id);
     await ii.idle();
     expect((await ii.repositories.images.get(started.image.id))?.status).toBe('error');
-    await expect.poll(() => processesWith(named(server)), { timeout: 5000 }).toEqual([]);
+    await expect.poll(() => processesWith(pinOf(server)), { timeout: 5000 }).toEqual([]);
     expect(filesBelow(storageDir)).toEqual([]);
+  });
+
+  it('keeps the URL (its query token) out of every process list on the hypervisor while curl runs', async () => {
+    const server = await serve(readFileSync(source), { stallAfter: 256 * 1024 });
+    const token = `tok-${randomUUID()}`;
+    const started = await ii.imports.importImage(ALICE, { url: `${named(server)}?sig=${token}`, name: 'secret', locationId: 'loc' });
+    await expect
+      .poll(async () => (await ii.repositories.tasks.get(started.task.id))?.progress?.bytesDone ?? 0, { timeout: 15_000 })
+      .toBeGreaterThan(0);
+    // curl runs (found by its --resolve pin), and the token shows nowhere in `ps -eo args`.
+    expect(processesWith(pinOf(server)).some((line) => line.includes('curl -sS'))).toBe(true);
+    expect(processesWith(token)).toEqual([]);
+    expect(server.requests[0]?.target).toBe(`/image?sig=${token}`);
+    await ii.imports.cancelImport(ALICE, started.task.id);
+    await ii.idle();
+    await expect.poll(() => processesWith(pinOf(server)), { timeout: 5000 }).toEqual([]);
   });
 
   it('passes a URL full of shell syntax to curl as one argument', async () => {

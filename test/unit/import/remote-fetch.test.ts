@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { destinationRules } from '../../../src/import/address';
 import { pinDestination } from '../../../src/import/download';
-import { parseHeaderDump, resolveEntry } from '../../../src/import/remote-fetch';
+import { curlConfig, parseHeaderDump, resolveEntry } from '../../../src/import/remote-fetch';
 import { requireTools } from '../../../src/import/remote-image';
 import type { Executor } from '../../../src/ports/executor';
 
@@ -51,5 +51,11 @@ describe('fetching on the hypervisor: the pieces the panel decides with', () => 
       details: { tool: 'zstd', hypervisorId: 'hv-1', option: 'imports.fetchOnHypervisor' },
     });
     expect(seen[0]?.slice(3)).toEqual(['sh', '/d/x.fetch-1', 'curl', 'zstd']);
+  });
+
+  it('names the URL in a curl config line, backslash and double quote escaped, and refuses a line break', () => {
+    expect(curlConfig('http://a.test/x?sig=abc')).toBe('url = "http://a.test/x?sig=abc"');
+    expect(curlConfig('http://a.test/a\\b"c')).toBe('url = "http://a.test/a\\\\b\\"c"');
+    expect(() => curlConfig('http://a.test/x\nurl = "http://b.test/"')).toThrow(/line break/);
   });
 });
