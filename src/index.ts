@@ -128,6 +128,7 @@ export type {
   CapturedChunk,
   ChunkSourceInfo,
   ChunkedSource,
+  ChunkedSourceRange,
   ImportedDiskFormat,
   MaterializeRequest,
   MaterializeResult,

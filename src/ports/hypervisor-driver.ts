@@ -204,15 +204,25 @@ export interface MaterializeRequest {
   reuseSource?: boolean;
 }
 
+/** One data range of a {@link ChunkedSource}. */
+export interface ChunkedSourceRange {
+  /** Where the bytes lie in the guest disk. */
+  offset: number;
+  /** The range's bytes. */
+  bytes: Buffer;
+  /**
+   * Optional: the driver calls it once the bytes are written, and never touches them afterwards,
+   * so that the source may read a later range into the same memory.
+   */
+  release?(): void;
+}
+
 /** The data of a chunked image for {@link MaterializeRequest}: `sourceFormat` is then `raw`. */
 export interface ChunkedSource {
   kind: 'chunks';
   virtualSizeBytes: number;
-  /**
-   * Data ranges of the guest disk; zero ranges are left out. The driver calls a range's `release`
-   * (when it has one) once its bytes are written, and never touches them afterwards.
-   */
-  chunks: AsyncIterable<{ offset: number; bytes: Buffer; release?(): void }>;
+  /** Data ranges of the guest disk, in order; zero ranges are left out. */
+  chunks: AsyncIterable<ChunkedSourceRange>;
 }
 
 /** The outcome of a materialization. */

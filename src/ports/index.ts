@@ -45,6 +45,7 @@ export type {
   CaptureResult,
   MaterializeRequest,
   ChunkedSource,
+  ChunkedSourceRange,
   ImportedDiskFormat,
   MaterializeResult,
   RecoveryAction,
