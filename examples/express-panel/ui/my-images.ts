@@ -188,6 +188,18 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
     return cell;
   }
 
+  /** The aria-label of the focused button inside `within`, so a redraw can give the focus back to its twin. */
+  function focusedLabel(within: HTMLElement): string | undefined {
+    const active = document.activeElement;
+    return active instanceof HTMLElement && within.contains(active) ? (active.getAttribute('aria-label') ?? undefined) : undefined;
+  }
+
+  /** Puts the focus on the button named `label` inside `within` (or on `fallback` when it is gone). */
+  function refocus(within: HTMLElement, label: string | undefined, fallback?: HTMLElement): void {
+    if (label === undefined) return;
+    (within.querySelector<HTMLElement>(`button[aria-label="${CSS.escape(label)}"]`) ?? fallback)?.focus();
+  }
+
   async function refresh(focusAfter?: string): Promise<void> {
     let images: ApiImage[];
     try {
@@ -222,16 +234,23 @@ export async function myImagesPage(ctx: AppContext, main: HTMLElement, signal: A
         { 'data-id': image.id },
       ),
     );
+    // A redraw replaces the rows: the focus goes to the same control of the new row (or the list), both
+    // after an action (`focusAfter`) and after a background refresh that found the focus in the list.
+    const listFocus = focusAfter ?? focusedLabel(list);
     list.replaceChildren(
       images.length === 0 ? h('p', {}, 'You have no images yet. Create one from an instance above.') : table('My Images', HEADINGS, rows),
     );
+    refocus(main, listFocus, focusAfter === undefined ? undefined : list);
+    let section: HTMLElement;
     try {
-      offers.replaceChildren(await offersSection(ctx, new Map(images.map((i) => [i.id, i.name])), hooks));
+      section = await offersSection(ctx, new Map(images.map((i) => [i.id, i.name])), hooks);
     } catch (error) {
-      offers.replaceChildren(errorBox(error));
+      section = errorBox(error);
     }
-    // The rows were drawn anew: the focus goes to the same control of the new row (or the list).
-    if (focusAfter !== undefined) (main.querySelector<HTMLElement>(`button[aria-label="${CSS.escape(focusAfter)}"]`) ?? list).focus();
+    const offersFocus = focusedLabel(offers);
+    offers.replaceChildren(section);
+    // An action in the offers section names its button in `focusAfter`; it is drawn only now.
+    refocus(main, offersFocus ?? (focusedLabel(main) === undefined ? focusAfter : undefined));
   }
 
   form.addEventListener('submit', (event) => {
