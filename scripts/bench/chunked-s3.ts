@@ -19,6 +19,10 @@
  *    driver's NBD writer), alternating. Goal ≤ 1.1×.
  * 6. ten images of ten stopped disks cloned from one stock disk, each with 64 MiB of its own random
  *    writes, captured into one chunked store: unique stored bytes against one image (goal ≤ 1.3×).
+ *    The stock disk is a stopped 4 GiB disk of its own holding STOCK_MIB (default 2560) MiB of
+ *    random data (a stock OS image's size; random, so nothing dedups inside it): with exact dedup
+ *    the ratio is (one image + nine clones' own writes) / one image, so it depends on the stock
+ *    image's size, and the step prints the smallest one for which the goal holds.
  * Prints medians, spreads and the panel process's peak RSS per step.
  *
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
@@ -49,6 +53,7 @@ import { guestWithRandomData, median, MiB } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
+const STOCK_MIB = Number(process.env.STOCK_MIB ?? 2560);
 const STEPS = new Set((process.env.STEPS ?? '1,2,3,4,5,6').split(',').map((step) => Number(step.trim())));
 const CHUNK = 4 * MiB;
 /** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
@@ -511,14 +516,16 @@ async function main(): Promise<void> {
     if (STEPS.has(6)) {
       virsh('destroy', '--domain', guest.name);
       if (firstDisk) await dropDisk(b, firstDisk);
+      const stock = guestWithRandomData(STOCK_MIB, { start: false, diskMiB: 4096 });
+      guests.push(stock);
       const disk = await freshDisk(b, 'bench-ten');
       const store = createChunkStore(disk, STORE_OPTIONS);
       let oneImage = 0;
       let others = 0;
       for (let i = 0; i < 10; i++) {
-        const clone = createTestGuest({ start: false, diskMiB: 2048, writes: [], cdrom: false, agentChannel: false });
+        const clone = createTestGuest({ start: false, diskMiB: 4096, writes: [], cdrom: false, agentChannel: false });
         guests.push(clone);
-        copyFileSync(guest.primaryPath, clone.primaryPath);
+        copyFileSync(stock.primaryPath, clone.primaryPath);
         writeRandom(clone.primaryPath, 1200 + i, 64);
         const captured = await captureChunks(b, store, clone.name, `images/clone-${i}.manifest.json`);
         if (i === 0) oneImage = captured.uploadedBytes;
@@ -528,7 +535,7 @@ async function main(): Promise<void> {
       }
       const stats = await store.stats();
       console.log(
-        `\n6. ten images of clones with 64 MiB of own writes each: unique ${mib(stats.uniqueBytes)}, logical ${mib(stats.logicalBytes)}, ` +
+        `\n6. ten images of clones of a 4 GiB stock disk holding ${STOCK_MIB} MiB, with 64 MiB of own writes each: unique ${mib(stats.uniqueBytes)}, logical ${mib(stats.logicalBytes)}, ` +
           `one image ${mib(oneImage)}; unique/one ${(stats.uniqueBytes / oneImage).toFixed(2)} (goal ≤ 1.30); dedup ratio ${stats.dedupRatio}\n` +
           `   the other nine uploaded ${mib(others)} in all, their own writes (a 64 MiB write unaligned to the chunks touches 17); ` +
           `the goal needs one image of at least ${mib(others / 0.3)} for nine clones' own writes to stay within 30 %`,

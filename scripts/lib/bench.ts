@@ -55,10 +55,10 @@ export function generated(size: number, fresh = false): Readable {
 }
 
 /** A TCG test guest with a 2 GiB disk holding `dataMiB` of random data (started unless `start: false`). */
-export function guestWithRandomData(dataMiB: number, options: { start?: boolean; iothread?: boolean } = {}): TestGuest {
+export function guestWithRandomData(dataMiB: number, options: { start?: boolean; iothread?: boolean; diskMiB?: number } = {}): TestGuest {
   const guest = createTestGuest({
     start: false,
-    diskMiB: 2048,
+    diskMiB: options.diskMiB ?? 2048,
     writes: [],
     cdrom: false,
     agentChannel: false,
