@@ -74,7 +74,17 @@ export function makeIso(path: string, label = 'IITEST'): void {
   const src = `${path}.d`;
   mkdirSync(src, { recursive: true });
   writeFileSync(join(src, 'README.TXT'), `instance-images test media ${label}\n`);
-  execFileSync('xorriso', ['-as', 'mkisofs', '-quiet', '-V', label, '-o', path, src], { stdio: 'ignore' });
+  // Its output is kept so that a failure says why (one CI run saw it fail without a word); one retry
+  // on a fresh output file, since nothing here depends on the machine's state but the disk.
+  const make = () => execFileSync('xorriso', ['-as', 'mkisofs', '-V', label, '-o', path, src], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    make();
+  } catch (error) {
+    const first = error as Error & { stderr?: Buffer; status?: number | null; signal?: string | null };
+    console.error(`xorriso failed (exit ${first.status ?? first.signal}), retrying once: ${String(first.stderr ?? '').slice(-2000)}`);
+    rmSync(path, { force: true });
+    make();
+  }
   rmSync(src, { recursive: true, force: true });
 }
 
