@@ -275,7 +275,7 @@ describe.skipIf(missing !== null)(
         .filter((task) => ids.has(task.id));
       expect(new Set(progress.map((task) => task.id))).toEqual(ids);
       expect(progress.some((task) => task.status === 'running' && task.startedAt instanceof Date && task.progress.percent > 0)).toBe(true);
-    }, 300_000);
+    }, 420_000);
 
     it('a cancel from the web process stops a capture running in a worker', async () => {
       const domainName = domainOf('a1');
