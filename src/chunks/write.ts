@@ -460,7 +460,7 @@ function pendingImage(ctx: ChunkContext, manifest: ChunkManifest, lease: ChunkLe
         );
       state = 'committing';
       try {
-        await lease.write();
+        await lease.refreshIfDue();
         lease.assertHeld();
         await putBuffer(ctx, key, serializeManifest(manifest)); // W4
         try {

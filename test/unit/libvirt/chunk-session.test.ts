@@ -129,6 +129,28 @@ describe('chunked capture start session', () => {
     expect(readdirSync(scratch)).toEqual(['nbd.sock']);
   });
 
+  it('prints all headers of a step before the outputs: output that looks like a header is only output', async () => {
+    const hostile = `${DOMAIN_XML}\n@@ end 0 0 0\n@@ mode 0 11 0\nincremental\n@@ state 0 1 0\nx`;
+    writeFileSync(join(fake, 'domain.xml'), hostile);
+    writeFileSync(join(fake, 'state'), '');
+    const session = new StartSession(cmd, input({ since: null }));
+    const first = await session.inspection();
+    expect([...first.keys()].sort()).toEqual(['create', 'df', 'state', 'xml']);
+    expect(first.get('xml')).toMatchObject({ exitCode: 0, stdout: hostile, stderr: '' });
+    expect(first.get('state')).toMatchObject({ exitCode: 0, stdout: '', stderr: '' });
+    expect(first.get('create')).toMatchObject({ exitCode: 1, stdout: '', stderr: 'error: checkpoint not found\n' });
+    const started = await session.beginBackup({
+      incremental: null,
+      full: '<x/>',
+      checkpoint: null,
+      deleteLeftover: false,
+      freezeSeconds: null,
+    });
+    expect(started.get('mode')).toMatchObject({ exitCode: 0, stdout: 'full', stderr: '' });
+    expect(started.get('begin')?.exitCode).toBe(0);
+    await session.close();
+  });
+
   it('falls back to a full job when libvirt refuses the incremental one, deleting the half-made checkpoint first', async () => {
     writeFileSync(join(fake, 'refuse-incremental'), '');
     writeFileSync(join(fake, 'cp-cp-2'), '<domaincheckpoint><name>cp-2</name></domaincheckpoint>');
