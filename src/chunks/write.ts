@@ -210,8 +210,9 @@ class ImageWriter {
 
   /**
    * Backpressure: at most `parallel` data chunks wait, are being covered by the lease, or upload.
-   * Chunks wait until half of that is waiting, so that one lease write (and sweep check) covers
-   * several of them; the source goes on while a batch is covered. Presence checks of unchanged
+   * While the uploads keep at least half the slots busy, chunks wait until half of that is
+   * waiting, so that one lease write (and sweep check) covers several of them; when fewer upload,
+   * what waits is covered at once. The source goes on while a batch is covered. Presence checks of unchanged
    * chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an incremental
    * recapture without a provable base checks every chunk of it and would otherwise wait on them one
    * `parallel` batch at a time.
@@ -227,7 +228,16 @@ class ImageWriter {
       if (this.pending.length < Math.ceil(parallel / 2) && this.inflight.size > this.checks.size) await Promise.race(this.inflight);
       else this.flush();
     }
+    // Fewer than half the upload slots busy and no batch being covered: the uploads would starve
+    // waiting for a batch to fill (at the start of a read, or when the source is slower than the
+    // store), so what waits is covered now. Uploads that keep the slots busy still batch.
+    if (this.pending.length > 0 && this.covers.size === 0 && this.uploads() < Math.ceil(parallel / 2)) this.flush();
     this.throwIfFailed();
+  }
+
+  /** Data chunks being uploaded (or stat'ed before an upload). */
+  uploads(): number {
+    return this.inflight.size - this.checks.size - this.covers.size;
   }
 
   /** Data chunks held: waiting, being covered, or uploading. */
