@@ -112,6 +112,8 @@ class ImageWriter {
   readonly covers = new Set<Promise<void>>();
   /** Data chunks of the batches being covered. */
   covering = 0;
+  /** Set once a batch was flushed. */
+  flushed = false;
   failure: InstanceImagesError | null = null;
   uploadedBytes = 0;
   uploadedChunks = 0;
@@ -210,9 +212,9 @@ class ImageWriter {
 
   /**
    * Backpressure: at most `parallel` data chunks wait, are being covered by the lease, or upload.
-   * While the uploads keep at least half the slots busy, chunks wait until half of that is
-   * waiting, so that one lease write (and sweep check) covers several of them; when fewer upload,
-   * what waits is covered at once. The source goes on while a batch is covered. Presence checks of unchanged
+   * Chunks wait until half of that is waiting, so that one lease write (and sweep check) covers
+   * several of them, except the first, covered at once so that the uploads start; the source goes
+   * on while a batch is covered. Presence checks of unchanged
    * chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an incremental
    * recapture without a provable base checks every chunk of it and would otherwise wait on them one
    * `parallel` batch at a time.
@@ -228,16 +230,11 @@ class ImageWriter {
       if (this.pending.length < Math.ceil(parallel / 2) && this.inflight.size > this.checks.size) await Promise.race(this.inflight);
       else this.flush();
     }
-    // Fewer than half the upload slots busy and no batch being covered: the uploads would starve
-    // waiting for a batch to fill (at the start of a read, or when the source is slower than the
-    // store), so what waits is covered now. Uploads that keep the slots busy still batch.
-    if (this.pending.length > 0 && this.covers.size === 0 && this.uploads() < Math.ceil(parallel / 2)) this.flush();
+    // The first data chunk is covered as soon as it comes: no upload would start before a batch
+    // filled otherwise (an incremental read has only a few chunks). Later ones gather into batches
+    // while it is covered and uploaded.
+    if (!this.flushed && this.pending.length > 0) this.flush();
     this.throwIfFailed();
-  }
-
-  /** Data chunks being uploaded (or stat'ed before an upload). */
-  uploads(): number {
-    return this.inflight.size - this.checks.size - this.covers.size;
   }
 
   /** Data chunks held: waiting, being covered, or uploading. */
@@ -248,6 +245,7 @@ class ImageWriter {
   /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2); runs in `inflight`. */
   flush(): void {
     if (this.pending.length === 0) return;
+    this.flushed = true;
     const batch = this.pending;
     this.pending = [];
     this.covering += batch.length;

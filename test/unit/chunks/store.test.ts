@@ -319,7 +319,7 @@ describe('chunk store: write and read', () => {
     expect(readDuringCover.length).toBeGreaterThan(0);
   });
 
-  it('starts uploading the first chunks as they come, without waiting for a batch to fill', async () => {
+  it('starts uploading with the first chunk, without waiting for a batch to fill', async () => {
     const { objects, store } = setup({ parallel: 4 });
     const ids = [1, 2, 3, 4, 5];
     let firstStoredBeforeSecond: boolean | null = null;
