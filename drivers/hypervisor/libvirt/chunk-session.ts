@@ -6,7 +6,11 @@
  * falling back to full when libvirt refuses) inside the freeze window and wait for the export's
  * socket, or read a stopped disk's bitmaps and start `qemu-nbd`. Each remote command costs an SSH
  * session and a `virsh` start; asking over one command instead of four rounds saves most of the
- * time an incremental recapture spends before the data moves.
+ * time an incremental recapture spends before the data moves. The libvirt questions go to ONE
+ * `virsh` (a command string of `;`-separated commands, each word quoted by the one quoting
+ * function, each answer followed by a random marker on stdout and stderr), beside `df`: one
+ * process start and one libvirt connection instead of five, which on a loaded hypervisor was most
+ * of the inspection.
  *
  * Nothing is interpolated into the script: its inputs are positional arguments (quoted by the
  * executor with `drivers/exec/quote.ts`) or length-prefixed fields on its stdin, written to files
@@ -19,9 +23,11 @@
  * on a loaded hypervisor each costs milliseconds).
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import type { ExecResult } from '../../../src/ports/executor';
+import { shellCommand, shellQuote } from '../../exec/quote';
 import { commandError, type HostCommands } from './commands';
 
 /** What one remote command of the session printed. */
@@ -61,18 +67,12 @@ const START_SCRIPT = [
   // A field: its length on one line, then exactly that many bytes (head -c reads no further).
   'field() { IFS= read -r fl || exit 121; case $fl in ""|*[!0-9]*) exit 122 ;; esac; head -c "$fl" >"$w/$1"; }',
   'val() { r=$(cat "$w/$1"; echo x); r=${r%x}; }',
-  'q state v domstate --domain "$d" &',
-  'q xml v dumpxml --domain "$d" &',
+  // Every libvirt question in one virsh (one process start and one connection instead of five):
+  // $10 is the panel's command string, each command followed by a marker on stdout and stderr.
+  'q virsh v "${10}" &',
   'q df df -B1 --output=avail -- "$sd" &',
-  'r="state xml df"',
-  'if [ -n "$since" ]; then',
-  '  q since v checkpoint-dumpxml --domain "$d" --checkpointname "$since" &',
-  '  q blocks v qemu-monitor-command --domain "$d" \'{"execute":"query-block"}\' &',
-  '  r="$r since blocks"',
-  'fi',
-  'if [ -n "$create" ]; then q create v checkpoint-dumpxml --domain "$d" --checkpointname "$create" & r="$r create"; fi',
   'wait',
-  'emit $r',
+  'emit virsh df',
   'while IFS= read -r line; do',
   '  set -- $line',
   '  case ${1:-} in',
@@ -209,6 +209,78 @@ class RecordParser extends Writable {
   }
 }
 
+/** One libvirt question of the inspection: the record name and the virsh command. */
+export interface VirshQuestion {
+  name: string;
+  words: readonly string[];
+}
+
+/** The inspection's virsh questions: state and XML always, `since` with the disk's bitmaps, `create`. */
+export function inspectionQuestions(input: Pick<StartSessionInput, 'domainName' | 'since' | 'create'>): VirshQuestion[] {
+  const domain = ['--domain', input.domainName];
+  const questions: VirshQuestion[] = [
+    { name: 'state', words: ['domstate', ...domain] },
+    { name: 'xml', words: ['dumpxml', ...domain] },
+  ];
+  if (input.since !== null) {
+    questions.push({ name: 'since', words: ['checkpoint-dumpxml', ...domain, '--checkpointname', input.since] });
+    questions.push({ name: 'blocks', words: ['qemu-monitor-command', ...domain, '{"execute":"query-block"}'] });
+  }
+  if (input.create !== null) questions.push({ name: 'create', words: ['checkpoint-dumpxml', ...domain, '--checkpointname', input.create] });
+  return questions;
+}
+
+/** The marker printed after the answer of `question` (the nonce makes it unguessable to the domain's XML). */
+function marker(question: VirshQuestion, nonce: string): string {
+  return `@@${nonce}-${question.name}`;
+}
+
+/**
+ * The questions as ONE virsh command string (virsh runs `;`-separated commands in one process,
+ * going on after a failed one). Every word is quoted by the one quoting function: virsh's command
+ * strings understand the same single quotes and backslashes as the shell (checked against
+ * hostile strings). After each command, `echo` prints its marker on stdout and on stderr, so the
+ * answers can be told apart.
+ */
+export function virshCommandString(questions: readonly VirshQuestion[], nonce: string): string {
+  return questions
+    .map((q) => {
+      const mark = shellQuote(marker(q, nonce));
+      return `${shellCommand(q.words)}; echo -- ${mark}; echo --err -- ${mark}`;
+    })
+    .join('; ');
+}
+
+/**
+ * Splits the one virsh's output into a record per question. A question's stdout is what precedes
+ * its marker (virsh -q prints it with no newline); its stderr is the lines before the line of its
+ * marker. virsh gives no exit code per command: one that failed printed its error, so a question
+ * whose stderr is not empty counts as failed (exit code 1), and so does one whose marker never
+ * came (virsh stopped: its stderr says why).
+ */
+export function splitVirshAnswers(record: SessionRecord, questions: readonly VirshQuestion[], nonce: string): SessionRecord[] {
+  let out = record.stdout;
+  let err = record.stderr;
+  return questions.map((question) => {
+    const mark = marker(question, nonce);
+    const outAt = out.indexOf(mark);
+    const errAt = err.indexOf(mark);
+    if (outAt < 0 || errAt < 0) {
+      const failed = { name: question.name, exitCode: record.exitCode === 0 ? 1 : record.exitCode, stdout: '', stderr: err };
+      out = '';
+      err = '';
+      return failed;
+    }
+    const stdout = out.slice(0, outAt);
+    out = out.slice(outAt + mark.length).replace(/^\n/, '');
+    const lineStart = err.lastIndexOf('\n', errAt) + 1;
+    const lineEnd = err.indexOf('\n', errAt);
+    const stderr = err.slice(0, lineStart);
+    err = lineEnd < 0 ? '' : err.slice(lineEnd + 1);
+    return { name: question.name, exitCode: stderr.trim() === '' ? 0 : 1, stdout, stderr };
+  });
+}
+
 /** The paths and names the session works with. */
 export interface StartSessionInput {
   domainName: string;
@@ -231,12 +303,16 @@ export class StartSession {
   readonly #parser = new RecordParser();
   readonly #done: Promise<ExecResult>;
   readonly #workDir: string;
+  readonly #questions: readonly VirshQuestion[];
+  readonly #nonce: string;
 
   constructor(
     readonly cmd: HostCommands,
     input: StartSessionInput,
   ) {
     this.#workDir = input.workDir;
+    this.#questions = inspectionQuestions(input);
+    this.#nonce = randomBytes(16).toString('hex');
     const argv = [
       'sh',
       '-c',
@@ -251,6 +327,7 @@ export class StartSession {
       input.socket,
       input.qemuNbdPid,
       input.qemuNbdSocket,
+      virshCommandString(this.#questions, this.#nonce),
     ];
     this.#done = cmd.executor.run(argv, { stdin: this.#stdin, stdout: this.#parser, signal: input.signal });
     this.#done.then(
@@ -265,8 +342,11 @@ export class StartSession {
   }
 
   /** The answers to the first questions: `state`, `xml`, `df`, and `since`, `blocks`, `create` when asked. */
-  inspection(): Promise<SessionStep> {
-    return this.#parser.next();
+  async inspection(): Promise<SessionStep> {
+    const step = await this.#parser.next();
+    const answers = new Map(splitVirshAnswers(recordOf(step, 'virsh'), this.#questions, this.#nonce).map((r) => [r.name, r]));
+    answers.set('df', recordOf(step, 'df'));
+    return answers;
   }
 
   /** Sends one step: a command line of plain words, then each field length-prefixed. */
