@@ -254,9 +254,9 @@ export function virshCommandString(questions: readonly VirshQuestion[], nonce: s
 /**
  * Splits the one virsh's output into a record per question. A question's stdout is what precedes
  * its marker (virsh -q prints it with no newline); its stderr is the lines before the line of its
- * marker. virsh gives no exit code per command: one that failed printed its error, so a question
- * whose stderr is not empty counts as failed (exit code 1), and so does one whose marker never
- * came (virsh stopped: its stderr says why).
+ * marker. virsh gives no exit code per command: one that failed printed its error (`error: …`),
+ * so a question with such a line, or with only stderr and no answer, counts as failed (exit code
+ * 1), and so does one whose marker never came (virsh stopped: its stderr says why).
  */
 export function splitVirshAnswers(record: SessionRecord, questions: readonly VirshQuestion[], nonce: string): SessionRecord[] {
   let out = record.stdout;
@@ -277,7 +277,10 @@ export function splitVirshAnswers(record: SessionRecord, questions: readonly Vir
     const lineEnd = err.indexOf('\n', errAt);
     const stderr = err.slice(0, lineStart);
     err = lineEnd < 0 ? '' : err.slice(lineEnd + 1);
-    return { name: question.name, exitCode: stderr.trim() === '' ? 0 : 1, stdout, stderr };
+    // virsh prints a failure as `error: …` (translated under some locales, when the command then
+    // printed nothing on stdout); a warning beside an answer is not a failure.
+    const failed = /^error: /m.test(stderr) || (stdout === '' && stderr.trim() !== '');
+    return { name: question.name, exitCode: failed ? 1 : 0, stdout, stderr };
   });
 }
 

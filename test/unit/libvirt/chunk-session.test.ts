@@ -295,6 +295,14 @@ describe('the inspection as one virsh command string', () => {
     ]);
   });
 
+  it('takes a warning beside an answer for a success, and an error worded in another language for a failure', () => {
+    const m = (name: string) => `@@${nonce}-${name}`;
+    const two = questions.slice(0, 2);
+    const stdout = `running\n${m('state')}${m('xml')}`;
+    const stderr = `warning: something\nerror: ${m('state')}\nFehler: Domäne nicht gefunden\nerror: ${m('xml')}\n`;
+    expect(splitVirshAnswers({ name: 'virsh', exitCode: 0, stdout, stderr }, two, nonce).map((a) => a.exitCode)).toEqual([0, 1]);
+  });
+
   it('counts every question virsh never answered as failed, with what virsh said', () => {
     const stderr = 'error: failed to connect to the hypervisor\n';
     const answers = splitVirshAnswers({ name: 'virsh', exitCode: 1, stdout: '', stderr }, questions, nonce);
