@@ -67,6 +67,8 @@ export class ChunkLease {
   #parts = 0;
   #added = 0;
   #covered = 0;
+  /** The {@link add} count the last successful write included. */
+  #written = -1;
   #refreshedAt: number | null = null;
   #lapsed: InstanceImagesError | null = null;
   #chain: Promise<void> = Promise.resolve();
@@ -126,6 +128,21 @@ export class ChunkLease {
     this.#timer.unref();
   }
 
+  /**
+   * Writes the lease when its refresh is due (its last write started a third of the TTL ago or
+   * more, when the timer would write it) or digests were added since, and otherwise leaves it: a
+   * lease written since then, naming every digest, is
+   * as live for a collector as one written now. Before a commit's manifest (W4), this saves a
+   * request when the lease is fresh; what makes W4 safe is {@link assertHeld} after it.
+   */
+  async refreshIfDue(): Promise<void> {
+    await this.#chain;
+    const refreshedAt = this.#refreshedAt;
+    const fresh = refreshedAt !== null && this.#ctx.now().getTime() - refreshedAt < this.#ctx.leaseTtlMs / 3;
+    if (fresh && this.#written === this.#added) return;
+    await this.write();
+  }
+
   /** Writes the lease now (serialized with other writes); seals full parts first. */
   write(): Promise<void> {
     const run = this.#chain.then(() => this.#writeNow());
@@ -144,6 +161,7 @@ export class ChunkLease {
       this.#open = this.#open.slice(this.#partSize);
     }
     const startedAt = ctx.now().getTime();
+    const added = this.#added;
     const lease = {
       format: 1,
       leaseId: this.#leaseId,
@@ -156,6 +174,7 @@ export class ChunkLease {
     const previous = this.#refreshedAt;
     if (previous !== null && ctx.now().getTime() - previous >= ctx.leaseTtlMs * TRUSTED_SHARE) this.#lapse();
     this.#refreshedAt = startedAt;
+    this.#written = added;
   }
 
   #lapse(): void {

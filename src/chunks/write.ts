@@ -112,6 +112,8 @@ class ImageWriter {
   readonly covers = new Set<Promise<void>>();
   /** Data chunks of the batches being covered. */
   covering = 0;
+  /** Set once a batch was flushed. */
+  flushed = false;
   failure: InstanceImagesError | null = null;
   uploadedBytes = 0;
   uploadedChunks = 0;
@@ -211,7 +213,8 @@ class ImageWriter {
   /**
    * Backpressure: at most `parallel` data chunks wait, are being covered by the lease, or upload.
    * Chunks wait until half of that is waiting, so that one lease write (and sweep check) covers
-   * several of them; the source goes on while a batch is covered. Presence checks of unchanged
+   * several of them, except the first, covered at once so that the uploads start; the source goes
+   * on while a batch is covered. Presence checks of unchanged
    * chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an incremental
    * recapture without a provable base checks every chunk of it and would otherwise wait on them one
    * `parallel` batch at a time.
@@ -227,6 +230,10 @@ class ImageWriter {
       if (this.pending.length < Math.ceil(parallel / 2) && this.inflight.size > this.checks.size) await Promise.race(this.inflight);
       else this.flush();
     }
+    // The first data chunk is covered as soon as it comes: no upload would start before a batch
+    // filled otherwise (an incremental read has only a few chunks). Later ones gather into batches
+    // while it is covered and uploaded.
+    if (!this.flushed && this.pending.length > 0) this.flush();
     this.throwIfFailed();
   }
 
@@ -238,6 +245,7 @@ class ImageWriter {
   /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2); runs in `inflight`. */
   flush(): void {
     if (this.pending.length === 0) return;
+    this.flushed = true;
     const batch = this.pending;
     this.pending = [];
     this.covering += batch.length;
@@ -460,7 +468,7 @@ function pendingImage(ctx: ChunkContext, manifest: ChunkManifest, lease: ChunkLe
         );
       state = 'committing';
       try {
-        await lease.write();
+        await lease.refreshIfDue();
         lease.assertHeld();
         await putBuffer(ctx, key, serializeManifest(manifest)); // W4
         try {

@@ -39,20 +39,23 @@ export async function withFreeze(run: Run, start: () => Promise<void>): Promise<
 
 /**
  * `sh -c` script: aborts the job of domain `$2` (libvirt URI `$1`), removes the files named by the
- * remaining arguments, and waits (polling every 0.1 s, 30 s at most) until no job is active on the
+ * remaining arguments, and waits (polling every 0.05 s, 30 s at most) until no job is active on the
  * domain, in one remote command instead of a round trip per step. Exits 0 when no job is left
- * (or the domain is gone), 3 when one was still active at the deadline.
+ * (or the domain is gone), 3 when one was still active at the deadline. Each poll is one `virsh`:
+ * its `Job type:` line is read by the shell, not by a pipeline of processes.
  */
 const END_JOB_SCRIPT = [
   'u=$1; d=$2; shift 2',
+  'set -f',
   'virsh -q -c "$u" domjobabort --domain "$d" >/dev/null 2>&1',
   // QEMU may still hold the scratch file for a moment: unlinking it meanwhile is harmless.
   'rm -f -- "$@"',
   'i=0',
-  'while [ $i -lt 300 ]; do',
-  '  t=$(virsh -q -c "$u" domjobinfo --domain "$d" 2>/dev/null | sed -n "s/^Job type:[[:space:]]*\\([^[:space:]]*\\).*/\\1/p" | tr "A-Z" "a-z")',
-  '  case "$t" in ""|none|completed|failed|cancelled) exit 0 ;; esac',
-  '  sleep 0.1; i=$((i+1))',
+  'while [ $i -lt 600 ]; do',
+  '  t=$(virsh -q -c "$u" domjobinfo --domain "$d" 2>/dev/null)',
+  '  case $t in *"Job type:"*) t=${t#*Job type:}; set -- $t; t=${1:-} ;; *) t="" ;; esac',
+  '  case $t in ""|[Nn]one|NONE|[Cc]ompleted|COMPLETED|[Ff]ailed|FAILED|[Cc]ancelled|CANCELLED) exit 0 ;; esac',
+  '  sleep 0.05; i=$((i+1))',
   'done',
   'exit 3',
 ].join('\n');

@@ -6,20 +6,28 @@
  * falling back to full when libvirt refuses) inside the freeze window and wait for the export's
  * socket, or read a stopped disk's bitmaps and start `qemu-nbd`. Each remote command costs an SSH
  * session and a `virsh` start; asking over one command instead of four rounds saves most of the
- * time an incremental recapture spends before the data moves.
+ * time an incremental recapture spends before the data moves. The libvirt questions go to ONE
+ * `virsh` (a command string of `;`-separated commands, each word quoted by the one quoting
+ * function, each answer followed by a random marker on stdout and stderr), beside `df`: one
+ * process start and one libvirt connection instead of five, which on a loaded hypervisor was most
+ * of the inspection.
  *
  * Nothing is interpolated into the script: its inputs are positional arguments (quoted by the
  * executor with `drivers/exec/quote.ts`) or length-prefixed fields on its stdin, written to files
  * in a private work directory (mode 700 in the scratch directory, removed when the script exits)
  * and passed to the fixed programs as single arguments.
  *
- * Output: records `@@ NAME EXIT OUTLEN ERRLEN\n` followed by that many bytes of stdout and stderr;
- * each step ends with the record `end`.
+ * Output, per step: a header `@@ NAME EXIT OUTLEN ERRLEN\n` for each record, the line
+ * `@@ end 0 0 0\n`, then the records' stdout and stderr, that many bytes each, in the headers' order
+ * (so that the script prints a step with one `stat` and one `cat`, not a few processes per record:
+ * on a loaded hypervisor each costs milliseconds).
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import type { ExecResult } from '../../../src/ports/executor';
+import { shellCommand, shellQuote } from '../../exec/quote';
 import { commandError, type HostCommands } from './commands';
 
 /** What one remote command of the session printed. */
@@ -41,25 +49,30 @@ const START_SCRIPT = [
   'trap \'rm -rf -- "$w"\' EXIT',
   "trap 'exit 129' HUP INT TERM PIPE",
   'v() { virsh -q -c "$u" "$@"; }',
-  'q() { qn=$1; shift; "$@" </dev/null >"$w/$qn.out" 2>"$w/$qn.err"; echo $? >"$w/$qn.rc"; }',
-  'rc() { cat "$w/$1.rc"; }',
-  'emit() { for en in "$@"; do printf \'@@ %s %s %s %s\\n\' "$en" "$(rc "$en")" $(($(wc -c <"$w/$en.out"))) $(($(wc -c <"$w/$en.err"))); cat "$w/$en.out" "$w/$en.err"; done; echo "@@ end 0 0 0"; }',
-  // Function variables are global in sh: each function has its own names (qn, en, fl, r).
+  // Function variables are global in sh: each function has its own names (qn, qrc, en, n, k, c, sz, fl, r).
+  'q() { qn=$1; shift; "$@" </dev/null >"$w/$qn.out" 2>"$w/$qn.err"; qrc=$?; echo $qrc >"$w/$qn.rc"; }',
+  // A step's answer costs two processes however many records it has: one `stat` gives every
+  // size, the shell prints the headers, then one `cat` prints every output in the headers' order.
+  'emit() {',
+  '  en=$*; set --',
+  '  for n in $en; do set -- "$@" "$w/$n.out" "$w/$n.err"; done',
+  '  sz=""; [ $# -eq 0 ] || sz=$(stat -c %s -- "$@") || exit 123',
+  '  set -- $sz',
+  '  k=0; for n in $en; do k=$((k + 2)); done; [ $# -eq $k ] || exit 123',
+  '  for n in $en; do IFS= read -r c <"$w/$n.rc" || exit 123; printf \'@@ %s %s %s %s\\n\' "$n" "$c" "$1" "$2"; shift 2; done',
+  '  echo "@@ end 0 0 0"',
+  '  for n in $en; do set -- "$@" "$w/$n.out" "$w/$n.err"; done',
+  '  [ $# -eq 0 ] || cat -- "$@"',
+  '}',
   // A field: its length on one line, then exactly that many bytes (head -c reads no further).
   'field() { IFS= read -r fl || exit 121; case $fl in ""|*[!0-9]*) exit 122 ;; esac; head -c "$fl" >"$w/$1"; }',
   'val() { r=$(cat "$w/$1"; echo x); r=${r%x}; }',
-  'q state v domstate --domain "$d" &',
-  'q xml v dumpxml --domain "$d" &',
+  // Every libvirt question in one virsh (one process start and one connection instead of five):
+  // $10 is the panel's command string, each command followed by a marker on stdout and stderr.
+  'q virsh v "${10}" &',
   'q df df -B1 --output=avail -- "$sd" &',
-  'r="state xml df"',
-  'if [ -n "$since" ]; then',
-  '  q since v checkpoint-dumpxml --domain "$d" --checkpointname "$since" &',
-  '  q blocks v qemu-monitor-command --domain "$d" \'{"execute":"query-block"}\' &',
-  '  r="$r since blocks"',
-  'fi',
-  'if [ -n "$create" ]; then q create v checkpoint-dumpxml --domain "$d" --checkpointname "$create" & r="$r create"; fi',
   'wait',
-  'emit $r',
+  'emit virsh df',
   'while IFS= read -r line; do',
   '  set -- $line',
   '  case ${1:-} in',
@@ -74,14 +87,14 @@ const START_SCRIPT = [
   // A checkpoint of this name can only be left by an interrupted attempt at this same image.
   '    if [ "$left" = 1 ]; then',
   '      q left v checkpoint-delete --domain "$d" --checkpointname "$create"',
-  '      [ "$(rc left)" = 0 ] || ! v checkpoint-dumpxml --domain "$d" --checkpointname "$create" >/dev/null 2>&1 || { emit left; exit 0; }',
+  '      [ "$qrc" = 0 ] || ! v checkpoint-dumpxml --domain "$d" --checkpointname "$create" >/dev/null 2>&1 || { emit left; exit 0; }',
   '    fi',
   '    r=""',
   '    [ "$fz" = 1 ] && { q freeze timeout -k 1 "$secs" virsh -q -c "$u" domfsfreeze --domain "$d"; r=freeze; }',
   '    m=full',
   '    if [ -s "$w/inc" ]; then',
   '      q begin v backup-begin --domain "$d" --backupxml "$w/inc" "$@"',
-  '      if [ "$(rc begin)" = 0 ]; then m=incremental',
+  '      if [ "$qrc" = 0 ]; then m=incremental',
   '      elif [ -e "$sock" ]; then m=failed',
   // libvirt checks the bitmap chain itself: its refusal only means a full read. The backup and
   // the checkpoint are one transaction; still, no half-made checkpoint stays.
@@ -90,7 +103,7 @@ const START_SCRIPT = [
   '    fi',
   '    if [ "$m" = full ]; then',
   '      q begin v backup-begin --domain "$d" --backupxml "$w/full" "$@"',
-  '      [ "$(rc begin)" = 0 ] || m=failed',
+  '      [ "$qrc" = 0 ] || m=failed',
   '    fi',
   '    [ "$fz" = 1 ] && timeout -k 1 "$secs" virsh -q -c "$u" domfsthaw --domain "$d" >/dev/null 2>&1',
   '    if [ "$m" != failed ]; then i=0; while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; fi',
@@ -116,7 +129,6 @@ const MAX_OUTPUT = 16 * 1024 * 1024;
 class RecordParser extends Writable {
   #buffer = Buffer.alloc(0);
   #total = 0;
-  #step = new Map<string, SessionRecord>();
   readonly #steps: SessionStep[] = [];
   readonly #waiters: Array<{ resolve: (step: SessionStep) => void; reject: (error: unknown) => void }> = [];
   #failure: unknown = null;
@@ -137,30 +149,42 @@ class RecordParser extends Writable {
     callback();
   }
 
+  /** The headers of the step being read; once its `end` line is read, `bodies` is set and its outputs follow. */
+  #headers: Array<{ name: string; exitCode: number; outLength: number; errLength: number }> = [];
+  #bodies = false;
+
   #parse(): void {
     for (;;) {
+      if (this.#bodies) {
+        const length = this.#headers.reduce((sum, h) => sum + h.outLength + h.errLength, 0);
+        if (this.#buffer.length < length) return;
+        const step = new Map<string, SessionRecord>();
+        let at = 0;
+        for (const { name, exitCode, outLength, errLength } of this.#headers) {
+          const stdout = this.#buffer.subarray(at, at + outLength).toString('utf8');
+          const stderr = this.#buffer.subarray(at + outLength, at + outLength + errLength).toString('utf8');
+          at += outLength + errLength;
+          step.set(name, { name, exitCode, stdout, stderr });
+        }
+        this.#buffer = this.#buffer.subarray(length);
+        this.#headers = [];
+        this.#bodies = false;
+        this.#deliver(step);
+        continue;
+      }
       const newline = this.#buffer.indexOf(10);
       if (newline < 0) return;
       const header = /^@@ ([a-z]+) (\d+) (\d+) (\d+)$/.exec(this.#buffer.subarray(0, newline).toString('latin1'));
       if (!header) throw new InstanceImagesError('COMMAND_FAILED', 'The capture start printed an unexpected line');
+      this.#buffer = this.#buffer.subarray(newline + 1);
       const [, name = '', exit, out, err] = header;
-      const outLength = Number(out);
-      const errLength = Number(err);
-      const end = newline + 1 + outLength + errLength;
-      if (this.#buffer.length < end) return;
-      const body = this.#buffer.subarray(newline + 1, end);
-      this.#buffer = this.#buffer.subarray(end);
       if (name === 'end') {
-        this.#deliver(this.#step);
-        this.#step = new Map();
+        this.#bodies = true;
         continue;
       }
-      this.#step.set(name, {
-        name,
-        exitCode: Number(exit),
-        stdout: body.subarray(0, outLength).toString('utf8'),
-        stderr: body.subarray(outLength).toString('utf8'),
-      });
+      if (this.#headers.some((h) => h.name === name))
+        throw new InstanceImagesError('COMMAND_FAILED', `The capture start printed ${name} twice in one step`);
+      this.#headers.push({ name, exitCode: Number(exit), outLength: Number(out), errLength: Number(err) });
     }
   }
 
@@ -185,6 +209,81 @@ class RecordParser extends Writable {
   }
 }
 
+/** One libvirt question of the inspection: the record name and the virsh command. */
+export interface VirshQuestion {
+  name: string;
+  words: readonly string[];
+}
+
+/** The inspection's virsh questions: state and XML always, `since` with the disk's bitmaps, `create`. */
+export function inspectionQuestions(input: Pick<StartSessionInput, 'domainName' | 'since' | 'create'>): VirshQuestion[] {
+  const domain = ['--domain', input.domainName];
+  const questions: VirshQuestion[] = [
+    { name: 'state', words: ['domstate', ...domain] },
+    { name: 'xml', words: ['dumpxml', ...domain] },
+  ];
+  if (input.since !== null) {
+    questions.push({ name: 'since', words: ['checkpoint-dumpxml', ...domain, '--checkpointname', input.since] });
+    questions.push({ name: 'blocks', words: ['qemu-monitor-command', ...domain, '{"execute":"query-block"}'] });
+  }
+  if (input.create !== null) questions.push({ name: 'create', words: ['checkpoint-dumpxml', ...domain, '--checkpointname', input.create] });
+  return questions;
+}
+
+/** The marker printed after the answer of `question` (the nonce makes it unguessable to the domain's XML). */
+function marker(question: VirshQuestion, nonce: string): string {
+  return `@@${nonce}-${question.name}`;
+}
+
+/**
+ * The questions as ONE virsh command string (virsh runs `;`-separated commands in one process,
+ * going on after a failed one). Every word is quoted by the one quoting function: virsh's command
+ * strings understand the same single quotes and backslashes as the shell (checked against
+ * hostile strings). After each command, `echo` prints its marker on stdout and on stderr, so the
+ * answers can be told apart.
+ */
+export function virshCommandString(questions: readonly VirshQuestion[], nonce: string): string {
+  return questions
+    .map((q) => {
+      const mark = shellQuote(marker(q, nonce));
+      return `${shellCommand(q.words)}; echo -- ${mark}; echo --err -- ${mark}`;
+    })
+    .join('; ');
+}
+
+/**
+ * Splits the one virsh's output into a record per question. A question's stdout is what precedes
+ * its marker (virsh -q prints it with no newline); its stderr is the lines before the line of its
+ * marker. virsh gives no exit code per command: one that failed printed its error (`error: …`),
+ * so a question with such a line, or with only stderr and no answer, counts as failed (exit code
+ * 1), and so does one whose marker never came (virsh stopped: its stderr says why).
+ */
+export function splitVirshAnswers(record: SessionRecord, questions: readonly VirshQuestion[], nonce: string): SessionRecord[] {
+  let out = record.stdout;
+  let err = record.stderr;
+  return questions.map((question) => {
+    const mark = marker(question, nonce);
+    const outAt = out.indexOf(mark);
+    const errAt = err.indexOf(mark);
+    if (outAt < 0 || errAt < 0) {
+      const failed = { name: question.name, exitCode: record.exitCode === 0 ? 1 : record.exitCode, stdout: '', stderr: err };
+      out = '';
+      err = '';
+      return failed;
+    }
+    const stdout = out.slice(0, outAt);
+    out = out.slice(outAt + mark.length).replace(/^\n/, '');
+    const lineStart = err.lastIndexOf('\n', errAt) + 1;
+    const lineEnd = err.indexOf('\n', errAt);
+    const stderr = err.slice(0, lineStart);
+    err = lineEnd < 0 ? '' : err.slice(lineEnd + 1);
+    // virsh prints a failure as `error: …` (translated under some locales, when the command then
+    // printed nothing on stdout); a warning beside an answer is not a failure.
+    const failed = /^error: /m.test(stderr) || (stdout === '' && stderr.trim() !== '');
+    return { name: question.name, exitCode: failed ? 1 : 0, stdout, stderr };
+  });
+}
+
 /** The paths and names the session works with. */
 export interface StartSessionInput {
   domainName: string;
@@ -207,12 +306,16 @@ export class StartSession {
   readonly #parser = new RecordParser();
   readonly #done: Promise<ExecResult>;
   readonly #workDir: string;
+  readonly #questions: readonly VirshQuestion[];
+  readonly #nonce: string;
 
   constructor(
     readonly cmd: HostCommands,
     input: StartSessionInput,
   ) {
     this.#workDir = input.workDir;
+    this.#questions = inspectionQuestions(input);
+    this.#nonce = randomBytes(16).toString('hex');
     const argv = [
       'sh',
       '-c',
@@ -227,6 +330,7 @@ export class StartSession {
       input.socket,
       input.qemuNbdPid,
       input.qemuNbdSocket,
+      virshCommandString(this.#questions, this.#nonce),
     ];
     this.#done = cmd.executor.run(argv, { stdin: this.#stdin, stdout: this.#parser, signal: input.signal });
     this.#done.then(
@@ -241,8 +345,11 @@ export class StartSession {
   }
 
   /** The answers to the first questions: `state`, `xml`, `df`, and `since`, `blocks`, `create` when asked. */
-  inspection(): Promise<SessionStep> {
-    return this.#parser.next();
+  async inspection(): Promise<SessionStep> {
+    const step = await this.#parser.next();
+    const answers = new Map(splitVirshAnswers(recordOf(step, 'virsh'), this.#questions, this.#nonce).map((r) => [r.name, r]));
+    answers.set('df', recordOf(step, 'df'));
+    return answers;
   }
 
   /** Sends one step: a command line of plain words, then each field length-prefixed. */

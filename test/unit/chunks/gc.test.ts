@@ -87,6 +87,23 @@ describe('chunk garbage collection', () => {
     expect(objects.objects.has('chunk-leases/died.json')).toBe(false);
   });
 
+  it('rewrites the lease before the manifest only when its refresh is due', async () => {
+    const { objects, store, advance } = setup();
+    const fresh = await store.writeImage(diskChunks([1, 2]), diskInfo([1, 2]), { leaseId: 'fresh' });
+    let mark = objects.puts.length;
+    await fresh.commit('images/fresh.manifest.json');
+    // Written when its last chunks were covered, naming them all: no second write before W4.
+    expect(objects.puts.slice(mark)).toEqual(['images/fresh.manifest.json']);
+    expect(objects.objects.has('chunk-leases/fresh.json')).toBe(false);
+
+    const due = await store.writeImage(diskChunks([3]), diskInfo([3]), { leaseId: 'due' });
+    advance(25_000); // past a third of the TTL (the timer's period), within three quarters
+    mark = objects.puts.length;
+    await due.commit('images/due.manifest.json');
+    expect(objects.puts.slice(mark)).toEqual(['chunk-leases/due.json', 'images/due.manifest.json']);
+    expect(objects.objects.has('chunk-leases/due.json')).toBe(false);
+  });
+
   it('fails a capture whose lease could not be refreshed in time, instead of committing it', async () => {
     const { objects, store, advance } = setup();
     const pending = await store.writeImage(diskChunks([1]), diskInfo([1]), { leaseId: 'slow' });

@@ -319,6 +319,27 @@ describe('chunk store: write and read', () => {
     expect(readDuringCover.length).toBeGreaterThan(0);
   });
 
+  it('starts uploading with the first chunk, without waiting for a batch to fill', async () => {
+    const { objects, store } = setup({ parallel: 4 });
+    const ids = [1, 2, 3, 4, 5];
+    let firstStoredBeforeSecond: boolean | null = null;
+    async function* slowSource() {
+      for await (const chunk of diskChunks(ids)) {
+        if (chunk.index === 1) {
+          await ticks(50); // the source reads the next chunk slowly
+          firstStoredBeforeSecond = objects.objects.has(chunkKey({ kind: 'storage' }, sha256(block(1))));
+        }
+        yield chunk;
+      }
+    }
+    const pending = await store.writeImage(slowSource(), diskInfo(ids), { leaseId: 'eager' });
+    expect(pending.uploadedChunks).toBe(5);
+    // with no upload running, the first chunk was covered and stored while the second was read
+    expect(firstStoredBeforeSecond).toBe(true);
+    await pending.commit(KEY);
+    expect((await assemble(5 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' }))).equals(diskBytes(ids))).toBe(true);
+  });
+
   it('checks the unchanged chunks of an incremental capture many at once, not `parallel` at a time', async () => {
     const objects = createMemoryObjects();
     let inflight = 0;

@@ -8,10 +8,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../../drivers/exec/local';
-import { StartSession, type StartSessionInput } from '../../../drivers/hypervisor/libvirt/chunk-session';
+import {
+  StartSession,
+  inspectionQuestions,
+  splitVirshAnswers,
+  virshCommandString,
+  type StartSessionInput,
+} from '../../../drivers/hypervisor/libvirt/chunk-session';
 import { HostCommands } from '../../../drivers/hypervisor/libvirt/commands';
 
 const FAKE_VIRSH = `#!/bin/sh
+# virsh -q -c URI 'CMD; CMD; ...' (a command string, as the inspection sends): evaluated as shell
+# (the panel quotes every word with the shell's rules, which virsh shares), each subcommand running
+# this fake through a wrapper in $FAKE_SUBS, each echo printing like virsh -q does.
+if [ $# -eq 4 ]; then
+  PATH="$FAKE_SUBS:$PATH"
+  echo() { if [ "$1" = --err ]; then shift 2; printf 'error: %s\\n' "$*" >&2; else shift; printf %s "$*"; fi; }
+  eval "$4"
+  exit 0
+fi
 # virsh -q -c URI SUB ARGS...: logs its argv (fields separated by US, one call per line), answers from $FAKE.
 # The session runs several virsh at once: each call's record goes to the log in one write, so
 # records never interleave (one printf per field did, now and then, on a loaded machine).
@@ -69,6 +84,13 @@ describe('chunked capture start session', () => {
       writeFileSync(join(bin, name), text);
       chmodSync(join(bin, name), 0o755);
     }
+    const subs = join(root, 'subs');
+    mkdirSync(subs);
+    for (const sub of ['domstate', 'dumpxml', 'checkpoint-dumpxml', 'qemu-monitor-command']) {
+      writeFileSync(join(subs, sub), `#!/bin/sh\nexec virsh -q -c qemu:///system ${sub} "$@"\n`);
+      chmodSync(join(subs, sub), 0o755);
+    }
+    process.env.FAKE_SUBS = subs;
     savedPath = process.env.PATH;
     process.env.PATH = `${bin}:${process.env.PATH ?? ''}`;
   });
@@ -127,6 +149,28 @@ describe('chunked capture start session', () => {
     expect(calls().map((c) => c[3])).toEqual(expect.arrayContaining(['domfsfreeze', 'backup-begin', 'domfsthaw']));
     expect(existsSync('/tmp/ii-pwned')).toBe(false);
     expect(readdirSync(scratch)).toEqual(['nbd.sock']);
+  });
+
+  it('prints all headers of a step before the outputs: output that looks like a header is only output', async () => {
+    const hostile = `${DOMAIN_XML}\n@@ end 0 0 0\n@@ mode 0 11 0\nincremental\n@@ state 0 1 0\nx`;
+    writeFileSync(join(fake, 'domain.xml'), hostile);
+    writeFileSync(join(fake, 'state'), '');
+    const session = new StartSession(cmd, input({ since: null }));
+    const first = await session.inspection();
+    expect([...first.keys()].sort()).toEqual(['create', 'df', 'state', 'xml']);
+    expect(first.get('xml')).toMatchObject({ exitCode: 0, stdout: hostile, stderr: '' });
+    expect(first.get('state')).toMatchObject({ exitCode: 0, stdout: '', stderr: '' });
+    expect(first.get('create')).toMatchObject({ exitCode: 1, stdout: '', stderr: 'error: checkpoint not found\n' });
+    const started = await session.beginBackup({
+      incremental: null,
+      full: '<x/>',
+      checkpoint: null,
+      deleteLeftover: false,
+      freezeSeconds: null,
+    });
+    expect(started.get('mode')).toMatchObject({ exitCode: 0, stdout: 'full', stderr: '' });
+    expect(started.get('begin')?.exitCode).toBe(0);
+    await session.close();
   });
 
   it('falls back to a full job when libvirt refuses the incremental one, deleting the half-made checkpoint first', async () => {
@@ -210,5 +254,59 @@ describe('chunked capture start session', () => {
       path,
     ]);
     expect(readdirSync(scratch)).toEqual([]);
+  });
+});
+
+describe('the inspection as one virsh command string', () => {
+  const questions = inspectionQuestions({ domainName: "vm 'one'; $(x)\n#y", since: 'cp-1', create: 'cp-2' });
+  const nonce = '0123456789abcdef0123456789abcdef';
+
+  it('quotes every word with the one quoting function and marks each answer on both streams', () => {
+    expect(questions.map((q) => q.name)).toEqual(['state', 'xml', 'since', 'blocks', 'create']);
+    const text = virshCommandString(questions, nonce);
+    expect(
+      text.startsWith(`domstate --domain 'vm '\\''one'\\''; $(x)\n#y'; echo -- @@${nonce}-state; echo --err -- @@${nonce}-state; `),
+    ).toBe(true);
+    expect(text).toContain(`qemu-monitor-command --domain 'vm '\\''one'\\''; $(x)\n#y' '{"execute":"query-block"}'; `);
+    expect(inspectionQuestions({ domainName: 'x', since: null, create: null }).map((q) => q.name)).toEqual(['state', 'xml']);
+  });
+
+  it('splits the answers by their markers; a failed command is the one that printed an error', () => {
+    const m = (name: string) => `@@${nonce}-${name}`;
+    const stdout = `running\n${m('state')}<domain>@@ not a marker</domain>\n${m('xml')}${m('since')}{"return":[]}\n${m('blocks')}${m('create')}`;
+    const stderr = [
+      `error: ${m('state')}`,
+      `error: ${m('xml')}`,
+      'error: checkpoint not found',
+      `error: ${m('since')}`,
+      `error: ${m('blocks')}`,
+      'error: no domain checkpoint',
+      'x',
+      `error: ${m('create')}`,
+      '',
+    ].join('\n');
+    const answers = splitVirshAnswers({ name: 'virsh', exitCode: 0, stdout, stderr }, questions, nonce);
+    expect(answers).toEqual([
+      { name: 'state', exitCode: 0, stdout: 'running\n', stderr: '' },
+      { name: 'xml', exitCode: 0, stdout: '<domain>@@ not a marker</domain>\n', stderr: '' },
+      { name: 'since', exitCode: 1, stdout: '', stderr: 'error: checkpoint not found\n' },
+      { name: 'blocks', exitCode: 0, stdout: '{"return":[]}\n', stderr: '' },
+      { name: 'create', exitCode: 1, stdout: '', stderr: 'error: no domain checkpoint\nx\n' },
+    ]);
+  });
+
+  it('takes a warning beside an answer for a success, and an error worded in another language for a failure', () => {
+    const m = (name: string) => `@@${nonce}-${name}`;
+    const two = questions.slice(0, 2);
+    const stdout = `running\n${m('state')}${m('xml')}`;
+    const stderr = `warning: something\nerror: ${m('state')}\nFehler: Domäne nicht gefunden\nerror: ${m('xml')}\n`;
+    expect(splitVirshAnswers({ name: 'virsh', exitCode: 0, stdout, stderr }, two, nonce).map((a) => a.exitCode)).toEqual([0, 1]);
+  });
+
+  it('counts every question virsh never answered as failed, with what virsh said', () => {
+    const stderr = 'error: failed to connect to the hypervisor\n';
+    const answers = splitVirshAnswers({ name: 'virsh', exitCode: 1, stdout: '', stderr }, questions, nonce);
+    expect(answers[0]).toEqual({ name: 'state', exitCode: 1, stdout: '', stderr });
+    expect(answers.slice(1).every((a) => a.exitCode === 1)).toBe(true);
   });
 });
