@@ -21,6 +21,7 @@
  *    writes, captured into one chunked store: unique stored bytes against one image (goal ≤ 1.3×).
  * Prints medians, spreads and the panel process's peak RSS per step.
  *
+ * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each deploy of step 5.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
@@ -45,7 +46,7 @@ import {
   loadS3TestEnv,
 } from '../../test/integration/storage-s3/s3-env';
 import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
-import { guestWithRandomData, median, MiB } from '../lib/bench';
+import { cpuLine, guestWithRandomData, median, MiB, sampleCpu } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -472,6 +473,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < RUNS; i++) {
         const runFiles = async () => {
           const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
+          const cpu = await sampleCpu();
           const { ms } = await timed(async () =>
             b.driver.materialize({
               source: { kind: 'stream', stream: await filesDisk.get('image.qcow2') },
@@ -480,10 +482,13 @@ async function main(): Promise<void> {
             }),
           );
           fromFiles.push(ms);
+          const used = await cpu.stop();
+          if (used) console.log(`   files ${s(ms)}: ${cpuLine(used)}`);
           rmSync(targetPath, { force: true });
         };
         const runChunks = async () => {
           const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
+          const cpu = await sampleCpu();
           const { ms } = await timed(() =>
             b.driver.materialize({
               source: {
@@ -496,6 +501,8 @@ async function main(): Promise<void> {
             }),
           );
           fromChunks.push(ms);
+          const used = await cpu.stop();
+          if (used) console.log(`   chunks ${s(ms)}: ${cpuLine(used)}`);
           rmSync(targetPath, { force: true });
         };
         for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();
