@@ -124,6 +124,26 @@ function printTrace(totalMs: number): void {
   console.log(`     remote commands: ${remote.length}, ${s(busy)} summed, of ${s(totalMs)} in all`);
 }
 
+/** When each step of a deploy's progress was first and last reported, from the start: `write 0.21–7.52 s, done 9.90 s`. */
+function phases(): { record: (p: { step: string }) => void; line: () => string } {
+  const start = performance.now();
+  const seen = new Map<string, { first: number; last: number }>();
+  return {
+    record: ({ step }) => {
+      const at = (performance.now() - start) / 1000;
+      const known = seen.get(step);
+      if (known) known.last = at;
+      else seen.set(step, { first: at, last: at });
+    },
+    line: () =>
+      [...seen]
+        .map(([step, t]) =>
+          t.first === t.last ? `${step} ${t.first.toFixed(2)} s` : `${step} ${t.first.toFixed(2)}–${t.last.toFixed(2)} s`,
+        )
+        .join(', '),
+  };
+}
+
 async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const start = performance.now();
   const value = await fn();
@@ -474,21 +494,24 @@ async function main(): Promise<void> {
         const runFiles = async () => {
           const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
           const cpu = await sampleCpu();
+          const steps = phases();
           const { ms } = await timed(async () =>
             b.driver.materialize({
               source: { kind: 'stream', stream: await filesDisk.get('image.qcow2') },
               sourceFormat: 'qcow2',
               targetPath,
+              onProgress: steps.record,
             }),
           );
           fromFiles.push(ms);
           const used = await cpu.stop();
-          if (used) console.log(`   files ${s(ms)}: ${cpuLine(used)}`);
+          console.log(`   files ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
           rmSync(targetPath, { force: true });
         };
         const runChunks = async () => {
           const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
           const cpu = await sampleCpu();
+          const steps = phases();
           const { ms } = await timed(() =>
             b.driver.materialize({
               source: {
@@ -498,11 +521,12 @@ async function main(): Promise<void> {
               },
               sourceFormat: 'raw',
               targetPath,
+              onProgress: steps.record,
             }),
           );
           fromChunks.push(ms);
           const used = await cpu.stop();
-          if (used) console.log(`   chunks ${s(ms)}: ${cpuLine(used)}`);
+          console.log(`   chunks ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
           rmSync(targetPath, { force: true });
         };
         for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();

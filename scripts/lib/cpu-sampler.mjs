@@ -2,7 +2,8 @@
  * CPU seconds per program while it runs (used by the benches with CPU=1): every 100 ms it reads
  * utime + stime of every process in /proc, and on SIGTERM prints one JSON object mapping each
  * program name (comm) to the CPU seconds its processes used since the sampler started. A process
- * that started and ended between two samples is missed; one that ended counts up to its last sample.
+ * that started and ended between two samples is missed (the machine's busy time not accounted to
+ * any sampled process is reported as `(unsampled)`); one that ended counts up to its last sample.
  * The process whose pid is the first argument (the bench) is named `panel`; the sampler leaves itself out.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -22,26 +23,35 @@ function scan(initial) {
     }
     const close = stat.lastIndexOf(')');
     if (Number(name) === process.pid) continue;
-    let comm = stat.slice(stat.indexOf('(') + 1, close);
+    // Kernel workers rename themselves after their current work item: one name for all of them.
+    let comm = stat.slice(stat.indexOf('(') + 1, close).replace(/^kworker\/.*/, 'kworker');
     if (name === panelPid) comm = 'panel';
     const fields = stat.slice(close + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
-    const key = `${name}:${comm}`;
-    if (!first.has(key)) first.set(key, initial ? ticks : 0);
-    last.set(key, ticks);
+    if (!first.has(name)) first.set(name, initial ? ticks : 0);
+    last.set(name, { comm, ticks });
   }
 }
+/** Busy ticks of the whole machine (everything but idle and iowait), from /proc/stat. */
+function machineBusy() {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
+  return user + nice + system + irq + softirq + steal;
+}
+const busyAtStart = machineBusy();
 scan(true);
 const timer = setInterval(() => scan(false), 100);
 process.on('SIGTERM', () => {
   clearInterval(timer);
   scan(false);
   const perComm = {};
-  for (const [key, ticks] of last) {
-    const comm = key.slice(key.indexOf(':') + 1);
-    const used = (ticks - (first.get(key) ?? 0)) / HZ;
+  for (const [pid, { comm, ticks }] of last) {
+    const used = (ticks - (first.get(pid) ?? 0)) / HZ;
     if (used > 0) perComm[comm] = (perComm[comm] ?? 0) + used;
   }
+  // What the samples missed (processes shorter than 100 ms, e.g. each `sync -d`): the machine's busy time minus the rest.
+  const sampled = Object.values(perComm).reduce((sum, s) => sum + s, 0);
+  perComm['(unsampled)'] = Math.max(0, (machineBusy() - busyAtStart) / HZ - sampled);
   process.stdout.write(JSON.stringify(perComm));
   process.exit(0);
 });

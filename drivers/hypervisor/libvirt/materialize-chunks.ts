@@ -16,6 +16,7 @@ import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors'
 import type { DiskFormat } from '../../../src/model';
 import type { ExecResult } from '../../../src/ports/executor';
 import type { ChunkedSource, MaterializeRequest } from '../../../src/ports/hypervisor-driver';
+import { backgroundFlusher } from '../../exec/scripts';
 import { connectNbd, type NbdClient } from '../../nbd';
 import { commandError, tail } from './commands';
 import type { MaterializeContext } from './materialize';
@@ -51,6 +52,16 @@ function serveArgv(part: string, format: DiskFormat, socket: string, pidFile: st
     part,
   ];
 }
+
+/**
+ * `sh -c` script: runs the qemu-nbd argv that follows `$1` (the part file) as this very process
+ * (`exec`, so that its pid file names it), with a background write-back of the part file every
+ * 100 ms while it serves ({@link backgroundFlusher}), as the files layout's convert has: the data
+ * the clients write reach the disk during the transfer, and the FLUSH at the end (which makes
+ * them durable, as before) waits for the tail only. Without it a deploy of 1 GiB left all of it
+ * dirty in the page cache (far below the kernel's background threshold) for that FLUSH.
+ */
+const SERVE_SCRIPT = ['f=$1; shift', backgroundFlusher('f'), 'exec "$@"'].join('\n');
 
 /**
  * `sh -c` script: kills the qemu-nbd whose pid file is `$1` if it still serves socket `$2` (the
@@ -161,7 +172,7 @@ async function startServer(
     socket,
     exited: false,
     done: ctx.cmd
-      .tryRun(serveArgv(part, format, socket, pidFile, clients), { signal: abort.signal })
+      .tryRun(['sh', '-c', SERVE_SCRIPT, 'sh', part, ...serveArgv(part, format, socket, pidFile, clients)], { signal: abort.signal })
       .then(
         (result) => ({ result, error: undefined }),
         (error: unknown) => ({ result: null, error }),

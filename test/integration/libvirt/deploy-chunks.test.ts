@@ -204,6 +204,52 @@ describe.skipIf(skip !== null)(
         expect(await codeOf(deploy)).toBe('CANCELLED');
         expectNothingLeft(target);
       });
+
+      it(`the new disk is written back while the ${label} deploy runs: what was written is not left dirty for the final flush`, async () => {
+        // 32 MiB written, then the source waits: far below the kernel's own background write-back
+        // threshold (10 % of memory) and its 30 s expiry, so only the deploy's write-back cleans it.
+        const ranges: Range[] = Array.from({ length: 8 }, (_, i) => ({ offset: i * CHUNK, bytes: randomBytes(CHUNK) }));
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        let written!: () => void;
+        const allWritten = new Promise<void>((resolve) => (written = resolve));
+        async function* waiting(): AsyncGenerator<Range> {
+          yield* ranges;
+          await gate;
+        }
+        const target = `${outDir}/written-back-${label}.qcow2`;
+        const deploy = makeDriver(scratch, {}, executor()).materialize({
+          source: { kind: 'chunks', virtualSizeBytes: 64 * MiB, chunks: waiting() },
+          sourceFormat: 'raw',
+          targetPath: target,
+          onProgress: (p) => {
+            if (p.step === 'write' && p.bytesDone >= 8 * CHUNK) written();
+          },
+        });
+        deploy.catch(() => undefined);
+        try {
+          await allWritten;
+          // Clean cached pages of the part file are dropped; dirty ones (or ones being written) stay resident.
+          const dirtyBytes = () => {
+            sh('dd', `if=${target}.part`, 'iflag=nocache', 'count=0', 'status=none');
+            return Number(sh('fincore', '--bytes', '--noheadings', '--output', 'RES', `${target}.part`).stdout.trim());
+          };
+          let dirty = dirtyBytes();
+          for (let i = 0; i < 50 && dirty >= 4 * MiB; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            dirty = dirtyBytes();
+          }
+          expect(dirty).toBeLessThan(4 * MiB);
+        } finally {
+          release();
+        }
+        await deploy;
+        const reference = `${outDir}/written-back-${label}.raw`;
+        rawReference(reference, 64 * MiB, ranges);
+        expect(sh('qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', reference, target).code).toBe(0);
+        rmSync(target, { force: true });
+        rmSync(reference, { force: true });
+      });
     }
 
     it('refuses bad requests before anything is made: hostile paths, a range outside the disk, a non-raw source, a shrink, no socket channels', async () => {
