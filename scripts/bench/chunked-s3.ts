@@ -105,6 +105,7 @@ function tracedDisk(disk: StorageDisk): StorageDisk {
     put: (key, body, options) => traced(`s3 put ${key.split('/')[0]}`, () => disk.put(key, body, options)),
     putBytes: (key, bytes, options) => traced(`s3 put ${key.split('/')[0]}`, () => disk.putBytes(key, bytes, options)),
     get: (key, options) => traced(`s3 get ${key.split('/')[0]}`, () => disk.get(key, options)),
+    getBytes: (key, into, options) => traced(`s3 get ${key.split('/')[0]}`, () => disk.getBytes(key, into, options)),
     stat: (key) => traced(`s3 stat ${key.split('/')[0]}`, () => disk.stat(key)),
     list: (options) => traced(`s3 list ${options?.prefix ?? ''}`, () => disk.list(options)),
     delete: (key) => traced(`s3 delete ${key.split('/')[0]}`, () => disk.delete(key)),
@@ -512,6 +513,8 @@ async function main(): Promise<void> {
           const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
           const cpu = await sampleCpu();
           const steps = phases();
+          // The first chunked deploy's remote commands, step by step.
+          Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
           const { ms } = await timed(() =>
             b.driver.materialize({
               source: {
@@ -525,6 +528,11 @@ async function main(): Promise<void> {
             }),
           );
           fromChunks.push(ms);
+          if (trace.on) {
+            trace.on = false;
+            console.log('   the first chunked deploy, step by step (remote commands in order; storage requests summed):');
+            printTrace(ms);
+          }
           const used = await cpu.stop();
           console.log(`   chunks ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
           rmSync(targetPath, { force: true });

@@ -7,6 +7,8 @@
  * The process whose pid is the first argument (the bench) is named `panel`; the sampler leaves itself out.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import process from 'node:process';
+import { clearInterval, setInterval } from 'node:timers';
 
 const panelPid = process.argv[2];
 const HZ = 100; // USER_HZ, the unit of /proc/<pid>/stat times on Linux

@@ -15,7 +15,7 @@
 import { InstanceImagesError, isInstanceImagesError } from '../../../src/errors';
 import type { DiskFormat } from '../../../src/model';
 import type { ExecResult } from '../../../src/ports/executor';
-import type { ChunkedSource, MaterializeRequest } from '../../../src/ports/hypervisor-driver';
+import type { ChunkedSource, ChunkedSourceRange, MaterializeRequest } from '../../../src/ports/hypervisor-driver';
 import { backgroundFlusher } from '../../exec/scripts';
 import { connectNbd, type NbdClient } from '../../nbd';
 import { commandError, tail } from './commands';
@@ -148,6 +148,7 @@ interface Server {
   /** Settles when the remote command ends (never rejects). */
   done: Promise<{ result: ExecResult | null; error: unknown }>;
   exited: boolean;
+  /** Kills it if it still runs and removes its socket and pid file (once: later calls share the first). */
   stop(): Promise<void>;
 }
 
@@ -178,12 +179,16 @@ async function startServer(
         (error: unknown) => ({ result: null, error }),
       )
       .finally(() => (server.exited = true)),
-    async stop() {
-      if (!server.exited) abort.abort();
-      await server.done;
-      await ctx.cmd.run(['sh', '-c', STOP_SCRIPT, 'sh', pidFile, socket]);
+    stop() {
+      stopping ??= (async () => {
+        if (!server.exited) abort.abort();
+        await server.done;
+        await ctx.cmd.run(['sh', '-c', STOP_SCRIPT, 'sh', pidFile, socket]);
+      })();
+      return stopping;
     },
   };
+  let stopping: Promise<void> | null = null;
   return server;
 }
 
@@ -257,7 +262,8 @@ async function connect(
 /** Writes every non-zero range of the source with a bounded window; returns the data bytes written. */
 async function writeRanges(
   clients: NbdClient[],
-  source: ChunkedSource,
+  iterator: AsyncIterator<ChunkedSourceRange>,
+  first: Promise<IteratorResult<ChunkedSourceRange>>,
   virtualSize: number,
   signal: AbortSignal | undefined,
   progress: Progress,
@@ -275,64 +281,59 @@ async function writeRanges(
     await Promise.race(inFlight);
     if (failure !== null) throw failure;
   };
-  const iterator = source.chunks[Symbol.asyncIterator]();
-  try {
-    for (;;) {
-      const next = await orAbort(iterator.next(), signal);
-      if (next.done) break;
-      const { offset, bytes } = next.value;
-      const release = next.value.release?.bind(next.value);
-      if (!Buffer.isBuffer(bytes) || !Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > virtualSize) {
-        throw new InstanceImagesError(
-          'VALIDATION_FAILED',
-          `The chunked image has a range outside its virtual size ${virtualSize} (at ${String(offset)})`,
-          {
-            fields: [{ path: 'source.chunks', message: 'ranges must lie within the virtual size' }],
-          },
-        );
-      }
-      // The range's bytes go back to the source once every piece of it is written (never after a failure).
-      let piecesLeft = 1;
-      const pieceDone = () => {
-        piecesLeft -= 1;
-        if (piecesLeft === 0 && failure === null) release?.();
-      };
-      for (const [at, to] of dataPieces(bytes, maxPiece)) {
-        piecesLeft += 1;
-        const piece = bytes.subarray(at, to);
-        while (inFlight.size >= windowRequests || (inFlight.size > 0 && bytesInFlight + piece.length > WINDOW_BYTES)) await settle();
-        if (failure !== null) throw failure;
-        const end = offset + at + piece.length;
-        const index = busy.indexOf(Math.min(...busy));
-        const client = clients[index] as NbdClient;
-        busy[index] = (busy[index] ?? 0) + 1;
-        bytesInFlight += piece.length;
-        const write: Promise<void> = client.write(offset + at, piece, signal ? { signal } : {}).then(
-          () => {
-            written += piece.length;
-            position = Math.max(position, end);
-            progress('write', position, virtualSize);
-            pieceDone();
-          },
-          (error: unknown) => {
-            failure ??= error;
-          },
-        );
-        const tracked = write.finally(() => {
-          inFlight.delete(tracked);
-          busy[index] = (busy[index] ?? 1) - 1;
-          bytesInFlight -= piece.length;
-        });
-        inFlight.add(tracked);
-      }
-      pieceDone();
+  let pending: Promise<IteratorResult<ChunkedSourceRange>> | null = first;
+  for (;;) {
+    const next = await orAbort(pending ?? iterator.next(), signal);
+    pending = null;
+    if (next.done) break;
+    const { offset, bytes } = next.value;
+    const release = next.value.release?.bind(next.value);
+    if (!Buffer.isBuffer(bytes) || !Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > virtualSize) {
+      throw new InstanceImagesError(
+        'VALIDATION_FAILED',
+        `The chunked image has a range outside its virtual size ${virtualSize} (at ${String(offset)})`,
+        {
+          fields: [{ path: 'source.chunks', message: 'ranges must lie within the virtual size' }],
+        },
+      );
     }
-    while (inFlight.size > 0) await settle();
-  } catch (error) {
-    // Stop pulling; the iterator's own cleanup (a lease, a download) runs.
-    void Promise.resolve(iterator.return?.()).catch(() => undefined);
-    throw error;
+    // The range's bytes go back to the source once every piece of it is written (never after a failure).
+    let piecesLeft = 1;
+    const pieceDone = () => {
+      piecesLeft -= 1;
+      if (piecesLeft === 0 && failure === null) release?.();
+    };
+    for (const [at, to] of dataPieces(bytes, maxPiece)) {
+      piecesLeft += 1;
+      const piece = bytes.subarray(at, to);
+      while (inFlight.size >= windowRequests || (inFlight.size > 0 && bytesInFlight + piece.length > WINDOW_BYTES)) await settle();
+      if (failure !== null) throw failure;
+      const end = offset + at + piece.length;
+      const index = busy.indexOf(Math.min(...busy));
+      const client = clients[index] as NbdClient;
+      busy[index] = (busy[index] ?? 0) + 1;
+      bytesInFlight += piece.length;
+      const write: Promise<void> = client.write(offset + at, piece, signal ? { signal } : {}).then(
+        () => {
+          written += piece.length;
+          position = Math.max(position, end);
+          progress('write', position, virtualSize);
+          pieceDone();
+        },
+        (error: unknown) => {
+          failure ??= error;
+        },
+      );
+      const tracked = write.finally(() => {
+        inFlight.delete(tracked);
+        busy[index] = (busy[index] ?? 1) - 1;
+        bytesInFlight -= piece.length;
+      });
+      inFlight.add(tracked);
+    }
+    pieceDone();
   }
+  while (inFlight.size > 0) await settle();
   return written;
 }
 
@@ -360,14 +361,38 @@ export async function writeChunkedDisk(
   progress: Progress,
 ): Promise<number> {
   const { cmd } = ctx;
-  const signal = request.signal;
   if (!cmd.executor.openStreamLocal)
     throw new InstanceImagesError(
       'INVALID_STATE',
       `The executor ${cmd.executor.label} cannot open unix socket channels, which chunked deploys need`,
     );
-  await ctx.ensureScratchDir();
-  const free = await cmd.freeBytes(part.slice(0, part.lastIndexOf('/')) || '/');
+  // The source starts on its first range (a storage read) while the hypervisor is made ready.
+  const iterator = source.chunks[Symbol.asyncIterator]();
+  const first = iterator.next();
+  first.catch(() => undefined); // awaited when the writes start; a failure before must not go unhandled
+  try {
+    return await writeThrough(ctx, request, iterator, first, sizes, format, part, progress);
+  } catch (error) {
+    // Stop pulling; the source's own cleanup (a lease, a download) runs.
+    void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** {@link writeChunkedDisk} once the source has started. */
+async function writeThrough(
+  ctx: MaterializeContext,
+  request: MaterializeRequest,
+  iterator: AsyncIterator<ChunkedSourceRange>,
+  first: Promise<IteratorResult<ChunkedSourceRange>>,
+  sizes: { virtualSize: number; diskSize: number },
+  format: DiskFormat,
+  part: string,
+  progress: Progress,
+): Promise<number> {
+  const { cmd } = ctx;
+  const signal = request.signal;
+  const [free] = await Promise.all([cmd.freeBytes(part.slice(0, part.lastIndexOf('/')) || '/'), ctx.ensureScratchDir()]);
   if (free < ctx.spaceMarginBytes) {
     throw new InstanceImagesError(
       'STORAGE_FULL',
@@ -383,7 +408,7 @@ export async function writeChunkedDisk(
   let clients: NbdClient[] = [];
   try {
     clients = await connect(ctx, server, sizes.diskSize, connections, signal);
-    const written = await writeRanges(clients, source, sizes.virtualSize, signal, progress);
+    const written = await writeRanges(clients, iterator, first, sizes.virtualSize, signal, progress);
     // Each connection flushes what it wrote (multi-conn would let one FLUSH cover all; this holds either way).
     await Promise.all(clients.map((c) => c.flush(signal ? { signal } : {})));
     await Promise.all(clients.map((c) => c.close()));
@@ -392,7 +417,8 @@ export async function writeChunkedDisk(
     const ended = await orAbort(Promise.race([server.done, timer]), signal);
     if (ended === 'timeout') throw new InstanceImagesError('DEPLOY_FAILED', 'qemu-nbd did not exit after the disk was written');
     if (ended.result?.exitCode !== 0) throw serverFailure(ended, 'qemu-nbd failed while serving the new disk');
-    await checkDisk(ctx, part, format, sizes.diskSize, signal);
+    // Its socket and pid file go while the disk is checked.
+    await Promise.all([checkDisk(ctx, part, format, sizes.diskSize, signal), server.stop()]);
     return written;
   } catch (error) {
     throw deployError(error);
@@ -411,15 +437,18 @@ async function checkDisk(
   size: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const info = await ctx.cmd.qemuImgInfo(part, { format, ...(signal ? { signal } : {}) });
+  // qcow2: info and check in one remote command.
+  const facts =
+    format === 'qcow2'
+      ? await ctx.cmd.qcow2Facts(part, signal)
+      : { info: await ctx.cmd.qemuImgInfo(part, { format, ...(signal ? { signal } : {}) }), checkExit: 0 };
+  const { info, checkExit } = facts;
   if (info.backingFilename !== null || info.dataFile !== null)
     throw new InstanceImagesError('DEPLOY_FAILED', 'The new disk unexpectedly has a backing file');
   if (info.virtualSizeBytes !== size)
     throw new InstanceImagesError('DEPLOY_FAILED', `The new disk has ${info.virtualSizeBytes} bytes instead of ${size}`);
-  if (format !== 'qcow2') return;
-  const check = await ctx.cmd.qemuImgCheck(part, signal);
-  if (check.exitCode !== 0)
-    throw new InstanceImagesError('DEPLOY_FAILED', `qemu-img check found problems in the new disk (exit ${check.exitCode ?? 'signal'})`, {
-      details: { exitCode: check.exitCode },
+  if (checkExit !== 0)
+    throw new InstanceImagesError('DEPLOY_FAILED', `qemu-img check found problems in the new disk (exit ${checkExit})`, {
+      details: { exitCode: checkExit },
     });
 }
