@@ -11,7 +11,7 @@
  * The cases run RUNS times (default 3) in alternation; the bench prints each case's median, spread
  * and runs, and the ratio chunks / baseline. Goal (issue 14): ≤ 1.1×; the exit status says whether
  * it was met. COLD=0 keeps the page cache (dropped before every run by default). Hold the shared
- * lock: `flock /tmp/itest.lock npm run bench -- chunk-deploy`.
+ * lock: `flock /tmp/itest.lock npm run bench -- chunk-deploy`. CPU=1 prints each run's CPU seconds per program.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, createReadStream, mkdirSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { createSshExecutor } from '../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import type { Executor } from '../../src/ports/executor';
 import { sshTarget } from '../../test/integration/exec/ssh-target';
-import { GiB, MiB, median } from '../lib/bench';
+import { cpuLine, GiB, MiB, median, sampleCpu } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -112,9 +112,12 @@ async function main(): Promise<void> {
         const index = (k + i) % cases.length;
         rmSync(target, { force: true });
         dropCaches();
+        const cpu = await sampleCpu();
         const start = performance.now();
         await (cases[index] as (typeof cases)[number]).once();
         samples[index]?.push(performance.now() - start);
+        const used = await cpu.stop();
+        if (used) console.log(`  ${cases[index]?.label}: ${seconds(performance.now() - start)}, ${cpuLine(used)}`);
       }
     }
     console.log(`${RUNS} runs per case, alternating, ${exec.label}, ${COLD ? 'page cache dropped before each run' : 'page cache kept'}`);

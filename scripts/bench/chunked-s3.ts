@@ -25,6 +25,7 @@
  *    image's size, and the step prints the smallest one for which the goal holds.
  * Prints medians, spreads and the panel process's peak RSS per step.
  *
+ * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each deploy of step 5.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
@@ -49,7 +50,7 @@ import {
   loadS3TestEnv,
 } from '../../test/integration/storage-s3/s3-env';
 import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
-import { guestWithRandomData, median, MiB } from '../lib/bench';
+import { cpuLine, guestWithRandomData, median, MiB, sampleCpu } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -109,6 +110,7 @@ function tracedDisk(disk: StorageDisk): StorageDisk {
     put: (key, body, options) => traced(`s3 put ${key.split('/')[0]}`, () => disk.put(key, body, options)),
     putBytes: (key, bytes, options) => traced(`s3 put ${key.split('/')[0]}`, () => disk.putBytes(key, bytes, options)),
     get: (key, options) => traced(`s3 get ${key.split('/')[0]}`, () => disk.get(key, options)),
+    getBytes: (key, into, options) => traced(`s3 get ${key.split('/')[0]}`, () => disk.getBytes(key, into, options)),
     stat: (key) => traced(`s3 stat ${key.split('/')[0]}`, () => disk.stat(key)),
     list: (options) => traced(`s3 list ${options?.prefix ?? ''}`, () => disk.list(options)),
     delete: (key) => traced(`s3 delete ${key.split('/')[0]}`, () => disk.delete(key)),
@@ -126,6 +128,26 @@ function printTrace(totalMs: number): void {
   for (const [what, k] of byKind) console.log(`     ${what}: ${k.n} requests, ${s(k.ms)} summed (overlapping)`);
   const busy = remote.reduce((sum, e) => sum + e.ms, 0);
   console.log(`     remote commands: ${remote.length}, ${s(busy)} summed, of ${s(totalMs)} in all`);
+}
+
+/** When each step of a deploy's progress was first and last reported, from the start: `write 0.21–7.52 s, done 9.90 s`. */
+function phases(): { record: (p: { step: string }) => void; line: () => string } {
+  const start = performance.now();
+  const seen = new Map<string, { first: number; last: number }>();
+  return {
+    record: ({ step }) => {
+      const at = (performance.now() - start) / 1000;
+      const known = seen.get(step);
+      if (known) known.last = at;
+      else seen.set(step, { first: at, last: at });
+    },
+    line: () =>
+      [...seen]
+        .map(([step, t]) =>
+          t.first === t.last ? `${step} ${t.first.toFixed(2)} s` : `${step} ${t.first.toFixed(2)}–${t.last.toFixed(2)} s`,
+        )
+        .join(', '),
+  };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
@@ -477,18 +499,27 @@ async function main(): Promise<void> {
       for (let i = 0; i < RUNS; i++) {
         const runFiles = async () => {
           const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
+          const cpu = await sampleCpu();
+          const steps = phases();
           const { ms } = await timed(async () =>
             b.driver.materialize({
               source: { kind: 'stream', stream: await filesDisk.get('image.qcow2') },
               sourceFormat: 'qcow2',
               targetPath,
+              onProgress: steps.record,
             }),
           );
           fromFiles.push(ms);
+          const used = await cpu.stop();
+          console.log(`   files ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
           rmSync(targetPath, { force: true });
         };
         const runChunks = async () => {
           const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
+          const cpu = await sampleCpu();
+          const steps = phases();
+          // The first chunked deploy's remote commands, step by step.
+          Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
           const { ms } = await timed(() =>
             b.driver.materialize({
               source: {
@@ -498,9 +529,17 @@ async function main(): Promise<void> {
               },
               sourceFormat: 'raw',
               targetPath,
+              onProgress: steps.record,
             }),
           );
           fromChunks.push(ms);
+          if (trace.on) {
+            trace.on = false;
+            console.log('   the first chunked deploy, step by step (remote commands in order; storage requests summed):');
+            printTrace(ms);
+          }
+          const used = await cpu.stop();
+          console.log(`   chunks ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
           rmSync(targetPath, { force: true });
         };
         for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();

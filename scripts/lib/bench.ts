@@ -72,3 +72,43 @@ export function guestWithRandomData(dataMiB: number, options: { start?: boolean;
   if (options.start !== false) virsh('start', '--domain', guest.name);
   return guest;
 }
+
+/**
+ * With `CPU=1`, the CPU seconds each program (node, radosgw, ceph-osd, sshd, qemu-nbd…) used
+ * between the call and `stop()`, sampled from /proc by a separate process every 100 ms (the bench's
+ * own process is `panel`); without it, `stop()` returns null. The sampler itself is left out.
+ */
+export async function sampleCpu(): Promise<{ stop(): Promise<Record<string, number> | null> }> {
+  if (process.env.CPU !== '1') return { stop: async () => null };
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [new URL('./cpu-sampler.mjs', import.meta.url).pathname, String(process.pid)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8');
+  await new Promise<void>((resolve) =>
+    child.stdout.on('data', (text: string) => {
+      output += text;
+      if (output.startsWith('ready\n')) resolve();
+    }),
+  );
+  return {
+    stop: async () => {
+      const ended = new Promise((resolve) => child.on('close', resolve));
+      child.kill('SIGTERM');
+      await ended;
+      return JSON.parse(output.slice('ready\n'.length)) as Record<string, number>;
+    },
+  };
+}
+
+/** The programs of a CPU sample that used at least 0.2 s, largest first: `node 4.10, radosgw 2.00, …; total 9.00`. */
+export function cpuLine(sample: Record<string, number> | null): string {
+  if (sample === null) return '';
+  const total = Object.values(sample).reduce((sum, s) => sum + s, 0);
+  const top = Object.entries(sample)
+    .filter(([, s]) => s >= 0.2)
+    .sort((a, b) => b[1] - a[1])
+    .map(([comm, s]) => `${comm} ${s.toFixed(2)}`);
+  return `cpu s: ${top.join(', ')}; total ${total.toFixed(2)}`;
+}

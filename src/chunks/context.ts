@@ -125,10 +125,13 @@ export async function readObject(
   options: {
     maxBytes: number;
     signal?: AbortSignal;
-    /** At least `maxBytes` long: the bytes are copied into it and a view of it is returned. */
+    /** At least `maxBytes` long: the bytes are read into it ({@link StorageDisk.getBytes}) and a view of it is returned. */
     into?: Buffer;
   },
 ): Promise<Buffer | null> {
+  // Into a buffer of the caller's: in one read where the driver has one (S3: a plain GET per chunk).
+  if (options.into)
+    return ctx.disk.getBytes(key, options.into.subarray(0, options.maxBytes), options.signal ? { signal: options.signal } : {});
   let stream: Readable;
   try {
     stream = await ctx.disk.get(key, options.signal ? { signal: options.signal } : {});
@@ -151,15 +154,14 @@ export async function readObject(
           },
         );
       }
-      if (options.into) buffer.copy(options.into, size - buffer.length);
-      else parts.push(buffer);
+      parts.push(buffer);
     }
   } catch (error) {
     stream.destroy();
     if (isInstanceImagesError(error)) throw error;
     throw new InstanceImagesError('STORAGE_UNAVAILABLE', `Reading ${key} from the ${ctx.disk.name} storage failed`, { cause: error });
   }
-  return options.into ? options.into.subarray(0, size) : Buffer.concat(parts, size);
+  return Buffer.concat(parts, size);
 }
 
 /** Every object below `prefix`, page by page. */

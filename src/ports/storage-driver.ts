@@ -81,6 +81,14 @@ export interface StorageDriver {
    * @throws NOT_FOUND when missing; STORAGE_UNAVAILABLE.
    */
   get(key: string, options?: { range?: { start: number; end?: number }; signal?: AbortSignal }): Promise<Readable>;
+  /**
+   * Optional: reads the whole object into the start of `into` and returns its length, or `null`
+   * when it does not exist; for small objects read often (the chunks of a chunked image), where a
+   * stream per object costs more than the bytes. An object longer than `into` throws
+   * VALIDATION_FAILED (what `into` then holds is unspecified). Drivers without it are read through
+   * {@link StorageDriver.get}. @throws VALIDATION_FAILED, STORAGE_UNAVAILABLE, CANCELLED.
+   */
+  getBytes?(key: string, into: Buffer, options?: { signal?: AbortSignal }): Promise<number | null>;
   /** Metadata, or `null` when missing. */
   stat(key: string): Promise<StoredObject | null>;
   /**

@@ -102,6 +102,13 @@ export interface StorageDisk {
   putBytes(key: string, bytes: Buffer, options?: DiskPutBytesOptions): Promise<DiskPutResult>;
   /** Opens a read stream (retried while opening). @throws NOT_FOUND, VALIDATION_FAILED, STORAGE_UNAVAILABLE. */
   get(key: string, options?: { range?: { start: number; end?: number }; signal?: AbortSignal }): Promise<Readable>;
+  /**
+   * Reads the whole object into the start of `into` and returns a view of the bytes read, or `null`
+   * when it does not exist: the driver's {@link StorageDriver.getBytes} where it has one (retried as
+   * a whole), its stream copied into `into` otherwise.
+   * @throws VALIDATION_FAILED (bad key, or an object longer than `into`), CANCELLED, STORAGE_UNAVAILABLE.
+   */
+  getBytes(key: string, into: Buffer, options?: { signal?: AbortSignal }): Promise<Buffer | null>;
   /** Metadata, or `null` when missing. */
   stat(key: string): Promise<StoredObject | null>;
   /** A page of objects under `prefix`, ordered by key. */
@@ -391,6 +398,51 @@ async function putBytesVerified(
   }
 }
 
+/** VALIDATION_FAILED for an object longer than the buffer it is read into. */
+function longerThan(key: string, limit: number): InstanceImagesError {
+  return new InstanceImagesError('VALIDATION_FAILED', `The object ${key} is larger than the ${limit} bytes allowed for it`, {
+    fields: [{ path: 'key', message: `holds more than ${limit} bytes` }],
+  });
+}
+
+/** The wrapped getBytes (see {@link StorageDisk.getBytes}). */
+async function getBytesInto(core: DiskCore, rawKey: string, into: Buffer, options: { signal?: AbortSignal }): Promise<Buffer | null> {
+  const { driver } = core;
+  const key = normalizeStorageKey(rawKey);
+  const { signal } = options;
+  const cancelled = (cause?: unknown) => new InstanceImagesError('CANCELLED', `Reading ${key} was cancelled`, { cause });
+  if (signal?.aborted) throw cancelled();
+  if (driver.getBytes) {
+    const read = driver.getBytes.bind(driver);
+    const length = await core.withRetries('read', key, () => read(key, into, signal ? { signal } : {}));
+    if (length !== null && (!Number.isSafeInteger(length) || length < 0 || length > into.length))
+      throw new InstanceImagesError('STORAGE_UNAVAILABLE', `The ${driver.name} storage reported ${String(length)} bytes read for ${key}`);
+    return length === null ? null : into.subarray(0, length);
+  }
+  let stream: Readable;
+  try {
+    stream = await core.withRetries('read', key, () => driver.get(key, signal ? { signal } : {}));
+  } catch (error) {
+    if (isInstanceImagesError(error, 'NOT_FOUND')) return null;
+    throw error;
+  }
+  let length = 0;
+  try {
+    for await (const part of stream) {
+      const chunk = Buffer.isBuffer(part) ? part : Buffer.from(part as Uint8Array);
+      if (length + chunk.length > into.length) throw longerThan(key, into.length);
+      chunk.copy(into, length);
+      length += chunk.length;
+    }
+  } catch (error) {
+    if (signal?.aborted) throw cancelled(error);
+    throw core.unavailable(error, `read ${key}`);
+  } finally {
+    if (!stream.destroyed) stream.destroy();
+  }
+  return into.subarray(0, length);
+}
+
 /** Wraps a driver with the core's key safety, checksums, progress, retries and events. */
 export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOptions = {}): StorageDisk {
   const core = createDiskCore(driver, options);
@@ -410,6 +462,8 @@ export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOpt
       checkRange(getOptions.range);
       return withRetries('read', key, () => driver.get(key, getOptions));
     },
+
+    getBytes: (rawKey, into, getOptions = {}) => getBytesInto(core, rawKey, into, getOptions),
 
     async stat(rawKey) {
       const key = normalizeStorageKey(rawKey);

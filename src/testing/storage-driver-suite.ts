@@ -303,6 +303,43 @@ export function testStorageDriver(t: SuiteFramework, options: StorageSuiteOption
       }
     });
 
+    test(
+      'roundTrip',
+      'getBytes reads whole objects into a buffer; null when missing; VALIDATION_FAILED when longer',
+      async (disk, prefix, raw) => {
+        const data = randomBytes(4 * MiB + 5);
+        const odd = randomBytes(1000);
+        // A key whose characters must be escaped in a URL path (read after a first read, as drivers
+        // may set up a faster path on the first one).
+        const oddKey = `${prefix}chunks/a b+c~(1)'!*,;=@$&ü%20.bin`;
+        await disk.putBytes(`${prefix}chunks/a.bin`, data);
+        await disk.putBytes(oddKey, odd);
+        await disk.putBytes(`${prefix}chunks/empty.bin`, Buffer.alloc(0));
+        const into = Buffer.alloc(8 * MiB, 0xaa);
+        for (let round = 0; round < 2; round++) {
+          const back = await disk.getBytes(`${prefix}chunks/a.bin`, into);
+          expect(back?.length).toBe(data.length);
+          expect(back ? sha256(back) : null).toBe(sha256(data));
+          expect(back?.buffer).toBe(into.buffer);
+          const oddBack = await disk.getBytes(oddKey, into);
+          expect(oddBack ? sha256(oddBack) : null).toBe(sha256(odd));
+          expect((await disk.getBytes(`${prefix}chunks/empty.bin`, into))?.length).toBe(0);
+          expect(await disk.getBytes(`${prefix}chunks/missing.bin`, into)).toBeNull();
+        }
+        // Exactly long enough is enough; one byte short is refused.
+        expect((await disk.getBytes(`${prefix}chunks/a.bin`, Buffer.alloc(data.length)))?.length).toBe(data.length);
+        expect(await codeOf(disk.getBytes(`${prefix}chunks/a.bin`, Buffer.alloc(data.length - 1)))).toBe('VALIDATION_FAILED');
+        expect(await codeOf(disk.getBytes(`${prefix}chunks/a.bin`, Buffer.alloc(10)))).toBe('VALIDATION_FAILED');
+        if (raw.getBytes) {
+          expect(await raw.getBytes(`${prefix}chunks/a.bin`, into)).toBe(data.length);
+          expect(await raw.getBytes(`${prefix}chunks/missing.bin`, into)).toBeNull();
+        }
+        const aborted = new AbortController();
+        aborted.abort();
+        expect(await codeOf(disk.getBytes(`${prefix}chunks/a.bin`, into, { signal: aborted.signal }))).toBe('CANCELLED');
+      },
+    );
+
     test('range', 'get with a byte range returns exactly that slice (end inclusive; open end reads to the end)', async (disk, prefix) => {
       const data = randomBytes(MiB + 777);
       await disk.put(`${prefix}range.bin`, bodyOf(data));

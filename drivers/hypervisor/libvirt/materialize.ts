@@ -337,8 +337,8 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
     if (requested.kind === 'chunks') {
       const sizes = chunkSizes ?? chunkedSizes(requested, request);
       await writeChunkedDisk(ctx, request, requested, sizes, targetFormat, part, progress);
-      await cmd.fsync(part);
-      await cmd.publish(part, request.targetPath, dirname(request.targetPath));
+      // fsync of the part, rename, fsync of the directory: in one remote command.
+      await cmd.publish(part, request.targetPath, dirname(request.targetPath), { fsync: true });
       progress('done', sizes.diskSize, sizes.diskSize);
       return { path: request.targetPath, format: targetFormat, virtualSizeBytes: sizes.diskSize };
     }

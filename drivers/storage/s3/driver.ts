@@ -6,7 +6,8 @@
  * pool of reusable part buffers, and sends its parts as plain keep-alive requests signed by the
  * client's signer ({@link createS3PartUploader}: the SDK's per-request machinery, kept alive for
  * every part in flight, was promoted to the old generation and made peak RSS grow with the object
- * size); everything else goes through the SDK client. lib-storage's Upload is used only when the
+ * size); whole small objects read into a buffer ({@link getS3Bytes}, the chunks of a chunked image)
+ * are plain signed GETs on the same connections; everything else goes through the SDK client. lib-storage's Upload is used only when the
  * size is unknown.
  *
  * Works with AWS S3 and with S3-compatible services that lack newer features (Ceph radosgw,
@@ -20,6 +21,7 @@
  * @module
  */
 import type { StorageDriver } from '../../../src/ports/storage-driver';
+import { getS3Bytes } from './get-bytes';
 import { abortS3IncompleteUpload, listS3IncompleteUploads } from './incomplete-uploads';
 import { checkS3Bucket, deleteS3Object, getS3Object, listS3Objects, statS3Object } from './objects';
 import type { S3StorageOptions } from './options';
@@ -38,6 +40,7 @@ export function createS3StorageDriver(options: S3StorageOptions): StorageDriver 
     put: (key, body, putOptions) => putS3Object(session, key, body, putOptions),
     putBytes: (key, bytes, putOptions) => putS3Bytes(session, key, bytes, putOptions),
     get: (key, getOptions) => getS3Object(session, key, getOptions),
+    getBytes: (key, into, getOptions) => getS3Bytes(session, key, into, getOptions),
     stat: (key) => statS3Object(session, key),
     list: (listOptions) => listS3Objects(session, listOptions),
     delete: (key) => deleteS3Object(session, key),

@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { CreateMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3';
+import type { CreateMultipartUploadCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3_DEFAULT_CONNECTION_TIMEOUT_MS, S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS } from './options';
 import { s3TimeoutError, s3TimeoutOf } from './timeouts';
 
@@ -78,6 +78,36 @@ export interface PartHttpResponse {
 
 /** Sends one PUT with `body`; rejects on network failure, timeout (the driver's `S3TimeoutError`) or abort. */
 export type PartTransport = (request: PartHttpRequest, body: Buffer, signal: AbortSignal) => Promise<PartHttpResponse>;
+
+/** The answer to a GET read into a buffer: a success's body is in `into[0, length)`, an error's text in `body`. */
+export interface GetIntoHttpResponse extends PartHttpResponse {
+  /** Bytes of a success's body written into the buffer (0 for an error status). */
+  length: number;
+}
+
+/**
+ * Sends one GET and writes a success's body into `into` as it arrives (no other copy is kept);
+ * rejects with an {@link S3ObjectTooLargeError} as soon as the body (or its announced length)
+ * exceeds `into`, and like {@link PartTransport} otherwise.
+ */
+export type GetIntoTransport = (request: PartHttpRequest, into: Buffer, signal: AbortSignal) => Promise<GetIntoHttpResponse>;
+
+/** The name of the error of a body longer than the buffer it is read into. */
+export const S3_OBJECT_TOO_LARGE = 'S3ObjectTooLarge';
+
+/** A body longer than the buffer it is read into (never retried). */
+export interface S3ObjectTooLargeError extends Error {
+  name: typeof S3_OBJECT_TOO_LARGE;
+  /** The buffer's length. */
+  limit: number;
+}
+
+function objectTooLarge(limit: number): S3ObjectTooLargeError {
+  return Object.assign(new Error(`The object is larger than the ${limit} bytes expected`), {
+    name: S3_OBJECT_TOO_LARGE,
+    limit,
+  }) as S3ObjectTooLargeError;
+}
 
 /** The client's clock offset (ms added to the local clock when signing), shared with the SDK. */
 export interface S3Clock {
@@ -258,12 +288,25 @@ export interface NodePartTransportOptions {
   socketIdleTimeoutMs: number;
 }
 
-/** A {@link PartTransport} over node:http(s) with one keep-alive agent per protocol, and its `close`. */
-export function createNodePartTransport(options: NodePartTransportOptions): { transport: PartTransport; close(): void } {
+/** The transports of {@link createNodePartTransport}, sharing one keep-alive agent per protocol. */
+export interface NodeS3Transport {
+  /** PUTs a part. */
+  transport: PartTransport;
+  /** GETs an object into a buffer. */
+  getInto: GetIntoTransport;
+  /** Closes the kept-alive connections. */
+  close(): void;
+}
+
+/**
+ * A {@link PartTransport} and a {@link GetIntoTransport} over node:http(s) with one keep-alive agent
+ * per protocol, and their `close`.
+ */
+export function createNodePartTransport(options: NodePartTransportOptions): NodeS3Transport {
   let http: HttpAgent | undefined;
   let https: HttpsAgent | undefined;
-  const transport: PartTransport = (request, body, signal) =>
-    new Promise<PartHttpResponse>((resolve, reject) => {
+  const send = (request: PartHttpRequest, method: 'PUT' | 'GET', body: Buffer | null, into: Buffer | null, signal: AbortSignal) =>
+    new Promise<GetIntoHttpResponse>((resolve, reject) => {
       if (signal.aborted) {
         reject(abortError());
         return;
@@ -276,12 +319,12 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
         agent,
         host: request.host,
         port: request.port,
-        method: 'PUT',
+        method,
         path: request.path,
         headers: request.headers,
       });
       let settled = false;
-      const settle = (error: unknown, response?: PartHttpResponse): void => {
+      const settle = (error: unknown, response?: GetIntoHttpResponse): void => {
         if (settled) return;
         settled = true;
         clearTimeout(connectTimer);
@@ -289,14 +332,16 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
         if (response !== undefined && error === undefined) resolve(response);
         else reject(error);
       };
-      const onAbort = (): void => {
-        const error = abortError();
+      const fail = (error: Error): void => {
         settle(error);
         req.destroy(error);
       };
+      const onAbort = (): void => fail(abortError());
       signal.addEventListener('abort', onAbort, { once: true });
+      // A timeout settles first: once an answer has begun, the destroyed request would otherwise
+      // end as a closed connection (retried) instead of the timeout (final).
       const connectTimer = setTimeout(() => {
-        req.destroy(s3TimeoutError('connect', options.connectionTimeoutMs, request.host));
+        fail(s3TimeoutError('connect', options.connectionTimeoutMs, request.host));
       }, options.connectionTimeoutMs);
       req.once('socket', (socket) => {
         if (socket.connecting) socket.once('connect', () => clearTimeout(connectTimer));
@@ -305,7 +350,7 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
       // The socket's idle timeout: no byte of the part sent and no answer for that long (a part that
       // keeps moving on a slow link is never cut).
       req.setTimeout(options.socketIdleTimeoutMs, () => {
-        req.destroy(s3TimeoutError('no-progress', options.socketIdleTimeoutMs, request.host));
+        fail(s3TimeoutError('no-progress', options.socketIdleTimeoutMs, request.host));
       });
       let answered = false;
       // Every later 'error' lands here too (an unhandled one would crash the process). Once an answer
@@ -319,9 +364,19 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
         const status = response.statusCode ?? 0;
         const chunks: Buffer[] = [];
         let length = 0;
+        const success = status >= 200 && status < 300;
+        if (success && into !== null) {
+          const announced = Number(response.headers['content-length']);
+          if (Number.isFinite(announced) && announced > into.length) return fail(objectTooLarge(into.length));
+        }
         response.on('data', (chunk: Buffer) => {
-          // A success answer's body is drained (UploadPart sends none); an error's is kept, bounded.
-          if (status >= 300 && length < MAX_ERROR_BODY) {
+          if (success && into !== null) {
+            // A success's body goes straight into the caller's buffer.
+            if (length + chunk.length > into.length) return fail(objectTooLarge(into.length));
+            chunk.copy(into, length);
+            length += chunk.length;
+          } else if (!success && length < MAX_ERROR_BODY) {
+            // Any other success body is drained (UploadPart sends none); an error's is kept, bounded.
             chunks.push(chunk);
             length += chunk.length;
           }
@@ -332,6 +387,7 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
             status,
             headers: response.headers,
             body: chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8', 0, MAX_ERROR_BODY),
+            length: success && into !== null ? length : 0,
           }),
         );
         response.once('close', () => {
@@ -339,10 +395,11 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
             settle(Object.assign(new Error(`The connection to ${request.host} closed before the answer ended`), { code: 'ECONNRESET' }));
         });
       });
-      req.end(body);
+      req.end(body ?? undefined);
     });
   return {
-    transport,
+    transport: (request, body, signal) => send(request, 'PUT', body, null, signal),
+    getInto: (request, into, signal) => send(request, 'GET', null, into, signal),
     close() {
       http?.destroy();
       https?.destroy();
@@ -350,6 +407,31 @@ export function createNodePartTransport(options: NodePartTransportOptions): { tr
       https = undefined;
     },
   };
+}
+
+/**
+ * Runs `attempt` until it succeeds, retrying as the SDK's standard strategy does
+ * ({@link retryDecision}): at most `maxAttempts` times, after a backoff, or at once with the
+ * clock corrected. The caller's signal ends it (AbortError).
+ */
+export async function withS3Attempts<T>(
+  options: { maxAttempts: number; sleep: (ms: number, signal: AbortSignal) => Promise<void>; clock: S3Clock },
+  signal: AbortSignal,
+  attempt: () => Promise<T>,
+): Promise<T> {
+  for (let n = 1; ; n += 1) {
+    if (signal.aborted) throw abortError();
+    try {
+      return await attempt();
+    } catch (error) {
+      if (signal.aborted) throw abortError();
+      const decision = n < options.maxAttempts ? retryDecision(error, Date.now(), options.clock.offset()) : ({ retry: false } as const);
+      if (!decision.retry) throw error;
+      if (decision.clockOffsetMs !== undefined) options.clock.setOffset(decision.clockOffsetMs);
+      const delay = retryDelayMs(decision.baseMs, n);
+      if (delay > 0) await options.sleep(delay, signal);
+    }
+  }
 }
 
 /**
@@ -375,8 +457,7 @@ export function createS3PartUploader(options: S3PartUploaderOptions & Partial<No
       const host = target.port === undefined ? target.hostname : `${target.hostname}:${target.port}`;
       const connectHost = target.hostname.startsWith('[') && target.hostname.endsWith(']') ? target.hostname.slice(1, -1) : target.hostname;
       const path = `${target.path}?partNumber=${partNumber}&uploadId=${escapeS3QueryValue(uploadId)}`;
-      for (let attempt = 1; ; attempt += 1) {
-        if (signal.aborted) throw abortError();
+      return withS3Attempts({ maxAttempts, sleep, clock }, signal, async () => {
         const signed = await signer(
           {
             method: 'PUT',
@@ -389,26 +470,17 @@ export function createS3PartUploader(options: S3PartUploaderOptions & Partial<No
           },
           { signingDate: new Date(Date.now() + clock.offset()), signingRegion: target.signingRegion, signingService: target.signingName },
         );
-        try {
-          const response = await transport(
-            { protocol: target.protocol, host: connectHost, port: target.port, path, headers: signed.headers },
-            body,
-            signal,
-          );
-          if (response.status >= 200 && response.status < 300) {
-            const etag = response.headers.etag;
-            return typeof etag === 'string' ? etag : '';
-          }
-          throw s3ErrorFromResponse(response.status, response.body, response.headers);
-        } catch (error) {
-          if (signal.aborted) throw abortError();
-          const decision = attempt < maxAttempts ? retryDecision(error, Date.now(), clock.offset()) : ({ retry: false } as const);
-          if (!decision.retry) throw error;
-          if (decision.clockOffsetMs !== undefined) clock.setOffset(decision.clockOffsetMs);
-          const delay = retryDelayMs(decision.baseMs, attempt);
-          if (delay > 0) await sleep(delay, signal);
+        const response = await transport(
+          { protocol: target.protocol, host: connectHost, port: target.port, path, headers: signed.headers },
+          body,
+          signal,
+        );
+        if (response.status >= 200 && response.status < 300) {
+          const etag = response.headers.etag;
+          return typeof etag === 'string' ? etag : '';
         }
-      }
+        throw s3ErrorFromResponse(response.status, response.body, response.headers);
+      });
     },
     close() {
       owned?.close();
@@ -430,13 +502,17 @@ interface EndpointContext {
 }
 
 /**
- * Records the URL `command` is sent to, at the build step (after the endpoint rules ran, before
+ * Records the URL `command` (a CreateMultipartUpload, or a GetObject) is sent to, at the build step (after the endpoint rules ran, before
  * signing), and the signing scope the rules chose (`region` and `s3` when they name none). The
  * returned function gives it once the command was sent.
  */
-export function trackS3PartTarget(command: CreateMultipartUploadCommand, region: string): () => S3PartTarget | undefined {
+export function trackS3PartTarget(
+  command: Pick<CreateMultipartUploadCommand, 'middlewareStack'> | Pick<GetObjectCommand, 'middlewareStack'>,
+  region: string,
+): () => S3PartTarget | undefined {
   let target: S3PartTarget | undefined;
-  command.middlewareStack.add(
+  // Every S3 command's stack takes the same build-step middleware (it reads the request only).
+  (command.middlewareStack as CreateMultipartUploadCommand['middlewareStack']).add(
     (next, handlerContext) => async (args) => {
       const { protocol, hostname, port, path } = args.request as BuiltRequest;
       const scheme = (handlerContext as EndpointContext).endpointV2?.properties?.authSchemes?.[0];

@@ -16,7 +16,16 @@ import {
   normalizeS3Prefix,
   type S3StorageOptions,
 } from './options';
-import { createS3PartUploader, s3ClientClock, s3ClientSigner, type S3PartUploader } from './part-request';
+import { createS3ObjectReader, type S3ObjectReader } from './get-bytes';
+import {
+  abortableSleep,
+  createNodePartTransport,
+  createS3PartUploader,
+  S3_PART_MAX_ATTEMPTS,
+  s3ClientClock,
+  s3ClientSigner,
+  type S3PartUploader,
+} from './part-request';
 import { makeS3TimeoutsFinal, s3RequestHandlerOptions, type S3Timeouts } from './timeouts';
 
 /** The loaded SDK and the client built from the options. */
@@ -26,6 +35,10 @@ export interface S3Runtime {
   client: S3Sdk.S3Client;
   /** Sends the parts of known-size puts (signed by the client's signer). */
   parts: S3PartUploader;
+  /** Reads whole objects into buffers (`getBytes`), on the same keep-alive connections as the parts. */
+  reader: S3ObjectReader;
+  /** Closes the connections of `parts` and `reader`. */
+  closeTransport(): void;
 }
 
 /** What every operation of one driver instance shares. */
@@ -115,13 +128,18 @@ function buildS3Runtime(
     requestHandler: s3RequestHandlerOptions(timeouts),
   });
   makeS3TimeoutsFinal(client, endpointLabel, timeouts);
-  const parts = createS3PartUploader({
-    signer: s3ClientSigner(client),
-    clock: s3ClientClock(client),
-    connectionTimeoutMs: timeouts.connectionMs,
-    socketIdleTimeoutMs: timeouts.noProgressMs,
+  const http = createNodePartTransport({ connectionTimeoutMs: timeouts.connectionMs, socketIdleTimeoutMs: timeouts.noProgressMs });
+  const signer = s3ClientSigner(client);
+  const clock = s3ClientClock(client);
+  const parts = createS3PartUploader({ signer, clock, transport: http.transport });
+  const reader = createS3ObjectReader({
+    signer,
+    clock,
+    transport: http.getInto,
+    maxAttempts: S3_PART_MAX_ATTEMPTS,
+    sleep: abortableSleep,
   });
-  return { sdk, Upload: lib.Upload, client, parts };
+  return { sdk, Upload: lib.Upload, client, parts, reader, closeTransport: () => http.close() };
 }
 
 /** Creates the session of one driver instance from validated options. Nothing loads yet. */
@@ -179,6 +197,7 @@ export function createS3Session(options: S3StorageOptions): S3Session {
         try {
           const loaded = await current;
           loaded.parts.close();
+          loaded.closeTransport();
           loaded.client.destroy();
         } catch {
           // the SDK never loaded: nothing to release

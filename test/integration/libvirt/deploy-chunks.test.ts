@@ -62,6 +62,21 @@ function allocatedBytes(path: string, format: string): number {
   return map.filter((e) => e.data).reduce((sum, e) => sum + e.length, 0);
 }
 
+/**
+ * Python: the bytes of file `argv[1]` that are dirty or being written back in the page cache, by
+ * cachestat(2) (Linux 6.5; syscall 451), which only reads the page cache's state (unlike
+ * fadvise, which would start the write-back it is meant to observe).
+ */
+const CACHESTAT = [
+  'import ctypes, os, sys',
+  'class R(ctypes.Structure): _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]',
+  'class S(ctypes.Structure): _fields_ = [(n, ctypes.c_uint64) for n in ("cache", "dirty", "writeback", "evicted", "recent")]',
+  'libc = ctypes.CDLL(None, use_errno=True)',
+  'fd = os.open(sys.argv[1], os.O_RDONLY); r = R(0, 0); s = S()',
+  'if libc.syscall(451, fd, ctypes.byref(r), ctypes.byref(s), 0) != 0: sys.exit("cachestat failed: errno %d" % ctypes.get_errno())',
+  'print((s.dirty + s.writeback) * os.sysconf("SC_PAGE_SIZE"))',
+].join('\n');
+
 /** qemu-nbd processes whose command line names `dir` (none may outlive a deploy). */
 function qemuNbdIn(dir: string): number[] {
   const pids: number[] = [];
@@ -203,6 +218,52 @@ describe.skipIf(skip !== null)(
         });
         expect(await codeOf(deploy)).toBe('CANCELLED');
         expectNothingLeft(target);
+      });
+
+      it(`the new disk is written back while the ${label} deploy runs: what was written is not left dirty for the final flush`, async () => {
+        // 32 MiB written, then the source waits: far below the kernel's own background write-back
+        // threshold (10 % of memory) and its 30 s expiry, so only the deploy's write-back cleans it.
+        const ranges: Range[] = Array.from({ length: 8 }, (_, i) => ({ offset: i * CHUNK, bytes: randomBytes(CHUNK) }));
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        let written!: () => void;
+        const allWritten = new Promise<void>((resolve) => (written = resolve));
+        async function* waiting(): AsyncGenerator<Range> {
+          yield* ranges;
+          await gate;
+        }
+        const target = `${outDir}/written-back-${label}.qcow2`;
+        const deploy = makeDriver(scratch, {}, executor()).materialize({
+          source: { kind: 'chunks', virtualSizeBytes: 64 * MiB, chunks: waiting() },
+          sourceFormat: 'raw',
+          targetPath: target,
+          onProgress: (p) => {
+            if (p.step === 'write' && p.bytesDone >= 8 * CHUNK) written();
+          },
+        });
+        deploy.catch(() => undefined);
+        try {
+          await allWritten;
+          const dirtyBytes = () => {
+            const out = sh('python3', '-c', CACHESTAT, `${target}.part`);
+            expect(out.code).toBe(0);
+            return Number(out.stdout.trim());
+          };
+          let dirty = dirtyBytes();
+          for (let i = 0; i < 50 && dirty >= 4 * MiB; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            dirty = dirtyBytes();
+          }
+          expect(dirty).toBeLessThan(4 * MiB);
+        } finally {
+          release();
+        }
+        await deploy;
+        const reference = `${outDir}/written-back-${label}.raw`;
+        rawReference(reference, 64 * MiB, ranges);
+        expect(sh('qemu-img', 'compare', '-f', 'raw', '-F', 'qcow2', reference, target).code).toBe(0);
+        rmSync(target, { force: true });
+        rmSync(reference, { force: true });
       });
     }
 

@@ -413,6 +413,68 @@ describe('chunk store: write and read', () => {
   });
 });
 
+describe('chunk store: reads into the pooled buffers', () => {
+  /** The memory driver with a `getBytes` that records which keys it read and into which buffers. */
+  function withGetBytes() {
+    const objects = createMemoryObjects();
+    const driver = memoryStorageDriver(objects);
+    const reads: { key: string; into: Buffer }[] = [];
+    const streamed: string[] = [];
+    const get = driver.get.bind(driver);
+    const raw: StorageDriver = {
+      ...driver,
+      get: (key, options) => {
+        streamed.push(key);
+        return get(key, options);
+      },
+      async getBytes(key, into) {
+        reads.push({ key, into });
+        const object = objects.objects.get(key);
+        if (!object) return null;
+        if (object.data.length > into.length)
+          throw new InstanceImagesError('VALIDATION_FAILED', `${key} is larger than the buffer`, {
+            fields: [{ path: 'key', message: 'too large' }],
+          });
+        object.data.copy(into);
+        return object.data.length;
+      },
+    };
+    const store = createChunkStore(wrapStorageDriver(raw, { retries: { attempts: 1 } }), { sweepPollMs: 1, parallel: 2 });
+    return { objects, store, reads, streamed };
+  }
+
+  it("reads every chunk with the driver's getBytes into the pooled buffers, checked as before", async () => {
+    const { store, reads, streamed } = withGetBytes();
+    const ids = [1, 2, 0, 3, 4, 5, 6, 7, 8];
+    const pending = await capture(store, ids);
+    const bytes = await assemble(ids.length * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' }));
+    expect(bytes.equals(diskBytes(ids))).toBe(true);
+    const chunkReads = reads.filter((r) => r.key.startsWith('chunks/'));
+    expect(chunkReads.map((r) => r.key)).toEqual(
+      ids.filter((id) => id !== 0).map((id) => chunkKey({ kind: 'storage' }, sha256(block(id)))),
+    );
+    expect(streamed.filter((key) => key.startsWith('chunks/'))).toEqual([]);
+    // Each read is given a buffer of the pool cut to the chunk's length.
+    expect(chunkReads.every((r) => r.into.length === CHUNK)).toBe(true);
+  });
+
+  it('a chunk stored longer than its length, or with a changed byte, is CHECKSUM_MISMATCH through getBytes too', async () => {
+    const { objects, store } = withGetBytes();
+    const pending = await capture(store, [1, 2]);
+    const key = chunkKey({ kind: 'storage' }, sha256(block(2)));
+    const original = objects.objects.get(key)!.data;
+    objects.objects.set(key, { data: Buffer.concat([original, Buffer.from('x')]), modifiedAt: new Date() });
+    const longer = await failure(assemble(2 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r1' })));
+    expect({ code: longer.code, key: longer.details.key }).toEqual({ code: 'CHECKSUM_MISMATCH', key });
+    const changed = Buffer.from(original);
+    changed[7] = changed[7]! ^ 1;
+    objects.objects.set(key, { data: changed, modifiedAt: new Date() });
+    const flipped = await failure(assemble(2 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r2' })));
+    expect({ code: flipped.code, key: flipped.details.key }).toEqual({ code: 'CHECKSUM_MISMATCH', key });
+    expect(objects.objects.has('chunk-leases/r2.json')).toBe(false);
+  });
+});
+
 describe('chunk store: damage', () => {
   it('catches a corrupted chunk: readImage fails with CHECKSUM_MISMATCH and verify names the images it breaks', async () => {
     const { objects, store } = setup();

@@ -100,6 +100,7 @@ describe('S3 request timeouts', { timeout: 20_000 }, () => {
       const operations: [string, () => Promise<unknown>][] = [
         ['stat', () => driver.stat('images/a.qcow2')],
         ['get', () => driver.get('images/a.qcow2')],
+        ['getBytes', () => driver.getBytes!('images/a.qcow2', Buffer.alloc(1000))],
         ['list', () => driver.list({ prefix: 'images/' })],
         ['delete', () => driver.delete('images/a.qcow2')],
         ['a small put (PutObject)', () => driver.put('images/a.qcow2', Readable.from([Buffer.alloc(1000)]), { size: 1000 })],
@@ -144,6 +145,24 @@ describe('S3 request timeouts', { timeout: 20_000 }, () => {
       return bytes;
     })();
     expectNoProgressTimeout(await failureOf(read), port, 1000);
+  });
+
+  it('fails a whole-object read (getBytes) whose body stops moving, through the SDK and the plain GET, after one request', async () => {
+    let requests = 0;
+    const port = await listen(
+      createHttpServer((_req, res) => {
+        requests += 1;
+        res.writeHead(200, { 'content-length': String(MiB), 'last-modified': new Date().toUTCString() });
+        // The first read is answered whole (it teaches the driver its URL); later ones stall.
+        if (requests === 1) res.end(Buffer.alloc(MiB, 1));
+        else res.write(Buffer.alloc(64 * 1024, 1));
+      }),
+    );
+    const driver = driverAt(port);
+    const into = Buffer.alloc(MiB);
+    expect(await driver.getBytes?.('images/a.bin', into)).toBe(MiB);
+    expectNoProgressTimeout(await failureOf(driver.getBytes!('images/b.bin', into)), port, 1000);
+    expect(requests).toBe(2);
   });
 
   it('never cuts a download that keeps moving, however long it takes: the timeout measures silence, not duration', async () => {

@@ -1,0 +1,60 @@
+/**
+ * CPU seconds per program while it runs (used by the benches with CPU=1): every 100 ms it reads
+ * utime + stime of every process in /proc, and on SIGTERM prints one JSON object mapping each
+ * program name (comm) to the CPU seconds its processes used since the sampler started. A process
+ * that started and ended between two samples is missed (the machine's busy time not accounted to
+ * any sampled process is reported as `(unsampled)`); one that ended counts up to its last sample.
+ * The process whose pid is the first argument (the bench) is named `panel`; the sampler leaves itself out.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import process from 'node:process';
+import { clearInterval, setInterval } from 'node:timers';
+
+const panelPid = process.argv[2];
+const HZ = 100; // USER_HZ, the unit of /proc/<pid>/stat times on Linux
+const first = new Map();
+const last = new Map();
+function scan(initial) {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const close = stat.lastIndexOf(')');
+    if (Number(name) === process.pid) continue;
+    // Kernel workers rename themselves after their current work item: one name for all of them.
+    let comm = stat.slice(stat.indexOf('(') + 1, close).replace(/^kworker\/.*/, 'kworker');
+    if (name === panelPid) comm = 'panel';
+    const fields = stat.slice(close + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    if (!first.has(name)) first.set(name, initial ? ticks : 0);
+    last.set(name, { comm, ticks });
+  }
+}
+/** Busy ticks of the whole machine (everything but idle and iowait), from /proc/stat. */
+function machineBusy() {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
+  return user + nice + system + irq + softirq + steal;
+}
+const busyAtStart = machineBusy();
+scan(true);
+const timer = setInterval(() => scan(false), 100);
+process.on('SIGTERM', () => {
+  clearInterval(timer);
+  scan(false);
+  const perComm = {};
+  for (const [pid, { comm, ticks }] of last) {
+    const used = (ticks - (first.get(pid) ?? 0)) / HZ;
+    if (used > 0) perComm[comm] = (perComm[comm] ?? 0) + used;
+  }
+  // What the samples missed (processes shorter than 100 ms, e.g. each `sync -d`): the machine's busy time minus the rest.
+  const sampled = Object.values(perComm).reduce((sum, s) => sum + s, 0);
+  perComm['(unsampled)'] = Math.max(0, (machineBusy() - busyAtStart) / HZ - sampled);
+  process.stdout.write(JSON.stringify(perComm));
+  process.exit(0);
+});
+process.stdout.write('ready\n');
