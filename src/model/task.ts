@@ -81,4 +81,6 @@ export const TaskSchema = z.object({
 /** A background task. */
 export type Task = z.infer<typeof TaskSchema>;
 /** Fields that may change on a task. */
-export type TaskPatch = Partial<Omit<Task, 'id' | 'type' | 'subjectKind' | 'subjectId' | 'accountId' | 'storageId' | 'createdAt' | 'status'>>;
+export type TaskPatch = Partial<
+  Omit<Task, 'id' | 'type' | 'subjectKind' | 'subjectId' | 'accountId' | 'storageId' | 'createdAt' | 'status'>
+>;

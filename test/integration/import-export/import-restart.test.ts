@@ -35,7 +35,7 @@ function entriesBelow(dir: string): { path: string; size: number }[] {
 const curlsTo = (port: string) =>
   execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
     .split('\n')
-    .filter((line) => line.includes('curl -sS') && line.includes(`:${port}:`));
+    .filter((line) => /^\s*\d+ curl -sS /.test(line) && line.includes(`:${port}:`));
 
 describe.skipIf(skip !== null)(`a panel killed mid-import recovers the import's files${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let work: string;
