@@ -111,6 +111,8 @@ export const BrowsedFileSchema = z.object({
   modifiedAt: z.date(),
   kind: z.enum(['ok', 'orphan', 'stale', 'size-mismatch']),
   imageId: z.string().nullable(),
+  /** The running task the file belongs to (a work file of an import); absent otherwise. */
+  taskId: z.string().optional(),
   message: z.string(),
 });
 /** A page of the image browser (the first page of a chunked storage carries its `chunks` statistics). */

@@ -115,6 +115,7 @@ export const tasksTable: TableSpec<Task> = {
     subjectId: 'text',
     accountId: 'text',
     hypervisorId: 'text',
+    storageId: 'text',
     status: 'text',
     progress: 'json',
     errorCode: 'text',
@@ -128,6 +129,7 @@ export const tasksTable: TableSpec<Task> = {
     startedAt: 'timestamp',
     finishedAt: 'timestamp',
   },
+  optional: ['storageId'],
 };
 
 /** `ii_usage_intervals`: the billing ledger. */

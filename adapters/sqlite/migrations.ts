@@ -244,4 +244,9 @@ export const sqliteMigrations: readonly Migration[] = [
     name: 'bytes an import holds against the byte cap',
     statements: [`ALTER TABLE ii_images ADD COLUMN reserved_bytes INTEGER`],
   },
+  {
+    version: 12,
+    name: 'tasks name the storage they write into',
+    statements: [`ALTER TABLE ii_tasks ADD COLUMN storage_id TEXT`],
+  },
 ];

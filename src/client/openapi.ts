@@ -1137,6 +1137,7 @@ export interface components {
         /** Format: date-time */
         modifiedAt: string;
         size: number;
+        taskId?: string;
       }[];
       nextCursor: string | null;
     };
@@ -1661,6 +1662,7 @@ export interface components {
       startedAt: string | null;
       /** @enum {string} */
       status: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+      storageId?: string | null;
       subjectId: string;
       /** @enum {string} */
       subjectKind: 'image' | 'iso' | 'storage' | 'instance' | 'account';

@@ -5,8 +5,9 @@
  * ({@link pinDestination}), pins curl to that address (`--resolve`), lets curl follow no redirect
  * (`--max-redirs 0`) but reads each 3xx's Location itself, checks and pins it again (bounded like
  * the panel's own download), limits curl to http and https (`--proto =http,https`), enforces the
- * size limit (`--max-filesize`, and a byte count while curl writes that stops it once the file
- * passes the limit), and resumes a dropped download with a Range (`-C`, and `If-Range` with the
+ * size limit (`--max-filesize` for an announced length, and `head -c` of limit + 1 bytes between
+ * curl and the file, which ends curl as soon as the limit is passed, announced length or not),
+ * and resumes a dropped download with a Range (`-C`, and `If-Range` with the
  * first answer's validator). Every argument reaches the remote shell as a quoted positional
  * parameter of a fixed script (the executor quotes argv with the one quoting function), except
  * the URL: it goes to curl on stdin as a config file, so it never shows in a process list there.
@@ -52,14 +53,19 @@ export const DOWNLOAD_FILE = 'download';
  * A download from the first byte is hashed as it arrives: curl writes to stdout, `tee` to the
  * file and the hash reads the stream, so the file is not read a second time; each stage's exit
  * status is kept in a file and checked (dash has no pipefail), and `sha HEX` is printed only when
- * all three succeeded. A resume (from the file's size) has curl append to the file itself and
+ * all three succeeded. A resume (from the file's size) appends curl's output to the file and
  * hashes nothing (the caller hashes the file afterwards when it needs the hash).
  *
- * Prints the file's size while curl runs (five times a second: the byte count that also stops
- * curl once the file passes the limit, for a server that announced no length, which
- * `--max-filesize` cannot judge), then `rc N` (curl's exit code; 63 when stopped at the limit, 23
- * when the file could not be written), maybe `sha HEX`, `head BASE64` (the file's first bytes, for the compression and format
- * detection), then `headers` and curl's header dump.
+ * The size limit holds whether or not the server announced a length (`--max-filesize` judges only
+ * an announced one): curl's output passes `head -c` of one byte more than the limit allows, so
+ * the file never holds more than limit + 1 bytes, and once head has them and ends, curl's next
+ * write fails and curl exits (23) at once; a byte count while curl runs kills it too once the
+ * file passes the limit.
+ *
+ * Prints the file's size while curl runs (five times a second), then `rc N` (curl's exit code; 63
+ * when stopped at the limit, 23 when the file could not be written or head ended at the limit),
+ * maybe `sha HEX`, `head BASE64` (the file's first bytes, for the compression and format
+ * detection), then `headers` and curl's header dump. The caller judges the limit by the size.
  */
 const FETCH_SCRIPT = `set -u
 ${HASH_FUNCTION}
@@ -74,11 +80,13 @@ set -- curl -sS -K - --proto =http,https --max-redirs 0 --resolve "$2" -D "$d/he
 [ -z "$ir" ] || set -- "$@" -H "If-Range: $ir"
 # curl reads the URL from a pipe (printf is a builtin: no argv) and holds none of the script's
 # descriptors: a killed script's channel closes at once.
+# Past the limit, head ends: curl's next write fails (exit 23), however the server sends.
 if [ "$off" -eq 0 ]; then
   { printf '%s\\n' "$cfg" | "$@" -o - 2>"$d/stderr" & echo $! > "$d/curl.pid"; wait $!; echo $? > "$d/curl.rc"; } \\
-    | { tee -- "$f"; echo $? > "$d/tee.rc"; } | { hash256 > "$d/sha"; echo $? > "$d/hash.rc"; } &
+    | head -c "$((max + 1))" | { tee -- "$f"; echo $? > "$d/tee.rc"; } | { hash256 > "$d/sha"; echo $? > "$d/hash.rc"; } &
 else
-  { printf '%s\\n' "$cfg" | "$@" -o "$f" -C "$off" 2>"$d/stderr" & echo $! > "$d/curl.pid"; wait $!; echo $? > "$d/curl.rc"; } </dev/null >/dev/null &
+  { { printf '%s\\n' "$cfg" | "$@" -o - -C "$off" 2>"$d/stderr" & echo $! > "$d/curl.pid"; wait $!; echo $? > "$d/curl.rc"; } \\
+    | head -c "$((max + 1 - off))" >> "$f"; } </dev/null >/dev/null &
 fi
 p=$!; over=0
 while kill -0 "$p" 2>/dev/null; do

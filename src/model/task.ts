@@ -52,6 +52,13 @@ export const TaskSchema = z.object({
   accountId: IdSchema.nullable().default(null),
   /** The hypervisor the work runs on, for per-hypervisor concurrency. */
   hypervisorId: IdSchema.nullable().default(null),
+  /**
+   * The image storage the task writes a file into (imports), so that recovery can remove what an
+   * interrupted one left there and the browser can tell its work files from orphans, even before
+   * any image record names that storage (a stock import records its image only once complete).
+   * Absent on other tasks and on tasks recorded before it was.
+   */
+  storageId: IdSchema.nullish(),
   status: TaskStatusSchema,
   progress: TaskProgressSchema.default({ step: 'queued', percent: 0, bytesDone: 0, bytesTotal: null }),
   errorCode: z.string().nullable().default(null),
@@ -74,4 +81,6 @@ export const TaskSchema = z.object({
 /** A background task. */
 export type Task = z.infer<typeof TaskSchema>;
 /** Fields that may change on a task. */
-export type TaskPatch = Partial<Omit<Task, 'id' | 'type' | 'subjectKind' | 'subjectId' | 'accountId' | 'createdAt' | 'status'>>;
+export type TaskPatch = Partial<
+  Omit<Task, 'id' | 'type' | 'subjectKind' | 'subjectId' | 'accountId' | 'storageId' | 'createdAt' | 'status'>
+>;

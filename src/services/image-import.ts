@@ -38,6 +38,7 @@ import { accountCaps, capReached, insertUnderCaps } from './image-metadata';
 import { byteHoldOf, checkByteRoom, type ByteHold } from './import-hold';
 import { pickLocationStorage, type LocationStorage } from './location-storage';
 import { CUSTOM_IMAGE_TARGET_FIELDS, STOCK_IMAGE_TARGET_FIELDS } from './import-targets';
+import { stockImportKeyBase } from './import-leftovers';
 
 const UrlSchema = z
   .string()
@@ -211,7 +212,14 @@ export class ImageImportService {
     };
     await insertUnderCaps(this.ctx, image, accountId, caps);
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
-    const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId, hypervisorId: writer });
+    const task = await createTask(this.ctx, {
+      type: 'import',
+      subjectKind: 'image',
+      subjectId: id,
+      accountId,
+      hypervisorId: writer,
+      storageId: storage.id,
+    });
     await enqueueTask(
       this.ctx,
       {
@@ -283,7 +291,16 @@ export class ImageImportService {
     const disk = await this.drivers.storage(storage, hypervisorId);
     const id = this.ctx.newId();
     const writer = disk.capabilities.pathAccess ? hypervisorId : null;
-    const task = await createTask(this.ctx, { type: 'import', subjectKind: 'image', subjectId: id, accountId: null, hypervisorId: writer });
+    // The task names the storage: the image is recorded only once complete, and recovery and the
+    // browser find what the import writes meanwhile through it.
+    const task = await createTask(this.ctx, {
+      type: 'import',
+      subjectKind: 'image',
+      subjectId: id,
+      accountId: null,
+      hypervisorId: writer,
+      storageId: storage.id,
+    });
     await enqueueTask(this.ctx, {
       taskId: task.id,
       type: 'import',
@@ -319,7 +336,7 @@ export class ImageImportService {
     const keys: string[] = [];
     let target: ImportTarget | null = null;
     const outcome = await runTask(this.ctx, taskId, signal, async (work) => {
-      target = await this.targetOf(storageId, params.viaHypervisorId, `os-images/imported/${id}`);
+      target = await this.targetOf(storageId, params.viaHypervisorId, stockImportKeyBase(id));
       const stored = await this.store(params, target, work, keys);
       if (signal.aborted) throw new InstanceImagesError('CANCELLED', 'The import was cancelled');
       const details = {

@@ -1,6 +1,7 @@
 /**
- * Start-up recovery: tasks a crash interrupted are failed, their leftovers removed and their
- * images moved to `error` in the same write as the task's end; the hypervisor drivers run their
+ * Start-up recovery: tasks a crash interrupted are failed, their leftovers removed (an import's
+ * work files too, a stock import's found through the storage its task names) and their images
+ * moved to `error` in the same write as the task's end; the hypervisor drivers run their
  * own recovery.
  * @module
  */
@@ -14,7 +15,7 @@ import { publish, taskFinished } from './outbox-events';
 import { chunkStoreOf, isChunkedStorage } from './chunked-storage';
 import { failureReason } from '../messages';
 import { endTaskWithImage, transitionTask, type TaskEnd } from './task-state';
-import { removeFetchLeftovers } from './import-fetch';
+import { importKeyBase, removeImportLeftovers } from './import-leftovers';
 
 /** What start-up recovery did. */
 export interface RecoveryReport {
@@ -51,7 +52,9 @@ export class RecoveryService {
   /**
    * The leftovers of an interrupted task's image: its file, and the incomplete uploads meant for it
    * (a multipart upload of a process killed mid-upload stays open, and billed by the object store,
-   * until aborted). Best effort; a later pass or the reconcile finds what stays.
+   * until aborted); for an import, every work file named after its key base (received and part
+   * files, the fetch's work directories on the hypervisor, curl killed). Best effort; a later pass
+   * or the reconcile finds what stays.
    */
   private async removeLeftover(task: Task, image: Image, report: RecoveryReport): Promise<void> {
     // Only while the task is still unended: a task that ended meanwhile (its worker was alive) keeps its file.
@@ -63,11 +66,11 @@ export class RecoveryService {
       const disk = await this.drivers.storage(storage, task.hypervisorId);
       await disk.delete(image.fileKey);
       report.removedFiles.push(image.fileKey);
-      // An import fetched on the hypervisor left its work directory next to the file (curl may still run).
-      if (task.type === 'import' && task.hypervisorId && disk.capabilities.pathAccess) {
-        const executor = await this.drivers.executor(task.hypervisorId);
-        const removed = await removeFetchLeftovers(executor, disk.pathOf(image.fileKey.replace(/\.qcow2$/, '')));
-        report.removedFiles.push(...removed.map((dir) => `${dir} (work directory of the fetch)`));
+      if (task.type === 'import') {
+        await removeImportLeftovers(this.drivers, storage, task.hypervisorId, importKeyBase(task, image), (what) => {
+          if (what !== image.fileKey) report.removedFiles.push(what);
+        });
+        return;
       }
       for (const upload of await disk.listIncomplete()) {
         if (upload.key !== image.fileKey) continue;
@@ -76,6 +79,26 @@ export class RecoveryService {
       }
     } catch (error) {
       this.ctx.logger.warn('recovery could not remove a leftover', { imageId: image.id, error: String(error) });
+    }
+  }
+
+  /**
+   * The leftovers of an interrupted stock import, whose image is recorded only once complete: its
+   * task names the storage, its subject the future image (whose key base names every file it wrote).
+   */
+  private async removeStockImportLeftover(task: Task, report: RecoveryReport): Promise<void> {
+    const current = await this.ctx.repos.tasks.get(task.id);
+    if (current?.status !== 'running' && current?.status !== 'queued') return;
+    // Recorded meanwhile (its worker was alive): the file is the image's.
+    if (await this.ctx.repos.images.get(task.subjectId)) return;
+    const storage = task.storageId ? await this.ctx.repos.storages.get(task.storageId) : null;
+    if (!storage) return;
+    try {
+      await removeImportLeftovers(this.drivers, storage, task.hypervisorId, importKeyBase(task, null), (what) =>
+        report.removedFiles.push(what),
+      );
+    } catch (error) {
+      this.ctx.logger.warn('recovery could not remove the leftovers of a stock import', { taskId: task.id, error: String(error) });
     }
   }
 
@@ -101,6 +124,8 @@ export class RecoveryService {
       : task.type === 'delete' && image?.status === 'deleting'
         ? failureReason('delete', 'INTERRUPTED')
         : null;
+    // A stock import not recorded yet: what it wrote goes before its task ends.
+    if (!image && task.type === 'import' && task.subjectKind === 'image') await this.removeStockImportLeftover(task, report);
     if (!image || !reason) {
       const ended = await transitionTask(this.ctx, end.taskId, end.from, end.to, end.patch, now, end.events);
       if (ended) publish(this.ctx.events, end.events(ended));

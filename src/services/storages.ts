@@ -18,7 +18,7 @@ import {
 } from '../model/image-storage';
 import type { StoredObject } from '../ports/storage-driver';
 import { parseOrThrow } from '../util/validate';
-import { eachPage } from '../util/pages';
+import { collectPages, eachPage } from '../util/pages';
 import { MASKED_SECRET } from '../storage';
 import { requireAdmin, type Actor } from './actor';
 import { ChunkedStorageService, checkStorageLayout, isChunkDataKey, type ChunkGcOptions, type ChunkStorageStats } from './chunked-storage';
@@ -26,6 +26,7 @@ import type { Task } from '../model/task';
 import type { DriverCache, ServiceContext } from './context';
 import { transitionImage } from './image-state';
 import { stopBilling } from './usage';
+import { importKeyBase, isImportKey } from './import-leftovers';
 import { draft, recordEvents } from './outbox-events';
 import { failureReason } from '../messages';
 
@@ -68,10 +69,31 @@ export interface BrowsedFile {
   key: string;
   size: number;
   modifiedAt: Date;
-  /** ok, orphan (no record), stale (its source instance is gone), size-mismatch. */
+  /**
+   * ok (a record points at it, or it is a work file of a running import), orphan (no record),
+   * stale (its source instance is gone), size-mismatch.
+   */
   kind: 'ok' | 'orphan' | 'stale' | 'size-mismatch';
   imageId: string | null;
+  /** The running task the file belongs to: a work file of an import (received, part, fetch files); absent otherwise. */
+  taskId?: string;
   message: string;
+}
+
+/** An import that runs (its task queued or running, its heartbeat fresh) and writes into a storage. */
+interface LiveImport {
+  taskId: string;
+  /** Every file it writes is named `<keyBase>.…`. */
+  keyBase: string;
+  /** The custom image it makes (null for a stock image, recorded only once complete). */
+  imageId: string | null;
+}
+
+/** Everything that may claim a file of a storage: image and ISO records by file key, and the imports writing there. */
+interface StorageRecords {
+  images: Map<string, Image[]>;
+  isos: Map<string, string>;
+  imports: LiveImport[];
 }
 
 /** Options of {@link StorageService.reconcile}. */
@@ -264,8 +286,28 @@ export class StorageService {
     }
   }
 
-  /** Every record pointing into a storage, by file key (paged through once per browse/reconcile). */
-  private async recordsOf(storageId: string): Promise<{ images: Map<string, Image[]>; isos: Map<string, string> }> {
+  /**
+   * The imports that write into a storage while they run: queued or running import tasks whose
+   * heartbeat is fresh (a task whose worker died is not; what it left is an orphan, or recovery's).
+   */
+  private async liveImportsOn(storageId: string): Promise<LiveImport[]> {
+    const cutoff = this.ctx.now().getTime() - this.ctx.settings.heartbeatTimeoutMs;
+    const tasks = await collectPages((cursor) =>
+      this.ctx.repos.tasks.list({ type: 'import', statuses: ['queued', 'running'] }, { cursor, limit: 500 }),
+    );
+    const live: LiveImport[] = [];
+    for (const task of tasks) {
+      if ((task.heartbeatAt ?? task.createdAt).getTime() < cutoff || task.subjectKind !== 'image') continue;
+      const image = await this.ctx.repos.images.get(task.subjectId);
+      // Tasks recorded before they named their storage: a custom import's image names it.
+      if ((task.storageId ?? image?.storageId) !== storageId) continue;
+      live.push({ taskId: task.id, keyBase: importKeyBase(task, image), imageId: image?.kind === 'custom' ? image.id : null });
+    }
+    return live;
+  }
+
+  /** Every record pointing into a storage, by file key (paged through once per browse/reconcile), and the imports writing there. */
+  private async recordsOf(storageId: string): Promise<StorageRecords> {
     const images = new Map<string, Image[]>();
     for await (const page of eachPage((cursor) => this.ctx.repos.images.list({ storageId }, { cursor, limit: 1000 }))) {
       for (const image of page) images.set(image.fileKey, [...(images.get(image.fileKey) ?? []), image]);
@@ -274,14 +316,10 @@ export class StorageService {
     for await (const page of eachPage((cursor) => this.ctx.repos.isos.list({ storageId }, { cursor, limit: 1000 }))) {
       for (const iso of page) isos.set(iso.fileKey, iso.name);
     }
-    return { images, isos };
+    return { images, isos, imports: await this.liveImportsOn(storageId) };
   }
 
-  private async classify(
-    records: { images: Map<string, Image[]>; isos: Map<string, string> },
-    files: StoredObject[],
-    hypervisorId: string | null,
-  ): Promise<BrowsedFile[]> {
+  private async classify(records: StorageRecords, files: StoredObject[], hypervisorId: string | null): Promise<BrowsedFile[]> {
     const out: BrowsedFile[] = [];
     for (const file of files) {
       if (isChunkDataKey(file.key)) {
@@ -293,7 +331,17 @@ export class StorageService {
         (i) => i.hypervisorId === null || hypervisorId === null || i.hypervisorId === hypervisorId,
       );
       const isoName = image ? undefined : records.isos.get(file.key);
-      if (!image && isoName === undefined) {
+      const work = image || isoName !== undefined ? undefined : records.imports.find((live) => isImportKey(file.key, live.keyBase));
+      if (work) {
+        // Received, part and fetch files of an import that runs: its own, never an orphan while it runs.
+        out.push({
+          ...file,
+          kind: 'ok',
+          imageId: work.imageId,
+          taskId: work.taskId,
+          message: `A work file of the running import task ${work.taskId}`,
+        });
+      } else if (!image && isoName === undefined) {
         out.push({ ...file, kind: 'orphan', imageId: null, message: 'No image or ISO record points at this file' });
       } else if (image && image.kind === 'custom' && image.sourceInstanceId && !(await this.ctx.host.getInstance(image.sourceInstanceId))) {
         out.push({ ...file, kind: 'stale', imageId: image.id, message: `The source instance ${image.sourceInstanceId} no longer exists` });
@@ -320,7 +368,8 @@ export class StorageService {
 
   /**
    * The image browser: a page of the files really on a storage, each matched with its record and
-   * classified. On a chunked storage the manifests are the images, chunks and leases are `ok` data
+   * classified; the work files of an import that runs (received, part, fetch files) are `ok`, with
+   * its `taskId`, until its task ends or its worker's heartbeat lapses. On a chunked storage the manifests are the images, chunks and leases are `ok` data
    * of the layout, and the first page carries the storage's chunk statistics.
    */
   async browse(
@@ -345,7 +394,8 @@ export class StorageService {
   /**
    * Scans a whole storage and reports every finding: orphans, stale, size mismatches, missing files
    * (a record without its file) and leftovers (temp files/incomplete uploads older than the leftover
-   * age). With fixes chosen (and `dryRun: false`), applies them. Every finding is emitted as a
+   * age). The files and incomplete uploads of an import that runs are none of these: they are
+   * neither reported nor deleted while it runs. With fixes chosen (and `dryRun: false`), applies them. Every finding is emitted as a
    * `reconcile.finding` event. Dry run by default.
    */
   async reconcile(actor: Actor, storageId: string, options: ReconcileOptions = {}): Promise<ReconcileFinding[]> {
@@ -428,7 +478,10 @@ export class StorageService {
     }
 
     const olderThan = new Date(this.ctx.now().getTime() - this.ctx.settings.leftoverAgeMs);
+    // An import that runs long keeps its multipart upload, however old.
+    const imports = await this.liveImportsOn(storage.id);
     for (const upload of await disk.listIncomplete({ olderThan })) {
+      if (imports.some((live) => isImportKey(upload.key, live.keyBase))) continue;
       let action: ReconcileFinding['action'] = 'none';
       if (opts.deleteLeftovers) {
         action = 'deleted-file';

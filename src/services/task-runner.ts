@@ -40,7 +40,14 @@ export interface TaskWork {
 /** Inserts a queued task, with the events `events` makes of it recorded in the same write (e.g. `image.copy-started`). */
 export async function createTask(
   ctx: ServiceContext,
-  input: { type: TaskType; subjectKind: Task['subjectKind']; subjectId: string; accountId: string | null; hypervisorId: string | null },
+  input: {
+    type: TaskType;
+    subjectKind: Task['subjectKind'];
+    subjectId: string;
+    accountId: string | null;
+    hypervisorId: string | null;
+    storageId?: string;
+  },
   events?: (task: Task) => TypedDraft[],
 ): Promise<Task> {
   const now = ctx.now();

@@ -267,6 +267,7 @@ export function makeCompleteTask(overrides: Partial<Task> = {}): Task {
     subjectKind: 'instance',
     accountId: 'acct-complete',
     hypervisorId: 'hv-complete',
+    storageId: 'storage-complete',
     status: 'failed',
     progress: { step: 'copying', percent: 37, bytesDone: BIG, bytesTotal: BIG * 2 },
     workerId: 'worker-complete',

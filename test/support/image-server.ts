@@ -1,6 +1,8 @@
 /**
  * A local HTTP server serving image bytes for import tests: it can drop the connection after some
- * bytes (once), ignore Range, answer with an ETag, and redirect. It records every request.
+ * bytes (once), ignore Range, answer with an ETag, redirect, send no Content-Length (chunked
+ * transfer encoding), and send its bytes again and again without end. It records every request,
+ * with the body bytes it wrote and whether the client hung up before the body's end.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +22,10 @@ export interface ImageServerOptions {
   stallAfter?: number;
   /** A Content-Length that differs from the body (a lying server). */
   contentLength?: number;
+  /** Send no Content-Length: the body goes with chunked transfer encoding, its length unknown to the client. */
+  chunked?: boolean;
+  /** Chunked, and the bytes repeated without end: only the client can end the transfer (by hanging up). */
+  endless?: boolean;
 }
 
 export interface ServedRequest {
@@ -29,6 +35,10 @@ export interface ServedRequest {
   range: string | null;
   ifRange: string | null;
   status: number;
+  /** Body bytes written to the client so far (accepted by the socket). */
+  sent: number;
+  /** True once the client closed the connection before the body ended (it hung up). */
+  hungUp: boolean;
 }
 
 export interface ImageServer {
@@ -45,14 +55,15 @@ export async function serveBytes(bytes: Buffer, options: ImageServerOptions = {}
   const etag = options.etag === undefined ? '"v1"' : options.etag;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const served: ServedRequest = { path, target: req.url ?? '/', range: null, ifRange: null, status: 0, sent: 0, hungUp: false };
     const record = (status: number) =>
-      requests.push({
-        path,
-        target: req.url ?? '/',
-        range: req.headers.range ?? null,
-        ifRange: (req.headers['if-range'] as string | undefined) ?? null,
-        status,
-      });
+      requests.push(
+        Object.assign(served, {
+          range: req.headers.range ?? null,
+          ifRange: (req.headers['if-range'] as string | undefined) ?? null,
+          status,
+        }),
+      );
     const redirect = options.redirects?.[path];
     if (redirect) {
       record(302);
@@ -77,12 +88,35 @@ export async function serveBytes(bytes: Buffer, options: ImageServerOptions = {}
     const body = bytes.subarray(start);
     const status = start > 0 ? 206 : 200;
     record(status);
+    const chunked = options.chunked === true || options.endless === true;
     res.writeHead(status, {
-      'content-length': String(status === 200 ? (options.contentLength ?? body.length) : body.length),
+      ...(chunked ? {} : { 'content-length': String(status === 200 ? (options.contentLength ?? body.length) : body.length) }),
       ...(etag ? { etag } : {}),
       'accept-ranges': options.ignoreRange ? 'none' : 'bytes',
       ...(status === 206 ? { 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` } : {}),
     });
+    res.on('close', () => (served.hungUp = !res.writableFinished));
+    if (options.endless) {
+      // The body again and again, 64 KiB at a time, each write waiting for the socket to take the last.
+      const piece = 64 * 1024;
+      let offset = 0;
+      const pump = (): void => {
+        while (!res.destroyed) {
+          const end = Math.min(offset + piece, body.length);
+          const bytes = body.subarray(offset, end);
+          offset = end === body.length ? 0 : end;
+          const more = res.write(bytes, (error) => {
+            if (!error) served.sent += bytes.length;
+          });
+          if (!more) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+      return;
+    }
     if (options.stallAfter !== undefined && requests.length === 1) {
       res.write(body.subarray(0, options.stallAfter));
       return;
@@ -93,7 +127,7 @@ export async function serveBytes(bytes: Buffer, options: ImageServerOptions = {}
       res.write(body.subarray(0, n), () => setTimeout(() => res.socket?.destroy(), 20));
       return;
     }
-    res.end(body);
+    res.end(body, () => (served.sent += body.length));
   });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve) => server.listen(0, host, resolve));

@@ -5,8 +5,8 @@
  * (kept as fetched), a raw image, an xz-compressed qcow2 whose connection drops midway (resumed
  * with Range and If-Range) with its checksum; a host resolving to a refused address (refused
  * before anything runs on the hypervisor); a redirect followed by the panel and one to a refused
- * address; the size limit; a checksum mismatch; a cancel while curl downloads; a URL full of shell
- * syntax. Nothing is left in the storage after a failure, and no curl keeps running.
+ * address; the size limit, also against a server that sends no Content-Length and never ends; a
+ * checksum mismatch; a cancel while curl downloads; a URL full of shell syntax. Nothing is left in the storage after a failure, and no curl keeps running.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -242,6 +242,26 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
     expect(curlRuns()).toBe(1);
     expect(filesBelow(storageDir)).toEqual([]);
     expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('cuts a download without Content-Length (chunked, never ending) as soon as it passes the size limit, leaving nothing', async () => {
+    const limit = 1024 * 1024;
+    const limited = await instance({ maxDownloadBytes: limit });
+    // The qcow2 sent again and again without a length: --max-filesize cannot judge it, only the client can end it.
+    const server = await serve(readFileSync(source), { endless: true });
+    const { image, task } = await importFrom(named(server), {}, limited);
+    expect(task).toMatchObject({ status: 'failed', errorCode: 'DOWNLOAD_FAILED', errorMessage: expect.stringMatching(/limit of 1048576/) });
+    expect(image).toMatchObject({ status: 'error', statusReason: { code: 'DOWNLOAD_FAILED' }, reservedBytes: null });
+    expect(curlRuns()).toBe(1);
+    // curl hung up once the limit was passed: the server wrote the limit and what the sockets
+    // buffer, not what a fast link carries between two looks at the file's size.
+    await expect.poll(() => server.requests.map((r) => [r.status, r.hungUp]), { timeout: 5000 }).toEqual([[200, true]]);
+    expect(server.requests[0]?.sent).toBeLessThan(limit + 16 * 1024 * 1024);
+    await expect.poll(() => processesWith(pinOf(server)), { timeout: 5000 }).toEqual([]);
+    // No work directory, no part file, no usage.
+    expect(filesBelow(storageDir)).toEqual([]);
+    expect(readdirSync(scratch)).toEqual([]);
+    expect((await limited.repositories.usage.list({ imageId: image?.id ?? '' })).items).toEqual([]);
   });
 
   it('cancels while curl downloads: curl is killed and nothing is left', async () => {

@@ -3,8 +3,9 @@
  * local HTTP server of our own: a real qcow2 (made with qemu-img) served gzipped with the
  * connection cut midway (resumed with Range), a VMDK from a server that ignores Range, a redirect
  * to 127.0.0.1 (refused), qcow2 images naming a backing file or an external data file (refused),
- * a checksum mismatch; then the export of an imported image through the signed panel route with a
- * Range request, served both by the Express router and by the web-standard handler on node:http.
+ * a checksum mismatch; the size limit held against a server that sends no Content-Length and never
+ * ends (chunked); then the export of an imported image through the signed panel route with a Range
+ * request, served both by the Express router and by the web-standard handler on node:http.
  * Nothing is left in the storage after a failure.
  */
 import { createHash } from 'node:crypto';
@@ -19,7 +20,7 @@ import { createImagesHandler, toNodeListener } from '../../../adapters/http';
 import { createLocalExecutor } from '../../../drivers/exec/local';
 import { createLibvirtDriver } from '../../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../../drivers/storage';
-import { createInstanceImages, type Actor, type InstanceImages } from '../../../src';
+import { createInstanceImages, type Actor, type ImportOptions, type InstanceImages } from '../../../src';
 import { sh } from '../../support/guests';
 import { serveBytes, type ImageServer } from '../../support/image-server';
 import { freshScratchDir, imageInfo, imagesIdentical, libvirtSkipReason, localHypervisor } from '../libvirt/setup';
@@ -55,10 +56,29 @@ describe.skipIf(skip !== null)(`URL import into a path storage, and export${skip
     servers.push(server);
     return server;
   };
-  const importFrom = async (url: string, extra: { sha256?: string } = {}) => {
-    const started = await ii.imports.importImage(ALICE, { url, name: 'imported disk', locationId: 'loc', ...extra });
-    await ii.idle();
-    return { image: await ii.repositories.images.get(started.image.id), task: await ii.repositories.tasks.get(started.task.id) };
+  const importFrom = async (url: string, extra: { sha256?: string } = {}, into = ii) => {
+    const started = await into.imports.importImage(ALICE, { url, name: 'imported disk', locationId: 'loc', ...extra });
+    await into.idle();
+    return { image: await into.repositories.images.get(started.image.id), task: await into.repositories.tasks.get(started.task.id) };
+  };
+  const instances: InstanceImages[] = [];
+  /** An instance over the local libvirt driver with a local storage at `dir` (the import options added). */
+  const instance = async (dir: string, scratchDir: string, imports: ImportOptions = {}) => {
+    const hypervisor = localHypervisor(scratchDir);
+    const executor = createLocalExecutor();
+    const created = createInstanceImages({
+      hostDirectory: { getInstance: async () => null, getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null) },
+      storageDrivers: builtinStorageDrivers,
+      executors: () => executor,
+      hypervisorDriver: (hv, exec) => createLibvirtDriver(hv, exec),
+      imports: { allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 5000, ...imports },
+      exports: { secret: 'integration-export-secret-0123456789abcdef' },
+    });
+    instances.push(created);
+    await created.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, urlImportEnabled: true, pricePerGbMonth: '0.05' });
+    const storage = await created.storages.createStorage(ADMIN, { name: 'local', driver: 'local', config: { path: dir } });
+    await created.storages.bindHypervisor(ADMIN, storage.id, hypervisor.id);
+    return created;
   };
 
   beforeAll(async () => {
@@ -69,19 +89,7 @@ describe.skipIf(skip !== null)(`URL import into a path storage, and export${skip
     source = `${work}/source.qcow2`;
     run('qemu-img', 'create', '-q', '-f', 'qcow2', source, '64M');
     run('qemu-io', '-c', 'write -P 0xab 0 1M', '-c', 'write -P 0x5c 20M 3M', source);
-    const hypervisor = localHypervisor(scratch);
-    const executor = createLocalExecutor();
-    ii = createInstanceImages({
-      hostDirectory: { getInstance: async () => null, getHypervisor: async (id) => (id === hypervisor.id ? hypervisor : null) },
-      storageDrivers: builtinStorageDrivers,
-      executors: () => executor,
-      hypervisorDriver: (hv, exec) => createLibvirtDriver(hv, exec),
-      imports: { allowNetworks: ['127.0.0.2/32'], idleTimeoutMs: 5000 },
-      exports: { secret: 'integration-export-secret-0123456789abcdef' },
-    });
-    await ii.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, urlImportEnabled: true, pricePerGbMonth: '0.05' });
-    const storage = await ii.storages.createStorage(ADMIN, { name: 'local', driver: 'local', config: { path: storageDir } });
-    await ii.storages.bindHypervisor(ADMIN, storage.id, hypervisor.id);
+    ii = await instance(storageDir, scratch);
     const app = express();
     app.use('/api', createImagesRouter({ service: ii, resolveActor: () => ALICE }));
     const handler = createImagesHandler({ service: ii, resolveActor: () => ALICE, basePath: '/api' });
@@ -98,7 +106,7 @@ describe.skipIf(skip !== null)(`URL import into a path storage, and export${skip
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.close()));
     for (const panel of panels) await new Promise<void>((resolve) => panel.http.close(() => resolve()));
-    await ii?.close();
+    for (const each of instances) await each.close();
     for (const dir of [work, storageDir, scratch]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -276,5 +284,26 @@ describe.skipIf(skip !== null)(`URL import into a path storage, and export${skip
 
     expect(filesBelow(storageDir)).toEqual(before);
     expect(readdirSync(scratch)).toEqual([]);
+  });
+
+  it('cuts a download without Content-Length (chunked, never ending) once it passes the size limit, leaving nothing', async () => {
+    const limitedDir = freshScratchDir('import-limited');
+    const limitedScratch = freshScratchDir('import-limited-scratch');
+    const limit = 1024 * 1024;
+    const limited = await instance(limitedDir, limitedScratch, { maxDownloadBytes: limit });
+    // The qcow2 sent again and again without a length: only the client can end it.
+    const server = await serve(readFileSync(source), { endless: true });
+    const { image, task } = await importFrom(server.url, {}, limited);
+    expect(task).toMatchObject({ status: 'failed', errorCode: 'DOWNLOAD_FAILED', errorMessage: expect.stringMatching(/limit of 1048576/) });
+    expect(image).toMatchObject({ status: 'error', statusReason: { code: 'DOWNLOAD_FAILED' }, reservedBytes: null });
+    // The client hung up soon after the limit: what the server wrote is the limit and what the
+    // sockets buffer, far from the endless body.
+    await expect.poll(() => server.requests.map((r) => [r.status, r.hungUp]), { timeout: 5000 }).toEqual([[200, true]]);
+    expect(server.requests[0]?.sent).toBeLessThan(limit + 16 * 1024 * 1024);
+    // No received or part file next to the target, nothing in the scratch directory, no usage.
+    expect(filesBelow(limitedDir)).toEqual([]);
+    expect(readdirSync(limitedScratch)).toEqual([]);
+    expect((await limited.repositories.usage.list({ imageId: image?.id ?? '' })).items).toEqual([]);
+    for (const dir of [limitedDir, limitedScratch]) rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,7 +1,9 @@
 /**
  * URL import streamed into an S3 storage (the real radosgw) and its export through a presigned
  * URL: a Range GET from radosgw itself, the whole file matching the image's sha256, the
- * Content-Disposition asked for, and an expired or altered URL refused by radosgw.
+ * Content-Disposition asked for, and an expired or altered URL refused by radosgw. A download
+ * without Content-Length (chunked, never ending) stops at the size limit with its multipart upload
+ * aborted and no object left.
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
@@ -45,9 +47,11 @@ describe.skipIf(loaded.env === null)(
       server = await serveBytes(gzipSync(image), { host: '127.0.0.2', cutAfter: 50_000 });
     });
 
+    const closing: { close(): Promise<void> }[] = [];
     afterAll(async () => {
       await server?.close();
       await ii?.close();
+      for (const each of closing) await each.close();
     });
 
     it('streams the import into the bucket and exports it through a presigned URL with Range', async () => {
@@ -85,6 +89,42 @@ describe.skipIf(loaded.env === null)(
       await expect(ii.exports.createDownloadLink({ kind: 'customer', accountId: 'acct-bob' }, imported.id)).rejects.toMatchObject({
         code: 'NOT_FOUND',
       });
+    });
+
+    it('stops a download without Content-Length (chunked, never ending) at the size limit: its multipart upload aborted, nothing stored', async () => {
+      const limit = 12 * 1024 * 1024;
+      const limited = createInstanceImages({
+        hostDirectory: {
+          getInstance: async () => null,
+          getHypervisor: async (id) => (id === 'hv-1' ? { id, name: 'hv', locationId: 'loc', connection: { type: 'local' } } : null),
+        },
+        storageDrivers: [s3StorageDriver],
+        imports: { allowNetworks: ['127.0.0.2/32'], maxDownloadBytes: limit },
+      });
+      closing.push(limited);
+      await limited.settings.setLocationSettings(ADMIN, 'loc', { imagesEnabled: true, urlImportEnabled: true });
+      // 5 MiB parts: the multipart upload has parts stored when the limit is passed.
+      const storage = await limited.storages.createStorage(ADMIN, {
+        name: 'rgw limited',
+        driver: 's3',
+        config: { ...driverOptions(env, bucket.bucket, { partSizeBytes: 5 * 1024 * 1024 }), prefix: 'limited' },
+      });
+      await limited.storages.bindHypervisor(ADMIN, storage.id, 'hv-1');
+      const endless = await serveBytes(Buffer.alloc(1024 * 1024, 7), { host: '127.0.0.2', endless: true });
+      closing.push(endless);
+      const started = await limited.imports.importImage(ALICE, { url: endless.url, name: 'endless', locationId: 'loc' });
+      await limited.idle();
+      expect(await limited.repositories.tasks.get(started.task.id)).toMatchObject({
+        status: 'failed',
+        errorCode: 'DOWNLOAD_FAILED',
+        errorMessage: expect.stringMatching(new RegExp(`limit of ${limit}`)),
+      });
+      expect(await limited.repositories.images.get(started.image.id)).toMatchObject({ status: 'error', reservedBytes: null });
+      await expect.poll(() => endless.requests.map((r) => [r.status, r.hungUp]), { timeout: 5000 }).toEqual([[200, true]]);
+      expect(endless.requests[0]?.sent).toBeLessThan(limit + 16 * 1024 * 1024);
+      expect((await allObjectKeys(bucket.admin, bucket.bucket)).filter((key) => key.startsWith('limited/'))).toEqual([]);
+      expect(await openMultipartUploads(bucket.admin, bucket.bucket)).toEqual([]);
+      expect((await limited.repositories.usage.list({ imageId: started.image.id })).items).toEqual([]);
     });
   },
 );
