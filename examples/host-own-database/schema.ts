@@ -112,6 +112,7 @@ CREATE TABLE IF NOT EXISTS panel_image_tasks (
   error_message        TEXT,
   attempts             INTEGER NOT NULL,
   worker_id            TEXT,
+  store_id             TEXT,                 -- Task.storageId: NULL when the task names no storage
   incarnation_id       TEXT,
   heartbeat_on         INTEGER,
   created_on           INTEGER NOT NULL,
@@ -210,7 +211,7 @@ export function openPanelDatabase(filename = ':memory:'): Database.Database {
 
 /**
  * Brings a panel database created by an older release up to date: a field the SDK added later
- * (`Image.compressed`, `Image.sourceInstanceDeletedAt`, `ImageStorage.layout` and `.chunks`) becomes a nullable
+ * (`Image.compressed`, `Image.sourceInstanceDeletedAt`, `ImageStorage.layout` and `.chunks`, `Task.storageId`) becomes a nullable
  * column, so the rows written before read back without it.
  * A real panel does this in its own migration tool; the check makes running it twice harmless.
  */
@@ -224,4 +225,8 @@ export function upgradePanelSchema(db: Database.Database): void {
   );
   if (!storeColumns.includes('layout')) db.exec('ALTER TABLE panel_image_stores ADD COLUMN layout TEXT');
   if (!storeColumns.includes('chunks_json')) db.exec('ALTER TABLE panel_image_stores ADD COLUMN chunks_json TEXT');
+  const taskColumns = (db.prepare('SELECT name FROM pragma_table_info(?)').all('panel_image_tasks') as { name: string }[]).map(
+    (c) => c.name,
+  );
+  if (!taskColumns.includes('store_id')) db.exec('ALTER TABLE panel_image_tasks ADD COLUMN store_id TEXT');
 }
