@@ -23,7 +23,7 @@ import { createSshExecutor } from '../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { s3StorageDriver } from '../../drivers/storage/s3';
 import { wrapStorageDriver } from '../../src/storage';
-import { sshTarget, SSH_DIR, SSH_PORT } from '../../test/integration/exec/ssh-target';
+import { sshTarget, SSH_DIR, SSH_PORT, SSH_USER } from '../../test/integration/exec/ssh-target';
 import {
   adminClient,
   createBucket,
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
       'BatchMode=yes',
       '-c',
       'aes128-gcm@openssh.com',
-      'root@127.0.0.1',
+      `${SSH_USER}@127.0.0.1`,
     ];
     const bare = async (guest: TestGuest, key: string) => {
       const sock = `${scratch}/bare.sock`;

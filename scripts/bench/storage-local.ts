@@ -24,7 +24,7 @@ import { createSshExecutor } from '../../drivers/exec/ssh';
 import { localStorageDriver } from '../../drivers/storage/local';
 import type { StorageDriver } from '../../src/ports/storage-driver';
 import { wrapStorageDriver } from '../../src/storage/disk';
-import { SSH_DIR, SSH_HOST, SSH_PORT, sshTarget } from '../../test/integration/exec/ssh-target';
+import { SSH_DIR, SSH_HOST, SSH_PORT, SSH_USER, sshTarget } from '../../test/integration/exec/ssh-target';
 
 const self = fileURLToPath(import.meta.url);
 
@@ -61,7 +61,7 @@ function opensshPut(file: string, remotePath: string, cipher: string | null, syn
   ];
   if (cipher) args.push('-c', cipher);
   const command = sync ? `cat > '${remotePath}' && sync '${remotePath}'` : `cat > '${remotePath}'`;
-  args.push(`root@${SSH_HOST}`, command);
+  args.push(`${SSH_USER}@${SSH_HOST}`, command);
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const ssh = spawn('ssh', args, { stdio: ['pipe', 'inherit', 'inherit'] });

@@ -343,6 +343,19 @@ function deployError(error: unknown): unknown {
   return error;
 }
 
+/** What {@link writeChunkedDisk} writes, where, and whom it tells. */
+export interface ChunkedDiskJob {
+  ctx: MaterializeContext;
+  request: MaterializeRequest;
+  /** The image's virtual size and the new disk's size (bytes). */
+  sizes: { virtualSize: number; diskSize: number };
+  /** The new disk's format. */
+  format: DiskFormat;
+  /** The part file written (created here); the caller publishes or removes it. */
+  part: string;
+  progress: Progress;
+}
+
 /**
  * Writes the chunked image into `part` (created here, `format`, `diskSize` bytes) and checks it:
  * qemu-nbd ended cleanly, `qemu-img check` (qcow2) and the virtual size. The caller fsyncs and
@@ -350,16 +363,8 @@ function deployError(error: unknown): unknown {
  * @returns the data bytes written.
  * @throws STORAGE_FULL, DEPLOY_FAILED, VALIDATION_FAILED, INVALID_STATE, CANCELLED, or whatever the source throws.
  */
-export async function writeChunkedDisk(
-  ctx: MaterializeContext,
-  request: MaterializeRequest,
-  source: ChunkedSource,
-  sizes: { virtualSize: number; diskSize: number },
-  format: DiskFormat,
-  part: string,
-  progress: Progress,
-): Promise<number> {
-  const { cmd } = ctx;
+export async function writeChunkedDisk(job: ChunkedDiskJob, source: ChunkedSource): Promise<number> {
+  const { cmd } = job.ctx;
   if (!cmd.executor.openStreamLocal)
     throw new InstanceImagesError(
       'INVALID_STATE',
@@ -370,7 +375,7 @@ export async function writeChunkedDisk(
   const first = iterator.next();
   first.catch(() => undefined); // awaited when the writes start; a failure before must not go unhandled
   try {
-    return await writeThrough(ctx, request, iterator, first, sizes, format, part, progress);
+    return await writeThrough(job, iterator, first);
   } catch (error) {
     // Stop pulling; the source's own cleanup (a lease, a download) runs.
     void Promise.resolve(iterator.return?.()).catch(() => undefined);
@@ -380,15 +385,11 @@ export async function writeChunkedDisk(
 
 /** {@link writeChunkedDisk} once the source has started. */
 async function writeThrough(
-  ctx: MaterializeContext,
-  request: MaterializeRequest,
+  job: ChunkedDiskJob,
   iterator: AsyncIterator<ChunkedSourceRange>,
   first: Promise<IteratorResult<ChunkedSourceRange>>,
-  sizes: { virtualSize: number; diskSize: number },
-  format: DiskFormat,
-  part: string,
-  progress: Progress,
 ): Promise<number> {
+  const { ctx, request, sizes, format, part, progress } = job;
   const { cmd } = ctx;
   const signal = request.signal;
   const [free] = await Promise.all([cmd.freeBytes(part.slice(0, part.lastIndexOf('/')) || '/'), ctx.ensureScratchDir()]);

@@ -336,7 +336,7 @@ export async function materializeDisk(ctx: MaterializeContext, request: Material
   try {
     if (requested.kind === 'chunks') {
       const sizes = chunkSizes ?? chunkedSizes(requested, request);
-      await writeChunkedDisk(ctx, request, requested, sizes, targetFormat, part, progress);
+      await writeChunkedDisk({ ctx, request, sizes, format: targetFormat, part, progress }, requested);
       // fsync of the part, rename, fsync of the directory: in one remote command.
       await cmd.publish(part, request.targetPath, dirname(request.targetPath), { fsync: true });
       progress('done', sizes.diskSize, sizes.diskSize);

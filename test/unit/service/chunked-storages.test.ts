@@ -45,10 +45,13 @@ describe('the chunked layout of a storage', () => {
     });
   });
 
-  it.runIf(!zstdAvailable())('refuses zstd where zlib has no zstd, naming the field', async () => {
+  // Node 20 has no zstd in zlib, Node ≥ 22.15 has: each runtime checks its own answer, none is skipped.
+  it('accepts zstd where zlib has it, and refuses it elsewhere naming the field', async () => {
     const h = await setup();
     const input = { name: 'z', driver: 'fake-s3', config: { root: 'z' }, layout: 'chunks' as const, chunks: { codec: 'zstd' as const } };
-    expect(await fieldsOf(h.ii.storages.createStorage(admin, input))).toEqual({ code: 'VALIDATION_FAILED', paths: ['chunks.codec'] });
+    if (zstdAvailable())
+      expect(await h.ii.storages.createStorage(admin, input)).toMatchObject({ layout: 'chunks', chunks: { codec: 'zstd' } });
+    else expect(await fieldsOf(h.ii.storages.createStorage(admin, input))).toEqual({ code: 'VALIDATION_FAILED', paths: ['chunks.codec'] });
   });
 
   it('cannot change while the storage holds images; its chunk settings can', async () => {
