@@ -75,16 +75,20 @@ export interface BrowsedFile {
    */
   kind: 'ok' | 'orphan' | 'stale' | 'size-mismatch';
   imageId: string | null;
-  /** The running task the file belongs to: a work file of an import (received, part, fetch files); absent otherwise. */
+  /**
+   * The running task the file belongs to: a work file of an import (received, part, fetch files) or
+   * the part file of a capture; absent otherwise.
+   */
   taskId?: string;
   message: string;
 }
 
-/** An import that runs (its task queued or running, its heartbeat fresh) and writes into a storage. */
-interface LiveImport {
+/** An import or capture that runs (its task queued or running, its heartbeat fresh) and writes into a storage. */
+interface LiveWork {
   taskId: string;
-  /** Every file it writes is named `<keyBase>.…`. */
-  keyBase: string;
+  kind: 'import' | 'capture';
+  /** Whether a file or incomplete upload of the storage is one it writes. */
+  owns(key: string): boolean;
   /** The custom image it makes (null for a stock image, recorded only once complete). */
   imageId: string | null;
 }
@@ -93,7 +97,7 @@ interface LiveImport {
 interface StorageRecords {
   images: Map<string, Image[]>;
   isos: Map<string, string>;
-  imports: LiveImport[];
+  work: LiveWork[];
 }
 
 /** Options of {@link StorageService.reconcile}. */
@@ -287,21 +291,36 @@ export class StorageService {
   }
 
   /**
-   * The imports that write into a storage while they run: queued or running import tasks whose
-   * heartbeat is fresh (a task whose worker died is not; what it left is an orphan, or recovery's).
+   * The imports and captures that write into a storage while they run: queued or running tasks
+   * whose heartbeat is fresh (a task whose worker died is not; what it left is an orphan, or
+   * recovery's). An import writes files named after its key base; a capture writes its image's
+   * file key (an incomplete upload) or `<file key>.part` (a path storage), renamed when complete.
    */
-  private async liveImportsOn(storageId: string): Promise<LiveImport[]> {
+  private async liveWorkOn(storageId: string): Promise<LiveWork[]> {
     const cutoff = this.ctx.now().getTime() - this.ctx.settings.heartbeatTimeoutMs;
-    const tasks = await collectPages((cursor) =>
-      this.ctx.repos.tasks.list({ type: 'import', statuses: ['queued', 'running'] }, { cursor, limit: 500 }),
-    );
-    const live: LiveImport[] = [];
-    for (const task of tasks) {
-      if ((task.heartbeatAt ?? task.createdAt).getTime() < cutoff || task.subjectKind !== 'image') continue;
-      const image = await this.ctx.repos.images.get(task.subjectId);
-      // Tasks recorded before they named their storage: a custom import's image names it.
-      if ((task.storageId ?? image?.storageId) !== storageId) continue;
-      live.push({ taskId: task.id, keyBase: importKeyBase(task, image), imageId: image?.kind === 'custom' ? image.id : null });
+    const live: LiveWork[] = [];
+    for (const type of ['import', 'capture'] as const) {
+      const tasks = await collectPages((cursor) =>
+        this.ctx.repos.tasks.list({ type, statuses: ['queued', 'running'] }, { cursor, limit: 500 }),
+      );
+      for (const task of tasks) {
+        if ((task.heartbeatAt ?? task.createdAt).getTime() < cutoff || task.subjectKind !== 'image') continue;
+        const image = await this.ctx.repos.images.get(task.subjectId);
+        // Tasks recorded before they named their storage: a custom image names it.
+        if ((task.storageId ?? image?.storageId) !== storageId) continue;
+        if (type === 'import') {
+          const keyBase = importKeyBase(task, image);
+          live.push({
+            taskId: task.id,
+            kind: type,
+            owns: (key) => isImportKey(key, keyBase),
+            imageId: image?.kind === 'custom' ? image.id : null,
+          });
+        } else if (image) {
+          const { fileKey } = image;
+          live.push({ taskId: task.id, kind: type, owns: (key) => key === fileKey || key === `${fileKey}.part`, imageId: image.id });
+        }
+      }
     }
     return live;
   }
@@ -316,7 +335,7 @@ export class StorageService {
     for await (const page of eachPage((cursor) => this.ctx.repos.isos.list({ storageId }, { cursor, limit: 1000 }))) {
       for (const iso of page) isos.set(iso.fileKey, iso.name);
     }
-    return { images, isos, imports: await this.liveImportsOn(storageId) };
+    return { images, isos, work: await this.liveWorkOn(storageId) };
   }
 
   private async classify(records: StorageRecords, files: StoredObject[], hypervisorId: string | null): Promise<BrowsedFile[]> {
@@ -331,15 +350,18 @@ export class StorageService {
         (i) => i.hypervisorId === null || hypervisorId === null || i.hypervisorId === hypervisorId,
       );
       const isoName = image ? undefined : records.isos.get(file.key);
-      const work = image || isoName !== undefined ? undefined : records.imports.find((live) => isImportKey(file.key, live.keyBase));
+      const work = image || isoName !== undefined ? undefined : records.work.find((live) => live.owns(file.key));
       if (work) {
-        // Received, part and fetch files of an import that runs: its own, never an orphan while it runs.
+        // Received, part and fetch files of an import, the part file of a capture: never an orphan while its task runs.
         out.push({
           ...file,
           kind: 'ok',
           imageId: work.imageId,
           taskId: work.taskId,
-          message: `A work file of the running import task ${work.taskId}`,
+          message:
+            work.kind === 'import'
+              ? `A work file of the running import task ${work.taskId}`
+              : `The part file of the running capture task ${work.taskId}`,
         });
       } else if (!image && isoName === undefined) {
         out.push({ ...file, kind: 'orphan', imageId: null, message: 'No image or ISO record points at this file' });
@@ -478,10 +500,10 @@ export class StorageService {
     }
 
     const olderThan = new Date(this.ctx.now().getTime() - this.ctx.settings.leftoverAgeMs);
-    // An import that runs long keeps its multipart upload, however old.
-    const imports = await this.liveImportsOn(storage.id);
+    // An import or capture that runs long keeps its multipart upload or part file, however old.
+    const work = await this.liveWorkOn(storage.id);
     for (const upload of await disk.listIncomplete({ olderThan })) {
-      if (imports.some((live) => isImportKey(upload.key, live.keyBase))) continue;
+      if (work.some((live) => live.owns(upload.key))) continue;
       let action: ReconcileFinding['action'] = 'none';
       if (opts.deleteLeftovers) {
         action = 'deleted-file';

@@ -170,6 +170,9 @@ export class FakeWorld {
       needsHypervisor: capabilities.pathAccess,
       create(options, context): StorageDriver {
         const scope = capabilities.shared ? '' : `${context.hypervisor?.id ?? 'none'}`;
+        // Unfinished writes: a path storage's hidden temp files (`.<name>.<id>.part`, as the local driver names them;
+        // a `<key>.part` is a file like any other there, as a capture's part file is), an object storage's `*.part`.
+        const isIncomplete = (key: string): boolean => (capabilities.pathAccess ? /(^|\/)\.[^/]+\.part$/.test(key) : key.endsWith('.part'));
         const full = (key: string) => (capabilities.pathAccess ? `/${scope}${options.root}/${key}` : `${options.root}:${key}`);
         const prefixOf = capabilities.pathAccess ? `/${scope}${options.root}/` : `${options.root}:`;
         return {
@@ -194,7 +197,7 @@ export class FakeWorld {
             const items: StoredObject[] = [...world.files.entries()]
               .filter(([k]) => k.startsWith(prefixOf))
               .map(([k, f]) => ({ key: k.slice(prefixOf.length), size: f.bytes.length, modifiedAt: f.modifiedAt }))
-              .filter((o) => !o.key.endsWith('.part') && (!opts.prefix || o.key.startsWith(opts.prefix)))
+              .filter((o) => !isIncomplete(o.key) && (!opts.prefix || o.key.startsWith(opts.prefix)))
               .sort((a, b) => (a.key < b.key ? -1 : 1));
             const start = opts.cursor ? Number(opts.cursor) : 0;
             const limit = opts.limit ?? 50;
@@ -213,7 +216,7 @@ export class FakeWorld {
           },
           async listIncomplete() {
             return [...world.files.keys()]
-              .filter((k) => k.startsWith(prefixOf) && k.endsWith('.part'))
+              .filter((k) => k.startsWith(prefixOf) && isIncomplete(k.slice(prefixOf.length)))
               .map((k) => ({ key: k.slice(prefixOf.length), id: k, startedAt: new Date(0) }));
           },
           async abortIncomplete(upload) {

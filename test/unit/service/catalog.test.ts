@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { sha256 } from '../../support/fakes';
 import type { InstanceImagesEvents } from '../../../src';
 import { admin, alice, bob, codeOf, deployAndWait, setup, type Harness } from './setup';
@@ -272,6 +272,30 @@ describe('image storages: config, bindings, browser, reconcile', () => {
     expect((await h.ii.repositories.usage.list({ imageId: lost.id, openOnly: true })).items).toHaveLength(0);
     expect(h.events.filter((e) => e.type === 'reconcile.finding').length).toBe(dry.length + applied.length);
     expect(await codeOf(h.ii.storages.reconcile(alice, h.storageId))).toBe('FORBIDDEN');
+  });
+  it("a running capture's part file is its task's, neither an orphan nor a leftover, and is one once the task is gone", async () => {
+    const h = await setup({ storage: 'path' });
+    let release!: () => void;
+    h.world.captureGate = new Promise<void>((resolve) => (release = resolve));
+    const { image, task } = await h.ii.images.createImage(alice, { instanceId: 'web-1', name: 'running' });
+    await vi.waitFor(async () => expect((await h.ii.images.getTask(admin, task.id)).status).toBe('running'));
+    const storage = await h.ii.repositories.storages.get(h.storageId);
+    const part = `/hv-1${storage!.config.root as string}/${image.fileKey}.part`;
+    h.world.files.set(part, { bytes: Buffer.from('half a disk'), modifiedAt: new Date(0) });
+    const browsed = (await h.ii.storages.browse(admin, h.storageId)).items.find((f) => f.key === `${image.fileKey}.part`);
+    expect(browsed).toMatchObject({ kind: 'ok', imageId: image.id, taskId: task.id });
+    expect(browsed?.message).toMatch(/part file of the running capture task/);
+    const everything = { deleteOrphans: true, deleteLeftovers: true, markMissing: true, dryRun: false };
+    expect((await h.ii.storages.reconcile(admin, h.storageId, everything)).map((f) => f.key)).not.toContain(`${image.fileKey}.part`);
+    expect(h.world.files.has(part)).toBe(true);
+    release();
+    h.world.captureGate = null;
+    await h.ii.idle();
+    // Its task ended: a part file left with that name is an orphan like any other.
+    h.world.files.set(part, { bytes: Buffer.from('left over'), modifiedAt: new Date(0) });
+    const after = await h.ii.storages.reconcile(admin, h.storageId, everything);
+    expect(after.find((f) => f.key === `${image.fileKey}.part`)).toMatchObject({ kind: 'orphan', action: 'deleted-file' });
+    expect(h.world.files.has(part)).toBe(false);
   });
 });
 
