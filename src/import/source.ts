@@ -5,12 +5,12 @@
  * what it stored).
  * @module
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { InstanceImagesError } from '../errors';
 import { decompress, detectCompression, type Compression, type Decompressors } from './decompress';
 import { downloadUrl, type DownloadOptions } from './download';
 import { detectDiskFormat, MAX_HEAD_BYTES, type DetectedFormat } from './format';
-import { threadHash } from '../util/thread-hash';
 
 /** Options of {@link openImportSource}. */
 export interface ImportSourceOptions extends DownloadOptions {
@@ -127,28 +127,22 @@ export async function openByteSource(bytes: AsyncIterable<Buffer>, options: Byte
     await image.return?.(undefined).catch(() => undefined);
     throw error;
   }
+  const hash = createHash('sha256');
   let size = 0;
   let finished: { sizeBytes: number; sha256: string } | null = null;
   const { maxImageBytes, expectedSha256 } = options;
   const output = async function* (): AsyncGenerator<Buffer> {
-    // Hashed on a worker thread: the event loop only copies the bytes (see threadHash).
-    const hash = threadHash();
-    let sha256: string;
-    try {
-      for await (const chunk of prefixed(head, image, state.done)) {
-        size += chunk.length;
-        if (size > maxImageBytes)
-          throw new InstanceImagesError('DOWNLOAD_FAILED', `The decompressed image is larger than the limit of ${maxImageBytes} bytes`, {
-            details: { reason: 'too-large', limitBytes: maxImageBytes },
-          });
-        if (options.admit) await options.admit(size);
-        await hash.update(chunk);
-        yield chunk;
-      }
-      sha256 = await hash.digest();
-    } finally {
-      hash.destroy();
+    for await (const chunk of prefixed(head, image, state.done)) {
+      size += chunk.length;
+      if (size > maxImageBytes)
+        throw new InstanceImagesError('DOWNLOAD_FAILED', `The decompressed image is larger than the limit of ${maxImageBytes} bytes`, {
+          details: { reason: 'too-large', limitBytes: maxImageBytes },
+        });
+      if (options.admit) await options.admit(size);
+      hash.update(chunk);
+      yield chunk;
     }
+    const sha256 = hash.digest('hex');
     if (expectedSha256 && sha256 !== expectedSha256)
       throw new InstanceImagesError('CHECKSUM_MISMATCH', 'The downloaded image does not match the expected sha256', {
         details: { expected: expectedSha256, actual: sha256 },
