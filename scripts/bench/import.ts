@@ -75,7 +75,7 @@ function commandLabel(argv: readonly string[]): string {
   const text = argv.join(' ');
   const known: [RegExp, string][] = [
     [/exec dd /, 'receive (dd)'],
-    [/curl -sS --proto/, 'fetch (curl | tee | hash)'],
+    [/curl -sS -K - --proto/, 'fetch (curl | dd, then hash)'],
     [/\$2" -dc --/, 'prepare (hash or decompress)'],
     [/^head -c/, 'read head'],
     [/qemu-img check/, 'qemu-img check'],

@@ -24,7 +24,7 @@ import type { ImportTarget, StoredImport } from './import-store';
 import type { WorkProgress } from './task-runner';
 
 /** The programs a fetch on the hypervisor needs there (besides a decompressor, checked when one is needed). */
-export const FETCH_TOOLS: readonly string[] = ['curl', 'setsid', 'sha256sum', 'head', 'tee', 'stat', 'base64'];
+export const FETCH_TOOLS: readonly string[] = ['curl', 'setsid', 'sha256sum', 'head', 'dd', 'stat', 'base64'];
 
 /** What {@link fetchIntoPathStorage} needs besides the target. */
 export interface HypervisorFetchRequest {
@@ -130,7 +130,7 @@ export async function fetchIntoPathStorage(
     });
     progress({ step: 'verifying' });
     if (materialized.keptSource && image.sha256 !== null) return stored(key, image.sizeBytes, image.sha256, materialized.virtualSizeBytes);
-    // A converted image, or one kept as fetched whose download was resumed (not hashed as it arrived).
+    // A converted image, or one kept as fetched that the fetch did not hash.
     const script = `set -e\n${HASH_FUNCTION}\nstat -c %s -- "$1"; hash256 < "$1" | cut -c1-64`;
     const hashed = await executor.run(['sh', '-c', script, 'sh', targetPath], { signal });
     const [size, sha256] = hashed.stdout.trim().split('\n');
