@@ -14,6 +14,9 @@
  *   (from the page cache it was just written through) alongside its fsync, or, for a stream
  *   output, by `tee` into `openssl dgst` on the hypervisor as the bytes pass to the consumer (whose
  *   own hash of what it stored the service compares with it).
+ * A stream output's info and check run beside that read, in the same remote command; the
+ * consumer's stream ends only once they passed (a refused output fails the stream before its end,
+ * so the consumer keeps nothing).
  * A data byte that changes inside an intact cluster after the converter wrote it is not detected
  * here; from the hash on, every later read (deploy, download) checks the bytes against it.
  * @module
