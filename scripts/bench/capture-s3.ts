@@ -172,6 +172,11 @@ async function main(): Promise<void> {
     };
     timeline('bare', bareTimelines);
     timeline('our ', timelines);
+    // Each run's own stages (a slow run shows where it lost its time).
+    const spans = (of: Array<typeof stages>) =>
+      of.map((t) => [...t].map(([name, x]) => `${name} ${((x.end - x.start) / 1000).toFixed(2)}`).join(' ')).join(' | ');
+    console.log(`bare runs' steps (s): ${spans(bareTimelines)}`);
+    console.log(`our runs' stages (s): ${spans(timelines)}`);
     console.log(`ratio ours/bare ${ratio.toFixed(2)} (goal ≤ 1.10)`);
     const smallRss = await withPeakRss(() => ours(small, 'rss-small.qcow2'));
     const largeRss = await withPeakRss(() => ours(large, 'rss-large.qcow2'));
