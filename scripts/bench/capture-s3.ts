@@ -10,8 +10,8 @@
  *  - ours: the libvirt driver over the SSH executor, streaming into the S3 storage driver behind
  *    the core wrapper (sha256 + verify) — what the image service does for an S3 storage.
  * The two alternate RUNS times (default 3). Prints each one's median, spread (min–max) and runs,
- * the ratio ours/bare (goal ≤ 1.1), our per-stage timeline (median start–end from the driver's
- * `stage` hook), and the panel process's peak RSS while capturing a small and the large disk
+ * the ratio ours/bare (goal ≤ 1.1), the bare pipeline's per-step and our per-stage timeline (median
+ * start–end; ours from the driver's `stage` hook), and the panel process's peak RSS while capturing a small and the large disk
  * (goal: constant in disk size).
  * Environment: RUNS, DATA_MIB, VERIFY=0 (the driver's `verify: false`). Hold the shared lock:
  * `flock /tmp/itest.lock npm run bench -- capture-s3`.
@@ -105,16 +105,21 @@ async function main(): Promise<void> {
         xml,
         `<domainbackup mode='pull'><server transport='unix' socket='${sock}'/><disks><disk name='vda' backup='yes' type='file'><scratch file='${scratch}/bare-scratch.qcow2'/></disk><disk name='vdb' backup='no'/></disks></domainbackup>`,
       );
-      const onHv = (...command: string[]) =>
+      const onHv = (name: string, ...command: string[]) => {
+        onStage({ stage: name, phase: 'start' });
         execFileSync('ssh', [...sshArgs, command.join(' ')], { stdio: ['ignore', 'ignore', 'inherit'] });
-      onHv('virsh', '-q', '-c', 'qemu:///system', 'backup-begin', '--domain', guest.name, '--backupxml', xml);
+        onStage({ stage: name, phase: 'end' });
+      };
+      onHv('begin', 'virsh', '-q', '-c', 'qemu:///system', 'backup-begin', '--domain', guest.name, '--backupxml', xml);
       try {
-        onHv('qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', `'nbd+unix:///vda?socket=${sock}'`, out);
+        onHv('convert', 'qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', `'nbd+unix:///vda?socket=${sock}'`, out);
       } finally {
-        onHv('virsh', '-q', '-c', 'qemu:///system', 'domjobabort', '--domain', guest.name);
+        onHv('abort', 'virsh', '-q', '-c', 'qemu:///system', 'domjobabort', '--domain', guest.name);
       }
+      onStage({ stage: 'transfer', phase: 'start' });
       const cat = spawn('ssh', [...sshArgs, `cat ${out}`], { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Upload({ client, params: { Bucket: bucket, Key: key, Body: cat.stdout }, partSize: 8 * 2 ** 20, queueSize: 4 }).done();
+      onStage({ stage: 'transfer', phase: 'end' });
       rmSync(out, { force: true });
     };
     const ours = async (guest: TestGuest, key: string) => {
@@ -128,13 +133,16 @@ async function main(): Promise<void> {
     const bareTimes: number[] = [];
     const ourTimes: number[] = [];
     const timelines: Array<typeof stages> = [];
+    const bareTimelines: Array<typeof stages> = [];
     let size = 0;
     for (let i = 0; i < RUNS; i++) {
       // Alternate, starting with the other one each round.
       const runBare = async () => {
-        const t = performance.now();
+        stages = new Map();
+        t0 = performance.now();
         await bare(large, `bare-${i}.qcow2`);
-        bareTimes.push(performance.now() - t);
+        bareTimes.push(performance.now() - t0);
+        bareTimelines.push(stages);
       };
       const runOurs = async () => {
         stages = new Map();
@@ -152,15 +160,23 @@ async function main(): Promise<void> {
     console.log(`image ${mib(size)}; ${RUNS} runs each, alternating${process.env.VERIFY === '0' ? '; VERIFY=0' : ''}`);
     console.log(line('bare pipeline', bareTimes));
     console.log(line('ours         ', ourTimes));
-    const names = [...new Set(timelines.flatMap((t) => [...t.keys()]))];
-    const rows = names.map((name) => {
-      const of = timelines.map((t) => t.get(name)).filter((x) => x !== undefined);
-      return { name, start: median(of.map((x) => x.start)), end: median(of.map((x) => x.end)) };
-    });
-    rows.sort((a, b) => a.start - b.start);
-    console.log(
-      `our stages (median start–end, s): ${rows.map((r) => `${r.name} ${(r.start / 1000).toFixed(2)}–${(r.end / 1000).toFixed(2)}`).join(', ')}`,
-    );
+    const timeline = (label: string, of: Array<typeof stages>) => {
+      const names = [...new Set(of.flatMap((t) => [...t.keys()]))];
+      const rows = names.map((name) => {
+        const entries = of.map((t) => t.get(name)).filter((x) => x !== undefined);
+        return { name, start: median(entries.map((x) => x.start)), end: median(entries.map((x) => x.end)) };
+      });
+      rows.sort((a, b) => a.start - b.start);
+      const text = rows.map((r) => `${r.name} ${(r.start / 1000).toFixed(2)}–${(r.end / 1000).toFixed(2)}`).join(', ');
+      console.log(`${label} stages (median start–end, s): ${text}`);
+    };
+    timeline('bare', bareTimelines);
+    timeline('our ', timelines);
+    // Each run's own stages (a slow run shows where it lost its time).
+    const spans = (of: Array<typeof stages>) =>
+      of.map((t) => [...t].map(([name, x]) => `${name} ${((x.end - x.start) / 1000).toFixed(2)}`).join(' ')).join(' | ');
+    console.log(`bare runs' steps (s): ${spans(bareTimelines)}`);
+    console.log(`our runs' stages (s): ${spans(timelines)}`);
     console.log(`ratio ours/bare ${ratio.toFixed(2)} (goal ≤ 1.10)`);
     const smallRss = await withPeakRss(() => ours(small, 'rss-small.qcow2'));
     const largeRss = await withPeakRss(() => ours(large, 'rss-large.qcow2'));

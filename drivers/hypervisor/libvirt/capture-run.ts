@@ -67,10 +67,15 @@ export function dirname(path: string): string {
 }
 
 /** Runs one stage of a capture, reporting its start and end to the `stage` hook (the bench's timeline). */
-export async function stage<T>(run: Run, name: string, fn: () => Promise<T>): Promise<T> {
+export function stage<T>(run: Run, name: string, fn: () => Promise<T>): Promise<T> {
+  return reportStage(run.ctx, name, fn);
+}
+
+/** {@link stage} before the {@link Run} exists (the domain's inspection). */
+export async function reportStage<T>(ctx: CaptureContext, name: string, fn: () => Promise<T>): Promise<T> {
   const report = (phase: 'start' | 'end') => {
     try {
-      run.ctx.hooks.stage?.({ stage: name, phase });
+      ctx.hooks.stage?.({ stage: name, phase });
     } catch {
       // a diagnostics listener must not change the capture
     }

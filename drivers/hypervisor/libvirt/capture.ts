@@ -7,7 +7,17 @@
 import { InstanceImagesError } from '../../../src/errors';
 import type { DiskFormat } from '../../../src/model';
 import type { CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
-import { captureFailure, dirname, newRun, stage, throwIfAborted, type CaptureContext, type Run, type Sealed } from './capture-run';
+import {
+  captureFailure,
+  dirname,
+  newRun,
+  reportStage,
+  stage,
+  throwIfAborted,
+  type CaptureContext,
+  type Run,
+  type Sealed,
+} from './capture-run';
 import type { HostCommands } from './commands';
 import { inspectDomain, iothreadExportRefused, primaryOnIothread, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
 import { captureScratch, PART_SUFFIX } from './names';
@@ -332,7 +342,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   await ctx.ensureScratchDir();
   const capabilities = await ctx.capabilities();
   if (request.output.kind === 'chunks') return captureChunked(ctx, request, request.output, capabilities);
-  const domain = await inspectDomain(ctx.cmd, request.domainName, capabilities);
+  const domain = await reportStage(ctx, 'inspect', () => inspectDomain(ctx.cmd, request.domainName, capabilities));
   const scratch = captureScratch(ctx.scratchDir, domain.name);
   const extension = format === 'raw' ? 'raw' : 'qcow2';
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);
@@ -344,7 +354,9 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
 
   const { cmd } = ctx;
   // libvirt creates a push-mode target itself and refuses an existing file; qemu-img convert replaces it.
-  await Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]);
+  await stage(run, 'preflight', () =>
+    Promise.all([preflightSpace(run), method === 'push-backup' ? cmd.remove(outFile) : Promise.resolve()]),
+  );
   let published = false;
   try {
     let outcome: Sealed & { frozen?: boolean };

@@ -20,7 +20,7 @@ export interface LibvirtDriverHooks {
    * before it is checked and sealed (tests of completeness detection).
    */
   afterOutputWritten?(info: { path: string; method: string }): void | Promise<void>;
-  /** Called when a stage of a capture (copy, release, check, hash, fsync, transfer, publish) starts and ends (the bench's timeline). */
+  /** Called when a stage of a capture (inspect, preflight, start-job, copy, release, check, hash, fsync, transfer, publish) starts and ends (the bench's timeline). */
   stage?(info: { stage: string; phase: 'start' | 'end' }): void;
   /** Called when a deploy has checked its source and is about to copy it (race tests). */
   beforeDeployConvert?(info: { sourcePath: string; targetPath: string }): void | Promise<void>;

@@ -14,6 +14,9 @@
  *   (from the page cache it was just written through) alongside its fsync, or, for a stream
  *   output, by `tee` into `openssl dgst` on the hypervisor as the bytes pass to the consumer (whose
  *   own hash of what it stored the service compares with it).
+ * A stream output's info and check run beside that read, in the same remote command; the
+ * consumer's stream ends only once they passed (a refused output fails the stream before its end,
+ * so the consumer keeps nothing).
  * A data byte that changes inside an intact cluster after the converter wrote it is not detected
  * here; from the hash on, every later read (deploy, download) checks the bytes against it.
  * @module
@@ -21,18 +24,18 @@
 import { Transform } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import { stage, type OutputFacts, type Run, type Sealed } from './capture-run';
+import { parseQemuImgCheck, parseQemuImgInfo, type QemuImgCheck } from './parsers';
+
+/** The `qemu-img check` result of an output, as {@link HostCommands.qemuImgCheck} reports it. */
+type CheckResult = Awaited<ReturnType<Run['ctx']['cmd']['qemuImgCheck']>>;
 
 /**
- * Checks the finished output without reading its data (see the module comment).
+ * Judges an output from its size, `qemu-img info` and (qcow2, with verification on) `qemu-img
+ * check`, without reading its data (see the module comment).
  * @throws CAPTURE_FAILED when the output is not the complete image of the disk.
  */
-export async function checkOutput(run: Run): Promise<OutputFacts> {
-  const { cmd, verify } = run.ctx;
+function judgeOutput(run: Run, facts: OutputFacts, check: CheckResult | null): OutputFacts {
   const qcow2 = run.format === 'qcow2';
-  const [facts, check] = await Promise.all([
-    cmd.fileSizeAndInfo(run.outFile, run.format),
-    verify && qcow2 ? cmd.qemuImgCheck(run.outFile) : Promise.resolve(null),
-  ]);
   const fail = (what: string) => new InstanceImagesError('CAPTURE_FAILED', `The captured image is not complete: ${what}`);
   const expected = run.domain.primaryDisk.virtualSizeBytes;
   if (facts.info.format !== run.format) throw fail(`it is ${facts.info.format}, not ${run.format}`);
@@ -50,6 +53,19 @@ export async function checkOutput(run: Run): Promise<OutputFacts> {
     }
   }
   return facts;
+}
+
+/**
+ * Checks the finished output file without reading its data (see the module comment).
+ * @throws CAPTURE_FAILED when the output is not the complete image of the disk.
+ */
+export async function checkOutput(run: Run): Promise<OutputFacts> {
+  const { cmd, verify } = run.ctx;
+  const [facts, check] = await Promise.all([
+    cmd.fileSizeAndInfo(run.outFile, run.format),
+    verify && run.format === 'qcow2' ? cmd.qemuImgCheck(run.outFile) : Promise.resolve(null),
+  ]);
+  return judgeOutput(run, facts, check);
 }
 
 /**
@@ -76,8 +92,7 @@ export async function seal(run: Run, release?: () => Promise<void>): Promise<Sea
       return { facts, sha256 };
     }
     if (output.kind !== 'stream') throw new InstanceImagesError('CAPTURE_FAILED', 'A chunked capture is not sealed as a file');
-    const facts = await stage(run, 'check', () => checkOutput(run));
-    return { facts, sha256: await stage(run, 'transfer', () => streamOut(run, facts.sizeBytes, output.consume)) };
+    return stage(run, 'transfer', () => streamOut(run, output.consume));
   })();
   const [released, sealed] = await Promise.allSettled([releasing, sealing]);
   if (released.status === 'rejected') throw released.reason;
@@ -86,53 +101,161 @@ export async function seal(run: Run, release?: () => Promise<void>): Promise<Sea
 }
 
 /**
- * `sh -c` script: writes file `$1` to stdout and hashes the same bytes as they pass (`tee` into
- * `openssl dgst`: one read of the file, hashed in its own process on the hypervisor), then prints
- * `sha256 <hex>` on stderr. A failed read ends the script on a signal.
+ * `sh -c` script sealing a stream output in one remote command: prints the size of file `$1` as
+ * the first line of stdout, then the file's bytes, hashed as they pass (`tee` into `openssl dgst`:
+ * one read of the file, hashed in its own process on the hypervisor). Beside that read, one
+ * background job runs `qemu-img info` of it read as format `$2` and, when `$3` is 1, `qemu-img
+ * check` (metadata only; its per-cluster complaints are dropped), each printing one line on stderr
+ * (`info|check STATUS JSON`). The script waits for that job and prints `sha256 <hex>` on stderr last,
+ * so stdout ends only once every result is printed. A failed read ends the script on a signal.
  */
-const HASHING_CAT_SCRIPT = [
+const STREAM_SEAL_SCRIPT = [
+  's=$(stat -c %s -- "$1") || exit 1',
+  `printf '%s\n' "$s" || exit 1`,
+  '{',
+  '  j=$(qemu-img info --output=json -f "$2" "$1" 2>/dev/null); e=$?',
+  `  printf 'info %s %s\n' "$e" "$(printf %s "$j" | tr '\n' ' ')"`,
+  '  if [ "$3" = 1 ]; then',
+  '    j=$(qemu-img check --output=json -f qcow2 "$1" 2>/dev/null); e=$?',
+  `    printf 'check %s %s\n' "$e" "$(printf %s "$j" | tr '\n' ' ')"`,
+  '  fi',
+  '} >&2 </dev/null &',
+  'b=$!',
   'exec 4>&1',
   'h=$( { tee /dev/fd/5 <"$1" >&4 || kill $$; } 5>&1 | openssl dgst -sha256 -r 4>&-) || exit 1',
-  `printf 'sha256 %s\\n' "\${h%% *}" >&2`,
+  'wait $b',
+  `printf 'sha256 %s\n' "\${h%% *}" >&2`,
 ].join('\n');
 
+/** Longest first line {@link STREAM_SEAL_SCRIPT} prints: a size of at most 16 digits and its newline. */
+const SIZE_LINE_MAX = 17;
+
+/** The results {@link STREAM_SEAL_SCRIPT} printed on stderr, judged; returns the sha256 of the bytes read. */
+function sealResults(run: Run, sizeBytes: number, stderr: string, exitCode: number | null): { facts: OutputFacts; sha256: string } {
+  const line = (name: string) => [...stderr.matchAll(new RegExp(`^${name} (.*)$`, 'gm'))].at(-1)?.[1];
+  const sha256 = /^[0-9a-f]{64}$/.exec(line('sha256') ?? '')?.[0];
+  if (exitCode !== 0 || sha256 === undefined) {
+    throw new InstanceImagesError(
+      'CAPTURE_FAILED',
+      `Reading the captured image failed: ${stderr.trim() || `exit ${exitCode ?? 'on a signal'}`}`,
+    );
+  }
+  const fail = (what: string) => new InstanceImagesError('CAPTURE_FAILED', `The captured image is not complete: ${what}`);
+  const status = (text: string | undefined): { exitCode: number; json: string } | null => {
+    const match = /^(\d+) ?(.*)$/.exec(text ?? '');
+    return match ? { exitCode: Number(match[1]), json: match[2]! } : null;
+  };
+  const info = status(line('info'));
+  if (info === null || info.exitCode !== 0) throw fail(`qemu-img info could not read it as ${run.format}`);
+  const facts = { sizeBytes, info: parseQemuImgInfo(info.json) };
+  let check: CheckResult | null = null;
+  if (run.ctx.verify && run.format === 'qcow2') {
+    const checked = status(line('check'));
+    let result: QemuImgCheck | null = null;
+    try {
+      result = checked ? parseQemuImgCheck(checked.json) : null;
+    } catch {
+      // no JSON: the image could not be opened; the exit status says so
+    }
+    check = { exitCode: checked?.exitCode ?? null, result };
+  }
+  return { facts: judgeOutput(run, facts, check), sha256 };
+}
+
 /**
- * Streams the finished scratch output to the consumer; returns the sha256 of the bytes sent,
- * computed on the hypervisor as they were read (so that the consumer's own hash of what it stored
- * is an independent check of the whole way).
+ * Streams the finished scratch output to the consumer while it is checked, in one remote command
+ * ({@link STREAM_SEAL_SCRIPT}); returns its facts and the sha256 of the bytes sent, computed on the
+ * hypervisor as they were read (so that the consumer's own hash of what it stored is an
+ * independent check of the whole way). The stream the consumer reads ends only once the output
+ * passed its checks and every byte of the file was sent; otherwise it fails, so that the consumer
+ * keeps nothing (an S3 storage aborts its multipart upload).
  */
-export async function streamOut(run: Run, sizeBytes: number, consume: (stream: Transform, size: number) => Promise<void>): Promise<string> {
+export async function streamOut(run: Run, consume: (stream: Transform, size: number) => Promise<void>): Promise<Sealed> {
+  const { verify } = run.ctx;
+  const cat = await run.ctx.cmd.executor.stream(
+    ['sh', '-c', STREAM_SEAL_SCRIPT, 'sh', run.outFile, run.format, verify && run.format === 'qcow2' ? '1' : '0'],
+    { signal: run.signal },
+  );
+  const checking = stage(run, 'check', async () => {
+    const result = await cat.done;
+    return (sizeBytes: number) => sealResults(run, sizeBytes, result.stderr, result.exitCode);
+  });
+  // Never unhandled: awaited by the stream's end, or the failure surfaces through `cat.done` below.
+  checking.catch(() => undefined);
+  let header = Buffer.alloc(0);
+  let sizeBytes = -1;
   let sent = 0;
+  let sealed: Sealed | undefined;
+  // The output's own failure, reported rather than whatever the consumer made of its failed stream.
+  let refused: Error | undefined;
+  let announce: (size: number) => void = () => undefined;
+  let refuse: (error: Error) => void = () => undefined;
+  const announced = new Promise<number>((resolve, reject) => {
+    announce = resolve;
+    refuse = reject;
+  });
+  announced.catch(() => undefined);
   const counting = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
+      if (sizeBytes < 0) {
+        header = Buffer.concat([header, chunk]);
+        const newline = header.indexOf(10);
+        if (newline < 0 && header.length < SIZE_LINE_MAX) return callback();
+        const size =
+          newline > 0 && /^\d+$/.test(header.toString('latin1', 0, newline)) ? Number(header.toString('latin1', 0, newline)) : NaN;
+        if (!Number.isSafeInteger(size))
+          return callback(new InstanceImagesError('CAPTURE_FAILED', 'Reading the captured image failed: no size line'));
+        sizeBytes = size;
+        announce(size);
+        chunk = header.subarray(newline + 1);
+        header = Buffer.alloc(0);
+      }
       sent += chunk.length;
-      run.progress('transfer', sent, sizeBytes);
+      if (chunk.length > 0) run.progress('transfer', sent, sizeBytes);
       callback(null, chunk);
     },
+    // The end is passed on only once the output is known complete and was sent whole.
+    flush(callback) {
+      checking.then(
+        (judge) => {
+          try {
+            if (sizeBytes < 0) throw new InstanceImagesError('CAPTURE_FAILED', 'Reading the captured image failed: no size line');
+            sealed = judge(sizeBytes);
+            if (sent !== sizeBytes) throw new InstanceImagesError('CAPTURE_FAILED', `Streamed ${sent} bytes of a ${sizeBytes}-byte image`);
+            callback();
+          } catch (error) {
+            refused = error as Error;
+            callback(refused);
+          }
+        },
+        (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
+      );
+    },
   });
-  const cat = await run.ctx.cmd.executor.stream(['sh', '-c', HASHING_CAT_SCRIPT, 'sh', run.outFile], { signal: run.signal });
+  counting.once('error', (error) => refuse(error));
   cat.stdout.on('error', (error) => counting.destroy(error));
   cat.stdout.pipe(counting);
-  const catDone = cat.done.then((result) => {
-    const digest = [...result.stderr.matchAll(/^sha256 ([0-9a-f]{64})$/gm)].at(-1)?.[1];
-    if (result.exitCode !== 0 || digest === undefined) {
-      const error = new InstanceImagesError(
-        'CAPTURE_FAILED',
-        `Reading the captured image failed: ${result.stderr.trim() || `exit ${result.exitCode ?? 'on a signal'}`}`,
-      );
-      counting.destroy(error);
-      throw error;
-    }
-    return digest;
+  // A script that ended without its size line (a missing file, a dropped connection) fails the stream too.
+  const catDone = checking.then((judge) => {
+    if (sizeBytes >= 0) return;
+    judge(0);
+    throw new InstanceImagesError('CAPTURE_FAILED', 'Reading the captured image failed: no size line');
   });
-  catDone.catch((error: unknown) => counting.destroy(error instanceof Error ? error : new Error(String(error))));
-  let sha256: string;
+  catDone.catch((error: unknown) => {
+    const failure = error instanceof Error ? error : new Error(String(error));
+    refuse(failure);
+    counting.destroy(failure);
+  });
   try {
-    [, sha256] = await Promise.all([consume(counting, sizeBytes), catDone]);
+    const size = await Promise.race([announced, catDone.then(() => announced)]);
+    await Promise.all([consume(counting, size), catDone]);
   } catch (error) {
     cat.kill();
-    throw error;
+    counting.destroy();
+    throw refused ?? error;
   }
-  if (sent !== sizeBytes) throw new InstanceImagesError('CAPTURE_FAILED', `Streamed ${sent} bytes of a ${sizeBytes}-byte image`);
-  return sha256;
+  if (refused !== undefined) throw refused;
+  if (sealed === undefined)
+    throw new InstanceImagesError('CAPTURE_FAILED', 'The consumer returned before the captured image was streamed whole');
+  return sealed;
 }

@@ -18,7 +18,7 @@
  * request that reached its connection or no-progress timeout, which is final (see ./timeouts).
  * @module
  */
-import { createHash } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { CreateMultipartUploadCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -435,7 +435,17 @@ export async function withS3Attempts<T>(
 }
 
 /**
- * An {@link S3PartUploader}: per part one sha256 of the body, one signature and one request, retried
+ * The hex sha256 of a part's body, computed off the event loop: WebCrypto's digest runs on libuv's
+ * thread pool (on a copy of the bytes, so the caller may refill its buffer), leaving the process's
+ * main thread to the bytes still arriving (an SSH channel's decryption, the storage wrapper's own
+ * sha256 of the whole object, the requests in flight).
+ */
+async function payloadSha256(body: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', body)).toString('hex');
+}
+
+/**
+ * An {@link S3PartUploader}: per part one sha256 of the body (off the event loop, {@link payloadSha256}), one signature and one request, retried
  * on transient failures. The caller's signal aborts the request in flight and any wait for a retry.
  */
 export function createS3PartUploader(options: S3PartUploaderOptions & Partial<NodePartTransportOptions>): S3PartUploader {
@@ -453,7 +463,7 @@ export function createS3PartUploader(options: S3PartUploaderOptions & Partial<No
 
   return {
     async uploadPart(target, uploadId, partNumber, body, signal) {
-      const payloadHash = createHash('sha256').update(body).digest('hex');
+      const payloadHash = await payloadSha256(body);
       const host = target.port === undefined ? target.hostname : `${target.hostname}:${target.port}`;
       const connectHost = target.hostname.startsWith('[') && target.hostname.endsWith(']') ? target.hostname.slice(1, -1) : target.hostname;
       const path = `${target.path}?partNumber=${partNumber}&uploadId=${escapeS3QueryValue(uploadId)}`;

@@ -77,18 +77,26 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
     it(`a ${method} output ${what} after it was written fails the ${stream ? 'stream' : 'path'} capture with CAPTURE_FAILED and leaves nothing`, async () => {
       const before = recordGuest(guest.name);
       const out = `${outDir}/damaged-${method}.qcow2`;
-      let consumed = false;
+      // A stream output is checked while it streams: the consumer's stream fails instead of ending.
+      let ended = false;
+      let failed: unknown;
       const driver = makeDriver(scratch, { method, hooks: { afterOutputWritten: ({ path }) => damage(path) } });
       const consume = async (bytes: AsyncIterable<unknown>) => {
-        consumed = true;
-        for await (const chunk of bytes) void chunk;
+        try {
+          for await (const chunk of bytes) void chunk;
+          ended = true;
+        } catch (error) {
+          failed = error;
+          throw error;
+        }
       };
       const output = stream ? ({ kind: 'stream', consume } as const) : ({ kind: 'path', path: out } as const);
       await expect(driver.capture({ domainName: guest.name, output })).rejects.toMatchObject({
         code: 'CAPTURE_FAILED',
         message: expect.stringMatching(/not complete/),
       });
-      expect(consumed).toBe(false);
+      expect(ended).toBe(false);
+      if (stream) expect(failed).toMatchObject({ code: 'CAPTURE_FAILED', message: expect.stringMatching(/not complete/) });
       before.expectUntouched();
       expect(existsSync(out)).toBe(false);
       expect(existsSync(`${out}.part`)).toBe(false);
