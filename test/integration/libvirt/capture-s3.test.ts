@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ import { wrapStorageDriver, type StorageDisk } from '../../../src/storage';
 import { createTestGuest, virsh, type TestGuest } from '../../support/guests';
 import { sshTarget } from '../exec/ssh-target';
 import { allObjectKeys, driverOptions, loadS3TestEnv, openMultipartUploads, useTestBucket } from '../storage-s3/s3-env';
-import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest } from './setup';
+import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest, wipeL1 } from './setup';
 
 const MiB = 1024 * 1024;
 /** Random data on the guest's disk: several 8 MiB parts, so that the put is a multipart upload. */
@@ -28,19 +28,6 @@ const DATA_MIB = 40;
 const loaded = await loadS3TestEnv();
 const target = await sshTarget();
 const skip = libvirtSkipReason() ?? (loaded.env === null ? loaded.missing : 'skip' in target ? target.skip : null);
-
-/** Zeroes a qcow2 file's L1 table: every data cluster stays in the file, but the image reads as zeros. */
-function wipeL1(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    const header = Buffer.alloc(48);
-    readSync(fd, header, 0, 48, 0);
-    const entries = header.readUInt32BE(36);
-    writeSync(fd, Buffer.alloc(entries * 8), 0, entries * 8, Number(header.readBigUInt64BE(40)));
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe.skipIf(skip !== null)(`live capture over SSH into radosgw${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const env = loaded.env!;

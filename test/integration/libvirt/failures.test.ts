@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync, rmSync, statSync, truncateSync, writeSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSshExecutor } from '../../../drivers/exec/ssh';
@@ -9,26 +9,13 @@ import { parseDomainDisks, selectPrimaryDisk } from '../../../drivers/hypervisor
 import { createTestGuest, sh, virsh, type TestGuest } from '../../support/guests';
 import { sshTarget } from '../exec/ssh-target';
 import { startTcpProxy } from '../exec/tcp-proxy';
-import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest } from './setup';
+import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest, wipeL1 } from './setup';
 
 const skip = libvirtSkipReason();
 
 /** Cuts a file to half its length, as a converter that stopped writing midway would leave it. */
 function truncateHalf(path: string): void {
   truncateSync(path, Math.floor(statSync(path).size / 2));
-}
-
-/** Zeroes a qcow2 file's L1 table: every data cluster stays in the file, but the image reads as zeros. */
-function wipeL1(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    const header = Buffer.alloc(48);
-    readSync(fd, header, 0, 48, 0);
-    const entries = header.readUInt32BE(36);
-    writeSync(fd, Buffer.alloc(entries * 8), 0, entries * 8, Number(header.readBigUInt64BE(40)));
-  } finally {
-    closeSync(fd);
-  }
 }
 
 describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${skip ? ` (skipped: ${skip})` : ''}`, () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { expect } from 'vitest';
 import { createLocalExecutor } from '../../../drivers/exec/local';
 import { createLibvirtDriver, type LibvirtDriverOptions } from '../../../drivers/hypervisor/libvirt';
@@ -66,4 +66,17 @@ export function imageInfo(path: string): { format: string; backing: string | nul
     backing: (info['backing-filename'] as string | undefined) ?? null,
     virtualSize: Number(info['virtual-size']),
   };
+}
+
+/** Zeroes a qcow2 file's L1 table: every data cluster stays in the file, but the image reads as zeros. */
+export function wipeL1(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    const header = Buffer.alloc(48);
+    readSync(fd, header, 0, 48, 0);
+    const entries = header.readUInt32BE(36);
+    writeSync(fd, Buffer.alloc(entries * 8), 0, entries * 8, Number(header.readBigUInt64BE(40)));
+  } finally {
+    closeSync(fd);
+  }
 }
