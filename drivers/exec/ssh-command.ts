@@ -11,7 +11,7 @@ import { InstanceImagesError } from '../../src/errors';
 import type { ExecOptions, ExecResult, ExecStream } from '../../src/ports/executor';
 import { collect, DEFAULT_MAX_BUFFER } from './collect';
 import { shellCommand } from './quote';
-import type { PooledConnection, SshConnectionPool } from './ssh-pool';
+import { exitOf, type PooledConnection, type SshConnectionPool } from './ssh-pool';
 
 /** Where a command's stdout goes. */
 export type StdoutMode = Writable | 'stream' | 'collect';
@@ -230,11 +230,6 @@ export async function startSshCommand(
   else active.pipe(stdoutMode);
   const stderrText = collect(stripPidLine(active.stderr, stop.resolvePid), max);
 
-  let exit: { code: number | null } | null = null;
-  active.on('exit', (code: number | null) => {
-    exit = { code: typeof code === 'number' ? code : null };
-  });
-
   const done = new Promise<ExecResult>((resolve, reject) => {
     active.once('close', () => {
       stop.resolvePid(null);
@@ -244,7 +239,7 @@ export async function startSshCommand(
       if (typeof stdin === 'object' && !Buffer.isBuffer(stdin)) stdin.unpipe(active);
       void Promise.all([stdoutText, stderrText]).then(([stdout, stderr]) => {
         try {
-          resolve(channelOutcome(stop, info, pool, exit, dropped, { stdout, stderr }));
+          resolve(channelOutcome(stop, info, pool, exitOf(active), dropped, { stdout, stderr }));
         } catch (error) {
           reject(error);
         }

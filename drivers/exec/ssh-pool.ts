@@ -44,6 +44,23 @@ interface HostKeyCheck {
   rejected: boolean;
 }
 
+/** How often {@link SshConnectionPool.openChannel} asks again for a channel the server refused (about 0.5 s in all). */
+const CHANNEL_OPEN_RETRIES = 9;
+
+/** The exit status of each channel's command, recorded as soon as the channel exists. */
+const exits = new WeakMap<ClientChannel, { code: number | null }>();
+
+/**
+ * How the command of a channel opened by {@link SshConnectionPool.openChannel} exited: its code
+ * (null when it ended on a signal), or null when the server sent no exit status (yet). ssh2 emits
+ * `exit` while it parses the packet; a short command's exit status often arrives in the same read
+ * as the reply to the exec request, before an `await`ing caller could listen, so the pool records
+ * it from the exec callback on, which ssh2 calls synchronously with that reply.
+ */
+export function exitOf(channel: ClientChannel): { code: number | null } | null {
+  return exits.get(channel) ?? null;
+}
+
 /** The connections to one host, and the commands waiting for a channel. */
 export class SshConnectionPool {
   readonly #connection: SshConnection;
@@ -235,19 +252,40 @@ export class SshConnectionPool {
     this.#wakeOne();
   }
 
-  /** Starts `command` on a new channel of `conn`. */
-  openChannel(conn: PooledConnection, command: string): Promise<ClientChannel> {
+  /**
+   * Starts `command` on a new channel of `conn`; its exit status is recorded from the start ({@link
+   * exitOf}). A server that refuses the channel (OpenSSH: "open failed" once a connection holds
+   * `MaxSessions`, default 10, which channels that just closed still count against until its main
+   * loop frees them) is asked again, {@link CHANNEL_OPEN_RETRIES} times at most, a little later
+   * each time.
+   */
+  async openChannel(conn: PooledConnection, command: string): Promise<ClientChannel> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#openChannelOnce(conn, command);
+      } catch (error) {
+        const refused = typeof (error as { reason?: unknown }).reason === 'number';
+        if (!refused || attempt >= CHANNEL_OPEN_RETRIES || conn.closed)
+          throw this.unreachable(`cannot start a command (${(error as Error).message})`, error);
+        await new Promise((resolve) => setTimeout(resolve, 10 * (attempt + 1)));
+      }
+    }
+  }
+
+  #openChannelOnce(conn: PooledConnection, command: string): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
       try {
         conn.client.exec(command, (error, channel) => {
-          if (error) reject(this.unreachable(`cannot start a command (${error.message})`, error));
+          if (error) reject(error);
           else {
+            // Synchronously, before ssh2 parses the next packet (see exitOf).
+            channel.once('exit', (code: unknown) => exits.set(channel, { code: typeof code === 'number' ? code : null }));
             widenReceiveWindow(channel, this.#settings.receiveWindowBytes);
             resolve(channel);
           }
         });
       } catch (error) {
-        reject(this.unreachable('cannot start a command', error));
+        reject(error);
       }
     });
   }

@@ -126,6 +126,20 @@ suite(`SSH executor against the real sshd${'skip' in target ? ` (skipped: ${targ
     }
   });
 
+  // A command that ends at once may have its exit status in the same read as the reply to the exec
+  // request: ssh2 emits it before an awaiting caller could listen. Each must still report its code.
+  it('reports the exit code of commands that end at once, however many run side by side', async () => {
+    const executor = createSshExecutor(connection);
+    try {
+      for (let round = 0; round < 10; round++) {
+        const results = await Promise.all(Array.from({ length: 16 }, (_, i) => executor.run(['sh', '-c', `exit ${i % 3}`])));
+        expect(results.map((r) => r.exitCode)).toEqual(Array.from({ length: 16 }, (_, i) => i % 3));
+      }
+    } finally {
+      await executor.close();
+    }
+  });
+
   it('kills the remote command on abort (CANCELLED) and on timeout (TIMEOUT)', async () => {
     const executor = createSshExecutor(connection);
     try {
