@@ -35,10 +35,11 @@ export interface SshExecutorOptions {
   /** An unused connection is closed after this many ms (default 60 000). */
   idleTimeoutMs?: number;
   /**
-   * Receive window kept per channel, in bytes (default 16 MiB, {@link SSH_DEFAULT_RECEIVE_WINDOW}):
+   * Receive window kept per channel, in bytes (default 4 MiB, {@link SSH_DEFAULT_RECEIVE_WINDOW}):
    * how much the host may send ahead of what the consumer has read. ssh2's own 2 MiB window makes a
    * bulk read (a captured image streamed out) wait on flow control; each channel may buffer up to
-   * this much (plus 2 MiB) when its consumer is slow. 2 MiB or less keeps ssh2's window.
+   * this much (plus 2 MiB) when its consumer is slow. 2 MiB or less keeps ssh2's window. More than
+   * 4 MiB can cost OpenSSH's sshd seconds of CPU per connection (see `drivers/exec/ssh-window.ts`).
    */
   receiveWindowBytes?: number;
 }

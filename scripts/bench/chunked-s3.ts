@@ -25,7 +25,8 @@
  *    image's size, and the step prints the smallest one for which the goal holds.
  * Prints medians, spreads and the panel process's peak RSS per step.
  *
- * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each deploy of step 5.
+ * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each
+ * first capture of step 1 and each deploy of step 5.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
@@ -316,6 +317,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < (STEPS.has(1) ? RUNS : 0); i++) {
       const runFiles = async () => {
         const disk = await freshDisk(b, 'bench-files');
+        const cpu = await sampleCpu();
         const { ms } = await timed(() =>
           b.driver.capture({
             domainName: guest.name,
@@ -323,16 +325,21 @@ async function main(): Promise<void> {
           }),
         );
         files.push(ms);
+        const used = await cpu.stop();
+        if (used) console.log(`   files ${s(ms)}: ${cpuLine(used)}`);
         await dropDisk(b, disk);
       };
       const runChunks = async () => {
         const disk = await freshDisk(b, 'bench-chunks');
         const store = createChunkStore(disk, STORE_OPTIONS);
         checkpoint += 1;
+        const cpu = await sampleCpu();
         const { ms, value } = await timed(() =>
           captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
         );
         chunked.push(ms);
+        const used = await cpu.stop();
+        if (used) console.log(`   chunks ${s(ms)}: ${cpuLine(used)}`);
         // The last one is kept: the later steps build on it.
         if (firstDisk) await dropDisk(b, firstDisk);
         firstDisk = disk;

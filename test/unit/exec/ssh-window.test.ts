@@ -75,8 +75,8 @@ describe('widenReceiveWindow (ssh2 channel flow control)', () => {
     expect(widenReceiveWindow(stranger, 16 * MiB)).toBe(false);
   });
 
-  it('is 16 MiB by default and validated as an executor option', () => {
-    expect(SSH_DEFAULT_RECEIVE_WINDOW).toBe(16 * MiB);
+  it('is 4 MiB by default and validated as an executor option', () => {
+    expect(SSH_DEFAULT_RECEIVE_WINDOW).toBe(4 * MiB);
     const connection = {
       type: 'ssh' as const,
       host: '10.0.0.5',
