@@ -21,7 +21,7 @@
  * @module
  */
 import type { StorageDriver } from '../../../src/ports/storage-driver';
-import { getS3Bytes } from './get-bytes';
+import { getS3Bytes } from './plain-requests';
 import { abortS3IncompleteUpload, listS3IncompleteUploads } from './incomplete-uploads';
 import { checkS3Bucket, deleteS3Object, getS3Object, listS3Objects, statS3Object } from './objects';
 import type { S3StorageOptions } from './options';

@@ -10,6 +10,8 @@ import type { StoredObject } from '../../../src/ports/storage-driver';
 import { pageSize } from '../../../src/util/cursor';
 import { isS3NotFound, redactSecrets, s3HttpStatus, toS3StorageError, type S3ErrorContext } from './errors';
 import { s3DriverKey, s3KeyPrefix, s3ObjectKey } from './options';
+import { trackS3PartTarget } from './part-request';
+import { s3ReadBase } from './plain-requests';
 import { abortError, type S3Session } from './session';
 
 /** A byte range as `get` takes it. */
@@ -89,13 +91,24 @@ export async function getS3Object(
 /** The metadata of `key`, or `null` when it does not exist: the driver's `stat`. */
 export async function statS3Object(session: S3Session, key: string): Promise<StoredObject | null> {
   const errorContext = session.errorContext(`read the metadata of "${key}"`);
-  return session.call(errorContext, async ({ sdk, client }) => {
+  return session.call(errorContext, async ({ sdk, client, plain }) => {
+    const objectKey = s3ObjectKey(session.prefix, key);
+    // One plain request once a first one recorded the URL (./plain-requests): a capture asks this of every chunk.
+    if (plain.base) {
+      const found = await plain.head(plain.base, objectKey, new AbortController().signal);
+      return found === null ? null : ({ key, ...found } satisfies StoredObject);
+    }
+    const command = new sdk.HeadObjectCommand({ Bucket: session.bucket, Key: objectKey });
+    const target = plain.base === undefined ? trackS3PartTarget(command, session.region) : () => undefined;
     try {
-      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: session.bucket, Key: s3ObjectKey(session.prefix, key) }));
+      const head = await client.send(command);
       return { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0) } satisfies StoredObject;
     } catch (error) {
       if (isS3NotFound(error)) return null;
       throw error;
+    } finally {
+      const recorded = target();
+      if (recorded && plain.base === undefined) plain.base = s3ReadBase(recorded, objectKey);
     }
   });
 }

@@ -21,7 +21,7 @@
 import { webcrypto } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { CreateMultipartUploadCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3_DEFAULT_CONNECTION_TIMEOUT_MS, S3_DEFAULT_NO_PROGRESS_TIMEOUT_MS } from './options';
 import { s3TimeoutError, s3TimeoutOf } from './timeouts';
 
@@ -294,18 +294,20 @@ export interface NodeS3Transport {
   transport: PartTransport;
   /** GETs an object into a buffer. */
   getInto: GetIntoTransport;
+  /** Sends a HEAD (the answer's headers; no body). */
+  head: (request: PartHttpRequest, signal: AbortSignal) => Promise<PartHttpResponse>;
   /** Closes the kept-alive connections. */
   close(): void;
 }
 
 /**
- * A {@link PartTransport} and a {@link GetIntoTransport} over node:http(s) with one keep-alive agent
- * per protocol, and their `close`.
+ * A {@link PartTransport}, a {@link GetIntoTransport} and a HEAD over node:http(s) with one
+ * keep-alive agent per protocol, and their `close`.
  */
 export function createNodePartTransport(options: NodePartTransportOptions): NodeS3Transport {
   let http: HttpAgent | undefined;
   let https: HttpsAgent | undefined;
-  const send = (request: PartHttpRequest, method: 'PUT' | 'GET', body: Buffer | null, into: Buffer | null, signal: AbortSignal) =>
+  const send = (request: PartHttpRequest, method: 'PUT' | 'GET' | 'HEAD', body: Buffer | null, into: Buffer | null, signal: AbortSignal) =>
     new Promise<GetIntoHttpResponse>((resolve, reject) => {
       if (signal.aborted) {
         reject(abortError());
@@ -400,6 +402,7 @@ export function createNodePartTransport(options: NodePartTransportOptions): Node
   return {
     transport: (request, body, signal) => send(request, 'PUT', body, null, signal),
     getInto: (request, into, signal) => send(request, 'GET', null, into, signal),
+    head: (request, signal) => send(request, 'HEAD', null, null, signal),
     close() {
       http?.destroy();
       https?.destroy();
@@ -512,12 +515,16 @@ interface EndpointContext {
 }
 
 /**
- * Records the URL `command` (a CreateMultipartUpload, or a GetObject) is sent to, at the build step (after the endpoint rules ran, before
+ * Records the URL `command` (a CreateMultipartUpload, GetObject, PutObject or HeadObject) is sent to, at the build step (after the endpoint rules ran, before
  * signing), and the signing scope the rules chose (`region` and `s3` when they name none). The
  * returned function gives it once the command was sent.
  */
 export function trackS3PartTarget(
-  command: Pick<CreateMultipartUploadCommand, 'middlewareStack'> | Pick<GetObjectCommand, 'middlewareStack'>,
+  command:
+    | Pick<CreateMultipartUploadCommand, 'middlewareStack'>
+    | Pick<GetObjectCommand, 'middlewareStack'>
+    | Pick<PutObjectCommand, 'middlewareStack'>
+    | Pick<HeadObjectCommand, 'middlewareStack'>,
   region: string,
 ): () => S3PartTarget | undefined {
   let target: S3PartTarget | undefined;

@@ -14,6 +14,7 @@ import { isS3NoSuchUpload, toS3StorageError, type S3ErrorContext } from './error
 import { s3ObjectKey, s3PartSize } from './options';
 import { trackS3PartTarget, type S3PartTarget } from './part-request';
 import { putInParts, type PartSink } from './parts';
+import { s3ReadBase } from './plain-requests';
 import { abortError, type S3Runtime, type S3Session } from './session';
 
 /** Options of the S3 driver's `put`: the port's options plus per-part progress. */
@@ -258,13 +259,15 @@ export async function putS3Bytes(
   }
   try {
     if (signal?.aborted) throw abortError();
-    const { sdk, client } = await session.load(errorContext);
-    const command = new sdk.PutObjectCommand({
-      Bucket: session.bucket,
-      Key: s3ObjectKey(session.prefix, key),
-      Body: bytes,
-      ContentLength: bytes.length,
-    });
+    const { sdk, client, plain } = await session.load(errorContext);
+    const objectKey = s3ObjectKey(session.prefix, key);
+    // With its digest known, a put is one plain request once a first one recorded the URL (./plain-requests).
+    if (sha256 !== undefined && plain.base) {
+      await plain.put(plain.base, objectKey, bytes, sha256, signal ?? new AbortController().signal);
+      return { size: bytes.length, sha256Verified: true };
+    }
+    const command = new sdk.PutObjectCommand({ Bucket: session.bucket, Key: objectKey, Body: bytes, ContentLength: bytes.length });
+    const target = plain.base === undefined ? trackS3PartTarget(command, session.region) : () => undefined;
     if (sha256 !== undefined) {
       // The signer takes a payload hash already in the headers instead of hashing the body.
       command.middlewareStack.add(
@@ -276,6 +279,8 @@ export async function putS3Bytes(
       );
     }
     await client.send(command, signal ? { abortSignal: signal } : {});
+    const recorded = target();
+    if (recorded && plain.base === undefined) plain.base = s3ReadBase(recorded, objectKey);
     return { size: bytes.length, sha256Verified: sha256 !== undefined };
   } catch (error) {
     throw toS3StorageError(error, errorContext);

@@ -16,7 +16,7 @@ import {
   normalizeS3Prefix,
   type S3StorageOptions,
 } from './options';
-import { createS3ObjectReader, type S3ObjectReader } from './get-bytes';
+import { createS3PlainRequests, type S3PlainRequests } from './plain-requests';
 import {
   abortableSleep,
   createNodePartTransport,
@@ -36,8 +36,8 @@ export interface S3Runtime {
   /** Sends the parts of known-size puts (signed by the client's signer). */
   parts: S3PartUploader;
   /** Reads whole objects into buffers (`getBytes`), on the same keep-alive connections as the parts. */
-  reader: S3ObjectReader;
-  /** Closes the connections of `parts` and `reader`. */
+  plain: S3PlainRequests;
+  /** Closes the connections of `parts` and `plain`. */
   closeTransport(): void;
 }
 
@@ -132,14 +132,16 @@ function buildS3Runtime(
   const signer = s3ClientSigner(client);
   const clock = s3ClientClock(client);
   const parts = createS3PartUploader({ signer, clock, transport: http.transport });
-  const reader = createS3ObjectReader({
+  const plain = createS3PlainRequests({
     signer,
     clock,
     transport: http.getInto,
+    putTransport: http.transport,
+    headTransport: http.head,
     maxAttempts: S3_PART_MAX_ATTEMPTS,
     sleep: abortableSleep,
   });
-  return { sdk, Upload: lib.Upload, client, parts, reader, closeTransport: () => http.close() };
+  return { sdk, Upload: lib.Upload, client, parts, plain, closeTransport: () => http.close() };
 }
 
 /** Creates the session of one driver instance from validated options. Nothing loads yet. */

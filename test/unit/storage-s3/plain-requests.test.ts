@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3ObjectReader, escapeS3KeyPath, s3ReadBase, type S3ReadBase } from '../../../drivers/storage/s3/get-bytes';
+import { createS3PlainRequests, escapeS3KeyPath, s3ReadBase, type S3ReadBase } from '../../../drivers/storage/s3/plain-requests';
 import {
   createNodePartTransport,
   S3_OBJECT_TOO_LARGE,
@@ -42,7 +42,7 @@ describe('s3ReadBase and escapeS3KeyPath', () => {
   });
 });
 
-describe('createS3ObjectReader', () => {
+describe('createS3PlainRequests', () => {
   const base: S3ReadBase = {
     protocol: 'http:',
     hostname: '127.0.0.1',
@@ -55,7 +55,16 @@ describe('createS3ObjectReader', () => {
   function scripted(answers: ((Partial<GetIntoHttpResponse> & { bytes?: Buffer }) | Error)[]) {
     const requests: PartHttpRequest[] = [];
     const signed: SignableRequest[] = [];
-    const reader = createS3ObjectReader({
+    const bodies: Buffer[] = [];
+    const next = (request: PartHttpRequest, into: Buffer | null) => {
+      requests.push(request);
+      const answer = answers.shift();
+      if (answer === undefined) throw new Error('no more answers');
+      if (answer instanceof Error) throw answer;
+      if (into) answer.bytes?.copy(into);
+      return { status: 200, headers: {}, body: '', length: answer.bytes?.length ?? 0, ...answer };
+    };
+    const reader = createS3PlainRequests({
       signer: async (request) => {
         signed.push(request);
         return { headers: { ...request.headers, authorization: 'AWS4-HMAC-SHA256 x' } };
@@ -63,16 +72,14 @@ describe('createS3ObjectReader', () => {
       clock,
       maxAttempts: 3,
       sleep: noSleep,
-      transport: async (request, into) => {
-        requests.push(request);
-        const answer = answers.shift();
-        if (answer === undefined) throw new Error('no more answers');
-        if (answer instanceof Error) throw answer;
-        answer.bytes?.copy(into);
-        return { status: 200, headers: {}, body: '', length: answer.bytes?.length ?? 0, ...answer };
+      transport: async (request, into) => next(request, into),
+      putTransport: async (request, body) => {
+        bodies.push(body);
+        return next(request, null);
       },
+      headTransport: async (request) => next(request, null),
     });
-    return { reader, requests, signed };
+    return { reader, requests, signed, bodies };
   }
 
   it('signs one GET of the escaped key with the empty payload hash and returns the length read', async () => {
@@ -114,6 +121,39 @@ describe('createS3ObjectReader', () => {
       name: 'AccessDenied',
     });
     expect(denied.requests).toHaveLength(1);
+  });
+
+  it('PUTs a body signed with its sha256, and retries a failing service', async () => {
+    const sha256 = 'a'.repeat(64);
+    const { reader, requests, signed, bodies } = scripted([{ status: 503, body: errorXml('SlowDown') }, { status: 200 }]);
+    await reader.put(base, 'chunks/ab', Buffer.from('bytes'), sha256, new AbortController().signal);
+    expect(signed[0]).toMatchObject({
+      method: 'PUT',
+      path: '/images/chunks/ab',
+      headers: { host: '127.0.0.1:7480', 'content-length': '5', 'x-amz-content-sha256': sha256 },
+    });
+    expect(requests).toHaveLength(2);
+    expect(bodies.map((b) => b.toString())).toEqual(['bytes', 'bytes']);
+    const refused = scripted([{ status: 400, body: errorXml('XAmzContentSHA256Mismatch') }]);
+    await expect(refused.reader.put(base, 'k', Buffer.from('x'), sha256, new AbortController().signal)).rejects.toMatchObject({
+      name: 'XAmzContentSHA256Mismatch',
+    });
+    expect(refused.requests).toHaveLength(1);
+  });
+
+  it('HEADs an object: its size and time, null when missing (a bare 404 has no body)', async () => {
+    const { reader, signed } = scripted([
+      { status: 200, headers: { 'content-length': '4194304', 'last-modified': 'Fri, 04 Dec 2026 09:00:00 GMT' } },
+      { status: 404 },
+    ]);
+    expect(await reader.head(base, 'chunks/ab', new AbortController().signal)).toEqual({
+      size: 4194304,
+      modifiedAt: new Date('2026-12-04T09:00:00Z'),
+    });
+    expect(signed[0]).toMatchObject({ method: 'HEAD', path: '/images/chunks/ab' });
+    expect(await reader.head(base, 'chunks/cd', new AbortController().signal)).toBeNull();
+    const denied = scripted([{ status: 403 }]);
+    await expect(denied.reader.head(base, 'k', new AbortController().signal)).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
   });
 
   it('does not send once aborted', async () => {
