@@ -16,7 +16,12 @@ export interface ChunkStoreOptions {
   scope?: ChunkScope;
   /** How new chunks are stored; `zstd` only where `node:zlib` has it (else VALIDATION_FAILED). @default 'none' */
   codec?: ChunkCodec;
-  /** Concurrent chunk uploads/downloads; also the chunks held in memory. @default 4 */
+  /**
+   * Concurrent chunk uploads/downloads; also the chunks held in memory (8 × 4 MiB by default). 8
+   * measured faster than 4 on radosgw, where each 4 MiB put waits on the OSD: first capture of
+   * 1 GiB 16.5 s against 18.3 s, recapture of 64 MiB 2.5 s against 2.9 s, deploy 1.04× the files
+   * layout's against 1.16–1.19×. @default 8
+   */
   parallel?: number;
   /** A lease not refreshed for this long is expired: GC ignores and deletes it. @default 600000 (10 min) */
   leaseTtlMs?: number;
@@ -84,7 +89,7 @@ export function chunkContext(disk: StorageDisk, options: ChunkStoreOptions): Chu
   else if (codec === 'zstd' && !isZstdAvailable())
     fields.push({ path: 'codec', message: `zstd needs Node.js 22.15 or later (node:zlib of ${process.version} has none)` });
   const day = 24 * 3600 * 1000;
-  const parallel = positiveInteger(fields, 'parallel', options.parallel, 4, 64);
+  const parallel = positiveInteger(fields, 'parallel', options.parallel, 8, 64);
   const leaseTtlMs = positiveInteger(fields, 'leaseTtlMs', options.leaseTtlMs, 600_000, day);
   const sweepTtlMs = positiveInteger(fields, 'sweepTtlMs', options.sweepTtlMs, 300_000, day);
   const sweepPollMs = positiveInteger(fields, 'sweepPollMs', options.sweepPollMs, 1000, day);
