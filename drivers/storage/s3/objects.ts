@@ -10,8 +10,7 @@ import type { StoredObject } from '../../../src/ports/storage-driver';
 import { pageSize } from '../../../src/util/cursor';
 import { isS3NotFound, redactSecrets, s3HttpStatus, toS3StorageError, type S3ErrorContext } from './errors';
 import { s3DriverKey, s3KeyPrefix, s3ObjectKey } from './options';
-import { trackS3PartTarget } from './part-request';
-import { s3ReadBase } from './plain-requests';
+import { recordPlainBase } from './plain-requests';
 import { abortError, type S3Session } from './session';
 
 /** A byte range as `get` takes it. */
@@ -99,7 +98,7 @@ export async function statS3Object(session: S3Session, key: string): Promise<Sto
       return found === null ? null : ({ key, ...found } satisfies StoredObject);
     }
     const command = new sdk.HeadObjectCommand({ Bucket: session.bucket, Key: objectKey });
-    const target = plain.base === undefined ? trackS3PartTarget(command, session.region) : () => undefined;
+    const record = recordPlainBase(plain, command, session.region, objectKey);
     try {
       const head = await client.send(command);
       return { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0) } satisfies StoredObject;
@@ -107,8 +106,7 @@ export async function statS3Object(session: S3Session, key: string): Promise<Sto
       if (isS3NotFound(error)) return null;
       throw error;
     } finally {
-      const recorded = target();
-      if (recorded && plain.base === undefined) plain.base = s3ReadBase(recorded, objectKey);
+      record();
     }
   });
 }

@@ -64,6 +64,25 @@ export function s3ReadBase(target: S3PartTarget, objectKey: string): S3ReadBase 
   return { ...rest, pathPrefix: path.slice(0, path.length - escaped.length) };
 }
 
+/**
+ * While `plain` has no base yet, records where `command` (an SDK request for `objectKey`) is sent;
+ * the returned function, called once the command was sent (answered or not), makes that the base
+ * of later plain requests.
+ */
+export function recordPlainBase(
+  plain: S3PlainRequests,
+  command: Parameters<typeof trackS3PartTarget>[0],
+  region: string,
+  objectKey: string,
+): () => void {
+  if (plain.base !== undefined) return () => undefined;
+  const target = trackS3PartTarget(command, region);
+  return () => {
+    const recorded = target();
+    if (recorded && plain.base === undefined) plain.base = s3ReadBase(recorded, objectKey);
+  };
+}
+
 /** Small-object requests sent plainly once the base URL is known. */
 export interface S3PlainRequests {
   /** The base of plain requests; undefined until a request through the SDK recorded it, null when it cannot be used. */
@@ -206,7 +225,7 @@ export async function getS3Bytes(
       }
     }
     const command = new sdk.GetObjectCommand({ Bucket: session.bucket, Key: objectKey });
-    const target = plain.base === undefined ? trackS3PartTarget(command, session.region) : () => undefined;
+    const record = recordPlainBase(plain, command, session.region, objectKey);
     let response;
     try {
       response = await client.send(command, signal ? { abortSignal: signal } : {});
@@ -214,8 +233,7 @@ export async function getS3Bytes(
       if (isS3NotFound(error)) return null;
       throw error;
     }
-    const recorded = target();
-    if (recorded && plain.base === undefined) plain.base = s3ReadBase(recorded, objectKey);
+    record();
     const announced = response.ContentLength;
     if (announced !== undefined && announced > into.length) {
       (response.Body as Readable | undefined)?.destroy();

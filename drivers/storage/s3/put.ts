@@ -14,7 +14,7 @@ import { isS3NoSuchUpload, toS3StorageError, type S3ErrorContext } from './error
 import { s3ObjectKey, s3PartSize } from './options';
 import { trackS3PartTarget, type S3PartTarget } from './part-request';
 import { putInParts, type PartSink } from './parts';
-import { s3ReadBase } from './plain-requests';
+import { recordPlainBase } from './plain-requests';
 import { abortError, type S3Runtime, type S3Session } from './session';
 
 /** Options of the S3 driver's `put`: the port's options plus per-part progress. */
@@ -267,7 +267,7 @@ export async function putS3Bytes(
       return { size: bytes.length, sha256Verified: true };
     }
     const command = new sdk.PutObjectCommand({ Bucket: session.bucket, Key: objectKey, Body: bytes, ContentLength: bytes.length });
-    const target = plain.base === undefined ? trackS3PartTarget(command, session.region) : () => undefined;
+    const record = recordPlainBase(plain, command, session.region, objectKey);
     if (sha256 !== undefined) {
       // The signer takes a payload hash already in the headers instead of hashing the body.
       command.middlewareStack.add(
@@ -279,8 +279,7 @@ export async function putS3Bytes(
       );
     }
     await client.send(command, signal ? { abortSignal: signal } : {});
-    const recorded = target();
-    if (recorded && plain.base === undefined) plain.base = s3ReadBase(recorded, objectKey);
+    record();
     return { size: bytes.length, sha256Verified: sha256 !== undefined };
   } catch (error) {
     throw toS3StorageError(error, errorContext);
