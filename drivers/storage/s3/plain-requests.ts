@@ -47,14 +47,14 @@ export function escapeS3KeyPath(objectKey: string): string {
   return objectKey.split('/').map(rfc3986).join('/');
 }
 
-/** Where later reads go: the recorded URL with the key cut off its path. */
+/** Where later plain requests go: the recorded URL with the key cut off its path. */
 export interface S3ReadBase extends Omit<S3PartTarget, 'path'> {
   /** The escaped path before the key (`/bucket/` or `/`). */
   pathPrefix: string;
 }
 
 /**
- * The base of later reads from the target a GetObject of `objectKey` was sent to, or null when its
+ * The base of later plain requests from the target an SDK request for `objectKey` was sent to, or null when its
  * path does not end with the key escaped by {@link escapeS3KeyPath}.
  */
 export function s3ReadBase(target: S3PartTarget, objectKey: string): S3ReadBase | null {
@@ -99,7 +99,8 @@ export interface S3PlainRequests {
 export interface S3PlainRequestsOptions {
   signer: S3RequestSigner;
   clock: S3Clock;
-  transport: GetIntoTransport;
+  /** Sends a GET whose body is read into a buffer. */
+  getTransport: GetIntoTransport;
   /** Sends a PUT with a body. */
   putTransport: PartTransport;
   /** Sends a HEAD. */
@@ -111,7 +112,7 @@ export interface S3PlainRequestsOptions {
 
 /** An {@link S3PlainRequests}: per request one signature and one request, retried like a part. */
 export function createS3PlainRequests(options: S3PlainRequestsOptions): S3PlainRequests {
-  const { signer, clock, transport } = options;
+  const { signer, clock } = options;
   /** Signs `method` on `objectKey` and sends it with `send`, retried like a part. */
   const attempt = <T>(
     base: S3ReadBase,
@@ -144,7 +145,7 @@ export function createS3PlainRequests(options: S3PlainRequestsOptions): S3PlainR
     base: undefined,
     getInto(base, objectKey, into, signal) {
       return attempt(base, objectKey, 'GET', { 'x-amz-content-sha256': EMPTY_SHA256 }, signal, async (request) => {
-        const response = await transport(request, into, signal);
+        const response = await options.getTransport(request, into, signal);
         if (response.status >= 200 && response.status < 300) return response.length;
         const error = s3ErrorFromResponse(response.status, response.body, response.headers);
         if (isS3NotFound(error)) return null;

@@ -35,7 +35,7 @@ export interface S3Runtime {
   client: S3Sdk.S3Client;
   /** Sends the parts of known-size puts (signed by the client's signer). */
   parts: S3PartUploader;
-  /** Reads whole objects into buffers (`getBytes`), on the same keep-alive connections as the parts. */
+  /** Plain GET, PUT and HEAD of small objects (`getBytes`, `putBytes`, `stat`), on the same keep-alive connections as the parts. */
   plain: S3PlainRequests;
   /** Closes the connections of `parts` and `plain`. */
   closeTransport(): void;
@@ -135,7 +135,7 @@ function buildS3Runtime(
   const plain = createS3PlainRequests({
     signer,
     clock,
-    transport: http.getInto,
+    getTransport: http.getInto,
     putTransport: http.transport,
     headTransport: http.head,
     maxAttempts: S3_PART_MAX_ATTEMPTS,

@@ -72,7 +72,7 @@ describe('createS3PlainRequests', () => {
       clock,
       maxAttempts: 3,
       sleep: noSleep,
-      transport: async (request, into) => next(request, into),
+      getTransport: async (request, into) => next(request, into),
       putTransport: async (request, body) => {
         bodies.push(body);
         return next(request, null);
