@@ -7,6 +7,7 @@ import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } fro
 import type { DiskFormat } from '../../../src/model';
 import type { ByteProgress, CaptureRequest, CaptureResult } from '../../../src/ports/hypervisor-driver';
 import type { HostCommands } from './commands';
+import type { QemuImgInfo } from './parsers';
 import type { HypervisorCapabilities, LibvirtDomainInfo } from './inspect';
 import type { CaptureScratch } from './names';
 import type { CaptureMethod, LibvirtDriverHooks } from './options';
@@ -45,7 +46,10 @@ export interface Run {
 }
 
 /** The finished output's size and `qemu-img info`. */
-export type OutputFacts = Awaited<ReturnType<HostCommands['fileSizeAndInfo']>>;
+export interface OutputFacts {
+  sizeBytes: number;
+  info: QemuImgInfo;
+}
 
 /** What a capture method hands back once its output is sealed. */
 export interface Sealed {

@@ -27,16 +27,10 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import type { ExecResult } from '../../../src/ports/executor';
-import { shellCommand, shellQuote } from '../../exec/quote';
 import { commandError, type HostCommands } from './commands';
+import { splitVirshAnswers, virshCommandString, type SessionRecord, type VirshQuestion } from './virsh-batch';
 
-/** What one remote command of the session printed. */
-export interface SessionRecord {
-  name: string;
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
+export type { SessionRecord, VirshQuestion } from './virsh-batch';
 
 /** The records of one step, by name. */
 export type SessionStep = ReadonlyMap<string, SessionRecord>;
@@ -209,12 +203,6 @@ class RecordParser extends Writable {
   }
 }
 
-/** One libvirt question of the inspection: the record name and the virsh command. */
-export interface VirshQuestion {
-  name: string;
-  words: readonly string[];
-}
-
 /** The inspection's virsh questions: state and XML always, `since` with the disk's bitmaps, `create`. */
 export function inspectionQuestions(input: Pick<StartSessionInput, 'domainName' | 'since' | 'create'>): VirshQuestion[] {
   const domain = ['--domain', input.domainName];
@@ -228,60 +216,6 @@ export function inspectionQuestions(input: Pick<StartSessionInput, 'domainName' 
   }
   if (input.create !== null) questions.push({ name: 'create', words: ['checkpoint-dumpxml', ...domain, '--checkpointname', input.create] });
   return questions;
-}
-
-/** The marker printed after the answer of `question` (the nonce makes it unguessable to the domain's XML). */
-function marker(question: VirshQuestion, nonce: string): string {
-  return `@@${nonce}-${question.name}`;
-}
-
-/**
- * The questions as ONE virsh command string (virsh runs `;`-separated commands in one process,
- * going on after a failed one). Every word is quoted by the one quoting function: virsh's command
- * strings understand the same single quotes and backslashes as the shell (checked against
- * hostile strings). After each command, `echo` prints its marker on stdout and on stderr, so the
- * answers can be told apart.
- */
-export function virshCommandString(questions: readonly VirshQuestion[], nonce: string): string {
-  return questions
-    .map((q) => {
-      const mark = shellQuote(marker(q, nonce));
-      return `${shellCommand(q.words)}; echo -- ${mark}; echo --err -- ${mark}`;
-    })
-    .join('; ');
-}
-
-/**
- * Splits the one virsh's output into a record per question. A question's stdout is what precedes
- * its marker (virsh -q prints it with no newline); its stderr is the lines before the line of its
- * marker. virsh gives no exit code per command: one that failed printed its error (`error: …`),
- * so a question with such a line, or with only stderr and no answer, counts as failed (exit code
- * 1), and so does one whose marker never came (virsh stopped: its stderr says why).
- */
-export function splitVirshAnswers(record: SessionRecord, questions: readonly VirshQuestion[], nonce: string): SessionRecord[] {
-  let out = record.stdout;
-  let err = record.stderr;
-  return questions.map((question) => {
-    const mark = marker(question, nonce);
-    const outAt = out.indexOf(mark);
-    const errAt = err.indexOf(mark);
-    if (outAt < 0 || errAt < 0) {
-      const failed = { name: question.name, exitCode: record.exitCode === 0 ? 1 : record.exitCode, stdout: '', stderr: err };
-      out = '';
-      err = '';
-      return failed;
-    }
-    const stdout = out.slice(0, outAt);
-    out = out.slice(outAt + mark.length).replace(/^\n/, '');
-    const lineStart = err.lastIndexOf('\n', errAt) + 1;
-    const lineEnd = err.indexOf('\n', errAt);
-    const stderr = err.slice(0, lineStart);
-    err = lineEnd < 0 ? '' : err.slice(lineEnd + 1);
-    // virsh prints a failure as `error: …` (translated under some locales, when the command then
-    // printed nothing on stdout); a warning beside an answer is not a failure.
-    const failed = /^error: /m.test(stderr) || (stdout === '' && stderr.trim() !== '');
-    return { name: question.name, exitCode: failed ? 1 : 0, stdout, stderr };
-  });
 }
 
 /** The paths and names the session works with. */

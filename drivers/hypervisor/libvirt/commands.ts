@@ -8,15 +8,7 @@ import { Writable } from 'node:stream';
 import { InstanceImagesError, type ErrorCode } from '../../../src/errors';
 import type { ExecOptions, ExecResult, Executor } from '../../../src/ports/executor';
 import { backgroundFlusher, NO_SYMLINK_FUNCTION } from '../../exec/scripts';
-import {
-  lastProgressPercent,
-  parseDfAvail,
-  parseDfAvailList,
-  parseQemuImgCheck,
-  parseQemuImgInfo,
-  type QemuImgCheck,
-  type QemuImgInfo,
-} from './parsers';
+import { lastProgressPercent, parseDfAvail, parseDfAvailList, parseQemuImgInfo, type QemuImgInfo } from './parsers';
 
 /**
  * `sh -c` script: writes stdin to file `$1` and, when `$2` is not empty, the text `$3` to file `$2`
@@ -115,7 +107,6 @@ const CHECK_FILE_SCRIPT = [
 ].join('\n');
 
 /** `sh -c` script: the size of file `$1` on one line, then `qemu-img info` of it read as format `$2`. */
-const SIZE_AND_INFO_SCRIPT = 'stat -c %s -- "$1" && exec qemu-img info --output=json -f "$2" "$1"';
 /**
  * `sh -c` script: the size of qcow2 file `$1` and the exit status of its `qemu-img check` (run
  * alongside) on one line, then its `qemu-img info` (JSON). The check's own output is dropped (a
@@ -427,18 +418,6 @@ export class HostCommands {
   }
 
   /**
-   * Size in bytes and `qemu-img info` of an image file, in one remote command.
-   * @throws COMMAND_FAILED when the file is missing or not an image of `format`.
-   */
-  async fileSizeAndInfo(path: string, format: string): Promise<{ sizeBytes: number; info: QemuImgInfo }> {
-    const result = await this.run(['sh', '-c', SIZE_AND_INFO_SCRIPT, 'sh', path, format]);
-    const newline = result.stdout.indexOf('\n');
-    const sizeBytes = Number(result.stdout.slice(0, newline).trim());
-    if (newline < 0 || !Number.isSafeInteger(sizeBytes)) throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected stat output');
-    return { sizeBytes, info: parseQemuImgInfo(result.stdout.slice(newline + 1)) };
-  }
-
-  /**
    * Size in bytes, `qemu-img info` and the `qemu-img check` exit status (0 clean, 2 corruptions,
    * 3 leaks, 1 not completed) of a qcow2 file, in one remote command (the check runs alongside
    * the info). @throws COMMAND_FAILED when the file is missing or not a qcow2 image.
@@ -450,22 +429,6 @@ export class HostCommands {
     if (newline < 0 || !Number.isSafeInteger(size) || !Number.isSafeInteger(check))
       throw new InstanceImagesError('COMMAND_FAILED', 'Unexpected stat or qemu-img check output');
     return { sizeBytes: size!, checkExit: check!, info: parseQemuImgInfo(result.stdout.slice(newline + 1)) };
-  }
-
-  /**
-   * `qemu-img check` of a qcow2 file (metadata only). Its per-cluster complaints on stderr are
-   * dropped (a truncated 1 GiB image prints thousands of lines); the JSON says what was found.
-   * @returns the exit status (0 clean, 2 corruptions, 3 leaks, 1 not completed) and the JSON result, if printed.
-   */
-  async qemuImgCheck(path: string, signal?: AbortSignal): Promise<{ exitCode: number | null; result: QemuImgCheck | null }> {
-    const raw = await this.tryRun(['sh', '-c', 'exec qemu-img check --output=json -f qcow2 "$1" 2>/dev/null', 'sh', path], { signal });
-    let result: QemuImgCheck | null = null;
-    try {
-      result = parseQemuImgCheck(raw.stdout);
-    } catch {
-      // no JSON: the image could not be opened; the exit status says so
-    }
-    return { exitCode: raw.exitCode, result };
   }
 
   /**

@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { InstanceImagesError } from '../../../src/errors';
 import type { DomainInfo } from '../../../src/ports/hypervisor-driver';
-import type { HostCommands } from './commands';
+import { commandError, type HostCommands } from './commands';
 import {
-  parseDomBlkInfo,
+  parseDomBlkInfoAll,
   parseDomainBoot,
   parseDomState,
   parseDomainDisks,
@@ -20,6 +20,7 @@ import {
 } from './parsers';
 import { parseXml, type XmlElement } from './xml';
 import { parseDomainGuest } from './guest-metadata';
+import { askVirsh } from './virsh-batch';
 
 /** What the hypervisor supports, detected once per driver. */
 export interface HypervisorCapabilities {
@@ -110,8 +111,8 @@ export function domainFromXml(
 }
 
 /**
- * Inspects a domain: its state and XML, then the disk's info and allocation (two rounds of two
- * commands in parallel).
+ * Inspects a domain: its state, XML and every disk's sizes in ONE `virsh` (see virsh-batch.ts);
+ * `qemu-img info` of the disk only when libvirt could not give its sizes.
  * @throws NOT_FOUND when it does not exist; INVALID_STATE when it has no disk.
  */
 export async function inspectDomain(
@@ -119,15 +120,36 @@ export async function inspectDomain(
   domainName: string,
   capabilities: HypervisorCapabilities,
 ): Promise<LibvirtDomainInfo> {
-  const [stateResult, { root }] = await Promise.all([cmd.virsh(['domstate', '--domain', domainName]), domainXml(cmd, domainName)]);
-  const domain = domainFromXml(domainName, stateResult.stdout, root, capabilities);
-  const { path, format, target } = domain.primaryDisk;
-  const [info, blk] = await Promise.all([
-    cmd.qemuImgInfo(path, { shared: true, format }),
-    cmd.tryVirsh(['domblkinfo', '--domain', domainName, '--device', target]),
+  const domain = ['--domain', domainName];
+  const answers = await askVirsh(cmd, [
+    { name: 'state', words: ['domstate', ...domain] },
+    { name: 'xml', words: ['dumpxml', ...domain] },
+    { name: 'blocks', words: ['domblkinfo', ...domain, '--all'] },
   ]);
-  const allocationBytes = blk.exitCode === 0 ? parseDomBlkInfo(blk.stdout).allocationBytes : (info.actualSizeBytes ?? 0);
-  return { ...domain, primaryDisk: { ...domain.primaryDisk, virtualSizeBytes: info.virtualSizeBytes, allocationBytes } };
+  const answer = (name: string, words: string[]) => {
+    const record = answers.get(name);
+    if (record === undefined || record.exitCode !== 0) {
+      const result = { exitCode: record?.exitCode ?? 1, stdout: record?.stdout ?? '', stderr: record?.stderr ?? '' };
+      throw commandError(cmd.virshArgv(words), result);
+    }
+    return record.stdout;
+  };
+  const state = answer('state', ['domstate']);
+  const found = domainFromXml(domainName, state, parseXml(answer('xml', ['dumpxml'])), capabilities);
+  const { path, format, target } = found.primaryDisk;
+  const blocks = answers.get('blocks');
+  const sizes = blocks?.exitCode === 0 ? parseDomBlkInfoAll(blocks.stdout, target) : null;
+  if (sizes !== null) {
+    return {
+      ...found,
+      primaryDisk: { ...found.primaryDisk, virtualSizeBytes: sizes.capacityBytes, allocationBytes: sizes.allocationBytes },
+    };
+  }
+  const info = await cmd.qemuImgInfo(path, { shared: true, format });
+  return {
+    ...found,
+    primaryDisk: { ...found.primaryDisk, virtualSizeBytes: info.virtualSizeBytes, allocationBytes: info.actualSizeBytes ?? 0 },
+  };
 }
 
 /** Whether the domain's primary disk does its I/O on an iothread (see {@link DomainDisk.iothread}). */

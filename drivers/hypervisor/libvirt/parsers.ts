@@ -35,17 +35,18 @@ export interface BlockInfo {
   physicalBytes: number;
 }
 
-/** Parses `virsh domblkinfo` output. @throws COMMAND_FAILED when a field is missing. */
-export function parseDomBlkInfo(output: string): BlockInfo {
-  const map = parseLabelledLines(output);
-  const num = (label: string): number => {
-    const value = map.get(label);
-    if (value === undefined || !/^\d+$/.test(value)) {
-      throw new InstanceImagesError('COMMAND_FAILED', `Unexpected virsh domblkinfo output: no numeric ${label}`);
-    }
-    return Number(value);
-  };
-  return { capacityBytes: num('Capacity'), allocationBytes: num('Allocation'), physicalBytes: num('Physical') };
+/**
+ * The row of `target` in `virsh -q domblkinfo --all` (`TARGET CAPACITY ALLOCATION PHYSICAL`, one
+ * disk per line; `-` for a disk without media); null when the target has no numeric row.
+ */
+export function parseDomBlkInfoAll(output: string, target: string): BlockInfo | null {
+  for (const line of output.split('\n')) {
+    const [name, capacity, allocation, physical] = line.trim().split(/\s+/);
+    if (name !== target) continue;
+    if (![capacity, allocation, physical].every((value) => value !== undefined && /^\d+$/.test(value))) return null;
+    return { capacityBytes: Number(capacity), allocationBytes: Number(allocation), physicalBytes: Number(physical) };
+  }
+  return null;
 }
 
 /** A version as three numbers. */

@@ -24,10 +24,14 @@
 import { Transform } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import { stage, type OutputFacts, type Run, type Sealed } from './capture-run';
+import { tail } from './commands';
 import { parseQemuImgCheck, parseQemuImgInfo, type QemuImgCheck } from './parsers';
 
-/** The `qemu-img check` result of an output, as {@link HostCommands.qemuImgCheck} reports it. */
-type CheckResult = Awaited<ReturnType<Run['ctx']['cmd']['qemuImgCheck']>>;
+/** The `qemu-img check` of an output: its exit status (0 clean, 2 corruptions, 3 leaks) and JSON result, if printed. */
+interface CheckResult {
+  exitCode: number | null;
+  result: QemuImgCheck | null;
+}
 
 /**
  * Judges an output from its size, `qemu-img info` and (qcow2, with verification on) `qemu-img
@@ -56,16 +60,22 @@ function judgeOutput(run: Run, facts: OutputFacts, check: CheckResult | null): O
 }
 
 /**
- * Checks the finished output file without reading its data (see the module comment).
- * @throws CAPTURE_FAILED when the output is not the complete image of the disk.
+ * Checks the finished path output without reading its data (see the module comment) while it is
+ * fsynced, in one remote command ({@link PATH_CHECK_SCRIPT}).
+ * @throws CAPTURE_FAILED when the output is not the complete image of the disk or its fsync failed.
  */
-export async function checkOutput(run: Run): Promise<OutputFacts> {
+async function checkAndFsync(run: Run): Promise<OutputFacts> {
   const { cmd, verify } = run.ctx;
-  const [facts, check] = await Promise.all([
-    cmd.fileSizeAndInfo(run.outFile, run.format),
-    verify && run.format === 'qcow2' ? cmd.qemuImgCheck(run.outFile) : Promise.resolve(null),
-  ]);
-  return judgeOutput(run, facts, check);
+  const argv = ['sh', '-c', PATH_CHECK_SCRIPT, 'sh', run.outFile, run.format, verify && run.format === 'qcow2' ? '1' : '0'];
+  const result = await cmd.tryRun(argv, { signal: run.signal });
+  const size = /^size (\d+)$/m.exec(result.stderr)?.[1];
+  if (result.exitCode !== 0 || size === undefined) {
+    throw new InstanceImagesError(
+      'CAPTURE_FAILED',
+      `Checking the captured image failed: ${tail(result.stderr) || `exit ${result.exitCode ?? 'on a signal'}`}`,
+    );
+  }
+  return judgeLines(run, Number(size), result.stderr);
 }
 
 /**
@@ -84,10 +94,10 @@ export async function seal(run: Run, release?: () => Promise<void>): Promise<Sea
     await run.ctx.hooks.afterOutputWritten?.({ path: run.outFile, method: run.method });
     run.progress('verify', 0, null);
     if (output.kind === 'path') {
-      const [facts, sha256] = await Promise.all([
-        stage(run, 'check', () => checkOutput(run)),
+      // The hash starts first: it is the longest, and each process start delays the next.
+      const [sha256, facts] = await Promise.all([
         stage(run, 'hash', () => cmd.sha256(run.outFile, run.signal)),
-        stage(run, 'fsync', () => cmd.fsync(run.outFile)),
+        stage(run, 'check-fsync', () => checkAndFsync(run)),
       ]);
       return { facts, sha256 };
     }
@@ -99,6 +109,20 @@ export async function seal(run: Run, release?: () => Promise<void>): Promise<Sea
   if (sealed.status === 'rejected') throw sealed.reason;
   return sealed.value;
 }
+
+/**
+ * Lines of a script printing `info STATUS JSON` (`qemu-img info` of file `$1` read as format `$2`)
+ * and, when `$3` is 1, `check STATUS JSON` (`qemu-img check`, metadata only; its per-cluster
+ * complaints are dropped): one line each, JSON on one line.
+ */
+const INFO_CHECK_LINES = [
+  '  j=$(qemu-img info --output=json -f "$2" "$1" 2>/dev/null); e=$?',
+  `  printf 'info %s %s\n' "$e" "$(printf %s "$j" | tr '\n' ' ')"`,
+  '  if [ "$3" = 1 ]; then',
+  '    j=$(qemu-img check --output=json -f qcow2 "$1" 2>/dev/null); e=$?',
+  `    printf 'check %s %s\n' "$e" "$(printf %s "$j" | tr '\n' ' ')"`,
+  '  fi',
+];
 
 /**
  * `sh -c` script sealing a stream output in one remote command: prints the size of file `$1` as
@@ -113,12 +137,7 @@ const STREAM_SEAL_SCRIPT = [
   's=$(stat -c %s -- "$1") || exit 1',
   `printf '%s\n' "$s" || exit 1`,
   '{',
-  '  j=$(qemu-img info --output=json -f "$2" "$1" 2>/dev/null); e=$?',
-  `  printf 'info %s %s\n' "$e" "$(printf %s "$j" | tr '\n' ' ')"`,
-  '  if [ "$3" = 1 ]; then',
-  '    j=$(qemu-img check --output=json -f qcow2 "$1" 2>/dev/null); e=$?',
-  `    printf 'check %s %s\n' "$e" "$(printf %s "$j" | tr '\n' ' ')"`,
-  '  fi',
+  ...INFO_CHECK_LINES,
   '} >&2 </dev/null &',
   'b=$!',
   'exec 4>&1',
@@ -127,30 +146,42 @@ const STREAM_SEAL_SCRIPT = [
   `printf 'sha256 %s\n' "\${h%% *}" >&2`,
 ].join('\n');
 
+/**
+ * `sh -c` script checking a path output `$1` while it is fsynced, in one remote command: `sync` of
+ * it in the background, then the same `info`/`check` lines as {@link STREAM_SEAL_SCRIPT} on stderr
+ * (`$2` the format, `$3` 1 to check), then `size <bytes>`; exits 1 when the fsync failed.
+ */
+const PATH_CHECK_SCRIPT = [
+  'sync -- "$1" & y=$!',
+  '{',
+  ...INFO_CHECK_LINES,
+  '} >&2 </dev/null',
+  's=$(stat -c %s -- "$1") || exit 1',
+  `printf 'size %s\n' "$s" >&2`,
+  'wait $y || { echo "fsync failed" >&2; exit 1; }',
+].join('\n');
+
 /** Longest first line {@link STREAM_SEAL_SCRIPT} prints: a size of at most 16 digits and its newline. */
 const SIZE_LINE_MAX = 17;
 
-/** The results {@link STREAM_SEAL_SCRIPT} printed on stderr, judged; returns the sha256 of the bytes read. */
-function sealResults(run: Run, sizeBytes: number, stderr: string, exitCode: number | null): { facts: OutputFacts; sha256: string } {
-  const line = (name: string) => [...stderr.matchAll(new RegExp(`^${name} (.*)$`, 'gm'))].at(-1)?.[1];
-  const sha256 = /^[0-9a-f]{64}$/.exec(line('sha256') ?? '')?.[0];
-  if (exitCode !== 0 || sha256 === undefined) {
-    throw new InstanceImagesError(
-      'CAPTURE_FAILED',
-      `Reading the captured image failed: ${stderr.trim() || `exit ${exitCode ?? 'on a signal'}`}`,
-    );
-  }
+/** The last `NAME rest` line of `text`, as `rest`. */
+function lastLine(text: string, name: string): string | undefined {
+  return [...text.matchAll(new RegExp(`^${name} (.*)$`, 'gm'))].at(-1)?.[1];
+}
+
+/** The `info` and `check` lines of {@link INFO_CHECK_LINES} in `text`, judged with the output's size. */
+function judgeLines(run: Run, sizeBytes: number, text: string): OutputFacts {
   const fail = (what: string) => new InstanceImagesError('CAPTURE_FAILED', `The captured image is not complete: ${what}`);
-  const status = (text: string | undefined): { exitCode: number; json: string } | null => {
-    const match = /^(\d+) ?(.*)$/.exec(text ?? '');
+  const status = (line: string | undefined): { exitCode: number; json: string } | null => {
+    const match = /^(\d+) ?(.*)$/.exec(line ?? '');
     return match ? { exitCode: Number(match[1]), json: match[2]! } : null;
   };
-  const info = status(line('info'));
+  const info = status(lastLine(text, 'info'));
   if (info === null || info.exitCode !== 0) throw fail(`qemu-img info could not read it as ${run.format}`);
   const facts = { sizeBytes, info: parseQemuImgInfo(info.json) };
   let check: CheckResult | null = null;
   if (run.ctx.verify && run.format === 'qcow2') {
-    const checked = status(line('check'));
+    const checked = status(lastLine(text, 'check'));
     let result: QemuImgCheck | null = null;
     try {
       result = checked ? parseQemuImgCheck(checked.json) : null;
@@ -159,7 +190,19 @@ function sealResults(run: Run, sizeBytes: number, stderr: string, exitCode: numb
     }
     check = { exitCode: checked?.exitCode ?? null, result };
   }
-  return { facts: judgeOutput(run, facts, check), sha256 };
+  return judgeOutput(run, facts, check);
+}
+
+/** The results {@link STREAM_SEAL_SCRIPT} printed on stderr, judged; returns the sha256 of the bytes read. */
+function sealResults(run: Run, sizeBytes: number, stderr: string, exitCode: number | null): { facts: OutputFacts; sha256: string } {
+  const sha256 = /^[0-9a-f]{64}$/.exec(lastLine(stderr, 'sha256') ?? '')?.[0];
+  if (exitCode !== 0 || sha256 === undefined) {
+    throw new InstanceImagesError(
+      'CAPTURE_FAILED',
+      `Reading the captured image failed: ${stderr.trim() || `exit ${exitCode ?? 'on a signal'}`}`,
+    );
+  }
+  return { facts: judgeLines(run, sizeBytes, stderr), sha256 };
 }
 
 /**

@@ -114,7 +114,7 @@ describe.skipIf(skip !== null)(`libvirt driver: capture and deploy${skip ? ` (sk
           },
         },
       });
-      expect(result.method).toBe('pull-backup');
+      expect(result.method).toBe('snapshot-commit');
       expect(received.length).toBe(result.sizeBytes);
       expect(announced).toBe(result.sizeBytes);
       expect(createHash('sha256').update(received).digest('hex')).toBe(result.sha256);

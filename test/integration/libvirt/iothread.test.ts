@@ -3,7 +3,7 @@
  * (`nbd_blockdev_client_closed: Assertion 'qemu_in_main_thread() && nbd_server' failed`) when a
  * client of a pull-mode backup's NBD export disconnects from such a disk: the bench saw the guest
  * die after its first capture. So the driver never exports such a disk live: `auto` captures it with
- * the next live method, an explicit pull-backup and a live chunked capture are refused, and the
+ * snapshot-commit (its first choice anyway), an explicit pull-backup and a live chunked capture are refused, and the
  * guest keeps running through all of it.
  */
 import { rmSync } from 'node:fs';
@@ -35,12 +35,16 @@ describe.skipIf(skip !== null)(`libvirt driver: a disk on an iothread${skip ? ` 
     expect(virsh('dumpxml', '--domain', guest.name)).toMatch(/<driver name='qemu' type='qcow2' iothread='1'\/>/);
   });
 
-  it('auto captures it live without an NBD export (push-backup), twice, and the guest keeps running', async () => {
+  it('auto (snapshot-commit) and push-backup capture it live without an NBD export, and the guest keeps running', async () => {
     const before = recordGuest(guest.name);
-    for (const n of [1, 2]) {
-      const path = `${outDir}/auto-${n}.qcow2`;
-      const result = await makeDriver(scratch).capture({ domainName: guest.name, output: { kind: 'path', path } });
-      expect(result.method).toBe('push-backup');
+    const cases = [
+      { method: 'auto', expected: 'snapshot-commit' },
+      { method: 'push-backup', expected: 'push-backup' },
+    ] as const;
+    for (const { method, expected } of cases) {
+      const path = `${outDir}/${method}.qcow2`;
+      const result = await makeDriver(scratch, { method }).capture({ domainName: guest.name, output: { kind: 'path', path } });
+      expect(result.method).toBe(expected);
       expect(imagesIdentical(guest.primaryPath, path)).toBe(true);
     }
     before.expectUntouched();

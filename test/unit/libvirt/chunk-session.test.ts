@@ -8,14 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../../drivers/exec/local';
-import {
-  StartSession,
-  inspectionQuestions,
-  splitVirshAnswers,
-  virshCommandString,
-  type StartSessionInput,
-} from '../../../drivers/hypervisor/libvirt/chunk-session';
+import { StartSession, inspectionQuestions, type StartSessionInput } from '../../../drivers/hypervisor/libvirt/chunk-session';
 import { HostCommands } from '../../../drivers/hypervisor/libvirt/commands';
+import { splitVirshAnswers, virshCommandString } from '../../../drivers/hypervisor/libvirt/virsh-batch';
 
 const FAKE_VIRSH = `#!/bin/sh
 # virsh -q -c URI 'CMD; CMD; ...' (a command string, as the inspection sends): evaluated as shell

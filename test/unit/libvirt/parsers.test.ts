@@ -5,7 +5,7 @@ import {
   lastProgressPercent,
   parseBackupXml,
   parseDfAvail,
-  parseDomBlkInfo,
+  parseDomBlkInfoAll,
   parseDomJobInfo,
   parseDomState,
   parseDomainBoot,
@@ -31,14 +31,14 @@ describe('virsh text outputs (recorded from libvirt 9.0.0)', () => {
     expect(parseDomState('crashed\n')).toBe('other');
   });
 
-  it('reads domblkinfo by label', () => {
-    expect(parseDomBlkInfo(fixture('domblkinfo.txt'))).toEqual({
-      capacityBytes: 67108864,
-      allocationBytes: 2367488,
-      physicalBytes: 2424832,
-    });
-    expect(parseDomBlkInfo(fixture('domblkinfo-shutoff.txt')).allocationBytes).toBe(2363392);
-    expect(() => parseDomBlkInfo('Capacity: 64.000 MiB\n')).toThrow(/Capacity/);
+  it('reads the row of a target from domblkinfo --all', () => {
+    // Real output of `virsh -q domblkinfo --all` (libvirt 9.0), and a disk without media.
+    const all = fixture('domblkinfo-all.txt');
+    expect(parseDomBlkInfoAll(all, 'vda')).toEqual({ capacityBytes: 2147483648, allocationBytes: 1074081792, physicalBytes: 1074135040 });
+    expect(parseDomBlkInfoAll(all, 'vdb')?.capacityBytes).toBe(16777216);
+    expect(parseDomBlkInfoAll(all, 'sda')).toBeNull();
+    expect(parseDomBlkInfoAll(all, 'vd')).toBeNull();
+    expect(parseDomBlkInfoAll('', 'vda')).toBeNull();
   });
 
   it('reads versions and compares them', () => {

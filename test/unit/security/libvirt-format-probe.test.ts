@@ -24,9 +24,20 @@ function fakeExecutor(calls: string[][]): Executor {
     label: 'fake',
     async run(argv) {
       calls.push([...argv]);
-      if (argv[0] === 'virsh' && argv.includes('domstate')) return ok('shut off\n');
-      if (argv[0] === 'virsh' && argv.includes('dumpxml')) return ok(DOMAIN_XML);
-      if (argv[0] === 'virsh' && argv.includes('domblkinfo')) return { exitCode: 1, stdout: '', stderr: 'no' };
+      // The inspection asks one virsh: `CMD; echo -- MARK; echo --err -- MARK; CMD; ...`.
+      if (argv[0] === 'virsh' && argv.length === 5) {
+        let stdout = '';
+        let stderr = '';
+        for (const part of String(argv[4]).split('; ')) {
+          const mark = part.replace(/^echo (--err )?-- /, '').replace(/'/g, '');
+          if (part.startsWith('echo --err -- ')) stderr += `error: ${mark}\n`;
+          else if (part.startsWith('echo -- ')) stdout += mark;
+          else if (part.includes('domstate')) stdout += 'shut off\n';
+          else if (part.includes('dumpxml')) stdout += DOMAIN_XML;
+          else stderr += 'error: no\n';
+        }
+        return { exitCode: 1, stdout, stderr };
+      }
       if (argv[0] === 'qemu-img' && argv[1] === 'info') {
         // What qemu-img reports when it probes a guest-written qcow2 header.
         const probed = !argv.includes('-f');
