@@ -1,6 +1,6 @@
 /**
- * Capture of a domain's primary disk: pull-mode backup (default for running domains), push-mode
- * backup, snapshot + blockcommit, or a cold convert of a stopped domain. Whatever happens, the
+ * Capture of a domain's primary disk: snapshot + copy + blockcommit (`auto`'s first choice for a
+ * running domain), pull-mode backup, push-mode backup, or a cold convert of a stopped domain. Whatever happens, the
  * domain ends on its original disk chain with no job running and no temporary file left.
  * @module
  */
