@@ -27,7 +27,8 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough, Writable } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import type { ExecResult } from '../../../src/ports/executor';
-import { commandError, type HostCommands } from './commands';
+import { commandError, QEMU_NBD_MALLOC_ENV, type HostCommands } from './commands';
+import { shellQuote } from '../../exec/quote';
 import { splitVirshAnswers, virshCommandString, type SessionRecord, type VirshQuestion } from './virsh-batch';
 
 export type { SessionRecord, VirshQuestion } from './virsh-batch';
@@ -108,7 +109,7 @@ const START_SCRIPT = [
   '    shared=$2',
   '    field fmt; field exp; field bm; field path',
   '    val fmt; fmt=$r; val exp; exp=$r; val bm; bm=$r; val path',
-  '    q nbd qemu-nbd --read-only "--format=$fmt" --fork "--shared=$shared" "--pid-file=$qpid" "--socket=$qsock" "--export-name=$exp" ${bm:+"--bitmap=$bm"} -- "$r"',
+  `    q nbd env ${shellQuote(QEMU_NBD_MALLOC_ENV)} qemu-nbd --read-only "--format=$fmt" --fork "--shared=$shared" "--pid-file=$qpid" "--socket=$qsock" "--export-name=$exp" \${bm:+"--bitmap=$bm"} -- "$r"`,
   '    emit nbd',
   '    exit 0 ;;',
   '  *) exit 0 ;;',

@@ -92,6 +92,16 @@ const PINNED_SCRIPT = [
 export const PINNED_SOURCE = '/dev/fd/4';
 
 /**
+ * The environment of every `qemu-nbd` the driver starts (`env` then this, then the argv): glibc's
+ * malloc serves buffers of up to 64 MiB from its heap and keeps up to 256 MiB freed there. Without
+ * it, qemu-nbd maps a new buffer for each large NBD request and unmaps it after, so the kernel
+ * zero-fills and faults in every page of every request's buffer: writing 512 MiB over NBD into a
+ * new qcow2 here cost qemu-nbd 2.07 s of system time (3.37 s in all), and 0.29 s (1.36 s) with it.
+ * Other C libraries ignore the variable.
+ */
+export const QEMU_NBD_MALLOC_ENV = 'GLIBC_TUNABLES=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456';
+
+/**
  * `sh -c` script: exits 0 when `$1` is a regular file that, below storage root `$2` (when not
  * empty), neither is nor passes through a symbolic link; {@link LINKED_PATH_EXIT} when it is or
  * does (or is not below the root); {@link MISSING_FILE_EXIT} when it is missing or not a file.

@@ -17,7 +17,7 @@ import type { DiskFormat } from '../../../src/model';
 import type { ExecResult } from '../../../src/ports/executor';
 import type { ChunkedSource, ChunkedSourceRange, MaterializeRequest } from '../../../src/ports/hypervisor-driver';
 import { connectNbd, type NbdClient } from '../../nbd';
-import { commandError, tail } from './commands';
+import { commandError, QEMU_NBD_MALLOC_ENV, tail } from './commands';
 import type { MaterializeContext } from './materialize';
 import { captureScratch } from './names';
 
@@ -40,6 +40,8 @@ const SERVER_EXIT_MS = 60_000;
  */
 function serveArgv(part: string, format: DiskFormat, socket: string, pidFile: string, clients: number): string[] {
   return [
+    'env',
+    QEMU_NBD_MALLOC_ENV,
     'qemu-nbd',
     `--format=${format}`,
     '--cache=writeback',

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../../drivers/exec/local';
 import { StartSession, inspectionQuestions, type StartSessionInput } from '../../../drivers/hypervisor/libvirt/chunk-session';
-import { HostCommands } from '../../../drivers/hypervisor/libvirt/commands';
+import { HostCommands, QEMU_NBD_MALLOC_ENV } from '../../../drivers/hypervisor/libvirt/commands';
 import { splitVirshAnswers, virshCommandString } from '../../../drivers/hypervisor/libvirt/virsh-batch';
 
 const FAKE_VIRSH = `#!/bin/sh
@@ -51,6 +51,7 @@ echo '{"format-specific":{"data":{"bitmaps":[{"name":"cp-1","flags":["auto"]}]}}
 `;
 const FAKE_QEMU_NBD = `#!/bin/sh
 { printf 'qemu-nbd'; for a in "$@"; do printf '\\037%s' "$a"; done; printf '\\036'; } >>"$FAKE/log"
+printf '%s' "$GLIBC_TUNABLES" >"$FAKE/qemu-nbd-env"
 `;
 
 const DOMAIN_XML = `<domain><name>x</name><devices><disk type='file' device='disk'><driver type='qcow2'/><source file='/d/a b.qcow2'/><target dev='vda'/></disk></devices></domain>`;
@@ -248,6 +249,8 @@ describe('chunked capture start session', () => {
       '--',
       path,
     ]);
+    // qemu-nbd keeps its request buffers on the heap (see QEMU_NBD_MALLOC_ENV).
+    expect(readFileSync(join(fake, 'qemu-nbd-env'), 'utf8')).toBe(QEMU_NBD_MALLOC_ENV.replace(/^GLIBC_TUNABLES=/, ''));
     expect(readdirSync(scratch)).toEqual([]);
   });
 });
