@@ -17,7 +17,8 @@
  *
  * Environment: RUNS, DATA_MIB, METHODS (comma-separated, default `auto,pull-backup,push-backup,snapshot-commit`),
  * VERIFY_OFF=1 (adds each method with `verify: false`), COLD=0 (keeps the page cache) or `all`, IOTHREAD=1 (the
- * guest's disk gets its own I/O thread, which serves the backup job's NBD export). Runs that
+ * guest's disk gets its own I/O thread, which serves the backup job's NBD export), QEMU_MALLOC=1 (the
+ * guest's QEMU runs with the malloc tunables of docs/operations.md, see scripts/lib/bench.ts). Runs that
  * use libvirt must hold the shared lock: `flock /tmp/itest.lock npm run bench -- libvirt`.
  * The guest and every file are removed at the end.
  */

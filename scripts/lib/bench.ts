@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { QEMU_NBD_MALLOC_ENV } from '../../drivers/hypervisor/libvirt/commands';
 import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
 
 /** Bytes in a MiB. */
@@ -54,7 +55,12 @@ export function generated(size: number, fresh = false): Readable {
   });
 }
 
-/** A TCG test guest with a 2 GiB disk holding `dataMiB` of random data (started unless `start: false`). */
+/**
+ * A TCG test guest with a 2 GiB disk holding `dataMiB` of random data (started unless `start: false`).
+ * With `QEMU_MALLOC=1` in the environment, the guest's QEMU runs with the malloc tunables the driver
+ * gives its own qemu-nbd (see docs/operations.md, Troubleshooting), so that a bench shows what an
+ * operator's `<qemu:env>` does to the backup export's reads.
+ */
 export function guestWithRandomData(dataMiB: number, options: { start?: boolean; iothread?: boolean; diskMiB?: number } = {}): TestGuest {
   const guest = createTestGuest({
     start: false,
@@ -63,6 +69,7 @@ export function guestWithRandomData(dataMiB: number, options: { start?: boolean;
     cdrom: false,
     agentChannel: false,
     iothread: options.iothread ?? false,
+    ...(process.env.QEMU_MALLOC === '1' ? { qemuEnv: { GLIBC_TUNABLES: QEMU_NBD_MALLOC_ENV.replace(/^GLIBC_TUNABLES=/, '') } } : {}),
   });
   const random = `${guest.dir}/random.raw`;
   execFileSync('dd', ['if=/dev/urandom', `of=${random}`, 'bs=4M', `count=${Math.ceil(dataMiB / 4)}`, 'status=none']);

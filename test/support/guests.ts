@@ -62,6 +62,8 @@ export interface TestGuestOptions {
   cdrom?: boolean;
   /** Give the primary disk its own I/O thread (`<iothreads>` and the disk's `iothread`). Default false. */
   iothread?: boolean;
+  /** Environment variables of the guest's QEMU process (`<qemu:env>`); none by default. */
+  qemuEnv?: Record<string, string>;
 }
 
 /** A short random suffix for unique names. */
@@ -111,7 +113,13 @@ export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
     execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 1M', dataPath], { stdio: 'ignore' });
     if (options.cdrom !== false) makeIso(isoPath);
     const x = escapeXml;
-    const xml = `<domain type='qemu'>
+    const env = Object.entries(options.qemuEnv ?? {});
+    const qemuNamespace = env.length > 0 ? ` xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'` : '';
+    const qemuCommandline =
+      env.length > 0
+        ? `\n  <qemu:commandline>${env.map(([k, v]) => `<qemu:env name='${x(k)}' value='${x(v)}'/>`).join('')}</qemu:commandline>`
+        : '';
+    const xml = `<domain type='qemu'${qemuNamespace}>
   <name>${x(name)}</name>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>${options.iothread ? '\n  <iothreads>1</iothreads>' : ''}
@@ -122,7 +130,7 @@ export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'${options.iothread ? ` iothread='1'` : ''}/><source file='${x(primaryPath)}'/><target dev='vda' bus='virtio'/><boot order='1'/></disk>
     ${options.agentChannel !== false ? `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>` : ''}
     <memballoon model='none'/>
-  </devices>
+  </devices>${qemuCommandline}
 </domain>`;
     const xmlPath = join(dir, 'domain.xml');
     writeFileSync(xmlPath, xml);
