@@ -1,7 +1,8 @@
 /**
  * Capture of a domain's primary disk: snapshot + copy + blockcommit (`auto`'s first choice for a
- * running domain), pull-mode backup, push-mode backup, or a cold convert of a stopped domain. Whatever happens, the
- * domain ends on its original disk chain with no job running and no temporary file left.
+ * running domain), pull-mode backup, push-mode backup, or a cold convert of a stopped domain.
+ * Whatever happens, the domain ends on its original disk chain with no job running and no
+ * temporary file left (an overlay whose merge failed is kept for recovery).
  * @module
  */
 import { InstanceImagesError } from '../../../src/errors';
@@ -323,8 +324,9 @@ async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> 
 /**
  * The order in which `auto` picks a live method for a file or stream output. snapshot-commit first:
  * its copy reads the disk's file directly, where a pull-mode backup's copy is served over NBD by
- * the running guest's QEMU (0.35–0.40 s against 0.56–0.60 s for 1 GiB here; the whole capture
- * 1.27× the floor against 1.45×, see docs/drivers.md), and it needs no NBD export, which QEMU 7.2
+ * the running guest's QEMU (0.35–0.44 s against 0.56–0.60 s for 1 GiB here, 3 s when that QEMU
+ * faults in a new buffer per request; the whole capture 1.31–1.38× the floor on a fresh clone
+ * against pull mode's 1.49–1.57×, see docs/drivers.md), and it needs no NBD export, which QEMU 7.2
  * cannot end safely for a disk on an iothread. The domain's chain is back as it was when the
  * capture returns (checked), and recovery merges an overlay left by a crash.
  */
