@@ -9,7 +9,7 @@
 import { InstanceImagesError } from '../errors';
 import type { Executor } from '../ports/executor';
 import { detectCompression, type Compression } from './decompress';
-import { DOWNLOAD_FILE, HASH_FUNCTION, type RemoteDownload } from './remote-fetch';
+import { DOWNLOAD_FILE, HASH_FUNCTION, PRESYNC_FUNCTION, type RemoteDownload } from './remote-fetch';
 import { detectDiskFormat, DETECT_HEAD_BYTES, MAX_HEAD_BYTES, type DetectedFormat } from './format';
 
 /** The file of the work directory holding the (decompressed) image. */
@@ -27,10 +27,13 @@ const DECOMPRESSORS: Record<Exclude<Compression, 'none'>, string> = { gzip: 'gzi
  */
 const PREPARE_SCRIPT = `set -u
 ${HASH_FUNCTION}
+${PRESYNC_FUNCTION}
 d=$1; in="$d/${DOWNLOAD_FILE}"; out="$d/${IMAGE_FILE}"
 echo $$ > "$d/pid"
 { { "$2" -dc -- "$in"; echo $? > "$d/tool.rc"; } | dd bs=64K iflag=fullblock,count_bytes count=$(( $3 + 1 )) of="$out" status=none; } </dev/null 2>"$d/stderr"
+presync "$out"
 hash256 < "$out" > "$d/image.sha256"
+[ -z "$s" ] || wait "$s"
 rc=$(cat -- "$d/tool.rc" 2>/dev/null || echo 255)
 rm -f -- "$in"
 echo "size $(stat -c %s -- "$out")"

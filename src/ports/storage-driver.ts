@@ -113,6 +113,15 @@ export interface StorageDriver {
   /** For `pathAccess` drivers: the absolute path of `key` on the bound hypervisor. */
   pathOf?(key: string): string;
   /**
+   * Optional, for `pathAccess` drivers: makes the directory that `key` would be written into,
+   * with the checks of a {@link StorageDriver.put} (no symbolic link below the root, a mounted
+   * share), and writes nothing else; for tools on the hypervisor that write {@link pathOf} paths
+   * themselves. In one command where the driver can. A driver without it gets a put and a delete
+   * of an empty marker next to the key instead ({@link StorageDisk.prepareKey}).
+   * @throws STORAGE_UNAVAILABLE (a link, an unmounted share), STORAGE_FULL.
+   */
+  prepareKey?(key: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /**
    * For `pathAccess` drivers: the root directory every {@link StorageDriver.pathOf} path lies
    * below. Hypervisor drivers refuse a path that is, or passes through, a symbolic link below it,
    * as the driver itself never follows one.

@@ -9,7 +9,6 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { InstanceImagesError } from '../errors';
 import type { DestinationRules } from '../import/address';
 import { pinDestination } from '../import/download';
@@ -88,16 +87,14 @@ export async function fetchIntoPathStorage(
   const hv = await drivers.hypervisorDriver(hypervisorId);
   const executor = await drivers.executor(hypervisorId);
   const key = `${target.keyBase}.qcow2`;
-  const marker = `${target.keyBase}.importing`;
-  request.onKey(marker);
+  request.onKey(`${key}.prepare`);
   request.onKey(key);
-  // Makes the key's directory (a path storage creates directories, refusing links, on put).
-  await disk.put(marker, Readable.from([Buffer.alloc(0)]), { signal, size: 0 });
-  const markerRemoved = disk.delete(marker).catch(() => undefined);
+  // The key's directory, made with the storage's checks (no link below its root, a mounted share).
+  await disk.prepareKey(key, { signal });
   const targetPath = disk.pathOf(key);
   const dir = `${disk.pathOf(target.keyBase)}.fetch-${randomUUID()}`;
   try {
-    await Promise.all([markerRemoved, requireTools(executor, FETCH_TOOLS, hypervisorId, signal, dir)]);
+    await requireTools(executor, FETCH_TOOLS, hypervisorId, signal, dir);
     progress({ step: 'downloading', bytesDone: 0, bytesTotal: null });
     const download = await fetchOnHypervisor(executor, dir, request.url, {
       rules: request.rules,

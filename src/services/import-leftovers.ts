@@ -1,7 +1,7 @@
 /**
  * The files an import writes while it runs, all named after its key base `K` (the image's file key
  * without its extension; an image id ends it, so no other image's files share the prefix `K.`):
- * the marker `K.importing`, the received `K.qcow2.received` and converted `K.qcow2.part` of the
+ * the fallback marker `K.qcow2.prepare` of a storage driver without `prepareKey`, the received `K.qcow2.received` and converted `K.qcow2.part` of the
  * libvirt driver, the work directories `K.fetch-*` of a fetch on the hypervisor, the stored
  * `K.qcow2` or `K.raw`, and a multipart upload of an object storage under one of those keys. The
  * browser and reconcile tell them from orphans while their import runs; start-up recovery removes

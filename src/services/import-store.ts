@@ -5,7 +5,6 @@
  * @module
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError } from '../errors';
 import { qemuFormatOf } from '../import/format';
 import type { ImportSource } from '../import/source';
@@ -79,31 +78,22 @@ export async function storeImport(
       throw new InstanceImagesError('NO_IMAGE_STORAGE', 'The image storage is not bound to any hypervisor that could write the image');
     const hv = await drivers.hypervisorDriver(target.hypervisorId);
     const key = `${target.keyBase}.qcow2`;
-    const marker = `${target.keyBase}.importing`;
-    options.onKey(marker);
+    options.onKey(`${key}.prepare`);
     options.onKey(key);
-    // Makes the key's directory (a path storage creates directories, refusing links, on put). Its
-    // size announced, the put commits in one command. The directory stays once made, so the marker
-    // is removed right away, while the image is received.
-    await disk.put(marker, Readable.from([Buffer.alloc(0)]), { signal: options.signal, size: 0 });
-    const markerRemoved = disk.delete(marker).catch(() => undefined);
-    let materialized;
-    try {
-      materialized = await hv
-        .materialize({
-          source: { kind: 'stream', stream: source.stream },
-          sourceFormat: qemuFormatOf(source.detected.format),
-          targetPath: disk.pathOf(key),
-          targetFormat: 'qcow2',
-          // A clean, standalone qcow2 is stored as received: no conversion, and no second read to hash it.
-          reuseSource: true,
-          signal: options.signal,
-          onProgress: (p) => options.progress(p),
-        })
-        .catch(rethrow);
-    } finally {
-      await markerRemoved;
-    }
+    // The key's directory, made with the storage's checks (no link below its root, a mounted share).
+    await disk.prepareKey(key, { signal: options.signal });
+    const materialized = await hv
+      .materialize({
+        source: { kind: 'stream', stream: source.stream },
+        sourceFormat: qemuFormatOf(source.detected.format),
+        targetPath: disk.pathOf(key),
+        targetFormat: 'qcow2',
+        // A clean, standalone qcow2 is stored as received: no conversion, and no second read to hash it.
+        reuseSource: true,
+        signal: options.signal,
+        onProgress: (p) => options.progress(p),
+      })
+      .catch(rethrow);
     if (!source.result()) rethrow(new InstanceImagesError('DOWNLOAD_FAILED', 'The download ended before the image was complete'));
     options.progress({ step: 'verifying' });
     // Kept as received: the file is the source's bytes, which the source hashed as they went by.

@@ -130,6 +130,14 @@ export interface StorageDisk {
   /** The path of `key` on the bound hypervisor. @throws INVALID_STATE when the driver has no path access. */
   pathOf(key: string): string;
   /**
+   * Makes the directory `key` would be written into, for a tool on the hypervisor that writes its
+   * {@link StorageDisk.pathOf} path: the driver's {@link StorageDriver.prepareKey} where it has
+   * one, otherwise a put (which makes directories with its checks) and a delete of the empty
+   * marker `<key>.prepare`. Does nothing on a storage without paths.
+   * @throws VALIDATION_FAILED (bad key), CANCELLED, STORAGE_UNAVAILABLE, STORAGE_FULL.
+   */
+  prepareKey(key: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /**
    * The path of `key` on the bound hypervisor with the storage root below which no symbolic link
    * may be followed, as hypervisor drivers take it. @throws INVALID_STATE like {@link StorageDisk.pathOf}.
    */
@@ -504,6 +512,19 @@ export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOpt
         throw new InstanceImagesError('INVALID_STATE', `The ${driver.name} storage has no file paths; stream its objects instead`);
       }
       return driver.pathOf(key);
+    },
+
+    async prepareKey(rawKey, prepareOptions = {}) {
+      const key = normalizeStorageKey(rawKey);
+      if (!driver.capabilities.pathAccess) return;
+      if (driver.prepareKey) {
+        const prepare = driver.prepareKey.bind(driver);
+        await withRetries('prepare', key, () => prepare(key, prepareOptions));
+        return;
+      }
+      const marker = `${key}.prepare`;
+      await disk.put(marker, Readable.from([Buffer.alloc(0)]), { ...prepareOptions, size: 0 });
+      await disk.delete(marker);
     },
 
     storagePath(key) {

@@ -159,6 +159,12 @@ export const DELETE_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit
  */
 export const WRITE_GUARD_SCRIPT = [NO_SYMLINK_FUNCTION, 'no_symlink "$1" "$2" || exit 47'].join('\n');
 
+/**
+ * Makes the directory of key `$2` under root `$1` (as a write does), or exits {@link SYMLINK_EXIT}
+ * when the key is or passes through a symbolic link.
+ */
+export const PREPARE_SCRIPT = [WRITE_GUARD_SCRIPT, 'exec mkdir -p -- "$(dirname -- "$1/$2")"'].join('\n');
+
 /** Sets `d` to the nearest existing directory at or above `$1` (the root is created on first write). */
 const NEAREST_DIRECTORY = 'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done';
 

@@ -9,12 +9,12 @@
 import { InstanceImagesError } from '../../../src/errors';
 import type { Executor } from '../../../src/ports/executor';
 import type { IncompleteUpload, StorageCapabilities, StorageDriver } from '../../../src/ports/storage-driver';
-import { DELETE_SCRIPT, FREE_SCRIPT, HEALTH_SCRIPT, TEMP_NAME, commandFailure, shArgv } from './commands';
+import { DELETE_SCRIPT, FREE_SCRIPT, HEALTH_SCRIPT, PREPARE_SCRIPT, SYMLINK_EXIT, TEMP_NAME, commandFailure, shArgv } from './commands';
 import { listFiles, listTempFiles, statFile } from './listing';
 import type { LocalStorageOptions } from './options';
 import { createPathContext, type PathContext } from './path-context';
 import { readFile } from './read';
-import { putFile } from './write';
+import { linkRefused, putFile } from './write';
 
 /** Settings of {@link createPathStorageDriver}. */
 export interface PathStorageSettings {
@@ -65,6 +65,7 @@ export function createPathStorageDriver(settings: PathStorageSettings): StorageD
     abortIncomplete: (upload) => removeTempFile(ctx, upload),
     pathOf: ctx.pathOf,
     pathRoot: () => ctx.root,
+    prepareKey: (key) => prepareKey(ctx, key),
   };
 }
 
@@ -93,6 +94,13 @@ export const createPathStorage: typeof createPathStorageDriver = createPathStora
 
 async function removeFile(ctx: PathContext, key: string): Promise<void> {
   await ctx.must(shArgv(DELETE_SCRIPT, ctx.root, key), `delete ${key}`);
+}
+
+/** Makes the directory of `key` in one command, refusing a symbolic link as a write does. */
+async function prepareKey(ctx: PathContext, key: string): Promise<void> {
+  const result = await ctx.exec(shArgv(PREPARE_SCRIPT, ctx.root, key), `prepare ${key}`);
+  if (result.exitCode === SYMLINK_EXIT) throw linkRefused(ctx, key);
+  if (result.exitCode !== 0) throw commandFailure(result, `prepare ${key}`, ctx.where);
 }
 
 async function freeSpace(ctx: PathContext): Promise<number> {

@@ -112,16 +112,19 @@ function refuseTempLookalike(key: string, base: string, body: Readable): void {
  * The write scripts create directories and files wherever a symlinked directory points: refuse a
  * key that is, or passes through, a symbolic link before anything is written.
  */
+/** The error of a write refused because `key` is, or passes through, a symbolic link. */
+export function linkRefused(ctx: PathContext, key: string): InstanceImagesError {
+  return new InstanceImagesError(
+    'STORAGE_UNAVAILABLE',
+    `Refusing to write ${key} on ${ctx.where}: the key is, or passes through, a symbolic link (symbolic links inside the root are never followed; remove it)`,
+    { details: { key } },
+  );
+}
+
 async function refuseSymbolicLinks(ctx: PathContext, key: string, body: Readable): Promise<void> {
   try {
     const guard = await ctx.exec(shArgv(WRITE_GUARD_SCRIPT, ctx.root, key), `write ${key}`);
-    if (guard.exitCode === SYMLINK_EXIT) {
-      throw new InstanceImagesError(
-        'STORAGE_UNAVAILABLE',
-        `Refusing to write ${key} on ${ctx.where}: the key is, or passes through, a symbolic link (symbolic links inside the root are never followed; remove it)`,
-        { details: { key } },
-      );
-    }
+    if (guard.exitCode === SYMLINK_EXIT) throw linkRefused(ctx, key);
     if (guard.exitCode !== 0) throw commandFailure(guard, `write ${key}`, ctx.where);
   } catch (error) {
     body.destroy();

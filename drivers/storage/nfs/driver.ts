@@ -94,6 +94,7 @@ export function createNfsStorageDriver(options: NfsStorageOptions, executor: Exe
     freeSpace: guarded(files.freeSpace),
     listIncomplete: guarded(files.listIncomplete),
     abortIncomplete: guarded(files.abortIncomplete),
+    prepareKey: guarded(async (key: string) => files.prepareKey?.(key)),
     pathOf: (key) => `${options.mountPoint}/${key}`,
     pathRoot: () => options.mountPoint,
     async health() {

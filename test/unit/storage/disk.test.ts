@@ -143,4 +143,28 @@ describe('wrapStorageDriver', () => {
     expect(pathDisk.pathOf('a/b')).toBe('/srv/a/b');
     expect(() => pathDisk.pathOf('../b')).toThrow(/not valid/);
   });
+
+  it("prepareKey: the driver's own where it has one; a put and delete of an empty marker otherwise; nothing on an object storage", async () => {
+    const objectDriver = createMemoryStorageDriver();
+    const puts: string[] = [];
+    const put = objectDriver.put.bind(objectDriver);
+    objectDriver.put = (key, body, options) => (puts.push(key), put(key, body, options));
+    await wrapStorageDriver(objectDriver).prepareKey('a/b.qcow2');
+    expect(puts).toEqual([]);
+
+    const pathDriver = Object.assign(createMemoryStorageDriver(), { capabilities: { shared: false, pathAccess: true } });
+    const pathPuts: string[] = [];
+    const pathPut = pathDriver.put.bind(pathDriver);
+    pathDriver.put = (key, body, options) => (pathPuts.push(key), pathPut(key, body, options));
+    await wrapStorageDriver(pathDriver).prepareKey('a/cafe\u0301.qcow2');
+    expect(pathPuts).toEqual(['a/caf\u00e9.qcow2.prepare']);
+    expect([...pathDriver.objects.keys()]).toEqual([]);
+
+    const prepared: string[] = [];
+    pathDriver.prepareKey = async (key) => void prepared.push(key);
+    await wrapStorageDriver(pathDriver).prepareKey('a/c.qcow2');
+    expect(prepared).toEqual(['a/c.qcow2']);
+    expect(pathPuts).toHaveLength(1);
+    expect(await codeOf(wrapStorageDriver(pathDriver).prepareKey('../c.qcow2'))).toBe('VALIDATION_FAILED');
+  });
 });
