@@ -4,7 +4,7 @@
  * disk is captured). Unique names; `remove()` destroys, undefines and deletes the files.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { escapeXml } from '../../drivers/hypervisor/libvirt/xml';
@@ -64,6 +64,11 @@ export interface TestGuestOptions {
   iothread?: boolean;
   /** Environment variables of the guest's QEMU process (`<qemu:env>`); none by default. */
   qemuEnv?: Record<string, string>;
+  /**
+   * Encrypt the primary disk with LUKS (qcow2 `encrypt.format=luks`), its passphrase in a libvirt
+   * secret that `remove()` undefines; the default writes are skipped. Default false.
+   */
+  encrypted?: boolean;
 }
 
 /** A short random suffix for unique names. */
@@ -90,6 +95,36 @@ export function makeIso(path: string, label = 'IITEST'): void {
   rmSync(src, { recursive: true, force: true });
 }
 
+/**
+ * Makes `path` a LUKS-encrypted qcow2 of `mib` MiB whose passphrase is the value of a new libvirt
+ * secret `uuid` (usage: that volume), as a provider that encrypts disks at rest sets them up.
+ */
+function defineLuksDisk(dir: string, path: string, uuid: string, mib: number): void {
+  const passphrase = randomBytes(16).toString('hex');
+  const secretXml = join(dir, 'secret.xml');
+  writeFileSync(
+    secretXml,
+    `<secret ephemeral='no' private='yes'><uuid>${uuid}</uuid><usage type='volume'><volume>${escapeXml(path)}</volume></usage></secret>`,
+  );
+  virsh('secret-define', '--file', secretXml);
+  const valueFile = join(dir, 'secret.b64');
+  writeFileSync(valueFile, Buffer.from(passphrase).toString('base64'), { mode: 0o600 });
+  virsh('secret-set-value', '--secret', uuid, '--file', valueFile);
+  rmSync(valueFile);
+  execFileSync('qemu-img', [
+    'create',
+    '-q',
+    '--object',
+    `secret,id=sec0,data=${passphrase}`,
+    '-f',
+    'qcow2',
+    '-o',
+    'encrypt.format=luks,encrypt.key-secret=sec0',
+    path,
+    `${mib}M`,
+  ]);
+}
+
 /** Creates (and by default starts) a test guest. */
 export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
   const suffix = uniqueSuffix();
@@ -99,16 +134,21 @@ export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
   const primaryPath = join(dir, 'primary.qcow2');
   const dataPath = join(dir, 'data.qcow2');
   const isoPath = join(dir, 'media.iso');
+  const secret = options.encrypted ? randomUUID() : null;
   const remove = () => {
     sh('virsh', '-c', TEST_URI, 'destroy', '--domain', name);
     // A domain with checkpoints (chunked captures leave them) is undefined only with their metadata.
     sh('virsh', '-c', TEST_URI, 'undefine', '--domain', name, '--checkpoints-metadata');
+    if (secret) sh('virsh', '-c', TEST_URI, 'secret-undefine', '--secret', secret);
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', primaryPath, `${options.diskMiB ?? 64}M`]);
-    const writes = options.writes ?? ['write -P 0xab 0 1M', 'write -P 0xcd 32M 1M'];
-    execFileSync('qemu-io', ['-f', 'qcow2', ...writes.flatMap((w) => ['-c', w]), primaryPath], { stdio: 'ignore' });
+    if (secret) defineLuksDisk(dir, primaryPath, secret, options.diskMiB ?? 64);
+    else {
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', primaryPath, `${options.diskMiB ?? 64}M`]);
+      const writes = options.writes ?? ['write -P 0xab 0 1M', 'write -P 0xcd 32M 1M'];
+      execFileSync('qemu-io', ['-f', 'qcow2', ...writes.flatMap((w) => ['-c', w]), primaryPath], { stdio: 'ignore' });
+    }
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', dataPath, '16M']);
     execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 0 1M', dataPath], { stdio: 'ignore' });
     if (options.cdrom !== false) makeIso(isoPath);
@@ -127,7 +167,7 @@ export function createTestGuest(options: TestGuestOptions = {}): TestGuest {
   <devices>
     ${options.cdrom !== false ? `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${x(isoPath)}'/><target dev='sda' bus='sata'/><readonly/></disk>` : ''}
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${x(dataPath)}'/><target dev='vdb' bus='virtio'/></disk>
-    <disk type='file' device='disk'><driver name='qemu' type='qcow2'${options.iothread ? ` iothread='1'` : ''}/><source file='${x(primaryPath)}'/><target dev='vda' bus='virtio'/><boot order='1'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'${options.iothread ? ` iothread='1'` : ''}/><source file='${x(primaryPath)}'>${secret ? `<encryption format='luks'><secret type='passphrase' uuid='${secret}'/></encryption>` : ''}</source><target dev='vda' bus='virtio'/><boot order='1'/></disk>
     ${options.agentChannel !== false ? `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>` : ''}
     <memballoon model='none'/>
   </devices>${qemuCommandline}

@@ -40,7 +40,14 @@ import {
 } from './checkpoints';
 import { asResult, recordOf, StartSession, type SessionStep } from './chunk-session';
 import { commandError, type HostCommands } from './commands';
-import { domainFromXml, iothreadExportRefused, primaryOnIothread, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
+import {
+  domainFromXml,
+  iothreadExportRefused,
+  primaryOnIothread,
+  refuseEncryptedDisk,
+  type HypervisorCapabilities,
+  type LibvirtDomainInfo,
+} from './inspect';
 import { captureScratch } from './names';
 import { parseDfAvailList } from './parsers';
 import { parseXml } from './xml';
@@ -445,6 +452,7 @@ export async function captureChunked(
   try {
     const first = await session.inspection();
     const domain = inspected(ctx.cmd, request.domainName, first, capabilities);
+    refuseEncryptedDisk(domain);
     let method: CaptureResult['method'];
     if (domain.state === 'shutoff') method = 'cold-convert';
     else if (domain.state === 'running' || domain.state === 'paused') {

@@ -20,7 +20,14 @@ import {
   type Sealed,
 } from './capture-run';
 import type { HostCommands } from './commands';
-import { inspectDomain, iothreadExportRefused, primaryOnIothread, type HypervisorCapabilities, type LibvirtDomainInfo } from './inspect';
+import {
+  inspectDomain,
+  iothreadExportRefused,
+  primaryOnIothread,
+  refuseEncryptedDisk,
+  type HypervisorCapabilities,
+  type LibvirtDomainInfo,
+} from './inspect';
 import { captureScratch, PART_SUFFIX } from './names';
 import type { CaptureMethod } from './options';
 import { parseDomainDisks, parseDomJobInfo, parseLabelledLines, selectPrimaryDisk } from './parsers';
@@ -367,6 +374,7 @@ export async function captureDomain(ctx: CaptureContext, request: CaptureRequest
   const capabilities = await ctx.capabilities();
   if (request.output.kind === 'chunks') return captureChunked(ctx, request, request.output, capabilities);
   const domain = await reportStage(ctx, 'inspect', () => inspectDomain(ctx.cmd, request.domainName, capabilities));
+  refuseEncryptedDisk(domain);
   const scratch = captureScratch(ctx.scratchDir, domain.name);
   const extension = format === 'raw' ? 'raw' : 'qcow2';
   const outFile = request.output.kind === 'path' ? `${request.output.path}${PART_SUFFIX}` : scratch.output(extension);

@@ -158,6 +158,23 @@ export function primaryOnIothread(domain: LibvirtDomainInfo): boolean {
 }
 
 /**
+ * Refuses to capture a domain whose primary disk is encrypted by QEMU (LUKS, see
+ * {@link DomainDisk.encrypted}), before anything runs: `qemu-img` cannot read its layers without
+ * the secret libvirt holds, and a backup export would serve the guest's data decrypted, into an
+ * image that anyone allowed to deploy or download it could read. Capturing such a disk would need
+ * an image format that keeps the encryption and a key the image carries; until then, none is made.
+ * @throws INVALID_STATE (`details.reason` `encrypted-disk`).
+ */
+export function refuseEncryptedDisk(domain: LibvirtDomainInfo): void {
+  if (!domain.disks.some((disk) => disk.target === domain.primaryDisk.target && disk.encrypted)) return;
+  throw new InstanceImagesError(
+    'INVALID_STATE',
+    `The disk of ${JSON.stringify(domain.name)} is encrypted (LUKS): an image of it would hold its data unencrypted, so encrypted disks are not captured`,
+    { details: { domainName: domain.name, reason: 'encrypted-disk' } },
+  );
+}
+
+/**
  * The refusal of a live NBD export of a disk on an iothread: QEMU asserts, and the guest dies,
  * when a client of a backup job's NBD export disconnects from such a disk (seen on QEMU 7.2;
  * `nbd_blockdev_client_closed`). `instead` says what the operator or customer can do.

@@ -109,11 +109,27 @@ export interface DomainDisk {
    * export disconnects from such a disk (`nbd_blockdev_client_closed`, seen on QEMU 7.2).
    */
   iothread: boolean;
+  /**
+   * The disk, or a layer of its backing chain, is encrypted by QEMU (an `<encryption>` element in
+   * its `<source>`, or directly in `<disk>` as older libvirt writes it): its bytes can only be
+   * read with the secret libvirt holds, and a backup export would serve them decrypted.
+   */
+  encrypted: boolean;
 }
 
 function sourcePath(source: XmlElement | undefined): string | null {
   if (!source) return null;
   return source.attributes.file ?? source.attributes.dev ?? source.attributes.name ?? null;
+}
+
+/** Whether `disk` or a layer of its backing chain carries an `<encryption>` element. */
+function encryptedLayers(disk: XmlElement): boolean {
+  let layer: XmlElement | undefined = disk;
+  while (layer) {
+    if (child(layer, 'encryption') !== undefined || child(child(layer, 'source') ?? layer, 'encryption') !== undefined) return true;
+    layer = child(layer, 'backingStore');
+  }
+  return false;
 }
 
 function backingChainOf(disk: XmlElement): string[] {
@@ -152,6 +168,7 @@ export function parseDomainDisks(domainXml: string | XmlElement): DomainDisk[] {
       backingChain: backingChainOf(disk),
       mirror: mirror ? { job: mirror.attributes.job ?? '', ready: mirror.attributes.ready === 'yes' } : null,
       iothread: child(disk, 'driver')?.attributes.iothread !== undefined || (bus === 'scsi' && scsiIothread),
+      encrypted: encryptedLayers(disk),
     };
   });
 }

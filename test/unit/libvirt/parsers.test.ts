@@ -83,6 +83,23 @@ describe('domain XML', () => {
     expect(selectPrimaryDisk(parseDomainDisks(fixture('dumpxml-inactive.xml')))?.target).toBe('vda');
   });
 
+  it('sees an encrypted disk: encryption in its source, in the disk (older libvirt), or in a backing layer', () => {
+    const disk = (inner: string) =>
+      parseDomainDisks(
+        `<domain><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>${inner}<target dev='vda' bus='virtio'/></disk></devices></domain>`,
+      )[0]?.encrypted;
+    const luks = "<encryption format='luks'><secret type='passphrase' uuid='0f3c0b4e-1c1a-4f1e-9a53-3f8a6f1d2b7c'/></encryption>";
+    expect(disk(`<source file='/d.qcow2'>${luks}</source>`)).toBe(true);
+    expect(disk(`<source file='/d.qcow2'/>${luks}`)).toBe(true);
+    expect(
+      disk(
+        `<source file='/top.qcow2'/><backingStore type='file'><format type='qcow2'/><source file='/base.qcow2'>${luks}</source><backingStore/></backingStore>`,
+      ),
+    ).toBe(true);
+    expect(disk(`<source file='/d.qcow2'/>`)).toBe(false);
+    expect(parseDomainDisks(fixture('dumpxml-running.xml')).some((d) => d.encrypted)).toBe(false);
+  });
+
   it('falls back to the first disk device when no disk has a boot order', () => {
     const xml = fixture('dumpxml-inactive.xml').replace(/<boot order='1'\/>/g, '');
     const primary = selectPrimaryDisk(parseDomainDisks(xml));
