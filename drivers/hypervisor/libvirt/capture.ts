@@ -36,7 +36,8 @@ import { captureChunked, validateChunkOutput } from './capture-chunks';
 import { seal } from './seal';
 import { overlaySnapshotXml, pullBackupXml, pushBackupXml } from './xml-builders';
 import { domainXml } from './inspect';
-import { escapeXml } from './xml';
+import { escapeXml, parseXml, type XmlElement } from './xml';
+import { askVirsh } from './virsh-batch';
 
 export type { CaptureContext } from './capture-run';
 
@@ -266,16 +267,30 @@ async function waitPushJob(run: Run, target: string): Promise<void> {
   await waitReleased(run, target);
 }
 
-/** Commits the marker overlay back into the base and pivots; verifies the chain is the original. */
-export async function commitOverlay(cmd: HostCommands, domainName: string, target: string): Promise<void> {
-  const result = await cmd.tryVirsh(['blockcommit', '--domain', domainName, '--path', target, '--active', '--pivot', '--wait']);
-  if (result.exitCode !== 0) {
+/**
+ * Commits the marker overlay back into the base and pivots, and returns the domain's live XML as
+ * it is afterwards (for the caller to check the chain): the commit and the `dumpxml` are ONE
+ * `virsh` (it runs beside the output's hash, which every extra process start slows).
+ */
+export async function commitOverlay(cmd: HostCommands, domainName: string, target: string): Promise<XmlElement> {
+  const answers = await askVirsh(cmd, [
+    { name: 'commit', words: ['blockcommit', '--domain', domainName, '--path', target, '--active', '--pivot', '--wait'] },
+    { name: 'xml', words: ['dumpxml', '--domain', domainName] },
+  ]);
+  const committed = answers.get('commit');
+  const xml = answers.get('xml');
+  if (committed?.exitCode === 0 && xml?.exitCode === 0) return parseXml(xml.stdout);
+  if (committed?.exitCode !== 0) {
     // A commit that reached the ready phase only needs the pivot.
     const pivot = await cmd.tryVirsh(['blockjob', '--domain', domainName, '--path', target, '--pivot']);
     if (pivot.exitCode !== 0) {
-      throw new InstanceImagesError('CAPTURE_FAILED', `Could not merge the capture overlay back (run recovery): ${result.stderr.trim()}`);
+      throw new InstanceImagesError(
+        'CAPTURE_FAILED',
+        `Could not merge the capture overlay back (run recovery): ${(committed?.stderr ?? '').trim()}`,
+      );
     }
   }
+  return (await domainXml(cmd, domainName)).root;
 }
 
 /** Live capture by an external snapshot (marker overlay), copy of the frozen base, blockcommit. */
@@ -292,8 +307,7 @@ async function captureSnapshot(run: Run): Promise<Sealed & { frozen: boolean }> 
   // Merges the overlay back and checks that the domain is on its original disk again.
   const commit = async () => {
     keep = true;
-    await commitOverlay(cmd, run.domain.name, disk.target);
-    const { root } = await domainXml(cmd, run.domain.name);
+    const root = await commitOverlay(cmd, run.domain.name, disk.target);
     const primary = selectPrimaryDisk(parseDomainDisks(root));
     if (primary?.source !== disk.path) {
       throw new InstanceImagesError('CAPTURE_FAILED', 'The domain is not back on its original disk after the commit (run recovery)');

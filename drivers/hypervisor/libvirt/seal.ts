@@ -66,7 +66,19 @@ function judgeOutput(run: Run, facts: OutputFacts, check: CheckResult | null): O
  */
 async function checkAndFsync(run: Run): Promise<OutputFacts> {
   const { cmd, verify } = run.ctx;
-  const argv = ['sh', '-c', PATH_CHECK_SCRIPT, 'sh', run.outFile, run.format, verify && run.format === 'qcow2' ? '1' : '0'];
+  // At a lower CPU priority than the hash beside it: the hash is the longest stage and ends the capture.
+  const argv = [
+    'nice',
+    '-n',
+    '10',
+    'sh',
+    '-c',
+    PATH_CHECK_SCRIPT,
+    'sh',
+    run.outFile,
+    run.format,
+    verify && run.format === 'qcow2' ? '1' : '0',
+  ];
   const result = await cmd.tryRun(argv, { signal: run.signal });
   const size = /^size (\d+)$/m.exec(result.stderr)?.[1];
   if (result.exitCode !== 0 || size === undefined) {
