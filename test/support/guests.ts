@@ -111,18 +111,35 @@ function defineLuksDisk(dir: string, path: string, uuid: string, mib: number): v
   writeFileSync(valueFile, Buffer.from(passphrase).toString('base64'), { mode: 0o600 });
   virsh('secret-set-value', '--secret', uuid, '--file', valueFile);
   rmSync(valueFile);
-  execFileSync('qemu-img', [
-    'create',
-    '-q',
-    '--object',
-    `secret,id=sec0,data=${passphrase}`,
-    '-f',
-    'qcow2',
-    '-o',
-    'encrypt.format=luks,encrypt.key-secret=sec0',
-    path,
-    `${mib}M`,
-  ]);
+  const create = () =>
+    execFileSync(
+      'qemu-img',
+      [
+        'create',
+        '-q',
+        '--object',
+        `secret,id=sec0,data=${passphrase}`,
+        '-f',
+        'qcow2',
+        '-o',
+        'encrypt.format=luks,encrypt.key-secret=sec0',
+        path,
+        `${mib}M`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+  // QEMU times its PBKDF on the thread's CPU clock, starting with a round short enough to measure
+  // 0 ms where that clock ticks coarsely (a loaded VM: seen in CI) and then fails ("Unable to get
+  // accurate CPU usage"); a new attempt measures anew.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      create();
+      return;
+    } catch (error) {
+      rmSync(path, { force: true });
+      if (attempt >= 8 || !/accurate CPU usage/.test(String((error as { stderr?: Buffer }).stderr ?? ''))) throw error;
+    }
+  }
 }
 
 /** Creates (and by default starts) a test guest. */
