@@ -108,10 +108,6 @@ function refuseTempLookalike(key: string, base: string, body: Readable): void {
   });
 }
 
-/**
- * The write scripts create directories and files wherever a symlinked directory points: refuse a
- * key that is, or passes through, a symbolic link before anything is written.
- */
 /** The error of a write refused because `key` is, or passes through, a symbolic link. */
 export function linkRefused(ctx: PathContext, key: string): InstanceImagesError {
   return new InstanceImagesError(
@@ -121,6 +117,10 @@ export function linkRefused(ctx: PathContext, key: string): InstanceImagesError 
   );
 }
 
+/**
+ * The write scripts create directories and files wherever a symlinked directory points: refuse a
+ * key that is, or passes through, a symbolic link before anything is written.
+ */
 async function refuseSymbolicLinks(ctx: PathContext, key: string, body: Readable): Promise<void> {
   try {
     const guard = await ctx.exec(shArgv(WRITE_GUARD_SCRIPT, ctx.root, key), `write ${key}`);
