@@ -19,6 +19,7 @@ import { prepareRemoteImage, requireTools } from '../import/remote-image';
 import type { Executor } from '../ports/executor';
 import type { DriverCache } from './context';
 import type { ByteHold } from './import-hold';
+import { prepareMarkerKey } from '../storage/disk';
 import type { ImportTarget, StoredImport } from './import-store';
 import type { WorkProgress } from './task-runner';
 
@@ -87,7 +88,7 @@ export async function fetchIntoPathStorage(
   const hv = await drivers.hypervisorDriver(hypervisorId);
   const executor = await drivers.executor(hypervisorId);
   const key = `${target.keyBase}.qcow2`;
-  request.onKey(`${key}.prepare`);
+  request.onKey(prepareMarkerKey(key));
   request.onKey(key);
   // The key's directory, made with the storage's checks (no link below its root, a mounted share).
   await disk.prepareKey(key, { signal });

@@ -11,6 +11,7 @@ import type { ImportSource } from '../import/source';
 import type { DiskFormat } from '../model/common';
 import { DEFAULT_SCRATCH_DIR } from '../ports/host-directory';
 import type { StorageDisk } from '../storage';
+import { prepareMarkerKey } from '../storage/disk';
 import type { DriverCache } from './context';
 import type { WorkProgress } from './task-runner';
 
@@ -78,7 +79,7 @@ export async function storeImport(
       throw new InstanceImagesError('NO_IMAGE_STORAGE', 'The image storage is not bound to any hypervisor that could write the image');
     const hv = await drivers.hypervisorDriver(target.hypervisorId);
     const key = `${target.keyBase}.qcow2`;
-    options.onKey(`${key}.prepare`);
+    options.onKey(prepareMarkerKey(key));
     options.onKey(key);
     // The key's directory, made with the storage's checks (no link below its root, a mounted share).
     await disk.prepareKey(key, { signal: options.signal });

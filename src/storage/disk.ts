@@ -451,6 +451,14 @@ async function getBytesInto(core: DiskCore, rawKey: string, into: Buffer, option
   return into.subarray(0, length);
 }
 
+/**
+ * The empty marker {@link StorageDisk.prepareKey} puts and deletes next to `key` on a driver
+ * without its own `prepareKey`; callers that remove what a failed write left list it too.
+ */
+export function prepareMarkerKey(key: string): string {
+  return `${key}.prepare`;
+}
+
 /** Wraps a driver with the core's key safety, checksums, progress, retries and events. */
 export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOptions = {}): StorageDisk {
   const core = createDiskCore(driver, options);
@@ -522,7 +530,7 @@ export function wrapStorageDriver(driver: StorageDriver, options: StorageDiskOpt
         await withRetries('prepare', key, () => prepare(key, prepareOptions));
         return;
       }
-      const marker = `${key}.prepare`;
+      const marker = prepareMarkerKey(key);
       await disk.put(marker, Readable.from([Buffer.alloc(0)]), { ...prepareOptions, size: 0 });
       await disk.delete(marker);
     },
