@@ -152,9 +152,14 @@ export async function inspectDomain(
   };
 }
 
+/** The `<disk>` entry of the domain's primary disk (null only for a domain built by hand). */
+function primaryEntry(domain: LibvirtDomainInfo): DomainDisk | null {
+  return domain.disks.find((disk) => disk.target === domain.primaryDisk.target) ?? null;
+}
+
 /** Whether the domain's primary disk does its I/O on an iothread (see {@link DomainDisk.iothread}). */
 export function primaryOnIothread(domain: LibvirtDomainInfo): boolean {
-  return domain.disks.some((disk) => disk.target === domain.primaryDisk.target && disk.iothread);
+  return primaryEntry(domain)?.iothread === true;
 }
 
 /**
@@ -166,7 +171,7 @@ export function primaryOnIothread(domain: LibvirtDomainInfo): boolean {
  * @throws INVALID_STATE (`details.reason` `encrypted-disk`).
  */
 export function refuseEncryptedDisk(domain: LibvirtDomainInfo): void {
-  if (!domain.disks.some((disk) => disk.target === domain.primaryDisk.target && disk.encrypted)) return;
+  if (primaryEntry(domain)?.encrypted !== true) return;
   throw new InstanceImagesError(
     'INVALID_STATE',
     `The disk of ${JSON.stringify(domain.name)} is encrypted (LUKS): an image of it would hold its data unencrypted, so encrypted disks are not captured`,
