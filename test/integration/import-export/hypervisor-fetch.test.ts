@@ -16,6 +16,8 @@ import { createSshExecutor } from '../../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../../drivers/hypervisor/libvirt';
 import { builtinStorageDrivers } from '../../../drivers/storage';
 import { createInstanceImages, type Actor, type ImportOptions, type InstanceImages } from '../../../src';
+import { destinationRules } from '../../../src/import/address';
+import { fetchOnHypervisor } from '../../../src/import/remote-fetch';
 import type { Executor } from '../../../src/ports/executor';
 import type { HostHypervisor } from '../../../src/ports/host-directory';
 import { sh } from '../../support/guests';
@@ -284,6 +286,33 @@ describe.skipIf(skip !== null)(`URL import fetched on the hypervisor over SSH${s
     expect(filesBelow(storageDir)).toEqual([]);
     expect(readdirSync(scratch)).toEqual([]);
     expect((await limited.repositories.usage.list({ imageId: image?.id ?? '' })).items).toEqual([]);
+  });
+
+  it('never lets the file grow past the limit + 1 byte (in 512-byte blocks), however fast an endless server sends', async () => {
+    if ('skip' in target) throw new Error('no sshd');
+    const ssh = createSshExecutor(target.connection);
+    executors.push(ssh);
+    const limit = 1024 * 1024 + 100;
+    const server = await serve(readFileSync(source), { endless: true });
+    const dir = `${scratch}/fetch-${randomUUID()}`;
+    execFileSync('mkdir', ['-p', dir]);
+    // Every size the script reported: while curl ran, and the file's size once it ended.
+    const sizes: number[] = [];
+    const fetching = fetchOnHypervisor(ssh, dir, new URL(named(server)), {
+      rules: destinationRules({ allow: ['127.0.0.2/32'] }),
+      maxRedirects: 0,
+      maxBytes: limit,
+      maxResumes: 0,
+      idleTimeoutMs: 5000,
+      resolve: async (name) => (HOSTS[name] ? [{ address: HOSTS[name], family: 4 }] : []),
+      signal: new AbortController().signal,
+      onDownloaded: (bytes) => sizes.push(bytes),
+    });
+    await expect(fetching).rejects.toMatchObject({ code: 'DOWNLOAD_FAILED', details: { reason: 'too-large' } });
+    // curl wrote under a file size limit (limit + 1 byte, rounded up to 512-byte blocks): a write past it failed.
+    expect(Math.max(...sizes)).toBeGreaterThan(limit);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(Math.ceil((limit + 1) / 512) * 512);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('cancels while curl downloads: curl is killed and nothing is left', async () => {
