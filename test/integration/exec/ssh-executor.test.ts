@@ -182,7 +182,9 @@ suite(`SSH executor against the real sshd${'skip' in target ? ` (skipped: ${targ
     const executor = createSshExecutor({ ...connection, port: proxy.port });
     try {
       await executor.run(['true']);
-      const sockets = spy.mock.contexts.filter((socket, i) => spy.mock.calls[i]?.[0] !== false && socket.remotePort === proxy.port);
+      const sockets = (spy.mock.contexts as Socket[]).filter(
+        (socket, i) => spy.mock.calls[i]?.[0] !== false && socket.remotePort === proxy.port,
+      );
       expect(sockets.length).toBeGreaterThanOrEqual(1);
     } finally {
       spy.mockRestore();
