@@ -249,6 +249,7 @@ export {
   type ChunkStore,
   type ChunkStoreOptions,
   type PendingImage,
+  type PreparedImage,
   type WriteImageOptions,
   type ReadImageOptions,
   type ImageChunk,

@@ -27,6 +27,7 @@
  *
  * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each
  * first capture of step 1 and each deploy of step 5.
+ * `TRACE_ALL=1` prints every storage request of the traced recapture, not only their sums.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
@@ -121,6 +122,9 @@ function tracedDisk(disk: StorageDisk): StorageDisk {
 function printTrace(totalMs: number): void {
   const remote = trace.events.filter((e) => !e.what.startsWith('s3 '));
   for (const e of remote.sort((a, b) => a.at - b.at)) console.log(`     +${s(e.at)} ${s(e.ms)}  ${e.what}`);
+  if (process.env.TRACE_ALL === '1')
+    for (const e of trace.events.filter((e) => e.what.startsWith('s3 ')).sort((a, b) => a.at - b.at))
+      console.log(`     +${s(e.at)} ${s(e.ms)}  ${e.what}`);
   const byKind = new Map<string, { n: number; ms: number }>();
   for (const e of trace.events.filter((e) => e.what.startsWith('s3 '))) {
     const k = byKind.get(e.what) ?? { n: 0, ms: 0 };
@@ -204,6 +208,9 @@ async function* markChunks<T>(chunks: AsyncIterable<T>): AsyncGenerator<T> {
     if (first && trace.on) trace.events.push({ what: '(first chunk handed to the store)', at: performance.now() - trace.start, ms: 0 });
     first = false;
     at = performance.now();
+    const kind = (chunk as { kind?: string }).kind;
+    if (process.env.TRACE_ALL === '1' && trace.on && kind === 'data')
+      trace.events.push({ what: `(chunk ${(chunk as { index?: number }).index} handed)`, at: at - trace.start, ms: 0 });
     yield chunk;
   }
   if (trace.on) trace.events.push({ what: '(last chunk handed to the store)', at: at - trace.start, ms: 0 });
@@ -227,6 +234,14 @@ async function captureChunks(
   type Pending = Awaited<ReturnType<ChunkStore['writeImage']>>;
   const holder: { pending: Pending | null } = { pending: null };
   const leaseId = `bench-${randomUUID()}`;
+  // As the product does: the lease is written and the base proven while the job starts; the base
+  // also serves a full read (its chunks are known stored).
+  const prepared = store.prepareImage({
+    leaseId,
+    base: options.base ?? null,
+    baseKey: options.base ? (options.baseKey ?? null) : null,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
   try {
     const result = await (options.driver ?? b.driver).capture({
       domainName,
@@ -236,13 +251,7 @@ async function captureChunks(
         chunkSizeBytes: CHUNK,
         ...(options.create ? { checkpoint: { create: options.create, since: options.since ?? null } } : {}),
         consume: async (chunks, info) => {
-          const pending = await store.writeImage(markChunks(chunks), info, {
-            leaseId,
-            // As the product does: the base also serves a full read (its chunks are known stored).
-            base: options.base ?? null,
-            baseKey: options.base ? (options.baseKey ?? null) : null,
-            ...(options.signal ? { signal: options.signal } : {}),
-          });
+          const pending = await prepared.write(markChunks(chunks), info);
           holder.pending = pending;
           return { sha256: pending.manifest.imageSha256, sizeBytes: pending.uploadedBytes };
         },
@@ -253,7 +262,7 @@ async function captureChunks(
     await done.commit(key);
     return { result, uploadedBytes: done.uploadedBytes, manifest: done.manifest };
   } catch (error) {
-    await holder.pending?.abandon().catch(() => undefined);
+    await (holder.pending ?? prepared).abandon().catch(() => undefined);
     throw error;
   }
 }

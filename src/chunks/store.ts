@@ -13,7 +13,7 @@ import { deleteLease } from './lease';
 import type { ChunkManifest } from './manifest';
 import { readImage, type ImageChunk, type ReadImageOptions } from './read';
 import { storeStats, verifyStore, type ChunkStoreStats, type VerifyOptions, type VerifyReport } from './verify';
-import { writeImage, type PendingImage, type WriteImageOptions } from './write';
+import { prepareImage, writeImage, type PendingImage, type PreparedImage, type WriteImageOptions } from './write';
 
 /** Chunked images on one storage. */
 export interface ChunkStore {
@@ -31,6 +31,14 @@ export interface ChunkStore {
    *   contract), NOT_FOUND (a base chunk is missing), CANCELLED, STORAGE_UNAVAILABLE (retryable).
    */
   writeImage(chunks: AsyncIterable<CapturedChunk>, info: ChunkSourceInfo, options: WriteImageOptions): Promise<PendingImage>;
+  /**
+   * {@link writeImage} in two halves, for a capture whose chunks come later (addition): checks the
+   * options at once (VALIDATION_FAILED), then writes the lease and proves the base in the
+   * background while the caller starts its source (a capture: its backup job), so that the first
+   * chunk finds them done. Hand the chunks to `write`; if it is never called, or fails, `abandon`
+   * drops the lease (call it on every path that does not reach a pending image).
+   */
+  prepareImage(options: WriteImageOptions): PreparedImage;
   /**
    * Reads and parses a manifest; null when absent.
    * @throws VALIDATION_FAILED (bad key or manifest), CHECKSUM_MISMATCH (its digest is wrong).
@@ -66,6 +74,7 @@ export function createChunkStore(disk: StorageDisk, options: ChunkStoreOptions =
   const ctx = chunkContext(disk, options);
   return {
     writeImage: (chunks, info, writeOptions) => writeImage(ctx, chunks, info, writeOptions),
+    prepareImage: (writeOptions) => prepareImage(ctx, writeOptions),
     readManifest: (key) => readManifestAt(ctx, checkManifestKey(key)),
     readImage: (manifest, readOptions) => readImage(ctx, manifest, readOptions),
     async deleteManifest(key) {

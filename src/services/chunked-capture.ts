@@ -5,7 +5,7 @@
  * still being created.
  * @module
  */
-import { standaloneSize, type ChunkManifest, type ChunkScope, type ChunkStore, type PendingImage } from '../chunks';
+import { standaloneSize, type ChunkManifest, type ChunkScope, type ChunkStore, type PendingImage, type PreparedImage } from '../chunks';
 import { InstanceImagesError } from '../errors';
 import type { Consistency } from '../model/image';
 import type { Image } from '../model/image';
@@ -107,8 +107,19 @@ export async function captureIntoChunks(
   const base = await findBaseManifest(ctx, store, image, instance, chunkSizeBytes, chunkScopeOf(input.storage, image.accountId));
   const create = checkpointName(image.id, input.leaseId);
   let pending: PendingImage | null = null;
+  let prepared: PreparedImage | null = null;
   let result: CaptureResult | null = null;
   try {
+    // The lease is written and the base proven while the hypervisor starts the job.
+    const writer = store.prepareImage({
+      leaseId: input.leaseId,
+      base: base?.manifest ?? null,
+      baseKey: base?.key ?? null,
+      source: { hypervisorId: instance.hypervisorId, domainName: instance.domainName, checkpoint: create },
+      signal,
+      onProgress: (p) => progress({ step: 'capturing', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+    });
+    prepared = writer;
     result = await hv.capture({
       domainName: instance.domainName,
       format: 'raw',
@@ -118,14 +129,7 @@ export async function captureIntoChunks(
         chunkSizeBytes,
         checkpoint: { create, since: base?.manifest.source?.checkpoint ?? null },
         consume: async (chunks, info) => {
-          pending = await store.writeImage(chunks, info, {
-            leaseId: input.leaseId,
-            base: base?.manifest ?? null,
-            baseKey: base?.key ?? null,
-            source: { hypervisorId: instance.hypervisorId, domainName: instance.domainName, checkpoint: create },
-            signal,
-            onProgress: (p) => progress({ step: 'capturing', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
-          });
+          pending = await writer.write(chunks, info);
           return { sha256: pending.manifest.imageSha256, sizeBytes: standaloneSize(pending.manifest) };
         },
       },
@@ -156,9 +160,10 @@ export async function captureIntoChunks(
     };
   } catch (error) {
     const stored = pending as PendingImage | null;
-    // A write that failed before handing over its pending image still holds its lease.
+    const preparation = prepared as PreparedImage | null;
+    // A write that failed before handing over its pending image may still hold its lease.
     const dropLease = () =>
-      (stored ? stored.abandon() : store.releaseLease(input.leaseId)).catch((e: unknown) =>
+      (stored ? stored.abandon() : preparation ? preparation.abandon() : store.releaseLease(input.leaseId)).catch((e: unknown) =>
         ctx.logger.warn('a chunk lease could not be dropped', { imageId: image.id, error: String(e) }),
       );
     if (input.deferCleanup) input.deferCleanup(dropLease);

@@ -394,6 +394,49 @@ describe('chunk store: write and read', () => {
     expect((await failure(pending.commit(KEY))).code).toBe('INVALID_STATE');
   });
 
+  it('prepareImage: writes the lease and proves the base before the chunks exist; write then stores as writeImage does', async () => {
+    const { objects, store } = setup();
+    const baseKey = 'images/base.manifest.json';
+    const base = await capture(store, [1, 2, 0, 3], baseKey, 'base');
+    const prepared = store.prepareImage({ leaseId: 'prep', base: base.manifest, baseKey });
+    await ticks(50);
+    // Before any chunk: the lease names the base's chunks, and the base manifest was read after it.
+    expect(objects.objects.has('chunk-leases/prep.json')).toBe(true);
+    const lease = JSON.parse(objects.objects.get('chunk-leases/prep.json')!.data.toString('utf8')) as { digests?: string[] };
+    expect(JSON.stringify(lease)).toContain(sha256(block(3)));
+    const ids = [1, 7, 0, 3];
+    const pending = await prepared.write(diskChunks(ids, { unchanged: new Set([0, 2, 3]) }), diskInfo(ids, 'cp-1'));
+    expect(pending.uploadedChunks).toBe(1);
+    await pending.commit('images/inc.manifest.json');
+    expect(objects.objects.has('chunk-leases/prep.json')).toBe(false);
+    const bytes = await assemble(4 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' }));
+    expect(bytes.equals(diskBytes(ids))).toBe(true);
+    // Once only.
+    expect((await failure(prepared.write(diskChunks(ids), diskInfo(ids)))).code).toBe('INVALID_STATE');
+  });
+
+  it('prepareImage: abandoned before any chunk, or refused by the source info, leaves no lease; bad options write nothing', async () => {
+    const { objects, store } = setup();
+    const leases = () => [...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/'));
+    const prepared = store.prepareImage({ leaseId: 'gone' });
+    await prepared.abandon();
+    expect(leases()).toEqual([]);
+    expect((await failure(prepared.write(diskChunks([1]), diskInfo([1])))).code).toBe('INVALID_STATE');
+
+    // An incremental source with no base: refused at write, the lease dropped.
+    const refused = store.prepareImage({ leaseId: 'refused' });
+    const error = await failure(refused.write(diskChunks([1]), diskInfo([1], 'cp-1')));
+    expect(error.fields.map((f) => f.path)).toContain('base');
+    expect(leases()).toEqual([]);
+    await refused.abandon(); // harmless after a failed write
+
+    // Options are checked at once, before anything is written.
+    const puts = objects.puts.length;
+    expect(() => store.prepareImage({ leaseId: '../x' })).toThrow(InstanceImagesError);
+    expect(() => store.prepareImage({ leaseId: 'ok', baseKey: 'images/x.manifest.json' })).toThrow(/baseKey/);
+    expect(objects.puts.length).toBe(puts);
+  });
+
   it('validates its options and lease ids', async () => {
     const objects = createMemoryObjects();
     const bad = (options: ChunkStoreOptions) => {
