@@ -3,6 +3,7 @@
  * capture (capture-chunks.ts): the guest-agent freeze window and the backup job's start and end.
  * @module
  */
+import { shellCommand } from '../../exec/quote';
 import type { Run } from './capture-run';
 
 /** Tries a guest-agent filesystem freeze; returns whether it took effect. */
@@ -38,26 +39,29 @@ export async function withFreeze(run: Run, start: () => Promise<void>): Promise<
 }
 
 /**
- * `sh -c` script: aborts the job of domain `$2` (libvirt URI `$1`), removes the files named by the
- * remaining arguments, and waits (polling every 0.05 s, 30 s at most) until no job is active on the
- * domain, in one remote command instead of a round trip per step. Exits 0 when no job is left
- * (or the domain is gone), 3 when one was still active at the deadline. Each poll is one `virsh`:
- * its `Job type:` line is read by the shell, not by a pipeline of processes.
+ * `sh -c` script: aborts the job of domain `$2` (libvirt URI `$1`) and asks at once whether one is
+ * still active, in ONE `virsh` (`$3`: the command string `domjobabort …; domjobinfo …`), removes the
+ * files named by the remaining arguments, and while a job is active polls every 0.05 s (30 s at
+ * most), in one remote command instead of a round trip per step. A pull-mode job is gone when its
+ * abort returns (libvirt 9: `domjobinfo` right after it says None), so the usual end is one `virsh`
+ * process, about 40 ms of CPU on the hypervisor, where an abort and a poll were two. Exits 0 when no
+ * job is left (or the domain is gone), 3 when one was still active at the deadline. The `Job type:`
+ * line is read by the shell, not by a pipeline of processes.
  */
 const END_JOB_SCRIPT = [
-  'u=$1; d=$2; shift 2',
+  'u=$1; d=$2; c=$3; shift 3',
   'set -f',
-  'virsh -q -c "$u" domjobabort --domain "$d" >/dev/null 2>&1',
+  't=$(virsh -q -c "$u" "$c" 2>/dev/null)',
   // QEMU may still hold the scratch file for a moment: unlinking it meanwhile is harmless.
   'rm -f -- "$@"',
   'i=0',
-  'while [ $i -lt 600 ]; do',
-  '  t=$(virsh -q -c "$u" domjobinfo --domain "$d" 2>/dev/null)',
+  'while :; do',
   '  case $t in *"Job type:"*) t=${t#*Job type:}; set -- $t; t=${1:-} ;; *) t="" ;; esac',
   '  case $t in ""|[Nn]one|NONE|[Cc]ompleted|COMPLETED|[Ff]ailed|FAILED|[Cc]ancelled|CANCELLED) exit 0 ;; esac',
+  '  [ $i -lt 600 ] || exit 3',
   '  sleep 0.05; i=$((i+1))',
+  '  t=$(virsh -q -c "$u" domjobinfo --domain "$d" 2>/dev/null)',
   'done',
-  'exit 3',
 ].join('\n');
 
 /**
@@ -66,7 +70,9 @@ const END_JOB_SCRIPT = [
  */
 export async function endBackupJob(run: Run, files: string[]): Promise<void> {
   const { cmd } = run.ctx;
-  await cmd.tryRun(['sh', '-c', END_JOB_SCRIPT, 'sh', cmd.uri, run.domain.name, ...files]);
+  const domain = ['--domain', run.domain.name];
+  const abortAndAsk = `${shellCommand(['domjobabort', ...domain])}; ${shellCommand(['domjobinfo', ...domain])}`;
+  await cmd.tryRun(['sh', '-c', END_JOB_SCRIPT, 'sh', cmd.uri, run.domain.name, abortAndAsk, ...files]);
 }
 
 /**

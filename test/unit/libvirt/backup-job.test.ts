@@ -1,6 +1,7 @@
 /**
- * Ending a backup job (one remote script: abort, remove the files, poll `domjobinfo` until no job
- * is active), against a fake `virsh` on PATH that reports a running job for a few polls.
+ * Ending a backup job (one remote script: abort and ask in one `virsh`, remove the files, poll
+ * `domjobinfo` until no job is active), against a fake `virsh` on PATH that reports a running job
+ * for a few polls. test/integration/libvirt/capture.test.ts ends real jobs.
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,17 +13,21 @@ import type { Run } from '../../../drivers/hypervisor/libvirt/capture-run';
 import { HostCommands } from '../../../drivers/hypervisor/libvirt/commands';
 import type { ExecResult, Executor } from '../../../src/ports/executor';
 
-// virsh -q -c URI SUB --domain NAME: logs SUB and NAME; domjobinfo answers from $FAKE/jobinfo-N
-// (N counts the polls; the last file given answers every later poll).
+// virsh -q -c URI SUB --domain NAME, or virsh -q -c URI 'SUB --domain NAME; SUB …' (a command
+// string, which the fake runs with the shell's own quoting rules, as virsh's are): logs SUB and
+// NAME; domjobinfo answers from $FAKE/jobinfo-N (N counts the polls; the last file given answers
+// every later poll).
 const FAKE_VIRSH = `#!/bin/sh
-printf '%s %s\\n' "$4" "$6" >>"$FAKE/log"
-case $4 in
-  domjobabort) ;;
-  domjobinfo)
-    n=$(grep -c '^domjobinfo ' "$FAKE/log")
-    while [ "$n" -gt 0 ] && [ ! -f "$FAKE/jobinfo-$n" ]; do n=$((n-1)); done
-    [ -f "$FAKE/jobinfo-$n" ] && cat "$FAKE/jobinfo-$n" || exit 1 ;;
-esac
+domjobabort() { printf '%s %s\\n' domjobabort "$2" >>"$FAKE/log"; }
+domjobinfo() {
+  printf '%s %s\\n' domjobinfo "$2" >>"$FAKE/log"
+  n=$(grep -c '^domjobinfo ' "$FAKE/log")
+  while [ "$n" -gt 0 ] && [ ! -f "$FAKE/jobinfo-$n" ]; do n=$((n-1)); done
+  [ -f "$FAKE/jobinfo-$n" ] && cat "$FAKE/jobinfo-$n" || return 1
+}
+echo "$4" >>"$FAKE/calls"
+shift 3
+if [ $# -eq 1 ]; then eval "$1"; else "$@"; fi
 `;
 const RUNNING = 'Job type:         Unbounded   \nOperation:        Backup      \nTime elapsed:     30           ms\n';
 const NONE = 'Job type:         None        \n';
@@ -84,6 +89,8 @@ describe('endBackupJob', () => {
     await endBackupJob(run('vm'), []);
     expect(results.at(-1)?.exitCode).toBe(0);
     expect(log()).toHaveLength(2);
+    // The abort and the first question are one virsh process.
+    expect(readFileSync(join(fake, 'calls'), 'utf8').trim().split('\n')).toHaveLength(1);
 
     writeFileSync(join(fake, 'log'), '');
     rmSync(join(fake, 'jobinfo-1'));
