@@ -18,6 +18,8 @@ if (unknown.length > 0) {
   console.error(`unknown bench(es): ${unknown.join(', ')}; available: ${available.join(', ')}`);
   process.exit(2);
 }
+// The SSH benches measure what a panel with ssh2's native ciphers gets (docs/operations.md).
+spawnSync('bash', [fileURLToPath(new URL('./ssh2-binding.sh', import.meta.url))], { stdio: 'inherit' });
 let failed = 0;
 for (const name of wanted.length > 0 ? wanted : available) {
   console.log(`\n=== bench: ${name}`);

@@ -5,7 +5,8 @@
 #   2. scripts/ensure-services.sh: installs and starts whatever the integration suites need and is
 #      missing (libvirt/QEMU + sshd, Ceph radosgw + PostgreSQL, Chromium; needs root the first
 #      time), saying what and why; a fast no-op when everything is up;
-#   3. the integration project (one file at a time, against those services). Its summary is the
+#   3. scripts/ssh2-binding.sh: ssh2's optional native ciphers, built when Node's headers are here;
+#   4. the integration project (one file at a time, against those services). Its summary is the
 #      last thing printed.
 #
 # INSTANCE_IMAGES_SKIP_SERVICES=1 skips step 2: suites whose service is missing are then skipped,
@@ -20,6 +21,9 @@ args=("$@")
 ((${#args[@]} == 0)) || args+=(--passWithNoTests)
 
 vitest --project unit "${args[@]}" || exit $?
+
+# ssh2's native ciphers, when this machine has Node's headers (a no-op once built; see the script).
+bash scripts/ssh2-binding.sh
 
 if [[ ${INSTANCE_IMAGES_SKIP_SERVICES:-} == 1 ]]; then
   if [[ -n ${CI:-} ]]; then

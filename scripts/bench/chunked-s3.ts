@@ -26,7 +26,7 @@
  * Prints medians, spreads and the panel process's peak RSS per step.
  *
  * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each
- * first capture of step 1 and each deploy of step 5.
+ * first capture of step 1, each recapture of step 2 and each deploy of step 5.
  * `TRACE_ALL=1` prints every storage request of the traced recapture, not only their sums.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
@@ -413,10 +413,13 @@ async function main(): Promise<void> {
       checkpoint += 1;
       Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
       const key = i === 0 ? 'images/second.manifest.json' : `images/second-${i}.manifest.json`;
+      const cpu = await sampleCpu();
       const incremental = await timed(() =>
         captureChunks(b, base.store, guest.name, key, { create: `bench-${checkpoint}`, since, base: previous, baseKey: previousKey }),
       );
       trace.on = false;
+      const used = await cpu.stop();
+      if (used) console.log(`   recapture ${s(incremental.ms)}: ${cpuLine(used, 0.01)}`);
       if (i === 0) {
         console.log('\n2. the first incremental recapture, step by step (remote commands in order; storage requests summed):');
         printTrace(incremental.ms);

@@ -110,11 +110,11 @@ export async function sampleCpu(): Promise<{ stop(): Promise<Record<string, numb
 }
 
 /** The programs of a CPU sample that used at least 0.2 s, largest first: `node 4.10, radosgw 2.00, …; total 9.00`. */
-export function cpuLine(sample: Record<string, number> | null): string {
+export function cpuLine(sample: Record<string, number> | null, least = 0.2): string {
   if (sample === null) return '';
   const total = Object.values(sample).reduce((sum, s) => sum + s, 0);
   const top = Object.entries(sample)
-    .filter(([, s]) => s >= 0.2)
+    .filter(([, s]) => s >= least)
     .sort((a, b) => b[1] - a[1])
     .map(([comm, s]) => `${comm} ${s.toFixed(2)}`);
   return `cpu s: ${top.join(', ')}; total ${total.toFixed(2)}`;
