@@ -115,7 +115,10 @@ export async function storeImport(
     );
   const key = `${target.keyBase}.${format}`;
   options.onKey(key);
-  const put = await disk.put(key, source.stream, { signal: options.signal }).catch(rethrow);
+  // The source hashes the bytes as they go by: the storage wrapper takes its digest instead of a second pass.
+  const put = await disk
+    .put(key, source.stream, { signal: options.signal, bodySha256: () => source.result()?.sha256 ?? null })
+    .catch(rethrow);
   const done = source.result();
   if (!done || done.sha256 !== put.sha256)
     throw sourceFailure() ?? new InstanceImagesError('CHECKSUM_MISMATCH', 'The stored bytes do not match the downloaded image');

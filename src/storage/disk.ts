@@ -5,7 +5,7 @@
  * operation events.
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError, type ErrorCode } from '../errors';
 import type { IncompleteUpload, PutOptions, StorageCapabilities, StorageDriver, StoredObject } from '../ports/storage-driver';
@@ -56,6 +56,14 @@ export interface DiskPutOptions extends PutOptions {
   onProgress?(progress: StorageProgress): void;
   /** When given, the written bytes must hash to this (hex); otherwise the object is removed and CHECKSUM_MISMATCH thrown. */
   expectedSha256?: string;
+  /**
+   * The sha256 (hex) of `body`, hashed by the caller over exactly the bytes the body yields, asked
+   * for once the driver stored them (addition). When given, the bytes are not hashed a second time
+   * (an import's source hashes them as they go by: one SHA-256 pass per byte instead of two); the
+   * result's `sha256` is this. A function that answers null (the caller's hash is not complete) or
+   * something that is not 64 hex digits fails the put with CHECKSUM_MISMATCH, the object removed.
+   */
+  bodySha256?: () => string | null;
 }
 
 /** Options of {@link StorageDisk.putBytes}. */
@@ -150,19 +158,22 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** Hashes and counts bytes on their way to the driver. */
 class HashingCounter extends Transform {
-  readonly hash = createHash('sha256');
+  /** Null when the caller hashes the body itself ({@link DiskPutOptions.bodySha256}). */
+  readonly hash: Hash | null;
   bytes = 0;
   private reported = 0;
 
   constructor(
     private readonly report: ((bytes: number) => void) | null,
     private readonly interval: number,
+    hashing = true,
   ) {
     super();
+    this.hash = hashing ? createHash('sha256') : null;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.bytes += chunk.length;
     if (this.report && this.bytes - this.reported >= this.interval) {
       this.reported = this.bytes;
@@ -256,6 +267,7 @@ function hashBody(key: string, body: Readable, putOptions: DiskPutOptions, optio
   const counter = new HashingCounter(
     listener ? (bytes) => listener({ key, bytesDone: bytes, bytesTotal: total }) : null,
     options.progressIntervalBytes ?? 1024 * 1024,
+    putOptions.bodySha256 === undefined,
   );
   // Forward a failing body into the driver's input so that the driver aborts its write.
   body.once('error', (error) => counter.destroy(error));
@@ -316,6 +328,17 @@ async function verifyPut(
   }
 }
 
+/** The sha256 of what was sent: hashed on the way, or the caller's ({@link DiskPutOptions.bodySha256}; checked, the object removed when it has none). */
+async function sentSha256(core: DiskCore, key: string, counter: HashingCounter, putOptions: DiskPutOptions): Promise<string> {
+  if (counter.hash) return counter.hash.digest('hex');
+  const given = putOptions.bodySha256?.() ?? null;
+  if (given !== null && /^[0-9a-f]{64}$/.test(given)) return given;
+  await core.driver.delete(key).catch(() => undefined);
+  throw new InstanceImagesError('CHECKSUM_MISMATCH', `The sha256 of the data written to ${key} is not known, so it cannot be verified`, {
+    details: { key },
+  });
+}
+
 /** The wrapped put: hash on the way, write, verify, emit. */
 async function putVerified(
   core: DiskCore,
@@ -339,7 +362,7 @@ async function putVerified(
       if (putOptions.signal?.aborted) throw new InstanceImagesError('CANCELLED', `Writing ${key} was cancelled`, { cause: caught });
       throw core.unavailable(caught, `write ${key}`);
     }
-    const sent = { size: counter.bytes, sha256: counter.hash.digest('hex') };
+    const sent = { size: counter.bytes, sha256: await sentSha256(core, key, counter, putOptions) };
     await verifyPut(core, key, written, sent, putOptions);
     core.emit({ type: 'put.completed', driver: driver.name, key, size: sent.size, sha256: sent.sha256 });
     return { key, ...sent };

@@ -44,6 +44,25 @@ describe('wrapStorageDriver', () => {
     expect(driver.objects.has('y')).toBe(true);
   });
 
+  it("takes the caller's sha256 of the body instead of hashing it again (bodySha256), and removes the object when it has none", async () => {
+    const driver = createMemoryStorageDriver();
+    const disk = wrapStorageDriver(driver);
+    const data = Buffer.from('abc');
+    let asked = 0;
+    // The caller's digest is what the result and the expected-sha256 check use: proof it is not hashed again.
+    const claimed = sha(Buffer.from('what the caller hashed'));
+    const result = await disk.put('a', Readable.from([data]), { bodySha256: () => (asked++, claimed) });
+    expect(result).toEqual({ key: 'a', size: 3, sha256: claimed });
+    expect(asked).toBe(1);
+    expect(await codeOf(disk.put('b', Readable.from([data]), { bodySha256: () => claimed, expectedSha256: sha(data) }))).toBe(
+      'CHECKSUM_MISMATCH',
+    );
+    // No digest (the caller's hash is incomplete) or a malformed one: nothing stays.
+    expect(await codeOf(disk.put('c', Readable.from([data]), { bodySha256: () => null }))).toBe('CHECKSUM_MISMATCH');
+    expect(await codeOf(disk.put('d', Readable.from([data]), { bodySha256: () => 'not hex' }))).toBe('CHECKSUM_MISMATCH');
+    expect([...driver.objects.keys()]).toEqual(['a']);
+  });
+
   it('removes the object when the body does not have the announced size', async () => {
     const driver = createMemoryStorageDriver();
     const events: StorageOperationEvent[] = [];
