@@ -47,6 +47,7 @@ const RUNS = Number(flag('runs') ?? 3);
  * not writeback, made the durable baseline measure faster than the page-cache one: it always ran
  * right after it. With a settle, every case starts with its memory handed back (default 0: as
  * before, back to back; the phases printed under the baselines show which state each one met).
+ * The export's GETs settle too.
  */
 const SETTLE_S = Number(flag('settle') ?? 0);
 const SIZE_MIB = Number(flag('size-mib') ?? 1024);
@@ -248,6 +249,7 @@ async function main(): Promise<void> {
       const url = `${panelUrl}/api/downloads/images/${image.id}?account=${link.accountId}&expires=${link.expires}&signature=${link.signature}`;
       const fileUrl = `${filesUrl}/${(await ii.repositories.images.get(image.id))?.fileKey ?? ''}`;
       const get = async (from: string, into: number[]) => {
+        if (SETTLE_S > 0) await new Promise((resolve) => setTimeout(resolve, 1000 * SETTLE_S));
         const begin = process.hrtime.bigint();
         await exec('curl', ['-s', '-o', '/dev/null', from]);
         into.push(seconds(begin));
