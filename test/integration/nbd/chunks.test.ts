@@ -94,6 +94,35 @@ suite(`NBD chunk reader against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, {
     expect(progress.map((p) => p.processedBytes)).toEqual(chunks.map((c) => c.offset + c.length));
   });
 
+  it('reuses handed-back buffers without leaking their bytes: outside its data span a chunk reads as zeroes', async () => {
+    const image = `${dir}/reuse.qcow2`;
+    // Two full chunks fill buffers with a pattern; later chunks hold data only in a part of
+    // themselves (middle, start, end) and are read into those buffers once handed back.
+    makeImage(image, `${8 * CHUNK}`, [
+      'write -P 0xab 0 4M', // chunk 0: full
+      'write -P 0xcd 4M 4M', // chunk 1: full
+      'write -P 0x11 10M 64k', // chunk 2: data in the middle
+      'write -P 0x22 12M 64k', // chunk 3: data at the start
+      'write -P 0xef 16M 4M', // chunk 4: full
+      `write -P 0x33 ${24 * MiB - 64 * 1024} 64k`, // chunk 5: data at the end
+    ]);
+    const raw = rawBytes(image, dir);
+    const client = await open(await serve(image, 'reuse'));
+    const seen: Array<{ index: number; kind: string; equal: boolean }> = [];
+    for await (const chunk of readNbdChunks(client, { parallel: 1 })) {
+      if (chunk.kind !== 'data') continue;
+      seen.push({
+        index: chunk.index,
+        kind: chunk.kind,
+        equal: chunk.bytes.equals(raw.subarray(chunk.offset, chunk.offset + chunk.length)),
+      });
+      chunk.release(); // back to the pool: a later chunk's read reuses these bytes
+    }
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5].map((index) => ({ index, kind: 'data', equal: true })));
+    // The partial chunks were read over their data spans only (the rest was filled, not read).
+    expect(client.stats.readBytesRequested).toBe(3 * CHUNK + 3 * 64 * 1024);
+  });
+
   it('small chunks and reads split below the chunk size give the same digests', async () => {
     const image = `${dir}/split.qcow2`;
     makeImage(image, '8M', ['write -P 0x44 0 3M', 'write -P 0x45 5M 100k']);
