@@ -6,11 +6,11 @@
 # chunked-s3, CPU=1): a 64 MiB incremental recapture used 0.43–0.46 s of panel CPU against
 # 0.50–0.61 s, and took 0.67–0.74 s against 0.74–0.80 s.
 #
-# ssh2's own install script builds it with node-gyp, which downloads Node's headers from nodejs.org;
-# this project does not run that script (package.json "allowScripts"), since a machine that reaches
-# only the npm registry would wait on the download. Here the build uses the headers installed with
-# Node itself (<prefix>/include/node, of the same version as `node`), and is skipped, saying why,
-# when they or npm's node-gyp are missing. ssh2 works either way (it falls back to JavaScript, as it
+# ssh2's own install script builds it with node-gyp `--target=<node version>`, which looks for
+# Node's headers to download from nodejs.org (it failed so here: this machine reaches only the npm
+# registry); this project does not run that script (package.json "allowScripts"). Here the build
+# uses the headers installed with Node itself (<prefix>/include/node, of the same version as
+# `node`), and is skipped, saying why, when they or npm's node-gyp are missing. ssh2 works either way (it falls back to JavaScript, as it
 # does when the binding was built for another Node version). A no-op when the binding loads.
 # `npm test` and `npm run bench` run it; panels that embed the SDK: see docs/operations.md.
 set -uo pipefail
