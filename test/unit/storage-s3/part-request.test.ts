@@ -5,7 +5,7 @@
  * clock, gives up after the attempts and stops at once on abort. The transport is an in-memory fake.
  */
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { toS3StorageError, type S3ErrorContext } from '../../../drivers/storage/s3/errors';
 import {
   abortableSleep,
@@ -326,7 +326,13 @@ describe('createS3PartUploader', () => {
       },
       maxAttempts: 3,
     });
-    const failure = await slow.uploadPart(target, 'id', 1, body, controller.signal).catch((error: unknown) => error);
+    // The backoff is a random delay that can come out as 0 ms, which is not slept (about 1 run in
+    // 100 with a 100 ms base): a fixed draw keeps the sleep, and so the abort, in every run.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    const failure = await slow
+      .uploadPart(target, 'id', 1, body, controller.signal)
+      .catch((error: unknown) => error)
+      .finally(() => random.mockRestore());
     expect(waited).toBeDefined();
     expect(failure).toMatchObject({ name: 'AbortError' });
     expect(failing.requests).toHaveLength(1);
