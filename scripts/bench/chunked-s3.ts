@@ -28,6 +28,8 @@
  * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each
  * first capture of step 1, each recapture of step 2 and each deploy of step 5.
  * `TRACE_ALL=1` prints every storage request of the traced recapture, not only their sums.
+ * `SETTLE_MS` waits that long after step 2 starts the guest before each recapture (default 0).
+ * `CPU_PROFILE=<dir>` writes a V8 CPU profile of the panel process per recapture of step 2 into `<dir>`.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
@@ -35,7 +37,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { createSshExecutor, type SshExecutor } from '../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { s3StorageDriver } from '../../drivers/storage/s3';
@@ -59,9 +62,30 @@ const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
 const STOCK_MIB = Number(process.env.STOCK_MIB ?? 2560);
 const STEPS = new Set((process.env.STEPS ?? '1,2,3,4,5,6').split(',').map((step) => Number(step.trim())));
 const CHUNK = 4 * MiB;
+/** SETTLE_MS: how long step 2 waits after starting the guest before it recaptures (default 0: at once, while the guest boots). */
+const SETTLE_MS = Number(process.env.SETTLE_MS ?? 0);
 /** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
 const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.env.CHUNK_PARALLEL) } : {};
 const scratch = '/var/tmp/ii-bench-chunked';
+
+/** With CPU_PROFILE set, profiles `fn` in this process (the panel) into `<CPU_PROFILE>/<name>.cpuprofile`. */
+async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const dir = process.env.CPU_PROFILE;
+  if (!dir) return fn();
+  mkdirSync(dir, { recursive: true });
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
 
 let peak = 0;
 const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
@@ -409,13 +433,16 @@ async function main(): Promise<void> {
       virsh('destroy', '--domain', guest.name);
       writeRandom(guest.primaryPath, 300 + 100 * i, 64);
       virsh('start', '--domain', guest.name);
+      if (SETTLE_MS > 0) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       const since = `bench-${checkpoint}`;
       checkpoint += 1;
-      Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
       const key = i === 0 ? 'images/second.manifest.json' : `images/second-${i}.manifest.json`;
       const cpu = await sampleCpu();
-      const incremental = await timed(() =>
-        captureChunks(b, base.store, guest.name, key, { create: `bench-${checkpoint}`, since, base: previous, baseKey: previousKey }),
+      Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
+      const incremental = await profiled(`recapture-${i}`, () =>
+        timed(() =>
+          captureChunks(b, base.store, guest.name, key, { create: `bench-${checkpoint}`, since, base: previous, baseKey: previousKey }),
+        ),
       );
       trace.on = false;
       const used = await cpu.stop();

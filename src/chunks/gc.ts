@@ -34,7 +34,11 @@ export interface CollectGarbageOptions {
   signal?: AbortSignal;
 }
 
-/** The collector's marker (G0): written, refreshed every third of sweepTtlMs, deleted at the end (G4). */
+/**
+ * The collector's marker (G0): written with a fresh random id, refreshed every third of sweepTtlMs,
+ * and marked finished at the end (G4). It is never deleted: its id is how a writer that stored a
+ * chunk before its lease named it learns whether a collection started meanwhile.
+ */
 class SweepMarker {
   readonly #ctx: ChunkContext;
   readonly #gcId = randomUUID();
@@ -50,7 +54,7 @@ class SweepMarker {
 
   async begin(signal?: AbortSignal): Promise<void> {
     const existing = await readSweepMarker(this.#ctx, signal);
-    if (existing !== null && isFreshMarker(this.#ctx, existing.refreshedAt)) {
+    if (existing !== null && !existing.finished && isFreshMarker(this.#ctx, existing.refreshedAt)) {
       throw new InstanceImagesError(
         'CONFLICT',
         'Another chunk garbage collection is running on this storage; try again when it has finished',
@@ -71,9 +75,15 @@ class SweepMarker {
     this.#timer.unref();
   }
 
-  async #write(): Promise<void> {
+  async #write(finished = false): Promise<void> {
     const now = this.#ctx.now();
-    const marker = { format: 1, gcId: this.#gcId, startedAt: this.#startedAt, refreshedAt: now.toISOString() };
+    const marker = {
+      format: 1,
+      gcId: this.#gcId,
+      startedAt: this.#startedAt,
+      refreshedAt: now.toISOString(),
+      ...(finished ? { finishedAt: now.toISOString() } : {}),
+    };
     await putBuffer(this.#ctx, SWEEP_MARKER_KEY, Buffer.from(JSON.stringify(marker)));
     this.#refreshedAt = now.getTime();
   }
@@ -92,7 +102,7 @@ class SweepMarker {
     if (this.#timer) clearInterval(this.#timer);
     await this.#chain;
     const current = await readSweepMarker(this.#ctx).catch(() => null);
-    if (current === null || current.gcId === null || current.gcId === this.#gcId) await this.#ctx.disk.delete(SWEEP_MARKER_KEY);
+    if (current === null || current.gcId === null || current.gcId === this.#gcId) await this.#write(true);
   }
 }
 
@@ -209,7 +219,7 @@ export async function collectGarbage(ctx: ChunkContext, options: CollectGarbageO
     ctx.logger.info('Chunk garbage collection finished', { ...report });
     return report;
   } finally {
-    // G4; a marker that cannot be deleted goes stale after sweepTtlMs, and writers then go on
-    await marker?.end().catch((error: unknown) => ctx.logger.warn('Deleting the chunk sweep marker failed', { error: String(error) }));
+    // G4; a marker that cannot be marked finished goes stale after sweepTtlMs, and writers then go on
+    await marker?.end().catch((error: unknown) => ctx.logger.warn('Marking the chunk sweep finished failed', { error: String(error) }));
   }
 }

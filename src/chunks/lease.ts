@@ -39,13 +39,30 @@ export const LeasePartSchema = z.strictObject({
   digests: Digests,
 });
 
-/** The stored form of the sweep marker. */
+/**
+ * The stored form of the sweep marker: a collection's, refreshed while it runs (G0), and kept with
+ * `finishedAt` once it ended (G4), so that the marker's `gcId` tells writers whether a collection
+ * started since they last read it.
+ */
 export const SweepMarkerSchema = z.strictObject({
   format: z.literal(1),
   gcId: z.string(),
   startedAt: z.iso.datetime({ offset: true }),
   refreshedAt: z.iso.datetime({ offset: true }),
+  finishedAt: z.iso.datetime({ offset: true }).optional(),
 });
+
+/**
+ * What one read of the sweep marker found: whether a collection runs (`running`: its marker is
+ * fresh and not finished), and the id of the newest collection (`gcId`; null when there is no
+ * marker or it does not parse). Every collection writes a fresh random id when it starts, and the
+ * marker is never deleted, so two reads that find no collection running and the same `gcId` prove
+ * that no collection started between them.
+ */
+export interface SweepState {
+  running: boolean;
+  gcId: string | null;
+}
 
 /** A lease is trusted for this share of its TTL after it was written: the rest absorbs clock skew and slow writes. */
 const TRUSTED_SHARE = 0.75;
@@ -67,6 +84,8 @@ export class ChunkLease {
   #parts = 0;
   #added = 0;
   #covered = 0;
+  /** What the sweep-marker read of the last completed {@link cover} found. */
+  #sweep: SweepState = { running: false, gcId: null };
   /** The {@link add} count the last successful write included. */
   #written = -1;
   #refreshedAt: number | null = null;
@@ -103,15 +122,21 @@ export class ChunkLease {
 
   /**
    * Makes every digest added so far safe to rely on: writes the lease (W1), then waits while a
-   * fresh sweep marker exists (Wm). Does nothing when that was done since the last {@link add}.
+   * collection runs (Wm). Does nothing when that was done since the last {@link add}.
+   * @returns what the last marker read found (no collection running, and the newest one's id).
    */
-  async cover(signal?: AbortSignal): Promise<void> {
-    if (this.#covered === this.#added && this.#refreshedAt !== null) return this.assertHeld();
+  async cover(signal?: AbortSignal): Promise<SweepState> {
+    if (this.#covered === this.#added && this.#refreshedAt !== null) {
+      this.assertHeld();
+      return this.#sweep;
+    }
     const target = this.#added;
     await this.write();
-    await waitForSweep(this.#ctx, signal);
+    const sweep = await waitForSweep(this.#ctx, signal);
     this.#covered = Math.max(this.#covered, target);
+    this.#sweep = sweep;
     this.assertHeld();
+    return sweep;
   }
 
   /** Starts the refresh timer (every third of the TTL). */
@@ -208,19 +233,22 @@ export class ChunkLease {
   }
 }
 
-/** The running sweep's marker, or null. A marker that does not parse counts from its stored time. */
+/**
+ * The sweep marker, or null when there is none. A marker that does not parse counts as running
+ * from its stored time, without an id.
+ */
 export async function readSweepMarker(
   ctx: ChunkContext,
   signal?: AbortSignal,
-): Promise<{ gcId: string | null; refreshedAt: number } | null> {
+): Promise<{ gcId: string | null; refreshedAt: number; finished: boolean } | null> {
   const bytes = await readObject(ctx, SWEEP_MARKER_KEY, signal ? { maxBytes: 64 * 1024, signal } : { maxBytes: 64 * 1024 });
   if (bytes === null) return null;
   try {
     const marker = SweepMarkerSchema.parse(JSON.parse(bytes.toString('utf8')));
-    return { gcId: marker.gcId, refreshedAt: Date.parse(marker.refreshedAt) };
+    return { gcId: marker.gcId, refreshedAt: Date.parse(marker.refreshedAt), finished: marker.finishedAt !== undefined };
   } catch {
     const stored = await ctx.disk.stat(SWEEP_MARKER_KEY);
-    return stored ? { gcId: null, refreshedAt: stored.modifiedAt.getTime() } : null;
+    return stored ? { gcId: null, refreshedAt: stored.modifiedAt.getTime(), finished: false } : null;
   }
 }
 
@@ -229,13 +257,24 @@ export function isFreshMarker(ctx: ChunkContext, refreshedAt: number): boolean {
   return ctx.now().getTime() - refreshedAt < ctx.sweepTtlMs;
 }
 
-/** Waits while a fresh sweep marker exists (Wm). A stale marker (older than sweepTtlMs) is ignored. */
-export async function waitForSweep(ctx: ChunkContext, signal?: AbortSignal): Promise<void> {
+/** One read of the sweep marker: is a collection running (fresh, not finished), and the newest one's id. */
+export async function readSweepState(ctx: ChunkContext, signal?: AbortSignal): Promise<SweepState> {
+  const marker = await readSweepMarker(ctx, signal);
+  if (marker === null) return { running: false, gcId: null };
+  return { running: !marker.finished && isFreshMarker(ctx, marker.refreshedAt), gcId: marker.gcId };
+}
+
+/**
+ * Waits while a collection runs (Wm): a fresh marker that is not finished. A stale marker (older
+ * than sweepTtlMs: its collector stopped refreshing it, and so stopped deleting) is ignored.
+ * @returns the last read, which found no collection running.
+ */
+export async function waitForSweep(ctx: ChunkContext, signal?: AbortSignal): Promise<SweepState> {
   let logged = false;
   for (;;) {
-    const marker = await readSweepMarker(ctx, signal);
-    if (marker === null || !isFreshMarker(ctx, marker.refreshedAt)) return;
-    if (!logged) ctx.logger.info('Waiting for a chunk garbage collection to finish', { gcId: marker.gcId });
+    const state = await readSweepState(ctx, signal);
+    if (!state.running) return state;
+    if (!logged) ctx.logger.info('Waiting for a chunk garbage collection to finish', { gcId: state.gcId });
     logged = true;
     await ctx.sleep(ctx.sweepPollMs, signal);
     throwIfAborted(signal);

@@ -11,7 +11,7 @@ import { codecOfStoredSize, encodeChunk } from './codec';
 import { putBuffer, throwIfAborted, type ChunkContext } from './context';
 import { readManifestAt } from './catalog';
 import { checkLeaseId, checkManifestKey, chunkKey } from './keys';
-import { ChunkLease } from './lease';
+import { ChunkLease, readSweepState, waitForSweep, type SweepState } from './lease';
 import {
   CHUNK_MANIFEST_FORMAT,
   ChunkManifestSourceSchema,
@@ -108,6 +108,79 @@ async function cleanUpWithin(ctx: ChunkContext, ms: number, cleanUp: () => Promi
 }
 type DataChunk = { index: number; sha256: string; bytes: Buffer; release: (() => void) | undefined };
 
+/** A data chunk's wait for a cover round (below). */
+type CoverRequest = { promise: Promise<SweepState>; stored: boolean; resolve: (state: SweepState) => void; reject: (error: unknown) => void };
+
+/**
+ * The lease's cover rounds of a capture: each round writes the lease (W1), naming every digest
+ * added before it began, then reads the sweep marker once (Wc). A data chunk is stored (W2) as soon
+ * as it comes and asks for a round at the same time; the two run side by side. Rounds run one at a
+ * time, and the next one begins when half of `parallel` chunks wait for it, when a chunk that waits
+ * for it is stored already (it holds its upload slot only for the cover then), for the first chunk
+ * of the capture, and once the source ended; so a round usually covers several chunks, and no
+ * upload ever waits for one.
+ */
+class CoverRounds {
+  #waiting: CoverRequest[] = [];
+  #busy = false;
+  #first = true;
+  #finishing = false;
+
+  constructor(
+    readonly ctx: ChunkContext,
+    readonly lease: ChunkLease,
+    readonly threshold: number,
+    readonly onRead: (state: SweepState) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  /** A round that begins after this call (so its lease write names every digest added so far). */
+  request(): CoverRequest {
+    let resolve!: (state: SweepState) => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise<SweepState>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => undefined); // awaited by its chunk once stored; a failed round must not be unhandled meanwhile
+    const request: CoverRequest = { promise, stored: false, resolve, reject };
+    this.#waiting.push(request);
+    this.#beginIfDue();
+    return request;
+  }
+
+  /** The chunk of `request` is stored: it waits for its round alone now. */
+  stored(request: CoverRequest): void {
+    request.stored = true;
+    this.#beginIfDue();
+  }
+
+  /** The source ended: every chunk still waiting is covered at once. */
+  finishing(): void {
+    this.#finishing = true;
+    this.#beginIfDue();
+  }
+
+  #beginIfDue(): void {
+    const waiting = this.#waiting;
+    if (this.#busy || waiting.length === 0) return;
+    if (!(this.#first || this.#finishing || waiting.length >= this.threshold || waiting.some((request) => request.stored))) return;
+    this.#busy = true;
+    this.#first = false;
+    this.#waiting = [];
+    void (async () => {
+      try {
+        await this.lease.write(); // W1
+        const state = await readSweepState(this.ctx, this.signal); // Wc
+        this.onRead(state);
+        for (const request of waiting) request.resolve(state);
+      } catch (error) {
+        for (const request of waiting) request.reject(error);
+      } finally {
+        this.#busy = false;
+        this.#beginIfDue();
+      }
+    })();
+  }
+}
+
 function sourceBroke(message: string, details: Record<string, unknown>): InstanceImagesError {
   return new InstanceImagesError('CAPTURE_FAILED', `The chunk source broke its contract: ${message}`, { details });
 }
@@ -144,16 +217,16 @@ class ImageWriter {
   readonly stored = new Map<string, StoredChunk>();
   /** Digests being stored or checked now. */
   readonly scheduled = new Set<string>();
-  pending: DataChunk[] = [];
   readonly inflight = new Set<Promise<void>>();
   /** The presence checks among `inflight` (unchanged chunks: they hold no bytes). */
   readonly checks = new Set<Promise<void>>();
-  /** The lease covers among `inflight` (each holds its batch until its uploads start). */
-  readonly covers = new Set<Promise<void>>();
-  /** Data chunks of the batches being covered. */
-  covering = 0;
-  /** Set once a batch was flushed. */
-  flushed = false;
+  /**
+   * The newest collection's id as of the latest sweep-marker read that found none running (the
+   * preparation's Wm, then each cover round's): the baseline a data chunk's store (W2) is checked
+   * against once its lease is written.
+   */
+  sweepId: string | null = null;
+  readonly rounds: CoverRounds;
   failure: InstanceImagesError | null = null;
   uploadedBytes = 0;
   uploadedChunks = 0;
@@ -168,6 +241,10 @@ class ImageWriter {
     readonly options: WriteImageOptions,
   ) {
     this.total = chunkCount(info.virtualSizeBytes, info.chunkSizeBytes);
+    const onRead = (state: SweepState) => {
+      if (!state.running) this.sweepId = state.gcId;
+    };
+    this.rounds = new CoverRounds(ctx, lease, Math.ceil(ctx.parallel / 2), onRead, options.signal);
   }
 
   /** Takes one chunk from the source; returns when there is room for the next. */
@@ -217,12 +294,42 @@ class ImageWriter {
       return;
     }
     this.digests.push(sha256);
-    if (this.stored.has(sha256) || this.scheduled.has(sha256) || this.pending.some((p) => p.sha256 === sha256)) {
+    if (this.stored.has(sha256) || this.scheduled.has(sha256)) {
       release?.();
       return;
     }
     this.lease.add([sha256]);
-    this.pending.push({ index, sha256, bytes, release });
+    const chunk: DataChunk = { index, sha256, bytes, release };
+    this.start(sha256, () => this.storeData(chunk));
+  }
+
+  /**
+   * A data chunk: stored (W2) at once while a cover round writes the lease naming it (W1) and reads
+   * the sweep marker (Wc). The chunk counts as stored only when that read finds no collection
+   * running and the same newest collection as the read before its W2 (`sweepId`): no collection
+   * started between the two, and any later one reads the lease. Otherwise one may have deleted it
+   * before reading the lease: the chunk is checked again once that collection is over (Wm, then W2
+   * as in a reader's order), and uploaded again from the bytes still held when it is gone. The
+   * bytes go back to the source only then.
+   */
+  async storeData(chunk: DataChunk): Promise<void> {
+    const baseline = this.sweepId;
+    const cover = this.rounds.request();
+    await this.storeChunk(chunk, this.info.incrementalSince === null); // W2
+    this.rounds.stored(cover);
+    const state = await cover.promise; // W1, Wc
+    if (state.running || state.gcId !== baseline) {
+      this.ctx.logger.info('A chunk garbage collection started while a capture stored a chunk; the chunk is checked again', {
+        gcId: state.gcId,
+        chunk: chunk.sha256,
+      });
+      const settled = await waitForSweep(this.ctx, this.options.signal); // Wm, after the lease named the chunk
+      if (!settled.running) this.sweepId = settled.gcId;
+      await this.storeChunk(chunk, true); // W2 again
+    }
+    // Stored and covered: the bytes are no longer needed. A failed put or round keeps them, since
+    // a request may still hold them; they are collected then.
+    chunk.release?.();
   }
 
   isZero(bytes: Buffer): boolean {
@@ -231,13 +338,10 @@ class ImageWriter {
   }
 
   /**
-   * Backpressure: at most `parallel` data chunks wait, are being covered by the lease, or upload.
-   * Chunks wait until half of that is waiting, so that one lease write (and sweep check) covers
-   * several of them, except the first, covered at once so that the uploads start; the source goes
-   * on while a batch is covered. Presence checks of unchanged
-   * chunks hold no bytes and are counted apart, {@link CHECKS_PER_SLOT} per slot: an incremental
-   * recapture without a provable base checks every chunk of it and would otherwise wait on them one
-   * `parallel` batch at a time.
+   * Backpressure: at most `parallel` data chunks are stored or wait for their cover round besides
+   * the one the source is reading. Presence checks of unchanged chunks hold no bytes and are counted
+   * apart, {@link CHECKS_PER_SLOT} per slot: an incremental recapture without a provable base checks
+   * every chunk of it and would otherwise wait on them one `parallel` batch at a time.
    */
   async makeRoom(): Promise<void> {
     const { parallel } = this.ctx;
@@ -247,54 +351,14 @@ class ImageWriter {
     }
     while (this.held() >= parallel) {
       this.throwIfFailed();
-      if (this.pending.length < Math.ceil(parallel / 2) && this.inflight.size > this.checks.size) await Promise.race(this.inflight);
-      else this.flush();
+      await Promise.race(this.inflight);
     }
-    // The first data chunk is covered as soon as it comes: no upload would start before a batch
-    // filled otherwise (an incremental read has only a few chunks). Later ones gather into batches
-    // while it is covered and uploaded. (Covering what came in whenever few slots upload measured
-    // slower: 0.81–0.83 s against 0.74–0.77 s for a 64 MiB recapture. Each cover is two requests
-    // that queue behind the chunk puts on a busy storage, and the machine is CPU-bound.)
-    if (!this.flushed && this.pending.length > 0) this.flush();
     this.throwIfFailed();
   }
 
-  /** Data chunks held: waiting, being covered, or uploading. */
+  /** Data chunks held: being stored or waiting for their cover. */
   held(): number {
-    return this.pending.length + this.covering + this.inflight.size - this.checks.size - this.covers.size;
-  }
-
-  /** Covers the waiting chunks by the lease (W1, Wm), then stores them (W2); runs in `inflight`. */
-  flush(): void {
-    if (this.pending.length === 0) return;
-    this.flushed = true;
-    const batch = this.pending;
-    this.pending = [];
-    this.covering += batch.length;
-    for (const chunk of batch) this.scheduled.add(chunk.sha256);
-    const run: Promise<void> = this.lease
-      .cover(this.options.signal)
-      .then(() => {
-        if (this.failure === null)
-          for (const chunk of batch)
-            this.start(chunk.sha256, async () => {
-              await this.storeChunk(chunk);
-              // Stored (or found stored): the bytes are no longer needed. A failed put keeps them,
-              // since a request may still hold them; they are collected then.
-              chunk.release?.();
-            });
-      })
-      .catch((error: unknown) => {
-        this.failure ??= toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', 'Writing the chunk lease failed');
-      })
-      .finally(() => {
-        this.covering -= batch.length;
-        this.inflight.delete(run);
-        this.covers.delete(run);
-        if (this.failure !== null) for (const chunk of batch) this.scheduled.delete(chunk.sha256);
-      });
-    this.inflight.add(run);
-    this.covers.add(run);
+    return this.inflight.size - this.checks.size;
   }
 
   start(sha256: string, task: () => Promise<void>, check = false): void {
@@ -313,16 +377,16 @@ class ImageWriter {
   }
 
   /**
-   * W2 for a data chunk: stat, and upload when absent (or damaged beyond repair by size). In an
-   * incremental read every data chunk changed since the checkpoint, so it is almost always new: it
-   * is put at once (a put of a chunk that exists writes the same bytes under the same name), which
-   * saves a round trip per changed chunk where a rare duplicate costs one chunk's upload.
+   * W2 for a data chunk: stat (when `check`), and upload when absent (or damaged beyond repair by
+   * size). In an incremental read every data chunk changed since the checkpoint, so it is almost
+   * always new: it is put at once (a put of a chunk that exists writes the same bytes under the same
+   * name), which saves a round trip per changed chunk where a rare duplicate costs one chunk's upload.
    */
-  async storeChunk(chunk: DataChunk): Promise<void> {
+  async storeChunk(chunk: DataChunk, check: boolean): Promise<void> {
     const { ctx } = this;
     const key = chunkKey(ctx.scope, chunk.sha256);
     const length = chunk.bytes.length;
-    const existing = this.info.incrementalSince === null ? await ctx.disk.stat(key) : null;
+    const existing = check ? await ctx.disk.stat(key) : null;
     if (existing && existing.size > 0 && existing.size <= length) {
       this.stored.set(chunk.sha256, { storedBytes: existing.size, codec: codecOfStoredSize(existing.size, length) });
       return;
@@ -375,7 +439,7 @@ class ImageWriter {
         chunks: this.digests.length,
         expected: this.total,
       });
-    this.flush();
+    this.rounds.finishing();
     while (this.inflight.size > 0) await Promise.race(this.inflight);
     this.throwIfFailed();
     this.lease.assertHeld();
@@ -459,8 +523,8 @@ export function prepareImage(ctx: ChunkContext, options: WriteImageOptions): Pre
   if (base) lease.add(base.chunks.flatMap((chunk) => (chunk ? [chunk.sha256] : [])));
   lease.startRefreshing();
   const ready = (async () => {
-    await lease.cover(options.signal);
-    return proveBase(ctx, base, options);
+    const sweep = await lease.cover(options.signal); // W1, Wm
+    return { sweep, proven: await proveBase(ctx, base, options) }; // W3b
   })();
   ready.catch(() => undefined);
   let state: 'prepared' | 'writing' | 'failed' | 'handed over' | 'abandoned' = 'prepared';
@@ -470,7 +534,8 @@ export function prepareImage(ctx: ChunkContext, options: WriteImageOptions): Pre
     try {
       checkSourceInfo(info, base);
       writer = new ImageWriter(ctx, info, base, lease, options);
-      const proven = await ready;
+      const { sweep, proven } = await ready;
+      writer.sweepId = sweep.gcId;
       if (proven) for (const [digest, stored] of proven) writer.stored.set(digest, stored);
       for await (const chunk of chunks) {
         throwIfAborted(options.signal, 'The capture');

@@ -30,8 +30,8 @@ export function createMemoryObjects(): MemoryObjects {
 
 /** How one client sees the shared objects. */
 export interface MemoryClientOptions {
-  /** Awaited before every operation takes effect (random delays make random interleavings). */
-  delay?: () => Promise<void>;
+  /** Awaited before every operation takes effect (random delays make random interleavings), with the operation and key (the list's prefix). */
+  delay?: (operation: 'put' | 'get' | 'stat' | 'list' | 'delete', key: string) => Promise<void>;
   /** Throws STORAGE_UNAVAILABLE for a put of this key when it returns true. */
   failPut?: (key: string) => boolean;
   /** Keys this client cannot see (reads return nothing): a planted protocol break. */
@@ -57,7 +57,7 @@ export function memoryStorageDriver(store: MemoryObjects, options: MemoryClientO
     capabilities: { shared: true, pathAccess: false },
     async put(key, body) {
       const data = await collect(body);
-      await delay();
+      await delay('put', key);
       if (options.failPut?.(key)) throw new InstanceImagesError('STORAGE_UNAVAILABLE', `injected failure writing ${key}`);
       store.objects.set(key, { data, modifiedAt: now() });
       store.puts.push(key);
@@ -65,7 +65,7 @@ export function memoryStorageDriver(store: MemoryObjects, options: MemoryClientO
       return { size: data.length };
     },
     async get(key, getOptions = {}) {
-      await delay();
+      await delay('get', key);
       const object = visible(key);
       if (!object) throw new InstanceImagesError('NOT_FOUND', `${key} not found`);
       const start = getOptions.range?.start ?? 0;
@@ -73,12 +73,12 @@ export function memoryStorageDriver(store: MemoryObjects, options: MemoryClientO
       return Readable.from([Buffer.from(object.data.subarray(start, end))]);
     },
     async stat(key): Promise<StoredObject | null> {
-      await delay();
+      await delay('stat', key);
       const object = visible(key);
       return object ? { key, size: object.data.length, modifiedAt: object.modifiedAt } : null;
     },
     async list(listOptions = {}) {
-      await delay();
+      await delay('list', listOptions.prefix ?? '');
       const prefix = listOptions.prefix ?? '';
       const after = listOptions.cursor ?? null;
       const keys = [...store.objects.keys()]
@@ -93,7 +93,7 @@ export function memoryStorageDriver(store: MemoryObjects, options: MemoryClientO
       return { items, nextCursor: keys.length > limit ? (page.at(-1) ?? null) : null };
     },
     async delete(key) {
-      await delay();
+      await delay('delete', key);
       if (store.objects.delete(key)) {
         store.deletes.push(key);
         store.afterDelete?.(key);

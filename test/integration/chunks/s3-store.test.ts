@@ -96,9 +96,68 @@ describe.skipIf(loaded.env === null)(`chunk store on radosgw${loaded.missing ? `
     const remaining = await chunkObjects();
     expect(remaining).not.toContain(chunkKey({ kind: 'storage' }, sha256(block(4))));
     expect(remaining).toHaveLength(6);
-    expect(await bucketKeys()).not.toContain('chunk-gc/sweep.json');
+    // The sweep marker stays, finished: writers compare its collection id.
+    const marker = await s3.admin.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${PREFIX}/chunk-gc/sweep.json` }));
+    expect(JSON.parse(await marker.Body!.transformToString())).toMatchObject({ format: 1, finishedAt: expect.any(String) });
     const manifest = (await store.readManifest('images/acct/b.manifest.json'))!;
     expect((await assemble(manifest.virtualSizeBytes, store.readImage(manifest, { leaseId: 'deploy-2' }))).equals(diskBytes(B))).toBe(true);
+  });
+
+  it('uploads a chunk again when a whole collection ran between storing it and the lease naming it', async () => {
+    const raw = s3StorageDriver.create(driverOptions(env, s3.bucket, { prefix: PREFIX }), {});
+    let leasePuts = 0;
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let gated = false;
+    // The writer's second lease write (its first cover round) lands only when the test lets it.
+    const hold = async (key: string) => {
+      if (key === 'chunk-leases/late.json' && ++leasePuts === 2) {
+        gated = true;
+        await gate;
+      }
+    };
+    const putBytes = raw.putBytes?.bind(raw);
+    const slowLease = wrapStorageDriver({
+      ...raw,
+      async put(key, body, options) {
+        await hold(key);
+        return raw.put(key, body, options);
+      },
+      ...(putBytes
+        ? {
+            async putBytes(key: string, bytes: Buffer, options?: Parameters<typeof putBytes>[2]) {
+              await hold(key);
+              return putBytes(key, bytes, options);
+            },
+          }
+        : {}),
+    });
+    try {
+      const ids = [9];
+      const chunk = chunkKey({ kind: 'storage' }, sha256(block(9)));
+      const writing = createChunkStore(slowLease, { manifestPrefix: 'images/', parallel: 2 }).writeImage(diskChunks(ids), diskInfo(ids), {
+        leaseId: 'late',
+      });
+      const deadline = Date.now() + 20_000;
+      while (!(gated && (await chunkObjects()).includes(chunk)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect((await chunkObjects()).includes(chunk)).toBe(true);
+      // Stored, not yet leased: a collection deletes it.
+      expect((await storeOf().collectGarbage()).deleted).toBe(1);
+      expect(await chunkObjects()).not.toContain(chunk);
+      openGate();
+      const pending = await writing;
+      expect(await chunkObjects()).toContain(chunk); // uploaded again from the bytes still held
+      expect(pending.uploadedChunks).toBe(2);
+      await pending.commit('images/acct/late.manifest.json');
+      expect((await storeOf().collectGarbage()).deleted).toBe(0);
+      const manifest = (await storeOf().readManifest('images/acct/late.manifest.json'))!;
+      expect((await assemble(manifest.virtualSizeBytes, storeOf().readImage(manifest, { leaseId: 'deploy-late' }))).equals(diskBytes(ids))).toBe(true);
+      await storeOf().deleteManifest('images/acct/late.manifest.json');
+      expect((await storeOf().collectGarbage()).deleted).toBe(1);
+    } finally {
+      openGate();
+      await slowLease.close();
+    }
   });
 
   it('verify re-hashes real objects and names the image a damaged chunk breaks; the deploy fails with CHECKSUM_MISMATCH', async () => {

@@ -21,6 +21,14 @@ import {
 
 const key = (id: number) => chunkKey({ kind: 'storage' }, sha256(block(id)));
 const has = (objects: MemoryObjects, id: number) => objects.objects.has(key(id));
+/** The sweep marker, which must be there and finished. */
+function finishedMarker(objects: MemoryObjects): { gcId: string; finishedAt: string } {
+  const stored = objects.objects.get('chunk-gc/sweep.json');
+  expect(stored).toBeDefined();
+  const marker = JSON.parse(stored!.data.toString('utf8')) as { gcId: string; finishedAt: string };
+  expect(marker.finishedAt).toMatch(/^\d{4}-/);
+  return marker;
+}
 
 function setup(options: ChunkStoreOptions = {}) {
   const objects = createMemoryObjects();
@@ -47,7 +55,7 @@ async function failure(promise: Promise<unknown>): Promise<InstanceImagesError> 
 }
 
 describe('chunk garbage collection', () => {
-  it('deletes the chunks only a deleted image named, keeps shared ones, and cleans up its marker', async () => {
+  it('deletes the chunks only a deleted image named, keeps shared ones, and marks its marker finished', async () => {
     const { objects, store } = setup();
     await capture(store, [1, 2, 3], 'a');
     await capture(store, [2, 3, 4], 'b');
@@ -62,7 +70,11 @@ describe('chunk garbage collection', () => {
     expect(report).toEqual(dry);
     expect([1, 2, 3, 4].map((id) => has(objects, id))).toEqual([false, true, true, true]);
     expect(objects.puts).toContain('chunk-gc/sweep.json');
-    expect(objects.objects.has('chunk-gc/sweep.json')).toBe(false);
+    // The marker stays, finished: the id of the newest collection is what writers compare.
+    const marker = finishedMarker(objects);
+    expect(marker.gcId).toMatch(/^[0-9a-f-]{36}$/);
+    await store.collectGarbage();
+    expect(finishedMarker(objects).gcId).not.toBe(marker.gcId); // every collection has its own id
     expect(await store.stats()).toMatchObject({ manifests: 1, chunks: 3, dedupRatio: '1.00' });
   });
 
@@ -161,7 +173,7 @@ describe('chunk garbage collection', () => {
     expect(error.code).toBe('VALIDATION_FAILED');
     expect(error.message).toMatch(/images\/broken\.manifest\.json/);
     expect(has(objects, 2)).toBe(true);
-    expect(objects.objects.has('chunk-gc/sweep.json')).toBe(false);
+    finishedMarker(objects);
     const verify = await store.verify();
     expect(verify.unreadableManifests.map((m) => m.key)).toEqual(['images/broken.manifest.json']);
     expect((await store.stats()).unreadableManifests).toBe(1);
@@ -206,6 +218,6 @@ describe('chunk garbage collection', () => {
     expect(error.code).toBe('STORAGE_UNAVAILABLE');
     expect(error.details.reason).toBe('marker-lapsed');
     expect(objects.deletes.filter((key) => key.startsWith('chunks/'))).toHaveLength(1);
-    expect(objects.objects.has('chunk-gc/sweep.json')).toBe(false);
+    finishedMarker(objects);
   });
 });

@@ -289,7 +289,7 @@ describe('chunk store: write and read', () => {
     expect(maxInflight).toBeGreaterThanOrEqual(2);
   });
 
-  it('goes on reading while a batch of new chunks is being covered by the lease', async () => {
+  it('goes on reading while the lease naming new chunks is being written', async () => {
     const objects = createMemoryObjects();
     const driver = memoryStorageDriver(objects);
     let leaseWrites = 0;
@@ -338,6 +338,66 @@ describe('chunk store: write and read', () => {
     expect(firstStoredBeforeSecond).toBe(true);
     await pending.commit(KEY);
     expect((await assemble(5 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' }))).equals(diskBytes(ids))).toBe(true);
+  });
+
+  it('uploads a chunk while the lease naming it is still being written (no upload waits for a cover)', async () => {
+    const objects = createMemoryObjects();
+    const driver = memoryStorageDriver(objects);
+    const slowLeases: StorageDriver = {
+      ...driver,
+      async put(key, body, options) {
+        if (key.startsWith('chunk-leases/')) await ticks(40);
+        return driver.put(key, body, options);
+      },
+    };
+    const leased = () => objects.objects.get('chunk-leases/side.json')?.data.toString('utf8') ?? '';
+    const storedBeforeLeased: boolean[] = [];
+    objects.afterPut = (key) => {
+      if (key.startsWith('chunks/')) storedBeforeLeased.push(!leased().includes(key.split('/').at(-1)!));
+    };
+    const store = createChunkStore(wrapStorageDriver(slowLeases, { retries: { attempts: 1 } }), { parallel: 4, sweepPollMs: 1 });
+    const ids = [1, 2, 3, 4, 5, 6];
+    const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'side' });
+    expect(storedBeforeLeased).toHaveLength(6);
+    expect(storedBeforeLeased.every(Boolean)).toBe(true);
+    await pending.commit(KEY);
+    expect((await assemble(6 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' }))).equals(diskBytes(ids))).toBe(true);
+  });
+
+  it('uploads a chunk again when a collection ran between storing it and the lease naming it, and commits only present chunks', async () => {
+    const objects = createMemoryObjects();
+    let leasePuts = 0;
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let gated = false;
+    const writer = createChunkStore(
+      memoryDisk(objects, {
+        delay: async (operation, key) => {
+          // The round's lease write (the second: the first is the preparation's) waits until the test lets it land.
+          if (operation === 'put' && key === 'chunk-leases/late.json' && ++leasePuts === 2) {
+            gated = true;
+            await gate;
+          }
+        },
+      }),
+      { parallel: 2, sweepPollMs: 1 },
+    );
+    const collector = createChunkStore(memoryDisk(objects), { sweepPollMs: 1 });
+    const ids = [7];
+    const writing = writer.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'late' });
+    const chunk = chunkKey({ kind: 'storage' }, sha256(block(7)));
+    while (!(gated && objects.objects.has(chunk))) await ticks(1);
+    // The chunk is stored, its lease does not name it yet: a whole collection runs and deletes it.
+    const report = await collector.collectGarbage();
+    expect(report.deleted).toBe(1);
+    expect(objects.objects.has(chunk)).toBe(false);
+    openGate();
+    const pending = await writing;
+    expect(objects.objects.has(chunk)).toBe(true); // uploaded again from the bytes it still held
+    expect(pending.uploadedChunks).toBe(2);
+    await pending.commit(KEY);
+    expect((await collector.collectGarbage()).deleted).toBe(0);
+    expect((await assemble(CHUNK, collector.readImage(pending.manifest, { leaseId: 'r' }))).equals(diskBytes(ids))).toBe(true);
   });
 
   it('checks the unchanged chunks of an incremental capture many at once, not `parallel` at a time', async () => {
