@@ -295,6 +295,8 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   // Enough for the chunks read ahead and those a consumer stores at once; more are allocated.
   const buffers = new BufferPool(chunkSize, 2 * parallel + 4);
   const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];
+  /** The chunks of `ahead` being read (counted, not filtered: an incremental plan queues hundreds of unchanged chunks ahead). */
+  let reading = 0;
   let planned = true;
   let processedBytes = 0;
   let readBytes = 0;
@@ -302,7 +304,7 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
     for (;;) {
       if (controller.signal.aborted) throw new InstanceImagesError('CANCELLED', `${client.label}: reading chunks was cancelled`);
       // Read ahead up to `parallel` chunks that need reading (chunks that need none cost nothing).
-      while (planned && ahead.filter((a) => a.plan.action === 'read').length < parallel && ahead.length < 1024) {
+      while (planned && reading < parallel && ahead.length < 1024) {
         const next = await plans.next();
         if (next.done) {
           planned = false;
@@ -320,9 +322,11 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
         const chunk = readChunk(readers, buffers, next.value, zeroes, controller.signal);
         chunk.catch(() => undefined);
         ahead.push({ plan: next.value, chunk });
+        if (next.value.action === 'read') reading += 1;
       }
       const first = ahead.shift();
       if (!first) return;
+      if (first.plan.action === 'read') reading -= 1;
       const chunk = await first.chunk;
       processedBytes += chunk.length;
       if (first.plan.action === 'read') readBytes += first.plan.readTo - first.plan.readFrom;
