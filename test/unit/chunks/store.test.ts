@@ -240,6 +240,24 @@ describe('chunk store: write and read', () => {
     expect(objects.objects.has(KEY)).toBe(false);
   });
 
+  it('a cover round whose lease write fails fails the write (STORAGE_UNAVAILABLE), commits nothing and drops the lease', async () => {
+    const objects = createMemoryObjects();
+    let leasePuts = 0;
+    const store = createChunkStore(
+      memoryDisk(objects, {
+        // The preparation's lease write succeeds; the first cover round's fails.
+        failPut: (key) => key === 'chunk-leases/round.json' && ++leasePuts === 2,
+      }),
+      { parallel: 2, sweepPollMs: 1 },
+    );
+    const error = await failure(store.writeImage(diskChunks([1, 2, 3]), diskInfo([1, 2, 3]), { leaseId: 'round' }));
+    expect(error.code).toBe('STORAGE_UNAVAILABLE');
+    expect([...objects.objects.keys()].filter((key) => key.endsWith('.manifest.json') || key.startsWith('chunk-leases/'))).toEqual([]);
+    // The chunks it stored are not named by anything: a collection removes them.
+    expect((await store.collectGarbage()).referenced).toBe(0);
+    expect(chunkKeys(objects)).toEqual([]);
+  });
+
   it('resumes: a second capture after an interrupted one uploads only the missing chunks', async () => {
     const objects = createMemoryObjects();
     let puts = 0;
