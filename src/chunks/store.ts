@@ -24,9 +24,10 @@ export interface ChunkStore {
    * manifest at `baseKey` after the lease is written, else (no `baseKey`, or the base was deleted or
    * changed meanwhile) checked one by one. Holds a lease on every chunk it will name until
    * `commit`/`abandon`. Resumable: a retry skips chunks an interrupted run already stored.
-   * At most `parallel` data chunks are held (waiting or uploading) besides the one the source is
-   * reading; presence checks of unchanged chunks (no bytes held) run up to 8 × `parallel` at once.
-   * The source goes on while a batch of new chunks is being covered by the lease.
+   * At most `parallel` data chunks are held (uploading, or waiting for the lease to name them)
+   * besides the one the source is reading; presence checks of unchanged chunks (no bytes held) run
+   * up to 8 × `parallel` at once. A chunk is uploaded as soon as it comes, while the lease write that
+   * names it runs beside the upload (docs/architecture.md, "Garbage collection").
    * @throws VALIDATION_FAILED (info, base, leaseId), CAPTURE_FAILED (the chunk source broke its
    *   contract), NOT_FOUND (a base chunk is missing), CANCELLED, STORAGE_UNAVAILABLE (retryable).
    */
