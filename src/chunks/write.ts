@@ -109,7 +109,12 @@ async function cleanUpWithin(ctx: ChunkContext, ms: number, cleanUp: () => Promi
 type DataChunk = { index: number; sha256: string; bytes: Buffer; release: (() => void) | undefined };
 
 /** A data chunk's wait for a cover round (below). */
-type CoverRequest = { promise: Promise<SweepState>; stored: boolean; resolve: (state: SweepState) => void; reject: (error: unknown) => void };
+type CoverRequest = {
+  promise: Promise<SweepState>;
+  stored: boolean;
+  resolve: (state: SweepState) => void;
+  reject: (error: unknown) => void;
+};
 
 /**
  * The lease's cover rounds of a capture: each round writes the lease (W1), naming every digest

@@ -151,7 +151,9 @@ describe.skipIf(loaded.env === null)(`chunk store on radosgw${loaded.missing ? `
       await pending.commit('images/acct/late.manifest.json');
       expect((await storeOf().collectGarbage()).deleted).toBe(0);
       const manifest = (await storeOf().readManifest('images/acct/late.manifest.json'))!;
-      expect((await assemble(manifest.virtualSizeBytes, storeOf().readImage(manifest, { leaseId: 'deploy-late' }))).equals(diskBytes(ids))).toBe(true);
+      expect(
+        (await assemble(manifest.virtualSizeBytes, storeOf().readImage(manifest, { leaseId: 'deploy-late' }))).equals(diskBytes(ids)),
+      ).toBe(true);
       await storeOf().deleteManifest('images/acct/late.manifest.json');
       expect((await storeOf().collectGarbage()).deleted).toBe(1);
     } finally {
