@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { InstanceImagesError } from '../../src/errors';
-import { BufferPool } from '../../src/util/buffer-pool';
+import { sharedBufferPool, type BufferPool } from '../../src/util/buffer-pool';
 import { BASE_ALLOCATION, type NbdClient, type NbdExtent } from './types';
 import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from './protocol';
 
@@ -293,7 +293,7 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal);
   const zeroes = Buffer.alloc(chunkSize);
   // Enough for the chunks read ahead and those a consumer stores at once; more are allocated.
-  const buffers = new BufferPool(chunkSize, 2 * parallel + 4);
+  const buffers = sharedBufferPool(chunkSize, 2 * parallel + 4);
   const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];
   /** The chunks of `ahead` being read (counted, not filtered: an incremental plan queues hundreds of unchanged chunks ahead). */
   let reading = 0;

@@ -9,7 +9,7 @@ import { readObject, throwIfAborted, type ChunkContext } from './context';
 import { checkLeaseId, chunkKey, checkManifestKey } from './keys';
 import { ChunkLease } from './lease';
 import { chunkLength, type ChunkManifest } from './manifest';
-import { BufferPool } from '../util/buffer-pool';
+import { sharedBufferPool, type BufferPool } from '../util/buffer-pool';
 
 /** Options of {@link ChunkStore.readImage}. */
 export interface ReadImageOptions {
@@ -91,7 +91,7 @@ export async function* readImage(ctx: ChunkContext, manifest: ChunkManifest, opt
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const queue: Promise<ImageChunk>[] = [];
   // The chunks fetched ahead and those the consumer still writes; more are allocated.
-  const buffers = new BufferPool(manifest.chunkSizeBytes, 2 * ctx.parallel + 4);
+  const buffers = sharedBufferPool(manifest.chunkSizeBytes, 2 * ctx.parallel + 4);
   try {
     lease.add(entries.map((entry) => entry.sha256));
     lease.startRefreshing();
