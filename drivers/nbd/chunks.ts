@@ -228,8 +228,24 @@ class Readers {
   }
 }
 
+/**
+ * A block of zeroes that chunks are compared with, a slice at a time: one small constant instead of
+ * a chunk-sized zero buffer per read (4 MiB of fresh pages a capture: ~1,000 page faults).
+ */
+const ZERO_BLOCK = Buffer.alloc(64 * 1024);
+
+/** Whether every byte of `bytes` is zero. */
+function isAllZero(bytes: Uint8Array): boolean {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 0; at < view.length; at += ZERO_BLOCK.length) {
+    const end = Math.min(view.length, at + ZERO_BLOCK.length);
+    if (!view.subarray(at, end).equals(ZERO_BLOCK.subarray(0, end - at))) return false;
+  }
+  return true;
+}
+
 /** Reads a planned chunk (zeroes outside its data span) and classifies it. */
-async function readChunk(readers: Readers, buffers: BufferPool, plan: ChunkPlan, zeroes: Buffer, signal: AbortSignal): Promise<NbdChunk> {
+async function readChunk(readers: Readers, buffers: BufferPool, plan: ChunkPlan, signal: AbortSignal): Promise<NbdChunk> {
   const position = { index: plan.index, offset: plan.offset, length: plan.length };
   if (plan.action !== 'read') return { ...position, kind: plan.action };
   // Not zero-filled as a whole: the reads cover the data span completely (the client fails a read
@@ -243,7 +259,7 @@ async function readChunk(readers: Readers, buffers: BufferPool, plan: ChunkPlan,
   if (spanFrom > 0) bytes.fill(0, 0, spanFrom);
   if (spanTo < plan.length) bytes.fill(0, Math.max(spanFrom, spanTo), plan.length);
   await Promise.all(readers.read(bytes, plan.offset, plan.readFrom, plan.readTo, signal));
-  if (bytes.equals(zeroes.subarray(0, plan.length))) {
+  if (isAllZero(bytes)) {
     buffers.give(bytes);
     return { ...position, kind: 'zero' };
   }
@@ -291,7 +307,6 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) controller.abort();
   const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal);
-  const zeroes = Buffer.alloc(chunkSize);
   // Enough for the chunks read ahead and those a consumer stores at once; more are allocated.
   const buffers = sharedBufferPool(chunkSize, 2 * parallel + 4);
   const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];
@@ -319,7 +334,7 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
             );
           break;
         }
-        const chunk = readChunk(readers, buffers, next.value, zeroes, controller.signal);
+        const chunk = readChunk(readers, buffers, next.value, controller.signal);
         chunk.catch(() => undefined);
         ahead.push({ plan: next.value, chunk });
         if (next.value.action === 'read') reading += 1;

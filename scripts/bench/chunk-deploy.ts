@@ -20,7 +20,7 @@ import { createSshExecutor } from '../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import type { Executor } from '../../src/ports/executor';
 import { sshTarget } from '../../test/integration/exec/ssh-target';
-import { cpuLine, GiB, MiB, median, sampleCpu } from '../lib/bench';
+import { cpuLine, GiB, MiB, median, sampleCpu, startHelpers } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -70,6 +70,7 @@ async function executor(): Promise<Executor> {
 }
 
 async function main(): Promise<void> {
+  await startHelpers();
   for (const dir of [scratchDir, outDir]) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });

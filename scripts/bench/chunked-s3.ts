@@ -29,6 +29,10 @@
  * first capture of step 1, each recapture of step 2 and each deploy of step 5.
  * `TRACE_ALL=1` prints every storage request of the traced recapture, not only their sums.
  * `SETTLE_MS` waits that long after step 2 starts the guest before each recapture (default 1000).
+ * `FORK_BEFORE=1` forks the bench's process (a `true`) just before each recapture of step 2, as
+ * the bench did until its helper commands moved to a helper process: the recapture then pays a
+ * copy-on-write fault on each page of the panel's memory it writes (a panel that spawns processes
+ * pays the same).
  * `CPU_PROFILE=<dir>` writes a V8 CPU profile of the panel process per recapture of step 2 into `<dir>`.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
@@ -54,8 +58,8 @@ import {
   freshBucketName,
   loadS3TestEnv,
 } from '../../test/integration/storage-s3/s3-env';
-import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
-import { cpuLine, guestWithRandomData, median, MiB, sampleCpu } from '../lib/bench';
+import { createTestGuest, TEST_URI, type TestGuest } from '../../test/support/guests';
+import { cpuLine, guestWithRandomData, median, MiB, run, sampleCpu, startHelpers } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -70,6 +74,7 @@ const CHUNK = 4 * MiB;
  * minutes) never do. `SETTLE_MS=0` recaptures at once.
  */
 const SETTLE_MS = Number(process.env.SETTLE_MS ?? 1000);
+const FORK_BEFORE = process.env.FORK_BEFORE === '1';
 /** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
 const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.env.CHUNK_PARALLEL) } : {};
 const scratch = '/var/tmp/ii-bench-chunked';
@@ -191,12 +196,20 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: performance.now() - start, value };
 }
 
-/** Writes `mibs` MiB of fresh random data into a stopped qcow2 disk at `offsetMiB`. */
-function writeRandom(diskPath: string, offsetMiB: number, mibs: number): void {
+/**
+ * Writes `mibs` MiB of fresh random data into a stopped qcow2 disk at `offsetMiB`, by the helper
+ * process (`run`): the bench's own process, which plays the panel, must not fork before a timed step.
+ */
+async function writeRandom(diskPath: string, offsetMiB: number, mibs: number): Promise<void> {
   const source = `${scratch}/random-${randomUUID()}.raw`;
-  execFileSync('dd', ['if=/dev/urandom', `of=${source}`, 'bs=1M', `count=${mibs}`, 'status=none']);
-  execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -s ${source} ${offsetMiB}M ${mibs}M`, diskPath], { stdio: 'ignore' });
+  await run('dd', ['if=/dev/urandom', `of=${source}`, 'bs=1M', `count=${mibs}`, 'status=none']);
+  await run('qemu-io', ['-f', 'qcow2', '-c', `write -s ${source} ${offsetMiB}M ${mibs}M`, diskPath]);
   rmSync(source);
+}
+
+/** `virsh` by the helper process (see {@link writeRandom}). */
+async function virshAway(...args: string[]): Promise<void> {
+  await run('virsh', ['-q', '-c', TEST_URI, ...args]);
 }
 
 interface Bench {
@@ -298,6 +311,7 @@ async function captureChunks(
 }
 
 async function main(): Promise<void> {
+  await startHelpers();
   const target = await sshTarget();
   const s3 = await loadS3TestEnv();
   if ('skip' in target || !s3.env) throw new Error(`services missing: ${'skip' in target ? target.skip : s3.missing}`);
@@ -436,10 +450,11 @@ async function main(): Promise<void> {
     let previousKey = 'images/first.manifest.json';
     let incrementalSince: string | null = null;
     for (let i = 0; i < (STEPS.has(2) ? RUNS : 0); i++) {
-      virsh('destroy', '--domain', guest.name);
-      writeRandom(guest.primaryPath, 300 + 100 * i, 64);
-      virsh('start', '--domain', guest.name);
+      await virshAway('destroy', '--domain', guest.name);
+      await writeRandom(guest.primaryPath, 300 + 100 * i, 64);
+      await virshAway('start', '--domain', guest.name);
       if (SETTLE_MS > 0) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      if (FORK_BEFORE) execFileSync('true');
       const since = `bench-${checkpoint}`;
       checkpoint += 1;
       const key = i === 0 ? 'images/second.manifest.json' : `images/second-${i}.manifest.json`;
@@ -472,9 +487,9 @@ async function main(): Promise<void> {
 
     // 3. The checkpoint unusable: a full read, dedup only.
     if (STEPS.has(3)) {
-      virsh('destroy', '--domain', guest.name);
-      writeRandom(guest.primaryPath, 700, 64);
-      virsh('start', '--domain', guest.name);
+      await virshAway('destroy', '--domain', guest.name);
+      await writeRandom(guest.primaryPath, 700, 64);
+      await virshAway('start', '--domain', guest.name);
       const dedup = await timed(() =>
         captureChunks(b, base.store, guest.name, 'images/third.manifest.json', {
           create: 'bench-x',
@@ -488,9 +503,9 @@ async function main(): Promise<void> {
           `uploaded ${mib(dedup.value.uploadedBytes)} (goal ≤ 80 MiB)`,
       );
       // The same without a stored image of the disk to lean on: every chunk is checked with a stat.
-      virsh('destroy', '--domain', guest.name);
-      writeRandom(guest.primaryPath, 800, 64);
-      virsh('start', '--domain', guest.name);
+      await virshAway('destroy', '--domain', guest.name);
+      await writeRandom(guest.primaryPath, 800, 64);
+      await virshAway('start', '--domain', guest.name);
       const unbased = await timed(() =>
         captureChunks(b, base.store, guest.name, 'images/third-b.manifest.json', { create: 'bench-y', since: 'no-such-checkpoint' }),
       );
@@ -605,7 +620,7 @@ async function main(): Promise<void> {
 
     // 6. Ten stopped instances cloned from one stock disk, each with 64 MiB of its own writes.
     if (STEPS.has(6)) {
-      virsh('destroy', '--domain', guest.name);
+      await virshAway('destroy', '--domain', guest.name);
       if (firstDisk) await dropDisk(b, firstDisk);
       const stock = guestWithRandomData(STOCK_MIB, { start: false, diskMiB: 4096 });
       guests.push(stock);
@@ -617,7 +632,7 @@ async function main(): Promise<void> {
         const clone = createTestGuest({ start: false, diskMiB: 4096, writes: [], cdrom: false, agentChannel: false });
         guests.push(clone);
         copyFileSync(stock.primaryPath, clone.primaryPath);
-        writeRandom(clone.primaryPath, 1200 + i, 64);
+        await writeRandom(clone.primaryPath, 1200 + i, 64);
         const captured = await captureChunks(b, store, clone.name, `images/clone-${i}.manifest.json`);
         if (i === 0) oneImage = captured.uploadedBytes;
         else others += captured.uploadedBytes;

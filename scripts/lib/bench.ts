@@ -1,7 +1,7 @@
 /**
  * Helpers shared by the benchmarks in scripts/bench/ (this folder is not run as a bench).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -80,31 +80,110 @@ export function guestWithRandomData(dataMiB: number, options: { start?: boolean;
   return guest;
 }
 
+/** A helper process spoken to in JSON lines (see scripts/lib/runner.mjs and cpu-sampler.mjs). */
+class LineChild {
+  readonly #child: ChildProcess;
+  readonly #lines: string[] = [];
+  #waiter: ((line: string) => void) | null = null;
+  #buffer = '';
+
+  constructor(script: string, args: string[]) {
+    this.#child = spawn(process.execPath, [new URL(script, import.meta.url).pathname, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.#child.stdout?.setEncoding('utf8');
+    this.#child.stdout?.on('data', (text: string) => {
+      this.#buffer += text;
+      for (let newline = this.#buffer.indexOf('\n'); newline >= 0; newline = this.#buffer.indexOf('\n')) {
+        const line = this.#buffer.slice(0, newline);
+        this.#buffer = this.#buffer.slice(newline + 1);
+        const waiter = this.#waiter;
+        this.#waiter = null;
+        if (waiter) waiter(line);
+        else this.#lines.push(line);
+      }
+    });
+    // The bench must not wait for its helpers to exit: their pipes keep it alive only while it waits for an answer.
+    this.#child.unref();
+    this.#pipes(false);
+  }
+
+  #pipes(ref: boolean): void {
+    for (const pipe of [this.#child.stdin, this.#child.stdout] as unknown as Array<{ ref(): void; unref(): void } | null>)
+      if (ref) pipe?.ref();
+      else pipe?.unref();
+  }
+
+  /** The next line the child prints. */
+  next(): Promise<string> {
+    const line = this.#lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    this.#pipes(true);
+    return new Promise((resolve) => {
+      this.#waiter = (answer) => {
+        this.#pipes(false);
+        resolve(answer);
+      };
+    });
+  }
+
+  send(line: string): void {
+    this.#child.stdin?.write(`${line}\n`);
+  }
+}
+
+let runner: LineChild | null = null;
+let runnerQueue: Promise<unknown> = Promise.resolve();
+let sampler: LineChild | null = null;
+
+/**
+ * Starts the bench's helper processes — the command runner, and with `CPU=1` the CPU sampler — so
+ * that nothing forks the bench's process once the measuring starts: each fork marks every page of
+ * the forking process copy-on-write, and the timed work after it paid a fault per page it wrote
+ * (~0.3 s in a 64 MiB recapture here). Call it before anything is timed; the helpers end with the bench.
+ */
+export async function startHelpers(): Promise<void> {
+  if (!runner) {
+    runner = new LineChild('./runner.mjs', []);
+    await runner.next();
+  }
+  if (!sampler && process.env.CPU === '1') {
+    sampler = new LineChild('./cpu-sampler.mjs', [String(process.pid)]);
+    await sampler.next();
+  }
+}
+
+/**
+ * Runs `file` with `args` in the helper process (see {@link startHelpers}), one command at a time;
+ * resolves with its stdout, rejects with its stderr when it exits non-zero.
+ */
+export function run(file: string, args: readonly string[]): Promise<string> {
+  const result = runnerQueue.then(async () => {
+    if (!runner) await startHelpers();
+    const child = runner as LineChild;
+    child.send(JSON.stringify({ id: 1, file, args }));
+    const answer = JSON.parse(await child.next()) as { code: number; stdout: string; stderr: string };
+    if (answer.code !== 0) throw new Error(`${file} ${args.join(' ')} exited with ${answer.code}: ${answer.stderr.trim()}`);
+    return answer.stdout;
+  });
+  runnerQueue = result.catch(() => undefined);
+  return result;
+}
+
 /**
  * With `CPU=1`, the CPU seconds each program (node, radosgw, ceph-osd, sshd, qemu-nbd…) used
- * between the call and `stop()`, sampled from /proc by a separate process every 100 ms (the bench's
- * own process is `panel`); without it, `stop()` returns null. The sampler itself is left out.
+ * between the call and `stop()`, sampled from /proc every 100 ms by the helper process that
+ * {@link startHelpers} started (the bench's own process is `panel`); without it, `stop()` returns
+ * null. The sampler itself is left out.
  */
 export async function sampleCpu(): Promise<{ stop(): Promise<Record<string, number> | null> }> {
   if (process.env.CPU !== '1') return { stop: async () => null };
-  const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [new URL('./cpu-sampler.mjs', import.meta.url).pathname, String(process.pid)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  child.stdout.setEncoding('utf8');
-  await new Promise<void>((resolve) =>
-    child.stdout.on('data', (text: string) => {
-      output += text;
-      if (output.startsWith('ready\n')) resolve();
-    }),
-  );
+  await startHelpers();
+  const child = sampler as LineChild;
+  child.send('start');
+  await child.next();
   return {
     stop: async () => {
-      const ended = new Promise((resolve) => child.on('close', resolve));
-      child.kill('SIGTERM');
-      await ended;
-      return JSON.parse(output.slice('ready\n'.length)) as Record<string, number>;
+      child.send('stop');
+      return JSON.parse(await child.next()) as Record<string, number>;
     },
   };
 }

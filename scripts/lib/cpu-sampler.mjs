@@ -1,19 +1,29 @@
 /**
- * CPU seconds per program while it runs (used by the benches with CPU=1): every 100 ms it reads
- * utime + stime of every process in /proc, and on SIGTERM prints one JSON object mapping each
- * program name (comm) to the CPU seconds its processes used since the sampler started. A process
- * that started and ended between two samples is missed (the machine's busy time not accounted to
- * any sampled process is reported as `(unsampled)`); one that ended counts up to its last sample.
- * The process whose pid is the first argument (the bench) is named `panel`; the sampler leaves itself out.
+ * CPU seconds per program while a bench's step runs (used by the benches with CPU=1). Started
+ * once, before anything is timed, and told over its stdin when to sample: on a line `start` it
+ * reads utime + stime of every process in /proc, then every 100 ms; on a line `stop` it prints one
+ * JSON line mapping each program name (comm) to the CPU seconds its processes used since `start`.
+ * It ends with its stdin. A process that started and ended between two samples is missed (the
+ * machine's busy time not accounted to any sampled process is reported as `(unsampled)`); one that
+ * ended counts up to its last sample. The process whose pid is the first argument (the bench) is
+ * named `panel`; the sampler leaves itself out.
+ *
+ * Started once rather than per step: a process the bench forks makes every page of the bench
+ * copy-on-write, and the timed step after it would pay a fault on each page it writes (see
+ * scripts/lib/runner.mjs).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import process from 'node:process';
+import { createInterface } from 'node:readline';
 import { clearInterval, setInterval } from 'node:timers';
 
 const panelPid = process.argv[2];
 const HZ = 100; // USER_HZ, the unit of /proc/<pid>/stat times on Linux
-const first = new Map();
-const last = new Map();
+let first = new Map();
+let last = new Map();
+let busyAtStart = 0;
+let timer = null;
+
 function scan(initial) {
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -34,17 +44,27 @@ function scan(initial) {
     last.set(name, { comm, ticks });
   }
 }
+
 /** Busy ticks of the whole machine (everything but idle and iowait), from /proc/stat. */
 function machineBusy() {
   const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
   const [user, nice, system, , , irq, softirq, steal] = values.map(Number);
   return user + nice + system + irq + softirq + steal;
 }
-const busyAtStart = machineBusy();
-scan(true);
-const timer = setInterval(() => scan(false), 100);
-process.on('SIGTERM', () => {
+
+function start() {
+  first = new Map();
+  last = new Map();
+  busyAtStart = machineBusy();
+  scan(true);
   clearInterval(timer);
+  timer = setInterval(() => scan(false), 100);
+  process.stdout.write('started\n');
+}
+
+function stop() {
+  clearInterval(timer);
+  timer = null;
   scan(false);
   const perComm = {};
   for (const [pid, { comm, ticks }] of last) {
@@ -54,7 +74,10 @@ process.on('SIGTERM', () => {
   // What the samples missed (processes shorter than 100 ms, e.g. each `sync -d`): the machine's busy time minus the rest.
   const sampled = Object.values(perComm).reduce((sum, s) => sum + s, 0);
   perComm['(unsampled)'] = Math.max(0, (machineBusy() - busyAtStart) / HZ - sampled);
-  process.stdout.write(JSON.stringify(perComm));
-  process.exit(0);
-});
+  process.stdout.write(`${JSON.stringify(perComm)}\n`);
+}
+
+createInterface({ input: process.stdin })
+  .on('line', (line) => (line === 'start' ? start() : line === 'stop' ? stop() : undefined))
+  .on('close', () => process.exit(0));
 process.stdout.write('ready\n');

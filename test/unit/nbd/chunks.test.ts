@@ -116,6 +116,22 @@ describe('readNbdChunks over several connections', () => {
     asked.forEach((r, i) => expect(r.offset).toBe(i === 0 ? 0 : (asked[i - 1]?.offset ?? 0) + (asked[i - 1]?.length ?? 0)));
   });
 
+  it('classifies a read chunk as zero only when every byte is zero, whatever its length (a byte set past the first 64 KiB still counts)', async () => {
+    const size = 256 * KiB;
+    const length = 3 * size + 100 * KiB;
+    const image = Buffer.alloc(length);
+    image[2 * size - 1] = 1; // chunk 1: its very last byte
+    image[2 * size + 100 * KiB] = 7; // chunk 2: inside its second 64 KiB block
+    image[length - 1] = 3; // chunk 3 (short): its last byte
+    // Block status says data everywhere: only the bytes read can tell.
+    const client = new FakeClient(image, length, 'only', true);
+    const chunks = await collect(readNbdChunks(client as unknown as NbdClient, { chunkSize: size }));
+    expect(chunks.map((c) => c.kind)).toEqual(['zero', 'data', 'data', 'data']);
+    expect(chunks.map((c) => c.length)).toEqual([size, size, size, 100 * KiB]);
+    for (const chunk of chunks)
+      if (chunk.kind === 'data') expect(chunk.bytes.equals(image.subarray(chunk.offset, chunk.offset + chunk.length))).toBe(true);
+  });
+
   it('holds no more than parallel chunks in reads at once, over all connections together', async () => {
     const first = new FakeClient(disk, dataEnd, 'first', true);
     const others = [new FakeClient(disk, dataEnd, 'second', false), new FakeClient(disk, dataEnd, 'third', false)];
