@@ -84,8 +84,9 @@ export function guestWithRandomData(dataMiB: number, options: { start?: boolean;
 class LineChild {
   readonly #child: ChildProcess;
   readonly #lines: string[] = [];
-  #waiter: ((line: string) => void) | null = null;
+  #waiter: { resolve: (line: string) => void; reject: (error: Error) => void } | null = null;
   #buffer = '';
+  #exited: Error | null = null;
 
   constructor(script: string, args: string[]) {
     this.#child = spawn(process.execPath, [new URL(script, import.meta.url).pathname, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -97,9 +98,16 @@ class LineChild {
         this.#buffer = this.#buffer.slice(newline + 1);
         const waiter = this.#waiter;
         this.#waiter = null;
-        if (waiter) waiter(line);
+        if (waiter) waiter.resolve(line);
         else this.#lines.push(line);
       }
+    });
+    // A helper that dies fails the bench's wait for it instead of leaving it with nothing to wait on.
+    this.#child.once('exit', (code, signal) => {
+      this.#exited = new Error(`the bench's helper ${script} exited (${signal ?? code})`);
+      const waiter = this.#waiter;
+      this.#waiter = null;
+      waiter?.reject(this.#exited);
     });
     // The bench must not wait for its helpers to exit: their pipes keep it alive only while it waits for an answer.
     this.#child.unref();
@@ -116,11 +124,13 @@ class LineChild {
   next(): Promise<string> {
     const line = this.#lines.shift();
     if (line !== undefined) return Promise.resolve(line);
+    if (this.#exited) return Promise.reject(this.#exited);
     this.#pipes(true);
-    return new Promise((resolve) => {
-      this.#waiter = (answer) => {
-        this.#pipes(false);
-        resolve(answer);
+    return new Promise((resolve, reject) => {
+      const done = () => this.#pipes(false);
+      this.#waiter = {
+        resolve: (answer) => (done(), resolve(answer)),
+        reject: (error) => (done(), reject(error)),
       };
     });
   }
@@ -138,7 +148,7 @@ let sampler: LineChild | null = null;
  * Starts the bench's helper processes — the command runner, and with `CPU=1` the CPU sampler — so
  * that nothing forks the bench's process once the measuring starts: each fork marks every page of
  * the forking process copy-on-write, and the timed work after it paid a fault per page it wrote
- * (~0.3 s in a 64 MiB recapture here). Call it before anything is timed; the helpers end with the bench.
+ * (+0.4 s on a 64 MiB recapture here). Call it before anything is timed; the helpers end with the bench.
  */
 export async function startHelpers(): Promise<void> {
   if (!runner) {
@@ -159,7 +169,7 @@ export function run(file: string, args: readonly string[]): Promise<string> {
   const result = runnerQueue.then(async () => {
     if (!runner) await startHelpers();
     const child = runner as LineChild;
-    child.send(JSON.stringify({ id: 1, file, args }));
+    child.send(JSON.stringify({ file, args }));
     const answer = JSON.parse(await child.next()) as { code: number; stdout: string; stderr: string };
     if (answer.code !== 0) throw new Error(`${file} ${args.join(' ')} exited with ${answer.code}: ${answer.stderr.trim()}`);
     return answer.stdout;

@@ -1,7 +1,8 @@
 /**
  * Runs a bench's helper commands (`dd`, `qemu-io`, `virsh start`...) in a process of its own,
- * started once before anything is timed. Protocol: one JSON line `{ id, file, args }` per command
- * on stdin; one JSON line `{ id, code, stdout, stderr }` per finished command on stdout. It ends
+ * started once before anything is timed. Protocol: one JSON line `{ file, args }` per command on
+ * stdin; one JSON line `{ code, stdout, stderr }` per finished command on stdout (the bench sends
+ * one command at a time). It ends
  * with its stdin.
  *
  * Why: a process that forks (every `execFileSync` does) marks all its private pages copy-on-write,
@@ -17,10 +18,10 @@ import { createInterface } from 'node:readline';
 
 createInterface({ input: process.stdin })
   .on('line', (line) => {
-    const { id, file, args } = JSON.parse(line);
+    const { file, args } = JSON.parse(line);
     execFile(file, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      process.stdout.write(`${JSON.stringify({ id, code, stdout, stderr: stderr || (error ? String(error.message) : '') })}\n`);
+      process.stdout.write(`${JSON.stringify({ code, stdout, stderr: stderr || (error ? String(error.message) : '') })}\n`);
     });
   })
   .on('close', () => process.exit(0));
