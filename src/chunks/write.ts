@@ -10,6 +10,7 @@ import type { CapturedChunk, ChunkSourceInfo } from '../ports/hypervisor-driver'
 import { codecOfStoredSize, encodeChunk } from './codec';
 import { putBuffer, throwIfAborted, type ChunkContext } from './context';
 import { readManifestAt } from './catalog';
+import { isZeroRange } from '../util/zero';
 import { checkLeaseId, checkManifestKey, chunkKey } from './keys';
 import { ChunkLease, readSweepState, waitForSweep, type SweepState } from './lease';
 import {
@@ -236,7 +237,6 @@ class ImageWriter {
   uploadedBytes = 0;
   uploadedChunks = 0;
   bytesDone = 0;
-  #zeros: Buffer | null = null;
 
   constructor(
     readonly ctx: ChunkContext,
@@ -293,7 +293,7 @@ class ImageWriter {
   takeData(index: number, length: number, bytes: Buffer, sha256: string, release: (() => void) | undefined): void {
     if (!SHA256_PATTERN.test(sha256) || bytes.length !== length)
       throw sourceBroke(`chunk ${index} has ${bytes.length} bytes and digest ${JSON.stringify(sha256)}`, { index });
-    if (this.isZero(bytes)) {
+    if (isZeroRange(bytes)) {
       this.digests.push(null);
       release?.();
       return;
@@ -335,11 +335,6 @@ class ImageWriter {
     // Stored and covered: the bytes are no longer needed. A failed put or round keeps them, since
     // a request may still hold them; they are collected then.
     chunk.release?.();
-  }
-
-  isZero(bytes: Buffer): boolean {
-    this.#zeros ??= Buffer.alloc(this.info.chunkSizeBytes);
-    return bytes.equals(this.#zeros.subarray(0, bytes.length));
   }
 
   /**

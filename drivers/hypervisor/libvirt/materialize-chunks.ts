@@ -20,6 +20,7 @@ import { connectNbd, type NbdClient } from '../../nbd';
 import { commandError, QEMU_NBD_MALLOC_ENV, tail } from './commands';
 import type { MaterializeContext } from './materialize';
 import { captureScratch } from './names';
+import { isZeroRange, ZERO_BLOCK_BYTES } from '../../../src/util/zero';
 
 /** Reports a deploy's progress. */
 type Progress = (step: string, done: number, total: number | null) => void;
@@ -85,8 +86,7 @@ const STOP_SCRIPT = [
 ].join('\n');
 
 /** Zero detection granularity: the default qcow2 cluster. */
-const ZERO_BLOCK = 64 * 1024;
-const ZEROES = Buffer.alloc(ZERO_BLOCK);
+const ZERO_BLOCK = ZERO_BLOCK_BYTES;
 
 /**
  * The pieces of `bytes` to write, `[start, end)`: its 64 KiB blocks that are not all zero, merged,
@@ -97,7 +97,7 @@ export function* dataPieces(bytes: Buffer, max: number): Generator<[number, numb
   let start = -1;
   for (let at = 0; at < bytes.length; at += ZERO_BLOCK) {
     const end = Math.min(bytes.length, at + ZERO_BLOCK);
-    const zero = bytes.subarray(at, end).equals(ZEROES.subarray(0, end - at));
+    const zero = isZeroRange(bytes, at, end);
     if (zero && start >= 0) {
       yield* split(start, at, max);
       start = -1;
