@@ -35,6 +35,8 @@
  * pays the same).
  * `CPU_PROFILE=<dir>` writes a V8 CPU profile of the panel process per recapture of step 2 into `<dir>`.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
+ * `LIBVIRT_RPC=0` starts and ends the backup jobs with `virsh` (the driver's `libvirtRpc: false`),
+ * for comparison with the default, libvirt's RPC protocol over a unix-socket channel.
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
  * the base of steps 2, 3 and 5 and as the reference of step 2's percentage.
@@ -75,6 +77,8 @@ const CHUNK = 4 * MiB;
  */
 const SETTLE_MS = Number(process.env.SETTLE_MS ?? 1000);
 const FORK_BEFORE = process.env.FORK_BEFORE === '1';
+/** LIBVIRT_RPC=0: the chunked captures start and end their jobs with `virsh` in a remote script, not over libvirt's RPC protocol. */
+const LIBVIRT_RPC = process.env.LIBVIRT_RPC !== '0';
 /** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
 const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.env.CHUNK_PARALLEL) } : {};
 const scratch = '/var/tmp/ii-bench-chunked';
@@ -326,8 +330,8 @@ async function main(): Promise<void> {
     },
   };
   const b: Bench = {
-    driver: createLibvirtDriver(hypervisor, executor, { hooks }),
-    driverOne: createLibvirtDriver(hypervisor, executor, { nbdConnections: 1 }),
+    driver: createLibvirtDriver(hypervisor, executor, { hooks, libvirtRpc: LIBVIRT_RPC }),
+    driverOne: createLibvirtDriver(hypervisor, executor, { nbdConnections: 1, libvirtRpc: LIBVIRT_RPC }),
     client: adminClient(s3.env),
     env: s3.env,
     owned: new Map(),

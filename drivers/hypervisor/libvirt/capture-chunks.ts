@@ -52,6 +52,7 @@ import { captureScratch } from './names';
 import { parseDfAvailList } from './parsers';
 import { parseXml } from './xml';
 import { checkpointXml, pullBackupXml } from './xml-builders';
+import { openRpcStart, rpcBeginBackup, rpcEndJob, rpcInspection, type BeginBackupOptions } from './rpc-start';
 
 /** What a chunked capture hands back to {@link captureDomain}. */
 type ChunkedOutcome = Pick<CaptureResult, 'sha256' | 'sizeBytes' | 'virtualSizeBytes' | 'checkpoint' | 'incrementalSince'> & {
@@ -293,8 +294,17 @@ function sinceCheckpoint(run: Run, step: SessionStep): CheckpointXml | null {
   }
 }
 
+/**
+ * How a running domain's backup job is begun and ended: by the session's script and `virsh`, or over
+ * the capture's libvirt RPC connection (rpc-start.ts); both answer with the same records.
+ */
+interface JobControl {
+  beginBackup(options: BeginBackupOptions): Promise<SessionStep>;
+  endJob(run: Run, files: string[]): Promise<void>;
+}
+
 /** A running domain: pull-mode backup, checkpoint in the same transaction, started by the session. */
-async function captureRunning(run: Run, output: ChunkCaptureOutput, session: StartSession, step: SessionStep): Promise<ChunkedOutcome> {
+async function captureRunning(run: Run, output: ChunkCaptureOutput, jobs: JobControl, step: SessionStep): Promise<ChunkedOutcome> {
   const { cmd } = run.ctx;
   const { target } = run.domain.primaryDisk;
   const { socket, backupScratch } = run.scratch;
@@ -314,17 +324,19 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, session: Sta
   let stored = false;
   // Ended once (as soon as every chunk was read, while the consumer may still be storing).
   let ending: Promise<void> | null = null;
-  const endJob = (): Promise<void> => (ending ??= endBackupJob(run, files));
+  const endJob = (): Promise<void> => (ending ??= jobs.endJob(run, files));
   try {
     const { disks } = run.domain;
     const freeze = run.request.freeze !== false && run.domain.guestAgentConnected;
     const started = await stage(run, 'start-job', () =>
-      session.beginBackup({
+      jobs.beginBackup({
         incremental: since === undefined ? null : pullBackupXml(target, socket, backupScratch, disks, since),
         full: pullBackupXml(target, socket, backupScratch, disks),
         checkpoint: create === undefined ? null : checkpointXml(create, target, disks),
+        checkpointName: create ?? null,
         deleteLeftover: leftover,
         freezeSeconds: freeze ? run.ctx.freezeTimeoutMs / 1000 : null,
+        socket,
       }),
     );
     const left = started.get('left');
@@ -348,7 +360,7 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, session: Sta
     try {
       if (job === 'running') await endJob();
       // A start whose answer was lost (a dropped connection) may have started the job: its socket tells.
-      else if (job === 'not started') await ((await cmd.exists(socket)) ? endBackupJob(run, files) : cmd.remove(...files));
+      else if (job === 'not started') await ((await cmd.exists(socket)) ? jobs.endJob(run, files) : cmd.remove(...files));
     } finally {
       // Even when ending the job failed: a checkpoint whose image was not stored must not stay.
       if (!stored && create !== undefined) await deleteCheckpoint(cmd, run.domain.name, create);
@@ -438,19 +450,36 @@ export async function captureChunked(
   capabilities: HypervisorCapabilities,
 ): Promise<CaptureResult> {
   const scratch = captureScratch(ctx.scratchDir, request.domainName);
-  const session = new StartSession(ctx.cmd, {
-    domainName: request.domainName,
-    scratchDir: ctx.scratchDir,
-    workDir: scratch.session,
-    since: output.checkpoint?.since ?? null,
-    create: output.checkpoint?.create ?? null,
-    socket: scratch.socket,
-    qemuNbdPid: scratch.qemuNbdPid,
-    qemuNbdSocket: scratch.qemuNbdSocket,
-    signal: request.signal,
-  });
+  const since = output.checkpoint?.since ?? null;
+  const create = output.checkpoint?.create ?? null;
+  let session: StartSession | null = null;
+  // The script, inspecting the domain itself or not (when the RPC connection did).
+  const script = (inspect: boolean): StartSession =>
+    (session ??= new StartSession(ctx.cmd, {
+      domainName: request.domainName,
+      scratchDir: ctx.scratchDir,
+      workDir: scratch.session,
+      since,
+      create,
+      socket: scratch.socket,
+      qemuNbdPid: scratch.qemuNbdPid,
+      qemuNbdSocket: scratch.qemuNbdSocket,
+      signal: request.signal,
+      inspect,
+    }));
+  let rpc = ctx.libvirtRpc ? await openRpcStart(ctx.cmd, request.signal) : null;
   try {
-    const first = await session.inspection();
+    let first: SessionStep | null = null;
+    if (rpc !== null) {
+      try {
+        first = await rpcInspection(rpc, ctx.cmd, { domainName: request.domainName, scratchDir: ctx.scratchDir, since, create });
+      } catch {
+        // The connection failed before anything was started: the script does it all.
+        rpc.rpc.destroy();
+        rpc = null;
+      }
+    }
+    first ??= await script(true).inspection();
     const domain = inspected(ctx.cmd, request.domainName, first, capabilities);
     refuseEncryptedDisk(domain);
     let method: CaptureResult['method'];
@@ -477,7 +506,13 @@ export async function captureChunked(
       outFile: scratch.output('raw'),
       outFileGone: true,
     });
-    const chunked = await (method === 'cold-convert' ? captureStopped : captureRunning)(run, output, session, first);
+    const start = rpc;
+    const jobs: JobControl =
+      start !== null
+        ? { beginBackup: (options) => rpcBeginBackup(start, ctx.cmd, options), endJob: (r, files) => rpcEndJob(start, r, files) }
+        : { beginBackup: (options) => script(false).beginBackup(options), endJob: endBackupJob };
+    const chunked =
+      method === 'cold-convert' ? await captureStopped(run, output, script(false), first) : await captureRunning(run, output, jobs, first);
     const { frozen, ...rest } = chunked;
     const consistency: CaptureResult['consistency'] =
       method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';
@@ -487,6 +522,10 @@ export async function captureChunked(
     throw captureFailure(error, request.signal, request.domainName);
   } finally {
     // The script has exited after the job or qemu-nbd started; otherwise this ends it.
-    await session.close();
+    try {
+      await (session as StartSession | null)?.close();
+    } finally {
+      await rpc?.rpc.close();
+    }
   }
 }

@@ -22,6 +22,8 @@ export interface CaptureContext {
   spaceMarginBytes: number;
   /** NBD connections a chunked capture reads over. */
   nbdConnections: number;
+  /** Whether a chunked capture may start and end its job over libvirt's RPC protocol (see rpc-start.ts). */
+  libvirtRpc: boolean;
   hooks: LibvirtDriverHooks;
   capabilities(): Promise<HypervisorCapabilities>;
   ensureScratchDir(): Promise<void>;

@@ -64,10 +64,13 @@ const START_SCRIPT = [
   'val() { r=$(cat "$w/$1"; echo x); r=${r%x}; }',
   // Every libvirt question in one virsh (one process start and one connection instead of five):
   // $10 is the panel's command string, each command followed by a marker on stdout and stderr.
-  'q virsh v "${10}" &',
-  'q df df -B1 --output=avail -- "$sd" &',
-  'wait',
-  'emit virsh df',
+  // An empty $10: the panel asked over libvirt's RPC protocol instead (rpc-start.ts); no first step.
+  'if [ -n "${10}" ]; then',
+  '  q virsh v "${10}" &',
+  '  q df df -B1 --output=avail -- "$sd" &',
+  '  wait',
+  '  emit virsh df',
+  'fi',
   'while IFS= read -r line; do',
   '  set -- $line',
   '  case ${1:-} in',
@@ -233,6 +236,8 @@ export interface StartSessionInput {
   qemuNbdPid: string;
   qemuNbdSocket: string;
   signal?: AbortSignal | undefined;
+  /** Whether the script asks the first questions (see {@link StartSession.inspection}); default true. */
+  inspect?: boolean;
 }
 
 /** One running capture-start session (see the module). */
@@ -265,7 +270,7 @@ export class StartSession {
       input.socket,
       input.qemuNbdPid,
       input.qemuNbdSocket,
-      virshCommandString(this.#questions, this.#nonce),
+      input.inspect === false ? '' : virshCommandString(this.#questions, this.#nonce),
     ];
     this.#done = cmd.executor.run(argv, { stdin: this.#stdin, stdout: this.#parser, signal: input.signal });
     this.#done.then(

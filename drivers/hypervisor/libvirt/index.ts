@@ -101,6 +101,7 @@ export function createLibvirtDriver(hypervisor: HostHypervisor, executor: Execut
     verify: parsed.verify,
     spaceMarginBytes: parsed.spaceMarginBytes,
     nbdConnections: parsed.nbdConnections,
+    libvirtRpc: parsed.libvirtRpc,
     hooks: hooks ?? {},
     capabilities,
     ensureScratchDir,

@@ -45,6 +45,14 @@ export const LibvirtDriverOptionsSchema = z.object({
    * spread over them. @default 4
    */
   nbdConnections: z.number().int().min(1).max(8).default(4),
+  /**
+   * Start and end a chunked capture's backup job by speaking libvirt's own RPC protocol to the
+   * daemon's socket (`/var/run/libvirt/libvirt-sock`, or `virtqemud-sock`) over the executor's
+   * unix-socket channel, instead of starting `virsh` processes: on the test hypervisor the
+   * inspection before the job took 5–11 ms instead of about 100 ms. Only for `qemu:///system`;
+   * when the socket cannot be opened the capture uses `virsh`, as with `false`. @default true
+   */
+  libvirtRpc: z.boolean().default(true),
   /** Extra free bytes required beyond the disk's allocation before a capture starts. @default 16 MiB */
   spaceMarginBytes: z
     .number()

@@ -1,7 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalExecutor } from '../../../drivers/exec/local';
 import { createSshExecutor } from '../../../drivers/exec/ssh';
+import type { Executor } from '../../../src/ports/executor';
 import { captureScratch } from '../../../drivers/hypervisor/libvirt/names';
 import { mapConsumer, reassemble } from '../../support/chunk-consumer';
 import { createTestGuest, diskChainSnapshot, sh, virsh, type TestGuest } from '../../support/guests';
@@ -204,6 +206,70 @@ describe.skipIf(skip !== null)(`libvirt driver: chunked captures and checkpoints
       await executor.close();
       await proxy.close();
     }
+  });
+
+  it("the job starts and ends over libvirt's RPC protocol, without a virsh process; with libvirtRpc false the script's virsh does it", async () => {
+    const before = recordGuest(guest.name);
+    /** The local executor, with every command it runs recorded. */
+    const recorded = (): { executor: Executor; commands: string[][] } => {
+      const local = createLocalExecutor();
+      const commands: string[][] = [];
+      const executor: Executor = {
+        label: local.label,
+        run: (argv, options) => (commands.push([...argv]), local.run(argv, options)),
+        stream: (argv, options) => (commands.push([...argv]), local.stream(argv, options)),
+        openStreamLocal: (path, options) => (commands.push(['open', path]), local.openStreamLocal!(path, options)),
+        close: () => local.close(),
+      };
+      return { executor, commands };
+    };
+    const usesVirsh = (commands: string[][]) => commands.some((argv) => argv.includes('virsh') || argv.some((a) => /\bvirsh\b/.test(a)));
+
+    try {
+      // The driver learns the hypervisor's capabilities once (with virsh); the capture comes after.
+      const rpc = recorded();
+      const rpcDriver = makeDriver(scratch, {}, rpc.executor);
+      await rpcDriver.capabilities();
+      rpc.commands.length = 0;
+      const viaRpc = mapConsumer({ checkpoint: { create: 'ii-cp-rpc', since: 'ii-cp-2' } });
+      const result = await rpcDriver.capture({ domainName: guest.name, output: viaRpc.output });
+      expect(result.incrementalSince).toBe('ii-cp-2');
+      const rpcImage = reassemble(viaRpc.kept, images.get('ii-cp-2'));
+      expect(rpcImage.equals(rawDisk())).toBe(true);
+      expect(rpc.commands).toContainEqual(['open', '/var/run/libvirt/libvirt-sock']);
+      expect(usesVirsh(rpc.commands)).toBe(false);
+
+      const script = recorded();
+      const viaScript = mapConsumer({ checkpoint: { create: 'ii-cp-script', since: 'ii-cp-rpc' } });
+      const scripted = await makeDriver(scratch, { libvirtRpc: false }, script.executor).capture({
+        domainName: guest.name,
+        output: viaScript.output,
+      });
+      expect(scripted.incrementalSince).toBe('ii-cp-rpc');
+      expect(viaScript.kept.counts.data).toBe(0);
+      expect(reassemble(viaScript.kept, rpcImage).equals(rawDisk())).toBe(true);
+      expect(script.commands.some((argv) => argv.includes('/var/run/libvirt/libvirt-sock'))).toBe(false);
+      expect(usesVirsh(script.commands)).toBe(true);
+
+      // Hostile domain names travel as XDR strings: not found, nothing run, nothing created.
+      for (const name of ["x'; touch /tmp/ii-pwned-rpc; '", '$(touch /tmp/ii-pwned-rpc)', 'a\nb', '-x']) {
+        const hostile = recorded();
+        const hostileDriver = makeDriver(scratch, {}, hostile.executor);
+        await hostileDriver.capabilities();
+        hostile.commands.length = 0;
+        const { output } = mapConsumer({ checkpoint: { create: 'ii-cp-hostile' } });
+        await expect(hostileDriver.capture({ domainName: name, output })).rejects.toMatchObject({
+          code: expect.stringMatching(/^(NOT_FOUND|VALIDATION_FAILED)$/),
+        });
+        expect(usesVirsh(hostile.commands)).toBe(false);
+      }
+      expect(sh('test', '-e', '/tmp/ii-pwned-rpc').code).not.toBe(0);
+    } finally {
+      await makeDriver(scratch).deleteCheckpoints!(guest.name, ['ii-cp-rpc', 'ii-cp-script']);
+    }
+    before.expectUntouched();
+    expect(checkpoints().sort()).toEqual(['ii-cp-1', 'ii-cp-2']);
+    expect(leftovers(scratch)).toEqual([]);
   });
 
   it('hostile checkpoint names are refused before anything runs', async () => {
