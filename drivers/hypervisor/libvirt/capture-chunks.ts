@@ -468,6 +468,10 @@ export async function captureChunked(
       inspect,
     }));
   let rpc = ctx.libvirtRpc ? await openRpcStart(ctx.cmd, request.signal) : null;
+  // An abort drops the connection: a call libvirt never answers cannot hold the capture (what is
+  // left to do then — end a job — the script does over a new connection).
+  const dropRpc = () => rpc?.rpc.destroy();
+  request.signal?.addEventListener('abort', dropRpc, { once: true });
   try {
     let first: SessionStep | null = null;
     if (rpc !== null) {
@@ -525,6 +529,7 @@ export async function captureChunked(
     try {
       await (session as StartSession | null)?.close();
     } finally {
+      request.signal?.removeEventListener('abort', dropRpc);
       await rpc?.rpc.close();
     }
   }

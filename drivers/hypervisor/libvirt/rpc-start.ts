@@ -85,6 +85,8 @@ export async function rpcInspection(
 ): Promise<SessionStep> {
   const { rpc } = start;
   const df = cmd.tryRun(['df', '-B1', '--output=avail', '--', input.scratchDir]);
+  // Awaited below; a failure is this function's failure, never an unhandled rejection meanwhile.
+  df.catch(() => undefined);
   const records = new Map<string, SessionRecord>();
   let domain: RpcDomain;
   try {
