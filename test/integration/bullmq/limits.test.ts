@@ -85,9 +85,12 @@ suite('BullMQ task queue: limits across three worker processes', () => {
     // The global limit is reached (three hypervisors could run three at once) and never exceeded.
     expect(most).toBe(2);
     expect(Object.fromEntries(mostPer)).toEqual({ 'hv-1': 1, 'hv-2': 1, 'hv-3': 1 });
-    // The work was shared by the worker processes, none of it ran in the web process.
+    // The work ran in the worker processes, none of it in the web process. How it spreads over them
+    // is BullMQ's business (no fairness is promised: one worker that polls first may take every
+    // job, and did once in CI), so the limits above are what this test proves.
     const pids = new Set(lines.map((line) => line.pid));
     expect(pids.has(process.pid)).toBe(false);
-    expect(pids.size).toBeGreaterThanOrEqual(2);
+    const workerPids = workers.map((worker) => worker.pid);
+    for (const pid of pids) expect(workerPids).toContain(pid);
   });
 });
