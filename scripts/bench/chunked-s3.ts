@@ -36,7 +36,8 @@
  * `CPU_PROFILE=<dir>` writes a V8 CPU profile of the panel process per recapture of step 2 into `<dir>`.
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `LIBVIRT_RPC=0` starts and ends the backup jobs with `virsh` (the driver's `libvirtRpc: false`),
- * for comparison with the default, libvirt's RPC protocol over a unix-socket channel.
+ * for comparison with the default, libvirt's RPC protocol over a unix-socket channel;
+ * `LIBVIRT_RPC=ab` alternates the two in step 2 (RPC first) and prints each one's median.
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
  * the base of steps 2, 3 and 5 and as the reference of step 2's percentage.
@@ -77,8 +78,12 @@ const CHUNK = 4 * MiB;
  */
 const SETTLE_MS = Number(process.env.SETTLE_MS ?? 1000);
 const FORK_BEFORE = process.env.FORK_BEFORE === '1';
-/** LIBVIRT_RPC=0: the chunked captures start and end their jobs with `virsh` in a remote script, not over libvirt's RPC protocol. */
+/**
+ * LIBVIRT_RPC=0: the chunked captures start and end their jobs with `virsh` in a remote script, not
+ * over libvirt's RPC protocol. LIBVIRT_RPC=ab: step 2's recaptures alternate, RPC first.
+ */
 const LIBVIRT_RPC = process.env.LIBVIRT_RPC !== '0';
+const RPC_AB = process.env.LIBVIRT_RPC === 'ab';
 /** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
 const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.env.CHUNK_PARALLEL) } : {};
 const scratch = '/var/tmp/ii-bench-chunked';
@@ -220,6 +225,8 @@ interface Bench {
   driver: HypervisorDriver;
   /** The same driver reading over one NBD connection (`nbdConnections: 1`), for comparison. */
   driverOne: HypervisorDriver;
+  /** The same driver starting and ending jobs with `virsh` (`libvirtRpc: false`), for `LIBVIRT_RPC=ab`. */
+  driverVirsh: HypervisorDriver;
   client: ReturnType<typeof adminClient>;
   env: NonNullable<Awaited<ReturnType<typeof loadS3TestEnv>>['env']>;
   /** The buckets in use, by the (traced) disk the bench works with. */
@@ -332,6 +339,7 @@ async function main(): Promise<void> {
   const b: Bench = {
     driver: createLibvirtDriver(hypervisor, executor, { hooks, libvirtRpc: LIBVIRT_RPC }),
     driverOne: createLibvirtDriver(hypervisor, executor, { nbdConnections: 1, libvirtRpc: LIBVIRT_RPC }),
+    driverVirsh: createLibvirtDriver(hypervisor, executor, { hooks, libvirtRpc: false }),
     client: adminClient(s3.env),
     env: s3.env,
     owned: new Map(),
@@ -466,7 +474,13 @@ async function main(): Promise<void> {
       Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
       const incremental = await profiled(`recapture-${i}`, () =>
         timed(() =>
-          captureChunks(b, base.store, guest.name, key, { create: `bench-${checkpoint}`, since, base: previous, baseKey: previousKey }),
+          captureChunks(b, base.store, guest.name, key, {
+            create: `bench-${checkpoint}`,
+            since,
+            base: previous,
+            baseKey: previousKey,
+            ...(RPC_AB && i % 2 === 1 ? { driver: b.driverVirsh } : {}),
+          }),
         ),
       );
       trace.on = false;
@@ -488,6 +502,15 @@ async function main(): Promise<void> {
           `   = ${((100 * median(recaptures)) / median(chunked)).toFixed(1)} % of the first chunked capture (goal ≤ 10 %), ` +
           `incremental since ${incrementalSince ?? 'none (full read)'}, uploaded ${recaptureUploads.map(mib).join(', ')} (goal ≤ 80 MiB)`,
       );
+    if (STEPS.has(2) && RPC_AB) {
+      const rpc = recaptures.filter((_, i) => i % 2 === 0);
+      const virsh = recaptures.filter((_, i) => i % 2 === 1);
+      console.log(`   ${line('  over libvirt RPC', rpc)}\n   ${line('  with virsh      ', virsh)}`);
+      const pairs = virsh.map((v, i) => (rpc[i] as number) / v);
+      console.log(
+        `   RPC/virsh per pair: ${pairs.map((r) => r.toFixed(2)).join(', ')}; medians ${(median(rpc) / median(virsh)).toFixed(2)}`,
+      );
+    }
 
     // 3. The checkpoint unusable: a full read, dedup only.
     if (STEPS.has(3)) {
