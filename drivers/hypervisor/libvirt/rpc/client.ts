@@ -185,15 +185,17 @@ export class LibvirtRpc {
     this.#buffered.push(chunk);
     this.#bufferedBytes += chunk.length;
     while (this.#bufferedBytes >= 4) {
-      if (this.#buffered.length > 1) this.#buffered = [Buffer.concat(this.#buffered, this.#bufferedBytes)];
-      const data = this.#buffered[0] as Buffer;
-      const length = data.readUInt32BE(0);
+      // The pieces are joined once per message, when all of it is there (not once per piece).
+      const head = (this.#buffered[0] as Buffer).length >= 4 ? (this.#buffered[0] as Buffer) : Buffer.concat(this.#buffered, 4);
+      const length = head.readUInt32BE(0);
       if (length < HEADER_BYTES || length > MESSAGE_MAX) {
         this.#fail(new LibvirtRpcError(`${this.label}: libvirt sent a message of ${length} bytes`, 0, 0));
         this.#stream.destroy();
         return;
       }
-      if (data.length < length) return;
+      if (this.#bufferedBytes < length) return;
+      if (this.#buffered.length > 1) this.#buffered = [Buffer.concat(this.#buffered, this.#bufferedBytes)];
+      const data = this.#buffered[0] as Buffer;
       const message = data.subarray(0, length);
       const rest = data.subarray(length);
       this.#buffered = rest.length > 0 ? [rest] : [];
@@ -256,29 +258,30 @@ export class LibvirtRpc {
     return (await this.call(REMOTE_PROGRAM, Procedure.domainGetXmlDesc, writeDomain(new XdrWriter(), domain).uint(0))).string();
   }
 
-  /** A checkpoint's XML with no flags (what `virsh checkpoint-dumpxml` prints). @throws LibvirtRpcError ({@link LibvirtErrorCode.noDomainCheckpoint}) */
-  async checkpointXml(domain: RpcDomain, name: string): Promise<string> {
+  /**
+   * Looks a checkpoint up and starts the arguments of a call on it: the checkpoint as the protocol
+   * names it (`remote_nonnull_domain_checkpoint`: its name and domain), then flags 0.
+   * @throws LibvirtRpcError ({@link LibvirtErrorCode.noDomainCheckpoint})
+   */
+  async #checkpointArgs(domain: RpcDomain, name: string): Promise<XdrWriter> {
     const found = await this.call(
       REMOTE_PROGRAM,
       Procedure.domainCheckpointLookupByName,
       writeDomain(new XdrWriter(), domain).string(name).uint(0),
     );
     const checkpointName = found.string();
-    const owner = readDomain(found);
-    const args = writeDomain(new XdrWriter().string(checkpointName), owner).uint(0);
+    return writeDomain(new XdrWriter().string(checkpointName), readDomain(found)).uint(0);
+  }
+
+  /** A checkpoint's XML with no flags (what `virsh checkpoint-dumpxml` prints). @throws LibvirtRpcError ({@link LibvirtErrorCode.noDomainCheckpoint}) */
+  async checkpointXml(domain: RpcDomain, name: string): Promise<string> {
+    const args = await this.#checkpointArgs(domain, name);
     return (await this.call(REMOTE_PROGRAM, Procedure.domainCheckpointGetXmlDesc, args)).string();
   }
 
   /** Deletes a checkpoint (its bitmaps too: no flags). @throws LibvirtRpcError */
   async checkpointDelete(domain: RpcDomain, name: string): Promise<void> {
-    const found = await this.call(
-      REMOTE_PROGRAM,
-      Procedure.domainCheckpointLookupByName,
-      writeDomain(new XdrWriter(), domain).string(name).uint(0),
-    );
-    const checkpointName = found.string();
-    const owner = readDomain(found);
-    await this.call(REMOTE_PROGRAM, Procedure.domainCheckpointDelete, writeDomain(new XdrWriter().string(checkpointName), owner).uint(0));
+    await this.call(REMOTE_PROGRAM, Procedure.domainCheckpointDelete, await this.#checkpointArgs(domain, name));
   }
 
   /** `virDomainBackupBegin` with the backup XML and, when given, the checkpoint created with it. @throws LibvirtRpcError */
