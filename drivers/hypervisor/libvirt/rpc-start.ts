@@ -17,10 +17,9 @@
  */
 import { endBackupJob } from './backup-job';
 import type { Run } from './capture-run';
-import type { SessionRecord, SessionStep } from './chunk-session';
+import { inspectionQuestions, type SessionRecord, type SessionStep } from './chunk-session';
 import type { HostCommands } from './commands';
-import { inspectionQuestions } from './chunk-session';
-import { LibvirtErrorCode, LibvirtRpc, LibvirtRpcError, type RpcDomain } from './rpc/client';
+import { isConnectionLost, LibvirtErrorCode, LibvirtRpc, LibvirtRpcError, type RpcDomain } from './rpc/client';
 
 /** The daemon sockets of `qemu:///system`: the monolithic daemon's, then the modular QEMU daemon's. */
 export const SYSTEM_SOCKETS = ['/var/run/libvirt/libvirt-sock', '/var/run/libvirt/virtqemud-sock'] as const;
@@ -68,7 +67,7 @@ async function answer(name: string, ask: () => Promise<string>): Promise<Session
   try {
     return record(name, 0, `${await ask()}\n`);
   } catch (error) {
-    if (error instanceof LibvirtRpcError && error.code === 0) throw error;
+    if (isConnectionLost(error)) throw error;
     return failed(name, error);
   }
 }
@@ -92,7 +91,7 @@ export async function rpcInspection(
   try {
     domain = await rpc.lookupDomain(input.domainName);
   } catch (error) {
-    if (error instanceof LibvirtRpcError && error.code === 0) throw error;
+    if (isConnectionLost(error)) throw error;
     for (const question of inspectionQuestions(input)) records.set(question.name, failed(question.name, error));
     const result = await df;
     records.set('df', record('df', result.exitCode ?? 1, result.stdout, result.stderr));
@@ -153,12 +152,11 @@ export async function rpcBeginBackup(start: RpcStart, cmd: HostCommands, options
   if (domain === null) throw new LibvirtRpcError('the domain was not looked up', 0, 0);
   const records = new Map<string, SessionRecord>();
   const name = options.checkpointName;
-  const connectionLost = (error: unknown): boolean => error instanceof LibvirtRpcError && error.code === 0;
   if (options.deleteLeftover && name !== null) {
     try {
       await rpc.checkpointDelete(domain, name);
     } catch (error) {
-      if (connectionLost(error)) throw error;
+      if (isConnectionLost(error)) throw error;
       const stillThere = await rpc.checkpointXml(domain, name).then(
         () => true,
         (lookup: unknown) => !(lookup instanceof LibvirtRpcError && lookup.code === LibvirtErrorCode.noDomainCheckpoint),
@@ -179,7 +177,7 @@ export async function rpcBeginBackup(start: RpcStart, cmd: HostCommands, options
         records.set('begin', record('begin', 0));
         mode = 'incremental';
       } catch (error) {
-        if (connectionLost(error)) throw error;
+        if (isConnectionLost(error)) throw error;
         records.set('begin', failed('begin', error));
         // libvirt checks the bitmap chain itself: its refusal only means a full read. The backup and
         // the checkpoint are one transaction; still, no half-made checkpoint stays.
@@ -192,7 +190,7 @@ export async function rpcBeginBackup(start: RpcStart, cmd: HostCommands, options
         await rpc.backupBegin(domain, options.full, options.checkpoint);
         records.set('begin', record('begin', 0));
       } catch (error) {
-        if (connectionLost(error)) throw error;
+        if (isConnectionLost(error)) throw error;
         records.set('begin', failed('begin', error));
         mode = 'failed';
       }
@@ -218,11 +216,11 @@ export async function rpcEndJob(start: RpcStart, run: Run, files: string[]): Pro
   try {
     // No job (already ended) or no domain: nothing to abort.
     await rpc.abortJob(domain).catch((error: unknown) => {
-      if (error instanceof LibvirtRpcError && error.code === 0) throw error;
+      if (isConnectionLost(error)) throw error;
     });
     for (let i = 0; i <= 600; i++) {
       const type = await rpc.jobType(domain).catch((error: unknown) => {
-        if (error instanceof LibvirtRpcError && error.code === 0) throw error;
+        if (isConnectionLost(error)) throw error;
         return 'none' as const;
       });
       if (type !== 'bounded' && type !== 'unbounded') return;

@@ -79,6 +79,11 @@ export class LibvirtRpcError extends Error {
   }
 }
 
+/** Whether `error` is the connection's own failure (code 0), not an answer libvirt gave. */
+export function isConnectionLost(error: unknown): boolean {
+  return error instanceof LibvirtRpcError && error.code === 0;
+}
+
 /** A domain as the protocol names it (`remote_nonnull_domain`). */
 export interface RpcDomain {
   name: string;
