@@ -200,32 +200,83 @@ async function* planChunks(
   }
 }
 
-/** The connections a read can go to, with the bytes each has asked for and not yet received. */
+/**
+ * Pieces a connection has asked for and not yet received. QEMU's NBD server answers the requests
+ * outstanding on a connection in no particular order (traced here: often the newest first), so a
+ * chunk whose pieces were asked first could arrive last among eight read ahead, and the chunks
+ * then became ready all at once, after every one of them was read. With two outstanding per
+ * connection, pieces arrive in about the order they were asked, chunk after chunk, while each
+ * connection still has a piece to send as soon as it finishes one.
+ */
+export const PIECES_IN_FLIGHT = 2;
+
+/** A piece waiting for a connection. */
+interface QueuedPiece {
+  bytes: Buffer;
+  intoOffset: number;
+  at: number;
+  length: number;
+  signal: AbortSignal;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * The connections a read can go to. Pieces are asked in the order they were queued, each on the
+ * first connection with fewer than {@link PIECES_IN_FLIGHT} outstanding.
+ */
 class Readers {
-  readonly #clients: Array<{ client: NbdClient; outstanding: number }>;
+  readonly #clients: Array<{ client: NbdClient; inFlight: number }>;
+  readonly #queue: QueuedPiece[] = [];
+  #head = 0;
   /** The longest read asked at once: with several connections, pieces small enough to spread a chunk over them. */
   readonly pieceBytes: number;
 
   constructor(clients: readonly NbdClient[], chunkSize: number) {
-    this.#clients = clients.map((client) => ({ client, outstanding: 0 }));
+    this.#clients = clients.map((client) => ({ client, inFlight: 0 }));
     const minimum = (clients[0] as NbdClient).info.blockSize.minimum;
     const limit = Math.min(...clients.map((c) => c.maxReadBytes));
     const spread = clients.length === 1 ? limit : Math.max(minimum, Math.ceil(chunkSize / clients.length / minimum) * minimum);
     this.pieceBytes = Math.min(limit, spread);
   }
 
-  /** Reads `[from, to)` into `bytes` (at `from - base`), in pieces, each on the least loaded connection. */
-  read(bytes: Buffer, base: number, from: number, to: number, signal: AbortSignal): Array<Promise<unknown>> {
-    const reads: Array<Promise<unknown>> = [];
+  /** Reads `[from, to)` into `bytes` (at `from - base`), in pieces asked in order as connections are free. */
+  read(bytes: Buffer, base: number, from: number, to: number, signal: AbortSignal): Array<Promise<void>> {
+    const reads: Array<Promise<void>> = [];
     for (let at = from; at < to; at += this.pieceBytes) {
       const length = Math.min(this.pieceBytes, to - at);
-      const reader = this.#clients.reduce((best, c) => (c.outstanding < best.outstanding ? c : best));
-      reader.outstanding += length;
       reads.push(
-        reader.client.read(at, length, { into: bytes, intoOffset: at - base, signal }).finally(() => (reader.outstanding -= length)),
+        new Promise<void>((resolve, reject) => this.#queue.push({ bytes, intoOffset: at - base, at, length, signal, resolve, reject })),
       );
     }
+    this.#pump();
     return reads;
+  }
+
+  /** Hands queued pieces to free connections. */
+  #pump(): void {
+    while (this.#head < this.#queue.length) {
+      const reader = this.#clients.find((c) => c.inFlight < PIECES_IN_FLIGHT);
+      if (!reader) return;
+      const piece = this.#queue[this.#head] as QueuedPiece;
+      this.#head += 1;
+      if (this.#head >= 1024) {
+        this.#queue.splice(0, this.#head);
+        this.#head = 0;
+      }
+      if (piece.signal.aborted) {
+        piece.reject(new InstanceImagesError('CANCELLED', `${reader.client.label}: reading chunks was cancelled`));
+        continue;
+      }
+      reader.inFlight += 1;
+      reader.client
+        .read(piece.at, piece.length, { into: piece.bytes, intoOffset: piece.intoOffset, signal: piece.signal })
+        .then(() => piece.resolve(), piece.reject)
+        .finally(() => {
+          reader.inFlight -= 1;
+          this.#pump();
+        });
+    }
   }
 }
 

@@ -11,7 +11,6 @@ import { listChunks, readManifests } from './catalog';
 import { forEachLimit, listAll, putBuffer, readObject, throwIfAborted, type ChunkContext } from './context';
 import { LEASES_PREFIX, SWEEP_MARKER_KEY, chunkKey, leaseIdOfKey, leasePartKey, leasePartOfKey } from './keys';
 import { LeasePartSchema, LeaseSchema, MAX_LEASE_BYTES, isFreshMarker, readSweepMarker, safeJson } from './lease';
-import type { ChunkScope } from './manifest';
 
 /** What a garbage collection found and did. */
 export interface GarbageReport {
@@ -106,7 +105,19 @@ class SweepMarker {
   }
 }
 
-/** G2a: the chunk keys live leases name; expired leases are counted and (unless dryRun) deleted. */
+/** A damaged lease object: the collection stops before it deletes anything. */
+function damagedLease(key: string, what: string): InstanceImagesError {
+  return new InstanceImagesError('INVALID_STATE', `${what} ${key} cannot be read; garbage collection stopped without deleting anything`, {
+    details: { key },
+  });
+}
+
+/**
+ * G2a: the chunk keys live leases name; expired leases are counted and (unless dryRun) deleted.
+ * A live head of format 2 protects the digests of every part listed with it (parts are written
+ * before the marker read that lets their run rely on them, so a collection that started after that
+ * read lists them); one of format 1 those of the parts it counts.
+ */
 async function readLeases(ctx: ChunkContext, referenced: Set<string>, dryRun: boolean, signal?: AbortSignal): Promise<number> {
   const heads: { key: string; leaseId: string; modifiedAt: Date }[] = [];
   const parts = new Map<string, { key: string; modifiedAt: Date }[]>();
@@ -118,54 +129,54 @@ async function readLeases(ctx: ChunkContext, referenced: Set<string>, dryRun: bo
   }
   const now = ctx.now().getTime();
   const expired = (time: number) => now - time >= ctx.leaseTtlMs;
+  const readOptions = { maxBytes: MAX_LEASE_BYTES, ...(signal ? { signal } : {}) };
   let leasesExpired = 0;
   for (const head of heads) {
     throwIfAborted(signal, 'The chunk garbage collection');
-    const bytes = await readObject(ctx, head.key, { maxBytes: MAX_LEASE_BYTES, ...(signal ? { signal } : {}) });
+    const listed = parts.get(head.leaseId) ?? [];
+    parts.delete(head.leaseId);
+    const bytes = await readObject(ctx, head.key, readOptions);
     if (bytes === null) continue; // released since the listing: its manifest, if any, is read next
     const lease = LeaseSchema.safeParse(safeJson(bytes));
     if (!lease.success || lease.data.leaseId !== head.leaseId) {
-      if (!expired(head.modifiedAt.getTime())) {
-        throw new InstanceImagesError(
-          'INVALID_STATE',
-          `The chunk lease ${head.key} cannot be read; garbage collection stopped without deleting anything`,
-          {
-            details: { key: head.key },
-          },
-        );
-      }
+      if (!expired(head.modifiedAt.getTime())) throw damagedLease(head.key, 'The chunk lease');
       leasesExpired += 1;
       if (!dryRun) await ctx.disk.delete(head.key);
       continue;
     }
+    const counted = lease.data.format === 1 ? Array.from({ length: lease.data.parts }, (_, part) => leasePartKey(head.leaseId, part)) : [];
     if (expired(Date.parse(lease.data.refreshedAt))) {
       leasesExpired += 1;
       if (!dryRun) {
         await ctx.disk.delete(head.key);
-        for (let part = 0; part < lease.data.parts; part++) await ctx.disk.delete(leasePartKey(head.leaseId, part));
+        for (const key of new Set([...counted, ...listed.map((part) => part.key)])) await ctx.disk.delete(key);
       }
       continue;
     }
-    parts.delete(head.leaseId);
-    const add = (scope: ChunkScope, digests: string[]) => digests.forEach((digest) => referenced.add(chunkKey(scope, digest)));
-    add(lease.data.scope, lease.data.digests);
-    for (let part = 0; part < lease.data.parts; part++) {
-      const partBytes = await readObject(ctx, leasePartKey(head.leaseId, part), { maxBytes: MAX_LEASE_BYTES });
-      const parsed = partBytes === null ? null : LeasePartSchema.safeParse(safeJson(partBytes));
-      if (parsed?.success) {
-        add(lease.data.scope, parsed.data.digests);
-        continue;
+    const { scope } = lease.data;
+    const add = (digests: string[]) => digests.forEach((digest) => referenced.add(chunkKey(scope, digest)));
+    if (lease.data.format === 1) {
+      add(lease.data.digests);
+      for (const key of counted) {
+        const partBytes = await readObject(ctx, key, readOptions);
+        const parsed = partBytes === null ? null : LeasePartSchema.safeParse(safeJson(partBytes));
+        if (parsed?.success) {
+          add(parsed.data.digests);
+          continue;
+        }
+        // A part goes only after its lease: a missing part with its lease still there is damage.
+        if ((await ctx.disk.stat(head.key)) === null) break;
+        throw damagedLease(key, 'The chunk lease part');
       }
-      // A part goes only after its lease: a missing part with its lease still there is damage.
-      if ((await ctx.disk.stat(head.key)) === null) break;
-      throw new InstanceImagesError(
-        'INVALID_STATE',
-        `Part ${part} of the chunk lease ${head.key} is missing or damaged; garbage collection stopped`,
-        {
-          details: { key: head.key, part },
-        },
-      );
+      continue;
     }
+    await forEachLimit(listed, ctx.parallel, async (part) => {
+      const partBytes = await readObject(ctx, part.key, readOptions);
+      if (partBytes === null) return; // deleted with its lease since the listing
+      const parsed = LeasePartSchema.safeParse(safeJson(partBytes));
+      if (!parsed.success || parsed.data.leaseId !== head.leaseId) throw damagedLease(part.key, 'The chunk lease part');
+      add(parsed.data.digests);
+    });
   }
   // Parts whose lease is gone (a run that died while releasing): removed once old enough.
   for (const [leaseId, orphans] of parts) {

@@ -76,9 +76,14 @@ export function leaseKey(leaseId: string): string {
   return `${LEASES_PREFIX}${checkLeaseId(leaseId)}.json`;
 }
 
-/** The key of a sealed part of a large lease (written before the lease that counts it). */
+/** The key of a lease part (immutable: written once, deleted with its lease). */
 export function leasePartKey(leaseId: string, part: number): string {
-  return `${LEASES_PREFIX}parts/${checkLeaseId(leaseId)}/${part}.json`;
+  return `${leasePartsPrefix(leaseId)}${part}.json`;
+}
+
+/** The folder of a lease's parts. */
+export function leasePartsPrefix(leaseId: string): string {
+  return `${LEASES_PREFIX}parts/${checkLeaseId(leaseId)}/`;
 }
 
 /** The lease id of a lease key, or null when `key` is not one (parts are not leases). */

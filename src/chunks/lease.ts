@@ -2,27 +2,29 @@
  * Leases and the sweep marker: the two objects through which captures, deploys and garbage
  * collection agree on which chunks may not be deleted (docs/architecture.md, "Chunked layout").
  *
- * A lease (`chunk-leases/<leaseId>.json`) lists the digests a run names or may name, with the time
- * it was last written. It grows as the run decides on chunks; to keep each rewrite small, every
- * {@link LEASE_PART_DIGESTS} digests are sealed into an immutable part
- * (`chunk-leases/parts/<leaseId>/<n>.json`), written before the lease that counts it.
+ * A lease is a head (`chunk-leases/<leaseId>.json`), whose time of writing says the lease is live,
+ * and immutable parts (`chunk-leases/parts/<leaseId>/<n>.json`), each naming some of the digests the
+ * run names or may name. A run writes a new part for the digests it adds, never rewriting one, so
+ * the writes of several cover rounds go on side by side; the collector lists a live head's parts
+ * rather than counting them. Leases of format 1 (a head that counted its parts and held the
+ * digests not yet sealed into one, rewritten whole each time) are still read.
  * @module
  */
 import { z } from 'zod';
-import { InstanceImagesError, isInstanceImagesError } from '../errors';
-import { putBuffer, readObject, throwIfAborted, type ChunkContext } from './context';
-import { SWEEP_MARKER_KEY, leaseKey, leasePartKey } from './keys';
+import { InstanceImagesError } from '../errors';
+import { listAll, putBuffer, readObject, throwIfAborted, type ChunkContext } from './context';
+import { SWEEP_MARKER_KEY, leaseKey, leasePartKey, leasePartsPrefix } from './keys';
 import { ChunkScopeSchema, SHA256_PATTERN, type ChunkScope } from './manifest';
 
-/** Digests a lease holds itself before they are sealed into a part. */
+/** The most digests one lease part names. */
 export const LEASE_PART_DIGESTS = 1024;
 /** The largest lease or part object read (bytes). */
 export const MAX_LEASE_BYTES = 8 * 1024 * 1024;
 
 const Digests = z.array(z.string().regex(SHA256_PATTERN)).max(1024 * 1024);
 
-/** The stored form of a lease. */
-export const LeaseSchema = z.strictObject({
+/** The stored form of a lease of format 1 (written by earlier versions; still read). */
+export const LeaseV1Schema = z.strictObject({
   format: z.literal(1),
   leaseId: z.string(),
   scope: ChunkScopeSchema,
@@ -30,7 +32,16 @@ export const LeaseSchema = z.strictObject({
   parts: z.number().int().min(0).max(1_000_000),
   digests: Digests,
 });
-/** The stored form of a sealed lease part. */
+/** The stored form of a lease head (format 2): its digests are in its parts, found by listing. */
+export const LeaseHeadSchema = z.strictObject({
+  format: z.literal(2),
+  leaseId: z.string(),
+  scope: ChunkScopeSchema,
+  refreshedAt: z.iso.datetime({ offset: true }),
+});
+/** A stored lease of either format. */
+export const LeaseSchema = z.discriminatedUnion('format', [LeaseV1Schema, LeaseHeadSchema]);
+/** The stored form of a lease part. */
 export const LeasePartSchema = z.strictObject({
   format: z.literal(1),
   leaseId: z.string(),
@@ -69,9 +80,11 @@ const TRUSTED_SHARE = 0.75;
 
 /**
  * The lease of one capture or deploy. {@link ChunkLease.add} records digests; {@link
- * ChunkLease.cover} writes them and waits out a running sweep, after which the run may rely on
- * them. A timer rewrites the lease every third of its TTL; a lease that was not rewritten in time
- * is lapsed for good, and {@link ChunkLease.assertHeld} fails from then on.
+ * ChunkLease.write} stores those not yet in a part as new parts (and the head the first time), and
+ * several such writes may run at once; {@link ChunkLease.cover} writes and then waits out a running
+ * sweep, after which the run may rely on the digests. A timer rewrites the head every third of its
+ * TTL; a lease whose head was not rewritten in time is lapsed for good, and {@link
+ * ChunkLease.assertHeld} fails from then on.
  */
 export class ChunkLease {
   readonly key: string;
@@ -80,17 +93,22 @@ export class ChunkLease {
   readonly #scope: ChunkScope;
   readonly #partSize: number;
   readonly #known = new Set<string>();
+  /** Digests added and not yet taken into a part. */
   #open: string[] = [];
+  /** Parts numbered so far (written or being written). */
   #parts = 0;
   #added = 0;
   #covered = 0;
   /** What the sweep-marker read of the last completed {@link cover} found. */
   #sweep: SweepState = { running: false, gcId: null };
-  /** The {@link add} count the last successful write included. */
-  #written = -1;
+  /** The first head write (every part write waits for it), or null before it began. */
+  #headWritten: Promise<void> | null = null;
   #refreshedAt: number | null = null;
   #lapsed: InstanceImagesError | null = null;
-  #chain: Promise<void> = Promise.resolve();
+  /** Head writes, one at a time. */
+  #headChain: Promise<void> = Promise.resolve();
+  /** Every write begun and not yet settled (release waits for them). */
+  readonly #writing = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | null = null;
   #released = false;
 
@@ -121,7 +139,7 @@ export class ChunkLease {
   }
 
   /**
-   * Makes every digest added so far safe to rely on: writes the lease (W1), then waits while a
+   * Makes every digest added so far safe to rely on: writes them (W1), then waits while a
    * collection runs (Wm). Does nothing when that was done since the last {@link add}.
    * @returns what the last marker read found (no collection running, and the newest one's id).
    */
@@ -139,12 +157,12 @@ export class ChunkLease {
     return sweep;
   }
 
-  /** Starts the refresh timer (every third of the TTL). */
+  /** Starts the refresh timer (every third of the TTL): it rewrites the head. */
   startRefreshing(): void {
     if (this.#timer || this.#released) return;
     this.#timer = setInterval(
       () => {
-        this.write().catch((error: unknown) =>
+        this.#track(this.#writeHead()).catch((error: unknown) =>
           this.#ctx.logger.warn('Refreshing a chunk lease failed', { key: this.key, error: String(error) }),
         );
       },
@@ -154,52 +172,88 @@ export class ChunkLease {
   }
 
   /**
-   * Writes the lease when its refresh is due (its last write started a third of the TTL ago or
-   * more, when the timer would write it) or digests were added since, and otherwise leaves it: a
-   * lease written since then, naming every digest, is
-   * as live for a collector as one written now. Before a commit's manifest (W4), this saves a
-   * request when the lease is fresh; what makes W4 safe is {@link assertHeld} after it.
+   * Writes what is due before a commit's manifest (W4): the digests added and not yet in a part,
+   * and the head when its refresh is due (its last write started a third of the TTL ago or more,
+   * when the timer would write it). A head written since then is as live for a collector as one
+   * written now, so a fresh lease costs no request here; what makes W4 safe is {@link assertHeld}
+   * after it.
    */
   async refreshIfDue(): Promise<void> {
-    await this.#chain;
+    await this.#headChain;
     const refreshedAt = this.#refreshedAt;
     const fresh = refreshedAt !== null && this.#ctx.now().getTime() - refreshedAt < this.#ctx.leaseTtlMs / 3;
-    if (fresh && this.#written === this.#added) return;
-    await this.write();
+    // The first head is written by write(); a later one only when due.
+    const first = this.#headWritten === null;
+    await Promise.all([this.#open.length > 0 || first ? this.write() : undefined, fresh || first ? undefined : this.#writeHead()]);
   }
 
-  /** Writes the lease now (serialized with other writes); seals full parts first. */
+  /**
+   * Stores every digest added and not yet in a part, as new parts; the first call writes the head
+   * too. Calls may overlap: each part is a new object. Resolves once those parts (and the head) are
+   * stored.
+   */
   write(): Promise<void> {
-    const run = this.#chain.then(() => this.#writeNow());
-    this.#chain = run.catch(() => undefined);
-    return run;
+    return this.#track(this.#writeNow());
+  }
+
+  #track(write: Promise<void>): Promise<void> {
+    this.#writing.add(write);
+    void write.catch(() => undefined).finally(() => this.#writing.delete(write));
+    return write;
   }
 
   async #writeNow(): Promise<void> {
     if (this.#released) return;
     const ctx = this.#ctx;
-    while (this.#open.length >= this.#partSize) {
-      const digests = this.#open.slice(0, this.#partSize);
-      const part = { format: 1, leaseId: this.#leaseId, part: this.#parts, writtenAt: ctx.now().toISOString(), digests };
-      await putBuffer(ctx, leasePartKey(this.#leaseId, this.#parts), Buffer.from(JSON.stringify(part)));
-      this.#parts += 1;
-      this.#open = this.#open.slice(this.#partSize);
+    const digests = this.#open;
+    this.#open = [];
+    const puts: Promise<void>[] = [];
+    if (this.#headWritten === null) {
+      const head = this.#writeHead();
+      this.#headWritten = head;
+      // A failed first head is written again by the next write.
+      head.catch(() => {
+        if (this.#headWritten === head) this.#headWritten = null;
+      });
     }
+    puts.push(this.#headWritten);
+    for (let from = 0; from < digests.length; from += this.#partSize) {
+      const number = this.#parts;
+      this.#parts += 1;
+      const part = {
+        format: 1,
+        leaseId: this.#leaseId,
+        part: number,
+        writtenAt: ctx.now().toISOString(),
+        digests: digests.slice(from, from + this.#partSize),
+      };
+      puts.push(putBuffer(ctx, leasePartKey(this.#leaseId, number), Buffer.from(JSON.stringify(part))));
+    }
+    const results = await Promise.allSettled(puts);
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) {
+      // Those digests are in no part for sure: the next write takes them again.
+      this.#open.unshift(...digests);
+      throw failed.reason;
+    }
+  }
+
+  /** Writes the head now (serialized with other head writes). */
+  #writeHead(): Promise<void> {
+    const run = this.#headChain.then(() => this.#writeHeadNow());
+    this.#headChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #writeHeadNow(): Promise<void> {
+    if (this.#released) return;
+    const ctx = this.#ctx;
     const startedAt = ctx.now().getTime();
-    const added = this.#added;
-    const lease = {
-      format: 1,
-      leaseId: this.#leaseId,
-      scope: this.#scope,
-      refreshedAt: new Date(startedAt).toISOString(),
-      parts: this.#parts,
-      digests: this.#open,
-    };
-    await putBuffer(ctx, this.key, Buffer.from(JSON.stringify(lease)));
+    const head = { format: 2, leaseId: this.#leaseId, scope: this.#scope, refreshedAt: new Date(startedAt).toISOString() };
+    await putBuffer(ctx, this.key, Buffer.from(JSON.stringify(head)));
     const previous = this.#refreshedAt;
     if (previous !== null && ctx.now().getTime() - previous >= ctx.leaseTtlMs * TRUSTED_SHARE) this.#lapse();
     this.#refreshedAt = startedAt;
-    this.#written = added;
   }
 
   #lapse(): void {
@@ -217,18 +271,19 @@ export class ChunkLease {
     if (this.#released) throw new InstanceImagesError('INVALID_STATE', `The chunk lease ${this.key} was already released`);
   }
 
-  /** Stops refreshing and deletes the lease and its parts (best effort: an orphan expires). */
+  /** Stops refreshing and deletes the head and the parts, side by side (best effort: an orphan expires). */
   async release(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    await this.#chain;
+    while (this.#writing.size > 0) await Promise.allSettled([...this.#writing]);
     if (this.#released) return;
     this.#released = true;
-    try {
-      await this.#ctx.disk.delete(this.key);
-      for (let part = 0; part < this.#parts; part++) await this.#ctx.disk.delete(leasePartKey(this.#leaseId, part));
-    } catch (error) {
-      this.#ctx.logger.warn('Deleting a chunk lease failed; it expires on its own', { key: this.key, error: String(error) });
+    const keys = [this.key];
+    for (let part = 0; part < this.#parts; part++) keys.push(leasePartKey(this.#leaseId, part));
+    const results = await Promise.allSettled(keys.map((key) => this.#ctx.disk.delete(key)));
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) {
+      this.#ctx.logger.warn('Deleting a chunk lease failed; it expires on its own', { key: this.key, error: String(failed.reason) });
     }
   }
 }
@@ -281,20 +336,13 @@ export async function waitForSweep(ctx: ChunkContext, signal?: AbortSignal): Pro
   }
 }
 
-/** Deletes a lease and its parts (recovery of runs that are gone); idempotent. */
+/** Deletes a lease and its parts, of either format (recovery of runs that are gone); idempotent. */
 export async function deleteLease(ctx: ChunkContext, leaseId: string): Promise<void> {
   const key = leaseKey(leaseId);
-  const bytes = await readObject(ctx, key, { maxBytes: MAX_LEASE_BYTES }).catch((error: unknown) => {
-    if (isInstanceImagesError(error, 'VALIDATION_FAILED')) return null;
-    throw error;
-  });
-  let parts = 0;
-  if (bytes !== null) {
-    const parsed = LeaseSchema.safeParse(safeJson(bytes));
-    if (parsed.success) parts = parsed.data.parts;
-  }
   await ctx.disk.delete(key);
-  for (let part = 0; part < parts; part++) await ctx.disk.delete(leasePartKey(leaseId, part));
+  const parts: string[] = [];
+  for await (const object of listAll(ctx, leasePartsPrefix(leaseId))) parts.push(object.key);
+  for (const part of parts) await ctx.disk.delete(part);
 }
 
 /** JSON.parse that returns undefined on bad input. */

@@ -118,17 +118,17 @@ type CoverRequest = {
 };
 
 /**
- * The lease's cover rounds of a capture: each round writes the lease (W1), naming every digest
- * added before it began, then reads the sweep marker once (Wc). A data chunk is stored (W2) as soon
- * as it comes and asks for a round at the same time; the two run side by side. Rounds run one at a
- * time, and the next one begins when half of `parallel` chunks wait for it, when a chunk that waits
- * for it is stored already (it holds its upload slot only for the cover then), for the first chunk
- * of the capture, and once the source ended; so a round usually covers several chunks, and no
- * upload ever waits for one.
+ * The lease's cover rounds of a capture: each round writes the digests added before it began as a
+ * new lease part (W1), then reads the sweep marker once (Wc). A data chunk is stored (W2) as soon
+ * as it comes and asks for a round at the same time; the two run side by side. A round begins when
+ * half of `parallel` chunks wait for one, when a chunk that waits is stored already (it holds its
+ * upload slot only for the cover then), for the first chunk of the capture, and once the source
+ * ended; so a round usually covers several chunks, and no upload ever waits for one. Rounds do not
+ * wait for each other: each writes its own part, so the round of the last chunks starts as soon as
+ * they come, not after the round before it.
  */
 class CoverRounds {
   #waiting: CoverRequest[] = [];
-  #busy = false;
   #first = true;
   #finishing = false;
 
@@ -166,9 +166,8 @@ class CoverRounds {
 
   #beginIfDue(): void {
     const waiting = this.#waiting;
-    if (this.#busy || waiting.length === 0) return;
+    if (waiting.length === 0) return;
     if (!(this.#first || this.#finishing || waiting.length >= this.threshold || waiting.some((request) => request.stored))) return;
-    this.#busy = true;
     this.#first = false;
     this.#waiting = [];
     void (async () => {
@@ -179,9 +178,6 @@ class CoverRounds {
         for (const request of waiting) request.resolve(state);
       } catch (error) {
         for (const request of waiting) request.reject(error);
-      } finally {
-        this.#busy = false;
-        this.#beginIfDue();
       }
     })();
   }

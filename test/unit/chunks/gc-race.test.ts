@@ -42,7 +42,8 @@ type Variant =
   | 'writers skip the sweep marker'
   | 'collector reads manifests before leases'
   | 'writers trust a cached parent manifest'
-  | 'writers see every collection under one id';
+  | 'writers see every collection under one id'
+  | 'collector ignores lease parts';
 
 const isManifest = (key: string) => key.endsWith('.manifest.json');
 
@@ -159,7 +160,7 @@ async function runSchedule(seed: number, variant: Variant): Promise<ScheduleResu
   const client = (extra: MemoryClientOptions = {}, maxTicks = 4) =>
     memoryStorageDriver(objects, {
       delay: (operation, key) =>
-        ticks(Math.floor(random() * (operation === 'put' && key.startsWith('chunk-leases/') && random() < 0.2 ? 80 : maxTicks))),
+        ticks(Math.floor(random() * (operation === 'put' && key.startsWith('chunk-leases/') && random() < 0.2 ? 160 : maxTicks))),
       now,
       ...extra,
     });
@@ -184,7 +185,12 @@ async function runSchedule(seed: number, variant: Variant): Promise<ScheduleResu
     if (variant === 'writers see every collection under one id') return oneSweepId(client());
     return variant === 'writers trust a cached parent manifest' ? cachedManifests(client()) : client();
   };
-  const gcDriver = variant === 'collector reads manifests before leases' ? manifestsBeforeLeases(client({}, 12), objects) : client({}, 12);
+  const gcDriver =
+    variant === 'collector reads manifests before leases'
+      ? manifestsBeforeLeases(client({}, 12), objects)
+      : variant === 'collector ignores lease parts'
+        ? client({ hidden: (key) => key.startsWith('chunk-leases/parts/') }, 12)
+        : client({}, 12);
   const gc = storeOf(gcDriver);
 
   const committed: string[] = [];
@@ -342,6 +348,7 @@ describe('chunk GC under concurrent captures, deploys and deletes (seeded schedu
     'collector reads manifests before leases',
     'writers trust a cached parent manifest',
     'writers see every collection under one id',
+    'collector ignores lease parts',
   ] as const)(
     'planted break (%s): schedules produce violations',
     async (variant) => {

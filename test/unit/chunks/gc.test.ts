@@ -127,7 +127,7 @@ describe('chunk garbage collection', () => {
     await pending.abandon();
   });
 
-  it('reads leases of any size: sealed parts protect their digests too', async () => {
+  it('reads leases of any size: every part protects its digests', async () => {
     const { objects, store, now } = setup();
     const ctx = chunkContext(memoryDisk(objects, { now }), { now, leaseTtlMs: 60_000 });
     const ids = [1, 2, 3, 4, 5];
@@ -139,11 +139,79 @@ describe('chunk garbage collection', () => {
     expect([...objects.objects.keys()].filter((k) => k.startsWith('chunk-leases/parts/big/')).sort()).toEqual([
       'chunk-leases/parts/big/0.json',
       'chunk-leases/parts/big/1.json',
+      'chunk-leases/parts/big/2.json',
     ]);
     expect((await store.collectGarbage()).deleted).toBe(0);
     await lease.release();
     expect([...objects.objects.keys()].filter((k) => k.startsWith('chunk-leases/'))).toEqual([]);
     expect((await store.collectGarbage()).deleted).toBe(5);
+  });
+
+  it('still honours a lease of format 1 (a head that counts its parts and holds digests) until it expires', async () => {
+    const { objects, store, advance, now } = setup();
+    await capture(store, [1, 2, 3], 'a');
+    await store.deleteManifest('images/a.manifest.json');
+    const put = (k: string, body: unknown) => objects.objects.set(k, { data: Buffer.from(JSON.stringify(body)), modifiedAt: now() });
+    const at = now().toISOString();
+    put('chunk-leases/old.json', {
+      format: 1,
+      leaseId: 'old',
+      scope: { kind: 'storage' },
+      refreshedAt: at,
+      parts: 1,
+      digests: [sha256(block(1))],
+    });
+    put('chunk-leases/parts/old/0.json', { format: 1, leaseId: 'old', part: 0, writtenAt: at, digests: [sha256(block(2))] });
+    const report = await store.collectGarbage();
+    expect(report.deleted).toBe(1); // only block 3: the head names block 1, its counted part block 2
+    expect([has(objects, 1), has(objects, 2), has(objects, 3)]).toEqual([true, true, false]);
+    advance(60_000);
+    expect(await store.collectGarbage()).toMatchObject({ deleted: 2, leasesExpired: 1 });
+    expect([...objects.objects.keys()].filter((k) => k.startsWith('chunk-leases/'))).toEqual([]);
+  });
+
+  it('stops without deleting anything when a part of a live lease cannot be read, and drops the parts of an expired one', async () => {
+    const { objects, store, advance, now } = setup();
+    await capture(store, [1], 'a');
+    await store.deleteManifest('images/a.manifest.json');
+    const at = now().toISOString();
+    objects.objects.set('chunk-leases/live.json', {
+      data: Buffer.from(JSON.stringify({ format: 2, leaseId: 'live', scope: { kind: 'storage' }, refreshedAt: at })),
+      modifiedAt: now(),
+    });
+    objects.objects.set('chunk-leases/parts/live/3.json', { data: Buffer.from('{"format":1,'), modifiedAt: now() });
+    const error = await failure(store.collectGarbage());
+    expect(error.code).toBe('INVALID_STATE');
+    expect(error.message).toContain('chunk-leases/parts/live/3.json');
+    expect(has(objects, 1)).toBe(true);
+    advance(60_000);
+    expect(await store.collectGarbage()).toMatchObject({ deleted: 1, leasesExpired: 1 });
+    expect([...objects.objects.keys()].filter((k) => k.startsWith('chunk-leases/'))).toEqual([]);
+  });
+
+  it('lets cover rounds write their parts side by side: a slow part does not hold back the next round', async () => {
+    const objects = createMemoryObjects();
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const order: string[] = [];
+    const disk = memoryDisk(objects, {
+      delay: async (operation, k) => {
+        if (operation !== 'put' || !k.startsWith('chunk-leases/parts/')) return;
+        order.push(`start ${k}`);
+        if (k.endsWith('/0.json')) await slow;
+        order.push(`end ${k}`);
+      },
+    });
+    const store = createChunkStore(disk, { parallel: 2, sweepPollMs: 1 });
+    const writing = store.writeImage(diskChunks([1, 2, 3, 4]), diskInfo([1, 2, 3, 4]), { leaseId: 'side' });
+    while (!order.includes('end chunk-leases/parts/side/1.json')) await ticks(1);
+    // Part 1 (a later round) landed while part 0 (the first round) still hangs.
+    expect(order).not.toContain('end chunk-leases/parts/side/0.json');
+    release();
+    const pending = await writing;
+    await pending.commit('images/side.manifest.json');
+    expect([...objects.objects.keys()].filter((k) => k.startsWith('chunk-leases/'))).toEqual([]);
+    expect((await store.collectGarbage()).deleted).toBe(0);
   });
 
   it('makes a capture wait while a fresh sweep marker exists, and ignores a stale one', async () => {

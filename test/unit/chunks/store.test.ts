@@ -245,8 +245,8 @@ describe('chunk store: write and read', () => {
     let leasePuts = 0;
     const store = createChunkStore(
       memoryDisk(objects, {
-        // The preparation's lease write succeeds; the first cover round's fails.
-        failPut: (key) => key === 'chunk-leases/round.json' && ++leasePuts === 2,
+        // The preparation's lease write succeeds; the first cover round's (the first part) fails.
+        failPut: (key) => key === 'chunk-leases/parts/round/0.json' && ++leasePuts === 1,
       }),
       { parallel: 2, sweepPollMs: 1 },
     );
@@ -391,8 +391,8 @@ describe('chunk store: write and read', () => {
     const writer = createChunkStore(
       memoryDisk(objects, {
         delay: async (operation, key) => {
-          // The round's lease write (the second: the first is the preparation's) waits until the test lets it land.
-          if (operation === 'put' && key === 'chunk-leases/late.json' && ++leasePuts === 2) {
+          // The round's lease write (its part: the preparation wrote only the head) waits until the test lets it land.
+          if (operation === 'put' && key === 'chunk-leases/parts/late/0.json' && ++leasePuts === 1) {
             gated = true;
             await gate;
           }
@@ -478,15 +478,15 @@ describe('chunk store: write and read', () => {
     const base = await capture(store, [1, 2, 0, 3], baseKey, 'base');
     const prepared = store.prepareImage({ leaseId: 'prep', base: base.manifest, baseKey });
     await ticks(50);
-    // Before any chunk: the lease names the base's chunks, and the base manifest was read after it.
+    // Before any chunk: the lease (its head, and a part) names the base's chunks, and the base manifest was read after it.
     expect(objects.objects.has('chunk-leases/prep.json')).toBe(true);
-    const lease = JSON.parse(objects.objects.get('chunk-leases/prep.json')!.data.toString('utf8')) as { digests?: string[] };
-    expect(JSON.stringify(lease)).toContain(sha256(block(3)));
+    const part = JSON.parse(objects.objects.get('chunk-leases/parts/prep/0.json')!.data.toString('utf8')) as { digests: string[] };
+    expect(part.digests).toContain(sha256(block(3)));
     const ids = [1, 7, 0, 3];
     const pending = await prepared.write(diskChunks(ids, { unchanged: new Set([0, 2, 3]) }), diskInfo(ids, 'cp-1'));
     expect(pending.uploadedChunks).toBe(1);
     await pending.commit('images/inc.manifest.json');
-    expect(objects.objects.has('chunk-leases/prep.json')).toBe(false);
+    expect([...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/'))).toEqual([]);
     const bytes = await assemble(4 * CHUNK, store.readImage(pending.manifest, { leaseId: 'r' }));
     expect(bytes.equals(diskBytes(ids))).toBe(true);
     // Once only.

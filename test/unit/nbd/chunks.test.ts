@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO, readNbdChunks, type NbdChunk, type NbdClient } from '../../../drivers/nbd';
+import { PIECES_IN_FLIGHT } from '../../../drivers/nbd/chunks';
 import type { NbdExtent, NbdReadOptions } from '../../../drivers/nbd';
 import { codeOf } from '../../support/errors';
 
@@ -130,6 +131,42 @@ describe('readNbdChunks over several connections', () => {
     expect(chunks.map((c) => c.length)).toEqual([size, size, size, 100 * KiB]);
     for (const chunk of chunks)
       if (chunk.kind === 'data') expect(chunk.bytes.equals(image.subarray(chunk.offset, chunk.offset + chunk.length))).toBe(true);
+  });
+
+  it('asks pieces in disk order, at most PIECES_IN_FLIGHT per connection, so a server that answers newest first still completes chunks in order', async () => {
+    const clients = [new FakeClient(disk, dataEnd, 'first', true), new FakeClient(disk, dataEnd, 'second', false)];
+    const asked: number[] = [];
+    let peak = 0;
+    for (const client of clients) {
+      const pending: Array<() => void> = [];
+      let inFlight = 0;
+      // Answers the newest outstanding request first, as QEMU was traced doing.
+      client.read = (offset, length, options = {}) => {
+        asked.push(offset);
+        inFlight += 1;
+        peak = Math.max(peak, inFlight);
+        return new Promise((resolve) => {
+          pending.push(() => {
+            inFlight -= 1;
+            const into = options.into as Buffer;
+            disk.copy(into, options.intoOffset ?? 0, offset, offset + length);
+            resolve(into.subarray(options.intoOffset ?? 0, (options.intoOffset ?? 0) + length));
+          });
+          setTimeout(() => pending.pop()?.(), 1);
+        });
+      };
+    }
+    const order: number[] = [];
+    for await (const chunk of readNbdChunks(clients[0] as unknown as NbdClient, {
+      chunkSize: CHUNK,
+      parallel: 8,
+      connections: [clients[1] as unknown as NbdClient],
+    }))
+      if (chunk.kind === 'data') order.push(chunk.index);
+    expect(order).toEqual([...Array(40).keys()]);
+    expect(peak).toBeLessThanOrEqual(PIECES_IN_FLIGHT);
+    // Asked in disk order across both connections: every piece of a chunk before any of the next.
+    expect(asked).toEqual([...asked].sort((a, b) => a - b));
   });
 
   it('holds no more than parallel chunks in reads at once, over all connections together', async () => {

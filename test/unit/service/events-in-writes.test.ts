@@ -237,8 +237,10 @@ describe('a capture, import or delete that fails ends its task and moves its ima
     expect((await inner.tasks.get(task.id))?.status).toBe('failed');
     expect((await inner.images.get(image.id))?.status).toBe('error');
     await endsInOneWrite(inner, image.id);
-    // The lease was dropped once the image showed the failure (not before).
-    expect(await Promise.all(removals)).toEqual(['error']);
+    // The lease (its head and parts) was dropped once the image showed the failure (not before).
+    const statuses = await Promise.all(removals);
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(new Set(statuses)).toEqual(new Set(['error']));
     expect(h.leaseKeys()).toEqual([]);
     expect(h.has(image.fileKey)).toBe(false);
   });
