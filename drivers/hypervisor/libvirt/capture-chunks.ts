@@ -38,7 +38,7 @@ import {
   incrementalRefusal,
   type CheckpointXml,
 } from './checkpoints';
-import { asResult, recordOf, StartSession, type SessionStep } from './chunk-session';
+import { asResult, recordOf, StartSession, type SessionRecord, type SessionStep } from './chunk-session';
 import { commandError, type HostCommands } from './commands';
 import {
   domainFromXml,
@@ -270,19 +270,23 @@ async function readExport(
   }
 }
 
-/** The free bytes `df` printed for the scratch directory. @throws STORAGE_FULL below the space margin. */
-function checkScratchSpace(run: Run, step: SessionStep): void {
-  const df = recordOf(step, 'df');
-  if (df.exitCode !== 0) throw commandError(['df'], asResult(df));
+/** STORAGE_FULL when `df`'s record shows less free space in the scratch directory than the margin; else null. */
+function scratchShortage(run: Run, df: SessionRecord): InstanceImagesError | null {
   const [available = 0] = parseDfAvailList(df.stdout);
   const needed = run.ctx.spaceMarginBytes;
-  if (available < needed) {
-    throw new InstanceImagesError(
-      'STORAGE_FULL',
-      `Not enough free space in the scratch directory on the hypervisor: ${available} bytes free, ${needed} needed for the backup job`,
-      { details: { where: 'scratch', freeBytes: available, neededBytes: needed } },
-    );
-  }
+  if (available >= needed) return null;
+  return new InstanceImagesError(
+    'STORAGE_FULL',
+    `Not enough free space in the scratch directory on the hypervisor: ${available} bytes free, ${needed} needed for the backup job`,
+    { details: { where: 'scratch', freeBytes: available, neededBytes: needed } },
+  );
+}
+
+/** The free bytes `df` printed for the scratch directory. @throws COMMAND_FAILED (df), STORAGE_FULL below the space margin. */
+function checkScratchSpace(run: Run, df: SessionRecord): void {
+  if (df.exitCode !== 0) throw commandError(['df'], asResult(df));
+  const shortage = scratchShortage(run, df);
+  if (shortage) throw shortage;
 }
 
 /** The `since` checkpoint as `checkpoint-dumpxml` printed it; null when missing or unreadable (a full read). */
@@ -301,6 +305,12 @@ function sinceCheckpoint(run: Run, step: SessionStep): CheckpointXml | null {
 interface JobControl {
   beginBackup(options: BeginBackupOptions): Promise<SessionStep>;
   endJob(run: Run, files: string[]): Promise<void>;
+  /**
+   * `df`'s record when it was not in the inspection's answers: the job is begun without waiting for
+   * it, the space checked once the job runs (a short space ends it), and a start that failed is
+   * reported as STORAGE_FULL when the space was short.
+   */
+  scratchSpace?: Promise<SessionRecord>;
 }
 
 /** A running domain: pull-mode backup, checkpoint in the same transaction, started by the session. */
@@ -311,7 +321,13 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, jobs: JobCon
   const files = [socket, backupScratch];
   const create = output.checkpoint?.create;
   const asked = output.checkpoint?.since ?? null;
-  checkScratchSpace(run, step);
+  const deferred = jobs.scratchSpace;
+  if (deferred === undefined) checkScratchSpace(run, recordOf(step, 'df'));
+  /** A failed start on a short scratch directory is reported as that. */
+  const shortageFirst = async (error: unknown): Promise<never> => {
+    const df = await deferred?.catch(() => null);
+    throw (df && df.exitCode === 0 && scratchShortage(run, df)) || error;
+  };
   let since: string | undefined;
   if (asked !== null) {
     const bitmaps = bitmapsFromQueryBlock(asResult(recordOf(step, 'blocks')), run.domain.primaryDisk.path);
@@ -338,14 +354,17 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, jobs: JobCon
         freezeSeconds: freeze ? run.ctx.freezeTimeoutMs / 1000 : null,
         socket,
       }),
-    );
+    ).catch(shortageFirst);
     const left = started.get('left');
     if (left)
-      throw new InstanceImagesError('COMMAND_FAILED', `Could not delete checkpoint ${JSON.stringify(create)}: ${left.stderr.trim()}`);
+      await shortageFirst(
+        new InstanceImagesError('COMMAND_FAILED', `Could not delete checkpoint ${JSON.stringify(create)}: ${left.stderr.trim()}`),
+      );
     const mode = recordOf(started, 'mode').stdout;
     if (mode !== 'incremental' && mode !== 'full')
-      throw commandError(cmd.virshArgv(['backup-begin']), asResult(recordOf(started, 'begin')), 'CAPTURE_FAILED');
+      await shortageFirst(commandError(cmd.virshArgv(['backup-begin']), asResult(recordOf(started, 'begin')), 'CAPTURE_FAILED'));
     job = 'running';
+    if (deferred !== undefined) checkScratchSpace(run, await deferred);
     // libvirt refused the incremental job: the session started a full one.
     if (mode === 'full') since = undefined;
     const frozen = started.get('freeze')?.exitCode === 0;
@@ -474,9 +493,12 @@ export async function captureChunked(
   request.signal?.addEventListener('abort', dropRpc, { once: true });
   try {
     let first: SessionStep | null = null;
+    let scratchSpace: Promise<SessionRecord> | undefined;
     if (rpc !== null) {
       try {
-        first = await rpcInspection(rpc, ctx.cmd, { domainName: request.domainName, scratchDir: ctx.scratchDir, since, create });
+        const inspection = await rpcInspection(rpc, ctx.cmd, { domainName: request.domainName, scratchDir: ctx.scratchDir, since, create });
+        first = inspection.step;
+        scratchSpace = inspection.scratchSpace;
       } catch {
         // The connection failed before anything was started: the script does it all.
         rpc.rpc.destroy();
@@ -513,7 +535,11 @@ export async function captureChunked(
     const start = rpc;
     const jobs: JobControl =
       start !== null
-        ? { beginBackup: (options) => rpcBeginBackup(start, ctx.cmd, options), endJob: (r, files) => rpcEndJob(start, r, files) }
+        ? {
+            beginBackup: (options) => rpcBeginBackup(start, ctx.cmd, options),
+            endJob: (r, files) => rpcEndJob(start, r, files),
+            ...(scratchSpace ? { scratchSpace } : {}),
+          }
         : { beginBackup: (options) => script(false).beginBackup(options), endJob: endBackupJob };
     const chunked =
       method === 'cold-convert' ? await captureStopped(run, output, script(false), first) : await captureRunning(run, output, jobs, first);

@@ -2,7 +2,8 @@
  * The start and end of a chunked capture over libvirt's RPC protocol (rpc/client.ts) instead of
  * `virsh` processes in a remote script (chunk-session.ts): one connection to the daemon per
  * capture, opened on the executor's unix-socket channel, answers the inspection (state, XML,
- * checkpoints, `query-block`) in a few messages while `df` runs beside it, begins the backup job
+ * checkpoints, `query-block`) in a few messages while `df` runs beside it (the job does not wait for
+ * it: the scratch space is checked once the job started), begins the backup job
  * (incremental, else full) with its checkpoint inside the freeze window, and aborts it at the end.
  * The answers are the same records the script prints (see {@link SessionStep}), with `virsh`'s
  * texts, so everything that reads them is shared.
@@ -72,30 +73,41 @@ async function answer(name: string, ask: () => Promise<string>): Promise<Session
   }
 }
 
+/** What {@link rpcInspection} found. */
+export interface RpcInspection {
+  /** The records the script's inspection prints, but `df`. */
+  step: SessionStep;
+  /**
+   * The `df` record, still coming: a running domain's job need not wait for it (the check of the
+   * scratch space follows the job's start, which ends the job when the space is short).
+   */
+  scratchSpace: Promise<SessionRecord>;
+}
+
 /**
- * The inspection's records — `state`, `xml`, `df`, and `since`, `blocks`, `create` when asked — as
- * the script prints them. @throws LibvirtRpcError when the connection fails (not for an answer
- * libvirt refused: that is a failed record, as from `virsh`).
+ * The inspection's records — `state`, `xml`, and `since`, `blocks`, `create` when asked — as the
+ * script prints them, with `df`'s record coming beside them. @throws LibvirtRpcError when the
+ * connection fails (not for an answer libvirt refused: that is a failed record, as from `virsh`).
  */
 export async function rpcInspection(
   start: RpcStart,
   cmd: HostCommands,
   input: { domainName: string; scratchDir: string; since: string | null; create: string | null },
-): Promise<SessionStep> {
+): Promise<RpcInspection> {
   const { rpc } = start;
-  const df = cmd.tryRun(['df', '-B1', '--output=avail', '--', input.scratchDir]);
-  // Awaited below; a failure is this function's failure, never an unhandled rejection meanwhile.
-  df.catch(() => undefined);
-  const records = new Map<string, SessionRecord>();
+  const scratchSpace = cmd
+    .tryRun(['df', '-B1', '--output=avail', '--', input.scratchDir])
+    .then((result) => record('df', result.exitCode ?? 1, result.stdout, result.stderr));
+  // Awaited by the capture; a failure is its failure, never an unhandled rejection meanwhile.
+  scratchSpace.catch(() => undefined);
+  const step = new Map<string, SessionRecord>();
   let domain: RpcDomain;
   try {
     domain = await rpc.lookupDomain(input.domainName);
   } catch (error) {
     if (isConnectionLost(error)) throw error;
-    for (const question of inspectionQuestions(input)) records.set(question.name, failed(question.name, error));
-    const result = await df;
-    records.set('df', record('df', result.exitCode ?? 1, result.stdout, result.stderr));
-    return records;
+    for (const question of inspectionQuestions(input)) step.set(question.name, failed(question.name, error));
+    return { step, scratchSpace };
   }
   start.domain = domain;
   const asked: Array<Promise<SessionRecord>> = [answer('state', () => rpc.domainState(domain)), answer('xml', () => rpc.domainXml(domain))];
@@ -108,10 +120,8 @@ export async function rpcInspection(
     const create = input.create;
     asked.push(answer('create', () => rpc.checkpointXml(domain, create)));
   }
-  for (const answered of await Promise.all(asked)) records.set(answered.name, answered);
-  const result = await df;
-  records.set('df', record('df', result.exitCode ?? 1, result.stdout, result.stderr));
-  return records;
+  for (const answered of await Promise.all(asked)) step.set(answered.name, answered);
+  return { step, scratchSpace };
 }
 
 /** What {@link rpcBeginBackup} needs (the same as the script's `backup` step). */

@@ -208,6 +208,35 @@ describe.skipIf(skip !== null)(`libvirt driver: chunked captures and checkpoints
     }
   });
 
+  it('a full scratch directory fails a chunked capture with STORAGE_FULL, over RPC (checked once the job ran) and over the script, leaving nothing', async () => {
+    const mount = `/var/tmp/ii-it-chunks-tmpfs-${process.pid}`;
+    sh('mkdir', '-p', mount);
+    const mounted = sh('mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mount);
+    expect(mounted.code, mounted.stderr).toBe(0);
+    try {
+      sh('dd', 'if=/dev/zero', `of=${mount}/filler`, 'bs=1M', 'count=7', 'status=none');
+      const before = recordGuest(guest.name);
+      const bitmaps = imageBitmaps();
+      for (const libvirtRpc of [true, false]) {
+        let chunks = 0;
+        const { output } = mapConsumer({ checkpoint: { create: 'ii-cp-full', since: 'ii-cp-2' }, onChunk: () => void chunks++ });
+        await expect(makeDriver(mount, { libvirtRpc }).capture({ domainName: guest.name, output })).rejects.toMatchObject({
+          code: 'STORAGE_FULL',
+          details: { where: 'scratch' },
+        });
+        expect(chunks).toBe(0);
+        noJob();
+        expect(checkpoints().sort()).toEqual(['ii-cp-1', 'ii-cp-2']);
+        expect(imageBitmaps()).toEqual(bitmaps);
+        expect(leftovers(mount)).toEqual(['filler']);
+      }
+      before.expectUntouched();
+    } finally {
+      sh('umount', mount);
+      rmSync(mount, { recursive: true, force: true });
+    }
+  });
+
   it("the job starts and ends over libvirt's RPC protocol, without a virsh process; with libvirtRpc false the script's virsh does it", async () => {
     const before = recordGuest(guest.name);
     /** The local executor, with every command it runs recorded. */
