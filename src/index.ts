@@ -248,6 +248,7 @@ export {
   MANIFEST_SUFFIX,
   type ChunkStore,
   type ChunkStoreOptions,
+  type CommitOptions,
   type PendingImage,
   type PreparedImage,
   type WriteImageOptions,

@@ -271,6 +271,9 @@ async function* markChunks<T>(chunks: AsyncIterable<T>): AsyncGenerator<T> {
 }
 
 /** A chunked capture into `store`, committed at `key`. */
+/** Lease deletions of committed captures still running (each capture awaits those before it). */
+const settling = new Set<Promise<void>>();
+
 async function captureChunks(
   b: Bench,
   store: ChunkStore,
@@ -285,6 +288,8 @@ async function captureChunks(
     driver?: HypervisorDriver;
   } = {},
 ): Promise<{ result: CaptureResult; uploadedBytes: number; manifest: ChunkManifest }> {
+  // The previous capture's lease deletion (long over by now: the bench writes the disk in between).
+  await Promise.all(settling);
   type Pending = Awaited<ReturnType<ChunkStore['writeImage']>>;
   const holder: { pending: Pending | null } = { pending: null };
   const leaseId = `bench-${randomUUID()}`;
@@ -313,7 +318,12 @@ async function captureChunks(
     });
     const done = holder.pending;
     if (!done) throw new Error('the capture resolved without storing chunks');
-    await done.commit(key);
+    // As the capture task does: the image is available once its manifest is stored, while the lease
+    // is deleted (the task awaits that after its status write; here the caller does, untimed).
+    await done.commit(key, { releaseLater: true });
+    const settled = done.settled();
+    settling.add(settled);
+    void settled.then(() => settling.delete(settled));
     return { result, uploadedBytes: done.uploadedBytes, manifest: done.manifest };
   } catch (error) {
     await (holder.pending ?? prepared).abandon().catch(() => undefined);

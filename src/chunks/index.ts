@@ -5,7 +5,7 @@
  */
 export { createChunkStore, type ChunkStore } from './store';
 export type { ChunkStoreOptions } from './context';
-export type { PendingImage, PreparedImage, WriteImageOptions } from './write';
+export type { CommitOptions, PendingImage, PreparedImage, WriteImageOptions } from './write';
 export type { ReadImageOptions, ImageChunk } from './read';
 export type { GarbageReport, CollectGarbageOptions } from './gc';
 export type { VerifyReport, VerifyOptions, BrokenChunk, ChunkStoreStats } from './verify';

@@ -49,6 +49,17 @@ export interface WriteImageOptions {
   onProgress?: (p: { bytesDone: number; bytesTotal: number; uploadedBytes: number }) => void;
 }
 
+/** Options of {@link PendingImage.commit}. */
+export interface CommitOptions {
+  /**
+   * Resolve once the manifest is stored (W4), deleting the lease (W5) in the background; await
+   * {@link PendingImage.settled} for it. A capture marks its image available meanwhile: the lease
+   * only protects chunks the stored manifest already names. @default false (the lease is deleted
+   * before `commit` resolves)
+   */
+  releaseLater?: boolean;
+}
+
 /** A stored but not yet committed image. */
 export interface PendingImage {
   manifest: ChunkManifest;
@@ -63,9 +74,14 @@ export interface PendingImage {
    * `.manifest.json`. @throws VALIDATION_FAILED (key), STORAGE_UNAVAILABLE (retryable: the lease
    * lapsed, or the storage failed), INVALID_STATE (already committed or abandoned).
    */
-  commit(key: string): Promise<void>;
+  commit(key: string, options?: CommitOptions): Promise<void>;
   /** Drops the lease (the chunks become collectable if nothing else names them). */
   abandon(): Promise<void>;
+  /**
+   * Resolves once the lease is deleted after a commit with `releaseLater` (at once otherwise). Never
+   * rejects: a lease that could not be deleted is logged and expires on its own.
+   */
+  settled(): Promise<void>;
 }
 
 /**
@@ -574,13 +590,14 @@ export function prepareImage(ctx: ChunkContext, options: WriteImageOptions): Pre
 
 function pendingImage(ctx: ChunkContext, manifest: ChunkManifest, lease: ChunkLease, writer: ImageWriter): PendingImage {
   let state: 'pending' | 'committing' | 'committed' | 'abandoned' = 'pending';
+  let releasing: Promise<void> = Promise.resolve();
   const nonZero = manifest.chunks.filter((chunk) => chunk !== null).length;
   return {
     manifest,
     uploadedBytes: writer.uploadedBytes,
     uploadedChunks: writer.uploadedChunks,
     reusedChunks: nonZero - writer.uploadedChunks,
-    async commit(rawKey) {
+    async commit(rawKey, options = {}) {
       const key = checkManifestKey(rawKey);
       if (!key.startsWith(ctx.manifestPrefix)) {
         throw new InstanceImagesError(
@@ -612,12 +629,14 @@ function pendingImage(ctx: ChunkContext, manifest: ChunkManifest, lease: ChunkLe
         throw error;
       }
       state = 'committed';
-      await lease.release(); // W5
+      releasing = lease.release(); // W5 (never rejects)
+      if (options.releaseLater !== true) await releasing;
     },
     async abandon() {
       if (state === 'committed' || state === 'abandoned') return;
       state = 'abandoned';
       await lease.release();
     },
+    settled: () => releasing,
   };
 }

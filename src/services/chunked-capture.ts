@@ -95,8 +95,10 @@ export async function captureIntoChunks(
     progress: (p: WorkProgress) => void;
     stillCreating: () => Promise<void>;
     /**
-     * Takes the dropping of a failed attempt's chunk lease to run later (after the task's end):
-     * on a storage that no longer answers it must not hold the end back. Without it, it runs here.
+     * Takes work on the chunk lease to run after the image's status was written: the dropping of a
+     * failed attempt's lease (on a storage that no longer answers it must not hold the end back),
+     * or the wait for a committed one's deletion (the image is available once its manifest is
+     * stored). Without it, both run here.
      */
     deferCleanup?: (cleanup: () => Promise<void>) => void;
   },
@@ -143,7 +145,10 @@ export async function captureIntoChunks(
     if (stored.manifest.source) stored.manifest.source.checkpoint = result.checkpoint ?? null;
     progress({ step: 'verifying' });
     await input.stillCreating();
-    await stored.commit(image.fileKey);
+    // With a task that runs deferred work after its last write, the image becomes available as soon
+    // as its manifest is stored; the lease is deleted meanwhile and awaited there.
+    await stored.commit(image.fileKey, { releaseLater: input.deferCleanup !== undefined });
+    input.deferCleanup?.(() => stored.settled());
     ctx.logger.info('chunked capture stored', {
       imageId: image.id,
       incrementalSince: result.incrementalSince ?? null,

@@ -340,6 +340,8 @@ export class ImageService {
       const available = await tryTransitionImage(this.ctx, current, 'available', verified, 'system');
       if (!available) throw new InstanceImagesError('CANCELLED', 'The image was cancelled while it was being stored');
       await startBilling(this.ctx, available, now);
+      // A chunked capture's lease is deleted while the image became available; the task ends once it is.
+      for (const deferred of attempt.deferred.splice(0)) await deferred();
     });
     if (outcome.ok) return;
     const image = await this.ctx.repos.images.get(imageId);

@@ -472,6 +472,35 @@ describe('chunk store: write and read', () => {
     expect((await failure(pending.commit(KEY))).code).toBe('INVALID_STATE');
   });
 
+  it('commit with releaseLater resolves once the manifest is stored; the lease goes in the background and settled() waits for it', async () => {
+    const objects = createMemoryObjects();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const disk = memoryDisk(objects, {
+      delay: async (operation, key) => {
+        if (operation === 'delete' && key.startsWith('chunk-leases/')) await gate;
+      },
+    });
+    const store = createChunkStore(disk, { sweepPollMs: 1 });
+    const pending = await store.writeImage(diskChunks([1, 2]), diskInfo([1, 2]), { leaseId: 'later' });
+    await pending.commit(KEY, { releaseLater: true });
+    expect(objects.objects.has(KEY)).toBe(true);
+    expect(objects.objects.has('chunk-leases/later.json')).toBe(true); // still being deleted
+    let settled = false;
+    const waiting = pending.settled().then(() => (settled = true));
+    await ticks(20);
+    expect(settled).toBe(false);
+    open();
+    await waiting;
+    expect([...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/'))).toEqual([]);
+    expect((await failure(pending.commit(KEY))).code).toBe('INVALID_STATE');
+    // Without the option, commit itself waits for the lease; settled() is then already done.
+    const second = await store.writeImage(diskChunks([3]), diskInfo([3]), { leaseId: 'now' });
+    await second.commit('images/acct/two.manifest.json');
+    expect([...objects.objects.keys()].filter((key) => key.startsWith('chunk-leases/'))).toEqual([]);
+    await second.settled();
+  });
+
   it('prepareImage: writes the lease and proves the base before the chunks exist; write then stores as writeImage does', async () => {
     const { objects, store } = setup();
     const baseKey = 'images/base.manifest.json';
