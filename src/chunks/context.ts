@@ -57,6 +57,11 @@ export interface ChunkContext {
   manifestPrefix: string;
   logger: Logger;
   now: () => Date;
+  /**
+   * Milliseconds on a clock that only moves forward, for durations (the injected `now` when there
+   * is one, so that tests stay on their clock; else `performance.now()`).
+   */
+  elapsed: () => number;
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
@@ -111,6 +116,7 @@ export function chunkContext(disk: StorageDisk, options: ChunkStoreOptions): Chu
     manifestPrefix,
     logger: options.logger ?? silent,
     now: options.now ?? (() => new Date()),
+    elapsed: options.now ? () => (options.now as () => Date)().getTime() : () => performance.now(),
     sleep: options.sleep ?? sleep,
   };
 }

@@ -10,7 +10,7 @@ import { InstanceImagesError } from '../errors';
 import { listChunks, readManifests } from './catalog';
 import { forEachLimit, listAll, putBuffer, readObject, throwIfAborted, type ChunkContext } from './context';
 import { LEASES_PREFIX, SWEEP_MARKER_KEY, chunkKey, leaseIdOfKey, leasePartKey, leasePartOfKey } from './keys';
-import { LeasePartSchema, LeaseSchema, MAX_LEASE_BYTES, isFreshMarker, readSweepMarker, safeJson } from './lease';
+import { LeasePartSchema, LeaseSchema, MAX_LEASE_BYTES, SWEEP_SETTLE_MS, isFreshMarker, readSweepMarker, safeJson } from './lease';
 
 /** What a garbage collection found and did. */
 export interface GarbageReport {
@@ -208,6 +208,10 @@ export async function collectGarbage(ctx: ChunkContext, options: CollectGarbageO
   await marker?.begin(signal); // G0
   try {
     const listed = await listChunks(ctx, signal); // G1
+    // Writers' cover rounds send their marker read beside the lease part it covers: a part whose
+    // read came before G0 is stored within COVER_READ_BOUND_MS of it, so before this wait ends.
+    if (marker) await ctx.sleep(SWEEP_SETTLE_MS, signal);
+    throwIfAborted(signal, 'The chunk garbage collection');
     const referenced = new Set<string>();
     const leasesExpired = await readLeases(ctx, referenced, dryRun, signal); // G2: leases first,
     await readManifestReferences(ctx, referenced, signal); // then manifests

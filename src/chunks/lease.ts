@@ -16,6 +16,21 @@ import { listAll, putBuffer, readObject, throwIfAborted, type ChunkContext } fro
 import { SWEEP_MARKER_KEY, leaseKey, leasePartKey, leasePartsPrefix } from './keys';
 import { ChunkScopeSchema, SHA256_PATTERN, type ChunkScope } from './manifest';
 
+/**
+ * How long a collection waits after writing its sweep marker (G0) before it lists chunks and leases
+ * (G1, G2): a writer may have sent its marker read (Wc) just before G0, beside the lease part the
+ * read covers (W1), and that part must be listed. See {@link COVER_READ_BOUND_MS}.
+ */
+export const SWEEP_SETTLE_MS = 2000;
+/**
+ * A cover round's marker read, sent beside its lease part, counts only when the part was stored
+ * within this long of the read being sent (half of {@link SWEEP_SETTLE_MS}, measured by the writer
+ * from before sending to after the part's answer); otherwise the round reads the marker again, after
+ * the part. A collection whose marker the read did not see waits {@link SWEEP_SETTLE_MS} after it,
+ * so it lists leases after the part was stored.
+ */
+export const COVER_READ_BOUND_MS = 1000;
+
 /** The most digests one lease part names. */
 export const LEASE_PART_DIGESTS = 1024;
 /** The largest lease or part object read (bytes). */

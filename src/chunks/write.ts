@@ -12,7 +12,7 @@ import { putBuffer, throwIfAborted, type ChunkContext } from './context';
 import { readManifestAt } from './catalog';
 import { isZeroRange } from '../util/zero';
 import { checkLeaseId, checkManifestKey, chunkKey } from './keys';
-import { ChunkLease, readSweepState, waitForSweep, type SweepState } from './lease';
+import { COVER_READ_BOUND_MS, ChunkLease, readSweepState, waitForSweep, type SweepState } from './lease';
 import {
   CHUNK_MANIFEST_FORMAT,
   ChunkManifestSourceSchema,
@@ -135,7 +135,8 @@ type CoverRequest = {
 
 /**
  * The lease's cover rounds of a capture: each round writes the digests added before it began as a
- * new lease part (W1), then reads the sweep marker once (Wc). A data chunk is stored (W2) as soon
+ * new lease part (W1) and reads the sweep marker once beside it (Wc; again after the part when the
+ * part took longer than {@link COVER_READ_BOUND_MS}). A data chunk is stored (W2) as soon
  * as it comes and asks for a round at the same time; the two run side by side. A round begins when
  * half of `parallel` chunks wait for one, when a chunk that waits is stored already (it holds its
  * upload slot only for the cover then), for the first chunk of the capture, and once the source
@@ -188,8 +189,20 @@ class CoverRounds {
     this.#waiting = [];
     void (async () => {
       try {
+        // Wc is sent beside W1 and counts when W1 was stored within COVER_READ_BOUND_MS of sending
+        // it (a collection that began after the read waits longer than that before it lists leases);
+        // otherwise the marker is read again, after W1.
+        const sentAt = this.ctx.elapsed();
+        const beside = readSweepState(this.ctx, this.signal); // Wc
+        beside.catch(() => undefined); // awaited below, after W1
         await this.lease.write(); // W1
-        const state = await readSweepState(this.ctx, this.signal); // Wc
+        let state = await beside;
+        if (this.ctx.elapsed() - sentAt > COVER_READ_BOUND_MS) {
+          this.ctx.logger.debug('A lease part took longer than a cover round may wait; the sweep marker is read again', {
+            lease: this.lease.key,
+          });
+          state = await readSweepState(this.ctx, this.signal); // Wc after W1
+        }
         this.onRead(state);
         for (const request of waiting) request.resolve(state);
       } catch (error) {

@@ -34,7 +34,16 @@ function setup(options: ChunkStoreOptions = {}) {
   const objects = createMemoryObjects();
   let clock = Date.parse('2026-12-03T06:00:00Z');
   const now = () => new Date(clock);
-  const store = createChunkStore(memoryDisk(objects, { now }), { now, sweepPollMs: 1, leaseTtlMs: 60_000, sweepTtlMs: 30_000, ...options });
+  // One turn per wait: these tests run one thing at a time, so a collection's settle wait
+  // (SWEEP_SETTLE_MS, for writers running beside it) need not last.
+  const store = createChunkStore(memoryDisk(objects, { now }), {
+    now,
+    sweepPollMs: 1,
+    leaseTtlMs: 60_000,
+    sweepTtlMs: 30_000,
+    sleep: () => ticks(1),
+    ...options,
+  });
   return { objects, store, advance: (ms: number) => (clock += ms), now };
 }
 
