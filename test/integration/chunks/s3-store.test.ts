@@ -109,9 +109,9 @@ describe.skipIf(loaded.env === null)(`chunk store on radosgw${loaded.missing ? `
     let openGate!: () => void;
     const gate = new Promise<void>((resolve) => (openGate = resolve));
     let gated = false;
-    // The writer's second lease write (its first cover round) lands only when the test lets it.
+    // The writer's first cover round's lease part lands only when the test lets it.
     const hold = async (key: string) => {
-      if (key === 'chunk-leases/late.json' && ++leasePuts === 2) {
+      if (key === 'chunk-leases/parts/late/0.json' && ++leasePuts === 1) {
         gated = true;
         await gate;
       }
