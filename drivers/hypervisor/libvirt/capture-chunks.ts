@@ -231,6 +231,7 @@ async function readExport(
   since: string | undefined,
   bitmap: string | undefined,
   afterReads: () => Promise<void> = () => Promise.resolve(),
+  onConnected: () => void = () => undefined,
 ): Promise<Omit<ChunkedOutcome, 'frozen' | 'checkpoint'>> {
   const dirtyContext = bitmap === undefined ? undefined : dirtyBitmapContext(bitmap);
   // The extra connections open while the first one negotiates.
@@ -248,6 +249,7 @@ async function readExport(
     for (const reader of readers) reader.destroy();
     readers = [];
   }
+  onConnected();
   try {
     // A server that does not agree to the bitmap's context cannot say what changed: read it all.
     const incremental = dirtyContext !== undefined && client.info.metaContexts.has(dirtyContext);
@@ -304,7 +306,14 @@ function sinceCheckpoint(run: Run, step: SessionStep): CheckpointXml | null {
  */
 interface JobControl {
   beginBackup(options: BeginBackupOptions): Promise<SessionStep>;
-  endJob(run: Run, files: string[]): Promise<void>;
+  /** Ends the job; `removed` is the removal of `files` when it was begun already (else it is begun here). */
+  endJob(run: Run, files: string[], removed?: Promise<void>): Promise<void>;
+  /**
+   * The job's files (the export's socket, the scratch image) may be removed as soon as the export's
+   * connections are open (they stay open; QEMU keeps the scratch image it opened), rather than when
+   * the job ends, where that removal was the longest step.
+   */
+  removesEarly?: boolean;
   /**
    * `df`'s record when it was not in the inspection's answers: the job is begun without waiting for
    * it, the space checked once the job runs (a short space ends it), and a start that failed is
@@ -340,7 +349,15 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, jobs: JobCon
   let stored = false;
   // Ended once (as soon as every chunk was read, while the consumer may still be storing).
   let ending: Promise<void> | null = null;
-  const endJob = (): Promise<void> => (ending ??= jobs.endJob(run, files));
+  let removed: Promise<void> | undefined;
+  const removeEarly = () => {
+    if (jobs.removesEarly)
+      removed ??= cmd.tryRun(['rm', '-f', '--', ...files]).then(
+        () => undefined,
+        () => undefined,
+      );
+  };
+  const endJob = (): Promise<void> => (ending ??= jobs.endJob(run, files, removed));
   try {
     const { disks } = run.domain;
     const freeze = run.request.freeze !== false && run.domain.guestAgentConnected;
@@ -370,7 +387,8 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, jobs: JobCon
     const frozen = started.get('freeze')?.exitCode === 0;
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'pull-backup' });
     throwIfAborted(run.signal);
-    const read = await readExport(run, output, socket, target, since, since === undefined ? undefined : `backup-${target}`, endJob);
+    const bitmap = since === undefined ? undefined : `backup-${target}`;
+    const read = await readExport(run, output, socket, target, since, bitmap, endJob, removeEarly);
     job = 'ended';
     await endJob();
     stored = true;
@@ -537,7 +555,8 @@ export async function captureChunked(
       start !== null
         ? {
             beginBackup: (options) => rpcBeginBackup(start, ctx.cmd, options),
-            endJob: (r, files) => rpcEndJob(start, r, files),
+            endJob: (r, files, removed) => rpcEndJob(start, r, files, removed),
+            removesEarly: true,
             ...(scratchSpace ? { scratchSpace } : {}),
           }
         : { beginBackup: (options) => script(false).beginBackup(options), endJob: endBackupJob };

@@ -216,13 +216,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Ends the domain's backup job as {@link endBackupJob} does — abort, then ask until no job is
- * active (every 0.05 s, 30 s at most), the files removed beside it — over the capture's connection.
- * When the connection is gone (a dropped SSH connection), the script does it over a new one.
+ * active (every 0.05 s, 30 s at most), the files removed beside it (or already, by `early`) — over
+ * the capture's connection. When the connection is gone (a dropped SSH connection), the script does
+ * it over a new one.
  */
-export async function rpcEndJob(start: RpcStart, run: Run, files: string[]): Promise<void> {
+export async function rpcEndJob(start: RpcStart, run: Run, files: string[], early?: Promise<void>): Promise<void> {
   const { rpc, domain } = start;
   if (domain === null || rpc.closed) return endBackupJob(run, files);
-  const removed = run.ctx.cmd.tryRun(['rm', '-f', '--', ...files]).catch(() => undefined);
+  const removed = early ?? run.ctx.cmd.tryRun(['rm', '-f', '--', ...files]).catch(() => undefined);
   try {
     // No job (already ended) or no domain: nothing to abort.
     await rpc.abortJob(domain).catch((error: unknown) => {
