@@ -9,7 +9,7 @@ import { mapConsumer, reassemble } from '../../support/chunk-consumer';
 import { createTestGuest, diskChainSnapshot, sh, virsh, type TestGuest } from '../../support/guests';
 import { sshTarget } from '../exec/ssh-target';
 import { startTcpProxy } from '../exec/tcp-proxy';
-import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest } from './setup';
+import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest, withFullDirectory } from './setup';
 
 const skip = libvirtSkipReason();
 const MiB = 1024 * 1024;
@@ -209,12 +209,7 @@ describe.skipIf(skip !== null)(`libvirt driver: chunked captures and checkpoints
   });
 
   it('a full scratch directory fails a chunked capture with STORAGE_FULL, over RPC (checked once the job ran) and over the script, leaving nothing', async () => {
-    const mount = `/var/tmp/ii-it-chunks-tmpfs-${process.pid}`;
-    sh('mkdir', '-p', mount);
-    const mounted = sh('mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mount);
-    expect(mounted.code, mounted.stderr).toBe(0);
-    try {
-      sh('dd', 'if=/dev/zero', `of=${mount}/filler`, 'bs=1M', 'count=7', 'status=none');
+    await withFullDirectory('chunks-full', async (mount) => {
       const before = recordGuest(guest.name);
       const bitmaps = imageBitmaps();
       for (const libvirtRpc of [true, false]) {
@@ -231,10 +226,7 @@ describe.skipIf(skip !== null)(`libvirt driver: chunked captures and checkpoints
         expect(leftovers(mount)).toEqual(['filler']);
       }
       before.expectUntouched();
-    } finally {
-      sh('umount', mount);
-      rmSync(mount, { recursive: true, force: true });
-    }
+    });
   });
 
   it("the job starts and ends over libvirt's RPC protocol, without a virsh process; with libvirtRpc false the script's virsh does it", async () => {

@@ -6,10 +6,10 @@ import { createSshExecutor } from '../../../drivers/exec/ssh';
 import type { CaptureMethod } from '../../../drivers/hypervisor/libvirt';
 import { domainTag } from '../../../drivers/hypervisor/libvirt/names';
 import { parseDomainDisks, selectPrimaryDisk } from '../../../drivers/hypervisor/libvirt/parsers';
-import { createTestGuest, sh, virsh, type TestGuest } from '../../support/guests';
+import { createTestGuest, virsh, type TestGuest } from '../../support/guests';
 import { sshTarget } from '../exec/ssh-target';
 import { startTcpProxy } from '../exec/tcp-proxy';
-import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest, wipeL1 } from './setup';
+import { freshScratchDir, leftovers, libvirtSkipReason, makeDriver, recordGuest, wipeL1, withFullDirectory } from './setup';
 
 const skip = libvirtSkipReason();
 
@@ -210,12 +210,7 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
   });
 
   it('a full scratch directory fails a stream capture with STORAGE_FULL at once; a full target fails a path capture', async () => {
-    const mount = `/var/tmp/ii-it-tmpfs-${process.pid}`;
-    sh('mkdir', '-p', mount);
-    const mounted = sh('mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mount);
-    expect(mounted.code, mounted.stderr).toBe(0);
-    try {
-      sh('dd', 'if=/dev/zero', `of=${mount}/filler`, 'bs=1M', 'count=7', 'status=none');
+    await withFullDirectory('tmpfs', async (mount) => {
       const before = recordGuest(guest.name);
       const driver = makeDriver(mount);
       await expect(
@@ -227,10 +222,7 @@ describe.skipIf(skip !== null)(`libvirt driver: failures leave nothing behind${s
       before.expectUntouched();
       expect(leftovers(mount)).toEqual(['filler']);
       expect(leftovers(scratch)).toEqual([]);
-    } finally {
-      sh('umount', mount);
-      rmSync(mount, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a dropped SSH connection mid-capture ends with a typed error, and recovery leaves nothing behind', async () => {

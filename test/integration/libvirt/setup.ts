@@ -80,3 +80,21 @@ export function wipeL1(path: string): void {
     closeSync(fd);
   }
 }
+
+/**
+ * Runs `fn` with a directory on an 8 MiB tmpfs that a 7 MiB file fills (its only entry, `filler`),
+ * unmounted and removed afterwards: a scratch or target directory without room.
+ */
+export async function withFullDirectory(name: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const mount = `/var/tmp/ii-it-${name}-${process.pid}`;
+  sh('mkdir', '-p', mount);
+  const mounted = sh('mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mount);
+  expect(mounted.code, mounted.stderr).toBe(0);
+  try {
+    sh('dd', 'if=/dev/zero', `of=${mount}/filler`, 'bs=1M', 'count=7', 'status=none');
+    await fn(mount);
+  } finally {
+    sh('umount', mount);
+    rmSync(mount, { recursive: true, force: true });
+  }
+}
