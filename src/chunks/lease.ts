@@ -116,7 +116,7 @@ export class ChunkLease {
   #covered = 0;
   /** What the sweep-marker read of the last completed {@link cover} found. */
   #sweep: SweepState = { running: false, gcId: null };
-  /** The first head write (every part write waits for it), or null before it began. */
+  /** The first head write (every write resolves only once it is stored), or null before it began. */
   #headWritten: Promise<void> | null = null;
   #refreshedAt: number | null = null;
   #lapsed: InstanceImagesError | null = null;
@@ -247,8 +247,9 @@ export class ChunkLease {
     const results = await Promise.allSettled(puts);
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) {
-      // Those digests are in no part for sure: the next write takes them again.
-      this.#open.unshift(...digests);
+      // Some of those digests may be in no part: the next write names them all again (a part that
+      // was stored only repeats them). No spread: a large disk's base names 100 000s of digests.
+      this.#open = digests.concat(this.#open);
       throw failed.reason;
     }
   }
