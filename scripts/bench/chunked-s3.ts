@@ -26,7 +26,8 @@
  * Prints medians, spreads and the panel process's peak RSS per step.
  *
  * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each
- * first capture of step 1, each recapture of step 2 and each deploy of step 5.
+ * first capture of step 1, each recapture of step 2 and each deploy of step 5; with
+ * `CPU_THREADS=qemu-system-x86,libvirtd` also those programs' threads (scripts/lib/cpu-sampler.mjs).
  * `TRACE_ALL=1` prints every storage request of the traced recapture, not only their sums.
  * `SETTLE_MS` waits that long after step 2 starts the guest before each recapture (default 1000).
  * `FORK_BEFORE=1` forks the bench's process (a `true`) just before each recapture of step 2, as

@@ -8,6 +8,11 @@
  * ended counts up to its last sample. The process whose pid is the first argument (the bench) is
  * named `panel`; the sampler leaves itself out.
  *
+ * With `CPU_THREADS` set to a comma-separated list of program names (e.g.
+ * `qemu-system-x86,libvirtd`), those programs are also broken down by thread, as
+ * `program/thread` entries beside the program's own (a thread's name is its comm: QEMU names its
+ * vCPU threads `CPU 0/TCG`, its I/O threads `IO ...`, its block workers `worker`).
+ *
  * Started once rather than per step: a process the bench forks makes every page of the bench
  * copy-on-write, and the timed step after it would pay a fault on each page it writes (see
  * scripts/lib/runner.mjs).
@@ -23,6 +28,36 @@ let first = new Map();
 let last = new Map();
 let busyAtStart = 0;
 let timer = null;
+const threadsOf = new Set((process.env.CPU_THREADS ?? '').split(',').filter(Boolean));
+
+/** `[comm, utime + stime]` of a /proc stat line. */
+function parseStat(stat) {
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  return [stat.slice(stat.indexOf('(') + 1, close), Number(fields[11]) + Number(fields[12])];
+}
+
+function scanThreads(pid, comm, initial) {
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return;
+  }
+  for (const tid of tids) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Numbered threads (`worker`s) are one entry.
+    const [thread, ticks] = parseStat(stat);
+    const key = `${pid}/${tid}`;
+    if (!first.has(key)) first.set(key, initial ? ticks : 0);
+    last.set(key, { comm: `${comm}/${thread.replace(/\d+$/, 'N')}`, ticks });
+  }
+}
 
 function scan(initial) {
   for (const name of readdirSync('/proc')) {
@@ -33,15 +68,14 @@ function scan(initial) {
     } catch {
       continue;
     }
-    const close = stat.lastIndexOf(')');
     if (Number(name) === process.pid) continue;
+    const [own, ticks] = parseStat(stat);
     // Kernel workers rename themselves after their current work item: one name for all of them.
-    let comm = stat.slice(stat.indexOf('(') + 1, close).replace(/^kworker\/.*/, 'kworker');
+    let comm = own.replace(/^kworker\/.*/, 'kworker');
     if (name === panelPid) comm = 'panel';
-    const fields = stat.slice(close + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
     if (!first.has(name)) first.set(name, initial ? ticks : 0);
     last.set(name, { comm, ticks });
+    if (threadsOf.has(comm)) scanThreads(name, comm, initial);
   }
 }
 
@@ -72,7 +106,7 @@ function stop() {
     if (used > 0) perComm[comm] = (perComm[comm] ?? 0) + used;
   }
   // What the samples missed (processes shorter than 100 ms, e.g. each `sync -d`): the machine's busy time minus the rest.
-  const sampled = Object.values(perComm).reduce((sum, s) => sum + s, 0);
+  const sampled = Object.entries(perComm).reduce((sum, [comm, s]) => (comm.includes('/') ? sum : sum + s), 0);
   perComm['(unsampled)'] = Math.max(0, (machineBusy() - busyAtStart) / HZ - sampled);
   process.stdout.write(`${JSON.stringify(perComm)}\n`);
 }
