@@ -310,6 +310,9 @@ async function captureChunks(
         kind: 'chunks',
         chunkSizeBytes: CHUNK,
         ...(options.create ? { checkpoint: { create: options.create, since: options.since ?? null } } : {}),
+        // As the capture task does: the job ends while the manifest is stored (awaited, untimed,
+        // before the next capture, as the task awaits it before it ends).
+        endLater: true,
         consume: async (chunks, info) => {
           const pending = await prepared.write(markChunks(chunks), info);
           holder.pending = pending;
@@ -319,12 +322,15 @@ async function captureChunks(
     });
     const done = holder.pending;
     if (!done) throw new Error('the capture resolved without storing chunks');
+    if (trace.on) trace.events.push({ what: '(capture returned)', at: performance.now() - trace.start, ms: 0 });
     // As the capture task does: the image is available once its manifest is stored, while the lease
     // is deleted (the task awaits that after its status write; here the caller does, untimed).
     await done.commit(key, { releaseLater: true });
-    const settled = done.settled();
-    settling.add(settled);
-    void settled.then(() => settling.delete(settled));
+    if (trace.on) trace.events.push({ what: '(committed)', at: performance.now() - trace.start, ms: 0 });
+    for (const settled of [done.settled(), result.ended?.catch(() => undefined) ?? Promise.resolve()]) {
+      settling.add(settled);
+      void settled.then(() => settling.delete(settled));
+    }
     return { result, uploadedBytes: done.uploadedBytes, manifest: done.manifest };
   } catch (error) {
     await (holder.pending ?? prepared).abandon().catch(() => undefined);

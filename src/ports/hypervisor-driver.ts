@@ -138,6 +138,13 @@ export interface ChunkCaptureOutput {
    * this capture referenced.
    */
   consume(chunks: AsyncIterable<CapturedChunk>, info: ChunkSourceInfo): Promise<{ sha256: string; sizeBytes: number }>;
+  /**
+   * When true, the capture resolves as soon as every chunk was read and `consume` resolved, while
+   * the driver still ends its job on the hypervisor; the result's {@link CaptureResult.ended} says
+   * when that is done. The image is then whole: ending the job is cleanup, and it no longer delays
+   * the image's availability. Default false: the capture resolves after the job ended.
+   */
+  endLater?: boolean;
 }
 
 /** A capture request. */
@@ -167,6 +174,14 @@ export interface CaptureResult {
   checkpoint?: string | null;
   /** Chunked captures: the checkpoint the read was incremental to, or null for a full read. */
   incrementalSince?: string | null;
+  /**
+   * Chunked captures with {@link ChunkCaptureOutput.endLater}: settles once the capture's work on
+   * the hypervisor is over (its backup job or `qemu-nbd` ended, its files removed). It rejects
+   * when ending it failed: the image is still whole, but the domain may keep a job until
+   * {@link HypervisorDriver.recover} ends it. The driver handles its rejection (never unhandled);
+   * the caller should still await it before it starts another capture of the same domain.
+   */
+  ended?: Promise<void>;
 }
 
 /** Formats an imported image may be converted from (never stored as such). */

@@ -75,6 +75,28 @@ export async function findBaseManifest(
 }
 
 /**
+ * Waits for a capture's job on the hypervisor to end ({@link CaptureResult.ended}). A failure is
+ * logged, not thrown (the image is whole), and the driver's recovery of the domain ends what the
+ * capture left.
+ */
+async function jobEnded(
+  ctx: ServiceContext,
+  hv: HypervisorDriver,
+  imageId: string,
+  domainName: string,
+  ended: Promise<void>,
+): Promise<void> {
+  try {
+    await ended;
+  } catch (error) {
+    ctx.logger.warn('ending the capture job on the hypervisor failed; recovering the domain', { imageId, error: String(error) });
+    await hv
+      .recover(domainName)
+      .catch((e: unknown) => ctx.logger.warn('recovering the domain after a capture failed', { imageId, error: String(e) }));
+  }
+}
+
+/**
  * Captures an instance's disk into a chunked storage and commits the manifest at `image.fileKey`.
  * `stillCreating` is called after the capture resolved and before the commit; it throws when the
  * image was cancelled meanwhile. On any failure the pending chunks are abandoned (the lease is
@@ -130,6 +152,8 @@ export async function captureIntoChunks(
         kind: 'chunks',
         chunkSizeBytes,
         checkpoint: { create, since: base?.manifest.source?.checkpoint ?? null },
+        // With deferred work, the job on the hypervisor ends while the manifest is stored.
+        endLater: input.deferCleanup !== undefined,
         consume: async (chunks, info) => {
           pending = await writer.write(chunks, info);
           return { sha256: pending.manifest.imageSha256, sizeBytes: standaloneSize(pending.manifest) };
@@ -149,6 +173,8 @@ export async function captureIntoChunks(
     // as its manifest is stored; the lease is deleted meanwhile and awaited there.
     await stored.commit(image.fileKey, { releaseLater: input.deferCleanup !== undefined });
     input.deferCleanup?.(() => stored.settled());
+    const ended = result.ended;
+    if (ended) input.deferCleanup?.(() => jobEnded(ctx, hv, image.id, instance.domainName, ended));
     ctx.logger.info('chunked capture stored', {
       imageId: image.id,
       incrementalSince: result.incrementalSince ?? null,
@@ -173,6 +199,9 @@ export async function captureIntoChunks(
       );
     if (input.deferCleanup) input.deferCleanup(dropLease);
     else await dropLease();
+    // A checkpoint is deleted once the job made with it is over.
+    const ended = (result as CaptureResult | null)?.ended;
+    if (ended) await jobEnded(ctx, hv, image.id, instance.domainName, ended);
     if (result?.checkpoint && hv.deleteCheckpoints) {
       await hv
         .deleteCheckpoints(instance.domainName, [result.checkpoint])

@@ -66,6 +66,15 @@ export class FakeWorld {
   captures = 0;
   /** Chunked captures: when set, the capture waits for it halfway through the disk (cancel mid-capture). */
   midCaptureGate: Promise<void> | null = null;
+  /**
+   * Chunked captures asked to `endLater`: the result's `ended` (resolved when null). Each such
+   * capture is recorded in {@link endedLater}.
+   */
+  chunkJobEnd: Promise<void> | null = null;
+  /** Chunked captures: run after the consumer resolved, before the capture returns. */
+  afterChunksConsumed: (() => Promise<void>) | null = null;
+  /** Chunked captures that ended their job behind the result, by domain. */
+  readonly endedLater: string[] = [];
   /** Chunked captures: every chunk handed to a consumer, by capture (index, kind). */
   readonly chunkReads: Array<Array<{ index: number; kind: 'zero' | 'unchanged' | 'data' }>> = [];
   /** Checkpoints deleted through `deleteCheckpoints`, as `domain/name`. */
@@ -273,6 +282,7 @@ export class FakeWorld {
       }
     }
     const consumed = await output.consume(chunks(), { virtualSizeBytes: size, chunkSizeBytes: chunkSize, incrementalSince });
+    await this.afterChunksConsumed?.();
     const checkpoint = output.checkpoint?.create ?? null;
     if (checkpoint) (domain.checkpoints ??= new Map()).set(checkpoint, []);
     return {
@@ -284,7 +294,15 @@ export class FakeWorld {
       method: domain.state === 'running' ? 'pull-backup' : 'cold-convert',
       checkpoint,
       incrementalSince,
+      ...(output.endLater === true ? { ended: this.endLater(request.domainName) } : {}),
     };
+  }
+
+  private endLater(domainName: string): Promise<void> {
+    this.endedLater.push(domainName);
+    const ended = this.chunkJobEnd ?? Promise.resolve();
+    ended.catch(() => undefined);
+    return ended;
   }
 
   hypervisorFactory(): HypervisorDriverFactory {

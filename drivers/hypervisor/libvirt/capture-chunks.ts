@@ -55,7 +55,7 @@ import { checkpointXml, pullBackupXml } from './xml-builders';
 import { openRpcStart, rpcBeginBackup, rpcEndJob, rpcInspection, type BeginBackupOptions } from './rpc-start';
 
 /** What a chunked capture hands back to {@link captureDomain}. */
-type ChunkedOutcome = Pick<CaptureResult, 'sha256' | 'sizeBytes' | 'virtualSizeBytes' | 'checkpoint' | 'incrementalSince'> & {
+type ChunkedOutcome = Pick<CaptureResult, 'sha256' | 'sizeBytes' | 'virtualSizeBytes' | 'checkpoint' | 'incrementalSince' | 'ended'> & {
   frozen: boolean;
 };
 
@@ -221,7 +221,8 @@ async function feed(
  * Reads the export and feeds the consumer; the connections are closed (or destroyed) whatever
  * happens. `afterReads` (ending the export) starts as soon as every chunk has been read and the
  * connections closed, while the consumer may still be storing the last chunks; it is awaited
- * before this returns.
+ * before this returns, unless the output says `endLater`: the outcome's `ended` is then the
+ * closing of the connections and `afterReads` (the caller ends the export itself when it rejects).
  */
 async function readExport(
   run: Run,
@@ -250,6 +251,10 @@ async function readExport(
     readers = [];
   }
   onConnected();
+  let handedOff = false;
+  const destroyAll = () => {
+    for (const c of [client, ...readers]) c.destroy();
+  };
   try {
     // A server that does not agree to the bitmap's context cannot say what changed: read it all.
     const incremental = dirtyContext !== undefined && client.info.metaContexts.has(dirtyContext);
@@ -265,10 +270,17 @@ async function readExport(
       return closing;
     };
     const result = await feed(run, client, readers, output, info, incremental ? dirtyContext : undefined, () => void readsDone());
+    const outcome = { ...result, virtualSizeBytes: client.info.size, incrementalSince: info.incrementalSince };
+    if (output.endLater === true) {
+      // Every chunk was read and consumed: the image is whole; the export ends behind the result.
+      const ended = readsDone().finally(() => destroyAll());
+      handedOff = true;
+      return { ...outcome, ended };
+    }
     await readsDone();
-    return { ...result, virtualSizeBytes: client.info.size, incrementalSince: info.incrementalSince };
+    return outcome;
   } finally {
-    for (const c of [client, ...readers]) c.destroy();
+    if (!handedOff) destroyAll();
   }
 }
 
@@ -390,6 +402,14 @@ async function captureRunning(run: Run, output: ChunkCaptureOutput, jobs: JobCon
     const bitmap = since === undefined ? undefined : `backup-${target}`;
     const read = await readExport(run, output, socket, target, since, bitmap, endJob, removeEarly);
     job = 'ended';
+    if (read.ended) {
+      // The image is whole: the checkpoint stays whatever ending the job does (it was made with
+      // the job, and a job left over is for recovery). The job is ended even when closing the
+      // connections failed before it.
+      stored = true;
+      const ended = read.ended.catch(() => undefined).then(endJob);
+      return { ...read, ended, frozen, checkpoint: create ?? null };
+    }
     await endJob();
     stored = true;
     return { ...read, frozen, checkpoint: create ?? null };
@@ -444,6 +464,7 @@ async function captureStopped(run: Run, output: ChunkCaptureOutput, session: Sta
       checkpoint !== null && format === 'qcow2' ? bitmapsFromImageInfo(asResult(recordOf(await session.imageInfo(path), 'img'))) : null;
     if (incrementalRefusal(disk, asked, checkpoint, bitmaps) === null) since = asked;
   }
+  let handedOff = false;
   try {
     await stage(run, 'start-job', async () => {
       const started = await session.startQemuNbd({
@@ -460,9 +481,14 @@ async function captureStopped(run: Run, output: ChunkCaptureOutput, session: Sta
     await run.ctx.hooks.afterJobStart?.({ domainName: run.domain.name, method: 'cold-convert' });
     throwIfAborted(run.signal);
     const read = await readExport(run, output, socket, target, since, since);
+    if (read.ended) {
+      handedOff = true;
+      const ended = read.ended.catch(() => undefined).then(() => stopQemuNbd(run.ctx.cmd, pidFile, socket));
+      return { ...read, ended, frozen: false, checkpoint: null };
+    }
     return { ...read, frozen: false, checkpoint: null };
   } finally {
-    await stopQemuNbd(run.ctx.cmd, pidFile, socket);
+    if (!handedOff) await stopQemuNbd(run.ctx.cmd, pidFile, socket);
   }
 }
 
@@ -509,6 +535,16 @@ export async function captureChunked(
   // left to do then — end a job — the script does over a new connection).
   const dropRpc = () => rpc?.rpc.destroy();
   request.signal?.addEventListener('abort', dropRpc, { once: true });
+  let handedOff = false;
+  // The script has exited after the job or qemu-nbd started; otherwise this ends it.
+  const closeAll = async (): Promise<void> => {
+    try {
+      await (session as StartSession | null)?.close();
+    } finally {
+      request.signal?.removeEventListener('abort', dropRpc);
+      await rpc?.rpc.close();
+    }
+  };
   try {
     let first: SessionStep | null = null;
     let scratchSpace: Promise<SessionRecord> | undefined;
@@ -562,20 +598,25 @@ export async function captureChunked(
         : { beginBackup: (options) => script(false).beginBackup(options), endJob: endBackupJob };
     const chunked =
       method === 'cold-convert' ? await captureStopped(run, output, script(false), first) : await captureRunning(run, output, jobs, first);
-    const { frozen, ...rest } = chunked;
+    const { frozen, ended, ...rest } = chunked;
     const consistency: CaptureResult['consistency'] =
       method === 'cold-convert' ? 'cold' : frozen ? 'filesystem-frozen' : 'crash-consistent';
     run.progress('done', chunked.virtualSizeBytes, chunked.virtualSizeBytes);
-    return { format: 'raw', ...rest, consistency, method };
+    if (ended === undefined) return { format: 'raw', ...rest, consistency, method };
+    // The job ends behind the result; the connections it uses close after it. A cancel from now
+    // on no longer drops them: the image is whole, and ending the job is what a cancel would do.
+    request.signal?.removeEventListener('abort', dropRpc);
+    handedOff = true;
+    const over = ended
+      .catch((error: unknown) => {
+        throw captureFailure(error, undefined, request.domainName);
+      })
+      .finally(() => closeAll());
+    over.catch(() => undefined);
+    return { format: 'raw', ...rest, consistency, method, ended: over };
   } catch (error) {
     throw captureFailure(error, request.signal, request.domainName);
   } finally {
-    // The script has exited after the job or qemu-nbd started; otherwise this ends it.
-    try {
-      await (session as StartSession | null)?.close();
-    } finally {
-      request.signal?.removeEventListener('abort', dropRpc);
-      await rpc?.rpc.close();
-    }
+    if (!handedOff) await closeAll();
   }
 }

@@ -350,4 +350,39 @@ describe.skipIf(skip !== null)(`libvirt driver: chunked captures and checkpoints
     expect(leftovers(scratch)).toEqual([]);
     start();
   });
+
+  it('with endLater, the capture resolves with the disk whole and its job ends behind it (running over RPC and the script, stopped)', async () => {
+    const driver = makeDriver(scratch);
+    const data = rawDisk();
+    for (const [create, capturer] of [
+      ['ii-cp-late', driver],
+      ['ii-cp-late-virsh', makeDriver(scratch, { libvirtRpc: false })],
+    ] as const) {
+      const before = recordGuest(guest.name);
+      const { output, kept } = mapConsumer({ checkpoint: { create } });
+      const result = await capturer.capture({ domainName: guest.name, output: { ...output, endLater: true } });
+      expect(result).toMatchObject({ method: 'pull-backup', checkpoint: create });
+      expect(result.ended).toBeInstanceOf(Promise);
+      expect(reassemble(kept).equals(data)).toBe(true);
+      await result.ended;
+      noJob();
+      expect(leftovers(scratch)).toEqual([]);
+      expect(checkpoints()).toContain(create);
+      before.expectUntouched();
+    }
+    // Without endLater the job has ended when the capture resolves: nothing to wait for.
+    const plain = mapConsumer();
+    expect((await driver.capture({ domainName: guest.name, output: plain.output })).ended).toBeUndefined();
+    noJob();
+    await driver.deleteCheckpoints!(guest.name, ['ii-cp-late', 'ii-cp-late-virsh']);
+    stop();
+    const { output, kept } = mapConsumer();
+    const result = await driver.capture({ domainName: guest.name, output: { ...output, endLater: true } });
+    expect(result).toMatchObject({ method: 'cold-convert', checkpoint: null });
+    expect(reassemble(kept).equals(data)).toBe(true);
+    await result.ended;
+    expect(qemuNbdRunning()).toBe(false);
+    expect(leftovers(scratch)).toEqual([]);
+    start();
+  });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { InstanceImagesError } from '../../../src/errors';
 import { parseManifest, standaloneSize } from '../../../src/chunks';
 import { admin, alice, bob, codeOf } from './setup';
 import { capture, CHUNK, ROOT, setupChunked, VIRTUAL } from './chunked-setup';
@@ -135,6 +136,52 @@ describe('chunked storages: capture, recapture, deploy, delete', () => {
     await h.ii.storages.collectGarbage(admin, h.chunkedStorageId);
     await h.ii.idle();
     expect(h.chunkKeys()).toEqual([]);
+  });
+
+  it('the image is available before the capture job has ended; the task ends after it', async () => {
+    const h = await setupChunked();
+    let end = () => undefined as void;
+    h.world.chunkJobEnd = new Promise<void>((resolve) => (end = resolve));
+    const { image, task } = await h.ii.images.createImage(alice, { instanceId: 'c-1', name: 'first' });
+    await vi.waitFor(async () => expect((await h.ii.images.getImage(alice, image.id)).status).toBe('available'));
+    expect(h.world.endedLater).toEqual(['dom-c-1']);
+    expect((await h.ii.images.getTask(alice, task.id)).status).toBe('running');
+    end();
+    await h.ii.idle();
+    expect((await h.ii.images.getTask(alice, task.id)).status).toBe('completed');
+    expect(h.leaseKeys()).toEqual([]);
+    expect(h.world.recoveries).toEqual([]);
+  });
+
+  it('a capture job that fails to end leaves the image available and has the domain recovered', async () => {
+    const h = await setupChunked();
+    h.world.chunkJobEnd = Promise.reject(new InstanceImagesError('COMMAND_FAILED', 'virsh domjobabort failed'));
+    const image = await capture(h, 'c-1', 'first');
+    expect(image.status).toBe('available');
+    expect(h.world.recoveries).toEqual([{ hypervisorId: 'hv-1', domainName: 'dom-c-1' }]);
+    const manifest = parseManifest(h.world.files.get(`${ROOT}:${image.fileKey}`)!.bytes);
+    expect(h.world.domains.get('dom-c-1')?.checkpoints?.has(manifest.source!.checkpoint!)).toBe(true);
+    expect((await h.deployBytes(image)).equals(h.world.guestDisk('dom-c-1'))).toBe(true);
+  });
+
+  it('a capture cancelled after its chunks were read deletes its checkpoint only once the job ended', async () => {
+    const h = await setupChunked();
+    let end = () => undefined as void;
+    h.world.chunkJobEnd = new Promise<void>((resolve) => (end = resolve));
+    let cancel = async () => undefined as void;
+    h.world.afterChunksConsumed = () => cancel();
+    const { image, task } = await h.ii.images.createImage(alice, { instanceId: 'c-1', name: 'cancelled' });
+    cancel = async () => void (await h.ii.images.cancelCapture(alice, image.id));
+    await vi.waitFor(() => expect(h.world.endedLater).toHaveLength(1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(h.world.deletedCheckpoints).toEqual([]);
+    end();
+    await h.ii.idle();
+    expect((await h.ii.images.getTask(alice, task.id)).status).toBe('cancelled');
+    expect((await h.ii.images.getImage(alice, image.id)).status).toBe('error');
+    expect(h.world.deletedCheckpoints).toHaveLength(1);
+    expect(h.has(image.fileKey)).toBe(false);
+    expect(h.leaseKeys()).toEqual([]);
   });
 
   it('a failed capture keeps nothing and a retry stores the image', async () => {
