@@ -201,8 +201,11 @@ export async function sampleCpu(): Promise<{ stop(): Promise<Record<string, numb
 /** The programs of a CPU sample that used at least 0.2 s, largest first: `node 4.10, radosgw 2.00, …; total 9.00`. */
 export function cpuLine(sample: Record<string, number> | null, least = 0.2): string {
   if (sample === null) return '';
-  // A thread's entry (`program/thread`, with CPU_THREADS) is a share of its program's, not more.
-  const total = Object.entries(sample).reduce((sum, [comm, s]) => (comm.includes('/') ? sum : sum + s), 0);
+  // A thread's entry (`program/thread` of a program in CPU_THREADS) is a share of its program's, not
+  // more; kernel threads such as `ksoftirqd/0` are programs.
+  const threads = new Set((process.env.CPU_THREADS ?? '').split(',').filter(Boolean));
+  const isThread = (comm: string) => comm.indexOf('/') > 0 && threads.has(comm.slice(0, comm.indexOf('/')));
+  const total = Object.entries(sample).reduce((sum, [comm, s]) => (isThread(comm) ? sum : sum + s), 0);
   const top = Object.entries(sample)
     .filter(([, s]) => s >= least)
     .sort((a, b) => b[1] - a[1])

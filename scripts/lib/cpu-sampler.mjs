@@ -30,6 +30,12 @@ let busyAtStart = 0;
 let timer = null;
 const threadsOf = new Set((process.env.CPU_THREADS ?? '').split(',').filter(Boolean));
 
+/** Whether `key` of a sample is a thread's entry (`program/thread` of a program in CPU_THREADS). */
+function isThreadEntry(key) {
+  const slash = key.indexOf('/');
+  return slash > 0 && threadsOf.has(key.slice(0, slash));
+}
+
 /** `[comm, utime + stime]` of a /proc stat line. */
 function parseStat(stat) {
   const close = stat.lastIndexOf(')');
@@ -106,7 +112,8 @@ function stop() {
     if (used > 0) perComm[comm] = (perComm[comm] ?? 0) + used;
   }
   // What the samples missed (processes shorter than 100 ms, e.g. each `sync -d`): the machine's busy time minus the rest.
-  const sampled = Object.entries(perComm).reduce((sum, [comm, s]) => (comm.includes('/') ? sum : sum + s), 0);
+  // A thread's entry is a share of its program's, not more (kernel threads such as `ksoftirqd/0` are programs).
+  const sampled = Object.entries(perComm).reduce((sum, [comm, s]) => (isThreadEntry(comm) ? sum : sum + s), 0);
   perComm['(unsampled)'] = Math.max(0, (machineBusy() - busyAtStart) / HZ - sampled);
   process.stdout.write(`${JSON.stringify(perComm)}\n`);
 }
