@@ -138,9 +138,11 @@ type CoverRequest = {
  * new lease part (W1) and reads the sweep marker once beside it (Wc; again after the part when the
  * part took longer than {@link COVER_READ_BOUND_MS}). A data chunk is stored (W2) as soon
  * as it comes and asks for a round at the same time; the two run side by side. A round begins when
- * half of `parallel` chunks wait for one, when a chunk that waits is stored already (it holds its
- * upload slot only for the cover then), for the first chunk of the capture, and once the source
- * ended; so a round usually covers several chunks, and no upload ever waits for one. Rounds do not
+ * `parallel` chunks wait for one, when a chunk that waits is stored already while the source waits
+ * for an upload slot (the chunk holds its slot only for the cover then), for the first chunk of the
+ * capture, and once the source ended; so a round usually covers `parallel` chunks (half the
+ * requests of a round per stored chunk), and no upload ever waits for one. The timing of rounds is
+ * not part of the protocol's safety: each covers the digests added before it began. Rounds do not
  * wait for each other: each writes its own part, so the round of the last chunks starts as soon as
  * they come, not after the round before it.
  */
@@ -148,6 +150,7 @@ class CoverRounds {
   #waiting: CoverRequest[] = [];
   #first = true;
   #finishing = false;
+  #sourceWaits = false;
 
   constructor(
     readonly ctx: ChunkContext,
@@ -181,10 +184,28 @@ class CoverRounds {
     this.#beginIfDue();
   }
 
+  /** The write failed: the chunks still waiting get no round (their stores end, and the lease is dropped). */
+  fail(error: unknown): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const request of waiting) request.reject(error);
+  }
+
+  /** Whether the source waits for an upload slot: a stored chunk then holds one only for its cover. */
+  sourceWaits(waits: boolean): void {
+    this.#sourceWaits = waits;
+    if (waits) this.#beginIfDue();
+  }
+
   #beginIfDue(): void {
     const waiting = this.#waiting;
     if (waiting.length === 0) return;
-    if (!(this.#first || this.#finishing || waiting.length >= this.threshold || waiting.some((request) => request.stored))) return;
+    const due =
+      this.#first ||
+      this.#finishing ||
+      waiting.length >= this.threshold ||
+      (this.#sourceWaits && waiting.some((request) => request.stored));
+    if (!due) return;
     this.#first = false;
     this.#waiting = [];
     void (async () => {
@@ -274,7 +295,7 @@ class ImageWriter {
     const onRead = (state: SweepState) => {
       if (!state.running) this.sweepId = state.gcId;
     };
-    this.rounds = new CoverRounds(ctx, lease, Math.ceil(ctx.parallel / 2), onRead, options.signal);
+    this.rounds = new CoverRounds(ctx, lease, ctx.parallel, onRead, options.signal);
   }
 
   /** Takes one chunk from the source; returns when there is room for the next. */
@@ -376,8 +397,10 @@ class ImageWriter {
     }
     while (this.held() >= parallel) {
       this.throwIfFailed();
+      this.rounds.sourceWaits(true);
       await Promise.race(this.inflight);
     }
+    this.rounds.sourceWaits(false);
     this.throwIfFailed();
   }
 
@@ -571,7 +594,10 @@ export function prepareImage(ctx: ChunkContext, options: WriteImageOptions): Pre
     } catch (error) {
       state = 'failed';
       const failure = toInstanceImagesError(error, 'CAPTURE_FAILED', 'Storing the chunks of the capture failed');
-      if (writer) writer.failure ??= failure;
+      if (writer) {
+        writer.failure ??= failure;
+        writer.rounds.fail(writer.failure);
+      }
       const inflight = writer?.inflight ?? new Set<Promise<void>>();
       await cleanUpWithin(ctx, FAILED_CLEANUP_WAIT_MS, async () => {
         while (inflight.size > 0) await Promise.allSettled([...inflight]);

@@ -372,7 +372,10 @@ describe('chunk GC under concurrent captures, deploys and deletes (seeded schedu
   });
 
   // A broken protocol loses a chunk only when a capture or a commit lands in the wrong window, so
-  // not every schedule shows it: run schedules until one does (a third to a half of them do).
+  // not every schedule shows it: run schedules until one does. For most breaks a third to a half
+  // of them do; writers that see every collection under one id lose a chunk only when a whole
+  // collection runs between a chunk's store and its cover round's marker read, which seed 41 is the
+  // first to do (seeds are deterministic: the loop always stops there).
   it.each([
     'writers skip the sweep marker',
     'collector reads manifests before leases',
@@ -384,7 +387,7 @@ describe('chunk GC under concurrent captures, deploys and deletes (seeded schedu
     'planted break (%s): schedules produce violations',
     async (variant) => {
       let violations: string[] = [];
-      for (let seed = 1; seed <= 40 && violations.length === 0; seed++) violations = (await runSchedule(seed, variant)).violations;
+      for (let seed = 1; seed <= 120 && violations.length === 0; seed++) violations = (await runSchedule(seed, variant)).violations;
       expect(violations[0]).toMatch(/deleted while .* names it|committed naming missing|found a chunk missing/);
     },
     180_000,

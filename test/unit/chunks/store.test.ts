@@ -240,6 +240,25 @@ describe('chunk store: write and read', () => {
     expect(objects.objects.has(KEY)).toBe(false);
   });
 
+  it('cover rounds batch the chunks: few lease parts, and every stored chunk is named by one', async () => {
+    // Uploads take a while, so the source fills every slot and waits; lease parts land at once.
+    const { objects, store } = setup(
+      { parallel: 4 },
+      { delay: async (operation, key) => void (operation === 'put' && key.startsWith('chunks/') && (await ticks(40))) },
+    );
+    const parts: string[][] = [];
+    objects.afterPut = (key, data) => {
+      if (key.startsWith('chunk-leases/parts/batch/')) parts.push((JSON.parse(data.toString('utf8')) as { digests: string[] }).digests);
+    };
+    const ids = Array.from({ length: 24 }, (_, i) => i + 1);
+    const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'batch' });
+    await pending.commit(KEY);
+    const named = new Set(parts.flat());
+    for (const chunk of pending.manifest.chunks) expect(named.has(chunk!.sha256)).toBe(true);
+    // The first chunk's round, then one per `parallel` chunks (a round per stored chunk made 13).
+    expect(parts.map((part) => part.length)).toEqual([1, 4, 4, 4, 4, 4, 3]);
+  });
+
   it('a cover round whose lease write fails fails the write (STORAGE_UNAVAILABLE), commits nothing and drops the lease', async () => {
     const objects = createMemoryObjects();
     let leasePuts = 0;
