@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { InstanceImagesError, toInstanceImagesError, validationFailed } from '../errors';
 import type { CapturedChunk, ChunkSourceInfo } from '../ports/hypervisor-driver';
 import { codecOfStoredSize, encodeChunk } from './codec';
@@ -549,6 +550,23 @@ function checkSourceInfo(info: ChunkSourceInfo, base: ChunkManifest | null): voi
   if (fields.length > 0) throw validationFailed(fields, 'The chunked capture');
 }
 
+/**
+ * The caller's signal seen through one listener: a write's requests each listen to the signal they
+ * get (up to `parallel` uploads, and the cover rounds' lease writes and marker reads, at once),
+ * beyond the ten listeners per signal Node warns about (MaxListenersExceededWarning) on a signal
+ * the caller may also hand to the capture's driver. `detach` removes the listener once the write
+ * is over, so a long-lived caller's signal does not keep it.
+ */
+function linkedSignal(signal: AbortSignal | undefined, parallel: number): { signal: AbortSignal; detach: () => void } | null {
+  if (!signal) return null;
+  const controller = new AbortController();
+  setMaxListeners(4 * parallel + 16, controller.signal);
+  const onAbort = (): void => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return { signal: controller.signal, detach: () => signal.removeEventListener('abort', onAbort) };
+}
+
 /** The writer of {@link ChunkStore.writeImage}. */
 export async function writeImage(
   ctx: ChunkContext,
@@ -565,8 +583,10 @@ export async function writeImage(
  * {@link ChunkStore.prepareImage}: checks the options, then writes the lease (W1, Wm) and proves the
  * base (W3b) in the background; `write` waits for both before it takes the first chunk.
  */
-export function prepareImage(ctx: ChunkContext, options: WriteImageOptions): PreparedImage {
-  const base = checkPrepareInput(ctx, options);
+export function prepareImage(ctx: ChunkContext, callerOptions: WriteImageOptions): PreparedImage {
+  const base = checkPrepareInput(ctx, callerOptions);
+  const linked = linkedSignal(callerOptions.signal, ctx.parallel);
+  const options: WriteImageOptions = { ...callerOptions, ...(linked ? { signal: linked.signal } : {}) };
   const lease = new ChunkLease(ctx, options.leaseId, ctx.scope);
   if (base) lease.add(base.chunks.flatMap((chunk) => (chunk ? [chunk.sha256] : [])));
   lease.startRefreshing();
@@ -604,9 +624,11 @@ export function prepareImage(ctx: ChunkContext, options: WriteImageOptions): Pre
         await ready.catch(() => undefined);
         await lease.release();
       });
+      linked?.detach();
       throw failure;
     }
     state = 'handed over';
+    linked?.detach();
     return pendingImage(ctx, writer.manifest(), lease, writer);
   };
   return {
@@ -622,6 +644,7 @@ export function prepareImage(ctx: ChunkContext, options: WriteImageOptions): Pre
       if (state === 'handed over' || state === 'abandoned') return;
       state = 'abandoned';
       await ready.catch(() => undefined);
+      linked?.detach();
       await lease.release();
     },
   };

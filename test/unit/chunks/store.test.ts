@@ -3,6 +3,7 @@
  * from a base, resume after an interrupted capture, damaged and missing chunks, backpressure.
  */
 import { randomBytes } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { createChunkStore, isZstdAvailable, standaloneSize, type ChunkStoreOptions } from '../../../src/chunks';
 import { chunkKey } from '../../../src/chunks/keys';
@@ -257,6 +258,44 @@ describe('chunk store: write and read', () => {
     for (const chunk of pending.manifest.chunks) expect(named.has(chunk!.sha256)).toBe(true);
     // The first chunk's round, then one per `parallel` chunks (a round per stored chunk made 13).
     expect(parts.map((part) => part.length)).toEqual([1, 4, 4, 4, 4, 4, 3]);
+  });
+
+  it("a write listens to the caller's signal once, however many requests it has in flight, and not after it is over", async () => {
+    const objects = createMemoryObjects();
+    const memory = memoryStorageDriver(objects, {
+      delay: async (operation, key) => void (operation === 'put' && key.startsWith('chunks/') && (await ticks(40))),
+    });
+    // As the S3 driver does: every request listens to the signal it was given until it is over.
+    const listening: StorageDriver = {
+      ...memory,
+      async put(key, body, options) {
+        const onAbort = () => undefined;
+        options?.signal?.addEventListener('abort', onAbort);
+        try {
+          return await memory.put(key, body, options);
+        } finally {
+          options?.signal?.removeEventListener('abort', onAbort);
+        }
+      },
+    };
+    const store = createChunkStore(wrapStorageDriver(listening, { retries: { attempts: 1 } }), { sweepPollMs: 1, parallel: 16 });
+    const caller = new AbortController();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => void warnings.push(warning.name);
+    process.on('warning', onWarning);
+    let most = 0;
+    objects.afterPut = () => void (most = Math.max(most, getEventListeners(caller.signal, 'abort').length));
+    try {
+      const ids = Array.from({ length: 40 }, (_, i) => i + 1);
+      const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'listeners', signal: caller.signal });
+      await pending.commit(KEY);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(most).toBe(1);
+    expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 
   it('a cover round whose lease write fails fails the write (STORAGE_UNAVAILABLE), commits nothing and drops the lease', async () => {
