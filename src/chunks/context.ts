@@ -2,6 +2,7 @@
  * What every part of the chunk store shares: the disk, the checked options, and small object I/O.
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import { InstanceImagesError, isInstanceImagesError, validationFailed, type FieldIssue } from '../errors';
 import type { Logger } from '../ports/logger';
@@ -193,6 +194,24 @@ export async function* listAll(
 /** CANCELLED when `signal` is aborted. */
 export function throwIfAborted(signal: AbortSignal | undefined, what = 'The chunk store operation'): void {
   if (signal?.aborted) throw new InstanceImagesError('CANCELLED', `${what} was cancelled`);
+}
+
+/**
+ * A controller that follows the caller's `signal` through one listener, with room for a store
+ * operation's requests to listen to it: each request listens to the signal it gets (a write's
+ * `parallel` uploads with its cover rounds' requests, a read's `parallel` prefetches), beyond the
+ * ten listeners per signal Node warns about (MaxListenersExceededWarning), on a signal the caller
+ * may also hand to a driver. `detach` removes the listener once the operation is over, so a
+ * long-lived caller's signal does not keep it.
+ */
+export function followSignal(signal: AbortSignal | undefined, parallel: number): { controller: AbortController; detach: () => void } {
+  const controller = new AbortController();
+  setMaxListeners(4 * parallel + 16, controller.signal);
+  if (!signal) return { controller, detach: () => undefined };
+  const onAbort = (): void => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  return { controller, detach: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** Waits `ms`, or rejects with CANCELLED when `signal` aborts first. */

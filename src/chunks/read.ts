@@ -5,7 +5,7 @@
  */
 import { InstanceImagesError, isInstanceImagesError, toInstanceImagesError } from '../errors';
 import { decodeChunk } from './codec';
-import { readObject, throwIfAborted, type ChunkContext } from './context';
+import { followSignal, readObject, throwIfAborted, type ChunkContext } from './context';
 import { checkLeaseId, chunkKey, checkManifestKey } from './keys';
 import { ChunkLease } from './lease';
 import { chunkLength, type ChunkManifest } from './manifest';
@@ -86,9 +86,7 @@ export async function* readImage(ctx: ChunkContext, manifest: ChunkManifest, opt
     bytesTotal += chunkLength(manifest.virtualSizeBytes, manifest.chunkSizeBytes, index);
   });
   const lease = new ChunkLease(ctx, options.leaseId, manifest.scope);
-  const stop = new AbortController();
-  const onAbort = () => stop.abort();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const { controller: stop, detach } = followSignal(options.signal, ctx.parallel);
   const queue: Promise<ImageChunk>[] = [];
   // The chunks fetched ahead and those the consumer still writes; more are allocated.
   const buffers = sharedBufferPool(manifest.chunkSizeBytes, 2 * ctx.parallel + 4);
@@ -123,7 +121,7 @@ export async function* readImage(ctx: ChunkContext, manifest: ChunkManifest, opt
     throw toInstanceImagesError(error, 'STORAGE_UNAVAILABLE', 'Reading the chunked image failed');
   } finally {
     stop.abort();
-    options.signal?.removeEventListener('abort', onAbort);
+    detach();
     await Promise.allSettled(queue);
     await lease.release();
   }

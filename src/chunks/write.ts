@@ -5,11 +5,10 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { InstanceImagesError, toInstanceImagesError, validationFailed } from '../errors';
 import type { CapturedChunk, ChunkSourceInfo } from '../ports/hypervisor-driver';
 import { codecOfStoredSize, encodeChunk } from './codec';
-import { putBuffer, throwIfAborted, type ChunkContext } from './context';
+import { followSignal, putBuffer, throwIfAborted, type ChunkContext } from './context';
 import { readManifestAt } from './catalog';
 import { isZeroRange } from '../util/zero';
 import { checkLeaseId, checkManifestKey, chunkKey } from './keys';
@@ -550,23 +549,6 @@ function checkSourceInfo(info: ChunkSourceInfo, base: ChunkManifest | null): voi
   if (fields.length > 0) throw validationFailed(fields, 'The chunked capture');
 }
 
-/**
- * The caller's signal seen through one listener: a write's requests each listen to the signal they
- * get (up to `parallel` uploads, and the cover rounds' lease writes and marker reads, at once),
- * beyond the ten listeners per signal Node warns about (MaxListenersExceededWarning) on a signal
- * the caller may also hand to the capture's driver. `detach` removes the listener once the write
- * is over, so a long-lived caller's signal does not keep it.
- */
-function linkedSignal(signal: AbortSignal | undefined, parallel: number): { signal: AbortSignal; detach: () => void } | null {
-  if (!signal) return null;
-  const controller = new AbortController();
-  setMaxListeners(4 * parallel + 16, controller.signal);
-  const onAbort = (): void => controller.abort(signal.reason);
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
-  return { signal: controller.signal, detach: () => signal.removeEventListener('abort', onAbort) };
-}
-
 /** The writer of {@link ChunkStore.writeImage}. */
 export async function writeImage(
   ctx: ChunkContext,
@@ -585,8 +567,8 @@ export async function writeImage(
  */
 export function prepareImage(ctx: ChunkContext, callerOptions: WriteImageOptions): PreparedImage {
   const base = checkPrepareInput(ctx, callerOptions);
-  const linked = linkedSignal(callerOptions.signal, ctx.parallel);
-  const options: WriteImageOptions = { ...callerOptions, ...(linked ? { signal: linked.signal } : {}) };
+  const linked = callerOptions.signal ? followSignal(callerOptions.signal, ctx.parallel) : null;
+  const options: WriteImageOptions = { ...callerOptions, ...(linked ? { signal: linked.controller.signal } : {}) };
   const lease = new ChunkLease(ctx, options.leaseId, ctx.scope);
   if (base) lease.add(base.chunks.flatMap((chunk) => (chunk ? [chunk.sha256] : [])));
   lease.startRefreshing();

@@ -260,23 +260,26 @@ describe('chunk store: write and read', () => {
     expect(parts.map((part) => part.length)).toEqual([1, 4, 4, 4, 4, 4, 3]);
   });
 
-  it("a write listens to the caller's signal once, however many requests it has in flight, and not after it is over", async () => {
+  it("a write and a read listen to the caller's signal once, however many requests they have in flight, and not after they are over", async () => {
     const objects = createMemoryObjects();
     const memory = memoryStorageDriver(objects, {
       delay: async (operation, key) => void (operation === 'put' && key.startsWith('chunks/') && (await ticks(40))),
     });
     // As the S3 driver does: every request listens to the signal it was given until it is over.
+    const listen = async <T>(signal: AbortSignal | undefined, request: () => Promise<T>): Promise<T> => {
+      const onAbort = () => undefined;
+      signal?.addEventListener('abort', onAbort);
+      try {
+        await ticks(20);
+        return await request();
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    };
     const listening: StorageDriver = {
       ...memory,
-      async put(key, body, options) {
-        const onAbort = () => undefined;
-        options?.signal?.addEventListener('abort', onAbort);
-        try {
-          return await memory.put(key, body, options);
-        } finally {
-          options?.signal?.removeEventListener('abort', onAbort);
-        }
-      },
+      put: (key, body, options) => listen(options?.signal, () => memory.put(key, body, options)),
+      get: (key, options) => listen(options?.signal, () => memory.get(key, options)),
     };
     const store = createChunkStore(wrapStorageDriver(listening, { retries: { attempts: 1 } }), { sweepPollMs: 1, parallel: 16 });
     const caller = new AbortController();
@@ -284,11 +287,21 @@ describe('chunk store: write and read', () => {
     const onWarning = (warning: Error) => void warnings.push(warning.name);
     process.on('warning', onWarning);
     let most = 0;
-    objects.afterPut = () => void (most = Math.max(most, getEventListeners(caller.signal, 'abort').length));
+    const count = () => void (most = Math.max(most, getEventListeners(caller.signal, 'abort').length));
+    objects.afterPut = count;
     try {
       const ids = Array.from({ length: 40 }, (_, i) => i + 1);
       const pending = await store.writeImage(diskChunks(ids), diskInfo(ids), { leaseId: 'listeners', signal: caller.signal });
       await pending.commit(KEY);
+      expect(most).toBe(1);
+      expect(getEventListeners(caller.signal, 'abort')).toHaveLength(0);
+      most = 0;
+      let read = 0;
+      for await (const chunk of store.readImage(pending.manifest, { leaseId: 'reader', signal: caller.signal })) {
+        count();
+        read += chunk.bytes.length;
+      }
+      expect(read).toBe(40 * CHUNK);
       await new Promise((resolve) => setImmediate(resolve));
     } finally {
       process.off('warning', onWarning);
