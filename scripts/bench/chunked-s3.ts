@@ -23,7 +23,8 @@
  *    random data (a stock OS image's size; random, so nothing dedups inside it): with exact dedup
  *    the ratio is (one image + nine clones' own writes) / one image, so it depends on the stock
  *    image's size, and the step prints the smallest one for which the goal holds.
- * Prints medians, spreads and the panel process's peak RSS per step.
+ * Prints medians, spreads and the panel process's peak RSS per step (the kernel's count, `VmHWM`,
+ * reset as each step starts).
  *
  * `CPU=1` prints the CPU seconds per program (panel, radosgw, ceph-osd, sshd, qemu-nbd…) of each
  * first capture of step 1, each recapture of step 2 and each deploy of step 5; with
@@ -63,7 +64,7 @@ import {
   loadS3TestEnv,
 } from '../../test/integration/storage-s3/s3-env';
 import { createTestGuest, TEST_URI, type TestGuest } from '../../test/support/guests';
-import { cpuLine, guestWithRandomData, median, MiB, run, sampleCpu, startHelpers } from '../lib/bench';
+import { cpuLine, guestWithRandomData, median, MiB, peakRss, resetPeakRss, run, sampleCpu, startHelpers } from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -78,6 +79,15 @@ const CHUNK = 4 * MiB;
  * minutes) never do. `SETTLE_MS=0` recaptures at once.
  */
 const SETTLE_MS = Number(process.env.SETTLE_MS ?? 1000);
+/**
+ * WRITES: how step 2 rewrites its 64 MiB. `offline` (default): the guest is powered off, qemu-io
+ * writes the disk, the guest is started again and settles (SETTLE_MS). `live`: the running guest's
+ * disk device writes them (QEMU's `qemu-io` monitor command on the device's block backend, as a
+ * guest's own writes go: the checkpoint's bitmap records them), and the guest is never restarted.
+ * `ab` alternates the two, offline first, and prints each one's median.
+ */
+const WRITES = process.env.WRITES ?? 'offline';
+if (!['offline', 'live', 'ab'].includes(WRITES)) throw new Error(`WRITES must be offline, live or ab, not ${WRITES}`);
 const FORK_BEFORE = process.env.FORK_BEFORE === '1';
 /**
  * LIBVIRT_RPC=0: the chunked captures start and end their jobs with `virsh` in a remote script, not
@@ -108,8 +118,6 @@ async function profiled<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-let peak = 0;
-const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 const line = (label: string, times: number[]) =>
@@ -220,6 +228,33 @@ async function writeRandom(diskPath: string, offsetMiB: number, mibs: number): P
   await run('dd', ['if=/dev/urandom', `of=${source}`, 'bs=1M', `count=${mibs}`, 'status=none']);
   await run('qemu-io', ['-f', 'qcow2', '-c', `write -s ${source} ${offsetMiB}M ${mibs}M`, diskPath]);
   rmSync(source);
+}
+
+/**
+ * Writes `mibs` MiB of random data at `offsetMiB` through the running domain's device for the disk
+ * at `diskPath` (its block backend, as the guest's writes go), without stopping it.
+ */
+async function writeRandomLive(domainName: string, diskPath: string, offsetMiB: number, mibs: number): Promise<void> {
+  const blocks = JSON.parse(
+    await run('virsh', ['-q', '-c', TEST_URI, 'qemu-monitor-command', domainName, '{"execute":"query-block"}']),
+  ) as { return: Array<{ qdev?: string; inserted?: { file?: string } }> };
+  const device = blocks.return.find((b) => b.inserted?.file === diskPath)?.qdev;
+  if (!device) throw new Error(`no device of ${domainName} shows ${diskPath}`);
+  const source = `${scratch}/random-${randomUUID()}.raw`;
+  await run('dd', ['if=/dev/urandom', `of=${source}`, 'bs=1M', `count=${mibs}`, 'status=none']);
+  const out = await run('virsh', [
+    '-q',
+    '-c',
+    TEST_URI,
+    'qemu-monitor-command',
+    domainName,
+    '--hmp',
+    `qemu-io -d ${device} "write -s ${source} ${offsetMiB}M ${mibs}M"`,
+  ]);
+  rmSync(source);
+  // qemu-io prints to QEMU's own output, not the monitor: the monitor answers only errors (and
+  // the recapture's upload, printed, shows the 64 MiB were written).
+  if (out.trim() !== '') throw new Error(`qemu-io through ${device} failed: ${out.trim()}`);
 }
 
 /** `virsh` by the helper process (see {@link writeRandom}). */
@@ -371,7 +406,6 @@ async function main(): Promise<void> {
   let cleaning: Promise<void> | null = null;
   const cleanup = (): Promise<void> =>
     (cleaning ??= (async () => {
-      clearInterval(sampler);
       for (const g of guests.splice(0)) g.remove();
       for (const disk of [...b.owned.keys()]) await dropDisk(b, disk);
       await executor.close();
@@ -400,7 +434,7 @@ async function main(): Promise<void> {
     let first: { manifest: ChunkManifest; store: ChunkStore; uploaded: number } | null = null;
     let firstDisk: StorageDisk | null = null;
     let checkpoint = 0;
-    peak = 0;
+    resetPeakRss();
     for (let i = 0; i < (STEPS.has(1) ? RUNS : 0); i++) {
       const runFiles = async () => {
         const disk = await freshDisk(b, 'bench-files');
@@ -462,7 +496,7 @@ async function main(): Promise<void> {
       console.log(`\n1. (only the base of the other steps) one chunked first capture: ${s(ms)}`);
       printRequests();
     }
-    const firstRss = peak;
+    const firstRss = peakRss();
     const base = first as unknown as { manifest: ChunkManifest; store: ChunkStore; uploaded: number };
     if (STEPS.has(1)) {
       console.log(`\n1. first capture, ${RUNS} runs each, alternating (peak RSS ${mib(firstRss)}):`);
@@ -488,10 +522,14 @@ async function main(): Promise<void> {
     let previousKey = 'images/first.manifest.json';
     let incrementalSince: string | null = null;
     for (let i = 0; i < (STEPS.has(2) ? RUNS : 0); i++) {
-      await virshAway('destroy', '--domain', guest.name);
-      await writeRandom(guest.primaryPath, 300 + 100 * i, 64);
-      await virshAway('start', '--domain', guest.name);
-      if (SETTLE_MS > 0) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      if (WRITES === 'live' || (WRITES === 'ab' && i % 2 === 1)) {
+        await writeRandomLive(guest.name, guest.primaryPath, 300 + 100 * i, 64);
+      } else {
+        await virshAway('destroy', '--domain', guest.name);
+        await writeRandom(guest.primaryPath, 300 + 100 * i, 64);
+        await virshAway('start', '--domain', guest.name);
+        if (SETTLE_MS > 0) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      }
       if (FORK_BEFORE) execFileSync('true');
       const since = `bench-${checkpoint}`;
       checkpoint += 1;
@@ -536,6 +574,11 @@ async function main(): Promise<void> {
       console.log(
         `   RPC/virsh per pair: ${pairs.map((r) => r.toFixed(2)).join(', ')}; medians ${(median(rpc) / median(virsh)).toFixed(2)}`,
       );
+    }
+    if (STEPS.has(2) && WRITES === 'ab') {
+      const offline = recaptures.filter((_, i) => i % 2 === 0);
+      const live = recaptures.filter((_, i) => i % 2 === 1);
+      console.log(`   ${line('  after offline writes', offline)}\n   ${line('  after live writes   ', live)}`);
     }
 
     // 3. The checkpoint unusable: a full read, dedup only.
@@ -615,7 +658,7 @@ async function main(): Promise<void> {
       const manifest = ((await base.store.readManifest('images/second.manifest.json')) ?? base.manifest) as ChunkManifest;
       const fromFiles: number[] = [];
       const fromChunks: number[] = [];
-      peak = 0;
+      resetPeakRss();
       for (let i = 0; i < RUNS; i++) {
         const runFiles = async () => {
           const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
@@ -664,7 +707,7 @@ async function main(): Promise<void> {
         };
         for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();
       }
-      console.log(`\n5. deploy, ${RUNS} runs each, alternating (peak RSS ${mib(peak)}):`);
+      console.log(`\n5. deploy, ${RUNS} runs each, alternating (peak RSS ${mib(peakRss())}):`);
       console.log(`   ${line('files layout from S3', fromFiles)}`);
       console.log(`   ${line('chunks from S3      ', fromChunks)}`);
       console.log(`   ratio chunks/files ${(median(fromChunks) / median(fromFiles)).toFixed(2)} (goal ≤ 1.10)`);
