@@ -201,25 +201,14 @@ async function* planChunks(
 }
 
 /**
- * Pieces a connection has asked for and not yet received, counted in its share of a chunk (the
- * chunk size ÷ connections): two shares. QEMU's NBD server answers the requests outstanding on a
- * connection in no particular order (traced here: often the newest first), so a chunk whose pieces
- * were asked first could arrive last among eight read ahead, and the chunks then became ready all
- * at once, after every one of them was read. With two shares outstanding per connection, pieces
- * arrive in about the order they were asked, chunk after chunk, while each connection still has a
- * piece to send as soon as it finishes one.
+ * Pieces a connection has asked for and not yet received. QEMU's NBD server answers the requests
+ * outstanding on a connection in no particular order (traced here: often the newest first), so a
+ * chunk whose pieces were asked first could arrive last among eight read ahead, and the chunks
+ * then became ready all at once, after every one of them was read. With two outstanding per
+ * connection, pieces arrive in about the order they were asked, chunk after chunk, while each
+ * connection still has a piece to send as soon as it finishes one.
  */
 export const PIECES_IN_FLIGHT = 2;
-
-/**
- * The longest read asked at once (a connection's share of a chunk is asked in pieces of at most
- * this). QEMU's NBD server reads each request into a buffer of its own: on the test hypervisor
- * (QEMU 7.2, glibc) a buffer of 1 MiB or more was a fresh mapping whose every page QEMU's I/O
- * thread faulted in, then unmapped (16,384 page faults and about 0.2 s of QEMU's CPU per 64 MiB
- * read in 1 MiB or 2 MiB requests, next to none and 0.03–0.09 s in requests of 512 KiB or less).
- * A chunked recapture's QEMU then took 0.07 s less CPU, and the recapture was about 4 % faster.
- */
-export const MAX_PIECE_BYTES = 512 * 1024;
 
 /** A piece waiting for a connection. */
 interface QueuedPiece {
@@ -234,28 +223,21 @@ interface QueuedPiece {
 
 /**
  * The connections a read can go to. Pieces are asked in the order they were queued, each on the
- * first connection with fewer than `piecesInFlight` outstanding ({@link PIECES_IN_FLIGHT} shares).
+ * first connection with fewer than {@link PIECES_IN_FLIGHT} outstanding.
  */
 class Readers {
   readonly #clients: Array<{ client: NbdClient; inFlight: number }>;
   readonly #queue: QueuedPiece[] = [];
   #head = 0;
-  /**
-   * The longest read asked at once: a connection's share of a chunk (with several connections,
-   * small enough to spread a chunk over them), at most {@link MAX_PIECE_BYTES}.
-   */
+  /** The longest read asked at once: with several connections, pieces small enough to spread a chunk over them. */
   readonly pieceBytes: number;
-  /** Pieces a connection may have asked and not yet received: {@link PIECES_IN_FLIGHT} shares. */
-  readonly piecesInFlight: number;
 
   constructor(clients: readonly NbdClient[], chunkSize: number) {
     this.#clients = clients.map((client) => ({ client, inFlight: 0 }));
     const minimum = (clients[0] as NbdClient).info.blockSize.minimum;
     const limit = Math.min(...clients.map((c) => c.maxReadBytes));
-    const roundUp = (n: number) => Math.max(minimum, Math.ceil(n / minimum) * minimum);
-    const share = Math.min(limit, roundUp(chunkSize / clients.length));
-    this.pieceBytes = Math.min(share, Math.max(minimum, MAX_PIECE_BYTES - (MAX_PIECE_BYTES % minimum)));
-    this.piecesInFlight = PIECES_IN_FLIGHT * Math.ceil(share / this.pieceBytes);
+    const spread = clients.length === 1 ? limit : Math.max(minimum, Math.ceil(chunkSize / clients.length / minimum) * minimum);
+    this.pieceBytes = Math.min(limit, spread);
   }
 
   /** Reads `[from, to)` into `bytes` (at `from - base`), in pieces asked in order as connections are free. */
@@ -274,7 +256,7 @@ class Readers {
   /** Hands queued pieces to free connections. */
   #pump(): void {
     while (this.#head < this.#queue.length) {
-      const reader = this.#clients.find((c) => c.inFlight < this.piecesInFlight);
+      const reader = this.#clients.find((c) => c.inFlight < PIECES_IN_FLIGHT);
       if (!reader) return;
       const piece = this.#queue[this.#head] as QueuedPiece;
       this.#head += 1;

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO, readNbdChunks, type NbdChunk, type NbdClient } from '../../../drivers/nbd';
-import { MAX_PIECE_BYTES, PIECES_IN_FLIGHT } from '../../../drivers/nbd/chunks';
+import { PIECES_IN_FLIGHT } from '../../../drivers/nbd/chunks';
 import type { NbdExtent, NbdReadOptions } from '../../../drivers/nbd';
 import { codeOf } from '../../support/errors';
 
@@ -167,32 +167,6 @@ describe('readNbdChunks over several connections', () => {
     expect(peak).toBeLessThanOrEqual(PIECES_IN_FLIGHT);
     // Asked in disk order across both connections: every piece of a chunk before any of the next.
     expect(asked).toEqual([...asked].sort((a, b) => a - b));
-  });
-
-  it('asks no piece longer than MAX_PIECE_BYTES, and keeps two shares of a chunk in flight per connection however many connections read', async () => {
-    const MiB = 1024 * KiB;
-    const big = 4 * MiB;
-    const image = Buffer.concat([randomBytes(6 * big), Buffer.alloc(2 * big)]);
-    for (const connections of [1, 2, 4]) {
-      const clients = Array.from({ length: connections }, (_, i) => new FakeClient(image, 6 * big, `c${i}`, i === 0));
-      const chunks = await collect(
-        readNbdChunks(clients[0] as unknown as NbdClient, {
-          chunkSize: big,
-          connections: clients.slice(1) as unknown as NbdClient[],
-        }),
-      );
-      expect(chunks.map((c) => c.kind)).toEqual([...Array(6).fill('data'), 'zero', 'zero']);
-      for (const chunk of chunks)
-        if (chunk.kind === 'data') expect(chunk.bytes.equals(image.subarray(chunk.offset, chunk.offset + big))).toBe(true);
-      const share = big / connections;
-      for (const client of clients) {
-        expect(client.reads.length).toBeGreaterThan(0);
-        expect(Math.max(...client.reads.map((r) => r.length))).toBe(Math.min(share, MAX_PIECE_BYTES));
-        // Pipelined (more than one piece asked at once), never more than two shares.
-        expect(client.maxOutstanding).toBeGreaterThan(Math.min(share, MAX_PIECE_BYTES));
-        expect(client.maxOutstanding).toBeLessThanOrEqual(PIECES_IN_FLIGHT * share);
-      }
-    }
   });
 
   it('holds no more than parallel chunks in reads at once, over all connections together', async () => {
