@@ -31,6 +31,8 @@
  * `CPU_THREADS=qemu-system-x86,libvirtd` also those programs' threads (scripts/lib/cpu-sampler.mjs).
  * `TRACE_ALL=1` prints every storage request of the traced recapture, not only their sums.
  * `SETTLE_MS` waits that long after step 2 starts the guest before each recapture (default 1000).
+ * `WRITES=live` makes step 2's writes through the running guest's disk device instead of powering
+ * it off for qemu-io (`WRITES=ab` alternates the two and prints each one's median).
  * `FORK_BEFORE=1` forks the bench's process (a `true`) just before each recapture of step 2, as
  * the bench did until its helper commands moved to a helper process: the recapture then pays a
  * copy-on-write fault on each page of the panel's memory it writes (a panel that spawns processes
