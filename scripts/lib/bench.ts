@@ -216,8 +216,9 @@ export function cpuLine(sample: Record<string, number> | null, least = 0.2): str
 /**
  * The process's peak RSS since the last {@link resetPeakRss}, as the kernel counts it (`VmHWM`):
  * every page, however briefly held, with no sampling in the process. Sampling `rss()` every 20 ms,
- * as the benches did, held the event loop for up to a millisecond a sample while other threads
- * faulted pages in, which the timed work then paid (14–38 ms of a 0.8 s recapture's profile).
+ * as the benches did, missed peaks shorter than that, and a V8 profile put 14–38 ms of a 0.8 s
+ * recapture's event loop in those calls (an A/B of chunked-s3 then showed no difference in the
+ * timings beyond their spread). capture-s3, chunk-read, chunk-rss and nbd still sample.
  */
 export function peakRss(): number {
   const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
