@@ -16,6 +16,13 @@ import { NBD_STATE_DIRTY, NBD_STATE_ZERO } from './protocol';
 /** The default chunk size: 4 MiB, as Proxmox Backup Server uses for VM images. */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
+/**
+ * The default `primeBytes` of {@link readNbdChunks}: 16 MiB. glibc raises its dynamic mmap
+ * threshold to a freed mapping's size only up to 32 MiB, and the reads in flight (8 MiB with four
+ * connections) must stay below the trim threshold it sets (twice that).
+ */
+export const DEFAULT_PRIME_BYTES = 16 * 1024 * 1024;
+
 /** Fields every chunk has. */
 export interface ChunkPosition {
   /** Position in the export, counting from 0 (`offset = index * chunkSize`). */
@@ -88,6 +95,18 @@ export interface ReadNbdChunksOptions {
    */
   blockStatusWindow?: number;
   /**
+   * Before its first read, asks one read of this many bytes of a hole that block status reported
+   * (0: never). Default 16 MiB ({@link DEFAULT_PRIME_BYTES}). Only with structured replies and a
+   * `base:allocation` context, when a hole that long exists; its answer carries no data, and a
+   * failure of it is ignored (what broke fails the reads). Why: QEMU's NBD server allocates a
+   * buffer the size of each read request from glibc's malloc, which takes buffers of 128 KiB and
+   * more from fresh mappings until a freed one raises its dynamic threshold; the server then faults
+   * in every page of every reply. One large buffer freed raises the threshold (and the heap's
+   * trim threshold to twice that) for the process's life, so the next requests reuse heap memory.
+   * See docs/drivers.md ("QEMU's request buffers").
+   */
+  primeBytes?: number;
+  /**
    * Called once every chunk has been planned and read (nothing more is asked of the server), while
    * the last chunks may still wait for the consumer: the caller may close the connections and end
    * the export then. Not called when the read fails or stops early.
@@ -153,6 +172,25 @@ function overlapping(known: ContextExtents, start: number, end: number): NbdExte
   return out;
 }
 
+/**
+ * Reads `bytes` of the first hole in `extents` that holds them, dropping the answer (see
+ * `primeBytes` in {@link ReadNbdChunksOptions}). Nothing without structured replies (the hole's
+ * zeroes would be sent) or without such a hole.
+ */
+async function primeServer(client: NbdClient, extents: readonly NbdExtent[], bytes: number, signal: AbortSignal): Promise<void> {
+  if (!client.info.structuredReplies) return;
+  const minimum = client.info.blockSize.minimum;
+  const length = Math.min(bytes, client.maxReadBytes) - (Math.min(bytes, client.maxReadBytes) % minimum);
+  if (length <= 0) return;
+  for (const extent of extents) {
+    if ((extent.flags & NBD_STATE_ZERO) === 0) continue;
+    const start = Math.ceil(extent.offset / minimum) * minimum;
+    if (start + length > extent.offset + extent.length) continue;
+    await client.read(start, length, { discard: true, signal }).catch(() => undefined);
+    return;
+  }
+}
+
 /** Decides, chunk by chunk, what to read; asks block status one window ahead at most. */
 async function* planChunks(
   client: NbdClient,
@@ -160,6 +198,7 @@ async function* planChunks(
   window: number,
   dirtyContext: string | undefined,
   signal: AbortSignal,
+  primeBytes: number,
 ): AsyncGenerator<ChunkPlan> {
   const { size, blockSize } = client.info;
   const allocation: ContextExtents | null = client.info.metaContexts.has(BASE_ALLOCATION)
@@ -167,6 +206,7 @@ async function* planChunks(
     : null;
   const dirty: ContextExtents | null = dirtyContext === undefined ? null : { name: dirtyContext, extents: [], head: 0, end: 0 };
   const used = [allocation, dirty].filter((c): c is ContextExtents => c !== null);
+  let prime = allocation ? primeBytes : 0;
   for (let index = 0, start = 0; start < size; index++, start += chunkSize) {
     const end = Math.min(size, start + chunkSize);
     for (;;) {
@@ -174,6 +214,10 @@ async function* planChunks(
       if (used.length === 0 || from >= end) break;
       const status = await client.blockStatus(from, Math.min(window, size - from), { signal });
       for (const known of used) extend(known, status.get(known.name) ?? []);
+      if (prime > 0) {
+        await primeServer(client, status.get(BASE_ALLOCATION) ?? [], prime, signal);
+        prime = 0;
+      }
       if (Math.min(...used.map((c) => c.end)) <= from)
         throw new InstanceImagesError('COMMAND_FAILED', `${client.label}: block status at ${from} described nothing`);
     }
@@ -342,7 +386,8 @@ export async function* readNbdChunks(client: NbdClient, options: ReadNbdChunksOp
   const onAbort = () => controller.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) controller.abort();
-  const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal);
+  const primeBytes = options.primeBytes === 0 ? 0 : wholeNumber(options.primeBytes, DEFAULT_PRIME_BYTES, 'primeBytes');
+  const plans = planChunks(client, chunkSize, window, dirtyContext, controller.signal, primeBytes);
   // Enough for the chunks read ahead and those a consumer stores at once; more are allocated.
   const buffers = sharedBufferPool(chunkSize, 2 * parallel + 4);
   const ahead: Array<{ plan: ChunkPlan; chunk: Promise<NbdChunk> }> = [];

@@ -306,6 +306,12 @@ export class NbdConnection implements NbdClient {
       );
     }
     const intoOffset = options.intoOffset ?? 0;
+    if (options.discard === true) {
+      this.#stats.readRequests++;
+      this.#stats.readBytesRequested += length;
+      await this.#request({ kind: 'read', offset, length, signal: options.signal, target: null, targetOffset: 0 });
+      return Buffer.alloc(0);
+    }
     if (options.into && (!Number.isSafeInteger(intoOffset) || intoOffset < 0 || intoOffset + length > options.into.length)) {
       throw new InstanceImagesError(
         'VALIDATION_FAILED',

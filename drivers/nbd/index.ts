@@ -22,6 +22,7 @@ export type { NbdBlockSize, NbdExportInfo } from './negotiate';
 export { NBD_STATE_DIRTY, NBD_STATE_HOLE, NBD_STATE_ZERO } from './protocol';
 export {
   DEFAULT_CHUNK_SIZE,
+  DEFAULT_PRIME_BYTES,
   readNbdChunks,
   type ChunkPosition,
   type ChunkProgress,

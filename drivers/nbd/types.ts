@@ -55,6 +55,12 @@ export interface NbdReadOptions extends NbdRequestOptions {
   into?: Buffer;
   /** Position in `into` (default 0). */
   intoOffset?: number;
+  /**
+   * Take the reply and drop its bytes: no buffer is allocated and the read resolves to an empty
+   * buffer (`into` is ignored). With structured replies, a read of a hole costs the server no data
+   * (see `primeBytes` of {@link readNbdChunks}).
+   */
+  discard?: boolean;
 }
 
 /** Options of {@link NbdClient.write}. */

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BASE_ALLOCATION, NBD_STATE_HOLE, NBD_STATE_ZERO, readNbdChunks, type NbdChunk, type NbdClient } from '../../../drivers/nbd';
-import { PIECES_IN_FLIGHT } from '../../../drivers/nbd/chunks';
+import { DEFAULT_PRIME_BYTES, PIECES_IN_FLIGHT } from '../../../drivers/nbd/chunks';
 import type { NbdExtent, NbdReadOptions } from '../../../drivers/nbd';
 import { codeOf } from '../../support/errors';
 
@@ -19,7 +19,9 @@ class FakeClient {
   readonly maxReadBytes = 32 * 1024 * 1024;
   readonly maxWriteBytes = 32 * 1024 * 1024;
   readonly stats = {} as NbdClient['stats'];
-  readonly reads: Array<{ offset: number; length: number }> = [];
+  readonly reads: Array<{ offset: number; length: number; discard?: true }> = [];
+  /** Prime reads (`discard`) fail as a server error would. */
+  failDiscard = false;
   blockStatusCalls = 0;
   outstanding = 0;
   maxOutstanding = 0;
@@ -46,6 +48,11 @@ class FakeClient {
   }
 
   async read(offset: number, length: number, options: NbdReadOptions = {}): Promise<Buffer> {
+    if (options.discard) {
+      this.reads.push({ offset, length, discard: true });
+      if (this.failDiscard) throw new Error('EIO');
+      return Buffer.alloc(0);
+    }
     this.reads.push({ offset, length });
     this.outstanding += length;
     this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding);
@@ -228,6 +235,48 @@ describe('readNbdChunks over several connections', () => {
     expect(chunks).toHaveLength(512);
     expect(chunks.filter((c) => c.kind === 'data')).toHaveLength(1);
     expect(client.blockStatusCalls).toBe(1);
+  });
+
+  it('primes the server with one read of a hole, its bytes dropped, before any other read', async () => {
+    const MiB = 1024 * KiB;
+    const small = randomBytes(4 * MiB);
+    const client = new FakeClient(small, 4 * MiB, 'big', true, 2048 * MiB);
+    const chunks = await collect(readNbdChunks(client as unknown as NbdClient, { chunkSize: 4 * MiB }));
+    expect(chunks.filter((c) => c.kind === 'data').map((c) => c.kind === 'data' && c.bytes.equals(small))).toEqual([true]);
+    expect(client.reads[0]).toEqual({ offset: 4 * MiB, length: DEFAULT_PRIME_BYTES, discard: true });
+    expect(client.reads.slice(1).every((r) => r.discard === undefined && r.offset + r.length <= 4 * MiB)).toBe(true);
+  });
+
+  it('primes only where it costs no data: a hole that long, structured replies, allocation known; primeBytes 0 turns it off', async () => {
+    const MiB = 1024 * KiB;
+    const small = randomBytes(4 * MiB);
+    const primes = async (client: FakeClient, options: { primeBytes?: number } = {}) => {
+      await collect(readNbdChunks(client as unknown as NbdClient, { chunkSize: 4 * MiB, ...options }));
+      return client.reads.filter((r) => r.discard).map(({ offset, length }) => ({ offset, length }));
+    };
+    // The hole (12 MiB) is shorter than the default prime, but holds a smaller one.
+    expect(await primes(new FakeClient(small, 4 * MiB, 'short hole', true, 16 * MiB))).toEqual([]);
+    expect(await primes(new FakeClient(small, 4 * MiB, 'smaller prime', true, 16 * MiB), { primeBytes: 8 * MiB })).toEqual([
+      { offset: 4 * MiB, length: 8 * MiB },
+    ]);
+    expect(await primes(new FakeClient(small, 4 * MiB, 'off', true, 64 * MiB), { primeBytes: 0 })).toEqual([]);
+    const padded = Buffer.concat([small, Buffer.alloc(60 * MiB)]);
+    expect(await primes(new FakeClient(padded, 4 * MiB, 'no allocation context', false))).toEqual([]);
+    const simple = new FakeClient(small, 4 * MiB, 'simple replies', true, 64 * MiB);
+    (simple.info as { structuredReplies: boolean }).structuredReplies = false;
+    expect(await primes(simple)).toEqual([]);
+    expect(await codeOf(collect(readNbdChunks(simple as unknown as NbdClient, { primeBytes: -1 })))).toBe('VALIDATION_FAILED');
+  });
+
+  it('reads on when the prime read fails (what broke fails the reads themselves)', async () => {
+    const MiB = 1024 * KiB;
+    const small = randomBytes(4 * MiB);
+    const client = new FakeClient(small, 4 * MiB, 'failing prime', true, 64 * MiB);
+    client.failDiscard = true;
+    const chunks = await collect(readNbdChunks(client as unknown as NbdClient, { chunkSize: 4 * MiB }));
+    expect(client.reads[0]?.discard).toBe(true);
+    expect(chunks.filter((c) => c.kind === 'data')).toHaveLength(1);
+    expect(chunks).toHaveLength(16);
   });
 
   it('does not say the reads are done when the read stops early', async () => {
