@@ -48,7 +48,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { createSshExecutor, type SshExecutor } from '../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
@@ -297,6 +297,28 @@ async function dropDisk(b: Bench, disk: StorageDisk): Promise<void> {
   await entry.raw.close().catch(() => undefined);
 }
 
+/**
+ * Counts minor page faults from now: the panel's own (`process.resourceUsage()`) and the guest's
+ * QEMU's (its `/proc/<pid>/stat`, all threads); the returned function reads them as text.
+ */
+function pageFaults(domainName: string): () => string {
+  const qemu = (): number | null => {
+    try {
+      const pid = readFileSync(`/run/libvirt/qemu/${domainName}.pid`, 'utf8').trim();
+      // Fields after the command's closing parenthesis: state, ppid, pgrp, session, tty, tpgid, flags, minflt.
+      return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[7]);
+    } catch {
+      return null;
+    }
+  };
+  const panel0 = process.resourceUsage().minorPageFault;
+  const qemu0 = qemu();
+  return () => {
+    const q = qemu();
+    return `page faults: panel ${process.resourceUsage().minorPageFault - panel0}, QEMU ${q === null || qemu0 === null ? '?' : q - qemu0}`;
+  };
+}
+
 /** Marks in the trace when the first and the last chunk reach the store. */
 async function* markChunks<T>(chunks: AsyncIterable<T>): AsyncGenerator<T> {
   let first = true;
@@ -537,6 +559,7 @@ async function main(): Promise<void> {
       checkpoint += 1;
       const key = i === 0 ? 'images/second.manifest.json' : `images/second-${i}.manifest.json`;
       const cpu = await sampleCpu();
+      const faults = pageFaults(guest.name);
       Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
       const incremental = await profiled(`recapture-${i}`, () =>
         timed(() =>
@@ -551,7 +574,8 @@ async function main(): Promise<void> {
       );
       trace.on = false;
       const used = await cpu.stop();
-      if (used) console.log(`   recapture ${s(incremental.ms)}: ${cpuLine(used, 0.01)}`);
+      const faulted = faults();
+      if (used) console.log(`   recapture ${s(incremental.ms)}: ${faulted}; ${cpuLine(used, 0.01)}`);
       if (i === 0) {
         console.log('\n2. the first incremental recapture, step by step (remote commands in order; storage requests summed):');
         printTrace(incremental.ms);
