@@ -10,7 +10,10 @@
  * 2. RUNS times: the guest is powered off, 64 MiB of new random data written into its disk
  *    (qemu-io), started again, and once it settled (SETTLE_MS) recaptured incrementally from the previous capture's checkpoint:
  *    median time against the median first chunked capture (goal ≤ 10 %) and bytes uploaded (goal
- *    ≤ 80 MiB); the first recapture's remote commands and storage requests are traced;
+ *    ≤ 80 MiB); the first recapture's remote commands and storage requests are traced; each
+ *    recapture's minor page faults, the panel's and the guest's QEMU's, are printed (QEMU's
+ *    show whether its NBD server reused its request buffers: docs/drivers.md, "QEMU's request
+ *    buffers");
  * 3. recaptured with the checkpoint unusable (a `since` that does not exist): a full read whose
  *    dedup uploads only the new chunks (goal ≤ 80 MiB);
  * 4. a capture aborted once half of the data is uploaded, then retried: bytes the retry uploads
