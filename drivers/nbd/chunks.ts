@@ -180,7 +180,8 @@ function overlapping(known: ContextExtents, start: number, end: number): NbdExte
 async function primeServer(client: NbdClient, extents: readonly NbdExtent[], bytes: number, signal: AbortSignal): Promise<void> {
   if (!client.info.structuredReplies) return;
   const minimum = client.info.blockSize.minimum;
-  const length = Math.min(bytes, client.maxReadBytes) - (Math.min(bytes, client.maxReadBytes) % minimum);
+  const longest = Math.min(bytes, client.maxReadBytes);
+  const length = longest - (longest % minimum);
   if (length <= 0) return;
   for (const extent of extents) {
     if ((extent.flags & NBD_STATE_ZERO) === 0) continue;

@@ -305,25 +305,22 @@ export class NbdConnection implements NbdClient {
         { fields: [{ path: 'length', message: `at most ${this.maxReadBytes}` }] },
       );
     }
+    const discard = options.discard === true;
+    const into = discard ? undefined : options.into;
     const intoOffset = options.intoOffset ?? 0;
-    if (options.discard === true) {
-      this.#stats.readRequests++;
-      this.#stats.readBytesRequested += length;
-      await this.#request({ kind: 'read', offset, length, signal: options.signal, target: null, targetOffset: 0 });
-      return Buffer.alloc(0);
-    }
-    if (options.into && (!Number.isSafeInteger(intoOffset) || intoOffset < 0 || intoOffset + length > options.into.length)) {
+    if (into && (!Number.isSafeInteger(intoOffset) || intoOffset < 0 || intoOffset + length > into.length)) {
       throw new InstanceImagesError(
         'VALIDATION_FAILED',
         `${this.label}: the target buffer has no room for ${length} bytes at ${intoOffset}`,
         { fields: [{ path: 'into', message: 'too small' }] },
       );
     }
-    const target = options.into ?? Buffer.allocUnsafe(length);
+    const target = discard ? null : (into ?? Buffer.allocUnsafe(length));
     this.#stats.readRequests++;
     this.#stats.readBytesRequested += length;
-    await this.#request({ kind: 'read', offset, length, signal: options.signal, target, targetOffset: options.into ? intoOffset : 0 });
-    return options.into ? target.subarray(intoOffset, intoOffset + length) : target;
+    await this.#request({ kind: 'read', offset, length, signal: options.signal, target, targetOffset: into ? intoOffset : 0 });
+    if (target === null) return Buffer.alloc(0);
+    return into ? target.subarray(intoOffset, intoOffset + length) : target;
   }
 
   async blockStatus(offset: number, length: number, options: NbdRequestOptions = {}): Promise<Map<string, NbdExtent[]>> {
