@@ -301,8 +301,9 @@ async function dropDisk(b: Bench, disk: StorageDisk): Promise<void> {
 }
 
 /**
- * Counts minor page faults from now: the panel's own (`process.resourceUsage()`) and the guest's
- * QEMU's (its `/proc/<pid>/stat`, all threads); the returned function reads them as text.
+ * Counts minor page faults from now, the panel's own (`process.resourceUsage()`) and the guest's
+ * QEMU's (its `/proc/<pid>/stat`, all threads), and the panel's CPU split into user and system
+ * time (`process.cpuUsage()`); the returned function reads them as text.
  */
 function pageFaults(domainName: string): () => string {
   const qemu = (): number | null => {
@@ -315,10 +316,15 @@ function pageFaults(domainName: string): () => string {
     }
   };
   const panel0 = process.resourceUsage().minorPageFault;
+  const cpu0 = process.cpuUsage();
   const qemu0 = qemu();
   return () => {
     const q = qemu();
-    return `page faults: panel ${process.resourceUsage().minorPageFault - panel0}, QEMU ${q === null || qemu0 === null ? '?' : q - qemu0}`;
+    const cpu = process.cpuUsage(cpu0);
+    return (
+      `page faults: panel ${process.resourceUsage().minorPageFault - panel0}, QEMU ${q === null || qemu0 === null ? '?' : q - qemu0}; ` +
+      `panel CPU user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s`
+    );
   };
 }
 
