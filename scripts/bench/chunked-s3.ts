@@ -13,7 +13,7 @@
  *    ≤ 80 MiB); the first recapture's remote commands and storage requests are traced; each
  *    recapture's minor page faults, the panel's and the guest's QEMU's, are printed (QEMU's
  *    show whether its NBD server reused its request buffers: docs/drivers.md, "QEMU's request
- *    buffers");
+ *    buffers"), and the panel's CPU split into user and system time;
  * 3. recaptured with the checkpoint unusable (a `since` that does not exist): a full read whose
  *    dedup uploads only the new chunks (goal ≤ 80 MiB);
  * 4. a capture aborted once half of the data is uploaded, then retried: bytes the retry uploads
@@ -305,7 +305,7 @@ async function dropDisk(b: Bench, disk: StorageDisk): Promise<void> {
  * QEMU's (its `/proc/<pid>/stat`, all threads), and the panel's CPU split into user and system
  * time (`process.cpuUsage()`); the returned function reads them as text.
  */
-function pageFaults(domainName: string): () => string {
+function recaptureCounters(domainName: string): () => string {
   const qemu = (): number | null => {
     try {
       const pid = readFileSync(`/run/libvirt/qemu/${domainName}.pid`, 'utf8').trim();
@@ -568,7 +568,7 @@ async function main(): Promise<void> {
       checkpoint += 1;
       const key = i === 0 ? 'images/second.manifest.json' : `images/second-${i}.manifest.json`;
       const cpu = await sampleCpu();
-      const faults = pageFaults(guest.name);
+      const counters = recaptureCounters(guest.name);
       Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
       const incremental = await profiled(`recapture-${i}`, () =>
         timed(() =>
@@ -583,8 +583,8 @@ async function main(): Promise<void> {
       );
       trace.on = false;
       const used = await cpu.stop();
-      const faulted = faults();
-      if (used) console.log(`   recapture ${s(incremental.ms)}: ${faulted}; ${cpuLine(used, 0.01)}`);
+      const counted = counters();
+      if (used) console.log(`   recapture ${s(incremental.ms)}: ${counted}; ${cpuLine(used, 0.01)}`);
       if (i === 0) {
         console.log('\n2. the first incremental recapture, step by step (remote commands in order; storage requests summed):');
         printTrace(incremental.ms);
