@@ -26,6 +26,9 @@
  *    random data (a stock OS image's size; random, so nothing dedups inside it): with exact dedup
  *    the ratio is (one image + nine clones' own writes) / one image, so it depends on the stock
  *    image's size, and the step prints the smallest one for which the goal holds.
+ * Every timed run starts on an idle storage: the bench first has radosgw collect the objects of
+ * the buckets it deleted and waits until radosgw and the OSD are idle (scripts/lib/bench.ts,
+ * `quietStorage`; `QUIET_STORAGE=0` skips it), and prints how long it waited in all.
  * Prints medians, spreads and the panel process's peak RSS per step (the kernel's count, `VmHWM`,
  * reset as each step starts).
  *
@@ -53,6 +56,7 @@ import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
 import { createSshExecutor, type SshExecutor } from '../../drivers/exec/ssh';
 import { createLibvirtDriver } from '../../drivers/hypervisor/libvirt';
 import { s3StorageDriver } from '../../drivers/storage/s3';
@@ -69,7 +73,19 @@ import {
   loadS3TestEnv,
 } from '../../test/integration/storage-s3/s3-env';
 import { createTestGuest, TEST_URI, type TestGuest } from '../../test/support/guests';
-import { cpuLine, guestWithRandomData, median, MiB, peakRss, resetPeakRss, run, sampleCpu, startHelpers } from '../lib/bench';
+import {
+  cpuLine,
+  guestWithRandomData,
+  median,
+  MiB,
+  peakRss,
+  quietStorage,
+  resetPeakRss,
+  run,
+  sampleCpu,
+  startHelpers,
+  storageWaits,
+} from '../lib/bench';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -318,12 +334,26 @@ function recaptureCounters(domainName: string): () => string {
   const panel0 = process.resourceUsage().minorPageFault;
   const cpu0 = process.cpuUsage();
   const qemu0 = qemu();
+  // The panel's garbage collections, by kind: pauses of the main thread, counted in its user time.
+  const gc = { minor: { count: 0, ms: 0 }, major: { count: 0, ms: 0 } };
+  const count = (entries: PerformanceEntry[]): void => {
+    for (const entry of entries) {
+      const kind = (entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR ? gc.major : gc.minor;
+      kind.count += 1;
+      kind.ms += entry.duration;
+    }
+  };
+  const observer = new PerformanceObserver((list) => count(list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
   return () => {
     const q = qemu();
     const cpu = process.cpuUsage(cpu0);
+    count(observer.takeRecords());
+    observer.disconnect();
     return (
       `page faults: panel ${process.resourceUsage().minorPageFault - panel0}, QEMU ${q === null || qemu0 === null ? '?' : q - qemu0}; ` +
-      `panel CPU user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s`
+      `panel CPU user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s; ` +
+      `GC ${gc.minor.count} minor ${gc.minor.ms.toFixed(0)} ms, ${gc.major.count} major ${gc.major.ms.toFixed(0)} ms`
     );
   };
 }
@@ -471,6 +501,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < (STEPS.has(1) ? RUNS : 0); i++) {
       const runFiles = async () => {
         const disk = await freshDisk(b, 'bench-files');
+        await quietStorage();
         const cpu = await sampleCpu();
         const { ms } = await timed(() =>
           b.driver.capture({
@@ -487,6 +518,7 @@ async function main(): Promise<void> {
         const disk = await freshDisk(b, 'bench-chunks');
         const store = createChunkStore(disk, STORE_OPTIONS);
         checkpoint += 1;
+        await quietStorage();
         const cpu = await sampleCpu();
         const { ms, value } = await timed(() =>
           captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
@@ -518,6 +550,7 @@ async function main(): Promise<void> {
       const store = createChunkStore(disk, STORE_OPTIONS);
       checkpoint += 1;
       // Its storage requests are counted (tracing them costs a timestamp each).
+      await quietStorage();
       Object.assign(trace, { on: true, start: performance.now(), events: [] });
       const { ms, value } = await timed(() =>
         captureChunks(b, store, guest.name, 'images/first.manifest.json', { create: `bench-${checkpoint}` }),
@@ -567,6 +600,7 @@ async function main(): Promise<void> {
       const since = `bench-${checkpoint}`;
       checkpoint += 1;
       const key = i === 0 ? 'images/second.manifest.json' : `images/second-${i}.manifest.json`;
+      await quietStorage();
       const cpu = await sampleCpu();
       const counters = recaptureCounters(guest.name);
       Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
@@ -697,6 +731,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < RUNS; i++) {
         const runFiles = async () => {
           const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
+          await quietStorage();
           const cpu = await sampleCpu();
           const steps = phases();
           const { ms } = await timed(async () =>
@@ -714,6 +749,7 @@ async function main(): Promise<void> {
         };
         const runChunks = async () => {
           const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
+          await quietStorage();
           const cpu = await sampleCpu();
           const steps = phases();
           // The first chunked deploy's remote commands, step by step.
@@ -779,6 +815,11 @@ async function main(): Promise<void> {
       );
       await dropDisk(b, disk);
     }
+    if (storageWaits.calls > 0)
+      console.log(
+        `\nbefore ${storageWaits.calls} timed runs the bench waited for an idle storage (quietStorage): ${s(storageWaits.totalMs)} in all, ` +
+          `${s(storageWaits.maxMs)} at most${storageWaits.timedOut > 0 ? `; ${storageWaits.timedOut} waits gave up after 120 s` : ''}`,
+      );
   } finally {
     await cleanup();
   }

@@ -3,7 +3,8 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { QEMU_NBD_MALLOC_ENV } from '../../drivers/hypervisor/libvirt/commands';
 import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
@@ -229,4 +230,66 @@ export function peakRss(): number {
 /** Starts a new peak: the next {@link peakRss} counts from the current RSS (Linux ≥ 4.0). */
 export function resetPeakRss(): void {
   writeFileSync('/proc/self/clear_refs', '5');
+}
+
+/** The test Ceph's configuration, as scripts/start-services.sh writes it. */
+const TEST_CEPH_CONF = '/var/tmp/instance-images-test/services/ceph/ceph.conf';
+/** USER_HZ, the unit of the times in /proc/<pid>/stat. */
+const HZ = 100;
+
+/** utime + stime (in ticks) of the processes whose comm is one of `names`, summed. */
+function ticksOf(names: ReadonlySet<string>): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (!names.has(stat.slice(stat.indexOf('(') + 1, close))) continue;
+      const fields = stat.slice(close + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ticks;
+}
+
+/** Seconds waited by {@link quietStorage}, in all and at most once, since the bench started. */
+export const storageWaits = { totalMs: 0, maxMs: 0, calls: 0, timedOut: 0 };
+
+/**
+ * Waits until the test Ceph (radosgw and the OSD, when this machine runs them: scripts/start-services.sh)
+ * is idle, so that a timed step does not share the machine with the storage's clean-up of earlier
+ * steps. Deleting a bucket of a bench's earlier run leaves its objects to radosgw's garbage
+ * collection, which deletes them a minute or more later, in the middle of whatever is timed then:
+ * measured here, the OSD then used 2–3 times the CPU per byte stored (6.5–8.7 s per GiB against
+ * 2.1–2.9 s once idle), and a first chunked capture of 1 GiB took 11–13.6 s where it took 7.5–8.5 s
+ * on an idle storage. This runs that collection at once (`radosgw-admin gc process --include-all`,
+ * in the helper process: the bench's process never forks), then waits until radosgw and the OSD
+ * together used less than 5 % of a core in two half-second windows in a row (at most `maxMs`).
+ * `QUIET_STORAGE=0` skips it (a remote S3 storage's own work is not the bench's).
+ */
+export async function quietStorage(maxMs = 120_000): Promise<void> {
+  if (process.env.QUIET_STORAGE === '0' || !existsSync(TEST_CEPH_CONF)) return;
+  const start = performance.now();
+  await run('radosgw-admin', ['-c', TEST_CEPH_CONF, 'gc', 'process', '--include-all']).catch(() => undefined);
+  const names = new Set(['ceph-osd', 'radosgw']);
+  const windowMs = 500;
+  let calm = 0;
+  for (;;) {
+    if (performance.now() - start > maxMs) {
+      storageWaits.timedOut += 1;
+      break;
+    }
+    const before = ticksOf(names);
+    await sleep(windowMs);
+    const share = (ticksOf(names) - before) / HZ / (windowMs / 1000);
+    calm = share < 0.05 ? calm + 1 : 0;
+    if (calm >= 2) break;
+  }
+  const waited = performance.now() - start;
+  storageWaits.totalMs += waited;
+  storageWaits.maxMs = Math.max(storageWaits.maxMs, waited);
+  storageWaits.calls += 1;
 }
