@@ -4,8 +4,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { QEMU_NBD_MALLOC_ENV } from '../../drivers/hypervisor/libvirt/commands';
 import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
 
@@ -232,8 +233,8 @@ export function resetPeakRss(): void {
   writeFileSync('/proc/self/clear_refs', '5');
 }
 
-/** The test Ceph's configuration, as scripts/start-services.sh writes it. */
-const TEST_CEPH_CONF = '/var/tmp/instance-images-test/services/ceph/ceph.conf';
+/** The test Ceph's configuration, as scripts/start-services.sh writes it (under `SERVICES_DIR`, as scripts/lib/services-probe.mjs reads it). */
+const TEST_CEPH_CONF = join(process.env.SERVICES_DIR ?? '/var/tmp/instance-images-test/services', 'ceph', 'ceph.conf');
 /** USER_HZ, the unit of the times in /proc/<pid>/stat. */
 const HZ = 100;
 
@@ -255,7 +256,7 @@ function ticksOf(names: ReadonlySet<string>): number {
   return ticks;
 }
 
-/** Seconds waited by {@link quietStorage}, in all and at most once, since the bench started. */
+/** Milliseconds waited by {@link quietStorage} since the bench started (in all, and the longest wait), its calls, and the waits that gave up. */
 export const storageWaits = { totalMs: 0, maxMs: 0, calls: 0, timedOut: 0 };
 
 /**
