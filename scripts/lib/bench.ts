@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QEMU_NBD_MALLOC_ENV } from '../../drivers/hypervisor/libvirt/commands';
 import { createTestGuest, virsh, type TestGuest } from '../../test/support/guests';
+import { HZ, parseStat } from './proc-stat.mjs';
 
 /** Bytes in a MiB. */
 export const MiB = 1024 * 1024;
@@ -235,20 +236,14 @@ export function resetPeakRss(): void {
 
 /** The test Ceph's configuration, as scripts/start-services.sh writes it (under `SERVICES_DIR`, as scripts/lib/services-probe.mjs reads it). */
 const TEST_CEPH_CONF = join(process.env.SERVICES_DIR ?? '/var/tmp/instance-images-test/services', 'ceph', 'ceph.conf');
-/** USER_HZ, the unit of the times in /proc/<pid>/stat. */
-const HZ = 100;
-
 /** utime + stime (in ticks) of the processes whose comm is one of `names`, summed. */
 function ticksOf(names: ReadonlySet<string>): number {
   let ticks = 0;
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      if (!names.has(stat.slice(stat.indexOf('(') + 1, close))) continue;
-      const fields = stat.slice(close + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      const [comm, used] = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      if (names.has(comm)) ticks += used;
     } catch {
       // The process ended meanwhile.
     }

@@ -20,10 +20,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 import { createInterface } from 'node:readline';
+import { HZ, parseStat } from './proc-stat.mjs';
 import { clearInterval, setInterval } from 'node:timers';
 
 const panelPid = process.argv[2];
-const HZ = 100; // USER_HZ, the unit of /proc/<pid>/stat times on Linux
 let first = new Map();
 let last = new Map();
 let busyAtStart = 0;
@@ -34,13 +34,6 @@ const threadsOf = new Set((process.env.CPU_THREADS ?? '').split(',').filter(Bool
 function isThreadEntry(key) {
   const slash = key.indexOf('/');
   return slash > 0 && threadsOf.has(key.slice(0, slash));
-}
-
-/** `[comm, utime + stime]` of a /proc stat line. */
-function parseStat(stat) {
-  const close = stat.lastIndexOf(')');
-  const fields = stat.slice(close + 2).split(' ');
-  return [stat.slice(stat.indexOf('(') + 1, close), Number(fields[11]) + Number(fields[12])];
 }
 
 function scanThreads(pid, comm, initial) {
