@@ -13,7 +13,10 @@
  *    ≤ 80 MiB); the first recapture's remote commands and storage requests are traced; each
  *    recapture's minor page faults, the panel's and the guest's QEMU's, are printed (QEMU's
  *    show whether its NBD server reused its request buffers: docs/drivers.md, "QEMU's request
- *    buffers"), and the panel's CPU split into user and system time;
+ *    buffers"), the panel's CPU split into user and system time, its garbage collections by kind,
+ *    and, as each recapture starts, the buffers the shared chunk-buffer pool keeps and the panel's
+ *    heap and ArrayBuffer bytes (`process.memoryUsage()`; see docs/drivers.md, "The panel's garbage
+ *    collector");
  * 3. recaptured with the checkpoint unusable (a `since` that does not exist): a full read whose
  *    dedup uploads only the new chunks (goal ≤ 80 MiB);
  * 4. a capture aborted once half of the data is uploaded, then retried: bytes the retry uploads
@@ -63,6 +66,7 @@ import { s3StorageDriver } from '../../drivers/storage/s3';
 import { createChunkStore, type ChunkManifest, type ChunkStore } from '../../src/chunks';
 import type { CaptureResult, HypervisorDriver } from '../../src/ports/hypervisor-driver';
 import { wrapStorageDriver, type StorageDisk } from '../../src/storage';
+import { sharedBufferPool } from '../../src/util/buffer-pool';
 import { sshTarget } from '../../test/integration/exec/ssh-target';
 import {
   adminClient,
@@ -332,6 +336,8 @@ function recaptureCounters(domainName: string): () => string {
     }
   };
   const panel0 = process.resourceUsage().minorPageFault;
+  const kept0 = sharedBufferPool(4 * MiB, 0).kept;
+  const mem0 = process.memoryUsage();
   const cpu0 = process.cpuUsage();
   const qemu0 = qemu();
   // The panel's garbage collections, by kind: pauses of the main thread, counted in its user time.
@@ -353,7 +359,8 @@ function recaptureCounters(domainName: string): () => string {
     return (
       `page faults: panel ${process.resourceUsage().minorPageFault - panel0}, QEMU ${q === null || qemu0 === null ? '?' : q - qemu0}; ` +
       `panel CPU user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s; ` +
-      `GC ${gc.minor.count} minor ${gc.minor.ms.toFixed(0)} ms, ${gc.major.count} major ${gc.major.ms.toFixed(0)} ms`
+      `GC ${gc.minor.count} minor ${gc.minor.ms.toFixed(0)} ms, ${gc.major.count} major ${gc.major.ms.toFixed(0)} ms; ` +
+      `at start: pool kept ${kept0}, heap used ${(mem0.heapUsed / MiB).toFixed(0)} MiB, array buffers ${(mem0.arrayBuffers / MiB).toFixed(0)} MiB`
     );
   };
 }
