@@ -336,7 +336,7 @@ function recaptureCounters(domainName: string): () => string {
     }
   };
   const panel0 = process.resourceUsage().minorPageFault;
-  const kept0 = sharedBufferPool(4 * MiB, 0).kept;
+  const kept0 = sharedBufferPool(CHUNK, 0).kept;
   const mem0 = process.memoryUsage();
   const cpu0 = process.cpuUsage();
   const qemu0 = qemu();
