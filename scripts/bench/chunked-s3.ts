@@ -90,6 +90,7 @@ import {
   startHelpers,
   storageWaits,
 } from '../lib/bench';
+import { minorFaults } from '../lib/proc-stat.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
@@ -329,13 +330,13 @@ function recaptureCounters(domainName: string): () => string {
   const qemu = (): number | null => {
     try {
       const pid = readFileSync(`/run/libvirt/qemu/${domainName}.pid`, 'utf8').trim();
-      // Fields after the command's closing parenthesis: state, ppid, pgrp, session, tty, tpgid, flags, minflt.
-      return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[7]);
+      return minorFaults(readFileSync(`/proc/${pid}/stat`, 'utf8'));
     } catch {
       return null;
     }
   };
   const panel0 = process.resourceUsage().minorPageFault;
+  // The process's shared pool (made here when no read made it yet: max 0 until a read raises it).
   const kept0 = sharedBufferPool(CHUNK, 0).kept;
   const mem0 = process.memoryUsage();
   const cpu0 = process.cpuUsage();

@@ -13,7 +13,25 @@ export const HZ = 100;
  * @returns {[string, number]}
  */
 export function parseStat(stat) {
-  const close = stat.lastIndexOf(')');
-  const fields = stat.slice(close + 2).split(' ');
-  return [stat.slice(stat.indexOf('(') + 1, close), Number(fields[11]) + Number(fields[12])];
+  const fields = statFields(stat);
+  return [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), Number(fields[11]) + Number(fields[12])];
+}
+
+/**
+ * The fields of a /proc stat line after the comm, from `state` on (so `minflt` is `[7]`, `utime`
+ * `[11]`, `stime` `[12]`).
+ * @param {string} stat
+ * @returns {string[]}
+ */
+export function statFields(stat) {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/**
+ * The minor page faults (`minflt`) of a /proc stat line.
+ * @param {string} stat
+ * @returns {number}
+ */
+export function minorFaults(stat) {
+  return Number(statFields(stat)[7]);
 }

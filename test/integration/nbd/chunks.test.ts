@@ -17,6 +17,7 @@ import {
 } from '../../../drivers/nbd';
 import { codeOf } from '../../support/errors';
 import { freshDir, makeImage, qemuSkipReason, rawBytes, run, sha256, startQemuNbd, writeImage, type QemuNbd } from './qemu';
+import { minorFaults } from '../../../scripts/lib/proc-stat.mjs';
 
 const skip = qemuSkipReason();
 const suite = skip === null ? describe : describe.skip;
@@ -105,7 +106,7 @@ suite(`NBD chunk reader against qemu-nbd${skip ? ` (skipped: ${skip})` : ''}`, {
     const server = await serve(image, 'prime');
     const client = await open(server, { metaContexts: [BASE_ALLOCATION] });
     const others = [await open(server), await open(server), await open(server)];
-    const faults = () => Number(readFileSync(`/proc/${server.process.pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[7]);
+    const faults = () => minorFaults(readFileSync(`/proc/${server.process.pid}/stat`, 'utf8'));
     const before = faults();
     const chunks = await collectChunks(readNbdChunks(client, { connections: others }));
     const pages = (128 * MiB) / 4096;
