@@ -8,6 +8,7 @@ import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { InstanceImagesError } from '../../src/errors';
 import type { HypervisorConnection } from '../../src/ports/host-directory';
 import { hostKeyFingerprint, hostKeyMatches, type HostKeyPin } from './host-key';
+import { connectSshSocket } from './ssh-socket';
 import { widenReceiveWindow } from './ssh-window';
 
 /** How to reach the host: the `ssh` variant of a hypervisor's connection. */
@@ -36,6 +37,8 @@ export interface SshPoolSettings {
   idleTimeoutMs: number;
   /** Receive window kept per channel (see `widenReceiveWindow`). */
   receiveWindowBytes: number;
+  /** The TCP connection's reused read buffer (see `connectSshSocket`); 0: ssh2's own socket. */
+  readBufferBytes: number;
 }
 
 /** What a connection attempt learned from the host key it was shown. */
@@ -116,9 +119,10 @@ export class SshConnectionPool {
 
   #config(hostKey: HostKeyCheck): ConnectConfig {
     const connection = this.#connection;
+    const { port, readBufferBytes } = this.#settings;
     const config: ConnectConfig = {
-      host: connection.host,
-      port: this.#settings.port,
+      // The TCP connection read in large pieces (ssh-socket.ts), unless turned off.
+      ...(readBufferBytes > 0 ? { sock: connectSshSocket(connection.host, port, readBufferBytes) } : { host: connection.host, port }),
       username: connection.username,
       privateKey: connection.privateKey,
       keepaliveInterval: this.#settings.keepaliveIntervalMs,
@@ -184,6 +188,8 @@ export class SshConnectionPool {
         // `true` over the test sshd. Bulk transfers are unaffected (their segments are full).
         client.setNoDelay(true);
       } catch (error) {
+        // The socket ssh2 did not take: closed here (its connection's failure would reach no one).
+        config.sock?.destroy();
         // ssh2 throws synchronously for an unreadable key; its message never contains the key.
         const mapped = new InstanceImagesError(
           'VALIDATION_FAILED',

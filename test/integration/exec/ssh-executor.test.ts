@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -124,6 +124,30 @@ suite(`SSH executor against the real sshd${'skip' in target ? ` (skipped: ${targ
       expect((await streamed.done).exitCode).toBe(0);
     } finally {
       await executor.close();
+    }
+  });
+
+  it('reads its connection into one reused buffer and passes every byte on intact, whatever its size (or with ssh2 reading)', async () => {
+    const data = randomBytes(40 * 1024 * 1024 + 4321);
+    const file = `${tmp}/bulk.bin`;
+    writeFileSync(file, data);
+    for (const readBufferBytes of [undefined, 16 * 1024, 0]) {
+      const executor = createSshExecutor(connection, readBufferBytes === undefined ? {} : { readBufferBytes });
+      try {
+        // Four reads side by side: their packets interleave on the one connection.
+        const reads = await Promise.all(
+          [0, 1, 2, 3].map(async () => {
+            const streamed = await executor.stream(['cat', file]);
+            const hash = createHash('sha256');
+            for await (const chunk of streamed.stdout) hash.update(chunk as Buffer);
+            expect((await streamed.done).exitCode).toBe(0);
+            return hash.digest('hex');
+          }),
+        );
+        expect(new Set(reads)).toEqual(new Set([createHash('sha256').update(data).digest('hex')]));
+      } finally {
+        await executor.close();
+      }
     }
   });
 
