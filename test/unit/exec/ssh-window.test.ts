@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module';
 import type { ClientChannel } from 'ssh2';
 import { describe, expect, it } from 'vitest';
-import { createSshExecutor } from '../../../drivers/exec/ssh';
 import { SSH_DEFAULT_RECEIVE_WINDOW, widenReceiveWindow } from '../../../drivers/exec/ssh-window';
-import { isInstanceImagesError } from '../../../src/errors';
+import { expectRefusedOptions } from './unconnected';
 
 const MiB = 2 ** 20;
 // ssh2's own channel class, so that a change of the fields the widening uses fails here.
@@ -77,19 +76,6 @@ describe('widenReceiveWindow (ssh2 channel flow control)', () => {
 
   it('is 4 MiB by default and validated as an executor option', () => {
     expect(SSH_DEFAULT_RECEIVE_WINDOW).toBe(4 * MiB);
-    const connection = {
-      type: 'ssh' as const,
-      host: '10.0.0.5',
-      username: 'root',
-      privateKey: 'unused',
-      hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKMPblHfNwR4jrRlxOSVRdlgdGg9RqqusLJrBgj6I3A6',
-    };
-    let error: unknown;
-    try {
-      createSshExecutor(connection, { receiveWindowBytes: 0 });
-    } catch (caught) {
-      error = caught;
-    }
-    expect(isInstanceImagesError(error) && error.code).toBe('VALIDATION_FAILED');
+    expectRefusedOptions({ receiveWindowBytes: 0 });
   });
 });
