@@ -49,7 +49,8 @@ export interface SshExecutorOptions {
    * {@link SSH_READ_BUFFER_BYTES}; from 16 KiB to 64 MiB, or 0). Each read is passed on as a buffer
    * of its own length, so a bulk read allocates about one byte per byte received instead of about
    * 1.5 with Node's 64 KiB reads, and starts a third fewer garbage collections (see
-   * `drivers/exec/ssh-socket.ts`). 0 lets ssh2 open its own socket, as before.
+   * `drivers/exec/ssh-socket.ts`). Each open connection keeps its buffer (2 MiB per host with the
+   * default two connections). 0 lets ssh2 open its own socket, as before.
    */
   readBufferBytes?: number;
 }
