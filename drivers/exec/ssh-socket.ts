@@ -69,12 +69,15 @@ export class SshSocket extends Duplex {
     this.#socket.resume();
   }
 
+  /**
+   * Hands each write to the socket at once, as ssh2 does with its own socket, and asks for the next
+   * only while the socket's buffer has room: a write that waited for the previous one to reach the
+   * kernel queued the next packets here, to be joined into one more copy (a chunked deploy writes a
+   * GiB through this).
+   */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#socket.write(chunk, callback);
-  }
-
-  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this.#socket.write(Buffer.concat(chunks.map((c) => c.chunk)), callback);
+    if (this.#socket.write(chunk)) callback();
+    else this.#socket.once('drain', () => callback());
   }
 
   override _final(callback: (error?: Error | null) => void): void {
