@@ -54,7 +54,7 @@ export class SshSocket extends Duplex {
     const socket = this.#socket;
     socket.once('connect', () => this.emit('connect'));
     socket.once('end', () => this.push(null));
-    socket.once('error', (error) => this.destroy(error));
+    socket.on('error', (error) => this.destroy(error));
     socket.once('close', () => this.destroy());
   }
 
