@@ -77,14 +77,10 @@ export class ByteReader {
     return this.#available;
   }
 
-  /** Waits until a chunk is held. */
+  /** Waits until a chunk is held (the stream flows then: it is paused only while chunks are held). */
   async #more(): Promise<void> {
     while (this.#head === this.#chunks.length) {
       if (this.#end) throw this.#end;
-      if (this.#paused) {
-        this.#paused = false;
-        this.#stream.resume();
-      }
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
   }
