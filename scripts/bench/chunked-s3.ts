@@ -46,11 +46,15 @@
  * the bench did until its helper commands moved to a helper process: the recapture then pays a
  * copy-on-write fault on each page of the panel's memory it writes (a panel that spawns processes
  * pays the same).
- * `CPU_PROFILE=<dir>` writes a V8 CPU profile of the panel process per recapture of step 2 into `<dir>`.
+ * `CPU_PROFILE=<dir>` writes a V8 CPU profile of the panel process per recapture of step 2 and per deploy of step 5 into `<dir>`.
+ * `CHUNK_MIB` sets the chunk size (default 4, the storages' default).
  * `CHUNK_PARALLEL` sets the chunk store's uploads in flight (its default otherwise).
  * `LIBVIRT_RPC=0` starts and ends the backup jobs with `virsh` (the driver's `libvirtRpc: false`),
  * for comparison with the default, libvirt's RPC protocol over a unix-socket channel;
  * `LIBVIRT_RPC=ab` alternates the two in step 2 (RPC first) and prints each one's median.
+ * `READ_BUFFER=<bytes>` sets the SSH executor's `readBufferBytes` (0: ssh2's own socket); `READ_BUFFER=ab`
+ * runs each deploy of step 5 twice, over the default and over ssh2's own socket, in alternating order,
+ * and prints each one's medians and ratio.
  * `STEPS` (default `1,2,3,4,5,6`) runs only the steps listed, e.g. `STEPS=2 RUNS=5` for the
  * incremental recapture alone: without step 1, one chunked first capture (timed once) is made as
  * the base of steps 2, 3 and 5 and as the reference of step 2's percentage.
@@ -96,7 +100,8 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const DATA_MIB = Number(process.env.DATA_MIB ?? 1024);
 const STOCK_MIB = Number(process.env.STOCK_MIB ?? 2560);
 const STEPS = new Set((process.env.STEPS ?? '1,2,3,4,5,6').split(',').map((step) => Number(step.trim())));
-const CHUNK = 4 * MiB;
+/** CHUNK_MIB: the chunked storage's chunk size in MiB (default 4, the storage default; a power of two). */
+const CHUNK = Number(process.env.CHUNK_MIB ?? 4) * MiB;
 /**
  * SETTLE_MS: how long step 2 waits after starting the guest before it recaptures (default 1000). The
  * guest is powered off only to write its 64 MiB with qemu-io; its firmware keeps a CPU busy for about
@@ -122,6 +127,9 @@ const FORK_BEFORE = process.env.FORK_BEFORE === '1';
 const LIBVIRT_RPC = process.env.LIBVIRT_RPC !== '0';
 const RPC_AB = process.env.LIBVIRT_RPC === 'ab';
 /** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
+/** READ_BUFFER: the executor's `readBufferBytes` (unset: its default); `ab`: step 5 alternates the default and 0. */
+const READ_BUFFER_AB = process.env.READ_BUFFER === 'ab';
+const READ_BUFFER = process.env.READ_BUFFER && !READ_BUFFER_AB ? { readBufferBytes: Number(process.env.READ_BUFFER) } : {};
 const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.env.CHUNK_PARALLEL) } : {};
 const scratch = '/var/tmp/ii-bench-chunked';
 
@@ -294,6 +302,8 @@ interface Bench {
   driverOne: HypervisorDriver;
   /** The same driver starting and ending jobs with `virsh` (`libvirtRpc: false`), for `LIBVIRT_RPC=ab`. */
   driverVirsh: HypervisorDriver;
+  /** With `READ_BUFFER=ab`: the driver over an executor reading through ssh2's own socket (`readBufferBytes: 0`). */
+  driverSsh2Socket: HypervisorDriver | null;
   client: ReturnType<typeof adminClient>;
   env: NonNullable<Awaited<ReturnType<typeof loadS3TestEnv>>['env']>;
   /** The buckets in use, by the (traced) disk the bench works with. */
@@ -456,7 +466,8 @@ async function main(): Promise<void> {
   if ('skip' in target || !s3.env) throw new Error(`services missing: ${'skip' in target ? target.skip : s3.missing}`);
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
-  const executor = tracedExecutor(createSshExecutor(target.connection));
+  const executor = tracedExecutor(createSshExecutor(target.connection, READ_BUFFER));
+  const ssh2SocketExecutor = READ_BUFFER_AB ? createSshExecutor(target.connection, { readBufferBytes: 0 }) : null;
   const hypervisor = { id: 'hv', name: 'bench', locationId: 'l', connection: target.connection, scratchDir: `${scratch}/driver` };
   // The driver's stages (the job's start, the copy) as markers in the trace.
   const hooks = {
@@ -468,6 +479,7 @@ async function main(): Promise<void> {
     driver: createLibvirtDriver(hypervisor, executor, { hooks, libvirtRpc: LIBVIRT_RPC }),
     driverOne: createLibvirtDriver(hypervisor, executor, { nbdConnections: 1, libvirtRpc: LIBVIRT_RPC }),
     driverVirsh: createLibvirtDriver(hypervisor, executor, { hooks, libvirtRpc: false }),
+    driverSsh2Socket: ssh2SocketExecutor ? createLibvirtDriver(hypervisor, ssh2SocketExecutor, { libvirtRpc: LIBVIRT_RPC }) : null,
     client: adminClient(s3.env),
     env: s3.env,
     owned: new Map(),
@@ -480,6 +492,7 @@ async function main(): Promise<void> {
       for (const g of guests.splice(0)) g.remove();
       for (const disk of [...b.owned.keys()]) await dropDisk(b, disk);
       await executor.close();
+      await ssh2SocketExecutor?.close();
       rmSync(scratch, { recursive: true, force: true });
     })());
   // A bench stopped by a signal still removes its buckets: left behind, they fill the test cluster.
@@ -733,63 +746,84 @@ async function main(): Promise<void> {
         output: { kind: 'stream', consume: async (stream, size) => void (await filesDisk.put('image.qcow2', stream, { size })) },
       });
       const manifest = ((await base.store.readManifest('images/second.manifest.json')) ?? base.manifest) as ChunkManifest;
-      const fromFiles: number[] = [];
-      const fromChunks: number[] = [];
+      // With READ_BUFFER=ab each run deploys over both executors, in alternating order.
+      const variants = [
+        {
+          label: READ_BUFFER_AB ? 'reused read buffer (default)' : '',
+          driver: b.driver,
+          fromFiles: [] as number[],
+          fromChunks: [] as number[],
+        },
+        ...(b.driverSsh2Socket
+          ? [{ label: "ssh2's own socket", driver: b.driverSsh2Socket, fromFiles: [] as number[], fromChunks: [] as number[] }]
+          : []),
+      ];
       resetPeakRss();
       for (let i = 0; i < RUNS; i++) {
-        const runFiles = async () => {
-          const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
-          await quietStorage();
-          const cpu = await sampleCpu();
-          const steps = phases();
-          const { ms } = await timed(async () =>
-            b.driver.materialize({
-              source: { kind: 'stream', stream: await filesDisk.get('image.qcow2') },
-              sourceFormat: 'qcow2',
-              targetPath,
-              onProgress: steps.record,
-            }),
-          );
-          fromFiles.push(ms);
-          const used = await cpu.stop();
-          console.log(`   files ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
-          rmSync(targetPath, { force: true });
-        };
-        const runChunks = async () => {
-          const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
-          await quietStorage();
-          const cpu = await sampleCpu();
-          const steps = phases();
-          // The first chunked deploy's remote commands, step by step.
-          Object.assign(trace, { on: i === 0, start: performance.now(), events: [] });
-          const { ms } = await timed(() =>
-            b.driver.materialize({
-              source: {
-                kind: 'chunks',
-                virtualSizeBytes: manifest.virtualSizeBytes,
-                chunks: base.store.readImage(manifest, { leaseId: `bench-${randomUUID()}` }),
-              },
-              sourceFormat: 'raw',
-              targetPath,
-              onProgress: steps.record,
-            }),
-          );
-          fromChunks.push(ms);
-          if (trace.on) {
-            trace.on = false;
-            console.log('   the first chunked deploy, step by step (remote commands in order; storage requests summed):');
-            printTrace(ms);
-          }
-          const used = await cpu.stop();
-          console.log(`   chunks ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
-          rmSync(targetPath, { force: true });
-        };
-        for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();
+        for (const [v, variant] of (i % 2 === 0 ? variants : [...variants].reverse()).entries()) {
+          const { driver, fromFiles, fromChunks } = variant;
+          const tag = variant.label ? ` (${variant.label})` : '';
+          const runFiles = async () => {
+            const targetPath = `${scratch}/deploy-files-${i}.qcow2`;
+            await quietStorage();
+            const cpu = await sampleCpu();
+            const steps = phases();
+            const { ms } = await timed(() =>
+              profiled(`deploy-files-${i}${v ? '-b' : ''}`, async () =>
+                driver.materialize({
+                  source: { kind: 'stream', stream: await filesDisk.get('image.qcow2') },
+                  sourceFormat: 'qcow2',
+                  targetPath,
+                  onProgress: steps.record,
+                }),
+              ),
+            );
+            fromFiles.push(ms);
+            const used = await cpu.stop();
+            console.log(`   files${tag} ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
+            rmSync(targetPath, { force: true });
+          };
+          const runChunks = async () => {
+            const targetPath = `${scratch}/deploy-chunks-${i}.qcow2`;
+            await quietStorage();
+            const cpu = await sampleCpu();
+            const steps = phases();
+            // The first chunked deploy's remote commands, step by step.
+            Object.assign(trace, { on: i === 0 && v === 0 && driver === b.driver, start: performance.now(), events: [] });
+            const { ms } = await timed(() =>
+              profiled(`deploy-chunks-${i}${v ? '-b' : ''}`, () =>
+                driver.materialize({
+                  source: {
+                    kind: 'chunks',
+                    virtualSizeBytes: manifest.virtualSizeBytes,
+                    chunks: base.store.readImage(manifest, { leaseId: `bench-${randomUUID()}` }),
+                  },
+                  sourceFormat: 'raw',
+                  targetPath,
+                  onProgress: steps.record,
+                }),
+              ),
+            );
+            fromChunks.push(ms);
+            if (trace.on) {
+              trace.on = false;
+              console.log('   the first chunked deploy, step by step (remote commands in order; storage requests summed):');
+              printTrace(ms);
+            }
+            const used = await cpu.stop();
+            console.log(`   chunks${tag} ${s(ms)}: ${steps.line()}${used ? `; ${cpuLine(used)}` : ''}`);
+            rmSync(targetPath, { force: true });
+          };
+          for (const step of i % 2 === 0 ? [runFiles, runChunks] : [runChunks, runFiles]) await step();
+        }
       }
       console.log(`\n5. deploy, ${RUNS} runs each, alternating (peak RSS ${mib(peakRss())}):`);
-      console.log(`   ${line('files layout from S3', fromFiles)}`);
-      console.log(`   ${line('chunks from S3      ', fromChunks)}`);
-      console.log(`   ratio chunks/files ${(median(fromChunks) / median(fromFiles)).toFixed(2)} (goal ≤ 1.10)`);
+      for (const { label, fromFiles, fromChunks } of variants) {
+        if (label) console.log(`   ${label}:`);
+        console.log(`   ${line('files layout from S3', fromFiles)}`);
+        console.log(`   ${line('chunks from S3      ', fromChunks)}`);
+        console.log(`   ratio chunks/files ${(median(fromChunks) / median(fromFiles)).toFixed(2)} (goal ≤ 1.10)`);
+      }
       await dropDisk(b, filesDisk);
     }
 

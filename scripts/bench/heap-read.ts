@@ -1,0 +1,153 @@
+/**
+ * What a bulk read over SSH costs a panel whose heap is large, with V8's default young generation
+ * and with a small one (`npm run bench -- heap-read`; hold the shared lock: `flock /tmp/itest.lock ...`).
+ *
+ * A panel process (a child of this one) holds HEAP_MB (default 250) MiB of live objects, then reads a
+ * 256 MiB export of random data, served by `qemu-nbd` on this machine, over four stream-local channels
+ * of the SSH executor to the test sshd (`readNbdChunks`, as a chunked capture reads), READS times
+ * (default 3; the first, which opens the connection, is left out of the figures). Alternating RUNS
+ * times (default 3), the child runs with V8's defaults and with `--max-semi-space-size=2`.
+ * Prints, per read, the child's user and system CPU, wall time and garbage collections by kind, then
+ * the medians and the ratio of the small young generation's CPU to the default's.
+ *
+ * Why: the read allocates about one byte of `ArrayBuffer` per byte (docs/drivers.md, "The panel's
+ * garbage collector") and few JavaScript objects. A young generation that grew large fills slowly,
+ * so the dead buffers wait for its rare scavenges while their bytes count as external memory, and at
+ * 64 MB more than after the last full collection V8 starts a full one ("external memory pressure" in
+ * `--trace-incremental-marking`), whose cost is the whole heap's marking. Node 24 lets the young
+ * generation grow so (3–4 scavenges per 256 MiB here, against 8–9 on Node 20 and 22).
+ *
+ * `NODE_BIN` runs the children with another Node binary (e.g. `.tmp/node24/...`, from
+ * `npm run test:node-versions`); ssh2's native binding loads only into the Node it was built for
+ * (scripts/ssh2-binding.sh), and without it ssh2 decrypts in JavaScript, which the figures then
+ * include: each line says which. `FLAGS` replaces `--max-semi-space-size=2` (e.g. `FLAGS=--max-semi-space-size=4`).
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { createSshExecutor } from '../../drivers/exec/ssh';
+import { connectNbd } from '../../drivers/nbd';
+import { readNbdChunks } from '../../drivers/nbd/chunks';
+import { sshTarget } from '../../test/integration/exec/ssh-target';
+import { median, MiB } from '../lib/bench';
+
+const RUNS = Number(process.env.RUNS ?? 3);
+const READS = Number(process.env.READS ?? 3);
+const HEAP_MB = Number(process.env.HEAP_MB ?? 250);
+const NODE_BIN = process.env.NODE_BIN ?? process.execPath;
+const FLAGS = (process.env.FLAGS ?? '--max-semi-space-size=2').split(/\s+/).filter(Boolean);
+const dir = '/var/tmp/ii-bench-heap-read';
+const image = `${dir}/export.raw`;
+const socket = `${dir}/export.sock`;
+const EXPORT_MIB = 256;
+
+/** One read's figures, as the child prints them (a JSON line prefixed with `READ `). */
+interface ReadFigures {
+  user: number;
+  system: number;
+  wall: number;
+  minor: number;
+  major: number;
+}
+
+/** The child: builds the heap, then reads the export READS times over four channels. */
+async function child(): Promise<void> {
+  // Live objects the size of a panel's state (about 4.9 MB per 1,024 arrays of 120 small objects).
+  const ballast: unknown[] = [];
+  for (let i = 0; i < Math.round((HEAP_MB * 1024) / 4.9); i++) ballast.push(Array.from({ length: 120 }, (_, j) => ({ j })));
+  (globalThis as { ballast?: unknown }).ballast = ballast;
+  const target = await sshTarget();
+  if ('skip' in target) throw new Error(target.skip);
+  const executor = createSshExecutor(target.connection);
+  const gc = { minor: 0, major: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if ((entry as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+      else gc.minor++;
+    }
+  }).observe({ entryTypes: ['gc'] });
+  try {
+    for (let read = 0; read < READS; read++) {
+      const [first, ...more] = await Promise.all([0, 1, 2, 3].map(async () => connectNbd(await executor.openStreamLocal(socket), {})));
+      Object.assign(gc, { minor: 0, major: 0 });
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      let bytes = 0;
+      for await (const chunk of readNbdChunks(first!, { connections: more, primeBytes: 0 })) {
+        if (chunk.kind !== 'data') continue;
+        bytes += chunk.bytes.length;
+        chunk.release?.();
+      }
+      const wall = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      await Promise.all([first!, ...more].map((client) => client.close()));
+      if (bytes !== EXPORT_MIB * MiB) throw new Error(`read ${bytes} bytes, expected ${EXPORT_MIB} MiB`);
+      const figures: ReadFigures = { user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
+      console.log(`READ ${JSON.stringify({ read, ...figures })}`);
+    }
+  } finally {
+    await executor.close();
+  }
+}
+
+/** The parent: serves the export, runs the children alternately, prints medians and the ratio. */
+async function parent(): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(image)) execFileSync('dd', ['if=/dev/urandom', `of=${image}`, 'bs=4M', `count=${EXPORT_MIB / 4}`, 'status=none']);
+  rmSync(socket, { force: true });
+  const server = spawn('qemu-nbd', ['--format=raw', '--read-only', '--shared=8', '--persistent', `--socket=${socket}`, image], {
+    stdio: 'inherit',
+  });
+  try {
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (!existsSync(socket)) throw new Error('qemu-nbd did not listen');
+    const binding =
+      spawnSync(NODE_BIN, ['-e', "require('./node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')"]).status === 0;
+    const version = execFileSync(NODE_BIN, ['--version'], { encoding: 'utf8' }).trim();
+    console.log(
+      `Node ${version}, ssh2's native binding ${binding ? 'loaded' : 'NOT loaded (JavaScript ciphers)'}; ` +
+        `heap ${HEAP_MB} MiB of live objects; ${EXPORT_MIB} MiB over four SSH channels, reads 2–${READS} of each child`,
+    );
+    const variants = [
+      { name: 'V8 defaults', flags: [] as string[], reads: [] as ReadFigures[] },
+      { name: FLAGS.join(' '), flags: FLAGS, reads: [] as ReadFigures[] },
+    ];
+    const script = fileURLToPath(import.meta.url);
+    for (let run = 0; run < RUNS; run++) {
+      for (const variant of run % 2 === 0 ? variants : [...variants].reverse()) {
+        const result = spawnSync(NODE_BIN, [...variant.flags, '--import', 'tsx', script, '--child'], {
+          encoding: 'utf8',
+          env: process.env,
+        });
+        if (result.status !== 0) throw new Error(`the child (${variant.name}) failed: ${result.stderr.slice(-2000)}`);
+        const reads = result.stdout
+          .split('\n')
+          .filter((l) => l.startsWith('READ '))
+          .map((l) => JSON.parse(l.slice(5)) as ReadFigures & { read: number })
+          .filter((r) => r.read > 0);
+        variant.reads.push(...reads);
+        for (const r of reads) {
+          console.log(
+            `   ${variant.name.padEnd(26)} ${r.wall.toFixed(2)} s; CPU user ${r.user.toFixed(2)} s, system ${r.system.toFixed(2)} s; GC ${r.minor} minor, ${r.major} major`,
+          );
+        }
+      }
+    }
+    const cpu = (reads: ReadFigures[]) => median(reads.map((r) => r.user + r.system));
+    console.log('');
+    for (const v of variants) {
+      console.log(
+        `${v.name.padEnd(26)} CPU median ${cpu(v.reads).toFixed(2)} s, wall median ${median(v.reads.map((r) => r.wall)).toFixed(2)} s, ` +
+          `full collections ${Math.min(...v.reads.map((r) => r.major))}–${Math.max(...v.reads.map((r) => r.major))} per ${EXPORT_MIB} MiB`,
+      );
+    }
+    console.log(`CPU ratio, ${variants[1]!.name} / V8 defaults: ${(cpu(variants[1]!.reads) / cpu(variants[0]!.reads)).toFixed(2)}`);
+  } finally {
+    server.kill();
+    rmSync(socket, { force: true });
+  }
+}
+
+if (process.argv.includes('--child')) await child();
+else await parent();
