@@ -5,10 +5,11 @@
  * A panel process (a child of this one) holds HEAP_MB (default 250) MiB of live objects, then reads a
  * 256 MiB export of random data, served by `qemu-nbd` on this machine, over four stream-local channels
  * of the SSH executor to the test sshd (`readNbdChunks`, as a chunked capture reads), READS times
- * (default 3; the first, which opens the connection, is left out of the figures). Alternating RUNS
- * times (default 3), the child runs with V8's defaults and with `--max-semi-space-size=2`.
- * Prints, per read, the child's user and system CPU, wall time and garbage collections by kind, then
- * the medians and the ratio of the small young generation's CPU to the default's.
+ * (default 3; the first, which opens the connection, is left out of the figures), then writes
+ * 256 MiB to a remote `wc -c` READS times (as a deploy writes). Alternating RUNS times (default 3),
+ * the child runs with V8's defaults and with `--max-semi-space-size=1`. Prints, per read and write,
+ * the child's user and system CPU, wall time and garbage collections by kind, then the medians and
+ * the ratio of the small young generation's CPU to the default's, for reads and for writes.
  *
  * Why: the read allocates about one byte of `ArrayBuffer` per byte (docs/drivers.md, "The panel's
  * garbage collector") and few JavaScript objects. A young generation that grew large fills slowly,
@@ -20,9 +21,10 @@
  * `NODE_BIN` runs the children with another Node binary (e.g. `.tmp/node24/...`, from
  * `npm run test:node-versions`); ssh2's native binding loads only into the Node it was built for
  * (scripts/ssh2-binding.sh), and without it ssh2 decrypts in JavaScript, which the figures then
- * include: each line says which. `FLAGS` replaces `--max-semi-space-size=2` (e.g. `FLAGS=--max-semi-space-size=4`).
+ * include: each line says which. `FLAGS` replaces `--max-semi-space-size=1` (e.g. `FLAGS=--max-semi-space-size=2`).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { Readable } from 'node:stream';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +38,7 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const READS = Number(process.env.READS ?? 3);
 const HEAP_MB = Number(process.env.HEAP_MB ?? 250);
 const NODE_BIN = process.env.NODE_BIN ?? process.execPath;
-const FLAGS = (process.env.FLAGS ?? '--max-semi-space-size=2').split(/\s+/).filter(Boolean);
+const FLAGS = (process.env.FLAGS ?? '--max-semi-space-size=1').split(/\s+/).filter(Boolean);
 const dir = '/var/tmp/ii-bench-heap-read';
 const image = `${dir}/export.raw`;
 const socket = `${dir}/export.sock`;
@@ -44,6 +46,8 @@ const EXPORT_MIB = 256;
 
 /** One read's figures, as the child prints them (a JSON line prefixed with `READ `). */
 interface ReadFigures {
+  /** `read`: the export over four NBD channels; `write`: 256 MiB to `cat > /dev/null` on one channel. */
+  kind: 'read' | 'write';
   user: number;
   system: number;
   wall: number;
@@ -83,8 +87,29 @@ async function child(): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       await Promise.all([first!, ...more].map((client) => client.close()));
       if (bytes !== EXPORT_MIB * MiB) throw new Error(`read ${bytes} bytes, expected ${EXPORT_MIB} MiB`);
-      const figures: ReadFigures = { user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
+      const figures: ReadFigures = { kind: 'read', user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
       console.log(`READ ${JSON.stringify({ read, ...figures })}`);
+    }
+    // The other direction (a deploy's): ssh2 makes a new buffer for each packet it sends.
+    const piece = Buffer.alloc(MiB, 0x5a);
+    for (let write = 0; write < READS; write++) {
+      let sent = 0;
+      const stdin = new Readable({
+        read() {
+          this.push(sent < EXPORT_MIB * MiB ? piece : null);
+          sent += piece.length;
+        },
+      });
+      Object.assign(gc, { minor: 0, major: 0 });
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const result = await executor.run(['sh', '-c', 'wc -c'], { stdin });
+      const wall = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      if (result.stdout.trim() !== String(EXPORT_MIB * MiB))
+        throw new Error(`wrote ${result.stdout.trim()} bytes, expected ${EXPORT_MIB} MiB`);
+      const figures: ReadFigures = { kind: 'write', user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
+      console.log(`READ ${JSON.stringify({ read: write, ...figures })}`);
     }
   } finally {
     await executor.close();
@@ -107,7 +132,7 @@ async function parent(): Promise<void> {
     const version = execFileSync(NODE_BIN, ['--version'], { encoding: 'utf8' }).trim();
     console.log(
       `Node ${version}, ssh2's native binding ${binding ? 'loaded' : 'NOT loaded (JavaScript ciphers)'}; ` +
-        `heap ${HEAP_MB} MiB of live objects; ${EXPORT_MIB} MiB over four SSH channels, reads 2–${READS} of each child`,
+        `heap ${HEAP_MB} MiB of live objects; reads and writes 2–${READS} of each child`,
     );
     const variants = [
       { name: 'V8 defaults', flags: [] as string[], reads: [] as ReadFigures[] },
@@ -129,20 +154,24 @@ async function parent(): Promise<void> {
         variant.reads.push(...reads);
         for (const r of reads) {
           console.log(
-            `   ${variant.name.padEnd(26)} ${r.wall.toFixed(2)} s; CPU user ${r.user.toFixed(2)} s, system ${r.system.toFixed(2)} s; GC ${r.minor} minor, ${r.major} major`,
+            `   ${r.kind} ${variant.name.padEnd(26)} ${r.wall.toFixed(2)} s; CPU user ${r.user.toFixed(2)} s, system ${r.system.toFixed(2)} s; GC ${r.minor} minor, ${r.major} major`,
           );
         }
       }
     }
     const cpu = (reads: ReadFigures[]) => median(reads.map((r) => r.user + r.system));
-    console.log('');
-    for (const v of variants) {
-      console.log(
-        `${v.name.padEnd(26)} CPU median ${cpu(v.reads).toFixed(2)} s, wall median ${median(v.reads.map((r) => r.wall)).toFixed(2)} s, ` +
-          `full collections ${Math.min(...v.reads.map((r) => r.major))}–${Math.max(...v.reads.map((r) => r.major))} per ${EXPORT_MIB} MiB`,
-      );
+    for (const kind of ['read', 'write'] as const) {
+      console.log(`\n${kind === 'read' ? `${EXPORT_MIB} MiB read over four NBD channels` : `${EXPORT_MIB} MiB written to \`wc -c\``}:`);
+      const of = (v: (typeof variants)[number]) => v.reads.filter((r) => r.kind === kind);
+      for (const v of variants) {
+        const reads = of(v);
+        console.log(
+          `   ${v.name.padEnd(26)} CPU median ${cpu(reads).toFixed(2)} s, wall median ${median(reads.map((r) => r.wall)).toFixed(2)} s, ` +
+            `full collections ${Math.min(...reads.map((r) => r.major))}–${Math.max(...reads.map((r) => r.major))}`,
+        );
+      }
+      console.log(`   CPU ratio, ${variants[1]!.name} / V8 defaults: ${(cpu(of(variants[1]!)) / cpu(of(variants[0]!))).toFixed(2)}`);
     }
-    console.log(`CPU ratio, ${variants[1]!.name} / V8 defaults: ${(cpu(variants[1]!.reads) / cpu(variants[0]!.reads)).toFixed(2)}`);
   } finally {
     server.kill();
     rmSync(socket, { force: true });
