@@ -20,6 +20,7 @@ import type { StorageDriverFactory } from './ports/storage-driver';
 import type { TaskJob, TaskQueue } from './ports/task-queue';
 import { CatalogService, MAX_DEPLOY_DISK_BYTES } from './services/catalog';
 import type { Logger } from './ports/logger';
+import { adviseOnRuntime } from './util/runtime-advice';
 import { DriverCache, type ServiceContext, type ServiceSettings } from './services/context';
 import { ImageService } from './services/images';
 import { ImageCopyService } from './services/image-copies';
@@ -346,6 +347,7 @@ function isTaskQueue(value: unknown): value is TaskQueue {
 export function createInstanceImages(options: InstanceImagesOptions): InstanceImages {
   const parsed = parseOrThrow(InstanceImagesOptionsSchema, options, 'createInstanceImages options');
   const logger = options.logger ?? silentLogger;
+  adviseOnRuntime(logger);
   const repositories = options.repositories ?? createMemoryRepositories();
   const inner = isTaskQueue(parsed.queue)
     ? parsed.queue

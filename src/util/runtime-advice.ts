@@ -1,0 +1,45 @@
+/**
+ * Advice about the Node.js runtime the SDK runs in, logged with `warn` when the SDK is created
+ * (once per logger).
+ *
+ * On Node 24 a process whose heap is large spends several times the CPU on every GiB a capture
+ * reads or a deploy writes over SSH (or a local socket), in full garbage collections that its
+ * short-lived buffers start ("external memory pressure"): Node 24 lets the young generation grow so
+ * large that its scavenges, which would free those buffers, come too late. A young generation
+ * capped with `--max-semi-space-size=1` avoids them: measured with `npm run bench -- heap-read`,
+ * 0.11× the CPU of a read and 0.08× of a write with a heap of 1,000 MiB. On Node 20 and 22 the cap
+ * costs about a sixth more CPU instead, so it is advised on Node 24 and later only. See
+ * docs/operations.md, "The panel's heap while it captures".
+ * @module
+ */
+
+/** The V8 flag that caps the young generation, in either spelling V8 accepts. */
+const SEMI_SPACE_FLAG = /^--max[-_]semi[-_]space[-_]size(=|$)/;
+
+/**
+ * The advice for a process running Node `nodeVersion` (`process.versions.node`) with the given
+ * command-line flags (`process.execArgv`) and `NODE_OPTIONS`, or null when there is none: on Node
+ * 24 and later, when neither caps the young generation.
+ */
+export function youngGenerationAdvice(nodeVersion: string, execArgv: readonly string[], nodeOptions: string | undefined): string | null {
+  const major = Number.parseInt(nodeVersion, 10);
+  if (!(major >= 24)) return null;
+  const flags = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)];
+  if (flags.some((flag) => SEMI_SPACE_FLAG.test(flag))) return null;
+  return (
+    `Node ${major}: start this process with --max-semi-space-size=1 (NODE_OPTIONS takes it). Without it, ` +
+    'captures and deploys in a process with a large heap spend several times the CPU per GiB in full garbage ' +
+    `collections (docs/operations.md, "The panel's heap while it captures").`
+  );
+}
+
+/** The loggers already advised: a host that creates the SDK more than once is told once per logger. */
+const advised = new WeakSet<object>();
+
+/** Logs {@link youngGenerationAdvice} for this process with `warn`, once per logger. */
+export function adviseOnRuntime(logger: { warn(message: string): void }): void {
+  if (advised.has(logger)) return;
+  advised.add(logger);
+  const advice = youngGenerationAdvice(process.versions.node, process.execArgv, process.env.NODE_OPTIONS);
+  if (advice) logger.warn(advice);
+}

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { createInstanceImages } from '../../../src';
+import { adviseOnRuntime, youngGenerationAdvice } from '../../../src/util/runtime-advice';
+
+describe('youngGenerationAdvice', () => {
+  it('advises Node 24 and later to cap the young generation, and no earlier Node', () => {
+    for (const version of ['24.0.0', '24.22.3', '25.1.0']) {
+      const advice = youngGenerationAdvice(version, [], undefined);
+      expect(advice).toContain('--max-semi-space-size=1');
+      expect(advice).toContain(`Node ${version.split('.')[0]!}`);
+    }
+    for (const version of ['20.20.0', '22.23.5', '23.11.0']) expect(youngGenerationAdvice(version, [], undefined)).toBeNull();
+  });
+
+  it('is silent when the flag is on the command line or in NODE_OPTIONS, in either spelling', () => {
+    expect(youngGenerationAdvice('24.1.0', ['--max-semi-space-size=1'], undefined)).toBeNull();
+    expect(youngGenerationAdvice('24.1.0', ['--max_semi_space_size', '2'], undefined)).toBeNull();
+    expect(youngGenerationAdvice('24.1.0', [], '--enable-source-maps  --max-semi-space-size=2')).toBeNull();
+    // A flag that only starts alike is not it.
+    expect(youngGenerationAdvice('24.1.0', ['--max-semi-space-size-x=1'], '--max-old-space-size=4096')).not.toBeNull();
+  });
+
+  it('is logged with warn once per logger, by the SDK when it starts, as the running Node calls for', async () => {
+    const expected = youngGenerationAdvice(process.versions.node, process.execArgv, process.env.NODE_OPTIONS);
+    const warnings: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: (m: string) => warnings.push(m), error: () => undefined };
+    const hostDirectory = { getInstance: async () => null, getHypervisor: async () => null };
+    const images = createInstanceImages({ logger, hostDirectory });
+    await images.close();
+    adviseOnRuntime(logger);
+    expect(warnings.filter((m) => m.includes('--max-semi-space-size'))).toEqual(expected ? [expected] : []);
+  });
+});
