@@ -126,10 +126,10 @@ const FORK_BEFORE = process.env.FORK_BEFORE === '1';
  */
 const LIBVIRT_RPC = process.env.LIBVIRT_RPC !== '0';
 const RPC_AB = process.env.LIBVIRT_RPC === 'ab';
-/** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
 /** READ_BUFFER: the executor's `readBufferBytes` (unset: its default); `ab`: step 5 alternates the default and 0. */
 const READ_BUFFER_AB = process.env.READ_BUFFER === 'ab';
 const READ_BUFFER = process.env.READ_BUFFER && !READ_BUFFER_AB ? { readBufferBytes: Number(process.env.READ_BUFFER) } : {};
+/** CHUNK_PARALLEL: the chunk store's `parallel` (uploads in flight); unset, the store's default. */
 const STORE_OPTIONS = process.env.CHUNK_PARALLEL ? { parallel: Number(process.env.CHUNK_PARALLEL) } : {};
 const scratch = '/var/tmp/ii-bench-chunked';
 
