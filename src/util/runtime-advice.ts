@@ -36,10 +36,20 @@ export function youngGenerationAdvice(nodeVersion: string, execArgv: readonly st
 /** The loggers already advised: a host that creates the SDK more than once is told once per logger. */
 const advised = new WeakSet<object>();
 
-/** Logs {@link youngGenerationAdvice} for this process with `warn`, once per logger. */
-export function adviseOnRuntime(logger: { warn(message: string): void }): void {
+/** What {@link adviseOnRuntime} looks at: this process's, unless given. */
+export interface RuntimeFacts {
+  nodeVersion: string;
+  execArgv: readonly string[];
+  nodeOptions: string | undefined;
+}
+
+/** Logs {@link youngGenerationAdvice} for this process (or `facts`) with `warn`, once per logger. */
+export function adviseOnRuntime(
+  logger: { warn(message: string): void },
+  facts: RuntimeFacts = { nodeVersion: process.versions.node, execArgv: process.execArgv, nodeOptions: process.env.NODE_OPTIONS },
+): void {
   if (advised.has(logger)) return;
   advised.add(logger);
-  const advice = youngGenerationAdvice(process.versions.node, process.execArgv, process.env.NODE_OPTIONS);
+  const advice = youngGenerationAdvice(facts.nodeVersion, facts.execArgv, facts.nodeOptions);
   if (advice) logger.warn(advice);
 }

@@ -30,4 +30,19 @@ describe('youngGenerationAdvice', () => {
     adviseOnRuntime(logger);
     expect(warnings.filter((m) => m.includes('--max-semi-space-size'))).toEqual(expected ? [expected] : []);
   });
+
+  it('tells each logger once, whatever the Node the tests run on', () => {
+    const node24 = { nodeVersion: '24.22.3', execArgv: [], nodeOptions: undefined };
+    const first: string[] = [];
+    const second: string[] = [];
+    const one = { warn: (m: string) => first.push(m) };
+    adviseOnRuntime(one, node24);
+    adviseOnRuntime(one, node24);
+    adviseOnRuntime({ warn: (m: string) => second.push(m) }, node24);
+    expect(first).toEqual([youngGenerationAdvice('24.22.3', [], undefined)]);
+    expect(second).toHaveLength(1);
+    const capped: string[] = [];
+    adviseOnRuntime({ warn: (m: string) => capped.push(m) }, { ...node24, nodeOptions: '--max-semi-space-size=1' });
+    expect(capped).toEqual([]);
+  });
 });
