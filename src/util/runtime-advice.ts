@@ -7,8 +7,9 @@
  * short-lived buffers start ("external memory pressure"): Node 24 lets the young generation grow so
  * large that its scavenges, which would free those buffers, come too late. A young generation
  * capped with `--max-semi-space-size=1` avoids them: measured with `npm run bench -- heap-read`,
- * 0.11× the CPU of a read and 0.08× of a write with a heap of 1,000 MiB. On Node 20 and 22 the cap
- * costs about a sixth more CPU instead, so it is advised on Node 24 and later only. See
+ * 0.11× the CPU of a read and 0.08× of a write with a heap of 1,000 MiB. On Node 20 the cap cost
+ * 1.17–1.23× the CPU instead (Node 22's young generation stays small by itself too), so it is
+ * advised on Node 24 and later only. See
  * docs/operations.md, "The panel's heap while it captures".
  * @module
  */
