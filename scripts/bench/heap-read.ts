@@ -44,8 +44,8 @@ const image = `${dir}/export.raw`;
 const socket = `${dir}/export.sock`;
 const EXPORT_MIB = 256;
 
-/** One read's figures, as the child prints them (a JSON line prefixed with `READ `). */
-interface ReadFigures {
+/** One read's or write's figures, as the child prints them (a JSON line prefixed with `FIGURES `). */
+interface Figures {
   /** `read`: the export over four NBD channels; `write`: 256 MiB to `cat > /dev/null` on one channel. */
   kind: 'read' | 'write';
   user: number;
@@ -87,8 +87,8 @@ async function child(): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       await Promise.all([first!, ...more].map((client) => client.close()));
       if (bytes !== EXPORT_MIB * MiB) throw new Error(`read ${bytes} bytes, expected ${EXPORT_MIB} MiB`);
-      const figures: ReadFigures = { kind: 'read', user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
-      console.log(`READ ${JSON.stringify({ read, ...figures })}`);
+      const figures: Figures = { kind: 'read', user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
+      console.log(`FIGURES ${JSON.stringify({ read, ...figures })}`);
     }
     // The other direction (a deploy's): ssh2 makes a new buffer for each packet it sends.
     const piece = Buffer.alloc(MiB, 0x5a);
@@ -108,8 +108,8 @@ async function child(): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       if (result.stdout.trim() !== String(EXPORT_MIB * MiB))
         throw new Error(`wrote ${result.stdout.trim()} bytes, expected ${EXPORT_MIB} MiB`);
-      const figures: ReadFigures = { kind: 'write', user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
-      console.log(`READ ${JSON.stringify({ read: write, ...figures })}`);
+      const figures: Figures = { kind: 'write', user: cpu.user / 1e6, system: cpu.system / 1e6, wall, ...gc };
+      console.log(`FIGURES ${JSON.stringify({ read: write, ...figures })}`);
     }
   } finally {
     await executor.close();
@@ -135,8 +135,8 @@ async function parent(): Promise<void> {
         `heap ${HEAP_MB} MiB of live objects; reads and writes 2–${READS} of each child`,
     );
     const variants = [
-      { name: 'V8 defaults', flags: [] as string[], reads: [] as ReadFigures[] },
-      { name: FLAGS.join(' '), flags: FLAGS, reads: [] as ReadFigures[] },
+      { name: 'V8 defaults', flags: [] as string[], reads: [] as Figures[] },
+      { name: FLAGS.join(' '), flags: FLAGS, reads: [] as Figures[] },
     ];
     const script = fileURLToPath(import.meta.url);
     for (let run = 0; run < RUNS; run++) {
@@ -148,8 +148,8 @@ async function parent(): Promise<void> {
         if (result.status !== 0) throw new Error(`the child (${variant.name}) failed: ${result.stderr.slice(-2000)}`);
         const reads = result.stdout
           .split('\n')
-          .filter((l) => l.startsWith('READ '))
-          .map((l) => JSON.parse(l.slice(5)) as ReadFigures & { read: number })
+          .filter((l) => l.startsWith('FIGURES '))
+          .map((l) => JSON.parse(l.slice(8)) as Figures & { read: number })
           .filter((r) => r.read > 0);
         variant.reads.push(...reads);
         for (const r of reads) {
@@ -159,7 +159,7 @@ async function parent(): Promise<void> {
         }
       }
     }
-    const cpu = (reads: ReadFigures[]) => median(reads.map((r) => r.user + r.system));
+    const cpu = (reads: Figures[]) => median(reads.map((r) => r.user + r.system));
     for (const kind of ['read', 'write'] as const) {
       console.log(`\n${kind === 'read' ? `${EXPORT_MIB} MiB read over four NBD channels` : `${EXPORT_MIB} MiB written to \`wc -c\``}:`);
       const of = (v: (typeof variants)[number]) => v.reads.filter((r) => r.kind === kind);
