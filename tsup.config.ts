@@ -25,7 +25,7 @@ export const entries: Record<string, string> = {
   'adapters/bullmq/index': 'adapters/bullmq/index.ts',
 };
 
-const external = ['ssh2', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'express', 'pg', 'better-sqlite3', 'bullmq', 'ioredis', 'vitest'];
+const external = ['ssh2', '@aws-sdk/client-s3', 'express', 'pg', 'better-sqlite3', 'bullmq', 'ioredis', 'vitest'];
 
 export default defineConfig([
   {

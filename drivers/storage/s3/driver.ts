@@ -1,14 +1,13 @@
 /**
- * The S3 storage driver on @aws-sdk/client-s3 and @aws-sdk/lib-storage. The SDK is imported lazily
- * on the first operation, so importing this module (or the options) does not load it.
+ * The S3 storage driver on @aws-sdk/client-s3. The SDK is imported lazily on the first operation,
+ * so importing this module (or the options) does not load it.
  *
- * A put of a known size runs the driver's own multipart loop ({@link putInParts}) with a fixed
- * pool of reusable part buffers, and sends its parts as plain keep-alive requests signed by the
+ * A put runs the driver's own multipart loop ({@link putInParts}) with a fixed pool of reusable
+ * part buffers (parts growing when the size is not known), and sends its parts as plain keep-alive requests signed by the
  * client's signer ({@link createS3PartUploader}: the SDK's per-request machinery, kept alive for
  * every part in flight, was promoted to the old generation and made peak RSS grow with the object
  * size); whole small objects read into a buffer ({@link getS3Bytes}, the chunks of a chunked image)
- * are plain signed GETs on the same connections; everything else goes through the SDK client. lib-storage's Upload is used only when the
- * size is unknown.
+ * are plain signed GETs on the same connections; everything else goes through the SDK client.
  *
  * Works with AWS S3 and with S3-compatible services that lack newer features (Ceph radosgw,
  * MinIO): request checksums are only sent when an operation requires them, path-style

@@ -286,7 +286,7 @@ export function toS3StorageError(error: unknown, context: S3ErrorContext): Insta
       details,
     );
   }
-  // Not an S3 answer: an SDK/lib-storage error whose message says what went wrong (these never hold credentials).
+  // Not an S3 answer: an SDK error whose message says what went wrong (these never hold credentials).
   const text = error instanceof Error ? error.message.slice(0, 300) : String(error).slice(0, 300);
   const what = name !== undefined || status !== undefined ? `${name ?? ''}${status !== undefined ? ` (HTTP ${status})` : ''}`.trim() : text;
   return make('STORAGE_UNAVAILABLE', `Could not ${context.action} in ${where}: ${what}`, context, error, details);

@@ -1,7 +1,7 @@
 /**
  * The `s3` image storage driver (`instance-images/drivers/s3`): AWS S3 and S3-compatible services
- * such as Ceph radosgw and MinIO. Needs the optional peer dependencies `@aws-sdk/client-s3` and
- * `@aws-sdk/lib-storage`, which load only when the driver first talks to S3.
+ * such as Ceph radosgw and MinIO. Needs the optional peer dependency `@aws-sdk/client-s3`, which
+ * loads only when the driver first talks to S3.
  * @module
  */
 import type { StorageDriverFactory } from '../../../src/ports/storage-driver';

@@ -1,10 +1,14 @@
 /**
- * The upload loop for objects of a known size: the body is copied into a small fixed pool of
- * reusable part buffers (at most `queueSize`, each `partSize` bytes), each full buffer is sent as
- * one part, and a buffer is refilled only after its part was stored. Memory stays
- * `queueSize × partSize` whatever the object size, and no per-part garbage is made (a generic
- * uploader that concatenates chunks into fresh buffers per part peaks far higher, because the
- * old buffers are collected late).
+ * The upload loop: the body is copied into a small fixed pool of reusable part buffers (at most
+ * `queueSize`, each `partSize` bytes), each full buffer is sent as one part, and a buffer is
+ * refilled only after its part was stored. Memory stays `queueSize × partSize` whatever the object
+ * size, and no per-part garbage is made (a generic uploader that concatenates chunks into fresh
+ * buffers per part peaks far higher, because the old buffers are collected late).
+ *
+ * When the size is not known in advance (an import whose source does not say it), the parts grow
+ * ({@link growingPartSize}), so that S3's 10,000 parts hold up to {@link growingPartsCapacity}
+ * bytes rather than 10,000 base parts (78 GiB with 8 MiB parts), and the pool shrinks as they grow,
+ * to at least two buffers.
  *
  * The loop talks to S3 through {@link PartSink}, so it is independent of the SDK.
  * @module
@@ -14,6 +18,40 @@ import { InstanceImagesError } from '../../../src/errors';
 
 /** S3's part limit per multipart upload. */
 export const S3_MAX_PARTS = 10_000;
+
+/** Parts of one size before the part size of an upload of unknown size doubles. */
+export const GROWING_PARTS_PER_STEP = 1000;
+/** The largest part an upload of unknown size grows to (unless its base part is larger). */
+export const GROWING_PART_CAP = 128 * 1024 * 1024;
+
+/**
+ * The size of part `partNumber` (1-based) of an upload of unknown size: `base` for the first
+ * {@link GROWING_PARTS_PER_STEP} parts, then doubling every as many parts, up to
+ * {@link GROWING_PART_CAP} (or `base`, when larger).
+ */
+export function growingPartSize(partNumber: number, base: number): number {
+  const steps = Math.floor((partNumber - 1) / GROWING_PARTS_PER_STEP);
+  const cap = Math.max(base, GROWING_PART_CAP);
+  return Math.min(cap, base * 2 ** Math.min(steps, 30));
+}
+
+/** The most bytes an upload of unknown size can hold: its 10,000 growing parts. */
+export function growingPartsCapacity(base: number): number {
+  let total = 0;
+  for (let step = 0; step * GROWING_PARTS_PER_STEP < S3_MAX_PARTS; step++) {
+    total += growingPartSize(step * GROWING_PARTS_PER_STEP + 1, base) * GROWING_PARTS_PER_STEP;
+  }
+  return total;
+}
+
+/**
+ * Buffers for parts of `partSize` in an upload of unknown size: the pool's bytes stay at most
+ * `queueSize × base`, with at least two buffers (one filled while the other is sent) unless
+ * `queueSize` is one.
+ */
+function growingBuffers(partSize: number, base: number, queueSize: number): number {
+  return Math.max(Math.min(2, queueSize), Math.min(queueSize, Math.floor((queueSize * base) / partSize)));
+}
 
 /** One stored part, as CompleteMultipartUpload wants it. */
 export interface StoredPart {
@@ -44,9 +82,12 @@ export interface PartSink {
 export interface PartPutOptions {
   /** The driver key, for messages and `details.incompleteUpload`. */
   key: string;
-  /** The announced size: the body must have exactly this many bytes. */
-  size: number;
-  /** Bytes per part (the last part may be shorter). */
+  /**
+   * The announced size: the body must have exactly this many bytes. Undefined when unknown: the
+   * parts then grow from `partSize` ({@link growingPartSize}).
+   */
+  size: number | undefined;
+  /** Bytes per part (the last part may be shorter); with an unknown size, the first parts'. */
   partSize: number;
   /** Parts uploaded at once, and so the number of part buffers. */
   queueSize: number;
@@ -198,8 +239,8 @@ class FailureLatch {
 class PartUploads {
   readonly #sink: PartSink;
   readonly #uploadId: string;
-  readonly #partSize: number;
-  readonly #maxBuffers: number;
+  #partSize: number;
+  #maxBuffers: number;
   readonly #latch: FailureLatch;
   readonly #onProgress: ((storedBytes: number) => void) | undefined;
   readonly #inFlight = new Set<Promise<void>>();
@@ -220,6 +261,39 @@ class PartUploads {
     this.#maxBuffers = settings.maxBuffers;
     this.#latch = settings.latch;
     this.#onProgress = settings.onProgress;
+  }
+
+  /** The multipart upload's id. */
+  get uploadId(): string {
+    return this.#uploadId;
+  }
+
+  /** The size of the parts being filled now. */
+  get partSize(): number {
+    return this.#partSize;
+  }
+
+  /** Parts sent so far. */
+  get sentParts(): number {
+    return this.#partNumber;
+  }
+
+  /** Takes a buffer allocated outside the pool (the first part of an upload of unknown size) into it. */
+  adopt(buffer: Buffer): void {
+    this.#allocated += 1;
+    if (buffer.length !== this.#partSize) throw new Error('An adopted buffer must have the part size');
+  }
+
+  /**
+   * Moves to parts of `partSize` with a pool of `maxBuffers`: free buffers of another size are
+   * dropped now, those still in flight when their part is stored.
+   */
+  resize(partSize: number, maxBuffers: number): void {
+    this.#partSize = partSize;
+    this.#maxBuffers = maxBuffers;
+    const kept = this.#free.filter((buffer) => buffer.length === partSize);
+    this.#allocated -= this.#free.length - kept.length;
+    this.#free.splice(0, this.#free.length, ...kept);
   }
 
   /** A free buffer: a returned one, a new one while fewer than the pool's size exist, or the next one a part gives back. */
@@ -250,7 +324,9 @@ class PartUploads {
         );
         this.#parts.push({ PartNumber: number, ETag: etag });
         this.#stored += length;
-        this.#free.push(buffer);
+        // A buffer of an earlier, smaller part size (or beyond a shrunk pool) leaves the pool.
+        if (buffer.length === this.#partSize && this.#allocated <= this.#maxBuffers) this.#free.push(buffer);
+        else this.#allocated -= 1;
         this.#onProgress?.(this.#stored);
       } catch (error) {
         this.#latch.fail(error);
@@ -316,10 +392,71 @@ async function copyIntoParts(
   if (current !== undefined && filled > 0) uploads.send(current, filled);
 }
 
+/** What an upload of unknown size made of its body. */
+type GrowingOutcome = { single: Buffer } | { uploads: PartUploads; size: number };
+
+/**
+ * Copies a body of unknown size into parts that grow ({@link growingPartSize}). The first part's
+ * buffer is filled before anything is sent: a body that ends within it is returned whole (one
+ * PutObject), and only a body that fills it starts the multipart upload (`start`).
+ */
+async function copyIntoGrowingParts(
+  reader: ChunkReader,
+  latch: FailureLatch,
+  start: () => Promise<PartUploads>,
+  options: { key: string; base: number; queueSize: number },
+): Promise<GrowingOutcome> {
+  const { key, base, queueSize } = options;
+  let uploads: PartUploads | undefined;
+  let current: Buffer | undefined = Buffer.allocUnsafe(base);
+  let filled = 0;
+  let received = 0;
+  for (let data = await reader.next(); data !== null; data = await reader.next()) {
+    received += data.length;
+    let offset = 0;
+    while (offset < data.length) {
+      // A full buffer is sent only once more data comes: a body that ends with its first part is one PutObject.
+      if (current !== undefined && filled === current.length) {
+        if (uploads === undefined) {
+          uploads = await start();
+          uploads.adopt(current);
+        }
+        uploads.send(current, filled);
+        current = undefined;
+        filled = 0;
+        const next = growingPartSize(uploads.sentParts + 1, base);
+        if (next !== uploads.partSize) uploads.resize(next, growingBuffers(next, base, queueSize));
+      }
+      if (current === undefined) {
+        // Only a sent part leaves no buffer, and the first one sent started the upload.
+        const started = uploads as PartUploads;
+        if (started.sentParts >= S3_MAX_PARTS) throw tooLargeForGrowingParts(key, base);
+        current = await started.acquire();
+      }
+      const copied = data.copy(current, filled, offset);
+      filled += copied;
+      offset += copied;
+    }
+  }
+  latch.throwIfFailed();
+  if (uploads === undefined) return { single: (current as Buffer).subarray(0, filled) };
+  if (current !== undefined && filled > 0) uploads.send(current, filled);
+  return { uploads, size: received };
+}
+
+function tooLargeForGrowingParts(key: string, base: number): InstanceImagesError {
+  const capacity = growingPartsCapacity(base);
+  return new InstanceImagesError(
+    'VALIDATION_FAILED',
+    `The data for "${key}" is larger than ${capacity} bytes (${(capacity / 2 ** 30).toFixed(0)} GiB), the most S3's ${S3_MAX_PARTS} parts hold when the size is not known in advance; nothing was stored`,
+    { fields: [{ path: 'size', message: 'is too large for S3 without a known size' }], details: { capacity } },
+  );
+}
+
 /** Refuses a put before anything is read or sent: too many parts, or already cancelled. */
 function checkBeforeStart(body: Readable, options: PartPutOptions): void {
   const { key, size, partSize, signal, mapError } = options;
-  const partCount = Math.ceil(size / partSize);
+  const partCount = size === undefined ? 0 : Math.ceil(size / partSize);
   if (partCount > S3_MAX_PARTS) {
     body.destroy();
     throw new InstanceImagesError(
@@ -337,15 +474,17 @@ function checkBeforeStart(body: Readable, options: PartPutOptions): void {
 }
 
 /**
- * Uploads `body` (exactly `options.size` bytes) through `sink`: one PutObject when it fits in one
- * part, else a multipart upload with at most `queueSize` parts in flight.
+ * Uploads `body` (exactly `options.size` bytes, or as many as it has when the size is undefined)
+ * through `sink`: one PutObject when it fits in one part, else a multipart upload with at most
+ * `queueSize` parts in flight (parts growing when the size is unknown).
  *
  * Guarantees: nothing is stored unless the body has exactly the announced size (checked before
  * completing); any failure or cancel destroys the body, aborts the requests in flight and then the
  * multipart upload, and when even that abort fails the error's `details.incompleteUpload` names
  * the upload left behind.
  * @throws whatever `options.mapError` makes of the failure; VALIDATION_FAILED for a size mismatch
- * or an object that would need more than 10,000 parts.
+ * or an object that would need more than 10,000 parts (of unknown size: more than
+ * {@link growingPartsCapacity}).
  */
 export async function putInParts(body: Readable, sink: PartSink, options: PartPutOptions): Promise<{ size: number }> {
   const { key, size, partSize, queueSize, signal, onProgress, mapError } = options;
@@ -358,6 +497,30 @@ export async function putInParts(body: Readable, sink: PartSink, options: PartPu
   let uploads: PartUploads | undefined;
   let uploadId: string | undefined;
   try {
+    if (size === undefined) {
+      const start = async (): Promise<PartUploads> => {
+        uploadId = await sink.create();
+        latch.throwIfFailed();
+        uploads = new PartUploads(sink, uploadId, {
+          partSize,
+          maxBuffers: growingBuffers(partSize, partSize, queueSize),
+          latch,
+          onProgress,
+        });
+        return uploads;
+      };
+      const outcome = await copyIntoGrowingParts(reader, latch, start, { key, base: partSize, queueSize });
+      if ('single' in outcome) {
+        await sink.putObject(outcome.single, latch.signal);
+        onProgress?.(outcome.single.length);
+        return { size: outcome.single.length };
+      }
+      await outcome.uploads.settle();
+      latch.throwIfFailed();
+      await sink.complete(outcome.uploads.uploadId, outcome.uploads.storedParts());
+      uploadId = undefined;
+      return { size: outcome.size };
+    }
     if (size <= partSize) {
       // One request with a Buffer body: cheaper than a multipart upload, and S3's minimum part size does not apply.
       await sink.putObject(await readWhole(reader, latch, key, size), latch.signal);

@@ -1,12 +1,11 @@
 /**
- * The S3 driver's put. A known size runs the driver's own multipart loop ({@link putInParts})
- * through a {@link PartSink} whose parts are plain signed keep-alive requests; an unknown size
- * goes through lib-storage's Upload with a client that tracks the upload it makes, so that a
- * failure never leaves a multipart upload behind unnoticed.
+ * The S3 driver's put: the driver's own multipart loop ({@link putInParts}) through a {@link
+ * PartSink} whose parts are plain signed keep-alive requests, for a known size (the part size
+ * chosen from it) and an unknown one (parts growing from the base part size), so that a failure
+ * never leaves a multipart upload behind unnoticed.
  * @module
  */
 import type { Readable } from 'node:stream';
-import type * as S3Sdk from '@aws-sdk/client-s3';
 import { Readable as NodeReadable } from 'node:stream';
 import { InstanceImagesError } from '../../../src/errors';
 import type { PutBytesOptions, PutOptions } from '../../../src/ports/storage-driver';
@@ -23,87 +22,7 @@ export interface S3PutOptions extends PutOptions {
   onProgress?: (uploadedBytes: number) => void;
 }
 
-/** What a tracked upload learned from the requests it sent. */
-interface UploadState {
-  uploadId: string | undefined;
-  completed: boolean;
-  abortedOnServer: boolean;
-  bytes: number;
-}
-
-/** A command as `S3Client.send` takes it, without the overload noise. */
-type AnyCommand = Parameters<S3Sdk.S3Client['send']>[0];
-
-function byteLengthOf(body: unknown): number {
-  if (body instanceof Uint8Array) return body.byteLength;
-  if (typeof body === 'string') return Buffer.byteLength(body);
-  return 0;
-}
-
-/**
- * A view of the client for one lib-storage Upload (a put of unknown size): it records the
- * multipart upload id and the bytes stored, passes the caller's AbortSignal to every data request
- * (so a cancel stops the requests in flight), and never lets a failed AbortMultipartUpload hide
- * the error that caused it.
- */
-function trackingClient(
-  rt: S3Runtime,
-  state: UploadState,
-  put: { signal?: AbortSignal; onProgress?: (bytes: number) => void },
-): S3Sdk.S3Client {
-  const { sdk, client } = rt;
-  const send = (command: AnyCommand, abortSignal?: AbortSignal): Promise<unknown> =>
-    client.send(command, abortSignal ? { abortSignal } : {});
-  const trackedSend = async (command: AnyCommand): Promise<unknown> => {
-    if (command instanceof sdk.AbortMultipartUploadCommand) {
-      try {
-        const result = await send(command);
-        state.abortedOnServer = true;
-        return result;
-      } catch (error) {
-        if (isS3NoSuchUpload(error)) {
-          state.abortedOnServer = true;
-          return {};
-        }
-        // lib-storage would throw this instead of the real failure; the driver retries the abort itself.
-        return {};
-      }
-    }
-    if (command instanceof sdk.CreateMultipartUploadCommand) {
-      // No AbortSignal: the upload id must always be learned, so it can be aborted.
-      const result = (await send(command)) as S3Sdk.CreateMultipartUploadCommandOutput;
-      state.uploadId = result.UploadId;
-      if (put.signal?.aborted) throw abortError();
-      return result;
-    }
-    if (command instanceof sdk.UploadPartCommand) {
-      const length = byteLengthOf(command.input.Body);
-      const result = await send(command, put.signal);
-      state.bytes += length;
-      put.onProgress?.(state.bytes);
-      return result;
-    }
-    if (command instanceof sdk.PutObjectCommand) {
-      const length = byteLengthOf(command.input.Body);
-      const result = await send(command, put.signal);
-      state.bytes = length;
-      state.completed = true;
-      put.onProgress?.(state.bytes);
-      return result;
-    }
-    if (command instanceof sdk.CompleteMultipartUploadCommand) {
-      if (put.signal?.aborted) throw abortError();
-      // No AbortSignal: once completion is sent, its outcome must be known.
-      const result = await send(command);
-      state.completed = true;
-      return result;
-    }
-    return send(command, put.signal);
-  };
-  return Object.create(client, { send: { value: trackedSend } }) as S3Sdk.S3Client;
-}
-
-/** The requests of one known-size put of `objectKey`, for {@link putInParts}. */
+/** The requests of one put of `objectKey`, for {@link putInParts}. */
 function partSink({ sdk, client, parts: partUploader }: S3Runtime, session: S3Session, objectKey: string): PartSink {
   const target = { Bucket: session.bucket, Key: objectKey };
   let partTarget: (() => S3PartTarget | undefined) | undefined;
@@ -140,12 +59,15 @@ function partSink({ sdk, client, parts: partUploader }: S3Runtime, session: S3Se
   };
 }
 
-/** A put of exactly `size` bytes: the driver's own part loop with reusable buffers. */
-async function putKnownSize(
+/**
+ * A put of exactly `size` bytes, or of as many as the body has when `size` is undefined: the
+ * driver's own part loop with reusable buffers (whose parts grow when the size is unknown).
+ */
+async function putWithParts(
   session: S3Session,
   key: string,
   body: Readable,
-  size: number,
+  size: number | undefined,
   putOptions: S3PutOptions,
   errorContext: S3ErrorContext,
 ): Promise<{ size: number }> {
@@ -169,55 +91,6 @@ async function putKnownSize(
   });
 }
 
-/** A put of unknown size: lib-storage's Upload, through a client that tracks the upload. */
-async function putUnknownSize(
-  session: S3Session,
-  key: string,
-  body: Readable,
-  putOptions: S3PutOptions,
-  errorContext: S3ErrorContext,
-): Promise<{ size: number }> {
-  const { signal, onProgress } = putOptions;
-  const objectKey = s3ObjectKey(session.prefix, key);
-  const state: UploadState = { uploadId: undefined, completed: false, abortedOnServer: false, bytes: 0 };
-  // Cancelling destroys the body: lib-storage stops reading and fails the upload, which aborts it.
-  const onAbort = (): void => {
-    body.destroy(abortError());
-  };
-  let rt: S3Runtime | undefined;
-  try {
-    if (signal?.aborted) throw abortError();
-    rt = await session.load(errorContext);
-    if (signal?.aborted) throw abortError();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const upload = new rt.Upload({
-      client: trackingClient(rt, state, { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) }),
-      params: { Bucket: session.bucket, Key: objectKey, Body: body },
-      partSize: session.basePartSize,
-      queueSize: session.queueSize,
-      leavePartsOnError: false,
-    });
-    await upload.done();
-    return { size: state.bytes };
-  } catch (error) {
-    if (!body.destroyed) body.destroy();
-    const mapped = toS3StorageError(error, errorContext);
-    if (rt && state.uploadId !== undefined && !state.completed && !state.abortedOnServer) {
-      // lib-storage aborts on failure too; this covers a failed first attempt (e.g. the server was down).
-      try {
-        await rt.client.send(new rt.sdk.AbortMultipartUploadCommand({ Bucket: session.bucket, Key: objectKey, UploadId: state.uploadId }));
-      } catch (abortFailure) {
-        if (!isS3NoSuchUpload(abortFailure)) {
-          mapped.details.incompleteUpload = { key, id: state.uploadId };
-        }
-      }
-    }
-    throw mapped;
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
-}
-
 /** Stores `body` under `key`: the driver's `put`. */
 export async function putS3Object(
   session: S3Session,
@@ -226,8 +99,7 @@ export async function putS3Object(
   putOptions: S3PutOptions = {},
 ): Promise<{ size: number }> {
   const errorContext = session.errorContext(`upload "${key}"`, putOptions.signal);
-  if (putOptions.size !== undefined) return putKnownSize(session, key, body, putOptions.size, putOptions, errorContext);
-  return putUnknownSize(session, key, body, putOptions, errorContext);
+  return putWithParts(session, key, body, putOptions.size, putOptions, errorContext);
 }
 
 /** S3's largest object in one PutObject (5 GiB). */
@@ -254,7 +126,7 @@ export async function putS3Bytes(
     });
   }
   if (bytes.length > S3_MAX_SINGLE_PUT) {
-    const written = await putKnownSize(session, key, NodeReadable.from([bytes]), bytes.length, signal ? { signal } : {}, errorContext);
+    const written = await putWithParts(session, key, NodeReadable.from([bytes]), bytes.length, signal ? { signal } : {}, errorContext);
     return { size: written.size, sha256Verified: false };
   }
   try {

@@ -5,7 +5,6 @@
  * @module
  */
 import type * as S3Sdk from '@aws-sdk/client-s3';
-import type * as LibStorage from '@aws-sdk/lib-storage';
 import { InstanceImagesError } from '../../../src/errors';
 import { toS3StorageError, type S3ErrorContext } from './errors';
 import {
@@ -31,9 +30,8 @@ import { makeS3TimeoutsFinal, s3RequestHandlerOptions, type S3Timeouts } from '.
 /** The loaded SDK and the client built from the options. */
 export interface S3Runtime {
   sdk: typeof S3Sdk;
-  Upload: typeof LibStorage.Upload;
   client: S3Sdk.S3Client;
-  /** Sends the parts of known-size puts (signed by the client's signer). */
+  /** Sends the parts of multipart puts (signed by the client's signer). */
   parts: S3PartUploader;
   /** Plain GET, PUT and HEAD of small objects (`getBytes`, `putBytes`, `stat`), on the same keep-alive connections as the parts. */
   plain: S3PlainRequests;
@@ -73,21 +71,19 @@ export function abortError(): Error {
   return Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
 }
 
-/** The two SDK packages, imported on first use. */
+/** The SDK package, imported on first use. */
 interface S3Modules {
   sdk: typeof S3Sdk;
-  lib: typeof LibStorage;
 }
 
 /** Imports the SDK packages. @throws STORAGE_UNAVAILABLE naming the packages to install. */
 async function importS3Sdk(): Promise<S3Modules> {
   try {
-    const [sdk, lib] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
-    return { sdk, lib };
+    return { sdk: await import('@aws-sdk/client-s3') };
   } catch (error) {
     throw new InstanceImagesError(
       'STORAGE_UNAVAILABLE',
-      'The s3 storage driver needs the packages @aws-sdk/client-s3 and @aws-sdk/lib-storage: install them next to instance-images',
+      'The s3 storage driver needs the package @aws-sdk/client-s3: install it next to instance-images',
       { cause: error },
     );
   }
@@ -103,7 +99,7 @@ function timeoutsOf(options: S3StorageOptions): S3Timeouts {
 
 /** Builds the client and the part uploader from the options. */
 function buildS3Runtime(
-  { sdk, lib }: S3Modules,
+  { sdk }: S3Modules,
   options: S3StorageOptions,
   { endpointLabel, timeouts }: { endpointLabel: string; timeouts: S3Timeouts },
 ): S3Runtime {
@@ -141,7 +137,7 @@ function buildS3Runtime(
     maxAttempts: S3_PART_MAX_ATTEMPTS,
     sleep: abortableSleep,
   });
-  return { sdk, Upload: lib.Upload, client, parts, plain, closeTransport: () => http.close() };
+  return { sdk, client, parts, plain, closeTransport: () => http.close() };
 }
 
 /** Creates the session of one driver instance from validated options. Nothing loads yet. */

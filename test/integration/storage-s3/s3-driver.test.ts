@@ -85,6 +85,13 @@ describe.skipIf(loaded.env === null)(`s3 driver on radosgw${loaded.missing ? ` (
     expect(await driver.put('empty.raw', streamOf(Buffer.alloc(0)), { size: 0 })).toEqual({ size: 0 });
     expect(await driver.stat('empty.raw')).toMatchObject({ size: 0 });
     expect((await readAll(await driver.get('empty.raw'))).length).toBe(0);
+    // Unknown sizes that end within the first part (empty, and exactly one part): one PutObject each.
+    expect(await driver.put('empty-unknown.raw', streamOf(Buffer.alloc(0)))).toEqual({ size: 0 });
+    expect(await driver.stat('empty-unknown.raw')).toMatchObject({ size: 0 });
+    const one = randomData(5 * MiB);
+    expect(await driver.put('one-part.raw', streamOf(one.data))).toEqual({ size: one.data.length });
+    expect(await digestStream(await driver.get('one-part.raw'))).toEqual({ sha256: one.sha256, size: one.data.length });
+    expect(await openMultipartUploads(s3.admin, bucket)).toEqual([]);
   });
 
   it('reads inclusive byte ranges, open-ended ranges, and rejects a range past the end', async () => {

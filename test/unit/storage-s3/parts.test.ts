@@ -1,13 +1,21 @@
 /**
- * The known-size upload loop against an in-memory {@link PartSink}: buffer reuse never corrupts a
- * part still being sent, at most `queueSize` buffers and requests exist, parts complete out of
- * order, and every failure path aborts the multipart upload.
+ * The upload loop against an in-memory {@link PartSink}: buffer reuse never corrupts a part still
+ * being sent, at most `queueSize` buffers and requests exist, parts complete out of order, every
+ * failure path aborts the multipart upload, and a body of unknown size is stored in parts that grow.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { toS3StorageError } from '../../../drivers/storage/s3/errors';
-import { putInParts, type PartPutOptions, type PartSink, type StoredPart } from '../../../drivers/storage/s3/parts';
+import {
+  GROWING_PART_CAP,
+  growingPartSize,
+  growingPartsCapacity,
+  putInParts,
+  type PartPutOptions,
+  type PartSink,
+  type StoredPart,
+} from '../../../drivers/storage/s3/parts';
 import { InstanceImagesError } from '../../../src/errors';
 
 const KiB = 1024;
@@ -84,16 +92,20 @@ function fakeSink(options: FakeSinkOptions = {}) {
       state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
       const snapshot = Buffer.from(body);
       let onAbort = (): void => undefined;
+      const ms = delay(partNumber);
       try {
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(resolve, delay(partNumber));
-          onAbort = () => {
-            clearTimeout(timer);
-            state.abortedSignals += 1;
-            reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
-          };
-          signal.addEventListener('abort', onAbort, { once: true });
-        });
+        // A delay of 0 settles in a microtask (the 10,000-part tests would take seconds of timers).
+        if (ms === 0) await Promise.resolve();
+        else
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(resolve, ms);
+            onAbort = () => {
+              clearTimeout(timer);
+              state.abortedSignals += 1;
+              reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+            };
+            signal.addEventListener('abort', onAbort, { once: true });
+          });
         if (options.failPart === partNumber) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
         // The loop must not have refilled this buffer while the part was "on the wire".
         if (!snapshot.equals(body)) state.corrupted.push(partNumber);
@@ -123,7 +135,7 @@ function fakeSink(options: FakeSinkOptions = {}) {
 
 const context = { action: 'upload "a.qcow2"', bucket: 'images', endpoint: 'http://127.0.0.1:7480', secrets: ['s3cr3t'] };
 
-function optionsFor(size: number, extra: Partial<PartPutOptions> = {}): PartPutOptions {
+function optionsFor(size: number | undefined, extra: Partial<PartPutOptions> = {}): PartPutOptions {
   return {
     key: 'a.qcow2',
     size,
@@ -269,5 +281,114 @@ describe('putInParts', () => {
     const tooBig = await rejection(putInParts(chunked(randomBytes(10)), sink, optionsFor(10_001 * 64 * KiB)));
     expect(tooBig.code).toBe('VALIDATION_FAILED');
     expect(state.created + state.putObjects).toBe(0);
+  });
+});
+
+describe('putInParts with an unknown size', () => {
+  const MiB = 1024 * KiB;
+
+  it('grows the parts from the base size every 1,000 parts, up to 128 MiB, so 10,000 parts hold 867 GiB of 8 MiB base parts', () => {
+    expect([1, 1000, 1001, 2000, 2001, 3001, 4001, 5001, 10_000].map((n) => growingPartSize(n, 8 * MiB) / MiB)).toEqual([
+      8, 8, 16, 16, 32, 64, 128, 128, 128,
+    ]);
+    // A base part above the cap stays as it is.
+    expect(growingPartSize(9000, 256 * MiB)).toBe(256 * MiB);
+    expect(GROWING_PART_CAP).toBe(128 * MiB);
+    // 1,000 parts each of 8, 16, 32, 64 MiB and 6,000 of 128 MiB; fixed 8 MiB parts held 78 GiB.
+    expect(growingPartsCapacity(8 * MiB)).toBe((8 + 16 + 32 + 64 + 6 * 128) * 1000 * MiB);
+  });
+
+  it('a body that ends within the first part is one PutObject of exactly its bytes', async () => {
+    for (const size of [0, 1000, 64 * KiB]) {
+      const data = randomBytes(size);
+      const { sink, state } = fakeSink();
+      const progress: number[] = [];
+      expect(await putInParts(chunked(data), sink, optionsFor(undefined, { onProgress: (bytes) => progress.push(bytes) }))).toEqual({
+        size,
+      });
+      expect(state.created).toBe(0);
+      expect(state.putObjects).toBe(1);
+      expect(state.object?.equals(data)).toBe(true);
+      expect(progress).toEqual([size]);
+    }
+  });
+
+  it('round-trips a larger body through base-size parts and reused buffers, reporting the size it had', async () => {
+    const data = randomBytes(40 * 64 * KiB + 12_345);
+    const { sink, state } = fakeSink();
+    const result = await putInParts(chunked(data), sink, optionsFor(undefined));
+    expect(result).toEqual({ size: data.length });
+    expect(state.corrupted).toEqual([]);
+    expect(state.object && sha256(state.object)).toBe(sha256(data));
+    expect(state.completed).toHaveLength(41);
+    expect(state.backingBuffers.size).toBe(3);
+    expect(state.aborted).toEqual([]);
+  });
+
+  it('past 1,000 parts the parts double and the pool shrinks to keep its bytes, without corrupting a part in flight', async () => {
+    const base = 1 * KiB;
+    // 1,000 parts of 1 KiB, 1,000 of 2 KiB, then 4 KiB parts and a short last one.
+    const data = randomBytes(1000 * KiB + 1000 * 2 * KiB + 300 * 4 * KiB + 77);
+    // Every 50th part is slow, so the pool fills up before it is reused.
+    const { sink, state } = fakeSink({ delay: (n) => (n % 50 === 0 ? 2 : 0) });
+    // Buffers this small share Node's allocation pool: a part buffer is its memory and its start.
+    const buffers = new Map<ArrayBufferLike, Map<number, number>>();
+    const uploadPart = sink.uploadPart.bind(sink);
+    sink.uploadPart = (uploadId, partNumber, body, signal) => {
+      const starts = buffers.get(body.buffer) ?? new Map<number, number>();
+      buffers.set(body.buffer, starts.set(body.byteOffset, Math.max(body.length, starts.get(body.byteOffset) ?? 0)));
+      return uploadPart(uploadId, partNumber, body, signal);
+    };
+    const result = await putInParts(chunked(data, [3000, 10_000, 777]), sink, optionsFor(undefined, { partSize: base, queueSize: 4 }));
+    expect(result).toEqual({ size: data.length });
+    expect(state.corrupted).toEqual([]);
+    expect(state.object?.equals(data)).toBe(true);
+    const sizes = state.completed!.map((part) => state.parts.get(part.PartNumber)!.length);
+    expect(sizes).toHaveLength(2301);
+    expect(new Set(sizes.slice(0, 1000))).toEqual(new Set([KiB]));
+    expect(new Set(sizes.slice(1000, 2000))).toEqual(new Set([2 * KiB]));
+    expect(new Set(sizes.slice(2000, 2300))).toEqual(new Set([4 * KiB]));
+    expect(sizes.at(-1)).toBe(77);
+    // 4 buffers of 1 KiB, then 2 of 2 KiB, then 2 of 4 KiB (never more than 4 in flight).
+    const lengths = [...buffers.values()].flatMap((starts) => [...starts.values()]);
+    expect([KiB, 2 * KiB, 4 * KiB].map((size) => lengths.filter((length) => length === size).length)).toEqual([4, 2, 2]);
+    expect(state.maxInFlight).toBeLessThanOrEqual(4);
+  });
+
+  it('a body larger than 10,000 growing parts is VALIDATION_FAILED and the upload aborted', async () => {
+    // Parts of 1, 2, 4 ... 512 bytes, 1,000 each: 1,023,000 bytes in all.
+    expect(growingPartsCapacity(1)).toBe(1_023_000);
+    const { sink, state } = fakeSink({ delay: () => 0 });
+    const error = await rejection(
+      putInParts(chunked(randomBytes(1_023_001), [4096]), sink, optionsFor(undefined, { partSize: 1, queueSize: 8 })),
+    );
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.message).toContain('1023000 bytes');
+    expect(state.completed).toBeNull();
+    expect(state.aborted).toEqual(['upload-1']);
+    // Exactly the capacity fits.
+    const fits = fakeSink({ delay: () => 0 });
+    const data = randomBytes(1_023_000);
+    expect(await putInParts(chunked(data, [4096]), fits.sink, optionsFor(undefined, { partSize: 1, queueSize: 8 }))).toEqual({
+      size: data.length,
+    });
+    expect(fits.state.completed).toHaveLength(10_000);
+    expect(fits.state.object?.equals(data)).toBe(true);
+  });
+
+  it('a failing part or a cancel aborts the upload, as with a known size', async () => {
+    const failing = fakeSink({ failPart: 3 });
+    const failed = await rejection(putInParts(chunked(randomBytes(20 * 64 * KiB)), failing.sink, optionsFor(undefined)));
+    expect(failed.code).toBe('STORAGE_UNAVAILABLE');
+    expect(failing.state.completed).toBeNull();
+    expect(failing.state.aborted).toEqual(['upload-1']);
+    const controller = new AbortController();
+    const cancelling = fakeSink();
+    const body = stalling(randomBytes(3 * 64 * KiB));
+    setTimeout(() => controller.abort(), 10);
+    const cancelled = await rejection(putInParts(body, cancelling.sink, optionsFor(undefined, { signal: controller.signal })));
+    expect(cancelled.code).toBe('CANCELLED');
+    expect(body.destroyed).toBe(true);
+    expect(cancelling.state.aborted).toEqual(['upload-1']);
   });
 });
