@@ -6,7 +6,7 @@
  * once more into a buffer of its own. Measured reading 256 MiB through four channels: about half
  * of the bytes were copied that way, so the read allocated about 1.5 bytes of `ArrayBuffer` per
  * byte received, which is what starts V8's full collections on a bulk read (on Node 24 whatever
- * the heap: "external memory pressure"; docs/drivers.md, "The panel's garbage collector").
+ * the heap: "external memory pressure"; docs/measurements.md, "The panel's garbage collector").
  *
  * {@link connectSshSocket} reads into one reused buffer of {@link SSH_READ_BUFFER_BYTES} (the
  * kernel hands over all it holds, up to that, in one read) and passes each read on as a new buffer

@@ -15,8 +15,8 @@
  *    show whether its NBD server reused its request buffers: docs/drivers.md, "QEMU's request
  *    buffers"), the panel's CPU split into user and system time, its garbage collections by kind,
  *    and, as each recapture starts, the buffers the shared chunk-buffer pool keeps and the panel's
- *    heap and ArrayBuffer bytes (`process.memoryUsage()`; see docs/drivers.md, "The panel's garbage
- *    collector");
+ *    heap and ArrayBuffer bytes (`process.memoryUsage()`; see docs/measurements.md, "The panel's
+ *    garbage collector");
  * 3. recaptured with the checkpoint unusable (a `since` that does not exist): a full read whose
  *    dedup uploads only the new chunks (goal ≤ 80 MiB);
  * 4. a capture aborted once half of the data is uploaded, then retried: bytes the retry uploads

@@ -11,7 +11,7 @@
  * the child's user and system CPU, wall time and garbage collections by kind, then the medians and
  * the ratio of the small young generation's CPU to the default's, for reads and for writes.
  *
- * Why: the read allocates about one byte of `ArrayBuffer` per byte (docs/drivers.md, "The panel's
+ * Why: the read allocates about one byte of `ArrayBuffer` per byte (docs/measurements.md, "The panel's
  * garbage collector") and few JavaScript objects. A young generation that grew large fills slowly,
  * so the dead buffers wait for its rare scavenges while their bytes count as external memory, and at
  * 64 MB more than after the last full collection V8 starts a full one ("external memory pressure" in
