@@ -280,8 +280,8 @@ class PartUploads {
 
   /** Takes a buffer allocated outside the pool (the first part of an upload of unknown size) into it. */
   adopt(buffer: Buffer): void {
-    this.#allocated += 1;
     if (buffer.length !== this.#partSize) throw new Error('An adopted buffer must have the part size');
+    this.#allocated += 1;
   }
 
   /**
@@ -503,7 +503,8 @@ export async function putInParts(body: Readable, sink: PartSink, options: PartPu
         latch.throwIfFailed();
         uploads = new PartUploads(sink, uploadId, {
           partSize,
-          maxBuffers: growingBuffers(partSize, partSize, queueSize),
+          // The first parts are of the base size: the whole queue, as with a known size.
+          maxBuffers: queueSize,
           latch,
           onProgress,
         });
